@@ -1,0 +1,11 @@
+// @latent-sft/core: small primitives every package may use. No math, no models.
+export { UserError, inputError, isUserError } from './errors.js';
+export type { InputLocation } from './errors.js';
+export { Rng } from './rng.js';
+export type { RngState } from './rng.js';
+export { AtomicWriter, writeFileAtomic, writeJsonAtomic } from './atomic.js';
+export { createProgress, formatDuration } from './progress.js';
+export type { Progress, ProgressFields, ProgressOptions } from './progress.js';
+export { createRootLogger, silentLogger } from './logger.js';
+export type { LogLevel, Logger } from './logger.js';
+export { runMain } from './cli.js';

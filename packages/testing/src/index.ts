@@ -1,0 +1,3 @@
+// @latent-sft/testing: numeric comparison for tests. The matcher itself is registered by setup.ts.
+export { allclose, describeAllclose, flattenNumeric } from './allclose.js';
+export type { AllcloseOptions, AllcloseReport, Numeric } from './allclose.js';
