@@ -1,0 +1,18 @@
+// @latent-sft/latent: vocabulary-superposition latent tokens on the CPU (fp64 references): soft
+// embeddings (full softmax and top-k), Gumbel perturbation, KL over top-k, entropy, ECR@K and N_eff.
+export { matrix } from './matrix.js';
+export type { FloatArray, Matrix } from './matrix.js';
+export { logSoftmaxRows, softmaxRows } from './softmax.js';
+export { latentLogits, softEmbeddingFull, softEmbeddingTopK, topKDistribution, topKIndices } from './superposition.js';
+export { gumbelPerturb } from './gumbel.js';
+export type { GumbelOptions, GumbelResult } from './gumbel.js';
+export { entropy, klFull, klTopK } from './divergence.js';
+export type { KlResult } from './divergence.js';
+export { ecrAtK } from './ecr.js';
+export type { EcrInput } from './ecr.js';
+export {
+  distanceMatrix, greedyAssignment, nEff, parallelism, pathPosterior, pathScore, segmentBoundaries,
+} from './parallelism.js';
+export type {
+  DistanceMetric, ParallelismInput, ParallelismOptions, ParallelismResult, PathScoreOptions, ReferencePath,
+} from './parallelism.js';
