@@ -1,0 +1,113 @@
+// Builder tests: shape/dtype inference, build-time errors naming op and shapes, folding of static
+// shape arithmetic, pruning, serialization determinism and external-data weights loaded by ORT.
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Session } from '@latent-sft/runtime';
+import { describe, expect, it } from 'vitest';
+import { Graph, buildTrainStep, grad, saveModel, serialize, sgd } from './index.js';
+
+describe('shape inference', () => {
+  it('broadcasts, batches MatMul and keeps symbolic dims', () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', ['B', 'T', 8]);
+    const w = g.input('w', 'float32', [8, 4]);
+    const y = g.matmul(x, w);
+    expect(y.shape).toEqual(['B', 'T', 4]);
+    expect(g.add(y, g.input('b', 'float32', [4])).shape).toEqual(['B', 'T', 4]);
+    expect(g.reduceSum(y, [1], false).shape).toEqual(['B', 4]);
+    expect(g.transpose(y, [2, 0, 1]).shape).toEqual([4, 'B', 'T']);
+    expect(g.reshape(y, [0, -1]).shape[0]).toBe('B');
+    expect(g.concat([y, y], 2).shape).toEqual(['B', 'T', 8]);
+    expect(g.slice(y, [1], [3], [2]).shape).toEqual(['B', 'T', 2]);
+    expect(g.gather(g.input('e', 'float32', [100, 16]), g.input('ids', 'int64', ['B', 'T'])).shape).toEqual(['B', 'T', 16]);
+  });
+
+  it('throws at build time naming the op and the input shapes', () => {
+    const g = new Graph();
+    const a = g.input('a', 'float32', [2, 3]);
+    const b = g.input('b', 'float32', [4, 5]);
+    expect(() => g.matmul(a, b)).toThrow(/MatMul\(a:float32\[2, 3\], b:float32\[4, 5\]\): inner dims 3 and 4 differ/);
+    expect(() => g.add(a, b)).toThrow(/do not broadcast/);
+    expect(() => g.reshape(a, [4, -1])).toThrow(/cannot reshape/);
+    expect(() => g.softmax(a, 2)).toThrow(/axis 2 out of range/);
+    expect(() => g.add(a, g.input('c', 'float64', [2, 3]))).toThrow(/dtype mismatch/);
+  });
+
+  it('folds Shape → Gather → Concat on static dims into an initializer', () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', [2, 3, 4]);
+    const s = g.concat([g.gather(g.shapeOf(x), g.ints([0])), g.ints([-1])], 0);
+    expect(g.nodes).toHaveLength(0);
+    expect(g.knownInts(s)).toEqual([2, -1]);
+    expect(g.reshape(x, s).shape).toEqual([2, 12]);
+    const y = g.input('y', 'float32', ['N', 3]);
+    g.shapeOf(y);
+    expect(g.nodes.map((n) => n.op)).toEqual(['Reshape', 'Shape']);
+  });
+
+  it('prune keeps only what the outputs need', () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', [2]);
+    g.exp(x);
+    g.output(g.neg(x), 'y');
+    g.prune();
+    expect(g.nodes.map((n) => n.op)).toEqual(['Neg', 'Identity']);
+  });
+});
+
+describe('autodiff bookkeeping', () => {
+  it('sums contributions of a value used several times', async () => {
+    const g = new Graph();
+    const x = g.input('x', 'float64', [3]);
+    const y = g.reduceSum(g.add(g.mul(x, x), g.exp(x)), undefined, false);
+    g.output(grad(g, y, [x])[0]!, 'dx');
+    g.prune();
+    await using s = await Session.create(serialize(g).model);
+    const xs = [0.5, -1, 2];
+    const out = await s.run({ x: { dtype: 'float64', dims: [3], data: Float64Array.from(xs) } });
+    expect(out.dx?.data).toBeAllclose(xs.map((v) => 2 * v + Math.exp(v)), { atol: 1e-12, rtol: 1e-12 });
+  });
+
+  it('rejects gradients through non-differentiable ops and integer wrt', () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', [3]);
+    const i = g.input('i', 'int64', [3]);
+    expect(() => grad(g, x, [i])).toThrow(/only float values/);
+  });
+});
+
+describe('serialization', () => {
+  const build = () => buildTrainStep({
+    params: { w: { dtype: 'float32', shape: [4, 3] } },
+    inputs: { x: { dtype: 'float32', shape: ['N', 4] } },
+    buildLoss: (g, p, i) => g.reduceMean(g.tanh(g.matmul(i.x!, p.w!)), undefined, false),
+    optimizer: sgd(0.1),
+  }).graph;
+
+  it('is deterministic: same code, same bytes', () => {
+    const a = serialize(build()).model;
+    const b = serialize(build()).model;
+    expect(a.length).toBeGreaterThan(100);
+    expect(Buffer.from(a).equals(Buffer.from(b))).toBe(true);
+  });
+
+  it('writes external-data weights that ORT loads from a file path', async () => {
+    const g = new Graph('ext');
+    const x = g.input('x', 'float32', [2, 4]);
+    const wv = Float32Array.from({ length: 16 }, (_, i) => i / 8 - 1);
+    const w = g.initializer('w', { dtype: 'float32', dims: [4, 4], data: wv });
+    const b = g.initializer('b', { dtype: 'float32', dims: [4], data: Float32Array.from([1, 2, 3, 4]) });
+    g.output(g.add(g.matmul(x, w), b), 'y');
+    const dir = mkdtempSync(join(tmpdir(), 'graph-ext-'));
+    const res = saveModel(g, join(dir, 'm.onnx'), { externalData: { path: join(dir, 'm.weights'), thresholdBytes: 32 } });
+    expect(res.external.map((c) => c.name)).toEqual(['w']);
+    expect(statSync(join(dir, 'm.weights')).size).toBe(64);
+    expect(readFileSync(join(dir, 'm.onnx')).includes(Buffer.from('m.weights'))).toBe(true);
+    await using s = await Session.create(join(dir, 'm.onnx'));
+    const xv = [1, 0, 0, 0, 0, 1, 1, 0];
+    const out = await s.run({ x: { dtype: 'float32', dims: [2, 4], data: Float32Array.from(xv) } });
+    const expected = [0, 1].flatMap((r) => [0, 1, 2, 3].map((c) => [0, 1, 2, 3].reduce((acc, k) => acc + (xv[r * 4 + k] as number) * (wv[k * 4 + c] as number), 0) + c + 1));
+    expect(out.y?.data).toBeAllclose(expected, { atol: 1e-6, rtol: 1e-6 });
+  });
+});

@@ -1,0 +1,296 @@
+// The typed ONNX graph builder (default domain, opset 18): values with dtype and (possibly symbolic)
+// shape, nodes appended in topological order, shape/dtype inference on every op call, and build-time
+// folding of small int64 shape arithmetic (Shape → Gather → Concat on static dims becomes an
+// initializer). Leaves out subgraphs (If/Loop), sequences, optional types and non-default domains.
+import { type DType, type TensorData, dtypeArray, isFloat, typedFrom } from './dtype.js';
+import { type AttrValue, type InferRule, type OpAttrs, type OpType, inferRules, opOutputCount } from './ops.js';
+
+/** Opset of the default ONNX domain every graph targets. */
+export const OPSET = 18;
+
+/** A dimension: a size, or a symbol for a size known only at run time. */
+export type Dim = number | string;
+
+/** A constant tensor in host memory (initializers, attribute tensors). */
+export interface ConstTensor {
+  dtype: DType;
+  dims: readonly number[];
+  data: TensorData;
+}
+
+/** A node of the graph; `inputs` use '' for an omitted optional input. */
+export interface Node {
+  readonly op: OpType;
+  readonly name: string;
+  readonly inputs: readonly string[];
+  readonly outputs: readonly string[];
+  readonly attrs: Readonly<Record<string, AttrValue>>;
+}
+
+/** A value in a graph: a graph input, an initializer or a node output. */
+export class Tensor {
+  constructor(
+    readonly graph: Graph,
+    readonly name: string,
+    readonly dtype: DType,
+    readonly shape: readonly Dim[],
+  ) {}
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  /** Shape as text for error messages, e.g. `[B, 4]`. */
+  get shapeText(): string {
+    return `[${this.shape.join(', ')}]`;
+  }
+}
+
+/** Formats a shape for messages. */
+export function showShape(s: readonly Dim[]): string {
+  return `[${s.join(', ')}]`;
+}
+
+/** True when every dim is a number. */
+export function isStatic(s: readonly Dim[]): s is readonly number[] {
+  return s.every((d) => typeof d === 'number');
+}
+
+type Input = Tensor | null;
+
+/** An ONNX graph under construction. Names are deterministic: same calls → same graph. */
+export class Graph {
+  readonly nodes: Node[] = [];
+  readonly inputs: Tensor[] = [];
+  readonly outputs: Tensor[] = [];
+  readonly initializers = new Map<string, ConstTensor>();
+  private readonly values = new Map<string, Tensor>();
+  /** Known contents of small int64 tensors (rank ≤ 1), element-wise possibly symbolic. */
+  private readonly known = new Map<string, Dim[]>();
+  private counter = 0;
+
+  constructor(readonly name = 'graph') {}
+
+  /** A fresh name `<base>_<n>` (deterministic counter). */
+  fresh(base: string): string {
+    let name: string;
+    do name = `${base}_${this.counter++}`;
+    while (this.values.has(name));
+    return name;
+  }
+
+  /** The value called `name`; throws when there is none. */
+  value(name: string): Tensor {
+    const t = this.values.get(name);
+    if (t === undefined) throw new Error(`graph '${this.name}' has no value '${name}'`);
+    return t;
+  }
+
+  hasValue(name: string): boolean {
+    return this.values.has(name);
+  }
+
+  private define(name: string, dtype: DType, shape: readonly Dim[]): Tensor {
+    if (this.values.has(name)) throw new Error(`value '${name}' is already defined`);
+    for (const d of shape) {
+      if (typeof d === 'number' && (!Number.isInteger(d) || d < 0)) throw new Error(`'${name}': bad dim ${d} in ${showShape(shape)}`);
+    }
+    const t = new Tensor(this, name, dtype, [...shape]);
+    this.values.set(name, t);
+    return t;
+  }
+
+  /** Declares a graph input. */
+  input(name: string, dtype: DType, shape: readonly Dim[]): Tensor {
+    const t = this.define(name, dtype, shape);
+    this.inputs.push(t);
+    return t;
+  }
+
+  /** Adds a named constant (serialized as an initializer). */
+  initializer(name: string, tensor: ConstTensor): Tensor {
+    const size = tensor.dims.reduce((a, b) => a * b, 1);
+    if (tensor.data.length !== size) {
+      throw new Error(`initializer '${name}': dims ${showShape(tensor.dims)} hold ${size} elements, data has ${tensor.data.length}`);
+    }
+    if (!(tensor.data instanceof dtypeArray[tensor.dtype])) {
+      throw new Error(`initializer '${name}': dtype ${tensor.dtype} needs ${dtypeArray[tensor.dtype].name}, got ${tensor.data.constructor.name}`);
+    }
+    const t = this.define(name, tensor.dtype, tensor.dims);
+    this.initializers.set(name, { dtype: tensor.dtype, dims: [...tensor.dims], data: tensor.data });
+    if (tensor.dtype === 'int64' && tensor.dims.length <= 1 && size <= 64) {
+      this.known.set(name, Array.from(tensor.data as BigInt64Array, Number));
+    }
+    return t;
+  }
+
+  /** An anonymous constant from numbers; `dims` defaults to [values.length] (pass [] for a scalar). */
+  constant(values: ArrayLike<number | bigint>, dtype: DType, dims?: readonly number[]): Tensor {
+    return this.initializer(this.fresh('const'), { dtype, dims: dims ?? [values.length], data: typedFrom(dtype, values) });
+  }
+
+  /** A rank-0 constant. */
+  scalar(v: number, dtype: DType): Tensor {
+    return this.constant([v], dtype, []);
+  }
+
+  /** An int64 1-D constant (shapes, axes, starts…). */
+  ints(values: readonly number[]): Tensor {
+    return this.constant(values, 'int64');
+  }
+
+  /** Marks values as graph outputs, optionally renaming them (via Identity). */
+  output(t: Tensor, name?: string): Tensor {
+    let out = t;
+    if (name !== undefined && name !== t.name) out = this.op('Identity', [t], {}, [name])[0] as Tensor;
+    if (this.outputs.some((o) => o.name === out.name)) throw new Error(`'${out.name}' is already an output`);
+    this.outputs.push(out);
+    return out;
+  }
+
+  /** Contents of a small int64 tensor when known at build time (elements may be symbolic). */
+  knownValue(t: Tensor): Dim[] | undefined {
+    return this.known.get(t.name);
+  }
+
+  /** Numeric contents of a small int64 tensor when fully known, else undefined. */
+  knownInts(t: Tensor): number[] | undefined {
+    const v = this.known.get(t.name);
+    return v !== undefined && isStatic(v) ? [...v] : undefined;
+  }
+
+  /** The node producing `name`, or undefined for inputs and initializers. */
+  producer(name: string): Node | undefined {
+    for (let i = this.nodes.length - 1; i >= 0; i--) if ((this.nodes[i] as Node).outputs.includes(name)) return this.nodes[i];
+    return undefined;
+  }
+
+  /**
+   * Appends one node after inferring its output dtypes and shapes; throws naming the op and the
+   * input shapes when they do not fit. Small int64 results known at build time become initializers.
+   */
+  op<P extends OpType>(type: P, inputs: readonly Input[], attrs: OpAttrs[P] = {} as OpAttrs[P], outputNames?: readonly string[]): Tensor[] {
+    const rule = inferRules[type] as InferRule<P>;
+    let inferred: InferredOut[];
+    try {
+      inferred = rule(this, inputs, attrs);
+    } catch (e) {
+      const shapes = inputs.map((t) => (t === null ? '-' : `${t.name}:${t.dtype}${t.shapeText}`)).join(', ');
+      throw new Error(`${type}(${shapes}): ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+    for (const t of inputs) {
+      if (t !== null && t.graph !== this) throw new Error(`${type}: input '${t.name}' belongs to another graph`);
+    }
+    const n = inferred.length;
+    if (outputNames !== undefined && outputNames.length !== n) throw new Error(`${type}: ${n} outputs, ${outputNames.length} names`);
+    // Fold int64 shape arithmetic whose result is fully known.
+    if (outputNames === undefined && n === 1) {
+      const o = inferred[0] as InferredOut;
+      if (o.known !== undefined && isStatic(o.known) && o.dtype === 'int64') {
+        return [this.constant(o.known, 'int64', o.shape as number[])];
+      }
+    }
+    const nodeName = this.fresh(type);
+    const outs = inferred.map((o, i) => {
+      const t = this.define(outputNames?.[i] ?? (n === 1 ? `${nodeName}_out` : `${nodeName}_out${i}`), o.dtype, o.shape);
+      if (o.known !== undefined) this.known.set(t.name, o.known);
+      return t;
+    });
+    const clean: Record<string, AttrValue> = {};
+    for (const k of Object.keys(attrs as object).sort()) {
+      const v = (attrs as Record<string, AttrValue | undefined>)[k];
+      if (v !== undefined) clean[k] = v;
+    }
+    this.nodes.push({ op: type, name: nodeName, inputs: inputs.map((t) => (t === null ? '' : t.name)), outputs: outs.map((t) => t.name), attrs: clean });
+    return outs;
+  }
+
+  /** `op` for ops with exactly one output. */
+  op1<P extends OpType>(type: P, inputs: readonly Input[], attrs: OpAttrs[P] = {} as OpAttrs[P]): Tensor {
+    const outs = this.op(type, inputs, attrs);
+    if (outs.length !== 1) throw new Error(`${type} has ${outs.length} outputs; use op()`);
+    return outs[0] as Tensor;
+  }
+
+  // ---- typed convenience ops -------------------------------------------------------------------
+  add(a: Tensor, b: Tensor): Tensor { return this.op1('Add', [a, b]); }
+  sub(a: Tensor, b: Tensor): Tensor { return this.op1('Sub', [a, b]); }
+  mul(a: Tensor, b: Tensor): Tensor { return this.op1('Mul', [a, b]); }
+  div(a: Tensor, b: Tensor): Tensor { return this.op1('Div', [a, b]); }
+  pow(a: Tensor, b: Tensor): Tensor { return this.op1('Pow', [a, b]); }
+  neg(a: Tensor): Tensor { return this.op1('Neg', [a]); }
+  exp(a: Tensor): Tensor { return this.op1('Exp', [a]); }
+  log(a: Tensor): Tensor { return this.op1('Log', [a]); }
+  sqrt(a: Tensor): Tensor { return this.op1('Sqrt', [a]); }
+  reciprocal(a: Tensor): Tensor { return this.op1('Reciprocal', [a]); }
+  sigmoid(a: Tensor): Tensor { return this.op1('Sigmoid', [a]); }
+  tanh(a: Tensor): Tensor { return this.op1('Tanh', [a]); }
+  relu(a: Tensor): Tensor { return this.op1('Relu', [a]); }
+  identity(a: Tensor): Tensor { return this.op1('Identity', [a]); }
+  matmul(a: Tensor, b: Tensor): Tensor { return this.op1('MatMul', [a, b]); }
+  softmax(a: Tensor, axis = -1): Tensor { return this.op1('Softmax', [a], { axis }); }
+  logSoftmax(a: Tensor, axis = -1): Tensor { return this.op1('LogSoftmax', [a], { axis }); }
+  cast(a: Tensor, to: DType): Tensor { return a.dtype === to ? a : this.op1('Cast', [a], { to }); }
+  where(c: Tensor, a: Tensor, b: Tensor): Tensor { return this.op1('Where', [c, a, b]); }
+  equal(a: Tensor, b: Tensor): Tensor { return this.op1('Equal', [a, b]); }
+  shapeOf(a: Tensor): Tensor { return this.op1('Shape', [a]); }
+  reshape(a: Tensor, shape: readonly number[] | Tensor): Tensor {
+    return this.op1('Reshape', [a, Array.isArray(shape) ? this.ints(shape) : (shape as Tensor)]);
+  }
+  transpose(a: Tensor, perm?: readonly number[]): Tensor { return this.op1('Transpose', [a], perm ? { perm: [...perm] } : {}); }
+  unsqueeze(a: Tensor, axes: readonly number[]): Tensor { return this.op1('Unsqueeze', [a, this.ints(axes)]); }
+  squeeze(a: Tensor, axes?: readonly number[]): Tensor { return this.op1('Squeeze', [a, axes ? this.ints(axes) : null]); }
+  concat(ts: readonly Tensor[], axis: number): Tensor { return this.op1('Concat', ts, { axis }); }
+  expand(a: Tensor, shape: readonly number[] | Tensor): Tensor {
+    return this.op1('Expand', [a, Array.isArray(shape) ? this.ints(shape) : (shape as Tensor)]);
+  }
+  gather(data: Tensor, indices: Tensor, axis = 0): Tensor { return this.op1('Gather', [data, indices], { axis }); }
+  slice(a: Tensor, starts: readonly number[], ends: readonly number[], axes?: readonly number[], steps?: readonly number[]): Tensor {
+    return this.op1('Slice', [a, this.ints(starts), this.ints(ends), axes ? this.ints(axes) : null, steps ? this.ints(steps) : null]);
+  }
+  private reduce(op: 'ReduceSum' | 'ReduceMean' | 'ReduceMax', a: Tensor, axes?: readonly number[], keepdims = true): Tensor {
+    return this.op1(op, [a, axes ? this.ints(axes) : null], { keepdims: keepdims ? 1 : 0 });
+  }
+  reduceSum(a: Tensor, axes?: readonly number[], keepdims = true): Tensor { return this.reduce('ReduceSum', a, axes, keepdims); }
+  reduceMean(a: Tensor, axes?: readonly number[], keepdims = true): Tensor { return this.reduce('ReduceMean', a, axes, keepdims); }
+  reduceMax(a: Tensor, axes?: readonly number[], keepdims = true): Tensor { return this.reduce('ReduceMax', a, axes, keepdims); }
+
+  /** Zeros shaped like `like` (dtype of `like` unless given), via Expand of a scalar. */
+  zerosLike(like: Tensor, dtype: DType = like.dtype): Tensor {
+    return this.expand(this.scalar(0, dtype), this.shapeOf(like));
+  }
+
+  /**
+   * Dead-node elimination: keeps only the nodes and initializers the outputs need. Graph inputs
+   * stay declared (feeds must not change when a value turns out unused).
+   */
+  prune(): void {
+    const needed = new Set(this.outputs.map((o) => o.name));
+    const keep: Node[] = [];
+    for (let i = this.nodes.length - 1; i >= 0; i--) {
+      const n = this.nodes[i] as Node;
+      if (n.outputs.some((o) => needed.has(o))) {
+        keep.push(n);
+        for (const x of n.inputs) if (x !== '') needed.add(x);
+      }
+    }
+    keep.reverse();
+    this.nodes.splice(0, this.nodes.length, ...keep);
+    for (const name of [...this.initializers.keys()]) if (!needed.has(name)) this.initializers.delete(name);
+  }
+}
+
+/** What an inference rule returns for each output. */
+export interface InferredOut {
+  dtype: DType;
+  shape: Dim[];
+  /** Build-time contents of a small int64 output, when known. */
+  known?: Dim[];
+}
+
+/** Throws unless `t` has a floating dtype. */
+export function requireFloat(t: Tensor, what: string): void {
+  if (!isFloat(t.dtype)) throw new Error(`${what} needs a float tensor, '${t.name}' is ${t.dtype}`);
+}
+
+

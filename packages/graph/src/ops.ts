@@ -1,0 +1,521 @@
+// The op table: every ONNX op the builder knows (opset 18), its attributes as a TypeScript type, and
+// one shape/dtype inference rule per op in an exhaustive mapped table. Optional inputs are null.
+// Leaves out ops the project does not use; adding one means adding its attrs, rule and gradient.
+import { type DType, isFloat } from './dtype.js';
+import type { ConstTensor, Dim, Graph, InferredOut, Tensor } from './graph.js';
+
+/** An attribute value; each attribute name has one kind in `attrKinds`. */
+export type AttrValue = number | readonly number[] | string | ConstTensor;
+
+/** Attributes of each op (all optional, ONNX defaults apply). */
+export interface OpAttrs {
+  Identity: {}; Neg: {}; Sqrt: {}; Reciprocal: {}; Exp: {}; Log: {}; Sigmoid: {}; Tanh: {}; Erf: {}; Relu: {};
+  Add: {}; Sub: {}; Mul: {}; Div: {}; Pow: {};
+  MatMul: {};
+  Gemm: { alpha?: number; beta?: number; transA?: number; transB?: number };
+  Softmax: { axis?: number }; LogSoftmax: { axis?: number };
+  ReduceSum: { keepdims?: number; noop_with_empty_axes?: number };
+  ReduceMean: { keepdims?: number; noop_with_empty_axes?: number };
+  ReduceMax: { keepdims?: number; noop_with_empty_axes?: number };
+  Gather: { axis?: number }; GatherElements: { axis?: number };
+  Reshape: { allowzero?: number }; Transpose: { perm?: readonly number[] };
+  Unsqueeze: {}; Squeeze: {}; Concat: { axis: number };
+  Slice: {}; Split: { axis?: number; num_outputs?: number }; Expand: {};
+  Where: {}; Cast: { to: DType };
+  TopK: { axis?: number; largest?: number; sorted?: number };
+  // Non-differentiable.
+  Shape: {}; Size: {}; ConstantOfShape: { value?: ConstTensor }; Range: {};
+  Equal: {}; Less: {}; Greater: {}; Not: {}; And: {}; Or: {};
+  ArgMax: { axis?: number; keepdims?: number; select_last_index?: number };
+  ScatterND: { reduction?: 'none' | 'add' | 'mul' };
+  ScatterElements: { axis?: number; reduction?: 'none' | 'add' | 'mul' };
+}
+
+/** Every op type of the table. */
+export type OpType = keyof OpAttrs;
+
+/** Ops through which no gradient flows (integer/boolean results, shape queries, scatters used by backward). */
+export type NonDifferentiableOp =
+  | 'Shape' | 'Size' | 'ConstantOfShape' | 'Range' | 'Equal' | 'Less' | 'Greater' | 'Not' | 'And' | 'Or'
+  | 'ArgMax' | 'ScatterND' | 'ScatterElements';
+
+/** Ops that have a gradient rule (exhaustively: all others). */
+export type DifferentiableOp = Exclude<OpType, NonDifferentiableOp>;
+
+/** The list of non-differentiable ops, typed so that it must stay complete. */
+export const nonDifferentiableOps: { readonly [P in NonDifferentiableOp]: true } = {
+  Shape: true, Size: true, ConstantOfShape: true, Range: true, Equal: true, Less: true, Greater: true,
+  Not: true, And: true, Or: true, ArgMax: true, ScatterND: true, ScatterElements: true,
+};
+
+type AllAttrNames = { [P in OpType]: keyof OpAttrs[P] }[OpType];
+/** The protobuf kind of every attribute name used by the table. */
+export const attrKinds: { readonly [K in AllAttrNames]: 'int' | 'float' | 'ints' | 'string' | 'tensor' | 'dtype' } = {
+  alpha: 'float', beta: 'float', transA: 'int', transB: 'int', axis: 'int', keepdims: 'int',
+  noop_with_empty_axes: 'int', allowzero: 'int', perm: 'ints', num_outputs: 'int', to: 'dtype', largest: 'int',
+  sorted: 'int', value: 'tensor', select_last_index: 'int', reduction: 'string',
+};
+
+type In = Tensor | null;
+/** Infers output dtypes/shapes from inputs and attrs; throws a message naming what is wrong. */
+export type InferRule<P extends OpType> = (g: Graph, inputs: readonly In[], attrs: OpAttrs[P]) => InferredOut[];
+
+function need(inputs: readonly In[], i: number, what: string): Tensor {
+  const t = inputs[i];
+  if (t === null || t === undefined) throw new Error(`missing input ${i} (${what})`);
+  return t;
+}
+function arity(inputs: readonly In[], min: number, max = min): void {
+  if (inputs.length < min || inputs.length > max) throw new Error(`expects ${min === max ? min : `${min}-${max}`} inputs, got ${inputs.length}`);
+}
+function sameDtype(ts: readonly Tensor[]): DType {
+  const d = (ts[0] as Tensor).dtype;
+  for (const t of ts) if (t.dtype !== d) throw new Error(`dtype mismatch: ${ts.map((x) => x.dtype).join(' vs ')}`);
+  return d;
+}
+/** Normalizes an axis into [0, rank). */
+export function normAxis(axis: number, rank: number): number {
+  const a = axis < 0 ? axis + rank : axis;
+  if (!Number.isInteger(a) || a < 0 || a >= rank) throw new Error(`axis ${axis} out of range for rank ${rank}`);
+  return a;
+}
+function dimEq(a: Dim, b: Dim): boolean {
+  return a === b;
+}
+
+/** Numpy-style broadcast of shapes; differing symbols are assumed equal (the first is kept). */
+export function broadcastShapes(...shapes: ReadonlyArray<readonly Dim[]>): Dim[] {
+  const rank = Math.max(...shapes.map((s) => s.length));
+  const out: Dim[] = [];
+  for (let i = 0; i < rank; i++) {
+    let d: Dim = 1;
+    for (const s of shapes) {
+      const x = s[s.length - rank + i];
+      if (x === undefined || x === 1) continue;
+      if (d === 1) d = x;
+      else if (typeof d === 'number' && typeof x === 'number' && d !== x) {
+        throw new Error(`shapes ${shapes.map((z) => `[${z.join(', ')}]`).join(' and ')} do not broadcast`);
+      } else if (typeof d === 'string' && typeof x === 'number') d = x;
+    }
+    out.push(d);
+  }
+  return out;
+}
+
+function knownInts(g: Graph, t: Tensor | null | undefined, what: string): number[] {
+  if (t === null || t === undefined) throw new Error(`missing ${what}`);
+  const v = g.knownInts(t);
+  if (v === undefined) throw new Error(`${what} '${t.name}' must be a build-time constant`);
+  return v;
+}
+const unary = (g: Graph, inputs: readonly In[]): InferredOut[] => {
+  arity(inputs, 1);
+  const x = need(inputs, 0, 'X');
+  return [{ dtype: x.dtype, shape: [...x.shape] }];
+};
+const floatUnary = (g: Graph, inputs: readonly In[]): InferredOut[] => {
+  const out = unary(g, inputs);
+  if (!isFloat((out[0] as InferredOut).dtype)) throw new Error('needs a float input');
+  return out;
+};
+function intArith(g: Graph, a: Tensor, b: Tensor, f: (x: number, y: number) => number): Dim[] | undefined {
+  const va = g.knownValue(a);
+  const vb = g.knownValue(b);
+  if (va === undefined || vb === undefined || a.dtype !== 'int64') return undefined;
+  const n = Math.max(va.length, vb.length);
+  if ((va.length !== n && va.length !== 1) || (vb.length !== n && vb.length !== 1)) return undefined;
+  const out: Dim[] = [];
+  for (let i = 0; i < n; i++) {
+    const x = va[va.length === 1 ? 0 : i] as Dim;
+    const y = vb[vb.length === 1 ? 0 : i] as Dim;
+    if (typeof x !== 'number' || typeof y !== 'number') return undefined;
+    out.push(f(x, y));
+  }
+  return out;
+}
+const binary = (f?: (x: number, y: number) => number) => (g: Graph, inputs: readonly In[]): InferredOut[] => {
+  arity(inputs, 2);
+  const a = need(inputs, 0, 'A');
+  const b = need(inputs, 1, 'B');
+  sameDtype([a, b]);
+  const out: InferredOut = { dtype: a.dtype, shape: broadcastShapes(a.shape, b.shape) };
+  const k = f && out.shape.length <= 1 ? intArith(g, a, b, f) : undefined;
+  if (k !== undefined) out.known = k;
+  return [out];
+};
+const compare = (g: Graph, inputs: readonly In[]): InferredOut[] => {
+  arity(inputs, 2);
+  const a = need(inputs, 0, 'A');
+  const b = need(inputs, 1, 'B');
+  sameDtype([a, b]);
+  return [{ dtype: 'bool', shape: broadcastShapes(a.shape, b.shape) }];
+};
+const logical = (g: Graph, inputs: readonly In[]): InferredOut[] => {
+  const out = compare(g, inputs);
+  if ((inputs[0] as Tensor).dtype !== 'bool') throw new Error('needs bool inputs');
+  return out;
+};
+const reduce = (g: Graph, inputs: readonly In[], attrs: { keepdims?: number; noop_with_empty_axes?: number }): InferredOut[] => {
+  arity(inputs, 1, 2);
+  const x = need(inputs, 0, 'data');
+  const axesT = inputs[1] ?? null;
+  const keep = (attrs.keepdims ?? 1) === 1;
+  let axes: number[];
+  if (axesT === null) {
+    if ((attrs.noop_with_empty_axes ?? 0) === 1) return [{ dtype: x.dtype, shape: [...x.shape] }];
+    axes = x.shape.map((_, i) => i);
+  } else axes = knownInts(g, axesT, 'axes').map((a) => normAxis(a, x.rank));
+  const shape: Dim[] = [];
+  x.shape.forEach((d, i) => {
+    if (!axes.includes(i)) shape.push(d);
+    else if (keep) shape.push(1);
+  });
+  return [{ dtype: x.dtype, shape }];
+};
+const softmaxLike = (g: Graph, inputs: readonly In[], attrs: { axis?: number }): InferredOut[] => {
+  const out = floatUnary(g, inputs);
+  normAxis(attrs.axis ?? -1, (inputs[0] as Tensor).rank);
+  return out;
+};
+
+function sliceDim(d: Dim, start: number, end: number, step: number, fresh: () => string): Dim {
+  if (step === 0) throw new Error('slice step 0');
+  if (typeof d !== 'number') return fresh();
+  const clamp = (v: number, lo: number, hi: number): number => Math.min(Math.max(v, lo), hi);
+  let s = start < 0 ? start + d : start;
+  let e = end < 0 ? end + d : end;
+  if (step > 0) {
+    s = clamp(s, 0, d);
+    e = clamp(e, 0, d);
+    return Math.max(0, Math.ceil((e - s) / step));
+  }
+  s = clamp(s, -1, d - 1);
+  e = clamp(e, -1, d - 1);
+  return Math.max(0, Math.ceil((e - s) / step));
+}
+
+/** Output count of ops whose count depends on attrs/inputs (Split, TopK); 1 otherwise. */
+export function opOutputCount(op: OpType, nSplit?: number): number {
+  if (op === 'TopK') return 2;
+  if (op === 'Split') return nSplit ?? 1;
+  return 1;
+}
+
+/** One inference rule per op. */
+export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
+  Identity: (g, i) => {
+    const out = unary(g, i);
+    const k = g.knownValue(i[0] as Tensor);
+    if (k !== undefined) (out[0] as InferredOut).known = k;
+    return out;
+  },
+  Neg: unary, Sqrt: floatUnary, Reciprocal: floatUnary, Exp: floatUnary, Log: floatUnary, Sigmoid: floatUnary,
+  Tanh: floatUnary, Erf: floatUnary, Relu: unary,
+  Add: binary((x, y) => x + y), Sub: binary((x, y) => x - y), Mul: binary((x, y) => x * y),
+  Div: binary((x, y) => Math.trunc(x / y)),
+  Pow: (g, inputs) => {
+    arity(inputs, 2);
+    const a = need(inputs, 0, 'X');
+    const b = need(inputs, 1, 'Y');
+    return [{ dtype: a.dtype, shape: broadcastShapes(a.shape, b.shape) }];
+  },
+  MatMul: (g, inputs) => {
+    arity(inputs, 2);
+    const a = need(inputs, 0, 'A');
+    const b = need(inputs, 1, 'B');
+    sameDtype([a, b]);
+    if (a.rank === 0 || b.rank === 0) throw new Error('MatMul needs rank ≥ 1');
+    const as = a.rank === 1 ? [1, ...a.shape] : [...a.shape];
+    const bs = b.rank === 1 ? [...b.shape, 1] : [...b.shape];
+    const k1 = as[as.length - 1] as Dim;
+    const k2 = bs[bs.length - 2] as Dim;
+    if (typeof k1 === 'number' && typeof k2 === 'number' && k1 !== k2) throw new Error(`inner dims ${k1} and ${k2} differ`);
+    const batch = broadcastShapes(as.slice(0, -2), bs.slice(0, -2));
+    const shape = [...batch];
+    if (a.rank !== 1) shape.push(as[as.length - 2] as Dim);
+    if (b.rank !== 1) shape.push(bs[bs.length - 1] as Dim);
+    return [{ dtype: a.dtype, shape }];
+  },
+  Gemm: (g, inputs, attrs) => {
+    arity(inputs, 2, 3);
+    const a = need(inputs, 0, 'A');
+    const b = need(inputs, 1, 'B');
+    if (a.rank !== 2 || b.rank !== 2) throw new Error('Gemm needs rank-2 A and B');
+    sameDtype([a, b]);
+    const [m, k1] = attrs.transA ? [a.shape[1], a.shape[0]] : [a.shape[0], a.shape[1]];
+    const [k2, n] = attrs.transB ? [b.shape[1], b.shape[0]] : [b.shape[0], b.shape[1]];
+    if (typeof k1 === 'number' && typeof k2 === 'number' && k1 !== k2) throw new Error(`inner dims ${k1} and ${k2} differ`);
+    const shape = [m as Dim, n as Dim];
+    const c = inputs[2] ?? null;
+    if (c !== null) {
+      const bc = broadcastShapes(shape, c.shape);
+      if (bc.length !== 2 || !bc.every((d, i) => dimEq(d, shape[i] as Dim) || typeof shape[i] === 'string')) {
+        throw new Error(`C shape [${c.shape.join(', ')}] does not broadcast to [${shape.join(', ')}]`);
+      }
+    }
+    return [{ dtype: a.dtype, shape }];
+  },
+  Softmax: softmaxLike, LogSoftmax: softmaxLike,
+  ReduceSum: reduce, ReduceMean: reduce, ReduceMax: reduce,
+  Gather: (g, inputs, attrs) => {
+    arity(inputs, 2);
+    const data = need(inputs, 0, 'data');
+    const idx = need(inputs, 1, 'indices');
+    if (idx.dtype !== 'int64' && idx.dtype !== 'int32') throw new Error(`indices must be int32/int64, got ${idx.dtype}`);
+    const axis = normAxis(attrs.axis ?? 0, data.rank);
+    const out: InferredOut = { dtype: data.dtype, shape: [...data.shape.slice(0, axis), ...idx.shape, ...data.shape.slice(axis + 1)] };
+    const kd = g.knownValue(data);
+    const ki = g.knownInts(idx);
+    if (kd !== undefined && ki !== undefined && data.rank === 1 && idx.rank <= 1) {
+      out.known = ki.map((j) => {
+        const v = kd[j < 0 ? j + kd.length : j];
+        if (v === undefined) throw new Error(`index ${j} out of range for length ${kd.length}`);
+        return v;
+      });
+    }
+    return [out];
+  },
+  GatherElements: (g, inputs, attrs) => {
+    arity(inputs, 2);
+    const data = need(inputs, 0, 'data');
+    const idx = need(inputs, 1, 'indices');
+    if (idx.rank !== data.rank) throw new Error(`indices rank ${idx.rank} != data rank ${data.rank}`);
+    normAxis(attrs.axis ?? 0, data.rank);
+    return [{ dtype: data.dtype, shape: [...idx.shape] }];
+  },
+  Reshape: (g, inputs, attrs) => {
+    arity(inputs, 2);
+    const x = need(inputs, 0, 'data');
+    const st = need(inputs, 1, 'shape');
+    const spec = g.knownValue(st);
+    if (spec === undefined) {
+      if (st.rank !== 1 || typeof st.shape[0] !== 'number') throw new Error('shape must be a 1-D tensor of known length');
+      return [{ dtype: x.dtype, shape: Array.from({ length: st.shape[0] }, () => g.fresh('reshape')) }];
+    }
+    const shape: Dim[] = spec.map((d, i) => (d === 0 && !attrs.allowzero ? (x.shape[i] as Dim) : d));
+    const neg = shape.filter((d) => d === -1).length;
+    if (neg > 1) throw new Error(`more than one -1 in shape [${spec.join(', ')}]`);
+    if (neg === 1) {
+      const known = shape.filter((d) => d !== -1);
+      if (isStaticDims(x.shape) && isStaticDims(known)) {
+        const total = (x.shape as number[]).reduce((p, q) => p * q, 1);
+        const rest = (known as number[]).reduce((p, q) => p * q, 1);
+        if (rest === 0 || total % rest !== 0) throw new Error(`cannot reshape [${x.shape.join(', ')}] to [${spec.join(', ')}]`);
+        shape[shape.indexOf(-1)] = total / rest;
+      } else shape[shape.indexOf(-1)] = g.fresh('reshape');
+    }
+    if (isStaticDims(x.shape) && isStaticDims(shape)) {
+      const a = (x.shape as number[]).reduce((p, q) => p * q, 1);
+      const b = (shape as number[]).reduce((p, q) => p * q, 1);
+      if (a !== b) throw new Error(`cannot reshape ${a} elements to [${spec.join(', ')}] (${b})`);
+    }
+    const out: InferredOut = { dtype: x.dtype, shape };
+    const kx = g.knownValue(x);
+    if (kx !== undefined && shape.length <= 1) out.known = kx;
+    return [out];
+  },
+  Transpose: (g, inputs, attrs) => {
+    arity(inputs, 1);
+    const x = need(inputs, 0, 'data');
+    const perm = attrs.perm ?? x.shape.map((_, i) => x.rank - 1 - i);
+    if (perm.length !== x.rank || [...perm].sort((p, q) => p - q).some((p, i) => p !== i)) {
+      throw new Error(`perm [${perm.join(', ')}] is not a permutation of rank ${x.rank}`);
+    }
+    return [{ dtype: x.dtype, shape: perm.map((p) => x.shape[p] as Dim) }];
+  },
+  Unsqueeze: (g, inputs) => {
+    arity(inputs, 2);
+    const x = need(inputs, 0, 'data');
+    const rank = x.rank + knownInts(g, inputs[1], 'axes').length;
+    const axes = knownInts(g, inputs[1], 'axes').map((a) => normAxis(a, rank));
+    const shape: Dim[] = [];
+    let j = 0;
+    for (let i = 0; i < rank; i++) shape.push(axes.includes(i) ? 1 : (x.shape[j++] as Dim));
+    const out: InferredOut = { dtype: x.dtype, shape };
+    const k = g.knownValue(x);
+    if (k !== undefined && rank <= 1) out.known = k;
+    return [out];
+  },
+  Squeeze: (g, inputs) => {
+    arity(inputs, 1, 2);
+    const x = need(inputs, 0, 'data');
+    const axesT = inputs[1] ?? null;
+    const axes = axesT === null ? x.shape.flatMap((d, i) => (d === 1 ? [i] : [])) : knownInts(g, axesT, 'axes').map((a) => normAxis(a, x.rank));
+    for (const a of axes) if (x.shape[a] !== 1 && typeof x.shape[a] === 'number') throw new Error(`cannot squeeze axis ${a} of size ${x.shape[a]}`);
+    const out: InferredOut = { dtype: x.dtype, shape: x.shape.filter((_, i) => !axes.includes(i)) };
+    const k = g.knownValue(x);
+    if (k !== undefined) out.known = k;
+    return [out];
+  },
+  Concat: (g, inputs, attrs) => {
+    if (inputs.length < 1) throw new Error('needs at least one input');
+    const ts = inputs.map((t, i) => need(inputs, i, `input ${i}`));
+    const dtype = sameDtype(ts);
+    const first = ts[0] as Tensor;
+    const axis = normAxis(attrs.axis, first.rank);
+    const shape = [...first.shape];
+    let total: Dim = first.shape[axis] as Dim;
+    for (const t of ts.slice(1)) {
+      if (t.rank !== first.rank) throw new Error(`rank ${t.rank} != ${first.rank}`);
+      t.shape.forEach((d, i) => {
+        if (i !== axis && typeof d === 'number' && typeof shape[i] === 'number' && d !== shape[i]) {
+          throw new Error(`dim ${i} differs: ${d} vs ${shape[i]}`);
+        }
+      });
+      const d = t.shape[axis] as Dim;
+      total = typeof total === 'number' && typeof d === 'number' ? total + d : `${total}+${d}`;
+    }
+    shape[axis] = total;
+    const out: InferredOut = { dtype, shape };
+    const ks = ts.map((t) => g.knownValue(t));
+    if (first.rank === 1 && ks.every((k) => k !== undefined)) out.known = ks.flatMap((k) => k as Dim[]);
+    return [out];
+  },
+  Slice: (g, inputs) => {
+    arity(inputs, 3, 5);
+    const x = need(inputs, 0, 'data');
+    const starts = knownInts(g, inputs[1], 'starts');
+    const ends = knownInts(g, inputs[2], 'ends');
+    const axes = inputs[3] ? knownInts(g, inputs[3], 'axes').map((a) => normAxis(a, x.rank)) : starts.map((_, i) => i);
+    const steps = inputs[4] ? knownInts(g, inputs[4], 'steps') : starts.map(() => 1);
+    if (ends.length !== starts.length || axes.length !== starts.length || steps.length !== starts.length) {
+      throw new Error('starts, ends, axes and steps differ in length');
+    }
+    const shape = [...x.shape];
+    axes.forEach((a, i) => {
+      shape[a] = sliceDim(x.shape[a] as Dim, starts[i] as number, ends[i] as number, steps[i] as number, () => g.fresh('slice'));
+    });
+    const out: InferredOut = { dtype: x.dtype, shape };
+    const k = g.knownValue(x);
+    if (k !== undefined && x.rank === 1 && (steps[0] as number) > 0) {
+      const d = k.length;
+      const s = Math.min(Math.max((starts[0] as number) < 0 ? (starts[0] as number) + d : (starts[0] as number), 0), d);
+      const e = Math.min(Math.max((ends[0] as number) < 0 ? (ends[0] as number) + d : (ends[0] as number), 0), d);
+      out.known = k.slice(s, e).filter((_, j) => j % (steps[0] as number) === 0);
+    }
+    return [out];
+  },
+  Split: (g, inputs, attrs) => {
+    arity(inputs, 1, 2);
+    const x = need(inputs, 0, 'input');
+    const axis = normAxis(attrs.axis ?? 0, x.rank);
+    const d = x.shape[axis] as Dim;
+    let sizes: Dim[];
+    if (inputs[1]) {
+      const st = inputs[1];
+      const n = st.shape[0];
+      if (st.rank !== 1 || typeof n !== 'number') throw new Error('split must be 1-D of known length');
+      sizes = g.knownValue(st) ?? Array.from({ length: n }, () => g.fresh('split'));
+    }
+    else {
+      const n = attrs.num_outputs;
+      if (n === undefined) throw new Error('needs a split input or num_outputs');
+      if (typeof d !== 'number') sizes = Array.from({ length: n }, () => g.fresh('split'));
+      else {
+        const chunk = Math.ceil(d / n);
+        sizes = Array.from({ length: n }, (_, i) => Math.max(0, Math.min(chunk, (d as number) - i * chunk)));
+      }
+    }
+    if (typeof d === 'number' && (sizes as Dim[]).every((s) => typeof s === 'number') && (sizes as number[]).reduce((p, q) => p + q, 0) !== d) {
+      throw new Error(`split sizes [${sizes.join(', ')}] do not sum to dim ${d}`);
+    }
+    return sizes.map((s) => ({ dtype: x.dtype, shape: x.shape.map((q, i) => (i === axis ? s : q)) }));
+  },
+  Expand: (g, inputs) => {
+    arity(inputs, 2);
+    const x = need(inputs, 0, 'input');
+    const st = need(inputs, 1, 'shape');
+    const spec = g.knownValue(st);
+    if (spec === undefined) {
+      if (st.rank !== 1 || typeof st.shape[0] !== 'number') throw new Error('shape must be 1-D of known length');
+      const r = Math.max(st.shape[0], x.rank);
+      return [{ dtype: x.dtype, shape: Array.from({ length: r }, () => g.fresh('expand')) }];
+    }
+    return [{ dtype: x.dtype, shape: broadcastShapes(x.shape, spec) }];
+  },
+  Where: (g, inputs) => {
+    arity(inputs, 3);
+    const c = need(inputs, 0, 'condition');
+    const a = need(inputs, 1, 'X');
+    const b = need(inputs, 2, 'Y');
+    if (c.dtype !== 'bool') throw new Error(`condition must be bool, got ${c.dtype}`);
+    return [{ dtype: sameDtype([a, b]), shape: broadcastShapes(c.shape, a.shape, b.shape) }];
+  },
+  Cast: (g, inputs, attrs) => {
+    arity(inputs, 1);
+    const x = need(inputs, 0, 'input');
+    const out: InferredOut = { dtype: attrs.to, shape: [...x.shape] };
+    const k = g.knownValue(x);
+    if (k !== undefined && attrs.to === 'int64') out.known = k;
+    return [out];
+  },
+  TopK: (g, inputs, attrs) => {
+    arity(inputs, 2);
+    const x = need(inputs, 0, 'X');
+    const [k] = knownInts(g, inputs[1], 'K');
+    const axis = normAxis(attrs.axis ?? -1, x.rank);
+    const d = x.shape[axis];
+    if (k === undefined || (typeof d === 'number' && k > d)) throw new Error(`K=${k} exceeds dim ${d}`);
+    const shape = x.shape.map((q, i) => (i === axis ? k : q));
+    return [{ dtype: x.dtype, shape }, { dtype: 'int64', shape: [...shape] }];
+  },
+  Shape: (g, inputs) => {
+    arity(inputs, 1);
+    const x = need(inputs, 0, 'data');
+    return [{ dtype: 'int64', shape: [x.rank], known: [...x.shape] }];
+  },
+  Size: (g, inputs) => {
+    arity(inputs, 1);
+    const x = need(inputs, 0, 'data');
+    const out: InferredOut = { dtype: 'int64', shape: [] };
+    if (isStaticDims(x.shape)) out.known = [x.shape.reduce((p, q) => p * q, 1)];
+    return [out];
+  },
+  ConstantOfShape: (g, inputs, attrs) => {
+    arity(inputs, 1);
+    const st = need(inputs, 0, 'shape');
+    const spec = g.knownValue(st);
+    if (spec === undefined) throw new Error('shape must be known at build time (use Expand for dynamic shapes)');
+    return [{ dtype: attrs.value?.dtype ?? 'float32', shape: [...spec] }];
+  },
+  Range: (g, inputs) => {
+    arity(inputs, 3);
+    const s = need(inputs, 0, 'start');
+    const l = need(inputs, 1, 'limit');
+    const d = need(inputs, 2, 'delta');
+    const dtype = sameDtype([s, l, d]);
+    const [ks, kl, kd] = [g.knownInts(s), g.knownInts(l), g.knownInts(d)];
+    const n = ks && kl && kd ? Math.max(0, Math.ceil(((kl[0] as number) - (ks[0] as number)) / (kd[0] as number))) : g.fresh('range');
+    return [{ dtype, shape: [n] }];
+  },
+  Equal: compare, Less: compare, Greater: compare, And: logical, Or: logical,
+  Not: (g, inputs) => {
+    const out = unary(g, inputs);
+    if ((out[0] as InferredOut).dtype !== 'bool') throw new Error('needs a bool input');
+    return out;
+  },
+  ArgMax: (g, inputs, attrs) => {
+    const out = reduce(g, [inputs[0] ?? null, g.ints([attrs.axis ?? 0])], { keepdims: attrs.keepdims ?? 1 });
+    return [{ dtype: 'int64', shape: (out[0] as InferredOut).shape }];
+  },
+  ScatterND: (g, inputs) => {
+    arity(inputs, 3);
+    const data = need(inputs, 0, 'data');
+    sameDtype([data, need(inputs, 2, 'updates')]);
+    return [{ dtype: data.dtype, shape: [...data.shape] }];
+  },
+  ScatterElements: (g, inputs, attrs) => {
+    arity(inputs, 3);
+    const data = need(inputs, 0, 'data');
+    const idx = need(inputs, 1, 'indices');
+    const upd = need(inputs, 2, 'updates');
+    sameDtype([data, upd]);
+    if (idx.rank !== data.rank || upd.rank !== data.rank) throw new Error('data, indices and updates need the same rank');
+    normAxis(attrs.axis ?? 0, data.rank);
+    return [{ dtype: data.dtype, shape: [...data.shape] }];
+  },
+};
+
+function isStaticDims(s: readonly Dim[]): s is readonly number[] {
+  return s.every((d) => typeof d === 'number');
+}

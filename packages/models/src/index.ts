@@ -1,0 +1,23 @@
+// @latent-sft/models: Llama-3 / Qwen2 configs, parameter names and shapes, safetensors I/O, HF
+// initialisation, checkpoint folders and PEFT LoRA adapters. (Decoder graphs land here later.)
+export {
+  deepseekR1DistillQwen7b, llama32_1b, modelConfigToJson, parseModelConfig, ropeInvFreq, tinyLlama, tinyQwen2,
+  writeModelConfig,
+} from './config.js';
+export type { Llama3RopeScaling, ModelConfig, TinyConfigOptions, TorchDtype } from './config.js';
+export { bf16BitsToFloat32, f16BitsToFloat32, float32ToBf16Bits, float32ToF16Bits, roundToBf16 } from './dtype.js';
+export { parameterCount, parameterShapes } from './params.js';
+export type { ParameterShape } from './params.js';
+export {
+  DTYPE_SIZE, SafetensorsFile, ShardedSafetensors, openSafetensors, openShardedSafetensors, readSafetensorsHeader,
+  safetensorsHeaderBytes, writeSafetensors,
+} from './safetensors.js';
+export type { Dtype, SafetensorsHeader, TensorArray, TensorData, TensorInfo, TensorSource } from './safetensors.js';
+export { initParameters } from './init.js';
+export type { InitOptions, NamedTensor } from './init.js';
+export { checkTensorsMatchConfig, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+export type { LoadedCheckpoint, SaveCheckpointOptions } from './checkpoint.js';
+export {
+  LORA_TARGETS, adapterConfigJson, loadAdapter, loraParameterShapes, loraScaling, mergeLora, parseAdapterConfig, saveAdapter,
+} from './lora.js';
+export type { AdapterOptions, LoadedAdapter, LoraConfig, LoraParameterShape, LoraTarget } from './lora.js';
