@@ -1,0 +1,23 @@
+# The device addon: node-addon-api over the ONNX Runtime C++ API, linked against onnxruntime-node's
+# libonnxruntime.so.1. Built by install.mjs, which sets the variables below (see README.md).
+{
+  "variables": {
+    "ort_include_dir%": "",
+    "ort_lib_dir%": "",
+    "ort_rpath%": "",
+    "napi_include_dir%": ""
+  },
+  "targets": [
+    {
+      "target_name": "latent_sft_ort",
+      "sources": ["src/addon.cc"],
+      "include_dirs": ["<(napi_include_dir)", "<(ort_include_dir)"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_CPP_EXCEPTIONS_ALL"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "ldflags": ["-L<(ort_lib_dir)", "-Wl,-rpath,'<(ort_rpath)'", "-Wl,--enable-new-dtags"],
+      "libraries": ["-l:libonnxruntime.so.1", "-ldl"]
+    }
+  ]
+}
