@@ -16,3 +16,9 @@ export {
 export type {
   DistanceMetric, ParallelismInput, ParallelismOptions, ParallelismResult, PathScoreOptions, ReferencePath,
 } from './parallelism.js';
+// Graph-side (training) versions of the latent math, for @latent-sft/graph training graphs.
+export { checkDetached, gHiddenStateLatents, gLatentEmbedding, gLatentLogits, gSoftEmbeddingFull, gSoftEmbeddingTopK, gWeightedEmbedding } from './graph-superposition.js';
+export type { LatentEmbedding, LatentKind } from './graph-superposition.js';
+export { gScatterLatents, gShiftedSlotLogits } from './graph-slots.js';
+export { gEntropy, gKlFull, gKlTopK } from './graph-divergence.js';
+export type { GraphKl } from './graph-divergence.js';

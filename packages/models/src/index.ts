@@ -1,5 +1,5 @@
 // @latent-sft/models: Llama-3 / Qwen2 configs, parameter names and shapes, safetensors I/O, HF
-// initialisation, checkpoint folders and PEFT LoRA adapters. (Decoder graphs land here later.)
+// initialisation, checkpoint folders, PEFT LoRA adapters, and Llama-3 / Qwen2 decoder graphs (+ LoRA, KV cache).
 export {
   deepseekR1DistillQwen7b, llama32_1b, modelConfigToJson, parseModelConfig, ropeInvFreq, tinyLlama, tinyQwen2,
   writeModelConfig,
@@ -21,3 +21,9 @@ export {
   LORA_TARGETS, adapterConfigJson, loadAdapter, loraParameterShapes, loraScaling, mergeLora, parseAdapterConfig, saveAdapter,
 } from './lora.js';
 export type { AdapterOptions, LoadedAdapter, LoraConfig, LoraParameterShape, LoraTarget } from './lora.js';
+export { MASK_MIN, buildDecoder, causalLmLoss } from './decoder.js';
+export type { ComputeDtype, DecoderGraph, DecoderOptions, DecoderParams } from './decoder.js';
+export { applyRope, ropeFactors } from './rope-graph.js';
+export type { RopeFactors } from './rope-graph.js';
+export { embedding, hashUniform, linear, seededDropout } from './lora-graph.js';
+export type { LoraPair } from './lora-graph.js';

@@ -1,0 +1,21 @@
+// @latent-sft/train: the parts of training that do not depend on graphs: LR schedules, float64
+// reference optimizers (the golden for the graph-side updates), gradient clipping/accumulation, the
+// loop state, atomic verified checkpoints, metrics, and the loop driver with exact resume.
+export { lrAt, warmupStepsFromRatio } from './schedule.js';
+export type { LrSchedule } from './schedule.js';
+export { adamw, optStateFromTensors, optStateToTensors, sgd } from './optim.js';
+export type { AdamWOptions, OptState, Optimizer, SgdOptions, Tensors } from './optim.js';
+export { accumulateGrads, clipByGlobalNorm } from './grads.js';
+export {
+  LOOP_STATE_FORMAT, LOOP_STATE_VERSION, epochPermutation, initLoopState, loopStateFromJson, loopStateToJson,
+  nextEpochRngState, stepRng,
+} from './loop-state.js';
+export type { LoopState } from './loop-state.js';
+export { CheckpointManager, stepDirName } from './checkpoint.js';
+export type {
+  CheckpointInfo, CheckpointManagerOptions, CheckpointTensor, LoadedCheckpoint, RunRecord, TensorCodec, TensorDtype,
+} from './checkpoint.js';
+export { MetricsWriter, NonFiniteError, checkFinite, readMetrics } from './metrics.js';
+export type { MetricsRecord, MetricsWriterOptions } from './metrics.js';
+export { trainLoop } from './loop.js';
+export type { Batch, StepResult, TrainLoopOptions } from './loop.js';
