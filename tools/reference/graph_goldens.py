@@ -79,7 +79,7 @@ def run_op(op, attrs, xs):
         return [binary[op](xs[0], xs[1])]
     unary = {"Neg": torch.neg, "Sqrt": torch.sqrt, "Reciprocal": torch.reciprocal, "Exp": torch.exp,
              "Log": torch.log, "Sigmoid": torch.sigmoid, "Tanh": torch.tanh, "Erf": torch.special.erf,
-             "Relu": torch.relu, "Identity": lambda t: t.clone()}
+             "Relu": torch.relu, "Sin": torch.sin, "Cos": torch.cos, "Identity": lambda t: t.clone()}
     if op in unary:
         return [unary[op](xs[0])]
     if op == "Softmax":

@@ -142,6 +142,10 @@ export const gradRules: { readonly [P in DifferentiableOp]: GradRule<P> } = {
   Tanh: elementwise((g, x, y) => g.sub(sc(g, 1, y.dtype), g.mul(y, y))),
   // y = erf x: dx = dy 2/√π e^(-x²)
   Erf: elementwise((g, x) => g.mul(sc(g, 2 / Math.sqrt(Math.PI), x.dtype), g.exp(g.neg(g.mul(x, x))))),
+  // y = sin x: dx = dy cos x
+  Sin: elementwise((g, x) => g.cos(x)),
+  // y = cos x: dx = -dy sin x
+  Cos: elementwise((g, x) => g.neg(g.sin(x))),
   // y = max(x, 0): dx = dy [x > 0]
   Relu: (c) => {
     const x = xi(c, 0);
@@ -321,7 +325,8 @@ export function isDifferentiable(op: OpType): op is DifferentiableOp {
 /**
  * Appends the backward pass of `loss` (any shape; seeded with ones) to its graph and returns
  * d loss / d wrt[i] for each i (zeros when `loss` does not depend on it). Only nodes on a path from
- * some `wrt` to `loss` are differentiated. Call `graph.prune()` after choosing the outputs.
+ * some `wrt` to `loss` are differentiated; nothing flows through `Graph.stopGradient` nodes. Call
+ * `graph.prune()` after choosing the outputs.
  */
 export function grad(graph: Graph, loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tensor[] {
   const g = graph;
@@ -329,8 +334,9 @@ export function grad(graph: Graph, loss: Tensor, wrt: readonly Tensor[], seed?: 
   if (!isFloat(loss.dtype)) throw new Error(`grad: loss '${loss.name}' is ${loss.dtype}`);
   const nodes = [...g.nodes];
   // Forward reachability from wrt, backward reachability from loss.
+  // Stop-gradient nodes cut the forward reachability (their outputs depend on no `wrt` for `grad`).
   const fromWrt = new Set(wrt.map((w) => w.name));
-  for (const n of nodes) if (n.inputs.some((i) => fromWrt.has(i))) for (const o of n.outputs) fromWrt.add(o);
+  for (const n of nodes) if (n.stopGradient !== true && n.inputs.some((i) => fromWrt.has(i))) for (const o of n.outputs) fromWrt.add(o);
   const toLoss = new Set([loss.name]);
   for (let i = nodes.length - 1; i >= 0; i--) {
     const n = nodes[i] as Node;
@@ -355,7 +361,7 @@ export function grad(graph: Graph, loss: Tensor, wrt: readonly Tensor[], seed?: 
 
   for (let i = nodes.length - 1; i >= 0; i--) {
     const n = nodes[i] as Node;
-    if (!n.outputs.some((o) => relevant(o))) continue;
+    if (n.stopGradient === true || !n.outputs.some((o) => relevant(o))) continue;
     const needs = n.inputs.map((x) => x !== '' && relevant(x));
     if (!needs.some(Boolean)) continue;
     const dy = n.outputs.map((o) => (relevant(o) ? take(o) : null));

@@ -69,6 +69,54 @@ describe('autodiff bookkeeping', () => {
     expect(out.dx?.data).toBeAllclose(xs.map((v) => 2 * v + Math.exp(v)), { atol: 1e-12, rtol: 1e-12 });
   });
 
+  it('stopGradient: W detached in h·Wᵀ gets no gradient there, its other use keeps it; runs in ORT', async () => {
+    // Latent-SFT shape: the decoder embeds ids with W (trained), the encoder's latent logits use W detached.
+    const [V, D, N] = [4, 3, 3];
+    const g = new Graph('stop');
+    const w = g.input('w', 'float64', [V, D]);
+    const h = g.input('h', 'float64', [N, D]);
+    const c1 = g.input('c1', 'float64', [N, D]);
+    const c2 = g.input('c2', 'float64', [N, V]);
+    const ids = g.ints([1, 3, 1]);
+    const wd = g.stopGradient(w);
+    expect(wd.shape).toEqual([V, D]);
+    const logits = g.matmul(h, g.transpose(wd, [1, 0]));
+    const lossEmbed = g.reduceSum(g.mul(g.gather(w, ids), c1), undefined, false);
+    const lossLatent = g.reduceSum(g.mul(logits, c2), undefined, false);
+    const [dwBoth, dh] = grad(g, g.add(lossEmbed, lossLatent), [w, h]);
+    const [dwLatent] = grad(g, lossLatent, [w]);
+    g.output(logits, 'logits');
+    g.output(dwBoth!, 'dw_both');
+    g.output(dh!, 'dh');
+    g.output(dwLatent!, 'dw_latent');
+    g.prune();
+    const stops = g.nodes.filter((n) => n.stopGradient === true);
+    expect(stops).toHaveLength(1);
+    expect(stops[0]?.op).toBe('Identity');
+    expect(stops[0]?.name).toMatch(/^StopGradient_\d+$/);
+
+    const seq = (n: number, a: number, b: number) => Float64Array.from({ length: n }, (_, i) => Math.sin(a * i + b));
+    const [wv, hv, c1v, c2v] = [seq(V * D, 0.7, 0.1), seq(N * D, 1.3, 0.2), seq(N * D, 0.9, 0.3), seq(N * V, 1.7, 0.4)];
+    await using s = await Session.create(serialize(g).model);
+    const out = await s.run({
+      w: { dtype: 'float64', dims: [V, D], data: wv }, h: { dtype: 'float64', dims: [N, D], data: hv },
+      c1: { dtype: 'float64', dims: [N, D], data: c1v }, c2: { dtype: 'float64', dims: [N, V], data: c2v },
+    });
+    const at = (a: Float64Array, cols: number, r: number, c: number): number => a[r * cols + c] as number;
+    const idv = [1, 3, 1];
+    const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+    // logits = h Wᵀ (the stop is numerically the identity).
+    const logitsRef = range(N).flatMap((n) => range(V).map((v) => range(D).reduce((a, k) => a + at(hv, D, n, k) * at(wv, D, v, k), 0)));
+    // dW: only the Gather path (c1 rows scatter-added at ids); dh = c2 W is intact.
+    const dwRef = range(V).flatMap((v) => range(D).map((k) => range(N).reduce((a, n) => a + (idv[n] === v ? at(c1v, D, n, k) : 0), 0)));
+    const dhRef = range(N).flatMap((n) => range(D).map((k) => range(V).reduce((a, v) => a + at(c2v, V, n, v) * at(wv, D, v, k), 0)));
+    const tol = { atol: 1e-12, rtol: 1e-12 };
+    expect(out.logits?.data).toBeAllclose(logitsRef, tol);
+    expect(out.dw_both?.data).toBeAllclose(dwRef, tol);
+    expect(out.dh?.data).toBeAllclose(dhRef, tol);
+    expect(Array.from(out.dw_latent?.data as Float64Array)).toEqual(new Array(V * D).fill(0));
+  });
+
   it('rejects gradients through non-differentiable ops and integer wrt', () => {
     const g = new Graph();
     const x = g.input('x', 'float32', [3]);

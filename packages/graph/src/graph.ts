@@ -25,6 +25,11 @@ export interface Node {
   readonly inputs: readonly string[];
   readonly outputs: readonly string[];
   readonly attrs: Readonly<Record<string, AttrValue>>;
+  /**
+   * Set on the Identity nodes made by `Graph.stopGradient`: `grad` propagates nothing through them.
+   * IR-only; serialized as a plain Identity.
+   */
+  readonly stopGradient?: true;
 }
 
 /** A value in a graph: a graph input, an initializer or a node output. */
@@ -170,6 +175,21 @@ export class Graph {
    * input shapes when they do not fit. Small int64 results known at build time become initializers.
    */
   op<P extends OpType>(type: P, inputs: readonly Input[], attrs: OpAttrs[P] = {} as OpAttrs[P], outputNames?: readonly string[]): Tensor[] {
+    return this.append(type, inputs, attrs, outputNames, false);
+  }
+
+  /**
+   * `t` unchanged in value, but `grad` propagates nothing through it (torch's `detach`): an Identity
+   * node flagged `stopGradient` (named `StopGradient_<n>`), serialized as a plain Identity. Other uses
+   * of `t` keep their gradients.
+   */
+  stopGradient(t: Tensor): Tensor {
+    return this.append('Identity', [t], {}, undefined, true)[0] as Tensor;
+  }
+
+  private append<P extends OpType>(
+    type: P, inputs: readonly Input[], attrs: OpAttrs[P], outputNames: readonly string[] | undefined, stop: boolean,
+  ): Tensor[] {
     const rule = inferRules[type] as InferRule<P>;
     let inferred: InferredOut[];
     try {
@@ -190,7 +210,7 @@ export class Graph {
         return [this.constant(o.known, 'int64', o.shape as number[])];
       }
     }
-    const nodeName = this.fresh(type);
+    const nodeName = this.fresh(stop ? 'StopGradient' : type);
     const outs = inferred.map((o, i) => {
       const t = this.define(outputNames?.[i] ?? (n === 1 ? `${nodeName}_out` : `${nodeName}_out${i}`), o.dtype, o.shape);
       if (o.known !== undefined) this.known.set(t.name, o.known);
@@ -201,7 +221,8 @@ export class Graph {
       const v = (attrs as Record<string, AttrValue | undefined>)[k];
       if (v !== undefined) clean[k] = v;
     }
-    this.nodes.push({ op: type, name: nodeName, inputs: inputs.map((t) => (t === null ? '' : t.name)), outputs: outs.map((t) => t.name), attrs: clean });
+    const node: Node = { op: type, name: nodeName, inputs: inputs.map((t) => (t === null ? '' : t.name)), outputs: outs.map((t) => t.name), attrs: clean };
+    this.nodes.push(stop ? { ...node, stopGradient: true } : node);
     return outs;
   }
 
@@ -225,6 +246,8 @@ export class Graph {
   reciprocal(a: Tensor): Tensor { return this.op1('Reciprocal', [a]); }
   sigmoid(a: Tensor): Tensor { return this.op1('Sigmoid', [a]); }
   tanh(a: Tensor): Tensor { return this.op1('Tanh', [a]); }
+  sin(a: Tensor): Tensor { return this.op1('Sin', [a]); }
+  cos(a: Tensor): Tensor { return this.op1('Cos', [a]); }
   relu(a: Tensor): Tensor { return this.op1('Relu', [a]); }
   identity(a: Tensor): Tensor { return this.op1('Identity', [a]); }
   matmul(a: Tensor, b: Tensor): Tensor { return this.op1('MatMul', [a, b]); }

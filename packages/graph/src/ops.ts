@@ -9,7 +9,7 @@ export type AttrValue = number | readonly number[] | string | ConstTensor;
 
 /** Attributes of each op (all optional, ONNX defaults apply). */
 export interface OpAttrs {
-  Identity: {}; Neg: {}; Sqrt: {}; Reciprocal: {}; Exp: {}; Log: {}; Sigmoid: {}; Tanh: {}; Erf: {}; Relu: {};
+  Identity: {}; Neg: {}; Sqrt: {}; Reciprocal: {}; Exp: {}; Log: {}; Sigmoid: {}; Tanh: {}; Erf: {}; Relu: {}; Sin: {}; Cos: {};
   Add: {}; Sub: {}; Mul: {}; Div: {}; Pow: {};
   MatMul: {};
   Gemm: { alpha?: number; beta?: number; transA?: number; transB?: number };
@@ -210,7 +210,7 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     return out;
   },
   Neg: unary, Sqrt: floatUnary, Reciprocal: floatUnary, Exp: floatUnary, Log: floatUnary, Sigmoid: floatUnary,
-  Tanh: floatUnary, Erf: floatUnary, Relu: unary,
+  Tanh: floatUnary, Erf: floatUnary, Relu: unary, Sin: floatUnary, Cos: floatUnary,
   Add: binary((x, y) => x + y), Sub: binary((x, y) => x - y), Mul: binary((x, y) => x * y),
   Div: binary((x, y) => Math.trunc(x / y)),
   Pow: (g, inputs) => {

@@ -19,3 +19,18 @@ export { MetricsWriter, NonFiniteError, checkFinite, readMetrics } from './metri
 export type { MetricsRecord, MetricsWriterOptions } from './metrics.js';
 export { trainLoop } from './loop.js';
 export type { Batch, StepResult, TrainLoopOptions } from './loop.js';
+// Device-side training: graph optimizers, objectives, the Trainer (device-resident state), loss
+// scaling, the safetensors checkpoint codec and the Trainer-in-trainLoop glue.
+export { checkOptimizerConfig, clipByGlobalNormGraph, graphOptimizer } from './graph-optim.js';
+export type { GraphOptimizer, OptimizerConfig } from './graph-optim.js';
+export { inlineGraph } from './objective.js';
+export type { Objective } from './objective.js';
+export { buildStepGraphs } from './step-graphs.js';
+export type { ComputeDtype, StepGraphOptions, StepGraphs } from './step-graphs.js';
+export { LossScaler } from './loss-scale.js';
+export type { DynamicLossScaleOptions, LossScaleState } from './loss-scale.js';
+export { Trainer } from './trainer.js';
+export type { TrainerOptions, TrainerState, TrainerStepResult, TrainerTransferStats } from './trainer.js';
+export { safetensorsCodec } from './codec.js';
+export { TRAINER_COUNTERS, trainWithCheckpoints, trainerStateFromTensors, trainerStateToTensors } from './train-with-checkpoints.js';
+export type { TrainWithCheckpointsOptions } from './train-with-checkpoints.js';

@@ -526,6 +526,9 @@ class NativeSession : public Napi::ObjectWrap<NativeSession> {
     if (!flag("enableMemPattern", true)) so.DisableMemPattern();
 
     if (core->loc.cuda) {
+      // The CUDA provider logs through ORT's default logger while its options are created, and that
+      // logger exists only once an OrtEnv does: create the process-wide env first.
+      (void)ortEnv();
       std::unordered_map<std::string, std::string> cudaOpts{{"device_id", std::to_string(core->loc.deviceId)}};
       if (o.Has("cudaOptions") && o.Get("cudaOptions").IsObject()) {
         auto co = o.Get("cudaOptions").As<Napi::Object>();

@@ -1,0 +1,25 @@
+// @latent-sft/eval: answer extraction (boxed → #### → last number), answer equivalence per dataset kind
+// (numeric, integer, LaTeX with a compute-engine fallback), scoring of predictions files, and the
+// Table-1 summary of runs over seeds.
+export {
+  DEFAULT_EXTRACTION_MODE, EXTRACTION_CHAINS, extractAnswer, extractBoxed, extractHashes, extractLastNumber,
+  extractionChain,
+} from './extract.js';
+export type { AnswerSource, ExtractOptions, Extraction, ExtractionMode } from './extract.js';
+export { compareAnswers, datasetAnswerKind, isEquivalent } from './equivalence.js';
+export type { AnswerKind, Comparison, MatchMethod } from './equivalence.js';
+export { NUMERIC_ATOL, NUMERIC_RTOL, numbersClose, parseNumber } from './number.js';
+export type { ParsedNumber } from './number.js';
+export { normalizeLatex } from './latex.js';
+export { LATEX_RTOL, SYMBOLIC_BUDGET_MS, symbolicCompare } from './symbolic.js';
+export type { SymbolicVerdict } from './symbolic.js';
+export {
+  parsePredictionsJsonl, readPredictionsJsonl, scorePredictions, verdictsToJsonl,
+} from './score.js';
+export type { Prediction, ScoreInput, ScoreResult, Verdict } from './score.js';
+export {
+  DATASET_LABELS, formatStd, formatValue, meanStd, renderTable1Markdown, summarizeRuns,
+} from './table.js';
+export type {
+  RenderOptions, RunResult, Stat, SummarizeOptions, Table1, Table1Cell, Table1Row,
+} from './table.js';

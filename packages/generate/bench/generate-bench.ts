@@ -1,0 +1,88 @@
+// Generation throughput of the engine: random prompts, no stop ids (every row runs to the cap), one
+// warm-up call, then the measured call. Prints load time, prefill/decode times and tokens/s.
+// Usage (from packages/generate):
+//   pnpm exec tsx --conditions=@latent-sft/source bench/generate-bench.ts \
+//     --model llama-3.2-1b|tiny-llama|<checkpoint dir> --batch 64 --prompt-len 128 --new-tokens 256 \
+//     --device cpu|cuda --dtype float32|float16|bfloat16 [--mode explicit|latent] [--latent 128] \
+//     [--sampling greedy|top-p] [--seed 0] [--threads N]
+// Presets are random-init (initParameters, seed --seed). The issue's setting: batch 64, 128-token
+// prompts, 256 new tokens, on one GPU. In latent mode the end id is one the random model never
+// argmaxes in practice, so each row feeds --latent soft embeddings, the `</think>` ids, then
+// --new-tokens answer tokens.
+import { parseArgs } from 'node:util';
+import { Rng } from '@latent-sft/core';
+import { type ModelConfig, type NamedTensor, initParameters, llama32_1b, loadCheckpoint, tinyLlama } from '@latent-sft/models';
+import { type GenerateDtype, type GenerateMode, Generator, type Sampling } from '../src/index.js';
+
+const { values: a } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'tiny-llama' },
+    batch: { type: 'string', default: '64' },
+    'prompt-len': { type: 'string', default: '128' },
+    'new-tokens': { type: 'string', default: '256' },
+    device: { type: 'string', default: 'cpu' },
+    dtype: { type: 'string', default: 'float32' },
+    mode: { type: 'string', default: 'explicit' },
+    latent: { type: 'string', default: '128' },
+    sampling: { type: 'string', default: 'greedy' },
+    seed: { type: 'string', default: '0' },
+    threads: { type: 'string' },
+  },
+});
+
+function int(name: string, v: string | undefined, min: number): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got '${v}'`);
+  return n;
+}
+
+const out = (s: string): boolean => process.stdout.write(`${s}\n`);
+const batch = int('batch', a.batch, 1);
+const promptLen = int('prompt-len', a['prompt-len'], 1);
+const newTokens = int('new-tokens', a['new-tokens'], 1);
+const seed = int('seed', a.seed, 0);
+const maxLatent = int('latent', a.latent, 0);
+if (a.device !== 'cpu' && a.device !== 'cuda') throw new Error(`--device must be cpu or cuda, got '${a.device}'`);
+if (a.mode !== 'explicit' && a.mode !== 'latent') throw new Error(`--mode must be explicit or latent, got '${a.mode}'`);
+if (a.sampling !== 'greedy' && a.sampling !== 'top-p') throw new Error(`--sampling must be greedy or top-p, got '${a.sampling}'`);
+
+let t = performance.now();
+let config: ModelConfig;
+let weights: readonly NamedTensor[] | string;
+let configArg: { config?: ModelConfig } = {};
+if (a.model === 'llama-3.2-1b' || a.model === 'tiny-llama') {
+  config = a.model === 'llama-3.2-1b' ? llama32_1b() : { ...tinyLlama({ vocabSize: 512 }), maxPositionEmbeddings: 4096 };
+  weights = initParameters(config, { seed });
+  configArg = { config };
+  out(`random-init ${a.model}: ${((performance.now() - t) / 1e3).toFixed(1)} s`);
+} else {
+  weights = a.model as string;
+  config = loadCheckpoint(weights).config;
+}
+
+t = performance.now();
+const gen = Generator.create({
+  ...configArg, weights, device: a.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' }, dtype: a.dtype as GenerateDtype,
+  ...(a.threads !== undefined ? { session: { intraOpThreads: int('threads', a.threads, 1) } } : {}),
+});
+out(`load (build + serialize + session): ${((performance.now() - t) / 1e3).toFixed(1)} s on ${a.device}, dtype ${a.dtype}`);
+
+const V = config.vocabSize;
+const rng = Rng.fromSeed(seed + 1);
+const prompts = Array.from({ length: batch }, () => Array.from({ length: promptLen }, () => rng.int(V)));
+const endId = V - 1;
+const mode: GenerateMode = a.mode === 'latent'
+  ? { kind: 'latent', topK: 10, maxLatent, latentEndIds: [endId, 0, 1], latentEndId: endId }
+  : { kind: 'explicit' };
+const sampling: Sampling = a.sampling === 'top-p' ? { kind: 'top-p', temperature: 0.6, topP: 0.95, seed } : { kind: 'greedy' };
+
+await gen.generate({ prompts: prompts.slice(0, Math.min(batch, 4)), mode: { kind: 'explicit' }, sampling, maxNewTokens: 4, stopIds: [], batchSize: batch });
+const { results, stats } = await gen.generate({ prompts, mode, sampling, maxNewTokens: newTokens, stopIds: [], batchSize: batch });
+const generated = stats.latentTokens + stats.forcedTokens + stats.answerTokens;
+const steps = stats.steps - stats.batches;
+out(`model ${a.model}, batch ${batch}, prompt ${promptLen}, mode ${a.mode}${a.mode === 'latent' ? ` (maxLatent ${maxLatent})` : ''}, sampling ${a.sampling}, new tokens ${newTokens}`);
+out(`latent ${stats.latentTokens}, forced ${stats.forcedTokens}, answer ${stats.answerTokens} tokens; mean #L ${(results.reduce((s, r) => s + r.latentCount, 0) / batch).toFixed(1)}`);
+out(`prefill ${stats.prefillMs.toFixed(0)} ms (${((batch * promptLen) / (stats.prefillMs / 1e3)).toFixed(0)} prompt tokens/s)`);
+out(`decode ${stats.decodeMs.toFixed(0)} ms over ${steps} steps (${(stats.decodeMs / Math.max(1, steps)).toFixed(2)} ms/step, ${(stats.rowSteps / (stats.decodeMs / 1e3)).toFixed(0)} tokens/s)`);
+out(`total ${stats.totalMs.toFixed(0)} ms: ${(generated / (stats.totalMs / 1e3)).toFixed(0)} generated tokens/s; ${(stats.bytesToHost / Math.max(1, stats.steps)).toFixed(0)} B/step to host, ${(stats.bytesToDevice / Math.max(1, stats.steps)).toFixed(0)} B/step to device`);
+gen.release();

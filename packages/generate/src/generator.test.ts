@@ -1,0 +1,244 @@
+// The engine against no-cache references (test/reference.ts: one prompt at a time, whole sequence
+// recomputed every step, latent math on the CPU) on the tiny-llama fixture, ORT CPU, fp32.
+import { UserError } from '@latent-sft/core';
+import { initParameters, tinyLlama, tinyQwen2 } from '@latent-sft/models';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FullRecompute, type Tiny, loadTiny, fixture } from '../test/reference.js';
+import { type GenerateRequest, type GenerationResult, Generator } from './index.js';
+
+/** Engine (cached, batched, fp32 graph) vs reference (recomputed, B = 1) probabilities / embeddings. */
+const CACHED = { atol: 2e-5, rtol: 0 };
+const PROMPTS = [[17, 4, 99, 23, 8], [61, 5, 140, 7, 7, 33, 200, 12, 9], [3, 250, 77]];
+const EOS = [251, 252];
+
+let tiny: Tiny;
+let ref: FullRecompute;
+let gen: Generator;
+
+beforeAll(async () => {
+  tiny = loadTiny();
+  ref = await FullRecompute.create(tiny);
+  gen = Generator.create({ config: tiny.config, weights: tiny.tensors });
+});
+afterAll(async () => {
+  gen.release();
+  await ref.release();
+});
+
+/** Row-steps the engine must compute after the prefill: one per fed soft embedding, `</think>` piece and answer token. */
+function fedTokens(r: GenerationResult, endPieces: number): number {
+  const answerFed = Math.max(0, r.outputIds.length - (r.finishReason === 'length' ? 1 : 0));
+  return r.latentCount + (r.latentStop === null ? 0 : endPieces) + answerFed;
+}
+
+describe('explicit greedy decoding', () => {
+  it('equals full recomputation for 3 prompts of different lengths, one stopping early, with no wasted work', async () => {
+    const maxNew = 8;
+    const free = await Promise.all(PROMPTS.map((p) => ref.greedy(p, maxNew, [])));
+    // A stop id that prompt 1 emits at step ≥ 2 and prompt 0 never does.
+    const stopId = free[1]!.ids.slice(2).find((t) => !free[0]!.ids.includes(t) && !free[1]!.ids.slice(0, 2).includes(t));
+    expect(stopId).toBeDefined();
+    const stopIds = [stopId as number, ...EOS];
+    const expected = await Promise.all(PROMPTS.map((p) => ref.greedy(p, maxNew, stopIds)));
+    expect(expected[1]!.finish).toBe('stop');
+    expect(expected[0]!.finish).toBe('length');
+
+    for (const batchSize of [3, 2]) {
+      const { results, stats } = await gen.generate({ prompts: PROMPTS, mode: { kind: 'explicit' }, sampling: { kind: 'greedy' }, maxNewTokens: maxNew, stopIds, batchSize });
+      results.forEach((r, i) => {
+        expect(r.outputIds, `prompt ${i}, batch ${batchSize}`).toEqual(expected[i]!.ids);
+        expect(r.finishReason).toBe(expected[i]!.finish);
+        expect(r.stopId).toBe(expected[i]!.finish === 'stop' ? stopId : null);
+        expect([r.latentCount, r.latentTopK, r.latentStop]).toEqual([0, [], null]);
+      });
+      // Finished rows are compacted away: the decode steps computed exactly the live rows.
+      expect(stats.rowSteps).toBe(results.reduce((s, r) => s + fedTokens(r, 0), 0));
+      expect(stats.batches).toBe(Math.ceil(3 / batchSize));
+      if (batchSize === 3) expect(stats.compactions).toBeGreaterThan(0);
+      // Greedy: only the [B] int64 argmax came down (no logits, no cache).
+      expect(stats.bytesToHost).toBe((stats.rowSteps + PROMPTS.length) * 8);
+      expect(stats.answerTokens).toBe(results.reduce((s, r) => s + r.outputIds.length, 0));
+      // Up: the prefill (ids, use_soft, positions, mask: 25 B per prompt slot), then 17 B per row-step
+      // (id, flag, position), 8 B per kept row per compaction, inv_temperature; never the mask or cache.
+      const prefill = (batchSize === 3 ? 3 * 9 : 2 * 9 + 3) * 25; // batches by decreasing length: [9,5,3] or [9,5] + [3]
+      expect(stats.bytesToDevice).toBeLessThanOrEqual(prefill + 17 * stats.rowSteps + 8 * 3 * stats.compactions + 4 * stats.batches);
+      expect(stats.bytesToDevice).toBeGreaterThanOrEqual(prefill + 17 * stats.rowSteps);
+    }
+  });
+
+  it.each([
+    ['untied llama', tinyLlama({ tieWordEmbeddings: false, vocabSize: 96 })],
+    ['qwen2 (q/k/v bias)', tinyQwen2({ vocabSize: 96 })],
+  ])('%s: equals full recomputation', async (_name, config) => {
+    const tensors = initParameters(config, { seed: 3 }).map((t) => ({ ...t, data: t.data.map((v) => v * 40) }));
+    const other = await FullRecompute.create({ config, tensors, W: tensors.find((t) => t.name === 'model.embed_tokens.weight')!.data });
+    const g = Generator.create({ config, weights: tensors, candidates: 8 });
+    try {
+      const prompts = PROMPTS.map((p) => p.map((id) => id % 96));
+      const expected = await Promise.all(prompts.map((p) => other.greedy(p, 6, [])));
+      const { results } = await g.generate({ prompts, mode: { kind: 'explicit' }, sampling: { kind: 'greedy' }, maxNewTokens: 6, stopIds: [], batchSize: 3 });
+      expect(results.map((r) => r.outputIds)).toEqual(expected.map((e) => e.ids));
+      expect(new Set(expected.flatMap((e) => e.ids)).size).toBeGreaterThan(3);
+    } finally {
+      g.release();
+      await other.release();
+    }
+  });
+
+  it('honours maxNewTokens = 0 and a checkpoint folder as weights', async () => {
+    const g2 = Generator.create({ weights: fixture, candidates: 16 });
+    try {
+      const { results } = await g2.generate({ prompts: PROMPTS, mode: { kind: 'explicit' }, sampling: { kind: 'greedy' }, maxNewTokens: 0, stopIds: [], batchSize: 3 });
+      expect(results.map((r) => [r.outputIds, r.finishReason])).toEqual(PROMPTS.map(() => [[], 'length']));
+      const one = await g2.generate({ prompts: [PROMPTS[2]!], mode: { kind: 'explicit' }, sampling: { kind: 'greedy' }, maxNewTokens: 5, stopIds: [], batchSize: 1 });
+      expect(one.results[0]!.outputIds).toEqual((await ref.greedy(PROMPTS[2]!, 5, [])).ids);
+    } finally {
+      g2.release();
+    }
+  });
+});
+
+describe('latent reasoning', () => {
+  const k = 10;
+  const opts = (endId: number, maxLatent: number) => ({ k, maxLatent, endId, endIds: [endId, 7, 9], maxNew: 5, stopIds: EOS });
+  const request = (endId: number, maxLatent: number, batchSize: number): GenerateRequest => ({
+    prompts: PROMPTS, mode: { kind: 'latent', topK: k, maxLatent, latentEndIds: [endId, 7, 9], latentEndId: endId },
+    sampling: { kind: 'greedy' }, maxNewTokens: 5, stopIds: EOS, batchSize, recordLatentEmbeddings: true,
+  });
+
+  async function checkAgainstReference(endId: number, maxLatent: number): Promise<Array<{ count: number; stop: string }>> {
+    const expected = await Promise.all(PROMPTS.map((p) => ref.latent(p, opts(endId, maxLatent))));
+    for (const batchSize of [3, 2]) {
+      const { results, stats } = await gen.generate(request(endId, maxLatent, batchSize));
+      results.forEach((r, i) => {
+        const e = expected[i]!;
+        const at = `prompt ${i}, batch ${batchSize}`;
+        expect(r.latentCount, at).toBe(e.count);
+        expect(r.latentStop, at).toBe(e.stop);
+        expect(r.latentTopK.map((s) => s.ids), at).toEqual(e.topk.map((s) => s.ids));
+        expect(r.latentTopK.flatMap((s) => s.probs), at).toBeAllclose(e.topk.flatMap((s) => s.probs), CACHED);
+        // The soft embedding fed at each step is softEmbeddingTopK of that step's logits.
+        expect(r.latentEmbeddings!.length, at).toBe(e.count);
+        r.latentEmbeddings!.forEach((z, t) => expect(z, `${at}, latent ${t}`).toBeAllclose(e.zs[t]!, CACHED));
+        expect(r.outputIds, at).toEqual(e.answer);
+        expect(r.finishReason, at).toBe(e.finish);
+      });
+      expect(stats.rowSteps).toBe(results.reduce((s, r) => s + fedTokens(r, 3), 0));
+      expect(stats.latentTokens).toBe(results.reduce((s, r) => s + r.latentCount, 0));
+      expect(stats.forcedTokens).toBe(3 * PROMPTS.length);
+    }
+    return expected.map((e) => ({ count: e.count, stop: e.stop }));
+  }
+
+  it('stops at a known step, records the top-k, feeds softEmbeddingTopK and answers as the reference', async () => {
+    // Free-running argmaxes of prompt 0; the end id is the first new one from latent check 2 on.
+    const free = await ref.latent(PROMPTS[0]!, opts(-1, 8));
+    const s = free.argmaxes.findIndex((a, t) => t >= 2 && !free.argmaxes.slice(0, t).includes(a));
+    expect(s).toBeGreaterThanOrEqual(2);
+    const got = await checkAgainstReference(free.argmaxes[s]!, 6);
+    expect(got[0]).toEqual({ count: s, stop: 'end' });
+    expect(got.some((g) => g.stop === 'max' && g.count === 6)).toBe(true);
+  });
+
+  it('handles m = 0: the first latent check already gives the end id', async () => {
+    const free = await ref.latent(PROMPTS[0]!, opts(-1, 0));
+    const got = await checkAgainstReference(free.argmaxes[0]!, 8);
+    expect(got[0]).toEqual({ count: 0, stop: 'end' });
+  });
+
+  it('handles maxLatent = 0 (no soft embedding at all)', async () => {
+    const got = await checkAgainstReference(255, 0);
+    expect(got).toEqual(PROMPTS.map(() => ({ count: 0, stop: 'max' })));
+  });
+});
+
+describe('16-bit compute', () => {
+  it('float16: the same latent choices and answer as float32, probabilities within 2e-3', async () => {
+    const half = Generator.create({ config: tiny.config, weights: tiny.tensors, dtype: 'float16' });
+    try {
+      const req: GenerateRequest = {
+        prompts: PROMPTS, mode: { kind: 'latent', topK: 10, maxLatent: 4, latentEndIds: [5], latentEndId: 5 },
+        sampling: { kind: 'greedy' }, maxNewTokens: 6, stopIds: [], batchSize: 3,
+      };
+      const [a, b] = [(await gen.generate(req)).results, (await half.generate(req)).results];
+      expect(b.map((r) => [r.latentTopK.map((t) => t.ids[0]), r.outputIds])).toEqual(a.map((r) => [r.latentTopK.map((t) => t.ids[0]), r.outputIds]));
+      expect(b.flatMap((r) => r.latentTopK.map((t) => t.probs[0]!))).toBeAllclose(a.flatMap((r) => r.latentTopK.map((t) => t.probs[0]!)), { atol: 2e-3, rtol: 0 });
+    } finally {
+      half.release();
+    }
+  });
+});
+
+describe('top-p sampling', () => {
+  const sample = (seed: number, topP = 0.95) => ({ kind: 'top-p' as const, temperature: 0.6, topP, seed });
+  const latent = { kind: 'latent' as const, topK: 10, maxLatent: 6, latentEndIds: [81, 7], latentEndId: 81 };
+
+  it('is reproducible per seed and row, whatever the batching; different seeds differ', async () => {
+    const base = { prompts: PROMPTS, mode: latent, maxNewTokens: 12, stopIds: EOS };
+    const a = await gen.generate({ ...base, sampling: sample(7), batchSize: 3 });
+    const b = await gen.generate({ ...base, sampling: sample(7), batchSize: 1 });
+    const c = await gen.generate({ ...base, sampling: sample(8), batchSize: 3 });
+    // Batch composition changes float rounding (padding, GEMM blocking) but not the choices.
+    const choices = (rs: GenerationResult[]) => rs.map((r) => [r.latentTopK.map((t) => t.ids), r.outputIds, r.finishReason]);
+    expect(choices(b.results)).toEqual(choices(a.results));
+    expect(b.results.flatMap((r) => r.latentTopK.flatMap((t) => t.probs))).toBeAllclose(a.results.flatMap((r) => r.latentTopK.flatMap((t) => t.probs)), { atol: 1e-6, rtol: 0 });
+    expect((await gen.generate({ ...base, sampling: sample(7), batchSize: 3 })).results).toEqual(a.results);
+    expect(c.results.map((r) => r.outputIds)).not.toEqual(a.results.map((r) => r.outputIds));
+    // Latent steps never sample: same superposition whatever the seed.
+    expect(c.results.map((r) => r.latentTopK)).toEqual(a.results.map((r) => r.latentTopK));
+  });
+
+  it('equals greedy when top_p is tiny', async () => {
+    for (const mode of [{ kind: 'explicit' as const }, latent]) {
+      const base = { prompts: PROMPTS, mode, maxNewTokens: 10, stopIds: EOS, batchSize: 3 };
+      const greedy = await gen.generate({ ...base, sampling: { kind: 'greedy' } });
+      const tiny = await gen.generate({ ...base, sampling: sample(3, 1e-9) });
+      expect(tiny.results).toEqual(greedy.results);
+    }
+  });
+
+  it('keeps the nucleus exact with few candidates (full-row fallback)', async () => {
+    const few = Generator.create({ config: tiny.config, weights: tiny.tensors, candidates: 4 });
+    const all = Generator.create({ config: tiny.config, weights: tiny.tensors, candidates: tiny.config.vocabSize });
+    try {
+      const req: GenerateRequest = { prompts: PROMPTS, mode: latent, sampling: sample(11), maxNewTokens: 10, stopIds: EOS, batchSize: 3 };
+      const a = await few.generate(req);
+      const b = await all.generate(req);
+      expect(a.results).toEqual(b.results);
+      expect(a.stats.fullRowFallbacks).toBeGreaterThan(0);
+      expect(b.stats.fullRowFallbacks).toBe(0);
+    } finally {
+      few.release();
+      all.release();
+    }
+  });
+});
+
+describe('bad input', () => {
+  const ok: GenerateRequest = { prompts: PROMPTS, mode: { kind: 'explicit' }, sampling: { kind: 'greedy' }, maxNewTokens: 2, stopIds: [], batchSize: 2 };
+  const latent = { kind: 'latent' as const, topK: 10, maxLatent: 4, latentEndIds: [81, 7], latentEndId: 81 };
+  const cases: Array<[string, Partial<GenerateRequest>, RegExp]> = [
+    ['empty prompt', { prompts: [[1], []] }, /prompts\[1\].*non-empty/],
+    ['id out of range', { prompts: [[1, 256]] }, /prompts\[0\]\[1\].*256 is not a token id in \[0, 256\)/],
+    ['batch size 0', { batchSize: 0 }, /batchSize.*>= 1/],
+    ['temperature 0', { sampling: { kind: 'top-p', temperature: 0, topP: 0.9, seed: 1 } }, /temperature.*> 0/],
+    ['top_p 0', { sampling: { kind: 'top-p', temperature: 1, topP: 0, seed: 1 } }, /topP.*\(0, 1\]/],
+    ['topK mismatch', { mode: { ...latent, topK: 5 } }, /mode.topK.*5 differs.*latentTopK 10/],
+    ['end id not first', { mode: { ...latent, latentEndId: 7 } }, /latentEndId.*must be the first of latentEndIds \[81, 7\]/],
+    ['no end ids', { mode: { ...latent, latentEndIds: [] } }, /latentEndIds.*at least one/],
+    ['stop id out of range', { stopIds: [-1] }, /stopIds\[0\]/],
+  ];
+  it.each(cases)('%s → one-line UserError', async (_name, patch, msg) => {
+    const err = await gen.generate({ ...ok, ...patch }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as Error).message).toMatch(msg);
+    expect((err as Error).message).not.toContain('\n');
+  });
+
+  it('rejects bad create options in one line', () => {
+    expect(() => Generator.create({ config: tiny.config, weights: fixture })).toThrow(/config.*omit it/);
+    expect(() => Generator.create({ weights: tiny.tensors })).toThrow(/config.*required/);
+    expect(() => Generator.create({ config: tiny.config, weights: tiny.tensors, latentTopK: 300 })).toThrow(/latentTopK.*\[1, 256\]/);
+    expect(() => Generator.create({ config: tiny.config, weights: tiny.tensors.slice(1) })).toThrow(UserError);
+  });
+});

@@ -1,0 +1,185 @@
+// The two ONNX graphs of the generation engine, built once per Generator.
+//
+// Step graph (`buildStepGraph`): one Llama-3 / Qwen2 decoder step with a KV cache (buildDecoder with
+// `cache`), whose input embedding of every position is chosen per position:
+//     x[b,t] = use_soft[b,t] ? soft_embeds[b,0] : W[input_ids[b,t]]
+// so a batch can mix latent rows (fed the soft embedding z of their previous step, which never leaves
+// the device) with rows fed ordinary tokens (prompt, `</think>` pieces, answer tokens). Only the
+// LAST position's logits are computed ([B, V], one Gemm row per sequence instead of B·T), and from
+// them, on the device:
+//   top_ids / top_logits [B, K]  TopK of the logits (descending; ties → lower id), K = max(k, candidates)
+//   lse [B]                      logsumexp(logits · inv_temperature): the top-p normaliser
+//   argmax [B], latent_ids [B, k]  top_ids[:, 0] and top_ids[:, :k], so greedy/latent steps download only those
+//   soft_probs [B, k]            softmax over the first k top logits (spec §5.4 HEAD: no temperature)
+//   soft_next [B, 1, D]          z = Σ_j soft_probs[j] · W[top_ids[j]], the next latent input
+//   last_logits [B, V]           bound but downloaded only when top-p needs more than K candidates
+//   attention_mask_next [B, P+T+1]  the mask with a column of ones appended: the next step's mask
+//   present.{i}.key|value        the cache, fed back as the next past_key_values.{i}.* on the device
+// Inputs: input_ids int64 [B, T], use_soft bool [B, T], soft_embeds [B, 1, D], attention_mask int64
+// [B, P+T] (left padding), position_ids int64 [B, T], inv_temperature float32 [1],
+// past_key_values.{i}.key|value [B, kvH, P, hd] (P = 0 for the prefill).
+//
+// Compaction graph (`buildCompactGraph`): Gather along the batch axis of every cache tensor, of
+// soft_next and of the attention mask by `rows` int64 [B'], run when sequences finish so later steps only compute live rows.
+//
+// buildDecoder (packages/models) takes its input embeddings only as a graph input. To feed it the
+// per-position choice above, the decoder is built with `input: 'embeds'`, and `spliceInput` then
+// rewires the consumers of `inputs_embeds` to the computed tensor and moves the producing nodes to
+// the front (they read only graph inputs and initializers, so the order stays topological).
+import { Graph, type Tensor } from '@latent-sft/graph';
+import { inputError } from '@latent-sft/core';
+import { gWeightedEmbedding } from '@latent-sft/latent';
+import { type ModelConfig, type NamedTensor, buildDecoder, parameterShapes } from '@latent-sft/models';
+
+/** Compute dtype of the decoder body; inputs/outputs of the step graph are float32 either way. */
+export type GenerateDtype = 'float32' | 'float16' | 'bfloat16';
+
+/** Options of buildStepGraph. */
+export interface StepGraphOptions {
+  dtype: GenerateDtype;
+  /** Width of the latent superposition (spec: 10). */
+  latentTopK: number;
+  /** Candidates brought to the host per row for sampling (the top-p nucleus is exact regardless). */
+  candidates: number;
+  /** Positions are limited to [0, maxPositions) (default config.maxPositionEmbeddings). */
+  maxPositions?: number;
+}
+
+/** Input and output names of the step graph. */
+export const STEP = {
+  ids: 'input_ids',
+  useSoft: 'use_soft',
+  soft: 'soft_embeds',
+  mask: 'attention_mask',
+  positions: 'position_ids',
+  invTemp: 'inv_temperature',
+  topIds: 'top_ids',
+  argmax: 'argmax',
+  latentIds: 'latent_ids',
+  topLogits: 'top_logits',
+  lse: 'lse',
+  softProbs: 'soft_probs',
+  softNext: 'soft_next',
+  lastLogits: 'last_logits',
+  maskNext: 'attention_mask_next',
+  pastKey: (i: number): string => `past_key_values.${i}.key`,
+  pastValue: (i: number): string => `past_key_values.${i}.value`,
+  presentKey: (i: number): string => `present.${i}.key`,
+  presentValue: (i: number): string => `present.${i}.value`,
+} as const;
+
+/** Input and output names of the compaction graph. */
+export const COMPACT = {
+  rows: 'rows',
+  soft: 'soft',
+  keptSoft: 'kept_soft',
+  mask: 'mask',
+  keptMask: 'kept_mask',
+  key: (i: number): string => `past.${i}.key`,
+  value: (i: number): string => `past.${i}.value`,
+  keptKey: (i: number): string => `kept.${i}.key`,
+  keptValue: (i: number): string => `kept.${i}.value`,
+} as const;
+
+/**
+ * Replaces graph input `name` by `value`: every node reading `name` reads `value`, the nodes from
+ * index `from` on (which produce `value` from graph inputs and initializers only) move to the front,
+ * and the input is dropped.
+ */
+function spliceInput(g: Graph, name: string, value: Tensor, from: number): void {
+  const idx = g.inputs.findIndex((t) => t.name === name);
+  if (idx < 0) throw new Error(`spliceInput: graph '${g.name}' has no input '${name}'`);
+  const front = g.nodes.slice(from);
+  const body = g.nodes.slice(0, from).map((n) => (n.inputs.includes(name) ? { ...n, inputs: n.inputs.map((x) => (x === name ? value.name : x)) } : n));
+  g.nodes.splice(0, g.nodes.length, ...front, ...body);
+  g.inputs.splice(idx, 1);
+}
+
+/** Total float32 bytes of the weights (decides whether the model needs an external-data file). */
+export function weightBytes(tensors: readonly NamedTensor[]): number {
+  return tensors.reduce((s, t) => s + t.data.byteLength, 0);
+}
+
+/** The step graph described in the file header. Throws one-line errors for bad options or weights. */
+export function buildStepGraph(config: ModelConfig, tensors: readonly NamedTensor[], opts: StepGraphOptions): Graph {
+  const c = config;
+  const V = c.vocabSize;
+  const D = c.hiddenSize;
+  const { latentTopK: k, candidates } = opts;
+  if (!Number.isInteger(k) || k < 1 || k > V) throw inputError({ field: 'latentTopK' }, `must be an integer in [1, ${V}] (the vocabulary size), got ${k}`);
+  if (!Number.isInteger(candidates) || candidates < 1) throw inputError({ field: 'candidates' }, `must be a positive integer, got ${candidates}`);
+  const K = Math.min(V, Math.max(k, candidates));
+  const byName = new Map(tensors.map((t) => [t.name, t]));
+
+  const g = new Graph('generate_step');
+  const dec = buildDecoder(g, c, {
+    input: 'embeds', mask: 'padding', params: { kind: 'initializers', tensors }, outputs: ['hidden'], dtype: opts.dtype,
+    cache: true, markOutputs: false, ...(opts.maxPositions !== undefined ? { maxPositions: opts.maxPositions } : {}),
+  });
+  const hidden = dec.hidden as Tensor; // [B, T, D] float32
+  const W = dec.params['model.embed_tokens.weight'] as Tensor; // float32 initializer [V, D]
+
+  // Per-position input embedding (see the header), spliced in place of inputs_embeds.
+  const from = g.nodes.length;
+  const ids = g.input(STEP.ids, 'int64', ['batch', 'seq']);
+  const useSoft = g.input(STEP.useSoft, 'bool', ['batch', 'seq']);
+  const soft = g.input(STEP.soft, 'float32', ['batch', 1, D]);
+  const x = g.where(g.unsqueeze(useSoft, [2]), soft, g.gather(W, ids, 0)); // [B, T, D]
+  spliceInput(g, 'inputs_embeds', x, from);
+
+  // Last position only: [B, D] → logits [B, V] in the compute dtype, returned as float32.
+  const last = g.reshape(g.cast(g.slice(hidden, [-1], [2 ** 62], [1]), opts.dtype), [-1, D]);
+  let head: Tensor;
+  if (c.tieWordEmbeddings) head = W;
+  else {
+    const shape = parameterShapes(c).find((p) => p.name === 'lm_head.weight');
+    const src = byName.get('lm_head.weight');
+    if (shape === undefined || src === undefined) throw inputError({ field: 'lm_head.weight' }, 'missing from the weights of an untied model');
+    if (src.shape.join(',') !== shape.shape.join(',')) throw inputError({ field: 'lm_head.weight' }, `shape [${src.shape}] but the config needs [${shape.shape}]`);
+    head = g.initializer('lm_head.weight', { dtype: 'float32', dims: shape.shape, data: src.data });
+  }
+  const logits = g.cast(g.op1('Gemm', [last, g.cast(head, opts.dtype)], { transB: 1 }), 'float32'); // [B, V]
+
+  const [topLogits, topIds] = g.op('TopK', [logits, g.ints([K])], { axis: -1, largest: 1, sorted: 1 }) as [Tensor, Tensor];
+  const invTemp = g.input(STEP.invTemp, 'float32', [1]);
+  const scaled = g.mul(logits, invTemp);
+  const mx = g.reduceMax(scaled, [1]); // [B, 1]
+  const lse = g.add(g.squeeze(mx, [1]), g.log(g.reduceSum(g.exp(g.sub(scaled, mx)), [1], false))); // [B]
+
+  const kLogits = K === k ? topLogits : g.slice(topLogits, [0], [k], [1]);
+  const kIds = K === k ? topIds : g.slice(topIds, [0], [k], [1]);
+  const softProbs = g.softmax(kLogits, -1); // [B, k]
+  const z = gWeightedEmbedding(g, g.unsqueeze(kIds, [1]), g.unsqueeze(softProbs, [1]), W); // [B, 1, D]
+
+  g.output(topIds, STEP.topIds);
+  g.output(g.squeeze(g.slice(topIds, [0], [1], [1]), [1]), STEP.argmax);
+  g.output(kIds, STEP.latentIds);
+  g.output(topLogits, STEP.topLogits);
+  g.output(lse, STEP.lse);
+  const mask = g.value(STEP.mask);
+  const ones = g.expand(g.constant([1], 'int64', [1, 1]), g.concat([g.slice(g.shapeOf(mask), [0], [1]), g.ints([1])], 0));
+  g.output(g.concat([mask, ones], 1), STEP.maskNext);
+  g.output(softProbs, STEP.softProbs);
+  g.output(z, STEP.softNext);
+  g.output(logits, STEP.lastLogits);
+  dec.presents.forEach((p, i) => {
+    g.output(p.key, STEP.presentKey(i));
+    g.output(p.value, STEP.presentValue(i));
+  });
+  g.prune();
+  return g;
+}
+
+/** The compaction graph described in the file header (no weights). */
+export function buildCompactGraph(config: ModelConfig): Graph {
+  const [kvH, hd, D] = [config.numKeyValueHeads, config.headDim, config.hiddenSize];
+  const g = new Graph('generate_compact');
+  const rows = g.input(COMPACT.rows, 'int64', ['kept']);
+  g.output(g.gather(g.input(COMPACT.soft, 'float32', ['batch', 1, D]), rows, 0), COMPACT.keptSoft);
+  g.output(g.gather(g.input(COMPACT.mask, 'int64', ['batch', 'total']), rows, 0), COMPACT.keptMask);
+  for (let i = 0; i < config.numHiddenLayers; i++) {
+    g.output(g.gather(g.input(COMPACT.key(i), 'float32', ['batch', kvH, 'past', hd]), rows, 0), COMPACT.keptKey(i));
+    g.output(g.gather(g.input(COMPACT.value(i), 'float32', ['batch', kvH, 'past', hd]), rows, 0), COMPACT.keptValue(i));
+  }
+  return g;
+}

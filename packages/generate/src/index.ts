@@ -1,0 +1,10 @@
+// @latent-sft/generate: one batched generation engine for explicit and latent reasoning on ONNX
+// Runtime, with a device-resident KV cache (spec §5).
+export { Generator } from './generator.js';
+export type {
+  GenerateMode, GenerateRequest, GenerateStats, GenerationResult, GeneratorOptions, LatentStep,
+} from './generator.js';
+export { COMPACT, STEP, buildCompactGraph, buildStepGraph } from './graphs.js';
+export type { GenerateDtype, StepGraphOptions } from './graphs.js';
+export { checkSampling, nucleusSize, sampleNucleus, sortRow } from './sampling.js';
+export type { Sampling } from './sampling.js';

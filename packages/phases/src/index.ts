@@ -1,0 +1,21 @@
+// @latent-sft/phases: the Latent-SFT objectives as loss graphs (Objective: trainable / frozen / batch
+// inputs and a loss builder) and their batch feeds: explicit CoT-SFT and No-CoT, Phase 1 (encoder /
+// decoder / union steps with LTIM, LTSuM, dual-track positions and the latent kinds), Phase 2 (CE + KL
+// with teacher soft embeddings and Gumbel-perturbed targets), and the latent-cache forward.
+export type { Objective, ValueSpec } from './objective.js';
+export { encodeProblem, encodeTrainRow } from './examples.js';
+export type { SequenceParts } from './examples.js';
+export { defaultLora, phase1LoraDefaults } from './specs.js';
+export type { ParamDtype } from './specs.js';
+export { gatherRows, inlineDecoder } from './graph-parts.js';
+export type { InlinedDecoder, InputDecl } from './graph-parts.js';
+export { collateCotSft, cotSftObjective, usesDropout } from './cot-sft.js';
+export type { CollatedBatch, CotSftCollateOptions, CotSftOptions } from './cot-sft.js';
+export {
+  DECODER_PREFIX, ENCODER_PREFIX, collateEncoder, collatePhase1, encoderBatchSpecs, encoderConfig, phase1Objective,
+} from './phase1.js';
+export type { Phase1CollateOptions, Phase1Options, Phase1Step } from './phase1.js';
+export { collatePhase2, perturbTeacher, phase2Objective } from './phase2.js';
+export type { GumbelTeacherOptions, Phase2CollateOptions, Phase2Example, Phase2Options, TeacherLatents } from './phase2.js';
+export { buildLatentCacheGraph, computeLatents } from './latents.js';
+export type { LatentCacheOptions } from './latents.js';

@@ -1,0 +1,73 @@
+// The cache-latents core (spec §3.7, HEAD): run the Phase-1 encoder (+ its LoRA, eval mode) on a batch
+// and keep, per latent slot, the top-k of the logits h·Wᵀ (W = the decoder's input embedding [V,d])
+// renormalised by a softmax over those k (T = 1): (probs [m,k], ids [m,k]) per example. k ≥ V stores the
+// full-vocabulary distribution (ids 0..V−1), as `--full_vocab`.
+// Graph inputs: `encoder.<hf name>` (vocabulary V+1), `encoder.<peft name>` when a LoRA is given,
+// `decoder.model.embed_tokens.weight`, and the encoder batch inputs of collateEncoder. Outputs
+// `latent_probs` [B,m,k] and `latent_indices` [B,m,k] int64. Forward only; no gradients.
+import { inputError } from '@latent-sft/core';
+import { Graph, type Tensor } from '@latent-sft/graph';
+import { gLatentLogits, gSoftEmbeddingTopK } from '@latent-sft/latent';
+import type { LoraConfig, ModelConfig } from '@latent-sft/models';
+import type { HostTensor, Session } from '@latent-sft/runtime';
+import type { SequenceParts } from './examples.js';
+import { numbers } from './host.js';
+import type { TeacherLatents } from './phase2.js';
+import { DECODER_PREFIX, ENCODER_PREFIX, type Phase1CollateOptions, collateEncoder, encoderBatchSpecs, encoderConfig, encoderStates } from './phase1.js';
+import { type ParamDtype, checkLoraTask, loraSpecs, weightSpecs } from './specs.js';
+
+/** Options of buildLatentCacheGraph. */
+export interface LatentCacheOptions {
+  /** Top-k width (10 in the scripts); k ≥ V keeps the full distribution. */
+  k: number;
+  /** The encoder's LoRA (FEATURE_EXTRACTION), applied without dropout; omit for a merged encoder. */
+  lora?: LoraConfig;
+  dtype?: ParamDtype;
+}
+
+/** The forward-only latent-cache graph (see the file header). */
+export function buildLatentCacheGraph(config: ModelConfig, opts: LatentCacheOptions): Graph {
+  const dtype = opts.dtype ?? 'float32';
+  if (!Number.isInteger(opts.k) || opts.k < 1) throw inputError({ field: 'k' }, `must be a positive integer, got ${opts.k}`);
+  if (opts.lora !== undefined) checkLoraTask('lora', opts.lora, 'FEATURE_EXTRACTION');
+  const g = new Graph('latent_cache');
+  const enc = encoderConfig(config);
+  const declare = (specs: Record<string, { dtype: import('@latent-sft/graph').DType; shape: readonly (number | string)[] }>): Record<string, Tensor> =>
+    Object.fromEntries(Object.entries(specs).map(([n, s]) => [n, g.input(n, s.dtype, s.shape)]));
+  const params = {
+    ...declare(weightSpecs(enc, dtype, ENCODER_PREFIX, false)),
+    ...(opts.lora !== undefined ? declare(loraSpecs(enc, opts.lora, dtype, ENCODER_PREFIX)) : {}),
+  };
+  const W = g.input(`${DECODER_PREFIX}model.embed_tokens.weight`, dtype, [config.vocabSize, config.hiddenSize]);
+  const inputs = declare(encoderBatchSpecs(dtype));
+  const lora = opts.lora !== undefined ? { config: opts.lora, mode: 'eval' as const } : undefined;
+  const h = encoderStates(g, config, inputs, dtype, lora, (name) => params[ENCODER_PREFIX + name]);
+  const { indices, probs } = gSoftEmbeddingTopK(g, gLatentLogits(g, h, W), W, Math.min(opts.k, config.vocabSize));
+  g.output(probs, 'latent_probs');
+  g.output(indices, 'latent_indices');
+  g.prune();
+  return g;
+}
+
+/**
+ * Runs a session of buildLatentCacheGraph on `examples` and splits the result per example:
+ * `weights` holds the graph's weight inputs by name; the encoder batch comes from collateEncoder.
+ */
+export async function computeLatents(
+  session: Session, weights: Readonly<Record<string, HostTensor>>, examples: readonly SequenceParts[],
+  opts: Pick<Phase1CollateOptions, 'r' | 'compressId' | 'padId' | 'ltim' | 'dtype'>,
+): Promise<TeacherLatents[]> {
+  const batch = collateEncoder(examples, opts);
+  const out = await session.run({ ...weights, ...batch.feeds }, ['latent_probs', 'latent_indices']);
+  const probs = out.latent_probs;
+  const ids = out.latent_indices;
+  if (probs === undefined || ids === undefined) throw new Error('computeLatents: the session returned no latent_probs / latent_indices');
+  const [, M, k] = probs.dims as [number, number, number];
+  const p = numbers(probs);
+  const ix = numbers(ids);
+  return batch.m.map((m, b) => ({
+    m, k,
+    probs: Float32Array.from(p.slice(b * M * k, (b * M + m) * k)),
+    indices: Int32Array.from(ix.slice(b * M * k, (b * M + m) * k)),
+  }));
+}

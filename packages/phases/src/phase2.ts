@@ -1,0 +1,218 @@
+// Phase 2 (spec §4): the LLM learns to produce the latent tokens itself, teacher-forced with the cached
+// encoder distributions.
+//   ids    = P <think> Z x m </think> ANS (data.buildLatentSequence), Z = -100 → pad id in input_ids
+//   z_t    = Σ_j p_tj W[idx_tj] (soft-topk, HEAD) or p_t · W (soft-full, v1) at the slots, W = the model's
+//            input embedding behind g.stopGradient (detached; also frozen: LoRA never targets embed_tokens)
+//   logits = decoder + LoRA over inputs_embeds, causal + padding attention (int64 [B,T], ids != pad by
+//            value with the -100 slots counted as real), contiguous positions
+//   loss   = ceWeight · CE(</think>, ANS, EOS; shifted, mean over tokens)
+//          + klWeight · KL(teacher ‖ student) where the student distribution of slot t is the logits at
+//            the PREVIOUS position s+t−1 (spec §4.4); gKlTopK (sparse, over the k stored ids) or gKlFull.
+//   Weights 1 and 1 (all scripts). Metrics: ce, kl.
+// The previous-position rows are gathered at latent_positions − 1 (the same rows gShiftedSlotLogits
+// picks for s−1 … s+m−2) so that the padded latent count m stays a run-time dim.
+// Gumbel perturbation of the targets (§4.3, HEAD) is a host transform (perturbTeacher): fresh noise per
+// epoch from Rng.fromSeed(seed).fork(epoch).fork(exampleIndex), independent of batch order.
+// Shapes: B batch, T longest sequence, m latent slots (padded), k stored top-k width, V vocabulary.
+import { Rng, inputError } from '@latent-sft/core';
+import { buildLatentSequence, padBatch } from '@latent-sft/data';
+import type { Graph, Tensor, ValueSpec } from '@latent-sft/graph';
+import { gKlFull, gKlTopK, gScatterLatents, gWeightedEmbedding, gumbelPerturb, matrix } from '@latent-sft/latent';
+import { type ComputeDtype, type LoraConfig, type ModelConfig, causalLmLoss } from '@latent-sft/models';
+import type { HostTensor } from '@latent-sft/runtime';
+import type { CollatedBatch } from './cot-sft.js';
+import type { SequenceParts } from './examples.js';
+import { gatherRows, inlineDecoder } from './graph-parts.js';
+import { bool, float, i64 } from './host.js';
+import type { Objective } from './objective.js';
+import { type ParamDtype, checkLoraTask, checkNoEmbedLora, loraSpecs, need, weightSpecs } from './specs.js';
+
+/** Options of phase2Objective. */
+export interface Phase2Options {
+  /** soft-topk: teacher (probs, ids) [B,m,k]; soft-full: teacher probs [B,m,V]. */
+  latent: 'soft-topk' | 'soft-full';
+  /** The new LoRA (CAUSAL_LM, no embed_tokens). */
+  lora: LoraConfig;
+  ceWeight?: number;
+  klWeight?: number;
+  dtype?: ParamDtype;
+  /** Compute dtype of the decoder (default: dtype); bf16/fp16 cast the float32 masters in-graph. */
+  compute?: ComputeDtype;
+}
+
+/** The Phase-2 objective (see the file header). Names: base weights and LoRA tensors by HF / PEFT name. */
+export function phase2Objective(config: ModelConfig, opts: Phase2Options): Objective {
+  const dtype = opts.dtype ?? 'float32';
+  const { latent, lora } = opts;
+  if (latent !== 'soft-topk' && latent !== 'soft-full') throw inputError({ field: 'latent' }, `expected 'soft-topk' or 'soft-full', got ${JSON.stringify(latent)}`);
+  if (lora === undefined) throw inputError({ field: 'lora' }, 'phase 2 trains a new LoRA; give its config');
+  checkLoraTask('lora', lora, 'CAUSAL_LM');
+  checkNoEmbedLora('lora', lora);
+  const ceW = opts.ceWeight ?? 1;
+  const klW = opts.klWeight ?? 1;
+  for (const [f, v] of [['ceWeight', ceW], ['klWeight', klW]] as const) {
+    if (!Number.isFinite(v) || v < 0) throw inputError({ field: f }, `must be a finite number >= 0, got ${v}`);
+  }
+  const seq: ValueSpec = { dtype: 'int64', shape: ['batch', 'seq'] };
+  const slots = ['batch', 'latents'] as const;
+  const batch: Record<string, ValueSpec> = {
+    input_ids: seq, attention_mask: seq, position_ids: seq, labels: seq,
+    latent_positions: { dtype: 'int64', shape: slots },
+    latent_valid: { dtype: 'bool', shape: slots },
+    teacher_probs: { dtype, shape: [...slots, latent === 'soft-topk' ? 'topk' : config.vocabSize] },
+  };
+  if (latent === 'soft-topk') batch.teacher_indices = { dtype: 'int64', shape: [...slots, 'topk'] };
+  if (lora.dropout > 0) batch.dropout_seed = { dtype: 'int64', shape: [] };
+  return {
+    trainable: loraSpecs(config, lora, dtype, ''),
+    frozen: weightSpecs(config, dtype, '', true),
+    batch,
+    buildLoss(g: Graph, tr: Record<string, Tensor>, inputs: Record<string, Tensor>) {
+      const { ce, kl } = phase2Terms(g, config, opts, tr, inputs);
+      const c = ce.dtype;
+      const loss = g.add(g.mul(ce, g.scalar(ceW, c)), g.mul(g.cast(kl, c), g.scalar(klW, c)));
+      return { loss, metrics: { ce, kl } };
+    },
+  };
+}
+
+/** The Phase-2 forward: decoder logits [B,T,V], the previous-position student logits [B,m,V], CE and KL. */
+export function phase2Terms(
+  g: Graph, config: ModelConfig, opts: Pick<Phase2Options, 'latent' | 'lora' | 'dtype' | 'compute'>,
+  tr: Record<string, Tensor>, inputs: Record<string, Tensor>,
+): { logits: Tensor; student: Tensor; ce: Tensor; kl: Tensor } {
+  const fn = 'phase2Objective';
+  const dtype = opts.dtype ?? 'float32';
+  const W = g.stopGradient(need(inputs, 'model.embed_tokens.weight', fn)); // detached, as the reference's .detach()
+  const probs = need(inputs, 'teacher_probs', fn);
+  const valid = need(inputs, 'latent_valid', fn);
+  const lpos = need(inputs, 'latent_positions', fn);
+  const idx = opts.latent === 'soft-topk' ? need(inputs, 'teacher_indices', fn) : null;
+  const z = idx !== null ? gWeightedEmbedding(g, idx, probs, W) : g.matmul(probs, W);
+  const embeds = gScatterLatents(g, g.gather(W, need(inputs, 'input_ids', fn), 0), z, lpos, valid);
+  const { logits } = inlineDecoder(g, config, {
+    input: 'embeds', mask: 'padding', params: { kind: 'inputs', dtype }, outputs: ['logits'], dtype: opts.compute ?? dtype,
+    lora: { config: opts.lora, mode: 'train' },
+  }, 'lm/', (name) => (name === 'inputs_embeds' ? embeds : tr[name] ?? inputs[name]));
+  if (logits === null) throw new Error(`${fn}: the decoder has no logits`);
+  const ce = causalLmLoss(g, logits, need(inputs, 'labels', fn));
+  const student = gatherRows(g, logits, lpos, -1); // [B,m,V]: position s+t−1 predicts slot t
+  const kl = (idx !== null ? gKlTopK(g, probs, idx, student, valid) : gKlFull(g, probs, student, valid)).loss;
+  return { logits, student, ce, kl };
+}
+
+// ---- teacher targets and collation -----------------------------------------------------------------------
+
+/** The cached latents of one example: probs [m,k] row-major and, for top-k, their vocabulary ids [m,k]. */
+export interface TeacherLatents {
+  m: number;
+  k: number;
+  probs: Float32Array | Float64Array;
+  /** Vocabulary ids of the probs (top-k teachers); absent for full-vocabulary teachers (k = V). */
+  indices?: Int32Array;
+}
+
+/** A Phase-2 example: the id parts (the CoT is not used) and its teacher latents. */
+export type Phase2Example = Omit<SequenceParts, 'cotIds'> & { teacher: TeacherLatents };
+
+/** Options of perturbTeacher (spec §4.3). */
+export interface GumbelTeacherOptions {
+  seed: number;
+  epoch: number;
+  /** The example's dataset index (its noise stream). */
+  index: number;
+  /** First id of `</think>`: draws whose argmax is this id for any latent are redrawn (up to 100 tries). */
+  latentEndId: number;
+  /** noise_scale (default 1). */
+  scale?: number;
+  /** gumbel_temperature (default 1). */
+  temperature?: number;
+}
+
+/**
+ * The teacher with clamped Gumbel noise on its top-k distribution (latent.gumbelPerturb), drawn from
+ * Rng.fromSeed(seed).fork(epoch).fork(index); `guardFailed` reports that every draw hit the end id.
+ */
+export function perturbTeacher(t: TeacherLatents, opts: GumbelTeacherOptions): { teacher: TeacherLatents; redraws: number; guardFailed: boolean } {
+  if (t.indices === undefined) throw inputError({ field: 'teacher.indices' }, 'Gumbel perturbation needs top-k teachers (probs with their ids)');
+  for (const f of ['seed', 'epoch', 'index'] as const) {
+    if (!Number.isSafeInteger(opts[f]) || opts[f] < 0) throw inputError({ field: f }, `must be a non-negative integer, got ${opts[f]}`);
+  }
+  const rng = Rng.fromSeed(opts.seed).fork(opts.epoch).fork(opts.index);
+  const res = gumbelPerturb(matrix(t.probs, t.m, t.k), matrix(t.indices, t.m, t.k), {
+    rng, latentEndId: opts.latentEndId, scale: opts.scale ?? 1, temperature: opts.temperature ?? 1,
+  });
+  return { teacher: { m: t.m, k: t.k, probs: res.probs.data, indices: t.indices }, redraws: res.redraws, guardFailed: res.guardFailed };
+}
+
+/** Options of collatePhase2. */
+export interface Phase2CollateOptions {
+  padId: number;
+  latent: 'soft-topk' | 'soft-full';
+  /** Vocabulary size V: bounds the teacher ids; the width of full-vocabulary teachers. */
+  vocabSize: number;
+  dtype?: ParamDtype;
+  dropoutSeed?: number;
+  placeholder?: number;
+  ignoreIndex?: number;
+}
+
+/**
+ * A Phase-2 batch: input_ids (slots → pad id), attention_mask (ids != pad, slots real), contiguous
+ * position_ids, labels, latent_positions / latent_valid [B,m], teacher_probs [B,m,k|V] and
+ * teacher_indices [B,m,k] (zeros on padded slots). Also returns each example's latentStart.
+ */
+export function collatePhase2(examples: readonly Phase2Example[], opts: Phase2CollateOptions): CollatedBatch & { latentStart: number[]; m: number[] } {
+  if (examples.length === 0) throw inputError({ field: 'examples' }, 'need at least one example');
+  const dtype = opts.dtype ?? 'float32';
+  const placeholder = opts.placeholder ?? -100;
+  const ignore = opts.ignoreIndex ?? -100;
+  const V = opts.vocabSize;
+  const topk = opts.latent === 'soft-topk';
+  const k = topk ? (examples[0] as Phase2Example).teacher.k : V;
+  examples.forEach(({ teacher: t }, b) => {
+    const at = `examples[${b}].teacher`;
+    if (!Number.isSafeInteger(t.m) || t.m < 1) throw inputError({ field: `${at}.m` }, `must be an integer >= 1, got ${t.m}`);
+    if (t.k !== k) throw inputError({ field: `${at}.k` }, `${t.k} entries per latent, but the batch uses ${k}${topk ? '' : ' (the vocabulary size)'}`);
+    if (t.probs.length !== t.m * t.k) throw inputError({ field: `${at}.probs` }, `has ${t.probs.length} values, expected m*k = ${t.m}*${t.k}`);
+    if (topk) {
+      if (t.indices === undefined || t.indices.length !== t.m * t.k) throw inputError({ field: `${at}.indices` }, `expected m*k = ${t.m}*${t.k} vocabulary ids`);
+      const bad = t.indices.findIndex((v) => !(v >= 0 && v < V));
+      if (bad >= 0) throw inputError({ field: `${at}.indices[${bad}]` }, `id ${t.indices[bad]} outside the vocabulary [0, ${V})`);
+    }
+  });
+  const seqs = examples.map((ex) => buildLatentSequence({ ...ex, m: ex.teacher.m, placeholder, ignoreIndex: ignore }));
+  const ids = padBatch(seqs.map((s) => s.inputIds.map((v) => (v === placeholder ? opts.padId : v))), opts.padId);
+  const [B, T] = ids.shape;
+  const mask = new Array<number>(B * T).fill(0);
+  const pos = new Array<number>(B * T).fill(0);
+  seqs.forEach((s, b) => {
+    s.inputIds.forEach((v, t) => { mask[b * T + t] = v === opts.padId ? 0 : 1; });
+    for (let t = 0; t < T; t++) pos[b * T + t] = t;
+  });
+  const m = examples.map((ex) => ex.teacher.m);
+  const M = Math.max(...m);
+  const lpos = new Array<number>(B * M).fill(0);
+  const valid = new Array<number>(B * M).fill(0);
+  const probs = new Float64Array(B * M * k);
+  const idx = new Array<number>(B * M * k).fill(0);
+  examples.forEach(({ teacher: t }, b) => {
+    for (let i = 0; i < t.m; i++) {
+      lpos[b * M + i] = (seqs[b] as { latentStart: number }).latentStart + i;
+      valid[b * M + i] = 1;
+      for (let j = 0; j < k; j++) {
+        probs[(b * M + i) * k + j] = t.probs[i * k + j] as number;
+        if (t.indices !== undefined) idx[(b * M + i) * k + j] = t.indices[i * k + j] as number;
+      }
+    }
+  });
+  const feeds: Record<string, HostTensor> = {
+    input_ids: i64([B, T], ids.data), attention_mask: i64([B, T], mask), position_ids: i64([B, T], pos),
+    labels: i64([B, T], padBatch(seqs.map((s) => s.labels), ignore).data),
+    latent_positions: i64([B, M], lpos), latent_valid: bool([B, M], valid),
+    teacher_probs: float(dtype, [B, M, k], probs),
+  };
+  if (topk) feeds.teacher_indices = i64([B, M, k], idx);
+  if (opts.dropoutSeed !== undefined) feeds.dropout_seed = i64([], [opts.dropoutSeed]);
+  return { feeds, lengths: ids.lengths, latentStart: seqs.map((s) => s.latentStart), m };
+}

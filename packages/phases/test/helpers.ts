@@ -1,0 +1,37 @@
+// Test helpers: a loss graph of an Objective with its metrics and gradients (the same wiring as
+// graph.buildTrainStep, plus metric outputs), run on ORT CPU.
+import { Graph, type Tensor, grad, serialize } from '@latent-sft/graph';
+import { type HostTensor, Session } from '@latent-sft/runtime';
+import type { Objective } from '../src/index.js';
+
+/** Session over loss, metrics (`metric.<name>`) and, when asked, `<name>.grad` of every trainable input. */
+export async function lossSession(obj: Objective, withGrads: boolean): Promise<Session> {
+  const g = new Graph('objective');
+  const tr: Record<string, Tensor> = {};
+  for (const [n, s] of Object.entries(obj.trainable)) tr[n] = g.input(n, s.dtype, s.shape);
+  const inputs: Record<string, Tensor> = {};
+  for (const [n, s] of Object.entries({ ...obj.frozen, ...obj.batch })) inputs[n] = g.input(n, s.dtype, s.shape);
+  const { loss, metrics } = obj.buildLoss(g, tr, inputs);
+  g.output(loss, 'loss');
+  for (const [n, t] of Object.entries(metrics ?? {})) g.output(t, `metric.${n}`);
+  if (withGrads) {
+    const names = Object.keys(tr);
+    const gs = grad(g, loss, names.map((n) => tr[n] as Tensor));
+    names.forEach((n, i) => g.output(gs[i] as Tensor, `${n}.grad`));
+  }
+  g.prune();
+  return Session.create(serialize(g).model);
+}
+
+/** The scalar value of an output. */
+export function scalar(out: Record<string, HostTensor>, name: string): number {
+  const t = out[name];
+  if (t === undefined) throw new Error(`no output ${name}`);
+  return Number(t.data[0]);
+}
+
+/** A float32 tensor. */
+export const f32 = (dims: number[], data: ArrayLike<number>): HostTensor => ({ dtype: 'float32', dims, data: Float32Array.from(data) });
+
+/** The values of a tensor as numbers. */
+export const nums = (t: HostTensor | undefined): number[] => Array.from((t?.data ?? []) as ArrayLike<number | bigint>, Number);

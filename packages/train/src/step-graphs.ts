@@ -1,0 +1,124 @@
+// The ONNX graphs a Trainer runs. Names of inputs/outputs (p = a trainable name):
+//   fused (gradAccum 1): trainable p, frozen, batch, optimizer slots `<slot>.p`, scalars `opt.*`,
+//       [loss_scale] → loss, metric.<k>, grad_norm, p.new, `<slot>.p.new`
+//   grad  (gradAccum N > 1): trainable p, frozen, batch, acc.p, acc_reset (bool), [loss_scale]
+//       → loss, metric.<k>, acc.p.new = acc_reset ? g : acc.p + g
+//   update: trainable p, acc.p, slots, scalars → grad_norm, p.new, `<slot>.p.new`, from the mean acc.p / N
+// Gradients are of the float32 masters (the casts to the compute dtype are differentiated); with
+// loss scaling the backward is seeded with loss_scale and the float32 grads are divided by it.
+// grad_norm is the global L2 norm before clipping (clip_grad_norm_'s return value), always computed:
+// the host skips the step when it is not finite.
+import { type Graph as GraphT, Graph, type Tensor, grad } from '@latent-sft/graph';
+import { inputError } from '@latent-sft/core';
+import { type GraphOptimizer, clipByGlobalNormGraph } from './graph-optim.js';
+import type { Objective } from './objective.js';
+
+export type ComputeDtype = 'float32' | 'float16' | 'bfloat16';
+
+export interface StepGraphOptions {
+  objective: Objective;
+  optimizer: GraphOptimizer;
+  clipNorm: number | null;
+  compute: ComputeDtype;
+  lossScale: boolean;
+}
+
+/** The built graphs and the metric names (outputs `metric.<name>`). */
+export interface StepGraphs {
+  /** gradAccum 1: one graph per step. */
+  fused?: GraphT;
+  /** gradAccum > 1: run per micro-batch, then `update` once. */
+  grad?: GraphT;
+  update?: GraphT;
+  metrics: string[];
+}
+
+function checkObjective(o: Objective): void {
+  const seen = new Map<string, string>();
+  for (const part of ['trainable', 'frozen', 'batch'] as const) {
+    for (const [name, spec] of Object.entries(o[part])) {
+      const prev = seen.get(name);
+      if (prev !== undefined) throw inputError({ field: `objective.${part}.${name}` }, `also declared in ${prev}`);
+      seen.set(name, part);
+      if (part === 'trainable' && spec.dtype !== 'float32') throw inputError({ field: `objective.trainable.${name}` }, `trainable masters are float32, got ${spec.dtype}`);
+      if (part !== 'batch' && !spec.shape.every((d) => typeof d === 'number')) {
+        throw inputError({ field: `objective.${part}.${name}` }, `needs a static shape, got [${spec.shape.join(', ')}]`);
+      }
+      if (/^(trainer\.|opt\.|loss$|loss_scale$|grad_norm$|acc_reset$|metric\.|acc\.|m\.|v\.|momentum\.)/.test(name) || name.endsWith('.new')) {
+        throw inputError({ field: `objective.${part}.${name}` }, 'name is reserved by the trainer graphs');
+      }
+    }
+  }
+  if (Object.keys(o.trainable).length === 0) throw inputError({ field: 'objective.trainable' }, 'no trainable inputs');
+}
+
+/** Declares inputs, builds the loss; returns grads of the masters (unscaled) and the loss/metric outputs. */
+function forwardBackward(g: Graph, o: StepGraphOptions): { grads: Record<string, Tensor>; masters: Record<string, Tensor>; metrics: string[] } {
+  const obj = o.objective;
+  const masters: Record<string, Tensor> = {};
+  const view: Record<string, Tensor> = {};
+  for (const [n, s] of Object.entries(obj.trainable)) {
+    masters[n] = g.input(n, s.dtype, s.shape);
+    view[n] = g.cast(masters[n], o.compute);
+  }
+  const inputs: Record<string, Tensor> = {};
+  for (const part of [obj.frozen, obj.batch]) for (const [n, s] of Object.entries(part)) inputs[n] = g.input(n, s.dtype, s.shape);
+  const scale = o.lossScale ? g.input('loss_scale', 'float32', []) : null;
+  const built = obj.buildLoss(g, view, inputs);
+  if (built.loss.rank !== 0) throw new Error(`objective loss must be a scalar, got ${built.loss.shapeText}`);
+  const loss = g.cast(built.loss, 'float32');
+  g.output(loss, 'loss');
+  const metrics: string[] = [];
+  for (const [k, t] of Object.entries(built.metrics ?? {})) {
+    if (t.rank !== 0) throw new Error(`objective metric '${k}' must be a scalar, got ${t.shapeText}`);
+    g.output(g.cast(t, 'float32'), `metric.${k}`);
+    metrics.push(k);
+  }
+  const names = Object.keys(masters);
+  const raw = grad(g, loss, names.map((n) => masters[n] as Tensor), scale ?? undefined);
+  const grads: Record<string, Tensor> = {};
+  names.forEach((n, i) => {
+    let gr = raw[i] as Tensor;
+    if (scale !== null) gr = g.div(gr, scale);
+    grads[n] = gr;
+  });
+  return { grads, masters, metrics };
+}
+
+function applyUpdate(g: Graph, o: StepGraphOptions, masters: Record<string, Tensor>, grads: Record<string, Tensor>): void {
+  const clipped = clipByGlobalNormGraph(g, grads, o.clipNorm);
+  g.output(g.cast(clipped.norm, 'float32'), 'grad_norm');
+  for (const [n, p] of Object.entries(masters)) g.output(o.optimizer.update(g, p, clipped.grads[n] as Tensor, n), `${n}.new`);
+}
+
+/** Builds the step graphs for gradAccum micro-batches per update. */
+export function buildStepGraphs(o: StepGraphOptions, gradAccum: number): StepGraphs {
+  checkObjective(o.objective);
+  if (!Number.isInteger(gradAccum) || gradAccum < 1) throw inputError({ field: 'gradAccum' }, `must be an integer >= 1, got ${gradAccum}`);
+  if (gradAccum === 1) {
+    const g = new Graph('train_step');
+    const fb = forwardBackward(g, o);
+    applyUpdate(g, o, fb.masters, fb.grads);
+    g.prune();
+    return { fused: g, metrics: fb.metrics };
+  }
+  const gg = new Graph('train_grad');
+  const fb = forwardBackward(gg, o);
+  const reset = gg.input('acc_reset', 'bool', []);
+  for (const [n, gr] of Object.entries(fb.grads)) {
+    const acc = gg.input(`acc.${n}`, gr.dtype, gr.shape);
+    gg.output(gg.where(reset, gr, gg.add(acc, gr)), `acc.${n}.new`);
+  }
+  gg.prune();
+  const ug = new Graph('train_update');
+  const masters: Record<string, Tensor> = {};
+  const mean: Record<string, Tensor> = {};
+  for (const [n, s] of Object.entries(o.objective.trainable)) masters[n] = ug.input(n, s.dtype, s.shape);
+  for (const [n, s] of Object.entries(o.objective.trainable)) {
+    const acc = ug.input(`acc.${n}`, s.dtype, s.shape);
+    mean[n] = ug.div(acc, ug.scalar(gradAccum, s.dtype));
+  }
+  applyUpdate(ug, o, masters, mean);
+  ug.prune();
+  return { grad: gg, update: ug, metrics: fb.metrics };
+}

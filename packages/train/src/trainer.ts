@@ -1,0 +1,389 @@
+// The device-side trainer: an Objective's step graphs (step-graphs.ts) run on ONNX Runtime with every
+// tensor that lives across steps in device memory (CUDA memory on CUDA, CPU memory on CPU — the same
+// code path): trainable masters, frozen inputs, optimizer slots and gradient accumulators, double
+// buffered (runtime's StatePair: a step reads `current`, writes `next`, then they swap). Per step only
+// the batch and a few scalars go up (opt.* from the schedule, loss_scale, acc_reset) and loss, metrics
+// and grad_norm (4 bytes each) come down.
+//
+// Steps: `step` counts step() calls done (the LR schedule's step, as HF's scheduler that also steps
+// over skipped fp16 updates); `optimizerStep` counts updates applied (AdamW's t, as torch's state
+// step, which a GradScaler skip does not advance). A skipped update (fp16 overflow) simply does not
+// swap the buffers, so the state stays as it was. A non-finite loss, or a non-finite grad norm without
+// loss scaling, throws NonFiniteError naming the step and `lastGoodCheckpoint` (state untouched).
+import { inputError, silentLogger, type Logger } from '@latent-sft/core';
+import { serialize } from '@latent-sft/graph';
+import type { NamedTensor } from '@latent-sft/models';
+import {
+  type DeviceBinding, DeviceSession, type DeviceSessionOptions, type DeviceTensor, type Device, type HostTensor, StatePair,
+  transferStats as runtimeTransferStats,
+} from '@latent-sft/runtime';
+import { type GraphOptimizer, type OptimizerConfig, graphOptimizer } from './graph-optim.js';
+import { LossScaler, type DynamicLossScaleOptions } from './loss-scale.js';
+import { NonFiniteError, checkFinite } from './metrics.js';
+import type { Objective } from './objective.js';
+import { type LrSchedule, lrAt } from './schedule.js';
+import { type ComputeDtype, buildStepGraphs } from './step-graphs.js';
+
+export interface TrainerOptions {
+  objective: Objective;
+  optimizer: OptimizerConfig;
+  /** The LR schedule; its peak is optimizer.lr. */
+  schedule: LrSchedule;
+  /** step() refuses to run past this many steps. */
+  totalSteps: number;
+  /** Global-norm clipping (null/undefined: none; grad_norm is still reported). */
+  clipNorm?: number | null;
+  /** Micro-batches per update (default 1: one fused graph). */
+  gradAccum?: number;
+  /** Compute dtype (default float32). lossScale: default 'dynamic' for float16, none otherwise. */
+  precision?: { compute: ComputeDtype; lossScale?: 'dynamic' | number | null };
+  /** Options of the dynamic loss scale (init 2^16, growth interval 2000, min 1). */
+  dynamicLossScale?: DynamicLossScaleOptions;
+  device: Device;
+  /** ORT session options (default: deterministic, graph optimizations 'all'). */
+  session?: Omit<DeviceSessionOptions, 'device'>;
+  logger?: Logger;
+}
+
+/** What one step reports. */
+export interface TrainerStepResult {
+  /** step() calls done, this one included. */
+  step: number;
+  /** Mean loss over the micro-batches (float32, unscaled). */
+  loss: number;
+  /** Mean of each objective metric over the micro-batches. */
+  metrics: Record<string, number>;
+  /** The learning rate of this step (from the schedule). */
+  lr: number;
+  /** Global gradient norm before clipping (non-finite on an fp16 overflow). */
+  gradNorm: number;
+  /** The update was skipped (fp16 overflow). */
+  skipped: boolean;
+  /** The loss scale used by this step (1 without scaling). */
+  lossScale: number;
+  tokens?: number;
+}
+
+/** Everything needed to resume exactly. */
+export interface TrainerState {
+  trainable: NamedTensor[];
+  /** `<slot>.<name>`: m/v (AdamW) or momentum (SGD). */
+  optimizer: NamedTensor[];
+  /** step() calls done. */
+  step: number;
+  lossScale: number;
+  /** Updates applied (AdamW's t); defaults to `step` when absent. */
+  optimizerStep?: number;
+  /** Finite steps since the loss scale last changed (dynamic scaling); default 0. */
+  lossScaleGoodSteps?: number;
+}
+
+/** Host<->device bytes moved by this trainer (uploads and downloads it made). */
+export interface TrainerTransferStats {
+  hostToDevice: number;
+  deviceToHost: number;
+}
+
+type Scalars = Map<string, DeviceTensor>;
+
+const numel = (dims: readonly number[]): number => dims.reduce((a, b) => a * b, 1);
+
+function staticDims(name: string, shape: readonly (number | string)[]): number[] {
+  return shape.map((d) => {
+    if (typeof d !== 'number') throw inputError({ field: name }, `needs a static shape, got [${shape.join(', ')}]`);
+    return d;
+  });
+}
+
+/** Trains an Objective on a device; see the file header. */
+export class Trainer {
+  /** The checkpoint named by NonFiniteError (set by whoever saves checkpoints, e.g. trainWithCheckpoints). */
+  lastGoodCheckpoint: string | null = null;
+  readonly metricNames: readonly string[];
+  private readonly logger: Logger;
+  private readonly opt: GraphOptimizer;
+  private readonly scaler: LossScaler | null;
+  private readonly gradAccum: number;
+  private readonly names: string[];
+  private readonly sessions: DeviceSession[] = [];
+  private readonly bindings: DeviceBinding[] = [];
+  private readonly params = new Map<string, StatePair>();
+  private readonly slots = new Map<string, StatePair>();
+  private readonly accs = new Map<string, StatePair>();
+  private readonly frozen = new Map<string, DeviceTensor>();
+  private readonly batchTensors = new Map<string, DeviceTensor>();
+  private readonly scalarsIn: Scalars = new Map();
+  private readonly scalarsOut: Scalars = new Map();
+  private stepsDone = 0;
+  private updatesDone = 0;
+  private h2d = 0;
+  private d2h = 0;
+  private released = false;
+  // gradAccum 1: [fused]; else [grad, update]
+  private readonly mainSession: DeviceSession;
+  private readonly gradBinding: DeviceBinding;
+  private readonly updateBinding: DeviceBinding;
+
+  private constructor(private readonly opts: TrainerOptions, sessions: DeviceSession[], metricNames: string[]) {
+    this.logger = opts.logger ?? silentLogger;
+    this.opt = graphOptimizer(opts.optimizer);
+    this.gradAccum = opts.gradAccum ?? 1;
+    this.names = Object.keys(opts.objective.trainable);
+    this.metricNames = metricNames;
+    const compute = opts.precision?.compute ?? 'float32';
+    const ls = opts.precision?.lossScale === undefined ? (compute === 'float16' ? 'dynamic' : null) : opts.precision.lossScale;
+    this.scaler = ls === null ? null : ls === 'dynamic' ? LossScaler.dynamic(opts.dynamicLossScale) : LossScaler.fixed(ls);
+    this.sessions = sessions;
+    this.mainSession = sessions[0] as DeviceSession;
+    this.gradBinding = this.mainSession.createBinding();
+    this.updateBinding = sessions.length > 1 ? (sessions[1] as DeviceSession).createBinding() : this.gradBinding;
+    this.bindings.push(this.gradBinding);
+    if (this.updateBinding !== this.gradBinding) this.bindings.push(this.updateBinding);
+  }
+
+  /** Builds the graphs, creates the sessions and uploads the initial tensors (the only bulk upload). */
+  static async create(opts: TrainerOptions, init: { trainable: Record<string, HostTensor>; frozen: Record<string, HostTensor> }): Promise<Trainer> {
+    if (!Number.isInteger(opts.totalSteps) || opts.totalSteps < 1) throw inputError({ field: 'totalSteps' }, `must be an integer >= 1, got ${opts.totalSteps}`);
+    lrAt(0, opts.schedule, opts.optimizer.lr); // validates the schedule
+    const compute = opts.precision?.compute ?? 'float32';
+    if (!['float32', 'float16', 'bfloat16'].includes(compute)) throw inputError({ field: 'precision.compute' }, `expected float32, float16 or bfloat16, got ${String(compute)}`);
+    const ls = opts.precision?.lossScale;
+    if (ls !== undefined && ls !== null && ls !== 'dynamic' && !(typeof ls === 'number' && ls > 0 && Number.isFinite(ls))) {
+      throw inputError({ field: 'precision.lossScale' }, `expected 'dynamic', a finite number > 0 or null, got ${String(ls)}`);
+    }
+    const scaled = ls === undefined ? compute === 'float16' : ls !== null;
+    const optimizer = graphOptimizer(opts.optimizer);
+    const graphs = buildStepGraphs({ objective: opts.objective, optimizer, clipNorm: opts.clipNorm ?? null, compute, lossScale: scaled }, opts.gradAccum ?? 1);
+    const sessionOpts: DeviceSessionOptions = { deterministic: true, ...opts.session, device: opts.device };
+    const list = (graphs.fused ? [graphs.fused] : [graphs.grad, graphs.update]).map((g) => DeviceSession.create(serialize(g!).model, sessionOpts));
+    const t = new Trainer(opts, list, graphs.metrics);
+    try {
+      t.allocate(init);
+    } catch (e) {
+      await t.release();
+      throw e;
+    }
+    return t;
+  }
+
+  private counted<T>(f: () => T): T {
+    const a = runtimeTransferStats();
+    try {
+      return f();
+    } finally {
+      const b = runtimeTransferStats();
+      this.h2d += b.hostToDeviceBytes - a.hostToDeviceBytes;
+      this.d2h += b.deviceToHostBytes - a.deviceToHostBytes;
+    }
+  }
+
+  private checkHost(where: string, name: string, t: HostTensor | undefined, spec: { dtype: string; shape: readonly (number | string)[] }): HostTensor {
+    if (t === undefined) throw inputError({ field: `${where}.${name}` }, 'missing');
+    if (t.dtype !== spec.dtype) throw inputError({ field: `${where}.${name}` }, `dtype ${t.dtype}, the objective declares ${spec.dtype}`);
+    const ok = t.dims.length === spec.shape.length && spec.shape.every((d, i) => typeof d !== 'number' || d === t.dims[i]);
+    if (!ok) throw inputError({ field: `${where}.${name}` }, `dims [${t.dims.join(', ')}] do not fit [${spec.shape.join(', ')}]`);
+    if (t.data.length !== numel(t.dims)) throw inputError({ field: `${where}.${name}` }, `dims [${t.dims.join(', ')}] hold ${numel(t.dims)} values, data has ${t.data.length}`);
+    return t;
+  }
+
+  private allocate(init: { trainable: Record<string, HostTensor>; frozen: Record<string, HostTensor> }): void {
+    const obj = this.opts.objective;
+    const s = this.mainSession;
+    for (const part of ['trainable', 'frozen'] as const) {
+      for (const k of Object.keys(init[part])) if (!(k in obj[part])) throw inputError({ field: `init.${part}.${k}` }, `not a ${part} input of the objective`);
+    }
+    this.counted(() => {
+      for (const [n, spec] of Object.entries(obj.trainable)) {
+        const dims = staticDims(`objective.trainable.${n}`, spec.shape);
+        this.params.set(n, StatePair.create(s, n, `${n}.new`, this.checkHost('init.trainable', n, init.trainable[n], spec)));
+        for (const slot of this.opt.slots) {
+          this.slots.set(`${slot}.${n}`, new StatePair(`${slot}.${n}`, `${slot}.${n}.new`, s.alloc('float32', dims), s.alloc('float32', dims)));
+        }
+        if (this.gradAccum > 1) this.accs.set(n, new StatePair(`acc.${n}`, `acc.${n}.new`, s.alloc('float32', dims), s.alloc('float32', dims)));
+      }
+      for (const [n, spec] of Object.entries(obj.frozen)) this.frozen.set(n, s.upload(this.checkHost('init.frozen', n, init.frozen[n], spec)));
+    });
+    const updateSession = this.sessions[this.sessions.length - 1] as DeviceSession;
+    const scalarDtype = (sess: DeviceSession, name: string) => sess.input(name).dtype as 'float32' | 'bool';
+    for (const n of this.opt.scalarInputs) this.scalarsIn.set(n, updateSession.alloc(scalarDtype(updateSession, n), []));
+    if (this.scaler !== null) this.scalarsIn.set('loss_scale', s.alloc('float32', []));
+    if (this.gradAccum > 1) this.scalarsIn.set('acc_reset', s.alloc('bool', []));
+    for (const n of ['loss', ...this.metricNames.map((m) => `metric.${m}`), 'grad_norm']) this.scalarsOut.set(n, s.alloc('float32', []));
+    // Fixed bindings: frozen inputs, scalar inputs and outputs.
+    for (const [n, t] of this.frozen) this.gradBinding.bindInput(n, t);
+    for (const [n, t] of this.scalarsIn) (n.startsWith('opt.') ? this.updateBinding : this.gradBinding).bindInput(n, t);
+    for (const [n, t] of this.scalarsOut) (n === 'grad_norm' ? this.updateBinding : this.gradBinding).bindOutput(n, t);
+    this.bindState();
+  }
+
+  /** Binds every state tensor to its current/next buffer (after creation and after each swap). */
+  private bindState(): void {
+    const fused = this.gradAccum === 1;
+    for (const p of this.params.values()) {
+      p.bind(this.updateBinding);
+      if (!fused) this.gradBinding.bindInput(p.input, p.current);
+    }
+    for (const p of this.slots.values()) p.bind(this.updateBinding);
+    for (const p of this.accs.values()) {
+      p.bind(this.gradBinding);
+      this.updateBinding.bindInput(p.input, p.current);
+    }
+  }
+
+  private upload(t: DeviceTensor, v: number | boolean): void {
+    const data = t.dtype === 'bool' ? Uint8Array.of(v ? 1 : 0) : t.dtype === 'float64' ? Float64Array.of(Number(v)) : Float32Array.of(Number(v));
+    this.counted(() => t.upload(data));
+  }
+
+  private readScalar(name: string): number {
+    return this.counted(() => (this.scalarsOut.get(name) as DeviceTensor).download()[0] as number);
+  }
+
+  private feedBatch(batch: Record<string, HostTensor>, k: number): void {
+    const specs = this.opts.objective.batch;
+    for (const n of Object.keys(batch)) if (!(n in specs)) throw inputError({ field: `batches[${k}].${n}` }, 'not a batch input of the objective');
+    for (const [n, spec] of Object.entries(specs)) {
+      const h = this.checkHost(`batches[${k}]`, n, batch[n], spec);
+      // Zero-size tensors crash the device addon's upload/bind (runtime 1.29 addon): refuse them here.
+      if (h.data.length === 0) throw inputError({ field: `batches[${k}].${n}` }, `empty tensor (dims [${h.dims.join(', ')}])`);
+      let t = this.batchTensors.get(n);
+      if (t === undefined || t.dims.join(',') !== h.dims.join(',')) {
+        t?.release();
+        t = this.mainSession.alloc(h.dtype, h.dims);
+        this.batchTensors.set(n, t);
+        this.gradBinding.bindInput(n, t);
+      }
+      const dev = t;
+      this.counted(() => dev.upload(h.data));
+    }
+  }
+
+  /** The learning rate of the next step. */
+  lr(): number {
+    return lrAt(this.stepsDone, this.opts.schedule, this.opts.optimizer.lr);
+  }
+
+  /** One update from `gradAccum` micro-batches (see the file header). */
+  async step(batches: Array<Record<string, HostTensor>>): Promise<TrainerStepResult> {
+    if (this.released) throw inputError({ field: 'trainer' }, 'released');
+    if (!Array.isArray(batches) || batches.length !== this.gradAccum) {
+      throw inputError({ field: 'batches' }, `expected ${this.gradAccum} micro-batch${this.gradAccum > 1 ? 'es' : ''}, got ${Array.isArray(batches) ? batches.length : typeof batches}`);
+    }
+    if (this.stepsDone >= this.opts.totalSteps) throw inputError({ field: 'totalSteps' }, `all ${this.opts.totalSteps} steps are done`);
+    const step = this.stepsDone + 1;
+    const lr = this.lr();
+    const lossScale = this.scaler?.scale ?? 1;
+    if (this.scaler !== null) this.upload(this.scalarsIn.get('loss_scale') as DeviceTensor, lossScale);
+    for (const [n, v] of Object.entries(this.opt.scalars(this.updatesDone + 1, lr))) this.upload(this.scalarsIn.get(n) as DeviceTensor, v);
+    let loss = 0;
+    const metrics: Record<string, number> = Object.fromEntries(this.metricNames.map((m) => [m, 0]));
+    let tokens: number | undefined;
+    const count = this.opts.objective.countTokens;
+    for (let k = 0; k < batches.length; k++) {
+      const b = batches[k] as Record<string, HostTensor>;
+      this.feedBatch(b, k);
+      if (count) tokens = (tokens ?? 0) + count.call(this.opts.objective, b);
+      if (this.gradAccum > 1) this.upload(this.scalarsIn.get('acc_reset') as DeviceTensor, k === 0);
+      await this.mainSession.runAsync(this.gradBinding);
+      loss += this.readScalar('loss');
+      for (const m of this.metricNames) metrics[m] = (metrics[m] as number) + this.readScalar(`metric.${m}`);
+      if (this.gradAccum > 1) {
+        for (const p of this.accs.values()) p.swap();
+        this.bindState();
+      }
+    }
+    loss /= batches.length;
+    for (const m of this.metricNames) metrics[m] = (metrics[m] as number) / batches.length;
+    if (this.gradAccum > 1) await (this.sessions[1] as DeviceSession).runAsync(this.updateBinding);
+    const gradNorm = this.readScalar('grad_norm');
+
+    checkFinite({ step, loss, lastGoodCheckpoint: this.lastGoodCheckpoint });
+    let skipped = false;
+    if (this.scaler !== null) {
+      try {
+        skipped = this.scaler.update(gradNorm, step);
+      } catch (e) {
+        if (e instanceof NonFiniteError) checkFinite({ step, loss, gradNorm, lastGoodCheckpoint: this.lastGoodCheckpoint });
+        throw e;
+      }
+      if (skipped) this.logger.warn({ step, gradNorm, lossScale, nextLossScale: this.scaler.scale }, 'fp16 overflow: update skipped, loss scale halved');
+    } else {
+      checkFinite({ step, loss, gradNorm, lastGoodCheckpoint: this.lastGoodCheckpoint });
+    }
+    if (!skipped) {
+      for (const p of this.params.values()) p.swap();
+      for (const p of this.slots.values()) p.swap();
+      this.bindState();
+      this.updatesDone += 1;
+    }
+    this.stepsDone = step;
+    const r: TrainerStepResult = { step, loss, metrics, lr, gradNorm, skipped, lossScale };
+    if (tokens !== undefined) r.tokens = tokens;
+    return r;
+  }
+
+  /** Downloads everything needed to resume (synchronous; `state()` is the async form). */
+  stateSync(): TrainerState {
+    const down = (name: string, p: StatePair): NamedTensor => ({ name, shape: [...p.current.dims], data: this.counted(() => p.current.download()) as Float32Array });
+    const scaler = this.scaler?.state();
+    return {
+      trainable: [...this.params].map(([n, p]) => down(n, p)),
+      optimizer: [...this.slots].map(([n, p]) => down(n, p)),
+      step: this.stepsDone,
+      optimizerStep: this.updatesDone,
+      lossScale: scaler?.scale ?? 1,
+      lossScaleGoodSteps: scaler?.goodSteps ?? 0,
+    };
+  }
+
+  async state(): Promise<TrainerState> {
+    return this.stateSync();
+  }
+
+  /** Restores a state from `state()` (for exact resume): uploads into the current buffers. */
+  async load(state: TrainerState): Promise<void> {
+    const check = (what: string, list: readonly NamedTensor[], want: Map<string, StatePair>): Map<string, NamedTensor> => {
+      const byName = new Map(list.map((t) => [t.name, t]));
+      for (const n of byName.keys()) if (!want.has(n)) throw inputError({ field: `state.${what}.${n}` }, 'unknown tensor');
+      for (const [n, p] of want) {
+        const t = byName.get(n);
+        if (t === undefined) throw inputError({ field: `state.${what}.${n}` }, 'missing');
+        if (!(t.data instanceof Float32Array) || t.shape.join(',') !== p.current.dims.join(',') || t.data.length !== p.current.size) {
+          throw inputError({ field: `state.${what}.${n}` }, `expected float32 [${p.current.dims.join(', ')}], got ${t.data?.constructor?.name} [${t.shape.join(', ')}]`);
+        }
+      }
+      return byName;
+    };
+    const tp = check('trainable', state.trainable, this.params);
+    const to = check('optimizer', state.optimizer, this.slots);
+    const intOk = (x: number) => Number.isInteger(x) && x >= 0;
+    const optStep = state.optimizerStep ?? state.step;
+    if (!intOk(state.step) || !intOk(optStep) || optStep > state.step) throw inputError({ field: 'state.step' }, `bad step ${state.step} / optimizer step ${optStep}`);
+    if (this.scaler !== null) this.scaler.load({ scale: state.lossScale, goodSteps: state.lossScaleGoodSteps ?? 0 });
+    this.counted(() => {
+      for (const [n, p] of this.params) p.current.upload((tp.get(n) as NamedTensor).data);
+      for (const [n, p] of this.slots) p.current.upload((to.get(n) as NamedTensor).data);
+    });
+    this.stepsDone = state.step;
+    this.updatesDone = optStep;
+  }
+
+  /** Host<->device bytes this trainer moved (initial uploads, batches, scalars, state downloads). */
+  transferStats(): TrainerTransferStats {
+    return { hostToDevice: this.h2d, deviceToHost: this.d2h };
+  }
+
+  /** Parameter and optimizer names in graph order (trainable, then `<slot>.<name>`). */
+  tensorNames(): { trainable: string[]; optimizer: string[] } {
+    return { trainable: [...this.names], optimizer: [...this.slots.keys()] };
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    for (const b of this.bindings) b.release();
+    for (const m of [this.params, this.slots, this.accs]) for (const p of m.values()) p.release();
+    for (const m of [this.frozen, this.batchTensors, this.scalarsIn, this.scalarsOut]) for (const t of m.values()) t.release();
+    for (const s of this.sessions) s.release();
+  }
+}

@@ -1,0 +1,100 @@
+// Training-step benchmark (issues 6 and 10): the Llama-3.2-1B shape (random init), bf16 compute with
+// float32 master weights, AdamW + global-norm clipping inside one step graph, batch B x T, on the CUDA
+// EP with all state device-resident. Modes: full fine-tuning ('train') and LoRA-only r=64 on every
+// projection ('lora', the phase-1 step shape). Prints "BENCH {...}" lines like bench_torch.py.
+// Usage: node train-bench.mjs [--which train,lora] [--batch 8] [--seq 512] [--steps 10] [--device cuda]
+import { parseArgs } from 'node:util';
+import { Rng } from '@latent-sft/core';
+import { Graph } from '@latent-sft/graph';
+import {
+  buildDecoder, causalLmLoss, llama32_1b, loraParameterShapes, parameterCount, parameterShapes,
+  type LoraConfig, type ModelConfig,
+} from '@latent-sft/models';
+import type { Device, HostTensor } from '@latent-sft/runtime';
+import { type Objective, Trainer, inlineGraph } from '@latent-sft/train';
+
+const { values } = parseArgs({ options: {
+  which: { type: 'string', default: 'train,lora' }, batch: { type: 'string', default: '8' }, seq: { type: 'string', default: '512' },
+  steps: { type: 'string', default: '10' }, device: { type: 'string', default: 'cuda' }, layers: { type: 'string' }, compute: { type: 'string', default: 'bfloat16' },
+} });
+const compute = values.compute as 'bfloat16' | 'float16' | 'float32';
+const device: Device = values.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' };
+const B = Number(values.batch), T = Number(values.seq), steps = Number(values.steps);
+const base = llama32_1b();
+const config: ModelConfig = values.layers ? { ...base, numHiddenLayers: Number(values.layers) } : base;
+const emit = (o: Record<string, unknown>) => process.stdout.write(`BENCH ${JSON.stringify(o)}\n`);
+const spec = (shape: number[]) => ({ dtype: 'float32' as const, shape });
+const ids = { dtype: 'int64' as const, shape: [B, T] };
+
+function objective(lora: LoraConfig | null): Objective {
+  const baseSpecs = Object.fromEntries(parameterShapes(config).map((p) => [p.name, spec(p.shape)]));
+  const adapters = lora ? Object.fromEntries(loraParameterShapes(config, lora).map((p) => [p.name, spec(p.shape)])) : {};
+  return {
+    trainable: lora ? adapters : baseSpecs,
+    frozen: lora ? baseSpecs : {},
+    batch: { input_ids: ids, attention_mask: ids, position_ids: ids, labels: ids, ...(lora && lora.dropout > 0 ? { dropout_seed: { dtype: 'int64' as const, shape: [] } } : {}) },
+    buildLoss(g, trainable, inputs) {
+      const sub = new Graph('decoder');
+      const dec = buildDecoder(sub, config, { input: 'ids', mask: 'padding', params: { kind: 'inputs' }, markOutputs: false,
+        maxPositions: T, dtype: compute, ...(lora ? { lora: { config: lora, mode: 'train' as const } } : {}) });
+      const loss = causalLmLoss(sub, dec.logits!, sub.input('labels', 'int64', [B, T]));
+      return { loss: inlineGraph(g, sub, { ...trainable, ...inputs })(loss) };
+    },
+    countTokens: () => B * T,
+  };
+}
+
+// Benchmark init (as forward-1b.ts): normal(0, 0.02) values from a seeded table, ones for norms.
+const rng = Rng.fromSeed(0);
+const table = new Float32Array(1 << 22);
+for (let i = 0; i < table.length; i++) table[i] = 0.02 * rng.normal();
+function fill(shape: number[], kind: 'normal' | 'ones' | 'zeros'): HostTensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(n);
+  if (kind === 'ones') data.fill(1);
+  else if (kind === 'normal') for (let off = 0; off < n; off += 4096) {
+    const s = rng.int(table.length - 4096);
+    data.set(table.subarray(s, s + Math.min(4096, n - off)), off);
+  }
+  return { dtype: 'float32', dims: shape, data };
+}
+
+function batch(): Record<string, HostTensor> {
+  const tok = BigInt64Array.from({ length: B * T }, (_, i) => BigInt((i * 7919 + 13) % 128000));
+  const i64 = (data: BigInt64Array): HostTensor => ({ dtype: 'int64', dims: [B, T], data });
+  return { input_ids: i64(tok), labels: i64(tok.slice()), attention_mask: i64(new BigInt64Array(B * T).fill(1n)),
+    position_ids: i64(BigInt64Array.from({ length: B * T }, (_, i) => BigInt(i % T))) };
+}
+
+async function run(which: 'train' | 'lora') {
+  const lora: LoraConfig | null = which === 'lora'
+    ? { r: 64, alpha: 128, dropout: 0.1, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], bias: 'none', taskType: 'CAUSAL_LM' }
+    : null;
+  const weights = Object.fromEntries(parameterShapes(config).map((p) => [p.name, fill(p.shape, p.init === 'ones' ? 'ones' : 'normal')]));
+  const adapters = lora ? Object.fromEntries(loraParameterShapes(config, lora).map((p) => [p.name, fill(p.shape, p.kind === 'A' ? 'normal' : 'zeros')])) : {};
+  let t0 = performance.now();
+  const trainer = await Trainer.create({
+    objective: objective(lora), optimizer: { kind: 'adamw', lr: 1e-5, weightDecay: 0.01 }, schedule: { kind: 'constant' },
+    totalSteps: steps + 3, clipNorm: 1.0, precision: { compute }, device,
+  }, lora ? { trainable: adapters, frozen: weights } : { trainable: weights, frozen: {} });
+  emit({ bench: which, phase: 'create', s: (performance.now() - t0) / 1000 });
+  const b = batch();
+  const feeds = lora ? { ...b, dropout_seed: { dtype: 'int64' as const, dims: [], data: new BigInt64Array([1n]) } } : b;
+  const losses: number[] = [];
+  for (let i = 0; i < 3; i++) losses.push((await trainer.step([feeds])).loss); // warm-up
+  t0 = performance.now();
+  for (let i = 0; i < steps; i++) losses.push((await trainer.step([feeds])).loss);
+  const dt = (performance.now() - t0) / 1000 / steps;
+  const n = parameterCount(config);
+  const trainableCount = lora ? loraParameterShapes(config, lora).reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0) : n;
+  const attn = 12 * config.numHiddenLayers * config.hiddenSize * T;
+  const fpt = lora ? 4 * n + 6 * trainableCount + attn : 6 * n + attn; // LoRA: no weight gradients of the base
+  const tok = (B * T) / dt;
+  const io = trainer.transferStats();
+  emit({ bench: which, impl: 'latent-sft-ort', device: device.kind, compute, batch: B, seq: T, step_s: dt, tokens_per_s: tok,
+    tflops: (tok * fpt) / 1e12, trainable: trainableCount, loss_first: losses[0], loss_last: losses.at(-1),
+    h2d_bytes_per_step: io.hostToDevice / (steps + 3), d2h_bytes_per_step: io.deviceToHost / (steps + 3) });
+  await trainer.release();
+}
+
+for (const w of values.which.split(',')) await run(w as 'train' | 'lora');
