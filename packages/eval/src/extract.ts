@@ -73,7 +73,7 @@ export function extractBoxed(text: string): string | null {
   for (const c of BOX_COMMANDS) {
     // The last occurrence that is a whole command (not e.g. `\boxedx`).
     let i = text.lastIndexOf(c);
-    while (i >= 0 && /[A-Za-z]/.test(text[i + c.length] ?? '')) i = text.lastIndexOf(c, i - 1);
+    while (i >= 0 && /[A-Za-z]/.test(text[i + c.length] ?? '')) i = i > 0 ? text.lastIndexOf(c, i - 1) : -1;
     if (i > at) {
       at = i;
       cmd = c;

@@ -23,3 +23,11 @@ export {
 export type {
   RenderOptions, RunResult, Stat, SummarizeOptions, Table1, Table1Cell, Table1Row,
 } from './table.js';
+export { EVAL_MODES, buildSummary, parseSummary, renderSummariesMarkdown, runStats, toRunResults } from './report.js';
+export type { EvalMode, EvalRow, EvalSummary, LatentStepRecord, RunStats } from './report.js';
+export {
+  escapeXml, lineChartSvg, niceTicks, renderReportHtml, superpositionSvg, table1Html, visibleToken,
+} from './html.js';
+export type {
+  LineChartOptions, LineSeries, MetricsCurves, ReportInput, SuperpositionExample, SuperpositionOptions, SuperpositionStep,
+} from './html.js';

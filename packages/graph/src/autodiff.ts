@@ -85,10 +85,21 @@ const reshapeBack = <P extends OpType>(): GradRule<P> => (c) => {
   const x = xi(c, 0);
   return [c.g.reshape(dy0(c), isStatic(x.shape) ? [...x.shape] : c.g.shapeOf(x)), ...c.x.slice(1).map(() => null)];
 };
+/**
+ * ScatterND / ScatterElements in float32 when `data` is float16/bfloat16: the CUDA EP has no 16-bit
+ * kernels for them (seen: "element_type 16 not implemented for ScatterND"), and summing duplicate
+ * indices (embedding rows) in float32 is the more accurate choice anyway. Result in data's dtype.
+ */
+function scatter(g: Graph, op: 'ScatterND' | 'ScatterElements', data: Tensor, idx: Tensor, upd: Tensor, attrs: Record<string, number | string> = {}): Tensor {
+  const low = data.dtype === 'float16' || data.dtype === 'bfloat16';
+  if (!low) return g.op1(op, [data, idx, upd], attrs);
+  const out = g.op1(op, [g.cast(data, 'float32'), idx, g.cast(upd, 'float32')], attrs);
+  return g.cast(out, data.dtype);
+}
 /** Scatters `dy` back into a zero tensor shaped like `x` at the flat positions `flatIdx` (no duplicates). */
 function scatterFlat(g: Graph, x: Tensor, flatIdx: Tensor, dy: Tensor): Tensor {
   const zeros = g.reshape(g.zerosLike(x), [-1]);
-  const scattered = g.op1('ScatterND', [zeros, g.reshape(flatIdx, [-1, 1]), g.reshape(dy, [-1])]);
+  const scattered = scatter(g, 'ScatterND', zeros, g.reshape(flatIdx, [-1, 1]), g.reshape(dy, [-1]));
   return g.reshape(scattered, isStatic(x.shape) ? [...x.shape] : g.shapeOf(x));
 }
 /** Flat element index of every position of `x`, shaped like `x` (int64). */
@@ -246,7 +257,7 @@ export const gradRules: { readonly [P in DifferentiableOp]: GradRule<P> } = {
     const rest = g.slice(g.shapeOf(dataT), [1], [data.rank]);
     const upd = g.reshape(d, g.concat([g.ints([-1]), rest], 0));
     const zeros = g.zerosLike(dataT);
-    let dx = g.op1('ScatterND', [zeros, g.reshape(idx, [-1, 1]), upd], { reduction: 'add' });
+    let dx = scatter(g, 'ScatterND', zeros, g.reshape(idx, [-1, 1]), upd, { reduction: 'add' });
     if (dataPerm.some((p, i) => p !== i)) dx = g.transpose(dx, dataPerm.map((_, i) => dataPerm.indexOf(i)));
     return [dx, null];
   },
@@ -255,7 +266,7 @@ export const gradRules: { readonly [P in DifferentiableOp]: GradRule<P> } = {
     const g = c.g;
     const data = xi(c, 0);
     const axis = normAxis(c.attrs.axis ?? 0, data.rank);
-    return [g.op1('ScatterElements', [g.zerosLike(data), g.cast(xi(c, 1), 'int64'), dy0(c)], { axis, reduction: 'add' }), null];
+    return [scatter(g, 'ScatterElements', g.zerosLike(data), g.cast(xi(c, 1), 'int64'), dy0(c), { axis, reduction: 'add' }), null];
   },
   Reshape: reshapeBack(),
   Unsqueeze: reshapeBack(),
@@ -313,7 +324,7 @@ export const gradRules: { readonly [P in DifferentiableOp]: GradRule<P> } = {
     const g = c.g;
     const x = xi(c, 0);
     const axis = normAxis(c.attrs.axis ?? -1, x.rank);
-    return [g.op1('ScatterElements', [g.zerosLike(x), c.y[1] as Tensor, dy0(c)], { axis }), null];
+    return [scatter(g, 'ScatterElements', g.zerosLike(x), c.y[1] as Tensor, dy0(c), { axis }), null];
   },
 };
 

@@ -69,6 +69,8 @@ export interface DeviceSessionOptions extends SessionOptions {
   memoryArena?: boolean;
   /** Extra CUDA execution provider options, e.g. `{ gpu_mem_limit: '8589934592' }` (device_id is set from `device`). */
   cudaOptions?: Record<string, string>;
+  /** Turns on ORT's per-node profiler; `endProfiling()` writes the JSON trace (path starts with this prefix). */
+  profilePrefix?: string;
 }
 
 // Frees tensors that were dropped without release(); the held value is the native tensor.
@@ -223,6 +225,7 @@ export class DeviceSession {
       enableMemPattern: opts.enableMemPattern ?? true,
       logSeverity: opts.logSeverity ?? 3,
       cudaOptions: opts.cudaOptions ?? {},
+      ...(opts.profilePrefix !== undefined ? { profilePrefix: opts.profilePrefix } : {}),
     });
     return new DeviceSession(native, device);
   }
@@ -280,6 +283,11 @@ export class DeviceSession {
   /** Runs on the libuv thread pool; do not change the binding until the promise settles. */
   async runAsync(binding: DeviceBinding): Promise<void> {
     await this.handle().runAsync(binding.handle());
+  }
+
+  /** Stops ORT's profiler (see `profilePrefix`) and returns the trace file's path. */
+  endProfiling(): string {
+    return this.handle().endProfiling();
   }
 
   /** Frees the session (tensors and bindings created from it stay valid until released). */

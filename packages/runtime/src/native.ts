@@ -61,6 +61,8 @@ export interface NativeSessionOptions {
   enableMemPattern?: boolean;
   logSeverity?: number;
   cudaOptions?: Record<string, string>;
+  /** Enables ORT's profiler; the JSON trace path starts with this prefix. */
+  profilePrefix?: string;
 }
 
 export interface NativeSession {
@@ -71,6 +73,7 @@ export interface NativeSession {
   run(binding: NativeBinding): void;
   runAsync(binding: NativeBinding): Promise<void>;
   release(): void;
+  endProfiling(): string;
 }
 
 /** Bytes and copies moved by upload/download/copyFrom since the last reset (process-wide). */

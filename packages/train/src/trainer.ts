@@ -378,6 +378,11 @@ export class Trainer {
     return { trainable: [...this.names], optimizer: [...this.slots.keys()] };
   }
 
+  /** Stops ORT's profiler of every step session (`session.profilePrefix`) and returns the trace paths. */
+  endProfiling(): string[] {
+    return this.sessions.map((s) => s.endProfiling());
+  }
+
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;

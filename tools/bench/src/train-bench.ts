@@ -3,6 +3,7 @@
 // EP with all state device-resident. Modes: full fine-tuning ('train') and LoRA-only r=64 on every
 // projection ('lora', the phase-1 step shape). Prints "BENCH {...}" lines like bench_torch.py.
 // Usage: node train-bench.mjs [--which train,lora] [--batch 8] [--seq 512] [--steps 10] [--device cuda]
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Rng } from '@latent-sft/core';
 import { Graph } from '@latent-sft/graph';
@@ -16,6 +17,7 @@ import { type Objective, Trainer, inlineGraph } from '@latent-sft/train';
 const { values } = parseArgs({ options: {
   which: { type: 'string', default: 'train,lora' }, batch: { type: 'string', default: '8' }, seq: { type: 'string', default: '512' },
   steps: { type: 'string', default: '10' }, device: { type: 'string', default: 'cuda' }, layers: { type: 'string' }, compute: { type: 'string', default: 'bfloat16' },
+  profile: { type: 'string' },
 } });
 const compute = values.compute as 'bfloat16' | 'float16' | 'float32';
 const device: Device = values.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' };
@@ -75,26 +77,46 @@ async function run(which: 'train' | 'lora') {
   let t0 = performance.now();
   const trainer = await Trainer.create({
     objective: objective(lora), optimizer: { kind: 'adamw', lr: 1e-5, weightDecay: 0.01 }, schedule: { kind: 'constant' },
-    totalSteps: steps + 3, clipNorm: 1.0, precision: { compute }, device,
+    totalSteps: steps + 3, clipNorm: 1.0, precision: { compute }, device, ...(values.profile ? { session: { profilePrefix: values.profile } } : {}),
   }, lora ? { trainable: adapters, frozen: weights } : { trainable: weights, frozen: {} });
   emit({ bench: which, phase: 'create', s: (performance.now() - t0) / 1000 });
   const b = batch();
   const feeds = lora ? { ...b, dropout_seed: { dtype: 'int64' as const, dims: [], data: new BigInt64Array([1n]) } } : b;
   const losses: number[] = [];
   for (let i = 0; i < 3; i++) losses.push((await trainer.step([feeds])).loss); // warm-up
+  const io0 = trainer.transferStats();
   t0 = performance.now();
   for (let i = 0; i < steps; i++) losses.push((await trainer.step([feeds])).loss);
   const dt = (performance.now() - t0) / 1000 / steps;
+  const io1 = trainer.transferStats();
   const n = parameterCount(config);
   const trainableCount = lora ? loraParameterShapes(config, lora).reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0) : n;
   const attn = 12 * config.numHiddenLayers * config.hiddenSize * T;
   const fpt = lora ? 4 * n + 6 * trainableCount + attn : 6 * n + attn; // LoRA: no weight gradients of the base
   const tok = (B * T) / dt;
-  const io = trainer.transferStats();
   emit({ bench: which, impl: 'latent-sft-ort', device: device.kind, compute, batch: B, seq: T, step_s: dt, tokens_per_s: tok,
     tflops: (tok * fpt) / 1e12, trainable: trainableCount, loss_first: losses[0], loss_last: losses.at(-1),
-    h2d_bytes_per_step: io.hostToDevice / (steps + 3), d2h_bytes_per_step: io.deviceToHost / (steps + 3) });
+    h2d_bytes_per_step: (io1.hostToDevice - io0.hostToDevice) / steps, d2h_bytes_per_step: (io1.deviceToHost - io0.deviceToHost) / steps });
+  if (values.profile) {
+    for (const file of trainer.endProfiling()) emit({ bench: which, profile: summarizeProfile(file) });
+  }
   await trainer.release();
+}
+
+/** Total kernel time per ONNX op type from an ORT profile trace (top 15, with shares). */
+function summarizeProfile(file: string) {
+  const events = JSON.parse(readFileSync(file, 'utf8')) as Array<{ cat?: string; name?: string; dur?: number; args?: { op_name?: string } }>;
+  const byOp = new Map<string, number>();
+  let total = 0;
+  for (const e of events) {
+    if (e.cat !== 'Node' || !e.name?.endsWith('_kernel_time') || e.dur === undefined) continue;
+    const op = e.args?.op_name ?? '?';
+    byOp.set(op, (byOp.get(op) ?? 0) + e.dur);
+    total += e.dur;
+  }
+  const top = [...byOp.entries()].sort((a, b) => b[1] - a[1]).slice(0, 15)
+    .map(([op, us]) => ({ op, ms: Number((us / 1000).toFixed(1)), share: Number((us / total).toFixed(3)) }));
+  return { file, totalMs: Number((total / 1000).toFixed(1)), top };
 }
 
 for (const w of values.which.split(',')) await run(w as 'train' | 'lora');

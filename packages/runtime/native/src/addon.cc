@@ -492,6 +492,7 @@ class NativeSession : public Napi::ObjectWrap<NativeSession> {
                            InstanceMethod<&NativeSession::Run>("run"),
                            InstanceMethod<&NativeSession::RunAsync>("runAsync"),
                            InstanceMethod<&NativeSession::Release>("release"),
+                           InstanceMethod<&NativeSession::EndProfiling>("endProfiling"),
                        });
   }
 
@@ -523,6 +524,9 @@ class NativeSession : public Napi::ObjectWrap<NativeSession> {
     int threads = num("intraOpThreads", 0);
     if (threads > 0) so.SetIntraOpNumThreads(threads);
     if (!flag("memoryArena", true)) so.DisableCpuMemArena();
+    // ORT's per-node profiler: JSON trace written at endProfiling(), file name prefixed by this path.
+    std::string profile = str("profilePrefix", "");
+    if (!profile.empty()) so.EnableProfiling(profile.c_str());
     if (!flag("enableMemPattern", true)) so.DisableMemPattern();
 
     if (core->loc.cuda) {
@@ -651,6 +655,18 @@ class NativeSession : public Napi::ObjectWrap<NativeSession> {
   Napi::Value RunAsync(const Napi::CallbackInfo& info);
 
   void Release(const Napi::CallbackInfo&) { core_.reset(); }
+
+  // endProfiling(): stops ORT's profiler and returns the trace file's path ('' when profiling is off).
+  Napi::Value EndProfiling(const Napi::CallbackInfo& info) {
+    core(info.Env());
+    Ort::AllocatorWithDefaultOptions alloc;
+    try {
+      auto name = core_->session.EndProfilingAllocated(alloc);
+      return Napi::String::New(info.Env(), name.get());
+    } catch (const Ort::Exception& e) {
+      throw Napi::Error::New(info.Env(), std::string("endProfiling failed: ") + e.what());
+    }
+  }
 
   std::shared_ptr<SessionCore> core_;
 

@@ -1,0 +1,33 @@
+// cache-latents end to end on a random-init hidden-16 decoder and its resized encoder (no adapter):
+// chunked files + manifest (r, k, tokenizer sha, dataset count); --resume keeps verified chunks; a
+// changed r is refused in one line.
+import { readFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { UserError, silentLogger } from '@latent-sft/core';
+import { resizeForCompress, saveModelDir, tokenizerSha, writeRandomModel } from '@latent-sft/pipeline';
+import { describe, expect, it } from 'vitest';
+import { runCli } from './index.js';
+
+async function run(argv: string[]): Promise<{ notes: Record<string, number> }> {
+  let out = '';
+  await runCli(argv, { logger: silentLogger, write: (t) => { out += t; } });
+  return JSON.parse(out) as { notes: Record<string, number> };
+}
+
+describe('cache-latents CLI', () => {
+  it('writes chunks and a manifest, resumes, and refuses other inputs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cache-latents-'));
+    const dec = await writeRandomModel(join(dir, 'dec'), 'llama-3.2', { hiddenSize: 16, intermediateSize: 32, layers: 1, heads: 4, kvHeads: 2 }, 5);
+    const enc = resizeForCompress(dec.config, dec.tensors);
+    saveModelDir(join(dir, 'enc'), enc.config, enc.tensors, dec.dir);
+    const args = ['--encoder', join(dir, 'enc'), '--decoder', dec.dir, '--out', join(dir, 'cache'), '--data.count', '5', '--data.digitsA', '1', '--r', '2', '--k', '4', '--chunkSize', '2', '--batchSize', '2'];
+    expect((await run(args)).notes).toMatchObject({ examples: 5, computed: 5, chunks: 3, k: 4 });
+    const m = JSON.parse(readFileSync(join(dir, 'cache/manifest.json'), 'utf8')) as Record<string, unknown>;
+    expect(m).toMatchObject({ complete: true, r: 2, k: 4, tokenizer: { sha256: tokenizerSha(dec.dir), vocabSize: 128256 }, dataset: { count: 5 } });
+    expect((await run([...args, '--resume'])).notes).toMatchObject({ computed: 0, chunks: 3 });
+    const e = await run([...args.map((a) => (a === '2' ? '3' : a)), '--resume']).then(() => null, (x: unknown) => x);
+    expect(e).toBeInstanceOf(UserError);
+    expect((e as Error).message).toMatch(/made for other inputs \(r: 2 vs 3\)/);
+  }, 60_000);
+});

@@ -1,0 +1,2 @@
+// The cache-latents app's CLI layer (tests drive it directly).
+export { runCli } from './cli.js';

@@ -1,0 +1,217 @@
+// cache-latents (spec §3.7, HEAD variant): the union encoder (step-1 encoder + union encoder LoRA,
+// eval mode) over the training set; per latent slot the top-k of h·Wᵀ renormalised over those k.
+// Written streamed and resumable: chunk-NNNNNN.safetensors holds `m` I32 [n], `probs` F32 [Σm,k],
+// `indices` I32 [Σm,k] for examples [start, end); manifest.json (rewritten atomically after each chunk)
+// records the chunks with their sha256, and what the cache is valid for: r, k, LTIM, the tokenizer
+// (sha256 of tokenizer.json, family, size), the dataset (spec, count, fingerprint of the token ids)
+// and the vocabulary. Phase 2 checks all of it (readLatentCache) and names the first mismatch.
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ConfigOf } from '@latent-sft/config';
+import { UserError, createProgress, inputError, writeJsonAtomic } from '@latent-sft/core';
+import { serialize } from '@latent-sft/graph';
+import { loadAdapter, openSafetensors, writeSafetensors } from '@latent-sft/models';
+import { type TeacherLatents, buildLatentCacheGraph, computeLatents } from '@latent-sft/phases';
+import { Session } from '@latent-sft/runtime';
+import { padId } from '@latent-sft/tokenizer';
+import { type RunContext, recordOf, secondsSince } from './context.js';
+import { type PreparedData, prepareData } from './data.js';
+import { loadModelDir, loadModelTokenizer, toHost, tokenizerSha } from './model.js';
+import { checkEncoderOf } from './phase1.js';
+import { claimOutDir, requireDir } from './run-dir.js';
+import type { cacheLatentsSchema } from './schemas.js';
+import { type PhaseSummary, writeSummary } from './summary.js';
+
+export type CacheLatentsConfig = ConfigOf<typeof cacheLatentsSchema>;
+
+export const CACHE_FORMAT = 'latent-sft/latent-cache';
+export const CACHE_MANIFEST = 'manifest.json';
+
+/** What a cache is valid for. */
+export interface CacheIdentity {
+  r: number;
+  k: number;
+  ltim: boolean;
+  vocabSize: number;
+  tokenizer: { sha256: string; family: string; vocabSize: number };
+  dataset: { spec: PreparedData['spec']; count: number; fingerprint: string };
+}
+
+export interface CacheChunk {
+  file: string;
+  start: number;
+  end: number;
+  sha256: string;
+}
+
+export interface CacheManifest extends CacheIdentity {
+  format: string;
+  version: number;
+  chunkSize: number;
+  encoder: string;
+  adapter: string | null;
+  chunks: CacheChunk[];
+  complete: boolean;
+}
+
+const sha256File = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
+
+/** The first field where two identities differ, as `field: a vs b`, or null. */
+function identityDiff(a: CacheIdentity, b: CacheIdentity): string | null {
+  const checks: Array<[string, unknown, unknown]> = [
+    ['tokenizer sha256', a.tokenizer.sha256.slice(0, 12), b.tokenizer.sha256.slice(0, 12)],
+    ['vocabulary size', a.vocabSize, b.vocabSize],
+    ['dataset', JSON.stringify(a.dataset.spec), JSON.stringify(b.dataset.spec)],
+    ['dataset count', a.dataset.count, b.dataset.count],
+    ['dataset fingerprint', a.dataset.fingerprint.slice(0, 12), b.dataset.fingerprint.slice(0, 12)],
+    ['r', a.r, b.r], ['k', a.k, b.k], ['ltim', a.ltim, b.ltim],
+  ];
+  for (const [f, x, y] of checks) if (x !== y) return `${f}: ${String(x)} vs ${String(y)}`;
+  return null;
+}
+
+function readManifest(dir: string): CacheManifest {
+  const path = join(dir, CACHE_MANIFEST);
+  if (!existsSync(path)) throw inputError({ file: path }, 'not found: not a latent cache (run cache-latents)');
+  let m: CacheManifest;
+  try {
+    m = JSON.parse(readFileSync(path, 'utf8')) as CacheManifest;
+  } catch (e) {
+    throw inputError({ file: path }, `not JSON (${(e as Error).message})`);
+  }
+  if (m.format !== CACHE_FORMAT) throw inputError({ file: path, field: 'format' }, `expected ${CACHE_FORMAT}, got ${JSON.stringify(m.format)}`);
+  return m;
+}
+
+/** Runs the union encoder over the data and writes (or completes) the cache in <out>. */
+export async function runCacheLatents(config: CacheLatentsConfig, ctx: RunContext): Promise<PhaseSummary> {
+  const t0 = performance.now();
+  const app = 'cache-latents';
+  const logger = ctx.logger;
+  const dec = loadModelDir(config.decoder, 'decoder');
+  const enc = loadModelDir(config.encoder, 'step-1 encoder');
+  checkEncoderOf(dec.config, enc, 'encoder');
+  if (config.adapter !== undefined) requireDir(config.adapter, 'union encoder adapter');
+  const adapter = config.adapter !== undefined ? loadAdapter(config.adapter, { model: enc.config }) : undefined;
+  const tok = await loadModelTokenizer(config.decoder, 'the decoder folder');
+  const data = prepareData(config.data, tok);
+  const identity: CacheIdentity = {
+    r: config.r, k: Math.min(config.k, dec.config.vocabSize), ltim: config.ltim, vocabSize: dec.config.vocabSize,
+    tokenizer: { sha256: tokenizerSha(config.decoder), family: tok.family, vocabSize: tok.vocabSize },
+    dataset: { spec: data.spec, count: data.examples.length, fingerprint: data.fingerprint },
+  };
+  const record = recordOf(app, config, ctx);
+  claimOutDir(config.out, record, config.resume);
+  let manifest: CacheManifest = {
+    format: CACHE_FORMAT, version: 1, ...identity, chunkSize: config.chunkSize, encoder: config.encoder, adapter: config.adapter ?? null,
+    chunks: [], complete: false,
+  };
+  if (config.resume && existsSync(join(config.out, CACHE_MANIFEST))) {
+    const prev = readManifest(config.out);
+    const diff = identityDiff(prev, identity) ?? (prev.chunkSize !== config.chunkSize ? `chunkSize: ${prev.chunkSize} vs ${config.chunkSize}` : null);
+    if (diff !== null) throw new UserError(`${config.out}: the cache there was made for other inputs (${diff}); choose another output dir; nothing was overwritten`);
+    // Keep the chunks that verify; later ones are recomputed.
+    const good: CacheChunk[] = [];
+    for (const c of prev.chunks) {
+      const p = join(config.out, c.file);
+      if (!existsSync(p) || sha256File(p) !== c.sha256) break;
+      good.push(c);
+    }
+    manifest = { ...manifest, chunks: good };
+    logger.info({ chunks: good.length, examples: good.length === 0 ? 0 : good[good.length - 1]!.end }, 'resuming the cache');
+  }
+  writeJsonAtomic(join(config.out, CACHE_MANIFEST), manifest);
+
+  const lora = adapter?.config;
+  if (lora !== undefined && lora.taskType !== 'FEATURE_EXTRACTION') throw inputError({ file: config.adapter, field: 'task_type' }, 'expected the union encoder adapter (FEATURE_EXTRACTION)');
+  const graph = buildLatentCacheGraph(dec.config, { k: config.k, ...(lora !== undefined ? { lora: { ...lora, dropout: 0 } } : {}) });
+  const session = await Session.create(serialize(graph).model, { device: config.device === 'cuda' ? { kind: 'cuda' } : { kind: 'cpu' } });
+  const embed = dec.tensors.find((t) => t.name === 'model.embed_tokens.weight');
+  if (embed === undefined) throw inputError({ file: config.decoder, field: 'model.embed_tokens.weight' }, 'missing');
+  const weights = {
+    ...toHost(enc.tensors.filter((t) => t.name !== 'lm_head.weight'), 'encoder.'),
+    ...(adapter !== undefined ? toHost(adapter.tensors, 'encoder.') : {}),
+    ...toHost([embed], 'decoder.'),
+  };
+  const N = data.examples.length;
+  const opts = { r: config.r, compressId: dec.config.vocabSize, padId: padId(tok), ltim: config.ltim };
+  const startAt = manifest.chunks.length === 0 ? 0 : manifest.chunks[manifest.chunks.length - 1]!.end;
+  const progress = createProgress({ total: N - startAt, label: app, logger });
+  let slots = 0;
+  try {
+    for (let start = startAt; start < N; start += config.chunkSize) {
+      const end = Math.min(N, start + config.chunkSize);
+      const teachers: TeacherLatents[] = [];
+      for (let b = start; b < end; b += config.batchSize) {
+        const batch = data.examples.slice(b, Math.min(end, b + config.batchSize));
+        teachers.push(...await computeLatents(session, weights, batch, opts));
+        progress.tick(batch.length);
+      }
+      const total = teachers.reduce((s, t) => s + t.m, 0);
+      const k = identity.k;
+      const probs = new Float32Array(total * k);
+      const indices = new Int32Array(total * k);
+      let at = 0;
+      for (const t of teachers) {
+        probs.set(t.probs, at * k);
+        if (t.indices !== undefined) indices.set(t.indices, at * k);
+        at += t.m;
+      }
+      slots += total;
+      const file = `chunk-${String(start).padStart(6, '0')}.safetensors`;
+      const path = join(config.out, file);
+      writeSafetensors(path, [
+        { name: 'm', dtype: 'I32', shape: [teachers.length], data: Int32Array.from(teachers.map((t) => t.m)) },
+        { name: 'probs', dtype: 'F32', shape: [total, k], data: probs },
+        { name: 'indices', dtype: 'I32', shape: [total, k], data: indices },
+      ], { format: CACHE_FORMAT });
+      manifest = { ...manifest, chunks: [...manifest.chunks, { file, start, end, sha256: sha256File(path) }] };
+      writeJsonAtomic(join(config.out, CACHE_MANIFEST), manifest);
+    }
+  } finally {
+    await session.release();
+  }
+  progress.done();
+  manifest = { ...manifest, complete: true };
+  writeJsonAtomic(join(config.out, CACHE_MANIFEST), manifest);
+  const summary: PhaseSummary = {
+    app, out: config.out, steps: 0, first: {}, last: {}, wallSeconds: secondsSince(t0),
+    notes: { examples: N, computed: N - startAt, chunks: manifest.chunks.length, k: identity.k, r: config.r, ...(N > startAt ? { meanLatents: slots / (N - startAt) } : {}) },
+  };
+  writeSummary(summary);
+  logger.info({ ...summary }, 'done');
+  return summary;
+}
+
+/**
+ * Reads a complete cache and checks it was made for `expect` (tokenizer, vocabulary, dataset); a
+ * mismatch is a one-line error naming the field. Returns one TeacherLatents per example, in order.
+ */
+export function readLatentCache(dir: string, expect: Omit<CacheIdentity, 'r' | 'k' | 'ltim'>): { manifest: CacheManifest; teachers: TeacherLatents[] } {
+  requireDir(dir, 'latent cache');
+  const m = readManifest(dir);
+  const diff = identityDiff({ ...m, r: 0, k: 0, ltim: false }, { ...expect, r: 0, k: 0, ltim: false });
+  if (diff !== null) throw new UserError(`${dir}: latent cache does not match this run (${diff}); rebuild it with cache-latents for this model and data`);
+  const last = m.chunks[m.chunks.length - 1];
+  if (!m.complete || last === undefined || last.end !== m.dataset.count) {
+    throw new UserError(`${dir}: latent cache incomplete (${last?.end ?? 0} of ${m.dataset.count} examples); finish it with cache-latents --resume`);
+  }
+  const teachers: TeacherLatents[] = [];
+  for (const c of m.chunks) {
+    const path = join(dir, c.file);
+    if (!existsSync(path)) throw inputError({ file: path }, 'cache chunk missing');
+    if (sha256File(path) !== c.sha256) throw inputError({ file: path }, 'cache chunk corrupted (sha256 differs from the manifest)');
+    const st = openSafetensors(path);
+    const ms = st.readTensor('m') as Int32Array;
+    const probs = st.readTensor('probs') as Float32Array;
+    const indices = st.readTensor('indices') as Int32Array;
+    if (ms.length !== c.end - c.start) throw inputError({ file: path, field: 'm' }, `${ms.length} examples, the manifest says ${c.end - c.start}`);
+    let at = 0;
+    for (const mm of ms) {
+      teachers.push({ m: mm, k: m.k, probs: probs.slice(at * m.k, (at + mm) * m.k), indices: indices.slice(at * m.k, (at + mm) * m.k) });
+      at += mm;
+    }
+  }
+  return { manifest: m, teachers };
+}

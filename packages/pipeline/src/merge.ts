@@ -1,0 +1,30 @@
+// merge-lora: a PEFT adapter merged into the HF checkpoint it was trained on → <out>/hf (+ tokenizer
+// files of the base). spec §3.8: the union decoder adapter + the step-2 decoder = M1.
+import type { ConfigOf } from '@latent-sft/config';
+import { loadAdapter, mergeLora } from '@latent-sft/models';
+import { type RunContext, recordOf, secondsSince } from './context.js';
+import { loadModelDir, saveModelDir } from './model.js';
+import { LAYOUT, claimOutDir, publishDir, requireDir } from './run-dir.js';
+import type { mergeLoraSchema } from './schemas.js';
+import { type PhaseSummary, writeSummary } from './summary.js';
+
+export type MergeLoraConfig = ConfigOf<typeof mergeLoraSchema>;
+
+/** Merges `adapter` into `base` and writes <out>/hf. */
+export async function runMergeLora(config: MergeLoraConfig, ctx: RunContext): Promise<PhaseSummary> {
+  const t0 = performance.now();
+  const app = 'merge-lora';
+  const base = loadModelDir(config.base, 'merge base');
+  requireDir(config.adapter, 'adapter folder');
+  const adapter = loadAdapter(config.adapter, { model: base.config });
+  claimOutDir(config.out, recordOf(app, config, ctx), false);
+  const merged = mergeLora(base.config, base.tensors, adapter.tensors, adapter.config);
+  publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, base.config, merged, config.base));
+  const summary: PhaseSummary = {
+    app, out: config.out, steps: 0, first: {}, last: {}, wallSeconds: secondsSince(t0),
+    notes: { adapterTensors: adapter.tensors.length, r: adapter.config.r, taskType: adapter.config.taskType },
+  };
+  writeSummary(summary);
+  ctx.logger.info({ ...summary }, 'done');
+  return summary;
+}

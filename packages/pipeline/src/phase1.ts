@@ -1,0 +1,153 @@
+// Phase 1 (spec §3.6), the three optimisation steps:
+//   encoder: E := M0 + <|compress_token|> (row V = mean of M0's rows, see model.ts), LoRA on E incl.
+//            embed_tokens (FEATURE_EXTRACTION); D := M0 frozen. Saves base_model/ (resized E before
+//            LoRA), lora_adapter/ and hf/ (adapter merged into base_model = the step-1 encoder).
+//   decoder: E := merged step-1 encoder, frozen; LoRA on D := M0 (CAUSAL_LM). Saves lora_adapter/ and
+//            hf/ (merged step-2 decoder).
+//   union:   new LoRAs on both (E = step-1 hf, D = step-2 hf), trained jointly. Saves
+//            lora_adapter/encoder_weight and lora_adapter/decoder_weight (adapters only, as the
+//            reference); merge-lora turns the decoder one into M1.
+// Every hf/ folder carries the tokenizer files of the decoder it came from.
+import { join } from 'node:path';
+import type { ConfigOf } from '@latent-sft/config';
+import { inputError } from '@latent-sft/core';
+import { type LoraConfig, type ModelConfig, type NamedTensor, mergeLora, saveAdapter } from '@latent-sft/models';
+import { DECODER_PREFIX, ENCODER_PREFIX, type Phase1Options, type Phase1Step, collatePhase1, phase1Objective } from '@latent-sft/phases';
+import type { HostTensor } from '@latent-sft/runtime';
+import { padId } from '@latent-sft/tokenizer';
+import { type RunContext, recordOf, secondsSince } from './context.js';
+import { longestExample, prepareData } from './data.js';
+import {
+  type ModelDir, checkSameArchitecture, initLora, loadModelDir, loadModelTokenizer, loraOf, resizeForCompress, saveModelDir,
+  stripPrefix, toHost,
+} from './model.js';
+import { LAYOUT, claimOutDir, publishDir } from './run-dir.js';
+import { runTraining } from './runner.js';
+import type { phase1DecoderSchema, phase1EncoderSchema, phase1UnionSchema } from './schemas.js';
+import { type PhaseSummary, writeSummary } from './summary.js';
+
+export type Phase1EncoderConfig = ConfigOf<typeof phase1EncoderSchema>;
+export type Phase1DecoderConfig = ConfigOf<typeof phase1DecoderSchema>;
+export type Phase1UnionConfig = ConfigOf<typeof phase1UnionSchema>;
+type AnyPhase1 = Phase1EncoderConfig | Phase1DecoderConfig | Phase1UnionConfig;
+
+/** The latent kind of a config's latent block. */
+export function latentKindOf(l: AnyPhase1['latent']): Phase1Options['latent'] {
+  return l.kind === 'soft-topk' ? { kind: 'soft-topk', k: l.k } : { kind: l.kind };
+}
+
+/** Throws unless `enc` is an encoder (vocabulary V+1) of the decoder `dec`'s architecture. */
+export function checkEncoderOf(dec: ModelConfig, enc: ModelDir, field: string): void {
+  checkSameArchitecture(dec, enc.config, field);
+  if (enc.config.vocabSize !== dec.vocabSize + 1) {
+    throw inputError({ file: enc.dir, field }, `vocabulary ${enc.config.vocabSize}, expected ${dec.vocabSize + 1} (the decoder's ${dec.vocabSize} + <|compress_token|>): not a step-1 encoder of this decoder`);
+  }
+}
+
+interface StepSetup {
+  step: Phase1Step;
+  decoder: ModelDir;
+  /** E's base weights (vocabulary V+1). */
+  encoder: { config: ModelConfig; tensors: NamedTensor[] };
+  lora: { encoder?: LoraConfig; decoder?: LoraConfig };
+  /** Writes the step's outputs from the trained tensors (prefixed names). */
+  save(trained: NamedTensor[]): void;
+}
+
+async function runStep(app: string, config: AnyPhase1, ctx: RunContext, setup: (tokDir: string) => StepSetup, tokDir: string, t0: number): Promise<PhaseSummary> {
+  const logger = ctx.logger;
+  const tok = await loadModelTokenizer(tokDir, 'the decoder folder');
+  const s = setup(tokDir);
+  if (tok.vocabSize > s.decoder.config.vocabSize) throw inputError({ file: s.decoder.dir }, `the tokenizer has ${tok.vocabSize} ids but the decoder only ${s.decoder.config.vocabSize} rows`);
+  const data = prepareData(config.data, tok);
+  logger.info({ step: s.step, examples: data.examples.length, longest: longestExample(data.examples) }, 'data ready');
+  const objective = phase1Objective(s.decoder.config, {
+    step: s.step, latent: latentKindOf(config.latent), ltim: config.ltim, ltsum: config.ltsum, lora: s.lora, compute: config.compute,
+  });
+  const trainable: Record<string, HostTensor> = {
+    ...(s.lora.encoder !== undefined ? toHost(initLora(s.encoder.config, s.lora.encoder, config.train.seed), ENCODER_PREFIX) : {}),
+    ...(s.lora.decoder !== undefined ? toHost(initLora(s.decoder.config, s.lora.decoder, config.train.seed + 1), DECODER_PREFIX) : {}),
+  };
+  const frozen = { ...toHost(s.encoder.tensors, ENCODER_PREFIX), ...toHost(s.decoder.tensors, DECODER_PREFIX) };
+  const pad = padId(tok);
+  const dropout = (s.lora.encoder?.dropout ?? 0) > 0 || (s.lora.decoder?.dropout ?? 0) > 0;
+  const record = recordOf(app, config, ctx);
+  const { trained, metrics } = await runTraining({
+    out: config.out, record, resume: config.resume, device: config.device, compute: config.compute, objective,
+    init: { trainable, frozen }, train: config.train, size: data.examples.length, label: app, logger,
+    collate: (b) => collatePhase1(b.indices.map((i) => data.examples[i]!), {
+      r: config.r, compressId: s.decoder.config.vocabSize, padId: pad, ltim: config.ltim, ltsum: config.ltsum, positions: config.positions,
+      ...(dropout ? { dropoutSeed: b.rng.int(2 ** 31) } : {}),
+    }).feeds,
+  });
+  s.save(trained);
+  const summary: PhaseSummary = { app, out: config.out, steps: metrics.steps, first: metrics.first, last: metrics.last, wallSeconds: secondsSince(t0) };
+  writeSummary(summary);
+  logger.info({ ...summary }, 'done');
+  return summary;
+}
+
+/** Step 1: LoRA on the encoder (M0 + compress token); D = M0 frozen. */
+export async function runPhase1Encoder(config: Phase1EncoderConfig, ctx: RunContext): Promise<PhaseSummary> {
+  const t0 = performance.now();
+  const app = 'phase1-encoder';
+  const m0 = loadModelDir(config.base, 'phase1 base (M0)');
+  claimOutDir(config.out, recordOf(app, config, ctx), config.resume);
+  return runStep(app, config, ctx, (tokDir) => {
+    const enc = resizeForCompress(m0.config, m0.tensors);
+    publishDir(config.out, LAYOUT.baseModel, (tmp) => saveModelDir(tmp, enc.config, enc.tensors, tokDir));
+    const lora = loraOf(config.lora, 'FEATURE_EXTRACTION', true);
+    return {
+      step: 'encoder', decoder: m0, encoder: enc, lora: { encoder: lora },
+      save: (trained) => {
+        const adapter = stripPrefix(trained, ENCODER_PREFIX);
+        publishDir(config.out, LAYOUT.adapter, (tmp) => saveAdapter(tmp, lora, adapter, { model: enc.config }));
+        publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, enc.config, mergeLora(enc.config, enc.tensors, adapter, lora), tokDir));
+      },
+    };
+  }, config.base, t0);
+}
+
+/** Step 2: the merged step-1 encoder frozen, LoRA on the decoder M0. */
+export async function runPhase1Decoder(config: Phase1DecoderConfig, ctx: RunContext): Promise<PhaseSummary> {
+  const t0 = performance.now();
+  const app = 'phase1-decoder';
+  const m0 = loadModelDir(config.base, 'phase1 base (M0)');
+  const enc = loadModelDir(config.encoder, 'step-1 encoder');
+  checkEncoderOf(m0.config, enc, 'encoder');
+  claimOutDir(config.out, recordOf(app, config, ctx), config.resume);
+  return runStep(app, config, ctx, (tokDir) => {
+    const lora = loraOf(config.lora, 'CAUSAL_LM', false);
+    return {
+      step: 'decoder', decoder: m0, encoder: enc, lora: { decoder: lora },
+      save: (trained) => {
+        const adapter = stripPrefix(trained, DECODER_PREFIX);
+        publishDir(config.out, LAYOUT.adapter, (tmp) => saveAdapter(tmp, lora, adapter, { model: m0.config }));
+        publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, m0.config, mergeLora(m0.config, m0.tensors, adapter, lora), tokDir));
+      },
+    };
+  }, config.base, t0);
+}
+
+/** Step 3: new LoRAs on the step-1 encoder and the step-2 decoder, trained jointly; adapters only. */
+export async function runPhase1Union(config: Phase1UnionConfig, ctx: RunContext): Promise<PhaseSummary> {
+  const t0 = performance.now();
+  const app = 'phase1-union';
+  const dec = loadModelDir(config.decoder, 'step-2 decoder');
+  const enc = loadModelDir(config.encoder, 'step-1 encoder');
+  checkEncoderOf(dec.config, enc, 'encoder');
+  claimOutDir(config.out, recordOf(app, config, ctx), config.resume);
+  return runStep(app, config, ctx, (tokDir) => {
+    const encLora = loraOf(config.lora, 'FEATURE_EXTRACTION', true);
+    const decLora = loraOf(config.lora, 'CAUSAL_LM', false);
+    return {
+      step: 'union', decoder: dec, encoder: enc, lora: { encoder: encLora, decoder: decLora },
+      save: (trained) => {
+        publishDir(config.out, LAYOUT.adapter, (tmp) => {
+          saveAdapter(join(tmp, 'encoder_weight'), encLora, stripPrefix(trained, ENCODER_PREFIX), { model: enc.config });
+          saveAdapter(join(tmp, 'decoder_weight'), decLora, stripPrefix(trained, DECODER_PREFIX), { model: dec.config });
+        });
+      },
+    };
+  }, config.decoder, t0);
+}

@@ -1,0 +1,73 @@
+// Phase 2 (spec §4): a new LoRA on M1 (the merged union decoder) trained with CE(</think>, answer) +
+// KL(cached teacher ‖ student at the previous position), the teacher's top-k soft embeddings fed at the
+// latent slots; optional Gumbel perturbation of the teachers, fresh per epoch (§4.3). Saves
+// lora_adapter/ and hf/ = M2 (adapter merged, + tokenizer files). The cache must match the model's
+// tokenizer and this data (readLatentCache names the first mismatch).
+import type { ConfigOf } from '@latent-sft/config';
+import { mergeLora, saveAdapter } from '@latent-sft/models';
+import { type Phase2Example, collatePhase2, perturbTeacher, phase2Objective } from '@latent-sft/phases';
+import { latentEndId, padId } from '@latent-sft/tokenizer';
+import { readLatentCache } from './cache.js';
+import { type RunContext, recordOf, secondsSince } from './context.js';
+import { prepareData } from './data.js';
+import { initLora, loadModelDir, loadModelTokenizer, loraOf, saveModelDir, toHost, tokenizerSha } from './model.js';
+import { LAYOUT, claimOutDir, publishDir } from './run-dir.js';
+import { runTraining } from './runner.js';
+import type { phase2Schema } from './schemas.js';
+import { type PhaseSummary, writeSummary } from './summary.js';
+
+export type Phase2Config = ConfigOf<typeof phase2Schema>;
+
+/** Trains Phase 2 and writes M2 to <out>/hf. */
+export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<PhaseSummary> {
+  const t0 = performance.now();
+  const app = 'phase2';
+  const logger = ctx.logger;
+  const m1 = loadModelDir(config.model, 'phase2 model (M1)');
+  const tok = await loadModelTokenizer(config.model, 'the phase2 model folder');
+  const data = prepareData(config.data, tok);
+  const { teachers, manifest } = readLatentCache(config.cache, {
+    vocabSize: m1.config.vocabSize,
+    tokenizer: { sha256: tokenizerSha(config.model), family: tok.family, vocabSize: tok.vocabSize },
+    dataset: { spec: data.spec, count: data.examples.length, fingerprint: data.fingerprint },
+  });
+  const record = recordOf(app, config, ctx);
+  claimOutDir(config.out, record, config.resume);
+  logger.info({ examples: teachers.length, r: manifest.r, k: manifest.k }, 'cache loaded');
+  const examples: Phase2Example[] = data.examples.map((e, i) => ({
+    prefixIds: e.prefixIds, thinkIds: e.thinkIds, endThinkIds: e.endThinkIds, answerIds: e.answerIds, teacher: teachers[i]!,
+  }));
+  const lora = loraOf(config.lora, 'CAUSAL_LM', false);
+  const objective = phase2Objective(m1.config, {
+    latent: 'soft-topk', lora, ceWeight: config.ceWeight, klWeight: config.klWeight, compute: config.compute,
+  });
+  const pad = padId(tok);
+  const endId = latentEndId(tok);
+  let guardFailures = 0;
+  const { trained, metrics } = await runTraining({
+    out: config.out, record, resume: config.resume, device: config.device, compute: config.compute, objective,
+    init: { trainable: toHost(initLora(m1.config, lora, config.train.seed)), frozen: toHost(m1.tensors) },
+    train: config.train, size: examples.length, label: app, logger,
+    collate: (b) => {
+      const batch = b.indices.map((i) => {
+        const ex = examples[i]!;
+        if (!config.gumbel.enabled) return ex;
+        const p = perturbTeacher(ex.teacher, {
+          seed: config.train.seed, epoch: b.epoch, index: i, latentEndId: endId, scale: config.gumbel.scale, temperature: config.gumbel.temperature,
+        });
+        if (p.guardFailed) guardFailures += 1;
+        return { ...ex, teacher: p.teacher };
+      });
+      return collatePhase2(batch, {
+        padId: pad, latent: 'soft-topk', vocabSize: m1.config.vocabSize, ...(lora.dropout > 0 ? { dropoutSeed: b.rng.int(2 ** 31) } : {}),
+      }).feeds;
+    },
+  });
+  if (guardFailures > 0) logger.warn({ guardFailures }, 'Gumbel draws kept although their argmax was the latent-end id (100 redraws each)');
+  publishDir(config.out, LAYOUT.adapter, (tmp) => saveAdapter(tmp, lora, trained, { model: m1.config }));
+  publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, m1.config, mergeLora(m1.config, m1.tensors, trained, lora), config.model));
+  const summary: PhaseSummary = { app, out: config.out, steps: metrics.steps, first: metrics.first, last: metrics.last, wallSeconds: secondsSince(t0) };
+  writeSummary(summary);
+  logger.info({ ...summary }, 'done');
+  return summary;
+}

@@ -1,0 +1,102 @@
+// One phase's training run: an Objective on a Trainer (device-resident state), inside
+// trainWithCheckpoints (atomic verified checkpoints under <out>/checkpoints, exact resume, metrics
+// JSONL), with a progress bar / progress records. Returns the trained tensors and the metrics summary.
+import { join } from 'node:path';
+import type { ConfigRecord } from '@latent-sft/config';
+import { type Logger, createProgress, inputError } from '@latent-sft/core';
+import type { NamedTensor } from '@latent-sft/models';
+import type { Objective } from '@latent-sft/phases';
+import type { Device, HostTensor } from '@latent-sft/runtime';
+import {
+  type Batch, CheckpointManager, type LoopState, type LrSchedule, Trainer, readMetrics, safetensorsCodec, trainWithCheckpoints,
+  warmupStepsFromRatio,
+} from '@latent-sft/train';
+import { LAYOUT } from './run-dir.js';
+import { type MetricSummary, summarizeMetrics } from './summary.js';
+
+/** The train block of the app configs. */
+export interface TrainSpec {
+  readonly steps: number;
+  readonly batchSize: number;
+  readonly lr: number;
+  readonly schedule: 'linear' | 'cosine' | 'constant';
+  readonly warmupRatio: number;
+  readonly weightDecay: number;
+  readonly clipNorm: number;
+  readonly seed: number;
+  readonly checkpointEvery: number;
+  readonly keepLast: number;
+}
+
+export interface RunTrainingOptions {
+  out: string;
+  record: ConfigRecord;
+  resume: boolean;
+  device: 'cpu' | 'cuda';
+  compute: 'float32' | 'float16' | 'bfloat16';
+  objective: Objective;
+  /** Initial trainables (every objective.trainable name) and the frozen inputs (extra names are ignored). */
+  init: { trainable: Record<string, HostTensor>; frozen: Record<string, HostTensor> };
+  train: TrainSpec;
+  /** Number of training examples. */
+  size: number;
+  /** The feeds of one batch (example indices + the step's generator; state.epoch for per-epoch noise). */
+  collate(batch: Batch, state: LoopState): Record<string, HostTensor>;
+  label: string;
+  logger: Logger;
+}
+
+/** Resolves the LR schedule of a train block. */
+export function scheduleOf(t: TrainSpec): LrSchedule {
+  const warmupSteps = warmupStepsFromRatio(t.steps, t.warmupRatio);
+  return t.schedule === 'constant' ? { kind: 'constant' } : { kind: t.schedule, warmupSteps, totalSteps: t.steps };
+}
+
+function pick(specs: Record<string, unknown>, tensors: Record<string, HostTensor>, what: string): Record<string, HostTensor> {
+  const out: Record<string, HostTensor> = {};
+  for (const name of Object.keys(specs)) {
+    const t = tensors[name];
+    if (t === undefined) throw inputError({ field: name }, `${what} tensor missing`);
+    out[name] = t;
+  }
+  return out;
+}
+
+/** Trains (or resumes) and returns the final trainable tensors and the summary of metrics.jsonl. */
+export async function runTraining(o: RunTrainingOptions): Promise<{ trained: NamedTensor[]; metrics: MetricSummary }> {
+  const device: Device = o.device === 'cuda' ? { kind: 'cuda' } : { kind: 'cpu' };
+  const trainer = await Trainer.create({
+    objective: o.objective,
+    optimizer: { kind: 'adamw', lr: o.train.lr, weightDecay: o.train.weightDecay },
+    schedule: scheduleOf(o.train), totalSteps: o.train.steps, clipNorm: o.train.clipNorm,
+    precision: { compute: o.compute }, device, logger: o.logger,
+  }, {
+    trainable: pick(o.objective.trainable, o.init.trainable, 'trainable'),
+    frozen: pick(o.objective.frozen, o.init.frozen, 'frozen'),
+  });
+  try {
+    const manager = CheckpointManager.open({
+      dir: join(o.out, LAYOUT.checkpoints), keepLast: o.train.keepLast, keepBest: false, metricMode: 'min',
+      codec: safetensorsCodec, record: o.record, resume: o.resume, logger: o.logger,
+    });
+    const progress = createProgress({ total: o.train.steps, label: o.label, logger: o.logger });
+    const metricsPath = join(o.out, LAYOUT.metrics);
+    await trainWithCheckpoints({
+      trainer, manager, seed: o.train.seed, steps: o.train.steps,
+      data: { size: o.size, batchSize: Math.min(o.train.batchSize, o.size) },
+      batches: (batch, state) => [o.collate(batch, state)],
+      checkpointEvery: o.train.checkpointEvery, metricsPath, logger: o.logger,
+      onStep: (r) => {
+        const fields: Record<string, string> = { loss: r.loss.toFixed(4) };
+        for (const [k, v] of Object.entries(r.metrics)) fields[k] = v.toFixed(4);
+        progress.tick(1, fields);
+      },
+    });
+    progress.done();
+    const state = trainer.stateSync();
+    const trained = state.trainable.map((t) => ({ name: t.name, shape: [...t.shape], data: t.data }));
+    return { trained, metrics: summarizeMetrics(readMetrics(metricsPath)) };
+  } finally {
+    await trainer.release();
+  }
+}

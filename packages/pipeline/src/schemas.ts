@@ -1,0 +1,167 @@
+// The config schemas of the phase apps (one zod schema per app: defaults, flags, help and validation;
+// see @latent-sft/config) and the blocks they share: data, training, LoRA, device. The defaults are
+// the tiny CPU pipeline (docs/pipeline.md); real runs override them from a --config file.
+import { defineConfig } from '@latent-sft/config';
+import { z } from 'zod';
+
+/** Config schema version of every phase app (bump when a field changes meaning). */
+export const SCHEMA_VERSION = 1;
+
+const out = z.string().min(1).describe('output folder of this phase (must not hold another run)');
+const device = z.enum(['cpu', 'cuda']).default('cpu').describe('execution device');
+const resume = z.boolean().default(false).describe('continue the run already in the output folder');
+
+/** Which problems to train on and how many. */
+export const dataSchema = z.object({
+  source: z.enum(['multiplication', 'gsm8k-aug']).default('multiplication')
+    .describe('multiplication: generated partial-product CoT; gsm8k-aug: GSM8K train with GSM8k-Aug equation CoT'),
+  count: z.number().int().positive().default(48).describe('number of training examples'),
+  digitsA: z.number().int().min(1).max(12).default(2).describe('digits of the first factor (multiplication)'),
+  digitsB: z.number().int().min(1).max(12).default(2).describe('digits of the second factor (multiplication)'),
+  seed: z.number().int().min(0).default(7).describe('seed of the generator / of the subset drawn from the dataset'),
+  maxTokens: z.number().int().positive().default(512).describe('leave out examples whose full CoT sequence is longer (gsm8k-aug)'),
+  dataDir: z.string().optional().describe("data folder (default: the repo's data/)"),
+}).prefault({}).describe('training data');
+
+/** The optimisation settings of one phase (defaults overridden per app). */
+function trainSchema(d: { steps: number; lr: number; batchSize: number }) {
+  return z.object({
+    steps: z.number().int().positive().default(d.steps).describe('optimizer steps'),
+    batchSize: z.number().int().positive().default(d.batchSize).describe('examples per step'),
+    lr: z.number().positive().default(d.lr).describe('peak learning rate (AdamW)'),
+    schedule: z.enum(['linear', 'cosine', 'constant']).default('linear').describe('LR schedule after the warmup (DeepSpeed WarmupDecayLR = linear)'),
+    warmupRatio: z.number().min(0).max(1).default(0.05).describe('warmup steps as a fraction of steps (rounded up)'),
+    weightDecay: z.number().min(0).default(0.01).describe('AdamW decoupled weight decay'),
+    clipNorm: z.number().positive().default(1).describe('global gradient-norm clip'),
+    seed: z.number().int().min(0).default(42).describe('seed of data order and LoRA init'),
+    checkpointEvery: z.number().int().min(0).default(0).describe('save every N steps (0: only after the last)'),
+    keepLast: z.number().int().positive().default(2).describe('checkpoints kept'),
+  }).prefault({}).describe('training');
+}
+
+function loraSchema(d: { r: number }) {
+  return z.object({
+    r: z.number().int().positive().default(d.r).describe('LoRA rank (spec: 64)'),
+    alpha: z.number().positive().optional().describe('LoRA alpha (default 2r, as the spec)'),
+    dropout: z.number().min(0).max(0.99).default(0).describe('LoRA dropout (spec: 0.1)'),
+  }).prefault({}).describe('LoRA');
+}
+
+const compute = z.enum(['float32', 'float16', 'bfloat16']).default('float32').describe('compute dtype (float32 masters)');
+
+/** cot-sft: explicit CoT SFT (base → M0) or the No-CoT baseline. */
+export const cotSftSchema = z.object({
+  out,
+  base: z.discriminatedUnion('kind', [
+    z.object({
+      kind: z.literal('init'),
+      hiddenSize: z.number().int().positive().default(64).describe('hidden size of the random-init Llama-3-shaped model'),
+      intermediateSize: z.number().int().positive().default(128).describe('MLP width'),
+      layers: z.number().int().positive().default(2).describe('decoder layers'),
+      heads: z.number().int().positive().default(4).describe('attention heads'),
+      kvHeads: z.number().int().positive().default(2).describe('key/value heads'),
+      initSeed: z.number().int().min(0).default(1).describe('seed of the weight init'),
+    }),
+    z.object({ kind: z.literal('checkpoint'), dir: z.string().min(1).describe('HF checkpoint folder (config.json, model.safetensors, tokenizer files)') }),
+  ]).default({ kind: 'init', hiddenSize: 64, intermediateSize: 128, layers: 2, heads: 4, kvHeads: 2, initSeed: 1 }).describe('base model'),
+  tokenizer: z.enum(['llama-3.2', 'qwen3']).default('llama-3.2').describe('tokenizer written into the model folder (random-init base only)'),
+  variant: z.enum(['cot', 'no-cot']).default('cot').describe('cot: explicit CoT SFT (M0); no-cot: the No-CoT baseline'),
+  data: dataSchema,
+  train: trainSchema({ steps: 40, lr: 3e-3, batchSize: 4 }),
+  compute,
+  device,
+  resume,
+});
+export const cotSftConfig = defineConfig(cotSftSchema);
+
+const latentSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('soft-topk'), k: z.number().int().positive().default(10).describe('top-k width of the soft embedding') }),
+  z.object({ kind: z.literal('soft-full') }),
+  z.object({ kind: z.literal('hidden') }),
+]).default({ kind: 'soft-topk', k: 10 }).describe('latent kind: soft-topk (v2), soft-full (v1) or hidden (ablation: the encoder state itself)');
+
+const phase1Common = {
+  out,
+  r: z.number().int().positive().default(4).describe('compression rate: CoT tokens per latent'),
+  latent: latentSchema,
+  ltim: z.boolean().default(true).describe('LTIM encoder mask (false: causal ablation)'),
+  ltsum: z.boolean().default(true).describe('LTSuM decoder mask (false: causal ablation)'),
+  positions: z.enum(['dual-track', 'contiguous']).default('dual-track').describe('decoder position ids (v2 dual-track, v1 contiguous)'),
+  data: dataSchema,
+  lora: loraSchema({ r: 8 }),
+  compute,
+  device,
+  resume,
+};
+
+/** phase1 encoder: LoRA on E (incl. embed_tokens) from M0 + compress token; D = M0 frozen. */
+export const phase1EncoderSchema = z.object({
+  ...phase1Common,
+  base: z.string().min(1).describe('M0: the CoT-SFT HF checkpoint folder (with tokenizer files)'),
+  train: trainSchema({ steps: 30, lr: 1e-2, batchSize: 4 }),
+});
+export const phase1EncoderConfig = defineConfig(phase1EncoderSchema);
+
+/** phase1 decoder: E = merged step-1 encoder (frozen), LoRA on D = M0. */
+export const phase1DecoderSchema = z.object({
+  ...phase1Common,
+  base: z.string().min(1).describe('M0: the decoder to adapt (HF checkpoint folder with tokenizer files)'),
+  encoder: z.string().min(1).describe('merged step-1 encoder (phase1 encoder output hf/)'),
+  train: trainSchema({ steps: 30, lr: 1e-2, batchSize: 4 }),
+});
+export const phase1DecoderConfig = defineConfig(phase1DecoderSchema);
+
+/** phase1 union: new LoRAs on the merged step-1 encoder and the merged step-2 decoder. */
+export const phase1UnionSchema = z.object({
+  ...phase1Common,
+  encoder: z.string().min(1).describe('merged step-1 encoder (phase1 encoder output hf/)'),
+  decoder: z.string().min(1).describe('merged step-2 decoder (phase1 decoder output hf/)'),
+  train: trainSchema({ steps: 30, lr: 1e-2, batchSize: 4 }),
+});
+export const phase1UnionConfig = defineConfig(phase1UnionSchema);
+
+/** merge-lora: adapter + base → HF checkpoint. */
+export const mergeLoraSchema = z.object({
+  out,
+  base: z.string().min(1).describe('HF checkpoint folder the adapter was trained on'),
+  adapter: z.string().min(1).describe('PEFT adapter folder (adapter_config.json + adapter_model.safetensors)'),
+});
+export const mergeLoraConfig = defineConfig(mergeLoraSchema);
+
+/** cache-latents: top-k teacher distributions of the union encoder over the training set. */
+export const cacheLatentsSchema = z.object({
+  out,
+  encoder: z.string().min(1).describe('merged step-1 encoder (HF folder, vocabulary V+1)'),
+  adapter: z.string().optional().describe('union encoder adapter (phase1 union output lora_adapter/encoder_weight); omit for a merged encoder'),
+  decoder: z.string().min(1).describe('decoder whose input embedding W scores the latents (M1 or the step-2 decoder; holds the tokenizer)'),
+  r: z.number().int().positive().default(4).describe('compression rate (as in phase 1)'),
+  k: z.number().int().positive().default(10).describe('top-k entries stored per latent'),
+  ltim: z.boolean().default(true).describe('LTIM encoder mask (as in phase 1)'),
+  data: dataSchema,
+  batchSize: z.number().int().positive().default(8).describe('examples per forward'),
+  chunkSize: z.number().int().positive().default(16).describe('examples per chunk file'),
+  device,
+  resume,
+});
+export const cacheLatentsConfig = defineConfig(cacheLatentsSchema);
+
+/** phase2: CE + KL from the cached teachers; new LoRA on M1; merged M2. */
+export const phase2Schema = z.object({
+  out,
+  model: z.string().min(1).describe('M1: the merged union decoder (HF folder with tokenizer files)'),
+  cache: z.string().min(1).describe('latent cache folder (cache-latents output)'),
+  data: dataSchema,
+  gumbel: z.object({
+    enabled: z.boolean().default(false).describe('Gumbel-perturb the teachers each epoch (spec §4.3, HEAD)'),
+    scale: z.number().positive().default(1).describe('noise_scale'),
+    temperature: z.number().positive().default(1).describe('gumbel_temperature'),
+  }).prefault({}).describe('Gumbel perturbation of the targets'),
+  ceWeight: z.number().min(0).default(1).describe('weight of the answer CE'),
+  klWeight: z.number().min(0).default(1).describe('weight of the latent KL'),
+  lora: loraSchema({ r: 8 }),
+  train: trainSchema({ steps: 30, lr: 1e-2, batchSize: 4 }),
+  compute,
+  device,
+  resume,
+});
+export const phase2Config = defineConfig(phase2Schema);
