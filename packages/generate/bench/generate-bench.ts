@@ -85,4 +85,9 @@ out(`latent ${stats.latentTokens}, forced ${stats.forcedTokens}, answer ${stats.
 out(`prefill ${stats.prefillMs.toFixed(0)} ms (${((batch * promptLen) / (stats.prefillMs / 1e3)).toFixed(0)} prompt tokens/s)`);
 out(`decode ${stats.decodeMs.toFixed(0)} ms over ${steps} steps (${(stats.decodeMs / Math.max(1, steps)).toFixed(2)} ms/step, ${(stats.rowSteps / (stats.decodeMs / 1e3)).toFixed(0)} tokens/s)`);
 out(`total ${stats.totalMs.toFixed(0)} ms: ${(generated / (stats.totalMs / 1e3)).toFixed(0)} generated tokens/s; ${(stats.bytesToHost / Math.max(1, stats.steps)).toFixed(0)} B/step to host, ${(stats.bytesToDevice / Math.max(1, stats.steps)).toFixed(0)} B/step to device`);
+// The machine-readable line tools/bench/src/table.ts pairs with bench_torch.py's "gen".
+out(`BENCH ${JSON.stringify({ bench: a.mode === 'latent' ? 'gen-latent' : 'gen', impl: 'latent-sft-ort', mode: a.mode, batch, prompt: promptLen,
+  new_tokens: newTokens, s: stats.totalMs / 1e3, new_tokens_per_s: generated / (stats.totalMs / 1e3), prefill_ms: stats.prefillMs,
+  decode_ms_per_step: stats.decodeMs / Math.max(1, steps), h2d_bytes_per_step: stats.bytesToDevice / Math.max(1, stats.steps),
+  d2h_bytes_per_step: stats.bytesToHost / Math.max(1, stats.steps) })}`);
 gen.release();

@@ -66,7 +66,7 @@ export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<
   if (guardFailures > 0) logger.warn({ guardFailures }, 'Gumbel draws kept although their argmax was the latent-end id (100 redraws each)');
   publishDir(config.out, LAYOUT.adapter, (tmp) => saveAdapter(tmp, lora, trained, { model: m1.config }));
   publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, m1.config, mergeLora(m1.config, m1.tensors, trained, lora), config.model));
-  const summary: PhaseSummary = { app, out: config.out, steps: metrics.steps, first: metrics.first, last: metrics.last, wallSeconds: secondsSince(t0) };
+  const summary: PhaseSummary = { app, out: config.out, steps: metrics.steps, window: metrics.window, first: metrics.first, last: metrics.last, wallSeconds: secondsSince(t0) };
   writeSummary(summary);
   logger.info({ ...summary }, 'done');
   return summary;

@@ -5,9 +5,11 @@ import { writeJsonAtomic } from '@latent-sft/core';
 import type { MetricsRecord } from '@latent-sft/train';
 import { LAYOUT } from './run-dir.js';
 
-/** First and last values of a run's metrics. */
+/** Loss, ce and kl averaged over the first and the last `window` steps of a run (single batches are noisy). */
 export interface MetricSummary {
   steps: number;
+  /** Steps averaged at each end: max(1, min(5, floor(steps / 4))). */
+  window: number;
   first: Record<string, number>;
   last: Record<string, number>;
 }
@@ -18,6 +20,8 @@ export interface PhaseSummary {
   out: string;
   /** Training steps (0 for merge-lora; examples for cache-latents). */
   steps: number;
+  /** Steps averaged into first/last (absent: single values). */
+  window?: number;
   first: Record<string, number>;
   last: Record<string, number>;
   wallSeconds: number;
@@ -27,14 +31,21 @@ export interface PhaseSummary {
 
 const KEYS = ['loss', 'ce', 'kl'];
 
-/** First/last loss, ce and kl of metrics records. */
+/** Mean loss, ce and kl over the first and last window of metrics records. */
 export function summarizeMetrics(records: readonly MetricsRecord[]): MetricSummary {
-  const pickKeys = (r: MetricsRecord | undefined): Record<string, number> => {
+  const window = Math.max(1, Math.min(5, Math.floor(records.length / 4)));
+  const mean = (rs: readonly MetricsRecord[]): Record<string, number> => {
     const out: Record<string, number> = {};
-    for (const k of KEYS) if (r !== undefined && typeof r[k] === 'number') out[k] = r[k] as number;
+    for (const k of KEYS) {
+      const vs = rs.map((r) => r[k]).filter((v): v is number => typeof v === 'number');
+      if (vs.length > 0) out[k] = vs.reduce((a, b) => a + b, 0) / vs.length;
+    }
     return out;
   };
-  return { steps: records.length === 0 ? 0 : (records[records.length - 1] as MetricsRecord).step, first: pickKeys(records[0]), last: pickKeys(records[records.length - 1]) };
+  return {
+    steps: records.length === 0 ? 0 : (records[records.length - 1] as MetricsRecord).step,
+    window, first: mean(records.slice(0, window)), last: mean(records.slice(-window)),
+  };
 }
 
 /** Writes <out>/summary.json atomically. */

@@ -1,0 +1,23 @@
+import { describe, expect, it } from 'vitest';
+import { benchTable, parseBenchLog } from './bench-table.js';
+
+describe('bench table', () => {
+  it('pairs ours with PyTorch, attaches each command peak and computes the ratio', () => {
+    const log = [
+      'BENCH {"bench":"train","impl":"latent-sft-ort","tokens_per_s":12000,"tflops":90}',
+      'PEAK 60000 MiB rc=0 :: node a',
+      'BENCH {"bench":"meta","torch":"2.11"}',
+      'BENCH {"bench":"train","impl":"pytorch","tokens_per_s":40000,"tflops":300}',
+      'BENCH {"bench":"gen","impl":"pytorch-hf-generate","new_tokens_per_s":3000}',
+      'PEAK 24000 MiB rc=0 :: python b',
+      'BENCH {"bench":"gen","impl":"latent-sft-ort","new_tokens_per_s":1500}',
+    ].join('\n');
+    const rows = parseBenchLog(log);
+    expect(rows.map((r) => [r.bench, r.impl, r['peak_gpu_mib']])).toEqual([
+      ['train', 'latent-sft-ort', 60000], ['train', 'pytorch', 24000], ['gen', 'pytorch-hf-generate', 24000], ['gen', 'latent-sft-ort', undefined],
+    ]);
+    const table = benchTable(rows).split('\n');
+    expect(table[2]).toBe('| train | 12000 | 40000 | 0.30× | 90.0 | 300.0 | 60000 | 24000 |');
+    expect(table[3]).toBe('| gen | 1500 | 3000 | 0.50× | – | – | – | 24000 |');
+  });
+});
