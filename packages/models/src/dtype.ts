@@ -18,41 +18,8 @@ export function bf16BitsToFloat32(bits: number): number {
   return f32[0] as number;
 }
 
-/** IEEE half bits of `x` (round to nearest even, overflow to ±Inf, quiet NaN). */
-export function float32ToF16Bits(x: number): number {
-  f32[0] = x;
-  const b = u32[0] as number;
-  const sign = (b >>> 16) & 0x8000;
-  const exp = (b >>> 23) & 0xff;
-  let mant = b & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant !== 0 ? 0x200 | (mant >>> 13) : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let half = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const mid = 1 << (shift - 1);
-    if (rem > mid || (rem === mid && (half & 1) === 1)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (half & 1) === 1)) half++; // a carry into the exponent is correct
-  return sign | half;
-}
-
-/** float32 value of IEEE half bits (exact, subnormals included). */
-export function f16BitsToFloat32(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exp = (bits >>> 10) & 0x1f;
-  const mant = bits & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 0x1f) return mant === 0 ? sign * Infinity : NaN;
-  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
-}
+/** IEEE half conversions: the graph package's (round to nearest even, exact subnormals), one implementation. */
+export { f32ToF16Bits as float32ToF16Bits, f16BitsToNumber as f16BitsToFloat32 } from '@latent-sft/graph';
 
 /** `x` rounded to the nearest bfloat16 value, as float32. */
 export function roundToBf16(x: number): number {

@@ -16,23 +16,12 @@ import {
   type OrtInfo,
   type TransferStats,
 } from './native.js';
-import type { Device, DType, HostTensor, SessionOptions } from './session.js';
+import { type Device, type DType, type HostTensor, type SessionOptions, dataCtor } from './session.js';
 import { addStateModel } from './test-models.js';
 
 /** The typed array a dtype travels in (bool as 0/1 bytes, float16/bfloat16 as raw bits). */
 export type TypedData = HostTensor['data'];
 
-const dataCtor: { [D in DType]: new (n: number) => TypedData } = {
-  float32: Float32Array,
-  float64: Float64Array,
-  float16: Uint16Array,
-  bfloat16: Uint16Array,
-  int32: Int32Array,
-  int64: BigInt64Array,
-  bool: Uint8Array,
-  uint8: Uint8Array,
-  int8: Int8Array,
-};
 
 const dtypeNames = Object.keys(dataCtor) as DType[];
 

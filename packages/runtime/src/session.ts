@@ -39,7 +39,7 @@ export interface SessionOptions {
 type TypedData = HostTensor['data'];
 
 /** The typed-array constructor each dtype travels in (bool as 0/1 bytes, fp16/bf16 as raw bits). */
-const dataCtor: { [D in DType]: new (n: number) => TypedData } = {
+export const dataCtor: { [D in DType]: new (n: number) => TypedData } = {
   float32: Float32Array,
   float64: Float64Array,
   float16: Uint16Array,
