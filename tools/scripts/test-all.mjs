@@ -24,7 +24,8 @@ for (const d of projectDirs) {
   const r = JSON.parse(readFileSync(report, 'utf8'));
   projects += 1;
   passed += r.numPassedTests ?? 0;
-  failed += (r.numFailedTests ?? 0) + (r.numRuntimeErrorTestSuites ?? 0) + (r.numFailedTestSuites ?? 0);
+  // Failed tests; a suite that failed without a failing test (import error) counts once.
+  failed += (r.numFailedTests ?? 0) > 0 ? r.numFailedTests : (r.numFailedTestSuites ?? 0) + (r.numRuntimeErrorTestSuites ?? 0);
   skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
 }
 const code = run.status ?? 1;
