@@ -3,9 +3,9 @@
 // gradients w.r.t. the student logits against central finite differences; float16 logits run the
 // KL in float32; the Phase-2 chain o[b, s-1 : e-1] → gKlTopK equals the CPU slices.
 import { Rng } from '@latent-sft/core';
-import { Graph, type Tensor, f16BitsToNumber, f32ToF16Bits, grad, serialize } from '@latent-sft/graph';
-import { type HostTensor, Session } from '@latent-sft/runtime';
+import { Graph, type Tensor, f16BitsToNumber, f32ToF16Bits, grad } from '@latent-sft/graph';
 import { describe, expect, it } from 'vitest';
+import { bool, f64, fdGrad, i64, normals, nums, sessionOf } from '../test/graph-harness.js';
 import { entropy, klFull, klTopK } from './divergence.js';
 import { gEntropy, gKlFull, gKlTopK } from './graph-divergence.js';
 import { gShiftedSlotLogits } from './graph-slots.js';
@@ -17,27 +17,7 @@ const F32 = { atol: 1e-6, rtol: 1e-5 };
 const FD = { h: 1e-6, atol: 1e-8, rtol: 1e-6 };
 
 // ---- helpers -----------------------------------------------------------------------------------
-const normals = (rng: Rng, n: number, scale = 1): number[] => Array.from({ length: n }, () => scale * rng.normal());
-const f64 = (dims: number[], v: ArrayLike<number>): HostTensor => ({ dtype: 'float64', dims, data: Float64Array.from(v) });
-const i64 = (dims: number[], v: number[]): HostTensor => ({ dtype: 'int64', dims, data: BigInt64Array.from(v, BigInt) });
-const bool = (dims: number[], v: boolean[]): HostTensor => ({ dtype: 'bool', dims, data: Uint8Array.from(v, Number) });
-const nums = (t: HostTensor | undefined): number[] => Array.from(t?.data ?? [], Number);
-const sessionOf = async (g: Graph): Promise<Session> => Session.create(serialize(g).model);
 
-/** Central differences of scalar output `L` w.r.t. every element of float64 feed `name`. */
-async function fdGrad(s: Session, feeds: Record<string, HostTensor>, name: string): Promise<number[]> {
-  const x = feeds[name] as HostTensor;
-  const out: number[] = [];
-  for (let j = 0; j < x.data.length; j++) {
-    const at = async (delta: number): Promise<number> => {
-      const data = Float64Array.from(x.data as Float64Array);
-      data[j] = (data[j] as number) + delta;
-      return nums((await s.run({ ...feeds, [name]: { ...x, data } }, ['L'])).L)[0] as number;
-    };
-    out.push(((await at(FD.h)) - (await at(-FD.h))) / (2 * FD.h));
-  }
-  return out;
-}
 
 // Padded batch: B = 3 examples with m_b = 3, 1, 2 latents (padded to m = 3), k = 4 stored entries,
 // V = 9. Teacher probs are unnormalised positive values (a stored top-k sums to < 1) with one exact
@@ -109,7 +89,7 @@ describe('gKlTopK', () => {
     await using s = await sessionOf(klTopKGraph('float64'));
     const out = await s.run(feeds);
     const dS = nums(out.dStudent);
-    expect(dS).toBeAllclose(await fdGrad(s, feeds, 'student'), FD);
+    expect(dS).toBeAllclose(await fdGrad(s, feeds, 'student', FD.h), FD);
     valid.forEach((ok, slot) => {
       if (!ok) expect(dS.slice(slot * V, (slot + 1) * V)).toEqual(new Array<number>(V).fill(0));
     });
@@ -184,7 +164,7 @@ describe('gKlFull', () => {
     const exp = expected(per);
     expect(nums(out.perSlot)).toBeAllclose(exp.perSlot, F64);
     expect(nums(out.L)).toBeAllclose([exp.loss], F64);
-    expect(nums(out.dStudent)).toBeAllclose(await fdGrad(s, feeds, 'student'), FD);
+    expect(nums(out.dStudent)).toBeAllclose(await fdGrad(s, feeds, 'student', FD.h), FD);
   });
 });
 
@@ -208,7 +188,7 @@ describe('gEntropy', () => {
     // d(−p log p)/dp = −(log p + 1) · C_row where p > 0; 0 where p = 0.
     const C = [1, -2, 0.5, 3];
     expect(dp).toBeAllclose(pv.map((q, i) => (q > 0 ? -(Math.log(q) + 1) * (C[Math.floor(i / 3)] as number) : 0)), F64);
-    const fd = await fdGrad(s, { ...feeds, p: f64([2, 2, 3], pv.map((q) => (q > 0 ? q : 0.1))) }, 'p');
+    const fd = await fdGrad(s, { ...feeds, p: f64([2, 2, 3], pv.map((q) => (q > 0 ? q : 0.1))) }, 'p', FD.h);
     const atPositive = (v: number[]) => v.filter((_, i) => (pv[i] as number) > 0);
     expect(atPositive(dp)).toBeAllclose(atPositive(fd), FD);
   });
@@ -243,7 +223,7 @@ describe('Phase-2 chain: o[b, s-1 : e-1] → gKlTopK', () => {
     expect(nums(out.perSlot)).toBeAllclose(exp.perSlot, F64);
     expect(nums(out.L)).toBeAllclose([exp.loss], F64);
     const dL = nums(out.dLogits);
-    expect(dL).toBeAllclose(await fdGrad(s, feeds, 'logits'), FD);
+    expect(dL).toBeAllclose(await fdGrad(s, feeds, 'logits', FD.h), FD);
     // Only the rows that predict a valid latent get a gradient.
     for (let b = 0; b < B; b++) {
       for (let t = 0; t < T; t++) {

@@ -3,9 +3,9 @@
 // shift-by-one selection of student logits (exactly positions s−1 … s+m−2), with static and symbolic
 // dims; a Phase-1-shaped chain h → top-k soft embedding → scatter checked against finite differences.
 import { Rng } from '@latent-sft/core';
-import { type Dim, Graph, type Tensor, grad, serialize } from '@latent-sft/graph';
-import { type HostTensor, Session } from '@latent-sft/runtime';
+import { type Dim, Graph, type Tensor, grad } from '@latent-sft/graph';
 import { describe, expect, it } from 'vitest';
+import { bool, f64, fdGrad, i64, normals, nums, sessionOf } from '../test/graph-harness.js';
 import { gLatentEmbedding } from './graph-superposition.js';
 import { gScatterLatents, gShiftedSlotLogits } from './graph-slots.js';
 import { matrix } from './matrix.js';
@@ -16,27 +16,7 @@ const F64 = { atol: 1e-12, rtol: 1e-10 };
 const FD = { h: 1e-6, atol: 1e-8, rtol: 1e-6 };
 
 // ---- helpers -----------------------------------------------------------------------------------
-const normals = (rng: Rng, n: number): number[] => Array.from({ length: n }, () => rng.normal());
-const f64 = (dims: number[], v: ArrayLike<number>): HostTensor => ({ dtype: 'float64', dims, data: Float64Array.from(v) });
-const i64 = (dims: number[], v: number[]): HostTensor => ({ dtype: 'int64', dims, data: BigInt64Array.from(v, BigInt) });
-const bool = (dims: number[], v: boolean[]): HostTensor => ({ dtype: 'bool', dims, data: Uint8Array.from(v, Number) });
-const nums = (t: HostTensor | undefined): number[] => Array.from(t?.data ?? [], Number);
-const sessionOf = async (g: Graph): Promise<Session> => Session.create(serialize(g).model);
 
-/** Central differences of scalar output `L` w.r.t. every element of float64 feed `name`. */
-async function fdGrad(s: Session, feeds: Record<string, HostTensor>, name: string): Promise<number[]> {
-  const x = feeds[name] as HostTensor;
-  const out: number[] = [];
-  for (let j = 0; j < x.data.length; j++) {
-    const at = async (delta: number): Promise<number> => {
-      const data = Float64Array.from(x.data as Float64Array);
-      data[j] = (data[j] as number) + delta;
-      return nums((await s.run({ ...feeds, [name]: { ...x, data } }, ['L'])).L)[0] as number;
-    };
-    out.push(((await at(FD.h)) - (await at(-FD.h))) / (2 * FD.h));
-  }
-  return out;
-}
 
 // Batch: B = 2, T = 7, d = 3, m = 3 (padded). Example 0 has 3 latents at 2, 3, 4; example 1 has 2 at
 // 1, 2 and one padded slot whose position (0) must not be touched.
@@ -109,7 +89,7 @@ describe('gScatterLatents', () => {
     await using s = await sessionOf(scatterGraph({ B, T, m }));
     const clean = { ...feeds, tokens: f64([B, T, d], tokens.map((v) => (Number.isNaN(v) ? 0.5 : v))) };
     const out = await s.run(clean);
-    expect(nums(out.dLatents)).toBeAllclose(await fdGrad(s, clean, 'latents'), FD);
+    expect(nums(out.dLatents)).toBeAllclose(await fdGrad(s, clean, 'latents', FD.h), FD);
   });
 
   it('without latentValid every slot is placed', async () => {
@@ -209,7 +189,7 @@ describe('Phase-1 chain: h → top-k soft embedding → scatter into decoder inp
       }
     }
     const dh = nums(res.dh);
-    expect(dh).toBeAllclose(await fdGrad(s, feeds, 'h'), FD);
+    expect(dh).toBeAllclose(await fdGrad(s, feeds, 'h', FD.h), FD);
     expect(dh.slice((1 * m + 2) * d, (1 * m + 3) * d)).toEqual([0, 0, 0]); // the padded slot gets no gradient
   });
 });

@@ -2,9 +2,10 @@
 // F64, float32 within F32, float16 logits (softmax in float32) within F16; gradients w.r.t. h through
 // MatMul → TopK → Softmax → Gather → MatMul against central finite differences (FD).
 import { Rng } from '@latent-sft/core';
-import { type DType, Graph, type Tensor, f16BitsToNumber, f32ToF16Bits, grad, serialize } from '@latent-sft/graph';
-import { type HostTensor, Session } from '@latent-sft/runtime';
+import { type DType, Graph, type Tensor, f16BitsToNumber, f32ToF16Bits, grad } from '@latent-sft/graph';
+import { type HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
+import { fdGrad, normals, nums, sessionOf } from '../test/graph-harness.js';
 import {
   checkDetached, gHiddenStateLatents, gLatentEmbedding, gLatentLogits, gSoftEmbeddingFull, gSoftEmbeddingTopK, gWeightedEmbedding,
 } from './graph-superposition.js';
@@ -18,29 +19,12 @@ const F16 = { atol: 2e-3, rtol: 2e-3 };
 const FD = { h: 1e-6, atol: 1e-8, rtol: 1e-6 };
 
 // ---- helpers -----------------------------------------------------------------------------------
-const normals = (rng: Rng, n: number, scale = 1): number[] => Array.from({ length: n }, () => scale * rng.normal());
 const host = (dtype: 'float64' | 'float32', dims: number[], v: ArrayLike<number>): HostTensor =>
   ({ dtype, dims, data: dtype === 'float64' ? Float64Array.from(v) : Float32Array.from(v) });
-const nums = (t: HostTensor | undefined): number[] => Array.from(t?.data ?? [], Number);
 /** Rows [b·rows, (b+1)·rows) of a flat [B·rows, cols] array as a CPU matrix. */
 const part = (v: ArrayLike<number>, b: number, rows: number, cols: number) =>
   matrix(Float64Array.from(Array.prototype.slice.call(v, b * rows * cols, (b + 1) * rows * cols) as number[]), rows, cols);
-const sessionOf = async (g: Graph): Promise<Session> => Session.create(serialize(g).model);
 
-/** Central differences of scalar output `L` w.r.t. every element of float64 feed `name`. */
-async function fdGrad(s: Session, feeds: Record<string, HostTensor>, name: string): Promise<number[]> {
-  const x = feeds[name] as HostTensor;
-  const out: number[] = [];
-  for (let j = 0; j < x.data.length; j++) {
-    const at = async (delta: number): Promise<number> => {
-      const data = Float64Array.from(x.data as Float64Array);
-      data[j] = (data[j] as number) + delta;
-      return nums((await s.run({ ...feeds, [name]: { ...x, data } }, ['L'])).L)[0] as number;
-    };
-    out.push(((await at(FD.h)) - (await at(-FD.h))) / (2 * FD.h));
-  }
-  return out;
-}
 
 // B = 2 examples, m = 3 slots, d = 4, V = 7.
 const [B, m, d, V] = [2, 3, 4, 7];
@@ -213,7 +197,7 @@ describe('graph superposition gradients', () => {
         D: host('float64', [B, m, kp], normals(rng, B * m * kp)),
       };
       const out = await s.run(feeds);
-      const fd = await fdGrad(s, feeds, 'h');
+      const fd = await fdGrad(s, feeds, 'h', FD.h);
       expect(fd.some((v) => Math.abs(v) > 1e-3)).toBe(true);
       expect(nums(out.dh)).toBeAllclose(fd, FD);
     });
