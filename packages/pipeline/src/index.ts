@@ -8,6 +8,8 @@ export {
 } from './schemas.js';
 export { recordOf } from './context.js';
 export type { RunContext } from './context.js';
+export { phaseCommand, runPhaseCli } from './cli.js';
+export type { PhaseCliIo, PhaseCommand } from './cli.js';
 export { LAYOUT, claimOutDir, publishDir, requireDir } from './run-dir.js';
 export { longestExample, prepareData } from './data.js';
 export type { DataSpec, PreparedData } from './data.js';
