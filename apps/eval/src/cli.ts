@@ -3,9 +3,10 @@
 // schema per command through @latent-sft/config (strict flags, --config file, --print-config).
 import { buildCli, defineCommand, defineConfig } from '@latent-sft/config';
 import { type Logger, inputError } from '@latent-sft/core';
-import { DATASET_NAMES, type DatasetName } from '@latent-sft/data';
+import { DATASET_NAMES, MULTIPLICATION_TEST_SEED, type DatasetName } from '@latent-sft/data';
 import { EVAL_MODES } from '@latent-sft/eval';
 import { z } from 'zod';
+import { MULTIPLICATION_DATASET_SYNTAX } from './datasets.js';
 import { reportCommand } from './report.js';
 import { scoreCommand } from './score.js';
 import { defaultMethodName, parseDatasets, parseIntList, runCommand, type RunOptions } from './run.js';
@@ -16,7 +17,8 @@ const EXTRACTION = z.enum(['lenient', 'reference']).default('lenient')
 const runSchema = defineConfig(z.object({
   model: z.string().describe('HF checkpoint folder (config.json + model.safetensors; tokenizer files unless --tokenizer)'),
   tokenizer: z.string().optional().describe('folder with tokenizer.json + tokenizer_config.json (default: --model)'),
-  datasets: z.string().default('gsm8k-aug-test').describe(`comma-separated datasets (${DATASET_NAMES.join(', ')})`),
+  datasets: z.string().default('gsm8k-aug-test')
+    .describe(`comma-separated datasets (${DATASET_NAMES.join(', ')}, ${MULTIPLICATION_DATASET_SYNTAX}: the held-out multiplication test set of A-digit × B-digit factors, first 1000 problems, seed ${MULTIPLICATION_TEST_SEED})`),
   mode: z.enum(EVAL_MODES as ['latent', 'explicit', 'no-cot']).default('latent').describe('latent reasoning, explicit CoT, or no CoT'),
   seeds: z.string().default('1,2,3').describe('comma-separated sampling seeds (one run per dataset and seed)'),
   limit: z.number().int().positive().optional().describe('evaluate only the first N problems of each dataset'),

@@ -1,5 +1,7 @@
 // @latent-sft/eval-app: the eval CLI's commands as functions (used by main.ts and the tests).
 export { runCli } from './cli.js';
+export { MULTIPLICATION_DATASET_SYNTAX, loadEvalDataset, parseEvalDataset } from './datasets.js';
+export type { EvalDatasetName } from './datasets.js';
 export { readSummary, reportCommand, superpositionExamples } from './report.js';
 export type { ReportOptions } from './report.js';
 export {

@@ -7,11 +7,15 @@
 // prefix + `<think>` before every target, for the CoT and the no-CoT variant alike): the family's
 // prefix and the `<think>` ids, each part tokenised on its own. Latent mode then runs the latent
 // phase; explicit and no-cot modes generate CoT (or nothing) + `</think>` + answer as plain tokens.
+// Latent feeding follows <model>/latent.json (written by phase 2): kind 'hidden' feeds each latent
+// step's own final normed hidden state (the "- Hidden State" ablation), 'soft' or no file the top-k soft
+// embedding; the kind is part of the run identity, the summary (latentKind), the notes and the default
+// method name.
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { configHash } from '@latent-sft/config';
 import { type Logger, Rng, createProgress, inputError, writeFileAtomic, writeJsonAtomic } from '@latent-sft/core';
-import { DATASET_NAMES, type DatasetName, type Problem, loadDataset } from '@latent-sft/data';
+import type { Problem } from '@latent-sft/data';
 import {
   type EvalMode, type EvalRow, type EvalSummary, type ExtractionMode, type RunStats, buildSummary, compareAnswers,
   datasetAnswerKind, extractAnswer, renderReportHtml, renderSummariesMarkdown, runStats,
@@ -20,6 +24,7 @@ import { type GenerateDtype, type GenerationResult, Generator } from '@latent-sf
 import { ecrAtK, entropy, matrix } from '@latent-sft/latent';
 import { loadCheckpoint } from '@latent-sft/models';
 import { END_THINK, THINK, type Tokenizer, latentEndId, latentMarkerIds, loadTokenizer, padId, promptFor } from '@latent-sft/tokenizer';
+import { type EvalDatasetName, loadEvalDataset, parseEvalDataset } from './datasets.js';
 import { superpositionExamples } from './report.js';
 
 /** Problems per generate call. Sampling streams are Rng.fromSeed(seed).fork(block).fork(row in block), so
@@ -31,7 +36,7 @@ export interface RunOptions {
   model: string;
   /** Folder with tokenizer.json + tokenizer_config.json (default: the model folder). */
   tokenizer?: string;
-  datasets: DatasetName[];
+  datasets: EvalDatasetName[];
   mode: EvalMode;
   seeds: number[];
   limit?: number;
@@ -65,16 +70,14 @@ export function parseIntList(text: string, field: string, min: number): number[]
   return out;
 }
 
-/** Parses --datasets: comma-separated names of file-backed datasets. */
-export function parseDatasets(text: string): DatasetName[] {
+/** Parses --datasets: comma-separated names of file-backed datasets and `multiplication-<A>x<B>` test sets. */
+export function parseDatasets(text: string): EvalDatasetName[] {
   const names = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
   if (names.length === 0) throw inputError({ field: '--datasets' }, 'name at least one dataset');
-  for (const n of names) {
-    if (!(DATASET_NAMES as readonly string[]).includes(n)) throw inputError({ field: '--datasets' }, `unknown dataset '${n}'; expected one of ${DATASET_NAMES.join(', ')}`);
-  }
-  const dup = names.find((v, i) => names.indexOf(v) !== i);
+  const parsed = names.map((n) => parseEvalDataset(n, '--datasets'));
+  const dup = parsed.find((v, i) => parsed.indexOf(v) !== i);
   if (dup !== undefined) throw inputError({ field: '--datasets' }, `'${dup}' is listed twice`);
-  return names as DatasetName[];
+  return parsed;
 }
 
 /** Where the rows of one (dataset, seed) go, relative to --out. */
@@ -193,10 +196,11 @@ export function buildRow(ctx: RowContext, p: Problem, prompt: readonly number[],
 }
 
 /** The record in run.json; its hash decides whether --out holds the same run. */
-export function runIdentity(o: RunOptions): Record<string, unknown> {
+export function runIdentity(o: RunOptions, latent: LatentInfo | null = null): Record<string, unknown> {
   const weights = join(o.model, 'model.safetensors');
   const st = existsSync(weights) ? statSync(weights) : null;
   return {
+    ...(latent !== null ? { latentKind: latent.kind } : {}),
     model: resolve(o.model), modelBytes: st?.size ?? null, modelMtimeMs: st?.mtimeMs ?? null,
     tokenizer: resolve(o.tokenizer ?? o.model), datasets: o.datasets, mode: o.mode, seeds: o.seeds, limit: o.limit ?? null,
     maxLatent: o.maxLatent, maxNewTokens: o.maxNewTokens, device: o.device, dtype: o.dtype, sampling: o.sampling,
@@ -245,7 +249,9 @@ export async function runCommand(o: RunOptions, logger: Logger): Promise<EvalSum
   for (const k of o.ecrK) {
     if (k > o.latentTopK) throw inputError({ field: '--ecr-k' }, `K = ${k} exceeds --latent-top-k ${o.latentTopK} (only the top-${o.latentTopK} of each latent is recorded)`);
   }
-  const identity = runIdentity(o);
+  const latent = o.mode === 'latent' ? readLatentInfo(o.model) : null;
+  const latentKind = latent?.kind ?? 'soft';
+  const identity = runIdentity(o, latent);
   const hash = configHash(identity);
   const reuse = prepareOut(o, hash, logger);
   writeJsonAtomic(join(o.out, 'run.json'), { app: 'eval run', schemaVersion: 1, configHash: hash, config: identity });
@@ -261,10 +267,10 @@ export async function runCommand(o: RunOptions, logger: Logger): Promise<EvalSum
   const stopIds = [...new Set([tok.eosId, padId(tok), ...eos.filter((id) => id < tok.vocabSize)])];
   const text = new TokenText(tok);
 
-  const problems = new Map<DatasetName, Problem[]>();
-  const prompts = new Map<DatasetName, number[][]>();
+  const problems = new Map<EvalDatasetName, Problem[]>();
+  const prompts = new Map<EvalDatasetName, number[][]>();
   for (const d of o.datasets) {
-    const all = loadDataset(d, o.dataDir !== undefined ? { dataDir: o.dataDir } : {}).problems;
+    const all = loadEvalDataset(d, o.dataDir !== undefined ? { dataDir: o.dataDir } : {});
     const ps = o.limit !== undefined ? all.slice(0, o.limit) : all;
     if (ps.length === 0) throw inputError({ field: '--datasets' }, `${d} has no problems`);
     problems.set(d, ps);
@@ -307,7 +313,7 @@ export async function runCommand(o: RunOptions, logger: Logger): Promise<EvalSum
           const { results } = await gen.generate({
             prompts: block,
             mode: o.mode === 'latent'
-              ? { kind: 'latent', topK: o.latentTopK, maxLatent: o.maxLatent, latentEndIds: markers.endThink, latentEndId: endId }
+              ? { kind: 'latent', topK: o.latentTopK, maxLatent: o.maxLatent, latentEndIds: markers.endThink, latentEndId: endId, feed: latentKind }
               : { kind: 'explicit' },
             sampling: o.sampling.kind === 'greedy' ? { kind: 'greedy' }
               : { ...o.sampling, seed: Rng.fromSeed(seed).fork(b).nextUint32() },
@@ -330,10 +336,13 @@ export async function runCommand(o: RunOptions, logger: Logger): Promise<EvalSum
   }
   progress.done();
 
-  const summary = buildSummary({
-    method: o.methodName, mode: o.mode, model: resolve(o.model), datasets: o.datasets, seeds: o.seeds, sampling: o.sampling,
-    extraction: o.extraction, notes: runNotes(o, problems),
-  }, stats);
+  const summary: EvalSummary & { latentKind?: LatentInfo['kind'] } = {
+    ...buildSummary({
+      method: o.methodName, mode: o.mode, model: resolve(o.model), datasets: o.datasets, seeds: o.seeds, sampling: o.sampling,
+      extraction: o.extraction, notes: runNotes(o, problems, latent),
+    }, stats),
+    ...(o.mode === 'latent' ? { latentKind } : {}),
+  };
   writeJsonAtomic(join(o.out, 'summary.json'), summary);
   writeFileAtomic(join(o.out, 'summary.md'), renderSummariesMarkdown([summary], `Evaluation: ${o.methodName}`));
   const first = rowsFor.get(`${o.datasets[0]}/${o.seeds[0]}`) as EvalRow[];
@@ -344,10 +353,14 @@ export async function runCommand(o: RunOptions, logger: Logger): Promise<EvalSum
 }
 
 /** The notes under the tables: definitions and what was not measured. */
-export function runNotes(o: RunOptions, problems: ReadonlyMap<DatasetName, readonly Problem[]>): string[] {
+export function runNotes(o: RunOptions, problems: ReadonlyMap<EvalDatasetName, readonly Problem[]>, latent: LatentInfo | null = null): string[] {
   const notes: string[] = [];
   if (o.mode === 'latent') {
-    notes.push(`#L = latent steps fed (soft embeddings; the latent phase ends when the argmax is the first \`</think>\` id or after --max-latent ${o.maxLatent}); the answer gets up to ${o.maxNewTokens} tokens.`);
+    const hidden = latent?.kind === 'hidden';
+    notes.push(latent === null
+      ? 'Latent kind: soft (the model folder has no latent.json): each latent step feeds the top-k soft embedding of its logits.'
+      : `Latent kind: ${latent.kind} (latent.json${latent.r !== null ? `, r = ${latent.r}` : ''}): each latent step feeds ${hidden ? "the model's own final normed hidden state (the \"- Hidden State\" ablation); the recorded top-k and ECR come from that step's logits" : 'the top-k soft embedding of its logits'}.`);
+    notes.push(`#L = latent steps fed (${hidden ? 'hidden states' : 'soft embeddings'}; the latent phase ends when the argmax is the first \`</think>\` id or after --max-latent ${o.maxLatent}); the answer gets up to ${o.maxNewTokens} tokens.`);
     const withCot = o.datasets.filter((d) => (problems.get(d) ?? []).some((p) => p.cot !== null && p.cot.trim() !== ''));
     notes.push(withCot.length > 0
       ? `ECR@K (K = ${o.ecrK.join(', ')}) = reference-CoT tokens inside the union of the latents' top-K ids / #L, per problem with #L ≥ 1 and a reference CoT (${withCot.join(', ')}); K is limited to the recorded top-${o.latentTopK}, so the paper's K = 50…300 are not available.`
@@ -360,8 +373,36 @@ export function runNotes(o: RunOptions, problems: ReadonlyMap<DatasetName, reado
   return notes;
 }
 
-/** The default method name: mode and model folder. */
+/** The default method name: mode (latent: with the kind of latent.json when it is hidden) and model folder. */
 export function defaultMethodName(mode: EvalMode, model: string): string {
-  const label = mode === 'latent' ? 'Latent' : mode === 'explicit' ? 'CoT' : 'No-CoT';
+  const hidden = mode === 'latent' && readLatentInfo(model)?.kind === 'hidden';
+  const label = mode === 'latent' ? (hidden ? 'Latent, hidden state' : 'Latent') : mode === 'explicit' ? 'CoT' : 'No-CoT';
   return `${label} (${basename(resolve(model))})`;
+}
+
+/** <model>/latent.json, written by phase 2: how latent mode feeds the latents. */
+export const LATENT_INFO_FILE = 'latent.json';
+
+/** The contents of latent.json. */
+export interface LatentInfo {
+  kind: 'soft' | 'hidden';
+  /** Compression rate the model was trained with (informational). */
+  r: number | null;
+}
+
+/** Reads <model>/latent.json; null when absent (= soft, as models from before the file). Bad contents: one-line errors. */
+export function readLatentInfo(model: string): LatentInfo | null {
+  const file = join(model, LATENT_INFO_FILE);
+  if (!existsSync(file)) return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw inputError({ file }, `not JSON (${(e as Error).message})`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw inputError({ file }, 'expected an object {"kind": "soft" | "hidden", "r": …}');
+  const o = v as Record<string, unknown>;
+  if (o.kind !== 'soft' && o.kind !== 'hidden') throw inputError({ file, field: 'kind' }, `expected "soft" or "hidden", got ${JSON.stringify(o.kind)}`);
+  if (o.r !== undefined && !(Number.isSafeInteger(o.r) && (o.r as number) >= 1)) throw inputError({ file, field: 'r' }, `expected a positive integer, got ${JSON.stringify(o.r)}`);
+  return { kind: o.kind, r: (o.r as number | undefined) ?? null };
 }

@@ -19,7 +19,12 @@ export {
 export type {
   DecoderSequence, DecoderSequenceInput, EncoderSequence, EncoderSequenceInput, LatentSequence, LatentSequenceInput,
 } from './chunking.js';
-export { generateMultiplication, multiplicationCot } from './multiplication.js';
-export type { MultiplicationOptions } from './multiplication.js';
+export {
+  MULTIPLICATION_TEST_COUNT, MULTIPLICATION_TEST_SEED, generateMultiplication, isMultiplicationDataset, multiplicationCot,
+  multiplicationDatasetName, multiplicationSplit, multiplicationTestSet, parseMultiplicationDataset,
+} from './multiplication.js';
+export type {
+  MultiplicationDatasetName, MultiplicationOptions, MultiplicationSplit, MultiplicationSplitOption, MultiplicationTestSetOptions,
+} from './multiplication.js';
 export { bucketBatches, padBatch, shuffled } from './batching.js';
 export type { BucketOptions, PaddedBatch } from './batching.js';

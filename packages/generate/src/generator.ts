@@ -5,7 +5,9 @@
 // one column per step for every live row. Each row runs its own phase machine:
 //   latent   the last logits' argmax (= top_ids[0]) is checked: == latentEndId, or maxLatent soft
 //            embeddings already fed → go to 'forcing' (this step's z is discarded, spec §5.1);
-//            otherwise record the top-k (ids, probs) and feed z = soft_next, which stays on the device.
+//            otherwise record the top-k (ids, probs) and feed z = soft_next, which stays on the device
+//            (feed 'hidden', the "- Hidden State" ablation: z = hidden_next, the step's own final normed
+//            hidden state; same stop rule, and the recorded top-k still comes from the logits).
 //   forcing  feed the latentEndIds one per step (ordinary token embeddings; identical to feeding them
 //            at once under causal attention); the logits after the last one start the answer.
 //   answer   pick a token (greedy or seeded top-p); a stop id ends the row ('stop', not in outputIds),
@@ -66,6 +68,11 @@ export type GenerateMode =
     latentEndIds: readonly number[];
     /** The stop signal: the latent phase ends when the argmax equals it. */
     latentEndId: number;
+    /**
+     * What each latent step feeds as the next input embedding: 'soft' (default) the top-k soft
+     * embedding Σ p_j W[id_j]; 'hidden' the model's own final normed hidden state of that step.
+     */
+    feed?: 'soft' | 'hidden';
   };
 
 /** One generate call. */
@@ -94,11 +101,11 @@ export interface LatentStep {
 export interface GenerationResult {
   /** #L: soft embeddings fed (0 in explicit mode). */
   latentCount: number;
-  /** Per latent step, the distribution whose soft embedding was fed (length latentCount). */
+  /** Per latent step, the top-k of its logits (whose soft embedding was fed in soft mode; length latentCount). */
   latentTopK: LatentStep[];
   /** Why the latent phase ended: argmax == latentEndId, or maxLatent reached; null in explicit mode. */
   latentStop: 'end' | 'max' | null;
-  /** The fed soft embeddings, when recordLatentEmbeddings. */
+  /** The fed latent embeddings (soft embeddings or hidden states), when recordLatentEmbeddings. */
   latentEmbeddings?: Float32Array[];
   /** Answer tokens (after `</think>` in latent mode), without the stop id. */
   outputIds: number[];
@@ -245,6 +252,7 @@ export class Generator {
       if (m.latentEndIds.length === 0) throw inputError({ field: 'mode.latentEndIds' }, 'must hold the `</think>` ids (at least one)');
       checkIds('mode.latentEndIds', m.latentEndIds, V);
       if (m.latentEndIds[0] !== m.latentEndId) throw inputError({ field: 'mode.latentEndId' }, `${m.latentEndId} must be the first of latentEndIds [${m.latentEndIds.join(', ')}]`);
+      if (m.feed !== undefined && m.feed !== 'soft' && m.feed !== 'hidden') throw inputError({ field: 'mode.feed' }, `must be 'soft' or 'hidden', got '${String(m.feed)}'`);
     } else if (m.kind !== 'explicit') throw inputError({ field: 'mode.kind' }, `must be 'explicit' or 'latent', got '${String((m as { kind: unknown }).kind)}'`);
     const longest = Math.max(...req.prompts.map((p) => p.length));
     const extra = (m.kind === 'latent' ? m.maxLatent + m.latentEndIds.length : 0) + req.maxNewTokens;
@@ -289,6 +297,7 @@ export class Generator {
     const invT = sampling.kind === 'top-p' ? 1 / sampling.temperature : 1;
     const stop = new Set(req.stopIds);
     const record = req.recordLatentEmbeddings === true;
+    const feedHidden = mode.kind === 'latent' && mode.feed === 'hidden';
     const prompts = indices.map((i) => req.prompts[i] as readonly number[]);
     const L = Math.max(...prompts.map((p) => p.length));
     const padId = c.padTokenId ?? 0;
@@ -323,7 +332,7 @@ export class Generator {
     for (let i = 0; i < nL; i++) past.push(s.alloc('float32', [B, kvH, 0, hd]), s.alloc('float32', [B, kvH, 0, hd]));
     const invTemp = s.upload({ dtype: 'float32', dims: [1], data: new Float32Array([invT]) });
     const binding = s.createBinding();
-    const outNames: string[] = [STEP.topIds, STEP.argmax, STEP.latentIds, STEP.topLogits, STEP.lse, STEP.softProbs, STEP.softNext, STEP.lastLogits, STEP.maskNext];
+    const outNames: string[] = [STEP.topIds, STEP.argmax, STEP.latentIds, STEP.topLogits, STEP.lse, STEP.softProbs, STEP.softNext, STEP.hiddenNext, STEP.lastLogits, STEP.maskNext];
     for (let i = 0; i < nL; i++) outNames.push(STEP.presentKey(i), STEP.presentValue(i));
 
     try {
@@ -350,7 +359,9 @@ export class Generator {
         mask = outs[STEP.maskNext] as DeviceTensor;
         past = [];
         for (let i = 0; i < nL; i++) past.push(outs[STEP.presentKey(i)] as DeviceTensor, outs[STEP.presentValue(i)] as DeviceTensor);
-        soft = outs[STEP.softNext] as DeviceTensor;
+        // The next latent input: the soft embedding, or the hidden state (the other one is dropped).
+        soft = outs[feedHidden ? STEP.hiddenNext : STEP.softNext] as DeviceTensor;
+        (outs[feedHidden ? STEP.softNext : STEP.hiddenNext] as DeviceTensor).release();
 
         // Bring down only what this step's decisions need.
         const anyLatent = live.some((r) => r.phase === 'latent');

@@ -12,6 +12,8 @@
 //   argmax [B], latent_ids [B, k]  top_ids[:, 0] and top_ids[:, :k], so greedy/latent steps download only those
 //   soft_probs [B, k]            softmax over the first k top logits (spec §5.4 HEAD: no temperature)
 //   soft_next [B, 1, D]          z = Σ_j soft_probs[j] · W[top_ids[j]], the next latent input
+//   hidden_next [B, 1, D]        the last position's final normed hidden state (float32): the next
+//                                latent input of the hidden-state ablation (spec §7 "- Hidden State")
 //   last_logits [B, V]           bound but downloaded only when top-p needs more than K candidates
 //   attention_mask_next [B, P+T+1]  the mask with a column of ones appended: the next step's mask
 //   present.{i}.key|value        the cache, fed back as the next past_key_values.{i}.* on the device
@@ -60,6 +62,7 @@ export const STEP = {
   lse: 'lse',
   softProbs: 'soft_probs',
   softNext: 'soft_next',
+  hiddenNext: 'hidden_next',
   lastLogits: 'last_logits',
   maskNext: 'attention_mask_next',
   pastKey: (i: number): string => `past_key_values.${i}.key`,
@@ -128,7 +131,8 @@ export function buildStepGraph(config: ModelConfig, tensors: readonly NamedTenso
   spliceInput(g, 'inputs_embeds', x, from);
 
   // Last position only: [B, D] → logits [B, V] in the compute dtype, returned as float32.
-  const last = g.reshape(g.cast(g.slice(hidden, [-1], [2 ** 62], [1]), opts.dtype), [-1, D]);
+  const lastHidden = g.slice(hidden, [-1], [2 ** 62], [1]); // [B, 1, D] float32
+  const last = g.reshape(g.cast(lastHidden, opts.dtype), [-1, D]);
   let head: Tensor;
   if (c.tieWordEmbeddings) head = W;
   else {
@@ -161,6 +165,7 @@ export function buildStepGraph(config: ModelConfig, tensors: readonly NamedTenso
   g.output(g.concat([mask, ones], 1), STEP.maskNext);
   g.output(softProbs, STEP.softProbs);
   g.output(z, STEP.softNext);
+  g.output(g.cast(lastHidden, 'float32'), STEP.hiddenNext);
   g.output(logits, STEP.lastLogits);
   dec.presents.forEach((p, i) => {
     g.output(p.key, STEP.presentKey(i));

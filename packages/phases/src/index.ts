@@ -1,7 +1,8 @@
 // @latent-sft/phases: the Latent-SFT objectives as loss graphs (Objective: trainable / frozen / batch
 // inputs and a loss builder) and their batch feeds: explicit CoT-SFT and No-CoT, Phase 1 (encoder /
 // decoder / union steps with LTIM, LTSuM, dual-track positions and the latent kinds), Phase 2 (CE + KL
-// with teacher soft embeddings and Gumbel-perturbed targets), and the latent-cache forward.
+// with teacher soft embeddings and Gumbel-perturbed targets; CE + MSE with teacher hidden states for the
+// hidden-state ablation), and the latent-cache forward.
 export type { Objective, ValueSpec } from './objective.js';
 export { encodeProblem, encodeTrainRow } from './examples.js';
 export type { SequenceParts } from './examples.js';
@@ -15,7 +16,9 @@ export {
   DECODER_PREFIX, ENCODER_PREFIX, collateEncoder, collatePhase1, encoderBatchSpecs, encoderConfig, phase1Objective,
 } from './phase1.js';
 export type { Phase1CollateOptions, Phase1Options, Phase1Step } from './phase1.js';
-export { collatePhase2, perturbTeacher, phase2Objective } from './phase2.js';
-export type { GumbelTeacherOptions, Phase2CollateOptions, Phase2Example, Phase2Options, TeacherLatents } from './phase2.js';
-export { buildLatentCacheGraph, computeLatents } from './latents.js';
+export { collatePhase2, gHiddenMse, isHiddenTeacher, perturbTeacher, phase2HiddenTerms, phase2Objective } from './phase2.js';
+export type {
+  GumbelTeacherOptions, HiddenTeacherLatents, Phase2CollateOptions, Phase2Example, Phase2Latent, Phase2Options, Phase2Teacher, TeacherLatents,
+} from './phase2.js';
+export { buildLatentCacheGraph, computeHiddenLatents, computeLatents } from './latents.js';
 export type { LatentCacheOptions } from './latents.js';

@@ -5,6 +5,9 @@
 // Graph inputs: `encoder.<hf name>` (vocabulary V+1), `encoder.<peft name>` when a LoRA is given,
 // `decoder.model.embed_tokens.weight`, and the encoder batch inputs of collateEncoder. Outputs
 // `latent_probs` [B,m,k] and `latent_indices` [B,m,k] int64. Forward only; no gradients.
+// latent 'hidden' (the "- Hidden State" ablation, spec §7): no W input; the output is `latent_hidden`
+// [B,m,d], the encoder's final normed hidden state at each compress position, i.e. exactly the vector
+// phase 1 (latent kind hidden) fed to the decoder.
 import { inputError } from '@latent-sft/core';
 import { Graph, type Tensor } from '@latent-sft/graph';
 import { gLatentLogits, gSoftEmbeddingTopK } from '@latent-sft/latent';
@@ -12,14 +15,16 @@ import type { LoraConfig, ModelConfig } from '@latent-sft/models';
 import type { HostTensor, Session } from '@latent-sft/runtime';
 import type { SequenceParts } from './examples.js';
 import { numbers } from './host.js';
-import type { TeacherLatents } from './phase2.js';
+import type { HiddenTeacherLatents, TeacherLatents } from './phase2.js';
 import { DECODER_PREFIX, ENCODER_PREFIX, type Phase1CollateOptions, collateEncoder, encoderBatchSpecs, encoderConfig, encoderStates } from './phase1.js';
 import { type ParamDtype, checkLoraTask, loraSpecs, weightSpecs } from './specs.js';
 
 /** Options of buildLatentCacheGraph. */
 export interface LatentCacheOptions {
-  /** Top-k width (10 in the scripts); k ≥ V keeps the full distribution. */
+  /** Top-k width (10 in the scripts); k ≥ V keeps the full distribution. Unused by 'hidden'. */
   k: number;
+  /** 'soft' (default): top-k distributions over h·Wᵀ; 'hidden': the states h themselves. */
+  latent?: 'soft' | 'hidden';
   /** The encoder's LoRA (FEATURE_EXTRACTION), applied without dropout; omit for a merged encoder. */
   lora?: LoraConfig;
   dtype?: ParamDtype;
@@ -28,7 +33,9 @@ export interface LatentCacheOptions {
 /** The forward-only latent-cache graph (see the file header). */
 export function buildLatentCacheGraph(config: ModelConfig, opts: LatentCacheOptions): Graph {
   const dtype = opts.dtype ?? 'float32';
-  if (!Number.isInteger(opts.k) || opts.k < 1) throw inputError({ field: 'k' }, `must be a positive integer, got ${opts.k}`);
+  const latent = opts.latent ?? 'soft';
+  if (latent !== 'soft' && latent !== 'hidden') throw inputError({ field: 'latent' }, `expected 'soft' or 'hidden', got ${JSON.stringify(latent)}`);
+  if (latent === 'soft' && (!Number.isInteger(opts.k) || opts.k < 1)) throw inputError({ field: 'k' }, `must be a positive integer, got ${opts.k}`);
   if (opts.lora !== undefined) checkLoraTask('lora', opts.lora, 'FEATURE_EXTRACTION');
   const g = new Graph('latent_cache');
   const enc = encoderConfig(config);
@@ -38,10 +45,15 @@ export function buildLatentCacheGraph(config: ModelConfig, opts: LatentCacheOpti
     ...declare(weightSpecs(enc, dtype, ENCODER_PREFIX, false)),
     ...(opts.lora !== undefined ? declare(loraSpecs(enc, opts.lora, dtype, ENCODER_PREFIX)) : {}),
   };
-  const W = g.input(`${DECODER_PREFIX}model.embed_tokens.weight`, dtype, [config.vocabSize, config.hiddenSize]);
+  const W = latent === 'soft' ? g.input(`${DECODER_PREFIX}model.embed_tokens.weight`, dtype, [config.vocabSize, config.hiddenSize]) : null;
   const inputs = declare(encoderBatchSpecs(dtype));
   const lora = opts.lora !== undefined ? { config: opts.lora, mode: 'eval' as const } : undefined;
   const h = encoderStates(g, config, inputs, dtype, lora, (name) => params[ENCODER_PREFIX + name]);
+  if (W === null) {
+    g.output(h, 'latent_hidden');
+    g.prune();
+    return g;
+  }
   const { indices, probs } = gSoftEmbeddingTopK(g, gLatentLogits(g, h, W), W, Math.min(opts.k, config.vocabSize));
   g.output(probs, 'latent_probs');
   g.output(indices, 'latent_indices');
@@ -70,4 +82,21 @@ export async function computeLatents(
     probs: Float32Array.from(p.slice(b * M * k, (b * M + m) * k)),
     indices: Int32Array.from(ix.slice(b * M * k, (b * M + m) * k)),
   }));
+}
+
+/**
+ * The hidden-state variant of computeLatents (a session of buildLatentCacheGraph with latent
+ * 'hidden'): per example its m encoder states [m,d] (float32).
+ */
+export async function computeHiddenLatents(
+  session: Session, weights: Readonly<Record<string, HostTensor>>, examples: readonly SequenceParts[],
+  opts: Pick<Phase1CollateOptions, 'r' | 'compressId' | 'padId' | 'ltim' | 'dtype'>,
+): Promise<HiddenTeacherLatents[]> {
+  const batch = collateEncoder(examples, opts);
+  const out = await session.run({ ...weights, ...batch.feeds }, ['latent_hidden']);
+  const h = out.latent_hidden;
+  if (h === undefined) throw new Error('computeHiddenLatents: the session returned no latent_hidden');
+  const [, M, d] = h.dims as [number, number, number];
+  const v = numbers(h);
+  return batch.m.map((m, b) => ({ kind: 'hidden', m, d, hidden: Float32Array.from(v.slice(b * M * d, (b * M + m) * d)) }));
 }

@@ -13,7 +13,16 @@
 // picks for s−1 … s+m−2) so that the padded latent count m stays a run-time dim.
 // Gumbel perturbation of the targets (§4.3, HEAD) is a host transform (perturbTeacher): fresh noise per
 // epoch from Rng.fromSeed(seed).fork(epoch).fork(exampleIndex), independent of batch order.
-// Shapes: B batch, T longest sequence, m latent slots (padded), k stored top-k width, V vocabulary.
+// "- Hidden State" ablation (spec §7, latent 'hidden'): the cache holds the encoder's final normed hidden
+// state h_t [d] per latent. Those vectors are fed as the input embeddings of the slots (teacher forcing,
+// instead of Σ p W[idx]), and the KL term becomes a regression of the student's final normed hidden
+// state at the PREVIOUS position s+t−1 onto h_t:
+//   mse    = mean over examples of (mean over its valid latents and the d dims of (ĥ_{s+t−1} − h_t)²)
+//   loss   = ceWeight · CE + klWeight · mse          metrics: ce, mse
+// The paper does not specify the Phase-2 loss of the hidden-state ablation: this MSE is our choice, in
+// the spirit of CoLaR / Coconut (the model regresses its own next latent state, which is what inference
+// feeds back). The CE, the `</think>` handling and the sequence layout are the soft path's.
+// Shapes: B batch, T longest sequence, m latent slots (padded), k stored top-k width, V vocabulary, d hidden size.
 import { Rng, inputError } from '@latent-sft/core';
 import { buildLatentSequence, padBatch } from '@latent-sft/data';
 import type { Graph, Tensor, ValueSpec } from '@latent-sft/graph';
@@ -27,10 +36,15 @@ import { bool, float, i64 } from './host.js';
 import type { Objective } from './objective.js';
 import { type ParamDtype, checkLoraTask, checkNoEmbedLora, loraSpecs, need, weightSpecs } from './specs.js';
 
+/** What the cache holds per latent: top-k / full-vocabulary distributions or hidden states. */
+export type Phase2Latent = 'soft-topk' | 'soft-full' | 'hidden';
+
+const PHASE2_LATENTS: readonly Phase2Latent[] = ['soft-topk', 'soft-full', 'hidden'];
+
 /** Options of phase2Objective. */
 export interface Phase2Options {
-  /** soft-topk: teacher (probs, ids) [B,m,k]; soft-full: teacher probs [B,m,V]. */
-  latent: 'soft-topk' | 'soft-full';
+  /** soft-topk: teacher (probs, ids) [B,m,k]; soft-full: teacher probs [B,m,V]; hidden: teacher states [B,m,d]. */
+  latent: Phase2Latent;
   /** The new LoRA (CAUSAL_LM, no embed_tokens). */
   lora: LoraConfig;
   ceWeight?: number;
@@ -44,7 +58,7 @@ export interface Phase2Options {
 export function phase2Objective(config: ModelConfig, opts: Phase2Options): Objective {
   const dtype = opts.dtype ?? 'float32';
   const { latent, lora } = opts;
-  if (latent !== 'soft-topk' && latent !== 'soft-full') throw inputError({ field: 'latent' }, `expected 'soft-topk' or 'soft-full', got ${JSON.stringify(latent)}`);
+  if (!PHASE2_LATENTS.includes(latent)) throw inputError({ field: 'latent' }, `expected 'soft-topk', 'soft-full' or 'hidden', got ${JSON.stringify(latent)}`);
   if (lora === undefined) throw inputError({ field: 'lora' }, 'phase 2 trains a new LoRA; give its config');
   checkLoraTask('lora', lora, 'CAUSAL_LM');
   checkNoEmbedLora('lora', lora);
@@ -59,15 +73,22 @@ export function phase2Objective(config: ModelConfig, opts: Phase2Options): Objec
     input_ids: seq, attention_mask: seq, position_ids: seq, labels: seq,
     latent_positions: { dtype: 'int64', shape: slots },
     latent_valid: { dtype: 'bool', shape: slots },
-    teacher_probs: { dtype, shape: [...slots, latent === 'soft-topk' ? 'topk' : config.vocabSize] },
   };
+  if (latent === 'hidden') batch.teacher_hidden = { dtype, shape: [...slots, config.hiddenSize] };
+  else batch.teacher_probs = { dtype, shape: [...slots, latent === 'soft-topk' ? 'topk' : config.vocabSize] };
   if (latent === 'soft-topk') batch.teacher_indices = { dtype: 'int64', shape: [...slots, 'topk'] };
   if (lora.dropout > 0) batch.dropout_seed = { dtype: 'int64', shape: [] };
   return {
     trainable: loraSpecs(config, lora, dtype, ''),
     frozen: weightSpecs(config, dtype, '', true),
     batch,
-    buildLoss(g: Graph, tr: Record<string, Tensor>, inputs: Record<string, Tensor>) {
+    buildLoss(g: Graph, tr: Record<string, Tensor>, inputs: Record<string, Tensor>): { loss: Tensor; metrics: Record<string, Tensor> } {
+      if (latent === 'hidden') {
+        const { ce, mse } = phase2HiddenTerms(g, config, opts, tr, inputs);
+        const c = ce.dtype;
+        const loss = g.add(g.mul(ce, g.scalar(ceW, c)), g.mul(g.cast(mse, c), g.scalar(klW, c)));
+        return { loss, metrics: { ce, mse } };
+      }
       const { ce, kl } = phase2Terms(g, config, opts, tr, inputs);
       const c = ce.dtype;
       const loss = g.add(g.mul(ce, g.scalar(ceW, c)), g.mul(g.cast(kl, c), g.scalar(klW, c)));
@@ -76,35 +97,89 @@ export function phase2Objective(config: ModelConfig, opts: Phase2Options): Objec
   };
 }
 
+/** The decoder over inputs_embeds (ids' rows of W with z scattered in at the slots): logits (and hidden), CE. */
+function phase2Forward(
+  g: Graph, config: ModelConfig, opts: Pick<Phase2Options, 'lora' | 'dtype' | 'compute'>, tr: Record<string, Tensor>,
+  inputs: Record<string, Tensor>, W: Tensor, z: Tensor, withHidden: boolean,
+): { logits: Tensor; hidden: Tensor | null; ce: Tensor } {
+  const fn = 'phase2Objective';
+  const dtype = opts.dtype ?? 'float32';
+  const embeds = gScatterLatents(g, g.gather(W, need(inputs, 'input_ids', fn), 0), z, need(inputs, 'latent_positions', fn), need(inputs, 'latent_valid', fn));
+  const { logits, hidden } = inlineDecoder(g, config, {
+    input: 'embeds', mask: 'padding', params: { kind: 'inputs', dtype }, outputs: withHidden ? ['logits', 'hidden'] : ['logits'],
+    dtype: opts.compute ?? dtype, lora: { config: opts.lora, mode: 'train' },
+  }, 'lm/', (name) => (name === 'inputs_embeds' ? embeds : tr[name] ?? inputs[name]));
+  if (logits === null) throw new Error(`${fn}: the decoder has no logits`);
+  if (withHidden && hidden === null) throw new Error(`${fn}: the decoder has no hidden states`);
+  return { logits, hidden, ce: causalLmLoss(g, logits, need(inputs, 'labels', fn)) };
+}
+
 /** The Phase-2 forward: decoder logits [B,T,V], the previous-position student logits [B,m,V], CE and KL. */
 export function phase2Terms(
   g: Graph, config: ModelConfig, opts: Pick<Phase2Options, 'latent' | 'lora' | 'dtype' | 'compute'>,
   tr: Record<string, Tensor>, inputs: Record<string, Tensor>,
 ): { logits: Tensor; student: Tensor; ce: Tensor; kl: Tensor } {
   const fn = 'phase2Objective';
-  const dtype = opts.dtype ?? 'float32';
+  if (opts.latent === 'hidden') throw new Error(`${fn}: phase2Terms is the soft path; use phase2HiddenTerms for hidden latents`);
   const W = g.stopGradient(need(inputs, 'model.embed_tokens.weight', fn)); // detached, as the reference's .detach()
   const probs = need(inputs, 'teacher_probs', fn);
   const valid = need(inputs, 'latent_valid', fn);
   const lpos = need(inputs, 'latent_positions', fn);
   const idx = opts.latent === 'soft-topk' ? need(inputs, 'teacher_indices', fn) : null;
   const z = idx !== null ? gWeightedEmbedding(g, idx, probs, W) : g.matmul(probs, W);
-  const embeds = gScatterLatents(g, g.gather(W, need(inputs, 'input_ids', fn), 0), z, lpos, valid);
-  const { logits } = inlineDecoder(g, config, {
-    input: 'embeds', mask: 'padding', params: { kind: 'inputs', dtype }, outputs: ['logits'], dtype: opts.compute ?? dtype,
-    lora: { config: opts.lora, mode: 'train' },
-  }, 'lm/', (name) => (name === 'inputs_embeds' ? embeds : tr[name] ?? inputs[name]));
-  if (logits === null) throw new Error(`${fn}: the decoder has no logits`);
-  const ce = causalLmLoss(g, logits, need(inputs, 'labels', fn));
+  const { logits, ce } = phase2Forward(g, config, opts, tr, inputs, W, z, false);
   const student = gatherRows(g, logits, lpos, -1); // [B,m,V]: position s+t−1 predicts slot t
   const kl = (idx !== null ? gKlTopK(g, probs, idx, student, valid) : gKlFull(g, probs, student, valid)).loss;
   return { logits, student, ce, kl };
+}
+
+/**
+ * mean_b [ Σ_t valid_bt · mean_d (s_btd − h_btd)² / max(Σ_t valid_bt, 1) ]: student s and teacher h
+ * [B,m,d] (h cast to s's dtype; float32 for 16-bit s), valid [B,m] bool. Padded slots never enter the
+ * value or the gradient (Where); an example without a valid slot contributes 0 and still counts in B,
+ * as the KL of the soft path (latent.gKlTopK).
+ */
+export function gHiddenMse(g: Graph, student: Tensor, teacher: Tensor, valid: Tensor): Tensor {
+  const fn = 'gHiddenMse';
+  if (student.rank !== 3 || teacher.rank !== 3) throw new Error(`${fn}: student and teacher must be [B, m, d], got ${student.shapeText} and ${teacher.shapeText}`);
+  if (student.shape[2] !== teacher.shape[2]) throw new Error(`${fn}: hidden sizes differ: student ${student.shapeText}, teacher ${teacher.shapeText}`);
+  if (valid.rank !== 2 || valid.dtype !== 'bool') throw new Error(`${fn}: valid must be bool [B, m], got ${valid.dtype}${valid.shapeText}`);
+  const c = student.dtype === 'float16' || student.dtype === 'bfloat16' ? 'float32' : student.dtype;
+  const s = g.cast(student, c);
+  const diff = g.sub(s, g.cast(teacher, c));
+  const zero = g.scalar(0, c);
+  const perSlot = g.where(valid, g.reduceMean(g.mul(diff, diff), [2], false), zero); // [B,m]
+  const count = g.reduceSum(g.cast(valid, c), [1], false);
+  const one = g.scalar(1, c);
+  const perSample = g.div(g.reduceSum(perSlot, [1], false), g.where(g.op1('Less', [count, one]), one, count));
+  return g.reduceMean(perSample, [0], false);
+}
+
+/**
+ * The hidden-state Phase-2 forward (see the file header): the cached teacher states [B,m,d] fed at
+ * the slots; decoder logits [B,T,V] and final normed hidden states [B,T,d]; the student states at the
+ * previous positions [B,m,d]; CE and the MSE regression term.
+ */
+export function phase2HiddenTerms(
+  g: Graph, config: ModelConfig, opts: Pick<Phase2Options, 'lora' | 'dtype' | 'compute'>,
+  tr: Record<string, Tensor>, inputs: Record<string, Tensor>,
+): { logits: Tensor; hidden: Tensor; student: Tensor; ce: Tensor; mse: Tensor } {
+  const fn = 'phase2Objective';
+  const W = g.stopGradient(need(inputs, 'model.embed_tokens.weight', fn));
+  const teacher = need(inputs, 'teacher_hidden', fn); // a batch input: no gradient reaches it
+  const valid = need(inputs, 'latent_valid', fn);
+  const lpos = need(inputs, 'latent_positions', fn);
+  const { logits, hidden, ce } = phase2Forward(g, config, opts, tr, inputs, W, g.cast(teacher, W.dtype), true);
+  const student = gatherRows(g, hidden as Tensor, lpos, -1); // [B,m,d]: position s+t−1 regresses onto h_t
+  return { logits, hidden: hidden as Tensor, student, ce, mse: gHiddenMse(g, student, teacher, valid) };
 }
 
 // ---- teacher targets and collation -----------------------------------------------------------------------
 
 /** The cached latents of one example: probs [m,k] row-major and, for top-k, their vocabulary ids [m,k]. */
 export interface TeacherLatents {
+  /** Absent or 'soft' (distributions). */
+  kind?: 'soft';
   m: number;
   k: number;
   probs: Float32Array | Float64Array;
@@ -112,8 +187,24 @@ export interface TeacherLatents {
   indices?: Int32Array;
 }
 
-/** A Phase-2 example: the id parts (the CoT is not used) and its teacher latents. */
-export type Phase2Example = Omit<SequenceParts, 'cotIds'> & { teacher: TeacherLatents };
+/** The cached latents of one example for the hidden-state ablation: the encoder's final normed states [m,d] row-major. */
+export interface HiddenTeacherLatents {
+  kind: 'hidden';
+  m: number;
+  d: number;
+  hidden: Float32Array | Float64Array;
+}
+
+/** Either kind of cached latents. */
+export type Phase2Teacher = TeacherLatents | HiddenTeacherLatents;
+
+/** A Phase-2 example: the id parts (the CoT is not used) and its teacher latents (soft by default). */
+export type Phase2Example<T extends Phase2Teacher = TeacherLatents> = Omit<SequenceParts, 'cotIds'> & { teacher: T };
+
+/** True for hidden-state teachers. */
+export function isHiddenTeacher(t: Phase2Teacher): t is HiddenTeacherLatents {
+  return t.kind === 'hidden';
+}
 
 /** Options of perturbTeacher (spec §4.3). */
 export interface GumbelTeacherOptions {
@@ -133,7 +224,8 @@ export interface GumbelTeacherOptions {
  * The teacher with clamped Gumbel noise on its top-k distribution (latent.gumbelPerturb), drawn from
  * Rng.fromSeed(seed).fork(epoch).fork(index); `guardFailed` reports that every draw hit the end id.
  */
-export function perturbTeacher(t: TeacherLatents, opts: GumbelTeacherOptions): { teacher: TeacherLatents; redraws: number; guardFailed: boolean } {
+export function perturbTeacher(t: Phase2Teacher, opts: GumbelTeacherOptions): { teacher: TeacherLatents; redraws: number; guardFailed: boolean } {
+  if (isHiddenTeacher(t)) throw inputError({ field: 'teacher' }, 'Gumbel perturbation needs top-k teachers, not hidden states (turn it off for the hidden-state ablation)');
   if (t.indices === undefined) throw inputError({ field: 'teacher.indices' }, 'Gumbel perturbation needs top-k teachers (probs with their ids)');
   for (const f of ['seed', 'epoch', 'index'] as const) {
     if (!Number.isSafeInteger(opts[f]) || opts[f] < 0) throw inputError({ field: f }, `must be a non-negative integer, got ${opts[f]}`);
@@ -148,9 +240,11 @@ export function perturbTeacher(t: TeacherLatents, opts: GumbelTeacherOptions): {
 /** Options of collatePhase2. */
 export interface Phase2CollateOptions {
   padId: number;
-  latent: 'soft-topk' | 'soft-full';
+  latent: Phase2Latent;
   /** Vocabulary size V: bounds the teacher ids; the width of full-vocabulary teachers. */
   vocabSize: number;
+  /** Hidden size d of hidden-state teachers (checked when given; default: the first teacher's). */
+  hiddenSize?: number;
   dtype?: ParamDtype;
   dropoutSeed?: number;
   placeholder?: number;
@@ -160,19 +254,30 @@ export interface Phase2CollateOptions {
 /**
  * A Phase-2 batch: input_ids (slots → pad id), attention_mask (ids != pad, slots real), contiguous
  * position_ids, labels, latent_positions / latent_valid [B,m], teacher_probs [B,m,k|V] and
- * teacher_indices [B,m,k] (zeros on padded slots). Also returns each example's latentStart.
+ * teacher_indices [B,m,k] (soft), or teacher_hidden [B,m,d] (hidden); zeros on padded slots. Also
+ * returns each example's latentStart.
  */
-export function collatePhase2(examples: readonly Phase2Example[], opts: Phase2CollateOptions): CollatedBatch & { latentStart: number[]; m: number[] } {
+export function collatePhase2(examples: readonly Phase2Example<Phase2Teacher>[], opts: Phase2CollateOptions): CollatedBatch & { latentStart: number[]; m: number[] } {
   if (examples.length === 0) throw inputError({ field: 'examples' }, 'need at least one example');
   const dtype = opts.dtype ?? 'float32';
   const placeholder = opts.placeholder ?? -100;
   const ignore = opts.ignoreIndex ?? -100;
   const V = opts.vocabSize;
+  const hiddenKind = opts.latent === 'hidden';
   const topk = opts.latent === 'soft-topk';
-  const k = topk ? (examples[0] as Phase2Example).teacher.k : V;
+  const first = (examples[0] as Phase2Example<Phase2Teacher>).teacher;
+  const k = hiddenKind ? (opts.hiddenSize ?? (isHiddenTeacher(first) ? first.d : 0)) : topk ? (first as TeacherLatents).k : V;
   examples.forEach(({ teacher: t }, b) => {
     const at = `examples[${b}].teacher`;
     if (!Number.isSafeInteger(t.m) || t.m < 1) throw inputError({ field: `${at}.m` }, `must be an integer >= 1, got ${t.m}`);
+    if (hiddenKind !== isHiddenTeacher(t)) {
+      throw inputError({ field: `${at}.kind` }, `${isHiddenTeacher(t) ? 'hidden-state' : 'distribution'} latents, but the batch is collated for ${opts.latent}`);
+    }
+    if (isHiddenTeacher(t)) {
+      if (t.d !== k) throw inputError({ field: `${at}.d` }, `hidden size ${t.d}, but the batch uses ${k}`);
+      if (t.hidden.length !== t.m * t.d) throw inputError({ field: `${at}.hidden` }, `has ${t.hidden.length} values, expected m*d = ${t.m}*${t.d}`);
+      return;
+    }
     if (t.k !== k) throw inputError({ field: `${at}.k` }, `${t.k} entries per latent, but the batch uses ${k}${topk ? '' : ' (the vocabulary size)'}`);
     if (t.probs.length !== t.m * t.k) throw inputError({ field: `${at}.probs` }, `has ${t.probs.length} values, expected m*k = ${t.m}*${t.k}`);
     if (topk) {
@@ -197,12 +302,14 @@ export function collatePhase2(examples: readonly Phase2Example[], opts: Phase2Co
   const probs = new Float64Array(B * M * k);
   const idx = new Array<number>(B * M * k).fill(0);
   examples.forEach(({ teacher: t }, b) => {
+    const values = isHiddenTeacher(t) ? t.hidden : t.probs;
+    const vocabIds = isHiddenTeacher(t) ? undefined : t.indices;
     for (let i = 0; i < t.m; i++) {
       lpos[b * M + i] = (seqs[b] as { latentStart: number }).latentStart + i;
       valid[b * M + i] = 1;
       for (let j = 0; j < k; j++) {
-        probs[(b * M + i) * k + j] = t.probs[i * k + j] as number;
-        if (t.indices !== undefined) idx[(b * M + i) * k + j] = t.indices[i * k + j] as number;
+        probs[(b * M + i) * k + j] = values[i * k + j] as number;
+        if (vocabIds !== undefined) idx[(b * M + i) * k + j] = vocabIds[i * k + j] as number;
       }
     }
   });
@@ -210,7 +317,7 @@ export function collatePhase2(examples: readonly Phase2Example[], opts: Phase2Co
     input_ids: i64([B, T], ids.data), attention_mask: i64([B, T], mask), position_ids: i64([B, T], pos),
     labels: i64([B, T], padBatch(seqs.map((s) => s.labels), ignore).data),
     latent_positions: i64([B, M], lpos), latent_valid: bool([B, M], valid),
-    teacher_probs: float(dtype, [B, M, k], probs),
+    [hiddenKind ? 'teacher_hidden' : 'teacher_probs']: float(dtype, [B, M, k], probs),
   };
   if (topk) feeds.teacher_indices = i64([B, M, k], idx);
   if (opts.dropoutSeed !== undefined) feeds.dropout_seed = i64([], [opts.dropoutSeed]);

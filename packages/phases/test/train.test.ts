@@ -112,6 +112,6 @@ describe('phase 2 and CoT-SFT', () => {
     const lora = small('CAUSAL_LM', 0.1);
     const obj = cotSftObjective(config, { lora });
     const fixed = { ...weightFeeds(1), ...collateCotSft(examples, { padId: PAD, variant: 'no-cot', dropoutSeed: 3 }).feeds };
-    expectFalls(await sgdLosses(obj, fixed, loraFeeds(config, lora, 6), 2, 5));
+    expectFalls(await sgdLosses(obj, fixed, loraFeeds(config, lora, 6), 1, 5));
   });
 });

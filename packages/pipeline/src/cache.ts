@@ -5,6 +5,10 @@
 // records the chunks with their sha256, and what the cache is valid for: r, k, LTIM, the tokenizer
 // (sha256 of tokenizer.json, family, size), the dataset (spec, count, fingerprint of the token ids)
 // and the vocabulary. Phase 2 checks all of it (readLatentCache) and names the first mismatch.
+// latent.kind 'hidden' (the "- Hidden State" ablation, spec §7): the chunks hold `m` I32 [n] and
+// `hidden` F32 [Σm,d], the encoder's final normed hidden state per latent (what phase 1 fed the decoder);
+// the manifest records `latent` ('soft-topk' | 'hidden'; absent in older caches = 'soft-topk'), k = 0
+// and the hidden size, and phase 2 refuses a cache of the other kind in one line.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +16,7 @@ import type { ConfigOf } from '@latent-sft/config';
 import { UserError, createProgress, inputError, writeJsonAtomic } from '@latent-sft/core';
 import { serialize } from '@latent-sft/graph';
 import { loadAdapter, openSafetensors, writeSafetensors } from '@latent-sft/models';
-import { type TeacherLatents, buildLatentCacheGraph, computeLatents } from '@latent-sft/phases';
+import { type HiddenTeacherLatents, type Phase2Teacher, type TeacherLatents, buildLatentCacheGraph, computeHiddenLatents, computeLatents } from '@latent-sft/phases';
 import { Session } from '@latent-sft/runtime';
 import { padId } from '@latent-sft/tokenizer';
 import { type RunContext, recordOf, secondsSince } from './context.js';
@@ -28,10 +32,18 @@ export type CacheLatentsConfig = ConfigOf<typeof cacheLatentsSchema>;
 export const CACHE_FORMAT = 'latent-sft/latent-cache';
 export const CACHE_MANIFEST = 'manifest.json';
 
+/** What a cache holds per latent. */
+export type CacheLatentKind = 'soft-topk' | 'hidden';
+
 /** What a cache is valid for. */
 export interface CacheIdentity {
   r: number;
+  /** Top-k width of soft-topk caches; 0 for hidden caches. */
   k: number;
+  /** Absent in caches written before the hidden kind existed: soft-topk. */
+  latent?: CacheLatentKind;
+  /** Hidden size d (the width of hidden latents). */
+  hiddenSize?: number;
   ltim: boolean;
   vocabSize: number;
   tokenizer: { sha256: string; family: string; vocabSize: number };
@@ -57,6 +69,12 @@ export interface CacheManifest extends CacheIdentity {
 
 const sha256File = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
 
+/** The latent kind a manifest records (older caches: soft-topk). */
+export function cacheLatentKind(m: Pick<CacheIdentity, 'latent'>): CacheLatentKind {
+  return m.latent ?? 'soft-topk';
+}
+const kindOf = cacheLatentKind;
+
 /** The first field where two identities differ, as `field: a vs b`, or null. */
 function identityDiff(a: CacheIdentity, b: CacheIdentity): string | null {
   const checks: Array<[string, unknown, unknown]> = [
@@ -65,7 +83,8 @@ function identityDiff(a: CacheIdentity, b: CacheIdentity): string | null {
     ['dataset', JSON.stringify(a.dataset.spec), JSON.stringify(b.dataset.spec)],
     ['dataset count', a.dataset.count, b.dataset.count],
     ['dataset fingerprint', a.dataset.fingerprint.slice(0, 12), b.dataset.fingerprint.slice(0, 12)],
-    ['r', a.r, b.r], ['k', a.k, b.k], ['ltim', a.ltim, b.ltim],
+    ['latent kind', kindOf(a), kindOf(b)], ['r', a.r, b.r], ['k', a.k, b.k], ['ltim', a.ltim, b.ltim],
+    ['hidden size', a.hiddenSize ?? b.hiddenSize, b.hiddenSize ?? a.hiddenSize], // older manifests record none
   ];
   for (const [f, x, y] of checks) if (x !== y) return `${f}: ${String(x)} vs ${String(y)}`;
   return null;
@@ -96,8 +115,10 @@ export async function runCacheLatents(config: CacheLatentsConfig, ctx: RunContex
   const adapter = config.adapter !== undefined ? loadAdapter(config.adapter, { model: enc.config }) : undefined;
   const tok = await loadModelTokenizer(config.decoder, 'the decoder folder');
   const data = prepareData(config.data, tok);
+  const hidden = config.latent.kind === 'hidden';
   const identity: CacheIdentity = {
-    r: config.r, k: Math.min(config.k, dec.config.vocabSize), ltim: config.ltim, vocabSize: dec.config.vocabSize,
+    r: config.r, k: hidden ? 0 : Math.min(config.k, dec.config.vocabSize), latent: config.latent.kind, hiddenSize: dec.config.hiddenSize,
+    ltim: config.ltim, vocabSize: dec.config.vocabSize,
     tokenizer: { sha256: tokenizerSha(config.decoder), family: tok.family, vocabSize: tok.vocabSize },
     dataset: { spec: data.spec, count: data.examples.length, fingerprint: data.fingerprint },
   };
@@ -125,14 +146,16 @@ export async function runCacheLatents(config: CacheLatentsConfig, ctx: RunContex
 
   const lora = adapter?.config;
   if (lora !== undefined && lora.taskType !== 'FEATURE_EXTRACTION') throw inputError({ file: config.adapter, field: 'task_type' }, 'expected the union encoder adapter (FEATURE_EXTRACTION)');
-  const graph = buildLatentCacheGraph(dec.config, { k: config.k, ...(lora !== undefined ? { lora: { ...lora, dropout: 0 } } : {}) });
+  const graph = buildLatentCacheGraph(dec.config, {
+    k: config.k, latent: hidden ? 'hidden' : 'soft', ...(lora !== undefined ? { lora: { ...lora, dropout: 0 } } : {}),
+  });
   const session = await Session.create(serialize(graph).model, { device: config.device === 'cuda' ? { kind: 'cuda' } : { kind: 'cpu' } });
   const embed = dec.tensors.find((t) => t.name === 'model.embed_tokens.weight');
   if (embed === undefined) throw inputError({ file: config.decoder, field: 'model.embed_tokens.weight' }, 'missing');
   const weights = {
     ...toHost(enc.tensors.filter((t) => t.name !== 'lm_head.weight'), 'encoder.'),
     ...(adapter !== undefined ? toHost(adapter.tensors, 'encoder.') : {}),
-    ...toHost([embed], 'decoder.'),
+    ...(hidden ? {} : toHost([embed], 'decoder.')), // hidden latents need no W
   };
   const N = data.examples.length;
   const opts = { r: config.r, compressId: dec.config.vocabSize, padId: padId(tok), ltim: config.ltim };
@@ -142,30 +165,33 @@ export async function runCacheLatents(config: CacheLatentsConfig, ctx: RunContex
   try {
     for (let start = startAt; start < N; start += config.chunkSize) {
       const end = Math.min(N, start + config.chunkSize);
-      const teachers: TeacherLatents[] = [];
+      const teachers: Array<TeacherLatents | HiddenTeacherLatents> = [];
       for (let b = start; b < end; b += config.batchSize) {
         const batch = data.examples.slice(b, Math.min(end, b + config.batchSize));
-        teachers.push(...await computeLatents(session, weights, batch, opts));
+        teachers.push(...await (hidden ? computeHiddenLatents(session, weights, batch, opts) : computeLatents(session, weights, batch, opts)));
         progress.tick(batch.length);
       }
       const total = teachers.reduce((s, t) => s + t.m, 0);
-      const k = identity.k;
-      const probs = new Float32Array(total * k);
+      const k = hidden ? dec.config.hiddenSize : identity.k;
+      const values = new Float32Array(total * k);
       const indices = new Int32Array(total * k);
       let at = 0;
       for (const t of teachers) {
-        probs.set(t.probs, at * k);
-        if (t.indices !== undefined) indices.set(t.indices, at * k);
+        if (t.kind === 'hidden') values.set(t.hidden, at * k);
+        else {
+          values.set(t.probs, at * k);
+          if (t.indices !== undefined) indices.set(t.indices, at * k);
+        }
         at += t.m;
       }
       slots += total;
       const file = `chunk-${String(start).padStart(6, '0')}.safetensors`;
       const path = join(config.out, file);
-      writeSafetensors(path, [
-        { name: 'm', dtype: 'I32', shape: [teachers.length], data: Int32Array.from(teachers.map((t) => t.m)) },
-        { name: 'probs', dtype: 'F32', shape: [total, k], data: probs },
-        { name: 'indices', dtype: 'I32', shape: [total, k], data: indices },
-      ], { format: CACHE_FORMAT });
+      const m = { name: 'm', dtype: 'I32' as const, shape: [teachers.length], data: Int32Array.from(teachers.map((t) => t.m)) };
+      writeSafetensors(path, hidden
+        ? [m, { name: 'hidden', dtype: 'F32', shape: [total, k], data: values }]
+        : [m, { name: 'probs', dtype: 'F32', shape: [total, k], data: values }, { name: 'indices', dtype: 'I32', shape: [total, k], data: indices }],
+      { format: CACHE_FORMAT });
       manifest = { ...manifest, chunks: [...manifest.chunks, { file, start, end, sha256: sha256File(path) }] };
       writeJsonAtomic(join(config.out, CACHE_MANIFEST), manifest);
     }
@@ -177,33 +203,60 @@ export async function runCacheLatents(config: CacheLatentsConfig, ctx: RunContex
   writeJsonAtomic(join(config.out, CACHE_MANIFEST), manifest);
   const summary: PhaseSummary = {
     app, out: config.out, steps: 0, first: {}, last: {}, wallSeconds: secondsSince(t0),
-    notes: { examples: N, computed: N - startAt, chunks: manifest.chunks.length, k: identity.k, r: config.r, ...(N > startAt ? { meanLatents: slots / (N - startAt) } : {}) },
+    notes: { examples: N, computed: N - startAt, chunks: manifest.chunks.length, latent: config.latent.kind, k: identity.k, r: config.r, ...(N > startAt ? { meanLatents: slots / (N - startAt) } : {}) },
   };
   writeSummary(summary);
   logger.info({ ...summary }, 'done');
   return summary;
 }
 
+/** What readLatentCache checks: tokenizer, vocabulary, dataset; optionally the latent kind and hidden size. */
+export type CacheExpectation = Omit<CacheIdentity, 'r' | 'k' | 'ltim' | 'latent' | 'hiddenSize'> & {
+  /** The kind the run needs (omit: accept the one the manifest records). */
+  latent?: CacheLatentKind;
+  /** The model's hidden size (checked against hidden caches). */
+  hiddenSize?: number;
+};
+
 /**
- * Reads a complete cache and checks it was made for `expect` (tokenizer, vocabulary, dataset); a
- * mismatch is a one-line error naming the field. Returns one TeacherLatents per example, in order.
+ * Reads a complete cache and checks it was made for `expect` (tokenizer, vocabulary, dataset, latent
+ * kind, hidden size of hidden caches); a mismatch is a one-line error naming the field. Returns one
+ * teacher per example, in order: TeacherLatents (soft-topk) or HiddenTeacherLatents (hidden).
  */
-export function readLatentCache(dir: string, expect: Omit<CacheIdentity, 'r' | 'k' | 'ltim'>): { manifest: CacheManifest; teachers: TeacherLatents[] } {
+export function readLatentCache(dir: string, expect: CacheExpectation): { manifest: CacheManifest; teachers: Phase2Teacher[] } {
   requireDir(dir, 'latent cache');
   const m = readManifest(dir);
-  const diff = identityDiff({ ...m, r: 0, k: 0, ltim: false }, { ...expect, r: 0, k: 0, ltim: false });
+  const kind = cacheLatentKind(m);
+  if (expect.latent !== undefined && expect.latent !== kind) {
+    throw new UserError(`${dir}: latent cache holds ${kind} latents but this run expects ${expect.latent} (--latent.kind); use a cache made with cache-latents --latent.kind ${expect.latent}, or pass --latent.kind ${kind}`);
+  }
+  const base = { r: 0, k: 0, ltim: false, latent: kind };
+  const diff = identityDiff({ ...m, ...base, hiddenSize: 0 }, { ...expect, ...base, hiddenSize: 0 })
+    ?? (kind === 'hidden' && expect.hiddenSize !== undefined && m.hiddenSize !== expect.hiddenSize ? `hidden size: ${String(m.hiddenSize)} vs ${expect.hiddenSize}` : null);
   if (diff !== null) throw new UserError(`${dir}: latent cache does not match this run (${diff}); rebuild it with cache-latents for this model and data`);
   const last = m.chunks[m.chunks.length - 1];
   if (!m.complete || last === undefined || last.end !== m.dataset.count) {
     throw new UserError(`${dir}: latent cache incomplete (${last?.end ?? 0} of ${m.dataset.count} examples); finish it with cache-latents --resume`);
   }
-  const teachers: TeacherLatents[] = [];
+  const teachers: Phase2Teacher[] = [];
   for (const c of m.chunks) {
     const path = join(dir, c.file);
     if (!existsSync(path)) throw inputError({ file: path }, 'cache chunk missing');
     if (sha256File(path) !== c.sha256) throw inputError({ file: path }, 'cache chunk corrupted (sha256 differs from the manifest)');
     const st = openSafetensors(path);
     const ms = st.readTensor('m') as Int32Array;
+    if (kind === 'hidden') {
+      const d = m.hiddenSize ?? 0;
+      const hs = st.readTensor('hidden') as Float32Array;
+      if (ms.length !== c.end - c.start) throw inputError({ file: path, field: 'm' }, `${ms.length} examples, the manifest says ${c.end - c.start}`);
+      let at = 0;
+      for (const mm of ms) {
+        teachers.push({ kind: 'hidden', m: mm, d, hidden: hs.slice(at * d, (at + mm) * d) });
+        at += mm;
+      }
+      if (at * d !== hs.length) throw inputError({ file: path, field: 'hidden' }, `${hs.length} values, expected Σm·d = ${at}·${d}`);
+      continue;
+    }
     const probs = st.readTensor('probs') as Float32Array;
     const indices = st.readTensor('indices') as Int32Array;
     if (ms.length !== c.end - c.start) throw inputError({ file: path, field: 'm' }, `${ms.length} examples, the manifest says ${c.end - c.start}`);

@@ -6,7 +6,7 @@ import type { ConfigOf } from '@latent-sft/config';
 import { inputError } from '@latent-sft/core';
 import { initParameters } from '@latent-sft/models';
 import { collateCotSft, cotSftObjective } from '@latent-sft/phases';
-import { loadTokenizer, materializeTokenizer, padId } from '@latent-sft/tokenizer';
+import { loadTokenizer, materializeTokenizer, padId, writeVocabSubset } from '@latent-sft/tokenizer';
 import { type RunContext, recordOf, secondsSince } from './context.js';
 import { longestExample, prepareData } from './data.js';
 import { loadModelDir, loadModelTokenizer, saveModelDir, tinyLlamaFor, toHost } from './model.js';
@@ -30,7 +30,15 @@ export async function runCotSft(config: CotSftConfig, ctx: RunContext): Promise<
     claimOutDir(config.out, record, config.resume);
     tokDir = join(config.out, 'tokenizer');
     materializeTokenizer(config.tokenizer, tokDir);
-    const tok = await loadTokenizer(tokDir);
+    let tok = await loadTokenizer(tokDir);
+    if (config.base.vocab === 'corpus') {
+      // Keep only what the training data uses (plus specials and bytes): the output layer of a small
+      // model trained from scratch then spans hundreds or thousands of ids instead of 128k.
+      const full = prepareData(config.data, tok);
+      const ids = full.examples.flatMap((e) => [...e.prefixIds, ...e.thinkIds, ...e.cotIds, ...e.endThinkIds, ...e.answerIds]);
+      writeVocabSubset(tokDir, tok.subsetFor([], ids));
+      tok = await loadTokenizer(tokDir);
+    }
     model = tinyLlamaFor(tok, config.base);
     tensors = initParameters(model, { seed: config.base.initSeed });
   } else {

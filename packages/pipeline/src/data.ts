@@ -3,10 +3,14 @@
 // dataset identity (spec + count + sha256 of the ids) goes into the latent-cache manifest so that
 // Phase 2 can tell a cache of other data apart.
 import { createHash } from 'node:crypto';
-import { inputError } from '@latent-sft/core';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { inputError, writeFileAtomic } from '@latent-sft/core';
 import { type Problem, generateMultiplication, gsm8kAugFromTrain, shuffled } from '@latent-sft/data';
 import { type SequenceParts, encodeProblem } from '@latent-sft/phases';
 import type { Tokenizer } from '@latent-sft/tokenizer';
+import { tokenizerSha } from './model.js';
 
 /** The data block of the app configs. */
 export interface DataSpec {
@@ -14,6 +18,7 @@ export interface DataSpec {
   readonly count: number;
   readonly digitsA: number;
   readonly digitsB: number;
+  readonly split: 'train' | 'all';
   readonly seed: number;
   readonly maxTokens: number;
   readonly dataDir?: string | undefined;
@@ -32,27 +37,82 @@ export interface PreparedData {
 const length = (p: SequenceParts): number =>
   p.prefixIds.length + p.thinkIds.length + p.cotIds.length + p.endThinkIds.length + p.answerIds.length;
 
+/** Format tag of the tokenised-examples cache files (bump when SequenceParts or encodeProblem change). */
+const EXAMPLES_CACHE_FORMAT = 'latent-sft/examples@1';
+
+/**
+ * Folder of the tokenised-examples cache: $LATENT_SFT_CACHE, or ~/.cache/latent-sft/examples; '0'
+ * turns it off. Tokenising 80k problems takes ~30 s in transformers.js and every phase of a pipeline
+ * needs the same ids, so they are kept per (data spec, tokenizer files, problem texts): content-
+ * addressed, written atomically, and a cache file that does not parse is recomputed.
+ */
+export function examplesCacheDir(env: NodeJS.ProcessEnv = process.env): string | null {
+  const v = env['LATENT_SFT_CACHE'];
+  if (v === '0') return null;
+  return v !== undefined && v !== '' ? join(v, 'examples') : join(homedir(), '.cache', 'latent-sft', 'examples');
+}
+
+interface CachedExamples {
+  format: string;
+  /** Indices into the candidate problems. */
+  selected: number[];
+  /** Per example: [prefix, think, cot, endThink, answer] ids. */
+  parts: number[][][];
+}
+
+function readExamplesCache(file: string): CachedExamples | null {
+  if (!existsSync(file)) return null;
+  try {
+    const c = JSON.parse(readFileSync(file, 'utf8')) as CachedExamples;
+    return c.format === EXAMPLES_CACHE_FORMAT && Array.isArray(c.selected) && Array.isArray(c.parts) && c.selected.length === c.parts.length ? c : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Loads and tokenises `spec.count` examples (gsm8k-aug: a seeded subset of those within maxTokens). */
 export function prepareData(spec: DataSpec, tok: Tokenizer): PreparedData {
+  const candidates = spec.source === 'multiplication'
+    ? generateMultiplication({ count: spec.count, digits: [spec.digitsA, spec.digitsB], seed: spec.seed, split: spec.split })
+    : shuffled(gsm8kAugFromTrain(spec.dataDir).filter((p) => p.cot !== null && p.cot.length > 0), spec.seed);
+  const { dataDir: _dir, ...identity } = spec;
+  const dir = examplesCacheDir();
+  const key = createHash('sha256').update(JSON.stringify({
+    format: EXAMPLES_CACHE_FORMAT, spec: identity, tokenizer: tokenizerSha(tok.dir), texts: candidates.map((p) => [p.problem, p.cot, p.answer]),
+  })).digest('hex');
+  const file = dir === null ? null : join(dir, `${key}.json`);
+  const cached = file === null ? null : readExamplesCache(file);
   let problems: Problem[];
   let examples: SequenceParts[];
-  if (spec.source === 'multiplication') {
-    problems = generateMultiplication({ count: spec.count, digits: [spec.digitsA, spec.digitsB], seed: spec.seed });
-    examples = problems.map((p) => encodeProblem(tok, p));
+  if (cached !== null) {
+    problems = cached.selected.map((i) => candidates[i] as Problem);
+    examples = cached.parts.map(([prefixIds, thinkIds, cotIds, endThinkIds, answerIds]) => ({
+      prefixIds: prefixIds ?? [], thinkIds: thinkIds ?? [], cotIds: cotIds ?? [], endThinkIds: endThinkIds ?? [], answerIds: answerIds ?? [],
+    }));
   } else {
-    const all = shuffled(gsm8kAugFromTrain(spec.dataDir).filter((p) => p.cot !== null && p.cot.length > 0), spec.seed);
+    const selected: number[] = [];
     problems = [];
     examples = [];
-    for (const p of all) {
-      if (problems.length === spec.count) break;
+    for (let i = 0; i < candidates.length && problems.length < spec.count; i++) {
+      const p = candidates[i] as Problem;
       const parts = encodeProblem(tok, p);
-      if (length(parts) > spec.maxTokens) continue;
+      if (spec.source !== 'multiplication' && length(parts) > spec.maxTokens) continue;
+      selected.push(i);
       problems.push(p);
       examples.push(parts);
     }
-    if (problems.length < spec.count) {
-      throw inputError({ field: 'data.count' }, `only ${problems.length} gsm8k-aug problems fit data.maxTokens ${spec.maxTokens}, asked for ${spec.count}`);
+    if (file !== null && problems.length === spec.count) {
+      try {
+        mkdirSync(dirname(file), { recursive: true });
+        const parts = examples.map((e) => [e.prefixIds, e.thinkIds, e.cotIds, e.endThinkIds, e.answerIds]);
+        writeFileAtomic(file, JSON.stringify({ format: EXAMPLES_CACHE_FORMAT, selected, parts }));
+      } catch {
+        // A read-only or full cache folder only costs the next run the tokenisation.
+      }
     }
+  }
+  if (problems.length < spec.count) {
+    throw inputError({ field: 'data.count' }, `only ${problems.length} gsm8k-aug problems fit data.maxTokens ${spec.maxTokens}, asked for ${spec.count}`);
   }
   const h = createHash('sha256');
   for (const e of examples) h.update(JSON.stringify([e.prefixIds, e.thinkIds, e.cotIds, e.endThinkIds, e.answerIds]));

@@ -9,7 +9,7 @@ import {
   type LoraConfig, type ModelConfig, type NamedTensor, initParameters, loadCheckpoint, loraParameterShapes, parseModelConfig, saveCheckpoint,
 } from '@latent-sft/models';
 import type { HostTensor } from '@latent-sft/runtime';
-import { type Tokenizer, type TokenizerName, loadTokenizer, materializeTokenizer } from '@latent-sft/tokenizer';
+import { type Tokenizer, type TokenizerName, VOCAB_SUBSET_FILE, loadTokenizer, materializeTokenizer } from '@latent-sft/tokenizer';
 import { requireDir } from './run-dir.js';
 
 /** A loaded model folder. */
@@ -19,7 +19,7 @@ export interface ModelDir {
   tensors: NamedTensor[];
 }
 
-const TOKENIZER_FILE = /^(tokenizer(_config)?|special_tokens_map)\.json$/;
+const TOKENIZER_FILE = /^(tokenizer(_config)?|special_tokens_map|vocab_subset)\.json$/;
 
 /** Loads an HF checkpoint folder; `what` names it in errors (e.g. 'phase1 base (M0)'). */
 export function loadModelDir(dir: string, what: string): ModelDir {
@@ -34,9 +34,11 @@ export async function loadModelTokenizer(dir: string, what: string): Promise<Tok
   return loadTokenizer(dir);
 }
 
-/** sha256 of a folder's tokenizer.json (identifies the vocabulary in the latent-cache manifest). */
+/** sha256 of a folder's tokenizer.json (+ vocab_subset.json if any): identifies the vocabulary in the latent-cache manifest. */
 export function tokenizerSha(dir: string): string {
-  return createHash('sha256').update(readFileSync(join(dir, 'tokenizer.json'))).digest('hex');
+  const h = createHash('sha256').update(readFileSync(join(dir, 'tokenizer.json')));
+  if (existsSync(join(dir, VOCAB_SUBSET_FILE))) h.update(readFileSync(join(dir, VOCAB_SUBSET_FILE)));
+  return h.digest('hex');
 }
 
 /** Copies the tokenizer files of `from` into `to`. */

@@ -3,11 +3,19 @@
 // latent slots; optional Gumbel perturbation of the teachers, fresh per epoch (§4.3). Saves
 // lora_adapter/ and hf/ = M2 (adapter merged, + tokenizer files). The cache must match the model's
 // tokenizer and this data (readLatentCache names the first mismatch).
+// Hidden caches (the "- Hidden State" ablation; --latent.kind auto picks the kind the manifest records,
+// an explicit kind must match it): the teacher states are fed at the latent slots and the KL becomes
+// the hidden-state MSE (phases.phase2Objective, latent 'hidden'); Gumbel noise does not apply and is
+// skipped with a warning. hf/latent.json ({"kind": "soft" | "hidden", "r": r}) tells inference
+// (eval run --mode latent) how to feed the latents.
+import { join } from 'node:path';
 import type { ConfigOf } from '@latent-sft/config';
+import { writeJsonAtomic } from '@latent-sft/core';
 import { mergeLora, saveAdapter } from '@latent-sft/models';
-import { type Phase2Example, collatePhase2, perturbTeacher, phase2Objective } from '@latent-sft/phases';
+import { type Phase2Example, type Phase2Teacher, collatePhase2, isHiddenTeacher, perturbTeacher, phase2Objective } from '@latent-sft/phases';
+import { readMetrics } from '@latent-sft/train';
 import { latentEndId, padId } from '@latent-sft/tokenizer';
-import { readLatentCache } from './cache.js';
+import { cacheLatentKind, readLatentCache } from './cache.js';
 import { type RunContext, recordOf, secondsSince } from './context.js';
 import { prepareData } from './data.js';
 import { initLora, loadModelDir, loadModelTokenizer, loraOf, saveModelDir, toHost, tokenizerSha } from './model.js';
@@ -17,6 +25,15 @@ import type { phase2Schema } from './schemas.js';
 import { type PhaseSummary, writeSummary } from './summary.js';
 
 export type Phase2Config = ConfigOf<typeof phase2Schema>;
+
+/** hf/latent.json of a phase-2 model: how inference feeds the latents. */
+export const LATENT_INFO_FILE = 'latent.json';
+
+/** The contents of hf/latent.json. */
+export interface LatentInfo {
+  kind: 'soft' | 'hidden';
+  r: number;
+}
 
 /** Trains Phase 2 and writes M2 to <out>/hf. */
 export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<PhaseSummary> {
@@ -30,16 +47,22 @@ export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<
     vocabSize: m1.config.vocabSize,
     tokenizer: { sha256: tokenizerSha(config.model), family: tok.family, vocabSize: tok.vocabSize },
     dataset: { spec: data.spec, count: data.examples.length, fingerprint: data.fingerprint },
+    hiddenSize: m1.config.hiddenSize,
+    ...(config.latent.kind !== 'auto' ? { latent: config.latent.kind } : {}),
   });
+  const kind = cacheLatentKind(manifest);
+  const hidden = kind === 'hidden';
   const record = recordOf(app, config, ctx);
   claimOutDir(config.out, record, config.resume);
-  logger.info({ examples: teachers.length, r: manifest.r, k: manifest.k }, 'cache loaded');
-  const examples: Phase2Example[] = data.examples.map((e, i) => ({
+  logger.info({ examples: teachers.length, latent: kind, r: manifest.r, k: manifest.k }, 'cache loaded');
+  const gumbel = config.gumbel.enabled && !hidden;
+  if (config.gumbel.enabled && hidden) logger.warn({ latent: kind }, 'Gumbel perturbation does not apply to hidden-state latents: skipped');
+  const examples: Phase2Example<Phase2Teacher>[] = data.examples.map((e, i) => ({
     prefixIds: e.prefixIds, thinkIds: e.thinkIds, endThinkIds: e.endThinkIds, answerIds: e.answerIds, teacher: teachers[i]!,
   }));
   const lora = loraOf(config.lora, 'CAUSAL_LM', false);
   const objective = phase2Objective(m1.config, {
-    latent: 'soft-topk', lora, ceWeight: config.ceWeight, klWeight: config.klWeight, compute: config.compute,
+    latent: kind, lora, ceWeight: config.ceWeight, klWeight: config.klWeight, compute: config.compute,
   });
   const pad = padId(tok);
   const endId = latentEndId(tok);
@@ -51,7 +74,7 @@ export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<
     collate: (b) => {
       const batch = b.indices.map((i) => {
         const ex = examples[i]!;
-        if (!config.gumbel.enabled) return ex;
+        if (!gumbel || isHiddenTeacher(ex.teacher)) return ex;
         const p = perturbTeacher(ex.teacher, {
           seed: config.train.seed, epoch: b.epoch, index: i, latentEndId: endId, scale: config.gumbel.scale, temperature: config.gumbel.temperature,
         });
@@ -59,14 +82,31 @@ export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<
         return { ...ex, teacher: p.teacher };
       });
       return collatePhase2(batch, {
-        padId: pad, latent: 'soft-topk', vocabSize: m1.config.vocabSize, ...(lora.dropout > 0 ? { dropoutSeed: b.rng.int(2 ** 31) } : {}),
+        padId: pad, latent: kind, vocabSize: m1.config.vocabSize, hiddenSize: m1.config.hiddenSize, ...(lora.dropout > 0 ? { dropoutSeed: b.rng.int(2 ** 31) } : {}),
       }).feeds;
     },
   });
   if (guardFailures > 0) logger.warn({ guardFailures }, 'Gumbel draws kept although their argmax was the latent-end id (100 redraws each)');
   publishDir(config.out, LAYOUT.adapter, (tmp) => saveAdapter(tmp, lora, trained, { model: m1.config }));
-  publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, m1.config, mergeLora(m1.config, m1.tensors, trained, lora), config.model));
-  const summary: PhaseSummary = { app, out: config.out, steps: metrics.steps, window: metrics.window, first: metrics.first, last: metrics.last, wallSeconds: secondsSince(t0) };
+  const info: LatentInfo = { kind: hidden ? 'hidden' : 'soft', r: manifest.r };
+  publishDir(config.out, LAYOUT.hf, (tmp) => {
+    saveModelDir(tmp, m1.config, mergeLora(m1.config, m1.tensors, trained, lora), config.model);
+    writeJsonAtomic(join(tmp, LATENT_INFO_FILE), info);
+  });
+  const first = { ...metrics.first };
+  const last = { ...metrics.last };
+  if (hidden) {
+    // The summary's metric keys are loss, ce, kl: add the MSE over the same windows.
+    const recs = readMetrics(join(config.out, LAYOUT.metrics));
+    const mean = (rs: typeof recs): number => rs.reduce((a, r) => a + (r.mse as number), 0) / rs.length;
+    if (recs.length > 0 && recs.every((r) => typeof r.mse === 'number')) {
+      first.mse = mean(recs.slice(0, metrics.window));
+      last.mse = mean(recs.slice(-metrics.window));
+    }
+  }
+  const summary: PhaseSummary = {
+    app, out: config.out, steps: metrics.steps, window: metrics.window, first, last, wallSeconds: secondsSince(t0), notes: { latent: info.kind, r: info.r },
+  };
   writeSummary(summary);
   logger.info({ ...summary }, 'done');
   return summary;

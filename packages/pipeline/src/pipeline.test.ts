@@ -2,23 +2,29 @@
 // (vocabulary 128256) and a random-init hidden-32 model: cot-sft → phase 1 encoder / decoder / union →
 // merge-lora → cache-latents → phase 2. Asserts the outputs each phase hands to the next, that the
 // phase-1 losses and the phase-2 KL fall (from metrics.jsonl), and the one-line errors of bad inputs.
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+// Then the "- Hidden State" ablation row end to end from the same M0: phase 1 (latent hidden) →
+// merge-lora → cache-latents (latent hidden) → phase 2 (CE + hidden-state MSE) → `eval run --mode latent`,
+// which reads hf/latent.json and feeds hidden states. The eval app is imported by path: apps depend on
+// this package, not the other way round, and package.json files are not ours to change here.
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '@latent-sft/config';
 import { UserError, silentLogger } from '@latent-sft/core';
-import { loadAdapter, loadCheckpoint } from '@latent-sft/models';
+import { loadAdapter, loadCheckpoint, openSafetensors } from '@latent-sft/models';
 import { readMetrics } from '@latent-sft/train';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   type CacheManifest, cacheLatentsConfig, cotSftConfig, mergeLoraConfig, phase1DecoderConfig, phase1EncoderConfig, phase1UnionConfig,
   phase2Config, runCacheLatents, runCotSft, runMergeLora, runPhase1Decoder, runPhase1Encoder, runPhase1Union, runPhase2,
 } from './index.js';
+import { runCli as evalCli } from '../../../apps/eval/src/cli.js';
 
 const ctx = { logger: silentLogger, now: () => new Date('2026-01-01T00:00:00Z') };
 const root = mkdtempSync(join(tmpdir(), 'pipeline-micro-'));
 const at = (name: string) => join(root, name);
-const data = { 'data.count': 8, 'data.digitsA': 1, 'data.digitsB': 2 };
+// split 'all': these 8 problems (drawn before the held-out split existed) are the ones the thresholds were measured on.
+const data = { 'data.count': 8, 'data.digitsA': 1, 'data.digitsB': 2, 'data.split': 'all' };
 const train = (steps: number, lr: number) => ({ 'train.steps': steps, 'train.batchSize': 4, 'train.lr': lr, 'train.keepLast': 1 });
 const p1 = { ...data, r: 2, 'lora.r': 4, ...train(8, 2e-2) };
 
@@ -70,6 +76,8 @@ describe('micro pipeline (CPU)', () => {
     expect(manifest).toMatchObject({ complete: true, r: 2, k: 5, dataset: { count: 8 } });
     expect(manifest.chunks.map((c) => [c.start, c.end])).toEqual([[0, 3], [3, 6], [6, 8]]);
     expect(loadCheckpoint(at('p2/hf')).config.vocabSize).toBe(128256);
+    expect(manifest.latent).toBe('soft-topk');
+    expect(JSON.parse(readFileSync(at('p2/hf/latent.json'), 'utf8'))).toEqual({ kind: 'soft', r: 2 });
     const rec = JSON.parse(readFileSync(at('p2/config.json'), 'utf8')) as { app: string; config: { gumbel: { enabled: boolean } } };
     expect(rec.app).toBe('phase2');
     expect(rec.config.gumbel.enabled).toBe(true);
@@ -116,5 +124,103 @@ describe('micro pipeline (CPU)', () => {
     expect(await oneLineError(() => runCacheLatents(loadConfig({ schema: cacheLatentsConfig, overrides: {
       out: at('cache'), encoder: at('enc/hf'), decoder: at('m1/hf'), ...data, r: 3, k: 5, chunkSize: 3, resume: true,
     } }), ctx))).toMatch(/made for other inputs \(r: 2 vs 3\)/);
+  });
+});
+
+/** The fields of an eval row read here (@latent-sft/eval's EvalRow). */
+interface EvalRow {
+  latents: number;
+  latentSteps: Array<{ ids: number[]; probs: number[] }>;
+}
+
+/** Runs `eval run` (greedy, 2 problems, 1 seed) on `model` into `out`; returns the summary and the rows. */
+async function evalRun(model: string, out: string): Promise<{ summary: { method: string; latentKind?: string; notes: string[] }; rows: EvalRow[] }> {
+  await evalCli(['run', '--model', model, '--datasets', 'gsm8k-aug-test', '--limit', '2', '--mode', 'latent', '--seeds', '1', '--greedy',
+    '--max-latent', '3', '--max-new-tokens', '3', '--batch-size', '2', '--out', out], () => {}, silentLogger);
+  const rows = readFileSync(join(out, 'predictions', 'gsm8k-aug-test.seed-1.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as EvalRow);
+  return { summary: JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')), rows };
+}
+
+describe('hidden-state ablation row (CPU): phase 1 → cache → phase 2 → eval', () => {
+  const hp1 = { ...p1, 'latent.kind': 'hidden', ...train(6, 2e-2) };
+  beforeAll(async () => {
+    // M0 from the micro pipeline above (same file, run first).
+    await runPhase1Encoder(loadConfig({ schema: phase1EncoderConfig, overrides: { out: at('h-enc'), base: at('m0/hf'), ...hp1 } }), ctx);
+    await runPhase1Decoder(loadConfig({ schema: phase1DecoderConfig, overrides: { out: at('h-dec'), base: at('m0/hf'), encoder: at('h-enc/hf'), ...hp1 } }), ctx);
+    await runPhase1Union(loadConfig({ schema: phase1UnionConfig, overrides: { out: at('h-uni'), encoder: at('h-enc/hf'), decoder: at('h-dec/hf'), ...hp1 } }), ctx);
+    await runMergeLora(loadConfig({ schema: mergeLoraConfig, overrides: { out: at('h-m1'), base: at('h-dec/hf'), adapter: at('h-uni/lora_adapter/decoder_weight') } }), ctx);
+    await runCacheLatents(loadConfig({ schema: cacheLatentsConfig, overrides: {
+      out: at('h-cache'), encoder: at('h-enc/hf'), adapter: at('h-uni/lora_adapter/encoder_weight'), decoder: at('h-m1/hf'), ...data, r: 2,
+      'latent.kind': 'hidden', chunkSize: 5,
+    } }), ctx);
+    // Gumbel on: does not apply to hidden latents (skipped with a warning), as a shared Table-1 config may ask for it.
+    await runPhase2(loadConfig({ schema: phase2Config, overrides: {
+      out: at('h-p2'), model: at('h-m1/hf'), cache: at('h-cache'), ...data, 'lora.r': 4, 'gumbel.enabled': true, ...train(8, 2e-2),
+    } }), ctx);
+  }, 300_000);
+
+  it('the cache holds one hidden vector (d = 32) per latent and records its kind', () => {
+    const manifest = JSON.parse(readFileSync(at('h-cache/manifest.json'), 'utf8')) as CacheManifest;
+    expect(manifest).toMatchObject({ complete: true, latent: 'hidden', k: 0, hiddenSize: 32, r: 2, dataset: { count: 8 } });
+    const st = openSafetensors(join(at('h-cache'), manifest.chunks[0]!.file));
+    const m = st.readTensor('m') as Int32Array;
+    const hidden = st.readTensor('hidden') as Float32Array;
+    expect(m.length).toBe(5);
+    expect(hidden.length).toBe(m.reduce((a, b) => a + b, 0) * 32);
+    expect(hidden.every(Number.isFinite)).toBe(true);
+    // Final RMSNorm output: per-vector RMS is the norm weight's scale, far from 0.
+    expect(Math.sqrt(hidden.slice(0, 32).reduce((a, v) => a + v * v, 0) / 32)).toBeGreaterThan(0.1);
+  });
+
+  it('phase 2 trains CE + MSE (no KL), the MSE falls, and hf/latent.json says hidden', () => {
+    const recs = readMetrics(join(at('h-p2'), 'metrics.jsonl'));
+    expect(recs.every((r) => typeof r.mse === 'number' && r.kl === undefined)).toBe(true);
+    const [m0, m1] = firstLast(at('h-p2'), 'mse');
+    expect(m1, `mse ${m0} -> ${m1}`).toBeLessThan(m0);
+    const summary = JSON.parse(readFileSync(at('h-p2/summary.json'), 'utf8')) as { first: Record<string, number>; notes: Record<string, unknown> };
+    expect(Object.keys(summary.first).sort()).toEqual(['ce', 'loss', 'mse']);
+    expect(summary.notes).toEqual({ latent: 'hidden', r: 2 });
+    expect(JSON.parse(readFileSync(at('h-p2/hf/latent.json'), 'utf8'))).toEqual({ kind: 'hidden', r: 2 });
+  });
+
+  it('phase 2 refuses a cache of the other kind in one line', async () => {
+    expect(await oneLineError(() => runPhase2(loadConfig({ schema: phase2Config, overrides: {
+      out: at('x5'), model: at('h-m1/hf'), cache: at('h-cache'), 'latent.kind': 'soft-topk', ...data,
+    } }), ctx))).toMatch(/latent cache holds hidden latents but this run expects soft-topk \(--latent.kind\)/);
+    expect(await oneLineError(() => runPhase2(loadConfig({ schema: phase2Config, overrides: {
+      out: at('x6'), model: at('m1/hf'), cache: at('cache'), 'latent.kind': 'hidden', ...data,
+    } }), ctx))).toMatch(/latent cache holds soft-topk latents but this run expects hidden/);
+    expect(existsSync(at('x5')) || existsSync(at('x6'))).toBe(false);
+    // A resumed cache of the other kind is refused too.
+    expect(await oneLineError(() => runCacheLatents(loadConfig({ schema: cacheLatentsConfig, overrides: {
+      out: at('h-cache'), encoder: at('h-enc/hf'), decoder: at('h-m1/hf'), ...data, r: 2, chunkSize: 5, resume: true,
+    } }), ctx))).toMatch(/made for other inputs \(latent kind: hidden vs soft-topk\)/);
+  });
+
+  it('eval run --mode latent reads latent.json, feeds hidden states and names the kind', async () => {
+    const hid = await evalRun(at('h-p2/hf'), at('h-eval'));
+    expect(hid.summary.latentKind).toBe('hidden');
+    expect(hid.summary.method).toBe('Latent, hidden state (hf)');
+    expect(hid.summary.notes.some((n) => n.startsWith('Latent kind: hidden (latent.json, r = 2)'))).toBe(true);
+    expect(hid.rows.length).toBe(2);
+    for (const r of hid.rows) {
+      expect(r.latents).toBe(r.latentSteps.length);
+      expect(r.latents).toBeLessThanOrEqual(3);
+      for (const st of r.latentSteps) expect(st.probs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+    }
+    // The same weights without latent.json run as soft: the first latent step (same prompt) agrees, later
+    // steps see different fed vectors.
+    cpSync(at('h-p2/hf'), at('h-soft-hf'), { recursive: true });
+    rmSync(at('h-soft-hf/latent.json'));
+    const soft = await evalRun(at('h-soft-hf'), at('h-eval-soft'));
+    expect(soft.summary.latentKind).toBe('soft');
+    expect(soft.summary.method).toBe('Latent (h-soft-hf)');
+    hid.rows.forEach((r, i) => {
+      const s = soft.rows[i]!;
+      if (r.latents > 0 && s.latents > 0) expect(r.latentSteps[0]!.ids).toEqual(s.latentSteps[0]!.ids);
+    });
+    const longer = hid.rows.findIndex((r, i) => r.latents >= 2 && soft.rows[i]!.latents >= 2);
+    expect(longer, `latents ${hid.rows.map((r) => r.latents)} / ${soft.rows.map((r) => r.latents)}`).toBeGreaterThanOrEqual(0);
+    expect(hid.rows[longer]!.latentSteps[1]!.probs).not.toEqual(soft.rows[longer]!.latentSteps[1]!.probs);
   });
 });

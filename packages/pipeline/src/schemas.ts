@@ -18,6 +18,8 @@ export const dataSchema = z.object({
   count: z.number().int().positive().default(48).describe('number of training examples'),
   digitsA: z.number().int().min(1).max(12).default(2).describe('digits of the first factor (multiplication)'),
   digitsB: z.number().int().min(1).max(12).default(2).describe('digits of the second factor (multiplication)'),
+  split: z.enum(['train', 'all']).default('train')
+    .describe("multiplication: 'train' never draws a problem of the held-out test split (eval dataset multiplication-<A>x<B>); 'all' ignores the split"),
   seed: z.number().int().min(0).default(7).describe('seed of the generator / of the subset drawn from the dataset'),
   maxTokens: z.number().int().positive().default(512).describe('leave out examples whose full CoT sequence is longer (gsm8k-aug)'),
   dataDir: z.string().optional().describe("data folder (default: the repo's data/)"),
@@ -61,9 +63,11 @@ export const cotSftSchema = z.object({
       heads: z.number().int().positive().default(4).describe('attention heads'),
       kvHeads: z.number().int().positive().default(2).describe('key/value heads'),
       initSeed: z.number().int().min(0).default(1).describe('seed of the weight init'),
+      vocab: z.enum(['full', 'corpus']).default('full')
+        .describe("full: the tokenizer's whole vocabulary; corpus: only the ids of the training data + special tokens + the 256 byte tokens (vocab_subset.json), for small models trained from scratch"),
     }),
     z.object({ kind: z.literal('checkpoint'), dir: z.string().min(1).describe('HF checkpoint folder (config.json, model.safetensors, tokenizer files)') }),
-  ]).default({ kind: 'init', hiddenSize: 64, intermediateSize: 128, layers: 2, heads: 4, kvHeads: 2, initSeed: 1 }).describe('base model'),
+  ]).default({ kind: 'init', hiddenSize: 64, intermediateSize: 128, layers: 2, heads: 4, kvHeads: 2, initSeed: 1, vocab: 'full' }).describe('base model'),
   tokenizer: z.enum(['llama-3.2', 'qwen3']).default('llama-3.2').describe('tokenizer written into the model folder (random-init base only)'),
   variant: z.enum(['cot', 'no-cot']).default('cot').describe('cot: explicit CoT SFT (M0); no-cot: the No-CoT baseline'),
   data: dataSchema,
@@ -135,7 +139,11 @@ export const cacheLatentsSchema = z.object({
   adapter: z.string().optional().describe('union encoder adapter (phase1 union output lora_adapter/encoder_weight); omit for a merged encoder'),
   decoder: z.string().min(1).describe('decoder whose input embedding W scores the latents (M1 or the step-2 decoder; holds the tokenizer)'),
   r: z.number().int().positive().default(4).describe('compression rate (as in phase 1)'),
-  k: z.number().int().positive().default(10).describe('top-k entries stored per latent'),
+  k: z.number().int().positive().default(10).describe('top-k entries stored per latent (soft-topk)'),
+  latent: z.object({
+    kind: z.enum(['soft-topk', 'hidden']).default('soft-topk')
+      .describe('soft-topk: top-k distributions of h·Wᵀ; hidden: the encoder state h itself (the "- Hidden State" ablation; as in phase 1)'),
+  }).prefault({}).describe('what is cached per latent'),
   ltim: z.boolean().default(true).describe('LTIM encoder mask (as in phase 1)'),
   data: dataSchema,
   batchSize: z.number().int().positive().default(8).describe('examples per forward'),
@@ -150,14 +158,18 @@ export const phase2Schema = z.object({
   out,
   model: z.string().min(1).describe('M1: the merged union decoder (HF folder with tokenizer files)'),
   cache: z.string().min(1).describe('latent cache folder (cache-latents output)'),
+  latent: z.object({
+    kind: z.enum(['auto', 'soft-topk', 'hidden']).default('auto')
+      .describe('latent kind the cache must hold (auto: the one its manifest records); hidden trains CE + MSE on teacher hidden states'),
+  }).prefault({}).describe('latent kind of the cache'),
   data: dataSchema,
   gumbel: z.object({
-    enabled: z.boolean().default(false).describe('Gumbel-perturb the teachers each epoch (spec §4.3, HEAD)'),
+    enabled: z.boolean().default(false).describe('Gumbel-perturb the teachers each epoch (spec §4.3, HEAD; not applicable to hidden latents)'),
     scale: z.number().positive().default(1).describe('noise_scale'),
     temperature: z.number().positive().default(1).describe('gumbel_temperature'),
   }).prefault({}).describe('Gumbel perturbation of the targets'),
   ceWeight: z.number().min(0).default(1).describe('weight of the answer CE'),
-  klWeight: z.number().min(0).default(1).describe('weight of the latent KL'),
+  klWeight: z.number().min(0).default(1).describe('weight of the latent KL (hidden latents: of the hidden-state MSE)'),
   lora: loraSchema({ r: 8 }),
   train: trainSchema({ steps: 30, lr: 1e-2, batchSize: 4 }),
   compute,

@@ -9,7 +9,7 @@ export {
   materializeTokenizer,
 } from './materialize.js';
 export type { MaterializedFile, MaterializedTokenizer, TokenizerName } from './materialize.js';
-export { Tokenizer, insertAddedTokens, loadTokenizer } from './tokenizer.js';
+export { Tokenizer, VOCAB_SUBSET_FILE, byteLevelAlphabet, insertAddedTokens, loadTokenizer, readVocabSubset, writeVocabSubset } from './tokenizer.js';
 export type { ChatMessage, DecodeOptions, EncodeOptions, TokenizerFamily } from './tokenizer.js';
 export { configureLocalOnly } from './hf.js';
 export {

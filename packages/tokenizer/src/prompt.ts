@@ -121,7 +121,7 @@ export function latentEndId(tok: Tokenizer): number {
 export function padId(tok: Tokenizer): number {
   if (tok.family === 'llama') {
     const id = tok.tokenToId('<|end_of_text|>');
-    if (id !== LLAMA_PAD_ID) throw new Error(`'<|end_of_text|>' has id ${id}, expected ${LLAMA_PAD_ID}`);
+    if (id === undefined || tok.baseId(id) !== LLAMA_PAD_ID) throw new Error(`'<|end_of_text|>' has base id ${id === undefined ? 'none' : tok.baseId(id)}, expected ${LLAMA_PAD_ID}`);
     return id;
   }
   return tok.configPadId;

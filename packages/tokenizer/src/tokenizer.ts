@@ -29,7 +29,7 @@ export interface ChatMessage {
 
 /** A tokenizer loaded from a folder with tokenizer.json and tokenizer_config.json. */
 export class Tokenizer {
-  /** Number of ids (the largest id + 1), added tokens included: 128256 for Llama-3.2. */
+  /** Number of ids (the largest id + 1), added tokens included: 128256 for Llama-3.2; a subset's size when subset. */
   readonly vocabSize: number;
   readonly family: TokenizerFamily;
   readonly eosToken: string;
@@ -38,35 +38,46 @@ export class Tokenizer {
   readonly bosId: number | null;
   /** The config's pad token id, falling back to EOS as HF does (see prompt.ts padId for Latent-SFT's rule). */
   readonly configPadId: number;
+  /** The base tokenizer's ids of a vocabulary subset (index = our id), or null for the full vocabulary. */
+  readonly subset: readonly number[] | null;
   private readonly idToTokenTable: string[];
+  /** base id → our id (subset only). */
+  private readonly fromBase: Map<number, number> | null;
 
   private constructor(
     /** Absolute path of the folder. */
     readonly dir: string,
     private readonly hf: PreTrainedTokenizer,
     private readonly vocab: Map<string, number>,
+    subset: readonly number[] | null,
   ) {
     let max = -1;
     for (const id of vocab.values()) if (id > max) max = id;
-    this.vocabSize = max + 1;
-    this.idToTokenTable = new Array<string>(this.vocabSize);
+    const baseSize = max + 1;
+    this.idToTokenTable = new Array<string>(baseSize);
     for (const [tok, id] of vocab) this.idToTokenTable[id] = tok;
     if (vocab.has('<|eot_id|>') && vocab.has('<|end_of_text|>')) this.family = 'llama';
     else if (vocab.has('<|im_start|>') && vocab.has('<|im_end|>')) this.family = 'qwen';
     else throw inputError({ file: join(dir, 'tokenizer.json') }, 'neither a Llama-3 nor a Qwen vocabulary');
+    this.subset = subset;
+    this.fromBase = subset === null ? null : new Map(subset.map((b, i) => [b, i]));
+    this.vocabSize = subset === null ? baseSize : subset.length;
+    if (subset !== null) checkSubset(subset, baseSize, vocab, join(dir, VOCAB_SUBSET_FILE));
     const eos = hf.eos_token;
-    const eosId = eos === null || eos === undefined ? undefined : vocab.get(eos);
+    const eosBase = eos === null || eos === undefined ? undefined : vocab.get(eos);
+    const eosId = eosBase === undefined ? undefined : this.fromBase === null ? eosBase : this.fromBase.get(eosBase);
     if (eos === null || eos === undefined || eosId === undefined) {
       throw inputError({ file: join(dir, 'tokenizer_config.json'), field: 'eos_token' }, 'missing or not in the vocabulary');
     }
     this.eosToken = eos;
     this.eosId = eosId;
     const bos = hf.bos_token;
-    this.bosId = bos === null || bos === undefined ? null : (vocab.get(bos) ?? null);
-    this.configPadId = hf.pad_token_id ?? eosId;
+    this.bosId = bos === null || bos === undefined ? null : (this.tokenToId(bos) ?? null);
+    const pad = hf.pad_token_id;
+    this.configPadId = pad === null || pad === undefined ? eosId : (this.fromBase === null ? pad : (this.fromBase.get(pad) ?? eosId));
   }
 
-  /** Loads `dir` with transformers.js AutoTokenizer in local-only mode. */
+  /** Loads `dir` with transformers.js AutoTokenizer in local-only mode (and its vocab_subset.json if any). */
   static async load(dir: string): Promise<Tokenizer> {
     const abs = resolve(dir);
     for (const f of ['tokenizer.json', 'tokenizer_config.json']) {
@@ -75,12 +86,42 @@ export class Tokenizer {
       }
     }
     const hf = await autoTokenizerFromDir(abs);
-    return new Tokenizer(abs, hf, hf.get_vocab());
+    return new Tokenizer(abs, hf, hf.get_vocab(), readVocabSubset(abs));
+  }
+
+  /** The base tokenizer's id of our id (the id itself for the full vocabulary). */
+  baseId(id: number): number {
+    if (this.subset === null) return id;
+    const b = this.subset[id];
+    if (b === undefined) throw new Error(`id ${id} is outside the vocabulary subset [0, ${this.vocabSize})`);
+    return b;
+  }
+
+  /** Our ids of base ids; a base id outside the subset is spelled with its byte-level characters. */
+  private fromBaseIds(ids: readonly number[]): number[] {
+    const map = this.fromBase;
+    if (map === null) return [...ids];
+    const out: number[] = [];
+    for (const b of ids) {
+      const id = map.get(b);
+      if (id !== undefined) {
+        out.push(id);
+        continue;
+      }
+      const token = this.idToTokenTable[b] ?? '';
+      for (const ch of token) {
+        const byte = this.vocab.get(ch);
+        const mapped = byte === undefined ? undefined : map.get(byte);
+        if (mapped === undefined) throw new Error(`token ${JSON.stringify(token)} (base id ${b}) has no byte-level spelling in the subset`);
+        out.push(mapped);
+      }
+    }
+    return out;
   }
 
   /** Token ids of `text`; no BOS unless addSpecialTokens. */
   encode(text: string, opts: EncodeOptions = {}): number[] {
-    return this.hf.encode(text, { add_special_tokens: opts.addSpecialTokens ?? false });
+    return this.fromBaseIds(this.hf.encode(text, { add_special_tokens: opts.addSpecialTokens ?? false }));
   }
 
   /** Text of `ids` (clean-up of tokenization spaces as the tokenizer_config says, like HF). */
@@ -90,17 +131,42 @@ export class Tokenizer {
         throw new Error(`decode: id ${id} is outside the vocabulary [0, ${this.vocabSize})`);
       }
     }
-    return this.hf.decode([...ids], { skip_special_tokens: opts.skipSpecialTokens ?? false });
+    const base = this.subset === null ? [...ids] : ids.map((id) => this.subset?.[id] as number);
+    return this.hf.decode(base, { skip_special_tokens: opts.skipSpecialTokens ?? false });
   }
 
-  /** The id of a vocabulary entry (byte-level form, e.g. 'Ġworld'), or undefined. */
+  /** The id of a vocabulary entry (byte-level form, e.g. 'Ġworld'), or undefined (also when outside a subset). */
   tokenToId(token: string): number | undefined {
-    return this.vocab.get(token);
+    const b = this.vocab.get(token);
+    if (b === undefined || this.fromBase === null) return b;
+    return this.fromBase.get(b);
   }
 
   /** The vocabulary entry of `id`, or undefined. */
   idToToken(id: number): string | undefined {
-    return this.idToTokenTable[id];
+    if (this.subset === null) return this.idToTokenTable[id];
+    const b = this.subset[id];
+    return b === undefined ? undefined : this.idToTokenTable[b];
+  }
+
+  /**
+   * The base ids a subset for `texts` keeps: every added (special) token, the byte-level alphabet (so
+   * any text stays encodable), every id of the texts' tokenisations and `ids`. Only on a full tokenizer.
+   */
+  subsetFor(texts: Iterable<string>, ids: Iterable<number> = []): number[] {
+    if (this.subset !== null) throw new Error('subsetFor: this tokenizer is already a subset');
+    const keep = new Set<number>(addedTokenIds(join(this.dir, 'tokenizer.json')));
+    for (const ch of byteLevelAlphabet()) {
+      const id = this.vocab.get(ch);
+      if (id === undefined) throw inputError({ file: join(this.dir, 'tokenizer.json') }, `byte-level character ${JSON.stringify(ch)} is not in the vocabulary`);
+      keep.add(id);
+    }
+    for (const t of texts) for (const id of this.hf.encode(t, { add_special_tokens: false })) keep.add(id);
+    for (const id of ids) {
+      if (!Number.isSafeInteger(id) || id < 0 || id >= this.vocabSize) throw new Error(`subsetFor: id ${id} is outside the vocabulary`);
+      keep.add(id);
+    }
+    return [...keep].sort((a, b) => a - b);
   }
 
   /** The tokenizer_config chat template rendered as text (Qwen); throws when there is none (Llama). */
@@ -133,7 +199,7 @@ export class Tokenizer {
         ids.push(existing);
         continue;
       }
-      const id = this.vocabSize + added.length;
+      const id = this.idToTokenTable.length + added.length;
       added.push({ id, content: t });
       ids.push(id);
     }
@@ -153,6 +219,14 @@ export class Tokenizer {
     };
     writeFileAtomic(join(out, 'tokenizer_config.json'), `${JSON.stringify(newCfg, null, 2)}\n`);
     writeFileAtomic(join(out, 'tokenizer.json'), tj);
+    if (this.subset !== null) {
+      // New tokens take base ids after the base vocabulary and our ids after the subset.
+      const missing = ids.find((b) => this.fromBase?.get(b) === undefined && !added.some((a) => a.id === b));
+      if (missing !== undefined) throw inputError({ field: 'tokens' }, `token id ${missing} exists in the base vocabulary but not in the subset`);
+      writeVocabSubset(out, [...this.subset, ...added.map((a) => a.id)]);
+      const tokenizer = await Tokenizer.load(out);
+      return { tokenizer, ids: tokens.map((t) => tokenizer.tokenToId(t) as number) };
+    }
     return { tokenizer: await Tokenizer.load(out), ids };
   }
 }
@@ -210,4 +284,66 @@ export function insertAddedTokens(raw: string, added: ReadonlyArray<{ id: number
     throw new Error(`insertAddedTokens: ${file}: inserted entries did not parse back`);
   }
   return out;
+}
+
+/** The vocabulary-subset file of a tokenizer folder (our ids = positions in `ids`, base ids sorted). */
+export const VOCAB_SUBSET_FILE = 'vocab_subset.json';
+const VOCAB_SUBSET_FORMAT = 'latent-sft/vocab-subset@1';
+
+/** Writes `<dir>/vocab_subset.json` for sorted, distinct base ids. */
+export function writeVocabSubset(dir: string, baseIds: readonly number[]): void {
+  for (let i = 1; i < baseIds.length; i++) {
+    if ((baseIds[i] as number) <= (baseIds[i - 1] as number)) throw new Error('writeVocabSubset: base ids must be strictly increasing');
+  }
+  writeFileAtomic(join(dir, VOCAB_SUBSET_FILE), `${JSON.stringify({ format: VOCAB_SUBSET_FORMAT, size: baseIds.length, ids: baseIds })}\n`);
+}
+
+/** The base ids of `<dir>/vocab_subset.json`, or null when the folder has none. */
+export function readVocabSubset(dir: string): number[] | null {
+  const file = join(dir, VOCAB_SUBSET_FILE);
+  if (!existsSync(file)) return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw inputError({ file }, `not valid JSON (${(e as Error).message})`);
+  }
+  const o = v as { format?: unknown; size?: unknown; ids?: unknown };
+  if (typeof v !== 'object' || v === null || o.format !== VOCAB_SUBSET_FORMAT) throw inputError({ file, field: 'format' }, `expected '${VOCAB_SUBSET_FORMAT}'`);
+  if (!Array.isArray(o.ids) || o.ids.length !== o.size) throw inputError({ file, field: 'ids' }, 'expected an array of `size` base ids');
+  const ids = o.ids as unknown[];
+  for (let i = 0; i < ids.length; i++) {
+    const x = ids[i];
+    if (!Number.isSafeInteger(x) || (x as number) < 0 || (i > 0 && (x as number) <= (ids[i - 1] as number))) {
+      throw inputError({ file, field: `ids[${i}]` }, 'base ids must be strictly increasing integers >= 0');
+    }
+  }
+  return ids as number[];
+}
+
+function checkSubset(subset: readonly number[], baseSize: number, vocab: ReadonlyMap<string, number>, file: string): void {
+  const last = subset[subset.length - 1];
+  if (last !== undefined && last >= baseSize) throw inputError({ file, field: 'ids' }, `base id ${last} is outside the base vocabulary [0, ${baseSize})`);
+  const kept = new Set(subset);
+  for (const ch of byteLevelAlphabet()) {
+    const id = vocab.get(ch);
+    if (id === undefined || !kept.has(id)) throw inputError({ file, field: 'ids' }, `the byte-level character ${JSON.stringify(ch)} is missing (texts could not be spelled)`);
+  }
+}
+
+/** The 256 characters of the byte-level BPE alphabet (GPT-2's bytes_to_unicode). */
+export function byteLevelAlphabet(): string[] {
+  const out: string[] = [];
+  let n = 0;
+  for (let b = 0; b < 256; b++) {
+    const printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+    out.push(String.fromCodePoint(printable ? b : 256 + n++));
+  }
+  return out;
+}
+
+/** Ids of tokenizer.json's added_tokens (the special tokens). */
+function addedTokenIds(file: string): number[] {
+  const j = JSON.parse(readFileSync(file, 'utf8')) as { added_tokens?: Array<{ id?: unknown }> };
+  return (j.added_tokens ?? []).map((a) => a.id).filter((id): id is number => Number.isSafeInteger(id));
 }

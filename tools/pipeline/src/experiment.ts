@@ -1,0 +1,250 @@
+// `tsx tools/pipeline/src/experiment.ts run --plan <plan.json> --out <dir>`: one task of the Table-1
+// reproduction (docs/results.md). The plan's stages (No-CoT, CoT-SFT, then per Latent-SFT row phase-1
+// encoder → decoder → union → merge → cache → phase 2, then `eval run` for every row) run as separate
+// processes of the phase apps' own CLIs, `--concurrency` at a time, each on the config file written to
+// <dir>/configs/ (so every stage can be rerun by hand: `pnpm <app> --config <file>`). A finished stage
+// (<out>/.stage-done with the same config hash) is skipped, so a rerun continues after a failure.
+// At the end: <dir>/table.md (Table-1 layout over the eval runs + per-stage wall time and throughput)
+// and <dir>/stages.json.
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildCli, configHash, defineCommand, defineConfig } from '@latent-sft/config';
+import { type Logger, UserError, createProgress, createRootLogger, inputError, runMain, writeFileAtomic, writeJsonAtomic } from '@latent-sft/core';
+import { runCli as cacheLatentsCli } from '@latent-sft/cache-latents-app';
+import { runCli as cotSftCli } from '@latent-sft/cot-sft-app';
+import { runCli as evalCli } from '@latent-sft/eval-app';
+import { type EvalSummary, parseSummary, renderSummariesMarkdown } from '@latent-sft/eval';
+import { runCli as mergeLoraCli } from '@latent-sft/merge-lora-app';
+import { runCli as phase1Cli } from '@latent-sft/phase1-app';
+import { runCli as phase2Cli } from '@latent-sft/phase2-app';
+import { type DataSpec, dataSchema, prepareData } from '@latent-sft/pipeline';
+import { loadTokenizer } from '@latent-sft/tokenizer';
+import { hideBin } from 'yargs/helpers';
+import { z } from 'zod';
+import { type Plan, type Stage, type StageApp, checkOrder, planSchema, stageGraph } from './experiment/plan.js';
+
+const SCRIPT = fileURLToPath(import.meta.url);
+const DONE = '.stage-done';
+
+/** The app CLI argv of a stage given its config file. */
+function appArgv(app: StageApp, file: string): string[] {
+  switch (app) {
+    case 'phase1-encoder': return ['encoder', '--config', file];
+    case 'phase1-decoder': return ['decoder', '--config', file];
+    case 'phase1-union': return ['union', '--config', file];
+    case 'eval': return ['run', '--config', file];
+    default: return ['--config', file];
+  }
+}
+
+/** The command a user types to rerun a stage by hand. */
+function userCommand(app: StageApp, file: string): string {
+  const bin = app.startsWith('phase1') ? 'phase1' : app;
+  return `pnpm ${bin} ${appArgv(app, file).join(' ')}`;
+}
+
+/** Child-process entry: runs one app CLI in this process. */
+async function runStage(app: StageApp, file: string): Promise<void> {
+  const logger = createRootLogger(app);
+  const io = { logger, write: (text: string) => process.stdout.write(text) };
+  const argv = appArgv(app, file);
+  switch (app) {
+    case 'cot-sft': return cotSftCli(argv, io);
+    case 'phase1-encoder': case 'phase1-decoder': case 'phase1-union': return phase1Cli(argv, io);
+    case 'merge-lora': return mergeLoraCli(argv, io);
+    case 'cache-latents': return cacheLatentsCli(argv, io);
+    case 'phase2': return phase2Cli(argv, io);
+    case 'eval': return evalCli(argv, io.write, logger);
+  }
+}
+
+interface StageResult {
+  id: string;
+  app: StageApp;
+  status: 'done' | 'skipped' | 'failed' | 'blocked';
+  wallSeconds: number | null;
+  examples?: number;
+  command: string;
+  log: string;
+}
+
+function loadPlan(file: string): Plan {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw inputError({ file }, `cannot read plan (${(e as Error).message})`);
+  }
+  const r = planSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0] as z.core.$ZodIssue;
+    throw inputError({ file, field: issue.path.join('.') }, issue.message);
+  }
+  dataSchema.parse(r.data.data); // the data block is checked again by every app; fail here first
+  return r.data;
+}
+
+/** Runs `stage` as a child process; resolves with its exit code. */
+function spawnStage(stage: Stage, file: string, log: string): Promise<number> {
+  mkdirSync(dirname(log), { recursive: true });
+  const fd = openSync(log, 'w');
+  const child = spawn(process.execPath, [...process.execArgv, SCRIPT, 'stage', '--app', stage.app, '--file', file], {
+    stdio: ['ignore', fd, fd], env: process.env,
+  });
+  return new Promise((res) => {
+    child.on('exit', (code, signal) => {
+      closeSync(fd);
+      res(code ?? (signal !== null ? 128 : 1));
+    });
+    child.on('error', () => {
+      closeSync(fd);
+      res(1);
+    });
+  });
+}
+
+/** Runs every stage whose dependencies are done, `concurrency` at a time. */
+async function runStages(stages: readonly Stage[], dir: string, concurrency: number, logger: Logger): Promise<StageResult[]> {
+  const results = new Map<string, StageResult>();
+  const progress = createProgress({ total: stages.length, label: 'stages', logger });
+  const pending = [...stages];
+  const running = new Map<string, Promise<void>>();
+  const launch = (st: Stage): void => {
+    const file = join(dir, 'configs', `${st.id.replaceAll('/', '__')}.json`);
+    const log = join(dir, 'logs', `${st.id.replaceAll('/', '__')}.log`);
+    const hash = configHash(st.config);
+    const done = join(dir, st.out, DONE);
+    const base: Omit<StageResult, 'status' | 'wallSeconds'> = {
+      id: st.id, app: st.app, command: userCommand(st.app, file), log, ...(st.examples !== undefined ? { examples: st.examples } : {}),
+    };
+    if (existsSync(done) && (JSON.parse(readFileSync(done, 'utf8')) as { hash: string }).hash === hash) {
+      const prev = JSON.parse(readFileSync(done, 'utf8')) as { wallSeconds: number };
+      results.set(st.id, { ...base, status: 'skipped', wallSeconds: prev.wallSeconds });
+      progress.tick(1, { last: `${st.id} (done earlier)` });
+      return;
+    }
+    rmSync(join(dir, st.out), { recursive: true, force: true }); // a stale or partial run of this stage
+    const t0 = performance.now();
+    logger.info({ stage: st.id, command: base.command }, 'stage started');
+    running.set(st.id, spawnStage(st, file, log).then((code) => {
+      const wallSeconds = (performance.now() - t0) / 1000;
+      running.delete(st.id);
+      if (code === 0) {
+        writeJsonAtomic(done, { hash, wallSeconds });
+        results.set(st.id, { ...base, status: 'done', wallSeconds });
+        logger.info({ stage: st.id, wallSeconds: Number(wallSeconds.toFixed(1)) }, 'stage done');
+      } else {
+        results.set(st.id, { ...base, status: 'failed', wallSeconds });
+        const tail = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').slice(-3).join(' | ') : '';
+        logger.error({ stage: st.id, code, log, tail }, 'stage failed');
+      }
+      progress.tick(1, { last: st.id });
+    }));
+  };
+  for (const st of stages) writeJsonAtomic(join(dir, 'configs', `${st.id.replaceAll('/', '__')}.json`), st.config);
+  while (pending.length > 0 || running.size > 0) {
+    for (let i = 0; i < pending.length && running.size < concurrency;) {
+      const st = pending[i] as Stage;
+      const depStatus = st.deps.map((d) => results.get(d)?.status);
+      if (depStatus.some((s) => s === 'failed' || s === 'blocked')) {
+        results.set(st.id, { id: st.id, app: st.app, status: 'blocked', wallSeconds: null, command: '', log: '' });
+        progress.tick(1, { last: `${st.id} (blocked)` });
+        pending.splice(i, 1);
+      } else if (depStatus.every((s) => s === 'done' || s === 'skipped')) {
+        pending.splice(i, 1);
+        launch(st);
+      } else {
+        i++;
+      }
+    }
+    if (running.size > 0) await Promise.race(running.values());
+    else if (pending.length > 0 && !pending.some((st) => st.deps.every((d) => results.has(d)))) break;
+  }
+  progress.done();
+  return stages.map((st) => results.get(st.id) as StageResult);
+}
+
+/** Mean tokens of one full training example (prompt + <think> + CoT + </think> + answer). */
+async function meanExampleTokens(plan: Plan, dir: string, dataDir: string | undefined): Promise<number | null> {
+  const tokDir = join(dir, 'cot', 'hf');
+  if (!existsSync(join(tokDir, 'tokenizer.json'))) return null;
+  const tok = await loadTokenizer(tokDir);
+  const data = prepareData(dataSchema.parse(dataDir !== undefined ? { ...plan.data, dataDir } : plan.data) as DataSpec, tok);
+  const total = data.examples.reduce((s, e) => s + e.prefixIds.length + e.thinkIds.length + e.cotIds.length + e.endThinkIds.length + e.answerIds.length, 0);
+  return total / data.examples.length;
+}
+
+/** table.md: the Table-1 layout over the eval runs, then wall time and throughput per stage. */
+function renderReport(plan: Plan, dir: string, results: readonly StageResult[], meanTokens: number | null): string {
+  const summaries: EvalSummary[] = [];
+  for (const r of results) {
+    const f = join(dir, r.id, 'summary.json');
+    if (r.app === 'eval' && (r.status === 'done' || r.status === 'skipped') && existsSync(f)) summaries.push(parseSummary(JSON.parse(readFileSync(f, 'utf8')), f));
+  }
+  const lines: string[] = [];
+  lines.push(summaries.length > 0 ? renderSummariesMarkdown(summaries, `${plan.name}: Table 1`) : `# ${plan.name}: Table 1\n\nno eval run finished`);
+  lines.push('', '## Stages', '', `device ${plan.device}, compute ${plan.compute}, concurrency ${plan.concurrency}; ` +
+    `examples/s = steps × batch / wall time (process start to exit); tokens/s = examples/s × ${meanTokens === null ? '?' : meanTokens.toFixed(1)} ` +
+    '(mean tokens of one full CoT training example)', '', '| stage | status | wall s | examples/s | tokens/s | command |', '|---|---|---|---|---|---|');
+  for (const r of results) {
+    const finished = r.status === 'done' || r.status === 'skipped';
+    const eps = finished && r.examples !== undefined && r.examples > 0 && r.wallSeconds !== null ? r.examples / r.wallSeconds : null;
+    const tps = eps !== null && meanTokens !== null ? eps * meanTokens : null;
+    lines.push(`| ${r.id} | ${r.status} | ${r.wallSeconds === null ? '–' : r.wallSeconds.toFixed(1)} | ${eps === null ? '–' : eps.toFixed(0)} | ` +
+      `${tps === null ? '–' : tps.toFixed(0)} | \`${r.command}\` |`);
+  }
+  const total = results.reduce((s, r) => s + (r.wallSeconds ?? 0), 0);
+  lines.push('', `sum of stage wall times: ${total.toFixed(1)} s`);
+  return `${lines.join('\n')}\n`;
+}
+
+const runSchema = defineConfig(z.object({
+  plan: z.string().describe('experiment plan JSON (tools/pipeline/configs/table1/*.json)'),
+  out: z.string().describe('experiment folder (stages, configs/, logs/, table.md)'),
+  device: z.enum(['cpu', 'cuda']).optional().describe("override the plan's device"),
+  concurrency: z.number().int().positive().optional().describe("override the plan's concurrency"),
+  'data-dir': z.string().optional().describe("data folder for every stage (default: the repo's data/)"),
+}));
+
+const stageSchema = defineConfig(z.object({
+  app: z.enum(['cot-sft', 'phase1-encoder', 'phase1-decoder', 'phase1-union', 'merge-lora', 'cache-latents', 'phase2', 'eval']).describe('phase app'),
+  file: z.string().describe('its config file'),
+}));
+
+runMain(async () => {
+  await buildCli({
+    name: 'experiment',
+    out: (text) => process.stdout.write(text),
+    commands: [
+      defineCommand({
+        command: 'run', describe: 'run (or continue) every stage of a plan and write table.md', schema: runSchema,
+        handler: async (c) => {
+          const logger = createRootLogger('experiment');
+          const loaded = loadPlan(c.plan);
+          const plan: Plan = { ...loaded, device: c.device ?? loaded.device, concurrency: c.concurrency ?? loaded.concurrency };
+          const dir = resolve(c.out);
+          mkdirSync(dir, { recursive: true });
+          writeJsonAtomic(join(dir, 'plan.json'), plan);
+          const dataDir = c['data-dir'] !== undefined ? resolve(c['data-dir']) : undefined;
+          const stages = stageGraph(plan, dir, dataDir);
+          checkOrder(stages);
+          const t0 = performance.now();
+          const results = await runStages(stages, dir, plan.concurrency, logger);
+          const wall = (performance.now() - t0) / 1000;
+          writeJsonAtomic(join(dir, 'stages.json'), { plan: plan.name, wallSeconds: wall, stages: results });
+          const report = renderReport(plan, dir, results, await meanExampleTokens(plan, dir, dataDir));
+          writeFileAtomic(join(dir, 'table.md'), `${report}\nexperiment wall time: ${wall.toFixed(1)} s\n`);
+          process.stdout.write(`${report}\nexperiment wall time: ${wall.toFixed(1)} s\n`);
+          const bad = results.filter((r) => r.status === 'failed' || r.status === 'blocked');
+          if (bad.length > 0) throw new UserError(`${bad.length} stage(s) failed or blocked: ${bad.map((r) => r.id).join(', ')} (logs in ${join(dir, 'logs')})`);
+        },
+      }),
+      defineCommand({
+        command: 'stage', describe: '(internal) run one stage in this process', schema: stageSchema,
+        handler: (c) => runStage(c.app, c.file),
+      }),
+    ],
+  }).parseAsync(hideBin(process.argv));
+});

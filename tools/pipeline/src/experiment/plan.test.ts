@@ -1,0 +1,102 @@
+// The experiment plans: the stage graph (order, dependencies, what each row changes), and every stage
+// config of every committed plan accepted by its app's own CLI (`--print-config`), so a typo in a plan
+// fails here and not an hour into a GPU run.
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '@latent-sft/core';
+import { runCli as cacheLatentsCli } from '@latent-sft/cache-latents-app';
+import { runCli as cotSftCli } from '@latent-sft/cot-sft-app';
+import { runCli as evalCli } from '@latent-sft/eval-app';
+import { runCli as mergeLoraCli } from '@latent-sft/merge-lora-app';
+import { runCli as phase1Cli } from '@latent-sft/phase1-app';
+import { runCli as phase2Cli } from '@latent-sft/phase2-app';
+import { describe, expect, it } from 'vitest';
+import { type Stage, checkOrder, planSchema, stageGraph } from './plan.js';
+
+const PLANS = join(import.meta.dirname, '..', '..', 'configs', 'table1');
+const plans = readdirSync(PLANS).filter((f) => f.endsWith('.json')).sort();
+
+async function printConfig(st: Stage, file: string): Promise<Record<string, unknown>> {
+  let text = '';
+  const io = { logger: silentLogger, write: (t: string) => { text += t; } };
+  const argv = (cmd: string[]) => [...cmd, '--config', file, '--print-config'];
+  switch (st.app) {
+    case 'cot-sft': await cotSftCli(argv([]), io); break;
+    case 'phase1-encoder': await phase1Cli(argv(['encoder']), io); break;
+    case 'phase1-decoder': await phase1Cli(argv(['decoder']), io); break;
+    case 'phase1-union': await phase1Cli(argv(['union']), io); break;
+    case 'merge-lora': await mergeLoraCli(argv([]), io); break;
+    case 'cache-latents': await cacheLatentsCli(argv([]), io); break;
+    case 'phase2': await phase2Cli(argv([]), io); break;
+    case 'eval': await evalCli(argv(['run']), io.write, silentLogger); break;
+  }
+  return JSON.parse(text) as Record<string, unknown>;
+}
+
+describe('experiment plans', () => {
+  it('the committed plans are table1/{gsm8k,multiplication,smoke}.json', () => {
+    expect(plans).toEqual(['gsm8k.json', 'multiplication.json', 'smoke.json']);
+  });
+
+  for (const name of plans) {
+    it(`${name}: every stage config is accepted by its app`, async () => {
+      const plan = planSchema.parse(JSON.parse(readFileSync(join(PLANS, name), 'utf8')));
+      const dir = mkdtempSync(join(tmpdir(), 'plan-'));
+      const stages = stageGraph(plan, dir);
+      checkOrder(stages);
+      expect(stages).toHaveLength(2 + 6 * plan.rows.length + 2 + plan.rows.length);
+      for (const st of stages) {
+        const file = join(dir, `${st.id.replaceAll('/', '__')}.json`);
+        writeFileSync(file, JSON.stringify(st.config));
+        const resolved = await printConfig(st, file);
+        expect(resolved['out'], st.id).toBe(join(dir, st.out));
+      }
+    }, 60_000);
+  }
+
+  it('a misspelt key in a stage config is refused by the app', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'plan-bad-'));
+    const file = join(dir, 'cot.json');
+    writeFileSync(file, JSON.stringify({ out: join(dir, 'cot'), trian: { steps: 3 } }));
+    const st: Stage = { id: 'cot', app: 'cot-sft', out: 'cot', deps: [], config: {} };
+    await expect(printConfig(st, file)).rejects.toThrow(/trian.*unknown key/);
+  });
+});
+
+describe('stageGraph', () => {
+  const plan = planSchema.parse(JSON.parse(readFileSync(join(PLANS, 'smoke.json'), 'utf8')));
+  const stages = stageGraph(plan, '/x', '/data');
+  const byId = new Map(stages.map((s) => [s.id, s]));
+  const cfg = (id: string) => (byId.get(id) as Stage).config;
+
+  it('chains each row on the CoT-SFT model and evaluates every row in its mode', () => {
+    expect(byId.get('r4/phase1-encoder')?.deps).toEqual(['cot']);
+    expect(cfg('r4/phase1-encoder')['base']).toBe('/x/cot/hf');
+    expect(byId.get('r4/phase2')?.deps).toEqual(['r4/m1', 'r4/latents']);
+    expect(cfg('r4/m1')).toMatchObject({ base: '/x/r4/phase1-decoder/hf', adapter: '/x/r4/phase1-union/lora_adapter/decoder_weight' });
+    expect(cfg('eval/no-cot')).toMatchObject({ mode: 'no-cot', model: '/x/no-cot/hf', 'method-name': 'No-CoT', 'data-dir': '/data' });
+    expect(cfg('eval/cot')).toMatchObject({ mode: 'explicit', model: '/x/cot/hf', 'method-name': 'CoT-SFT' });
+    expect(cfg('eval/r4')).toMatchObject({ mode: 'latent', model: '/x/r4/phase2/hf', 'method-name': 'Latent-SFT(4)' });
+    expect(cfg('no-cot')).toMatchObject({ variant: 'no-cot', data: { dataDir: '/data' } });
+    expect(byId.get('cot')?.examples).toBe(plan.stages.cotSft.train['steps'] as number * (plan.stages.cotSft.train['batchSize'] as number));
+  });
+
+  it('passes each ablation switch to the stages it changes, and only those', () => {
+    expect(cfg('r4-hidden/phase1-union')['latent']).toEqual({ kind: 'hidden' });
+    expect(cfg('r4-hidden/latents')['latent']).toEqual({ kind: 'hidden' });
+    expect(cfg('r4-hidden/phase2')['gumbel']).toMatchObject({ enabled: false });
+    expect(cfg('r4/phase2')['gumbel']).toMatchObject({ enabled: true });
+    expect(cfg('r4/latents')).toMatchObject({ k: 10, ltim: true, r: 4 });
+    expect(cfg('r2-no-ltim/phase1-decoder')).toMatchObject({ ltim: false, ltsum: true, r: 2 });
+    expect(cfg('r2-no-ltim/latents')).toMatchObject({ ltim: false, r: 2 });
+  });
+
+  it('rejects duplicate row ids and bad plans', () => {
+    const dup = { ...plan, rows: [plan.rows[0], plan.rows[0]] } as typeof plan;
+    expect(() => stageGraph(dup, '/x')).toThrow(/duplicate stage ids/);
+    expect(planSchema.safeParse({ ...plan, rows: [{ id: 'Bad Id', label: 'x', r: 4 }] }).success).toBe(false);
+    expect(planSchema.safeParse({ ...plan, extra: 1 }).success).toBe(false);
+    expect(() => checkOrder([{ id: 'a', app: 'eval', out: 'a', deps: ['b'], config: {} }])).toThrow(/depends on b/);
+  });
+});
