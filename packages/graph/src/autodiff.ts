@@ -38,8 +38,32 @@ export function unbroadcast(g: Graph, grad: Tensor, target: Tensor): Tensor {
     if (i < lead) axes.push(i);
     else if (ts[i - lead] === 1 && gs[i] !== 1) axes.push(i);
   }
-  const summed = axes.length > 0 ? g.reduceSum(grad, axes, true) : grad;
+  const k = axes.length;
+  const prefix = axes.every((a, i) => a === i);
+  const summed = k === 0 ? grad
+    : grad.dtype === 'bfloat16' && prefix && isStatic(gs.slice(k)) ? sumLeadingAxes(g, grad, k)
+      : g.reduceSum(grad, axes, true);
   return g.reshape(summed, isStatic(ts) ? [...ts] : g.shapeOf(target));
+}
+
+/**
+ * Σ of `x` over its first `k` axes as ones[1, M] · x[M, K] (M = product of those axes, K of the rest;
+ * result [1, K]). Used for bfloat16 gradients reduced over leading (row) axes — RMSNorm weights,
+ * biases, broadcast scales: on the CUDA EP a bf16 MatMul is a cuBLAS GEMM with float32 accumulation,
+ * while ReduceSum over rows takes ORT's slow cuDNN reduction path (fixed cost per call, ~40 GB/s on
+ * [4096, 2048] in the profile). Same float32-accumulated sum, rounded once to bfloat16; the summation
+ * order differs. Not used for other dtypes: an fp32 MatMul may run in TF32 on the GPU, an fp16 GEMM may
+ * accumulate in fp16, and fp32/fp16 graphs also run on the CPU EP (tests).
+ */
+export function sumLeadingAxes(g: Graph, x: Tensor, k: number): Tensor {
+  const rest = x.shape.slice(k);
+  if (!isStatic(rest)) throw new Error(`sumLeadingAxes: the kept dims of ${x.shapeText} must be static`);
+  const K = (rest as number[]).reduce((p, q) => p * q, 1);
+  const lead = x.shape.slice(0, k);
+  const flat = g.reshape(x, [-1, K]);
+  const M = isStatic(lead) ? g.ints([1, (lead as number[]).reduce((p, q) => p * q, 1)]) : g.concat([g.ints([1]), g.slice(g.shapeOf(flat), [0], [1])], 0);
+  const ones = g.expand(g.scalar(1, x.dtype), M);
+  return g.matmul(ones, flat);
 }
 
 function dy0(c: { dy: ReadonlyArray<Tensor | null> }): Tensor {
@@ -60,7 +84,7 @@ function mT(g: Graph, t: Tensor): Tensor {
   return g.transpose(t, perm);
 }
 /** Axes of a Reduce* node as normalized numbers (all axes when omitted). */
-function reduceAxes<P extends 'ReduceSum' | 'ReduceMean' | 'ReduceMax'>(c: GradContext<P>): number[] {
+function reduceAxes<P extends 'ReduceSum' | 'ReduceMean' | 'ReduceMax' | 'ReduceSumSquare'>(c: GradContext<P>): number[] {
   const x = xi(c, 0);
   const a = c.x[1] ?? null;
   if (a === null) return x.shape.map((_, i) => i);
@@ -69,12 +93,12 @@ function reduceAxes<P extends 'ReduceSum' | 'ReduceMean' | 'ReduceMax'>(c: GradC
   return v.map((q) => normAxis(q, x.rank));
 }
 /** The cotangent of a reduction reshaped to keepdims form. */
-function keptDy<P extends 'ReduceSum' | 'ReduceMean' | 'ReduceMax'>(c: GradContext<P>, axes: number[]): Tensor {
+function keptDy<P extends 'ReduceSum' | 'ReduceMean' | 'ReduceMax' | 'ReduceSumSquare'>(c: GradContext<P>, axes: number[]): Tensor {
   const d = dy0(c);
   if ((c.attrs.keepdims ?? 1) === 1 || axes.length === 0) return d;
   return c.g.unsqueeze(d, axes);
 }
-function noop<P extends 'ReduceSum' | 'ReduceMean' | 'ReduceMax'>(c: GradContext<P>): boolean {
+function noop<P extends 'ReduceSum' | 'ReduceMean' | 'ReduceMax' | 'ReduceSumSquare'>(c: GradContext<P>): boolean {
   return (c.x[1] ?? null) === null && (c.attrs.noop_with_empty_axes ?? 0) === 1;
 }
 /** Elementwise rule: dx = dy * f(x, y). */
@@ -102,6 +126,24 @@ function scatterFlat(g: Graph, x: Tensor, flatIdx: Tensor, dy: Tensor): Tensor {
   const scattered = scatter(g, 'ScatterND', zeros, g.reshape(flatIdx, [-1, 1]), g.reshape(dy, [-1]));
   return g.reshape(scattered, isStatic(x.shape) ? [...x.shape] : g.shapeOf(x));
 }
+/**
+ * When `d` (a cotangent shaped like `y`) is ScatterElements(zeros, idx, upd) along `axis` with one index
+ * per row (idx and upd of size 1 on `axis`) — what GatherElements' rule makes for a picked log-prob —
+ * returns idx and upd; else null.
+ */
+function pickedCotangent(g: Graph, d: Tensor, y: Tensor, axis: number): { idx: Tensor; upd: Tensor } | null {
+  const p = g.producer(d.name);
+  if (p === undefined || p.op !== 'ScatterElements' || d.dtype !== y.dtype) return null;
+  const [data, idx, upd] = p.inputs.map((n) => g.value(n)) as [Tensor, Tensor, Tensor];
+  if (normAxis(Number(p.attrs['axis'] ?? 0), d.rank) !== axis || idx.shape[axis] !== 1 || upd.shape[axis] !== 1) return null;
+  if (idx.shape.length !== upd.shape.length || idx.shape.some((s, i) => s !== upd.shape[i])) return null;
+  const z = g.producer(data.name);
+  if (z === undefined || z.op !== 'Expand') return null;
+  const zero = g.initializers.get(z.inputs[0] as string);
+  if (zero === undefined || zero.data.length !== 1 || Number(zero.data[0]) !== 0) return null;
+  return { idx, upd };
+}
+
 /** Flat element index of every position of `x`, shaped like `x` (int64). */
 function iota(g: Graph, x: Tensor): Tensor {
   const n = g.op1('Size', [x]);
@@ -202,6 +244,13 @@ export const gradRules: { readonly [P in DifferentiableOp]: GradRule<P> } = {
     const y = c.y[0] as Tensor;
     const axis = normAxis(c.attrs.axis ?? -1, y.rank);
     const d = dy0(c);
+    // Cross-entropy: dy is one value u per row scattered into zeros (GatherElements' rule), so
+    // Σ dy = u and dx = eʸ·(−u) + onehot·u, one ScatterElements-add into eʸ·(−u): bit for bit the
+    // general formula, without its zeros/ReduceSum/Sub passes over [N, V] (the unused scatter is pruned).
+    const picked = pickedCotangent(g, d, y, axis);
+    if (picked !== null) {
+      return [g.op1('ScatterElements', [g.mul(g.exp(y), g.neg(picked.upd)), picked.idx, picked.upd], { axis, reduction: 'add' })];
+    }
     return [g.sub(d, g.mul(g.exp(y), g.reduceSum(d, [axis], true)))];
   },
   // y = Σ x: dx = broadcast(dy)
@@ -209,6 +258,13 @@ export const gradRules: { readonly [P in DifferentiableOp]: GradRule<P> } = {
     const x = xi(c, 0);
     if (noop(c)) return [dy0(c), null];
     return [c.g.expand(keptDy(c, reduceAxes(c)), c.g.shapeOf(x)), null];
+  },
+  // y = Σ x²: dx = 2 x broadcast(dy)
+  ReduceSumSquare: (c) => {
+    const g = c.g;
+    const x = xi(c, 0);
+    const d = noop(c) ? dy0(c) : keptDy(c, reduceAxes(c));
+    return [g.mul(g.mul(x, sc(g, 2, x.dtype)), d), null];
   },
   // y = mean x: dx = broadcast(dy) / n
   ReduceMean: (c) => {

@@ -46,6 +46,20 @@ describe('shape inference', () => {
     expect(g.nodes.map((n) => n.op)).toEqual(['Reshape', 'Shape']);
   });
 
+  it('drops exact Cast round trips (y → wider → y.dtype) but keeps lossy ones', () => {
+    const g = new Graph();
+    const m = g.input('m', 'float32', [4]);
+    const bf = g.cast(m, 'bfloat16');
+    const wide = g.op1('Cast', [bf], { to: 'float32' });
+    expect(g.op1('Cast', [wide], { to: 'bfloat16' })).toBe(bf); // bf16 → f32 → bf16 is the identity
+    expect(g.op1('Cast', [bf], { to: 'bfloat16' })).toBe(bf);
+    const back = g.cast(bf, 'float32'); // f32 → bf16 → f32 rounds: kept
+    expect(back).not.toBe(m);
+    expect(g.nodes.map((n) => n.op)).toEqual(['Cast', 'Cast', 'Cast']);
+    expect(g.cast(g.cast(g.input('h', 'float16', [2]), 'bfloat16'), 'float16').dtype).toBe('float16'); // f16 → bf16 is lossy: two Casts
+    expect(g.nodes.length).toBe(5);
+  });
+
   it('prune keeps only what the outputs need', () => {
     const g = new Graph();
     const x = g.input('x', 'float32', [2]);

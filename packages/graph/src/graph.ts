@@ -63,6 +63,12 @@ export function isStatic(s: readonly Dim[]): s is readonly number[] {
 
 type Input = Tensor | null;
 
+/** `from>to` casts that represent every value of `from` exactly (so casting back restores it bit for bit). */
+const LOSSLESS_WIDENING = new Set([
+  'bfloat16>float32', 'float16>float32', 'bfloat16>float64', 'float16>float64', 'float32>float64', 'int32>int64', 'int8>int32', 'int8>int64',
+  'uint8>int32', 'uint8>int64', 'bool>int32', 'bool>int64', 'bool>uint8', 'bool>int8',
+]);
+
 /** An ONNX graph under construction. Names are deterministic: same calls → same graph. */
 export class Graph {
   readonly nodes: Node[] = [];
@@ -72,6 +78,8 @@ export class Graph {
   private readonly values = new Map<string, Tensor>();
   /** Known contents of small int64 tensors (rank ≤ 1), element-wise possibly symbolic. */
   private readonly known = new Map<string, Dim[]>();
+  /** The node that produced each value (kept across prune: only looked up for values still in use). */
+  private readonly producers = new Map<string, Node>();
   private counter = 0;
 
   constructor(readonly name = 'graph') {}
@@ -203,6 +211,18 @@ export class Graph {
     }
     const n = inferred.length;
     if (outputNames !== undefined && outputNames.length !== n) throw new Error(`${type}: ${n} outputs, ${outputNames.length} names`);
+    // Cast(Cast(y → wider) → y.dtype) is y exactly (the widening loses nothing): skip the round trip,
+    // e.g. float32 master → bfloat16 view → float32 (a builder's declared input) → bfloat16 compute.
+    if (type === 'Cast' && outputNames === undefined && !stop) {
+      const src = inputs[0] as Tensor;
+      const to = (attrs as OpAttrs['Cast']).to;
+      if (src.dtype === to) return [src];
+      const p = this.producers.get(src.name);
+      if (p !== undefined && p.op === 'Cast' && p.stopGradient !== true) {
+        const orig = this.value(p.inputs[0] as string);
+        if (orig.dtype === to && LOSSLESS_WIDENING.has(`${orig.dtype}>${src.dtype}`)) return [orig];
+      }
+    }
     // Fold int64 shape arithmetic whose result is fully known.
     if (outputNames === undefined && n === 1) {
       const o = inferred[0] as InferredOut;
@@ -222,7 +242,9 @@ export class Graph {
       if (v !== undefined) clean[k] = v;
     }
     const node: Node = { op: type, name: nodeName, inputs: inputs.map((t) => (t === null ? '' : t.name)), outputs: outs.map((t) => t.name), attrs: clean };
-    this.nodes.push(stop ? { ...node, stopGradient: true } : node);
+    const added: Node = stop ? { ...node, stopGradient: true } : node;
+    this.nodes.push(added);
+    for (const o of added.outputs) this.producers.set(o, added);
     return outs;
   }
 
@@ -271,12 +293,13 @@ export class Graph {
   slice(a: Tensor, starts: readonly number[], ends: readonly number[], axes?: readonly number[], steps?: readonly number[]): Tensor {
     return this.op1('Slice', [a, this.ints(starts), this.ints(ends), axes ? this.ints(axes) : null, steps ? this.ints(steps) : null]);
   }
-  private reduce(op: 'ReduceSum' | 'ReduceMean' | 'ReduceMax', a: Tensor, axes?: readonly number[], keepdims = true): Tensor {
+  private reduce(op: 'ReduceSum' | 'ReduceMean' | 'ReduceMax' | 'ReduceSumSquare', a: Tensor, axes?: readonly number[], keepdims = true): Tensor {
     return this.op1(op, [a, axes ? this.ints(axes) : null], { keepdims: keepdims ? 1 : 0 });
   }
   reduceSum(a: Tensor, axes?: readonly number[], keepdims = true): Tensor { return this.reduce('ReduceSum', a, axes, keepdims); }
   reduceMean(a: Tensor, axes?: readonly number[], keepdims = true): Tensor { return this.reduce('ReduceMean', a, axes, keepdims); }
   reduceMax(a: Tensor, axes?: readonly number[], keepdims = true): Tensor { return this.reduce('ReduceMax', a, axes, keepdims); }
+  reduceSumSquare(a: Tensor, axes?: readonly number[], keepdims = true): Tensor { return this.reduce('ReduceSumSquare', a, axes, keepdims); }
 
   /** Zeros shaped like `like` (dtype of `like` unless given), via Expand of a scalar. */
   zerosLike(like: Tensor, dtype: DType = like.dtype): Tensor {

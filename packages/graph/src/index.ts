@@ -6,7 +6,7 @@ export { attrKinds, broadcastShapes, inferRules, nonDifferentiableOps, normAxis 
 export type { AttrValue, DifferentiableOp, InferRule, NonDifferentiableOp, OpAttrs, OpType } from './ops.js';
 export { dtypeArray, dtypeBytes, dtypeOfCode, f16BitsToNumber, f32ToF16Bits, isFloat, onnxTypeCode, typedFrom } from './dtype.js';
 export type { DType, TensorData } from './dtype.js';
-export { grad, gradRules, isDifferentiable, unbroadcast } from './autodiff.js';
+export { grad, gradRules, isDifferentiable, sumLeadingAxes, unbroadcast } from './autodiff.js';
 export type { GradContext, GradRule } from './autodiff.js';
 export { saveModel, serialize } from './serialize.js';
 export type { ExternalChunk, SerializeOptions, SerializedModel } from './serialize.js';

@@ -17,6 +17,7 @@ export interface OpAttrs {
   ReduceSum: { keepdims?: number; noop_with_empty_axes?: number };
   ReduceMean: { keepdims?: number; noop_with_empty_axes?: number };
   ReduceMax: { keepdims?: number; noop_with_empty_axes?: number };
+  ReduceSumSquare: { keepdims?: number; noop_with_empty_axes?: number };
   Gather: { axis?: number }; GatherElements: { axis?: number };
   Reshape: { allowzero?: number }; Transpose: { perm?: readonly number[] };
   Unsqueeze: {}; Squeeze: {}; Concat: { axis: number };
@@ -256,7 +257,7 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     return [{ dtype: a.dtype, shape }];
   },
   Softmax: softmaxLike, LogSoftmax: softmaxLike,
-  ReduceSum: reduce, ReduceMean: reduce, ReduceMax: reduce,
+  ReduceSum: reduce, ReduceMean: reduce, ReduceMax: reduce, ReduceSumSquare: reduce,
   Gather: (g, inputs, attrs) => {
     arity(inputs, 2);
     const data = need(inputs, 0, 'data');

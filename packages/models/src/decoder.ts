@@ -3,7 +3,8 @@
 //   (pre-RMSNorm on both blocks), final RMSNorm → last_hidden_state, lm_head (or tied embedding) → logits.
 // GQA: query heads are grouped as [kvH, H/kvH] and the K/V of a group broadcast over it in the batched
 // MatMul, the same arithmetic as HF's repeat_kv without materialising the copies.
-// Attention: scores = q kᵀ / √hd (+ additive mask), softmax over keys in float32 (float64 in f64 graphs).
+// Attention: scores = q kᵀ / √hd (+ additive mask), softmax over keys in float32 (float64 in f64 graphs); a
+// power-of-two 1/√hd scales q instead (exact, and hd/S of the traffic).
 // Masks: 'padding' builds causal + padding from int64 attention_mask [B, P+T] in the graph (query t sits at
 // key index P+t; blocked entries get float32 min, so fully padded rows stay finite); 'additive' takes a
 // float [B, 1, T, P+T] mask (0 keep / very negative block) such as the Latent-SFT LTIM/LTSuM masks.
@@ -18,7 +19,7 @@ import { inputError } from '@latent-sft/core';
 import type { ModelConfig } from './config.js';
 import type { NamedTensor } from './init.js';
 import { type LoraConfig, type LoraParameterShape, loraParameterShapes, loraScaling } from './lora.js';
-import { type LoraPair, embedding, linear } from './lora-graph.js';
+import { type LoraPair, dropoutSource, embedding, linear } from './lora-graph.js';
 import { parameterShapes } from './params.js';
 import { type RopeFactors, applyRope, ropeFactors } from './rope-graph.js';
 
@@ -129,10 +130,13 @@ export function buildDecoder(g: Graph, config: ModelConfig, opts: DecoderOptions
   // LoRA pairs by base weight name.
   const lora: Record<string, Tensor> = {};
   const pairs = new Map<string, LoraPair>();
+  const dropStreams = new Map<string, number>(); // base weight name → dropout stream
+  let dropout: { seed: Tensor; p: number; streams: number } | null = null;
   if (opts.lora !== undefined) {
     const l = opts.lora.config;
     const shapes = loraParameterShapes(c, l);
     const seed = opts.lora.mode === 'train' && l.dropout > 0 ? g.input('dropout_seed', 'int64', []) : null;
+    if (seed !== null) dropout = { seed, p: l.dropout, streams: shapes.length / 2 };
     const pd = opts.params.kind === 'inputs' ? (opts.params.dtype ?? 'float32') : 'float32';
     for (let i = 0; i < shapes.length; i += 2) {
       const [sa, sb] = [shapes[i], shapes[i + 1]] as [LoraParameterShape, LoraParameterShape];
@@ -143,8 +147,9 @@ export function buildDecoder(g: Graph, config: ModelConfig, opts: DecoderOptions
       const isEmbed = sa.baseName === 'model.embed_tokens.weight';
       pairs.set(sa.baseName, {
         a: g.cast(a, dtype), b: g.cast(b, dtype), scaling: loraScaling(l),
-        dropout: seed !== null && !isEmbed ? { p: l.dropout, seed, stream: i / 2 } : null,
+        dropout: null, // set below, once position_ids (the row count) is declared
       });
+      if (seed !== null && !isEmbed) dropStreams.set(sa.baseName, i / 2);
     }
     if (opts.input === 'embeds' && pairs.has('model.embed_tokens.weight')) {
       throw inputError({ field: 'lora.targetModules' }, 'embed_tokens LoRA needs input "ids" (inputs_embeds skip the embedding lookup)');
@@ -154,6 +159,11 @@ export function buildDecoder(g: Graph, config: ModelConfig, opts: DecoderOptions
 
   // Inputs.
   const positionIds = g.input('position_ids', 'int64', ['batch', 'seq']);
+  if (dropout !== null) {
+    // One pair of dropout tables per forward, shared by every module (rows: N = B·T; stream = pair index).
+    const source = dropoutSource(g, dropout.seed, g.op1('Size', [positionIds]), dropout.streams, Math.max(D, H * hd, c.intermediateSize));
+    for (const [name, stream] of dropStreams) (pairs.get(name) as LoraPair).dropout = { p: dropout.p, source, stream };
+  }
   let x: Tensor; // [B, T, D]
   if (opts.input === 'ids') {
     const ids = g.input('input_ids', 'int64', ['batch', 'seq']);
@@ -167,14 +177,19 @@ export function buildDecoder(g: Graph, config: ModelConfig, opts: DecoderOptions
   const rope: RopeFactors = ropeFactors(g, c, positionIds, opts.maxPositions ?? c.maxPositionEmbeddings, dtype);
   const bt = g.slice(g.shapeOf(positionIds), [0], [2]); // [B, T]
   const shapeBT = (...rest: number[]): Tensor => g.concat([bt, g.ints(rest)], 0);
-  const scale = g.scalar(1 / Math.sqrt(hd), wide);
+  // 1/√hd: when it is a power of two (hd = 4ᵏ: 64, 256) scaling q in the compute dtype is exact and gives
+  // the same scores as scaling the float32 [B, kvH, rep, T, S] product, at hd/S of the traffic.
+  const scaleValue = 1 / Math.sqrt(hd);
+  const scaleQ = Number.isInteger(Math.log2(scaleValue));
+  const scale = g.scalar(scaleValue, scaleQ ? dtype : wide);
 
   let h = g.reshape(x, [-1, D]); // [N, D]
   const presents: Array<{ key: Tensor; value: Tensor }> = [];
   for (let i = 0; i < c.numHiddenLayers; i++) {
     const pre = `model.layers.${i}`;
     const n1 = rmsNorm(g, h, P(`${pre}.input_layernorm.weight`), c.rmsNormEps, dtype);
-    const q = applyRope(g, g.reshape(lin(n1, `${pre}.self_attn.q_proj`), shapeBT(H, hd)), rope); // [B, T, H, hd]
+    const qr = applyRope(g, g.reshape(lin(n1, `${pre}.self_attn.q_proj`), shapeBT(H, hd)), rope); // [B, T, H, hd]
+    const q = scaleQ ? g.mul(qr, scale) : qr;
     const kNew = g.transpose(applyRope(g, g.reshape(lin(n1, `${pre}.self_attn.k_proj`), shapeBT(kvH, hd)), rope), [0, 2, 1, 3]);
     const vNew = g.transpose(g.reshape(lin(n1, `${pre}.self_attn.v_proj`), shapeBT(kvH, hd)), [0, 2, 1, 3]); // [B, kvH, T, hd]
     let [k, v] = [kNew, vNew];
@@ -187,7 +202,8 @@ export function buildDecoder(g: Graph, config: ModelConfig, opts: DecoderOptions
     }
     const q5 = g.transpose(g.reshape(q, shapeBT(kvH, rep, hd)), [0, 2, 3, 1, 4]); // [B, kvH, rep, T, hd]
     const kT = g.transpose(g.unsqueeze(k, [2]), [0, 1, 2, 4, 3]); // [B, kvH, 1, hd, S]
-    const scores = g.add(g.mul(g.cast(g.matmul(q5, kT), wide), scale), bias5); // [B, kvH, rep, T, S]
+    const raw = g.cast(g.matmul(q5, kT), wide);
+    const scores = g.add(scaleQ ? raw : g.mul(raw, scale), bias5); // [B, kvH, rep, T, S]
     const probs = g.cast(g.softmax(scores, -1), dtype);
     const ctx = g.matmul(probs, g.unsqueeze(v, [2])); // [B, kvH, rep, T, hd]
     const merged = g.reshape(g.transpose(ctx, [0, 3, 1, 2, 4]), [-1, H * hd]); // [N, H·hd]
@@ -227,7 +243,10 @@ export function causalLmLoss(g: Graph, logits: Tensor, labels: Tensor, ignoreInd
   const V = logits.shape[2];
   if (logits.rank !== 3 || typeof V !== 'number') throw new Error(`causalLmLoss: logits must be [B, T, V] with static V, got ${logits.shapeText}`);
   if (labels.rank !== 2 || labels.dtype !== 'int64') throw new Error(`causalLmLoss: labels must be int64 [B, T], got ${labels.dtype}${labels.shapeText}`);
-  const shifted = g.reshape(g.slice(logits, [0], [-1], [1]), [-1, V]);
-  const targets = g.reshape(g.slice(labels, [1], [2 ** 62], [1]), [-1]);
-  return crossEntropy(g, shifted, targets, ignoreIndex);
+  // Shift the labels, not the logits: position t is scored against labels[t + 1] and the last position
+  // against ignoreIndex (skipped, as the dropped row was). Same value, but no Slice of the [B, T, V]
+  // logits, whose gradient would scatter into a zero tensor of that size.
+  const pad = g.expand(g.scalar(ignoreIndex, 'int64'), g.concat([g.slice(g.shapeOf(labels), [0], [1]), g.ints([1])], 0));
+  const shifted = g.concat([g.slice(labels, [1], [2 ** 62], [1]), pad], 1);
+  return crossEntropy(g, g.reshape(logits, [-1, V]), g.reshape(shifted, [-1]), ignoreIndex);
 }

@@ -11,7 +11,7 @@ import { loadCheckpoint } from './checkpoint.js';
 import { buildDecoder, causalLmLoss } from './decoder.js';
 import { type NamedTensor, initParameters } from './init.js';
 import { type LoraConfig, loraParameterShapes, mergeLora } from './lora.js';
-import { hashUniform } from './lora-graph.js';
+import { dropoutKeep, dropoutSource, hashUniform } from './lora-graph.js';
 
 /** LoRA graph vs merged weights, both fp32: same function, different rounding order (outputs are O(1)). */
 const MERGED = { atol: 1e-5, rtol: 1e-5 };
@@ -141,7 +141,10 @@ describe('LoRA decoder graph', () => {
     const g = build(lora);
     const g0 = build({ ...lora, dropout: 0 });
     expect(g0.inputs.map((t) => t.name)).not.toContain('dropout_seed');
-    expect(g.nodes.length - g0.nodes.length).toBeGreaterThan(7 * c.numHiddenLayers * 10); // a hash per module
+    // One pair of hash tables per forward, then 4 Slices + Add, Add, Mul, Less, Cast, Mul per module.
+    const added = g.nodes.length - g0.nodes.length;
+    expect(added).toBeGreaterThan(7 * c.numHiddenLayers * 10);
+    expect(added).toBeLessThan(7 * c.numHiddenLayers * 10 + 250);
     const s = await session(g);
     const feeds: Record<string, HostTensor> = { input_ids: ints([1, 6], (i) => i + 3), attention_mask: ints([1, 6], () => 1), position_ids: ints([1, 6], (i) => i) };
     for (const t of adapter) feeds[t.name] = host(t);
@@ -194,6 +197,106 @@ describe('LoRA decoder graph', () => {
     };
     expect([0n, 1n, 2n].map((i) => host(12345n, 0n, i))).toEqual(PINNED);
     expect(host(12345n, 1n, 100n)).toBe(Number((r['u1']!.data as BigInt64Array)[100]));
+    await s.release();
+  });
+
+  it('dropoutKeep: Bernoulli(0.9), the documented formula, no structure in rows, columns, 2 × 2 blocks, streams or seeds', async () => {
+    const [N, I, streams, p] = [1024, 1024, 3, 0.1];
+    const g = new Graph('keep');
+    const x = g.input('x', 'float32', ['rows', I]);
+    const seed = g.input('seed', 'int64', []);
+    const src = dropoutSource(g, seed, g.gather(g.shapeOf(x), g.scalar(0, 'int64')), streams, I);
+    for (let m = 0; m < streams; m++) g.output(g.cast(dropoutKeep(g, x, p, src, m), 'uint8'), `keep${m}`);
+    const s = await session(g);
+    const feedX: HostTensor = { dtype: 'float32', dims: [N, I], data: new Float32Array(N * I) };
+    const run = async (v: bigint) => {
+      const r = await s.run({ x: feedX, seed: { dtype: 'int64', dims: [], data: BigInt64Array.of(v) } });
+      return Array.from({ length: streams }, (_, m) => r[`keep${m}`]!.data as Uint8Array);
+    };
+    const [k0, k1] = await run(12345n);
+    const [k2] = await run(12346n);
+    const [k3] = await run(12345n + 7919n);
+    const n = N * I;
+    const q = 1 - p;
+
+    // The documented formula, on the host: int64 hash → 32-bit words → int32 product → threshold.
+    const Pn = 2147483647n;
+    const rounds = [[1103515245n, 12345n, 374761393n], [48271n, 1013904223n, 668265263n], [69621n, 2654435761n % Pn, 2246822519n % Pn], [1664525n, 3266489917n % Pn, 1181783497n]];
+    const hash = (sd: bigint, stream: bigint, i: bigint) => {
+      let v = (i + ((stream * 2654435761n) % Pn)) % Pn;
+      for (const [a, c1, c2] of rounds) v = ((((v * a! + (sd % Pn) + c1!) % Pn) ** 2n) + c2!) % Pn;
+      return v;
+    };
+    const word = (sd: bigint, lo: bigint, hi: bigint, i: number) => Number(hash(sd, lo, BigInt(i)) - (hash(sd, hi, BigInt(i)) % 2n) * 2n ** 31n);
+    const w = 2 * streams;
+    const rowsT = Int32Array.from({ length: N * w }, (_, i) => word(12345n, 0n, 1n, i));
+    const colsT = Int32Array.from({ length: w * I }, (_, i) => word(12345n, 2n, 3n, i));
+    const thr = Math.round(q * 2 ** 32) - 2 ** 31;
+    const hostKeep = (m: number, r: number, c: number, additiveOnly = false) => {
+      const k1v = (rowsT[r * w + 2 * m]! + colsT[2 * m * I + c]!) | 0;
+      const k2v = (rowsT[r * w + 2 * m + 1]! + colsT[(2 * m + 1) * I + c]!) | 0;
+      return (additiveOnly ? k1v : Math.imul(k1v, k2v)) < thr ? 1 : 0;
+    };
+    let mismatches = 0;
+    for (let r = 0; r < N; r++) for (let c = 0; c < I; c++) if (hostKeep(1, r, c) !== k1![r * I + c]) mismatches++;
+    expect(mismatches).toBe(0);
+
+    const mean = (a: ArrayLike<number>) => {
+      let t = 0;
+      for (let i = 0; i < a.length; i++) t += a[i]!;
+      return t / a.length;
+    };
+    const corr = (a: (i: number) => number, b: (i: number) => number, len: number) => {
+      let [sa, sb, sab, saa, sbb] = [0, 0, 0, 0, 0];
+      for (let i = 0; i < len; i++) {
+        const [x, y] = [a(i), b(i)];
+        sa += x; sb += y; sab += x * y; saa += x * x; sbb += y * y;
+      }
+      const cov = sab / len - (sa / len) * (sb / len);
+      return cov / Math.sqrt((saa / len - (sa / len) ** 2) * (sbb / len - (sb / len) ** 2));
+    };
+    // Keep rate 0.9 within 5 standard errors, for every stream and seed.
+    for (const k of [k0!, k1!, k2!, k3!]) expect(Math.abs(mean(k) - q)).toBeLessThan(5 * Math.sqrt((p * q) / n));
+    // Horizontal / vertical neighbours, other streams, other seeds (incl. phase 1's decoder seed + 7919): uncorrelated.
+    const lim = 5 / Math.sqrt(n);
+    const at = (k: Uint8Array) => (i: number) => k[i]!;
+    expect(Math.abs(corr((i) => k0![i]!, (i) => k0![i + 1]!, n - 1))).toBeLessThan(lim);
+    expect(Math.abs(corr((i) => k0![i]!, (i) => k0![i + I]!, n - I))).toBeLessThan(lim);
+    for (const other of [k1!, k2!, k3!]) expect(Math.abs(corr(at(k0!), at(other), n))).toBeLessThan(lim);
+    // Per-row and per-column keep counts have the binomial variance I·p·q (no row or column is special).
+    const varRatio = (count: (j: number) => number, groups: number, size: number) => {
+      const c = Array.from({ length: groups }, (_, j) => count(j));
+      const mu = mean(c);
+      return c.reduce((a, v) => a + (v - mu) ** 2, 0) / (groups - 1) / (size * p * q);
+    };
+    const rowRatio = varRatio((r) => { let t = 0; for (let c = 0; c < I; c++) t += k0![r * I + c]!; return t; }, N, I);
+    const colRatio = varRatio((c) => { let t = 0; for (let r = 0; r < N; r++) t += k0![r * I + c]!; return t; }, I, N);
+    for (const v of [rowRatio, colRatio]) expect(Math.abs(v - 1)).toBeLessThan(5 * Math.sqrt(2 / 1024));
+    // 2 × 2 blocks (rows r, r + dr; columns c, c + dc): the 16 keep patterns at their independent
+    // frequencies (chi-square, 15 dof, < 60 ≈ p 1e-7). The test has power: the additive-only variant
+    // (keep = a + b < t, no product) fails it.
+    const chi2 = (keep: (r: number, c: number) => number, dr: number, dc: number) => {
+      const counts = new Array<number>(16).fill(0);
+      let blocks = 0;
+      for (let r = 0; r + dr < N; r += 2 * dr === N ? 1 : 2) {
+        if (dr === N / 2 && r >= N / 2) break;
+        for (let c = 0; c + dc < I; c += dc === I / 2 ? 1 : 2) {
+          if (dc === I / 2 && c >= I / 2) break;
+          counts[keep(r, c) | (keep(r, c + dc) << 1) | (keep(r + dr, c) << 2) | (keep(r + dr, c + dc) << 3)]! += 1;
+          blocks++;
+        }
+      }
+      let x2 = 0;
+      counts.forEach((o, pat) => {
+        let e = blocks;
+        for (let b = 0; b < 4; b++) e *= (pat >> b) & 1 ? q : p;
+        x2 += (o - e) ** 2 / e;
+      });
+      return x2;
+    };
+    const graphKeep = (r: number, c: number) => k0![r * I + c]!;
+    for (const [dr, dc] of [[1, 1], [N / 2, I / 2], [1, I / 2], [N / 2, 1]] as const) expect(chi2(graphKeep, dr, dc), `blocks ${dr} × ${dc}`).toBeLessThan(60);
+    expect(chi2((r, c) => hostKeep(0, r, c, true), N / 2, I / 2)).toBeGreaterThan(1000);
     await s.release();
   });
 });

@@ -48,6 +48,8 @@ export function applyRope(g: Graph, x: Tensor, f: RopeFactors): Tensor {
   const hd = x.shape[3];
   if (x.rank !== 4 || typeof hd !== 'number' || hd % 2 !== 0) throw new Error(`applyRope: x must be [B, T, n, hd] with even hd, got ${x.shapeText}`);
   const h = hd / 2;
-  const swapped = g.concat([g.slice(x, [h], [hd], [3]), g.slice(x, [0], [h], [3])], 3);
+  // Split (backward: one Concat) rather than two Slices (backward: iota + Slice + ScatterND each).
+  const [x1, x2] = g.op('Split', [x, g.ints([h, h])], { axis: 3 }) as [Tensor, Tensor];
+  const swapped = g.concat([x2, x1], 3);
   return g.add(g.mul(x, f.cos), g.mul(swapped, f.sinSigned));
 }

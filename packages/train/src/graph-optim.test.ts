@@ -122,6 +122,32 @@ describe('graph optimizers vs the float64 reference', () => {
     expect(step.graph.outputs.map((t) => t.name)).toEqual(['loss', 'w.grad', 'm.w.new', 'v.w.new', 'w.new']);
   });
 
+  it('global norm: one ReduceSumSquare per gradient, against float64', async () => {
+    const g = new Graph('norm');
+    const shapes: Record<string, number[]> = { big: [2049, 2048], a: [3, 4], b: [5] }; 
+    const grads = Object.fromEntries(Object.entries(shapes).map(([n, s]) => [n, g.input(n, 'float32', s)]));
+    const clipped = clipByGlobalNormGraph(g, grads, 1);
+    g.output(clipped.norm, 'norm');
+    g.output(clipped.grads.a as Tensor, 'a.clipped');
+    g.prune();
+    expect(g.nodes.filter((n) => n.op === 'ReduceSumSquare').map((n) => g.value(n.inputs[0]!).shape)).toEqual([[2049, 2048], [3, 4], [5]]);
+    await using s = await Session.create(serialize(g).model);
+    const feeds: Record<string, HostTensor> = {};
+    let sq = 0;
+    for (const [i, [n, sh]] of Object.entries(shapes).entries()) {
+      const size = sh.reduce((p, q) => p * q, 1);
+      const v = Float32Array.from({ length: size }, (_, k) => Math.sin(0.37 * k + i) * (n === 'big' ? 1e-3 : 1));
+      for (const x of v) sq += x * x;
+      feeds[n] = { dtype: 'float32', dims: sh, data: v };
+    }
+    const out = await s.run(feeds);
+    const norm = Math.sqrt(sq);
+    const SUM4M = { rtol: 2e-5, atol: 0 }; // float32 sum of 4.2 M squares (ORT CPU) vs float64
+    expect(out.norm!.data).toBeAllclose([norm], SUM4M);
+    const coef = Math.min(1, 1 / (norm + 1e-6));
+    expect(out['a.clipped']!.data).toBeAllclose(Array.from(feeds.a!.data as Float32Array, (x) => x * coef), SUM4M);
+  });
+
   it('rejects bad configs with one-line errors', () => {
     expect(() => graphOptimizer({ kind: 'adamw', lr: -1 })).toThrow(/optimizer\.lr.*finite and >= 0, got -1/);
     expect(() => graphOptimizer({ kind: 'adamw', lr: 1, beta2: 1 })).toThrow(/beta2.*\[0, 1\)/);

@@ -6,13 +6,12 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Rng } from '@latent-sft/core';
-import { Graph } from '@latent-sft/graph';
 import {
-  buildDecoder, causalLmLoss, llama32_1b, loraParameterShapes, parameterCount, parameterShapes,
-  type LoraConfig, type ModelConfig,
+  llama32_1b, loraParameterShapes, parameterCount, parameterShapes, type LoraConfig, type ModelConfig,
 } from '@latent-sft/models';
 import type { Device, HostTensor } from '@latent-sft/runtime';
-import { type Objective, Trainer, inlineGraph } from '@latent-sft/train';
+import { Trainer } from '@latent-sft/train';
+import { BENCH_LORA, benchObjective } from './train-objective.js';
 
 const { values } = parseArgs({ options: {
   which: { type: 'string', default: 'train,lora' }, batch: { type: 'string', default: '8' }, seq: { type: 'string', default: '512' },
@@ -25,26 +24,7 @@ const B = Number(values.batch), T = Number(values.seq), steps = Number(values.st
 const base = llama32_1b();
 const config: ModelConfig = values.layers ? { ...base, numHiddenLayers: Number(values.layers) } : base;
 const emit = (o: Record<string, unknown>) => process.stdout.write(`BENCH ${JSON.stringify(o)}\n`);
-const spec = (shape: number[]) => ({ dtype: 'float32' as const, shape });
-const ids = { dtype: 'int64' as const, shape: [B, T] };
-
-function objective(lora: LoraConfig | null): Objective {
-  const baseSpecs = Object.fromEntries(parameterShapes(config).map((p) => [p.name, spec(p.shape)]));
-  const adapters = lora ? Object.fromEntries(loraParameterShapes(config, lora).map((p) => [p.name, spec(p.shape)])) : {};
-  return {
-    trainable: lora ? adapters : baseSpecs,
-    frozen: lora ? baseSpecs : {},
-    batch: { input_ids: ids, attention_mask: ids, position_ids: ids, labels: ids, ...(lora && lora.dropout > 0 ? { dropout_seed: { dtype: 'int64' as const, shape: [] } } : {}) },
-    buildLoss(g, trainable, inputs) {
-      const sub = new Graph('decoder');
-      const dec = buildDecoder(sub, config, { input: 'ids', mask: 'padding', params: { kind: 'inputs' }, markOutputs: false,
-        maxPositions: T, dtype: compute, ...(lora ? { lora: { config: lora, mode: 'train' as const } } : {}) });
-      const loss = causalLmLoss(sub, dec.logits!, sub.input('labels', 'int64', [B, T]));
-      return { loss: inlineGraph(g, sub, { ...trainable, ...inputs })(loss) };
-    },
-    countTokens: () => B * T,
-  };
-}
+const objective = (lora: LoraConfig | null) => benchObjective(config, B, T, compute, lora);
 
 // Benchmark init (as forward-1b.ts): normal(0, 0.02) values from a seeded table, ones for norms.
 const rng = Rng.fromSeed(0);
@@ -69,9 +49,7 @@ function batch(): Record<string, HostTensor> {
 }
 
 async function run(which: 'train' | 'lora') {
-  const lora: LoraConfig | null = which === 'lora'
-    ? { r: 64, alpha: 128, dropout: 0.1, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], bias: 'none', taskType: 'CAUSAL_LM' }
-    : null;
+  const lora: LoraConfig | null = which === 'lora' ? BENCH_LORA : null;
   const weights = Object.fromEntries(parameterShapes(config).map((p) => [p.name, fill(p.shape, p.init === 'ones' ? 'ones' : 'normal')]));
   const adapters = lora ? Object.fromEntries(loraParameterShapes(config, lora).map((p) => [p.name, fill(p.shape, p.kind === 'A' ? 'normal' : 'zeros')])) : {};
   let t0 = performance.now();
