@@ -1,0 +1,69 @@
+// The experiment driver end to end on the CPU, at toy size: every stage runs as its own process of the
+// app CLIs; a second run skips everything; a changed stage config reruns only that stage and what
+// depends on it, and a failing stage blocks its dependents and fails the run in one line.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = resolve(import.meta.dirname, '..', '..', '..');
+const SCRIPT = join(ROOT, 'tools', 'pipeline', 'src', 'experiment.ts');
+
+const train = (steps: number) => ({ steps, batchSize: 4, lr: 0.01, keepLast: 1 });
+const plan = {
+  name: 'driver-test',
+  device: 'cpu',
+  concurrency: 2,
+  model: { hiddenSize: 32, intermediateSize: 64, layers: 1, heads: 2, kvHeads: 1, vocab: 'corpus' },
+  data: { source: 'multiplication', count: 12, digitsA: 1, digitsB: 2, seed: 3 },
+  stages: {
+    cotSft: { train: train(3) }, noCot: { train: train(3) },
+    phase1Encoder: { lora: { r: 4 }, train: train(2) }, phase1Decoder: { lora: { r: 4 }, train: train(2) },
+    phase1Union: { lora: { r: 4 }, train: train(2) }, cache: { batchSize: 8 }, phase2: { lora: { r: 4 }, train: train(2) },
+  },
+  rows: [{ id: 'r4', label: 'Latent-SFT(4)', r: 4 }],
+  eval: { datasets: ['multiplication-1x2'], seeds: [1], limit: 3, batchSize: 4, maxLatent: 4, maxNewTokens: 4 },
+};
+
+interface StageRecord { id: string; status: string }
+function run(planFile: string, out: string): { status: number | null; stderr: string; stages: Map<string, string> } {
+  const r = spawnSync(process.execPath, ['--conditions=@latent-sft/source', '--import', 'tsx', SCRIPT, 'run', '--plan', planFile, '--out', out], {
+    cwd: ROOT, encoding: 'utf8', timeout: 240_000,
+  });
+  const file = join(out, 'stages.json');
+  const stages = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { stages: StageRecord[] }).stages : [];
+  return { status: r.status, stderr: r.stderr, stages: new Map(stages.map((s) => [s.id, s.status])) };
+}
+
+describe('experiment driver (CPU, toy plan)', () => {
+  it('runs every stage, skips them on a rerun, and blocks the dependents of a failing stage', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'driver-'));
+    const planFile = join(dir, 'plan.json');
+    const out = join(dir, 'out');
+    writeFileSync(planFile, JSON.stringify(plan));
+
+    const first = run(planFile, out);
+    expect(first.status, first.stderr.slice(-2000)).toBe(0);
+    expect([...first.stages.values()]).toEqual(Array(11).fill('done'));
+    const table = readFileSync(join(out, 'table.md'), 'utf8');
+    for (const label of ['No-CoT', 'CoT-SFT', 'Latent-SFT(4)']) expect(table).toContain(`| ${label} |`);
+    expect(table).toContain('`pnpm phase1 encoder --config ');
+    expect(existsSync(join(out, 'r4', 'phase2', 'hf', 'latent.json'))).toBe(true);
+
+    const second = run(planFile, out);
+    expect(second.status, second.stderr.slice(-2000)).toBe(0);
+    expect([...second.stages.values()]).toEqual(Array(11).fill('skipped'));
+
+    // A union LoRA rank of 0 is refused by the phase1 app: the union fails, everything after it is blocked.
+    writeFileSync(planFile, JSON.stringify({ ...plan, stages: { ...plan.stages, phase1Union: { lora: { r: 0 }, train: train(2) } } }));
+    const third = run(planFile, out);
+    expect(third.status).toBe(1);
+    expect(third.stderr).toMatch(/error: 5 stage\(s\) failed or blocked: r4\/phase1-union, r4\/m1, r4\/latents, r4\/phase2, eval\/r4/);
+    expect(third.stages.get('r4/phase1-union')).toBe('failed');
+    expect(third.stages.get('r4/phase2')).toBe('blocked');
+    expect(third.stages.get('r4/phase1-decoder')).toBe('skipped');
+    expect(third.stages.get('eval/cot')).toBe('skipped');
+    expect(readFileSync(join(out, 'logs', 'r4__phase1-union.log'), 'utf8')).toMatch(/lora\.r/);
+  }, 300_000);
+});
