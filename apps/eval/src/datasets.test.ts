@@ -7,25 +7,17 @@ import { join } from 'node:path';
 import type { Logger } from '@latent-sft/core';
 import { multiplicationCot, multiplicationSplit, multiplicationTestSet } from '@latent-sft/data';
 import { type EvalRow, type EvalSummary, datasetAnswerKind, extractAnswer, isEquivalent } from '@latent-sft/eval';
-import { initParameters, modelConfigToJson, parseModelConfig, saveCheckpoint, tinyLlama } from '@latent-sft/models';
-import { type Tokenizer, loadTokenizer, materializeTokenizer } from '@latent-sft/tokenizer';
+import type { Tokenizer } from '@latent-sft/tokenizer';
+import { oneLineError } from '@latent-sft/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './cli.js';
+import { writeTinyLlama } from './tiny-model.testing.js';
 import { loadEvalDataset, parseEvalDataset } from './datasets.js';
 import { parseDatasets } from './run.js';
 
 const SLOW = 240_000;
 
-function message(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    const m = (e as Error).message;
-    expect(m).not.toContain('\n');
-    return m;
-  }
-  throw new Error('did not throw');
-}
+const message = oneLineError;
 
 describe('parseDatasets with multiplication test sets', () => {
   it('accepts multiplication-<A>x<B> next to the file-backed names', () => {
@@ -69,11 +61,7 @@ describe('eval run on multiplication-2x2 (CPU, tiny random model)', () => {
 
   beforeAll(async () => {
     model = join(root, 'tiny-llama-128k');
-    const base = tinyLlama({ vocabSize: 128256, hiddenSize: 32, intermediateSize: 64, numHiddenLayers: 1, numAttentionHeads: 2, numKeyValueHeads: 1 });
-    const config = parseModelConfig({ ...modelConfigToJson(base), bos_token_id: 128000, eos_token_id: [128001, 128009], max_position_embeddings: 512 });
-    saveCheckpoint(model, config, initParameters(config, { seed: 11 }));
-    materializeTokenizer('llama-3.2', model);
-    tok = await loadTokenizer(model);
+    tok = await writeTinyLlama(model);
   }, SLOW);
 
   it('writes 4 integer-judged rows with ECR against the partial-product CoT, and a summary column multiplication-2x2', async () => {

@@ -11,10 +11,10 @@ import { loadDataset } from '@latent-sft/data';
 import {
   type EvalRow, type EvalSummary, datasetAnswerKind, extractAnswer, formatValue, isEquivalent,
 } from '@latent-sft/eval';
-import { initParameters, modelConfigToJson, parseModelConfig, saveCheckpoint, tinyLlama } from '@latent-sft/models';
-import { THINK, type Tokenizer, encodeExample, latentMarkerIds, loadTokenizer, materializeTokenizer } from '@latent-sft/tokenizer';
+import { THINK, type Tokenizer, encodeExample, latentMarkerIds } from '@latent-sft/tokenizer';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './cli.js';
+import { writeTinyLlama } from './tiny-model.testing.js';
 import { TokenText, buildRow, explicitReasoningLength, findSubsequence, parseIntList, promptIds } from './run.js';
 
 const SLOW = 240_000;
@@ -54,12 +54,7 @@ const common = (out: string, limit = 5) => ['run', '--model', model, '--datasets
 
 beforeAll(async () => {
   model = join(root, 'tiny-llama-128k');
-  const base = tinyLlama({ vocabSize: 128256, hiddenSize: 32, intermediateSize: 64, numHiddenLayers: 1, numAttentionHeads: 2, numKeyValueHeads: 1 });
-  // Llama-3.2 special ids, so the answer stops on <|eot_id|> / <|end_of_text|>.
-  const config = parseModelConfig({ ...modelConfigToJson(base), bos_token_id: 128000, eos_token_id: [128001, 128009], max_position_embeddings: 512 });
-  saveCheckpoint(model, config, initParameters(config, { seed: 11 }));
-  materializeTokenizer('llama-3.2', model);
-  tok = await loadTokenizer(model);
+  tok = await writeTinyLlama(model);
 });
 
 describe('eval run (latent)', () => {

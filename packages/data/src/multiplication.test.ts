@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { oneLineError } from '@latent-sft/testing';
 import { describe, expect, it } from 'vitest';
 import {
   MULTIPLICATION_TEST_SEED, generateMultiplication, isMultiplicationDataset, multiplicationCot, multiplicationDatasetName,
@@ -143,16 +144,7 @@ describe('multiplication train/test split', () => {
   });
 
   it('rejects bad splits and counts with one-line errors, and bounds big spaces conservatively', () => {
-    const bad = (f: () => unknown): string => {
-      try {
-        f();
-      } catch (e) {
-        const m = (e as Error).message;
-        expect(m).not.toContain('\n');
-        return m;
-      }
-      throw new Error('did not throw');
-    };
+    const bad = oneLineError;
     expect(bad(() => generateMultiplication({ count: 1, digits: [2, 2], seed: 1, split: 'valid' as unknown as 'test' })))
       .toBe("field 'split': expected one of train, test, all, got valid");
     expect(bad(() => generateMultiplication({ count: -1, digits: [2, 2], seed: 1, split: 'test' }))).toMatch(/^field 'count': must be an integer >= 0/);

@@ -8,13 +8,13 @@
 //   - the hidden cache graph outputs the encoder states h whose h·Wᵀ top-k is the soft cache's top-k;
 //   - collation / Gumbel refuse mixed or hidden teachers in one line.
 import { Rng } from '@latent-sft/core';
-import { Graph, type Tensor, grad, serialize } from '@latent-sft/graph';
+import { Graph, serialize } from '@latent-sft/graph';
 import { matrix, topKDistribution } from '@latent-sft/latent';
 import { buildDecoder } from '@latent-sft/models';
 import { type HostTensor, Session } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
 import { COMPRESS, PAD, V, config, examples, loraFeeds, weightFeeds } from '../test/fixtures.js';
-import { nums } from '../test/helpers.js';
+import { handCrossEntropy, lossSession, nums } from '../test/helpers.js';
 import {
   type HiddenTeacherLatents, type Phase2Example, type Phase2Teacher, buildLatentCacheGraph, collatePhase2, computeHiddenLatents, computeLatents,
   defaultLora, encoderConfig, perturbTeacher, phase1LoraDefaults, phase2HiddenTerms, phase2Objective,
@@ -37,21 +37,9 @@ const ex2 = (seed: number): Phase2Example<HiddenTeacherLatents>[] => {
   return examples.map((e, i) => ({ ...e, teacher: hiddenTeacher(rng, i === 0 ? 3 : 2) }));
 };
 
-function objectiveGraph(ceWeight: number, klWeight: number, withGrads: boolean): { g: Graph; trainable: string[] } {
-  const obj = phase2Objective(config, { latent: 'hidden', lora, dtype: 'float64', ceWeight, klWeight });
-  const g = new Graph('p2hidden');
-  const tr: Record<string, Tensor> = {};
-  for (const [n, s] of Object.entries(obj.trainable)) tr[n] = g.input(n, s.dtype, s.shape);
-  const inputs: Record<string, Tensor> = {};
-  for (const [n, s] of Object.entries({ ...obj.frozen, ...obj.batch })) inputs[n] = g.input(n, s.dtype, s.shape);
-  const { loss, metrics } = obj.buildLoss(g, tr, inputs);
-  g.output(loss, 'loss');
-  for (const [n, t] of Object.entries(metrics ?? {})) g.output(t, `metric.${n}`);
-  const names = Object.keys(tr);
-  if (withGrads) grad(g, loss, names.map((n) => tr[n] as Tensor)).forEach((t, i) => g.output(t, `${names[i]}.grad`));
-  g.prune();
-  return { g, trainable: names };
-}
+/** The objective (answer CE + klWeight · MSE) as a loss session in float64, ORT graph optimisations 'basic'. */
+const objectiveSession = (ceWeight: number, klWeight: number, withGrads: boolean) =>
+  lossSession(phase2Objective(config, { latent: 'hidden', lora, dtype: 'float64', ceWeight, klWeight }), withGrads, { graphOptimizationLevel: 'basic' });
 
 const basic = (g: Graph) => Session.create(serialize(g).model, { graphOptimizationLevel: 'basic' });
 
@@ -66,8 +54,7 @@ describe('phase 2, hidden-state latents', () => {
     const feeds = { ...weights, ...adapter, ...batch.feeds };
 
     // The objective (ce weight 1, mse weight 0.7) and its terms.
-    const { g } = objectiveGraph(1, 0.7, false);
-    const out = await (await basic(g)).run(feeds);
+    const out = await (await objectiveSession(1, 0.7, false)).run(feeds);
     const [loss, ce, mse] = ['loss', 'metric.ce', 'metric.mse'].map((n) => nums(out[n])[0]!);
 
     // The reference: a plain decoder over inputs_embeds built here.
@@ -88,20 +75,8 @@ describe('phase 2, hidden-state latents', () => {
     const hidden = nums(refOut.last_hidden_state);
 
     // CE: token mean of -log softmax(logits[b,p])[labels[b,p+1]].
-    const labels = nums(batch.feeds.labels);
-    let sum = 0;
-    let n = 0;
-    for (let b = 0; b < B; b++) {
-      for (let p = 0; p + 1 < T; p++) {
-        const y = labels[b * T + p + 1]!;
-        if (y === -100) continue;
-        const row = logits.slice((b * T + p) * V, (b * T + p + 1) * V);
-        const mx = Math.max(...row);
-        sum += mx + Math.log(row.reduce((a, v) => a + Math.exp(v - mx), 0)) - row[y]!;
-        n += 1;
-      }
-    }
-    expect(ce).toBeAllclose(sum / n, F64);
+    const ceRef = handCrossEntropy(logits, nums(batch.feeds.labels), B, T, V);
+    expect(ce).toBeAllclose(ceRef, F64);
     // MSE: per example the mean over its latents and dims of (hidden[s+t-1] - teacher_t)^2, then the batch mean.
     let mseRef = 0;
     exs.forEach((ex, b) => {
@@ -115,7 +90,7 @@ describe('phase 2, hidden-state latents', () => {
     mseRef /= B;
     expect(mse).toBeAllclose(mseRef, F64);
     expect(mse).toBeGreaterThan(0.1);
-    expect(loss).toBeAllclose(sum / n + 0.7 * mseRef, F64);
+    expect(loss).toBeAllclose(ceRef + 0.7 * mseRef, F64);
 
     // The terms' student rows are the plain decoder's hidden rows before each slot.
     const tg = new Graph('terms');
@@ -140,8 +115,8 @@ describe('phase 2, hidden-state latents', () => {
   it('the MSE gradient equals central finite differences (ceWeight 0)', async () => {
     const exs = ex2(22);
     const batch = collatePhase2(exs, { padId: PAD, latent: 'hidden', vocabSize: V, dtype: 'float64' });
-    const { g, trainable } = objectiveGraph(0, 1, true);
-    const s = await basic(g);
+    const s = await objectiveSession(0, 1, true);
+    const trainable = Object.keys(phase2Objective(config, { latent: 'hidden', lora, dtype: 'float64' }).trainable);
     const fixed = { ...weightFeeds(5, '', 'float64'), ...batch.feeds };
     const params = loraFeeds(config, lora, 6, '', 'float64', true);
     const out = await s.run({ ...fixed, ...params });

@@ -1,11 +1,11 @@
 // Test helpers: a loss graph of an Objective with its metrics and gradients (the same wiring as
 // graph.buildTrainStep, plus metric outputs), run on ORT CPU.
 import { Graph, type Tensor, grad, serialize } from '@latent-sft/graph';
-import { type HostTensor, Session } from '@latent-sft/runtime';
+import { type HostTensor, Session, type SessionOptions } from '@latent-sft/runtime';
 import type { Objective } from '../src/index.js';
 
 /** Session over loss, metrics (`metric.<name>`) and, when asked, `<name>.grad` of every trainable input. */
-export async function lossSession(obj: Objective, withGrads: boolean): Promise<Session> {
+export async function lossSession(obj: Objective, withGrads: boolean, opts: SessionOptions = {}): Promise<Session> {
   const g = new Graph('objective');
   const tr: Record<string, Tensor> = {};
   for (const [n, s] of Object.entries(obj.trainable)) tr[n] = g.input(n, s.dtype, s.shape);
@@ -20,7 +20,7 @@ export async function lossSession(obj: Objective, withGrads: boolean): Promise<S
     names.forEach((n, i) => g.output(gs[i] as Tensor, `${n}.grad`));
   }
   g.prune();
-  return Session.create(serialize(g).model);
+  return Session.create(serialize(g).model, opts);
 }
 
 /** The scalar value of an output. */
@@ -35,3 +35,23 @@ export const f32 = (dims: number[], data: ArrayLike<number>): HostTensor => ({ d
 
 /** The values of a tensor as numbers. */
 export const nums = (t: HostTensor | undefined): number[] => Array.from((t?.data ?? []) as ArrayLike<number | bigint>, Number);
+
+/**
+ * The shifted next-token cross-entropy by hand: token mean over every (b, p) whose label at p + 1 is not
+ * -100 of −log softmax(logits[b, p])[labels[b, p + 1]]; logits [B, T, V], labels [B, T], row-major.
+ */
+export function handCrossEntropy(logits: ArrayLike<number>, labels: ArrayLike<number>, B: number, T: number, V: number): number {
+  let sum = 0;
+  let n = 0;
+  for (let b = 0; b < B; b++) {
+    for (let p = 0; p + 1 < T; p++) {
+      const y = labels[b * T + p + 1] as number;
+      if (y === -100) continue;
+      const row = Array.from({ length: V }, (_, v) => logits[(b * T + p) * V + v] as number);
+      const mx = Math.max(...row);
+      sum += mx + Math.log(row.reduce((a, v) => a + Math.exp(v - mx), 0)) - (row[y] as number);
+      n += 1;
+    }
+  }
+  return sum / n;
+}

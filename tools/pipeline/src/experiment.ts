@@ -105,6 +105,11 @@ function spawnStage(stage: Stage, file: string, log: string): Promise<number> {
   });
 }
 
+/** A stage id as one file name ('r4/phase2' → 'r4__phase2'). */
+const flat = (id: string): string => id.replaceAll('/', '__');
+/** Where a stage's app config is written (the file its child process and a user's rerun read). */
+const configFile = (dir: string, id: string): string => join(dir, 'configs', `${flat(id)}.json`);
+
 /** Runs every stage whose dependencies are done, `concurrency` at a time. */
 async function runStages(stages: readonly Stage[], dir: string, concurrency: number, logger: Logger): Promise<StageResult[]> {
   const results = new Map<string, StageResult>();
@@ -112,15 +117,15 @@ async function runStages(stages: readonly Stage[], dir: string, concurrency: num
   const pending = [...stages];
   const running = new Map<string, Promise<void>>();
   const launch = (st: Stage): void => {
-    const file = join(dir, 'configs', `${st.id.replaceAll('/', '__')}.json`);
-    const log = join(dir, 'logs', `${st.id.replaceAll('/', '__')}.log`);
+    const file = configFile(dir, st.id);
+    const log = join(dir, 'logs', `${flat(st.id)}.log`);
     const hash = configHash(st.config);
     const done = join(dir, st.out, DONE);
     const base: Omit<StageResult, 'status' | 'wallSeconds'> = {
       id: st.id, app: st.app, command: userCommand(st.app, file), log, ...(st.examples !== undefined ? { examples: st.examples } : {}),
     };
-    if (existsSync(done) && (JSON.parse(readFileSync(done, 'utf8')) as { hash: string }).hash === hash) {
-      const prev = JSON.parse(readFileSync(done, 'utf8')) as { wallSeconds: number };
+    const prev = existsSync(done) ? (JSON.parse(readFileSync(done, 'utf8')) as { hash: string; wallSeconds: number }) : null;
+    if (prev !== null && prev.hash === hash) {
       results.set(st.id, { ...base, status: 'skipped', wallSeconds: prev.wallSeconds });
       progress.tick(1, { last: `${st.id} (done earlier)` });
       return;
@@ -143,7 +148,7 @@ async function runStages(stages: readonly Stage[], dir: string, concurrency: num
       progress.tick(1, { last: st.id });
     }));
   };
-  for (const st of stages) writeJsonAtomic(join(dir, 'configs', `${st.id.replaceAll('/', '__')}.json`), st.config);
+  for (const st of stages) writeJsonAtomic(configFile(dir, st.id), st.config);
   while (pending.length > 0 || running.size > 0) {
     for (let i = 0; i < pending.length && running.size < concurrency;) {
       const st = pending[i] as Stage;
