@@ -1,7 +1,8 @@
 // The typed ONNX graph builder (default domain, opset 18): values with dtype and (possibly symbolic)
 // shape, nodes appended in topological order, shape/dtype inference on every op call, and build-time
 // folding of small int64 shape arithmetic (Shape → Gather → Concat on static dims becomes an
-// initializer). Leaves out subgraphs (If/Loop), sequences, optional types and non-default domains.
+// initializer). Leaves out subgraphs (If/Loop), sequences and optional types; the only non-default
+// domain is latent_sft (the fused optimizer ops of ops.ts).
 import { type DType, type TensorData, dtypeArray, isFloat, typedFrom } from './dtype.js';
 import { type AttrValue, type InferRule, type OpAttrs, type OpType, inferRules, opOutputCount } from './ops.js';
 

@@ -2,7 +2,7 @@
 // reverse-mode autodiff to standard ONNX ops, and training-step graphs.
 export { Graph, Tensor, OPSET, isStatic, showShape } from './graph.js';
 export type { ConstTensor, Dim, InferredOut, Node } from './graph.js';
-export { attrKinds, broadcastShapes, inferRules, nonDifferentiableOps, normAxis } from './ops.js';
+export { attrKinds, broadcastShapes, customOpDomains, inferRules, nonDifferentiableOps, normAxis } from './ops.js';
 export type { AttrValue, DifferentiableOp, InferRule, NonDifferentiableOp, OpAttrs, OpType } from './ops.js';
 export { dtypeArray, dtypeBytes, dtypeOfCode, f16BitsToNumber, f32ToF16Bits, isFloat, onnxTypeCode, typedFrom } from './dtype.js';
 export type { DType, TensorData } from './dtype.js';

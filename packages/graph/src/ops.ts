@@ -1,4 +1,5 @@
-// The op table: every ONNX op the builder knows (opset 18), its attributes as a TypeScript type, and
+// The op table: every ONNX op the builder knows (opset 18, plus the fused optimizer ops of domain
+// latent_sft that the runtime addon implements), its attributes as a TypeScript type, and
 // one shape/dtype inference rule per op in an exhaustive mapped table. Optional inputs are null.
 // Leaves out ops the project does not use; adding one means adding its attrs, rule and gradient.
 import { type DType, isFloat } from './dtype.js';
@@ -30,7 +31,13 @@ export interface OpAttrs {
   ArgMax: { axis?: number; keepdims?: number; select_last_index?: number };
   ScatterND: { reduction?: 'none' | 'add' | 'mul' };
   ScatterElements: { axis?: number; reduction?: 'none' | 'add' | 'mul' };
+  // Domain latent_sft (kernels in @latent-sft/runtime's addon): fused optimizer ops.
+  AdamW: { beta2: number; one_minus_beta1: number; one_minus_beta2: number; eps: number };
+  SumSquares: {};
 }
+
+/** Ops outside the default ONNX domain, and their domain (serialized with opset version 1). */
+export const customOpDomains: { readonly [P in OpType]?: string } = { AdamW: 'latent_sft', SumSquares: 'latent_sft' };
 
 /** Every op type of the table. */
 export type OpType = keyof OpAttrs;
@@ -38,7 +45,7 @@ export type OpType = keyof OpAttrs;
 /** Ops through which no gradient flows (integer/boolean results, shape queries, scatters used by backward). */
 export type NonDifferentiableOp =
   | 'Shape' | 'Size' | 'ConstantOfShape' | 'Range' | 'Equal' | 'Less' | 'Greater' | 'Not' | 'And' | 'Or'
-  | 'ArgMax' | 'ScatterND' | 'ScatterElements';
+  | 'ArgMax' | 'ScatterND' | 'ScatterElements' | 'AdamW' | 'SumSquares';
 
 /** Ops that have a gradient rule (exhaustively: all others). */
 export type DifferentiableOp = Exclude<OpType, NonDifferentiableOp>;
@@ -46,7 +53,7 @@ export type DifferentiableOp = Exclude<OpType, NonDifferentiableOp>;
 /** The list of non-differentiable ops, typed so that it must stay complete. */
 export const nonDifferentiableOps: { readonly [P in NonDifferentiableOp]: true } = {
   Shape: true, Size: true, ConstantOfShape: true, Range: true, Equal: true, Less: true, Greater: true,
-  Not: true, And: true, Or: true, ArgMax: true, ScatterND: true, ScatterElements: true,
+  Not: true, And: true, Or: true, ArgMax: true, ScatterND: true, ScatterElements: true, AdamW: true, SumSquares: true,
 };
 
 type AllAttrNames = { [P in OpType]: keyof OpAttrs[P] }[OpType];
@@ -55,6 +62,7 @@ export const attrKinds: { readonly [K in AllAttrNames]: 'int' | 'float' | 'ints'
   alpha: 'float', beta: 'float', transA: 'int', transB: 'int', axis: 'int', keepdims: 'int',
   noop_with_empty_axes: 'int', allowzero: 'int', perm: 'ints', num_outputs: 'int', to: 'dtype', largest: 'int',
   sorted: 'int', value: 'tensor', select_last_index: 'int', reduction: 'string',
+  beta2: 'float', one_minus_beta1: 'float', one_minus_beta2: 'float', eps: 'float',
 };
 
 type In = Tensor | null;
@@ -198,6 +206,7 @@ function sliceDim(d: Dim, start: number, end: number, step: number, fresh: () =>
 /** Output count of ops whose count depends on attrs/inputs (Split, TopK); 1 otherwise. */
 export function opOutputCount(op: OpType, nSplit?: number): number {
   if (op === 'TopK') return 2;
+  if (op === 'AdamW') return 3;
   if (op === 'Split') return nSplit ?? 1;
   return 1;
 }
@@ -514,6 +523,36 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     if (idx.rank !== data.rank || upd.rank !== data.rank) throw new Error('data, indices and updates need the same rank');
     normAxis(attrs.axis ?? 0, data.rank);
     return [{ dtype: data.dtype, shape: [...data.shape] }];
+  },
+  // p, g, m, v, step_size, decay, bc2_sqrt, coef → p', m', v' (runtime/native/src/fused_ops.cc).
+  AdamW: (g, inputs, attrs) => {
+    arity(inputs, 8);
+    const p = need(inputs, 0, 'p');
+    const gr = need(inputs, 1, 'g');
+    if (p.dtype !== 'float32') throw new Error(`p must be float32, got ${p.dtype}`);
+    if (!['float32', 'bfloat16', 'float16'].includes(gr.dtype)) throw new Error(`g must be float32, bfloat16 or float16, got ${gr.dtype}`);
+    for (const [i, what] of [[1, 'g'], [2, 'm'], [3, 'v']] as const) {
+      const x = need(inputs, i, what);
+      if (x.rank !== p.rank || !x.shape.every((d, j) => dimEq(d, p.shape[j] as Dim))) throw new Error(`${what} must have the shape of p`);
+      if (i > 1 && x.dtype !== 'float32') throw new Error(`${what} must be float32, got ${x.dtype}`);
+    }
+    ['step_size', 'decay', 'bc2_sqrt', 'coef'].forEach((what, i) => {
+      const s = need(inputs, 4 + i, what);
+      if (s.dtype !== 'float32' || s.rank !== 0) throw new Error(`${what} must be a float32 scalar, got ${s.dtype}${s.shapeText}`);
+    });
+    for (const k of ['beta2', 'one_minus_beta1', 'one_minus_beta2', 'eps'] as const) {
+      if (typeof attrs[k] !== 'number' || !Number.isFinite(attrs[k])) throw new Error(`attribute ${k} must be a finite number`);
+    }
+    return [0, 1, 2].map(() => ({ dtype: 'float32' as const, shape: [...p.shape] }));
+  },
+  // x_1 .. x_k (float dtypes) → float32 scalar Σ x² (accumulated in float64).
+  SumSquares: (g, inputs) => {
+    if (inputs.length < 1) throw new Error('expects at least 1 input');
+    for (let i = 0; i < inputs.length; i++) {
+      const x = need(inputs, i, `x${i}`);
+      if (!['float32', 'bfloat16', 'float16'].includes(x.dtype)) throw new Error(`input ${i} must be float32, bfloat16 or float16, got ${x.dtype}`);
+    }
+    return [{ dtype: 'float32', shape: [] }];
   },
 };
 

@@ -14,7 +14,7 @@ import {
 import type { AttributeProto, TensorProto, ValueInfoProto } from 'onnx-buf';
 import { onnxTypeCode } from './dtype.js';
 import { type ConstTensor, type Graph, OPSET, type Tensor } from './graph.js';
-import { type AttrValue, attrKinds } from './ops.js';
+import { type AttrValue, attrKinds, customOpDomains } from './ops.js';
 
 /** Options of `serialize`. */
 export interface SerializeOptions {
@@ -106,7 +106,7 @@ export function serialize(graph: Graph, opts: SerializeOptions = {}): Serialized
   const graphProto = create(GraphProtoSchema, {
     name: graph.name,
     node: graph.nodes.map((n) => create(NodeProtoSchema, {
-      name: n.name, opType: n.op, input: [...n.inputs], output: [...n.outputs],
+      name: n.name, opType: n.op, domain: (customOpDomains as Record<string, string | undefined>)[n.op] ?? '', input: [...n.inputs], output: [...n.outputs],
       attribute: Object.keys(n.attrs).sort().map((k) => attribute(k, n.attrs[k] as AttrValue)),
     })),
     initializer,
@@ -117,7 +117,11 @@ export function serialize(graph: Graph, opts: SerializeOptions = {}): Serialized
     irVersion: 8n,
     producerName: opts.producer ?? '@latent-sft/graph',
     producerVersion: '0.1.0',
-    opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: BigInt(OPSET) })],
+    opsetImport: [
+      create(OperatorSetIdProtoSchema, { domain: '', version: BigInt(OPSET) }),
+      ...[...new Set(graph.nodes.map((n) => (customOpDomains as Record<string, string | undefined>)[n.op]).filter((d): d is string => d !== undefined))]
+        .sort().map((domain) => create(OperatorSetIdProtoSchema, { domain, version: 1n })),
+    ],
     graph: graphProto,
   });
   return { model: toBinary(ModelProtoSchema, model), external, externalBytes: offset };

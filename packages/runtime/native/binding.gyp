@@ -10,12 +10,12 @@
   "targets": [
     {
       "target_name": "latent_sft_ort",
-      "sources": ["src/addon.cc"],
+      "sources": ["src/addon.cc", "src/fused_ops.cc"],
       "include_dirs": ["<(napi_include_dir)", "<(ort_include_dir)"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_CPP_EXCEPTIONS_ALL"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-ffp-contract=off"],
       "ldflags": ["-L<(ort_lib_dir)", "-Wl,-rpath,'<(ort_rpath)'", "-Wl,--enable-new-dtags"],
       "libraries": ["-l:libonnxruntime.so.1", "-ldl"]
     }

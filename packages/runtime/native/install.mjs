@@ -114,7 +114,7 @@ function main() {
   const addon = join(buildDir, 'latent_sft_ort.node');
   const stampFile = join(nativeDir, 'build', 'stamp.txt');
   const hash = createHash('sha256');
-  for (const f of ['src/addon.cc', 'binding.gyp', 'install.mjs']) hash.update(readFileSync(join(nativeDir, f)));
+  for (const f of ['src/addon.cc', 'src/fused_ops.cc', 'src/fused_ops.h', 'binding.gyp', 'install.mjs']) hash.update(readFileSync(join(nativeDir, f)));
   hash.update(readFileSync(join(headers, 'onnxruntime_cxx_api.h')));
   hash.update([rpathAbsolute, process.versions.modules, process.versions.napi, process.execPath].join('\n'));
   const stamp = hash.digest('hex');

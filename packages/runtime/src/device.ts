@@ -508,6 +508,16 @@ export function ortInfo(): OrtInfo {
   return loadNative().ortInfo();
 }
 
+/**
+ * Whether the addon's fused kernels (custom ops of domain latent_sft: AdamW, SumSquares) run on
+ * `device`: "" when they do, else the reason in one line. CPU kernels are always there; CUDA ones are
+ * compiled with NVRTC on first use (libnvrtc.so.13 must be loadable), once per process.
+ */
+export function fusedKernelsStatus(device: Device): string {
+  if (device.kind === 'cpu') return '';
+  return loadNative().cudaKernelsStatus(device.deviceId ?? 0);
+}
+
 /** What `deviceSelfTest` measured. */
 export interface SelfTestResult {
   device: Device;

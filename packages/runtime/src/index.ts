@@ -3,7 +3,7 @@ export { Session, checkHostTensor, ortBinaryDir, zerosHost } from './session.js'
 export type { Device, DType, HostTensor, SessionOptions } from './session.js';
 export {
   DeviceBinding, DeviceSession, DeviceTensor, DoubleBuffer, StatePair,
-  allocCpu, deviceSelfTest, liveTensorCount, ortInfo, resetTransferStats, transferStats, uploadCpu,
+  allocCpu, deviceSelfTest, fusedKernelsStatus, liveTensorCount, ortInfo, resetTransferStats, transferStats, uploadCpu,
 } from './device.js';
 export type { DeviceSessionOptions, SelfTestResult, TypedData, ValueInfo } from './device.js';
 export { nativeAddonPath } from './native.js';

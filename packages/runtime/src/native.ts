@@ -101,6 +101,8 @@ export interface NativeAddon {
   resetTransferStats(): void;
   ortInfo(): OrtInfo;
   liveTensors(): number;
+  /** "" when the fused CUDA kernels (latent_sft domain) compile and load for this device, else why not. */
+  cudaKernelsStatus(deviceId: number): string;
 }
 
 /** Absolute path of the compiled addon (the same relative place from src/ and dist/). */

@@ -29,6 +29,12 @@ export interface GraphOptimizer {
   scalars(t: number, lr: number): Record<string, number>;
   /** Appends the update of one parameter (declaring its slot and scalar inputs); returns the new value. */
   readonly update: UpdateFn;
+  /**
+   * The same update as one fused node (domain latent_sft, kernels in @latent-sft/runtime's addon), when
+   * the optimizer has one: `grad` may be the bfloat16/float16 gradient (widened exactly in the kernel)
+   * and is multiplied by the float32 scalar `coef` first (the clip coefficient). Returns `<name>.new`.
+   */
+  readonly fusedUpdate?: (g: Graph, p: Tensor, grad: Tensor, coef: Tensor, name: string) => Tensor;
 }
 
 function scalarInput(g: Graph, name: string, like: Tensor): Tensor {
@@ -89,6 +95,19 @@ function adamwGraph(c: Extract<OptimizerConfig, { kind: 'adamw' }>): GraphOptimi
       g.output(vNew, `v.${name}.new`);
       return g.sub(pd, g.mul(scalarInput(g, 'opt.step_size', p), g.div(mNew, denom)));
     },
+    // Bit for bit `update` applied to grad·coef (fused_ops.cc evaluates the same float32 operations in
+    // the same order; decay 1 when weightDecay is 0 multiplies exactly).
+    fusedUpdate(g, p, gr, coef, name) {
+      if (p.dtype !== 'float32') throw new Error(`fused AdamW needs a float32 parameter, '${name}' is ${p.dtype}`);
+      const m = slotInput(g, 'm', p, name);
+      const v = slotInput(g, 'v', p, name);
+      const decay = weightDecay !== 0 ? scalarInput(g, 'opt.decay', p) : g.scalar(1, 'float32');
+      const [pNew, mNew, vNew] = g.op('AdamW', [p, gr, m, v, scalarInput(g, 'opt.step_size', p), decay, scalarInput(g, 'opt.bc2_sqrt', p), coef],
+        { beta2, one_minus_beta1: 1 - beta1, one_minus_beta2: 1 - beta2, eps }, [`${name}.new`, `m.${name}.new`, `v.${name}.new`]);
+      g.output(mNew as Tensor);
+      g.output(vNew as Tensor);
+      return pNew as Tensor;
+    },
   };
 }
 
@@ -124,6 +143,22 @@ function sgdGraph(c: Extract<OptimizerConfig, { kind: 'sgd' }>): GraphOptimizer 
 export function graphOptimizer(c: OptimizerConfig): GraphOptimizer {
   checkOptimizerConfig(c);
   return c.kind === 'adamw' ? adamwGraph(c) : sgdGraph(c);
+}
+
+/**
+ * Global L2 norm of `grads` as one fused SumSquares node (float64 accumulation) and the clip
+ * coefficient min(1, maxNorm / (norm + 1e-6)) of clip_grad_norm_ (1 without clipping; a NaN norm leaves
+ * 1, the caller skips such steps), both float32 scalars. The grads are not scaled here: the fused
+ * optimizer multiplies by coef as it reads them.
+ */
+export function globalNormFusedGraph(g: Graph, grads: readonly Tensor[], maxNorm: number | null): { norm: Tensor; coef: Tensor } {
+  if (maxNorm !== null && !(Number.isFinite(maxNorm) && maxNorm > 0)) throw inputError({ field: 'clipNorm' }, `must be finite and > 0, got ${maxNorm}`);
+  if (grads.length === 0) throw new Error('globalNormFusedGraph: no gradients');
+  const norm = g.sqrt(g.op1('SumSquares', grads));
+  if (maxNorm === null) return { norm, coef: g.scalar(1, 'float32') };
+  const raw = g.div(g.scalar(maxNorm, 'float32'), g.add(norm, g.scalar(1e-6, 'float32')));
+  const one = g.scalar(1, 'float32');
+  return { norm, coef: g.where(g.op1('Less', [raw, one]), raw, one) };
 }
 
 /**

@@ -10,7 +10,7 @@
 // the host skips the step when it is not finite.
 import { type Graph as GraphT, Graph, type Tensor, grad } from '@latent-sft/graph';
 import { inputError } from '@latent-sft/core';
-import { type GraphOptimizer, clipByGlobalNormGraph } from './graph-optim.js';
+import { type GraphOptimizer, clipByGlobalNormGraph, globalNormFusedGraph } from './graph-optim.js';
 import type { Objective } from './objective.js';
 
 export type ComputeDtype = 'float32' | 'float16' | 'bfloat16';
@@ -21,6 +21,11 @@ export interface StepGraphOptions {
   clipNorm: number | null;
   compute: ComputeDtype;
   lossScale: boolean;
+  /**
+   * Use the optimizer's fused node (domain latent_sft) and a fused SumSquares grad norm when it has
+   * one (AdamW); needs sessions of @latent-sft/runtime (its addon has the kernels).
+   */
+  fused?: boolean;
 }
 
 /** The built graphs and the metric names (outputs `metric.<name>`). */
@@ -85,7 +90,28 @@ function forwardBackward(g: Graph, o: StepGraphOptions): { grads: Record<string,
   return { grads, masters, metrics };
 }
 
+/**
+ * The gradient before the backward's final Cast to the float32 master's dtype, when it is one (a
+ * bfloat16/float16 weight gradient): the fused optimizer widens it exactly as it reads it, so the float32
+ * copy is never written.
+ */
+function narrowGrad(g: Graph, gr: Tensor): Tensor {
+  const node = g.producer(gr.name);
+  if (node === undefined || node.op !== 'Cast' || gr.dtype !== 'float32') return gr;
+  const src = g.value(node.inputs[0] as string);
+  return src.dtype === 'bfloat16' || src.dtype === 'float16' ? src : gr;
+}
+
 function applyUpdate(g: Graph, o: StepGraphOptions, masters: Record<string, Tensor>, grads: Record<string, Tensor>): void {
+  const fused = o.fused === true ? o.optimizer.fusedUpdate : undefined;
+  if (fused !== undefined) {
+    const names = Object.keys(masters);
+    const raw = names.map((n) => narrowGrad(g, grads[n] as Tensor));
+    const { norm, coef } = globalNormFusedGraph(g, raw, o.clipNorm);
+    g.output(norm, 'grad_norm');
+    names.forEach((n, i) => g.output(fused(g, masters[n] as Tensor, raw[i] as Tensor, coef, n), `${n}.new`));
+    return;
+  }
   const clipped = clipByGlobalNormGraph(g, grads, o.clipNorm);
   g.output(g.cast(clipped.norm, 'float32'), 'grad_norm');
   for (const [n, p] of Object.entries(masters)) g.output(o.optimizer.update(g, p, clipped.grads[n] as Tensor, n), `${n}.new`);

@@ -14,7 +14,7 @@ import { inputError, silentLogger, type Logger } from '@latent-sft/core';
 import { serialize } from '@latent-sft/graph';
 import type { NamedTensor } from '@latent-sft/models';
 import {
-  type DeviceBinding, DeviceSession, type DeviceSessionOptions, type DeviceTensor, type Device, type HostTensor, StatePair,
+  type DeviceBinding, DeviceSession, type DeviceSessionOptions, type DeviceTensor, type Device, type HostTensor, StatePair, fusedKernelsStatus,
   transferStats as runtimeTransferStats,
 } from '@latent-sft/runtime';
 import { type GraphOptimizer, type OptimizerConfig, graphOptimizer } from './graph-optim.js';
@@ -40,6 +40,13 @@ export interface TrainerOptions {
   /** Options of the dynamic loss scale (init 2^16, growth interval 2000, min 1). */
   dynamicLossScale?: DynamicLossScaleOptions;
   device: Device;
+  /**
+   * Fused optimizer kernels (AdamW as one node per parameter reading the bf16/fp16 gradient, and the
+   * grad norm as one SumSquares node; bit for bit the unfused AdamW on clipped float32 grads, the norm
+   * accumulated in float64). 'auto' (default): when the optimizer has one and the device's kernels
+   * load (fusedKernelsStatus), else the standard-op graph with a warning. true: required. false: never.
+   */
+  fusedOptimizer?: boolean | 'auto';
   /** ORT session options (default: deterministic, graph optimizations 'all'). */
   session?: Omit<DeviceSessionOptions, 'device'>;
   logger?: Logger;
@@ -100,6 +107,8 @@ export class Trainer {
   /** The checkpoint named by NonFiniteError (set by whoever saves checkpoints, e.g. trainWithCheckpoints). */
   lastGoodCheckpoint: string | null = null;
   readonly metricNames: readonly string[];
+  /** Whether the step graphs use the fused optimizer kernels (TrainerOptions.fusedOptimizer resolved). */
+  readonly fusedOptimizer: boolean;
   private readonly logger: Logger;
   private readonly opt: GraphOptimizer;
   private readonly scaler: LossScaler | null;
@@ -124,7 +133,8 @@ export class Trainer {
   private readonly gradBinding: DeviceBinding;
   private readonly updateBinding: DeviceBinding;
 
-  private constructor(private readonly opts: TrainerOptions, sessions: DeviceSession[], metricNames: string[]) {
+  private constructor(private readonly opts: TrainerOptions, sessions: DeviceSession[], metricNames: string[], fused: boolean) {
+    this.fusedOptimizer = fused;
     this.logger = opts.logger ?? silentLogger;
     this.opt = graphOptimizer(opts.optimizer);
     this.gradAccum = opts.gradAccum ?? 1;
@@ -153,10 +163,11 @@ export class Trainer {
     }
     const scaled = ls === undefined ? compute === 'float16' : ls !== null;
     const optimizer = graphOptimizer(opts.optimizer);
-    const graphs = buildStepGraphs({ objective: opts.objective, optimizer, clipNorm: opts.clipNorm ?? null, compute, lossScale: scaled }, opts.gradAccum ?? 1);
+    const fused = Trainer.useFused(opts, optimizer);
+    const graphs = buildStepGraphs({ objective: opts.objective, optimizer, clipNorm: opts.clipNorm ?? null, compute, lossScale: scaled, fused }, opts.gradAccum ?? 1);
     const sessionOpts: DeviceSessionOptions = { deterministic: true, ...opts.session, device: opts.device };
     const list = (graphs.fused ? [graphs.fused] : [graphs.grad, graphs.update]).map((g) => DeviceSession.create(serialize(g!).model, sessionOpts));
-    const t = new Trainer(opts, list, graphs.metrics);
+    const t = new Trainer(opts, list, graphs.metrics, fused);
     try {
       t.allocate(init);
     } catch (e) {
@@ -164,6 +175,22 @@ export class Trainer {
       throw e;
     }
     return t;
+  }
+
+  /** Resolves opts.fusedOptimizer against the optimizer and the device's kernels. */
+  private static useFused(opts: TrainerOptions, optimizer: GraphOptimizer): boolean {
+    const want = opts.fusedOptimizer ?? 'auto';
+    if (want !== 'auto' && typeof want !== 'boolean') throw inputError({ field: 'fusedOptimizer' }, `expected true, false or 'auto', got ${String(want)}`);
+    if (want === false) return false;
+    if (optimizer.fusedUpdate === undefined) {
+      if (want === true) throw inputError({ field: 'fusedOptimizer' }, `optimizer '${opts.optimizer.kind}' has no fused kernel (only adamw)`);
+      return false;
+    }
+    const why = fusedKernelsStatus(opts.device);
+    if (why === '') return true;
+    if (want === true) throw inputError({ field: 'fusedOptimizer' }, `fused kernels unavailable on ${opts.device.kind}: ${why}`);
+    (opts.logger ?? silentLogger).warn({ reason: why }, 'fused optimizer kernels unavailable; using the standard-op AdamW graph');
+    return false;
   }
 
   private counted<T>(f: () => T): T {

@@ -5,7 +5,7 @@
 // and read (same over node inputs, broadcast operands counted at their own size). A proxy for the
 // memory traffic of the unfused elementwise ops that dominate the ORT profile; Gemm/MatMul FLOPs are not
 // in it. Also: Casts by (from → to), the Range/Equal/Slice/ScatterND traffic, dims left symbolic.
-//   pnpm exec tsx --conditions=@latent-sft/source tools/bench/src/graph-stats.ts [--which train,lora]
+//   pnpm exec tsx --conditions=@latent-sft/source tools/bench/src/graph-stats.ts [--which train,lora] [--fused true|false]
 //     [--batch 8] [--seq 512] [--layers N] [--json out.json] [--baseline before.json] [--nodes K]
 // --json saves the numbers; --baseline prints before / after columns against such a file; --nodes lists
 // the K (op, output dtype, output shape) groups that write the most bytes.
@@ -19,7 +19,7 @@ import { BENCH_LORA, benchObjective } from './train-objective.js';
 const { values } = parseArgs({ options: {
   which: { type: 'string', default: 'train,lora' }, batch: { type: 'string', default: '8' }, seq: { type: 'string', default: '512' },
   layers: { type: 'string' }, compute: { type: 'string', default: 'bfloat16' }, json: { type: 'string' }, baseline: { type: 'string' },
-  top: { type: 'string', default: '25' }, nodes: { type: 'string', default: '0' },
+  top: { type: 'string', default: '25' }, nodes: { type: 'string', default: '0' }, fused: { type: 'string', default: 'true' },
 } });
 const B = Number(values.batch), T = Number(values.seq);
 const compute = values.compute as 'bfloat16' | 'float16' | 'float32';
@@ -71,7 +71,7 @@ function build(which: 'train' | 'lora'): Graph {
   const lora: LoraConfig | null = which === 'lora' ? BENCH_LORA : null;
   const graphs = buildStepGraphs({
     objective: benchObjective(config, B, T, compute, lora), optimizer: graphOptimizer({ kind: 'adamw', lr: 1e-5, weightDecay: 0.01 }),
-    clipNorm: 1.0, compute, lossScale: false,
+    clipNorm: 1.0, compute, lossScale: false, fused: values.fused === 'true',
   }, 1);
   return graphs.fused as Graph;
 }

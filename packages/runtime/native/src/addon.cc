@@ -20,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fused_ops.h"
 #include "onnxruntime_cxx_api.h"
 
 namespace {
@@ -528,6 +529,8 @@ class NativeSession : public Napi::ObjectWrap<NativeSession> {
     std::string profile = str("profilePrefix", "");
     if (!profile.empty()) so.EnableProfiling(profile.c_str());
     if (!flag("enableMemPattern", true)) so.DisableMemPattern();
+    // The fused optimizer ops (domain latent_sft) with this session's provider's kernels.
+    latent_sft::addFusedOps(so, core->loc.cuda);
 
     if (core->loc.cuda) {
       // The CUDA provider logs through ORT's default logger while its options are created, and that
@@ -773,6 +776,12 @@ void ResetTransferStats(const Napi::CallbackInfo&) {
 // liveTensors(): native tensor handles not yet freed (by release() or garbage collection).
 Napi::Value LiveTensors(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(g_liveTensors.load())); }
 
+// cudaKernelsStatus(deviceId): "" when the fused CUDA kernels compile and load here, else why not.
+Napi::Value CudaKernelsStatus(const Napi::CallbackInfo& info) {
+  int deviceId = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
+  return Napi::String::New(info.Env(), latent_sft::cudaKernelsStatus(deviceId));
+}
+
 // ortInfo(): the ORT build in use and the file it was loaded from (dladdr on OrtGetApiBase).
 Napi::Value OrtInfo(const Napi::CallbackInfo& info) {
   auto o = Napi::Object::New(info.Env());
@@ -802,6 +811,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("resetTransferStats", Napi::Function::New<ResetTransferStats>(env, "resetTransferStats"));
   exports.Set("ortInfo", Napi::Function::New<OrtInfo>(env, "ortInfo"));
   exports.Set("liveTensors", Napi::Function::New<LiveTensors>(env, "liveTensors"));
+  exports.Set("cudaKernelsStatus", Napi::Function::New<CudaKernelsStatus>(env, "cudaKernelsStatus"));
   return exports;
 }
 

@@ -1,0 +1,662 @@
+// Fused optimizer ops, domain "latent_sft", with a CPU and a CUDA kernel each.
+//
+// ORT's inference build (what onnxruntime-node ships) has no fused optimizer kernels: AdamW written
+// with standard ops is ~14 elementwise passes over every parameter, and a global grad norm is one
+// cuDNN reduction per tensor with a fixed per-call cost. These two ops do the same arithmetic in one
+// pass (docs/performance.md has the measurements):
+//
+//   AdamW(p f32, g f32|bf16|f16, m f32, v f32, step_size, decay, bc2_sqrt, coef: f32 scalars)
+//       -> p', m', v' (f32), attributes beta2, one_minus_beta1, one_minus_beta2, eps (float), per element
+//     gr = g·coef; pd = p·decay; m' = m + (1−β1)(gr − m); v' = v·β2 + ((1−β2)·gr)·gr;
+//     p' = pd − step_size · (m' / (sqrt(v')/bc2_sqrt + eps))
+//   each operation rounded to float32 in this order: bit for bit what the same formula written with
+//   ONNX Mul/Add/Sub/Div/Sqrt computes (no FMA contraction: NVRTC -fmad=false, -ffp-contract=off).
+//   SumSquares(x_1 .. x_k, any float dtype) -> float32 scalar Σ_i Σ x_i², accumulated in float64
+//   in a fixed order (deterministic for a given device).
+//
+// CUDA kernels are compiled at run time with NVRTC (PTX for the device's compute capability, once per
+// process) and launched with the driver API on ORT's compute stream; libcuda and libnvrtc are opened
+// with dlopen, so the addon builds and loads on machines without CUDA.
+#include "fused_ops.h"
+
+#include <dlfcn.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace latent_sft {
+namespace {
+
+// ---------------------------------------------------------------------------------------------------
+// Host-side element conversion
+
+inline float bf16ToFloat(uint16_t b) {
+  uint32_t u = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+inline float f16ToFloat(uint16_t h) {
+  uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, u;
+  if (exp == 0) {
+    if (man == 0) {
+      u = sign;
+    } else {  // subnormal: normalize
+      int e = -1;
+      do {
+        e++;
+        man <<= 1;
+      } while ((man & 0x400u) == 0);
+      u = sign | (static_cast<uint32_t>(127 - 15 - e) << 23) | ((man & 0x3ffu) << 13);
+    }
+  } else if (exp == 0x1f) {
+    u = sign | 0x7f800000u | (man << 13);
+  } else {
+    u = sign | ((exp + 127 - 15) << 23) | (man << 13);
+  }
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+/** Element i of a float tensor of dtype t, as float. */
+inline float loadAsFloat(const void* data, ONNXTensorElementDataType t, size_t i) {
+  switch (t) {
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return static_cast<const float*>(data)[i];
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16: return bf16ToFloat(static_cast<const uint16_t*>(data)[i]);
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16: return f16ToFloat(static_cast<const uint16_t*>(data)[i]);
+    default: throw std::runtime_error("unsupported dtype");
+  }
+}
+
+const char* floatTypeName(ONNXTensorElementDataType t) {
+  switch (t) {
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return "f32";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16: return "bf16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16: return "f16";
+    default: return nullptr;
+  }
+}
+
+size_t dtypeSize(ONNXTensorElementDataType t) { return t == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT ? 4 : 2; }
+
+// ---------------------------------------------------------------------------------------------------
+// CUDA: driver API + NVRTC through dlopen
+
+const char* kCudaSource = R"CUDA(
+typedef unsigned short u16;
+typedef unsigned int u32;
+struct bf16 { u16 b; };
+struct f16 { u16 b; };
+struct alignas(16) F4 { float x, y, z, w; };
+struct alignas(8) U2 { u32 x, y; };
+struct alignas(16) D2 { double x, y; };
+
+__device__ __forceinline__ float tof(float x) { return x; }
+__device__ __forceinline__ float tof(bf16 x) { return __uint_as_float(((u32)x.b) << 16); }
+__device__ __forceinline__ float h2f(u32 h) { float f; unsigned short s = (unsigned short)h; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(s)); return f; }
+__device__ __forceinline__ float tof(f16 x) { return h2f(x.b); }
+
+template <typename G> struct Vec4;
+template <> struct Vec4<float> {
+  static __device__ __forceinline__ void get(const float* g, long long i, float* o) {
+    F4 x = reinterpret_cast<const F4*>(g)[i]; o[0] = x.x; o[1] = x.y; o[2] = x.z; o[3] = x.w;
+  }
+};
+template <> struct Vec4<bf16> {
+  static __device__ __forceinline__ void get(const bf16* g, long long i, float* o) {
+    U2 x = reinterpret_cast<const U2*>(g)[i];
+    o[0] = __uint_as_float(x.x << 16); o[1] = __uint_as_float(x.x & 0xffff0000u);
+    o[2] = __uint_as_float(x.y << 16); o[3] = __uint_as_float(x.y & 0xffff0000u);
+  }
+};
+template <> struct Vec4<f16> {
+  static __device__ __forceinline__ void get(const f16* g, long long i, float* o) {
+    U2 x = reinterpret_cast<const U2*>(g)[i];
+    o[0] = h2f(x.x & 0xffffu); o[1] = h2f(x.x >> 16); o[2] = h2f(x.y & 0xffffu); o[3] = h2f(x.y >> 16);
+  }
+};
+
+struct Hyper { float step, decay, bc2, coef, b2, omb1, omb2, eps; };
+
+__device__ __forceinline__ void upd(const Hyper& h, float p, float g, float m, float v, float& po, float& mo, float& vo) {
+  float gr = g * h.coef;
+  float pd = p * h.decay;
+  float mn = m + h.omb1 * (gr - m);
+  float vn = v * h.b2 + (h.omb2 * gr) * gr;
+  float den = sqrtf(vn) / h.bc2 + h.eps;
+  po = pd - h.step * (mn / den);
+  mo = mn;
+  vo = vn;
+}
+
+template <typename G>
+__device__ __forceinline__ void adamw(long long n, int vec, float* __restrict__ po, float* __restrict__ mo, float* __restrict__ vo,
+    const float* __restrict__ p, const G* __restrict__ g, const float* __restrict__ m, const float* __restrict__ v,
+    const float* sp, const float* dp, const float* bp, const float* cp, float b2, float omb1, float omb2, float eps) {
+  Hyper h = {*sp, *dp, *bp, *cp, b2, omb1, omb2, eps};
+  long long tid = (long long)blockIdx.x * blockDim.x + threadIdx.x, stride = (long long)gridDim.x * blockDim.x;
+  long long done = 0;
+  if (vec) {
+    long long n4 = n >> 2;
+    for (long long i = tid; i < n4; i += stride) {
+      F4 P = reinterpret_cast<const F4*>(p)[i], M = reinterpret_cast<const F4*>(m)[i], V = reinterpret_cast<const F4*>(v)[i];
+      float gg[4];
+      Vec4<G>::get(g, i, gg);
+      F4 PO, MO, VO;
+      upd(h, P.x, gg[0], M.x, V.x, PO.x, MO.x, VO.x);
+      upd(h, P.y, gg[1], M.y, V.y, PO.y, MO.y, VO.y);
+      upd(h, P.z, gg[2], M.z, V.z, PO.z, MO.z, VO.z);
+      upd(h, P.w, gg[3], M.w, V.w, PO.w, MO.w, VO.w);
+      reinterpret_cast<F4*>(po)[i] = PO; reinterpret_cast<F4*>(mo)[i] = MO; reinterpret_cast<F4*>(vo)[i] = VO;
+    }
+    done = n4 << 2;
+  }
+  for (long long i = done + tid; i < n; i += stride) upd(h, p[i], tof(g[i]), m[i], v[i], po[i], mo[i], vo[i]);
+}
+
+#define ADAMW(NAME, G) \
+extern "C" __global__ void __launch_bounds__(256) NAME(long long n, int vec, float* po, float* mo, float* vo, const float* p, const G* g, \
+    const float* m, const float* v, const float* sp, const float* dp, const float* bp, const float* cp, \
+    float b2, float omb1, float omb2, float eps) { adamw<G>(n, vec, po, mo, vo, p, g, m, v, sp, dp, bp, cp, b2, omb1, omb2, eps); }
+ADAMW(adamw_f32, float)
+ADAMW(adamw_bf16, bf16)
+ADAMW(adamw_f16, f16)
+
+// Per block: the float64 sum of squares of its grid-stride elements, tree-reduced, to partial[blockIdx.x].
+template <typename G>
+__device__ __forceinline__ void sumsq(const G* __restrict__ x, long long n, int vec, double* __restrict__ partial) {
+  __shared__ double s[256];
+  long long tid = (long long)blockIdx.x * blockDim.x + threadIdx.x, stride = (long long)gridDim.x * blockDim.x;
+  double acc = 0.0;
+  long long done = 0;
+  if (vec) {
+    long long n4 = n >> 2;
+    for (long long i = tid; i < n4; i += stride) {
+      float e[4];
+      Vec4<G>::get(x, i, e);
+      double a = e[0], b = e[1], c = e[2], d = e[3];
+      acc += (a * a + b * b) + (c * c + d * d);
+    }
+    done = n4 << 2;
+  }
+  for (long long i = done + tid; i < n; i += stride) { double a = tof(x[i]); acc += a * a; }
+  s[threadIdx.x] = acc;
+  __syncthreads();
+  for (int k = 128; k > 0; k >>= 1) {
+    if (threadIdx.x < k) s[threadIdx.x] += s[threadIdx.x + k];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) partial[blockIdx.x] = s[0];
+}
+#define SUMSQ(NAME, G) \
+extern "C" __global__ void __launch_bounds__(256) NAME(const G* x, long long n, int vec, double* partial) { sumsq<G>(x, n, vec, partial); }
+SUMSQ(sumsq_f32, float)
+SUMSQ(sumsq_bf16, bf16)
+SUMSQ(sumsq_f16, f16)
+
+// One block of 256: out[0] = (float) the sum of partial[0 .. count).
+extern "C" __global__ void __launch_bounds__(256) sumsq_final(const double* __restrict__ partial, long long count, float* out) {
+  __shared__ double s[256];
+  double acc = 0.0;
+  for (long long i = threadIdx.x; i < count; i += blockDim.x) acc += partial[i];
+  s[threadIdx.x] = acc;
+  __syncthreads();
+  for (int k = 128; k > 0; k >>= 1) {
+    if (threadIdx.x < k) s[threadIdx.x] += s[threadIdx.x + k];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) out[0] = (float)s[0];
+}
+)CUDA";
+
+using CUresult = int;
+using CUdevice = int;
+using CUcontext = void*;
+using CUmodule = void*;
+using CUfunction = void*;
+using CUstream = void*;
+using CUdeviceptr = unsigned long long;
+using nvrtcProgram = void*;
+
+struct Cuda {
+  CUresult (*init)(unsigned) = nullptr;
+  CUresult (*deviceGet)(CUdevice*, int) = nullptr;
+  CUresult (*deviceGetAttribute)(int*, int, CUdevice) = nullptr;
+  CUresult (*ctxGetCurrent)(CUcontext*) = nullptr;
+  CUresult (*ctxSetCurrent)(CUcontext) = nullptr;
+  CUresult (*ctxGetDevice)(CUdevice*) = nullptr;
+  CUresult (*primaryCtxRetain)(CUcontext*, CUdevice) = nullptr;
+  CUresult (*moduleLoadData)(CUmodule*, const void*) = nullptr;
+  CUresult (*moduleGetFunction)(CUfunction*, CUmodule, const char*) = nullptr;
+  CUresult (*launchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream, void**, void**) = nullptr;
+  CUresult (*memAlloc)(CUdeviceptr*, size_t) = nullptr;
+  CUresult (*memFree)(CUdeviceptr) = nullptr;
+  CUresult (*getErrorString)(CUresult, const char**) = nullptr;
+  int (*nvrtcCreateProgram)(nvrtcProgram*, const char*, const char*, int, const char* const*, const char* const*) = nullptr;
+  int (*nvrtcCompileProgram)(nvrtcProgram, int, const char* const*) = nullptr;
+  int (*nvrtcGetPTXSize)(nvrtcProgram, size_t*) = nullptr;
+  int (*nvrtcGetPTX)(nvrtcProgram, char*) = nullptr;
+  int (*nvrtcGetProgramLogSize)(nvrtcProgram, size_t*) = nullptr;
+  int (*nvrtcGetProgramLog)(nvrtcProgram, char*) = nullptr;
+  int (*nvrtcDestroyProgram)(nvrtcProgram*) = nullptr;
+  const char* (*nvrtcGetErrorString)(int) = nullptr;
+  std::string error;  // non-empty: unusable, and why
+};
+
+template <typename F>
+void sym(void* lib, const char* name, F& out, std::string& missing) {
+  out = reinterpret_cast<F>(dlsym(lib, name));
+  if (out == nullptr) missing += std::string(missing.empty() ? "" : ", ") + name;
+}
+
+const Cuda& cudaApi() {
+  static Cuda c;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    void* cu = dlopen("libcuda.so.1", RTLD_NOW | RTLD_GLOBAL);
+    if (cu == nullptr) {
+      c.error = "cannot load the CUDA driver (libcuda.so.1)";
+      return;
+    }
+    void* rtc = nullptr;
+    for (const char* name : {"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"}) {
+      rtc = dlopen(name, RTLD_NOW | RTLD_GLOBAL);
+      if (rtc != nullptr) break;
+    }
+    if (rtc == nullptr) {
+      c.error = "cannot load NVRTC (libnvrtc.so.13) to compile the fused kernels; put its folder on LD_LIBRARY_PATH";
+      return;
+    }
+    std::string missing;
+    sym(cu, "cuInit", c.init, missing);
+    sym(cu, "cuDeviceGet", c.deviceGet, missing);
+    sym(cu, "cuDeviceGetAttribute", c.deviceGetAttribute, missing);
+    sym(cu, "cuCtxGetCurrent", c.ctxGetCurrent, missing);
+    sym(cu, "cuCtxSetCurrent", c.ctxSetCurrent, missing);
+    sym(cu, "cuCtxGetDevice", c.ctxGetDevice, missing);
+    sym(cu, "cuDevicePrimaryCtxRetain", c.primaryCtxRetain, missing);
+    sym(cu, "cuModuleLoadData", c.moduleLoadData, missing);
+    sym(cu, "cuModuleGetFunction", c.moduleGetFunction, missing);
+    sym(cu, "cuLaunchKernel", c.launchKernel, missing);
+    sym(cu, "cuMemAlloc_v2", c.memAlloc, missing);
+    sym(cu, "cuMemFree_v2", c.memFree, missing);
+    sym(cu, "cuGetErrorString", c.getErrorString, missing);
+    sym(rtc, "nvrtcCreateProgram", c.nvrtcCreateProgram, missing);
+    sym(rtc, "nvrtcCompileProgram", c.nvrtcCompileProgram, missing);
+    sym(rtc, "nvrtcGetPTXSize", c.nvrtcGetPTXSize, missing);
+    sym(rtc, "nvrtcGetPTX", c.nvrtcGetPTX, missing);
+    sym(rtc, "nvrtcGetProgramLogSize", c.nvrtcGetProgramLogSize, missing);
+    sym(rtc, "nvrtcGetProgramLog", c.nvrtcGetProgramLog, missing);
+    sym(rtc, "nvrtcDestroyProgram", c.nvrtcDestroyProgram, missing);
+    sym(rtc, "nvrtcGetErrorString", c.nvrtcGetErrorString, missing);
+    if (!missing.empty()) c.error = "libcuda/libnvrtc lack " + missing;
+  });
+  return c;
+}
+
+void check(CUresult rc, const char* what) {
+  if (rc == 0) return;
+  const char* s = nullptr;
+  cudaApi().getErrorString(rc, &s);
+  throw std::runtime_error(std::string(what) + " failed: " + (s != nullptr ? s : std::to_string(rc)));
+}
+
+/** The kernels of one CUDA context. */
+struct Kernels {
+  CUfunction adamw[3] = {nullptr, nullptr, nullptr};  // f32, bf16, f16
+  CUfunction sumsq[3] = {nullptr, nullptr, nullptr};
+  CUfunction sumsqFinal = nullptr;
+  int smCount = 0;
+};
+
+int gradIndex(ONNXTensorElementDataType t) {
+  return t == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT ? 0 : t == ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16 ? 1 : 2;
+}
+
+std::string compilePtx(int major, int minor) {
+  const Cuda& c = cudaApi();
+  nvrtcProgram prog = nullptr;
+  int rc = c.nvrtcCreateProgram(&prog, kCudaSource, "latent_sft_fused.cu", 0, nullptr, nullptr);
+  if (rc != 0) throw std::runtime_error(std::string("nvrtcCreateProgram failed: ") + c.nvrtcGetErrorString(rc));
+  std::string arch = "--gpu-architecture=compute_" + std::to_string(major) + std::to_string(minor);
+  const char* opts[] = {arch.c_str(), "--std=c++17", "--fmad=false", "--prec-div=true", "--prec-sqrt=true", "--ftz=false"};
+  rc = c.nvrtcCompileProgram(prog, 6, opts);
+  if (rc != 0) {
+    size_t n = 0;
+    c.nvrtcGetProgramLogSize(prog, &n);
+    std::string log(n, '\0');
+    c.nvrtcGetProgramLog(prog, log.data());
+    c.nvrtcDestroyProgram(&prog);
+    for (char& ch : log)
+      if (ch == '\n') ch = ' ';
+    throw std::runtime_error("NVRTC could not compile the fused kernels: " + log);
+  }
+  size_t n = 0;
+  c.nvrtcGetPTXSize(prog, &n);
+  std::string ptx(n, '\0');
+  c.nvrtcGetPTX(prog, ptx.data());
+  c.nvrtcDestroyProgram(&prog);
+  return ptx;
+}
+
+/**
+ * The kernels of the calling thread's current CUDA context (the primary context of `deviceId` when
+ * none is current), compiled and loaded once per context.
+ */
+const Kernels& kernelsForCurrentContext(int deviceId) {
+  static std::mutex mu;
+  static std::map<CUcontext, Kernels> loaded;
+  static std::map<int, std::string> ptxByArch;
+  const Cuda& c = cudaApi();
+  if (!c.error.empty()) throw std::runtime_error(c.error);
+  std::lock_guard<std::mutex> lock(mu);
+  check(c.init(0), "cuInit");
+  CUcontext ctx = nullptr;
+  check(c.ctxGetCurrent(&ctx), "cuCtxGetCurrent");
+  if (ctx == nullptr) {
+    CUdevice dev = 0;
+    check(c.deviceGet(&dev, deviceId), "cuDeviceGet");
+    check(c.primaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain");
+    check(c.ctxSetCurrent(ctx), "cuCtxSetCurrent");
+  }
+  auto it = loaded.find(ctx);
+  if (it != loaded.end()) return it->second;
+  CUdevice dev = 0;
+  check(c.ctxGetDevice(&dev), "cuCtxGetDevice");
+  int major = 0, minor = 0, sms = 0;
+  check(c.deviceGetAttribute(&major, 75, dev), "cuDeviceGetAttribute");  // COMPUTE_CAPABILITY_MAJOR
+  check(c.deviceGetAttribute(&minor, 76, dev), "cuDeviceGetAttribute");  // COMPUTE_CAPABILITY_MINOR
+  check(c.deviceGetAttribute(&sms, 16, dev), "cuDeviceGetAttribute");    // MULTIPROCESSOR_COUNT
+  int arch = major * 10 + minor;
+  auto p = ptxByArch.find(arch);
+  if (p == ptxByArch.end()) p = ptxByArch.emplace(arch, compilePtx(major, minor)).first;
+  CUmodule mod = nullptr;
+  check(c.moduleLoadData(&mod, p->second.c_str()), "cuModuleLoadData (fused kernels)");
+  Kernels k;
+  const char* names[3] = {"f32", "bf16", "f16"};
+  for (int i = 0; i < 3; i++) {
+    check(c.moduleGetFunction(&k.adamw[i], mod, (std::string("adamw_") + names[i]).c_str()), "cuModuleGetFunction");
+    check(c.moduleGetFunction(&k.sumsq[i], mod, (std::string("sumsq_") + names[i]).c_str()), "cuModuleGetFunction");
+  }
+  check(c.moduleGetFunction(&k.sumsqFinal, mod, "sumsq_final"), "cuModuleGetFunction");
+  k.smCount = sms;
+  return loaded.emplace(ctx, k).first->second;
+}
+
+unsigned gridFor(long long work, int smCount, int perSm) {
+  long long blocks = (work + 255) / 256;
+  long long cap = static_cast<long long>(smCount) * perSm;
+  if (blocks > cap) blocks = cap;
+  return static_cast<unsigned>(blocks < 1 ? 1 : blocks);
+}
+
+bool aligned(const void* p, size_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; }
+
+OrtStatusPtr fail(const char* op, const std::exception& e) {
+  return Ort::GetApi().CreateStatus(ORT_FAIL, (std::string("latent_sft.") + op + ": " + e.what()).c_str());
+}
+
+// ---------------------------------------------------------------------------------------------------
+// AdamW
+
+constexpr size_t kCpuChunk = 1 << 16;  // CPU work unit (elements), also the SumSquares summation chunk
+
+struct AdamWHyper {
+  float step, decay, bc2, coef, b2, omb1, omb2, eps;
+};
+
+/** One element, in the order of the header comment (each operation rounded to float32). */
+inline void adamwElement(const AdamWHyper& h, float p, float g, float m, float v, float& po, float& mo, float& vo) {
+  float gr = g * h.coef;
+  float pd = p * h.decay;
+  float mn = m + h.omb1 * (gr - m);
+  float vn = v * h.b2 + (h.omb2 * gr) * gr;
+  float den = std::sqrt(vn) / h.bc2 + h.eps;
+  po = pd - h.step * (mn / den);
+  mo = mn;
+  vo = vn;
+}
+
+template <bool OnCuda>
+struct AdamWKernel {
+  float b2, omb1, omb2, eps;
+  int deviceId = 0;
+
+  explicit AdamWKernel(const OrtKernelInfo* info) {
+    Ort::ConstKernelInfo ki(info);
+    b2 = ki.GetAttribute<float>("beta2");
+    omb1 = ki.GetAttribute<float>("one_minus_beta1");
+    omb2 = ki.GetAttribute<float>("one_minus_beta2");
+    eps = ki.GetAttribute<float>("eps");
+    if (OnCuda) (void)kernelsForCurrentContext(deviceId);  // compile now: errors surface at session creation
+  }
+
+  OrtStatusPtr ComputeV2(OrtKernelContext* context) {
+    try {
+      Ort::KernelContext ctx(context);
+      auto p = ctx.GetInput(0), g = ctx.GetInput(1), m = ctx.GetInput(2), v = ctx.GetInput(3);
+      auto shape = p.GetTensorTypeAndShapeInfo().GetShape();
+      size_t n = p.GetTensorTypeAndShapeInfo().GetElementCount();
+      auto gt = g.GetTensorTypeAndShapeInfo().GetElementType();
+      if (floatTypeName(gt) == nullptr) throw std::runtime_error("the gradient must be float32, bfloat16 or float16");
+      for (auto* t : {&g, &m, &v})
+        if (t->GetTensorTypeAndShapeInfo().GetElementCount() != n) throw std::runtime_error("p, g, m and v must have the same size");
+      auto po = ctx.GetOutput(0, shape), mo = ctx.GetOutput(1, shape), vo = ctx.GetOutput(2, shape);
+      const float* scal[4];
+      for (int i = 0; i < 4; i++) {
+        auto s = ctx.GetInput(4 + i);
+        if (s.GetTensorTypeAndShapeInfo().GetElementCount() != 1) throw std::runtime_error("step_size, decay, bc2_sqrt and coef must be scalars");
+        scal[i] = s.GetTensorData<float>();
+      }
+      if (n == 0) return nullptr;
+      if constexpr (OnCuda) {
+        const Kernels& k = kernelsForCurrentContext(deviceId);
+        long long nn = static_cast<long long>(n);
+        float *pop = po.GetTensorMutableData<float>(), *mop = mo.GetTensorMutableData<float>(), *vop = vo.GetTensorMutableData<float>();
+        const float *pp = p.GetTensorData<float>(), *mp = m.GetTensorData<float>(), *vp = v.GetTensorData<float>();
+        const void* gp = g.GetTensorRawData();
+        int vec = 1;
+        for (const void* q : {static_cast<const void*>(pop), static_cast<const void*>(mop), static_cast<const void*>(vop),
+                              static_cast<const void*>(pp), static_cast<const void*>(mp), static_cast<const void*>(vp)})
+          if (!aligned(q, 16)) vec = 0;
+        if (!aligned(gp, 4 * dtypeSize(gt))) vec = 0;
+        float hb2 = b2, homb1 = omb1, homb2 = omb2, heps = eps;
+        void* args[] = {&nn, &vec, &pop, &mop, &vop, &pp, &gp, &mp, &vp, &scal[0], &scal[1], &scal[2], &scal[3], &hb2, &homb1, &homb2, &heps};
+        unsigned grid = gridFor(vec != 0 ? (nn + 3) / 4 : nn, k.smCount, 16);
+        check(cudaApi().launchKernel(k.adamw[gradIndex(gt)], grid, 1, 1, 256, 1, 1, 0, ctx.GetGPUComputeStream(), args, nullptr),
+              "cuLaunchKernel (AdamW)");
+      } else {
+        AdamWHyper h{*scal[0], *scal[1], *scal[2], *scal[3], b2, omb1, omb2, eps};
+        const float *pp = p.GetTensorData<float>(), *mp = m.GetTensorData<float>(), *vp = v.GetTensorData<float>();
+        float *pop = po.GetTensorMutableData<float>(), *mop = mo.GetTensorMutableData<float>(), *vop = vo.GetTensorMutableData<float>();
+        const void* gp = g.GetTensorRawData();
+        struct Job {
+          const AdamWHyper* h; const float *p, *m, *v; const void* g; ONNXTensorElementDataType gt; float *po, *mo, *vo; size_t n;
+        } job{&h, pp, mp, vp, gp, gt, pop, mop, vop, n};
+        size_t chunks = (n + kCpuChunk - 1) / kCpuChunk;
+        ctx.ParallelFor([](void* data, size_t c) {
+          const Job& j = *static_cast<const Job*>(data);
+          size_t e = (c + 1) * kCpuChunk < j.n ? (c + 1) * kCpuChunk : j.n;
+          for (size_t i = c * kCpuChunk; i < e; i++) adamwElement(*j.h, j.p[i], loadAsFloat(j.g, j.gt, i), j.m[i], j.v[i], j.po[i], j.mo[i], j.vo[i]);
+        }, chunks, 0, &job);
+      }
+      return nullptr;
+    } catch (const std::exception& e) {
+      return fail("AdamW", e);
+    }
+  }
+};
+
+template <bool OnCuda>
+struct AdamWOp : Ort::CustomOpBase<AdamWOp<OnCuda>, AdamWKernel<OnCuda>, true> {
+  OrtStatusPtr CreateKernelV2(const OrtApi&, const OrtKernelInfo* info, void** kernel) const {
+    try {
+      *kernel = new AdamWKernel<OnCuda>(info);
+      return nullptr;
+    } catch (const std::exception& e) {
+      return fail("AdamW", e);
+    }
+  }
+  const char* GetName() const { return "AdamW"; }
+  const char* GetExecutionProviderType() const { return OnCuda ? "CUDAExecutionProvider" : nullptr; }
+  size_t GetInputTypeCount() const { return 8; }
+  ONNXTensorElementDataType GetInputType(size_t i) const {
+    return i == 1 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+  }
+  size_t GetOutputTypeCount() const { return 3; }
+  ONNXTensorElementDataType GetOutputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+};
+
+// ---------------------------------------------------------------------------------------------------
+// SumSquares
+
+template <bool OnCuda>
+struct SumSquaresKernel {
+  int deviceId = 0;
+  CUdeviceptr scratch = 0;  // float64 block partials (CUDA)
+  size_t scratchCount = 0;
+
+  explicit SumSquaresKernel(const OrtKernelInfo*) {
+    if (OnCuda) (void)kernelsForCurrentContext(deviceId);
+  }
+  ~SumSquaresKernel() {
+    if (scratch != 0) cudaApi().memFree(scratch);
+  }
+
+  OrtStatusPtr ComputeV2(OrtKernelContext* context) {
+    try {
+      Ort::KernelContext ctx(context);
+      size_t k = ctx.GetInputCount();
+      std::vector<Ort::ConstValue> xs;
+      for (size_t i = 0; i < k; i++) {
+        xs.push_back(ctx.GetInput(i));
+        if (floatTypeName(xs.back().GetTensorTypeAndShapeInfo().GetElementType()) == nullptr)
+          throw std::runtime_error("input " + std::to_string(i) + " must be float32, bfloat16 or float16");
+      }
+      auto out = ctx.GetOutput(0, std::vector<int64_t>{});
+      float* o = out.GetTensorMutableData<float>();
+      if constexpr (OnCuda) {
+        const Kernels& kern = kernelsForCurrentContext(deviceId);
+        const Cuda& c = cudaApi();
+        std::vector<unsigned> grids(k);
+        size_t total = 0;
+        for (size_t i = 0; i < k; i++) {
+          long long n = static_cast<long long>(xs[i].GetTensorTypeAndShapeInfo().GetElementCount());
+          grids[i] = n == 0 ? 0 : gridFor((n + 7) / 8, kern.smCount, 4);
+          total += grids[i];
+        }
+        if (total > scratchCount) {
+          if (scratch != 0) check(c.memFree(scratch), "cuMemFree");
+          scratch = 0;
+          check(c.memAlloc(&scratch, (total > 0 ? total : 1) * sizeof(double)), "cuMemAlloc");
+          scratchCount = total;
+        }
+        void* stream = ctx.GetGPUComputeStream();
+        size_t off = 0;
+        for (size_t i = 0; i < k; i++) {
+          if (grids[i] == 0) continue;
+          auto info = xs[i].GetTensorTypeAndShapeInfo();
+          long long n = static_cast<long long>(info.GetElementCount());
+          auto t = info.GetElementType();
+          const void* x = xs[i].GetTensorRawData();
+          int vec = aligned(x, 4 * dtypeSize(t)) ? 1 : 0;
+          CUdeviceptr part = scratch + off * sizeof(double);
+          void* args[] = {&x, &n, &vec, &part};
+          check(c.launchKernel(kern.sumsq[gradIndex(t)], grids[i], 1, 1, 256, 1, 1, 0, stream, args, nullptr), "cuLaunchKernel (SumSquares)");
+          off += grids[i];
+        }
+        CUdeviceptr part = scratch;
+        long long count = static_cast<long long>(off);
+        void* fargs[] = {&part, &count, &o};
+        check(c.launchKernel(kern.sumsqFinal, 1, 1, 1, 256, 1, 1, 0, stream, fargs, nullptr), "cuLaunchKernel (SumSquares final)");
+      } else {
+        // Fixed chunks of 65,536 elements, each summed in float64, chunk sums added in order.
+        double sum = 0.0;
+        for (size_t i = 0; i < k; i++) {
+          auto info = xs[i].GetTensorTypeAndShapeInfo();
+          size_t n = info.GetElementCount();
+          auto t = info.GetElementType();
+          const void* x = xs[i].GetTensorRawData();
+          for (size_t s = 0; s < n; s += kCpuChunk) {
+            double acc = 0.0;
+            size_t e = s + kCpuChunk < n ? s + kCpuChunk : n;
+            for (size_t j = s; j < e; j++) {
+              double a = loadAsFloat(x, t, j);
+              acc += a * a;
+            }
+            sum += acc;
+          }
+        }
+        *o = static_cast<float>(sum);
+      }
+      return nullptr;
+    } catch (const std::exception& e) {
+      return fail("SumSquares", e);
+    }
+  }
+};
+
+template <bool OnCuda>
+struct SumSquaresOp : Ort::CustomOpBase<SumSquaresOp<OnCuda>, SumSquaresKernel<OnCuda>, true> {
+  OrtStatusPtr CreateKernelV2(const OrtApi&, const OrtKernelInfo* info, void** kernel) const {
+    try {
+      *kernel = new SumSquaresKernel<OnCuda>(info);
+      return nullptr;
+    } catch (const std::exception& e) {
+      return fail("SumSquares", e);
+    }
+  }
+  const char* GetName() const { return "SumSquares"; }
+  const char* GetExecutionProviderType() const { return OnCuda ? "CUDAExecutionProvider" : nullptr; }
+  size_t GetInputTypeCount() const { return 1; }
+  ONNXTensorElementDataType GetInputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED; }
+  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t) const { return INPUT_OUTPUT_VARIADIC; }
+  int GetVariadicInputMinArity() const { return 1; }
+  bool GetVariadicInputHomogeneity() const { return false; }
+  size_t GetOutputTypeCount() const { return 1; }
+  ONNXTensorElementDataType GetOutputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+};
+
+}  // namespace
+
+void addFusedOps(Ort::SessionOptions& so, bool cuda) {
+  // Domains and ops must outlive every session that uses them: process-lifetime statics, one domain
+  // per execution provider (a session gets the kernels of its own provider only).
+  static AdamWOp<false> adamwCpu;
+  static SumSquaresOp<false> sumsqCpu;
+  static AdamWOp<true> adamwCuda;
+  static SumSquaresOp<true> sumsqCuda;
+  static std::once_flag once;
+  static Ort::CustomOpDomain* cpuDomain = nullptr;
+  static Ort::CustomOpDomain* cudaDomain = nullptr;
+  std::call_once(once, [] {
+    cpuDomain = new Ort::CustomOpDomain(kDomain);
+    cpuDomain->Add(&adamwCpu);
+    cpuDomain->Add(&sumsqCpu);
+    cudaDomain = new Ort::CustomOpDomain(kDomain);
+    cudaDomain->Add(&adamwCuda);
+    cudaDomain->Add(&sumsqCuda);
+  });
+  so.Add(cuda ? *cudaDomain : *cpuDomain);
+}
+
+std::string cudaKernelsStatus(int deviceId) {
+  try {
+    (void)kernelsForCurrentContext(deviceId);
+    return "";
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
+}  // namespace latent_sft

@@ -1,0 +1,137 @@
+// The fused optimizer ops (domain latent_sft, kernels in @latent-sft/runtime's addon) on the CPU:
+// AdamW against its exact float32 reference, SumSquares against float64, and the Trainer with the
+// fused graph against the standard-op graph (bit for bit without clipping; with clipping the only
+// difference is the norm's float64 accumulation). The CUDA kernels are checked against these CPU
+// kernels on the GPU machine by tools/bench/src/fused-check.ts.
+import type { Tensor } from '@latent-sft/graph';
+import type { HostTensor } from '@latent-sft/runtime';
+import { describe, expect, it } from 'vitest';
+import { adamwGraph, adamwInputs, adamwReference, runOnce, sumSquaresCase, sumSquaresReference } from '../test/fused-cases.js';
+import { f32, linearObjective, mlpBatch, mlpData, mlpInit, mlpObjective, normals } from '../test/objectives.js';
+import { type Objective, type OptimizerConfig, Trainer, buildStepGraphs, graphOptimizer } from './index.js';
+
+const cpu = { kind: 'cpu' } as const;
+/** Fused vs standard-op trainer with clipping: the clip coefficient differs by the norm's accumulation
+ * (float64 vs float32), ~1e-7 relative, and AdamW's m/√v amplifies it little over 6 steps. */
+const CLIPPED = { rtol: 1e-5, atol: 1e-8 };
+
+describe('latent_sft.AdamW on the CPU', () => {
+  for (const gdt of ['float32', 'bfloat16', 'float16'] as const) {
+    it(`equals the float32 reference bit for bit (gradient ${gdt}, 1,003 elements)`, async () => {
+      const inp = adamwInputs(1003, gdt, 7);
+      const out = await runOnce(adamwGraph(1003, gdt), inp, cpu);
+      const ref = adamwReference(inp);
+      expect(out['p_new']!.data).toEqual(ref.p);
+      expect(out['m_new']!.data).toEqual(ref.m);
+      expect(out['v_new']!.data).toEqual(ref.v);
+      // The update moved every parameter (the reference is not trivially the input).
+      expect(Array.from(ref.p).filter((x, i) => x === (inp['p']!.data as Float32Array)[i]).length).toBe(0);
+    });
+  }
+  it('splits work into 65,536-element chunks without changing values (200,003 elements)', async () => {
+    const inp = adamwInputs(200_003, 'bfloat16', 8);
+    const out = await runOnce(adamwGraph(200_003, 'bfloat16'), inp, cpu);
+    expect(out['p_new']!.data).toEqual(adamwReference(inp).p);
+  });
+});
+
+describe('latent_sft.SumSquares on the CPU', () => {
+  it('mixed dtypes: equals the float64 sum rounded once', async () => {
+    const c = sumSquaresCase([{ dtype: 'float32', dims: [37] }, { dtype: 'bfloat16', dims: [64, 5] }, { dtype: 'float16', dims: [3] }], 5);
+    const out = await runOnce(c.model, c.inputs, cpu);
+    expect(out['y']!.dims).toEqual([]);
+    expect(Array.from(out['y']!.data as Float32Array)).toEqual([sumSquaresReference(c.inputs)]);
+  });
+  it('300,000 elements (several summation chunks): within float32 rounding of the float64 sum', async () => {
+    const c = sumSquaresCase([{ dtype: 'float32', dims: [300, 1000] }, { dtype: 'bfloat16', dims: [7] }], 6);
+    const out = await runOnce(c.model, c.inputs, cpu);
+    expect(out['y']!.data).toBeAllclose([sumSquaresReference(c.inputs)], { rtol: 1e-7, atol: 0 });
+  });
+});
+
+/** linearObjective in bf16 (graph building only): its weight gradients reach the optimizer as Cast(bf16 → f32). */
+function bf16Linear(D: number, O: number): Objective {
+  const base = linearObjective(D, O);
+  return {
+    ...base,
+    buildLoss(g, p, i) {
+      const x = g.cast(i['x'] as Tensor, 'bfloat16');
+      const d = g.sub(g.add(g.matmul(x, p['W'] as Tensor), p['b'] as Tensor), g.cast(i['y'] as Tensor, 'bfloat16'));
+      return { loss: g.reduceMean(g.mul(d, d), undefined, false) };
+    },
+  };
+}
+
+async function trajectories(o: {
+  objective: Objective; init: Record<string, HostTensor>; batches: Array<Record<string, HostTensor>>;
+  optimizer: OptimizerConfig; clipNorm: number | null; compute?: 'float32' | 'float16'; gradAccum?: number;
+}) {
+  const run = async (fusedOptimizer: boolean) => {
+    const trainer = await Trainer.create({
+      objective: o.objective, optimizer: o.optimizer, schedule: { kind: 'linear', warmupSteps: 2, totalSteps: 10 }, totalSteps: 10,
+      clipNorm: o.clipNorm, gradAccum: o.gradAccum ?? 1, precision: { compute: o.compute ?? 'float32', lossScale: null }, device: cpu, fusedOptimizer,
+    }, { trainable: o.init, frozen: {} });
+    try {
+      const norms: number[] = [];
+      for (let i = 0; i < o.batches.length; i += o.gradAccum ?? 1) norms.push((await trainer.step(o.batches.slice(i, i + (o.gradAccum ?? 1)))).gradNorm);
+      const s = await trainer.state();
+      return { norms, tensors: [...s.trainable, ...s.optimizer] };
+    } finally {
+      await trainer.release();
+    }
+  };
+  return { fused: await run(true), plain: await run(false) };
+}
+
+describe('Trainer: fused AdamW graph vs the standard-op graph (CPU)', () => {
+  const data = mlpData(64);
+  const mlpBatches = Array.from({ length: 6 }, (_, s) => mlpBatch(data, Array.from({ length: 16 }, (_, i) => (s * 16 + i * 5) % 64)));
+  const adamw: OptimizerConfig = { kind: 'adamw', lr: 0.02, weightDecay: 0.1 };
+
+  it('float32, no clipping: parameters and m/v bit for bit after 6 steps', async () => {
+    const r = await trajectories({ objective: mlpObjective(16), init: mlpInit(16), batches: mlpBatches, optimizer: adamw, clipNorm: null });
+    expect(r.fused.tensors.map((t) => t.name)).toEqual(r.plain.tensors.map((t) => t.name));
+    r.fused.tensors.forEach((t, i) => expect(t.data, t.name).toEqual(r.plain.tensors[i]!.data));
+    expect(r.fused.norms).toBeAllclose(r.plain.norms, { rtol: 1e-6, atol: 0 });
+  });
+
+  it('float16 compute without loss scaling (the fused op reads the fp16 weight gradients), no clipping: bit for bit', async () => {
+    const D = 6, O = 3;
+    const init = { W: f32([D, O], normals(1, D * O, 0.3)), b: f32([O], normals(2, O, 0.3)) };
+    const batches = Array.from({ length: 5 }, (_, s) => ({ x: f32([8, D], normals(100 + s, 8 * D)), y: f32([8, O], normals(200 + s, 8 * O)) }));
+    // (ORT's CPU provider has no bfloat16 Sub; the narrowing is the same for both 16-bit types.)
+    const r = await trajectories({ objective: linearObjective(D, O, 'float16'), init, batches, optimizer: adamw, clipNorm: null, compute: 'float16' });
+    expect(r.fused.norms.every((x) => x > 0)).toBe(true);
+    r.fused.tensors.forEach((t, i) => expect(t.data, t.name).toEqual(r.plain.tensors[i]!.data));
+  });
+
+  it('float32, clip 0.05 (active every step), gradient accumulation over 2: within the norm accumulation difference', async () => {
+    const r = await trajectories({ objective: mlpObjective(16), init: mlpInit(16), batches: mlpBatches, optimizer: adamw, clipNorm: 0.05, gradAccum: 2 });
+    expect(Math.min(...r.plain.norms)).toBeGreaterThan(0.05);
+    expect(r.fused.norms).toBeAllclose(r.plain.norms, { rtol: 1e-6, atol: 0 });
+    r.fused.tensors.forEach((t, i) => expect(t.data, t.name).toBeAllclose(r.plain.tensors[i]!.data, CLIPPED));
+  });
+
+  it('the fused step graph: one AdamW per parameter, one SumSquares, no float32 copies of bf16 grads, no Identity outputs', () => {
+    const names = ['W', 'b'];
+    const opts = { objective: bf16Linear(6, 3), optimizer: graphOptimizer({ kind: 'adamw', lr: 1e-3 }), clipNorm: 1.0, compute: 'bfloat16' as const, lossScale: false };
+    const fused = buildStepGraphs({ ...opts, fused: true }, 1).fused!;
+    const plain = buildStepGraphs(opts, 1).fused!;
+    const count = (g: typeof fused, op: string) => g.nodes.filter((n) => n.op === op).length;
+    expect(count(fused, 'AdamW')).toBe(names.length);
+    expect(count(fused, 'SumSquares')).toBe(1);
+    expect(count(fused, 'ReduceSumSquare')).toBe(0);
+    expect(count(plain, 'ReduceSumSquare')).toBe(names.length);
+    const adamwNodes = fused.nodes.filter((n) => n.op === 'AdamW');
+    for (const n of adamwNodes) expect(fused.value(n.inputs[1]!).dtype).toBe('bfloat16'); // W's gradient; b's too (bias add in bf16)
+    expect(adamwNodes.flatMap((n) => n.outputs)).toEqual(names.flatMap((n) => [`${n}.new`, `m.${n}.new`, `v.${n}.new`]));
+    expect(fused.nodes.filter((n) => n.op === 'Identity' && n.outputs.some((o) => o.endsWith('.new')))).toEqual([]);
+    expect(count(fused, 'Cast')).toBeLessThan(count(plain, 'Cast'));
+  });
+
+  it('fusedOptimizer: true with SGD is a one-line error naming the field', async () => {
+    await expect(Trainer.create({
+      objective: mlpObjective(4), optimizer: { kind: 'sgd', lr: 0.1 }, schedule: { kind: 'constant' }, totalSteps: 1, device: cpu, fusedOptimizer: true,
+    }, { trainable: mlpInit(4), frozen: {} })).rejects.toThrow(/fusedOptimizer.*only adamw/);
+  });
+});

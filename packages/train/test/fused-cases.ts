@@ -1,0 +1,130 @@
+// Op-level cases for the fused optimizer kernels (domain latent_sft: AdamW, SumSquares): one-node
+// graphs over seeded data, run on a device, and their exact float32 references in JS. Used by
+// src/fused-optim.test.ts (CPU kernels vs the reference) and tools/bench/src/fused-check.ts (CUDA
+// kernels vs the CPU kernels, on the GPU machine).
+import { Rng } from '@latent-sft/core';
+import { type DType, Graph, f16BitsToNumber, serialize, typedFrom } from '@latent-sft/graph';
+import { type Device, DeviceSession, type DeviceTensor, type HostTensor, type TypedData } from '@latent-sft/runtime';
+
+const fr = Math.fround;
+
+/** AdamW attributes and scalars of the cases (scalars as the host computes them for step t = 3). */
+export const ADAMW_CASE = {
+  beta1: 0.9, beta2: 0.999, eps: 1e-8,
+  step: 1e-3 / (1 - 0.9 ** 3), decay: 1 - 1e-3 * 0.01, bc2: Math.sqrt(1 - 0.999 ** 3), coef: 0.37,
+} as const;
+
+/** Seeded inputs of one AdamW case with `n` elements and a gradient of dtype `gdt`. */
+export function adamwInputs(n: number, gdt: 'float32' | 'bfloat16' | 'float16', seed: number): Record<string, HostTensor> {
+  const r = Rng.fromSeed(seed);
+  const normal = (s: number) => Array.from({ length: n }, () => s * r.normal());
+  const f32 = (v: ArrayLike<number>): HostTensor => ({ dtype: 'float32', dims: [n], data: Float32Array.from(v) });
+  const s = (v: number): HostTensor => ({ dtype: 'float32', dims: [], data: Float32Array.of(v) });
+  const c = ADAMW_CASE;
+  return {
+    p: f32(normal(0.05)), g: { dtype: gdt, dims: [n], data: typedFrom(gdt, normal(2e-3)) as TypedData } as HostTensor,
+    m: f32(normal(1e-3)), v: f32(normal(1e-3).map((x) => x * x)),
+    step: s(c.step), decay: s(c.decay), bc2: s(c.bc2), coef: s(c.coef),
+  };
+}
+
+/** A one-node graph: AdamW(p, g, m, v, step, decay, bc2, coef) → p', m', v'. */
+export function adamwGraph(n: number, gdt: 'float32' | 'bfloat16' | 'float16'): Uint8Array {
+  const g = new Graph('adamw_case');
+  const c = ADAMW_CASE;
+  const ins = ['p', 'g', 'm', 'v'].map((k) => g.input(k, k === 'g' ? gdt : 'float32', [n]));
+  const sc = ['step', 'decay', 'bc2', 'coef'].map((k) => g.input(k, 'float32', []));
+  const outs = g.op('AdamW', [...ins, ...sc], { beta2: c.beta2, one_minus_beta1: 1 - c.beta1, one_minus_beta2: 1 - c.beta2, eps: c.eps }, ['p_new', 'm_new', 'v_new']);
+  for (const o of outs) g.output(o);
+  return serialize(g).model;
+}
+
+/** Element values of a float tensor as numbers (bf16/f16 widened). */
+export function floatValues(t: HostTensor): Float64Array {
+  const out = new Float64Array(t.data.length);
+  const u32 = new Uint32Array(1);
+  const f = new Float32Array(u32.buffer);
+  for (let i = 0; i < out.length; i++) {
+    const x = (t.data as ArrayLike<number>)[i] as number;
+    if (t.dtype === 'bfloat16') {
+      u32[0] = x << 16;
+      out[i] = f[0] as number;
+    } else if (t.dtype === 'float16') out[i] = f16BitsToNumber(x);
+    else out[i] = x;
+  }
+  return out;
+}
+
+/** The float32 reference of AdamW (fused_ops.cc's order, every operation rounded to float32). */
+export function adamwReference(inp: Record<string, HostTensor>): { p: Float32Array; m: Float32Array; v: Float32Array } {
+  const c = ADAMW_CASE;
+  const [b2, omb1, omb2, eps] = [fr(c.beta2), fr(1 - c.beta1), fr(1 - c.beta2), fr(c.eps)];
+  const sc = (k: string) => ((inp[k] as HostTensor).data as Float32Array)[0] as number;
+  const [step, decay, bc2, coef] = [sc('step'), sc('decay'), sc('bc2'), sc('coef')];
+  const p = (inp['p'] as HostTensor).data as Float32Array, m = (inp['m'] as HostTensor).data as Float32Array;
+  const v = (inp['v'] as HostTensor).data as Float32Array, g = floatValues(inp['g'] as HostTensor);
+  const n = p.length;
+  const out = { p: new Float32Array(n), m: new Float32Array(n), v: new Float32Array(n) };
+  for (let i = 0; i < n; i++) {
+    // Double rounding through float64 is exact for + − × ÷ √ of float32 operands (53 ≥ 2·24 + 2).
+    const gr = fr((g[i] as number) * coef);
+    const pd = fr((p[i] as number) * decay);
+    const mn = fr((m[i] as number) + fr(omb1 * fr(gr - (m[i] as number))));
+    const vn = fr(fr((v[i] as number) * b2) + fr(fr(omb2 * gr) * gr));
+    const den = fr(fr(fr(Math.sqrt(vn)) / bc2) + eps);
+    out.p[i] = fr(pd - fr(step * fr(mn / den)));
+    out.m[i] = mn;
+    out.v[i] = vn;
+  }
+  return out;
+}
+
+/** SumSquares over tensors of the given dtypes and sizes. */
+export function sumSquaresCase(specs: ReadonlyArray<{ dtype: DType; dims: number[] }>, seed: number): { model: Uint8Array; inputs: Record<string, HostTensor> } {
+  const g = new Graph('sumsq_case');
+  const r = Rng.fromSeed(seed);
+  const inputs: Record<string, HostTensor> = {};
+  const ts = specs.map((s, i) => {
+    const n = s.dims.reduce((a, b) => a * b, 1);
+    inputs[`x${i}`] = { dtype: s.dtype, dims: s.dims, data: typedFrom(s.dtype, Array.from({ length: n }, () => (i + 1) * r.normal())) as TypedData } as HostTensor;
+    return g.input(`x${i}`, s.dtype, s.dims);
+  });
+  g.output(g.op1('SumSquares', ts), 'y');
+  return { model: serialize(g).model, inputs };
+}
+
+/** Σ x² of the inputs in float64, rounded once to float32. */
+export function sumSquaresReference(inputs: Record<string, HostTensor>): number {
+  let s = 0;
+  for (const t of Object.values(inputs)) for (const x of floatValues(t)) s += x * x;
+  return fr(s);
+}
+
+/** Runs a model once on `device`: uploads the inputs, binds every output to the device, downloads. */
+export async function runOnce(model: Uint8Array, inputs: Record<string, HostTensor>, device: Device): Promise<Record<string, HostTensor>> {
+  const session = DeviceSession.create(model, { device, deterministic: true });
+  const binding = session.createBinding();
+  const held = Object.entries(inputs).map(([k, t]) => {
+    const d = session.upload(t);
+    binding.bindInput(k, d);
+    return d;
+  });
+  try {
+    const outs = ['p_new', 'm_new', 'v_new', 'y'].filter((n) => session.handle().outputs().some((o) => o.name === n));
+    const outTensors = outs.map((name) => {
+      const info = session.output(name);
+      const t = session.alloc(info.dtype as DType, info.dims);
+      binding.bindOutput(name, t);
+      return t;
+    });
+    await session.runAsync(binding);
+    const res: Record<string, HostTensor> = {};
+    outs.forEach((name, i) => { res[name] = (outTensors[i] as DeviceTensor).toHost(); });
+    for (const t of outTensors) t.release();
+    return res;
+  } finally {
+    for (const t of held) t.release();
+    binding.release();
+    session.release();
+  }
+}

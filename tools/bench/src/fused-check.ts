@@ -1,0 +1,83 @@
+// GPU check of the fused optimizer kernels (domain latent_sft, compiled with NVRTC at run time):
+// every case of packages/train/test/fused-cases.ts on CUDA against the CPU kernels (which the unit
+// tests hold to the exact float32 reference) and the reference itself — AdamW bit for bit, SumSquares
+// within 1e-6 relative (float64 block sums in another order) — then the time of one AdamW over 2^28
+// elements (the bytes it moves over the time, against the GPU's bandwidth).
+// Prints "CHECK {...}" lines; exits 1 on any mismatch.
+// Usage: node fused-check.mjs [--device-id 0]
+import { parseArgs } from 'node:util';
+import { DeviceSession, type HostTensor, fusedKernelsStatus } from '@latent-sft/runtime';
+import {
+  adamwGraph, adamwInputs, adamwReference, runOnce, sumSquaresCase, sumSquaresReference,
+} from '../../../packages/train/test/fused-cases.js';
+
+const { values } = parseArgs({ options: { 'device-id': { type: 'string', default: '0' } } });
+const cuda = { kind: 'cuda', deviceId: Number(values['device-id']) } as const;
+const cpu = { kind: 'cpu' } as const;
+const emit = (o: Record<string, unknown>) => process.stdout.write(`CHECK ${JSON.stringify(o)}\n`);
+let failed = 0;
+
+const status = fusedKernelsStatus(cuda);
+emit({ check: 'kernels', ok: status === '', status });
+if (status !== '') process.exit(1);
+
+function mismatches(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let bad = 0;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) bad++;
+  return a.length === b.length ? bad : Math.max(a.length, b.length);
+}
+
+for (const gdt of ['float32', 'bfloat16', 'float16'] as const) {
+  for (const n of [1003, (1 << 20) + 5]) {
+    const inp = adamwInputs(n, gdt, 11);
+    const model = adamwGraph(n, gdt);
+    const [gpu, host] = [await runOnce(model, inp, cuda), await runOnce(model, inp, cpu)];
+    const ref = adamwReference(inp);
+    const bad = ['p', 'm', 'v'].map((k) => mismatches(gpu[`${k}_new`]!.data as Float32Array, host[`${k}_new`]!.data as Float32Array));
+    const badRef = mismatches(gpu['p_new']!.data as Float32Array, ref.p);
+    const ok = bad.every((x) => x === 0) && badRef === 0;
+    if (!ok) failed++;
+    emit({ check: 'adamw', grad: gdt, n, ok, mismatches_vs_cpu: { p: bad[0], m: bad[1], v: bad[2] }, mismatches_vs_reference: badRef });
+  }
+}
+
+for (const specs of [
+  [{ dtype: 'float32' as const, dims: [37] }, { dtype: 'bfloat16' as const, dims: [64, 5] }, { dtype: 'float16' as const, dims: [3] }],
+  [{ dtype: 'bfloat16' as const, dims: [4096, 2048] }, { dtype: 'float32' as const, dims: [2048] }, { dtype: 'bfloat16' as const, dims: [1001] }],
+]) {
+  const c = sumSquaresCase(specs, 3);
+  const gpu = (await runOnce(c.model, c.inputs, cuda))['y']!.data[0] as number;
+  const host = (await runOnce(c.model, c.inputs, cpu))['y']!.data[0] as number;
+  const ref = sumSquaresReference(c.inputs);
+  const rel = Math.abs(gpu - ref) / ref;
+  const ok = rel <= 1e-6;
+  if (!ok) failed++;
+  emit({ check: 'sumsquares', inputs: specs.map((s) => `${s.dtype}[${s.dims.join(',')}]`), ok, gpu, cpu: host, reference: ref, rel_err: rel });
+}
+
+// Timing: AdamW over 2^28 elements with bf16 gradients (26 bytes per element moved).
+{
+  const n = 1 << 28;
+  const session = DeviceSession.create(adamwGraph(n, 'bfloat16'), { device: cuda, deterministic: true });
+  const b = session.createBinding();
+  const small = adamwInputs(1, 'bfloat16', 1);
+  const held = ['p', 'g', 'm', 'v'].map((k) => {
+    const t = session.alloc(k === 'g' ? 'bfloat16' : 'float32', [n]);
+    b.bindInput(k, t);
+    return t;
+  });
+  for (const k of ['step', 'decay', 'bc2', 'coef']) b.bindInput(k, session.upload(small[k] as HostTensor));
+  for (const k of ['p_new', 'm_new', 'v_new']) b.bindOutput(k, session.alloc('float32', [n]));
+  await session.runAsync(b);
+  const reps = 10;
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) await session.runAsync(b);
+  const ms = (performance.now() - t0) / reps;
+  emit({ check: 'adamw-time', n, ms, gb_per_s: (26 * n) / (ms / 1000) / 1e9 });
+  for (const t of held) t.release();
+  b.release();
+  session.release();
+}
+
+emit({ check: 'done', failed });
+process.exit(failed === 0 ? 0 : 1);
