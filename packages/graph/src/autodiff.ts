@@ -238,6 +238,14 @@ export const gradRules: { readonly [P in DifferentiableOp]: GradRule<P> } = {
     const d = dy0(c);
     return [g.mul(y, g.sub(d, g.reduceSum(g.mul(d, y), [axis], true)))];
   },
+  // latent_sft fused softmax (fusions.ts): dX by the fused backward op; no gradient for the mask.
+  MaskedSoftmax: (c) => {
+    if (c.needs[1]) throw new Error('MaskedSoftmax: the mask has no gradient (it must not depend on a parameter)');
+    const d = c.dy[0];
+    if (d === null || d === undefined || !c.needs[0]) return [null, null];
+    const [x, m] = [c.x[0] as Tensor, c.x[1] as Tensor];
+    return [c.g.op1('MaskedSoftmaxGrad', [d, x, m, c.y[1] as Tensor], c.attrs.scale !== undefined ? { scale: c.attrs.scale } : {}), null];
+  },
   // y = x - logΣeˣ: dx = dy - eʸ Σ dy
   LogSoftmax: (c) => {
     const g = c.g;

@@ -249,6 +249,40 @@ export class Graph {
     return outs;
   }
 
+  /**
+   * Replaces node `old` by a new `type` node at the same place in the order (graph rewrites such as
+   * fusions.ts): the new node's first outputs take over every use of `old`'s outputs, which must have the
+   * same dtypes and shapes and must not be graph outputs. The nodes that fed only `old` stay until
+   * `prune`. Returns the new node's outputs.
+   */
+  replaceNode<P extends OpType>(old: Node, type: P, inputs: readonly Input[], attrs: OpAttrs[P] = {} as OpAttrs[P]): Tensor[] {
+    const at = this.nodes.indexOf(old);
+    if (at < 0) throw new Error(`replaceNode: '${old.name}' is not a node of graph '${this.name}'`);
+    const before = this.nodes.length;
+    const outs = this.append(type, inputs, attrs, undefined, false);
+    if (this.nodes.length !== before + 1) throw new Error(`replaceNode: ${type} did not add exactly one node`);
+    if (outs.length < old.outputs.length) throw new Error(`replaceNode: ${type} has fewer outputs than '${old.name}'`);
+    const rename = new Map<string, string>();
+    old.outputs.forEach((name, k) => {
+      const [a, b] = [this.value(name), outs[k] as Tensor];
+      if (a.dtype !== b.dtype || a.rank !== b.rank || !a.shape.every((d, i) => d === b.shape[i])) {
+        throw new Error(`replaceNode: output ${k} of ${type} is ${b.dtype}${b.shapeText}, '${name}' is ${a.dtype}${a.shapeText}`);
+      }
+      if (this.outputs.some((o) => o.name === name)) throw new Error(`replaceNode: '${name}' is a graph output`);
+      rename.set(name, b.name);
+    });
+    const node = this.nodes.pop() as Node;
+    for (let i = 0; i < this.nodes.length; i++) {
+      const n = this.nodes[i] as Node;
+      if (!n.inputs.some((x) => rename.has(x))) continue;
+      const copy: Node = { ...n, inputs: n.inputs.map((x) => rename.get(x) ?? x) };
+      this.nodes[i] = copy;
+      for (const o of copy.outputs) this.producers.set(o, copy);
+    }
+    this.nodes.splice(at, 1, node);
+    return outs;
+  }
+
   /** `op` for ops with exactly one output. */
   op1<P extends OpType>(type: P, inputs: readonly Input[], attrs: OpAttrs[P] = {} as OpAttrs[P]): Tensor {
     const outs = this.op(type, inputs, attrs);

@@ -34,10 +34,14 @@ export interface OpAttrs {
   // Domain latent_sft (kernels in @latent-sft/runtime's addon): fused optimizer ops.
   AdamW: { beta2: number; one_minus_beta1: number; one_minus_beta2: number; eps: number };
   SumSquares: {};
+  MaskedSoftmax: { scale?: number };
+  MaskedSoftmaxGrad: { scale?: number };
 }
 
 /** Ops outside the default ONNX domain, and their domain (serialized with opset version 1). */
-export const customOpDomains: { readonly [P in OpType]?: string } = { AdamW: 'latent_sft', SumSquares: 'latent_sft' };
+export const customOpDomains: { readonly [P in OpType]?: string } = {
+  AdamW: 'latent_sft', SumSquares: 'latent_sft', MaskedSoftmax: 'latent_sft', MaskedSoftmaxGrad: 'latent_sft',
+};
 
 /** Every op type of the table. */
 export type OpType = keyof OpAttrs;
@@ -45,7 +49,7 @@ export type OpType = keyof OpAttrs;
 /** Ops through which no gradient flows (integer/boolean results, shape queries, scatters used by backward). */
 export type NonDifferentiableOp =
   | 'Shape' | 'Size' | 'ConstantOfShape' | 'Range' | 'Equal' | 'Less' | 'Greater' | 'Not' | 'And' | 'Or'
-  | 'ArgMax' | 'ScatterND' | 'ScatterElements' | 'AdamW' | 'SumSquares';
+  | 'ArgMax' | 'ScatterND' | 'ScatterElements' | 'AdamW' | 'SumSquares' | 'MaskedSoftmaxGrad';
 
 /** Ops that have a gradient rule (exhaustively: all others). */
 export type DifferentiableOp = Exclude<OpType, NonDifferentiableOp>;
@@ -54,6 +58,7 @@ export type DifferentiableOp = Exclude<OpType, NonDifferentiableOp>;
 export const nonDifferentiableOps: { readonly [P in NonDifferentiableOp]: true } = {
   Shape: true, Size: true, ConstantOfShape: true, Range: true, Equal: true, Less: true, Greater: true,
   Not: true, And: true, Or: true, ArgMax: true, ScatterND: true, ScatterElements: true, AdamW: true, SumSquares: true,
+  MaskedSoftmaxGrad: true,
 };
 
 type AllAttrNames = { [P in OpType]: keyof OpAttrs[P] }[OpType];
@@ -62,7 +67,7 @@ export const attrKinds: { readonly [K in AllAttrNames]: 'int' | 'float' | 'ints'
   alpha: 'float', beta: 'float', transA: 'int', transB: 'int', axis: 'int', keepdims: 'int',
   noop_with_empty_axes: 'int', allowzero: 'int', perm: 'ints', num_outputs: 'int', to: 'dtype', largest: 'int',
   sorted: 'int', value: 'tensor', select_last_index: 'int', reduction: 'string',
-  beta2: 'float', one_minus_beta1: 'float', one_minus_beta2: 'float', eps: 'float',
+  beta2: 'float', one_minus_beta1: 'float', one_minus_beta2: 'float', eps: 'float', scale: 'float',
 };
 
 type In = Tensor | null;
@@ -207,6 +212,7 @@ function sliceDim(d: Dim, start: number, end: number, step: number, fresh: () =>
 export function opOutputCount(op: OpType, nSplit?: number): number {
   if (op === 'TopK') return 2;
   if (op === 'AdamW') return 3;
+  if (op === 'MaskedSoftmax') return 2;
   if (op === 'Split') return nSplit ?? 1;
   return 1;
 }
@@ -554,7 +560,38 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     }
     return [{ dtype: 'float32', shape: [] }];
   },
+  // X [..., S] (float), mask float32 broadcastable to X → Y = softmax(scale·X + mask) over the last
+  // axis in float32, rounded to X's dtype, and stats [..., 2] = (row max, row Σ exp) for the backward.
+  MaskedSoftmax: (g, inputs) => {
+    arity(inputs, 2);
+    const x = need(inputs, 0, 'X');
+    checkSoftmaxMask(x, need(inputs, 1, 'mask'));
+    return [{ dtype: x.dtype, shape: [...x.shape] }, { dtype: 'float32', shape: [...x.shape.slice(0, -1), 2] }];
+  },
+  // dY, X, mask, stats → dX = scale · Y ⊙ (dY − Σ dY·Y), Y recomputed from X, mask and stats.
+  MaskedSoftmaxGrad: (g, inputs) => {
+    arity(inputs, 4);
+    const dy = need(inputs, 0, 'dY');
+    const x = need(inputs, 1, 'X');
+    checkSoftmaxMask(x, need(inputs, 2, 'mask'));
+    if (dy.dtype !== x.dtype || dy.rank !== x.rank || !dy.shape.every((d, i) => dimEq(d, x.shape[i] as Dim))) throw new Error('dY must have the dtype and shape of X');
+    const st = need(inputs, 3, 'stats');
+    if (st.dtype !== 'float32' || st.rank !== x.rank || st.shape[x.rank - 1] !== 2) throw new Error(`stats must be float32 [..., 2], got ${st.dtype}${st.shapeText}`);
+    return [{ dtype: x.dtype, shape: [...x.shape] }];
+  },
 };
+
+function checkSoftmaxMask(x: Tensor, m: Tensor): void {
+  if (!['float32', 'bfloat16', 'float16'].includes(x.dtype)) throw new Error(`X must be float32, bfloat16 or float16, got ${x.dtype}`);
+  if (x.rank < 1 || x.rank > 9) throw new Error(`X must have rank 1..9, got ${x.rank}`);
+  if (m.dtype !== 'float32') throw new Error(`mask must be float32, got ${m.dtype}`);
+  if (m.rank > x.rank) throw new Error(`mask rank ${m.rank} exceeds X rank ${x.rank}`);
+  const lead = x.rank - m.rank;
+  m.shape.forEach((d, i) => {
+    const xd = x.shape[lead + i] as Dim;
+    if (d !== 1 && !dimEq(d, xd) && !(typeof d === 'string' || typeof xd === 'string')) throw new Error(`mask ${m.shapeText} does not broadcast to X ${x.shapeText}`);
+  });
+}
 
 function isStaticDims(s: readonly Dim[]): s is readonly number[] {
   return s.every((d) => typeof d === 'number');

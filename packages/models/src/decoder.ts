@@ -200,12 +200,20 @@ export function buildDecoder(g: Graph, config: ModelConfig, opts: DecoderOptions
       v = g.concat([g.cast(pv, dtype), vNew], 2);
       presents.push({ key: g.cast(k, io), value: g.cast(v, io) });
     }
+    // GQA as plain batched GEMMs over B·kvH: the rep query heads of a KV head are stacked along the rows
+    // ([B, kvH, rep·T, hd] · [B, kvH, hd, S]) instead of broadcasting K/V over a rep axis, which ORT runs
+    // far slower and whose backward sums the K/V gradients over rep. The softmax and its mask see the
+    // scores as [B, kvH, rep, T, S] (a free Reshape).
     const q5 = g.transpose(g.reshape(q, shapeBT(kvH, rep, hd)), [0, 2, 3, 1, 4]); // [B, kvH, rep, T, hd]
-    const kT = g.transpose(g.unsqueeze(k, [2]), [0, 1, 2, 4, 3]); // [B, kvH, 1, hd, S]
-    const raw = g.cast(g.matmul(q5, kT), wide);
+    const bk = g.slice(g.shapeOf(k), [0], [2]); // [B, kvH]
+    const sLen = g.slice(g.shapeOf(k), [2], [3]); // [S]
+    const tLen = g.slice(bt, [1], [2]); // [T]
+    const rows = g.matmul(g.reshape(q5, [0, 0, -1, hd]), g.transpose(k, [0, 1, 3, 2])); // [B, kvH, rep·T, S]
+    const raw = g.cast(g.reshape(rows, g.concat([bk, g.ints([rep]), tLen, sLen], 0)), wide);
     const scores = g.add(scaleQ ? raw : g.mul(raw, scale), bias5); // [B, kvH, rep, T, S]
     const probs = g.cast(g.softmax(scores, -1), dtype);
-    const ctx = g.matmul(probs, g.unsqueeze(v, [2])); // [B, kvH, rep, T, hd]
+    const ctx4 = g.matmul(g.reshape(probs, g.concat([bk, g.ints([-1]), sLen], 0)), v); // [B, kvH, rep·T, hd]
+    const ctx = g.reshape(ctx4, g.concat([bk, g.ints([rep]), tLen, g.ints([hd])], 0)); // [B, kvH, rep, T, hd]
     const merged = g.reshape(g.transpose(ctx, [0, 3, 1, 2, 4]), [-1, H * hd]); // [N, H·hd]
     h = g.add(h, lin(merged, `${pre}.self_attn.o_proj`));
     const n2 = rmsNorm(g, h, P(`${pre}.post_attention_layernorm.weight`), c.rmsNormEps, dtype);

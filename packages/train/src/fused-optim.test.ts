@@ -66,10 +66,10 @@ async function trajectories(o: {
   objective: Objective; init: Record<string, HostTensor>; batches: Array<Record<string, HostTensor>>;
   optimizer: OptimizerConfig; clipNorm: number | null; compute?: 'float32' | 'float16'; gradAccum?: number;
 }) {
-  const run = async (fusedOptimizer: boolean) => {
+  const run = async (fusedKernels: boolean) => {
     const trainer = await Trainer.create({
       objective: o.objective, optimizer: o.optimizer, schedule: { kind: 'linear', warmupSteps: 2, totalSteps: 10 }, totalSteps: 10,
-      clipNorm: o.clipNorm, gradAccum: o.gradAccum ?? 1, precision: { compute: o.compute ?? 'float32', lossScale: null }, device: cpu, fusedOptimizer,
+      clipNorm: o.clipNorm, gradAccum: o.gradAccum ?? 1, precision: { compute: o.compute ?? 'float32', lossScale: null }, device: cpu, fusedKernels,
     }, { trainable: o.init, frozen: {} });
     try {
       const norms: number[] = [];
@@ -129,9 +129,15 @@ describe('Trainer: fused AdamW graph vs the standard-op graph (CPU)', () => {
     expect(count(fused, 'Cast')).toBeLessThan(count(plain, 'Cast'));
   });
 
-  it('fusedOptimizer: true with SGD is a one-line error naming the field', async () => {
+  it('SGD keeps the standard-op update under fusedKernels: true; a bad value is a one-line error naming the field', async () => {
+    const t = await Trainer.create({
+      objective: mlpObjective(4), optimizer: { kind: 'sgd', lr: 0.1 }, schedule: { kind: 'constant' }, totalSteps: 1, device: cpu, fusedKernels: true,
+    }, { trainable: mlpInit(4), frozen: {} });
+    expect(t.fusedKernels).toBe(true);
+    await t.release();
     await expect(Trainer.create({
-      objective: mlpObjective(4), optimizer: { kind: 'sgd', lr: 0.1 }, schedule: { kind: 'constant' }, totalSteps: 1, device: cpu, fusedOptimizer: true,
-    }, { trainable: mlpInit(4), frozen: {} })).rejects.toThrow(/fusedOptimizer.*only adamw/);
+      objective: mlpObjective(4), optimizer: { kind: 'sgd', lr: 0.1 }, schedule: { kind: 'constant' }, totalSteps: 1, device: cpu,
+      fusedKernels: 'yes' as unknown as boolean,
+    }, { trainable: mlpInit(4), frozen: {} })).rejects.toThrow(/fusedKernels.*expected true, false or 'auto'/);
   });
 });

@@ -8,7 +8,7 @@
 // loss scaling the backward is seeded with loss_scale and the float32 grads are divided by it.
 // grad_norm is the global L2 norm before clipping (clip_grad_norm_'s return value), always computed:
 // the host skips the step when it is not finite.
-import { type Graph as GraphT, Graph, type Tensor, grad } from '@latent-sft/graph';
+import { type Graph as GraphT, Graph, type Tensor, fuseMaskedSoftmax, grad } from '@latent-sft/graph';
 import { inputError } from '@latent-sft/core';
 import { type GraphOptimizer, clipByGlobalNormGraph, globalNormFusedGraph } from './graph-optim.js';
 import type { Objective } from './objective.js';
@@ -22,8 +22,9 @@ export interface StepGraphOptions {
   compute: ComputeDtype;
   lossScale: boolean;
   /**
-   * Use the optimizer's fused node (domain latent_sft) and a fused SumSquares grad norm when it has
-   * one (AdamW); needs sessions of @latent-sft/runtime (its addon has the kernels).
+   * Fused kernels (domain latent_sft; sessions of @latent-sft/runtime, whose addon has them): the 16-bit
+   * attention softmax as MaskedSoftmax (graph.fuseMaskedSoftmax, before the backward is built), and the
+   * optimizer's fused node with a SumSquares grad norm when it has one (AdamW).
    */
   fused?: boolean;
 }
@@ -70,6 +71,7 @@ function forwardBackward(g: Graph, o: StepGraphOptions): { grads: Record<string,
   for (const part of [obj.frozen, obj.batch]) for (const [n, s] of Object.entries(part)) inputs[n] = g.input(n, s.dtype, s.shape);
   const scale = o.lossScale ? g.input('loss_scale', 'float32', []) : null;
   const built = obj.buildLoss(g, view, inputs);
+  if (o.fused === true) fuseMaskedSoftmax(g);
   if (built.loss.rank !== 0) throw new Error(`objective loss must be a scalar, got ${built.loss.shapeText}`);
   const loss = g.cast(built.loss, 'float32');
   g.output(loss, 'loss');

@@ -41,12 +41,14 @@ export interface TrainerOptions {
   dynamicLossScale?: DynamicLossScaleOptions;
   device: Device;
   /**
-   * Fused optimizer kernels (AdamW as one node per parameter reading the bf16/fp16 gradient, and the
-   * grad norm as one SumSquares node; bit for bit the unfused AdamW on clipped float32 grads, the norm
-   * accumulated in float64). 'auto' (default): when the optimizer has one and the device's kernels
-   * load (fusedKernelsStatus), else the standard-op graph with a warning. true: required. false: never.
+   * Fused kernels of @latent-sft/runtime's addon (domain latent_sft): AdamW as one node per parameter
+   * reading the bf16/fp16 gradient and the grad norm as one SumSquares node (bit for bit the unfused
+   * AdamW on clipped float32 grads; the norm accumulated in float64), and the 16-bit attention softmax
+   * as MaskedSoftmax (float32 inside, no float32 [.., T, S] tensors). 'auto' (default): when the
+   * device's kernels load (fusedKernelsStatus), else standard ops with a warning. true: required.
+   * false: never.
    */
-  fusedOptimizer?: boolean | 'auto';
+  fusedKernels?: boolean | 'auto';
   /** ORT session options (default: deterministic, graph optimizations 'all'). */
   session?: Omit<DeviceSessionOptions, 'device'>;
   logger?: Logger;
@@ -107,8 +109,8 @@ export class Trainer {
   /** The checkpoint named by NonFiniteError (set by whoever saves checkpoints, e.g. trainWithCheckpoints). */
   lastGoodCheckpoint: string | null = null;
   readonly metricNames: readonly string[];
-  /** Whether the step graphs use the fused optimizer kernels (TrainerOptions.fusedOptimizer resolved). */
-  readonly fusedOptimizer: boolean;
+  /** Whether the step graphs use the fused kernels (TrainerOptions.fusedKernels resolved). */
+  readonly fusedKernels: boolean;
   private readonly logger: Logger;
   private readonly opt: GraphOptimizer;
   private readonly scaler: LossScaler | null;
@@ -134,7 +136,7 @@ export class Trainer {
   private readonly updateBinding: DeviceBinding;
 
   private constructor(private readonly opts: TrainerOptions, sessions: DeviceSession[], metricNames: string[], fused: boolean) {
-    this.fusedOptimizer = fused;
+    this.fusedKernels = fused;
     this.logger = opts.logger ?? silentLogger;
     this.opt = graphOptimizer(opts.optimizer);
     this.gradAccum = opts.gradAccum ?? 1;
@@ -163,7 +165,7 @@ export class Trainer {
     }
     const scaled = ls === undefined ? compute === 'float16' : ls !== null;
     const optimizer = graphOptimizer(opts.optimizer);
-    const fused = Trainer.useFused(opts, optimizer);
+    const fused = Trainer.useFused(opts);
     const graphs = buildStepGraphs({ objective: opts.objective, optimizer, clipNorm: opts.clipNorm ?? null, compute, lossScale: scaled, fused }, opts.gradAccum ?? 1);
     const sessionOpts: DeviceSessionOptions = { deterministic: true, ...opts.session, device: opts.device };
     const list = (graphs.fused ? [graphs.fused] : [graphs.grad, graphs.update]).map((g) => DeviceSession.create(serialize(g!).model, sessionOpts));
@@ -177,19 +179,15 @@ export class Trainer {
     return t;
   }
 
-  /** Resolves opts.fusedOptimizer against the optimizer and the device's kernels. */
-  private static useFused(opts: TrainerOptions, optimizer: GraphOptimizer): boolean {
-    const want = opts.fusedOptimizer ?? 'auto';
-    if (want !== 'auto' && typeof want !== 'boolean') throw inputError({ field: 'fusedOptimizer' }, `expected true, false or 'auto', got ${String(want)}`);
+  /** Resolves opts.fusedKernels against the optimizer and the device's kernels. */
+  private static useFused(opts: TrainerOptions): boolean {
+    const want = opts.fusedKernels ?? 'auto';
+    if (want !== 'auto' && typeof want !== 'boolean') throw inputError({ field: 'fusedKernels' }, `expected true, false or 'auto', got ${String(want)}`);
     if (want === false) return false;
-    if (optimizer.fusedUpdate === undefined) {
-      if (want === true) throw inputError({ field: 'fusedOptimizer' }, `optimizer '${opts.optimizer.kind}' has no fused kernel (only adamw)`);
-      return false;
-    }
     const why = fusedKernelsStatus(opts.device);
     if (why === '') return true;
-    if (want === true) throw inputError({ field: 'fusedOptimizer' }, `fused kernels unavailable on ${opts.device.kind}: ${why}`);
-    (opts.logger ?? silentLogger).warn({ reason: why }, 'fused optimizer kernels unavailable; using the standard-op AdamW graph');
+    if (want === true) throw inputError({ field: 'fusedKernels' }, `fused kernels unavailable on ${opts.device.kind}: ${why}`);
+    (opts.logger ?? silentLogger).warn({ reason: why }, 'fused kernels unavailable; using standard ops');
     return false;
   }
 

@@ -1,9 +1,9 @@
 // Op-level cases for the fused optimizer kernels (domain latent_sft: AdamW, SumSquares): one-node
 // graphs over seeded data, run on a device, and their exact float32 references in JS. Used by
-// src/fused-optim.test.ts (CPU kernels vs the reference) and tools/bench/src/fused-check.ts (CUDA
+// src/fused-optim.test.ts (CPU kernels vs the reference; MaskedSoftmax in src/fused-softmax.test.ts) and tools/bench/src/fused-check.ts (CUDA
 // kernels vs the CPU kernels, on the GPU machine).
 import { Rng } from '@latent-sft/core';
-import { type DType, Graph, f16BitsToNumber, serialize, typedFrom } from '@latent-sft/graph';
+import { type DType, Graph, type Tensor, f16BitsToNumber, serialize, typedFrom } from '@latent-sft/graph';
 import { type Device, DeviceSession, type DeviceTensor, type HostTensor, type TypedData } from '@latent-sft/runtime';
 
 const fr = Math.fround;
@@ -110,7 +110,7 @@ export async function runOnce(model: Uint8Array, inputs: Record<string, HostTens
     return d;
   });
   try {
-    const outs = ['p_new', 'm_new', 'v_new', 'y'].filter((n) => session.handle().outputs().some((o) => o.name === n));
+    const outs = ['p_new', 'm_new', 'v_new', 'y', 'stats', 'dx'].filter((n) => session.handle().outputs().some((o) => o.name === n));
     const outTensors = outs.map((name) => {
       const info = session.output(name);
       const t = session.alloc(info.dtype as DType, info.dims);
@@ -127,4 +127,40 @@ export async function runOnce(model: Uint8Array, inputs: Record<string, HostTens
     binding.release();
     session.release();
   }
+}
+
+/**
+ * MaskedSoftmax and MaskedSoftmaxGrad on one graph: inputs x [dims] (dtype), mask [maskDims] float32,
+ * dy [dims] (dtype); outputs y, stats (forward) and dx (the grad op on dy, x, mask, stats).
+ */
+export function maskedSoftmaxCase(dtype: 'float32' | 'bfloat16' | 'float16', dims: number[], maskDims: number[], scale: number, seed: number):
+{ model: Uint8Array; inputs: Record<string, HostTensor> } {
+  const g = new Graph('msoftmax_case');
+  const r = Rng.fromSeed(seed);
+  const n = dims.reduce((a, b) => a * b, 1);
+  const nm = maskDims.reduce((a, b) => a * b, 1);
+  const [S, T] = [dims.at(-1) as number, dims.at(-2) ?? 1];
+  const x = g.input('x', dtype, dims);
+  const m = g.input('mask', 'float32', maskDims);
+  const dy = g.input('dy', dtype, dims);
+  const [y, stats] = g.op('MaskedSoftmax', [x, m], { scale });
+  g.output(y as Tensor, 'y');
+  g.output(stats as Tensor, 'stats');
+  g.output(g.op1('MaskedSoftmaxGrad', [dy, x, m, stats as Tensor], { scale }), 'dx');
+  // Causal mask over the last two dims (query t sees keys ≤ t + S − T); the first mask row of every
+  // leading block also blocks all keys (a fully masked row).
+  const mask = Float32Array.from({ length: nm }, (_, i) => {
+    const mS = maskDims.at(-1) as number, mT = maskDims.at(-2) ?? 1;
+    const s = i % mS, t = Math.floor(i / mS) % mT;
+    return s > t + S - T || (mT > 1 && t === 0) ? -3.4028234663852886e38 : 0;
+  });
+  const normal = (k: number) => Array.from({ length: n }, () => k * r.normal());
+  return {
+    model: serialize(g).model,
+    inputs: {
+      x: { dtype, dims, data: typedFrom(dtype, normal(4)) as TypedData } as HostTensor,
+      mask: { dtype: 'float32', dims: maskDims, data: mask },
+      dy: { dtype, dims, data: typedFrom(dtype, normal(1)) as TypedData } as HostTensor,
+    },
+  };
 }

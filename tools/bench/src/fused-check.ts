@@ -4,15 +4,16 @@
 // within 1e-6 relative (float64 block sums in another order) — then the time of one AdamW over 2^28
 // elements (the bytes it moves over the time, against the GPU's bandwidth).
 // Prints "CHECK {...}" lines; exits 1 on any mismatch.
-// Usage: node fused-check.mjs [--device-id 0]
+// Usage: node fused-check.mjs [--device-id 0] [--dry]
 import { parseArgs } from 'node:util';
 import { DeviceSession, type HostTensor, fusedKernelsStatus } from '@latent-sft/runtime';
 import {
-  adamwGraph, adamwInputs, adamwReference, runOnce, sumSquaresCase, sumSquaresReference,
+  adamwGraph, adamwInputs, adamwReference, floatValues, maskedSoftmaxCase, runOnce, sumSquaresCase, sumSquaresReference,
 } from '../../../packages/train/test/fused-cases.js';
 
-const { values } = parseArgs({ options: { 'device-id': { type: 'string', default: '0' } } });
-const cuda = { kind: 'cuda', deviceId: Number(values['device-id']) } as const;
+const { values } = parseArgs({ options: { 'device-id': { type: 'string', default: '0' }, dry: { type: 'boolean', default: false } } });
+// --dry: every comparison with the CPU standing in for CUDA and no timings (checks this script itself).
+const cuda = values.dry ? ({ kind: 'cpu' } as const) : ({ kind: 'cuda', deviceId: Number(values['device-id']) } as const);
 const cpu = { kind: 'cpu' } as const;
 const emit = (o: Record<string, unknown>) => process.stdout.write(`CHECK ${JSON.stringify(o)}\n`);
 let failed = 0;
@@ -55,8 +56,50 @@ for (const specs of [
   emit({ check: 'sumsquares', inputs: specs.map((s) => `${s.dtype}[${s.dims.join(',')}]`), ok, gpu, cpu: host, reference: ref, rel_err: rel });
 }
 
+// MaskedSoftmax (+ Grad): CUDA vs CPU kernels. Both compute in float32 (expf vs std::exp, sums in another
+// order), so values agree to ~1e-6 relative before the final rounding; a 16-bit result near a rounding
+// boundary may differ by one ulp of its dtype.
+for (const [dtype, ulp] of [['float32', 1e-5], ['bfloat16', 2 ** -7], ['float16', 2 ** -10]] as const) {
+  for (const [dims, maskDims, scale] of [[[2, 3, 5, 7], [2, 1, 5, 7], 1], [[2, 2, 4, 64, 512], [2, 1, 1, 64, 512], 0.125]] as const) {
+    const c = maskedSoftmaxCase(dtype, [...dims], [...maskDims], scale, 9);
+    const [gpu, host] = [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
+    const worst: Record<string, number> = {};
+    for (const k of ['y', 'stats', 'dx']) {
+      const [a, b] = [floatValues(gpu[k] as HostTensor), floatValues(host[k] as HostTensor)];
+      // y, stats: elementwise relative; dx (y·(dy − t) cancels): relative to the largest |dx| of the case.
+      const norm = k === 'dx' ? b.reduce((acc, v) => Math.max(acc, Math.abs(v)), 0) : 0;
+      let w = 0;
+      for (let i = 0; i < a.length; i++) w = Math.max(w, Math.abs((a[i] as number) - (b[i] as number)) / (k === 'dx' ? norm : Math.abs(b[i] as number) + 1e-30));
+      worst[k] = w;
+    }
+    const ok = worst['y']! <= 2 * ulp && worst['stats']! <= 1e-5 && worst['dx']! <= 4 * ulp;
+    if (!ok) failed++;
+    emit({ check: 'masked-softmax', dtype, dims, scale, ok, worst_rel: worst });
+  }
+}
+
+// Timing: MaskedSoftmax + Grad at the benchmark's attention shape [8, 8, 4, 512, 512] in bfloat16.
+if (!values.dry) {
+  const c = maskedSoftmaxCase('bfloat16', [8, 8, 4, 512, 512], [8, 1, 1, 512, 512], 1, 2);
+  const session = DeviceSession.create(c.model, { device: cuda, deterministic: true });
+  const b = session.createBinding();
+  for (const [k, t] of Object.entries(c.inputs)) b.bindInput(k, session.upload(t));
+  b.bindOutput('y', session.alloc('bfloat16', [8, 8, 4, 512, 512]));
+  b.bindOutput('stats', session.alloc('float32', [8, 8, 4, 512, 2]));
+  b.bindOutput('dx', session.alloc('bfloat16', [8, 8, 4, 512, 512]));
+  await session.runAsync(b);
+  const reps = 10;
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) await session.runAsync(b);
+  const ms = (performance.now() - t0) / reps;
+  const n = 8 * 8 * 4 * 512 * 512;
+  emit({ check: 'masked-softmax-time', dims: [8, 8, 4, 512, 512], ms_fwd_plus_bwd: ms, gb_per_s: (10 * n) / (ms / 1000) / 1e9 });
+  b.release();
+  session.release();
+}
+
 // Timing: AdamW over 2^28 elements with bf16 gradients (26 bytes per element moved).
-{
+if (!values.dry) {
   const n = 1 << 28;
   const session = DeviceSession.create(adamwGraph(n, 'bfloat16'), { device: cuda, deterministic: true });
   const b = session.createBinding();

@@ -3,7 +3,7 @@
 // EP with all state device-resident. Modes: full fine-tuning ('train') and LoRA-only r=64 on every
 // projection ('lora', the phase-1 step shape). Prints "BENCH {...}" lines like bench_torch.py.
 // Usage: node train-bench.mjs [--which train,lora] [--batch 8] [--seq 512] [--steps 10] [--device cuda]
-//        [--fused auto|true|false] (Trainer.fusedOptimizer: the latent_sft AdamW/SumSquares kernels)
+//        [--fused auto|true|false] (Trainer.fusedKernels: the latent_sft kernels) [--cuda-opt k=v,...]
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Rng } from '@latent-sft/core';
@@ -17,9 +17,11 @@ import { BENCH_LORA, benchObjective } from './train-objective.js';
 const { values } = parseArgs({ options: {
   which: { type: 'string', default: 'train,lora' }, batch: { type: 'string', default: '8' }, seq: { type: 'string', default: '512' },
   steps: { type: 'string', default: '10' }, device: { type: 'string', default: 'cuda' }, layers: { type: 'string' }, compute: { type: 'string', default: 'bfloat16' },
-  profile: { type: 'string' }, fused: { type: 'string', default: 'auto' },
+  profile: { type: 'string' }, fused: { type: 'string', default: 'auto' }, 'cuda-opt': { type: 'string', default: '' },
 } });
-const fusedOptimizer = values.fused === 'auto' ? 'auto' : values.fused === 'true';
+// --cuda-opt k=v,k=v: extra CUDA provider options (e.g. arena_extend_strategy=kSameAsRequested).
+const cudaOptions = Object.fromEntries(values['cuda-opt'].split(',').filter((kv) => kv !== '').map((kv) => kv.split('=') as [string, string]));
+const fusedKernels = values.fused === 'auto' ? 'auto' : values.fused === 'true';
 const compute = values.compute as 'bfloat16' | 'float16' | 'float32';
 const device: Device = values.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' };
 const B = Number(values.batch), T = Number(values.seq), steps = Number(values.steps);
@@ -57,7 +59,7 @@ async function run(which: 'train' | 'lora') {
   let t0 = performance.now();
   const trainer = await Trainer.create({
     objective: objective(lora), optimizer: { kind: 'adamw', lr: 1e-5, weightDecay: 0.01 }, schedule: { kind: 'constant' },
-    totalSteps: steps + 3, clipNorm: 1.0, precision: { compute }, device, fusedOptimizer, ...(values.profile ? { session: { profilePrefix: values.profile } } : {}),
+    totalSteps: steps + 3, clipNorm: 1.0, precision: { compute }, device, fusedKernels, session: { ...(values.profile ? { profilePrefix: values.profile } : {}), cudaOptions },
   }, lora ? { trainable: adapters, frozen: weights } : { trainable: weights, frozen: {} });
   emit({ bench: which, phase: 'create', s: (performance.now() - t0) / 1000 });
   const b = batch();
@@ -74,7 +76,7 @@ async function run(which: 'train' | 'lora') {
   const attn = 12 * config.numHiddenLayers * config.hiddenSize * T;
   const fpt = lora ? 4 * n + 6 * trainableCount + attn : 6 * n + attn; // LoRA: no weight gradients of the base
   const tok = (B * T) / dt;
-  emit({ bench: which, impl: 'latent-sft-ort', device: device.kind, compute, fused: trainer.fusedOptimizer, batch: B, seq: T, step_s: dt, tokens_per_s: tok,
+  emit({ bench: which, impl: 'latent-sft-ort', device: device.kind, compute, fused: trainer.fusedKernels, batch: B, seq: T, step_s: dt, tokens_per_s: tok,
     tflops: (tok * fpt) / 1e12, trainable: trainableCount, loss_first: losses[0], loss_last: losses.at(-1),
     h2d_bytes_per_step: (io1.hostToDevice - io0.hostToDevice) / steps, d2h_bytes_per_step: (io1.deviceToHost - io0.deviceToHost) / steps });
   if (values.profile) {

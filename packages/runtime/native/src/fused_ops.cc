@@ -23,6 +23,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -76,6 +77,42 @@ inline float loadAsFloat(const void* data, ONNXTensorElementDataType t, size_t i
     case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16: return f16ToFloat(static_cast<const uint16_t*>(data)[i]);
     default: throw std::runtime_error("unsupported dtype");
   }
+}
+
+inline uint16_t floatToBf16(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/** float32 → float16 bits, round to nearest even (overflow → inf, NaN kept quiet). */
+inline uint16_t floatToF16(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  uint32_t sign = (u >> 16) & 0x8000u;
+  uint32_t a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);
+  if (a >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // ≥ 65520 rounds to inf
+  if (a < 0x38800000u) {                                               // below 2^-14: subnormal or zero
+    if (a < 0x33000000u) return static_cast<uint16_t>(sign);           // < 2^-25 rounds to 0
+    uint32_t e = a >> 23, man = (a & 0x7fffffu) | 0x800000u;
+    uint32_t shift = 126 - e;  // 14 + (113 − e) − 1
+    uint32_t q = man >> shift, rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (q & 1u))) q++;
+    return static_cast<uint16_t>(sign | q);
+  }
+  uint32_t r = a - 0x38000000u;  // rebias exponent 127 → 15
+  uint32_t q = r >> 13, rem = r & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (q & 1u))) q++;
+  return static_cast<uint16_t>(sign | q);
+}
+
+/** Stores float v as element i of a tensor of dtype t. */
+inline void storeFromFloat(void* data, ONNXTensorElementDataType t, size_t i, float v) {
+  if (t == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) static_cast<float*>(data)[i] = v;
+  else if (t == ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16) static_cast<uint16_t*>(data)[i] = floatToBf16(v);
+  else static_cast<uint16_t*>(data)[i] = floatToF16(v);
 }
 
 const char* floatTypeName(ONNXTensorElementDataType t) {
@@ -217,6 +254,160 @@ extern "C" __global__ void __launch_bounds__(256) sumsq_final(const double* __re
   }
   if (threadIdx.x == 0) out[0] = (float)s[0];
 }
+// ---- MaskedSoftmax: one warp per row of S; z = scale·x + mask, y = exp(z − max) / Σ, stats = (max, Σ).
+struct RowMap { long long nd; long long dims[8]; long long mstr[8]; long long mlast; };
+
+__device__ __forceinline__ long long maskOffset(const RowMap& rm, long long r) {
+  long long off = 0;
+  for (long long d = rm.nd - 1; d >= 0; d--) { long long q = r / rm.dims[d]; off += (r - q * rm.dims[d]) * rm.mstr[d]; r = q; }
+  return off;
+}
+__device__ __forceinline__ void put(float* p, long long i, float v) { p[i] = v; }
+__device__ __forceinline__ u16 f2bf(float v) {
+  u32 u = __float_as_uint(v);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (u16)((u >> 16) | 0x40u);
+  return (u16)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+__device__ __forceinline__ u16 f2h(float v) { unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v)); return h; }
+__device__ __forceinline__ void put(bf16* p, long long i, float v) { p[i].b = f2bf(v); }
+__device__ __forceinline__ void put(f16* p, long long i, float v) { p[i].b = f2h(v); }
+__device__ __forceinline__ float warpMax(float v) { for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o)); return v; }
+__device__ __forceinline__ float warpSum(float v) { for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o); return v; }
+
+template <typename T> struct Store4;
+template <> struct Store4<float> {
+  static __device__ __forceinline__ void put(float* p, long long i, const float* v) { F4 o = {v[0], v[1], v[2], v[3]}; reinterpret_cast<F4*>(p)[i] = o; }
+};
+template <> struct Store4<bf16> {
+  static __device__ __forceinline__ void put(bf16* p, long long i, const float* v) {
+    U2 o = {(u32)f2bf(v[0]) | ((u32)f2bf(v[1]) << 16), (u32)f2bf(v[2]) | ((u32)f2bf(v[3]) << 16)};
+    reinterpret_cast<U2*>(p)[i] = o;
+  }
+};
+template <> struct Store4<f16> {
+  static __device__ __forceinline__ void put(f16* p, long long i, const float* v) {
+    U2 o = {(u32)f2h(v[0]) | ((u32)f2h(v[1]) << 16), (u32)f2h(v[2]) | ((u32)f2h(v[3]) << 16)};
+    reinterpret_cast<U2*>(p)[i] = o;
+  }
+};
+
+// Rows of S ≤ 32·4·MS_G elements with S % 4 == 0 and aligned rows: each lane keeps its groups of 4 in
+// registers (one read of x, one write of y). Same float32 operations per element as the loop version.
+#define MS_G 8
+__device__ __forceinline__ void mask4(const float* mr, long long mlast, long long gi, float* mv) {
+  if (mlast) { F4 q = reinterpret_cast<const F4*>(mr)[gi]; mv[0] = q.x; mv[1] = q.y; mv[2] = q.z; mv[3] = q.w; }
+  else { mv[0] = mv[1] = mv[2] = mv[3] = mr[0]; }
+}
+
+template <typename T>
+__device__ __forceinline__ void msoftmax(const T* __restrict__ x, const float* __restrict__ m, T* __restrict__ y, float* __restrict__ stats,
+    long long rows, long long S, float scale, const RowMap& rm, int vec) {
+  long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  if (row >= rows) return;
+  int lane = threadIdx.x & 31;
+  const T* xr = x + row * S;
+  const float* mr = m + maskOffset(rm, row);
+  T* yr = y + row * S;
+  float mx = __int_as_float(0xff800000), sum = 0.0f;
+  if (vec) {
+    long long groups = S >> 2;
+    float z[MS_G][4];
+#pragma unroll
+    for (int k = 0; k < MS_G; k++) {
+      long long gi = lane + 32 * k;
+      if (gi < groups) {
+        float xv[4], mv[4];
+        Vec4<T>::get(xr, gi, xv);
+        mask4(mr, rm.mlast, gi, mv);
+#pragma unroll
+        for (int e = 0; e < 4; e++) { z[k][e] = scale * xv[e] + mv[e]; mx = fmaxf(mx, z[k][e]); }
+      }
+    }
+    mx = warpMax(mx);
+#pragma unroll
+    for (int k = 0; k < MS_G; k++)
+      if (lane + 32 * k < groups) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) { z[k][e] = expf(z[k][e] - mx); sum += z[k][e]; }
+      }
+    sum = warpSum(sum);
+#pragma unroll
+    for (int k = 0; k < MS_G; k++) {
+      long long gi = lane + 32 * k;
+      if (gi < groups) {
+        float o[4];
+#pragma unroll
+        for (int e = 0; e < 4; e++) o[e] = z[k][e] / sum;
+        Store4<T>::put(yr, gi, o);
+      }
+    }
+  } else {
+    for (long long j = lane; j < S; j += 32) mx = fmaxf(mx, scale * tof(xr[j]) + mr[j * rm.mlast]);
+    mx = warpMax(mx);
+    for (long long j = lane; j < S; j += 32) sum += expf((scale * tof(xr[j]) + mr[j * rm.mlast]) - mx);
+    sum = warpSum(sum);
+    for (long long j = lane; j < S; j += 32) put(yr, j, expf((scale * tof(xr[j]) + mr[j * rm.mlast]) - mx) / sum);
+  }
+  if (lane == 0) { stats[2 * row] = mx; stats[2 * row + 1] = sum; }
+}
+
+// dx = scale · y ⊙ (dy − Σ dy·y), y recomputed from x, mask and the forward's (max, Σ) exactly as forward.
+template <typename T>
+__device__ __forceinline__ void msoftmaxGrad(const T* __restrict__ dy, const T* __restrict__ x, const float* __restrict__ m,
+    const float* __restrict__ stats, T* __restrict__ dx, long long rows, long long S, float scale, const RowMap& rm, int vec) {
+  long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  if (row >= rows) return;
+  int lane = threadIdx.x & 31;
+  const T* xr = x + row * S;
+  const T* dyr = dy + row * S;
+  const float* mr = m + maskOffset(rm, row);
+  T* dxr = dx + row * S;
+  float mx = stats[2 * row], sum = stats[2 * row + 1];
+  float t = 0.0f;
+  if (vec) {
+    long long groups = S >> 2;
+    float yv[MS_G][4], dv[MS_G][4];
+#pragma unroll
+    for (int k = 0; k < MS_G; k++) {
+      long long gi = lane + 32 * k;
+      if (gi < groups) {
+        float xv[4], mv[4];
+        Vec4<T>::get(xr, gi, xv);
+        Vec4<T>::get(dyr, gi, dv[k]);
+        mask4(mr, rm.mlast, gi, mv);
+#pragma unroll
+        for (int e = 0; e < 4; e++) { yv[k][e] = expf((scale * xv[e] + mv[e]) - mx) / sum; t += dv[k][e] * yv[k][e]; }
+      }
+    }
+    t = warpSum(t);
+#pragma unroll
+    for (int k = 0; k < MS_G; k++) {
+      long long gi = lane + 32 * k;
+      if (gi < groups) {
+        float o[4];
+#pragma unroll
+        for (int e = 0; e < 4; e++) o[e] = scale * (yv[k][e] * (dv[k][e] - t));
+        Store4<T>::put(dxr, gi, o);
+      }
+    }
+  } else {
+    for (long long j = lane; j < S; j += 32) t += tof(dyr[j]) * (expf((scale * tof(xr[j]) + mr[j * rm.mlast]) - mx) / sum);
+    t = warpSum(t);
+    for (long long j = lane; j < S; j += 32) {
+      float yj = expf((scale * tof(xr[j]) + mr[j * rm.mlast]) - mx) / sum;
+      put(dxr, j, scale * (yj * (tof(dyr[j]) - t)));
+    }
+  }
+}
+
+#define MSOFTMAX(NAME, T) \
+extern "C" __global__ void __launch_bounds__(256) NAME(const T* x, const float* m, T* y, float* stats, long long rows, long long S, float scale, \
+    RowMap rm, int vec) { msoftmax<T>(x, m, y, stats, rows, S, scale, rm, vec); } \
+extern "C" __global__ void __launch_bounds__(256) NAME##_grad(const T* dy, const T* x, const float* m, const float* stats, T* dx, long long rows, \
+    long long S, float scale, RowMap rm, int vec) { msoftmaxGrad<T>(dy, x, m, stats, dx, rows, S, scale, rm, vec); }
+MSOFTMAX(msoftmax_f32, float)
+MSOFTMAX(msoftmax_bf16, bf16)
+MSOFTMAX(msoftmax_f16, f16)
 )CUDA";
 
 using CUresult = int;
@@ -316,6 +507,8 @@ struct Kernels {
   CUfunction adamw[3] = {nullptr, nullptr, nullptr};  // f32, bf16, f16
   CUfunction sumsq[3] = {nullptr, nullptr, nullptr};
   CUfunction sumsqFinal = nullptr;
+  CUfunction msoftmax[3] = {nullptr, nullptr, nullptr};
+  CUfunction msoftmaxGrad[3] = {nullptr, nullptr, nullptr};
   int smCount = 0;
 };
 
@@ -387,6 +580,8 @@ const Kernels& kernelsForCurrentContext(int deviceId) {
   for (int i = 0; i < 3; i++) {
     check(c.moduleGetFunction(&k.adamw[i], mod, (std::string("adamw_") + names[i]).c_str()), "cuModuleGetFunction");
     check(c.moduleGetFunction(&k.sumsq[i], mod, (std::string("sumsq_") + names[i]).c_str()), "cuModuleGetFunction");
+    check(c.moduleGetFunction(&k.msoftmax[i], mod, (std::string("msoftmax_") + names[i]).c_str()), "cuModuleGetFunction");
+    check(c.moduleGetFunction(&k.msoftmaxGrad[i], mod, (std::string("msoftmax_") + names[i] + "_grad").c_str()), "cuModuleGetFunction");
   }
   check(c.moduleGetFunction(&k.sumsqFinal, mod, "sumsq_final"), "cuModuleGetFunction");
   k.smCount = sms;
@@ -627,6 +822,220 @@ struct SumSquaresOp : Ort::CustomOpBase<SumSquaresOp<OnCuda>, SumSquaresKernel<O
   ONNXTensorElementDataType GetOutputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
 };
 
+// ---------------------------------------------------------------------------------------------------
+// MaskedSoftmax / MaskedSoftmaxGrad
+
+/** Row → mask offset map (same layout as the CUDA RowMap): X [..., S], M right-aligned broadcastable. */
+struct RowMap {
+  long long nd = 0;
+  long long dims[8] = {};
+  long long mstr[8] = {};
+  long long mlast = 0;
+};
+
+RowMap rowMap(const std::vector<int64_t>& xs, const std::vector<int64_t>& ms) {
+  if (xs.empty()) throw std::runtime_error("X must have rank >= 1");
+  if (ms.size() > xs.size()) throw std::runtime_error("the mask has a higher rank than X");
+  if (xs.size() - 1 > 8) throw std::runtime_error("X has more than 9 dims");
+  size_t r = xs.size(), lead = r - ms.size();
+  std::vector<int64_t> e(r, 1);
+  for (size_t i = 0; i < ms.size(); i++) e[lead + i] = ms[i];
+  RowMap rm;
+  rm.nd = static_cast<long long>(r - 1);
+  long long stride = 1;
+  std::vector<long long> strides(r);
+  for (size_t i = r; i-- > 0;) {
+    if (e[i] != 1 && e[i] != xs[i]) throw std::runtime_error("mask dim " + std::to_string(e[i]) + " does not broadcast to X dim " + std::to_string(xs[i]));
+    strides[i] = stride;
+    stride *= e[i];
+  }
+  for (size_t i = 0; i + 1 < r; i++) {
+    rm.dims[i] = xs[i];
+    rm.mstr[i] = e[i] == 1 ? 0 : strides[i];
+  }
+  rm.mlast = e[r - 1] == 1 ? 0 : 1;
+  return rm;
+}
+
+long long maskOffset(const RowMap& rm, long long r) {
+  long long off = 0;
+  for (long long d = rm.nd - 1; d >= 0; d--) {
+    long long q = r / rm.dims[d];
+    off += (r - q * rm.dims[d]) * rm.mstr[d];
+    r = q;
+  }
+  return off;
+}
+
+template <bool OnCuda, bool Grad>
+struct MaskedSoftmaxKernel {
+  float scale = 1.0f;
+  int deviceId = 0;
+
+  explicit MaskedSoftmaxKernel(const OrtKernelInfo* info) {
+    Ort::ConstKernelInfo ki(info);
+    try {
+      scale = ki.GetAttribute<float>("scale");
+    } catch (const Ort::Exception&) {
+      scale = 1.0f;
+    }
+    if (OnCuda) (void)kernelsForCurrentContext(deviceId);
+  }
+
+  OrtStatusPtr ComputeV2(OrtKernelContext* context) {
+    const char* name = Grad ? "MaskedSoftmaxGrad" : "MaskedSoftmax";
+    try {
+      Ort::KernelContext ctx(context);
+      // Forward: X, M → Y, stats. Grad: dY, X, M, stats → dX.
+      auto xv = ctx.GetInput(Grad ? 1 : 0), mv = ctx.GetInput(Grad ? 2 : 1);
+      auto xi = xv.GetTensorTypeAndShapeInfo();
+      auto xs = xi.GetShape();
+      auto xt = xi.GetElementType();
+      if (floatTypeName(xt) == nullptr) throw std::runtime_error("X must be float32, bfloat16 or float16");
+      auto mi = mv.GetTensorTypeAndShapeInfo();
+      if (mi.GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) throw std::runtime_error("the mask must be float32");
+      RowMap rm = rowMap(xs, mi.GetShape());
+      long long S = xs.back();
+      long long rows = S == 0 ? 0 : static_cast<long long>(xi.GetElementCount()) / S;
+      std::vector<int64_t> ss(xs.begin(), xs.end() - 1);
+      ss.push_back(2);
+      const void* x = xv.GetTensorRawData();
+      const float* m = mv.GetTensorData<float>();
+      const void* dy = nullptr;
+      const float* statsIn = nullptr;
+      void* out = nullptr;
+      float* statsOut = nullptr;
+      if constexpr (Grad) {
+        auto dyv = ctx.GetInput(0), sv = ctx.GetInput(3);
+        if (dyv.GetTensorTypeAndShapeInfo().GetElementType() != xt || dyv.GetTensorTypeAndShapeInfo().GetShape() != xs)
+          throw std::runtime_error("dY must have the dtype and shape of X");
+        if (sv.GetTensorTypeAndShapeInfo().GetShape() != ss) throw std::runtime_error("stats must be [..., 2] over the rows of X");
+        dy = dyv.GetTensorRawData();
+        statsIn = sv.GetTensorData<float>();
+        out = ctx.GetOutput(0, xs).GetTensorMutableRawData();
+      } else {
+        out = ctx.GetOutput(0, xs).GetTensorMutableRawData();
+        statsOut = ctx.GetOutput(1, ss).GetTensorMutableData<float>();
+      }
+      if (rows == 0) return nullptr;
+      if constexpr (OnCuda) {
+        const Kernels& k = kernelsForCurrentContext(deviceId);
+        float sc = scale;
+        unsigned grid = static_cast<unsigned>((rows + 7) / 8);  // 8 warps (rows) per block
+        void* stream = ctx.GetGPUComputeStream();
+        // Register path: rows of S % 4 == 0, S ≤ 1024 (32 lanes × 4 × MS_G), 4-element-aligned tensors.
+        size_t va = 4 * dtypeSize(xt);
+        int vec = S % 4 == 0 && S <= 1024 && aligned(x, va) && aligned(out, va) && (rm.mlast == 0 || aligned(m, 16)) &&
+                  (dy == nullptr || aligned(dy, va)) ? 1 : 0;
+        if constexpr (Grad) {
+          void* args[] = {&dy, &x, &m, &statsIn, &out, &rows, &S, &sc, &rm, &vec};
+          check(cudaApi().launchKernel(k.msoftmaxGrad[gradIndex(xt)], grid, 1, 1, 256, 1, 1, 0, stream, args, nullptr), "cuLaunchKernel (MaskedSoftmaxGrad)");
+        } else {
+          void* args[] = {&x, &m, &out, &statsOut, &rows, &S, &sc, &rm, &vec};
+          check(cudaApi().launchKernel(k.msoftmax[gradIndex(xt)], grid, 1, 1, 256, 1, 1, 0, stream, args, nullptr), "cuLaunchKernel (MaskedSoftmax)");
+        }
+      } else {
+        struct Job {
+          const void* x; const float* m; const void* dy; const float* statsIn; void* out; float* statsOut;
+          ONNXTensorElementDataType t; long long S; float scale; const RowMap* rm;
+        } job{x, m, dy, statsIn, out, statsOut, xt, S, scale, &rm};
+        ctx.ParallelFor([](void* data, size_t r) {
+          const Job& j = *static_cast<const Job*>(data);
+          size_t base = r * static_cast<size_t>(j.S);
+          const float* mr = j.m + maskOffset(*j.rm, static_cast<long long>(r));
+          long long ml = j.rm->mlast;
+          auto z = [&](long long c) { return j.scale * loadAsFloat(j.x, j.t, base + c) + mr[c * ml]; };
+          if constexpr (Grad) {
+            float mx = j.statsIn[2 * r], sum = j.statsIn[2 * r + 1], t = 0.0f;
+            for (long long c = 0; c < j.S; c++) t += loadAsFloat(j.dy, j.t, base + c) * (std::exp(z(c) - mx) / sum);
+            for (long long c = 0; c < j.S; c++) {
+              float yc = std::exp(z(c) - mx) / sum;
+              storeFromFloat(j.out, j.t, base + c, j.scale * (yc * (loadAsFloat(j.dy, j.t, base + c) - t)));
+            }
+          } else {
+            float mx = -INFINITY, sum = 0.0f;
+            for (long long c = 0; c < j.S; c++) mx = std::max(mx, z(c));
+            for (long long c = 0; c < j.S; c++) sum += std::exp(z(c) - mx);
+            for (long long c = 0; c < j.S; c++) storeFromFloat(j.out, j.t, base + c, std::exp(z(c) - mx) / sum);
+            j.statsOut[2 * r] = mx;
+            j.statsOut[2 * r + 1] = sum;
+          }
+        }, static_cast<size_t>(rows), 0, &job);
+      }
+      return nullptr;
+    } catch (const std::exception& e) {
+      return fail(name, e);
+    }
+  }
+};
+
+/**
+ * Output types/shapes for ORT's schema (needed: the grad op has two dynamically typed inputs): output 0
+ * as X (input 0 forward, 1 grad); forward output 1 float32 [..., 2].
+ */
+template <bool Grad>
+OrtStatusPtr inferMaskedSoftmax(const OrtCustomOp*, OrtShapeInferContext* ctx) {
+  const OrtApi& api = Ort::GetApi();
+  OrtTensorTypeAndShapeInfo* xin = nullptr;
+  if (OrtStatusPtr st = api.ShapeInferContext_GetInputTypeShape(ctx, Grad ? 1 : 0, &xin)) return st;
+  ONNXTensorElementDataType t{};
+  size_t rank = 0;
+  if (OrtStatusPtr st = api.GetTensorElementType(xin, &t)) return st;
+  if (OrtStatusPtr st = api.GetDimensionsCount(xin, &rank)) return st;
+  std::vector<int64_t> dims(rank);
+  std::vector<const char*> syms(rank, nullptr);
+  if (rank > 0) {
+    if (OrtStatusPtr st = api.GetDimensions(xin, dims.data(), rank)) return st;
+    if (OrtStatusPtr st = api.GetSymbolicDimensions(xin, syms.data(), rank)) return st;
+  }
+  for (auto& q : syms)
+    if (q == nullptr) q = "";
+  auto set = [&](size_t index, ONNXTensorElementDataType et, const std::vector<int64_t>& d, std::vector<const char*> sy) -> OrtStatusPtr {
+    OrtTensorTypeAndShapeInfo* out = nullptr;
+    if (OrtStatusPtr st = api.CreateTensorTypeAndShapeInfo(&out)) return st;
+    OrtStatusPtr st = api.SetTensorElementType(out, et);
+    if (st == nullptr) st = api.SetDimensions(out, d.data(), d.size());
+    if (st == nullptr) st = api.SetSymbolicDimensions(out, sy.data(), sy.size());
+    if (st == nullptr) st = api.ShapeInferContext_SetOutputTypeShape(ctx, index, out);
+    api.ReleaseTensorTypeAndShapeInfo(out);
+    return st;
+  };
+  if (OrtStatusPtr st = set(0, t, dims, syms)) return st;
+  if (!Grad && rank > 0) {
+    std::vector<int64_t> d(dims.begin(), dims.end() - 1);
+    d.push_back(2);
+    std::vector<const char*> sy(syms.begin(), syms.end() - 1);
+    sy.push_back("");
+    if (OrtStatusPtr st = set(1, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, d, sy)) return st;
+  }
+  return nullptr;
+}
+
+template <bool OnCuda, bool Grad>
+struct MaskedSoftmaxOp : Ort::CustomOpBase<MaskedSoftmaxOp<OnCuda, Grad>, MaskedSoftmaxKernel<OnCuda, Grad>, true> {
+  MaskedSoftmaxOp() { this->InferOutputShapeFn = &inferMaskedSoftmax<Grad>; }
+  OrtStatusPtr CreateKernelV2(const OrtApi&, const OrtKernelInfo* info, void** kernel) const {
+    try {
+      *kernel = new MaskedSoftmaxKernel<OnCuda, Grad>(info);
+      return nullptr;
+    } catch (const std::exception& e) {
+      return fail(Grad ? "MaskedSoftmaxGrad" : "MaskedSoftmax", e);
+    }
+  }
+  const char* GetName() const { return Grad ? "MaskedSoftmaxGrad" : "MaskedSoftmax"; }
+  const char* GetExecutionProviderType() const { return OnCuda ? "CUDAExecutionProvider" : nullptr; }
+  // Forward: X (any float), M (f32). Grad: dY, X (any float), M, stats (f32).
+  size_t GetInputTypeCount() const { return Grad ? 4 : 2; }
+  ONNXTensorElementDataType GetInputType(size_t i) const {
+    bool isX = Grad ? i <= 1 : i == 0;
+    return isX ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+  }
+  size_t GetOutputTypeCount() const { return Grad ? 1 : 2; }
+  ONNXTensorElementDataType GetOutputType(size_t i) const {
+    return i == 0 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+  }
+};
+
 }  // namespace
 
 void addFusedOps(Ort::SessionOptions& so, bool cuda) {
@@ -636,6 +1045,10 @@ void addFusedOps(Ort::SessionOptions& so, bool cuda) {
   static SumSquaresOp<false> sumsqCpu;
   static AdamWOp<true> adamwCuda;
   static SumSquaresOp<true> sumsqCuda;
+  static MaskedSoftmaxOp<false, false> msoftmaxCpu;
+  static MaskedSoftmaxOp<false, true> msoftmaxGradCpu;
+  static MaskedSoftmaxOp<true, false> msoftmaxCuda;
+  static MaskedSoftmaxOp<true, true> msoftmaxGradCuda;
   static std::once_flag once;
   static Ort::CustomOpDomain* cpuDomain = nullptr;
   static Ort::CustomOpDomain* cudaDomain = nullptr;
@@ -643,9 +1056,13 @@ void addFusedOps(Ort::SessionOptions& so, bool cuda) {
     cpuDomain = new Ort::CustomOpDomain(kDomain);
     cpuDomain->Add(&adamwCpu);
     cpuDomain->Add(&sumsqCpu);
+    cpuDomain->Add(&msoftmaxCpu);
+    cpuDomain->Add(&msoftmaxGradCpu);
     cudaDomain = new Ort::CustomOpDomain(kDomain);
     cudaDomain->Add(&adamwCuda);
     cudaDomain->Add(&sumsqCuda);
+    cudaDomain->Add(&msoftmaxCuda);
+    cudaDomain->Add(&msoftmaxGradCuda);
   });
   so.Add(cuda ? *cudaDomain : *cpuDomain);
 }

@@ -1,0 +1,171 @@
+// latent_sft.MaskedSoftmax (graph.fuseMaskedSoftmax) on the CPU: the rewritten attention softmax and its
+// backward against the standard-op graph it replaces (Cast → [Mul scale] → Add mask → Softmax → Cast,
+// differentiated by the op table), in float16 (ORT's CPU provider has no bfloat16 Softmax) and, built
+// directly, float32; with a broadcast mask that blocks whole rows. Then a small Llama step graph in
+// float16 both ways.
+import { Rng } from '@latent-sft/core';
+import { Graph, type Tensor, fuseMaskedSoftmax, grad, serialize } from '@latent-sft/graph';
+import { MASK_MIN, buildDecoder, causalLmLoss, parameterShapes, tinyLlama } from '@latent-sft/models';
+import { DeviceSession, type HostTensor } from '@latent-sft/runtime';
+import { describe, expect, it } from 'vitest';
+import { type Objective, Trainer, buildStepGraphs, graphOptimizer, inlineGraph } from './index.js';
+
+const cpu = { kind: 'cpu' } as const;
+const [B, H, T, S] = [2, 3, 5, 7];
+
+type Mode = 'plain' | 'fused' | 'direct';
+/** loss = Σ r ⊙ float32(softmax(scale·x + mask)) with x = cast(w, dtype); outputs probs, loss, dw. */
+function softmaxGraph(dtype: 'float16' | 'float32', scale: number, mode: Mode): { model: Uint8Array; fused: number } {
+  const g = new Graph('sm');
+  const w = g.input('w', 'float32', [B, H, T, S]);
+  const mask = g.input('mask', 'float32', [B, 1, T, S]);
+  const r = g.input('r', 'float32', [B, H, T, S]);
+  const x = g.cast(w, dtype);
+  let probs: Tensor;
+  if (mode === 'direct') {
+    probs = g.op('MaskedSoftmax', [x, mask], { scale })[0] as Tensor;
+  } else {
+    const z0 = g.cast(x, 'float32');
+    const z = scale === 1 ? z0 : g.mul(z0, g.scalar(scale, 'float32'));
+    probs = g.cast(g.softmax(g.add(z, mask), -1), dtype);
+  }
+  const pf = g.cast(probs, 'float32');
+  const loss = g.reduceSum(g.mul(pf, r), undefined, false);
+  const fused = mode === 'fused' ? fuseMaskedSoftmax(g) : 0;
+  const [dw] = grad(g, loss, [w]);
+  g.output(g.identity(pf), 'probs');
+  g.output(loss, 'loss');
+  g.output(dw as Tensor, 'dw');
+  g.prune();
+  return { model: serialize(g).model, fused };
+}
+
+function inputs(seed: number): Record<string, HostTensor> {
+  const rng = Rng.fromSeed(seed);
+  const f = (dims: number[], fn: (i: number) => number): HostTensor =>
+    ({ dtype: 'float32', dims, data: Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, (_, i) => fn(i)) });
+  // Banded-causal (key s ≤ t + 2) for both batch rows; batch 1 also blocks keys 0..4, so its queries 0..2 see nothing.
+  const mask = f([B, 1, T, S], (i) => {
+    const b = Math.floor(i / (T * S)), t = Math.floor(i / S) % T, s = i % S;
+    return s > t + 2 || (b === 1 && s <= 4) ? MASK_MIN : 0;
+  });
+  return { w: f([B, H, T, S], () => 3 * rng.normal()), mask, r: f([B, H, T, S], () => rng.normal()) };
+}
+
+async function run(model: Uint8Array, feeds: Record<string, HostTensor>): Promise<Record<string, Float32Array>> {
+  const session = DeviceSession.create(model, { device: cpu, deterministic: true });
+  const b = session.createBinding();
+  const held = Object.entries(feeds).map(([k, t]) => {
+    const d = session.upload(t);
+    b.bindInput(k, d);
+    return d;
+  });
+  const names = ['probs', 'loss', 'dw'];
+  for (const n of names) b.bindOutputToDevice(n);
+  await session.runAsync(b);
+  const out = Object.fromEntries(names.map((n) => [n, b.output(n).toHost().data as Float32Array]));
+  for (const t of held) t.release();
+  b.release();
+  session.release();
+  return out;
+}
+
+/** float16: both compute in float32 and round to float16 once; a value near a rounding boundary may land
+ * one f16 ulp (2⁻¹¹ relative) apart, and the backward reads those rounded probabilities. */
+const F16 = { rtol: 2e-3, atol: 1e-4 };
+/** float32: exp/sum in another order, ~1e-7 relative. */
+const F32 = { rtol: 1e-5, atol: 1e-7 };
+
+describe('MaskedSoftmax vs the standard-op softmax it replaces (CPU)', () => {
+  for (const [dtype, scale, mode, tol] of [
+    ['float16', 1, 'fused', F16], ['float16', 0.125, 'fused', F16], ['float32', 0.3, 'direct', F32],
+  ] as const) {
+    it(`${dtype}, scale ${scale} (${mode === 'fused' ? 'rewritten by fuseMaskedSoftmax' : 'built directly'}): probabilities, loss, gradient`, async () => {
+      const fused = softmaxGraph(dtype, scale, mode);
+      const plain = softmaxGraph(dtype, scale, 'plain');
+      if (mode === 'fused') expect(fused.fused).toBe(1);
+      const feeds = inputs(3);
+      const [a, b] = [await run(fused.model, feeds), await run(plain.model, feeds)];
+      expect(a['probs']).toBeAllclose(b['probs']!, tol);
+      expect(a['loss']).toBeAllclose(b['loss']!, tol);
+      expect(a['dw']).toBeAllclose(b['dw']!, tol);
+      // Fully blocked rows (batch 1, queries 0..2, every head) are uniform 1/S, as the standard op makes them.
+      for (let h = 0; h < H; h++) for (let t = 0; t < 3; t++) {
+        const row = a['probs']!.subarray(((H + h) * T + t) * S, ((H + h) * T + t + 1) * S);
+        expect(row).toBeAllclose(new Float32Array(S).fill(1 / S), { rtol: 1e-3, atol: 0 });
+      }
+      expect(Math.max(...Array.from(b['dw']!, Math.abs))).toBeGreaterThan(1e-2); // not trivially 0
+    });
+  }
+
+  it('is not applied when the float32 scores have another use, or in float32 graphs', () => {
+    const g = new Graph('x');
+    const x = g.cast(g.input('w', 'float32', [2, 4]), 'float16');
+    const z = g.cast(x, 'float32');
+    const p = g.cast(g.softmax(g.add(z, g.input('m', 'float32', [1, 4])), -1), 'float16');
+    g.output(p, 'p');
+    g.output(g.identity(z), 'z'); // second use of the float32 scores
+    expect(fuseMaskedSoftmax(g)).toBe(0);
+    const g2 = new Graph('y');
+    g2.output(g2.softmax(g2.add(g2.input('w', 'float32', [2, 4]), g2.input('m', 'float32', [1, 4])), -1), 'p');
+    expect(fuseMaskedSoftmax(g2)).toBe(0);
+  });
+});
+
+/** A small Llama's causal-LM loss (float16 compute), as tools/bench's objective at a tiny size. */
+function tinyObjective(Bt: number, Tt: number): { objective: Objective; init: Record<string, HostTensor> } {
+  const config = tinyLlama();
+  const rng = Rng.fromSeed(5);
+  const specs = parameterShapes(config);
+  const ids = { dtype: 'int64' as const, shape: [Bt, Tt] };
+  const init = Object.fromEntries(specs.map((p) => {
+    const n = p.shape.reduce((a, b) => a * b, 1);
+    return [p.name, { dtype: 'float32', dims: p.shape, data: Float32Array.from({ length: n }, () => (p.init === 'ones' ? 1 : 0.05 * rng.normal())) } as HostTensor];
+  }));
+  const objective: Objective = {
+    trainable: Object.fromEntries(specs.map((p) => [p.name, { dtype: 'float32' as const, shape: p.shape }])),
+    frozen: {},
+    batch: { input_ids: ids, attention_mask: ids, position_ids: ids, labels: ids },
+    buildLoss(g, trainable, inp) {
+      const sub = new Graph('decoder');
+      const dec = buildDecoder(sub, config, { input: 'ids', mask: 'padding', params: { kind: 'inputs' }, markOutputs: false, maxPositions: Tt, dtype: 'float16' });
+      const loss = causalLmLoss(sub, dec.logits!, sub.input('labels', 'int64', [Bt, Tt]));
+      return { loss: inlineGraph(g, sub, { ...trainable, ...inp })(loss) };
+    },
+  };
+  return { objective, init };
+}
+
+describe('a small Llama step in float16 with and without the fused softmax (CPU)', () => {
+  it('the rewrite finds every layer; losses and parameters after 3 AdamW steps agree', async () => {
+    const [Bt, Tt] = [2, 6];
+    const { objective, init } = tinyObjective(Bt, Tt);
+    const built = buildStepGraphs({ objective, optimizer: graphOptimizer({ kind: 'adamw', lr: 1e-3 }), clipNorm: 1, compute: 'float16', lossScale: false, fused: true }, 1);
+    expect(built.fused!.nodes.filter((n) => n.op === 'MaskedSoftmax').length).toBe(tinyLlama().numHiddenLayers);
+    expect(built.fused!.nodes.filter((n) => n.op === 'MaskedSoftmaxGrad').length).toBe(tinyLlama().numHiddenLayers);
+    expect(built.fused!.nodes.filter((n) => n.op === 'Softmax').length).toBe(0);
+    const i64 = (f: (i: number) => number) => ({ dtype: 'int64', dims: [Bt, Tt], data: BigInt64Array.from({ length: Bt * Tt }, (_, i) => BigInt(f(i))) } as HostTensor);
+    // Row 1 is left-padded by 2 (its first two queries see no key: fully masked rows).
+    const batch = {
+      input_ids: i64((i) => (i * 37 + 5) % tinyLlama().vocabSize), labels: i64((i) => (i * 37 + 5) % tinyLlama().vocabSize),
+      attention_mask: i64((i) => (i >= Tt && i % Tt < 2 ? 0 : 1)), position_ids: i64((i) => i % Tt),
+    };
+    const traj = async (fusedKernels: boolean) => {
+      const t = await Trainer.create({
+        objective, optimizer: { kind: 'adamw', lr: 1e-3 }, schedule: { kind: 'constant' }, totalSteps: 3, clipNorm: 1,
+        precision: { compute: 'float16', lossScale: null }, device: cpu, fusedKernels,
+      }, { trainable: init, frozen: {} });
+      const losses: number[] = [];
+      for (let s = 0; s < 3; s++) losses.push((await t.step([batch])).loss);
+      const st = await t.state();
+      await t.release();
+      return { losses, params: st.trainable };
+    };
+    const [a, b] = [await traj(true), await traj(false)];
+    expect(a.losses).toBeAllclose(b.losses, { rtol: 1e-3, atol: 0 });
+    expect(a.losses[2]!).toBeLessThan(a.losses[0]!);
+    // After 3 AdamW steps of lr 1e-3 parameters move by ~3e-3; f16-rounding differences in the
+    // gradients change each update by a small fraction of that.
+    a.params.forEach((p, i) => expect(p.data, p.name).toBeAllclose(b.params[i]!.data, { rtol: 0, atol: 5e-4 }));
+  });
+});
