@@ -45,9 +45,11 @@ export function fuseMaskedSoftmax(g: Graph): number {
       if (p === undefined || p.op !== 'Cast' || !single(scoresName)) continue;
       const x = g.value(p.inputs[0] as string);
       if (x.dtype !== to || mask.dtype !== 'float32' || mask.rank > x.rank) continue;
-      // The mask must broadcast to x without growing it (x's shape is the Add's output shape).
+      // The mask must broadcast to x without growing it (x's shape is the Add's output shape). A
+      // symbolic mask dim (e.g. of a mask built from Range over the sequence) is taken unless x's dim is
+      // 1: the kernel checks at run time that each mask dim is 1 or x's, with a one-line error.
       const lead = x.rank - mask.rank;
-      if (!mask.shape.every((d, i) => d === 1 || d === x.shape[lead + i])) continue;
+      if (!mask.shape.every((d, i) => d === 1 || d === x.shape[lead + i] || (typeof d !== 'number' && x.shape[lead + i] !== 1))) continue;
       if (!x.shape.every((d, i) => d === probs.shape[i])) continue;
       g.replaceNode(cast, 'MaskedSoftmax', [x, mask], scale === 1 ? {} : { scale });
       count++;

@@ -212,7 +212,9 @@ export function buildDecoder(g: Graph, config: ModelConfig, opts: DecoderOptions
     const raw = g.cast(g.reshape(rows, g.concat([bk, g.ints([rep]), tLen, sLen], 0)), wide);
     const scores = g.add(scaleQ ? raw : g.mul(raw, scale), bias5); // [B, kvH, rep, T, S]
     const probs = g.cast(g.softmax(scores, -1), dtype);
-    const ctx4 = g.matmul(g.reshape(probs, g.concat([bk, g.ints([-1]), sLen], 0)), v); // [B, kvH, rep·T, hd]
+    // (rep·T computed, not -1: ORT's shape inference reads unknown dims of a Concat-built shape as -1.)
+    const repT = g.mul(tLen, g.ints([rep]));
+    const ctx4 = g.matmul(g.reshape(probs, g.concat([bk, repT, sLen], 0)), v); // [B, kvH, rep·T, hd]
     const ctx = g.reshape(ctx4, g.concat([bk, g.ints([rep]), tLen, g.ints([hd])], 0)); // [B, kvH, rep, T, hd]
     const merged = g.reshape(g.transpose(ctx, [0, 3, 1, 2, 4]), [-1, H * hd]); // [N, H·hd]
     h = g.add(h, lin(merged, `${pre}.self_attn.o_proj`));

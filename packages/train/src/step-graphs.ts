@@ -15,6 +15,16 @@ import type { Objective } from './objective.js';
 
 export type ComputeDtype = 'float32' | 'float16' | 'bfloat16';
 
+/** Which fused kernels a step graph uses (StepGraphOptions.fused). */
+export interface FusedParts {
+  optimizer: boolean;
+  softmax: boolean;
+}
+
+function fusedParts(f: boolean | FusedParts | undefined): FusedParts {
+  return typeof f === 'object' ? f : { optimizer: f === true, softmax: f === true };
+}
+
 export interface StepGraphOptions {
   objective: Objective;
   optimizer: GraphOptimizer;
@@ -24,9 +34,10 @@ export interface StepGraphOptions {
   /**
    * Fused kernels (domain latent_sft; sessions of @latent-sft/runtime, whose addon has them): the 16-bit
    * attention softmax as MaskedSoftmax (graph.fuseMaskedSoftmax, before the backward is built), and the
-   * optimizer's fused node with a SumSquares grad norm when it has one (AdamW).
+   * optimizer's fused node with a SumSquares grad norm when it has one (AdamW). `true`: both; an
+   * object picks them.
    */
-  fused?: boolean;
+  fused?: boolean | FusedParts;
 }
 
 /** The built graphs and the metric names (outputs `metric.<name>`). */
@@ -71,7 +82,7 @@ function forwardBackward(g: Graph, o: StepGraphOptions): { grads: Record<string,
   for (const part of [obj.frozen, obj.batch]) for (const [n, s] of Object.entries(part)) inputs[n] = g.input(n, s.dtype, s.shape);
   const scale = o.lossScale ? g.input('loss_scale', 'float32', []) : null;
   const built = obj.buildLoss(g, view, inputs);
-  if (o.fused === true) fuseMaskedSoftmax(g);
+  if (fusedParts(o.fused).softmax) fuseMaskedSoftmax(g);
   if (built.loss.rank !== 0) throw new Error(`objective loss must be a scalar, got ${built.loss.shapeText}`);
   const loss = g.cast(built.loss, 'float32');
   g.output(loss, 'loss');
@@ -105,7 +116,7 @@ function narrowGrad(g: Graph, gr: Tensor): Tensor {
 }
 
 function applyUpdate(g: Graph, o: StepGraphOptions, masters: Record<string, Tensor>, grads: Record<string, Tensor>): void {
-  const fused = o.fused === true ? o.optimizer.fusedUpdate : undefined;
+  const fused = fusedParts(o.fused).optimizer ? o.optimizer.fusedUpdate : undefined;
   if (fused !== undefined) {
     const names = Object.keys(masters);
     const raw = names.map((n) => narrowGrad(g, grads[n] as Tensor));

@@ -5,7 +5,7 @@ import { type HostTensor, resetTransferStats, transferStats } from '@latent-sft/
 import { describe, expect, it } from 'vitest';
 import { f32, linearGrads, linearObjective, mlpBatch, mlpData, mlpInit, mlpObjective, normals } from '../test/objectives.js';
 import {
-  type LrSchedule, type Objective, type OptimizerConfig, NonFiniteError, Trainer, accumulateGrads, adamw, clipByGlobalNorm, lrAt, sgd,
+  type LrSchedule, type Objective, type OptimizerConfig, NonFiniteError, Trainer, accumulateGrads, adamw, clipByGlobalNorm, lrAt, sgd, stepSessionOptions,
 } from './index.js';
 
 /**
@@ -210,5 +210,20 @@ describe('Trainer precision and the non-finite guard', () => {
     } finally {
       await t.release();
     }
+  });
+});
+
+describe('stepSessionOptions: the step sessions\' ORT options', () => {
+  it('CUDA: no memory pattern and kSameAsRequested arena growth unless given; CPU: ORT defaults', () => {
+    const cuda = { kind: 'cuda', deviceId: 1 } as const;
+    expect(stepSessionOptions(cuda)).toEqual({
+      deterministic: true, enableMemPattern: false, cudaOptions: { arena_extend_strategy: 'kSameAsRequested' }, device: cuda,
+    });
+    // Given keys win; cudaOptions merge key by key.
+    expect(stepSessionOptions(cuda, { enableMemPattern: true, deterministic: false, cudaOptions: { gpu_mem_limit: '1024' } })).toEqual({
+      deterministic: false, enableMemPattern: true, cudaOptions: { arena_extend_strategy: 'kSameAsRequested', gpu_mem_limit: '1024' }, device: cuda,
+    });
+    expect(stepSessionOptions(cuda, { cudaOptions: { arena_extend_strategy: 'kNextPowerOfTwo' } }).cudaOptions).toEqual({ arena_extend_strategy: 'kNextPowerOfTwo' });
+    expect(stepSessionOptions({ kind: 'cpu' }, { intraOpThreads: 2 })).toEqual({ deterministic: true, intraOpThreads: 2, device: { kind: 'cpu' } });
   });
 });

@@ -22,7 +22,7 @@ import { LossScaler, type DynamicLossScaleOptions } from './loss-scale.js';
 import { NonFiniteError, checkFinite } from './metrics.js';
 import type { Objective } from './objective.js';
 import { type LrSchedule, lrAt } from './schedule.js';
-import { type ComputeDtype, buildStepGraphs } from './step-graphs.js';
+import { type ComputeDtype, type FusedParts, buildStepGraphs } from './step-graphs.js';
 
 export interface TrainerOptions {
   objective: Objective;
@@ -46,10 +46,14 @@ export interface TrainerOptions {
    * AdamW on clipped float32 grads; the norm accumulated in float64), and the 16-bit attention softmax
    * as MaskedSoftmax (float32 inside, no float32 [.., T, S] tensors). 'auto' (default): when the
    * device's kernels load (fusedKernelsStatus), else standard ops with a warning. true: required.
-   * false: never.
+   * false: never. `{ optimizer, softmax }`: required, only the parts set.
    */
-  fusedKernels?: boolean | 'auto';
-  /** ORT session options (default: deterministic, graph optimizations 'all'). */
+  fusedKernels?: boolean | 'auto' | FusedParts;
+  /**
+   * ORT session options (default: deterministic, graph optimizations 'all'; on CUDA also
+   * trainingSessionDefaults: no memory pattern, an arena that grows by what is asked). Given keys win;
+   * cudaOptions are merged key by key.
+   */
   session?: Omit<DeviceSessionOptions, 'device'>;
   logger?: Logger;
 }
@@ -109,8 +113,8 @@ export class Trainer {
   /** The checkpoint named by NonFiniteError (set by whoever saves checkpoints, e.g. trainWithCheckpoints). */
   lastGoodCheckpoint: string | null = null;
   readonly metricNames: readonly string[];
-  /** Whether the step graphs use the fused kernels (TrainerOptions.fusedKernels resolved). */
-  readonly fusedKernels: boolean;
+  /** Which fused kernels the step graphs use (TrainerOptions.fusedKernels resolved). */
+  readonly fusedKernels: FusedParts;
   private readonly logger: Logger;
   private readonly opt: GraphOptimizer;
   private readonly scaler: LossScaler | null;
@@ -135,7 +139,7 @@ export class Trainer {
   private readonly gradBinding: DeviceBinding;
   private readonly updateBinding: DeviceBinding;
 
-  private constructor(private readonly opts: TrainerOptions, sessions: DeviceSession[], metricNames: string[], fused: boolean) {
+  private constructor(private readonly opts: TrainerOptions, sessions: DeviceSession[], metricNames: string[], fused: FusedParts) {
     this.fusedKernels = fused;
     this.logger = opts.logger ?? silentLogger;
     this.opt = graphOptimizer(opts.optimizer);
@@ -167,7 +171,7 @@ export class Trainer {
     const optimizer = graphOptimizer(opts.optimizer);
     const fused = Trainer.useFused(opts);
     const graphs = buildStepGraphs({ objective: opts.objective, optimizer, clipNorm: opts.clipNorm ?? null, compute, lossScale: scaled, fused }, opts.gradAccum ?? 1);
-    const sessionOpts: DeviceSessionOptions = { deterministic: true, ...opts.session, device: opts.device };
+    const sessionOpts = stepSessionOptions(opts.device, opts.session);
     const list = (graphs.fused ? [graphs.fused] : [graphs.grad, graphs.update]).map((g) => DeviceSession.create(serialize(g!).model, sessionOpts));
     const t = new Trainer(opts, list, graphs.metrics, fused);
     try {
@@ -179,16 +183,20 @@ export class Trainer {
     return t;
   }
 
-  /** Resolves opts.fusedKernels against the optimizer and the device's kernels. */
-  private static useFused(opts: TrainerOptions): boolean {
+  /** Resolves opts.fusedKernels against the device's kernels. */
+  private static useFused(opts: TrainerOptions): FusedParts {
     const want = opts.fusedKernels ?? 'auto';
-    if (want !== 'auto' && typeof want !== 'boolean') throw inputError({ field: 'fusedKernels' }, `expected true, false or 'auto', got ${String(want)}`);
-    if (want === false) return false;
+    const none = { optimizer: false, softmax: false };
+    const parts = typeof want === 'object' && want !== null ? want : null;
+    if (want !== 'auto' && typeof want !== 'boolean' && (parts === null || typeof parts.optimizer !== 'boolean' || typeof parts.softmax !== 'boolean')) {
+      throw inputError({ field: 'fusedKernels' }, `expected true, false, 'auto' or { optimizer, softmax } booleans, got ${JSON.stringify(want)}`);
+    }
+    if (want === false || (parts !== null && !parts.optimizer && !parts.softmax)) return none;
     const why = fusedKernelsStatus(opts.device);
-    if (why === '') return true;
-    if (want === true) throw inputError({ field: 'fusedKernels' }, `fused kernels unavailable on ${opts.device.kind}: ${why}`);
+    if (why === '') return parts ?? { optimizer: true, softmax: true };
+    if (want !== 'auto') throw inputError({ field: 'fusedKernels' }, `fused kernels unavailable on ${opts.device.kind}: ${why}`);
     (opts.logger ?? silentLogger).warn({ reason: why }, 'fused kernels unavailable; using standard ops');
-    return false;
+    return none;
   }
 
   private counted<T>(f: () => T): T {
@@ -416,4 +424,27 @@ export class Trainer {
     for (const m of [this.frozen, this.batchTensors, this.scalarsIn, this.scalarsOut]) for (const t of m.values()) t.release();
     for (const s of this.sessions) s.release();
   }
+}
+
+/**
+ * Session options of the step sessions on a CUDA device, where they differ from ORT's: ORT's memory
+ * pattern plans one arena block per run for the whole graph and, with the arena's power-of-two growth,
+ * took the 1B full step from 53 GB to 76-81 GB peak at the same speed (docs/performance.md); no
+ * pattern plus `kSameAsRequested` growth keeps the peak at what the live tensors need.
+ */
+export const trainingSessionDefaults: Readonly<{ enableMemPattern: boolean; cudaOptions: Readonly<Record<string, string>> }> = {
+  enableMemPattern: false,
+  cudaOptions: { arena_extend_strategy: 'kSameAsRequested' },
+};
+
+/** The options the Trainer opens its step sessions with: defaults, then `given` (cudaOptions merged). */
+export function stepSessionOptions(device: Device, given: Omit<DeviceSessionOptions, 'device'> = {}): DeviceSessionOptions {
+  if (device.kind !== 'cuda') return { deterministic: true, ...given, device };
+  return {
+    deterministic: true,
+    enableMemPattern: trainingSessionDefaults.enableMemPattern,
+    ...given,
+    cudaOptions: { ...trainingSessionDefaults.cudaOptions, ...given.cudaOptions },
+    device,
+  };
 }

@@ -3,7 +3,7 @@
 // EP with all state device-resident. Modes: full fine-tuning ('train') and LoRA-only r=64 on every
 // projection ('lora', the phase-1 step shape). Prints "BENCH {...}" lines like bench_torch.py.
 // Usage: node train-bench.mjs [--which train,lora] [--batch 8] [--seq 512] [--steps 10] [--device cuda]
-//        [--fused auto|true|false] (Trainer.fusedKernels: the latent_sft kernels) [--cuda-opt k=v,...]
+//        [--fused auto|true|false|optimizer|softmax] (Trainer.fusedKernels) [--cuda-opt k=v,...] [--mem-pattern true|false] (default: the Trainer's, off on CUDA)
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Rng } from '@latent-sft/core';
@@ -17,11 +17,13 @@ import { BENCH_LORA, benchObjective } from './train-objective.js';
 const { values } = parseArgs({ options: {
   which: { type: 'string', default: 'train,lora' }, batch: { type: 'string', default: '8' }, seq: { type: 'string', default: '512' },
   steps: { type: 'string', default: '10' }, device: { type: 'string', default: 'cuda' }, layers: { type: 'string' }, compute: { type: 'string', default: 'bfloat16' },
-  profile: { type: 'string' }, fused: { type: 'string', default: 'auto' }, 'cuda-opt': { type: 'string', default: '' },
+  profile: { type: 'string' }, fused: { type: 'string', default: 'auto' }, 'cuda-opt': { type: 'string', default: '' }, 'mem-pattern': { type: 'string', default: '' },
 } });
 // --cuda-opt k=v,k=v: extra CUDA provider options (e.g. arena_extend_strategy=kSameAsRequested).
 const cudaOptions = Object.fromEntries(values['cuda-opt'].split(',').filter((kv) => kv !== '').map((kv) => kv.split('=') as [string, string]));
-const fusedKernels = values.fused === 'auto' ? 'auto' : values.fused === 'true';
+// --fused auto|true|false|optimizer|softmax
+const fusedKernels = values.fused === 'auto' ? 'auto' : values.fused === 'optimizer' || values.fused === 'softmax'
+  ? { optimizer: values.fused === 'optimizer', softmax: values.fused === 'softmax' } : values.fused === 'true';
 const compute = values.compute as 'bfloat16' | 'float16' | 'float32';
 const device: Device = values.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' };
 const B = Number(values.batch), T = Number(values.seq), steps = Number(values.steps);
@@ -59,7 +61,7 @@ async function run(which: 'train' | 'lora') {
   let t0 = performance.now();
   const trainer = await Trainer.create({
     objective: objective(lora), optimizer: { kind: 'adamw', lr: 1e-5, weightDecay: 0.01 }, schedule: { kind: 'constant' },
-    totalSteps: steps + 3, clipNorm: 1.0, precision: { compute }, device, fusedKernels, session: { ...(values.profile ? { profilePrefix: values.profile } : {}), cudaOptions },
+    totalSteps: steps + 3, clipNorm: 1.0, precision: { compute }, device, fusedKernels, session: { ...(values.profile ? { profilePrefix: values.profile } : {}), cudaOptions, ...(values['mem-pattern'] !== '' ? { enableMemPattern: values['mem-pattern'] === 'true' } : {}) },
   }, lora ? { trainable: adapters, frozen: weights } : { trainable: weights, frozen: {} });
   emit({ bench: which, phase: 'create', s: (performance.now() - t0) / 1000 });
   const b = batch();

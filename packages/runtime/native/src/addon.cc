@@ -139,18 +139,36 @@ Location locationOf(const Ort::ConstMemoryInfo& mi) {
 // ---------------------------------------------------------------------------------------------------
 // Cores (plain C++ objects shared between JS wrappers)
 
+// Set by the env cleanup hook when Node tears the addon's environment down (process exit): the
+// wrappers JS never released are finalized after it, and destroying their CUDA sessions and device
+// buffers then (the EP, its streams and arena mid-teardown) crashed the process after its work was
+// done (SIGSEGV at exit). From then on the cores leak their ORT objects instead; the process is ending.
+std::atomic<bool> g_exiting{false};
+
 struct SessionCore {
   Ort::Session session{nullptr};
   Location loc;
   Ort::MemoryInfo deviceMemInfo{nullptr};
   std::unique_ptr<Ort::Allocator> deviceAllocator;  // CUDA sessions only
+  SessionCore() = default;
+  SessionCore(const SessionCore&) = delete;
+  SessionCore& operator=(const SessionCore&) = delete;
+  ~SessionCore() {
+    if (!g_exiting) return;
+    (void)deviceAllocator.release();
+    (void)deviceMemInfo.release();
+    (void)session.release();
+  }
 };
 
 std::atomic<int64_t> g_liveTensors{0};
 
 struct TensorCore {
   TensorCore() { g_liveTensors++; }
-  ~TensorCore() { g_liveTensors--; }
+  ~TensorCore() {
+    g_liveTensors--;
+    if (g_exiting) (void)value.release();
+  }
   TensorCore(const TensorCore&) = delete;
   TensorCore& operator=(const TensorCore&) = delete;
   Ort::Value value{nullptr};
@@ -338,6 +356,9 @@ NativeTensor* unwrapTensor(Napi::Env env, Napi::Value v, const std::string& what
 
 class NativeBinding : public Napi::ObjectWrap<NativeBinding> {
  public:
+  ~NativeBinding() override {
+    if (g_exiting) (void)binding_.release();
+  }
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "NativeBinding",
                        {
@@ -799,6 +820,8 @@ Napi::Value OrtInfo(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   env.SetInstanceData<AddonData>(data);
+  // Runs before the finalizers of the wrappers still alive at teardown (see g_exiting).
+  env.AddCleanupHook([] { g_exiting = true; });
   Napi::Function tensor = NativeTensor::Define(env);
   Napi::Function binding = NativeBinding::Define(env);
   data->tensorCtor = Napi::Persistent(tensor);

@@ -24,6 +24,7 @@
 #include <cmath>
 #include <cstdint>
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -988,8 +989,17 @@ OrtStatusPtr inferMaskedSoftmax(const OrtCustomOp*, OrtShapeInferContext* ctx) {
     if (OrtStatusPtr st = api.GetDimensions(xin, dims.data(), rank)) return st;
     if (OrtStatusPtr st = api.GetSymbolicDimensions(xin, syms.data(), rank)) return st;
   }
-  for (auto& q : syms)
-    if (q == nullptr) q = "";
+  // An unknown dim must leave as a dim_param: given as -1 with no name, ORT writes dim_value -1, and
+  // a Shape → Reshape downstream then fails ORT's shape inference ("multiple -1 dimensions").
+  static std::atomic<unsigned long long> fresh{0};
+  std::vector<std::string> names(rank);
+  for (size_t i = 0; i < rank; i++) {
+    if (syms[i] == nullptr) syms[i] = "";
+    if (dims[i] < 0 && syms[i][0] == '\0') {
+      names[i] = "latent_sft_dim_" + std::to_string(fresh++);
+      syms[i] = names[i].c_str();
+    }
+  }
   auto set = [&](size_t index, ONNXTensorElementDataType et, const std::vector<int64_t>& d, std::vector<const char*> sy) -> OrtStatusPtr {
     OrtTensorTypeAndShapeInfo* out = nullptr;
     if (OrtStatusPtr st = api.CreateTensorTypeAndShapeInfo(&out)) return st;
@@ -1039,30 +1049,23 @@ struct MaskedSoftmaxOp : Ort::CustomOpBase<MaskedSoftmaxOp<OnCuda, Grad>, Masked
 }  // namespace
 
 void addFusedOps(Ort::SessionOptions& so, bool cuda) {
-  // Domains and ops must outlive every session that uses them: process-lifetime statics, one domain
-  // per execution provider (a session gets the kernels of its own provider only).
-  static AdamWOp<false> adamwCpu;
-  static SumSquaresOp<false> sumsqCpu;
-  static AdamWOp<true> adamwCuda;
-  static SumSquaresOp<true> sumsqCuda;
-  static MaskedSoftmaxOp<false, false> msoftmaxCpu;
-  static MaskedSoftmaxOp<false, true> msoftmaxGradCpu;
-  static MaskedSoftmaxOp<true, false> msoftmaxCuda;
-  static MaskedSoftmaxOp<true, true> msoftmaxGradCuda;
+  // Domains and ops are never destroyed: ORT sessions (and the process-wide Ort::Env) may be torn down
+  // after this module's static destructors at exit, and they keep pointers to both. One domain per
+  // execution provider: a session gets the kernels of its own provider only.
   static std::once_flag once;
   static Ort::CustomOpDomain* cpuDomain = nullptr;
   static Ort::CustomOpDomain* cudaDomain = nullptr;
   std::call_once(once, [] {
     cpuDomain = new Ort::CustomOpDomain(kDomain);
-    cpuDomain->Add(&adamwCpu);
-    cpuDomain->Add(&sumsqCpu);
-    cpuDomain->Add(&msoftmaxCpu);
-    cpuDomain->Add(&msoftmaxGradCpu);
+    cpuDomain->Add(new AdamWOp<false>());
+    cpuDomain->Add(new SumSquaresOp<false>());
+    cpuDomain->Add(new MaskedSoftmaxOp<false, false>());
+    cpuDomain->Add(new MaskedSoftmaxOp<false, true>());
     cudaDomain = new Ort::CustomOpDomain(kDomain);
-    cudaDomain->Add(&adamwCuda);
-    cudaDomain->Add(&sumsqCuda);
-    cudaDomain->Add(&msoftmaxCuda);
-    cudaDomain->Add(&msoftmaxGradCuda);
+    cudaDomain->Add(new AdamWOp<true>());
+    cudaDomain->Add(new SumSquaresOp<true>());
+    cudaDomain->Add(new MaskedSoftmaxOp<true, false>());
+    cudaDomain->Add(new MaskedSoftmaxOp<true, true>());
   });
   so.Add(cuda ? *cudaDomain : *cpuDomain);
 }
