@@ -246,6 +246,15 @@ export const gradRules: { readonly [P in DifferentiableOp]: GradRule<P> } = {
     const [x, m] = [c.x[0] as Tensor, c.x[1] as Tensor];
     return [c.g.op1('MaskedSoftmaxGrad', [d, x, m, c.y[1] as Tensor], c.attrs.scale !== undefined ? { scale: c.attrs.scale } : {}), null];
   },
+  // latent_sft fused RMSNorm (fusions.ts): dX and the dW partials by the fused backward op, dW summed here.
+  RMSNorm: (c) => {
+    const d = c.dy[0];
+    if (d === null || d === undefined || (!c.needs[0] && !c.needs[1])) return [null, null];
+    const [x, w] = [c.x[0] as Tensor, c.x[1] as Tensor];
+    const [dx, parts] = c.g.op('RMSNormGrad', [d, x, w, c.y[1] as Tensor]) as [Tensor, Tensor];
+    const dw = c.needs[1] ? c.g.cast(c.g.reduceSum(parts, [0], false), w.dtype) : null;
+    return [c.needs[0] ? dx : null, dw];
+  },
   // y = x - logΣeˣ: dx = dy - eʸ Σ dy
   LogSoftmax: (c) => {
     const g = c.g;

@@ -35,9 +35,12 @@ export function isFloat(d: DType): boolean {
 }
 
 /** float32 → IEEE half bits (round to nearest even). */
+// (A module-level scratch view, not two typed arrays per call.)
+const f16Scratch = new Float32Array(1);
+const f16ScratchBits = new Uint32Array(f16Scratch.buffer);
 export function f32ToF16Bits(v: number): number {
-  const f = new Float32Array([v]);
-  const x = new Uint32Array(f.buffer)[0] as number;
+  f16Scratch[0] = v;
+  const x = f16ScratchBits[0] as number;
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
@@ -79,12 +82,16 @@ export function f16BitsToNumber(h: number): number {
 /** Fills a typed array of `dtype` from plain numbers (fp16 converted, bf16 truncated-with-rounding). */
 export function typedFrom(dtype: DType, values: ArrayLike<number | bigint>): TensorData {
   const out = new dtypeArray[dtype](values.length);
+  // One float32 ↔ uint32 view for the bf16 rounding (not two arrays per element: 8M values took minutes).
+  const f = new Float32Array(1);
+  const u32 = new Uint32Array(f.buffer);
   for (let i = 0; i < values.length; i++) {
     const v = values[i] as number | bigint;
     if (dtype === 'int64') (out as BigInt64Array)[i] = BigInt(v);
     else if (dtype === 'float16') (out as Uint16Array)[i] = f32ToF16Bits(Number(v));
     else if (dtype === 'bfloat16') {
-      const u = new Uint32Array(new Float32Array([Number(v)]).buffer)[0] as number;
+      f[0] = Number(v);
+      const u = u32[0] as number;
       (out as Uint16Array)[i] = (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
     } else if (dtype === 'bool') (out as Uint8Array)[i] = Number(v) !== 0 ? 1 : 0;
     else (out as Float64Array)[i] = Number(v);

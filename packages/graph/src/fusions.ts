@@ -6,11 +6,16 @@
 // becomes MaskedSoftmax(x16, mask){scale}: the same float32 arithmetic without the float32 [.., T, S]
 // tensors (the Cast, the Add, the Softmax output kept for the backward), and a backward that recomputes
 // the probabilities from x16 and the row statistics instead of reading a saved float32 copy.
+//
+// fuseRmsNorm: the 16-bit RMSNorm that the decoder writes as (HF's LlamaRMSNorm)
+//   Mul(w16, Cast(Div(xf, Sqrt(Add(ReduceMean(Mul(xf, xf), [-1]), ε))) → 16-bit)),  xf = Cast(x16 → f32)
+// becomes RMSNorm(x16, w16){epsilon}: one read of x and one write of y instead of a chain of float32
+// [.., D] tensors, and a backward (RMSNormGrad) that recomputes the normalized row from x and 1/rms.
 import type { Graph, Node } from './graph.js';
 import { normAxis } from './ops.js';
 
-/** Rewrites every matching softmax of `g` (see the file header); returns how many. */
-export function fuseMaskedSoftmax(g: Graph): number {
+/** Use counts (graph outputs count) and producers of every value of `g`. */
+function useMap(g: Graph): { uses: Map<string, number>; producer: Map<string, Node> } {
   const uses = new Map<string, number>();
   const producer = new Map<string, Node>();
   for (const n of g.nodes) {
@@ -18,6 +23,12 @@ export function fuseMaskedSoftmax(g: Graph): number {
     for (const o of n.outputs) producer.set(o, n);
   }
   for (const o of g.outputs) uses.set(o.name, (uses.get(o.name) ?? 0) + 1);
+  return { uses, producer };
+}
+
+/** Rewrites every matching softmax of `g` (see the file header); returns how many. */
+export function fuseMaskedSoftmax(g: Graph): number {
+  const { uses, producer } = useMap(g);
   const single = (name: string) => uses.get(name) === 1;
   let count = 0;
   for (const cast of [...g.nodes]) {
@@ -52,6 +63,50 @@ export function fuseMaskedSoftmax(g: Graph): number {
       if (!mask.shape.every((d, i) => d === 1 || d === x.shape[lead + i] || (typeof d !== 'number' && x.shape[lead + i] !== 1))) continue;
       if (!x.shape.every((d, i) => d === probs.shape[i])) continue;
       g.replaceNode(cast, 'MaskedSoftmax', [x, mask], scale === 1 ? {} : { scale });
+      count++;
+      break;
+    }
+  }
+  return count;
+}
+
+/** Rewrites every matching RMSNorm of `g` (see the file header); returns how many. */
+export function fuseRmsNorm(g: Graph): number {
+  const { uses, producer } = useMap(g);
+  const single = (name: string) => uses.get(name) === 1;
+  const made = (name: string | undefined, op: string): Node | undefined => {
+    const p = name === undefined ? undefined : producer.get(name);
+    return p !== undefined && p.op === op && single(p.outputs[0] as string) ? p : undefined;
+  };
+  let count = 0;
+  for (const mul of [...g.nodes]) {
+    if (mul.op !== 'Mul') continue;
+    for (const [wi, ci] of [[0, 1], [1, 0]] as const) {
+      const w = g.value(mul.inputs[wi] as string);
+      const cast = made(mul.inputs[ci], 'Cast');
+      if (cast === undefined || (w.dtype !== 'bfloat16' && w.dtype !== 'float16') || cast.attrs['to'] !== w.dtype || w.rank !== 1) continue;
+      const div = made(cast.inputs[0], 'Div');
+      const sqrt = made(div?.inputs[1], 'Sqrt');
+      const add = made(sqrt?.inputs[0], 'Add');
+      if (div === undefined || sqrt === undefined || add === undefined) continue;
+      const k = add.inputs.findIndex((n) => constantScalar(g, n) !== undefined);
+      if (k < 0) continue;
+      const eps = constantScalar(g, add.inputs[k] as string) as number;
+      const mean = made(add.inputs[1 - k], 'ReduceMean');
+      const sq = made(mean?.inputs[0], 'Mul');
+      const xfName = div.inputs[0] as string;
+      const xf = producer.get(xfName);
+      if (mean === undefined || sq === undefined || xf === undefined || xf.op !== 'Cast' || !(eps > 0)) continue;
+      // xf feeds exactly the square (twice) and the division.
+      if (sq.inputs[0] !== xfName || sq.inputs[1] !== xfName || uses.get(xfName) !== 3) continue;
+      const x = g.value(xf.inputs[0] as string);
+      const xfv = g.value(xfName);
+      if (x.dtype !== w.dtype || xfv.dtype !== 'float32' || x.rank < 1) continue;
+      const axes = mean.inputs[1] ? g.knownInts(g.value(mean.inputs[1])) : undefined;
+      if (axes === undefined || axes.length !== 1 || ((axes[0] as number) !== -1 && axes[0] !== x.rank - 1) || (mean.attrs['keepdims'] ?? 1) !== 1) continue;
+      const out = g.value(mul.outputs[0] as string);
+      if (w.shape[0] !== x.shape[x.rank - 1] || out.rank !== x.rank || !out.shape.every((d, i) => d === x.shape[i])) continue;
+      g.replaceNode(mul, 'RMSNorm', [x, w], { epsilon: eps });
       count++;
       break;
     }

@@ -36,11 +36,14 @@ export interface OpAttrs {
   SumSquares: {};
   MaskedSoftmax: { scale?: number };
   MaskedSoftmaxGrad: { scale?: number };
+  RMSNorm: { epsilon: number };
+  RMSNormGrad: {};
 }
 
 /** Ops outside the default ONNX domain, and their domain (serialized with opset version 1). */
 export const customOpDomains: { readonly [P in OpType]?: string } = {
   AdamW: 'latent_sft', SumSquares: 'latent_sft', MaskedSoftmax: 'latent_sft', MaskedSoftmaxGrad: 'latent_sft',
+  RMSNorm: 'latent_sft', RMSNormGrad: 'latent_sft',
 };
 
 /** Every op type of the table. */
@@ -49,7 +52,7 @@ export type OpType = keyof OpAttrs;
 /** Ops through which no gradient flows (integer/boolean results, shape queries, scatters used by backward). */
 export type NonDifferentiableOp =
   | 'Shape' | 'Size' | 'ConstantOfShape' | 'Range' | 'Equal' | 'Less' | 'Greater' | 'Not' | 'And' | 'Or'
-  | 'ArgMax' | 'ScatterND' | 'ScatterElements' | 'AdamW' | 'SumSquares' | 'MaskedSoftmaxGrad';
+  | 'ArgMax' | 'ScatterND' | 'ScatterElements' | 'AdamW' | 'SumSquares' | 'MaskedSoftmaxGrad' | 'RMSNormGrad';
 
 /** Ops that have a gradient rule (exhaustively: all others). */
 export type DifferentiableOp = Exclude<OpType, NonDifferentiableOp>;
@@ -58,7 +61,7 @@ export type DifferentiableOp = Exclude<OpType, NonDifferentiableOp>;
 export const nonDifferentiableOps: { readonly [P in NonDifferentiableOp]: true } = {
   Shape: true, Size: true, ConstantOfShape: true, Range: true, Equal: true, Less: true, Greater: true,
   Not: true, And: true, Or: true, ArgMax: true, ScatterND: true, ScatterElements: true, AdamW: true, SumSquares: true,
-  MaskedSoftmaxGrad: true,
+  MaskedSoftmaxGrad: true, RMSNormGrad: true,
 };
 
 type AllAttrNames = { [P in OpType]: keyof OpAttrs[P] }[OpType];
@@ -67,7 +70,7 @@ export const attrKinds: { readonly [K in AllAttrNames]: 'int' | 'float' | 'ints'
   alpha: 'float', beta: 'float', transA: 'int', transB: 'int', axis: 'int', keepdims: 'int',
   noop_with_empty_axes: 'int', allowzero: 'int', perm: 'ints', num_outputs: 'int', to: 'dtype', largest: 'int',
   sorted: 'int', value: 'tensor', select_last_index: 'int', reduction: 'string',
-  beta2: 'float', one_minus_beta1: 'float', one_minus_beta2: 'float', eps: 'float', scale: 'float',
+  beta2: 'float', one_minus_beta1: 'float', one_minus_beta2: 'float', eps: 'float', scale: 'float', epsilon: 'float',
 };
 
 type In = Tensor | null;
@@ -212,7 +215,7 @@ function sliceDim(d: Dim, start: number, end: number, step: number, fresh: () =>
 export function opOutputCount(op: OpType, nSplit?: number): number {
   if (op === 'TopK') return 2;
   if (op === 'AdamW') return 3;
-  if (op === 'MaskedSoftmax') return 2;
+  if (op === 'MaskedSoftmax' || op === 'RMSNorm' || op === 'RMSNormGrad') return 2;
   if (op === 'Split') return nSplit ?? 1;
   return 1;
 }
@@ -579,7 +582,36 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     if (st.dtype !== 'float32' || st.rank !== x.rank || st.shape[x.rank - 1] !== 2) throw new Error(`stats must be float32 [..., 2], got ${st.dtype}${st.shapeText}`);
     return [{ dtype: x.dtype, shape: [...x.shape] }];
   },
+  // X [..., D], W [D] (one float dtype) → Y = W ⊙ round(X·r) (float32 inside, each product rounded to
+  // X's dtype as HF's LlamaRMSNorm does) and R [...] = r = 1/√(mean(X²) + ε), float32, for the backward.
+  RMSNorm: (g, inputs, attrs) => {
+    arity(inputs, 2);
+    const x = need(inputs, 0, 'X');
+    checkRmsWeight(x, need(inputs, 1, 'W'));
+    if (!(attrs.epsilon > 0)) throw new Error(`epsilon must be > 0, got ${attrs.epsilon}`);
+    return [{ dtype: x.dtype, shape: [...x.shape] }, { dtype: 'float32', shape: x.shape.slice(0, -1) }];
+  },
+  // dY, X, W, R → dX = r·(g − n·mean(g·n)) with g = dY ⊙ W, n = X·r; and dW as float32 partial sums
+  // [P, D] over P row blocks (P is the kernel's; ReduceSum over axis 0 gives dW).
+  RMSNormGrad: (g, inputs) => {
+    arity(inputs, 4);
+    const dy = need(inputs, 0, 'dY');
+    const x = need(inputs, 1, 'X');
+    checkRmsWeight(x, need(inputs, 2, 'W'));
+    if (dy.dtype !== x.dtype || dy.rank !== x.rank || !dy.shape.every((d, i) => dimEq(d, x.shape[i] as Dim))) throw new Error('dY must have the dtype and shape of X');
+    const r = need(inputs, 3, 'R');
+    if (r.dtype !== 'float32' || r.rank !== x.rank - 1) throw new Error(`R must be float32 [...] over the rows of X, got ${r.dtype}${r.shapeText}`);
+    return [{ dtype: x.dtype, shape: [...x.shape] }, { dtype: 'float32', shape: [g.fresh('rmsnorm_parts'), x.shape[x.rank - 1] as Dim] }];
+  },
 };
+
+function checkRmsWeight(x: Tensor, w: Tensor): void {
+  if (!['float32', 'bfloat16', 'float16'].includes(x.dtype)) throw new Error(`X must be float32, bfloat16 or float16, got ${x.dtype}`);
+  if (x.rank < 1) throw new Error('X must have rank >= 1');
+  if (w.dtype !== x.dtype || w.rank !== 1 || !dimEq(w.shape[0] as Dim, x.shape[x.rank - 1] as Dim)) {
+    throw new Error(`W must be ${x.dtype}[${String(x.shape[x.rank - 1])}] (X's dtype and last dim), got ${w.dtype}${w.shapeText}`);
+  }
+}
 
 function checkSoftmaxMask(x: Tensor, m: Tensor): void {
   if (!['float32', 'bfloat16', 'float16'].includes(x.dtype)) throw new Error(`X must be float32, bfloat16 or float16, got ${x.dtype}`);

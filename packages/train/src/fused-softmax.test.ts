@@ -112,8 +112,8 @@ describe('MaskedSoftmax vs the standard-op softmax it replaces (CPU)', () => {
   });
 });
 
-/** A small Llama's causal-LM loss (float16 compute), as tools/bench's objective at a tiny size. */
-function tinyObjective(Bt: number, Tt: number): { objective: Objective; init: Record<string, HostTensor> } {
+/** A small Llama's causal-LM loss (float16 or float32 compute), as tools/bench's objective at a tiny size. */
+function tinyObjective(Bt: number, Tt: number, dtype: 'float16' | 'float32' = 'float16'): { objective: Objective; init: Record<string, HostTensor> } {
   const config = tinyLlama();
   const rng = Rng.fromSeed(5);
   const specs = parameterShapes(config);
@@ -128,7 +128,7 @@ function tinyObjective(Bt: number, Tt: number): { objective: Objective; init: Re
     batch: { input_ids: ids, attention_mask: ids, position_ids: ids, labels: ids },
     buildLoss(g, trainable, inp) {
       const sub = new Graph('decoder');
-      const dec = buildDecoder(sub, config, { input: 'ids', mask: 'padding', params: { kind: 'inputs' }, markOutputs: false, maxPositions: Tt, dtype: 'float16' });
+      const dec = buildDecoder(sub, config, { input: 'ids', mask: 'padding', params: { kind: 'inputs' }, markOutputs: false, maxPositions: Tt, dtype });
       const loss = causalLmLoss(sub, dec.logits!, sub.input('labels', 'int64', [Bt, Tt]));
       return { loss: inlineGraph(g, sub, { ...trainable, ...inp })(loss) };
     },
@@ -136,36 +136,64 @@ function tinyObjective(Bt: number, Tt: number): { objective: Objective; init: Re
   return { objective, init };
 }
 
-describe('a small Llama step in float16 with and without the fused softmax (CPU)', () => {
-  it('the rewrite finds every layer; losses and parameters after 3 AdamW steps agree', async () => {
+/**
+ * First-step gradients of the float16 step vs the float32 step: the standard ops and the fused kernels
+ * both land ~2e-3 normwise from float32 (f16 rounding), and the fused ones are no further from it.
+ */
+const GRAD_VS_F32 = 4e-3;
+const FUSED_OVER_PLAIN = 1.5;
+
+describe('a small Llama step in float16 with and without the fused softmax and RMSNorm (CPU)', () => {
+  it('the rewrite finds every layer; losses over 3 AdamW steps agree; gradients as close to float32 as the standard ops', async () => {
     const [Bt, Tt] = [2, 6];
     const { objective, init } = tinyObjective(Bt, Tt);
     const built = buildStepGraphs({ objective, optimizer: graphOptimizer({ kind: 'adamw', lr: 1e-3 }), clipNorm: 1, compute: 'float16', lossScale: false, fused: true }, 1);
     expect(built.fused!.nodes.filter((n) => n.op === 'MaskedSoftmax').length).toBe(tinyLlama().numHiddenLayers);
     expect(built.fused!.nodes.filter((n) => n.op === 'MaskedSoftmaxGrad').length).toBe(tinyLlama().numHiddenLayers);
     expect(built.fused!.nodes.filter((n) => n.op === 'Softmax').length).toBe(0);
+    expect(built.fused!.nodes.filter((n) => n.op === 'RMSNorm').length).toBe(2 * tinyLlama().numHiddenLayers + 1);
+    expect(built.fused!.nodes.filter((n) => n.op === 'RMSNormGrad').length).toBe(2 * tinyLlama().numHiddenLayers + 1);
     const i64 = (f: (i: number) => number) => ({ dtype: 'int64', dims: [Bt, Tt], data: BigInt64Array.from({ length: Bt * Tt }, (_, i) => BigInt(f(i))) } as HostTensor);
     // Row 1 is left-padded by 2 (its first two queries see no key: fully masked rows).
     const batch = {
       input_ids: i64((i) => (i * 37 + 5) % tinyLlama().vocabSize), labels: i64((i) => (i * 37 + 5) % tinyLlama().vocabSize),
       attention_mask: i64((i) => (i >= Tt && i % Tt < 2 ? 0 : 1)), position_ids: i64((i) => i % Tt),
     };
-    const traj = async (fusedKernels: boolean) => {
+    const losses = async (fusedKernels: boolean) => {
       const t = await Trainer.create({
         objective, optimizer: { kind: 'adamw', lr: 1e-3 }, schedule: { kind: 'constant' }, totalSteps: 3, clipNorm: 1,
         precision: { compute: 'float16', lossScale: null }, device: cpu, fusedKernels,
       }, { trainable: init, frozen: {} });
-      const losses: number[] = [];
-      for (let s = 0; s < 3; s++) losses.push((await t.step([batch])).loss);
+      const out: number[] = [];
+      for (let s = 0; s < 3; s++) out.push((await t.step([batch])).loss);
+      await t.release();
+      return out;
+    };
+    const [a, b] = [await losses(true), await losses(false)];
+    expect(a).toBeAllclose(b, { rtol: 1e-3, atol: 0 });
+    expect(a[2]!).toBeLessThan(a[0]!);
+    // Gradients: one SGD step of lr 1 moves each parameter by −grad.
+    const grads = async (dtype: 'float16' | 'float32', fusedKernels: boolean) => {
+      const o = tinyObjective(Bt, Tt, dtype).objective;
+      const t = await Trainer.create({
+        objective: o, optimizer: { kind: 'sgd', lr: 1 }, schedule: { kind: 'constant' }, totalSteps: 1, clipNorm: null,
+        precision: { compute: dtype, lossScale: null }, device: cpu, fusedKernels,
+      }, { trainable: init, frozen: {} });
+      await t.step([batch]);
       const st = await t.state();
       await t.release();
-      return { losses, params: st.trainable };
+      return new Map(st.trainable.map((p) => [p.name, Float32Array.from(p.data as Float32Array, (v, j) => (init[p.name]!.data as Float32Array)[j]! - v)]));
     };
-    const [a, b] = [await traj(true), await traj(false)];
-    expect(a.losses).toBeAllclose(b.losses, { rtol: 1e-3, atol: 0 });
-    expect(a.losses[2]!).toBeLessThan(a.losses[0]!);
-    // After 3 AdamW steps of lr 1e-3 parameters move by ~3e-3; f16-rounding differences in the
-    // gradients change each update by a small fraction of that.
-    a.params.forEach((p, i) => expect(p.data, p.name).toBeAllclose(b.params[i]!.data, { rtol: 0, atol: 5e-4 }));
+    const [ref, fused, plain] = [await grads('float32', false), await grads('float16', true), await grads('float16', false)];
+    const normwise = (x: Float32Array, y: Float32Array) => {
+      let num = 0, den = 0;
+      for (let j = 0; j < x.length; j++) { num += ((x[j] as number) - (y[j] as number)) ** 2; den += (y[j] as number) ** 2; }
+      return Math.sqrt(num / den);
+    };
+    for (const [name, r] of ref) {
+      const [ef, ep] = [normwise(fused.get(name)!, r), normwise(plain.get(name)!, r)];
+      expect(ef, `${name}: fused vs float32`).toBeLessThan(GRAD_VS_F32);
+      expect(ef, `${name}: fused ${ef} vs plain ${ep} (from float32)`).toBeLessThan(FUSED_OVER_PLAIN * ep);
+    }
   });
 });

@@ -8,7 +8,7 @@
 // loss scaling the backward is seeded with loss_scale and the float32 grads are divided by it.
 // grad_norm is the global L2 norm before clipping (clip_grad_norm_'s return value), always computed:
 // the host skips the step when it is not finite.
-import { type Graph as GraphT, Graph, type Tensor, fuseMaskedSoftmax, grad } from '@latent-sft/graph';
+import { type Graph as GraphT, Graph, type Tensor, fuseMaskedSoftmax, fuseRmsNorm, grad } from '@latent-sft/graph';
 import { inputError } from '@latent-sft/core';
 import { type GraphOptimizer, clipByGlobalNormGraph, globalNormFusedGraph } from './graph-optim.js';
 import type { Objective } from './objective.js';
@@ -19,10 +19,12 @@ export type ComputeDtype = 'float32' | 'float16' | 'bfloat16';
 export interface FusedParts {
   optimizer: boolean;
   softmax: boolean;
+  /** The 16-bit RMSNorms as latent_sft.RMSNorm (graph.fuseRmsNorm); default: as `softmax`. */
+  rmsnorm?: boolean;
 }
 
 function fusedParts(f: boolean | FusedParts | undefined): FusedParts {
-  return typeof f === 'object' ? f : { optimizer: f === true, softmax: f === true };
+  return typeof f === 'object' ? { ...f, rmsnorm: f.rmsnorm ?? f.softmax } : { optimizer: f === true, softmax: f === true, rmsnorm: f === true };
 }
 
 export interface StepGraphOptions {
@@ -33,8 +35,9 @@ export interface StepGraphOptions {
   lossScale: boolean;
   /**
    * Fused kernels (domain latent_sft; sessions of @latent-sft/runtime, whose addon has them): the 16-bit
-   * attention softmax as MaskedSoftmax (graph.fuseMaskedSoftmax, before the backward is built), and the
-   * optimizer's fused node with a SumSquares grad norm when it has one (AdamW). `true`: both; an
+   * attention softmax as MaskedSoftmax (graph.fuseMaskedSoftmax, before the backward is built), the
+   * 16-bit RMSNorms as RMSNorm (graph.fuseRmsNorm), and the
+   * optimizer's fused node with a SumSquares grad norm when it has one (AdamW). `true`: all; an
    * object picks them.
    */
   fused?: boolean | FusedParts;
@@ -82,7 +85,9 @@ function forwardBackward(g: Graph, o: StepGraphOptions): { grads: Record<string,
   for (const part of [obj.frozen, obj.batch]) for (const [n, s] of Object.entries(part)) inputs[n] = g.input(n, s.dtype, s.shape);
   const scale = o.lossScale ? g.input('loss_scale', 'float32', []) : null;
   const built = obj.buildLoss(g, view, inputs);
-  if (fusedParts(o.fused).softmax) fuseMaskedSoftmax(g);
+  const parts = fusedParts(o.fused);
+  if (parts.softmax) fuseMaskedSoftmax(g);
+  if (parts.rmsnorm === true) fuseRmsNorm(g);
   if (built.loss.rank !== 0) throw new Error(`objective loss must be a scalar, got ${built.loss.shapeText}`);
   const loss = g.cast(built.loss, 'float32');
   g.output(loss, 'loss');

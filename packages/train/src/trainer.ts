@@ -44,9 +44,10 @@ export interface TrainerOptions {
    * Fused kernels of @latent-sft/runtime's addon (domain latent_sft): AdamW as one node per parameter
    * reading the bf16/fp16 gradient and the grad norm as one SumSquares node (bit for bit the unfused
    * AdamW on clipped float32 grads; the norm accumulated in float64), and the 16-bit attention softmax
-   * as MaskedSoftmax (float32 inside, no float32 [.., T, S] tensors). 'auto' (default): when the
-   * device's kernels load (fusedKernelsStatus), else standard ops with a warning. true: required.
-   * false: never. `{ optimizer, softmax }`: required, only the parts set.
+   * as MaskedSoftmax (float32 inside, no float32 [.., T, S] tensors), and the 16-bit RMSNorms as
+   * RMSNorm (float32 inside, no float32 [.., D] chain). 'auto' (default): when the device's kernels
+   * load (fusedKernelsStatus), else standard ops with a warning. true: required. false: never.
+   * `{ optimizer, softmax, rmsnorm? }`: required, only the parts set (rmsnorm defaults to softmax).
    */
   fusedKernels?: boolean | 'auto' | FusedParts;
   /**
@@ -186,14 +187,16 @@ export class Trainer {
   /** Resolves opts.fusedKernels against the device's kernels. */
   private static useFused(opts: TrainerOptions): FusedParts {
     const want = opts.fusedKernels ?? 'auto';
-    const none = { optimizer: false, softmax: false };
+    const none = { optimizer: false, softmax: false, rmsnorm: false };
     const parts = typeof want === 'object' && want !== null ? want : null;
-    if (want !== 'auto' && typeof want !== 'boolean' && (parts === null || typeof parts.optimizer !== 'boolean' || typeof parts.softmax !== 'boolean')) {
-      throw inputError({ field: 'fusedKernels' }, `expected true, false, 'auto' or { optimizer, softmax } booleans, got ${JSON.stringify(want)}`);
+    if (want !== 'auto' && typeof want !== 'boolean' && (parts === null || typeof parts.optimizer !== 'boolean' || typeof parts.softmax !== 'boolean'
+      || (parts.rmsnorm !== undefined && typeof parts.rmsnorm !== 'boolean'))) {
+      throw inputError({ field: 'fusedKernels' }, `expected true, false, 'auto' or { optimizer, softmax, rmsnorm? } booleans, got ${JSON.stringify(want)}`);
     }
-    if (want === false || (parts !== null && !parts.optimizer && !parts.softmax)) return none;
+    const resolved = parts === null ? null : { ...parts, rmsnorm: parts.rmsnorm ?? parts.softmax };
+    if (want === false || (resolved !== null && !resolved.optimizer && !resolved.softmax && !resolved.rmsnorm)) return none;
     const why = fusedKernelsStatus(opts.device);
-    if (why === '') return parts ?? { optimizer: true, softmax: true };
+    if (why === '') return resolved ?? { optimizer: true, softmax: true, rmsnorm: true };
     if (want !== 'auto') throw inputError({ field: 'fusedKernels' }, `fused kernels unavailable on ${opts.device.kind}: ${why}`);
     (opts.logger ?? silentLogger).warn({ reason: why }, 'fused kernels unavailable; using standard ops');
     return none;

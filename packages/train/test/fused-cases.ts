@@ -8,6 +8,13 @@ import { type Device, DeviceSession, type DeviceTensor, type HostTensor, type Ty
 
 const fr = Math.fround;
 
+/** n seeded draws of f(i, normal) into a Float64Array (a JS array of 8M boxed numbers took ~20 s). */
+function draws(n: number, f: (i: number, z: number) => number, r: Rng): Float64Array {
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = f(i, r.normal());
+  return out;
+}
+
 /** AdamW attributes and scalars of the cases (scalars as the host computes them for step t = 3). */
 export const ADAMW_CASE = {
   beta1: 0.9, beta2: 0.999, eps: 1e-8,
@@ -17,7 +24,7 @@ export const ADAMW_CASE = {
 /** Seeded inputs of one AdamW case with `n` elements and a gradient of dtype `gdt`. */
 export function adamwInputs(n: number, gdt: 'float32' | 'bfloat16' | 'float16', seed: number): Record<string, HostTensor> {
   const r = Rng.fromSeed(seed);
-  const normal = (s: number) => Array.from({ length: n }, () => s * r.normal());
+  const normal = (s: number) => draws(n, (_, z) => s * z, r);
   const f32 = (v: ArrayLike<number>): HostTensor => ({ dtype: 'float32', dims: [n], data: Float32Array.from(v) });
   const s = (v: number): HostTensor => ({ dtype: 'float32', dims: [], data: Float32Array.of(v) });
   const c = ADAMW_CASE;
@@ -86,7 +93,7 @@ export function sumSquaresCase(specs: ReadonlyArray<{ dtype: DType; dims: number
   const inputs: Record<string, HostTensor> = {};
   const ts = specs.map((s, i) => {
     const n = s.dims.reduce((a, b) => a * b, 1);
-    inputs[`x${i}`] = { dtype: s.dtype, dims: s.dims, data: typedFrom(s.dtype, Array.from({ length: n }, () => (i + 1) * r.normal())) as TypedData } as HostTensor;
+    inputs[`x${i}`] = { dtype: s.dtype, dims: s.dims, data: typedFrom(s.dtype, draws(n, (_, z) => (i + 1) * z, r)) as TypedData } as HostTensor;
     return g.input(`x${i}`, s.dtype, s.dims);
   });
   g.output(g.op1('SumSquares', ts), 'y');
@@ -100,7 +107,7 @@ export function sumSquaresReference(inputs: Record<string, HostTensor>): number 
   return fr(s);
 }
 
-/** Runs a model once on `device`: uploads the inputs, binds every output to the device, downloads. */
+/** Runs a model once on `device`: uploads the inputs, every output to device memory ORT allocates, downloads. */
 export async function runOnce(model: Uint8Array, inputs: Record<string, HostTensor>, device: Device): Promise<Record<string, HostTensor>> {
   const session = DeviceSession.create(model, { device, deterministic: true });
   const binding = session.createBinding();
@@ -110,17 +117,15 @@ export async function runOnce(model: Uint8Array, inputs: Record<string, HostTens
     return d;
   });
   try {
-    const outs = ['p_new', 'm_new', 'v_new', 'y', 'stats', 'dx'].filter((n) => session.handle().outputs().some((o) => o.name === n));
-    const outTensors = outs.map((name) => {
-      const info = session.output(name);
-      const t = session.alloc(info.dtype as DType, info.dims);
-      binding.bindOutput(name, t);
-      return t;
-    });
+    const outs = session.handle().outputs().map((o) => o.name);
+    for (const name of outs) binding.bindOutputToDevice(name);
     await session.runAsync(binding);
     const res: Record<string, HostTensor> = {};
-    outs.forEach((name, i) => { res[name] = (outTensors[i] as DeviceTensor).toHost(); });
-    for (const t of outTensors) t.release();
+    for (const name of outs) {
+      const t = binding.output(name);
+      res[name] = t.toHost();
+      t.release();
+    }
     return res;
   } finally {
     for (const t of held) t.release();
@@ -154,13 +159,43 @@ export function maskedSoftmaxCase(dtype: 'float32' | 'bfloat16' | 'float16', dim
     const s = i % mS, t = Math.floor(i / mS) % mT;
     return s > t + S - T || (mT > 1 && t === 0) ? -3.4028234663852886e38 : 0;
   });
-  const normal = (k: number) => Array.from({ length: n }, () => k * r.normal());
+  const normal = (k: number) => draws(n, (_, z) => k * z, r);
   return {
     model: serialize(g).model,
     inputs: {
       x: { dtype, dims, data: typedFrom(dtype, normal(4)) as TypedData } as HostTensor,
       mask: { dtype: 'float32', dims: maskDims, data: mask },
       dy: { dtype, dims, data: typedFrom(dtype, normal(1)) as TypedData } as HostTensor,
+    },
+  };
+}
+
+/**
+ * RMSNorm and RMSNormGrad on one graph: inputs x [dims] and dy [dims] (dtype), w [D] (dtype); outputs
+ * y, r (forward), dx and dw (the grad op on dy, x, w, r; dw = Σ of its float32 partials over axis 0).
+ */
+export function rmsNormCase(dtype: 'float32' | 'bfloat16' | 'float16', dims: number[], seed: number): { model: Uint8Array; inputs: Record<string, HostTensor> } {
+  const g = new Graph('rmsnorm_case');
+  const r = Rng.fromSeed(seed);
+  const n = dims.reduce((a, b) => a * b, 1);
+  const D = dims.at(-1) as number;
+  const x = g.input('x', dtype, dims);
+  const w = g.input('w', dtype, [D]);
+  const dy = g.input('dy', dtype, dims);
+  const [y, rs] = g.op('RMSNorm', [x, w], { epsilon: 1e-5 }) as [Tensor, Tensor];
+  g.output(y, 'y');
+  g.output(rs, 'r');
+  const [dx, parts] = g.op('RMSNormGrad', [dy, x, w, rs]) as [Tensor, Tensor];
+  g.output(dx, 'dx');
+  g.output(g.reduceSum(parts, [0], false), 'dw');
+  // Rows of scales 1..5 (the normalization matters), weights around 1.
+  const xs = draws(n, (i, z) => (1 + (Math.floor(i / D) % 5)) * z, r);
+  return {
+    model: serialize(g).model,
+    inputs: {
+      x: { dtype, dims, data: typedFrom(dtype, xs) as TypedData } as HostTensor,
+      w: { dtype, dims: [D], data: typedFrom(dtype, Array.from({ length: D }, () => 1 + 0.3 * r.normal())) as TypedData } as HostTensor,
+      dy: { dtype, dims, data: typedFrom(dtype, draws(n, (_, z) => z, r)) as TypedData } as HostTensor,
     },
   };
 }

@@ -1,17 +1,20 @@
-// GPU check of the fused optimizer kernels (domain latent_sft, compiled with NVRTC at run time):
+// GPU check of the fused kernels (domain latent_sft, compiled with NVRTC at run time):
 // every case of packages/train/test/fused-cases.ts on CUDA against the CPU kernels (which the unit
 // tests hold to the exact float32 reference) and the reference itself — AdamW bit for bit, SumSquares
-// within 1e-6 relative (float64 block sums in another order) — then the time of one AdamW over 2^28
-// elements (the bytes it moves over the time, against the GPU's bandwidth).
+// within 1e-6 relative (float64 block sums in another order), MaskedSoftmax and RMSNorm (+ Grad) within
+// a few ulps of their dtype — then timings: AdamW over 2^28 elements, MaskedSoftmax and RMSNorm at the
+// benchmark's shapes (the bytes each moves over the time, against the GPU's bandwidth).
 // Prints "CHECK {...}" lines; exits 1 on any mismatch.
-// Usage: node fused-check.mjs [--device-id 0] [--dry]
+// Usage: node fused-check.mjs [--device-id 0] [--dry] [--timing-only]
 import { parseArgs } from 'node:util';
 import { DeviceSession, type HostTensor, fusedKernelsStatus } from '@latent-sft/runtime';
 import {
-  adamwGraph, adamwInputs, adamwReference, floatValues, maskedSoftmaxCase, runOnce, sumSquaresCase, sumSquaresReference,
+  adamwGraph, adamwInputs, adamwReference, floatValues, maskedSoftmaxCase, rmsNormCase, runOnce, sumSquaresCase, sumSquaresReference,
 } from '../../../packages/train/test/fused-cases.js';
 
-const { values } = parseArgs({ options: { 'device-id': { type: 'string', default: '0' }, dry: { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: {
+  'device-id': { type: 'string', default: '0' }, dry: { type: 'boolean', default: false }, 'timing-only': { type: 'boolean', default: false },
+} });
 // --dry: every comparison with the CPU standing in for CUDA and no timings (checks this script itself).
 const cuda = values.dry ? ({ kind: 'cpu' } as const) : ({ kind: 'cuda', deviceId: Number(values['device-id']) } as const);
 const cpu = { kind: 'cpu' } as const;
@@ -28,7 +31,7 @@ function mismatches(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return a.length === b.length ? bad : Math.max(a.length, b.length);
 }
 
-for (const gdt of ['float32', 'bfloat16', 'float16'] as const) {
+if (!values['timing-only']) for (const gdt of ['float32', 'bfloat16', 'float16'] as const) {
   for (const n of [1003, (1 << 20) + 5]) {
     const inp = adamwInputs(n, gdt, 11);
     const model = adamwGraph(n, gdt);
@@ -42,7 +45,7 @@ for (const gdt of ['float32', 'bfloat16', 'float16'] as const) {
   }
 }
 
-for (const specs of [
+if (!values['timing-only']) for (const specs of [
   [{ dtype: 'float32' as const, dims: [37] }, { dtype: 'bfloat16' as const, dims: [64, 5] }, { dtype: 'float16' as const, dims: [3] }],
   [{ dtype: 'bfloat16' as const, dims: [4096, 2048] }, { dtype: 'float32' as const, dims: [2048] }, { dtype: 'bfloat16' as const, dims: [1001] }],
 ]) {
@@ -59,7 +62,7 @@ for (const specs of [
 // MaskedSoftmax (+ Grad): CUDA vs CPU kernels. Both compute in float32 (expf vs std::exp, sums in another
 // order), so values agree to ~1e-6 relative before the final rounding; a 16-bit result near a rounding
 // boundary may differ by one ulp of its dtype.
-for (const [dtype, ulp] of [['float32', 1e-5], ['bfloat16', 2 ** -7], ['float16', 2 ** -10]] as const) {
+if (!values['timing-only']) for (const [dtype, ulp] of [['float32', 1e-5], ['bfloat16', 2 ** -7], ['float16', 2 ** -10]] as const) {
   for (const [dims, maskDims, scale] of [[[2, 3, 5, 7], [2, 1, 5, 7], 1], [[2, 2, 4, 64, 512], [2, 1, 1, 64, 512], 0.125]] as const) {
     const c = maskedSoftmaxCase(dtype, [...dims], [...maskDims], scale, 9);
     const [gpu, host] = [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
@@ -78,24 +81,58 @@ for (const [dtype, ulp] of [['float32', 1e-5], ['bfloat16', 2 ** -7], ['float16'
   }
 }
 
-// Timing: MaskedSoftmax + Grad at the benchmark's attention shape [8, 8, 4, 512, 512] in bfloat16.
-if (!values.dry) {
-  const c = maskedSoftmaxCase('bfloat16', [8, 8, 4, 512, 512], [8, 1, 1, 512, 512], 1, 2);
+// RMSNorm (+ Grad): CUDA vs CPU kernels, both float32 inside (sums in another order). y: one ulp of its
+// dtype elementwise; r: 1e-5 relative; dx and dw (dw summed over row blocks of another size): relative
+// to the largest entry of the case.
+if (!values['timing-only']) for (const [dtype, ulp] of [['float32', 1e-5], ['bfloat16', 2 ** -7], ['float16', 2 ** -10]] as const) {
+  for (const dims of [[3, 15, 13], [8, 512, 2048]]) {
+    const c = rmsNormCase(dtype, dims, 5);
+    const [gpu, host] = [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
+    const worst: Record<string, number> = {};
+    for (const k of ['y', 'r', 'dx', 'dw']) {
+      const [a, b] = [floatValues(gpu[k] as HostTensor), floatValues(host[k] as HostTensor)];
+      const byMax = k === 'dx' || k === 'dw';
+      const norm = byMax ? b.reduce((acc, v) => Math.max(acc, Math.abs(v)), 0) : 0;
+      let w = 0;
+      for (let i = 0; i < a.length; i++) w = Math.max(w, Math.abs((a[i] as number) - (b[i] as number)) / (byMax ? norm : Math.abs(b[i] as number) + 1e-30));
+      worst[k] = w;
+    }
+    const ok = worst['y']! <= 2 * ulp && worst['r']! <= 1e-5 && worst['dx']! <= 4 * ulp && worst['dw']! <= 4 * ulp;
+    if (!ok) failed++;
+    emit({ check: 'rmsnorm', dtype, dims, ok, worst_rel: worst });
+  }
+}
+
+/** Mean ms of `reps` runs of a case on CUDA after one warm-up (inputs uploaded once; everything released). */
+async function timeCase(c: { model: Uint8Array; inputs: Record<string, HostTensor> }, reps: number): Promise<number> {
   const session = DeviceSession.create(c.model, { device: cuda, deterministic: true });
   const b = session.createBinding();
-  for (const [k, t] of Object.entries(c.inputs)) b.bindInput(k, session.upload(t));
-  b.bindOutput('y', session.alloc('bfloat16', [8, 8, 4, 512, 512]));
-  b.bindOutput('stats', session.alloc('float32', [8, 8, 4, 512, 2]));
-  b.bindOutput('dx', session.alloc('bfloat16', [8, 8, 4, 512, 512]));
-  await session.runAsync(b);
-  const reps = 10;
-  const t0 = performance.now();
-  for (let i = 0; i < reps; i++) await session.runAsync(b);
-  const ms = (performance.now() - t0) / reps;
-  const n = 8 * 8 * 4 * 512 * 512;
-  emit({ check: 'masked-softmax-time', dims: [8, 8, 4, 512, 512], ms_fwd_plus_bwd: ms, gb_per_s: (10 * n) / (ms / 1000) / 1e9 });
-  b.release();
-  session.release();
+  const held = Object.entries(c.inputs).map(([k, t]) => {
+    const d = session.upload(t);
+    b.bindInput(k, d);
+    return d;
+  });
+  for (const o of session.outputs) b.bindOutputToDevice(o.name);
+  try {
+    await session.runAsync(b);
+    const t0 = performance.now();
+    for (let i = 0; i < reps; i++) await session.runAsync(b);
+    return (performance.now() - t0) / reps;
+  } finally {
+    b.release();
+    for (const t of held) t.release();
+    session.release();
+  }
+}
+
+if (!values.dry) {
+  // MaskedSoftmax + Grad at the benchmark's attention shape [8, 8, 4, 512, 512] in bfloat16 (x, dy, y, dx: 8 bytes per element, plus the mask).
+  const sm = 8 * 8 * 4 * 512 * 512;
+  const msMs = await timeCase(maskedSoftmaxCase('bfloat16', [8, 8, 4, 512, 512], [8, 1, 1, 512, 512], 1, 2), 10);
+  emit({ check: 'masked-softmax-time', dims: [8, 8, 4, 512, 512], ms_fwd_plus_bwd: msMs, gb_per_s: (10 * sm) / (msMs / 1000) / 1e9 });
+  // RMSNorm + Grad at the benchmark's hidden states [8·512, 2048] in bfloat16 (x twice, y, dy, dx: 10 bytes per element).
+  const rnMs = await timeCase(rmsNormCase('bfloat16', [4096, 2048], 2), 20);
+  emit({ check: 'rmsnorm-time', dims: [4096, 2048], ms_fwd_plus_bwd: rnMs, gb_per_s: (10 * 4096 * 2048) / (rnMs / 1000) / 1e9 });
 }
 
 // Timing: AdamW over 2^28 elements with bf16 gradients (26 bytes per element moved).
@@ -109,16 +146,24 @@ if (!values.dry) {
     b.bindInput(k, t);
     return t;
   });
-  for (const k of ['step', 'decay', 'bc2', 'coef']) b.bindInput(k, session.upload(small[k] as HostTensor));
-  for (const k of ['p_new', 'm_new', 'v_new']) b.bindOutput(k, session.alloc('float32', [n]));
+  for (const k of ['step', 'decay', 'bc2', 'coef']) {
+    const t = session.upload(small[k] as HostTensor);
+    b.bindInput(k, t);
+    held.push(t);
+  }
+  for (const k of ['p_new', 'm_new', 'v_new']) {
+    const t = session.alloc('float32', [n]);
+    b.bindOutput(k, t);
+    held.push(t);
+  }
   await session.runAsync(b);
   const reps = 10;
   const t0 = performance.now();
   for (let i = 0; i < reps; i++) await session.runAsync(b);
   const ms = (performance.now() - t0) / reps;
   emit({ check: 'adamw-time', n, ms, gb_per_s: (26 * n) / (ms / 1000) / 1e9 });
-  for (const t of held) t.release();
   b.release();
+  for (const t of held) t.release();
   session.release();
 }
 

@@ -1,7 +1,7 @@
 // Runtime probe (issue 9): a 2-layer MLP trains for N steps with its parameters double-buffered in
 // device memory through the IO binding; the transfer counters show that only the batch goes up and
 // only the loss comes down per step, whatever the parameter count. Also measures host<->device
-// bandwidth. Prints one JSON line per measurement ("PROBE {...}").
+// bandwidth, and tensor lifetimes around a session's release. Prints one JSON line per measurement ("PROBE {...}").
 // Usage: tsx src/runtime-probe.ts --device cuda|cpu [--steps 100] [--mb 256]
 import { parseArgs } from 'node:util';
 import { buildTrainStep, crossEntropy, serialize, sgd, type Tensor } from '@latent-sft/graph';
@@ -117,6 +117,39 @@ function bandwidth(mb: number) {
   return { mb, uploadGBs: up, downloadGBs: down, roundTripOk: ok };
 }
 
+/**
+ * Lifetimes: a tensor outlives its session's release() (it keeps the session, and the allocator that
+ * frees it, alive: it must still download, then free cleanly), and one is never released (freed, or
+ * left, at process exit without a crash: the caller checks the exit status).
+ */
+async function releaseOrder() {
+  const n = 1 << 24;
+  const model = serialize(buildTrainStep({
+    params: { p: { dtype: 'float32', shape: [n] } }, inputs: {}, optimizer: sgd(0.1),
+    buildLoss: (g, p) => g.reduceSum(g.mul(p.p as Tensor, p.p as Tensor), undefined, false),
+  }).graph).model;
+  const s = DeviceSession.create(model, { device });
+  const kept = s.upload({ dtype: 'float32', dims: [1 << 20], data: new Float32Array(1 << 20).fill(2.5) });
+  s.upload({ dtype: 'float32', dims: [1 << 20], data: new Float32Array(1 << 20) }); // never released
+  s.release();
+  const back = kept.download() as Float32Array;
+  // The last holder of the released session lets go while another session's run is in flight.
+  const other = DeviceSession.create(model, { device });
+  const b = other.createBinding();
+  const p = other.upload({ dtype: 'float32', dims: [n], data: new Float32Array(n).fill(1) });
+  b.bindInput(other.inputs[0]!.name, p);
+  for (const o of other.outputs) b.bindOutputToDevice(o.name);
+  const running = other.runAsync(b);
+  kept.release();
+  await running;
+  const loss = (b.output(other.outputs.find((o) => o.name.includes('loss'))?.name ?? other.outputs[0]!.name).download() as Float32Array)[0];
+  b.release();
+  p.release();
+  other.release();
+  return { downloadAfterSessionRelease: back[(1 << 20) - 1] === 2.5, releasedDuringOtherRun: loss === n };
+}
+
 emit({ probe: 'env', device: device.kind, steps });
+emit({ probe: 'release-order', device: device.kind, ...(await releaseOrder()) });
 for (const hidden of [256, 8192]) emit({ probe: 'mlp', device: device.kind, ...trainMlp(hidden, 256, 512, 16) });
 emit({ probe: 'bandwidth', device: device.kind, ...bandwidth(Number(values.mb)) });

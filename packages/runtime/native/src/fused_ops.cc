@@ -116,6 +116,13 @@ inline void storeFromFloat(void* data, ONNXTensorElementDataType t, size_t i, fl
   else static_cast<uint16_t*>(data)[i] = floatToF16(v);
 }
 
+/** v rounded to t's precision (as storing and loading it would), as float. */
+inline float roundTo(ONNXTensorElementDataType t, float v) {
+  if (t == ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16) return bf16ToFloat(floatToBf16(v));
+  if (t == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16) return f16ToFloat(floatToF16(v));
+  return v;
+}
+
 const char* floatTypeName(ONNXTensorElementDataType t) {
   switch (t) {
     case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return "f32";
@@ -409,6 +416,72 @@ extern "C" __global__ void __launch_bounds__(256) NAME##_grad(const T* dy, const
 MSOFTMAX(msoftmax_f32, float)
 MSOFTMAX(msoftmax_bf16, bf16)
 MSOFTMAX(msoftmax_f16, f16)
+
+// ---- RMSNorm: blocks stride over rows; thread t owns columns t, t + blockDim.x, ...
+template <typename T> __device__ __forceinline__ float rnd(float v);
+template <> __device__ __forceinline__ float rnd<float>(float v) { return v; }
+template <> __device__ __forceinline__ float rnd<bf16>(float v) { bf16 b; b.b = f2bf(v); return tof(b); }
+template <> __device__ __forceinline__ float rnd<f16>(float v) { return h2f(f2h(v)); }
+
+// The block's sum of v, the same float in every thread (each sums the warp totals in one order).
+__device__ __forceinline__ float blockSum(float v, float* sh) {
+  v = warpSum(v);
+  __syncthreads();
+  if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
+  __syncthreads();
+  float t = 0.0f;
+  for (int i = 0; i < (int)(blockDim.x >> 5); i++) t += sh[i];
+  return t;
+}
+
+// y = w ⊙ round(x·r), r = 1/√(Σx²/D + ε); R[row] = r.
+template <typename T>
+__device__ __forceinline__ void rmsnorm(const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ y, float* __restrict__ r,
+    long long rows, long long D, float eps) {
+  __shared__ float sh[32];
+  for (long long row = blockIdx.x; row < rows; row += gridDim.x) {
+    const T* xr = x + row * D;
+    T* yr = y + row * D;
+    float s = 0.0f;
+    for (long long j = threadIdx.x; j < D; j += blockDim.x) { float v = tof(xr[j]); s += v * v; }
+    s = blockSum(s, sh);
+    float rs = 1.0f / sqrtf(s / (float)D + eps);
+    for (long long j = threadIdx.x; j < D; j += blockDim.x) put(yr, j, tof(w[j]) * rnd<T>(tof(xr[j]) * rs));
+    if (threadIdx.x == 0) r[row] = rs;
+  }
+}
+
+// g = dy ⊙ w, n = x·r: dx = r·(g − n·Σ(g·n)/D); dW partial of this block (float32, shared) += dy ⊙ round(n).
+template <typename T>
+__device__ __forceinline__ void rmsnormGrad(const T* __restrict__ dy, const T* __restrict__ x, const T* __restrict__ w,
+    const float* __restrict__ r, T* __restrict__ dx, float* __restrict__ dwp, long long rows, long long D) {
+  __shared__ float sh[32];
+  extern __shared__ float acc[];
+  for (long long j = threadIdx.x; j < D; j += blockDim.x) acc[j] = 0.0f;
+  for (long long row = blockIdx.x; row < rows; row += gridDim.x) {
+    const T* xr = x + row * D;
+    const T* dyr = dy + row * D;
+    T* dxr = dx + row * D;
+    float rs = r[row], t = 0.0f;
+    for (long long j = threadIdx.x; j < D; j += blockDim.x) t += (tof(dyr[j]) * tof(w[j])) * (tof(xr[j]) * rs);
+    t = blockSum(t, sh) / (float)D;
+    for (long long j = threadIdx.x; j < D; j += blockDim.x) {
+      float n = tof(xr[j]) * rs, d = tof(dyr[j]);
+      put(dxr, j, rs * (d * tof(w[j]) - n * t));
+      acc[j] += d * rnd<T>(n);
+    }
+  }
+  for (long long j = threadIdx.x; j < D; j += blockDim.x) dwp[(long long)blockIdx.x * D + j] = acc[j];
+}
+
+#define RMSNORM(NAME, T) \
+extern "C" __global__ void __launch_bounds__(256) NAME(const T* x, const T* w, T* y, float* r, long long rows, long long D, float eps) { \
+  rmsnorm<T>(x, w, y, r, rows, D, eps); } \
+extern "C" __global__ void __launch_bounds__(256) NAME##_grad(const T* dy, const T* x, const T* w, const float* r, T* dx, float* dwp, \
+    long long rows, long long D) { rmsnormGrad<T>(dy, x, w, r, dx, dwp, rows, D); }
+RMSNORM(rmsnorm_f32, float)
+RMSNORM(rmsnorm_bf16, bf16)
+RMSNORM(rmsnorm_f16, f16)
 )CUDA";
 
 using CUresult = int;
@@ -510,6 +583,8 @@ struct Kernels {
   CUfunction sumsqFinal = nullptr;
   CUfunction msoftmax[3] = {nullptr, nullptr, nullptr};
   CUfunction msoftmaxGrad[3] = {nullptr, nullptr, nullptr};
+  CUfunction rmsnorm[3] = {nullptr, nullptr, nullptr};
+  CUfunction rmsnormGrad[3] = {nullptr, nullptr, nullptr};
   int smCount = 0;
 };
 
@@ -583,6 +658,8 @@ const Kernels& kernelsForCurrentContext(int deviceId) {
     check(c.moduleGetFunction(&k.sumsq[i], mod, (std::string("sumsq_") + names[i]).c_str()), "cuModuleGetFunction");
     check(c.moduleGetFunction(&k.msoftmax[i], mod, (std::string("msoftmax_") + names[i]).c_str()), "cuModuleGetFunction");
     check(c.moduleGetFunction(&k.msoftmaxGrad[i], mod, (std::string("msoftmax_") + names[i] + "_grad").c_str()), "cuModuleGetFunction");
+    check(c.moduleGetFunction(&k.rmsnorm[i], mod, (std::string("rmsnorm_") + names[i]).c_str()), "cuModuleGetFunction");
+    check(c.moduleGetFunction(&k.rmsnormGrad[i], mod, (std::string("rmsnorm_") + names[i] + "_grad").c_str()), "cuModuleGetFunction");
   }
   check(c.moduleGetFunction(&k.sumsqFinal, mod, "sumsq_final"), "cuModuleGetFunction");
   k.smCount = sms;
@@ -974,6 +1051,12 @@ struct MaskedSoftmaxKernel {
  * Output types/shapes for ORT's schema (needed: the grad op has two dynamically typed inputs): output 0
  * as X (input 0 forward, 1 grad); forward output 1 float32 [..., 2].
  */
+/** A dim_param name no other dim has (ORT unifies equal names). */
+std::string freshDimName() {
+  static std::atomic<unsigned long long> fresh{0};
+  return "latent_sft_dim_" + std::to_string(fresh++);
+}
+
 template <bool Grad>
 OrtStatusPtr inferMaskedSoftmax(const OrtCustomOp*, OrtShapeInferContext* ctx) {
   const OrtApi& api = Ort::GetApi();
@@ -991,12 +1074,11 @@ OrtStatusPtr inferMaskedSoftmax(const OrtCustomOp*, OrtShapeInferContext* ctx) {
   }
   // An unknown dim must leave as a dim_param: given as -1 with no name, ORT writes dim_value -1, and
   // a Shape → Reshape downstream then fails ORT's shape inference ("multiple -1 dimensions").
-  static std::atomic<unsigned long long> fresh{0};
   std::vector<std::string> names(rank);
   for (size_t i = 0; i < rank; i++) {
     if (syms[i] == nullptr) syms[i] = "";
     if (dims[i] < 0 && syms[i][0] == '\0') {
-      names[i] = "latent_sft_dim_" + std::to_string(fresh++);
+      names[i] = freshDimName();
       syms[i] = names[i].c_str();
     }
   }
@@ -1046,6 +1128,188 @@ struct MaskedSoftmaxOp : Ort::CustomOpBase<MaskedSoftmaxOp<OnCuda, Grad>, Masked
   }
 };
 
+// ---------------------------------------------------------------------------------------------------
+// RMSNorm / RMSNormGrad
+
+constexpr long long kRmsCpuRows = 32;  // rows per CPU work unit (one dW partial row each)
+constexpr long long kRmsMaxD = 12288;  // CUDA: the dW accumulator of a block lives in 48 KiB of shared memory
+
+template <bool OnCuda, bool Grad>
+struct RMSNormKernel {
+  float epsilon = 0.0f;
+  int deviceId = 0;
+
+  explicit RMSNormKernel(const OrtKernelInfo* info) {
+    if (!Grad) {
+      epsilon = Ort::ConstKernelInfo(info).GetAttribute<float>("epsilon");
+      if (!(epsilon > 0.0f)) throw std::runtime_error("epsilon must be > 0");
+    }
+    if (OnCuda) (void)kernelsForCurrentContext(deviceId);
+  }
+
+  OrtStatusPtr ComputeV2(OrtKernelContext* context) {
+    const char* name = Grad ? "RMSNormGrad" : "RMSNorm";
+    try {
+      Ort::KernelContext ctx(context);
+      // Forward: X, W → Y, R. Grad: dY, X, W, R → dX, dW partials [P, D].
+      auto xv = ctx.GetInput(Grad ? 1 : 0), wv = ctx.GetInput(Grad ? 2 : 1);
+      auto xi = xv.GetTensorTypeAndShapeInfo();
+      auto xs = xi.GetShape();
+      auto xt = xi.GetElementType();
+      if (floatTypeName(xt) == nullptr) throw std::runtime_error("X must be float32, bfloat16 or float16");
+      if (xs.empty()) throw std::runtime_error("X must have rank >= 1");
+      long long D = xs.back();
+      auto wi = wv.GetTensorTypeAndShapeInfo();
+      if (wi.GetElementType() != xt || wi.GetShape() != std::vector<int64_t>{D}) throw std::runtime_error("W must be [D] in X's dtype");
+      long long rows = D == 0 ? 0 : static_cast<long long>(xi.GetElementCount()) / D;
+      std::vector<int64_t> rs(xs.begin(), xs.end() - 1);
+      const void* x = xv.GetTensorRawData();
+      const void* w = wv.GetTensorRawData();
+      if constexpr (Grad) {
+        auto dyv = ctx.GetInput(0), rv = ctx.GetInput(3);
+        if (dyv.GetTensorTypeAndShapeInfo().GetElementType() != xt || dyv.GetTensorTypeAndShapeInfo().GetShape() != xs)
+          throw std::runtime_error("dY must have the dtype and shape of X");
+        if (rv.GetTensorTypeAndShapeInfo().GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT || rv.GetTensorTypeAndShapeInfo().GetShape() != rs)
+          throw std::runtime_error("R must be float32 [...] over the rows of X");
+        const void* dy = dyv.GetTensorRawData();
+        const float* r = rv.GetTensorData<float>();
+        void* dx = ctx.GetOutput(0, xs).GetTensorMutableRawData();
+        if constexpr (OnCuda) {
+          if (D > kRmsMaxD) throw std::runtime_error("D = " + std::to_string(D) + " is above the CUDA kernel's " + std::to_string(kRmsMaxD));
+          const Kernels& k = kernelsForCurrentContext(deviceId);
+          long long parts = std::max<long long>(1, std::min<long long>(rows, static_cast<long long>(k.smCount) * 8));
+          float* dwp = ctx.GetOutput(1, {parts, D}).GetTensorMutableData<float>();
+          if (D == 0) return nullptr;
+          void* args[] = {&dy, &x, &w, &r, &dx, &dwp, &rows, &D};
+          check(cudaApi().launchKernel(k.rmsnormGrad[gradIndex(xt)], static_cast<unsigned>(parts), 1, 1, 256, 1, 1, static_cast<unsigned>(D * 4),
+                                       ctx.GetGPUComputeStream(), args, nullptr), "cuLaunchKernel (RMSNormGrad)");
+        } else {
+          long long parts = (rows + kRmsCpuRows - 1) / kRmsCpuRows;
+          float* dwp = ctx.GetOutput(1, {parts, D}).GetTensorMutableData<float>();
+          struct Job { const void* dy; const void* x; const void* w; const float* r; void* dx; float* dwp; ONNXTensorElementDataType t; long long rows, D; } job{dy, x, w, r, dx, dwp, xt, rows, D};
+          ctx.ParallelFor([](void* data, size_t part) {
+            const Job& j = *static_cast<const Job*>(data);
+            float* acc = j.dwp + part * static_cast<size_t>(j.D);
+            std::fill(acc, acc + j.D, 0.0f);
+            long long end = std::min<long long>(j.rows, static_cast<long long>(part + 1) * kRmsCpuRows);
+            for (long long row = static_cast<long long>(part) * kRmsCpuRows; row < end; row++) {
+              size_t base = static_cast<size_t>(row * j.D);
+              float rs = j.r[row], t = 0.0f;
+              for (long long c = 0; c < j.D; c++)
+                t += (loadAsFloat(j.dy, j.t, base + c) * loadAsFloat(j.w, j.t, c)) * (loadAsFloat(j.x, j.t, base + c) * rs);
+              t /= static_cast<float>(j.D);
+              for (long long c = 0; c < j.D; c++) {
+                float n = loadAsFloat(j.x, j.t, base + c) * rs, d = loadAsFloat(j.dy, j.t, base + c);
+                storeFromFloat(j.dx, j.t, base + c, rs * (d * loadAsFloat(j.w, j.t, c) - n * t));
+                acc[c] += d * roundTo(j.t, n);
+              }
+            }
+          }, static_cast<size_t>(parts), 0, &job);
+        }
+      } else {
+        void* y = ctx.GetOutput(0, xs).GetTensorMutableRawData();
+        float* r = ctx.GetOutput(1, rs).GetTensorMutableData<float>();
+        if (rows == 0) return nullptr;
+        if constexpr (OnCuda) {
+          const Kernels& k = kernelsForCurrentContext(deviceId);
+          unsigned grid = static_cast<unsigned>(std::min<long long>(rows, static_cast<long long>(k.smCount) * 16));
+          float eps = epsilon;
+          void* args[] = {&x, &w, &y, &r, &rows, &D, &eps};
+          check(cudaApi().launchKernel(k.rmsnorm[gradIndex(xt)], grid, 1, 1, 256, 1, 1, 0, ctx.GetGPUComputeStream(), args, nullptr), "cuLaunchKernel (RMSNorm)");
+        } else {
+          struct Job { const void* x; const void* w; void* y; float* r; ONNXTensorElementDataType t; long long D; float eps; } job{x, w, y, r, xt, D, epsilon};
+          ctx.ParallelFor([](void* data, size_t row) {
+            const Job& j = *static_cast<const Job*>(data);
+            size_t base = row * static_cast<size_t>(j.D);
+            float s = 0.0f;
+            for (long long c = 0; c < j.D; c++) {
+              float v = loadAsFloat(j.x, j.t, base + c);
+              s += v * v;
+            }
+            float rs = 1.0f / std::sqrt(s / static_cast<float>(j.D) + j.eps);
+            for (long long c = 0; c < j.D; c++)
+              storeFromFloat(j.y, j.t, base + c, loadAsFloat(j.w, j.t, c) * roundTo(j.t, loadAsFloat(j.x, j.t, base + c) * rs));
+            j.r[row] = rs;
+          }, static_cast<size_t>(rows), 0, &job);
+        }
+      }
+      return nullptr;
+    } catch (const std::exception& e) {
+      return fail(name, e);
+    }
+  }
+};
+
+/** Output types/shapes: output 0 as X; forward R float32 X[:-1]; grad dW partials float32 [P, D], P unnamed. */
+template <bool Grad>
+OrtStatusPtr inferRMSNorm(const OrtCustomOp*, OrtShapeInferContext* ctx) {
+  const OrtApi& api = Ort::GetApi();
+  OrtTensorTypeAndShapeInfo* xin = nullptr;
+  if (OrtStatusPtr st = api.ShapeInferContext_GetInputTypeShape(ctx, Grad ? 1 : 0, &xin)) return st;
+  ONNXTensorElementDataType t{};
+  size_t rank = 0;
+  if (OrtStatusPtr st = api.GetTensorElementType(xin, &t)) return st;
+  if (OrtStatusPtr st = api.GetDimensionsCount(xin, &rank)) return st;
+  if (rank == 0) return api.CreateStatus(ORT_INVALID_ARGUMENT, "RMSNorm: X must have rank >= 1");
+  std::vector<int64_t> dims(rank);
+  std::vector<const char*> syms(rank, nullptr);
+  if (OrtStatusPtr st = api.GetDimensions(xin, dims.data(), rank)) return st;
+  if (OrtStatusPtr st = api.GetSymbolicDimensions(xin, syms.data(), rank)) return st;
+  std::vector<std::string> names(rank + 1);
+  auto named = [&](std::vector<int64_t>& d, std::vector<const char*>& sy) {
+    for (size_t i = 0; i < d.size(); i++) {
+      if (sy[i] == nullptr) sy[i] = "";
+      if (d[i] < 0 && sy[i][0] == '\0') {
+        names[i] = freshDimName();
+        sy[i] = names[i].c_str();
+      }
+    }
+  };
+  named(dims, syms);
+  auto set = [&](size_t index, ONNXTensorElementDataType et, const std::vector<int64_t>& d, const std::vector<const char*>& sy) -> OrtStatusPtr {
+    OrtTensorTypeAndShapeInfo* out = nullptr;
+    if (OrtStatusPtr st = api.CreateTensorTypeAndShapeInfo(&out)) return st;
+    OrtStatusPtr st = api.SetTensorElementType(out, et);
+    if (st == nullptr) st = api.SetDimensions(out, d.data(), d.size());
+    if (st == nullptr) st = api.SetSymbolicDimensions(out, const_cast<const char**>(sy.data()), sy.size());
+    if (st == nullptr) st = api.ShapeInferContext_SetOutputTypeShape(ctx, index, out);
+    api.ReleaseTensorTypeAndShapeInfo(out);
+    return st;
+  };
+  if (OrtStatusPtr st = set(0, t, dims, syms)) return st;
+  if constexpr (Grad) {
+    names[rank] = freshDimName();
+    return set(1, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, {-1, dims[rank - 1]}, {names[rank].c_str(), syms[rank - 1]});
+  } else {
+    return set(1, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, std::vector<int64_t>(dims.begin(), dims.end() - 1),
+               std::vector<const char*>(syms.begin(), syms.end() - 1));
+  }
+}
+
+template <bool OnCuda, bool Grad>
+struct RMSNormOp : Ort::CustomOpBase<RMSNormOp<OnCuda, Grad>, RMSNormKernel<OnCuda, Grad>, true> {
+  RMSNormOp() { this->InferOutputShapeFn = &inferRMSNorm<Grad>; }
+  OrtStatusPtr CreateKernelV2(const OrtApi&, const OrtKernelInfo* info, void** kernel) const {
+    try {
+      *kernel = new RMSNormKernel<OnCuda, Grad>(info);
+      return nullptr;
+    } catch (const std::exception& e) {
+      return fail(Grad ? "RMSNormGrad" : "RMSNorm", e);
+    }
+  }
+  const char* GetName() const { return Grad ? "RMSNormGrad" : "RMSNorm"; }
+  const char* GetExecutionProviderType() const { return OnCuda ? "CUDAExecutionProvider" : nullptr; }
+  // Forward: X, W (one float dtype). Grad: dY, X, W (X's dtype), R (f32).
+  size_t GetInputTypeCount() const { return Grad ? 4 : 2; }
+  ONNXTensorElementDataType GetInputType(size_t i) const {
+    return Grad && i == 3 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+  }
+  size_t GetOutputTypeCount() const { return 2; }
+  ONNXTensorElementDataType GetOutputType(size_t i) const {
+    return i == 0 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+  }
+};
+
 }  // namespace
 
 void addFusedOps(Ort::SessionOptions& so, bool cuda) {
@@ -1061,11 +1325,15 @@ void addFusedOps(Ort::SessionOptions& so, bool cuda) {
     cpuDomain->Add(new SumSquaresOp<false>());
     cpuDomain->Add(new MaskedSoftmaxOp<false, false>());
     cpuDomain->Add(new MaskedSoftmaxOp<false, true>());
+    cpuDomain->Add(new RMSNormOp<false, false>());
+    cpuDomain->Add(new RMSNormOp<false, true>());
     cudaDomain = new Ort::CustomOpDomain(kDomain);
     cudaDomain->Add(new AdamWOp<true>());
     cudaDomain->Add(new SumSquaresOp<true>());
     cudaDomain->Add(new MaskedSoftmaxOp<true, false>());
     cudaDomain->Add(new MaskedSoftmaxOp<true, true>());
+    cudaDomain->Add(new RMSNormOp<true, false>());
+    cudaDomain->Add(new RMSNormOp<true, true>());
   });
   so.Add(cuda ? *cudaDomain : *cpuDomain);
 }
