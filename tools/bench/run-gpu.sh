@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU benchmark (issue 10), run ON the GPU machine from the repo root after the runtime and the app
 # bundle are unpacked (see tools/device/build-app.sh and ../shared/device/pack-gpu-runtime.sh):
-#   bash tools/device/build-app.sh tools/bench/src/{train-bench,phase-bench,forward-1b,runtime-probe,table}.ts \
+#   bash tools/device/build-app.sh tools/bench/src/{train-bench,phase-bench,forward-1b,runtime-probe,fused-check,table}.ts \
 #        packages/generate/bench/generate-bench.ts        # here
 #   bash tools/bench/run-gpu.sh > bench.log; node /root/app/dist/table.mjs bench.log   # there
 # Ours and the PyTorch anchor (tools/reference/bench_torch.py) run in the same call, one after another,
@@ -9,11 +9,14 @@
 set -u
 A=${APP_DIST:-/root/app/dist}
 peak() { rm -f /tmp/mem.txt; (while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits >> /tmp/mem.txt; sleep 0.2; done) & local mp=$!; "$@"; local rc=$?; kill $mp; echo "PEAK $(sort -n /tmp/mem.txt | tail -1) MiB rc=$rc :: $*"; }
+node $A/fused-check.mjs | grep -E 'time|done|"ok":false'   # the fused kernels: CUDA vs CPU, then timings
 peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10
 peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10
+peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused optimizer,softmax  # ablation: RMSNorm unfused
 peak node $A/phase-bench.mjs --device cuda --batch 8 --steps 5
 peak python3 tools/reference/bench_torch.py --which train --steps 10
 peak python3 tools/reference/bench_torch.py --which lora --steps 10
 peak node $A/forward-1b.mjs /root/fwd --device cuda --seq 128
 peak node $A/generate-bench.mjs --model /root/fwd/model --batch 64 --prompt-len 128 --new-tokens 256 --device cuda --dtype bfloat16
 peak python3 tools/reference/bench_torch.py --which gen
+node $A/runtime-probe.mjs --device cuda

@@ -20,4 +20,15 @@ describe('bench table', () => {
     expect(table[2]).toBe('| train | 12000 | 40000 | 0.30× | 90.0 | 300.0 | 60000 | 24000 |');
     expect(table[3]).toBe('| gen | 1500 | 3000 | 0.50× | – | – | – | 24000 |');
   });
+
+  it('names the fused kernels of an ablation run (some off), not of a run with all on', () => {
+    const rows = parseBenchLog([
+      'BENCH {"bench":"train","impl":"latent-sft-ort","tokens_per_s":30000,"fused":{"optimizer":true,"softmax":true,"rmsnorm":true}}',
+      'BENCH {"bench":"train","impl":"latent-sft-ort","tokens_per_s":25000,"fused":{"optimizer":true,"softmax":true,"rmsnorm":false}}',
+      'BENCH {"bench":"train","impl":"pytorch","tokens_per_s":37500}',
+    ].join('\n'));
+    const table = benchTable(rows).split('\n');
+    expect(table[2]).toBe('| train | 30000 | 37500 | 0.80× | – | – | – | – |');
+    expect(table[3]).toBe('| train (fused: optimizer, softmax) | 25000 | 37500 | 0.67× | – | – | – | – |');
+  });
 });

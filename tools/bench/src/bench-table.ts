@@ -38,7 +38,11 @@ export function benchTable(rows: readonly Row[]): string {
     const t = torch.find((x) => x.bench === o.bench);
     const ro = rate(o);
     const rt = t ? rate(t) : undefined;
-    lines.push(`| ${o.bench}${o['mode'] ? ` (${String(o['mode'])})` : ''} | ${fmt(ro)} | ${fmt(rt)} | ${ro !== undefined && rt !== undefined ? `${(ro / rt).toFixed(2)}×` : '–'} | ${fmt(o['tflops'], 1)} | ${fmt(t?.['tflops'], 1)} | ${fmt(o['peak_gpu_mib'])} | ${fmt(t?.['peak_gpu_mib'])} |`);
+    // A run with some fused kernels off (an ablation) names the ones it used.
+    const f = o['fused'];
+    const parts = typeof f === 'object' && f !== null ? Object.entries(f as Record<string, boolean>) : [];
+    const fusedNote = parts.some(([, on]) => !on) ? ` (fused: ${parts.filter(([, on]) => on).map(([k]) => k).join(', ') || 'none'})` : '';
+    lines.push(`| ${o.bench}${o['mode'] ? ` (${String(o['mode'])})` : ''}${fusedNote} | ${fmt(ro)} | ${fmt(rt)} | ${ro !== undefined && rt !== undefined ? `${(ro / rt).toFixed(2)}×` : '–'} | ${fmt(o['tflops'], 1)} | ${fmt(t?.['tflops'], 1)} | ${fmt(o['peak_gpu_mib'])} | ${fmt(t?.['peak_gpu_mib'])} |`);
   }
   return lines.join('\n');
 }
