@@ -34,13 +34,18 @@ export function isFloat(d: DType): boolean {
   return d === 'float32' || d === 'float64' || d === 'float16' || d === 'bfloat16';
 }
 
+// One float32 ↔ uint32 view for the conversions below (not two typed arrays per value: 8M values took minutes).
+const f32Scratch = new Float32Array(1);
+const f32ScratchBits = new Uint32Array(f32Scratch.buffer);
+/** The bits of v rounded to float32. */
+function f32Bits(v: number): number {
+  f32Scratch[0] = v;
+  return f32ScratchBits[0] as number;
+}
+
 /** float32 → IEEE half bits (round to nearest even). */
-// (A module-level scratch view, not two typed arrays per call.)
-const f16Scratch = new Float32Array(1);
-const f16ScratchBits = new Uint32Array(f16Scratch.buffer);
 export function f32ToF16Bits(v: number): number {
-  f16Scratch[0] = v;
-  const x = f16ScratchBits[0] as number;
+  const x = f32Bits(v);
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
@@ -82,16 +87,12 @@ export function f16BitsToNumber(h: number): number {
 /** Fills a typed array of `dtype` from plain numbers (fp16 converted, bf16 truncated-with-rounding). */
 export function typedFrom(dtype: DType, values: ArrayLike<number | bigint>): TensorData {
   const out = new dtypeArray[dtype](values.length);
-  // One float32 ↔ uint32 view for the bf16 rounding (not two arrays per element: 8M values took minutes).
-  const f = new Float32Array(1);
-  const u32 = new Uint32Array(f.buffer);
   for (let i = 0; i < values.length; i++) {
     const v = values[i] as number | bigint;
     if (dtype === 'int64') (out as BigInt64Array)[i] = BigInt(v);
     else if (dtype === 'float16') (out as Uint16Array)[i] = f32ToF16Bits(Number(v));
     else if (dtype === 'bfloat16') {
-      f[0] = Number(v);
-      const u = u32[0] as number;
+      const u = f32Bits(Number(v));
       (out as Uint16Array)[i] = (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
     } else if (dtype === 'bool') (out as Uint8Array)[i] = Number(v) !== 0 ? 1 : 0;
     else (out as Float64Array)[i] = Number(v);

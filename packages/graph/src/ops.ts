@@ -577,7 +577,7 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     const dy = need(inputs, 0, 'dY');
     const x = need(inputs, 1, 'X');
     checkSoftmaxMask(x, need(inputs, 2, 'mask'));
-    if (dy.dtype !== x.dtype || dy.rank !== x.rank || !dy.shape.every((d, i) => dimEq(d, x.shape[i] as Dim))) throw new Error('dY must have the dtype and shape of X');
+    checkLikeX(dy, x);
     const st = need(inputs, 3, 'stats');
     if (st.dtype !== 'float32' || st.rank !== x.rank || st.shape[x.rank - 1] !== 2) throw new Error(`stats must be float32 [..., 2], got ${st.dtype}${st.shapeText}`);
     return [{ dtype: x.dtype, shape: [...x.shape] }];
@@ -598,12 +598,17 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     const dy = need(inputs, 0, 'dY');
     const x = need(inputs, 1, 'X');
     checkRmsWeight(x, need(inputs, 2, 'W'));
-    if (dy.dtype !== x.dtype || dy.rank !== x.rank || !dy.shape.every((d, i) => dimEq(d, x.shape[i] as Dim))) throw new Error('dY must have the dtype and shape of X');
+    checkLikeX(dy, x);
     const r = need(inputs, 3, 'R');
     if (r.dtype !== 'float32' || r.rank !== x.rank - 1) throw new Error(`R must be float32 [...] over the rows of X, got ${r.dtype}${r.shapeText}`);
     return [{ dtype: x.dtype, shape: [...x.shape] }, { dtype: 'float32', shape: [g.fresh('rmsnorm_parts'), x.shape[x.rank - 1] as Dim] }];
   },
 };
+
+/** A fused backward's dY: X's dtype and shape. */
+function checkLikeX(dy: Tensor, x: Tensor): void {
+  if (dy.dtype !== x.dtype || dy.rank !== x.rank || !dy.shape.every((d, i) => dimEq(d, x.shape[i] as Dim))) throw new Error('dY must have the dtype and shape of X');
+}
 
 function checkRmsWeight(x: Tensor, w: Tensor): void {
   if (!['float32', 'bfloat16', 'float16'].includes(x.dtype)) throw new Error(`X must be float32, bfloat16 or float16, got ${x.dtype}`);

@@ -5,8 +5,9 @@
 // more than one CPU dW partial (32 rows each) and the last dim is odd.
 import { Rng } from '@latent-sft/core';
 import { Graph, type Tensor, fuseRmsNorm, grad, serialize } from '@latent-sft/graph';
-import { DeviceSession, type HostTensor } from '@latent-sft/runtime';
+import type { HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
+import { normwise, runFloat32 } from '../test/fused-cases.js';
 
 const cpu = { kind: 'cpu' } as const;
 const [B, T, D] = [3, 15, 13]; // 45 rows: two CPU dW partials
@@ -48,30 +49,7 @@ function inputs(seed: number): Record<string, HostTensor> {
   return { x: f([B, T, D], (i) => (1 + (Math.floor(i / D) % 5) * 3) * rng.normal()), w: f([D], () => 1 + 0.3 * rng.normal()), r: f([B, T, D], () => rng.normal()) };
 }
 
-async function run(model: Uint8Array, feeds: Record<string, HostTensor>): Promise<Record<string, Float32Array>> {
-  const session = DeviceSession.create(model, { device: cpu, deterministic: true });
-  const b = session.createBinding();
-  const held = Object.entries(feeds).map(([k, t]) => {
-    const d = session.upload(t);
-    b.bindInput(k, d);
-    return d;
-  });
-  const names = ['y', 'loss', 'dx', 'dw'];
-  for (const n of names) b.bindOutputToDevice(n);
-  await session.runAsync(b);
-  const out = Object.fromEntries(names.map((n) => [n, b.output(n).toHost().data as Float32Array]));
-  for (const t of held) t.release();
-  b.release();
-  session.release();
-  return out;
-}
-
-/** ‖a − b‖ / ‖b‖. */
-function normwise(a: Float32Array, b: Float32Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) { num += ((a[i] as number) - (b[i] as number)) ** 2; den += (b[i] as number) ** 2; }
-  return Math.sqrt(num / den);
-}
+const run = (model: Uint8Array, feeds: Record<string, HostTensor>) => runFloat32(model, feeds, cpu);
 
 /**
  * float16: y is rounded twice in both (n to f16, then w·n to f16); a value at a rounding boundary lands

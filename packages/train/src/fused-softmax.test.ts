@@ -6,8 +6,9 @@
 import { Rng } from '@latent-sft/core';
 import { Graph, type Tensor, fuseMaskedSoftmax, grad, serialize } from '@latent-sft/graph';
 import { MASK_MIN, buildDecoder, causalLmLoss, parameterShapes, tinyLlama } from '@latent-sft/models';
-import { DeviceSession, type HostTensor } from '@latent-sft/runtime';
+import type { HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
+import { normwise, runFloat32 } from '../test/fused-cases.js';
 import { type Objective, Trainer, buildStepGraphs, graphOptimizer, inlineGraph } from './index.js';
 
 const cpu = { kind: 'cpu' } as const;
@@ -52,23 +53,7 @@ function inputs(seed: number): Record<string, HostTensor> {
   return { w: f([B, H, T, S], () => 3 * rng.normal()), mask, r: f([B, H, T, S], () => rng.normal()) };
 }
 
-async function run(model: Uint8Array, feeds: Record<string, HostTensor>): Promise<Record<string, Float32Array>> {
-  const session = DeviceSession.create(model, { device: cpu, deterministic: true });
-  const b = session.createBinding();
-  const held = Object.entries(feeds).map(([k, t]) => {
-    const d = session.upload(t);
-    b.bindInput(k, d);
-    return d;
-  });
-  const names = ['probs', 'loss', 'dw'];
-  for (const n of names) b.bindOutputToDevice(n);
-  await session.runAsync(b);
-  const out = Object.fromEntries(names.map((n) => [n, b.output(n).toHost().data as Float32Array]));
-  for (const t of held) t.release();
-  b.release();
-  session.release();
-  return out;
-}
+const run = (model: Uint8Array, feeds: Record<string, HostTensor>) => runFloat32(model, feeds, cpu);
 
 /** float16: both compute in float32 and round to float16 once; a value near a rounding boundary may land
  * one f16 ulp (2⁻¹¹ relative) apart, and the backward reads those rounded probabilities. */
@@ -185,11 +170,6 @@ describe('a small Llama step in float16 with and without the fused softmax and R
       return new Map(st.trainable.map((p) => [p.name, Float32Array.from(p.data as Float32Array, (v, j) => (init[p.name]!.data as Float32Array)[j]! - v)]));
     };
     const [ref, fused, plain] = [await grads('float32', false), await grads('float16', true), await grads('float16', false)];
-    const normwise = (x: Float32Array, y: Float32Array) => {
-      let num = 0, den = 0;
-      for (let j = 0; j < x.length; j++) { num += ((x[j] as number) - (y[j] as number)) ** 2; den += (y[j] as number) ** 2; }
-      return Math.sqrt(num / den);
-    };
     for (const [name, r] of ref) {
       const [ef, ep] = [normwise(fused.get(name)!, r), normwise(plain.get(name)!, r)];
       expect(ef, `${name}: fused vs float32`).toBeLessThan(GRAD_VS_F32);

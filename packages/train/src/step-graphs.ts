@@ -23,7 +23,8 @@ export interface FusedParts {
   rmsnorm?: boolean;
 }
 
-function fusedParts(f: boolean | FusedParts | undefined): FusedParts {
+/** `fused` as parts, every one set (rmsnorm defaults to softmax). */
+export function fusedParts(f: boolean | FusedParts | undefined): Required<FusedParts> {
   return typeof f === 'object' ? { ...f, rmsnorm: f.rmsnorm ?? f.softmax } : { optimizer: f === true, softmax: f === true, rmsnorm: f === true };
 }
 
@@ -87,7 +88,7 @@ function forwardBackward(g: Graph, o: StepGraphOptions): { grads: Record<string,
   const built = obj.buildLoss(g, view, inputs);
   const parts = fusedParts(o.fused);
   if (parts.softmax) fuseMaskedSoftmax(g);
-  if (parts.rmsnorm === true) fuseRmsNorm(g);
+  if (parts.rmsnorm) fuseRmsNorm(g);
   if (built.loss.rank !== 0) throw new Error(`objective loss must be a scalar, got ${built.loss.shapeText}`);
   const loss = g.cast(built.loss, 'float32');
   g.output(loss, 'loss');

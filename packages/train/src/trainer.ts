@@ -22,7 +22,7 @@ import { LossScaler, type DynamicLossScaleOptions } from './loss-scale.js';
 import { NonFiniteError, checkFinite } from './metrics.js';
 import type { Objective } from './objective.js';
 import { type LrSchedule, lrAt } from './schedule.js';
-import { type ComputeDtype, type FusedParts, buildStepGraphs } from './step-graphs.js';
+import { type ComputeDtype, type FusedParts, buildStepGraphs, fusedParts } from './step-graphs.js';
 
 export interface TrainerOptions {
   objective: Objective;
@@ -187,16 +187,16 @@ export class Trainer {
   /** Resolves opts.fusedKernels against the device's kernels. */
   private static useFused(opts: TrainerOptions): FusedParts {
     const want = opts.fusedKernels ?? 'auto';
-    const none = { optimizer: false, softmax: false, rmsnorm: false };
+    const none = fusedParts(false);
     const parts = typeof want === 'object' && want !== null ? want : null;
     if (want !== 'auto' && typeof want !== 'boolean' && (parts === null || typeof parts.optimizer !== 'boolean' || typeof parts.softmax !== 'boolean'
       || (parts.rmsnorm !== undefined && typeof parts.rmsnorm !== 'boolean'))) {
       throw inputError({ field: 'fusedKernels' }, `expected true, false, 'auto' or { optimizer, softmax, rmsnorm? } booleans, got ${JSON.stringify(want)}`);
     }
-    const resolved = parts === null ? null : { ...parts, rmsnorm: parts.rmsnorm ?? parts.softmax };
+    const resolved = parts === null ? null : fusedParts(parts);
     if (want === false || (resolved !== null && !resolved.optimizer && !resolved.softmax && !resolved.rmsnorm)) return none;
     const why = fusedKernelsStatus(opts.device);
-    if (why === '') return resolved ?? { optimizer: true, softmax: true, rmsnorm: true };
+    if (why === '') return resolved ?? fusedParts(true);
     if (want !== 'auto') throw inputError({ field: 'fusedKernels' }, `fused kernels unavailable on ${opts.device.kind}: ${why}`);
     (opts.logger ?? silentLogger).warn({ reason: why }, 'fused kernels unavailable; using standard ops');
     return none;

@@ -134,6 +134,19 @@ export async function runOnce(model: Uint8Array, inputs: Record<string, HostTens
   }
 }
 
+/** runOnce for graphs whose outputs are all float32: their data. */
+export async function runFloat32(model: Uint8Array, inputs: Record<string, HostTensor>, device: Device): Promise<Record<string, Float32Array>> {
+  const out = await runOnce(model, inputs, device);
+  return Object.fromEntries(Object.entries(out).map(([k, t]) => [k, t.data as Float32Array]));
+}
+
+/** ‖a − b‖ / ‖b‖. */
+export function normwise(a: Float32Array, b: Float32Array): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) { num += ((a[i] as number) - (b[i] as number)) ** 2; den += (b[i] as number) ** 2; }
+  return Math.sqrt(num / den);
+}
+
 /**
  * MaskedSoftmax and MaskedSoftmaxGrad on one graph: inputs x [dims] (dtype), mask [maskDims] float32,
  * dy [dims] (dtype); outputs y, stats (forward) and dx (the grad op on dy, x, mask, stats).

@@ -124,10 +124,11 @@ function bandwidth(mb: number) {
  */
 async function releaseOrder() {
   const n = 1 << 24;
-  const model = serialize(buildTrainStep({
+  const step = buildTrainStep({
     params: { p: { dtype: 'float32', shape: [n] } }, inputs: {}, optimizer: sgd(0.1),
     buildLoss: (g, p) => g.reduceSum(g.mul(p.p as Tensor, p.p as Tensor), undefined, false),
-  }).graph).model;
+  });
+  const model = serialize(step.graph).model;
   const s = DeviceSession.create(model, { device });
   const kept = s.upload({ dtype: 'float32', dims: [1 << 20], data: new Float32Array(1 << 20).fill(2.5) });
   s.upload({ dtype: 'float32', dims: [1 << 20], data: new Float32Array(1 << 20) }); // never released
@@ -137,12 +138,12 @@ async function releaseOrder() {
   const other = DeviceSession.create(model, { device });
   const b = other.createBinding();
   const p = other.upload({ dtype: 'float32', dims: [n], data: new Float32Array(n).fill(1) });
-  b.bindInput(other.inputs[0]!.name, p);
+  b.bindInput('p', p);
   for (const o of other.outputs) b.bindOutputToDevice(o.name);
   const running = other.runAsync(b);
   kept.release();
   await running;
-  const loss = (b.output(other.outputs.find((o) => o.name.includes('loss'))?.name ?? other.outputs[0]!.name).download() as Float32Array)[0];
+  const loss = (b.output(step.loss).download() as Float32Array)[0];
   b.release();
   p.release();
   other.release();

@@ -163,29 +163,6 @@ struct SessionCore {
 
 std::atomic<int64_t> g_liveTensors{0};
 
-// A session is destroyed when its last holder lets go: its JS object's release(), or the last of its
-// tensors and bindings. That may happen on the main thread while another session's runAsync is in
-// flight on the libuv pool (e.g. a leaked tensor finalized by the GC), and tearing a CUDA session down
-// under a running one hung the process on the GPU machine. So the destruction waits until no run is in
-// flight. Main thread only (shared_ptr releases happen there: wrappers, bindings, finished workers).
-int g_runsInFlight = 0;
-std::vector<SessionCore*> g_deferredSessions;
-
-void dropSession(SessionCore* s) {
-  if (g_runsInFlight > 0 && !g_exiting) {
-    g_deferredSessions.push_back(s);
-    return;
-  }
-  delete s;
-}
-
-void destroyDeferredSessions() {
-  if (g_runsInFlight > 0) return;
-  std::vector<SessionCore*> dead;
-  dead.swap(g_deferredSessions);
-  for (SessionCore* s : dead) delete s;
-}
-
 struct TensorCore {
   TensorCore() { g_liveTensors++; }
   ~TensorCore() {
@@ -557,7 +534,7 @@ class NativeSession : public Napi::ObjectWrap<NativeSession> {
     auto num = [&](const char* k, int dflt) { return o.Has(k) && o.Get(k).IsNumber() ? o.Get(k).As<Napi::Number>().Int32Value() : dflt; };
     auto flag = [&](const char* k, bool dflt) { return o.Has(k) && o.Get(k).IsBoolean() ? o.Get(k).As<Napi::Boolean>().Value() : dflt; };
 
-    auto core = std::shared_ptr<SessionCore>(new SessionCore(), dropSession);
+    auto core = std::make_shared<SessionCore>();
     std::string device = str("device", "cpu");
     if (device != "cpu" && device != "cuda") throwType(env, "device must be 'cpu' or 'cuda', got '" + device + "'");
     core->loc.cuda = device == "cuda";
@@ -762,7 +739,6 @@ class RunWorker : public Napi::AsyncWorker {
       : Napi::AsyncWorker(env, "latent-sft:run"), deferred_(Napi::Promise::Deferred::New(env)), session_(std::move(s)), binding_(b) {
     bindingRef_ = Napi::Persistent(bindingObj);
     binding_->running++;
-    g_runsInFlight++;
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
 
@@ -775,17 +751,12 @@ class RunWorker : public Napi::AsyncWorker {
     }
   }
   void OnOK() override {
-    finished();
+    binding_->running--;
     deferred_.Resolve(Env().Undefined());
   }
   void OnError(const Napi::Error& e) override {
-    finished();
-    deferred_.Reject(e.Value());
-  }
-  void finished() {
     binding_->running--;
-    g_runsInFlight--;
-    destroyDeferredSessions();
+    deferred_.Reject(e.Value());
   }
 
  private:

@@ -1047,60 +1047,80 @@ struct MaskedSoftmaxKernel {
   }
 };
 
-/**
- * Output types/shapes for ORT's schema (needed: the grad op has two dynamically typed inputs): output 0
- * as X (input 0 forward, 1 grad); forward output 1 float32 [..., 2].
- */
 /** A dim_param name no other dim has (ORT unifies equal names). */
 std::string freshDimName() {
   static std::atomic<unsigned long long> fresh{0};
   return "latent_sft_dim_" + std::to_string(fresh++);
 }
 
-template <bool Grad>
-OrtStatusPtr inferMaskedSoftmax(const OrtCustomOp*, OrtShapeInferContext* ctx) {
+/** An element type, dims (-1 unknown) and dim_param names ("" none) of one value, for shape inference. */
+struct InferredShape {
+  ONNXTensorElementDataType type{};
+  std::vector<int64_t> dims;
+  std::vector<std::string> names;
+};
+
+/**
+ * Input `index` of the node being inferred. An unknown dim gets a fresh name: given as -1 with no name,
+ * ORT writes dim_value -1, and a Shape → Reshape downstream then fails ORT's shape inference
+ * ("multiple -1 dimensions").
+ */
+OrtStatusPtr inferredInput(OrtShapeInferContext* ctx, size_t index, InferredShape& out) {
   const OrtApi& api = Ort::GetApi();
-  OrtTensorTypeAndShapeInfo* xin = nullptr;
-  if (OrtStatusPtr st = api.ShapeInferContext_GetInputTypeShape(ctx, Grad ? 1 : 0, &xin)) return st;
-  ONNXTensorElementDataType t{};
+  OrtTensorTypeAndShapeInfo* info = nullptr;  // owned by ctx
+  if (OrtStatusPtr st = api.ShapeInferContext_GetInputTypeShape(ctx, index, &info)) return st;
   size_t rank = 0;
-  if (OrtStatusPtr st = api.GetTensorElementType(xin, &t)) return st;
-  if (OrtStatusPtr st = api.GetDimensionsCount(xin, &rank)) return st;
-  std::vector<int64_t> dims(rank);
+  if (OrtStatusPtr st = api.GetTensorElementType(info, &out.type)) return st;
+  if (OrtStatusPtr st = api.GetDimensionsCount(info, &rank)) return st;
+  out.dims.assign(rank, 0);
   std::vector<const char*> syms(rank, nullptr);
   if (rank > 0) {
-    if (OrtStatusPtr st = api.GetDimensions(xin, dims.data(), rank)) return st;
-    if (OrtStatusPtr st = api.GetSymbolicDimensions(xin, syms.data(), rank)) return st;
+    if (OrtStatusPtr st = api.GetDimensions(info, out.dims.data(), rank)) return st;
+    if (OrtStatusPtr st = api.GetSymbolicDimensions(info, syms.data(), rank)) return st;
   }
-  // An unknown dim must leave as a dim_param: given as -1 with no name, ORT writes dim_value -1, and
-  // a Shape → Reshape downstream then fails ORT's shape inference ("multiple -1 dimensions").
-  std::vector<std::string> names(rank);
+  out.names.assign(rank, "");
   for (size_t i = 0; i < rank; i++) {
-    if (syms[i] == nullptr) syms[i] = "";
-    if (dims[i] < 0 && syms[i][0] == '\0') {
-      names[i] = freshDimName();
-      syms[i] = names[i].c_str();
-    }
-  }
-  auto set = [&](size_t index, ONNXTensorElementDataType et, const std::vector<int64_t>& d, std::vector<const char*> sy) -> OrtStatusPtr {
-    OrtTensorTypeAndShapeInfo* out = nullptr;
-    if (OrtStatusPtr st = api.CreateTensorTypeAndShapeInfo(&out)) return st;
-    OrtStatusPtr st = api.SetTensorElementType(out, et);
-    if (st == nullptr) st = api.SetDimensions(out, d.data(), d.size());
-    if (st == nullptr) st = api.SetSymbolicDimensions(out, sy.data(), sy.size());
-    if (st == nullptr) st = api.ShapeInferContext_SetOutputTypeShape(ctx, index, out);
-    api.ReleaseTensorTypeAndShapeInfo(out);
-    return st;
-  };
-  if (OrtStatusPtr st = set(0, t, dims, syms)) return st;
-  if (!Grad && rank > 0) {
-    std::vector<int64_t> d(dims.begin(), dims.end() - 1);
-    d.push_back(2);
-    std::vector<const char*> sy(syms.begin(), syms.end() - 1);
-    sy.push_back("");
-    if (OrtStatusPtr st = set(1, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, d, sy)) return st;
+    if (syms[i] != nullptr) out.names[i] = syms[i];
+    if (out.dims[i] < 0 && out.names[i].empty()) out.names[i] = freshDimName();
   }
   return nullptr;
+}
+
+/** Sets output `index` of the node being inferred. */
+OrtStatusPtr setInferredOutput(OrtShapeInferContext* ctx, size_t index, const InferredShape& s) {
+  const OrtApi& api = Ort::GetApi();
+  std::vector<const char*> syms;
+  for (const std::string& n : s.names) syms.push_back(n.c_str());
+  OrtTensorTypeAndShapeInfo* out = nullptr;
+  if (OrtStatusPtr st = api.CreateTensorTypeAndShapeInfo(&out)) return st;
+  OrtStatusPtr st = api.SetTensorElementType(out, s.type);
+  if (st == nullptr) st = api.SetDimensions(out, s.dims.data(), s.dims.size());
+  if (st == nullptr) st = api.SetSymbolicDimensions(out, syms.data(), syms.size());
+  if (st == nullptr) st = api.ShapeInferContext_SetOutputTypeShape(ctx, index, out);
+  api.ReleaseTensorTypeAndShapeInfo(out);
+  return st;
+}
+
+/** X's shape without its last dim, as float32. */
+InferredShape rowsOf(const InferredShape& x) {
+  return {ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, std::vector<int64_t>(x.dims.begin(), x.dims.end() - 1),
+          std::vector<std::string>(x.names.begin(), x.names.end() - 1)};
+}
+
+/**
+ * Output types/shapes for ORT's schema (needed: the grad op has two dynamically typed inputs): output 0
+ * as X (input 0 forward, 1 grad); forward output 1 float32 [..., 2].
+ */
+template <bool Grad>
+OrtStatusPtr inferMaskedSoftmax(const OrtCustomOp*, OrtShapeInferContext* ctx) {
+  InferredShape x;
+  if (OrtStatusPtr st = inferredInput(ctx, Grad ? 1 : 0, x)) return st;
+  if (OrtStatusPtr st = setInferredOutput(ctx, 0, x)) return st;
+  if (Grad || x.dims.empty()) return nullptr;
+  InferredShape stats = rowsOf(x);
+  stats.dims.push_back(2);
+  stats.names.emplace_back();
+  return setInferredOutput(ctx, 1, stats);
 }
 
 template <bool OnCuda, bool Grad>
@@ -1243,46 +1263,14 @@ struct RMSNormKernel {
 /** Output types/shapes: output 0 as X; forward R float32 X[:-1]; grad dW partials float32 [P, D], P unnamed. */
 template <bool Grad>
 OrtStatusPtr inferRMSNorm(const OrtCustomOp*, OrtShapeInferContext* ctx) {
-  const OrtApi& api = Ort::GetApi();
-  OrtTensorTypeAndShapeInfo* xin = nullptr;
-  if (OrtStatusPtr st = api.ShapeInferContext_GetInputTypeShape(ctx, Grad ? 1 : 0, &xin)) return st;
-  ONNXTensorElementDataType t{};
-  size_t rank = 0;
-  if (OrtStatusPtr st = api.GetTensorElementType(xin, &t)) return st;
-  if (OrtStatusPtr st = api.GetDimensionsCount(xin, &rank)) return st;
-  if (rank == 0) return api.CreateStatus(ORT_INVALID_ARGUMENT, "RMSNorm: X must have rank >= 1");
-  std::vector<int64_t> dims(rank);
-  std::vector<const char*> syms(rank, nullptr);
-  if (OrtStatusPtr st = api.GetDimensions(xin, dims.data(), rank)) return st;
-  if (OrtStatusPtr st = api.GetSymbolicDimensions(xin, syms.data(), rank)) return st;
-  std::vector<std::string> names(rank + 1);
-  auto named = [&](std::vector<int64_t>& d, std::vector<const char*>& sy) {
-    for (size_t i = 0; i < d.size(); i++) {
-      if (sy[i] == nullptr) sy[i] = "";
-      if (d[i] < 0 && sy[i][0] == '\0') {
-        names[i] = freshDimName();
-        sy[i] = names[i].c_str();
-      }
-    }
-  };
-  named(dims, syms);
-  auto set = [&](size_t index, ONNXTensorElementDataType et, const std::vector<int64_t>& d, const std::vector<const char*>& sy) -> OrtStatusPtr {
-    OrtTensorTypeAndShapeInfo* out = nullptr;
-    if (OrtStatusPtr st = api.CreateTensorTypeAndShapeInfo(&out)) return st;
-    OrtStatusPtr st = api.SetTensorElementType(out, et);
-    if (st == nullptr) st = api.SetDimensions(out, d.data(), d.size());
-    if (st == nullptr) st = api.SetSymbolicDimensions(out, const_cast<const char**>(sy.data()), sy.size());
-    if (st == nullptr) st = api.ShapeInferContext_SetOutputTypeShape(ctx, index, out);
-    api.ReleaseTensorTypeAndShapeInfo(out);
-    return st;
-  };
-  if (OrtStatusPtr st = set(0, t, dims, syms)) return st;
+  InferredShape x;
+  if (OrtStatusPtr st = inferredInput(ctx, Grad ? 1 : 0, x)) return st;
+  if (x.dims.empty()) return Ort::GetApi().CreateStatus(ORT_INVALID_ARGUMENT, "RMSNorm: X must have rank >= 1");
+  if (OrtStatusPtr st = setInferredOutput(ctx, 0, x)) return st;
   if constexpr (Grad) {
-    names[rank] = freshDimName();
-    return set(1, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, {-1, dims[rank - 1]}, {names[rank].c_str(), syms[rank - 1]});
+    return setInferredOutput(ctx, 1, {ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, {-1, x.dims.back()}, {freshDimName(), x.names.back()}});
   } else {
-    return set(1, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, std::vector<int64_t>(dims.begin(), dims.end() - 1),
-               std::vector<const char*>(syms.begin(), syms.end() - 1));
+    return setInferredOutput(ctx, 1, rowsOf(x));
   }
 }
 
