@@ -14,9 +14,11 @@ peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --s
 peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10
 peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused optimizer,softmax  # ablation: RMSNorm unfused
 peak node $A/phase-bench.mjs --device cuda --batch 8 --steps 5
-peak python3 tools/reference/bench_torch.py --which train --steps 10
-peak python3 tools/reference/bench_torch.py --which lora --steps 10
+# The PyTorch anchors, one recipe per command so each PEAK line is that recipe's (bench_torch.py lists them).
+for r in bf16 bf16-fused bf16-fused-compile fp32master-fused fp32master-fused-compile; do
+  peak python3 tools/reference/bench_torch.py --which train --recipes $r --steps 10; done
+for r in peft peft-fused; do peak python3 tools/reference/bench_torch.py --which lora --recipes $r --steps 10; done
 peak node $A/forward-1b.mjs /root/fwd --device cuda --seq 128
 peak node $A/generate-bench.mjs --model /root/fwd/model --batch 64 --prompt-len 128 --new-tokens 256 --device cuda --dtype bfloat16
-peak python3 tools/reference/bench_torch.py --which gen
+for r in hf-generate hf-static-compile; do peak python3 tools/reference/bench_torch.py --which gen --recipes $r; done
 node $A/runtime-probe.mjs --device cuda

@@ -2,19 +2,31 @@
 """PyTorch anchor for the GPU benchmarks (tools/bench): the same configs our TS benchmark runs, measured
 in the same device call. Prints one JSON object per benchmark on stdout (prefix 'BENCH ').
 
-  train   full training step (forward + backward + AdamW), Llama-3.2-1B shape, random init, bf16 weights,
-          batch B x T tokens, attention sdpa (and eager with --eager)
-  lora    LoRA-only step (r=64, alpha=128, q,k,v,o,gate,up,down), same shape (phase-1 step shape)
-  gen     HF generate, batch 64, 128-token prompts, 256 new tokens, greedy, KV cache
-Usage: python3 tools/reference/bench_torch.py [--which train,lora,gen] [--batch 8] [--seq 512] [--steps 10]
+  train   full training step (forward + backward + AdamW + clip 1.0), Llama-3.2-1B shape, random init,
+          batch B x T tokens, attention sdpa (and eager with --eager), one row per recipe (--recipes):
+            bf16                      bf16 params, foreach AdamW (torch's default)
+            bf16-fused                bf16 params, AdamW(fused=True)
+            bf16-fused-compile        the same + torch.compile(model)  (the strongest recipe a user would pick)
+            fp32master-fused          fp32 params + bf16 autocast, AdamW(fused=True)  (our precision recipe)
+            fp32master-fused-compile  the same + torch.compile(model)
+  lora    LoRA-only step (PEFT r=64, alpha=128, dropout 0.1 on q,k,v,o,gate,up,down), same shape (phase-1 step
+          shape), bf16 base: recipes peft (foreach AdamW), peft-fused (AdamW fused=True)
+  lora7b  the same LoRA step on the DeepSeek-R1-Distill-Qwen-7B shape (Qwen2: hidden 3584, 28 layers, 28/4
+          heads, MLP 18944, vocab 152064, biases, untied), fused AdamW, gradient checkpointing off and on
+  gen     HF generate, batch 64, 128-token prompts, 256 new tokens, greedy: dynamic KV cache (hf-generate) and
+          static cache with generate's automatic torch.compile (hf-static-compile)
+Every row names its recipe; a recipe that fails prints a row with "error" instead of numbers.
+Usage: python3 tools/reference/bench_torch.py [--which train,lora,lora7b,gen] [--recipes a,b] [--batch 8]
+       [--seq 512] [--steps 10]
 """
 import argparse
 import json
 import time
+import traceback
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, LlamaConfig
+from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
 LLAMA_1B = dict(vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
                 num_attention_heads=32, num_key_value_heads=8, head_dim=64, max_position_embeddings=131072,
@@ -22,19 +34,33 @@ LLAMA_1B = dict(vocab_size=128256, hidden_size=2048, intermediate_size=8192, num
                 rope_scaling=dict(rope_type="llama3", factor=32.0, low_freq_factor=1.0, high_freq_factor=4.0,
                                   original_max_position_embeddings=8192),
                 tie_word_embeddings=True, bos_token_id=128000, eos_token_id=128001, pad_token_id=128001)
+# deepseek-ai/DeepSeek-R1-Distill-Qwen-7B config.json (Qwen2ForCausalLM).
+QWEN_7B = dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+               num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=131072, rms_norm_eps=1e-6,
+               rope_theta=10000.0, tie_word_embeddings=False, use_sliding_window=False, sliding_window=4096,
+               bos_token_id=151646, eos_token_id=151643)
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+TRAIN_RECIPES = ["bf16", "bf16-fused", "bf16-fused-compile", "fp32master-fused", "fp32master-fused-compile"]
+LORA_RECIPES = ["peft", "peft-fused"]
+LORA7B_RECIPES = ["peft-fused", "peft-fused-ckpt"]
+GEN_RECIPES = ["hf-generate", "hf-static-compile"]
 
 
-def model_1b(attn):
+def build(shape, attn, dtype):
     torch.manual_seed(0)
-    cfg = LlamaConfig(**LLAMA_1B)
-    m = AutoModelForCausalLM.from_config(cfg, attn_implementation=attn, dtype=torch.bfloat16)
-    return m.cuda()
+    cfg = (LlamaConfig if shape is LLAMA_1B else Qwen2Config)(**shape)
+    return AutoModelForCausalLM.from_config(cfg, attn_implementation=attn, dtype=dtype).cuda()
 
 
-def flops_per_token(m, T):
-    n = sum(p.numel() for p in m.parameters())
-    L, d = LLAMA_1B["num_hidden_layers"], LLAMA_1B["hidden_size"]
-    return 6 * n + 12 * L * d * T  # forward+backward matmuls + attention (PaLM appendix B)
+def flops_per_token(n_params, shape, T):
+    L, d = shape["num_hidden_layers"], shape["hidden_size"]
+    return 6 * n_params + 12 * L * d * T  # forward+backward matmuls + attention (PaLM appendix B)
+
+
+def lora_flops_per_token(n_params, n_trainable, shape, T):
+    # forward 2N, activation gradients 2N, LoRA weight gradients 2·trainable, attention 12·L·d·T
+    L, d = shape["num_hidden_layers"], shape["hidden_size"]
+    return 4 * n_params + 2 * n_trainable + 12 * L * d * T
 
 
 def timed_steps(step, steps, warmup=3):
@@ -48,23 +74,35 @@ def timed_steps(step, steps, warmup=3):
     return (time.perf_counter() - t0) / steps
 
 
-def bench_train(args, attn, lora=False):
+def bench_step(args, bench, recipe, attn="sdpa"):
+    """One training-step benchmark: full (train) or LoRA (lora, lora7b) under a named recipe."""
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
-    m = model_1b(attn)
+    shape = QWEN_7B if bench == "lora7b" else LLAMA_1B
+    master = recipe.startswith("fp32master")
+    m = build(shape, attn, torch.float32 if master else torch.bfloat16)
     m.train()
+    lora = bench in ("lora", "lora7b")
     if lora:
         from peft import LoraConfig, get_peft_model
         m = get_peft_model(m, LoraConfig(r=64, lora_alpha=128, lora_dropout=0.1, task_type="CAUSAL_LM",
-                                         target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                                         "up_proj", "down_proj"]))
+                                         target_modules=LORA_TARGETS))
+    if recipe.endswith("-ckpt"):
+        m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if lora:
+            m.enable_input_require_grads()
     params = [p for p in m.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+    n_params = sum(p.numel() for p in m.parameters())
+    n_trainable = sum(p.numel() for p in params)
+    opt = torch.optim.AdamW(params, lr=1e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01,
+                            fused="fused" in recipe)
+    model = torch.compile(m) if recipe.endswith("-compile") else m
     B, T = args.batch, args.seq
     ids = torch.randint(0, 128000, (B, T), device="cuda")
 
     def step():
-        out = m(input_ids=ids, labels=ids)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=master):
+            out = model(input_ids=ids, labels=ids)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -72,35 +110,48 @@ def bench_train(args, attn, lora=False):
 
     dt = timed_steps(step, args.steps)
     tok = B * T / dt
-    fpt = flops_per_token(m, T) if not lora else (2 * sum(p.numel() for p in m.parameters()) + 4 * sum(p.numel() for p in params) + 12 * 16 * 2048 * T)
-    res = dict(bench="lora" if lora else "train", impl="pytorch", attn=attn, batch=B, seq=T, step_s=dt,
-               tokens_per_s=tok, tflops=tok * fpt / 1e12, peak_gib=torch.cuda.max_memory_allocated() / 2**30,
-               trainable=sum(p.numel() for p in params))
-    del m, opt
+    fpt = lora_flops_per_token(n_params, n_trainable, shape, T) if lora else flops_per_token(n_params, shape, T)
+    res = dict(bench=bench, impl="pytorch", recipe=recipe, attn=attn, batch=B, seq=T, step_s=dt,
+               tokens_per_s=tok, tflops=tok * fpt / 1e12, peak_gib_torch=torch.cuda.max_memory_allocated() / 2**30,
+               params=n_params, trainable=n_trainable)
+    del model, m, opt
     return res
 
 
-def bench_gen(args):
+def bench_gen(args, recipe):
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
-    m = model_1b("sdpa").eval()
+    m = build(LLAMA_1B, "sdpa", torch.bfloat16).eval()
     B, P, N = 64, 128, 256
     ids = torch.randint(0, 128000, (B, P), device="cuda")
     mask = torch.ones_like(ids)
+    extra = dict(cache_implementation="static") if recipe == "hf-static-compile" else {}
 
     def run():
         with torch.no_grad():
             m.generate(input_ids=ids, attention_mask=mask, max_new_tokens=N, min_new_tokens=N, do_sample=False,
-                       pad_token_id=128001)
+                       pad_token_id=128001, **extra)
 
-    dt = timed_steps(run, 2, warmup=1)
-    return dict(bench="gen", impl="pytorch-hf-generate", batch=B, prompt=P, new_tokens=N, s=dt,
-                new_tokens_per_s=B * N / dt, peak_gib=torch.cuda.max_memory_allocated() / 2**30)
+    dt = timed_steps(run, 2, warmup=2 if extra else 1)
+    return dict(bench="gen", impl="pytorch", recipe=recipe, batch=B, prompt=P, new_tokens=N, s=dt,
+                new_tokens_per_s=B * N / dt, ms_per_step=1000 * dt / N,
+                peak_gib_torch=torch.cuda.max_memory_allocated() / 2**30)
+
+
+def emit(fn, bench, recipe):
+    try:
+        row = fn()
+    except Exception as e:  # a recipe that does not run is a row that says so, never a silent gap
+        traceback.print_exc()
+        row = dict(bench=bench, impl="pytorch", recipe=recipe, error=f"{type(e).__name__}: {e}"[:300])
+    print("BENCH " + json.dumps(row), flush=True)
+    torch.cuda.empty_cache()
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--which", default="train,lora,gen")
+    ap.add_argument("--recipes", default="", help="comma list; default: every recipe of each benchmark")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=512)
     ap.add_argument("--steps", type=int, default=10)
@@ -109,14 +160,17 @@ def main():
     meta = dict(torch=torch.__version__, transformers=transformers.__version__, gpu=torch.cuda.get_device_name(0))
     print("BENCH " + json.dumps(dict(bench="meta", **meta)), flush=True)
     which = args.which.split(",")
-    if "train" in which:
-        print("BENCH " + json.dumps(bench_train(args, "sdpa")), flush=True)
-        if args.eager:
-            print("BENCH " + json.dumps(bench_train(args, "eager")), flush=True)
-    if "lora" in which:
-        print("BENCH " + json.dumps(bench_train(args, "sdpa", lora=True)), flush=True)
+    only = set(r for r in args.recipes.split(",") if r)
+    pick = lambda recipes: [r for r in recipes if not only or r in only]
+    for bench, recipes in (("train", TRAIN_RECIPES), ("lora", LORA_RECIPES), ("lora7b", LORA7B_RECIPES)):
+        if bench in which:
+            for r in pick(recipes):
+                emit(lambda: bench_step(args, bench, r), bench, r)
+            if bench == "train" and args.eager:
+                emit(lambda: bench_step(args, bench, "bf16", attn="eager"), bench, "bf16-eager")
     if "gen" in which:
-        print("BENCH " + json.dumps(bench_gen(args)), flush=True)
+        for r in pick(GEN_RECIPES):
+            emit(lambda: bench_gen(args, r), "gen", r)
 
 
 if __name__ == "__main__":

@@ -28,22 +28,37 @@ export function parseBenchLog(text: string): Row[] {
 const fmt = (v: unknown, digits = 0): string => (typeof v === 'number' ? v.toFixed(digits) : '–');
 const rate = (r: Row): number | undefined => (r['tokens_per_s'] ?? r['new_tokens_per_s']) as number | undefined;
 
-/** The comparison table (Markdown). */
+/** "bench (mode) (fused: …)": a run with some fused kernels off (an ablation) names the ones it used. */
+function oursLabel(o: Row): string {
+  const f = o['fused'];
+  const parts = typeof f === 'object' && f !== null ? Object.entries(f as Record<string, boolean>) : [];
+  const fusedNote = parts.some(([, on]) => !on) ? ` (fused: ${parts.filter(([, on]) => on).map(([k]) => k).join(', ') || 'none'})` : '';
+  return `${o.bench}${o['mode'] ? ` (${String(o['mode'])})` : ''}${fusedNote}`;
+}
+
+/**
+ * The comparison table (Markdown): one line per (ours, PyTorch recipe) pair of a benchmark, each with its
+ * ratio, so every anchor the bench ran (eager, fused AdamW, torch.compile, ...) is compared, not only one.
+ * A PyTorch recipe that failed shows its error; a benchmark with no run of ours still lists PyTorch's.
+ */
 export function benchTable(rows: readonly Row[]): string {
   const ours = rows.filter((r) => r.impl === 'latent-sft-ort');
   const torch = rows.filter((r) => r.impl?.startsWith('pytorch'));
-  const lines = ['| benchmark | ours tokens/s | PyTorch tokens/s | ours / PyTorch | ours TFLOP/s | PyTorch TFLOP/s | ours peak GPU MiB | PyTorch peak GPU MiB |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|'];
-  for (const o of ours) {
-    const t = torch.find((x) => x.bench === o.bench);
-    const ro = rate(o);
+  const lines = ['| benchmark | ours tokens/s | PyTorch recipe | PyTorch tokens/s | ours / PyTorch | ours TFLOP/s | PyTorch TFLOP/s | ours peak GPU MiB | PyTorch peak GPU MiB | PyTorch allocated GiB |',
+    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|'];
+  const line = (o: Row | undefined, t: Row | undefined, label: string): string => {
+    const ro = o ? rate(o) : undefined;
     const rt = t ? rate(t) : undefined;
-    // A run with some fused kernels off (an ablation) names the ones it used.
-    const f = o['fused'];
-    const parts = typeof f === 'object' && f !== null ? Object.entries(f as Record<string, boolean>) : [];
-    const fusedNote = parts.some(([, on]) => !on) ? ` (fused: ${parts.filter(([, on]) => on).map(([k]) => k).join(', ') || 'none'})` : '';
-    lines.push(`| ${o.bench}${o['mode'] ? ` (${String(o['mode'])})` : ''}${fusedNote} | ${fmt(ro)} | ${fmt(rt)} | ${ro !== undefined && rt !== undefined ? `${(ro / rt).toFixed(2)}×` : '–'} | ${fmt(o['tflops'], 1)} | ${fmt(t?.['tflops'], 1)} | ${fmt(o['peak_gpu_mib'])} | ${fmt(t?.['peak_gpu_mib'])} |`);
+    const recipe = t ? String(t['recipe'] ?? t['attn'] ?? t.impl) : '–';
+    const tRate = t?.['error'] !== undefined ? `error: ${String(t['error']).split('\n')[0]?.slice(0, 60)}` : fmt(rt);
+    const ratio = ro !== undefined && rt !== undefined ? `${(ro / rt).toFixed(2)}×` : '–';
+    return `| ${label} | ${fmt(ro)} | ${recipe} | ${tRate} | ${ratio} | ${fmt(o?.['tflops'], 1)} | ${fmt(t?.['tflops'], 1)} | ${fmt(o?.['peak_gpu_mib'])} | ${fmt(t?.['peak_gpu_mib'])} | ${fmt(t?.['peak_gib_torch'] ?? t?.['peak_gib'], 1)} |`;
+  };
+  for (const o of ours) {
+    const ts = torch.filter((x) => x.bench === o.bench);
+    if (ts.length === 0) lines.push(line(o, undefined, oursLabel(o)));
+    for (const t of ts) lines.push(line(o, t, oursLabel(o)));
   }
+  for (const t of torch) if (!ours.some((o) => o.bench === t.bench)) lines.push(line(undefined, t, t.bench));
   return lines.join('\n');
 }
-
