@@ -49,6 +49,8 @@ export interface EvalRow {
   source: AnswerSource | null;
   correct: boolean;
   match: MatchMethod;
+  /** The lenient rule's verdict (judgeBoth(...).lenient.correct), reported beside `correct` (official rule). */
+  lenientCorrect?: boolean;
   /** ECR@K per K (keys are K), or null where not computed (no reference CoT, m = 0, or not latent mode). */
   ecr: Record<string, number> | null;
 }
@@ -62,6 +64,8 @@ export interface RunStats {
   correct: number;
   /** correct / scored. */
   accuracy: number;
+  /** The lenient rule's accuracy when every row carries lenientCorrect. */
+  lenientAccuracy?: number;
   /** Mean and sample std of #L over the problems. */
   latents: Stat;
   /** Answers that hit the token cap. */
@@ -95,7 +99,10 @@ export function runStats(rows: readonly EvalRow[], meta: { method: string; datas
     ecr[k] = { mean: list.reduce((s, x) => s + x, 0) / list.length, n: list.length };
   }
   const ents = rows.flatMap((r) => (r.latentEntropy === null ? [] : [r.latentEntropy]));
+  const lenient = rows.every((r) => r.lenientCorrect !== undefined)
+    ? { lenientAccuracy: rows.filter((r) => r.lenientCorrect).length / rows.length } : {};
   return {
+    ...lenient,
     method: meta.method, dataset: meta.dataset, seed: meta.seed, scored: rows.length, correct, accuracy: correct / rows.length,
     latents: meanStd(rows.map((r) => r.latents)),
     truncated: rows.filter((r) => r.finishReason === 'length').length,
@@ -106,7 +113,10 @@ export function runStats(rows: readonly EvalRow[], meta: { method: string; datas
 
 /** The Table-1 inputs of run statistics (accuracy fraction, mean #L). */
 export function toRunResults(stats: readonly RunStats[]): RunResult[] {
-  return stats.map((s) => ({ method: s.method, dataset: s.dataset, seed: s.seed, accuracy: s.accuracy, meanLatents: s.latents.mean }));
+  return stats.map((s) => ({
+    method: s.method, dataset: s.dataset, seed: s.seed, accuracy: s.accuracy, meanLatents: s.latents.mean,
+    ...(s.lenientAccuracy !== undefined ? { lenientAccuracy: s.lenientAccuracy } : {}),
+  }));
 }
 
 /** What `eval run` records in summary.json beside the per-problem JSONL files. */
