@@ -1,9 +1,10 @@
-// @latent-sft/eval: answer extraction (boxed → #### → last number), answer equivalence per dataset kind
+// @latent-sft/eval: answer extraction (official Latent-SFT parser; lenient boxed → #### → last number),
+// the official grader, answer equivalence per dataset kind
 // (numeric, integer, LaTeX with a compute-engine fallback), scoring of predictions files, and the
 // Table-1 summary of runs over seeds.
 export {
-  DEFAULT_EXTRACTION_MODE, EXTRACTION_CHAINS, extractAnswer, extractBoxed, extractHashes, extractLastNumber,
-  extractionChain,
+  DEFAULT_EXTRACTION_MODE, EXTRACTION_CHAINS, EXTRACTION_MODES, extractAnswer, extractBoxed, extractHashes,
+  extractLastNumber, extractOfficial, extractionChain,
 } from './extract.js';
 export type { AnswerSource, ExtractOptions, Extraction, ExtractionMode } from './extract.js';
 export { compareAnswers, datasetAnswerKind, isEquivalent } from './equivalence.js';
@@ -13,10 +14,11 @@ export type { ParsedNumber } from './number.js';
 export { normalizeLatex } from './latex.js';
 export { LATEX_RTOL, SYMBOLIC_BUDGET_MS, symbolicCompare } from './symbolic.js';
 export type { SymbolicVerdict } from './symbolic.js';
+export { OFFICIAL_ABS_TOL, OFFICIAL_REL_TOL, officialCompare, parseDigits, pyIsClose, pythonFloat } from './official.js';
 export {
-  parsePredictionsJsonl, readPredictionsJsonl, scorePredictions, verdictsToJsonl,
+  judgeBoth, judgeOutput, parsePredictionsJsonl, readPredictionsJsonl, scorePredictions, verdictsToJsonl,
 } from './score.js';
-export type { Prediction, ScoreInput, ScoreResult, Verdict } from './score.js';
+export type { Judgement, Prediction, ScoreInput, ScoreResult, Verdict } from './score.js';
 export {
   DATASET_LABELS, formatStd, formatValue, meanStd, renderTable1Markdown, summarizeRuns,
 } from './table.js';

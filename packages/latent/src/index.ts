@@ -11,7 +11,7 @@ export type { KlResult } from './divergence.js';
 export { ecrAtK } from './ecr.js';
 export type { EcrInput } from './ecr.js';
 export {
-  distanceMatrix, greedyAssignment, nEff, parallelism, pathPosterior, pathScore, segmentBoundaries,
+  PARALLELISM_EPS, distanceMatrix, greedyAssignment, nEff, parallelism, pathPosterior, pathScore, segmentBoundaries,
 } from './parallelism.js';
 export type {
   DistanceMetric, ParallelismInput, ParallelismOptions, ParallelismResult, PathScoreOptions, ReferencePath,

@@ -64,7 +64,7 @@ export async function runCotSft(config: CotSftConfig, ctx: RunContext): Promise<
     label: `cot-sft (${config.variant})`, logger,
   });
   publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, model, trained, tokDir));
-  const summary: PhaseSummary = { app, out: config.out, steps: metrics.steps, window: metrics.window, first: metrics.first, last: metrics.last, wallSeconds: secondsSince(t0) };
+  const summary: PhaseSummary = { app, out: config.out, steps: metrics.steps, window: metrics.window, first: metrics.first, last: metrics.last, collapse: metrics.collapse, wallSeconds: secondsSince(t0) };
   writeSummary(summary);
   logger.info({ ...summary }, 'done');
   return summary;

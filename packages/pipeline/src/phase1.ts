@@ -81,7 +81,7 @@ async function runStep(app: string, config: AnyPhase1, ctx: RunContext, setup: (
     }).feeds,
   });
   s.save(trained);
-  const summary: PhaseSummary = { app, out: config.out, steps: metrics.steps, window: metrics.window, first: metrics.first, last: metrics.last, wallSeconds: secondsSince(t0) };
+  const summary: PhaseSummary = { app, out: config.out, steps: metrics.steps, window: metrics.window, first: metrics.first, last: metrics.last, collapse: metrics.collapse, wallSeconds: secondsSince(t0) };
   writeSummary(summary);
   logger.info({ ...summary }, 'done');
   return summary;

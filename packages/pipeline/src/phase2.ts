@@ -105,7 +105,8 @@ export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<
     }
   }
   const summary: PhaseSummary = {
-    app, out: config.out, steps: metrics.steps, window: metrics.window, first, last, wallSeconds: secondsSince(t0), notes: { latent: info.kind, r: info.r },
+    app, out: config.out, steps: metrics.steps, window: metrics.window, first, last, collapse: metrics.collapse, wallSeconds: secondsSince(t0),
+    notes: { latent: info.kind, r: info.r },
   };
   writeSummary(summary);
   logger.info({ ...summary }, 'done');

@@ -41,12 +41,15 @@ function trainSchema(d: { steps: number; lr: number; batchSize: number }) {
   }).prefault({}).describe('training');
 }
 
-function loraSchema(d: { r: number }) {
+/** The paper's LoRA (spec §3, every official stage-1/2 script): r 64, alpha 2r = 128, dropout 0.1. */
+export const PAPER_LORA = { r: 64, dropout: 0.1 } as const;
+
+function loraSchema() {
   return z.object({
-    r: z.number().int().positive().default(d.r).describe('LoRA rank (spec: 64)'),
-    alpha: z.number().positive().optional().describe('LoRA alpha (default 2r, as the spec)'),
-    dropout: z.number().min(0).max(0.99).default(0).describe('LoRA dropout (spec: 0.1)'),
-  }).prefault({}).describe('LoRA');
+    r: z.number().int().positive().default(PAPER_LORA.r).describe('LoRA rank (paper: 64)'),
+    alpha: z.number().positive().optional().describe('LoRA alpha (default 2r, as the official scripts: 128 at r 64)'),
+    dropout: z.number().min(0).max(0.99).default(PAPER_LORA.dropout).describe('LoRA dropout (paper: 0.1)'),
+  }).prefault({}).describe('LoRA on q,k,v,o,gate,up,down_proj (+ embed_tokens for the encoder), as the official scripts');
 }
 
 const compute = z.enum(['float32', 'float16', 'bfloat16']).default('float32').describe('compute dtype (float32 masters)');
@@ -92,7 +95,7 @@ const phase1Common = {
   ltsum: z.boolean().default(true).describe('LTSuM decoder mask (false: causal ablation)'),
   positions: z.enum(['dual-track', 'contiguous']).default('dual-track').describe('decoder position ids (v2 dual-track, v1 contiguous)'),
   data: dataSchema,
-  lora: loraSchema({ r: 8 }),
+  lora: loraSchema(),
   compute,
   device,
   resume,
@@ -170,7 +173,7 @@ export const phase2Schema = z.object({
   }).prefault({}).describe('Gumbel perturbation of the targets'),
   ceWeight: z.number().min(0).default(1).describe('weight of the answer CE'),
   klWeight: z.number().min(0).default(1).describe('weight of the latent KL (hidden latents: of the hidden-state MSE)'),
-  lora: loraSchema({ r: 8 }),
+  lora: loraSchema(),
   train: trainSchema({ steps: 30, lr: 1e-2, batchSize: 4 }),
   compute,
   device,

@@ -16,6 +16,8 @@ export type {
   CheckpointInfo, CheckpointManagerOptions, CheckpointTensor, LoadedCheckpoint, RunRecord, TensorCodec, TensorDtype,
 } from './checkpoint.js';
 export { MetricsWriter, NonFiniteError, checkFinite, readMetrics } from './metrics.js';
+export { detectCollapse } from './collapse.js';
+export type { CollapseOptions, CollapseReason, CollapseVerdict } from './collapse.js';
 export type { MetricsRecord, MetricsWriterOptions } from './metrics.js';
 export { trainLoop } from './loop.js';
 export type { Batch, StepResult, TrainLoopOptions } from './loop.js';

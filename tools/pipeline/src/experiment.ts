@@ -24,6 +24,7 @@ import { loadTokenizer } from '@latent-sft/tokenizer';
 import { hideBin } from 'yargs/helpers';
 import { z } from 'zod';
 import { type Plan, type Stage, type StageApp, checkOrder, planSchema, stageGraph } from './experiment/plan.js';
+import { type CollapseFlag, collapseFlags, flaggedLabel } from './experiment/collapse.js';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const DONE = '.stage-done';
@@ -182,11 +183,14 @@ async function meanExampleTokens(plan: Plan, dir: string, dataDir: string | unde
 }
 
 /** table.md: the Table-1 layout over the eval runs, then wall time and throughput per stage. */
-function renderReport(plan: Plan, dir: string, results: readonly StageResult[], meanTokens: number | null): string {
+function renderReport(plan: Plan, dir: string, results: readonly StageResult[], meanTokens: number | null, flags: Map<string, CollapseFlag[]>): string {
   const summaries: EvalSummary[] = [];
   for (const r of results) {
     const f = join(dir, r.id, 'summary.json');
-    if (r.app === 'eval' && (r.status === 'done' || r.status === 'skipped') && existsSync(f)) summaries.push(parseSummary(JSON.parse(readFileSync(f, 'utf8')), f));
+    if (r.app === 'eval' && (r.status === 'done' || r.status === 'skipped') && existsSync(f)) {
+      const s = parseSummary(JSON.parse(readFileSync(f, 'utf8')), f);
+      summaries.push({ ...s, method: flaggedLabel(s.method, flags.get(r.id)) }); // a row built on a collapsed phase says so
+    }
   }
   const lines: string[] = [];
   lines.push(summaries.length > 0 ? renderSummariesMarkdown(summaries, `${plan.name}: Table 1`) : `# ${plan.name}: Table 1\n\nno eval run finished`);
@@ -197,7 +201,8 @@ function renderReport(plan: Plan, dir: string, results: readonly StageResult[], 
     const finished = r.status === 'done' || r.status === 'skipped';
     const eps = finished && r.examples !== undefined && r.examples > 0 && r.wallSeconds !== null ? r.examples / r.wallSeconds : null;
     const tps = eps !== null && meanTokens !== null ? eps * meanTokens : null;
-    lines.push(`| ${r.id} | ${r.status} | ${r.wallSeconds === null ? '–' : r.wallSeconds.toFixed(1)} | ${eps === null ? '–' : eps.toFixed(0)} | ` +
+    const own = flags.get(r.id)?.find((f) => f.stage === r.id);
+    lines.push(`| ${r.id} | ${r.status}${own ? ` ⚠ COLLAPSED: ${own.message}` : ''} | ${r.wallSeconds === null ? '–' : r.wallSeconds.toFixed(1)} | ${eps === null ? '–' : eps.toFixed(0)} | ` +
       `${tps === null ? '–' : tps.toFixed(0)} | \`${r.command}\` |`);
   }
   const total = results.reduce((s, r) => s + (r.wallSeconds ?? 0), 0);
@@ -239,7 +244,7 @@ runMain(async () => {
           const results = await runStages(stages, dir, plan.concurrency, logger);
           const wall = (performance.now() - t0) / 1000;
           writeJsonAtomic(join(dir, 'stages.json'), { plan: plan.name, wallSeconds: wall, stages: results });
-          const report = renderReport(plan, dir, results, await meanExampleTokens(plan, dir, dataDir));
+          const report = renderReport(plan, dir, results, await meanExampleTokens(plan, dir, dataDir), collapseFlags(stages, dir));
           writeFileAtomic(join(dir, 'table.md'), `${report}\nexperiment wall time: ${wall.toFixed(1)} s\n`);
           process.stdout.write(`${report}\nexperiment wall time: ${wall.toFixed(1)} s\n`);
           const bad = results.filter((r) => r.status === 'failed' || r.status === 'blocked');
