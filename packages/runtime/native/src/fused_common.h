@@ -195,6 +195,23 @@ inline bool aligned(const void* p, size_t a) { return reinterpret_cast<uintptr_t
 /** The ORT status of a kernel's exception: "latent_sft.<op>: <what>". */
 OrtStatusPtr fail(const char* op, const std::exception& e);
 
+/**
+ * Ort::CustomOpBase plus what every fused op shares: kernel creation that turns an exception into an
+ * ORT status naming the op, and the execution provider (CUDA kernels on CUDA sessions only).
+ */
+template <typename Op, typename Kernel, bool OnCuda>
+struct FusedOp : Ort::CustomOpBase<Op, Kernel, true> {
+  OrtStatusPtr CreateKernelV2(const OrtApi&, const OrtKernelInfo* info, void** kernel) const {
+    try {
+      *kernel = new Kernel(info);
+      return nullptr;
+    } catch (const std::exception& e) {
+      return fail(static_cast<const Op*>(this)->GetName(), e);
+    }
+  }
+  const char* GetExecutionProviderType() const { return OnCuda ? "CUDAExecutionProvider" : nullptr; }
+};
+
 // ---------------------------------------------------------------------------------------------------
 // Shape inference (fused_ops.cc)
 

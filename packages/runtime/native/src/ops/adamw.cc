@@ -85,17 +85,8 @@ struct AdamWKernel {
 };
 
 template <bool OnCuda>
-struct AdamWOp : Ort::CustomOpBase<AdamWOp<OnCuda>, AdamWKernel<OnCuda>, true> {
-  OrtStatusPtr CreateKernelV2(const OrtApi&, const OrtKernelInfo* info, void** kernel) const {
-    try {
-      *kernel = new AdamWKernel<OnCuda>(info);
-      return nullptr;
-    } catch (const std::exception& e) {
-      return fail("AdamW", e);
-    }
-  }
+struct AdamWOp : FusedOp<AdamWOp<OnCuda>, AdamWKernel<OnCuda>, OnCuda> {
   const char* GetName() const { return "AdamW"; }
-  const char* GetExecutionProviderType() const { return OnCuda ? "CUDAExecutionProvider" : nullptr; }
   size_t GetInputTypeCount() const { return 8; }
   ONNXTensorElementDataType GetInputType(size_t i) const {
     return i == 1 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;

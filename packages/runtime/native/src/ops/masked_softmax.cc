@@ -154,18 +154,9 @@ OrtStatusPtr inferMaskedSoftmax(const OrtCustomOp*, OrtShapeInferContext* ctx) {
 }
 
 template <bool OnCuda, bool Grad>
-struct MaskedSoftmaxOp : Ort::CustomOpBase<MaskedSoftmaxOp<OnCuda, Grad>, MaskedSoftmaxKernel<OnCuda, Grad>, true> {
+struct MaskedSoftmaxOp : FusedOp<MaskedSoftmaxOp<OnCuda, Grad>, MaskedSoftmaxKernel<OnCuda, Grad>, OnCuda> {
   MaskedSoftmaxOp() { this->InferOutputShapeFn = &inferMaskedSoftmax<Grad>; }
-  OrtStatusPtr CreateKernelV2(const OrtApi&, const OrtKernelInfo* info, void** kernel) const {
-    try {
-      *kernel = new MaskedSoftmaxKernel<OnCuda, Grad>(info);
-      return nullptr;
-    } catch (const std::exception& e) {
-      return fail(Grad ? "MaskedSoftmaxGrad" : "MaskedSoftmax", e);
-    }
-  }
   const char* GetName() const { return Grad ? "MaskedSoftmaxGrad" : "MaskedSoftmax"; }
-  const char* GetExecutionProviderType() const { return OnCuda ? "CUDAExecutionProvider" : nullptr; }
   // Forward: X (any float), M (f32). Grad: dY, X (any float), M, stats (f32).
   size_t GetInputTypeCount() const { return Grad ? 4 : 2; }
   ONNXTensorElementDataType GetInputType(size_t i) const {

@@ -134,18 +134,9 @@ OrtStatusPtr inferRMSNorm(const OrtCustomOp*, OrtShapeInferContext* ctx) {
 }
 
 template <bool OnCuda, bool Grad>
-struct RMSNormOp : Ort::CustomOpBase<RMSNormOp<OnCuda, Grad>, RMSNormKernel<OnCuda, Grad>, true> {
+struct RMSNormOp : FusedOp<RMSNormOp<OnCuda, Grad>, RMSNormKernel<OnCuda, Grad>, OnCuda> {
   RMSNormOp() { this->InferOutputShapeFn = &inferRMSNorm<Grad>; }
-  OrtStatusPtr CreateKernelV2(const OrtApi&, const OrtKernelInfo* info, void** kernel) const {
-    try {
-      *kernel = new RMSNormKernel<OnCuda, Grad>(info);
-      return nullptr;
-    } catch (const std::exception& e) {
-      return fail(Grad ? "RMSNormGrad" : "RMSNorm", e);
-    }
-  }
   const char* GetName() const { return Grad ? "RMSNormGrad" : "RMSNorm"; }
-  const char* GetExecutionProviderType() const { return OnCuda ? "CUDAExecutionProvider" : nullptr; }
   // Forward: X, W (one float dtype). Grad: dY, X, W (X's dtype), R (f32).
   size_t GetInputTypeCount() const { return Grad ? 4 : 2; }
   ONNXTensorElementDataType GetInputType(size_t i) const {

@@ -95,17 +95,8 @@ struct SumSquaresKernel {
 };
 
 template <bool OnCuda>
-struct SumSquaresOp : Ort::CustomOpBase<SumSquaresOp<OnCuda>, SumSquaresKernel<OnCuda>, true> {
-  OrtStatusPtr CreateKernelV2(const OrtApi&, const OrtKernelInfo* info, void** kernel) const {
-    try {
-      *kernel = new SumSquaresKernel<OnCuda>(info);
-      return nullptr;
-    } catch (const std::exception& e) {
-      return fail("SumSquares", e);
-    }
-  }
+struct SumSquaresOp : FusedOp<SumSquaresOp<OnCuda>, SumSquaresKernel<OnCuda>, OnCuda> {
   const char* GetName() const { return "SumSquares"; }
-  const char* GetExecutionProviderType() const { return OnCuda ? "CUDAExecutionProvider" : nullptr; }
   size_t GetInputTypeCount() const { return 1; }
   ONNXTensorElementDataType GetInputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED; }
   OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t) const { return INPUT_OUTPUT_VARIADIC; }
