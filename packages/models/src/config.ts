@@ -42,6 +42,7 @@ export interface ModelConfig {
   hiddenAct: 'silu';
   /** Other config.json fields, kept so that writing gives them back (e.g. use_sliding_window). */
   extra: Record<string, unknown>;
+  qkNorm?: boolean;
 }
 
 const KNOWN = new Set([

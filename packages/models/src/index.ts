@@ -1,5 +1,6 @@
 // @latent-sft/models: Llama-3 / Qwen2 configs, parameter names and shapes, safetensors I/O, HF
-// initialisation, checkpoint folders, PEFT LoRA adapters, and Llama-3 / Qwen2 decoder graphs (+ LoRA, KV cache).
+// initialisation, checkpoint folders, PEFT LoRA adapters, and the Llama-3 / Qwen2 / Qwen3 decoder as a function
+// of graph tensors (decoder, embed; buildDecoder declares its inputs by name) with LoRA and a KV cache.
 export {
   deepseekR1DistillQwen7b, llama32_1b, modelConfigToJson, parseModelConfig, ropeInvFreq, tinyLlama, tinyQwen2,
   writeModelConfig,
@@ -21,8 +22,10 @@ export {
   LORA_TARGETS, adapterConfigJson, loadAdapter, loraParameterShapes, loraScaling, mergeLora, parseAdapterConfig, saveAdapter,
 } from './lora.js';
 export type { AdapterOptions, LoadedAdapter, LoraConfig, LoraParameterShape, LoraTarget } from './lora.js';
-export { MASK_MIN, buildDecoder, causalLmLoss } from './decoder.js';
-export type { ComputeDtype, DecoderGraph, DecoderOptions, DecoderParams } from './decoder.js';
+export { MASK_MIN, buildDecoder, causalLmLoss, declareWeights, decoder, embed, paddingBias, rmsNorm, viewWeights } from './decoder.js';
+export type {
+  ComputeDtype, DecoderGraph, DecoderInputs, DecoderLora, DecoderOptions, DecoderOutputs, DecoderParams, DecoderWeights,
+} from './decoder.js';
 export { applyRope, ropeFactors } from './rope-graph.js';
 export type { RopeFactors } from './rope-graph.js';
 export { embedding, hashUniform, linear, seededDropout } from './lora-graph.js';

@@ -5,11 +5,11 @@
 // float16 both ways.
 import { Rng } from '@latent-sft/core';
 import { Graph, type Tensor, fuseMaskedSoftmax, grad, serialize } from '@latent-sft/graph';
-import { MASK_MIN, buildDecoder, causalLmLoss, parameterShapes, tinyLlama } from '@latent-sft/models';
+import { MASK_MIN, causalLmLoss, decoder, embed, paddingBias, parameterShapes, tinyLlama } from '@latent-sft/models';
 import type { HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
 import { normwise, runFloat32 } from '../test/fused-cases.js';
-import { type Objective, Trainer, buildStepGraphs, graphOptimizer, inlineGraph } from './index.js';
+import { type Objective, Trainer, buildStepGraphs, graphOptimizer } from './index.js';
 
 const cpu = { kind: 'cpu' } as const;
 const [B, H, T, S] = [2, 3, 5, 7];
@@ -112,10 +112,11 @@ function tinyObjective(Bt: number, Tt: number, dtype: 'float16' | 'float32' = 'f
     frozen: {},
     batch: { input_ids: ids, attention_mask: ids, position_ids: ids, labels: ids },
     buildLoss(g, trainable, inp) {
-      const sub = new Graph('decoder');
-      const dec = buildDecoder(sub, config, { input: 'ids', mask: 'padding', params: { kind: 'inputs' }, markOutputs: false, maxPositions: Tt, dtype });
-      const loss = causalLmLoss(sub, dec.logits!, sub.input('labels', 'int64', [Bt, Tt]));
-      return { loss: inlineGraph(g, sub, { ...trainable, ...inp })(loss) };
+      const t: Record<string, Tensor> = { ...trainable, ...inp }; // the weights arrive in the compute dtype
+      const positions = t['position_ids']!;
+      const x = embed(g, config, t, t['input_ids']!, { dtype });
+      const dec = decoder(g, config, t, x, { bias: paddingBias(g, t['attention_mask']!, positions), positions, maxPositions: Tt, dtype });
+      return { loss: causalLmLoss(g, dec.logits!, t['labels']!) };
     },
   };
   return { objective, init };

@@ -25,7 +25,6 @@ export type { Batch, StepResult, TrainLoopOptions } from './loop.js';
 // scaling, the safetensors checkpoint codec and the Trainer-in-trainLoop glue.
 export { checkOptimizerConfig, clipByGlobalNormGraph, graphOptimizer } from './graph-optim.js';
 export type { GraphOptimizer, OptimizerConfig } from './graph-optim.js';
-export { inlineGraph } from './objective.js';
 export type { Objective } from './objective.js';
 export { buildStepGraphs } from './step-graphs.js';
 export type { FusedParts } from './step-graphs.js';
