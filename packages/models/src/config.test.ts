@@ -90,7 +90,7 @@ const LLAMA_COMMON = {
   architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: 16, intermediate_size: 32, num_hidden_layers: 2,
   num_attention_heads: 4, num_key_value_heads: 2, head_dim: 4, vocab_size: 64, max_position_embeddings: 256,
   rms_norm_eps: 1e-5, tie_word_embeddings: true, attention_bias: false, mlp_bias: false, attention_dropout: 0.0,
-  pretraining_tp: 1, hidden_act: 'silu', initializer_range: 0.02, bos_token_id: 1, eos_token_id: 2,
+  pretraining_tp: 1, hidden_act: 'silu', initializer_range: 0.02, bos_token_id: 1, eos_token_id: 2, pad_token_id: null,
   use_cache: true, transformers_version: '5.17.0',
 };
 const LLAMA3_SCALING = { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 32 };
@@ -100,7 +100,7 @@ const QWEN3_V5 = {
   architectures: ['Qwen3ForCausalLM'], model_type: 'qwen3', hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
   num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, vocab_size: 64, max_position_embeddings: 40960,
   rms_norm_eps: 1e-6, tie_word_embeddings: true, attention_bias: false, attention_dropout: 0.0, hidden_act: 'silu',
-  initializer_range: 0.02, bos_token_id: 1, eos_token_id: 2, use_cache: true, use_sliding_window: false, sliding_window: null,
+  initializer_range: 0.02, bos_token_id: 1, eos_token_id: 2, pad_token_id: 0, use_cache: true, use_sliding_window: false, sliding_window: null,
   max_window_layers: 2, layer_types: ['full_attention', 'full_attention'], dtype: 'bfloat16',
   rope_parameters: { rope_type: 'default', rope_theta: 1000000.0 }, transformers_version: '5.17.0',
 };

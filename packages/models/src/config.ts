@@ -326,10 +326,10 @@ export function modelConfigToJson(c: ModelConfig): Record<string, unknown> {
     max_position_embeddings: c.maxPositionEmbeddings,
     bos_token_id: c.bosTokenId,
     eos_token_id: c.eosTokenId,
+    pad_token_id: c.padTokenId,
     initializer_range: c.initializerRange,
     [c.layout.dtypeKey]: c.torchDtype,
   });
-  if (c.padTokenId !== null) json['pad_token_id'] = c.padTokenId;
   if (c.modelType !== 'qwen2') json['attention_bias'] = c.attentionBias;
   if (c.modelType === 'llama') json['mlp_bias'] = c.mlpBias;
   return { ...json, ...c.extra };
