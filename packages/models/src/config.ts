@@ -72,6 +72,11 @@ export interface ParseConfigOptions {
   allowConfigFields?: readonly string[];
 }
 
+/** A comma-separated `allowConfigFields` CLI flag as a list ('' → []). */
+export function configFieldList(flag: string): string[] {
+  return flag.split(',').map((f) => f.trim()).filter((f) => f !== '');
+}
+
 /** Fields read into ModelConfig (or checked and dropped: the RoPE spellings). */
 const KNOWN = new Set([
   'model_type', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads',

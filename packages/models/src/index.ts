@@ -1,7 +1,7 @@
 // @latent-sft/models: Llama-3 / Qwen2 / Qwen3 configs, parameter names and shapes, safetensors I/O, HF
 // initialisation, checkpoint folders, PEFT LoRA adapters, and Llama-3 / Qwen2 decoder graphs (+ LoRA, KV cache).
 export {
-  DEFAULT_LAYOUT, INERT_CONFIG_FIELDS, deepseekR1DistillQwen7b, llama32_1b, modelConfigToJson, parseModelConfig, ropeInvFreq,
+  DEFAULT_LAYOUT, INERT_CONFIG_FIELDS, configFieldList, deepseekR1DistillQwen7b, llama32_1b, modelConfigToJson, parseModelConfig, ropeInvFreq,
   tinyLlama, tinyQwen2, tinyQwen3, writeModelConfig,
 } from './config.js';
 export type { ConfigLayout, Llama3RopeScaling, ModelConfig, ParseConfigOptions, TinyConfigOptions, TorchDtype } from './config.js';
