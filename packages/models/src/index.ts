@@ -1,11 +1,11 @@
-// @latent-sft/models: Llama-3 / Qwen2 configs, parameter names and shapes, safetensors I/O, HF
+// @latent-sft/models: Llama-3 / Qwen2 / Qwen3 configs, parameter names and shapes, safetensors I/O, HF
 // initialisation, checkpoint folders, PEFT LoRA adapters, and the Llama-3 / Qwen2 / Qwen3 decoder as a function
 // of graph tensors (decoder, embed; buildDecoder declares its inputs by name) with LoRA and a KV cache.
 export {
-  deepseekR1DistillQwen7b, llama32_1b, modelConfigToJson, parseModelConfig, ropeInvFreq, tinyLlama, tinyQwen2,
-  writeModelConfig,
+  DEFAULT_LAYOUT, INERT_CONFIG_FIELDS, configFieldList, deepseekR1DistillQwen7b, llama32_1b, modelConfigToJson, parseModelConfig, ropeInvFreq,
+  tinyLlama, tinyQwen2, tinyQwen3, writeModelConfig,
 } from './config.js';
-export type { Llama3RopeScaling, ModelConfig, TinyConfigOptions, TorchDtype } from './config.js';
+export type { ConfigLayout, Llama3RopeScaling, ModelConfig, ParseConfigOptions, TinyConfigOptions, TorchDtype } from './config.js';
 export { bf16BitsToFloat32, f16BitsToFloat32, float32ToBf16Bits, float32ToF16Bits, roundToBf16 } from './dtype.js';
 export { parameterCount, parameterShapes } from './params.js';
 export type { ParameterShape } from './params.js';

@@ -42,7 +42,7 @@ export async function runCotSft(config: CotSftConfig, ctx: RunContext): Promise<
     model = tinyLlamaFor(tok, config.base);
     tensors = initParameters(model, { seed: config.base.initSeed });
   } else {
-    const base = loadModelDir(config.base.dir, 'base checkpoint');
+    const base = loadModelDir(config.base.dir, 'base checkpoint', config.allowConfigFields);
     tokDir = config.base.dir;
     model = base.config;
     tensors = base.tensors;

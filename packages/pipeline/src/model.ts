@@ -6,7 +6,7 @@ import { copyFileSync, existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng, inputError } from '@latent-sft/core';
 import {
-  type LoraConfig, type ModelConfig, type NamedTensor, initParameters, loadCheckpoint, loraParameterShapes, parseModelConfig, saveCheckpoint,
+  type LoraConfig, type ModelConfig, type NamedTensor, configFieldList, initParameters, loadCheckpoint, loraParameterShapes, parseModelConfig, saveCheckpoint,
 } from '@latent-sft/models';
 import type { HostTensor } from '@latent-sft/runtime';
 import { type Tokenizer, type TokenizerName, VOCAB_SUBSET_FILE, loadTokenizer, materializeTokenizer } from '@latent-sft/tokenizer';
@@ -21,10 +21,10 @@ export interface ModelDir {
 
 const TOKENIZER_FILE = /^(tokenizer(_config)?|special_tokens_map|vocab_subset)\.json$/;
 
-/** Loads an HF checkpoint folder; `what` names it in errors (e.g. 'phase1 base (M0)'). */
-export function loadModelDir(dir: string, what: string): ModelDir {
+/** Loads an HF checkpoint folder; `what` names it in errors (e.g. 'phase1 base (M0)'); `allow`: the allowConfigFields flag. */
+export function loadModelDir(dir: string, what: string, allow = ''): ModelDir {
   requireDir(dir, what);
-  const ck = loadCheckpoint(dir);
+  const ck = loadCheckpoint(dir, { allowConfigFields: configFieldList(allow) });
   return { dir, config: ck.config, tensors: ck.readAll() };
 }
 

@@ -91,7 +91,7 @@ async function runStep(app: string, config: AnyPhase1, ctx: RunContext, setup: (
 export async function runPhase1Encoder(config: Phase1EncoderConfig, ctx: RunContext): Promise<PhaseSummary> {
   const t0 = performance.now();
   const app = 'phase1-encoder';
-  const m0 = loadModelDir(config.base, 'phase1 base (M0)');
+  const m0 = loadModelDir(config.base, 'phase1 base (M0)', config.allowConfigFields);
   claimOutDir(config.out, recordOf(app, config, ctx), config.resume);
   return runStep(app, config, ctx, (tokDir) => {
     const enc = resizeForCompress(m0.config, m0.tensors);
@@ -112,8 +112,8 @@ export async function runPhase1Encoder(config: Phase1EncoderConfig, ctx: RunCont
 export async function runPhase1Decoder(config: Phase1DecoderConfig, ctx: RunContext): Promise<PhaseSummary> {
   const t0 = performance.now();
   const app = 'phase1-decoder';
-  const m0 = loadModelDir(config.base, 'phase1 base (M0)');
-  const enc = loadModelDir(config.encoder, 'step-1 encoder');
+  const m0 = loadModelDir(config.base, 'phase1 base (M0)', config.allowConfigFields);
+  const enc = loadModelDir(config.encoder, 'step-1 encoder', config.allowConfigFields);
   checkEncoderOf(m0.config, enc, 'encoder');
   claimOutDir(config.out, recordOf(app, config, ctx), config.resume);
   return runStep(app, config, ctx, (tokDir) => {
@@ -133,8 +133,8 @@ export async function runPhase1Decoder(config: Phase1DecoderConfig, ctx: RunCont
 export async function runPhase1Union(config: Phase1UnionConfig, ctx: RunContext): Promise<PhaseSummary> {
   const t0 = performance.now();
   const app = 'phase1-union';
-  const dec = loadModelDir(config.decoder, 'step-2 decoder');
-  const enc = loadModelDir(config.encoder, 'step-1 encoder');
+  const dec = loadModelDir(config.decoder, 'step-2 decoder', config.allowConfigFields);
+  const enc = loadModelDir(config.encoder, 'step-1 encoder', config.allowConfigFields);
   checkEncoderOf(dec.config, enc, 'encoder');
   claimOutDir(config.out, recordOf(app, config, ctx), config.resume);
   return runStep(app, config, ctx, (tokDir) => {
