@@ -10,6 +10,8 @@ export const SCHEMA_VERSION = 1;
 const out = z.string().min(1).describe('output folder of this phase (must not hold another run)');
 const device = z.enum(['cpu', 'cuda']).default('cpu').describe('execution device');
 const resume = z.boolean().default(false).describe('continue the run already in the output folder');
+const allowConfigChange = z.boolean().default(false)
+  .describe('with --resume: continue under a config that differs from the one the run was started with (recorded in phase.json)');
 
 /** Which problems to train on and how many. */
 export const dataSchema = z.object({
@@ -75,6 +77,7 @@ export const cotSftSchema = z.object({
   compute,
   device,
   resume,
+  allowConfigChange,
 });
 export const cotSftConfig = defineConfig(cotSftSchema);
 
@@ -96,6 +99,7 @@ const phase1Common = {
   compute,
   device,
   resume,
+  allowConfigChange,
 };
 
 /** phase1 encoder: LoRA on E (incl. embed_tokens) from M0 + compress token; D = M0 frozen. */
@@ -150,6 +154,7 @@ export const cacheLatentsSchema = z.object({
   chunkSize: z.number().int().positive().default(16).describe('examples per chunk file'),
   device,
   resume,
+  allowConfigChange,
 });
 export const cacheLatentsConfig = defineConfig(cacheLatentsSchema);
 
@@ -175,5 +180,6 @@ export const phase2Schema = z.object({
   compute,
   device,
   resume,
+  allowConfigChange,
 });
 export const phase2Config = defineConfig(phase2Schema);
