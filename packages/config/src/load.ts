@@ -56,7 +56,7 @@ function readConfigFile(file: string, label: string): Record<string, unknown> {
 function getPath(obj: unknown, path: readonly string[]): { found: boolean; value: unknown } {
   let cur: unknown = obj;
   for (const k of path) {
-    if (!isPlainObject(cur) || !(k in cur)) return { found: false, value: undefined };
+    if (!isPlainObject(cur) || !Object.hasOwn(cur, k)) return { found: false, value: undefined };
     cur = cur[k];
   }
   return { found: true, value: cur };
@@ -65,7 +65,7 @@ function getPath(obj: unknown, path: readonly string[]): { found: boolean; value
 function setPath(obj: Record<string, unknown>, path: readonly string[], value: unknown): void {
   let cur = obj;
   for (const k of path.slice(0, -1)) {
-    if (!isPlainObject(cur[k])) cur[k] = {};
+    if (!Object.hasOwn(cur, k) || !isPlainObject(cur[k])) cur[k] = {};
     cur = cur[k] as Record<string, unknown>;
   }
   cur[path[path.length - 1] as string] = value;
