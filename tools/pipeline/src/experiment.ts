@@ -24,6 +24,7 @@ import { loadTokenizer } from '@latent-sft/tokenizer';
 import { hideBin } from 'yargs/helpers';
 import { z } from 'zod';
 import { type Plan, type Stage, type StageApp, checkOrder, planSchema, stageGraph } from './experiment/plan.js';
+import { markdownCode, markdownText, shellCommand } from './experiment/text.js';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const DONE = '.stage-done';
@@ -39,10 +40,10 @@ function appArgv(app: StageApp, file: string): string[] {
   }
 }
 
-/** The command a user types to rerun a stage by hand. */
+/** The command a user types to rerun a stage by hand (shell-quoted: the folder names are the user's). */
 function userCommand(app: StageApp, file: string): string {
   const bin = app.startsWith('phase1') ? 'phase1' : app;
-  return `pnpm ${bin} ${appArgv(app, file).join(' ')}`;
+  return shellCommand(['pnpm', bin, ...appArgv(app, file)]);
 }
 
 /** Child-process entry: runs one app CLI in this process. */
@@ -186,7 +187,10 @@ function renderReport(plan: Plan, dir: string, results: readonly StageResult[], 
   const summaries: EvalSummary[] = [];
   for (const r of results) {
     const f = join(dir, r.id, 'summary.json');
-    if (r.app === 'eval' && (r.status === 'done' || r.status === 'skipped') && existsSync(f)) summaries.push(parseSummary(JSON.parse(readFileSync(f, 'utf8')), f));
+    if (r.app === 'eval' && (r.status === 'done' || r.status === 'skipped') && existsSync(f)) {
+      const s = parseSummary(JSON.parse(readFileSync(f, 'utf8')), f);
+      summaries.push({ ...s, method: markdownText(s.method) }); // plan labels are free text
+    }
   }
   const lines: string[] = [];
   lines.push(summaries.length > 0 ? renderSummariesMarkdown(summaries, `${plan.name}: Table 1`) : `# ${plan.name}: Table 1\n\nno eval run finished`);
@@ -197,8 +201,8 @@ function renderReport(plan: Plan, dir: string, results: readonly StageResult[], 
     const finished = r.status === 'done' || r.status === 'skipped';
     const eps = finished && r.examples !== undefined && r.examples > 0 && r.wallSeconds !== null ? r.examples / r.wallSeconds : null;
     const tps = eps !== null && meanTokens !== null ? eps * meanTokens : null;
-    lines.push(`| ${r.id} | ${r.status} | ${r.wallSeconds === null ? '–' : r.wallSeconds.toFixed(1)} | ${eps === null ? '–' : eps.toFixed(0)} | ` +
-      `${tps === null ? '–' : tps.toFixed(0)} | \`${r.command}\` |`);
+    lines.push(`| ${markdownText(r.id)} | ${r.status} | ${r.wallSeconds === null ? '–' : r.wallSeconds.toFixed(1)} | ${eps === null ? '–' : eps.toFixed(0)} | ` +
+      `${tps === null ? '–' : tps.toFixed(0)} | ${r.command === '' ? '' : markdownCode(r.command)} |`);
   }
   const total = results.reduce((s, r) => s + (r.wallSeconds ?? 0), 0);
   lines.push('', `sum of stage wall times: ${total.toFixed(1)} s`);
