@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { UserError, inputError } from '@latent-sft/core';
 import type { z } from 'zod';
-import { defineConfig, unknownKeys, type ConfigDef } from './schema.js';
+import { defineConfig, fillDefaultVariants, unknownKeys, type ConfigDef } from './schema.js';
 import { didYouMean } from './suggest.js';
 
 /** A deeply read-only view of a resolved config. */
@@ -100,6 +100,7 @@ export function loadConfig<S extends z.ZodObject>(opts: LoadConfigOptions<S>): C
     setPath(merged, path, value);
     overridePaths.push(path);
   }
+  fillDefaultVariants(def.schema, merged);
   const unknownAfterFlags = unknownKeys(def.schema, merged);
   if (unknownAfterFlags.length > 0) {
     const u = unknownAfterFlags[0]!;
