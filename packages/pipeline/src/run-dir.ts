@@ -155,7 +155,8 @@ function checkState(out: string, record: ConfigRecord, resume: boolean, entries:
     }
     if (!resume) {
       const state = existsSync(join(out, LAYOUT.summary)) ? 'a finished' : 'an unfinished';
-      throw new UserError(`${out}: already holds ${state} ${record.app} run; pass --resume to continue it or choose another output dir; nothing was overwritten`);
+      const resumable = typeof record.config === 'object' && record.config !== null && Object.hasOwn(record.config, 'resume');
+      throw new UserError(`${out}: already holds ${state} ${record.app} run; ${resumable ? 'pass --resume to continue it or ' : ''}choose another output dir; nothing was overwritten`);
     }
     return prev as PhaseFile;
   }
