@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { configRecord } from '@latent-sft/config';
 import { UserError } from '@latent-sft/core';
 import { describe, expect, it } from 'vitest';
-import { RUN_CONTROL_KEYS, claimOutDir, clearOwnRun, lockRunDir } from './run-dir.js';
+import { RUN_CONTROL_KEYS, claimOutDir, clearOwnRun, lockRunDir, publishDir } from './run-dir.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'run-dir-'));
 const rec = (config: Record<string, unknown>, app = 'toy') => configRecord(config, { app, version: 1, createdAt: '2026-01-01T00:00:00.000Z', ignore: RUN_CONTROL_KEYS });
@@ -95,5 +95,17 @@ describe('clearOwnRun (--force)', () => {
     writeFileSync(join(dir, 'mine.txt'), 'keep');
     clearOwnRun(dir, { app: 'eval run', marker: 'run.json', files });
     expect(readdirSync(dir)).toEqual(['mine.txt']);
+  });
+});
+
+describe('publishDir', () => {
+  it('a full disk while writing is one line naming the path; the published folder and nothing else stays', () => {
+    const dir = tmp();
+    publishDir(dir, 'hf', (t) => writeFileSync(join(t, 'a'), '1'));
+    const full = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', path: join(dir, '.tmp-hf', 'model.safetensors') });
+    expect(oneLine(() => publishDir(dir, 'hf', () => { throw full; })))
+      .toBe(`${join(dir, '.tmp-hf', 'model.safetensors')}: cannot write hf/ (the previous hf/ and the checkpoints are kept) (ENOSPC: no space left on the device); free space or fix the folder's permissions, then run again`);
+    expect(readdirSync(dir)).toEqual(['hf']);
+    expect(readFileSync(join(dir, 'hf', 'a'), 'utf8')).toBe('1');
   });
 });

@@ -18,6 +18,7 @@ import {
 import { join } from 'node:path';
 import { type ConfigRecord, configDiff } from '@latent-sft/config';
 import { UserError, inputError, writeJsonAtomic } from '@latent-sft/core';
+import { diskWriteError } from '@latent-sft/train';
 
 /** File names inside an output folder. */
 export const LAYOUT = {
@@ -245,9 +246,14 @@ export function clearOwnRun(dir: string, o: { app: string; marker: string; files
 export function publishDir(out: string, name: string, write: (tmp: string) => void): string {
   const tmp = join(out, `.tmp-${name.replace(/\//g, '-')}`);
   const target = join(out, name);
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  write(tmp);
+  try {
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { recursive: true });
+    write(tmp);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw diskWriteError(e, tmp, `${name}/ (the previous ${name}/ and the checkpoints are kept)`);
+  }
   rmSync(target, { recursive: true, force: true });
   mkdirSync(join(target, '..'), { recursive: true });
   renameSync(tmp, target);

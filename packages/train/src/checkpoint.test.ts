@@ -94,13 +94,13 @@ describe('CheckpointManager', () => {
     const dir = tmp();
     const m = open(dir);
     const full = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', path: join(dir, '.tmp-step-000001', 'x.bin') });
-    expect(diskWriteError(full, dir, 'the checkpoint')).toEqual(new UserError(`${join(dir, '.tmp-step-000001', 'x.bin')}: cannot write the checkpoint (ENOSPC: no space left on the device); free space or fix the folder's permissions, then resume`));
+    expect(diskWriteError(full, dir, 'the checkpoint')).toEqual(new UserError(`${join(dir, '.tmp-step-000001', 'x.bin')}: cannot write the checkpoint (ENOSPC: no space left on the device); free space or fix the folder's permissions, then run again`));
     const other = new Error('boom');
     expect(diskWriteError(other, dir, 'x')).toBe(other);
     // The disk fills while the tensors are written: one line, the .tmp folder removed.
     const fills = open(dir, { codec: { ...rawCodec, write: () => { throw full; } }, resume: true });
     expect(() => fills.save({ step: 1, loopState: stateAt(1), tensors: tensorsAt(1) }))
-      .toThrow(new UserError(`${join(dir, '.tmp-step-000001', 'x.bin')}: cannot write the checkpoint of step 1 (the previous checkpoints are kept) (ENOSPC: no space left on the device); free space or fix the folder's permissions, then resume`));
+      .toThrow(new UserError(`${join(dir, '.tmp-step-000001', 'x.bin')}: cannot write the checkpoint of step 1 (the previous checkpoints are kept) (ENOSPC: no space left on the device); free space or fix the folder's permissions, then run again`));
     expect(readdirSync(dir)).toEqual(['run.json']);
     if (process.getuid?.() === 0) return; // root writes into read-only folders
     m.save({ step: 1, loopState: stateAt(1), tensors: tensorsAt(1) });

@@ -136,7 +136,7 @@ export function diskWriteError(e: unknown, path: string, what: string): unknown 
   const err = e as NodeJS.ErrnoException;
   const why = typeof err.code === 'string' ? DISK_ERRORS[err.code] : undefined;
   if (why === undefined) return e;
-  return new UserError(`${err.path ?? path}: cannot write ${what} (${err.code}: ${why}); free space or fix the folder's permissions, then resume`);
+  return new UserError(`${err.path ?? path}: cannot write ${what} (${err.code}: ${why}); free space or fix the folder's permissions, then run again`);
 }
 
 /** Manages the checkpoints of one run directory. */
