@@ -1,7 +1,7 @@
 // cache-latents end to end on a random-init hidden-16 decoder and its resized encoder (no adapter):
 // chunked files + manifest (r, k, tokenizer sha, dataset count); --resume keeps verified chunks; a
 // changed r is refused in one line.
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError, silentLogger } from '@latent-sft/core';
@@ -54,5 +54,13 @@ describe('cache-latents CLI', () => {
     expect(edited((m) => ({ ...m, latent: 'hidden', k: 0 }))).toBe("<cache>/chunk-000000.safetensors: field 'hidden': missing: not a hidden chunk");
     expect(edited((m) => ({ ...m, r: 0 }))).toBe("<cache>/manifest.json: field 'r': expected a positive integer, got 0");
     expect(edited((m) => ({ ...m, chunks: [m.chunks[1]!, m.chunks[0]!, m.chunks[2]!] }))).toMatch(/field 'chunks\[0\]': expected examples \[0, end\)/);
+
+    // An encoder with fewer positions than the longest example plus its compress tokens: one line, no folder.
+    saveModelDir(join(dir, 'enc-short'), { ...enc.config, maxPositionEmbeddings: 16 }, enc.tensors, dec.dir);
+    const short = await run([...args.map((a) => (a === join(dir, 'enc') ? join(dir, 'enc-short') : a === join(dir, 'cache') ? join(dir, 'cache-short') : a))])
+      .then(() => null, (x: unknown) => x);
+    expect(short).toBeInstanceOf(UserError);
+    expect((short as Error).message).toMatch(/^field 'data': the longest example needs \d+ positions \(with its latents, r = 2\), more than the max_position_embeddings 16 of .*enc-short/);
+    expect(existsSync(join(dir, 'cache-short'))).toBe(false);
   }, 60_000);
 });

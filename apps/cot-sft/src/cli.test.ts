@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError, silentLogger } from '@latent-sft/core';
+import { writeRandomModel } from '@latent-sft/pipeline';
 import { describe, expect, it } from 'vitest';
 import { runCli } from './index.js';
 
@@ -87,6 +88,17 @@ describe('cot-sft CLI', () => {
     expect((JSON.parse(await run(['--out', out, ...micro, '--resume'])) as { steps: number }).steps).toBe(2);
     expect(existsSync(join(out, '.lock'))).toBe(false);
   }, 240_000);
+
+  it('an example longer than the base model\'s max_position_embeddings is one line before the folder is claimed', async () => {
+    const base = join(dir, 'short-base');
+    await writeRandomModel(base, 'llama-3.2', { hiddenSize: 16, intermediateSize: 32, layers: 1, heads: 4, kvHeads: 2 }, 3);
+    const cfg = JSON.parse(readFileSync(join(base, 'config.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(base, 'config.json'), JSON.stringify({ ...cfg, max_position_embeddings: 16 }));
+    const out = join(dir, 'too-long');
+    expect(await oneLine(['--out', out, '--base.kind', 'checkpoint', '--base.dir', base, '--data.count', '4', '--data.digitsA', '1', '--train.steps', '1']))
+      .toMatch(/^field 'data': the longest example needs \d+ positions, more than the max_position_embeddings 16 of .*short-base; use shorter problems/);
+    expect(existsSync(out)).toBe(false);
+  }, 120_000);
 
   it('typos in flags and in the config file are one-line errors', async () => {
     expect(await oneLine(['--out', join(dir, 'x'), '--train.stpes', '3'])).toMatch(/unknown argument 'train.stpes' \(did you mean '--train.steps'\?\)/);

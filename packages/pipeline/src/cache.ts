@@ -20,7 +20,7 @@ import { type HiddenTeacherLatents, type Phase2Teacher, type TeacherLatents, bui
 import { Session } from '@latent-sft/runtime';
 import { type Tokenizer, padId } from '@latent-sft/tokenizer';
 import { type RunContext, recordOf, secondsSince } from './context.js';
-import { type PreparedData, prepareData } from './data.js';
+import { type PreparedData, checkFitsModel, prepareData } from './data.js';
 import { type ModelDir, loadModelDir, loadModelTokenizer, toHost, tokenizerSha } from './model.js';
 import { checkEncoderOf } from './phase1.js';
 import { claimOutDir, requireDir } from './run-dir.js';
@@ -148,6 +148,7 @@ export async function runCacheLatents(config: CacheLatentsConfig, ctx: RunContex
   const adapter = config.adapter !== undefined ? loadAdapter(config.adapter, { model: enc.config }) : undefined;
   const tok = await loadModelTokenizer(config.decoder, 'the decoder folder');
   const data = prepareData(config.data, tok);
+  checkFitsModel(data.examples, enc.config.maxPositionEmbeddings, config.r, config.encoder);
   const hidden = config.latent.kind === 'hidden';
   const identity: CacheIdentity = {
     r: config.r, k: hidden ? 0 : Math.min(config.k, dec.config.vocabSize), latent: config.latent.kind, hiddenSize: dec.config.hiddenSize,

@@ -10,7 +10,7 @@ import { type ModelConfig, type NamedTensor, initParameters } from '@latent-sft/
 import { collateCotSft, cotSftObjective } from '@latent-sft/phases';
 import { type Tokenizer, loadTokenizer, materializeTokenizer, padId, writeVocabSubset } from '@latent-sft/tokenizer';
 import { type RunContext, recordOf, secondsSince } from './context.js';
-import { type PreparedData, longestExample, prepareData } from './data.js';
+import { type PreparedData, checkFitsModel, longestExample, prepareData } from './data.js';
 import { copyTokenizer, loadModelDir, loadModelTokenizer, saveModelDir, tinyLlamaFor, toHost, tokenizerSha } from './model.js';
 import { LAYOUT, claimOutDir, publishDir } from './run-dir.js';
 import { runTraining } from './runner.js';
@@ -55,6 +55,7 @@ async function runFrom(config: CotSftConfig, ctx: RunContext, tokDir: string, in
     throw inputError({ field: 'base' }, `the tokenizer has ${tok.vocabSize} ids but the model only ${model.vocabSize} embedding rows`);
   }
   const data = prepareData(config.data, tok);
+  checkFitsModel(data.examples, model.maxPositionEmbeddings, null, init === null ? tokDir : 'the random-init base');
   const tensors = base?.tensors ?? initParameters(model, { seed: (init as NonNullable<typeof init>).initSeed });
   const lock = claimOutDir(config.out, record, config.resume);
   try {

@@ -16,7 +16,7 @@ import { DECODER_PREFIX, ENCODER_PREFIX, type Phase1Options, type Phase1Step, co
 import type { HostTensor } from '@latent-sft/runtime';
 import { type Tokenizer, padId } from '@latent-sft/tokenizer';
 import { type RunContext, recordOf, secondsSince } from './context.js';
-import { type PreparedData, longestExample, prepareData } from './data.js';
+import { type PreparedData, checkFitsModel, longestExample, prepareData } from './data.js';
 import {
   type ModelDir, checkSameArchitecture, initLora, loadModelDir, loadModelTokenizer, loraOf, resizeForCompress, saveModelDir,
   stripPrefix, toHost,
@@ -62,6 +62,7 @@ async function runStep(app: string, config: AnyPhase1, ctx: RunContext, setup: (
   const s = setup(tokDir);
   if (tok.vocabSize > s.decoder.config.vocabSize) throw inputError({ file: s.decoder.dir }, `the tokenizer has ${tok.vocabSize} ids but the decoder only ${s.decoder.config.vocabSize} rows`);
   const data = prepareData(config.data, tok);
+  checkFitsModel(data.examples, Math.min(s.encoder.config.maxPositionEmbeddings, s.decoder.config.maxPositionEmbeddings), config.r, s.decoder.dir);
   const record = recordOf(app, config, ctx);
   const lock = claimOutDir(config.out, record, config.resume);
   try {
