@@ -100,6 +100,16 @@ describe('cot-sft CLI', () => {
     expect(existsSync(out)).toBe(false);
   }, 120_000);
 
+  it('sizes that cannot be allocated are one line naming base before anything is written', async () => {
+    const out = join(dir, 'huge');
+    expect(await oneLine(['--out', out, '--base.hiddenSize', '1000000', '--base.heads', '4', '--base.kvHeads', '2']))
+      .toMatch(/^field 'base': hidden 1000000, MLP 128, 2 layers and 128256 rows make model\.layers\.0\.self_attn\.q_proj\.weight 1\.00e\+12 elements, more than one tensor can hold \(4294967295\)$/);
+    // 30000 × 30000 fits one tensor, but 200 layers of them fit no machine's memory.
+    expect(await oneLine(['--out', out, '--base.hiddenSize', '30000', '--base.heads', '4', '--base.kvHeads', '2', '--base.layers', '200']))
+      .toMatch(/^field 'base': hidden 30000, MLP 128, 200 layers and 128256 rows make \d\.\d+e\+11 parameters: \d+\.\d GiB of float32 weights \(about 4× that to train\), more than the \d+\.\d GiB of memory here$/);
+    expect(existsSync(out)).toBe(false);
+  });
+
   it('typos in flags and in the config file are one-line errors', async () => {
     expect(await oneLine(['--out', join(dir, 'x'), '--train.stpes', '3'])).toMatch(/unknown argument 'train.stpes' \(did you mean '--train.steps'\?\)/);
     const file = join(dir, 'bad.json');

@@ -11,7 +11,7 @@ import { collateCotSft, cotSftObjective } from '@latent-sft/phases';
 import { type Tokenizer, loadTokenizer, materializeTokenizer, padId, writeVocabSubset } from '@latent-sft/tokenizer';
 import { type RunContext, recordOf, secondsSince } from './context.js';
 import { type PreparedData, checkFitsModel, longestExample, prepareData } from './data.js';
-import { copyTokenizer, loadModelDir, loadModelTokenizer, saveModelDir, tinyLlamaFor, toHost, tokenizerSha } from './model.js';
+import { checkAllocatable, copyTokenizer, loadModelDir, loadModelTokenizer, saveModelDir, tinyLlamaFor, toHost, tokenizerSha } from './model.js';
 import { LAYOUT, claimOutDir, publishDir } from './run-dir.js';
 import { runTraining } from './runner.js';
 import type { cotSftSchema } from './schemas.js';
@@ -51,6 +51,7 @@ async function runFrom(config: CotSftConfig, ctx: RunContext, tokDir: string, in
   const base = init === null ? loadModelDir(tokDir, 'base checkpoint') : null;
   const tok = await loadModelTokenizer(tokDir, 'the base');
   const model = base?.config ?? tinyLlamaFor(tok, init as NonNullable<typeof init>);
+  if (init !== null) checkAllocatable(model, 'base');
   if (tok.vocabSize > model.vocabSize) {
     throw inputError({ field: 'base' }, `the tokenizer has ${tok.vocabSize} ids but the model only ${model.vocabSize} embedding rows`);
   }
