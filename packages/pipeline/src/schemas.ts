@@ -181,5 +181,5 @@ export const phase2Schema = z.object({
   device,
   resume,
   allowConfigChange,
-});
+}).refine((c) => c.ceWeight > 0 || c.klWeight > 0, { path: ['klWeight'], message: 'ceWeight and klWeight are both 0: the loss would train nothing; give one of them a positive weight' });
 export const phase2Config = defineConfig(phase2Schema);
