@@ -4,6 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '@latent-sft/core';
+import { oneLineError } from '@latent-sft/testing';
 import { describe, expect, it } from 'vitest';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { tinyLlama } from './config.js';
@@ -11,15 +12,10 @@ import { firstNonFinite } from './finite.js';
 import { initParameters } from './init.js';
 import { type LoraConfig, loadAdapter, loraParameterShapes, saveAdapter } from './lora.js';
 
+/** The one-line UserError `fn` throws. */
 function errorOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(UserError);
-    expect((e as Error).message).not.toContain('\n');
-    return (e as Error).message;
-  }
-  throw new Error('expected an error');
+  expect(fn).toThrow(UserError);
+  return oneLineError(fn);
 }
 
 describe('finite weights at load', () => {

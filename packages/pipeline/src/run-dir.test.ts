@@ -7,6 +7,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configRecord } from '@latent-sft/config';
 import { UserError } from '@latent-sft/core';
+import { oneLineError } from '@latent-sft/testing';
 import { describe, expect, it } from 'vitest';
 import { RUN_CONTROL_KEYS, claimOutDir, clearOwnRun, lockRunDir, publishDir } from './run-dir.js';
 
@@ -14,15 +15,10 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'run-dir-'));
 const rec = (config: Record<string, unknown>, app = 'toy') => configRecord(config, { app, version: 1, createdAt: '2026-01-01T00:00:00.000Z', ignore: RUN_CONTROL_KEYS });
 const snapshot = (dir: string) => Object.fromEntries(readdirSync(dir).sort().map((f) => [f, readFileSync(join(dir, f), 'utf8')]));
 
+/** The one-line UserError `fn` throws. */
 function oneLine(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(UserError);
-    expect((e as Error).message).not.toContain('\n');
-    return (e as Error).message;
-  }
-  throw new Error('expected an error');
+  expect(fn).toThrow(UserError);
+  return oneLineError(fn);
 }
 
 describe('claimOutDir', () => {
