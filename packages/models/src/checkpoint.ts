@@ -8,6 +8,7 @@ import { modelConfigToJson, parseModelConfig, type ModelConfig, type ParseConfig
 import type { NamedTensor } from './init.js';
 import { parameterShapes } from './params.js';
 import { openSafetensors, openShardedSafetensors, writeSafetensors, type Dtype, type TensorSource } from './safetensors.js';
+import { checkFiniteTensors } from './finite.js';
 
 const STORAGE: Record<ModelConfig['torchDtype'], Dtype> = { float32: 'F32', bfloat16: 'BF16', float16: 'F16' };
 
@@ -54,7 +55,7 @@ export interface LoadedCheckpoint {
   dir: string;
   config: ModelConfig;
   tensors: TensorSource;
-  /** Reads every parameter (parameterShapes order) as float32. */
+  /** Reads every parameter (parameterShapes order) as float32; a NaN/±Inf is a one-line error naming the tensor. */
   readAll(): NamedTensor[];
 }
 
@@ -79,8 +80,12 @@ export function loadCheckpoint(dir: string, opts: ParseConfigOptions = {}): Load
   checkTensorsMatchConfig(config, tensors.tensors, where);
   return {
     dir, config, tensors,
-    readAll: () => parameterShapes(config).map((p) => ({
-      name: p.name, shape: p.shape, data: tensors.readTensor(p.name, { as: 'float32' }) as Float32Array,
-    })),
+    readAll: () => {
+      const all = parameterShapes(config).map((p) => ({
+        name: p.name, shape: p.shape, data: tensors.readTensor(p.name, { as: 'float32' }) as Float32Array,
+      }));
+      checkFiniteTensors(all, where);
+      return all;
+    },
   };
 }

@@ -15,6 +15,7 @@ export {
 } from './safetensors.js';
 export type { Dtype, SafetensorsHeader, TensorArray, TensorData, TensorInfo, TensorSource } from './safetensors.js';
 export { initParameters } from './init.js';
+export { checkFiniteTensors, firstNonFinite } from './finite.js';
 export type { InitOptions, NamedTensor } from './init.js';
 export { checkTensorsMatchConfig, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 export type { LoadedCheckpoint, SaveCheckpointOptions } from './checkpoint.js';

@@ -14,6 +14,7 @@ import { inputError, writeJsonAtomic } from '@latent-sft/core';
 import type { ModelConfig } from './config.js';
 import type { NamedTensor } from './init.js';
 import { openSafetensors, writeSafetensors } from './safetensors.js';
+import { checkFiniteTensors } from './finite.js';
 
 /** Modules a LoRA may target. */
 export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'embed_tokens'] as const;
@@ -229,6 +230,7 @@ export function loadAdapter(dir: string, opts: AdapterOptions = {}): LoadedAdapt
   const st = openSafetensors(file);
   if (opts.model !== undefined) checkAdapterTensors(opts.model, config, st.tensors, file);
   const tensors = st.tensors.map((t) => ({ name: t.name, shape: t.shape, data: st.readTensor(t.name, { as: 'float32' }) as Float32Array }));
+  checkFiniteTensors(tensors, file);
   return { config, tensors };
 }
 

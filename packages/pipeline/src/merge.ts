@@ -17,9 +17,13 @@ export async function runMergeLora(config: MergeLoraConfig, ctx: RunContext): Pr
   const base = loadModelDir(config.base, 'merge base', config.allowConfigFields);
   requireDir(config.adapter, 'adapter folder');
   const adapter = loadAdapter(config.adapter, { model: base.config, allowConfigFields: configFieldList(config.allowConfigFields) });
-  claimOutDir(config.out, recordOf(app, config, ctx), false);
   const merged = mergeLora(base.config, base.tensors, adapter.tensors, adapter.config);
-  publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, base.config, merged, config.base));
+  const lock = claimOutDir(config.out, recordOf(app, config, ctx), false);
+  try {
+    publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, base.config, merged, config.base));
+  } finally {
+    lock.release();
+  }
   const summary: PhaseSummary = {
     app, out: config.out, steps: 0, first: {}, last: {}, wallSeconds: secondsSince(t0),
     notes: { adapterTensors: adapter.tensors.length, r: adapter.config.r, taskType: adapter.config.taskType },

@@ -12,6 +12,8 @@ const device = z.enum(['cpu', 'cuda']).default('cpu').describe('execution device
 const allowConfigFields = z.string().default('')
   .describe('comma-separated config.json / adapter_config.json fields to load although unknown or unsupported (they are ignored: the model may then differ from HF)');
 const resume = z.boolean().default(false).describe('continue the run already in the output folder');
+const allowConfigChange = z.boolean().default(false)
+  .describe('with --resume: continue under a config that differs from the one the run was started with (recorded in phase.json)');
 
 /** Which problems to train on and how many. */
 export const dataSchema = z.object({
@@ -81,6 +83,7 @@ export const cotSftSchema = z.object({
   compute,
   device,
   resume,
+  allowConfigChange,
 });
 export const cotSftConfig = defineConfig(cotSftSchema);
 
@@ -103,6 +106,7 @@ const phase1Common = {
   compute,
   device,
   resume,
+  allowConfigChange,
 };
 
 /** phase1 encoder: LoRA on E (incl. embed_tokens) from M0 + compress token; D = M0 frozen. */
@@ -159,6 +163,7 @@ export const cacheLatentsSchema = z.object({
   chunkSize: z.number().int().positive().default(16).describe('examples per chunk file'),
   device,
   resume,
+  allowConfigChange,
 });
 export const cacheLatentsConfig = defineConfig(cacheLatentsSchema);
 
@@ -185,5 +190,6 @@ export const phase2Schema = z.object({
   compute,
   device,
   resume,
-});
+  allowConfigChange,
+}).refine((c) => c.ceWeight > 0 || c.klWeight > 0, { path: ['klWeight'], message: 'ceWeight and klWeight are both 0: the loss would train nothing; give one of them a positive weight' });
 export const phase2Config = defineConfig(phase2Schema);

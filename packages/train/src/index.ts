@@ -11,7 +11,7 @@ export {
   nextEpochRngState, stepRng,
 } from './loop-state.js';
 export type { LoopState } from './loop-state.js';
-export { CheckpointManager, stepDirName } from './checkpoint.js';
+export { CheckpointManager, diskWriteError, stepDirName } from './checkpoint.js';
 export type {
   CheckpointInfo, CheckpointManagerOptions, CheckpointTensor, LoadedCheckpoint, RunRecord, TensorCodec, TensorDtype,
 } from './checkpoint.js';
