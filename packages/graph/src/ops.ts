@@ -38,12 +38,14 @@ export interface OpAttrs {
   MaskedSoftmaxGrad: { scale?: number };
   RMSNorm: { epsilon: number };
   RMSNormGrad: {};
+  SwiGLU: {};
+  SwiGLUGrad: {};
 }
 
 /** Ops outside the default ONNX domain, and their domain (serialized with opset version 1). */
 export const customOpDomains: { readonly [P in OpType]?: string } = {
   AdamW: 'latent_sft', SumSquares: 'latent_sft', MaskedSoftmax: 'latent_sft', MaskedSoftmaxGrad: 'latent_sft',
-  RMSNorm: 'latent_sft', RMSNormGrad: 'latent_sft',
+  RMSNorm: 'latent_sft', RMSNormGrad: 'latent_sft', SwiGLU: 'latent_sft', SwiGLUGrad: 'latent_sft',
 };
 
 /** Every op type of the table. */
@@ -52,7 +54,7 @@ export type OpType = keyof OpAttrs;
 /** Ops through which no gradient flows (integer/boolean results, shape queries, scatters used by backward). */
 export type NonDifferentiableOp =
   | 'Shape' | 'Size' | 'ConstantOfShape' | 'Range' | 'Equal' | 'Less' | 'Greater' | 'Not' | 'And' | 'Or'
-  | 'ArgMax' | 'ScatterND' | 'ScatterElements' | 'AdamW' | 'SumSquares' | 'MaskedSoftmaxGrad' | 'RMSNormGrad';
+  | 'ArgMax' | 'ScatterND' | 'ScatterElements' | 'AdamW' | 'SumSquares' | 'MaskedSoftmaxGrad' | 'RMSNormGrad' | 'SwiGLUGrad';
 
 /** Ops that have a gradient rule (exhaustively: all others). */
 export type DifferentiableOp = Exclude<OpType, NonDifferentiableOp>;
@@ -61,7 +63,7 @@ export type DifferentiableOp = Exclude<OpType, NonDifferentiableOp>;
 export const nonDifferentiableOps: { readonly [P in NonDifferentiableOp]: true } = {
   Shape: true, Size: true, ConstantOfShape: true, Range: true, Equal: true, Less: true, Greater: true,
   Not: true, And: true, Or: true, ArgMax: true, ScatterND: true, ScatterElements: true, AdamW: true, SumSquares: true,
-  MaskedSoftmaxGrad: true, RMSNormGrad: true,
+  MaskedSoftmaxGrad: true, RMSNormGrad: true, SwiGLUGrad: true,
 };
 
 type AllAttrNames = { [P in OpType]: keyof OpAttrs[P] }[OpType];
@@ -215,7 +217,7 @@ function sliceDim(d: Dim, start: number, end: number, step: number, fresh: () =>
 export function opOutputCount(op: OpType, nSplit?: number): number {
   if (op === 'TopK') return 2;
   if (op === 'AdamW') return 3;
-  if (op === 'MaskedSoftmax' || op === 'RMSNorm' || op === 'RMSNormGrad') return 2;
+  if (op === 'MaskedSoftmax' || op === 'RMSNorm' || op === 'RMSNormGrad' || op === 'SwiGLUGrad') return 2;
   if (op === 'Split') return nSplit ?? 1;
   return 1;
 }
@@ -603,7 +605,30 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     if (r.dtype !== 'float32' || r.rank !== x.rank - 1) throw new Error(`R must be float32 [...] over the rows of X, got ${r.dtype}${r.shapeText}`);
     return [{ dtype: x.dtype, shape: [...x.shape] }, { dtype: 'float32', shape: [g.fresh('rmsnorm_parts'), x.shape[x.rank - 1] as Dim] }];
   },
+  // gate, up (one float dtype and shape) → Y = round(round(g·σ(g)) · u), float32 inside (SiLU rounded
+  // once, as torch's F.silu).
+  SwiGLU: (g, inputs) => {
+    arity(inputs, 2);
+    const gate = need(inputs, 0, 'gate');
+    checkSwiGlu(gate, need(inputs, 1, 'up'), 'up');
+    return [{ dtype: gate.dtype, shape: [...gate.shape] }];
+  },
+  // dY, gate, up → dGate = (dY·u)·σ(g)·(1 + g·(1 − σ(g))), dUp = dY·round(g·σ(g)), float32 inside.
+  SwiGLUGrad: (g, inputs) => {
+    arity(inputs, 3);
+    const gate = need(inputs, 1, 'gate');
+    checkSwiGlu(gate, need(inputs, 2, 'up'), 'up');
+    checkSwiGlu(gate, need(inputs, 0, 'dY'), 'dY');
+    return [{ dtype: gate.dtype, shape: [...gate.shape] }, { dtype: gate.dtype, shape: [...gate.shape] }];
+  },
 };
+
+function checkSwiGlu(gate: Tensor, other: Tensor, what: string): void {
+  if (!['float32', 'bfloat16', 'float16'].includes(gate.dtype)) throw new Error(`gate must be float32, bfloat16 or float16, got ${gate.dtype}`);
+  if (other.dtype !== gate.dtype || other.rank !== gate.rank || !other.shape.every((d, i) => dimEq(d, gate.shape[i] as Dim))) {
+    throw new Error(`${what} must have the dtype and shape of gate (${gate.dtype}${gate.shapeText}), got ${other.dtype}${other.shapeText}`);
+  }
+}
 
 /** A fused backward's dY: X's dtype and shape. */
 function checkLikeX(dy: Tensor, x: Tensor): void {

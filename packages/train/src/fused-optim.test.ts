@@ -133,11 +133,11 @@ describe('Trainer: fused AdamW graph vs the standard-op graph (CPU)', () => {
     const t = await Trainer.create({
       objective: mlpObjective(4), optimizer: { kind: 'sgd', lr: 0.1 }, schedule: { kind: 'constant' }, totalSteps: 1, device: cpu, fusedKernels: true,
     }, { trainable: mlpInit(4), frozen: {} });
-    expect(t.fusedKernels).toEqual({ optimizer: true, softmax: true, rmsnorm: true });
+    expect(t.fusedKernels).toEqual({ optimizer: true, softmax: true, rmsnorm: true, swiglu: true });
     await t.release();
     await expect(Trainer.create({
       objective: mlpObjective(4), optimizer: { kind: 'sgd', lr: 0.1 }, schedule: { kind: 'constant' }, totalSteps: 1, device: cpu,
       fusedKernels: 'yes' as unknown as boolean,
-    }, { trainable: mlpInit(4), frozen: {} })).rejects.toThrow(/fusedKernels.*expected true, false, 'auto' or \{ optimizer, softmax, rmsnorm\? \}/);
+    }, { trainable: mlpInit(4), frozen: {} })).rejects.toThrow(/fusedKernels.*expected true, false, 'auto' or \{ optimizer, softmax, rmsnorm\?, swiglu\? \}/);
   });
 });

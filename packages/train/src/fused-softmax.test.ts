@@ -2,7 +2,7 @@
 // backward against the standard-op graph it replaces (Cast → [Mul scale] → Add mask → Softmax → Cast,
 // differentiated by the op table), in float16 (ORT's CPU provider has no bfloat16 Softmax) and, built
 // directly, float32; with a broadcast mask that blocks whole rows. Then a small Llama step graph in
-// float16 both ways.
+// float16 both ways (every fused kernel: softmax, RMSNorm, SwiGLU, AdamW).
 import { Rng } from '@latent-sft/core';
 import { Graph, type Tensor, fuseMaskedSoftmax, grad, serialize } from '@latent-sft/graph';
 import { MASK_MIN, buildDecoder, causalLmLoss, parameterShapes, tinyLlama } from '@latent-sft/models';
@@ -128,7 +128,7 @@ function tinyObjective(Bt: number, Tt: number, dtype: 'float16' | 'float32' = 'f
 const GRAD_VS_F32 = 4e-3;
 const FUSED_OVER_PLAIN = 1.5;
 
-describe('a small Llama step in float16 with and without the fused softmax and RMSNorm (CPU)', () => {
+describe('a small Llama step in float16 with and without the fused softmax, RMSNorm and SwiGLU (CPU)', () => {
   it('the rewrite finds every layer; losses over 3 AdamW steps agree; gradients as close to float32 as the standard ops', async () => {
     const [Bt, Tt] = [2, 6];
     const { objective, init } = tinyObjective(Bt, Tt);
@@ -138,6 +138,9 @@ describe('a small Llama step in float16 with and without the fused softmax and R
     expect(built.fused!.nodes.filter((n) => n.op === 'Softmax').length).toBe(0);
     expect(built.fused!.nodes.filter((n) => n.op === 'RMSNorm').length).toBe(2 * tinyLlama().numHiddenLayers + 1);
     expect(built.fused!.nodes.filter((n) => n.op === 'RMSNormGrad').length).toBe(2 * tinyLlama().numHiddenLayers + 1);
+    expect(built.fused!.nodes.filter((n) => n.op === 'SwiGLU').length).toBe(tinyLlama().numHiddenLayers);
+    expect(built.fused!.nodes.filter((n) => n.op === 'SwiGLUGrad').length).toBe(tinyLlama().numHiddenLayers);
+    expect(built.fused!.nodes.filter((n) => n.op === 'Sigmoid').length).toBe(0);
     const i64 = (f: (i: number) => number) => ({ dtype: 'int64', dims: [Bt, Tt], data: BigInt64Array.from({ length: Bt * Tt }, (_, i) => BigInt(f(i))) } as HostTensor);
     // Row 1 is left-padded by 2 (its first two queries see no key: fully masked rows).
     const batch = {

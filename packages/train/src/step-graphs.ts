@@ -8,7 +8,7 @@
 // loss scaling the backward is seeded with loss_scale and the float32 grads are divided by it.
 // grad_norm is the global L2 norm before clipping (clip_grad_norm_'s return value), always computed:
 // the host skips the step when it is not finite.
-import { type Graph as GraphT, Graph, type Tensor, fuseMaskedSoftmax, fuseRmsNorm, grad } from '@latent-sft/graph';
+import { type Graph as GraphT, Graph, type Tensor, fuseMaskedSoftmax, fuseRmsNorm, fuseSwiGlu, grad } from '@latent-sft/graph';
 import { inputError } from '@latent-sft/core';
 import { type GraphOptimizer, clipByGlobalNormGraph, globalNormFusedGraph } from './graph-optim.js';
 import type { Objective } from './objective.js';
@@ -21,11 +21,14 @@ export interface FusedParts {
   softmax: boolean;
   /** The 16-bit RMSNorms as latent_sft.RMSNorm (graph.fuseRmsNorm); default: as `softmax`. */
   rmsnorm?: boolean;
+  /** The MLP gating Mul(Mul(gate, σ(gate)), up) as latent_sft.SwiGLU (graph.fuseSwiGlu); default: as `softmax`. */
+  swiglu?: boolean;
 }
 
-/** `fused` as parts, every one set (rmsnorm defaults to softmax). */
+/** `fused` as parts, every one set (rmsnorm and swiglu default to softmax). */
 export function fusedParts(f: boolean | FusedParts | undefined): Required<FusedParts> {
-  return typeof f === 'object' ? { ...f, rmsnorm: f.rmsnorm ?? f.softmax } : { optimizer: f === true, softmax: f === true, rmsnorm: f === true };
+  if (typeof f === 'object') return { ...f, rmsnorm: f.rmsnorm ?? f.softmax, swiglu: f.swiglu ?? f.softmax };
+  return { optimizer: f === true, softmax: f === true, rmsnorm: f === true, swiglu: f === true };
 }
 
 export interface StepGraphOptions {
@@ -37,7 +40,7 @@ export interface StepGraphOptions {
   /**
    * Fused kernels (domain latent_sft; sessions of @latent-sft/runtime, whose addon has them): the 16-bit
    * attention softmax as MaskedSoftmax (graph.fuseMaskedSoftmax, before the backward is built), the
-   * 16-bit RMSNorms as RMSNorm (graph.fuseRmsNorm), and the
+   * 16-bit RMSNorms as RMSNorm (graph.fuseRmsNorm), the MLP gating as SwiGLU (graph.fuseSwiGlu), and the
    * optimizer's fused node with a SumSquares grad norm when it has one (AdamW). `true`: all; an
    * object picks them.
    */
@@ -89,6 +92,7 @@ function forwardBackward(g: Graph, o: StepGraphOptions): { grads: Record<string,
   const parts = fusedParts(o.fused);
   if (parts.softmax) fuseMaskedSoftmax(g);
   if (parts.rmsnorm) fuseRmsNorm(g);
+  if (parts.swiglu) fuseSwiGlu(g);
   if (built.loss.rank !== 0) throw new Error(`objective loss must be a scalar, got ${built.loss.shapeText}`);
   const loss = g.cast(built.loss, 'float32');
   g.output(loss, 'loss');

@@ -45,9 +45,10 @@ export interface TrainerOptions {
    * reading the bf16/fp16 gradient and the grad norm as one SumSquares node (bit for bit the unfused
    * AdamW on clipped float32 grads; the norm accumulated in float64), and the 16-bit attention softmax
    * as MaskedSoftmax (float32 inside, no float32 [.., T, S] tensors), and the 16-bit RMSNorms as
-   * RMSNorm (float32 inside, no float32 [.., D] chain). 'auto' (default): when the device's kernels
-   * load (fusedKernelsStatus), else standard ops with a warning. true: required. false: never.
-   * `{ optimizer, softmax, rmsnorm? }`: required, only the parts set (rmsnorm defaults to softmax).
+   * RMSNorm (float32 inside, no float32 [.., D] chain), and the MLP gating as SwiGLU (one pass each
+   * way). 'auto' (default): when the device's kernels load (fusedKernelsStatus), else standard ops with
+   * a warning. true: required. false: never. `{ optimizer, softmax, rmsnorm?, swiglu? }`: required,
+   * only the parts set (rmsnorm and swiglu default to softmax).
    */
   fusedKernels?: boolean | 'auto' | FusedParts;
   /**
@@ -189,12 +190,14 @@ export class Trainer {
     const want = opts.fusedKernels ?? 'auto';
     const none = fusedParts(false);
     const parts = typeof want === 'object' && want !== null ? want : null;
+    const optional = ['rmsnorm', 'swiglu'] as const;
     if (want !== 'auto' && typeof want !== 'boolean' && (parts === null || typeof parts.optimizer !== 'boolean' || typeof parts.softmax !== 'boolean'
-      || (parts.rmsnorm !== undefined && typeof parts.rmsnorm !== 'boolean'))) {
-      throw inputError({ field: 'fusedKernels' }, `expected true, false, 'auto' or { optimizer, softmax, rmsnorm? } booleans, got ${JSON.stringify(want)}`);
+      || optional.some((k) => parts[k] !== undefined && typeof parts[k] !== 'boolean')
+      || Object.keys(parts).some((k) => !['optimizer', 'softmax', ...optional].includes(k)))) {
+      throw inputError({ field: 'fusedKernels' }, `expected true, false, 'auto' or { optimizer, softmax, rmsnorm?, swiglu? } booleans, got ${JSON.stringify(want)}`);
     }
     const resolved = parts === null ? null : fusedParts(parts);
-    if (want === false || (resolved !== null && !resolved.optimizer && !resolved.softmax && !resolved.rmsnorm)) return none;
+    if (want === false || (resolved !== null && !Object.values(resolved).some((b) => b))) return none;
     const why = fusedKernelsStatus(opts.device);
     if (why === '') return resolved ?? fusedParts(true);
     if (want !== 'auto') throw inputError({ field: 'fusedKernels' }, `fused kernels unavailable on ${opts.device.kind}: ${why}`);

@@ -167,6 +167,8 @@ struct Kernels {
   CUfunction msoftmaxGrad[3] = {nullptr, nullptr, nullptr};
   CUfunction rmsnorm[3] = {nullptr, nullptr, nullptr};
   CUfunction rmsnormGrad[3] = {nullptr, nullptr, nullptr};
+  CUfunction swiglu[3] = {nullptr, nullptr, nullptr};
+  CUfunction swigluGrad[3] = {nullptr, nullptr, nullptr};
   int smCount = 0;
 };
 
@@ -245,5 +247,6 @@ void addAdamWOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addSumSquaresOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addMaskedSoftmaxOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addRMSNormOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
+void addSwiGluOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 
 }  // namespace latent_sft

@@ -33,6 +33,7 @@ struct KernelFamily {
 constexpr KernelFamily kFamilies[] = {
     {"adamw_", "", &Kernels::adamw},       {"sumsq_", "", &Kernels::sumsq},     {"msoftmax_", "", &Kernels::msoftmax},
     {"msoftmax_", "_grad", &Kernels::msoftmaxGrad}, {"rmsnorm_", "", &Kernels::rmsnorm}, {"rmsnorm_", "_grad", &Kernels::rmsnormGrad},
+    {"swiglu_", "", &Kernels::swiglu},       {"swiglu_", "_grad", &Kernels::swigluGrad},
 };
 constexpr const char* kDtypeNames[3] = {"f32", "bf16", "f16"};
 
