@@ -27,7 +27,7 @@ export { checkOptimizerConfig, clipByGlobalNormGraph, graphOptimizer } from './g
 export type { GraphOptimizer, OptimizerConfig } from './graph-optim.js';
 export { inlineGraph } from './objective.js';
 export type { Objective } from './objective.js';
-export { buildStepGraphs } from './step-graphs.js';
+export { buildStepGraphs, weightCopyDtype } from './step-graphs.js';
 export type { FusedParts } from './step-graphs.js';
 export type { ComputeDtype, StepGraphOptions, StepGraphs } from './step-graphs.js';
 export { LossScaler } from './loss-scale.js';

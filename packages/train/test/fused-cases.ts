@@ -258,3 +258,23 @@ export function worstRel(a: Float64Array, b: Float64Array, byMax: boolean): numb
   for (let i = 0; i < a.length; i++) w = Math.max(w, Math.abs((a[i] as number) - (b[i] as number)) / (byMax ? max : Math.abs(b[i] as number) || 1));
   return w;
 }
+
+/**
+ * AdamWCopy next to AdamW on one case (gradient and copy of dtype `to`): outputs pc, mc, vc, copy (AdamWCopy),
+ * pa, ma, va (AdamW) and cast = Cast(pa → to). p holds values where the rounding matters: f16 overflow
+ * (→ inf), subnormals, exact ties of both dtypes.
+ */
+export function adamwCopyCase(n: number, to: 'bfloat16' | 'float16', seed: number): { model: Uint8Array; inputs: Record<string, HostTensor> } {
+  const inputs = adamwInputs(n, to, seed);
+  (inputs['p']!.data as Float32Array).set([7e4, -7e4, 3e-6, -1e-7, 1 + 2 ** -8, 1 + 2 ** -11, 0, 65504]);
+  const g = new Graph('adamw_copy_case');
+  const c = ADAMW_CASE;
+  const ins = ['p', 'g', 'm', 'v'].map((k) => g.input(k, k === 'g' ? to : 'float32', [n]));
+  const sc = ['step', 'decay', 'bc2', 'coef'].map((k) => g.input(k, 'float32', []));
+  const attrs = { beta2: c.beta2, one_minus_beta1: 1 - c.beta1, one_minus_beta2: 1 - c.beta2, eps: c.eps };
+  const [pc, mc, vc, copy] = g.op('AdamWCopy', [...ins, ...sc], { ...attrs, to }) as Tensor[];
+  const [pa, ma, va] = g.op('AdamW', [...ins, ...sc], attrs) as Tensor[];
+  for (const [name, t] of Object.entries({ pc, mc, vc, copy, pa, ma, va })) g.output(g.identity(t as Tensor), name);
+  g.output(g.cast(pa as Tensor, to), 'cast');
+  return { model: serialize(g).model, inputs };
+}

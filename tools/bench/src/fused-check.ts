@@ -9,7 +9,7 @@
 import { parseArgs } from 'node:util';
 import { DeviceSession, type HostTensor, fusedKernelsStatus } from '@latent-sft/runtime';
 import {
-  adamwGraph, adamwInputs, adamwReference, floatValues, maskedSoftmaxCase, rmsNormCase, runOnce, sumSquaresCase, sumSquaresReference, swigluCase,
+  adamwCopyCase, adamwGraph, adamwInputs, adamwReference, floatValues, maskedSoftmaxCase, rmsNormCase, runOnce, sumSquaresCase, sumSquaresReference, swigluCase,
   swigluReference, worstRel,
 } from '../../../packages/train/test/fused-cases.js';
 
@@ -43,6 +43,24 @@ if (!values['timing-only']) for (const gdt of ['float32', 'bfloat16', 'float16']
     const ok = bad.every((x) => x === 0) && badRef === 0;
     if (!ok) failed++;
     emit({ check: 'adamw', grad: gdt, n, ok, mismatches_vs_cpu: { p: bad[0], m: bad[1], v: bad[2] }, mismatches_vs_reference: badRef });
+  }
+}
+
+// AdamWCopy: p', m', v' bit for bit AdamW's, and the 16-bit copy bit for bit CUDA's Cast(p') and the CPU kernel's.
+if (!values['timing-only']) for (const to of ['bfloat16', 'float16'] as const) {
+  for (const n of [1003, (1 << 20) + 5]) {
+    const c = adamwCopyCase(n, to, 12);
+    const [gpu, host] = [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
+    const bits = (t: HostTensor) => t.data as ArrayLike<number>;
+    const bad = {
+      vs_adamw: ['p', 'm', 'v'].reduce((acc, k) => acc + mismatches(bits(gpu[`${k}c`]!), bits(gpu[`${k}a`]!)), 0),
+      copy_vs_cast: mismatches(bits(gpu['copy']!), bits(gpu['cast']!)),
+      copy_vs_cpu: mismatches(bits(gpu['copy']!), bits(host['copy']!)),
+      p_vs_cpu: mismatches(bits(gpu['pc']!), bits(host['pc']!)),
+    };
+    const ok = Object.values(bad).every((x) => x === 0);
+    if (!ok) failed++;
+    emit({ check: 'adamw-copy', to, n, ok, mismatches: bad });
   }
 }
 

@@ -161,6 +161,8 @@ void check(CUresult rc, const char* what);
 /** The kernels of one CUDA context. */
 struct Kernels {
   CUfunction adamw[3] = {nullptr, nullptr, nullptr};  // f32, bf16, f16
+  CUfunction adamwToBf16[3] = {nullptr, nullptr, nullptr};  // AdamWCopy by the gradient's dtype
+  CUfunction adamwToF16[3] = {nullptr, nullptr, nullptr};
   CUfunction sumsq[3] = {nullptr, nullptr, nullptr};
   CUfunction sumsqFinal = nullptr;
   CUfunction msoftmax[3] = {nullptr, nullptr, nullptr};

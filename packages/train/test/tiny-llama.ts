@@ -1,0 +1,41 @@
+// A small Llama's causal-LM step objective for the Trainer tests that run the decoder's real graph
+// (fused-softmax.test.ts, weight-copies.test.ts): seeded float32 masters and a batch with a left-padded row.
+import { Rng } from '@latent-sft/core';
+import { Graph } from '@latent-sft/graph';
+import { buildDecoder, causalLmLoss, parameterShapes, tinyLlama } from '@latent-sft/models';
+import type { HostTensor } from '@latent-sft/runtime';
+import { type Objective, inlineGraph } from '../src/index.js';
+
+/** A small Llama's causal-LM loss (float16 or float32 compute), as tools/bench's objective at a tiny size. */
+export function tinyObjective(Bt: number, Tt: number, dtype: 'float16' | 'float32' = 'float16'): { objective: Objective; init: Record<string, HostTensor> } {
+  const config = tinyLlama();
+  const rng = Rng.fromSeed(5);
+  const specs = parameterShapes(config);
+  const ids = { dtype: 'int64' as const, shape: [Bt, Tt] };
+  const init = Object.fromEntries(specs.map((p) => {
+    const n = p.shape.reduce((a, b) => a * b, 1);
+    return [p.name, { dtype: 'float32', dims: p.shape, data: Float32Array.from({ length: n }, () => (p.init === 'ones' ? 1 : 0.05 * rng.normal())) } as HostTensor];
+  }));
+  const objective: Objective = {
+    trainable: Object.fromEntries(specs.map((p) => [p.name, { dtype: 'float32' as const, shape: p.shape }])),
+    frozen: {},
+    batch: { input_ids: ids, attention_mask: ids, position_ids: ids, labels: ids },
+    buildLoss(g, trainable, inp) {
+      const sub = new Graph('decoder');
+      const dec = buildDecoder(sub, config, { input: 'ids', mask: 'padding', params: { kind: 'inputs' }, markOutputs: false, maxPositions: Tt, dtype });
+      const loss = causalLmLoss(sub, dec.logits!, sub.input('labels', 'int64', [Bt, Tt]));
+      return { loss: inlineGraph(g, sub, { ...trainable, ...inp })(loss) };
+    },
+  };
+  return { objective, init };
+}
+
+/** A [Bt, Tt] batch for tinyObjective; row 1 is left-padded by 2 (its first two queries see no key). */
+export function tinyBatch(Bt: number, Tt: number): Record<string, HostTensor> {
+  const V = tinyLlama().vocabSize;
+  const i64 = (f: (i: number) => number) => ({ dtype: 'int64', dims: [Bt, Tt], data: BigInt64Array.from({ length: Bt * Tt }, (_, i) => BigInt(f(i))) } as HostTensor);
+  return {
+    input_ids: i64((i) => (i * 37 + 5) % V), labels: i64((i) => (i * 37 + 5) % V),
+    attention_mask: i64((i) => (i >= Tt && i % Tt < 2 ? 0 : 1)), position_ids: i64((i) => i % Tt),
+  };
+}
