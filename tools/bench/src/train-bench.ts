@@ -21,10 +21,11 @@ const { values } = parseArgs({ options: {
 } });
 // --cuda-opt k=v,k=v: extra CUDA provider options (e.g. arena_extend_strategy=kSameAsRequested).
 const cudaOptions = Object.fromEntries(values['cuda-opt'].split(',').filter((kv) => kv !== '').map((kv) => kv.split('=') as [string, string]));
-// --fused auto|true|false or a comma list of the parts to use: optimizer,softmax,rmsnorm,swiglu
+// --fused auto|true|false or a comma list of the parts to use: optimizer,softmax,rmsnorm,swiglu,copies (copies: the
+// fused AdamW writes the 16-bit weights, FusedParts.weightCopies)
 const parts = values.fused.split(',');
 const fusedKernels = values.fused === 'auto' ? 'auto' : values.fused === 'true' || values.fused === 'false' ? values.fused === 'true'
-  : { optimizer: parts.includes('optimizer'), softmax: parts.includes('softmax'), rmsnorm: parts.includes('rmsnorm'), swiglu: parts.includes('swiglu') };
+  : { optimizer: parts.includes('optimizer'), softmax: parts.includes('softmax'), rmsnorm: parts.includes('rmsnorm'), swiglu: parts.includes('swiglu'), weightCopies: parts.includes('copies') };
 const compute = values.compute as 'bfloat16' | 'float16' | 'float32';
 const device: Device = values.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' };
 const B = Number(values.batch), T = Number(values.seq), steps = Number(values.steps);
