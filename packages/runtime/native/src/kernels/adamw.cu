@@ -51,13 +51,14 @@ ADAMW(adamw_f32, float)
 ADAMW(adamw_bf16, bf16)
 ADAMW(adamw_f16, f16)
 
-#define ADAMW_COPY(NAME, G, C) \
-extern "C" __global__ void __launch_bounds__(256) NAME(long long n, int vec, float* po, float* mo, float* vo, const float* p, const G* g, \
-    const float* m, const float* v, const float* sp, const float* dp, const float* bp, const float* cp, \
-    float b2, float omb1, float omb2, float eps, C* co) { adamw<G, C>(n, vec, po, mo, vo, p, g, m, v, sp, dp, bp, cp, b2, omb1, omb2, eps, co); }
-ADAMW_COPY(adamw_f32_to_bf16, float, bf16)
-ADAMW_COPY(adamw_bf16_to_bf16, bf16, bf16)
-ADAMW_COPY(adamw_f16_to_bf16, f16, bf16)
-ADAMW_COPY(adamw_f32_to_f16, float, f16)
-ADAMW_COPY(adamw_bf16_to_f16, bf16, f16)
-ADAMW_COPY(adamw_f16_to_f16, f16, f16)
+// AdamWCopy's kernels <NAME>_to_bf16 and <NAME>_to_f16 for gradient dtype G.
+#define ADAMW_COPY(NAME, G) \
+extern "C" __global__ void __launch_bounds__(256) NAME##_to_bf16(long long n, int vec, float* po, float* mo, float* vo, const float* p, \
+    const G* g, const float* m, const float* v, const float* sp, const float* dp, const float* bp, const float* cp, \
+    float b2, float omb1, float omb2, float eps, bf16* co) { adamw<G, bf16>(n, vec, po, mo, vo, p, g, m, v, sp, dp, bp, cp, b2, omb1, omb2, eps, co); } \
+extern "C" __global__ void __launch_bounds__(256) NAME##_to_f16(long long n, int vec, float* po, float* mo, float* vo, const float* p, \
+    const G* g, const float* m, const float* v, const float* sp, const float* dp, const float* bp, const float* cp, \
+    float b2, float omb1, float omb2, float eps, f16* co) { adamw<G, f16>(n, vec, po, mo, vo, p, g, m, v, sp, dp, bp, cp, b2, omb1, omb2, eps, co); }
+ADAMW_COPY(adamw_f32, float)
+ADAMW_COPY(adamw_bf16, bf16)
+ADAMW_COPY(adamw_f16, f16)
