@@ -123,11 +123,12 @@ if (!values['timing-only']) for (const [dtype, ulp] of [['float32', 1e-5], ['bfl
 }
 
 // SwiGLU (+ Grad): CUDA vs CPU kernels and vs the float32 reference. Both sides run the same float32
-// formula (fused_shared.h) but expf vs std::exp may differ by one float32 ulp, which can move a 16-bit
-// result across a rounding boundary: y and dUp within one ulp of the dtype elementwise, dGate (its factor
-// crosses 0 near g = −1.28) relative to the case's largest |dGate|. The larger shape is the benchmark's MLP
+// formula (fused_shared.h) but CUDA's expf (≤ 2 ulps) and glibc's (≤ 1) may differ by a few float32 ulps,
+// which can move the rounded SiLU and then the 16-bit result across a rounding boundary: y and dUp within
+// two ulps of the dtype elementwise (the MaskedSoftmax/RMSNorm bounds), dGate (its factor crosses 0 near
+// g = −1.28) within four, relative to the case's largest |dGate|. The larger shape is the benchmark's MLP
 // [8, 512, 8192]; the odd one has a tail that is not a multiple of 4 (the scalar path).
-if (!values['timing-only']) for (const [dtype, ulp] of [['float32', 2 ** -23], ['bfloat16', 2 ** -8], ['float16', 2 ** -11]] as const) {
+if (!values['timing-only']) for (const [dtype, ulp] of [['float32', 1e-6], ['bfloat16', 2 ** -7], ['float16', 2 ** -10]] as const) {
   for (const dims of [[3, 7, 4099], [8, 512, 8192]]) {
     const c = swigluCase(dtype, dims, 6);
     const [gpu, host] = [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
