@@ -1,11 +1,11 @@
 // cache-latents end to end on a random-init hidden-16 decoder and its resized encoder (no adapter):
 // chunked files + manifest (r, k, tokenizer sha, dataset count); --resume keeps verified chunks; a
 // changed r is refused in one line.
-import { readFileSync, mkdtempSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError, silentLogger } from '@latent-sft/core';
-import { resizeForCompress, saveModelDir, tokenizerSha, writeRandomModel } from '@latent-sft/pipeline';
+import { type CacheManifest, readLatentCache, resizeForCompress, saveModelDir, tokenizerSha, writeRandomModel } from '@latent-sft/pipeline';
 import { describe, expect, it } from 'vitest';
 import { runCli } from './index.js';
 
@@ -29,5 +29,38 @@ describe('cache-latents CLI', () => {
     const e = await run([...args.map((a) => (a === '2' ? '3' : a)), '--resume']).then(() => null, (x: unknown) => x);
     expect(e).toBeInstanceOf(UserError);
     expect((e as Error).message).toMatch(/made for other inputs \(r: 2 vs 3\)/);
+
+    // Edited manifests: a chunk name outside the folder, a k or kind that the chunks' shapes contradict.
+    const cache = join(dir, 'cache');
+    const good = JSON.parse(readFileSync(join(cache, 'manifest.json'), 'utf8')) as CacheManifest;
+    const expectation = { vocabSize: good.vocabSize, tokenizer: good.tokenizer, dataset: good.dataset };
+    expect(readLatentCache(cache, expectation).teachers.length).toBe(5);
+    const edited = (patch: (m: CacheManifest) => CacheManifest): string => {
+      const copy = mkdtempSync(join(dir, 'edited-'));
+      cpSync(cache, copy, { recursive: true });
+      writeFileSync(join(copy, 'manifest.json'), JSON.stringify(patch(structuredClone(good))));
+      try {
+        readLatentCache(copy, expectation);
+      } catch (x) {
+        expect(x).toBeInstanceOf(UserError);
+        return (x as Error).message.replace(copy, '<cache>');
+      }
+      throw new Error('expected an error');
+    };
+    cpSync(join(cache, 'chunk-000000.safetensors'), join(dir, 'outside.safetensors'));
+    expect(edited((m) => ({ ...m, chunks: m.chunks.map((c, i) => (i === 0 ? { ...c, file: '../outside.safetensors' } : c)) })))
+      .toBe("<cache>/manifest.json: field 'chunks[0].file': \"../outside.safetensors\" is not a chunk file name of this folder (chunk-NNNNNN.safetensors)");
+    expect(edited((m) => ({ ...m, k: 2 }))).toMatch(/^<cache>\/chunk-000000\.safetensors: field 'probs': shape \[\d+, 4\] does not match the manifest \(\[Σm, k\] = \[\d+, 2\]\)$/);
+    expect(edited((m) => ({ ...m, latent: 'hidden', k: 0 }))).toBe("<cache>/chunk-000000.safetensors: field 'hidden': missing: not a hidden chunk");
+    expect(edited((m) => ({ ...m, r: 0 }))).toBe("<cache>/manifest.json: field 'r': expected a positive integer, got 0");
+    expect(edited((m) => ({ ...m, chunks: [m.chunks[1]!, m.chunks[0]!, m.chunks[2]!] }))).toMatch(/field 'chunks\[0\]': expected examples \[0, end\)/);
+
+    // An encoder with fewer positions than the longest example plus its compress tokens: one line, no folder.
+    saveModelDir(join(dir, 'enc-short'), { ...enc.config, maxPositionEmbeddings: 16 }, enc.tensors, dec.dir);
+    const short = await run([...args.map((a) => (a === join(dir, 'enc') ? join(dir, 'enc-short') : a === join(dir, 'cache') ? join(dir, 'cache-short') : a))])
+      .then(() => null, (x: unknown) => x);
+    expect(short).toBeInstanceOf(UserError);
+    expect((short as Error).message).toMatch(/^field 'data': the longest example needs \d+ positions \(with its latents, r = 2\), more than the max_position_embeddings 16 of .*enc-short/);
+    expect(existsSync(join(dir, 'cache-short'))).toBe(false);
   }, 60_000);
 });

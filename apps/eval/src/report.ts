@@ -1,6 +1,6 @@
 // `eval report`: one HTML + Markdown report over eval run folders (their summary.json and rows) and
 // training metrics JSONL files (loss curves).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { inputError, writeFileAtomic } from '@latent-sft/core';
 import {
@@ -48,10 +48,18 @@ function readRowsFile(file: string): EvalRow[] {
   });
 }
 
+/** The first line of every Markdown report: an existing .md without it is not ours to replace. */
+export const REPORT_MD_MARK = '<!-- written by `eval report` (replaced by the next report to the same --out) -->';
+
 /** Writes `out` (HTML) and the Markdown beside it (same name, .md); returns both paths. */
 export function reportCommand(o: ReportOptions): { html: string; markdown: string } {
   if (o.runs.length === 0) throw inputError({ field: '--runs' }, 'name at least one eval run folder');
   if (!o.out.endsWith('.html')) throw inputError({ field: '--out' }, `expected an .html file, got '${o.out}'`);
+  const mdPath = o.out.replace(/\.html$/, '.md');
+  if (existsSync(o.out) && statSync(o.out).isDirectory()) throw inputError({ field: '--out' }, `${o.out} is a folder, expected an .html file`);
+  if (existsSync(mdPath) && !readFileSync(mdPath, 'utf8').startsWith(REPORT_MD_MARK)) {
+    throw inputError({ field: '--out' }, `${mdPath} exists and was not written by eval report; choose another --out; nothing was written`);
+  }
   const summaries = o.runs.map(readSummary);
   const superpositions: SuperpositionExample[] = [];
   o.runs.forEach((dir, i) => {
@@ -67,7 +75,7 @@ export function reportCommand(o: ReportOptions): { html: string; markdown: strin
     return { label: `${basename(dirname(file))}/${basename(file)}`, records: readMetrics(file) };
   });
   const html = renderReportHtml({ title: o.title, summaries, curves, superpositions });
-  let md = renderSummariesMarkdown(summaries, o.title);
+  let md = `${REPORT_MD_MARK}\n${renderSummariesMarkdown(summaries, o.title)}`;
   if (curves.length > 0) {
     const lines = ['', '## Training metrics', '', '| file | records | first step | last step | first loss | last loss |', '|---|---|---|---|---|---|'];
     for (const c of curves) {
@@ -79,7 +87,6 @@ export function reportCommand(o: ReportOptions): { html: string; markdown: strin
     }
     md += `${lines.join('\n')}\n`;
   }
-  const mdPath = o.out.replace(/\.html$/, '.md');
   writeFileAtomic(o.out, html);
   writeFileAtomic(mdPath, md);
   return { html: o.out, markdown: mdPath };

@@ -46,7 +46,7 @@ describe('merge-lora CLI', () => {
       expect((e as Error).message).toMatch(re);
     };
     await fail(['--base', base.dir, '--adapter', join(dir, 'none'), '--out', join(dir, 'o2')], /adapter folder not found/);
-    await fail(['--base', base.dir, '--adapter', join(dir, 'adapter'), '--out', join(dir, 'out')], /already holds a finished merge-lora run/);
+    await fail(['--base', base.dir, '--adapter', join(dir, 'adapter'), '--out', join(dir, 'out')], /already holds a finished merge-lora run; choose another output dir; nothing was overwritten$/);
     await fail(['--base', base.dir, '--adapter', join(dir, 'adapter'), '--out', base.dir], /not empty and holds no phase run/);
   }, 60_000);
 });

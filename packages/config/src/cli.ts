@@ -70,7 +70,14 @@ const BUILTIN_FLAGS = ['config', 'print-config', 'help', 'version'];
 function yargsError(msg: string, flags: readonly string[], commands: readonly string[]): UserError {
   const m = /^Unknown arguments?: (.+)$/.exec(msg.trim());
   if (m) {
-    const token = (m[1] as string).split(', ')[0] as string;
+    const tokens = (m[1] as string).split(', ');
+    // A misspelled subcommand leaves every flag unknown too: name the word that is no flag.
+    const word = commands.length > 0 ? tokens.find((t) => !flags.includes(t) && !/^-/.test(t) && tokens.some((u) => flags.includes(u))) : undefined;
+    if (word !== undefined) {
+      const cmd = closest(word, commands);
+      return new UserError(`unknown command '${word}'${cmd !== undefined ? ` (did you mean '${cmd}'?)` : ` (commands: ${commands.join(', ')})`}`);
+    }
+    const token = tokens[0] as string;
     const flag = closest(token, flags);
     const cmd = closest(token, commands);
     const hint = flag !== undefined ? ` (did you mean '--${flag}'?)` : cmd !== undefined ? ` (did you mean '${cmd}'?)` : '';

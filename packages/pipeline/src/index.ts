@@ -11,7 +11,7 @@ export type { RunContext } from './context.js';
 export { phaseCommand, runPhaseCli } from './cli.js';
 export type { PhaseCliIo, PhaseCommand } from './cli.js';
 export { LAYOUT, claimOutDir, publishDir, requireDir } from './run-dir.js';
-export { longestExample, prepareData } from './data.js';
+export { checkFitsModel, longestExample, prepareData } from './data.js';
 export type { DataSpec, PreparedData } from './data.js';
 export {
   checkSameArchitecture, copyTokenizer, initLora, loadModelDir, loadModelTokenizer, loraOf, resizeForCompress, saveModelDir, tinyLlamaFor,

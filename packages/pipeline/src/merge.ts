@@ -1,7 +1,7 @@
 // merge-lora: a PEFT adapter merged into the HF checkpoint it was trained on → <out>/hf (+ tokenizer
 // files of the base). spec §3.8: the union decoder adapter + the step-2 decoder = M1.
 import type { ConfigOf } from '@latent-sft/config';
-import { loadAdapter, mergeLora } from '@latent-sft/models';
+import { configFieldList, loadAdapter, mergeLora } from '@latent-sft/models';
 import { type RunContext, recordOf, secondsSince } from './context.js';
 import { loadModelDir, saveModelDir } from './model.js';
 import { LAYOUT, claimOutDir, publishDir, requireDir } from './run-dir.js';
@@ -14,12 +14,16 @@ export type MergeLoraConfig = ConfigOf<typeof mergeLoraSchema>;
 export async function runMergeLora(config: MergeLoraConfig, ctx: RunContext): Promise<PhaseSummary> {
   const t0 = performance.now();
   const app = 'merge-lora';
-  const base = loadModelDir(config.base, 'merge base');
+  const base = loadModelDir(config.base, 'merge base', config.allowConfigFields);
   requireDir(config.adapter, 'adapter folder');
-  const adapter = loadAdapter(config.adapter, { model: base.config });
-  claimOutDir(config.out, recordOf(app, config, ctx), false);
+  const adapter = loadAdapter(config.adapter, { model: base.config, allowConfigFields: configFieldList(config.allowConfigFields) });
   const merged = mergeLora(base.config, base.tensors, adapter.tensors, adapter.config);
-  publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, base.config, merged, config.base));
+  const lock = claimOutDir(config.out, recordOf(app, config, ctx), false);
+  try {
+    publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, base.config, merged, config.base));
+  } finally {
+    lock.release();
+  }
   const summary: PhaseSummary = {
     app, out: config.out, steps: 0, first: {}, last: {}, wallSeconds: secondsSince(t0),
     notes: { adapterTensors: adapter.tensors.length, r: adapter.config.r, taskType: adapter.config.taskType },

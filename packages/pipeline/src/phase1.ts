@@ -9,14 +9,14 @@
 //            reference); merge-lora turns the decoder one into M1.
 // Every hf/ folder carries the tokenizer files of the decoder it came from.
 import { join } from 'node:path';
-import type { ConfigOf } from '@latent-sft/config';
+import type { ConfigOf, ConfigRecord } from '@latent-sft/config';
 import { inputError } from '@latent-sft/core';
 import { type LoraConfig, type ModelConfig, type NamedTensor, mergeLora, saveAdapter } from '@latent-sft/models';
 import { DECODER_PREFIX, ENCODER_PREFIX, type Phase1Options, type Phase1Step, collatePhase1, phase1Objective } from '@latent-sft/phases';
 import type { HostTensor } from '@latent-sft/runtime';
-import { padId } from '@latent-sft/tokenizer';
+import { type Tokenizer, padId } from '@latent-sft/tokenizer';
 import { type RunContext, recordOf, secondsSince } from './context.js';
-import { longestExample, prepareData } from './data.js';
+import { type PreparedData, checkFitsModel, longestExample, prepareData } from './data.js';
 import {
   type ModelDir, checkSameArchitecture, initLora, loadModelDir, loadModelTokenizer, loraOf, resizeForCompress, saveModelDir,
   stripPrefix, toHost,
@@ -50,16 +50,32 @@ interface StepSetup {
   /** E's base weights (vocabulary V+1). */
   encoder: { config: ModelConfig; tensors: NamedTensor[] };
   lora: { encoder?: LoraConfig; decoder?: LoraConfig };
+  /** Writes what the step needs before training into the claimed folder. */
+  prepare?(): void;
   /** Writes the step's outputs from the trained tensors (prefixed names). */
   save(trained: NamedTensor[]): void;
 }
 
+/** Validates the step's inputs, then claims and locks the output folder and trains. */
 async function runStep(app: string, config: AnyPhase1, ctx: RunContext, setup: (tokDir: string) => StepSetup, tokDir: string, t0: number): Promise<PhaseSummary> {
-  const logger = ctx.logger;
   const tok = await loadModelTokenizer(tokDir, 'the decoder folder');
   const s = setup(tokDir);
   if (tok.vocabSize > s.decoder.config.vocabSize) throw inputError({ file: s.decoder.dir }, `the tokenizer has ${tok.vocabSize} ids but the decoder only ${s.decoder.config.vocabSize} rows`);
   const data = prepareData(config.data, tok);
+  checkFitsModel(data.examples, Math.min(s.encoder.config.maxPositionEmbeddings, s.decoder.config.maxPositionEmbeddings), config.r, s.decoder.dir);
+  const record = recordOf(app, config, ctx);
+  const lock = claimOutDir(config.out, record, config.resume);
+  try {
+    return await trainStep(config, ctx, { app, s, tok, data, record, t0 });
+  } finally {
+    lock.release();
+  }
+}
+
+async function trainStep(config: AnyPhase1, ctx: RunContext, o: { app: string; s: StepSetup; tok: Tokenizer; data: PreparedData; record: ConfigRecord; t0: number }): Promise<PhaseSummary> {
+  const { app, s, tok, data, record, t0 } = o;
+  const logger = ctx.logger;
+  s.prepare?.();
   logger.info({ step: s.step, examples: data.examples.length, longest: longestExample(data.examples) }, 'data ready');
   const objective = phase1Objective(s.decoder.config, {
     step: s.step, latent: latentKindOf(config.latent), ltim: config.ltim, ltsum: config.ltsum, lora: s.lora, compute: config.compute,
@@ -71,7 +87,6 @@ async function runStep(app: string, config: AnyPhase1, ctx: RunContext, setup: (
   const frozen = { ...toHost(s.encoder.tensors, ENCODER_PREFIX), ...toHost(s.decoder.tensors, DECODER_PREFIX) };
   const pad = padId(tok);
   const dropout = (s.lora.encoder?.dropout ?? 0) > 0 || (s.lora.decoder?.dropout ?? 0) > 0;
-  const record = recordOf(app, config, ctx);
   const { trained, metrics } = await runTraining({
     out: config.out, record, resume: config.resume, device: config.device, compute: config.compute, objective,
     init: { trainable, frozen }, train: config.train, size: data.examples.length, label: app, logger,
@@ -91,14 +106,13 @@ async function runStep(app: string, config: AnyPhase1, ctx: RunContext, setup: (
 export async function runPhase1Encoder(config: Phase1EncoderConfig, ctx: RunContext): Promise<PhaseSummary> {
   const t0 = performance.now();
   const app = 'phase1-encoder';
-  const m0 = loadModelDir(config.base, 'phase1 base (M0)');
-  claimOutDir(config.out, recordOf(app, config, ctx), config.resume);
+  const m0 = loadModelDir(config.base, 'phase1 base (M0)', config.allowConfigFields);
   return runStep(app, config, ctx, (tokDir) => {
     const enc = resizeForCompress(m0.config, m0.tensors);
-    publishDir(config.out, LAYOUT.baseModel, (tmp) => saveModelDir(tmp, enc.config, enc.tensors, tokDir));
     const lora = loraOf(config.lora, 'FEATURE_EXTRACTION', true);
     return {
       step: 'encoder', decoder: m0, encoder: enc, lora: { encoder: lora },
+      prepare: () => publishDir(config.out, LAYOUT.baseModel, (tmp) => saveModelDir(tmp, enc.config, enc.tensors, tokDir)),
       save: (trained) => {
         const adapter = stripPrefix(trained, ENCODER_PREFIX);
         publishDir(config.out, LAYOUT.adapter, (tmp) => saveAdapter(tmp, lora, adapter, { model: enc.config }));
@@ -112,10 +126,9 @@ export async function runPhase1Encoder(config: Phase1EncoderConfig, ctx: RunCont
 export async function runPhase1Decoder(config: Phase1DecoderConfig, ctx: RunContext): Promise<PhaseSummary> {
   const t0 = performance.now();
   const app = 'phase1-decoder';
-  const m0 = loadModelDir(config.base, 'phase1 base (M0)');
-  const enc = loadModelDir(config.encoder, 'step-1 encoder');
+  const m0 = loadModelDir(config.base, 'phase1 base (M0)', config.allowConfigFields);
+  const enc = loadModelDir(config.encoder, 'step-1 encoder', config.allowConfigFields);
   checkEncoderOf(m0.config, enc, 'encoder');
-  claimOutDir(config.out, recordOf(app, config, ctx), config.resume);
   return runStep(app, config, ctx, (tokDir) => {
     const lora = loraOf(config.lora, 'CAUSAL_LM', false);
     return {
@@ -133,10 +146,9 @@ export async function runPhase1Decoder(config: Phase1DecoderConfig, ctx: RunCont
 export async function runPhase1Union(config: Phase1UnionConfig, ctx: RunContext): Promise<PhaseSummary> {
   const t0 = performance.now();
   const app = 'phase1-union';
-  const dec = loadModelDir(config.decoder, 'step-2 decoder');
-  const enc = loadModelDir(config.encoder, 'step-1 encoder');
+  const dec = loadModelDir(config.decoder, 'step-2 decoder', config.allowConfigFields);
+  const enc = loadModelDir(config.encoder, 'step-1 encoder', config.allowConfigFields);
   checkEncoderOf(dec.config, enc, 'encoder');
-  claimOutDir(config.out, recordOf(app, config, ctx), config.resume);
   return runStep(app, config, ctx, (tokDir) => {
     const encLora = loraOf(config.lora, 'FEATURE_EXTRACTION', true);
     const decLora = loraOf(config.lora, 'CAUSAL_LM', false);

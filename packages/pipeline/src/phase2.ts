@@ -40,7 +40,7 @@ export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<
   const t0 = performance.now();
   const app = 'phase2';
   const logger = ctx.logger;
-  const m1 = loadModelDir(config.model, 'phase2 model (M1)');
+  const m1 = loadModelDir(config.model, 'phase2 model (M1)', config.allowConfigFields);
   const tok = await loadModelTokenizer(config.model, 'the phase2 model folder');
   const data = prepareData(config.data, tok);
   const { teachers, manifest } = readLatentCache(config.cache, {

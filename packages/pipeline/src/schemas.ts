@@ -9,7 +9,11 @@ export const SCHEMA_VERSION = 1;
 
 const out = z.string().min(1).describe('output folder of this phase (must not hold another run)');
 const device = z.enum(['cpu', 'cuda']).default('cpu').describe('execution device');
+const allowConfigFields = z.string().default('')
+  .describe('comma-separated config.json / adapter_config.json fields to load although unknown or unsupported (they are ignored: the model may then differ from HF)');
 const resume = z.boolean().default(false).describe('continue the run already in the output folder');
+const allowConfigChange = z.boolean().default(false)
+  .describe('with --resume: continue under a config that differs from the one the run was started with (recorded in phase.json)');
 
 /** Which problems to train on and how many. */
 export const dataSchema = z.object({
@@ -57,6 +61,7 @@ const compute = z.enum(['float32', 'float16', 'bfloat16']).default('float32').de
 /** cot-sft: explicit CoT SFT (base → M0) or the No-CoT baseline. */
 export const cotSftSchema = z.object({
   out,
+  allowConfigFields,
   base: z.discriminatedUnion('kind', [
     z.object({
       kind: z.literal('init'),
@@ -78,6 +83,7 @@ export const cotSftSchema = z.object({
   compute,
   device,
   resume,
+  allowConfigChange,
 });
 export const cotSftConfig = defineConfig(cotSftSchema);
 
@@ -89,6 +95,7 @@ const latentSchema = z.discriminatedUnion('kind', [
 
 const phase1Common = {
   out,
+  allowConfigFields,
   r: z.number().int().positive().default(4).describe('compression rate: CoT tokens per latent'),
   latent: latentSchema,
   ltim: z.boolean().default(true).describe('LTIM encoder mask (false: causal ablation)'),
@@ -99,6 +106,7 @@ const phase1Common = {
   compute,
   device,
   resume,
+  allowConfigChange,
 };
 
 /** phase1 encoder: LoRA on E (incl. embed_tokens) from M0 + compress token; D = M0 frozen. */
@@ -130,6 +138,7 @@ export const phase1UnionConfig = defineConfig(phase1UnionSchema);
 /** merge-lora: adapter + base → HF checkpoint. */
 export const mergeLoraSchema = z.object({
   out,
+  allowConfigFields,
   base: z.string().min(1).describe('HF checkpoint folder the adapter was trained on'),
   adapter: z.string().min(1).describe('PEFT adapter folder (adapter_config.json + adapter_model.safetensors)'),
 });
@@ -138,6 +147,7 @@ export const mergeLoraConfig = defineConfig(mergeLoraSchema);
 /** cache-latents: top-k teacher distributions of the union encoder over the training set. */
 export const cacheLatentsSchema = z.object({
   out,
+  allowConfigFields,
   encoder: z.string().min(1).describe('merged step-1 encoder (HF folder, vocabulary V+1)'),
   adapter: z.string().optional().describe('union encoder adapter (phase1 union output lora_adapter/encoder_weight); omit for a merged encoder'),
   decoder: z.string().min(1).describe('decoder whose input embedding W scores the latents (M1 or the step-2 decoder; holds the tokenizer)'),
@@ -153,12 +163,14 @@ export const cacheLatentsSchema = z.object({
   chunkSize: z.number().int().positive().default(16).describe('examples per chunk file'),
   device,
   resume,
+  allowConfigChange,
 });
 export const cacheLatentsConfig = defineConfig(cacheLatentsSchema);
 
 /** phase2: CE + KL from the cached teachers; new LoRA on M1; merged M2. */
 export const phase2Schema = z.object({
   out,
+  allowConfigFields,
   model: z.string().min(1).describe('M1: the merged union decoder (HF folder with tokenizer files)'),
   cache: z.string().min(1).describe('latent cache folder (cache-latents output)'),
   latent: z.object({
@@ -178,5 +190,6 @@ export const phase2Schema = z.object({
   compute,
   device,
   resume,
-});
+  allowConfigChange,
+}).refine((c) => c.ceWeight > 0 || c.klWeight > 0, { path: ['klWeight'], message: 'ceWeight and klWeight are both 0: the loss would train nothing; give one of them a positive weight' });
 export const phase2Config = defineConfig(phase2Schema);

@@ -11,7 +11,7 @@ export {
   nextEpochRngState, stepRng,
 } from './loop-state.js';
 export type { LoopState } from './loop-state.js';
-export { CheckpointManager, stepDirName } from './checkpoint.js';
+export { CheckpointManager, diskWriteError, stepDirName } from './checkpoint.js';
 export type {
   CheckpointInfo, CheckpointManagerOptions, CheckpointTensor, LoadedCheckpoint, RunRecord, TensorCodec, TensorDtype,
 } from './checkpoint.js';
@@ -25,7 +25,6 @@ export type { Batch, StepResult, TrainLoopOptions } from './loop.js';
 // scaling, the safetensors checkpoint codec and the Trainer-in-trainLoop glue.
 export { checkOptimizerConfig, clipByGlobalNormGraph, graphOptimizer } from './graph-optim.js';
 export type { GraphOptimizer, OptimizerConfig } from './graph-optim.js';
-export { inlineGraph } from './objective.js';
 export type { Objective } from './objective.js';
 export { buildStepGraphs, weightCopyDtype } from './step-graphs.js';
 export type { FusedParts } from './step-graphs.js';

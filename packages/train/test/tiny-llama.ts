@@ -1,10 +1,10 @@
 // A small Llama's causal-LM step objective for the Trainer tests that run the decoder's real graph
 // (fused-softmax.test.ts, weight-copies.test.ts): seeded float32 masters and a batch with a left-padded row.
 import { Rng } from '@latent-sft/core';
-import { Graph } from '@latent-sft/graph';
-import { buildDecoder, causalLmLoss, parameterShapes, tinyLlama } from '@latent-sft/models';
+import type { Tensor } from '@latent-sft/graph';
+import { causalLmLoss, decoder, embed, paddingBias, parameterShapes, tinyLlama } from '@latent-sft/models';
 import type { HostTensor } from '@latent-sft/runtime';
-import { type Objective, inlineGraph } from '../src/index.js';
+import type { Objective } from '../src/index.js';
 
 /** A small Llama's causal-LM loss (float16 or float32 compute), as tools/bench's objective at a tiny size. */
 export function tinyObjective(Bt: number, Tt: number, dtype: 'float16' | 'float32' = 'float16'): { objective: Objective; init: Record<string, HostTensor> } {
@@ -21,10 +21,11 @@ export function tinyObjective(Bt: number, Tt: number, dtype: 'float16' | 'float3
     frozen: {},
     batch: { input_ids: ids, attention_mask: ids, position_ids: ids, labels: ids },
     buildLoss(g, trainable, inp) {
-      const sub = new Graph('decoder');
-      const dec = buildDecoder(sub, config, { input: 'ids', mask: 'padding', params: { kind: 'inputs' }, markOutputs: false, maxPositions: Tt, dtype });
-      const loss = causalLmLoss(sub, dec.logits!, sub.input('labels', 'int64', [Bt, Tt]));
-      return { loss: inlineGraph(g, sub, { ...trainable, ...inp })(loss) };
+      const t: Record<string, Tensor> = { ...trainable, ...inp }; // the weights arrive in the compute dtype
+      const positions = t['position_ids']!;
+      const x = embed(g, config, t, t['input_ids']!, { dtype });
+      const dec = decoder(g, config, t, x, { bias: paddingBias(g, t['attention_mask']!, positions), positions, maxPositions: Tt, dtype });
+      return { loss: causalLmLoss(g, dec.logits!, t['labels']!) };
     },
   };
   return { objective, init };

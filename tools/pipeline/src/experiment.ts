@@ -25,6 +25,7 @@ import { hideBin } from 'yargs/helpers';
 import { z } from 'zod';
 import { type Plan, type Stage, type StageApp, checkOrder, planSchema, stageGraph } from './experiment/plan.js';
 import { type CollapseFlag, collapseFlags, flaggedLabel } from './experiment/collapse.js';
+import { markdownCode, markdownText, shellCommand } from './experiment/text.js';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const DONE = '.stage-done';
@@ -40,10 +41,10 @@ function appArgv(app: StageApp, file: string): string[] {
   }
 }
 
-/** The command a user types to rerun a stage by hand. */
+/** The command a user types to rerun a stage by hand (shell-quoted: the folder names are the user's). */
 function userCommand(app: StageApp, file: string): string {
   const bin = app.startsWith('phase1') ? 'phase1' : app;
-  return `pnpm ${bin} ${appArgv(app, file).join(' ')}`;
+  return shellCommand(['pnpm', bin, ...appArgv(app, file)]);
 }
 
 /** Child-process entry: runs one app CLI in this process. */
@@ -189,7 +190,7 @@ function renderReport(plan: Plan, dir: string, results: readonly StageResult[], 
     const f = join(dir, r.id, 'summary.json');
     if (r.app === 'eval' && (r.status === 'done' || r.status === 'skipped') && existsSync(f)) {
       const s = parseSummary(JSON.parse(readFileSync(f, 'utf8')), f);
-      summaries.push({ ...s, method: flaggedLabel(s.method, flags.get(r.id)) }); // a row built on a collapsed phase says so
+      summaries.push({ ...s, method: markdownText(flaggedLabel(s.method, flags.get(r.id))) }); // plan labels are free text; a row built on a collapsed phase says so
     }
   }
   const lines: string[] = [];
@@ -202,8 +203,8 @@ function renderReport(plan: Plan, dir: string, results: readonly StageResult[], 
     const eps = finished && r.examples !== undefined && r.examples > 0 && r.wallSeconds !== null ? r.examples / r.wallSeconds : null;
     const tps = eps !== null && meanTokens !== null ? eps * meanTokens : null;
     const own = flags.get(r.id)?.find((f) => f.stage === r.id);
-    lines.push(`| ${r.id} | ${r.status}${own ? ` ⚠ COLLAPSED: ${own.message}` : ''} | ${r.wallSeconds === null ? '–' : r.wallSeconds.toFixed(1)} | ${eps === null ? '–' : eps.toFixed(0)} | ` +
-      `${tps === null ? '–' : tps.toFixed(0)} | \`${r.command}\` |`);
+    lines.push(`| ${markdownText(r.id)} | ${r.status}${own ? ` ⚠ COLLAPSED: ${markdownText(own.message)}` : ''} | ${r.wallSeconds === null ? '–' : r.wallSeconds.toFixed(1)} | ${eps === null ? '–' : eps.toFixed(0)} | ` +
+      `${tps === null ? '–' : tps.toFixed(0)} | ${r.command === '' ? '' : markdownCode(r.command)} |`);
   }
   const total = results.reduce((s, r) => s + (r.wallSeconds ?? 0), 0);
   lines.push('', `sum of stage wall times: ${total.toFixed(1)} s`);
