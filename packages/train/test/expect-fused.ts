@@ -1,0 +1,18 @@
+// The comparison the fused-op tests make between a graph rewritten into a fused op and the standard-op
+// graph it replaces (both run on the CPU): outputs `y`, `loss` and the named gradients.
+import { expect } from 'vitest';
+import { normwise } from './fused-cases.js';
+
+/** Tolerances: y elementwise, loss and each gradient normwise (‖a − b‖ / ‖b‖) within `grad`. */
+export interface FusedTolerance {
+  y: { rtol: number; atol: number };
+  grad: number;
+}
+
+/** Expects the fused run `a` to match the standard-op run `b`; the last gradient must not be trivially 0. */
+export function expectLikeStandardOps(a: Record<string, Float32Array>, b: Record<string, Float32Array>, tol: FusedTolerance, grads: readonly string[]): void {
+  expect(a['y']).toBeAllclose(b['y']!, tol.y);
+  expect(a['loss']).toBeAllclose(b['loss']!, { rtol: tol.grad, atol: 0 });
+  for (const k of grads) expect(normwise(a[k]!, b[k]!), `${k} normwise`).toBeLessThan(tol.grad);
+  expect(Math.max(...Array.from(b[grads.at(-1) as string]!, Math.abs)), 'not trivially 0').toBeGreaterThan(1e-1);
+}
