@@ -4,10 +4,10 @@
 // CPU provider has no bfloat16 Sigmoid/Mul) and float32. The small Llama step with every fused kernel
 // is in fused-softmax.test.ts.
 import { Rng } from '@latent-sft/core';
-import { Graph, type Tensor, fuseSwiGlu, grad, serialize } from '@latent-sft/graph';
+import { Graph, type Tensor, fuseSwiGlu } from '@latent-sft/graph';
 import type { HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
-import { expectLikeStandardOps } from '../test/expect-fused.js';
+import { expectLikeStandardOps, gradTestModel } from '../test/expect-fused.js';
 import { floatValues, runFloat32, runOnce, swigluCase, swigluReference, worstRel } from '../test/fused-cases.js';
 
 const cpu = { kind: 'cpu' } as const;
@@ -46,13 +46,7 @@ function swigluGraph(dtype: 'float16' | 'float32', mode: Mode): { model: Uint8Ar
   const loss = g.reduceSum(g.mul(yf, r), undefined, false);
   const yOut = g.identity(yf); // made before the rewrite: in float32, yf is the rewritten Mul's own output
   const fused = mode === 'fused' ? fuseSwiGlu(g) : 0;
-  const [dg, du] = grad(g, loss, [gIn, uIn]);
-  g.output(yOut, 'y');
-  g.output(loss, 'loss');
-  g.output(dg as Tensor, 'dgate');
-  g.output(du as Tensor, 'dup');
-  g.prune();
-  return { model: serialize(g).model, fused };
+  return { model: gradTestModel(g, loss, yOut, { gate: gIn, up: uIn }), fused };
 }
 
 function inputs(seed: number): Record<string, HostTensor> {
