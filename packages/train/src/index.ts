@@ -26,7 +26,7 @@ export type { Batch, StepResult, TrainLoopOptions } from './loop.js';
 export { checkOptimizerConfig, clipByGlobalNormGraph, graphOptimizer } from './graph-optim.js';
 export type { GraphOptimizer, OptimizerConfig } from './graph-optim.js';
 export type { Objective } from './objective.js';
-export { buildStepGraphs } from './step-graphs.js';
+export { buildStepGraphs, weightCopyDtype } from './step-graphs.js';
 export type { FusedParts } from './step-graphs.js';
 export type { ComputeDtype, StepGraphOptions, StepGraphs } from './step-graphs.js';
 export { LossScaler } from './loss-scale.js';

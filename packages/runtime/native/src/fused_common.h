@@ -161,12 +161,16 @@ void check(CUresult rc, const char* what);
 /** The kernels of one CUDA context. */
 struct Kernels {
   CUfunction adamw[3] = {nullptr, nullptr, nullptr};  // f32, bf16, f16
+  CUfunction adamwToBf16[3] = {nullptr, nullptr, nullptr};  // AdamWCopy by the gradient's dtype
+  CUfunction adamwToF16[3] = {nullptr, nullptr, nullptr};
   CUfunction sumsq[3] = {nullptr, nullptr, nullptr};
   CUfunction sumsqFinal = nullptr;
   CUfunction msoftmax[3] = {nullptr, nullptr, nullptr};
   CUfunction msoftmaxGrad[3] = {nullptr, nullptr, nullptr};
   CUfunction rmsnorm[3] = {nullptr, nullptr, nullptr};
   CUfunction rmsnormGrad[3] = {nullptr, nullptr, nullptr};
+  CUfunction swiglu[3] = {nullptr, nullptr, nullptr};
+  CUfunction swigluGrad[3] = {nullptr, nullptr, nullptr};
   int smCount = 0;
 };
 
@@ -245,5 +249,6 @@ void addAdamWOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addSumSquaresOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addMaskedSoftmaxOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addRMSNormOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
+void addSwiGluOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 
 }  // namespace latent_sft

@@ -74,6 +74,7 @@ void addFusedOps(Ort::SessionOptions& so, bool cuda) {
     addSumSquaresOps(*cpuDomain, *cudaDomain);
     addMaskedSoftmaxOps(*cpuDomain, *cudaDomain);
     addRMSNormOps(*cpuDomain, *cudaDomain);
+    addSwiGluOps(*cpuDomain, *cudaDomain);
   });
   so.Add(cuda ? *cudaDomain : *cpuDomain);
 }

@@ -9,7 +9,7 @@
 #define LSFT_HD inline
 #endif
 #if !defined(__CUDACC_RTC__)
-#include <math.h>  // sqrtf (NVRTC has it built in)
+#include <math.h>  // sqrtf, expf (NVRTC has them built in)
 #endif
 
 namespace latent_sft {
@@ -29,6 +29,18 @@ LSFT_HD void adamwElement(const AdamWHyper& h, float p, float g, float m, float 
   po = pd - h.step * (mn / den);
   mo = mn;
   vo = vn;
+}
+
+/** SwiGLU's SiLU of one gate element in float32: g·σ(g), σ(g) = 1/(1 + e^−g) (torch's F.silu). */
+LSFT_HD float swigluSilu(float g) { return g * (1.0f / (1.0f + expf(-g))); }
+
+/**
+ * SwiGLUGrad's dGate of one element in float32, before its rounding to the dtype:
+ * d(g·σ(g)·u)/dg · dy = (dy·u)·(s·(1 + g·(1 − s))), s = σ(g).
+ */
+LSFT_HD float swigluGateGrad(float dy, float g, float u) {
+  float s = 1.0f / (1.0f + expf(-g));
+  return (dy * u) * (s * (1.0f + g * (1.0f - s)));
 }
 
 /**

@@ -46,6 +46,11 @@ __device__ __forceinline__ u16 f2bf(float v) {
 __device__ __forceinline__ u16 f2h(float v) { unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v)); return h; }
 __device__ __forceinline__ void put(bf16* p, long long i, float v) { p[i].b = f2bf(v); }
 __device__ __forceinline__ void put(f16* p, long long i, float v) { p[i].b = f2h(v); }
+// v rounded to T's precision (as storing and loading it would), as float.
+template <typename T> __device__ __forceinline__ float rnd(float v);
+template <> __device__ __forceinline__ float rnd<float>(float v) { return v; }
+template <> __device__ __forceinline__ float rnd<bf16>(float v) { bf16 b; b.b = f2bf(v); return tof(b); }
+template <> __device__ __forceinline__ float rnd<f16>(float v) { return h2f(f2h(v)); }
 __device__ __forceinline__ float warpMax(float v) { for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o)); return v; }
 __device__ __forceinline__ float warpSum(float v) { for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o); return v; }
 

@@ -3,11 +3,6 @@
 // (D ≤ kRmsMaxD, checked by ops/rmsnorm.cc, which launches them).
 #include "common.cuh"
 
-template <typename T> __device__ __forceinline__ float rnd(float v);
-template <> __device__ __forceinline__ float rnd<float>(float v) { return v; }
-template <> __device__ __forceinline__ float rnd<bf16>(float v) { bf16 b; b.b = f2bf(v); return tof(b); }
-template <> __device__ __forceinline__ float rnd<f16>(float v) { return h2f(f2h(v)); }
-
 // The block's sum of v, the same float in every thread (each sums the warp totals in one order).
 __device__ __forceinline__ float blockSum(float v, float* sh) {
   v = warpSum(v);
