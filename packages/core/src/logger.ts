@@ -37,21 +37,21 @@ class OutputLogger implements Logger {
     this.#p = p;
     this.output = output;
   }
+  #log(level: 'info' | 'warn' | 'error' | 'debug', obj: object, msg: string | undefined): void {
+    if (msg === undefined) this.#p[level](obj);
+    else this.#p[level](obj, msg);
+  }
   info(obj: object, msg?: string): void {
-    if (msg === undefined) this.#p.info(obj);
-    else this.#p.info(obj, msg);
+    this.#log('info', obj, msg);
   }
   warn(obj: object, msg?: string): void {
-    if (msg === undefined) this.#p.warn(obj);
-    else this.#p.warn(obj, msg);
+    this.#log('warn', obj, msg);
   }
   error(obj: object, msg?: string): void {
-    if (msg === undefined) this.#p.error(obj);
-    else this.#p.error(obj, msg);
+    this.#log('error', obj, msg);
   }
   debug(obj: object, msg?: string): void {
-    if (msg === undefined) this.#p.debug(obj);
-    else this.#p.debug(obj, msg);
+    this.#log('debug', obj, msg);
   }
   child(bindings: Record<string, unknown>): Logger {
     return new OutputLogger(this.#p.child(bindings), this.output);
