@@ -42,7 +42,7 @@ const runSchema = defineConfig(z.object({
 
 const reportSchema = defineConfig(z.object({
   runs: z.string().describe('comma-separated eval run folders (each with summary.json)'),
-  metrics: z.string().default('').describe('comma-separated training metrics JSONL files (loss curves)'),
+  metrics: z.string().default('').describe('comma-separated training metrics JSONL files or pipeline run folders (loss curves of every phase)'),
   out: z.string().describe('HTML file to write; the Markdown goes beside it (.md)'),
   title: z.string().default('Latent-SFT evaluation').describe('report title'),
   examples: z.number().int().nonnegative().default(4).describe('latent superposition pictures per run'),
@@ -66,6 +66,7 @@ export async function runCli(argv: readonly string[], write: (text: string) => v
   await buildCli({
     name: 'eval',
     out: write,
+    logger,
     commands: [
       defineCommand({
         command: 'run', describe: 'generate on datasets × seeds, score, and write rows, Table 1 and report.html', schema: runSchema,

@@ -1,6 +1,6 @@
 // `eval report`: one HTML + Markdown report over eval run folders (their summary.json and rows) and
 // training metrics JSONL files (loss curves).
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { inputError, writeFileAtomic } from '@latent-sft/core';
 import {
@@ -51,6 +51,18 @@ function readRowsFile(file: string): EvalRow[] {
 /** The first line of every Markdown report: an existing .md without it is not ours to replace. */
 export const REPORT_MD_MARK = '<!-- written by `eval report` (replaced by the next report to the same --out) -->';
 
+/**
+ * A --metrics entry as files: a JSONL file itself, or a pipeline run folder (e.g. runs/tiny): the
+ * metrics.jsonl of each of its phase folders, in the order they were written (one curve per phase).
+ */
+export function metricsFiles(path: string): string[] {
+  if (!existsSync(path)) throw inputError({ file: path, field: '--metrics' }, 'not found');
+  if (!statSync(path).isDirectory()) return [path];
+  const files = readdirSync(path).map((d) => join(path, d, 'metrics.jsonl')).filter((f) => existsSync(f));
+  if (files.length === 0) throw inputError({ file: path, field: '--metrics' }, 'a folder without <phase>/metrics.jsonl files');
+  return files.sort((a, b) => statSync(a).mtimeMs - statSync(b).mtimeMs || a.localeCompare(b));
+}
+
 /** Writes `out` (HTML) and the Markdown beside it (same name, .md); returns both paths. */
 export function reportCommand(o: ReportOptions): { html: string; markdown: string } {
   if (o.runs.length === 0) throw inputError({ field: '--runs' }, 'name at least one eval run folder');
@@ -70,10 +82,8 @@ export function reportCommand(o: ReportOptions): { html: string; markdown: strin
     const rows = readRowsFile(join(dir, 'predictions', `${first.dataset}.seed-${first.seed}.jsonl`));
     superpositions.push(...superpositionExamples(rows, o.examples, o.runs.length > 1 ? `${s.method}: ` : ''));
   });
-  const curves: MetricsCurves[] = o.metrics.map((file) => {
-    if (!existsSync(file)) throw inputError({ file, field: '--metrics' }, 'not found');
-    return { label: `${basename(dirname(file))}/${basename(file)}`, records: readMetrics(file) };
-  });
+  const curves: MetricsCurves[] = o.metrics.flatMap(metricsFiles).map((file) => (
+    { label: `${basename(dirname(file))}/${basename(file)}`, records: readMetrics(file) }));
   const html = renderReportHtml({ title: o.title, summaries, curves, superpositions });
   let md = `${REPORT_MD_MARK}\n${renderSummariesMarkdown(summaries, o.title)}`;
   if (curves.length > 0) {

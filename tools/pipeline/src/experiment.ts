@@ -224,15 +224,17 @@ const stageSchema = defineConfig(z.object({
   file: z.string().describe('its config file'),
 }));
 
+const experimentLogger = createRootLogger('experiment');
 runMain(async () => {
   await buildCli({
     name: 'experiment',
     out: (text) => process.stdout.write(text),
+    logger: experimentLogger,
     commands: [
       defineCommand({
         command: 'run', describe: 'run (or continue) every stage of a plan and write table.md', schema: runSchema,
         handler: async (c) => {
-          const logger = createRootLogger('experiment');
+          const logger = experimentLogger;
           const loaded = loadPlan(c.plan);
           const plan: Plan = { ...loaded, device: c.device ?? loaded.device, concurrency: c.concurrency ?? loaded.concurrency };
           const dir = resolve(c.out);
