@@ -7,7 +7,7 @@ import { Rng } from '@latent-sft/core';
 import { Graph, type Tensor, fuseRmsNorm, grad, serialize } from '@latent-sft/graph';
 import type { HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
-import { normwise, runFloat32 } from '../test/fused-cases.js';
+import { normwise, runFloat32 } from './testing.js';
 
 const cpu = { kind: 'cpu' } as const;
 const [B, T, D] = [3, 15, 13]; // 45 rows: two CPU dW partials
