@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '@latent-sft/core';
+import { oneLineError } from '@latent-sft/testing';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_LATENT_SPEC, type LatentSpec, readLatentSpec, readLatentSpecs, resolveLatentSpec, writeLatentSpec } from './spec.js';
 
@@ -15,15 +16,10 @@ function folder(contents?: unknown): string {
   return dir;
 }
 
+/** The message of the one-line UserError `f` throws. */
 function userError(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(UserError);
-    expect((e as Error).message).not.toContain('\n');
-    return (e as Error).message;
-  }
-  throw new Error('expected a UserError');
+  expect(f).toThrow(UserError);
+  return oneLineError(f);
 }
 
 describe('latent.json', () => {
