@@ -21,7 +21,7 @@ describe('cache-latents CLI', () => {
     const dec = await writeRandomModel(join(dir, 'dec'), 'llama-3.2', { hiddenSize: 16, intermediateSize: 32, layers: 1, heads: 4, kvHeads: 2 }, 5);
     const enc = resizeForCompress(dec.config, dec.tensors);
     saveModelDir(join(dir, 'enc'), enc.config, enc.tensors, dec.dir);
-    const args = ['--encoder', join(dir, 'enc'), '--decoder', dec.dir, '--out', join(dir, 'cache'), '--data.count', '5', '--data.digitsA', '1', '--r', '2', '--k', '4', '--chunkSize', '2', '--batchSize', '2'];
+    const args = ['--encoder', join(dir, 'enc'), '--decoder', dec.dir, '--out', join(dir, 'cache'), '--data.count', '5', '--data.digitsA', '1', '--latent.compressionRate', '2', '--latent.topK', '4', '--chunkSize', '2', '--batchSize', '2'];
     expect((await run(args)).notes).toMatchObject({ examples: 5, computed: 5, chunks: 3, k: 4 });
     const m = JSON.parse(readFileSync(join(dir, 'cache/manifest.json'), 'utf8')) as Record<string, unknown>;
     expect(m).toMatchObject({ complete: true, r: 2, k: 4, tokenizer: { sha256: tokenizerSha(dec.dir), vocabSize: 128256 }, dataset: { count: 5 } });
@@ -62,5 +62,24 @@ describe('cache-latents CLI', () => {
     expect(short).toBeInstanceOf(UserError);
     expect((short as Error).message).toMatch(/^field 'data': the longest example needs \d+ positions \(with its latents, r = 2\), more than the max_position_embeddings 16 of .*enc-short/);
     expect(existsSync(join(dir, 'cache-short'))).toBe(false);
+
+    // The cache records the spec it was made with.
+    expect(JSON.parse(readFileSync(join(dir, 'cache/latent.json'), 'utf8'))).toEqual({ kind: 'soft-topk', compressionRate: 2, topK: 4, ltim: true, ltsum: true });
+  }, 60_000);
+
+  it("takes the spec from the encoder's latent.json and refuses a flag that differs", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cache-latents-'));
+    const dec = await writeRandomModel(join(dir, 'dec'), 'llama-3.2', { hiddenSize: 16, intermediateSize: 32, layers: 1, heads: 4, kvHeads: 2 }, 5);
+    const enc = resizeForCompress(dec.config, dec.tensors);
+    const spec = { kind: 'soft-topk', compressionRate: 3, topK: 6, ltim: false, ltsum: true } as const;
+    saveModelDir(join(dir, 'enc'), enc.config, enc.tensors, dec.dir, spec);
+    const args = ['--encoder', join(dir, 'enc'), '--decoder', dec.dir, '--data.count', '3', '--data.digitsA', '1', '--batchSize', '3'];
+    const e = await run([...args, '--out', join(dir, 'x'), '--latent.topK', '4']).then(() => null, (x: unknown) => x);
+    expect(e).toBeInstanceOf(UserError);
+    expect((e as Error).message).toBe(`latent spec mismatch: cache-latents config sets latent.topK = 4 but ${join(dir, 'enc/latent.json')} records 6; drop the field to use the recorded value`);
+    expect(existsSync(join(dir, 'x'))).toBe(false);
+    expect((await run([...args, '--out', join(dir, 'cache')])).notes).toMatchObject({ examples: 3, k: 6, compressionRate: 3 });
+    expect(JSON.parse(readFileSync(join(dir, 'cache/manifest.json'), 'utf8'))).toMatchObject({ r: 3, k: 6, ltim: false, latent: 'soft-topk' });
+    expect(JSON.parse(readFileSync(join(dir, 'cache/latent.json'), 'utf8'))).toEqual(spec);
   }, 60_000);
 });

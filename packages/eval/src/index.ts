@@ -1,7 +1,8 @@
 // @latent-sft/eval: answer extraction (official Latent-SFT parser; lenient boxed → #### → last number),
 // the official grader, answer equivalence per dataset kind
 // (numeric, integer, LaTeX with a compute-engine fallback), scoring of predictions files, and the
-// Table-1 summary of runs over seeds.
+// Table-1 summary of runs over seeds; the eval datasets; one eval row from one generated sequence (#L,
+// ECR@K, entropy); a predictions file scored.
 export {
   DEFAULT_EXTRACTION_MODE, EXTRACTION_CHAINS, EXTRACTION_MODES, extractAnswer, extractBoxed, extractHashes,
   extractLastNumber, extractOfficial, extractionChain,
@@ -33,3 +34,9 @@ export {
 export type {
   LineChartOptions, LineSeries, MetricsCurves, ReportInput, SuperpositionExample, SuperpositionOptions, SuperpositionStep,
 } from './html.js';
+export { MULTIPLICATION_DATASET_SYNTAX, loadEvalDataset, parseEvalDataset } from './datasets.js';
+export type { EvalDatasetName } from './datasets.js';
+export { TokenText, buildRow, explicitReasoningLength, findSubsequence, superpositionExamples } from './rows.js';
+export type { GeneratedSequence, RowContext } from './rows.js';
+export { defaultVerdictsPath, scorePredictionsFile } from './score-file.js';
+export type { ScoreFileOptions, ScoreFileResult } from './score-file.js';

@@ -22,3 +22,9 @@ export type { LatentEmbedding, LatentKind } from './graph-superposition.js';
 export { gScatterLatents, gShiftedSlotLogits } from './graph-slots.js';
 export { gEntropy, gKlFull, gKlTopK } from './graph-divergence.js';
 export type { GraphKl } from './graph-divergence.js';
+// The latent spec recorded beside every model (latent.json): one type, one reader/writer.
+export {
+  DEFAULT_LATENT_SPEC, LATENT_KIND_NAMES, LATENT_SPEC_FILE, LEGACY_DEFAULTS, parseLatentSpec, readLatentSpec, readLatentSpecs, resolveLatentSpec,
+  writeLatentSpec,
+} from './spec.js';
+export type { LatentKindName, LatentSpec, LatentSpecFile, LatentSpecOverrides } from './spec.js';

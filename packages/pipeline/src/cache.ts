@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import type { ConfigOf } from '@latent-sft/config';
 import { UserError, createProgress, inputError, writeJsonAtomic } from '@latent-sft/core';
 import { serialize } from '@latent-sft/graph';
+import { DEFAULT_LATENT_SPEC, type LatentSpec, readLatentSpecs, resolveLatentSpec, writeLatentSpec } from '@latent-sft/latent';
 import { type LoadedAdapter, type NamedTensor, type SafetensorsFile, configFieldList, loadAdapter, openSafetensors, writeSafetensors } from '@latent-sft/models';
 import { type HiddenTeacherLatents, type Phase2Teacher, type TeacherLatents, buildLatentCacheGraph, computeHiddenLatents, computeLatents } from '@latent-sft/phases';
 import { Session } from '@latent-sft/runtime';
@@ -137,7 +138,20 @@ function checkChunkShape(st: SafetensorsFile, name: string, rows: number, cols: 
   }
 }
 
-/** Runs the union encoder over the data and writes (or completes) the cache in <out>. */
+/**
+ * The latent spec a cache is made with: the latent.json of the union encoder adapter, the step-1
+ * encoder and the decoder (which must agree), with the config's latent block checked against them.
+ * Only soft-topk and hidden latents can be cached.
+ */
+export function cacheLatentSpec(config: CacheLatentsConfig): LatentSpec {
+  const spec = resolveLatentSpec(config.latent, readLatentSpecs([config.adapter, config.encoder, config.decoder]), {
+    where: 'cache-latents config', prefix: 'latent.', fallback: DEFAULT_LATENT_SPEC,
+  });
+  if (spec.kind === 'soft-full') throw inputError({ field: 'latent.kind' }, 'cache-latents caches soft-topk or hidden latents, not soft-full');
+  return spec;
+}
+
+/** Runs the union encoder over the data and writes (or completes) the cache in <out> (+ its latent.json). */
 export async function runCacheLatents(config: CacheLatentsConfig, ctx: RunContext): Promise<PhaseSummary> {
   const t0 = performance.now();
   const app = 'cache-latents';
@@ -148,11 +162,12 @@ export async function runCacheLatents(config: CacheLatentsConfig, ctx: RunContex
   const adapter = config.adapter !== undefined ? loadAdapter(config.adapter, { model: enc.config, allowConfigFields: configFieldList(config.allowConfigFields) }) : undefined;
   const tok = await loadModelTokenizer(config.decoder, 'the decoder folder');
   const data = prepareData(config.data, tok);
-  checkFitsModel(data.examples, enc.config.maxPositionEmbeddings, config.r, config.encoder);
-  const hidden = config.latent.kind === 'hidden';
+  const spec = cacheLatentSpec(config);
+  checkFitsModel(data.examples, enc.config.maxPositionEmbeddings, spec.compressionRate, config.encoder);
+  const hidden = spec.kind === 'hidden';
   const identity: CacheIdentity = {
-    r: config.r, k: hidden ? 0 : Math.min(config.k, dec.config.vocabSize), latent: config.latent.kind, hiddenSize: dec.config.hiddenSize,
-    ltim: config.ltim, vocabSize: dec.config.vocabSize,
+    r: spec.compressionRate, k: hidden ? 0 : Math.min(spec.topK, dec.config.vocabSize), latent: hidden ? 'hidden' : 'soft-topk', hiddenSize: dec.config.hiddenSize,
+    ltim: spec.ltim, vocabSize: dec.config.vocabSize,
     tokenizer: { sha256: tokenizerSha(config.decoder), family: tok.family, vocabSize: tok.vocabSize },
     dataset: { spec: data.spec, count: data.examples.length, fingerprint: data.fingerprint },
   };
@@ -171,7 +186,7 @@ export async function runCacheLatents(config: CacheLatentsConfig, ctx: RunContex
   }
   const lock = claimOutDir(config.out, recordOf(app, config, ctx), config.resume);
   try {
-    return await writeCache(config, ctx, { t0, dec, enc, adapter, tok, data, identity, manifest, prev, embed });
+    return await writeCache(config, ctx, { t0, dec, enc, adapter, tok, data, identity, manifest, prev, embed, spec });
   } finally {
     lock.release();
   }
@@ -179,13 +194,13 @@ export async function runCacheLatents(config: CacheLatentsConfig, ctx: RunContex
 
 async function writeCache(config: CacheLatentsConfig, ctx: RunContext, o: {
   t0: number; dec: ModelDir; enc: ModelDir; adapter: LoadedAdapter | undefined; tok: Tokenizer; data: PreparedData; identity: CacheIdentity;
-  manifest: CacheManifest; prev: CacheManifest | null; embed: NamedTensor;
+  manifest: CacheManifest; prev: CacheManifest | null; embed: NamedTensor; spec: LatentSpec;
 }): Promise<PhaseSummary> {
-  const { t0, dec, enc, adapter, tok, data, identity, prev, embed } = o;
+  const { t0, dec, enc, adapter, tok, data, identity, prev, embed, spec } = o;
   let manifest = o.manifest;
   const app = 'cache-latents';
   const logger = ctx.logger;
-  const hidden = config.latent.kind === 'hidden';
+  const hidden = spec.kind === 'hidden';
   if (prev !== null) {
     // Keep the chunks that verify; later ones are recomputed.
     const good: CacheChunk[] = [];
@@ -198,10 +213,11 @@ async function writeCache(config: CacheLatentsConfig, ctx: RunContext, o: {
     logger.info({ chunks: good.length, examples: good.length === 0 ? 0 : good[good.length - 1]!.end }, 'resuming the cache');
   }
   writeJsonAtomic(join(config.out, CACHE_MANIFEST), manifest);
+  writeLatentSpec(config.out, spec);
 
   const lora = adapter?.config;
   const graph = buildLatentCacheGraph(dec.config, {
-    k: config.k, latent: hidden ? 'hidden' : 'soft', ...(lora !== undefined ? { lora: { ...lora, dropout: 0 } } : {}),
+    k: spec.topK, latent: hidden ? 'hidden' : 'soft', ...(lora !== undefined ? { lora: { ...lora, dropout: 0 } } : {}),
   });
   const session = await Session.create(serialize(graph).model, { device: config.device === 'cuda' ? { kind: 'cuda' } : { kind: 'cpu' } });
   const weights = {
@@ -210,7 +226,7 @@ async function writeCache(config: CacheLatentsConfig, ctx: RunContext, o: {
     ...(hidden ? {} : toHost([embed], 'decoder.')), // hidden latents need no W
   };
   const N = data.examples.length;
-  const opts = { r: config.r, compressId: dec.config.vocabSize, padId: padId(tok), ltim: config.ltim };
+  const opts = { r: spec.compressionRate, compressId: dec.config.vocabSize, padId: padId(tok), ltim: spec.ltim };
   const startAt = manifest.chunks.length === 0 ? 0 : manifest.chunks[manifest.chunks.length - 1]!.end;
   const progress = createProgress({ total: N - startAt, label: app, logger });
   let slots = 0;
@@ -255,11 +271,30 @@ async function writeCache(config: CacheLatentsConfig, ctx: RunContext, o: {
   writeJsonAtomic(join(config.out, CACHE_MANIFEST), manifest);
   const summary: PhaseSummary = {
     app, out: config.out, steps: 0, first: {}, last: {}, wallSeconds: secondsSince(t0),
-    notes: { examples: N, computed: N - startAt, chunks: manifest.chunks.length, latent: config.latent.kind, k: identity.k, r: config.r, ...(N > startAt ? { meanLatents: slots / (N - startAt) } : {}) },
+    notes: { examples: N, computed: N - startAt, chunks: manifest.chunks.length, latent: spec.kind, k: identity.k, compressionRate: spec.compressionRate, ...(N > startAt ? { meanLatents: slots / (N - startAt) } : {}) },
   };
   writeSummary(summary);
   logger.info({ ...summary }, 'done');
   return summary;
+}
+
+/** The latent spec a cache's manifest implies (caches from before latent.json; ltsum is not recorded there: the default). */
+export function manifestLatentSpec(m: CacheIdentity): LatentSpec {
+  const kind = cacheLatentKind(m);
+  return { kind, compressionRate: m.r, topK: kind === 'hidden' ? DEFAULT_LATENT_SPEC.topK : m.k, ltim: m.ltim, ltsum: DEFAULT_LATENT_SPEC.ltsum };
+}
+
+/** Throws unless the cache in `dir` was made with `spec` (kind, compression rate, top-k of soft caches, LTIM). */
+export function checkCacheSpec(dir: string, m: CacheIdentity, spec: LatentSpec): void {
+  const file = join(dir, CACHE_MANIFEST);
+  const kind = cacheLatentKind(m);
+  const checks: Array<[string, unknown, unknown]> = [
+    ['kind', spec.kind, kind], ['compressionRate', spec.compressionRate, m.r], ['ltim', spec.ltim, m.ltim],
+    ...(kind === 'hidden' ? [] : [['topK', spec.topK, m.k] as [string, unknown, unknown]]),
+  ];
+  for (const [f, want, got] of checks) {
+    if (want !== got) throw new UserError(`latent spec mismatch: the model's latent spec has ${f} = ${JSON.stringify(want)} but ${file} records ${JSON.stringify(got)}; rebuild the cache for this model`);
+  }
 }
 
 /** What readLatentCache checks: tokenizer, vocabulary, dataset; optionally the latent kind and hidden size. */

@@ -7,8 +7,10 @@ import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Rng, inputError } from '@latent-sft/core';
 import {
-  type LoraConfig, type ModelConfig, type NamedTensor, configFieldList, initParameters, loadCheckpoint, loraParameterShapes, parameterCount, parameterShapes, parseModelConfig, saveCheckpoint,
+  type LoraConfig, type ModelConfig, type NamedTensor, configFieldList, initParameters, loadCheckpoint, loraParameterShapes, parameterCount, parameterShapes, parseModelConfig,
+  saveAdapter, saveCheckpoint,
 } from '@latent-sft/models';
+import { type LatentSpec, writeLatentSpec } from '@latent-sft/latent';
 import type { HostTensor } from '@latent-sft/runtime';
 import { type Tokenizer, type TokenizerName, VOCAB_SUBSET_FILE, loadTokenizer, materializeTokenizer } from '@latent-sft/tokenizer';
 import { requireDir } from './run-dir.js';
@@ -47,10 +49,17 @@ export function copyTokenizer(from: string, to: string): void {
   for (const f of readdirSync(from)) if (TOKENIZER_FILE.test(f)) copyFileSync(join(from, f), join(to, f));
 }
 
-/** Writes an HF checkpoint plus the tokenizer files of `tokenizerDir` into `dir`. */
-export function saveModelDir(dir: string, config: ModelConfig, tensors: readonly NamedTensor[], tokenizerDir: string): void {
+/** Writes an HF checkpoint plus the tokenizer files of `tokenizerDir` (and the latent spec, if any) into `dir`. */
+export function saveModelDir(dir: string, config: ModelConfig, tensors: readonly NamedTensor[], tokenizerDir: string, spec?: LatentSpec): void {
   saveCheckpoint(dir, config, tensors, { dtype: 'float32' });
   copyTokenizer(tokenizerDir, dir);
+  if (spec !== undefined) writeLatentSpec(dir, spec);
+}
+
+/** Writes a PEFT adapter folder with the latent spec it was trained under (latent.json beside adapter_config.json). */
+export function saveAdapterDir(dir: string, lora: LoraConfig, tensors: readonly NamedTensor[], o: { model: ModelConfig }, spec: LatentSpec): void {
+  saveAdapter(dir, lora, tensors, o);
+  writeLatentSpec(dir, spec);
 }
 
 /** A Llama-3-shaped config sized for CPU runs, with the tokenizer's vocabulary and special ids. */

@@ -17,7 +17,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { type ConfigRecord, configDiff } from '@latent-sft/config';
-import { UserError, inputError, writeJsonAtomic } from '@latent-sft/core';
+import { type Logger, UserError, inputError, writeJsonAtomic } from '@latent-sft/core';
 import { diskWriteError } from '@latent-sft/train';
 
 /** File names inside an output folder. */
@@ -240,6 +240,32 @@ export function clearOwnRun(dir: string, o: { app: string; marker: string; files
     if (f.includes('/') || f.includes('\\') || f === '..' || f === '.') throw new Error(`clearOwnRun: '${f}' is not a file name inside the folder`);
     rmSync(join(dir, f), { recursive: true, force: true });
   }
+}
+
+/**
+ * Claims `out` for a run that continues itself (eval run): true when `out` already holds a run of the
+ * same app and config hash (the caller reuses its files). A run of the same app with another config is
+ * refused unless `force`, which first removes `ownFiles` (and phase.json, config.json); so is a folder
+ * holding no phase run but those files. Anything else: as claimOutDir.
+ */
+export function claimOrReuseOutDir(out: string, record: ConfigRecord, o: { force: boolean; ownFiles: readonly string[]; logger: Logger }): boolean {
+  const phasePath = join(out, LAYOUT.phase);
+  const prev = existsSync(phasePath) ? (readJson(phasePath) as Partial<PhaseFile>) : null;
+  if (prev !== null && prev.app === record.app) {
+    if (prev.configHash === record.configHash) {
+      writeJsonAtomic(join(out, LAYOUT.config), record);
+      return true;
+    }
+    if (!o.force) {
+      throw new UserError(`${out}: holds a different ${record.app} run (config ${String(prev.configHash).slice(0, 12)} ≠ ${record.configHash.slice(0, 12)}); choose another output dir or pass --force to replace it`);
+    }
+  }
+  if (o.force && existsSync(out) && (prev === null || prev.app === record.app)) {
+    o.logger.warn({ out }, `replacing the ${record.app} run in the output dir (--force)`);
+    for (const f of [...o.ownFiles, LAYOUT.phase, LAYOUT.config]) rmSync(join(out, f), { recursive: true, force: true });
+  }
+  claimOutDir(out, record, false);
+  return false;
 }
 
 /** Writes a folder `<out>/<name>` atomically: `write` fills `<out>/.tmp-<name>`, which then replaces it. */

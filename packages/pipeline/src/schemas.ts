@@ -2,6 +2,7 @@
 // see @latent-sft/config) and the blocks they share: data, training, LoRA, device. The defaults are
 // the tiny CPU pipeline (docs/pipeline.md); real runs override them from a --config file.
 import { defineConfig } from '@latent-sft/config';
+import { LATENT_KIND_NAMES } from '@latent-sft/latent';
 import { z } from 'zod';
 
 /** Config schema version of every phase app (bump when a field changes meaning). */
@@ -87,19 +88,24 @@ export const cotSftSchema = z.object({
 });
 export const cotSftConfig = defineConfig(cotSftSchema);
 
-const latentSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('soft-topk'), k: z.number().int().positive().default(10).describe('top-k width of the soft embedding') }),
-  z.object({ kind: z.literal('soft-full') }),
-  z.object({ kind: z.literal('hidden') }),
-]).default({ kind: 'soft-topk', k: 10 }).describe('latent kind: soft-topk (v2), soft-full (v1) or hidden (ablation: the encoder state itself)');
+/**
+ * The latent spec fields a config may set (@latent-sft/latent LatentSpec). Phase 1's encoder step
+ * declares the spec (unset fields: DEFAULT_LATENT_SPEC); every later phase reads the latent.json of its
+ * input folders, takes unset fields from there and refuses a field that differs.
+ */
+export const latentSpecSchema = z.object({
+  kind: z.enum(LATENT_KIND_NAMES).optional()
+    .describe('latent kind: soft-topk (v2), soft-full (v1) or hidden (ablation: the encoder state itself); default: recorded in latent.json, else soft-topk'),
+  compressionRate: z.number().int().positive().optional().describe('CoT tokens per latent (default: recorded, else 4)'),
+  topK: z.number().int().positive().optional().describe('top-k width of the soft embedding (default: recorded, else 10)'),
+  ltim: z.boolean().optional().describe('LTIM encoder mask (false: causal ablation; default: recorded, else true)'),
+  ltsum: z.boolean().optional().describe('LTSuM decoder mask (false: causal ablation; default: recorded, else true)'),
+}).prefault({}).describe('latent spec (latent.json of the input model)');
 
 const phase1Common = {
   out,
   allowConfigFields,
-  r: z.number().int().positive().default(4).describe('compression rate: CoT tokens per latent'),
-  latent: latentSchema,
-  ltim: z.boolean().default(true).describe('LTIM encoder mask (false: causal ablation)'),
-  ltsum: z.boolean().default(true).describe('LTSuM decoder mask (false: causal ablation)'),
+  latent: latentSpecSchema,
   positions: z.enum(['dual-track', 'contiguous']).default('dual-track').describe('decoder position ids (v2 dual-track, v1 contiguous)'),
   data: dataSchema,
   lora: loraSchema(),
@@ -151,13 +157,7 @@ export const cacheLatentsSchema = z.object({
   encoder: z.string().min(1).describe('merged step-1 encoder (HF folder, vocabulary V+1)'),
   adapter: z.string().optional().describe('union encoder adapter (phase1 union output lora_adapter/encoder_weight); omit for a merged encoder'),
   decoder: z.string().min(1).describe('decoder whose input embedding W scores the latents (M1 or the step-2 decoder; holds the tokenizer)'),
-  r: z.number().int().positive().default(4).describe('compression rate (as in phase 1)'),
-  k: z.number().int().positive().default(10).describe('top-k entries stored per latent (soft-topk)'),
-  latent: z.object({
-    kind: z.enum(['soft-topk', 'hidden']).default('soft-topk')
-      .describe('soft-topk: top-k distributions of h·Wᵀ; hidden: the encoder state h itself (the "- Hidden State" ablation; as in phase 1)'),
-  }).prefault({}).describe('what is cached per latent'),
-  ltim: z.boolean().default(true).describe('LTIM encoder mask (as in phase 1)'),
+  latent: latentSpecSchema,
   data: dataSchema,
   batchSize: z.number().int().positive().default(8).describe('examples per forward'),
   chunkSize: z.number().int().positive().default(16).describe('examples per chunk file'),
@@ -173,10 +173,7 @@ export const phase2Schema = z.object({
   allowConfigFields,
   model: z.string().min(1).describe('M1: the merged union decoder (HF folder with tokenizer files)'),
   cache: z.string().min(1).describe('latent cache folder (cache-latents output)'),
-  latent: z.object({
-    kind: z.enum(['auto', 'soft-topk', 'hidden']).default('auto')
-      .describe('latent kind the cache must hold (auto: the one its manifest records); hidden trains CE + MSE on teacher hidden states'),
-  }).prefault({}).describe('latent kind of the cache'),
+  latent: latentSpecSchema,
   data: dataSchema,
   gumbel: z.object({
     enabled: z.boolean().default(false).describe('Gumbel-perturb the teachers each epoch (spec §4.3, HEAD; not applicable to hidden latents)'),

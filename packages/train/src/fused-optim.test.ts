@@ -6,7 +6,7 @@
 import type { Tensor } from '@latent-sft/graph';
 import type { HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
-import { adamwGraph, adamwInputs, adamwReference, runOnce, sumSquaresCase, sumSquaresReference } from '../test/fused-cases.js';
+import { adamwGraph, adamwInputs, adamwReference, runOnce, sumSquaresCase, sumSquaresReference } from './testing.js';
 import { f32, linearObjective, mlpBatch, mlpData, mlpInit, mlpObjective, normals } from '../test/objectives.js';
 import { type Objective, type OptimizerConfig, Trainer, buildStepGraphs, graphOptimizer } from './index.js';
 

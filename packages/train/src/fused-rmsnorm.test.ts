@@ -8,7 +8,7 @@ import { Graph, type Tensor, fuseRmsNorm } from '@latent-sft/graph';
 import type { HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
 import { expectLikeStandardOps, gradTestModel } from '../test/expect-fused.js';
-import { runFloat32 } from '../test/fused-cases.js';
+import { runFloat32 } from './testing.js';
 
 const cpu = { kind: 'cpu' } as const;
 const [B, T, D] = [3, 15, 13]; // 45 rows: two CPU dW partials

@@ -8,7 +8,7 @@ import { Graph, type Tensor, fuseMaskedSoftmax, grad, serialize } from '@latent-
 import { MASK_MIN, tinyLlama } from '@latent-sft/models';
 import type { HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
-import { normwise, runFloat32 } from '../test/fused-cases.js';
+import { normwise, runFloat32 } from './testing.js';
 import { tinyBatch, tinyObjective } from '../test/tiny-llama.js';
 import { Trainer, buildStepGraphs, graphOptimizer } from './index.js';
 

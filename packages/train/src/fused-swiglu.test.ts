@@ -8,7 +8,7 @@ import { Graph, type Tensor, fuseSwiGlu } from '@latent-sft/graph';
 import type { HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
 import { expectLikeStandardOps, gradTestModel } from '../test/expect-fused.js';
-import { floatValues, runFloat32, runOnce, swigluCase, swigluReference, worstRel } from '../test/fused-cases.js';
+import { floatValues, runFloat32, runOnce, swigluCase, swigluReference, worstRel } from './testing.js';
 
 const cpu = { kind: 'cpu' } as const;
 const [B, T, I] = [3, 7, 4099]; // 86,079 elements: two CPU chunks and a tail that is not a multiple of 4

@@ -4,7 +4,7 @@
 // its step graph has no Cast of a master and one AdamWCopy per weight, and `load` refreshes the copies.
 import { Graph } from '@latent-sft/graph';
 import { describe, expect, it } from 'vitest';
-import { adamwCopyCase, runOnce } from '../test/fused-cases.js';
+import { adamwCopyCase, runOnce } from './testing.js';
 import { tinyBatch, tinyObjective } from '../test/tiny-llama.js';
 import { Trainer, type TrainerState, buildStepGraphs, graphOptimizer } from './index.js';
 

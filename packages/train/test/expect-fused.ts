@@ -2,7 +2,7 @@
 // graph it replaces (both run on the CPU): outputs `y`, `loss` and the named gradients.
 import { type Graph, type Tensor, grad, serialize } from '@latent-sft/graph';
 import { expect } from 'vitest';
-import { normwise } from './fused-cases.js';
+import { normwise } from '../src/testing.js';
 
 /** Tolerances: y elementwise, loss and each gradient normwise (‖a − b‖ / ‖b‖) within `grad`. */
 export interface FusedTolerance {

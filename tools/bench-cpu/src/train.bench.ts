@@ -2,10 +2,10 @@
 // ORT CPU, and a tiny greedy generation (3 prompts, 8 new tokens, KV cache) with the Generator.
 import { Rng } from '@latent-sft/core';
 import { Generator } from '@latent-sft/generate';
-import { Graph } from '@latent-sft/graph';
-import { buildDecoder, causalLmLoss, initParameters, parameterShapes, tinyLlama } from '@latent-sft/models';
+import type { Tensor } from '@latent-sft/graph';
+import { causalLmLoss, decoder, embed, initParameters, paddingBias, parameterShapes, tinyLlama } from '@latent-sft/models';
 import type { HostTensor } from '@latent-sft/runtime';
-import { type Objective, Trainer, inlineGraph } from '@latent-sft/train';
+import { type Objective, Trainer } from '@latent-sft/train';
 import { afterAll, bench, describe } from 'vitest';
 import { SHORT } from './options.js';
 
@@ -21,10 +21,11 @@ const objective: Objective = {
   frozen: {},
   batch: { input_ids: ids(['batch', 'seq']), attention_mask: ids(['batch', 'seq']), position_ids: ids(['batch', 'seq']), labels: ids(['batch', 'seq']) },
   buildLoss(g, trainable, inputs) {
-    const sub = new Graph('decoder');
-    const dec = buildDecoder(sub, config, { input: 'ids', mask: 'padding', params: { kind: 'inputs' }, markOutputs: false, maxPositions: 32 });
-    const loss = causalLmLoss(sub, dec.logits!, sub.input('labels', 'int64', ['batch', 'seq']));
-    return { loss: inlineGraph(g, sub, { ...trainable, ...inputs })(loss) };
+    const t: Record<string, Tensor> = { ...trainable, ...inputs };
+    const positions = t['position_ids']!;
+    const x = embed(g, config, t, t['input_ids']!);
+    const dec = decoder(g, config, t, x, { bias: paddingBias(g, t['attention_mask']!, positions), positions, maxPositions: 32 });
+    return { loss: causalLmLoss(g, dec.logits!, t['labels']!) };
   },
   countTokens: (b) => (b['input_ids'] as HostTensor).data.length,
 };

@@ -1,5 +1,5 @@
 // GPU check of the fused kernels (domain latent_sft, compiled with NVRTC at run time):
-// every case of packages/train/test/fused-cases.ts on CUDA against the CPU kernels (which the unit
+// every case of @latent-sft/train/testing (packages/train/src/testing.ts) on CUDA against the CPU kernels (which the unit
 // tests hold to the exact float32 reference) and the reference itself — AdamW bit for bit, SumSquares
 // within 1e-6 relative (float64 block sums in another order), MaskedSoftmax, RMSNorm and SwiGLU (+ Grad)
 // within a few ulps of their dtype — then timings: AdamW over 2^28 elements, MaskedSoftmax, RMSNorm and SwiGLU at the
@@ -11,7 +11,7 @@ import { DeviceSession, type HostTensor, fusedKernelsStatus } from '@latent-sft/
 import {
   adamwCopyCase, adamwGraph, adamwInputs, adamwReference, floatValues, maskedSoftmaxCase, rmsNormCase, runOnce, sumSquaresCase, sumSquaresReference, swigluCase,
   swigluReference, worstRel,
-} from '../../../packages/train/test/fused-cases.js';
+} from '@latent-sft/train/testing';
 
 const { values } = parseArgs({ options: {
   'device-id': { type: 'string', default: '0' }, dry: { type: 'boolean', default: false }, 'timing-only': { type: 'boolean', default: false },

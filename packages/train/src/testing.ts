@@ -1,7 +1,8 @@
-// Op-level cases for the fused optimizer kernels (domain latent_sft: AdamW, SumSquares): one-node
-// graphs over seeded data, run on a device, and their exact float32 references in JS. Used by
-// src/fused-optim.test.ts (CPU kernels vs the reference; MaskedSoftmax in src/fused-softmax.test.ts) and tools/bench/src/fused-check.ts (CUDA
-// kernels vs the CPU kernels, on the GPU machine).
+// @latent-sft/train/testing (a test-only subpath export, not the public API): op-level cases for the
+// fused kernels (domain latent_sft: AdamW, SumSquares, MaskedSoftmax, RMSNorm): one-node graphs over
+// seeded data, run on a device, and their exact float32 references in JS. Used by the fused-*.test.ts
+// files here (CPU kernels vs the reference) and tools/bench/src/fused-check.ts (CUDA kernels vs the CPU
+// kernels, on the GPU machine).
 import { Rng } from '@latent-sft/core';
 import { type DType, Graph, type Tensor, f16BitsToNumber, serialize, typedFrom } from '@latent-sft/graph';
 import { type Device, DeviceSession, type DeviceTensor, type HostTensor, type TypedData } from '@latent-sft/runtime';

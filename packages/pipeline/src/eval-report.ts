@@ -1,22 +1,16 @@
-// `eval report`: one HTML + Markdown report over eval run folders (their summary.json and rows) and
+// The eval report (`eval report`): one HTML + Markdown report over eval run folders (their summary.json and rows) and
 // training metrics JSONL files (loss curves).
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { inputError, writeFileAtomic } from '@latent-sft/core';
 import {
   type EvalRow, type EvalSummary, type MetricsCurves, type SuperpositionExample, parseSummary, renderReportHtml, renderSummariesMarkdown,
+  superpositionExamples,
 } from '@latent-sft/eval';
 import { readMetrics } from '@latent-sft/train';
+import { predictionsFile } from './eval-run.js';
 
-/** Superposition pictures of the first `n` rows that have latent steps. */
-export function superpositionExamples(rows: readonly EvalRow[], n: number, prefix = ''): SuperpositionExample[] {
-  return rows.filter((r) => r.latentSteps.length > 0).slice(0, n).map((r) => ({
-    title: `${prefix}${r.dataset} #${r.id} (seed ${r.seed}): #L = ${r.latents}, ${r.correct ? 'correct' : 'wrong'} (gold ${r.gold}, got ${r.extracted ?? '–'})`,
-    problem: r.prompt, output: r.output, steps: r.latentSteps,
-  }));
-}
-
-export interface ReportOptions {
+export interface EvalReportOptions {
   runs: string[];
   metrics: string[];
   out: string;
@@ -24,8 +18,8 @@ export interface ReportOptions {
   examples: number;
 }
 
-/** Reads a run folder's summary.json. */
-export function readSummary(dir: string): EvalSummary {
+/** Reads an eval run folder's summary.json. */
+export function readEvalSummary(dir: string): EvalSummary {
   const file = join(dir, 'summary.json');
   if (!existsSync(file)) throw inputError({ file }, 'not found: not an eval run folder (run `eval run` first)');
   let value: unknown;
@@ -64,7 +58,7 @@ export function metricsFiles(path: string): string[] {
 }
 
 /** Writes `out` (HTML) and the Markdown beside it (same name, .md); returns both paths. */
-export function reportCommand(o: ReportOptions): { html: string; markdown: string } {
+export function writeEvalReport(o: EvalReportOptions): { html: string; markdown: string } {
   if (o.runs.length === 0) throw inputError({ field: '--runs' }, 'name at least one eval run folder');
   if (!o.out.endsWith('.html')) throw inputError({ field: '--out' }, `expected an .html file, got '${o.out}'`);
   const mdPath = o.out.replace(/\.html$/, '.md');
@@ -72,14 +66,14 @@ export function reportCommand(o: ReportOptions): { html: string; markdown: strin
   if (existsSync(mdPath) && !readFileSync(mdPath, 'utf8').startsWith(REPORT_MD_MARK)) {
     throw inputError({ field: '--out' }, `${mdPath} exists and was not written by eval report; choose another --out; nothing was written`);
   }
-  const summaries = o.runs.map(readSummary);
+  const summaries = o.runs.map(readEvalSummary);
   const superpositions: SuperpositionExample[] = [];
   o.runs.forEach((dir, i) => {
     const s = summaries[i] as EvalSummary;
     if (s.mode !== 'latent') return;
     const first = s.runs[0];
     if (!first) return;
-    const rows = readRowsFile(join(dir, 'predictions', `${first.dataset}.seed-${first.seed}.jsonl`));
+    const rows = readRowsFile(join(dir, predictionsFile(first.dataset, first.seed)));
     superpositions.push(...superpositionExamples(rows, o.examples, o.runs.length > 1 ? `${s.method}: ` : ''));
   });
   const curves: MetricsCurves[] = o.metrics.flatMap(metricsFiles).map((file) => (
