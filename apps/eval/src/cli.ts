@@ -10,8 +10,8 @@ import { EVAL_MODES, type EvalDatasetName, MULTIPLICATION_DATASET_SYNTAX, parseE
 import { type EvalRunOptions, defaultMethodName, runEval, writeEvalReport } from '@latent-sft/pipeline';
 import { z } from 'zod';
 
-const EXTRACTION = z.enum(['lenient', 'reference']).default('lenient')
-  .describe('answer extraction: lenient = boxed → #### → last number; reference = boxed only (the seed code)');
+const EXTRACTION = z.enum(['official', 'lenient', 'reference']).default('official')
+  .describe('answer rule of the reported numbers: official = Latent-SFT\'s parser + grader (text after the last boxed); lenient = boxed → #### → last number (always reported beside it); reference = boxed only (the seed code)');
 
 const runSchema = defineConfig(z.object({
   model: z.string().describe('HF checkpoint folder (config.json + model.safetensors; tokenizer files unless --tokenizer)'),
@@ -38,6 +38,7 @@ const runSchema = defineConfig(z.object({
   'method-name': z.string().optional().describe('row label in Table 1 (default: mode and model folder name)'),
   force: z.boolean().default(false).describe('replace a different eval run already in --out'),
   examples: z.number().int().nonnegative().default(4).describe('problems drawn as latent superpositions in report.html'),
+  allowConfigFields: z.string().default('').describe("comma list of the model's config.json fields to load although unknown or unsupported (you take responsibility for their effect)"),
 }));
 
 const reportSchema = defineConfig(z.object({
@@ -105,6 +106,7 @@ export async function runCli(argv: readonly string[], write: (text: string) => v
             ...(c['latent-top-k'] !== undefined ? { latentTopK: c['latent-top-k'] } : {}), ecrK: parseIntList(c['ecr-k'], '--ecr-k', 1), extraction: c.extraction,
             ...(c['data-dir'] !== undefined ? { dataDir: c['data-dir'] } : {}), out: c.out,
             methodName: c['method-name'] ?? defaultMethodName(c.mode, c.model), force: c.force, examples: c.examples,
+            ...(c.allowConfigFields !== '' ? { allowConfigFields: c.allowConfigFields } : {}),
           };
           const s = await runEval(opts, logger);
           write(`${JSON.stringify({ out: opts.out, method: s.method, runs: s.runs.map((r) => ({ dataset: r.dataset, seed: r.seed, accuracy: r.accuracy, meanLatents: r.latents.mean })) })}\n`);

@@ -4,8 +4,9 @@
 import type { Problem } from '@latent-sft/data';
 import { ecrAtK, entropy, matrix } from '@latent-sft/latent';
 import { END_THINK, type Tokenizer } from '@latent-sft/tokenizer';
-import { compareAnswers, datasetAnswerKind } from './equivalence.js';
-import { type ExtractionMode, extractAnswer } from './extract.js';
+import { datasetAnswerKind } from './equivalence.js';
+import type { ExtractionMode } from './extract.js';
+import { judgeOutput } from './score.js';
 import type { SuperpositionExample } from './html.js';
 import type { EvalMode, EvalRow } from './report.js';
 
@@ -101,8 +102,10 @@ export function buildRow(ctx: RowContext, p: Problem, prompt: readonly number[],
   let endThink: boolean | null = null;
   if (ctx.mode === 'latent') latents = r.latentCount;
   else ({ latents, endThink } = explicitReasoningLength(r.outputIds, ctx.endThinkIds, ctx.text));
-  const { answer, source } = extractAnswer(output, { mode: ctx.extraction });
-  const cmp = compareAnswers(answer, p.answer, datasetAnswerKind(p.dataset));
+  // The run's rule decides `correct`; the lenient rule is judged beside it (summaries show both).
+  const kind = datasetAnswerKind(p.dataset);
+  const j = judgeOutput(output, p.answer, kind, { mode: ctx.extraction });
+  const lenient = ctx.extraction === 'lenient' ? j : judgeOutput(output, p.answer, kind, { mode: 'lenient' });
   const steps = r.latentTopK.map((s) => ({ ids: [...s.ids], tokens: s.ids.map((id) => ctx.text.token(id)), probs: [...s.probs] }));
   let ecr: Record<string, number> | null = null;
   if (ctx.mode === 'latent' && p.cot !== null && p.cot.trim() !== '' && r.latentCount > 0) {
@@ -121,7 +124,7 @@ export function buildRow(ctx: RowContext, p: Problem, prompt: readonly number[],
   return {
     dataset: p.dataset, id: p.id, index: p.index, seed: ctx.seed, prompt: ctx.text.text(prompt), promptTokens: prompt.length, output,
     outputIds: [...r.outputIds], latents, latentStop: r.latentStop, endThink, latentSteps: steps, latentEntropy, finishReason: r.finishReason,
-    gold: p.answer, extracted: answer, source, correct: cmp.equal, match: cmp.method, ecr,
+    gold: p.answer, extracted: j.extracted, source: j.source, correct: j.correct, match: j.method, lenientCorrect: lenient.correct, ecr,
   };
 }
 

@@ -26,7 +26,7 @@ import { type GenerateDtype, Generator } from '@latent-sft/generate';
 import {
   DEFAULT_LATENT_SPEC, type LatentKindName, type LatentSpec, type LatentSpecFile, readLatentSpec, resolveLatentSpec,
 } from '@latent-sft/latent';
-import { loadCheckpoint } from '@latent-sft/models';
+import { configFieldList, loadCheckpoint } from '@latent-sft/models';
 import { THINK, type Tokenizer, latentEndId, latentMarkerIds, loadTokenizer, padId, promptFor } from '@latent-sft/tokenizer';
 import { claimOrReuseOutDir } from './run-dir.js';
 
@@ -63,6 +63,8 @@ export interface EvalRunOptions {
   out: string;
   methodName: string;
   force: boolean;
+  /** config.json fields to load although unknown or unsupported (--allowConfigFields). */
+  allowConfigFields?: string;
   /** Superposition pictures in report.html. */
   examples: number;
   /** Clock of the config record (default: the wall clock). */
@@ -112,9 +114,9 @@ export async function runEval(o: EvalRunOptions, logger: Logger): Promise<EvalSu
   const latentKind = latent?.kind === 'hidden' ? 'hidden' : 'soft';
   const identity = runIdentity(o, latent);
   const record = configRecord(identity, { app: EVAL_RUN_APP, version: 1, createdAt: (o.now ?? (() => new Date()))() });
-  const reuse = claimOrReuseOutDir(o.out, record, { force: o.force, ownFiles: EVAL_RUN_FILES, logger });
+  const reuse = claimOrReuseOutDir(o.out, record, { force: o.force, ownFiles: EVAL_RUN_FILES, logger, legacyApp: 'eval run' });
 
-  const ckpt = loadCheckpoint(o.model);
+  const ckpt = loadCheckpoint(o.model, { allowConfigFields: configFieldList(o.allowConfigFields ?? '') });
   const tok = await loadTokenizer(resolve(o.tokenizer ?? o.model));
   if (tok.vocabSize > ckpt.config.vocabSize) {
     throw inputError({ field: '--tokenizer' }, `the tokenizer has ${tok.vocabSize} ids but the model's vocab_size is ${ckpt.config.vocabSize}`);

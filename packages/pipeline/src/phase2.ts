@@ -20,7 +20,7 @@ import { readMetrics } from '@latent-sft/train';
 import { latentEndId, padId } from '@latent-sft/tokenizer';
 import { CACHE_MANIFEST, cacheLatentKind, checkCacheSpec, manifestLatentSpec, readLatentCache } from './cache.js';
 import { type RunContext, recordOf, secondsSince } from './context.js';
-import { prepareData } from './data.js';
+import { checkFitsModel, prepareData } from './data.js';
 import { latentNotes } from './phase1.js';
 import { initLora, loadModelDir, loadModelTokenizer, loraOf, saveAdapterDir, saveModelDir, toHost, tokenizerSha } from './model.js';
 import { LAYOUT, claimOutDir, publishDir } from './run-dir.js';
@@ -55,8 +55,10 @@ export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<
   checkCacheSpec(config.cache, manifest, spec);
   const kind = cacheLatentKind(manifest);
   const hidden = kind === 'hidden';
+  checkFitsModel(data.examples, m1.config.maxPositionEmbeddings, manifest.r, config.model);
   const record = recordOf(app, config, ctx);
-  claimOutDir(config.out, record, config.resume);
+  const lock = claimOutDir(config.out, record, config.resume);
+  try {
   logger.info({ examples: teachers.length, latent: kind, r: manifest.r, k: manifest.k }, 'cache loaded');
   const gumbel = config.gumbel.enabled && !hidden;
   if (config.gumbel.enabled && hidden) logger.warn({ latent: kind }, 'Gumbel perturbation does not apply to hidden-state latents: skipped');
@@ -110,4 +112,7 @@ export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<
   writeSummary(summary);
   logger.info({ ...summary }, 'done');
   return summary;
+  } finally {
+    lock.release();
+  }
 }

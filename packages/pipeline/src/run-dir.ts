@@ -245,10 +245,13 @@ export function clearOwnRun(dir: string, o: { app: string; marker: string; files
 /**
  * Claims `out` for a run that continues itself (eval run): true when `out` already holds a run of the
  * same app and config hash (the caller reuses its files). A run of the same app with another config is
- * refused unless `force`, which first removes `ownFiles` (and phase.json, config.json); so is a folder
- * holding no phase run but those files. Anything else: as claimOutDir.
+ * refused unless `force`, which first removes `ownFiles` (and phase.json, config.json). A folder without
+ * phase.json is cleared by `force` only when its legacy marker run.json names `legacyApp` (clearOwnRun);
+ * a folder of user files is never touched. Anything else: as claimOutDir.
  */
-export function claimOrReuseOutDir(out: string, record: ConfigRecord, o: { force: boolean; ownFiles: readonly string[]; logger: Logger }): boolean {
+export function claimOrReuseOutDir(
+  out: string, record: ConfigRecord, o: { force: boolean; ownFiles: readonly string[]; logger: Logger; legacyApp?: string },
+): boolean {
   const phasePath = join(out, LAYOUT.phase);
   const prev = existsSync(phasePath) ? (readJson(phasePath) as Partial<PhaseFile>) : null;
   if (prev !== null && prev.app === record.app) {
@@ -260,9 +263,15 @@ export function claimOrReuseOutDir(out: string, record: ConfigRecord, o: { force
       throw new UserError(`${out}: holds a different ${record.app} run (config ${String(prev.configHash).slice(0, 12)} ≠ ${record.configHash.slice(0, 12)}); choose another output dir or pass --force to replace it`);
     }
   }
-  if (o.force && existsSync(out) && (prev === null || prev.app === record.app)) {
-    o.logger.warn({ out }, `replacing the ${record.app} run in the output dir (--force)`);
-    for (const f of [...o.ownFiles, LAYOUT.phase, LAYOUT.config]) rmSync(join(out, f), { recursive: true, force: true });
+  if (o.force && existsSync(out)) {
+    if (prev !== null && prev.app === record.app) {
+      o.logger.warn({ out }, `replacing the ${record.app} run in the output dir (--force)`);
+      for (const f of [...o.ownFiles, LAYOUT.phase, LAYOUT.config]) rmSync(join(out, f), { recursive: true, force: true });
+    } else if (prev === null && readdirSync(out).length > 0) {
+      // No phase.json: only a folder from before it (run.json of this app, legacy marker) is ours to clear.
+      o.logger.warn({ out }, `replacing the ${o.legacyApp ?? record.app} run in the output dir (--force)`);
+      clearOwnRun(out, { app: o.legacyApp ?? record.app, marker: 'run.json', files: o.ownFiles });
+    }
   }
   claimOutDir(out, record, false);
   return false;

@@ -27,15 +27,17 @@ export interface FusedParts {
   /**
    * The fused AdamW also writes each updated weight in the 16-bit compute dtype (AdamWCopy), kept as
    * state `copy.<p>` that the forward reads instead of a Cast of the float32 master; only with the fused
-   * optimizer, gradAccum 1 and a 16-bit compute dtype (otherwise ignored). Default: as `optimizer`.
+   * optimizer, gradAccum 1 and a 16-bit compute dtype (otherwise ignored). Default: off, also for
+   * `true` / 'auto': on the H200 it made the 1B step slower (36.3k vs 37.3k tokens/s) and the LoRA step
+   * much slower (21.3k vs 29.9k), with +2.4 GB peak (docs/performance.md, h200-2026-12-04.jsonl).
    */
   weightCopies?: boolean;
 }
 
 /** `fused` as parts, every one set (rmsnorm and swiglu default to softmax). */
 export function fusedParts(f: boolean | FusedParts | undefined): Required<FusedParts> {
-  if (typeof f === 'object') return { ...f, rmsnorm: f.rmsnorm ?? f.softmax, swiglu: f.swiglu ?? f.softmax, weightCopies: f.weightCopies ?? f.optimizer };
-  return { optimizer: f === true, softmax: f === true, rmsnorm: f === true, swiglu: f === true, weightCopies: f === true };
+  if (typeof f === 'object') return { ...f, rmsnorm: f.rmsnorm ?? f.softmax, swiglu: f.swiglu ?? f.softmax, weightCopies: f.weightCopies ?? false };
+  return { optimizer: f === true, softmax: f === true, rmsnorm: f === true, swiglu: f === true, weightCopies: false };
 }
 
 /**

@@ -51,7 +51,7 @@ export interface TrainerOptions {
    * rounding, so bit for bit the same training). 'auto' (default): when the device's kernels load
    * (fusedKernelsStatus), else standard ops with a warning. true: required. false: never.
    * `{ optimizer, softmax, rmsnorm?, swiglu?, weightCopies? }`: required, only the parts set (rmsnorm
-   * and swiglu default to softmax, weightCopies to optimizer).
+   * and swiglu default to softmax; weightCopies is opt-in).
    */
   fusedKernels?: boolean | 'auto' | FusedParts;
   /**
