@@ -123,7 +123,7 @@ describe('eval run (latent)', () => {
     expect(cell.latents.mean).toBeAllclose((meanL[0]! + meanL[1]!) / 2, { rtol: 1e-12 });
     expect(cell.latents.std).toBeAllclose(Math.abs(meanL[0]! - meanL[1]!) / Math.SQRT2, { atol: 1e-12 });
     const md = readFileSync(join(out, 'summary.md'), 'utf8');
-    expect(md).toContain('| Method | GSM8k-Aug P@1 | #L | Avg P@1 | Avg #L | P@1/#L |');
+    expect(md).toContain('| Method | GSM8k-Aug P@1 | lenient | #L | Avg P@1 | Avg #L | P@1/#L |');
     expect(md).toContain(`| Latent-SFT(4) | ${formatValue(cell.pass1.mean)}±`);
     expect(md).toContain('N_eff (effective global parallelism) not computed');
     const html = readFileSync(join(out, 'report.html'), 'utf8');
@@ -232,7 +232,7 @@ describe('eval run (explicit) and eval report', () => {
     expect(text.match(/<g class="cell">/g)?.length).toBe(rows(join(root, 'latent-again'), 'gsm8k-aug-test', 2).slice(0, 2).reduce((a, r) => a + r.latentSteps.length * 10, 0));
     expect(text).not.toMatch(/<script|<link|src="http|href="http/);
     const md = readFileSync(join(root, 'report', 'report.md'), 'utf8');
-    expect(md).toContain('| Method | GSM8k-Aug P@1 | #L | Avg P@1 | Avg #L | P@1/#L |');
+    expect(md).toContain('| Method | GSM8k-Aug P@1 | lenient | #L | Avg P@1 | Avg #L | P@1/#L |');
     expect(md).toContain('| Latent-SFT(4) |');
     expect(md).toContain('| CoT-SFT |');
     expect(md).toContain('| train/metrics.jsonl | 3 | 1 | 3 | 2.500 | 1.500 |');

@@ -9,7 +9,8 @@ import { configRecord } from '@latent-sft/config';
 import { UserError } from '@latent-sft/core';
 import { oneLineError } from '@latent-sft/testing';
 import { describe, expect, it } from 'vitest';
-import { RUN_CONTROL_KEYS, claimOutDir, clearOwnRun, lockRunDir, publishDir } from './run-dir.js';
+import { silentLogger } from '@latent-sft/core';
+import { RUN_CONTROL_KEYS, claimOrReuseOutDir, claimOutDir, clearOwnRun, lockRunDir, publishDir } from './run-dir.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'run-dir-'));
 const rec = (config: Record<string, unknown>, app = 'toy') => configRecord(config, { app, version: 1, createdAt: '2026-01-01T00:00:00.000Z', ignore: RUN_CONTROL_KEYS });
@@ -91,6 +92,24 @@ describe('clearOwnRun (--force)', () => {
     writeFileSync(join(dir, 'mine.txt'), 'keep');
     clearOwnRun(dir, { app: 'eval run', marker: 'run.json', files });
     expect(readdirSync(dir)).toEqual(['mine.txt']);
+  });
+});
+
+describe('claimOrReuseOutDir (eval run --force)', () => {
+  const ownFiles = ['summary.json', 'summary.md', 'predictions', 'run.json'];
+  it('never clears a folder of user files, even with --force; clears a legacy run of its own app', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'summary.md'), 'my notes');
+    const o = { force: true, ownFiles, logger: silentLogger, legacyApp: 'eval run' };
+    expect(oneLine(() => claimOrReuseOutDir(dir, rec({ a: 1 }, 'eval'), o))).toMatch(/holds no output of 'eval run' \(no readable run\.json\); .*nothing was deleted$/);
+    expect(snapshot(dir)).toEqual({ 'summary.md': 'my notes' });
+
+    const legacy = tmp();
+    writeFileSync(join(legacy, 'run.json'), JSON.stringify({ app: 'eval run' }));
+    writeFileSync(join(legacy, 'summary.md'), 'old summary');
+    expect(claimOrReuseOutDir(legacy, rec({ a: 1 }, 'eval'), o)).toBe(false);
+    expect(readdirSync(legacy).sort()).toEqual(['.lock', 'config.json', 'phase.json'].filter((f) => existsSync(join(legacy, f))).sort());
+    expect(existsSync(join(legacy, 'summary.md'))).toBe(false);
   });
 });
 
