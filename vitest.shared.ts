@@ -15,7 +15,14 @@ export function projectConfig(overrides: { testTimeout?: number } = {}): UserCon
       include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
       setupFiles: [setupFile],
       reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
+      // Generous limits: CI and helpers share a loaded 2-core machine, where a tokenizer load in a
+      // beforeAll can take far longer than vitest's 10 s default. A test that hangs still fails.
       testTimeout: overrides.testTimeout ?? 60_000,
+      hookTimeout: Math.max(overrides.testTimeout ?? 60_000, 300_000),
+      teardownTimeout: 60_000,
+      // One fork per core at most. vitest's worker RPC (onTaskUpdate) times out after a fixed 60 s when
+      // a worker's event loop is blocked: tests never block it for long (child processes are spawned
+      // asynchronously, see tools/pipeline/src/experiment.test.ts).
       pool: 'forks',
       poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     },

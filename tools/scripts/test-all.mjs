@@ -14,7 +14,7 @@ for (const d of projectDirs) rmSync(join(d, 'test-results'), { recursive: true, 
 
 const args = ['nx', 'run-many', '-t', 'test', '--outputStyle=stream', ...process.argv.slice(2)];
 // The golden fixtures are committed, so a missing one is a failure, not a skip.
-const env = { ...process.env, GRAPH_GOLDENS_REQUIRED: '1', OPTIM_GOLDENS_REQUIRED: '1', PHASE_GOLDENS_REQUIRED: '1' };
+const env = { ...process.env, GRAPH_GOLDENS_REQUIRED: '1', OPTIM_GOLDENS_REQUIRED: '1', PHASE_GOLDENS_REQUIRED: '1', HF_COMPAT_GOLDENS_REQUIRED: '1' };
 const run = spawnSync('pnpm', ['exec', ...args], { cwd: root, stdio: 'inherit', env });
 
 let passed = 0, failed = 0, skipped = 0, projects = 0;

@@ -6,14 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '@latent-sft/core';
 import { multiplicationCot, multiplicationSplit, multiplicationTestSet } from '@latent-sft/data';
-import { type EvalRow, type EvalSummary, datasetAnswerKind, extractAnswer, isEquivalent } from '@latent-sft/eval';
+import { type EvalRow, type EvalSummary, datasetAnswerKind, extractAnswer, isEquivalent, loadEvalDataset, parseEvalDataset } from '@latent-sft/eval';
 import type { Tokenizer } from '@latent-sft/tokenizer';
 import { oneLineError } from '@latent-sft/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './cli.js';
 import { writeTinyLlama } from './tiny-model.testing.js';
-import { loadEvalDataset, parseEvalDataset } from './datasets.js';
-import { parseDatasets } from './run.js';
+import { parseDatasets } from './cli.js';
 
 const SLOW = 240_000;
 

@@ -3,19 +3,21 @@
 // checked against the eval package's extraction and equivalence, the tokenizer's prompt encoding and an
 // independent ECR count; per-seed determinism, batch-size independence, reuse/overwrite rules and the
 // report's table values and SVG elements are checked too.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '@latent-sft/core';
 import { loadDataset } from '@latent-sft/data';
 import {
-  type EvalRow, type EvalSummary, datasetAnswerKind, extractAnswer, formatValue, isEquivalent,
+  type EvalRow, type EvalSummary, TokenText, buildRow, datasetAnswerKind, explicitReasoningLength, extractAnswer, findSubsequence, formatValue,
+  isEquivalent,
 } from '@latent-sft/eval';
+import { writeLatentSpec } from '@latent-sft/latent';
+import { promptIds } from '@latent-sft/pipeline';
 import { THINK, type Tokenizer, encodeExample, latentMarkerIds } from '@latent-sft/tokenizer';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from './cli.js';
+import { parseIntList, runCli } from './cli.js';
 import { writeTinyLlama } from './tiny-model.testing.js';
-import { TokenText, buildRow, explicitReasoningLength, findSubsequence, parseIntList, promptIds } from './run.js';
 
 const SLOW = 240_000;
 let model: string;
@@ -55,7 +57,7 @@ const common = (out: string, limit = 5) => ['run', '--model', model, '--datasets
 beforeAll(async () => {
   model = join(root, 'tiny-llama-128k');
   tok = await writeTinyLlama(model);
-});
+}, SLOW);
 
 describe('eval run (latent)', () => {
   const out = join(root, 'latent');
@@ -65,7 +67,7 @@ describe('eval run (latent)', () => {
     const printed = JSON.parse(await cli([...common(out), '--mode', 'latent', '--seeds', '1,2', '--max-latent', '4', '--batch-size', '3',
       '--method-name', 'Latent-SFT(4)'])) as { runs: unknown[] };
     expect(printed.runs.length).toBe(2);
-    for (const f of ['run.json', 'summary.json', 'summary.md', 'report.html']) expect(existsSync(join(out, f))).toBe(true);
+    for (const f of ['phase.json', 'config.json', 'summary.json', 'summary.md', 'report.html']) expect(existsSync(join(out, f))).toBe(true);
     const problems = loadDataset('gsm8k-aug-test').problems.slice(0, 5);
     rs = [rows(out, 'gsm8k-aug-test', 1), rows(out, 'gsm8k-aug-test', 2)];
     const endThink = latentMarkerIds(tok).endThink;
@@ -152,16 +154,38 @@ describe('eval run (latent)', () => {
     expect(log.messages.filter((m) => m === 'reusing the rows of the same run').length).toBe(2);
     expect(statSync(join(out, 'predictions', 'gsm8k-aug-test.seed-1.jsonl')).mtimeMs).toBe(before);
     const other = [...common(out), '--mode', 'latent', '--seeds', '1', '--max-latent', '2', '--method-name', 'Latent-SFT(4)'];
-    await expect(cli(other)).rejects.toThrow(/holds a different eval run \(config [0-9a-f]{12} ≠ [0-9a-f]{12}\); choose another --out or pass --force/);
+    await expect(cli(other)).rejects.toThrow(/holds a different eval run \(config [0-9a-f]{12} ≠ [0-9a-f]{12}\); choose another output dir or pass --force to replace it/);
     const stray = join(root, 'stray');
     mkdirSync(stray);
     writeFileSync(join(stray, 'notes.txt'), 'x');
-    await expect(cli([...common(stray), '--seeds', '1'])).rejects.toThrow('is not empty and holds no eval run');
+    await expect(cli([...common(stray), '--seeds', '1'])).rejects.toThrow('not empty and holds no phase run (notes.txt)');
     await cli([...common(out, 2), '--mode', 'latent', '--seeds', '1', '--max-latent', '2', '--method-name', 'Latent-SFT(4)', '--force']);
     const s = summary(out);
     expect(s.runs.map((r) => [r.seed, r.scored])).toEqual([[1, 2]]);
     expect(existsSync(join(out, 'predictions', 'gsm8k-aug-test.seed-2.jsonl'))).toBe(false);
     expect(Math.max(...rows(out, 'gsm8k-aug-test', 1).map((r) => r.latents))).toBeLessThanOrEqual(2);
+  }, SLOW);
+});
+
+describe('eval run (latent) follows the latent spec of the model folder', () => {
+  it("takes top-k from latent.json, refuses a --latent-top-k that differs, and reads the legacy {kind, r} form", async () => {
+    const spec = join(root, 'spec-model');
+    cpSync(model, spec, { recursive: true });
+    writeLatentSpec(spec, { kind: 'soft-topk', compressionRate: 4, topK: 3, ltim: true, ltsum: true });
+    const args = ['run', '--model', spec, '--datasets', 'gsm8k-aug-test', '--limit', '2', '--max-new-tokens', '2', '--max-latent', '2', '--seeds', '1', '--greedy'];
+    await cli([...args, '--ecr-k', '1,3', '--out', join(root, 'spec-eval')]);
+    const rr = rows(join(root, 'spec-eval'), 'gsm8k-aug-test', 1);
+    expect(rr.flatMap((r) => r.latentSteps).every((st) => st.ids.length === 3)).toBe(true);
+    expect(rr.some((r) => r.latentSteps.length > 0)).toBe(true);
+    expect(summary(join(root, 'spec-eval')).notes[0]).toBe('Latent kind: soft-topk (latent.json; compression rate 4, top-k 3): each latent step feeds the top-k soft embedding of its logits.');
+    await expect(cli([...args, '--ecr-k', '1', '--latent-top-k', '5', '--out', join(root, 'spec-x')])).rejects.toThrow(
+      `latent spec mismatch: eval run --latent-top-k sets topK = 5 but ${join(spec, 'latent.json')} records 3; drop the field to use the recorded value`,
+    );
+    await expect(cli([...args, '--out', join(root, 'spec-y')])).rejects.toThrow('K = 5 exceeds the latent top-k 3');
+    expect(existsSync(join(root, 'spec-x')) || existsSync(join(root, 'spec-y'))).toBe(false);
+    writeFileSync(join(spec, 'latent.json'), JSON.stringify({ kind: 'soft', r: 4 }));
+    await cli([...args, '--ecr-k', '1', '--out', join(root, 'spec-legacy')]);
+    expect(summary(join(root, 'spec-legacy')).notes[0]).toMatch(/^Latent kind: soft-topk \(latent.json, legacy \{kind, r\} form: top-k 10, LTIM and LTSuM assumed; compression rate 4, top-k 10\)/);
   }, SLOW);
 });
 
@@ -260,7 +284,7 @@ describe('explicit #L and parsing helpers', () => {
     const out = join(root, 'never');
     await expect(cli([...common(out), '--greedy', '--temperature', '0.5'])).rejects.toThrow('give either --greedy or --temperature/--top-p, not both');
     await expect(cli(['run', '--model', model, '--datasets', 'gsm9k', '--out', out])).rejects.toThrow(`unknown dataset 'gsm9k'`);
-    await expect(cli([...common(out), '--ecr-k', '20'])).rejects.toThrow('K = 20 exceeds --latent-top-k 10');
+    await expect(cli([...common(out), '--ecr-k', '20'])).rejects.toThrow('K = 20 exceeds the latent top-k 10 (only the top-10 of each latent is recorded)');
     await expect(cli([...common(out), '--bogus', '1'])).rejects.toThrow(/bogus/);
     await expect(cli(['report', '--runs', join(root, 'nope'), '--out', join(root, 'r.html')])).rejects.toThrow('summary.json: not found: not an eval run folder');
     const e: unknown = await cli(['run', '--out', out]).then(() => null, (x: unknown) => x);

@@ -12,8 +12,11 @@ export async function runCli(argv: readonly string[], write: (text: string) => v
     .command('logits', 'print {"logits": [[...], ...]} (fp32, CPU; one row per position) for token ids',
       (y) => y
         .option('model', { type: 'string', demandOption: true, describe: 'HF checkpoint folder (config.json + model.safetensors)' })
-        .option('ids', { type: 'string', demandOption: true, describe: 'comma-separated token ids, e.g. 1,15,27' }),
-      async (a) => write(`${JSON.stringify(await logitsCommand({ model: a.model, ids: a.ids }))}\n`))
+        .option('ids', { type: 'string', demandOption: true, describe: 'comma-separated token ids, e.g. 1,15,27' })
+        .option('allowConfigFields', {
+          type: 'string', default: '', describe: 'comma-separated config.json fields to load although unknown or unsupported (ignored)',
+        }),
+      async (a) => write(`${JSON.stringify(await logitsCommand({ model: a.model, ids: a.ids, allowConfigFields: a.allowConfigFields }))}\n`))
     .command('tokenize', 'print {"ids": [...]} for a text (no special tokens added)',
       (y) => y
         .option('model', { type: 'string', demandOption: true, describe: 'folder with tokenizer.json + tokenizer_config.json' })

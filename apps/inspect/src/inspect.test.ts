@@ -1,6 +1,6 @@
 // The inspect commands on the committed tiny checkpoints: logits against the HF goldens, tokenization
 // with a materialized Llama-3.2 tokenizer, and one-line errors for bad input.
-import { cpSync, mkdtempSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +37,17 @@ describe('inspect logits', () => {
     expect(() => parseIds('', 10)).toThrow(`field '--ids': no token ids given`);
     await expect(logitsCommand({ model: tinyLlama, ids: '3,256' })).rejects.toThrow(`field '--ids': id 256 is not below the vocabulary size 256`);
     await expect(logitsCommand({ model: '/nonexistent', ids: '1' })).rejects.toThrow('/nonexistent/config.json: not found: not an HF checkpoint folder');
+  });
+
+  it('refuses an unknown config.json field unless --allowConfigFields names it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'inspect-cfg-'));
+    cpSync(tinyLlama, dir, { recursive: true });
+    const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...cfg, logit_softcapping: 30 }));
+    await expect(cli(['logits', '--model', dir, '--ids', '1,2'])).rejects.toThrow(`${join(dir, 'config.json')}: field 'logit_softcapping': unknown field`);
+    const printed = JSON.parse(await cli(['logits', '--model', dir, '--ids', '1,2', '--allowConfigFields', 'logit_softcapping'])) as { logits: number[][] };
+    const plain = JSON.parse(await cli(['logits', '--model', tinyLlama, '--ids', '1,2'])) as { logits: number[][] };
+    expect(printed.logits).toBeAllclose(plain.logits, { atol: 0, rtol: 0 });
   });
 });
 

@@ -3,7 +3,7 @@
 //   tokenize: a folder holding tokenizer.json + tokenizer_config.json + text → token ids.
 import { inputError } from '@latent-sft/core';
 import { Graph, serialize } from '@latent-sft/graph';
-import { buildDecoder, loadCheckpoint } from '@latent-sft/models';
+import { buildDecoder, configFieldList, loadCheckpoint } from '@latent-sft/models';
 import { Session } from '@latent-sft/runtime';
 import { loadTokenizer } from '@latent-sft/tokenizer';
 
@@ -20,8 +20,8 @@ export function parseIds(text: string, vocabSize: number): number[] {
 }
 
 /** Logits [T][V] of one sequence of ids (positions 0..T-1, causal mask) with the checkpoint in `model`. */
-export async function logitsCommand(opts: { model: string; ids: string }): Promise<{ logits: number[][] }> {
-  const ckpt = loadCheckpoint(opts.model);
+export async function logitsCommand(opts: { model: string; ids: string; allowConfigFields?: string }): Promise<{ logits: number[][] }> {
+  const ckpt = loadCheckpoint(opts.model, { allowConfigFields: configFieldList(opts.allowConfigFields ?? '') });
   const c = ckpt.config;
   const ids = parseIds(opts.ids, c.vocabSize);
   if (ids.length > c.maxPositionEmbeddings) throw inputError({ field: '--ids' }, `${ids.length} ids exceed max_position_embeddings ${c.maxPositionEmbeddings}`);

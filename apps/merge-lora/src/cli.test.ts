@@ -4,7 +4,8 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError, silentLogger } from '@latent-sft/core';
-import { initLora, loadModelDir, loraOf, saveAdapter, writeRandomModel } from '@latent-sft/pipeline';
+import { readLatentSpec, writeLatentSpec } from '@latent-sft/latent';
+import { initLora, loadModelDir, loraOf, saveAdapter, saveAdapterDir, writeRandomModel } from '@latent-sft/pipeline';
 import { describe, expect, it } from 'vitest';
 import { runCli } from './index.js';
 
@@ -46,7 +47,22 @@ describe('merge-lora CLI', () => {
       expect((e as Error).message).toMatch(re);
     };
     await fail(['--base', base.dir, '--adapter', join(dir, 'none'), '--out', join(dir, 'o2')], /adapter folder not found/);
-    await fail(['--base', base.dir, '--adapter', join(dir, 'adapter'), '--out', join(dir, 'out')], /already holds a finished merge-lora run/);
+    await fail(['--base', base.dir, '--adapter', join(dir, 'adapter'), '--out', join(dir, 'out')], /already holds a finished merge-lora run; choose another output dir; nothing was overwritten$/);
     await fail(['--base', base.dir, '--adapter', join(dir, 'adapter'), '--out', base.dir], /not empty and holds no phase run/);
+  }, 60_000);
+
+  it("carries the adapter's latent spec into hf/ and refuses a base that records another", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'merge-lora-'));
+    const base = await writeRandomModel(join(dir, 'base'), 'llama-3.2', { hiddenSize: 16, intermediateSize: 32, layers: 1, heads: 4, kvHeads: 2 }, 5);
+    const lora = loraOf({ r: 2, alpha: 4, dropout: 0 }, 'CAUSAL_LM', false);
+    const spec = { kind: 'hidden', compressionRate: 3, topK: 7, ltim: true, ltsum: false } as const;
+    saveAdapterDir(join(dir, 'adapter'), lora, initLora(base.config, lora, 9), { model: base.config }, spec);
+    await run(['--base', base.dir, '--adapter', join(dir, 'adapter'), '--out', join(dir, 'out')]);
+    expect(readLatentSpec(join(dir, 'out/hf'))?.spec).toEqual(spec);
+    writeLatentSpec(base.dir, { ...spec, compressionRate: 4 });
+    const e = await run(['--base', base.dir, '--adapter', join(dir, 'adapter'), '--out', join(dir, 'out2')]).then(() => null, (x: unknown) => x);
+    expect(e).toBeInstanceOf(UserError);
+    expect((e as Error).message).toBe(`latent spec mismatch: compressionRate 3 in ${join(dir, 'adapter/latent.json')} but 4 in ${join(base.dir, 'latent.json')}`);
+    expect(existsSync(join(dir, 'out2'))).toBe(false);
   }, 60_000);
 });

@@ -1,6 +1,7 @@
 // `pnpm merge-lora [--config file] [--flags]`: the app entry point.
-import { createRootLogger, runMain } from '@latent-sft/core';
+import { createAppIo, runMain } from '@latent-sft/core';
 import { hideBin } from 'yargs/helpers';
 import { runCli } from './cli.js';
 
-runMain(() => runCli(hideBin(process.argv), { logger: createRootLogger('merge-lora'), write: (text) => process.stdout.write(text) }));
+const io = createAppIo('merge-lora');
+runMain(() => runCli(hideBin(process.argv), io), io);

@@ -1,7 +1,7 @@
 // phase2 end to end through the CLI: a random-init hidden-16 M1, a cache from cache-latents over its
 // resized encoder, 2 steps with Gumbel-perturbed teachers → lora_adapter + hf (M2); a cache of other
 // data and a missing cache are one-line errors.
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '@latent-sft/config';
@@ -23,7 +23,7 @@ describe('phase2 CLI', () => {
     const enc = resizeForCompress(m1.config, m1.tensors);
     saveModelDir(join(dir, 'enc'), enc.config, enc.tensors, m1.dir);
     const data = { 'data.count': 4, 'data.digitsA': 1 };
-    await runCacheLatents(loadConfig({ schema: cacheLatentsConfig, overrides: { out: join(dir, 'cache'), encoder: join(dir, 'enc'), decoder: m1.dir, r: 2, k: 4, ...data } }), { logger: silentLogger });
+    await runCacheLatents(loadConfig({ schema: cacheLatentsConfig, overrides: { out: join(dir, 'cache'), encoder: join(dir, 'enc'), decoder: m1.dir, 'latent.compressionRate': 2, 'latent.topK': 4, ...data } }), { logger: silentLogger });
     const args = ['--model', m1.dir, '--cache', join(dir, 'cache'), '--data.count', '4', '--data.digitsA', '1', '--lora.r', '2', '--train.steps', '2', '--train.batchSize', '2'];
     const s = await run([...args, '--out', join(dir, 'p2'), '--gumbel.enabled']);
     expect(s.steps).toBe(2);
@@ -37,6 +37,11 @@ describe('phase2 CLI', () => {
     };
     await fail([...args, '--data.seed', '8', '--out', join(dir, 'x')], /latent cache does not match this run \(dataset: /);
     await fail([...args.map((a) => (a === join(dir, 'cache') ? join(dir, 'none') : a)), '--out', join(dir, 'y')], /latent cache not found/);
-    expect(existsSync(join(dir, 'x')) || existsSync(join(dir, 'y'))).toBe(false);
+    // The spec comes from the cache's latent.json (M1 here has none); a flag that differs is refused.
+    const spec = { kind: 'soft-topk', compressionRate: 2, topK: 4, ltim: true, ltsum: true };
+    expect(JSON.parse(readFileSync(join(dir, 'p2/hf/latent.json'), 'utf8'))).toEqual(spec);
+    await fail([...args, '--latent.compressionRate', '4', '--out', join(dir, 'z')],
+      new RegExp(`^latent spec mismatch: phase2 config sets latent.compressionRate = 4 but ${join(dir, 'cache/latent.json')} records 2;`));
+    expect(existsSync(join(dir, 'x')) || existsSync(join(dir, 'y')) || existsSync(join(dir, 'z'))).toBe(false);
   }, 90_000);
 });

@@ -91,6 +91,27 @@ describe('buildCli', () => {
     const msg = await failureOf(['train', '--optim.lrr', '1']);
     expect(msg).toBe("unknown argument 'optim.lrr' (did you mean '--optim.lr'?)");
     expect(await failureOf(['trian'])).toBe("unknown argument 'trian' (did you mean 'train'?)");
+    // A misspelled command with flags: the command is named, not the first (valid) flag.
+    expect(await failureOf(['trian', '--seed', '3', '--optim.lr', '1'])).toBe("unknown command 'trian' (did you mean 'train'?)");
+    expect(await failureOf(['zzzzzz', '--seed', '3'])).toBe("unknown command 'zzzzzz' (commands: train)");
+  });
+
+  it("a union field alone selects the default variant; a field of another variant asks for the kind", async () => {
+    const { cli, seen } = harness();
+    const withDefault = buildCli({
+      name: 't', out: () => undefined,
+      commands: [defineCommand({ command: 'train', describe: 'd', schema: defineConfig(z.object({
+        base: z.discriminatedUnion('kind', [
+          z.object({ kind: z.literal('init'), vocab: z.enum(['full', 'corpus']).default('full').describe('v') }),
+          z.object({ kind: z.literal('checkpoint'), dir: z.string().describe('d') }),
+        ]).default({ kind: 'init', vocab: 'full' }).describe('base'),
+      })), handler: (c) => { seen.push(c as never); } })],
+    });
+    await withDefault.parseAsync(['train', '--base.vocab', 'corpus']);
+    expect(seen).toEqual([{ base: { kind: 'init', vocab: 'corpus' } }]);
+    await expect(withDefault.parseAsync(['train', '--base.dir', 'x'])).rejects.toThrow(/base\.kind/);
+    await cli.parseAsync(['train', '--mode.kind', 'latent', '--mode.r', '2']);
+    expect(seen[1]).toMatchObject({ mode: { kind: 'latent', r: 2 } });
   });
 
   it('bad values and choices are one-line errors naming the flag', async () => {

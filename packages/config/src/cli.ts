@@ -1,12 +1,14 @@
 // The app boundary: a yargs instance whose options are derived from each command's config schema.
 // Strict (unknown flags are errors, with a suggestion), one-line UserErrors instead of yargs' usage
-// dump, `--config <file>` (JSON; flags override it), and `--print-config` (prints the resolved config
-// as JSON and returns without running the handler). The instance never calls process.exit: apps run
+// dump, `--config <file>` (JSON; flags override it), `--print-config` (prints the resolved config
+// as JSON and returns without running the handler), and the terminal-output flags every app shares
+// (`--log-format auto|pretty|json`, `--quiet`, `--log-file`), applied to the app's root logger before
+// the handler runs. The instance never calls process.exit: apps run
 // `await buildCli(...).parseAsync(hideBin(process.argv))` inside runMain.
 //
 // Schema defaults are shown in help through `defaultDescription` but are not given to yargs as
 // `default`, so that a value in the config file is not overwritten by a default injected by yargs.
-import { UserError } from '@latent-sft/core';
+import { LOG_FORMATS, type LogFormat, type Logger, UserError } from '@latent-sft/core';
 import yargs, { type Argv, type Options } from 'yargs';
 import type { z } from 'zod';
 import { loadConfig, type ConfigOf } from './load.js';
@@ -36,6 +38,8 @@ export interface CliSpec {
   commands: readonly CliCommand[];
   /** Where --print-config writes (default process.stdout). */
   out?: (text: string) => void;
+  /** The app's root logger: --log-format, --quiet and --log-file configure its output. */
+  logger?: Logger;
 }
 
 /** Keeps the types of one command's schema and handler together (for the commands array). */
@@ -64,13 +68,20 @@ export function yargsOptionsFromSchema(schema: ConfigDef | z.ZodObject): Record<
   return table;
 }
 
-const BUILTIN_FLAGS = ['config', 'print-config', 'help', 'version'];
+const BUILTIN_FLAGS = ['config', 'print-config', 'log-format', 'quiet', 'log-file', 'help', 'version'];
 
 /** Turns a yargs validation message into a one-line UserError, adding "did you mean" for unknowns. */
 function yargsError(msg: string, flags: readonly string[], commands: readonly string[]): UserError {
   const m = /^Unknown arguments?: (.+)$/.exec(msg.trim());
   if (m) {
-    const token = (m[1] as string).split(', ')[0] as string;
+    const tokens = (m[1] as string).split(', ');
+    // A misspelled subcommand leaves every flag unknown too: name the word that is no flag.
+    const word = commands.length > 0 ? tokens.find((t) => !flags.includes(t) && !/^-/.test(t) && tokens.some((u) => flags.includes(u))) : undefined;
+    if (word !== undefined) {
+      const cmd = closest(word, commands);
+      return new UserError(`unknown command '${word}'${cmd !== undefined ? ` (did you mean '${cmd}'?)` : ` (commands: ${commands.join(', ')})`}`);
+    }
+    const token = tokens[0] as string;
     const flag = closest(token, flags);
     const cmd = closest(token, commands);
     const hint = flag !== undefined ? ` (did you mean '--${flag}'?)` : cmd !== undefined ? ` (did you mean '${cmd}'?)` : '';
@@ -94,6 +105,16 @@ export function buildCli(spec: CliSpec): Argv {
     })
     .option('config', { type: 'string', requiresArg: true, describe: 'JSON config file; flags override its values' })
     .option('print-config', { type: 'boolean', describe: 'print the resolved config as JSON and exit' })
+    .option('log-format', { type: 'string', choices: [...LOG_FORMATS], requiresArg: true, defaultDescription: 'auto',
+      describe: 'log lines on stderr: pretty (short lines, progress bar), json (JSON lines), auto (pretty on a terminal)' })
+    .option('quiet', { type: 'boolean', describe: 'log only warnings and errors, no progress bar' })
+    .option('log-file', { type: 'string', requiresArg: true, describe: 'also append every log record to this file as JSON lines' })
+    .middleware((argv) => {
+      const format = argv['log-format'] as LogFormat | undefined;
+      const quiet = argv['quiet'] as boolean | undefined;
+      const file = argv['log-file'] as string | undefined;
+      spec.logger?.output?.configure({ ...(format !== undefined ? { format } : {}), ...(quiet !== undefined ? { quiet } : {}), ...(file !== undefined ? { file } : {}) });
+    })
     .help()
     .demandCommand(1, 'a command is required (see --help)')
     .wrap(null);

@@ -83,6 +83,19 @@ describe('loadConfig', () => {
     expect(e.message).toBe("run.json: field 'optim.lrr': unknown key (did you mean 'optim.lr'?)");
   });
 
+  it('keys that name Object.prototype members are unknown keys, at any depth and in any variant', () => {
+    const cases: Array<[string, string]> = [
+      ['{"name":"a","__proto__":{"polluted":1}}', '__proto__'], ['{"name":"a","constructor":1}', 'constructor'],
+      ['{"name":"a","toString":"x"}', 'toString'], ['{"name":"a","optim":{"hasOwnProperty":1}}', 'optim.hasOwnProperty'],
+      ['{"name":"a","mode":{"kind":"latent","r":2,"valueOf":1}}', 'mode.valueOf'], ['{"name":"a","mode":{"kind":"cot","__proto__":{}}}', 'mode.__proto__'],
+    ];
+    for (const [text, field] of cases) {
+      expect(errorOf(() => loadConfig({ schema: def, file: tmpFile(text), fileLabel: 'run.json' })).message).toMatch(new RegExp(`^run\\.json: field '${field.replace('.', '\\.')}': unknown key`));
+    }
+    expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
+    expect(errorOf(() => loadConfig({ schema: def, overrides: { name: 'a', toString: 1 } })).message).toMatch(/^unknown flag '--toString'/);
+  });
+
   it('an unknown flag names it and suggests the closest', () => {
     const e = errorOf(() => loadConfig({ schema: def, overrides: { name: 'a', 'optim.wieghtDecay': 0 } }));
     expect(e.message).toBe("unknown flag '--optim.wieghtDecay' (did you mean '--optim.weightDecay'?)");

@@ -6,6 +6,6 @@ export { loadConfig } from './load.js';
 export type { ConfigOf, DeepReadonly, LoadConfigOptions } from './load.js';
 export { buildCli, defineCommand, yargsOptionsFromSchema } from './cli.js';
 export type { CliCommand, CliSpec, CommandContext } from './cli.js';
-export { canonicalJson, configHash, configRecord } from './record.js';
+export { canonicalJson, configDiff, configHash, configIdentity, configRecord } from './record.js';
 export type { ConfigRecord } from './record.js';
 export { closest, levenshtein } from './suggest.js';

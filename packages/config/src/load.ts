@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { UserError, inputError } from '@latent-sft/core';
 import type { z } from 'zod';
-import { defineConfig, unknownKeys, type ConfigDef } from './schema.js';
+import { defineConfig, fillDefaultVariants, unknownKeys, type ConfigDef } from './schema.js';
 import { didYouMean } from './suggest.js';
 
 /** A deeply read-only view of a resolved config. */
@@ -56,7 +56,7 @@ function readConfigFile(file: string, label: string): Record<string, unknown> {
 function getPath(obj: unknown, path: readonly string[]): { found: boolean; value: unknown } {
   let cur: unknown = obj;
   for (const k of path) {
-    if (!isPlainObject(cur) || !(k in cur)) return { found: false, value: undefined };
+    if (!isPlainObject(cur) || !Object.hasOwn(cur, k)) return { found: false, value: undefined };
     cur = cur[k];
   }
   return { found: true, value: cur };
@@ -65,7 +65,7 @@ function getPath(obj: unknown, path: readonly string[]): { found: boolean; value
 function setPath(obj: Record<string, unknown>, path: readonly string[], value: unknown): void {
   let cur = obj;
   for (const k of path.slice(0, -1)) {
-    if (!isPlainObject(cur[k])) cur[k] = {};
+    if (!Object.hasOwn(cur, k) || !isPlainObject(cur[k])) cur[k] = {};
     cur = cur[k] as Record<string, unknown>;
   }
   cur[path[path.length - 1] as string] = value;
@@ -100,6 +100,7 @@ export function loadConfig<S extends z.ZodObject>(opts: LoadConfigOptions<S>): C
     setPath(merged, path, value);
     overridePaths.push(path);
   }
+  fillDefaultVariants(def.schema, merged);
   const unknownAfterFlags = unknownKeys(def.schema, merged);
   if (unknownAfterFlags.length > 0) {
     const u = unknownAfterFlags[0]!;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, configHash, configRecord } from './index.js';
+import { canonicalJson, configDiff, configHash, configRecord } from './index.js';
 import { closest, levenshtein } from './suggest.js';
 
 describe('configRecord', () => {
@@ -13,6 +13,18 @@ describe('configRecord', () => {
     expect(r.configHash).toMatch(/^[0-9a-f]{64}$/);
     expect(configHash({ a: 1 })).not.toBe(configHash({ a: 2 }));
     expect(() => configRecord({}, { app: 'x', version: 0, createdAt: 'now' })).toThrow('schema version');
+  });
+
+  it('leaves run-control keys out of the hash and lists the fields that really changed', () => {
+    const meta = { app: 'a', version: 1, createdAt: 'now', ignore: ['resume', 'out'] };
+    const first = configRecord({ out: '/a', resume: false, train: { lr: 1, steps: 3 } }, meta);
+    const resumed = configRecord({ out: '/b', resume: true, train: { lr: 1, steps: 3 } }, meta);
+    const changed = configRecord({ out: '/a', resume: true, train: { lr: 2, steps: 3 }, seed: 5 }, meta);
+    expect(resumed.configHash).toBe(first.configHash);
+    expect(changed.configHash).not.toBe(first.configHash);
+    expect(configRecord({ resume: true }, { ...meta, ignore: [] }).configHash).not.toBe(configRecord({ resume: false }, { ...meta, ignore: [] }).configHash);
+    expect(configDiff(first.config, resumed.config, meta.ignore)).toEqual([]);
+    expect(configDiff(first.config, changed.config, meta.ignore)).toEqual(['seed: unset → 5', 'train.lr: 1 → 2']);
   });
 });
 

@@ -187,6 +187,39 @@ export function defineConfig<S extends z.ZodObject>(schema: S): ConfigDef<S> {
 }
 
 /** Dotted paths of keys in `value` that the schema does not declare (objects and union variants). */
+/** The schema of field `k` (own keys only: `toString`, `constructor`, `__proto__` are no fields). */
+function ownField(shape: Record<string, unknown>, k: string): z.ZodType | undefined {
+  return Object.hasOwn(shape, k) ? shape[k] as z.ZodType : undefined;
+}
+
+/**
+ * Gives a discriminated-union object that names no discriminator the one of the field's default
+ * (`--base.vocab corpus` means the default `base.kind`), when every key it holds belongs to that
+ * variant; recurses into nested objects. Mutates `value` (a merged, not yet parsed config).
+ */
+export function fillDefaultVariants(schema: z.ZodType, value: unknown): void {
+  if (!isPlainObject(value)) return;
+  const { core, defaultValue } = unwrapField(schema);
+  const def = defOf(core);
+  if (def.type === 'object') {
+    const shape = (core as z.ZodObject).shape;
+    for (const [k, v] of Object.entries(value)) {
+      const child = ownField(shape, k);
+      if (child) fillDefaultVariants(child, v);
+    }
+    return;
+  }
+  const du = unionVariants(core);
+  if (!du) return;
+  if (!Object.hasOwn(value, du.discriminator)) {
+    const kind = isPlainObject(defaultValue) ? defaultValue[du.discriminator] : undefined;
+    const variant = du.variants.find((v) => v.value === kind);
+    if (variant && Object.keys(value).every((k) => Object.hasOwn(variant.object.shape, k))) value[du.discriminator] = kind;
+  }
+  const chosen = du.variants.find((v) => v.value === value[du.discriminator]);
+  if (chosen) fillDefaultVariants(chosen.object, value);
+}
+
 export function unknownKeys(schema: z.ZodType, value: unknown, prefix = ''): Array<{ path: string; note?: string }> {
   if (!isPlainObject(value)) return [];
   const core = unwrapField(schema).core;
@@ -196,7 +229,7 @@ export function unknownKeys(schema: z.ZodType, value: unknown, prefix = ''): Arr
   if (def.type === 'object') {
     const shape = (core as z.ZodObject).shape;
     for (const [k, v] of Object.entries(value)) {
-      const child = shape[k] as z.ZodType | undefined;
+      const child = ownField(shape, k);
       if (child) found.push(...unknownKeys(child, v, join(k)));
       else found.push({ path: join(k) });
     }
@@ -209,7 +242,7 @@ export function unknownKeys(schema: z.ZodType, value: unknown, prefix = ''): Arr
     for (const v of du.variants) for (const k of Object.keys(v.object.shape)) allowed.set(k, [...(allowed.get(k) ?? []), v.value]);
     for (const [k, v] of Object.entries(value)) {
       if (chosen) {
-        const child = chosen.object.shape[k] as z.ZodType | undefined;
+        const child = ownField(chosen.object.shape, k);
         if (child) found.push(...unknownKeys(child, v, join(k)));
         else {
           const others = allowed.get(k);

@@ -6,6 +6,7 @@ import { AtomicWriter, writeFileAtomic, writeJsonAtomic } from './atomic.js';
 import { inputError, isUserError } from './errors.js';
 import { createProgress, formatDuration } from './progress.js';
 import type { Logger } from './logger.js';
+import { LogOutput } from './terminal.js';
 
 describe('atomic writes', () => {
   it('publishes only on commit and leaves the old file on abort', () => {
@@ -57,8 +58,7 @@ describe('progress', () => {
   it('logs periodic records with rate and ETA when not on a TTY', () => {
     let t = 0;
     const { logger, records } = recordingLogger();
-    const p = createProgress({ total: 10, label: 'train', logger, intervalMs: 1000, now: () => t,
-      stream: { isTTY: false, write: () => true } });
+    const p = createProgress({ total: 10, label: 'train', logger, intervalMs: 1000, now: () => t });
     for (let i = 0; i < 10; i++) {
       t += 500;
       p.tick(1, { loss: 2 - i / 10 });
@@ -73,9 +73,10 @@ describe('progress', () => {
   it('draws a bar with ETA on a TTY', () => {
     let t = 0;
     const out: string[] = [];
-    const { logger, records } = recordingLogger();
-    const p = createProgress({ total: 4, label: 'eval', logger, now: () => t,
-      stream: { isTTY: true, columns: 200, write: (s: string) => out.push(s) } });
+    const { logger: plain, records } = recordingLogger();
+    const output = new LogOutput({ isTTY: true, columns: 200, write: (s: string) => out.push(s) });
+    const logger: Logger = { ...plain, output };
+    const p = createProgress({ total: 4, label: 'eval', logger, now: () => t });
     t = 1000;
     p.tick(1);
     t = 2000;

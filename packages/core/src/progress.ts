@@ -1,16 +1,19 @@
-// Progress for long loops. On a TTY: one redrawn line with a bar, rate and ETA. Otherwise: a structured
-// log record every `intervalMs` (and at the end), so CI logs and files stay readable.
+// Progress for long loops. When the logger prints to an interactive terminal (its LogOutput): one
+// redrawn bar line with rate and ETA, kept below the log lines. Otherwise: a structured log record
+// every `intervalMs` (and at the end), so CI logs and files stay readable.
 import type { Logger } from './logger.js';
+import { formatDuration } from './duration.js';
+import { formatFields } from './terminal.js';
+
+export { formatDuration };
 
 export interface ProgressOptions {
   /** Total number of units (steps, rows, problems). */
   total: number;
   /** Shown before the bar and as `label` in log records. */
   label: string;
-  /** Where records go when the stream is not a TTY. */
+  /** Where records go; the bar is drawn on `logger.output` when that is interactive. */
   logger: Logger;
-  /** The terminal stream; the bar is drawn only if it is a TTY (default process.stderr). */
-  stream?: { isTTY?: boolean; write(s: string): unknown; columns?: number };
   /** Seconds between log records when not on a TTY (default 10 s). */
   intervalMs?: number;
   /** Clock in ms (tests inject one). */
@@ -26,27 +29,11 @@ export interface Progress {
   done(fields?: ProgressFields): void;
 }
 
-/** Formats seconds as h:mm:ss or m:ss. */
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds) || seconds < 0) return '?';
-  const s = Math.round(seconds);
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const sec = String(s % 60).padStart(2, '0');
-  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${sec}` : `${m}:${sec}`;
-}
-
-function formatFields(fields: ProgressFields): string {
-  return Object.entries(fields)
-    .map(([k, v]) => `${k}=${typeof v === 'number' ? (Number.isInteger(v) ? v : v.toPrecision(4)) : v}`)
-    .join(' ');
-}
-
 /** Starts reporting progress of a loop of `total` units. */
 export function createProgress(opts: ProgressOptions): Progress {
   const now = opts.now ?? (() => performance.now());
-  const stream = opts.stream ?? process.stderr;
-  const tty = stream.isTTY === true;
+  const output = opts.logger.output;
+  const tty = output?.interactive === true;
   const intervalMs = opts.intervalMs ?? 10_000;
   const start = now();
   let doneUnits = 0;
@@ -65,10 +52,8 @@ export function createProgress(opts: ProgressOptions): Progress {
     const width = 24;
     const filled = Math.round(frac * width);
     const bar = `${'#'.repeat(filled)}${'-'.repeat(width - filled)}`;
-    const line = `${opts.label} [${bar}] ${doneUnits}/${opts.total} ${(frac * 100).toFixed(0)}% ` +
-      `${rate.toPrecision(3)}/s elapsed ${formatDuration(elapsed)} ETA ${formatDuration(eta)} ${formatFields(fields)}`;
-    const cols = stream.columns ?? 120;
-    stream.write(`\r${line.slice(0, cols - 1).padEnd(Math.min(cols - 1, line.length))}`);
+    output?.bar(`${opts.label} [${bar}] ${doneUnits}/${opts.total} ${(frac * 100).toFixed(0)}% ` +
+      `${rate.toPrecision(3)}/s elapsed ${formatDuration(elapsed)} ETA ${formatDuration(eta)} ${formatFields(fields)}`.trimEnd());
   };
   const record = (msg: string) => {
     const { elapsed, rate, eta } = stats();
@@ -97,7 +82,7 @@ export function createProgress(opts: ProgressOptions): Progress {
       if (f) fields = { ...fields, ...f };
       if (tty) {
         draw();
-        stream.write('\n');
+        output?.endBar();
       } else {
         record('finished');
       }

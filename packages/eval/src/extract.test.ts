@@ -51,12 +51,16 @@ describe('extractHashes and extractLastNumber', () => {
 
 describe('extractAnswer', () => {
   const text = 'so 3 + 4 = 7\n#### 7\n';
-  it('follows the lenient chain by default: boxed, then ####, then last number', () => {
-    expect(extractionChain()).toEqual(['boxed', 'hashes', 'lastNumber']);
-    expect(extractAnswer('\\boxed{5} #### 6')).toEqual({ answer: '5', source: 'boxed' });
-    expect(extractAnswer(text)).toEqual({ answer: '7', source: 'hashes' });
-    expect(extractAnswer('the answer is 12 apples')).toEqual({ answer: '12', source: 'lastNumber' });
-    expect(extractAnswer('no answer')).toEqual({ answer: null, source: null });
+  it('follows the official parser by default and the lenient chain (boxed, ####, last number) on request', () => {
+    expect(extractionChain()).toEqual(['official']);
+    expect(extractAnswer('\\boxed{5} #### 6')).toEqual({ answer: '5', source: 'official' });
+    expect(extractAnswer(text)).toEqual({ answer: null, source: null });
+    const lenient = { mode: 'lenient' } as const;
+    expect(extractionChain(lenient)).toEqual(['boxed', 'hashes', 'lastNumber']);
+    expect(extractAnswer('\\boxed{5} #### 6', lenient)).toEqual({ answer: '5', source: 'boxed' });
+    expect(extractAnswer(text, lenient)).toEqual({ answer: '7', source: 'hashes' });
+    expect(extractAnswer('the answer is 12 apples', lenient)).toEqual({ answer: '12', source: 'lastNumber' });
+    expect(extractAnswer('no answer', lenient)).toEqual({ answer: null, source: null });
   });
 
   it('uses only the box in reference mode, and any explicit chain', () => {

@@ -1,25 +1,32 @@
-// Answer extraction from model output: the last `\boxed{…}` (brace-balanced, nested), GSM8K's `#### x`
-// line, and the last number in the text, tried in an explicit, configurable order (the fallback chain).
-// The reference Latent-SFT parser (eval_utils/parser.py, spec §5.3) uses `boxed` only; the lenient
-// default adds `####` and the last number for models that forget the box.
+// Answer extraction from model output. `official` is Latent-SFT's parser (eval_utils/parser.py
+// `extract_answer`, spec §5.3) as it behaves: the text after the last `boxed`, nothing else. The other
+// sources — the last `\boxed{…}` (brace-balanced, escapes honoured), GSM8K's `#### x` line and the last
+// number — are tried in an explicit, configurable order (the fallback chain); `lenient` = boxed → #### →
+// last number, for models that forget the box. Reported numbers use `official`; lenient is shown beside it.
 
 /** One way of finding the answer in a completion. */
-export type AnswerSource = 'boxed' | 'hashes' | 'lastNumber';
+export type AnswerSource = 'official' | 'boxed' | 'hashes' | 'lastNumber';
 
-/** Named fallback chains: `reference` = Latent-SFT's parser (boxed only), `lenient` = boxed → #### → last number. */
-export type ExtractionMode = 'reference' | 'lenient';
+/**
+ * Named chains: `official` = Latent-SFT's parser exactly (extractOfficial), `reference` = our brace-aware
+ * `\boxed{}` only, `lenient` = boxed → #### → last number.
+ */
+export type ExtractionMode = 'official' | 'reference' | 'lenient';
+
+export const EXTRACTION_MODES: readonly ExtractionMode[] = ['official', 'reference', 'lenient'];
 
 /** The fallback chain of each mode, tried in order; the first source that finds something wins. */
 export const EXTRACTION_CHAINS: Readonly<Record<ExtractionMode, readonly AnswerSource[]>> = {
+  official: ['official'],
   reference: ['boxed'],
   lenient: ['boxed', 'hashes', 'lastNumber'],
 };
 
-/** The mode used when none is given: `lenient`. */
-export const DEFAULT_EXTRACTION_MODE: ExtractionMode = 'lenient';
+/** The mode used when none is given: `official` (the reported numbers). */
+export const DEFAULT_EXTRACTION_MODE: ExtractionMode = 'official';
 
 export interface ExtractOptions {
-  /** A named chain (default `lenient`); ignored when `chain` is given. */
+  /** A named chain (default `official`); ignored when `chain` is given. */
   mode?: ExtractionMode;
   /** An explicit chain, e.g. `['hashes', 'boxed']`. */
   chain?: readonly AnswerSource[];
@@ -114,7 +121,44 @@ export function extractLastNumber(text: string): string | null {
   return s;
 }
 
+/**
+ * Latent-SFT's `extract_answer` as it behaves (read from eval_utils/parser.py): drop every 'ки'; with no
+ * 'boxed' anywhere (the bare word counts, no backslash needed) the answer is empty (null here). Else take
+ * the text after the LAST 'boxed': empty → ''; starting with '{' → the characters up to the brace that
+ * closes it (every '{' and '}' counts, escaped or not; an unclosed box keeps the whole rest); otherwise
+ * the text before the first '$', trimmed. Then newlines and the whitespace after them are removed, one
+ * leading ':' and one trailing '.' then one trailing '/' are cut. No trimming inside braces, no fallback.
+ */
+export function extractOfficial(text: string): string | null {
+  const t = text.replaceAll('\u043a\u0438', '');
+  const at = t.lastIndexOf('boxed');
+  if (at < 0) return null;
+  const ans = t.slice(at + 'boxed'.length);
+  let pred: string;
+  if (ans.length === 0) return '';
+  if (ans[0] === '{') {
+    let depth = 1;
+    let end = ans.length;
+    for (let i = 1; i < ans.length; i++) {
+      if (ans[i] === '{') depth += 1;
+      else if (ans[i] === '}' && --depth === 0) {
+        end = i;
+        break;
+      }
+    }
+    pred = ans.slice(1, end);
+  } else {
+    pred = (ans.split('$')[0] as string).trim();
+  }
+  pred = pred.replace(/\n\s*/g, '');
+  if (pred.startsWith(':')) pred = pred.slice(1);
+  if (pred.endsWith('.')) pred = pred.slice(0, -1);
+  if (pred.endsWith('/')) pred = pred.slice(0, -1);
+  return pred;
+}
+
 const EXTRACTORS: Record<AnswerSource, (text: string) => string | null> = {
+  official: extractOfficial,
   boxed: extractBoxed,
   hashes: extractHashes,
   lastNumber: extractLastNumber,
@@ -127,7 +171,7 @@ export function extractionChain(opts: ExtractOptions = {}): readonly AnswerSourc
 
 /**
  * Extracts the final answer from a completion by trying each source of the chain in order (default
- * `lenient`: boxed → #### → last number; `reference`: boxed only, like Latent-SFT's parser).
+ * `official`: Latent-SFT's parser; `lenient`: boxed → #### → last number; `reference`: `\boxed{}` only).
  */
 export function extractAnswer(text: string, opts: ExtractOptions = {}): Extraction {
   for (const source of extractionChain(opts)) {

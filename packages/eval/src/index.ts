@@ -1,9 +1,11 @@
-// @latent-sft/eval: answer extraction (boxed → #### → last number), answer equivalence per dataset kind
+// @latent-sft/eval: answer extraction (official Latent-SFT parser; lenient boxed → #### → last number),
+// the official grader, answer equivalence per dataset kind
 // (numeric, integer, LaTeX with a compute-engine fallback), scoring of predictions files, and the
-// Table-1 summary of runs over seeds.
+// Table-1 summary of runs over seeds; the eval datasets; one eval row from one generated sequence (#L,
+// ECR@K, entropy); a predictions file scored.
 export {
-  DEFAULT_EXTRACTION_MODE, EXTRACTION_CHAINS, extractAnswer, extractBoxed, extractHashes, extractLastNumber,
-  extractionChain,
+  DEFAULT_EXTRACTION_MODE, EXTRACTION_CHAINS, EXTRACTION_MODES, extractAnswer, extractBoxed, extractHashes,
+  extractLastNumber, extractOfficial, extractionChain,
 } from './extract.js';
 export type { AnswerSource, ExtractOptions, Extraction, ExtractionMode } from './extract.js';
 export { compareAnswers, datasetAnswerKind, isEquivalent } from './equivalence.js';
@@ -13,10 +15,11 @@ export type { ParsedNumber } from './number.js';
 export { normalizeLatex } from './latex.js';
 export { LATEX_RTOL, SYMBOLIC_BUDGET_MS, symbolicCompare } from './symbolic.js';
 export type { SymbolicVerdict } from './symbolic.js';
+export { OFFICIAL_ABS_TOL, OFFICIAL_REL_TOL, officialCompare, parseDigits, pyIsClose, pythonFloat } from './official.js';
 export {
-  parsePredictionsJsonl, readPredictionsJsonl, scorePredictions, verdictsToJsonl,
+  judgeBoth, judgeOutput, parsePredictionsJsonl, readPredictionsJsonl, scorePredictions, verdictsToJsonl,
 } from './score.js';
-export type { Prediction, ScoreInput, ScoreResult, Verdict } from './score.js';
+export type { Judgement, Prediction, ScoreInput, ScoreResult, Verdict } from './score.js';
 export {
   DATASET_LABELS, formatStd, formatValue, meanStd, renderTable1Markdown, summarizeRuns,
 } from './table.js';
@@ -31,3 +34,9 @@ export {
 export type {
   LineChartOptions, LineSeries, MetricsCurves, ReportInput, SuperpositionExample, SuperpositionOptions, SuperpositionStep,
 } from './html.js';
+export { MULTIPLICATION_DATASET_SYNTAX, loadEvalDataset, parseEvalDataset } from './datasets.js';
+export type { EvalDatasetName } from './datasets.js';
+export { TokenText, buildRow, explicitReasoningLength, findSubsequence, superpositionExamples } from './rows.js';
+export type { GeneratedSequence, RowContext } from './rows.js';
+export { defaultVerdictsPath, scorePredictionsFile } from './score-file.js';
+export type { ScoreFileOptions, ScoreFileResult } from './score-file.js';

@@ -48,6 +48,29 @@ describe('summary Markdown', () => {
     expect(md).toContain('- a note');
   });
 
+  it('carries the lenient rule and N_eff from the rows into the run statistics and the Markdown', () => {
+    const rows = [
+      row({ correct: true, lenientCorrect: true, latents: 2, parallelism: { nEff: 2, nEffNaive: 1.5, ratio: 4 / 3 } }),
+      row({ id: '1', correct: false, lenientCorrect: true, latents: 2, parallelism: { nEff: 1, nEffNaive: 1.25, ratio: 0.8 } }),
+      row({ id: '2', correct: false, lenientCorrect: false, latents: 2, parallelism: null }),
+    ];
+    const st = runStats(rows, { method: 'M', dataset: 'svamp', seed: 1 });
+    expect(st.accuracy).toBeAllclose(1 / 3, { rtol: 1e-12 });
+    expect(st.lenientAccuracy).toBeAllclose(2 / 3, { rtol: 1e-12 });
+    // Means over the two rows that have N_eff: (2 + 1)/2, (1.5 + 1.25)/2, (4/3 + 0.8)/2.
+    expect(st.parallelism).toEqual({ nEff: 1.5, nEffNaive: 1.375, ratio: (4 / 3 + 0.8) / 2, n: 2 });
+    const s = buildSummary({
+      method: 'M', mode: 'latent', model: '/ckpt', datasets: ['svamp'], seeds: [1], sampling: { kind: 'greedy' },
+      extraction: 'official', notes: [],
+    }, [st]);
+    expect(s.table.rows[0]!.cells[0]!.lenient!.mean).toBeAllclose(200 / 3, { rtol: 1e-12 });
+    const md = renderSummariesMarkdown([s], 'T');
+    expect(md).toContain('| dataset | seed | correct | Pass@1 | lenient | #L | truncated | hit max-latent | mean H (nats) | N_eff | N_eff/naive |');
+    expect(md).toContain('| svamp | 1 | 1/3 | 33.3 | 66.7 | 2.00±.0 | 0 | 0 | – | 1.500 (n=2) | 1.067 |');
+    const plain = runStats([row({})], { method: 'M', dataset: 'svamp', seed: 1 });
+    expect([plain.lenientAccuracy, plain.parallelism]).toEqual([undefined, undefined]);
+  });
+
   it('validates summary.json in one line', () => {
     expect(() => parseSummary([], 's.json')).toThrow('s.json: expected a JSON object (an eval run summary)');
     expect(() => parseSummary({ method: 'M', mode: 'fast', datasets: [], runs: [] }, 's.json')).toThrow("s.json: field 'mode': expected one of latent, explicit, no-cot");

@@ -49,6 +49,13 @@ export interface EvalRow {
   source: AnswerSource | null;
   correct: boolean;
   match: MatchMethod;
+  /** The lenient rule's verdict (judgeBoth(...).lenient.correct), reported beside `correct` (official rule). */
+  lenientCorrect?: boolean;
+  /**
+   * N_eff of this problem's latent chain (@latent-sft/latent `parallelism`, as parallelism.py): N_eff,
+   * N_eff_naive and their ratio; absent/null where not computed (needs >= 2 reference paths and their latents).
+   */
+  parallelism?: { nEff: number; nEffNaive: number; ratio: number } | null;
   /** ECR@K per K (keys are K), or null where not computed (no reference CoT, m = 0, or not latent mode). */
   ecr: Record<string, number> | null;
 }
@@ -62,6 +69,8 @@ export interface RunStats {
   correct: number;
   /** correct / scored. */
   accuracy: number;
+  /** The lenient rule's accuracy when every row carries lenientCorrect. */
+  lenientAccuracy?: number;
   /** Mean and sample std of #L over the problems. */
   latents: Stat;
   /** Answers that hit the token cap. */
@@ -72,6 +81,8 @@ export interface RunStats {
   ecr: Record<string, { mean: number; n: number }>;
   /** Mean of the rows' latentEntropy (nats) over rows with latent steps; null when none has any. */
   latentEntropy: number | null;
+  /** Means of N_eff, N_eff_naive and N_eff/N_eff_naive over the rows that have them (absent when none has). */
+  parallelism?: { nEff: number; nEffNaive: number; ratio: number; n: number };
   /** Wall time of the run's generation (ms); 0 when the rows were reused from an earlier run. */
   generateMs: number;
 }
@@ -95,7 +106,14 @@ export function runStats(rows: readonly EvalRow[], meta: { method: string; datas
     ecr[k] = { mean: list.reduce((s, x) => s + x, 0) / list.length, n: list.length };
   }
   const ents = rows.flatMap((r) => (r.latentEntropy === null ? [] : [r.latentEntropy]));
+  const lenient = rows.every((r) => r.lenientCorrect !== undefined)
+    ? { lenientAccuracy: rows.filter((r) => r.lenientCorrect).length / rows.length } : {};
+  const par = rows.flatMap((r) => (r.parallelism ? [r.parallelism] : []));
+  const mean = (f: (x: { nEff: number; nEffNaive: number; ratio: number }) => number) => par.reduce((s, x) => s + f(x), 0) / par.length;
+  const parallelism = par.length > 0
+    ? { parallelism: { nEff: mean((x) => x.nEff), nEffNaive: mean((x) => x.nEffNaive), ratio: mean((x) => x.ratio), n: par.length } } : {};
   return {
+    ...lenient, ...parallelism,
     method: meta.method, dataset: meta.dataset, seed: meta.seed, scored: rows.length, correct, accuracy: correct / rows.length,
     latents: meanStd(rows.map((r) => r.latents)),
     truncated: rows.filter((r) => r.finishReason === 'length').length,
@@ -106,7 +124,10 @@ export function runStats(rows: readonly EvalRow[], meta: { method: string; datas
 
 /** The Table-1 inputs of run statistics (accuracy fraction, mean #L). */
 export function toRunResults(stats: readonly RunStats[]): RunResult[] {
-  return stats.map((s) => ({ method: s.method, dataset: s.dataset, seed: s.seed, accuracy: s.accuracy, meanLatents: s.latents.mean }));
+  return stats.map((s) => ({
+    method: s.method, dataset: s.dataset, seed: s.seed, accuracy: s.accuracy, meanLatents: s.latents.mean,
+    ...(s.lenientAccuracy !== undefined ? { lenientAccuracy: s.lenientAccuracy } : {}),
+  }));
 }
 
 /** What `eval run` records in summary.json beside the per-problem JSONL files. */
@@ -148,12 +169,19 @@ export function renderSummariesMarkdown(summaries: readonly EvalSummary[], title
     const sampling = s.sampling.kind === 'greedy' ? 'greedy' : `top-p (T = ${s.sampling.temperature}, top_p = ${s.sampling.topP})`;
     out.push(`- model: \`${s.model}\``, `- mode: ${s.mode}; sampling: ${sampling}; seeds: ${s.seeds.join(', ')}; extraction: ${s.extraction}`, '');
     const ks = [...new Set(s.runs.flatMap((r) => Object.keys(r.ecr)))].sort((a, b) => Number(a) - Number(b));
-    const header = ['dataset', 'seed', 'correct', 'Pass@1', '#L', 'truncated', s.mode === 'latent' ? 'hit max-latent' : 'no `</think>`',
-      ...(s.mode === 'latent' ? ['mean H (nats)'] : []), ...ks.map((k) => `ECR@${k}`)];
+    const lenient = s.runs.some((r) => r.lenientAccuracy !== undefined);
+    const neff = s.runs.some((r) => r.parallelism !== undefined);
+    const header = ['dataset', 'seed', 'correct', 'Pass@1', ...(lenient ? ['lenient'] : []), '#L', 'truncated',
+      s.mode === 'latent' ? 'hit max-latent' : 'no `</think>`', ...(s.mode === 'latent' ? ['mean H (nats)'] : []),
+      ...ks.map((k) => `ECR@${k}`), ...(neff ? ['N_eff', 'N_eff/naive'] : [])];
     out.push(`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`);
     for (const r of s.runs) {
-      out.push(`| ${[r.dataset, String(r.seed), `${r.correct}/${r.scored}`, pct(r.accuracy), statText(r.latents), String(r.truncated),
-        String(r.unterminated), ...(s.mode === 'latent' ? [r.latentEntropy === null ? '–' : r.latentEntropy.toFixed(3)] : []), ...ks.map((k) => (r.ecr[k] ? `${r.ecr[k].mean.toFixed(3)} (n=${r.ecr[k].n})` : '–'))].join(' | ')} |`);
+      const p = r.parallelism;
+      out.push(`| ${[r.dataset, String(r.seed), `${r.correct}/${r.scored}`, pct(r.accuracy),
+        ...(lenient ? [r.lenientAccuracy === undefined ? '–' : pct(r.lenientAccuracy)] : []), statText(r.latents), String(r.truncated),
+        String(r.unterminated), ...(s.mode === 'latent' ? [r.latentEntropy === null ? '–' : r.latentEntropy.toFixed(3)] : []),
+        ...ks.map((k) => (r.ecr[k] ? `${r.ecr[k].mean.toFixed(3)} (n=${r.ecr[k].n})` : '–')),
+        ...(neff ? (p ? [`${p.nEff.toFixed(3)} (n=${p.n})`, p.ratio.toFixed(3)] : ['–', '–']) : [])].join(' | ')} |`);
     }
     out.push('');
     if (s.notes.length > 0) out.push(...s.notes.map((n) => `- ${n}`), '');

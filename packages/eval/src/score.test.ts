@@ -21,14 +21,20 @@ describe('scorePredictions', () => {
       ],
     });
     expect(r.kind).toBe('numeric');
+    // The main verdict is the official rule: only the boxed answer counts.
     expect(r.verdicts.map((v) => [v.id, v.extracted, v.source, v.correct])).toEqual([
+      ['chal-1', null, null, false], ['chal-2', null, null, false], ['chal-3', '-9,867,630', 'official', true],
+    ]);
+    // The lenient rule beside it: boxed → #### → last number.
+    expect(r.verdicts.map((v) => [v.id, v.lenient.extracted, v.lenient.source, v.lenient.correct])).toEqual([
       ['chal-1', '51', 'lastNumber', true], ['chal-2', '3.6', 'hashes', false], ['chal-3', '-9,867,630', 'boxed', true],
     ]);
-    expect([r.correct, r.scored, r.problems]).toEqual([2, 3, 3]);
-    expect(r.accuracy).toBeAllclose(2 / 3);
+    expect([r.correct, r.lenientCorrect, r.scored, r.problems]).toEqual([1, 2, 3, 3]);
+    expect(r.accuracy).toBeAllclose(1 / 3);
+    expect(r.lenientAccuracy).toBeAllclose(2 / 3);
     expect(r.meanLatents).toBe(5);
     const lines = verdictsToJsonl(r.verdicts).trimEnd().split('\n');
-    expect(JSON.parse(lines[0] as string)).toMatchObject({ id: 'chal-1', gold: '51', correct: true, latents: 6 });
+    expect(JSON.parse(lines[0] as string)).toMatchObject({ id: 'chal-1', gold: '51', correct: false, lenient: { correct: true }, latents: 6 });
   });
 
   it('honours the extraction chain', () => {

@@ -1,11 +1,42 @@
 // Scoring a predictions file against a dataset: match each prediction to its problem by `id` (or
-// `index`), extract the answer with the fallback chain, judge it with the dataset's answer kind, and
-// report per-problem verdicts plus accuracy. Bad prediction lines are one-line errors (file:line: field).
+// `index`), judge it under two rules and report per-problem verdicts plus accuracy. The `official` rule
+// (the default, used for reported numbers) is Latent-SFT's parser + grader (extractOfficial +
+// officialCompare); the `lenient` rule is boxed → #### → last number judged with the dataset's answer
+// kind. Both are always computed, so summaries show them side by side. Bad prediction lines are
+// one-line errors (file:line: field).
 import { readFileSync } from 'node:fs';
 import { inputError } from '@latent-sft/core';
 import type { DatasetName, Problem } from '@latent-sft/data';
 import { compareAnswers, datasetAnswerKind, type AnswerKind, type MatchMethod } from './equivalence.js';
-import { extractAnswer, type AnswerSource, type ExtractOptions } from './extract.js';
+import { extractAnswer, extractionChain, type AnswerSource, type ExtractOptions } from './extract.js';
+import { officialCompare } from './official.js';
+
+/** One rule's judgement of an output: the answer it found, where, and whether it matches the gold. */
+export interface Judgement {
+  /** The extracted answer, or null when the chain found none. */
+  extracted: string | null;
+  source: AnswerSource | null;
+  correct: boolean;
+  /** Which rule decided (string, number, choice, structure, symbolic, none). */
+  method: MatchMethod;
+}
+
+/**
+ * Judges one model output under an extraction chain: the `official` chain is graded with the official
+ * grader (officialCompare, kind-independent as in the reference), any other chain with the dataset's
+ * answer kind (compareAnswers). Default: official.
+ */
+export function judgeOutput(output: string, gold: string, kind: AnswerKind, extraction: ExtractOptions = {}): Judgement {
+  const { answer, source } = extractAnswer(output, extraction);
+  const chain = extractionChain(extraction);
+  const c = chain.length === 1 && chain[0] === 'official' ? officialCompare(answer, gold) : compareAnswers(answer, gold, kind);
+  return { extracted: answer, source, correct: c.equal, method: c.method };
+}
+
+/** Both reported rules for one output: `official` (the headline number) and `lenient` (shown beside it). */
+export function judgeBoth(output: string, gold: string, kind: AnswerKind): { official: Judgement; lenient: Judgement } {
+  return { official: judgeOutput(output, gold, kind, { mode: 'official' }), lenient: judgeOutput(output, gold, kind, { mode: 'lenient' }) };
+}
 
 /** One model output; it names its problem by `id` (preferred) or 0-based `index`. */
 export interface Prediction {
@@ -23,13 +54,15 @@ export interface Verdict {
   id: string;
   index: number;
   gold: string;
-  /** The answer found in the prediction, or null when the fallback chain found none. */
+  /** The answer found in the prediction by the scoring chain, or null when it found none. */
   extracted: string | null;
   /** Which source of the chain produced `extracted`. */
   source: AnswerSource | null;
   correct: boolean;
   /** Which rule decided (string, number, choice, structure, symbolic, none). */
   method: MatchMethod;
+  /** The same prediction under the lenient rule (boxed → #### → last number, judged by answer kind). */
+  lenient: Judgement;
   latents?: number;
 }
 
@@ -39,7 +72,7 @@ export interface ScoreInput {
   predictions: readonly Prediction[];
   /** The predictions file, named in error messages. */
   file?: string;
-  /** Extraction chain (default: lenient, boxed → #### → last number). */
+  /** Extraction chain of the main verdict (default: official, Latent-SFT's parser + grader). */
   extraction?: ExtractOptions;
 }
 
@@ -55,6 +88,9 @@ export interface ScoreResult {
   problems: number;
   /** correct / scored (0 when nothing was scored). */
   accuracy: number;
+  /** Correct predictions and accuracy under the lenient rule, reported beside the main one. */
+  lenientCorrect: number;
+  lenientAccuracy: number;
   /** Mean of `latents` over the predictions, or null when no prediction carries it. */
   meanLatents: number | null;
 }
@@ -92,11 +128,10 @@ export function scorePredictions(input: ScoreInput): ScoreResult {
         `duplicate prediction for problem '${problem.id}'${first !== undefined ? ` (first at line ${first})` : ''}`);
     }
     seen.set(problem.index, line);
-    const { answer, source } = extractAnswer(pred.prediction, input.extraction);
-    const c = compareAnswers(answer, problem.answer, kind);
+    const main = judgeOutput(pred.prediction, problem.answer, kind, input.extraction);
     const v: Verdict = {
-      id: problem.id, index: problem.index, gold: problem.answer, extracted: answer, source, correct: c.equal,
-      method: c.method,
+      id: problem.id, index: problem.index, gold: problem.answer, ...main,
+      lenient: judgeOutput(pred.prediction, problem.answer, kind, { mode: 'lenient' }),
     };
     if (pred.latents !== undefined) {
       v.latents = pred.latents;
@@ -106,9 +141,11 @@ export function scorePredictions(input: ScoreInput): ScoreResult {
   });
   verdicts.sort((a, b) => a.index - b.index);
   const correct = verdicts.filter((v) => v.correct).length;
+  const lenientCorrect = verdicts.filter((v) => v.lenient.correct).length;
+  const frac = (k: number) => (verdicts.length > 0 ? k / verdicts.length : 0);
   return {
     dataset: input.dataset, kind, verdicts, correct, scored: verdicts.length, problems: input.problems.length,
-    accuracy: verdicts.length > 0 ? correct / verdicts.length : 0,
+    accuracy: frac(correct), lenientCorrect, lenientAccuracy: frac(lenientCorrect),
     meanLatents: latents.length > 0 ? latents.reduce((s, x) => s + x, 0) / latents.length : null,
   };
 }

@@ -51,6 +51,25 @@ describe('summarizeRuns', () => {
     expect(md[4]).toBe('| Partial | – | – | – | – | 10.0 | 3.00 | – | – | – | – | – |');
   });
 
+  it('shows the lenient rule in its own column beside the official Pass@1', () => {
+    // Two seeds: official 40 % and 50 % (mean 45, std √50 = 7.07), lenient 60 % and 80 % (mean 70, std 14.1).
+    const runs: RunResult[] = [
+      { method: 'Latent-SFT', dataset: 'svamp', seed: 0, accuracy: 0.4, lenientAccuracy: 0.6, meanLatents: 4 },
+      { method: 'Latent-SFT', dataset: 'svamp', seed: 1, accuracy: 0.5, lenientAccuracy: 0.8, meanLatents: 4 },
+      { method: 'CoT-SFT', dataset: 'svamp', seed: 0, accuracy: 0.3, meanLatents: 10 },
+    ];
+    const t = summarizeRuns(runs);
+    expect(t.rows[0]!.cells[0]!.lenient!.mean).toBeAllclose(70, { rtol: 1e-12 });
+    expect(t.rows[1]!.cells[0]!.lenient).toBeNull();
+    expect(renderTable1Markdown(t).split('\n').slice(0, 4)).toEqual([
+      '| Method | SVAMP P@1 | lenient | #L | Avg P@1 | Avg #L | P@1/#L |',
+      '|---|---|---|---|---|---|---|',
+      '| Latent-SFT | **45.0**±7.1 | 70.0±14.1 | 4.00±.0 | **45.0** | 4.00 | **11.3** |',
+      '| CoT-SFT | 30.0 | – | 10.0 | 30.0 | 10.0 | 3.00 |',
+    ]);
+    expect(() => summarizeRuns([{ ...runs[0]!, lenientAccuracy: 2 }])).toThrow("field 'lenientAccuracy': run 1: expected a fraction in [0, 1], got 2");
+  });
+
   it('rejects duplicate runs and accuracies outside [0, 1]', () => {
     const r: RunResult = { method: 'm', dataset: 'svamp', seed: 1, accuracy: 0.5, meanLatents: 2 };
     expect(() => summarizeRuns([r, { ...r }])).toThrow("field 'seed': run 2: duplicate run: m on svamp with seed 1");

@@ -1,6 +1,8 @@
 // The paper's Table-1 summary (spec §6–§7): per method, Pass@1 and #L as mean ± sample std over seeds for
 // each dataset, then Avg P@1 and Avg #L (means of the per-dataset means) and the efficiency ratio
 // Avg P@1 / Avg #L (53.6 / 21.4 = 2.50 for CoT-SFT), rendered as Markdown in the paper's number format.
+// Pass@1 is the official rule (Latent-SFT's parser + grader); when the runs carry the lenient rule's
+// accuracy too, it is shown beside it in its own column, never in place of it.
 import { inputError } from '@latent-sft/core';
 
 /** One evaluation run: a method on a dataset with one seed. `accuracy` is a fraction in [0, 1]. */
@@ -10,6 +12,8 @@ export interface RunResult {
   seed: number;
   accuracy: number;
   meanLatents: number;
+  /** The lenient rule's accuracy (boxed → #### → last number), a fraction; shown beside Pass@1 when given. */
+  lenientAccuracy?: number;
 }
 
 /** Mean and sample standard deviation (n − 1; null for a single run) over seeds. */
@@ -22,6 +26,8 @@ export interface Stat {
 export interface Table1Cell {
   /** Pass@1 in percent. */
   pass1: Stat;
+  /** Pass@1 in percent under the lenient rule; null when any run of the cell lacks it. */
+  lenient: Stat | null;
   latents: Stat;
 }
 
@@ -66,6 +72,9 @@ export function summarizeRuns(runs: readonly RunResult[], opts: SummarizeOptions
     const fail = (field: string, msg: string) =>
       opts.file !== undefined ? inputError({ file: opts.file, line: i + 1, field }, msg) : inputError({ field }, `run ${i + 1}: ${msg}`);
     if (!(r.accuracy >= 0 && r.accuracy <= 1)) throw fail('accuracy', `expected a fraction in [0, 1], got ${r.accuracy}`);
+    if (r.lenientAccuracy !== undefined && !(r.lenientAccuracy >= 0 && r.lenientAccuracy <= 1)) {
+      throw fail('lenientAccuracy', `expected a fraction in [0, 1], got ${r.lenientAccuracy}`);
+    }
     if (!(r.meanLatents >= 0)) throw fail('meanLatents', `expected >= 0, got ${r.meanLatents}`);
     const key = JSON.stringify([r.method, r.dataset, r.seed]);
     if (seen.has(key)) throw fail('seed', `duplicate run: ${r.method} on ${r.dataset} with seed ${r.seed}`);
@@ -77,7 +86,8 @@ export function summarizeRuns(runs: readonly RunResult[], opts: SummarizeOptions
     const cells = datasets.map((d): Table1Cell | null => {
       const rs = runs.filter((r) => r.method === method && r.dataset === d);
       if (rs.length === 0) return null;
-      return { pass1: meanStd(rs.map((r) => r.accuracy * 100)), latents: meanStd(rs.map((r) => r.meanLatents)) };
+      const lenient = rs.every((r) => r.lenientAccuracy !== undefined) ? meanStd(rs.map((r) => (r.lenientAccuracy as number) * 100)) : null;
+      return { pass1: meanStd(rs.map((r) => r.accuracy * 100)), lenient, latents: meanStd(rs.map((r) => r.meanLatents)) };
     });
     const complete = cells.every((c) => c !== null) && cells.length > 0;
     const avg = (f: (c: Table1Cell) => number) =>
@@ -132,12 +142,17 @@ export function renderTable1Markdown(table: Table1, opts: RenderOptions = {}): s
   const bestPass = table.datasets.map((_, j) => best(table.rows.map((r) => r.cells[j]?.pass1.mean ?? null)));
   const bestAvg = best(table.rows.map((r) => r.avgPass1));
   const bestRatio = best(table.rows.map((r) => r.ratio));
-  const header = ['Method', ...table.datasets.flatMap((d) => [`${labels[d] ?? d} P@1`, '#L']), 'Avg P@1', 'Avg #L', 'P@1/#L'];
+  // A lenient column per dataset where any run carries the lenient rule.
+  const withLenient = table.datasets.map((_, j) => table.rows.some((r) => r.cells[j]?.lenient != null));
+  const header = ['Method', ...table.datasets.flatMap((d, j) =>
+    [`${labels[d] ?? d} P@1`, ...(withLenient[j] ? ['lenient'] : []), '#L']), 'Avg P@1', 'Avg #L', 'P@1/#L'];
   const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
   for (const r of table.rows) {
-    const cells = r.cells.flatMap((c, j) =>
-      c === null ? ['–', '–'] : [formatStat(c.pass1, bold && table.rows.length > 1 && c.pass1.mean === bestPass[j]),
-        formatStat(c.latents, false)]);
+    const cells = r.cells.flatMap((c, j) => {
+      const lenient = withLenient[j] ? [c?.lenient ? formatStat(c.lenient, false) : '–'] : [];
+      return c === null ? ['–', ...lenient, '–'] : [formatStat(c.pass1, bold && table.rows.length > 1 && c.pass1.mean === bestPass[j]),
+        ...lenient, formatStat(c.latents, false)];
+    });
     const mark = (x: number | null, top: number) => {
       if (x === null) return '–';
       return bold && table.rows.length > 1 && x === top ? `**${formatValue(x)}**` : formatValue(x);

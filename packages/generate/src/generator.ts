@@ -1,37 +1,38 @@
 // One batched generation engine for explicit and latent reasoning (spec §5.1, §5.4) on ONNX Runtime,
-// with the KV cache kept on the device.
+// with the KV cache kept on the device. Three parts, one concern each:
+//   rows.ts      the per-row state machine (latent → forcing `</think>` → answer → done; stop rules;
+//                which rows to keep), pure host code, unit-tested without ORT (rows.test.ts);
+//   kv-cache.ts  KvCache: owns the device state carried between steps (pasts, mask, pending latent
+//                input z): creation, presents fed back as the next pasts, compaction, release;
+//   step.ts      one step-graph run (graphs.ts) with typed outputs, and the downloads the rows need.
+// This file validates requests, orders prompts into batches and runs the decode loop:
+//   prefill (P = 0, left-padded prompts) → per step: run, cache.advance, download what rows.needs()
+//   asks for, rows.decide → compact the cache when rows finished → next step's host inputs.
+// No re-prefill: the cache of the prompt, the latent inputs and the `</think>` pieces is reused
+// (spec §5.4). Finished rows are dropped from the batch at once, so no step computes a finished row.
+// Prompts are batched in order of decreasing length (less padding); results come back in prompt
+// order. Per step only the [B] argmax (greedy), [B, k] ids + probs (while some row is latent) and
+// [B, K] candidate ids + logits + [B] lse (top-p answer rows) come down; the full [B, V] logits only
+// when a row's nucleus is wider than the K candidates; the cache and the mask never do.
 //
-// Per batch: one prefill of the left-padded prompts (P = 0) through the step graph (graphs.ts), then
-// one column per step for every live row. Each row runs its own phase machine:
-//   latent   the last logits' argmax (= top_ids[0]) is checked: == latentEndId, or maxLatent soft
-//            embeddings already fed → go to 'forcing' (this step's z is discarded, spec §5.1);
-//            otherwise record the top-k (ids, probs) and feed z = soft_next, which stays on the device
-//            (feed 'hidden', the "- Hidden State" ablation: z = hidden_next, the step's own final normed
-//            hidden state; same stop rule, and the recorded top-k still comes from the logits).
-//   forcing  feed the latentEndIds one per step (ordinary token embeddings; identical to feeding them
-//            at once under causal attention); the logits after the last one start the answer.
-//   answer   pick a token (greedy or seeded top-p); a stop id ends the row ('stop', not in outputIds),
-//            maxNewTokens answer tokens end it ('length'); otherwise feed it.
-// Explicit mode starts every row in 'answer'. No re-prefill: the cache of the prompt, the soft tokens
-// and the `</think>` pieces is reused (spec §5.4). #L = number of soft embeddings fed; m = 0 works.
-//
-// Finished rows are dropped from the batch at once: a small Gather graph compacts the cache and the
-// pending soft embeddings on the device (one cache copy per step with finishes), so no step computes a
-// finished row. Prompts are batched in order of decreasing length (less padding); results come back
-// in prompt order. Per step only the [B] argmax (greedy), [B, k] ids + probs (while some row is latent)
-// and [B, K] candidate ids + logits + [B] lse (top-p answer rows) come down; the full [B, V] logits
-// only when a row's nucleus is wider than the K candidates; the cache and the mask never do.
+// Seam for issue 19 (static KV cache written in place, CUDA graphs, sampling on the device): replace
+// KvCache (kv-cache.ts) and the step graph + step.ts; RowBatch (rows.ts) and this loop stay. With
+// sampling on the device the StepHost arrays shrink to the chosen ids (+ the latent top-k).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Rng, inputError } from '@latent-sft/core';
+import { inputError } from '@latent-sft/core';
 import { saveModel, serialize } from '@latent-sft/graph';
 import { type ModelConfig, type NamedTensor, checkTensorsMatchConfig, loadCheckpoint } from '@latent-sft/models';
-import {
-  type DeviceBinding, DeviceSession, type DeviceSessionOptions, type DeviceTensor, type Device, transferStats,
-} from '@latent-sft/runtime';
-import { COMPACT, type GenerateDtype, STEP, buildCompactGraph, buildStepGraph, weightBytes } from './graphs.js';
-import { type Sampling, checkSampling, nucleusSize, sampleNucleus, sortRow } from './sampling.js';
+import { type DeviceBinding, DeviceSession, type DeviceSessionOptions, type Device, transferStats } from '@latent-sft/runtime';
+import { type GenerateDtype, buildCompactGraph, buildStepGraph, weightBytes } from './graphs.js';
+import { KvCache, type LatentFeed } from './kv-cache.js';
+import { type Decision, RowBatch, type StepInput } from './rows.js';
+import { checkSampling } from './sampling.js';
+import { downloadHeads, releaseHeads, runStep } from './step.js';
+import type { GenerateRequest, GenerateStats, GenerationResult } from './types.js';
+
+export type { GenerateMode, GenerateRequest, GenerateStats, GenerationResult, LatentStep } from './types.js';
 
 /** Options of Generator.create. */
 export interface GeneratorOptions {
@@ -54,100 +55,6 @@ export interface GeneratorOptions {
   /** Where a model over 1.5 GB is written as ONNX + external weights before loading (default the OS temp dir; removed after). */
   workDir?: string;
 }
-
-/** Explicit decoding, or latent reasoning then `</think>` then the answer. */
-export type GenerateMode =
-  | { kind: 'explicit' }
-  | {
-    kind: 'latent';
-    /** Must equal the generator's latentTopK (the graph is built for it). */
-    topK: number;
-    /** Cap on the soft embeddings fed (#L ≤ maxLatent; spec: 128). */
-    maxLatent: number;
-    /** The full `</think>` id list, fed after the latent phase; its first id is latentEndId. */
-    latentEndIds: readonly number[];
-    /** The stop signal: the latent phase ends when the argmax equals it. */
-    latentEndId: number;
-    /**
-     * What each latent step feeds as the next input embedding: 'soft' (default) the top-k soft
-     * embedding Σ p_j W[id_j]; 'hidden' the model's own final normed hidden state of that step.
-     */
-    feed?: 'soft' | 'hidden';
-  };
-
-/** One generate call. */
-export interface GenerateRequest {
-  /** Token ids of each prompt (for latent mode, ending with the `<think>` ids). */
-  prompts: ReadonlyArray<readonly number[]>;
-  mode: GenerateMode;
-  sampling: Sampling;
-  /** Cap on answer tokens (outputIds), stop ids not counted. */
-  maxNewTokens: number;
-  /** End-of-sequence ids (eos / eot) that stop the answer. Not checked during the latent phase (spec §5.1). */
-  stopIds: readonly number[];
-  /** Sequences per batch. */
-  batchSize: number;
-  /** Also return each fed soft embedding z (float32 [D] per latent step; costs a [B, D] download per step). */
-  recordLatentEmbeddings?: boolean;
-}
-
-/** The superposition of one latent step: top-k ids (descending) and their softmax probabilities. */
-export interface LatentStep {
-  ids: number[];
-  probs: number[];
-}
-
-/** What one prompt produced. */
-export interface GenerationResult {
-  /** #L: soft embeddings fed (0 in explicit mode). */
-  latentCount: number;
-  /** Per latent step, the top-k of its logits (whose soft embedding was fed in soft mode; length latentCount). */
-  latentTopK: LatentStep[];
-  /** Why the latent phase ended: argmax == latentEndId, or maxLatent reached; null in explicit mode. */
-  latentStop: 'end' | 'max' | null;
-  /** The fed latent embeddings (soft embeddings or hidden states), when recordLatentEmbeddings. */
-  latentEmbeddings?: Float32Array[];
-  /** Answer tokens (after `</think>` in latent mode), without the stop id. */
-  outputIds: number[];
-  finishReason: 'stop' | 'length';
-  /** The stop id that ended the answer, or null. */
-  stopId: number | null;
-}
-
-/** Counters and timings of one generate call (CPU wall clock; ms). */
-export interface GenerateStats {
-  batches: number;
-  /** Step-graph runs (prefills included). */
-  steps: number;
-  promptTokens: number;
-  latentTokens: number;
-  forcedTokens: number;
-  answerTokens: number;
-  /** Row-steps computed (Σ live rows per step after the prefill): no finished row is counted. */
-  rowSteps: number;
-  compactions: number;
-  /** Rows whose top-p nucleus needed the full logits row. */
-  fullRowFallbacks: number;
-  prefillMs: number;
-  decodeMs: number;
-  totalMs: number;
-  bytesToDevice: number;
-  bytesToHost: number;
-}
-
-type Phase = 'latent' | 'forcing' | 'answer';
-
-interface Row {
-  index: number;
-  phase: Phase;
-  forced: number[];
-  nextPos: number;
-  rng: Rng | null;
-  res: GenerationResult;
-  done: boolean;
-}
-
-const int64 = (values: ArrayLike<number>): BigInt64Array => BigInt64Array.from(Array.from(values), (v) => BigInt(v));
 
 function checkIds(field: string, ids: readonly number[], V: number): void {
   for (const [j, id] of ids.entries()) {
@@ -269,14 +176,16 @@ export class Generator {
       batches: 0, steps: 0, promptTokens: 0, latentTokens: 0, forcedTokens: 0, answerTokens: 0, rowSteps: 0, compactions: 0,
       fullRowFallbacks: 0, prefillMs: 0, decodeMs: 0, totalMs: 0, bytesToDevice: 0, bytesToHost: 0,
     };
-    const order = req.prompts.map((_, i) => i).sort((a, b) => (req.prompts[b] as number[]).length - (req.prompts[a] as number[]).length || a - b);
+    const len = (i: number): number => req.prompts[i]?.length ?? 0;
+    const order = req.prompts.map((_, i) => i).sort((a, b) => len(b) - len(a) || a - b);
     const results: GenerationResult[] = new Array<GenerationResult>(req.prompts.length);
     for (let s = 0; s < order.length; s += req.batchSize) {
       const chunk = order.slice(s, s + req.batchSize);
       const out = await this.runBatch(req, chunk, stats);
-      chunk.forEach((idx, j) => {
-        results[idx] = out[j] as GenerationResult;
-      });
+      for (const [j, idx] of chunk.entries()) {
+        const r = out[j];
+        if (r !== undefined) results[idx] = r;
+      }
       stats.batches++;
     }
     const after = transferStats();
@@ -288,217 +197,56 @@ export class Generator {
 
   private async runBatch(req: GenerateRequest, indices: readonly number[], stats: GenerateStats): Promise<GenerationResult[]> {
     const c = this.config;
-    const [kvH, hd, D, nL] = [c.numKeyValueHeads, c.headDim, c.hiddenSize, c.numHiddenLayers];
-    const K = this.K;
-    const k = this.latentTopK;
     const mode = req.mode;
-    const sampling = req.sampling;
-    const topP = sampling.kind === 'top-p';
-    const invT = sampling.kind === 'top-p' ? 1 / sampling.temperature : 1;
-    const stop = new Set(req.stopIds);
-    const record = req.recordLatentEmbeddings === true;
-    const feedHidden = mode.kind === 'latent' && mode.feed === 'hidden';
-    const prompts = indices.map((i) => req.prompts[i] as readonly number[]);
-    const L = Math.max(...prompts.map((p) => p.length));
-    const padId = c.padTokenId ?? 0;
-
-    const rows: Row[] = indices.map((index, b) => {
-      const n = (prompts[b] as readonly number[]).length;
-      return {
-        index, phase: mode.kind === 'latent' ? 'latent' : 'answer', forced: [], nextPos: n,
-        rng: sampling.kind === 'top-p' ? Rng.fromSeed(sampling.seed).fork(index) : null,
-        res: {
-          latentCount: 0, latentTopK: [], latentStop: null, ...(record && mode.kind === 'latent' ? { latentEmbeddings: [] } : {}),
-          outputIds: [], finishReason: 'length', stopId: null,
-        },
-        done: false,
-      };
-    });
-    const all = [...rows];
-    let live = rows;
-    stats.promptTokens += prompts.reduce((s, p) => s + p.length, 0);
-
-    // Prefill inputs.
+    const prompts = indices.map((i) => req.prompts[i] ?? []);
+    const rows = new RowBatch({
+      mode, sampling: req.sampling, maxNewTokens: req.maxNewTokens, stopIds: req.stopIds, padId: c.padTokenId ?? 0,
+      vocabSize: c.vocabSize, latentTopK: this.latentTopK, candidates: this.K, hiddenSize: c.hiddenSize,
+      record: req.recordLatentEmbeddings === true,
+    }, indices, prompts);
+    const feed: LatentFeed = mode.kind === 'latent' && mode.feed === 'hidden' ? 'hidden' : 'soft';
+    stats.promptTokens += prompts.reduce((n, p) => n + p.length, 0);
     const s = this.step;
-    let B = rows.length;
-    let T = L;
-    let ids = int64(prompts.flatMap((p) => [...Array<number>(L - p.length).fill(padId), ...p]));
-    let useSoft = new Uint8Array(B * T);
-    let positions = int64(prompts.flatMap((p) => [...Array<number>(L - p.length).fill(0), ...p.map((_, j) => j)]));
-    let soft: DeviceTensor = s.alloc('float32', [B, 1, D]);
-    // Left padding; afterwards the graph appends the column of ones itself (attention_mask_next).
-    let mask: DeviceTensor = s.upload({ dtype: 'int64', dims: [B, L], data: int64(prompts.flatMap((p) => [...Array<number>(L - p.length).fill(0), ...p.map(() => 1)])) });
-    let past: DeviceTensor[] = [];
-    for (let i = 0; i < nL; i++) past.push(s.alloc('float32', [B, kvH, 0, hd]), s.alloc('float32', [B, kvH, 0, hd]));
+    const nL = c.numHiddenLayers;
+    const prefill = rows.prefill();
+    const invT = req.sampling.kind === 'top-p' ? 1 / req.sampling.temperature : 1;
+    // `using` replaces these try/finally blocks once the package compiles with lib esnext.disposable:
+    // invTemp, binding and cache here; heads per step below; the uploads in runStep.
     const invTemp = s.upload({ dtype: 'float32', dims: [1], data: new Float32Array([invT]) });
-    const binding = s.createBinding();
-    const outNames: string[] = [STEP.topIds, STEP.argmax, STEP.latentIds, STEP.topLogits, STEP.lse, STEP.softProbs, STEP.softNext, STEP.hiddenNext, STEP.lastLogits, STEP.maskNext];
-    for (let i = 0; i < nL; i++) outNames.push(STEP.presentKey(i), STEP.presentValue(i));
-
+    let binding: DeviceBinding | null = null;
+    let cache: KvCache | null = null;
     try {
+      binding = s.createBinding();
+      cache = KvCache.create(s, this.compact, c, prefill.B, prefill.mask);
+      let input: StepInput = prefill;
       for (let first = true; ; first = false) {
         const tStep = performance.now();
-        const inputs: DeviceTensor[] = [
-          s.upload({ dtype: 'int64', dims: [B, T], data: ids }),
-          s.upload({ dtype: 'bool', dims: [B, T], data: useSoft }),
-          s.upload({ dtype: 'int64', dims: [B, T], data: positions }),
-        ];
-        binding.bindInput(STEP.ids, inputs[0] as DeviceTensor).bindInput(STEP.useSoft, inputs[1] as DeviceTensor)
-          .bindInput(STEP.positions, inputs[2] as DeviceTensor).bindInput(STEP.mask, mask)
-          .bindInput(STEP.soft, soft).bindInput(STEP.invTemp, invTemp);
-        for (let i = 0; i < nL; i++) binding.bindInput(STEP.pastKey(i), past[2 * i] as DeviceTensor).bindInput(STEP.pastValue(i), past[2 * i + 1] as DeviceTensor);
-        for (const n of outNames) binding.bindOutputToDevice(n);
-        await s.runAsync(binding);
+        const { heads, carry } = await runStep(s, binding, input, cache, invTemp, nL);
         stats.steps++;
-        if (!first) stats.rowSteps += B;
-        const outs = binding.outputs();
-        for (const t of inputs) t.release();
-        for (const t of past) t.release();
-        soft.release();
-        mask.release();
-        mask = outs[STEP.maskNext] as DeviceTensor;
-        past = [];
-        for (let i = 0; i < nL; i++) past.push(outs[STEP.presentKey(i)] as DeviceTensor, outs[STEP.presentValue(i)] as DeviceTensor);
-        // The next latent input: the soft embedding, or the hidden state (the other one is dropped).
-        soft = outs[feedHidden ? STEP.hiddenNext : STEP.softNext] as DeviceTensor;
-        (outs[feedHidden ? STEP.softNext : STEP.hiddenNext] as DeviceTensor).release();
-
-        // Bring down only what this step's decisions need.
-        const anyLatent = live.some((r) => r.phase === 'latent');
-        const anyAnswer = live.some((r) => r.phase !== 'latent');
-        const topIds = topP && anyAnswer ? (outs[STEP.topIds] as DeviceTensor).download() as BigInt64Array : null;
-        const topLogits = topP && anyAnswer ? (outs[STEP.topLogits] as DeviceTensor).download() as Float32Array : null;
-        const lse = topP && anyAnswer ? (outs[STEP.lse] as DeviceTensor).download() as Float32Array : null;
-        const argmaxes = !topP || anyLatent ? (outs[STEP.argmax] as DeviceTensor).download() as BigInt64Array : null;
-        const latentIds = anyLatent ? (outs[STEP.latentIds] as DeviceTensor).download() as BigInt64Array : null;
-        const softProbs = anyLatent ? (outs[STEP.softProbs] as DeviceTensor).download() as Float32Array : null;
-        const softHost = anyLatent && record ? soft.download() as Float32Array : null;
-        let fullLogits: Float32Array | null = null;
-        const lastLogits = outs[STEP.lastLogits] as DeviceTensor;
-
-        const nextIds: number[] = [];
-        const nextSoft: number[] = [];
-        for (const [b, r] of live.entries()) {
-          const res = r.res;
-          if (r.phase === 'latent') {
-            const lm = mode as Extract<GenerateMode, { kind: 'latent' }>;
-            const argmax = Number((argmaxes as BigInt64Array)[b]);
-            if (argmax === lm.latentEndId || res.latentCount === lm.maxLatent) {
-              res.latentStop = argmax === lm.latentEndId ? 'end' : 'max';
-              r.phase = 'forcing';
-              r.forced = [...lm.latentEndIds];
-            } else {
-              res.latentTopK.push({
-                ids: Array.from((latentIds as BigInt64Array).subarray(b * k, (b + 1) * k), Number),
-                probs: Array.from((softProbs as Float32Array).subarray(b * k, (b + 1) * k)),
-              });
-              res.latentEmbeddings?.push((softHost as Float32Array).slice(b * D, (b + 1) * D));
-              res.latentCount++;
-              stats.latentTokens++;
-              nextIds.push(padId);
-              nextSoft.push(1);
-              continue;
-            }
-          }
-          if (r.phase === 'forcing') {
-            const id = r.forced.shift();
-            if (id !== undefined) {
-              stats.forcedTokens++;
-              nextIds.push(id);
-              nextSoft.push(0);
-              continue;
-            }
-            r.phase = 'answer';
-          }
-          // Answer: these logits choose the next answer token.
-          if (res.outputIds.length >= req.maxNewTokens) {
-            r.done = true;
-            continue;
-          }
-          let id: number;
-          if (!topP) id = Number((argmaxes as BigInt64Array)[b]);
-          else {
-            const rs = lse as Float32Array;
-            const sp = sampling as Extract<Sampling, { kind: 'top-p' }>;
-            const u = (r.rng as Rng).uniform();
-            const n = nucleusSize(topLogits as Float32Array, b * K, K, rs[b] as number, invT, sp.topP, K === c.vocabSize);
-            if (n > 0) id = Number((topIds as BigInt64Array)[b * K + sampleNucleus(topLogits as Float32Array, b * K, n, rs[b] as number, invT, u)]);
-            else {
-              fullLogits ??= lastLogits.download() as Float32Array;
-              stats.fullRowFallbacks++;
-              const row = sortRow(fullLogits.subarray(b * c.vocabSize, (b + 1) * c.vocabSize));
-              const m = nucleusSize(row.logits, 0, c.vocabSize, rs[b] as number, invT, sp.topP, true);
-              id = row.ids[sampleNucleus(row.logits, 0, m, rs[b] as number, invT, u)] as number;
-            }
-          }
-          if (stop.has(id)) {
-            res.finishReason = 'stop';
-            res.stopId = id;
-            r.done = true;
-            continue;
-          }
-          res.outputIds.push(id);
-          stats.answerTokens++;
-          if (res.outputIds.length >= req.maxNewTokens) {
-            r.done = true;
-            continue;
-          }
-          nextIds.push(id);
-          nextSoft.push(0);
+        if (!first) stats.rowSteps += input.B;
+        let decision: Decision;
+        try {
+          cache.advance(carry, feed);
+          decision = rows.decide(downloadHeads(heads, rows.needs(), cache), stats);
+        } finally {
+          releaseHeads(heads);
         }
-        for (const n of [STEP.topIds, STEP.argmax, STEP.latentIds, STEP.topLogits, STEP.lse, STEP.softProbs, STEP.lastLogits]) (outs[n] as DeviceTensor).release();
         if (first) stats.prefillMs += performance.now() - tStep;
         else stats.decodeMs += performance.now() - tStep;
-
-        const keep = live.map((r, b) => (r.done ? -1 : b)).filter((b) => b >= 0);
-        if (keep.length === 0) break;
+        if (decision.next === null) break;
         const tCompact = performance.now();
-        if (keep.length < B) {
-          [soft, mask, past] = this.compactRows(keep, soft, mask, past);
+        if (decision.keep.length < input.B) {
+          cache.compact(decision.keep);
           stats.compactions++;
         }
-        live = keep.map((b) => live[b] as Row);
-        B = live.length;
-        T = 1;
-        ids = int64(nextIds);
-        useSoft = Uint8Array.from(nextSoft);
-        positions = int64(live.map((r) => r.nextPos++));
+        input = decision.next;
         stats.decodeMs += performance.now() - tCompact;
       }
     } finally {
-      binding.release();
+      cache?.release();
+      binding?.release();
       invTemp.release();
-      soft.release();
-      mask.release();
-      for (const t of past) t.release();
     }
-    return all.map((r) => r.res);
-  }
-
-  /** Keeps batch rows `keep` of the soft embeddings, the mask and every cache tensor (device to device). */
-  private compactRows(keep: readonly number[], soft: DeviceTensor, mask: DeviceTensor, past: readonly DeviceTensor[]): [DeviceTensor, DeviceTensor, DeviceTensor[]] {
-    const s = this.compact;
-    const nL = this.config.numHiddenLayers;
-    const rows = s.upload({ dtype: 'int64', dims: [keep.length], data: int64(keep) });
-    const b: DeviceBinding = s.createBinding();
-    try {
-      b.bindInput(COMPACT.rows, rows).bindInput(COMPACT.soft, soft).bindOutputToDevice(COMPACT.keptSoft)
-        .bindInput(COMPACT.mask, mask).bindOutputToDevice(COMPACT.keptMask);
-      for (let i = 0; i < nL; i++) {
-        b.bindInput(COMPACT.key(i), past[2 * i] as DeviceTensor).bindInput(COMPACT.value(i), past[2 * i + 1] as DeviceTensor);
-        b.bindOutputToDevice(COMPACT.keptKey(i)).bindOutputToDevice(COMPACT.keptValue(i));
-      }
-      s.run(b);
-      const o = b.outputs();
-      const kept: DeviceTensor[] = [];
-      for (let i = 0; i < nL; i++) kept.push(o[COMPACT.keptKey(i)] as DeviceTensor, o[COMPACT.keptValue(i)] as DeviceTensor);
-      soft.release();
-      mask.release();
-      for (const t of past) t.release();
-      return [o[COMPACT.keptSoft] as DeviceTensor, o[COMPACT.keptMask] as DeviceTensor, kept];
-    } finally {
-      b.release();
-      rows.release();
-    }
+    return rows.results();
   }
 }

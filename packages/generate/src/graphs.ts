@@ -1,7 +1,7 @@
 // The two ONNX graphs of the generation engine, built once per Generator.
 //
-// Step graph (`buildStepGraph`): one Llama-3 / Qwen2 decoder step with a KV cache (buildDecoder with
-// `cache`), whose input embedding of every position is chosen per position:
+// Step graph (`buildStepGraph`): one Llama-3 / Qwen2 / Qwen3 decoder step with a KV cache (models'
+// decoder() with `past`), whose input embedding of every position is chosen per position:
 //     x[b,t] = use_soft[b,t] ? soft_embeds[b,0] : W[input_ids[b,t]]
 // so a batch can mix latent rows (fed the soft embedding z of their previous step, which never leaves
 // the device) with rows fed ordinary tokens (prompt, `</think>` pieces, answer tokens). Only the
@@ -23,15 +23,10 @@
 //
 // Compaction graph (`buildCompactGraph`): Gather along the batch axis of every cache tensor, of
 // soft_next and of the attention mask by `rows` int64 [B'], run when sequences finish so later steps only compute live rows.
-//
-// buildDecoder (packages/models) takes its input embeddings only as a graph input. To feed it the
-// per-position choice above, the decoder is built with `input: 'embeds'`, and `spliceInput` then
-// rewires the consumers of `inputs_embeds` to the computed tensor and moves the producing nodes to
-// the front (they read only graph inputs and initializers, so the order stays topological).
 import { Graph, type Tensor } from '@latent-sft/graph';
 import { inputError } from '@latent-sft/core';
 import { gWeightedEmbedding } from '@latent-sft/latent';
-import { type ModelConfig, type NamedTensor, buildDecoder, parameterShapes } from '@latent-sft/models';
+import { type ModelConfig, type NamedTensor, declareWeights, decoder, paddingBias } from '@latent-sft/models';
 
 /** Compute dtype of the decoder body; inputs/outputs of the step graph are float32 either way. */
 export type GenerateDtype = 'float32' | 'float16' | 'bfloat16';
@@ -84,20 +79,6 @@ export const COMPACT = {
   keptValue: (i: number): string => `kept.${i}.value`,
 } as const;
 
-/**
- * Replaces graph input `name` by `value`: every node reading `name` reads `value`, the nodes from
- * index `from` on (which produce `value` from graph inputs and initializers only) move to the front,
- * and the input is dropped.
- */
-function spliceInput(g: Graph, name: string, value: Tensor, from: number): void {
-  const idx = g.inputs.findIndex((t) => t.name === name);
-  if (idx < 0) throw new Error(`spliceInput: graph '${g.name}' has no input '${name}'`);
-  const front = g.nodes.slice(from);
-  const body = g.nodes.slice(0, from).map((n) => (n.inputs.includes(name) ? { ...n, inputs: n.inputs.map((x) => (x === name ? value.name : x)) } : n));
-  g.nodes.splice(0, g.nodes.length, ...front, ...body);
-  g.inputs.splice(idx, 1);
-}
-
 /** Total float32 bytes of the weights (decides whether the model needs an external-data file). */
 export function weightBytes(tensors: readonly NamedTensor[]): number {
   return tensors.reduce((s, t) => s + t.data.byteLength, 0);
@@ -112,36 +93,31 @@ export function buildStepGraph(config: ModelConfig, tensors: readonly NamedTenso
   if (!Number.isInteger(k) || k < 1 || k > V) throw inputError({ field: 'latentTopK' }, `must be an integer in [1, ${V}] (the vocabulary size), got ${k}`);
   if (!Number.isInteger(candidates) || candidates < 1) throw inputError({ field: 'candidates' }, `must be a positive integer, got ${candidates}`);
   const K = Math.min(V, Math.max(k, candidates));
-  const byName = new Map(tensors.map((t) => [t.name, t]));
 
   const g = new Graph('generate_step');
-  const dec = buildDecoder(g, c, {
-    input: 'embeds', mask: 'padding', params: { kind: 'initializers', tensors }, outputs: ['hidden'], dtype: opts.dtype,
-    cache: true, markOutputs: false, ...(opts.maxPositions !== undefined ? { maxPositions: opts.maxPositions } : {}),
-  });
-  const hidden = dec.hidden as Tensor; // [B, T, D] float32
-  const W = dec.params['model.embed_tokens.weight'] as Tensor; // float32 initializer [V, D]
-
-  // Per-position input embedding (see the header), spliced in place of inputs_embeds.
-  const from = g.nodes.length;
+  const weights = declareWeights(g, c, { kind: 'initializers', tensors }, true); // float32 initializers by HF name
+  const W = weights['model.embed_tokens.weight'] as Tensor; // [V, D]
+  const positions = g.input(STEP.positions, 'int64', ['batch', 'seq']);
+  const mask = g.input(STEP.mask, 'int64', ['batch', 'total']);
+  const past = Array.from({ length: c.numHiddenLayers }, (_, i) => ({
+    key: g.input(STEP.pastKey(i), 'float32', ['batch', c.numKeyValueHeads, 'past', c.headDim]),
+    value: g.input(STEP.pastValue(i), 'float32', ['batch', c.numKeyValueHeads, 'past', c.headDim]),
+  }));
+  // Per-position input embedding (see the header).
   const ids = g.input(STEP.ids, 'int64', ['batch', 'seq']);
   const useSoft = g.input(STEP.useSoft, 'bool', ['batch', 'seq']);
   const soft = g.input(STEP.soft, 'float32', ['batch', 1, D]);
   const x = g.where(g.unsqueeze(useSoft, [2]), soft, g.gather(W, ids, 0)); // [B, T, D]
-  spliceInput(g, 'inputs_embeds', x, from);
+  const dec = decoder(g, c, weights, x, {
+    bias: paddingBias(g, mask, positions), positions, past, outputs: ['hidden'], dtype: opts.dtype,
+    ...(opts.maxPositions !== undefined ? { maxPositions: opts.maxPositions } : {}),
+  });
+  const hidden = dec.hidden as Tensor; // [B, T, D] float32
 
   // Last position only: [B, D] → logits [B, V] in the compute dtype, returned as float32.
   const lastHidden = g.slice(hidden, [-1], [2 ** 62], [1]); // [B, 1, D] float32
   const last = g.reshape(g.cast(lastHidden, opts.dtype), [-1, D]);
-  let head: Tensor;
-  if (c.tieWordEmbeddings) head = W;
-  else {
-    const shape = parameterShapes(c).find((p) => p.name === 'lm_head.weight');
-    const src = byName.get('lm_head.weight');
-    if (shape === undefined || src === undefined) throw inputError({ field: 'lm_head.weight' }, 'missing from the weights of an untied model');
-    if (src.shape.join(',') !== shape.shape.join(',')) throw inputError({ field: 'lm_head.weight' }, `shape [${src.shape}] but the config needs [${shape.shape}]`);
-    head = g.initializer('lm_head.weight', { dtype: 'float32', dims: shape.shape, data: src.data });
-  }
+  const head = weights[c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'] as Tensor;
   const logits = g.cast(g.op1('Gemm', [last, g.cast(head, opts.dtype)], { transB: 1 }), 'float32'); // [B, V]
 
   const [topLogits, topIds] = g.op('TopK', [logits, g.ints([K])], { axis: -1, largest: 1, sorted: 1 }) as [Tensor, Tensor];
@@ -160,7 +136,6 @@ export function buildStepGraph(config: ModelConfig, tensors: readonly NamedTenso
   g.output(kIds, STEP.latentIds);
   g.output(topLogits, STEP.topLogits);
   g.output(lse, STEP.lse);
-  const mask = g.value(STEP.mask);
   const ones = g.expand(g.constant([1], 'int64', [1, 1]), g.concat([g.slice(g.shapeOf(mask), [0], [1]), g.ints([1])], 0));
   g.output(g.concat([mask, ones], 1), STEP.maskNext);
   g.output(softProbs, STEP.softProbs);

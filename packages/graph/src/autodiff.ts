@@ -255,6 +255,13 @@ export const gradRules: { readonly [P in DifferentiableOp]: GradRule<P> } = {
     const dw = c.needs[1] ? c.g.cast(c.g.reduceSum(parts, [0], false), w.dtype) : null;
     return [c.needs[0] ? dx : null, dw];
   },
+  // latent_sft fused SwiGLU (fusions.ts): dGate and dUp by the fused backward op.
+  SwiGLU: (c) => {
+    const d = c.dy[0];
+    if (d === null || d === undefined || (!c.needs[0] && !c.needs[1])) return [null, null];
+    const [dg, du] = c.g.op('SwiGLUGrad', [d, c.x[0] as Tensor, c.x[1] as Tensor]) as [Tensor, Tensor];
+    return [c.needs[0] ? dg : null, c.needs[1] ? du : null];
+  },
   // y = x - logΣeˣ: dx = dy - eʸ Σ dy
   LogSoftmax: (c) => {
     const g = c.g;

@@ -11,6 +11,11 @@
 //   Mul(w16, Cast(Div(xf, Sqrt(Add(ReduceMean(Mul(xf, xf), [-1]), ε))) → 16-bit)),  xf = Cast(x16 → f32)
 // becomes RMSNorm(x16, w16){epsilon}: one read of x and one write of y instead of a chain of float32
 // [.., D] tensors, and a backward (RMSNormGrad) that recomputes the normalized row from x and 1/rms.
+//
+// fuseSwiGlu: the LLaMA MLP gating that the decoder writes as Mul(Mul(gate, Sigmoid(gate)), up) (any
+// operand order, any float dtype, gate and up of one shape) becomes SwiGLU(gate, up): one pass instead of
+// three, no σ(g) / g·σ(g) tensors kept for the backward, and a backward (SwiGLUGrad) that writes dGate
+// and dUp in one pass instead of seven elementwise ops.
 import type { Graph, Node } from './graph.js';
 import { normAxis } from './ops.js';
 
@@ -107,6 +112,35 @@ export function fuseRmsNorm(g: Graph): number {
       const out = g.value(mul.outputs[0] as string);
       if (w.shape[0] !== x.shape[x.rank - 1] || out.rank !== x.rank || !out.shape.every((d, i) => d === x.shape[i])) continue;
       g.replaceNode(mul, 'RMSNorm', [x, w], { epsilon: eps });
+      count++;
+      break;
+    }
+  }
+  return count;
+}
+
+/** Rewrites every matching SwiGLU of `g` (see the file header); returns how many. */
+export function fuseSwiGlu(g: Graph): number {
+  const { uses, producer } = useMap(g);
+  const made = (name: string | undefined, op: string): Node | undefined => {
+    const p = name === undefined ? undefined : producer.get(name);
+    return p !== undefined && p.op === op && uses.get(p.outputs[0] as string) === 1 ? p : undefined;
+  };
+  let count = 0;
+  for (const mul of [...g.nodes]) {
+    if (mul.op !== 'Mul') continue;
+    for (const [ai, ui] of [[0, 1], [1, 0]] as const) {
+      const inner = made(mul.inputs[ai], 'Mul');
+      if (inner === undefined) continue;
+      const k = [0, 1].find((j) => made(inner.inputs[j], 'Sigmoid')?.inputs[0] === inner.inputs[1 - j]);
+      if (k === undefined) continue;
+      const gate = g.value(inner.inputs[1 - k] as string);
+      const up = g.value(mul.inputs[ui] as string);
+      const out = g.value(mul.outputs[0] as string);
+      if (!['float32', 'bfloat16', 'float16'].includes(gate.dtype) || up.dtype !== gate.dtype) continue;
+      const same = (t: typeof gate) => t.rank === gate.rank && t.shape.every((d, i) => d === gate.shape[i]);
+      if (!same(up) || !same(out)) continue;
+      g.replaceNode(mul, 'SwiGLU', [gate, up], {});
       count++;
       break;
     }

@@ -11,6 +11,6 @@ export type { GradContext, GradRule } from './autodiff.js';
 export { saveModel, serialize } from './serialize.js';
 export type { ExternalChunk, SerializeOptions, SerializedModel } from './serialize.js';
 export { crossEntropy } from './losses.js';
-export { fuseMaskedSoftmax, fuseRmsNorm } from './fusions.js';
+export { fuseMaskedSoftmax, fuseRmsNorm, fuseSwiGlu } from './fusions.js';
 export { buildTrainStep, sgd } from './train-step.js';
 export type { TrainStep, TrainStepOptions, UpdateFn, ValueSpec } from './train-step.js';

@@ -33,17 +33,20 @@ export interface OpAttrs {
   ScatterElements: { axis?: number; reduction?: 'none' | 'add' | 'mul' };
   // Domain latent_sft (kernels in @latent-sft/runtime's addon): fused optimizer ops.
   AdamW: { beta2: number; one_minus_beta1: number; one_minus_beta2: number; eps: number };
+  AdamWCopy: { beta2: number; one_minus_beta1: number; one_minus_beta2: number; eps: number; to: DType };
   SumSquares: {};
   MaskedSoftmax: { scale?: number };
   MaskedSoftmaxGrad: { scale?: number };
   RMSNorm: { epsilon: number };
   RMSNormGrad: {};
+  SwiGLU: {};
+  SwiGLUGrad: {};
 }
 
 /** Ops outside the default ONNX domain, and their domain (serialized with opset version 1). */
 export const customOpDomains: { readonly [P in OpType]?: string } = {
-  AdamW: 'latent_sft', SumSquares: 'latent_sft', MaskedSoftmax: 'latent_sft', MaskedSoftmaxGrad: 'latent_sft',
-  RMSNorm: 'latent_sft', RMSNormGrad: 'latent_sft',
+  AdamW: 'latent_sft', AdamWCopy: 'latent_sft', SumSquares: 'latent_sft', MaskedSoftmax: 'latent_sft', MaskedSoftmaxGrad: 'latent_sft',
+  RMSNorm: 'latent_sft', RMSNormGrad: 'latent_sft', SwiGLU: 'latent_sft', SwiGLUGrad: 'latent_sft',
 };
 
 /** Every op type of the table. */
@@ -52,7 +55,7 @@ export type OpType = keyof OpAttrs;
 /** Ops through which no gradient flows (integer/boolean results, shape queries, scatters used by backward). */
 export type NonDifferentiableOp =
   | 'Shape' | 'Size' | 'ConstantOfShape' | 'Range' | 'Equal' | 'Less' | 'Greater' | 'Not' | 'And' | 'Or'
-  | 'ArgMax' | 'ScatterND' | 'ScatterElements' | 'AdamW' | 'SumSquares' | 'MaskedSoftmaxGrad' | 'RMSNormGrad';
+  | 'ArgMax' | 'ScatterND' | 'ScatterElements' | 'AdamW' | 'AdamWCopy' | 'SumSquares' | 'MaskedSoftmaxGrad' | 'RMSNormGrad' | 'SwiGLUGrad';
 
 /** Ops that have a gradient rule (exhaustively: all others). */
 export type DifferentiableOp = Exclude<OpType, NonDifferentiableOp>;
@@ -60,8 +63,8 @@ export type DifferentiableOp = Exclude<OpType, NonDifferentiableOp>;
 /** The list of non-differentiable ops, typed so that it must stay complete. */
 export const nonDifferentiableOps: { readonly [P in NonDifferentiableOp]: true } = {
   Shape: true, Size: true, ConstantOfShape: true, Range: true, Equal: true, Less: true, Greater: true,
-  Not: true, And: true, Or: true, ArgMax: true, ScatterND: true, ScatterElements: true, AdamW: true, SumSquares: true,
-  MaskedSoftmaxGrad: true, RMSNormGrad: true,
+  Not: true, And: true, Or: true, ArgMax: true, ScatterND: true, ScatterElements: true, AdamW: true, AdamWCopy: true, SumSquares: true,
+  MaskedSoftmaxGrad: true, RMSNormGrad: true, SwiGLUGrad: true,
 };
 
 type AllAttrNames = { [P in OpType]: keyof OpAttrs[P] }[OpType];
@@ -215,7 +218,8 @@ function sliceDim(d: Dim, start: number, end: number, step: number, fresh: () =>
 export function opOutputCount(op: OpType, nSplit?: number): number {
   if (op === 'TopK') return 2;
   if (op === 'AdamW') return 3;
-  if (op === 'MaskedSoftmax' || op === 'RMSNorm' || op === 'RMSNormGrad') return 2;
+  if (op === 'AdamWCopy') return 4;
+  if (op === 'MaskedSoftmax' || op === 'RMSNorm' || op === 'RMSNormGrad' || op === 'SwiGLUGrad') return 2;
   if (op === 'Split') return nSplit ?? 1;
   return 1;
 }
@@ -534,25 +538,12 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     return [{ dtype: data.dtype, shape: [...data.shape] }];
   },
   // p, g, m, v, step_size, decay, bc2_sqrt, coef → p', m', v' (runtime/native/src/fused_ops.cc).
-  AdamW: (g, inputs, attrs) => {
-    arity(inputs, 8);
-    const p = need(inputs, 0, 'p');
-    const gr = need(inputs, 1, 'g');
-    if (p.dtype !== 'float32') throw new Error(`p must be float32, got ${p.dtype}`);
-    if (!['float32', 'bfloat16', 'float16'].includes(gr.dtype)) throw new Error(`g must be float32, bfloat16 or float16, got ${gr.dtype}`);
-    for (const [i, what] of [[1, 'g'], [2, 'm'], [3, 'v']] as const) {
-      const x = need(inputs, i, what);
-      if (x.rank !== p.rank || !x.shape.every((d, j) => dimEq(d, p.shape[j] as Dim))) throw new Error(`${what} must have the shape of p`);
-      if (i > 1 && x.dtype !== 'float32') throw new Error(`${what} must be float32, got ${x.dtype}`);
-    }
-    ['step_size', 'decay', 'bc2_sqrt', 'coef'].forEach((what, i) => {
-      const s = need(inputs, 4 + i, what);
-      if (s.dtype !== 'float32' || s.rank !== 0) throw new Error(`${what} must be a float32 scalar, got ${s.dtype}${s.shapeText}`);
-    });
-    for (const k of ['beta2', 'one_minus_beta1', 'one_minus_beta2', 'eps'] as const) {
-      if (typeof attrs[k] !== 'number' || !Number.isFinite(attrs[k])) throw new Error(`attribute ${k} must be a finite number`);
-    }
-    return [0, 1, 2].map(() => ({ dtype: 'float32' as const, shape: [...p.shape] }));
+  AdamW: (g, inputs, attrs) => adamwOutputs(inputs, attrs),
+  // AdamW's inputs and attributes, `to` bfloat16 | float16 → p', m', v' and p' rounded to `to` (as Cast).
+  AdamWCopy: (g, inputs, attrs) => {
+    if (attrs.to !== 'bfloat16' && attrs.to !== 'float16') throw new Error(`attribute to must be bfloat16 or float16, got ${String(attrs.to)}`);
+    const out = adamwOutputs(inputs, attrs);
+    return [...out, { dtype: attrs.to, shape: [...(out[0] as InferredOut).shape] }];
   },
   // x_1 .. x_k (float dtypes) → float32 scalar Σ x² (accumulated in float64).
   SumSquares: (g, inputs) => {
@@ -603,7 +594,52 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     if (r.dtype !== 'float32' || r.rank !== x.rank - 1) throw new Error(`R must be float32 [...] over the rows of X, got ${r.dtype}${r.shapeText}`);
     return [{ dtype: x.dtype, shape: [...x.shape] }, { dtype: 'float32', shape: [g.fresh('rmsnorm_parts'), x.shape[x.rank - 1] as Dim] }];
   },
+  // gate, up (one float dtype and shape) → Y = round(round(g·σ(g)) · u), float32 inside (SiLU rounded
+  // once, as torch's F.silu).
+  SwiGLU: (g, inputs) => {
+    arity(inputs, 2);
+    const gate = need(inputs, 0, 'gate');
+    checkSwiGlu(gate, need(inputs, 1, 'up'), 'up');
+    return [{ dtype: gate.dtype, shape: [...gate.shape] }];
+  },
+  // dY, gate, up → dGate = (dY·u)·σ(g)·(1 + g·(1 − σ(g))), dUp = dY·round(g·σ(g)), float32 inside.
+  SwiGLUGrad: (g, inputs) => {
+    arity(inputs, 3);
+    const gate = need(inputs, 1, 'gate');
+    checkSwiGlu(gate, need(inputs, 2, 'up'), 'up');
+    checkSwiGlu(gate, need(inputs, 0, 'dY'), 'dY');
+    return [{ dtype: gate.dtype, shape: [...gate.shape] }, { dtype: gate.dtype, shape: [...gate.shape] }];
+  },
 };
+
+function checkSwiGlu(gate: Tensor, other: Tensor, what: string): void {
+  if (!['float32', 'bfloat16', 'float16'].includes(gate.dtype)) throw new Error(`gate must be float32, bfloat16 or float16, got ${gate.dtype}`);
+  if (other.dtype !== gate.dtype || other.rank !== gate.rank || !other.shape.every((d, i) => dimEq(d, gate.shape[i] as Dim))) {
+    throw new Error(`${what} must have the dtype and shape of gate (${gate.dtype}${gate.shapeText}), got ${other.dtype}${other.shapeText}`);
+  }
+}
+
+/** AdamW's checks and outputs p', m', v' (float32, p's shape). */
+function adamwOutputs(inputs: readonly In[], attrs: OpAttrs['AdamW']): InferredOut[] {
+  arity(inputs, 8);
+  const p = need(inputs, 0, 'p');
+  const gr = need(inputs, 1, 'g');
+  if (p.dtype !== 'float32') throw new Error(`p must be float32, got ${p.dtype}`);
+  if (!['float32', 'bfloat16', 'float16'].includes(gr.dtype)) throw new Error(`g must be float32, bfloat16 or float16, got ${gr.dtype}`);
+  for (const [i, what] of [[1, 'g'], [2, 'm'], [3, 'v']] as const) {
+    const x = need(inputs, i, what);
+    if (x.rank !== p.rank || !x.shape.every((d, j) => dimEq(d, p.shape[j] as Dim))) throw new Error(`${what} must have the shape of p`);
+    if (i > 1 && x.dtype !== 'float32') throw new Error(`${what} must be float32, got ${x.dtype}`);
+  }
+  ['step_size', 'decay', 'bc2_sqrt', 'coef'].forEach((what, i) => {
+    const s = need(inputs, 4 + i, what);
+    if (s.dtype !== 'float32' || s.rank !== 0) throw new Error(`${what} must be a float32 scalar, got ${s.dtype}${s.shapeText}`);
+  });
+  for (const k of ['beta2', 'one_minus_beta1', 'one_minus_beta2', 'eps'] as const) {
+    if (typeof attrs[k] !== 'number' || !Number.isFinite(attrs[k])) throw new Error(`attribute ${k} must be a finite number`);
+  }
+  return [0, 1, 2].map(() => ({ dtype: 'float32' as const, shape: [...p.shape] }));
+}
 
 /** A fused backward's dY: X's dtype and shape. */
 function checkLikeX(dy: Tensor, x: Tensor): void {

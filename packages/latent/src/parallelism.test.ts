@@ -42,36 +42,38 @@ describe('pathScore', () => {
   const probs = f64(2, 4, [0.5, 0.3, 0.2, 0, 0.1, 0.1, 0.1, 0.7]);
   const segments = [[0, 1], [3, 3]];
 
-  it('averages log(ε + segment mass) over steps, counting a repeated id once', () => {
-    // masses 0.8 and 0.7 (id 3 counted once): (ln 0.8 + ln 0.7)/2 = (-0.22314355 - 0.35667494)/2.
-    expect(pathScore(probs, segments, Int32Array.from([0, 1]), { eps: 0 })).toBeAllclose(-0.2899092476264711, { atol: 1e-15 });
-    // Unassigned steps are skipped: ln(0.8) alone.
-    expect(pathScore(probs, segments, Int32Array.from([0, -1]), { eps: 0 })).toBeAllclose(Math.log(0.8), { atol: 1e-15 });
+  it('averages log(ε + segment mass) over all steps, counting every occurrence of an id (as parallelism.py)', () => {
+    // masses 0.8 and 0.7 + 0.7 = 1.4 (index_select keeps the repeat): (ln 0.8 + ln 1.4)/2 = 0.05666434.
+    expect(pathScore(probs, segments, Int32Array.from([0, 1]), { eps: 0 })).toBeAllclose(0.05666434265350159, { atol: 1e-15 });
+    // An unassigned step adds log ε and still counts in the mean: (ln 0.8 + ln 1e-12)/2 = -13.92708233.
+    expect(pathScore(probs, segments, Int32Array.from([0, -1]))).toBeAllclose(-13.927082333621378, { atol: 1e-13 });
   });
 
   it('restricts the mass to the top-k tokens of p_t', () => {
-    // top-1 of p0 = {0}: mass 0.5; top-1 of p1 = {3}: mass 0.7 -> (ln 0.5 + ln 0.7)/2 = -0.52491106.
-    expect(pathScore(probs, segments, Int32Array.from([0, 1]), { eps: 0, topk: 1 })).toBeAllclose(-0.5249110622493389, { atol: 1e-15 });
+    // top-1 of p0 = {0}: mass 0.5; top-1 of p1 = {3}: mass 0.7 twice -> (ln 0.5 + ln 1.4)/2 = -0.17833747.
+    expect(pathScore(probs, segments, Int32Array.from([0, 1]), { eps: 0, topk: 1 })).toBeAllclose(-0.1783374719693662, { atol: 1e-15 });
   });
 });
 
 describe('nEff / pathPosterior', () => {
   it('is the number of paths when scores are equal', () => {
-    expect(nEff([-1.3, -1.3])).toBeAllclose(2, { atol: 1e-15 });
-    expect(nEff([0, 0, 0])).toBeAllclose(3, { atol: 1e-15 });
+    expect(nEff([-1.3, -1.3], 1, 0)).toBeAllclose(2, { atol: 1e-15 });
+    expect(nEff([0, 0, 0], 1, 0)).toBeAllclose(3, { atol: 1e-15 });
+    // The script's entropy uses log(π + ε), ε = 1e-12: exp(−ln(0.5 + 1e-12)) = 1/(0.5 + 1e-12).
+    expect(nEff([-1.3, -1.3])).toBeAllclose(1.999999999996, { atol: 1e-15 });
   });
 
   it('is ~1 for one dominant path', () => {
     // π = (1, e^-50)/(1 + e^-50): H ≈ 51·e^-50 ≈ 1e-20, N_eff = 1 to double precision.
-    expect(nEff([0, -50])).toBeAllclose(1, { atol: 1e-15 });
+    expect(nEff([0, -50], 1, 0)).toBeAllclose(1, { atol: 1e-15 });
   });
 
   it('matches a hand-computed posterior perplexity, with the temperature dividing the scores', () => {
     // s = (0, ln 3): π = (1/4, 3/4); H = 0.25 ln 4 + 0.75 ln(4/3) = 0.34657359 + 0.21576155 = 0.56233514;
     // N_eff = e^0.56233514 = 1.75476535. Temperature 2 on (0, 2 ln 3) gives the same π.
     expect(pathPosterior([0, Math.log(3)])).toBeAllclose([0.25, 0.75], { atol: 1e-15 });
-    expect(nEff([0, Math.log(3)])).toBeAllclose(1.7547653506033232, { atol: 1e-14 });
-    expect(nEff([0, 2 * Math.log(3)], 2)).toBeAllclose(1.7547653506033232, { atol: 1e-14 });
+    expect(nEff([0, Math.log(3)], 1, 0)).toBeAllclose(1.7547653506033232, { atol: 1e-14 });
+    expect(nEff([0, 2 * Math.log(3)], 2, 0)).toBeAllclose(1.7547653506033232, { atol: 1e-14 });
     expect(() => nEff([])).toThrow(/at least one path/);
   });
 });
@@ -95,15 +97,35 @@ describe('parallelism', () => {
     expect(r.nEff).toBeAllclose(2, { atol: 1e-14 });
   });
 
+  it('uses only the first T\' = min(T, R) latents and counts a repeated id per occurrence', () => {
+    // Path D: tokens 3 3 with one reference latent: T' = 1, span {3,3} paired with z0 only;
+    // s = ln(p0[3] + p0[3]) = ln 0.2 (a set would give ln 0.1, and z1 would add nothing or log ε).
+    const D = { tokenIds: [3, 3], refLatents: f64(1, 2, [1, 0]) };
+    const r = parallelism({ latents, probs, paths: [A, D] }, { rng: Rng.fromSeed(1), eps: 0 });
+    expect(r.scores).toBeAllclose([Math.log(0.7), Math.log(0.2)], { atol: 1e-15 });
+    // π = (0.7, 0.2)/0.9: N_eff = exp(−(7/9) ln(7/9) − (2/9) ln(2/9)) = 1.69926…
+    const pi = [7 / 9, 2 / 9];
+    expect(r.nEff).toBeAllclose(Math.exp(-pi.reduce((h, x) => h + x * Math.log(x), 0)), { atol: 1e-14 });
+  });
+
+  it('renormalises each probability row by its sum and rejects rows that are not distributions', () => {
+    const scaled = f64(2, 4, [0.7, 0.1, 0.1, 0.1].map((x) => x * 1.01).concat([0.1, 0.7, 0.1, 0.1]));
+    const r = parallelism({ latents, probs: scaled, paths: [A, B] }, { rng: Rng.fromSeed(1), eps: 0 });
+    expect(r.scores).toBeAllclose([Math.log(0.7), Math.log(0.7)], { atol: 1e-15 });
+    expect(r.nEff).toBeAllclose(2, { atol: 1e-14 });
+    const half = f64(2, 4, [0.35, 0.05, 0.05, 0.05, 0.1, 0.7, 0.1, 0.1]);
+    expect(() => parallelism({ latents, probs: half, paths: [A] }, { rng: Rng.fromSeed(1) })).toThrow(/probs row 0 sums to 0.4999.*expected a distribution/);
+  });
+
   it('gives N_eff = 2 for two identical paths and ~1 for one dominant path', () => {
-    expect(parallelism({ latents, probs, paths: [A, A] }, { rng: Rng.fromSeed(1) }).nEff).toBeAllclose(2, { atol: 1e-14 });
+    expect(parallelism({ latents, probs, paths: [A, A] }, { rng: Rng.fromSeed(1) }).nEff).toBeAllclose(1.999999999996, { atol: 1e-14 });
     // One-hot p0 = e0, p1 = e1: A has mass 1 at both steps, s_A = ln(1 + ε); path E (tokens 2 3) has
-    // mass 0, s_E = ln ε with ε = 1e-10. π_E = ε/(1 + 2ε), H ≈ ε(ln(1/ε) + 1) = 2.4e-9, N_eff ≈ 1 + 2.4e-9.
+    // mass 0, s_E = ln ε with ε = 1e-12. π = softmax(s); N_eff = exp(−Σ π ln(π + ε)) = 1.000000000026938.
     const oneHot = f64(2, 4, [1, 0, 0, 0, 0, 1, 0, 0]);
     const E = { tokenIds: [2, 3], refLatents: f64(2, 2, [1, 0, 0, 1]) };
     const r = parallelism({ latents, probs: oneHot, paths: [A, E] }, { rng: Rng.fromSeed(1) });
-    expect(r.scores).toBeAllclose([Math.log(1 + 1e-10), Math.log(1e-10)], { atol: 1e-12 });
-    expect(r.nEff).toBeAllclose(1 + 1e-10 * (Math.log(1e10) + 1), { atol: 1e-12 });
+    expect(r.scores).toBeAllclose([1.000088900581841e-12, -27.631021115928547], { atol: 1e-14 });
+    expect(r.nEff).toBeAllclose(1.000000000026938, { atol: 1e-14 });
   });
 
   it('matches the hand-worked N_eff with re-segmentation', () => {

@@ -1,20 +1,24 @@
-// Effective global parallelism N_eff (spec §6, `parallelism.py@b392390`): how many reference
-// reasoning paths a generated latent chain is consistent with at once. Parts the spec leaves open
-// are INFERRED and listed in README.md: which reference latents pair with the re-segmented spans,
-// steps left without a segment, ε, and the order of random draws. Leaves out producing the inputs
-// (encoder reference latents, model generation) and the unrecovered "Top-2 Score".
+// Effective global parallelism N_eff (spec §6): how many reference reasoning paths a generated latent
+// chain is consistent with at once, computed as the official `parallelism.py@b392390` computes it
+// (`compute_sample_parallelism_score`). Leaves out producing the inputs (encoder reference latents,
+// model generation) and the unrecovered "Top-2 Score".
 //
 // Shape legend: T = generated latents, d = hidden size, V = vocabulary, R = reference latents of one
-// path, T' = min(T, R) segments, M = paths.
+// path, T' = min(T, R) aligned steps, M = paths.
 //
 // Per path m (token ids of length L, reference latents [R,d]):
-//   1. T' = min(T, R); span t = ids[⌊t·L/T'⌋, ⌊(t+1)·L/T'⌋), paired with reference latent t (t < T').
-//   2. D[t,j] = distance(z_t, ref_j), cosine distance 1 − cos by default.
-//   3. Greedy unique assignment: steps t = 0..T-1 in order each take the closest unused segment
-//      (ties → lower index); steps after all T' segments are used get none.
-//   4. s_m = mean over assigned t of log(ε + Σ_{v ∈ set(span)} p_t[v]), optionally only v in top-`topk` of p_t.
-// π = softmax(s / T_temp); N_eff = exp(H(π)). N_eff_naive: the same with assignment t → perm[t] for
-// a uniformly random permutation of the T' segments, per path and trial, N_eff averaged over trials.
+//   1. T' = min(T, R): only the FIRST T' generated latents and distributions take part; span
+//      t = ids[⌊t·L/T'⌋, ⌊(t+1)·L/T'⌋) pairs with reference latent t (t < T').
+//   2. D[t,j] = distance(z_t, ref_j) over [T',T'], cosine distance 1 − cos by default.
+//   3. Greedy unique assignment: steps t = 0..T'-1 in order each take the closest unused segment
+//      (ties → lower index), so every step gets one.
+//   4. s_m = (1/T') Σ_t log(ε + Σ_{i} p_t[span_i]) — the sum runs over the span's ids as a LIST, so a
+//      repeated id counts once per occurrence (torch index_select); with `topk`, only ids in the top-k of
+//      p_t count (each occurrence). A step with no segment or an empty span adds log ε. ε = 1e-12.
+// p_t rows are renormalised by their sum (the script's ensure_probs for probability inputs).
+// π = softmax(s / T_temp) in fp64; N_eff = exp(−Σ π_m log(π_m + ε)). N_eff_naive: per path and trial
+// (path-major, as the script loops), assignment t → perm[t] of a uniform random permutation of the T'
+// segments; N_eff over the paths' naive scores of each trial, averaged over trials. ratio = N_eff / N_eff_naive.
 
 import type { Rng } from '@latent-sft/core';
 import { checkMatrix, shapeOf, type Matrix } from './matrix.js';
@@ -76,9 +80,12 @@ export function greedyAssignment(dist: Matrix): Int32Array {
   return out;
 }
 
+/** ε of the script (inside every log and in the entropy): 1e-12. */
+export const PARALLELISM_EPS = 1e-12;
+
 /** Options of pathScore and parallelism. */
 export interface PathScoreOptions {
-  /** ε inside the log (default 1e-10; inferred, the script's value was not recovered). */
+  /** ε inside the logs (default PARALLELISM_EPS = 1e-12, the script's). */
   eps?: number;
   /** Count only tokens within the top-`topk` of p_t (spec: 100); null/undefined = all tokens. */
   topk?: number | null;
@@ -88,37 +95,33 @@ export interface PathScoreOptions {
 function makeScorer(fn: string, probs: Matrix, opts: PathScoreOptions): (segments: readonly ArrayLike<number>[], assignment: Int32Array) => number {
   checkMatrix(fn, 'probs', probs);
   const { rows: T, cols: V } = probs;
-  const eps = opts.eps ?? 1e-10;
+  const eps = opts.eps ?? PARALLELISM_EPS;
   if (!(eps >= 0)) throw new Error(`${fn}: eps must be >= 0, got ${eps}`);
   const top = opts.topk != null && opts.topk < V ? topKIndices(probs, opts.topk) : null;
   const allowed = top && Array.from({ length: T }, (_, t) => new Set(top.data.subarray(t * top.cols, (t + 1) * top.cols)));
   return (segments, assignment) => {
     if (assignment.length !== T) throw new Error(`${fn}: assignment has shape [${assignment.length}] but probs has shape ${shapeOf(probs)}`);
-    let total = 0, count = 0;
+    let total = 0;
     for (let t = 0; t < T; t++) {
       const s = assignment[t] as number;
-      if (s < 0) continue;
-      const seg = segments[s];
-      if (seg === undefined) throw new Error(`${fn}: assignment[${t}] = ${s} but there are ${segments.length} segments`);
-      const ids = new Set<number>();
+      if (s >= segments.length) throw new Error(`${fn}: assignment[${t}] = ${s} but there are ${segments.length} segments`);
+      const seg = s < 0 ? [] : (segments[s] as ArrayLike<number>);
+      let mass = 0;
       for (let j = 0; j < seg.length; j++) {
         const v = seg[j] as number;
         if (!Number.isInteger(v) || v < 0 || v >= V) throw new Error(`${fn}: segment ${s} holds ${v}, not a token id in [0, V=${V})`);
-        if (!allowed || allowed[t]?.has(v)) ids.add(v);
+        if (!allowed || allowed[t]?.has(v)) mass += probs.data[t * V + v] as number; // every occurrence counts
       }
-      let mass = 0;
-      for (const v of ids) mass += probs.data[t * V + v] as number;
-      total += Math.log(eps + mass);
-      count += 1;
+      total += Math.log(eps + mass); // no segment or an empty span: log ε
     }
-    if (count === 0) throw new Error(`${fn}: no step is assigned a segment (probs ${shapeOf(probs)})`);
-    return total / count;
+    return total / Math.max(1, T);
   };
 }
 
 /**
- * s = mean over steps t with assignment[t] >= 0 of log(ε + Σ_{v ∈ set(segments[assignment[t]])} p_t[v]).
- * probs [T,V] (p_t, dense), segments = token ids of each reference segment, assignment [T] (-1 = none).
+ * s = (1/T) Σ_t log(ε + Σ_{i} p_t[segments[assignment[t]][i]]): every occurrence of an id counts, a step
+ * with assignment -1 or an empty segment adds log ε. probs [T,V] (p_t, dense), segments = token ids of
+ * each reference segment, assignment [T] (-1 = none).
  */
 export function pathScore(probs: Matrix, segments: readonly ArrayLike<number>[], assignment: Int32Array, opts: PathScoreOptions = {}): number {
   return makeScorer('pathScore', probs, opts)(segments, assignment);
@@ -136,11 +139,11 @@ export function pathPosterior(scores: ArrayLike<number>, temperature = 1): Float
   return z.map((v) => v / sum);
 }
 
-/** N_eff = exp(H(π)) = exp(−Σ π_m log π_m) with π = softmax(s / temperature): 1 ≤ N_eff ≤ M. */
-export function nEff(pathScores: ArrayLike<number>, temperature = 1): number {
+/** N_eff = exp(−Σ π_m log(π_m + ε)) with π = softmax(s / temperature), as the script: ≈ 1 … M. */
+export function nEff(pathScores: ArrayLike<number>, temperature = 1, eps = PARALLELISM_EPS): number {
   const pi = pathPosterior(pathScores, temperature);
   let h = 0;
-  for (const p of pi) if (p > 0) h -= p * Math.log(p);
+  for (const p of pi) h -= p * Math.log(p + eps);
   return Math.exp(h);
 }
 
@@ -197,7 +200,22 @@ export function parallelism(input: ParallelismInput, opts: ParallelismOptions): 
   if (paths.length === 0) throw new Error(`${fn}: needs at least one reference path`);
   const trials = opts.trials ?? 64;
   if (!Number.isInteger(trials) || trials < 1) throw new Error(`${fn}: trials must be a positive integer, got ${trials}`);
-  const T = latents.rows;
+  const T = latents.rows, V = probs.cols;
+  const eps = opts.eps ?? PARALLELISM_EPS;
+  // The script's ensure_probs: each row divided by its sum (inputs must be distributions).
+  const p = new Float64Array(probs.data.length);
+  for (let t = 0; t < T; t++) {
+    let sum = 0;
+    for (let v = 0; v < V; v++) {
+      const x = probs.data[t * V + v] as number;
+      if (!(x >= 0) || !Number.isFinite(x)) throw new Error(`${fn}: probs[${t},${v}] = ${x}, expected a probability`);
+      sum += x;
+    }
+    if (Math.abs(sum - 1) >= 2e-2) throw new Error(`${fn}: probs row ${t} sums to ${sum}, expected a distribution (sum 1)`);
+    for (let v = 0; v < V; v++) p[t * V + v] = (probs.data[t * V + v] as number) / sum;
+  }
+  const head = (m: Matrix, rows: number): Matrix => ({ data: m.data.subarray(0, rows * m.cols), rows, cols: m.cols });
+  const normalized: Matrix = { data: p, rows: T, cols: V };
   const prepared = paths.map((path, m) => {
     const ref = path.refLatents;
     checkMatrix(fn, `paths[${m}].refLatents`, ref);
@@ -208,25 +226,21 @@ export function parallelism(input: ParallelismInput, opts: ParallelismOptions): 
     const b = segmentBoundaries(path.tokenIds.length, parts);
     const segments = Array.from({ length: parts }, (_, t) =>
       Array.from({ length: (b[t + 1] as number) - (b[t] as number) }, (_, j) => path.tokenIds[(b[t] as number) + j] as number));
-    const firstRefs: Matrix = { data: ref.data.subarray(0, parts * ref.cols), rows: parts, cols: ref.cols };
-    const assignment = greedyAssignment(distanceMatrix(latents, firstRefs, opts.metric ?? 'cosine'));
-    return { parts, segments, assignment };
+    const assignment = greedyAssignment(distanceMatrix(head(latents, parts), head(ref, parts), opts.metric ?? 'cosine'));
+    return { parts, segments, assignment, score: makeScorer(fn, head(normalized, parts), opts) };
   });
-  const score = makeScorer(fn, probs, opts);
-  const scores = Float64Array.from(prepared, (p) => score(p.segments, p.assignment));
+  const scores = Float64Array.from(prepared, (q) => q.score(q.segments, q.assignment));
   const temperature = opts.temperature ?? 1;
   const posterior = pathPosterior(scores, temperature);
-  const value = nEff(scores, temperature);
+  const value = nEff(scores, temperature, eps);
 
-  let naiveSum = 0;
-  for (let trial = 0; trial < trials; trial++) {
-    const s = prepared.map((p) => {
-      const perm = opts.rng.permutation(p.parts);
-      const assignment = Int32Array.from({ length: T }, (_, t) => (t < p.parts ? (perm[t] as number) : -1));
-      return score(p.segments, assignment);
-    });
-    naiveSum += nEff(s, temperature);
-  }
-  const nEffNaive = naiveSum / trials;
+  // Random no-repeat assignments, drawn path-major (for each path, its `trials` permutations) as the script.
+  const naive = Array.from({ length: trials }, () => new Float64Array(prepared.length));
+  prepared.forEach((q, m) => {
+    for (let trial = 0; trial < trials; trial++) {
+      (naive[trial] as Float64Array)[m] = q.score(q.segments, Int32Array.from(opts.rng.permutation(q.parts)));
+    }
+  });
+  const nEffNaive = naive.reduce((sum, s) => sum + nEff(s, temperature, eps), 0) / trials;
   return { scores, posterior, nEff: value, nEffNaive, ratio: value / nEffNaive };
 }

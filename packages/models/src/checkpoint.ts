@@ -4,10 +4,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inputError, writeJsonAtomic } from '@latent-sft/core';
-import { modelConfigToJson, parseModelConfig, type ModelConfig } from './config.js';
+import { modelConfigToJson, parseModelConfig, type ModelConfig, type ParseConfigOptions } from './config.js';
 import type { NamedTensor } from './init.js';
 import { parameterShapes } from './params.js';
 import { openSafetensors, openShardedSafetensors, writeSafetensors, type Dtype, type TensorSource } from './safetensors.js';
+import { checkFiniteTensors } from './finite.js';
 
 const STORAGE: Record<ModelConfig['torchDtype'], Dtype> = { float32: 'F32', bfloat16: 'BF16', float16: 'F16' };
 
@@ -46,7 +47,7 @@ export function saveCheckpoint(dir: string, config: ModelConfig, tensors: readon
   const gen: Record<string, unknown> = { _from_model_config: true, bos_token_id: config.bosTokenId, eos_token_id: config.eosTokenId };
   if (config.padTokenId !== null) gen['pad_token_id'] = config.padTokenId;
   writeJsonAtomic(join(dir, 'generation_config.json'), gen);
-  writeJsonAtomic(join(dir, 'config.json'), { ...modelConfigToJson(config), torch_dtype: dtype });
+  writeJsonAtomic(join(dir, 'config.json'), { ...modelConfigToJson(config), [config.layout.dtypeKey]: dtype });
 }
 
 /** A loaded checkpoint: config and a lazy tensor source. */
@@ -54,12 +55,12 @@ export interface LoadedCheckpoint {
   dir: string;
   config: ModelConfig;
   tensors: TensorSource;
-  /** Reads every parameter (parameterShapes order) as float32. */
+  /** Reads every parameter (parameterShapes order) as float32; a NaN/±Inf is a one-line error naming the tensor. */
   readAll(): NamedTensor[];
 }
 
-/** Opens an HF checkpoint folder and validates it against its config.json. */
-export function loadCheckpoint(dir: string): LoadedCheckpoint {
+/** Opens an HF checkpoint folder and validates it against its config.json (`opts`: parseModelConfig's). */
+export function loadCheckpoint(dir: string, opts: ParseConfigOptions = {}): LoadedCheckpoint {
   const cfgPath = join(dir, 'config.json');
   if (!existsSync(cfgPath)) throw inputError({ file: cfgPath }, 'not found: not an HF checkpoint folder');
   let json: unknown;
@@ -68,7 +69,7 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   } catch (e) {
     throw inputError({ file: cfgPath }, `not JSON (${(e as Error).message})`);
   }
-  const config = parseModelConfig(json, cfgPath);
+  const config = parseModelConfig(json, cfgPath, opts);
   const single = join(dir, 'model.safetensors');
   const index = join(dir, 'model.safetensors.index.json');
   let tensors: TensorSource;
@@ -79,8 +80,12 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   checkTensorsMatchConfig(config, tensors.tensors, where);
   return {
     dir, config, tensors,
-    readAll: () => parameterShapes(config).map((p) => ({
-      name: p.name, shape: p.shape, data: tensors.readTensor(p.name, { as: 'float32' }) as Float32Array,
-    })),
+    readAll: () => {
+      const all = parameterShapes(config).map((p) => ({
+        name: p.name, shape: p.shape, data: tensors.readTensor(p.name, { as: 'float32' }) as Float32Array,
+      }));
+      checkFiniteTensors(all, where);
+      return all;
+    },
   };
 }

@@ -1,17 +1,26 @@
-// Llama-3 / Qwen2 decoders as ONNX graphs, one builder driven by ModelConfig (HF eager semantics):
-//   x = embed(ids) | inputs_embeds;  per layer: h += o_proj(attn(rope(q), rope(k), v));  h += down(silu(gate) · up)
-//   (pre-RMSNorm on both blocks), final RMSNorm → last_hidden_state, lm_head (or tied embedding) → logits.
+// Llama-3 / Qwen2 / Qwen3 decoders as ONNX graphs, a plain function of tensors driven by ModelConfig (HF
+// eager semantics), read top to bottom as nanochat's gpt.py:
+//   decoder(g, config, weights, x, {bias, positions, past, lora})   x [B, T, D]: embed(ids) or any embedding
+//     per layer: h += attention(rmsNorm(h));  h += mlp(rmsNorm(h))
+//     final rmsNorm → hidden (last_hidden_state), lm_head (or the tied embedding) → logits
+//   attention: q, k, v projections (+ Qwen3's per-head q/k RMSNorm), RoPE on q and k, past K/V prepended,
+//              softmax(q kᵀ / √hd + bias) v, o_proj;   mlp: down(silu(gate) · up).
+// Every input is a tensor the caller already has in its graph (graph inputs, initializers, the Trainer's
+// views of its masters), so two decoders (Phase 1's encoder and decoder) share one graph naturally.
+// `buildDecoder` is the thin wrapper that declares them under today's names (input_ids / inputs_embeds,
+// attention_mask, position_ids, HF parameter names, PEFT LoRA names, dropout_seed, past_key_values.*)
+// for inference graphs, exports and tests. A new family touches the config and one function (Qwen3's q/k
+// norm: attention(); a sliding window would be the bias).
 // GQA: query heads are grouped as [kvH, H/kvH] and the K/V of a group broadcast over it in the batched
 // MatMul, the same arithmetic as HF's repeat_kv without materialising the copies.
-// Attention: scores = q kᵀ / √hd (+ additive mask), softmax over keys in float32 (float64 in f64 graphs); a
-// power-of-two 1/√hd scales q instead (exact, and hd/S of the traffic).
-// Masks: 'padding' builds causal + padding from int64 attention_mask [B, P+T] in the graph (query t sits at
-// key index P+t; blocked entries get float32 min, so fully padded rows stay finite); 'additive' takes a
-// float [B, 1, T, P+T] mask (0 keep / very negative block) such as the Latent-SFT LTIM/LTSuM masks.
-// KV cache: with `cache`, per-layer past_key_values.{i}.key/value [B, kvH, P, hd] (post-RoPE, as HF) are
-// prepended and present.{i}.key/value [B, kvH, P+T, hd] returned; P = 0 is a prefill.
-// Parameters keep their HF names (parameterShapes) as graph inputs (training) or initializers (inference);
-// LoRA tensors keep PEFT names (loraParameterShapes) and are always graph inputs.
+// Attention: scores = q kᵀ / √hd (+ additive bias), softmax over keys in float32 (float64 in f64 graphs);
+// a power-of-two 1/√hd scales q instead (exact, and hd/S of the traffic).
+// Bias: an additive float [B, 1, T, P+T] tensor (0 keep / very negative block): paddingBias builds causal +
+// padding from an int64 attention_mask [B, P+T] (query t sits at key index P+t; blocked entries get
+// float32 min, so fully padded rows stay finite); the Latent-SFT LTIM/LTSuM masks come in as they are.
+// KV cache: with `past`, per-layer K/V [B, kvH, P, hd] (post-RoPE, as HF) are prepended and the presents
+// [B, kvH, P+T, hd] returned; P = 0 is a prefill.
+// Weights keep their HF names (parameterShapes), LoRA tensors their PEFT names (loraParameterShapes).
 // Shapes: B batch, T new tokens, P past tokens, S = P+T keys, N = B·T rows, D hidden, H / kvH heads,
 // hd head_dim, V vocab, F intermediate.
 import { type DType, type Graph, type Tensor, crossEntropy } from '@latent-sft/graph';
@@ -26,7 +35,279 @@ import { type RopeFactors, applyRope, ropeFactors } from './rope-graph.js';
 /** Arithmetic dtype of the decoder body (norms and attention softmax run in float32 for the 16-bit ones). */
 export type ComputeDtype = 'float32' | 'float64' | 'float16' | 'bfloat16';
 
-/** Where the parameters come from. */
+/** Weights by HF name (any float dtype; viewed in the compute dtype). */
+export type DecoderWeights = Readonly<Record<string, Tensor>>;
+
+/** LoRA on the targeted modules: the PEFT-named A/B tensors; seeded dropout when `dropoutSeed` is given and dropout > 0. */
+export interface DecoderLora {
+  config: LoraConfig;
+  tensors: Readonly<Record<string, Tensor>>;
+  /** int64 scalar ≥ 0 (training); omitted: no dropout (eval). */
+  dropoutSeed?: Tensor;
+}
+
+/** The tensors and settings of one decoder call besides the weights and x. */
+export interface DecoderInputs {
+  /** Additive attention bias [B, 1, T, S] (float; 0 keep / very negative block), e.g. paddingBias. */
+  bias: Tensor;
+  /** int64 position_ids [B, T]. */
+  positions: Tensor;
+  /** Per-layer past K/V [B, kvH, P, hd] (post-RoPE): the presents are returned (generation). */
+  past?: ReadonlyArray<{ key: Tensor; value: Tensor }>;
+  /** LoRA on the linear modules (an embed_tokens pair is applied by `embed`, not here). */
+  lora?: DecoderLora;
+  /** Default 'float32'. */
+  dtype?: ComputeDtype;
+  /** Which results to compute (default ['logits']). */
+  outputs?: ReadonlyArray<'logits' | 'hidden'>;
+  /** Positions are limited to [0, maxPositions) (default config.maxPositionEmbeddings). */
+  maxPositions?: number;
+}
+
+/** What decoder() computes. */
+export interface DecoderOutputs {
+  /** [B, T, V] in the io dtype (float64 for f64 graphs, else float32), or null when not requested. */
+  logits: Tensor | null;
+  /** Final normed hidden states [B, T, D] in the io dtype, or null when not requested. */
+  hidden: Tensor | null;
+  /** Per-layer K/V [B, kvH, P+T, hd] in the io dtype (empty without `past`). */
+  presents: Array<{ key: Tensor; value: Tensor }>;
+}
+
+/** Float32's most negative finite value: HF's additive "blocked" entry (exp(min − max) = 0). */
+export const MASK_MIN = -3.4028234663852886e38;
+
+/** Dtype of float inputs/outputs at the graph boundary: float64 for f64 graphs, else float32. */
+function ioDtype(dtype: ComputeDtype): 'float32' | 'float64' {
+  return dtype === 'float64' ? 'float64' : 'float32';
+}
+
+/** Weighted RMSNorm over the last axis, computed in float32 (float64 in f64 graphs): w · (x / √(mean(x²) + eps)). */
+export function rmsNorm(g: Graph, x: Tensor, w: Tensor, eps: number, dtype: DType): Tensor {
+  const wide: DType = dtype === 'float64' ? 'float64' : 'float32';
+  const xf = g.cast(x, wide);
+  const variance = g.reduceMean(g.mul(xf, xf), [-1]);
+  const normed = g.div(xf, g.sqrt(g.add(variance, g.scalar(eps, wide))));
+  return g.mul(w, g.cast(normed, dtype));
+}
+
+/** The causal + padding additive bias [B, 1, T, S] (float32) from int64 attention_mask [B, S] and position_ids [B, T]. */
+export function paddingBias(g: Graph, mask: Tensor, positions: Tensor): Tensor {
+  const one = g.scalar(1, 'int64');
+  const s = g.gather(g.shapeOf(mask), g.scalar(1, 'int64'));
+  const t = g.gather(g.shapeOf(positions), one);
+  const q = g.op1('Range', [g.sub(s, t), s, one]); // key index of each query [T]
+  const k = g.op1('Range', [g.scalar(0, 'int64'), s, one]); // [S]
+  const future = g.op1('Less', [g.unsqueeze(q, [1]), g.unsqueeze(k, [0])]); // [T, S]
+  const padded = g.unsqueeze(g.equal(mask, g.scalar(0, 'int64')), [1, 2]); // [B, 1, 1, S]
+  const blocked = g.op1('Or', [g.unsqueeze(future, [0, 1]), padded]);
+  return g.where(blocked, g.scalar(MASK_MIN, 'float32'), g.scalar(0, 'float32'));
+}
+
+/** `weights` viewed (Cast) in the compute dtype, so embed() and decoder() share one Cast per weight. */
+export function viewWeights(g: Graph, weights: DecoderWeights, dtype: ComputeDtype): Record<string, Tensor> {
+  return Object.fromEntries(Object.entries(weights).map(([n, t]) => [n, g.cast(t, dtype)]));
+}
+
+function lookup(rec: Readonly<Record<string, Tensor>>, name: string, what: string): Tensor {
+  const t = rec[name];
+  if (t === undefined) throw inputError({ field: name }, `${what} missing`);
+  return t;
+}
+
+/** The LoRA pair of shapes[i], shapes[i + 1] (A, B) viewed in `dtype`, without dropout. */
+function loraPair(g: Graph, lora: DecoderLora, a: LoraParameterShape, b: LoraParameterShape, dtype: ComputeDtype): LoraPair {
+  const [ta, tb] = [lookup(lora.tensors, a.name, 'LoRA tensor'), lookup(lora.tensors, b.name, 'LoRA tensor')];
+  for (const [t, s] of [[ta, a], [tb, b]] as const) checkShape(t, s.name, s.shape);
+  return { a: g.cast(ta, dtype), b: g.cast(tb, dtype), scaling: loraScaling(lora.config), dropout: null };
+}
+
+function checkShape(t: Tensor, name: string, shape: readonly number[]): void {
+  if (t.rank !== shape.length || t.shape.some((d, i) => typeof d === 'number' && d !== shape[i])) {
+    throw inputError({ field: name }, `shape ${t.shapeText} but the config needs [${shape}]`);
+  }
+}
+
+/**
+ * The input embedding W[ids] (+ the embed_tokens LoRA of `lora`, if it targets it) [..., D] in the
+ * compute dtype: ids int64 [...], W = weights['model.embed_tokens.weight'].
+ */
+export function embed(g: Graph, config: ModelConfig, weights: DecoderWeights, ids: Tensor,
+  opts: { lora?: DecoderLora; dtype?: ComputeDtype } = {}): Tensor {
+  if (ids.dtype !== 'int64') throw new Error(`embed: ids must be int64, got ${ids.dtype}${ids.shapeText}`);
+  const dtype = opts.dtype ?? 'float32';
+  const name = 'model.embed_tokens.weight';
+  const w = lookup(weights, name, 'weight');
+  checkShape(w, name, [config.vocabSize, config.hiddenSize]);
+  let pair: LoraPair | null = null;
+  if (opts.lora !== undefined) {
+    const shapes = loraParameterShapes(config, opts.lora.config);
+    const i = shapes.findIndex((s) => s.baseName === name);
+    if (i >= 0) pair = loraPair(g, opts.lora, shapes[i] as LoraParameterShape, shapes[i + 1] as LoraParameterShape, dtype);
+  }
+  return embedding(g, g.cast(w, dtype), ids, pair);
+}
+
+/** What attention() and mlp() read besides their layer's input: the weights and the per-forward tensors. */
+interface Forward {
+  g: Graph;
+  c: ModelConfig;
+  dtype: ComputeDtype;
+  /** float32 (float64 in f64 graphs): softmax and norms. */
+  wide: 'float32' | 'float64';
+  /** Weight `name` viewed in the compute dtype; opt: null when the config has no such weight (e.g. no bias). */
+  w(name: string): Tensor;
+  opt(name: string): Tensor | null;
+  /** x [N, I] → x Wᵀ (+ b) (+ LoRA) of module `name` (HF prefix without .weight). */
+  lin(x: Tensor, name: string): Tensor;
+  rope: RopeFactors;
+  /** [B, T] and [B, T, ...rest] as int64 shape tensors. */
+  bt: Tensor;
+  shapeBT(...rest: number[]): Tensor;
+  /** The attention bias as [B, 1, 1, T, S] in `wide`. */
+  bias5: Tensor;
+  /** 1/√hd, and whether it scales q (a power of two) rather than the scores. */
+  scale: Tensor;
+  scaleQ: boolean;
+}
+
+/**
+ * One attention block on n [N, D] (the normed residual) of layer `i`: returns o_proj(ctx) [N, D] and,
+ * with `past`, the layer's present K/V (compute dtype).
+ */
+function attention(f: Forward, n: Tensor, i: number, past: { key: Tensor; value: Tensor } | null): { out: Tensor; present: { key: Tensor; value: Tensor } | null } {
+  const { g, c, dtype, wide } = f;
+  const [H, kvH, hd] = [c.numAttentionHeads, c.numKeyValueHeads, c.headDim];
+  const rep = H / kvH;
+  const pre = `model.layers.${i}.self_attn`;
+  // Qwen3: RMSNorm over head_dim of every q and k head, before RoPE.
+  const heads = (name: string, count: number, norm: string): Tensor => {
+    const x = g.reshape(f.lin(n, `${pre}.${name}`), f.shapeBT(count, hd)); // [B, T, count, hd]
+    return c.qkNorm === true ? rmsNorm(g, x, f.w(`${pre}.${norm}.weight`), c.rmsNormEps, dtype) : x;
+  };
+  const { scaleQ, scale } = f;
+  const qr = applyRope(g, heads('q_proj', H, 'q_norm'), f.rope); // [B, T, H, hd]
+  const q = scaleQ ? g.mul(qr, scale) : qr;
+  const kNew = g.transpose(applyRope(g, heads('k_proj', kvH, 'k_norm'), f.rope), [0, 2, 1, 3]);
+  const vNew = g.transpose(g.reshape(f.lin(n, `${pre}.v_proj`), f.shapeBT(kvH, hd)), [0, 2, 1, 3]); // [B, kvH, T, hd]
+  let [k, v] = [kNew, vNew];
+  if (past !== null) {
+    k = g.concat([g.cast(past.key, dtype), kNew], 2);
+    v = g.concat([g.cast(past.value, dtype), vNew], 2);
+  }
+  // GQA as plain batched GEMMs over B·kvH: the rep query heads of a KV head are stacked along the rows
+  // ([B, kvH, rep·T, hd] · [B, kvH, hd, S]) instead of broadcasting K/V over a rep axis, which ORT runs
+  // far slower and whose backward sums the K/V gradients over rep. The softmax and its bias see the
+  // scores as [B, kvH, rep, T, S] (a free Reshape).
+  const q5 = g.transpose(g.reshape(q, f.shapeBT(kvH, rep, hd)), [0, 2, 3, 1, 4]); // [B, kvH, rep, T, hd]
+  const bk = g.slice(g.shapeOf(k), [0], [2]); // [B, kvH]
+  const sLen = g.slice(g.shapeOf(k), [2], [3]); // [S]
+  const tLen = g.slice(f.bt, [1], [2]); // [T]
+  const rows = g.matmul(g.reshape(q5, [0, 0, -1, hd]), g.transpose(k, [0, 1, 3, 2])); // [B, kvH, rep·T, S]
+  const raw = g.cast(g.reshape(rows, g.concat([bk, g.ints([rep]), tLen, sLen], 0)), wide);
+  const scores = g.add(scaleQ ? raw : g.mul(raw, scale), f.bias5); // [B, kvH, rep, T, S]
+  const probs = g.cast(g.softmax(scores, -1), dtype);
+  // (rep·T computed, not -1: ORT's shape inference reads unknown dims of a Concat-built shape as -1.)
+  const repT = g.mul(tLen, g.ints([rep]));
+  const ctx4 = g.matmul(g.reshape(probs, g.concat([bk, repT, sLen], 0)), v); // [B, kvH, rep·T, hd]
+  const ctx = g.reshape(ctx4, g.concat([bk, g.ints([rep]), tLen, g.ints([hd])], 0)); // [B, kvH, rep, T, hd]
+  const merged = g.reshape(g.transpose(ctx, [0, 3, 1, 2, 4]), [-1, H * hd]); // [N, H·hd]
+  return { out: f.lin(merged, `${pre}.o_proj`), present: past === null ? null : { key: k, value: v } };
+}
+
+/** The SwiGLU MLP of layer `i` on n [N, D]: down(silu(gate(n)) · up(n)). */
+function mlp(f: Forward, n: Tensor, i: number): Tensor {
+  const { g } = f;
+  const pre = `model.layers.${i}.mlp`;
+  const gate = f.lin(n, `${pre}.gate_proj`);
+  const act = g.mul(g.mul(gate, g.sigmoid(gate)), f.lin(n, `${pre}.up_proj`));
+  return f.lin(act, `${pre}.down_proj`);
+}
+
+/**
+ * The decoder on input embeddings x [B, T, D] (see the file header): `weights` by HF name (lm_head only
+ * when logits are asked of an untied model), bias / positions / past K/V / LoRA as tensors of `g`.
+ * Throws a one-line error naming a missing or mis-shaped tensor.
+ */
+export function decoder(g: Graph, config: ModelConfig, weights: DecoderWeights, x: Tensor, opts: DecoderInputs): DecoderOutputs {
+  const dtype = opts.dtype ?? 'float32';
+  const io = ioDtype(dtype);
+  const want = new Set(opts.outputs ?? ['logits']);
+  if (want.size === 0) throw inputError({ field: 'outputs' }, 'ask for logits and/or hidden');
+  const c = config;
+  const [H, hd, D] = [c.numAttentionHeads, c.headDim, c.hiddenSize];
+  if (x.rank !== 3 || x.shape[2] !== D) throw new Error(`decoder: x must be [B, T, ${D}], got ${x.dtype}${x.shapeText}`);
+  if (opts.positions.rank !== 2 || opts.positions.dtype !== 'int64') throw new Error(`decoder: positions must be int64 [B, T], got ${opts.positions.dtype}${opts.positions.shapeText}`);
+  if (opts.bias.rank !== 4) throw new Error(`decoder: bias must be [B, 1, T, S], got ${opts.bias.dtype}${opts.bias.shapeText}`);
+  if (opts.past !== undefined && opts.past.length !== c.numHiddenLayers) throw new Error(`decoder: past needs ${c.numHiddenLayers} layers, got ${opts.past.length}`);
+  const needed = new Set<string>();
+  for (const p of parameterShapes(c)) {
+    if (p.name === 'lm_head.weight' && !want.has('logits')) continue;
+    checkShape(lookup(weights, p.name, 'weight'), p.name, p.shape);
+    needed.add(p.name);
+  }
+  const views = new Map<string, Tensor>();
+  const w = (name: string): Tensor => {
+    let t = views.get(name);
+    if (t === undefined) views.set(name, (t = g.cast(lookup(weights, name, 'weight'), dtype)));
+    return t;
+  };
+  const opt = (name: string): Tensor | null => (needed.has(name) ? w(name) : null);
+
+  // LoRA pairs by base weight name (embed_tokens: applied by embed()); one pair of dropout tables per
+  // forward, shared by every module (rows: N = B·T; stream = pair index).
+  const pairs = new Map<string, LoraPair>();
+  const l = opts.lora;
+  if (l !== undefined) {
+    const shapes = loraParameterShapes(c, l.config);
+    const seed = l.dropoutSeed !== undefined && l.config.dropout > 0 ? l.dropoutSeed : null;
+    const source = seed === null ? null
+      : dropoutSource(g, seed, g.op1('Size', [opts.positions]), shapes.length / 2, Math.max(D, H * hd, c.intermediateSize));
+    for (let i = 0; i < shapes.length; i += 2) {
+      const [sa, sb] = [shapes[i], shapes[i + 1]] as [LoraParameterShape, LoraParameterShape];
+      if (sa.baseName === 'model.embed_tokens.weight') continue;
+      const pair = loraPair(g, l, sa, sb, dtype);
+      if (source !== null) pair.dropout = { p: l.config.dropout, source, stream: i / 2 };
+      pairs.set(sa.baseName, pair);
+    }
+  }
+  const bt = g.slice(g.shapeOf(opts.positions), [0], [2]); // [B, T]
+  // 1/√hd: when it is a power of two (hd = 4ᵏ: 64, 256) scaling q in the compute dtype is exact and gives
+  // the same scores as scaling the float32 [B, kvH, rep, T, S] product, at hd/S of the traffic.
+  const scaleValue = 1 / Math.sqrt(hd);
+  const scaleQ = Number.isInteger(Math.log2(scaleValue));
+  const f: Forward = {
+    g, c, dtype, wide: io, w, opt,
+    lin: (t, name) => linear(g, t, w(`${name}.weight`), opt(`${name}.bias`), pairs.get(`${name}.weight`) ?? null),
+    rope: ropeFactors(g, c, opts.positions, opts.maxPositions ?? c.maxPositionEmbeddings, dtype),
+    bt,
+    shapeBT: (...rest) => g.concat([bt, g.ints(rest)], 0),
+    bias5: g.unsqueeze(g.cast(opts.bias, io), [1]),
+    scale: g.scalar(scaleValue, scaleQ ? dtype : io), scaleQ,
+  };
+
+  let h = g.reshape(g.cast(x, dtype), [-1, D]); // [N, D]
+  const presents: Array<{ key: Tensor; value: Tensor }> = [];
+  for (let i = 0; i < c.numHiddenLayers; i++) {
+    const pre = `model.layers.${i}`;
+    const a = attention(f, rmsNorm(g, h, w(`${pre}.input_layernorm.weight`), c.rmsNormEps, dtype), i, opts.past?.[i] ?? null);
+    if (a.present !== null) presents.push({ key: g.cast(a.present.key, io), value: g.cast(a.present.value, io) });
+    h = g.add(h, a.out);
+    h = g.add(h, mlp(f, rmsNorm(g, h, w(`${pre}.post_attention_layernorm.weight`), c.rmsNormEps, dtype), i));
+  }
+  const final = rmsNorm(g, h, w('model.norm.weight'), c.rmsNormEps, dtype); // [N, D]
+  const hidden = want.has('hidden') ? g.cast(g.reshape(final, f.shapeBT(D)), io) : null;
+  let logits: Tensor | null = null;
+  if (want.has('logits')) {
+    const head = w(c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
+    logits = g.cast(g.reshape(g.op1('Gemm', [final, head], { transB: 1 }), f.shapeBT(c.vocabSize)), io);
+  }
+  return { logits, hidden, presents };
+}
+
+// ---- buildDecoder: the decoder with today's graph input names -------------------------------------------
+
+/** Where buildDecoder's parameters come from. */
 export type DecoderParams =
   | { kind: 'inputs'; dtype?: 'float32' | 'float64' }
   | { kind: 'initializers'; tensors: readonly NamedTensor[] };
@@ -53,196 +334,93 @@ export interface DecoderOptions {
 }
 
 /** What buildDecoder added to the graph. */
-export interface DecoderGraph {
-  /** [B, T, V] in ioDtype, or null when not requested. */
-  logits: Tensor | null;
-  /** Final normed hidden states [B, T, D] in ioDtype, or null when not requested. */
-  hidden: Tensor | null;
+export interface DecoderGraph extends DecoderOutputs {
   /** Parameters by HF name (graph inputs or initializers, as declared; before any Cast). */
   params: Record<string, Tensor>;
   /** LoRA inputs by PEFT name. */
   lora: Record<string, Tensor>;
-  /** Per-layer KV outputs (empty without `cache`). */
-  presents: Array<{ key: Tensor; value: Tensor }>;
   /** Dtype of float graph inputs/outputs (embeds, additive mask, cache, logits): float64 for f64 graphs, else float32. */
   ioDtype: 'float32' | 'float64';
 }
 
-/** Float32's most negative finite value: HF's additive "blocked" entry (exp(min − max) = 0). */
-export const MASK_MIN = -3.4028234663852886e38;
-
-function rmsNorm(g: Graph, x: Tensor, w: Tensor, eps: number, dtype: DType): Tensor {
-  const wide: DType = dtype === 'float64' ? 'float64' : 'float32';
-  const xf = g.cast(x, wide);
-  const variance = g.reduceMean(g.mul(xf, xf), [-1]);
-  const normed = g.div(xf, g.sqrt(g.add(variance, g.scalar(eps, wide))));
-  return g.mul(w, g.cast(normed, dtype));
-}
-
-/** The causal + padding additive mask [B, 1, T, S] (float32) from int64 attention_mask [B, S] and T. */
-function paddingMask(g: Graph, mask: Tensor, positionIds: Tensor): Tensor {
-  const one = g.scalar(1, 'int64');
-  const s = g.gather(g.shapeOf(mask), g.scalar(1, 'int64'));
-  const t = g.gather(g.shapeOf(positionIds), one);
-  const q = g.op1('Range', [g.sub(s, t), s, one]); // key index of each query [T]
-  const k = g.op1('Range', [g.scalar(0, 'int64'), s, one]); // [S]
-  const future = g.op1('Less', [g.unsqueeze(q, [1]), g.unsqueeze(k, [0])]); // [T, S]
-  const padded = g.unsqueeze(g.equal(mask, g.scalar(0, 'int64')), [1, 2]); // [B, 1, 1, S]
-  const blocked = g.op1('Or', [g.unsqueeze(future, [0, 1]), padded]);
-  return g.where(blocked, g.scalar(MASK_MIN, 'float32'), g.scalar(0, 'float32'));
+/**
+ * Declares the parameters of `config` in `g` by HF name: graph inputs (kind 'inputs') or float32
+ * initializers from `params.tensors` (shape-checked); lm_head only with `withHead`.
+ */
+export function declareWeights(g: Graph, config: ModelConfig, params: DecoderParams, withHead: boolean): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  const given = params.kind === 'initializers' ? new Map(params.tensors.map((t) => [t.name, t])) : null;
+  for (const p of parameterShapes(config)) {
+    if (p.name === 'lm_head.weight' && !withHead) continue;
+    if (given === null) {
+      out[p.name] = g.input(p.name, params.kind === 'inputs' ? (params.dtype ?? 'float32') : 'float32', p.shape); // (kind is 'inputs' here)
+      continue;
+    }
+    const src = given.get(p.name);
+    if (src === undefined) throw inputError({ field: p.name }, 'parameter missing from the initializer tensors');
+    if (src.shape.join(',') !== p.shape.join(',')) throw inputError({ field: p.name }, `shape [${src.shape}] but the config needs [${p.shape}]`);
+    out[p.name] = g.initializer(p.name, { dtype: 'float32', dims: p.shape, data: src.data });
+  }
+  return out;
 }
 
 /**
- * Appends a Llama-3 / Qwen2 decoder to `g` (see the file header). Graph inputs: `input_ids` or
- * `inputs_embeds`, `attention_mask`, `position_ids` [B, T] int64, the parameters (kind 'inputs'), LoRA
- * tensors, `dropout_seed`, `past_key_values.{i}.key|value`. Throws a one-line error for bad options.
+ * decoder() with its tensors declared as graph inputs under today's names: `input_ids` or
+ * `inputs_embeds`, `attention_mask`, `position_ids` [B, T] int64, the parameters (kind 'inputs', else
+ * initializers), LoRA tensors, `dropout_seed`, `past_key_values.{i}.key|value`; for inference graphs,
+ * exports and tests. Throws a one-line error for bad options.
  */
 export function buildDecoder(g: Graph, config: ModelConfig, opts: DecoderOptions): DecoderGraph {
   const dtype = opts.dtype ?? 'float32';
-  const io: 'float32' | 'float64' = dtype === 'float64' ? 'float64' : 'float32';
-  const wide: DType = dtype === 'float64' ? 'float64' : 'float32';
-  const want = new Set(opts.outputs ?? ['logits']);
-  if (want.size === 0) throw inputError({ field: 'outputs' }, 'ask for logits and/or hidden');
+  const io = ioDtype(dtype);
+  const outputs = opts.outputs ?? ['logits'];
+  if (outputs.length === 0) throw inputError({ field: 'outputs' }, 'ask for logits and/or hidden');
   const c = config;
-  const [H, kvH, hd, D] = [c.numAttentionHeads, c.numKeyValueHeads, c.headDim, c.hiddenSize];
-  const rep = H / kvH;
+  const [kvH, hd, D] = [c.numKeyValueHeads, c.headDim, c.hiddenSize];
+  const params = declareWeights(g, c, opts.params, outputs.includes('logits'));
+  const view = viewWeights(g, params, dtype);
 
-  // Parameters (HF names), viewed in the compute dtype.
-  const params: Record<string, Tensor> = {};
-  const view: Record<string, Tensor> = {};
-  const given = opts.params.kind === 'initializers' ? new Map(opts.params.tensors.map((t) => [t.name, t])) : null;
-  for (const p of parameterShapes(c)) {
-    if (p.name === 'lm_head.weight' && !want.has('logits')) continue;
-    let t: Tensor;
-    if (given === null) t = g.input(p.name, opts.params.kind === 'inputs' ? (opts.params.dtype ?? 'float32') : 'float32', p.shape);
-    else {
-      const src = given.get(p.name);
-      if (src === undefined) throw inputError({ field: p.name }, 'parameter missing from the initializer tensors');
-      if (src.shape.join(',') !== p.shape.join(',')) throw inputError({ field: p.name }, `shape [${src.shape}] but the config needs [${p.shape}]`);
-      t = g.initializer(p.name, { dtype: 'float32', dims: p.shape, data: src.data });
-    }
-    params[p.name] = t;
-    view[p.name] = g.cast(t, dtype);
-  }
-  const P = (name: string): Tensor => view[name] as Tensor;
-  const opt = (name: string): Tensor | null => view[name] ?? null;
-
-  // LoRA pairs by base weight name.
   const lora: Record<string, Tensor> = {};
-  const pairs = new Map<string, LoraPair>();
-  const dropStreams = new Map<string, number>(); // base weight name → dropout stream
-  let dropout: { seed: Tensor; p: number; streams: number } | null = null;
+  let l: DecoderLora | undefined;
   if (opts.lora !== undefined) {
-    const l = opts.lora.config;
-    const shapes = loraParameterShapes(c, l);
-    const seed = opts.lora.mode === 'train' && l.dropout > 0 ? g.input('dropout_seed', 'int64', []) : null;
-    if (seed !== null) dropout = { seed, p: l.dropout, streams: shapes.length / 2 };
+    const lc = opts.lora.config;
+    const shapes = loraParameterShapes(c, lc);
+    const seed = opts.lora.mode === 'train' && lc.dropout > 0 ? g.input('dropout_seed', 'int64', []) : null;
     const pd = opts.params.kind === 'inputs' ? (opts.params.dtype ?? 'float32') : 'float32';
-    for (let i = 0; i < shapes.length; i += 2) {
-      const [sa, sb] = [shapes[i], shapes[i + 1]] as [LoraParameterShape, LoraParameterShape];
-      const a = g.input(sa.name, pd, sa.shape);
-      const b = g.input(sb.name, pd, sb.shape);
-      lora[sa.name] = a;
-      lora[sb.name] = b;
-      const isEmbed = sa.baseName === 'model.embed_tokens.weight';
-      pairs.set(sa.baseName, {
-        a: g.cast(a, dtype), b: g.cast(b, dtype), scaling: loraScaling(l),
-        dropout: null, // set below, once position_ids (the row count) is declared
-      });
-      if (seed !== null && !isEmbed) dropStreams.set(sa.baseName, i / 2);
-    }
-    if (opts.input === 'embeds' && pairs.has('model.embed_tokens.weight')) {
+    for (const s of shapes) lora[s.name] = g.input(s.name, pd, s.shape);
+    if (opts.input === 'embeds' && shapes.some((s) => s.baseName === 'model.embed_tokens.weight')) {
       throw inputError({ field: 'lora.targetModules' }, 'embed_tokens LoRA needs input "ids" (inputs_embeds skip the embedding lookup)');
     }
+    l = { config: lc, tensors: lora, ...(seed !== null ? { dropoutSeed: seed } : {}) };
   }
-  const lin = (x: Tensor, name: string): Tensor => linear(g, x, P(`${name}.weight`), opt(`${name}.bias`), pairs.get(`${name}.weight`) ?? null);
-
-  // Inputs.
-  const positionIds = g.input('position_ids', 'int64', ['batch', 'seq']);
-  if (dropout !== null) {
-    // One pair of dropout tables per forward, shared by every module (rows: N = B·T; stream = pair index).
-    const source = dropoutSource(g, dropout.seed, g.op1('Size', [positionIds]), dropout.streams, Math.max(D, H * hd, c.intermediateSize));
-    for (const [name, stream] of dropStreams) (pairs.get(name) as LoraPair).dropout = { p: dropout.p, source, stream };
-  }
-  let x: Tensor; // [B, T, D]
-  if (opts.input === 'ids') {
-    const ids = g.input('input_ids', 'int64', ['batch', 'seq']);
-    x = embedding(g, P('model.embed_tokens.weight'), ids, pairs.get('model.embed_tokens.weight') ?? null);
-  } else x = g.cast(g.input('inputs_embeds', io, ['batch', 'seq', D]), dtype);
+  const positions = g.input('position_ids', 'int64', ['batch', 'seq']);
+  const x = opts.input === 'ids'
+    ? embed(g, c, view, g.input('input_ids', 'int64', ['batch', 'seq']), { dtype, ...(l !== undefined ? { lora: l } : {}) })
+    : g.input('inputs_embeds', io, ['batch', 'seq', D]);
   const keys = opts.cache === true ? 'total' : 'seq';
   const bias = opts.mask === 'padding'
-    ? paddingMask(g, g.input('attention_mask', 'int64', ['batch', keys]), positionIds)
+    ? paddingBias(g, g.input('attention_mask', 'int64', ['batch', keys]), positions)
     : g.input('attention_mask', io, ['batch', 1, 'seq', keys]);
-  const bias5 = g.unsqueeze(g.cast(bias, wide), [1]); // [B, 1, 1, T, S]
-  const rope: RopeFactors = ropeFactors(g, c, positionIds, opts.maxPositions ?? c.maxPositionEmbeddings, dtype);
-  const bt = g.slice(g.shapeOf(positionIds), [0], [2]); // [B, T]
-  const shapeBT = (...rest: number[]): Tensor => g.concat([bt, g.ints(rest)], 0);
-  // 1/√hd: when it is a power of two (hd = 4ᵏ: 64, 256) scaling q in the compute dtype is exact and gives
-  // the same scores as scaling the float32 [B, kvH, rep, T, S] product, at hd/S of the traffic.
-  const scaleValue = 1 / Math.sqrt(hd);
-  const scaleQ = Number.isInteger(Math.log2(scaleValue));
-  const scale = g.scalar(scaleValue, scaleQ ? dtype : wide);
-
-  let h = g.reshape(x, [-1, D]); // [N, D]
-  const presents: Array<{ key: Tensor; value: Tensor }> = [];
-  for (let i = 0; i < c.numHiddenLayers; i++) {
-    const pre = `model.layers.${i}`;
-    const n1 = rmsNorm(g, h, P(`${pre}.input_layernorm.weight`), c.rmsNormEps, dtype);
-    const qr = applyRope(g, g.reshape(lin(n1, `${pre}.self_attn.q_proj`), shapeBT(H, hd)), rope); // [B, T, H, hd]
-    const q = scaleQ ? g.mul(qr, scale) : qr;
-    const kNew = g.transpose(applyRope(g, g.reshape(lin(n1, `${pre}.self_attn.k_proj`), shapeBT(kvH, hd)), rope), [0, 2, 1, 3]);
-    const vNew = g.transpose(g.reshape(lin(n1, `${pre}.self_attn.v_proj`), shapeBT(kvH, hd)), [0, 2, 1, 3]); // [B, kvH, T, hd]
-    let [k, v] = [kNew, vNew];
-    if (opts.cache === true) {
-      const pk = g.input(`past_key_values.${i}.key`, io, ['batch', kvH, 'past', hd]);
-      const pv = g.input(`past_key_values.${i}.value`, io, ['batch', kvH, 'past', hd]);
-      k = g.concat([g.cast(pk, dtype), kNew], 2);
-      v = g.concat([g.cast(pv, dtype), vNew], 2);
-      presents.push({ key: g.cast(k, io), value: g.cast(v, io) });
-    }
-    // GQA as plain batched GEMMs over B·kvH: the rep query heads of a KV head are stacked along the rows
-    // ([B, kvH, rep·T, hd] · [B, kvH, hd, S]) instead of broadcasting K/V over a rep axis, which ORT runs
-    // far slower and whose backward sums the K/V gradients over rep. The softmax and its mask see the
-    // scores as [B, kvH, rep, T, S] (a free Reshape).
-    const q5 = g.transpose(g.reshape(q, shapeBT(kvH, rep, hd)), [0, 2, 3, 1, 4]); // [B, kvH, rep, T, hd]
-    const bk = g.slice(g.shapeOf(k), [0], [2]); // [B, kvH]
-    const sLen = g.slice(g.shapeOf(k), [2], [3]); // [S]
-    const tLen = g.slice(bt, [1], [2]); // [T]
-    const rows = g.matmul(g.reshape(q5, [0, 0, -1, hd]), g.transpose(k, [0, 1, 3, 2])); // [B, kvH, rep·T, S]
-    const raw = g.cast(g.reshape(rows, g.concat([bk, g.ints([rep]), tLen, sLen], 0)), wide);
-    const scores = g.add(scaleQ ? raw : g.mul(raw, scale), bias5); // [B, kvH, rep, T, S]
-    const probs = g.cast(g.softmax(scores, -1), dtype);
-    // (rep·T computed, not -1: ORT's shape inference reads unknown dims of a Concat-built shape as -1.)
-    const repT = g.mul(tLen, g.ints([rep]));
-    const ctx4 = g.matmul(g.reshape(probs, g.concat([bk, repT, sLen], 0)), v); // [B, kvH, rep·T, hd]
-    const ctx = g.reshape(ctx4, g.concat([bk, g.ints([rep]), tLen, g.ints([hd])], 0)); // [B, kvH, rep, T, hd]
-    const merged = g.reshape(g.transpose(ctx, [0, 3, 1, 2, 4]), [-1, H * hd]); // [N, H·hd]
-    h = g.add(h, lin(merged, `${pre}.self_attn.o_proj`));
-    const n2 = rmsNorm(g, h, P(`${pre}.post_attention_layernorm.weight`), c.rmsNormEps, dtype);
-    const gate = lin(n2, `${pre}.mlp.gate_proj`);
-    const act = g.mul(g.mul(gate, g.sigmoid(gate)), lin(n2, `${pre}.mlp.up_proj`));
-    h = g.add(h, lin(act, `${pre}.mlp.down_proj`));
-  }
-  const final = rmsNorm(g, h, P('model.norm.weight'), c.rmsNormEps, dtype); // [N, D]
-  const mark = opts.markOutputs ?? true;
-  let hidden: Tensor | null = null;
-  let logits: Tensor | null = null;
-  if (want.has('hidden')) {
-    hidden = g.cast(g.reshape(final, shapeBT(D)), io);
-    if (mark) hidden = g.output(hidden, 'last_hidden_state');
-  }
-  if (want.has('logits')) {
-    const head = P(c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
-    logits = g.cast(g.reshape(g.op1('Gemm', [final, head], { transB: 1 }), shapeBT(c.vocabSize)), io);
-    if (mark) logits = g.output(logits, 'logits');
-  }
-  if (mark) {
-    presents.forEach((p, i) => {
+  const past = opts.cache === true
+    ? Array.from({ length: c.numHiddenLayers }, (_, i) => ({
+      key: g.input(`past_key_values.${i}.key`, io, ['batch', kvH, 'past', hd]),
+      value: g.input(`past_key_values.${i}.value`, io, ['batch', kvH, 'past', hd]),
+    }))
+    : undefined;
+  const out = decoder(g, c, view, x, {
+    bias, positions, dtype, outputs,
+    ...(past !== undefined ? { past } : {}), ...(l !== undefined ? { lora: l } : {}),
+    ...(opts.maxPositions !== undefined ? { maxPositions: opts.maxPositions } : {}),
+  });
+  if (opts.markOutputs ?? true) {
+    if (out.hidden !== null) out.hidden = g.output(out.hidden, 'last_hidden_state');
+    if (out.logits !== null) out.logits = g.output(out.logits, 'logits');
+    out.presents.forEach((p, i) => {
       p.key = g.output(p.key, `present.${i}.key`);
       p.value = g.output(p.value, `present.${i}.value`);
     });
   }
-  return { logits, hidden, params, lora, presents, ioDtype: io };
+  return { ...out, params, lora, ioDtype: io };
 }
 
 /**

@@ -2,10 +2,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { llama32_1b, tinyLlama } from './config.js';
+import { llama32_1b, tinyLlama, tinyQwen3 } from './config.js';
 import type { NamedTensor } from './init.js';
 import { initParameters } from './init.js';
-import { loadAdapter, loraParameterShapes, loraScaling, mergeLora, saveAdapter, type LoraConfig } from './lora.js';
+import { loadAdapter, loraParameterShapes, loraScaling, mergeLora, parseAdapterConfig, saveAdapter, type LoraConfig } from './lora.js';
 
 const EXACT = { atol: 0, rtol: 0 };
 const F32 = { atol: 1e-7, rtol: 1e-6 };
@@ -89,9 +89,49 @@ describe('PEFT adapter folders', () => {
     for (const t of tensors) expect(back.tensors.find((b) => b.name === t.name)?.data).toBeAllclose(t.data, EXACT);
     expect(() => loadAdapter(dir, { model: tinyLlama({ hiddenSize: 32 }) })).toThrow("field 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight': shape [4,16], expected [4,32]");
     writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify({ ...cfg, use_dora: true }));
-    expect(() => loadAdapter(dir)).toThrow(`${join(dir, 'adapter_config.json')}: field 'use_dora': DoRA is not supported`);
+    expect(() => loadAdapter(dir)).toThrow(`${join(dir, 'adapter_config.json')}: field 'use_dora': true is not supported; expected false (DoRA is not supported)`);
+    writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify({ ...cfg, layers_to_transform: [0] }));
+    expect(() => loadAdapter(dir)).toThrow("field 'layers_to_transform': [0] is not supported; expected null (every layer is adapted)");
+    expect(loadAdapter(dir, { allowConfigFields: ['layers_to_transform'] }).config.r).toBe(4);
     writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify({ ...cfg, target_modules: 'q_proj|v_proj' }));
     expect(() => loadAdapter(dir)).toThrow(`field 'target_modules': expected a list of module names, got "q_proj|v_proj"`);
     expect(() => loadAdapter(join(dir, 'nope'))).toThrow('adapter_config.json: not found: not a PEFT adapter folder');
+  });
+});
+
+describe('adapter_config.json fields', () => {
+  // As PEFT 0.17 writes it for a Qwen3 model (the inert keys of newer PEFT versions included).
+  const PEFT = {
+    alpha_pattern: {}, auto_mapping: null, base_model_name_or_path: 'Qwen/Qwen3-0.6B', bias: 'none', corda_config: null,
+    eva_config: null, exclude_modules: null, fan_in_fan_out: false, inference_mode: true, init_lora_weights: true,
+    layer_replication: null, layers_pattern: null, layers_to_transform: null, loftq_config: {}, lora_alpha: 16, lora_bias: false,
+    lora_dropout: 0.05, megatron_config: null, megatron_core: 'megatron.core', modules_to_save: null, peft_type: 'LORA',
+    qalora_group_size: 16, r: 8, rank_pattern: {}, revision: null, target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
+    target_parameters: null, task_type: 'CAUSAL_LM', trainable_token_indices: null, use_dora: false, use_qalora: false,
+    use_rslora: false,
+  };
+
+  it('reads a PEFT-written config and gives Qwen3 (explicit head_dim) its adapter shapes', () => {
+    const l = parseAdapterConfig(PEFT);
+    expect([l.r, l.alpha, l.dropout, l.targetModules]).toEqual([8, 16, 0.05, ['q_proj', 'k_proj', 'v_proj', 'o_proj']]);
+    const c = tinyQwen3({ hiddenSize: 16, numAttentionHeads: 2, numHiddenLayers: 1 }); // head_dim 8: q is [16, 16]
+    const shapes = loraParameterShapes(c, l).map((p) => `${p.name} [${p.shape}]`);
+    expect(shapes.slice(0, 4)).toEqual([
+      'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight [8,16]', 'base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight [16,8]',
+      'base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight [8,16]', 'base_model.model.model.layers.0.self_attn.k_proj.lora_B.weight [16,8]',
+    ]);
+  });
+
+  it.each([
+    [{ modules_to_save: ['lm_head'] }, `field 'modules_to_save': ["lm_head"] is not supported; expected null`],
+    [{ lora_bias: true }, "field 'lora_bias': true is not supported; expected false"],
+    [{ rank_pattern: { q_proj: 4 } }, `field 'rank_pattern': {"q_proj":4} is not supported`],
+    [{ trainable_token_indices: [5] }, "field 'trainable_token_indices': [5] is not supported"],
+    [{ use_qalora: true }, "field 'use_qalora': true is not supported"],
+    [{ new_peft_feature: 1 }, "field 'new_peft_feature': unknown field (it may change the model)"],
+  ])('refuses %j', (patch, message) => {
+    expect(() => parseAdapterConfig({ ...PEFT, ...patch }, 'a/adapter_config.json')).toThrow(`a/adapter_config.json: ${message}`);
+    const field = Object.keys(patch)[0] as string;
+    expect(parseAdapterConfig({ ...PEFT, ...patch }, 'a/adapter_config.json', [field]).r).toBe(8);
   });
 });

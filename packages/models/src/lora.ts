@@ -14,6 +14,7 @@ import { inputError, writeJsonAtomic } from '@latent-sft/core';
 import type { ModelConfig } from './config.js';
 import type { NamedTensor } from './init.js';
 import { openSafetensors, writeSafetensors } from './safetensors.js';
+import { checkFiniteTensors } from './finite.js';
 
 /** Modules a LoRA may target. */
 export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'embed_tokens'] as const;
@@ -121,6 +122,8 @@ export interface AdapterOptions {
   model?: ModelConfig;
   /** Storage dtype of the adapter weights (default F32). */
   dtype?: 'F32' | 'BF16';
+  /** adapter_config.json fields to accept and ignore although unknown or unsupported (see parseAdapterConfig). */
+  allowConfigFields?: readonly string[];
 }
 
 /** Writes adapter_config.json + adapter_model.safetensors atomically (tensors checked when `model` is given). */
@@ -144,17 +147,52 @@ function checkAdapterTensors(c: ModelConfig, lora: LoraConfig, tensors: Readonly
   if (missing !== undefined) throw inputError({ file, field: missing }, 'missing tensor');
 }
 
-/** Parses adapter_config.json (PEFT) into a LoraConfig. */
-export function parseAdapterConfig(json: unknown, file = 'adapter_config.json'): LoraConfig {
+const empty = (v: unknown) => v === undefined || v === null || (Array.isArray(v) && v.length === 0)
+  || (typeof v === 'object' && !Array.isArray(v) && Object.keys(v as object).length === 0);
+
+/** adapter_config.json fields read into LoraConfig. */
+const ADAPTER_KNOWN = new Set([
+  'peft_type', 'r', 'lora_alpha', 'lora_dropout', 'target_modules', 'bias', 'task_type', 'use_rslora', 'base_model_name_or_path',
+]);
+/** Fields that change nothing once the adapter is trained (initialisation, bookkeeping). */
+const ADAPTER_INERT = new Set([
+  'inference_mode', 'init_lora_weights', 'revision', 'auto_mapping', 'peft_version', 'runtime_config', 'megatron_core',
+  'loftq_config', 'eva_config', 'corda_config', 'qalora_group_size', 'ensure_weight_tying',
+]);
+/** Fields that PEFT writes at a neutral value; any other value changes the model and is not implemented. */
+const ADAPTER_NEUTRAL: Record<string, { ok: (v: unknown) => boolean; need: string }> = {
+  fan_in_fan_out: { ok: (v) => v === false || v === undefined, need: 'false' },
+  use_dora: { ok: (v) => v === false || v === undefined || v === null, need: 'false (DoRA is not supported)' },
+  lora_bias: { ok: (v) => v === false || v === undefined, need: 'false (LoRA biases are not supported)' },
+  use_qalora: { ok: (v) => v === false || v === undefined, need: 'false (QA-LoRA is not supported)' },
+  rank_pattern: { ok: empty, need: '{} (per-module ranks are not supported)' },
+  alpha_pattern: { ok: empty, need: '{} (per-module alphas are not supported)' },
+  layers_to_transform: { ok: empty, need: 'null (every layer is adapted)' },
+  layers_pattern: { ok: (v) => empty(v) || v === 'layers', need: 'null' },
+  modules_to_save: { ok: empty, need: 'null (fully trained extra modules are not supported)' },
+  exclude_modules: { ok: empty, need: 'null' },
+  target_parameters: { ok: empty, need: 'null' },
+  trainable_token_indices: { ok: empty, need: 'null' },
+  layer_replication: { ok: empty, need: 'null' },
+  megatron_config: { ok: empty, need: 'null' },
+  alora_invocation_tokens: { ok: empty, need: 'null' },
+  arrow_config: { ok: empty, need: 'null' },
+};
+
+/**
+ * Parses adapter_config.json (PEFT) into a LoraConfig. An unknown field, or a known one at a value that
+ * changes the model (layers_to_transform, modules_to_save, DoRA, ...), is a one-line error unless named
+ * in `allowConfigFields` (then ignored).
+ */
+export function parseAdapterConfig(json: unknown, file = 'adapter_config.json', allowConfigFields: readonly string[] = []): LoraConfig {
   const o = (typeof json === 'object' && json !== null ? json : {}) as Record<string, unknown>;
   if (o['peft_type'] !== 'LORA') throw inputError({ file, field: 'peft_type' }, `expected "LORA", got ${JSON.stringify(o['peft_type'])}`);
-  if (o['fan_in_fan_out'] === true) throw inputError({ file, field: 'fan_in_fan_out' }, 'true is not supported');
-  if (o['use_dora'] === true) throw inputError({ file, field: 'use_dora' }, 'DoRA is not supported');
-  for (const f of ['rank_pattern', 'alpha_pattern'] as const) {
-    const v = o[f];
-    if (v !== undefined && v !== null && (typeof v !== 'object' || Object.keys(v).length > 0)) {
-      throw inputError({ file, field: f }, 'per-module ranks/alphas are not supported');
-    }
+  const allowed = new Set(allowConfigFields);
+  for (const [k, v] of Object.entries(o)) {
+    if (ADAPTER_KNOWN.has(k) || ADAPTER_INERT.has(k) || allowed.has(k)) continue;
+    const rule = ADAPTER_NEUTRAL[k];
+    if (rule === undefined) throw inputError({ file, field: k }, 'unknown field (it may change the model); list it in allowConfigFields to load anyway');
+    if (!rule.ok(v)) throw inputError({ file, field: k }, `${JSON.stringify(v)} is not supported; expected ${rule.need}`);
   }
   const targets = o['target_modules'];
   if (!Array.isArray(targets) || !targets.every((x) => typeof x === 'string')) {
@@ -188,10 +226,11 @@ export function loadAdapter(dir: string, opts: AdapterOptions = {}): LoadedAdapt
   } catch (e) {
     throw inputError({ file: cfgPath }, `not JSON (${(e as Error).message})`);
   }
-  const config = parseAdapterConfig(json, cfgPath);
+  const config = parseAdapterConfig(json, cfgPath, opts.allowConfigFields);
   const st = openSafetensors(file);
   if (opts.model !== undefined) checkAdapterTensors(opts.model, config, st.tensors, file);
   const tensors = st.tensors.map((t) => ({ name: t.name, shape: t.shape, data: st.readTensor(t.name, { as: 'float32' }) as Float32Array }));
+  checkFiniteTensors(tensors, file);
   return { config, tensors };
 }
 

@@ -1,4 +1,5 @@
-// HF parameter names and PyTorch shapes ([out, in] for Linear weights) of Llama / Qwen2 causal LMs,
+// HF parameter names and PyTorch shapes ([out, in] for Linear weights) of Llama / Qwen2 / Qwen3 causal LMs
+// (Qwen3: qkNorm adds self_attn.q_norm / k_norm [head_dim]),
 // in the order the HF modules register them.
 import type { ModelConfig } from './config.js';
 
@@ -25,6 +26,10 @@ export function parameterShapes(c: ModelConfig): ParameterShape[] {
     linear('self_attn.k_proj', kv, h, c.attentionBias);
     linear('self_attn.v_proj', kv, h, c.attentionBias);
     linear('self_attn.o_proj', h, q, c.modelType === 'llama' && c.attentionBias);
+    if (c.qkNorm === true) {
+      out.push({ name: `${p}.self_attn.q_norm.weight`, shape: [c.headDim], init: 'ones' });
+      out.push({ name: `${p}.self_attn.k_norm.weight`, shape: [c.headDim], init: 'ones' });
+    }
     linear('mlp.gate_proj', c.intermediateSize, h, c.mlpBias);
     linear('mlp.up_proj', c.intermediateSize, h, c.mlpBias);
     linear('mlp.down_proj', h, c.intermediateSize, c.mlpBias);

@@ -8,13 +8,15 @@
 import { inputError } from '@latent-sft/core';
 import { padBatch } from '@latent-sft/data';
 import type { Graph, Tensor, ValueSpec } from '@latent-sft/graph';
-import { type ComputeDtype, type LoraConfig, type ModelConfig, causalLmLoss } from '@latent-sft/models';
+import {
+  type ComputeDtype, type LoraConfig, type ModelConfig, causalLmLoss, decoder, embed, paddingBias, viewWeights,
+} from '@latent-sft/models';
 import type { HostTensor } from '@latent-sft/runtime';
 import type { SequenceParts } from './examples.js';
-import { inlineDecoder } from './graph-parts.js';
+import { modelLora, modelWeights } from './graph-parts.js';
 import { i64 } from './host.js';
 import type { Objective } from './objective.js';
-import { type ParamDtype, checkLoraTask, loraSpecs, weightSpecs } from './specs.js';
+import { type ParamDtype, checkLoraTask, loraSpecs, need, weightSpecs } from './specs.js';
 
 /** Options of cotSftObjective. */
 export interface CotSftOptions {
@@ -45,12 +47,19 @@ export function cotSftObjective(config: ModelConfig, opts: CotSftOptions = {}): 
   return {
     trainable, frozen, batch,
     buildLoss(g: Graph, tr: Record<string, Tensor>, inputs: Record<string, Tensor>) {
-      const { logits } = inlineDecoder(g, config, {
-        input: 'ids', mask: 'padding', params: { kind: 'inputs', dtype }, outputs: ['logits'], dtype: opts.compute ?? dtype,
-        ...(lora !== undefined ? { lora: { config: lora, mode: 'train' as const } } : {}),
-      }, 'lm/', (name) => tr[name] ?? inputs[name]);
-      const labels = inputs.labels;
-      if (logits === null || labels === undefined) throw new Error('cotSftObjective: the decoder has no logits or the batch has no labels');
+      const fn = 'cotSftObjective';
+      const compute = opts.compute ?? dtype;
+      const bind = (name: string): Tensor | undefined => tr[name] ?? inputs[name];
+      const weights = viewWeights(g, modelWeights(config, true, bind), compute); // one Cast of W for embed and the tied head
+      const l = lora === undefined ? undefined : modelLora(config, lora, bind, usesDropout(lora) ? need(inputs, 'dropout_seed', fn) : undefined);
+      const positions = need(inputs, 'position_ids', fn);
+      const x = embed(g, config, weights, need(inputs, 'input_ids', fn), { dtype: compute, ...(l !== undefined ? { lora: l } : {}) });
+      const { logits } = decoder(g, config, weights, x, {
+        bias: paddingBias(g, need(inputs, 'attention_mask', fn), positions), positions, dtype: compute, outputs: ['logits'],
+        ...(l !== undefined ? { lora: l } : {}),
+      });
+      const labels = need(inputs, 'labels', fn);
+      if (logits === null) throw new Error(`${fn}: the decoder has no logits`);
       const ce = causalLmLoss(g, logits, labels);
       return { loss: ce, metrics: { ce } };
     },

@@ -1,54 +1,33 @@
 // Graph pieces shared by the objectives:
-//   inlineDecoder  builds a decoder (@latent-sft/models buildDecoder) in a scratch graph and copies it
-//                  into the target graph (train.inlineGraph), with every scratch input bound to a
-//                  tensor of the target graph. buildDecoder declares fixed input names (input_ids,
-//                  position_ids, attention_mask, HF parameter names), so two decoders (the Phase-1
-//                  encoder and decoder) cannot share one graph otherwise. Bound tensors are Cast to the
-//                  declared dtype when they differ (e.g. bf16 trainer views of float32 inputs).
+//   modelWeights / modelLora  the tensors that @latent-sft/models' decoder() takes (weights by HF name,
+//                  LoRA by PEFT name), looked up by a binder in the objective's own inputs (prefixed names
+//                  of the Phase-1 encoder and decoder, the Trainer's compute-dtype views of trainables).
 //   gatherRows     x [B,T,D] at int64 positions [B,m] → [B,m,D] (row Gather on x flattened to [B·T,D]),
 //                  with positions clamped to [0,T): the encoder states at compress positions, and the
 //                  student logits at the position before each latent slot (spec §4.4) for a batch
 //                  whose padded latent count m is only known at run time.
 // Shapes: B batch, T sequence, m latent slots (padded), D feature size.
-import { type DType, Graph, type Tensor } from '@latent-sft/graph';
-import { type DecoderOptions, type ModelConfig, buildDecoder } from '@latent-sft/models';
-import { inlineGraph } from '@latent-sft/train';
+import type { Graph, Tensor } from '@latent-sft/graph';
+import { type DecoderLora, type LoraConfig, type ModelConfig, loraParameterShapes, parameterShapes } from '@latent-sft/models';
 
-/** Outputs of an inlined decoder (null when not requested). */
-export interface InlinedDecoder {
-  logits: Tensor | null;
-  hidden: Tensor | null;
-}
-
-/** Declared dtype and shape of a scratch-graph input, passed to the binder. */
-export interface InputDecl {
-  dtype: DType;
-  shape: readonly (number | string)[];
-}
-
-/**
- * Appends `buildDecoder(config, opts)` to `g` through train.inlineGraph (scratch graph named by
- * `prefix`); `bind(name, decl)` returns the tensor of `g` that feeds the decoder's input `name` (HF
- * parameter names, PEFT LoRA names, input_ids / inputs_embeds, attention_mask, position_ids,
- * dropout_seed); it is Cast to the declared dtype when they differ.
- */
-export function inlineDecoder(
-  g: Graph, config: ModelConfig, opts: DecoderOptions, prefix: string,
-  bind: (name: string, decl: InputDecl) => Tensor | undefined,
-): InlinedDecoder {
-  const sub = new Graph(prefix);
-  const dec = buildDecoder(sub, config, { ...opts, markOutputs: false });
-  const feeds: Record<string, Tensor> = {};
-  for (const input of sub.inputs) {
-    const t = bind(input.name, { dtype: input.dtype, shape: input.shape });
-    if (t === undefined) throw new Error(`inlineDecoder(${prefix}): no tensor bound to decoder input '${input.name}' ${input.dtype}${input.shapeText}`);
-    if (t.rank !== input.rank) {
-      throw new Error(`inlineDecoder(${prefix}): '${input.name}' needs rank ${input.rank} ${input.shapeText}, bound '${t.name}' is ${t.dtype}${t.shapeText}`);
-    }
-    feeds[input.name] = t;
+/** `bind(name)` for every name, dropping the unbound ones (decoder() names any it then misses). */
+function bound(names: readonly string[], bind: (name: string) => Tensor | undefined): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  for (const n of names) {
+    const t = bind(n);
+    if (t !== undefined) out[n] = t;
   }
-  const copy = inlineGraph(g, sub, feeds);
-  return { logits: dec.logits === null ? null : copy(dec.logits), hidden: dec.hidden === null ? null : copy(dec.hidden) };
+  return out;
+}
+
+/** The weights of `config` by HF name (lm_head only with `withHead`), each `bind(name)`. */
+export function modelWeights(config: ModelConfig, withHead: boolean, bind: (name: string) => Tensor | undefined): Record<string, Tensor> {
+  return bound(parameterShapes(config).map((p) => p.name).filter((n) => withHead || n !== 'lm_head.weight'), bind);
+}
+
+/** The decoder LoRA of `lora`: its tensors by PEFT name (`bind(name)`), dropout from `seed` when given. */
+export function modelLora(config: ModelConfig, lora: LoraConfig, bind: (name: string) => Tensor | undefined, seed?: Tensor): DecoderLora {
+  return { config: lora, tensors: bound(loraParameterShapes(config, lora).map((s) => s.name), bind), ...(seed !== undefined ? { dropoutSeed: seed } : {}) };
 }
 
 /** dim `axis` of `t` as an int64 scalar tensor (a constant when static). */

@@ -48,7 +48,7 @@ export function buildLatentCacheGraph(config: ModelConfig, opts: LatentCacheOpti
   const W = latent === 'soft' ? g.input(`${DECODER_PREFIX}model.embed_tokens.weight`, dtype, [config.vocabSize, config.hiddenSize]) : null;
   const inputs = declare(encoderBatchSpecs(dtype));
   const lora = opts.lora !== undefined ? { config: opts.lora, mode: 'eval' as const } : undefined;
-  const h = encoderStates(g, config, inputs, dtype, lora, (name) => params[ENCODER_PREFIX + name]);
+  const h = encoderStates(g, config, inputs, lora, (name) => params[ENCODER_PREFIX + name], dtype);
   if (W === null) {
     g.output(h, 'latent_hidden');
     g.prune();

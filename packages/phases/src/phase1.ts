@@ -22,11 +22,11 @@ import { type LatentKind, gLatentEmbedding, gScatterLatents } from '@latent-sft/
 import {
   FP32_MIN, batchMasks, batchPositions, contiguousPositions, dualTrackPositions, inductionMask, supervisionMask, toAdditive,
 } from '@latent-sft/masks';
-import { type ComputeDtype, type LoraConfig, type ModelConfig, causalLmLoss } from '@latent-sft/models';
+import { type ComputeDtype, type LoraConfig, type ModelConfig, causalLmLoss, decoder, embed, viewWeights } from '@latent-sft/models';
 import type { HostTensor } from '@latent-sft/runtime';
 import type { CollatedBatch } from './cot-sft.js';
 import type { SequenceParts } from './examples.js';
-import { gatherRows, inlineDecoder } from './graph-parts.js';
+import { gatherRows, modelLora, modelWeights } from './graph-parts.js';
 import { bool, float, i64 } from './host.js';
 import type { Objective } from './objective.js';
 import { type ParamDtype, checkLoraTask, checkNoEmbedLora, loraSpecs, need, weightSpecs } from './specs.js';
@@ -78,24 +78,22 @@ function checkKind(config: ModelConfig, kind: LatentKind): void {
 }
 
 /**
- * Runs E on the encoder batch inputs and returns h at the compress positions [B,m,d]. `bind` resolves
- * E's parameter and LoRA names (without the prefix).
+ * Runs E (models.decoder, compute dtype `compute`) on the encoder batch inputs and returns h at the compress
+ * positions [B,m,d]. `bindParam` resolves E's parameter and LoRA names (without the prefix).
  */
 export function encoderStates(
-  g: Graph, config: ModelConfig, inputs: Record<string, Tensor>, dtype: ParamDtype,
-  lora: { config: LoraConfig; mode: 'train' | 'eval' } | undefined, bindParam: (name: string) => Tensor | undefined,
-  compute: ComputeDtype = dtype,
+  g: Graph, config: ModelConfig, inputs: Record<string, Tensor>,
+  lora: { config: LoraConfig; mode: 'train' | 'eval' } | undefined, bindParam: (name: string) => Tensor | undefined, compute: ComputeDtype,
 ): Tensor {
   const fn = 'phase1 encoder';
-  const batch: Record<string, string> = { input_ids: 'encoder_input_ids', attention_mask: 'encoder_attention_mask', position_ids: 'encoder_position_ids' };
-  const { hidden } = inlineDecoder(g, encoderConfig(config), {
-    input: 'ids', mask: 'additive', params: { kind: 'inputs', dtype }, outputs: ['hidden'], dtype: compute,
-    ...(lora !== undefined ? { lora } : {}),
-  }, 'enc/', (name) => {
-    const b = batch[name];
-    if (b !== undefined) return need(inputs, b, fn);
-    if (name === 'dropout_seed') return need(inputs, 'dropout_seed', fn);
-    return bindParam(name);
+  const enc = encoderConfig(config);
+  const weights = viewWeights(g, modelWeights(enc, false, bindParam), compute);
+  const seed = lora !== undefined && lora.mode === 'train' && lora.config.dropout > 0 ? need(inputs, 'dropout_seed', fn) : undefined;
+  const l = lora === undefined ? undefined : modelLora(enc, lora.config, bindParam, seed);
+  const positions = need(inputs, 'encoder_position_ids', fn);
+  const x = embed(g, enc, weights, need(inputs, 'encoder_input_ids', fn), { dtype: compute, ...(l !== undefined ? { lora: l } : {}) });
+  const { hidden } = decoder(g, enc, weights, x, {
+    bias: need(inputs, 'encoder_attention_mask', fn), positions, dtype: compute, outputs: ['hidden'], ...(l !== undefined ? { lora: l } : {}),
   });
   if (hidden === null) throw new Error(`${fn}: no hidden states`);
   return gatherRows(g, hidden, need(inputs, 'compress_positions', fn));
@@ -139,7 +137,7 @@ export function phase1Objective(config: ModelConfig, opts: Phase1Options): Objec
     buildLoss(g: Graph, tr: Record<string, Tensor>, inputs: Record<string, Tensor>) {
       const fn = 'phase1Objective';
       const param = (prefix: string) => (name: string): Tensor | undefined => tr[prefix + name] ?? inputs[prefix + name];
-      const h = encoderStates(g, config, inputs, dtype, encLora !== undefined ? { config: encLora, mode: 'train' } : undefined, param(ENCODER_PREFIX), opts.compute ?? dtype);
+      const h = encoderStates(g, config, inputs, encLora !== undefined ? { config: encLora, mode: 'train' } : undefined, param(ENCODER_PREFIX), opts.compute ?? dtype);
       // W: D's input embedding, detached (also when a caller trains it elsewhere in the graph).
       const Wc = g.stopGradient(g.cast(need(inputs, `${DECODER_PREFIX}model.embed_tokens.weight`, fn), h.dtype));
       const z = gLatentEmbedding(g, h, Wc, latent).emb;
@@ -147,14 +145,10 @@ export function phase1Objective(config: ModelConfig, opts: Phase1Options): Objec
       const tokens = g.gather(Wc, ids, 0);
       const embeds = gScatterLatents(g, tokens, z, need(inputs, 'latent_positions', fn), need(inputs, 'latent_valid', fn));
       const decSeed = dropout ? g.add(need(inputs, 'dropout_seed', fn), g.scalar(7919, 'int64')) : undefined;
-      const { logits } = inlineDecoder(g, config, {
-        input: 'embeds', mask: 'additive', params: { kind: 'inputs', dtype }, outputs: ['logits'], dtype: opts.compute ?? dtype,
-        ...(decLora !== undefined ? { lora: { config: decLora, mode: 'train' as const } } : {}),
-      }, 'dec/', (name) => {
-        if (name === 'inputs_embeds') return embeds;
-        if (name === 'attention_mask' || name === 'position_ids') return need(inputs, name, fn);
-        if (name === 'dropout_seed') return decSeed;
-        return param(DECODER_PREFIX)(name);
+      const bindDec = param(DECODER_PREFIX);
+      const { logits } = decoder(g, config, modelWeights(config, true, bindDec), embeds, {
+        bias: need(inputs, 'attention_mask', fn), positions: need(inputs, 'position_ids', fn), dtype: opts.compute ?? dtype, outputs: ['logits'],
+        ...(decLora !== undefined ? { lora: modelLora(config, decLora, bindDec, decSeed) } : {}),
       });
       if (logits === null) throw new Error(`${fn}: the decoder has no logits`);
       const ce = causalLmLoss(g, logits, need(inputs, 'labels', fn));

@@ -27,11 +27,11 @@ import { Rng, inputError } from '@latent-sft/core';
 import { buildLatentSequence, padBatch } from '@latent-sft/data';
 import type { Graph, Tensor, ValueSpec } from '@latent-sft/graph';
 import { gKlFull, gKlTopK, gScatterLatents, gWeightedEmbedding, gumbelPerturb, matrix } from '@latent-sft/latent';
-import { type ComputeDtype, type LoraConfig, type ModelConfig, causalLmLoss } from '@latent-sft/models';
+import { type ComputeDtype, type LoraConfig, type ModelConfig, causalLmLoss, decoder, paddingBias } from '@latent-sft/models';
 import type { HostTensor } from '@latent-sft/runtime';
 import type { CollatedBatch } from './cot-sft.js';
 import type { SequenceParts } from './examples.js';
-import { gatherRows, inlineDecoder } from './graph-parts.js';
+import { gatherRows, modelLora, modelWeights } from './graph-parts.js';
 import { bool, float, i64 } from './host.js';
 import type { Objective } from './objective.js';
 import { type ParamDtype, checkLoraTask, checkNoEmbedLora, loraSpecs, need, weightSpecs } from './specs.js';
@@ -105,10 +105,13 @@ function phase2Forward(
   const fn = 'phase2Objective';
   const dtype = opts.dtype ?? 'float32';
   const embeds = gScatterLatents(g, g.gather(W, need(inputs, 'input_ids', fn), 0), z, need(inputs, 'latent_positions', fn), need(inputs, 'latent_valid', fn));
-  const { logits, hidden } = inlineDecoder(g, config, {
-    input: 'embeds', mask: 'padding', params: { kind: 'inputs', dtype }, outputs: withHidden ? ['logits', 'hidden'] : ['logits'],
-    dtype: opts.compute ?? dtype, lora: { config: opts.lora, mode: 'train' },
-  }, 'lm/', (name) => (name === 'inputs_embeds' ? embeds : tr[name] ?? inputs[name]));
+  const bind = (name: string): Tensor | undefined => tr[name] ?? inputs[name];
+  const positions = need(inputs, 'position_ids', fn);
+  const seed = opts.lora.dropout > 0 ? need(inputs, 'dropout_seed', fn) : undefined;
+  const { logits, hidden } = decoder(g, config, modelWeights(config, true, bind), embeds, {
+    bias: paddingBias(g, need(inputs, 'attention_mask', fn), positions), positions, dtype: opts.compute ?? dtype,
+    outputs: withHidden ? ['logits', 'hidden'] : ['logits'], lora: modelLora(config, opts.lora, bind, seed),
+  });
   if (logits === null) throw new Error(`${fn}: the decoder has no logits`);
   if (withHidden && hidden === null) throw new Error(`${fn}: the decoder has no hidden states`);
   return { logits, hidden, ce: causalLmLoss(g, logits, need(inputs, 'labels', fn)) };

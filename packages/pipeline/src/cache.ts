@@ -15,13 +15,14 @@ import { join } from 'node:path';
 import type { ConfigOf } from '@latent-sft/config';
 import { UserError, createProgress, inputError, writeJsonAtomic } from '@latent-sft/core';
 import { serialize } from '@latent-sft/graph';
-import { loadAdapter, openSafetensors, writeSafetensors } from '@latent-sft/models';
+import { DEFAULT_LATENT_SPEC, type LatentSpec, readLatentSpecs, resolveLatentSpec, writeLatentSpec } from '@latent-sft/latent';
+import { type LoadedAdapter, type NamedTensor, type SafetensorsFile, configFieldList, loadAdapter, openSafetensors, writeSafetensors } from '@latent-sft/models';
 import { type HiddenTeacherLatents, type Phase2Teacher, type TeacherLatents, buildLatentCacheGraph, computeHiddenLatents, computeLatents } from '@latent-sft/phases';
 import { Session } from '@latent-sft/runtime';
-import { padId } from '@latent-sft/tokenizer';
+import { type Tokenizer, padId } from '@latent-sft/tokenizer';
 import { type RunContext, recordOf, secondsSince } from './context.js';
-import { type PreparedData, prepareData } from './data.js';
-import { loadModelDir, loadModelTokenizer, toHost, tokenizerSha } from './model.js';
+import { type PreparedData, checkFitsModel, prepareData } from './data.js';
+import { type ModelDir, loadModelDir, loadModelTokenizer, toHost, tokenizerSha } from './model.js';
 import { checkEncoderOf } from './phase1.js';
 import { claimOutDir, requireDir } from './run-dir.js';
 import type { cacheLatentsSchema } from './schemas.js';
@@ -100,38 +101,107 @@ function readManifest(dir: string): CacheManifest {
     throw inputError({ file: path }, `not JSON (${(e as Error).message})`);
   }
   if (m.format !== CACHE_FORMAT) throw inputError({ file: path, field: 'format' }, `expected ${CACHE_FORMAT}, got ${JSON.stringify(m.format)}`);
+  checkManifestFields(m, path);
   return m;
 }
 
-/** Runs the union encoder over the data and writes (or completes) the cache in <out>. */
+const CHUNK_FILE = /^chunk-\d{6,}\.safetensors$/;
+const isCount = (v: unknown, min: number): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= min;
+
+/** The manifest's own fields: plain chunk file names inside the folder, contiguous ranges, sane r / k / kind. */
+function checkManifestFields(m: CacheManifest, path: string): void {
+  const kind: unknown = m.latent ?? 'soft-topk';
+  if (kind !== 'soft-topk' && kind !== 'hidden') throw inputError({ file: path, field: 'latent' }, `expected 'soft-topk' or 'hidden', got ${JSON.stringify(kind)}`);
+  if (!isCount(m.r, 1)) throw inputError({ file: path, field: 'r' }, `expected a positive integer, got ${JSON.stringify(m.r)}`);
+  if (!isCount(m.k, kind === 'hidden' ? 0 : 1)) throw inputError({ file: path, field: 'k' }, `expected ${kind === 'hidden' ? '0' : 'a positive integer'}, got ${JSON.stringify(m.k)}`);
+  if (m.hiddenSize !== undefined && !isCount(m.hiddenSize, 1)) throw inputError({ file: path, field: 'hiddenSize' }, `expected a positive integer, got ${JSON.stringify(m.hiddenSize)}`);
+  if (!Array.isArray(m.chunks)) throw inputError({ file: path, field: 'chunks' }, 'expected an array');
+  let next = 0;
+  m.chunks.forEach((c: Partial<CacheChunk>, i) => {
+    const field = `chunks[${i}]`;
+    if (typeof c.file !== 'string' || !CHUNK_FILE.test(c.file)) {
+      throw inputError({ file: path, field: `${field}.file` }, `${JSON.stringify(c.file)} is not a chunk file name of this folder (chunk-NNNNNN.safetensors)`);
+    }
+    if (c.start !== next || !isCount(c.end, next + 1) || typeof c.sha256 !== 'string') {
+      throw inputError({ file: path, field }, `expected examples [${next}, end) with end > start and a sha256, got ${JSON.stringify({ start: c.start, end: c.end })}`);
+    }
+    next = c.end;
+  });
+}
+
+/** Throws unless tensor `name` of a chunk is [rows, cols]. */
+function checkChunkShape(st: SafetensorsFile, name: string, rows: number, cols: number, what: string): void {
+  if (!st.has(name)) throw inputError({ file: st.path, field: name }, `missing: not a ${what} chunk`);
+  const shape = st.info(name).shape;
+  if (shape.length !== 2 || shape[0] !== rows || shape[1] !== cols) {
+    throw inputError({ file: st.path, field: name }, `shape [${shape.join(', ')}] does not match the manifest ([Σm, ${what === 'hidden' ? 'hiddenSize' : 'k'}] = [${rows}, ${cols}])`);
+  }
+}
+
+/**
+ * The latent spec a cache is made with: the latent.json of the union encoder adapter, the step-1
+ * encoder and the decoder (which must agree), with the config's latent block checked against them.
+ * Only soft-topk and hidden latents can be cached.
+ */
+export function cacheLatentSpec(config: CacheLatentsConfig): LatentSpec {
+  const spec = resolveLatentSpec(config.latent, readLatentSpecs([config.adapter, config.encoder, config.decoder]), {
+    where: 'cache-latents config', prefix: 'latent.', fallback: DEFAULT_LATENT_SPEC,
+  });
+  if (spec.kind === 'soft-full') throw inputError({ field: 'latent.kind' }, 'cache-latents caches soft-topk or hidden latents, not soft-full');
+  return spec;
+}
+
+/** Runs the union encoder over the data and writes (or completes) the cache in <out> (+ its latent.json). */
 export async function runCacheLatents(config: CacheLatentsConfig, ctx: RunContext): Promise<PhaseSummary> {
   const t0 = performance.now();
   const app = 'cache-latents';
-  const logger = ctx.logger;
-  const dec = loadModelDir(config.decoder, 'decoder');
-  const enc = loadModelDir(config.encoder, 'step-1 encoder');
+  const dec = loadModelDir(config.decoder, 'decoder', config.allowConfigFields);
+  const enc = loadModelDir(config.encoder, 'step-1 encoder', config.allowConfigFields);
   checkEncoderOf(dec.config, enc, 'encoder');
   if (config.adapter !== undefined) requireDir(config.adapter, 'union encoder adapter');
-  const adapter = config.adapter !== undefined ? loadAdapter(config.adapter, { model: enc.config }) : undefined;
+  const adapter = config.adapter !== undefined ? loadAdapter(config.adapter, { model: enc.config, allowConfigFields: configFieldList(config.allowConfigFields) }) : undefined;
   const tok = await loadModelTokenizer(config.decoder, 'the decoder folder');
   const data = prepareData(config.data, tok);
-  const hidden = config.latent.kind === 'hidden';
+  const spec = cacheLatentSpec(config);
+  checkFitsModel(data.examples, enc.config.maxPositionEmbeddings, spec.compressionRate, config.encoder);
+  const hidden = spec.kind === 'hidden';
   const identity: CacheIdentity = {
-    r: config.r, k: hidden ? 0 : Math.min(config.k, dec.config.vocabSize), latent: config.latent.kind, hiddenSize: dec.config.hiddenSize,
-    ltim: config.ltim, vocabSize: dec.config.vocabSize,
+    r: spec.compressionRate, k: hidden ? 0 : Math.min(spec.topK, dec.config.vocabSize), latent: hidden ? 'hidden' : 'soft-topk', hiddenSize: dec.config.hiddenSize,
+    ltim: spec.ltim, vocabSize: dec.config.vocabSize,
     tokenizer: { sha256: tokenizerSha(config.decoder), family: tok.family, vocabSize: tok.vocabSize },
     dataset: { spec: data.spec, count: data.examples.length, fingerprint: data.fingerprint },
   };
-  const record = recordOf(app, config, ctx);
-  claimOutDir(config.out, record, config.resume);
-  let manifest: CacheManifest = {
+  const lora = adapter?.config;
+  if (lora !== undefined && lora.taskType !== 'FEATURE_EXTRACTION') throw inputError({ file: config.adapter, field: 'task_type' }, 'expected the union encoder adapter (FEATURE_EXTRACTION)');
+  const embed = dec.tensors.find((t) => t.name === 'model.embed_tokens.weight');
+  if (embed === undefined) throw inputError({ file: config.decoder, field: 'model.embed_tokens.weight' }, 'missing');
+  const manifest: CacheManifest = {
     format: CACHE_FORMAT, version: 1, ...identity, chunkSize: config.chunkSize, encoder: config.encoder, adapter: config.adapter ?? null,
     chunks: [], complete: false,
   };
-  if (config.resume && existsSync(join(config.out, CACHE_MANIFEST))) {
-    const prev = readManifest(config.out);
+  const prev = config.resume && existsSync(join(config.out, CACHE_MANIFEST)) ? readManifest(config.out) : null;
+  if (prev !== null) {
     const diff = identityDiff(prev, identity) ?? (prev.chunkSize !== config.chunkSize ? `chunkSize: ${prev.chunkSize} vs ${config.chunkSize}` : null);
     if (diff !== null) throw new UserError(`${config.out}: the cache there was made for other inputs (${diff}); choose another output dir; nothing was overwritten`);
+  }
+  const lock = claimOutDir(config.out, recordOf(app, config, ctx), config.resume);
+  try {
+    return await writeCache(config, ctx, { t0, dec, enc, adapter, tok, data, identity, manifest, prev, embed, spec });
+  } finally {
+    lock.release();
+  }
+}
+
+async function writeCache(config: CacheLatentsConfig, ctx: RunContext, o: {
+  t0: number; dec: ModelDir; enc: ModelDir; adapter: LoadedAdapter | undefined; tok: Tokenizer; data: PreparedData; identity: CacheIdentity;
+  manifest: CacheManifest; prev: CacheManifest | null; embed: NamedTensor; spec: LatentSpec;
+}): Promise<PhaseSummary> {
+  const { t0, dec, enc, adapter, tok, data, identity, prev, embed, spec } = o;
+  let manifest = o.manifest;
+  const app = 'cache-latents';
+  const logger = ctx.logger;
+  const hidden = spec.kind === 'hidden';
+  if (prev !== null) {
     // Keep the chunks that verify; later ones are recomputed.
     const good: CacheChunk[] = [];
     for (const c of prev.chunks) {
@@ -143,22 +213,20 @@ export async function runCacheLatents(config: CacheLatentsConfig, ctx: RunContex
     logger.info({ chunks: good.length, examples: good.length === 0 ? 0 : good[good.length - 1]!.end }, 'resuming the cache');
   }
   writeJsonAtomic(join(config.out, CACHE_MANIFEST), manifest);
+  writeLatentSpec(config.out, spec);
 
   const lora = adapter?.config;
-  if (lora !== undefined && lora.taskType !== 'FEATURE_EXTRACTION') throw inputError({ file: config.adapter, field: 'task_type' }, 'expected the union encoder adapter (FEATURE_EXTRACTION)');
   const graph = buildLatentCacheGraph(dec.config, {
-    k: config.k, latent: hidden ? 'hidden' : 'soft', ...(lora !== undefined ? { lora: { ...lora, dropout: 0 } } : {}),
+    k: spec.topK, latent: hidden ? 'hidden' : 'soft', ...(lora !== undefined ? { lora: { ...lora, dropout: 0 } } : {}),
   });
   const session = await Session.create(serialize(graph).model, { device: config.device === 'cuda' ? { kind: 'cuda' } : { kind: 'cpu' } });
-  const embed = dec.tensors.find((t) => t.name === 'model.embed_tokens.weight');
-  if (embed === undefined) throw inputError({ file: config.decoder, field: 'model.embed_tokens.weight' }, 'missing');
   const weights = {
     ...toHost(enc.tensors.filter((t) => t.name !== 'lm_head.weight'), 'encoder.'),
     ...(adapter !== undefined ? toHost(adapter.tensors, 'encoder.') : {}),
     ...(hidden ? {} : toHost([embed], 'decoder.')), // hidden latents need no W
   };
   const N = data.examples.length;
-  const opts = { r: config.r, compressId: dec.config.vocabSize, padId: padId(tok), ltim: config.ltim };
+  const opts = { r: spec.compressionRate, compressId: dec.config.vocabSize, padId: padId(tok), ltim: spec.ltim };
   const startAt = manifest.chunks.length === 0 ? 0 : manifest.chunks[manifest.chunks.length - 1]!.end;
   const progress = createProgress({ total: N - startAt, label: app, logger });
   let slots = 0;
@@ -203,11 +271,30 @@ export async function runCacheLatents(config: CacheLatentsConfig, ctx: RunContex
   writeJsonAtomic(join(config.out, CACHE_MANIFEST), manifest);
   const summary: PhaseSummary = {
     app, out: config.out, steps: 0, first: {}, last: {}, wallSeconds: secondsSince(t0),
-    notes: { examples: N, computed: N - startAt, chunks: manifest.chunks.length, latent: config.latent.kind, k: identity.k, r: config.r, ...(N > startAt ? { meanLatents: slots / (N - startAt) } : {}) },
+    notes: { examples: N, computed: N - startAt, chunks: manifest.chunks.length, latent: spec.kind, k: identity.k, compressionRate: spec.compressionRate, ...(N > startAt ? { meanLatents: slots / (N - startAt) } : {}) },
   };
   writeSummary(summary);
   logger.info({ ...summary }, 'done');
   return summary;
+}
+
+/** The latent spec a cache's manifest implies (caches from before latent.json; ltsum is not recorded there: the default). */
+export function manifestLatentSpec(m: CacheIdentity): LatentSpec {
+  const kind = cacheLatentKind(m);
+  return { kind, compressionRate: m.r, topK: kind === 'hidden' ? DEFAULT_LATENT_SPEC.topK : m.k, ltim: m.ltim, ltsum: DEFAULT_LATENT_SPEC.ltsum };
+}
+
+/** Throws unless the cache in `dir` was made with `spec` (kind, compression rate, top-k of soft caches, LTIM). */
+export function checkCacheSpec(dir: string, m: CacheIdentity, spec: LatentSpec): void {
+  const file = join(dir, CACHE_MANIFEST);
+  const kind = cacheLatentKind(m);
+  const checks: Array<[string, unknown, unknown]> = [
+    ['kind', spec.kind, kind], ['compressionRate', spec.compressionRate, m.r], ['ltim', spec.ltim, m.ltim],
+    ...(kind === 'hidden' ? [] : [['topK', spec.topK, m.k] as [string, unknown, unknown]]),
+  ];
+  for (const [f, want, got] of checks) {
+    if (want !== got) throw new UserError(`latent spec mismatch: the model's latent spec has ${f} = ${JSON.stringify(want)} but ${file} records ${JSON.stringify(got)}; rebuild the cache for this model`);
+  }
 }
 
 /** What readLatentCache checks: tokenizer, vocabulary, dataset; optionally the latent kind and hidden size. */
@@ -244,11 +331,14 @@ export function readLatentCache(dir: string, expect: CacheExpectation): { manife
     if (!existsSync(path)) throw inputError({ file: path }, 'cache chunk missing');
     if (sha256File(path) !== c.sha256) throw inputError({ file: path }, 'cache chunk corrupted (sha256 differs from the manifest)');
     const st = openSafetensors(path);
+    if (!st.has('m')) throw inputError({ file: path, field: 'm' }, 'missing: not a latent-cache chunk');
     const ms = st.readTensor('m') as Int32Array;
+    if (ms.length !== c.end - c.start) throw inputError({ file: path, field: 'm' }, `${ms.length} examples, the manifest says ${c.end - c.start}`);
+    const total = ms.reduce((a, b) => a + b, 0);
     if (kind === 'hidden') {
       const d = m.hiddenSize ?? 0;
+      checkChunkShape(st, 'hidden', total, d, 'hidden');
       const hs = st.readTensor('hidden') as Float32Array;
-      if (ms.length !== c.end - c.start) throw inputError({ file: path, field: 'm' }, `${ms.length} examples, the manifest says ${c.end - c.start}`);
       let at = 0;
       for (const mm of ms) {
         teachers.push({ kind: 'hidden', m: mm, d, hidden: hs.slice(at * d, (at + mm) * d) });
@@ -257,9 +347,10 @@ export function readLatentCache(dir: string, expect: CacheExpectation): { manife
       if (at * d !== hs.length) throw inputError({ file: path, field: 'hidden' }, `${hs.length} values, expected Σm·d = ${at}·${d}`);
       continue;
     }
+    checkChunkShape(st, 'probs', total, m.k, 'soft-topk');
+    checkChunkShape(st, 'indices', total, m.k, 'soft-topk');
     const probs = st.readTensor('probs') as Float32Array;
     const indices = st.readTensor('indices') as Int32Array;
-    if (ms.length !== c.end - c.start) throw inputError({ file: path, field: 'm' }, `${ms.length} examples, the manifest says ${c.end - c.start}`);
     let at = 0;
     for (const mm of ms) {
       teachers.push({ m: mm, k: m.k, probs: probs.slice(at * m.k, (at + mm) * m.k), indices: indices.slice(at * m.k, (at + mm) * m.k) });

@@ -30,6 +30,7 @@ export async function runPhaseCli(name: string, commands: readonly PhaseCommand[
   await buildCli({
     name,
     out: io.write,
+    logger: io.logger,
     commands: commands.map((c) => defineCommand({
       command: c.command, describe: c.describe, schema: c.schema,
       handler: async (config) => {

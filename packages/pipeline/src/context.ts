@@ -1,6 +1,7 @@
 // What every phase function gets besides its config, and the config record it saves.
 import { type ConfigRecord, configRecord } from '@latent-sft/config';
 import type { Logger } from '@latent-sft/core';
+import { RUN_CONTROL_KEYS } from './run-dir.js';
 import { SCHEMA_VERSION } from './schemas.js';
 
 export interface RunContext {
@@ -9,9 +10,9 @@ export interface RunContext {
   now?: () => Date;
 }
 
-/** The config record of a run of `app`. */
+/** The config record of a run of `app` (its hash leaves out the run-control keys: out, resume, allowConfigChange). */
 export function recordOf(app: string, config: unknown, ctx: RunContext): ConfigRecord {
-  return configRecord(config, { app, version: SCHEMA_VERSION, createdAt: (ctx.now ?? (() => new Date()))() });
+  return configRecord(config, { app, version: SCHEMA_VERSION, createdAt: (ctx.now ?? (() => new Date()))(), ignore: RUN_CONTROL_KEYS });
 }
 
 /** Seconds since `t0` (performance.now() milliseconds). */

@@ -120,6 +120,19 @@ export function prepareData(spec: DataSpec, tok: Tokenizer): PreparedData {
   return { problems, examples, fingerprint: h.digest('hex'), spec: rest };
 }
 
+/**
+ * Throws a one-line error (before any graph runs) when the longest example, with one compress token or
+ * latent per `r` CoT tokens when `r` is given, needs more positions than the model has.
+ */
+export function checkFitsModel(examples: readonly SequenceParts[], maxPositions: number, r: number | null, model: string): void {
+  let longest = 0;
+  for (const e of examples) longest = Math.max(longest, length(e) + (r === null ? 0 : Math.ceil(e.cotIds.length / r)));
+  if (longest > maxPositions) {
+    throw inputError({ field: 'data' }, `the longest example needs ${longest} positions${r === null ? '' : ` (with its latents, r = ${r})`}, ` +
+      `more than the max_position_embeddings ${maxPositions} of ${model}; use shorter problems (data.digitsA/B, data.maxTokens) or a model with more positions`);
+  }
+}
+
 /** Tokens of the longest example (for logs). */
 export function longestExample(examples: readonly SequenceParts[]): number {
   return examples.reduce((m, e) => Math.max(m, length(e)), 0);

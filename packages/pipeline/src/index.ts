@@ -1,8 +1,9 @@
 // @latent-sft/pipeline: the shared run machinery of the phase apps: config schemas, output-folder
 // layout and guards, dataset preparation, model folders (HF checkpoint + tokenizer), the training
-// runner, the phase functions (cot-sft, phase 1 steps, merge-lora, cache-latents, phase 2), summaries.
+// runner, the phase functions (cot-sft, phase 1 steps, merge-lora, cache-latents, phase 2), summaries,
+// and the evaluation runs (eval run: generation + scoring into a run folder; eval report).
 export {
-  SCHEMA_VERSION, cacheLatentsConfig, cacheLatentsSchema, cotSftConfig, cotSftSchema, dataSchema, mergeLoraConfig, mergeLoraSchema,
+  SCHEMA_VERSION, cacheLatentsConfig, latentSpecSchema, cacheLatentsSchema, cotSftConfig, cotSftSchema, dataSchema, mergeLoraConfig, mergeLoraSchema,
   phase1DecoderConfig, phase1DecoderSchema, phase1EncoderConfig, phase1EncoderSchema, phase1UnionConfig, phase1UnionSchema,
   phase2Config, phase2Schema,
 } from './schemas.js';
@@ -10,11 +11,11 @@ export { recordOf } from './context.js';
 export type { RunContext } from './context.js';
 export { phaseCommand, runPhaseCli } from './cli.js';
 export type { PhaseCliIo, PhaseCommand } from './cli.js';
-export { LAYOUT, claimOutDir, publishDir, requireDir } from './run-dir.js';
-export { longestExample, prepareData } from './data.js';
+export { LAYOUT, claimOrReuseOutDir, claimOutDir, publishDir, requireDir } from './run-dir.js';
+export { checkFitsModel, longestExample, prepareData } from './data.js';
 export type { DataSpec, PreparedData } from './data.js';
 export {
-  checkSameArchitecture, copyTokenizer, initLora, loadModelDir, loadModelTokenizer, loraOf, resizeForCompress, saveModelDir, tinyLlamaFor,
+  checkSameArchitecture, copyTokenizer, initLora, loadModelDir, loadModelTokenizer, loraOf, resizeForCompress, saveAdapterDir, saveModelDir, tinyLlamaFor,
   toHost, tokenizerSha, writeRandomModel,
 } from './model.js';
 export type { ModelDir, TinySizes } from './model.js';
@@ -24,13 +25,17 @@ export { formatResultsTable, readSummary, summarizeMetrics, writeSummary } from 
 export type { MetricSummary, PhaseSummary } from './summary.js';
 export { runCotSft } from './cot-sft.js';
 export type { CotSftConfig } from './cot-sft.js';
-export { checkEncoderOf, latentKindOf, runPhase1Decoder, runPhase1Encoder, runPhase1Union } from './phase1.js';
+export { checkEncoderOf, latentKindOf, phase1LatentSpec, runPhase1Decoder, runPhase1Encoder, runPhase1Union } from './phase1.js';
 export type { Phase1DecoderConfig, Phase1EncoderConfig, Phase1UnionConfig } from './phase1.js';
 export { runMergeLora } from './merge.js';
 export type { MergeLoraConfig } from './merge.js';
-export { CACHE_FORMAT, CACHE_MANIFEST, readLatentCache, runCacheLatents } from './cache.js';
+export { CACHE_FORMAT, CACHE_MANIFEST, cacheLatentSpec, checkCacheSpec, manifestLatentSpec, readLatentCache, runCacheLatents } from './cache.js';
 export type { CacheChunk, CacheIdentity, CacheLatentsConfig, CacheManifest } from './cache.js';
 export { runPhase2 } from './phase2.js';
 export type { Phase2Config } from './phase2.js';
 // PEFT adapter I/O, for callers that build adapters outside a phase (tests, tools).
 export { loadAdapter, saveAdapter } from '@latent-sft/models';
+export { BLOCK, EVAL_RUN_APP, defaultMethodName, evalLatentSpec, predictionsFile, promptIds, runEval, runIdentity, runNotes } from './eval-run.js';
+export type { EvalRunOptions } from './eval-run.js';
+export { readEvalSummary, writeEvalReport } from './eval-report.js';
+export type { EvalReportOptions } from './eval-report.js';

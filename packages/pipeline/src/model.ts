@@ -3,11 +3,14 @@
 // host-tensor conversions.
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, readFileSync, readdirSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Rng, inputError } from '@latent-sft/core';
 import {
-  type LoraConfig, type ModelConfig, type NamedTensor, initParameters, loadCheckpoint, loraParameterShapes, parseModelConfig, saveCheckpoint,
+  type LoraConfig, type ModelConfig, type NamedTensor, configFieldList, initParameters, loadCheckpoint, loraParameterShapes, parameterCount, parameterShapes, parseModelConfig,
+  saveAdapter, saveCheckpoint,
 } from '@latent-sft/models';
+import { type LatentSpec, writeLatentSpec } from '@latent-sft/latent';
 import type { HostTensor } from '@latent-sft/runtime';
 import { type Tokenizer, type TokenizerName, VOCAB_SUBSET_FILE, loadTokenizer, materializeTokenizer } from '@latent-sft/tokenizer';
 import { requireDir } from './run-dir.js';
@@ -21,10 +24,10 @@ export interface ModelDir {
 
 const TOKENIZER_FILE = /^(tokenizer(_config)?|special_tokens_map|vocab_subset)\.json$/;
 
-/** Loads an HF checkpoint folder; `what` names it in errors (e.g. 'phase1 base (M0)'). */
-export function loadModelDir(dir: string, what: string): ModelDir {
+/** Loads an HF checkpoint folder; `what` names it in errors (e.g. 'phase1 base (M0)'); `allow`: the allowConfigFields flag. */
+export function loadModelDir(dir: string, what: string, allow = ''): ModelDir {
   requireDir(dir, what);
-  const ck = loadCheckpoint(dir);
+  const ck = loadCheckpoint(dir, { allowConfigFields: configFieldList(allow) });
   return { dir, config: ck.config, tensors: ck.readAll() };
 }
 
@@ -46,10 +49,17 @@ export function copyTokenizer(from: string, to: string): void {
   for (const f of readdirSync(from)) if (TOKENIZER_FILE.test(f)) copyFileSync(join(from, f), join(to, f));
 }
 
-/** Writes an HF checkpoint plus the tokenizer files of `tokenizerDir` into `dir`. */
-export function saveModelDir(dir: string, config: ModelConfig, tensors: readonly NamedTensor[], tokenizerDir: string): void {
+/** Writes an HF checkpoint plus the tokenizer files of `tokenizerDir` (and the latent spec, if any) into `dir`. */
+export function saveModelDir(dir: string, config: ModelConfig, tensors: readonly NamedTensor[], tokenizerDir: string, spec?: LatentSpec): void {
   saveCheckpoint(dir, config, tensors, { dtype: 'float32' });
   copyTokenizer(tokenizerDir, dir);
+  if (spec !== undefined) writeLatentSpec(dir, spec);
+}
+
+/** Writes a PEFT adapter folder with the latent spec it was trained under (latent.json beside adapter_config.json). */
+export function saveAdapterDir(dir: string, lora: LoraConfig, tensors: readonly NamedTensor[], o: { model: ModelConfig }, spec: LatentSpec): void {
+  saveAdapter(dir, lora, tensors, o);
+  writeLatentSpec(dir, spec);
 }
 
 /** A Llama-3-shaped config sized for CPU runs, with the tokenizer's vocabulary and special ids. */
@@ -65,6 +75,27 @@ export function tinyLlamaFor(tok: Tokenizer, o: { hiddenSize: number; intermedia
     torch_dtype: 'float32', initializer_range: 0.02, hidden_act: 'silu',
   }, 'tiny base');
 }
+
+/**
+ * Throws a one-line error naming the sizes when the float32 weights of `config` alone would not fit in
+ * `memoryBytes` (default: this machine's memory), before anything is allocated.
+ */
+export function checkAllocatable(config: ModelConfig, field: string, memoryBytes = totalmem()): void {
+  const sizes = `hidden ${config.hiddenSize}, MLP ${config.intermediateSize}, ${config.numHiddenLayers} layers and ${config.vocabSize} rows`;
+  const largest = parameterShapes(config).reduce((a, p) => (p.shape.reduce((x, y) => x * y, 1) > a.n ? { name: p.name, n: p.shape.reduce((x, y) => x * y, 1) } : a), { name: '', n: 0 });
+  if (largest.n > MAX_TENSOR_ELEMENTS) {
+    throw inputError({ field }, `${sizes} make ${largest.name} ${largest.n.toExponential(2)} elements, more than one tensor can hold (${MAX_TENSOR_ELEMENTS})`);
+  }
+  const bytes = parameterCount(config) * 4;
+  if (bytes > memoryBytes) {
+    const gb = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
+    throw inputError({ field }, `${sizes} make ${parameterCount(config).toExponential(2)} parameters: ` +
+      `${gb(bytes)} of float32 weights (about 4× that to train), more than the ${gb(memoryBytes)} of memory here`);
+  }
+}
+
+/** The longest typed array V8 allocates (2^32 − 1 elements). */
+const MAX_TENSOR_ELEMENTS = 2 ** 32 - 1;
 
 /** Throws unless `a` and `b` have the same architecture (vocabulary aside). */
 export function checkSameArchitecture(a: ModelConfig, b: ModelConfig, what: string): void {

@@ -7,18 +7,20 @@
 //   union:   new LoRAs on both (E = step-1 hf, D = step-2 hf), trained jointly. Saves
 //            lora_adapter/encoder_weight and lora_adapter/decoder_weight (adapters only, as the
 //            reference); merge-lora turns the decoder one into M1.
-// Every hf/ folder carries the tokenizer files of the decoder it came from.
+// Every hf/ folder carries the tokenizer files of the decoder it came from; every hf/ and adapter folder
+// carries latent.json, the latent spec (the encoder step declares it, later steps read and check it).
 import { join } from 'node:path';
-import type { ConfigOf } from '@latent-sft/config';
+import type { ConfigOf, ConfigRecord } from '@latent-sft/config';
 import { inputError } from '@latent-sft/core';
-import { type LoraConfig, type ModelConfig, type NamedTensor, mergeLora, saveAdapter } from '@latent-sft/models';
+import { DEFAULT_LATENT_SPEC, type LatentSpec, readLatentSpecs, resolveLatentSpec } from '@latent-sft/latent';
+import { type LoraConfig, type ModelConfig, type NamedTensor, mergeLora } from '@latent-sft/models';
 import { DECODER_PREFIX, ENCODER_PREFIX, type Phase1Options, type Phase1Step, collatePhase1, phase1Objective } from '@latent-sft/phases';
 import type { HostTensor } from '@latent-sft/runtime';
-import { padId } from '@latent-sft/tokenizer';
+import { type Tokenizer, padId } from '@latent-sft/tokenizer';
 import { type RunContext, recordOf, secondsSince } from './context.js';
-import { longestExample, prepareData } from './data.js';
+import { type PreparedData, checkFitsModel, longestExample, prepareData } from './data.js';
 import {
-  type ModelDir, checkSameArchitecture, initLora, loadModelDir, loadModelTokenizer, loraOf, resizeForCompress, saveModelDir,
+  type ModelDir, checkSameArchitecture, initLora, loadModelDir, loadModelTokenizer, loraOf, resizeForCompress, saveAdapterDir, saveModelDir,
   stripPrefix, toHost,
 } from './model.js';
 import { LAYOUT, claimOutDir, publishDir } from './run-dir.js';
@@ -31,9 +33,23 @@ export type Phase1DecoderConfig = ConfigOf<typeof phase1DecoderSchema>;
 export type Phase1UnionConfig = ConfigOf<typeof phase1UnionSchema>;
 type AnyPhase1 = Phase1EncoderConfig | Phase1DecoderConfig | Phase1UnionConfig;
 
-/** The latent kind of a config's latent block. */
-export function latentKindOf(l: AnyPhase1['latent']): Phase1Options['latent'] {
-  return l.kind === 'soft-topk' ? { kind: 'soft-topk', k: l.k } : { kind: l.kind };
+/** The latent kind of a spec, as the phase objectives take it. */
+export function latentKindOf(spec: LatentSpec): Phase1Options['latent'] {
+  return spec.kind === 'soft-topk' ? { kind: 'soft-topk', k: spec.topK } : { kind: spec.kind };
+}
+
+/** A latent spec as summary notes (flat strings and numbers). */
+export function latentNotes(spec: LatentSpec): Record<string, string | number> {
+  return { latent: spec.kind, compressionRate: spec.compressionRate, topK: spec.topK, ltim: String(spec.ltim), ltsum: String(spec.ltsum) };
+}
+
+/**
+ * The latent spec of a phase-1 step: the encoder step declares it (unset fields: DEFAULT_LATENT_SPEC);
+ * the decoder and union steps read the latent.json of their input models and refuse a config field
+ * that differs (folders without one: the defaults).
+ */
+export function phase1LatentSpec(app: string, config: AnyPhase1, inputs: readonly string[]): LatentSpec {
+  return resolveLatentSpec(config.latent, readLatentSpecs(inputs), { where: `${app} config`, prefix: 'latent.', fallback: DEFAULT_LATENT_SPEC });
 }
 
 /** Throws unless `enc` is an encoder (vocabulary V+1) of the decoder `dec`'s architecture. */
@@ -50,19 +66,39 @@ interface StepSetup {
   /** E's base weights (vocabulary V+1). */
   encoder: { config: ModelConfig; tensors: NamedTensor[] };
   lora: { encoder?: LoraConfig; decoder?: LoraConfig };
+  /** Writes what the step needs before training into the claimed folder. */
+  prepare?(): void;
   /** Writes the step's outputs from the trained tensors (prefixed names). */
   save(trained: NamedTensor[]): void;
 }
 
-async function runStep(app: string, config: AnyPhase1, ctx: RunContext, setup: (tokDir: string) => StepSetup, tokDir: string, t0: number): Promise<PhaseSummary> {
-  const logger = ctx.logger;
+/** Validates the step's inputs, then claims and locks the output folder and trains. */
+async function runStep(
+  app: string, config: AnyPhase1, spec: LatentSpec, ctx: RunContext, setup: (tokDir: string) => StepSetup, tokDir: string, t0: number,
+): Promise<PhaseSummary> {
   const tok = await loadModelTokenizer(tokDir, 'the decoder folder');
   const s = setup(tokDir);
   if (tok.vocabSize > s.decoder.config.vocabSize) throw inputError({ file: s.decoder.dir }, `the tokenizer has ${tok.vocabSize} ids but the decoder only ${s.decoder.config.vocabSize} rows`);
   const data = prepareData(config.data, tok);
+  checkFitsModel(data.examples, Math.min(s.encoder.config.maxPositionEmbeddings, s.decoder.config.maxPositionEmbeddings), spec.compressionRate, s.decoder.dir);
+  const record = recordOf(app, config, ctx);
+  const lock = claimOutDir(config.out, record, config.resume);
+  try {
+    return await trainStep(config, ctx, { app, spec, s, tok, data, record, t0 });
+  } finally {
+    lock.release();
+  }
+}
+
+async function trainStep(config: AnyPhase1, ctx: RunContext, o: {
+  app: string; spec: LatentSpec; s: StepSetup; tok: Tokenizer; data: PreparedData; record: ConfigRecord; t0: number;
+}): Promise<PhaseSummary> {
+  const { app, spec, s, tok, data, record, t0 } = o;
+  const logger = ctx.logger;
+  s.prepare?.();
   logger.info({ step: s.step, examples: data.examples.length, longest: longestExample(data.examples) }, 'data ready');
   const objective = phase1Objective(s.decoder.config, {
-    step: s.step, latent: latentKindOf(config.latent), ltim: config.ltim, ltsum: config.ltsum, lora: s.lora, compute: config.compute,
+    step: s.step, latent: latentKindOf(spec), ltim: spec.ltim, ltsum: spec.ltsum, lora: s.lora, compute: config.compute,
   });
   const trainable: Record<string, HostTensor> = {
     ...(s.lora.encoder !== undefined ? toHost(initLora(s.encoder.config, s.lora.encoder, config.train.seed), ENCODER_PREFIX) : {}),
@@ -71,17 +107,19 @@ async function runStep(app: string, config: AnyPhase1, ctx: RunContext, setup: (
   const frozen = { ...toHost(s.encoder.tensors, ENCODER_PREFIX), ...toHost(s.decoder.tensors, DECODER_PREFIX) };
   const pad = padId(tok);
   const dropout = (s.lora.encoder?.dropout ?? 0) > 0 || (s.lora.decoder?.dropout ?? 0) > 0;
-  const record = recordOf(app, config, ctx);
   const { trained, metrics } = await runTraining({
     out: config.out, record, resume: config.resume, device: config.device, compute: config.compute, objective,
     init: { trainable, frozen }, train: config.train, size: data.examples.length, label: app, logger,
     collate: (b) => collatePhase1(b.indices.map((i) => data.examples[i]!), {
-      r: config.r, compressId: s.decoder.config.vocabSize, padId: pad, ltim: config.ltim, ltsum: config.ltsum, positions: config.positions,
+      r: spec.compressionRate, compressId: s.decoder.config.vocabSize, padId: pad, ltim: spec.ltim, ltsum: spec.ltsum, positions: config.positions,
       ...(dropout ? { dropoutSeed: b.rng.int(2 ** 31) } : {}),
     }).feeds,
   });
   s.save(trained);
-  const summary: PhaseSummary = { app, out: config.out, steps: metrics.steps, window: metrics.window, first: metrics.first, last: metrics.last, wallSeconds: secondsSince(t0) };
+  const summary: PhaseSummary = {
+    app, out: config.out, steps: metrics.steps, window: metrics.window, first: metrics.first, last: metrics.last, collapse: metrics.collapse,
+    wallSeconds: secondsSince(t0), notes: latentNotes(spec),
+  };
   writeSummary(summary);
   logger.info({ ...summary }, 'done');
   return summary;
@@ -91,18 +129,18 @@ async function runStep(app: string, config: AnyPhase1, ctx: RunContext, setup: (
 export async function runPhase1Encoder(config: Phase1EncoderConfig, ctx: RunContext): Promise<PhaseSummary> {
   const t0 = performance.now();
   const app = 'phase1-encoder';
-  const m0 = loadModelDir(config.base, 'phase1 base (M0)');
-  claimOutDir(config.out, recordOf(app, config, ctx), config.resume);
-  return runStep(app, config, ctx, (tokDir) => {
+  const m0 = loadModelDir(config.base, 'phase1 base (M0)', config.allowConfigFields);
+  const spec = phase1LatentSpec(app, config, []);
+  return runStep(app, config, spec, ctx, (tokDir) => {
     const enc = resizeForCompress(m0.config, m0.tensors);
-    publishDir(config.out, LAYOUT.baseModel, (tmp) => saveModelDir(tmp, enc.config, enc.tensors, tokDir));
     const lora = loraOf(config.lora, 'FEATURE_EXTRACTION', true);
     return {
       step: 'encoder', decoder: m0, encoder: enc, lora: { encoder: lora },
+      prepare: () => publishDir(config.out, LAYOUT.baseModel, (tmp) => saveModelDir(tmp, enc.config, enc.tensors, tokDir)),
       save: (trained) => {
         const adapter = stripPrefix(trained, ENCODER_PREFIX);
-        publishDir(config.out, LAYOUT.adapter, (tmp) => saveAdapter(tmp, lora, adapter, { model: enc.config }));
-        publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, enc.config, mergeLora(enc.config, enc.tensors, adapter, lora), tokDir));
+        publishDir(config.out, LAYOUT.adapter, (tmp) => saveAdapterDir(tmp, lora, adapter, { model: enc.config }, spec));
+        publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, enc.config, mergeLora(enc.config, enc.tensors, adapter, lora), tokDir, spec));
       },
     };
   }, config.base, t0);
@@ -112,18 +150,18 @@ export async function runPhase1Encoder(config: Phase1EncoderConfig, ctx: RunCont
 export async function runPhase1Decoder(config: Phase1DecoderConfig, ctx: RunContext): Promise<PhaseSummary> {
   const t0 = performance.now();
   const app = 'phase1-decoder';
-  const m0 = loadModelDir(config.base, 'phase1 base (M0)');
-  const enc = loadModelDir(config.encoder, 'step-1 encoder');
+  const m0 = loadModelDir(config.base, 'phase1 base (M0)', config.allowConfigFields);
+  const enc = loadModelDir(config.encoder, 'step-1 encoder', config.allowConfigFields);
   checkEncoderOf(m0.config, enc, 'encoder');
-  claimOutDir(config.out, recordOf(app, config, ctx), config.resume);
-  return runStep(app, config, ctx, (tokDir) => {
+  const spec = phase1LatentSpec(app, config, [config.encoder]);
+  return runStep(app, config, spec, ctx, (tokDir) => {
     const lora = loraOf(config.lora, 'CAUSAL_LM', false);
     return {
       step: 'decoder', decoder: m0, encoder: enc, lora: { decoder: lora },
       save: (trained) => {
         const adapter = stripPrefix(trained, DECODER_PREFIX);
-        publishDir(config.out, LAYOUT.adapter, (tmp) => saveAdapter(tmp, lora, adapter, { model: m0.config }));
-        publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, m0.config, mergeLora(m0.config, m0.tensors, adapter, lora), tokDir));
+        publishDir(config.out, LAYOUT.adapter, (tmp) => saveAdapterDir(tmp, lora, adapter, { model: m0.config }, spec));
+        publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, m0.config, mergeLora(m0.config, m0.tensors, adapter, lora), tokDir, spec));
       },
     };
   }, config.base, t0);
@@ -133,19 +171,19 @@ export async function runPhase1Decoder(config: Phase1DecoderConfig, ctx: RunCont
 export async function runPhase1Union(config: Phase1UnionConfig, ctx: RunContext): Promise<PhaseSummary> {
   const t0 = performance.now();
   const app = 'phase1-union';
-  const dec = loadModelDir(config.decoder, 'step-2 decoder');
-  const enc = loadModelDir(config.encoder, 'step-1 encoder');
+  const dec = loadModelDir(config.decoder, 'step-2 decoder', config.allowConfigFields);
+  const enc = loadModelDir(config.encoder, 'step-1 encoder', config.allowConfigFields);
   checkEncoderOf(dec.config, enc, 'encoder');
-  claimOutDir(config.out, recordOf(app, config, ctx), config.resume);
-  return runStep(app, config, ctx, (tokDir) => {
+  const spec = phase1LatentSpec(app, config, [config.encoder, config.decoder]);
+  return runStep(app, config, spec, ctx, (tokDir) => {
     const encLora = loraOf(config.lora, 'FEATURE_EXTRACTION', true);
     const decLora = loraOf(config.lora, 'CAUSAL_LM', false);
     return {
       step: 'union', decoder: dec, encoder: enc, lora: { encoder: encLora, decoder: decLora },
       save: (trained) => {
         publishDir(config.out, LAYOUT.adapter, (tmp) => {
-          saveAdapter(join(tmp, 'encoder_weight'), encLora, stripPrefix(trained, ENCODER_PREFIX), { model: enc.config });
-          saveAdapter(join(tmp, 'decoder_weight'), decLora, stripPrefix(trained, DECODER_PREFIX), { model: dec.config });
+          saveAdapterDir(join(tmp, 'encoder_weight'), encLora, stripPrefix(trained, ENCODER_PREFIX), { model: enc.config }, spec);
+          saveAdapterDir(join(tmp, 'decoder_weight'), decLora, stripPrefix(trained, DECODER_PREFIX), { model: dec.config }, spec);
         });
       },
     };

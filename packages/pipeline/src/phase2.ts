@@ -6,19 +6,23 @@
 // Hidden caches (the "- Hidden State" ablation; --latent.kind auto picks the kind the manifest records,
 // an explicit kind must match it): the teacher states are fed at the latent slots and the KL becomes
 // the hidden-state MSE (phases.phase2Objective, latent 'hidden'); Gumbel noise does not apply and is
-// skipped with a warning. hf/latent.json ({"kind": "soft" | "hidden", "r": r}) tells inference
-// (eval run --mode latent) how to feed the latents.
+// skipped with a warning. The latent spec comes from the latent.json of the model (M1) and of the cache
+// (both written upstream; they must agree, and the config's latent block must match them; caches and
+// models from before latent.json: the spec the manifest implies) and is checked against the manifest;
+// hf/latent.json (the full spec) tells inference (eval run --mode latent) how to feed the latents.
 import { join } from 'node:path';
 import type { ConfigOf } from '@latent-sft/config';
-import { writeJsonAtomic } from '@latent-sft/core';
-import { mergeLora, saveAdapter } from '@latent-sft/models';
+import { inputError } from '@latent-sft/core';
+import { DEFAULT_LATENT_SPEC, readLatentSpecs, resolveLatentSpec } from '@latent-sft/latent';
+import { mergeLora } from '@latent-sft/models';
 import { type Phase2Example, type Phase2Teacher, collatePhase2, isHiddenTeacher, perturbTeacher, phase2Objective } from '@latent-sft/phases';
 import { readMetrics } from '@latent-sft/train';
 import { latentEndId, padId } from '@latent-sft/tokenizer';
-import { cacheLatentKind, readLatentCache } from './cache.js';
+import { CACHE_MANIFEST, cacheLatentKind, checkCacheSpec, manifestLatentSpec, readLatentCache } from './cache.js';
 import { type RunContext, recordOf, secondsSince } from './context.js';
-import { prepareData } from './data.js';
-import { initLora, loadModelDir, loadModelTokenizer, loraOf, saveModelDir, toHost, tokenizerSha } from './model.js';
+import { checkFitsModel, prepareData } from './data.js';
+import { latentNotes } from './phase1.js';
+import { initLora, loadModelDir, loadModelTokenizer, loraOf, saveAdapterDir, saveModelDir, toHost, tokenizerSha } from './model.js';
 import { LAYOUT, claimOutDir, publishDir } from './run-dir.js';
 import { runTraining } from './runner.js';
 import type { phase2Schema } from './schemas.js';
@@ -26,34 +30,35 @@ import { type PhaseSummary, writeSummary } from './summary.js';
 
 export type Phase2Config = ConfigOf<typeof phase2Schema>;
 
-/** hf/latent.json of a phase-2 model: how inference feeds the latents. */
-export const LATENT_INFO_FILE = 'latent.json';
-
-/** The contents of hf/latent.json. */
-export interface LatentInfo {
-  kind: 'soft' | 'hidden';
-  r: number;
-}
-
 /** Trains Phase 2 and writes M2 to <out>/hf. */
 export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<PhaseSummary> {
   const t0 = performance.now();
   const app = 'phase2';
   const logger = ctx.logger;
-  const m1 = loadModelDir(config.model, 'phase2 model (M1)');
+  const m1 = loadModelDir(config.model, 'phase2 model (M1)', config.allowConfigFields);
   const tok = await loadModelTokenizer(config.model, 'the phase2 model folder');
   const data = prepareData(config.data, tok);
+  const recorded = readLatentSpecs([config.model, config.cache]);
+  const declared = recorded.length > 0 ? resolveLatentSpec(config.latent, recorded, { where: 'phase2 config', prefix: 'latent.', fallback: DEFAULT_LATENT_SPEC }) : null;
+  const wanted = declared?.kind ?? config.latent.kind;
+  if (wanted === 'soft-full') throw inputError({ field: 'latent.kind' }, 'phase 2 trains on cached soft-topk or hidden latents, not soft-full');
   const { teachers, manifest } = readLatentCache(config.cache, {
     vocabSize: m1.config.vocabSize,
     tokenizer: { sha256: tokenizerSha(config.model), family: tok.family, vocabSize: tok.vocabSize },
     dataset: { spec: data.spec, count: data.examples.length, fingerprint: data.fingerprint },
     hiddenSize: m1.config.hiddenSize,
-    ...(config.latent.kind !== 'auto' ? { latent: config.latent.kind } : {}),
+    ...(wanted !== undefined ? { latent: wanted } : {}),
   });
+  const spec = declared ?? resolveLatentSpec(config.latent, [{ spec: manifestLatentSpec(manifest), file: join(config.cache, CACHE_MANIFEST), legacy: true }], {
+    where: 'phase2 config', prefix: 'latent.', fallback: DEFAULT_LATENT_SPEC,
+  });
+  checkCacheSpec(config.cache, manifest, spec);
   const kind = cacheLatentKind(manifest);
   const hidden = kind === 'hidden';
+  checkFitsModel(data.examples, m1.config.maxPositionEmbeddings, manifest.r, config.model);
   const record = recordOf(app, config, ctx);
-  claimOutDir(config.out, record, config.resume);
+  const lock = claimOutDir(config.out, record, config.resume);
+  try {
   logger.info({ examples: teachers.length, latent: kind, r: manifest.r, k: manifest.k }, 'cache loaded');
   const gumbel = config.gumbel.enabled && !hidden;
   if (config.gumbel.enabled && hidden) logger.warn({ latent: kind }, 'Gumbel perturbation does not apply to hidden-state latents: skipped');
@@ -87,12 +92,8 @@ export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<
     },
   });
   if (guardFailures > 0) logger.warn({ guardFailures }, 'Gumbel draws kept although their argmax was the latent-end id (100 redraws each)');
-  publishDir(config.out, LAYOUT.adapter, (tmp) => saveAdapter(tmp, lora, trained, { model: m1.config }));
-  const info: LatentInfo = { kind: hidden ? 'hidden' : 'soft', r: manifest.r };
-  publishDir(config.out, LAYOUT.hf, (tmp) => {
-    saveModelDir(tmp, m1.config, mergeLora(m1.config, m1.tensors, trained, lora), config.model);
-    writeJsonAtomic(join(tmp, LATENT_INFO_FILE), info);
-  });
+  publishDir(config.out, LAYOUT.adapter, (tmp) => saveAdapterDir(tmp, lora, trained, { model: m1.config }, spec));
+  publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, m1.config, mergeLora(m1.config, m1.tensors, trained, lora), config.model, spec));
   const first = { ...metrics.first };
   const last = { ...metrics.last };
   if (hidden) {
@@ -105,9 +106,13 @@ export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<
     }
   }
   const summary: PhaseSummary = {
-    app, out: config.out, steps: metrics.steps, window: metrics.window, first, last, wallSeconds: secondsSince(t0), notes: { latent: info.kind, r: info.r },
+    app, out: config.out, steps: metrics.steps, window: metrics.window, first, last, collapse: metrics.collapse, wallSeconds: secondsSince(t0),
+    notes: latentNotes(spec),
   };
   writeSummary(summary);
   logger.info({ ...summary }, 'done');
   return summary;
+  } finally {
+    lock.release();
+  }
 }

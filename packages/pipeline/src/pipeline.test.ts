@@ -4,21 +4,21 @@
 // phase-1 losses and the phase-2 KL fall (from metrics.jsonl), and the one-line errors of bad inputs.
 // Then the "- Hidden State" ablation row end to end from the same M0: phase 1 (latent hidden) →
 // merge-lora → cache-latents (latent hidden) → phase 2 (CE + hidden-state MSE) → `eval run --mode latent`,
-// which reads hf/latent.json and feeds hidden states. The eval app is imported by path: apps depend on
-// this package, not the other way round, and package.json files are not ours to change here.
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+// which reads hf/latent.json and feeds hidden states (runEval, the function behind the eval app). The
+// latent spec phase 1 declares (compression rate 2, top-k 5) is checked in every folder downstream.
+import { cpSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '@latent-sft/config';
 import { UserError, silentLogger } from '@latent-sft/core';
+import { writeLatentSpec } from '@latent-sft/latent';
 import { loadAdapter, loadCheckpoint, openSafetensors } from '@latent-sft/models';
 import { readMetrics } from '@latent-sft/train';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   type CacheManifest, cacheLatentsConfig, cotSftConfig, mergeLoraConfig, phase1DecoderConfig, phase1EncoderConfig, phase1UnionConfig,
-  phase2Config, runCacheLatents, runCotSft, runMergeLora, runPhase1Decoder, runPhase1Encoder, runPhase1Union, runPhase2,
+  phase2Config, defaultMethodName, runCacheLatents, runCotSft, runEval, runMergeLora, runPhase1Decoder, runPhase1Encoder, runPhase1Union, runPhase2,
 } from './index.js';
-import { runCli as evalCli } from '../../../apps/eval/src/cli.js';
 
 const ctx = { logger: silentLogger, now: () => new Date('2026-01-01T00:00:00Z') };
 const root = mkdtempSync(join(tmpdir(), 'pipeline-micro-'));
@@ -26,7 +26,7 @@ const at = (name: string) => join(root, name);
 // split 'all': these 8 problems (drawn before the held-out split existed) are the ones the thresholds were measured on.
 const data = { 'data.count': 8, 'data.digitsA': 1, 'data.digitsB': 2, 'data.split': 'all' };
 const train = (steps: number, lr: number) => ({ 'train.steps': steps, 'train.batchSize': 4, 'train.lr': lr, 'train.keepLast': 1 });
-const p1 = { ...data, r: 2, 'lora.r': 4, ...train(8, 2e-2) };
+const p1 = { ...data, 'latent.compressionRate': 2, 'latent.topK': 5, 'lora.r': 4, ...train(8, 2e-2) };
 
 /** Mean of a metric over the first and over the last epoch (2 steps each: 8 examples, batch 4: the same data). */
 function firstLast(dir: string, key: string): [number, number] {
@@ -54,7 +54,7 @@ describe('micro pipeline (CPU)', () => {
     await runPhase1Union(loadConfig({ schema: phase1UnionConfig, overrides: { out: at('uni'), encoder: at('enc/hf'), decoder: at('dec/hf'), ...p1 } }), ctx);
     await runMergeLora(loadConfig({ schema: mergeLoraConfig, overrides: { out: at('m1'), base: at('dec/hf'), adapter: at('uni/lora_adapter/decoder_weight') } }), ctx);
     await runCacheLatents(loadConfig({ schema: cacheLatentsConfig, overrides: {
-      out: at('cache'), encoder: at('enc/hf'), adapter: at('uni/lora_adapter/encoder_weight'), decoder: at('m1/hf'), ...data, r: 2, k: 5, chunkSize: 3,
+      out: at('cache'), encoder: at('enc/hf'), adapter: at('uni/lora_adapter/encoder_weight'), decoder: at('m1/hf'), ...data, chunkSize: 3,
     } }), ctx);
     await runPhase2(loadConfig({ schema: phase2Config, overrides: {
       out: at('p2'), model: at('m1/hf'), cache: at('cache'), ...data, 'lora.r': 4, 'gumbel.enabled': true, ...train(8, 2e-2),
@@ -77,7 +77,11 @@ describe('micro pipeline (CPU)', () => {
     expect(manifest.chunks.map((c) => [c.start, c.end])).toEqual([[0, 3], [3, 6], [6, 8]]);
     expect(loadCheckpoint(at('p2/hf')).config.vocabSize).toBe(128256);
     expect(manifest.latent).toBe('soft-topk');
-    expect(JSON.parse(readFileSync(at('p2/hf/latent.json'), 'utf8'))).toEqual({ kind: 'soft', r: 2 });
+    // The latent spec phase 1 declared travels with every model: phase-1 outputs, M1 (merge-lora), the cache, M2.
+    const spec = { kind: 'soft-topk', compressionRate: 2, topK: 5, ltim: true, ltsum: true };
+    for (const dir of ['enc/hf', 'enc/lora_adapter', 'dec/hf', 'uni/lora_adapter/encoder_weight', 'uni/lora_adapter/decoder_weight', 'm1/hf', 'cache', 'p2/hf', 'p2/lora_adapter']) {
+      expect(JSON.parse(readFileSync(at(`${dir}/latent.json`), 'utf8')), dir).toEqual(spec);
+    }
     const rec = JSON.parse(readFileSync(at('p2/config.json'), 'utf8')) as { app: string; config: { gumbel: { enabled: boolean } } };
     expect(rec.app).toBe('phase2');
     expect(rec.config.gumbel.enabled).toBe(true);
@@ -118,12 +122,12 @@ describe('micro pipeline (CPU)', () => {
 
   it('cache-latents resumes: the finished chunks verify and are kept', async () => {
     const s = await runCacheLatents(loadConfig({ schema: cacheLatentsConfig, overrides: {
-      out: at('cache'), encoder: at('enc/hf'), adapter: at('uni/lora_adapter/encoder_weight'), decoder: at('m1/hf'), ...data, r: 2, k: 5, chunkSize: 3, resume: true,
+      out: at('cache'), encoder: at('enc/hf'), adapter: at('uni/lora_adapter/encoder_weight'), decoder: at('m1/hf'), ...data, chunkSize: 3, resume: true,
     } }), ctx);
     expect(s.notes).toMatchObject({ examples: 8, computed: 0, chunks: 3 });
     expect(await oneLineError(() => runCacheLatents(loadConfig({ schema: cacheLatentsConfig, overrides: {
-      out: at('cache'), encoder: at('enc/hf'), decoder: at('m1/hf'), ...data, r: 3, k: 5, chunkSize: 3, resume: true,
-    } }), ctx))).toMatch(/made for other inputs \(r: 2 vs 3\)/);
+      out: at('cache'), encoder: at('enc/hf'), decoder: at('m1/hf'), ...data, chunkSize: 4, resume: true,
+    } }), ctx))).toMatch(/made for other inputs \(chunkSize: 3 vs 4\)/);
   });
 });
 
@@ -135,8 +139,11 @@ interface EvalRow {
 
 /** Runs `eval run` (greedy, 2 problems, 1 seed) on `model` into `out`; returns the summary and the rows. */
 async function evalRun(model: string, out: string): Promise<{ summary: { method: string; latentKind?: string; notes: string[] }; rows: EvalRow[] }> {
-  await evalCli(['run', '--model', model, '--datasets', 'gsm8k-aug-test', '--limit', '2', '--mode', 'latent', '--seeds', '1', '--greedy',
-    '--max-latent', '3', '--max-new-tokens', '3', '--batch-size', '2', '--out', out], () => {}, silentLogger);
+  await runEval({
+    model, datasets: ['gsm8k-aug-test'], mode: 'latent', seeds: [1], limit: 2, maxLatent: 3, maxNewTokens: 3, batchSize: 2, device: 'cpu',
+    dtype: 'float32', sampling: { kind: 'greedy' }, ecrK: [1, 5], extraction: 'lenient', out, methodName: defaultMethodName('latent', model),
+    force: false, examples: 4,
+  }, silentLogger);
   const rows = readFileSync(join(out, 'predictions', 'gsm8k-aug-test.seed-1.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as EvalRow);
   return { summary: JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')), rows };
 }
@@ -150,8 +157,7 @@ describe('hidden-state ablation row (CPU): phase 1 → cache → phase 2 → eva
     await runPhase1Union(loadConfig({ schema: phase1UnionConfig, overrides: { out: at('h-uni'), encoder: at('h-enc/hf'), decoder: at('h-dec/hf'), ...hp1 } }), ctx);
     await runMergeLora(loadConfig({ schema: mergeLoraConfig, overrides: { out: at('h-m1'), base: at('h-dec/hf'), adapter: at('h-uni/lora_adapter/decoder_weight') } }), ctx);
     await runCacheLatents(loadConfig({ schema: cacheLatentsConfig, overrides: {
-      out: at('h-cache'), encoder: at('h-enc/hf'), adapter: at('h-uni/lora_adapter/encoder_weight'), decoder: at('h-m1/hf'), ...data, r: 2,
-      'latent.kind': 'hidden', chunkSize: 5,
+      out: at('h-cache'), encoder: at('h-enc/hf'), adapter: at('h-uni/lora_adapter/encoder_weight'), decoder: at('h-m1/hf'), ...data, chunkSize: 5,
     } }), ctx);
     // Gumbel on: does not apply to hidden latents (skipped with a warning), as a shared Table-1 config may ask for it.
     await runPhase2(loadConfig({ schema: phase2Config, overrides: {
@@ -179,41 +185,41 @@ describe('hidden-state ablation row (CPU): phase 1 → cache → phase 2 → eva
     expect(m1, `mse ${m0} -> ${m1}`).toBeLessThan(m0);
     const summary = JSON.parse(readFileSync(at('h-p2/summary.json'), 'utf8')) as { first: Record<string, number>; notes: Record<string, unknown> };
     expect(Object.keys(summary.first).sort()).toEqual(['ce', 'loss', 'mse']);
-    expect(summary.notes).toEqual({ latent: 'hidden', r: 2 });
-    expect(JSON.parse(readFileSync(at('h-p2/hf/latent.json'), 'utf8'))).toEqual({ kind: 'hidden', r: 2 });
+    expect(summary.notes).toEqual({ latent: 'hidden', compressionRate: 2, topK: 5, ltim: 'true', ltsum: 'true' });
+    expect(JSON.parse(readFileSync(at('h-p2/hf/latent.json'), 'utf8'))).toEqual({ kind: 'hidden', compressionRate: 2, topK: 5, ltim: true, ltsum: true });
   });
 
   it('phase 2 refuses a cache of the other kind in one line', async () => {
     expect(await oneLineError(() => runPhase2(loadConfig({ schema: phase2Config, overrides: {
       out: at('x5'), model: at('h-m1/hf'), cache: at('h-cache'), 'latent.kind': 'soft-topk', ...data,
-    } }), ctx))).toMatch(/latent cache holds hidden latents but this run expects soft-topk \(--latent.kind\)/);
+    } }), ctx))).toMatch(/latent spec mismatch: phase2 config sets latent.kind = "soft-topk" but .*h-m1\/hf\/latent.json records "hidden"/);
     expect(await oneLineError(() => runPhase2(loadConfig({ schema: phase2Config, overrides: {
       out: at('x6'), model: at('m1/hf'), cache: at('cache'), 'latent.kind': 'hidden', ...data,
-    } }), ctx))).toMatch(/latent cache holds soft-topk latents but this run expects hidden/);
+    } }), ctx))).toMatch(/latent spec mismatch: phase2 config sets latent.kind = "hidden" but .*m1\/hf\/latent.json records "soft-topk"/);
     expect(existsSync(at('x5')) || existsSync(at('x6'))).toBe(false);
     // A resumed cache of the other kind is refused too.
     expect(await oneLineError(() => runCacheLatents(loadConfig({ schema: cacheLatentsConfig, overrides: {
-      out: at('h-cache'), encoder: at('h-enc/hf'), decoder: at('h-m1/hf'), ...data, r: 2, chunkSize: 5, resume: true,
-    } }), ctx))).toMatch(/made for other inputs \(latent kind: hidden vs soft-topk\)/);
+      out: at('h-cache'), encoder: at('h-enc/hf'), decoder: at('h-m1/hf'), ...data, 'latent.kind': 'soft-topk', chunkSize: 5, resume: true,
+    } }), ctx))).toMatch(/latent spec mismatch: cache-latents config sets latent.kind = "soft-topk" but .*h-enc\/hf\/latent.json records "hidden"/);
   });
 
   it('eval run --mode latent reads latent.json, feeds hidden states and names the kind', async () => {
     const hid = await evalRun(at('h-p2/hf'), at('h-eval'));
     expect(hid.summary.latentKind).toBe('hidden');
     expect(hid.summary.method).toBe('Latent, hidden state (hf)');
-    expect(hid.summary.notes.some((n) => n.startsWith('Latent kind: hidden (latent.json, r = 2)'))).toBe(true);
+    expect(hid.summary.notes.some((n) => n.startsWith('Latent kind: hidden (latent.json; compression rate 2, top-k 5)'))).toBe(true);
     expect(hid.rows.length).toBe(2);
     for (const r of hid.rows) {
       expect(r.latents).toBe(r.latentSteps.length);
       expect(r.latents).toBeLessThanOrEqual(3);
       for (const st of r.latentSteps) expect(st.probs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
     }
-    // The same weights without latent.json run as soft: the first latent step (same prompt) agrees, later
+    // The same weights with a soft-topk spec (same top-5) run as soft: the first latent step (same prompt) agrees, later
     // steps see different fed vectors.
     cpSync(at('h-p2/hf'), at('h-soft-hf'), { recursive: true });
-    rmSync(at('h-soft-hf/latent.json'));
+    writeLatentSpec(at('h-soft-hf'), { kind: 'soft-topk', compressionRate: 2, topK: 5, ltim: true, ltsum: true });
     const soft = await evalRun(at('h-soft-hf'), at('h-eval-soft'));
-    expect(soft.summary.latentKind).toBe('soft');
+    expect(soft.summary.latentKind).toBe('soft-topk');
     expect(soft.summary.method).toBe('Latent (h-soft-hf)');
     hid.rows.forEach((r, i) => {
       const s = soft.rows[i]!;

@@ -95,7 +95,9 @@ export async function runTraining(o: RunTrainingOptions): Promise<{ trained: Nam
     progress.done();
     const state = trainer.stateSync();
     const trained = state.trainable.map((t) => ({ name: t.name, shape: [...t.shape], data: t.data }));
-    return { trained, metrics: summarizeMetrics(readMetrics(metricsPath)) };
+    const metrics = summarizeMetrics(readMetrics(metricsPath));
+    if (metrics.collapse.collapsed) o.logger.warn({ collapse: metrics.collapse }, `training collapsed: ${metrics.collapse.message}`);
+    return { trained, metrics };
   } finally {
     await trainer.release();
   }

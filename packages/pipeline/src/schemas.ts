@@ -2,6 +2,7 @@
 // see @latent-sft/config) and the blocks they share: data, training, LoRA, device. The defaults are
 // the tiny CPU pipeline (docs/pipeline.md); real runs override them from a --config file.
 import { defineConfig } from '@latent-sft/config';
+import { LATENT_KIND_NAMES } from '@latent-sft/latent';
 import { z } from 'zod';
 
 /** Config schema version of every phase app (bump when a field changes meaning). */
@@ -9,7 +10,11 @@ export const SCHEMA_VERSION = 1;
 
 const out = z.string().min(1).describe('output folder of this phase (must not hold another run)');
 const device = z.enum(['cpu', 'cuda']).default('cpu').describe('execution device');
+const allowConfigFields = z.string().default('')
+  .describe('comma-separated config.json / adapter_config.json fields to load although unknown or unsupported (they are ignored: the model may then differ from HF)');
 const resume = z.boolean().default(false).describe('continue the run already in the output folder');
+const allowConfigChange = z.boolean().default(false)
+  .describe('with --resume: continue under a config that differs from the one the run was started with (recorded in phase.json)');
 
 /** Which problems to train on and how many. */
 export const dataSchema = z.object({
@@ -41,12 +46,15 @@ function trainSchema(d: { steps: number; lr: number; batchSize: number }) {
   }).prefault({}).describe('training');
 }
 
-function loraSchema(d: { r: number }) {
+/** The paper's LoRA (spec §3, every official stage-1/2 script): r 64, alpha 2r = 128, dropout 0.1. */
+export const PAPER_LORA = { r: 64, dropout: 0.1 } as const;
+
+function loraSchema() {
   return z.object({
-    r: z.number().int().positive().default(d.r).describe('LoRA rank (spec: 64)'),
-    alpha: z.number().positive().optional().describe('LoRA alpha (default 2r, as the spec)'),
-    dropout: z.number().min(0).max(0.99).default(0).describe('LoRA dropout (spec: 0.1)'),
-  }).prefault({}).describe('LoRA');
+    r: z.number().int().positive().default(PAPER_LORA.r).describe('LoRA rank (paper: 64)'),
+    alpha: z.number().positive().optional().describe('LoRA alpha (default 2r, as the official scripts: 128 at r 64)'),
+    dropout: z.number().min(0).max(0.99).default(PAPER_LORA.dropout).describe('LoRA dropout (paper: 0.1)'),
+  }).prefault({}).describe('LoRA on q,k,v,o,gate,up,down_proj (+ embed_tokens for the encoder), as the official scripts');
 }
 
 const compute = z.enum(['float32', 'float16', 'bfloat16']).default('float32').describe('compute dtype (float32 masters)');
@@ -54,6 +62,7 @@ const compute = z.enum(['float32', 'float16', 'bfloat16']).default('float32').de
 /** cot-sft: explicit CoT SFT (base → M0) or the No-CoT baseline. */
 export const cotSftSchema = z.object({
   out,
+  allowConfigFields,
   base: z.discriminatedUnion('kind', [
     z.object({
       kind: z.literal('init'),
@@ -75,27 +84,35 @@ export const cotSftSchema = z.object({
   compute,
   device,
   resume,
+  allowConfigChange,
 });
 export const cotSftConfig = defineConfig(cotSftSchema);
 
-const latentSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('soft-topk'), k: z.number().int().positive().default(10).describe('top-k width of the soft embedding') }),
-  z.object({ kind: z.literal('soft-full') }),
-  z.object({ kind: z.literal('hidden') }),
-]).default({ kind: 'soft-topk', k: 10 }).describe('latent kind: soft-topk (v2), soft-full (v1) or hidden (ablation: the encoder state itself)');
+/**
+ * The latent spec fields a config may set (@latent-sft/latent LatentSpec). Phase 1's encoder step
+ * declares the spec (unset fields: DEFAULT_LATENT_SPEC); every later phase reads the latent.json of its
+ * input folders, takes unset fields from there and refuses a field that differs.
+ */
+export const latentSpecSchema = z.object({
+  kind: z.enum(LATENT_KIND_NAMES).optional()
+    .describe('latent kind: soft-topk (v2), soft-full (v1) or hidden (ablation: the encoder state itself); default: recorded in latent.json, else soft-topk'),
+  compressionRate: z.number().int().positive().optional().describe('CoT tokens per latent (default: recorded, else 4)'),
+  topK: z.number().int().positive().optional().describe('top-k width of the soft embedding (default: recorded, else 10)'),
+  ltim: z.boolean().optional().describe('LTIM encoder mask (false: causal ablation; default: recorded, else true)'),
+  ltsum: z.boolean().optional().describe('LTSuM decoder mask (false: causal ablation; default: recorded, else true)'),
+}).prefault({}).describe('latent spec (latent.json of the input model)');
 
 const phase1Common = {
   out,
-  r: z.number().int().positive().default(4).describe('compression rate: CoT tokens per latent'),
-  latent: latentSchema,
-  ltim: z.boolean().default(true).describe('LTIM encoder mask (false: causal ablation)'),
-  ltsum: z.boolean().default(true).describe('LTSuM decoder mask (false: causal ablation)'),
+  allowConfigFields,
+  latent: latentSpecSchema,
   positions: z.enum(['dual-track', 'contiguous']).default('dual-track').describe('decoder position ids (v2 dual-track, v1 contiguous)'),
   data: dataSchema,
-  lora: loraSchema({ r: 8 }),
+  lora: loraSchema(),
   compute,
   device,
   resume,
+  allowConfigChange,
 };
 
 /** phase1 encoder: LoRA on E (incl. embed_tokens) from M0 + compress token; D = M0 frozen. */
@@ -127,6 +144,7 @@ export const phase1UnionConfig = defineConfig(phase1UnionSchema);
 /** merge-lora: adapter + base → HF checkpoint. */
 export const mergeLoraSchema = z.object({
   out,
+  allowConfigFields,
   base: z.string().min(1).describe('HF checkpoint folder the adapter was trained on'),
   adapter: z.string().min(1).describe('PEFT adapter folder (adapter_config.json + adapter_model.safetensors)'),
 });
@@ -135,33 +153,27 @@ export const mergeLoraConfig = defineConfig(mergeLoraSchema);
 /** cache-latents: top-k teacher distributions of the union encoder over the training set. */
 export const cacheLatentsSchema = z.object({
   out,
+  allowConfigFields,
   encoder: z.string().min(1).describe('merged step-1 encoder (HF folder, vocabulary V+1)'),
   adapter: z.string().optional().describe('union encoder adapter (phase1 union output lora_adapter/encoder_weight); omit for a merged encoder'),
   decoder: z.string().min(1).describe('decoder whose input embedding W scores the latents (M1 or the step-2 decoder; holds the tokenizer)'),
-  r: z.number().int().positive().default(4).describe('compression rate (as in phase 1)'),
-  k: z.number().int().positive().default(10).describe('top-k entries stored per latent (soft-topk)'),
-  latent: z.object({
-    kind: z.enum(['soft-topk', 'hidden']).default('soft-topk')
-      .describe('soft-topk: top-k distributions of h·Wᵀ; hidden: the encoder state h itself (the "- Hidden State" ablation; as in phase 1)'),
-  }).prefault({}).describe('what is cached per latent'),
-  ltim: z.boolean().default(true).describe('LTIM encoder mask (as in phase 1)'),
+  latent: latentSpecSchema,
   data: dataSchema,
   batchSize: z.number().int().positive().default(8).describe('examples per forward'),
   chunkSize: z.number().int().positive().default(16).describe('examples per chunk file'),
   device,
   resume,
+  allowConfigChange,
 });
 export const cacheLatentsConfig = defineConfig(cacheLatentsSchema);
 
 /** phase2: CE + KL from the cached teachers; new LoRA on M1; merged M2. */
 export const phase2Schema = z.object({
   out,
+  allowConfigFields,
   model: z.string().min(1).describe('M1: the merged union decoder (HF folder with tokenizer files)'),
   cache: z.string().min(1).describe('latent cache folder (cache-latents output)'),
-  latent: z.object({
-    kind: z.enum(['auto', 'soft-topk', 'hidden']).default('auto')
-      .describe('latent kind the cache must hold (auto: the one its manifest records); hidden trains CE + MSE on teacher hidden states'),
-  }).prefault({}).describe('latent kind of the cache'),
+  latent: latentSpecSchema,
   data: dataSchema,
   gumbel: z.object({
     enabled: z.boolean().default(false).describe('Gumbel-perturb the teachers each epoch (spec §4.3, HEAD; not applicable to hidden latents)'),
@@ -170,10 +182,11 @@ export const phase2Schema = z.object({
   }).prefault({}).describe('Gumbel perturbation of the targets'),
   ceWeight: z.number().min(0).default(1).describe('weight of the answer CE'),
   klWeight: z.number().min(0).default(1).describe('weight of the latent KL (hidden latents: of the hidden-state MSE)'),
-  lora: loraSchema({ r: 8 }),
+  lora: loraSchema(),
   train: trainSchema({ steps: 30, lr: 1e-2, batchSize: 4 }),
   compute,
   device,
   resume,
-});
+  allowConfigChange,
+}).refine((c) => c.ceWeight > 0 || c.klWeight > 0, { path: ['klWeight'], message: 'ceWeight and klWeight are both 0: the loss would train nothing; give one of them a positive weight' });
 export const phase2Config = defineConfig(phase2Schema);

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '@latent-sft/core';
-import type { MetricsRecord } from '@latent-sft/train';
+import { type CollapseVerdict, type MetricsRecord, detectCollapse } from '@latent-sft/train';
 import { LAYOUT } from './run-dir.js';
 
 /** Loss, ce and kl averaged over the first and the last `window` steps of a run (single batches are noisy). */
@@ -12,6 +12,8 @@ export interface MetricSummary {
   window: number;
   first: Record<string, number>;
   last: Record<string, number>;
+  /** The collapse rule over the records (@latent-sft/train detectCollapse; docs/pipeline.md). */
+  collapse: CollapseVerdict;
 }
 
 /** What every app writes as <out>/summary.json. */
@@ -25,6 +27,8 @@ export interface PhaseSummary {
   first: Record<string, number>;
   last: Record<string, number>;
   wallSeconds: number;
+  /** Training phases: the collapse verdict; a collapsed phase is flagged in every table, never a plain result. */
+  collapse?: CollapseVerdict;
   /** Extra facts (cache: examples, chunks, mean m; merge: tensors merged). */
   notes?: Record<string, number | string>;
 }
@@ -44,7 +48,7 @@ export function summarizeMetrics(records: readonly MetricsRecord[]): MetricSumma
   };
   return {
     steps: records.length === 0 ? 0 : (records[records.length - 1] as MetricsRecord).step,
-    window, first: mean(records.slice(0, window)), last: mean(records.slice(-window)),
+    window, first: mean(records.slice(0, window)), last: mean(records.slice(-window)), collapse: detectCollapse(records),
   };
 }
 
@@ -63,10 +67,11 @@ const fmt = (v: number | undefined): string => (v === undefined ? '-' : v.toFixe
 
 /** A fixed-width results table: phase, steps, first/last loss, first/last KL, wall time. */
 export function formatResultsTable(rows: ReadonlyArray<{ phase: string; summary: PhaseSummary | null }>): string {
-  const header = ['phase', 'steps', 'loss first', 'loss last', 'kl first', 'kl last', 'wall s'];
+  const header = ['phase', 'steps', 'loss first', 'loss last', 'kl first', 'kl last', 'wall s', 'verdict'];
   const body = rows.map(({ phase, summary: s }) => (s === null
-    ? [phase, 'not run', '', '', '', '', '']
-    : [phase, String(s.steps), fmt(s.first.loss), fmt(s.last.loss), fmt(s.first.kl), fmt(s.last.kl), s.wallSeconds.toFixed(1)]));
+    ? [phase, 'not run', '', '', '', '', '', '']
+    : [phase, String(s.steps), fmt(s.first.loss), fmt(s.last.loss), fmt(s.first.kl), fmt(s.last.kl), s.wallSeconds.toFixed(1),
+      s.collapse?.collapsed ? `COLLAPSED: ${s.collapse.message}` : '']));
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] as string).length)));
   const line = (cells: readonly string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');

@@ -8,7 +8,9 @@
 // 2. libonnxruntime.so.1 from onnxruntime-node 1.29.0 is linked, with an rpath relative to the addon
 //    ($ORIGIN/../../../node_modules/onnxruntime-node/...), so the addon and onnxruntime-node's binding
 //    share one ORT in the process.
-// 3. node-gyp rebuild in native/, against the running node's own headers when they are installed
+// 3. The CUDA kernels (src/kernels/*.cu) joined and written as a C++ string to gen/fused_kernels.gen.h
+//    (embed-kernels.mjs; no CUDA toolkit needed: NVRTC compiles them at run time).
+// 4. node-gyp rebuild in native/, against the running node's own headers when they are installed
 //    (<prefix>/include/node), else node-gyp's download.
 //
 // Run by the package's `install` script. A stamp (hash of sources, headers, ORT library and node ABI)
@@ -16,11 +18,12 @@
 // Plain Node (no tsx): it runs before anything else in the workspace is built.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, cpSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, cpSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { GENERATED_HEADER, writeGeneratedHeader } from './embed-kernels.mjs';
 
 const HEADERS_PACKAGE = 'com.github.asus4.onnxruntime@0.4.9';
 const HEADERS_IN_TARBALL =
@@ -113,8 +116,14 @@ function main() {
   if (existsSync(join(prefix, 'include', 'node', 'common.gypi'))) args.push(`--nodedir=${prefix}`);
   const addon = join(buildDir, 'latent_sft_ort.node');
   const stampFile = join(nativeDir, 'build', 'stamp.txt');
+  writeGeneratedHeader(nativeDir);
   const hash = createHash('sha256');
-  for (const f of ['src/addon.cc', 'src/fused_ops.cc', 'src/fused_ops.h', 'binding.gyp', 'install.mjs']) hash.update(readFileSync(join(nativeDir, f)));
+  const sources = readdirSync(join(nativeDir, 'src'), { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile()).map((e) => relative(nativeDir, join(e.parentPath ?? e.path, e.name))).sort();
+  for (const f of [...sources, GENERATED_HEADER, 'binding.gyp', 'install.mjs', 'embed-kernels.mjs']) {
+    hash.update(`${f}\n`);
+    hash.update(readFileSync(join(nativeDir, f)));
+  }
   hash.update(readFileSync(join(headers, 'onnxruntime_cxx_api.h')));
   hash.update([rpathAbsolute, process.versions.modules, process.versions.napi, process.execPath].join('\n'));
   const stamp = hash.digest('hex');

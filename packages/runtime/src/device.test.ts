@@ -8,6 +8,7 @@ import { UserError } from '@latent-sft/core';
 import { beforeEach, describe, expect, it } from 'vitest';
 import {
   DeviceSession,
+  type DeviceTensor,
   DoubleBuffer,
   StatePair,
   allocCpu,
@@ -17,7 +18,7 @@ import {
   transferStats,
   uploadCpu,
   type TypedData,
-} from './device.js';
+} from './index.js';
 import { ortBinaryDir, type DType } from './session.js';
 import { addStateModel, castModel, identityModel, matMulModel, onnxModel } from './test-models.js';
 
@@ -122,7 +123,7 @@ describe('tensor lifetime', () => {
   });
 
   it('frees tensors dropped without release() once they are garbage collected', () => {
-    const device = fileURLToPath(new URL('./device.ts', import.meta.url));
+    const device = fileURLToPath(new URL('./index.ts', import.meta.url));
     const script = `
       const d = await import(${JSON.stringify(device)});
       const base = d.liveTensorCount();
@@ -134,6 +135,44 @@ describe('tensor lifetime', () => {
       ['--expose-gc', '--import', 'tsx', '--conditions=@latent-sft/source', '--input-type=module', '-e', script],
       { encoding: 'utf8', cwd: fileURLToPath(new URL('..', import.meta.url)) });
     expect(JSON.parse(out)).toEqual({ dropped: 50, left: 0 });
+  });
+
+  it('releases tensors held with `using` when the block throws, ORT-allocated outputs included', () => {
+    const dims = [2, 3];
+    const session = DeviceSession.create(addStateModel('float32', dims));
+    const base = liveTensorCount();
+    const held: DeviceTensor[] = [];
+    const step = (fail: boolean): Float32Array => {
+      using state = session.upload({ dtype: 'float32', dims, data: new Float32Array([1, 2, 3, 4, 5, 6]) });
+      using x = session.alloc('float32', dims);
+      using binding = session.createBinding().bindInput('state_in', state).bindInput('x', x).bindOutputToDevice('state_out');
+      session.run(binding);
+      using out = binding.output('state_out');
+      held.push(state, x, out);
+      expect(liveTensorCount()).toBe(base + 3);
+      if (fail) throw new Error('step failed after its run');
+      return out.download() as Float32Array;
+    };
+    expect(step(false)).toBeAllclose([1, 2, 3, 4, 5, 6], EXACT);
+    expect(liveTensorCount()).toBe(base);
+    expect(() => step(true)).toThrow('step failed after its run');
+    expect(liveTensorCount()).toBe(base);
+    expect(held.map((t) => t.released)).toEqual([true, true, true, true, true, true]);
+    expect(() => held[5]?.download()).toThrow(/float32\[2, 3\] was released/);
+    session.release();
+  });
+
+  it('releases both buffers of double-buffered state with `using`', () => {
+    const base = liveTensorCount();
+    const session = DeviceSession.create(addStateModel('float32', [2]));
+    expect(() => {
+      using state = new DoubleBuffer([StatePair.create(session, 'state_in', 'state_out', { dtype: 'float32', dims: [2], data: new Float32Array(2) })]);
+      expect(liveTensorCount()).toBe(base + 2);
+      expect(state.current('state_in').released).toBe(false);
+      throw new Error('boom');
+    }).toThrow('boom');
+    expect(liveTensorCount()).toBe(base);
+    session.release();
   });
 });
 

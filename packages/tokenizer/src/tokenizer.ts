@@ -84,8 +84,21 @@ export class Tokenizer {
       if (!existsSync(join(abs, f))) {
         throw inputError({ file: join(abs, f) }, 'not found (write the folder with materializeTokenizer)');
       }
+      // A truncated or hand-edited file: one line naming it (transformers.js would throw a bare SyntaxError).
+      let v: unknown;
+      try {
+        v = JSON.parse(readFileSync(join(abs, f), 'utf8'));
+      } catch (e) {
+        throw inputError({ file: join(abs, f) }, `not valid JSON (${(e as Error).message}); a truncated copy? copy or materialize it again`);
+      }
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw inputError({ file: join(abs, f) }, 'expected a JSON object');
     }
-    const hf = await autoTokenizerFromDir(abs);
+    let hf: Awaited<ReturnType<typeof autoTokenizerFromDir>>;
+    try {
+      hf = await autoTokenizerFromDir(abs);
+    } catch (e) {
+      throw inputError({ file: join(abs, 'tokenizer.json') }, `not a loadable tokenizer (${(e as Error).message.split('\n')[0]})`);
+    }
     return new Tokenizer(abs, hf, hf.get_vocab(), readVocabSubset(abs));
   }
 

@@ -1,10 +1,10 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '@latent-sft/core';
 import { describe, expect, it } from 'vitest';
 import { rawCodec } from '../test/raw-codec.js';
-import { CheckpointManager, initLoopState, type LoopState, type RunRecord } from './index.js';
+import { CheckpointManager, diskWriteError, initLoopState, type LoopState, type RunRecord } from './index.js';
 
 const record: RunRecord = { app: 'test-app', schemaVersion: 1, configHash: 'a'.repeat(64), createdAt: '2024-01-01T00:00:00.000Z', config: { lr: 1 } };
 const tmp = () => mkdtempSync(join(tmpdir(), 'ckpt-'));
@@ -80,6 +80,38 @@ describe('CheckpointManager', () => {
     expect(() => open(dir)).toThrow(/already holds checkpoints up to step 1 of the same config; resume that run/);
     expect(readFileSync(join(dir, 'step-000001', 'manifest.json'), 'utf8')).toBe(before);
     expect(open(dir, { resume: true }).latest()?.step).toBe(1);
+  });
+
+  it('a resume under a changed config (accepted by the caller) is recorded in run.json', () => {
+    const dir = tmp();
+    open(dir).save({ step: 1, loopState: stateAt(1), tensors: tensorsAt(1) });
+    open(dir, { record: { ...record, configHash: 'b'.repeat(64), createdAt: '2024-01-02T00:00:00.000Z' }, resume: true });
+    const run = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as Record<string, unknown>;
+    expect(run).toMatchObject({ configHash: 'b'.repeat(64), createdAt: record.createdAt, configChanges: [{ at: '2024-01-02T00:00:00.000Z', from: 'a'.repeat(64), to: 'b'.repeat(64) }] });
+  });
+
+  it('a full or read-only disk during a save is one line naming the path; nothing half-written stays', () => {
+    const dir = tmp();
+    const m = open(dir);
+    const full = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', path: join(dir, '.tmp-step-000001', 'x.bin') });
+    expect(diskWriteError(full, dir, 'the checkpoint')).toEqual(new UserError(`${join(dir, '.tmp-step-000001', 'x.bin')}: cannot write the checkpoint (ENOSPC: no space left on the device); free space or fix the folder's permissions, then run again`));
+    const other = new Error('boom');
+    expect(diskWriteError(other, dir, 'x')).toBe(other);
+    // The disk fills while the tensors are written: one line, the .tmp folder removed.
+    const fills = open(dir, { codec: { ...rawCodec, write: () => { throw full; } }, resume: true });
+    expect(() => fills.save({ step: 1, loopState: stateAt(1), tensors: tensorsAt(1) }))
+      .toThrow(new UserError(`${join(dir, '.tmp-step-000001', 'x.bin')}: cannot write the checkpoint of step 1 (the previous checkpoints are kept) (ENOSPC: no space left on the device); free space or fix the folder's permissions, then run again`));
+    expect(readdirSync(dir)).toEqual(['run.json']);
+    if (process.getuid?.() === 0) return; // root writes into read-only folders
+    m.save({ step: 1, loopState: stateAt(1), tensors: tensorsAt(1) });
+    chmodSync(dir, 0o555);
+    try {
+      expect(() => m.save({ step: 2, loopState: stateAt(2), tensors: tensorsAt(2) }))
+        .toThrow(`${join(dir, '.tmp-step-000002')}: cannot write the checkpoint of step 2 (the previous checkpoints are kept) (EACCES: permission denied)`);
+    } finally {
+      chmodSync(dir, 0o755);
+    }
+    expect(readdirSync(dir).sort()).toEqual(['latest.json', 'run.json', 'step-000001']);
   });
 
   it('removes an unfinished .tmp folder left by a crash and ignores it for latest', () => {

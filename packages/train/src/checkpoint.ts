@@ -1,5 +1,5 @@
 // Atomic, verified checkpoints in one run directory:
-//   <dir>/run.json              identity of the run (app, config hash); another run's dir is refused
+//   <dir>/run.json              identity of the run (app, config hash, configChanges of accepted resumes); another run's dir is refused
 //   <dir>/step-000123/          one checkpoint: tensor files (written by a pluggable TensorCodec),
 //                               loop-state.json, config.json, manifest.json (sha256 + size of each file)
 //   <dir>/latest.json           {step, dir} of the newest checkpoint, replaced atomically
@@ -124,6 +124,21 @@ function readManifest(stepDir: string): Manifest {
   return m as Manifest;
 }
 
+const DISK_ERRORS: Record<string, string> = {
+  ENOSPC: 'no space left on the device', EDQUOT: 'disk quota exceeded', EROFS: 'read-only file system', EACCES: 'permission denied', EPERM: 'not permitted',
+};
+
+/**
+ * A full disk, a read-only or unwritable folder while writing `what` as the one-line error naming the
+ * path (`e.path` when the system reports one, else `path`); any other error unchanged.
+ */
+export function diskWriteError(e: unknown, path: string, what: string): unknown {
+  const err = e as NodeJS.ErrnoException;
+  const why = typeof err.code === 'string' ? DISK_ERRORS[err.code] : undefined;
+  if (why === undefined) return e;
+  return new UserError(`${err.path ?? path}: cannot write ${what} (${err.code}: ${why}); free space or fix the folder's permissions, then run again`);
+}
+
 /** Manages the checkpoints of one run directory. */
 export class CheckpointManager {
   readonly dir: string;
@@ -150,7 +165,7 @@ export class CheckpointManager {
     const runPath = join(opts.dir, 'run.json');
     const steps = m.steps();
     if (existsSync(runPath)) {
-      const prev = readJson(runPath) as Partial<RunRecord>;
+      const prev = readJson(runPath) as Partial<RunRecord> & { configChanges?: unknown[] };
       if (prev.app !== opts.record.app) {
         throw inputError({ file: runPath }, `this dir holds a run of app '${String(prev.app)}', not '${opts.record.app}'; choose another output dir`);
       }
@@ -161,7 +176,10 @@ export class CheckpointManager {
           'resume that run (--resume) or choose another output dir; nothing was overwritten');
       }
       if (!same && opts.resume) {
+        // The caller accepted the change (e.g. --allowConfigChange): run.json keeps the history.
         m.logger.warn({ dir: opts.dir, previous: prev.configHash, current: opts.record.configHash }, 'resuming with a changed config');
+        const configChanges = [...(Array.isArray(prev.configChanges) ? prev.configChanges : []), { at: opts.record.createdAt, from: prev.configHash, to: opts.record.configHash }];
+        writeJsonAtomic(runPath, { ...opts.record, createdAt: prev.createdAt, configChanges });
       }
     } else {
       if (steps.length > 0) throw new UserError(`${opts.dir}: holds checkpoint folders but no run.json; choose another output dir`);
@@ -186,9 +204,9 @@ export class CheckpointManager {
     const name = stepDirName(step);
     const finalDir = join(this.dir, name);
     const tmp = join(this.dir, `.tmp-${name}`);
-    rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(tmp);
     try {
+      rmSync(tmp, { recursive: true, force: true });
+      mkdirSync(tmp);
       const tensorFiles = this.opts.codec.write(tmp, args.tensors);
       for (const f of tensorFiles) {
         if (RESERVED.has(f) || f.includes('/') || f.startsWith('.')) throw new Error(`tensor codec wrote a reserved or nested file name '${f}'`);
@@ -209,7 +227,7 @@ export class CheckpointManager {
       fsyncPath(tmp);
     } catch (e) {
       rmSync(tmp, { recursive: true, force: true });
-      throw e;
+      throw diskWriteError(e, tmp, `the checkpoint of step ${step} (the previous checkpoints are kept)`);
     }
     if (existsSync(finalDir)) {
       // Re-saving a step (after resuming from an older checkpoint): move the old one aside first.

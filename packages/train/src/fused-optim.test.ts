@@ -6,7 +6,7 @@
 import type { Tensor } from '@latent-sft/graph';
 import type { HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
-import { adamwGraph, adamwInputs, adamwReference, runOnce, sumSquaresCase, sumSquaresReference } from '../test/fused-cases.js';
+import { adamwGraph, adamwInputs, adamwReference, runOnce, sumSquaresCase, sumSquaresReference } from './testing.js';
 import { f32, linearObjective, mlpBatch, mlpData, mlpInit, mlpObjective, normals } from '../test/objectives.js';
 import { type Objective, type OptimizerConfig, Trainer, buildStepGraphs, graphOptimizer } from './index.js';
 
@@ -115,7 +115,8 @@ describe('Trainer: fused AdamW graph vs the standard-op graph (CPU)', () => {
   it('the fused step graph: one AdamW per parameter, one SumSquares, no float32 copies of bf16 grads, no Identity outputs', () => {
     const names = ['W', 'b'];
     const opts = { objective: bf16Linear(6, 3), optimizer: graphOptimizer({ kind: 'adamw', lr: 1e-3 }), clipNorm: 1.0, compute: 'bfloat16' as const, lossScale: false };
-    const fused = buildStepGraphs({ ...opts, fused: true }, 1).fused!;
+    // Without the 16-bit weight copies (AdamWCopy): weight-copies.test.ts.
+    const fused = buildStepGraphs({ ...opts, fused: { optimizer: true, softmax: true, weightCopies: false } }, 1).fused!;
     const plain = buildStepGraphs(opts, 1).fused!;
     const count = (g: typeof fused, op: string) => g.nodes.filter((n) => n.op === op).length;
     expect(count(fused, 'AdamW')).toBe(names.length);
@@ -133,11 +134,11 @@ describe('Trainer: fused AdamW graph vs the standard-op graph (CPU)', () => {
     const t = await Trainer.create({
       objective: mlpObjective(4), optimizer: { kind: 'sgd', lr: 0.1 }, schedule: { kind: 'constant' }, totalSteps: 1, device: cpu, fusedKernels: true,
     }, { trainable: mlpInit(4), frozen: {} });
-    expect(t.fusedKernels).toEqual({ optimizer: true, softmax: true, rmsnorm: true });
+    expect(t.fusedKernels).toEqual({ optimizer: true, softmax: true, rmsnorm: true, swiglu: true, weightCopies: false });
     await t.release();
     await expect(Trainer.create({
       objective: mlpObjective(4), optimizer: { kind: 'sgd', lr: 0.1 }, schedule: { kind: 'constant' }, totalSteps: 1, device: cpu,
       fusedKernels: 'yes' as unknown as boolean,
-    }, { trainable: mlpInit(4), frozen: {} })).rejects.toThrow(/fusedKernels.*expected true, false, 'auto' or \{ optimizer, softmax, rmsnorm\? \}/);
+    }, { trainable: mlpInit(4), frozen: {} })).rejects.toThrow(/fusedKernels.*expected true, false, 'auto' or \{ optimizer, softmax, rmsnorm\?, swiglu\?, weightCopies\? \}/);
   });
 });

@@ -2,14 +2,15 @@
 // backward against the standard-op graph it replaces (Cast → [Mul scale] → Add mask → Softmax → Cast,
 // differentiated by the op table), in float16 (ORT's CPU provider has no bfloat16 Softmax) and, built
 // directly, float32; with a broadcast mask that blocks whole rows. Then a small Llama step graph in
-// float16 both ways.
+// float16 both ways (every fused kernel: softmax, RMSNorm, SwiGLU, AdamW).
 import { Rng } from '@latent-sft/core';
 import { Graph, type Tensor, fuseMaskedSoftmax, grad, serialize } from '@latent-sft/graph';
-import { MASK_MIN, buildDecoder, causalLmLoss, parameterShapes, tinyLlama } from '@latent-sft/models';
+import { MASK_MIN, tinyLlama } from '@latent-sft/models';
 import type { HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
-import { normwise, runFloat32 } from '../test/fused-cases.js';
-import { type Objective, Trainer, buildStepGraphs, graphOptimizer, inlineGraph } from './index.js';
+import { normwise, runFloat32 } from './testing.js';
+import { tinyBatch, tinyObjective } from '../test/tiny-llama.js';
+import { Trainer, buildStepGraphs, graphOptimizer } from './index.js';
 
 const cpu = { kind: 'cpu' } as const;
 const [B, H, T, S] = [2, 3, 5, 7];
@@ -97,30 +98,6 @@ describe('MaskedSoftmax vs the standard-op softmax it replaces (CPU)', () => {
   });
 });
 
-/** A small Llama's causal-LM loss (float16 or float32 compute), as tools/bench's objective at a tiny size. */
-function tinyObjective(Bt: number, Tt: number, dtype: 'float16' | 'float32' = 'float16'): { objective: Objective; init: Record<string, HostTensor> } {
-  const config = tinyLlama();
-  const rng = Rng.fromSeed(5);
-  const specs = parameterShapes(config);
-  const ids = { dtype: 'int64' as const, shape: [Bt, Tt] };
-  const init = Object.fromEntries(specs.map((p) => {
-    const n = p.shape.reduce((a, b) => a * b, 1);
-    return [p.name, { dtype: 'float32', dims: p.shape, data: Float32Array.from({ length: n }, () => (p.init === 'ones' ? 1 : 0.05 * rng.normal())) } as HostTensor];
-  }));
-  const objective: Objective = {
-    trainable: Object.fromEntries(specs.map((p) => [p.name, { dtype: 'float32' as const, shape: p.shape }])),
-    frozen: {},
-    batch: { input_ids: ids, attention_mask: ids, position_ids: ids, labels: ids },
-    buildLoss(g, trainable, inp) {
-      const sub = new Graph('decoder');
-      const dec = buildDecoder(sub, config, { input: 'ids', mask: 'padding', params: { kind: 'inputs' }, markOutputs: false, maxPositions: Tt, dtype });
-      const loss = causalLmLoss(sub, dec.logits!, sub.input('labels', 'int64', [Bt, Tt]));
-      return { loss: inlineGraph(g, sub, { ...trainable, ...inp })(loss) };
-    },
-  };
-  return { objective, init };
-}
-
 /**
  * First-step gradients of the float16 step vs the float32 step: the standard ops and the fused kernels
  * both land ~2e-3 normwise from float32 (f16 rounding), and the fused ones are no further from it.
@@ -128,7 +105,7 @@ function tinyObjective(Bt: number, Tt: number, dtype: 'float16' | 'float32' = 'f
 const GRAD_VS_F32 = 4e-3;
 const FUSED_OVER_PLAIN = 1.5;
 
-describe('a small Llama step in float16 with and without the fused softmax and RMSNorm (CPU)', () => {
+describe('a small Llama step in float16 with and without the fused softmax, RMSNorm and SwiGLU (CPU)', () => {
   it('the rewrite finds every layer; losses over 3 AdamW steps agree; gradients as close to float32 as the standard ops', async () => {
     const [Bt, Tt] = [2, 6];
     const { objective, init } = tinyObjective(Bt, Tt);
@@ -138,12 +115,10 @@ describe('a small Llama step in float16 with and without the fused softmax and R
     expect(built.fused!.nodes.filter((n) => n.op === 'Softmax').length).toBe(0);
     expect(built.fused!.nodes.filter((n) => n.op === 'RMSNorm').length).toBe(2 * tinyLlama().numHiddenLayers + 1);
     expect(built.fused!.nodes.filter((n) => n.op === 'RMSNormGrad').length).toBe(2 * tinyLlama().numHiddenLayers + 1);
-    const i64 = (f: (i: number) => number) => ({ dtype: 'int64', dims: [Bt, Tt], data: BigInt64Array.from({ length: Bt * Tt }, (_, i) => BigInt(f(i))) } as HostTensor);
-    // Row 1 is left-padded by 2 (its first two queries see no key: fully masked rows).
-    const batch = {
-      input_ids: i64((i) => (i * 37 + 5) % tinyLlama().vocabSize), labels: i64((i) => (i * 37 + 5) % tinyLlama().vocabSize),
-      attention_mask: i64((i) => (i >= Tt && i % Tt < 2 ? 0 : 1)), position_ids: i64((i) => i % Tt),
-    };
+    expect(built.fused!.nodes.filter((n) => n.op === 'SwiGLU').length).toBe(tinyLlama().numHiddenLayers);
+    expect(built.fused!.nodes.filter((n) => n.op === 'SwiGLUGrad').length).toBe(tinyLlama().numHiddenLayers);
+    expect(built.fused!.nodes.filter((n) => n.op === 'Sigmoid').length).toBe(0);
+    const batch = tinyBatch(Bt, Tt);
     const losses = async (fusedKernels: boolean) => {
       const t = await Trainer.create({
         objective, optimizer: { kind: 'adamw', lr: 1e-3 }, schedule: { kind: 'constant' }, totalSteps: 3, clipNorm: 1,

@@ -33,8 +33,10 @@ export interface GraphOptimizer {
    * The same update as one fused node (domain latent_sft, kernels in @latent-sft/runtime's addon), when
    * the optimizer has one: `grad` may be the bfloat16/float16 gradient (widened exactly in the kernel)
    * and is multiplied by the float32 scalar `coef` first (the clip coefficient). Returns `<name>.new`.
+   * With `copyTo`, the node also writes `<name>.new` rounded to that dtype (as a Cast) as the graph
+   * output `copy.<name>.new` (the compute-dtype weight the next step's forward reads).
    */
-  readonly fusedUpdate?: (g: Graph, p: Tensor, grad: Tensor, coef: Tensor, name: string) => Tensor;
+  readonly fusedUpdate?: (g: Graph, p: Tensor, grad: Tensor, coef: Tensor, name: string, copyTo?: 'bfloat16' | 'float16') => Tensor;
 }
 
 function scalarInput(g: Graph, name: string, like: Tensor): Tensor {
@@ -97,15 +99,20 @@ function adamwGraph(c: Extract<OptimizerConfig, { kind: 'adamw' }>): GraphOptimi
     },
     // Bit for bit `update` applied to grad·coef (fused_ops.cc evaluates the same float32 operations in
     // the same order; decay 1 when weightDecay is 0 multiplies exactly).
-    fusedUpdate(g, p, gr, coef, name) {
+    fusedUpdate(g, p, gr, coef, name, copyTo) {
       if (p.dtype !== 'float32') throw new Error(`fused AdamW needs a float32 parameter, '${name}' is ${p.dtype}`);
       const m = slotInput(g, 'm', p, name);
       const v = slotInput(g, 'v', p, name);
       const decay = weightDecay !== 0 ? scalarInput(g, 'opt.decay', p) : g.scalar(1, 'float32');
-      const [pNew, mNew, vNew] = g.op('AdamW', [p, gr, m, v, scalarInput(g, 'opt.step_size', p), decay, scalarInput(g, 'opt.bc2_sqrt', p), coef],
-        { beta2, one_minus_beta1: 1 - beta1, one_minus_beta2: 1 - beta2, eps }, [`${name}.new`, `m.${name}.new`, `v.${name}.new`]);
+      const inputs = [p, gr, m, v, scalarInput(g, 'opt.step_size', p), decay, scalarInput(g, 'opt.bc2_sqrt', p), coef];
+      const attrs = { beta2, one_minus_beta1: 1 - beta1, one_minus_beta2: 1 - beta2, eps };
+      const names = [`${name}.new`, `m.${name}.new`, `v.${name}.new`];
+      const [pNew, mNew, vNew, copy] = copyTo === undefined
+        ? g.op('AdamW', inputs, attrs, names)
+        : g.op('AdamWCopy', inputs, { ...attrs, to: copyTo }, [...names, `copy.${name}.new`]);
       g.output(mNew as Tensor);
       g.output(vNew as Tensor);
+      if (copy !== undefined) g.output(copy);
       return pNew as Tensor;
     },
   };

@@ -11,11 +11,13 @@ export {
   nextEpochRngState, stepRng,
 } from './loop-state.js';
 export type { LoopState } from './loop-state.js';
-export { CheckpointManager, stepDirName } from './checkpoint.js';
+export { CheckpointManager, diskWriteError, stepDirName } from './checkpoint.js';
 export type {
   CheckpointInfo, CheckpointManagerOptions, CheckpointTensor, LoadedCheckpoint, RunRecord, TensorCodec, TensorDtype,
 } from './checkpoint.js';
 export { MetricsWriter, NonFiniteError, checkFinite, readMetrics } from './metrics.js';
+export { detectCollapse } from './collapse.js';
+export type { CollapseOptions, CollapseReason, CollapseVerdict } from './collapse.js';
 export type { MetricsRecord, MetricsWriterOptions } from './metrics.js';
 export { trainLoop } from './loop.js';
 export type { Batch, StepResult, TrainLoopOptions } from './loop.js';
@@ -23,9 +25,8 @@ export type { Batch, StepResult, TrainLoopOptions } from './loop.js';
 // scaling, the safetensors checkpoint codec and the Trainer-in-trainLoop glue.
 export { checkOptimizerConfig, clipByGlobalNormGraph, graphOptimizer } from './graph-optim.js';
 export type { GraphOptimizer, OptimizerConfig } from './graph-optim.js';
-export { inlineGraph } from './objective.js';
 export type { Objective } from './objective.js';
-export { buildStepGraphs } from './step-graphs.js';
+export { buildStepGraphs, weightCopyDtype } from './step-graphs.js';
 export type { FusedParts } from './step-graphs.js';
 export type { ComputeDtype, StepGraphOptions, StepGraphs } from './step-graphs.js';
 export { LossScaler } from './loss-scale.js';

@@ -1,6 +1,7 @@
 // The ONNX graphs a Trainer runs. Names of inputs/outputs (p = a trainable name):
 //   fused (gradAccum 1): trainable p, frozen, batch, optimizer slots `<slot>.p`, scalars `opt.*`,
-//       [loss_scale] → loss, metric.<k>, grad_norm, p.new, `<slot>.p.new`
+//       [loss_scale], [copy.p] → loss, metric.<k>, grad_norm, p.new, `<slot>.p.new`, [copy.p.new]
+//       (copy.p: the 16-bit weight the forward reads, written by the fused AdamW; weightCopyDtype)
 //   grad  (gradAccum N > 1): trainable p, frozen, batch, acc.p, acc_reset (bool), [loss_scale]
 //       → loss, metric.<k>, acc.p.new = acc_reset ? g : acc.p + g
 //   update: trainable p, acc.p, slots, scalars → grad_norm, p.new, `<slot>.p.new`, from the mean acc.p / N
@@ -8,7 +9,7 @@
 // loss scaling the backward is seeded with loss_scale and the float32 grads are divided by it.
 // grad_norm is the global L2 norm before clipping (clip_grad_norm_'s return value), always computed:
 // the host skips the step when it is not finite.
-import { type Graph as GraphT, Graph, type Tensor, fuseMaskedSoftmax, fuseRmsNorm, grad } from '@latent-sft/graph';
+import { type Graph as GraphT, Graph, type Tensor, fuseMaskedSoftmax, fuseRmsNorm, fuseSwiGlu, grad } from '@latent-sft/graph';
 import { inputError } from '@latent-sft/core';
 import { type GraphOptimizer, clipByGlobalNormGraph, globalNormFusedGraph } from './graph-optim.js';
 import type { Objective } from './objective.js';
@@ -21,11 +22,32 @@ export interface FusedParts {
   softmax: boolean;
   /** The 16-bit RMSNorms as latent_sft.RMSNorm (graph.fuseRmsNorm); default: as `softmax`. */
   rmsnorm?: boolean;
+  /** The MLP gating Mul(Mul(gate, σ(gate)), up) as latent_sft.SwiGLU (graph.fuseSwiGlu); default: as `softmax`. */
+  swiglu?: boolean;
+  /**
+   * The fused AdamW also writes each updated weight in the 16-bit compute dtype (AdamWCopy), kept as
+   * state `copy.<p>` that the forward reads instead of a Cast of the float32 master; only with the fused
+   * optimizer, gradAccum 1 and a 16-bit compute dtype (otherwise ignored). Default: off, also for
+   * `true` / 'auto': on the H200 it made the 1B step slower (36.3k vs 37.3k tokens/s) and the LoRA step
+   * much slower (21.3k vs 29.9k), with +2.4 GB peak (docs/performance.md, h200-2026-12-04.jsonl).
+   */
+  weightCopies?: boolean;
 }
 
-/** `fused` as parts, every one set (rmsnorm defaults to softmax). */
+/** `fused` as parts, every one set (rmsnorm and swiglu default to softmax). */
 export function fusedParts(f: boolean | FusedParts | undefined): Required<FusedParts> {
-  return typeof f === 'object' ? { ...f, rmsnorm: f.rmsnorm ?? f.softmax } : { optimizer: f === true, softmax: f === true, rmsnorm: f === true };
+  if (typeof f === 'object') return { ...f, rmsnorm: f.rmsnorm ?? f.softmax, swiglu: f.swiglu ?? f.softmax, weightCopies: f.weightCopies ?? false };
+  return { optimizer: f === true, softmax: f === true, rmsnorm: f === true, swiglu: f === true, weightCopies: false };
+}
+
+/**
+ * The dtype of the compute-dtype weight copies the step graph keeps as state (`copy.<p>` in,
+ * `copy.<p>.new` out, written by AdamWCopy), or null when it casts the masters (see FusedParts.weightCopies).
+ */
+export function weightCopyDtype(o: Pick<StepGraphOptions, 'optimizer' | 'compute' | 'fused'>, gradAccum: number): 'bfloat16' | 'float16' | null {
+  const parts = fusedParts(o.fused);
+  if (!parts.optimizer || !parts.weightCopies || gradAccum !== 1 || o.optimizer.fusedUpdate === undefined) return null;
+  return o.compute === 'bfloat16' || o.compute === 'float16' ? o.compute : null;
 }
 
 export interface StepGraphOptions {
@@ -37,7 +59,7 @@ export interface StepGraphOptions {
   /**
    * Fused kernels (domain latent_sft; sessions of @latent-sft/runtime, whose addon has them): the 16-bit
    * attention softmax as MaskedSoftmax (graph.fuseMaskedSoftmax, before the backward is built), the
-   * 16-bit RMSNorms as RMSNorm (graph.fuseRmsNorm), and the
+   * 16-bit RMSNorms as RMSNorm (graph.fuseRmsNorm), the MLP gating as SwiGLU (graph.fuseSwiGlu), and the
    * optimizer's fused node with a SumSquares grad norm when it has one (AdamW). `true`: all; an
    * object picks them.
    */
@@ -65,7 +87,7 @@ function checkObjective(o: Objective): void {
       if (part !== 'batch' && !spec.shape.every((d) => typeof d === 'number')) {
         throw inputError({ field: `objective.${part}.${name}` }, `needs a static shape, got [${spec.shape.join(', ')}]`);
       }
-      if (/^(trainer\.|opt\.|loss$|loss_scale$|grad_norm$|acc_reset$|metric\.|acc\.|m\.|v\.|momentum\.)/.test(name) || name.endsWith('.new')) {
+      if (/^(trainer\.|opt\.|loss$|loss_scale$|grad_norm$|acc_reset$|metric\.|acc\.|m\.|v\.|momentum\.|copy\.)/.test(name) || name.endsWith('.new')) {
         throw inputError({ field: `objective.${part}.${name}` }, 'name is reserved by the trainer graphs');
       }
     }
@@ -73,14 +95,19 @@ function checkObjective(o: Objective): void {
   if (Object.keys(o.trainable).length === 0) throw inputError({ field: 'objective.trainable' }, 'no trainable inputs');
 }
 
-/** Declares inputs, builds the loss; returns grads of the masters (unscaled) and the loss/metric outputs. */
-function forwardBackward(g: Graph, o: StepGraphOptions): { grads: Record<string, Tensor>; masters: Record<string, Tensor>; metrics: string[] } {
+/**
+ * Declares inputs, builds the loss; returns grads of the masters (unscaled) and the loss/metric outputs.
+ * With weight copies (`copy` set) the forward reads the inputs `copy.<p>` instead of Cast(master) and
+ * the grads are those of the copies (what the Cast's own gradient would widen: the same values).
+ */
+function forwardBackward(g: Graph, o: StepGraphOptions, copy: 'bfloat16' | 'float16' | null = null):
+{ grads: Record<string, Tensor>; masters: Record<string, Tensor>; metrics: string[] } {
   const obj = o.objective;
   const masters: Record<string, Tensor> = {};
   const view: Record<string, Tensor> = {};
   for (const [n, s] of Object.entries(obj.trainable)) {
     masters[n] = g.input(n, s.dtype, s.shape);
-    view[n] = g.cast(masters[n], o.compute);
+    view[n] = copy === null ? g.cast(masters[n], o.compute) : g.input(`copy.${n}`, copy, s.shape);
   }
   const inputs: Record<string, Tensor> = {};
   for (const part of [obj.frozen, obj.batch]) for (const [n, s] of Object.entries(part)) inputs[n] = g.input(n, s.dtype, s.shape);
@@ -89,6 +116,7 @@ function forwardBackward(g: Graph, o: StepGraphOptions): { grads: Record<string,
   const parts = fusedParts(o.fused);
   if (parts.softmax) fuseMaskedSoftmax(g);
   if (parts.rmsnorm) fuseRmsNorm(g);
+  if (parts.swiglu) fuseSwiGlu(g);
   if (built.loss.rank !== 0) throw new Error(`objective loss must be a scalar, got ${built.loss.shapeText}`);
   const loss = g.cast(built.loss, 'float32');
   g.output(loss, 'loss');
@@ -99,11 +127,11 @@ function forwardBackward(g: Graph, o: StepGraphOptions): { grads: Record<string,
     metrics.push(k);
   }
   const names = Object.keys(masters);
-  const raw = grad(g, loss, names.map((n) => masters[n] as Tensor), scale ?? undefined);
+  const raw = grad(g, loss, names.map((n) => (copy === null ? masters : view)[n] as Tensor), scale ?? undefined);
   const grads: Record<string, Tensor> = {};
   names.forEach((n, i) => {
     let gr = raw[i] as Tensor;
-    if (scale !== null) gr = g.div(gr, scale);
+    if (scale !== null) gr = g.div(copy === null ? gr : g.cast(gr, 'float32'), scale);
     grads[n] = gr;
   });
   return { grads, masters, metrics };
@@ -121,14 +149,14 @@ function narrowGrad(g: Graph, gr: Tensor): Tensor {
   return src.dtype === 'bfloat16' || src.dtype === 'float16' ? src : gr;
 }
 
-function applyUpdate(g: Graph, o: StepGraphOptions, masters: Record<string, Tensor>, grads: Record<string, Tensor>): void {
+function applyUpdate(g: Graph, o: StepGraphOptions, masters: Record<string, Tensor>, grads: Record<string, Tensor>, copy: 'bfloat16' | 'float16' | null = null): void {
   const fused = fusedParts(o.fused).optimizer ? o.optimizer.fusedUpdate : undefined;
   if (fused !== undefined) {
     const names = Object.keys(masters);
     const raw = names.map((n) => narrowGrad(g, grads[n] as Tensor));
     const { norm, coef } = globalNormFusedGraph(g, raw, o.clipNorm);
     g.output(norm, 'grad_norm');
-    names.forEach((n, i) => g.output(fused(g, masters[n] as Tensor, raw[i] as Tensor, coef, n), `${n}.new`));
+    names.forEach((n, i) => g.output(fused(g, masters[n] as Tensor, raw[i] as Tensor, coef, n, copy ?? undefined), `${n}.new`));
     return;
   }
   const clipped = clipByGlobalNormGraph(g, grads, o.clipNorm);
@@ -142,8 +170,9 @@ export function buildStepGraphs(o: StepGraphOptions, gradAccum: number): StepGra
   if (!Number.isInteger(gradAccum) || gradAccum < 1) throw inputError({ field: 'gradAccum' }, `must be an integer >= 1, got ${gradAccum}`);
   if (gradAccum === 1) {
     const g = new Graph('train_step');
-    const fb = forwardBackward(g, o);
-    applyUpdate(g, o, fb.masters, fb.grads);
+    const copy = weightCopyDtype(o, 1);
+    const fb = forwardBackward(g, o, copy);
+    applyUpdate(g, o, fb.masters, fb.grads, copy);
     g.prune();
     return { fused: g, metrics: fb.metrics };
   }

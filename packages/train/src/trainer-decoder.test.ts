@@ -1,12 +1,14 @@
-// Real objectives: the tiny Llama decoder of @latent-sft/models (buildDecoder + causalLmLoss, copied
-// into the trainer's graph with inlineGraph) trained with AdamW on one repeated batch on ORT CPU —
+// Real objectives: the tiny Llama decoder of @latent-sft/models (decoder() on the trainer's tensors +
+// causalLmLoss) trained with AdamW on one repeated batch on ORT CPU —
 // full fine-tuning, and LoRA with the base frozen.
 import { Rng } from '@latent-sft/core';
-import { Graph } from '@latent-sft/graph';
-import { type LoraConfig, type ModelConfig, buildDecoder, causalLmLoss, initParameters, loraParameterShapes, parameterShapes, tinyLlama } from '@latent-sft/models';
+import type { Tensor } from '@latent-sft/graph';
+import {
+  type LoraConfig, type ModelConfig, causalLmLoss, decoder, embed, initParameters, loraParameterShapes, paddingBias, parameterShapes, tinyLlama,
+} from '@latent-sft/models';
 import type { HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
-import { type Objective, Trainer, inlineGraph } from './index.js';
+import { type Objective, Trainer } from './index.js';
 
 const B = 2;
 const T = 12;
@@ -22,11 +24,12 @@ function decoderObjective(c: ModelConfig, lora: LoraConfig | null): Objective {
     frozen: lora ? base : {},
     batch: { input_ids: ids(['batch', 'seq']), attention_mask: ids(['batch', 'seq']), position_ids: ids(['batch', 'seq']), labels: ids(['batch', 'seq']) },
     buildLoss(g, trainable, inputs) {
-      const sub = new Graph('decoder');
-      const dec = buildDecoder(sub, c, { input: 'ids', mask: 'padding', params: { kind: 'inputs' }, markOutputs: false, maxPositions: 32,
-        ...(lora ? { lora: { config: lora, mode: 'train' as const } } : {}) });
-      const loss = causalLmLoss(sub, dec.logits!, sub.input('labels', 'int64', ['batch', 'seq']));
-      return { loss: inlineGraph(g, sub, { ...trainable, ...inputs })(loss) };
+      const t: Record<string, Tensor> = { ...trainable, ...inputs }; // weights, LoRA and batch by name
+      const l = lora ? { lora: { config: lora, tensors: t } } : {};
+      const positions = t['position_ids']!;
+      const x = embed(g, c, t, t['input_ids']!, l);
+      const dec = decoder(g, c, t, x, { bias: paddingBias(g, t['attention_mask']!, positions), positions, maxPositions: 32, ...l });
+      return { loss: causalLmLoss(g, dec.logits!, t['labels']!) };
     },
     countTokens: (b) => (b['input_ids'] as HostTensor).data.length,
   };

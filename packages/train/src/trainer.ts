@@ -11,7 +11,7 @@
 // swap the buffers, so the state stays as it was. A non-finite loss, or a non-finite grad norm without
 // loss scaling, throws NonFiniteError naming the step and `lastGoodCheckpoint` (state untouched).
 import { inputError, silentLogger, type Logger } from '@latent-sft/core';
-import { serialize } from '@latent-sft/graph';
+import { serialize, typedFrom } from '@latent-sft/graph';
 import type { NamedTensor } from '@latent-sft/models';
 import {
   type DeviceBinding, DeviceSession, type DeviceSessionOptions, type DeviceTensor, type Device, type HostTensor, StatePair, fusedKernelsStatus,
@@ -22,7 +22,7 @@ import { LossScaler, type DynamicLossScaleOptions } from './loss-scale.js';
 import { NonFiniteError, checkFinite } from './metrics.js';
 import type { Objective } from './objective.js';
 import { type LrSchedule, lrAt } from './schedule.js';
-import { type ComputeDtype, type FusedParts, buildStepGraphs, fusedParts } from './step-graphs.js';
+import { type ComputeDtype, type FusedParts, buildStepGraphs, fusedParts, weightCopyDtype } from './step-graphs.js';
 
 export interface TrainerOptions {
   objective: Objective;
@@ -45,9 +45,13 @@ export interface TrainerOptions {
    * reading the bf16/fp16 gradient and the grad norm as one SumSquares node (bit for bit the unfused
    * AdamW on clipped float32 grads; the norm accumulated in float64), and the 16-bit attention softmax
    * as MaskedSoftmax (float32 inside, no float32 [.., T, S] tensors), and the 16-bit RMSNorms as
-   * RMSNorm (float32 inside, no float32 [.., D] chain). 'auto' (default): when the device's kernels
-   * load (fusedKernelsStatus), else standard ops with a warning. true: required. false: never.
-   * `{ optimizer, softmax, rmsnorm? }`: required, only the parts set (rmsnorm defaults to softmax).
+   * RMSNorm (float32 inside, no float32 [.., D] chain), and the MLP gating as SwiGLU (one pass each
+   * way); with the fused AdamW and a 16-bit compute dtype (gradAccum 1), the AdamW also writes the
+   * 16-bit copy of each weight that the next forward reads (no Cast of every master per step; the same
+   * rounding, so bit for bit the same training). 'auto' (default): when the device's kernels load
+   * (fusedKernelsStatus), else standard ops with a warning. true: required. false: never.
+   * `{ optimizer, softmax, rmsnorm?, swiglu?, weightCopies? }`: required, only the parts set (rmsnorm
+   * and swiglu default to softmax; weightCopies is opt-in).
    */
   fusedKernels?: boolean | 'auto' | FusedParts;
   /**
@@ -126,6 +130,9 @@ export class Trainer {
   private readonly params = new Map<string, StatePair>();
   private readonly slots = new Map<string, StatePair>();
   private readonly accs = new Map<string, StatePair>();
+  /** The 16-bit weight copies the forward reads (`copy.<p>`, written by the fused AdamW), when on. */
+  private readonly copies = new Map<string, StatePair>();
+  private readonly copyDtype: 'bfloat16' | 'float16' | null;
   private readonly frozen = new Map<string, DeviceTensor>();
   private readonly batchTensors = new Map<string, DeviceTensor>();
   private readonly scalarsIn: Scalars = new Map();
@@ -140,8 +147,10 @@ export class Trainer {
   private readonly gradBinding: DeviceBinding;
   private readonly updateBinding: DeviceBinding;
 
-  private constructor(private readonly opts: TrainerOptions, sessions: DeviceSession[], metricNames: string[], fused: FusedParts) {
+  private constructor(private readonly opts: TrainerOptions, sessions: DeviceSession[], metricNames: string[], fused: FusedParts,
+    copyDtype: 'bfloat16' | 'float16' | null) {
     this.fusedKernels = fused;
+    this.copyDtype = copyDtype;
     this.logger = opts.logger ?? silentLogger;
     this.opt = graphOptimizer(opts.optimizer);
     this.gradAccum = opts.gradAccum ?? 1;
@@ -174,7 +183,7 @@ export class Trainer {
     const graphs = buildStepGraphs({ objective: opts.objective, optimizer, clipNorm: opts.clipNorm ?? null, compute, lossScale: scaled, fused }, opts.gradAccum ?? 1);
     const sessionOpts = stepSessionOptions(opts.device, opts.session);
     const list = (graphs.fused ? [graphs.fused] : [graphs.grad, graphs.update]).map((g) => DeviceSession.create(serialize(g!).model, sessionOpts));
-    const t = new Trainer(opts, list, graphs.metrics, fused);
+    const t = new Trainer(opts, list, graphs.metrics, fused, weightCopyDtype({ optimizer, compute, fused }, opts.gradAccum ?? 1));
     try {
       t.allocate(init);
     } catch (e) {
@@ -189,12 +198,14 @@ export class Trainer {
     const want = opts.fusedKernels ?? 'auto';
     const none = fusedParts(false);
     const parts = typeof want === 'object' && want !== null ? want : null;
+    const optional = ['rmsnorm', 'swiglu', 'weightCopies'] as const;
     if (want !== 'auto' && typeof want !== 'boolean' && (parts === null || typeof parts.optimizer !== 'boolean' || typeof parts.softmax !== 'boolean'
-      || (parts.rmsnorm !== undefined && typeof parts.rmsnorm !== 'boolean'))) {
-      throw inputError({ field: 'fusedKernels' }, `expected true, false, 'auto' or { optimizer, softmax, rmsnorm? } booleans, got ${JSON.stringify(want)}`);
+      || optional.some((k) => parts[k] !== undefined && typeof parts[k] !== 'boolean')
+      || Object.keys(parts).some((k) => !['optimizer', 'softmax', ...optional].includes(k)))) {
+      throw inputError({ field: 'fusedKernels' }, `expected true, false, 'auto' or { optimizer, softmax, rmsnorm?, swiglu?, weightCopies? } booleans, got ${JSON.stringify(want)}`);
     }
     const resolved = parts === null ? null : fusedParts(parts);
-    if (want === false || (resolved !== null && !resolved.optimizer && !resolved.softmax && !resolved.rmsnorm)) return none;
+    if (want === false || (resolved !== null && !Object.values(resolved).some((b) => b))) return none;
     const why = fusedKernelsStatus(opts.device);
     if (why === '') return resolved ?? fusedParts(true);
     if (want !== 'auto') throw inputError({ field: 'fusedKernels' }, `fused kernels unavailable on ${opts.device.kind}: ${why}`);
@@ -231,7 +242,9 @@ export class Trainer {
     this.counted(() => {
       for (const [n, spec] of Object.entries(obj.trainable)) {
         const dims = staticDims(`objective.trainable.${n}`, spec.shape);
-        this.params.set(n, StatePair.create(s, n, `${n}.new`, this.checkHost('init.trainable', n, init.trainable[n], spec)));
+        const master = this.checkHost('init.trainable', n, init.trainable[n], spec);
+        this.params.set(n, StatePair.create(s, n, `${n}.new`, master));
+        if (this.copyDtype !== null) this.copies.set(n, StatePair.create(s, `copy.${n}`, `copy.${n}.new`, this.weightCopy(master)));
         for (const slot of this.opt.slots) {
           this.slots.set(`${slot}.${n}`, new StatePair(`${slot}.${n}`, `${slot}.${n}.new`, s.alloc('float32', dims), s.alloc('float32', dims)));
         }
@@ -252,6 +265,12 @@ export class Trainer {
     this.bindState();
   }
 
+  /** The compute-dtype copy of a float32 master, rounded to nearest even as the step graph's Cast would. */
+  private weightCopy(master: HostTensor): HostTensor {
+    const dtype = this.copyDtype as 'bfloat16' | 'float16';
+    return { dtype, dims: [...master.dims], data: typedFrom(dtype, master.data as Float32Array) } as HostTensor;
+  }
+
   /** Binds every state tensor to its current/next buffer (after creation and after each swap). */
   private bindState(): void {
     const fused = this.gradAccum === 1;
@@ -260,6 +279,7 @@ export class Trainer {
       if (!fused) this.gradBinding.bindInput(p.input, p.current);
     }
     for (const p of this.slots.values()) p.bind(this.updateBinding);
+    for (const p of this.copies.values()) p.bind(this.updateBinding);
     for (const p of this.accs.values()) {
       p.bind(this.gradBinding);
       this.updateBinding.bindInput(p.input, p.current);
@@ -349,6 +369,7 @@ export class Trainer {
     if (!skipped) {
       for (const p of this.params.values()) p.swap();
       for (const p of this.slots.values()) p.swap();
+      for (const p of this.copies.values()) p.swap();
       this.bindState();
       this.updatesDone += 1;
     }
@@ -399,6 +420,7 @@ export class Trainer {
     this.counted(() => {
       for (const [n, p] of this.params) p.current.upload((tp.get(n) as NamedTensor).data);
       for (const [n, p] of this.slots) p.current.upload((to.get(n) as NamedTensor).data);
+      for (const [n, p] of this.copies) p.current.upload(this.weightCopy({ dtype: 'float32', dims: [...p.current.dims], data: (tp.get(n) as NamedTensor).data }).data);
     });
     this.stepsDone = state.step;
     this.updatesDone = optStep;
@@ -423,7 +445,7 @@ export class Trainer {
     if (this.released) return;
     this.released = true;
     for (const b of this.bindings) b.release();
-    for (const m of [this.params, this.slots, this.accs]) for (const p of m.values()) p.release();
+    for (const m of [this.params, this.slots, this.accs, this.copies]) for (const p of m.values()) p.release();
     for (const m of [this.frozen, this.batchTensors, this.scalarsIn, this.scalarsOut]) for (const t of m.values()) t.release();
     for (const s of this.sessions) s.release();
   }

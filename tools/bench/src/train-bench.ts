@@ -3,7 +3,7 @@
 // EP with all state device-resident. Modes: full fine-tuning ('train') and LoRA-only r=64 on every
 // projection ('lora', the phase-1 step shape). Prints "BENCH {...}" lines like bench_torch.py.
 // Usage: node train-bench.mjs [--which train,lora] [--batch 8] [--seq 512] [--steps 10] [--device cuda]
-//        [--fused auto|true|false|optimizer,softmax,rmsnorm] (Trainer.fusedKernels) [--cuda-opt k=v,...] [--mem-pattern true|false] (default: the Trainer's, off on CUDA)
+//        [--fused auto|true|false|optimizer,softmax,rmsnorm,swiglu,copies] (Trainer.fusedKernels) [--cuda-opt k=v,...] [--mem-pattern true|false] (default: the Trainer's, off on CUDA)
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Rng } from '@latent-sft/core';
@@ -21,10 +21,11 @@ const { values } = parseArgs({ options: {
 } });
 // --cuda-opt k=v,k=v: extra CUDA provider options (e.g. arena_extend_strategy=kSameAsRequested).
 const cudaOptions = Object.fromEntries(values['cuda-opt'].split(',').filter((kv) => kv !== '').map((kv) => kv.split('=') as [string, string]));
-// --fused auto|true|false or a comma list of the parts to use: optimizer,softmax,rmsnorm
+// --fused auto|true|false or a comma list of the parts to use: optimizer,softmax,rmsnorm,swiglu,copies (copies: the
+// fused AdamW writes the 16-bit weights, FusedParts.weightCopies)
 const parts = values.fused.split(',');
 const fusedKernels = values.fused === 'auto' ? 'auto' : values.fused === 'true' || values.fused === 'false' ? values.fused === 'true'
-  : { optimizer: parts.includes('optimizer'), softmax: parts.includes('softmax'), rmsnorm: parts.includes('rmsnorm') };
+  : { optimizer: parts.includes('optimizer'), softmax: parts.includes('softmax'), rmsnorm: parts.includes('rmsnorm'), swiglu: parts.includes('swiglu'), weightCopies: parts.includes('copies') };
 const compute = values.compute as 'bfloat16' | 'float16' | 'float32';
 const device: Device = values.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' };
 const B = Number(values.batch), T = Number(values.seq), steps = Number(values.steps);

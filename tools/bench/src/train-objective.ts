@@ -1,11 +1,11 @@
 // The training objectives of the train benchmark (issues 6 and 10), shared by train-bench.ts (which runs
-// them) and graph-stats.ts (which only builds the step graphs and counts nodes / bytes): the decoder built
-// into a scratch graph with buildDecoder and inlined into the Trainer's step graph, causal-LM loss.
-import { Graph } from '@latent-sft/graph';
+// them) and graph-stats.ts (which only builds the step graphs and counts nodes / bytes): models' decoder()
+// on the Trainer's tensors (weights viewed once in the compute dtype), causal-LM loss.
+import type { Tensor } from '@latent-sft/graph';
 import {
-  buildDecoder, causalLmLoss, loraParameterShapes, parameterShapes, type LoraConfig, type ModelConfig,
+  causalLmLoss, decoder, embed, loraParameterShapes, paddingBias, parameterShapes, viewWeights, type LoraConfig, type ModelConfig,
 } from '@latent-sft/models';
-import { type Objective, inlineGraph } from '@latent-sft/train';
+import type { Objective } from '@latent-sft/train';
 
 /** The LoRA of the 'lora' benchmark: r 64, alpha 128, dropout 0.1 on every projection (the phase-1 step shape). */
 export const BENCH_LORA: LoraConfig = {
@@ -23,11 +23,13 @@ export function benchObjective(config: ModelConfig, B: number, T: number, comput
     frozen: lora ? baseSpecs : {},
     batch: { input_ids: ids, attention_mask: ids, position_ids: ids, labels: ids, ...(lora && lora.dropout > 0 ? { dropout_seed: { dtype: 'int64' as const, shape: [] } } : {}) },
     buildLoss(g, trainable, inputs) {
-      const sub = new Graph('decoder');
-      const dec = buildDecoder(sub, config, { input: 'ids', mask: 'padding', params: { kind: 'inputs' }, markOutputs: false,
-        maxPositions: T, dtype: compute, ...(lora ? { lora: { config: lora, mode: 'train' as const } } : {}) });
-      const loss = causalLmLoss(sub, dec.logits!, sub.input('labels', 'int64', [B, T]));
-      return { loss: inlineGraph(g, sub, { ...trainable, ...inputs })(loss) };
+      const t: Record<string, Tensor> = { ...trainable, ...inputs };
+      const weights = viewWeights(g, Object.fromEntries(Object.keys(baseSpecs).map((n) => [n, t[n]!])), compute);
+      const l = lora ? { lora: { config: lora, tensors: t, ...(t['dropout_seed'] ? { dropoutSeed: t['dropout_seed'] } : {}) } } : {};
+      const positions = t['position_ids']!;
+      const x = embed(g, config, weights, t['input_ids']!, { dtype: compute, ...l });
+      const dec = decoder(g, config, weights, x, { bias: paddingBias(g, t['attention_mask']!, positions), positions, maxPositions: T, dtype: compute, ...l });
+      return { loss: causalLmLoss(g, dec.logits!, t['labels']!) };
     },
     countTokens: () => B * T,
   };

@@ -1,7 +1,7 @@
 // The experiment driver end to end on the CPU, at toy size: every stage runs as its own process of the
 // app CLIs; a second run skips everything; a changed stage config reruns only that stage and what
 // depends on it, and a failing stage blocks its dependents and fails the run in one line.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -27,23 +27,34 @@ const plan = {
 };
 
 interface StageRecord { id: string; status: string }
-function run(planFile: string, out: string): { status: number | null; stderr: string; stages: Map<string, string> } {
-  const r = spawnSync(process.execPath, ['--conditions=@latent-sft/source', '--import', 'tsx', SCRIPT, 'run', '--plan', planFile, '--out', out], {
-    cwd: ROOT, encoding: 'utf8', timeout: 240_000,
+/**
+ * Runs the driver as a child process. Asynchronously: a spawnSync would block this test worker's
+ * event loop for minutes, and vitest's worker RPC (onTaskUpdate, 60 s) would time out on a busy machine.
+ */
+async function run(planFile: string, out: string): Promise<{ status: number | null; stderr: string; stages: Map<string, string> }> {
+  const child = spawn(process.execPath, ['--conditions=@latent-sft/source', '--import', 'tsx', SCRIPT, 'run', '--plan', planFile, '--out', out], {
+    cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'],
   });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  const status = await new Promise<number | null>((res, rej) => {
+    child.on('error', rej);
+    child.on('close', (code) => res(code));
+  });
+  const r = { status, stderr };
   const file = join(out, 'stages.json');
   const stages = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { stages: StageRecord[] }).stages : [];
   return { status: r.status, stderr: r.stderr, stages: new Map(stages.map((s) => [s.id, s.status])) };
 }
 
 describe('experiment driver (CPU, toy plan)', () => {
-  it('runs every stage, skips them on a rerun, and blocks the dependents of a failing stage', () => {
+  it('runs every stage, skips them on a rerun, and blocks the dependents of a failing stage', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'driver-'));
     const planFile = join(dir, 'plan.json');
     const out = join(dir, 'out');
     writeFileSync(planFile, JSON.stringify(plan));
 
-    const first = run(planFile, out);
+    const first = await run(planFile, out);
     expect(first.status, first.stderr.slice(-2000)).toBe(0);
     expect([...first.stages.values()]).toEqual(Array(11).fill('done'));
     const table = readFileSync(join(out, 'table.md'), 'utf8');
@@ -51,13 +62,13 @@ describe('experiment driver (CPU, toy plan)', () => {
     expect(table).toContain('`pnpm phase1 encoder --config ');
     expect(existsSync(join(out, 'r4', 'phase2', 'hf', 'latent.json'))).toBe(true);
 
-    const second = run(planFile, out);
+    const second = await run(planFile, out);
     expect(second.status, second.stderr.slice(-2000)).toBe(0);
     expect([...second.stages.values()]).toEqual(Array(11).fill('skipped'));
 
     // A union LoRA rank of 0 is refused by the phase1 app: the union fails, everything after it is blocked.
     writeFileSync(planFile, JSON.stringify({ ...plan, stages: { ...plan.stages, phase1Union: { lora: { r: 0 }, train: train(2) } } }));
-    const third = run(planFile, out);
+    const third = await run(planFile, out);
     expect(third.status).toBe(1);
     expect(third.stderr).toMatch(/error: 5 stage\(s\) failed or blocked: r4\/phase1-union, r4\/m1, r4\/latents, r4\/phase2, eval\/r4/);
     expect(third.stages.get('r4/phase1-union')).toBe('failed');
@@ -65,5 +76,5 @@ describe('experiment driver (CPU, toy plan)', () => {
     expect(third.stages.get('r4/phase1-decoder')).toBe('skipped');
     expect(third.stages.get('eval/cot')).toBe('skipped');
     expect(readFileSync(join(out, 'logs', 'r4__phase1-union.log'), 'utf8')).toMatch(/lora\.r/);
-  }, 300_000);
+  }, 900_000);
 });

@@ -24,6 +24,8 @@ import { loadTokenizer } from '@latent-sft/tokenizer';
 import { hideBin } from 'yargs/helpers';
 import { z } from 'zod';
 import { type Plan, type Stage, type StageApp, checkOrder, planSchema, stageGraph } from './experiment/plan.js';
+import { type CollapseFlag, collapseFlags, flaggedLabel } from './experiment/collapse.js';
+import { markdownCode, markdownText, shellCommand } from './experiment/text.js';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const DONE = '.stage-done';
@@ -39,10 +41,10 @@ function appArgv(app: StageApp, file: string): string[] {
   }
 }
 
-/** The command a user types to rerun a stage by hand. */
+/** The command a user types to rerun a stage by hand (shell-quoted: the folder names are the user's). */
 function userCommand(app: StageApp, file: string): string {
   const bin = app.startsWith('phase1') ? 'phase1' : app;
-  return `pnpm ${bin} ${appArgv(app, file).join(' ')}`;
+  return shellCommand(['pnpm', bin, ...appArgv(app, file)]);
 }
 
 /** Child-process entry: runs one app CLI in this process. */
@@ -182,11 +184,14 @@ async function meanExampleTokens(plan: Plan, dir: string, dataDir: string | unde
 }
 
 /** table.md: the Table-1 layout over the eval runs, then wall time and throughput per stage. */
-function renderReport(plan: Plan, dir: string, results: readonly StageResult[], meanTokens: number | null): string {
+function renderReport(plan: Plan, dir: string, results: readonly StageResult[], meanTokens: number | null, flags: Map<string, CollapseFlag[]>): string {
   const summaries: EvalSummary[] = [];
   for (const r of results) {
     const f = join(dir, r.id, 'summary.json');
-    if (r.app === 'eval' && (r.status === 'done' || r.status === 'skipped') && existsSync(f)) summaries.push(parseSummary(JSON.parse(readFileSync(f, 'utf8')), f));
+    if (r.app === 'eval' && (r.status === 'done' || r.status === 'skipped') && existsSync(f)) {
+      const s = parseSummary(JSON.parse(readFileSync(f, 'utf8')), f);
+      summaries.push({ ...s, method: markdownText(flaggedLabel(s.method, flags.get(r.id))) }); // plan labels are free text; a row built on a collapsed phase says so
+    }
   }
   const lines: string[] = [];
   lines.push(summaries.length > 0 ? renderSummariesMarkdown(summaries, `${plan.name}: Table 1`) : `# ${plan.name}: Table 1\n\nno eval run finished`);
@@ -197,8 +202,9 @@ function renderReport(plan: Plan, dir: string, results: readonly StageResult[], 
     const finished = r.status === 'done' || r.status === 'skipped';
     const eps = finished && r.examples !== undefined && r.examples > 0 && r.wallSeconds !== null ? r.examples / r.wallSeconds : null;
     const tps = eps !== null && meanTokens !== null ? eps * meanTokens : null;
-    lines.push(`| ${r.id} | ${r.status} | ${r.wallSeconds === null ? '–' : r.wallSeconds.toFixed(1)} | ${eps === null ? '–' : eps.toFixed(0)} | ` +
-      `${tps === null ? '–' : tps.toFixed(0)} | \`${r.command}\` |`);
+    const own = flags.get(r.id)?.find((f) => f.stage === r.id);
+    lines.push(`| ${markdownText(r.id)} | ${r.status}${own ? ` ⚠ COLLAPSED: ${markdownText(own.message)}` : ''} | ${r.wallSeconds === null ? '–' : r.wallSeconds.toFixed(1)} | ${eps === null ? '–' : eps.toFixed(0)} | ` +
+      `${tps === null ? '–' : tps.toFixed(0)} | ${r.command === '' ? '' : markdownCode(r.command)} |`);
   }
   const total = results.reduce((s, r) => s + (r.wallSeconds ?? 0), 0);
   lines.push('', `sum of stage wall times: ${total.toFixed(1)} s`);
@@ -218,15 +224,17 @@ const stageSchema = defineConfig(z.object({
   file: z.string().describe('its config file'),
 }));
 
+const experimentLogger = createRootLogger('experiment');
 runMain(async () => {
   await buildCli({
     name: 'experiment',
     out: (text) => process.stdout.write(text),
+    logger: experimentLogger,
     commands: [
       defineCommand({
         command: 'run', describe: 'run (or continue) every stage of a plan and write table.md', schema: runSchema,
         handler: async (c) => {
-          const logger = createRootLogger('experiment');
+          const logger = experimentLogger;
           const loaded = loadPlan(c.plan);
           const plan: Plan = { ...loaded, device: c.device ?? loaded.device, concurrency: c.concurrency ?? loaded.concurrency };
           const dir = resolve(c.out);
@@ -239,7 +247,7 @@ runMain(async () => {
           const results = await runStages(stages, dir, plan.concurrency, logger);
           const wall = (performance.now() - t0) / 1000;
           writeJsonAtomic(join(dir, 'stages.json'), { plan: plan.name, wallSeconds: wall, stages: results });
-          const report = renderReport(plan, dir, results, await meanExampleTokens(plan, dir, dataDir));
+          const report = renderReport(plan, dir, results, await meanExampleTokens(plan, dir, dataDir), collapseFlags(stages, dir));
           writeFileAtomic(join(dir, 'table.md'), `${report}\nexperiment wall time: ${wall.toFixed(1)} s\n`);
           process.stdout.write(`${report}\nexperiment wall time: ${wall.toFixed(1)} s\n`);
           const bad = results.filter((r) => r.status === 'failed' || r.status === 'blocked');

@@ -807,6 +807,18 @@ Napi::Value CudaKernelsStatus(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), latent_sft::cudaKernelsStatus(deviceId));
 }
 
+// cudaKernels(): the fused kernels' CUDA source as embedded at build time and the kernel names the
+// addon loads from it (checked against native/src/kernels/*.cu by native.test.ts).
+Napi::Value CudaKernels(const Napi::CallbackInfo& info) {
+  auto o = Napi::Object::New(info.Env());
+  o.Set("source", latent_sft::cudaKernelSource());
+  auto names = latent_sft::cudaKernelNames();
+  auto arr = Napi::Array::New(info.Env(), names.size());
+  for (size_t i = 0; i < names.size(); i++) arr.Set(i, names[i]);
+  o.Set("names", arr);
+  return o;
+}
+
 // ortInfo(): the ORT build in use and the file it was loaded from (dladdr on OrtGetApiBase).
 Napi::Value OrtInfo(const Napi::CallbackInfo& info) {
   auto o = Napi::Object::New(info.Env());
@@ -839,6 +851,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ortInfo", Napi::Function::New<OrtInfo>(env, "ortInfo"));
   exports.Set("liveTensors", Napi::Function::New<LiveTensors>(env, "liveTensors"));
   exports.Set("cudaKernelsStatus", Napi::Function::New<CudaKernelsStatus>(env, "cudaKernelsStatus"));
+  exports.Set("cudaKernels", Napi::Function::New<CudaKernels>(env, "cudaKernels"));
   return exports;
 }
 

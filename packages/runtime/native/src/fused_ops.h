@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "onnxruntime_cxx_api.h"
 
@@ -19,5 +20,11 @@ void addFusedOps(Ort::SessionOptions& so, bool cuda);
  * device `deviceId`. Returns "" when they can, else the reason (one line).
  */
 std::string cudaKernelsStatus(int deviceId);
+
+// Every kernel name the CUDA side loads (the kernels/*.cu files must define each, extern "C").
+std::vector<std::string> cudaKernelNames();
+
+// The CUDA source NVRTC compiles: the kernels/*.cu files joined at build time (native/embed-kernels.mjs).
+const char* cudaKernelSource();
 
 }  // namespace latent_sft

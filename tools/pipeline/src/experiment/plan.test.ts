@@ -83,13 +83,15 @@ describe('stageGraph', () => {
   });
 
   it('passes each ablation switch to the stages it changes, and only those', () => {
-    expect(cfg('r4-hidden/phase1-union')['latent']).toEqual({ kind: 'hidden' });
-    expect(cfg('r4-hidden/latents')['latent']).toEqual({ kind: 'hidden' });
+    // The row's latent spec goes to the phase-1 encoder stage only; later stages read its latent.json.
+    expect(cfg('r4-hidden/phase1-encoder')['latent']).toEqual({ kind: 'hidden', compressionRate: 4, ltim: true, ltsum: true });
+    expect(cfg('r4/phase1-encoder')['latent']).toEqual({ kind: 'soft-topk', compressionRate: 4, topK: 10, ltim: true, ltsum: true });
+    expect(cfg('r2-no-ltim/phase1-encoder')['latent']).toEqual({ kind: 'soft-topk', compressionRate: 2, topK: 10, ltim: false, ltsum: true });
+    for (const id of ['r4-hidden/phase1-decoder', 'r4-hidden/phase1-union', 'r4-hidden/latents', 'r4-hidden/phase2', 'r2-no-ltim/latents']) {
+      for (const f of ['latent', 'r', 'k', 'ltim', 'ltsum']) expect(cfg(id)[f], `${id} ${f}`).toBeUndefined();
+    }
     expect(cfg('r4-hidden/phase2')['gumbel']).toMatchObject({ enabled: false });
     expect(cfg('r4/phase2')['gumbel']).toMatchObject({ enabled: true });
-    expect(cfg('r4/latents')).toMatchObject({ k: 10, ltim: true, r: 4 });
-    expect(cfg('r2-no-ltim/phase1-decoder')).toMatchObject({ ltim: false, ltsum: true, r: 2 });
-    expect(cfg('r2-no-ltim/latents')).toMatchObject({ ltim: false, r: 2 });
   });
 
   it('rejects duplicate row ids and bad plans', () => {

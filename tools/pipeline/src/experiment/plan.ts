@@ -99,9 +99,13 @@ export function stageGraph(plan: Plan, dir: string, dataDir?: string): Stage[] {
   const s = plan.stages;
   for (const row of plan.rows) {
     const p = (name: string) => `${row.id}/${name}`;
-    const latent = row.latent.kind === 'hidden' ? { kind: 'hidden' } : { kind: 'soft-topk', k: row.latent.k };
-    const p1 = { ...common, r: row.r, latent, ltim: row.ltim, ltsum: row.ltsum, compute: plan.compute };
-    trainStage(p('phase1-encoder'), 'phase1-encoder', ['cot'], { ...p1, base: m0, lora: s.phase1Encoder.lora }, s.phase1Encoder.train);
+    // The row's latent spec is declared once, by the phase-1 encoder stage; every later stage reads it
+    // from the latent.json of its inputs (@latent-sft/latent).
+    const latent = {
+      kind: row.latent.kind, compressionRate: row.r, ...(row.latent.kind === 'soft-topk' ? { topK: row.latent.k } : {}), ltim: row.ltim, ltsum: row.ltsum,
+    };
+    const p1 = { ...common, compute: plan.compute };
+    trainStage(p('phase1-encoder'), 'phase1-encoder', ['cot'], { ...p1, latent, base: m0, lora: s.phase1Encoder.lora }, s.phase1Encoder.train);
     trainStage(p('phase1-decoder'), 'phase1-decoder', ['cot', p('phase1-encoder')],
       { ...p1, base: m0, encoder: at(`${p('phase1-encoder')}/hf`), lora: s.phase1Decoder.lora }, s.phase1Decoder.train);
     trainStage(p('phase1-union'), 'phase1-union', [p('phase1-encoder'), p('phase1-decoder')],
@@ -114,8 +118,7 @@ export function stageGraph(plan: Plan, dir: string, dataDir?: string): Stage[] {
       id: p('latents'), app: 'cache-latents', out: p('latents'), deps: [p('phase1-encoder'), p('phase1-union'), p('m1')],
       config: {
         ...common, out: at(p('latents')), encoder: at(`${p('phase1-encoder')}/hf`), adapter: at(`${p('phase1-union')}/lora_adapter/encoder_weight`),
-        decoder: at(`${p('m1')}/hf`), r: row.r, ltim: row.ltim, batchSize: s.cache.batchSize,
-        ...(row.latent.kind === 'soft-topk' ? { k: row.latent.k } : { latent }),
+        decoder: at(`${p('m1')}/hf`), batchSize: s.cache.batchSize,
       },
     });
     trainStage(p('phase2'), 'phase2', [p('m1'), p('latents')], {

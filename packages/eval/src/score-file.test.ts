@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadDataset } from '@latent-sft/data';
 import { describe, expect, it } from 'vitest';
-import { defaultVerdictsPath, scoreCommand } from './score.js';
+import { defaultVerdictsPath, scorePredictionsFile } from './score-file.js';
 
-describe('scoreCommand on gsm8k-test', () => {
+describe('scorePredictionsFile on gsm8k-test', () => {
   const { problems } = loadDataset('gsm8k-test');
 
   function predictionsFile(lines: object[]): string {
@@ -25,7 +25,7 @@ describe('scoreCommand on gsm8k-test', () => {
       index: p.index, latents: 3, prediction: `#### ${Number(p.answer.replace(/,/g, '')) + 1}`,
     }));
     const path = predictionsFile([...wrong, ...right]);
-    const r = scoreCommand({ dataset: 'gsm8k-test', predictions: path });
+    const r = scorePredictionsFile({ dataset: 'gsm8k-test', predictions: path });
     expect([r.result.correct, r.result.scored, r.result.problems]).toEqual([20, 30, 1319]);
     expect(r.result.accuracy).toBeAllclose(2 / 3);
     expect(r.result.meanLatents).toBeAllclose(5);
@@ -38,25 +38,25 @@ describe('scoreCommand on gsm8k-test', () => {
     expect(verdicts[0]).toMatchObject({ id: '0', gold: '18', extracted: '18', source: 'boxed' });
 
     // Same verdicts again: left alone. Different ones: refused unless --force.
-    expect(scoreCommand({ dataset: 'gsm8k-test', predictions: path }).written).toBe(false);
+    expect(scorePredictionsFile({ dataset: 'gsm8k-test', predictions: path }).written).toBe(false);
     writeFileSync(path, `${JSON.stringify({ id: '0', prediction: '#### 17' })}\n`);
-    expect(() => scoreCommand({ dataset: 'gsm8k-test', predictions: path }))
+    expect(() => scorePredictionsFile({ dataset: 'gsm8k-test', predictions: path }))
       .toThrow(`${r.out}: field '--out': exists with different verdicts; pass --force to replace it`);
-    const forced = scoreCommand({ dataset: 'gsm8k-test', predictions: path, force: true });
+    const forced = scorePredictionsFile({ dataset: 'gsm8k-test', predictions: path, force: true });
     expect([forced.written, forced.result.correct, forced.result.scored]).toEqual([true, 0, 1]);
   });
 
   it('reports bad prediction lines and unknown ids as file:line: field', () => {
     const path = predictionsFile([{ id: '0', prediction: '18' }, { id: '5000', prediction: '1' }]);
-    expect(() => scoreCommand({ dataset: 'gsm8k-test', predictions: path }))
+    expect(() => scorePredictionsFile({ dataset: 'gsm8k-test', predictions: path }))
       .toThrow(`${path}:2: field 'id': no problem with id '5000' in gsm8k-test`);
     const dup = predictionsFile([{ id: '0', prediction: '18' }, { index: 0, prediction: '18' }]);
-    expect(() => scoreCommand({ dataset: 'gsm8k-test', predictions: dup }))
+    expect(() => scorePredictionsFile({ dataset: 'gsm8k-test', predictions: dup }))
       .toThrow(`${dup}:2: field 'index': duplicate prediction for problem '0' (first at line 1)`);
     // --out elsewhere, reference extraction (boxed only): the bare '18' is no answer.
     const out = join(mkdtempSync(join(tmpdir(), 'eval-score-')), 'v.jsonl');
     const plain = predictionsFile([{ id: '0', prediction: '18' }]);
-    const r = scoreCommand({ dataset: 'gsm8k-test', predictions: plain, out, extraction: 'reference' });
+    const r = scorePredictionsFile({ dataset: 'gsm8k-test', predictions: plain, out, extraction: 'reference' });
     expect([r.out, r.result.correct, r.result.verdicts[0]?.extracted]).toEqual([out, 0, null]);
   });
 });

@@ -1,7 +1,8 @@
-// Op-level cases for the fused optimizer kernels (domain latent_sft: AdamW, SumSquares): one-node
-// graphs over seeded data, run on a device, and their exact float32 references in JS. Used by
-// src/fused-optim.test.ts (CPU kernels vs the reference; MaskedSoftmax in src/fused-softmax.test.ts) and tools/bench/src/fused-check.ts (CUDA
-// kernels vs the CPU kernels, on the GPU machine).
+// @latent-sft/train/testing (a test-only subpath export, not the public API): op-level cases for the
+// fused kernels (domain latent_sft: AdamW, SumSquares, MaskedSoftmax, RMSNorm): one-node graphs over
+// seeded data, run on a device, and their exact float32 references in JS. Used by the fused-*.test.ts
+// files here (CPU kernels vs the reference) and tools/bench/src/fused-check.ts (CUDA kernels vs the CPU
+// kernels, on the GPU machine).
 import { Rng } from '@latent-sft/core';
 import { type DType, Graph, type Tensor, f16BitsToNumber, serialize, typedFrom } from '@latent-sft/graph';
 import { type Device, DeviceSession, type DeviceTensor, type HostTensor, type TypedData } from '@latent-sft/runtime';
@@ -211,4 +212,70 @@ export function rmsNormCase(dtype: 'float32' | 'bfloat16' | 'float16', dims: num
       dy: { dtype, dims, data: typedFrom(dtype, draws(n, (_, z) => z, r)) as TypedData } as HostTensor,
     },
   };
+}
+
+/**
+ * SwiGLU and SwiGLUGrad on one graph: inputs gate, up, dy [dims] (dtype); outputs y (forward), dgate and
+ * dup (the grad op on dy, gate, up). Gates span the SiLU's whole shape, including |g| > 88 (e^−g
+ * overflows float32) and the zero of its derivative near g = −1.28.
+ */
+export function swigluCase(dtype: 'float32' | 'bfloat16' | 'float16', dims: number[], seed: number): { model: Uint8Array; inputs: Record<string, HostTensor> } {
+  const g = new Graph('swiglu_case');
+  const r = Rng.fromSeed(seed);
+  const n = dims.reduce((a, b) => a * b, 1);
+  const [gate, up, dy] = ['gate', 'up', 'dy'].map((k) => g.input(k, dtype, dims)) as [Tensor, Tensor, Tensor];
+  g.output(g.op1('SwiGLU', [gate, up]), 'y');
+  const [dg, du] = g.op('SwiGLUGrad', [dy, gate, up]) as [Tensor, Tensor];
+  g.output(dg, 'dgate');
+  g.output(du, 'dup');
+  const extremes = [-100, -90, -30, -1.28, 0, 1e-3, 30, 90, 100];
+  const gates = draws(n, (i, z) => (i < extremes.length ? (extremes[i] as number) : 3 * z), r);
+  const t = (v: ArrayLike<number>) => ({ dtype, dims, data: typedFrom(dtype, v) as TypedData }) as HostTensor;
+  return { model: serialize(g).model, inputs: { gate: t(gates), up: t(draws(n, (_, z) => z, r)), dy: t(draws(n, (_, z) => z, r)) } };
+}
+
+/** The float32 reference of swigluCase's outputs (ops/swiglu.cc's formulas, each operation rounded to float32, then to the dtype). */
+export function swigluReference(inp: Record<string, HostTensor>): { y: Float64Array; dgate: Float64Array; dup: Float64Array } {
+  const dtype = (inp['gate'] as HostTensor).dtype as 'float32' | 'bfloat16' | 'float16';
+  const round = (v: number) => floatValues({ dtype, dims: [1], data: typedFrom(dtype, [v]) } as HostTensor)[0] as number;
+  const [g, u, d] = ['gate', 'up', 'dy'].map((k) => floatValues(inp[k] as HostTensor)) as [Float64Array, Float64Array, Float64Array];
+  const n = g.length;
+  const out = { y: new Float64Array(n), dgate: new Float64Array(n), dup: new Float64Array(n) };
+  for (let i = 0; i < n; i++) {
+    const [gi, ui, di] = [g[i] as number, u[i] as number, d[i] as number];
+    const s = fr(1 / fr(1 + fr(Math.exp(-gi))));
+    const silu = round(fr(gi * s));
+    out.y[i] = round(fr(silu * ui));
+    out.dup[i] = round(fr(di * silu));
+    out.dgate[i] = round(fr(fr(di * ui) * fr(s * fr(1 + fr(gi * fr(1 - s))))));
+  }
+  return out;
+}
+
+/** Largest |a − b| relative to |b| elementwise (y, dup), or to the largest |b| (dgate: its factor crosses 0). */
+export function worstRel(a: Float64Array, b: Float64Array, byMax: boolean): number {
+  const max = b.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  let w = 0;
+  for (let i = 0; i < a.length; i++) w = Math.max(w, Math.abs((a[i] as number) - (b[i] as number)) / (byMax ? max : Math.abs(b[i] as number) || 1));
+  return w;
+}
+
+/**
+ * AdamWCopy next to AdamW on one case (gradient and copy of dtype `to`): outputs pc, mc, vc, copy (AdamWCopy),
+ * pa, ma, va (AdamW) and cast = Cast(pa → to). p holds values where the rounding matters: f16 overflow
+ * (→ inf), subnormals, exact ties of both dtypes.
+ */
+export function adamwCopyCase(n: number, to: 'bfloat16' | 'float16', seed: number): { model: Uint8Array; inputs: Record<string, HostTensor> } {
+  const inputs = adamwInputs(n, to, seed);
+  (inputs['p']!.data as Float32Array).set([7e4, -7e4, 3e-6, -1e-7, 1 + 2 ** -8, 1 + 2 ** -11, 0, 65504]);
+  const g = new Graph('adamw_copy_case');
+  const c = ADAMW_CASE;
+  const ins = ['p', 'g', 'm', 'v'].map((k) => g.input(k, k === 'g' ? to : 'float32', [n]));
+  const sc = ['step', 'decay', 'bc2', 'coef'].map((k) => g.input(k, 'float32', []));
+  const attrs = { beta2: c.beta2, one_minus_beta1: 1 - c.beta1, one_minus_beta2: 1 - c.beta2, eps: c.eps };
+  const [pc, mc, vc, copy] = g.op('AdamWCopy', [...ins, ...sc], { ...attrs, to }) as Tensor[];
+  const [pa, ma, va] = g.op('AdamW', [...ins, ...sc], attrs) as Tensor[];
+  for (const [name, t] of Object.entries({ pc, mc, vc, copy, pa, ma, va })) g.output(g.identity(t as Tensor), name);
+  g.output(g.cast(pa as Tensor, to), 'cast');
+  return { model: serialize(g).model, inputs };
 }

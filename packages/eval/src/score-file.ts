@@ -1,14 +1,13 @@
-// `eval score`: judge a predictions JSONL file against a dataset and write the per-problem verdicts
+// A predictions file scored (`eval score`): judge a predictions JSONL file against a dataset and write the per-problem verdicts
 // atomically (default `<predictions>.verdicts.jsonl`). An existing verdicts file with different content
 // is kept unless `force`; an identical one is left untouched.
 import { existsSync, readFileSync } from 'node:fs';
 import { inputError, writeFileAtomic } from '@latent-sft/core';
 import { type DatasetName, loadDataset } from '@latent-sft/data';
-import {
-  type ExtractionMode, type ScoreResult, readPredictionsJsonl, scorePredictions, verdictsToJsonl,
-} from '@latent-sft/eval';
+import type { ExtractionMode } from './extract.js';
+import { type ScoreResult, readPredictionsJsonl, scorePredictions, verdictsToJsonl } from './score.js';
 
-export interface ScoreOptions {
+export interface ScoreFileOptions {
   dataset: DatasetName;
   /** Predictions JSONL: `{id | index, prediction, latents?}` per line. */
   predictions: string;
@@ -22,7 +21,7 @@ export interface ScoreOptions {
   extraction?: ExtractionMode;
 }
 
-export interface ScoreCommandResult {
+export interface ScoreFileResult {
   result: ScoreResult;
   /** Where the verdicts are. */
   out: string;
@@ -38,7 +37,7 @@ export function defaultVerdictsPath(predictions: string): string {
 }
 
 /** Scores the predictions file and writes the verdicts; throws a one-line UserError on bad input. */
-export function scoreCommand(opts: ScoreOptions): ScoreCommandResult {
+export function scorePredictionsFile(opts: ScoreFileOptions): ScoreFileResult {
   const { problems } = loadDataset(opts.dataset, opts.dataDir !== undefined ? { dataDir: opts.dataDir } : {});
   const result = scorePredictions({
     dataset: opts.dataset, problems, predictions: readPredictionsJsonl(opts.predictions), file: opts.predictions,

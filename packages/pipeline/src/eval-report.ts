@@ -1,22 +1,16 @@
-// `eval report`: one HTML + Markdown report over eval run folders (their summary.json and rows) and
+// The eval report (`eval report`): one HTML + Markdown report over eval run folders (their summary.json and rows) and
 // training metrics JSONL files (loss curves).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { inputError, writeFileAtomic } from '@latent-sft/core';
 import {
   type EvalRow, type EvalSummary, type MetricsCurves, type SuperpositionExample, parseSummary, renderReportHtml, renderSummariesMarkdown,
+  superpositionExamples,
 } from '@latent-sft/eval';
 import { readMetrics } from '@latent-sft/train';
+import { predictionsFile } from './eval-run.js';
 
-/** Superposition pictures of the first `n` rows that have latent steps. */
-export function superpositionExamples(rows: readonly EvalRow[], n: number, prefix = ''): SuperpositionExample[] {
-  return rows.filter((r) => r.latentSteps.length > 0).slice(0, n).map((r) => ({
-    title: `${prefix}${r.dataset} #${r.id} (seed ${r.seed}): #L = ${r.latents}, ${r.correct ? 'correct' : 'wrong'} (gold ${r.gold}, got ${r.extracted ?? '–'})`,
-    problem: r.prompt, output: r.output, steps: r.latentSteps,
-  }));
-}
-
-export interface ReportOptions {
+export interface EvalReportOptions {
   runs: string[];
   metrics: string[];
   out: string;
@@ -24,8 +18,8 @@ export interface ReportOptions {
   examples: number;
 }
 
-/** Reads a run folder's summary.json. */
-export function readSummary(dir: string): EvalSummary {
+/** Reads an eval run folder's summary.json. */
+export function readEvalSummary(dir: string): EvalSummary {
   const file = join(dir, 'summary.json');
   if (!existsSync(file)) throw inputError({ file }, 'not found: not an eval run folder (run `eval run` first)');
   let value: unknown;
@@ -48,26 +42,44 @@ function readRowsFile(file: string): EvalRow[] {
   });
 }
 
+/** The first line of every Markdown report: an existing .md without it is not ours to replace. */
+export const REPORT_MD_MARK = '<!-- written by `eval report` (replaced by the next report to the same --out) -->';
+
+/**
+ * A --metrics entry as files: a JSONL file itself, or a pipeline run folder (e.g. runs/tiny): the
+ * metrics.jsonl of each of its phase folders, in the order they were written (one curve per phase).
+ */
+export function metricsFiles(path: string): string[] {
+  if (!existsSync(path)) throw inputError({ file: path, field: '--metrics' }, 'not found');
+  if (!statSync(path).isDirectory()) return [path];
+  const files = readdirSync(path).map((d) => join(path, d, 'metrics.jsonl')).filter((f) => existsSync(f));
+  if (files.length === 0) throw inputError({ file: path, field: '--metrics' }, 'a folder without <phase>/metrics.jsonl files');
+  return files.sort((a, b) => statSync(a).mtimeMs - statSync(b).mtimeMs || a.localeCompare(b));
+}
+
 /** Writes `out` (HTML) and the Markdown beside it (same name, .md); returns both paths. */
-export function reportCommand(o: ReportOptions): { html: string; markdown: string } {
+export function writeEvalReport(o: EvalReportOptions): { html: string; markdown: string } {
   if (o.runs.length === 0) throw inputError({ field: '--runs' }, 'name at least one eval run folder');
   if (!o.out.endsWith('.html')) throw inputError({ field: '--out' }, `expected an .html file, got '${o.out}'`);
-  const summaries = o.runs.map(readSummary);
+  const mdPath = o.out.replace(/\.html$/, '.md');
+  if (existsSync(o.out) && statSync(o.out).isDirectory()) throw inputError({ field: '--out' }, `${o.out} is a folder, expected an .html file`);
+  if (existsSync(mdPath) && !readFileSync(mdPath, 'utf8').startsWith(REPORT_MD_MARK)) {
+    throw inputError({ field: '--out' }, `${mdPath} exists and was not written by eval report; choose another --out; nothing was written`);
+  }
+  const summaries = o.runs.map(readEvalSummary);
   const superpositions: SuperpositionExample[] = [];
   o.runs.forEach((dir, i) => {
     const s = summaries[i] as EvalSummary;
     if (s.mode !== 'latent') return;
     const first = s.runs[0];
     if (!first) return;
-    const rows = readRowsFile(join(dir, 'predictions', `${first.dataset}.seed-${first.seed}.jsonl`));
+    const rows = readRowsFile(join(dir, predictionsFile(first.dataset, first.seed)));
     superpositions.push(...superpositionExamples(rows, o.examples, o.runs.length > 1 ? `${s.method}: ` : ''));
   });
-  const curves: MetricsCurves[] = o.metrics.map((file) => {
-    if (!existsSync(file)) throw inputError({ file, field: '--metrics' }, 'not found');
-    return { label: `${basename(dirname(file))}/${basename(file)}`, records: readMetrics(file) };
-  });
+  const curves: MetricsCurves[] = o.metrics.flatMap(metricsFiles).map((file) => (
+    { label: `${basename(dirname(file))}/${basename(file)}`, records: readMetrics(file) }));
   const html = renderReportHtml({ title: o.title, summaries, curves, superpositions });
-  let md = renderSummariesMarkdown(summaries, o.title);
+  let md = `${REPORT_MD_MARK}\n${renderSummariesMarkdown(summaries, o.title)}`;
   if (curves.length > 0) {
     const lines = ['', '## Training metrics', '', '| file | records | first step | last step | first loss | last loss |', '|---|---|---|---|---|---|'];
     for (const c of curves) {
@@ -79,7 +91,6 @@ export function reportCommand(o: ReportOptions): { html: string; markdown: strin
     }
     md += `${lines.join('\n')}\n`;
   }
-  const mdPath = o.out.replace(/\.html$/, '.md');
   writeFileAtomic(o.out, html);
   writeFileAtomic(mdPath, md);
   return { html: o.out, markdown: mdPath };

@@ -1,0 +1,70 @@
+// What the host code (ops/*.cc) and the CUDA kernels (kernels/*.cu) share: one definition, included by
+// both. Plain C++17 without standard headers under NVRTC (it has none), so g++, nvcc and NVRTC compile
+// it alike; a struct passed to a kernel by value (RowMap) has one layout on both sides.
+#pragma once
+
+#if defined(__CUDACC__)
+#define LSFT_HD __host__ __device__ __forceinline__
+#else
+#define LSFT_HD inline
+#endif
+#if !defined(__CUDACC_RTC__)
+#include <math.h>  // sqrtf, expf (NVRTC has them built in)
+#endif
+
+namespace latent_sft {
+
+/** AdamW's scalars for one step: the four scalar inputs then the four attributes. */
+struct AdamWHyper {
+  float step, decay, bc2, coef, b2, omb1, omb2, eps;
+};
+
+/** One AdamW element, each operation rounded to float32 in this order (ops/adamw.cc's header). */
+LSFT_HD void adamwElement(const AdamWHyper& h, float p, float g, float m, float v, float& po, float& mo, float& vo) {
+  float gr = g * h.coef;
+  float pd = p * h.decay;
+  float mn = m + h.omb1 * (gr - m);
+  float vn = v * h.b2 + (h.omb2 * gr) * gr;
+  float den = sqrtf(vn) / h.bc2 + h.eps;
+  po = pd - h.step * (mn / den);
+  mo = mn;
+  vo = vn;
+}
+
+/** SwiGLU's SiLU of one gate element in float32: g·σ(g), σ(g) = 1/(1 + e^−g) (torch's F.silu). */
+LSFT_HD float swigluSilu(float g) { return g * (1.0f / (1.0f + expf(-g))); }
+
+/**
+ * SwiGLUGrad's dGate of one element in float32, before its rounding to the dtype:
+ * d(g·σ(g)·u)/dg · dy = (dy·u)·(s·(1 + g·(1 − s))), s = σ(g).
+ */
+LSFT_HD float swigluGateGrad(float dy, float g, float u) {
+  float s = 1.0f / (1.0f + expf(-g));
+  return (dy * u) * (s * (1.0f + g * (1.0f - s)));
+}
+
+/**
+ * MaskedSoftmax's row → mask offset map: X [..., S] with nd = rank − 1 leading dims, the mask
+ * right-aligned and broadcastable (mstr 0 on a broadcast dim; mlast 0 when the mask's last dim is 1).
+ * Passed to the CUDA kernels by value.
+ */
+struct RowMap {
+  long long nd;
+  long long dims[8];
+  long long mstr[8];
+  long long mlast;
+};
+
+/** The mask offset of row r. */
+LSFT_HD long long maskOffset(const RowMap& rm, long long r) {
+  long long off = 0;
+  for (long long d = rm.nd - 1; d >= 0; d--) { long long q = r / rm.dims[d]; off += (r - q * rm.dims[d]) * rm.mstr[d]; r = q; }
+  return off;
+}
+
+/** MaskedSoftmax's register path: each lane keeps this many groups of 4 elements of its row. */
+constexpr int kSoftmaxGroups = 8;
+/** The longest row (S) the register path takes: 32 lanes × 4 × kSoftmaxGroups. */
+constexpr long long kSoftmaxRegisterMaxS = 32 * 4 * kSoftmaxGroups;
+
+}  // namespace latent_sft

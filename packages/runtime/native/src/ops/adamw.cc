@@ -1,0 +1,145 @@
+// AdamW, one fused pass (docs/performance.md has the measurements): ORT's inference build has no fused
+// optimizer kernels, and AdamW written with standard ops is ~14 elementwise passes over every parameter.
+//
+//   AdamW(p f32, g f32|bf16|f16, m f32, v f32, step_size, decay, bc2_sqrt, coef: f32 scalars)
+//       -> p', m', v' (f32), attributes beta2, one_minus_beta1, one_minus_beta2, eps (float), per element
+//     gr = g·coef; pd = p·decay; m' = m + (1−β1)(gr − m); v' = v·β2 + ((1−β2)·gr)·gr;
+//     p' = pd − step_size · (m' / (sqrt(v')/bc2_sqrt + eps))
+//   each operation rounded to float32 in this order: bit for bit what the same formula written with
+//   ONNX Mul/Add/Sub/Div/Sqrt computes (no FMA contraction: NVRTC -fmad=false, -ffp-contract=off).
+//   The element is adamwElement (fused_shared.h), run by this CPU kernel and by kernels/adamw.cu.
+//
+//   AdamWCopy: the same inputs and attributes plus `to` (bfloat16 or float16, ONNX's TensorProto enum as
+//   Cast's) -> p', m', v', and p' rounded to `to` (round to nearest even: what Cast(p', to) writes) — the
+//   compute-dtype copy of the weight the next step's forward reads instead of casting the master.
+#include "../fused_common.h"
+
+
+namespace latent_sft {
+namespace {
+
+/** AdamWCopy's `to`: bfloat16 or float16, else throws. */
+ONNXTensorElementDataType copyType(int64_t to) {
+  if (to != ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16 && to != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16)
+    throw std::runtime_error("attribute to must be bfloat16 (16) or float16 (10), got " + std::to_string(to));
+  return static_cast<ONNXTensorElementDataType>(to);
+}
+
+template <bool OnCuda, bool Copy>
+struct AdamWKernel {
+  float b2, omb1, omb2, eps;
+  ONNXTensorElementDataType to = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+  int deviceId = 0;
+
+  explicit AdamWKernel(const OrtKernelInfo* info) {
+    Ort::ConstKernelInfo ki(info);
+    if (Copy) to = copyType(ki.GetAttribute<int64_t>("to"));
+    b2 = ki.GetAttribute<float>("beta2");
+    omb1 = ki.GetAttribute<float>("one_minus_beta1");
+    omb2 = ki.GetAttribute<float>("one_minus_beta2");
+    eps = ki.GetAttribute<float>("eps");
+    if (OnCuda) (void)kernelsForCurrentContext(deviceId);  // compile now: errors surface at session creation
+  }
+
+  OrtStatusPtr ComputeV2(OrtKernelContext* context) {
+    try {
+      Ort::KernelContext ctx(context);
+      auto p = ctx.GetInput(0), g = ctx.GetInput(1), m = ctx.GetInput(2), v = ctx.GetInput(3);
+      auto shape = p.GetTensorTypeAndShapeInfo().GetShape();
+      size_t n = p.GetTensorTypeAndShapeInfo().GetElementCount();
+      auto gt = g.GetTensorTypeAndShapeInfo().GetElementType();
+      if (floatTypeName(gt) == nullptr) throw std::runtime_error("the gradient must be float32, bfloat16 or float16");
+      for (auto* t : {&g, &m, &v})
+        if (t->GetTensorTypeAndShapeInfo().GetElementCount() != n) throw std::runtime_error("p, g, m and v must have the same size");
+      auto po = ctx.GetOutput(0, shape), mo = ctx.GetOutput(1, shape), vo = ctx.GetOutput(2, shape);
+      void* co = Copy ? ctx.GetOutput(3, shape).GetTensorMutableRawData() : nullptr;
+      const float* scal[4];
+      for (int i = 0; i < 4; i++) {
+        auto s = ctx.GetInput(4 + i);
+        if (s.GetTensorTypeAndShapeInfo().GetElementCount() != 1) throw std::runtime_error("step_size, decay, bc2_sqrt and coef must be scalars");
+        scal[i] = s.GetTensorData<float>();
+      }
+      if (n == 0) return nullptr;
+      if constexpr (OnCuda) {
+        const Kernels& k = kernelsForCurrentContext(deviceId);
+        long long nn = static_cast<long long>(n);
+        float *pop = po.GetTensorMutableData<float>(), *mop = mo.GetTensorMutableData<float>(), *vop = vo.GetTensorMutableData<float>();
+        const float *pp = p.GetTensorData<float>(), *mp = m.GetTensorData<float>(), *vp = v.GetTensorData<float>();
+        const void* gp = g.GetTensorRawData();
+        int vec = 1;
+        for (const void* q : {static_cast<const void*>(pop), static_cast<const void*>(mop), static_cast<const void*>(vop),
+                              static_cast<const void*>(pp), static_cast<const void*>(mp), static_cast<const void*>(vp)})
+          if (!aligned(q, 16)) vec = 0;
+        if (!aligned(gp, 4 * dtypeSize(gt))) vec = 0;
+        if (Copy && !aligned(co, 8)) vec = 0;
+        float hb2 = b2, homb1 = omb1, homb2 = omb2, heps = eps;
+        void* args[] = {&nn, &vec, &pop, &mop, &vop, &pp, &gp, &mp, &vp, &scal[0], &scal[1], &scal[2], &scal[3], &hb2, &homb1, &homb2, &heps, &co};
+        unsigned grid = gridFor(vec != 0 ? (nn + 3) / 4 : nn, k.smCount, 16);
+        CUfunction fn = !Copy ? k.adamw[gradIndex(gt)] : to == ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16 ? k.adamwToBf16[gradIndex(gt)] : k.adamwToF16[gradIndex(gt)];
+        check(cudaApi().launchKernel(fn, grid, 1, 1, 256, 1, 1, 0, ctx.GetGPUComputeStream(), args, nullptr), Copy ? "cuLaunchKernel (AdamWCopy)" : "cuLaunchKernel (AdamW)");
+      } else {
+        AdamWHyper h{*scal[0], *scal[1], *scal[2], *scal[3], b2, omb1, omb2, eps};
+        const float *pp = p.GetTensorData<float>(), *mp = m.GetTensorData<float>(), *vp = v.GetTensorData<float>();
+        float *pop = po.GetTensorMutableData<float>(), *mop = mo.GetTensorMutableData<float>(), *vop = vo.GetTensorMutableData<float>();
+        const void* gp = g.GetTensorRawData();
+        struct Job {
+          const AdamWHyper* h; const float *p, *m, *v; const void* g; ONNXTensorElementDataType gt; float *po, *mo, *vo; void* co;
+          ONNXTensorElementDataType ct; size_t n;
+        } job{&h, pp, mp, vp, gp, gt, pop, mop, vop, co, to, n};
+        size_t chunks = (n + kCpuChunk - 1) / kCpuChunk;
+        ctx.ParallelFor([](void* data, size_t c) {
+          const Job& j = *static_cast<const Job*>(data);
+          size_t e = (c + 1) * kCpuChunk < j.n ? (c + 1) * kCpuChunk : j.n;
+          for (size_t i = c * kCpuChunk; i < e; i++) {
+            adamwElement(*j.h, j.p[i], loadAsFloat(j.g, j.gt, i), j.m[i], j.v[i], j.po[i], j.mo[i], j.vo[i]);
+            if (Copy) storeFromFloat(j.co, j.ct, i, j.po[i]);
+          }
+        }, chunks, 0, &job);
+      }
+      return nullptr;
+    } catch (const std::exception& e) {
+      return fail(Copy ? "AdamWCopy" : "AdamW", e);
+    }
+  }
+};
+
+/** AdamWCopy's outputs: p', m', v' float32 as p; the copy as p in dtype `to`. */
+OrtStatusPtr inferAdamWCopy(const OrtCustomOp*, OrtShapeInferContext* ctx) {
+  try {
+    InferredShape p;
+    if (OrtStatusPtr st = inferredInput(ctx, 0, p)) return st;
+    for (size_t i = 0; i < 3; i++)
+      if (OrtStatusPtr st = setInferredOutput(ctx, i, p)) return st;
+    p.type = copyType(Ort::ShapeInferContext(&Ort::GetApi(), ctx).GetAttrInt("to"));
+    return setInferredOutput(ctx, 3, p);
+  } catch (const std::exception& e) {
+    return fail("AdamWCopy", e);
+  }
+}
+
+template <bool OnCuda, bool Copy>
+struct AdamWOp : FusedOp<AdamWOp<OnCuda, Copy>, AdamWKernel<OnCuda, Copy>, OnCuda> {
+  AdamWOp() {
+    if (Copy) this->InferOutputShapeFn = &inferAdamWCopy;
+  }
+  const char* GetName() const { return Copy ? "AdamWCopy" : "AdamW"; }
+  size_t GetInputTypeCount() const { return 8; }
+  ONNXTensorElementDataType GetInputType(size_t i) const {
+    return i == 1 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+  }
+  size_t GetOutputTypeCount() const { return Copy ? 4 : 3; }
+  ONNXTensorElementDataType GetOutputType(size_t i) const {
+    return i == 3 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+  }
+};
+
+}  // namespace
+
+void addAdamWOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda) {
+  cpu.Add(new AdamWOp<false, false>());
+  cpu.Add(new AdamWOp<false, true>());
+  cuda.Add(new AdamWOp<true, false>());
+  cuda.Add(new AdamWOp<true, true>());
+}
+
+}  // namespace latent_sft
