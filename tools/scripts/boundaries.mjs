@@ -46,7 +46,8 @@ function* sources(dir) {
   }
 }
 
-const importRe = /(?:^|[\s;])(?:import|export)\s[^'"`]*?from\s*['"]([^'"]+)['"]|(?:^|[\s;(])import\s*\(\s*['"]([^'"]+)['"]\s*\)|^\s*import\s+['"]([^'"]+)['"]/gm;
+const importRe =
+  /(?:^|[\s;])(?:import|export)\s[^'"`]*?from\s*['"]([^'"]+)['"]|(?:^|[\s;(])import\s*\(\s*['"]([^'"]+)['"]\s*\)|^\s*import\s+['"]([^'"]+)['"]/gm;
 const problems = [];
 for (const file of sources(project)) {
   const rel = relative(project, file);
@@ -60,16 +61,23 @@ for (const file of sources(project)) {
       const [scope, name, ...rest] = spec.split('/');
       const target = `${scope}/${name}`;
       const ws = workspace.get(target);
-      if (ws === undefined) { problems.push(`${at}: '${spec}' is no workspace package`); continue; }
-      if (!deps.has(target) && !(testCode && devDeps.has(target))) {
-        problems.push(`${at}: imports ${target}, which package.json does not declare${devDeps.has(target) ? ' in dependencies (only devDependencies; library code may not use it)' : ''}`);
+      if (ws === undefined) {
+        problems.push(`${at}: '${spec}' is no workspace package`);
+        continue;
       }
-      if (rest.length > 0 && !ws.subpaths.has(`/${rest.join('/')}`)) problems.push(`${at}: deep import '${spec}' (${target} does not export './${rest.join('/')}')`);
+      if (!deps.has(target) && !(testCode && devDeps.has(target))) {
+        problems.push(
+          `${at}: imports ${target}, which package.json does not declare${devDeps.has(target) ? ' in dependencies (only devDependencies; library code may not use it)' : ''}`,
+        );
+      }
+      if (rest.length > 0 && !ws.subpaths.has(`/${rest.join('/')}`))
+        problems.push(`${at}: deep import '${spec}' (${target} does not export './${rest.join('/')}')`);
       if (ws.isApp && !mayImportApps) problems.push(`${at}: imports the app ${target}; apps are entry points, not libraries`);
     } else if (spec.startsWith('.')) {
       const target = resolve(dirname(file), spec);
       const rootConfig = dirname(target) === root && /\.config\.[mc]?[jt]s$/.test(rel); // vitest.config.ts → vitest.shared.ts
-      if (!target.startsWith(project + sep) && !rootConfig) problems.push(`${at}: '${spec}' leaves the project (import another project through its package name)`);
+      if (!target.startsWith(project + sep) && !rootConfig)
+        problems.push(`${at}: '${spec}' leaves the project (import another project through its package name)`);
       else if (/\.test(\.[jt]s)?$/.test(spec) && !testCode) problems.push(`${at}: library code imports the test file '${spec}'`);
       else if (/\.test(\.[jt]s)?$/.test(spec)) problems.push(`${at}: imports the test file '${spec}' (share helpers through a *.testing.ts file or test/)`);
     }
