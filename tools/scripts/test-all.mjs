@@ -17,7 +17,10 @@ const args = ['nx', 'run-many', '-t', 'test', '--outputStyle=stream', ...process
 const env = { ...process.env, GRAPH_GOLDENS_REQUIRED: '1', OPTIM_GOLDENS_REQUIRED: '1', PHASE_GOLDENS_REQUIRED: '1', HF_COMPAT_GOLDENS_REQUIRED: '1' };
 const run = spawnSync('pnpm', ['exec', ...args], { cwd: root, stdio: 'inherit', env });
 
-let passed = 0, failed = 0, skipped = 0, projects = 0;
+let passed = 0,
+  failed = 0,
+  skipped = 0,
+  projects = 0;
 for (const d of projectDirs) {
   const report = join(d, 'test-results', 'vitest.json');
   if (!existsSync(report)) continue;

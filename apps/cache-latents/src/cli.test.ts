@@ -11,7 +11,12 @@ import { runCli } from './index.js';
 
 async function run(argv: string[]): Promise<{ notes: Record<string, number> }> {
   let out = '';
-  await runCli(argv, { logger: silentLogger, write: (t) => { out += t; } });
+  await runCli(argv, {
+    logger: silentLogger,
+    write: (t) => {
+      out += t;
+    },
+  });
   return JSON.parse(out) as { notes: Record<string, number> };
 }
 
@@ -21,12 +26,34 @@ describe('cache-latents CLI', () => {
     const dec = await writeRandomModel(join(dir, 'dec'), 'llama-3.2', { hiddenSize: 16, intermediateSize: 32, layers: 1, heads: 4, kvHeads: 2 }, 5);
     const enc = resizeForCompress(dec.config, dec.tensors);
     saveModelDir(join(dir, 'enc'), enc.config, enc.tensors, dec.dir);
-    const args = ['--encoder', join(dir, 'enc'), '--decoder', dec.dir, '--out', join(dir, 'cache'), '--data.count', '5', '--data.digitsA', '1', '--latent.compressionRate', '2', '--latent.topK', '4', '--chunkSize', '2', '--batchSize', '2'];
+    const args = [
+      '--encoder',
+      join(dir, 'enc'),
+      '--decoder',
+      dec.dir,
+      '--out',
+      join(dir, 'cache'),
+      '--data.count',
+      '5',
+      '--data.digitsA',
+      '1',
+      '--latent.compressionRate',
+      '2',
+      '--latent.topK',
+      '4',
+      '--chunkSize',
+      '2',
+      '--batchSize',
+      '2',
+    ];
     expect((await run(args)).notes).toMatchObject({ examples: 5, computed: 5, chunks: 3, k: 4 });
     const m = JSON.parse(readFileSync(join(dir, 'cache/manifest.json'), 'utf8')) as Record<string, unknown>;
     expect(m).toMatchObject({ complete: true, r: 2, k: 4, tokenizer: { sha256: tokenizerSha(dec.dir), vocabSize: 128256 }, dataset: { count: 5 } });
     expect((await run([...args, '--resume'])).notes).toMatchObject({ computed: 0, chunks: 3 });
-    const e = await run([...args.map((a) => (a === '2' ? '3' : a)), '--resume']).then(() => null, (x: unknown) => x);
+    const e = await run([...args.map((a) => (a === '2' ? '3' : a)), '--resume']).then(
+      () => null,
+      (x: unknown) => x,
+    );
     expect(e).toBeInstanceOf(UserError);
     expect((e as Error).message).toMatch(/made for other inputs \(r: 2 vs 3\)/);
 
@@ -48,23 +75,38 @@ describe('cache-latents CLI', () => {
       throw new Error('expected an error');
     };
     cpSync(join(cache, 'chunk-000000.safetensors'), join(dir, 'outside.safetensors'));
-    expect(edited((m) => ({ ...m, chunks: m.chunks.map((c, i) => (i === 0 ? { ...c, file: '../outside.safetensors' } : c)) })))
-      .toBe("<cache>/manifest.json: field 'chunks[0].file': \"../outside.safetensors\" is not a chunk file name of this folder (chunk-NNNNNN.safetensors)");
-    expect(edited((m) => ({ ...m, k: 2 }))).toMatch(/^<cache>\/chunk-000000\.safetensors: field 'probs': shape \[\d+, 4\] does not match the manifest \(\[Σm, k\] = \[\d+, 2\]\)$/);
+    expect(edited((m) => ({ ...m, chunks: m.chunks.map((c, i) => (i === 0 ? { ...c, file: '../outside.safetensors' } : c)) }))).toBe(
+      '<cache>/manifest.json: field \'chunks[0].file\': "../outside.safetensors" is not a chunk file name of this folder (chunk-NNNNNN.safetensors)',
+    );
+    expect(edited((m) => ({ ...m, k: 2 }))).toMatch(
+      /^<cache>\/chunk-000000\.safetensors: field 'probs': shape \[\d+, 4\] does not match the manifest \(\[Σm, k\] = \[\d+, 2\]\)$/,
+    );
     expect(edited((m) => ({ ...m, latent: 'hidden', k: 0 }))).toBe("<cache>/chunk-000000.safetensors: field 'hidden': missing: not a hidden chunk");
     expect(edited((m) => ({ ...m, r: 0 }))).toBe("<cache>/manifest.json: field 'r': expected a positive integer, got 0");
     expect(edited((m) => ({ ...m, chunks: [m.chunks[1]!, m.chunks[0]!, m.chunks[2]!] }))).toMatch(/field 'chunks\[0\]': expected examples \[0, end\)/);
 
     // An encoder with fewer positions than the longest example plus its compress tokens: one line, no folder.
     saveModelDir(join(dir, 'enc-short'), { ...enc.config, maxPositionEmbeddings: 16 }, enc.tensors, dec.dir);
-    const short = await run([...args.map((a) => (a === join(dir, 'enc') ? join(dir, 'enc-short') : a === join(dir, 'cache') ? join(dir, 'cache-short') : a))])
-      .then(() => null, (x: unknown) => x);
+    const short = await run([
+      ...args.map((a) => (a === join(dir, 'enc') ? join(dir, 'enc-short') : a === join(dir, 'cache') ? join(dir, 'cache-short') : a)),
+    ]).then(
+      () => null,
+      (x: unknown) => x,
+    );
     expect(short).toBeInstanceOf(UserError);
-    expect((short as Error).message).toMatch(/^field 'data': the longest example needs \d+ positions \(with its latents, r = 2\), more than the max_position_embeddings 16 of .*enc-short/);
+    expect((short as Error).message).toMatch(
+      /^field 'data': the longest example needs \d+ positions \(with its latents, r = 2\), more than the max_position_embeddings 16 of .*enc-short/,
+    );
     expect(existsSync(join(dir, 'cache-short'))).toBe(false);
 
     // The cache records the spec it was made with.
-    expect(JSON.parse(readFileSync(join(dir, 'cache/latent.json'), 'utf8'))).toEqual({ kind: 'soft-topk', compressionRate: 2, topK: 4, ltim: true, ltsum: true });
+    expect(JSON.parse(readFileSync(join(dir, 'cache/latent.json'), 'utf8'))).toEqual({
+      kind: 'soft-topk',
+      compressionRate: 2,
+      topK: 4,
+      ltim: true,
+      ltsum: true,
+    });
   }, 60_000);
 
   it("takes the spec from the encoder's latent.json and refuses a flag that differs", async () => {
@@ -74,9 +116,14 @@ describe('cache-latents CLI', () => {
     const spec = { kind: 'soft-topk', compressionRate: 3, topK: 6, ltim: false, ltsum: true } as const;
     saveModelDir(join(dir, 'enc'), enc.config, enc.tensors, dec.dir, spec);
     const args = ['--encoder', join(dir, 'enc'), '--decoder', dec.dir, '--data.count', '3', '--data.digitsA', '1', '--batchSize', '3'];
-    const e = await run([...args, '--out', join(dir, 'x'), '--latent.topK', '4']).then(() => null, (x: unknown) => x);
+    const e = await run([...args, '--out', join(dir, 'x'), '--latent.topK', '4']).then(
+      () => null,
+      (x: unknown) => x,
+    );
     expect(e).toBeInstanceOf(UserError);
-    expect((e as Error).message).toBe(`latent spec mismatch: cache-latents config sets latent.topK = 4 but ${join(dir, 'enc/latent.json')} records 6; drop the field to use the recorded value`);
+    expect((e as Error).message).toBe(
+      `latent spec mismatch: cache-latents config sets latent.topK = 4 but ${join(dir, 'enc/latent.json')} records 6; drop the field to use the recorded value`,
+    );
     expect(existsSync(join(dir, 'x'))).toBe(false);
     expect((await run([...args, '--out', join(dir, 'cache')])).notes).toMatchObject({ examples: 3, k: 6, compressionRate: 3 });
     expect(JSON.parse(readFileSync(join(dir, 'cache/manifest.json'), 'utf8'))).toMatchObject({ r: 3, k: 6, ltim: false, latent: 'soft-topk' });

@@ -4,7 +4,17 @@ import { type PhaseCliIo, cacheLatentsConfig, phaseCommand, runCacheLatents, run
 
 /** Parses `argv` (without node and script) and runs; the summary goes to `write` as one JSON line. */
 export async function runCli(argv: readonly string[], io: PhaseCliIo): Promise<void> {
-  await runPhaseCli('cache-latents', [phaseCommand({
-    command: '$0', describe: 'run the union encoder over the training set; write top-k latent distributions (chunked, resumable, with a manifest)', schema: cacheLatentsConfig, run: runCacheLatents,
-  })], argv, io);
+  await runPhaseCli(
+    'cache-latents',
+    [
+      phaseCommand({
+        command: '$0',
+        describe: 'run the union encoder over the training set; write top-k latent distributions (chunked, resumable, with a manifest)',
+        schema: cacheLatentsConfig,
+        run: runCacheLatents,
+      }),
+    ],
+    argv,
+    io,
+  );
 }

@@ -11,11 +11,31 @@ import { writeRandomModel } from '@latent-sft/pipeline';
 import { describe, expect, it } from 'vitest';
 import { runCli } from './index.js';
 
-const micro = ['--base.kind', 'init', '--base.hiddenSize', '16', '--base.intermediateSize', '32', '--data.count', '4', '--data.digitsA', '1', '--train.steps', '2', '--train.batchSize', '2'];
+const micro = [
+  '--base.kind',
+  'init',
+  '--base.hiddenSize',
+  '16',
+  '--base.intermediateSize',
+  '32',
+  '--data.count',
+  '4',
+  '--data.digitsA',
+  '1',
+  '--train.steps',
+  '2',
+  '--train.batchSize',
+  '2',
+];
 
 async function run(argv: string[]): Promise<string> {
   let out = '';
-  await runCli(argv, { logger: silentLogger, write: (t) => { out += t; } });
+  await runCli(argv, {
+    logger: silentLogger,
+    write: (t) => {
+      out += t;
+    },
+  });
   return out;
 }
 
@@ -62,7 +82,9 @@ describe('cot-sft CLI', () => {
     expect(readFileSync(join(out, 'hf/model.safetensors')).equals(weights)).toBe(true);
     // A real change is refused and config.json is left as it was; the resume flag itself is no change.
     const config = readFileSync(join(out, 'config.json'), 'utf8');
-    expect(await oneLine([...args, '--resume', '--train.lr', '0.001'])).toMatch(/--resume with a changed config \(train\.lr: 0\.003 → 0\.001\); .*--allowConfigChange/);
+    expect(await oneLine([...args, '--resume', '--train.lr', '0.001'])).toMatch(
+      /--resume with a changed config \(train\.lr: 0\.003 → 0\.001\); .*--allowConfigChange/,
+    );
     expect(readFileSync(join(out, 'config.json'), 'utf8')).toBe(config);
     await run([...args, '--resume', '--train.lr', '0.001', '--allow-config-change']);
     const phase = JSON.parse(readFileSync(join(out, 'phase.json'), 'utf8')) as { configChanges: Array<{ changed: string[] }> };
@@ -77,8 +99,9 @@ describe('cot-sft CLI', () => {
     try {
       const lock = { pid: holder.pid, host: hostname(), app: 'cot-sft', startedAt: '2026-01-01T00:00:00.000Z' };
       writeFileSync(join(out, '.lock'), JSON.stringify(lock));
-      expect(await oneLine(['--out', out, ...micro, '--resume']))
-        .toBe(`${out}: in use by another run (cot-sft, pid ${holder.pid}, since 2026-01-01T00:00:00.000Z); wait for it to end or choose another output dir`);
+      expect(await oneLine(['--out', out, ...micro, '--resume'])).toBe(
+        `${out}: in use by another run (cot-sft, pid ${holder.pid}, since 2026-01-01T00:00:00.000Z); wait for it to end or choose another output dir`,
+      );
       expect(readFileSync(join(out, '.lock'), 'utf8')).toBe(JSON.stringify(lock));
     } finally {
       holder.kill('SIGKILL');
@@ -89,24 +112,27 @@ describe('cot-sft CLI', () => {
     expect(existsSync(join(out, '.lock'))).toBe(false);
   }, 240_000);
 
-  it('an example longer than the base model\'s max_position_embeddings is one line before the folder is claimed', async () => {
+  it("an example longer than the base model's max_position_embeddings is one line before the folder is claimed", async () => {
     const base = join(dir, 'short-base');
     await writeRandomModel(base, 'llama-3.2', { hiddenSize: 16, intermediateSize: 32, layers: 1, heads: 4, kvHeads: 2 }, 3);
     const cfg = JSON.parse(readFileSync(join(base, 'config.json'), 'utf8')) as Record<string, unknown>;
     writeFileSync(join(base, 'config.json'), JSON.stringify({ ...cfg, max_position_embeddings: 16 }));
     const out = join(dir, 'too-long');
-    expect(await oneLine(['--out', out, '--base.kind', 'checkpoint', '--base.dir', base, '--data.count', '4', '--data.digitsA', '1', '--train.steps', '1']))
-      .toMatch(/^field 'data': the longest example needs \d+ positions, more than the max_position_embeddings 16 of .*short-base; use shorter problems/);
+    expect(
+      await oneLine(['--out', out, '--base.kind', 'checkpoint', '--base.dir', base, '--data.count', '4', '--data.digitsA', '1', '--train.steps', '1']),
+    ).toMatch(/^field 'data': the longest example needs \d+ positions, more than the max_position_embeddings 16 of .*short-base; use shorter problems/);
     expect(existsSync(out)).toBe(false);
   }, 120_000);
 
   it('sizes that cannot be allocated are one line naming base before anything is written', async () => {
     const out = join(dir, 'huge');
-    expect(await oneLine(['--out', out, '--base.hiddenSize', '1000000', '--base.heads', '4', '--base.kvHeads', '2']))
-      .toMatch(/^field 'base': hidden 1000000, MLP 128, 2 layers and 128256 rows make model\.layers\.0\.self_attn\.q_proj\.weight 1\.00e\+12 elements, more than one tensor can hold \(4294967295\)$/);
+    expect(await oneLine(['--out', out, '--base.hiddenSize', '1000000', '--base.heads', '4', '--base.kvHeads', '2'])).toMatch(
+      /^field 'base': hidden 1000000, MLP 128, 2 layers and 128256 rows make model\.layers\.0\.self_attn\.q_proj\.weight 1\.00e\+12 elements, more than one tensor can hold \(4294967295\)$/,
+    );
     // 30000 × 30000 fits one tensor, but 200 layers of them fit no machine's memory.
-    expect(await oneLine(['--out', out, '--base.hiddenSize', '30000', '--base.heads', '4', '--base.kvHeads', '2', '--base.layers', '200']))
-      .toMatch(/^field 'base': hidden 30000, MLP 128, 200 layers and 128256 rows make \d\.\d+e\+11 parameters: \d+\.\d GiB of float32 weights \(about 4× that to train\), more than the \d+\.\d GiB of memory here$/);
+    expect(await oneLine(['--out', out, '--base.hiddenSize', '30000', '--base.heads', '4', '--base.kvHeads', '2', '--base.layers', '200'])).toMatch(
+      /^field 'base': hidden 30000, MLP 128, 200 layers and 128256 rows make \d\.\d+e\+11 parameters: \d+\.\d GiB of float32 weights \(about 4× that to train\), more than the \d+\.\d GiB of memory here$/,
+    );
     expect(existsSync(out)).toBe(false);
   });
 

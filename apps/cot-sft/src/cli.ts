@@ -4,7 +4,17 @@ import { type PhaseCliIo, cotSftConfig, phaseCommand, runCotSft, runPhaseCli } f
 
 /** Parses `argv` (without node and script) and runs; the summary goes to `write` as one JSON line. */
 export async function runCli(argv: readonly string[], io: PhaseCliIo): Promise<void> {
-  await runPhaseCli('cot-sft', [phaseCommand({
-    command: '$0', describe: 'explicit CoT SFT of a base model → M0 (variant no-cot: the No-CoT baseline)', schema: cotSftConfig, run: runCotSft,
-  })], argv, io);
+  await runPhaseCli(
+    'cot-sft',
+    [
+      phaseCommand({
+        command: '$0',
+        describe: 'explicit CoT SFT of a base model → M0 (variant no-cot: the No-CoT baseline)',
+        schema: cotSftConfig,
+        run: runCotSft,
+      }),
+    ],
+    argv,
+    io,
+  );
 }

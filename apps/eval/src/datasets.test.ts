@@ -32,7 +32,9 @@ describe('parseDatasets with multiplication test sets', () => {
     expect(message(() => parseDatasets('gsm8k-test,multiplication'))).toBe(`field '--datasets': bad dataset 'multiplication'; ${syntax}`);
     expect(message(() => parseDatasets('multiplication-1001x2'))).toMatch(/bad dataset 'multiplication-1001x2'/);
     expect(message(() => parseDatasets('multiplication-3x3,multiplication-3x3'))).toBe(`field '--datasets': 'multiplication-3x3' is listed twice`);
-    expect(message(() => parseDatasets('mult-3x3'))).toMatch(/^field '--datasets': unknown dataset 'mult-3x3'; expected one of gsm8k-train, .*, multiplication-<A>x<B>$/);
+    expect(message(() => parseDatasets('mult-3x3'))).toMatch(
+      /^field '--datasets': unknown dataset 'mult-3x3'; expected one of gsm8k-train, .*, multiplication-<A>x<B>$/,
+    );
   });
 
   it('loads the test set (a prefix under --limit) with integer answers and the partial-product CoT', () => {
@@ -63,36 +65,68 @@ describe('eval run on multiplication-2x2 (CPU, tiny random model)', () => {
     tok = await writeTinyLlama(model);
   }, SLOW);
 
-  it('writes 4 integer-judged rows with ECR against the partial-product CoT, and a summary column multiplication-2x2', async () => {
-    const out = join(root, 'run');
-    let printed = '';
-    await runCli(['run', '--model', model, '--datasets', 'multiplication-2x2', '--limit', '4', '--max-new-tokens', '6', '--mode', 'latent',
-      '--seeds', '1', '--max-latent', '4', '--out', out, '--method-name', 'Latent-SFT(4)'], (t) => { printed += t; }, logger);
-    expect((JSON.parse(printed) as { runs: Array<{ dataset: string }> }).runs.map((r) => r.dataset)).toEqual(['multiplication-2x2']);
-    const problems = multiplicationTestSet(2, 2).slice(0, 4);
-    const rows = readFileSync(join(out, 'predictions', 'multiplication-2x2.seed-1.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as EvalRow);
-    expect(rows.map((r) => r.id)).toEqual(['0', '1', '2', '3']);
-    rows.forEach((r, i) => {
-      const p = problems[i]!;
-      expect(r.dataset).toBe('multiplication');
-      expect(r.gold).toBe(p.answer);
-      expect(r.prompt).toContain(p.problem);
-      expect(r.extracted).toBe(extractAnswer(r.output).answer);
-      expect(r.correct).toBe(isEquivalent(r.extracted, r.gold, 'integer'));
-      expect(r.latents).toBeLessThanOrEqual(4);
-      if (r.latents > 0) {
-        const ref = tok.encode(p.cot as string);
-        for (const k of [1, 5, 10]) {
-          const union = new Set(r.latentSteps.flatMap((st) => st.ids.slice(0, k)));
-          expect(r.ecr![String(k)]).toBeAllclose(ref.filter((id) => union.has(id)).length / r.latents, { rtol: 1e-12 });
-        }
-      } else expect(r.ecr).toBeNull();
-    });
-    expect(rows.some((r) => r.ecr !== null)).toBe(true);
-    const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as EvalSummary;
-    expect(s.datasets).toEqual(['multiplication-2x2']);
-    expect(s.runs.map((r) => [r.dataset, r.seed, r.scored, r.correct])).toEqual([['multiplication-2x2', 1, 4, rows.filter((r) => r.correct).length]]);
-    expect(s.notes.join('\n')).toContain('per problem with #L ≥ 1 and a reference CoT (multiplication-2x2)');
-    expect(readFileSync(join(out, 'summary.md'), 'utf8')).toContain('| Method | multiplication-2x2 P@1 | lenient | #L |');
-  }, SLOW);
+  it(
+    'writes 4 integer-judged rows with ECR against the partial-product CoT, and a summary column multiplication-2x2',
+    async () => {
+      const out = join(root, 'run');
+      let printed = '';
+      await runCli(
+        [
+          'run',
+          '--model',
+          model,
+          '--datasets',
+          'multiplication-2x2',
+          '--limit',
+          '4',
+          '--max-new-tokens',
+          '6',
+          '--mode',
+          'latent',
+          '--seeds',
+          '1',
+          '--max-latent',
+          '4',
+          '--out',
+          out,
+          '--method-name',
+          'Latent-SFT(4)',
+        ],
+        (t) => {
+          printed += t;
+        },
+        logger,
+      );
+      expect((JSON.parse(printed) as { runs: Array<{ dataset: string }> }).runs.map((r) => r.dataset)).toEqual(['multiplication-2x2']);
+      const problems = multiplicationTestSet(2, 2).slice(0, 4);
+      const rows = readFileSync(join(out, 'predictions', 'multiplication-2x2.seed-1.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as EvalRow);
+      expect(rows.map((r) => r.id)).toEqual(['0', '1', '2', '3']);
+      rows.forEach((r, i) => {
+        const p = problems[i]!;
+        expect(r.dataset).toBe('multiplication');
+        expect(r.gold).toBe(p.answer);
+        expect(r.prompt).toContain(p.problem);
+        expect(r.extracted).toBe(extractAnswer(r.output).answer);
+        expect(r.correct).toBe(isEquivalent(r.extracted, r.gold, 'integer'));
+        expect(r.latents).toBeLessThanOrEqual(4);
+        if (r.latents > 0) {
+          const ref = tok.encode(p.cot as string);
+          for (const k of [1, 5, 10]) {
+            const union = new Set(r.latentSteps.flatMap((st) => st.ids.slice(0, k)));
+            expect(r.ecr![String(k)]).toBeAllclose(ref.filter((id) => union.has(id)).length / r.latents, { rtol: 1e-12 });
+          }
+        } else expect(r.ecr).toBeNull();
+      });
+      expect(rows.some((r) => r.ecr !== null)).toBe(true);
+      const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as EvalSummary;
+      expect(s.datasets).toEqual(['multiplication-2x2']);
+      expect(s.runs.map((r) => [r.dataset, r.seed, r.scored, r.correct])).toEqual([['multiplication-2x2', 1, 4, rows.filter((r) => r.correct).length]]);
+      expect(s.notes.join('\n')).toContain('per problem with #L ≥ 1 and a reference CoT (multiplication-2x2)');
+      expect(readFileSync(join(out, 'summary.md'), 'utf8')).toContain('| Method | multiplication-2x2 P@1 | lenient | #L |');
+    },
+    SLOW,
+  );
 });

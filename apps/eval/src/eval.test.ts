@@ -9,7 +9,15 @@ import { join } from 'node:path';
 import type { Logger } from '@latent-sft/core';
 import { loadDataset } from '@latent-sft/data';
 import {
-  type EvalRow, type EvalSummary, TokenText, buildRow, datasetAnswerKind, explicitReasoningLength, extractAnswer, findSubsequence, formatValue,
+  type EvalRow,
+  type EvalSummary,
+  TokenText,
+  buildRow,
+  datasetAnswerKind,
+  explicitReasoningLength,
+  extractAnswer,
+  findSubsequence,
+  formatValue,
   isEquivalent,
 } from '@latent-sft/eval';
 import { writeLatentSpec } from '@latent-sft/latent';
@@ -29,9 +37,15 @@ function recordingLogger(): Logger & { messages: string[] } {
   const messages: string[] = [];
   const l = {
     messages,
-    info: (_o: object, m?: string) => { if (m) messages.push(m); },
-    warn: (_o: object, m?: string) => { if (m) messages.push(m); },
-    error: (_o: object, m?: string) => { if (m) messages.push(m); },
+    info: (_o: object, m?: string) => {
+      if (m) messages.push(m);
+    },
+    warn: (_o: object, m?: string) => {
+      if (m) messages.push(m);
+    },
+    error: (_o: object, m?: string) => {
+      if (m) messages.push(m);
+    },
     debug: () => {},
     child: () => l,
   };
@@ -40,19 +54,40 @@ function recordingLogger(): Logger & { messages: string[] } {
 
 async function cli(argv: string[], logger: Logger = recordingLogger()): Promise<string> {
   let out = '';
-  await runCli(argv, (t) => { out += t; }, logger);
+  await runCli(
+    argv,
+    (t) => {
+      out += t;
+    },
+    logger,
+  );
   return out;
 }
 
 function rows(out: string, dataset: string, seed: number): EvalRow[] {
-  return readFileSync(join(out, 'predictions', `${dataset}.seed-${seed}.jsonl`), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as EvalRow);
+  return readFileSync(join(out, 'predictions', `${dataset}.seed-${seed}.jsonl`), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as EvalRow);
 }
 
 function summary(out: string): EvalSummary {
   return JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as EvalSummary;
 }
 
-const common = (out: string, limit = 5) => ['run', '--model', model, '--datasets', 'gsm8k-aug-test', '--limit', String(limit), '--max-new-tokens', '6', '--out', out];
+const common = (out: string, limit = 5) => [
+  'run',
+  '--model',
+  model,
+  '--datasets',
+  'gsm8k-aug-test',
+  '--limit',
+  String(limit),
+  '--max-new-tokens',
+  '6',
+  '--out',
+  out,
+];
 
 beforeAll(async () => {
   model = join(root, 'tiny-llama-128k');
@@ -63,180 +98,241 @@ describe('eval run (latent)', () => {
   const out = join(root, 'latent');
   let rs: EvalRow[][];
 
-  it('writes 5 rows per seed whose answers, verdicts, prompts, superpositions and ECR are consistent', async () => {
-    const printed = JSON.parse(await cli([...common(out), '--mode', 'latent', '--seeds', '1,2', '--max-latent', '4', '--batch-size', '3',
-      '--method-name', 'Latent-SFT(4)'])) as { runs: unknown[] };
-    expect(printed.runs.length).toBe(2);
-    for (const f of ['phase.json', 'config.json', 'summary.json', 'summary.md', 'report.html']) expect(existsSync(join(out, f))).toBe(true);
-    const problems = loadDataset('gsm8k-aug-test').problems.slice(0, 5);
-    rs = [rows(out, 'gsm8k-aug-test', 1), rows(out, 'gsm8k-aug-test', 2)];
-    const endThink = latentMarkerIds(tok).endThink;
-    for (const [s, seedRows] of rs.entries()) {
-      expect(seedRows.map((r) => r.id)).toEqual(['0', '1', '2', '3', '4']);
-      seedRows.forEach((r, i) => {
-        const p = problems[i]!;
-        expect(r.seed).toBe(s + 1);
-        expect(r.gold).toBe(p.answer);
-        // The prompt is the training sequence's prefix + <think> (the collators' head).
-        const enc = encodeExample(tok, { problem: p.problem, cot: p.cot ?? '', answer: 'x' });
-        expect(tok.encode(r.prompt.slice(0, -THINK.length)).concat(tok.encode(THINK))).toEqual(enc.ids.slice(0, enc.spans.think[1]));
-        expect(r.promptTokens).toBe(enc.spans.think[1]);
-        expect(r.output).toBe(tok.decode(r.outputIds));
-        expect(r.outputIds.length).toBeLessThanOrEqual(6);
-        expect(r.finishReason === 'length').toBe(r.outputIds.length === 6);
-        // Correctness comes from the eval package's extraction and equivalence.
-        expect(r.extracted).toBe(extractAnswer(r.output).answer);
-        expect(r.correct).toBe(isEquivalent(r.extracted, r.gold, datasetAnswerKind('gsm8k-aug-test')));
-        // #L = latent steps, each a top-10 superposition with decoded tokens and descending probabilities.
-        expect(r.latents).toBe(r.latentSteps.length);
-        expect(r.latents).toBeLessThanOrEqual(4);
-        expect(r.latentStop).toBe(r.latents === 4 ? 'max' : 'end');
-        for (const st of r.latentSteps) {
-          expect(st.ids.length).toBe(10);
-          expect(st.tokens).toEqual(st.ids.map((id) => tok.decode([id])));
-          expect(st.probs.reduce((a, b) => a + b, 0)).toBeAllclose(1, { atol: 1e-5 });
-          for (let j = 1; j < 10; j++) expect(st.probs[j]!).toBeLessThanOrEqual(st.probs[j - 1]!);
-          expect(st.ids[0]).not.toBe(endThink[0]); // an argmax equal to the latent-end id ends the phase instead
-        }
-        // Entropy of the recorded top-10 distributions, recomputed here.
-        const h = r.latentSteps.map((st) => -st.probs.reduce((a, q) => a + (q > 0 ? q * Math.log(q) : 0), 0));
-        expect(r.latentEntropy).toBeAllclose(h.reduce((a, b) => a + b, 0) / h.length, { rtol: 1e-9 });
-        // ECR@K: reference-CoT tokens (the equation CoT) inside the union of the latents' top-K ids, over #L.
-        const ref = tok.encode(p.cot as string);
-        for (const k of [1, 5, 10]) {
-          const union = new Set(r.latentSteps.flatMap((st) => st.ids.slice(0, k)));
-          expect(r.ecr![String(k)]).toBeAllclose(ref.filter((id) => union.has(id)).length / r.latents, { rtol: 1e-12 });
-        }
-      });
-    }
-    // Summary: per-run counts and the Table-1 cell (mean ± std over the two seeds).
-    const s = summary(out);
-    expect(s.method).toBe('Latent-SFT(4)');
-    expect(s.runs.map((r) => [r.dataset, r.seed, r.scored])).toEqual([['gsm8k-aug-test', 1, 5], ['gsm8k-aug-test', 2, 5]]);
-    const acc = rs.map((seedRows) => seedRows.filter((r) => r.correct).length / 5);
-    const meanL = rs.map((seedRows) => seedRows.reduce((a, r) => a + r.latents, 0) / 5);
-    expect(s.runs.map((r) => r.correct)).toEqual(rs.map((seedRows) => seedRows.filter((r) => r.correct).length));
-    expect(s.runs.map((r) => r.accuracy)).toEqual(acc);
-    expect(s.runs.map((r) => r.latents.mean)).toEqual(meanL);
-    const cell = s.table.rows[0]!.cells[0]!;
-    expect(cell.pass1.mean).toBeAllclose((acc[0]! + acc[1]!) * 50, { rtol: 1e-12 });
-    expect(cell.latents.mean).toBeAllclose((meanL[0]! + meanL[1]!) / 2, { rtol: 1e-12 });
-    expect(cell.latents.std).toBeAllclose(Math.abs(meanL[0]! - meanL[1]!) / Math.SQRT2, { atol: 1e-12 });
-    const md = readFileSync(join(out, 'summary.md'), 'utf8');
-    expect(md).toContain('| Method | GSM8k-Aug P@1 | lenient | #L | Avg P@1 | Avg #L | P@1/#L |');
-    expect(md).toContain(`| Latent-SFT(4) | ${formatValue(cell.pass1.mean)}±`);
-    expect(md).toContain('N_eff (effective global parallelism) not computed');
-    const html = readFileSync(join(out, 'report.html'), 'utf8');
-    expect(html).toContain('<th class="method">Latent-SFT(4)</th>');
-    expect(html.match(/<svg [^>]*class="superposition"/g)?.length).toBe(4);
-  }, SLOW);
+  it(
+    'writes 5 rows per seed whose answers, verdicts, prompts, superpositions and ECR are consistent',
+    async () => {
+      const printed = JSON.parse(
+        await cli([...common(out), '--mode', 'latent', '--seeds', '1,2', '--max-latent', '4', '--batch-size', '3', '--method-name', 'Latent-SFT(4)']),
+      ) as { runs: unknown[] };
+      expect(printed.runs.length).toBe(2);
+      for (const f of ['phase.json', 'config.json', 'summary.json', 'summary.md', 'report.html']) expect(existsSync(join(out, f))).toBe(true);
+      const problems = loadDataset('gsm8k-aug-test').problems.slice(0, 5);
+      rs = [rows(out, 'gsm8k-aug-test', 1), rows(out, 'gsm8k-aug-test', 2)];
+      const endThink = latentMarkerIds(tok).endThink;
+      for (const [s, seedRows] of rs.entries()) {
+        expect(seedRows.map((r) => r.id)).toEqual(['0', '1', '2', '3', '4']);
+        seedRows.forEach((r, i) => {
+          const p = problems[i]!;
+          expect(r.seed).toBe(s + 1);
+          expect(r.gold).toBe(p.answer);
+          // The prompt is the training sequence's prefix + <think> (the collators' head).
+          const enc = encodeExample(tok, { problem: p.problem, cot: p.cot ?? '', answer: 'x' });
+          expect(tok.encode(r.prompt.slice(0, -THINK.length)).concat(tok.encode(THINK))).toEqual(enc.ids.slice(0, enc.spans.think[1]));
+          expect(r.promptTokens).toBe(enc.spans.think[1]);
+          expect(r.output).toBe(tok.decode(r.outputIds));
+          expect(r.outputIds.length).toBeLessThanOrEqual(6);
+          expect(r.finishReason === 'length').toBe(r.outputIds.length === 6);
+          // Correctness comes from the eval package's extraction and equivalence.
+          expect(r.extracted).toBe(extractAnswer(r.output).answer);
+          expect(r.correct).toBe(isEquivalent(r.extracted, r.gold, datasetAnswerKind('gsm8k-aug-test')));
+          // #L = latent steps, each a top-10 superposition with decoded tokens and descending probabilities.
+          expect(r.latents).toBe(r.latentSteps.length);
+          expect(r.latents).toBeLessThanOrEqual(4);
+          expect(r.latentStop).toBe(r.latents === 4 ? 'max' : 'end');
+          for (const st of r.latentSteps) {
+            expect(st.ids.length).toBe(10);
+            expect(st.tokens).toEqual(st.ids.map((id) => tok.decode([id])));
+            expect(st.probs.reduce((a, b) => a + b, 0)).toBeAllclose(1, { atol: 1e-5 });
+            for (let j = 1; j < 10; j++) expect(st.probs[j]!).toBeLessThanOrEqual(st.probs[j - 1]!);
+            expect(st.ids[0]).not.toBe(endThink[0]); // an argmax equal to the latent-end id ends the phase instead
+          }
+          // Entropy of the recorded top-10 distributions, recomputed here.
+          const h = r.latentSteps.map((st) => -st.probs.reduce((a, q) => a + (q > 0 ? q * Math.log(q) : 0), 0));
+          expect(r.latentEntropy).toBeAllclose(h.reduce((a, b) => a + b, 0) / h.length, { rtol: 1e-9 });
+          // ECR@K: reference-CoT tokens (the equation CoT) inside the union of the latents' top-K ids, over #L.
+          const ref = tok.encode(p.cot as string);
+          for (const k of [1, 5, 10]) {
+            const union = new Set(r.latentSteps.flatMap((st) => st.ids.slice(0, k)));
+            expect(r.ecr![String(k)]).toBeAllclose(ref.filter((id) => union.has(id)).length / r.latents, { rtol: 1e-12 });
+          }
+        });
+      }
+      // Summary: per-run counts and the Table-1 cell (mean ± std over the two seeds).
+      const s = summary(out);
+      expect(s.method).toBe('Latent-SFT(4)');
+      expect(s.runs.map((r) => [r.dataset, r.seed, r.scored])).toEqual([
+        ['gsm8k-aug-test', 1, 5],
+        ['gsm8k-aug-test', 2, 5],
+      ]);
+      const acc = rs.map((seedRows) => seedRows.filter((r) => r.correct).length / 5);
+      const meanL = rs.map((seedRows) => seedRows.reduce((a, r) => a + r.latents, 0) / 5);
+      expect(s.runs.map((r) => r.correct)).toEqual(rs.map((seedRows) => seedRows.filter((r) => r.correct).length));
+      expect(s.runs.map((r) => r.accuracy)).toEqual(acc);
+      expect(s.runs.map((r) => r.latents.mean)).toEqual(meanL);
+      const cell = s.table.rows[0]!.cells[0]!;
+      expect(cell.pass1.mean).toBeAllclose((acc[0]! + acc[1]!) * 50, { rtol: 1e-12 });
+      expect(cell.latents.mean).toBeAllclose((meanL[0]! + meanL[1]!) / 2, { rtol: 1e-12 });
+      expect(cell.latents.std).toBeAllclose(Math.abs(meanL[0]! - meanL[1]!) / Math.SQRT2, { atol: 1e-12 });
+      const md = readFileSync(join(out, 'summary.md'), 'utf8');
+      expect(md).toContain('| Method | GSM8k-Aug P@1 | lenient | #L | Avg P@1 | Avg #L | P@1/#L |');
+      expect(md).toContain(`| Latent-SFT(4) | ${formatValue(cell.pass1.mean)}±`);
+      expect(md).toContain('N_eff (effective global parallelism) not computed');
+      const html = readFileSync(join(out, 'report.html'), 'utf8');
+      expect(html).toContain('<th class="method">Latent-SFT(4)</th>');
+      expect(html.match(/<svg [^>]*class="superposition"/g)?.length).toBe(4);
+    },
+    SLOW,
+  );
 
-  it('is deterministic per seed and independent of the batch size; seeds differ', async () => {
-    const again = join(root, 'latent-again');
-    await cli([...common(again), '--mode', 'latent', '--seeds', '2', '--max-latent', '4', '--batch-size', '3', '--method-name', 'Latent-SFT(4)']);
-    expect(rows(again, 'gsm8k-aug-test', 2)).toEqual(rs[1]);
-    // Another batch size: the same tokens and answers; probabilities up to fp32 batching noise of ORT's matmuls.
-    const other = join(root, 'latent-batch2');
-    await cli([...common(other), '--mode', 'latent', '--seeds', '2', '--max-latent', '4', '--batch-size', '2', '--method-name', 'Latent-SFT(4)']);
-    const b2 = rows(other, 'gsm8k-aug-test', 2);
-    const strip = (r: EvalRow) => ({ ...r, latentEntropy: null, latentSteps: r.latentSteps.map((st) => ({ ...st, probs: [] })) });
-    expect(b2.map(strip)).toEqual(rs[1]!.map(strip));
-    expect(b2.flatMap((r) => r.latentSteps.flatMap((st) => st.probs))).toBeAllclose(rs[1]!.flatMap((r) => r.latentSteps.flatMap((st) => st.probs)), { atol: 1e-6 });
-    // The latent phase is argmax-driven (same for both seeds); the sampled answers are not.
-    expect(rs[0]!.map((r) => r.latentSteps)).toEqual(rs[1]!.map((r) => r.latentSteps));
-    expect(rs[0]!.map((r) => r.outputIds)).not.toEqual(rs[1]!.map((r) => r.outputIds));
-  }, SLOW);
+  it(
+    'is deterministic per seed and independent of the batch size; seeds differ',
+    async () => {
+      const again = join(root, 'latent-again');
+      await cli([...common(again), '--mode', 'latent', '--seeds', '2', '--max-latent', '4', '--batch-size', '3', '--method-name', 'Latent-SFT(4)']);
+      expect(rows(again, 'gsm8k-aug-test', 2)).toEqual(rs[1]);
+      // Another batch size: the same tokens and answers; probabilities up to fp32 batching noise of ORT's matmuls.
+      const other = join(root, 'latent-batch2');
+      await cli([...common(other), '--mode', 'latent', '--seeds', '2', '--max-latent', '4', '--batch-size', '2', '--method-name', 'Latent-SFT(4)']);
+      const b2 = rows(other, 'gsm8k-aug-test', 2);
+      const strip = (r: EvalRow) => ({ ...r, latentEntropy: null, latentSteps: r.latentSteps.map((st) => ({ ...st, probs: [] })) });
+      expect(b2.map(strip)).toEqual(rs[1]!.map(strip));
+      expect(b2.flatMap((r) => r.latentSteps.flatMap((st) => st.probs))).toBeAllclose(
+        rs[1]!.flatMap((r) => r.latentSteps.flatMap((st) => st.probs)),
+        { atol: 1e-6 },
+      );
+      // The latent phase is argmax-driven (same for both seeds); the sampled answers are not.
+      expect(rs[0]!.map((r) => r.latentSteps)).toEqual(rs[1]!.map((r) => r.latentSteps));
+      expect(rs[0]!.map((r) => r.outputIds)).not.toEqual(rs[1]!.map((r) => r.outputIds));
+    },
+    SLOW,
+  );
 
-  it('reuses the rows of the same run, refuses a different one without --force, and replaces it with --force', async () => {
-    const before = statSync(join(out, 'predictions', 'gsm8k-aug-test.seed-1.jsonl')).mtimeMs;
-    const log = recordingLogger();
-    await cli([...common(out), '--mode', 'latent', '--seeds', '1,2', '--max-latent', '4', '--batch-size', '3', '--method-name', 'Latent-SFT(4)'], log);
-    expect(log.messages.filter((m) => m === 'reusing the rows of the same run').length).toBe(2);
-    expect(statSync(join(out, 'predictions', 'gsm8k-aug-test.seed-1.jsonl')).mtimeMs).toBe(before);
-    const other = [...common(out), '--mode', 'latent', '--seeds', '1', '--max-latent', '2', '--method-name', 'Latent-SFT(4)'];
-    await expect(cli(other)).rejects.toThrow(/holds a different eval run \(config [0-9a-f]{12} ≠ [0-9a-f]{12}\); choose another output dir or pass --force to replace it/);
-    const stray = join(root, 'stray');
-    mkdirSync(stray);
-    writeFileSync(join(stray, 'notes.txt'), 'x');
-    await expect(cli([...common(stray), '--seeds', '1'])).rejects.toThrow('not empty and holds no phase run (notes.txt)');
-    await cli([...common(out, 2), '--mode', 'latent', '--seeds', '1', '--max-latent', '2', '--method-name', 'Latent-SFT(4)', '--force']);
-    const s = summary(out);
-    expect(s.runs.map((r) => [r.seed, r.scored])).toEqual([[1, 2]]);
-    expect(existsSync(join(out, 'predictions', 'gsm8k-aug-test.seed-2.jsonl'))).toBe(false);
-    expect(Math.max(...rows(out, 'gsm8k-aug-test', 1).map((r) => r.latents))).toBeLessThanOrEqual(2);
-  }, SLOW);
+  it(
+    'reuses the rows of the same run, refuses a different one without --force, and replaces it with --force',
+    async () => {
+      const before = statSync(join(out, 'predictions', 'gsm8k-aug-test.seed-1.jsonl')).mtimeMs;
+      const log = recordingLogger();
+      await cli([...common(out), '--mode', 'latent', '--seeds', '1,2', '--max-latent', '4', '--batch-size', '3', '--method-name', 'Latent-SFT(4)'], log);
+      expect(log.messages.filter((m) => m === 'reusing the rows of the same run').length).toBe(2);
+      expect(statSync(join(out, 'predictions', 'gsm8k-aug-test.seed-1.jsonl')).mtimeMs).toBe(before);
+      const other = [...common(out), '--mode', 'latent', '--seeds', '1', '--max-latent', '2', '--method-name', 'Latent-SFT(4)'];
+      await expect(cli(other)).rejects.toThrow(
+        /holds a different eval run \(config [0-9a-f]{12} ≠ [0-9a-f]{12}\); choose another output dir or pass --force to replace it/,
+      );
+      const stray = join(root, 'stray');
+      mkdirSync(stray);
+      writeFileSync(join(stray, 'notes.txt'), 'x');
+      await expect(cli([...common(stray), '--seeds', '1'])).rejects.toThrow('not empty and holds no phase run (notes.txt)');
+      await cli([...common(out, 2), '--mode', 'latent', '--seeds', '1', '--max-latent', '2', '--method-name', 'Latent-SFT(4)', '--force']);
+      const s = summary(out);
+      expect(s.runs.map((r) => [r.seed, r.scored])).toEqual([[1, 2]]);
+      expect(existsSync(join(out, 'predictions', 'gsm8k-aug-test.seed-2.jsonl'))).toBe(false);
+      expect(Math.max(...rows(out, 'gsm8k-aug-test', 1).map((r) => r.latents))).toBeLessThanOrEqual(2);
+    },
+    SLOW,
+  );
 });
 
 describe('eval run (latent) follows the latent spec of the model folder', () => {
-  it("takes top-k from latent.json, refuses a --latent-top-k that differs, and reads the legacy {kind, r} form", async () => {
-    const spec = join(root, 'spec-model');
-    cpSync(model, spec, { recursive: true });
-    writeLatentSpec(spec, { kind: 'soft-topk', compressionRate: 4, topK: 3, ltim: true, ltsum: true });
-    const args = ['run', '--model', spec, '--datasets', 'gsm8k-aug-test', '--limit', '2', '--max-new-tokens', '2', '--max-latent', '2', '--seeds', '1', '--greedy'];
-    await cli([...args, '--ecr-k', '1,3', '--out', join(root, 'spec-eval')]);
-    const rr = rows(join(root, 'spec-eval'), 'gsm8k-aug-test', 1);
-    expect(rr.flatMap((r) => r.latentSteps).every((st) => st.ids.length === 3)).toBe(true);
-    expect(rr.some((r) => r.latentSteps.length > 0)).toBe(true);
-    expect(summary(join(root, 'spec-eval')).notes[0]).toBe('Latent kind: soft-topk (latent.json; compression rate 4, top-k 3): each latent step feeds the top-k soft embedding of its logits.');
-    await expect(cli([...args, '--ecr-k', '1', '--latent-top-k', '5', '--out', join(root, 'spec-x')])).rejects.toThrow(
-      `latent spec mismatch: eval run --latent-top-k sets topK = 5 but ${join(spec, 'latent.json')} records 3; drop the field to use the recorded value`,
-    );
-    await expect(cli([...args, '--out', join(root, 'spec-y')])).rejects.toThrow('K = 5 exceeds the latent top-k 3');
-    expect(existsSync(join(root, 'spec-x')) || existsSync(join(root, 'spec-y'))).toBe(false);
-    writeFileSync(join(spec, 'latent.json'), JSON.stringify({ kind: 'soft', r: 4 }));
-    await cli([...args, '--ecr-k', '1', '--out', join(root, 'spec-legacy')]);
-    expect(summary(join(root, 'spec-legacy')).notes[0]).toMatch(/^Latent kind: soft-topk \(latent.json, legacy \{kind, r\} form: top-k 10, LTIM and LTSuM assumed; compression rate 4, top-k 10\)/);
-  }, SLOW);
+  it(
+    'takes top-k from latent.json, refuses a --latent-top-k that differs, and reads the legacy {kind, r} form',
+    async () => {
+      const spec = join(root, 'spec-model');
+      cpSync(model, spec, { recursive: true });
+      writeLatentSpec(spec, { kind: 'soft-topk', compressionRate: 4, topK: 3, ltim: true, ltsum: true });
+      const args = [
+        'run',
+        '--model',
+        spec,
+        '--datasets',
+        'gsm8k-aug-test',
+        '--limit',
+        '2',
+        '--max-new-tokens',
+        '2',
+        '--max-latent',
+        '2',
+        '--seeds',
+        '1',
+        '--greedy',
+      ];
+      await cli([...args, '--ecr-k', '1,3', '--out', join(root, 'spec-eval')]);
+      const rr = rows(join(root, 'spec-eval'), 'gsm8k-aug-test', 1);
+      expect(rr.flatMap((r) => r.latentSteps).every((st) => st.ids.length === 3)).toBe(true);
+      expect(rr.some((r) => r.latentSteps.length > 0)).toBe(true);
+      expect(summary(join(root, 'spec-eval')).notes[0]).toBe(
+        'Latent kind: soft-topk (latent.json; compression rate 4, top-k 3): each latent step feeds the top-k soft embedding of its logits.',
+      );
+      await expect(cli([...args, '--ecr-k', '1', '--latent-top-k', '5', '--out', join(root, 'spec-x')])).rejects.toThrow(
+        `latent spec mismatch: eval run --latent-top-k sets topK = 5 but ${join(spec, 'latent.json')} records 3; drop the field to use the recorded value`,
+      );
+      await expect(cli([...args, '--out', join(root, 'spec-y')])).rejects.toThrow('K = 5 exceeds the latent top-k 3');
+      expect(existsSync(join(root, 'spec-x')) || existsSync(join(root, 'spec-y'))).toBe(false);
+      writeFileSync(join(spec, 'latent.json'), JSON.stringify({ kind: 'soft', r: 4 }));
+      await cli([...args, '--ecr-k', '1', '--out', join(root, 'spec-legacy')]);
+      expect(summary(join(root, 'spec-legacy')).notes[0]).toMatch(
+        /^Latent kind: soft-topk \(latent.json, legacy \{kind, r\} form: top-k 10, LTIM and LTSuM assumed; compression rate 4, top-k 10\)/,
+      );
+    },
+    SLOW,
+  );
 });
 
 describe('eval run (explicit) and eval report', () => {
   const out = join(root, 'explicit');
 
-  it('counts #L up to </think> (or the whole output), judges with the eval checker, and reports both runs', async () => {
-    await cli([...common(out), '--mode', 'explicit', '--seeds', '1,2', '--max-latent', '4', '--method-name', 'CoT-SFT']);
-    for (const seed of [1, 2]) {
-      const rr = rows(out, 'gsm8k-aug-test', seed);
-      expect(rr.length).toBe(5);
-      for (const r of rr) {
-        expect(r.latentSteps).toEqual([]);
-        expect(r.ecr).toBeNull();
-        expect(r.outputIds.length).toBeLessThanOrEqual(4 + 6); // CoT + answer share max-latent + max-new-tokens
-        const at = findSubsequence(r.outputIds, latentMarkerIds(tok).endThink);
-        expect(r.latents).toBe(at >= 0 ? at : r.endThink ? r.latents : r.outputIds.length);
-        expect(r.correct).toBe(isEquivalent(extractAnswer(r.output).answer, r.gold, 'numeric'));
+  it(
+    'counts #L up to </think> (or the whole output), judges with the eval checker, and reports both runs',
+    async () => {
+      await cli([...common(out), '--mode', 'explicit', '--seeds', '1,2', '--max-latent', '4', '--method-name', 'CoT-SFT']);
+      for (const seed of [1, 2]) {
+        const rr = rows(out, 'gsm8k-aug-test', seed);
+        expect(rr.length).toBe(5);
+        for (const r of rr) {
+          expect(r.latentSteps).toEqual([]);
+          expect(r.ecr).toBeNull();
+          expect(r.outputIds.length).toBeLessThanOrEqual(4 + 6); // CoT + answer share max-latent + max-new-tokens
+          const at = findSubsequence(r.outputIds, latentMarkerIds(tok).endThink);
+          expect(r.latents).toBe(at >= 0 ? at : r.endThink ? r.latents : r.outputIds.length);
+          expect(r.correct).toBe(isEquivalent(extractAnswer(r.output).answer, r.gold, 'numeric'));
+        }
       }
-    }
-    const metrics = join(root, 'train', 'metrics.jsonl');
-    mkdirSync(join(root, 'train'));
-    writeFileSync(metrics, [
-      { step: 1, epoch: 0, loss: 2.5, ce: 2.0, kl: 0.5 }, { step: 2, epoch: 0, loss: 2.0, ce: 1.7, kl: 0.3 }, { step: 3, epoch: 0, loss: 1.5, ce: 1.3, kl: 0.2 },
-    ].map((r) => `${JSON.stringify(r)}\n`).join(''));
-    const html = join(root, 'report', 'report.html');
-    const printed = JSON.parse(await cli(['report', '--runs', `${join(root, 'latent-again')},${out}`, '--metrics', metrics, '--out', html, '--examples', '2']));
-    expect(printed).toEqual({ html, markdown: join(root, 'report', 'report.md') });
-    const text = readFileSync(html, 'utf8');
-    const latent = summary(join(root, 'latent-again'));
-    const cot = summary(out);
-    // Table values of both methods (one column: GSM8k-Aug).
-    for (const s of [latent, cot]) {
-      const row = s.table.rows[0]!;
-      expect(text).toContain(`<th class="method">${s.method}</th>`);
-      expect(text).toContain(`<td>${formatValue(row.avgLatents!)}</td>`);
-    }
-    const cotL = cot.table.rows[0]!.cells[0]!.latents;
-    expect(text).toContain(`${formatValue(cotL.mean)}<span class="std">±`);
-    // Curves: loss, ce, kl (one polyline each) with the metric points; 2 superposition pictures; no scripts or remote assets.
-    expect(text.match(/<polyline class="series"/g)?.length).toBe(3);
-    expect(text).toContain('aria-label="kl vs step"');
-    expect(text.match(/<svg [^>]*class="superposition"/g)?.length).toBe(2);
-    expect(text.match(/<g class="cell">/g)?.length).toBe(rows(join(root, 'latent-again'), 'gsm8k-aug-test', 2).slice(0, 2).reduce((a, r) => a + r.latentSteps.length * 10, 0));
-    expect(text).not.toMatch(/<script|<link|src="http|href="http/);
-    const md = readFileSync(join(root, 'report', 'report.md'), 'utf8');
-    expect(md).toContain('| Method | GSM8k-Aug P@1 | lenient | #L | Avg P@1 | Avg #L | P@1/#L |');
-    expect(md).toContain('| Latent-SFT(4) |');
-    expect(md).toContain('| CoT-SFT |');
-    expect(md).toContain('| train/metrics.jsonl | 3 | 1 | 3 | 2.500 | 1.500 |');
-  }, SLOW);
+      const metrics = join(root, 'train', 'metrics.jsonl');
+      mkdirSync(join(root, 'train'));
+      writeFileSync(
+        metrics,
+        [
+          { step: 1, epoch: 0, loss: 2.5, ce: 2.0, kl: 0.5 },
+          { step: 2, epoch: 0, loss: 2.0, ce: 1.7, kl: 0.3 },
+          { step: 3, epoch: 0, loss: 1.5, ce: 1.3, kl: 0.2 },
+        ]
+          .map((r) => `${JSON.stringify(r)}\n`)
+          .join(''),
+      );
+      const html = join(root, 'report', 'report.html');
+      const printed = JSON.parse(
+        await cli(['report', '--runs', `${join(root, 'latent-again')},${out}`, '--metrics', metrics, '--out', html, '--examples', '2']),
+      );
+      expect(printed).toEqual({ html, markdown: join(root, 'report', 'report.md') });
+      const text = readFileSync(html, 'utf8');
+      const latent = summary(join(root, 'latent-again'));
+      const cot = summary(out);
+      // Table values of both methods (one column: GSM8k-Aug).
+      for (const s of [latent, cot]) {
+        const row = s.table.rows[0]!;
+        expect(text).toContain(`<th class="method">${s.method}</th>`);
+        expect(text).toContain(`<td>${formatValue(row.avgLatents!)}</td>`);
+      }
+      const cotL = cot.table.rows[0]!.cells[0]!.latents;
+      expect(text).toContain(`${formatValue(cotL.mean)}<span class="std">±`);
+      // Curves: loss, ce, kl (one polyline each) with the metric points; 2 superposition pictures; no scripts or remote assets.
+      expect(text.match(/<polyline class="series"/g)?.length).toBe(3);
+      expect(text).toContain('aria-label="kl vs step"');
+      expect(text.match(/<svg [^>]*class="superposition"/g)?.length).toBe(2);
+      expect(text.match(/<g class="cell">/g)?.length).toBe(
+        rows(join(root, 'latent-again'), 'gsm8k-aug-test', 2)
+          .slice(0, 2)
+          .reduce((a, r) => a + r.latentSteps.length * 10, 0),
+      );
+      expect(text).not.toMatch(/<script|<link|src="http|href="http/);
+      const md = readFileSync(join(root, 'report', 'report.md'), 'utf8');
+      expect(md).toContain('| Method | GSM8k-Aug P@1 | lenient | #L | Avg P@1 | Avg #L | P@1/#L |');
+      expect(md).toContain('| Latent-SFT(4) |');
+      expect(md).toContain('| CoT-SFT |');
+      expect(md).toContain('| train/metrics.jsonl | 3 | 1 | 3 | 2.500 | 1.500 |');
+    },
+    SLOW,
+  );
 });
 
 describe('buildRow', () => {
@@ -245,9 +341,17 @@ describe('buildRow', () => {
     const text = new TokenText(tok);
     const ctx = { tok, text, mode: 'latent' as const, seed: 1, endThinkIds: latentMarkerIds(tok).endThink, ecrK: [1, 2], extraction: 'lenient' as const };
     const cot = tok.encode(p0!.cot!);
-    const steps = [{ ids: [cot[0]!, 7], probs: [0.75, 0.25] }, { ids: [8, cot[1]!], probs: [0.5, 0.5] }];
+    const steps = [
+      { ids: [cot[0]!, 7], probs: [0.75, 0.25] },
+      { ids: [8, cot[1]!], probs: [0.5, 0.5] },
+    ];
     const result = (answer: string) => ({
-      latentCount: 2, latentTopK: steps, latentStop: 'end' as const, outputIds: tok.encode(answer), finishReason: 'stop' as const, stopId: 128009,
+      latentCount: 2,
+      latentTopK: steps,
+      latentStop: 'end' as const,
+      outputIds: tok.encode(answer),
+      finishReason: 'stop' as const,
+      stopId: 128009,
     });
     const right = buildRow(ctx, p0!, promptIds(tok, p0!), result('The answer is \\boxed{18}.'));
     expect([right.extracted, right.source, right.correct, right.match]).toEqual(['18', 'boxed', true, 'number']);
@@ -286,8 +390,13 @@ describe('explicit #L and parsing helpers', () => {
     await expect(cli(['run', '--model', model, '--datasets', 'gsm9k', '--out', out])).rejects.toThrow(`unknown dataset 'gsm9k'`);
     await expect(cli([...common(out), '--ecr-k', '20'])).rejects.toThrow('K = 20 exceeds the latent top-k 10 (only the top-10 of each latent is recorded)');
     await expect(cli([...common(out), '--bogus', '1'])).rejects.toThrow(/bogus/);
-    await expect(cli(['report', '--runs', join(root, 'nope'), '--out', join(root, 'r.html')])).rejects.toThrow('summary.json: not found: not an eval run folder');
-    const e: unknown = await cli(['run', '--out', out]).then(() => null, (x: unknown) => x);
+    await expect(cli(['report', '--runs', join(root, 'nope'), '--out', join(root, 'r.html')])).rejects.toThrow(
+      'summary.json: not found: not an eval run folder',
+    );
+    const e: unknown = await cli(['run', '--out', out]).then(
+      () => null,
+      (x: unknown) => x,
+    );
     expect((e as Error).message).not.toContain('\n');
     expect(existsSync(out)).toBe(false);
   });

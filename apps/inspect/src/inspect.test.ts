@@ -16,7 +16,9 @@ const tinyLlama = fileURLToPath(new URL('../../../packages/models/test/fixtures/
 
 async function cli(argv: string[]): Promise<string> {
   let out = '';
-  await runCli(argv, (t) => { out += t; });
+  await runCli(argv, (t) => {
+    out += t;
+  });
   return out;
 }
 
@@ -28,7 +30,10 @@ describe('inspect logits', () => {
     const printed = JSON.parse(await cli(['logits', '--model', tinyLlama, '--ids', ids.join(',')])) as { logits: number[][] };
     expect(printed.logits.length).toBe(8);
     expect(printed.logits[0]!.length).toBe(256);
-    expect(printed.logits).toBeAllclose(Array.from({ length: 8 }, (_, t) => Array.from(expected.subarray(t * 256, (t + 1) * 256))), LOGITS);
+    expect(printed.logits).toBeAllclose(
+      Array.from({ length: 8 }, (_, t) => Array.from(expected.subarray(t * 256, (t + 1) * 256))),
+      LOGITS,
+    );
   });
 
   it('rejects bad ids and folders in one line', async () => {
@@ -70,7 +75,10 @@ describe('inspect CLI', () => {
     await expect(cli(['logits', '--model', tinyLlama])).rejects.toThrow('Missing required argument: ids');
     await expect(cli([])).rejects.toThrow('name a command: logits or tokenize');
     await expect(cli(['frobnicate'])).rejects.toThrow(/Unknown argument: frobnicate/);
-    const e: unknown = await cli(['logits']).then(() => null, (x: unknown) => x);
+    const e: unknown = await cli(['logits']).then(
+      () => null,
+      (x: unknown) => x,
+    );
     expect(e).toBeInstanceOf(Error);
     expect((e as Error).message).not.toContain('\n');
   });

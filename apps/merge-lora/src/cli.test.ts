@@ -11,7 +11,12 @@ import { runCli } from './index.js';
 
 async function run(argv: string[]): Promise<string> {
   let out = '';
-  await runCli(argv, { logger: silentLogger, write: (t) => { out += t; } });
+  await runCli(argv, {
+    logger: silentLogger,
+    write: (t) => {
+      out += t;
+    },
+  });
   return out;
 }
 
@@ -41,13 +46,19 @@ describe('merge-lora CLI', () => {
     }
     expect(maxErr).toBeLessThan(1e-6);
     const fail = async (argv: string[], re: RegExp) => {
-      const e = await run(argv).then(() => null, (x: unknown) => x);
+      const e = await run(argv).then(
+        () => null,
+        (x: unknown) => x,
+      );
       expect(e).toBeInstanceOf(UserError);
       expect((e as Error).message).not.toContain('\n');
       expect((e as Error).message).toMatch(re);
     };
     await fail(['--base', base.dir, '--adapter', join(dir, 'none'), '--out', join(dir, 'o2')], /adapter folder not found/);
-    await fail(['--base', base.dir, '--adapter', join(dir, 'adapter'), '--out', join(dir, 'out')], /already holds a finished merge-lora run; choose another output dir; nothing was overwritten$/);
+    await fail(
+      ['--base', base.dir, '--adapter', join(dir, 'adapter'), '--out', join(dir, 'out')],
+      /already holds a finished merge-lora run; choose another output dir; nothing was overwritten$/,
+    );
     await fail(['--base', base.dir, '--adapter', join(dir, 'adapter'), '--out', base.dir], /not empty and holds no phase run/);
   }, 60_000);
 
@@ -60,9 +71,14 @@ describe('merge-lora CLI', () => {
     await run(['--base', base.dir, '--adapter', join(dir, 'adapter'), '--out', join(dir, 'out')]);
     expect(readLatentSpec(join(dir, 'out/hf'))?.spec).toEqual(spec);
     writeLatentSpec(base.dir, { ...spec, compressionRate: 4 });
-    const e = await run(['--base', base.dir, '--adapter', join(dir, 'adapter'), '--out', join(dir, 'out2')]).then(() => null, (x: unknown) => x);
+    const e = await run(['--base', base.dir, '--adapter', join(dir, 'adapter'), '--out', join(dir, 'out2')]).then(
+      () => null,
+      (x: unknown) => x,
+    );
     expect(e).toBeInstanceOf(UserError);
-    expect((e as Error).message).toBe(`latent spec mismatch: compressionRate 3 in ${join(dir, 'adapter/latent.json')} but 4 in ${join(base.dir, 'latent.json')}`);
+    expect((e as Error).message).toBe(
+      `latent spec mismatch: compressionRate 3 in ${join(dir, 'adapter/latent.json')} but 4 in ${join(base.dir, 'latent.json')}`,
+    );
     expect(existsSync(join(dir, 'out2'))).toBe(false);
   }, 60_000);
 });

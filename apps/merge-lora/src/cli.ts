@@ -4,7 +4,17 @@ import { type PhaseCliIo, mergeLoraConfig, phaseCommand, runMergeLora, runPhaseC
 
 /** Parses `argv` (without node and script) and runs; the summary goes to `write` as one JSON line. */
 export async function runCli(argv: readonly string[], io: PhaseCliIo): Promise<void> {
-  await runPhaseCli('merge-lora', [phaseCommand({
-    command: '$0', describe: 'merge a PEFT LoRA adapter into the HF checkpoint it was trained on → <out>/hf', schema: mergeLoraConfig, run: runMergeLora,
-  })], argv, io);
+  await runPhaseCli(
+    'merge-lora',
+    [
+      phaseCommand({
+        command: '$0',
+        describe: 'merge a PEFT LoRA adapter into the HF checkpoint it was trained on → <out>/hf',
+        schema: mergeLoraConfig,
+        run: runMergeLora,
+      }),
+    ],
+    argv,
+    io,
+  );
 }

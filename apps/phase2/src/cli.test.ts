@@ -12,7 +12,12 @@ import { runCli } from './index.js';
 
 async function run(argv: string[]): Promise<{ steps: number; first: { kl: number } }> {
   let out = '';
-  await runCli(argv, { logger: silentLogger, write: (t) => { out += t; } });
+  await runCli(argv, {
+    logger: silentLogger,
+    write: (t) => {
+      out += t;
+    },
+  });
   return JSON.parse(out) as { steps: number; first: { kl: number } };
 }
 
@@ -23,14 +28,38 @@ describe('phase2 CLI', () => {
     const enc = resizeForCompress(m1.config, m1.tensors);
     saveModelDir(join(dir, 'enc'), enc.config, enc.tensors, m1.dir);
     const data = { 'data.count': 4, 'data.digitsA': 1 };
-    await runCacheLatents(loadConfig({ schema: cacheLatentsConfig, overrides: { out: join(dir, 'cache'), encoder: join(dir, 'enc'), decoder: m1.dir, 'latent.compressionRate': 2, 'latent.topK': 4, ...data } }), { logger: silentLogger });
-    const args = ['--model', m1.dir, '--cache', join(dir, 'cache'), '--data.count', '4', '--data.digitsA', '1', '--lora.r', '2', '--train.steps', '2', '--train.batchSize', '2'];
+    await runCacheLatents(
+      loadConfig({
+        schema: cacheLatentsConfig,
+        overrides: { out: join(dir, 'cache'), encoder: join(dir, 'enc'), decoder: m1.dir, 'latent.compressionRate': 2, 'latent.topK': 4, ...data },
+      }),
+      { logger: silentLogger },
+    );
+    const args = [
+      '--model',
+      m1.dir,
+      '--cache',
+      join(dir, 'cache'),
+      '--data.count',
+      '4',
+      '--data.digitsA',
+      '1',
+      '--lora.r',
+      '2',
+      '--train.steps',
+      '2',
+      '--train.batchSize',
+      '2',
+    ];
     const s = await run([...args, '--out', join(dir, 'p2'), '--gumbel.enabled']);
     expect(s.steps).toBe(2);
     expect(s.first.kl).toBeGreaterThan(0);
     for (const f of ['hf/model.safetensors', 'hf/tokenizer.json', 'lora_adapter/adapter_config.json']) expect(existsSync(join(dir, 'p2', f)), f).toBe(true);
     const fail = async (argv: string[], re: RegExp) => {
-      const e = await run(argv).then(() => null, (x: unknown) => x);
+      const e = await run(argv).then(
+        () => null,
+        (x: unknown) => x,
+      );
       expect(e).toBeInstanceOf(UserError);
       expect((e as Error).message).not.toContain('\n');
       expect((e as Error).message).toMatch(re);
@@ -40,8 +69,10 @@ describe('phase2 CLI', () => {
     // The spec comes from the cache's latent.json (M1 here has none); a flag that differs is refused.
     const spec = { kind: 'soft-topk', compressionRate: 2, topK: 4, ltim: true, ltsum: true };
     expect(JSON.parse(readFileSync(join(dir, 'p2/hf/latent.json'), 'utf8'))).toEqual(spec);
-    await fail([...args, '--latent.compressionRate', '4', '--out', join(dir, 'z')],
-      new RegExp(`^latent spec mismatch: phase2 config sets latent.compressionRate = 4 but ${join(dir, 'cache/latent.json')} records 2;`));
+    await fail(
+      [...args, '--latent.compressionRate', '4', '--out', join(dir, 'z')],
+      new RegExp(`^latent spec mismatch: phase2 config sets latent.compressionRate = 4 but ${join(dir, 'cache/latent.json')} records 2;`),
+    );
     expect(existsSync(join(dir, 'x')) || existsSync(join(dir, 'y')) || existsSync(join(dir, 'z'))).toBe(false);
   }, 90_000);
 });

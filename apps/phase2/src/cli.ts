@@ -4,7 +4,17 @@ import { type PhaseCliIo, phase2Config, phaseCommand, runPhase2, runPhaseCli } f
 
 /** Parses `argv` (without node and script) and runs; the summary goes to `write` as one JSON line. */
 export async function runCli(argv: readonly string[], io: PhaseCliIo): Promise<void> {
-  await runPhaseCli('phase2', [phaseCommand({
-    command: '$0', describe: 'phase 2: CE + KL from the cached teachers; new LoRA on M1 → M2 (<out>/hf)', schema: phase2Config, run: runPhase2,
-  })], argv, io);
+  await runPhaseCli(
+    'phase2',
+    [
+      phaseCommand({
+        command: '$0',
+        describe: 'phase 2: CE + KL from the cached teachers; new LoRA on M1 → M2 (<out>/hf)',
+        schema: phase2Config,
+        run: runPhase2,
+      }),
+    ],
+    argv,
+    io,
+  );
 }

@@ -15,14 +15,20 @@ async function runWith(args: string[]): Promise<{ writes: string[]; logFile: str
   const logger = createRootLogger('demo', { stream: { isTTY: true, columns: 100, write: (s: string) => writes.push(s) }, now: () => T0 });
   const logFile = join(mkdtempSync(join(tmpdir(), 'cli-log-')), 'demo.jsonl');
   const cli = buildCli({
-    name: 'demo', logger, out: () => {},
-    commands: [defineCommand({
-      command: '$0', describe: 'demo', schema: defineConfig(z.object({ n: z.number().default(1).describe('n') })),
-      handler: (c) => {
-        logger.info({ n: c.n }, 'started');
-        logger.warn({}, 'careful');
-      },
-    })],
+    name: 'demo',
+    logger,
+    out: () => {},
+    commands: [
+      defineCommand({
+        command: '$0',
+        describe: 'demo',
+        schema: defineConfig(z.object({ n: z.number().default(1).describe('n') })),
+        handler: (c) => {
+          logger.info({ n: c.n }, 'started');
+          logger.warn({}, 'careful');
+        },
+      }),
+    ],
   });
   await cli.parseAsync([...args, '--log-file', logFile]);
   logger.output.close();
@@ -40,7 +46,12 @@ describe('shared log flags', () => {
     expect(json.writes.map((w) => (JSON.parse(w) as { msg: string }).msg)).toEqual(['started', 'careful']);
     const quiet = await runWith(['--quiet']);
     expect(quiet.writes).toEqual(['\x1b[2m09:05:07\x1b[0m \x1b[33mWARN\x1b[0m careful\n']);
-    expect(readFileSync(quiet.logFile, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual(['started', 'careful']);
+    expect(
+      readFileSync(quiet.logFile, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { msg: string }).msg),
+    ).toEqual(['started', 'careful']);
   });
 
   it('rejects an unknown format in one line', async () => {

@@ -8,13 +8,19 @@ import { buildCli, defineCommand, defineConfig, yargsOptionsFromSchema, type Con
 
 const schema = z.object({
   seed: z.number().int().default(42).describe('random seed'),
-  optim: z.object({ lr: z.number().default(1e-4).describe('peak learning rate') }).prefault({}).describe('optimizer'),
+  optim: z
+    .object({ lr: z.number().default(1e-4).describe('peak learning rate') })
+    .prefault({})
+    .describe('optimizer'),
   schedule: z.enum(['linear', 'cosine']).default('linear').describe('LR schedule'),
   bf16: z.boolean().default(false).describe('use bfloat16'),
-  mode: z.discriminatedUnion('kind', [
-    z.object({ kind: z.literal('cot') }),
-    z.object({ kind: z.literal('latent'), r: z.number().int().describe('CoT tokens per latent') }),
-  ]).default({ kind: 'cot' }).describe('training mode'),
+  mode: z
+    .discriminatedUnion('kind', [
+      z.object({ kind: z.literal('cot') }),
+      z.object({ kind: z.literal('latent'), r: z.number().int().describe('CoT tokens per latent') }),
+    ])
+    .default({ kind: 'cot' })
+    .describe('training mode'),
 });
 const def = defineConfig(schema);
 
@@ -24,14 +30,26 @@ function harness() {
   const cli = buildCli({
     name: 'train-test',
     out: (t) => printed.push(t),
-    commands: [defineCommand({ command: 'train', describe: 'train a model', schema: def, handler: (c) => { seen.push(c); } })],
+    commands: [
+      defineCommand({
+        command: 'train',
+        describe: 'train a model',
+        schema: def,
+        handler: (c) => {
+          seen.push(c);
+        },
+      }),
+    ],
   });
   return { cli, seen, printed };
 }
 
 async function failureOf(argv: string[]): Promise<string> {
   const { cli } = harness();
-  const err = await (async () => cli.parseAsync(argv))().then(() => undefined, (e: unknown) => e);
+  const err = await (async () => cli.parseAsync(argv))().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(UserError);
   const msg = (err as Error).message;
   expect(msg).not.toContain('\n');
@@ -80,8 +98,13 @@ describe('buildCli', () => {
   it('strict: yargs itself rejects an unknown flag (raw .fail() capture)', async () => {
     const { cli, seen } = harness();
     const captured: string[] = [];
-    const run = async () => cli.fail((msg, e) => { captured.push(msg ?? e?.message ?? ''); throw e ?? new Error(msg); })
-      .parseAsync(['train', '--optim.lr', '1e-3', '--warmup', '5']);
+    const run = async () =>
+      cli
+        .fail((msg, e) => {
+          captured.push(msg ?? e?.message ?? '');
+          throw e ?? new Error(msg);
+        })
+        .parseAsync(['train', '--optim.lr', '1e-3', '--warmup', '5']);
     await expect(run()).rejects.toThrow('Unknown argument: warmup');
     expect(captured).toEqual(['Unknown argument: warmup']);
     expect(seen).toEqual([]);
@@ -96,16 +119,31 @@ describe('buildCli', () => {
     expect(await failureOf(['zzzzzz', '--seed', '3'])).toBe("unknown command 'zzzzzz' (commands: train)");
   });
 
-  it("a union field alone selects the default variant; a field of another variant asks for the kind", async () => {
+  it('a union field alone selects the default variant; a field of another variant asks for the kind', async () => {
     const { cli, seen } = harness();
     const withDefault = buildCli({
-      name: 't', out: () => undefined,
-      commands: [defineCommand({ command: 'train', describe: 'd', schema: defineConfig(z.object({
-        base: z.discriminatedUnion('kind', [
-          z.object({ kind: z.literal('init'), vocab: z.enum(['full', 'corpus']).default('full').describe('v') }),
-          z.object({ kind: z.literal('checkpoint'), dir: z.string().describe('d') }),
-        ]).default({ kind: 'init', vocab: 'full' }).describe('base'),
-      })), handler: (c) => { seen.push(c as never); } })],
+      name: 't',
+      out: () => undefined,
+      commands: [
+        defineCommand({
+          command: 'train',
+          describe: 'd',
+          schema: defineConfig(
+            z.object({
+              base: z
+                .discriminatedUnion('kind', [
+                  z.object({ kind: z.literal('init'), vocab: z.enum(['full', 'corpus']).default('full').describe('v') }),
+                  z.object({ kind: z.literal('checkpoint'), dir: z.string().describe('d') }),
+                ])
+                .default({ kind: 'init', vocab: 'full' })
+                .describe('base'),
+            }),
+          ),
+          handler: (c) => {
+            seen.push(c as never);
+          },
+        }),
+      ],
     });
     await withDefault.parseAsync(['train', '--base.vocab', 'corpus']);
     expect(seen).toEqual([{ base: { kind: 'init', vocab: 'corpus' } }]);
@@ -117,15 +155,23 @@ describe('buildCli', () => {
   it('bad values and choices are one-line errors naming the flag', async () => {
     const { cli } = harness();
     await expect(cli.parseAsync(['train', '--optim.lr', 'abc'])).rejects.toThrow("flag '--optim.lr': not a number");
-    expect(await failureOf(['train', '--schedule', 'step']))
-      .toBe('Invalid values: Argument: schedule, Given: "step", Choices: "linear", "cosine"');
+    expect(await failureOf(['train', '--schedule', 'step'])).toBe('Invalid values: Argument: schedule, Given: "step", Choices: "linear", "cosine"');
     await expect(harness().cli.parseAsync(['train', '--mode.kind', 'latent'])).rejects.toThrow(/^config: field 'mode\.r'/);
   });
 
   it('errors thrown by a handler propagate unchanged', async () => {
     const cli = buildCli({
       name: 'x',
-      commands: [defineCommand({ command: 'run', describe: 'run', schema: def, handler: () => { throw new UserError('boom'); } })],
+      commands: [
+        defineCommand({
+          command: 'run',
+          describe: 'run',
+          schema: def,
+          handler: () => {
+            throw new UserError('boom');
+          },
+        }),
+      ],
     });
     await expect(cli.parseAsync(['run'])).rejects.toThrow('boom');
   });

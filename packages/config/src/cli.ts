@@ -53,7 +53,7 @@ function formatDefault(v: unknown): string {
 
 /** The yargs option table of a config schema: one dotted flag per leaf field. */
 export function yargsOptionsFromSchema(schema: ConfigDef | z.ZodObject): Record<string, Options> {
-  const def = 'fields' in schema && 'schema' in schema ? schema as ConfigDef : defineConfig(schema as z.ZodObject);
+  const def = 'fields' in schema && 'schema' in schema ? (schema as ConfigDef) : defineConfig(schema as z.ZodObject);
   const table: Record<string, Options> = {};
   for (const f of def.fields) {
     const when = f.when ? ` [when ${f.when.discriminator} is ${f.when.values.join('|')}]` : '';
@@ -92,7 +92,11 @@ function yargsError(msg: string, flags: readonly string[], commands: readonly st
 
 /** Builds the strict yargs CLI of an app; call `.parseAsync(argv)` on the result. */
 export function buildCli(spec: CliSpec): Argv {
-  const out = spec.out ?? ((text: string) => { process.stdout.write(text); });
+  const out =
+    spec.out ??
+    ((text: string) => {
+      process.stdout.write(text);
+    });
   const allFlags = [...BUILTIN_FLAGS, ...spec.commands.flatMap((c) => c.schema.fields.map((f) => f.path))];
   const commandNames = spec.commands.map((c) => c.command.split(' ')[0] as string).filter((c) => c !== '$0');
   let y: Argv = yargs()
@@ -105,32 +109,46 @@ export function buildCli(spec: CliSpec): Argv {
     })
     .option('config', { type: 'string', requiresArg: true, describe: 'JSON config file; flags override its values' })
     .option('print-config', { type: 'boolean', describe: 'print the resolved config as JSON and exit' })
-    .option('log-format', { type: 'string', choices: [...LOG_FORMATS], requiresArg: true, defaultDescription: 'auto',
-      describe: 'log lines on stderr: pretty (short lines, progress bar), json (JSON lines), auto (pretty on a terminal)' })
+    .option('log-format', {
+      type: 'string',
+      choices: [...LOG_FORMATS],
+      requiresArg: true,
+      defaultDescription: 'auto',
+      describe: 'log lines on stderr: pretty (short lines, progress bar), json (JSON lines), auto (pretty on a terminal)',
+    })
     .option('quiet', { type: 'boolean', describe: 'log only warnings and errors, no progress bar' })
     .option('log-file', { type: 'string', requiresArg: true, describe: 'also append every log record to this file as JSON lines' })
     .middleware((argv) => {
       const format = argv['log-format'] as LogFormat | undefined;
       const quiet = argv['quiet'] as boolean | undefined;
       const file = argv['log-file'] as string | undefined;
-      spec.logger?.output?.configure({ ...(format !== undefined ? { format } : {}), ...(quiet !== undefined ? { quiet } : {}), ...(file !== undefined ? { file } : {}) });
+      spec.logger?.output?.configure({
+        ...(format !== undefined ? { format } : {}),
+        ...(quiet !== undefined ? { quiet } : {}),
+        ...(file !== undefined ? { file } : {}),
+      });
     })
     .help()
     .demandCommand(1, 'a command is required (see --help)')
     .wrap(null);
   y = spec.version !== undefined ? y.version(spec.version) : y.version(false);
   for (const cmd of spec.commands) {
-    y = y.command(cmd.command, cmd.describe, (b) => b.options(yargsOptionsFromSchema(cmd.schema)), async (argv) => {
-      const overrides: Record<string, unknown> = {};
-      for (const f of cmd.schema.fields) if (argv[f.path] !== undefined) overrides[f.path] = argv[f.path];
-      const configFile = argv['config'] as string | undefined;
-      const config = loadConfig({ schema: cmd.schema, overrides, ...(configFile !== undefined ? { file: configFile } : {}) });
-      if (argv['print-config'] === true) {
-        out(`${JSON.stringify(config, null, 2)}\n`);
-        return;
-      }
-      await cmd.handler(config, { configFile });
-    });
+    y = y.command(
+      cmd.command,
+      cmd.describe,
+      (b) => b.options(yargsOptionsFromSchema(cmd.schema)),
+      async (argv) => {
+        const overrides: Record<string, unknown> = {};
+        for (const f of cmd.schema.fields) if (argv[f.path] !== undefined) overrides[f.path] = argv[f.path];
+        const configFile = argv['config'] as string | undefined;
+        const config = loadConfig({ schema: cmd.schema, overrides, ...(configFile !== undefined ? { file: configFile } : {}) });
+        if (argv['print-config'] === true) {
+          out(`${JSON.stringify(config, null, 2)}\n`);
+          return;
+        }
+        await cmd.handler(config, { configFile });
+      },
+    );
   }
   return y;
 }

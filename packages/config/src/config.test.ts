@@ -10,15 +10,21 @@ const schema = z.object({
   name: z.string().describe('run name'),
   seed: z.number().int().default(42).describe('random seed'),
   bf16: z.boolean().default(true).describe('use bfloat16'),
-  optim: z.object({
-    lr: z.number().positive().default(1e-4).describe('peak learning rate'),
-    weightDecay: z.number().min(0).default(0.01).describe('decoupled weight decay'),
-  }).prefault({}).describe('optimizer'),
+  optim: z
+    .object({
+      lr: z.number().positive().default(1e-4).describe('peak learning rate'),
+      weightDecay: z.number().min(0).default(0.01).describe('decoupled weight decay'),
+    })
+    .prefault({})
+    .describe('optimizer'),
   schedule: z.enum(['linear', 'cosine', 'constant']).default('linear').describe('LR schedule'),
-  mode: z.discriminatedUnion('kind', [
-    z.object({ kind: z.literal('cot') }),
-    z.object({ kind: z.literal('latent'), r: z.number().int().positive().describe('CoT tokens per latent') }),
-  ]).default({ kind: 'cot' }).describe('training mode'),
+  mode: z
+    .discriminatedUnion('kind', [
+      z.object({ kind: z.literal('cot') }),
+      z.object({ kind: z.literal('latent'), r: z.number().int().positive().describe('CoT tokens per latent') }),
+    ])
+    .default({ kind: 'cot' })
+    .describe('training mode'),
 });
 const def = defineConfig(schema);
 
@@ -42,8 +48,7 @@ function errorOf(fn: () => unknown): UserError {
 
 describe('defineConfig', () => {
   it('flattens fields with dotted paths, union discriminators and defaults', () => {
-    expect(def.fields.map((f) => f.path)).toEqual([
-      'name', 'seed', 'bf16', 'optim.lr', 'optim.weightDecay', 'schedule', 'mode.kind', 'mode.r']);
+    expect(def.fields.map((f) => f.path)).toEqual(['name', 'seed', 'bf16', 'optim.lr', 'optim.weightDecay', 'schedule', 'mode.kind', 'mode.r']);
     const byPath = Object.fromEntries(def.fields.map((f) => [f.path, f]));
     expect(byPath['mode.kind']).toMatchObject({ type: 'string', choices: ['cot', 'latent'], defaultValue: 'cot' });
     expect(byPath['mode.r']).toMatchObject({ type: 'number', when: { discriminator: 'mode.kind', values: ['latent'] } });
@@ -52,8 +57,9 @@ describe('defineConfig', () => {
   });
 
   it('rejects a field without a description and unsupported types', () => {
-    expect(() => defineConfig(z.object({ a: z.object({ b: z.number().describe('b') }).describe('a'), c: z.number() })))
-      .toThrow("config field 'c' has no description");
+    expect(() => defineConfig(z.object({ a: z.object({ b: z.number().describe('b') }).describe('a'), c: z.number() }))).toThrow(
+      "config field 'c' has no description",
+    );
     expect(() => defineConfig(z.object({ xs: z.array(z.number()).describe('xs') }))).toThrow("'xs': unsupported schema type 'array'");
   });
 });
@@ -63,7 +69,11 @@ describe('loadConfig', () => {
     const file = tmpFile({ name: 'from-file', optim: { lr: 3e-4 }, mode: { kind: 'latent', r: 4 } });
     const c = loadConfig({ schema: def, file, overrides: { 'optim.weightDecay': 0, seed: 7 } });
     expect(c).toEqual({
-      name: 'from-file', seed: 7, bf16: true, optim: { lr: 3e-4, weightDecay: 0 }, schedule: 'linear',
+      name: 'from-file',
+      seed: 7,
+      bf16: true,
+      optim: { lr: 3e-4, weightDecay: 0 },
+      schedule: 'linear',
       mode: { kind: 'latent', r: 4 },
     });
     expect(Object.isFrozen(c) && Object.isFrozen(c.optim)).toBe(true);
@@ -85,12 +95,17 @@ describe('loadConfig', () => {
 
   it('keys that name Object.prototype members are unknown keys, at any depth and in any variant', () => {
     const cases: Array<[string, string]> = [
-      ['{"name":"a","__proto__":{"polluted":1}}', '__proto__'], ['{"name":"a","constructor":1}', 'constructor'],
-      ['{"name":"a","toString":"x"}', 'toString'], ['{"name":"a","optim":{"hasOwnProperty":1}}', 'optim.hasOwnProperty'],
-      ['{"name":"a","mode":{"kind":"latent","r":2,"valueOf":1}}', 'mode.valueOf'], ['{"name":"a","mode":{"kind":"cot","__proto__":{}}}', 'mode.__proto__'],
+      ['{"name":"a","__proto__":{"polluted":1}}', '__proto__'],
+      ['{"name":"a","constructor":1}', 'constructor'],
+      ['{"name":"a","toString":"x"}', 'toString'],
+      ['{"name":"a","optim":{"hasOwnProperty":1}}', 'optim.hasOwnProperty'],
+      ['{"name":"a","mode":{"kind":"latent","r":2,"valueOf":1}}', 'mode.valueOf'],
+      ['{"name":"a","mode":{"kind":"cot","__proto__":{}}}', 'mode.__proto__'],
     ];
     for (const [text, field] of cases) {
-      expect(errorOf(() => loadConfig({ schema: def, file: tmpFile(text), fileLabel: 'run.json' })).message).toMatch(new RegExp(`^run\\.json: field '${field.replace('.', '\\.')}': unknown key`));
+      expect(errorOf(() => loadConfig({ schema: def, file: tmpFile(text), fileLabel: 'run.json' })).message).toMatch(
+        new RegExp(`^run\\.json: field '${field.replace('.', '\\.')}': unknown key`),
+      );
     }
     expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
     expect(errorOf(() => loadConfig({ schema: def, overrides: { name: 'a', toString: 1 } })).message).toMatch(/^unknown flag '--toString'/);
@@ -109,23 +124,22 @@ describe('loadConfig', () => {
 
   it('type errors name the field and the file or the flag', () => {
     const file = tmpFile({ name: 'a', optim: { lr: 'big' } });
-    expect(errorOf(() => loadConfig({ schema: def, file, fileLabel: 'run.json' })).message)
-      .toMatch(/^run\.json: field 'optim\.lr': .*expected number, received string$/);
-    expect(errorOf(() => loadConfig({ schema: def, overrides: { name: 'a', seed: 1.5 } })).message)
-      .toMatch(/^flag '--seed': .*expected int/);
-    expect(errorOf(() => loadConfig({ schema: def, overrides: { name: 'a', 'optim.lr': Number.NaN } })).message)
-      .toBe("flag '--optim.lr': not a number");
-    expect(errorOf(() => loadConfig({ schema: def, overrides: { name: 'a', 'mode.kind': 'latent' } })).message)
-      .toMatch(/^config: field 'mode\.r': .*; set it in the config file or with --mode\.r$/);
+    expect(errorOf(() => loadConfig({ schema: def, file, fileLabel: 'run.json' })).message).toMatch(
+      /^run\.json: field 'optim\.lr': .*expected number, received string$/,
+    );
+    expect(errorOf(() => loadConfig({ schema: def, overrides: { name: 'a', seed: 1.5 } })).message).toMatch(/^flag '--seed': .*expected int/);
+    expect(errorOf(() => loadConfig({ schema: def, overrides: { name: 'a', 'optim.lr': Number.NaN } })).message).toBe("flag '--optim.lr': not a number");
+    expect(errorOf(() => loadConfig({ schema: def, overrides: { name: 'a', 'mode.kind': 'latent' } })).message).toMatch(
+      /^config: field 'mode\.r': .*; set it in the config file or with --mode\.r$/,
+    );
   });
 
   it('a missing required field and a bad file are one-line errors', () => {
     expect(errorOf(() => loadConfig({ schema: def })).message).toMatch(/^config: field 'name': .*with --name$/);
-    expect(errorOf(() => loadConfig({ schema: def, file: tmpFile('{"name": '), fileLabel: 'bad.json' })).message)
-      .toMatch(/^bad\.json: invalid JSON/);
-    expect(errorOf(() => loadConfig({ schema: def, file: '/nonexistent/run.json' })).message)
-      .toBe('/nonexistent/run.json: cannot read config file (ENOENT)');
-    expect(errorOf(() => loadConfig({ schema: def, file: tmpFile([1]), fileLabel: 'arr.json' })).message)
-      .toBe('arr.json: a config file must hold a JSON object');
+    expect(errorOf(() => loadConfig({ schema: def, file: tmpFile('{"name": '), fileLabel: 'bad.json' })).message).toMatch(/^bad\.json: invalid JSON/);
+    expect(errorOf(() => loadConfig({ schema: def, file: '/nonexistent/run.json' })).message).toBe('/nonexistent/run.json: cannot read config file (ENOENT)');
+    expect(errorOf(() => loadConfig({ schema: def, file: tmpFile([1]), fileLabel: 'arr.json' })).message).toBe(
+      'arr.json: a config file must hold a JSON object',
+    );
   });
 });

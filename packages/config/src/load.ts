@@ -8,8 +8,7 @@ import { defineConfig, fillDefaultVariants, unknownKeys, type ConfigDef } from '
 import { didYouMean } from './suggest.js';
 
 /** A deeply read-only view of a resolved config. */
-export type DeepReadonly<T> = T extends (infer U)[] ? ReadonlyArray<DeepReadonly<U>>
-  : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
+export type DeepReadonly<T> = T extends (infer U)[] ? ReadonlyArray<DeepReadonly<U>> : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
 
 /** The resolved, frozen config type of a schema. */
 export type ConfigOf<S extends z.ZodObject> = DeepReadonly<z.output<S>>;
@@ -25,8 +24,7 @@ export interface LoadConfigOptions<S extends z.ZodObject> {
   overrides?: Record<string, unknown>;
 }
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function deepFreeze<T>(v: T): T {
   if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
@@ -73,8 +71,7 @@ function setPath(obj: Record<string, unknown>, path: readonly string[], value: u
 
 /** Resolves and validates a config; throws a one-line UserError for any bad key or value. */
 export function loadConfig<S extends z.ZodObject>(opts: LoadConfigOptions<S>): ConfigOf<S> {
-  const def: ConfigDef<S> = 'fields' in opts.schema && 'schema' in opts.schema
-    ? opts.schema as ConfigDef<S> : defineConfig(opts.schema as S);
+  const def: ConfigDef<S> = 'fields' in opts.schema && 'schema' in opts.schema ? (opts.schema as ConfigDef<S>) : defineConfig(opts.schema as S);
   const label = opts.fileLabel ?? opts.file ?? 'config';
   const validPaths = def.fields.map((f) => f.path);
 
@@ -84,8 +81,7 @@ export function loadConfig<S extends z.ZodObject>(opts: LoadConfigOptions<S>): C
   const unknownInFile = unknownKeys(def.schema, merged);
   if (unknownInFile.length > 0) {
     const u = unknownInFile[0]!;
-    throw inputError({ file: label, field: u.path }, u.note !== undefined
-      ? `unknown key: ${u.note}` : `unknown key${didYouMean(u.path, validPaths)}`);
+    throw inputError({ file: label, field: u.path }, u.note !== undefined ? `unknown key: ${u.note}` : `unknown key${didYouMean(u.path, validPaths)}`);
   }
 
   // 2. CLI overrides: flat dotted keys, each a declared field.
@@ -113,8 +109,7 @@ export function loadConfig<S extends z.ZodObject>(opts: LoadConfigOptions<S>): C
     const issue = result.error.issues[0]!;
     const path = issue.path.map(String);
     const field = path.join('.');
-    const fromFlag = overridePaths.find((p) => p.length <= path.length
-      ? p.every((k, i) => path[i] === k) : path.every((k, i) => p[i] === k));
+    const fromFlag = overridePaths.find((p) => (p.length <= path.length ? p.every((k, i) => path[i] === k) : path.every((k, i) => p[i] === k)));
     const more = result.error.issues.length > 1 ? ` (and ${result.error.issues.length - 1} more)` : '';
     if (fromFlag) throw new UserError(`flag '--${fromFlag.join('.')}': ${issue.message}${more}`);
     const inFile = getPath(fileValue, path);

@@ -6,8 +6,11 @@ describe('configRecord', () => {
   it('records app, version, time and a key-order independent hash', () => {
     const r = configRecord({ b: 1, a: { d: [1, 2], c: 'x' } }, { app: 'train-cot', version: 2, createdAt: new Date(0) });
     expect(r).toEqual({
-      app: 'train-cot', schemaVersion: 2, createdAt: '1970-01-01T00:00:00.000Z',
-      configHash: configHash({ a: { c: 'x', d: [1, 2] }, b: 1 }), config: { b: 1, a: { d: [1, 2], c: 'x' } },
+      app: 'train-cot',
+      schemaVersion: 2,
+      createdAt: '1970-01-01T00:00:00.000Z',
+      configHash: configHash({ a: { c: 'x', d: [1, 2] }, b: 1 }),
+      config: { b: 1, a: { d: [1, 2], c: 'x' } },
     });
     expect(canonicalJson({ b: 1, a: { d: [1, 2], c: 'x' } })).toBe('{"a":{"c":"x","d":[1,2]},"b":1}');
     expect(r.configHash).toMatch(/^[0-9a-f]{64}$/);

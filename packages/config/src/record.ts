@@ -16,9 +16,15 @@ export interface ConfigRecord<C = unknown> {
 
 /** JSON with object keys sorted at every level and no whitespace (stable across key orders). */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'object' && v !== null && !Array.isArray(v)
-    ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]))
-    : v));
+  return JSON.stringify(value, (_k, v: unknown) =>
+    typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.keys(v)
+            .sort()
+            .map((k) => [k, (v as Record<string, unknown>)[k]]),
+        )
+      : v,
+  );
 }
 
 /** A config without the top-level `ignore` keys (run-control flags such as `resume` that do not change what is computed). */
@@ -29,7 +35,9 @@ export function configIdentity(config: unknown, ignore: readonly string[] = []):
 
 /** sha256 hex of the canonical JSON of a config, without its top-level `ignore` keys. */
 export function configHash(config: unknown, ignore: readonly string[] = []): string {
-  return createHash('sha256').update(canonicalJson(configIdentity(config, ignore))).digest('hex');
+  return createHash('sha256')
+    .update(canonicalJson(configIdentity(config, ignore)))
+    .digest('hex');
 }
 
 /**

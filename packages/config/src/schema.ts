@@ -8,7 +8,7 @@
 // transforms are deliberately not supported (a flag could not express them); defineConfig throws.
 // Nested objects: use `.prefault({})` so an absent object still gets its fields' defaults (zod 4's
 // `.default({})` would return `{}` unparsed).
-import { z } from 'zod';
+import type { z } from 'zod';
 
 /** The CLI type of a leaf field. */
 export type FieldType = 'number' | 'string' | 'boolean';
@@ -87,11 +87,15 @@ export function unionVariants(schema: z.ZodType): { discriminator: string; varia
   return { discriminator, variants };
 }
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function walk(schema: z.ZodType, path: string, parentDefault: { has: boolean; value: unknown },
-  when: ConfigField['when'], out: Map<string, ConfigField>): void {
+function walk(
+  schema: z.ZodType,
+  path: string,
+  parentDefault: { has: boolean; value: unknown },
+  when: ConfigField['when'],
+  out: Map<string, ConfigField>,
+): void {
   const u = unwrapField(schema);
   const hasDefault = u.hasDefault || parentDefault.has;
   const defaultValue = u.hasDefault ? u.defaultValue : parentDefault.value;
@@ -115,8 +119,13 @@ function walk(schema: z.ZodType, path: string, parentDefault: { has: boolean; va
   };
   const leaf = (type: FieldType, choices?: readonly (string | number)[]): void => {
     add({
-      path, type, description: need(), hasDefault, ...(hasDefault ? { defaultValue } : {}),
-      ...(choices ? { choices } : {}), ...(when ? { when } : {}),
+      path,
+      type,
+      description: need(),
+      hasDefault,
+      ...(hasDefault ? { defaultValue } : {}),
+      ...(choices ? { choices } : {}),
+      ...(when ? { when } : {}),
     });
   };
   switch (def.type) {
@@ -136,8 +145,7 @@ function walk(schema: z.ZodType, path: string, parentDefault: { has: boolean; va
     case 'object': {
       need();
       for (const [key, child] of Object.entries((u.core as z.ZodObject).shape)) {
-        const childDefault = isPlainObject(defaultValue) && key in defaultValue
-          ? { has: true, value: defaultValue[key] } : { has: false, value: undefined };
+        const childDefault = isPlainObject(defaultValue) && key in defaultValue ? { has: true, value: defaultValue[key] } : { has: false, value: undefined };
         walk(child as z.ZodType, path === '' ? key : `${path}.${key}`, childDefault, when, out);
       }
       return;
@@ -149,16 +157,19 @@ function walk(schema: z.ZodType, path: string, parentDefault: { has: boolean; va
         const tagPath = `${path}.${du.discriminator}`;
         const tagDefault = isPlainObject(defaultValue) ? defaultValue[du.discriminator] : undefined;
         add({
-          path: tagPath, type: 'string', description, choices: du.variants.map((v) => v.value),
-          hasDefault: tagDefault !== undefined, ...(tagDefault !== undefined ? { defaultValue: tagDefault } : {}),
+          path: tagPath,
+          type: 'string',
+          description,
+          choices: du.variants.map((v) => v.value),
+          hasDefault: tagDefault !== undefined,
+          ...(tagDefault !== undefined ? { defaultValue: tagDefault } : {}),
           ...(when ? { when } : {}),
         });
         for (const { value, object } of du.variants) {
           const variantDefault = isPlainObject(defaultValue) && defaultValue[du.discriminator] === value ? defaultValue : undefined;
           for (const [key, child] of Object.entries(object.shape)) {
             if (key === du.discriminator) continue;
-            const childDefault = variantDefault && key in variantDefault
-              ? { has: true, value: variantDefault[key] } : { has: false, value: undefined };
+            const childDefault = variantDefault && key in variantDefault ? { has: true, value: variantDefault[key] } : { has: false, value: undefined };
             walk(child as z.ZodType, `${path}.${key}`, childDefault, { discriminator: tagPath, values: [value] }, out);
           }
         }
@@ -169,8 +180,10 @@ function walk(schema: z.ZodType, path: string, parentDefault: { has: boolean; va
     default:
       break;
   }
-  throw new Error(`config field '${path}': unsupported schema type '${def.type}' (supported: number, string, ` +
-    'boolean, enum, literal, object, discriminated union; optional/default/prefault wrappers)');
+  throw new Error(
+    `config field '${path}': unsupported schema type '${def.type}' (supported: number, string, ` +
+      'boolean, enum, literal, object, discriminated union; optional/default/prefault wrappers)',
+  );
 }
 
 /** Validates a config schema (every field described, supported types) and flattens its fields. */
@@ -189,7 +202,7 @@ export function defineConfig<S extends z.ZodObject>(schema: S): ConfigDef<S> {
 /** Dotted paths of keys in `value` that the schema does not declare (objects and union variants). */
 /** The schema of field `k` (own keys only: `toString`, `constructor`, `__proto__` are no fields). */
 function ownField(shape: Record<string, unknown>, k: string): z.ZodType | undefined {
-  return Object.hasOwn(shape, k) ? shape[k] as z.ZodType : undefined;
+  return Object.hasOwn(shape, k) ? (shape[k] as z.ZodType) : undefined;
 }
 
 /**
@@ -246,9 +259,7 @@ export function unknownKeys(schema: z.ZodType, value: unknown, prefix = ''): Arr
         if (child) found.push(...unknownKeys(child, v, join(k)));
         else {
           const others = allowed.get(k);
-          found.push(others
-            ? { path: join(k), note: `only valid when ${join(du.discriminator)} is ${others.join(' or ')}` }
-            : { path: join(k) });
+          found.push(others ? { path: join(k), note: `only valid when ${join(du.discriminator)} is ${others.join(' or ')}` } : { path: join(k) });
         }
       } else if (!allowed.has(k)) {
         found.push({ path: join(k) });

@@ -48,7 +48,9 @@ function recordingLogger(): { logger: Logger; records: Array<{ obj: Record<strin
   const records: Array<{ obj: Record<string, unknown>; msg?: string }> = [];
   const logger: Logger = {
     info: (obj, msg) => records.push({ obj: obj as Record<string, unknown>, ...(msg ? { msg } : {}) }),
-    warn() {}, error() {}, debug() {},
+    warn() {},
+    error() {},
+    debug() {},
     child: () => logger,
   };
   return { logger, records };

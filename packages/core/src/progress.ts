@@ -52,15 +52,25 @@ export function createProgress(opts: ProgressOptions): Progress {
     const width = 24;
     const filled = Math.round(frac * width);
     const bar = `${'#'.repeat(filled)}${'-'.repeat(width - filled)}`;
-    output?.bar(`${opts.label} [${bar}] ${doneUnits}/${opts.total} ${(frac * 100).toFixed(0)}% ` +
-      `${rate.toPrecision(3)}/s elapsed ${formatDuration(elapsed)} ETA ${formatDuration(eta)} ${formatFields(fields)}`.trimEnd());
+    output?.bar(
+      `${opts.label} [${bar}] ${doneUnits}/${opts.total} ${(frac * 100).toFixed(0)}% ` +
+        `${rate.toPrecision(3)}/s elapsed ${formatDuration(elapsed)} ETA ${formatDuration(eta)} ${formatFields(fields)}`.trimEnd(),
+    );
   };
   const record = (msg: string) => {
     const { elapsed, rate, eta } = stats();
-    opts.logger.info({
-      label: opts.label, done: doneUnits, total: opts.total, perSecond: Number(rate.toPrecision(4)),
-      elapsedS: Number(elapsed.toFixed(1)), etaS: Number.isFinite(eta) ? Number(eta.toFixed(1)) : null, ...fields,
-    }, msg);
+    opts.logger.info(
+      {
+        label: opts.label,
+        done: doneUnits,
+        total: opts.total,
+        perSecond: Number(rate.toPrecision(4)),
+        elapsedS: Number(elapsed.toFixed(1)),
+        etaS: Number.isFinite(eta) ? Number(eta.toFixed(1)) : null,
+        ...fields,
+      },
+      msg,
+    );
   };
 
   return {

@@ -23,7 +23,10 @@ describe('Rng', () => {
   it('has the right first two moments for uniform, normal and Gumbel', () => {
     const r = Rng.fromSeed(7);
     const n = 200_000;
-    let su = 0, sn = 0, sn2 = 0, sg = 0;
+    let su = 0,
+      sn = 0,
+      sn2 = 0,
+      sg = 0;
     for (let i = 0; i < n; i++) {
       su += r.uniform();
       const z = r.normal();

@@ -10,7 +10,15 @@ import { formatRecord, formatResult } from './terminal.js';
 
 function fakeTerminal(isTTY: boolean, columns = 100): { isTTY: boolean; columns: number; writes: string[]; write(s: string): boolean } {
   const writes: string[] = [];
-  return { isTTY, columns, writes, write: (s: string) => { writes.push(s); return true; } };
+  return {
+    isTTY,
+    columns,
+    writes,
+    write: (s: string) => {
+      writes.push(s);
+      return true;
+    },
+  };
 }
 
 const T0 = new Date(2026, 0, 2, 9, 5, 7).getTime(); // local 09:05:07
@@ -18,7 +26,18 @@ const CLEAR = '\r\x1b[2K';
 
 describe('formatRecord', () => {
   it('prints time, level (when not INFO), message and fields; hides pino bookkeeping', () => {
-    const rec = { level: 30, time: T0, pid: 1, hostname: 'h', name: 'cot-sft', app: 'cot-sft', msg: 'checkpoint saved', step: 30, loss: 2.0006123, dir: 'runs/m0' };
+    const rec = {
+      level: 30,
+      time: T0,
+      pid: 1,
+      hostname: 'h',
+      name: 'cot-sft',
+      app: 'cot-sft',
+      msg: 'checkpoint saved',
+      step: 30,
+      loss: 2.0006123,
+      dir: 'runs/m0',
+    };
     expect(formatRecord(rec, false)).toBe('09:05:07 checkpoint saved step=30 loss=2.0006 dir=runs/m0');
     expect(formatRecord({ level: 40, time: T0, msg: 'slow', note: 'two words' }, false)).toBe('09:05:07 WARN slow note="two words"');
     expect(formatRecord({ level: 50, time: T0, msg: 'bad' }, true)).toBe('\x1b[2m09:05:07\x1b[0m \x1b[31mERROR\x1b[0m bad');
@@ -27,8 +46,9 @@ describe('formatRecord', () => {
   });
 
   it('formats a one-line JSON result as a key/value block and leaves other text alone', () => {
-    expect(formatResult('{"app":"cot-sft","steps":60,"first":{"loss":11.26951},"wallSeconds":16.7}\n'))
-      .toBe('  app          cot-sft\n  steps        60\n  first        loss=11.27\n  wallSeconds  16.7\n');
+    expect(formatResult('{"app":"cot-sft","steps":60,"first":{"loss":11.26951},"wallSeconds":16.7}\n')).toBe(
+      '  app          cot-sft\n  steps        60\n  first        loss=11.27\n  wallSeconds  16.7\n',
+    );
     expect(formatResult('| a | b |\n')).toBe('| a | b |\n');
     expect(formatResult('{\n  "pretty": true\n}\n')).toBe('{\n  "pretty": true\n}\n');
   });
@@ -60,7 +80,10 @@ describe('log lines and the progress bar on a terminal', () => {
   });
 
   it('writes JSON lines and progress records when the stream is not a TTY, or with format json', () => {
-    for (const [isTTY, format] of [[false, 'auto'], [true, 'json']] as const) {
+    for (const [isTTY, format] of [
+      [false, 'auto'],
+      [true, 'json'],
+    ] as const) {
       const term = fakeTerminal(isTTY);
       const logger = createRootLogger('app', { stream: term, now: () => T0, format });
       let t = 0;
@@ -68,10 +91,21 @@ describe('log lines and the progress bar on a terminal', () => {
       t = 500;
       p.tick(2);
       p.done();
-      expect(term.writes.map((w) => JSON.parse(w) as unknown)).toEqual([{
-        level: 30, time: T0, app: 'app', name: 'app',
-        label: 'eval', done: 2, total: 2, perSecond: 4, elapsedS: 0.5, etaS: 0, msg: 'finished',
-      }]);
+      expect(term.writes.map((w) => JSON.parse(w) as unknown)).toEqual([
+        {
+          level: 30,
+          time: T0,
+          app: 'app',
+          name: 'app',
+          label: 'eval',
+          done: 2,
+          total: 2,
+          perSecond: 4,
+          elapsedS: 0.5,
+          etaS: 0,
+          msg: 'finished',
+        },
+      ]);
     }
   });
 
@@ -87,8 +121,15 @@ describe('log lines and the progress bar on a terminal', () => {
     logger.child({ phase: 'encoder' }).warn({ n: 2 }, 'shown');
     logger.output.close();
     expect(term.writes).toEqual(['\x1b[2m09:05:07\x1b[0m \x1b[33mWARN\x1b[0m shown phase=encoder n=2\n']);
-    const lines = readFileSync(join(dir, 'logs', 'app.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; level: number });
-    expect(lines.map((l) => [l.level, l.msg])).toEqual([[30, 'finished'], [30, 'hidden'], [40, 'shown']]);
+    const lines = readFileSync(join(dir, 'logs', 'app.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { msg: string; level: number });
+    expect(lines.map((l) => [l.level, l.msg])).toEqual([
+      [30, 'finished'],
+      [30, 'hidden'],
+      [40, 'shown'],
+    ]);
   });
 
   it('stdout results print as a summary block on a terminal, as the JSON line otherwise', () => {
@@ -103,7 +144,18 @@ describe('log lines and the progress bar on a terminal', () => {
 
 describe('progress records as human lines', () => {
   it('prints label done/total, rate, elapsed, ETA, then the fields; flat objects inline', () => {
-    const rec = { level: 30, time: T0, msg: 'progress', label: 'cot-sft (cot)', done: 19, total: 60, perSecond: 0.8832, elapsedS: 21.5, etaS: 46.4, loss: '3.8776' };
+    const rec = {
+      level: 30,
+      time: T0,
+      msg: 'progress',
+      label: 'cot-sft (cot)',
+      done: 19,
+      total: 60,
+      perSecond: 0.8832,
+      elapsedS: 21.5,
+      etaS: 46.4,
+      loss: '3.8776',
+    };
     expect(formatRecord(rec, false)).toBe('09:05:07 progress cot-sft (cot) 19/60 0.8832/s elapsed 0:22 ETA 0:46 loss=3.8776');
     expect(formatRecord({ level: 30, time: T0, msg: 'done', first: { loss: 11.2694833 } }, false)).toBe('09:05:07 done first={loss=11.269}');
   });

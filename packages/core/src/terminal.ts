@@ -49,7 +49,9 @@ function formatValue(v: unknown): string {
 
 /** `key=value ...` of a flat record (numbers to 5 significant digits, long objects cut). */
 export function formatFields(fields: Record<string, unknown>): string {
-  return Object.entries(fields).map(([k, v]) => `${k}=${formatValue(v)}`).join(' ');
+  return Object.entries(fields)
+    .map(([k, v]) => `${k}=${formatValue(v)}`)
+    .join(' ');
 }
 
 /**
@@ -97,8 +99,8 @@ export function formatResult(text: string): string {
   if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) return text;
   const entries = Object.entries(obj as Record<string, unknown>);
   const width = Math.max(0, ...entries.map(([k]) => k.length));
-  const value = (v: unknown): string => (v !== null && typeof v === 'object' && !Array.isArray(v)
-    ? formatFields(v as Record<string, unknown>) : formatValue(v));
+  const value = (v: unknown): string =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) ? formatFields(v as Record<string, unknown>) : formatValue(v);
   return `${entries.map(([k, v]) => `  ${k.padEnd(width)}  ${value(v)}`).join('\n')}\n`;
 }
 

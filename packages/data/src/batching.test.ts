@@ -20,7 +20,13 @@ describe('padBatch', () => {
     expect(ids.shape).toEqual([3, 3]);
     expect(ids.lengths).toEqual([3, 1, 0]);
     expect(Array.from(ids.data)).toEqual([1, 2, 3, 4, 128001, 128001, 128001, 128001, 128001]);
-    const labels = padBatch([[-100, 5], [-100, -100, 6, 7]], -100);
+    const labels = padBatch(
+      [
+        [-100, 5],
+        [-100, -100, 6, 7],
+      ],
+      -100,
+    );
     expect(labels.shape).toEqual([2, 4]);
     expect(Array.from(labels.data)).toEqual([-100, 5, -100, -100, -100, -100, 6, 7]);
   });
@@ -33,8 +39,7 @@ describe('padBatch', () => {
 });
 
 function waste(batches: number[][], lengths: number[]): number {
-  return batches.reduce((s, b) => s + Math.max(...b.map((i) => lengths[i] as number)) * b.length -
-    b.reduce((t, i) => t + (lengths[i] as number), 0), 0);
+  return batches.reduce((s, b) => s + Math.max(...b.map((i) => lengths[i] as number)) * b.length - b.reduce((t, i) => t + (lengths[i] as number), 0), 0);
 }
 
 describe('bucketBatches', () => {
@@ -64,8 +69,9 @@ describe('bucketBatches', () => {
 
   it('rejects bad options', () => {
     expect(() => bucketBatches([1, 2], { batchSize: 0, seed: 1 })).toThrow("field 'batchSize'");
-    expect(() => bucketBatches([1, 2], { batchSize: 4, bucketSize: 6, seed: 1 }))
-      .toThrow("field 'bucketSize': must be a positive multiple of batchSize 4, got 6");
+    expect(() => bucketBatches([1, 2], { batchSize: 4, bucketSize: 6, seed: 1 })).toThrow(
+      "field 'bucketSize': must be a positive multiple of batchSize 4, got 6",
+    );
     expect(() => bucketBatches([1, -2], { batchSize: 1, seed: 1 })).toThrow("field 'lengths[1]'");
   });
 });

@@ -80,7 +80,12 @@ export function buildEncoderSequence(input: EncoderSequenceInput): EncoderSequen
   checkIds(cotIds, 'cotIds', true);
   checkIds(endThinkIds, 'endThinkIds', true);
   checkIds([compressId], 'compressId', true);
-  for (const [name, ids] of [['prefixIds', prefixIds], ['thinkIds', thinkIds], ['cotIds', cotIds], ['endThinkIds', endThinkIds]] as const) {
+  for (const [name, ids] of [
+    ['prefixIds', prefixIds],
+    ['thinkIds', thinkIds],
+    ['cotIds', cotIds],
+    ['endThinkIds', endThinkIds],
+  ] as const) {
     const at = ids.indexOf(compressId);
     if (at !== -1) throw inputError({ field: `${name}[${at}]` }, `holds the compress id ${compressId}, which must only mark latent slots`);
   }

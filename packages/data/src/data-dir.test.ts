@@ -42,7 +42,9 @@ describe('data dir and checksums', () => {
     expect(sha256File(join(dir, 'sub', 'a.txt'))).toBe(abc);
     writeFileSync(join(dir, 'SHA256SUMS'), `${abc}  sub/a.txt\n${abc} *b.txt\n${abc}  gone.txt\n`);
     expect(verifyChecksums(dir).map((r) => [r.file, r.status, r.actual === null])).toEqual([
-      ['sub/a.txt', 'ok', false], ['b.txt', 'mismatch', false], ['gone.txt', 'missing', true],
+      ['sub/a.txt', 'ok', false],
+      ['b.txt', 'mismatch', false],
+      ['gone.txt', 'missing', true],
     ]);
   });
 
@@ -51,8 +53,6 @@ describe('data dir and checksums', () => {
     const h = 'a'.repeat(64);
     expect(() => parseChecksumList(`${h}  ok\n${h}  ../up.txt\n`, 'SUMS')).toThrow(/^SUMS:2: field 'path': '\.\.\/up\.txt' must be relative/);
     expect(() => parseChecksumList(`${h}  x\n\n${h}  x\n`, 'SUMS')).toThrow("SUMS:3: field 'path': 'x' is listed twice");
-    expect(parseChecksumList(`${h.toUpperCase()}  dir/file name.txt\n`, 'SUMS')).toEqual([
-      { file: 'dir/file name.txt', sha256: h, line: 1 },
-    ]);
+    expect(parseChecksumList(`${h.toUpperCase()}  dir/file name.txt\n`, 'SUMS')).toEqual([{ file: 'dir/file name.txt', sha256: h, line: 1 }]);
   });
 });

@@ -7,8 +7,15 @@ import { DATASET_NAMES, datasetInfo, loadDataset, loadDatasetFile, type DatasetN
 
 // Row counts from data/MANIFEST.md (parsed records, not `wc -l`).
 const ROWS: Record<(typeof DATASET_NAMES)[number], number> = {
-  'gsm8k-train': 7473, 'gsm8k-test': 1319, 'gsm8k-aug-test': 1319, 'gsm8k-aug-valid': 500, svamp: 1000,
-  multiarith: 600, 'gsm-hard': 1319, math500: 500, aime24: 30,
+  'gsm8k-train': 7473,
+  'gsm8k-test': 1319,
+  'gsm8k-aug-test': 1319,
+  'gsm8k-aug-valid': 500,
+  svamp: 1000,
+  multiarith: 600,
+  'gsm-hard': 1319,
+  math500: 500,
+  aime24: 30,
 };
 
 const loaded = new Map<string, Problem[]>();
@@ -41,8 +48,7 @@ describe('loadDataset on the real files', () => {
     expect(p.id).toBe('0');
     expect(p.answer).toBe('18');
     expect(p.problem.startsWith('Janet’s ducks lay 16 eggs per day.')).toBe(true);
-    expect(p.cot).toBe('Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs a day.\n' +
-      'She makes 9 * 2 = $<<9*2=18>>18 every day at the farmer’s market.');
+    expect(p.cot).toBe('Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs a day.\n' + 'She makes 9 * 2 = $<<9*2=18>>18 every day at the farmer’s market.');
     expect(p.solution).toBe(`${p.cot}\n#### 18`);
     expect(rows('gsm8k-test')[146]?.answer).toBe('2,125');
     // MANIFEST: 14 test and 79 train gold strings carry thousands separators.
@@ -68,12 +74,18 @@ describe('loadDataset on the real files', () => {
     const p = byId('svamp', 'chal-1');
     expect(p.index).toBe(0);
     expect(p.answer).toBe('51');
-    expect(p.problem).toBe('Each pack of dvds costs 76 dollars. If there is a discount of 25 dollars on each pack. ' +
-      'How much do you have to pay to buy each pack?');
-    expect(byId('svamp', 'chal-3').problem).toBe('Paco had 26 salty cookies and 17 sweet cookies. He ate 14 sweet ' +
-      'cookies and 9 salty cookies. How many salty cookies did Paco have left?');
+    expect(p.problem).toBe(
+      'Each pack of dvds costs 76 dollars. If there is a discount of 25 dollars on each pack. ' + 'How much do you have to pay to buy each pack?',
+    );
+    expect(byId('svamp', 'chal-3').problem).toBe(
+      'Paco had 26 salty cookies and 17 sweet cookies. He ate 14 sweet ' + 'cookies and 9 salty cookies. How many salty cookies did Paco have left?',
+    );
     // No joined prompt reads "..", except chal-410 whose Body itself ends in "..".
-    expect(rows('svamp').filter((x) => x.problem.includes('..')).map((x) => x.id)).toEqual(['chal-410']);
+    expect(
+      rows('svamp')
+        .filter((x) => x.problem.includes('..'))
+        .map((x) => x.id),
+    ).toEqual(['chal-410']);
     expect(byId('svamp', 'chal-1000').answer).toBe('11');
   });
 
@@ -128,20 +140,44 @@ describe('bad rows', () => {
     ['malformed JSON', 'gsm8k-test', `${good}\n{"question": "Q2", \n`, 'x.jsonl', /x\.jsonl:2: malformed JSON/],
     ['missing field', 'gsm8k-test', `${good}\n\n{"question": "Q3"}\n`, 'x.jsonl', /x\.jsonl:3: field 'answer': missing$/],
     ['ill-typed field', 'multiarith', '{"input": "Q", "target": "39"}', 'm.jsonl', /m\.jsonl:1: field 'target': expected a finite number, got "39"/],
-    ['non-numeric GSM8K gold', 'gsm8k-test', '{"question": "Q", "answer": "x\\n#### eighteen"}', 'g.jsonl',
-      /g\.jsonl:1: field 'answer': gold answer "eighteen" is not a number/],
+    [
+      'non-numeric GSM8K gold',
+      'gsm8k-test',
+      '{"question": "Q", "answer": "x\\n#### eighteen"}',
+      'g.jsonl',
+      /g\.jsonl:1: field 'answer': gold answer "eighteen" is not a number/,
+    ],
     ['GSM8K without ####', 'gsm8k-train', '{"question": "Q", "answer": "x\\n18"}', 'g.jsonl', /field 'answer': last line does not start with '####'/],
-    ['two || separators', 'gsm8k-aug-test', 'Q1||<<1+1=2>> #### 2\nQ||2||<<1=1>> #### 1\n', 'a.txt',
-      /a\.txt:2: field '\|\|': expected exactly one '\|\|' separator, found 2/],
+    [
+      'two || separators',
+      'gsm8k-aug-test',
+      'Q1||<<1+1=2>> #### 2\nQ||2||<<1=1>> #### 1\n',
+      'a.txt',
+      /a\.txt:2: field '\|\|': expected exactly one '\|\|' separator, found 2/,
+    ],
     ['no #### separator', 'gsm8k-aug-valid', 'Q||<<1+1=2>> 2\n', 'a.txt', /a\.txt:1: field ' #### ': expected exactly one ' #### ' separator, found 0/],
     ['non-numeric Aug gold', 'gsm8k-aug-test', 'Q||<<1+1=2>> #### two\n', 'a.txt', /field 'answer': gold answer "two" is not a number/],
-    ['non-integer AIME answer', 'aime24', '{"id": 1, "problem": "P", "solution": "S", "answer": "2.5"}\n', 'a.jsonl',
-      /a\.jsonl:1: field 'answer': AIME answer "2.5" is not an integer/],
-    ['duplicate MATH id', 'math500',
+    [
+      'non-integer AIME answer',
+      'aime24',
+      '{"id": 1, "problem": "P", "solution": "S", "answer": "2.5"}\n',
+      'a.jsonl',
+      /a\.jsonl:1: field 'answer': AIME answer "2.5" is not an integer/,
+    ],
+    [
+      'duplicate MATH id',
+      'math500',
       '{"problem":"p","solution":"s","answer":"1","unique_id":"u"}\n{"problem":"p","solution":"s","answer":"2","unique_id":"u"}\n',
-      'm.jsonl', /m\.jsonl:2: field 'id': duplicate id 'u' \(first on line 1\)/],
-    ['SVAMP element not an object', 'svamp', '[\n  {"ID": "a", "Body": "B", "Question": "Q?", "Answer": 1.0},\n  3\n]',
-      'S.json', /S\.json:3: expected a JSON object, got number/],
+      'm.jsonl',
+      /m\.jsonl:2: field 'id': duplicate id 'u' \(first on line 1\)/,
+    ],
+    [
+      'SVAMP element not an object',
+      'svamp',
+      '[\n  {"ID": "a", "Body": "B", "Question": "Q?", "Answer": 1.0},\n  3\n]',
+      'S.json',
+      /S\.json:3: expected a JSON object, got number/,
+    ],
   ];
 
   it.each(cases)('%s throws one located line', (_label, name, text, file, re) => {
@@ -154,19 +190,27 @@ describe('bad rows', () => {
   it('skipBadRows records bad rows and keeps the file index of the good ones', () => {
     const path = fixture('mixed.jsonl', [good, '{oops', '{"question": "Q", "answer": "x\\n#### 1,000"}', '[1]'].join('\n'));
     const { problems, skipped } = loadDatasetFile('gsm8k-test', path, { skipBadRows: true });
-    expect(problems.map((p) => [p.index, p.id, p.answer])).toEqual([[0, '0', '2'], [2, '2', '1,000']]);
-    expect(skipped.map((s) => [s.file, s.line])).toEqual([[path, 2], [path, 4]]);
+    expect(problems.map((p) => [p.index, p.id, p.answer])).toEqual([
+      [0, '0', '2'],
+      [2, '2', '1,000'],
+    ]);
+    expect(skipped.map((s) => [s.file, s.line])).toEqual([
+      [path, 2],
+      [path, 4],
+    ]);
     expect(skipped[0]?.reason).toMatch(/^.*mixed\.jsonl:2: malformed JSON/);
     expect(skipped[1]?.reason).toMatch(/mixed\.jsonl:4: expected a JSON object, got an array/);
   });
 
   it('SVAMP elements carry the line they start on, and a bad element can be skipped', () => {
-    const text = '[\n {"ID": "a", "Body": "Tom has 3 apples.", "Question": "How many?", "Answer": 3.0},\n' +
+    const text =
+      '[\n {"ID": "a", "Body": "Tom has 3 apples.", "Question": "How many?", "Answer": 3.0},\n' +
       ' {"ID": "b", "Body": "x, y [z]", "Question": "Q?"},\n {"ID": "c", "Body": "He had 5", "Question": "How many?", "Answer": 5.5}\n]\n';
     const path = fixture('SVAMP.json', text);
     const { problems, skipped } = loadDatasetFile('svamp', path, { skipBadRows: true });
     expect(problems.map((p) => [p.id, p.index, p.problem, p.answer])).toEqual([
-      ['a', 0, 'Tom has 3 apples. How many?', '3'], ['c', 2, 'He had 5. How many?', '5.5'],
+      ['a', 0, 'Tom has 3 apples. How many?', '3'],
+      ['c', 2, 'He had 5. How many?', '5.5'],
     ]);
     expect(skipped).toEqual([{ file: path, line: 3, reason: `${path}:3: field 'Answer': missing` }]);
     expect(errorOf(() => loadDatasetFile('svamp', fixture('S.json', '[{"ID": "a"},')))).toMatch(/not closed/);
@@ -174,7 +218,8 @@ describe('bad rows', () => {
   });
 
   it('a missing file is a one-line error even with skipBadRows', () => {
-    expect(errorOf(() => loadDataset('gsm8k-test', { dataDir: join(tmpdir(), 'no-such-dir-xyz'), skipBadRows: true })))
-      .toMatch(/gsm8k\/test\.jsonl: file not found/);
+    expect(errorOf(() => loadDataset('gsm8k-test', { dataDir: join(tmpdir(), 'no-such-dir-xyz'), skipBadRows: true }))).toMatch(
+      /gsm8k\/test\.jsonl: file not found/,
+    );
   });
 });

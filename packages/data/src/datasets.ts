@@ -6,15 +6,30 @@ import { join } from 'node:path';
 import { inputError, isUserError } from '@latent-sft/core';
 import { defaultDataDir } from './data-dir.js';
 import {
-  parseAime, parseGsm8k, parseGsm8kAugLine, parseGsmHard, parseJsonRecord, parseMath500, parseMultiArith,
-  parseSvamp, type ParsedRow,
+  parseAime,
+  parseGsm8k,
+  parseGsm8kAugLine,
+  parseGsmHard,
+  parseJsonRecord,
+  parseMath500,
+  parseMultiArith,
+  parseSvamp,
+  type ParsedRow,
 } from './parsers.js';
 import { jsonArrayRecords, lineRecords, readTextFile, type RawRecord } from './records.js';
 
 /** Every dataset a Problem can come from. */
 export type DatasetName =
-  | 'gsm8k-train' | 'gsm8k-test' | 'gsm8k-aug-test' | 'gsm8k-aug-valid' | 'svamp' | 'multiarith' | 'gsm-hard'
-  | 'math500' | 'aime24' | 'multiplication';
+  | 'gsm8k-train'
+  | 'gsm8k-test'
+  | 'gsm8k-aug-test'
+  | 'gsm8k-aug-valid'
+  | 'svamp'
+  | 'multiarith'
+  | 'gsm-hard'
+  | 'math500'
+  | 'aime24'
+  | 'multiplication';
 
 /** The datasets stored as files in data/ (all but the generated 'multiplication'). */
 export type FileDatasetName = Exclude<DatasetName, 'multiplication'>;
@@ -66,7 +81,14 @@ export interface DatasetInfo {
 
 /** The file-backed datasets, in MANIFEST order. */
 export const DATASET_NAMES: readonly FileDatasetName[] = [
-  'gsm8k-train', 'gsm8k-test', 'gsm8k-aug-test', 'gsm8k-aug-valid', 'svamp', 'multiarith', 'gsm-hard', 'math500',
+  'gsm8k-train',
+  'gsm8k-test',
+  'gsm8k-aug-test',
+  'gsm8k-aug-valid',
+  'svamp',
+  'multiarith',
+  'gsm-hard',
+  'math500',
   'aime24',
 ];
 
@@ -82,27 +104,42 @@ const SPECS: { [K in FileDatasetName]: Spec } = {
   'gsm8k-train': { file: 'gsm8k/train.jsonl', idField: ROW_INDEX, numeric: true, layout: 'jsonl', parse: parseGsm8k },
   'gsm8k-test': { file: 'gsm8k/test.jsonl', idField: ROW_INDEX, numeric: true, layout: 'jsonl', parse: parseGsm8k },
   'gsm8k-aug-test': {
-    file: 'gsm8k_aug/test.txt', idField: ROW_INDEX, numeric: true, layout: 'text-lines',
+    file: 'gsm8k_aug/test.txt',
+    idField: ROW_INDEX,
+    numeric: true,
+    layout: 'text-lines',
     parse: (v, w) => parseGsm8kAugLine(v as string, w),
   },
   'gsm8k-aug-valid': {
-    file: 'gsm8k_aug/valid.txt', idField: ROW_INDEX, numeric: true, layout: 'text-lines',
+    file: 'gsm8k_aug/valid.txt',
+    idField: ROW_INDEX,
+    numeric: true,
+    layout: 'text-lines',
     parse: (v, w) => parseGsm8kAugLine(v as string, w),
   },
   svamp: { file: 'svamp/SVAMP.json', idField: 'ID, e.g. "chal-1"', numeric: true, layout: 'json-array', parse: parseSvamp },
   multiarith: {
-    file: 'multiarith/mawpsmultiarith.jsonl', idField: ROW_INDEX, numeric: true, layout: 'jsonl', parse: parseMultiArith,
+    file: 'multiarith/mawpsmultiarith.jsonl',
+    idField: ROW_INDEX,
+    numeric: true,
+    layout: 'jsonl',
+    parse: parseMultiArith,
   },
   'gsm-hard': { file: 'gsm_hard/gsmhardv2.jsonl', idField: ROW_INDEX, numeric: true, layout: 'jsonl', parse: parseGsmHard },
   math500: {
-    file: 'math500/test.jsonl', idField: 'unique_id, e.g. "test/precalculus/807.json"', numeric: false, layout: 'jsonl',
+    file: 'math500/test.jsonl',
+    idField: 'unique_id, e.g. "test/precalculus/807.json"',
+    numeric: false,
+    layout: 'jsonl',
     parse: parseMath500,
   },
   aime24: { file: 'aime24/test.jsonl', idField: 'id (integer 60-89) as a string, e.g. "60"', numeric: true, layout: 'jsonl', parse: parseAime },
 };
 
 const MULTIPLICATION_INFO: DatasetInfo = {
-  file: '', idField: `${ROW_INDEX} of the generated list (see generateMultiplication)`, numeric: true,
+  file: '',
+  idField: `${ROW_INDEX} of the generated list (see generateMultiplication)`,
+  numeric: true,
 };
 
 /** Where a dataset lives, what its `id` is, and whether its answers are numeric. */

@@ -37,7 +37,5 @@ export interface AugFromTrainOptions {
 export function gsm8kAugFromTrain(dataDir: string = defaultDataDir(), opts: AugFromTrainOptions = {}): Problem[] {
   const train = loadDataset('gsm8k-train', { dataDir }).problems;
   const held = opts.excludeAugValid === false ? new Set<string>() : augValidQuestions(dataDir);
-  return train
-    .filter((p) => !held.has(p.problem))
-    .map((p) => ({ ...p, cot: equationCot(p.solution ?? '') }));
+  return train.filter((p) => !held.has(p.problem)).map((p) => ({ ...p, cot: equationCot(p.solution ?? '') }));
 }

@@ -2,8 +2,14 @@ import { createHash } from 'node:crypto';
 import { oneLineError } from '@latent-sft/testing';
 import { describe, expect, it } from 'vitest';
 import {
-  MULTIPLICATION_TEST_SEED, generateMultiplication, isMultiplicationDataset, multiplicationCot, multiplicationDatasetName,
-  multiplicationSplit, multiplicationTestSet, parseMultiplicationDataset,
+  MULTIPLICATION_TEST_SEED,
+  generateMultiplication,
+  isMultiplicationDataset,
+  multiplicationCot,
+  multiplicationDatasetName,
+  multiplicationSplit,
+  multiplicationTestSet,
+  parseMultiplicationDataset,
 } from './multiplication.js';
 
 /** Re-evaluates every `<<lhs=rhs>>` step with BigInt; returns the value of the last step. */
@@ -14,9 +20,7 @@ function checkSteps(cot: string): bigint {
     const m = /^<<(\d+(?:[*+]\d+)+)=(\d+)>>$/.exec(step);
     if (!m) throw new Error(`malformed step ${step}`);
     const lhs = m[1] as string;
-    const value = lhs.includes('+')
-      ? lhs.split('+').reduce((s, x) => s + BigInt(x), 0n)
-      : lhs.split('*').reduce((s, x) => s * BigInt(x), 1n);
+    const value = lhs.includes('+') ? lhs.split('+').reduce((s, x) => s + BigInt(x), 0n) : lhs.split('*').reduce((s, x) => s * BigInt(x), 1n);
     expect(value, step).toBe(BigInt(m[2] as string));
     last = value;
   }
@@ -25,15 +29,18 @@ function checkSteps(cot: string): bigint {
 
 describe('multiplication generator', () => {
   it('writes one partial product per non-zero digit, then their sum', () => {
-    expect(multiplicationCot(1234n, 5608n)).toBe(
-      '<<1234*8=9872>> <<1234*600=740400>> <<1234*5000=6170000>> <<9872+740400+6170000=6920272>>');
+    expect(multiplicationCot(1234n, 5608n)).toBe('<<1234*8=9872>> <<1234*600=740400>> <<1234*5000=6170000>> <<9872+740400+6170000=6920272>>');
     expect(multiplicationCot(37n, 7n)).toBe('<<37*7=259>>');
     expect(multiplicationCot(12n, 100n)).toBe('<<12*100=1200>>');
     expect(() => multiplicationCot(0n, 3n)).toThrow(/must be positive/);
   });
 
   it('every step is arithmetically right and the last step equals a*b, for small and 40-digit factors', () => {
-    for (const digits of [[3, 4], [1, 1], [40, 25]] as const) {
+    for (const digits of [
+      [3, 4],
+      [1, 1],
+      [40, 25],
+    ] as const) {
       const ps = generateMultiplication({ count: 50, digits, seed: 11 });
       expect(ps.length).toBe(50);
       for (const p of ps) {
@@ -57,18 +64,20 @@ describe('multiplication generator', () => {
     expect(a[5]).toMatchObject({ dataset: 'multiplication', id: '5', index: 5, solution: null });
     // All 81 one-digit pairs exist, so 81 distinct problems can be drawn but not 82.
     expect(new Set(generateMultiplication({ count: 81, digits: [1, 1], seed: 1 }).map((p) => p.problem)).size).toBe(81);
-    expect(() => generateMultiplication({ count: 82, digits: [1, 1], seed: 1 }))
-      .toThrow("field 'count': 82 distinct problems requested but only 81 exist for digits [1, 1]");
+    expect(() => generateMultiplication({ count: 82, digits: [1, 1], seed: 1 })).toThrow(
+      "field 'count': 82 distinct problems requested but only 81 exist for digits [1, 1]",
+    );
     expect(() => generateMultiplication({ count: 1, digits: [0, 2], seed: 1 })).toThrow(/field 'digits\[0\]'/);
   });
 });
 
 describe('multiplication train/test split', () => {
-  const pairs = (ps: readonly { problem: string }[]): string[] => ps.map((p) => {
-    const m = /^What is (\d+) \* (\d+)\?$/.exec(p.problem);
-    if (!m) throw new Error(`bad problem ${p.problem}`);
-    return `${m[1]}*${m[2]}`;
-  });
+  const pairs = (ps: readonly { problem: string }[]): string[] =>
+    ps.map((p) => {
+      const m = /^What is (\d+) \* (\d+)\?$/.exec(p.problem);
+      if (!m) throw new Error(`bad problem ${p.problem}`);
+      return `${m[1]}*${m[2]}`;
+    });
 
   it("leaves the default ('all') output exactly as before splits existed", () => {
     // Captured from the generator before the split option was added.
@@ -82,10 +91,8 @@ describe('multiplication train/test split', () => {
       expect(generateMultiplication({ count: 8, digits, seed, split: 'all' }).map((p) => p.problem)).toEqual(problems.map((q) => `What is ${q}?`));
     }
     const sha = (x: unknown) => createHash('sha256').update(JSON.stringify(x)).digest('hex');
-    expect(sha(generateMultiplication({ count: 1000, digits: [3, 3], seed: 11 })))
-      .toBe('9f1e17ee9782a48ccaae67764f3718e9a79dba51089eed85fc33f842e447f308');
-    expect(sha(generateMultiplication({ count: 8100, digits: [2, 2], seed: 1 })))
-      .toBe('3065a0af17a89e90d0f2ff9503132363c9774e493217be950e4e32c319b2cf07');
+    expect(sha(generateMultiplication({ count: 1000, digits: [3, 3], seed: 11 }))).toBe('9f1e17ee9782a48ccaae67764f3718e9a79dba51089eed85fc33f842e447f308');
+    expect(sha(generateMultiplication({ count: 8100, digits: [2, 2], seed: 1 }))).toBe('3065a0af17a89e90d0f2ff9503132363c9774e493217be950e4e32c319b2cf07');
   });
 
   it('membership is a deterministic function of (a, b) holding about 10 % of the pairs, unbiased in parity', () => {
@@ -126,10 +133,12 @@ describe('multiplication train/test split', () => {
     expect(new Set([...testPairs, ...trainPairs]).size).toBe(8100);
     expect(test[3]).toMatchObject({ dataset: 'multiplication', id: '3', index: 3, solution: null });
     // The counts are exact for small spaces, so one more is refused instead of looping forever.
-    expect(() => generateMultiplication({ count: 819, digits: [2, 2], seed: 5, split: 'test' }))
-      .toThrow("field 'count': 819 distinct problems of the test split requested but only 818 exist for digits [2, 2]");
-    expect(() => generateMultiplication({ count: 7283, digits: [2, 2], seed: 5, split: 'train' }))
-      .toThrow("field 'count': 7283 distinct problems of the train split requested but only 7282 exist for digits [2, 2]");
+    expect(() => generateMultiplication({ count: 819, digits: [2, 2], seed: 5, split: 'test' })).toThrow(
+      "field 'count': 819 distinct problems of the test split requested but only 818 exist for digits [2, 2]",
+    );
+    expect(() => generateMultiplication({ count: 7283, digits: [2, 2], seed: 5, split: 'train' })).toThrow(
+      "field 'count': 7283 distinct problems of the train split requested but only 7282 exist for digits [2, 2]",
+    );
   });
 
   it('5000 train and the 1000 test problems of 3x3 are disjoint; every problem is of its split', () => {
@@ -145,17 +154,21 @@ describe('multiplication train/test split', () => {
 
   it('rejects bad splits and counts with one-line errors, and bounds big spaces conservatively', () => {
     const bad = oneLineError;
-    expect(bad(() => generateMultiplication({ count: 1, digits: [2, 2], seed: 1, split: 'valid' as unknown as 'test' })))
-      .toBe("field 'split': expected one of train, test, all, got valid");
+    expect(bad(() => generateMultiplication({ count: 1, digits: [2, 2], seed: 1, split: 'valid' as unknown as 'test' }))).toBe(
+      "field 'split': expected one of train, test, all, got valid",
+    );
     expect(bad(() => generateMultiplication({ count: -1, digits: [2, 2], seed: 1, split: 'test' }))).toMatch(/^field 'count': must be an integer >= 0/);
     expect(bad(() => generateMultiplication({ count: 1.5, digits: [2, 2], seed: 1, split: 'train' }))).toMatch(/^field 'count'/);
     // 4x4: 81e6 pairs, too many to count; at most 5 % (test) / 45 % (train) may be requested.
-    expect(bad(() => generateMultiplication({ count: 4_050_001, digits: [4, 4], seed: 1, split: 'test' })))
-      .toBe("field 'count': 4050001 distinct problems of the test split requested but at most 4050000 (a conservative bound) may be drawn for digits [4, 4]");
-    expect(bad(() => generateMultiplication({ count: 36_450_001, digits: [4, 4], seed: 1, split: 'train' })))
-      .toMatch(/at most 36450000 \(a conservative bound\)/);
-    expect(bad(() => multiplicationTestSet(1, 1, { count: 7 })))
-      .toBe("field 'count': 7 distinct problems of the test split requested but only 6 exist for digits [1, 1]");
+    expect(bad(() => generateMultiplication({ count: 4_050_001, digits: [4, 4], seed: 1, split: 'test' }))).toBe(
+      "field 'count': 4050001 distinct problems of the test split requested but at most 4050000 (a conservative bound) may be drawn for digits [4, 4]",
+    );
+    expect(bad(() => generateMultiplication({ count: 36_450_001, digits: [4, 4], seed: 1, split: 'train' }))).toMatch(
+      /at most 36450000 \(a conservative bound\)/,
+    );
+    expect(bad(() => multiplicationTestSet(1, 1, { count: 7 }))).toBe(
+      "field 'count': 7 distinct problems of the test split requested but only 6 exist for digits [1, 1]",
+    );
     expect(bad(() => multiplicationTestSet(0, 3))).toMatch(/^field 'digitsA': digit count must be an integer in \[1, 1000\]/);
   });
 });
@@ -164,9 +177,22 @@ describe('multiplication test sets by name', () => {
   it('parses multiplication-<A>x<B> and nothing else', () => {
     expect(parseMultiplicationDataset('multiplication-3x3')).toEqual({ digitsA: 3, digitsB: 3 });
     expect(parseMultiplicationDataset('multiplication-12x1000')).toEqual({ digitsA: 12, digitsB: 1000 });
-    for (const bad of ['multiplication', 'multiplication-3', 'multiplication-0x3', 'multiplication-3x0', 'multiplication-03x3',
-      'multiplication-1001x1', 'multiplication-3X3', ' multiplication-3x3', 'multiplication-3x3 ', 'multiplication-3x3x3',
-      'multiplication-x3', 'multiplication--3x3', 'multiplication-1.5x2', 'gsm8k-test']) {
+    for (const bad of [
+      'multiplication',
+      'multiplication-3',
+      'multiplication-0x3',
+      'multiplication-3x0',
+      'multiplication-03x3',
+      'multiplication-1001x1',
+      'multiplication-3X3',
+      ' multiplication-3x3',
+      'multiplication-3x3 ',
+      'multiplication-3x3x3',
+      'multiplication-x3',
+      'multiplication--3x3',
+      'multiplication-1.5x2',
+      'gsm8k-test',
+    ]) {
       expect(parseMultiplicationDataset(bad), bad).toBeNull();
       expect(isMultiplicationDataset(bad), bad).toBe(false);
     }

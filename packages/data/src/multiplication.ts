@@ -149,9 +149,12 @@ export function generateMultiplication(opts: MultiplicationOptions): Problem[] {
   const capacity = splitCapacity(da, db, split);
   if (BigInt(count) > capacity.count) {
     const what = split === 'all' ? '' : ` of the ${split} split`;
-    throw inputError({ field: 'count' }, capacity.exact
-      ? `${count} distinct problems${what} requested but only ${capacity.count} exist for digits [${da}, ${db}]`
-      : `${count} distinct problems${what} requested but at most ${capacity.count} (a conservative bound) may be drawn for digits [${da}, ${db}]`);
+    throw inputError(
+      { field: 'count' },
+      capacity.exact
+        ? `${count} distinct problems${what} requested but only ${capacity.count} exist for digits [${da}, ${db}]`
+        : `${count} distinct problems${what} requested but at most ${capacity.count} (a conservative bound) may be drawn for digits [${da}, ${db}]`,
+    );
   }
   const rng = Rng.fromSeed(seed);
   const seen = new Set<string>();
@@ -165,8 +168,13 @@ export function generateMultiplication(opts: MultiplicationOptions): Problem[] {
     if (split !== 'all' && multiplicationSplit(a, b) !== split) continue;
     const index = out.length;
     out.push({
-      dataset: 'multiplication', id: String(index), index, problem: `What is ${a} * ${b}?`,
-      cot: multiplicationCot(a, b), solution: null, answer: String(a * b),
+      dataset: 'multiplication',
+      id: String(index),
+      index,
+      problem: `What is ${a} * ${b}?`,
+      cot: multiplicationCot(a, b),
+      solution: null,
+      answer: String(a * b),
     });
   }
   return out;

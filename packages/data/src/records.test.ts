@@ -3,7 +3,11 @@ import { jsonArrayRecords, lineRecords } from './records.js';
 
 describe('record splitting', () => {
   it('lineRecords skips blank lines, strips \\r and keeps 1-based line numbers', () => {
-    expect(lineRecords('a\r\n\n  \nb\nc')).toEqual([{ line: 1, text: 'a' }, { line: 4, text: 'b' }, { line: 5, text: 'c' }]);
+    expect(lineRecords('a\r\n\n  \nb\nc')).toEqual([
+      { line: 1, text: 'a' },
+      { line: 4, text: 'b' },
+      { line: 5, text: 'c' },
+    ]);
     expect(lineRecords('')).toEqual([]);
   });
 

@@ -5,7 +5,12 @@
 // integers (datasetAnswerKind('multiplication')), and their partial-product CoT is the ECR reference.
 import { inputError } from '@latent-sft/core';
 import {
-  DATASET_NAMES, type FileDatasetName, type MultiplicationDatasetName, type Problem, loadDataset, multiplicationTestSet,
+  DATASET_NAMES,
+  type FileDatasetName,
+  type MultiplicationDatasetName,
+  type Problem,
+  loadDataset,
+  multiplicationTestSet,
   parseMultiplicationDataset,
 } from '@latent-sft/data';
 
@@ -25,7 +30,10 @@ export function parseEvalDataset(name: string, field = '--datasets'): EvalDatase
   const m = parseMultiplicationDataset(name);
   if (m !== null) return `multiplication-${m.digitsA}x${m.digitsB}`;
   if (name.startsWith('multiplication')) {
-    throw inputError({ field }, `bad dataset '${name}'; expected ${MULTIPLICATION_DATASET_SYNTAX} with digit counts A, B in [1, 1000] (e.g. multiplication-3x3)`);
+    throw inputError(
+      { field },
+      `bad dataset '${name}'; expected ${MULTIPLICATION_DATASET_SYNTAX} with digit counts A, B in [1, 1000] (e.g. multiplication-3x3)`,
+    );
   }
   throw inputError({ field }, `unknown dataset '${name}'; expected one of ${DATASET_NAMES.join(', ')}, ${MULTIPLICATION_DATASET_SYNTAX}`);
 }

@@ -2,9 +2,7 @@
 // (AIME: exact integers, zero padding ignored) and 'latex' (MATH-500: Hendrycks-style normalisation, then
 // structure, numbers and the compute engine). The checker is asymmetric only in naming: pred, gold.
 import type { DatasetName } from '@latent-sft/data';
-import {
-  choiceLetter, expandPlusMinus, normalizeLatex, parseBracketed, parseMatrix, splitTopLevel,
-} from './latex.js';
+import { choiceLetter, expandPlusMinus, normalizeLatex, parseBracketed, parseMatrix, splitTopLevel } from './latex.js';
 import { exactInteger, numbersClose, parseNumber } from './number.js';
 import { complexClose, equationsEquivalent, symbolicCompare } from './symbolic.js';
 
@@ -75,7 +73,11 @@ function compareInteger(pred: string, gold: string): Comparison {
 }
 
 function normText(s: string): string {
-  return s.replace(/\\text\{([^{}]*)\}/g, '$1').replace(/\s+/g, ' ').trim().toLowerCase();
+  return s
+    .replace(/\\text\{([^{}]*)\}/g, '$1')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .toLowerCase();
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -189,8 +191,8 @@ function compareStructure(a: string, b: string, depth: number): Comparison | nul
   const tupleA = ba && ba.open !== '\\{' ? ba : null;
   const tupleB = bb && bb.open !== '\\{' ? bb : null;
   if (tupleA || tupleB) {
-    const same = tupleA !== null && tupleB !== null && tupleA.open === tupleB.open &&
-      tupleA.close === tupleB.close && allPairsEqual(tupleA.items, tupleB.items, depth);
+    const same =
+      tupleA !== null && tupleB !== null && tupleA.open === tupleB.open && tupleA.close === tupleB.close && allPairsEqual(tupleA.items, tupleB.items, depth);
     return { equal: same, method: 'structure' };
   }
 

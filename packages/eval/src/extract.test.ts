@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  EXTRACTION_CHAINS, extractAnswer, extractBoxed, extractHashes, extractLastNumber, extractionChain,
-} from './extract.js';
+import { EXTRACTION_CHAINS, extractAnswer, extractBoxed, extractHashes, extractLastNumber, extractionChain } from './extract.js';
 
 describe('extractBoxed', () => {
   it('takes the last box, balancing nested braces', () => {

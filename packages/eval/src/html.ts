@@ -13,7 +13,10 @@ export function escapeXml(s: string): string {
 
 /** A token made visible: leading/trailing spaces as ␣, newlines as ⏎, tabs as ⇥. */
 export function visibleToken(t: string): string {
-  return t.replace(/\n/g, '⏎').replace(/\t/g, '⇥').replace(/^ +| +$/g, (m) => '␣'.repeat(m.length));
+  return t
+    .replace(/\n/g, '⏎')
+    .replace(/\t/g, '⇥')
+    .replace(/^ +| +$/g, (m) => '␣'.repeat(m.length));
 }
 
 /** About `count` round tick values covering [min, max] (1, 2, 5 × 10^k steps). */
@@ -59,7 +62,8 @@ export function lineChartSvg(opts: LineChartOptions): string {
   const W = opts.width ?? 560;
   const H = opts.height ?? 300;
   const m = { l: 64, r: 16, t: 28, b: 44 };
-  const series = opts.series.map((s) => ({ label: s.label, points: s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)) }))
+  const series = opts.series
+    .map((s) => ({ label: s.label, points: s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)) }))
     .filter((s) => s.points.length > 0);
   if (series.length === 0) throw inputError({ field: opts.title }, 'no finite points to plot');
   const xs = series.flatMap((s) => s.points.map((p) => p[0]));
@@ -79,22 +83,30 @@ export function lineChartSvg(opts: LineChartOptions): string {
     `<rect x="${m.l}" y="${m.t}" width="${pw}" height="${ph}" fill="none" stroke="#999"/>`,
   ];
   for (const t of niceTicks(x0, x1, 6)) {
-    parts.push(`<line x1="${f(sx(t))}" y1="${m.t + ph}" x2="${f(sx(t))}" y2="${m.t + ph + 4}" stroke="#555"/>`,
-      `<text x="${f(sx(t))}" y="${m.t + ph + 16}" text-anchor="middle" class="tick">${tickLabel(t)}</text>`);
+    parts.push(
+      `<line x1="${f(sx(t))}" y1="${m.t + ph}" x2="${f(sx(t))}" y2="${m.t + ph + 4}" stroke="#555"/>`,
+      `<text x="${f(sx(t))}" y="${m.t + ph + 16}" text-anchor="middle" class="tick">${tickLabel(t)}</text>`,
+    );
   }
   for (const t of niceTicks(y0, y1, 5)) {
-    parts.push(`<line x1="${m.l}" y1="${f(sy(t))}" x2="${m.l + pw}" y2="${f(sy(t))}" stroke="#eee"/>`,
-      `<text x="${m.l - 6}" y="${f(sy(t) + 4)}" text-anchor="end" class="tick">${tickLabel(t)}</text>`);
+    parts.push(
+      `<line x1="${m.l}" y1="${f(sy(t))}" x2="${m.l + pw}" y2="${f(sy(t))}" stroke="#eee"/>`,
+      `<text x="${m.l - 6}" y="${f(sy(t) + 4)}" text-anchor="end" class="tick">${tickLabel(t)}</text>`,
+    );
   }
-  parts.push(`<text x="${m.l + pw / 2}" y="${H - 8}" text-anchor="middle" class="axis">${escapeXml(opts.xLabel)}</text>`,
-    `<text x="14" y="${m.t + ph / 2}" text-anchor="middle" class="axis" transform="rotate(-90 14 ${m.t + ph / 2})">${escapeXml(opts.yLabel)}</text>`);
+  parts.push(
+    `<text x="${m.l + pw / 2}" y="${H - 8}" text-anchor="middle" class="axis">${escapeXml(opts.xLabel)}</text>`,
+    `<text x="14" y="${m.t + ph / 2}" text-anchor="middle" class="axis" transform="rotate(-90 14 ${m.t + ph / 2})">${escapeXml(opts.yLabel)}</text>`,
+  );
   series.forEach((s, i) => {
     const color = COLORS[i % COLORS.length] as string;
     const pts = s.points.map(([x, y]) => `${f(sx(x))},${f(sy(y))}`).join(' ');
     parts.push(`<polyline class="series" fill="none" stroke="${color}" stroke-width="1.5" points="${pts}"><title>${escapeXml(s.label)}</title></polyline>`);
     if (s.points.length === 1) parts.push(`<circle cx="${f(sx(s.points[0]![0]))}" cy="${f(sy(s.points[0]![1]))}" r="3" fill="${color}"/>`);
-    parts.push(`<rect x="${m.l + 8}" y="${m.t + 8 + i * 16}" width="12" height="3" fill="${color}"/>`,
-      `<text x="${m.l + 24}" y="${m.t + 13 + i * 16}" class="legend">${escapeXml(s.label)}</text>`);
+    parts.push(
+      `<rect x="${m.l + 8}" y="${m.t + 8 + i * 16}" width="12" height="3" fill="${color}"/>`,
+      `<text x="${m.l + 24}" y="${m.t + 13 + i * 16}" class="legend">${escapeXml(s.label)}</text>`,
+    );
   });
   parts.push('</svg>');
   return parts.join('\n');
@@ -146,14 +158,18 @@ export function superpositionSvg(opts: SuperpositionOptions): string {
       const tok = visibleToken(s.tokens[j] as string);
       const label = tok.length > 7 ? `${tok.slice(0, 6)}…` : tok;
       const dark = p > 0.45;
-      parts.push(`<g class="cell"><title>${escapeXml(`step ${t + 1}, rank ${j + 1}: ${JSON.stringify(s.tokens[j])} p=${p.toFixed(4)}`)}</title>` +
-        `<rect x="${x + 1}" y="${m.t + j * ch + 1}" width="${cw - 2}" height="${ch - 2}" fill="rgb(0,114,178)" fill-opacity="${Math.max(0.04, p).toFixed(3)}" data-p="${p.toFixed(4)}"/>` +
-        `<text x="${x + cw / 2}" y="${m.t + j * ch + 13}" text-anchor="middle" class="tok"${dark ? ' fill="#fff"' : ''}>${escapeXml(label)}</text></g>`);
+      parts.push(
+        `<g class="cell"><title>${escapeXml(`step ${t + 1}, rank ${j + 1}: ${JSON.stringify(s.tokens[j])} p=${p.toFixed(4)}`)}</title>` +
+          `<rect x="${x + 1}" y="${m.t + j * ch + 1}" width="${cw - 2}" height="${ch - 2}" fill="rgb(0,114,178)" fill-opacity="${Math.max(0.04, p).toFixed(3)}" data-p="${p.toFixed(4)}"/>` +
+          `<text x="${x + cw / 2}" y="${m.t + j * ch + 13}" text-anchor="middle" class="tok"${dark ? ' fill="#fff"' : ''}>${escapeXml(label)}</text></g>`,
+      );
     }
     const top = (s.probs[0] ?? 0) as number;
     const by = m.t + ranks * ch + 6;
-    parts.push(`<rect x="${x + 1}" y="${by}" width="${((cw - 2) * top).toFixed(2)}" height="8" fill="#D55E00"><title>top-1 mass ${top.toFixed(4)}</title></rect>`,
-      `<rect x="${x + 1}" y="${by}" width="${cw - 2}" height="8" fill="none" stroke="#ccc"/>`);
+    parts.push(
+      `<rect x="${x + 1}" y="${by}" width="${((cw - 2) * top).toFixed(2)}" height="8" fill="#D55E00"><title>top-1 mass ${top.toFixed(4)}</title></rect>`,
+      `<rect x="${x + 1}" y="${by}" width="${cw - 2}" height="8" fill="none" stroke="#ccc"/>`,
+    );
   });
   parts.push(`<text x="4" y="${H - 6}" class="tick">rows: rank within the step's top-k; shade = probability; orange bar = top-1 mass</text>`, '</svg>');
   return parts.join('\n');
@@ -171,16 +187,24 @@ export function table1Html(table: Table1, labels: Readonly<Record<string, string
   const bestPass = table.datasets.map((_, j) => best(table.rows.map((r) => r.cells[j]?.pass1.mean ?? null)));
   const bestAvg = best(table.rows.map((r) => r.avgPass1));
   const bestRatio = best(table.rows.map((r) => r.ratio));
-  const head1 = `<tr><th rowspan="2">Method</th>${table.datasets.map((d) => `<th colspan="2">${escapeXml(labels[d] ?? d)}</th>`).join('')}` +
+  const head1 =
+    `<tr><th rowspan="2">Method</th>${table.datasets.map((d) => `<th colspan="2">${escapeXml(labels[d] ?? d)}</th>`).join('')}` +
     '<th rowspan="2">Avg P@1</th><th rowspan="2">Avg #L</th><th rowspan="2">P@1/#L</th></tr>';
   const head2 = `<tr>${table.datasets.map(() => '<th>P@1</th><th>#L</th>').join('')}</tr>`;
   const mark = (x: number | null, top: number) => (x === null ? '–' : many && x === top ? `<b>${formatValue(x)}</b>` : formatValue(x));
-  const body = table.rows.map((r) => {
-    const cells = r.cells.map((c, j) => (c === null ? '<td>–</td><td>–</td>'
-      : `<td>${statHtml(c.pass1, many && c.pass1.mean === bestPass[j])}</td><td>${statHtml(c.latents, false)}</td>`)).join('');
-    return `<tr><th class="method">${escapeXml(r.method)}</th>${cells}<td>${mark(r.avgPass1, bestAvg)}</td>` +
-      `<td>${r.avgLatents === null ? '–' : formatValue(r.avgLatents)}</td><td>${mark(r.ratio, bestRatio)}</td></tr>`;
-  }).join('\n');
+  const body = table.rows
+    .map((r) => {
+      const cells = r.cells
+        .map((c, j) =>
+          c === null ? '<td>–</td><td>–</td>' : `<td>${statHtml(c.pass1, many && c.pass1.mean === bestPass[j])}</td><td>${statHtml(c.latents, false)}</td>`,
+        )
+        .join('');
+      return (
+        `<tr><th class="method">${escapeXml(r.method)}</th>${cells}<td>${mark(r.avgPass1, bestAvg)}</td>` +
+        `<td>${r.avgLatents === null ? '–' : formatValue(r.avgLatents)}</td><td>${mark(r.ratio, bestRatio)}</td></tr>`
+      );
+    })
+    .join('\n');
   return `<table class="table1">\n<thead>${head1}${head2}</thead>\n<tbody>\n${body}\n</tbody>\n</table>`;
 }
 
@@ -223,20 +247,37 @@ pre{white-space:pre-wrap;background:#f7f7f7;padding:6px;font-size:12px;max-heigh
 export function renderReportHtml(input: ReportInput): string {
   if (input.summaries.length === 0) throw inputError({ field: 'runs' }, 'no run summaries to report');
   const datasets = [...new Set(input.summaries.flatMap((s) => s.datasets))];
-  const table = summarizeRuns(input.summaries.flatMap((s) => toRunResults(s.runs)), { datasets });
+  const table = summarizeRuns(
+    input.summaries.flatMap((s) => toRunResults(s.runs)),
+    { datasets },
+  );
   const html: string[] = [
-    '<!DOCTYPE html>', '<html lang="en">', '<head>', '<meta charset="utf-8">', `<title>${escapeXml(input.title)}</title>`,
-    `<style>${STYLE}</style>`, '</head>', '<body>', `<h1>${escapeXml(input.title)}</h1>`,
-    '<h2>Table 1</h2>', '<p>Pass@1 (%) and #L, mean±std over seeds (sample std); Avg over datasets; P@1/#L = Avg P@1 / Avg #L.</p>',
+    '<!DOCTYPE html>',
+    '<html lang="en">',
+    '<head>',
+    '<meta charset="utf-8">',
+    `<title>${escapeXml(input.title)}</title>`,
+    `<style>${STYLE}</style>`,
+    '</head>',
+    '<body>',
+    `<h1>${escapeXml(input.title)}</h1>`,
+    '<h2>Table 1</h2>',
+    '<p>Pass@1 (%) and #L, mean±std over seeds (sample std); Avg over datasets; P@1/#L = Avg P@1 / Avg #L.</p>',
     table1Html(table),
   ];
   for (const s of input.summaries) {
     const ks = [...new Set(s.runs.flatMap((r) => Object.keys(r.ecr)))].sort((a, b) => Number(a) - Number(b));
-    html.push(`<h3>${escapeXml(s.method)} <small>(${escapeXml(s.mode)}, ${escapeXml(s.model)})</small></h3>`, '<table class="runs"><thead><tr>' +
-      ['dataset', 'seed', 'correct', 'Pass@1', '#L', 'truncated', ...ks.map((k) => `ECR@${k}`)].map((h) => `<th>${escapeXml(h)}</th>`).join('') + '</tr></thead><tbody>');
+    html.push(
+      `<h3>${escapeXml(s.method)} <small>(${escapeXml(s.mode)}, ${escapeXml(s.model)})</small></h3>`,
+      '<table class="runs"><thead><tr>' +
+        ['dataset', 'seed', 'correct', 'Pass@1', '#L', 'truncated', ...ks.map((k) => `ECR@${k}`)].map((h) => `<th>${escapeXml(h)}</th>`).join('') +
+        '</tr></thead><tbody>',
+    );
     for (const r of s.runs) {
-      html.push(`<tr><td>${escapeXml(r.dataset)}</td><td>${r.seed}</td><td>${r.correct}/${r.scored}</td><td>${formatValue(r.accuracy * 100)}</td>` +
-        `<td>${statHtml(r.latents, false)}</td><td>${r.truncated}</td>${ks.map((k) => `<td>${r.ecr[k] ? r.ecr[k].mean.toFixed(3) : '–'}</td>`).join('')}</tr>`);
+      html.push(
+        `<tr><td>${escapeXml(r.dataset)}</td><td>${r.seed}</td><td>${r.correct}/${r.scored}</td><td>${formatValue(r.accuracy * 100)}</td>` +
+          `<td>${statHtml(r.latents, false)}</td><td>${r.truncated}</td>${ks.map((k) => `<td>${r.ecr[k] ? r.ecr[k].mean.toFixed(3) : '–'}</td>`).join('')}</tr>`,
+      );
     }
     html.push('</tbody></table>');
   }
@@ -246,10 +287,12 @@ export function renderReportHtml(input: ReportInput): string {
     html.push('<h2>Training curves</h2>', '<div class="charts">');
     let drawn = 0;
     for (const key of keys) {
-      const series = curves.map((c) => ({
-        label: c.label,
-        points: c.records.filter((r) => typeof r[key] === 'number' && Number.isFinite(r[key])).map((r) => [r.step, r[key] as number] as const),
-      })).filter((s) => s.points.length > 0);
+      const series = curves
+        .map((c) => ({
+          label: c.label,
+          points: c.records.filter((r) => typeof r[key] === 'number' && Number.isFinite(r[key])).map((r) => [r.step, r[key] as number] as const),
+        }))
+        .filter((s) => s.points.length > 0);
       if (series.length === 0) continue;
       html.push(lineChartSvg({ title: `${key} vs step`, xLabel: 'step', yLabel: key, series }));
       drawn += 1;
@@ -259,7 +302,10 @@ export function renderReportHtml(input: ReportInput): string {
   }
   const sups = input.superpositions ?? [];
   if (sups.length > 0) {
-    html.push('<h2>Latent superpositions</h2>', '<p>Per latent step z<sub>t</sub>, the top-k tokens of the distribution whose soft embedding was fed (hover a cell for the exact probability).</p>');
+    html.push(
+      '<h2>Latent superpositions</h2>',
+      '<p>Per latent step z<sub>t</sub>, the top-k tokens of the distribution whose soft embedding was fed (hover a cell for the exact probability).</p>',
+    );
     for (const ex of sups) {
       html.push('<div class="example">', superpositionSvg({ title: ex.title, steps: ex.steps }));
       if (ex.problem !== undefined) html.push(`<pre>${escapeXml(ex.problem)}</pre>`);

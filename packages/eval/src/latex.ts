@@ -3,6 +3,7 @@
 // matrices, ±) that the equivalence checker compares element by element.
 
 const ROW = '\u0001';
+// biome-ignore lint/suspicious/noControlCharactersInRegex: U+0001 is our private row separator
 const ROW_RE = /\u0001/g;
 
 /** Removes `\cmd{…}` wrappers whose argument is plain text, repeatedly: `\text{(C)}` → `(C)`. */
@@ -57,7 +58,7 @@ function fixFracs(s: string): string {
       i = j + 5;
       continue;
     }
-    out += s.slice(i, j) + '\\frac';
+    out += `${s.slice(i, j)}\\frac`;
     const a = readArg(s, j + 5);
     const b = a ? readArg(s, a.end) : null;
     if (!a || !b) return out + s.slice(j + 5);
@@ -89,8 +90,10 @@ export function normalizeLatex(answer: string): string {
   s = s
     .replace(/\\[!,;:>]|\\ |~|\\quad|\\qquad/g, ' ')
     .replace(/\\displaystyle/g, '')
-    .replace(/\\lbrack(?![A-Za-z])/g, '[').replace(/\\rbrack(?![A-Za-z])/g, ']')
-    .replace(/\\lbrace(?![A-Za-z])/g, '\\{').replace(/\\rbrace(?![A-Za-z])/g, '\\}')
+    .replace(/\\lbrack(?![A-Za-z])/g, '[')
+    .replace(/\\rbrack(?![A-Za-z])/g, ']')
+    .replace(/\\lbrace(?![A-Za-z])/g, '\\{')
+    .replace(/\\rbrace(?![A-Za-z])/g, '\\}')
     .replace(/\\[dt]frac/g, '\\frac')
     .replace(/\\(?:left|right)\s*\.(?!\d)/g, '') // null delimiters
     .replace(/\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big)(?![A-Za-z])/g, '')
@@ -99,7 +102,10 @@ export function normalizeLatex(answer: string): string {
     .trim();
   while (s.endsWith('.')) s = s.slice(0, -1).trimEnd();
   s = removeUnits(s);
-  s = s.replace(/\\%|%/g, '').replace(/\\(?:mathrm|text)\s*\{\s*(?:degrees?|units?)\s*\}/g, '').trim();
+  s = s
+    .replace(/\\%|%/g, '')
+    .replace(/\\(?:mathrm|text)\s*\{\s*(?:degrees?|units?)\s*\}/g, '')
+    .trim();
   s = unwrapText(s).trim();
   while (s.endsWith('.')) s = s.slice(0, -1).trimEnd();
   s = s.replace(/ \./g, ' 0.').replace(/\{\./g, '{0.');

@@ -22,7 +22,11 @@ describe('MATH-500 self-consistency', () => {
 
   it('judges every gold answer equal to a re-typeset copy (dfrac, \\left( \\right), spaces, final period)', () => {
     const retype = (a: string) =>
-      `${a.replace(/\\frac/g, '\\dfrac').replace(/,(?!\\!)/g, ', ').replace(/^\(/, '\\left(').replace(/\)$/, '\\right)')} .`;
+      `${a
+        .replace(/\\frac/g, '\\dfrac')
+        .replace(/,(?!\\!)/g, ', ')
+        .replace(/^\(/, '\\left(')
+        .replace(/\)$/, '\\right)')} .`;
     const exceptions = problems.filter((p) => !compareAnswers(retype(p.answer), p.answer, 'latex').equal);
     expect(exceptions.map((p) => [p.id, p.answer])).toEqual([]);
   });
@@ -74,16 +78,14 @@ describe('MATH-500 perturbations', () => {
       if (q === null) [how, q] = ['sign', flipSign(p.answer)];
       return { id: p.id, how, perturbed: q, gold: p.answer, equal: compareAnswers(q, p.answer, 'latex').equal };
     });
-    const counts = results.reduce<Record<string, number>>((c, r) => ({ ...c, [r.how]: (c[r.how] ?? 0) + 1 }), {});
+    const counts: Record<string, number> = {};
+    for (const r of results) counts[r.how] = (counts[r.how] ?? 0) + 1;
     // Every kind of perturbation is exercised.
     expect(Object.keys(counts).sort()).toEqual(['digit', 'drop', 'sign', 'swap']);
     const exceptions = results.filter((r) => r.equal).map((r) => `${r.id}: ${r.perturbed} vs ${r.gold}`);
     // Measured: 498/500 judged unequal (99.6%). The 2 exceptions are sign flips of the gold answer "0"
     // ("-0" = "0"), which are correct judgements: negating zero does not change the answer.
-    expect(exceptions).toEqual([
-      'test/intermediate_algebra/2152.json: -0 vs 0',
-      'test/number_theory/342.json: -0 vs 0',
-    ]);
+    expect(exceptions).toEqual(['test/intermediate_algebra/2152.json: -0 vs 0', 'test/number_theory/342.json: -0 vs 0']);
     expect(1 - exceptions.length / results.length).toBeGreaterThanOrEqual(0.99);
   });
 });

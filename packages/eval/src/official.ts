@@ -56,8 +56,14 @@ function equalStripped(pred: string, gold: string, depth: number): Comparison {
   if (depth > MAX_DEPTH) return { equal: false, method: 'none' };
   if (pred.trim().toLowerCase() === gold.trim().toLowerCase()) return { equal: true, method: 'string' };
   if (pred.includes(',') && gold.includes(',')) {
-    const ps = pred.split(',').map((x) => x.trim()).sort();
-    const gs = gold.split(',').map((x) => x.trim()).sort();
+    const ps = pred
+      .split(',')
+      .map((x) => x.trim())
+      .sort();
+    const gs = gold
+      .split(',')
+      .map((x) => x.trim())
+      .sort();
     if (ps.length === gs.length && ps.every((p, i) => equalStripped(p, gs[i] as string, depth + 1).equal)) {
       return { equal: true, method: 'structure' };
     }

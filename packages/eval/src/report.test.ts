@@ -4,9 +4,27 @@ import { buildSummary, parseSummary, renderSummariesMarkdown, runStats, type Eva
 
 function row(over: Partial<EvalRow>): EvalRow {
   return {
-    dataset: 'svamp', id: '0', index: 0, seed: 1, prompt: 'p', promptTokens: 1, output: '', outputIds: [], latents: 0,
-    latentStop: null, endThink: null, latentSteps: [], latentEntropy: null, finishReason: 'stop', gold: '1', extracted: null, source: null,
-    correct: false, match: 'none', ecr: null, ...over,
+    dataset: 'svamp',
+    id: '0',
+    index: 0,
+    seed: 1,
+    prompt: 'p',
+    promptTokens: 1,
+    output: '',
+    outputIds: [],
+    latents: 0,
+    latentStop: null,
+    endThink: null,
+    latentSteps: [],
+    latentEntropy: null,
+    finishReason: 'stop',
+    gold: '1',
+    extracted: null,
+    source: null,
+    correct: false,
+    match: 'none',
+    ecr: null,
+    ...over,
   };
 }
 
@@ -31,13 +49,26 @@ describe('runStats', () => {
 
 describe('summary Markdown', () => {
   it('renders Table 1 over seeds and the per-run details', () => {
-    const runs = [1, 2].map((seed) => runStats([
-      row({ seed, correct: true, latents: seed + 2 }), row({ seed, id: '1', correct: seed === 1, latents: 4 }),
-    ], { method: 'Latent-SFT(4)', dataset: 'svamp', seed }));
-    const s = buildSummary({
-      method: 'Latent-SFT(4)', mode: 'latent', model: '/ckpt', datasets: ['svamp'], seeds: [1, 2],
-      sampling: { kind: 'top-p', temperature: 0.6, topP: 0.95 }, extraction: 'lenient', notes: ['a note'],
-    }, runs);
+    const runs = [1, 2].map((seed) =>
+      runStats([row({ seed, correct: true, latents: seed + 2 }), row({ seed, id: '1', correct: seed === 1, latents: 4 })], {
+        method: 'Latent-SFT(4)',
+        dataset: 'svamp',
+        seed,
+      }),
+    );
+    const s = buildSummary(
+      {
+        method: 'Latent-SFT(4)',
+        mode: 'latent',
+        model: '/ckpt',
+        datasets: ['svamp'],
+        seeds: [1, 2],
+        sampling: { kind: 'top-p', temperature: 0.6, topP: 0.95 },
+        extraction: 'lenient',
+        notes: ['a note'],
+      },
+      runs,
+    );
     // Pass@1 100 and 50 → 75.0 ± 35.4; #L 3.5 and 4 → 3.75 ± 0.35.
     expect(s.table.rows[0]!.cells[0]!.pass1.mean).toBe(75);
     const md = renderSummariesMarkdown([s], 'T');
@@ -59,10 +90,19 @@ describe('summary Markdown', () => {
     expect(st.lenientAccuracy).toBeAllclose(2 / 3, { rtol: 1e-12 });
     // Means over the two rows that have N_eff: (2 + 1)/2, (1.5 + 1.25)/2, (4/3 + 0.8)/2.
     expect(st.parallelism).toEqual({ nEff: 1.5, nEffNaive: 1.375, ratio: (4 / 3 + 0.8) / 2, n: 2 });
-    const s = buildSummary({
-      method: 'M', mode: 'latent', model: '/ckpt', datasets: ['svamp'], seeds: [1], sampling: { kind: 'greedy' },
-      extraction: 'official', notes: [],
-    }, [st]);
+    const s = buildSummary(
+      {
+        method: 'M',
+        mode: 'latent',
+        model: '/ckpt',
+        datasets: ['svamp'],
+        seeds: [1],
+        sampling: { kind: 'greedy' },
+        extraction: 'official',
+        notes: [],
+      },
+      [st],
+    );
     expect(s.table.rows[0]!.cells[0]!.lenient!.mean).toBeAllclose(200 / 3, { rtol: 1e-12 });
     const md = renderSummariesMarkdown([s], 'T');
     expect(md).toContain('| dataset | seed | correct | Pass@1 | lenient | #L | truncated | hit max-latent | mean H (nats) | N_eff | N_eff/naive |');
@@ -73,8 +113,11 @@ describe('summary Markdown', () => {
 
   it('validates summary.json in one line', () => {
     expect(() => parseSummary([], 's.json')).toThrow('s.json: expected a JSON object (an eval run summary)');
-    expect(() => parseSummary({ method: 'M', mode: 'fast', datasets: [], runs: [] }, 's.json')).toThrow("s.json: field 'mode': expected one of latent, explicit, no-cot");
-    expect(() => parseSummary({ method: 'M', mode: 'latent', datasets: ['svamp'], runs: [{ dataset: 'svamp' }] }, 's.json'))
-      .toThrow("field 'runs[0]': expected {dataset, seed, accuracy, latents: {mean, std, n}, ...}");
+    expect(() => parseSummary({ method: 'M', mode: 'fast', datasets: [], runs: [] }, 's.json')).toThrow(
+      "s.json: field 'mode': expected one of latent, explicit, no-cot",
+    );
+    expect(() => parseSummary({ method: 'M', mode: 'latent', datasets: ['svamp'], runs: [{ dataset: 'svamp' }] }, 's.json')).toThrow(
+      "field 'runs[0]': expected {dataset, seed, accuracy, latents: {mean, std, n}, ...}",
+    );
   });
 });

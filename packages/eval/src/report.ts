@@ -106,26 +106,37 @@ export function runStats(rows: readonly EvalRow[], meta: { method: string; datas
     ecr[k] = { mean: list.reduce((s, x) => s + x, 0) / list.length, n: list.length };
   }
   const ents = rows.flatMap((r) => (r.latentEntropy === null ? [] : [r.latentEntropy]));
-  const lenient = rows.every((r) => r.lenientCorrect !== undefined)
-    ? { lenientAccuracy: rows.filter((r) => r.lenientCorrect).length / rows.length } : {};
+  const lenient = rows.every((r) => r.lenientCorrect !== undefined) ? { lenientAccuracy: rows.filter((r) => r.lenientCorrect).length / rows.length } : {};
   const par = rows.flatMap((r) => (r.parallelism ? [r.parallelism] : []));
   const mean = (f: (x: { nEff: number; nEffNaive: number; ratio: number }) => number) => par.reduce((s, x) => s + f(x), 0) / par.length;
-  const parallelism = par.length > 0
-    ? { parallelism: { nEff: mean((x) => x.nEff), nEffNaive: mean((x) => x.nEffNaive), ratio: mean((x) => x.ratio), n: par.length } } : {};
+  const parallelism =
+    par.length > 0 ? { parallelism: { nEff: mean((x) => x.nEff), nEffNaive: mean((x) => x.nEffNaive), ratio: mean((x) => x.ratio), n: par.length } } : {};
   return {
-    ...lenient, ...parallelism,
-    method: meta.method, dataset: meta.dataset, seed: meta.seed, scored: rows.length, correct, accuracy: correct / rows.length,
+    ...lenient,
+    ...parallelism,
+    method: meta.method,
+    dataset: meta.dataset,
+    seed: meta.seed,
+    scored: rows.length,
+    correct,
+    accuracy: correct / rows.length,
     latents: meanStd(rows.map((r) => r.latents)),
     truncated: rows.filter((r) => r.finishReason === 'length').length,
     unterminated: rows.filter((r) => r.latentStop === 'max' || r.endThink === false).length,
-    ecr, latentEntropy: ents.length > 0 ? ents.reduce((a, b) => a + b, 0) / ents.length : null, generateMs: meta.generateMs ?? 0,
+    ecr,
+    latentEntropy: ents.length > 0 ? ents.reduce((a, b) => a + b, 0) / ents.length : null,
+    generateMs: meta.generateMs ?? 0,
   };
 }
 
 /** The Table-1 inputs of run statistics (accuracy fraction, mean #L). */
 export function toRunResults(stats: readonly RunStats[]): RunResult[] {
   return stats.map((s) => ({
-    method: s.method, dataset: s.dataset, seed: s.seed, accuracy: s.accuracy, meanLatents: s.latents.mean,
+    method: s.method,
+    dataset: s.dataset,
+    seed: s.seed,
+    accuracy: s.accuracy,
+    meanLatents: s.latents.mean,
     ...(s.lenientAccuracy !== undefined ? { lenientAccuracy: s.lenientAccuracy } : {}),
   }));
 }
@@ -161,9 +172,17 @@ function statText(s: Stat): string {
 export function renderSummariesMarkdown(summaries: readonly EvalSummary[], title = 'Evaluation'): string {
   if (summaries.length === 0) throw inputError({ field: 'runs' }, 'no run summaries to report');
   const datasets = [...new Set(summaries.flatMap((s) => s.datasets))];
-  const table = summarizeRuns(summaries.flatMap((s) => toRunResults(s.runs)), { datasets });
-  const out: string[] = [`# ${title}`, '', 'Pass@1 (%) and #L as mean±std over seeds (sample std; a single seed shows the mean only).', '',
-    renderTable1Markdown(table)];
+  const table = summarizeRuns(
+    summaries.flatMap((s) => toRunResults(s.runs)),
+    { datasets },
+  );
+  const out: string[] = [
+    `# ${title}`,
+    '',
+    'Pass@1 (%) and #L as mean±std over seeds (sample std; a single seed shows the mean only).',
+    '',
+    renderTable1Markdown(table),
+  ];
   for (const s of summaries) {
     out.push(`## ${s.method}`, '');
     const sampling = s.sampling.kind === 'greedy' ? 'greedy' : `top-p (T = ${s.sampling.temperature}, top_p = ${s.sampling.topP})`;
@@ -171,17 +190,37 @@ export function renderSummariesMarkdown(summaries: readonly EvalSummary[], title
     const ks = [...new Set(s.runs.flatMap((r) => Object.keys(r.ecr)))].sort((a, b) => Number(a) - Number(b));
     const lenient = s.runs.some((r) => r.lenientAccuracy !== undefined);
     const neff = s.runs.some((r) => r.parallelism !== undefined);
-    const header = ['dataset', 'seed', 'correct', 'Pass@1', ...(lenient ? ['lenient'] : []), '#L', 'truncated',
-      s.mode === 'latent' ? 'hit max-latent' : 'no `</think>`', ...(s.mode === 'latent' ? ['mean H (nats)'] : []),
-      ...ks.map((k) => `ECR@${k}`), ...(neff ? ['N_eff', 'N_eff/naive'] : [])];
+    const header = [
+      'dataset',
+      'seed',
+      'correct',
+      'Pass@1',
+      ...(lenient ? ['lenient'] : []),
+      '#L',
+      'truncated',
+      s.mode === 'latent' ? 'hit max-latent' : 'no `</think>`',
+      ...(s.mode === 'latent' ? ['mean H (nats)'] : []),
+      ...ks.map((k) => `ECR@${k}`),
+      ...(neff ? ['N_eff', 'N_eff/naive'] : []),
+    ];
     out.push(`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`);
     for (const r of s.runs) {
       const p = r.parallelism;
-      out.push(`| ${[r.dataset, String(r.seed), `${r.correct}/${r.scored}`, pct(r.accuracy),
-        ...(lenient ? [r.lenientAccuracy === undefined ? '–' : pct(r.lenientAccuracy)] : []), statText(r.latents), String(r.truncated),
-        String(r.unterminated), ...(s.mode === 'latent' ? [r.latentEntropy === null ? '–' : r.latentEntropy.toFixed(3)] : []),
-        ...ks.map((k) => (r.ecr[k] ? `${r.ecr[k].mean.toFixed(3)} (n=${r.ecr[k].n})` : '–')),
-        ...(neff ? (p ? [`${p.nEff.toFixed(3)} (n=${p.n})`, p.ratio.toFixed(3)] : ['–', '–']) : [])].join(' | ')} |`);
+      out.push(
+        `| ${[
+          r.dataset,
+          String(r.seed),
+          `${r.correct}/${r.scored}`,
+          pct(r.accuracy),
+          ...(lenient ? [r.lenientAccuracy === undefined ? '–' : pct(r.lenientAccuracy)] : []),
+          statText(r.latents),
+          String(r.truncated),
+          String(r.unterminated),
+          ...(s.mode === 'latent' ? [r.latentEntropy === null ? '–' : r.latentEntropy.toFixed(3)] : []),
+          ...ks.map((k) => (r.ecr[k] ? `${r.ecr[k].mean.toFixed(3)} (n=${r.ecr[k].n})` : '–')),
+          ...(neff ? (p ? [`${p.nEff.toFixed(3)} (n=${p.n})`, p.ratio.toFixed(3)] : ['–', '–']) : []),
+        ].join(' | ')} |`,
+      );
     }
     out.push('');
     if (s.notes.length > 0) out.push(...s.notes.map((n) => `- ${n}`), '');
@@ -200,8 +239,16 @@ export function parseSummary(value: unknown, file: string): EvalSummary {
   if (!Array.isArray(o.runs) || o.runs.length === 0) throw fail('runs', 'expected a non-empty array of run statistics');
   o.runs.forEach((r: unknown, i) => {
     const x = r as Record<string, unknown> | null;
-    if (typeof x !== 'object' || x === null || typeof x.dataset !== 'string' || typeof x.seed !== 'number' || typeof x.accuracy !== 'number' ||
-      typeof x.latents !== 'object' || x.latents === null || typeof (x.latents as Stat).mean !== 'number') {
+    if (
+      typeof x !== 'object' ||
+      x === null ||
+      typeof x.dataset !== 'string' ||
+      typeof x.seed !== 'number' ||
+      typeof x.accuracy !== 'number' ||
+      typeof x.latents !== 'object' ||
+      x.latents === null ||
+      typeof (x.latents as Stat).mean !== 'number'
+    ) {
       throw fail(`runs[${i}]`, 'expected {dataset, seed, accuracy, latents: {mean, std, n}, ...}');
     }
   });

@@ -122,17 +122,39 @@ export function buildRow(ctx: RowContext, p: Problem, prompt: readonly number[],
     latentEntropy = h.reduce((a, b) => a + b, 0) / h.length;
   }
   return {
-    dataset: p.dataset, id: p.id, index: p.index, seed: ctx.seed, prompt: ctx.text.text(prompt), promptTokens: prompt.length, output,
-    outputIds: [...r.outputIds], latents, latentStop: r.latentStop, endThink, latentSteps: steps, latentEntropy, finishReason: r.finishReason,
-    gold: p.answer, extracted: j.extracted, source: j.source, correct: j.correct, match: j.method, lenientCorrect: lenient.correct, ecr,
+    dataset: p.dataset,
+    id: p.id,
+    index: p.index,
+    seed: ctx.seed,
+    prompt: ctx.text.text(prompt),
+    promptTokens: prompt.length,
+    output,
+    outputIds: [...r.outputIds],
+    latents,
+    latentStop: r.latentStop,
+    endThink,
+    latentSteps: steps,
+    latentEntropy,
+    finishReason: r.finishReason,
+    gold: p.answer,
+    extracted: j.extracted,
+    source: j.source,
+    correct: j.correct,
+    match: j.method,
+    lenientCorrect: lenient.correct,
+    ecr,
   };
 }
 
 /** Superposition pictures of the first `n` rows that have latent steps. */
 export function superpositionExamples(rows: readonly EvalRow[], n: number, prefix = ''): SuperpositionExample[] {
-  return rows.filter((r) => r.latentSteps.length > 0).slice(0, n).map((r) => ({
-    title: `${prefix}${r.dataset} #${r.id} (seed ${r.seed}): #L = ${r.latents}, ${r.correct ? 'correct' : 'wrong'} (gold ${r.gold}, got ${r.extracted ?? '–'})`,
-    problem: r.prompt, output: r.output, steps: r.latentSteps,
-  }));
+  return rows
+    .filter((r) => r.latentSteps.length > 0)
+    .slice(0, n)
+    .map((r) => ({
+      title: `${prefix}${r.dataset} #${r.id} (seed ${r.seed}): #L = ${r.latents}, ${r.correct ? 'correct' : 'wrong'} (gold ${r.gold}, got ${r.extracted ?? '–'})`,
+      problem: r.prompt,
+      output: r.output,
+      steps: r.latentSteps,
+    }));
 }
-

@@ -40,7 +40,10 @@ export function defaultVerdictsPath(predictions: string): string {
 export function scorePredictionsFile(opts: ScoreFileOptions): ScoreFileResult {
   const { problems } = loadDataset(opts.dataset, opts.dataDir !== undefined ? { dataDir: opts.dataDir } : {});
   const result = scorePredictions({
-    dataset: opts.dataset, problems, predictions: readPredictionsJsonl(opts.predictions), file: opts.predictions,
+    dataset: opts.dataset,
+    problems,
+    predictions: readPredictionsJsonl(opts.predictions),
+    file: opts.predictions,
     extraction: { mode: opts.extraction ?? 'lenient' },
   });
   const out = opts.out ?? defaultVerdictsPath(opts.predictions);
@@ -55,7 +58,8 @@ export function scorePredictionsFile(opts: ScoreFileOptions): ScoreFileResult {
     }
   }
   if (written) writeFileAtomic(out, text);
-  const line = `${result.dataset}: accuracy ${(result.accuracy * 100).toFixed(2)}% ` +
+  const line =
+    `${result.dataset}: accuracy ${(result.accuracy * 100).toFixed(2)}% ` +
     `(${result.correct}/${result.scored} correct; ${result.scored} of ${result.problems} problems scored)`;
   return { result, out, written, line };
 }

@@ -13,7 +13,8 @@ const problems = [problem(0, '51', 'chal-1'), problem(1, '3.5', 'chal-2'), probl
 describe('scorePredictions', () => {
   it('matches by id or index, extracts, judges and averages', () => {
     const r = scorePredictions({
-      dataset: 'svamp', problems,
+      dataset: 'svamp',
+      problems,
       predictions: [
         { id: 'chal-3', prediction: 'so \\boxed{-9,867,630}', latents: 4 },
         { index: 0, prediction: 'The answer is 51 dollars.', latents: 6 },
@@ -23,11 +24,15 @@ describe('scorePredictions', () => {
     expect(r.kind).toBe('numeric');
     // The main verdict is the official rule: only the boxed answer counts.
     expect(r.verdicts.map((v) => [v.id, v.extracted, v.source, v.correct])).toEqual([
-      ['chal-1', null, null, false], ['chal-2', null, null, false], ['chal-3', '-9,867,630', 'official', true],
+      ['chal-1', null, null, false],
+      ['chal-2', null, null, false],
+      ['chal-3', '-9,867,630', 'official', true],
     ]);
     // The lenient rule beside it: boxed → #### → last number.
     expect(r.verdicts.map((v) => [v.id, v.lenient.extracted, v.lenient.source, v.lenient.correct])).toEqual([
-      ['chal-1', '51', 'lastNumber', true], ['chal-2', '3.6', 'hashes', false], ['chal-3', '-9,867,630', 'boxed', true],
+      ['chal-1', '51', 'lastNumber', true],
+      ['chal-2', '3.6', 'hashes', false],
+      ['chal-3', '-9,867,630', 'boxed', true],
     ]);
     expect([r.correct, r.lenientCorrect, r.scored, r.problems]).toEqual([1, 2, 3, 3]);
     expect(r.accuracy).toBeAllclose(1 / 3);
@@ -39,7 +44,9 @@ describe('scorePredictions', () => {
 
   it('honours the extraction chain', () => {
     const r = scorePredictions({
-      dataset: 'svamp', problems, predictions: [{ id: 'chal-1', prediction: 'The answer is 51.' }],
+      dataset: 'svamp',
+      problems,
+      predictions: [{ id: 'chal-1', prediction: 'The answer is 51.' }],
       extraction: { mode: 'reference' },
     });
     expect(r.verdicts[0]).toMatchObject({ extracted: null, correct: false, method: 'none' });
@@ -51,8 +58,12 @@ describe('scorePredictions', () => {
       scorePredictions({ dataset: 'svamp', problems, predictions, file: 'p.jsonl' });
     expect(run([{ id: 'chal-9', prediction: '1' }])).toThrow("p.jsonl:1: field 'id': no problem with id 'chal-9' in svamp");
     expect(run([{ index: 7, prediction: '1' }])).toThrow("p.jsonl:1: field 'index': no problem with index 7");
-    expect(run([{ id: 'chal-1', prediction: '1', line: 3 }, { index: 0, prediction: '2', line: 5 }]))
-      .toThrow("p.jsonl:5: field 'index': duplicate prediction for problem 'chal-1' (first at line 3)");
+    expect(
+      run([
+        { id: 'chal-1', prediction: '1', line: 3 },
+        { index: 0, prediction: '2', line: 5 },
+      ]),
+    ).toThrow("p.jsonl:5: field 'index': duplicate prediction for problem 'chal-1' (first at line 3)");
     expect(run([{ prediction: '1' }])).toThrow("p.jsonl:1: field 'id': a prediction needs an id or an index");
     expect(run([{ id: 'chal-1', index: 2, prediction: '1' }])).toThrow(/field 'index': index 2 disagrees/);
   });
@@ -62,7 +73,8 @@ describe('readPredictionsJsonl', () => {
   it('reads ids, indices, predictions and latents with line numbers, skipping blank lines', () => {
     const text = '{"id":"chal-1","prediction":"51"}\n\n{"index":2,"prediction":"x","latents":3}\n{"id":60,"prediction":"y"}\n';
     expect(parsePredictionsJsonl(text, 'f.jsonl')).toEqual([
-      { id: 'chal-1', prediction: '51', line: 1 }, { index: 2, prediction: 'x', latents: 3, line: 3 },
+      { id: 'chal-1', prediction: '51', line: 1 },
+      { index: 2, prediction: 'x', latents: 3, line: 3 },
       { id: '60', prediction: 'y', line: 4 },
     ]);
   });

@@ -124,13 +124,18 @@ export function scorePredictions(input: ScoreInput): ScoreResult {
     if (typeof pred.prediction !== 'string') throw inputError(where('prediction'), 'missing prediction text');
     if (seen.has(problem.index)) {
       const first = seen.get(problem.index);
-      throw inputError(where(pred.id !== undefined ? 'id' : 'index'),
-        `duplicate prediction for problem '${problem.id}'${first !== undefined ? ` (first at line ${first})` : ''}`);
+      throw inputError(
+        where(pred.id !== undefined ? 'id' : 'index'),
+        `duplicate prediction for problem '${problem.id}'${first !== undefined ? ` (first at line ${first})` : ''}`,
+      );
     }
     seen.set(problem.index, line);
     const main = judgeOutput(pred.prediction, problem.answer, kind, input.extraction);
     const v: Verdict = {
-      id: problem.id, index: problem.index, gold: problem.answer, ...main,
+      id: problem.id,
+      index: problem.index,
+      gold: problem.answer,
+      ...main,
       lenient: judgeOutput(pred.prediction, problem.answer, kind, { mode: 'lenient' }),
     };
     if (pred.latents !== undefined) {
@@ -144,8 +149,15 @@ export function scorePredictions(input: ScoreInput): ScoreResult {
   const lenientCorrect = verdicts.filter((v) => v.lenient.correct).length;
   const frac = (k: number) => (verdicts.length > 0 ? k / verdicts.length : 0);
   return {
-    dataset: input.dataset, kind, verdicts, correct, scored: verdicts.length, problems: input.problems.length,
-    accuracy: frac(correct), lenientCorrect, lenientAccuracy: frac(lenientCorrect),
+    dataset: input.dataset,
+    kind,
+    verdicts,
+    correct,
+    scored: verdicts.length,
+    problems: input.problems.length,
+    accuracy: frac(correct),
+    lenientCorrect,
+    lenientAccuracy: frac(lenientCorrect),
     meanLatents: latents.length > 0 ? latents.reduce((s, x) => s + x, 0) / latents.length : null,
   };
 }
@@ -183,8 +195,7 @@ export function parsePredictionsJsonl(text: string, file: string): Prediction[] 
       throw inputError({ file, line, field: 'id' }, 'a prediction needs an id or an index');
     }
     if (typeof o.prediction !== 'string') {
-      throw inputError({ file, line, field: 'prediction' },
-        o.prediction === undefined ? 'missing' : `expected a string, got ${JSON.stringify(o.prediction)}`);
+      throw inputError({ file, line, field: 'prediction' }, o.prediction === undefined ? 'missing' : `expected a string, got ${JSON.stringify(o.prediction)}`);
     }
     p.prediction = o.prediction;
     if (o.latents !== undefined && o.latents !== null) {

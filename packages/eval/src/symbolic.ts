@@ -169,9 +169,7 @@ export function symbolicCompare(a: string, b: string, budgetMs = SYMBOLIC_BUDGET
 }
 
 /** Compares two equations `l1 = r1`, `l2 = r2` by testing l1 - r1 = c·(l2 - r2) at the sample points. */
-export function equationsEquivalent(
-  [l1, r1]: readonly [string, string], [l2, r2]: readonly [string, string], budgetMs = SYMBOLIC_BUDGET_MS,
-): SymbolicVerdict {
+export function equationsEquivalent([l1, r1]: readonly [string, string], [l2, r2]: readonly [string, string], budgetMs = SYMBOLIC_BUDGET_MS): SymbolicVerdict {
   const f = `(${l1})-(${r1})`;
   const g = `(${l2})-(${r2})`;
   const key = `e\u0000${f}\u0000${g}`;

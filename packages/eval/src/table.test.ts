@@ -4,7 +4,10 @@ import { formatStd, formatValue, meanStd, renderTable1Markdown, summarizeRuns, t
 const DATASETS = ['gsm8k-aug-test', 'gsm-hard', 'svamp', 'multiarith'];
 // Spec §7 Table 1, CoT-SFT row: P@1 49.4 / 11.9 / 59.8 / 93.2, #L 25.6 / 34.2 / 12.1 / 13.7 (single values).
 const COT_SFT: Array<[string, number, number]> = [
-  ['gsm8k-aug-test', 0.494, 25.6], ['gsm-hard', 0.119, 34.2], ['svamp', 0.598, 12.1], ['multiarith', 0.932, 13.7],
+  ['gsm8k-aug-test', 0.494, 25.6],
+  ['gsm-hard', 0.119, 34.2],
+  ['svamp', 0.598, 12.1],
+  ['multiarith', 0.932, 13.7],
 ];
 
 describe('meanStd and number format', () => {
@@ -22,7 +25,7 @@ describe('meanStd and number format', () => {
 });
 
 describe('summarizeRuns', () => {
-  it("reproduces the CoT-SFT row: Avg P@1 53.6, Avg #L 21.4, P@1/#L 2.50", () => {
+  it('reproduces the CoT-SFT row: Avg P@1 53.6, Avg #L 21.4, P@1/#L 2.50', () => {
     const runs: RunResult[] = COT_SFT.map(([dataset, accuracy, meanLatents]) => ({ method: 'CoT-SFT', dataset, seed: 0, accuracy, meanLatents }));
     const t = summarizeRuns(runs, { datasets: DATASETS });
     const row = t.rows[0]!;
@@ -31,22 +34,31 @@ describe('summarizeRuns', () => {
     expect(row.ratio).toBeAllclose(53.575 / 21.4, { rtol: 1e-12 });
     expect(renderTable1Markdown(t)).toBe(
       '| Method | GSM8k-Aug P@1 | #L | GSM-Hard P@1 | #L | SVAMP P@1 | #L | MultiArith P@1 | #L | Avg P@1 | Avg #L | P@1/#L |\n' +
-      '|---|---|---|---|---|---|---|---|---|---|---|---|\n' +
-      '| CoT-SFT | 49.4 | 25.6 | 11.9 | 34.2 | 59.8 | 12.1 | 93.2 | 13.7 | 53.6 | 21.4 | 2.50 |\n');
+        '|---|---|---|---|---|---|---|---|---|---|---|---|\n' +
+        '| CoT-SFT | 49.4 | 25.6 | 11.9 | 34.2 | 59.8 | 12.1 | 93.2 | 13.7 | 53.6 | 21.4 | 2.50 |\n',
+    );
   });
 
   it('aggregates seeds with mean ± sample std, bolds the best and shows – for #L = 0 or missing data', () => {
     const runs: RunResult[] = [];
     for (const [dataset, accuracy, meanLatents] of COT_SFT) {
       // Three seeds around the spec's values: mean = value, sample std = 0.7 points / 0.1 latents.
-      [-1, 0, 1].forEach((d, seed) => runs.push({
-        method: 'CoT-SFT', dataset, seed, accuracy: accuracy + d * 0.007, meanLatents: meanLatents + d * 0.1,
-      }));
+      [-1, 0, 1].forEach((d, seed) =>
+        runs.push({
+          method: 'CoT-SFT',
+          dataset,
+          seed,
+          accuracy: accuracy + d * 0.007,
+          meanLatents: meanLatents + d * 0.1,
+        }),
+      );
       runs.push({ method: 'iCoT', dataset, seed: 0, accuracy: accuracy / 2, meanLatents: 0 });
     }
     runs.push({ method: 'Partial', dataset: 'svamp', seed: 0, accuracy: 0.1, meanLatents: 3 });
     const md = renderTable1Markdown(summarizeRuns(runs, { datasets: DATASETS })).split('\n');
-    expect(md[2]).toBe('| CoT-SFT | **49.4**±.7 | 25.6±.1 | **11.9**±.7 | 34.2±.1 | **59.8**±.7 | 12.1±.1 | **93.2**±.7 | 13.7±.1 | **53.6** | 21.4 | **2.50** |');
+    expect(md[2]).toBe(
+      '| CoT-SFT | **49.4**±.7 | 25.6±.1 | **11.9**±.7 | 34.2±.1 | **59.8**±.7 | 12.1±.1 | **93.2**±.7 | 13.7±.1 | **53.6** | 21.4 | **2.50** |',
+    );
     expect(md[3]).toBe('| iCoT | 24.7 | 0.00 | 5.95 | 0.00 | 29.9 | 0.00 | 46.6 | 0.00 | 26.8 | 0.00 | – |');
     expect(md[4]).toBe('| Partial | – | – | – | – | 10.0 | 3.00 | – | – | – | – | – |');
   });

@@ -90,8 +90,7 @@ export function summarizeRuns(runs: readonly RunResult[], opts: SummarizeOptions
       return { pass1: meanStd(rs.map((r) => r.accuracy * 100)), lenient, latents: meanStd(rs.map((r) => r.meanLatents)) };
     });
     const complete = cells.every((c) => c !== null) && cells.length > 0;
-    const avg = (f: (c: Table1Cell) => number) =>
-      complete ? cells.reduce((s, c) => s + f(c as Table1Cell), 0) / cells.length : null;
+    const avg = (f: (c: Table1Cell) => number) => (complete ? cells.reduce((s, c) => s + f(c as Table1Cell), 0) / cells.length : null);
     const avgPass1 = avg((c) => c.pass1.mean);
     const avgLatents = avg((c) => c.latents.mean);
     const ratio = avgPass1 !== null && avgLatents !== null && avgLatents > 0 ? avgPass1 / avgLatents : null;
@@ -144,21 +143,28 @@ export function renderTable1Markdown(table: Table1, opts: RenderOptions = {}): s
   const bestRatio = best(table.rows.map((r) => r.ratio));
   // A lenient column per dataset where any run carries the lenient rule.
   const withLenient = table.datasets.map((_, j) => table.rows.some((r) => r.cells[j]?.lenient != null));
-  const header = ['Method', ...table.datasets.flatMap((d, j) =>
-    [`${labels[d] ?? d} P@1`, ...(withLenient[j] ? ['lenient'] : []), '#L']), 'Avg P@1', 'Avg #L', 'P@1/#L'];
+  const header = [
+    'Method',
+    ...table.datasets.flatMap((d, j) => [`${labels[d] ?? d} P@1`, ...(withLenient[j] ? ['lenient'] : []), '#L']),
+    'Avg P@1',
+    'Avg #L',
+    'P@1/#L',
+  ];
   const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
   for (const r of table.rows) {
     const cells = r.cells.flatMap((c, j) => {
       const lenient = withLenient[j] ? [c?.lenient ? formatStat(c.lenient, false) : '–'] : [];
-      return c === null ? ['–', ...lenient, '–'] : [formatStat(c.pass1, bold && table.rows.length > 1 && c.pass1.mean === bestPass[j]),
-        ...lenient, formatStat(c.latents, false)];
+      return c === null
+        ? ['–', ...lenient, '–']
+        : [formatStat(c.pass1, bold && table.rows.length > 1 && c.pass1.mean === bestPass[j]), ...lenient, formatStat(c.latents, false)];
     });
     const mark = (x: number | null, top: number) => {
       if (x === null) return '–';
       return bold && table.rows.length > 1 && x === top ? `**${formatValue(x)}**` : formatValue(x);
     };
-    lines.push(`| ${[r.method, ...cells, mark(r.avgPass1, bestAvg), r.avgLatents === null ? '–' : formatValue(r.avgLatents),
-      mark(r.ratio, bestRatio)].join(' | ')} |`);
+    lines.push(
+      `| ${[r.method, ...cells, mark(r.avgPass1, bestAvg), r.avgLatents === null ? '–' : formatValue(r.avgLatents), mark(r.ratio, bestRatio)].join(' | ')} |`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }

@@ -62,7 +62,10 @@ if (a.model === 'llama-3.2-1b' || a.model === 'tiny-llama') {
 
 t = performance.now();
 const gen = Generator.create({
-  ...configArg, weights, device: a.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' }, dtype: a.dtype as GenerateDtype,
+  ...configArg,
+  weights,
+  device: a.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' },
+  dtype: a.dtype as GenerateDtype,
   ...(a.threads !== undefined ? { session: { intraOpThreads: int('threads', a.threads, 1) } } : {}),
 });
 out(`load (build + serialize + session): ${((performance.now() - t) / 1e3).toFixed(1)} s on ${a.device}, dtype ${a.dtype}`);
@@ -71,23 +74,42 @@ const V = config.vocabSize;
 const rng = Rng.fromSeed(seed + 1);
 const prompts = Array.from({ length: batch }, () => Array.from({ length: promptLen }, () => rng.int(V)));
 const endId = V - 1;
-const mode: GenerateMode = a.mode === 'latent'
-  ? { kind: 'latent', topK: 10, maxLatent, latentEndIds: [endId, 0, 1], latentEndId: endId }
-  : { kind: 'explicit' };
+const mode: GenerateMode =
+  a.mode === 'latent' ? { kind: 'latent', topK: 10, maxLatent, latentEndIds: [endId, 0, 1], latentEndId: endId } : { kind: 'explicit' };
 const sampling: Sampling = a.sampling === 'top-p' ? { kind: 'top-p', temperature: 0.6, topP: 0.95, seed } : { kind: 'greedy' };
 
 await gen.generate({ prompts: prompts.slice(0, Math.min(batch, 4)), mode: { kind: 'explicit' }, sampling, maxNewTokens: 4, stopIds: [], batchSize: batch });
 const { results, stats } = await gen.generate({ prompts, mode, sampling, maxNewTokens: newTokens, stopIds: [], batchSize: batch });
 const generated = stats.latentTokens + stats.forcedTokens + stats.answerTokens;
 const steps = stats.steps - stats.batches;
-out(`model ${a.model}, batch ${batch}, prompt ${promptLen}, mode ${a.mode}${a.mode === 'latent' ? ` (maxLatent ${maxLatent})` : ''}, sampling ${a.sampling}, new tokens ${newTokens}`);
-out(`latent ${stats.latentTokens}, forced ${stats.forcedTokens}, answer ${stats.answerTokens} tokens; mean #L ${(results.reduce((s, r) => s + r.latentCount, 0) / batch).toFixed(1)}`);
+out(
+  `model ${a.model}, batch ${batch}, prompt ${promptLen}, mode ${a.mode}${a.mode === 'latent' ? ` (maxLatent ${maxLatent})` : ''}, sampling ${a.sampling}, new tokens ${newTokens}`,
+);
+out(
+  `latent ${stats.latentTokens}, forced ${stats.forcedTokens}, answer ${stats.answerTokens} tokens; mean #L ${(results.reduce((s, r) => s + r.latentCount, 0) / batch).toFixed(1)}`,
+);
 out(`prefill ${stats.prefillMs.toFixed(0)} ms (${((batch * promptLen) / (stats.prefillMs / 1e3)).toFixed(0)} prompt tokens/s)`);
-out(`decode ${stats.decodeMs.toFixed(0)} ms over ${steps} steps (${(stats.decodeMs / Math.max(1, steps)).toFixed(2)} ms/step, ${(stats.rowSteps / (stats.decodeMs / 1e3)).toFixed(0)} tokens/s)`);
-out(`total ${stats.totalMs.toFixed(0)} ms: ${(generated / (stats.totalMs / 1e3)).toFixed(0)} generated tokens/s; ${(stats.bytesToHost / Math.max(1, stats.steps)).toFixed(0)} B/step to host, ${(stats.bytesToDevice / Math.max(1, stats.steps)).toFixed(0)} B/step to device`);
+out(
+  `decode ${stats.decodeMs.toFixed(0)} ms over ${steps} steps (${(stats.decodeMs / Math.max(1, steps)).toFixed(2)} ms/step, ${(stats.rowSteps / (stats.decodeMs / 1e3)).toFixed(0)} tokens/s)`,
+);
+out(
+  `total ${stats.totalMs.toFixed(0)} ms: ${(generated / (stats.totalMs / 1e3)).toFixed(0)} generated tokens/s; ${(stats.bytesToHost / Math.max(1, stats.steps)).toFixed(0)} B/step to host, ${(stats.bytesToDevice / Math.max(1, stats.steps)).toFixed(0)} B/step to device`,
+);
 // The machine-readable line tools/bench/src/table.ts pairs with bench_torch.py's "gen".
-out(`BENCH ${JSON.stringify({ bench: a.mode === 'latent' ? 'gen-latent' : 'gen', impl: 'latent-sft-ort', mode: a.mode, batch, prompt: promptLen,
-  new_tokens: newTokens, s: stats.totalMs / 1e3, new_tokens_per_s: generated / (stats.totalMs / 1e3), prefill_ms: stats.prefillMs,
-  decode_ms_per_step: stats.decodeMs / Math.max(1, steps), h2d_bytes_per_step: stats.bytesToDevice / Math.max(1, stats.steps),
-  d2h_bytes_per_step: stats.bytesToHost / Math.max(1, stats.steps) })}`);
+out(
+  `BENCH ${JSON.stringify({
+    bench: a.mode === 'latent' ? 'gen-latent' : 'gen',
+    impl: 'latent-sft-ort',
+    mode: a.mode,
+    batch,
+    prompt: promptLen,
+    new_tokens: newTokens,
+    s: stats.totalMs / 1e3,
+    new_tokens_per_s: generated / (stats.totalMs / 1e3),
+    prefill_ms: stats.prefillMs,
+    decode_ms_per_step: stats.decodeMs / Math.max(1, steps),
+    h2d_bytes_per_step: stats.bytesToDevice / Math.max(1, stats.steps),
+    d2h_bytes_per_step: stats.bytesToHost / Math.max(1, stats.steps),
+  })}`,
+);
 gen.release();

@@ -8,7 +8,11 @@ import { type GenerateRequest, type GenerationResult, Generator } from './index.
 
 /** Engine (cached, batched, fp32 graph) vs reference (recomputed, B = 1) probabilities / embeddings. */
 const CACHED = { atol: 2e-5, rtol: 0 };
-const PROMPTS = [[17, 4, 99, 23, 8], [61, 5, 140, 7, 7, 33, 200, 12, 9], [3, 250, 77]];
+const PROMPTS = [
+  [17, 4, 99, 23, 8],
+  [61, 5, 140, 7, 7, 33, 200, 12, 9],
+  [3, 250, 77],
+];
 const EOS = [251, 252];
 
 let tiny: Tiny;
@@ -44,7 +48,14 @@ describe('explicit greedy decoding', () => {
     expect(expected[0]!.finish).toBe('length');
 
     for (const batchSize of [3, 2]) {
-      const { results, stats } = await gen.generate({ prompts: PROMPTS, mode: { kind: 'explicit' }, sampling: { kind: 'greedy' }, maxNewTokens: maxNew, stopIds, batchSize });
+      const { results, stats } = await gen.generate({
+        prompts: PROMPTS,
+        mode: { kind: 'explicit' },
+        sampling: { kind: 'greedy' },
+        maxNewTokens: maxNew,
+        stopIds,
+        batchSize,
+      });
       results.forEach((r, i) => {
         expect(r.outputIds, `prompt ${i}, batch ${batchSize}`).toEqual(expected[i]!.ids);
         expect(r.finishReason).toBe(expected[i]!.finish);
@@ -88,9 +99,23 @@ describe('explicit greedy decoding', () => {
   it('honours maxNewTokens = 0 and a checkpoint folder as weights', async () => {
     const g2 = Generator.create({ weights: fixture, candidates: 16 });
     try {
-      const { results } = await g2.generate({ prompts: PROMPTS, mode: { kind: 'explicit' }, sampling: { kind: 'greedy' }, maxNewTokens: 0, stopIds: [], batchSize: 3 });
+      const { results } = await g2.generate({
+        prompts: PROMPTS,
+        mode: { kind: 'explicit' },
+        sampling: { kind: 'greedy' },
+        maxNewTokens: 0,
+        stopIds: [],
+        batchSize: 3,
+      });
       expect(results.map((r) => [r.outputIds, r.finishReason])).toEqual(PROMPTS.map(() => [[], 'length']));
-      const one = await g2.generate({ prompts: [PROMPTS[2]!], mode: { kind: 'explicit' }, sampling: { kind: 'greedy' }, maxNewTokens: 5, stopIds: [], batchSize: 1 });
+      const one = await g2.generate({
+        prompts: [PROMPTS[2]!],
+        mode: { kind: 'explicit' },
+        sampling: { kind: 'greedy' },
+        maxNewTokens: 5,
+        stopIds: [],
+        batchSize: 1,
+      });
       expect(one.results[0]!.outputIds).toEqual((await ref.greedy(PROMPTS[2]!, 5, [])).ids);
     } finally {
       g2.release();
@@ -102,8 +127,13 @@ describe('latent reasoning', () => {
   const k = 10;
   const opts = (endId: number, maxLatent: number) => ({ k, maxLatent, endId, endIds: [endId, 7, 9], maxNew: 5, stopIds: EOS });
   const request = (endId: number, maxLatent: number, batchSize: number): GenerateRequest => ({
-    prompts: PROMPTS, mode: { kind: 'latent', topK: k, maxLatent, latentEndIds: [endId, 7, 9], latentEndId: endId },
-    sampling: { kind: 'greedy' }, maxNewTokens: 5, stopIds: EOS, batchSize, recordLatentEmbeddings: true,
+    prompts: PROMPTS,
+    mode: { kind: 'latent', topK: k, maxLatent, latentEndIds: [endId, 7, 9], latentEndId: endId },
+    sampling: { kind: 'greedy' },
+    maxNewTokens: 5,
+    stopIds: EOS,
+    batchSize,
+    recordLatentEmbeddings: true,
   });
 
   async function checkAgainstReference(endId: number, maxLatent: number): Promise<Array<{ count: number; stop: string }>> {
@@ -115,8 +145,17 @@ describe('latent reasoning', () => {
         const at = `prompt ${i}, batch ${batchSize}`;
         expect(r.latentCount, at).toBe(e.count);
         expect(r.latentStop, at).toBe(e.stop);
-        expect(r.latentTopK.map((s) => s.ids), at).toEqual(e.topk.map((s) => s.ids));
-        expect(r.latentTopK.flatMap((s) => s.probs), at).toBeAllclose(e.topk.flatMap((s) => s.probs), CACHED);
+        expect(
+          r.latentTopK.map((s) => s.ids),
+          at,
+        ).toEqual(e.topk.map((s) => s.ids));
+        expect(
+          r.latentTopK.flatMap((s) => s.probs),
+          at,
+        ).toBeAllclose(
+          e.topk.flatMap((s) => s.probs),
+          CACHED,
+        );
         // The soft embedding fed at each step is softEmbeddingTopK of that step's logits.
         expect(r.latentEmbeddings!.length, at).toBe(e.count);
         r.latentEmbeddings!.forEach((z, t) => expect(z, `${at}, latent ${t}`).toBeAllclose(e.zs[t]!, CACHED));
@@ -157,12 +196,19 @@ describe('16-bit compute', () => {
     const half = Generator.create({ config: tiny.config, weights: tiny.tensors, dtype: 'float16' });
     try {
       const req: GenerateRequest = {
-        prompts: PROMPTS, mode: { kind: 'latent', topK: 10, maxLatent: 4, latentEndIds: [5], latentEndId: 5 },
-        sampling: { kind: 'greedy' }, maxNewTokens: 6, stopIds: [], batchSize: 3,
+        prompts: PROMPTS,
+        mode: { kind: 'latent', topK: 10, maxLatent: 4, latentEndIds: [5], latentEndId: 5 },
+        sampling: { kind: 'greedy' },
+        maxNewTokens: 6,
+        stopIds: [],
+        batchSize: 3,
       };
       const [a, b] = [(await gen.generate(req)).results, (await half.generate(req)).results];
       expect(b.map((r) => [r.latentTopK.map((t) => t.ids[0]), r.outputIds])).toEqual(a.map((r) => [r.latentTopK.map((t) => t.ids[0]), r.outputIds]));
-      expect(b.flatMap((r) => r.latentTopK.map((t) => t.probs[0]!))).toBeAllclose(a.flatMap((r) => r.latentTopK.map((t) => t.probs[0]!)), { atol: 2e-3, rtol: 0 });
+      expect(b.flatMap((r) => r.latentTopK.map((t) => t.probs[0]!))).toBeAllclose(
+        a.flatMap((r) => r.latentTopK.map((t) => t.probs[0]!)),
+        { atol: 2e-3, rtol: 0 },
+      );
     } finally {
       half.release();
     }
@@ -181,7 +227,10 @@ describe('top-p sampling', () => {
     // Batch composition changes float rounding (padding, GEMM blocking) but not the choices.
     const choices = (rs: GenerationResult[]) => rs.map((r) => [r.latentTopK.map((t) => t.ids), r.outputIds, r.finishReason]);
     expect(choices(b.results)).toEqual(choices(a.results));
-    expect(b.results.flatMap((r) => r.latentTopK.flatMap((t) => t.probs))).toBeAllclose(a.results.flatMap((r) => r.latentTopK.flatMap((t) => t.probs)), { atol: 1e-6, rtol: 0 });
+    expect(b.results.flatMap((r) => r.latentTopK.flatMap((t) => t.probs))).toBeAllclose(
+      a.results.flatMap((r) => r.latentTopK.flatMap((t) => t.probs)),
+      { atol: 1e-6, rtol: 0 },
+    );
     expect((await gen.generate({ ...base, sampling: sample(7), batchSize: 3 })).results).toEqual(a.results);
     expect(c.results.map((r) => r.outputIds)).not.toEqual(a.results.map((r) => r.outputIds));
     // Latent steps never sample: same superposition whatever the seed.

@@ -80,8 +80,14 @@ export class Generator {
   private readonly K: number;
 
   private constructor(o: {
-    config: ModelConfig; device: Device; dtype: GenerateDtype; latentTopK: number; candidates: number; loadMs: number;
-    step: DeviceSession; compact: DeviceSession;
+    config: ModelConfig;
+    device: Device;
+    dtype: GenerateDtype;
+    latentTopK: number;
+    candidates: number;
+    loadMs: number;
+    step: DeviceSession;
+    compact: DeviceSession;
   }) {
     this.config = o.config;
     this.device = o.device;
@@ -111,12 +117,16 @@ export class Generator {
       checkTensorsMatchConfig(config, tensors, 'weights');
     }
     const dtype = opts.dtype ?? 'float32';
-    if (!['float32', 'float16', 'bfloat16'].includes(dtype)) throw inputError({ field: 'dtype' }, `must be float32, float16 or bfloat16, got '${String(dtype)}'`);
+    if (!['float32', 'float16', 'bfloat16'].includes(dtype))
+      throw inputError({ field: 'dtype' }, `must be float32, float16 or bfloat16, got '${String(dtype)}'`);
     const device: Device = opts.device ?? { kind: 'cpu' };
     const latentTopK = opts.latentTopK ?? 10;
     const candidates = opts.candidates ?? 64;
     const g = buildStepGraph(config, tensors, {
-      dtype, latentTopK, candidates, ...(opts.maxPositions !== undefined ? { maxPositions: opts.maxPositions } : {}),
+      dtype,
+      latentTopK,
+      candidates,
+      ...(opts.maxPositions !== undefined ? { maxPositions: opts.maxPositions } : {}),
     });
     const sessionOpts: DeviceSessionOptions = { ...opts.session, device };
     let step: DeviceSession;
@@ -154,17 +164,22 @@ export class Generator {
     checkSampling(req.sampling);
     const m = req.mode;
     if (m.kind === 'latent') {
-      if (m.topK !== this.latentTopK) throw inputError({ field: 'mode.topK' }, `${m.topK} differs from the generator's latentTopK ${this.latentTopK} (set it in Generator.create)`);
+      if (m.topK !== this.latentTopK)
+        throw inputError({ field: 'mode.topK' }, `${m.topK} differs from the generator's latentTopK ${this.latentTopK} (set it in Generator.create)`);
       checkCount('mode.maxLatent', m.maxLatent, 0);
       if (m.latentEndIds.length === 0) throw inputError({ field: 'mode.latentEndIds' }, 'must hold the `</think>` ids (at least one)');
       checkIds('mode.latentEndIds', m.latentEndIds, V);
-      if (m.latentEndIds[0] !== m.latentEndId) throw inputError({ field: 'mode.latentEndId' }, `${m.latentEndId} must be the first of latentEndIds [${m.latentEndIds.join(', ')}]`);
-      if (m.feed !== undefined && m.feed !== 'soft' && m.feed !== 'hidden') throw inputError({ field: 'mode.feed' }, `must be 'soft' or 'hidden', got '${String(m.feed)}'`);
-    } else if (m.kind !== 'explicit') throw inputError({ field: 'mode.kind' }, `must be 'explicit' or 'latent', got '${String((m as { kind: unknown }).kind)}'`);
+      if (m.latentEndIds[0] !== m.latentEndId)
+        throw inputError({ field: 'mode.latentEndId' }, `${m.latentEndId} must be the first of latentEndIds [${m.latentEndIds.join(', ')}]`);
+      if (m.feed !== undefined && m.feed !== 'soft' && m.feed !== 'hidden')
+        throw inputError({ field: 'mode.feed' }, `must be 'soft' or 'hidden', got '${String(m.feed)}'`);
+    } else if (m.kind !== 'explicit')
+      throw inputError({ field: 'mode.kind' }, `must be 'explicit' or 'latent', got '${String((m as { kind: unknown }).kind)}'`);
     const longest = Math.max(...req.prompts.map((p) => p.length));
     const extra = (m.kind === 'latent' ? m.maxLatent + m.latentEndIds.length : 0) + req.maxNewTokens;
     const limit = this.config.maxPositionEmbeddings;
-    if (longest + extra > limit) throw inputError({ field: 'maxNewTokens' }, `prompt (${longest}) + latent/forced/new tokens (${extra}) exceed max_position_embeddings ${limit}`);
+    if (longest + extra > limit)
+      throw inputError({ field: 'maxNewTokens' }, `prompt (${longest}) + latent/forced/new tokens (${extra}) exceed max_position_embeddings ${limit}`);
   }
 
   /** Generates for every prompt (see the file header); results in prompt order. */
@@ -173,8 +188,20 @@ export class Generator {
     const t0 = performance.now();
     const before = transferStats();
     const stats: GenerateStats = {
-      batches: 0, steps: 0, promptTokens: 0, latentTokens: 0, forcedTokens: 0, answerTokens: 0, rowSteps: 0, compactions: 0,
-      fullRowFallbacks: 0, prefillMs: 0, decodeMs: 0, totalMs: 0, bytesToDevice: 0, bytesToHost: 0,
+      batches: 0,
+      steps: 0,
+      promptTokens: 0,
+      latentTokens: 0,
+      forcedTokens: 0,
+      answerTokens: 0,
+      rowSteps: 0,
+      compactions: 0,
+      fullRowFallbacks: 0,
+      prefillMs: 0,
+      decodeMs: 0,
+      totalMs: 0,
+      bytesToDevice: 0,
+      bytesToHost: 0,
     };
     const len = (i: number): number => req.prompts[i]?.length ?? 0;
     const order = req.prompts.map((_, i) => i).sort((a, b) => len(b) - len(a) || a - b);
@@ -199,11 +226,22 @@ export class Generator {
     const c = this.config;
     const mode = req.mode;
     const prompts = indices.map((i) => req.prompts[i] ?? []);
-    const rows = new RowBatch({
-      mode, sampling: req.sampling, maxNewTokens: req.maxNewTokens, stopIds: req.stopIds, padId: c.padTokenId ?? 0,
-      vocabSize: c.vocabSize, latentTopK: this.latentTopK, candidates: this.K, hiddenSize: c.hiddenSize,
-      record: req.recordLatentEmbeddings === true,
-    }, indices, prompts);
+    const rows = new RowBatch(
+      {
+        mode,
+        sampling: req.sampling,
+        maxNewTokens: req.maxNewTokens,
+        stopIds: req.stopIds,
+        padId: c.padTokenId ?? 0,
+        vocabSize: c.vocabSize,
+        latentTopK: this.latentTopK,
+        candidates: this.K,
+        hiddenSize: c.hiddenSize,
+        record: req.recordLatentEmbeddings === true,
+      },
+      indices,
+      prompts,
+    );
     const feed: LatentFeed = mode.kind === 'latent' && mode.feed === 'hidden' ? 'hidden' : 'soft';
     stats.promptTokens += prompts.reduce((n, p) => n + p.length, 0);
     const s = this.step;

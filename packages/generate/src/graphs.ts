@@ -109,7 +109,11 @@ export function buildStepGraph(config: ModelConfig, tensors: readonly NamedTenso
   const soft = g.input(STEP.soft, 'float32', ['batch', 1, D]);
   const x = g.where(g.unsqueeze(useSoft, [2]), soft, g.gather(W, ids, 0)); // [B, T, D]
   const dec = decoder(g, c, weights, x, {
-    bias: paddingBias(g, mask, positions), positions, past, outputs: ['hidden'], dtype: opts.dtype,
+    bias: paddingBias(g, mask, positions),
+    positions,
+    past,
+    outputs: ['hidden'],
+    dtype: opts.dtype,
     ...(opts.maxPositions !== undefined ? { maxPositions: opts.maxPositions } : {}),
   });
   const hidden = dec.hidden as Tensor; // [B, T, D] float32

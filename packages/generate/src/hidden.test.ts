@@ -13,7 +13,11 @@ import { type GenerateRequest, Generator } from './index.js';
 
 /** Engine (cached, batched, fp32) vs reference (recomputed, B = 1). */
 const CACHED = { atol: 2e-5, rtol: 0 };
-const PROMPTS = [[17, 4, 99, 23, 8], [61, 5, 140, 7, 7, 33, 200, 12, 9], [3, 250, 77]];
+const PROMPTS = [
+  [17, 4, 99, 23, 8],
+  [61, 5, 140, 7, 7, 33, 200, 12, 9],
+  [3, 250, 77],
+];
 const EOS = [251, 252];
 const K = 10;
 
@@ -33,7 +37,11 @@ afterAll(async () => {
   await plain.release();
 });
 
-const i64 = (n: number, f: (i: number) => number): HostTensor => ({ dtype: 'int64', dims: [1, n], data: BigInt64Array.from({ length: n }, (_, i) => BigInt(f(i))) });
+const i64 = (n: number, f: (i: number) => number): HostTensor => ({
+  dtype: 'int64',
+  dims: [1, n],
+  data: BigInt64Array.from({ length: n }, (_, i) => BigInt(f(i))),
+});
 
 /** Last-position logits [V] and final normed hidden state [D] of the sequence of input rows. */
 async function last(rows: readonly Float32Array[]): Promise<{ logits: Float32Array; hidden: Float32Array }> {
@@ -86,8 +94,13 @@ async function reference(prompt: readonly number[], o: { maxLatent: number; endI
 
 describe('latent mode, hidden-state feeding', () => {
   const request = (endId: number, maxLatent: number, batchSize: number): GenerateRequest => ({
-    prompts: PROMPTS, mode: { kind: 'latent', topK: K, maxLatent, latentEndIds: [endId, 7, 9], latentEndId: endId, feed: 'hidden' },
-    sampling: { kind: 'greedy' }, maxNewTokens: 5, stopIds: EOS, batchSize, recordLatentEmbeddings: true,
+    prompts: PROMPTS,
+    mode: { kind: 'latent', topK: K, maxLatent, latentEndIds: [endId, 7, 9], latentEndId: endId, feed: 'hidden' },
+    sampling: { kind: 'greedy' },
+    maxNewTokens: 5,
+    stopIds: EOS,
+    batchSize,
+    recordLatentEmbeddings: true,
   });
 
   it('equals the step-by-step reference: 3 latent steps (maxLatent), and a stop on the end id, batched or not', async () => {
@@ -100,7 +113,10 @@ describe('latent mode, hidden-state feeding', () => {
     expect(row, `argmaxes ${JSON.stringify(free.map((f) => f.argmaxes))}`).toBeGreaterThanOrEqual(0);
     const f = free[row]!.argmaxes;
     const stopAt = f.findIndex((x, t) => t >= 1 && !f.slice(0, t).includes(x));
-    for (const [endId, maxLatent] of [[never, 3], [f[stopAt]!, 6]] as const) {
+    for (const [endId, maxLatent] of [
+      [never, 3],
+      [f[stopAt]!, 6],
+    ] as const) {
       const o = { maxLatent, endId, endIds: [endId, 7, 9], maxNew: 5 };
       const expected = await Promise.all(PROMPTS.map((p) => reference(p, o)));
       if (endId === never) expect(expected.map((e) => [e.count, e.stop])).toEqual(PROMPTS.map(() => [3, 'max']));
@@ -112,8 +128,17 @@ describe('latent mode, hidden-state feeding', () => {
           const at = `end ${endId}, prompt ${i}, batch ${batchSize}`;
           expect(r.latentCount, at).toBe(e.count);
           expect(r.latentStop, at).toBe(e.stop);
-          expect(r.latentTopK.map((s) => s.ids), at).toEqual(e.topk.map((s) => s.ids));
-          expect(r.latentTopK.flatMap((s) => s.probs), at).toBeAllclose(e.topk.flatMap((s) => s.probs), CACHED);
+          expect(
+            r.latentTopK.map((s) => s.ids),
+            at,
+          ).toEqual(e.topk.map((s) => s.ids));
+          expect(
+            r.latentTopK.flatMap((s) => s.probs),
+            at,
+          ).toBeAllclose(
+            e.topk.flatMap((s) => s.probs),
+            CACHED,
+          );
           expect(r.latentEmbeddings!.length, at).toBe(e.count);
           r.latentEmbeddings!.forEach((z, t) => expect(z, `${at}, latent ${t}`).toBeAllclose(e.fed[t]!, CACHED));
           expect(r.outputIds, at).toEqual(e.answer);
@@ -135,7 +160,10 @@ describe('latent mode, hidden-state feeding', () => {
   });
 
   it('rejects an unknown feed in one line', async () => {
-    const bad = { ...request(255, 3, 3), mode: { kind: 'latent' as const, topK: K, maxLatent: 3, latentEndIds: [255], latentEndId: 255, feed: 'logits' as 'soft' } };
+    const bad = {
+      ...request(255, 3, 3),
+      mode: { kind: 'latent' as const, topK: K, maxLatent: 3, latentEndIds: [255], latentEndId: 255, feed: 'logits' as 'soft' },
+    };
     await expect(gen.generate(bad)).rejects.toThrow(/mode.feed.*'soft' or 'hidden'/);
   });
 });

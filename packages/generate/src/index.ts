@@ -2,7 +2,12 @@
 // Runtime, with a device-resident KV cache (spec §5).
 export { Generator } from './generator.js';
 export type {
-  GenerateMode, GenerateRequest, GenerateStats, GenerationResult, GeneratorOptions, LatentStep,
+  GenerateMode,
+  GenerateRequest,
+  GenerateStats,
+  GenerationResult,
+  GeneratorOptions,
+  LatentStep,
 } from './generator.js';
 export { COMPACT, STEP, buildCompactGraph, buildStepGraph } from './graphs.js';
 export type { GenerateDtype, StepGraphOptions } from './graphs.js';

@@ -27,8 +27,10 @@ describe('KvCache', () => {
     const { numHiddenLayers: nL, numKeyValueHeads: kvH, headDim: hd, hiddenSize: D } = c();
     const presents = Array.from({ length: 2 * nL }, (_, i) => ramp([B, kvH, P, hd], 1000 * i));
     return {
-      presents, maskNext: s.upload({ dtype: 'int64', dims: [B, P], data: BigInt64Array.from({ length: B * P }, (_, i) => BigInt(i)) }),
-      softNext: ramp([B, 1, D], 0.5), hiddenNext: ramp([B, 1, D], -7),
+      presents,
+      maskNext: s.upload({ dtype: 'int64', dims: [B, P], data: BigInt64Array.from({ length: B * P }, (_, i) => BigInt(i)) }),
+      softNext: ramp([B, 1, D], 0.5),
+      hiddenNext: ramp([B, 1, D], -7),
     };
   };
 

@@ -108,8 +108,11 @@ export class KvCache {
     const rows = s.upload({ dtype: 'int64', dims: [keep.length], data: BigInt64Array.from(keep, (v) => BigInt(v)) });
     const b = s.createBinding();
     try {
-      b.bindInput(COMPACT.rows, rows).bindInput(COMPACT.soft, this.z).bindOutputToDevice(COMPACT.keptSoft)
-        .bindInput(COMPACT.mask, this.mask).bindOutputToDevice(COMPACT.keptMask);
+      b.bindInput(COMPACT.rows, rows)
+        .bindInput(COMPACT.soft, this.z)
+        .bindOutputToDevice(COMPACT.keptSoft)
+        .bindInput(COMPACT.mask, this.mask)
+        .bindOutputToDevice(COMPACT.keptMask);
       for (let i = 0; i < this.layers; i++) {
         b.bindInput(COMPACT.key(i), this.pastAt(2 * i)).bindInput(COMPACT.value(i), this.pastAt(2 * i + 1));
         b.bindOutputToDevice(COMPACT.keptKey(i)).bindOutputToDevice(COMPACT.keptValue(i));

@@ -12,15 +12,28 @@ const noFull = (): Float32Array => {
 /** Only argmax (and optionally the latent top-k and embeddings) present. */
 function host(argmax: number[], latent?: { ids: number[]; probs: number[]; emb?: number[] }): StepHost {
   return {
-    argmax: i64(argmax), latentIds: latent ? i64(latent.ids) : null, softProbs: latent ? Float32Array.from(latent.probs) : null,
-    latentEmbeddings: latent?.emb ? Float32Array.from(latent.emb) : null, topIds: null, topLogits: null, lse: null, fullLogits: noFull,
+    argmax: i64(argmax),
+    latentIds: latent ? i64(latent.ids) : null,
+    softProbs: latent ? Float32Array.from(latent.probs) : null,
+    latentEmbeddings: latent?.emb ? Float32Array.from(latent.emb) : null,
+    topIds: null,
+    topLogits: null,
+    lse: null,
+    fullLogits: noFull,
   };
 }
 const fed = (x: StepInput | null): { ids: number[]; soft: number[]; pos: number[] } | null =>
   x === null ? null : { ids: Array.from(x.ids, Number), soft: Array.from(x.useSoft), pos: Array.from(x.positions, Number) };
 
 const BASE: Omit<RowConfig, 'mode' | 'sampling'> = {
-  maxNewTokens: 3, stopIds: [99], padId: 0, vocabSize: 100, latentTopK: 2, candidates: 2, hiddenSize: 2, record: false,
+  maxNewTokens: 3,
+  stopIds: [99],
+  padId: 0,
+  vocabSize: 100,
+  latentTopK: 2,
+  candidates: 2,
+  hiddenSize: 2,
+  record: false,
 };
 
 describe('RowBatch', () => {
@@ -62,7 +75,14 @@ describe('RowBatch', () => {
 
   it('latent: z fed until argmax == latentEndId or maxLatent, then the </think> ids one per step, then the answer', () => {
     const mode = { kind: 'latent', topK: 2, maxLatent: 2, latentEndIds: [50, 51], latentEndId: 50 } as const;
-    const rb = new RowBatch({ ...BASE, record: true, mode, sampling: { kind: 'greedy' } }, [0, 1], [[1, 2], [3, 4]]);
+    const rb = new RowBatch(
+      { ...BASE, record: true, mode, sampling: { kind: 'greedy' } },
+      [0, 1],
+      [
+        [1, 2],
+        [3, 4],
+      ],
+    );
     const c = counters();
     expect(rb.needs()).toEqual({ argmax: true, latent: true, latentEmbeddings: true, candidates: false });
     // Step 0 (prefill): both rows feed z.
@@ -85,12 +105,20 @@ describe('RowBatch', () => {
     expect(fed(d.next)).toEqual({ ids: [61], soft: [0], pos: [6] });
     const [r0, r1] = rb.results();
     expect(r0).toEqual({
-      latentCount: 1, latentTopK: [{ ids: [7, 6], probs: [0.75, 0.25] }], latentStop: 'end', latentEmbeddings: [Float32Array.from([1, 2])],
-      outputIds: [60], finishReason: 'stop', stopId: 99,
+      latentCount: 1,
+      latentTopK: [{ ids: [7, 6], probs: [0.75, 0.25] }],
+      latentStop: 'end',
+      latentEmbeddings: [Float32Array.from([1, 2])],
+      outputIds: [60],
+      finishReason: 'stop',
+      stopId: 99,
     });
     expect(r1?.latentCount).toBe(2);
     expect(r1?.latentStop).toBe('max');
-    expect(r1?.latentTopK).toEqual([{ ids: [8, 5], probs: [0.5, 0.5] }, { ids: [9, 8], probs: [0.6000000238418579, 0.4000000059604645] }]);
+    expect(r1?.latentTopK).toEqual([
+      { ids: [8, 5], probs: [0.5, 0.5] },
+      { ids: [9, 8], probs: [0.6000000238418579, 0.4000000059604645] },
+    ]);
     expect(r1?.latentEmbeddings).toEqual([Float32Array.from([3, 4]), Float32Array.from([7, 8])]);
     expect(r1?.outputIds).toEqual([61]);
     expect(c).toEqual({ latentTokens: 3, forcedTokens: 4, answerTokens: 2, fullRowFallbacks: 0 });
@@ -114,14 +142,23 @@ describe('RowBatch', () => {
     const full = Float32Array.from([ln(0.1), ln(0.4), ln(0.3), ln(0.2), ln(0.38), ln(0.01), ln(0.01), ln(0.6)]);
     let fetched = 0;
     const h: StepHost = {
-      argmax: null, latentIds: null, softProbs: null, latentEmbeddings: null,
-      topIds: i64([1, 2, 3, 0]), topLogits: Float32Array.from([ln(0.4), ln(0.3), ln(0.6), ln(0.38)]), lse: Float32Array.from([0, 0]),
+      argmax: null,
+      latentIds: null,
+      softProbs: null,
+      latentEmbeddings: null,
+      topIds: i64([1, 2, 3, 0]),
+      topLogits: Float32Array.from([ln(0.4), ln(0.3), ln(0.6), ln(0.38)]),
+      lse: Float32Array.from([0, 0]),
       fullLogits: () => {
         fetched++;
         return full;
       },
     };
-    const rb = new RowBatch({ ...BASE, vocabSize: V, mode: { kind: 'explicit' }, sampling: { kind: 'top-p', temperature: 1, topP: 0.95, seed } }, [5, 8], [[1], [2]]);
+    const rb = new RowBatch(
+      { ...BASE, vocabSize: V, mode: { kind: 'explicit' }, sampling: { kind: 'top-p', temperature: 1, topP: 0.95, seed } },
+      [5, 8],
+      [[1], [2]],
+    );
     expect(rb.needs()).toEqual({ argmax: false, latent: false, latentEmbeddings: false, candidates: true });
     const c = counters();
     const d = rb.decide(h, c);

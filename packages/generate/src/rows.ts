@@ -125,15 +125,25 @@ export class RowBatch {
     this.prompts = prompts;
     const s = cfg.sampling;
     const latent = cfg.mode.kind === 'latent';
-    this.all = indices.map((index, b): RowState => ({
-      index, phase: latent ? 'latent' : 'answer', forced: [], nextPos: prompts[b]?.length ?? 0,
-      rng: s.kind === 'top-p' ? Rng.fromSeed(s.seed).fork(index) : null,
-      res: {
-        latentCount: 0, latentTopK: [], latentStop: null, ...(cfg.record && latent ? { latentEmbeddings: [] } : {}),
-        outputIds: [], finishReason: 'length', stopId: null,
-      },
-      done: false,
-    }));
+    this.all = indices.map(
+      (index, b): RowState => ({
+        index,
+        phase: latent ? 'latent' : 'answer',
+        forced: [],
+        nextPos: prompts[b]?.length ?? 0,
+        rng: s.kind === 'top-p' ? Rng.fromSeed(s.seed).fork(index) : null,
+        res: {
+          latentCount: 0,
+          latentTopK: [],
+          latentStop: null,
+          ...(cfg.record && latent ? { latentEmbeddings: [] } : {}),
+          outputIds: [],
+          finishReason: 'length',
+          stopId: null,
+        },
+        done: false,
+      }),
+    );
     this.live = [...this.all];
   }
 
@@ -153,7 +163,8 @@ export class RowBatch {
     const L = Math.max(...p.map((x) => x.length));
     const pad = (x: readonly number[], fill: number, f: (v: number, j: number) => number): number[] => [...Array<number>(L - x.length).fill(fill), ...x.map(f)];
     return {
-      B: p.length, T: L,
+      B: p.length,
+      T: L,
       ids: int64(p.flatMap((x) => pad(x, this.cfg.padId, (v) => v))),
       useSoft: new Uint8Array(p.length * L),
       positions: int64(p.flatMap((x) => pad(x, 0, (_, j) => j))),

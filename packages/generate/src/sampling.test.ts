@@ -69,7 +69,10 @@ describe('top-p nucleus', () => {
     const counts = [0, 0, 0];
     const N = 10000;
     for (let i = 0; i < N; i++) counts[sampleNucleus(logits, 0, 3, lse, 1, (i + 0.5) / N)]!++;
-    expect(counts.map((c) => c / N)).toBeAllclose(e.map((v) => v / total), { atol: 1.5 / N, rtol: 0 });
+    expect(counts.map((c) => c / N)).toBeAllclose(
+      e.map((v) => v / total),
+      { atol: 1.5 / N, rtol: 0 },
+    );
     expect(sampleNucleus([9, 5, 1, 7], 1, 1, lseOf([9, 5, 1, 7], 1), 1, 0.999)).toBe(0);
   });
 

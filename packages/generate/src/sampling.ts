@@ -9,15 +9,14 @@
 import { inputError } from '@latent-sft/core';
 
 /** How answer tokens are chosen. Latent steps never sample (spec §5.4: top-k softmax, T = 1). */
-export type Sampling =
-  | { kind: 'greedy' }
-  | { kind: 'top-p'; temperature: number; topP: number; seed: number };
+export type Sampling = { kind: 'greedy' } | { kind: 'top-p'; temperature: number; topP: number; seed: number };
 
 /** Throws a one-line error for invalid sampling options. */
 export function checkSampling(s: Sampling): void {
   if (s.kind === 'greedy') return;
   if (s.kind !== 'top-p') throw inputError({ field: 'sampling.kind' }, `must be 'greedy' or 'top-p', got '${String((s as { kind: unknown }).kind)}'`);
-  if (!(s.temperature > 0 && s.temperature < Infinity)) throw inputError({ field: 'sampling.temperature' }, `must be a finite number > 0 (use kind 'greedy' for argmax), got ${s.temperature}`);
+  if (!(s.temperature > 0 && s.temperature < Infinity))
+    throw inputError({ field: 'sampling.temperature' }, `must be a finite number > 0 (use kind 'greedy' for argmax), got ${s.temperature}`);
   if (!(s.topP > 0 && s.topP <= 1)) throw inputError({ field: 'sampling.topP' }, `must be in (0, 1], got ${s.topP}`);
   if (!Number.isSafeInteger(s.seed)) throw inputError({ field: 'sampling.seed' }, `must be a safe integer, got ${s.seed}`);
 }

@@ -44,7 +44,18 @@ export function releaseHeads(h: StepHeads): void {
 
 /** The output names of the step graph for `layers` decoder layers. */
 export function stepOutputNames(layers: number): string[] {
-  const names: string[] = [STEP.topIds, STEP.argmax, STEP.latentIds, STEP.topLogits, STEP.lse, STEP.softProbs, STEP.softNext, STEP.hiddenNext, STEP.lastLogits, STEP.maskNext];
+  const names: string[] = [
+    STEP.topIds,
+    STEP.argmax,
+    STEP.latentIds,
+    STEP.topLogits,
+    STEP.lse,
+    STEP.softProbs,
+    STEP.softNext,
+    STEP.hiddenNext,
+    STEP.lastLogits,
+    STEP.maskNext,
+  ];
   for (let i = 0; i < layers; i++) names.push(STEP.presentKey(i), STEP.presentValue(i));
   return names;
 }
@@ -53,7 +64,14 @@ export function stepOutputNames(layers: number): string[] {
  * Runs the step graph once on `input` with the cache's state bound; the step's input uploads are
  * freed before it returns (or throws). The caller owns the returned tensors.
  */
-export async function runStep(s: DeviceSession, b: DeviceBinding, input: StepInput, cache: KvCache, invTemp: DeviceTensor, layers: number): Promise<StepOutputs> {
+export async function runStep(
+  s: DeviceSession,
+  b: DeviceBinding,
+  input: StepInput,
+  cache: KvCache,
+  invTemp: DeviceTensor,
+  layers: number,
+): Promise<StepOutputs> {
   const dims = [input.B, input.T];
   const uploads: DeviceTensor[] = [];
   try {
@@ -84,8 +102,13 @@ export async function runStep(s: DeviceSession, b: DeviceBinding, input: StepInp
   for (let i = 0; i < layers; i++) presents.push(get(STEP.presentKey(i)), get(STEP.presentValue(i)));
   return {
     heads: {
-      topIds: get(STEP.topIds), argmax: get(STEP.argmax), latentIds: get(STEP.latentIds), topLogits: get(STEP.topLogits),
-      lse: get(STEP.lse), softProbs: get(STEP.softProbs), lastLogits: get(STEP.lastLogits),
+      topIds: get(STEP.topIds),
+      argmax: get(STEP.argmax),
+      latentIds: get(STEP.latentIds),
+      topLogits: get(STEP.topLogits),
+      lse: get(STEP.lse),
+      softProbs: get(STEP.softProbs),
+      lastLogits: get(STEP.lastLogits),
     },
     carry: { presents, maskNext: get(STEP.maskNext), softNext: get(STEP.softNext), hiddenNext: get(STEP.hiddenNext) },
   };

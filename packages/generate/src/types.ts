@@ -6,21 +6,21 @@ import type { Sampling } from './sampling.js';
 export type GenerateMode =
   | { kind: 'explicit' }
   | {
-    kind: 'latent';
-    /** Must equal the generator's latentTopK (the graph is built for it). */
-    topK: number;
-    /** Cap on the soft embeddings fed (#L ≤ maxLatent; spec: 128). */
-    maxLatent: number;
-    /** The full `</think>` id list, fed after the latent phase; its first id is latentEndId. */
-    latentEndIds: readonly number[];
-    /** The stop signal: the latent phase ends when the argmax equals it. */
-    latentEndId: number;
-    /**
-     * What each latent step feeds as the next input embedding: 'soft' (default) the top-k soft
-     * embedding Σ p_j W[id_j]; 'hidden' the model's own final normed hidden state of that step.
-     */
-    feed?: 'soft' | 'hidden';
-  };
+      kind: 'latent';
+      /** Must equal the generator's latentTopK (the graph is built for it). */
+      topK: number;
+      /** Cap on the soft embeddings fed (#L ≤ maxLatent; spec: 128). */
+      maxLatent: number;
+      /** The full `</think>` id list, fed after the latent phase; its first id is latentEndId. */
+      latentEndIds: readonly number[];
+      /** The stop signal: the latent phase ends when the argmax equals it. */
+      latentEndId: number;
+      /**
+       * What each latent step feeds as the next input embedding: 'soft' (default) the top-k soft
+       * embedding Σ p_j W[id_j]; 'hidden' the model's own final normed hidden state of that step.
+       */
+      feed?: 'soft' | 'hidden';
+    };
 
 /** One generate call. */
 export interface GenerateRequest {
@@ -81,4 +81,3 @@ export interface GenerateStats {
   bytesToDevice: number;
   bytesToHost: number;
 }
-

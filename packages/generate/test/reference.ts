@@ -35,7 +35,11 @@ export function argmax(row: ArrayLike<number>): number {
 
 /** Last-position logits of one sequence by full recomputation. */
 export class FullRecompute {
-  private constructor(private readonly tiny: Tiny, private readonly ids: Session, private readonly embeds: Session) {}
+  private constructor(
+    private readonly tiny: Tiny,
+    private readonly ids: Session,
+    private readonly embeds: Session,
+  ) {}
 
   static async create(tiny: Tiny): Promise<FullRecompute> {
     const build = (input: 'ids' | 'embeds'): Uint8Array => {
@@ -54,7 +58,9 @@ export class FullRecompute {
   async fromIds(seq: readonly number[]): Promise<Float32Array> {
     const n = seq.length;
     const out = await this.ids.run({
-      input_ids: int64([1, n], [...seq]), attention_mask: int64([1, n], Array<number>(n).fill(1)), position_ids: int64([1, n], [...seq.keys()]),
+      input_ids: int64([1, n], [...seq]),
+      attention_mask: int64([1, n], Array<number>(n).fill(1)),
+      position_ids: int64([1, n], [...seq.keys()]),
     });
     return FullRecompute.last(out['logits'] as HostTensor, this.tiny.config.vocabSize);
   }
@@ -65,7 +71,9 @@ export class FullRecompute {
     const data = new Float32Array(n * D);
     rows.forEach((r, i) => data.set(r, i * D));
     const out = await this.embeds.run({
-      inputs_embeds: { dtype: 'float32', dims: [1, n, D], data }, attention_mask: int64([1, n], Array<number>(n).fill(1)), position_ids: int64([1, n], [...Array(n).keys()]),
+      inputs_embeds: { dtype: 'float32', dims: [1, n, D], data },
+      attention_mask: int64([1, n], Array<number>(n).fill(1)),
+      position_ids: int64([1, n], [...Array(n).keys()]),
     });
     return FullRecompute.last(out['logits'] as HostTensor, this.tiny.config.vocabSize);
   }
@@ -93,7 +101,10 @@ export class FullRecompute {
    * stops; otherwise z = softEmbeddingTopK(topKDistribution(logits, k)) is appended; then the
    * embeddings of endIds, then greedy answer decoding. `argmaxes` lists each latent check's argmax.
    */
-  async latent(prompt: readonly number[], o: { k: number; maxLatent: number; endId: number; endIds: readonly number[]; maxNew: number; stopIds: readonly number[] }) {
+  async latent(
+    prompt: readonly number[],
+    o: { k: number; maxLatent: number; endId: number; endIds: readonly number[]; maxNew: number; stopIds: readonly number[] },
+  ) {
     const { W } = this.tiny;
     const D = this.tiny.config.hiddenSize;
     const V = this.tiny.config.vocabSize;

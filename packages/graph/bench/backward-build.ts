@@ -43,4 +43,6 @@ const t2 = performance.now();
 const bytes = serialize(g).model.length;
 const t3 = performance.now();
 console.log(`layers=${LAYERS} params=${params.length} forward nodes=${forwardNodes} total nodes after prune=${g.nodes.length}`);
-console.log(`forward build ${(t1 - t0).toFixed(1)} ms, backward build (grad + prune) ${(t2 - t1).toFixed(1)} ms, serialize ${(t3 - t2).toFixed(1)} ms (${bytes} bytes)`);
+console.log(
+  `forward build ${(t1 - t0).toFixed(1)} ms, backward build (grad + prune) ${(t2 - t1).toFixed(1)} ms, serialize ${(t3 - t2).toFixed(1)} ms (${bytes} bytes)`,
+);

@@ -40,9 +40,7 @@ export function unbroadcast(g: Graph, grad: Tensor, target: Tensor): Tensor {
   }
   const k = axes.length;
   const prefix = axes.every((a, i) => a === i);
-  const summed = k === 0 ? grad
-    : grad.dtype === 'bfloat16' && prefix && isStatic(gs.slice(k)) ? sumLeadingAxes(g, grad, k)
-      : g.reduceSum(grad, axes, true);
+  const summed = k === 0 ? grad : grad.dtype === 'bfloat16' && prefix && isStatic(gs.slice(k)) ? sumLeadingAxes(g, grad, k) : g.reduceSum(grad, axes, true);
   return g.reshape(summed, isStatic(ts) ? [...ts] : g.shapeOf(target));
 }
 
@@ -102,13 +100,16 @@ function noop<P extends 'ReduceSum' | 'ReduceMean' | 'ReduceMax' | 'ReduceSumSqu
   return (c.x[1] ?? null) === null && (c.attrs.noop_with_empty_axes ?? 0) === 1;
 }
 /** Elementwise rule: dx = dy * f(x, y). */
-const elementwise = <P extends OpType>(f: (g: Graph, x: Tensor, y: Tensor) => Tensor): GradRule<P> =>
+const elementwise =
+  <P extends OpType>(f: (g: Graph, x: Tensor, y: Tensor) => Tensor): GradRule<P> =>
   (c) => [c.g.mul(dy0(c), f(c.g, xi(c, 0), c.y[0] as Tensor))];
 /** Shape-only ops: the cotangent is reshaped back to the input's shape. */
-const reshapeBack = <P extends OpType>(): GradRule<P> => (c) => {
-  const x = xi(c, 0);
-  return [c.g.reshape(dy0(c), isStatic(x.shape) ? [...x.shape] : c.g.shapeOf(x)), ...c.x.slice(1).map(() => null)];
-};
+const reshapeBack =
+  <P extends OpType>(): GradRule<P> =>
+  (c) => {
+    const x = xi(c, 0);
+    return [c.g.reshape(dy0(c), isStatic(x.shape) ? [...x.shape] : c.g.shapeOf(x)), ...c.x.slice(1).map(() => null)];
+  };
 /**
  * ScatterND / ScatterElements in float32 when `data` is float16/bfloat16: the CUDA EP has no 16-bit
  * kernels for them (seen: "element_type 16 not implemented for ScatterND"), and summing duplicate
@@ -221,12 +222,16 @@ export const gradRules: { readonly [P in DifferentiableOp]: GradRule<P> } = {
     const alpha = c.attrs.alpha ?? 1;
     const tA = c.attrs.transA ?? 0;
     const tB = c.attrs.transB ?? 0;
-    const da = !c.needs[0] ? null : tA === 0
-      ? g.op1('Gemm', [d, b], { alpha, transB: tB === 0 ? 1 : 0 })
-      : g.op1('Gemm', [b, d], { alpha, transA: tB, transB: 1 });
-    const db = !c.needs[1] ? null : tB === 0
-      ? g.op1('Gemm', [a, d], { alpha, transA: tA === 0 ? 1 : 0 })
-      : g.op1('Gemm', [d, a], { alpha, transA: 1, transB: tA });
+    const da = !c.needs[0]
+      ? null
+      : tA === 0
+        ? g.op1('Gemm', [d, b], { alpha, transB: tB === 0 ? 1 : 0 })
+        : g.op1('Gemm', [b, d], { alpha, transA: tB, transB: 1 });
+    const db = !c.needs[1]
+      ? null
+      : tB === 0
+        ? g.op1('Gemm', [a, d], { alpha, transA: tA === 0 ? 1 : 0 })
+        : g.op1('Gemm', [d, a], { alpha, transA: 1, transB: tA });
     const dc = cc === null || !c.needs[2] ? null : unbroadcast(g, g.mul(d, sc(g, c.attrs.beta ?? 1, d.dtype)), cc);
     return [da, db, dc];
   },
@@ -298,7 +303,11 @@ export const gradRules: { readonly [P in DifferentiableOp]: GradRule<P> } = {
     const axes = reduceAxes(c);
     const dims = axes.map((a) => x.shape[a]);
     const n = dims.every((d) => typeof d === 'number')
-      ? sc(g, (dims as number[]).reduce((p, q) => p * q, 1), x.dtype)
+      ? sc(
+          g,
+          (dims as number[]).reduce((p, q) => p * q, 1),
+          x.dtype,
+        )
       : g.cast(g.div(g.op1('Size', [x]), g.op1('Size', [c.y[0] as Tensor])), x.dtype);
     return [g.expand(g.div(keptDy(c, axes), n), g.shapeOf(x)), null];
   },
@@ -338,7 +347,11 @@ export const gradRules: { readonly [P in DifferentiableOp]: GradRule<P> } = {
     const upd = g.reshape(d, g.concat([g.ints([-1]), rest], 0));
     const zeros = g.zerosLike(dataT);
     let dx = scatter(g, 'ScatterND', zeros, g.reshape(idx, [-1, 1]), upd, { reduction: 'add' });
-    if (dataPerm.some((p, i) => p !== i)) dx = g.transpose(dx, dataPerm.map((_, i) => dataPerm.indexOf(i)));
+    if (dataPerm.some((p, i) => p !== i))
+      dx = g.transpose(
+        dx,
+        dataPerm.map((_, i) => dataPerm.indexOf(i)),
+      );
     return [dx, null];
   },
   // y = data[…idx…] along axis: dx = ScatterElements(0, idx, dy, add)
@@ -355,14 +368,22 @@ export const gradRules: { readonly [P in DifferentiableOp]: GradRule<P> } = {
   Transpose: (c) => {
     const x = xi(c, 0);
     const perm = c.attrs.perm ?? x.shape.map((_, i) => x.rank - 1 - i);
-    return [c.g.transpose(dy0(c), perm.map((_, i) => perm.indexOf(i)))];
+    return [
+      c.g.transpose(
+        dy0(c),
+        perm.map((_, i) => perm.indexOf(i)),
+      ),
+    ];
   },
   // y = concat(xs): dx_i = the matching piece of dy
   Concat: (c) => {
     const g = c.g;
     const xs = c.x.map((_, i) => xi(c, i));
     const axis = normAxis(c.attrs.axis, (xs[0] as Tensor).rank);
-    const sizes = g.concat(xs.map((t) => g.gather(g.shapeOf(t), g.ints([axis]), 0)), 0);
+    const sizes = g.concat(
+      xs.map((t) => g.gather(g.shapeOf(t), g.ints([axis]), 0)),
+      0,
+    );
     if (xs.length === 1) return [dy0(c)];
     return g.op('Split', [dy0(c), sizes], { axis });
   },
@@ -388,11 +409,7 @@ export const gradRules: { readonly [P in DifferentiableOp]: GradRule<P> } = {
     const g = c.g;
     const [cond, a, b] = [xi(c, 0), xi(c, 1), xi(c, 2)];
     const zero = sc(g, 0, a.dtype);
-    return [
-      null,
-      c.needs[1] ? unbroadcast(g, g.where(cond, dy0(c), zero), a) : null,
-      c.needs[2] ? unbroadcast(g, g.where(cond, zero, dy0(c)), b) : null,
-    ];
+    return [null, c.needs[1] ? unbroadcast(g, g.where(cond, dy0(c), zero), a) : null, c.needs[2] ? unbroadcast(g, g.where(cond, zero, dy0(c)), b) : null];
   },
   // y = cast(x): dx = cast(dy) back to x's dtype (none for integer x)
   Cast: (c) => {
@@ -460,8 +477,13 @@ export function grad(graph: Graph, loss: Tensor, wrt: readonly Tensor[], seed?: 
     if (!isDifferentiable(n.op)) throw new Error(`grad: gradient flows into ${n.op} node '${n.name}', which is not differentiable`);
     const rule = gradRules[n.op] as GradRule<OpType>;
     const dx = rule({
-      g, node: n, attrs: n.attrs as never, x: n.inputs.map((x) => (x === '' ? null : g.value(x))),
-      y: n.outputs.map((o) => g.value(o)), dy, needs,
+      g,
+      node: n,
+      attrs: n.attrs as never,
+      x: n.inputs.map((x) => (x === '' ? null : g.value(x))),
+      y: n.outputs.map((o) => g.value(o)),
+      dy,
+      needs,
     });
     n.inputs.forEach((name, k) => {
       const d = dx[k];
@@ -474,5 +496,3 @@ export function grad(graph: Graph, loss: Tensor, wrt: readonly Tensor[], seed?: 
   }
   return wrt.map((w) => take(w.name) ?? g.zerosLike(w));
 }
-
-

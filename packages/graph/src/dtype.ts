@@ -9,18 +9,41 @@ export type TensorData = Float32Array | Float64Array | Int32Array | BigInt64Arra
 
 /** ONNX TensorProto.DataType code of each dtype. */
 export const onnxTypeCode: { readonly [D in DType]: number } = {
-  float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11, bfloat16: 16,
+  float32: 1,
+  uint8: 2,
+  int8: 3,
+  int32: 6,
+  int64: 7,
+  bool: 9,
+  float16: 10,
+  float64: 11,
+  bfloat16: 16,
 };
 
 /** Bytes per element. */
 export const dtypeBytes: { readonly [D in DType]: number } = {
-  float32: 4, float64: 8, float16: 2, bfloat16: 2, int32: 4, int64: 8, bool: 1, uint8: 1, int8: 1,
+  float32: 4,
+  float64: 8,
+  float16: 2,
+  bfloat16: 2,
+  int32: 4,
+  int64: 8,
+  bool: 1,
+  uint8: 1,
+  int8: 1,
 };
 
 /** Typed-array constructor holding each dtype. */
 export const dtypeArray: { readonly [D in DType]: new (n: number) => TensorData } = {
-  float32: Float32Array, float64: Float64Array, float16: Uint16Array, bfloat16: Uint16Array,
-  int32: Int32Array, int64: BigInt64Array, bool: Uint8Array, uint8: Uint8Array, int8: Int8Array,
+  float32: Float32Array,
+  float64: Float64Array,
+  float16: Uint16Array,
+  bfloat16: Uint16Array,
+  int32: Int32Array,
+  int64: BigInt64Array,
+  bool: Uint8Array,
+  uint8: Uint8Array,
+  int8: Int8Array,
 };
 
 /** The dtype of an ONNX type code; throws for codes this package does not handle. */

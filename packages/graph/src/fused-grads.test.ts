@@ -97,8 +97,7 @@ describe('sum over leading axes as ones · X', () => {
       g.output(dw!, 'dw');
       g.prune();
       const ops = g.nodes.map((n) => n.op);
-      expect([dtype, ops.includes('MatMul'), ops.filter((o) => o === 'ReduceSum').length])
-        .toEqual(dtype === 'bfloat16' ? [dtype, true, 0] : [dtype, false, 1]); // the forward sum is pruned (loss not an output)
+      expect([dtype, ops.includes('MatMul'), ops.filter((o) => o === 'ReduceSum').length]).toEqual(dtype === 'bfloat16' ? [dtype, true, 0] : [dtype, false, 1]); // the forward sum is pruned (loss not an output)
       expect(dw!.shape).toEqual([8]);
     }
   });
@@ -116,8 +115,14 @@ describe('ReduceSumSquare', () => {
     g.prune();
     await using s = await Session.create(serialize(g).model);
     const xs = [0.5, -1, 2, 3, -0.25, 1.5];
-    const out = await s.run({ x: { dtype: 'float64', dims: [2, 3], data: Float64Array.from(xs) }, c: { dtype: 'float64', dims: [2], data: Float64Array.from([2, -3]) } });
+    const out = await s.run({
+      x: { dtype: 'float64', dims: [2, 3], data: Float64Array.from(xs) },
+      c: { dtype: 'float64', dims: [2], data: Float64Array.from([2, -3]) },
+    });
     expect(out.y!.data).toBeAllclose([0.25 + 1 + 4, 9 + 0.0625 + 2.25], { atol: 1e-15, rtol: 1e-15 });
-    expect(out.dx!.data).toBeAllclose(xs.map((v, i) => 2 * v * (i < 3 ? 2 : -3)), { atol: 1e-15, rtol: 1e-15 });
+    expect(out.dx!.data).toBeAllclose(
+      xs.map((v, i) => 2 * v * (i < 3 ? 2 : -3)),
+      { atol: 1e-15, rtol: 1e-15 },
+    );
   });
 });

@@ -46,7 +46,10 @@ export function fuseMaskedSoftmax(g: Graph): number {
     if (probs.dtype !== 'float32' || normAxis((sm.attrs['axis'] as number | undefined) ?? -1, probs.rank) !== probs.rank - 1) continue;
     const add = producer.get(sm.inputs[0] as string);
     if (add === undefined || add.op !== 'Add' || !single(add.outputs[0] as string)) continue;
-    for (const [xi, mi] of [[0, 1], [1, 0]] as const) {
+    for (const [xi, mi] of [
+      [0, 1],
+      [1, 0],
+    ] as const) {
       let scoresName = add.inputs[xi] as string;
       const mask = g.value(add.inputs[mi] as string);
       let scale = 1;
@@ -86,7 +89,10 @@ export function fuseRmsNorm(g: Graph): number {
   let count = 0;
   for (const mul of [...g.nodes]) {
     if (mul.op !== 'Mul') continue;
-    for (const [wi, ci] of [[0, 1], [1, 0]] as const) {
+    for (const [wi, ci] of [
+      [0, 1],
+      [1, 0],
+    ] as const) {
       const w = g.value(mul.inputs[wi] as string);
       const cast = made(mul.inputs[ci], 'Cast');
       if (cast === undefined || (w.dtype !== 'bfloat16' && w.dtype !== 'float16') || cast.attrs['to'] !== w.dtype || w.rank !== 1) continue;
@@ -129,7 +135,10 @@ export function fuseSwiGlu(g: Graph): number {
   let count = 0;
   for (const mul of [...g.nodes]) {
     if (mul.op !== 'Mul') continue;
-    for (const [ai, ui] of [[0, 1], [1, 0]] as const) {
+    for (const [ai, ui] of [
+      [0, 1],
+      [1, 0],
+    ] as const) {
       const inner = made(mul.inputs[ai], 'Mul');
       if (inner === undefined) continue;
       const k = [0, 1].find((j) => made(inner.inputs[j], 'Sigmoid')?.inputs[0] === inner.inputs[1 - j]);

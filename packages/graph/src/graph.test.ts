@@ -80,7 +80,10 @@ describe('autodiff bookkeeping', () => {
     await using s = await Session.create(serialize(g).model);
     const xs = [0.5, -1, 2];
     const out = await s.run({ x: { dtype: 'float64', dims: [3], data: Float64Array.from(xs) } });
-    expect(out.dx?.data).toBeAllclose(xs.map((v) => 2 * v + Math.exp(v)), { atol: 1e-12, rtol: 1e-12 });
+    expect(out.dx?.data).toBeAllclose(
+      xs.map((v) => 2 * v + Math.exp(v)),
+      { atol: 1e-12, rtol: 1e-12 },
+    );
   });
 
   it('stopGradient: W detached in h·Wᵀ gets no gradient there, its other use keeps it; runs in ORT', async () => {
@@ -113,8 +116,10 @@ describe('autodiff bookkeeping', () => {
     const [wv, hv, c1v, c2v] = [seq(V * D, 0.7, 0.1), seq(N * D, 1.3, 0.2), seq(N * D, 0.9, 0.3), seq(N * V, 1.7, 0.4)];
     await using s = await Session.create(serialize(g).model);
     const out = await s.run({
-      w: { dtype: 'float64', dims: [V, D], data: wv }, h: { dtype: 'float64', dims: [N, D], data: hv },
-      c1: { dtype: 'float64', dims: [N, D], data: c1v }, c2: { dtype: 'float64', dims: [N, V], data: c2v },
+      w: { dtype: 'float64', dims: [V, D], data: wv },
+      h: { dtype: 'float64', dims: [N, D], data: hv },
+      c1: { dtype: 'float64', dims: [N, D], data: c1v },
+      c2: { dtype: 'float64', dims: [N, V], data: c2v },
     });
     const at = (a: Float64Array, cols: number, r: number, c: number): number => a[r * cols + c] as number;
     const idv = [1, 3, 1];
@@ -140,12 +145,13 @@ describe('autodiff bookkeeping', () => {
 });
 
 describe('serialization', () => {
-  const build = () => buildTrainStep({
-    params: { w: { dtype: 'float32', shape: [4, 3] } },
-    inputs: { x: { dtype: 'float32', shape: ['N', 4] } },
-    buildLoss: (g, p, i) => g.reduceMean(g.tanh(g.matmul(i.x!, p.w!)), undefined, false),
-    optimizer: sgd(0.1),
-  }).graph;
+  const build = () =>
+    buildTrainStep({
+      params: { w: { dtype: 'float32', shape: [4, 3] } },
+      inputs: { x: { dtype: 'float32', shape: ['N', 4] } },
+      buildLoss: (g, p, i) => g.reduceMean(g.tanh(g.matmul(i.x!, p.w!)), undefined, false),
+      optimizer: sgd(0.1),
+    }).graph;
 
   it('is deterministic: same code, same bytes', () => {
     const a = serialize(build()).model;
@@ -169,7 +175,9 @@ describe('serialization', () => {
     await using s = await Session.create(join(dir, 'm.onnx'));
     const xv = [1, 0, 0, 0, 0, 1, 1, 0];
     const out = await s.run({ x: { dtype: 'float32', dims: [2, 4], data: Float32Array.from(xv) } });
-    const expected = [0, 1].flatMap((r) => [0, 1, 2, 3].map((c) => [0, 1, 2, 3].reduce((acc, k) => acc + (xv[r * 4 + k] as number) * (wv[k * 4 + c] as number), 0) + c + 1));
+    const expected = [0, 1].flatMap((r) =>
+      [0, 1, 2, 3].map((c) => [0, 1, 2, 3].reduce((acc, k) => acc + (xv[r * 4 + k] as number) * (wv[k * 4 + c] as number), 0) + c + 1),
+    );
     expect(out.y?.data).toBeAllclose(expected, { atol: 1e-6, rtol: 1e-6 });
   });
 });

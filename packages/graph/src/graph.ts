@@ -4,7 +4,7 @@
 // initializer). Leaves out subgraphs (If/Loop), sequences and optional types; the only non-default
 // domain is latent_sft (the fused optimizer ops of ops.ts).
 import { type DType, type TensorData, dtypeArray, isFloat, typedFrom } from './dtype.js';
-import { type AttrValue, type InferRule, type OpAttrs, type OpType, inferRules, opOutputCount } from './ops.js';
+import { type AttrValue, type InferRule, type OpAttrs, type OpType, inferRules } from './ops.js';
 
 /** Opset of the default ONNX domain every graph targets. */
 export const OPSET = 18;
@@ -66,8 +66,20 @@ type Input = Tensor | null;
 
 /** `from>to` casts that represent every value of `from` exactly (so casting back restores it bit for bit). */
 const LOSSLESS_WIDENING = new Set([
-  'bfloat16>float32', 'float16>float32', 'bfloat16>float64', 'float16>float64', 'float32>float64', 'int32>int64', 'int8>int32', 'int8>int64',
-  'uint8>int32', 'uint8>int64', 'bool>int32', 'bool>int64', 'bool>uint8', 'bool>int8',
+  'bfloat16>float32',
+  'float16>float32',
+  'bfloat16>float64',
+  'float16>float64',
+  'float32>float64',
+  'int32>int64',
+  'int8>int32',
+  'int8>int64',
+  'uint8>int32',
+  'uint8>int64',
+  'bool>int32',
+  'bool>int64',
+  'bool>uint8',
+  'bool>int8',
 ]);
 
 /** An ONNX graph under construction. Names are deterministic: same calls → same graph. */
@@ -196,9 +208,7 @@ export class Graph {
     return this.append('Identity', [t], {}, undefined, true)[0] as Tensor;
   }
 
-  private append<P extends OpType>(
-    type: P, inputs: readonly Input[], attrs: OpAttrs[P], outputNames: readonly string[] | undefined, stop: boolean,
-  ): Tensor[] {
+  private append<P extends OpType>(type: P, inputs: readonly Input[], attrs: OpAttrs[P], outputNames: readonly string[] | undefined, stop: boolean): Tensor[] {
     const rule = inferRules[type] as InferRule<P>;
     let inferred: InferredOut[];
     try {
@@ -291,50 +301,114 @@ export class Graph {
   }
 
   // ---- typed convenience ops -------------------------------------------------------------------
-  add(a: Tensor, b: Tensor): Tensor { return this.op1('Add', [a, b]); }
-  sub(a: Tensor, b: Tensor): Tensor { return this.op1('Sub', [a, b]); }
-  mul(a: Tensor, b: Tensor): Tensor { return this.op1('Mul', [a, b]); }
-  div(a: Tensor, b: Tensor): Tensor { return this.op1('Div', [a, b]); }
-  pow(a: Tensor, b: Tensor): Tensor { return this.op1('Pow', [a, b]); }
-  neg(a: Tensor): Tensor { return this.op1('Neg', [a]); }
-  exp(a: Tensor): Tensor { return this.op1('Exp', [a]); }
-  log(a: Tensor): Tensor { return this.op1('Log', [a]); }
-  sqrt(a: Tensor): Tensor { return this.op1('Sqrt', [a]); }
-  reciprocal(a: Tensor): Tensor { return this.op1('Reciprocal', [a]); }
-  sigmoid(a: Tensor): Tensor { return this.op1('Sigmoid', [a]); }
-  tanh(a: Tensor): Tensor { return this.op1('Tanh', [a]); }
-  sin(a: Tensor): Tensor { return this.op1('Sin', [a]); }
-  cos(a: Tensor): Tensor { return this.op1('Cos', [a]); }
-  relu(a: Tensor): Tensor { return this.op1('Relu', [a]); }
-  identity(a: Tensor): Tensor { return this.op1('Identity', [a]); }
-  matmul(a: Tensor, b: Tensor): Tensor { return this.op1('MatMul', [a, b]); }
-  softmax(a: Tensor, axis = -1): Tensor { return this.op1('Softmax', [a], { axis }); }
-  logSoftmax(a: Tensor, axis = -1): Tensor { return this.op1('LogSoftmax', [a], { axis }); }
-  cast(a: Tensor, to: DType): Tensor { return a.dtype === to ? a : this.op1('Cast', [a], { to }); }
-  where(c: Tensor, a: Tensor, b: Tensor): Tensor { return this.op1('Where', [c, a, b]); }
-  equal(a: Tensor, b: Tensor): Tensor { return this.op1('Equal', [a, b]); }
-  shapeOf(a: Tensor): Tensor { return this.op1('Shape', [a]); }
+  add(a: Tensor, b: Tensor): Tensor {
+    return this.op1('Add', [a, b]);
+  }
+  sub(a: Tensor, b: Tensor): Tensor {
+    return this.op1('Sub', [a, b]);
+  }
+  mul(a: Tensor, b: Tensor): Tensor {
+    return this.op1('Mul', [a, b]);
+  }
+  div(a: Tensor, b: Tensor): Tensor {
+    return this.op1('Div', [a, b]);
+  }
+  pow(a: Tensor, b: Tensor): Tensor {
+    return this.op1('Pow', [a, b]);
+  }
+  neg(a: Tensor): Tensor {
+    return this.op1('Neg', [a]);
+  }
+  exp(a: Tensor): Tensor {
+    return this.op1('Exp', [a]);
+  }
+  log(a: Tensor): Tensor {
+    return this.op1('Log', [a]);
+  }
+  sqrt(a: Tensor): Tensor {
+    return this.op1('Sqrt', [a]);
+  }
+  reciprocal(a: Tensor): Tensor {
+    return this.op1('Reciprocal', [a]);
+  }
+  sigmoid(a: Tensor): Tensor {
+    return this.op1('Sigmoid', [a]);
+  }
+  tanh(a: Tensor): Tensor {
+    return this.op1('Tanh', [a]);
+  }
+  sin(a: Tensor): Tensor {
+    return this.op1('Sin', [a]);
+  }
+  cos(a: Tensor): Tensor {
+    return this.op1('Cos', [a]);
+  }
+  relu(a: Tensor): Tensor {
+    return this.op1('Relu', [a]);
+  }
+  identity(a: Tensor): Tensor {
+    return this.op1('Identity', [a]);
+  }
+  matmul(a: Tensor, b: Tensor): Tensor {
+    return this.op1('MatMul', [a, b]);
+  }
+  softmax(a: Tensor, axis = -1): Tensor {
+    return this.op1('Softmax', [a], { axis });
+  }
+  logSoftmax(a: Tensor, axis = -1): Tensor {
+    return this.op1('LogSoftmax', [a], { axis });
+  }
+  cast(a: Tensor, to: DType): Tensor {
+    return a.dtype === to ? a : this.op1('Cast', [a], { to });
+  }
+  where(c: Tensor, a: Tensor, b: Tensor): Tensor {
+    return this.op1('Where', [c, a, b]);
+  }
+  equal(a: Tensor, b: Tensor): Tensor {
+    return this.op1('Equal', [a, b]);
+  }
+  shapeOf(a: Tensor): Tensor {
+    return this.op1('Shape', [a]);
+  }
   reshape(a: Tensor, shape: readonly number[] | Tensor): Tensor {
     return this.op1('Reshape', [a, Array.isArray(shape) ? this.ints(shape) : (shape as Tensor)]);
   }
-  transpose(a: Tensor, perm?: readonly number[]): Tensor { return this.op1('Transpose', [a], perm ? { perm: [...perm] } : {}); }
-  unsqueeze(a: Tensor, axes: readonly number[]): Tensor { return this.op1('Unsqueeze', [a, this.ints(axes)]); }
-  squeeze(a: Tensor, axes?: readonly number[]): Tensor { return this.op1('Squeeze', [a, axes ? this.ints(axes) : null]); }
-  concat(ts: readonly Tensor[], axis: number): Tensor { return this.op1('Concat', ts, { axis }); }
+  transpose(a: Tensor, perm?: readonly number[]): Tensor {
+    return this.op1('Transpose', [a], perm ? { perm: [...perm] } : {});
+  }
+  unsqueeze(a: Tensor, axes: readonly number[]): Tensor {
+    return this.op1('Unsqueeze', [a, this.ints(axes)]);
+  }
+  squeeze(a: Tensor, axes?: readonly number[]): Tensor {
+    return this.op1('Squeeze', [a, axes ? this.ints(axes) : null]);
+  }
+  concat(ts: readonly Tensor[], axis: number): Tensor {
+    return this.op1('Concat', ts, { axis });
+  }
   expand(a: Tensor, shape: readonly number[] | Tensor): Tensor {
     return this.op1('Expand', [a, Array.isArray(shape) ? this.ints(shape) : (shape as Tensor)]);
   }
-  gather(data: Tensor, indices: Tensor, axis = 0): Tensor { return this.op1('Gather', [data, indices], { axis }); }
+  gather(data: Tensor, indices: Tensor, axis = 0): Tensor {
+    return this.op1('Gather', [data, indices], { axis });
+  }
   slice(a: Tensor, starts: readonly number[], ends: readonly number[], axes?: readonly number[], steps?: readonly number[]): Tensor {
     return this.op1('Slice', [a, this.ints(starts), this.ints(ends), axes ? this.ints(axes) : null, steps ? this.ints(steps) : null]);
   }
   private reduce(op: 'ReduceSum' | 'ReduceMean' | 'ReduceMax' | 'ReduceSumSquare', a: Tensor, axes?: readonly number[], keepdims = true): Tensor {
     return this.op1(op, [a, axes ? this.ints(axes) : null], { keepdims: keepdims ? 1 : 0 });
   }
-  reduceSum(a: Tensor, axes?: readonly number[], keepdims = true): Tensor { return this.reduce('ReduceSum', a, axes, keepdims); }
-  reduceMean(a: Tensor, axes?: readonly number[], keepdims = true): Tensor { return this.reduce('ReduceMean', a, axes, keepdims); }
-  reduceMax(a: Tensor, axes?: readonly number[], keepdims = true): Tensor { return this.reduce('ReduceMax', a, axes, keepdims); }
-  reduceSumSquare(a: Tensor, axes?: readonly number[], keepdims = true): Tensor { return this.reduce('ReduceSumSquare', a, axes, keepdims); }
+  reduceSum(a: Tensor, axes?: readonly number[], keepdims = true): Tensor {
+    return this.reduce('ReduceSum', a, axes, keepdims);
+  }
+  reduceMean(a: Tensor, axes?: readonly number[], keepdims = true): Tensor {
+    return this.reduce('ReduceMean', a, axes, keepdims);
+  }
+  reduceMax(a: Tensor, axes?: readonly number[], keepdims = true): Tensor {
+    return this.reduce('ReduceMax', a, axes, keepdims);
+  }
+  reduceSumSquare(a: Tensor, axes?: readonly number[], keepdims = true): Tensor {
+    return this.reduce('ReduceSumSquare', a, axes, keepdims);
+  }
 
   /** Zeros shaped like `like` (dtype of `like` unless given), via Expand of a scalar. */
   zerosLike(like: Tensor, dtype: DType = like.dtype): Tensor {
@@ -373,5 +447,3 @@ export interface InferredOut {
 export function requireFloat(t: Tensor, what: string): void {
   if (!isFloat(t.dtype)) throw new Error(`${what} needs a float tensor, '${t.name}' is ${t.dtype}`);
 }
-
-

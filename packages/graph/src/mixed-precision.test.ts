@@ -8,16 +8,17 @@ import { type Tensor, buildTrainStep, serialize } from './index.js';
 /** fp16 carries ~3 significant digits. */
 const FP16_TOL = { atol: 2e-3, rtol: 2e-2 };
 
-const build = (mixed: boolean) => buildTrainStep({
-  params: { w: { dtype: 'float32', shape: [4, 3] } },
-  inputs: { x: { dtype: 'float32', shape: [5, 4] }, y: { dtype: 'float32', shape: [5, 3] } },
-  buildLoss: (g, p, i) => {
-    const dt = p.w!.dtype;
-    const d = g.sub(g.matmul(g.cast(i.x!, dt), p.w as Tensor), g.cast(i.y!, dt));
-    return g.reduceMean(g.mul(d, d), undefined, false);
-  },
-  ...(mixed ? { precision: { compute: 'float16' as const, lossScale: true } } : {}),
-});
+const build = (mixed: boolean) =>
+  buildTrainStep({
+    params: { w: { dtype: 'float32', shape: [4, 3] } },
+    inputs: { x: { dtype: 'float32', shape: [5, 4] }, y: { dtype: 'float32', shape: [5, 3] } },
+    buildLoss: (g, p, i) => {
+      const dt = p.w!.dtype;
+      const d = g.sub(g.matmul(g.cast(i.x!, dt), p.w as Tensor), g.cast(i.y!, dt));
+      return g.reduceMean(g.mul(d, d), undefined, false);
+    },
+    ...(mixed ? { precision: { compute: 'float16' as const, lossScale: true } } : {}),
+  });
 
 describe('mixed precision', () => {
   it('fp16 forward with fp32 masters and loss scale matches the fp32 step', async () => {

@@ -8,45 +8,86 @@ import type { ConstTensor, Dim, Graph, InferredOut, Tensor } from './graph.js';
 /** An attribute value; each attribute name has one kind in `attrKinds`. */
 export type AttrValue = number | readonly number[] | string | ConstTensor;
 
+/** The attributes of an op that takes none. */
+type NoAttrs = Record<string, never>;
+
 /** Attributes of each op (all optional, ONNX defaults apply). */
 export interface OpAttrs {
-  Identity: {}; Neg: {}; Sqrt: {}; Reciprocal: {}; Exp: {}; Log: {}; Sigmoid: {}; Tanh: {}; Erf: {}; Relu: {}; Sin: {}; Cos: {};
-  Add: {}; Sub: {}; Mul: {}; Div: {}; Pow: {};
-  MatMul: {};
+  Identity: NoAttrs;
+  Neg: NoAttrs;
+  Sqrt: NoAttrs;
+  Reciprocal: NoAttrs;
+  Exp: NoAttrs;
+  Log: NoAttrs;
+  Sigmoid: NoAttrs;
+  Tanh: NoAttrs;
+  Erf: NoAttrs;
+  Relu: NoAttrs;
+  Sin: NoAttrs;
+  Cos: NoAttrs;
+  Add: NoAttrs;
+  Sub: NoAttrs;
+  Mul: NoAttrs;
+  Div: NoAttrs;
+  Pow: NoAttrs;
+  MatMul: NoAttrs;
   Gemm: { alpha?: number; beta?: number; transA?: number; transB?: number };
-  Softmax: { axis?: number }; LogSoftmax: { axis?: number };
+  Softmax: { axis?: number };
+  LogSoftmax: { axis?: number };
   ReduceSum: { keepdims?: number; noop_with_empty_axes?: number };
   ReduceMean: { keepdims?: number; noop_with_empty_axes?: number };
   ReduceMax: { keepdims?: number; noop_with_empty_axes?: number };
   ReduceSumSquare: { keepdims?: number; noop_with_empty_axes?: number };
-  Gather: { axis?: number }; GatherElements: { axis?: number };
-  Reshape: { allowzero?: number }; Transpose: { perm?: readonly number[] };
-  Unsqueeze: {}; Squeeze: {}; Concat: { axis: number };
-  Slice: {}; Split: { axis?: number; num_outputs?: number }; Expand: {};
-  Where: {}; Cast: { to: DType };
+  Gather: { axis?: number };
+  GatherElements: { axis?: number };
+  Reshape: { allowzero?: number };
+  Transpose: { perm?: readonly number[] };
+  Unsqueeze: NoAttrs;
+  Squeeze: NoAttrs;
+  Concat: { axis: number };
+  Slice: NoAttrs;
+  Split: { axis?: number; num_outputs?: number };
+  Expand: NoAttrs;
+  Where: NoAttrs;
+  Cast: { to: DType };
   TopK: { axis?: number; largest?: number; sorted?: number };
   // Non-differentiable.
-  Shape: {}; Size: {}; ConstantOfShape: { value?: ConstTensor }; Range: {};
-  Equal: {}; Less: {}; Greater: {}; Not: {}; And: {}; Or: {};
+  Shape: NoAttrs;
+  Size: NoAttrs;
+  ConstantOfShape: { value?: ConstTensor };
+  Range: NoAttrs;
+  Equal: NoAttrs;
+  Less: NoAttrs;
+  Greater: NoAttrs;
+  Not: NoAttrs;
+  And: NoAttrs;
+  Or: NoAttrs;
   ArgMax: { axis?: number; keepdims?: number; select_last_index?: number };
   ScatterND: { reduction?: 'none' | 'add' | 'mul' };
   ScatterElements: { axis?: number; reduction?: 'none' | 'add' | 'mul' };
   // Domain latent_sft (kernels in @latent-sft/runtime's addon): fused optimizer ops.
   AdamW: { beta2: number; one_minus_beta1: number; one_minus_beta2: number; eps: number };
   AdamWCopy: { beta2: number; one_minus_beta1: number; one_minus_beta2: number; eps: number; to: DType };
-  SumSquares: {};
+  SumSquares: NoAttrs;
   MaskedSoftmax: { scale?: number };
   MaskedSoftmaxGrad: { scale?: number };
   RMSNorm: { epsilon: number };
-  RMSNormGrad: {};
-  SwiGLU: {};
-  SwiGLUGrad: {};
+  RMSNormGrad: NoAttrs;
+  SwiGLU: NoAttrs;
+  SwiGLUGrad: NoAttrs;
 }
 
 /** Ops outside the default ONNX domain, and their domain (serialized with opset version 1). */
 export const customOpDomains: { readonly [P in OpType]?: string } = {
-  AdamW: 'latent_sft', AdamWCopy: 'latent_sft', SumSquares: 'latent_sft', MaskedSoftmax: 'latent_sft', MaskedSoftmaxGrad: 'latent_sft',
-  RMSNorm: 'latent_sft', RMSNormGrad: 'latent_sft', SwiGLU: 'latent_sft', SwiGLUGrad: 'latent_sft',
+  AdamW: 'latent_sft',
+  AdamWCopy: 'latent_sft',
+  SumSquares: 'latent_sft',
+  MaskedSoftmax: 'latent_sft',
+  MaskedSoftmaxGrad: 'latent_sft',
+  RMSNorm: 'latent_sft',
+  RMSNormGrad: 'latent_sft',
+  SwiGLU: 'latent_sft',
+  SwiGLUGrad: 'latent_sft',
 };
 
 /** Every op type of the table. */
@@ -54,26 +95,77 @@ export type OpType = keyof OpAttrs;
 
 /** Ops through which no gradient flows (integer/boolean results, shape queries, scatters used by backward). */
 export type NonDifferentiableOp =
-  | 'Shape' | 'Size' | 'ConstantOfShape' | 'Range' | 'Equal' | 'Less' | 'Greater' | 'Not' | 'And' | 'Or'
-  | 'ArgMax' | 'ScatterND' | 'ScatterElements' | 'AdamW' | 'AdamWCopy' | 'SumSquares' | 'MaskedSoftmaxGrad' | 'RMSNormGrad' | 'SwiGLUGrad';
+  | 'Shape'
+  | 'Size'
+  | 'ConstantOfShape'
+  | 'Range'
+  | 'Equal'
+  | 'Less'
+  | 'Greater'
+  | 'Not'
+  | 'And'
+  | 'Or'
+  | 'ArgMax'
+  | 'ScatterND'
+  | 'ScatterElements'
+  | 'AdamW'
+  | 'AdamWCopy'
+  | 'SumSquares'
+  | 'MaskedSoftmaxGrad'
+  | 'RMSNormGrad'
+  | 'SwiGLUGrad';
 
 /** Ops that have a gradient rule (exhaustively: all others). */
 export type DifferentiableOp = Exclude<OpType, NonDifferentiableOp>;
 
 /** The list of non-differentiable ops, typed so that it must stay complete. */
 export const nonDifferentiableOps: { readonly [P in NonDifferentiableOp]: true } = {
-  Shape: true, Size: true, ConstantOfShape: true, Range: true, Equal: true, Less: true, Greater: true,
-  Not: true, And: true, Or: true, ArgMax: true, ScatterND: true, ScatterElements: true, AdamW: true, AdamWCopy: true, SumSquares: true,
-  MaskedSoftmaxGrad: true, RMSNormGrad: true, SwiGLUGrad: true,
+  Shape: true,
+  Size: true,
+  ConstantOfShape: true,
+  Range: true,
+  Equal: true,
+  Less: true,
+  Greater: true,
+  Not: true,
+  And: true,
+  Or: true,
+  ArgMax: true,
+  ScatterND: true,
+  ScatterElements: true,
+  AdamW: true,
+  AdamWCopy: true,
+  SumSquares: true,
+  MaskedSoftmaxGrad: true,
+  RMSNormGrad: true,
+  SwiGLUGrad: true,
 };
 
 type AllAttrNames = { [P in OpType]: keyof OpAttrs[P] }[OpType];
 /** The protobuf kind of every attribute name used by the table. */
 export const attrKinds: { readonly [K in AllAttrNames]: 'int' | 'float' | 'ints' | 'string' | 'tensor' | 'dtype' } = {
-  alpha: 'float', beta: 'float', transA: 'int', transB: 'int', axis: 'int', keepdims: 'int',
-  noop_with_empty_axes: 'int', allowzero: 'int', perm: 'ints', num_outputs: 'int', to: 'dtype', largest: 'int',
-  sorted: 'int', value: 'tensor', select_last_index: 'int', reduction: 'string',
-  beta2: 'float', one_minus_beta1: 'float', one_minus_beta2: 'float', eps: 'float', scale: 'float', epsilon: 'float',
+  alpha: 'float',
+  beta: 'float',
+  transA: 'int',
+  transB: 'int',
+  axis: 'int',
+  keepdims: 'int',
+  noop_with_empty_axes: 'int',
+  allowzero: 'int',
+  perm: 'ints',
+  num_outputs: 'int',
+  to: 'dtype',
+  largest: 'int',
+  sorted: 'int',
+  value: 'tensor',
+  select_last_index: 'int',
+  reduction: 'string',
+  beta2: 'float',
+  one_minus_beta1: 'float',
+  one_minus_beta2: 'float',
+  eps: 'float',
+  scale: 'float',
+  epsilon: 'float',
 };
 
 type In = Tensor | null;
@@ -153,16 +245,18 @@ function intArith(g: Graph, a: Tensor, b: Tensor, f: (x: number, y: number) => n
   }
   return out;
 }
-const binary = (f?: (x: number, y: number) => number) => (g: Graph, inputs: readonly In[]): InferredOut[] => {
-  arity(inputs, 2);
-  const a = need(inputs, 0, 'A');
-  const b = need(inputs, 1, 'B');
-  sameDtype([a, b]);
-  const out: InferredOut = { dtype: a.dtype, shape: broadcastShapes(a.shape, b.shape) };
-  const k = f && out.shape.length <= 1 ? intArith(g, a, b, f) : undefined;
-  if (k !== undefined) out.known = k;
-  return [out];
-};
+const binary =
+  (f?: (x: number, y: number) => number) =>
+  (g: Graph, inputs: readonly In[]): InferredOut[] => {
+    arity(inputs, 2);
+    const a = need(inputs, 0, 'A');
+    const b = need(inputs, 1, 'B');
+    sameDtype([a, b]);
+    const out: InferredOut = { dtype: a.dtype, shape: broadcastShapes(a.shape, b.shape) };
+    const k = f && out.shape.length <= 1 ? intArith(g, a, b, f) : undefined;
+    if (k !== undefined) out.known = k;
+    return [out];
+  };
 const compare = (g: Graph, inputs: readonly In[]): InferredOut[] => {
   arity(inputs, 2);
   const a = need(inputs, 0, 'A');
@@ -232,9 +326,20 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     if (k !== undefined) (out[0] as InferredOut).known = k;
     return out;
   },
-  Neg: unary, Sqrt: floatUnary, Reciprocal: floatUnary, Exp: floatUnary, Log: floatUnary, Sigmoid: floatUnary,
-  Tanh: floatUnary, Erf: floatUnary, Relu: unary, Sin: floatUnary, Cos: floatUnary,
-  Add: binary((x, y) => x + y), Sub: binary((x, y) => x - y), Mul: binary((x, y) => x * y),
+  Neg: unary,
+  Sqrt: floatUnary,
+  Reciprocal: floatUnary,
+  Exp: floatUnary,
+  Log: floatUnary,
+  Sigmoid: floatUnary,
+  Tanh: floatUnary,
+  Erf: floatUnary,
+  Relu: unary,
+  Sin: floatUnary,
+  Cos: floatUnary,
+  Add: binary((x, y) => x + y),
+  Sub: binary((x, y) => x - y),
+  Mul: binary((x, y) => x * y),
   Div: binary((x, y) => Math.trunc(x / y)),
   Pow: (g, inputs) => {
     arity(inputs, 2);
@@ -278,8 +383,12 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     }
     return [{ dtype: a.dtype, shape }];
   },
-  Softmax: softmaxLike, LogSoftmax: softmaxLike,
-  ReduceSum: reduce, ReduceMean: reduce, ReduceMax: reduce, ReduceSumSquare: reduce,
+  Softmax: softmaxLike,
+  LogSoftmax: softmaxLike,
+  ReduceSum: reduce,
+  ReduceMean: reduce,
+  ReduceMax: reduce,
+  ReduceSumSquare: reduce,
   Gather: (g, inputs, attrs) => {
     arity(inputs, 2);
     const data = need(inputs, 0, 'data');
@@ -429,8 +538,7 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
       const n = st.shape[0];
       if (st.rank !== 1 || typeof n !== 'number') throw new Error('split must be 1-D of known length');
       sizes = g.knownValue(st) ?? Array.from({ length: n }, () => g.fresh('split'));
-    }
-    else {
+    } else {
       const n = attrs.num_outputs;
       if (n === undefined) throw new Error('needs a split input or num_outputs');
       if (typeof d !== 'number') sizes = Array.from({ length: n }, () => g.fresh('split'));
@@ -480,7 +588,10 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     const d = x.shape[axis];
     if (k === undefined || (typeof d === 'number' && k > d)) throw new Error(`K=${k} exceeds dim ${d}`);
     const shape = x.shape.map((q, i) => (i === axis ? k : q));
-    return [{ dtype: x.dtype, shape }, { dtype: 'int64', shape: [...shape] }];
+    return [
+      { dtype: x.dtype, shape },
+      { dtype: 'int64', shape: [...shape] },
+    ];
   },
   Shape: (g, inputs) => {
     arity(inputs, 1);
@@ -511,7 +622,11 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     const n = ks && kl && kd ? Math.max(0, Math.ceil(((kl[0] as number) - (ks[0] as number)) / (kd[0] as number))) : g.fresh('range');
     return [{ dtype, shape: [n] }];
   },
-  Equal: compare, Less: compare, Greater: compare, And: logical, Or: logical,
+  Equal: compare,
+  Less: compare,
+  Greater: compare,
+  And: logical,
+  Or: logical,
   Not: (g, inputs) => {
     const out = unary(g, inputs);
     if ((out[0] as InferredOut).dtype !== 'bool') throw new Error('needs a bool input');
@@ -560,7 +675,10 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     arity(inputs, 2);
     const x = need(inputs, 0, 'X');
     checkSoftmaxMask(x, need(inputs, 1, 'mask'));
-    return [{ dtype: x.dtype, shape: [...x.shape] }, { dtype: 'float32', shape: [...x.shape.slice(0, -1), 2] }];
+    return [
+      { dtype: x.dtype, shape: [...x.shape] },
+      { dtype: 'float32', shape: [...x.shape.slice(0, -1), 2] },
+    ];
   },
   // dY, X, mask, stats → dX = scale · Y ⊙ (dY − Σ dY·Y), Y recomputed from X, mask and stats.
   MaskedSoftmaxGrad: (g, inputs) => {
@@ -570,7 +688,8 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     checkSoftmaxMask(x, need(inputs, 2, 'mask'));
     checkLikeX(dy, x);
     const st = need(inputs, 3, 'stats');
-    if (st.dtype !== 'float32' || st.rank !== x.rank || st.shape[x.rank - 1] !== 2) throw new Error(`stats must be float32 [..., 2], got ${st.dtype}${st.shapeText}`);
+    if (st.dtype !== 'float32' || st.rank !== x.rank || st.shape[x.rank - 1] !== 2)
+      throw new Error(`stats must be float32 [..., 2], got ${st.dtype}${st.shapeText}`);
     return [{ dtype: x.dtype, shape: [...x.shape] }];
   },
   // X [..., D], W [D] (one float dtype) → Y = W ⊙ round(X·r) (float32 inside, each product rounded to
@@ -580,7 +699,10 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     const x = need(inputs, 0, 'X');
     checkRmsWeight(x, need(inputs, 1, 'W'));
     if (!(attrs.epsilon > 0)) throw new Error(`epsilon must be > 0, got ${attrs.epsilon}`);
-    return [{ dtype: x.dtype, shape: [...x.shape] }, { dtype: 'float32', shape: x.shape.slice(0, -1) }];
+    return [
+      { dtype: x.dtype, shape: [...x.shape] },
+      { dtype: 'float32', shape: x.shape.slice(0, -1) },
+    ];
   },
   // dY, X, W, R → dX = r·(g − n·mean(g·n)) with g = dY ⊙ W, n = X·r; and dW as float32 partial sums
   // [P, D] over P row blocks (P is the kernel's; ReduceSum over axis 0 gives dW).
@@ -592,7 +714,10 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     checkLikeX(dy, x);
     const r = need(inputs, 3, 'R');
     if (r.dtype !== 'float32' || r.rank !== x.rank - 1) throw new Error(`R must be float32 [...] over the rows of X, got ${r.dtype}${r.shapeText}`);
-    return [{ dtype: x.dtype, shape: [...x.shape] }, { dtype: 'float32', shape: [g.fresh('rmsnorm_parts'), x.shape[x.rank - 1] as Dim] }];
+    return [
+      { dtype: x.dtype, shape: [...x.shape] },
+      { dtype: 'float32', shape: [g.fresh('rmsnorm_parts'), x.shape[x.rank - 1] as Dim] },
+    ];
   },
   // gate, up (one float dtype and shape) → Y = round(round(g·σ(g)) · u), float32 inside (SiLU rounded
   // once, as torch's F.silu).
@@ -608,7 +733,10 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     const gate = need(inputs, 1, 'gate');
     checkSwiGlu(gate, need(inputs, 2, 'up'), 'up');
     checkSwiGlu(gate, need(inputs, 0, 'dY'), 'dY');
-    return [{ dtype: gate.dtype, shape: [...gate.shape] }, { dtype: gate.dtype, shape: [...gate.shape] }];
+    return [
+      { dtype: gate.dtype, shape: [...gate.shape] },
+      { dtype: gate.dtype, shape: [...gate.shape] },
+    ];
   },
 };
 
@@ -626,7 +754,11 @@ function adamwOutputs(inputs: readonly In[], attrs: OpAttrs['AdamW']): InferredO
   const gr = need(inputs, 1, 'g');
   if (p.dtype !== 'float32') throw new Error(`p must be float32, got ${p.dtype}`);
   if (!['float32', 'bfloat16', 'float16'].includes(gr.dtype)) throw new Error(`g must be float32, bfloat16 or float16, got ${gr.dtype}`);
-  for (const [i, what] of [[1, 'g'], [2, 'm'], [3, 'v']] as const) {
+  for (const [i, what] of [
+    [1, 'g'],
+    [2, 'm'],
+    [3, 'v'],
+  ] as const) {
     const x = need(inputs, i, what);
     if (x.rank !== p.rank || !x.shape.every((d, j) => dimEq(d, p.shape[j] as Dim))) throw new Error(`${what} must have the shape of p`);
     if (i > 1 && x.dtype !== 'float32') throw new Error(`${what} must be float32, got ${x.dtype}`);
@@ -643,7 +775,8 @@ function adamwOutputs(inputs: readonly In[], attrs: OpAttrs['AdamW']): InferredO
 
 /** A fused backward's dY: X's dtype and shape. */
 function checkLikeX(dy: Tensor, x: Tensor): void {
-  if (dy.dtype !== x.dtype || dy.rank !== x.rank || !dy.shape.every((d, i) => dimEq(d, x.shape[i] as Dim))) throw new Error('dY must have the dtype and shape of X');
+  if (dy.dtype !== x.dtype || dy.rank !== x.rank || !dy.shape.every((d, i) => dimEq(d, x.shape[i] as Dim)))
+    throw new Error('dY must have the dtype and shape of X');
 }
 
 function checkRmsWeight(x: Tensor, w: Tensor): void {
@@ -662,7 +795,8 @@ function checkSoftmaxMask(x: Tensor, m: Tensor): void {
   const lead = x.rank - m.rank;
   m.shape.forEach((d, i) => {
     const xd = x.shape[lead + i] as Dim;
-    if (d !== 1 && !dimEq(d, xd) && !(typeof d === 'string' || typeof xd === 'string')) throw new Error(`mask ${m.shapeText} does not broadcast to X ${x.shapeText}`);
+    if (d !== 1 && !dimEq(d, xd) && !(typeof d === 'string' || typeof xd === 'string'))
+      throw new Error(`mask ${m.shapeText} does not broadcast to X ${x.shapeText}`);
   });
 }
 

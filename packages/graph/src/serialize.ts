@@ -6,9 +6,19 @@ import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
 import { create, toBinary } from '@bufbuild/protobuf';
 import {
-  AttributeProtoSchema, AttributeProto_AttributeType, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema,
-  OperatorSetIdProtoSchema, StringStringEntryProtoSchema, TensorProtoSchema, TensorProto_DataLocation,
-  TensorShapeProtoSchema, TensorShapeProto_DimensionSchema, TypeProtoSchema, TypeProto_TensorSchema,
+  AttributeProtoSchema,
+  AttributeProto_AttributeType,
+  GraphProtoSchema,
+  ModelProtoSchema,
+  NodeProtoSchema,
+  OperatorSetIdProtoSchema,
+  StringStringEntryProtoSchema,
+  TensorProtoSchema,
+  TensorProto_DataLocation,
+  TensorShapeProtoSchema,
+  TensorShapeProto_DimensionSchema,
+  TypeProtoSchema,
+  TypeProto_TensorSchema,
   ValueInfoProtoSchema,
 } from 'onnx-buf';
 import type { AttributeProto, TensorProto, ValueInfoProto } from 'onnx-buf';
@@ -48,18 +58,26 @@ function rawBytes(t: ConstTensor): Uint8Array {
 
 function tensorProto(name: string, t: ConstTensor): TensorProto {
   return create(TensorProtoSchema, {
-    name, dims: t.dims.map((d) => BigInt(d)), dataType: onnxTypeCode[t.dtype], rawData: new Uint8Array(rawBytes(t)),
+    name,
+    dims: t.dims.map((d) => BigInt(d)),
+    dataType: onnxTypeCode[t.dtype],
+    rawData: new Uint8Array(rawBytes(t)),
   });
 }
 
 function valueInfo(t: Tensor): ValueInfoProto {
-  const dims = t.shape.map((d) => create(TensorShapeProto_DimensionSchema, {
-    value: typeof d === 'number' ? { case: 'dimValue', value: BigInt(d) } : { case: 'dimParam', value: d },
-  }));
+  const dims = t.shape.map((d) =>
+    create(TensorShapeProto_DimensionSchema, {
+      value: typeof d === 'number' ? { case: 'dimValue', value: BigInt(d) } : { case: 'dimParam', value: d },
+    }),
+  );
   return create(ValueInfoProtoSchema, {
     name: t.name,
     type: create(TypeProtoSchema, {
-      value: { case: 'tensorType', value: create(TypeProto_TensorSchema, { elemType: onnxTypeCode[t.dtype], shape: create(TensorShapeProtoSchema, { dim: dims }) }) },
+      value: {
+        case: 'tensorType',
+        value: create(TypeProto_TensorSchema, { elemType: onnxTypeCode[t.dtype], shape: create(TensorShapeProtoSchema, { dim: dims }) }),
+      },
     }),
   });
 }
@@ -68,13 +86,20 @@ function attribute(name: string, v: AttrValue): AttributeProto {
   const kind = (attrKinds as Record<string, string | undefined>)[name];
   const T = AttributeProto_AttributeType;
   switch (kind) {
-    case 'int': return create(AttributeProtoSchema, { name, type: T.INT, i: BigInt(v as number) });
-    case 'float': return create(AttributeProtoSchema, { name, type: T.FLOAT, f: v as number });
-    case 'ints': return create(AttributeProtoSchema, { name, type: T.INTS, ints: (v as number[]).map((x) => BigInt(x)) });
-    case 'string': return create(AttributeProtoSchema, { name, type: T.STRING, s: new TextEncoder().encode(v as string) });
-    case 'dtype': return create(AttributeProtoSchema, { name, type: T.INT, i: BigInt(onnxTypeCode[v as keyof typeof onnxTypeCode]) });
-    case 'tensor': return create(AttributeProtoSchema, { name, type: T.TENSOR, t: tensorProto('', v as ConstTensor) });
-    default: throw new Error(`attribute '${name}' has no kind in attrKinds`);
+    case 'int':
+      return create(AttributeProtoSchema, { name, type: T.INT, i: BigInt(v as number) });
+    case 'float':
+      return create(AttributeProtoSchema, { name, type: T.FLOAT, f: v as number });
+    case 'ints':
+      return create(AttributeProtoSchema, { name, type: T.INTS, ints: (v as number[]).map((x) => BigInt(x)) });
+    case 'string':
+      return create(AttributeProtoSchema, { name, type: T.STRING, s: new TextEncoder().encode(v as string) });
+    case 'dtype':
+      return create(AttributeProtoSchema, { name, type: T.INT, i: BigInt(onnxTypeCode[v as keyof typeof onnxTypeCode]) });
+    case 'tensor':
+      return create(AttributeProtoSchema, { name, type: T.TENSOR, t: tensorProto('', v as ConstTensor) });
+    default:
+      throw new Error(`attribute '${name}' has no kind in attrKinds`);
   }
 }
 
@@ -90,25 +115,37 @@ export function serialize(graph: Graph, opts: SerializeOptions = {}): Serialized
       offset = Math.ceil(offset / EXTERNAL_ALIGN) * EXTERNAL_ALIGN;
       const bytes = rawBytes(t);
       external.push({ name, offset, bytes });
-      initializer.push(create(TensorProtoSchema, {
-        name, dims: t.dims.map((d) => BigInt(d)), dataType: onnxTypeCode[t.dtype],
-        dataLocation: TensorProto_DataLocation.EXTERNAL,
-        externalData: [
-          create(StringStringEntryProtoSchema, { key: 'location', value: basename(ext.path) }),
-          create(StringStringEntryProtoSchema, { key: 'offset', value: String(offset) }),
-          create(StringStringEntryProtoSchema, { key: 'length', value: String(bytes.byteLength) }),
-        ],
-      }));
+      initializer.push(
+        create(TensorProtoSchema, {
+          name,
+          dims: t.dims.map((d) => BigInt(d)),
+          dataType: onnxTypeCode[t.dtype],
+          dataLocation: TensorProto_DataLocation.EXTERNAL,
+          externalData: [
+            create(StringStringEntryProtoSchema, { key: 'location', value: basename(ext.path) }),
+            create(StringStringEntryProtoSchema, { key: 'offset', value: String(offset) }),
+            create(StringStringEntryProtoSchema, { key: 'length', value: String(bytes.byteLength) }),
+          ],
+        }),
+      );
       offset += bytes.byteLength;
     } else initializer.push(tensorProto(name, t));
   }
   const initNames = new Set(graph.initializers.keys());
   const graphProto = create(GraphProtoSchema, {
     name: graph.name,
-    node: graph.nodes.map((n) => create(NodeProtoSchema, {
-      name: n.name, opType: n.op, domain: (customOpDomains as Record<string, string | undefined>)[n.op] ?? '', input: [...n.inputs], output: [...n.outputs],
-      attribute: Object.keys(n.attrs).sort().map((k) => attribute(k, n.attrs[k] as AttrValue)),
-    })),
+    node: graph.nodes.map((n) =>
+      create(NodeProtoSchema, {
+        name: n.name,
+        opType: n.op,
+        domain: (customOpDomains as Record<string, string | undefined>)[n.op] ?? '',
+        input: [...n.inputs],
+        output: [...n.outputs],
+        attribute: Object.keys(n.attrs)
+          .sort()
+          .map((k) => attribute(k, n.attrs[k] as AttrValue)),
+      }),
+    ),
     initializer,
     input: graph.inputs.filter((t) => !initNames.has(t.name)).map(valueInfo),
     output: graph.outputs.map(valueInfo),
@@ -120,7 +157,8 @@ export function serialize(graph: Graph, opts: SerializeOptions = {}): Serialized
     opsetImport: [
       create(OperatorSetIdProtoSchema, { domain: '', version: BigInt(OPSET) }),
       ...[...new Set(graph.nodes.map((n) => (customOpDomains as Record<string, string | undefined>)[n.op]).filter((d): d is string => d !== undefined))]
-        .sort().map((domain) => create(OperatorSetIdProtoSchema, { domain, version: 1n })),
+        .sort()
+        .map((domain) => create(OperatorSetIdProtoSchema, { domain, version: 1n })),
     ],
     graph: graphProto,
   });

@@ -62,7 +62,12 @@ export function buildTrainStep(opts: TrainStepOptions): TrainStep {
   if (compute !== undefined) loss = g.cast(loss, 'float32');
   const seed = scale !== undefined ? g.cast(scale, loss.dtype) : undefined;
   const names = Object.keys(masters);
-  const grads = grad(g, loss, names.map((n) => masters[n] as Tensor), seed);
+  const grads = grad(
+    g,
+    loss,
+    names.map((n) => masters[n] as Tensor),
+    seed,
+  );
   const step: TrainStep = { graph: g, loss: 'loss', grads: {}, updated: {} };
   g.output(loss, 'loss');
   names.forEach((name, i) => {

@@ -17,9 +17,16 @@ const TOL = { float64: { atol: 1e-9, rtol: 1e-6 }, float32: { atol: 1e-5, rtol: 
 /** SGD loss trajectories in float32 (different summation orders over 20 steps). */
 const TRAJECTORY_TOL = { atol: 1e-6, rtol: 1e-4 };
 
-interface Dumped { dtype: DType; shape: number[]; data: number[] }
+interface Dumped {
+  dtype: DType;
+  shape: number[];
+  data: number[];
+}
 interface Goldens {
-  magic: string; version: number; torch: string; generator: string;
+  magic: string;
+  version: number;
+  torch: string;
+  generator: string;
   cases: Record<string, { inputs: Dumped[]; cotangents: Dumped[]; outputs: Dumped[]; grads: Record<string, Dumped> }>;
   models: Record<'mlp' | 'attention', { params: Record<string, Dumped>; batch: Record<string, Dumped>; losses: number[] }>;
 }
@@ -73,7 +80,11 @@ describe('PyTorch goldens', () => {
   });
   it('attention 20-step SGD trajectory matches torch', async () => {
     const m = goldens.models.attention;
-    const losses = await train(attentionStep(caseTable.models.attention), { params: hostAll(m.params), batch: hostAll(m.batch) }, caseTable.models.attention.steps);
+    const losses = await train(
+      attentionStep(caseTable.models.attention),
+      { params: hostAll(m.params), batch: hostAll(m.batch) },
+      caseTable.models.attention.steps,
+    );
     expect(losses).toBeAllclose(m.losses, TRAJECTORY_TOL);
   });
 });

@@ -32,7 +32,7 @@ describe('gradient rules vs central finite differences', () => {
             const out = await s.run({ ...feeds, [`x${i}`]: { ...x, data: pert } }, ['L']);
             return nums(out.L)[0] as number;
           };
-          const hp = (orig + tol.h) - orig;
+          const hp = orig + tol.h - orig;
           const hm = orig - (orig - tol.h);
           const lp = await at(orig + tol.h);
           const lm = await at(orig - tol.h);

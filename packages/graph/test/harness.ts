@@ -26,13 +26,18 @@ export interface ModelConfigs {
   attention: { seed: number; batch: number; time: number; dim: number; lr: number; steps: number };
 }
 export const caseTable = JSON.parse(readFileSync(new URL('./cases.json', import.meta.url), 'utf8')) as {
-  version: number; opset: number; cases: OpCase[]; models: ModelConfigs;
+  version: number;
+  opset: number;
+  cases: OpCase[];
+  models: ModelConfigs;
 };
 
 /** Seeded uniform [0,1) and standard normal draws (test-only; not the generator of the goldens). */
 export class TestRng {
   private s: number;
-  constructor(seed: number) { this.s = seed >>> 0; }
+  constructor(seed: number) {
+    this.s = seed >>> 0;
+  }
   uniform(): number {
     this.s = (this.s + 0x6d2b79f5) >>> 0;
     let t = this.s;
@@ -56,10 +61,18 @@ export function generateInputs(c: OpCase): HostTensor[] {
     const n = size(spec.shape);
     let v: number[];
     switch (spec.dist) {
-      case 'const': v = spec.values ?? []; break;
-      case 'normal': v = Array.from({ length: n }, () => rng.normal()); break;
-      case 'positive': v = Array.from({ length: n }, () => 0.5 + 1.5 * rng.uniform()); break;
-      case 'bool': v = Array.from({ length: n }, () => (rng.uniform() < 0.5 ? 1 : 0)); break;
+      case 'const':
+        v = spec.values ?? [];
+        break;
+      case 'normal':
+        v = Array.from({ length: n }, () => rng.normal());
+        break;
+      case 'positive':
+        v = Array.from({ length: n }, () => 0.5 + 1.5 * rng.uniform());
+        break;
+      case 'bool':
+        v = Array.from({ length: n }, () => (rng.uniform() < 0.5 ? 1 : 0));
+        break;
       case 'distinct': {
         v = Array.from({ length: n }, (_, i) => (i - n / 2) * 0.37 + 0.11);
         for (let i = n - 1; i > 0; i--) {
@@ -76,7 +89,17 @@ export function generateInputs(c: OpCase): HostTensor[] {
 /** Random cotangents for the chosen outputs of a case. */
 export function generateCotangents(shapes: ReadonlyArray<{ dtype: DType; shape: number[] }>, seed: number): HostTensor[] {
   const rng = new TestRng(seed ^ 0x5eed);
-  return shapes.map((s) => ({ dtype: s.dtype, dims: s.shape, data: typedFrom(s.dtype, Array.from({ length: size(s.shape) }, () => rng.normal())) }) as HostTensor);
+  return shapes.map(
+    (s) =>
+      ({
+        dtype: s.dtype,
+        dims: s.shape,
+        data: typedFrom(
+          s.dtype,
+          Array.from({ length: size(s.shape) }, () => rng.normal()),
+        ),
+      }) as HostTensor,
+  );
 }
 
 export interface CaseGraph {
@@ -118,7 +141,11 @@ export function buildCaseGraph(c: OpCase, values: readonly HostTensor[]): CaseGr
   });
   const L = loss as Tensor;
   g.output(L, 'L');
-  const grads = grad(g, L, wrt.map((i) => ins[i] as Tensor));
+  const grads = grad(
+    g,
+    L,
+    wrt.map((i) => ins[i] as Tensor),
+  );
   grads.forEach((t, j) => g.output(t, `grad${wrt[j]}`));
   g.prune();
   return { graph: g, wrt, outs };
@@ -132,8 +159,12 @@ export async function sessionOf(g: Graph): Promise<Session> {
 /** Feeds of a case graph: non-const inputs and cotangents. */
 export function caseFeeds(c: OpCase, values: readonly HostTensor[], cots: readonly HostTensor[]): Record<string, HostTensor> {
   const feeds: Record<string, HostTensor> = {};
-  c.inputs.forEach((spec, i) => { if (spec.dist !== 'const') feeds[`x${i}`] = values[i] as HostTensor; });
-  cots.forEach((t, j) => { feeds[`c${j}`] = t; });
+  c.inputs.forEach((spec, i) => {
+    if (spec.dist !== 'const') feeds[`x${i}`] = values[i] as HostTensor;
+  });
+  cots.forEach((t, j) => {
+    feeds[`c${j}`] = t;
+  });
   return feeds;
 }
 

@@ -11,14 +11,21 @@ export interface ModelData {
 
 const f32 = (dims: number[], v: number[]): HostTensor => ({ dtype: 'float32', dims, data: Float32Array.from(v) });
 function randn(rng: TestRng, dims: number[], scale: number): HostTensor {
-  return f32(dims, Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.normal() * scale));
+  return f32(
+    dims,
+    Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.normal() * scale),
+  );
 }
 
 export function mlpStep(c: ModelConfigs['mlp']): TrainStep {
   return buildTrainStep({
     name: 'mlp',
-    params: { w1: { dtype: 'float32', shape: [c.din, c.hidden] }, b1: { dtype: 'float32', shape: [c.hidden] },
-      w2: { dtype: 'float32', shape: [c.hidden, c.classes] }, b2: { dtype: 'float32', shape: [c.classes] } },
+    params: {
+      w1: { dtype: 'float32', shape: [c.din, c.hidden] },
+      b1: { dtype: 'float32', shape: [c.hidden] },
+      w2: { dtype: 'float32', shape: [c.hidden, c.classes] },
+      b2: { dtype: 'float32', shape: [c.classes] },
+    },
     inputs: { x: { dtype: 'float32', shape: [c.batch, c.din] }, labels: { dtype: 'int64', shape: [c.batch] } },
     buildLoss: (g, p, i) => {
       const h = g.tanh(g.add(g.matmul(i.x as Tensor, p.w1 as Tensor), p.b1 as Tensor));
@@ -33,8 +40,12 @@ export function mlpData(c: ModelConfigs['mlp']): ModelData {
   const rng = new TestRng(c.seed);
   const labels = Array.from({ length: c.batch }, (_, i) => (c.ignore.includes(i) ? -100 : Math.floor(rng.uniform() * c.classes)));
   return {
-    params: { w1: randn(rng, [c.din, c.hidden], 1 / Math.sqrt(c.din)), b1: f32([c.hidden], new Array(c.hidden).fill(0)),
-      w2: randn(rng, [c.hidden, c.classes], 1 / Math.sqrt(c.hidden)), b2: f32([c.classes], new Array(c.classes).fill(0)) },
+    params: {
+      w1: randn(rng, [c.din, c.hidden], 1 / Math.sqrt(c.din)),
+      b1: f32([c.hidden], new Array(c.hidden).fill(0)),
+      w2: randn(rng, [c.hidden, c.classes], 1 / Math.sqrt(c.hidden)),
+      b2: f32([c.classes], new Array(c.classes).fill(0)),
+    },
     batch: { x: randn(rng, [c.batch, c.din], 1), labels: { dtype: 'int64', dims: [c.batch], data: typedFrom('int64', labels) } as HostTensor },
   };
 }

@@ -11,11 +11,19 @@ describe('klFull / klTopK', () => {
   it('is 0 for identical distributions, up to the +1e-12 of the renormalisation', () => {
     // q = p / (1 + 1e-12), so KL = Σ q (log q − log p) = −log(1 + 1e-12) / (1 + 1e-12) = −1.0e-12.
     const rng = Rng.fromSeed(8);
-    const logits = f64(3, 6, Array.from({ length: 18 }, () => 2 * rng.normal()));
+    const logits = f64(
+      3,
+      6,
+      Array.from({ length: 18 }, () => 2 * rng.normal()),
+    );
     const teacher = softmaxRows(logits);
     const zero = -1e-12;
     expect(klFull(teacher, logits).perSlot).toBeAllclose([zero, zero, zero], { atol: 1e-14, rtol: 0 });
-    const all = ids(3, 6, Array.from({ length: 18 }, (_, i) => i % 6));
+    const all = ids(
+      3,
+      6,
+      Array.from({ length: 18 }, (_, i) => i % 6),
+    );
     expect(klTopK(teacher, all, logits).mean).toBeAllclose(zero, { atol: 1e-14, rtol: 0 });
   });
 
@@ -39,10 +47,24 @@ describe('klFull / klTopK', () => {
 
   it('equals klFull when the top-k covers the whole vocabulary (in any slot order)', () => {
     const rng = Rng.fromSeed(10);
-    const teacher = softmaxRows(f64(2, 5, Array.from({ length: 10 }, () => rng.normal())));
-    const student = f64(2, 5, Array.from({ length: 10 }, () => rng.normal()));
+    const teacher = softmaxRows(
+      f64(
+        2,
+        5,
+        Array.from({ length: 10 }, () => rng.normal()),
+      ),
+    );
+    const student = f64(
+      2,
+      5,
+      Array.from({ length: 10 }, () => rng.normal()),
+    );
     const order = [3, 0, 4, 1, 2];
-    const probs = f64(2, 5, [0, 1].flatMap((i) => order.map((v) => teacher.data[i * 5 + v] as number)));
+    const probs = f64(
+      2,
+      5,
+      [0, 1].flatMap((i) => order.map((v) => teacher.data[i * 5 + v] as number)),
+    );
     const sparse = klTopK(probs, ids(2, 5, [...order, ...order]), student);
     expect(sparse.perSlot).toBeAllclose(klFull(teacher, student).perSlot, { atol: 1e-14 });
   });

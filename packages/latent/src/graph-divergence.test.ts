@@ -18,7 +18,6 @@ const FD = { h: 1e-6, atol: 1e-8, rtol: 1e-6 };
 
 // ---- helpers -----------------------------------------------------------------------------------
 
-
 // Padded batch: B = 3 examples with m_b = 3, 1, 2 latents (padded to m = 3), k = 4 stored entries,
 // V = 9. Teacher probs are unnormalised positive values (a stored top-k sums to < 1) with one exact
 // zero at an id whose student logit is −∞ (0·∞ must not become NaN); padded slots hold id 0 and zero probs.
@@ -47,7 +46,11 @@ function batch(seed: number) {
 function cpuTopK(data: ReturnType<typeof batch>, b: number) {
   const mb = counts[b] as number;
   const rows = (v: number[], w: number) => v.slice(b * m * w, (b * m + mb) * w);
-  return klTopK(matrix(Float64Array.from(rows(data.probs, k)), mb, k), matrix(Int32Array.from(rows(data.idx, k)), mb, k), matrix(Float64Array.from(rows(data.student, V)), mb, V));
+  return klTopK(
+    matrix(Float64Array.from(rows(data.probs, k)), mb, k),
+    matrix(Int32Array.from(rows(data.idx, k)), mb, k),
+    matrix(Float64Array.from(rows(data.student, V)), mb, V),
+  );
 }
 
 /** Expected (perSlot with zeros at padding, perSample, loss) from per-example CPU results. */
@@ -72,7 +75,10 @@ function klTopKGraph(studentDtype: 'float64' | 'float32' | 'float16') {
 describe('gKlTopK', () => {
   const data = batch(7);
   const feeds = {
-    probs: f64([B, m, k], data.probs), idx: i64([B, m, k], data.idx), student: f64([B, m, V], data.student), valid: bool([B, m], valid),
+    probs: f64([B, m, k], data.probs),
+    idx: i64([B, m, k], data.idx),
+    student: f64([B, m, V], data.student),
+    valid: bool([B, m], valid),
   };
 
   it('a padded batch with unequal m equals the per-example unpadded klTopK (float64)', async () => {
@@ -128,14 +134,23 @@ describe('gKlTopK', () => {
     const iv = [0, 2, 1, 0, 2, 1, 0, 1];
     const sv = [0.1, -0.4, 1.2, 0.7, 0.0, -1.1, 2.0, 0.5, -0.3, 0.2, 0.2, 0.9];
     const out = await s.run({ probs: f64([2, 2, 2], pv), idx: i64([2, 2, 2], iv), student: f64([2, 2, 3], sv) });
-    const means = [0, 1].map((b) => klTopK(matrix(Float64Array.from(pv.slice(4 * b, 4 * b + 4)), 2, 2), matrix(Int32Array.from(iv.slice(4 * b, 4 * b + 4)), 2, 2), matrix(Float64Array.from(sv.slice(6 * b, 6 * b + 6)), 2, 3)).mean);
-    expect(nums(out.L)).toBeAllclose([(means[0] as number + (means[1] as number)) / 2], F64);
+    const means = [0, 1].map(
+      (b) =>
+        klTopK(
+          matrix(Float64Array.from(pv.slice(4 * b, 4 * b + 4)), 2, 2),
+          matrix(Int32Array.from(iv.slice(4 * b, 4 * b + 4)), 2, 2),
+          matrix(Float64Array.from(sv.slice(6 * b, 6 * b + 6)), 2, 3),
+        ).mean,
+    );
+    expect(nums(out.L)).toBeAllclose([((means[0] as number) + (means[1] as number)) / 2], F64);
   });
 
   it('throws at build time naming the shapes', () => {
     const g = new Graph('errors');
     const student = g.input('student', 'float32', [2, 3, 9]);
-    expect(() => gKlTopK(g, g.input('p', 'float32', [2, 3, 4]), g.input('i', 'int64', [2, 3, 5]), student)).toThrow(/teacherProbs has shape \[2, 3, 4\] but teacherIdx has shape \[2, 3, 5\] \(k must agree\)/);
+    expect(() => gKlTopK(g, g.input('p', 'float32', [2, 3, 4]), g.input('i', 'int64', [2, 3, 5]), student)).toThrow(
+      /teacherProbs has shape \[2, 3, 4\] but teacherIdx has shape \[2, 3, 5\] \(k must agree\)/,
+    );
     expect(() => gKlTopK(g, g.value('p'), g.input('i32', 'int32', [2, 3, 4]), student)).toThrow(/teacherIdx must be int64/);
     expect(() => gKlTopK(g, g.value('p'), g.input('i4', 'int64', [2, 3, 4]), student, g.input('vf', 'float32', [2, 3]))).toThrow(/validMask must be bool/);
     expect(() => gKlFull(g, g.input('t', 'float32', [2, 3, 8]), student)).toThrow(/V must agree/);
@@ -187,8 +202,22 @@ describe('gEntropy', () => {
     expect(dp.every(Number.isFinite)).toBe(true);
     // d(−p log p)/dp = −(log p + 1) · C_row where p > 0; 0 where p = 0.
     const C = [1, -2, 0.5, 3];
-    expect(dp).toBeAllclose(pv.map((q, i) => (q > 0 ? -(Math.log(q) + 1) * (C[Math.floor(i / 3)] as number) : 0)), F64);
-    const fd = await fdGrad(s, { ...feeds, p: f64([2, 2, 3], pv.map((q) => (q > 0 ? q : 0.1))) }, 'p', FD.h);
+    expect(dp).toBeAllclose(
+      pv.map((q, i) => (q > 0 ? -(Math.log(q) + 1) * (C[Math.floor(i / 3)] as number) : 0)),
+      F64,
+    );
+    const fd = await fdGrad(
+      s,
+      {
+        ...feeds,
+        p: f64(
+          [2, 2, 3],
+          pv.map((q) => (q > 0 ? q : 0.1)),
+        ),
+      },
+      'p',
+      FD.h,
+    );
     const atPositive = (v: number[]) => v.filter((_, i) => (pv[i] as number) > 0);
     expect(atPositive(dp)).toBeAllclose(atPositive(fd), FD);
   });
@@ -203,21 +232,35 @@ describe('Phase-2 chain: o[b, s-1 : e-1] → gKlTopK', () => {
     const logits = normals(rng, B * T * V, 2);
     const g = new Graph('phase2');
     const o = g.input('logits', 'float64', ['B', 'T', V]);
-    const kl = gKlTopK(g, g.input('probs', 'float64', ['B', m, k]), g.input('idx', 'int64', ['B', m, k]), gShiftedSlotLogits(g, o, g.input('start', 'int64', ['B']), m), g.input('valid', 'bool', ['B', m]));
+    const kl = gKlTopK(
+      g,
+      g.input('probs', 'float64', ['B', m, k]),
+      g.input('idx', 'int64', ['B', m, k]),
+      gShiftedSlotLogits(g, o, g.input('start', 'int64', ['B']), m),
+      g.input('valid', 'bool', ['B', m]),
+    );
     g.output(kl.loss, 'L');
     g.output(kl.perSlot, 'perSlot');
     g.output(grad(g, kl.loss, [o])[0] as Tensor, 'dLogits');
     g.prune();
     await using s = await sessionOf(g);
     const feeds = {
-      logits: f64([B, T, V], logits), start: i64([B], starts), probs: f64([B, m, k], data.probs), idx: i64([B, m, k], data.idx), valid: bool([B, m], valid),
+      logits: f64([B, T, V], logits),
+      start: i64([B], starts),
+      probs: f64([B, m, k], data.probs),
+      idx: i64([B, m, k], data.idx),
+      valid: bool([B, m], valid),
     };
     const out = await s.run(feeds);
     const per = [0, 1, 2].map((b) => {
       const s0 = (starts[b] as number) - 1;
       const shifted = logits.slice((b * T + s0) * V, (b * T + s0 + (counts[b] as number)) * V);
       const rows = (v: number[]) => v.slice(b * m * k, (b * m + (counts[b] as number)) * k);
-      return klTopK(matrix(Float64Array.from(rows(data.probs)), counts[b] as number, k), matrix(Int32Array.from(rows(data.idx)), counts[b] as number, k), matrix(Float64Array.from(shifted), counts[b] as number, V));
+      return klTopK(
+        matrix(Float64Array.from(rows(data.probs)), counts[b] as number, k),
+        matrix(Int32Array.from(rows(data.idx)), counts[b] as number, k),
+        matrix(Float64Array.from(shifted), counts[b] as number, V),
+      );
     });
     const exp = expected(per);
     expect(nums(out.perSlot)).toBeAllclose(exp.perSlot, F64);

@@ -16,9 +16,7 @@
 // masked with Where, so they never enter the loss or the gradient. An example with no valid slot
 // contributes 0 and still counts in B.
 import type { Graph, Tensor } from '@latent-sft/graph';
-import {
-  computeDtype, requireDtype, requireFloatTensor, requireRank, requireSameDim, upcast,
-} from './graph-checks.js';
+import { computeDtype, requireDtype, requireFloatTensor, requireRank, requireSameDim, upcast } from './graph-checks.js';
 
 /** The KL loss of a batch with its per-slot and per-example terms. */
 export interface GraphKl {

@@ -17,7 +17,6 @@ const FD = { h: 1e-6, atol: 1e-8, rtol: 1e-6 };
 
 // ---- helpers -----------------------------------------------------------------------------------
 
-
 // Batch: B = 2, T = 7, d = 3, m = 3 (padded). Example 0 has 3 latents at 2, 3, 4; example 1 has 2 at
 // 1, 2 and one padded slot whose position (0) must not be touched.
 const [B, T, d, m] = [2, 7, 3, 3];
@@ -47,8 +46,11 @@ describe('gScatterLatents', () => {
   const C = normals(rng, B * T * d);
   tokens[(1 * T + 3) * d] = Number.NaN; // a slot's own token embedding is never read
   const feeds = {
-    tokens: f64([B, T, d], tokens), latents: f64([B, m, d], latents), pos: i64([B, m], positions),
-    valid: bool([B, m], valid), C: f64([B, T, d], C),
+    tokens: f64([B, T, d], tokens),
+    latents: f64([B, m, d], latents),
+    pos: i64([B, m], positions),
+    valid: bool([B, m], valid),
+    C: f64([B, T, d], C),
   };
   // Expected: slot (b, t) ← latent i when positions[b,i] = t and valid[b,i].
   const slotOf = (b: number, t: number): number => {
@@ -56,7 +58,10 @@ describe('gScatterLatents', () => {
     return -1;
   };
 
-  for (const [label, dims] of [['static dims', { B, T, m }], ['symbolic B, T, m', { B: 'B', T: 'T', m: 'm' }]] as const) {
+  for (const [label, dims] of [
+    ['static dims', { B, T, m }],
+    ['symbolic B, T, m', { B: 'B', T: 'T', m: 'm' }],
+  ] as const) {
     it(`replaces exactly the valid slots, leaves the rest untouched, routes gradients by slot (${label})`, async () => {
       await using s = await sessionOf(scatterGraph(dims));
       const out = await s.run(feeds);
@@ -87,7 +92,13 @@ describe('gScatterLatents', () => {
 
   it('d L / d latents matches central finite differences', async () => {
     await using s = await sessionOf(scatterGraph({ B, T, m }));
-    const clean = { ...feeds, tokens: f64([B, T, d], tokens.map((v) => (Number.isNaN(v) ? 0.5 : v))) };
+    const clean = {
+      ...feeds,
+      tokens: f64(
+        [B, T, d],
+        tokens.map((v) => (Number.isNaN(v) ? 0.5 : v)),
+      ),
+    };
     const out = await s.run(clean);
     expect(nums(out.dLatents)).toBeAllclose(await fdGrad(s, clean, 'latents', FD.h), FD);
   });
@@ -105,8 +116,9 @@ describe('gScatterLatents', () => {
     const g = new Graph('errors');
     const tokens = g.input('tokens', 'float32', [2, 5, 4]);
     const latents = g.input('latents', 'float32', [2, 3, 4]);
-    expect(() => gScatterLatents(g, tokens, g.input('l3', 'float32', [2, 3, 3]), g.input('p', 'int64', [2, 3])))
-      .toThrow(/tokenEmbeds has shape \[2, 5, 4\] but latentEmbeds has shape \[2, 3, 3\] \(d must agree\)/);
+    expect(() => gScatterLatents(g, tokens, g.input('l3', 'float32', [2, 3, 3]), g.input('p', 'int64', [2, 3]))).toThrow(
+      /tokenEmbeds has shape \[2, 5, 4\] but latentEmbeds has shape \[2, 3, 3\] \(d must agree\)/,
+    );
     expect(() => gScatterLatents(g, tokens, latents, g.input('p32', 'int32', [2, 3]))).toThrow(/latentPositions must be int64/);
     expect(() => gScatterLatents(g, tokens, latents, g.value('p'), g.input('v', 'bool', [2, 4]))).toThrow(/m must agree/);
   });
@@ -118,7 +130,10 @@ describe('gShiftedSlotLogits', () => {
   const lv = Array.from({ length: Bs * Ts * V }, (_, i) => 100 * Math.floor(i / (Ts * V)) + 10 * (Math.floor(i / V) % Ts) + (i % V));
   const row = (b: number, t: number) => [0, 1, 2, 3].map((v) => 100 * b + 10 * t + v);
 
-  for (const [label, dims] of [['static dims', [Bs, Ts, V]], ['symbolic B, T, V', ['B', 'T', 'V']]] as const) {
+  for (const [label, dims] of [
+    ['static dims', [Bs, Ts, V]],
+    ['symbolic B, T, V', ['B', 'T', 'V']],
+  ] as const) {
     it(`picks rows s−1 … s+m−2 of each example, clamped to the sequence (${label})`, async () => {
       const g = new Graph('shift');
       const logits = g.input('logits', 'float64', [...dims]);
@@ -133,10 +148,30 @@ describe('gShiftedSlotLogits', () => {
       // Example 2 starts at 5: rows 4, 5, then 6 is past the end and clamps to 5 (a padded slot).
       const out = await s.run({ logits: f64([Bs, Ts, V], lv), start: i64([Bs], [1, 3, 5]), C: f64([Bs, 3, V], Cv) });
       expect(out.picked?.dims).toEqual([Bs, 3, V]);
-      expect(nums(out.picked)).toEqual([...row(0, 0), ...row(0, 1), ...row(0, 2), ...row(1, 2), ...row(1, 3), ...row(1, 4), ...row(2, 4), ...row(2, 5), ...row(2, 5)]);
+      expect(nums(out.picked)).toEqual([
+        ...row(0, 0),
+        ...row(0, 1),
+        ...row(0, 2),
+        ...row(1, 2),
+        ...row(1, 3),
+        ...row(1, 4),
+        ...row(2, 4),
+        ...row(2, 5),
+        ...row(2, 5),
+      ]);
       // Gradient: C scattered to the picked rows, duplicates (the clamped row) summed, zero elsewhere.
       const exp = new Array<number>(Bs * Ts * V).fill(0);
-      const rows = [[0, 0], [0, 1], [0, 2], [1, 2], [1, 3], [1, 4], [2, 4], [2, 5], [2, 5]] as const;
+      const rows = [
+        [0, 0],
+        [0, 1],
+        [0, 2],
+        [1, 2],
+        [1, 3],
+        [1, 4],
+        [2, 4],
+        [2, 5],
+        [2, 5],
+      ] as const;
       rows.forEach(([b, t], i) => {
         for (let v = 0; v < V; v++) exp[(b * Ts + t) * V + v] = (exp[(b * Ts + t) * V + v] as number) + (Cv[i * V + v] as number);
       });
@@ -172,8 +207,12 @@ describe('Phase-1 chain: h → top-k soft embedding → scatter into decoder inp
     const Wv = normals(rng, V * d);
     const tokens = normals(rng, B * T * d);
     const feeds = {
-      h: f64([B, m, d], hv), W: f64([V, d], Wv), tokens: f64([B, T, d], tokens), pos: i64([B, m], positions),
-      valid: bool([B, m], valid), C: f64([B, T, d], normals(rng, B * T * d)),
+      h: f64([B, m, d], hv),
+      W: f64([V, d], Wv),
+      tokens: f64([B, T, d], tokens),
+      pos: i64([B, m], positions),
+      valid: bool([B, m], valid),
+      C: f64([B, T, d], normals(rng, B * T * d)),
     };
     const res = await s.run(feeds);
     const Wm = matrix(Float64Array.from(Wv), V, d);

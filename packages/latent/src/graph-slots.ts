@@ -21,7 +21,12 @@ import { requireDtype, requireFloatTensor, requireRank, requireSameDim, requireS
 /** int64 [n] holding 0..n−1: a constant when n is static, else Range(0, n) from a scalar dim. */
 function iotaOf(g: Graph, t: Tensor, axis: number): Tensor {
   const n = t.shape[axis];
-  if (typeof n === 'number') return g.constant(Array.from({ length: n }, (_, i) => i), 'int64', [n]);
+  if (typeof n === 'number')
+    return g.constant(
+      Array.from({ length: n }, (_, i) => i),
+      'int64',
+      [n],
+    );
   const size = g.gather(g.shapeOf(t), g.scalar(axis, 'int64'), 0);
   return g.op1('Range', [g.scalar(0, 'int64'), size, g.scalar(1, 'int64')]);
 }
@@ -83,7 +88,11 @@ export function gShiftedSlotLogits(g: Graph, logits: Tensor, latentStart: Tensor
   if (!Number.isInteger(m) || m < 1) throw new Error(`${fn}: m = ${m} must be a positive integer (logits ${logits.shapeText})`);
   const i64 = (v: number): Tensor => g.scalar(v, 'int64');
   const T = dimOf(g, logits, 1);
-  const offsets = g.constant(Array.from({ length: m }, (_, t) => t - 1), 'int64', [m]);
+  const offsets = g.constant(
+    Array.from({ length: m }, (_, t) => t - 1),
+    'int64',
+    [m],
+  );
   let pos = g.add(g.unsqueeze(latentStart, [1]), offsets); // [B,m]: s_b − 1 + t
   pos = g.where(g.op1('Less', [pos, i64(0)]), i64(0), pos);
   const last = g.sub(T, i64(1));

@@ -3,11 +3,17 @@
 // MatMul → TopK → Softmax → Gather → MatMul against central finite differences (FD).
 import { Rng } from '@latent-sft/core';
 import { type DType, Graph, type Tensor, f16BitsToNumber, f32ToF16Bits, grad } from '@latent-sft/graph';
-import { type HostTensor } from '@latent-sft/runtime';
+import type { HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
 import { fdGrad, normals, nums, sessionOf } from '../test/graph-harness.js';
 import {
-  checkDetached, gHiddenStateLatents, gLatentEmbedding, gLatentLogits, gSoftEmbeddingFull, gSoftEmbeddingTopK, gWeightedEmbedding,
+  checkDetached,
+  gHiddenStateLatents,
+  gLatentEmbedding,
+  gLatentLogits,
+  gSoftEmbeddingFull,
+  gSoftEmbeddingTopK,
+  gWeightedEmbedding,
 } from './graph-superposition.js';
 import { matrix } from './matrix.js';
 import { latentLogits, softEmbeddingFull, softEmbeddingTopK, topKDistribution } from './superposition.js';
@@ -19,12 +25,14 @@ const F16 = { atol: 2e-3, rtol: 2e-3 };
 const FD = { h: 1e-6, atol: 1e-8, rtol: 1e-6 };
 
 // ---- helpers -----------------------------------------------------------------------------------
-const host = (dtype: 'float64' | 'float32', dims: number[], v: ArrayLike<number>): HostTensor =>
-  ({ dtype, dims, data: dtype === 'float64' ? Float64Array.from(v) : Float32Array.from(v) });
+const host = (dtype: 'float64' | 'float32', dims: number[], v: ArrayLike<number>): HostTensor => ({
+  dtype,
+  dims,
+  data: dtype === 'float64' ? Float64Array.from(v) : Float32Array.from(v),
+});
 /** Rows [b·rows, (b+1)·rows) of a flat [B·rows, cols] array as a CPU matrix. */
 const part = (v: ArrayLike<number>, b: number, rows: number, cols: number) =>
   matrix(Float64Array.from(Array.prototype.slice.call(v, b * rows * cols, (b + 1) * rows * cols) as number[]), rows, cols);
-
 
 // B = 2 examples, m = 3 slots, d = 4, V = 7.
 const [B, m, d, V] = [2, 3, 4, 7];
@@ -214,7 +222,11 @@ describe('latent kinds and contracts', () => {
     expect(gHiddenStateLatents(g, h)).toBe(h);
     const topk = gLatentEmbedding(g, h, W, { kind: 'soft-topk', k: 10 });
     if (topk.kind !== 'soft-topk') throw new Error(`expected soft-topk, got ${topk.kind}`);
-    expect([topk.indices.shape, topk.probs.shape, topk.emb.shape]).toEqual([['B', 'm', 10], ['B', 'm', 10], ['B', 'm', 8]]);
+    expect([topk.indices.shape, topk.probs.shape, topk.emb.shape]).toEqual([
+      ['B', 'm', 10],
+      ['B', 'm', 10],
+      ['B', 'm', 8],
+    ]);
     const full = gLatentEmbedding(g, h, W, { kind: 'soft-full' });
     if (full.kind !== 'soft-full') throw new Error(`expected soft-full, got ${full.kind}`);
     expect(full.probs.shape).toEqual(['B', 'm', 50]);
@@ -234,13 +246,16 @@ describe('latent kinds and contracts', () => {
   it('throws at build time naming the function and the shapes', () => {
     const g = new Graph('errors');
     const h = g.input('h', 'float32', [2, 3, 4]);
-    expect(() => gLatentLogits(g, h, g.input('W5', 'float32', [7, 5]))).toThrow(/gLatentLogits: h has shape \[2, 3, 4\] but W has shape \[7, 5\] \(d must agree\)/);
+    expect(() => gLatentLogits(g, h, g.input('W5', 'float32', [7, 5]))).toThrow(
+      /gLatentLogits: h has shape \[2, 3, 4\] but W has shape \[7, 5\] \(d must agree\)/,
+    );
     expect(() => gLatentLogits(g, g.input('h2', 'float32', [3, 4]), g.input('W4', 'float32', [7, 4]))).toThrow(/h must be \[B, m, d\], got float32\[3, 4\]/);
     expect(() => gLatentLogits(g, h, g.input('W64', 'float64', [7, 4]))).toThrow(/dtypes must agree/);
     const logits = g.input('logits', 'float32', [2, 3, 7]);
     expect(() => gSoftEmbeddingTopK(g, logits, g.input('W8', 'float32', [8, 4]), 2)).toThrow(/V must agree/);
     expect(() => gSoftEmbeddingTopK(g, logits, g.input('W7', 'float32', [7, 4]), 0)).toThrow(/k = 0 must be a positive integer/);
-    expect(() => gWeightedEmbedding(g, g.input('i32', 'int32', [2, 3, 2]), g.input('p', 'float32', [2, 3, 2]), g.value('W7')))
-      .toThrow(/indices must be int64, got int32\[2, 3, 2\]/);
+    expect(() => gWeightedEmbedding(g, g.input('i32', 'int32', [2, 3, 2]), g.input('p', 'float32', [2, 3, 2]), g.value('W7'))).toThrow(
+      /indices must be int64, got int32\[2, 3, 2\]/,
+    );
   });
 });

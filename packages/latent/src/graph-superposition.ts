@@ -18,15 +18,10 @@
 // graph, feed it twice: once as the parameter and once as a separate, non-parameter input passed
 // here. `checkDetached` asserts this at build time.
 import type { Graph, Tensor } from '@latent-sft/graph';
-import {
-  reachable, requireDtype, requireFloatTensor, requireRank, requireSameDim, requireSameDtype, upcast,
-} from './graph-checks.js';
+import { reachable, requireDtype, requireFloatTensor, requireRank, requireSameDim, requireSameDtype, upcast } from './graph-checks.js';
 
 /** How a latent token becomes a decoder input embedding (spec §3.2 v1 / v2, §7 ablation). */
-export type LatentKind =
-  | { kind: 'soft-full' }
-  | { kind: 'soft-topk'; k: number }
-  | { kind: 'hidden' };
+export type LatentKind = { kind: 'soft-full' } | { kind: 'soft-topk'; k: number } | { kind: 'hidden' };
 
 /** The latent embedding of each slot, with the distribution it came from. */
 export type LatentEmbedding =
@@ -38,8 +33,10 @@ export type LatentEmbedding =
 export function checkDetached(g: Graph, value: Tensor, wrt: readonly Tensor[]): void {
   const from = wrt.filter((w) => reachable(g, [w], value));
   if (from.length > 0) {
-    throw new Error(`checkDetached: '${value.name}' ${value.shapeText} depends on ${from.map((w) => `'${w.name}'`).join(', ')}, ` +
-      'so grad() would update it; pass a separate non-parameter input holding the same values');
+    throw new Error(
+      `checkDetached: '${value.name}' ${value.shapeText} depends on ${from.map((w) => `'${w.name}'`).join(', ')}, ` +
+        'so grad() would update it; pass a separate non-parameter input holding the same values',
+    );
   }
 }
 
@@ -108,7 +105,11 @@ export function gSoftEmbeddingTopK(g: Graph, logits: Tensor, W: Tensor, k: numbe
   if (!Number.isInteger(k) || k < 1) throw new Error(`${fn}: k = ${k} must be a positive integer (logits ${logits.shapeText})`);
   const V = logits.shape[2];
   if (typeof V === 'number' && k >= V) {
-    const iota = g.constant(Array.from({ length: V }, (_, v) => v), 'int64', [V]);
+    const iota = g.constant(
+      Array.from({ length: V }, (_, v) => v),
+      'int64',
+      [V],
+    );
     const { probs, emb } = gSoftEmbeddingFull(g, logits, W);
     return { indices: g.expand(iota, g.shapeOf(logits)), probs, emb };
   }
@@ -146,4 +147,3 @@ export function gLatentEmbedding(g: Graph, h: Tensor, W: Tensor, kind: LatentKin
     }
   }
 }
-

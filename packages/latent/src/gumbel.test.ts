@@ -14,7 +14,8 @@ describe('gumbelPerturb', () => {
     const rng = Rng.fromSeed(9);
     const copy = Rng.fromState(rng.state());
     const out = gumbelPerturb(f64(1, 2, [0.7, 0.3]), ids(1, 2, [4, 5]), { rng, scale: 0.8, temperature: 2 });
-    const g0 = clampG(0.8 * copy.gumbel()), g1 = clampG(0.8 * copy.gumbel());
+    const g0 = clampG(0.8 * copy.gumbel()),
+      g1 = clampG(0.8 * copy.gumbel());
     const p0 = 1 / (1 + Math.exp((Math.log(0.3 + 1e-10) + g1 - Math.log(0.7 + 1e-10) - g0) / 2));
     expect(out.probs.data).toBeAllclose([p0, 1 - p0], { atol: 1e-15 });
     expect(out.redraws).toBe(0);
@@ -41,7 +42,11 @@ describe('gumbelPerturb', () => {
   it('bounds the noise by the clamp: max/min ratio of a uniform row is at most e^(3 - (-1.5))', () => {
     const rng = Rng.fromSeed(2);
     const p = f64(50, 4, new Array(200).fill(0.25));
-    const idx = ids(50, 4, Array.from({ length: 200 }, (_, i) => i % 4));
+    const idx = ids(
+      50,
+      4,
+      Array.from({ length: 200 }, (_, i) => i % 4),
+    );
     const ratio = (d: Float64Array, i: number) => Math.max(...d.subarray(4 * i, 4 * i + 4)) / Math.min(...d.subarray(4 * i, 4 * i + 4));
     const clamped = gumbelPerturb(p, idx, { rng, scale: 100 }).probs.data;
     for (let i = 0; i < 50; i++) expect(ratio(clamped, i)).toBeLessThanOrEqual(Math.exp(4.5) * (1 + 1e-12));

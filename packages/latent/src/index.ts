@@ -11,20 +11,47 @@ export type { KlResult } from './divergence.js';
 export { ecrAtK } from './ecr.js';
 export type { EcrInput } from './ecr.js';
 export {
-  PARALLELISM_EPS, distanceMatrix, greedyAssignment, nEff, parallelism, pathPosterior, pathScore, segmentBoundaries,
+  PARALLELISM_EPS,
+  distanceMatrix,
+  greedyAssignment,
+  nEff,
+  parallelism,
+  pathPosterior,
+  pathScore,
+  segmentBoundaries,
 } from './parallelism.js';
 export type {
-  DistanceMetric, ParallelismInput, ParallelismOptions, ParallelismResult, PathScoreOptions, ReferencePath,
+  DistanceMetric,
+  ParallelismInput,
+  ParallelismOptions,
+  ParallelismResult,
+  PathScoreOptions,
+  ReferencePath,
 } from './parallelism.js';
 // Graph-side (training) versions of the latent math, for @latent-sft/graph training graphs.
-export { checkDetached, gHiddenStateLatents, gLatentEmbedding, gLatentLogits, gSoftEmbeddingFull, gSoftEmbeddingTopK, gWeightedEmbedding } from './graph-superposition.js';
+export {
+  checkDetached,
+  gHiddenStateLatents,
+  gLatentEmbedding,
+  gLatentLogits,
+  gSoftEmbeddingFull,
+  gSoftEmbeddingTopK,
+  gWeightedEmbedding,
+} from './graph-superposition.js';
 export type { LatentEmbedding, LatentKind } from './graph-superposition.js';
 export { gScatterLatents, gShiftedSlotLogits } from './graph-slots.js';
 export { gEntropy, gKlFull, gKlTopK } from './graph-divergence.js';
 export type { GraphKl } from './graph-divergence.js';
 // The latent spec recorded beside every model (latent.json): one type, one reader/writer.
 export {
-  DEFAULT_LATENT_SPEC, LATENT_KIND_NAMES, LATENT_SPEC_FILE, LEGACY_DEFAULTS, parseLatentSpec, readLatentSpec, readLatentSpecs, resolveLatentSpec,
+  DEFAULT_LATENT_SPEC,
+  LATENT_KIND_NAMES,
+  LATENT_SPEC_FILE,
+  LEGACY_DEFAULTS,
+  parseLatentSpec,
+  readLatentSpec,
+  readLatentSpecs,
+  resolveLatentSpec,
   writeLatentSpec,
 } from './spec.js';
 export type { LatentKindName, LatentSpec, LatentSpecFile, LatentSpecOverrides } from './spec.js';

@@ -32,8 +32,7 @@ export function shapeOf(x: Matrix<ArrayLike<number>>): string {
 
 /** Throws unless x is a consistent matrix; `name` and `fn` go into the message. */
 export function checkMatrix(fn: string, name: string, x: Matrix<ArrayLike<number>>): void {
-  if (!Number.isInteger(x.rows) || !Number.isInteger(x.cols) || x.rows < 0 || x.cols < 0 ||
-    x.data.length !== x.rows * x.cols) {
+  if (!Number.isInteger(x.rows) || !Number.isInteger(x.cols) || x.rows < 0 || x.cols < 0 || x.data.length !== x.rows * x.cols) {
     throw new Error(`${fn}: ${name} has shape [${x.rows},${x.cols}] but ${x.data.length} values`);
   }
 }

@@ -1,14 +1,12 @@
 import { Rng } from '@latent-sft/core';
 import { describe, expect, it } from 'vitest';
 import { matrix } from './matrix.js';
-import {
-  distanceMatrix, greedyAssignment, nEff, parallelism, pathPosterior, pathScore, segmentBoundaries,
-} from './parallelism.js';
+import { distanceMatrix, greedyAssignment, nEff, parallelism, pathPosterior, pathScore, segmentBoundaries } from './parallelism.js';
 
 const f64 = (rows: number, cols: number, values: number[]) => matrix(Float64Array.from(values), rows, cols);
 
 describe('segmentBoundaries', () => {
-  it('is ⌊t·L/T\'⌋', () => {
+  it("is ⌊t·L/T'⌋", () => {
     // L=10, T'=3: 0, ⌊10/3⌋ = 3, ⌊20/3⌋ = 6, 10. L=2, T'=3: 0, 0, 1, 2 (an empty first span).
     expect(Array.from(segmentBoundaries(10, 3))).toEqual([0, 3, 6, 10]);
     expect(Array.from(segmentBoundaries(2, 3))).toEqual([0, 0, 1, 2]);
@@ -20,7 +18,8 @@ describe('distanceMatrix', () => {
   it('computes cosine and euclidean distances', () => {
     // a = (1,0), (1,1); b = (0,2), (3,0). cos: (0, 1; 1/√2, 1/√2) -> 1 - cos.
     // euclid: |(1,-2)| = √5, |(-2,0)| = 2, |(1,-1)| = √2, |(-2,1)| = √5.
-    const a = f64(2, 2, [1, 0, 1, 1]), b = f64(2, 2, [0, 2, 3, 0]);
+    const a = f64(2, 2, [1, 0, 1, 1]),
+      b = f64(2, 2, [0, 2, 3, 0]);
     expect(distanceMatrix(a, b).data).toBeAllclose([1, 0, 1 - Math.SQRT1_2, 1 - Math.SQRT1_2], { atol: 1e-15 });
     expect(distanceMatrix(a, b, 'euclidean').data).toBeAllclose([Math.sqrt(5), 2, Math.SQRT2, Math.sqrt(5)], { atol: 1e-15 });
     expect(distanceMatrix(f64(1, 2, [0, 0]), b).data).toBeAllclose([1, 1], { atol: 0 }); // zero vector
@@ -40,7 +39,10 @@ describe('greedyAssignment', () => {
 describe('pathScore', () => {
   // p0 = (0.5, 0.3, 0.2, 0), p1 = (0.1, 0.1, 0.1, 0.7); segments {0,1} and {3,3}.
   const probs = f64(2, 4, [0.5, 0.3, 0.2, 0, 0.1, 0.1, 0.1, 0.7]);
-  const segments = [[0, 1], [3, 3]];
+  const segments = [
+    [0, 1],
+    [3, 3],
+  ];
 
   it('averages log(ε + segment mass) over all steps, counting every occurrence of an id (as parallelism.py)', () => {
     // masses 0.8 and 0.7 + 0.7 = 1.4 (index_select keeps the repeat): (ln 0.8 + ln 1.4)/2 = 0.05666434.
@@ -97,7 +99,7 @@ describe('parallelism', () => {
     expect(r.nEff).toBeAllclose(2, { atol: 1e-14 });
   });
 
-  it('uses only the first T\' = min(T, R) latents and counts a repeated id per occurrence', () => {
+  it("uses only the first T' = min(T, R) latents and counts a repeated id per occurrence", () => {
     // Path D: tokens 3 3 with one reference latent: T' = 1, span {3,3} paired with z0 only;
     // s = ln(p0[3] + p0[3]) = ln 0.2 (a set would give ln 0.1, and z1 would add nothing or log ε).
     const D = { tokenIds: [3, 3], refLatents: f64(1, 2, [1, 0]) };
@@ -153,11 +155,14 @@ describe('parallelism', () => {
 
   it('checks the inputs', () => {
     const rng = Rng.fromSeed(1);
-    expect(() => parallelism({ latents, probs: f64(3, 4, new Array(12).fill(0.25)), paths: [A] }, { rng }))
-      .toThrow(/latents has shape \[2,2\] and probs has shape \[3,4\]/);
-    expect(() => parallelism({ latents, probs, paths: [{ tokenIds: [0], refLatents: f64(1, 3, [1, 2, 3]) }] }, { rng }))
-      .toThrow(/paths\[0\]\.refLatents has shape \[1,3\] but latents has shape \[2,2\]/);
-    expect(() => parallelism({ latents, probs, paths: [{ tokenIds: [9], refLatents: f64(1, 2, [1, 0]) }] }, { rng }))
-      .toThrow(/segment 0 holds 9, not a token id in \[0, V=4\)/);
+    expect(() => parallelism({ latents, probs: f64(3, 4, new Array(12).fill(0.25)), paths: [A] }, { rng })).toThrow(
+      /latents has shape \[2,2\] and probs has shape \[3,4\]/,
+    );
+    expect(() => parallelism({ latents, probs, paths: [{ tokenIds: [0], refLatents: f64(1, 3, [1, 2, 3]) }] }, { rng })).toThrow(
+      /paths\[0\]\.refLatents has shape \[1,3\] but latents has shape \[2,2\]/,
+    );
+    expect(() => parallelism({ latents, probs, paths: [{ tokenIds: [9], refLatents: f64(1, 2, [1, 0]) }] }, { rng })).toThrow(
+      /segment 0 holds 9, not a token id in \[0, V=4\)/,
+    );
   });
 });

@@ -43,13 +43,19 @@ export function distanceMatrix(a: Matrix, b: Matrix, metric: DistanceMetric = 'c
   checkMatrix(fn, 'a', a);
   checkMatrix(fn, 'b', b);
   if (a.cols !== b.cols) throw new Error(`${fn}: a has shape ${shapeOf(a)} but b has shape ${shapeOf(b)} (d must agree)`);
-  const T = a.rows, R = b.rows, d = a.cols;
+  const T = a.rows,
+    R = b.rows,
+    d = a.cols;
   const out = new Float64Array(T * R);
   for (let t = 0; t < T; t++) {
     for (let j = 0; j < R; j++) {
-      let dot = 0, na = 0, nb = 0, sq = 0;
+      let dot = 0,
+        na = 0,
+        nb = 0,
+        sq = 0;
       for (let c = 0; c < d; c++) {
-        const x = a.data[t * d + c] as number, y = b.data[j * d + c] as number;
+        const x = a.data[t * d + c] as number,
+          y = b.data[j * d + c] as number;
         dot += x * y;
         na += x * x;
         nb += y * y;
@@ -200,7 +206,8 @@ export function parallelism(input: ParallelismInput, opts: ParallelismOptions): 
   if (paths.length === 0) throw new Error(`${fn}: needs at least one reference path`);
   const trials = opts.trials ?? 64;
   if (!Number.isInteger(trials) || trials < 1) throw new Error(`${fn}: trials must be a positive integer, got ${trials}`);
-  const T = latents.rows, V = probs.cols;
+  const T = latents.rows,
+    V = probs.cols;
   const eps = opts.eps ?? PARALLELISM_EPS;
   // The script's ensure_probs: each row divided by its sum (inputs must be distributions).
   const p = new Float64Array(probs.data.length);
@@ -225,7 +232,8 @@ export function parallelism(input: ParallelismInput, opts: ParallelismOptions): 
     const parts = Math.min(T, ref.rows);
     const b = segmentBoundaries(path.tokenIds.length, parts);
     const segments = Array.from({ length: parts }, (_, t) =>
-      Array.from({ length: (b[t + 1] as number) - (b[t] as number) }, (_, j) => path.tokenIds[(b[t] as number) + j] as number));
+      Array.from({ length: (b[t + 1] as number) - (b[t] as number) }, (_, j) => path.tokenIds[(b[t] as number) + j] as number),
+    );
     const assignment = greedyAssignment(distanceMatrix(head(latents, parts), head(ref, parts), opts.metric ?? 'cosine'));
     return { parts, segments, assignment, score: makeScorer(fn, head(normalized, parts), opts) };
   });

@@ -33,12 +33,19 @@ describe('latent.json', () => {
 
   it('reads the legacy {kind, r} form with the defaults of the code that wrote it', () => {
     const dir = folder({ kind: 'soft', r: 4 });
-    expect(readLatentSpec(dir)).toEqual({ spec: { kind: 'soft-topk', compressionRate: 4, topK: 10, ltim: true, ltsum: true }, file: join(dir, 'latent.json'), legacy: true });
+    expect(readLatentSpec(dir)).toEqual({
+      spec: { kind: 'soft-topk', compressionRate: 4, topK: 10, ltim: true, ltsum: true },
+      file: join(dir, 'latent.json'),
+      legacy: true,
+    });
     expect(readLatentSpec(folder({ kind: 'hidden', r: 2 }))?.spec.kind).toBe('hidden');
   });
 
   it('refuses bad contents in one line naming the file and field', () => {
-    const at = (c: unknown) => { const d = folder(c); return [d, () => readLatentSpec(d)] as const; };
+    const at = (c: unknown) => {
+      const d = folder(c);
+      return [d, () => readLatentSpec(d)] as const;
+    };
     const cases: Array<[unknown, string]> = [
       ['{', 'not JSON'],
       [[1], 'expected an object'],
@@ -48,7 +55,7 @@ describe('latent.json', () => {
       [{ ...spec, ltim: 'yes' }, "field 'ltim': expected true or false"],
       [{ kind: 'hidden', compressionRate: 2, topK: 3, ltim: true }, "field 'ltsum': missing"],
       [{ ...spec, r: 4 }, "field 'r': unknown field"],
-      [{ kind: 'soft-topk', r: 4 }, "field 'kind': expected \"soft\" or \"hidden\" (legacy form)"],
+      [{ kind: 'soft-topk', r: 4 }, 'field \'kind\': expected "soft" or "hidden" (legacy form)'],
     ];
     for (const [c, msg] of cases) {
       const [dir, read] = at(c);
@@ -85,7 +92,8 @@ describe('resolveLatentSpec', () => {
     const b = folder();
     writeLatentSpec(a, spec);
     writeLatentSpec(b, { ...spec, ltsum: false });
-    expect(userError(() => resolveLatentSpec({}, readLatentSpecs([a, b]), o)))
-      .toBe(`latent spec mismatch: ltsum true in ${join(a, 'latent.json')} but false in ${join(b, 'latent.json')}`);
+    expect(userError(() => resolveLatentSpec({}, readLatentSpecs([a, b]), o))).toBe(
+      `latent spec mismatch: ltsum true in ${join(a, 'latent.json')} but false in ${join(b, 'latent.json')}`,
+    );
   });
 });

@@ -56,20 +56,26 @@ export function parseLatentSpec(v: unknown, file: string): { spec: LatentSpec; l
   if ('r' in o && !('compressionRate' in o)) {
     // Legacy phase-2 file: {"kind": "soft" | "hidden", "r": n}.
     for (const k of Object.keys(o)) if (k !== 'kind' && k !== 'r') throw inputError({ file, field: k }, 'unknown field in a legacy {kind, r} latent.json');
-    if (o.kind !== 'soft' && o.kind !== 'hidden') throw inputError({ file, field: 'kind' }, `expected "soft" or "hidden" (legacy form), got ${JSON.stringify(o.kind)}`);
+    if (o.kind !== 'soft' && o.kind !== 'hidden')
+      throw inputError({ file, field: 'kind' }, `expected "soft" or "hidden" (legacy form), got ${JSON.stringify(o.kind)}`);
     const compressionRate = positiveInt(o.r, file, 'r');
     return { spec: { kind: o.kind === 'soft' ? 'soft-topk' : 'hidden', compressionRate, ...LEGACY_DEFAULTS }, legacy: true };
   }
-  for (const k of Object.keys(o)) if (!(FIELDS as readonly string[]).includes(k)) throw inputError({ file, field: k }, `unknown field (expected ${FIELDS.join(', ')})`);
+  for (const k of Object.keys(o))
+    if (!(FIELDS as readonly string[]).includes(k)) throw inputError({ file, field: k }, `unknown field (expected ${FIELDS.join(', ')})`);
   for (const k of FIELDS) if (!(k in o)) throw inputError({ file, field: k }, 'missing');
   if (!(LATENT_KIND_NAMES as readonly unknown[]).includes(o.kind)) {
     throw inputError({ file, field: 'kind' }, `expected one of ${LATENT_KIND_NAMES.join(', ')}, got ${JSON.stringify(o.kind)}`);
   }
-  for (const k of ['ltim', 'ltsum'] as const) if (typeof o[k] !== 'boolean') throw inputError({ file, field: k }, `expected true or false, got ${JSON.stringify(o[k])}`);
+  for (const k of ['ltim', 'ltsum'] as const)
+    if (typeof o[k] !== 'boolean') throw inputError({ file, field: k }, `expected true or false, got ${JSON.stringify(o[k])}`);
   return {
     spec: {
-      kind: o.kind as LatentKindName, compressionRate: positiveInt(o.compressionRate, file, 'compressionRate'), topK: positiveInt(o.topK, file, 'topK'),
-      ltim: o.ltim as boolean, ltsum: o.ltsum as boolean,
+      kind: o.kind as LatentKindName,
+      compressionRate: positiveInt(o.compressionRate, file, 'compressionRate'),
+      topK: positiveInt(o.topK, file, 'topK'),
+      ltim: o.ltim as boolean,
+      ltsum: o.ltsum as boolean,
     },
     legacy: false,
   };
@@ -107,7 +113,9 @@ export type LatentSpecOverrides = Partial<LatentSpec>;
  * both values and where each comes from.
  */
 export function resolveLatentSpec(
-  given: LatentSpecOverrides, recorded: readonly LatentSpecFile[], o: { where: string; prefix?: string; fallback: Readonly<LatentSpec> },
+  given: LatentSpecOverrides,
+  recorded: readonly LatentSpecFile[],
+  o: { where: string; prefix?: string; fallback: Readonly<LatentSpec> },
 ): LatentSpec {
   const prefix = o.prefix ?? '';
   const first = recorded[0];
@@ -122,7 +130,9 @@ export function resolveLatentSpec(
   for (const f of FIELDS) {
     const g = given[f];
     if (g !== undefined && g !== first.spec[f]) {
-      throw new UserError(`latent spec mismatch: ${o.where} sets ${prefix}${f} = ${JSON.stringify(g)} but ${first.file} records ${JSON.stringify(first.spec[f])}; drop the field to use the recorded value`);
+      throw new UserError(
+        `latent spec mismatch: ${o.where} sets ${prefix}${f} = ${JSON.stringify(g)} but ${first.file} records ${JSON.stringify(first.spec[f])}; drop the field to use the recorded value`,
+      );
     }
   }
   return { ...first.spec };

@@ -39,8 +39,19 @@ describe('softEmbeddingFull', () => {
     // (1000, 1001): softmax = (1, e)/(1 + e) = (0.2689414213699951, 0.7310585786300049).
     expect(softmaxRows(f64(1, 2, [1000, 1001])).data).toBeAllclose([0.2689414213699951, 0.7310585786300049], { atol: 1e-15 });
     const rng = Rng.fromSeed(3);
-    const logits = f64(5, 50, Array.from({ length: 250 }, () => 300 * rng.normal()));
-    const { probs } = softEmbeddingFull(logits, f64(50, 1, Array.from({ length: 50 }, (_, v) => v)));
+    const logits = f64(
+      5,
+      50,
+      Array.from({ length: 250 }, () => 300 * rng.normal()),
+    );
+    const { probs } = softEmbeddingFull(
+      logits,
+      f64(
+        50,
+        1,
+        Array.from({ length: 50 }, (_, v) => v),
+      ),
+    );
     for (let i = 0; i < 5; i++) expect(probs.data.subarray(i * 50, i * 50 + 50).reduce((a, b) => a + b, 0)).toBeAllclose(1, { atol: 1e-12 });
   });
 
@@ -68,13 +79,20 @@ describe('topKIndices / topKDistribution', () => {
 
   it('equals the renormalised full softmax on the kept ids', () => {
     const rng = Rng.fromSeed(4);
-    const logits = f64(3, 20, Array.from({ length: 60 }, () => rng.normal()));
+    const logits = f64(
+      3,
+      20,
+      Array.from({ length: 60 }, () => rng.normal()),
+    );
     const full = softmaxRows(logits);
     const { indices, probs } = topKDistribution(logits, 5);
     for (let i = 0; i < 3; i++) {
       const kept = Array.from(indices.data.subarray(i * 5, i * 5 + 5), (v) => full.data[i * 20 + v] as number);
       const s = kept.reduce((a, b) => a + b, 0);
-      expect(probs.data.subarray(i * 5, i * 5 + 5)).toBeAllclose(kept.map((p) => p / s), { atol: 1e-15 });
+      expect(probs.data.subarray(i * 5, i * 5 + 5)).toBeAllclose(
+        kept.map((p) => p / s),
+        { atol: 1e-15 },
+      );
     }
   });
 

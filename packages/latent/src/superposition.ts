@@ -16,7 +16,9 @@ export function latentLogits(h: Matrix, W: Matrix): Matrix<Float64Array> {
   checkMatrix(fn, 'h', h);
   checkMatrix(fn, 'W', W);
   if (h.cols !== W.cols) throw new Error(`${fn}: h has shape ${shapeOf(h)} but W has shape ${shapeOf(W)} (d must agree)`);
-  const m = h.rows, V = W.rows, d = h.cols;
+  const m = h.rows,
+    V = W.rows,
+    d = h.cols;
   const out = new Float64Array(m * V);
   for (let i = 0; i < m; i++) {
     for (let v = 0; v < V; v++) {
@@ -30,7 +32,9 @@ export function latentLogits(h: Matrix, W: Matrix): Matrix<Float64Array> {
 
 /** Σ_j probs[i,j] · W[col(i,j)] for every row i, where col maps a probability slot to a vocab row. */
 function mix(probs: Matrix<ArrayLike<number>>, W: Matrix, col: (i: number, j: number) => number): Matrix<Float64Array> {
-  const m = probs.rows, k = probs.cols, d = W.cols;
+  const m = probs.rows,
+    k = probs.cols,
+    d = W.cols;
   const out = new Float64Array(m * d);
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < k; j++) {
@@ -75,7 +79,8 @@ export function topKIndices(scores: Matrix, k: number): Matrix<Int32Array> {
       if (Number.isNaN(x)) throw new Error(`${fn}: scores[${i},${v}] is NaN (shape ${shapeOf(scores)})`);
       if (n === k && !(x > (vals[k - 1] as number))) continue; // a later equal score loses the tie
       let j = n < k ? n++ : k - 1;
-      while (j > 0 && (vals[j - 1] as number) < x) { // strict: equal earlier entries stay ahead
+      while (j > 0 && (vals[j - 1] as number) < x) {
+        // strict: equal earlier entries stay ahead
         vals[j] = vals[j - 1] as number;
         idx[j] = idx[j - 1] as number;
         j--;

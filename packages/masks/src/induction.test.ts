@@ -6,7 +6,11 @@ import { inductionMask } from './induction.js';
 
 // Token ids for the pictures: Q (prompt) 10, T (<think>) 11, E (</think>) 12, CoT a..e 20..24,
 // L (<|compress_token|>) 99, pad 0.
-const Q = 10, TH = 11, E = 12, L = 99, PAD = 0;
+const Q = 10,
+  TH = 11,
+  E = 12,
+  L = 99,
+  PAD = 0;
 const [a, b, c, d, e] = [20, 21, 22, 23, 24];
 
 describe('inductionMask', () => {

@@ -4,7 +4,11 @@ import { formatMask, parseMask } from './grid.js';
 import { supervisionMask, supervisionSegments } from './supervision.js';
 
 // Token ids: Q 10, <think> 11, </think> 12, spacer tokens 22.., answer 30.., placeholder Z = -100.
-const Q = 10, TH = 11, E = 12, Z = -100, PAD = 0;
+const Q = 10,
+  TH = 11,
+  E = 12,
+  Z = -100,
+  PAD = 0;
 
 describe('supervisionMask', () => {
   it('reproduces the spec §3.4 example matrix exactly (Q T Z1 c d Z2 e Z3 E A1 A2)', () => {
@@ -67,17 +71,30 @@ describe('supervisionMask', () => {
       const ids: number[] = [];
       const kind: string[] = []; // 'init' | 'z<i>' | 's<i>' | 'final'
       const promptLen = 1 + rng.int(4);
-      for (let i = 0; i < promptLen; i++) { ids.push(10 + rng.int(3)); kind.push('init'); }
+      for (let i = 0; i < promptLen; i++) {
+        ids.push(10 + rng.int(3));
+        kind.push('init');
+      }
       const m = 1 + rng.int(4);
       for (let i = 0; i < m; i++) {
-        ids.push(Z); kind.push(`z${i}`);
+        ids.push(Z);
+        kind.push(`z${i}`);
         const sp = rng.int(4);
-        for (let j = 0; j < sp; j++) { ids.push(20 + rng.int(5)); kind.push(`s${i}`); }
+        for (let j = 0; j < sp; j++) {
+          ids.push(20 + rng.int(5));
+          kind.push(`s${i}`);
+        }
       }
       const endThink = Array.from({ length: 1 + rng.int(3) }, (_, j) => 90 + j);
-      for (const id of endThink) { ids.push(id); kind.push('final'); }
+      for (const id of endThink) {
+        ids.push(id);
+        kind.push('final');
+      }
       const ans = 1 + rng.int(3);
-      for (let j = 0; j < ans; j++) { ids.push(30 + rng.int(3)); kind.push('final'); }
+      for (let j = 0; j < ans; j++) {
+        ids.push(30 + rng.int(3));
+        kind.push('final');
+      }
       const T = ids.length;
       const mask = supervisionMask(ids, { endThinkIds: endThink });
       const z = (s: string): number => Number(s.slice(1));
@@ -86,10 +103,14 @@ describe('supervisionMask', () => {
         for (let k = 0; k < T; k++) {
           const kk = kind[k] as string;
           const got = mask[q * T + k];
-          if (k > q) { expect(got, 'causal').toBe(0); continue; }
+          if (k > q) {
+            expect(got, 'causal').toBe(0);
+            continue;
+          }
           let want: boolean;
           if (kq === 'init') want = kk === 'init';
-          else if (kq === 'final') want = kk === 'init' || kk === 'final' || kk.startsWith('z'); // answer rows: prompt + all latents
+          else if (kq === 'final')
+            want = kk === 'init' || kk === 'final' || kk.startsWith('z'); // answer rows: prompt + all latents
           else if (kq.startsWith('z')) want = kk === 'init' || (kk.startsWith('z') && z(kk) <= z(kq));
           else want = kk === `s${z(kq)}` || kk === `z${z(kq)}`; // spacer rows: own latent + own spacer
           expect(got, `trial ${trial} q=${q}(${kq}) k=${k}(${kk})`).toBe(want ? 1 : 0);

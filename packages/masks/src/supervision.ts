@@ -65,8 +65,9 @@ export function supervisionSegments(ids: ArrayLike<number>, opts: SupervisionMas
   }
   const finalStart = findSequence(ids, opts.endThinkIds, last + 1);
   if (finalStart < 0) {
-    throw new Error(`${fn}: the endThink ids [${opts.endThinkIds}] do not occur after the last placeholder ` +
-      `(position ${last}) in a sequence of shape [${T}]`);
+    throw new Error(
+      `${fn}: the endThink ids [${opts.endThinkIds}] do not occur after the last placeholder ` + `(position ${last}) in a sequence of shape [${T}]`,
+    );
   }
   return { placeholders, finalStart };
 }
@@ -98,9 +99,12 @@ export function supervisionMask(ids: ArrayLike<number>, opts: SupervisionMaskOpt
       if (ids[k] === opts.padId) continue;
       const sk = seg[k] as number;
       let keep: boolean;
-      if (sq === INITIAL) keep = sk === INITIAL; // rule 1
-      else if (sq === FINAL) keep = sk === INITIAL || sk === FINAL || isLatent(sk); // rule 4
-      else if (isLatent(sq)) keep = sk === INITIAL || (isLatent(sk) && sk <= sq); // rule 3
+      if (sq === INITIAL)
+        keep = sk === INITIAL; // rule 1
+      else if (sq === FINAL)
+        keep = sk === INITIAL || sk === FINAL || isLatent(sk); // rule 4
+      else if (isLatent(sq))
+        keep = sk === INITIAL || (isLatent(sk) && sk <= sq); // rule 3
       else keep = sk === sq || sk === sq - 1; // rule 2: own spacer, or its latent Z_i
       if (keep) mask[q * T + k] = 1;
     }

@@ -14,12 +14,18 @@ for (const run of [1, 2, 3]) {
   const forward = `forward build ${ms(t)}, ${g.nodes.length} nodes`;
   t = process.hrtime.bigint();
   const names = Object.keys(dec.params);
-  const grads = grad(g, loss, names.map((n) => dec.params[n] as NonNullable<(typeof dec.params)[string]>));
+  const grads = grad(
+    g,
+    loss,
+    names.map((n) => dec.params[n] as NonNullable<(typeof dec.params)[string]>),
+  );
   g.output(loss, 'loss');
   names.forEach((n, i) => g.output(grads[i] as NonNullable<(typeof grads)[number]>, `${n}.grad`));
   g.prune();
   const backward = `backward build + prune ${ms(t)}, ${g.nodes.length} nodes after prune`;
   t = process.hrtime.bigint();
   const bytes = serialize(g).model.length;
-  process.stdout.write(`run ${run}: ${forward}; ${backward}; serialize ${ms(t)} (${(bytes / 1e6).toFixed(2)} MB, ${names.length} params, ${g.initializers.size} initializers)\n`);
+  process.stdout.write(
+    `run ${run}: ${forward}; ${backward}; serialize ${ms(t)} (${(bytes / 1e6).toFixed(2)} MB, ${names.length} params, ${g.initializers.size} initializers)\n`,
+  );
 }

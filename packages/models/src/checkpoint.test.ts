@@ -76,11 +76,20 @@ describe('checkpoint folders', () => {
     rmSync(join(dir, 'model.safetensors'));
     expect(() => loadCheckpoint(dir)).toThrow(`${join(dir, 'model.safetensors')}: not found (nor model.safetensors.index.json)`);
     const st = join(dir, 'model.safetensors');
-    writeSafetensors(st, p.slice(1).map((t) => ({ ...t, dtype: 'F32' as const })));
+    writeSafetensors(
+      st,
+      p.slice(1).map((t) => ({ ...t, dtype: 'F32' as const })),
+    );
     expect(() => loadCheckpoint(dir)).toThrow(`${st}: field 'model.embed_tokens.weight': missing tensor`);
-    writeSafetensors(st, p.map((t, i) => ({ ...t, dtype: 'F32' as const, ...(i === 2 ? { shape: [t.shape[1] as number, t.shape[0] as number] } : {}) })));
+    writeSafetensors(
+      st,
+      p.map((t, i) => ({ ...t, dtype: 'F32' as const, ...(i === 2 ? { shape: [t.shape[1] as number, t.shape[0] as number] } : {}) })),
+    );
     expect(() => loadCheckpoint(dir)).toThrow(`${st}: field 'model.layers.0.self_attn.k_proj.weight': shape [16,8] but the config needs [8,16]`);
-    writeSafetensors(st, [...p, { name: 'model.layers.2.mlp.up_proj.weight', shape: [1], data: new Float32Array(1) }].map((t) => ({ ...t, dtype: 'F32' as const })));
+    writeSafetensors(
+      st,
+      [...p, { name: 'model.layers.2.mlp.up_proj.weight', shape: [1], data: new Float32Array(1) }].map((t) => ({ ...t, dtype: 'F32' as const })),
+    );
     expect(() => loadCheckpoint(dir)).toThrow(`${st}: field 'model.layers.2.mlp.up_proj.weight': unexpected tensor for a 2-layer llama config`);
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...modelConfigToJson(c), num_hidden_layers: 0 }));
     expect(() => loadCheckpoint(dir)).toThrow(`${join(dir, 'config.json')}: field 'num_hidden_layers': expected a positive integer, got 0`);
@@ -99,7 +108,11 @@ describe('HF-written fixtures (tools/reference/model_goldens.py, transformers sa
     expect(tensors.map((t) => t.name)).toEqual(parameterShapes(loaded.config).map((p) => p.name));
     // All F32, so the safetensors writer's (alignment, name) order is our name order: identical bytes.
     const out = join(tmp(), 'model.safetensors');
-    writeSafetensors(out, tensors.map((t) => ({ ...t, dtype: 'F32' as const })), { format: 'pt' });
+    writeSafetensors(
+      out,
+      tensors.map((t) => ({ ...t, dtype: 'F32' as const })),
+      { format: 'pt' },
+    );
     expect(readFileSync(out).equals(readFileSync(join(dir, 'model.safetensors')))).toBe(true);
   });
 });

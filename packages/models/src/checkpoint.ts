@@ -42,8 +42,11 @@ export interface SaveCheckpointOptions {
 export function saveCheckpoint(dir: string, config: ModelConfig, tensors: readonly NamedTensor[], opts: SaveCheckpointOptions = {}): void {
   const dtype = opts.dtype ?? config.torchDtype;
   checkTensorsMatchConfig(config, tensors, join(dir, 'model.safetensors'));
-  writeSafetensors(join(dir, 'model.safetensors'),
-    tensors.map((t) => ({ name: t.name, dtype: STORAGE[dtype], shape: t.shape, data: t.data })), { format: 'pt' });
+  writeSafetensors(
+    join(dir, 'model.safetensors'),
+    tensors.map((t) => ({ name: t.name, dtype: STORAGE[dtype], shape: t.shape, data: t.data })),
+    { format: 'pt' },
+  );
   const gen: Record<string, unknown> = { _from_model_config: true, bos_token_id: config.bosTokenId, eos_token_id: config.eosTokenId };
   if (config.padTokenId !== null) gen['pad_token_id'] = config.padTokenId;
   writeJsonAtomic(join(dir, 'generation_config.json'), gen);
@@ -79,10 +82,14 @@ export function loadCheckpoint(dir: string, opts: ParseConfigOptions = {}): Load
   else throw inputError({ file: single }, 'not found (nor model.safetensors.index.json)');
   checkTensorsMatchConfig(config, tensors.tensors, where);
   return {
-    dir, config, tensors,
+    dir,
+    config,
+    tensors,
     readAll: () => {
       const all = parameterShapes(config).map((p) => ({
-        name: p.name, shape: p.shape, data: tensors.readTensor(p.name, { as: 'float32' }) as Float32Array,
+        name: p.name,
+        shape: p.shape,
+        data: tensors.readTensor(p.name, { as: 'float32' }) as Float32Array,
       }));
       checkFiniteTensors(all, where);
       return all;

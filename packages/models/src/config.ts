@@ -74,21 +74,53 @@ export interface ParseConfigOptions {
 
 /** A comma-separated `allowConfigFields` CLI flag as a list ('' → []). */
 export function configFieldList(flag: string): string[] {
-  return flag.split(',').map((f) => f.trim()).filter((f) => f !== '');
+  return flag
+    .split(',')
+    .map((f) => f.trim())
+    .filter((f) => f !== '');
 }
 
 /** Fields read into ModelConfig (or checked and dropped: the RoPE spellings). */
 const KNOWN = new Set([
-  'model_type', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads',
-  'head_dim', 'vocab_size', 'rms_norm_eps', 'rope_theta', 'rope_scaling', 'rope_parameters', 'tie_word_embeddings',
-  'attention_bias', 'mlp_bias', 'max_position_embeddings', 'bos_token_id', 'eos_token_id', 'pad_token_id', 'torch_dtype',
-  'dtype', 'initializer_range', 'hidden_act', 'architectures',
+  'model_type',
+  'hidden_size',
+  'intermediate_size',
+  'num_hidden_layers',
+  'num_attention_heads',
+  'num_key_value_heads',
+  'head_dim',
+  'vocab_size',
+  'rms_norm_eps',
+  'rope_theta',
+  'rope_scaling',
+  'rope_parameters',
+  'tie_word_embeddings',
+  'attention_bias',
+  'mlp_bias',
+  'max_position_embeddings',
+  'bos_token_id',
+  'eos_token_id',
+  'pad_token_id',
+  'torch_dtype',
+  'dtype',
+  'initializer_range',
+  'hidden_act',
+  'architectures',
 ]);
 
 /** Fields that do not change the math; kept in `extra` and written back. */
 export const INERT_CONFIG_FIELDS: readonly string[] = [
-  '_name_or_path', 'transformers_version', 'use_cache', 'output_attentions', 'output_hidden_states', 'return_dict',
-  'tokenizer_class', 'keys_to_ignore_at_inference', 'bad_words_ids', 'decoder_start_token_id', 'sep_token_id',
+  '_name_or_path',
+  'transformers_version',
+  'use_cache',
+  'output_attentions',
+  'output_hidden_states',
+  'return_dict',
+  'tokenizer_class',
+  'keys_to_ignore_at_inference',
+  'bad_words_ids',
+  'decoder_start_token_id',
+  'sep_token_id',
   // Which layers would slide: inert because use_sliding_window true and non-full layer_types are refused.
   'max_window_layers',
 ];
@@ -221,14 +253,30 @@ export function parseModelConfig(json: unknown, file = 'config.json', opts: Pars
   }
 
   return {
-    modelType, hiddenSize, intermediateSize: posInt('intermediate_size'), numHiddenLayers,
-    numAttentionHeads, numKeyValueHeads, headDim, vocabSize,
-    rmsNormEps: posNum('rms_norm_eps', 1e-6), ropeTheta: rope.theta, ropeScaling: rope.scaling,
-    tieWordEmbeddings: bool('tie_word_embeddings', false), attentionBias, mlpBias, qkNorm: modelType === 'qwen3',
+    modelType,
+    hiddenSize,
+    intermediateSize: posInt('intermediate_size'),
+    numHiddenLayers,
+    numAttentionHeads,
+    numKeyValueHeads,
+    headDim,
+    vocabSize,
+    rmsNormEps: posNum('rms_norm_eps', 1e-6),
+    ropeTheta: rope.theta,
+    ropeScaling: rope.scaling,
+    tieWordEmbeddings: bool('tie_word_embeddings', false),
+    attentionBias,
+    mlpBias,
+    qkNorm: modelType === 'qwen3',
     maxPositionEmbeddings: posInt('max_position_embeddings', modelType === 'llama' ? 2048 : 32768),
-    bosTokenId: optId('bos_token_id'), eosTokenId: eos as number | number[], padTokenId,
-    torchDtype: dtypeRaw, initializerRange: posNum('initializer_range', 0.02), hiddenAct: 'silu',
-    layout: { rope: rope.layout, dtypeKey }, extra,
+    bosTokenId: optId('bos_token_id'),
+    eosTokenId: eos as number | number[],
+    padTokenId,
+    torchDtype: dtypeRaw,
+    initializerRange: posNum('initializer_range', 0.02),
+    hiddenAct: 'silu',
+    layout: { rope: rope.layout, dtypeKey },
+    extra,
   };
 }
 
@@ -241,9 +289,10 @@ function parseRopeDict(r: Record<string, unknown>, where: string, err: ErrFn): {
     throw err(`${where}.type`, `${JSON.stringify(r['type'])} differs from rope_type ${JSON.stringify(r['rope_type'])}`);
   }
   if (type !== 'default' && type !== 'llama3') throw err(`${where}.rope_type`, `only "default" and "llama3" are supported, got ${JSON.stringify(type)}`);
-  const allowedKeys = type === 'default'
-    ? ['rope_type', 'type', 'rope_theta']
-    : ['rope_type', 'type', 'rope_theta', 'factor', 'low_freq_factor', 'high_freq_factor', 'original_max_position_embeddings'];
+  const allowedKeys =
+    type === 'default'
+      ? ['rope_type', 'type', 'rope_theta']
+      : ['rope_type', 'type', 'rope_theta', 'factor', 'low_freq_factor', 'high_freq_factor', 'original_max_position_embeddings'];
   for (const k of Object.keys(r)) {
     if (!allowedKeys.includes(k)) throw err(`${where}.${k}`, `not supported with rope_type ${JSON.stringify(type)}`);
   }
@@ -255,8 +304,11 @@ function parseRopeDict(r: Record<string, unknown>, where: string, err: ErrFn): {
   const theta = r['rope_theta'] === undefined ? undefined : num('rope_theta');
   if (type === 'default') return { theta, scaling: null };
   const scaling: Llama3RopeScaling = {
-    ropeType: 'llama3', factor: num('factor'), lowFreqFactor: num('low_freq_factor'),
-    highFreqFactor: num('high_freq_factor'), originalMaxPositionEmbeddings: num('original_max_position_embeddings'),
+    ropeType: 'llama3',
+    factor: num('factor'),
+    lowFreqFactor: num('low_freq_factor'),
+    highFreqFactor: num('high_freq_factor'),
+    originalMaxPositionEmbeddings: num('original_max_position_embeddings'),
   };
   if (scaling.highFreqFactor <= scaling.lowFreqFactor) throw err(`${where}.high_freq_factor`, `must exceed low_freq_factor ${scaling.lowFreqFactor}`);
   return { theta, scaling };
@@ -301,7 +353,11 @@ function ropeScalingJson(c: ModelConfig, withTheta: boolean): Record<string, unk
   const theta = withTheta ? { rope_theta: c.ropeTheta } : {};
   if (s === null) return { rope_type: 'default', ...theta };
   return {
-    rope_type: 'llama3', ...theta, factor: s.factor, low_freq_factor: s.lowFreqFactor, high_freq_factor: s.highFreqFactor,
+    rope_type: 'llama3',
+    ...theta,
+    factor: s.factor,
+    low_freq_factor: s.lowFreqFactor,
+    high_freq_factor: s.highFreqFactor,
     original_max_position_embeddings: s.originalMaxPositionEmbeddings,
   };
 }
@@ -347,27 +403,71 @@ export function writeModelConfig(path: string, c: ModelConfig): void {
 
 /** meta-llama/Llama-3.2-1B-Instruct (spec §8). */
 export function llama32_1b(): ModelConfig {
-  return parseModelConfig({
-    model_type: 'llama', hidden_size: 2048, intermediate_size: 8192, num_hidden_layers: 16, num_attention_heads: 32,
-    num_key_value_heads: 8, head_dim: 64, vocab_size: 128256, max_position_embeddings: 131072, rms_norm_eps: 1e-5,
-    rope_theta: 500000.0, rope_scaling: {
-      rope_type: 'llama3', factor: 32.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192,
+  return parseModelConfig(
+    {
+      model_type: 'llama',
+      hidden_size: 2048,
+      intermediate_size: 8192,
+      num_hidden_layers: 16,
+      num_attention_heads: 32,
+      num_key_value_heads: 8,
+      head_dim: 64,
+      vocab_size: 128256,
+      max_position_embeddings: 131072,
+      rms_norm_eps: 1e-5,
+      rope_theta: 500000.0,
+      rope_scaling: {
+        rope_type: 'llama3',
+        factor: 32.0,
+        low_freq_factor: 1.0,
+        high_freq_factor: 4.0,
+        original_max_position_embeddings: 8192,
+      },
+      tie_word_embeddings: true,
+      attention_bias: false,
+      mlp_bias: false,
+      bos_token_id: 128000,
+      eos_token_id: [128001, 128008, 128009],
+      torch_dtype: 'bfloat16',
+      initializer_range: 0.02,
+      hidden_act: 'silu',
+      attention_dropout: 0.0,
+      pretraining_tp: 1,
+      use_cache: true,
     },
-    tie_word_embeddings: true, attention_bias: false, mlp_bias: false, bos_token_id: 128000,
-    eos_token_id: [128001, 128008, 128009], torch_dtype: 'bfloat16', initializer_range: 0.02, hidden_act: 'silu',
-    attention_dropout: 0.0, pretraining_tp: 1, use_cache: true,
-  }, 'llama32_1b');
+    'llama32_1b',
+  );
 }
 
 /** deepseek-ai/DeepSeek-R1-Distill-Qwen-7B (spec §8; Qwen2 architecture). */
 export function deepseekR1DistillQwen7b(): ModelConfig {
-  return parseModelConfig({
-    model_type: 'qwen2', hidden_size: 3584, intermediate_size: 18944, num_hidden_layers: 28, num_attention_heads: 28,
-    num_key_value_heads: 4, vocab_size: 152064, max_position_embeddings: 131072, rms_norm_eps: 1e-6, rope_theta: 10000,
-    rope_scaling: null, tie_word_embeddings: false, bos_token_id: 151646, eos_token_id: 151643, torch_dtype: 'bfloat16',
-    initializer_range: 0.02, hidden_act: 'silu', use_sliding_window: false, sliding_window: 4096, max_window_layers: 28,
-    attention_dropout: 0.0, use_cache: true,
-  }, 'deepseekR1DistillQwen7b');
+  return parseModelConfig(
+    {
+      model_type: 'qwen2',
+      hidden_size: 3584,
+      intermediate_size: 18944,
+      num_hidden_layers: 28,
+      num_attention_heads: 28,
+      num_key_value_heads: 4,
+      vocab_size: 152064,
+      max_position_embeddings: 131072,
+      rms_norm_eps: 1e-6,
+      rope_theta: 10000,
+      rope_scaling: null,
+      tie_word_embeddings: false,
+      bos_token_id: 151646,
+      eos_token_id: 151643,
+      torch_dtype: 'bfloat16',
+      initializer_range: 0.02,
+      hidden_act: 'silu',
+      use_sliding_window: false,
+      sliding_window: 4096,
+      max_window_layers: 28,
+      attention_dropout: 0.0,
+      use_cache: true,
+    },
+    'deepseekR1DistillQwen7b',
+  );
 }
 
 /** Options of the tiny test configs. */
@@ -385,17 +485,29 @@ export interface TinyConfigOptions {
 function tiny(modelType: ModelConfig['modelType'], o: TinyConfigOptions): ModelConfig {
   const hiddenSize = o.hiddenSize ?? 16;
   const heads = o.numAttentionHeads ?? 4;
-  return parseModelConfig({
-    model_type: modelType, hidden_size: hiddenSize, intermediate_size: o.intermediateSize ?? 32,
-    num_hidden_layers: o.numHiddenLayers ?? 2, num_attention_heads: heads, head_dim: hiddenSize / heads,
-    num_key_value_heads: o.numKeyValueHeads ?? 2, vocab_size: o.vocabSize ?? 64, max_position_embeddings: 256,
-    rms_norm_eps: 1e-5, rope_theta: { llama: 500000, qwen2: 10000, qwen3: 1000000 }[modelType],
-    rope_scaling: modelType === 'llama'
-      ? { rope_type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 }
-      : null,
-    tie_word_embeddings: o.tieWordEmbeddings ?? modelType === 'llama', bos_token_id: 1, eos_token_id: 2,
-    torch_dtype: o.torchDtype ?? 'float32', initializer_range: 0.02,
-  }, `tiny-${modelType}`);
+  return parseModelConfig(
+    {
+      model_type: modelType,
+      hidden_size: hiddenSize,
+      intermediate_size: o.intermediateSize ?? 32,
+      num_hidden_layers: o.numHiddenLayers ?? 2,
+      num_attention_heads: heads,
+      head_dim: hiddenSize / heads,
+      num_key_value_heads: o.numKeyValueHeads ?? 2,
+      vocab_size: o.vocabSize ?? 64,
+      max_position_embeddings: 256,
+      rms_norm_eps: 1e-5,
+      rope_theta: { llama: 500000, qwen2: 10000, qwen3: 1000000 }[modelType],
+      rope_scaling:
+        modelType === 'llama' ? { rope_type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 } : null,
+      tie_word_embeddings: o.tieWordEmbeddings ?? modelType === 'llama',
+      bos_token_id: 1,
+      eos_token_id: 2,
+      torch_dtype: o.torchDtype ?? 'float32',
+      initializer_range: 0.02,
+    },
+    `tiny-${modelType}`,
+  );
 }
 
 /** A small Llama config for tests (tied embeddings and llama3 RoPE scaling by default). */

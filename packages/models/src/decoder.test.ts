@@ -68,16 +68,24 @@ describe.each(['tiny-llama', 'tiny-qwen2'])('%s decoder vs HF goldens', (name) =
   it('case embeds: inputs_embeds, custom additive mask, non-contiguous position_ids', async () => {
     const g = new Graph('embeds');
     buildDecoder(g, ckpt.config, {
-      input: 'embeds', mask: 'additive', outputs: ['logits', 'hidden'], params: { kind: 'initializers', tensors }, maxPositions,
+      input: 'embeds',
+      mask: 'additive',
+      outputs: ['logits', 'hidden'],
+      params: { kind: 'initializers', tensors },
+      maxPositions,
     });
     const keep = gold.get('embeds.keep_mask');
     const [B, T] = keep.dims as [number, number];
     const mask = Float32Array.from(keep.data as BigInt64Array, (k) => (k === 1n ? 0 : MASK_MIN));
     const out = await run(g, {
-      inputs_embeds: gold.get('embeds.inputs_embeds'), attention_mask: { dtype: 'float32', dims: [B, 1, T, T], data: mask },
+      inputs_embeds: gold.get('embeds.inputs_embeds'),
+      attention_mask: { dtype: 'float32', dims: [B, 1, T, T], data: mask },
       position_ids: gold.get('embeds.position_ids'),
     });
-    for (const [k, golden] of [['logits', 'embeds.logits'], ['last_hidden_state', 'embeds.last_hidden_state']] as const) {
+    for (const [k, golden] of [
+      ['logits', 'embeds.logits'],
+      ['last_hidden_state', 'embeds.last_hidden_state'],
+    ] as const) {
       expect(out[k]!.data).toBeAllclose(gold.get(golden).data, LOGITS);
     }
   });
@@ -88,7 +96,11 @@ describe.each(['tiny-llama', 'tiny-qwen2'])('%s decoder vs HF goldens', (name) =
     const labels = g.input('labels', 'int64', ['batch', 'seq']);
     const loss = causalLmLoss(g, dec.logits!, labels);
     const names = Object.keys(dec.params);
-    const grads = grad(g, loss, names.map((n) => dec.params[n]!));
+    const grads = grad(
+      g,
+      loss,
+      names.map((n) => dec.params[n]!),
+    );
     g.output(loss, 'loss');
     names.forEach((n, i) => g.output(grads[i]!, `grad.${n}`));
     g.prune();
@@ -99,7 +111,12 @@ describe.each(['tiny-llama', 'tiny-qwen2'])('%s decoder vs HF goldens', (name) =
     const out = await run(g, feeds);
     expect(out['loss']!.data).toBeAllclose(gold.get('train.loss').data, LOSS);
     // Every golden gradient is checked, and every parameter has one (tied lm_head: none).
-    expect(gold.names.filter((k) => k.startsWith('train.grad.')).map((k) => k.slice('train.grad.'.length)).sort()).toEqual([...names].sort());
+    expect(
+      gold.names
+        .filter((k) => k.startsWith('train.grad.'))
+        .map((k) => k.slice('train.grad.'.length))
+        .sort(),
+    ).toEqual([...names].sort());
     for (const n of names) {
       expect(out[`grad.${n}`]!.data, n).toBeAllclose(gold.get(`train.grad.${n}`).data, GRADS);
     }
@@ -111,7 +128,13 @@ describe('buildDecoder compute dtypes', () => {
     const ckpt = loadCheckpoint(fixture('tiny-llama'));
     const gold = goldens('tiny-llama');
     const g = new Graph('f16');
-    buildDecoder(g, ckpt.config, { input: 'ids', mask: 'padding', params: { kind: 'initializers', tensors: ckpt.readAll() }, dtype: 'float16', maxPositions: 64 });
+    buildDecoder(g, ckpt.config, {
+      input: 'ids',
+      mask: 'padding',
+      params: { kind: 'initializers', tensors: ckpt.readAll() },
+      dtype: 'float16',
+      maxPositions: 64,
+    });
     const ids = gold.get('ids.input_ids');
     const out = await run(g, { input_ids: ids, attention_mask: ones(2, 8), position_ids: arange(2, 8) });
     expect(out['logits']!.dtype).toBe('float32');
@@ -120,7 +143,14 @@ describe('buildDecoder compute dtypes', () => {
 
   it('bfloat16 graphs keep float32 at the boundary and in every softmax', () => {
     const g = new Graph('bf16');
-    const dec = buildDecoder(g, tinyLlama(), { input: 'embeds', mask: 'additive', outputs: ['logits', 'hidden'], params: { kind: 'inputs' }, dtype: 'bfloat16', cache: true });
+    const dec = buildDecoder(g, tinyLlama(), {
+      input: 'embeds',
+      mask: 'additive',
+      outputs: ['logits', 'hidden'],
+      params: { kind: 'inputs' },
+      dtype: 'bfloat16',
+      cache: true,
+    });
     expect([dec.logits!.dtype, dec.hidden!.dtype, dec.presents[0]!.key.dtype]).toEqual(['float32', 'float32', 'float32']);
     expect(g.inputs.filter((t) => t.dtype !== 'int64').every((t) => t.dtype === 'float32')).toBe(true);
     const softmaxIn = g.nodes.filter((n) => n.op === 'Softmax').map((n) => g.value(n.inputs[0]!).dtype);
@@ -133,14 +163,20 @@ describe('buildDecoder compute dtypes', () => {
 describe('buildDecoder options', () => {
   it('rejects bad options in one line', () => {
     const c = tinyLlama();
-    expect(() => buildDecoder(new Graph(), c, { input: 'ids', mask: 'padding', params: { kind: 'initializers', tensors: [] } }))
-      .toThrow("field 'model.embed_tokens.weight': parameter missing from the initializer tensors");
-    expect(() => buildDecoder(new Graph(), c, {
-      input: 'embeds', mask: 'padding', params: { kind: 'inputs' },
-      lora: { config: { r: 2, alpha: 4, dropout: 0, targetModules: ['embed_tokens'], bias: 'none', taskType: 'FEATURE_EXTRACTION' }, mode: 'eval' },
-    })).toThrow('embed_tokens LoRA needs input "ids"');
-    expect(() => buildDecoder(new Graph(), c, { input: 'ids', mask: 'padding', params: { kind: 'inputs' }, outputs: [] }))
-      .toThrow("field 'outputs': ask for logits and/or hidden");
+    expect(() => buildDecoder(new Graph(), c, { input: 'ids', mask: 'padding', params: { kind: 'initializers', tensors: [] } })).toThrow(
+      "field 'model.embed_tokens.weight': parameter missing from the initializer tensors",
+    );
+    expect(() =>
+      buildDecoder(new Graph(), c, {
+        input: 'embeds',
+        mask: 'padding',
+        params: { kind: 'inputs' },
+        lora: { config: { r: 2, alpha: 4, dropout: 0, targetModules: ['embed_tokens'], bias: 'none', taskType: 'FEATURE_EXTRACTION' }, mode: 'eval' },
+      }),
+    ).toThrow('embed_tokens LoRA needs input "ids"');
+    expect(() => buildDecoder(new Graph(), c, { input: 'ids', mask: 'padding', params: { kind: 'inputs' }, outputs: [] })).toThrow(
+      "field 'outputs': ask for logits and/or hidden",
+    );
   });
 
   it('decoder() names a missing or mis-shaped weight in one line', () => {
@@ -150,8 +186,9 @@ describe('buildDecoder options', () => {
     const opts = { bias: g.input('bias', 'float32', ['batch', 1, 'seq', 'seq']), positions: g.input('pos', 'int64', ['batch', 'seq']) };
     expect(() => decoder(g, c, {}, x, opts)).toThrow("field 'model.embed_tokens.weight': weight missing");
     const w = Object.fromEntries(parameterShapes(c).map((p) => [p.name, g.input(p.name, 'float32', p.shape)]));
-    expect(() => decoder(g, c, { ...w, 'model.norm.weight': g.input('bad', 'float32', [3]) }, x, opts))
-      .toThrow(`field 'model.norm.weight': shape [3] but the config needs [${c.hiddenSize}]`);
+    expect(() => decoder(g, c, { ...w, 'model.norm.weight': g.input('bad', 'float32', [3]) }, x, opts)).toThrow(
+      `field 'model.norm.weight': shape [3] but the config needs [${c.hiddenSize}]`,
+    );
     expect(decoder(g, c, w, x, opts).logits?.shapeText).toBe(`[batch, seq, ${c.vocabSize}]`);
   });
 });
@@ -168,7 +205,10 @@ const QK_GRAD = { atol: 1e-4, rtol: 1e-3 };
 
 const qwen3: ModelConfig = { ...tinyQwen2({ numHiddenLayers: 1, vocabSize: 32 }), attentionBias: false, qkNorm: true };
 const [QB, QT] = [2, 5];
-const qkIds = [[3, 17, 5, 29, 8], [11, 2, 30, 7, 19]];
+const qkIds = [
+  [3, 17, 5, 29, 8],
+  [11, 2, 30, 7, 19],
+];
 
 /** Random weights (norm weights 1 ± 0.3, so the q/k norm weights matter). */
 function weights(c: ModelConfig, seed: number): NamedTensor[] {
@@ -188,18 +228,23 @@ function reference(c: ModelConfig, ws: ReadonlyArray<{ name: string; data: Array
   };
   const [D, H, kvH, hd, F, V] = [c.hiddenSize, c.numAttentionHeads, c.numKeyValueHeads, c.headDim, c.intermediateSize, c.vocabSize];
   const matvec = (w: ArrayLike<number>, x: ArrayLike<number>, O: number, I: number): number[] =>
-    Array.from({ length: O }, (_, o) => { let s = 0; for (let i = 0; i < I; i++) s += (w[o * I + i] as number) * (x[i] as number); return s; });
+    Array.from({ length: O }, (_, o) => {
+      let s = 0;
+      for (let i = 0; i < I; i++) s += (w[o * I + i] as number) * (x[i] as number);
+      return s;
+    });
   const norm = (x: number[], w: ArrayLike<number>): number[] => {
     const r = Math.sqrt(x.reduce((s, v) => s + v * v, 0) / x.length + c.rmsNormEps);
     return x.map((v, i) => (w[i] as number) * (v / r));
   };
   const inv = ropeInvFreq(c);
   const half = hd / 2;
-  const rope = (x: number[], pos: number): number[] => x.map((v, j) => {
-    const a = pos * (inv[j % half] as number);
-    const rot = j < half ? -(x[j + half] as number) : (x[j - half] as number);
-    return v * Math.cos(a) + rot * Math.sin(a);
-  });
+  const rope = (x: number[], pos: number): number[] =>
+    x.map((v, j) => {
+      const a = pos * (inv[j % half] as number);
+      const rot = j < half ? -(x[j + half] as number) : (x[j - half] as number);
+      return v * Math.cos(a) + rot * Math.sin(a);
+    });
   /** Per head of hd: optional RMSNorm (q/k norm), then RoPE. */
   const heads = (x: number[], n: number, pos: number, normW: ArrayLike<number> | null): number[][] =>
     Array.from({ length: n }, (_, h) => {
@@ -222,7 +267,10 @@ function reference(c: ModelConfig, ws: ReadonlyArray<{ name: string; data: Array
         const ctx: number[] = [];
         for (let h = 0; h < H; h++) {
           const g = Math.floor(h / (H / kvH));
-          const s = Array.from({ length: t + 1 }, (_, u) => (q[t] as number[][])[h]!.reduce((a, qv, j) => a + qv * (k[u] as number[][])[g]![j]!, 0) / Math.sqrt(hd));
+          const s = Array.from(
+            { length: t + 1 },
+            (_, u) => (q[t] as number[][])[h]!.reduce((a, qv, j) => a + qv * (k[u] as number[][])[g]![j]!, 0) / Math.sqrt(hd),
+          );
           const m = Math.max(...s);
           const e = s.map((z) => Math.exp(z - m));
           const z = e.reduce((a, y) => a + y, 0);
@@ -248,9 +296,15 @@ function reference(c: ModelConfig, ws: ReadonlyArray<{ name: string; data: Array
   return out;
 }
 
-const i64 = (rows: number[][]): HostTensor => ({ dtype: 'int64', dims: [rows.length, (rows[0] as number[]).length], data: BigInt64Array.from(rows.flat(), BigInt) });
+const i64 = (rows: number[][]): HostTensor => ({
+  dtype: 'int64',
+  dims: [rows.length, (rows[0] as number[]).length],
+  data: BigInt64Array.from(rows.flat(), BigInt),
+});
 const qkFeeds = (): Record<string, HostTensor> => ({
-  input_ids: i64(qkIds), attention_mask: i64(qkIds.map((r) => r.map(() => 1))), position_ids: i64(qkIds.map((r) => r.map((_, t) => t))),
+  input_ids: i64(qkIds),
+  attention_mask: i64(qkIds.map((r) => r.map(() => 1))),
+  position_ids: i64(qkIds.map((r) => r.map((_, t) => t))),
 });
 
 describe('Qwen3 q/k norm (qwen3.qkNorm)', () => {
@@ -259,7 +313,11 @@ describe('Qwen3 q/k norm (qwen3.qkNorm)', () => {
   it('declares q_norm / k_norm [head_dim] per layer, after o_proj (HF registration order)', () => {
     const names = parameterShapes(qwen3).map((p) => p.name);
     const at = names.indexOf('model.layers.0.self_attn.q_norm.weight');
-    expect(names.slice(at - 1, at + 2)).toEqual(['model.layers.0.self_attn.o_proj.weight', 'model.layers.0.self_attn.q_norm.weight', 'model.layers.0.self_attn.k_norm.weight']);
+    expect(names.slice(at - 1, at + 2)).toEqual([
+      'model.layers.0.self_attn.o_proj.weight',
+      'model.layers.0.self_attn.q_norm.weight',
+      'model.layers.0.self_attn.k_norm.weight',
+    ]);
     expect(parameterShapes(qwen3).find((p) => p.name === 'model.layers.0.self_attn.k_norm.weight')?.shape).toEqual([qwen3.headDim]);
     expect(parameterShapes({ ...qwen3, qkNorm: false }).some((p) => p.name.includes('_norm.weight') && p.name.includes('self_attn'))).toBe(false);
   });
@@ -286,12 +344,17 @@ describe('Qwen3 q/k norm (qwen3.qkNorm)', () => {
     const r = g.initializer('R', { dtype: 'float32', dims: [QB, QT, qwen3.vocabSize], data: Float32Array.from(R) });
     const loss = g.reduceSum(g.mul(dec.logits!, r), [0, 1, 2], false);
     const names = ['model.layers.0.self_attn.q_norm.weight', 'model.layers.0.self_attn.k_norm.weight'];
-    grad(g, loss, names.map((n) => dec.params[n]!)).forEach((t, i) => g.output(t!, `grad.${names[i]}`));
+    grad(
+      g,
+      loss,
+      names.map((n) => dec.params[n]!),
+    ).forEach((t, i) => g.output(t!, `grad.${names[i]}`));
     g.prune();
     const f = qkFeeds();
     for (const t of ws) f[t.name] = { dtype: 'float32', dims: t.shape, data: t.data };
     const out = await run(g, f);
-    const lossOf = (w: ReadonlyArray<{ name: string; data: ArrayLike<number> }>): number => reference(qwen3, w).reduce((s, v, i) => s + v * (R[i] as number), 0);
+    const lossOf = (w: ReadonlyArray<{ name: string; data: ArrayLike<number> }>): number =>
+      reference(qwen3, w).reduce((s, v, i) => s + v * (R[i] as number), 0);
     const h = 1e-5;
     for (const name of names) {
       const idx = ws.findIndex((t) => t.name === name);

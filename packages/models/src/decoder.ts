@@ -118,7 +118,11 @@ function lookup(rec: Readonly<Record<string, Tensor>>, name: string, what: strin
 /** The LoRA pair of shapes[i], shapes[i + 1] (A, B) viewed in `dtype`, without dropout. */
 function loraPair(g: Graph, lora: DecoderLora, a: LoraParameterShape, b: LoraParameterShape, dtype: ComputeDtype): LoraPair {
   const [ta, tb] = [lookup(lora.tensors, a.name, 'LoRA tensor'), lookup(lora.tensors, b.name, 'LoRA tensor')];
-  for (const [t, s] of [[ta, a], [tb, b]] as const) checkShape(t, s.name, s.shape);
+  for (const [t, s] of [
+    [ta, a],
+    [tb, b],
+  ] as const)
+    checkShape(t, s.name, s.shape);
   return { a: g.cast(ta, dtype), b: g.cast(tb, dtype), scaling: loraScaling(lora.config), dropout: null };
 }
 
@@ -132,8 +136,7 @@ function checkShape(t: Tensor, name: string, shape: readonly number[]): void {
  * The input embedding W[ids] (+ the embed_tokens LoRA of `lora`, if it targets it) [..., D] in the
  * compute dtype: ids int64 [...], W = weights['model.embed_tokens.weight'].
  */
-export function embed(g: Graph, config: ModelConfig, weights: DecoderWeights, ids: Tensor,
-  opts: { lora?: DecoderLora; dtype?: ComputeDtype } = {}): Tensor {
+export function embed(g: Graph, config: ModelConfig, weights: DecoderWeights, ids: Tensor, opts: { lora?: DecoderLora; dtype?: ComputeDtype } = {}): Tensor {
   if (ids.dtype !== 'int64') throw new Error(`embed: ids must be int64, got ${ids.dtype}${ids.shapeText}`);
   const dtype = opts.dtype ?? 'float32';
   const name = 'model.embed_tokens.weight';
@@ -175,7 +178,12 @@ interface Forward {
  * One attention block on n [N, D] (the normed residual) of layer `i`: returns o_proj(ctx) [N, D] and,
  * with `past`, the layer's present K/V (compute dtype).
  */
-function attention(f: Forward, n: Tensor, i: number, past: { key: Tensor; value: Tensor } | null): { out: Tensor; present: { key: Tensor; value: Tensor } | null } {
+function attention(
+  f: Forward,
+  n: Tensor,
+  i: number,
+  past: { key: Tensor; value: Tensor } | null,
+): { out: Tensor; present: { key: Tensor; value: Tensor } | null } {
   const { g, c, dtype, wide } = f;
   const [H, kvH, hd] = [c.numAttentionHeads, c.numKeyValueHeads, c.headDim];
   const rep = H / kvH;
@@ -237,9 +245,11 @@ export function decoder(g: Graph, config: ModelConfig, weights: DecoderWeights, 
   const c = config;
   const [H, hd, D] = [c.numAttentionHeads, c.headDim, c.hiddenSize];
   if (x.rank !== 3 || x.shape[2] !== D) throw new Error(`decoder: x must be [B, T, ${D}], got ${x.dtype}${x.shapeText}`);
-  if (opts.positions.rank !== 2 || opts.positions.dtype !== 'int64') throw new Error(`decoder: positions must be int64 [B, T], got ${opts.positions.dtype}${opts.positions.shapeText}`);
+  if (opts.positions.rank !== 2 || opts.positions.dtype !== 'int64')
+    throw new Error(`decoder: positions must be int64 [B, T], got ${opts.positions.dtype}${opts.positions.shapeText}`);
   if (opts.bias.rank !== 4) throw new Error(`decoder: bias must be [B, 1, T, S], got ${opts.bias.dtype}${opts.bias.shapeText}`);
-  if (opts.past !== undefined && opts.past.length !== c.numHiddenLayers) throw new Error(`decoder: past needs ${c.numHiddenLayers} layers, got ${opts.past.length}`);
+  if (opts.past !== undefined && opts.past.length !== c.numHiddenLayers)
+    throw new Error(`decoder: past needs ${c.numHiddenLayers} layers, got ${opts.past.length}`);
   const needed = new Set<string>();
   for (const p of parameterShapes(c)) {
     if (p.name === 'lm_head.weight' && !want.has('logits')) continue;
@@ -249,7 +259,10 @@ export function decoder(g: Graph, config: ModelConfig, weights: DecoderWeights, 
   const views = new Map<string, Tensor>();
   const w = (name: string): Tensor => {
     let t = views.get(name);
-    if (t === undefined) views.set(name, (t = g.cast(lookup(weights, name, 'weight'), dtype)));
+    if (t === undefined) {
+      t = g.cast(lookup(weights, name, 'weight'), dtype);
+      views.set(name, t);
+    }
     return t;
   };
   const opt = (name: string): Tensor | null => (needed.has(name) ? w(name) : null);
@@ -261,8 +274,7 @@ export function decoder(g: Graph, config: ModelConfig, weights: DecoderWeights, 
   if (l !== undefined) {
     const shapes = loraParameterShapes(c, l.config);
     const seed = l.dropoutSeed !== undefined && l.config.dropout > 0 ? l.dropoutSeed : null;
-    const source = seed === null ? null
-      : dropoutSource(g, seed, g.op1('Size', [opts.positions]), shapes.length / 2, Math.max(D, H * hd, c.intermediateSize));
+    const source = seed === null ? null : dropoutSource(g, seed, g.op1('Size', [opts.positions]), shapes.length / 2, Math.max(D, H * hd, c.intermediateSize));
     for (let i = 0; i < shapes.length; i += 2) {
       const [sa, sb] = [shapes[i], shapes[i + 1]] as [LoraParameterShape, LoraParameterShape];
       if (sa.baseName === 'model.embed_tokens.weight') continue;
@@ -277,13 +289,19 @@ export function decoder(g: Graph, config: ModelConfig, weights: DecoderWeights, 
   const scaleValue = 1 / Math.sqrt(hd);
   const scaleQ = Number.isInteger(Math.log2(scaleValue));
   const f: Forward = {
-    g, c, dtype, wide: io, w, opt,
+    g,
+    c,
+    dtype,
+    wide: io,
+    w,
+    opt,
     lin: (t, name) => linear(g, t, w(`${name}.weight`), opt(`${name}.bias`), pairs.get(`${name}.weight`) ?? null),
     rope: ropeFactors(g, c, opts.positions, opts.maxPositions ?? c.maxPositionEmbeddings, dtype),
     bt,
     shapeBT: (...rest) => g.concat([bt, g.ints(rest)], 0),
     bias5: g.unsqueeze(g.cast(opts.bias, io), [1]),
-    scale: g.scalar(scaleValue, scaleQ ? dtype : io), scaleQ,
+    scale: g.scalar(scaleValue, scaleQ ? dtype : io),
+    scaleQ,
   };
 
   let h = g.reshape(g.cast(x, dtype), [-1, D]); // [N, D]
@@ -308,9 +326,7 @@ export function decoder(g: Graph, config: ModelConfig, weights: DecoderWeights, 
 // ---- buildDecoder: the decoder with today's graph input names -------------------------------------------
 
 /** Where buildDecoder's parameters come from. */
-export type DecoderParams =
-  | { kind: 'inputs'; dtype?: 'float32' | 'float64' }
-  | { kind: 'initializers'; tensors: readonly NamedTensor[] };
+export type DecoderParams = { kind: 'inputs'; dtype?: 'float32' | 'float64' } | { kind: 'initializers'; tensors: readonly NamedTensor[] };
 
 /** Options of buildDecoder. */
 export interface DecoderOptions {
@@ -394,22 +410,29 @@ export function buildDecoder(g: Graph, config: ModelConfig, opts: DecoderOptions
     l = { config: lc, tensors: lora, ...(seed !== null ? { dropoutSeed: seed } : {}) };
   }
   const positions = g.input('position_ids', 'int64', ['batch', 'seq']);
-  const x = opts.input === 'ids'
-    ? embed(g, c, view, g.input('input_ids', 'int64', ['batch', 'seq']), { dtype, ...(l !== undefined ? { lora: l } : {}) })
-    : g.input('inputs_embeds', io, ['batch', 'seq', D]);
+  const x =
+    opts.input === 'ids'
+      ? embed(g, c, view, g.input('input_ids', 'int64', ['batch', 'seq']), { dtype, ...(l !== undefined ? { lora: l } : {}) })
+      : g.input('inputs_embeds', io, ['batch', 'seq', D]);
   const keys = opts.cache === true ? 'total' : 'seq';
-  const bias = opts.mask === 'padding'
-    ? paddingBias(g, g.input('attention_mask', 'int64', ['batch', keys]), positions)
-    : g.input('attention_mask', io, ['batch', 1, 'seq', keys]);
-  const past = opts.cache === true
-    ? Array.from({ length: c.numHiddenLayers }, (_, i) => ({
-      key: g.input(`past_key_values.${i}.key`, io, ['batch', kvH, 'past', hd]),
-      value: g.input(`past_key_values.${i}.value`, io, ['batch', kvH, 'past', hd]),
-    }))
-    : undefined;
+  const bias =
+    opts.mask === 'padding'
+      ? paddingBias(g, g.input('attention_mask', 'int64', ['batch', keys]), positions)
+      : g.input('attention_mask', io, ['batch', 1, 'seq', keys]);
+  const past =
+    opts.cache === true
+      ? Array.from({ length: c.numHiddenLayers }, (_, i) => ({
+          key: g.input(`past_key_values.${i}.key`, io, ['batch', kvH, 'past', hd]),
+          value: g.input(`past_key_values.${i}.value`, io, ['batch', kvH, 'past', hd]),
+        }))
+      : undefined;
   const out = decoder(g, c, view, x, {
-    bias, positions, dtype, outputs,
-    ...(past !== undefined ? { past } : {}), ...(l !== undefined ? { lora: l } : {}),
+    bias,
+    positions,
+    dtype,
+    outputs,
+    ...(past !== undefined ? { past } : {}),
+    ...(l !== undefined ? { lora: l } : {}),
     ...(opts.maxPositions !== undefined ? { maxPositions: opts.maxPositions } : {}),
   });
   if (opts.markOutputs ?? true) {

@@ -60,44 +60,47 @@ for (const f of FAMILIES) {
       });
     });
   }
-  describe.skipIf(!present(f.name))(`${f.name} (transformers 5 save_pretrained + a 4.x config.json)${present(f.name) ? '' : ': skipped, fixture absent'}`, () => {
-    const gold = present(f.name) ? openSafetensors(join(fixture(f.name), 'goldens.safetensors')) : undefined;
-    const ids = (): HostTensor => {
-      const info = gold!.info('input_ids');
-      return { dtype: 'int64', dims: info.shape, data: gold!.readTensor('input_ids') as BigInt64Array };
-    };
+  describe.skipIf(!present(f.name))(
+    `${f.name} (transformers 5 save_pretrained + a 4.x config.json)${present(f.name) ? '' : ': skipped, fixture absent'}`,
+    () => {
+      const gold = present(f.name) ? openSafetensors(join(fixture(f.name), 'goldens.safetensors')) : undefined;
+      const ids = (): HostTensor => {
+        const info = gold!.info('input_ids');
+        return { dtype: 'int64', dims: info.shape, data: gold!.readTensor('input_ids') as BigInt64Array };
+      };
 
-    it('reads both layouts to the same model and records which one it read', () => {
-      const v5 = loadCheckpoint(folderWith(f.name, 'config.json')).config;
-      const v4 = loadCheckpoint(folderWith(f.name, 'config.v4.json')).config;
-      expect(['rope_parameters', 'both']).toContain(v5.layout.rope);
-      expect(v4.layout).toEqual({ rope: 'rope_scaling', dtypeKey: 'torch_dtype' });
-      const math = (c: typeof v5) => ({ ...c, layout: null, extra: null });
-      expect(math(v5)).toEqual(math(v4));
-      expect([v5.modelType, v5.qkNorm, v5.ropeScaling !== null]).toEqual([f.modelType, f.qkNorm, f.scaled]);
-      if (f.scaled) expect(ids().dims[1]).toBeGreaterThan(v5.ropeScaling!.originalMaxPositionEmbeddings);
-    });
+      it('reads both layouts to the same model and records which one it read', () => {
+        const v5 = loadCheckpoint(folderWith(f.name, 'config.json')).config;
+        const v4 = loadCheckpoint(folderWith(f.name, 'config.v4.json')).config;
+        expect(['rope_parameters', 'both']).toContain(v5.layout.rope);
+        expect(v4.layout).toEqual({ rope: 'rope_scaling', dtypeKey: 'torch_dtype' });
+        const math = (c: typeof v5) => ({ ...c, layout: null, extra: null });
+        expect(math(v5)).toEqual(math(v4));
+        expect([v5.modelType, v5.qkNorm, v5.ropeScaling !== null]).toEqual([f.modelType, f.qkNorm, f.scaled]);
+        if (f.scaled) expect(ids().dims[1]).toBeGreaterThan(v5.ropeScaling!.originalMaxPositionEmbeddings);
+      });
 
-    it.each(['config.json', 'config.v4.json'])('logits at every position equal HF\'s with %s', async (configFile) => {
-      const out = await logits(folderWith(f.name, configFile), ids());
-      expect(out.dims).toEqual(gold!.info('logits').shape);
-      expect(out.data).toBeAllclose(gold!.readTensor('logits') as Float32Array, LOGITS);
-    });
+      it.each(['config.json', 'config.v4.json'])("logits at every position equal HF's with %s", async (configFile) => {
+        const out = await logits(folderWith(f.name, configFile), ids());
+        expect(out.dims).toEqual(gold!.info('logits').shape);
+        expect(out.data).toBeAllclose(gold!.readTensor('logits') as Float32Array, LOGITS);
+      });
 
-    it.each(['config.json', 'config.v4.json'])('saveCheckpoint writes %s back in the layout it came in', (configFile) => {
-      const src = folderWith(f.name, configFile);
-      const ckpt = loadCheckpoint(src);
-      const out = mkdtempSync(join(tmpdir(), `${f.name}-out-`));
-      saveCheckpoint(out, ckpt.config, ckpt.readAll());
-      const read = (p: string) => JSON.parse(readFileSync(p, 'utf8')) as Record<string, unknown>;
-      const [before, after] = [read(join(src, 'config.json')), read(join(out, 'config.json'))];
-      const ropeKeys = (o: Record<string, unknown>) => ['rope_theta', 'rope_scaling', 'rope_parameters', 'dtype', 'torch_dtype'].filter((k) => k in o);
-      expect(ropeKeys(after)).toEqual(ropeKeys(before));
-      for (const k of Object.keys(before)) {
-        if (k !== 'rope_parameters' && k !== 'rope_scaling') expect([k, after[k]]).toEqual([k, before[k]]);
-      }
-      expect(parseModelConfig(after)).toEqual(ckpt.config);
-      expect(modelConfigToJson(parseModelConfig(after))).toEqual(after);
-    });
-  });
+      it.each(['config.json', 'config.v4.json'])('saveCheckpoint writes %s back in the layout it came in', (configFile) => {
+        const src = folderWith(f.name, configFile);
+        const ckpt = loadCheckpoint(src);
+        const out = mkdtempSync(join(tmpdir(), `${f.name}-out-`));
+        saveCheckpoint(out, ckpt.config, ckpt.readAll());
+        const read = (p: string) => JSON.parse(readFileSync(p, 'utf8')) as Record<string, unknown>;
+        const [before, after] = [read(join(src, 'config.json')), read(join(out, 'config.json'))];
+        const ropeKeys = (o: Record<string, unknown>) => ['rope_theta', 'rope_scaling', 'rope_parameters', 'dtype', 'torch_dtype'].filter((k) => k in o);
+        expect(ropeKeys(after)).toEqual(ropeKeys(before));
+        for (const k of Object.keys(before)) {
+          if (k !== 'rope_parameters' && k !== 'rope_scaling') expect([k, after[k]]).toEqual([k, before[k]]);
+        }
+        expect(parseModelConfig(after)).toEqual(ckpt.config);
+        expect(modelConfigToJson(parseModelConfig(after))).toEqual(after);
+      });
+    },
+  );
 }

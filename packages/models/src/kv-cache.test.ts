@@ -54,7 +54,10 @@ describe('KV-cache decoder graph', () => {
     const [cached, full] = await Promise.all([Session.create(serialize(gc).model), Session.create(serialize(gf).model)]);
 
     const pad = c.padTokenId ?? 0;
-    const prompts = [[17, 4, 99, 23, 8], [61, 5, 140]];
+    const prompts = [
+      [17, 4, 99, 23, 8],
+      [61, 5, 140],
+    ];
     const L = Math.max(...prompts.map((p) => p.length));
     const seqs = prompts.map((p) => [...Array<number>(L - p.length).fill(pad), ...p]);
     const mask = prompts.map((p) => [...Array<number>(L - p.length).fill(0), ...p.map(() => 1)]);
@@ -72,7 +75,12 @@ describe('KV-cache decoder graph', () => {
     const cachedTokens: number[][] = [];
     const cachedLogits: Float32Array[] = [];
     for (let step = 0; step < 6; step++) {
-      const out = await cached.run({ input_ids: int64([B, T], ids), attention_mask: int64([B, mask[0]!.length], mask.flat()), position_ids: int64([B, T], pos), ...past });
+      const out = await cached.run({
+        input_ids: int64([B, T], ids),
+        attention_mask: int64([B, mask[0]!.length], mask.flat()),
+        position_ids: int64([B, T], pos),
+        ...past,
+      });
       expect(out['logits']!.dims).toEqual([B, T, c.vocabSize]);
       expect(out['present.0.key']!.dims).toEqual([B, kvH, mask[0]!.length, hd]);
       const next = argmaxLast(out['logits']!);
@@ -93,7 +101,11 @@ describe('KV-cache decoder graph', () => {
     const rows = seqs.map((s) => [...s]);
     for (let step = 0; step < 6; step++) {
       const len = rows[0]!.length;
-      const out = await full.run({ input_ids: int64([B, len], rows.flat()), attention_mask: int64([B, len], mask2.flat()), position_ids: int64([B, len], positions(mask2)) });
+      const out = await full.run({
+        input_ids: int64([B, len], rows.flat()),
+        attention_mask: int64([B, len], mask2.flat()),
+        position_ids: int64([B, len], positions(mask2)),
+      });
       const next = argmaxLast(out['logits']!);
       expect(next, `step ${step}`).toEqual(cachedTokens[step]);
       expect(cachedLogits[step], `step ${step}`).toBeAllclose(lastRow(out['logits']!), CACHED);

@@ -52,15 +52,30 @@ describe('LoRA decoder graph', () => {
     const adapter = randomAdapter(loraParameterShapes(c, lora), 11, 0.05);
     const [B, T] = [2, 7];
     const feeds: Record<string, HostTensor> = {
-      input_ids: ints([B, T], (i) => (i * 37 + 5) % c.vocabSize), attention_mask: ints([B, T], () => 1), position_ids: ints([B, T], (i) => i % T),
+      input_ids: ints([B, T], (i) => (i * 37 + 5) % c.vocabSize),
+      attention_mask: ints([B, T], () => 1),
+      position_ids: ints([B, T], (i) => i % T),
     };
     const outputs = ['logits', 'hidden'] as const;
     const gl = new Graph('lora');
-    const dec = buildDecoder(gl, c, { input: 'ids', mask: 'padding', outputs, params: { kind: 'initializers', tensors: base }, lora: { config: lora, mode: 'eval' }, maxPositions: 32 });
+    const dec = buildDecoder(gl, c, {
+      input: 'ids',
+      mask: 'padding',
+      outputs,
+      params: { kind: 'initializers', tensors: base },
+      lora: { config: lora, mode: 'eval' },
+      maxPositions: 32,
+    });
     expect(Object.keys(dec.lora).length).toBe(2 * (7 * c.numHiddenLayers + (targets.length === 8 ? 1 : 0)));
     expect(gl.inputs.map((t) => t.name)).not.toContain('dropout_seed'); // eval mode: no dropout
     const gm = new Graph('merged');
-    buildDecoder(gm, c, { input: 'ids', mask: 'padding', outputs, params: { kind: 'initializers', tensors: mergeLora(c, base, adapter, lora) }, maxPositions: 32 });
+    buildDecoder(gm, c, {
+      input: 'ids',
+      mask: 'padding',
+      outputs,
+      params: { kind: 'initializers', tensors: mergeLora(c, base, adapter, lora) },
+      maxPositions: 32,
+    });
     const gb = new Graph('base');
     buildDecoder(gb, c, { input: 'ids', mask: 'padding', outputs, params: { kind: 'initializers', tensors: base }, maxPositions: 32 });
     const [sl, sm, sb] = await Promise.all([session(gl), session(gm), session(gb)]);
@@ -82,11 +97,21 @@ describe('LoRA decoder graph', () => {
     const adapter = randomAdapter(loraParameterShapes(c, lora), 5, 0.3);
     const g = new Graph('lora_fd');
     const dec = buildDecoder(g, c, {
-      input: 'ids', mask: 'padding', params: { kind: 'inputs', dtype: 'float64' }, dtype: 'float64', lora: { config: lora, mode: 'train' }, maxPositions: 16, markOutputs: false,
+      input: 'ids',
+      mask: 'padding',
+      params: { kind: 'inputs', dtype: 'float64' },
+      dtype: 'float64',
+      lora: { config: lora, mode: 'train' },
+      maxPositions: 16,
+      markOutputs: false,
     });
     const loss = causalLmLoss(g, dec.logits!, g.input('labels', 'int64', ['batch', 'seq']));
     const names = Object.keys(dec.lora);
-    const grads = grad(g, loss, names.map((n) => dec.lora[n]!));
+    const grads = grad(
+      g,
+      loss,
+      names.map((n) => dec.lora[n]!),
+    );
     g.output(loss, 'loss');
     names.forEach((n, i) => g.output(grads[i]!, `grad.${n}`));
     g.prune();
@@ -96,8 +121,10 @@ describe('LoRA decoder graph', () => {
       // Right padding (row 1's last token) with label -100: no query row is fully masked (such rows,
       // as for left-padded pad tokens, get uniform attention in the forward while the backward, like
       // HF's, differentiates through the absorbed mask, so finite differences there would disagree).
-      input_ids: ints([B, T], (i) => (i * 7 + 3) % c.vocabSize), labels: ints([B, T], (i) => (i % 4 === 0 || i === 9 ? -100 : (i * 5 + 1) % c.vocabSize)),
-      attention_mask: ints([B, T], (i) => (i === 9 ? 0 : 1)), position_ids: ints([B, T], (i) => i % T),
+      input_ids: ints([B, T], (i) => (i * 7 + 3) % c.vocabSize),
+      labels: ints([B, T], (i) => (i % 4 === 0 || i === 9 ? -100 : (i * 5 + 1) % c.vocabSize)),
+      attention_mask: ints([B, T], (i) => (i === 9 ? 0 : 1)),
+      position_ids: ints([B, T], (i) => i % T),
       dropout_seed: { dtype: 'int64', dims: [], data: BigInt64Array.of(99n) },
     };
     for (const t of base) feeds[t.name] = host(t, 'float64');
@@ -119,7 +146,10 @@ describe('LoRA decoder graph', () => {
       // The embedding A gets gradient only at the looked-up vocabulary columns; probe one of those.
       if (name.endsWith('lora_embedding_A')) idx.push(3);
       const fd = await Promise.all(idx.map(async (j) => ((await lossAt(name, j, h)) - (await lossAt(name, j, -h))) / (2 * h)));
-      expect(idx.map((j) => analytic[j] as number), name).toBeAllclose(fd, FD);
+      expect(
+        idx.map((j) => analytic[j] as number),
+        name,
+      ).toBeAllclose(fd, FD);
       checked += idx.length;
     }
     expect(checked).toBeGreaterThan(90);
@@ -135,7 +165,13 @@ describe('LoRA decoder graph', () => {
     const adapter = randomAdapter(loraParameterShapes(c, lora), 2, 0.5);
     const build = (l: LoraConfig) => {
       const g = new Graph('drop');
-      buildDecoder(g, c, { input: 'ids', mask: 'padding', params: { kind: 'initializers', tensors: base }, lora: { config: l, mode: 'train' }, maxPositions: 16 });
+      buildDecoder(g, c, {
+        input: 'ids',
+        mask: 'padding',
+        params: { kind: 'initializers', tensors: base },
+        lora: { config: l, mode: 'train' },
+        maxPositions: 16,
+      });
       return g;
     };
     const g = build(lora);
@@ -146,7 +182,11 @@ describe('LoRA decoder graph', () => {
     expect(added).toBeGreaterThan(7 * c.numHiddenLayers * 10);
     expect(added).toBeLessThan(7 * c.numHiddenLayers * 10 + 250);
     const s = await session(g);
-    const feeds: Record<string, HostTensor> = { input_ids: ints([1, 6], (i) => i + 3), attention_mask: ints([1, 6], () => 1), position_ids: ints([1, 6], (i) => i) };
+    const feeds: Record<string, HostTensor> = {
+      input_ids: ints([1, 6], (i) => i + 3),
+      attention_mask: ints([1, 6], () => 1),
+      position_ids: ints([1, 6], (i) => i),
+    };
     for (const t of adapter) feeds[t.name] = host(t);
     const at = async (seed: bigint) => (await s.run({ ...feeds, dropout_seed: { dtype: 'int64', dims: [], data: BigInt64Array.of(seed) } }))['logits']!.data;
     const [a1, a2, b] = [await at(7n), await at(7n), await at(8n)];
@@ -184,15 +224,25 @@ describe('LoRA decoder graph', () => {
     // Mean 1/2 and keep rate 0.9 within ~5 standard errors; neighbours, streams, seeds uncorrelated.
     expect(Math.abs(mean(u0) - 0.5)).toBeLessThan(5 * Math.sqrt(1 / 12 / n));
     expect(Math.abs(u0.filter((v) => v < 0.9).length / n - 0.9)).toBeLessThan(5 * Math.sqrt(0.09 / n));
-    for (const [a, b] of [[u0.slice(1), u0.slice(0, -1)], [u0, u1], [u0, u2]] as const) expect(Math.abs(corr(a, b))).toBeLessThan(5 / Math.sqrt(n));
+    for (const [a, b] of [
+      [u0.slice(1), u0.slice(0, -1)],
+      [u0, u1],
+      [u0, u2],
+    ] as const)
+      expect(Math.abs(corr(a, b))).toBeLessThan(5 / Math.sqrt(n));
     // Counter-based and pinned: a resumed run (or a new build of this code) draws the same masks.
     expect(Array.from((r['u0']!.data as BigInt64Array).slice(0, 3), Number)).toEqual(PINNED);
     // …and they are the documented formula (BigInt on the host).
     const Pn = 2147483647n;
-    const rounds = [[1103515245n, 12345n, 374761393n], [48271n, 1013904223n, 668265263n], [69621n, 2654435761n % Pn, 2246822519n % Pn], [1664525n, 3266489917n % Pn, 1181783497n]];
+    const rounds = [
+      [1103515245n, 12345n, 374761393n],
+      [48271n, 1013904223n, 668265263n],
+      [69621n, 2654435761n % Pn, 2246822519n % Pn],
+      [1664525n, 3266489917n % Pn, 1181783497n],
+    ];
     const host = (seed: bigint, stream: bigint, i: bigint) => {
       let x = (i + ((stream * 2654435761n) % Pn)) % Pn;
-      for (const [a, c1, c2] of rounds) x = ((((x * a! + (seed % Pn) + c1!) % Pn) ** 2n) + c2!) % Pn;
+      for (const [a, c1, c2] of rounds) x = (((x * a! + (seed % Pn) + c1!) % Pn) ** 2n + c2!) % Pn;
       return Number(x);
     };
     expect([0n, 1n, 2n].map((i) => host(12345n, 0n, i))).toEqual(PINNED);
@@ -221,10 +271,15 @@ describe('LoRA decoder graph', () => {
 
     // The documented formula, on the host: int64 hash → 32-bit words → int32 product → threshold.
     const Pn = 2147483647n;
-    const rounds = [[1103515245n, 12345n, 374761393n], [48271n, 1013904223n, 668265263n], [69621n, 2654435761n % Pn, 2246822519n % Pn], [1664525n, 3266489917n % Pn, 1181783497n]];
+    const rounds = [
+      [1103515245n, 12345n, 374761393n],
+      [48271n, 1013904223n, 668265263n],
+      [69621n, 2654435761n % Pn, 2246822519n % Pn],
+      [1664525n, 3266489917n % Pn, 1181783497n],
+    ];
     const hash = (sd: bigint, stream: bigint, i: bigint) => {
       let v = (i + ((stream * 2654435761n) % Pn)) % Pn;
-      for (const [a, c1, c2] of rounds) v = ((((v * a! + (sd % Pn) + c1!) % Pn) ** 2n) + c2!) % Pn;
+      for (const [a, c1, c2] of rounds) v = (((v * a! + (sd % Pn) + c1!) % Pn) ** 2n + c2!) % Pn;
       return v;
     };
     const word = (sd: bigint, lo: bigint, hi: bigint, i: number) => Number(hash(sd, lo, BigInt(i)) - (hash(sd, hi, BigInt(i)) % 2n) * 2n ** 31n);
@@ -250,7 +305,11 @@ describe('LoRA decoder graph', () => {
       let [sa, sb, sab, saa, sbb] = [0, 0, 0, 0, 0];
       for (let i = 0; i < len; i++) {
         const [x, y] = [a(i), b(i)];
-        sa += x; sb += y; sab += x * y; saa += x * x; sbb += y * y;
+        sa += x;
+        sb += y;
+        sab += x * y;
+        saa += x * x;
+        sbb += y * y;
       }
       const cov = sab / len - (sa / len) * (sb / len);
       return cov / Math.sqrt((saa / len - (sa / len) ** 2) * (sbb / len - (sb / len) ** 2));
@@ -260,8 +319,24 @@ describe('LoRA decoder graph', () => {
     // Horizontal / vertical neighbours, other streams, other seeds (incl. phase 1's decoder seed + 7919): uncorrelated.
     const lim = 5 / Math.sqrt(n);
     const at = (k: Uint8Array) => (i: number) => k[i]!;
-    expect(Math.abs(corr((i) => k0![i]!, (i) => k0![i + 1]!, n - 1))).toBeLessThan(lim);
-    expect(Math.abs(corr((i) => k0![i]!, (i) => k0![i + I]!, n - I))).toBeLessThan(lim);
+    expect(
+      Math.abs(
+        corr(
+          (i) => k0![i]!,
+          (i) => k0![i + 1]!,
+          n - 1,
+        ),
+      ),
+    ).toBeLessThan(lim);
+    expect(
+      Math.abs(
+        corr(
+          (i) => k0![i]!,
+          (i) => k0![i + I]!,
+          n - I,
+        ),
+      ),
+    ).toBeLessThan(lim);
     for (const other of [k1!, k2!, k3!]) expect(Math.abs(corr(at(k0!), at(other), n))).toBeLessThan(lim);
     // Per-row and per-column keep counts have the binomial variance I·p·q (no row or column is special).
     const varRatio = (count: (j: number) => number, groups: number, size: number) => {
@@ -269,8 +344,24 @@ describe('LoRA decoder graph', () => {
       const mu = mean(c);
       return c.reduce((a, v) => a + (v - mu) ** 2, 0) / (groups - 1) / (size * p * q);
     };
-    const rowRatio = varRatio((r) => { let t = 0; for (let c = 0; c < I; c++) t += k0![r * I + c]!; return t; }, N, I);
-    const colRatio = varRatio((c) => { let t = 0; for (let r = 0; r < N; r++) t += k0![r * I + c]!; return t; }, I, N);
+    const rowRatio = varRatio(
+      (r) => {
+        let t = 0;
+        for (let c = 0; c < I; c++) t += k0![r * I + c]!;
+        return t;
+      },
+      N,
+      I,
+    );
+    const colRatio = varRatio(
+      (c) => {
+        let t = 0;
+        for (let r = 0; r < N; r++) t += k0![r * I + c]!;
+        return t;
+      },
+      I,
+      N,
+    );
     for (const v of [rowRatio, colRatio]) expect(Math.abs(v - 1)).toBeLessThan(5 * Math.sqrt(2 / 1024));
     // 2 × 2 blocks (rows r, r + dr; columns c, c + dc): the 16 keep patterns at their independent
     // frequencies (chi-square, 15 dof, < 60 ≈ p 1e-7). The test has power: the additive-only variant
@@ -295,7 +386,13 @@ describe('LoRA decoder graph', () => {
       return x2;
     };
     const graphKeep = (r: number, c: number) => k0![r * I + c]!;
-    for (const [dr, dc] of [[1, 1], [N / 2, I / 2], [1, I / 2], [N / 2, 1]] as const) expect(chi2(graphKeep, dr, dc), `blocks ${dr} × ${dc}`).toBeLessThan(60);
+    for (const [dr, dc] of [
+      [1, 1],
+      [N / 2, I / 2],
+      [1, I / 2],
+      [N / 2, 1],
+    ] as const)
+      expect(chi2(graphKeep, dr, dc), `blocks ${dr} × ${dc}`).toBeLessThan(60);
     expect(chi2((r, c) => hostKeep(0, r, c, true), N / 2, I / 2)).toBeGreaterThan(1000);
     await s.release();
   });

@@ -99,7 +99,8 @@ export function dropoutSource(g: Graph, seed: Tensor, rows: Tensor, streams: num
   return {
     rows: words(g, g.mul(rows, g.scalar(w, 'int64')), w, seed, TABLE_STREAMS.rows, TABLE_STREAMS.rowsHigh),
     cols: words(g, g.scalar(w * maxCols, 'int64'), maxCols, seed, TABLE_STREAMS.cols, TABLE_STREAMS.colsHigh),
-    streams, maxCols,
+    streams,
+    maxCols,
   };
 }
 
@@ -107,7 +108,8 @@ export function dropoutSource(g: Graph, seed: Tensor, rows: Tensor, streams: num
 export function dropoutKeep(g: Graph, x: Tensor, p: number, src: DropoutSource, stream: number): Tensor {
   if (!(p > 0 && p < 1)) throw new Error(`dropoutKeep: p must be in (0, 1), got ${p}`);
   const I = x.shape[1];
-  if (x.rank !== 2 || typeof I !== 'number' || I > src.maxCols) throw new Error(`dropoutKeep: x must be [N, I] with static I <= ${src.maxCols}, got ${x.shapeText}`);
+  if (x.rank !== 2 || typeof I !== 'number' || I > src.maxCols)
+    throw new Error(`dropoutKeep: x must be [N, I] with static I <= ${src.maxCols}, got ${x.shapeText}`);
   if (!Number.isSafeInteger(stream) || stream < 0 || stream >= src.streams) throw new Error(`dropoutKeep: stream ${stream} not in [0, ${src.streams})`);
   const perRow = (j: number) => g.slice(src.rows, [j], [j + 1], [1]); // [N, 1]
   const perCol = (j: number) => g.slice(src.cols, [j, 0], [j + 1, I], [0, 1]); // [1, I]

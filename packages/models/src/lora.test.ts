@@ -16,12 +16,29 @@ describe('LoRA shapes and names', () => {
     const dec = loraParameterShapes(llama32_1b(), { r: 64, alpha: 128, dropout: 0.1, targetModules: ALL, bias: 'none', taskType: 'CAUSAL_LM' });
     expect(dec.length).toBe(16 * 7 * 2);
     expect(dec.slice(0, 2)).toEqual([
-      { name: 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight', shape: [64, 2048], baseName: 'model.layers.0.self_attn.q_proj.weight', kind: 'A' },
-      { name: 'base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight', shape: [2048, 64], baseName: 'model.layers.0.self_attn.q_proj.weight', kind: 'B' },
+      {
+        name: 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight',
+        shape: [64, 2048],
+        baseName: 'model.layers.0.self_attn.q_proj.weight',
+        kind: 'A',
+      },
+      {
+        name: 'base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight',
+        shape: [2048, 64],
+        baseName: 'model.layers.0.self_attn.q_proj.weight',
+        kind: 'B',
+      },
     ]);
     expect(dec.find((p) => p.name.includes('k_proj.lora_B'))?.shape).toEqual([512, 64]);
     expect(dec.find((p) => p.name.includes('down_proj.lora_A'))?.shape).toEqual([64, 8192]);
-    const enc = loraParameterShapes(llama32_1b(), { r: 64, alpha: 128, dropout: 0.1, targetModules: [...ALL, 'embed_tokens'], bias: 'none', taskType: 'FEATURE_EXTRACTION' });
+    const enc = loraParameterShapes(llama32_1b(), {
+      r: 64,
+      alpha: 128,
+      dropout: 0.1,
+      targetModules: [...ALL, 'embed_tokens'],
+      bias: 'none',
+      taskType: 'FEATURE_EXTRACTION',
+    });
     expect(enc.slice(0, 3).map((p) => `${p.name} [${p.shape}]`)).toEqual([
       'base_model.model.embed_tokens.lora_embedding_A [64,128256]',
       'base_model.model.embed_tokens.lora_embedding_B [2048,64]',
@@ -36,8 +53,9 @@ describe('LoRA shapes and names', () => {
   it('rejects unsupported settings in one line', () => {
     const l: LoraConfig = { r: 0, alpha: 1, dropout: 0, targetModules: ['q_proj'], bias: 'none', taskType: 'CAUSAL_LM' };
     expect(() => loraParameterShapes(tinyLlama(), l)).toThrow("adapter_config.json: field 'r': expected a positive integer, got 0");
-    expect(() => loraParameterShapes(tinyLlama(), { ...l, r: 2, targetModules: ['lm_head' as 'q_proj'] }))
-      .toThrow(`field 'target_modules': unsupported module "lm_head"`);
+    expect(() => loraParameterShapes(tinyLlama(), { ...l, r: 2, targetModules: ['lm_head' as 'q_proj'] })).toThrow(
+      `field 'target_modules': unsupported module "lm_head"`,
+    );
   });
 });
 
@@ -77,19 +95,47 @@ describe('PEFT adapter folders', () => {
   it('writes adapter_config.json with PEFT fields and round-trips the tensors', () => {
     const dir = mkdtempSync(join(tmpdir(), 'lora-'));
     const c = tinyLlama();
-    const lora: LoraConfig = { r: 4, alpha: 8, dropout: 0.1, targetModules: ['v_proj', 'q_proj'], bias: 'none', taskType: 'CAUSAL_LM', baseModelNameOrPath: 'base' };
-    const tensors = loraParameterShapes(c, lora).map((p, i) => ({ name: p.name, shape: p.shape, data: new Float32Array(p.shape[0]! * p.shape[1]!).fill(i / 8) }));
+    const lora: LoraConfig = {
+      r: 4,
+      alpha: 8,
+      dropout: 0.1,
+      targetModules: ['v_proj', 'q_proj'],
+      bias: 'none',
+      taskType: 'CAUSAL_LM',
+      baseModelNameOrPath: 'base',
+    };
+    const tensors = loraParameterShapes(c, lora).map((p, i) => ({
+      name: p.name,
+      shape: p.shape,
+      data: new Float32Array(p.shape[0]! * p.shape[1]!).fill(i / 8),
+    }));
     saveAdapter(dir, lora, tensors, { model: c });
     const cfg = JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8'));
-    expect(cfg).toMatchObject({ peft_type: 'LORA', r: 4, lora_alpha: 8, lora_dropout: 0.1, target_modules: ['q_proj', 'v_proj'], bias: 'none',
-      task_type: 'CAUSAL_LM', base_model_name_or_path: 'base', fan_in_fan_out: false, inference_mode: true, init_lora_weights: true, modules_to_save: null });
+    expect(cfg).toMatchObject({
+      peft_type: 'LORA',
+      r: 4,
+      lora_alpha: 8,
+      lora_dropout: 0.1,
+      target_modules: ['q_proj', 'v_proj'],
+      bias: 'none',
+      task_type: 'CAUSAL_LM',
+      base_model_name_or_path: 'base',
+      fan_in_fan_out: false,
+      inference_mode: true,
+      init_lora_weights: true,
+      modules_to_save: null,
+    });
     const back = loadAdapter(dir, { model: c });
     expect(back.config).toEqual({ ...lora, targetModules: ['q_proj', 'v_proj'], useRslora: false });
     expect(back.tensors.map((t) => t.name).sort()).toEqual(tensors.map((t) => t.name).sort());
     for (const t of tensors) expect(back.tensors.find((b) => b.name === t.name)?.data).toBeAllclose(t.data, EXACT);
-    expect(() => loadAdapter(dir, { model: tinyLlama({ hiddenSize: 32 }) })).toThrow("field 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight': shape [4,16], expected [4,32]");
+    expect(() => loadAdapter(dir, { model: tinyLlama({ hiddenSize: 32 }) })).toThrow(
+      "field 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight': shape [4,16], expected [4,32]",
+    );
     writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify({ ...cfg, use_dora: true }));
-    expect(() => loadAdapter(dir)).toThrow(`${join(dir, 'adapter_config.json')}: field 'use_dora': true is not supported; expected false (DoRA is not supported)`);
+    expect(() => loadAdapter(dir)).toThrow(
+      `${join(dir, 'adapter_config.json')}: field 'use_dora': true is not supported; expected false (DoRA is not supported)`,
+    );
     writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify({ ...cfg, layers_to_transform: [0] }));
     expect(() => loadAdapter(dir)).toThrow("field 'layers_to_transform': [0] is not supported; expected null (every layer is adapted)");
     expect(loadAdapter(dir, { allowConfigFields: ['layers_to_transform'] }).config.r).toBe(4);
@@ -102,12 +148,37 @@ describe('PEFT adapter folders', () => {
 describe('adapter_config.json fields', () => {
   // As PEFT 0.17 writes it for a Qwen3 model (the inert keys of newer PEFT versions included).
   const PEFT = {
-    alpha_pattern: {}, auto_mapping: null, base_model_name_or_path: 'Qwen/Qwen3-0.6B', bias: 'none', corda_config: null,
-    eva_config: null, exclude_modules: null, fan_in_fan_out: false, inference_mode: true, init_lora_weights: true,
-    layer_replication: null, layers_pattern: null, layers_to_transform: null, loftq_config: {}, lora_alpha: 16, lora_bias: false,
-    lora_dropout: 0.05, megatron_config: null, megatron_core: 'megatron.core', modules_to_save: null, peft_type: 'LORA',
-    qalora_group_size: 16, r: 8, rank_pattern: {}, revision: null, target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
-    target_parameters: null, task_type: 'CAUSAL_LM', trainable_token_indices: null, use_dora: false, use_qalora: false,
+    alpha_pattern: {},
+    auto_mapping: null,
+    base_model_name_or_path: 'Qwen/Qwen3-0.6B',
+    bias: 'none',
+    corda_config: null,
+    eva_config: null,
+    exclude_modules: null,
+    fan_in_fan_out: false,
+    inference_mode: true,
+    init_lora_weights: true,
+    layer_replication: null,
+    layers_pattern: null,
+    layers_to_transform: null,
+    loftq_config: {},
+    lora_alpha: 16,
+    lora_bias: false,
+    lora_dropout: 0.05,
+    megatron_config: null,
+    megatron_core: 'megatron.core',
+    modules_to_save: null,
+    peft_type: 'LORA',
+    qalora_group_size: 16,
+    r: 8,
+    rank_pattern: {},
+    revision: null,
+    target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
+    target_parameters: null,
+    task_type: 'CAUSAL_LM',
+    trainable_token_indices: null,
+    use_dora: false,
+    use_qalora: false,
     use_rslora: false,
   };
 
@@ -117,8 +188,10 @@ describe('adapter_config.json fields', () => {
     const c = tinyQwen3({ hiddenSize: 16, numAttentionHeads: 2, numHiddenLayers: 1 }); // head_dim 8: q is [16, 16]
     const shapes = loraParameterShapes(c, l).map((p) => `${p.name} [${p.shape}]`);
     expect(shapes.slice(0, 4)).toEqual([
-      'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight [8,16]', 'base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight [16,8]',
-      'base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight [8,16]', 'base_model.model.model.layers.0.self_attn.k_proj.lora_B.weight [16,8]',
+      'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight [8,16]',
+      'base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight [16,8]',
+      'base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight [8,16]',
+      'base_model.model.model.layers.0.self_attn.k_proj.lora_B.weight [16,8]',
     ]);
   });
 

@@ -74,9 +74,13 @@ export function loraParameterShapes(c: ModelConfig, lora: LoraConfig): LoraParam
   const q = c.numAttentionHeads * c.headDim;
   const kv = c.numKeyValueHeads * c.headDim;
   const mods: Array<[LoraTarget, string, number, number]> = [
-    ['q_proj', 'self_attn', q, c.hiddenSize], ['k_proj', 'self_attn', kv, c.hiddenSize], ['v_proj', 'self_attn', kv, c.hiddenSize],
-    ['o_proj', 'self_attn', c.hiddenSize, q], ['gate_proj', 'mlp', c.intermediateSize, c.hiddenSize],
-    ['up_proj', 'mlp', c.intermediateSize, c.hiddenSize], ['down_proj', 'mlp', c.hiddenSize, c.intermediateSize],
+    ['q_proj', 'self_attn', q, c.hiddenSize],
+    ['k_proj', 'self_attn', kv, c.hiddenSize],
+    ['v_proj', 'self_attn', kv, c.hiddenSize],
+    ['o_proj', 'self_attn', c.hiddenSize, q],
+    ['gate_proj', 'mlp', c.intermediateSize, c.hiddenSize],
+    ['up_proj', 'mlp', c.intermediateSize, c.hiddenSize],
+    ['down_proj', 'mlp', c.hiddenSize, c.intermediateSize],
   ];
   for (let i = 0; i < c.numHiddenLayers; i++) {
     for (const [m, block, o, inp] of mods) {
@@ -130,7 +134,11 @@ export interface AdapterOptions {
 export function saveAdapter(dir: string, lora: LoraConfig, tensors: readonly NamedTensor[], opts: AdapterOptions = {}): void {
   const file = join(dir, 'adapter_model.safetensors');
   if (opts.model !== undefined) checkAdapterTensors(opts.model, lora, tensors, file);
-  writeSafetensors(file, tensors.map((t) => ({ name: t.name, dtype: opts.dtype ?? 'F32', shape: t.shape, data: t.data })), { format: 'pt' });
+  writeSafetensors(
+    file,
+    tensors.map((t) => ({ name: t.name, dtype: opts.dtype ?? 'F32', shape: t.shape, data: t.data })),
+    { format: 'pt' },
+  );
   writeJsonAtomic(join(dir, 'adapter_config.json'), adapterConfigJson(lora));
 }
 
@@ -147,17 +155,28 @@ function checkAdapterTensors(c: ModelConfig, lora: LoraConfig, tensors: Readonly
   if (missing !== undefined) throw inputError({ file, field: missing }, 'missing tensor');
 }
 
-const empty = (v: unknown) => v === undefined || v === null || (Array.isArray(v) && v.length === 0)
-  || (typeof v === 'object' && !Array.isArray(v) && Object.keys(v as object).length === 0);
+const empty = (v: unknown) =>
+  v === undefined ||
+  v === null ||
+  (Array.isArray(v) && v.length === 0) ||
+  (typeof v === 'object' && !Array.isArray(v) && Object.keys(v as object).length === 0);
 
 /** adapter_config.json fields read into LoraConfig. */
-const ADAPTER_KNOWN = new Set([
-  'peft_type', 'r', 'lora_alpha', 'lora_dropout', 'target_modules', 'bias', 'task_type', 'use_rslora', 'base_model_name_or_path',
-]);
+const ADAPTER_KNOWN = new Set(['peft_type', 'r', 'lora_alpha', 'lora_dropout', 'target_modules', 'bias', 'task_type', 'use_rslora', 'base_model_name_or_path']);
 /** Fields that change nothing once the adapter is trained (initialisation, bookkeeping). */
 const ADAPTER_INERT = new Set([
-  'inference_mode', 'init_lora_weights', 'revision', 'auto_mapping', 'peft_version', 'runtime_config', 'megatron_core',
-  'loftq_config', 'eva_config', 'corda_config', 'qalora_group_size', 'ensure_weight_tying',
+  'inference_mode',
+  'init_lora_weights',
+  'revision',
+  'auto_mapping',
+  'peft_version',
+  'runtime_config',
+  'megatron_core',
+  'loftq_config',
+  'eva_config',
+  'corda_config',
+  'qalora_group_size',
+  'ensure_weight_tying',
 ]);
 /** Fields that PEFT writes at a neutral value; any other value changes the model and is not implemented. */
 const ADAPTER_NEUTRAL: Record<string, { ok: (v: unknown) => boolean; need: string }> = {
@@ -199,8 +218,12 @@ export function parseAdapterConfig(json: unknown, file = 'adapter_config.json', 
     throw inputError({ file, field: 'target_modules' }, `expected a list of module names, got ${JSON.stringify(targets)}`);
   }
   const lora: LoraConfig = {
-    r: o['r'] as number, alpha: o['lora_alpha'] as number, dropout: (o['lora_dropout'] ?? 0) as number,
-    targetModules: targets as LoraTarget[], bias: o['bias'] as 'none', taskType: o['task_type'] as LoraConfig['taskType'],
+    r: o['r'] as number,
+    alpha: o['lora_alpha'] as number,
+    dropout: (o['lora_dropout'] ?? 0) as number,
+    targetModules: targets as LoraTarget[],
+    bias: o['bias'] as 'none',
+    taskType: o['task_type'] as LoraConfig['taskType'],
     useRslora: o['use_rslora'] === true,
     baseModelNameOrPath: typeof o['base_model_name_or_path'] === 'string' ? (o['base_model_name_or_path'] as string) : null,
   };

@@ -19,9 +19,15 @@ export interface RopeFactors {
  * Builds the RoPE factors of int64 `positionIds` [B, T] for `config` (llama3 scaling via ropeInvFreq).
  * Positions must lie in [0, maxPositions); larger ones make ORT's Gather fail at run time.
  */
-export function ropeFactors(g: Graph, config: Pick<ModelConfig, 'headDim' | 'ropeTheta' | 'ropeScaling'>, positionIds: Tensor,
-  maxPositions: number, dtype: DType): RopeFactors {
-  if (positionIds.rank !== 2 || positionIds.dtype !== 'int64') throw new Error(`ropeFactors: position_ids must be int64 [B, T], got ${positionIds.dtype}${positionIds.shapeText}`);
+export function ropeFactors(
+  g: Graph,
+  config: Pick<ModelConfig, 'headDim' | 'ropeTheta' | 'ropeScaling'>,
+  positionIds: Tensor,
+  maxPositions: number,
+  dtype: DType,
+): RopeFactors {
+  if (positionIds.rank !== 2 || positionIds.dtype !== 'int64')
+    throw new Error(`ropeFactors: position_ids must be int64 [B, T], got ${positionIds.dtype}${positionIds.shapeText}`);
   if (!Number.isSafeInteger(maxPositions) || maxPositions < 1) throw new Error(`ropeFactors: maxPositions must be a positive integer, got ${maxPositions}`);
   const invFreq = ropeInvFreq(config);
   const half = invFreq.length;

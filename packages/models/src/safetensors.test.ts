@@ -33,11 +33,11 @@ describe('16-bit float conversion', () => {
   });
 
   it('rounds float32 to IEEE half and widens exactly', () => {
-    expect([1, -2, 65504, 65520, 2 ** -24, 2 ** -25, 3 * 2 ** -26, 1 / 3, -0].map(float32ToF16Bits))
-      .toEqual([0x3c00, 0xc000, 0x7bff, 0x7c00, 0x0001, 0x0000, 0x0001, 0x3555, 0x8000]);
+    expect([1, -2, 65504, 65520, 2 ** -24, 2 ** -25, 3 * 2 ** -26, 1 / 3, -0].map(float32ToF16Bits)).toEqual([
+      0x3c00, 0xc000, 0x7bff, 0x7c00, 0x0001, 0x0000, 0x0001, 0x3555, 0x8000,
+    ]);
     expect(float32ToF16Bits(NaN) & 0x7e00).toBe(0x7e00);
-    expect([0x3c00, 0x0001, 0x03ff, 0x7bff, 0xfc00, 0x3555].map(f16BitsToFloat32))
-      .toEqual([1, 2 ** -24, 1023 * 2 ** -24, 65504, -Infinity, 0.333251953125]);
+    expect([0x3c00, 0x0001, 0x03ff, 0x7bff, 0xfc00, 0x3555].map(f16BitsToFloat32)).toEqual([1, 2 ** -24, 1023 * 2 ** -24, 65504, -Infinity, 0.333251953125]);
     for (let b = 0; b < 0x7c00; b += 7) expect(float32ToF16Bits(f16BitsToFloat32(b))).toBe(b); // exact round trip
   });
 });
@@ -46,8 +46,12 @@ describe('safetensors files', () => {
   it('reads a hand-built file byte by byte', () => {
     // x: F32 [2] = [1, -2]; y: BF16 [1,2] = [1, 0.5]; z: I64 [1] = [7]
     const data = [0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0, 0x80, 0x3f, 0, 0x3f, 7, 0, 0, 0, 0, 0, 0, 0];
-    const header = { __metadata__: { format: 'pt' }, x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
-      y: { dtype: 'BF16', shape: [1, 2], data_offsets: [8, 12] }, z: { dtype: 'I64', shape: [1], data_offsets: [12, 20] } };
+    const header = {
+      __metadata__: { format: 'pt' },
+      x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+      y: { dtype: 'BF16', shape: [1, 2], data_offsets: [8, 12] },
+      z: { dtype: 'I64', shape: [1], data_offsets: [12, 20] },
+    };
     const path = join(tmp(), 'a.safetensors');
     writeFileSync(path, rawFile(header, data));
     const h = readSafetensorsHeader(path);
@@ -69,13 +73,17 @@ describe('safetensors files', () => {
 
   it('writes the exact bytes: sorted names, space-padded 8-byte-aligned header, bf16 rounding', () => {
     const path = join(tmp(), 'w.safetensors');
-    writeSafetensors(path, [
-      { name: 'b', dtype: 'BF16', shape: [3], data: new Float32Array([1, 1 / 3, -0]) },
-      { name: 'a', dtype: 'F32', shape: [1], data: new Float32Array([2]) },
-    ], { format: 'pt' });
+    writeSafetensors(
+      path,
+      [
+        { name: 'b', dtype: 'BF16', shape: [3], data: new Float32Array([1, 1 / 3, -0]) },
+        { name: 'a', dtype: 'F32', shape: [1], data: new Float32Array([2]) },
+      ],
+      { format: 'pt' },
+    );
     const bytes = readFileSync(path);
-    const json = '{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},' +
-      '"b":{"dtype":"BF16","shape":[3],"data_offsets":[4,10]}}';
+    const json =
+      '{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},' + '"b":{"dtype":"BF16","shape":[3],"data_offsets":[4,10]}}';
     const padded = json + ' '.repeat((8 - (json.length % 8)) % 8);
     expect(padded.length % 8).toBe(0);
     expect(bytes.readBigUInt64LE(0)).toBe(BigInt(padded.length));
@@ -99,8 +107,14 @@ describe('safetensors files', () => {
     const f = openSafetensors(path);
     expect(f.readTensor('f32')).toBeAllclose(f32, EXACT);
     expect(f.readTensor('f64')).toBeAllclose([0.1, 2], EXACT);
-    expect(f.readTensor('f16', { as: 'float32' })).toBeAllclose([...f32].map((x) => f16BitsToFloat32(float32ToF16Bits(x))), EXACT);
-    expect(f.readTensor('bf16', { as: 'float32' })).toBeAllclose([...f32].map((x) => bf16BitsToFloat32(float32ToBf16Bits(x))), EXACT);
+    expect(f.readTensor('f16', { as: 'float32' })).toBeAllclose(
+      [...f32].map((x) => f16BitsToFloat32(float32ToF16Bits(x))),
+      EXACT,
+    );
+    expect(f.readTensor('bf16', { as: 'float32' })).toBeAllclose(
+      [...f32].map((x) => bf16BitsToFloat32(float32ToBf16Bits(x))),
+      EXACT,
+    );
     expect(f.readTensor('bf16', { as: 'float32' })).toBeAllclose(f32, { atol: 0, rtol: 2 ** -8 }); // bf16 has 8 significant bits
     expect([...(f.readTensor('i64') as BigInt64Array)]).toEqual([-1n, 2n ** 40n]);
     expect([...(f.readTensor('i32') as Int32Array)]).toEqual([-5]);
@@ -111,10 +125,12 @@ describe('safetensors files', () => {
 
   it('rejects bad input to the writer', () => {
     const path = join(tmp(), 'bad.safetensors');
-    expect(() => writeSafetensors(path, [{ name: 'a', dtype: 'F32', shape: [3], data: new Float32Array(2) }]))
-      .toThrow("writeSafetensors: tensor 'a' has 2 values but shape [3] needs 3");
-    expect(() => writeSafetensors(path, [{ name: 'a', dtype: 'I64', shape: [1], data: new Float32Array(1) }]))
-      .toThrow("writeSafetensors: tensor 'a' of dtype I64 cannot take a Float32Array");
+    expect(() => writeSafetensors(path, [{ name: 'a', dtype: 'F32', shape: [3], data: new Float32Array(2) }])).toThrow(
+      "writeSafetensors: tensor 'a' has 2 values but shape [3] needs 3",
+    );
+    expect(() => writeSafetensors(path, [{ name: 'a', dtype: 'I64', shape: [1], data: new Float32Array(1) }])).toThrow(
+      "writeSafetensors: tensor 'a' of dtype I64 cannot take a Float32Array",
+    );
   });
 
   const ok = { x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } };
@@ -122,12 +138,21 @@ describe('safetensors files', () => {
     ['a header size beyond the file', rawFile(ok, new Array(8).fill(0), 10_000), "field 'header size': 10000 exceeds the"],
     ['a non-JSON header', Buffer.concat([Buffer.from([4, 0, 0, 0, 0, 0, 0, 0]), Buffer.from('{abc')]), "field 'header': not JSON"],
     ['a truncated file', rawFile(ok, [0, 0, 0, 0]), "field 'tensor 'x'': data_offsets [0, 8] run past the end of the data (4 bytes; truncated file?)"],
-    ['offsets that disagree with dtype x shape', rawFile({ x: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, new Array(8).fill(0)),
-      "field 'tensor 'x'': data_offsets [0, 8] hold 8 bytes but F32 [3] needs 12"],
-    ['overlapping tensors', rawFile({ x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, y: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, new Array(8).fill(0)),
-      "field 'tensor 'y'': data overlaps the previous tensor (starts at 4, previous ends at 8)"],
-    ['a gap in the buffer', rawFile({ x: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, new Array(8).fill(0)),
-      "field 'tensor 'x'': gap in the data buffer before offset 4"],
+    [
+      'offsets that disagree with dtype x shape',
+      rawFile({ x: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, new Array(8).fill(0)),
+      "field 'tensor 'x'': data_offsets [0, 8] hold 8 bytes but F32 [3] needs 12",
+    ],
+    [
+      'overlapping tensors',
+      rawFile({ x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, y: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, new Array(8).fill(0)),
+      "field 'tensor 'y'': data overlaps the previous tensor (starts at 4, previous ends at 8)",
+    ],
+    [
+      'a gap in the buffer',
+      rawFile({ x: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, new Array(8).fill(0)),
+      "field 'tensor 'x'': gap in the data buffer before offset 4",
+    ],
     ['trailing bytes', rawFile(ok, new Array(12).fill(0)), "field 'data': 4 trailing bytes after the last tensor"],
     ['an unknown dtype', rawFile({ x: { dtype: 'F8_E4M3', shape: [1], data_offsets: [0, 1] } }, [0]), `field 'tensor 'x'': unsupported dtype "F8_E4M3"`],
     ['a bad shape', rawFile({ x: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, [0, 0, 0, 0]), "field 'tensor 'x'': bad shape [-1]"],
@@ -138,7 +163,11 @@ describe('safetensors files', () => {
     const path = join(tmp(), 'c.safetensors');
     writeFileSync(path, bytes);
     let msg = '';
-    try { readSafetensorsHeader(path); } catch (e) { msg = (e as Error).message; }
+    try {
+      readSafetensorsHeader(path);
+    } catch (e) {
+      msg = (e as Error).message;
+    }
     expect(msg).toContain(`${path}: `);
     expect(msg).toContain(message);
     expect(msg).not.toContain('\n');
@@ -149,8 +178,10 @@ describe('safetensors files', () => {
     writeSafetensors(join(dir, 'model-00001-of-00002.safetensors'), [{ name: 'a', dtype: 'F32', shape: [1], data: new Float32Array([1]) }]);
     writeSafetensors(join(dir, 'model-00002-of-00002.safetensors'), [{ name: 'b', dtype: 'BF16', shape: [2], data: new Float32Array([2, 3]) }]);
     const index = join(dir, 'model.safetensors.index.json');
-    writeFileSync(index, JSON.stringify({ metadata: { total_size: 8 },
-      weight_map: { a: 'model-00001-of-00002.safetensors', b: 'model-00002-of-00002.safetensors' } }));
+    writeFileSync(
+      index,
+      JSON.stringify({ metadata: { total_size: 8 }, weight_map: { a: 'model-00001-of-00002.safetensors', b: 'model-00002-of-00002.safetensors' } }),
+    );
     const s = openShardedSafetensors(index);
     expect(s.tensors.map((t) => t.name)).toEqual(['a', 'b']);
     expect(s.readTensor('b', { as: 'float32' })).toBeAllclose([2, 3], EXACT);

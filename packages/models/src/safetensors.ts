@@ -16,7 +16,16 @@ export type Dtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8
 
 /** Bytes per element. */
 export const DTYPE_SIZE: Readonly<Record<Dtype, number>> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
 };
 
 /** Typed array of a tensor's elements (F16/BF16 as raw Uint16 bits unless converted to float32). */
@@ -130,7 +139,11 @@ function parseHeader(path: string, fd: number): SafetensorsHeader {
   tensors.sort((x, y) => x.begin - y.begin || x.end - y.end);
   let cursor = dataStart;
   for (const t of tensors) {
-    if (t.begin < cursor) throw inputError({ file: path, field: `tensor '${t.name}'` }, `data overlaps the previous tensor (starts at ${t.begin - dataStart}, previous ends at ${cursor - dataStart})`);
+    if (t.begin < cursor)
+      throw inputError(
+        { file: path, field: `tensor '${t.name}'` },
+        `data overlaps the previous tensor (starts at ${t.begin - dataStart}, previous ends at ${cursor - dataStart})`,
+      );
     if (t.begin > cursor) throw inputError({ file: path, field: `tensor '${t.name}'` }, `gap in the data buffer before offset ${t.begin - dataStart}`);
     cursor = t.end;
   }
@@ -162,22 +175,59 @@ function decode(info: TensorInfo, bytes: Uint8Array, as: 'float32' | undefined, 
   if (as === 'float32') {
     const out = new Float32Array(n);
     switch (info.dtype) {
-      case 'F32': for (let i = 0; i < n; i++) out[i] = dv.getFloat32(4 * i, true); return out;
-      case 'F64': for (let i = 0; i < n; i++) out[i] = dv.getFloat64(8 * i, true); return out;
-      case 'BF16': for (let i = 0; i < n; i++) out[i] = bf16BitsToFloat32(dv.getUint16(2 * i, true)); return out;
-      case 'F16': for (let i = 0; i < n; i++) out[i] = f16BitsToFloat32(dv.getUint16(2 * i, true)); return out;
-      default: throw inputError({ file: path, field: `tensor '${info.name}'` }, `dtype ${info.dtype} cannot be read as float32`);
+      case 'F32':
+        for (let i = 0; i < n; i++) out[i] = dv.getFloat32(4 * i, true);
+        return out;
+      case 'F64':
+        for (let i = 0; i < n; i++) out[i] = dv.getFloat64(8 * i, true);
+        return out;
+      case 'BF16':
+        for (let i = 0; i < n; i++) out[i] = bf16BitsToFloat32(dv.getUint16(2 * i, true));
+        return out;
+      case 'F16':
+        for (let i = 0; i < n; i++) out[i] = f16BitsToFloat32(dv.getUint16(2 * i, true));
+        return out;
+      default:
+        throw inputError({ file: path, field: `tensor '${info.name}'` }, `dtype ${info.dtype} cannot be read as float32`);
     }
   }
   switch (info.dtype) {
-    case 'F64': { const o = new Float64Array(n); for (let i = 0; i < n; i++) o[i] = dv.getFloat64(8 * i, true); return o; }
-    case 'F32': { const o = new Float32Array(n); for (let i = 0; i < n; i++) o[i] = dv.getFloat32(4 * i, true); return o; }
-    case 'F16': case 'BF16': { const o = new Uint16Array(n); for (let i = 0; i < n; i++) o[i] = dv.getUint16(2 * i, true); return o; }
-    case 'I64': { const o = new BigInt64Array(n); for (let i = 0; i < n; i++) o[i] = dv.getBigInt64(8 * i, true); return o; }
-    case 'I32': { const o = new Int32Array(n); for (let i = 0; i < n; i++) o[i] = dv.getInt32(4 * i, true); return o; }
-    case 'I16': { const o = new Int16Array(n); for (let i = 0; i < n; i++) o[i] = dv.getInt16(2 * i, true); return o; }
-    case 'I8': return new Int8Array(buf);
-    case 'U8': case 'BOOL': return new Uint8Array(buf);
+    case 'F64': {
+      const o = new Float64Array(n);
+      for (let i = 0; i < n; i++) o[i] = dv.getFloat64(8 * i, true);
+      return o;
+    }
+    case 'F32': {
+      const o = new Float32Array(n);
+      for (let i = 0; i < n; i++) o[i] = dv.getFloat32(4 * i, true);
+      return o;
+    }
+    case 'F16':
+    case 'BF16': {
+      const o = new Uint16Array(n);
+      for (let i = 0; i < n; i++) o[i] = dv.getUint16(2 * i, true);
+      return o;
+    }
+    case 'I64': {
+      const o = new BigInt64Array(n);
+      for (let i = 0; i < n; i++) o[i] = dv.getBigInt64(8 * i, true);
+      return o;
+    }
+    case 'I32': {
+      const o = new Int32Array(n);
+      for (let i = 0; i < n; i++) o[i] = dv.getInt32(4 * i, true);
+      return o;
+    }
+    case 'I16': {
+      const o = new Int16Array(n);
+      for (let i = 0; i < n; i++) o[i] = dv.getInt16(2 * i, true);
+      return o;
+    }
+    case 'I8':
+      return new Int8Array(buf);
+    case 'U8':
+    case 'BOOL':
+      return new Uint8Array(buf);
   }
 }
 
@@ -191,9 +241,15 @@ export class SafetensorsFile implements TensorSource {
     this.byName = new Map(this.header.tensors.map((t) => [t.name, t]));
   }
 
-  get tensors(): readonly TensorInfo[] { return this.header.tensors; }
-  get metadata(): Record<string, string> | null { return this.header.metadata; }
-  has(name: string): boolean { return this.byName.has(name); }
+  get tensors(): readonly TensorInfo[] {
+    return this.header.tensors;
+  }
+  get metadata(): Record<string, string> | null {
+    return this.header.metadata;
+  }
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
 
   info(name: string): TensorInfo {
     const t = this.byName.get(name);
@@ -252,15 +308,22 @@ export class ShardedSafetensors implements TensorSource {
     }
     for (const [shard, f] of files) {
       for (const t of f.tensors) {
-        if (this.shardOf.get(t.name) !== f) throw inputError({ file: join(dirname(indexPath), shard), field: `tensor '${t.name}'` }, 'not listed for this shard in the weight_map');
+        if (this.shardOf.get(t.name) !== f)
+          throw inputError({ file: join(dirname(indexPath), shard), field: `tensor '${t.name}'` }, 'not listed for this shard in the weight_map');
       }
     }
     this.tensors = list;
   }
 
-  has(name: string): boolean { return this.shardOf.has(name); }
-  info(name: string): TensorInfo { return this.shard(name).info(name); }
-  readTensor(name: string, opts: { as?: 'float32' } = {}): TensorArray { return this.shard(name).readTensor(name, opts); }
+  has(name: string): boolean {
+    return this.shardOf.has(name);
+  }
+  info(name: string): TensorInfo {
+    return this.shard(name).info(name);
+  }
+  readTensor(name: string, opts: { as?: 'float32' } = {}): TensorArray {
+    return this.shard(name).readTensor(name, opts);
+  }
 
   private shard(name: string): SafetensorsFile {
     const f = this.shardOf.get(name);
@@ -282,30 +345,50 @@ function encodeTensor(t: TensorData): Uint8Array {
   const d = t.data;
   const bad = () => new Error(`writeSafetensors: tensor '${t.name}' of dtype ${t.dtype} cannot take a ${d.constructor.name}`);
   switch (t.dtype) {
-    case 'F32': case 'F64': {
+    case 'F32':
+    case 'F64': {
       if (!(d instanceof Float32Array || d instanceof Float64Array)) throw bad();
       if (t.dtype === 'F32') for (let i = 0; i < n; i++) dv.setFloat32(4 * i, d[i] as number, true);
       else for (let i = 0; i < n; i++) dv.setFloat64(8 * i, d[i] as number, true);
       return out;
     }
-    case 'BF16': case 'F16': {
+    case 'BF16':
+    case 'F16': {
       const conv = t.dtype === 'BF16' ? float32ToBf16Bits : float32ToF16Bits;
       if (d instanceof Uint16Array) for (let i = 0; i < n; i++) dv.setUint16(2 * i, d[i] as number, true);
       else if (d instanceof Float32Array || d instanceof Float64Array) for (let i = 0; i < n; i++) dv.setUint16(2 * i, conv(d[i] as number), true);
       else throw bad();
       return out;
     }
-    case 'I64': if (!(d instanceof BigInt64Array)) throw bad(); for (let i = 0; i < n; i++) dv.setBigInt64(8 * i, d[i] as bigint, true); return out;
-    case 'I32': if (!(d instanceof Int32Array)) throw bad(); for (let i = 0; i < n; i++) dv.setInt32(4 * i, d[i] as number, true); return out;
-    case 'I16': if (!(d instanceof Int16Array)) throw bad(); for (let i = 0; i < n; i++) dv.setInt16(2 * i, d[i] as number, true); return out;
-    case 'I8': if (!(d instanceof Int8Array)) throw bad(); out.set(new Uint8Array(d.buffer, d.byteOffset, n)); return out;
-    case 'U8': case 'BOOL': if (!(d instanceof Uint8Array)) throw bad(); out.set(d); return out;
+    case 'I64':
+      if (!(d instanceof BigInt64Array)) throw bad();
+      for (let i = 0; i < n; i++) dv.setBigInt64(8 * i, d[i] as bigint, true);
+      return out;
+    case 'I32':
+      if (!(d instanceof Int32Array)) throw bad();
+      for (let i = 0; i < n; i++) dv.setInt32(4 * i, d[i] as number, true);
+      return out;
+    case 'I16':
+      if (!(d instanceof Int16Array)) throw bad();
+      for (let i = 0; i < n; i++) dv.setInt16(2 * i, d[i] as number, true);
+      return out;
+    case 'I8':
+      if (!(d instanceof Int8Array)) throw bad();
+      out.set(new Uint8Array(d.buffer, d.byteOffset, n));
+      return out;
+    case 'U8':
+    case 'BOOL':
+      if (!(d instanceof Uint8Array)) throw bad();
+      out.set(d);
+      return out;
   }
 }
 
 /** The header JSON bytes (padded with spaces to a multiple of 8) for tensors in the given order. */
-export function safetensorsHeaderBytes(tensors: ReadonlyArray<{ name: string; dtype: Dtype; shape: readonly number[] }>,
-  metadata?: Record<string, string>): Buffer {
+export function safetensorsHeaderBytes(
+  tensors: ReadonlyArray<{ name: string; dtype: Dtype; shape: readonly number[] }>,
+  metadata?: Record<string, string>,
+): Buffer {
   const header: Record<string, unknown> = {};
   if (metadata !== undefined) header['__metadata__'] = metadata;
   let off = 0;

@@ -8,9 +8,7 @@
 import { inputError } from '@latent-sft/core';
 import { padBatch } from '@latent-sft/data';
 import type { Graph, Tensor, ValueSpec } from '@latent-sft/graph';
-import {
-  type ComputeDtype, type LoraConfig, type ModelConfig, causalLmLoss, decoder, embed, paddingBias, viewWeights,
-} from '@latent-sft/models';
+import { type ComputeDtype, type LoraConfig, type ModelConfig, causalLmLoss, decoder, embed, paddingBias, viewWeights } from '@latent-sft/models';
 import type { HostTensor } from '@latent-sft/runtime';
 import type { SequenceParts } from './examples.js';
 import { modelLora, modelWeights } from './graph-parts.js';
@@ -45,7 +43,9 @@ export function cotSftObjective(config: ModelConfig, opts: CotSftOptions = {}): 
   const batch: Record<string, ValueSpec> = { input_ids: seq, attention_mask: seq, position_ids: seq, labels: seq };
   if (usesDropout(lora)) batch.dropout_seed = { dtype: 'int64', shape: [] };
   return {
-    trainable, frozen, batch,
+    trainable,
+    frozen,
+    batch,
     buildLoss(g: Graph, tr: Record<string, Tensor>, inputs: Record<string, Tensor>) {
       const fn = 'cotSftObjective';
       const compute = opts.compute ?? dtype;
@@ -55,7 +55,10 @@ export function cotSftObjective(config: ModelConfig, opts: CotSftOptions = {}): 
       const positions = need(inputs, 'position_ids', fn);
       const x = embed(g, config, weights, need(inputs, 'input_ids', fn), { dtype: compute, ...(l !== undefined ? { lora: l } : {}) });
       const { logits } = decoder(g, config, weights, x, {
-        bias: paddingBias(g, need(inputs, 'attention_mask', fn), positions), positions, dtype: compute, outputs: ['logits'],
+        bias: paddingBias(g, need(inputs, 'attention_mask', fn), positions),
+        positions,
+        dtype: compute,
+        outputs: ['logits'],
         ...(l !== undefined ? { lora: l } : {}),
       });
       const labels = need(inputs, 'labels', fn);
@@ -107,7 +110,9 @@ export function collateCotSft(examples: readonly SequenceParts[], opts: CotSftCo
     for (let t = 0; t < T; t++) pos[b * T + t] = t;
   });
   const feeds: Record<string, HostTensor> = {
-    input_ids: i64([B, T], pid.data), attention_mask: i64([B, T], mask), position_ids: i64([B, T], pos),
+    input_ids: i64([B, T], pid.data),
+    attention_mask: i64([B, T], mask),
+    position_ids: i64([B, T], pos),
     labels: i64([B, T], padBatch(labels, ignore).data),
   };
   if (opts.dropoutSeed !== undefined) feeds.dropout_seed = i64([], [opts.dropoutSeed]);

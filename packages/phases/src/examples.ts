@@ -19,7 +19,11 @@ export function encodeTrainRow(tok: Tokenizer, row: TrainRow, where: InputLocati
   const enc = encodeExample(tok, { problem: row.problem, cot: row.cot, answer: row.cot_answer }, where);
   const part = (key: keyof typeof enc.spans): number[] => enc.ids.slice(...enc.spans[key]);
   const parts: SequenceParts = {
-    prefixIds: part('prefix'), thinkIds: part('think'), cotIds: part('cot'), endThinkIds: part('endThink'), answerIds: part('answer'),
+    prefixIds: part('prefix'),
+    thinkIds: part('think'),
+    cotIds: part('cot'),
+    endThinkIds: part('endThink'),
+    answerIds: part('answer'),
   };
   if (parts.thinkIds.length === 0 || parts.endThinkIds.length === 0) {
     throw inputError({ ...where, field: 'tokenizer' }, 'the <think> / </think> markers encode to no ids');

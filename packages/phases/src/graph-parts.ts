@@ -22,12 +22,24 @@ function bound(names: readonly string[], bind: (name: string) => Tensor | undefi
 
 /** The weights of `config` by HF name (lm_head only with `withHead`), each `bind(name)`. */
 export function modelWeights(config: ModelConfig, withHead: boolean, bind: (name: string) => Tensor | undefined): Record<string, Tensor> {
-  return bound(parameterShapes(config).map((p) => p.name).filter((n) => withHead || n !== 'lm_head.weight'), bind);
+  return bound(
+    parameterShapes(config)
+      .map((p) => p.name)
+      .filter((n) => withHead || n !== 'lm_head.weight'),
+    bind,
+  );
 }
 
 /** The decoder LoRA of `lora`: its tensors by PEFT name (`bind(name)`), dropout from `seed` when given. */
 export function modelLora(config: ModelConfig, lora: LoraConfig, bind: (name: string) => Tensor | undefined, seed?: Tensor): DecoderLora {
-  return { config: lora, tensors: bound(loraParameterShapes(config, lora).map((s) => s.name), bind), ...(seed !== undefined ? { dropoutSeed: seed } : {}) };
+  return {
+    config: lora,
+    tensors: bound(
+      loraParameterShapes(config, lora).map((s) => s.name),
+      bind,
+    ),
+    ...(seed !== undefined ? { dropoutSeed: seed } : {}),
+  };
 }
 
 /** dim `axis` of `t` as an int64 scalar tensor (a constant when static). */
@@ -39,7 +51,8 @@ function dimOf(g: Graph, t: Tensor, axis: number): Tensor {
 /** out[b,i] = x[b, clamp(positions[b,i] + offset, 0, T−1)]: x [B,T,D], positions int64 [B,m] → [B,m,D]. */
 export function gatherRows(g: Graph, x: Tensor, positions: Tensor, offset = 0): Tensor {
   if (x.rank !== 3) throw new Error(`gatherRows: x must be [B, T, D], got ${x.dtype}${x.shapeText}`);
-  if (positions.rank !== 2 || positions.dtype !== 'int64') throw new Error(`gatherRows: positions must be int64 [B, m], got ${positions.dtype}${positions.shapeText}`);
+  if (positions.rank !== 2 || positions.dtype !== 'int64')
+    throw new Error(`gatherRows: positions must be int64 [B, m], got ${positions.dtype}${positions.shapeText}`);
   const D = x.shape[2];
   if (typeof D !== 'number') throw new Error(`gatherRows: x needs a static last dim, got ${x.shapeText}`);
   const i64 = (v: number): Tensor => g.scalar(v, 'int64');

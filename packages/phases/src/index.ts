@@ -12,12 +12,25 @@ export { gatherRows } from './graph-parts.js';
 export { collateCotSft, cotSftObjective, usesDropout } from './cot-sft.js';
 export type { CollatedBatch, CotSftCollateOptions, CotSftOptions } from './cot-sft.js';
 export {
-  DECODER_PREFIX, ENCODER_PREFIX, collateEncoder, collatePhase1, encoderBatchSpecs, encoderConfig, phase1Objective,
+  DECODER_PREFIX,
+  ENCODER_PREFIX,
+  collateEncoder,
+  collatePhase1,
+  encoderBatchSpecs,
+  encoderConfig,
+  phase1Objective,
 } from './phase1.js';
 export type { Phase1CollateOptions, Phase1Options, Phase1Step } from './phase1.js';
 export { collatePhase2, gHiddenMse, isHiddenTeacher, perturbTeacher, phase2HiddenTerms, phase2Objective } from './phase2.js';
 export type {
-  GumbelTeacherOptions, HiddenTeacherLatents, Phase2CollateOptions, Phase2Example, Phase2Latent, Phase2Options, Phase2Teacher, TeacherLatents,
+  GumbelTeacherOptions,
+  HiddenTeacherLatents,
+  Phase2CollateOptions,
+  Phase2Example,
+  Phase2Latent,
+  Phase2Options,
+  Phase2Teacher,
+  TeacherLatents,
 } from './phase2.js';
 export { buildLatentCacheGraph, computeHiddenLatents, computeLatents } from './latents.js';
 export type { LatentCacheOptions } from './latents.js';

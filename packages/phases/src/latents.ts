@@ -66,7 +66,9 @@ export function buildLatentCacheGraph(config: ModelConfig, opts: LatentCacheOpti
  * `weights` holds the graph's weight inputs by name; the encoder batch comes from collateEncoder.
  */
 export async function computeLatents(
-  session: Session, weights: Readonly<Record<string, HostTensor>>, examples: readonly SequenceParts[],
+  session: Session,
+  weights: Readonly<Record<string, HostTensor>>,
+  examples: readonly SequenceParts[],
   opts: Pick<Phase1CollateOptions, 'r' | 'compressId' | 'padId' | 'ltim' | 'dtype'>,
 ): Promise<TeacherLatents[]> {
   const batch = collateEncoder(examples, opts);
@@ -78,7 +80,8 @@ export async function computeLatents(
   const p = numbers(probs);
   const ix = numbers(ids);
   return batch.m.map((m, b) => ({
-    m, k,
+    m,
+    k,
     probs: Float32Array.from(p.slice(b * M * k, (b * M + m) * k)),
     indices: Int32Array.from(ix.slice(b * M * k, (b * M + m) * k)),
   }));
@@ -89,7 +92,9 @@ export async function computeLatents(
  * 'hidden'): per example its m encoder states [m,d] (float32).
  */
 export async function computeHiddenLatents(
-  session: Session, weights: Readonly<Record<string, HostTensor>>, examples: readonly SequenceParts[],
+  session: Session,
+  weights: Readonly<Record<string, HostTensor>>,
+  examples: readonly SequenceParts[],
   opts: Pick<Phase1CollateOptions, 'r' | 'compressId' | 'padId' | 'ltim' | 'dtype'>,
 ): Promise<HiddenTeacherLatents[]> {
   const batch = collateEncoder(examples, opts);

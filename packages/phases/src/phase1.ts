@@ -19,9 +19,7 @@ import { inputError } from '@latent-sft/core';
 import { buildDecoderSequence, buildEncoderSequence, padBatch } from '@latent-sft/data';
 import type { Graph, Tensor, ValueSpec } from '@latent-sft/graph';
 import { type LatentKind, gLatentEmbedding, gScatterLatents } from '@latent-sft/latent';
-import {
-  FP32_MIN, batchMasks, batchPositions, contiguousPositions, dualTrackPositions, inductionMask, supervisionMask, toAdditive,
-} from '@latent-sft/masks';
+import { FP32_MIN, batchMasks, batchPositions, contiguousPositions, dualTrackPositions, inductionMask, supervisionMask, toAdditive } from '@latent-sft/masks';
 import { type ComputeDtype, type LoraConfig, type ModelConfig, causalLmLoss, decoder, embed, viewWeights } from '@latent-sft/models';
 import type { HostTensor } from '@latent-sft/runtime';
 import type { CollatedBatch } from './cot-sft.js';
@@ -82,8 +80,12 @@ function checkKind(config: ModelConfig, kind: LatentKind): void {
  * positions [B,m,d]. `bindParam` resolves E's parameter and LoRA names (without the prefix).
  */
 export function encoderStates(
-  g: Graph, config: ModelConfig, inputs: Record<string, Tensor>,
-  lora: { config: LoraConfig; mode: 'train' | 'eval' } | undefined, bindParam: (name: string) => Tensor | undefined, compute: ComputeDtype,
+  g: Graph,
+  config: ModelConfig,
+  inputs: Record<string, Tensor>,
+  lora: { config: LoraConfig; mode: 'train' | 'eval' } | undefined,
+  bindParam: (name: string) => Tensor | undefined,
+  compute: ComputeDtype,
 ): Tensor {
   const fn = 'phase1 encoder';
   const enc = encoderConfig(config);
@@ -93,7 +95,11 @@ export function encoderStates(
   const positions = need(inputs, 'encoder_position_ids', fn);
   const x = embed(g, enc, weights, need(inputs, 'encoder_input_ids', fn), { dtype: compute, ...(l !== undefined ? { lora: l } : {}) });
   const { hidden } = decoder(g, enc, weights, x, {
-    bias: need(inputs, 'encoder_attention_mask', fn), positions, dtype: compute, outputs: ['hidden'], ...(l !== undefined ? { lora: l } : {}),
+    bias: need(inputs, 'encoder_attention_mask', fn),
+    positions,
+    dtype: compute,
+    outputs: ['hidden'],
+    ...(l !== undefined ? { lora: l } : {}),
   });
   if (hidden === null) throw new Error(`${fn}: no hidden states`);
   return gatherRows(g, hidden, need(inputs, 'compress_positions', fn));
@@ -133,11 +139,23 @@ export function phase1Objective(config: ModelConfig, opts: Phase1Options): Objec
   if (dropout) batch.dropout_seed = { dtype: 'int64', shape: [] };
 
   return {
-    trainable, frozen, batch,
+    trainable,
+    frozen,
+    batch,
     buildLoss(g: Graph, tr: Record<string, Tensor>, inputs: Record<string, Tensor>) {
       const fn = 'phase1Objective';
-      const param = (prefix: string) => (name: string): Tensor | undefined => tr[prefix + name] ?? inputs[prefix + name];
-      const h = encoderStates(g, config, inputs, encLora !== undefined ? { config: encLora, mode: 'train' } : undefined, param(ENCODER_PREFIX), opts.compute ?? dtype);
+      const param =
+        (prefix: string) =>
+        (name: string): Tensor | undefined =>
+          tr[prefix + name] ?? inputs[prefix + name];
+      const h = encoderStates(
+        g,
+        config,
+        inputs,
+        encLora !== undefined ? { config: encLora, mode: 'train' } : undefined,
+        param(ENCODER_PREFIX),
+        opts.compute ?? dtype,
+      );
       // W: D's input embedding, detached (also when a caller trains it elsewhere in the graph).
       const Wc = g.stopGradient(g.cast(need(inputs, `${DECODER_PREFIX}model.embed_tokens.weight`, fn), h.dtype));
       const z = gLatentEmbedding(g, h, Wc, latent).emb;
@@ -147,7 +165,10 @@ export function phase1Objective(config: ModelConfig, opts: Phase1Options): Objec
       const decSeed = dropout ? g.add(need(inputs, 'dropout_seed', fn), g.scalar(7919, 'int64')) : undefined;
       const bindDec = param(DECODER_PREFIX);
       const { logits } = decoder(g, config, modelWeights(config, true, bindDec), embeds, {
-        bias: need(inputs, 'attention_mask', fn), positions: need(inputs, 'position_ids', fn), dtype: opts.compute ?? dtype, outputs: ['logits'],
+        bias: need(inputs, 'attention_mask', fn),
+        positions: need(inputs, 'position_ids', fn),
+        dtype: opts.compute ?? dtype,
+        outputs: ['logits'],
         ...(decLora !== undefined ? { lora: modelLora(config, decLora, bindDec, decSeed) } : {}),
       });
       if (logits === null) throw new Error(`${fn}: the decoder has no logits`);
@@ -196,28 +217,50 @@ function checkSpecialIds(opts: { compressId: number; padId: number }): void {
 }
 
 /** The encoder half of a Phase-1 batch (also the latent-cache input): feeds and each example's m. */
-export function collateEncoder(examples: readonly SequenceParts[], opts: Pick<Phase1CollateOptions, 'r' | 'compressId' | 'padId' | 'ltim' | 'dtype'>): CollatedBatch & { m: number[] } {
+export function collateEncoder(
+  examples: readonly SequenceParts[],
+  opts: Pick<Phase1CollateOptions, 'r' | 'compressId' | 'padId' | 'ltim' | 'dtype'>,
+): CollatedBatch & { m: number[] } {
   if (examples.length === 0) throw inputError({ field: 'examples' }, 'need at least one example');
   checkSpecialIds(opts);
   const dtype = opts.dtype ?? 'float32';
   const seqs = examples.map((ex) => buildEncoderSequence({ ...ex, r: opts.r, compressId: opts.compressId }));
-  const ids = padBatch(seqs.map((s) => s.ids), opts.padId);
+  const ids = padBatch(
+    seqs.map((s) => s.ids),
+    opts.padId,
+  );
   const [B, Te] = ids.shape;
   const keep = opts.ltim
-    ? batchMasks(seqs.map((s) => inductionMask(s.ids, { compressId: opts.compressId, padId: opts.padId })), ids.lengths, Te)
-    : batchMasks(seqs.map((s) => causalByValue(s.ids, opts.padId)), ids.lengths, Te);
+    ? batchMasks(
+        seqs.map((s) => inductionMask(s.ids, { compressId: opts.compressId, padId: opts.padId })),
+        ids.lengths,
+        Te,
+      )
+    : batchMasks(
+        seqs.map((s) => causalByValue(s.ids, opts.padId)),
+        ids.lengths,
+        Te,
+      );
   const m = seqs.map((s) => s.m);
   const M = Math.max(...m);
   const cpos = new Array<number>(B * M).fill(0);
   const valid = new Array<number>(B * M).fill(0);
-  seqs.forEach((s, b) => s.compressPositions.forEach((p, i) => {
-    cpos[b * M + i] = p;
-    valid[b * M + i] = 1;
-  }));
+  seqs.forEach((s, b) =>
+    s.compressPositions.forEach((p, i) => {
+      cpos[b * M + i] = p;
+      valid[b * M + i] = 1;
+    }),
+  );
   const feeds: Record<string, HostTensor> = {
     encoder_input_ids: i64([B, Te], ids.data),
     encoder_attention_mask: float(dtype, [B, 1, Te, Te], toAdditive(keep, Te, FP32_MIN)),
-    encoder_position_ids: i64([B, Te], batchPositions(ids.lengths.map(() => contiguousPositions(Te)), Te)), // HF default arange, pads included
+    encoder_position_ids: i64(
+      [B, Te],
+      batchPositions(
+        ids.lengths.map(() => contiguousPositions(Te)),
+        Te,
+      ),
+    ), // HF default arange, pads included
     compress_positions: i64([B, M], cpos),
     latent_valid: bool([B, M], valid),
   };
@@ -235,28 +278,53 @@ export function collatePhase1(examples: readonly SequenceParts[], opts: Phase1Co
   const placeholder = opts.placeholder ?? -100;
   const ignore = opts.ignoreIndex ?? -100;
   const positions = opts.positions ?? 'dual-track';
-  if (positions !== 'dual-track' && positions !== 'contiguous') throw inputError({ field: 'positions' }, `expected 'dual-track' or 'contiguous', got ${JSON.stringify(positions)}`);
+  if (positions !== 'dual-track' && positions !== 'contiguous')
+    throw inputError({ field: 'positions' }, `expected 'dual-track' or 'contiguous', got ${JSON.stringify(positions)}`);
   const encoder = collateEncoder(examples, opts);
   const seqs = examples.map((ex) => buildDecoderSequence({ ...ex, r: opts.r, placeholder, ignoreIndex: ignore }));
   seqs.forEach((s, b) => {
     if (s.m !== encoder.m[b]) throw inputError({ field: `examples[${b}]` }, `${encoder.m[b]} compress tokens but ${s.m} placeholders`);
   });
-  const ids = padBatch(seqs.map((s) => s.inputIds.map((v) => (v === placeholder ? opts.padId : v))), opts.padId);
+  const ids = padBatch(
+    seqs.map((s) => s.inputIds.map((v) => (v === placeholder ? opts.padId : v))),
+    opts.padId,
+  );
   const [B, T] = ids.shape;
   const keep = opts.ltsum
-    ? batchMasks(seqs.map((s, b) => supervisionMask(s.inputIds, { placeholder, endThinkIds: [...(examples[b] as SequenceParts).endThinkIds], padId: opts.padId })), ids.lengths, T)
-    : batchMasks(seqs.map((s) => causalByValue(s.inputIds, opts.padId)), ids.lengths, T);
-  const pos = batchPositions(seqs.map((s) => (positions === 'dual-track' ? dualTrackPositions(s.inputIds, { placeholder }) : contiguousPositions(s.inputIds.length))), T);
+    ? batchMasks(
+        seqs.map((s, b) => supervisionMask(s.inputIds, { placeholder, endThinkIds: [...(examples[b] as SequenceParts).endThinkIds], padId: opts.padId })),
+        ids.lengths,
+        T,
+      )
+    : batchMasks(
+        seqs.map((s) => causalByValue(s.inputIds, opts.padId)),
+        ids.lengths,
+        T,
+      );
+  const pos = batchPositions(
+    seqs.map((s) => (positions === 'dual-track' ? dualTrackPositions(s.inputIds, { placeholder }) : contiguousPositions(s.inputIds.length))),
+    T,
+  );
   const M = Math.max(...encoder.m);
   const lpos = new Array<number>(B * M).fill(0);
-  seqs.forEach((s, b) => s.latentPositions.forEach((p, i) => { lpos[b * M + i] = p; }));
+  seqs.forEach((s, b) =>
+    s.latentPositions.forEach((p, i) => {
+      lpos[b * M + i] = p;
+    }),
+  );
   const feeds: Record<string, HostTensor> = {
     ...encoder.feeds,
     input_ids: i64([B, T], ids.data),
     attention_mask: float(dtype, [B, 1, T, T], toAdditive(keep, T, FP32_MIN)),
     position_ids: i64([B, T], pos),
     latent_positions: i64([B, M], lpos),
-    labels: i64([B, T], padBatch(seqs.map((s) => s.labels), ignore).data),
+    labels: i64(
+      [B, T],
+      padBatch(
+        seqs.map((s) => s.labels),
+        ignore,
+      ).data,
+    ),
   };
   if (opts.dropoutSeed !== undefined) feeds.dropout_seed = i64([], [opts.dropoutSeed]);
   return { feeds, lengths: ids.lengths, m: encoder.m, encoderLengths: encoder.lengths };

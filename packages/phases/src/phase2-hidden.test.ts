@@ -16,8 +16,19 @@ import { describe, expect, it } from 'vitest';
 import { COMPRESS, PAD, V, config, examples, loraFeeds, weightFeeds } from '../test/fixtures.js';
 import { handCrossEntropy, lossSession, nums } from '../test/helpers.js';
 import {
-  type HiddenTeacherLatents, type Phase2Example, type Phase2Teacher, buildLatentCacheGraph, collatePhase2, computeHiddenLatents, computeLatents,
-  defaultLora, encoderConfig, perturbTeacher, phase1LoraDefaults, phase2HiddenTerms, phase2Objective,
+  type HiddenTeacherLatents,
+  type Phase2Example,
+  type Phase2Teacher,
+  buildLatentCacheGraph,
+  collatePhase2,
+  computeHiddenLatents,
+  computeLatents,
+  defaultLora,
+  encoderConfig,
+  perturbTeacher,
+  phase1LoraDefaults,
+  phase2HiddenTerms,
+  phase2Objective,
 } from './index.js';
 
 /** float64 graph vs fp64 host arithmetic (ORT "basic" optimisation: "all" fuses SiLU into a float-only op). */
@@ -59,7 +70,14 @@ describe('phase 2, hidden-state latents', () => {
 
     // The reference: a plain decoder over inputs_embeds built here.
     const ref = new Graph('plain');
-    buildDecoder(ref, config, { input: 'embeds', mask: 'padding', params: { kind: 'inputs', dtype: 'float64' }, outputs: ['logits', 'hidden'], dtype: 'float64', lora: { config: lora, mode: 'eval' } });
+    buildDecoder(ref, config, {
+      input: 'embeds',
+      mask: 'padding',
+      params: { kind: 'inputs', dtype: 'float64' },
+      outputs: ['logits', 'hidden'],
+      dtype: 'float64',
+      lora: { config: lora, mode: 'eval' },
+    });
     ref.prune();
     const [B, T] = batch.feeds.input_ids!.dims as [number, number];
     const ids = nums(batch.feeds.input_ids);
@@ -69,7 +87,13 @@ describe('phase 2, hidden-state latents', () => {
     exs.forEach((ex, b) => {
       for (let i = 0; i < ex.teacher.m; i++) embeds.set(ex.teacher.hidden.slice(i * D, (i + 1) * D), (b * T + batch.latentStart[b]! + i) * D);
     });
-    const refFeeds: Record<string, HostTensor> = { ...weights, ...adapter, inputs_embeds: { dtype: 'float64', dims: [B, T, D], data: embeds }, attention_mask: batch.feeds.attention_mask!, position_ids: batch.feeds.position_ids! };
+    const refFeeds: Record<string, HostTensor> = {
+      ...weights,
+      ...adapter,
+      inputs_embeds: { dtype: 'float64', dims: [B, T, D], data: embeds },
+      attention_mask: batch.feeds.attention_mask!,
+      position_ids: batch.feeds.position_ids!,
+    };
     const refOut = await (await basic(ref)).run(refFeeds);
     const logits = nums(refOut.logits);
     const hidden = nums(refOut.last_hidden_state);
@@ -149,8 +173,13 @@ describe('phase 2, hidden-state latents', () => {
 
   it('collation and Gumbel refuse mismatched teachers in one line', () => {
     const hid = ex2(23);
-    const soft: Phase2Example<Phase2Teacher>[] = examples.map((e) => ({ ...e, teacher: { m: 1, k: 2, probs: Float64Array.from([0.5, 0.5]), indices: Int32Array.from([1, 2]) } }));
-    expect(() => collatePhase2(hid, { padId: PAD, latent: 'soft-topk', vocabSize: V })).toThrow(/examples\[0\]\.teacher\.kind.*hidden-state latents, but the batch is collated for soft-topk/);
+    const soft: Phase2Example<Phase2Teacher>[] = examples.map((e) => ({
+      ...e,
+      teacher: { m: 1, k: 2, probs: Float64Array.from([0.5, 0.5]), indices: Int32Array.from([1, 2]) },
+    }));
+    expect(() => collatePhase2(hid, { padId: PAD, latent: 'soft-topk', vocabSize: V })).toThrow(
+      /examples\[0\]\.teacher\.kind.*hidden-state latents, but the batch is collated for soft-topk/,
+    );
     expect(() => collatePhase2(soft, { padId: PAD, latent: 'hidden', vocabSize: V })).toThrow(/distribution latents, but the batch is collated for hidden/);
     expect(() => collatePhase2(hid, { padId: PAD, latent: 'hidden', vocabSize: V, hiddenSize: D + 1 })).toThrow(/hidden size 16, but the batch uses 17/);
     expect(() => perturbTeacher(hid[0]!.teacher, { seed: 1, epoch: 0, index: 0, latentEndId: 3 })).toThrow(/not hidden states/);
@@ -166,16 +195,25 @@ describe('hidden latent cache', () => {
     const hiddenGraph = buildLatentCacheGraph(config, { k: 4, lora: encLora, latent: 'hidden' });
     expect(hiddenGraph.inputs.map((t) => t.name)).not.toContain('decoder.model.embed_tokens.weight');
     const hid = await computeHiddenLatents(await Session.create(serialize(hiddenGraph).model), enc, examples, opts);
-    const soft = await computeLatents(await Session.create(serialize(buildLatentCacheGraph(config, { k: 4, lora: encLora })).model), { ...enc, 'decoder.model.embed_tokens.weight': W }, examples, opts);
-    expect(hid.map((t) => [t.kind, t.m, t.d])).toEqual([['hidden', 3, D], ['hidden', 2, D]]);
+    const soft = await computeLatents(
+      await Session.create(serialize(buildLatentCacheGraph(config, { k: 4, lora: encLora })).model),
+      { ...enc, 'decoder.model.embed_tokens.weight': W },
+      examples,
+      opts,
+    );
+    expect(hid.map((t) => [t.kind, t.m, t.d])).toEqual([
+      ['hidden', 3, D],
+      ['hidden', 2, D],
+    ]);
     const w = nums(W);
     hid.forEach((t, b) => {
       const logits = new Float64Array(t.m * V);
-      for (let i = 0; i < t.m; i++) for (let v = 0; v < V; v++) {
-        let acc = 0;
-        for (let j = 0; j < D; j++) acc += t.hidden[i * D + j]! * w[v * D + j]!;
-        logits[i * V + v] = acc;
-      }
+      for (let i = 0; i < t.m; i++)
+        for (let v = 0; v < V; v++) {
+          let acc = 0;
+          for (let j = 0; j < D; j++) acc += t.hidden[i * D + j]! * w[v * D + j]!;
+          logits[i * V + v] = acc;
+        }
       const ref = topKDistribution(matrix(logits, t.m, V), 4);
       expect(Array.from(soft[b]!.indices!)).toEqual(Array.from(ref.indices.data));
       expect(Array.from(soft[b]!.probs)).toBeAllclose(Array.from(ref.probs.data), { rtol: 1e-4, atol: 1e-6 });

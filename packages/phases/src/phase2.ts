@@ -64,13 +64,19 @@ export function phase2Objective(config: ModelConfig, opts: Phase2Options): Objec
   checkNoEmbedLora('lora', lora);
   const ceW = opts.ceWeight ?? 1;
   const klW = opts.klWeight ?? 1;
-  for (const [f, v] of [['ceWeight', ceW], ['klWeight', klW]] as const) {
+  for (const [f, v] of [
+    ['ceWeight', ceW],
+    ['klWeight', klW],
+  ] as const) {
     if (!Number.isFinite(v) || v < 0) throw inputError({ field: f }, `must be a finite number >= 0, got ${v}`);
   }
   const seq: ValueSpec = { dtype: 'int64', shape: ['batch', 'seq'] };
   const slots = ['batch', 'latents'] as const;
   const batch: Record<string, ValueSpec> = {
-    input_ids: seq, attention_mask: seq, position_ids: seq, labels: seq,
+    input_ids: seq,
+    attention_mask: seq,
+    position_ids: seq,
+    labels: seq,
     latent_positions: { dtype: 'int64', shape: slots },
     latent_valid: { dtype: 'bool', shape: slots },
   };
@@ -99,8 +105,14 @@ export function phase2Objective(config: ModelConfig, opts: Phase2Options): Objec
 
 /** The decoder over inputs_embeds (ids' rows of W with z scattered in at the slots): logits (and hidden), CE. */
 function phase2Forward(
-  g: Graph, config: ModelConfig, opts: Pick<Phase2Options, 'lora' | 'dtype' | 'compute'>, tr: Record<string, Tensor>,
-  inputs: Record<string, Tensor>, W: Tensor, z: Tensor, withHidden: boolean,
+  g: Graph,
+  config: ModelConfig,
+  opts: Pick<Phase2Options, 'lora' | 'dtype' | 'compute'>,
+  tr: Record<string, Tensor>,
+  inputs: Record<string, Tensor>,
+  W: Tensor,
+  z: Tensor,
+  withHidden: boolean,
 ): { logits: Tensor; hidden: Tensor | null; ce: Tensor } {
   const fn = 'phase2Objective';
   const dtype = opts.dtype ?? 'float32';
@@ -109,8 +121,11 @@ function phase2Forward(
   const positions = need(inputs, 'position_ids', fn);
   const seed = opts.lora.dropout > 0 ? need(inputs, 'dropout_seed', fn) : undefined;
   const { logits, hidden } = decoder(g, config, modelWeights(config, true, bind), embeds, {
-    bias: paddingBias(g, need(inputs, 'attention_mask', fn), positions), positions, dtype: opts.compute ?? dtype,
-    outputs: withHidden ? ['logits', 'hidden'] : ['logits'], lora: modelLora(config, opts.lora, bind, seed),
+    bias: paddingBias(g, need(inputs, 'attention_mask', fn), positions),
+    positions,
+    dtype: opts.compute ?? dtype,
+    outputs: withHidden ? ['logits', 'hidden'] : ['logits'],
+    lora: modelLora(config, opts.lora, bind, seed),
   });
   if (logits === null) throw new Error(`${fn}: the decoder has no logits`);
   if (withHidden && hidden === null) throw new Error(`${fn}: the decoder has no hidden states`);
@@ -119,8 +134,11 @@ function phase2Forward(
 
 /** The Phase-2 forward: decoder logits [B,T,V], the previous-position student logits [B,m,V], CE and KL. */
 export function phase2Terms(
-  g: Graph, config: ModelConfig, opts: Pick<Phase2Options, 'latent' | 'lora' | 'dtype' | 'compute'>,
-  tr: Record<string, Tensor>, inputs: Record<string, Tensor>,
+  g: Graph,
+  config: ModelConfig,
+  opts: Pick<Phase2Options, 'latent' | 'lora' | 'dtype' | 'compute'>,
+  tr: Record<string, Tensor>,
+  inputs: Record<string, Tensor>,
 ): { logits: Tensor; student: Tensor; ce: Tensor; kl: Tensor } {
   const fn = 'phase2Objective';
   if (opts.latent === 'hidden') throw new Error(`${fn}: phase2Terms is the soft path; use phase2HiddenTerms for hidden latents`);
@@ -144,7 +162,8 @@ export function phase2Terms(
  */
 export function gHiddenMse(g: Graph, student: Tensor, teacher: Tensor, valid: Tensor): Tensor {
   const fn = 'gHiddenMse';
-  if (student.rank !== 3 || teacher.rank !== 3) throw new Error(`${fn}: student and teacher must be [B, m, d], got ${student.shapeText} and ${teacher.shapeText}`);
+  if (student.rank !== 3 || teacher.rank !== 3)
+    throw new Error(`${fn}: student and teacher must be [B, m, d], got ${student.shapeText} and ${teacher.shapeText}`);
   if (student.shape[2] !== teacher.shape[2]) throw new Error(`${fn}: hidden sizes differ: student ${student.shapeText}, teacher ${teacher.shapeText}`);
   if (valid.rank !== 2 || valid.dtype !== 'bool') throw new Error(`${fn}: valid must be bool [B, m], got ${valid.dtype}${valid.shapeText}`);
   const c = student.dtype === 'float16' || student.dtype === 'bfloat16' ? 'float32' : student.dtype;
@@ -164,8 +183,11 @@ export function gHiddenMse(g: Graph, student: Tensor, teacher: Tensor, valid: Te
  * previous positions [B,m,d]; CE and the MSE regression term.
  */
 export function phase2HiddenTerms(
-  g: Graph, config: ModelConfig, opts: Pick<Phase2Options, 'lora' | 'dtype' | 'compute'>,
-  tr: Record<string, Tensor>, inputs: Record<string, Tensor>,
+  g: Graph,
+  config: ModelConfig,
+  opts: Pick<Phase2Options, 'lora' | 'dtype' | 'compute'>,
+  tr: Record<string, Tensor>,
+  inputs: Record<string, Tensor>,
 ): { logits: Tensor; hidden: Tensor; student: Tensor; ce: Tensor; mse: Tensor } {
   const fn = 'phase2Objective';
   const W = g.stopGradient(need(inputs, 'model.embed_tokens.weight', fn));
@@ -228,14 +250,18 @@ export interface GumbelTeacherOptions {
  * Rng.fromSeed(seed).fork(epoch).fork(index); `guardFailed` reports that every draw hit the end id.
  */
 export function perturbTeacher(t: Phase2Teacher, opts: GumbelTeacherOptions): { teacher: TeacherLatents; redraws: number; guardFailed: boolean } {
-  if (isHiddenTeacher(t)) throw inputError({ field: 'teacher' }, 'Gumbel perturbation needs top-k teachers, not hidden states (turn it off for the hidden-state ablation)');
+  if (isHiddenTeacher(t))
+    throw inputError({ field: 'teacher' }, 'Gumbel perturbation needs top-k teachers, not hidden states (turn it off for the hidden-state ablation)');
   if (t.indices === undefined) throw inputError({ field: 'teacher.indices' }, 'Gumbel perturbation needs top-k teachers (probs with their ids)');
   for (const f of ['seed', 'epoch', 'index'] as const) {
     if (!Number.isSafeInteger(opts[f]) || opts[f] < 0) throw inputError({ field: f }, `must be a non-negative integer, got ${opts[f]}`);
   }
   const rng = Rng.fromSeed(opts.seed).fork(opts.epoch).fork(opts.index);
   const res = gumbelPerturb(matrix(t.probs, t.m, t.k), matrix(t.indices, t.m, t.k), {
-    rng, latentEndId: opts.latentEndId, scale: opts.scale ?? 1, temperature: opts.temperature ?? 1,
+    rng,
+    latentEndId: opts.latentEndId,
+    scale: opts.scale ?? 1,
+    temperature: opts.temperature ?? 1,
   });
   return { teacher: { m: t.m, k: t.k, probs: res.probs.data, indices: t.indices }, redraws: res.redraws, guardFailed: res.guardFailed };
 }
@@ -260,7 +286,10 @@ export interface Phase2CollateOptions {
  * teacher_indices [B,m,k] (soft), or teacher_hidden [B,m,d] (hidden); zeros on padded slots. Also
  * returns each example's latentStart.
  */
-export function collatePhase2(examples: readonly Phase2Example<Phase2Teacher>[], opts: Phase2CollateOptions): CollatedBatch & { latentStart: number[]; m: number[] } {
+export function collatePhase2(
+  examples: readonly Phase2Example<Phase2Teacher>[],
+  opts: Phase2CollateOptions,
+): CollatedBatch & { latentStart: number[]; m: number[] } {
   if (examples.length === 0) throw inputError({ field: 'examples' }, 'need at least one example');
   const dtype = opts.dtype ?? 'float32';
   const placeholder = opts.placeholder ?? -100;
@@ -274,7 +303,10 @@ export function collatePhase2(examples: readonly Phase2Example<Phase2Teacher>[],
     const at = `examples[${b}].teacher`;
     if (!Number.isSafeInteger(t.m) || t.m < 1) throw inputError({ field: `${at}.m` }, `must be an integer >= 1, got ${t.m}`);
     if (hiddenKind !== isHiddenTeacher(t)) {
-      throw inputError({ field: `${at}.kind` }, `${isHiddenTeacher(t) ? 'hidden-state' : 'distribution'} latents, but the batch is collated for ${opts.latent}`);
+      throw inputError(
+        { field: `${at}.kind` },
+        `${isHiddenTeacher(t) ? 'hidden-state' : 'distribution'} latents, but the batch is collated for ${opts.latent}`,
+      );
     }
     if (isHiddenTeacher(t)) {
       if (t.d !== k) throw inputError({ field: `${at}.d` }, `hidden size ${t.d}, but the batch uses ${k}`);
@@ -284,18 +316,24 @@ export function collatePhase2(examples: readonly Phase2Example<Phase2Teacher>[],
     if (t.k !== k) throw inputError({ field: `${at}.k` }, `${t.k} entries per latent, but the batch uses ${k}${topk ? '' : ' (the vocabulary size)'}`);
     if (t.probs.length !== t.m * t.k) throw inputError({ field: `${at}.probs` }, `has ${t.probs.length} values, expected m*k = ${t.m}*${t.k}`);
     if (topk) {
-      if (t.indices === undefined || t.indices.length !== t.m * t.k) throw inputError({ field: `${at}.indices` }, `expected m*k = ${t.m}*${t.k} vocabulary ids`);
+      if (t.indices === undefined || t.indices.length !== t.m * t.k)
+        throw inputError({ field: `${at}.indices` }, `expected m*k = ${t.m}*${t.k} vocabulary ids`);
       const bad = t.indices.findIndex((v) => !(v >= 0 && v < V));
       if (bad >= 0) throw inputError({ field: `${at}.indices[${bad}]` }, `id ${t.indices[bad]} outside the vocabulary [0, ${V})`);
     }
   });
   const seqs = examples.map((ex) => buildLatentSequence({ ...ex, m: ex.teacher.m, placeholder, ignoreIndex: ignore }));
-  const ids = padBatch(seqs.map((s) => s.inputIds.map((v) => (v === placeholder ? opts.padId : v))), opts.padId);
+  const ids = padBatch(
+    seqs.map((s) => s.inputIds.map((v) => (v === placeholder ? opts.padId : v))),
+    opts.padId,
+  );
   const [B, T] = ids.shape;
   const mask = new Array<number>(B * T).fill(0);
   const pos = new Array<number>(B * T).fill(0);
   seqs.forEach((s, b) => {
-    s.inputIds.forEach((v, t) => { mask[b * T + t] = v === opts.padId ? 0 : 1; });
+    s.inputIds.forEach((v, t) => {
+      mask[b * T + t] = v === opts.padId ? 0 : 1;
+    });
     for (let t = 0; t < T; t++) pos[b * T + t] = t;
   });
   const m = examples.map((ex) => ex.teacher.m);
@@ -317,9 +355,18 @@ export function collatePhase2(examples: readonly Phase2Example<Phase2Teacher>[],
     }
   });
   const feeds: Record<string, HostTensor> = {
-    input_ids: i64([B, T], ids.data), attention_mask: i64([B, T], mask), position_ids: i64([B, T], pos),
-    labels: i64([B, T], padBatch(seqs.map((s) => s.labels), ignore).data),
-    latent_positions: i64([B, M], lpos), latent_valid: bool([B, M], valid),
+    input_ids: i64([B, T], ids.data),
+    attention_mask: i64([B, T], mask),
+    position_ids: i64([B, T], pos),
+    labels: i64(
+      [B, T],
+      padBatch(
+        seqs.map((s) => s.labels),
+        ignore,
+      ).data,
+    ),
+    latent_positions: i64([B, M], lpos),
+    latent_valid: bool([B, M], valid),
     [hiddenKind ? 'teacher_hidden' : 'teacher_probs']: float(dtype, [B, M, k], probs),
   };
   if (topk) feeds.teacher_indices = i64([B, M, k], idx);

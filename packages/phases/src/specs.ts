@@ -14,7 +14,11 @@ const LINEAR: LoraTarget[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj
 export function defaultLora(taskType: LoraConfig['taskType'], opts: { r?: number; alpha?: number; dropout?: number; embedTokens?: boolean } = {}): LoraConfig {
   const r = opts.r ?? 64;
   return {
-    r, alpha: opts.alpha ?? 2 * r, dropout: opts.dropout ?? 0.1, bias: 'none', taskType,
+    r,
+    alpha: opts.alpha ?? 2 * r,
+    dropout: opts.dropout ?? 0.1,
+    bias: 'none',
+    taskType,
     targetModules: opts.embedTokens === true ? [...LINEAR, 'embed_tokens'] : [...LINEAR],
   };
 }

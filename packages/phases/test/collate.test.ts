@@ -3,7 +3,15 @@
 // labels, Phase-2 layout, and one-line errors for bad input.
 import { buildDecoderSequence, buildEncoderSequence } from '@latent-sft/data';
 import {
-  FP32_MIN, batchMasks, batchPositions, causalPaddingMask, contiguousPositions, dualTrackPositions, inductionMask, supervisionMask, toAdditive,
+  FP32_MIN,
+  batchMasks,
+  batchPositions,
+  causalPaddingMask,
+  contiguousPositions,
+  dualTrackPositions,
+  inductionMask,
+  supervisionMask,
+  toAdditive,
 } from '@latent-sft/masks';
 import { describe, expect, it } from 'vitest';
 import { collateCotSft, collatePhase1, collatePhase2 } from '../src/index.js';
@@ -15,7 +23,11 @@ const base = { r: 2, compressId: COMPRESS, padId: PAD };
 /** Expects `fn` to throw a one-line error matching `re`. */
 function oneLine(fn: () => unknown, re: RegExp): void {
   expect(fn).toThrow(re);
-  try { fn(); } catch (e) { expect((e as Error).message).not.toContain('\n'); }
+  try {
+    fn();
+  } catch (e) {
+    expect((e as Error).message).not.toContain('\n');
+  }
 }
 const enc = examples.map((ex) => buildEncoderSequence({ ...ex, r: 2, compressId: COMPRESS }));
 const dec = examples.map((ex) => buildDecoderSequence({ ...ex, r: 2 }));
@@ -27,13 +39,28 @@ describe('collatePhase1', () => {
   const f = b.feeds;
 
   it('LTIM / LTSuM / dual-track feeds equal the masks package outputs', () => {
-    const ltim = batchMasks(enc.map((s) => inductionMask(s.ids, { compressId: COMPRESS, padId: PAD })), enc.map((s) => s.ids.length), Te);
-    const ltsum = batchMasks(dec.map((s) => supervisionMask(s.inputIds, { endThinkIds: END_THINK, padId: PAD })), dec.map((s) => s.inputIds.length), T);
+    const ltim = batchMasks(
+      enc.map((s) => inductionMask(s.ids, { compressId: COMPRESS, padId: PAD })),
+      enc.map((s) => s.ids.length),
+      Te,
+    );
+    const ltsum = batchMasks(
+      dec.map((s) => supervisionMask(s.inputIds, { endThinkIds: END_THINK, padId: PAD })),
+      dec.map((s) => s.inputIds.length),
+      T,
+    );
     expect(f.encoder_attention_mask?.dims).toEqual([2, 1, Te, Te]);
     expect(nums(f.encoder_attention_mask)).toEqual(Array.from(toAdditive(ltim, Te, FP32_MIN)));
     expect(f.attention_mask?.dims).toEqual([2, 1, T, T]);
     expect(nums(f.attention_mask)).toEqual(Array.from(toAdditive(ltsum, T, FP32_MIN)));
-    expect(nums(f.position_ids)).toEqual(Array.from(batchPositions(dec.map((s) => dualTrackPositions(s.inputIds)), T)));
+    expect(nums(f.position_ids)).toEqual(
+      Array.from(
+        batchPositions(
+          dec.map((s) => dualTrackPositions(s.inputIds)),
+          T,
+        ),
+      ),
+    );
     // the LTIM really differs from causal: some query is blocked from an earlier compress token
     expect(nums(f.encoder_attention_mask)).not.toEqual(Array.from(toAdditive(causalPaddingMask([enc[0]!.ids.length, enc[1]!.ids.length], Te), Te)));
   });
@@ -42,7 +69,14 @@ describe('collatePhase1', () => {
     const c = collatePhase1(examples, { ...base, ltim: false, ltsum: false, positions: 'contiguous' }).feeds;
     expect(nums(c.encoder_attention_mask)).toEqual(Array.from(toAdditive(causalPaddingMask(b.encoderLengths, Te), Te)));
     expect(nums(c.attention_mask)).toEqual(Array.from(toAdditive(causalPaddingMask(b.lengths, T), T)));
-    expect(nums(c.position_ids)).toEqual(Array.from(batchPositions(b.lengths.map((L) => contiguousPositions(L)), T)));
+    expect(nums(c.position_ids)).toEqual(
+      Array.from(
+        batchPositions(
+          b.lengths.map((L) => contiguousPositions(L)),
+          T,
+        ),
+      ),
+    );
     expect(nums(c.input_ids)).toEqual(nums(f.input_ids));
   });
 
@@ -98,7 +132,12 @@ describe('collateCotSft', () => {
 });
 
 describe('collatePhase2', () => {
-  const teacher = (m: number, k: number) => ({ m, k, probs: new Float32Array(m * k).fill(1 / k), indices: Int32Array.from({ length: m * k }, (_, i) => (i * 7) % V) });
+  const teacher = (m: number, k: number) => ({
+    m,
+    k,
+    probs: new Float32Array(m * k).fill(1 / k),
+    indices: Int32Array.from({ length: m * k }, (_, i) => (i * 7) % V),
+  });
   const ex2 = examples.map((e, i) => ({ ...e, teacher: teacher(i === 0 ? 3 : 1, 4) }));
 
   it('P <think> Z×m </think> ANS with teacher targets per slot, padded slots zero and invalid', () => {
@@ -117,9 +156,16 @@ describe('collatePhase2', () => {
   });
 
   it('bad teachers: one-line errors', () => {
-    expect(() => collatePhase2([{ ...ex2[0]!, teacher: { ...teacher(2, 4), indices: Int32Array.from([0, 1, 2, 99, 0, 1, 2, 3]) } }], { padId: PAD, latent: 'soft-topk', vocabSize: V }))
-      .toThrow(/indices\[3\].*id 99 outside the vocabulary \[0, 64\)/);
-    expect(() => collatePhase2([ex2[0]!, { ...ex2[1]!, teacher: teacher(1, 3) }], { padId: PAD, latent: 'soft-topk', vocabSize: V })).toThrow(/3 entries per latent, but the batch uses 4/);
+    expect(() =>
+      collatePhase2([{ ...ex2[0]!, teacher: { ...teacher(2, 4), indices: Int32Array.from([0, 1, 2, 99, 0, 1, 2, 3]) } }], {
+        padId: PAD,
+        latent: 'soft-topk',
+        vocabSize: V,
+      }),
+    ).toThrow(/indices\[3\].*id 99 outside the vocabulary \[0, 64\)/);
+    expect(() => collatePhase2([ex2[0]!, { ...ex2[1]!, teacher: teacher(1, 3) }], { padId: PAD, latent: 'soft-topk', vocabSize: V })).toThrow(
+      /3 entries per latent, but the batch uses 4/,
+    );
     expect(() => collatePhase2([{ ...ex2[0]!, teacher: teacher(2, 4) }], { padId: PAD, latent: 'soft-full', vocabSize: V })).toThrow(/vocabulary size/);
   });
 });

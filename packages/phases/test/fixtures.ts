@@ -19,8 +19,11 @@ export const examples: SequenceParts[] = [
   { prefixIds: [13, 14], thinkIds: THINK, cotIds: [25, 26, 27], endThinkIds: END_THINK, answerIds: [32, EOS] },
 ];
 
-const cast = (dtype: 'float32' | 'float64', dims: number[], v: ArrayLike<number>): HostTensor =>
-  ({ dtype, dims, data: dtype === 'float32' ? Float32Array.from(v) : Float64Array.from(v) });
+const cast = (dtype: 'float32' | 'float64', dims: number[], v: ArrayLike<number>): HostTensor => ({
+  dtype,
+  dims,
+  data: dtype === 'float32' ? Float32Array.from(v) : Float64Array.from(v),
+});
 
 /** Base weights of `config` (seeded init) under `prefix`; `extraRows` random rows appended to embed_tokens. */
 export function weightFeeds(seed: number, prefix = '', dtype: 'float32' | 'float64' = 'float32', extraRows = 0): Record<string, HostTensor> {
@@ -36,7 +39,14 @@ export function weightFeeds(seed: number, prefix = '', dtype: 'float32' | 'float
 }
 
 /** LoRA tensors under `prefix`: A ~ 0.3·N(0,1); B zeros (PEFT init) unless `randomB`. */
-export function loraFeeds(c: ModelConfig, lora: LoraConfig, seed: number, prefix = '', dtype: 'float32' | 'float64' = 'float32', randomB = false): Record<string, HostTensor> {
+export function loraFeeds(
+  c: ModelConfig,
+  lora: LoraConfig,
+  seed: number,
+  prefix = '',
+  dtype: 'float32' | 'float64' = 'float32',
+  randomB = false,
+): Record<string, HostTensor> {
   const rng = Rng.fromSeed(seed);
   const out: Record<string, HostTensor> = {};
   for (const s of loraParameterShapes(c, lora)) {

@@ -6,7 +6,16 @@
 import type { HostTensor } from '@latent-sft/runtime';
 import { type FusedParts, Trainer, buildStepGraphs, graphOptimizer } from '@latent-sft/train';
 import { describe, expect, it } from 'vitest';
-import { type Objective, type Phase2Example, collatePhase1, collatePhase2, defaultLora, encoderConfig, phase1Objective, phase2Objective } from '../src/index.js';
+import {
+  type Objective,
+  type Phase2Example,
+  collatePhase1,
+  collatePhase2,
+  defaultLora,
+  encoderConfig,
+  phase1Objective,
+  phase2Objective,
+} from '../src/index.js';
 import { COMPRESS, PAD, V, config, examples, loraFeeds, weightFeeds } from './fixtures.js';
 
 /**
@@ -17,11 +26,26 @@ const LOSS = { rtol: 2e-3, atol: 0 };
 
 const lora = (task: 'CAUSAL_LM' | 'FEATURE_EXTRACTION') => defaultLora(task, { r: 4, alpha: 8, dropout: 0, embedTokens: task === 'FEATURE_EXTRACTION' });
 
-async function losses(objective: Objective, trainable: Record<string, HostTensor>, frozen: Record<string, HostTensor>, batch: Record<string, HostTensor>, fusedKernels: false | FusedParts): Promise<number[]> {
-  const t = await Trainer.create({
-    objective, optimizer: { kind: 'adamw', lr: 1e-3 }, schedule: { kind: 'constant' }, totalSteps: 3, clipNorm: 1,
-    precision: { compute: 'float16', lossScale: null }, device: { kind: 'cpu' }, fusedKernels,
-  }, { trainable, frozen });
+async function losses(
+  objective: Objective,
+  trainable: Record<string, HostTensor>,
+  frozen: Record<string, HostTensor>,
+  batch: Record<string, HostTensor>,
+  fusedKernels: false | FusedParts,
+): Promise<number[]> {
+  const t = await Trainer.create(
+    {
+      objective,
+      optimizer: { kind: 'adamw', lr: 1e-3 },
+      schedule: { kind: 'constant' },
+      totalSteps: 3,
+      clipNorm: 1,
+      precision: { compute: 'float16', lossScale: null },
+      device: { kind: 'cpu' },
+      fusedKernels,
+    },
+    { trainable, frozen },
+  );
   const out: number[] = [];
   try {
     for (let s = 0; s < 3; s++) out.push((await t.step([batch])).loss);
@@ -31,21 +55,42 @@ async function losses(objective: Objective, trainable: Record<string, HostTensor
   return out;
 }
 
-function expectSame(objective: Objective, layers: number, trainable: Record<string, HostTensor>, frozen: Record<string, HostTensor>, batch: Record<string, HostTensor>) {
-  const g = buildStepGraphs({ objective, optimizer: graphOptimizer({ kind: 'adamw', lr: 1e-3 }), clipNorm: 1, compute: 'float16', lossScale: false, fused: { optimizer: false, softmax: true } }, 1).fused!;
+function expectSame(
+  objective: Objective,
+  layers: number,
+  trainable: Record<string, HostTensor>,
+  frozen: Record<string, HostTensor>,
+  batch: Record<string, HostTensor>,
+) {
+  const g = buildStepGraphs(
+    {
+      objective,
+      optimizer: graphOptimizer({ kind: 'adamw', lr: 1e-3 }),
+      clipNorm: 1,
+      compute: 'float16',
+      lossScale: false,
+      fused: { optimizer: false, softmax: true },
+    },
+    1,
+  ).fused!;
   expect(g.nodes.filter((n) => n.op === 'MaskedSoftmax').length).toBe(layers);
-  return Promise.all([losses(objective, trainable, frozen, batch, { optimizer: false, softmax: true }), losses(objective, trainable, frozen, batch, false)])
-    .then(([a, b]) => {
-      expect(a.every(Number.isFinite)).toBe(true);
-      expect(a).toBeAllclose(b, LOSS);
-    });
+  return Promise.all([
+    losses(objective, trainable, frozen, batch, { optimizer: false, softmax: true }),
+    losses(objective, trainable, frozen, batch, false),
+  ]).then(([a, b]) => {
+    expect(a.every(Number.isFinite)).toBe(true);
+    expect(a).toBeAllclose(b, LOSS);
+  });
 }
 
 describe('phase objectives in float16 with the fused softmax (CPU)', () => {
   it('phase 1 union step (encoder + decoder attention, soft top-k latents, LTIM + LTSuM)', async () => {
     const p1 = { encoder: lora('FEATURE_EXTRACTION'), decoder: lora('CAUSAL_LM') };
     const obj = phase1Objective(config, { step: 'union', latent: { kind: 'soft-topk', k: 4 }, ltim: true, ltsum: true, lora: p1, compute: 'float16' });
-    const trainable = { ...loraFeeds(encoderConfig(config), p1.encoder, 2, 'encoder.', 'float32', true), ...loraFeeds(config, p1.decoder, 3, 'decoder.', 'float32', true) };
+    const trainable = {
+      ...loraFeeds(encoderConfig(config), p1.encoder, 2, 'encoder.', 'float32', true),
+      ...loraFeeds(config, p1.decoder, 3, 'decoder.', 'float32', true),
+    };
     const frozen = { ...weightFeeds(1, 'encoder.', 'float32', 1), ...weightFeeds(1, 'decoder.') };
     const batch = collatePhase1(examples, { r: 2, compressId: COMPRESS, padId: PAD, ltim: true, ltsum: true }).feeds;
     await expectSame(obj, 2 * config.numHiddenLayers, trainable, frozen, batch);

@@ -16,7 +16,11 @@ export async function lossSession(obj: Objective, withGrads: boolean, opts: Sess
   for (const [n, t] of Object.entries(metrics ?? {})) g.output(t, `metric.${n}`);
   if (withGrads) {
     const names = Object.keys(tr);
-    const gs = grad(g, loss, names.map((n) => tr[n] as Tensor));
+    const gs = grad(
+      g,
+      loss,
+      names.map((n) => tr[n] as Tensor),
+    );
     names.forEach((n, i) => g.output(gs[i] as Tensor, `${n}.grad`));
   }
   g.prune();

@@ -15,15 +15,22 @@ describe('computeLatents', () => {
   it('top-k latents per example equal topKDistribution of the full-vocabulary run', async () => {
     const lora = phase1LoraDefaults({ r: 4, dropout: 0.1 }).encoder;
     const weights = {
-      ...weightFeeds(1, 'encoder.', 'float32', 1), ...loraFeeds(encoderConfig(config), lora, 9, 'encoder.', 'float32', true),
+      ...weightFeeds(1, 'encoder.', 'float32', 1),
+      ...loraFeeds(encoderConfig(config), lora, 9, 'encoder.', 'float32', true),
       'decoder.model.embed_tokens.weight': weightFeeds(1)['model.embed_tokens.weight']!,
     };
     const opts = { r: 2, compressId: COMPRESS, padId: PAD, ltim: true };
     const run = async (k: number) => computeLatents(await Session.create(serialize(buildLatentCacheGraph(config, { k, lora })).model), weights, examples, opts);
     const full = await run(V + 5);
     const top = await run(4);
-    expect(full.map((t) => [t.m, t.k])).toEqual([[3, V], [2, V]]);
-    expect(top.map((t) => [t.m, t.k])).toEqual([[3, 4], [2, 4]]);
+    expect(full.map((t) => [t.m, t.k])).toEqual([
+      [3, V],
+      [2, V],
+    ]);
+    expect(top.map((t) => [t.m, t.k])).toEqual([
+      [3, 4],
+      [2, 4],
+    ]);
     full.forEach((t, b) => {
       for (let i = 0; i < t.m; i++) {
         const row = Array.from(t.probs.slice(i * V, (i + 1) * V));

@@ -25,7 +25,10 @@ function teacherFor(rng: Rng, m: number) {
     const ids = rng.permutation(V).slice(0, K);
     const logits = ids.map(() => 2 * rng.normal());
     const z = logits.reduce((a, l) => a + Math.exp(l), 0);
-    ids.forEach((id, j) => { indices[i * K + j] = id; probs[i * K + j] = Math.exp(logits[j]!) / z; });
+    ids.forEach((id, j) => {
+      indices[i * K + j] = id;
+      probs[i * K + j] = Math.exp(logits[j]!) / z;
+    });
   }
   return { m, k: K, probs, indices };
 }
@@ -48,7 +51,9 @@ describe('phase2Objective terms', () => {
     g.prune();
     const s = await Session.create(serialize(g).model, { graphOptimizationLevel: 'basic' });
     const feeds = {
-      ...weightFeeds(3, '', 'float64'), ...loraFeeds(config, lora, 4, '', 'float64', true), ...batch.feeds,
+      ...weightFeeds(3, '', 'float64'),
+      ...loraFeeds(config, lora, 4, '', 'float64', true),
+      ...batch.feeds,
       latent_start: { dtype: 'int64' as const, dims: [2], data: BigInt64Array.from(batch.latentStart, BigInt) },
     };
     const out = await s.run(feeds);
@@ -59,7 +64,11 @@ describe('phase2Objective terms', () => {
     ex2.forEach((ex, b) => {
       const s0 = batch.latentStart[b]!;
       const rows = logits.slice((b * T + s0 - 1) * V, (b * T + s0 - 1 + ex.teacher.m) * V);
-      kl += klTopK(matrix(ex.teacher.probs, ex.teacher.m, K), matrix(ex.teacher.indices as Int32Array, ex.teacher.m, K), matrix(Float64Array.from(rows), ex.teacher.m, V)).mean;
+      kl += klTopK(
+        matrix(ex.teacher.probs, ex.teacher.m, K),
+        matrix(ex.teacher.indices as Int32Array, ex.teacher.m, K),
+        matrix(Float64Array.from(rows), ex.teacher.m, V),
+      ).mean;
     });
     expect(nums(out.kl)[0]).toBeAllclose(kl / 2, F64);
     expect(kl).toBeGreaterThan(0.1);
@@ -69,7 +78,9 @@ describe('phase2Objective terms', () => {
     const valid = nums(batch.feeds.latent_valid);
     const student = nums(out.student);
     const ref = nums(out.shifted);
-    valid.forEach((v, i) => { if (v) expect(student.slice(i * V, (i + 1) * V)).toEqual(ref.slice(i * V, (i + 1) * V)); });
+    valid.forEach((v, i) => {
+      if (v) expect(student.slice(i * V, (i + 1) * V)).toEqual(ref.slice(i * V, (i + 1) * V));
+    });
   });
 
   it('soft-full teachers: KL over the full vocabulary is finite and the loss is CE + KL', async () => {
@@ -79,7 +90,9 @@ describe('phase2Objective terms', () => {
       for (let i = 0; i < m; i++) {
         const e = Array.from({ length: V }, () => Math.exp(rng.normal()));
         const z = e.reduce((a, b) => a + b, 0);
-        e.forEach((x, j) => { probs[i * V + j] = x / z; });
+        e.forEach((x, j) => {
+          probs[i * V + j] = x / z;
+        });
       }
       return { m, k: V, probs };
     };
@@ -94,7 +107,11 @@ describe('phase2Objective terms', () => {
     g.output(metrics!.ce!, 'ce');
     g.output(metrics!.kl!, 'kl');
     g.prune();
-    const out = await (await Session.create(serialize(g).model, { graphOptimizationLevel: 'basic' })).run({ ...weightFeeds(3, '', 'float64'), ...loraFeeds(config, lora, 4, '', 'float64'), ...batch.feeds });
+    const out = await (await Session.create(serialize(g).model, { graphOptimizationLevel: 'basic' })).run({
+      ...weightFeeds(3, '', 'float64'),
+      ...loraFeeds(config, lora, 4, '', 'float64'),
+      ...batch.feeds,
+    });
     const [l, ce, kl] = [nums(out.loss)[0]!, nums(out.ce)[0]!, nums(out.kl)[0]!];
     expect(kl).toBeGreaterThan(0);
     expect(l).toBeAllclose(ce + 0.5 * kl, F64);
@@ -102,7 +119,12 @@ describe('phase2Objective terms', () => {
 });
 
 describe('perturbTeacher', () => {
-  const t = { m: 3, k: 4, probs: Float64Array.from([0.7, 0.1, 0.1, 0.1, 0.4, 0.3, 0.2, 0.1, 0.25, 0.25, 0.25, 0.25]), indices: Int32Array.from([9, 1, 2, 3, 4, 9, 6, 7, 8, 10, 11, 12]) };
+  const t = {
+    m: 3,
+    k: 4,
+    probs: Float64Array.from([0.7, 0.1, 0.1, 0.1, 0.4, 0.3, 0.2, 0.1, 0.25, 0.25, 0.25, 0.25]),
+    indices: Int32Array.from([9, 1, 2, 3, 4, 9, 6, 7, 8, 10, 11, 12]),
+  };
   const opts = { seed: 5, epoch: 0, index: 17, latentEndId: 9 };
 
   it('is a function of (seed, epoch, index), fresh per epoch, and keeps the end id off the argmax', () => {

@@ -7,8 +7,17 @@ import { buildTrainStep, serialize, sgd } from '@latent-sft/graph';
 import { type HostTensor, Session } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
 import {
-  type Objective, type Phase2Example, collateCotSft, encoderConfig, collatePhase1, collatePhase2, cotSftObjective, defaultLora, phase1LoraDefaults,
-  phase1Objective, phase2Objective,
+  type Objective,
+  type Phase2Example,
+  collateCotSft,
+  encoderConfig,
+  collatePhase1,
+  collatePhase2,
+  cotSftObjective,
+  defaultLora,
+  phase1LoraDefaults,
+  phase1Objective,
+  phase2Objective,
 } from '../src/index.js';
 import { COMPRESS, PAD, V, config, examples, loraFeeds, weightFeeds } from './fixtures.js';
 import { nums } from './helpers.js';
@@ -18,7 +27,9 @@ const MIN_DROP = 0.01;
 
 async function sgdLosses(obj: Objective, fixed: Record<string, HostTensor>, params: Record<string, HostTensor>, lr: number, steps: number): Promise<number[]> {
   const step = buildTrainStep({
-    params: obj.trainable, inputs: { ...obj.frozen, ...obj.batch }, optimizer: sgd(lr),
+    params: obj.trainable,
+    inputs: { ...obj.frozen, ...obj.batch },
+    optimizer: sgd(lr),
     buildLoss: (g, p, i) => obj.buildLoss(g, p, i).loss,
   });
   const s = await Session.create(serialize(step.graph).model);
@@ -34,10 +45,11 @@ async function sgdLosses(obj: Objective, fixed: Record<string, HostTensor>, para
 
 function expectFalls(losses: number[]): void {
   expect(losses.every(Number.isFinite)).toBe(true);
-  expect(losses[losses.length - 1]!, `losses ${losses.map((l) => l.toFixed(4)).join(" ")}`).toBeLessThan(losses[0]! * (1 - MIN_DROP));
+  expect(losses[losses.length - 1]!, `losses ${losses.map((l) => l.toFixed(4)).join(' ')}`).toBeLessThan(losses[0]! * (1 - MIN_DROP));
 }
 
-const small = (task: 'CAUSAL_LM' | 'FEATURE_EXTRACTION', dropout = 0) => defaultLora(task, { r: 4, alpha: 8, dropout, embedTokens: task === 'FEATURE_EXTRACTION' });
+const small = (task: 'CAUSAL_LM' | 'FEATURE_EXTRACTION', dropout = 0) =>
+  defaultLora(task, { r: 4, alpha: 8, dropout, embedTokens: task === 'FEATURE_EXTRACTION' });
 const p1lora = { encoder: small('FEATURE_EXTRACTION'), decoder: small('CAUSAL_LM') };
 const p1Feeds = (ltim: boolean, ltsum: boolean, dropoutSeed?: number) =>
   collatePhase1(examples, { r: 2, compressId: COMPRESS, padId: PAD, ltim, ltsum, ...(dropoutSeed !== undefined ? { dropoutSeed } : {}) }).feeds;
@@ -45,7 +57,8 @@ const p1Weights = () => ({ ...weightFeeds(1, 'encoder.', 'float32', 1), ...weigh
 
 describe('phase 1 steps', () => {
   it('trainable / frozen sets per step (spec §3.6)', () => {
-    const names = (step: 'encoder' | 'decoder' | 'union') => phase1Objective(config, { step, latent: { kind: 'soft-topk', k: 4 }, ltim: true, ltsum: true, lora: phase1LoraDefaults({ r: 4 }) });
+    const names = (step: 'encoder' | 'decoder' | 'union') =>
+      phase1Objective(config, { step, latent: { kind: 'soft-topk', k: 4 }, ltim: true, ltsum: true, lora: phase1LoraDefaults({ r: 4 }) });
     const enc = names('encoder');
     const dec = names('decoder');
     const uni = names('union');
@@ -85,7 +98,9 @@ describe('phase 1 steps', () => {
     expect(() => phase1Objective(config, { ...base, step: 'encoder', lora: { decoder: p1lora.decoder } })).toThrow(/lora.encoder.*step 'encoder'/);
     expect(() => phase1Objective(config, { ...base, step: 'union', lora: { encoder: p1lora.encoder } })).toThrow(/lora.decoder/);
     expect(() => phase1Objective(config, { ...base, step: 'decoder', lora: { decoder: small('FEATURE_EXTRACTION') } })).toThrow(/CAUSAL_LM/);
-    expect(() => phase1Objective(config, { ...base, step: 'decoder', lora: { decoder: { ...small('CAUSAL_LM'), targetModules: ['q_proj', 'embed_tokens'] } } })).toThrow(/embed_tokens/);
+    expect(() =>
+      phase1Objective(config, { ...base, step: 'decoder', lora: { decoder: { ...small('CAUSAL_LM'), targetModules: ['q_proj', 'embed_tokens'] } } }),
+    ).toThrow(/embed_tokens/);
     expect(() => phase1Objective(config, { ...base, latent: { kind: 'soft-topk', k: 0 }, step: 'encoder', lora: p1lora })).toThrow(/top-k width/);
     expect(() => phase1Objective(config, { ...base, step: 'both' as never, lora: p1lora })).toThrow(/encoder, decoder or union/);
   });

@@ -16,8 +16,23 @@ import type { ConfigOf } from '@latent-sft/config';
 import { UserError, createProgress, inputError, writeJsonAtomic } from '@latent-sft/core';
 import { serialize } from '@latent-sft/graph';
 import { DEFAULT_LATENT_SPEC, type LatentSpec, readLatentSpecs, resolveLatentSpec, writeLatentSpec } from '@latent-sft/latent';
-import { type LoadedAdapter, type NamedTensor, type SafetensorsFile, configFieldList, loadAdapter, openSafetensors, writeSafetensors } from '@latent-sft/models';
-import { type HiddenTeacherLatents, type Phase2Teacher, type TeacherLatents, buildLatentCacheGraph, computeHiddenLatents, computeLatents } from '@latent-sft/phases';
+import {
+  type LoadedAdapter,
+  type NamedTensor,
+  type SafetensorsFile,
+  configFieldList,
+  loadAdapter,
+  openSafetensors,
+  writeSafetensors,
+} from '@latent-sft/models';
+import {
+  type HiddenTeacherLatents,
+  type Phase2Teacher,
+  type TeacherLatents,
+  buildLatentCacheGraph,
+  computeHiddenLatents,
+  computeLatents,
+} from '@latent-sft/phases';
 import { Session } from '@latent-sft/runtime';
 import { type Tokenizer, padId } from '@latent-sft/tokenizer';
 import { type RunContext, recordOf, secondsSince } from './context.js';
@@ -84,7 +99,10 @@ function identityDiff(a: CacheIdentity, b: CacheIdentity): string | null {
     ['dataset', JSON.stringify(a.dataset.spec), JSON.stringify(b.dataset.spec)],
     ['dataset count', a.dataset.count, b.dataset.count],
     ['dataset fingerprint', a.dataset.fingerprint.slice(0, 12), b.dataset.fingerprint.slice(0, 12)],
-    ['latent kind', kindOf(a), kindOf(b)], ['r', a.r, b.r], ['k', a.k, b.k], ['ltim', a.ltim, b.ltim],
+    ['latent kind', kindOf(a), kindOf(b)],
+    ['r', a.r, b.r],
+    ['k', a.k, b.k],
+    ['ltim', a.ltim, b.ltim],
     ['hidden size', a.hiddenSize ?? b.hiddenSize, b.hiddenSize ?? a.hiddenSize], // older manifests record none
   ];
   for (const [f, x, y] of checks) if (x !== y) return `${f}: ${String(x)} vs ${String(y)}`;
@@ -111,10 +129,13 @@ const isCount = (v: unknown, min: number): v is number => typeof v === 'number' 
 /** The manifest's own fields: plain chunk file names inside the folder, contiguous ranges, sane r / k / kind. */
 function checkManifestFields(m: CacheManifest, path: string): void {
   const kind: unknown = m.latent ?? 'soft-topk';
-  if (kind !== 'soft-topk' && kind !== 'hidden') throw inputError({ file: path, field: 'latent' }, `expected 'soft-topk' or 'hidden', got ${JSON.stringify(kind)}`);
+  if (kind !== 'soft-topk' && kind !== 'hidden')
+    throw inputError({ file: path, field: 'latent' }, `expected 'soft-topk' or 'hidden', got ${JSON.stringify(kind)}`);
   if (!isCount(m.r, 1)) throw inputError({ file: path, field: 'r' }, `expected a positive integer, got ${JSON.stringify(m.r)}`);
-  if (!isCount(m.k, kind === 'hidden' ? 0 : 1)) throw inputError({ file: path, field: 'k' }, `expected ${kind === 'hidden' ? '0' : 'a positive integer'}, got ${JSON.stringify(m.k)}`);
-  if (m.hiddenSize !== undefined && !isCount(m.hiddenSize, 1)) throw inputError({ file: path, field: 'hiddenSize' }, `expected a positive integer, got ${JSON.stringify(m.hiddenSize)}`);
+  if (!isCount(m.k, kind === 'hidden' ? 0 : 1))
+    throw inputError({ file: path, field: 'k' }, `expected ${kind === 'hidden' ? '0' : 'a positive integer'}, got ${JSON.stringify(m.k)}`);
+  if (m.hiddenSize !== undefined && !isCount(m.hiddenSize, 1))
+    throw inputError({ file: path, field: 'hiddenSize' }, `expected a positive integer, got ${JSON.stringify(m.hiddenSize)}`);
   if (!Array.isArray(m.chunks)) throw inputError({ file: path, field: 'chunks' }, 'expected an array');
   let next = 0;
   m.chunks.forEach((c: Partial<CacheChunk>, i) => {
@@ -123,7 +144,10 @@ function checkManifestFields(m: CacheManifest, path: string): void {
       throw inputError({ file: path, field: `${field}.file` }, `${JSON.stringify(c.file)} is not a chunk file name of this folder (chunk-NNNNNN.safetensors)`);
     }
     if (c.start !== next || !isCount(c.end, next + 1) || typeof c.sha256 !== 'string') {
-      throw inputError({ file: path, field }, `expected examples [${next}, end) with end > start and a sha256, got ${JSON.stringify({ start: c.start, end: c.end })}`);
+      throw inputError(
+        { file: path, field },
+        `expected examples [${next}, end) with end > start and a sha256, got ${JSON.stringify({ start: c.start, end: c.end })}`,
+      );
     }
     next = c.end;
   });
@@ -134,7 +158,10 @@ function checkChunkShape(st: SafetensorsFile, name: string, rows: number, cols: 
   if (!st.has(name)) throw inputError({ file: st.path, field: name }, `missing: not a ${what} chunk`);
   const shape = st.info(name).shape;
   if (shape.length !== 2 || shape[0] !== rows || shape[1] !== cols) {
-    throw inputError({ file: st.path, field: name }, `shape [${shape.join(', ')}] does not match the manifest ([Σm, ${what === 'hidden' ? 'hiddenSize' : 'k'}] = [${rows}, ${cols}])`);
+    throw inputError(
+      { file: st.path, field: name },
+      `shape [${shape.join(', ')}] does not match the manifest ([Σm, ${what === 'hidden' ? 'hiddenSize' : 'k'}] = [${rows}, ${cols}])`,
+    );
   }
 }
 
@@ -145,7 +172,9 @@ function checkChunkShape(st: SafetensorsFile, name: string, rows: number, cols: 
  */
 export function cacheLatentSpec(config: CacheLatentsConfig): LatentSpec {
   const spec = resolveLatentSpec(config.latent, readLatentSpecs([config.adapter, config.encoder, config.decoder]), {
-    where: 'cache-latents config', prefix: 'latent.', fallback: DEFAULT_LATENT_SPEC,
+    where: 'cache-latents config',
+    prefix: 'latent.',
+    fallback: DEFAULT_LATENT_SPEC,
   });
   if (spec.kind === 'soft-full') throw inputError({ field: 'latent.kind' }, 'cache-latents caches soft-topk or hidden latents, not soft-full');
   return spec;
@@ -159,30 +188,43 @@ export async function runCacheLatents(config: CacheLatentsConfig, ctx: RunContex
   const enc = loadModelDir(config.encoder, 'step-1 encoder', config.allowConfigFields);
   checkEncoderOf(dec.config, enc, 'encoder');
   if (config.adapter !== undefined) requireDir(config.adapter, 'union encoder adapter');
-  const adapter = config.adapter !== undefined ? loadAdapter(config.adapter, { model: enc.config, allowConfigFields: configFieldList(config.allowConfigFields) }) : undefined;
+  const adapter =
+    config.adapter !== undefined ? loadAdapter(config.adapter, { model: enc.config, allowConfigFields: configFieldList(config.allowConfigFields) }) : undefined;
   const tok = await loadModelTokenizer(config.decoder, 'the decoder folder');
   const data = prepareData(config.data, tok);
   const spec = cacheLatentSpec(config);
   checkFitsModel(data.examples, enc.config.maxPositionEmbeddings, spec.compressionRate, config.encoder);
   const hidden = spec.kind === 'hidden';
   const identity: CacheIdentity = {
-    r: spec.compressionRate, k: hidden ? 0 : Math.min(spec.topK, dec.config.vocabSize), latent: hidden ? 'hidden' : 'soft-topk', hiddenSize: dec.config.hiddenSize,
-    ltim: spec.ltim, vocabSize: dec.config.vocabSize,
+    r: spec.compressionRate,
+    k: hidden ? 0 : Math.min(spec.topK, dec.config.vocabSize),
+    latent: hidden ? 'hidden' : 'soft-topk',
+    hiddenSize: dec.config.hiddenSize,
+    ltim: spec.ltim,
+    vocabSize: dec.config.vocabSize,
     tokenizer: { sha256: tokenizerSha(config.decoder), family: tok.family, vocabSize: tok.vocabSize },
     dataset: { spec: data.spec, count: data.examples.length, fingerprint: data.fingerprint },
   };
   const lora = adapter?.config;
-  if (lora !== undefined && lora.taskType !== 'FEATURE_EXTRACTION') throw inputError({ file: config.adapter, field: 'task_type' }, 'expected the union encoder adapter (FEATURE_EXTRACTION)');
+  if (lora !== undefined && lora.taskType !== 'FEATURE_EXTRACTION')
+    throw inputError({ file: config.adapter, field: 'task_type' }, 'expected the union encoder adapter (FEATURE_EXTRACTION)');
   const embed = dec.tensors.find((t) => t.name === 'model.embed_tokens.weight');
   if (embed === undefined) throw inputError({ file: config.decoder, field: 'model.embed_tokens.weight' }, 'missing');
   const manifest: CacheManifest = {
-    format: CACHE_FORMAT, version: 1, ...identity, chunkSize: config.chunkSize, encoder: config.encoder, adapter: config.adapter ?? null,
-    chunks: [], complete: false,
+    format: CACHE_FORMAT,
+    version: 1,
+    ...identity,
+    chunkSize: config.chunkSize,
+    encoder: config.encoder,
+    adapter: config.adapter ?? null,
+    chunks: [],
+    complete: false,
   };
   const prev = config.resume && existsSync(join(config.out, CACHE_MANIFEST)) ? readManifest(config.out) : null;
   if (prev !== null) {
     const diff = identityDiff(prev, identity) ?? (prev.chunkSize !== config.chunkSize ? `chunkSize: ${prev.chunkSize} vs ${config.chunkSize}` : null);
-    if (diff !== null) throw new UserError(`${config.out}: the cache there was made for other inputs (${diff}); choose another output dir; nothing was overwritten`);
+    if (diff !== null)
+      throw new UserError(`${config.out}: the cache there was made for other inputs (${diff}); choose another output dir; nothing was overwritten`);
   }
   const lock = claimOutDir(config.out, recordOf(app, config, ctx), config.resume);
   try {
@@ -192,10 +234,23 @@ export async function runCacheLatents(config: CacheLatentsConfig, ctx: RunContex
   }
 }
 
-async function writeCache(config: CacheLatentsConfig, ctx: RunContext, o: {
-  t0: number; dec: ModelDir; enc: ModelDir; adapter: LoadedAdapter | undefined; tok: Tokenizer; data: PreparedData; identity: CacheIdentity;
-  manifest: CacheManifest; prev: CacheManifest | null; embed: NamedTensor; spec: LatentSpec;
-}): Promise<PhaseSummary> {
+async function writeCache(
+  config: CacheLatentsConfig,
+  ctx: RunContext,
+  o: {
+    t0: number;
+    dec: ModelDir;
+    enc: ModelDir;
+    adapter: LoadedAdapter | undefined;
+    tok: Tokenizer;
+    data: PreparedData;
+    identity: CacheIdentity;
+    manifest: CacheManifest;
+    prev: CacheManifest | null;
+    embed: NamedTensor;
+    spec: LatentSpec;
+  },
+): Promise<PhaseSummary> {
   const { t0, dec, enc, adapter, tok, data, identity, prev, embed, spec } = o;
   let manifest = o.manifest;
   const app = 'cache-latents';
@@ -217,11 +272,16 @@ async function writeCache(config: CacheLatentsConfig, ctx: RunContext, o: {
 
   const lora = adapter?.config;
   const graph = buildLatentCacheGraph(dec.config, {
-    k: spec.topK, latent: hidden ? 'hidden' : 'soft', ...(lora !== undefined ? { lora: { ...lora, dropout: 0 } } : {}),
+    k: spec.topK,
+    latent: hidden ? 'hidden' : 'soft',
+    ...(lora !== undefined ? { lora: { ...lora, dropout: 0 } } : {}),
   });
   const session = await Session.create(serialize(graph).model, { device: config.device === 'cuda' ? { kind: 'cuda' } : { kind: 'cpu' } });
   const weights = {
-    ...toHost(enc.tensors.filter((t) => t.name !== 'lm_head.weight'), 'encoder.'),
+    ...toHost(
+      enc.tensors.filter((t) => t.name !== 'lm_head.weight'),
+      'encoder.',
+    ),
     ...(adapter !== undefined ? toHost(adapter.tensors, 'encoder.') : {}),
     ...(hidden ? {} : toHost([embed], 'decoder.')), // hidden latents need no W
   };
@@ -236,7 +296,7 @@ async function writeCache(config: CacheLatentsConfig, ctx: RunContext, o: {
       const teachers: Array<TeacherLatents | HiddenTeacherLatents> = [];
       for (let b = start; b < end; b += config.batchSize) {
         const batch = data.examples.slice(b, Math.min(end, b + config.batchSize));
-        teachers.push(...await (hidden ? computeHiddenLatents(session, weights, batch, opts) : computeLatents(session, weights, batch, opts)));
+        teachers.push(...(await (hidden ? computeHiddenLatents(session, weights, batch, opts) : computeLatents(session, weights, batch, opts))));
         progress.tick(batch.length);
       }
       const total = teachers.reduce((s, t) => s + t.m, 0);
@@ -256,10 +316,13 @@ async function writeCache(config: CacheLatentsConfig, ctx: RunContext, o: {
       const file = `chunk-${String(start).padStart(6, '0')}.safetensors`;
       const path = join(config.out, file);
       const m = { name: 'm', dtype: 'I32' as const, shape: [teachers.length], data: Int32Array.from(teachers.map((t) => t.m)) };
-      writeSafetensors(path, hidden
-        ? [m, { name: 'hidden', dtype: 'F32', shape: [total, k], data: values }]
-        : [m, { name: 'probs', dtype: 'F32', shape: [total, k], data: values }, { name: 'indices', dtype: 'I32', shape: [total, k], data: indices }],
-      { format: CACHE_FORMAT });
+      writeSafetensors(
+        path,
+        hidden
+          ? [m, { name: 'hidden', dtype: 'F32', shape: [total, k], data: values }]
+          : [m, { name: 'probs', dtype: 'F32', shape: [total, k], data: values }, { name: 'indices', dtype: 'I32', shape: [total, k], data: indices }],
+        { format: CACHE_FORMAT },
+      );
       manifest = { ...manifest, chunks: [...manifest.chunks, { file, start, end, sha256: sha256File(path) }] };
       writeJsonAtomic(join(config.out, CACHE_MANIFEST), manifest);
     }
@@ -270,8 +333,21 @@ async function writeCache(config: CacheLatentsConfig, ctx: RunContext, o: {
   manifest = { ...manifest, complete: true };
   writeJsonAtomic(join(config.out, CACHE_MANIFEST), manifest);
   const summary: PhaseSummary = {
-    app, out: config.out, steps: 0, first: {}, last: {}, wallSeconds: secondsSince(t0),
-    notes: { examples: N, computed: N - startAt, chunks: manifest.chunks.length, latent: spec.kind, k: identity.k, compressionRate: spec.compressionRate, ...(N > startAt ? { meanLatents: slots / (N - startAt) } : {}) },
+    app,
+    out: config.out,
+    steps: 0,
+    first: {},
+    last: {},
+    wallSeconds: secondsSince(t0),
+    notes: {
+      examples: N,
+      computed: N - startAt,
+      chunks: manifest.chunks.length,
+      latent: spec.kind,
+      k: identity.k,
+      compressionRate: spec.compressionRate,
+      ...(N > startAt ? { meanLatents: slots / (N - startAt) } : {}),
+    },
   };
   writeSummary(summary);
   logger.info({ ...summary }, 'done');
@@ -289,11 +365,16 @@ export function checkCacheSpec(dir: string, m: CacheIdentity, spec: LatentSpec):
   const file = join(dir, CACHE_MANIFEST);
   const kind = cacheLatentKind(m);
   const checks: Array<[string, unknown, unknown]> = [
-    ['kind', spec.kind, kind], ['compressionRate', spec.compressionRate, m.r], ['ltim', spec.ltim, m.ltim],
+    ['kind', spec.kind, kind],
+    ['compressionRate', spec.compressionRate, m.r],
+    ['ltim', spec.ltim, m.ltim],
     ...(kind === 'hidden' ? [] : [['topK', spec.topK, m.k] as [string, unknown, unknown]]),
   ];
   for (const [f, want, got] of checks) {
-    if (want !== got) throw new UserError(`latent spec mismatch: the model's latent spec has ${f} = ${JSON.stringify(want)} but ${file} records ${JSON.stringify(got)}; rebuild the cache for this model`);
+    if (want !== got)
+      throw new UserError(
+        `latent spec mismatch: the model's latent spec has ${f} = ${JSON.stringify(want)} but ${file} records ${JSON.stringify(got)}; rebuild the cache for this model`,
+      );
   }
 }
 
@@ -315,11 +396,16 @@ export function readLatentCache(dir: string, expect: CacheExpectation): { manife
   const m = readManifest(dir);
   const kind = cacheLatentKind(m);
   if (expect.latent !== undefined && expect.latent !== kind) {
-    throw new UserError(`${dir}: latent cache holds ${kind} latents but this run expects ${expect.latent} (--latent.kind); use a cache made with cache-latents --latent.kind ${expect.latent}, or pass --latent.kind ${kind}`);
+    throw new UserError(
+      `${dir}: latent cache holds ${kind} latents but this run expects ${expect.latent} (--latent.kind); use a cache made with cache-latents --latent.kind ${expect.latent}, or pass --latent.kind ${kind}`,
+    );
   }
   const base = { r: 0, k: 0, ltim: false, latent: kind };
-  const diff = identityDiff({ ...m, ...base, hiddenSize: 0 }, { ...expect, ...base, hiddenSize: 0 })
-    ?? (kind === 'hidden' && expect.hiddenSize !== undefined && m.hiddenSize !== expect.hiddenSize ? `hidden size: ${String(m.hiddenSize)} vs ${expect.hiddenSize}` : null);
+  const diff =
+    identityDiff({ ...m, ...base, hiddenSize: 0 }, { ...expect, ...base, hiddenSize: 0 }) ??
+    (kind === 'hidden' && expect.hiddenSize !== undefined && m.hiddenSize !== expect.hiddenSize
+      ? `hidden size: ${String(m.hiddenSize)} vs ${expect.hiddenSize}`
+      : null);
   if (diff !== null) throw new UserError(`${dir}: latent cache does not match this run (${diff}); rebuild it with cache-latents for this model and data`);
   const last = m.chunks[m.chunks.length - 1];
   if (!m.complete || last === undefined || last.end !== m.dataset.count) {

@@ -31,12 +31,16 @@ export async function runPhaseCli(name: string, commands: readonly PhaseCommand[
     name,
     out: io.write,
     logger: io.logger,
-    commands: commands.map((c) => defineCommand({
-      command: c.command, describe: c.describe, schema: c.schema,
-      handler: async (config) => {
-        io.logger.info({ config }, 'resolved config');
-        io.write(`${JSON.stringify(await c.run(config, { logger: io.logger }))}\n`);
-      },
-    })),
+    commands: commands.map((c) =>
+      defineCommand({
+        command: c.command,
+        describe: c.describe,
+        schema: c.schema,
+        handler: async (config) => {
+          io.logger.info({ config }, 'resolved config');
+          io.write(`${JSON.stringify(await c.run(config, { logger: io.logger }))}\n`);
+        },
+      }),
+    ),
   }).parseAsync([...argv]);
 }

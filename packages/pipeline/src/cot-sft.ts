@@ -44,7 +44,12 @@ export async function runCotSft(config: CotSftConfig, ctx: RunContext): Promise<
 }
 
 /** Validates every input, claims the folder (for a random-init base: publishes `tokDir` as <out>/tokenizer) and trains. */
-async function runFrom(config: CotSftConfig, ctx: RunContext, tokDir: string, init: Extract<CotSftConfig['base'], { kind: 'init' }> | null): Promise<PhaseSummary> {
+async function runFrom(
+  config: CotSftConfig,
+  ctx: RunContext,
+  tokDir: string,
+  init: Extract<CotSftConfig['base'], { kind: 'init' }> | null,
+): Promise<PhaseSummary> {
   const t0 = performance.now();
   const app = 'cot-sft';
   const record = recordOf(app, config, ctx);
@@ -65,7 +70,10 @@ async function runFrom(config: CotSftConfig, ctx: RunContext, tokDir: string, in
       modelTokDir = join(config.out, TOKENIZER_DIR);
       if (!existsSync(modelTokDir)) publishDir(config.out, TOKENIZER_DIR, (tmp) => copyTokenizer(tokDir, tmp));
       else if (tokenizerSha(modelTokDir) !== tokenizerSha(tokDir)) {
-        throw inputError({ file: modelTokDir }, `differs from the tokenizer of this config (${init.vocab === 'corpus' ? 'another corpus vocabulary subset' : 'another tokenizer'}); resume with the data the run was started with or choose another output dir`);
+        throw inputError(
+          { file: modelTokDir },
+          `differs from the tokenizer of this config (${init.vocab === 'corpus' ? 'another corpus vocabulary subset' : 'another tokenizer'}); resume with the data the run was started with or choose another output dir`,
+        );
       }
     }
     return await train(config, ctx, { t0, record, tokDir: modelTokDir, model, tensors, tok, data });
@@ -74,9 +82,19 @@ async function runFrom(config: CotSftConfig, ctx: RunContext, tokDir: string, in
   }
 }
 
-async function train(config: CotSftConfig, ctx: RunContext, o: {
-  t0: number; record: ConfigRecord; tokDir: string; model: ModelConfig; tensors: NamedTensor[]; tok: Tokenizer; data: PreparedData;
-}): Promise<PhaseSummary> {
+async function train(
+  config: CotSftConfig,
+  ctx: RunContext,
+  o: {
+    t0: number;
+    record: ConfigRecord;
+    tokDir: string;
+    model: ModelConfig;
+    tensors: NamedTensor[];
+    tok: Tokenizer;
+    data: PreparedData;
+  },
+): Promise<PhaseSummary> {
   const { t0, record, tokDir, model, tensors, tok, data } = o;
   const app = record.app;
   const logger = ctx.logger;
@@ -84,13 +102,34 @@ async function train(config: CotSftConfig, ctx: RunContext, o: {
   const pad = padId(tok);
   const objective = cotSftObjective(model, { compute: config.compute });
   const { trained, metrics } = await runTraining({
-    out: config.out, record, resume: config.resume, device: config.device, compute: config.compute, objective,
-    init: { trainable: toHost(tensors), frozen: {} }, train: config.train, size: data.examples.length,
-    collate: (b) => collateCotSft(b.indices.map((i) => data.examples[i]!), { padId: pad, variant: config.variant }).feeds,
-    label: `cot-sft (${config.variant})`, logger,
+    out: config.out,
+    record,
+    resume: config.resume,
+    device: config.device,
+    compute: config.compute,
+    objective,
+    init: { trainable: toHost(tensors), frozen: {} },
+    train: config.train,
+    size: data.examples.length,
+    collate: (b) =>
+      collateCotSft(
+        b.indices.map((i) => data.examples[i]!),
+        { padId: pad, variant: config.variant },
+      ).feeds,
+    label: `cot-sft (${config.variant})`,
+    logger,
   });
   publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, model, trained, tokDir));
-  const summary: PhaseSummary = { app, out: config.out, steps: metrics.steps, window: metrics.window, first: metrics.first, last: metrics.last, collapse: metrics.collapse, wallSeconds: secondsSince(t0) };
+  const summary: PhaseSummary = {
+    app,
+    out: config.out,
+    steps: metrics.steps,
+    window: metrics.window,
+    first: metrics.first,
+    last: metrics.last,
+    collapse: metrics.collapse,
+    wallSeconds: secondsSince(t0),
+  };
   writeSummary(summary);
   logger.info({ ...summary }, 'done');
   return summary;

@@ -34,8 +34,7 @@ export interface PreparedData {
   spec: Omit<DataSpec, 'dataDir'>;
 }
 
-const length = (p: SequenceParts): number =>
-  p.prefixIds.length + p.thinkIds.length + p.cotIds.length + p.endThinkIds.length + p.answerIds.length;
+const length = (p: SequenceParts): number => p.prefixIds.length + p.thinkIds.length + p.cotIds.length + p.endThinkIds.length + p.answerIds.length;
 
 /** Format tag of the tokenised-examples cache files (bump when SequenceParts or encodeProblem change). */
 const EXAMPLES_CACHE_FORMAT = 'latent-sft/examples@1';
@@ -72,14 +71,25 @@ function readExamplesCache(file: string): CachedExamples | null {
 
 /** Loads and tokenises `spec.count` examples (gsm8k-aug: a seeded subset of those within maxTokens). */
 export function prepareData(spec: DataSpec, tok: Tokenizer): PreparedData {
-  const candidates = spec.source === 'multiplication'
-    ? generateMultiplication({ count: spec.count, digits: [spec.digitsA, spec.digitsB], seed: spec.seed, split: spec.split })
-    : shuffled(gsm8kAugFromTrain(spec.dataDir).filter((p) => p.cot !== null && p.cot.length > 0), spec.seed);
+  const candidates =
+    spec.source === 'multiplication'
+      ? generateMultiplication({ count: spec.count, digits: [spec.digitsA, spec.digitsB], seed: spec.seed, split: spec.split })
+      : shuffled(
+          gsm8kAugFromTrain(spec.dataDir).filter((p) => p.cot !== null && p.cot.length > 0),
+          spec.seed,
+        );
   const { dataDir: _dir, ...identity } = spec;
   const dir = examplesCacheDir();
-  const key = createHash('sha256').update(JSON.stringify({
-    format: EXAMPLES_CACHE_FORMAT, spec: identity, tokenizer: tokenizerSha(tok.dir), texts: candidates.map((p) => [p.problem, p.cot, p.answer]),
-  })).digest('hex');
+  const key = createHash('sha256')
+    .update(
+      JSON.stringify({
+        format: EXAMPLES_CACHE_FORMAT,
+        spec: identity,
+        tokenizer: tokenizerSha(tok.dir),
+        texts: candidates.map((p) => [p.problem, p.cot, p.answer]),
+      }),
+    )
+    .digest('hex');
   const file = dir === null ? null : join(dir, `${key}.json`);
   const cached = file === null ? null : readExamplesCache(file);
   let problems: Problem[];
@@ -87,7 +97,11 @@ export function prepareData(spec: DataSpec, tok: Tokenizer): PreparedData {
   if (cached !== null) {
     problems = cached.selected.map((i) => candidates[i] as Problem);
     examples = cached.parts.map(([prefixIds, thinkIds, cotIds, endThinkIds, answerIds]) => ({
-      prefixIds: prefixIds ?? [], thinkIds: thinkIds ?? [], cotIds: cotIds ?? [], endThinkIds: endThinkIds ?? [], answerIds: answerIds ?? [],
+      prefixIds: prefixIds ?? [],
+      thinkIds: thinkIds ?? [],
+      cotIds: cotIds ?? [],
+      endThinkIds: endThinkIds ?? [],
+      answerIds: answerIds ?? [],
     }));
   } else {
     const selected: number[] = [];
@@ -128,8 +142,11 @@ export function checkFitsModel(examples: readonly SequenceParts[], maxPositions:
   let longest = 0;
   for (const e of examples) longest = Math.max(longest, length(e) + (r === null ? 0 : Math.ceil(e.cotIds.length / r)));
   if (longest > maxPositions) {
-    throw inputError({ field: 'data' }, `the longest example needs ${longest} positions${r === null ? '' : ` (with its latents, r = ${r})`}, ` +
-      `more than the max_position_embeddings ${maxPositions} of ${model}; use shorter problems (data.digitsA/B, data.maxTokens) or a model with more positions`);
+    throw inputError(
+      { field: 'data' },
+      `the longest example needs ${longest} positions${r === null ? '' : ` (with its latents, r = ${r})`}, ` +
+        `more than the max_position_embeddings ${maxPositions} of ${model}; use shorter problems (data.digitsA/B, data.maxTokens) or a model with more positions`,
+    );
   }
 }
 

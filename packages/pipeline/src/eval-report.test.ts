@@ -11,7 +11,9 @@ describe('eval report output guard', () => {
     const out = join(dir, 'x.html');
     writeFileSync(join(dir, 'x.md'), '# my notes\n');
     const opts = { runs: [join(dir, 'nope')], metrics: [], out, title: 't', examples: 0 };
-    expect(() => writeEvalReport(opts)).toThrow(`field '--out': ${join(dir, 'x.md')} exists and was not written by eval report; choose another --out; nothing was written`);
+    expect(() => writeEvalReport(opts)).toThrow(
+      `field '--out': ${join(dir, 'x.md')} exists and was not written by eval report; choose another --out; nothing was written`,
+    );
     expect(readFileSync(join(dir, 'x.md'), 'utf8')).toBe('# my notes\n');
     writeFileSync(join(dir, 'x.md'), `${REPORT_MD_MARK}\n# an older report\n`);
     expect(() => writeEvalReport(opts)).toThrow('summary.json: not found: not an eval run folder (run `eval run` first)');

@@ -4,7 +4,13 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { inputError, writeFileAtomic } from '@latent-sft/core';
 import {
-  type EvalRow, type EvalSummary, type MetricsCurves, type SuperpositionExample, parseSummary, renderReportHtml, renderSummariesMarkdown,
+  type EvalRow,
+  type EvalSummary,
+  type MetricsCurves,
+  type SuperpositionExample,
+  parseSummary,
+  renderReportHtml,
+  renderSummariesMarkdown,
   superpositionExamples,
 } from '@latent-sft/eval';
 import { readMetrics } from '@latent-sft/train';
@@ -33,13 +39,16 @@ export function readEvalSummary(dir: string): EvalSummary {
 
 function readRowsFile(file: string): EvalRow[] {
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l, i) => {
-    try {
-      return JSON.parse(l) as EvalRow;
-    } catch (e) {
-      throw inputError({ file, line: i + 1 }, `invalid JSON: ${(e as Error).message}`);
-    }
-  });
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l, i) => {
+      try {
+        return JSON.parse(l) as EvalRow;
+      } catch (e) {
+        throw inputError({ file, line: i + 1 }, `invalid JSON: ${(e as Error).message}`);
+      }
+    });
 }
 
 /** The first line of every Markdown report: an existing .md without it is not ours to replace. */
@@ -52,7 +61,9 @@ export const REPORT_MD_MARK = '<!-- written by `eval report` (replaced by the ne
 export function metricsFiles(path: string): string[] {
   if (!existsSync(path)) throw inputError({ file: path, field: '--metrics' }, 'not found');
   if (!statSync(path).isDirectory()) return [path];
-  const files = readdirSync(path).map((d) => join(path, d, 'metrics.jsonl')).filter((f) => existsSync(f));
+  const files = readdirSync(path)
+    .map((d) => join(path, d, 'metrics.jsonl'))
+    .filter((f) => existsSync(f));
   if (files.length === 0) throw inputError({ file: path, field: '--metrics' }, 'a folder without <phase>/metrics.jsonl files');
   return files.sort((a, b) => statSync(a).mtimeMs - statSync(b).mtimeMs || a.localeCompare(b));
 }
@@ -76,8 +87,9 @@ export function writeEvalReport(o: EvalReportOptions): { html: string; markdown:
     const rows = readRowsFile(join(dir, predictionsFile(first.dataset, first.seed)));
     superpositions.push(...superpositionExamples(rows, o.examples, o.runs.length > 1 ? `${s.method}: ` : ''));
   });
-  const curves: MetricsCurves[] = o.metrics.flatMap(metricsFiles).map((file) => (
-    { label: `${basename(dirname(file))}/${basename(file)}`, records: readMetrics(file) }));
+  const curves: MetricsCurves[] = o.metrics
+    .flatMap(metricsFiles)
+    .map((file) => ({ label: `${basename(dirname(file))}/${basename(file)}`, records: readMetrics(file) }));
   const html = renderReportHtml({ title: o.title, summaries, curves, superpositions });
   let md = `${REPORT_MD_MARK}\n${renderSummariesMarkdown(summaries, o.title)}`;
   if (curves.length > 0) {
@@ -86,8 +98,10 @@ export function writeEvalReport(o: EvalReportOptions): { html: string; markdown:
       const withLoss = c.records.filter((r) => typeof r.loss === 'number');
       const f = withLoss[0];
       const l = withLoss[withLoss.length - 1];
-      lines.push(`| ${c.label} | ${c.records.length} | ${c.records[0]?.step ?? '–'} | ${c.records[c.records.length - 1]?.step ?? '–'} | ` +
-        `${f ? (f.loss as number).toPrecision(4) : '–'} | ${l ? (l.loss as number).toPrecision(4) : '–'} |`);
+      lines.push(
+        `| ${c.label} | ${c.records.length} | ${c.records[0]?.step ?? '–'} | ${c.records[c.records.length - 1]?.step ?? '–'} | ` +
+          `${f ? (f.loss as number).toPrecision(4) : '–'} | ${l ? (l.loss as number).toPrecision(4) : '–'} |`,
+      );
     }
     md += `${lines.join('\n')}\n`;
   }

@@ -19,13 +19,24 @@ import { configRecord } from '@latent-sft/config';
 import { type Logger, Rng, createProgress, inputError, writeFileAtomic, writeJsonAtomic } from '@latent-sft/core';
 import type { Problem } from '@latent-sft/data';
 import {
-  type EvalDatasetName, type EvalMode, type EvalRow, type EvalSummary, type ExtractionMode, type RowContext, type RunStats, TokenText, buildRow,
-  buildSummary, loadEvalDataset, renderReportHtml, renderSummariesMarkdown, runStats, superpositionExamples,
+  type EvalDatasetName,
+  type EvalMode,
+  type EvalRow,
+  type EvalSummary,
+  type ExtractionMode,
+  type RowContext,
+  type RunStats,
+  TokenText,
+  buildRow,
+  buildSummary,
+  loadEvalDataset,
+  renderReportHtml,
+  renderSummariesMarkdown,
+  runStats,
+  superpositionExamples,
 } from '@latent-sft/eval';
 import { type GenerateDtype, Generator } from '@latent-sft/generate';
-import {
-  DEFAULT_LATENT_SPEC, type LatentKindName, type LatentSpec, type LatentSpecFile, readLatentSpec, resolveLatentSpec,
-} from '@latent-sft/latent';
+import { DEFAULT_LATENT_SPEC, type LatentKindName, type LatentSpec, type LatentSpecFile, readLatentSpec, resolveLatentSpec } from '@latent-sft/latent';
 import { configFieldList, loadCheckpoint } from '@latent-sft/models';
 import { THINK, type Tokenizer, latentEndId, latentMarkerIds, loadTokenizer, padId, promptFor } from '@latent-sft/tokenizer';
 import { claimOrReuseOutDir } from './run-dir.js';
@@ -88,17 +99,34 @@ export function runIdentity(o: EvalRunOptions, latent: LatentSpec | null = null)
   const st = existsSync(weights) ? statSync(weights) : null;
   return {
     ...(latent !== null ? { latentKind: latent.kind } : {}),
-    model: resolve(o.model), modelBytes: st?.size ?? null, modelMtimeMs: st?.mtimeMs ?? null,
-    tokenizer: resolve(o.tokenizer ?? o.model), datasets: o.datasets, mode: o.mode, seeds: o.seeds, limit: o.limit ?? null,
-    maxLatent: o.maxLatent, maxNewTokens: o.maxNewTokens, device: o.device, dtype: o.dtype, sampling: o.sampling,
-    latentTopK: latent?.topK ?? o.latentTopK ?? DEFAULT_LATENT_SPEC.topK, ecrK: o.ecrK, extraction: o.extraction, dataDir: o.dataDir ? resolve(o.dataDir) : null,
-    methodName: o.methodName, block: BLOCK,
+    model: resolve(o.model),
+    modelBytes: st?.size ?? null,
+    modelMtimeMs: st?.mtimeMs ?? null,
+    tokenizer: resolve(o.tokenizer ?? o.model),
+    datasets: o.datasets,
+    mode: o.mode,
+    seeds: o.seeds,
+    limit: o.limit ?? null,
+    maxLatent: o.maxLatent,
+    maxNewTokens: o.maxNewTokens,
+    device: o.device,
+    dtype: o.dtype,
+    sampling: o.sampling,
+    latentTopK: latent?.topK ?? o.latentTopK ?? DEFAULT_LATENT_SPEC.topK,
+    ecrK: o.ecrK,
+    extraction: o.extraction,
+    dataDir: o.dataDir ? resolve(o.dataDir) : null,
+    methodName: o.methodName,
+    block: BLOCK,
   };
 }
 
 function readRows(path: string, expected: number): EvalRow[] | null {
   if (!existsSync(path)) return null;
-  const rows = readFileSync(path, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as EvalRow);
+  const rows = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as EvalRow);
   return rows.length === expected ? rows : null;
 }
 
@@ -134,13 +162,19 @@ export async function runEval(o: EvalRunOptions, logger: Logger): Promise<EvalSu
     const ps = o.limit !== undefined ? all.slice(0, o.limit) : all;
     if (ps.length === 0) throw inputError({ field: '--datasets' }, `${d} has no problems`);
     problems.set(d, ps);
-    prompts.set(d, ps.map((p) => promptIds(tok, p)));
+    prompts.set(
+      d,
+      ps.map((p) => promptIds(tok, p)),
+    );
   }
   const longest = Math.max(...[...prompts.values()].flat().map((p) => p.length));
   const generated = o.mode === 'latent' ? o.maxLatent + markers.endThink.length + o.maxNewTokens : o.maxLatent + o.maxNewTokens;
   const maxPositions = Math.min(ckpt.config.maxPositionEmbeddings, longest + generated + 1);
   if (longest + generated > ckpt.config.maxPositionEmbeddings) {
-    throw inputError({ field: '--max-new-tokens' }, `prompt (${longest}) + generation (${generated}) exceed max_position_embeddings ${ckpt.config.maxPositionEmbeddings}`);
+    throw inputError(
+      { field: '--max-new-tokens' },
+      `prompt (${longest}) + generation (${generated}) exceed max_position_embeddings ${ckpt.config.maxPositionEmbeddings}`,
+    );
   }
 
   const total = o.datasets.reduce((s, d) => s + (problems.get(d) as Problem[]).length, 0) * o.seeds.length;
@@ -163,7 +197,11 @@ export async function runEval(o: EvalRunOptions, logger: Logger): Promise<EvalSu
           continue;
         }
         gen ??= Generator.create({
-          weights: o.model, device: o.device === 'cuda' ? { kind: 'cuda' } : { kind: 'cpu' }, dtype: o.dtype, latentTopK: topK, maxPositions,
+          weights: o.model,
+          device: o.device === 'cuda' ? { kind: 'cuda' } : { kind: 'cpu' },
+          dtype: o.dtype,
+          latentTopK: topK,
+          maxPositions,
         });
         const ctx: RowContext = { tok, text, mode: o.mode, seed, endThinkIds: markers.endThink, ecrK: o.ecrK, extraction: o.extraction };
         const rows: EvalRow[] = [];
@@ -172,13 +210,14 @@ export async function runEval(o: EvalRunOptions, logger: Logger): Promise<EvalSu
           const block = ids.slice(b * BLOCK, (b + 1) * BLOCK);
           const { results } = await gen.generate({
             prompts: block,
-            mode: o.mode === 'latent'
-              ? { kind: 'latent', topK, maxLatent: o.maxLatent, latentEndIds: markers.endThink, latentEndId: endId, feed: latentKind }
-              : { kind: 'explicit' },
-            sampling: o.sampling.kind === 'greedy' ? { kind: 'greedy' }
-              : { ...o.sampling, seed: Rng.fromSeed(seed).fork(b).nextUint32() },
+            mode:
+              o.mode === 'latent'
+                ? { kind: 'latent', topK, maxLatent: o.maxLatent, latentEndIds: markers.endThink, latentEndId: endId, feed: latentKind }
+                : { kind: 'explicit' },
+            sampling: o.sampling.kind === 'greedy' ? { kind: 'greedy' } : { ...o.sampling, seed: Rng.fromSeed(seed).fork(b).nextUint32() },
             maxNewTokens: o.mode === 'latent' ? o.maxNewTokens : o.maxLatent + o.maxNewTokens,
-            stopIds, batchSize: o.batchSize,
+            stopIds,
+            batchSize: o.batchSize,
           });
           results.forEach((r, i) => rows.push(buildRow(ctx, ps[b * BLOCK + i] as Problem, block[i] as number[], r)));
           progress.tick(block.length, { dataset: d, seed, acc: rows.filter((r) => r.correct).length / rows.length });
@@ -197,18 +236,32 @@ export async function runEval(o: EvalRunOptions, logger: Logger): Promise<EvalSu
   progress.done();
 
   const summary: EvalSummary & { latentKind?: LatentKindName } = {
-    ...buildSummary({
-      method: o.methodName, mode: o.mode, model: resolve(o.model), datasets: o.datasets, seeds: o.seeds, sampling: o.sampling,
-      extraction: o.extraction, notes: runNotes(o, problems, latentFile?.file ?? null),
-    }, stats),
+    ...buildSummary(
+      {
+        method: o.methodName,
+        mode: o.mode,
+        model: resolve(o.model),
+        datasets: o.datasets,
+        seeds: o.seeds,
+        sampling: o.sampling,
+        extraction: o.extraction,
+        notes: runNotes(o, problems, latentFile?.file ?? null),
+      },
+      stats,
+    ),
     ...(latent !== null ? { latentKind: latent.kind } : {}),
   };
   writeJsonAtomic(join(o.out, 'summary.json'), summary);
   writeFileAtomic(join(o.out, 'summary.md'), renderSummariesMarkdown([summary], `Evaluation: ${o.methodName}`));
   const first = rowsFor.get(`${o.datasets[0]}/${o.seeds[0]}`) as EvalRow[];
-  writeFileAtomic(join(o.out, 'report.html'), renderReportHtml({
-    title: `Evaluation: ${o.methodName}`, summaries: [summary], superpositions: superpositionExamples(first, o.examples),
-  }));
+  writeFileAtomic(
+    join(o.out, 'report.html'),
+    renderReportHtml({
+      title: `Evaluation: ${o.methodName}`,
+      summaries: [summary],
+      superpositions: superpositionExamples(first, o.examples),
+    }),
+  );
   return summary;
 }
 
@@ -219,19 +272,31 @@ export function runNotes(o: EvalRunOptions, problems: ReadonlyMap<EvalDatasetNam
   if (o.mode === 'latent') {
     const hidden = latent?.spec.kind === 'hidden';
     const s = latent?.spec;
-    notes.push(latent === null || s === undefined
-      ? `Latent kind: soft-topk (the model folder has no latent.json): each latent step feeds the top-${topK} soft embedding of its logits.`
-      : `Latent kind: ${s.kind} (latent.json${latent.legacy ? ', legacy {kind, r} form: top-k 10, LTIM and LTSuM assumed' : ''}; compression rate ${s.compressionRate}, top-k ${s.topK}): each latent step feeds ${hidden ? "the model's own final normed hidden state (the \"- Hidden State\" ablation); the recorded top-k and ECR come from that step's logits" : 'the top-k soft embedding of its logits'}.`);
-    notes.push(`#L = latent steps fed (${hidden ? 'hidden states' : 'soft embeddings'}; the latent phase ends when the argmax is the first \`</think>\` id or after --max-latent ${o.maxLatent}); the answer gets up to ${o.maxNewTokens} tokens.`);
+    notes.push(
+      latent === null || s === undefined
+        ? `Latent kind: soft-topk (the model folder has no latent.json): each latent step feeds the top-${topK} soft embedding of its logits.`
+        : `Latent kind: ${s.kind} (latent.json${latent.legacy ? ', legacy {kind, r} form: top-k 10, LTIM and LTSuM assumed' : ''}; compression rate ${s.compressionRate}, top-k ${s.topK}): each latent step feeds ${hidden ? 'the model\'s own final normed hidden state (the "- Hidden State" ablation); the recorded top-k and ECR come from that step\'s logits' : 'the top-k soft embedding of its logits'}.`,
+    );
+    notes.push(
+      `#L = latent steps fed (${hidden ? 'hidden states' : 'soft embeddings'}; the latent phase ends when the argmax is the first \`</think>\` id or after --max-latent ${o.maxLatent}); the answer gets up to ${o.maxNewTokens} tokens.`,
+    );
     const withCot = o.datasets.filter((d) => (problems.get(d) ?? []).some((p) => p.cot !== null && p.cot.trim() !== ''));
-    notes.push(withCot.length > 0
-      ? `ECR@K (K = ${o.ecrK.join(', ')}) = reference-CoT tokens inside the union of the latents' top-K ids / #L, per problem with #L ≥ 1 and a reference CoT (${withCot.join(', ')}); K is limited to the recorded top-${topK}, so the paper's K = 50…300 are not available.`
-      : 'ECR@K not computed: no dataset here has a reference CoT (gsm8k-aug-test has one).');
+    notes.push(
+      withCot.length > 0
+        ? `ECR@K (K = ${o.ecrK.join(', ')}) = reference-CoT tokens inside the union of the latents' top-K ids / #L, per problem with #L ≥ 1 and a reference CoT (${withCot.join(', ')}); K is limited to the recorded top-${topK}, so the paper's K = 50…300 are not available.`
+        : 'ECR@K not computed: no dataset here has a reference CoT (gsm8k-aug-test has one).',
+    );
   } else {
-    notes.push(`#L = generated tokens before the first \`</think>\` (the trained \`</think>\` ids, else the decoded text); the whole output when no \`</think>\` was generated. CoT and answer share a budget of --max-latent + --max-new-tokens = ${o.maxLatent + o.maxNewTokens} tokens.`);
+    notes.push(
+      `#L = generated tokens before the first \`</think>\` (the trained \`</think>\` ids, else the decoded text); the whole output when no \`</think>\` was generated. CoT and answer share a budget of --max-latent + --max-new-tokens = ${o.maxLatent + o.maxNewTokens} tokens.`,
+    );
   }
-  notes.push('N_eff (effective global parallelism) not computed: it needs several reference reasoning paths per problem and their encoder reference latents (the Multi-Chain GSM8k-Aug set), which are not available here.');
-  notes.push(`Prompt = family prefix + \`<think>\` (spec §2.2, as in training); answers extracted with the ${o.extraction} chain and judged with @latent-sft/eval's equivalence.`);
+  notes.push(
+    'N_eff (effective global parallelism) not computed: it needs several reference reasoning paths per problem and their encoder reference latents (the Multi-Chain GSM8k-Aug set), which are not available here.',
+  );
+  notes.push(
+    `Prompt = family prefix + \`<think>\` (spec §2.2, as in training); answers extracted with the ${o.extraction} chain and judged with @latent-sft/eval's equivalence.`,
+  );
   return notes;
 }
 
@@ -250,8 +315,13 @@ export function defaultMethodName(mode: EvalMode, model: string): string {
 export function evalLatentSpec(model: string, latentTopK: number | undefined): { spec: LatentSpec; file: LatentSpecFile | null } {
   const file = readLatentSpec(model);
   const spec = resolveLatentSpec(latentTopK !== undefined ? { topK: latentTopK } : {}, file !== null ? [file] : [], {
-    where: 'eval run --latent-top-k', fallback: DEFAULT_LATENT_SPEC,
+    where: 'eval run --latent-top-k',
+    fallback: DEFAULT_LATENT_SPEC,
   });
-  if (spec.kind === 'soft-full') throw inputError({ file: file?.file ?? model, field: 'kind' }, 'latent generation feeds top-k soft embeddings or hidden states; soft-full models are not supported');
+  if (spec.kind === 'soft-full')
+    throw inputError(
+      { file: file?.file ?? model, field: 'kind' },
+      'latent generation feeds top-k soft embeddings or hidden states; soft-full models are not supported',
+    );
   return { spec, file };
 }

@@ -3,9 +3,23 @@
 // runner, the phase functions (cot-sft, phase 1 steps, merge-lora, cache-latents, phase 2), summaries,
 // and the evaluation runs (eval run: generation + scoring into a run folder; eval report).
 export {
-  SCHEMA_VERSION, cacheLatentsConfig, latentSpecSchema, cacheLatentsSchema, cotSftConfig, cotSftSchema, dataSchema, mergeLoraConfig, mergeLoraSchema,
-  phase1DecoderConfig, phase1DecoderSchema, phase1EncoderConfig, phase1EncoderSchema, phase1UnionConfig, phase1UnionSchema,
-  phase2Config, phase2Schema,
+  SCHEMA_VERSION,
+  cacheLatentsConfig,
+  latentSpecSchema,
+  cacheLatentsSchema,
+  cotSftConfig,
+  cotSftSchema,
+  dataSchema,
+  mergeLoraConfig,
+  mergeLoraSchema,
+  phase1DecoderConfig,
+  phase1DecoderSchema,
+  phase1EncoderConfig,
+  phase1EncoderSchema,
+  phase1UnionConfig,
+  phase1UnionSchema,
+  phase2Config,
+  phase2Schema,
 } from './schemas.js';
 export { recordOf } from './context.js';
 export type { RunContext } from './context.js';
@@ -15,8 +29,19 @@ export { LAYOUT, claimOrReuseOutDir, claimOutDir, publishDir, requireDir } from 
 export { checkFitsModel, longestExample, prepareData } from './data.js';
 export type { DataSpec, PreparedData } from './data.js';
 export {
-  checkSameArchitecture, copyTokenizer, initLora, loadModelDir, loadModelTokenizer, loraOf, resizeForCompress, saveAdapterDir, saveModelDir, tinyLlamaFor,
-  toHost, tokenizerSha, writeRandomModel,
+  checkSameArchitecture,
+  copyTokenizer,
+  initLora,
+  loadModelDir,
+  loadModelTokenizer,
+  loraOf,
+  resizeForCompress,
+  saveAdapterDir,
+  saveModelDir,
+  tinyLlamaFor,
+  toHost,
+  tokenizerSha,
+  writeRandomModel,
 } from './model.js';
 export type { ModelDir, TinySizes } from './model.js';
 export { runTraining, scheduleOf } from './runner.js';

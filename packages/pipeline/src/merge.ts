@@ -30,7 +30,12 @@ export async function runMergeLora(config: MergeLoraConfig, ctx: RunContext): Pr
     lock.release();
   }
   const summary: PhaseSummary = {
-    app, out: config.out, steps: 0, first: {}, last: {}, wallSeconds: secondsSince(t0),
+    app,
+    out: config.out,
+    steps: 0,
+    first: {},
+    last: {},
+    wallSeconds: secondsSince(t0),
     notes: { adapterTensors: adapter.tensors.length, r: adapter.config.r, taskType: adapter.config.taskType, ...(spec !== undefined ? latentNotes(spec) : {}) },
   };
   writeSummary(summary);

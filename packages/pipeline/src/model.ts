@@ -7,8 +7,18 @@ import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Rng, inputError } from '@latent-sft/core';
 import {
-  type LoraConfig, type ModelConfig, type NamedTensor, configFieldList, initParameters, loadCheckpoint, loraParameterShapes, parameterCount, parameterShapes, parseModelConfig,
-  saveAdapter, saveCheckpoint,
+  type LoraConfig,
+  type ModelConfig,
+  type NamedTensor,
+  configFieldList,
+  initParameters,
+  loadCheckpoint,
+  loraParameterShapes,
+  parameterCount,
+  parameterShapes,
+  parseModelConfig,
+  saveAdapter,
+  saveCheckpoint,
 } from '@latent-sft/models';
 import { type LatentSpec, writeLatentSpec } from '@latent-sft/latent';
 import type { HostTensor } from '@latent-sft/runtime';
@@ -66,14 +76,31 @@ export function saveAdapterDir(dir: string, lora: LoraConfig, tensors: readonly 
 export function tinyLlamaFor(tok: Tokenizer, o: { hiddenSize: number; intermediateSize: number; layers: number; heads: number; kvHeads: number }): ModelConfig {
   if (o.hiddenSize % o.heads !== 0) throw inputError({ field: 'base.heads' }, `hidden size ${o.hiddenSize} is not a multiple of ${o.heads} heads`);
   if (o.heads % o.kvHeads !== 0) throw inputError({ field: 'base.kvHeads' }, `${o.heads} heads are not a multiple of ${o.kvHeads} key/value heads`);
-  return parseModelConfig({
-    model_type: 'llama', hidden_size: o.hiddenSize, intermediate_size: o.intermediateSize, num_hidden_layers: o.layers,
-    num_attention_heads: o.heads, num_key_value_heads: o.kvHeads, head_dim: o.hiddenSize / o.heads, vocab_size: tok.vocabSize,
-    max_position_embeddings: 4096, rms_norm_eps: 1e-5, rope_theta: 500000,
-    rope_scaling: { rope_type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
-    tie_word_embeddings: true, attention_bias: false, mlp_bias: false, bos_token_id: tok.bosId ?? tok.eosId, eos_token_id: tok.eosId,
-    torch_dtype: 'float32', initializer_range: 0.02, hidden_act: 'silu',
-  }, 'tiny base');
+  return parseModelConfig(
+    {
+      model_type: 'llama',
+      hidden_size: o.hiddenSize,
+      intermediate_size: o.intermediateSize,
+      num_hidden_layers: o.layers,
+      num_attention_heads: o.heads,
+      num_key_value_heads: o.kvHeads,
+      head_dim: o.hiddenSize / o.heads,
+      vocab_size: tok.vocabSize,
+      max_position_embeddings: 4096,
+      rms_norm_eps: 1e-5,
+      rope_theta: 500000,
+      rope_scaling: { rope_type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+      tie_word_embeddings: true,
+      attention_bias: false,
+      mlp_bias: false,
+      bos_token_id: tok.bosId ?? tok.eosId,
+      eos_token_id: tok.eosId,
+      torch_dtype: 'float32',
+      initializer_range: 0.02,
+      hidden_act: 'silu',
+    },
+    'tiny base',
+  );
 }
 
 /**
@@ -82,15 +109,21 @@ export function tinyLlamaFor(tok: Tokenizer, o: { hiddenSize: number; intermedia
  */
 export function checkAllocatable(config: ModelConfig, field: string, memoryBytes = totalmem()): void {
   const sizes = `hidden ${config.hiddenSize}, MLP ${config.intermediateSize}, ${config.numHiddenLayers} layers and ${config.vocabSize} rows`;
-  const largest = parameterShapes(config).reduce((a, p) => (p.shape.reduce((x, y) => x * y, 1) > a.n ? { name: p.name, n: p.shape.reduce((x, y) => x * y, 1) } : a), { name: '', n: 0 });
+  const largest = parameterShapes(config).reduce(
+    (a, p) => (p.shape.reduce((x, y) => x * y, 1) > a.n ? { name: p.name, n: p.shape.reduce((x, y) => x * y, 1) } : a),
+    { name: '', n: 0 },
+  );
   if (largest.n > MAX_TENSOR_ELEMENTS) {
     throw inputError({ field }, `${sizes} make ${largest.name} ${largest.n.toExponential(2)} elements, more than one tensor can hold (${MAX_TENSOR_ELEMENTS})`);
   }
   const bytes = parameterCount(config) * 4;
   if (bytes > memoryBytes) {
     const gb = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
-    throw inputError({ field }, `${sizes} make ${parameterCount(config).toExponential(2)} parameters: ` +
-      `${gb(bytes)} of float32 weights (about 4× that to train), more than the ${gb(memoryBytes)} of memory here`);
+    throw inputError(
+      { field },
+      `${sizes} make ${parameterCount(config).toExponential(2)} parameters: ` +
+        `${gb(bytes)} of float32 weights (about 4× that to train), more than the ${gb(memoryBytes)} of memory here`,
+    );
   }
 }
 
@@ -165,7 +198,11 @@ export function withoutHead(config: ModelConfig, tensors: readonly NamedTensor[]
 export function loraOf(block: { r: number; alpha?: number | undefined; dropout: number }, taskType: LoraConfig['taskType'], embedTokens: boolean): LoraConfig {
   const targets: LoraConfig['targetModules'] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
   return {
-    r: block.r, alpha: block.alpha ?? 2 * block.r, dropout: block.dropout, bias: 'none', taskType,
+    r: block.r,
+    alpha: block.alpha ?? 2 * block.r,
+    dropout: block.dropout,
+    bias: 'none',
+    taskType,
     targetModules: embedTokens ? [...targets, 'embed_tokens'] : targets,
   };
 }

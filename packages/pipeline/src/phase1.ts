@@ -20,8 +20,17 @@ import { type Tokenizer, padId } from '@latent-sft/tokenizer';
 import { type RunContext, recordOf, secondsSince } from './context.js';
 import { type PreparedData, checkFitsModel, longestExample, prepareData } from './data.js';
 import {
-  type ModelDir, checkSameArchitecture, initLora, loadModelDir, loadModelTokenizer, loraOf, resizeForCompress, saveAdapterDir, saveModelDir,
-  stripPrefix, toHost,
+  type ModelDir,
+  checkSameArchitecture,
+  initLora,
+  loadModelDir,
+  loadModelTokenizer,
+  loraOf,
+  resizeForCompress,
+  saveAdapterDir,
+  saveModelDir,
+  stripPrefix,
+  toHost,
 } from './model.js';
 import { LAYOUT, claimOutDir, publishDir } from './run-dir.js';
 import { runTraining } from './runner.js';
@@ -56,7 +65,10 @@ export function phase1LatentSpec(app: string, config: AnyPhase1, inputs: readonl
 export function checkEncoderOf(dec: ModelConfig, enc: ModelDir, field: string): void {
   checkSameArchitecture(dec, enc.config, field);
   if (enc.config.vocabSize !== dec.vocabSize + 1) {
-    throw inputError({ file: enc.dir, field }, `vocabulary ${enc.config.vocabSize}, expected ${dec.vocabSize + 1} (the decoder's ${dec.vocabSize} + <|compress_token|>): not a step-1 encoder of this decoder`);
+    throw inputError(
+      { file: enc.dir, field },
+      `vocabulary ${enc.config.vocabSize}, expected ${dec.vocabSize + 1} (the decoder's ${dec.vocabSize} + <|compress_token|>): not a step-1 encoder of this decoder`,
+    );
   }
 }
 
@@ -74,11 +86,18 @@ interface StepSetup {
 
 /** Validates the step's inputs, then claims and locks the output folder and trains. */
 async function runStep(
-  app: string, config: AnyPhase1, spec: LatentSpec, ctx: RunContext, setup: (tokDir: string) => StepSetup, tokDir: string, t0: number,
+  app: string,
+  config: AnyPhase1,
+  spec: LatentSpec,
+  ctx: RunContext,
+  setup: (tokDir: string) => StepSetup,
+  tokDir: string,
+  t0: number,
 ): Promise<PhaseSummary> {
   const tok = await loadModelTokenizer(tokDir, 'the decoder folder');
   const s = setup(tokDir);
-  if (tok.vocabSize > s.decoder.config.vocabSize) throw inputError({ file: s.decoder.dir }, `the tokenizer has ${tok.vocabSize} ids but the decoder only ${s.decoder.config.vocabSize} rows`);
+  if (tok.vocabSize > s.decoder.config.vocabSize)
+    throw inputError({ file: s.decoder.dir }, `the tokenizer has ${tok.vocabSize} ids but the decoder only ${s.decoder.config.vocabSize} rows`);
   const data = prepareData(config.data, tok);
   checkFitsModel(data.examples, Math.min(s.encoder.config.maxPositionEmbeddings, s.decoder.config.maxPositionEmbeddings), spec.compressionRate, s.decoder.dir);
   const record = recordOf(app, config, ctx);
@@ -90,15 +109,30 @@ async function runStep(
   }
 }
 
-async function trainStep(config: AnyPhase1, ctx: RunContext, o: {
-  app: string; spec: LatentSpec; s: StepSetup; tok: Tokenizer; data: PreparedData; record: ConfigRecord; t0: number;
-}): Promise<PhaseSummary> {
+async function trainStep(
+  config: AnyPhase1,
+  ctx: RunContext,
+  o: {
+    app: string;
+    spec: LatentSpec;
+    s: StepSetup;
+    tok: Tokenizer;
+    data: PreparedData;
+    record: ConfigRecord;
+    t0: number;
+  },
+): Promise<PhaseSummary> {
   const { app, spec, s, tok, data, record, t0 } = o;
   const logger = ctx.logger;
   s.prepare?.();
   logger.info({ step: s.step, examples: data.examples.length, longest: longestExample(data.examples) }, 'data ready');
   const objective = phase1Objective(s.decoder.config, {
-    step: s.step, latent: latentKindOf(spec), ltim: spec.ltim, ltsum: spec.ltsum, lora: s.lora, compute: config.compute,
+    step: s.step,
+    latent: latentKindOf(spec),
+    ltim: spec.ltim,
+    ltsum: spec.ltsum,
+    lora: s.lora,
+    compute: config.compute,
   });
   const trainable: Record<string, HostTensor> = {
     ...(s.lora.encoder !== undefined ? toHost(initLora(s.encoder.config, s.lora.encoder, config.train.seed), ENCODER_PREFIX) : {}),
@@ -108,17 +142,42 @@ async function trainStep(config: AnyPhase1, ctx: RunContext, o: {
   const pad = padId(tok);
   const dropout = (s.lora.encoder?.dropout ?? 0) > 0 || (s.lora.decoder?.dropout ?? 0) > 0;
   const { trained, metrics } = await runTraining({
-    out: config.out, record, resume: config.resume, device: config.device, compute: config.compute, objective,
-    init: { trainable, frozen }, train: config.train, size: data.examples.length, label: app, logger,
-    collate: (b) => collatePhase1(b.indices.map((i) => data.examples[i]!), {
-      r: spec.compressionRate, compressId: s.decoder.config.vocabSize, padId: pad, ltim: spec.ltim, ltsum: spec.ltsum, positions: config.positions,
-      ...(dropout ? { dropoutSeed: b.rng.int(2 ** 31) } : {}),
-    }).feeds,
+    out: config.out,
+    record,
+    resume: config.resume,
+    device: config.device,
+    compute: config.compute,
+    objective,
+    init: { trainable, frozen },
+    train: config.train,
+    size: data.examples.length,
+    label: app,
+    logger,
+    collate: (b) =>
+      collatePhase1(
+        b.indices.map((i) => data.examples[i]!),
+        {
+          r: spec.compressionRate,
+          compressId: s.decoder.config.vocabSize,
+          padId: pad,
+          ltim: spec.ltim,
+          ltsum: spec.ltsum,
+          positions: config.positions,
+          ...(dropout ? { dropoutSeed: b.rng.int(2 ** 31) } : {}),
+        },
+      ).feeds,
   });
   s.save(trained);
   const summary: PhaseSummary = {
-    app, out: config.out, steps: metrics.steps, window: metrics.window, first: metrics.first, last: metrics.last, collapse: metrics.collapse,
-    wallSeconds: secondsSince(t0), notes: latentNotes(spec),
+    app,
+    out: config.out,
+    steps: metrics.steps,
+    window: metrics.window,
+    first: metrics.first,
+    last: metrics.last,
+    collapse: metrics.collapse,
+    wallSeconds: secondsSince(t0),
+    notes: latentNotes(spec),
   };
   writeSummary(summary);
   logger.info({ ...summary }, 'done');
@@ -131,19 +190,30 @@ export async function runPhase1Encoder(config: Phase1EncoderConfig, ctx: RunCont
   const app = 'phase1-encoder';
   const m0 = loadModelDir(config.base, 'phase1 base (M0)', config.allowConfigFields);
   const spec = phase1LatentSpec(app, config, []);
-  return runStep(app, config, spec, ctx, (tokDir) => {
-    const enc = resizeForCompress(m0.config, m0.tensors);
-    const lora = loraOf(config.lora, 'FEATURE_EXTRACTION', true);
-    return {
-      step: 'encoder', decoder: m0, encoder: enc, lora: { encoder: lora },
-      prepare: () => publishDir(config.out, LAYOUT.baseModel, (tmp) => saveModelDir(tmp, enc.config, enc.tensors, tokDir)),
-      save: (trained) => {
-        const adapter = stripPrefix(trained, ENCODER_PREFIX);
-        publishDir(config.out, LAYOUT.adapter, (tmp) => saveAdapterDir(tmp, lora, adapter, { model: enc.config }, spec));
-        publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, enc.config, mergeLora(enc.config, enc.tensors, adapter, lora), tokDir, spec));
-      },
-    };
-  }, config.base, t0);
+  return runStep(
+    app,
+    config,
+    spec,
+    ctx,
+    (tokDir) => {
+      const enc = resizeForCompress(m0.config, m0.tensors);
+      const lora = loraOf(config.lora, 'FEATURE_EXTRACTION', true);
+      return {
+        step: 'encoder',
+        decoder: m0,
+        encoder: enc,
+        lora: { encoder: lora },
+        prepare: () => publishDir(config.out, LAYOUT.baseModel, (tmp) => saveModelDir(tmp, enc.config, enc.tensors, tokDir)),
+        save: (trained) => {
+          const adapter = stripPrefix(trained, ENCODER_PREFIX);
+          publishDir(config.out, LAYOUT.adapter, (tmp) => saveAdapterDir(tmp, lora, adapter, { model: enc.config }, spec));
+          publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, enc.config, mergeLora(enc.config, enc.tensors, adapter, lora), tokDir, spec));
+        },
+      };
+    },
+    config.base,
+    t0,
+  );
 }
 
 /** Step 2: the merged step-1 encoder frozen, LoRA on the decoder M0. */
@@ -154,17 +224,28 @@ export async function runPhase1Decoder(config: Phase1DecoderConfig, ctx: RunCont
   const enc = loadModelDir(config.encoder, 'step-1 encoder', config.allowConfigFields);
   checkEncoderOf(m0.config, enc, 'encoder');
   const spec = phase1LatentSpec(app, config, [config.encoder]);
-  return runStep(app, config, spec, ctx, (tokDir) => {
-    const lora = loraOf(config.lora, 'CAUSAL_LM', false);
-    return {
-      step: 'decoder', decoder: m0, encoder: enc, lora: { decoder: lora },
-      save: (trained) => {
-        const adapter = stripPrefix(trained, DECODER_PREFIX);
-        publishDir(config.out, LAYOUT.adapter, (tmp) => saveAdapterDir(tmp, lora, adapter, { model: m0.config }, spec));
-        publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, m0.config, mergeLora(m0.config, m0.tensors, adapter, lora), tokDir, spec));
-      },
-    };
-  }, config.base, t0);
+  return runStep(
+    app,
+    config,
+    spec,
+    ctx,
+    (tokDir) => {
+      const lora = loraOf(config.lora, 'CAUSAL_LM', false);
+      return {
+        step: 'decoder',
+        decoder: m0,
+        encoder: enc,
+        lora: { decoder: lora },
+        save: (trained) => {
+          const adapter = stripPrefix(trained, DECODER_PREFIX);
+          publishDir(config.out, LAYOUT.adapter, (tmp) => saveAdapterDir(tmp, lora, adapter, { model: m0.config }, spec));
+          publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, m0.config, mergeLora(m0.config, m0.tensors, adapter, lora), tokDir, spec));
+        },
+      };
+    },
+    config.base,
+    t0,
+  );
 }
 
 /** Step 3: new LoRAs on the step-1 encoder and the step-2 decoder, trained jointly; adapters only. */
@@ -175,17 +256,28 @@ export async function runPhase1Union(config: Phase1UnionConfig, ctx: RunContext)
   const enc = loadModelDir(config.encoder, 'step-1 encoder', config.allowConfigFields);
   checkEncoderOf(dec.config, enc, 'encoder');
   const spec = phase1LatentSpec(app, config, [config.encoder, config.decoder]);
-  return runStep(app, config, spec, ctx, (tokDir) => {
-    const encLora = loraOf(config.lora, 'FEATURE_EXTRACTION', true);
-    const decLora = loraOf(config.lora, 'CAUSAL_LM', false);
-    return {
-      step: 'union', decoder: dec, encoder: enc, lora: { encoder: encLora, decoder: decLora },
-      save: (trained) => {
-        publishDir(config.out, LAYOUT.adapter, (tmp) => {
-          saveAdapterDir(join(tmp, 'encoder_weight'), encLora, stripPrefix(trained, ENCODER_PREFIX), { model: enc.config }, spec);
-          saveAdapterDir(join(tmp, 'decoder_weight'), decLora, stripPrefix(trained, DECODER_PREFIX), { model: dec.config }, spec);
-        });
-      },
-    };
-  }, config.decoder, t0);
+  return runStep(
+    app,
+    config,
+    spec,
+    ctx,
+    (tokDir) => {
+      const encLora = loraOf(config.lora, 'FEATURE_EXTRACTION', true);
+      const decLora = loraOf(config.lora, 'CAUSAL_LM', false);
+      return {
+        step: 'union',
+        decoder: dec,
+        encoder: enc,
+        lora: { encoder: encLora, decoder: decLora },
+        save: (trained) => {
+          publishDir(config.out, LAYOUT.adapter, (tmp) => {
+            saveAdapterDir(join(tmp, 'encoder_weight'), encLora, stripPrefix(trained, ENCODER_PREFIX), { model: enc.config }, spec);
+            saveAdapterDir(join(tmp, 'decoder_weight'), decLora, stripPrefix(trained, DECODER_PREFIX), { model: dec.config }, spec);
+          });
+        },
+      };
+    },
+    config.decoder,
+    t0,
+  );
 }

@@ -39,7 +39,8 @@ export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<
   const tok = await loadModelTokenizer(config.model, 'the phase2 model folder');
   const data = prepareData(config.data, tok);
   const recorded = readLatentSpecs([config.model, config.cache]);
-  const declared = recorded.length > 0 ? resolveLatentSpec(config.latent, recorded, { where: 'phase2 config', prefix: 'latent.', fallback: DEFAULT_LATENT_SPEC }) : null;
+  const declared =
+    recorded.length > 0 ? resolveLatentSpec(config.latent, recorded, { where: 'phase2 config', prefix: 'latent.', fallback: DEFAULT_LATENT_SPEC }) : null;
   const wanted = declared?.kind ?? config.latent.kind;
   if (wanted === 'soft-full') throw inputError({ field: 'latent.kind' }, 'phase 2 trains on cached soft-topk or hidden latents, not soft-full');
   const { teachers, manifest } = readLatentCache(config.cache, {
@@ -49,9 +50,13 @@ export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<
     hiddenSize: m1.config.hiddenSize,
     ...(wanted !== undefined ? { latent: wanted } : {}),
   });
-  const spec = declared ?? resolveLatentSpec(config.latent, [{ spec: manifestLatentSpec(manifest), file: join(config.cache, CACHE_MANIFEST), legacy: true }], {
-    where: 'phase2 config', prefix: 'latent.', fallback: DEFAULT_LATENT_SPEC,
-  });
+  const spec =
+    declared ??
+    resolveLatentSpec(config.latent, [{ spec: manifestLatentSpec(manifest), file: join(config.cache, CACHE_MANIFEST), legacy: true }], {
+      where: 'phase2 config',
+      prefix: 'latent.',
+      fallback: DEFAULT_LATENT_SPEC,
+    });
   checkCacheSpec(config.cache, manifest, spec);
   const kind = cacheLatentKind(manifest);
   const hidden = kind === 'hidden';
@@ -59,59 +64,91 @@ export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<
   const record = recordOf(app, config, ctx);
   const lock = claimOutDir(config.out, record, config.resume);
   try {
-  logger.info({ examples: teachers.length, latent: kind, r: manifest.r, k: manifest.k }, 'cache loaded');
-  const gumbel = config.gumbel.enabled && !hidden;
-  if (config.gumbel.enabled && hidden) logger.warn({ latent: kind }, 'Gumbel perturbation does not apply to hidden-state latents: skipped');
-  const examples: Phase2Example<Phase2Teacher>[] = data.examples.map((e, i) => ({
-    prefixIds: e.prefixIds, thinkIds: e.thinkIds, endThinkIds: e.endThinkIds, answerIds: e.answerIds, teacher: teachers[i]!,
-  }));
-  const lora = loraOf(config.lora, 'CAUSAL_LM', false);
-  const objective = phase2Objective(m1.config, {
-    latent: kind, lora, ceWeight: config.ceWeight, klWeight: config.klWeight, compute: config.compute,
-  });
-  const pad = padId(tok);
-  const endId = latentEndId(tok);
-  let guardFailures = 0;
-  const { trained, metrics } = await runTraining({
-    out: config.out, record, resume: config.resume, device: config.device, compute: config.compute, objective,
-    init: { trainable: toHost(initLora(m1.config, lora, config.train.seed)), frozen: toHost(m1.tensors) },
-    train: config.train, size: examples.length, label: app, logger,
-    collate: (b) => {
-      const batch = b.indices.map((i) => {
-        const ex = examples[i]!;
-        if (!gumbel || isHiddenTeacher(ex.teacher)) return ex;
-        const p = perturbTeacher(ex.teacher, {
-          seed: config.train.seed, epoch: b.epoch, index: i, latentEndId: endId, scale: config.gumbel.scale, temperature: config.gumbel.temperature,
+    logger.info({ examples: teachers.length, latent: kind, r: manifest.r, k: manifest.k }, 'cache loaded');
+    const gumbel = config.gumbel.enabled && !hidden;
+    if (config.gumbel.enabled && hidden) logger.warn({ latent: kind }, 'Gumbel perturbation does not apply to hidden-state latents: skipped');
+    const examples: Phase2Example<Phase2Teacher>[] = data.examples.map((e, i) => ({
+      prefixIds: e.prefixIds,
+      thinkIds: e.thinkIds,
+      endThinkIds: e.endThinkIds,
+      answerIds: e.answerIds,
+      teacher: teachers[i]!,
+    }));
+    const lora = loraOf(config.lora, 'CAUSAL_LM', false);
+    const objective = phase2Objective(m1.config, {
+      latent: kind,
+      lora,
+      ceWeight: config.ceWeight,
+      klWeight: config.klWeight,
+      compute: config.compute,
+    });
+    const pad = padId(tok);
+    const endId = latentEndId(tok);
+    let guardFailures = 0;
+    const { trained, metrics } = await runTraining({
+      out: config.out,
+      record,
+      resume: config.resume,
+      device: config.device,
+      compute: config.compute,
+      objective,
+      init: { trainable: toHost(initLora(m1.config, lora, config.train.seed)), frozen: toHost(m1.tensors) },
+      train: config.train,
+      size: examples.length,
+      label: app,
+      logger,
+      collate: (b) => {
+        const batch = b.indices.map((i) => {
+          const ex = examples[i]!;
+          if (!gumbel || isHiddenTeacher(ex.teacher)) return ex;
+          const p = perturbTeacher(ex.teacher, {
+            seed: config.train.seed,
+            epoch: b.epoch,
+            index: i,
+            latentEndId: endId,
+            scale: config.gumbel.scale,
+            temperature: config.gumbel.temperature,
+          });
+          if (p.guardFailed) guardFailures += 1;
+          return { ...ex, teacher: p.teacher };
         });
-        if (p.guardFailed) guardFailures += 1;
-        return { ...ex, teacher: p.teacher };
-      });
-      return collatePhase2(batch, {
-        padId: pad, latent: kind, vocabSize: m1.config.vocabSize, hiddenSize: m1.config.hiddenSize, ...(lora.dropout > 0 ? { dropoutSeed: b.rng.int(2 ** 31) } : {}),
-      }).feeds;
-    },
-  });
-  if (guardFailures > 0) logger.warn({ guardFailures }, 'Gumbel draws kept although their argmax was the latent-end id (100 redraws each)');
-  publishDir(config.out, LAYOUT.adapter, (tmp) => saveAdapterDir(tmp, lora, trained, { model: m1.config }, spec));
-  publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, m1.config, mergeLora(m1.config, m1.tensors, trained, lora), config.model, spec));
-  const first = { ...metrics.first };
-  const last = { ...metrics.last };
-  if (hidden) {
-    // The summary's metric keys are loss, ce, kl: add the MSE over the same windows.
-    const recs = readMetrics(join(config.out, LAYOUT.metrics));
-    const mean = (rs: typeof recs): number => rs.reduce((a, r) => a + (r.mse as number), 0) / rs.length;
-    if (recs.length > 0 && recs.every((r) => typeof r.mse === 'number')) {
-      first.mse = mean(recs.slice(0, metrics.window));
-      last.mse = mean(recs.slice(-metrics.window));
+        return collatePhase2(batch, {
+          padId: pad,
+          latent: kind,
+          vocabSize: m1.config.vocabSize,
+          hiddenSize: m1.config.hiddenSize,
+          ...(lora.dropout > 0 ? { dropoutSeed: b.rng.int(2 ** 31) } : {}),
+        }).feeds;
+      },
+    });
+    if (guardFailures > 0) logger.warn({ guardFailures }, 'Gumbel draws kept although their argmax was the latent-end id (100 redraws each)');
+    publishDir(config.out, LAYOUT.adapter, (tmp) => saveAdapterDir(tmp, lora, trained, { model: m1.config }, spec));
+    publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, m1.config, mergeLora(m1.config, m1.tensors, trained, lora), config.model, spec));
+    const first = { ...metrics.first };
+    const last = { ...metrics.last };
+    if (hidden) {
+      // The summary's metric keys are loss, ce, kl: add the MSE over the same windows.
+      const recs = readMetrics(join(config.out, LAYOUT.metrics));
+      const mean = (rs: typeof recs): number => rs.reduce((a, r) => a + (r.mse as number), 0) / rs.length;
+      if (recs.length > 0 && recs.every((r) => typeof r.mse === 'number')) {
+        first.mse = mean(recs.slice(0, metrics.window));
+        last.mse = mean(recs.slice(-metrics.window));
+      }
     }
-  }
-  const summary: PhaseSummary = {
-    app, out: config.out, steps: metrics.steps, window: metrics.window, first, last, collapse: metrics.collapse, wallSeconds: secondsSince(t0),
-    notes: latentNotes(spec),
-  };
-  writeSummary(summary);
-  logger.info({ ...summary }, 'done');
-  return summary;
+    const summary: PhaseSummary = {
+      app,
+      out: config.out,
+      steps: metrics.steps,
+      window: metrics.window,
+      first,
+      last,
+      collapse: metrics.collapse,
+      wallSeconds: secondsSince(t0),
+      notes: latentNotes(spec),
+    };
+    writeSummary(summary);
+    logger.info({ ...summary }, 'done');
+    return summary;
   } finally {
     lock.release();
   }

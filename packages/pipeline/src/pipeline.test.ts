@@ -16,8 +16,23 @@ import { loadAdapter, loadCheckpoint, openSafetensors } from '@latent-sft/models
 import { readMetrics } from '@latent-sft/train';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  type CacheManifest, cacheLatentsConfig, cotSftConfig, mergeLoraConfig, phase1DecoderConfig, phase1EncoderConfig, phase1UnionConfig,
-  phase2Config, defaultMethodName, runCacheLatents, runCotSft, runEval, runMergeLora, runPhase1Decoder, runPhase1Encoder, runPhase1Union, runPhase2,
+  type CacheManifest,
+  cacheLatentsConfig,
+  cotSftConfig,
+  mergeLoraConfig,
+  phase1DecoderConfig,
+  phase1EncoderConfig,
+  phase1UnionConfig,
+  phase2Config,
+  defaultMethodName,
+  runCacheLatents,
+  runCotSft,
+  runEval,
+  runMergeLora,
+  runPhase1Decoder,
+  runPhase1Encoder,
+  runPhase1Union,
+  runPhase2,
 } from './index.js';
 
 const ctx = { logger: silentLogger, now: () => new Date('2026-01-01T00:00:00Z') };
@@ -36,29 +51,73 @@ function firstLast(dir: string, key: string): [number, number] {
 }
 
 function oneLineError(fn: () => unknown): Promise<string> {
-  return Promise.resolve().then(fn).then(() => { throw new Error('expected an error'); }, (e: unknown) => {
-    expect(e).toBeInstanceOf(UserError);
-    const msg = (e as Error).message;
-    expect(msg).not.toContain('\n');
-    return msg;
-  });
+  return Promise.resolve()
+    .then(fn)
+    .then(
+      () => {
+        throw new Error('expected an error');
+      },
+      (e: unknown) => {
+        expect(e).toBeInstanceOf(UserError);
+        const msg = (e as Error).message;
+        expect(msg).not.toContain('\n');
+        return msg;
+      },
+    );
 }
 
 describe('micro pipeline (CPU)', () => {
   beforeAll(async () => {
-    await runCotSft(loadConfig({ schema: cotSftConfig, overrides: {
-      out: at('m0'), 'base.kind': 'init', 'base.hiddenSize': 32, 'base.intermediateSize': 64, ...data, ...train(3, 1e-2),
-    } }), ctx);
+    await runCotSft(
+      loadConfig({
+        schema: cotSftConfig,
+        overrides: {
+          out: at('m0'),
+          'base.kind': 'init',
+          'base.hiddenSize': 32,
+          'base.intermediateSize': 64,
+          ...data,
+          ...train(3, 1e-2),
+        },
+      }),
+      ctx,
+    );
     await runPhase1Encoder(loadConfig({ schema: phase1EncoderConfig, overrides: { out: at('enc'), base: at('m0/hf'), ...p1 } }), ctx);
     await runPhase1Decoder(loadConfig({ schema: phase1DecoderConfig, overrides: { out: at('dec'), base: at('m0/hf'), encoder: at('enc/hf'), ...p1 } }), ctx);
     await runPhase1Union(loadConfig({ schema: phase1UnionConfig, overrides: { out: at('uni'), encoder: at('enc/hf'), decoder: at('dec/hf'), ...p1 } }), ctx);
-    await runMergeLora(loadConfig({ schema: mergeLoraConfig, overrides: { out: at('m1'), base: at('dec/hf'), adapter: at('uni/lora_adapter/decoder_weight') } }), ctx);
-    await runCacheLatents(loadConfig({ schema: cacheLatentsConfig, overrides: {
-      out: at('cache'), encoder: at('enc/hf'), adapter: at('uni/lora_adapter/encoder_weight'), decoder: at('m1/hf'), ...data, chunkSize: 3,
-    } }), ctx);
-    await runPhase2(loadConfig({ schema: phase2Config, overrides: {
-      out: at('p2'), model: at('m1/hf'), cache: at('cache'), ...data, 'lora.r': 4, 'gumbel.enabled': true, ...train(8, 2e-2),
-    } }), ctx);
+    await runMergeLora(
+      loadConfig({ schema: mergeLoraConfig, overrides: { out: at('m1'), base: at('dec/hf'), adapter: at('uni/lora_adapter/decoder_weight') } }),
+      ctx,
+    );
+    await runCacheLatents(
+      loadConfig({
+        schema: cacheLatentsConfig,
+        overrides: {
+          out: at('cache'),
+          encoder: at('enc/hf'),
+          adapter: at('uni/lora_adapter/encoder_weight'),
+          decoder: at('m1/hf'),
+          ...data,
+          chunkSize: 3,
+        },
+      }),
+      ctx,
+    );
+    await runPhase2(
+      loadConfig({
+        schema: phase2Config,
+        overrides: {
+          out: at('p2'),
+          model: at('m1/hf'),
+          cache: at('cache'),
+          ...data,
+          'lora.r': 4,
+          'gumbel.enabled': true,
+          ...train(8, 2e-2),
+        },
+      }),
+      ctx,
+    );
   }, 300_000);
 
   it('each phase writes what the next one reads', () => {
@@ -74,12 +133,26 @@ describe('micro pipeline (CPU)', () => {
     expect(loadCheckpoint(at('m1/hf')).config.vocabSize).toBe(128256);
     const manifest = JSON.parse(readFileSync(at('cache/manifest.json'), 'utf8')) as CacheManifest;
     expect(manifest).toMatchObject({ complete: true, r: 2, k: 5, dataset: { count: 8 } });
-    expect(manifest.chunks.map((c) => [c.start, c.end])).toEqual([[0, 3], [3, 6], [6, 8]]);
+    expect(manifest.chunks.map((c) => [c.start, c.end])).toEqual([
+      [0, 3],
+      [3, 6],
+      [6, 8],
+    ]);
     expect(loadCheckpoint(at('p2/hf')).config.vocabSize).toBe(128256);
     expect(manifest.latent).toBe('soft-topk');
     // The latent spec phase 1 declared travels with every model: phase-1 outputs, M1 (merge-lora), the cache, M2.
     const spec = { kind: 'soft-topk', compressionRate: 2, topK: 5, ltim: true, ltsum: true };
-    for (const dir of ['enc/hf', 'enc/lora_adapter', 'dec/hf', 'uni/lora_adapter/encoder_weight', 'uni/lora_adapter/decoder_weight', 'm1/hf', 'cache', 'p2/hf', 'p2/lora_adapter']) {
+    for (const dir of [
+      'enc/hf',
+      'enc/lora_adapter',
+      'dec/hf',
+      'uni/lora_adapter/encoder_weight',
+      'uni/lora_adapter/decoder_weight',
+      'm1/hf',
+      'cache',
+      'p2/hf',
+      'p2/lora_adapter',
+    ]) {
       expect(JSON.parse(readFileSync(at(`${dir}/latent.json`), 'utf8')), dir).toEqual(spec);
     }
     const rec = JSON.parse(readFileSync(at('p2/config.json'), 'utf8')) as { app: string; config: { gumbel: { enabled: boolean } } };
@@ -101,33 +174,76 @@ describe('micro pipeline (CPU)', () => {
   it('bad inputs: one-line errors, nothing overwritten', async () => {
     // An output dir that holds a run.
     const before = readFileSync(at('enc/summary.json'), 'utf8');
-    expect(await oneLineError(() => runPhase1Encoder(loadConfig({ schema: phase1EncoderConfig, overrides: { out: at('enc'), base: at('m0/hf'), ...p1 } }), ctx)))
-      .toMatch(/already holds a finished phase1-encoder run; pass --resume/);
-    expect(await oneLineError(() => runPhase1Decoder(loadConfig({ schema: phase1DecoderConfig, overrides: { out: at('enc'), base: at('m0/hf'), encoder: at('enc/hf'), ...p1 } }), ctx)))
-      .toMatch(/holds a run of 'phase1-encoder', not 'phase1-decoder'/);
+    expect(
+      await oneLineError(() => runPhase1Encoder(loadConfig({ schema: phase1EncoderConfig, overrides: { out: at('enc'), base: at('m0/hf'), ...p1 } }), ctx)),
+    ).toMatch(/already holds a finished phase1-encoder run; pass --resume/);
+    expect(
+      await oneLineError(() =>
+        runPhase1Decoder(loadConfig({ schema: phase1DecoderConfig, overrides: { out: at('enc'), base: at('m0/hf'), encoder: at('enc/hf'), ...p1 } }), ctx),
+      ),
+    ).toMatch(/holds a run of 'phase1-encoder', not 'phase1-decoder'/);
     expect(readFileSync(at('enc/summary.json'), 'utf8')).toBe(before);
     // A decoder given where the step-1 encoder belongs.
-    expect(await oneLineError(() => runPhase1Decoder(loadConfig({ schema: phase1DecoderConfig, overrides: { out: at('x1'), base: at('m0/hf'), encoder: at('m0/hf'), ...p1 } }), ctx)))
-      .toMatch(/vocabulary 128256, expected 128257/);
+    expect(
+      await oneLineError(() =>
+        runPhase1Decoder(loadConfig({ schema: phase1DecoderConfig, overrides: { out: at('x1'), base: at('m0/hf'), encoder: at('m0/hf'), ...p1 } }), ctx),
+      ),
+    ).toMatch(/vocabulary 128256, expected 128257/);
     // A missing checkpoint.
-    expect(await oneLineError(() => runMergeLora(loadConfig({ schema: mergeLoraConfig, overrides: { out: at('x2'), base: at('nope'), adapter: at('uni/lora_adapter/decoder_weight') } }), ctx)))
-      .toMatch(/merge base not found/);
+    expect(
+      await oneLineError(() =>
+        runMergeLora(
+          loadConfig({ schema: mergeLoraConfig, overrides: { out: at('x2'), base: at('nope'), adapter: at('uni/lora_adapter/decoder_weight') } }),
+          ctx,
+        ),
+      ),
+    ).toMatch(/merge base not found/);
     // A cache of other data.
-    expect(await oneLineError(() => runPhase2(loadConfig({ schema: phase2Config, overrides: { out: at('x3'), model: at('m1/hf'), cache: at('cache'), ...data, 'data.count': 6 } }), ctx)))
-      .toMatch(/latent cache does not match this run \(dataset: /);
+    expect(
+      await oneLineError(() =>
+        runPhase2(loadConfig({ schema: phase2Config, overrides: { out: at('x3'), model: at('m1/hf'), cache: at('cache'), ...data, 'data.count': 6 } }), ctx),
+      ),
+    ).toMatch(/latent cache does not match this run \(dataset: /);
     expect(existsSync(at('x3'))).toBe(false);
     // A config typo.
     expect(() => loadConfig({ schema: phase2Config, overrides: { out: 'x', model: 'm', cache: 'c', 'train.stpes': 3 } })).toThrow(/train.stpes/);
   });
 
   it('cache-latents resumes: the finished chunks verify and are kept', async () => {
-    const s = await runCacheLatents(loadConfig({ schema: cacheLatentsConfig, overrides: {
-      out: at('cache'), encoder: at('enc/hf'), adapter: at('uni/lora_adapter/encoder_weight'), decoder: at('m1/hf'), ...data, chunkSize: 3, resume: true,
-    } }), ctx);
+    const s = await runCacheLatents(
+      loadConfig({
+        schema: cacheLatentsConfig,
+        overrides: {
+          out: at('cache'),
+          encoder: at('enc/hf'),
+          adapter: at('uni/lora_adapter/encoder_weight'),
+          decoder: at('m1/hf'),
+          ...data,
+          chunkSize: 3,
+          resume: true,
+        },
+      }),
+      ctx,
+    );
     expect(s.notes).toMatchObject({ examples: 8, computed: 0, chunks: 3 });
-    expect(await oneLineError(() => runCacheLatents(loadConfig({ schema: cacheLatentsConfig, overrides: {
-      out: at('cache'), encoder: at('enc/hf'), decoder: at('m1/hf'), ...data, chunkSize: 4, resume: true,
-    } }), ctx))).toMatch(/made for other inputs \(chunkSize: 3 vs 4\)/);
+    expect(
+      await oneLineError(() =>
+        runCacheLatents(
+          loadConfig({
+            schema: cacheLatentsConfig,
+            overrides: {
+              out: at('cache'),
+              encoder: at('enc/hf'),
+              decoder: at('m1/hf'),
+              ...data,
+              chunkSize: 4,
+              resume: true,
+            },
+          }),
+          ctx,
+        ),
+      ),
+    ).toMatch(/made for other inputs \(chunkSize: 3 vs 4\)/);
   });
 });
 
@@ -139,12 +255,32 @@ interface EvalRow {
 
 /** Runs `eval run` (greedy, 2 problems, 1 seed) on `model` into `out`; returns the summary and the rows. */
 async function evalRun(model: string, out: string): Promise<{ summary: { method: string; latentKind?: string; notes: string[] }; rows: EvalRow[] }> {
-  await runEval({
-    model, datasets: ['gsm8k-aug-test'], mode: 'latent', seeds: [1], limit: 2, maxLatent: 3, maxNewTokens: 3, batchSize: 2, device: 'cpu',
-    dtype: 'float32', sampling: { kind: 'greedy' }, ecrK: [1, 5], extraction: 'lenient', out, methodName: defaultMethodName('latent', model),
-    force: false, examples: 4,
-  }, silentLogger);
-  const rows = readFileSync(join(out, 'predictions', 'gsm8k-aug-test.seed-1.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as EvalRow);
+  await runEval(
+    {
+      model,
+      datasets: ['gsm8k-aug-test'],
+      mode: 'latent',
+      seeds: [1],
+      limit: 2,
+      maxLatent: 3,
+      maxNewTokens: 3,
+      batchSize: 2,
+      device: 'cpu',
+      dtype: 'float32',
+      sampling: { kind: 'greedy' },
+      ecrK: [1, 5],
+      extraction: 'lenient',
+      out,
+      methodName: defaultMethodName('latent', model),
+      force: false,
+      examples: 4,
+    },
+    silentLogger,
+  );
+  const rows = readFileSync(join(out, 'predictions', 'gsm8k-aug-test.seed-1.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as EvalRow);
   return { summary: JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')), rows };
 }
 
@@ -153,16 +289,48 @@ describe('hidden-state ablation row (CPU): phase 1 → cache → phase 2 → eva
   beforeAll(async () => {
     // M0 from the micro pipeline above (same file, run first).
     await runPhase1Encoder(loadConfig({ schema: phase1EncoderConfig, overrides: { out: at('h-enc'), base: at('m0/hf'), ...hp1 } }), ctx);
-    await runPhase1Decoder(loadConfig({ schema: phase1DecoderConfig, overrides: { out: at('h-dec'), base: at('m0/hf'), encoder: at('h-enc/hf'), ...hp1 } }), ctx);
-    await runPhase1Union(loadConfig({ schema: phase1UnionConfig, overrides: { out: at('h-uni'), encoder: at('h-enc/hf'), decoder: at('h-dec/hf'), ...hp1 } }), ctx);
-    await runMergeLora(loadConfig({ schema: mergeLoraConfig, overrides: { out: at('h-m1'), base: at('h-dec/hf'), adapter: at('h-uni/lora_adapter/decoder_weight') } }), ctx);
-    await runCacheLatents(loadConfig({ schema: cacheLatentsConfig, overrides: {
-      out: at('h-cache'), encoder: at('h-enc/hf'), adapter: at('h-uni/lora_adapter/encoder_weight'), decoder: at('h-m1/hf'), ...data, chunkSize: 5,
-    } }), ctx);
+    await runPhase1Decoder(
+      loadConfig({ schema: phase1DecoderConfig, overrides: { out: at('h-dec'), base: at('m0/hf'), encoder: at('h-enc/hf'), ...hp1 } }),
+      ctx,
+    );
+    await runPhase1Union(
+      loadConfig({ schema: phase1UnionConfig, overrides: { out: at('h-uni'), encoder: at('h-enc/hf'), decoder: at('h-dec/hf'), ...hp1 } }),
+      ctx,
+    );
+    await runMergeLora(
+      loadConfig({ schema: mergeLoraConfig, overrides: { out: at('h-m1'), base: at('h-dec/hf'), adapter: at('h-uni/lora_adapter/decoder_weight') } }),
+      ctx,
+    );
+    await runCacheLatents(
+      loadConfig({
+        schema: cacheLatentsConfig,
+        overrides: {
+          out: at('h-cache'),
+          encoder: at('h-enc/hf'),
+          adapter: at('h-uni/lora_adapter/encoder_weight'),
+          decoder: at('h-m1/hf'),
+          ...data,
+          chunkSize: 5,
+        },
+      }),
+      ctx,
+    );
     // Gumbel on: does not apply to hidden latents (skipped with a warning), as a shared Table-1 config may ask for it.
-    await runPhase2(loadConfig({ schema: phase2Config, overrides: {
-      out: at('h-p2'), model: at('h-m1/hf'), cache: at('h-cache'), ...data, 'lora.r': 4, 'gumbel.enabled': true, ...train(8, 2e-2),
-    } }), ctx);
+    await runPhase2(
+      loadConfig({
+        schema: phase2Config,
+        overrides: {
+          out: at('h-p2'),
+          model: at('h-m1/hf'),
+          cache: at('h-cache'),
+          ...data,
+          'lora.r': 4,
+          'gumbel.enabled': true,
+          ...train(8, 2e-2),
+        },
+      }),
+      ctx,
+    );
   }, 300_000);
 
   it('the cache holds one hidden vector (d = 32) per latent and records its kind', () => {
@@ -190,17 +358,61 @@ describe('hidden-state ablation row (CPU): phase 1 → cache → phase 2 → eva
   });
 
   it('phase 2 refuses a cache of the other kind in one line', async () => {
-    expect(await oneLineError(() => runPhase2(loadConfig({ schema: phase2Config, overrides: {
-      out: at('x5'), model: at('h-m1/hf'), cache: at('h-cache'), 'latent.kind': 'soft-topk', ...data,
-    } }), ctx))).toMatch(/latent spec mismatch: phase2 config sets latent.kind = "soft-topk" but .*h-m1\/hf\/latent.json records "hidden"/);
-    expect(await oneLineError(() => runPhase2(loadConfig({ schema: phase2Config, overrides: {
-      out: at('x6'), model: at('m1/hf'), cache: at('cache'), 'latent.kind': 'hidden', ...data,
-    } }), ctx))).toMatch(/latent spec mismatch: phase2 config sets latent.kind = "hidden" but .*m1\/hf\/latent.json records "soft-topk"/);
+    expect(
+      await oneLineError(() =>
+        runPhase2(
+          loadConfig({
+            schema: phase2Config,
+            overrides: {
+              out: at('x5'),
+              model: at('h-m1/hf'),
+              cache: at('h-cache'),
+              'latent.kind': 'soft-topk',
+              ...data,
+            },
+          }),
+          ctx,
+        ),
+      ),
+    ).toMatch(/latent spec mismatch: phase2 config sets latent.kind = "soft-topk" but .*h-m1\/hf\/latent.json records "hidden"/);
+    expect(
+      await oneLineError(() =>
+        runPhase2(
+          loadConfig({
+            schema: phase2Config,
+            overrides: {
+              out: at('x6'),
+              model: at('m1/hf'),
+              cache: at('cache'),
+              'latent.kind': 'hidden',
+              ...data,
+            },
+          }),
+          ctx,
+        ),
+      ),
+    ).toMatch(/latent spec mismatch: phase2 config sets latent.kind = "hidden" but .*m1\/hf\/latent.json records "soft-topk"/);
     expect(existsSync(at('x5')) || existsSync(at('x6'))).toBe(false);
     // A resumed cache of the other kind is refused too.
-    expect(await oneLineError(() => runCacheLatents(loadConfig({ schema: cacheLatentsConfig, overrides: {
-      out: at('h-cache'), encoder: at('h-enc/hf'), decoder: at('h-m1/hf'), ...data, 'latent.kind': 'soft-topk', chunkSize: 5, resume: true,
-    } }), ctx))).toMatch(/latent spec mismatch: cache-latents config sets latent.kind = "soft-topk" but .*h-enc\/hf\/latent.json records "hidden"/);
+    expect(
+      await oneLineError(() =>
+        runCacheLatents(
+          loadConfig({
+            schema: cacheLatentsConfig,
+            overrides: {
+              out: at('h-cache'),
+              encoder: at('h-enc/hf'),
+              decoder: at('h-m1/hf'),
+              ...data,
+              'latent.kind': 'soft-topk',
+              chunkSize: 5,
+              resume: true,
+            },
+          }),
+          ctx,
+        ),
+      ),
+    ).toMatch(/latent spec mismatch: cache-latents config sets latent.kind = "soft-topk" but .*h-enc\/hf\/latent.json records "hidden"/);
   });
 
   it('eval run --mode latent reads latent.json, feeds hidden states and names the kind', async () => {

@@ -13,8 +13,14 @@ import { silentLogger } from '@latent-sft/core';
 import { RUN_CONTROL_KEYS, claimOrReuseOutDir, claimOutDir, clearOwnRun, lockRunDir, publishDir } from './run-dir.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'run-dir-'));
-const rec = (config: Record<string, unknown>, app = 'toy') => configRecord(config, { app, version: 1, createdAt: '2026-01-01T00:00:00.000Z', ignore: RUN_CONTROL_KEYS });
-const snapshot = (dir: string) => Object.fromEntries(readdirSync(dir).sort().map((f) => [f, readFileSync(join(dir, f), 'utf8')]));
+const rec = (config: Record<string, unknown>, app = 'toy') =>
+  configRecord(config, { app, version: 1, createdAt: '2026-01-01T00:00:00.000Z', ignore: RUN_CONTROL_KEYS });
+const snapshot = (dir: string) =>
+  Object.fromEntries(
+    readdirSync(dir)
+      .sort()
+      .map((f) => [f, readFileSync(join(dir, f), 'utf8')]),
+  );
 
 /** The one-line UserError `fn` throws. */
 function oneLine(fn: () => unknown): string {
@@ -36,13 +42,16 @@ describe('claimOutDir', () => {
     const before = snapshot(out);
     claimOutDir(out, rec({ out, lr: 1, resume: true }), true).release(); // the resume flag itself is no change
     expect(snapshot(out)['phase.json']).toBe(before['phase.json']);
-    expect(oneLine(() => claimOutDir(out, rec({ out, lr: 2, resume: true }), true)))
-      .toBe(`${out}: --resume with a changed config (lr: 1 → 2); resume with the settings the run was started with, or pass --allowConfigChange to continue under the new ones; nothing was changed`);
+    expect(oneLine(() => claimOutDir(out, rec({ out, lr: 2, resume: true }), true))).toBe(
+      `${out}: --resume with a changed config (lr: 1 → 2); resume with the settings the run was started with, or pass --allowConfigChange to continue under the new ones; nothing was changed`,
+    );
     expect(snapshot(out)).toEqual({ ...before, 'config.json': snapshot(out)['config.json'] });
     expect(JSON.parse(snapshot(out)['config.json']!).config.lr).toBe(1);
     expect(oneLine(() => claimOutDir(out, rec({ lr: 1 }, 'other'), true))).toMatch(/holds a run of 'toy', not 'other'/);
     claimOutDir(out, rec({ out, lr: 2, resume: true, allowConfigChange: true }), true).release();
-    expect(JSON.parse(readFileSync(join(out, 'phase.json'), 'utf8')).configChanges).toEqual([{ at: '2026-01-01T00:00:00.000Z', configHash: rec({ lr: 2 }).configHash, changed: ['lr: 1 → 2'] }]);
+    expect(JSON.parse(readFileSync(join(out, 'phase.json'), 'utf8')).configChanges).toEqual([
+      { at: '2026-01-01T00:00:00.000Z', configHash: rec({ lr: 2 }).configHash, changed: ['lr: 1 → 2'] },
+    ]);
     expect(existsSync(join(out, '.lock'))).toBe(false);
   });
 
@@ -53,7 +62,9 @@ describe('claimOutDir', () => {
       const out = join(dir, 'busy');
       mkdirSync(out);
       writeFileSync(join(out, '.lock'), JSON.stringify({ pid: holder.pid, host: hostname(), app: 'toy', startedAt: 'then' }));
-      expect(oneLine(() => claimOutDir(out, rec({ lr: 1 }), false))).toBe(`${out}: in use by another run (toy, pid ${holder.pid}, since then); wait for it to end or choose another output dir`);
+      expect(oneLine(() => claimOutDir(out, rec({ lr: 1 }), false))).toBe(
+        `${out}: in use by another run (toy, pid ${holder.pid}, since then); wait for it to end or choose another output dir`,
+      );
       expect(readdirSync(out)).toEqual(['.lock']);
       writeFileSync(join(out, '.lock'), JSON.stringify({ pid: 1, host: 'elsewhere', app: 'toy', startedAt: 'then' }));
       expect(oneLine(() => lockRunDir(out, 'toy'))).toMatch(/pid 1 on host elsewhere, since then\).*if it has ended, delete .*\.lock$/);
@@ -81,10 +92,13 @@ describe('clearOwnRun (--force)', () => {
     const dir = tmp();
     writeFileSync(join(dir, 'summary.md'), 'my notes');
     mkdirSync(join(dir, 'predictions'));
-    expect(oneLine(() => clearOwnRun(dir, { app: 'eval run', marker: 'run.json', files })))
-      .toBe(`${dir}: holds no output of 'eval run' (no readable run.json); --force only replaces what an earlier 'eval run' wrote; choose another output dir; nothing was deleted`);
+    expect(oneLine(() => clearOwnRun(dir, { app: 'eval run', marker: 'run.json', files }))).toBe(
+      `${dir}: holds no output of 'eval run' (no readable run.json); --force only replaces what an earlier 'eval run' wrote; choose another output dir; nothing was deleted`,
+    );
     writeFileSync(join(dir, 'run.json'), JSON.stringify({ app: 'phase2' }));
-    expect(oneLine(() => clearOwnRun(dir, { app: 'eval run', marker: 'run.json', files }))).toMatch(/holds a run of 'phase2', not 'eval run'; .*nothing was deleted$/);
+    expect(oneLine(() => clearOwnRun(dir, { app: 'eval run', marker: 'run.json', files }))).toMatch(
+      /holds a run of 'phase2', not 'eval run'; .*nothing was deleted$/,
+    );
     expect(readdirSync(dir).sort()).toEqual(['predictions', 'run.json', 'summary.md']);
     expect(readFileSync(join(dir, 'summary.md'), 'utf8')).toBe('my notes');
 
@@ -101,7 +115,9 @@ describe('claimOrReuseOutDir (eval run --force)', () => {
     const dir = tmp();
     writeFileSync(join(dir, 'summary.md'), 'my notes');
     const o = { force: true, ownFiles, logger: silentLogger, legacyApp: 'eval run' };
-    expect(oneLine(() => claimOrReuseOutDir(dir, rec({ a: 1 }, 'eval'), o))).toMatch(/holds no output of 'eval run' \(no readable run\.json\); .*nothing was deleted$/);
+    expect(oneLine(() => claimOrReuseOutDir(dir, rec({ a: 1 }, 'eval'), o))).toMatch(
+      /holds no output of 'eval run' \(no readable run\.json\); .*nothing was deleted$/,
+    );
     expect(snapshot(dir)).toEqual({ 'summary.md': 'my notes' });
 
     const legacy = tmp();
@@ -118,8 +134,15 @@ describe('publishDir', () => {
     const dir = tmp();
     publishDir(dir, 'hf', (t) => writeFileSync(join(t, 'a'), '1'));
     const full = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', path: join(dir, '.tmp-hf', 'model.safetensors') });
-    expect(oneLine(() => publishDir(dir, 'hf', () => { throw full; })))
-      .toBe(`${join(dir, '.tmp-hf', 'model.safetensors')}: cannot write hf/ (the previous hf/ and the checkpoints are kept) (ENOSPC: no space left on the device); free space or fix the folder's permissions, then run again`);
+    expect(
+      oneLine(() =>
+        publishDir(dir, 'hf', () => {
+          throw full;
+        }),
+      ),
+    ).toBe(
+      `${join(dir, '.tmp-hf', 'model.safetensors')}: cannot write hf/ (the previous hf/ and the checkpoints are kept) (ENOSPC: no space left on the device); free space or fix the folder's permissions, then run again`,
+    );
     expect(readdirSync(dir)).toEqual(['hf']);
     expect(readFileSync(join(dir, 'hf', 'a'), 'utf8')).toBe('1');
   });

@@ -12,9 +12,7 @@
 // config differs (without --allowConfigChange), or a folder locked by a live process, is refused
 // before anything is written. Final folders are written under `.tmp-<name>` and renamed into place.
 import { hostname } from 'node:os';
-import {
-  existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync,
-} from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ConfigRecord, configDiff } from '@latent-sft/config';
 import { type Logger, UserError, inputError, writeJsonAtomic } from '@latent-sft/core';
@@ -106,9 +104,12 @@ export function lockRunDir(dir: string, app: string): RunDirLock {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       }
       const holder = readHolder(path);
-      const busy = (h: LockHolder) => new UserError(`${dir}: in use by another run (${h.app}, pid ${h.pid}` +
-        `${h.host === me.host ? '' : ` on host ${h.host}`}, since ${h.startedAt}); wait for it to end or choose another output dir` +
-        `${h.host === me.host ? '' : `; if it has ended, delete ${path}`}`);
+      const busy = (h: LockHolder) =>
+        new UserError(
+          `${dir}: in use by another run (${h.app}, pid ${h.pid}` +
+            `${h.host === me.host ? '' : ` on host ${h.host}`}, since ${h.startedAt}); wait for it to end or choose another output dir` +
+            `${h.host === me.host ? '' : `; if it has ended, delete ${path}`}`,
+        );
       if (holder !== null && holder.host !== me.host) throw busy(holder);
       if (holder !== null && holder.pid !== me.pid && isAlive(holder.pid)) throw busy(holder);
       if (attempt >= 3) throw new UserError(`${dir}: cannot take the lock ${path} (another process keeps replacing it); try again`);
@@ -139,7 +140,8 @@ export function lockRunDir(dir: string, app: string): RunDirLock {
     rmSync(mine, { force: true });
   }
   return {
-    path, tookOver,
+    path,
+    tookOver,
     release: () => {
       const h = readHolder(path);
       if (h !== null && h.pid === me.pid && h.startedAt === me.startedAt) unlinkSync(path);
@@ -157,13 +159,17 @@ function checkState(out: string, record: ConfigRecord, resume: boolean, entries:
     if (!resume) {
       const state = existsSync(join(out, LAYOUT.summary)) ? 'a finished' : 'an unfinished';
       const resumable = typeof record.config === 'object' && record.config !== null && Object.hasOwn(record.config, 'resume');
-      throw new UserError(`${out}: already holds ${state} ${record.app} run; ${resumable ? 'pass --resume to continue it or ' : ''}choose another output dir; nothing was overwritten`);
+      throw new UserError(
+        `${out}: already holds ${state} ${record.app} run; ${resumable ? 'pass --resume to continue it or ' : ''}choose another output dir; nothing was overwritten`,
+      );
     }
     return prev as PhaseFile;
   }
   const foreign = entries.filter((e) => e !== LAYOUT.lock && !e.startsWith('.lock-'));
   if (foreign.length > 0) {
-    throw new UserError(`${out}: not empty and holds no phase run (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}); choose another output dir; nothing was overwritten`);
+    throw new UserError(
+      `${out}: not empty and holds no phase run (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}); choose another output dir; nothing was overwritten`,
+    );
   }
   return null;
 }
@@ -200,8 +206,10 @@ export function claimOutDir(out: string, record: ConfigRecord, resume: boolean):
     const changed = prev === null ? [] : changedFields(out, record);
     const allow = (record.config as { allowConfigChange?: unknown } | null)?.allowConfigChange === true;
     if (changed.length > 0 && !allow) {
-      throw new UserError(`${out}: --resume with a changed config (${changed.slice(0, 4).join(', ')}${changed.length > 4 ? ', …' : ''}); ` +
-        'resume with the settings the run was started with, or pass --allowConfigChange to continue under the new ones; nothing was changed');
+      throw new UserError(
+        `${out}: --resume with a changed config (${changed.slice(0, 4).join(', ')}${changed.length > 4 ? ', …' : ''}); ` +
+          'resume with the settings the run was started with, or pass --allowConfigChange to continue under the new ones; nothing was changed',
+      );
     }
     if (prev === null) {
       writeJsonAtomic(phasePath, { app: record.app, configHash: record.configHash, createdAt: record.createdAt } satisfies PhaseFile);
@@ -250,7 +258,9 @@ export function clearOwnRun(dir: string, o: { app: string; marker: string; files
  * a folder of user files is never touched. Anything else: as claimOutDir.
  */
 export function claimOrReuseOutDir(
-  out: string, record: ConfigRecord, o: { force: boolean; ownFiles: readonly string[]; logger: Logger; legacyApp?: string },
+  out: string,
+  record: ConfigRecord,
+  o: { force: boolean; ownFiles: readonly string[]; logger: Logger; legacyApp?: string },
 ): boolean {
   const phasePath = join(out, LAYOUT.phase);
   const prev = existsSync(phasePath) ? (readJson(phasePath) as Partial<PhaseFile>) : null;
@@ -260,7 +270,9 @@ export function claimOrReuseOutDir(
       return true;
     }
     if (!o.force) {
-      throw new UserError(`${out}: holds a different ${record.app} run (config ${String(prev.configHash).slice(0, 12)} ≠ ${record.configHash.slice(0, 12)}); choose another output dir or pass --force to replace it`);
+      throw new UserError(
+        `${out}: holds a different ${record.app} run (config ${String(prev.configHash).slice(0, 12)} ≠ ${record.configHash.slice(0, 12)}); choose another output dir or pass --force to replace it`,
+      );
     }
   }
   if (o.force && existsSync(out)) {

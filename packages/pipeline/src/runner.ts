@@ -8,7 +8,14 @@ import type { NamedTensor } from '@latent-sft/models';
 import type { Objective } from '@latent-sft/phases';
 import type { Device, HostTensor } from '@latent-sft/runtime';
 import {
-  type Batch, CheckpointManager, type LoopState, type LrSchedule, Trainer, readMetrics, safetensorsCodec, trainWithCheckpoints,
+  type Batch,
+  CheckpointManager,
+  type LoopState,
+  type LrSchedule,
+  Trainer,
+  readMetrics,
+  safetensorsCodec,
+  trainWithCheckpoints,
   warmupStepsFromRatio,
 } from '@latent-sft/train';
 import { LAYOUT } from './run-dir.js';
@@ -65,27 +72,45 @@ function pick(specs: Record<string, unknown>, tensors: Record<string, HostTensor
 /** Trains (or resumes) and returns the final trainable tensors and the summary of metrics.jsonl. */
 export async function runTraining(o: RunTrainingOptions): Promise<{ trained: NamedTensor[]; metrics: MetricSummary }> {
   const device: Device = o.device === 'cuda' ? { kind: 'cuda' } : { kind: 'cpu' };
-  const trainer = await Trainer.create({
-    objective: o.objective,
-    optimizer: { kind: 'adamw', lr: o.train.lr, weightDecay: o.train.weightDecay },
-    schedule: scheduleOf(o.train), totalSteps: o.train.steps, clipNorm: o.train.clipNorm,
-    precision: { compute: o.compute }, device, logger: o.logger,
-  }, {
-    trainable: pick(o.objective.trainable, o.init.trainable, 'trainable'),
-    frozen: pick(o.objective.frozen, o.init.frozen, 'frozen'),
-  });
+  const trainer = await Trainer.create(
+    {
+      objective: o.objective,
+      optimizer: { kind: 'adamw', lr: o.train.lr, weightDecay: o.train.weightDecay },
+      schedule: scheduleOf(o.train),
+      totalSteps: o.train.steps,
+      clipNorm: o.train.clipNorm,
+      precision: { compute: o.compute },
+      device,
+      logger: o.logger,
+    },
+    {
+      trainable: pick(o.objective.trainable, o.init.trainable, 'trainable'),
+      frozen: pick(o.objective.frozen, o.init.frozen, 'frozen'),
+    },
+  );
   try {
     const manager = CheckpointManager.open({
-      dir: join(o.out, LAYOUT.checkpoints), keepLast: o.train.keepLast, keepBest: false, metricMode: 'min',
-      codec: safetensorsCodec, record: o.record, resume: o.resume, logger: o.logger,
+      dir: join(o.out, LAYOUT.checkpoints),
+      keepLast: o.train.keepLast,
+      keepBest: false,
+      metricMode: 'min',
+      codec: safetensorsCodec,
+      record: o.record,
+      resume: o.resume,
+      logger: o.logger,
     });
     const progress = createProgress({ total: o.train.steps, label: o.label, logger: o.logger });
     const metricsPath = join(o.out, LAYOUT.metrics);
     await trainWithCheckpoints({
-      trainer, manager, seed: o.train.seed, steps: o.train.steps,
+      trainer,
+      manager,
+      seed: o.train.seed,
+      steps: o.train.steps,
       data: { size: o.size, batchSize: Math.min(o.train.batchSize, o.size) },
       batches: (batch, state) => [o.collate(batch, state)],
-      checkpointEvery: o.train.checkpointEvery, metricsPath, logger: o.logger,
+      checkpointEvery: o.train.checkpointEvery,
+      metricsPath,
+      logger: o.logger,
       onStep: (r) => {
         const fields: Record<string, string> = { loss: r.loss.toFixed(4) };
         for (const [k, v] of Object.entries(r.metrics)) fields[k] = v.toFixed(4);

@@ -7,8 +7,9 @@ import { cacheLatentsConfig, cotSftConfig, phase1EncoderConfig, phase2Config } f
 describe('phase app schemas', () => {
   it('phase 2 refuses ceWeight 0 with klWeight 0 (by flag or file), accepts either alone', () => {
     const base = { out: 'o', model: 'm', cache: 'c' };
-    expect(() => loadConfig({ schema: phase2Config, overrides: { ...base, ceWeight: 0, klWeight: 0 } }))
-      .toThrow("flag '--klWeight': ceWeight and klWeight are both 0: the loss would train nothing; give one of them a positive weight");
+    expect(() => loadConfig({ schema: phase2Config, overrides: { ...base, ceWeight: 0, klWeight: 0 } })).toThrow(
+      "flag '--klWeight': ceWeight and klWeight are both 0: the loss would train nothing; give one of them a positive weight",
+    );
     expect(loadConfig({ schema: phase2Config, overrides: { ...base, ceWeight: 0 } }).klWeight).toBe(1);
     expect(loadConfig({ schema: phase2Config, overrides: { ...base, klWeight: 0 } }).ceWeight).toBe(1);
   });

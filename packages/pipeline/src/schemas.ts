@@ -10,51 +10,70 @@ export const SCHEMA_VERSION = 1;
 
 const out = z.string().min(1).describe('output folder of this phase (must not hold another run)');
 const device = z.enum(['cpu', 'cuda']).default('cpu').describe('execution device');
-const allowConfigFields = z.string().default('')
-  .describe('comma-separated config.json / adapter_config.json fields to load although unknown or unsupported (they are ignored: the model may then differ from HF)');
+const allowConfigFields = z
+  .string()
+  .default('')
+  .describe(
+    'comma-separated config.json / adapter_config.json fields to load although unknown or unsupported (they are ignored: the model may then differ from HF)',
+  );
 const resume = z.boolean().default(false).describe('continue the run already in the output folder');
-const allowConfigChange = z.boolean().default(false)
+const allowConfigChange = z
+  .boolean()
+  .default(false)
   .describe('with --resume: continue under a config that differs from the one the run was started with (recorded in phase.json)');
 
 /** Which problems to train on and how many. */
-export const dataSchema = z.object({
-  source: z.enum(['multiplication', 'gsm8k-aug']).default('multiplication')
-    .describe('multiplication: generated partial-product CoT; gsm8k-aug: GSM8K train with GSM8k-Aug equation CoT'),
-  count: z.number().int().positive().default(48).describe('number of training examples'),
-  digitsA: z.number().int().min(1).max(12).default(2).describe('digits of the first factor (multiplication)'),
-  digitsB: z.number().int().min(1).max(12).default(2).describe('digits of the second factor (multiplication)'),
-  split: z.enum(['train', 'all']).default('train')
-    .describe("multiplication: 'train' never draws a problem of the held-out test split (eval dataset multiplication-<A>x<B>); 'all' ignores the split"),
-  seed: z.number().int().min(0).default(7).describe('seed of the generator / of the subset drawn from the dataset'),
-  maxTokens: z.number().int().positive().default(512).describe('leave out examples whose full CoT sequence is longer (gsm8k-aug)'),
-  dataDir: z.string().optional().describe("data folder (default: the repo's data/)"),
-}).prefault({}).describe('training data');
+export const dataSchema = z
+  .object({
+    source: z
+      .enum(['multiplication', 'gsm8k-aug'])
+      .default('multiplication')
+      .describe('multiplication: generated partial-product CoT; gsm8k-aug: GSM8K train with GSM8k-Aug equation CoT'),
+    count: z.number().int().positive().default(48).describe('number of training examples'),
+    digitsA: z.number().int().min(1).max(12).default(2).describe('digits of the first factor (multiplication)'),
+    digitsB: z.number().int().min(1).max(12).default(2).describe('digits of the second factor (multiplication)'),
+    split: z
+      .enum(['train', 'all'])
+      .default('train')
+      .describe("multiplication: 'train' never draws a problem of the held-out test split (eval dataset multiplication-<A>x<B>); 'all' ignores the split"),
+    seed: z.number().int().min(0).default(7).describe('seed of the generator / of the subset drawn from the dataset'),
+    maxTokens: z.number().int().positive().default(512).describe('leave out examples whose full CoT sequence is longer (gsm8k-aug)'),
+    dataDir: z.string().optional().describe("data folder (default: the repo's data/)"),
+  })
+  .prefault({})
+  .describe('training data');
 
 /** The optimisation settings of one phase (defaults overridden per app). */
 function trainSchema(d: { steps: number; lr: number; batchSize: number }) {
-  return z.object({
-    steps: z.number().int().positive().default(d.steps).describe('optimizer steps'),
-    batchSize: z.number().int().positive().default(d.batchSize).describe('examples per step'),
-    lr: z.number().positive().default(d.lr).describe('peak learning rate (AdamW)'),
-    schedule: z.enum(['linear', 'cosine', 'constant']).default('linear').describe('LR schedule after the warmup (DeepSpeed WarmupDecayLR = linear)'),
-    warmupRatio: z.number().min(0).max(1).default(0.05).describe('warmup steps as a fraction of steps (rounded up)'),
-    weightDecay: z.number().min(0).default(0.01).describe('AdamW decoupled weight decay'),
-    clipNorm: z.number().positive().default(1).describe('global gradient-norm clip'),
-    seed: z.number().int().min(0).default(42).describe('seed of data order and LoRA init'),
-    checkpointEvery: z.number().int().min(0).default(0).describe('save every N steps (0: only after the last)'),
-    keepLast: z.number().int().positive().default(2).describe('checkpoints kept'),
-  }).prefault({}).describe('training');
+  return z
+    .object({
+      steps: z.number().int().positive().default(d.steps).describe('optimizer steps'),
+      batchSize: z.number().int().positive().default(d.batchSize).describe('examples per step'),
+      lr: z.number().positive().default(d.lr).describe('peak learning rate (AdamW)'),
+      schedule: z.enum(['linear', 'cosine', 'constant']).default('linear').describe('LR schedule after the warmup (DeepSpeed WarmupDecayLR = linear)'),
+      warmupRatio: z.number().min(0).max(1).default(0.05).describe('warmup steps as a fraction of steps (rounded up)'),
+      weightDecay: z.number().min(0).default(0.01).describe('AdamW decoupled weight decay'),
+      clipNorm: z.number().positive().default(1).describe('global gradient-norm clip'),
+      seed: z.number().int().min(0).default(42).describe('seed of data order and LoRA init'),
+      checkpointEvery: z.number().int().min(0).default(0).describe('save every N steps (0: only after the last)'),
+      keepLast: z.number().int().positive().default(2).describe('checkpoints kept'),
+    })
+    .prefault({})
+    .describe('training');
 }
 
 /** The paper's LoRA (spec §3, every official stage-1/2 script): r 64, alpha 2r = 128, dropout 0.1. */
 export const PAPER_LORA = { r: 64, dropout: 0.1 } as const;
 
 function loraSchema() {
-  return z.object({
-    r: z.number().int().positive().default(PAPER_LORA.r).describe('LoRA rank (paper: 64)'),
-    alpha: z.number().positive().optional().describe('LoRA alpha (default 2r, as the official scripts: 128 at r 64)'),
-    dropout: z.number().min(0).max(0.99).default(PAPER_LORA.dropout).describe('LoRA dropout (paper: 0.1)'),
-  }).prefault({}).describe('LoRA on q,k,v,o,gate,up,down_proj (+ embed_tokens for the encoder), as the official scripts');
+  return z
+    .object({
+      r: z.number().int().positive().default(PAPER_LORA.r).describe('LoRA rank (paper: 64)'),
+      alpha: z.number().positive().optional().describe('LoRA alpha (default 2r, as the official scripts: 128 at r 64)'),
+      dropout: z.number().min(0).max(0.99).default(PAPER_LORA.dropout).describe('LoRA dropout (paper: 0.1)'),
+    })
+    .prefault({})
+    .describe('LoRA on q,k,v,o,gate,up,down_proj (+ embed_tokens for the encoder), as the official scripts');
 }
 
 const compute = z.enum(['float32', 'float16', 'bfloat16']).default('float32').describe('compute dtype (float32 masters)');
@@ -63,20 +82,27 @@ const compute = z.enum(['float32', 'float16', 'bfloat16']).default('float32').de
 export const cotSftSchema = z.object({
   out,
   allowConfigFields,
-  base: z.discriminatedUnion('kind', [
-    z.object({
-      kind: z.literal('init'),
-      hiddenSize: z.number().int().positive().default(64).describe('hidden size of the random-init Llama-3-shaped model'),
-      intermediateSize: z.number().int().positive().default(128).describe('MLP width'),
-      layers: z.number().int().positive().default(2).describe('decoder layers'),
-      heads: z.number().int().positive().default(4).describe('attention heads'),
-      kvHeads: z.number().int().positive().default(2).describe('key/value heads'),
-      initSeed: z.number().int().min(0).default(1).describe('seed of the weight init'),
-      vocab: z.enum(['full', 'corpus']).default('full')
-        .describe("full: the tokenizer's whole vocabulary; corpus: only the ids of the training data + special tokens + the 256 byte tokens (vocab_subset.json), for small models trained from scratch"),
-    }),
-    z.object({ kind: z.literal('checkpoint'), dir: z.string().min(1).describe('HF checkpoint folder (config.json, model.safetensors, tokenizer files)') }),
-  ]).default({ kind: 'init', hiddenSize: 64, intermediateSize: 128, layers: 2, heads: 4, kvHeads: 2, initSeed: 1, vocab: 'full' }).describe('base model'),
+  base: z
+    .discriminatedUnion('kind', [
+      z.object({
+        kind: z.literal('init'),
+        hiddenSize: z.number().int().positive().default(64).describe('hidden size of the random-init Llama-3-shaped model'),
+        intermediateSize: z.number().int().positive().default(128).describe('MLP width'),
+        layers: z.number().int().positive().default(2).describe('decoder layers'),
+        heads: z.number().int().positive().default(4).describe('attention heads'),
+        kvHeads: z.number().int().positive().default(2).describe('key/value heads'),
+        initSeed: z.number().int().min(0).default(1).describe('seed of the weight init'),
+        vocab: z
+          .enum(['full', 'corpus'])
+          .default('full')
+          .describe(
+            "full: the tokenizer's whole vocabulary; corpus: only the ids of the training data + special tokens + the 256 byte tokens (vocab_subset.json), for small models trained from scratch",
+          ),
+      }),
+      z.object({ kind: z.literal('checkpoint'), dir: z.string().min(1).describe('HF checkpoint folder (config.json, model.safetensors, tokenizer files)') }),
+    ])
+    .default({ kind: 'init', hiddenSize: 64, intermediateSize: 128, layers: 2, heads: 4, kvHeads: 2, initSeed: 1, vocab: 'full' })
+    .describe('base model'),
   tokenizer: z.enum(['llama-3.2', 'qwen3']).default('llama-3.2').describe('tokenizer written into the model folder (random-init base only)'),
   variant: z.enum(['cot', 'no-cot']).default('cot').describe('cot: explicit CoT SFT (M0); no-cot: the No-CoT baseline'),
   data: dataSchema,
@@ -93,14 +119,19 @@ export const cotSftConfig = defineConfig(cotSftSchema);
  * declares the spec (unset fields: DEFAULT_LATENT_SPEC); every later phase reads the latent.json of its
  * input folders, takes unset fields from there and refuses a field that differs.
  */
-export const latentSpecSchema = z.object({
-  kind: z.enum(LATENT_KIND_NAMES).optional()
-    .describe('latent kind: soft-topk (v2), soft-full (v1) or hidden (ablation: the encoder state itself); default: recorded in latent.json, else soft-topk'),
-  compressionRate: z.number().int().positive().optional().describe('CoT tokens per latent (default: recorded, else 4)'),
-  topK: z.number().int().positive().optional().describe('top-k width of the soft embedding (default: recorded, else 10)'),
-  ltim: z.boolean().optional().describe('LTIM encoder mask (false: causal ablation; default: recorded, else true)'),
-  ltsum: z.boolean().optional().describe('LTSuM decoder mask (false: causal ablation; default: recorded, else true)'),
-}).prefault({}).describe('latent spec (latent.json of the input model)');
+export const latentSpecSchema = z
+  .object({
+    kind: z
+      .enum(LATENT_KIND_NAMES)
+      .optional()
+      .describe('latent kind: soft-topk (v2), soft-full (v1) or hidden (ablation: the encoder state itself); default: recorded in latent.json, else soft-topk'),
+    compressionRate: z.number().int().positive().optional().describe('CoT tokens per latent (default: recorded, else 4)'),
+    topK: z.number().int().positive().optional().describe('top-k width of the soft embedding (default: recorded, else 10)'),
+    ltim: z.boolean().optional().describe('LTIM encoder mask (false: causal ablation; default: recorded, else true)'),
+    ltsum: z.boolean().optional().describe('LTSuM decoder mask (false: causal ablation; default: recorded, else true)'),
+  })
+  .prefault({})
+  .describe('latent spec (latent.json of the input model)');
 
 const phase1Common = {
   out,
@@ -168,25 +199,33 @@ export const cacheLatentsSchema = z.object({
 export const cacheLatentsConfig = defineConfig(cacheLatentsSchema);
 
 /** phase2: CE + KL from the cached teachers; new LoRA on M1; merged M2. */
-export const phase2Schema = z.object({
-  out,
-  allowConfigFields,
-  model: z.string().min(1).describe('M1: the merged union decoder (HF folder with tokenizer files)'),
-  cache: z.string().min(1).describe('latent cache folder (cache-latents output)'),
-  latent: latentSpecSchema,
-  data: dataSchema,
-  gumbel: z.object({
-    enabled: z.boolean().default(false).describe('Gumbel-perturb the teachers each epoch (spec §4.3, HEAD; not applicable to hidden latents)'),
-    scale: z.number().positive().default(1).describe('noise_scale'),
-    temperature: z.number().positive().default(1).describe('gumbel_temperature'),
-  }).prefault({}).describe('Gumbel perturbation of the targets'),
-  ceWeight: z.number().min(0).default(1).describe('weight of the answer CE'),
-  klWeight: z.number().min(0).default(1).describe('weight of the latent KL (hidden latents: of the hidden-state MSE)'),
-  lora: loraSchema(),
-  train: trainSchema({ steps: 30, lr: 1e-2, batchSize: 4 }),
-  compute,
-  device,
-  resume,
-  allowConfigChange,
-}).refine((c) => c.ceWeight > 0 || c.klWeight > 0, { path: ['klWeight'], message: 'ceWeight and klWeight are both 0: the loss would train nothing; give one of them a positive weight' });
+export const phase2Schema = z
+  .object({
+    out,
+    allowConfigFields,
+    model: z.string().min(1).describe('M1: the merged union decoder (HF folder with tokenizer files)'),
+    cache: z.string().min(1).describe('latent cache folder (cache-latents output)'),
+    latent: latentSpecSchema,
+    data: dataSchema,
+    gumbel: z
+      .object({
+        enabled: z.boolean().default(false).describe('Gumbel-perturb the teachers each epoch (spec §4.3, HEAD; not applicable to hidden latents)'),
+        scale: z.number().positive().default(1).describe('noise_scale'),
+        temperature: z.number().positive().default(1).describe('gumbel_temperature'),
+      })
+      .prefault({})
+      .describe('Gumbel perturbation of the targets'),
+    ceWeight: z.number().min(0).default(1).describe('weight of the answer CE'),
+    klWeight: z.number().min(0).default(1).describe('weight of the latent KL (hidden latents: of the hidden-state MSE)'),
+    lora: loraSchema(),
+    train: trainSchema({ steps: 30, lr: 1e-2, batchSize: 4 }),
+    compute,
+    device,
+    resume,
+    allowConfigChange,
+  })
+  .refine((c) => c.ceWeight > 0 || c.klWeight > 0, {
+    path: ['klWeight'],
+    message: 'ceWeight and klWeight are both 0: the loss would train nothing; give one of them a positive weight',
+  });
 export const phase2Config = defineConfig(phase2Schema);

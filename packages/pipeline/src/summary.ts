@@ -48,7 +48,10 @@ export function summarizeMetrics(records: readonly MetricsRecord[]): MetricSumma
   };
   return {
     steps: records.length === 0 ? 0 : (records[records.length - 1] as MetricsRecord).step,
-    window, first: mean(records.slice(0, window)), last: mean(records.slice(-window)), collapse: detectCollapse(records),
+    window,
+    first: mean(records.slice(0, window)),
+    last: mean(records.slice(-window)),
+    collapse: detectCollapse(records),
   };
 }
 
@@ -68,10 +71,20 @@ const fmt = (v: number | undefined): string => (v === undefined ? '-' : v.toFixe
 /** A fixed-width results table: phase, steps, first/last loss, first/last KL, wall time. */
 export function formatResultsTable(rows: ReadonlyArray<{ phase: string; summary: PhaseSummary | null }>): string {
   const header = ['phase', 'steps', 'loss first', 'loss last', 'kl first', 'kl last', 'wall s', 'verdict'];
-  const body = rows.map(({ phase, summary: s }) => (s === null
-    ? [phase, 'not run', '', '', '', '', '', '']
-    : [phase, String(s.steps), fmt(s.first.loss), fmt(s.last.loss), fmt(s.first.kl), fmt(s.last.kl), s.wallSeconds.toFixed(1),
-      s.collapse?.collapsed ? `COLLAPSED: ${s.collapse.message}` : '']));
+  const body = rows.map(({ phase, summary: s }) =>
+    s === null
+      ? [phase, 'not run', '', '', '', '', '', '']
+      : [
+          phase,
+          String(s.steps),
+          fmt(s.first.loss),
+          fmt(s.last.loss),
+          fmt(s.first.kl),
+          fmt(s.last.kl),
+          s.wallSeconds.toFixed(1),
+          s.collapse?.collapsed ? `COLLAPSED: ${s.collapse.message}` : '',
+        ],
+  );
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] as string).length)));
   const line = (cells: readonly string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');

@@ -26,8 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { GENERATED_HEADER, writeGeneratedHeader } from './embed-kernels.mjs';
 
 const HEADERS_PACKAGE = 'com.github.asus4.onnxruntime@0.4.9';
-const HEADERS_IN_TARBALL =
-  'package/Plugins/iOS~/onnxruntime.xcframework/ios-arm64_x86_64-simulator/onnxruntime.framework/Headers';
+const HEADERS_IN_TARBALL = 'package/Plugins/iOS~/onnxruntime.xcframework/ios-arm64_x86_64-simulator/onnxruntime.framework/Headers';
 const ORT_API_VERSION = 29;
 
 const nativeDir = dirname(fileURLToPath(import.meta.url));
@@ -68,8 +67,10 @@ function ensureHeaders(force) {
   try {
     log(`fetching ${HEADERS_PACKAGE} (~150 MB, once per machine) for the ONNX Runtime headers`);
     // A private npm cache folder, so the 150 MB tarball does not also stay in ~/.npm.
-    const out = execFileSync('npm', ['pack', HEADERS_PACKAGE, '--pack-destination', work, '--cache', join(work, 'npm-cache'),
-      '--silent'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const out = execFileSync('npm', ['pack', HEADERS_PACKAGE, '--pack-destination', work, '--cache', join(work, 'npm-cache'), '--silent'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const tgz = join(work, out.trim().split('\n').pop());
     execFileSync('tar', ['xzf', tgz, '-C', work, '--wildcards', `${HEADERS_IN_TARBALL}/*`], { stdio: 'inherit' });
     const extracted = join(work, HEADERS_IN_TARBALL);
@@ -83,8 +84,10 @@ function ensureHeaders(force) {
     log(`headers cached in ${cached} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
     return cached;
   } catch (e) {
-    fail(`could not fetch ${HEADERS_PACKAGE} from the npm registry (${e.message.split('\n')[0]}); ` +
-      'set ORT_HEADERS_DIR to a folder holding the ONNX Runtime 1.29 headers');
+    fail(
+      `could not fetch ${HEADERS_PACKAGE} from the npm registry (${e.message.split('\n')[0]}); ` +
+        'set ORT_HEADERS_DIR to a folder holding the ONNX Runtime 1.29 headers',
+    );
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -110,16 +113,27 @@ function main() {
   const napiInclude = dirname(require.resolve('node-addon-api/package.json'));
   const gyp = require.resolve('node-gyp/bin/node-gyp.js');
   const prefix = dirname(dirname(process.execPath));
-  const args = [gyp, 'rebuild', `--directory=${nativeDir}`, '-j', '2', '--loglevel=warn',
-    `--ort_include_dir=${headers}`, `--ort_lib_dir=${ortLib}`, `--napi_include_dir=${napiInclude}`,
-    `--ort_rpath=${rpathRelative}:${rpathAbsolute}`];
+  const args = [
+    gyp,
+    'rebuild',
+    `--directory=${nativeDir}`,
+    '-j',
+    '2',
+    '--loglevel=warn',
+    `--ort_include_dir=${headers}`,
+    `--ort_lib_dir=${ortLib}`,
+    `--napi_include_dir=${napiInclude}`,
+    `--ort_rpath=${rpathRelative}:${rpathAbsolute}`,
+  ];
   if (existsSync(join(prefix, 'include', 'node', 'common.gypi'))) args.push(`--nodedir=${prefix}`);
   const addon = join(buildDir, 'latent_sft_ort.node');
   const stampFile = join(nativeDir, 'build', 'stamp.txt');
   writeGeneratedHeader(nativeDir);
   const hash = createHash('sha256');
   const sources = readdirSync(join(nativeDir, 'src'), { recursive: true, withFileTypes: true })
-    .filter((e) => e.isFile()).map((e) => relative(nativeDir, join(e.parentPath ?? e.path, e.name))).sort();
+    .filter((e) => e.isFile())
+    .map((e) => relative(nativeDir, join(e.parentPath ?? e.path, e.name)))
+    .sort();
   for (const f of [...sources, GENERATED_HEADER, 'binding.gyp', 'install.mjs', 'embed-kernels.mjs']) {
     hash.update(`${f}\n`);
     hash.update(readFileSync(join(nativeDir, f)));

@@ -50,7 +50,7 @@ export class DeviceBinding {
   /** Lets ORT allocate an output on `device` (default: the session's device) at each run. */
   bindOutputToDevice(name: string, device: Device = this.session.device): this {
     this.session.output(name);
-    this.handle().bindOutputToDevice(name, device.kind, device.kind === 'cuda' ? device.deviceId ?? 0 : 0);
+    this.handle().bindOutputToDevice(name, device.kind, device.kind === 'cuda' ? (device.deviceId ?? 0) : 0);
     this.boundOutputs.delete(name);
     return this;
   }

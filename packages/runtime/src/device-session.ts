@@ -53,7 +53,7 @@ export class DeviceSession {
     const { NativeSession } = loadNative();
     const native = new NativeSession(model, {
       device: device.kind,
-      deviceId: device.kind === 'cuda' ? device.deviceId ?? 0 : 0,
+      deviceId: device.kind === 'cuda' ? (device.deviceId ?? 0) : 0,
       graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
       deterministic: opts.deterministic ?? false,
       intraOpThreads: opts.intraOpThreads ?? 0,

@@ -40,7 +40,15 @@ const samples: Record<DType, TypedData> = {
   int8: new Int8Array([0, 1, -1, 127, -128, 3, -4, 5]),
 };
 const byteWidth: Record<DType, number> = {
-  float32: 4, float64: 8, float16: 2, bfloat16: 2, int32: 4, int64: 8, bool: 1, uint8: 1, int8: 1,
+  float32: 4,
+  float64: 8,
+  float16: 2,
+  bfloat16: 2,
+  int32: 4,
+  int64: 8,
+  bool: 1,
+  uint8: 1,
+  int8: 1,
 };
 const dtypes = Object.keys(samples) as DType[];
 
@@ -72,8 +80,12 @@ describe('device tensors', () => {
     t.downloadInto(out);
     expect(out).toBeAllclose(new Float64Array(15).fill(3), EXACT);
     expect(transferStats()).toEqual({
-      hostToDeviceBytes: 240, deviceToHostBytes: 120, deviceToDeviceBytes: 0,
-      hostToDeviceCopies: 2, deviceToHostCopies: 1, deviceToDeviceCopies: 0,
+      hostToDeviceBytes: 240,
+      deviceToHostBytes: 120,
+      deviceToDeviceBytes: 0,
+      hostToDeviceCopies: 2,
+      deviceToHostCopies: 1,
+      deviceToDeviceCopies: 0,
     });
   });
 
@@ -131,9 +143,10 @@ describe('tensor lifetime', () => {
       const dropped = d.liveTensorCount() - base;
       for (let i = 0; i < 20 && d.liveTensorCount() > base; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 10)); }
       process.stdout.write(JSON.stringify({ dropped, left: d.liveTensorCount() - base }));`;
-    const out = execFileSync(process.execPath,
-      ['--expose-gc', '--import', 'tsx', '--conditions=@latent-sft/source', '--input-type=module', '-e', script],
-      { encoding: 'utf8', cwd: fileURLToPath(new URL('..', import.meta.url)) });
+    const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--conditions=@latent-sft/source', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+    });
     expect(JSON.parse(out)).toEqual({ dropped: 50, left: 0 });
   });
 
@@ -203,9 +216,19 @@ describe('sessions and IO binding', () => {
 
   it('binds an output to the device and lets ORT allocate it (MatMul, dynamic batch)', () => {
     const s = DeviceSession.create(matMulModel('batch', 3, 2));
-    const A = [[1, 2, 3], [4, 5, 6], [-1, 0, 2], [0.5, 0.25, 2]];
-    const B = [[1, -1], [0, 2], [3, 0.5]];
-    const b = s.createBinding()
+    const A = [
+      [1, 2, 3],
+      [4, 5, 6],
+      [-1, 0, 2],
+      [0.5, 0.25, 2],
+    ];
+    const B = [
+      [1, -1],
+      [0, 2],
+      [3, 0.5],
+    ];
+    const b = s
+      .createBinding()
       .bindInput('a', s.upload({ dtype: 'float32', dims: [4, 3], data: Float32Array.from(A.flat()) }))
       .bindInput('b', s.upload({ dtype: 'float32', dims: [3, 2], data: Float32Array.from(B.flat()) }))
       .bindOutputToDevice('y');
@@ -220,13 +243,19 @@ describe('sessions and IO binding', () => {
 
   it('keeps bfloat16 raw bits through Identity and rounds float32 to bfloat16 to nearest-even in Cast', () => {
     const id = DeviceSession.create(identityModel('bfloat16', [8]));
-    const ib = id.createBinding().bindInput('x', id.upload({ dtype: 'bfloat16', dims: [8], data: samples.bfloat16 })).bindOutputToDevice('y');
+    const ib = id
+      .createBinding()
+      .bindInput('x', id.upload({ dtype: 'bfloat16', dims: [8], data: samples.bfloat16 }))
+      .bindOutputToDevice('y');
     id.run(ib);
     expect(bytesOf(ib.output('y').download())).toEqual(bytesOf(samples.bfloat16));
 
-    const xs = new Float32Array([1, 1.00390625, 1.01171875, -3.14159, 65504, 1e-3]);
+    const xs = new Float32Array([1, 1.00390625, 1.01171875, -Math.PI, 65504, 1e-3]);
     const cast = DeviceSession.create(castModel('bfloat16', [6]));
-    const cb = cast.createBinding().bindInput('x', cast.upload({ dtype: 'float32', dims: [6], data: xs })).bindOutputToDevice('y');
+    const cb = cast
+      .createBinding()
+      .bindInput('x', cast.upload({ dtype: 'float32', dims: [6], data: xs }))
+      .bindOutputToDevice('y');
     cast.run(cb);
     // Reference: round-to-nearest-even on the top 16 bits of the float32 pattern.
     const bits = new Uint32Array(xs.buffer);
@@ -237,7 +266,8 @@ describe('sessions and IO binding', () => {
 
   it('runAsync computes the same as run', async () => {
     const s = DeviceSession.create(addStateModel('int64', [3]));
-    const b = s.createBinding()
+    const b = s
+      .createBinding()
       .bindInput('state_in', s.upload({ dtype: 'int64', dims: [3], data: new BigInt64Array([1n, 2n, 1n << 40n]) }))
       .bindInput('x', s.upload({ dtype: 'int64', dims: [3], data: new BigInt64Array([10n, -20n, 1n]) }))
       .bindOutputToDevice('state_out');
@@ -249,7 +279,8 @@ describe('sessions and IO binding', () => {
     const s = DeviceSession.create(addStateModel('float32', [2, 'n']));
     const b = s.createBinding();
     expect(() => b.bindInput('state_in', allocCpu('float64', [2, 3]))).toThrow(
-      "field 'input 'state_in'': tensor dtype float64 does not match the model's float32");
+      "field 'input 'state_in'': tensor dtype float64 does not match the model's float32",
+    );
     expect(() => b.bindInput('x', allocCpu('float32', [3, 3]))).toThrow("tensor dims [3, 3] do not match the model's [2, n]");
     expect(() => b.bindInput('x', allocCpu('float32', [2]))).toThrow("tensor dims [2] do not match the model's [2, n]");
     expect(() => b.bindOutput('nope', allocCpu('float32', [2, 3]))).toThrow("field 'output 'nope'': no such output (outputs: state_out)");
@@ -269,22 +300,30 @@ describe('sessions and IO binding', () => {
 
   it('fails to run when an input is unbound, naming it', () => {
     const s = DeviceSession.create(addStateModel('float32', [2]));
-    const b = s.createBinding().bindInput('state_in', allocCpu('float32', [2])).bindOutputToDevice('state_out');
+    const b = s
+      .createBinding()
+      .bindInput('state_in', allocCpu('float32', [2]))
+      .bindOutputToDevice('state_out');
     expect(() => s.run(b)).toThrow(/run failed: .*x/);
   });
 
   it.skipIf(existsSync(join(ortBinaryDir(), 'libonnxruntime_providers_cuda.so')))(
-    'names the missing CUDA provider library when the CUDA EP is not installed', () => {
+    'names the missing CUDA provider library when the CUDA EP is not installed',
+    () => {
       expect(() => DeviceSession.create(addStateModel('float32', [2]), { device: { kind: 'cuda', deviceId: 0 } })).toThrow(
-        /^CUDA execution provider unavailable \(install it with `pnpm cuda:install`\): Failed to load library .*libonnxruntime_providers_(shared|cuda)\.so/);
-    });
+        /^CUDA execution provider unavailable \(install it with `pnpm cuda:install`\): Failed to load library .*libonnxruntime_providers_(shared|cuda)\.so/,
+      );
+    },
+  );
 
   it('validates session options before loading', () => {
     expect(() => DeviceSession.create(addStateModel('float32', [2]), { intraOpThreads: 0 })).toThrow(
-      "field 'intraOpThreads': must be a positive integer, got 0");
+      "field 'intraOpThreads': must be a positive integer, got 0",
+    );
     expect(() => DeviceSession.create(new Uint8Array([1, 2, 3]))).toThrow(/^cannot create session: /);
-    expect(() => DeviceSession.create(onnxModel({ inputs: [], outputs: [], nodes: [] }), { graphOptimizationLevel: 'max' as 'all' }))
-      .toThrow("graphOptimizationLevel must be disabled, basic, extended or all, got 'max'");
+    expect(() => DeviceSession.create(onnxModel({ inputs: [], outputs: [], nodes: [] }), { graphOptimizationLevel: 'max' as 'all' })).toThrow(
+      "graphOptimizationLevel must be disabled, basic, extended or all, got 'max'",
+    );
   });
 });
 
@@ -325,8 +364,7 @@ describe('double-buffered state', () => {
 
   it('rejects mismatched or repeated buffers', () => {
     const a = allocCpu('float32', [2]);
-    expect(() => new StatePair('s_in', 's_out', a, allocCpu('float32', [3]))).toThrow(
-      "field 'state 's_in'': buffers differ: float32[2] vs float32[3]");
+    expect(() => new StatePair('s_in', 's_out', a, allocCpu('float32', [3]))).toThrow("field 'state 's_in'': buffers differ: float32[2] vs float32[3]");
     expect(() => new StatePair('s_in', 's_out', a, a)).toThrow('the two buffers must be different tensors');
     const p = new StatePair('s_in', 's_out', a, allocCpu('float32', [2]));
     const q = new StatePair('s_in', 't_out', allocCpu('float32', [2]), allocCpu('float32', [2]));

@@ -28,9 +28,7 @@ describe('fused CUDA kernel source', () => {
   it('is embedded in the addon exactly as the kernel files read now, each line in file order', () => {
     expect(embedded.source).toBe(joinKernels());
     const inputs = kernelInputs();
-    expect(inputs.slice().sort()).toEqual(
-      [...KERNEL_FILES, join('src', 'kernels', 'common.cuh'), join('src', 'fused_shared.h')].sort(),
-    );
+    expect(inputs.slice().sort()).toEqual([...KERNEL_FILES, join('src', 'kernels', 'common.cuh'), join('src', 'fused_shared.h')].sort());
     // Independent of joinKernels: every line of every input, bar its includes and `#pragma once`,
     // appears in the embedded source in the file's order.
     const lines = embedded.source.split('\n');
@@ -63,18 +61,22 @@ describe('fused CUDA kernel source', () => {
     expect(definedKernels(embedded.source).sort()).toEqual(expected.sort());
   });
 
-  it.runIf(hasNvcc())('compiles with nvcc to PTX that exports every kernel (joined, and each file alone)', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'latent-sft-kernels-'));
-    try {
-      const joined = join(dir, 'joined.cu');
-      writeFileSync(joined, embedded.source);
-      const files = [joined, ...KERNEL_FILES.map((f) => join(nativeDir, f))];
-      execFileSync('nvcc', ['--ptx', '-arch=compute_80', ...NVRTC_OPTIONS, '-odir', dir, ...files], { stdio: 'pipe' });
-      const ptx = readFileSync(join(dir, 'joined.ptx'), 'utf8');
-      const entries = [...ptx.matchAll(/^\.visible \.entry (\w+)\(/gm)].map((m) => m[1]);
-      expect(entries.sort()).toEqual(embedded.names.slice().sort());
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }, 300_000);
+  it.runIf(hasNvcc())(
+    'compiles with nvcc to PTX that exports every kernel (joined, and each file alone)',
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), 'latent-sft-kernels-'));
+      try {
+        const joined = join(dir, 'joined.cu');
+        writeFileSync(joined, embedded.source);
+        const files = [joined, ...KERNEL_FILES.map((f) => join(nativeDir, f))];
+        execFileSync('nvcc', ['--ptx', '-arch=compute_80', ...NVRTC_OPTIONS, '-odir', dir, ...files], { stdio: 'pipe' });
+        const ptx = readFileSync(join(dir, 'joined.ptx'), 'utf8');
+        const entries = [...ptx.matchAll(/^\.visible \.entry (\w+)\(/gm)].map((m) => m[1]);
+        expect(entries.sort()).toEqual(embedded.names.slice().sort());
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    300_000,
+  );
 });

@@ -38,7 +38,8 @@ describe('native addon', () => {
       x: { dtype: 'float32', dims: [2], data: new Float32Array([3, 4]) },
     });
     const dev = DeviceSession.create(model);
-    const b = dev.createBinding()
+    const b = dev
+      .createBinding()
       .bindInput('state_in', dev.upload({ dtype: 'float32', dims: [2], data: new Float32Array([1, 2]) }))
       .bindInput('x', dev.upload({ dtype: 'float32', dims: [2], data: new Float32Array([3, 4]) }))
       .bindOutputToDevice('state_out');

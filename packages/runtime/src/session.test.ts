@@ -54,7 +54,7 @@ describe('Session', () => {
     expect(out.z?.dims).toEqual([2, 3]);
     expect(out.z?.data).toBeAllclose([2, 4, 6, 8, 10, 12], { atol: 0, rtol: 0 });
     expect(out.j?.dtype).toBe('int64');
-    expect([...(out.j?.data as BigInt64Array)]).toEqual([7n, -9n]);
+    expect([...(out.j as { data: BigInt64Array }).data]).toEqual([7n, -9n]);
   });
 
   it('returns only the requested outputs', async () => {
@@ -73,8 +73,9 @@ describe('Session', () => {
   it('rejects dims that disagree with the data length, and data of the wrong type', async () => {
     await using s = await Session.create(tinyModel());
     await expect(s.run({ x: { ...x, dims: [4, 3] }, i })).rejects.toThrow(/feed 'x': dims \[4, 3\] hold 12 elements but data has 6/);
-    await expect(s.run({ x: { ...x, data: Float64Array.from([1, 2, 3, 4, 5, 6]) }, i }))
-      .rejects.toThrow(/dtype float32 needs Float32Array data, got Float64Array/);
+    await expect(s.run({ x: { ...x, data: Float64Array.from([1, 2, 3, 4, 5, 6]) }, i })).rejects.toThrow(
+      /dtype float32 needs Float32Array data, got Float64Array/,
+    );
     expect(() => checkHostTensor('b', { dtype: 'bfloat16', dims: [1], data: new Uint16Array(1) })).toThrow(/no bfloat16/);
     expect(() => checkHostTensor('n', { dtype: 'float32', dims: [-1], data: new Float32Array(1) })).toThrow(/invalid dims/);
   });

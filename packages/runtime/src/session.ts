@@ -76,8 +76,14 @@ export function checkHostTensor(name: string, t: HostTensor): void {
 }
 
 const ortTypeToDType: Record<string, DType | undefined> = {
-  float32: 'float32', float64: 'float64', float16: 'float16', int32: 'int32', int64: 'int64',
-  bool: 'bool', uint8: 'uint8', int8: 'int8',
+  float32: 'float32',
+  float64: 'float64',
+  float16: 'float16',
+  int32: 'int32',
+  int64: 'int64',
+  bool: 'bool',
+  uint8: 'uint8',
+  int8: 'int8',
 };
 
 function toHost(name: string, t: ort.Tensor): HostTensor {
@@ -99,9 +105,10 @@ function cudaLoadError(cause: unknown): Error {
   const libs = ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so'];
   const missing = libs.filter((l) => !existsSync(join(dir, l)));
   const detail = cause instanceof Error ? cause.message : String(cause);
-  const what = missing.length > 0
-    ? `missing ${missing.join(' and ')} in ${dir} (onnxruntime-node's CUDA postinstall is skipped; install the CUDA provider there)`
-    : `the provider libraries exist in ${dir} but did not load (CUDA/cuDNN libraries on LD_LIBRARY_PATH?)`;
+  const what =
+    missing.length > 0
+      ? `missing ${missing.join(' and ')} in ${dir} (onnxruntime-node's CUDA postinstall is skipped; install the CUDA provider there)`
+      : `the provider libraries exist in ${dir} but did not load (CUDA/cuDNN libraries on LD_LIBRARY_PATH?)`;
   return new Error(`CUDA execution provider unavailable: ${what}; onnxruntime said: ${detail}`, { cause });
 }
 
@@ -142,9 +149,7 @@ export class Session {
   static async create(model: Uint8Array | string, opts: SessionOptions = {}): Promise<Session> {
     const o = ortOptions(opts);
     try {
-      const inner = typeof model === 'string'
-        ? await ort.InferenceSession.create(model, o)
-        : await ort.InferenceSession.create(model, o);
+      const inner = typeof model === 'string' ? await ort.InferenceSession.create(model, o) : await ort.InferenceSession.create(model, o);
       return new Session(inner);
     } catch (e) {
       if (opts.device?.kind === 'cuda' && /cuda|shared library|providers/i.test(String(e))) throw cudaLoadError(e);

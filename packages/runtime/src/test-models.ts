@@ -5,7 +5,15 @@ import type { DType } from './session.js';
 
 /** ONNX TensorProto.DataType of each dtype. */
 export const onnxElemType: Record<DType, number> = {
-  float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11, bfloat16: 16,
+  float32: 1,
+  uint8: 2,
+  int8: 3,
+  int32: 6,
+  int64: 7,
+  bool: 9,
+  float16: 10,
+  float64: 11,
+  bfloat16: 16,
 };
 
 /** Appends protobuf fields to a byte list. */
@@ -102,7 +110,10 @@ export function onnxModel(spec: ModelSpec): Uint8Array {
 /** `state_out = state_in + x`, all of `dtype` and `dims`. */
 export function addStateModel(dtype: DType, dims: ReadonlyArray<number | string>): Uint8Array {
   return onnxModel({
-    inputs: [{ name: 'state_in', dtype, dims }, { name: 'x', dtype, dims }],
+    inputs: [
+      { name: 'state_in', dtype, dims },
+      { name: 'x', dtype, dims },
+    ],
     outputs: [{ name: 'state_out', dtype, dims }],
     nodes: [{ op: 'Add', inputs: ['state_in', 'x'], outputs: ['state_out'] }],
   });
@@ -111,7 +122,10 @@ export function addStateModel(dtype: DType, dims: ReadonlyArray<number | string>
 /** `y = a @ b` for float32 a[m,k], b[k,n] (m symbolic as 'batch' when given as a string). */
 export function matMulModel(m: number | string, k: number, n: number): Uint8Array {
   return onnxModel({
-    inputs: [{ name: 'a', dtype: 'float32', dims: [m, k] }, { name: 'b', dtype: 'float32', dims: [k, n] }],
+    inputs: [
+      { name: 'a', dtype: 'float32', dims: [m, k] },
+      { name: 'b', dtype: 'float32', dims: [k, n] },
+    ],
     outputs: [{ name: 'y', dtype: 'float32', dims: [m, n] }],
     nodes: [{ op: 'MatMul', inputs: ['a', 'b'], outputs: ['y'] }],
   });

@@ -12,7 +12,12 @@ describe('allclose', () => {
   });
 
   it('compares nested arrays with typed arrays and checks shapes', () => {
-    expect(allclose(new Float32Array([1, 2, 3, 4]), [[1, 2], [3, 4]]).pass).toBe(true);
+    expect(
+      allclose(new Float32Array([1, 2, 3, 4]), [
+        [1, 2],
+        [3, 4],
+      ]).pass,
+    ).toBe(true);
     expect(allclose([[1, 2, 3]], [[1], [2], [3]]).reason).toMatch(/shape/);
     expect(() => allclose([[1, 2], [3]], [1, 2, 3])).toThrow(/ragged/);
   });

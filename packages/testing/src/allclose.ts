@@ -53,11 +53,16 @@ export function allclose(actual: Numeric, expected: Numeric, opts: AllcloseOptio
   const a = flattenNumeric(actual);
   const e = flattenNumeric(expected);
   const report: AllcloseReport = {
-    pass: true, reason: '', count: a.values.length, mismatches: 0, maxAbsError: 0, maxRelError: 0, worst: [],
+    pass: true,
+    reason: '',
+    count: a.values.length,
+    mismatches: 0,
+    maxAbsError: 0,
+    maxRelError: 0,
+    worst: [],
   };
   // Typed arrays are flat: accept a flat actual against a nested expected of the same size.
-  const shapesAgree = a.shape.join(',') === e.shape.join(',') ||
-    ((a.shape.length === 1 || e.shape.length === 1) && a.values.length === e.values.length);
+  const shapesAgree = a.shape.join(',') === e.shape.join(',') || ((a.shape.length === 1 || e.shape.length === 1) && a.values.length === e.values.length);
   if (!shapesAgree) {
     return { ...report, pass: false, reason: `shape [${a.shape}] != expected shape [${e.shape}]` };
   }
@@ -89,6 +94,5 @@ export function describeAllclose(r: AllcloseReport, opts: AllcloseOptions = {}):
   if (r.reason) return r.reason;
   const tol = `atol=${opts.atol ?? 1e-8}, rtol=${opts.rtol ?? 1e-5}`;
   const rows = r.worst.map((w) => `  [${w.index}] actual ${w.actual} expected ${w.expected}`).join('\n');
-  return `${r.mismatches}/${r.count} values differ (${tol}); max abs error ${r.maxAbsError}, ` +
-    `max rel error ${r.maxRelError}; worst:\n${rows}`;
+  return `${r.mismatches}/${r.count} values differ (${tol}); max abs error ${r.maxAbsError}, ` + `max rel error ${r.maxRelError}; worst:\n${rows}`;
 }

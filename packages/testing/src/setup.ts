@@ -7,9 +7,7 @@ expect.extend({
     const r = allclose(received, expected, opts);
     return {
       pass: r.pass,
-      message: () => (r.pass
-        ? `expected values not to be allclose (atol=${opts.atol ?? 1e-8}, rtol=${opts.rtol ?? 1e-5})`
-        : describeAllclose(r, opts)),
+      message: () => (r.pass ? `expected values not to be allclose (atol=${opts.atol ?? 1e-8}, rtol=${opts.rtol ?? 1e-5})` : describeAllclose(r, opts)),
     };
   },
 });

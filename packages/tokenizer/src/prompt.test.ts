@@ -3,9 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { materializeTokenizer } from './materialize.js';
-import {
-  END_THINK, INSTRUCTION, THINK, encodeExample, encodeParts, latentEndId, latentMarkerIds, llamaPrompt, padId, qwenPrompt,
-} from './prompt.js';
+import { END_THINK, INSTRUCTION, THINK, encodeExample, encodeParts, latentEndId, latentMarkerIds, llamaPrompt, padId, qwenPrompt } from './prompt.js';
 import { loadTokenizer, type Tokenizer } from './tokenizer.js';
 
 let llama: Tokenizer;
@@ -18,7 +16,8 @@ beforeAll(async () => {
 describe('Llama prompt', () => {
   it('renders the spec §2.2 strings', () => {
     expect(llamaPrompt('What is 2+3?')).toEqual({
-      prefix: '<|start_header_id|>user<|end_header_id|>\n\nPlease reason step by step, and put your final answer ' +
+      prefix:
+        '<|start_header_id|>user<|end_header_id|>\n\nPlease reason step by step, and put your final answer ' +
         'within \\boxed{}.\nWhat is 2+3?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n',
       end: '<|eot_id|>',
     });
@@ -53,8 +52,7 @@ describe('Llama prompt', () => {
 describe('Qwen prompt', () => {
   it('renders the chat template with system instruction and generation prompt', () => {
     expect(qwenPrompt(qwen, 'What is 2+3?')).toEqual({
-      prefix: `<|im_start|>system\n${INSTRUCTION}<|im_end|>\n<|im_start|>user\nWhat is 2+3?<|im_end|>\n` +
-        '<|im_start|>assistant\n',
+      prefix: `<|im_start|>system\n${INSTRUCTION}<|im_end|>\n<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n`,
       end: '<|im_end|>',
     });
   });
@@ -74,12 +72,13 @@ describe('</think> in the text', () => {
   const where = { file: 'data/train.jsonl', line: 7 };
   it('is refused in problem, cot and answer for every family', () => {
     expect(() => llamaPrompt('x </think> y', where)).toThrow(
-      "data/train.jsonl:7: field 'problem': contains '</think>' at offset 2; it is the latent end marker and may not appear in the text");
+      "data/train.jsonl:7: field 'problem': contains '</think>' at offset 2; it is the latent end marker and may not appear in the text",
+    );
     expect(() => qwenPrompt(qwen, '</think>', where)).toThrow("field 'problem': contains '</think>' at offset 0");
     expect(() => encodeExample(llama, { problem: 'p', cot: 'a</think>', answer: 'b' }, where)).toThrow(
-      "data/train.jsonl:7: field 'cot': contains '</think>' at offset 1");
-    expect(() => encodeExample(qwen, { problem: 'p', cot: 'a', answer: '</think>b' })).toThrow(
-      "field 'answer': contains '</think>' at offset 0");
+      "data/train.jsonl:7: field 'cot': contains '</think>' at offset 1",
+    );
+    expect(() => encodeExample(qwen, { problem: 'p', cot: 'a', answer: '</think>b' })).toThrow("field 'answer': contains '</think>' at offset 0");
     // '<think>' alone is allowed (only the end marker is a signal).
     expect(() => encodeExample(llama, { problem: '<think>', cot: 'a', answer: 'b' })).not.toThrow();
   });

@@ -25,8 +25,7 @@ export interface PromptStrings {
 export function assertNoEndThink(text: string, field: string, where: InputLocation = {}): void {
   const at = text.indexOf(END_THINK);
   if (at >= 0) {
-    throw inputError({ ...where, field },
-      `contains '${END_THINK}' at offset ${at}; it is the latent end marker and may not appear in the text`);
+    throw inputError({ ...where, field }, `contains '${END_THINK}' at offset ${at}; it is the latent end marker and may not appear in the text`);
   }
 }
 
@@ -34,8 +33,7 @@ export function assertNoEndThink(text: string, field: string, where: InputLocati
 export function llamaPrompt(problem: string, where: InputLocation = {}): PromptStrings {
   assertNoEndThink(problem, 'problem', where);
   return {
-    prefix: `<|start_header_id|>user<|end_header_id|>\n\n${INSTRUCTION}\n${problem}<|eot_id|>` +
-      '<|start_header_id|>assistant<|end_header_id|>\n\n',
+    prefix: `<|start_header_id|>user<|end_header_id|>\n\n${INSTRUCTION}\n${problem}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n`,
     end: '<|eot_id|>',
   };
 }
@@ -47,7 +45,10 @@ export function llamaPrompt(problem: string, where: InputLocation = {}): PromptS
 export function qwenPrompt(tok: Tokenizer, problem: string, where: InputLocation = {}): PromptStrings {
   assertNoEndThink(problem, 'problem', where);
   const prefix = tok.applyChatTemplate(
-    [{ role: 'system', content: INSTRUCTION }, { role: 'user', content: problem }],
+    [
+      { role: 'system', content: INSTRUCTION },
+      { role: 'user', content: problem },
+    ],
     { addGenerationPrompt: true },
   );
   return { prefix, end: tok.eosToken };
@@ -121,7 +122,8 @@ export function latentEndId(tok: Tokenizer): number {
 export function padId(tok: Tokenizer): number {
   if (tok.family === 'llama') {
     const id = tok.tokenToId('<|end_of_text|>');
-    if (id === undefined || tok.baseId(id) !== LLAMA_PAD_ID) throw new Error(`'<|end_of_text|>' has base id ${id === undefined ? 'none' : tok.baseId(id)}, expected ${LLAMA_PAD_ID}`);
+    if (id === undefined || tok.baseId(id) !== LLAMA_PAD_ID)
+      throw new Error(`'<|end_of_text|>' has base id ${id === undefined ? 'none' : tok.baseId(id)}, expected ${LLAMA_PAD_ID}`);
     return id;
   }
   return tok.configPadId;

@@ -26,8 +26,10 @@ const LLAMA_IDS: Array<[string, number[]]> = [
   ['</think>', [524, 27963, 29]],
   ['\n</think>', [198, 524, 27963, 29]],
   [' </think>\n', [694, 27963, 397]],
-  ['Please reason step by step, and put your final answer within \\boxed{}.',
-    [5618, 2944, 3094, 555, 3094, 11, 323, 2231, 701, 1620, 4320, 2949, 1144, 80175, 47491]],
+  [
+    'Please reason step by step, and put your final answer within \\boxed{}.',
+    [5618, 2944, 3094, 555, 3094, 11, 323, 2231, 701, 1620, 4320, 2949, 1144, 80175, 47491],
+  ],
 ];
 
 describe('Llama-3.2 tokenizer', () => {
@@ -80,8 +82,15 @@ describe('Llama-3.2 tokenizer', () => {
     const at = src.indexOf('\n  ],\n  "normalizer"');
     expect(grown.slice(0, at)).toBe(src.slice(0, at));
     expect(grown.slice(grown.indexOf('\n  ],\n  "normalizer"'))).toBe(src.slice(at));
-    expect(JSON.parse(grown).added_tokens.at(-1)).toEqual({ id: 128256, content: '<|compress_token|>',
-      single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+    expect(JSON.parse(grown).added_tokens.at(-1)).toEqual({
+      id: 128256,
+      content: '<|compress_token|>',
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    });
     const cfg = JSON.parse(readFileSync(join(out, 'tokenizer_config.json'), 'utf8'));
     expect(cfg.additional_special_tokens).toEqual(['<|compress_token|>']);
     expect(cfg.added_tokens_decoder['128256'].content).toBe('<|compress_token|>');
@@ -92,13 +101,15 @@ describe('Llama-3.2 tokenizer', () => {
   });
 
   it('reports a missing folder in one line', async () => {
-    await expect(loadTokenizer('/nonexistent/tok')).rejects.toThrow(
-      '/nonexistent/tok/tokenizer.json: not found (write the folder with materializeTokenizer)');
+    await expect(loadTokenizer('/nonexistent/tok')).rejects.toThrow('/nonexistent/tok/tokenizer.json: not found (write the folder with materializeTokenizer)');
   });
 
   it('reports a truncated or malformed tokenizer.json / tokenizer_config.json in one line naming the file', async () => {
     const oneLine = async (dir: string): Promise<string> => {
-      const e: unknown = await loadTokenizer(dir).then(() => null, (x: unknown) => x);
+      const e: unknown = await loadTokenizer(dir).then(
+        () => null,
+        (x: unknown) => x,
+      );
       expect(e).toBeInstanceOf(UserError);
       expect((e as Error).message).not.toContain('\n');
       return (e as Error).message;
@@ -154,7 +165,12 @@ function byteToUnicode(): Map<number, string> {
   for (let b = 174; b <= 255; b++) bs.push(b);
   const cs = bs.slice();
   let n = 0;
-  for (let b = 0; b < 256; b++) if (!bs.includes(b)) { bs.push(b); cs.push(256 + n); n++; }
+  for (let b = 0; b < 256; b++)
+    if (!bs.includes(b)) {
+      bs.push(b);
+      cs.push(256 + n);
+      n++;
+    }
   return new Map(bs.map((b, i) => [b, String.fromCodePoint(cs[i] as number)]));
 }
 
@@ -166,7 +182,10 @@ function referenceBpe(word: string, ranks: Map<string, number>): string[] {
     let bestRank = Infinity;
     for (let i = 0; i + 1 < parts.length; i++) {
       const r = ranks.get(`${parts[i]} ${parts[i + 1]}`);
-      if (r !== undefined && r < bestRank) { bestRank = r; best = i; }
+      if (r !== undefined && r < bestRank) {
+        bestRank = r;
+        best = i;
+      }
     }
     if (best < 0) return parts;
     parts = [...parts.slice(0, best), `${parts[best]}${parts[best + 1]}`, ...parts.slice(best + 2)];
@@ -176,10 +195,10 @@ function referenceBpe(word: string, ranks: Map<string, number>): string[] {
 describe('reference BPE cross-check', () => {
   it('reproduces the Llama marker pieces from the merges', () => {
     const tj = JSON.parse(readFileSync(join(llamaDir, 'tokenizer.json'), 'utf8')) as {
-      model: { vocab: Record<string, number>; merges: string[] } };
+      model: { vocab: Record<string, number>; merges: string[] };
+    };
     const ranks = new Map(tj.model.merges.map((m, i) => [m, i]));
-    const ids = (pretokens: string[]): number[] =>
-      pretokens.flatMap((p) => referenceBpe(p, ranks)).map((t) => tj.model.vocab[t] as number);
+    const ids = (pretokens: string[]): number[] => pretokens.flatMap((p) => referenceBpe(p, ranks)).map((t) => tj.model.vocab[t] as number);
     expect(ids(['<think', '>'])).toEqual(llama.encode('<think>'));
     expect(ids(['</', 'think', '>'])).toEqual(llama.encode('</think>'));
     expect(ids(['Hello', ' world'])).toEqual([9906, 1917]);

@@ -74,7 +74,7 @@ export class Tokenizer {
     const bos = hf.bos_token;
     this.bosId = bos === null || bos === undefined ? null : (this.tokenToId(bos) ?? null);
     const pad = hf.pad_token_id;
-    this.configPadId = pad === null || pad === undefined ? eosId : (this.fromBase === null ? pad : (this.fromBase.get(pad) ?? eosId));
+    this.configPadId = pad === null || pad === undefined ? eosId : this.fromBase === null ? pad : (this.fromBase.get(pad) ?? eosId);
   }
 
   /** Loads `dir` with transformers.js AutoTokenizer in local-only mode (and its vocab_subset.json if any). */
@@ -187,10 +187,13 @@ export class Tokenizer {
     if (this.hf.chat_template === null || this.hf.chat_template === undefined) {
       throw inputError({ file: join(this.dir, 'tokenizer_config.json'), field: 'chat_template' }, 'missing');
     }
-    const text = this.hf.apply_chat_template(messages.map((m) => ({ ...m })), {
-      tokenize: false,
-      add_generation_prompt: opts.addGenerationPrompt ?? false,
-    });
+    const text = this.hf.apply_chat_template(
+      messages.map((m) => ({ ...m })),
+      {
+        tokenize: false,
+        add_generation_prompt: opts.addGenerationPrompt ?? false,
+      },
+    );
     if (typeof text !== 'string') throw new Error('apply_chat_template did not return a string');
     return text;
   }
@@ -283,8 +286,13 @@ export function insertAddedTokens(raw: string, added: ReadonlyArray<{ id: number
   const fieldIndent = /\{\n([ \t]*)"/.exec(body)?.[1] ?? `${itemIndent}  `;
   const entries = added.map((a) => {
     const fields = [
-      `"id": ${a.id}`, `"content": ${JSON.stringify(a.content)}`, '"single_word": false', '"lstrip": false',
-      '"rstrip": false', '"normalized": false', '"special": true',
+      `"id": ${a.id}`,
+      `"content": ${JSON.stringify(a.content)}`,
+      '"single_word": false',
+      '"lstrip": false',
+      '"rstrip": false',
+      '"normalized": false',
+      '"special": true',
     ];
     return `${itemIndent}{\n${fields.map((f) => fieldIndent + f).join(',\n')}\n${itemIndent}}`;
   });
@@ -340,7 +348,8 @@ function checkSubset(subset: readonly number[], baseSize: number, vocab: Readonl
   const kept = new Set(subset);
   for (const ch of byteLevelAlphabet()) {
     const id = vocab.get(ch);
-    if (id === undefined || !kept.has(id)) throw inputError({ file, field: 'ids' }, `the byte-level character ${JSON.stringify(ch)} is missing (texts could not be spelled)`);
+    if (id === undefined || !kept.has(id))
+      throw inputError({ file, field: 'ids' }, `the byte-level character ${JSON.stringify(ch)} is missing (texts could not be spelled)`);
   }
 }
 

@@ -8,9 +8,17 @@ import { CheckpointManager, diskWriteError, initLoopState, type LoopState, type 
 
 const record: RunRecord = { app: 'test-app', schemaVersion: 1, configHash: 'a'.repeat(64), createdAt: '2024-01-01T00:00:00.000Z', config: { lr: 1 } };
 const tmp = () => mkdtempSync(join(tmpdir(), 'ckpt-'));
-const open = (dir: string, over: Partial<Parameters<typeof CheckpointManager.open>[0]> = {}) => CheckpointManager.open({
-  dir, keepLast: 2, keepBest: true, metricMode: 'min', codec: rawCodec, record, resume: false, ...over,
-});
+const open = (dir: string, over: Partial<Parameters<typeof CheckpointManager.open>[0]> = {}) =>
+  CheckpointManager.open({
+    dir,
+    keepLast: 2,
+    keepBest: true,
+    metricMode: 'min',
+    codec: rawCodec,
+    record,
+    resume: false,
+    ...over,
+  });
 const stateAt = (step: number): LoopState => ({ ...initLoopState(42, ['optim.m.w']), step });
 const tensorsAt = (step: number) => [
   { name: 'w', dtype: 'float64' as const, shape: [2], data: Float64Array.of(step, step + 0.5) },
@@ -35,7 +43,9 @@ describe('CheckpointManager', () => {
     expect(ck.loopState).toEqual(stateAt(4));
     expect(ck.record).toEqual(record);
     expect(ck.tensors.map((t) => [t.name, t.dtype, Array.from(t.data as Float64Array)])).toEqual([
-      ['w', 'float64', [4, 4.5]], ['optim.m.w', 'float32', [-4, 1]]]);
+      ['w', 'float64', [4, 4.5]],
+      ['optim.m.w', 'float32', [-4, 1]],
+    ]);
   });
 
   it('a corrupted file is a one-line error naming it; loadLatestValid falls back and says what it skipped', () => {
@@ -73,10 +83,12 @@ describe('CheckpointManager', () => {
     const dir = tmp();
     open(dir).save({ step: 1, loopState: stateAt(1), tensors: tensorsAt(1) });
     const before = readFileSync(join(dir, 'step-000001', 'manifest.json'), 'utf8');
-    expect(() => open(dir, { record: { ...record, app: 'other-app' }, resume: true }))
-      .toThrow(`${join(dir, 'run.json')}: this dir holds a run of app 'test-app', not 'other-app'; choose another output dir`);
-    expect(() => open(dir, { record: { ...record, configHash: 'b'.repeat(64) } }))
-      .toThrow(/already holds checkpoints up to step 1 of another config \(hash aaaaaaaaaaaa, this run bbbbbbbbbbbb\)/);
+    expect(() => open(dir, { record: { ...record, app: 'other-app' }, resume: true })).toThrow(
+      `${join(dir, 'run.json')}: this dir holds a run of app 'test-app', not 'other-app'; choose another output dir`,
+    );
+    expect(() => open(dir, { record: { ...record, configHash: 'b'.repeat(64) } })).toThrow(
+      /already holds checkpoints up to step 1 of another config \(hash aaaaaaaaaaaa, this run bbbbbbbbbbbb\)/,
+    );
     expect(() => open(dir)).toThrow(/already holds checkpoints up to step 1 of the same config; resume that run/);
     expect(readFileSync(join(dir, 'step-000001', 'manifest.json'), 'utf8')).toBe(before);
     expect(open(dir, { resume: true }).latest()?.step).toBe(1);
@@ -87,27 +99,47 @@ describe('CheckpointManager', () => {
     open(dir).save({ step: 1, loopState: stateAt(1), tensors: tensorsAt(1) });
     open(dir, { record: { ...record, configHash: 'b'.repeat(64), createdAt: '2024-01-02T00:00:00.000Z' }, resume: true });
     const run = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as Record<string, unknown>;
-    expect(run).toMatchObject({ configHash: 'b'.repeat(64), createdAt: record.createdAt, configChanges: [{ at: '2024-01-02T00:00:00.000Z', from: 'a'.repeat(64), to: 'b'.repeat(64) }] });
+    expect(run).toMatchObject({
+      configHash: 'b'.repeat(64),
+      createdAt: record.createdAt,
+      configChanges: [{ at: '2024-01-02T00:00:00.000Z', from: 'a'.repeat(64), to: 'b'.repeat(64) }],
+    });
   });
 
   it('a full or read-only disk during a save is one line naming the path; nothing half-written stays', () => {
     const dir = tmp();
     const m = open(dir);
     const full = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', path: join(dir, '.tmp-step-000001', 'x.bin') });
-    expect(diskWriteError(full, dir, 'the checkpoint')).toEqual(new UserError(`${join(dir, '.tmp-step-000001', 'x.bin')}: cannot write the checkpoint (ENOSPC: no space left on the device); free space or fix the folder's permissions, then run again`));
+    expect(diskWriteError(full, dir, 'the checkpoint')).toEqual(
+      new UserError(
+        `${join(dir, '.tmp-step-000001', 'x.bin')}: cannot write the checkpoint (ENOSPC: no space left on the device); free space or fix the folder's permissions, then run again`,
+      ),
+    );
     const other = new Error('boom');
     expect(diskWriteError(other, dir, 'x')).toBe(other);
     // The disk fills while the tensors are written: one line, the .tmp folder removed.
-    const fills = open(dir, { codec: { ...rawCodec, write: () => { throw full; } }, resume: true });
-    expect(() => fills.save({ step: 1, loopState: stateAt(1), tensors: tensorsAt(1) }))
-      .toThrow(new UserError(`${join(dir, '.tmp-step-000001', 'x.bin')}: cannot write the checkpoint of step 1 (the previous checkpoints are kept) (ENOSPC: no space left on the device); free space or fix the folder's permissions, then run again`));
+    const fills = open(dir, {
+      codec: {
+        ...rawCodec,
+        write: () => {
+          throw full;
+        },
+      },
+      resume: true,
+    });
+    expect(() => fills.save({ step: 1, loopState: stateAt(1), tensors: tensorsAt(1) })).toThrow(
+      new UserError(
+        `${join(dir, '.tmp-step-000001', 'x.bin')}: cannot write the checkpoint of step 1 (the previous checkpoints are kept) (ENOSPC: no space left on the device); free space or fix the folder's permissions, then run again`,
+      ),
+    );
     expect(readdirSync(dir)).toEqual(['run.json']);
     if (process.getuid?.() === 0) return; // root writes into read-only folders
     m.save({ step: 1, loopState: stateAt(1), tensors: tensorsAt(1) });
     chmodSync(dir, 0o555);
     try {
-      expect(() => m.save({ step: 2, loopState: stateAt(2), tensors: tensorsAt(2) }))
-        .toThrow(`${join(dir, '.tmp-step-000002')}: cannot write the checkpoint of step 2 (the previous checkpoints are kept) (EACCES: permission denied)`);
+      expect(() => m.save({ step: 2, loopState: stateAt(2), tensors: tensorsAt(2) })).toThrow(
+        `${join(dir, '.tmp-step-000002')}: cannot write the checkpoint of step 2 (the previous checkpoints are kept) (EACCES: permission denied)`,
+      );
     } finally {
       chmodSync(dir, 0o755);
     }

@@ -125,7 +125,11 @@ function readManifest(stepDir: string): Manifest {
 }
 
 const DISK_ERRORS: Record<string, string> = {
-  ENOSPC: 'no space left on the device', EDQUOT: 'disk quota exceeded', EROFS: 'read-only file system', EACCES: 'permission denied', EPERM: 'not permitted',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EROFS: 'read-only file system',
+  EACCES: 'permission denied',
+  EPERM: 'not permitted',
 };
 
 /**
@@ -171,14 +175,21 @@ export class CheckpointManager {
       }
       const same = prev.configHash === opts.record.configHash;
       if (steps.length > 0 && !opts.resume) {
-        const what = same ? 'the same config' : `another config (hash ${String(prev.configHash).slice(0, 12)}, this run ${opts.record.configHash.slice(0, 12)})`;
-        throw new UserError(`${opts.dir}: already holds checkpoints up to step ${steps[steps.length - 1]} of ${what}; ` +
-          'resume that run (--resume) or choose another output dir; nothing was overwritten');
+        const what = same
+          ? 'the same config'
+          : `another config (hash ${String(prev.configHash).slice(0, 12)}, this run ${opts.record.configHash.slice(0, 12)})`;
+        throw new UserError(
+          `${opts.dir}: already holds checkpoints up to step ${steps[steps.length - 1]} of ${what}; ` +
+            'resume that run (--resume) or choose another output dir; nothing was overwritten',
+        );
       }
       if (!same && opts.resume) {
         // The caller accepted the change (e.g. --allowConfigChange): run.json keeps the history.
         m.logger.warn({ dir: opts.dir, previous: prev.configHash, current: opts.record.configHash }, 'resuming with a changed config');
-        const configChanges = [...(Array.isArray(prev.configChanges) ? prev.configChanges : []), { at: opts.record.createdAt, from: prev.configHash, to: opts.record.configHash }];
+        const configChanges = [
+          ...(Array.isArray(prev.configChanges) ? prev.configChanges : []),
+          { at: opts.record.createdAt, from: prev.configHash, to: opts.record.configHash },
+        ];
         writeJsonAtomic(runPath, { ...opts.record, createdAt: prev.createdAt, configChanges });
       }
     } else {
@@ -191,8 +202,11 @@ export class CheckpointManager {
   /** Steps of the checkpoint folders present, ascending (complete or not). */
   steps(): number[] {
     if (!existsSync(this.dir)) return [];
-    return readdirSync(this.dir).map((n) => STEP_DIR.exec(n)).filter((x): x is RegExpExecArray => x !== null)
-      .map((x) => Number(x[1])).sort((a, b) => a - b);
+    return readdirSync(this.dir)
+      .map((n) => STEP_DIR.exec(n))
+      .filter((x): x is RegExpExecArray => x !== null)
+      .map((x) => Number(x[1]))
+      .sort((a, b) => a - b);
   }
 
   /** Writes a checkpoint atomically, updates latest.json and prunes old checkpoints. */
@@ -220,7 +234,13 @@ export class CheckpointManager {
         files[f] = { sha256: sha256(data), bytes: data.length };
       }
       const manifest: Manifest = {
-        format: MANIFEST_FORMAT, version: MANIFEST_VERSION, step, metric, tensorFormat: this.opts.codec.format, tensorFiles, files,
+        format: MANIFEST_FORMAT,
+        version: MANIFEST_VERSION,
+        step,
+        metric,
+        tensorFormat: this.opts.codec.format,
+        tensorFiles,
+        files,
       };
       writeFileSync(join(tmp, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
       fsyncPath(join(tmp, 'manifest.json'));
@@ -288,7 +308,10 @@ export class CheckpointManager {
     const manifest = readManifest(dir);
     if (manifest.step !== step) throw inputError({ file: join(dir, 'manifest.json'), field: 'step' }, `says step ${manifest.step}, folder is step ${step}`);
     if (manifest.tensorFormat !== this.opts.codec.format) {
-      throw inputError({ file: join(dir, 'manifest.json'), field: 'tensorFormat' }, `is '${manifest.tensorFormat}', this reader handles '${this.opts.codec.format}'`);
+      throw inputError(
+        { file: join(dir, 'manifest.json'), field: 'tensorFormat' },
+        `is '${manifest.tensorFormat}', this reader handles '${this.opts.codec.format}'`,
+      );
     }
     for (const [f, want] of Object.entries(manifest.files)) {
       const path = join(dir, f);

@@ -7,12 +7,27 @@ import { type Dtype, type TensorArray, openSafetensors, writeSafetensors } from 
 import type { CheckpointTensor, TensorCodec, TensorDtype } from './checkpoint.js';
 
 const TO_ST: Record<TensorDtype, Dtype> = {
-  float64: 'F64', float32: 'F32', float16: 'F16', bfloat16: 'BF16', int64: 'I64', int32: 'I32', int8: 'I8', uint8: 'U8', bool: 'BOOL',
+  float64: 'F64',
+  float32: 'F32',
+  float16: 'F16',
+  bfloat16: 'BF16',
+  int64: 'I64',
+  int32: 'I32',
+  int8: 'I8',
+  uint8: 'U8',
+  bool: 'BOOL',
 };
 const FROM_ST: Partial<Record<Dtype, TensorDtype>> = Object.fromEntries(Object.entries(TO_ST).map(([k, v]) => [v, k as TensorDtype]));
 const CTOR: Record<TensorDtype, abstract new (n: number) => ArrayBufferView> = {
-  float64: Float64Array, float32: Float32Array, float16: Uint16Array, bfloat16: Uint16Array, int64: BigInt64Array, int32: Int32Array,
-  int8: Int8Array, uint8: Uint8Array, bool: Uint8Array,
+  float64: Float64Array,
+  float32: Float32Array,
+  float16: Uint16Array,
+  bfloat16: Uint16Array,
+  int64: BigInt64Array,
+  int32: Int32Array,
+  int8: Int8Array,
+  uint8: Uint8Array,
+  bool: Uint8Array,
 };
 
 const FILE = 'tensors.safetensors';
@@ -25,7 +40,9 @@ export const safetensorsCodec: TensorCodec = {
       const st = TO_ST[t.dtype];
       if (st === undefined) throw new Error(`safetensors codec: tensor '${t.name}' has unsupported dtype ${String(t.dtype)}`);
       if (!(t.data instanceof CTOR[t.dtype])) {
-        throw new Error(`safetensors codec: tensor '${t.name}' of dtype ${t.dtype} needs ${CTOR[t.dtype].name} data, got ${(t.data as object).constructor.name}`);
+        throw new Error(
+          `safetensors codec: tensor '${t.name}' of dtype ${t.dtype} needs ${CTOR[t.dtype].name} data, got ${(t.data as object).constructor.name}`,
+        );
       }
       return { name: t.name, dtype: st, shape: [...t.shape], data: t.data as TensorArray };
     });
@@ -33,7 +50,8 @@ export const safetensorsCodec: TensorCodec = {
     return [FILE];
   },
   read(dir, files) {
-    if (files.length !== 1 || files[0] !== FILE) throw inputError({ file: join(dir, 'manifest.json'), field: 'tensorFiles' }, `expected ["${FILE}"], got ${JSON.stringify(files)}`);
+    if (files.length !== 1 || files[0] !== FILE)
+      throw inputError({ file: join(dir, 'manifest.json'), field: 'tensorFiles' }, `expected ["${FILE}"], got ${JSON.stringify(files)}`);
     const f = openSafetensors(join(dir, FILE));
     return f.tensors.map((info): CheckpointTensor => {
       const dtype = FROM_ST[info.dtype];

@@ -19,7 +19,7 @@ describe('detectCollapse on committed runs', () => {
     // From step 50 (grad 6.2e-3 < 0.0855) every record stays below 1e-3 × 85.5.
     expect(v.vanishedFromStep).toBe(50);
     expect(v.lossStart).toBeAllclose(6.18, { atol: 0.01 });
-    expect(v.lossEnd).toBeAllclose(7.60, { atol: 0.01 });
+    expect(v.lossEnd).toBeAllclose(7.6, { atol: 0.01 });
     expect(v.message).toMatch(/^vanished gradient from step 50 \(85\.5 → .*\); loss rose 6\.18 → 7\.60$/);
   });
 
@@ -42,21 +42,59 @@ describe('detectCollapse rule', () => {
 
   it('flags a vanished gradient with a stuck loss, but not one with a fitted loss', () => {
     // Window 5; start grad 10; from record 10 on, grad 1e-3 × 10 / 2 = 5e-3 (< 1e-2): tail of 10 ≥ 5.
-    const stuck = detectCollapse(run(() => 3, (i) => (i < 10 ? 10 : 5e-3)));
+    const stuck = detectCollapse(
+      run(
+        () => 3,
+        (i) => (i < 10 ? 10 : 5e-3),
+      ),
+    );
     expect([stuck.collapsed, stuck.reasons, stuck.vanishedFromStep]).toEqual([true, ['vanished-gradient'], 110]);
     // Loss 3 → 0.01 (below 0.1 × start): a fitted run may end with tiny gradients.
-    expect(detectCollapse(run((i) => (i < 10 ? 3 : 0.01), (i) => (i < 10 ? 10 : 5e-3))).collapsed).toBe(false);
+    expect(
+      detectCollapse(
+        run(
+          (i) => (i < 10 ? 3 : 0.01),
+          (i) => (i < 10 ? 10 : 5e-3),
+        ),
+      ).collapsed,
+    ).toBe(false);
     // A tail shorter than a quarter of the records (4 of 20) is not "stays there".
-    expect(detectCollapse(run(() => 3, (i) => (i < 16 ? 10 : 5e-3))).collapsed).toBe(false);
+    expect(
+      detectCollapse(
+        run(
+          () => 3,
+          (i) => (i < 16 ? 10 : 5e-3),
+        ),
+      ).collapsed,
+    ).toBe(false);
     // Above the threshold (2e-2 > 1e-2): not vanished.
-    expect(detectCollapse(run(() => 3, (i) => (i < 10 ? 10 : 2e-2))).collapsed).toBe(false);
+    expect(
+      detectCollapse(
+        run(
+          () => 3,
+          (i) => (i < 10 ? 10 : 2e-2),
+        ),
+      ).collapsed,
+    ).toBe(false);
   });
 
   it('flags a loss that ends more than 1 % above its start, not one within the margin', () => {
-    const rose = detectCollapse(run((i) => (i < 10 ? 2 : 2.1), () => 1));
+    const rose = detectCollapse(
+      run(
+        (i) => (i < 10 ? 2 : 2.1),
+        () => 1,
+      ),
+    );
     expect([rose.collapsed, rose.reasons]).toEqual([true, ['loss-rose']]);
     expect(rose.message).toBe('loss rose 2.00 → 2.10');
-    expect(detectCollapse(run((i) => (i < 10 ? 2 : 2.01), () => 1)).collapsed).toBe(false);
+    expect(
+      detectCollapse(
+        run(
+          (i) => (i < 10 ? 2 : 2.01),
+          () => 1,
+        ),
+      ).collapsed,
+    ).toBe(false);
   });
 
   it('gives no verdict on fewer than two records and skips non-finite ones', () => {

@@ -65,7 +65,15 @@ export function detectCollapse(records: readonly MetricsRecord[], opts: Collapse
   const n = losses.length;
   const window = Math.max(1, Math.min(5, Math.floor(n / 4)));
   const verdict: CollapseVerdict = {
-    collapsed: false, reasons: [], window, lossStart: null, lossEnd: null, gradStart: null, gradEnd: null, vanishedFromStep: null, message: '',
+    collapsed: false,
+    reasons: [],
+    window,
+    lossStart: null,
+    lossEnd: null,
+    gradStart: null,
+    gradEnd: null,
+    vanishedFromStep: null,
+    message: '',
   };
   if (n < 2) {
     verdict.message = 'too few records for a verdict';

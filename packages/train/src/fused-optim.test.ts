@@ -37,13 +37,26 @@ describe('latent_sft.AdamW on the CPU', () => {
 
 describe('latent_sft.SumSquares on the CPU', () => {
   it('mixed dtypes: equals the float64 sum rounded once', async () => {
-    const c = sumSquaresCase([{ dtype: 'float32', dims: [37] }, { dtype: 'bfloat16', dims: [64, 5] }, { dtype: 'float16', dims: [3] }], 5);
+    const c = sumSquaresCase(
+      [
+        { dtype: 'float32', dims: [37] },
+        { dtype: 'bfloat16', dims: [64, 5] },
+        { dtype: 'float16', dims: [3] },
+      ],
+      5,
+    );
     const out = await runOnce(c.model, c.inputs, cpu);
     expect(out['y']!.dims).toEqual([]);
     expect(Array.from(out['y']!.data as Float32Array)).toEqual([sumSquaresReference(c.inputs)]);
   });
   it('300,000 elements (several summation chunks): within float32 rounding of the float64 sum', async () => {
-    const c = sumSquaresCase([{ dtype: 'float32', dims: [300, 1000] }, { dtype: 'bfloat16', dims: [7] }], 6);
+    const c = sumSquaresCase(
+      [
+        { dtype: 'float32', dims: [300, 1000] },
+        { dtype: 'bfloat16', dims: [7] },
+      ],
+      6,
+    );
     const out = await runOnce(c.model, c.inputs, cpu);
     expect(out['y']!.data).toBeAllclose([sumSquaresReference(c.inputs)], { rtol: 1e-7, atol: 0 });
   });
@@ -63,14 +76,29 @@ function bf16Linear(D: number, O: number): Objective {
 }
 
 async function trajectories(o: {
-  objective: Objective; init: Record<string, HostTensor>; batches: Array<Record<string, HostTensor>>;
-  optimizer: OptimizerConfig; clipNorm: number | null; compute?: 'float32' | 'float16'; gradAccum?: number;
+  objective: Objective;
+  init: Record<string, HostTensor>;
+  batches: Array<Record<string, HostTensor>>;
+  optimizer: OptimizerConfig;
+  clipNorm: number | null;
+  compute?: 'float32' | 'float16';
+  gradAccum?: number;
 }) {
   const run = async (fusedKernels: boolean) => {
-    const trainer = await Trainer.create({
-      objective: o.objective, optimizer: o.optimizer, schedule: { kind: 'linear', warmupSteps: 2, totalSteps: 10 }, totalSteps: 10,
-      clipNorm: o.clipNorm, gradAccum: o.gradAccum ?? 1, precision: { compute: o.compute ?? 'float32', lossScale: null }, device: cpu, fusedKernels,
-    }, { trainable: o.init, frozen: {} });
+    const trainer = await Trainer.create(
+      {
+        objective: o.objective,
+        optimizer: o.optimizer,
+        schedule: { kind: 'linear', warmupSteps: 2, totalSteps: 10 },
+        totalSteps: 10,
+        clipNorm: o.clipNorm,
+        gradAccum: o.gradAccum ?? 1,
+        precision: { compute: o.compute ?? 'float32', lossScale: null },
+        device: cpu,
+        fusedKernels,
+      },
+      { trainable: o.init, frozen: {} },
+    );
     try {
       const norms: number[] = [];
       for (let i = 0; i < o.batches.length; i += o.gradAccum ?? 1) norms.push((await trainer.step(o.batches.slice(i, i + (o.gradAccum ?? 1)))).gradNorm);
@@ -85,7 +113,12 @@ async function trajectories(o: {
 
 describe('Trainer: fused AdamW graph vs the standard-op graph (CPU)', () => {
   const data = mlpData(64);
-  const mlpBatches = Array.from({ length: 6 }, (_, s) => mlpBatch(data, Array.from({ length: 16 }, (_, i) => (s * 16 + i * 5) % 64)));
+  const mlpBatches = Array.from({ length: 6 }, (_, s) =>
+    mlpBatch(
+      data,
+      Array.from({ length: 16 }, (_, i) => (s * 16 + i * 5) % 64),
+    ),
+  );
   const adamw: OptimizerConfig = { kind: 'adamw', lr: 0.02, weightDecay: 0.1 };
 
   it('float32, no clipping: parameters and m/v bit for bit after 6 steps', async () => {
@@ -96,7 +129,8 @@ describe('Trainer: fused AdamW graph vs the standard-op graph (CPU)', () => {
   });
 
   it('float16 compute without loss scaling (the fused op reads the fp16 weight gradients), no clipping: bit for bit', async () => {
-    const D = 6, O = 3;
+    const D = 6,
+      O = 3;
     const init = { W: f32([D, O], normals(1, D * O, 0.3)), b: f32([O], normals(2, O, 0.3)) };
     const batches = Array.from({ length: 5 }, (_, s) => ({ x: f32([8, D], normals(100 + s, 8 * D)), y: f32([8, O], normals(200 + s, 8 * O)) }));
     // (ORT's CPU provider has no bfloat16 Sub; the narrowing is the same for both 16-bit types.)
@@ -114,7 +148,13 @@ describe('Trainer: fused AdamW graph vs the standard-op graph (CPU)', () => {
 
   it('the fused step graph: one AdamW per parameter, one SumSquares, no float32 copies of bf16 grads, no Identity outputs', () => {
     const names = ['W', 'b'];
-    const opts = { objective: bf16Linear(6, 3), optimizer: graphOptimizer({ kind: 'adamw', lr: 1e-3 }), clipNorm: 1.0, compute: 'bfloat16' as const, lossScale: false };
+    const opts = {
+      objective: bf16Linear(6, 3),
+      optimizer: graphOptimizer({ kind: 'adamw', lr: 1e-3 }),
+      clipNorm: 1.0,
+      compute: 'bfloat16' as const,
+      lossScale: false,
+    };
     // Without the 16-bit weight copies (AdamWCopy): weight-copies.test.ts.
     const fused = buildStepGraphs({ ...opts, fused: { optimizer: true, softmax: true, weightCopies: false } }, 1).fused!;
     const plain = buildStepGraphs(opts, 1).fused!;
@@ -131,14 +171,31 @@ describe('Trainer: fused AdamW graph vs the standard-op graph (CPU)', () => {
   });
 
   it('SGD keeps the standard-op update under fusedKernels: true; a bad value is a one-line error naming the field', async () => {
-    const t = await Trainer.create({
-      objective: mlpObjective(4), optimizer: { kind: 'sgd', lr: 0.1 }, schedule: { kind: 'constant' }, totalSteps: 1, device: cpu, fusedKernels: true,
-    }, { trainable: mlpInit(4), frozen: {} });
+    const t = await Trainer.create(
+      {
+        objective: mlpObjective(4),
+        optimizer: { kind: 'sgd', lr: 0.1 },
+        schedule: { kind: 'constant' },
+        totalSteps: 1,
+        device: cpu,
+        fusedKernels: true,
+      },
+      { trainable: mlpInit(4), frozen: {} },
+    );
     expect(t.fusedKernels).toEqual({ optimizer: true, softmax: true, rmsnorm: true, swiglu: true, weightCopies: false });
     await t.release();
-    await expect(Trainer.create({
-      objective: mlpObjective(4), optimizer: { kind: 'sgd', lr: 0.1 }, schedule: { kind: 'constant' }, totalSteps: 1, device: cpu,
-      fusedKernels: 'yes' as unknown as boolean,
-    }, { trainable: mlpInit(4), frozen: {} })).rejects.toThrow(/fusedKernels.*expected true, false, 'auto' or \{ optimizer, softmax, rmsnorm\?, swiglu\?, weightCopies\? \}/);
+    await expect(
+      Trainer.create(
+        {
+          objective: mlpObjective(4),
+          optimizer: { kind: 'sgd', lr: 0.1 },
+          schedule: { kind: 'constant' },
+          totalSteps: 1,
+          device: cpu,
+          fusedKernels: 'yes' as unknown as boolean,
+        },
+        { trainable: mlpInit(4), frozen: {} },
+      ),
+    ).rejects.toThrow(/fusedKernels.*expected true, false, 'auto' or \{ optimizer, softmax, rmsnorm\?, swiglu\?, weightCopies\? \}/);
   });
 });

@@ -38,10 +38,17 @@ function normGraph(dtype: 'float16' | 'float32', mode: Mode): { model: Uint8Arra
 
 function inputs(seed: number): Record<string, HostTensor> {
   const rng = Rng.fromSeed(seed);
-  const f = (dims: number[], fn: (i: number) => number): HostTensor =>
-    ({ dtype: 'float32', dims, data: Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, (_, i) => fn(i)) });
+  const f = (dims: number[], fn: (i: number) => number): HostTensor => ({
+    dtype: 'float32',
+    dims,
+    data: Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, (_, i) => fn(i)),
+  });
   // Rows of very different scales (the normalization matters), weights around 1.
-  return { x: f([B, T, D], (i) => (1 + (Math.floor(i / D) % 5) * 3) * rng.normal()), w: f([D], () => 1 + 0.3 * rng.normal()), r: f([B, T, D], () => rng.normal()) };
+  return {
+    x: f([B, T, D], (i) => (1 + (Math.floor(i / D) % 5) * 3) * rng.normal()),
+    w: f([D], () => 1 + 0.3 * rng.normal()),
+    r: f([B, T, D], () => rng.normal()),
+  };
 }
 
 const run = (model: Uint8Array, feeds: Record<string, HostTensor>) => runFloat32(model, feeds, cpu);
@@ -56,7 +63,10 @@ const F16 = { y: { rtol: 2e-3, atol: 1e-3 }, grad: 4e-3 };
 const F32 = { y: { rtol: 1e-5, atol: 1e-6 }, grad: 1e-5 };
 
 describe('RMSNorm vs the standard-op RMSNorm it replaces (CPU)', () => {
-  for (const [dtype, mode, tol] of [['float16', 'fused', F16], ['float32', 'direct', F32]] as const) {
+  for (const [dtype, mode, tol] of [
+    ['float16', 'fused', F16],
+    ['float32', 'direct', F32],
+  ] as const) {
     it(`${dtype} (${mode === 'fused' ? 'rewritten by fuseRmsNorm' : 'built directly'}): output, loss, dX and dW`, async () => {
       const fused = normGraph(dtype, mode);
       const plain = normGraph(dtype, 'plain');

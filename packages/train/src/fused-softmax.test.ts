@@ -44,11 +44,16 @@ function softmaxGraph(dtype: 'float16' | 'float32', scale: number, mode: Mode): 
 
 function inputs(seed: number): Record<string, HostTensor> {
   const rng = Rng.fromSeed(seed);
-  const f = (dims: number[], fn: (i: number) => number): HostTensor =>
-    ({ dtype: 'float32', dims, data: Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, (_, i) => fn(i)) });
+  const f = (dims: number[], fn: (i: number) => number): HostTensor => ({
+    dtype: 'float32',
+    dims,
+    data: Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, (_, i) => fn(i)),
+  });
   // Banded-causal (key s ≤ t + 2) for both batch rows; batch 1 also blocks keys 0..4, so its queries 0..2 see nothing.
   const mask = f([B, 1, T, S], (i) => {
-    const b = Math.floor(i / (T * S)), t = Math.floor(i / S) % T, s = i % S;
+    const b = Math.floor(i / (T * S)),
+      t = Math.floor(i / S) % T,
+      s = i % S;
     return s > t + 2 || (b === 1 && s <= 4) ? MASK_MIN : 0;
   });
   return { w: f([B, H, T, S], () => 3 * rng.normal()), mask, r: f([B, H, T, S], () => rng.normal()) };
@@ -64,7 +69,9 @@ const F32 = { rtol: 1e-5, atol: 1e-7 };
 
 describe('MaskedSoftmax vs the standard-op softmax it replaces (CPU)', () => {
   for (const [dtype, scale, mode, tol] of [
-    ['float16', 1, 'fused', F16], ['float16', 0.125, 'fused', F16], ['float32', 0.3, 'direct', F32],
+    ['float16', 1, 'fused', F16],
+    ['float16', 0.125, 'fused', F16],
+    ['float32', 0.3, 'direct', F32],
   ] as const) {
     it(`${dtype}, scale ${scale} (${mode === 'fused' ? 'rewritten by fuseMaskedSoftmax' : 'built directly'}): probabilities, loss, gradient`, async () => {
       const fused = softmaxGraph(dtype, scale, mode);
@@ -76,10 +83,11 @@ describe('MaskedSoftmax vs the standard-op softmax it replaces (CPU)', () => {
       expect(a['loss']).toBeAllclose(b['loss']!, tol);
       expect(a['dw']).toBeAllclose(b['dw']!, tol);
       // Fully blocked rows (batch 1, queries 0..2, every head) are uniform 1/S, as the standard op makes them.
-      for (let h = 0; h < H; h++) for (let t = 0; t < 3; t++) {
-        const row = a['probs']!.subarray(((H + h) * T + t) * S, ((H + h) * T + t + 1) * S);
-        expect(row).toBeAllclose(new Float32Array(S).fill(1 / S), { rtol: 1e-3, atol: 0 });
-      }
+      for (let h = 0; h < H; h++)
+        for (let t = 0; t < 3; t++) {
+          const row = a['probs']!.subarray(((H + h) * T + t) * S, ((H + h) * T + t + 1) * S);
+          expect(row).toBeAllclose(new Float32Array(S).fill(1 / S), { rtol: 1e-3, atol: 0 });
+        }
       expect(Math.max(...Array.from(b['dw']!, Math.abs))).toBeGreaterThan(1e-2); // not trivially 0
     });
   }
@@ -109,7 +117,10 @@ describe('a small Llama step in float16 with and without the fused softmax, RMSN
   it('the rewrite finds every layer; losses over 3 AdamW steps agree; gradients as close to float32 as the standard ops', async () => {
     const [Bt, Tt] = [2, 6];
     const { objective, init } = tinyObjective(Bt, Tt);
-    const built = buildStepGraphs({ objective, optimizer: graphOptimizer({ kind: 'adamw', lr: 1e-3 }), clipNorm: 1, compute: 'float16', lossScale: false, fused: true }, 1);
+    const built = buildStepGraphs(
+      { objective, optimizer: graphOptimizer({ kind: 'adamw', lr: 1e-3 }), clipNorm: 1, compute: 'float16', lossScale: false, fused: true },
+      1,
+    );
     expect(built.fused!.nodes.filter((n) => n.op === 'MaskedSoftmax').length).toBe(tinyLlama().numHiddenLayers);
     expect(built.fused!.nodes.filter((n) => n.op === 'MaskedSoftmaxGrad').length).toBe(tinyLlama().numHiddenLayers);
     expect(built.fused!.nodes.filter((n) => n.op === 'Softmax').length).toBe(0);
@@ -120,10 +131,19 @@ describe('a small Llama step in float16 with and without the fused softmax, RMSN
     expect(built.fused!.nodes.filter((n) => n.op === 'Sigmoid').length).toBe(0);
     const batch = tinyBatch(Bt, Tt);
     const losses = async (fusedKernels: boolean) => {
-      const t = await Trainer.create({
-        objective, optimizer: { kind: 'adamw', lr: 1e-3 }, schedule: { kind: 'constant' }, totalSteps: 3, clipNorm: 1,
-        precision: { compute: 'float16', lossScale: null }, device: cpu, fusedKernels,
-      }, { trainable: init, frozen: {} });
+      const t = await Trainer.create(
+        {
+          objective,
+          optimizer: { kind: 'adamw', lr: 1e-3 },
+          schedule: { kind: 'constant' },
+          totalSteps: 3,
+          clipNorm: 1,
+          precision: { compute: 'float16', lossScale: null },
+          device: cpu,
+          fusedKernels,
+        },
+        { trainable: init, frozen: {} },
+      );
       const out: number[] = [];
       for (let s = 0; s < 3; s++) out.push((await t.step([batch])).loss);
       await t.release();
@@ -135,10 +155,19 @@ describe('a small Llama step in float16 with and without the fused softmax, RMSN
     // Gradients: one SGD step of lr 1 moves each parameter by −grad.
     const grads = async (dtype: 'float16' | 'float32', fusedKernels: boolean) => {
       const o = tinyObjective(Bt, Tt, dtype).objective;
-      const t = await Trainer.create({
-        objective: o, optimizer: { kind: 'sgd', lr: 1 }, schedule: { kind: 'constant' }, totalSteps: 1, clipNorm: null,
-        precision: { compute: dtype, lossScale: null }, device: cpu, fusedKernels,
-      }, { trainable: init, frozen: {} });
+      const t = await Trainer.create(
+        {
+          objective: o,
+          optimizer: { kind: 'sgd', lr: 1 },
+          schedule: { kind: 'constant' },
+          totalSteps: 1,
+          clipNorm: null,
+          precision: { compute: dtype, lossScale: null },
+          device: cpu,
+          fusedKernels,
+        },
+        { trainable: init, frozen: {} },
+      );
       await t.step([batch]);
       const st = await t.state();
       await t.release();

@@ -4,7 +4,7 @@
 // CPU provider has no bfloat16 Sigmoid/Mul) and float32. The small Llama step with every fused kernel
 // is in fused-softmax.test.ts.
 import { Rng } from '@latent-sft/core';
-import { Graph, type Tensor, fuseSwiGlu } from '@latent-sft/graph';
+import { Graph, fuseSwiGlu } from '@latent-sft/graph';
 import type { HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
 import { expectLikeStandardOps, gradTestModel } from '../test/expect-fused.js';
@@ -16,7 +16,11 @@ const [B, T, I] = [3, 7, 4099]; // 86,079 elements: two CPU chunks and a tail th
 describe('SwiGLU / SwiGLUGrad kernels vs their float32 reference (CPU)', () => {
   // std::exp vs Math.exp rounded to float32 may differ by one float32 ulp (2⁻²³ relative), which can move
   // a 16-bit result across a rounding boundary: one ulp of the dtype at most.
-  for (const [dtype, ulp] of [['float32', 2 ** -23], ['bfloat16', 2 ** -8], ['float16', 2 ** -11]] as const) {
+  for (const [dtype, ulp] of [
+    ['float32', 2 ** -23],
+    ['bfloat16', 2 ** -8],
+    ['float16', 2 ** -11],
+  ] as const) {
     it(`${dtype}: y, dgate, dup within one ulp of the reference, finite at |gate| = 100`, async () => {
       const c = swigluCase(dtype, [B, T, I], 3);
       const out = await runOnce(c.model, c.inputs, cpu);
@@ -70,7 +74,10 @@ const F16 = { y: { rtol: 2e-3, atol: 1e-3 }, grad: 4e-3 };
 const F32 = { y: { rtol: 1e-5, atol: 1e-5 }, grad: 1e-5 };
 
 describe('SwiGLU vs the standard-op gating it replaces (CPU)', () => {
-  for (const [dtype, tol] of [['float16', F16], ['float32', F32]] as const) {
+  for (const [dtype, tol] of [
+    ['float16', F16],
+    ['float32', F32],
+  ] as const) {
     it(`${dtype} (rewritten by fuseSwiGlu): output, loss, dGate and dUp`, async () => {
       const fused = swigluGraph(dtype, 'fused');
       const plain = swigluGraph(dtype, 'plain');

@@ -40,8 +40,11 @@ function updateGraph(c: OptimizerConfig, dtype: 'float32' | 'float64', clip: num
   return g;
 }
 
-const host = (dtype: 'float32' | 'float64', dims: readonly number[], v: ArrayLike<number>): HostTensor =>
-  ({ dtype, dims: [...dims], data: dtype === 'float64' ? Float64Array.from(v) : Float32Array.from(v) });
+const host = (dtype: 'float32' | 'float64', dims: readonly number[], v: ArrayLike<number>): HostTensor => ({
+  dtype,
+  dims: [...dims],
+  data: dtype === 'float64' ? Float64Array.from(v) : Float32Array.from(v),
+});
 
 async function compare(c: OptimizerConfig, dtype: 'float32' | 'float64', clip: number | null, steps = 5, gradScale = 1): Promise<void> {
   const opt = graphOptimizer(c);
@@ -49,8 +52,9 @@ async function compare(c: OptimizerConfig, dtype: 'float32' | 'float64', clip: n
   const s = await Session.create(serialize(updateGraph(c, dtype, clip)).model);
   try {
     const round = (v: number[]) => (dtype === 'float32' ? Array.from(Float32Array.from(v)) : v);
-    let params: Record<string, Float64Array> = Object.fromEntries(Object.entries(SHAPES).map(([n, sh], i) =>
-      [n, Float64Array.from(round(normals(10 + i, sh[0] * (sh[1] ?? 1))))]));
+    let params: Record<string, Float64Array> = Object.fromEntries(
+      Object.entries(SHAPES).map(([n, sh], i) => [n, Float64Array.from(round(normals(10 + i, sh[0] * (sh[1] ?? 1))))]),
+    );
     let st: OptState = ref.init(params);
     const dev: Record<string, HostTensor> = {};
     for (const [n, sh] of Object.entries(SHAPES)) {
@@ -59,8 +63,9 @@ async function compare(c: OptimizerConfig, dtype: 'float32' | 'float64', clip: n
     }
     for (let t = 1; t <= steps; t++) {
       const lr = c.lr * (1 - 0.1 * t); // a changing lr, as a schedule gives
-      const grads = Object.fromEntries(Object.entries(SHAPES).map(([n, sh], i) =>
-        [n, Float64Array.from(round(normals(100 * t + i, sh[0] * (sh[1] ?? 1), gradScale)))]));
+      const grads = Object.fromEntries(
+        Object.entries(SHAPES).map(([n, sh], i) => [n, Float64Array.from(round(normals(100 * t + i, sh[0] * (sh[1] ?? 1), gradScale)))]),
+      );
       const feeds: Record<string, HostTensor> = { ...dev };
       for (const [n, sh] of Object.entries(SHAPES)) feeds[`grad.${n}`] = host(dtype, sh, grads[n] as Float64Array);
       for (const [k, v] of Object.entries(opt.scalars(t, lr))) feeds[k] = host(dtype, [], [v]);
@@ -83,8 +88,12 @@ async function compare(c: OptimizerConfig, dtype: 'float32' | 'float64', clip: n
       } else {
         // Re-anchor the reference on the graph's float32 state.
         params = Object.fromEntries(Object.keys(SHAPES).map((n) => [n, Float64Array.from(dev[n]!.data as Float32Array)]));
-        const slots = Object.fromEntries(opt.slots.map((slot) => [slot, Object.fromEntries(Object.keys(SHAPES).map((n) =>
-          [n, Float64Array.from(dev[`${slot}.${n}`]!.data as Float32Array)]))]));
+        const slots = Object.fromEntries(
+          opt.slots.map((slot) => [
+            slot,
+            Object.fromEntries(Object.keys(SHAPES).map((n) => [n, Float64Array.from(dev[`${slot}.${n}`]!.data as Float32Array)])),
+          ]),
+        );
         st = { step: next.state.step, slots };
       }
     }
@@ -115,8 +124,10 @@ describe('graph optimizers vs the float64 reference', () => {
   it('is an UpdateFn for buildTrainStep (slots and scalars become inputs/outputs)', () => {
     const opt = graphOptimizer({ kind: 'adamw', lr: 1e-3 });
     const step = buildTrainStep({
-      params: { w: { dtype: 'float32', shape: [2, 2] } }, inputs: { x: { dtype: 'float32', shape: [1, 2] } },
-      buildLoss: (g, p, i) => g.reduceSum(g.matmul(i['x'] as Tensor, p['w'] as Tensor), undefined, false), optimizer: opt.update,
+      params: { w: { dtype: 'float32', shape: [2, 2] } },
+      inputs: { x: { dtype: 'float32', shape: [1, 2] } },
+      buildLoss: (g, p, i) => g.reduceSum(g.matmul(i['x'] as Tensor, p['w'] as Tensor), undefined, false),
+      optimizer: opt.update,
     });
     expect(step.graph.inputs.map((t) => t.name)).toEqual(['w', 'x', 'm.w', 'v.w', 'opt.decay', 'opt.bc2_sqrt', 'opt.step_size']);
     expect(step.graph.outputs.map((t) => t.name)).toEqual(['loss', 'w.grad', 'm.w.new', 'v.w.new', 'w.new']);
@@ -124,7 +135,7 @@ describe('graph optimizers vs the float64 reference', () => {
 
   it('global norm: one ReduceSumSquare per gradient, against float64', async () => {
     const g = new Graph('norm');
-    const shapes: Record<string, number[]> = { big: [2049, 2048], a: [3, 4], b: [5] }; 
+    const shapes: Record<string, number[]> = { big: [2049, 2048], a: [3, 4], b: [5] };
     const grads = Object.fromEntries(Object.entries(shapes).map(([n, s]) => [n, g.input(n, 'float32', s)]));
     const clipped = clipByGlobalNormGraph(g, grads, 1);
     g.output(clipped.norm, 'norm');
@@ -145,7 +156,10 @@ describe('graph optimizers vs the float64 reference', () => {
     const SUM4M = { rtol: 2e-5, atol: 0 }; // float32 sum of 4.2 M squares (ORT CPU) vs float64
     expect(out.norm!.data).toBeAllclose([norm], SUM4M);
     const coef = Math.min(1, 1 / (norm + 1e-6));
-    expect(out['a.clipped']!.data).toBeAllclose(Array.from(feeds.a!.data as Float32Array, (x) => x * coef), SUM4M);
+    expect(out['a.clipped']!.data).toBeAllclose(
+      Array.from(feeds.a!.data as Float32Array, (x) => x * coef),
+      SUM4M,
+    );
   });
 
   it('rejects bad configs with one-line errors', () => {

@@ -107,9 +107,8 @@ function adamwGraph(c: Extract<OptimizerConfig, { kind: 'adamw' }>): GraphOptimi
       const inputs = [p, gr, m, v, scalarInput(g, 'opt.step_size', p), decay, scalarInput(g, 'opt.bc2_sqrt', p), coef];
       const attrs = { beta2, one_minus_beta1: 1 - beta1, one_minus_beta2: 1 - beta2, eps };
       const names = [`${name}.new`, `m.${name}.new`, `v.${name}.new`];
-      const [pNew, mNew, vNew, copy] = copyTo === undefined
-        ? g.op('AdamW', inputs, attrs, names)
-        : g.op('AdamWCopy', inputs, { ...attrs, to: copyTo }, [...names, `copy.${name}.new`]);
+      const [pNew, mNew, vNew, copy] =
+        copyTo === undefined ? g.op('AdamW', inputs, attrs, names) : g.op('AdamWCopy', inputs, { ...attrs, to: copyTo }, [...names, `copy.${name}.new`]);
       g.output(mNew as Tensor);
       g.output(vNew as Tensor);
       if (copy !== undefined) g.output(copy);
@@ -173,8 +172,11 @@ export function globalNormFusedGraph(g: Graph, grads: readonly Tensor[], maxNorm
  * with `maxNorm`, the grads scaled by coef = min(1, maxNorm / (norm + 1e-6)) as clip_grad_norm_
  * (a NaN norm leaves coef 1; the caller skips such steps). Returns the norm as a rank-0 tensor.
  */
-export function clipByGlobalNormGraph(g: Graph, grads: Readonly<Record<string, Tensor>>, maxNorm: number | null):
-{ grads: Record<string, Tensor>; norm: Tensor } {
+export function clipByGlobalNormGraph(
+  g: Graph,
+  grads: Readonly<Record<string, Tensor>>,
+  maxNorm: number | null,
+): { grads: Record<string, Tensor>; norm: Tensor } {
   if (maxNorm !== null && !(Number.isFinite(maxNorm) && maxNorm > 0)) throw inputError({ field: 'clipNorm' }, `must be finite and > 0, got ${maxNorm}`);
   const names = Object.keys(grads);
   if (names.length === 0) throw new Error('clipByGlobalNormGraph: no gradients');

@@ -7,13 +7,25 @@ export { adamw, optStateFromTensors, optStateToTensors, sgd } from './optim.js';
 export type { AdamWOptions, OptState, Optimizer, SgdOptions, Tensors } from './optim.js';
 export { accumulateGrads, clipByGlobalNorm } from './grads.js';
 export {
-  LOOP_STATE_FORMAT, LOOP_STATE_VERSION, epochPermutation, initLoopState, loopStateFromJson, loopStateToJson,
-  nextEpochRngState, stepRng,
+  LOOP_STATE_FORMAT,
+  LOOP_STATE_VERSION,
+  epochPermutation,
+  initLoopState,
+  loopStateFromJson,
+  loopStateToJson,
+  nextEpochRngState,
+  stepRng,
 } from './loop-state.js';
 export type { LoopState } from './loop-state.js';
 export { CheckpointManager, diskWriteError, stepDirName } from './checkpoint.js';
 export type {
-  CheckpointInfo, CheckpointManagerOptions, CheckpointTensor, LoadedCheckpoint, RunRecord, TensorCodec, TensorDtype,
+  CheckpointInfo,
+  CheckpointManagerOptions,
+  CheckpointTensor,
+  LoadedCheckpoint,
+  RunRecord,
+  TensorCodec,
+  TensorDtype,
 } from './checkpoint.js';
 export { MetricsWriter, NonFiniteError, checkFinite, readMetrics } from './metrics.js';
 export { detectCollapse } from './collapse.js';

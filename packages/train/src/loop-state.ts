@@ -32,8 +32,15 @@ export interface LoopState {
 /** The state before the first step of a run seeded with `seed`. */
 export function initLoopState(seed: number, optimizerTensors: readonly string[] = []): LoopState {
   return {
-    step: 0, epoch: 0, dataPosition: 0, rngState: Rng.fromSeed(seed).state(), bestMetric: null, bestStep: null,
-    emaLoss: null, tokensSeen: 0, optimizerTensors: [...optimizerTensors],
+    step: 0,
+    epoch: 0,
+    dataPosition: 0,
+    rngState: Rng.fromSeed(seed).state(),
+    bestMetric: null,
+    bestStep: null,
+    emaLoss: null,
+    tokensSeen: 0,
+    optimizerTensors: [...optimizerTensors],
   };
 }
 
@@ -66,7 +73,19 @@ export function loopStateFromJson(value: unknown, file = 'loop-state.json'): Loo
   const v = value as Record<string, unknown>;
   if (v['format'] !== LOOP_STATE_FORMAT) throw bad('format', `expected '${LOOP_STATE_FORMAT}', got ${JSON.stringify(v['format'])}`);
   if (v['version'] !== LOOP_STATE_VERSION) throw bad('version', `unsupported version ${JSON.stringify(v['version'])} (expected ${LOOP_STATE_VERSION})`);
-  const known = new Set(['format', 'version', 'step', 'epoch', 'dataPosition', 'rngState', 'bestMetric', 'bestStep', 'emaLoss', 'tokensSeen', 'optimizerTensors']);
+  const known = new Set([
+    'format',
+    'version',
+    'step',
+    'epoch',
+    'dataPosition',
+    'rngState',
+    'bestMetric',
+    'bestStep',
+    'emaLoss',
+    'tokensSeen',
+    'optimizerTensors',
+  ]);
   for (const k of Object.keys(v)) if (!known.has(k)) throw bad(k, 'unknown key');
   const count = (k: string): number => {
     const x = v[k];
@@ -80,16 +99,21 @@ export function loopStateFromJson(value: unknown, file = 'loop-state.json'): Loo
     return x;
   };
   const rng = v['rngState'];
-  if (!Array.isArray(rng) || rng.length !== 4 || rng.some((w) => !Number.isInteger(w) || w < 0 || w > 0xffffffff)
-    || rng.every((w) => w === 0)) {
+  if (!Array.isArray(rng) || rng.length !== 4 || rng.some((w) => !Number.isInteger(w) || w < 0 || w > 0xffffffff) || rng.every((w) => w === 0)) {
     throw bad('rngState', `expected four uint32 words, not all zero, got ${JSON.stringify(rng)}`);
   }
   const names = v['optimizerTensors'];
   if (!Array.isArray(names) || names.some((n) => typeof n !== 'string')) throw bad('optimizerTensors', 'expected an array of tensor names');
   const bestStep = v['bestStep'] === null ? null : count('bestStep');
   return {
-    step: count('step'), epoch: count('epoch'), dataPosition: count('dataPosition'),
-    rngState: rng as unknown as RngState, bestMetric: finiteOrNull('bestMetric'), bestStep,
-    emaLoss: finiteOrNull('emaLoss'), tokensSeen: count('tokensSeen'), optimizerTensors: names as string[],
+    step: count('step'),
+    epoch: count('epoch'),
+    dataPosition: count('dataPosition'),
+    rngState: rng as unknown as RngState,
+    bestMetric: finiteOrNull('bestMetric'),
+    bestStep,
+    emaLoss: finiteOrNull('emaLoss'),
+    tokensSeen: count('tokensSeen'),
+    optimizerTensors: names as string[],
   };
 }

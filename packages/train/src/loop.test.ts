@@ -11,8 +11,14 @@ describe('trainLoop', () => {
   it('walks each epoch permutation in batches, rolls epochs over and keeps the partial last batch', async () => {
     const seen: Batch[] = [];
     const end = await trainLoop({
-      state: initLoopState(3), steps: 7, data: { size: 10, batchSize: 4 }, checkpointEvery: 0,
-      stepFn: (_s, b) => { seen.push(b); return { loss: 1, tokens: b.indices.length }; },
+      state: initLoopState(3),
+      steps: 7,
+      data: { size: 10, batchSize: 4 },
+      checkpointEvery: 0,
+      stepFn: (_s, b) => {
+        seen.push(b);
+        return { loss: 1, tokens: b.indices.length };
+      },
     });
     expect(seen.map((b) => b.indices.length)).toEqual([4, 4, 2, 4, 4, 2, 4]);
     expect(seen.map((b) => b.epoch)).toEqual([0, 0, 0, 1, 1, 1, 2]);
@@ -27,17 +33,28 @@ describe('trainLoop', () => {
   it('dropLast skips the partial batch', async () => {
     const sizes: number[] = [];
     await trainLoop({
-      state: initLoopState(3), steps: 4, data: { size: 10, batchSize: 4, dropLast: true }, checkpointEvery: 0,
-      stepFn: (_s, b) => { sizes.push(b.indices.length); return { loss: 0 }; },
+      state: initLoopState(3),
+      steps: 4,
+      data: { size: 10, batchSize: 4, dropLast: true },
+      checkpointEvery: 0,
+      stepFn: (_s, b) => {
+        sizes.push(b.indices.length);
+        return { loss: 0 };
+      },
     });
     expect(sizes).toEqual([4, 4, 4, 4]);
   });
 
   it('stops with a one-line NonFiniteError naming the step', async () => {
-    await expect(trainLoop({
-      state: initLoopState(1), steps: 5, data: { size: 4, batchSize: 2 }, checkpointEvery: 0,
-      stepFn: (s) => ({ loss: s.step === 2 ? Number.NaN : 1 }),
-    })).rejects.toThrow('non-finite loss NaN at step 3; last good checkpoint: none (no checkpoint saved yet)');
+    await expect(
+      trainLoop({
+        state: initLoopState(1),
+        steps: 5,
+        data: { size: 4, batchSize: 2 },
+        checkpointEvery: 0,
+        stepFn: (s) => ({ loss: s.step === 2 ? Number.NaN : 1 }),
+      }),
+    ).rejects.toThrow('non-finite loss NaN at step 3; last good checkpoint: none (no checkpoint saved yet)');
   });
 
   it('exact resume: 20 steps straight == crash at step 8 (last checkpoint 6) + resume, bit for bit', async () => {

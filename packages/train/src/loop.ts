@@ -69,7 +69,8 @@ export async function trainLoop(opts: TrainLoopOptions): Promise<LoopState> {
   const emaBeta = opts.emaBeta ?? 0.9;
   const mode = opts.metricMode ?? 'min';
   if (opts.manager && !opts.tensors) throw new Error('trainLoop: a checkpoint manager needs tensors()');
-  if (!Number.isInteger(opts.checkpointEvery) || opts.checkpointEvery < 0) throw new Error(`checkpointEvery must be an integer >= 0, got ${opts.checkpointEvery}`);
+  if (!Number.isInteger(opts.checkpointEvery) || opts.checkpointEvery < 0)
+    throw new Error(`checkpointEvery must be an integer >= 0, got ${opts.checkpointEvery}`);
 
   let state = opts.state;
   if (state.dataPosition >= size) throw new Error(`loop state dataPosition ${state.dataPosition} is outside the data (size ${size})`);
@@ -101,7 +102,12 @@ export async function trainLoop(opts: TrainLoopOptions): Promise<LoopState> {
     }
     const tokens = r.tokens ?? 0;
     state = {
-      ...state, step: state.step + 1, epoch, dataPosition: position, rngState, tokensSeen: state.tokensSeen + tokens,
+      ...state,
+      step: state.step + 1,
+      epoch,
+      dataPosition: position,
+      rngState,
+      tokensSeen: state.tokensSeen + tokens,
       emaLoss: state.emaLoss === null ? r.loss : emaBeta * state.emaLoss + (1 - emaBeta) * r.loss,
     };
 

@@ -32,13 +32,20 @@ export interface DynamicLossScaleOptions {
 export class LossScaler {
   private s: LossScaleState;
 
-  private constructor(readonly mode: 'dynamic' | 'static', scale: number, private readonly opts: Required<DynamicLossScaleOptions>) {
+  private constructor(
+    readonly mode: 'dynamic' | 'static',
+    scale: number,
+    private readonly opts: Required<DynamicLossScaleOptions>,
+  ) {
     this.s = { scale, goodSteps: 0 };
   }
 
   static dynamic(opts: DynamicLossScaleOptions = {}): LossScaler {
     const o: Required<DynamicLossScaleOptions> = {
-      initScale: opts.initScale ?? 2 ** 16, growthInterval: opts.growthInterval ?? 2000, minScale: opts.minScale ?? 1, maxScale: opts.maxScale ?? 2 ** 24,
+      initScale: opts.initScale ?? 2 ** 16,
+      growthInterval: opts.growthInterval ?? 2000,
+      minScale: opts.minScale ?? 1,
+      maxScale: opts.maxScale ?? 2 ** 24,
     };
     if (!(o.initScale > 0 && Number.isFinite(o.initScale))) throw new Error(`initial loss scale must be finite and > 0, got ${o.initScale}`);
     if (!Number.isInteger(o.growthInterval) || o.growthInterval < 1) throw new Error(`growthInterval must be an integer >= 1, got ${o.growthInterval}`);

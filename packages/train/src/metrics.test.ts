@@ -14,7 +14,10 @@ describe('MetricsWriter', () => {
     expect(readFileSync(path, 'utf8')).toBe('{"step":1,"loss":2.5,"lr":0.0001}\n');
     w.append({ step: 2, loss: 0.1 + 0.2 });
     w.close();
-    expect(readMetrics(path)).toEqual([{ step: 1, loss: 2.5, lr: 1e-4 }, { step: 2, loss: 0.1 + 0.2 }]);
+    expect(readMetrics(path)).toEqual([
+      { step: 1, loss: 2.5, lr: 1e-4 },
+      { step: 2, loss: 0.1 + 0.2 },
+    ]);
   });
 
   it('refuses to overwrite a non-empty file unless resuming', () => {
@@ -33,7 +36,12 @@ describe('MetricsWriter', () => {
     const r = MetricsWriter.open(path, { resumeStep: 3 });
     r.append({ step: 4, loss: 40 });
     r.close();
-    expect(readMetrics(path)).toEqual([{ step: 1, loss: 1 }, { step: 2, loss: 2 }, { step: 3, loss: 3 }, { step: 4, loss: 40 }]);
+    expect(readMetrics(path)).toEqual([
+      { step: 1, loss: 1 },
+      { step: 2, loss: 2 },
+      { step: 3, loss: 3 },
+      { step: 4, loss: 40 },
+    ]);
   });
 
   it('a corrupt line in the middle names the file and line', () => {

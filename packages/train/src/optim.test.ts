@@ -2,8 +2,16 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
-  accumulateGrads, adamw, clipByGlobalNorm, lrAt, optStateFromTensors, optStateToTensors, sgd,
-  type LrSchedule, type Optimizer, type Tensors,
+  accumulateGrads,
+  adamw,
+  clipByGlobalNorm,
+  lrAt,
+  optStateFromTensors,
+  optStateToTensors,
+  sgd,
+  type LrSchedule,
+  type Optimizer,
+  type Tensors,
 } from './index.js';
 
 /** float64 vs torch float64 on the same operations: only rounding-order differences. */
@@ -18,7 +26,7 @@ describe('adamw (hand-computed)', () => {
     const { params: p1, state } = opt.update(params, { p: f64([0.3, -4]) }, opt.init(params));
     // m = 0.1g, v = 0.001g², m̂ = g, v̂ = g²; update = lr * g / (|g| + eps)
     const decay = 1 - 0.1 * 0.5;
-    expect(p1['p']).toBeAllclose([1 * decay - 0.1 * 0.3 / (0.3 + 1e-8), -2 * decay + 0.1 * 4 / (4 + 1e-8)], EXACT);
+    expect(p1['p']).toBeAllclose([1 * decay - (0.1 * 0.3) / (0.3 + 1e-8), -2 * decay + (0.1 * 4) / (4 + 1e-8)], EXACT);
     expect(state.step).toBe(1);
     expect(state.slots['m']?.['p']).toBeAllclose([0.1 * 0.3, -0.1 * 4], { atol: 1e-16, rtol: 1e-15 });
     expect(state.slots['v']?.['p']).toBeAllclose([0.001 * 0.09, 0.001 * 16], { atol: 0, rtol: 1e-12 });
@@ -33,7 +41,7 @@ describe('adamw (hand-computed)', () => {
     const m = 0.9 * 0.1 + 0.1 * 3;
     const v = 0.999 * 0.001 + 0.001 * 9;
     const p1 = -0.01 / (1 + 1e-8); // first step: m̂ = g = 1, v̂ = 1
-    const expected = p1 - (0.01 / (1 - 0.81)) * m / (Math.sqrt(v) / Math.sqrt(1 - 0.999 ** 2) + 1e-8);
+    const expected = p1 - ((0.01 / (1 - 0.81)) * m) / (Math.sqrt(v) / Math.sqrt(1 - 0.999 ** 2) + 1e-8);
     expect(b.params['p']).toBeAllclose([expected], { atol: 0, rtol: 1e-14 });
   });
 
@@ -113,14 +121,20 @@ describe('optimizer state as tensors', () => {
 
 interface GoldenRun {
   name: string;
-  optimizer: { kind: 'adamw'; lr: number; beta1: number; beta2: number; eps: number; weightDecay: number }
+  optimizer:
+    | { kind: 'adamw'; lr: number; beta1: number; beta2: number; eps: number; weightDecay: number }
     | { kind: 'sgd'; lr: number; momentum: number; weightDecay: number; nesterov: boolean };
   schedule: LrSchedule;
   steps: Array<{ lr: number; totalNorm: number; params: Record<string, number[]> }>;
 }
 interface Goldens {
-  magic: string; version: number; maxNorm: number; torch: string;
-  init: Record<string, number[]>; grads: Array<Record<string, number[]>>; runs: GoldenRun[];
+  magic: string;
+  version: number;
+  maxNorm: number;
+  torch: string;
+  init: Record<string, number[]>;
+  grads: Array<Record<string, number[]>>;
+  runs: GoldenRun[];
 }
 
 const goldensPath = fileURLToPath(new URL('../test/fixtures/optim-goldens.json', import.meta.url));
@@ -141,9 +155,10 @@ describe('torch goldens', () => {
     expect(g.runs.length).toBe(5);
     for (const run of g.runs) {
       const o = run.optimizer;
-      const opt: Optimizer = o.kind === 'adamw'
-        ? adamw({ lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay })
-        : sgd({ lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay, nesterov: o.nesterov });
+      const opt: Optimizer =
+        o.kind === 'adamw'
+          ? adamw({ lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay })
+          : sgd({ lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay, nesterov: o.nesterov });
       let params: Tensors = Object.fromEntries(Object.entries(g.init).map(([k, v]) => [k, f64(v)]));
       let state = opt.init(params);
       run.steps.forEach((expected, k) => {

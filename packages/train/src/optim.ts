@@ -22,8 +22,20 @@ export interface Optimizer {
   update(params: Tensors, grads: Tensors, state: OptState, lr?: number): { params: Record<string, Float64Array>; state: OptState };
 }
 
-export interface AdamWOptions { lr: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number }
-export interface SgdOptions { lr: number; momentum?: number; dampening?: number; weightDecay?: number; nesterov?: boolean }
+export interface AdamWOptions {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+}
+export interface SgdOptions {
+  lr: number;
+  momentum?: number;
+  dampening?: number;
+  weightDecay?: number;
+  nesterov?: boolean;
+}
 
 function checkGrads(params: Tensors, grads: Tensors): void {
   for (const [name, p] of Object.entries(params)) {

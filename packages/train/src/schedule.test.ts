@@ -25,8 +25,7 @@ describe('lrAt', () => {
     const s = { kind: 'cosine', warmupSteps: 1, totalSteps: 5 } as const;
     // progress (k-1)/4: 0, 1/4, 1/2, 3/4, 1 -> 1, (1+√2/2)/2, 1/2, (1-√2/2)/2, 0
     const r = Math.SQRT1_2;
-    expect([0, 1, 2, 3, 4, 5, 6].map((k) => lrAt(k, s, 2))).toBeAllclose(
-      [0, 2, 1 + r, 1, 1 - r, 0, 0], { atol: 1e-15, rtol: 1e-15 });
+    expect([0, 1, 2, 3, 4, 5, 6].map((k) => lrAt(k, s, 2))).toBeAllclose([0, 2, 1 + r, 1, 1 - r, 0, 0], { atol: 1e-15, rtol: 1e-15 });
   });
 
   it('no warmup starts at the peak', () => {

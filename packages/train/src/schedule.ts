@@ -42,9 +42,10 @@ export function lrAt(step: number, schedule: LrSchedule, peakLr: number): number
       const t = schedule.totalSteps;
       if (step < w) return (peakLr * step) / w;
       const minLr = schedule.minLr ?? 0;
-      const decay = schedule.kind === 'linear'
-        ? Math.max(0, (t - step) / Math.max(1, t - w))
-        : 0.5 * (1 + Math.cos(Math.PI * Math.min(1, (step - w) / Math.max(1, t - w))));
+      const decay =
+        schedule.kind === 'linear'
+          ? Math.max(0, (t - step) / Math.max(1, t - w))
+          : 0.5 * (1 + Math.cos(Math.PI * Math.min(1, (step - w) / Math.max(1, t - w))));
       return minLr + (peakLr - minLr) * decay;
     }
     default: {

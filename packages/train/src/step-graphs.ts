@@ -83,7 +83,8 @@ function checkObjective(o: Objective): void {
       const prev = seen.get(name);
       if (prev !== undefined) throw inputError({ field: `objective.${part}.${name}` }, `also declared in ${prev}`);
       seen.set(name, part);
-      if (part === 'trainable' && spec.dtype !== 'float32') throw inputError({ field: `objective.trainable.${name}` }, `trainable masters are float32, got ${spec.dtype}`);
+      if (part === 'trainable' && spec.dtype !== 'float32')
+        throw inputError({ field: `objective.trainable.${name}` }, `trainable masters are float32, got ${spec.dtype}`);
       if (part !== 'batch' && !spec.shape.every((d) => typeof d === 'number')) {
         throw inputError({ field: `objective.${part}.${name}` }, `needs a static shape, got [${spec.shape.join(', ')}]`);
       }
@@ -100,8 +101,11 @@ function checkObjective(o: Objective): void {
  * With weight copies (`copy` set) the forward reads the inputs `copy.<p>` instead of Cast(master) and
  * the grads are those of the copies (what the Cast's own gradient would widen: the same values).
  */
-function forwardBackward(g: Graph, o: StepGraphOptions, copy: 'bfloat16' | 'float16' | null = null):
-{ grads: Record<string, Tensor>; masters: Record<string, Tensor>; metrics: string[] } {
+function forwardBackward(
+  g: Graph,
+  o: StepGraphOptions,
+  copy: 'bfloat16' | 'float16' | null = null,
+): { grads: Record<string, Tensor>; masters: Record<string, Tensor>; metrics: string[] } {
   const obj = o.objective;
   const masters: Record<string, Tensor> = {};
   const view: Record<string, Tensor> = {};
@@ -127,7 +131,12 @@ function forwardBackward(g: Graph, o: StepGraphOptions, copy: 'bfloat16' | 'floa
     metrics.push(k);
   }
   const names = Object.keys(masters);
-  const raw = grad(g, loss, names.map((n) => (copy === null ? masters : view)[n] as Tensor), scale ?? undefined);
+  const raw = grad(
+    g,
+    loss,
+    names.map((n) => (copy === null ? masters : view)[n] as Tensor),
+    scale ?? undefined,
+  );
   const grads: Record<string, Tensor> = {};
   names.forEach((n, i) => {
     let gr = raw[i] as Tensor;
@@ -149,7 +158,13 @@ function narrowGrad(g: Graph, gr: Tensor): Tensor {
   return src.dtype === 'bfloat16' || src.dtype === 'float16' ? src : gr;
 }
 
-function applyUpdate(g: Graph, o: StepGraphOptions, masters: Record<string, Tensor>, grads: Record<string, Tensor>, copy: 'bfloat16' | 'float16' | null = null): void {
+function applyUpdate(
+  g: Graph,
+  o: StepGraphOptions,
+  masters: Record<string, Tensor>,
+  grads: Record<string, Tensor>,
+  copy: 'bfloat16' | 'float16' | null = null,
+): void {
   const fused = fusedParts(o.fused).optimizer ? o.optimizer.fusedUpdate : undefined;
   if (fused !== undefined) {
     const names = Object.keys(masters);

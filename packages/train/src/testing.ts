@@ -5,7 +5,7 @@
 // kernels, on the GPU machine).
 import { Rng } from '@latent-sft/core';
 import { type DType, Graph, type Tensor, f16BitsToNumber, serialize, typedFrom } from '@latent-sft/graph';
-import { type Device, DeviceSession, type DeviceTensor, type HostTensor, type TypedData } from '@latent-sft/runtime';
+import { type Device, DeviceSession, type HostTensor, type TypedData } from '@latent-sft/runtime';
 
 const fr = Math.fround;
 
@@ -18,8 +18,13 @@ function draws(n: number, f: (i: number, z: number) => number, r: Rng): Float64A
 
 /** AdamW attributes and scalars of the cases (scalars as the host computes them for step t = 3). */
 export const ADAMW_CASE = {
-  beta1: 0.9, beta2: 0.999, eps: 1e-8,
-  step: 1e-3 / (1 - 0.9 ** 3), decay: 1 - 1e-3 * 0.01, bc2: Math.sqrt(1 - 0.999 ** 3), coef: 0.37,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  step: 1e-3 / (1 - 0.9 ** 3),
+  decay: 1 - 1e-3 * 0.01,
+  bc2: Math.sqrt(1 - 0.999 ** 3),
+  coef: 0.37,
 } as const;
 
 /** Seeded inputs of one AdamW case with `n` elements and a gradient of dtype `gdt`. */
@@ -30,9 +35,14 @@ export function adamwInputs(n: number, gdt: 'float32' | 'bfloat16' | 'float16', 
   const s = (v: number): HostTensor => ({ dtype: 'float32', dims: [], data: Float32Array.of(v) });
   const c = ADAMW_CASE;
   return {
-    p: f32(normal(0.05)), g: { dtype: gdt, dims: [n], data: typedFrom(gdt, normal(2e-3)) as TypedData } as HostTensor,
-    m: f32(normal(1e-3)), v: f32(normal(1e-3).map((x) => x * x)),
-    step: s(c.step), decay: s(c.decay), bc2: s(c.bc2), coef: s(c.coef),
+    p: f32(normal(0.05)),
+    g: { dtype: gdt, dims: [n], data: typedFrom(gdt, normal(2e-3)) as TypedData } as HostTensor,
+    m: f32(normal(1e-3)),
+    v: f32(normal(1e-3).map((x) => x * x)),
+    step: s(c.step),
+    decay: s(c.decay),
+    bc2: s(c.bc2),
+    coef: s(c.coef),
   };
 }
 
@@ -42,7 +52,11 @@ export function adamwGraph(n: number, gdt: 'float32' | 'bfloat16' | 'float16'): 
   const c = ADAMW_CASE;
   const ins = ['p', 'g', 'm', 'v'].map((k) => g.input(k, k === 'g' ? gdt : 'float32', [n]));
   const sc = ['step', 'decay', 'bc2', 'coef'].map((k) => g.input(k, 'float32', []));
-  const outs = g.op('AdamW', [...ins, ...sc], { beta2: c.beta2, one_minus_beta1: 1 - c.beta1, one_minus_beta2: 1 - c.beta2, eps: c.eps }, ['p_new', 'm_new', 'v_new']);
+  const outs = g.op('AdamW', [...ins, ...sc], { beta2: c.beta2, one_minus_beta1: 1 - c.beta1, one_minus_beta2: 1 - c.beta2, eps: c.eps }, [
+    'p_new',
+    'm_new',
+    'v_new',
+  ]);
   for (const o of outs) g.output(o);
   return serialize(g).model;
 }
@@ -69,8 +83,10 @@ export function adamwReference(inp: Record<string, HostTensor>): { p: Float32Arr
   const [b2, omb1, omb2, eps] = [fr(c.beta2), fr(1 - c.beta1), fr(1 - c.beta2), fr(c.eps)];
   const sc = (k: string) => ((inp[k] as HostTensor).data as Float32Array)[0] as number;
   const [step, decay, bc2, coef] = [sc('step'), sc('decay'), sc('bc2'), sc('coef')];
-  const p = (inp['p'] as HostTensor).data as Float32Array, m = (inp['m'] as HostTensor).data as Float32Array;
-  const v = (inp['v'] as HostTensor).data as Float32Array, g = floatValues(inp['g'] as HostTensor);
+  const p = (inp['p'] as HostTensor).data as Float32Array,
+    m = (inp['m'] as HostTensor).data as Float32Array;
+  const v = (inp['v'] as HostTensor).data as Float32Array,
+    g = floatValues(inp['g'] as HostTensor);
   const n = p.length;
   const out = { p: new Float32Array(n), m: new Float32Array(n), v: new Float32Array(n) };
   for (let i = 0; i < n; i++) {
@@ -88,13 +104,23 @@ export function adamwReference(inp: Record<string, HostTensor>): { p: Float32Arr
 }
 
 /** SumSquares over tensors of the given dtypes and sizes. */
-export function sumSquaresCase(specs: ReadonlyArray<{ dtype: DType; dims: number[] }>, seed: number): { model: Uint8Array; inputs: Record<string, HostTensor> } {
+export function sumSquaresCase(
+  specs: ReadonlyArray<{ dtype: DType; dims: number[] }>,
+  seed: number,
+): { model: Uint8Array; inputs: Record<string, HostTensor> } {
   const g = new Graph('sumsq_case');
   const r = Rng.fromSeed(seed);
   const inputs: Record<string, HostTensor> = {};
   const ts = specs.map((s, i) => {
     const n = s.dims.reduce((a, b) => a * b, 1);
-    inputs[`x${i}`] = { dtype: s.dtype, dims: s.dims, data: typedFrom(s.dtype, draws(n, (_, z) => (i + 1) * z, r)) as TypedData } as HostTensor;
+    inputs[`x${i}`] = {
+      dtype: s.dtype,
+      dims: s.dims,
+      data: typedFrom(
+        s.dtype,
+        draws(n, (_, z) => (i + 1) * z, r),
+      ) as TypedData,
+    } as HostTensor;
     return g.input(`x${i}`, s.dtype, s.dims);
   });
   g.output(g.op1('SumSquares', ts), 'y');
@@ -118,7 +144,10 @@ export async function runOnce(model: Uint8Array, inputs: Record<string, HostTens
     return d;
   });
   try {
-    const outs = session.handle().outputs().map((o) => o.name);
+    const outs = session
+      .handle()
+      .outputs()
+      .map((o) => o.name);
     for (const name of outs) binding.bindOutputToDevice(name);
     await session.runAsync(binding);
     const res: Record<string, HostTensor> = {};
@@ -143,8 +172,12 @@ export async function runFloat32(model: Uint8Array, inputs: Record<string, HostT
 
 /** ‖a − b‖ / ‖b‖. */
 export function normwise(a: Float32Array, b: Float32Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) { num += ((a[i] as number) - (b[i] as number)) ** 2; den += (b[i] as number) ** 2; }
+  let num = 0,
+    den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += ((a[i] as number) - (b[i] as number)) ** 2;
+    den += (b[i] as number) ** 2;
+  }
   return Math.sqrt(num / den);
 }
 
@@ -152,8 +185,13 @@ export function normwise(a: Float32Array, b: Float32Array): number {
  * MaskedSoftmax and MaskedSoftmaxGrad on one graph: inputs x [dims] (dtype), mask [maskDims] float32,
  * dy [dims] (dtype); outputs y, stats (forward) and dx (the grad op on dy, x, mask, stats).
  */
-export function maskedSoftmaxCase(dtype: 'float32' | 'bfloat16' | 'float16', dims: number[], maskDims: number[], scale: number, seed: number):
-{ model: Uint8Array; inputs: Record<string, HostTensor> } {
+export function maskedSoftmaxCase(
+  dtype: 'float32' | 'bfloat16' | 'float16',
+  dims: number[],
+  maskDims: number[],
+  scale: number,
+  seed: number,
+): { model: Uint8Array; inputs: Record<string, HostTensor> } {
   const g = new Graph('msoftmax_case');
   const r = Rng.fromSeed(seed);
   const n = dims.reduce((a, b) => a * b, 1);
@@ -169,8 +207,10 @@ export function maskedSoftmaxCase(dtype: 'float32' | 'bfloat16' | 'float16', dim
   // Causal mask over the last two dims (query t sees keys ≤ t + S − T); the first mask row of every
   // leading block also blocks all keys (a fully masked row).
   const mask = Float32Array.from({ length: nm }, (_, i) => {
-    const mS = maskDims.at(-1) as number, mT = maskDims.at(-2) ?? 1;
-    const s = i % mS, t = Math.floor(i / mS) % mT;
+    const mS = maskDims.at(-1) as number,
+      mT = maskDims.at(-2) ?? 1;
+    const s = i % mS,
+      t = Math.floor(i / mS) % mT;
     return s > t + S - T || (mT > 1 && t === 0) ? -3.4028234663852886e38 : 0;
   });
   const normal = (k: number) => draws(n, (_, z) => k * z, r);
@@ -188,7 +228,11 @@ export function maskedSoftmaxCase(dtype: 'float32' | 'bfloat16' | 'float16', dim
  * RMSNorm and RMSNormGrad on one graph: inputs x [dims] and dy [dims] (dtype), w [D] (dtype); outputs
  * y, r (forward), dx and dw (the grad op on dy, x, w, r; dw = Σ of its float32 partials over axis 0).
  */
-export function rmsNormCase(dtype: 'float32' | 'bfloat16' | 'float16', dims: number[], seed: number): { model: Uint8Array; inputs: Record<string, HostTensor> } {
+export function rmsNormCase(
+  dtype: 'float32' | 'bfloat16' | 'float16',
+  dims: number[],
+  seed: number,
+): { model: Uint8Array; inputs: Record<string, HostTensor> } {
   const g = new Graph('rmsnorm_case');
   const r = Rng.fromSeed(seed);
   const n = dims.reduce((a, b) => a * b, 1);
@@ -208,8 +252,22 @@ export function rmsNormCase(dtype: 'float32' | 'bfloat16' | 'float16', dims: num
     model: serialize(g).model,
     inputs: {
       x: { dtype, dims, data: typedFrom(dtype, xs) as TypedData } as HostTensor,
-      w: { dtype, dims: [D], data: typedFrom(dtype, Array.from({ length: D }, () => 1 + 0.3 * r.normal())) as TypedData } as HostTensor,
-      dy: { dtype, dims, data: typedFrom(dtype, draws(n, (_, z) => z, r)) as TypedData } as HostTensor,
+      w: {
+        dtype,
+        dims: [D],
+        data: typedFrom(
+          dtype,
+          Array.from({ length: D }, () => 1 + 0.3 * r.normal()),
+        ) as TypedData,
+      } as HostTensor,
+      dy: {
+        dtype,
+        dims,
+        data: typedFrom(
+          dtype,
+          draws(n, (_, z) => z, r),
+        ) as TypedData,
+      } as HostTensor,
     },
   };
 }

@@ -4,7 +4,14 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { mlpBatch, mlpData, mlpInit, mlpObjective } from '../test/objectives.js';
 import {
-  type CheckpointTensor, CheckpointManager, type RunRecord, Trainer, readMetrics, safetensorsCodec, stepDirName, trainWithCheckpoints,
+  type CheckpointTensor,
+  CheckpointManager,
+  type RunRecord,
+  Trainer,
+  readMetrics,
+  safetensorsCodec,
+  stepDirName,
+  trainWithCheckpoints,
 } from './index.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'train-ckpt-'));
@@ -17,14 +24,28 @@ class Crash extends Error {}
 /** Runs (or resumes) the MLP with AdamW + warmup/decay + clipping up to `steps`, checkpointing every 5. */
 async function run(dir: string, steps: number, crashAt?: number) {
   const trainer = await Trainer.create(
-    { objective: mlpObjective(H), optimizer: { kind: 'adamw', lr: 2e-2 }, schedule: { kind: 'linear', warmupSteps: 2, totalSteps: 12 },
-      totalSteps: 12, clipNorm: 1.0, gradAccum: 2, device: { kind: 'cpu' } },
+    {
+      objective: mlpObjective(H),
+      optimizer: { kind: 'adamw', lr: 2e-2 },
+      schedule: { kind: 'linear', warmupSteps: 2, totalSteps: 12 },
+      totalSteps: 12,
+      clipNorm: 1.0,
+      gradAccum: 2,
+      device: { kind: 'cpu' },
+    },
     { trainable: mlpInit(H), frozen: {} },
   );
   const manager = CheckpointManager.open({ dir, keepLast: 2, keepBest: false, metricMode: 'min', codec: safetensorsCodec, record, resume: true });
   try {
     return await trainWithCheckpoints({
-      trainer, manager, seed: 5, steps, data: { size: 24, batchSize: 6 }, checkpointEvery: 5, metricsPath: join(dir, 'metrics.jsonl'), now: () => 0,
+      trainer,
+      manager,
+      seed: 5,
+      steps,
+      data: { size: 24, batchSize: 6 },
+      checkpointEvery: 5,
+      metricsPath: join(dir, 'metrics.jsonl'),
+      now: () => 0,
       batches: (b, s) => {
         if (crashAt !== undefined && s.step + 1 === crashAt) throw new Crash(`crash at ${crashAt}`);
         return [mlpBatch(DATA, b.indices.slice(0, 3)), mlpBatch(DATA, b.indices.slice(3))];
@@ -86,6 +107,8 @@ describe('safetensorsCodec', () => {
     const back = safetensorsCodec.read(dir, files);
     const byName = new Map(back.map((t) => [t.name, t]));
     for (const t of tensors) expect(byName.get(t.name)).toEqual({ ...t, shape: [...t.shape] });
-    expect(() => safetensorsCodec.write(dir, [{ name: 'x', dtype: 'float32', shape: [1], data: Float64Array.of(1) }])).toThrow(/float32 needs Float32Array data, got Float64Array/);
+    expect(() => safetensorsCodec.write(dir, [{ name: 'x', dtype: 'float32', shape: [1], data: Float64Array.of(1) }])).toThrow(
+      /float32 needs Float32Array data, got Float64Array/,
+    );
   });
 });

@@ -44,7 +44,11 @@ export function trainerStateToTensors(s: TrainerState): CheckpointTensor[] {
 }
 
 /** The trainer state of a checkpoint (names as trainer.tensorNames()). */
-export function trainerStateFromTensors(tensors: readonly CheckpointTensor[], names: { trainable: readonly string[]; optimizer: readonly string[] }, where = 'checkpoint'): TrainerState {
+export function trainerStateFromTensors(
+  tensors: readonly CheckpointTensor[],
+  names: { trainable: readonly string[]; optimizer: readonly string[] },
+  where = 'checkpoint',
+): TrainerState {
   const byName = new Map(tensors.map((t) => [t.name, t]));
   const get = (n: string, dtype: 'float32' | 'float64'): CheckpointTensor => {
     const t = byName.get(n);
@@ -59,8 +63,12 @@ export function trainerStateFromTensors(tensors: readonly CheckpointTensor[], na
   const c = get(TRAINER_COUNTERS, 'float64').data as Float64Array;
   if (c.length !== 4) throw inputError({ file: where, field: TRAINER_COUNTERS }, `expected 4 values, got ${c.length}`);
   return {
-    trainable: names.trainable.map(named), optimizer: names.optimizer.map(named),
-    step: c[0] as number, optimizerStep: c[1] as number, lossScale: c[2] as number, lossScaleGoodSteps: c[3] as number,
+    trainable: names.trainable.map(named),
+    optimizer: names.optimizer.map(named),
+    step: c[0] as number,
+    optimizerStep: c[1] as number,
+    lossScale: c[2] as number,
+    lossScaleGoodSteps: c[3] as number,
   };
 }
 
@@ -84,10 +92,17 @@ export async function trainWithCheckpoints(o: TrainWithCheckpointsOptions): Prom
   const metrics = o.metricsPath !== undefined ? MetricsWriter.open(o.metricsPath, { resumeStep: initial.step }) : undefined;
   try {
     const state = await trainLoop({
-      state: initial, steps: o.steps, data: o.data, checkpointEvery: o.checkpointEvery, manager: o.manager,
+      state: initial,
+      steps: o.steps,
+      data: o.data,
+      checkpointEvery: o.checkpointEvery,
+      manager: o.manager,
       tensors: () => trainerStateToTensors(o.trainer.stateSync()),
-      ...(o.evaluate ? { evaluate: o.evaluate } : {}), ...(o.metricMode ? { metricMode: o.metricMode } : {}),
-      ...(metrics ? { metrics } : {}), logger, ...(o.now ? { now: o.now } : {}),
+      ...(o.evaluate ? { evaluate: o.evaluate } : {}),
+      ...(o.metricMode ? { metricMode: o.metricMode } : {}),
+      ...(metrics ? { metrics } : {}),
+      logger,
+      ...(o.now ? { now: o.now } : {}),
       stepFn: async (s, batch): Promise<StepResult> => {
         o.trainer.lastGoodCheckpoint = o.manager.latest()?.dir ?? null;
         const r = await o.trainer.step(o.batches(batch, s));

@@ -4,7 +4,16 @@
 import { Rng } from '@latent-sft/core';
 import type { Tensor } from '@latent-sft/graph';
 import {
-  type LoraConfig, type ModelConfig, causalLmLoss, decoder, embed, initParameters, loraParameterShapes, paddingBias, parameterShapes, tinyLlama,
+  type LoraConfig,
+  type ModelConfig,
+  causalLmLoss,
+  decoder,
+  embed,
+  initParameters,
+  loraParameterShapes,
+  paddingBias,
+  parameterShapes,
+  tinyLlama,
 } from '@latent-sft/models';
 import type { HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
@@ -40,17 +49,32 @@ function batch(): Record<string, HostTensor> {
   const tok = BigInt64Array.from({ length: B * T }, () => BigInt(3 + Math.floor(r.uniform() * 60)));
   const i64 = (data: BigInt64Array): HostTensor => ({ dtype: 'int64', dims: [B, T], data });
   return {
-    input_ids: i64(tok), labels: i64(tok.slice()), attention_mask: i64(new BigInt64Array(B * T).fill(1n)),
+    input_ids: i64(tok),
+    labels: i64(tok.slice()),
+    attention_mask: i64(new BigInt64Array(B * T).fill(1n)),
     position_ids: i64(BigInt64Array.from({ length: B * T }, (_, i) => BigInt(i % T))),
   };
 }
 
 const host = (shape: number[], data: Float32Array): HostTensor => ({ dtype: 'float32', dims: shape, data });
 
-async function train(objective: Objective, init: { trainable: Record<string, HostTensor>; frozen: Record<string, HostTensor> }, lr: number, steps: number): Promise<number[]> {
-  const t = await Trainer.create({
-    objective, optimizer: { kind: 'adamw', lr }, schedule: { kind: 'linear', warmupSteps: 2, totalSteps: steps }, totalSteps: steps, clipNorm: 1.0, device: { kind: 'cpu' },
-  }, init);
+async function train(
+  objective: Objective,
+  init: { trainable: Record<string, HostTensor>; frozen: Record<string, HostTensor> },
+  lr: number,
+  steps: number,
+): Promise<number[]> {
+  const t = await Trainer.create(
+    {
+      objective,
+      optimizer: { kind: 'adamw', lr },
+      schedule: { kind: 'linear', warmupSteps: 2, totalSteps: steps },
+      totalSteps: steps,
+      clipNorm: 1.0,
+      device: { kind: 'cpu' },
+    },
+    init,
+  );
   try {
     const b = batch();
     const losses: number[] = [];
@@ -72,17 +96,25 @@ describe('tiny Llama trained by the Trainer (ORT CPU)', () => {
   });
 
   it('LoRA (base frozen, adapters trained): the loss falls too', async () => {
-    const lora: LoraConfig = { r: 8, alpha: 16, dropout: 0, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], bias: 'none', taskType: 'CAUSAL_LM' };
+    const lora: LoraConfig = {
+      r: 8,
+      alpha: 16,
+      dropout: 0,
+      targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+      bias: 'none',
+      taskType: 'CAUSAL_LM',
+    };
     const r = Rng.fromSeed(8);
-    const trainable = Object.fromEntries(loraParameterShapes(config, lora).map((p) => {
-      const n = p.shape.reduce((a, b) => a * b, 1);
-      // PEFT: A random, B zero (the adapter starts as the identity change).
-      return [p.name, host(p.shape, p.kind === 'A' ? Float32Array.from({ length: n }, () => 0.1 * r.normal()) : new Float32Array(n))];
-    }));
+    const trainable = Object.fromEntries(
+      loraParameterShapes(config, lora).map((p) => {
+        const n = p.shape.reduce((a, b) => a * b, 1);
+        // PEFT: A random, B zero (the adapter starts as the identity change).
+        return [p.name, host(p.shape, p.kind === 'A' ? Float32Array.from({ length: n }, () => 0.1 * r.normal()) : new Float32Array(n))];
+      }),
+    );
     // The tied head is frozen: with the init's std 0.02 the logits could hardly move, so the base
     // embedding gets std 1 (as a trained model's has O(1) logits).
-    const frozen = Object.fromEntries(params.map((p) =>
-      [p.name, host(p.shape, p.name === 'model.embed_tokens.weight' ? p.data.map((v) => v * 50) : p.data)]));
+    const frozen = Object.fromEntries(params.map((p) => [p.name, host(p.shape, p.name === 'model.embed_tokens.weight' ? p.data.map((v) => v * 50) : p.data)]));
     const losses = await train(decoderObjective(config, lora), { trainable, frozen }, 1e-1, 30);
     expect(losses[29]!).toBeLessThan(losses[0]! / 3); // measured 15.0 -> 2.44
   });

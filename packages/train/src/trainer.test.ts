@@ -5,7 +5,17 @@ import { type HostTensor, resetTransferStats, transferStats } from '@latent-sft/
 import { describe, expect, it } from 'vitest';
 import { f32, linearGrads, linearObjective, mlpBatch, mlpData, mlpInit, mlpObjective, normals } from '../test/objectives.js';
 import {
-  type LrSchedule, type Objective, type OptimizerConfig, NonFiniteError, Trainer, accumulateGrads, adamw, clipByGlobalNorm, lrAt, sgd, stepSessionOptions,
+  type LrSchedule,
+  type Objective,
+  type OptimizerConfig,
+  NonFiniteError,
+  Trainer,
+  accumulateGrads,
+  adamw,
+  clipByGlobalNorm,
+  lrAt,
+  sgd,
+  stepSessionOptions,
 } from './index.js';
 
 /**
@@ -25,11 +35,12 @@ function linearBatch(seed: number, B = 4): Record<string, HostTensor> {
   const wTrue = normals(99, D * O);
   const x = Float32Array.from(normals(seed, B * D));
   const y = new Float32Array(B * O);
-  for (let r = 0; r < B; r++) for (let o = 0; o < O; o++) {
-    let s = 0.2 * o;
-    for (let d = 0; d < D; d++) s += (x[r * D + d] as number) * (wTrue[d * O + o] as number);
-    y[r * O + o] = s;
-  }
+  for (let r = 0; r < B; r++)
+    for (let o = 0; o < O; o++) {
+      let s = 0.2 * o;
+      for (let d = 0; d < D; d++) s += (x[r * D + d] as number) * (wTrue[d * O + o] as number);
+      y[r * O + o] = s;
+    }
   return { x: f32([B, D], x), y: f32([B, O], y) };
 }
 
@@ -76,7 +87,8 @@ async function checkAgainstReference(optimizer: OptimizerConfig, gradAccum: numb
 describe('Trainer vs the float64 reference optimizers (linear regression, float32 masters)', () => {
   it('AdamW, clip 1.0 (active), fused graph', () => checkAgainstReference({ kind: 'adamw', lr: 0.05 }, 1, 1.0));
   it('AdamW, clip 1.0, gradient accumulation over 3 micro-batches (grad + update graphs)', () => checkAgainstReference({ kind: 'adamw', lr: 0.05 }, 3, 1.0));
-  it('SGD nesterov + weight decay, no clipping, accumulation over 2', () => checkAgainstReference({ kind: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 0.01 }, 2, null));
+  it('SGD nesterov + weight decay, no clipping, accumulation over 2', () =>
+    checkAgainstReference({ kind: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 0.01 }, 2, null));
 });
 
 describe('Trainer device residency', () => {
@@ -99,8 +111,11 @@ describe('Trainer device residency', () => {
         for (let i = 0; i < 3; i++) await t.step([batch]);
         const g = transferStats();
         const own1 = t.transferStats();
-        perStep.push({ h2d: g.hostToDeviceBytes / 3, d2h: g.deviceToHostBytes / 3,
-          own: { hostToDevice: (own1.hostToDevice - own0.hostToDevice) / 3, deviceToHost: (own1.deviceToHost - own0.deviceToHost) / 3 } });
+        perStep.push({
+          h2d: g.hostToDeviceBytes / 3,
+          d2h: g.deviceToHostBytes / 3,
+          own: { hostToDevice: (own1.hostToDevice - own0.hostToDevice) / 3, deviceToHost: (own1.deviceToHost - own0.deviceToHost) / 3 },
+        });
       } finally {
         await t.release();
       }
@@ -112,10 +127,17 @@ describe('Trainer device residency', () => {
   });
 
   it('state() downloads and load() restores exactly; loaded trainers continue identically', async () => {
-    const mk = () => Trainer.create(
-      { objective: mlpObjective(6), optimizer: { kind: 'adamw', lr: 1e-2 }, schedule: { kind: 'linear', warmupSteps: 1, totalSteps: 6 }, totalSteps: 6, device: cpu },
-      { trainable: mlpInit(6), frozen: {} },
-    );
+    const mk = () =>
+      Trainer.create(
+        {
+          objective: mlpObjective(6),
+          optimizer: { kind: 'adamw', lr: 1e-2 },
+          schedule: { kind: 'linear', warmupSteps: 1, totalSteps: 6 },
+          totalSteps: 6,
+          device: cpu,
+        },
+        { trainable: mlpInit(6), frozen: {} },
+      );
     const data = mlpData(16);
     const batches = [0, 1, 2, 3, 4].map((k) => [mlpBatch(data, [k, k + 5, k + 10])]);
     const a = await mk();
@@ -139,9 +161,17 @@ describe('Trainer device residency', () => {
   });
 
   it('rejects bad input with one-line errors', async () => {
-    const opts = { objective: mlpObjective(4), optimizer: { kind: 'adamw', lr: 1e-2 } as const, schedule: { kind: 'constant' } as const, totalSteps: 1, device: cpu };
+    const opts = {
+      objective: mlpObjective(4),
+      optimizer: { kind: 'adamw', lr: 1e-2 } as const,
+      schedule: { kind: 'constant' } as const,
+      totalSteps: 1,
+      device: cpu,
+    };
     await expect(Trainer.create(opts, { trainable: { A: f32([4, 4], new Float32Array(16)) }, frozen: {} })).rejects.toThrow(/init\.trainable\.c.*missing/);
-    await expect(Trainer.create(opts, { trainable: { ...mlpInit(4), A: f32([3, 4], new Float32Array(12)) }, frozen: {} })).rejects.toThrow(/init\.trainable\.A.*dims \[3, 4\] do not fit \[4, 4\]/);
+    await expect(Trainer.create(opts, { trainable: { ...mlpInit(4), A: f32([3, 4], new Float32Array(12)) }, frozen: {} })).rejects.toThrow(
+      /init\.trainable\.A.*dims \[3, 4\] do not fit \[4, 4\]/,
+    );
     await expect(Trainer.create({ ...opts, gradAccum: 0 }, { trainable: mlpInit(4), frozen: {} })).rejects.toThrow(/gradAccum.*integer >= 1/);
     const t = await Trainer.create(opts, { trainable: mlpInit(4), frozen: {} });
     try {
@@ -160,10 +190,18 @@ describe('Trainer device residency', () => {
 describe('Trainer precision and the non-finite guard', () => {
   it('fp16 compute, dynamic loss scale: overflowing steps are skipped and halve the scale, then it trains', async () => {
     const batch = linearBatch(5);
-    (batch['y']!.data as Float32Array).forEach((v, i, a) => { a[i] = v + 40; }); // residuals ~40: scaled grads overflow fp16 at 2^16
+    (batch['y']!.data as Float32Array).forEach((v, i, a) => {
+      a[i] = v + 40;
+    }); // residuals ~40: scaled grads overflow fp16 at 2^16
     const t = await Trainer.create(
-      { objective: linearObjective(D, O, 'float16'), optimizer: { kind: 'adamw', lr: 0.2, weightDecay: 0 }, schedule: { kind: 'constant' }, totalSteps: 40,
-        precision: { compute: 'float16' }, device: cpu },
+      {
+        objective: linearObjective(D, O, 'float16'),
+        optimizer: { kind: 'adamw', lr: 0.2, weightDecay: 0 },
+        schedule: { kind: 'constant' },
+        totalSteps: 40,
+        precision: { compute: 'float16' },
+        device: cpu,
+      },
       { trainable: { W: f32([D, O], normals(1, D * O, 0.3)), b: f32([O], new Float32Array(O)) }, frozen: {} },
     );
     try {
@@ -193,8 +231,10 @@ describe('Trainer precision and the non-finite guard', () => {
         return { loss: g.mul(base, g.log(g.reduceSum(i['y']!, undefined, false))) }; // log of a negative sum: NaN
       },
     };
-    const t = await Trainer.create({ objective, optimizer: { kind: 'sgd', lr: 0.1 }, schedule: { kind: 'constant' }, totalSteps: 5, device: cpu },
-      { trainable: mlpInit(4), frozen: {} });
+    const t = await Trainer.create(
+      { objective, optimizer: { kind: 'sgd', lr: 0.1 }, schedule: { kind: 'constant' }, totalSteps: 5, device: cpu },
+      { trainable: mlpInit(4), frozen: {} },
+    );
     try {
       const good = mlpBatch(mlpData(8), [0, 1]);
       (good['y']!.data as Float32Array).set([1, 2]);
@@ -213,17 +253,25 @@ describe('Trainer precision and the non-finite guard', () => {
   });
 });
 
-describe('stepSessionOptions: the step sessions\' ORT options', () => {
+describe("stepSessionOptions: the step sessions' ORT options", () => {
   it('CUDA: no memory pattern and kSameAsRequested arena growth unless given; CPU: ORT defaults', () => {
     const cuda = { kind: 'cuda', deviceId: 1 } as const;
     expect(stepSessionOptions(cuda)).toEqual({
-      deterministic: true, enableMemPattern: false, cudaOptions: { arena_extend_strategy: 'kSameAsRequested' }, device: cuda,
+      deterministic: true,
+      enableMemPattern: false,
+      cudaOptions: { arena_extend_strategy: 'kSameAsRequested' },
+      device: cuda,
     });
     // Given keys win; cudaOptions merge key by key.
     expect(stepSessionOptions(cuda, { enableMemPattern: true, deterministic: false, cudaOptions: { gpu_mem_limit: '1024' } })).toEqual({
-      deterministic: false, enableMemPattern: true, cudaOptions: { arena_extend_strategy: 'kSameAsRequested', gpu_mem_limit: '1024' }, device: cuda,
+      deterministic: false,
+      enableMemPattern: true,
+      cudaOptions: { arena_extend_strategy: 'kSameAsRequested', gpu_mem_limit: '1024' },
+      device: cuda,
     });
-    expect(stepSessionOptions(cuda, { cudaOptions: { arena_extend_strategy: 'kNextPowerOfTwo' } }).cudaOptions).toEqual({ arena_extend_strategy: 'kNextPowerOfTwo' });
+    expect(stepSessionOptions(cuda, { cudaOptions: { arena_extend_strategy: 'kNextPowerOfTwo' } }).cudaOptions).toEqual({
+      arena_extend_strategy: 'kNextPowerOfTwo',
+    });
     expect(stepSessionOptions({ kind: 'cpu' }, { intraOpThreads: 2 })).toEqual({ deterministic: true, intraOpThreads: 2, device: { kind: 'cpu' } });
   });
 });

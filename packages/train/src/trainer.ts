@@ -14,7 +14,14 @@ import { inputError, silentLogger, type Logger } from '@latent-sft/core';
 import { serialize, typedFrom } from '@latent-sft/graph';
 import type { NamedTensor } from '@latent-sft/models';
 import {
-  type DeviceBinding, DeviceSession, type DeviceSessionOptions, type DeviceTensor, type Device, type HostTensor, StatePair, fusedKernelsStatus,
+  type DeviceBinding,
+  DeviceSession,
+  type DeviceSessionOptions,
+  type DeviceTensor,
+  type Device,
+  type HostTensor,
+  StatePair,
+  fusedKernelsStatus,
   transferStats as runtimeTransferStats,
 } from '@latent-sft/runtime';
 import { type GraphOptimizer, type OptimizerConfig, graphOptimizer } from './graph-optim.js';
@@ -147,8 +154,13 @@ export class Trainer {
   private readonly gradBinding: DeviceBinding;
   private readonly updateBinding: DeviceBinding;
 
-  private constructor(private readonly opts: TrainerOptions, sessions: DeviceSession[], metricNames: string[], fused: FusedParts,
-    copyDtype: 'bfloat16' | 'float16' | null) {
+  private constructor(
+    private readonly opts: TrainerOptions,
+    sessions: DeviceSession[],
+    metricNames: string[],
+    fused: FusedParts,
+    copyDtype: 'bfloat16' | 'float16' | null,
+  ) {
     this.fusedKernels = fused;
     this.copyDtype = copyDtype;
     this.logger = opts.logger ?? silentLogger;
@@ -172,7 +184,8 @@ export class Trainer {
     if (!Number.isInteger(opts.totalSteps) || opts.totalSteps < 1) throw inputError({ field: 'totalSteps' }, `must be an integer >= 1, got ${opts.totalSteps}`);
     lrAt(0, opts.schedule, opts.optimizer.lr); // validates the schedule
     const compute = opts.precision?.compute ?? 'float32';
-    if (!['float32', 'float16', 'bfloat16'].includes(compute)) throw inputError({ field: 'precision.compute' }, `expected float32, float16 or bfloat16, got ${String(compute)}`);
+    if (!['float32', 'float16', 'bfloat16'].includes(compute))
+      throw inputError({ field: 'precision.compute' }, `expected float32, float16 or bfloat16, got ${String(compute)}`);
     const ls = opts.precision?.lossScale;
     if (ls !== undefined && ls !== null && ls !== 'dynamic' && !(typeof ls === 'number' && ls > 0 && Number.isFinite(ls))) {
       throw inputError({ field: 'precision.lossScale' }, `expected 'dynamic', a finite number > 0 or null, got ${String(ls)}`);
@@ -180,7 +193,10 @@ export class Trainer {
     const scaled = ls === undefined ? compute === 'float16' : ls !== null;
     const optimizer = graphOptimizer(opts.optimizer);
     const fused = Trainer.useFused(opts);
-    const graphs = buildStepGraphs({ objective: opts.objective, optimizer, clipNorm: opts.clipNorm ?? null, compute, lossScale: scaled, fused }, opts.gradAccum ?? 1);
+    const graphs = buildStepGraphs(
+      { objective: opts.objective, optimizer, clipNorm: opts.clipNorm ?? null, compute, lossScale: scaled, fused },
+      opts.gradAccum ?? 1,
+    );
     const sessionOpts = stepSessionOptions(opts.device, opts.session);
     const list = (graphs.fused ? [graphs.fused] : [graphs.grad, graphs.update]).map((g) => DeviceSession.create(serialize(g!).model, sessionOpts));
     const t = new Trainer(opts, list, graphs.metrics, fused, weightCopyDtype({ optimizer, compute, fused }, opts.gradAccum ?? 1));
@@ -199,10 +215,19 @@ export class Trainer {
     const none = fusedParts(false);
     const parts = typeof want === 'object' && want !== null ? want : null;
     const optional = ['rmsnorm', 'swiglu', 'weightCopies'] as const;
-    if (want !== 'auto' && typeof want !== 'boolean' && (parts === null || typeof parts.optimizer !== 'boolean' || typeof parts.softmax !== 'boolean'
-      || optional.some((k) => parts[k] !== undefined && typeof parts[k] !== 'boolean')
-      || Object.keys(parts).some((k) => !['optimizer', 'softmax', ...optional].includes(k)))) {
-      throw inputError({ field: 'fusedKernels' }, `expected true, false, 'auto' or { optimizer, softmax, rmsnorm?, swiglu?, weightCopies? } booleans, got ${JSON.stringify(want)}`);
+    if (
+      want !== 'auto' &&
+      typeof want !== 'boolean' &&
+      (parts === null ||
+        typeof parts.optimizer !== 'boolean' ||
+        typeof parts.softmax !== 'boolean' ||
+        optional.some((k) => parts[k] !== undefined && typeof parts[k] !== 'boolean') ||
+        Object.keys(parts).some((k) => !['optimizer', 'softmax', ...optional].includes(k)))
+    ) {
+      throw inputError(
+        { field: 'fusedKernels' },
+        `expected true, false, 'auto' or { optimizer, softmax, rmsnorm?, swiglu?, weightCopies? } booleans, got ${JSON.stringify(want)}`,
+      );
     }
     const resolved = parts === null ? null : fusedParts(parts);
     if (want === false || (resolved !== null && !Object.values(resolved).some((b) => b))) return none;
@@ -229,7 +254,8 @@ export class Trainer {
     if (t.dtype !== spec.dtype) throw inputError({ field: `${where}.${name}` }, `dtype ${t.dtype}, the objective declares ${spec.dtype}`);
     const ok = t.dims.length === spec.shape.length && spec.shape.every((d, i) => typeof d !== 'number' || d === t.dims[i]);
     if (!ok) throw inputError({ field: `${where}.${name}` }, `dims [${t.dims.join(', ')}] do not fit [${spec.shape.join(', ')}]`);
-    if (t.data.length !== numel(t.dims)) throw inputError({ field: `${where}.${name}` }, `dims [${t.dims.join(', ')}] hold ${numel(t.dims)} values, data has ${t.data.length}`);
+    if (t.data.length !== numel(t.dims))
+      throw inputError({ field: `${where}.${name}` }, `dims [${t.dims.join(', ')}] hold ${numel(t.dims)} values, data has ${t.data.length}`);
     return t;
   }
 
@@ -323,7 +349,10 @@ export class Trainer {
   async step(batches: Array<Record<string, HostTensor>>): Promise<TrainerStepResult> {
     if (this.released) throw inputError({ field: 'trainer' }, 'released');
     if (!Array.isArray(batches) || batches.length !== this.gradAccum) {
-      throw inputError({ field: 'batches' }, `expected ${this.gradAccum} micro-batch${this.gradAccum > 1 ? 'es' : ''}, got ${Array.isArray(batches) ? batches.length : typeof batches}`);
+      throw inputError(
+        { field: 'batches' },
+        `expected ${this.gradAccum} micro-batch${this.gradAccum > 1 ? 'es' : ''}, got ${Array.isArray(batches) ? batches.length : typeof batches}`,
+      );
     }
     if (this.stepsDone >= this.opts.totalSteps) throw inputError({ field: 'totalSteps' }, `all ${this.opts.totalSteps} steps are done`);
     const step = this.stepsDone + 1;
@@ -381,7 +410,11 @@ export class Trainer {
 
   /** Downloads everything needed to resume (synchronous; `state()` is the async form). */
   stateSync(): TrainerState {
-    const down = (name: string, p: StatePair): NamedTensor => ({ name, shape: [...p.current.dims], data: this.counted(() => p.current.download()) as Float32Array });
+    const down = (name: string, p: StatePair): NamedTensor => ({
+      name,
+      shape: [...p.current.dims],
+      data: this.counted(() => p.current.download()) as Float32Array,
+    });
     const scaler = this.scaler?.state();
     return {
       trainable: [...this.params].map(([n, p]) => down(n, p)),
@@ -406,7 +439,10 @@ export class Trainer {
         const t = byName.get(n);
         if (t === undefined) throw inputError({ field: `state.${what}.${n}` }, 'missing');
         if (!(t.data instanceof Float32Array) || t.shape.join(',') !== p.current.dims.join(',') || t.data.length !== p.current.size) {
-          throw inputError({ field: `state.${what}.${n}` }, `expected float32 [${p.current.dims.join(', ')}], got ${t.data?.constructor?.name} [${t.shape.join(', ')}]`);
+          throw inputError(
+            { field: `state.${what}.${n}` },
+            `expected float32 [${p.current.dims.join(', ')}], got ${t.data?.constructor?.name} [${t.shape.join(', ')}]`,
+          );
         }
       }
       return byName;
@@ -415,12 +451,14 @@ export class Trainer {
     const to = check('optimizer', state.optimizer, this.slots);
     const intOk = (x: number) => Number.isInteger(x) && x >= 0;
     const optStep = state.optimizerStep ?? state.step;
-    if (!intOk(state.step) || !intOk(optStep) || optStep > state.step) throw inputError({ field: 'state.step' }, `bad step ${state.step} / optimizer step ${optStep}`);
+    if (!intOk(state.step) || !intOk(optStep) || optStep > state.step)
+      throw inputError({ field: 'state.step' }, `bad step ${state.step} / optimizer step ${optStep}`);
     if (this.scaler !== null) this.scaler.load({ scale: state.lossScale, goodSteps: state.lossScaleGoodSteps ?? 0 });
     this.counted(() => {
       for (const [n, p] of this.params) p.current.upload((tp.get(n) as NamedTensor).data);
       for (const [n, p] of this.slots) p.current.upload((to.get(n) as NamedTensor).data);
-      for (const [n, p] of this.copies) p.current.upload(this.weightCopy({ dtype: 'float32', dims: [...p.current.dims], data: (tp.get(n) as NamedTensor).data }).data);
+      for (const [n, p] of this.copies)
+        p.current.upload(this.weightCopy({ dtype: 'float32', dims: [...p.current.dims], data: (tp.get(n) as NamedTensor).data }).data);
     });
     this.stepsDone = state.step;
     this.updatesDone = optStep;

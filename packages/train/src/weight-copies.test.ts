@@ -27,7 +27,9 @@ describe('AdamWCopy (CPU)', () => {
     const g = new Graph('bad');
     const ins = ['p', 'g', 'm', 'v'].map((k) => g.input(k, 'float32', [4]));
     const sc = ['a', 'b', 'c', 'd'].map((k) => g.input(k, 'float32', []));
-    expect(() => g.op('AdamWCopy', [...ins, ...sc], { beta2: 0.9, one_minus_beta1: 0.1, one_minus_beta2: 0.1, eps: 1e-8, to: 'float32' })).toThrow(/to must be bfloat16 or float16/);
+    expect(() => g.op('AdamWCopy', [...ins, ...sc], { beta2: 0.9, one_minus_beta1: 0.1, one_minus_beta2: 0.1, eps: 1e-8, to: 'float32' })).toThrow(
+      /to must be bfloat16 or float16/,
+    );
   });
 });
 
@@ -38,9 +40,18 @@ describe('a small Llama in float16 with the fused AdamW writing the weight copie
   const fused = (weightCopies: boolean) => ({ optimizer: true, softmax: true, weightCopies });
 
   it('the step graph reads copy.<p> instead of casting each master: no Cast of a master, one AdamWCopy per weight', () => {
-    const graph = (weightCopies: boolean) => buildStepGraphs({
-      objective, optimizer: graphOptimizer({ kind: 'adamw', lr: 1e-3 }), clipNorm: 1, compute: 'float16', lossScale: false, fused: fused(weightCopies),
-    }, 1).fused!;
+    const graph = (weightCopies: boolean) =>
+      buildStepGraphs(
+        {
+          objective,
+          optimizer: graphOptimizer({ kind: 'adamw', lr: 1e-3 }),
+          clipNorm: 1,
+          compute: 'float16',
+          lossScale: false,
+          fused: fused(weightCopies),
+        },
+        1,
+      ).fused!;
     const [plain, copies] = [graph(false), graph(true)];
     const castsOfMasters = (g: Graph) => g.nodes.filter((n) => n.op === 'Cast' && trainable.includes(n.inputs[0] as string)).length;
     const count = (g: Graph, op: string) => g.nodes.filter((n) => n.op === op).length;
@@ -55,10 +66,19 @@ describe('a small Llama in float16 with the fused AdamW writing the weight copie
   for (const lossScale of [null, 512] as const) {
     it(`losses, grad norms, weights and AdamW moments after 4 steps are bit for bit the Cast path's (loss scale ${lossScale})`, async () => {
       const run = async (weightCopies: boolean, steps: number, from?: TrainerState) => {
-        const t = await Trainer.create({
-          objective, optimizer: { kind: 'adamw', lr: 3e-3 }, schedule: { kind: 'constant' }, totalSteps: 4, clipNorm: 1,
-          precision: { compute: 'float16', lossScale }, device: cpu, fusedKernels: fused(weightCopies),
-        }, { trainable: init, frozen: {} });
+        const t = await Trainer.create(
+          {
+            objective,
+            optimizer: { kind: 'adamw', lr: 3e-3 },
+            schedule: { kind: 'constant' },
+            totalSteps: 4,
+            clipNorm: 1,
+            precision: { compute: 'float16', lossScale },
+            device: cpu,
+            fusedKernels: fused(weightCopies),
+          },
+          { trainable: init, frozen: {} },
+        );
         if (from !== undefined) await t.load(from);
         const log: number[] = [];
         for (let s = 0; s < steps; s++) {

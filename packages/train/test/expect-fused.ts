@@ -21,7 +21,11 @@ export function expectLikeStandardOps(a: Record<string, Float32Array>, b: Record
 /** The test graph's model: outputs y, loss and d<name> = ∂loss/∂wrt[name] for each entry, pruned. */
 export function gradTestModel(g: Graph, loss: Tensor, y: Tensor, wrt: Record<string, Tensor>): Uint8Array {
   const names = Object.keys(wrt);
-  const grads = grad(g, loss, names.map((n) => wrt[n] as Tensor));
+  const grads = grad(
+    g,
+    loss,
+    names.map((n) => wrt[n] as Tensor),
+  );
   g.output(y, 'y');
   g.output(loss, 'loss');
   names.forEach((n, i) => g.output(grads[i] as Tensor, `d${n}`));

@@ -30,7 +30,14 @@ export function linearObjective(D: number, O: number, compute: 'float32' | 'floa
 }
 
 /** The linear objective's loss and float64 gradients at (W, b) for one batch. */
-export function linearGrads(D: number, O: number, W: Float64Array, b: Float64Array, x: Float32Array, y: Float32Array): { loss: number; W: Float64Array; b: Float64Array } {
+export function linearGrads(
+  D: number,
+  O: number,
+  W: Float64Array,
+  b: Float64Array,
+  x: Float32Array,
+  y: Float32Array,
+): { loss: number; W: Float64Array; b: Float64Array } {
   const B = x.length / D;
   const gW = new Float64Array(D * O);
   const gb = new Float64Array(O);
@@ -70,7 +77,10 @@ export function mlpInit(H: number, seed = 3): Record<string, HostTensor> {
 /** A fixed regression data set for the MLP: y = sin(x0) + x1·x2 − 0.5·x3. */
 export function mlpData(size: number, seed = 11): { x: Float32Array; y: Float32Array } {
   const x = Float32Array.from(normals(seed, size * 4));
-  const y = Float32Array.from({ length: size }, (_, i) => Math.sin(x[4 * i] as number) + (x[4 * i + 1] as number) * (x[4 * i + 2] as number) - 0.5 * (x[4 * i + 3] as number));
+  const y = Float32Array.from(
+    { length: size },
+    (_, i) => Math.sin(x[4 * i] as number) + (x[4 * i + 1] as number) * (x[4 * i + 2] as number) - 0.5 * (x[4 * i + 3] as number),
+  );
   return { x, y };
 }
 

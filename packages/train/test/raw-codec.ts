@@ -24,7 +24,13 @@ export const rawCodec: TensorCodec = {
     return ['tensors.json', 'tensors.bin'];
   },
   read(dir) {
-    const header = JSON.parse(readFileSync(join(dir, 'tensors.json'), 'utf8')) as Array<{ name: string; dtype: keyof typeof CTORS; shape: number[]; offset: number; bytes: number }>;
+    const header = JSON.parse(readFileSync(join(dir, 'tensors.json'), 'utf8')) as Array<{
+      name: string;
+      dtype: keyof typeof CTORS;
+      shape: number[];
+      offset: number;
+      bytes: number;
+    }>;
     const bin = readFileSync(join(dir, 'tensors.bin'));
     return header.map((h): CheckpointTensor => {
       const C = CTORS[h.dtype];

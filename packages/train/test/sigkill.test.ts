@@ -18,13 +18,17 @@ const KILL_AFTER = 5;
 
 function start(dir: string, sleepMs: number): ChildProcess {
   // --import tsx resolves from the repo root (tsx is a root devDependency).
-  return spawn(process.execPath, ['--conditions=@latent-sft/source', '--import', 'tsx', child, dir, String(TOY.totalSteps), String(sleepMs)],
-    { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+  return spawn(process.execPath, ['--conditions=@latent-sft/source', '--import', 'tsx', child, dir, String(TOY.totalSteps), String(sleepMs)], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
 }
 
 function exit(p: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
   let stderr = '';
-  p.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+  p.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
   return new Promise((resolve) => p.on('exit', (code, signal) => resolve({ code, signal, stderr })));
 }
 
@@ -66,8 +70,12 @@ describe('SIGKILL and resume', () => {
     expect(b.map((r) => r.step)).toEqual(Array.from({ length: TOY.totalSteps }, (_, i) => i + 1));
     expect(b.map((r) => r.loss)).toEqual(a.map((r) => r.loss));
 
-    const open = (d: string) => CheckpointManager.open({ dir: d, keepLast: 3, keepBest: true, metricMode: 'min', codec: rawCodec, record: toyRecord, resume: true });
-    const final = (d: string) => open(d).load(TOY.totalSteps).tensors.map((t) => [t.name, Array.from(t.data as Float64Array)]);
+    const open = (d: string) =>
+      CheckpointManager.open({ dir: d, keepLast: 3, keepBest: true, metricMode: 'min', codec: rawCodec, record: toyRecord, resume: true });
+    const final = (d: string) =>
+      open(d)
+        .load(TOY.totalSteps)
+        .tensors.map((t) => [t.name, Array.from(t.data as Float64Array)]);
     expect(final(dir)).toEqual(final(straightDir));
   }, 30_000);
 });

@@ -12,10 +12,15 @@ export function tinyObjective(Bt: number, Tt: number, dtype: 'float16' | 'float3
   const rng = Rng.fromSeed(5);
   const specs = parameterShapes(config);
   const ids = { dtype: 'int64' as const, shape: [Bt, Tt] };
-  const init = Object.fromEntries(specs.map((p) => {
-    const n = p.shape.reduce((a, b) => a * b, 1);
-    return [p.name, { dtype: 'float32', dims: p.shape, data: Float32Array.from({ length: n }, () => (p.init === 'ones' ? 1 : 0.05 * rng.normal())) } as HostTensor];
-  }));
+  const init = Object.fromEntries(
+    specs.map((p) => {
+      const n = p.shape.reduce((a, b) => a * b, 1);
+      return [
+        p.name,
+        { dtype: 'float32', dims: p.shape, data: Float32Array.from({ length: n }, () => (p.init === 'ones' ? 1 : 0.05 * rng.normal())) } as HostTensor,
+      ];
+    }),
+  );
   const objective: Objective = {
     trainable: Object.fromEntries(specs.map((p) => [p.name, { dtype: 'float32' as const, shape: p.shape }])),
     frozen: {},
@@ -34,9 +39,12 @@ export function tinyObjective(Bt: number, Tt: number, dtype: 'float16' | 'float3
 /** A [Bt, Tt] batch for tinyObjective; row 1 is left-padded by 2 (its first two queries see no key). */
 export function tinyBatch(Bt: number, Tt: number): Record<string, HostTensor> {
   const V = tinyLlama().vocabSize;
-  const i64 = (f: (i: number) => number) => ({ dtype: 'int64', dims: [Bt, Tt], data: BigInt64Array.from({ length: Bt * Tt }, (_, i) => BigInt(f(i))) } as HostTensor);
+  const i64 = (f: (i: number) => number) =>
+    ({ dtype: 'int64', dims: [Bt, Tt], data: BigInt64Array.from({ length: Bt * Tt }, (_, i) => BigInt(f(i))) }) as HostTensor;
   return {
-    input_ids: i64((i) => (i * 37 + 5) % V), labels: i64((i) => (i * 37 + 5) % V),
-    attention_mask: i64((i) => (i >= Tt && i % Tt < 2 ? 0 : 1)), position_ids: i64((i) => i % Tt),
+    input_ids: i64((i) => (i * 37 + 5) % V),
+    labels: i64((i) => (i * 37 + 5) % V),
+    attention_mask: i64((i) => (i >= Tt && i % Tt < 2 ? 0 : 1)),
+    position_ids: i64((i) => i % Tt),
   };
 }

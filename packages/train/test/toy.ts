@@ -5,9 +5,23 @@
 import { join } from 'node:path';
 import { Rng } from '@latent-sft/core';
 import {
-  CheckpointManager, MetricsWriter, clipByGlobalNorm, initLoopState, lrAt, optStateFromTensors, optStateToTensors, sgd,
-  trainLoop, type Batch, type CheckpointTensor, type LoadedCheckpoint, type LoopState, type OptState, type RunRecord,
-  type StepResult, type Tensors,
+  CheckpointManager,
+  MetricsWriter,
+  clipByGlobalNorm,
+  initLoopState,
+  lrAt,
+  optStateFromTensors,
+  optStateToTensors,
+  sgd,
+  trainLoop,
+  type Batch,
+  type CheckpointTensor,
+  type LoadedCheckpoint,
+  type LoopState,
+  type OptState,
+  type RunRecord,
+  type StepResult,
+  type Tensors,
 } from '../src/index.js';
 import { rawCodec } from './raw-codec.js';
 
@@ -16,7 +30,11 @@ const schedule = { kind: 'linear', warmupSteps: 2, totalSteps: TOY.totalSteps } 
 const optimizer = sgd({ lr: TOY.peakLr, momentum: 0.9, weightDecay: 0.01 });
 
 export const toyRecord: RunRecord = {
-  app: 'toy-train', schemaVersion: 1, configHash: 'c'.repeat(64), createdAt: '2024-01-01T00:00:00.000Z', config: { ...TOY },
+  app: 'toy-train',
+  schemaVersion: 1,
+  configHash: 'c'.repeat(64),
+  createdAt: '2024-01-01T00:00:00.000Z',
+  config: { ...TOY },
 };
 
 function dataset(): { x: Float64Array; y: Float64Array } {
@@ -38,7 +56,10 @@ function dataset(): { x: Float64Array; y: Float64Array } {
 
 export class Toy {
   private readonly data = dataset();
-  constructor(public params: Tensors, public opt: OptState) {}
+  constructor(
+    public params: Tensors,
+    public opt: OptState,
+  ) {}
 
   static init(): Toy {
     const rng = Rng.fromSeed(7);
@@ -98,18 +119,45 @@ export class Toy {
 export class SimulatedCrash extends Error {}
 
 /** Runs (or resumes, if `dir` holds checkpoints) the toy up to `steps` updates. */
-export async function runToy(opts: { dir: string; steps: number; checkpointEvery: number; crashAtStep?: number; sleepMs?: number }): Promise<{ state: LoopState; toy: Toy }> {
+export async function runToy(opts: {
+  dir: string;
+  steps: number;
+  checkpointEvery: number;
+  crashAtStep?: number;
+  sleepMs?: number;
+}): Promise<{ state: LoopState; toy: Toy }> {
   const manager = CheckpointManager.open({
-    dir: opts.dir, keepLast: 3, keepBest: true, metricMode: 'min', codec: rawCodec, record: toyRecord, resume: true,
+    dir: opts.dir,
+    keepLast: 3,
+    keepBest: true,
+    metricMode: 'min',
+    codec: rawCodec,
+    record: toyRecord,
+    resume: true,
   });
   const { checkpoint } = manager.loadLatestValid();
   const toy = checkpoint ? Toy.restore(checkpoint) : Toy.init();
-  const initial = checkpoint?.loopState ?? initLoopState(42, toy.tensors().map((t) => t.name).filter((n) => n.startsWith('optim.')));
+  const initial =
+    checkpoint?.loopState ??
+    initLoopState(
+      42,
+      toy
+        .tensors()
+        .map((t) => t.name)
+        .filter((n) => n.startsWith('optim.')),
+    );
   const metrics = MetricsWriter.open(join(opts.dir, 'metrics.jsonl'), { resumeStep: initial.step });
   try {
     const state = await trainLoop({
-      state: initial, steps: opts.steps, data: { size: TOY.size, batchSize: TOY.batchSize }, checkpointEvery: opts.checkpointEvery,
-      manager, metrics, tensors: () => toy.tensors(), evaluate: () => toy.evalLoss(), now: () => 0,
+      state: initial,
+      steps: opts.steps,
+      data: { size: TOY.size, batchSize: TOY.batchSize },
+      checkpointEvery: opts.checkpointEvery,
+      manager,
+      metrics,
+      tensors: () => toy.tensors(),
+      evaluate: () => toy.evalLoss(),
+      now: () => 0,
       stepFn: async (s, batch) => {
         if (opts.crashAtStep !== undefined && s.step + 1 === opts.crashAtStep) throw new SimulatedCrash(`crash at step ${opts.crashAtStep}`);
         if (opts.sleepMs) await new Promise((r) => setTimeout(r, opts.sleepMs));

@@ -12,7 +12,11 @@ function decoderWithGrads(): Graph {
   const dec = buildDecoder(g, config, { input: 'ids', mask: 'padding', params: { kind: 'inputs' }, maxPositions: 64, markOutputs: false });
   const loss = causalLmLoss(g, dec.logits!, g.input('labels', 'int64', ['batch', 'seq']));
   const names = Object.keys(dec.params);
-  const grads = grad(g, loss, names.map((n) => dec.params[n]!));
+  const grads = grad(
+    g,
+    loss,
+    names.map((n) => dec.params[n]!),
+  );
   g.output(loss, 'loss');
   names.forEach((n, i) => g.output(grads[i]!, `grad.${n}`));
   g.prune();
@@ -20,10 +24,18 @@ function decoderWithGrads(): Graph {
 }
 
 describe('graph', () => {
-  bench('tiny Llama decoder + CE + autodiff of every parameter', () => {
-    decoderWithGrads();
-  }, SHORT);
-  bench('… and serialize to ONNX bytes', () => {
-    serialize(decoderWithGrads());
-  }, SHORT);
+  bench(
+    'tiny Llama decoder + CE + autodiff of every parameter',
+    () => {
+      decoderWithGrads();
+    },
+    SHORT,
+  );
+  bench(
+    '… and serialize to ONNX bytes',
+    () => {
+      serialize(decoderWithGrads());
+    },
+    SHORT,
+  );
 });

@@ -25,13 +25,28 @@ const decoder = Array.from({ length: B }, () => {
 const lengths = new Int32Array(B).fill(T);
 
 describe('masks', () => {
-  bench(`LTIM of ${B} × ${T} encoder rows, batched, additive`, () => {
-    toAdditive(batchMasks(encoder.map((ids) => inductionMask(ids, { compressId: COMPRESS })), lengths, T), T);
-  }, SHORT);
-  bench(`LTSuM + dual-track positions of ${B} × ${T} decoder rows`, () => {
-    for (const ids of decoder) {
-      supervisionMask(ids, { endThinkIds: END_THINK });
-      dualTrackPositions(ids);
-    }
-  }, SHORT);
+  bench(
+    `LTIM of ${B} × ${T} encoder rows, batched, additive`,
+    () => {
+      toAdditive(
+        batchMasks(
+          encoder.map((ids) => inductionMask(ids, { compressId: COMPRESS })),
+          lengths,
+          T,
+        ),
+        T,
+      );
+    },
+    SHORT,
+  );
+  bench(
+    `LTSuM + dual-track positions of ${B} × ${T} decoder rows`,
+    () => {
+      for (const ids of decoder) {
+        supervisionMask(ids, { endThinkIds: END_THINK });
+        dualTrackPositions(ids);
+      }
+    },
+    SHORT,
+  );
 });

@@ -7,15 +7,24 @@ import { bench, describe } from 'vitest';
 import { SHORT } from './options.js';
 
 const tokenizer = await loadTokenizer(materializeTokenizer('llama-3.2', mkdtempSync(join(tmpdir(), 'bench-tok-'))).dir);
-const TEXT = 'Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. ' +
+const TEXT =
+  'Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. ' +
   'How many clips did Natalia sell altogether in April and May? <<48/2=24>> <<48+24=72>> #### 72';
 const ids = tokenizer.encode(TEXT);
 
 describe('tokenizer', () => {
-  bench('encode a GSM8K problem + CoT (llama-3.2)', () => {
-    tokenizer.encode(TEXT);
-  }, SHORT);
-  bench('decode it back', () => {
-    tokenizer.decode(ids);
-  }, SHORT);
+  bench(
+    'encode a GSM8K problem + CoT (llama-3.2)',
+    () => {
+      tokenizer.encode(TEXT);
+    },
+    SHORT,
+  );
+  bench(
+    'decode it back',
+    () => {
+      tokenizer.decode(ids);
+    },
+    SHORT,
+  );
 });

@@ -34,26 +34,48 @@ const rng = Rng.fromSeed(21);
 const tokens = BigInt64Array.from({ length: B * T }, () => BigInt(3 + Math.floor(rng.uniform() * 60)));
 const i64 = (data: BigInt64Array): HostTensor => ({ dtype: 'int64', dims: [B, T], data });
 const batch: Record<string, HostTensor> = {
-  input_ids: i64(tokens), labels: i64(tokens.slice()), attention_mask: i64(new BigInt64Array(B * T).fill(1n)),
+  input_ids: i64(tokens),
+  labels: i64(tokens.slice()),
+  attention_mask: i64(new BigInt64Array(B * T).fill(1n)),
   position_ids: i64(BigInt64Array.from({ length: B * T }, (_, i) => BigInt(i % T))),
 };
 
-const trainer = await Trainer.create({
-  objective, optimizer: { kind: 'adamw', lr: 1e-3 }, schedule: { kind: 'constant' }, totalSteps: 1_000_000, clipNorm: 1.0, device: { kind: 'cpu' },
-}, { trainable: Object.fromEntries(params.map((p) => [p.name, { dtype: 'float32', dims: p.shape, data: p.data } as HostTensor])), frozen: {} });
+const trainer = await Trainer.create(
+  {
+    objective,
+    optimizer: { kind: 'adamw', lr: 1e-3 },
+    schedule: { kind: 'constant' },
+    totalSteps: 1_000_000,
+    clipNorm: 1.0,
+    device: { kind: 'cpu' },
+  },
+  { trainable: Object.fromEntries(params.map((p) => [p.name, { dtype: 'float32', dims: p.shape, data: p.data } as HostTensor])), frozen: {} },
+);
 const generator = Generator.create({ config, weights: params });
 afterAll(async () => {
   await trainer.release();
   generator.release();
 });
 
-const PROMPTS = [[17, 4, 9, 23, 8], [61, 5, 40, 7, 7, 33, 20, 12, 9], [3, 50, 27]];
+const PROMPTS = [
+  [17, 4, 9, 23, 8],
+  [61, 5, 40, 7, 7, 33, 20, 12, 9],
+  [3, 50, 27],
+];
 
 describe('train + generate (ORT CPU)', () => {
-  bench(`Trainer.step: tiny Llama, AdamW, batch ${B} × ${T}`, async () => {
-    await trainer.step([batch]);
-  }, SHORT);
-  bench('Generator.generate: 3 prompts, greedy, 8 new tokens', async () => {
-    await generator.generate({ prompts: PROMPTS, mode: { kind: 'explicit' }, sampling: { kind: 'greedy' }, maxNewTokens: 8, stopIds: [], batchSize: 3 });
-  }, SHORT);
+  bench(
+    `Trainer.step: tiny Llama, AdamW, batch ${B} × ${T}`,
+    async () => {
+      await trainer.step([batch]);
+    },
+    SHORT,
+  );
+  bench(
+    'Generator.generate: 3 prompts, greedy, 8 new tokens',
+    async () => {
+      await generator.generate({ prompts: PROMPTS, mode: { kind: 'explicit' }, sampling: { kind: 'greedy' }, maxNewTokens: 8, stopIds: [], batchSize: 3 });
+    },
+    SHORT,
+  );
 });

@@ -14,7 +14,10 @@ describe('bench table', () => {
     ].join('\n');
     const rows = parseBenchLog(log);
     expect(rows.map((r) => [r.bench, r.impl, r['peak_gpu_mib']])).toEqual([
-      ['train', 'latent-sft-ort', 60000], ['train', 'pytorch', 24000], ['gen', 'pytorch-hf-generate', 24000], ['gen', 'latent-sft-ort', undefined],
+      ['train', 'latent-sft-ort', 60000],
+      ['train', 'pytorch', 24000],
+      ['gen', 'pytorch-hf-generate', 24000],
+      ['gen', 'latent-sft-ort', undefined],
     ]);
     const table = benchTable(rows).split('\n');
     expect(table[2]).toBe('| train | 12000 | pytorch | 40000 | 0.30× | 90.0 | 300.0 | 60000 | 24000 | – |');
@@ -22,29 +25,33 @@ describe('bench table', () => {
   });
 
   it('names the fused kernels of an ablation run (some off), not of a run with all on', () => {
-    const rows = parseBenchLog([
-      'BENCH {"bench":"train","impl":"latent-sft-ort","tokens_per_s":30000,"fused":{"optimizer":true,"softmax":true,"rmsnorm":true}}',
-      'BENCH {"bench":"train","impl":"latent-sft-ort","tokens_per_s":25000,"fused":{"optimizer":true,"softmax":true,"rmsnorm":false}}',
-      'BENCH {"bench":"train","impl":"pytorch","tokens_per_s":37500}',
-    ].join('\n'));
+    const rows = parseBenchLog(
+      [
+        'BENCH {"bench":"train","impl":"latent-sft-ort","tokens_per_s":30000,"fused":{"optimizer":true,"softmax":true,"rmsnorm":true}}',
+        'BENCH {"bench":"train","impl":"latent-sft-ort","tokens_per_s":25000,"fused":{"optimizer":true,"softmax":true,"rmsnorm":false}}',
+        'BENCH {"bench":"train","impl":"pytorch","tokens_per_s":37500}',
+      ].join('\n'),
+    );
     const table = benchTable(rows).split('\n');
     expect(table[2]).toBe('| train | 30000 | pytorch | 37500 | 0.80× | – | – | – | – | – |');
     expect(table[3]).toBe('| train (fused: optimizer, softmax) | 25000 | pytorch | 37500 | 0.67× | – | – | – | – | – |');
   });
 
   it('prints one ratio per PyTorch recipe, the error of a failed recipe, and PyTorch-only benchmarks', () => {
-    const rows = parseBenchLog([
-      'BENCH {"bench":"train","impl":"latent-sft-ort","tokens_per_s":30000,"tflops":230}',
-      'PEAK 50000 MiB rc=0 :: node a',
-      'BENCH {"bench":"train","impl":"pytorch","recipe":"bf16-fused","tokens_per_s":40000,"peak_gib_torch":19.5}',
-      'PEAK 22000 MiB rc=0 :: python b',
-      'BENCH {"bench":"train","impl":"pytorch","recipe":"bf16-fused-compile","tokens_per_s":60000,"peak_gib_torch":15.1}',
-      'PEAK 17000 MiB rc=0 :: python c',
-      'BENCH {"bench":"train","impl":"pytorch","recipe":"fp32master-fused-compile","error":"RuntimeError: boom\\nmore"}',
-      'PEAK 1000 MiB rc=0 :: python d',
-      'BENCH {"bench":"lora7b","impl":"pytorch","recipe":"peft-fused","tokens_per_s":8374,"peak_gib_torch":61.8}',
-      'PEAK 65000 MiB rc=0 :: python e',
-    ].join('\n'));
+    const rows = parseBenchLog(
+      [
+        'BENCH {"bench":"train","impl":"latent-sft-ort","tokens_per_s":30000,"tflops":230}',
+        'PEAK 50000 MiB rc=0 :: node a',
+        'BENCH {"bench":"train","impl":"pytorch","recipe":"bf16-fused","tokens_per_s":40000,"peak_gib_torch":19.5}',
+        'PEAK 22000 MiB rc=0 :: python b',
+        'BENCH {"bench":"train","impl":"pytorch","recipe":"bf16-fused-compile","tokens_per_s":60000,"peak_gib_torch":15.1}',
+        'PEAK 17000 MiB rc=0 :: python c',
+        'BENCH {"bench":"train","impl":"pytorch","recipe":"fp32master-fused-compile","error":"RuntimeError: boom\\nmore"}',
+        'PEAK 1000 MiB rc=0 :: python d',
+        'BENCH {"bench":"lora7b","impl":"pytorch","recipe":"peft-fused","tokens_per_s":8374,"peak_gib_torch":61.8}',
+        'PEAK 65000 MiB rc=0 :: python e',
+      ].join('\n'),
+    );
     expect(benchTable(rows).split('\n').slice(2)).toEqual([
       '| train | 30000 | bf16-fused | 40000 | 0.75× | 230.0 | – | 50000 | 22000 | 19.5 |',
       '| train | 30000 | bf16-fused-compile | 60000 | 0.50× | 230.0 | – | 50000 | 17000 | 15.1 |',

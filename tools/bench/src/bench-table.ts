@@ -32,7 +32,14 @@ const rate = (r: Row): number | undefined => (r['tokens_per_s'] ?? r['new_tokens
 function oursLabel(o: Row): string {
   const f = o['fused'];
   const parts = typeof f === 'object' && f !== null ? Object.entries(f as Record<string, boolean>) : [];
-  const fusedNote = parts.some(([, on]) => !on) ? ` (fused: ${parts.filter(([, on]) => on).map(([k]) => k).join(', ') || 'none'})` : '';
+  const fusedNote = parts.some(([, on]) => !on)
+    ? ` (fused: ${
+        parts
+          .filter(([, on]) => on)
+          .map(([k]) => k)
+          .join(', ') || 'none'
+      })`
+    : '';
   return `${o.bench}${o['mode'] ? ` (${String(o['mode'])})` : ''}${fusedNote}`;
 }
 
@@ -44,8 +51,10 @@ function oursLabel(o: Row): string {
 export function benchTable(rows: readonly Row[]): string {
   const ours = rows.filter((r) => r.impl === 'latent-sft-ort');
   const torch = rows.filter((r) => r.impl?.startsWith('pytorch'));
-  const lines = ['| benchmark | ours tokens/s | PyTorch recipe | PyTorch tokens/s | ours / PyTorch | ours TFLOP/s | PyTorch TFLOP/s | ours peak GPU MiB | PyTorch peak GPU MiB | PyTorch allocated GiB |',
-    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|'];
+  const lines = [
+    '| benchmark | ours tokens/s | PyTorch recipe | PyTorch tokens/s | ours / PyTorch | ours TFLOP/s | PyTorch TFLOP/s | ours peak GPU MiB | PyTorch peak GPU MiB | PyTorch allocated GiB |',
+    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|',
+  ];
   const line = (o: Row | undefined, t: Row | undefined, label: string): string => {
     const ro = o ? rate(o) : undefined;
     const rt = t ? rate(t) : undefined;

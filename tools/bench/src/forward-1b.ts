@@ -11,9 +11,14 @@ import { Graph, serialize } from '@latent-sft/graph';
 import { buildDecoder, llama32_1b, parameterShapes, saveCheckpoint, type NamedTensor } from '@latent-sft/models';
 import { DeviceSession, type Device } from '@latent-sft/runtime';
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: {
-  device: { type: 'string', default: 'cuda' }, layers: { type: 'string' }, seq: { type: 'string', default: '128' },
-} });
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    device: { type: 'string', default: 'cuda' },
+    layers: { type: 'string' },
+    seq: { type: 'string', default: '128' },
+  },
+});
 const out = positionals[0] ?? 'fwd-out';
 const device: Device = values.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' };
 const base = llama32_1b();
@@ -31,12 +36,13 @@ const weights: NamedTensor[] = parameterShapes(config).map((p) => {
   const n = p.shape.reduce((a, b) => a * b, 1);
   const data = new Float32Array(n);
   if (p.init === 'ones') data.fill(1);
-  else for (let off = 0; off < n;) {
-    const start = rng.int(table.length - 4096);
-    const len = Math.min(4096, n - off);
-    data.set(table.subarray(start, start + len), off);
-    off += len;
-  }
+  else
+    for (let off = 0; off < n; ) {
+      const start = rng.int(table.length - 4096);
+      const len = Math.min(4096, n - off);
+      data.set(table.subarray(start, start + len), off);
+      off += len;
+    }
   return { name: p.name, shape: p.shape, data };
 });
 emit({ step: 'init', s: (performance.now() - t0) / 1000, params: weights.reduce((a, w) => a + w.data.length, 0) });
@@ -45,7 +51,8 @@ t0 = performance.now();
 saveCheckpoint(join(out, 'model'), config, weights, { dtype: 'bfloat16' });
 emit({ step: 'save-bf16-checkpoint', s: (performance.now() - t0) / 1000 });
 
-const B = 2, T = Number(values.seq);
+const B = 2,
+  T = Number(values.seq);
 const ids = BigInt64Array.from({ length: B * T }, (_, i) => BigInt((i * 7919 + 13) % 128000));
 const result: Record<string, unknown> = { ids: Array.from(ids, Number), B, T, vocab: config.vocabSize };
 for (const dtype of ['float32', 'bfloat16'] as const) {
@@ -61,7 +68,10 @@ for (const dtype of ['float32', 'bfloat16'] as const) {
     const rounded = new Float32Array(w.data.length);
     const u = new Uint32Array(rounded.buffer);
     rounded.set(w.data);
-    for (let i = 0; i < u.length; i++) { const x = u[i] as number; u[i] = ((x + 0x7fff + ((x >>> 16) & 1)) & 0xffff0000) >>> 0; }
+    for (let i = 0; i < u.length; i++) {
+      const x = u[i] as number;
+      u[i] = ((x + 0x7fff + ((x >>> 16) & 1)) & 0xffff0000) >>> 0;
+    }
     const t = s.upload({ dtype: 'float32', dims: w.shape, data: rounded });
     bnd.bindInput(w.name, t);
     return t;

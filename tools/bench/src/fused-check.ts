@@ -9,13 +9,28 @@
 import { parseArgs } from 'node:util';
 import { DeviceSession, type HostTensor, fusedKernelsStatus } from '@latent-sft/runtime';
 import {
-  adamwCopyCase, adamwGraph, adamwInputs, adamwReference, floatValues, maskedSoftmaxCase, rmsNormCase, runOnce, sumSquaresCase, sumSquaresReference, swigluCase,
-  swigluReference, worstRel,
+  adamwCopyCase,
+  adamwGraph,
+  adamwInputs,
+  adamwReference,
+  floatValues,
+  maskedSoftmaxCase,
+  rmsNormCase,
+  runOnce,
+  sumSquaresCase,
+  sumSquaresReference,
+  swigluCase,
+  swigluReference,
+  worstRel,
 } from '@latent-sft/train/testing';
 
-const { values } = parseArgs({ options: {
-  'device-id': { type: 'string', default: '0' }, dry: { type: 'boolean', default: false }, 'timing-only': { type: 'boolean', default: false },
-} });
+const { values } = parseArgs({
+  options: {
+    'device-id': { type: 'string', default: '0' },
+    dry: { type: 'boolean', default: false },
+    'timing-only': { type: 'boolean', default: false },
+  },
+});
 // --dry: every comparison with the CPU standing in for CUDA and no timings (checks this script itself).
 const cuda = values.dry ? ({ kind: 'cpu' } as const) : ({ kind: 'cuda', deviceId: Number(values['device-id']) } as const);
 const cpu = { kind: 'cpu' } as const;
@@ -32,95 +47,123 @@ function mismatches(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return a.length === b.length ? bad : Math.max(a.length, b.length);
 }
 
-if (!values['timing-only']) for (const gdt of ['float32', 'bfloat16', 'float16'] as const) {
-  for (const n of [1003, (1 << 20) + 5]) {
-    const inp = adamwInputs(n, gdt, 11);
-    const model = adamwGraph(n, gdt);
-    const [gpu, host] = [await runOnce(model, inp, cuda), await runOnce(model, inp, cpu)];
-    const ref = adamwReference(inp);
-    const bad = ['p', 'm', 'v'].map((k) => mismatches(gpu[`${k}_new`]!.data as Float32Array, host[`${k}_new`]!.data as Float32Array));
-    const badRef = mismatches(gpu['p_new']!.data as Float32Array, ref.p);
-    const ok = bad.every((x) => x === 0) && badRef === 0;
-    if (!ok) failed++;
-    emit({ check: 'adamw', grad: gdt, n, ok, mismatches_vs_cpu: { p: bad[0], m: bad[1], v: bad[2] }, mismatches_vs_reference: badRef });
+if (!values['timing-only'])
+  for (const gdt of ['float32', 'bfloat16', 'float16'] as const) {
+    for (const n of [1003, (1 << 20) + 5]) {
+      const inp = adamwInputs(n, gdt, 11);
+      const model = adamwGraph(n, gdt);
+      const [gpu, host] = [await runOnce(model, inp, cuda), await runOnce(model, inp, cpu)];
+      const ref = adamwReference(inp);
+      const bad = ['p', 'm', 'v'].map((k) => mismatches(gpu[`${k}_new`]!.data as Float32Array, host[`${k}_new`]!.data as Float32Array));
+      const badRef = mismatches(gpu['p_new']!.data as Float32Array, ref.p);
+      const ok = bad.every((x) => x === 0) && badRef === 0;
+      if (!ok) failed++;
+      emit({ check: 'adamw', grad: gdt, n, ok, mismatches_vs_cpu: { p: bad[0], m: bad[1], v: bad[2] }, mismatches_vs_reference: badRef });
+    }
   }
-}
 
 // AdamWCopy: p', m', v' bit for bit AdamW's, and the 16-bit copy bit for bit CUDA's Cast(p') and the CPU kernel's.
-if (!values['timing-only']) for (const to of ['bfloat16', 'float16'] as const) {
-  for (const n of [1003, (1 << 20) + 5]) {
-    const c = adamwCopyCase(n, to, 12);
-    const [gpu, host] = [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
-    const bits = (t: HostTensor) => t.data as ArrayLike<number>;
-    const bad = {
-      vs_adamw: ['p', 'm', 'v'].reduce((acc, k) => acc + mismatches(bits(gpu[`${k}c`]!), bits(gpu[`${k}a`]!)), 0),
-      copy_vs_cast: mismatches(bits(gpu['copy']!), bits(gpu['cast']!)),
-      copy_vs_cpu: mismatches(bits(gpu['copy']!), bits(host['copy']!)),
-      p_vs_cpu: mismatches(bits(gpu['pc']!), bits(host['pc']!)),
-    };
-    const ok = Object.values(bad).every((x) => x === 0);
-    if (!ok) failed++;
-    emit({ check: 'adamw-copy', to, n, ok, mismatches: bad });
+if (!values['timing-only'])
+  for (const to of ['bfloat16', 'float16'] as const) {
+    for (const n of [1003, (1 << 20) + 5]) {
+      const c = adamwCopyCase(n, to, 12);
+      const [gpu, host] = [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
+      const bits = (t: HostTensor) => t.data as ArrayLike<number>;
+      const bad = {
+        vs_adamw: ['p', 'm', 'v'].reduce((acc, k) => acc + mismatches(bits(gpu[`${k}c`]!), bits(gpu[`${k}a`]!)), 0),
+        copy_vs_cast: mismatches(bits(gpu['copy']!), bits(gpu['cast']!)),
+        copy_vs_cpu: mismatches(bits(gpu['copy']!), bits(host['copy']!)),
+        p_vs_cpu: mismatches(bits(gpu['pc']!), bits(host['pc']!)),
+      };
+      const ok = Object.values(bad).every((x) => x === 0);
+      if (!ok) failed++;
+      emit({ check: 'adamw-copy', to, n, ok, mismatches: bad });
+    }
   }
-}
 
-if (!values['timing-only']) for (const specs of [
-  [{ dtype: 'float32' as const, dims: [37] }, { dtype: 'bfloat16' as const, dims: [64, 5] }, { dtype: 'float16' as const, dims: [3] }],
-  [{ dtype: 'bfloat16' as const, dims: [4096, 2048] }, { dtype: 'float32' as const, dims: [2048] }, { dtype: 'bfloat16' as const, dims: [1001] }],
-]) {
-  const c = sumSquaresCase(specs, 3);
-  const gpu = (await runOnce(c.model, c.inputs, cuda))['y']!.data[0] as number;
-  const host = (await runOnce(c.model, c.inputs, cpu))['y']!.data[0] as number;
-  const ref = sumSquaresReference(c.inputs);
-  const rel = Math.abs(gpu - ref) / ref;
-  const ok = rel <= 1e-6;
-  if (!ok) failed++;
-  emit({ check: 'sumsquares', inputs: specs.map((s) => `${s.dtype}[${s.dims.join(',')}]`), ok, gpu, cpu: host, reference: ref, rel_err: rel });
-}
+if (!values['timing-only'])
+  for (const specs of [
+    [
+      { dtype: 'float32' as const, dims: [37] },
+      { dtype: 'bfloat16' as const, dims: [64, 5] },
+      { dtype: 'float16' as const, dims: [3] },
+    ],
+    [
+      { dtype: 'bfloat16' as const, dims: [4096, 2048] },
+      { dtype: 'float32' as const, dims: [2048] },
+      { dtype: 'bfloat16' as const, dims: [1001] },
+    ],
+  ]) {
+    const c = sumSquaresCase(specs, 3);
+    const gpu = (await runOnce(c.model, c.inputs, cuda))['y']!.data[0] as number;
+    const host = (await runOnce(c.model, c.inputs, cpu))['y']!.data[0] as number;
+    const ref = sumSquaresReference(c.inputs);
+    const rel = Math.abs(gpu - ref) / ref;
+    const ok = rel <= 1e-6;
+    if (!ok) failed++;
+    emit({ check: 'sumsquares', inputs: specs.map((s) => `${s.dtype}[${s.dims.join(',')}]`), ok, gpu, cpu: host, reference: ref, rel_err: rel });
+  }
 
 // MaskedSoftmax (+ Grad): CUDA vs CPU kernels. Both compute in float32 (expf vs std::exp, sums in another
 // order), so values agree to ~1e-6 relative before the final rounding; a 16-bit result near a rounding
 // boundary may differ by one ulp of its dtype.
-if (!values['timing-only']) for (const [dtype, ulp] of [['float32', 1e-5], ['bfloat16', 2 ** -7], ['float16', 2 ** -10]] as const) {
-  for (const [dims, maskDims, scale] of [[[2, 3, 5, 7], [2, 1, 5, 7], 1], [[2, 2, 4, 64, 512], [2, 1, 1, 64, 512], 0.125]] as const) {
-    const c = maskedSoftmaxCase(dtype, [...dims], [...maskDims], scale, 9);
-    const [gpu, host] = [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
-    const worst: Record<string, number> = {};
-    for (const k of ['y', 'stats', 'dx']) {
-      const [a, b] = [floatValues(gpu[k] as HostTensor), floatValues(host[k] as HostTensor)];
-      // y, stats: elementwise relative; dx (y·(dy − t) cancels): relative to the largest |dx| of the case.
-      const norm = k === 'dx' ? b.reduce((acc, v) => Math.max(acc, Math.abs(v)), 0) : 0;
-      let w = 0;
-      for (let i = 0; i < a.length; i++) w = Math.max(w, Math.abs((a[i] as number) - (b[i] as number)) / (k === 'dx' ? norm : Math.abs(b[i] as number) + 1e-30));
-      worst[k] = w;
+if (!values['timing-only'])
+  for (const [dtype, ulp] of [
+    ['float32', 1e-5],
+    ['bfloat16', 2 ** -7],
+    ['float16', 2 ** -10],
+  ] as const) {
+    for (const [dims, maskDims, scale] of [
+      [[2, 3, 5, 7], [2, 1, 5, 7], 1],
+      [[2, 2, 4, 64, 512], [2, 1, 1, 64, 512], 0.125],
+    ] as const) {
+      const c = maskedSoftmaxCase(dtype, [...dims], [...maskDims], scale, 9);
+      const [gpu, host] = [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
+      const worst: Record<string, number> = {};
+      for (const k of ['y', 'stats', 'dx']) {
+        const [a, b] = [floatValues(gpu[k] as HostTensor), floatValues(host[k] as HostTensor)];
+        // y, stats: elementwise relative; dx (y·(dy − t) cancels): relative to the largest |dx| of the case.
+        const norm = k === 'dx' ? b.reduce((acc, v) => Math.max(acc, Math.abs(v)), 0) : 0;
+        let w = 0;
+        for (let i = 0; i < a.length; i++)
+          w = Math.max(w, Math.abs((a[i] as number) - (b[i] as number)) / (k === 'dx' ? norm : Math.abs(b[i] as number) + 1e-30));
+        worst[k] = w;
+      }
+      const ok = worst['y']! <= 2 * ulp && worst['stats']! <= 1e-5 && worst['dx']! <= 4 * ulp;
+      if (!ok) failed++;
+      emit({ check: 'masked-softmax', dtype, dims, scale, ok, worst_rel: worst });
     }
-    const ok = worst['y']! <= 2 * ulp && worst['stats']! <= 1e-5 && worst['dx']! <= 4 * ulp;
-    if (!ok) failed++;
-    emit({ check: 'masked-softmax', dtype, dims, scale, ok, worst_rel: worst });
   }
-}
 
 // RMSNorm (+ Grad): CUDA vs CPU kernels, both float32 inside (sums in another order). y: one ulp of its
 // dtype elementwise; r: 1e-5 relative; dx and dw (dw summed over row blocks of another size): relative
 // to the largest entry of the case.
-if (!values['timing-only']) for (const [dtype, ulp] of [['float32', 1e-5], ['bfloat16', 2 ** -7], ['float16', 2 ** -10]] as const) {
-  for (const dims of [[3, 15, 13], [8, 512, 2048]]) {
-    const c = rmsNormCase(dtype, dims, 5);
-    const [gpu, host] = [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
-    const worst: Record<string, number> = {};
-    for (const k of ['y', 'r', 'dx', 'dw']) {
-      const [a, b] = [floatValues(gpu[k] as HostTensor), floatValues(host[k] as HostTensor)];
-      const byMax = k === 'dx' || k === 'dw';
-      const norm = byMax ? b.reduce((acc, v) => Math.max(acc, Math.abs(v)), 0) : 0;
-      let w = 0;
-      for (let i = 0; i < a.length; i++) w = Math.max(w, Math.abs((a[i] as number) - (b[i] as number)) / (byMax ? norm : Math.abs(b[i] as number) + 1e-30));
-      worst[k] = w;
+if (!values['timing-only'])
+  for (const [dtype, ulp] of [
+    ['float32', 1e-5],
+    ['bfloat16', 2 ** -7],
+    ['float16', 2 ** -10],
+  ] as const) {
+    for (const dims of [
+      [3, 15, 13],
+      [8, 512, 2048],
+    ]) {
+      const c = rmsNormCase(dtype, dims, 5);
+      const [gpu, host] = [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
+      const worst: Record<string, number> = {};
+      for (const k of ['y', 'r', 'dx', 'dw']) {
+        const [a, b] = [floatValues(gpu[k] as HostTensor), floatValues(host[k] as HostTensor)];
+        const byMax = k === 'dx' || k === 'dw';
+        const norm = byMax ? b.reduce((acc, v) => Math.max(acc, Math.abs(v)), 0) : 0;
+        let w = 0;
+        for (let i = 0; i < a.length; i++) w = Math.max(w, Math.abs((a[i] as number) - (b[i] as number)) / (byMax ? norm : Math.abs(b[i] as number) + 1e-30));
+        worst[k] = w;
+      }
+      const ok = worst['y']! <= 2 * ulp && worst['r']! <= 1e-5 && worst['dx']! <= 4 * ulp && worst['dw']! <= 4 * ulp;
+      if (!ok) failed++;
+      emit({ check: 'rmsnorm', dtype, dims, ok, worst_rel: worst });
     }
-    const ok = worst['y']! <= 2 * ulp && worst['r']! <= 1e-5 && worst['dx']! <= 4 * ulp && worst['dw']! <= 4 * ulp;
-    if (!ok) failed++;
-    emit({ check: 'rmsnorm', dtype, dims, ok, worst_rel: worst });
   }
-}
 
 // SwiGLU (+ Grad): CUDA vs CPU kernels and vs the float32 reference. Both sides run the same float32
 // formula (fused_shared.h) but CUDA's expf (≤ 2 ulps) and glibc's (≤ 1) may differ by a few float32 ulps,
@@ -128,22 +171,30 @@ if (!values['timing-only']) for (const [dtype, ulp] of [['float32', 1e-5], ['bfl
 // two ulps of the dtype elementwise (the MaskedSoftmax/RMSNorm bounds), dGate (its factor crosses 0 near
 // g = −1.28) within four, relative to the case's largest |dGate|. The larger shape is the benchmark's MLP
 // [8, 512, 8192]; the odd one has a tail that is not a multiple of 4 (the scalar path).
-if (!values['timing-only']) for (const [dtype, ulp] of [['float32', 1e-6], ['bfloat16', 2 ** -7], ['float16', 2 ** -10]] as const) {
-  for (const dims of [[3, 7, 4099], [8, 512, 8192]]) {
-    const c = swigluCase(dtype, dims, 6);
-    const [gpu, host] = [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
-    const ref = dims[0] === 3 ? swigluReference(c.inputs) : null;
-    const worst: Record<string, number> = {};
-    for (const k of ['y', 'dgate', 'dup'] as const) {
-      const a = floatValues(gpu[k] as HostTensor);
-      worst[k] = worstRel(a, floatValues(host[k] as HostTensor), k === 'dgate');
-      if (ref !== null) worst[`${k}_vs_reference`] = worstRel(a, ref[k], k === 'dgate');
+if (!values['timing-only'])
+  for (const [dtype, ulp] of [
+    ['float32', 1e-6],
+    ['bfloat16', 2 ** -7],
+    ['float16', 2 ** -10],
+  ] as const) {
+    for (const dims of [
+      [3, 7, 4099],
+      [8, 512, 8192],
+    ]) {
+      const c = swigluCase(dtype, dims, 6);
+      const [gpu, host] = [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
+      const ref = dims[0] === 3 ? swigluReference(c.inputs) : null;
+      const worst: Record<string, number> = {};
+      for (const k of ['y', 'dgate', 'dup'] as const) {
+        const a = floatValues(gpu[k] as HostTensor);
+        worst[k] = worstRel(a, floatValues(host[k] as HostTensor), k === 'dgate');
+        if (ref !== null) worst[`${k}_vs_reference`] = worstRel(a, ref[k], k === 'dgate');
+      }
+      const ok = Object.entries(worst).every(([k, w]) => w <= (k.startsWith('dgate') ? 4 : 2) * ulp);
+      if (!ok) failed++;
+      emit({ check: 'swiglu', dtype, dims, ok, worst_rel: worst });
     }
-    const ok = Object.entries(worst).every(([k, w]) => w <= (k.startsWith('dgate') ? 4 : 2) * ulp);
-    if (!ok) failed++;
-    emit({ check: 'swiglu', dtype, dims, ok, worst_rel: worst });
   }
-}
 
 /** Mean ms of `reps` runs of a case on CUDA after one warm-up (inputs uploaded once; everything released). */
 async function timeCase(c: { model: Uint8Array; inputs: Record<string, HostTensor> }, reps: number): Promise<number> {

@@ -16,19 +16,36 @@ import { llama32_1b, type LoraConfig, type ModelConfig } from '@latent-sft/model
 import { buildStepGraphs, graphOptimizer } from '@latent-sft/train';
 import { BENCH_LORA, benchObjective } from './train-objective.js';
 
-const { values } = parseArgs({ options: {
-  which: { type: 'string', default: 'train,lora' }, batch: { type: 'string', default: '8' }, seq: { type: 'string', default: '512' },
-  layers: { type: 'string' }, compute: { type: 'string', default: 'bfloat16' }, json: { type: 'string' }, baseline: { type: 'string' },
-  top: { type: 'string', default: '25' }, nodes: { type: 'string', default: '0' }, fused: { type: 'string', default: 'true' },
-} });
-const B = Number(values.batch), T = Number(values.seq);
+const { values } = parseArgs({
+  options: {
+    which: { type: 'string', default: 'train,lora' },
+    batch: { type: 'string', default: '8' },
+    seq: { type: 'string', default: '512' },
+    layers: { type: 'string' },
+    compute: { type: 'string', default: 'bfloat16' },
+    json: { type: 'string' },
+    baseline: { type: 'string' },
+    top: { type: 'string', default: '25' },
+    nodes: { type: 'string', default: '0' },
+    fused: { type: 'string', default: 'true' },
+  },
+});
+const B = Number(values.batch),
+  T = Number(values.seq);
 const compute = values.compute as 'bfloat16' | 'float16' | 'float32';
 const base = llama32_1b();
 const config: ModelConfig = values.layers ? { ...base, numHiddenLayers: Number(values.layers) } : base;
 
-interface OpStat { nodes: number; written: number; read: number }
+interface OpStat {
+  nodes: number;
+  written: number;
+  read: number;
+}
 interface GraphStats {
-  nodes: number; written: number; read: number; symbolic: number;
+  nodes: number;
+  written: number;
+  read: number;
+  symbolic: number;
   byOp: Record<string, OpStat>;
   casts: Record<string, OpStat>;
 }
@@ -42,14 +59,18 @@ function stats(g: Graph): GraphStats {
     const t = g.value(name);
     let n = 1;
     for (const d of t.shape) {
-      if (typeof d !== 'number') { symbolic++; return 0; }
+      if (typeof d !== 'number') {
+        symbolic++;
+        return 0;
+      }
       n *= d;
     }
     return n * dtypeBytes[t.dtype];
   };
   const s: GraphStats = { nodes: 0, written: 0, read: 0, symbolic: 0, byOp, casts };
   const add = (m: Record<string, OpStat>, k: string, w: number, r: number) => {
-    const o = (m[k] ??= { nodes: 0, written: 0, read: 0 });
+    m[k] ??= { nodes: 0, written: 0, read: 0 };
+    const o = m[k];
     o.nodes++;
     o.written += w;
     o.read += r;
@@ -69,10 +90,17 @@ function stats(g: Graph): GraphStats {
 
 function build(which: 'train' | 'lora'): Graph {
   const lora: LoraConfig | null = which === 'lora' ? BENCH_LORA : null;
-  const graphs = buildStepGraphs({
-    objective: benchObjective(config, B, T, compute, lora), optimizer: graphOptimizer({ kind: 'adamw', lr: 1e-5, weightDecay: 0.01 }),
-    clipNorm: 1.0, compute, lossScale: false, fused: values.fused === 'true',
-  }, 1);
+  const graphs = buildStepGraphs(
+    {
+      objective: benchObjective(config, B, T, compute, lora),
+      optimizer: graphOptimizer({ kind: 'adamw', lr: 1e-5, weightDecay: 0.01 }),
+      clipNorm: 1.0,
+      compute,
+      lossScale: false,
+      fused: values.fused === 'true',
+    },
+    1,
+  );
   return graphs.fused as Graph;
 }
 
@@ -89,8 +117,11 @@ function biggest(g: Graph, k: number): string {
     e.bytes += bytes;
     groups.set(key, e);
   }
-  return [...groups.entries()].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, k)
-    .map(([key, e]) => `  ${(e.bytes / 1e9).toFixed(2).padStart(7)} GB  ${String(e.n).padStart(4)} × ${key}`).join('\n') + '\n';
+  return `${[...groups.entries()]
+    .sort((a, b) => b[1].bytes - a[1].bytes)
+    .slice(0, k)
+    .map(([key, e]) => `  ${(e.bytes / 1e9).toFixed(2).padStart(7)} GB  ${String(e.n).padStart(4)} × ${key}`)
+    .join('\n')}\n`;
 }
 
 /** Ops ORT runs as views (no copy): their "written" bytes are not traffic. */
@@ -118,14 +149,30 @@ function table(which: string, now: GraphStats, before: GraphStats | undefined, t
     lines.push('| op | nodes before | nodes after | GB written before | GB written after | change |', '|---|---:|---:|---:|---:|---:|');
     for (const op of ops.slice(0, top)) {
       const [b, a] = [before.byOp[op], now.byOp[op]];
-      lines.push(`| ${op} | ${b?.nodes ?? 0} | ${a?.nodes ?? 0} | ${GB(b?.written ?? 0)} | ${GB(a?.written ?? 0)} | ${pct(a?.written ?? 0, b?.written ?? 0)} |`);
+      lines.push(
+        `| ${op} | ${b?.nodes ?? 0} | ${a?.nodes ?? 0} | ${GB(b?.written ?? 0)} | ${GB(a?.written ?? 0)} | ${pct(a?.written ?? 0, b?.written ?? 0)} |`,
+      );
     }
-    lines.push(`| **total** | **${before.nodes}** | **${now.nodes}** | **${GB(before.written)}** | **${GB(now.written)}** | **${pct(now.written, before.written)}** |`);
+    lines.push(
+      `| **total** | **${before.nodes}** | **${now.nodes}** | **${GB(before.written)}** | **${GB(now.written)}** | **${pct(now.written, before.written)}** |`,
+    );
     lines.push(`| written without views (${VIEWS.join(', ')}) | | | ${GB(noViews(before))} | ${GB(noViews(now))} | ${pct(noViews(now), noViews(before))} |`);
     lines.push(`| bytes read, total | | | ${GB(before.read)} | ${GB(now.read)} | ${pct(now.read, before.read)} |`);
   }
-  lines.push('', 'Casts by type: ' + Object.entries(now.casts).sort((a, b) => b[1].written - a[1].written)
-    .map(([k, o]) => `${k} ${o.nodes} (${GB(o.written)} GB)`).join(', ') + (before ? `; before: ${Object.entries(before.casts).sort((a, b) => b[1].written - a[1].written).map(([k, o]) => `${k} ${o.nodes} (${GB(o.written)} GB)`).join(', ')}` : ''));
+  lines.push(
+    '',
+    'Casts by type: ' +
+      Object.entries(now.casts)
+        .sort((a, b) => b[1].written - a[1].written)
+        .map(([k, o]) => `${k} ${o.nodes} (${GB(o.written)} GB)`)
+        .join(', ') +
+      (before
+        ? `; before: ${Object.entries(before.casts)
+            .sort((a, b) => b[1].written - a[1].written)
+            .map(([k, o]) => `${k} ${o.nodes} (${GB(o.written)} GB)`)
+            .join(', ')}`
+        : ''),
+  );
   if (now.symbolic > 0) lines.push(`(${now.symbolic} operand(s) had a symbolic dim and count 0 bytes)`);
   lines.push('');
   return lines.join('\n');
@@ -139,7 +186,7 @@ for (const w of values.which.split(',') as Array<'train' | 'lora'>) {
   const s = stats(g);
   out[w] = s;
   process.stderr.write(`${w}: built in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
-  process.stdout.write(table(w, s, baseline?.[w], Number(values.top)) + '\n');
-  if (Number(values.nodes) > 0) process.stdout.write(biggest(g, Number(values.nodes)) + '\n');
+  process.stdout.write(`${table(w, s, baseline?.[w], Number(values.top))}\n`);
+  if (Number(values.nodes) > 0) process.stdout.write(`${biggest(g, Number(values.nodes))}\n`);
 }
-if (values.json) writeFileSync(values.json, JSON.stringify(out, null, 1) + '\n');
+if (values.json) writeFileSync(values.json, `${JSON.stringify(out, null, 1)}\n`);

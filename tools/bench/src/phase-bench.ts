@@ -8,20 +8,39 @@ import { parseArgs } from 'node:util';
 import { Rng } from '@latent-sft/core';
 import { llama32_1b, parameterShapes, loraParameterShapes, type ModelConfig } from '@latent-sft/models';
 import {
-  ENCODER_PREFIX, DECODER_PREFIX, collatePhase1, collatePhase2, encoderConfig, phase1LoraDefaults, phase1Objective,
-  phase2Objective, defaultLora, type SequenceParts, type Phase2Example,
+  ENCODER_PREFIX,
+  DECODER_PREFIX,
+  collatePhase1,
+  collatePhase2,
+  encoderConfig,
+  phase1LoraDefaults,
+  phase1Objective,
+  phase2Objective,
+  defaultLora,
+  type SequenceParts,
+  type Phase2Example,
 } from '@latent-sft/phases';
 import type { Device, HostTensor } from '@latent-sft/runtime';
 import { Trainer } from '@latent-sft/train';
 
-const { values } = parseArgs({ options: {
-  which: { type: 'string', default: 'phase1,phase2' }, batch: { type: 'string', default: '8' }, steps: { type: 'string', default: '5' },
-  device: { type: 'string', default: 'cuda' }, layers: { type: 'string' }, compute: { type: 'string', default: 'bfloat16' },
-  prompt: { type: 'string', default: '96' }, cot: { type: 'string', default: '192' }, r: { type: 'string', default: '4' },
-} });
+const { values } = parseArgs({
+  options: {
+    which: { type: 'string', default: 'phase1,phase2' },
+    batch: { type: 'string', default: '8' },
+    steps: { type: 'string', default: '5' },
+    device: { type: 'string', default: 'cuda' },
+    layers: { type: 'string' },
+    compute: { type: 'string', default: 'bfloat16' },
+    prompt: { type: 'string', default: '96' },
+    cot: { type: 'string', default: '192' },
+    r: { type: 'string', default: '4' },
+  },
+});
 const device: Device = values.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' };
 const compute = values.compute as 'bfloat16' | 'float16' | 'float32';
-const B = Number(values.batch), steps = Number(values.steps), r = Number(values.r);
+const B = Number(values.batch),
+  steps = Number(values.steps),
+  r = Number(values.r);
 const base = llama32_1b();
 const config: ModelConfig = values.layers ? { ...base, numHiddenLayers: Number(values.layers) } : base;
 const emit = (o: Record<string, unknown>) => process.stdout.write(`BENCH ${JSON.stringify(o)}\n`);
@@ -32,14 +51,26 @@ const fill = (shape: number[], kind: 'normal' | 'ones' | 'zeros'): HostTensor =>
   const n = shape.reduce((a, b) => a * b, 1);
   const data = new Float32Array(n);
   if (kind === 'ones') data.fill(1);
-  else if (kind === 'normal') for (let off = 0; off < n; off += 4096) { const s = rng.int(table.length - 4096); data.set(table.subarray(s, s + Math.min(4096, n - off)), off); }
+  else if (kind === 'normal')
+    for (let off = 0; off < n; off += 4096) {
+      const s = rng.int(table.length - 4096);
+      data.set(table.subarray(s, s + Math.min(4096, n - off)), off);
+    }
   return { dtype: 'float32', dims: shape, data };
 };
-const weightsOf = (c: ModelConfig, prefix: string, head: boolean) => Object.fromEntries(parameterShapes(c)
-  .filter((p) => head || p.name !== 'lm_head.weight').map((p) => [prefix + p.name, fill(p.shape, p.init === 'ones' ? 'ones' : 'normal')]));
+const weightsOf = (c: ModelConfig, prefix: string, head: boolean) =>
+  Object.fromEntries(
+    parameterShapes(c)
+      .filter((p) => head || p.name !== 'lm_head.weight')
+      .map((p) => [prefix + p.name, fill(p.shape, p.init === 'ones' ? 'ones' : 'normal')]),
+  );
 const ids = (n: number) => Array.from({ length: n }, () => 1000 + rng.int(100000));
 const examples: SequenceParts[] = Array.from({ length: B }, () => ({
-  prefixIds: ids(Number(values.prompt)), thinkIds: [14023, 771, 29], cotIds: ids(Number(values.cot)), endThinkIds: [524, 27963, 29], answerIds: ids(16),
+  prefixIds: ids(Number(values.prompt)),
+  thinkIds: [14023, 771, 29],
+  cotIds: ids(Number(values.cot)),
+  endThinkIds: [524, 27963, 29],
+  answerIds: ids(16),
 }));
 const tokens = (b: Record<string, HostTensor>) => Object.values(b).reduce((a, t) => Math.max(a, t.dims[0]! * (t.dims[1] ?? 1)), 0);
 
@@ -48,10 +79,25 @@ async function timeTrainer(name: string, trainer: Trainer, feeds: Record<string,
   for (let i = 0; i < 2; i++) losses.push((await trainer.step([feeds])).loss);
   const t0 = performance.now();
   let last: Awaited<ReturnType<Trainer['step']>> | undefined;
-  for (let i = 0; i < steps; i++) { last = await trainer.step([feeds]); losses.push(last.loss); }
+  for (let i = 0; i < steps; i++) {
+    last = await trainer.step([feeds]);
+    losses.push(last.loss);
+  }
   const dt = (performance.now() - t0) / 1000 / steps;
-  emit({ bench: name, impl: 'latent-sft-ort', device: device.kind, compute, batch: B, step_s: dt, tokens_per_step: tokensPerStep,
-    tokens_per_s: tokensPerStep / dt, trainable, loss_first: losses[0], loss_last: losses.at(-1), metrics: last?.metrics });
+  emit({
+    bench: name,
+    impl: 'latent-sft-ort',
+    device: device.kind,
+    compute,
+    batch: B,
+    step_s: dt,
+    tokens_per_step: tokensPerStep,
+    tokens_per_s: tokensPerStep / dt,
+    trainable,
+    loss_first: losses[0],
+    loss_last: losses.at(-1),
+    metrics: last?.metrics,
+  });
   await trainer.release();
 }
 
@@ -59,15 +105,23 @@ if (values.which.includes('phase1')) {
   const lora = phase1LoraDefaults();
   const vocab = config.vocabSize;
   const batch = collatePhase1(examples, { r, compressId: vocab, padId: 128001, ltim: true, ltsum: true, dropoutSeed: 1 });
-  const trainable = Object.fromEntries(loraParameterShapes(encoderConfig(config), lora.encoder)
-    .map((p) => [ENCODER_PREFIX + p.name, fill(p.shape, p.kind === 'A' ? 'normal' : 'zeros')]));
+  const trainable = Object.fromEntries(
+    loraParameterShapes(encoderConfig(config), lora.encoder).map((p) => [ENCODER_PREFIX + p.name, fill(p.shape, p.kind === 'A' ? 'normal' : 'zeros')]),
+  );
   const frozen = { ...weightsOf(encoderConfig(config), ENCODER_PREFIX, false), ...weightsOf(config, DECODER_PREFIX, true) };
   const t0 = performance.now();
-  const trainer = await Trainer.create({
-    objective: phase1Objective(config, { step: 'encoder', latent: { kind: 'soft-topk', k: 10 }, ltim: true, ltsum: true, lora, compute }),
-    optimizer: { kind: 'adamw', lr: 5e-5, weightDecay: 0.01 }, schedule: { kind: 'constant' }, totalSteps: steps + 2, clipNorm: 1.0,
-    precision: { compute }, device,
-  }, { trainable, frozen });
+  const trainer = await Trainer.create(
+    {
+      objective: phase1Objective(config, { step: 'encoder', latent: { kind: 'soft-topk', k: 10 }, ltim: true, ltsum: true, lora, compute }),
+      optimizer: { kind: 'adamw', lr: 5e-5, weightDecay: 0.01 },
+      schedule: { kind: 'constant' },
+      totalSteps: steps + 2,
+      clipNorm: 1.0,
+      precision: { compute },
+      device,
+    },
+    { trainable, frozen },
+  );
   emit({ bench: 'phase1-encoder', phase: 'create', s: (performance.now() - t0) / 1000, m: batch.m[0], encoderLen: batch.encoderLengths[0] });
   const count = Object.values(trainable).reduce((a, t) => a + t.data.length, 0);
   await timeTrainer('phase1-encoder', trainer, batch.feeds, batch.encoderLengths.reduce((a, b) => a + b, 0) + batch.lengths.reduce((a, b) => a + b, 0), count);
@@ -75,23 +129,47 @@ if (values.which.includes('phase1')) {
 
 if (values.which.includes('phase2')) {
   const lora = defaultLora('CAUSAL_LM');
-  const m = Math.ceil(Number(values.cot) / r), k = 10;
+  const m = Math.ceil(Number(values.cot) / r),
+    k = 10;
   const ex: Phase2Example[] = examples.map((e) => {
-    const probs = new Float32Array(m * k), indices = new Int32Array(m * k);
-    for (let i = 0; i < m; i++) { let s = 0; for (let j = 0; j < k; j++) { const p = rng.uniform() + 0.01; probs[i * k + j] = p; s += p; indices[i * k + j] = 1000 + rng.int(100000); } for (let j = 0; j < k; j++) probs[i * k + j]! /= s; }
+    const probs = new Float32Array(m * k),
+      indices = new Int32Array(m * k);
+    for (let i = 0; i < m; i++) {
+      let s = 0;
+      for (let j = 0; j < k; j++) {
+        const p = rng.uniform() + 0.01;
+        probs[i * k + j] = p;
+        s += p;
+        indices[i * k + j] = 1000 + rng.int(100000);
+      }
+      for (let j = 0; j < k; j++) probs[i * k + j]! /= s;
+    }
     return { prefixIds: e.prefixIds, thinkIds: e.thinkIds, endThinkIds: e.endThinkIds, answerIds: e.answerIds, teacher: { m, k, probs, indices } };
   });
   const batch = collatePhase2(ex, { padId: 128001, latent: 'soft-topk', vocabSize: config.vocabSize, dropoutSeed: 1 });
   const trainable = Object.fromEntries(loraParameterShapes(config, lora).map((p) => [p.name, fill(p.shape, p.kind === 'A' ? 'normal' : 'zeros')]));
   const frozen = weightsOf(config, '', true);
   const t0 = performance.now();
-  const trainer = await Trainer.create({
-    objective: phase2Objective(config, { latent: 'soft-topk', lora, compute }),
-    optimizer: { kind: 'adamw', lr: 3e-4, weightDecay: 0.01 }, schedule: { kind: 'constant' }, totalSteps: steps + 2, clipNorm: 1.0,
-    precision: { compute }, device,
-  }, { trainable, frozen });
+  const trainer = await Trainer.create(
+    {
+      objective: phase2Objective(config, { latent: 'soft-topk', lora, compute }),
+      optimizer: { kind: 'adamw', lr: 3e-4, weightDecay: 0.01 },
+      schedule: { kind: 'constant' },
+      totalSteps: steps + 2,
+      clipNorm: 1.0,
+      precision: { compute },
+      device,
+    },
+    { trainable, frozen },
+  );
   emit({ bench: 'phase2', phase: 'create', s: (performance.now() - t0) / 1000, m });
   const count = Object.values(trainable).reduce((a, t) => a + t.data.length, 0);
-  await timeTrainer('phase2', trainer, batch.feeds, batch.lengths.reduce((a, b) => a + b, 0), count);
+  await timeTrainer(
+    'phase2',
+    trainer,
+    batch.feeds,
+    batch.lengths.reduce((a, b) => a + b, 0),
+    count,
+  );
 }
 void tokens;

@@ -8,23 +8,37 @@ import { join } from 'node:path';
 import { Rng } from '@latent-sft/core';
 import { Graph, serialize } from '@latent-sft/graph';
 import {
-  buildDecoder, loadCheckpoint, loraParameterShapes, mergeLora, saveAdapter, saveCheckpoint,
-  type LoraConfig, type NamedTensor,
+  buildDecoder,
+  loadCheckpoint,
+  loraParameterShapes,
+  mergeLora,
+  saveAdapter,
+  saveCheckpoint,
+  type LoraConfig,
+  type NamedTensor,
 } from '@latent-sft/models';
 import { Session, type HostTensor } from '@latent-sft/runtime';
 
 const out = process.argv[2];
 if (out === undefined) throw new Error('usage: roundtrip-export.ts OUT_DIR');
 const fixtures = new URL('../../../packages/models/test/fixtures/', import.meta.url).pathname;
-const ids = [[5, 17, 200, 3, 44, 9, 120, 7], [1, 2, 3, 4, 5, 6, 7, 8]];
+const ids = [
+  [5, 17, 200, 3, 44, 9, 120, 7],
+  [1, 2, 3, 4, 5, 6, 7, 8],
+];
 
 async function logits(ck: ReturnType<typeof loadCheckpoint>, weights: NamedTensor[], lora?: { config: LoraConfig; tensors: NamedTensor[] }) {
   const g = new Graph('rt');
-  const d = buildDecoder(g, ck.config, { input: 'ids', mask: 'padding', params: { kind: 'initializers', tensors: weights },
-    ...(lora ? { lora: { config: lora.config, mode: 'eval' as const } } : {}) });
+  const d = buildDecoder(g, ck.config, {
+    input: 'ids',
+    mask: 'padding',
+    params: { kind: 'initializers', tensors: weights },
+    ...(lora ? { lora: { config: lora.config, mode: 'eval' as const } } : {}),
+  });
   if (d.logits === null) throw new Error('no logits');
   const s = await Session.create(serialize(g).model);
-  const B = ids.length, T = ids[0]!.length;
+  const B = ids.length,
+    T = ids[0]!.length;
   const feeds: Record<string, HostTensor> = {
     input_ids: { dtype: 'int64', dims: [B, T], data: BigInt64Array.from(ids.flat().map(BigInt)) },
     attention_mask: { dtype: 'int64', dims: [B, T], data: new BigInt64Array(B * T).fill(1n) },
@@ -41,9 +55,10 @@ for (const name of ['tiny-llama', 'tiny-qwen2']) {
   const weights = ck.readAll();
   const dir = join(out, name);
   saveCheckpoint(join(dir, 'model'), ck.config, weights, { dtype: 'float32' });
-  const targets = name === 'tiny-llama'
-    ? (['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const)
-    : (['q_proj', 'v_proj', 'down_proj'] as const);
+  const targets =
+    name === 'tiny-llama'
+      ? (['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const)
+      : (['q_proj', 'v_proj', 'down_proj'] as const);
   const lora: LoraConfig = { r: 4, alpha: 8, dropout: 0, targetModules: [...targets], bias: 'none', taskType: 'CAUSAL_LM' };
   const rng = Rng.fromSeed(99);
   const tensors: NamedTensor[] = loraParameterShapes(ck.config, lora).map((p) => {

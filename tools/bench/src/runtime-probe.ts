@@ -6,13 +6,15 @@
 import { parseArgs } from 'node:util';
 import { buildTrainStep, crossEntropy, serialize, sgd, type Tensor } from '@latent-sft/graph';
 import { Rng } from '@latent-sft/core';
-import {
-  DeviceSession, DoubleBuffer, StatePair, resetTransferStats, transferStats, type Device, type HostTensor,
-} from '@latent-sft/runtime';
+import { DeviceSession, DoubleBuffer, StatePair, resetTransferStats, transferStats, type Device, type HostTensor } from '@latent-sft/runtime';
 
-const { values } = parseArgs({ options: {
-  device: { type: 'string', default: 'cpu' }, steps: { type: 'string', default: '100' }, mb: { type: 'string', default: '256' },
-} });
+const { values } = parseArgs({
+  options: {
+    device: { type: 'string', default: 'cpu' },
+    steps: { type: 'string', default: '100' },
+    mb: { type: 'string', default: '256' },
+  },
+});
 const device: Device = values.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' };
 const steps = Number(values.steps);
 const emit = (o: Record<string, unknown>) => process.stdout.write(`PROBE ${JSON.stringify(o)}\n`);
@@ -28,8 +30,12 @@ function randn(rng: Rng, dims: number[], scale: number): HostTensor {
 function trainMlp(hidden: number, batch: number, din: number, classes: number) {
   const step = buildTrainStep({
     name: 'mlp',
-    params: { w1: { dtype: 'float32', shape: [din, hidden] }, b1: { dtype: 'float32', shape: [hidden] },
-      w2: { dtype: 'float32', shape: [hidden, classes] }, b2: { dtype: 'float32', shape: [classes] } },
+    params: {
+      w1: { dtype: 'float32', shape: [din, hidden] },
+      b1: { dtype: 'float32', shape: [hidden] },
+      w2: { dtype: 'float32', shape: [hidden, classes] },
+      b2: { dtype: 'float32', shape: [classes] },
+    },
     inputs: { x: { dtype: 'float32', shape: [batch, din] }, labels: { dtype: 'int64', shape: [batch] } },
     buildLoss: (g, p, i) => {
       const h = g.tanh(g.add(g.matmul(i.x as Tensor, p.w1 as Tensor), p.b1 as Tensor));
@@ -41,8 +47,10 @@ function trainMlp(hidden: number, batch: number, din: number, classes: number) {
   const s = DeviceSession.create(model, { device, graphOptimizationLevel: 'all' });
   const rng = Rng.fromSeed(7);
   const init: Record<string, HostTensor> = {
-    w1: randn(rng, [din, hidden], 1 / Math.sqrt(din)), b1: { dtype: 'float32', dims: [hidden], data: new Float32Array(hidden) },
-    w2: randn(rng, [hidden, classes], 1 / Math.sqrt(hidden)), b2: { dtype: 'float32', dims: [classes], data: new Float32Array(classes) },
+    w1: randn(rng, [din, hidden], 1 / Math.sqrt(din)),
+    b1: { dtype: 'float32', dims: [hidden], data: new Float32Array(hidden) },
+    w2: randn(rng, [hidden, classes], 1 / Math.sqrt(hidden)),
+    b2: { dtype: 'float32', dims: [classes], data: new Float32Array(classes) },
   };
   const state = new DoubleBuffer(Object.keys(init).map((n) => StatePair.create(s, n, `${n}.new`, init[n] as HostTensor)));
   const x = s.alloc('float32', [batch, din]);
@@ -57,11 +65,15 @@ function trainMlp(hidden: number, batch: number, din: number, classes: number) {
     const xs = randn(r, [batch, din], 1).data as Float32Array;
     const ls = new BigInt64Array(batch);
     for (let i = 0; i < batch; i++) {
-      let best = 0, bestV = -Infinity;
+      let best = 0,
+        bestV = -Infinity;
       for (let c = 0; c < classes; c++) {
         let v = 0;
         for (let j = 0; j < din; j++) v += (xs[i * din + j] as number) * (teacher[j * classes + c] as number);
-        if (v > bestV) { bestV = v; best = c; }
+        if (v > bestV) {
+          bestV = v;
+          best = c;
+        }
       }
       ls[i] = BigInt(best);
     }
@@ -72,7 +84,8 @@ function trainMlp(hidden: number, batch: number, din: number, classes: number) {
   let t0 = 0;
   let bytesAfterWarm = { up: 0, down: 0 };
   for (let k = 0; k < steps; k++) {
-    if (k === 5) { // after warm-up: time and count the remaining steps
+    if (k === 5) {
+      // after warm-up: time and count the remaining steps
       resetTransferStats();
       t0 = performance.now();
     }
@@ -90,15 +103,30 @@ function trainMlp(hidden: number, batch: number, din: number, classes: number) {
   state.release();
   b.release();
   s.release();
-  return { hidden, params, paramBytes: params * 4, batchBytes: batch * din * 4 + batch * 8, lossFirst: losses[0],
-    lossLast: losses.at(-1), stepMs: dtMs, upBytesPerStep: bytesAfterWarm.up, downBytesPerStep: bytesAfterWarm.down };
+  return {
+    hidden,
+    params,
+    paramBytes: params * 4,
+    batchBytes: batch * din * 4 + batch * 8,
+    lossFirst: losses[0],
+    lossLast: losses.at(-1),
+    stepMs: dtMs,
+    upBytesPerStep: bytesAfterWarm.up,
+    downBytesPerStep: bytesAfterWarm.down,
+  };
 }
 
 function bandwidth(mb: number) {
-  const s = DeviceSession.create(serialize(buildTrainStep({
-    params: { p: { dtype: 'float32', shape: [1] } }, inputs: {},
-    buildLoss: (g, p) => g.reduceSum(g.mul(p.p as Tensor, p.p as Tensor), undefined, false),
-  }).graph).model, { device });
+  const s = DeviceSession.create(
+    serialize(
+      buildTrainStep({
+        params: { p: { dtype: 'float32', shape: [1] } },
+        inputs: {},
+        buildLoss: (g, p) => g.reduceSum(g.mul(p.p as Tensor, p.p as Tensor), undefined, false),
+      }).graph,
+    ).model,
+    { device },
+  );
   const n = (mb * 2 ** 20) / 4;
   const host = new Float32Array(n).fill(1.5);
   const t = s.alloc('float32', [n]);
@@ -125,7 +153,9 @@ function bandwidth(mb: number) {
 async function releaseOrder() {
   const n = 1 << 24;
   const step = buildTrainStep({
-    params: { p: { dtype: 'float32', shape: [n] } }, inputs: {}, optimizer: sgd(0.1),
+    params: { p: { dtype: 'float32', shape: [n] } },
+    inputs: {},
+    optimizer: sgd(0.1),
     buildLoss: (g, p) => g.reduceSum(g.mul(p.p as Tensor, p.p as Tensor), undefined, false),
   });
   const model = serialize(step.graph).model;

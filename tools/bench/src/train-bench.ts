@@ -7,28 +7,53 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Rng } from '@latent-sft/core';
-import {
-  llama32_1b, loraParameterShapes, parameterCount, parameterShapes, type LoraConfig, type ModelConfig,
-} from '@latent-sft/models';
+import { llama32_1b, loraParameterShapes, parameterCount, parameterShapes, type LoraConfig, type ModelConfig } from '@latent-sft/models';
 import type { Device, HostTensor } from '@latent-sft/runtime';
 import { Trainer } from '@latent-sft/train';
 import { BENCH_LORA, benchObjective } from './train-objective.js';
 
-const { values } = parseArgs({ options: {
-  which: { type: 'string', default: 'train,lora' }, batch: { type: 'string', default: '8' }, seq: { type: 'string', default: '512' },
-  steps: { type: 'string', default: '10' }, device: { type: 'string', default: 'cuda' }, layers: { type: 'string' }, compute: { type: 'string', default: 'bfloat16' },
-  profile: { type: 'string' }, fused: { type: 'string', default: 'auto' }, 'cuda-opt': { type: 'string', default: '' }, 'mem-pattern': { type: 'string', default: '' },
-} });
+const { values } = parseArgs({
+  options: {
+    which: { type: 'string', default: 'train,lora' },
+    batch: { type: 'string', default: '8' },
+    seq: { type: 'string', default: '512' },
+    steps: { type: 'string', default: '10' },
+    device: { type: 'string', default: 'cuda' },
+    layers: { type: 'string' },
+    compute: { type: 'string', default: 'bfloat16' },
+    profile: { type: 'string' },
+    fused: { type: 'string', default: 'auto' },
+    'cuda-opt': { type: 'string', default: '' },
+    'mem-pattern': { type: 'string', default: '' },
+  },
+});
 // --cuda-opt k=v,k=v: extra CUDA provider options (e.g. arena_extend_strategy=kSameAsRequested).
-const cudaOptions = Object.fromEntries(values['cuda-opt'].split(',').filter((kv) => kv !== '').map((kv) => kv.split('=') as [string, string]));
+const cudaOptions = Object.fromEntries(
+  values['cuda-opt']
+    .split(',')
+    .filter((kv) => kv !== '')
+    .map((kv) => kv.split('=') as [string, string]),
+);
 // --fused auto|true|false or a comma list of the parts to use: optimizer,softmax,rmsnorm,swiglu,copies (copies: the
 // fused AdamW writes the 16-bit weights, FusedParts.weightCopies)
 const parts = values.fused.split(',');
-const fusedKernels = values.fused === 'auto' ? 'auto' : values.fused === 'true' || values.fused === 'false' ? values.fused === 'true'
-  : { optimizer: parts.includes('optimizer'), softmax: parts.includes('softmax'), rmsnorm: parts.includes('rmsnorm'), swiglu: parts.includes('swiglu'), weightCopies: parts.includes('copies') };
+const fusedKernels =
+  values.fused === 'auto'
+    ? 'auto'
+    : values.fused === 'true' || values.fused === 'false'
+      ? values.fused === 'true'
+      : {
+          optimizer: parts.includes('optimizer'),
+          softmax: parts.includes('softmax'),
+          rmsnorm: parts.includes('rmsnorm'),
+          swiglu: parts.includes('swiglu'),
+          weightCopies: parts.includes('copies'),
+        };
 const compute = values.compute as 'bfloat16' | 'float16' | 'float32';
 const device: Device = values.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' };
-const B = Number(values.batch), T = Number(values.seq), steps = Number(values.steps);
+const B = Number(values.batch),
+  T = Number(values.seq),
+  steps = Number(values.steps);
 const base = llama32_1b();
 const config: ModelConfig = values.layers ? { ...base, numHiddenLayers: Number(values.layers) } : base;
 const emit = (o: Record<string, unknown>) => process.stdout.write(`BENCH ${JSON.stringify(o)}\n`);
@@ -42,18 +67,23 @@ function fill(shape: number[], kind: 'normal' | 'ones' | 'zeros'): HostTensor {
   const n = shape.reduce((a, b) => a * b, 1);
   const data = new Float32Array(n);
   if (kind === 'ones') data.fill(1);
-  else if (kind === 'normal') for (let off = 0; off < n; off += 4096) {
-    const s = rng.int(table.length - 4096);
-    data.set(table.subarray(s, s + Math.min(4096, n - off)), off);
-  }
+  else if (kind === 'normal')
+    for (let off = 0; off < n; off += 4096) {
+      const s = rng.int(table.length - 4096);
+      data.set(table.subarray(s, s + Math.min(4096, n - off)), off);
+    }
   return { dtype: 'float32', dims: shape, data };
 }
 
 function batch(): Record<string, HostTensor> {
   const tok = BigInt64Array.from({ length: B * T }, (_, i) => BigInt((i * 7919 + 13) % 128000));
   const i64 = (data: BigInt64Array): HostTensor => ({ dtype: 'int64', dims: [B, T], data });
-  return { input_ids: i64(tok), labels: i64(tok.slice()), attention_mask: i64(new BigInt64Array(B * T).fill(1n)),
-    position_ids: i64(BigInt64Array.from({ length: B * T }, (_, i) => BigInt(i % T))) };
+  return {
+    input_ids: i64(tok),
+    labels: i64(tok.slice()),
+    attention_mask: i64(new BigInt64Array(B * T).fill(1n)),
+    position_ids: i64(BigInt64Array.from({ length: B * T }, (_, i) => BigInt(i % T))),
+  };
 }
 
 async function run(which: 'train' | 'lora') {
@@ -61,10 +91,24 @@ async function run(which: 'train' | 'lora') {
   const weights = Object.fromEntries(parameterShapes(config).map((p) => [p.name, fill(p.shape, p.init === 'ones' ? 'ones' : 'normal')]));
   const adapters = lora ? Object.fromEntries(loraParameterShapes(config, lora).map((p) => [p.name, fill(p.shape, p.kind === 'A' ? 'normal' : 'zeros')])) : {};
   let t0 = performance.now();
-  const trainer = await Trainer.create({
-    objective: objective(lora), optimizer: { kind: 'adamw', lr: 1e-5, weightDecay: 0.01 }, schedule: { kind: 'constant' },
-    totalSteps: steps + 3, clipNorm: 1.0, precision: { compute }, device, fusedKernels, session: { ...(values.profile ? { profilePrefix: values.profile } : {}), cudaOptions, ...(values['mem-pattern'] !== '' ? { enableMemPattern: values['mem-pattern'] === 'true' } : {}) },
-  }, lora ? { trainable: adapters, frozen: weights } : { trainable: weights, frozen: {} });
+  const trainer = await Trainer.create(
+    {
+      objective: objective(lora),
+      optimizer: { kind: 'adamw', lr: 1e-5, weightDecay: 0.01 },
+      schedule: { kind: 'constant' },
+      totalSteps: steps + 3,
+      clipNorm: 1.0,
+      precision: { compute },
+      device,
+      fusedKernels,
+      session: {
+        ...(values.profile ? { profilePrefix: values.profile } : {}),
+        cudaOptions,
+        ...(values['mem-pattern'] !== '' ? { enableMemPattern: values['mem-pattern'] === 'true' } : {}),
+      },
+    },
+    lora ? { trainable: adapters, frozen: weights } : { trainable: weights, frozen: {} },
+  );
   emit({ bench: which, phase: 'create', s: (performance.now() - t0) / 1000 });
   const b = batch();
   const feeds = lora ? { ...b, dropout_seed: { dtype: 'int64' as const, dims: [], data: new BigInt64Array([1n]) } } : b;
@@ -80,9 +124,23 @@ async function run(which: 'train' | 'lora') {
   const attn = 12 * config.numHiddenLayers * config.hiddenSize * T;
   const fpt = lora ? 4 * n + 6 * trainableCount + attn : 6 * n + attn; // LoRA: no weight gradients of the base
   const tok = (B * T) / dt;
-  emit({ bench: which, impl: 'latent-sft-ort', device: device.kind, compute, fused: trainer.fusedKernels, batch: B, seq: T, step_s: dt, tokens_per_s: tok,
-    tflops: (tok * fpt) / 1e12, trainable: trainableCount, loss_first: losses[0], loss_last: losses.at(-1),
-    h2d_bytes_per_step: (io1.hostToDevice - io0.hostToDevice) / steps, d2h_bytes_per_step: (io1.deviceToHost - io0.deviceToHost) / steps });
+  emit({
+    bench: which,
+    impl: 'latent-sft-ort',
+    device: device.kind,
+    compute,
+    fused: trainer.fusedKernels,
+    batch: B,
+    seq: T,
+    step_s: dt,
+    tokens_per_s: tok,
+    tflops: (tok * fpt) / 1e12,
+    trainable: trainableCount,
+    loss_first: losses[0],
+    loss_last: losses.at(-1),
+    h2d_bytes_per_step: (io1.hostToDevice - io0.hostToDevice) / steps,
+    d2h_bytes_per_step: (io1.deviceToHost - io0.deviceToHost) / steps,
+  });
   if (values.profile) {
     for (const file of trainer.endProfiling()) emit({ bench: which, profile: summarizeProfile(file) });
   }
@@ -100,7 +158,9 @@ function summarizeProfile(file: string) {
     byOp.set(op, (byOp.get(op) ?? 0) + e.dur);
     total += e.dur;
   }
-  const top = [...byOp.entries()].sort((a, b) => b[1] - a[1]).slice(0, 15)
+  const top = [...byOp.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 15)
     .map(([op, us]) => ({ op, ms: Number((us / 1000).toFixed(1)), share: Number((us / total).toFixed(3)) }));
   return { file, totalMs: Number((total / 1000).toFixed(1)), top };
 }

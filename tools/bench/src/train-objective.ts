@@ -3,13 +3,26 @@
 // on the Trainer's tensors (weights viewed once in the compute dtype), causal-LM loss.
 import type { Tensor } from '@latent-sft/graph';
 import {
-  causalLmLoss, decoder, embed, loraParameterShapes, paddingBias, parameterShapes, viewWeights, type LoraConfig, type ModelConfig,
+  causalLmLoss,
+  decoder,
+  embed,
+  loraParameterShapes,
+  paddingBias,
+  parameterShapes,
+  viewWeights,
+  type LoraConfig,
+  type ModelConfig,
 } from '@latent-sft/models';
 import type { Objective } from '@latent-sft/train';
 
 /** The LoRA of the 'lora' benchmark: r 64, alpha 128, dropout 0.1 on every projection (the phase-1 step shape). */
 export const BENCH_LORA: LoraConfig = {
-  r: 64, alpha: 128, dropout: 0.1, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], bias: 'none', taskType: 'CAUSAL_LM',
+  r: 64,
+  alpha: 128,
+  dropout: 0.1,
+  targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+  bias: 'none',
+  taskType: 'CAUSAL_LM',
 };
 
 /** Full fine-tuning (lora null) or LoRA-only objective on `config`, batch B × T, compute dtype `compute`. */
@@ -21,7 +34,13 @@ export function benchObjective(config: ModelConfig, B: number, T: number, comput
   return {
     trainable: lora ? adapters : baseSpecs,
     frozen: lora ? baseSpecs : {},
-    batch: { input_ids: ids, attention_mask: ids, position_ids: ids, labels: ids, ...(lora && lora.dropout > 0 ? { dropout_seed: { dtype: 'int64' as const, shape: [] } } : {}) },
+    batch: {
+      input_ids: ids,
+      attention_mask: ids,
+      position_ids: ids,
+      labels: ids,
+      ...(lora && lora.dropout > 0 ? { dropout_seed: { dtype: 'int64' as const, shape: [] } } : {}),
+    },
     buildLoss(g, trainable, inputs) {
       const t: Record<string, Tensor> = { ...trainable, ...inputs };
       const weights = viewWeights(g, Object.fromEntries(Object.keys(baseSpecs).map((n) => [n, t[n]!])), compute);

@@ -59,8 +59,7 @@ function fakeProviders(dir: string, tag = 'v1'): void {
 describe('parseArgs', () => {
   it('reads flags with separate or inline values', () => {
     expect(parseArgs([])).toEqual({ mode: 'install', deviceId: 0, skipCheck: false });
-    expect(parseArgs(['--from', '/x', '--target=/y', '--skip-check'])).toEqual(
-      { mode: 'install', from: '/x', target: '/y', deviceId: 0, skipCheck: true });
+    expect(parseArgs(['--from', '/x', '--target=/y', '--skip-check'])).toEqual({ mode: 'install', from: '/x', target: '/y', deviceId: 0, skipCheck: true });
     expect(parseArgs(['--check', '--device', '3'])).toEqual({ mode: 'check', deviceId: 3, skipCheck: false });
     expect(parseArgs(['--help']).mode).toBe('help');
   });
@@ -110,12 +109,12 @@ describe('placing the provider libraries', () => {
     fakeProviders(join(tmp, 'p'));
     rmSync(join(tmp, 'p', 'libonnxruntime_providers_cuda.so'));
     expect(() => findProviderDir(join(tmp, 'p'))).toThrow(
-      `field '--from': no libonnxruntime_providers_shared.so and libonnxruntime_providers_cuda.so in ${join(tmp, 'p')},`);
+      `field '--from': no libonnxruntime_providers_shared.so and libonnxruntime_providers_cuda.so in ${join(tmp, 'p')},`,
+    );
     expect(() => installProviders(join(tmp, 'nope'), tmp)).toThrow(`${join(tmp, 'nope')} does not exist`);
     expect(() => installProviders(join(tmp, 'p'), join(tmp, 'missing-target'))).toThrow(/field '--from': no /);
     fakeProviders(join(tmp, 'q'));
-    expect(() => installProviders(join(tmp, 'q'), join(tmp, 'missing-target'))).toThrow(
-      `field '--target': ${join(tmp, 'missing-target')} is not a folder`);
+    expect(() => installProviders(join(tmp, 'q'), join(tmp, 'missing-target'))).toThrow(`field '--target': ${join(tmp, 'missing-target')} is not a folder`);
     writeFileSync(join(tmp, 'bad.tgz'), 'not a tarball');
     expect(() => installProviders(join(tmp, 'bad.tgz'), tmp)).toThrow(/bad\.tgz: cannot extract package\/Plugins\/Linux\/x64\//);
   });

@@ -3,7 +3,7 @@
 // (beside onnxruntime-node's libonnxruntime.so.1, where ORT looks for provider libraries), and which
 // CUDA libraries it needs at run time (ldd for linked ones, the loader's search for dlopened ones).
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { inputError } from '@latent-sft/core';
@@ -110,7 +110,9 @@ export function extractProviders(tgz: string, workDir: string): string {
   try {
     execFileSync('tar', ['xzf', tgz, '-C', workDir, ...members], { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (e) {
-    const why = String((e as { stderr?: unknown }).stderr ?? e).trim().split('\n')[0];
+    const why = String((e as { stderr?: unknown }).stderr ?? e)
+      .trim()
+      .split('\n')[0];
     throw inputError({ file: tgz }, `cannot extract ${members.join(', ')}: ${why}`);
   }
   return join(workDir, PROVIDER_DIR_IN_TARBALL);
@@ -120,10 +122,15 @@ export function extractProviders(tgz: string, workDir: string): string {
 export function fetchProviderPackage(workDir: string): string {
   let out: string;
   try {
-    out = execFileSync('npm', ['pack', GPU_PACKAGE, '--pack-destination', workDir, '--cache', join(workDir, 'npm-cache'), '--silent'],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    out = execFileSync('npm', ['pack', GPU_PACKAGE, '--pack-destination', workDir, '--cache', join(workDir, 'npm-cache'), '--silent'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   } catch (e) {
-    const why = String((e as { stderr?: unknown }).stderr ?? e).trim().split('\n').pop();
+    const why = String((e as { stderr?: unknown }).stderr ?? e)
+      .trim()
+      .split('\n')
+      .pop();
     throw inputError({ field: GPU_PACKAGE }, `npm pack failed (${why}); without registry access use --from DIR`);
   }
   const tgz = join(workDir, out.trim().split('\n').pop() ?? '');

@@ -8,7 +8,13 @@ const top = topKDistribution(matrix(Float64Array.from([1, 3, 2]), 1, 3), 2);
 const mask = inductionMask([5, 6, 9, 7], { compressId: 9 });
 const positions = dualTrackPositions([1, 2, -100, 3, -100, 4]);
 const answer = extractAnswer('so the total is \\boxed{72}').answer;
-process.stdout.write(`${JSON.stringify({
-  probs: Array.from(probs.data), topIndices: Array.from(top.indices.data), mask: Array.from(mask), positions: Array.from(positions),
-  answer, equivalent: isEquivalent(answer, '72.0', 'numeric'),
-})}\n`);
+process.stdout.write(
+  `${JSON.stringify({
+    probs: Array.from(probs.data),
+    topIndices: Array.from(top.indices.data),
+    mask: Array.from(mask),
+    positions: Array.from(positions),
+    answer,
+    equivalent: isEquivalent(answer, '72.0', 'numeric'),
+  })}\n`,
+);

@@ -40,14 +40,30 @@ describe('packed packages in a fresh npm project', () => {
       // LTIM of [5, 6, <compress>, 7]: causal, and no position after the compress token sees it.
       mask: [1, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 0, 1],
       positions: [0, 1, 2, 3, 3, 4],
-      answer: '72', equivalent: true,
+      answer: '72',
+      equivalent: true,
     });
 
     copyFileSync(join(consumer, 'index.ts'), join(app, 'index.ts'));
-    writeFileSync(join(app, 'tsconfig.json'), `${JSON.stringify({
-      compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, skipLibCheck: false, noEmit: true, types: ['node'] },
-      files: ['index.ts'],
-    }, null, 2)}\n`);
+    writeFileSync(
+      join(app, 'tsconfig.json'),
+      `${JSON.stringify(
+        {
+          compilerOptions: {
+            target: 'ES2022',
+            module: 'NodeNext',
+            moduleResolution: 'NodeNext',
+            strict: true,
+            skipLibCheck: false,
+            noEmit: true,
+            types: ['node'],
+          },
+          files: ['index.ts'],
+        },
+        null,
+        2,
+      )}\n`,
+    );
     run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], app);
   });
 });

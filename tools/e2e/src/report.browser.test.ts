@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
-import { writeTinyLlama } from '../../../apps/eval/src/tiny-model.testing.js';
+import { writeRandomModel } from '@latent-sft/pipeline';
 
 const root = new URL('../../..', import.meta.url).pathname;
 const chromiumPath = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
@@ -20,8 +20,11 @@ const outDir = new URL('../test-results', import.meta.url).pathname;
 
 /** Runs the eval app (sources, as `pnpm eval` does); a failure shows its stderr. */
 function evalCli(args: string[]): void {
-  const r = spawnSync(join(root, 'node_modules/.bin/tsx'), ['--conditions=@latent-sft/source', join(root, 'apps/eval/src/main.ts'), ...args, '--log-format', 'json'],
-    { cwd: root, encoding: 'utf8' });
+  const r = spawnSync(
+    join(root, 'node_modules/.bin/tsx'),
+    ['--conditions=@latent-sft/source', join(root, 'apps/eval/src/main.ts'), ...args, '--log-format', 'json'],
+    { cwd: root, encoding: 'utf8' },
+  );
   if (r.status !== 0) throw new Error(`eval ${args[0]} failed (${r.status}):\n${r.stderr}`);
 }
 
@@ -29,7 +32,7 @@ function evalCli(args: string[]): void {
 function writeMetrics(dir: string, steps: number, first: number, last: number, kl: boolean, mtime: number): void {
   mkdirSync(dir, { recursive: true });
   const lines = Array.from({ length: steps }, (_, i) => {
-    const loss = last + (first - last) * Math.exp(-4 * i / steps);
+    const loss = last + (first - last) * Math.exp((-4 * i) / steps);
     return JSON.stringify({ step: i + 1, loss, ce: loss * 0.8, ...(kl ? { kl: loss * 0.2 } : {}), lr: 1e-3 });
   });
   const file = join(dir, 'metrics.jsonl');
@@ -40,9 +43,31 @@ function writeMetrics(dir: string, steps: number, first: number, last: number, k
 describe.skipIf(!required && !existsSync(chromiumPath))('eval report in chromium', () => {
   it('renders Table 1, the runs table, one loss curve per phase and the superposition heatmap with no console error', async () => {
     const tmp = mkdtempSync(join(tmpdir(), 'report-browser-'));
-    await writeTinyLlama(join(tmp, 'model'));
-    evalCli(['run', '--model', join(tmp, 'model'), '--datasets', 'gsm8k-aug-test', '--mode', 'latent', '--seeds', '1', '--limit', '2',
-      '--max-latent', '4', '--max-new-tokens', '4', '--batch-size', '2', '--greedy', '--examples', '1', '--out', join(tmp, 'eval')]);
+    await writeRandomModel(join(tmp, 'model'), 'llama-3.2', { hiddenSize: 32, intermediateSize: 64, layers: 1, heads: 2, kvHeads: 1 }, 11);
+    evalCli([
+      'run',
+      '--model',
+      join(tmp, 'model'),
+      '--datasets',
+      'gsm8k-aug-test',
+      '--mode',
+      'latent',
+      '--seeds',
+      '1',
+      '--limit',
+      '2',
+      '--max-latent',
+      '4',
+      '--max-new-tokens',
+      '4',
+      '--batch-size',
+      '2',
+      '--greedy',
+      '--examples',
+      '1',
+      '--out',
+      join(tmp, 'eval'),
+    ]);
     const run = join(tmp, 'run');
     const t0 = Date.now() / 1000 - 100;
     writeMetrics(join(run, 'm0'), 60, 11.3, 2.0, false, t0);
@@ -55,7 +80,9 @@ describe.skipIf(!required && !existsSync(chromiumPath))('eval report in chromium
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       const errors: string[] = [];
-      page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') errors.push(`console ${m.type()}: ${m.text()}`); });
+      page.on('console', (m) => {
+        if (m.type() === 'error' || m.type() === 'warning') errors.push(`console ${m.type()}: ${m.text()}`);
+      });
       page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
       await page.goto(`file://${html}`, { waitUntil: 'load' });
 
@@ -71,7 +98,10 @@ describe.skipIf(!required && !existsSync(chromiumPath))('eval report in chromium
       expect(await charts.evaluateAll((svgs) => svgs.map((s) => s.getAttribute('aria-label')))).toEqual(['loss vs step', 'ce vs step', 'kl vs step']);
       const lossLegend = await charts.first().locator('text.legend').allTextContents();
       expect(lossLegend).toEqual(['m0/metrics.jsonl', 'phase1-encoder/metrics.jsonl', 'phase2/metrics.jsonl']);
-      const lengths = await charts.first().locator('polyline.series').evaluateAll((ps) => ps.map((p) => (p as unknown as { getTotalLength(): number }).getTotalLength()));
+      const lengths = await charts
+        .first()
+        .locator('polyline.series')
+        .evaluateAll((ps) => ps.map((p) => (p as unknown as { getTotalLength(): number }).getTotalLength()));
       expect(lengths).toHaveLength(3);
       for (const l of lengths) expect(l).toBeGreaterThan(50);
 

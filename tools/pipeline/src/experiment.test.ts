@@ -18,25 +18,35 @@ const plan = {
   model: { hiddenSize: 32, intermediateSize: 64, layers: 1, heads: 2, kvHeads: 1, vocab: 'corpus' },
   data: { source: 'multiplication', count: 12, digitsA: 1, digitsB: 2, seed: 3 },
   stages: {
-    cotSft: { train: train(3) }, noCot: { train: train(3) },
-    phase1Encoder: { lora: { r: 4 }, train: train(2) }, phase1Decoder: { lora: { r: 4 }, train: train(2) },
-    phase1Union: { lora: { r: 4 }, train: train(2) }, cache: { batchSize: 8 }, phase2: { lora: { r: 4 }, train: train(2) },
+    cotSft: { train: train(3) },
+    noCot: { train: train(3) },
+    phase1Encoder: { lora: { r: 4 }, train: train(2) },
+    phase1Decoder: { lora: { r: 4 }, train: train(2) },
+    phase1Union: { lora: { r: 4 }, train: train(2) },
+    cache: { batchSize: 8 },
+    phase2: { lora: { r: 4 }, train: train(2) },
   },
   rows: [{ id: 'r4', label: 'Latent-SFT(4)', r: 4 }],
   eval: { datasets: ['multiplication-1x2'], seeds: [1], limit: 3, batchSize: 4, maxLatent: 4, maxNewTokens: 4 },
 };
 
-interface StageRecord { id: string; status: string }
+interface StageRecord {
+  id: string;
+  status: string;
+}
 /**
  * Runs the driver as a child process. Asynchronously: a spawnSync would block this test worker's
  * event loop for minutes, and vitest's worker RPC (onTaskUpdate, 60 s) would time out on a busy machine.
  */
 async function run(planFile: string, out: string): Promise<{ status: number | null; stderr: string; stages: Map<string, string> }> {
   const child = spawn(process.execPath, ['--conditions=@latent-sft/source', '--import', 'tsx', SCRIPT, 'run', '--plan', planFile, '--out', out], {
-    cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'],
+    cwd: ROOT,
+    stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
   const status = await new Promise<number | null>((res, rej) => {
     child.on('error', rej);
     child.on('close', (code) => res(code));

@@ -33,11 +33,16 @@ const DONE = '.stage-done';
 /** The app CLI argv of a stage given its config file. */
 function appArgv(app: StageApp, file: string): string[] {
   switch (app) {
-    case 'phase1-encoder': return ['encoder', '--config', file];
-    case 'phase1-decoder': return ['decoder', '--config', file];
-    case 'phase1-union': return ['union', '--config', file];
-    case 'eval': return ['run', '--config', file];
-    default: return ['--config', file];
+    case 'phase1-encoder':
+      return ['encoder', '--config', file];
+    case 'phase1-decoder':
+      return ['decoder', '--config', file];
+    case 'phase1-union':
+      return ['union', '--config', file];
+    case 'eval':
+      return ['run', '--config', file];
+    default:
+      return ['--config', file];
   }
 }
 
@@ -53,12 +58,20 @@ async function runStage(app: StageApp, file: string): Promise<void> {
   const io = { logger, write: (text: string) => process.stdout.write(text) };
   const argv = appArgv(app, file);
   switch (app) {
-    case 'cot-sft': return cotSftCli(argv, io);
-    case 'phase1-encoder': case 'phase1-decoder': case 'phase1-union': return phase1Cli(argv, io);
-    case 'merge-lora': return mergeLoraCli(argv, io);
-    case 'cache-latents': return cacheLatentsCli(argv, io);
-    case 'phase2': return phase2Cli(argv, io);
-    case 'eval': return evalCli(argv, io.write, logger);
+    case 'cot-sft':
+      return cotSftCli(argv, io);
+    case 'phase1-encoder':
+    case 'phase1-decoder':
+    case 'phase1-union':
+      return phase1Cli(argv, io);
+    case 'merge-lora':
+      return mergeLoraCli(argv, io);
+    case 'cache-latents':
+      return cacheLatentsCli(argv, io);
+    case 'phase2':
+      return phase2Cli(argv, io);
+    case 'eval':
+      return evalCli(argv, io.write, logger);
   }
 }
 
@@ -93,7 +106,8 @@ function spawnStage(stage: Stage, file: string, log: string): Promise<number> {
   mkdirSync(dirname(log), { recursive: true });
   const fd = openSync(log, 'w');
   const child = spawn(process.execPath, [...process.execArgv, SCRIPT, 'stage', '--app', stage.app, '--file', file], {
-    stdio: ['ignore', fd, fd], env: process.env,
+    stdio: ['ignore', fd, fd],
+    env: process.env,
   });
   return new Promise((res) => {
     child.on('exit', (code, signal) => {
@@ -124,7 +138,11 @@ async function runStages(stages: readonly Stage[], dir: string, concurrency: num
     const hash = configHash(st.config);
     const done = join(dir, st.out, DONE);
     const base: Omit<StageResult, 'status' | 'wallSeconds'> = {
-      id: st.id, app: st.app, command: userCommand(st.app, file), log, ...(st.examples !== undefined ? { examples: st.examples } : {}),
+      id: st.id,
+      app: st.app,
+      command: userCommand(st.app, file),
+      log,
+      ...(st.examples !== undefined ? { examples: st.examples } : {}),
     };
     const prev = existsSync(done) ? (JSON.parse(readFileSync(done, 'utf8')) as { hash: string; wallSeconds: number }) : null;
     if (prev !== null && prev.hash === hash) {
@@ -135,24 +153,27 @@ async function runStages(stages: readonly Stage[], dir: string, concurrency: num
     rmSync(join(dir, st.out), { recursive: true, force: true }); // a stale or partial run of this stage
     const t0 = performance.now();
     logger.info({ stage: st.id, command: base.command }, 'stage started');
-    running.set(st.id, spawnStage(st, file, log).then((code) => {
-      const wallSeconds = (performance.now() - t0) / 1000;
-      running.delete(st.id);
-      if (code === 0) {
-        writeJsonAtomic(done, { hash, wallSeconds });
-        results.set(st.id, { ...base, status: 'done', wallSeconds });
-        logger.info({ stage: st.id, wallSeconds: Number(wallSeconds.toFixed(1)) }, 'stage done');
-      } else {
-        results.set(st.id, { ...base, status: 'failed', wallSeconds });
-        const tail = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').slice(-3).join(' | ') : '';
-        logger.error({ stage: st.id, code, log, tail }, 'stage failed');
-      }
-      progress.tick(1, { last: st.id });
-    }));
+    running.set(
+      st.id,
+      spawnStage(st, file, log).then((code) => {
+        const wallSeconds = (performance.now() - t0) / 1000;
+        running.delete(st.id);
+        if (code === 0) {
+          writeJsonAtomic(done, { hash, wallSeconds });
+          results.set(st.id, { ...base, status: 'done', wallSeconds });
+          logger.info({ stage: st.id, wallSeconds: Number(wallSeconds.toFixed(1)) }, 'stage done');
+        } else {
+          results.set(st.id, { ...base, status: 'failed', wallSeconds });
+          const tail = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').slice(-3).join(' | ') : '';
+          logger.error({ stage: st.id, code, log, tail }, 'stage failed');
+        }
+        progress.tick(1, { last: st.id });
+      }),
+    );
   };
   for (const st of stages) writeJsonAtomic(configFile(dir, st.id), st.config);
   while (pending.length > 0 || running.size > 0) {
-    for (let i = 0; i < pending.length && running.size < concurrency;) {
+    for (let i = 0; i < pending.length && running.size < concurrency; ) {
       const st = pending[i] as Stage;
       const depStatus = st.deps.map((d) => results.get(d)?.status);
       if (depStatus.some((s) => s === 'failed' || s === 'blocked')) {
@@ -195,34 +216,48 @@ function renderReport(plan: Plan, dir: string, results: readonly StageResult[], 
   }
   const lines: string[] = [];
   lines.push(summaries.length > 0 ? renderSummariesMarkdown(summaries, `${plan.name}: Table 1`) : `# ${plan.name}: Table 1\n\nno eval run finished`);
-  lines.push('', '## Stages', '', `device ${plan.device}, compute ${plan.compute}, concurrency ${plan.concurrency}; ` +
-    `examples/s = steps × batch / wall time (process start to exit); tokens/s = examples/s × ${meanTokens === null ? '?' : meanTokens.toFixed(1)} ` +
-    '(mean tokens of one full CoT training example)', '', '| stage | status | wall s | examples/s | tokens/s | command |', '|---|---|---|---|---|---|');
+  lines.push(
+    '',
+    '## Stages',
+    '',
+    `device ${plan.device}, compute ${plan.compute}, concurrency ${plan.concurrency}; ` +
+      `examples/s = steps × batch / wall time (process start to exit); tokens/s = examples/s × ${meanTokens === null ? '?' : meanTokens.toFixed(1)} ` +
+      '(mean tokens of one full CoT training example)',
+    '',
+    '| stage | status | wall s | examples/s | tokens/s | command |',
+    '|---|---|---|---|---|---|',
+  );
   for (const r of results) {
     const finished = r.status === 'done' || r.status === 'skipped';
     const eps = finished && r.examples !== undefined && r.examples > 0 && r.wallSeconds !== null ? r.examples / r.wallSeconds : null;
     const tps = eps !== null && meanTokens !== null ? eps * meanTokens : null;
     const own = flags.get(r.id)?.find((f) => f.stage === r.id);
-    lines.push(`| ${markdownText(r.id)} | ${r.status}${own ? ` ⚠ COLLAPSED: ${markdownText(own.message)}` : ''} | ${r.wallSeconds === null ? '–' : r.wallSeconds.toFixed(1)} | ${eps === null ? '–' : eps.toFixed(0)} | ` +
-      `${tps === null ? '–' : tps.toFixed(0)} | ${r.command === '' ? '' : markdownCode(r.command)} |`);
+    lines.push(
+      `| ${markdownText(r.id)} | ${r.status}${own ? ` ⚠ COLLAPSED: ${markdownText(own.message)}` : ''} | ${r.wallSeconds === null ? '–' : r.wallSeconds.toFixed(1)} | ${eps === null ? '–' : eps.toFixed(0)} | ` +
+        `${tps === null ? '–' : tps.toFixed(0)} | ${r.command === '' ? '' : markdownCode(r.command)} |`,
+    );
   }
   const total = results.reduce((s, r) => s + (r.wallSeconds ?? 0), 0);
   lines.push('', `sum of stage wall times: ${total.toFixed(1)} s`);
   return `${lines.join('\n')}\n`;
 }
 
-const runSchema = defineConfig(z.object({
-  plan: z.string().describe('experiment plan JSON (tools/pipeline/configs/table1/*.json)'),
-  out: z.string().describe('experiment folder (stages, configs/, logs/, table.md)'),
-  device: z.enum(['cpu', 'cuda']).optional().describe("override the plan's device"),
-  concurrency: z.number().int().positive().optional().describe("override the plan's concurrency"),
-  'data-dir': z.string().optional().describe("data folder for every stage (default: the repo's data/)"),
-}));
+const runSchema = defineConfig(
+  z.object({
+    plan: z.string().describe('experiment plan JSON (tools/pipeline/configs/table1/*.json)'),
+    out: z.string().describe('experiment folder (stages, configs/, logs/, table.md)'),
+    device: z.enum(['cpu', 'cuda']).optional().describe("override the plan's device"),
+    concurrency: z.number().int().positive().optional().describe("override the plan's concurrency"),
+    'data-dir': z.string().optional().describe("data folder for every stage (default: the repo's data/)"),
+  }),
+);
 
-const stageSchema = defineConfig(z.object({
-  app: z.enum(['cot-sft', 'phase1-encoder', 'phase1-decoder', 'phase1-union', 'merge-lora', 'cache-latents', 'phase2', 'eval']).describe('phase app'),
-  file: z.string().describe('its config file'),
-}));
+const stageSchema = defineConfig(
+  z.object({
+    app: z.enum(['cot-sft', 'phase1-encoder', 'phase1-decoder', 'phase1-union', 'merge-lora', 'cache-latents', 'phase2', 'eval']).describe('phase app'),
+    file: z.string().describe('its config file'),
+  }),
+);
 
 const experimentLogger = createRootLogger('experiment');
 runMain(async () => {
@@ -232,7 +267,9 @@ runMain(async () => {
     logger: experimentLogger,
     commands: [
       defineCommand({
-        command: 'run', describe: 'run (or continue) every stage of a plan and write table.md', schema: runSchema,
+        command: 'run',
+        describe: 'run (or continue) every stage of a plan and write table.md',
+        schema: runSchema,
         handler: async (c) => {
           const logger = experimentLogger;
           const loaded = loadPlan(c.plan);
@@ -251,11 +288,14 @@ runMain(async () => {
           writeFileAtomic(join(dir, 'table.md'), `${report}\nexperiment wall time: ${wall.toFixed(1)} s\n`);
           process.stdout.write(`${report}\nexperiment wall time: ${wall.toFixed(1)} s\n`);
           const bad = results.filter((r) => r.status === 'failed' || r.status === 'blocked');
-          if (bad.length > 0) throw new UserError(`${bad.length} stage(s) failed or blocked: ${bad.map((r) => r.id).join(', ')} (logs in ${join(dir, 'logs')})`);
+          if (bad.length > 0)
+            throw new UserError(`${bad.length} stage(s) failed or blocked: ${bad.map((r) => r.id).join(', ')} (logs in ${join(dir, 'logs')})`);
         },
       }),
       defineCommand({
-        command: 'stage', describe: '(internal) run one stage in this process', schema: stageSchema,
+        command: 'stage',
+        describe: '(internal) run one stage in this process',
+        schema: stageSchema,
         handler: (c) => runStage(c.app, c.file),
       }),
     ],

@@ -8,8 +8,13 @@ import { formatResultsTable, readSummary } from '@latent-sft/pipeline';
 
 /** The phase folders of a run dir, in pipeline order. */
 export const PHASES: ReadonlyArray<readonly [string, string]> = [
-  ['cot-sft (M0)', 'm0'], ['phase1 encoder', 'phase1-encoder'], ['phase1 decoder', 'phase1-decoder'], ['phase1 union', 'phase1-union'],
-  ['merge-lora (M1)', 'm1'], ['cache-latents', 'latents'], ['phase2 (M2)', 'phase2'],
+  ['cot-sft (M0)', 'm0'],
+  ['phase1 encoder', 'phase1-encoder'],
+  ['phase1 decoder', 'phase1-decoder'],
+  ['phase1 union', 'phase1-union'],
+  ['merge-lora (M1)', 'm1'],
+  ['cache-latents', 'latents'],
+  ['phase2 (M2)', 'phase2'],
 ];
 
 runMain(() => {
@@ -17,7 +22,9 @@ runMain(() => {
   if (dir === undefined || !existsSync(dir)) throw new UserError(`usage: report.ts <run dir> (got ${String(dir)}: not found)`);
   const rows = PHASES.map(([phase, sub]) => ({ phase, summary: readSummary(join(dir, sub)) }));
   const total = rows.reduce((s, r) => s + (r.summary?.wallSeconds ?? 0), 0);
-  process.stdout.write(`\nLatent-SFT pipeline: ${dir}\n\n${formatResultsTable(rows)}\n\nloss/kl first and last: means over the first and last 5 steps of each phase\ntotal wall time of the phases: ${total.toFixed(1)} s\n`);
+  process.stdout.write(
+    `\nLatent-SFT pipeline: ${dir}\n\n${formatResultsTable(rows)}\n\nloss/kl first and last: means over the first and last 5 steps of each phase\ntotal wall time of the phases: ${total.toFixed(1)} s\n`,
+  );
   const evalMd = join(dir, 'eval', 'summary.md');
   if (existsSync(evalMd)) process.stdout.write(`\neval (${evalMd}):\n\n${readFileSync(evalMd, 'utf8')}\n`);
   else process.stdout.write('\neval: no summary (the eval target did not produce runs/tiny/eval/summary.md)\n');

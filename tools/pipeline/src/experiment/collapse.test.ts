@@ -9,7 +9,11 @@ import { collapseFlags, flaggedLabel } from './collapse.js';
 import type { Stage } from './plan.js';
 
 const RESULTS = resolve(import.meta.dirname, '..', '..', '..', '..', 'docs', 'results', 'multiplication');
-const readMetrics = (file: string) => readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as { step: number });
+const readMetrics = (file: string) =>
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as { step: number });
 
 describe('collapseFlags', () => {
   it('flags the collapsed encoder and every stage built on it, and labels its Table-1 row', () => {
@@ -17,8 +21,12 @@ describe('collapseFlags', () => {
     const stage = (id: string, deps: string[]): Stage => ({ id, app: 'phase1-encoder', out: id, deps, config: {} });
     const stages = [
       stage('cot', []),
-      stage('bad/phase1-encoder', ['cot']), stage('bad/phase2', ['bad/phase1-encoder']), stage('eval/bad', ['bad/phase2']),
-      stage('r4/phase1-encoder', ['cot']), stage('r4/phase2', ['r4/phase1-encoder']), stage('eval/r4', ['r4/phase2']),
+      stage('bad/phase1-encoder', ['cot']),
+      stage('bad/phase2', ['bad/phase1-encoder']),
+      stage('eval/bad', ['bad/phase2']),
+      stage('r4/phase1-encoder', ['cot']),
+      stage('r4/phase2', ['r4/phase1-encoder']),
+      stage('eval/r4', ['r4/phase2']),
     ];
     const write = (id: string, metrics: string) => {
       const m = summarizeMetrics(readMetrics(join(RESULTS, metrics, 'metrics.jsonl')));

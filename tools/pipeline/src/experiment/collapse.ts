@@ -18,7 +18,8 @@ export function collapseFlags(stages: readonly Stage[], dir: string): Map<string
     if (s?.collapse?.collapsed === true) own.set(st.id, { stage: st.id, message: s.collapse.message });
   }
   const flags = new Map<string, CollapseFlag[]>();
-  for (const st of stages) { // dependencies come first (checkOrder)
+  for (const st of stages) {
+    // dependencies come first (checkOrder)
     const seen = new Map<string, CollapseFlag>();
     for (const d of st.deps) for (const f of flags.get(d) ?? []) seen.set(f.stage, f);
     const mine = own.get(st.id);

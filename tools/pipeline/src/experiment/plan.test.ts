@@ -15,21 +15,44 @@ import { describe, expect, it } from 'vitest';
 import { type Stage, checkOrder, planSchema, stageGraph } from './plan.js';
 
 const PLANS = join(import.meta.dirname, '..', '..', 'configs', 'table1');
-const plans = readdirSync(PLANS).filter((f) => f.endsWith('.json')).sort();
+const plans = readdirSync(PLANS)
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 
 async function printConfig(st: Stage, file: string): Promise<Record<string, unknown>> {
   let text = '';
-  const io = { logger: silentLogger, write: (t: string) => { text += t; } };
+  const io = {
+    logger: silentLogger,
+    write: (t: string) => {
+      text += t;
+    },
+  };
   const argv = (cmd: string[]) => [...cmd, '--config', file, '--print-config'];
   switch (st.app) {
-    case 'cot-sft': await cotSftCli(argv([]), io); break;
-    case 'phase1-encoder': await phase1Cli(argv(['encoder']), io); break;
-    case 'phase1-decoder': await phase1Cli(argv(['decoder']), io); break;
-    case 'phase1-union': await phase1Cli(argv(['union']), io); break;
-    case 'merge-lora': await mergeLoraCli(argv([]), io); break;
-    case 'cache-latents': await cacheLatentsCli(argv([]), io); break;
-    case 'phase2': await phase2Cli(argv([]), io); break;
-    case 'eval': await evalCli(argv(['run']), io.write, silentLogger); break;
+    case 'cot-sft':
+      await cotSftCli(argv([]), io);
+      break;
+    case 'phase1-encoder':
+      await phase1Cli(argv(['encoder']), io);
+      break;
+    case 'phase1-decoder':
+      await phase1Cli(argv(['decoder']), io);
+      break;
+    case 'phase1-union':
+      await phase1Cli(argv(['union']), io);
+      break;
+    case 'merge-lora':
+      await mergeLoraCli(argv([]), io);
+      break;
+    case 'cache-latents':
+      await cacheLatentsCli(argv([]), io);
+      break;
+    case 'phase2':
+      await phase2Cli(argv([]), io);
+      break;
+    case 'eval':
+      await evalCli(argv(['run']), io.write, silentLogger);
+      break;
   }
   return JSON.parse(text) as Record<string, unknown>;
 }
@@ -79,7 +102,7 @@ describe('stageGraph', () => {
     expect(cfg('eval/cot')).toMatchObject({ mode: 'explicit', model: '/x/cot/hf', 'method-name': 'CoT-SFT' });
     expect(cfg('eval/r4')).toMatchObject({ mode: 'latent', model: '/x/r4/phase2/hf', 'method-name': 'Latent-SFT(4)' });
     expect(cfg('no-cot')).toMatchObject({ variant: 'no-cot', data: { dataDir: '/data' } });
-    expect(byId.get('cot')?.examples).toBe(plan.stages.cotSft.train['steps'] as number * (plan.stages.cotSft.train['batchSize'] as number));
+    expect(byId.get('cot')?.examples).toBe((plan.stages.cotSft.train['steps'] as number) * (plan.stages.cotSft.train['batchSize'] as number));
   });
 
   it('passes each ablation switch to the stages it changes, and only those', () => {

@@ -14,53 +14,81 @@ const latentKind = z.discriminatedUnion('kind', [
 ]);
 
 /** One Latent-SFT row of the table (its own phase-1 → phase-2 chain on top of the CoT-SFT model). */
-export const rowSchema = z.object({
-  id: z.string().regex(/^[a-z0-9][a-z0-9-]*$/).describe('folder name of the row (lowercase, digits, dashes)'),
-  label: z.string().min(1).describe('row label in the table, e.g. "Latent-SFT(4)" or "- w/o LTIM (4)"'),
-  r: z.number().int().positive().describe('compression rate'),
-  latent: latentKind.default({ kind: 'soft-topk', k: 10 }),
-  ltim: z.boolean().default(true),
-  ltsum: z.boolean().default(true),
-}).strict();
+export const rowSchema = z
+  .object({
+    id: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]*$/)
+      .describe('folder name of the row (lowercase, digits, dashes)'),
+    label: z.string().min(1).describe('row label in the table, e.g. "Latent-SFT(4)" or "- w/o LTIM (4)"'),
+    r: z.number().int().positive().describe('compression rate'),
+    latent: latentKind.default({ kind: 'soft-topk', k: 10 }),
+    ltim: z.boolean().default(true),
+    ltsum: z.boolean().default(true),
+  })
+  .strict();
 
-export const planSchema = z.object({
-  name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/).describe('experiment name (run folder name)'),
-  description: z.string().default(''),
-  device: z.enum(['cpu', 'cuda']).default('cpu'),
-  compute: z.enum(['float32', 'float16', 'bfloat16']).default('float32'),
-  concurrency: z.number().int().positive().default(2).describe('stages run at the same time (separate processes)'),
-  tokenizer: z.enum(['llama-3.2', 'qwen3']).default('llama-3.2'),
-  model: z.object({
-    hiddenSize: z.number().int().positive(), intermediateSize: z.number().int().positive(), layers: z.number().int().positive(),
-    heads: z.number().int().positive(), kvHeads: z.number().int().positive(), initSeed: z.number().int().min(0).default(1),
-    vocab: z.enum(['full', 'corpus']).default('corpus'),
-  }).strict(),
-  data: z.record(z.string(), z.unknown()).describe('the app config `data` block (training data, shared by every phase)'),
-  stages: z.object({
-    cotSft: z.object({ train: trainBlock }).strict(),
-    noCot: z.object({ train: trainBlock }).strict(),
-    phase1Encoder: z.object({ lora: loraBlock, train: trainBlock }).strict(),
-    phase1Decoder: z.object({ lora: loraBlock, train: trainBlock }).strict(),
-    phase1Union: z.object({ lora: loraBlock, train: trainBlock }).strict(),
-    cache: z.object({ batchSize: z.number().int().positive().default(64) }).strict().prefault({}),
-    phase2: z.object({
-      lora: loraBlock, train: trainBlock, gumbel: z.record(z.string(), z.unknown()).default({ enabled: true }),
-      ceWeight: z.number().min(0).default(1), klWeight: z.number().min(0).default(1),
-    }).strict(),
-  }).strict(),
-  rows: z.array(rowSchema).min(1),
-  eval: z.object({
-    datasets: z.array(z.string().min(1)).min(1),
-    seeds: z.array(z.number().int().min(0)).min(1).default([1, 2, 3]),
-    limit: z.number().int().positive().optional(),
-    batchSize: z.number().int().positive().default(256),
-    maxLatent: z.number().int().positive().default(64),
-    maxNewTokens: z.number().int().positive().default(128),
-    temperature: z.number().positive().default(0.6),
-    topP: z.number().positive().max(1).default(0.95),
-    dtype: z.enum(['float32', 'float16', 'bfloat16']).default('float32'),
-  }).strict(),
-}).strict();
+export const planSchema = z
+  .object({
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]*$/)
+      .describe('experiment name (run folder name)'),
+    description: z.string().default(''),
+    device: z.enum(['cpu', 'cuda']).default('cpu'),
+    compute: z.enum(['float32', 'float16', 'bfloat16']).default('float32'),
+    concurrency: z.number().int().positive().default(2).describe('stages run at the same time (separate processes)'),
+    tokenizer: z.enum(['llama-3.2', 'qwen3']).default('llama-3.2'),
+    model: z
+      .object({
+        hiddenSize: z.number().int().positive(),
+        intermediateSize: z.number().int().positive(),
+        layers: z.number().int().positive(),
+        heads: z.number().int().positive(),
+        kvHeads: z.number().int().positive(),
+        initSeed: z.number().int().min(0).default(1),
+        vocab: z.enum(['full', 'corpus']).default('corpus'),
+      })
+      .strict(),
+    data: z.record(z.string(), z.unknown()).describe('the app config `data` block (training data, shared by every phase)'),
+    stages: z
+      .object({
+        cotSft: z.object({ train: trainBlock }).strict(),
+        noCot: z.object({ train: trainBlock }).strict(),
+        phase1Encoder: z.object({ lora: loraBlock, train: trainBlock }).strict(),
+        phase1Decoder: z.object({ lora: loraBlock, train: trainBlock }).strict(),
+        phase1Union: z.object({ lora: loraBlock, train: trainBlock }).strict(),
+        cache: z
+          .object({ batchSize: z.number().int().positive().default(64) })
+          .strict()
+          .prefault({}),
+        phase2: z
+          .object({
+            lora: loraBlock,
+            train: trainBlock,
+            gumbel: z.record(z.string(), z.unknown()).default({ enabled: true }),
+            ceWeight: z.number().min(0).default(1),
+            klWeight: z.number().min(0).default(1),
+          })
+          .strict(),
+      })
+      .strict(),
+    rows: z.array(rowSchema).min(1),
+    eval: z
+      .object({
+        datasets: z.array(z.string().min(1)).min(1),
+        seeds: z.array(z.number().int().min(0)).min(1).default([1, 2, 3]),
+        limit: z.number().int().positive().optional(),
+        batchSize: z.number().int().positive().default(256),
+        maxLatent: z.number().int().positive().default(64),
+        maxNewTokens: z.number().int().positive().default(128),
+        temperature: z.number().positive().default(0.6),
+        topP: z.number().positive().max(1).default(0.95),
+        dtype: z.enum(['float32', 'float16', 'bfloat16']).default('float32'),
+      })
+      .strict(),
+  })
+  .strict();
 
 export type Plan = z.output<typeof planSchema>;
 export type Row = z.output<typeof rowSchema>;
@@ -102,43 +130,94 @@ export function stageGraph(plan: Plan, dir: string, dataDir?: string): Stage[] {
     // The row's latent spec is declared once, by the phase-1 encoder stage; every later stage reads it
     // from the latent.json of its inputs (@latent-sft/latent).
     const latent = {
-      kind: row.latent.kind, compressionRate: row.r, ...(row.latent.kind === 'soft-topk' ? { topK: row.latent.k } : {}), ltim: row.ltim, ltsum: row.ltsum,
+      kind: row.latent.kind,
+      compressionRate: row.r,
+      ...(row.latent.kind === 'soft-topk' ? { topK: row.latent.k } : {}),
+      ltim: row.ltim,
+      ltsum: row.ltsum,
     };
     const p1 = { ...common, compute: plan.compute };
     trainStage(p('phase1-encoder'), 'phase1-encoder', ['cot'], { ...p1, latent, base: m0, lora: s.phase1Encoder.lora }, s.phase1Encoder.train);
-    trainStage(p('phase1-decoder'), 'phase1-decoder', ['cot', p('phase1-encoder')],
-      { ...p1, base: m0, encoder: at(`${p('phase1-encoder')}/hf`), lora: s.phase1Decoder.lora }, s.phase1Decoder.train);
-    trainStage(p('phase1-union'), 'phase1-union', [p('phase1-encoder'), p('phase1-decoder')],
-      { ...p1, encoder: at(`${p('phase1-encoder')}/hf`), decoder: at(`${p('phase1-decoder')}/hf`), lora: s.phase1Union.lora }, s.phase1Union.train);
+    trainStage(
+      p('phase1-decoder'),
+      'phase1-decoder',
+      ['cot', p('phase1-encoder')],
+      { ...p1, base: m0, encoder: at(`${p('phase1-encoder')}/hf`), lora: s.phase1Decoder.lora },
+      s.phase1Decoder.train,
+    );
+    trainStage(
+      p('phase1-union'),
+      'phase1-union',
+      [p('phase1-encoder'), p('phase1-decoder')],
+      { ...p1, encoder: at(`${p('phase1-encoder')}/hf`), decoder: at(`${p('phase1-decoder')}/hf`), lora: s.phase1Union.lora },
+      s.phase1Union.train,
+    );
     out.push({
-      id: p('m1'), app: 'merge-lora', out: p('m1'), deps: [p('phase1-decoder'), p('phase1-union')],
+      id: p('m1'),
+      app: 'merge-lora',
+      out: p('m1'),
+      deps: [p('phase1-decoder'), p('phase1-union')],
       config: { out: at(p('m1')), base: at(`${p('phase1-decoder')}/hf`), adapter: at(`${p('phase1-union')}/lora_adapter/decoder_weight`) },
     });
     out.push({
-      id: p('latents'), app: 'cache-latents', out: p('latents'), deps: [p('phase1-encoder'), p('phase1-union'), p('m1')],
+      id: p('latents'),
+      app: 'cache-latents',
+      out: p('latents'),
+      deps: [p('phase1-encoder'), p('phase1-union'), p('m1')],
       config: {
-        ...common, out: at(p('latents')), encoder: at(`${p('phase1-encoder')}/hf`), adapter: at(`${p('phase1-union')}/lora_adapter/encoder_weight`),
-        decoder: at(`${p('m1')}/hf`), batchSize: s.cache.batchSize,
+        ...common,
+        out: at(p('latents')),
+        encoder: at(`${p('phase1-encoder')}/hf`),
+        adapter: at(`${p('phase1-union')}/lora_adapter/encoder_weight`),
+        decoder: at(`${p('m1')}/hf`),
+        batchSize: s.cache.batchSize,
       },
     });
-    trainStage(p('phase2'), 'phase2', [p('m1'), p('latents')], {
-      // Gumbel noise perturbs distributions; a hidden-state cache has none (phase 2 would skip it with a warning).
-      ...common, model: at(`${p('m1')}/hf`), cache: at(p('latents')),
-      gumbel: row.latent.kind === 'hidden' ? { ...s.phase2.gumbel, enabled: false } : s.phase2.gumbel, ceWeight: s.phase2.ceWeight,
-      klWeight: s.phase2.klWeight, lora: s.phase2.lora, compute: plan.compute,
-    }, s.phase2.train);
+    trainStage(
+      p('phase2'),
+      'phase2',
+      [p('m1'), p('latents')],
+      {
+        // Gumbel noise perturbs distributions; a hidden-state cache has none (phase 2 would skip it with a warning).
+        ...common,
+        model: at(`${p('m1')}/hf`),
+        cache: at(p('latents')),
+        gumbel: row.latent.kind === 'hidden' ? { ...s.phase2.gumbel, enabled: false } : s.phase2.gumbel,
+        ceWeight: s.phase2.ceWeight,
+        klWeight: s.phase2.klWeight,
+        lora: s.phase2.lora,
+        compute: plan.compute,
+      },
+      s.phase2.train,
+    );
   }
   const e = plan.eval;
-  const evalStage = (id: string, dep: string, model: string, mode: 'latent' | 'explicit' | 'no-cot', label: string) => out.push({
-    id, app: 'eval', out: id, deps: [dep],
-    // The keys of `eval run`'s own config (its flags), so the file also works as `pnpm eval run --config`.
-    config: {
-      model: at(model), datasets: e.datasets.join(','), mode, seeds: e.seeds.join(','), ...(e.limit !== undefined ? { limit: e.limit } : {}),
-      'max-latent': e.maxLatent, 'max-new-tokens': e.maxNewTokens, 'batch-size': e.batchSize, device: plan.device, dtype: e.dtype,
-      temperature: e.temperature, 'top-p': e.topP, out: at(id), 'method-name': label, force: true,
-      ...(dataDir !== undefined ? { 'data-dir': dataDir } : {}),
-    },
-  });
+  const evalStage = (id: string, dep: string, model: string, mode: 'latent' | 'explicit' | 'no-cot', label: string) =>
+    out.push({
+      id,
+      app: 'eval',
+      out: id,
+      deps: [dep],
+      // The keys of `eval run`'s own config (its flags), so the file also works as `pnpm eval run --config`.
+      config: {
+        model: at(model),
+        datasets: e.datasets.join(','),
+        mode,
+        seeds: e.seeds.join(','),
+        ...(e.limit !== undefined ? { limit: e.limit } : {}),
+        'max-latent': e.maxLatent,
+        'max-new-tokens': e.maxNewTokens,
+        'batch-size': e.batchSize,
+        device: plan.device,
+        dtype: e.dtype,
+        temperature: e.temperature,
+        'top-p': e.topP,
+        out: at(id),
+        'method-name': label,
+        force: true,
+        ...(dataDir !== undefined ? { 'data-dir': dataDir } : {}),
+      },
+    });
   evalStage('eval/no-cot', 'no-cot', 'no-cot/hf', 'no-cot', 'No-CoT');
   evalStage('eval/cot', 'cot', 'cot/hf', 'explicit', 'CoT-SFT');
   for (const row of plan.rows) evalStage(`eval/${row.id}`, `${row.id}/phase2`, `${row.id}/phase2/hf`, 'latent', row.label);
