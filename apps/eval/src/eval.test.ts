@@ -200,11 +200,16 @@ describe('eval run (latent)', () => {
   it(
     'reuses the rows of the same run, refuses a different one without --force, and replaces it with --force',
     async () => {
-      const before = statSync(join(out, 'predictions', 'gsm8k-aug-test.seed-1.jsonl')).mtimeMs;
+      const file1 = join(out, 'predictions', 'gsm8k-aug-test.seed-1.jsonl');
+      const before = statSync(join(out, 'predictions', 'gsm8k-aug-test.seed-2.jsonl')).mtimeMs;
+      // A stale verdict in a stored row (as left by an older checker) is judged again on reuse.
+      const good = rows(out, 'gsm8k-aug-test', 1);
+      writeFileSync(file1, good.map((r, i) => `${JSON.stringify(i === 0 ? { ...r, correct: !r.correct, lenientCorrect: !r.lenientCorrect } : r)}\n`).join(''));
       const log = recordingLogger();
       await cli([...common(out), '--mode', 'latent', '--seeds', '1,2', '--max-latent', '4', '--batch-size', '3', '--method-name', 'Latent-SFT(4)'], log);
-      expect(log.messages.filter((m) => m === 'reusing the rows of the same run').length).toBe(2);
-      expect(statSync(join(out, 'predictions', 'gsm8k-aug-test.seed-1.jsonl')).mtimeMs).toBe(before);
+      expect(log.messages.filter((m) => m === 'reusing the generations of the same run (re-scored)').length).toBe(2);
+      expect(rows(out, 'gsm8k-aug-test', 1)).toEqual(good);
+      expect(statSync(join(out, 'predictions', 'gsm8k-aug-test.seed-2.jsonl')).mtimeMs).toBe(before);
       const other = [...common(out), '--mode', 'latent', '--seeds', '1', '--max-latent', '2', '--method-name', 'Latent-SFT(4)'];
       await expect(cli(other)).rejects.toThrow(
         /holds a different eval run \(config [0-9a-f]{12} ≠ [0-9a-f]{12}\); choose another output dir or pass --force to replace it/,

@@ -95,6 +95,17 @@ export interface RowContext {
   extraction: ExtractionMode;
 }
 
+/**
+ * A stored row judged again with today's rules (its `output` against its `gold`): rows reused from an
+ * earlier run are re-scored, so a fixed or changed checker never leaves stale verdicts behind.
+ */
+export function rejudgeRow(row: EvalRow, extraction: ExtractionMode): EvalRow {
+  const kind = datasetAnswerKind(row.dataset);
+  const j = judgeOutput(row.output, row.gold, kind, { mode: extraction });
+  const lenient = extraction === 'lenient' ? j : judgeOutput(row.output, row.gold, kind, { mode: 'lenient' });
+  return { ...row, extracted: j.extracted, source: j.source, correct: j.correct, match: j.method, lenientCorrect: lenient.correct };
+}
+
 /** Builds the JSONL row of one problem from its generation result. */
 export function buildRow(ctx: RowContext, p: Problem, prompt: readonly number[], r: GeneratedSequence): EvalRow {
   const output = ctx.text.text(r.outputIds);

@@ -30,6 +30,7 @@ import {
   buildRow,
   buildSummary,
   loadEvalDataset,
+  rejudgeRow,
   renderReportHtml,
   renderSummariesMarkdown,
   runStats,
@@ -126,7 +127,13 @@ function readRows(path: string, expected: number): EvalRow[] | null {
   const rows = readFileSync(path, 'utf8')
     .split('\n')
     .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as EvalRow);
+    .map((l, i) => {
+      try {
+        return JSON.parse(l) as EvalRow;
+      } catch (e) {
+        throw inputError({ file: path, line: i + 1 }, `invalid JSON: ${(e as Error).message}; delete the file to regenerate it`);
+      }
+    });
   return rows.length === expected ? rows : null;
 }
 
@@ -188,9 +195,13 @@ export async function runEval(o: EvalRunOptions, logger: Logger): Promise<EvalSu
       const ids = prompts.get(d) as number[][];
       for (const seed of o.seeds) {
         const file = join(o.out, predictionsFile(d, seed));
-        const old = reuse ? readRows(file, ps.length) : null;
-        if (old !== null) {
-          logger.info({ dataset: d, seed, file }, 'reusing the rows of the same run');
+        const stored = reuse ? readRows(file, ps.length) : null;
+        if (stored !== null) {
+          // Reused generations are judged again with today's rules; changed verdicts are written back.
+          const old = stored.map((r) => rejudgeRow(r, o.extraction));
+          const changed = old.filter((r, i) => r.correct !== stored[i]?.correct || r.lenientCorrect !== stored[i]?.lenientCorrect).length;
+          if (changed > 0) writeFileAtomic(file, old.map((r) => `${JSON.stringify(r)}\n`).join(''));
+          logger.info({ dataset: d, seed, file, rescoredChanged: changed }, 'reusing the generations of the same run (re-scored)');
           stats.push(runStats(old, { method: o.methodName, dataset: d, seed }));
           rowsFor.set(`${d}/${seed}`, old);
           progress.tick(ps.length);
