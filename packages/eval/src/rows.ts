@@ -96,14 +96,15 @@ export interface RowContext {
 }
 
 /**
- * A stored row judged again with today's rules (its `output` against its `gold`): rows reused from an
- * earlier run are re-scored, so a fixed or changed checker never leaves stale verdicts behind.
+ * A stored row of problem `p` judged again with today's rules (its `output` against the problem's
+ * gold): rows reused from an earlier run are re-scored, so a fixed or changed checker never leaves
+ * stale verdicts behind.
  */
-export function rejudgeRow(row: EvalRow, extraction: ExtractionMode): EvalRow {
-  const kind = datasetAnswerKind(row.dataset);
-  const j = judgeOutput(row.output, row.gold, kind, { mode: extraction });
-  const lenient = extraction === 'lenient' ? j : judgeOutput(row.output, row.gold, kind, { mode: 'lenient' });
-  return { ...row, extracted: j.extracted, source: j.source, correct: j.correct, match: j.method, lenientCorrect: lenient.correct };
+export function rejudgeRow(row: EvalRow, p: Problem, extraction: ExtractionMode): EvalRow {
+  const kind = datasetAnswerKind(p.dataset);
+  const j = judgeOutput(row.output, p.answer, kind, { mode: extraction });
+  const lenient = extraction === 'lenient' ? j : judgeOutput(row.output, p.answer, kind, { mode: 'lenient' });
+  return { ...row, gold: p.answer, extracted: j.extracted, source: j.source, correct: j.correct, match: j.method, lenientCorrect: lenient.correct };
 }
 
 /** Builds the JSONL row of one problem from its generation result. */

@@ -198,7 +198,7 @@ export async function runEval(o: EvalRunOptions, logger: Logger): Promise<EvalSu
         const stored = reuse ? readRows(file, ps.length) : null;
         if (stored !== null) {
           // Reused generations are judged again with today's rules; changed verdicts are written back.
-          const old = stored.map((r) => rejudgeRow(r, o.extraction));
+          const old = stored.map((r, i) => rejudgeRow(r, ps[i] as Problem, o.extraction));
           const changed = old.filter((r, i) => r.correct !== stored[i]?.correct || r.lenientCorrect !== stored[i]?.lenientCorrect).length;
           if (changed > 0) writeFileAtomic(file, old.map((r) => `${JSON.stringify(r)}\n`).join(''));
           logger.info({ dataset: d, seed, file, rescoredChanged: changed }, 'reusing the generations of the same run (re-scored)');
