@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { inputError } from '@latent-sft/core';
 import { saveModel, serialize } from '@latent-sft/graph';
 import { type ModelConfig, type NamedTensor, checkTensorsMatchConfig, loadCheckpoint } from '@latent-sft/models';
-import { type DeviceBinding, DeviceSession, type DeviceSessionOptions, type Device, transferStats } from '@latent-sft/runtime';
+import { DeviceSession, type DeviceSessionOptions, type Device, transferStats } from '@latent-sft/runtime';
 import { type GenerateDtype, buildCompactGraph, buildStepGraph, weightBytes } from './graphs.js';
 import { KvCache, type LatentFeed } from './kv-cache.js';
 import { type Decision, RowBatch, type StepInput } from './rows.js';
@@ -248,14 +248,11 @@ export class Generator {
     const nL = c.numHiddenLayers;
     const prefill = rows.prefill();
     const invT = req.sampling.kind === 'top-p' ? 1 / req.sampling.temperature : 1;
-    // `using` replaces these try/finally blocks once the package compiles with lib esnext.disposable:
-    // invTemp, binding and cache here; heads per step below; the uploads in runStep.
-    const invTemp = s.upload({ dtype: 'float32', dims: [1], data: new Float32Array([invT]) });
-    let binding: DeviceBinding | null = null;
-    let cache: KvCache | null = null;
-    try {
-      binding = s.createBinding();
-      cache = KvCache.create(s, this.compact, c, prefill.B, prefill.mask);
+    // The batch's device state is freed at the end of the call, also when a step throws.
+    using invTemp = s.upload({ dtype: 'float32', dims: [1], data: new Float32Array([invT]) });
+    using binding = s.createBinding();
+    using cache = KvCache.create(s, this.compact, c, prefill.B, prefill.mask);
+    {
       let input: StepInput = prefill;
       for (let first = true; ; first = false) {
         const tStep = performance.now();
@@ -280,10 +277,6 @@ export class Generator {
         input = decision.next;
         stats.decodeMs += performance.now() - tCompact;
       }
-    } finally {
-      cache?.release();
-      binding?.release();
-      invTemp.release();
     }
     return rows.results();
   }

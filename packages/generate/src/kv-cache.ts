@@ -148,6 +148,11 @@ export class KvCache {
     this.past = [];
   }
 
+  /** `using cache = KvCache.create(…)` frees it at the end of the block. */
+  [Symbol.dispose](): void {
+    this.release();
+  }
+
   private pastAt(i: number): DeviceTensor {
     const t = this.past[i];
     if (t === undefined) throw new Error(`KvCache: no past tensor ${i} (released?)`);

@@ -73,21 +73,15 @@ export async function runStep(
   layers: number,
 ): Promise<StepOutputs> {
   const dims = [input.B, input.T];
-  const uploads: DeviceTensor[] = [];
-  try {
-    // `using` replaces this try/finally once the package compiles with lib esnext.disposable.
-    const ids = s.upload({ dtype: 'int64', dims, data: input.ids });
-    uploads.push(ids);
-    const useSoft = s.upload({ dtype: 'bool', dims, data: input.useSoft });
-    uploads.push(useSoft);
-    const positions = s.upload({ dtype: 'int64', dims, data: input.positions });
-    uploads.push(positions);
+  {
+    // The step's uploads are freed at the end of this block, also when the run throws.
+    using ids = s.upload({ dtype: 'int64', dims, data: input.ids });
+    using useSoft = s.upload({ dtype: 'bool', dims, data: input.useSoft });
+    using positions = s.upload({ dtype: 'int64', dims, data: input.positions });
     b.bindInput(STEP.ids, ids).bindInput(STEP.useSoft, useSoft).bindInput(STEP.positions, positions).bindInput(STEP.invTemp, invTemp);
     cache.bind(b);
     for (const n of stepOutputNames(layers)) b.bindOutputToDevice(n);
     await s.runAsync(b);
-  } finally {
-    for (const t of uploads) t.release();
   }
   const o = b.outputs();
   const get = (name: string): DeviceTensor => {
