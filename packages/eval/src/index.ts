@@ -72,6 +72,6 @@ export type {
 export { MULTIPLICATION_DATASET_SYNTAX, loadEvalDataset, parseEvalDataset } from './datasets.js';
 export type { EvalDatasetName } from './datasets.js';
 export { TokenText, buildRow, explicitReasoningLength, rejudgeRow, findSubsequence, superpositionExamples } from './rows.js';
-export type { GeneratedSequence, RowContext } from './rows.js';
+export type { GeneratedSequence, RowContext, RowTokenizer } from './rows.js';
 export { defaultVerdictsPath, scorePredictionsFile } from './score-file.js';
 export type { ScoreFileOptions, ScoreFileResult } from './score-file.js';

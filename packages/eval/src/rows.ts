@@ -3,7 +3,6 @@
 // the recorded top-k of each latent and the mean latent entropy; and the superposition pictures of rows.
 import type { Problem } from '@latent-sft/data';
 import { ecrAtK, entropy, matrix } from '@latent-sft/latent';
-import { END_THINK, type Tokenizer } from '@latent-sft/tokenizer';
 import { datasetAnswerKind } from './equivalence.js';
 import type { ExtractionMode } from './extract.js';
 import { judgeOutput } from './score.js';
@@ -22,10 +21,24 @@ export interface GeneratedSequence {
   finishReason: 'stop' | 'length';
 }
 
+/**
+ * What rows need of a tokenizer (@latent-sft/tokenizer's Tokenizer has it): decoding ids, encoding a
+ * reference CoT for ECR, the vocabulary size. Structural, so this package stays free of the tokenizer
+ * stack and works outside the monorepo.
+ */
+export interface RowTokenizer {
+  readonly vocabSize: number;
+  decode(ids: readonly number[]): string;
+  encode(text: string): number[];
+}
+
+/** The end-of-reasoning marker the explicit #L counts up to (the tokenizer's `</think>`). */
+const END_THINK = '</think>';
+
 /** Decodes single ids with a cache (latent top-k tokens repeat a lot); ids the tokenizer lacks show as ⟨id⟩. */
 export class TokenText {
   private readonly cache = new Map<number, string>();
-  constructor(private readonly tok: Tokenizer) {}
+  constructor(private readonly tok: RowTokenizer) {}
 
   token(id: number): string {
     let s = this.cache.get(id);
@@ -86,7 +99,7 @@ export function explicitReasoningLength(ids: readonly number[], endThinkIds: rea
 
 /** Everything one row needs beyond the generation result. */
 export interface RowContext {
-  tok: Tokenizer;
+  tok: RowTokenizer;
   text: TokenText;
   mode: EvalMode;
   seed: number;
