@@ -9,13 +9,13 @@ import { inputError } from '@latent-sft/core';
 import { type ModelConfig, type NamedTensor, initParameters } from '@latent-sft/models';
 import { collateCotSft, cotSftObjective } from '@latent-sft/phases';
 import { type Tokenizer, loadTokenizer, materializeTokenizer, padId, writeVocabSubset } from '@latent-sft/tokenizer';
-import { type RunContext, recordOf, secondsSince } from './context.js';
+import { type RunContext, recordOf } from './context.js';
 import { type PreparedData, checkFitsModel, longestExample, prepareData } from './data.js';
 import { checkAllocatable, copyTokenizer, loadModelDir, loadModelTokenizer, saveModelDir, tinyLlamaFor, toHost, tokenizerSha } from './model.js';
 import { LAYOUT, claimOutDir, publishDir } from './run-dir.js';
 import { runTraining } from './runner.js';
 import type { cotSftSchema } from './schemas.js';
-import { type PhaseSummary, writeSummary } from './summary.js';
+import { type PhaseSummary, finishTraining } from './summary.js';
 
 export type CotSftConfig = ConfigOf<typeof cotSftSchema>;
 
@@ -120,17 +120,5 @@ async function train(
     logger,
   });
   publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, model, trained, tokDir));
-  const summary: PhaseSummary = {
-    app,
-    out: config.out,
-    steps: metrics.steps,
-    window: metrics.window,
-    first: metrics.first,
-    last: metrics.last,
-    collapse: metrics.collapse,
-    wallSeconds: secondsSince(t0),
-  };
-  writeSummary(summary);
-  logger.info({ ...summary }, 'done');
-  return summary;
+  return finishTraining(app, config.out, metrics, { t0, logger });
 }

@@ -17,7 +17,7 @@ import { type LoraConfig, type ModelConfig, type NamedTensor, mergeLora } from '
 import { DECODER_PREFIX, ENCODER_PREFIX, type Phase1Options, type Phase1Step, collatePhase1, phase1Objective } from '@latent-sft/phases';
 import type { HostTensor } from '@latent-sft/runtime';
 import { type Tokenizer, padId } from '@latent-sft/tokenizer';
-import { type RunContext, recordOf, secondsSince } from './context.js';
+import { type RunContext, recordOf } from './context.js';
 import { type PreparedData, checkFitsModel, longestExample, prepareData } from './data.js';
 import {
   type ModelDir,
@@ -35,7 +35,7 @@ import {
 import { LAYOUT, claimOutDir, publishDir } from './run-dir.js';
 import { runTraining } from './runner.js';
 import type { phase1DecoderSchema, phase1EncoderSchema, phase1UnionSchema } from './schemas.js';
-import { type PhaseSummary, writeSummary } from './summary.js';
+import { type PhaseSummary, finishTraining } from './summary.js';
 
 export type Phase1EncoderConfig = ConfigOf<typeof phase1EncoderSchema>;
 export type Phase1DecoderConfig = ConfigOf<typeof phase1DecoderSchema>;
@@ -168,20 +168,7 @@ async function trainStep(
       ).feeds,
   });
   s.save(trained);
-  const summary: PhaseSummary = {
-    app,
-    out: config.out,
-    steps: metrics.steps,
-    window: metrics.window,
-    first: metrics.first,
-    last: metrics.last,
-    collapse: metrics.collapse,
-    wallSeconds: secondsSince(t0),
-    notes: latentNotes(spec),
-  };
-  writeSummary(summary);
-  logger.info({ ...summary }, 'done');
-  return summary;
+  return finishTraining(app, config.out, metrics, { t0, logger, notes: latentNotes(spec) });
 }
 
 /** Step 1: LoRA on the encoder (M0 + compress token); D = M0 frozen. */

@@ -19,14 +19,14 @@ import { type Phase2Example, type Phase2Teacher, collatePhase2, isHiddenTeacher,
 import { readMetrics } from '@latent-sft/train';
 import { latentEndId, padId } from '@latent-sft/tokenizer';
 import { CACHE_MANIFEST, cacheLatentKind, checkCacheSpec, manifestLatentSpec, readLatentCache } from './cache.js';
-import { type RunContext, recordOf, secondsSince } from './context.js';
+import { type RunContext, recordOf } from './context.js';
 import { checkFitsModel, prepareData } from './data.js';
 import { latentNotes } from './phase1.js';
 import { initLora, loadModelDir, loadModelTokenizer, loraOf, saveAdapterDir, saveModelDir, toHost, tokenizerSha } from './model.js';
 import { LAYOUT, claimOutDir, publishDir } from './run-dir.js';
 import { runTraining } from './runner.js';
 import type { phase2Schema } from './schemas.js';
-import { type PhaseSummary, writeSummary } from './summary.js';
+import { type PhaseSummary, finishTraining } from './summary.js';
 
 export type Phase2Config = ConfigOf<typeof phase2Schema>;
 
@@ -124,8 +124,8 @@ export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<
     if (guardFailures > 0) logger.warn({ guardFailures }, 'Gumbel draws kept although their argmax was the latent-end id (100 redraws each)');
     publishDir(config.out, LAYOUT.adapter, (tmp) => saveAdapterDir(tmp, lora, trained, { model: m1.config }, spec));
     publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, m1.config, mergeLora(m1.config, m1.tensors, trained, lora), config.model, spec));
-    const first = { ...metrics.first };
-    const last = { ...metrics.last };
+    const first: Record<string, number> = {};
+    const last: Record<string, number> = {};
     if (hidden) {
       // The summary's metric keys are loss, ce, kl: add the MSE over the same windows.
       const recs = readMetrics(join(config.out, LAYOUT.metrics));
@@ -135,20 +135,7 @@ export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<
         last.mse = mean(recs.slice(-metrics.window));
       }
     }
-    const summary: PhaseSummary = {
-      app,
-      out: config.out,
-      steps: metrics.steps,
-      window: metrics.window,
-      first,
-      last,
-      collapse: metrics.collapse,
-      wallSeconds: secondsSince(t0),
-      notes: latentNotes(spec),
-    };
-    writeSummary(summary);
-    logger.info({ ...summary }, 'done');
-    return summary;
+    return finishTraining(app, config.out, metrics, { t0, logger, notes: latentNotes(spec), first, last });
   } finally {
     lock.release();
   }

@@ -1,8 +1,9 @@
 // Per-phase summaries (<out>/summary.json) and the results table of a pipeline run.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeJsonAtomic } from '@latent-sft/core';
+import { type Logger, writeJsonAtomic } from '@latent-sft/core';
 import { type CollapseVerdict, type MetricsRecord, detectCollapse } from '@latent-sft/train';
+import { secondsSince } from './context.js';
 import { LAYOUT } from './run-dir.js';
 
 /** Loss, ce and kl averaged over the first and the last `window` steps of a run (single batches are noisy). */
@@ -58,6 +59,32 @@ export function summarizeMetrics(records: readonly MetricsRecord[]): MetricSumma
 /** Writes <out>/summary.json atomically. */
 export function writeSummary(s: PhaseSummary): void {
   writeJsonAtomic(join(s.out, LAYOUT.summary), s);
+}
+
+/**
+ * The end of a training phase: its summary (steps, the first/last windows, the collapse verdict, wall
+ * time since `t0`, optional notes and extra first/last metrics), written and logged; returned.
+ */
+export function finishTraining(
+  app: string,
+  out: string,
+  metrics: MetricSummary,
+  o: { t0: number; logger: Logger; notes?: Record<string, number | string>; first?: Record<string, number>; last?: Record<string, number> },
+): PhaseSummary {
+  const summary: PhaseSummary = {
+    app,
+    out,
+    steps: metrics.steps,
+    window: metrics.window,
+    first: { ...metrics.first, ...o.first },
+    last: { ...metrics.last, ...o.last },
+    collapse: metrics.collapse,
+    wallSeconds: secondsSince(o.t0),
+    ...(o.notes !== undefined ? { notes: o.notes } : {}),
+  };
+  writeSummary(summary);
+  o.logger.info({ ...summary }, 'done');
+  return summary;
 }
 
 /** Reads <dir>/summary.json, or null when the phase has not finished. */
