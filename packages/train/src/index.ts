@@ -44,7 +44,7 @@ export type { ComputeDtype, StepGraphOptions, StepGraphs } from './step-graphs.j
 export { LossScaler } from './loss-scale.js';
 export type { DynamicLossScaleOptions, LossScaleState } from './loss-scale.js';
 export { Trainer, stepSessionOptions, trainingSessionDefaults } from './trainer.js';
-export type { TrainerOptions, TrainerState, TrainerStepResult, TrainerTransferStats } from './trainer.js';
+export type { TrainerOptions, TrainerState, TrainerStepOptions, TrainerStepResult, TrainerTransferStats } from './trainer.js';
 export { safetensorsCodec } from './codec.js';
 export { TRAINER_COUNTERS, trainWithCheckpoints, trainerStateFromTensors, trainerStateToTensors } from './train-with-checkpoints.js';
 export type { TrainWithCheckpointsOptions } from './train-with-checkpoints.js';

@@ -2,9 +2,12 @@
 //   fused (gradAccum 1): trainable p, frozen, batch, optimizer slots `<slot>.p`, scalars `opt.*`,
 //       [loss_scale], [copy.p] → loss, metric.<k>, grad_norm, p.new, `<slot>.p.new`, [copy.p.new]
 //       (copy.p: the 16-bit weight the forward reads, written by the fused AdamW; weightCopyDtype)
-//   grad  (gradAccum N > 1): trainable p, frozen, batch, acc.p, acc_reset (bool), [loss_scale]
+//   grad  (gradAccum N > 1, or split): trainable p, frozen, batch, acc.p, acc_reset (bool), [loss_scale]
 //       → loss, metric.<k>, acc.p.new = acc_reset ? g : acc.p + g
 //   update: trainable p, acc.p, slots, scalars → grad_norm, p.new, `<slot>.p.new`, from the mean acc.p / N
+// Data-parallel training splits even gradAccum 1 into grad + update: the summed gradients acc.p are
+// averaged over the ranks between the two (Trainer + @latent-sft/distributed), so the update graph,
+// its clipping included, sees the global gradient.
 // Gradients are of the float32 masters (the casts to the compute dtype are differentiated); with
 // loss scaling the backward is seeded with loss_scale and the float32 grads are divided by it.
 // grad_norm is the global L2 norm before clipping (clip_grad_norm_'s return value), always computed:
@@ -44,9 +47,13 @@ export function fusedParts(f: boolean | FusedParts | undefined): Required<FusedP
  * The dtype of the compute-dtype weight copies the step graph keeps as state (`copy.<p>` in,
  * `copy.<p>.new` out, written by AdamWCopy), or null when it casts the masters (see FusedParts.weightCopies).
  */
-export function weightCopyDtype(o: Pick<StepGraphOptions, 'optimizer' | 'compute' | 'fused'>, gradAccum: number): 'bfloat16' | 'float16' | null {
+export function weightCopyDtype(
+  o: Pick<StepGraphOptions, 'optimizer' | 'compute' | 'fused'>,
+  gradAccum: number,
+  split = gradAccum > 1,
+): 'bfloat16' | 'float16' | null {
   const parts = fusedParts(o.fused);
-  if (!parts.optimizer || !parts.weightCopies || gradAccum !== 1 || o.optimizer.fusedUpdate === undefined) return null;
+  if (!parts.optimizer || !parts.weightCopies || split || o.optimizer.fusedUpdate === undefined) return null;
   return o.compute === 'bfloat16' || o.compute === 'float16' ? o.compute : null;
 }
 
@@ -68,9 +75,9 @@ export interface StepGraphOptions {
 
 /** The built graphs and the metric names (outputs `metric.<name>`). */
 export interface StepGraphs {
-  /** gradAccum 1: one graph per step. */
+  /** gradAccum 1, not split: one graph per step. */
   fused?: GraphT;
-  /** gradAccum > 1: run per micro-batch, then `update` once. */
+  /** gradAccum > 1 or split: run per micro-batch, then `update` once. */
   grad?: GraphT;
   update?: GraphT;
   metrics: string[];
@@ -179,11 +186,14 @@ function applyUpdate(
   for (const [n, p] of Object.entries(masters)) g.output(o.optimizer.update(g, p, clipped.grads[n] as Tensor, n), `${n}.new`);
 }
 
-/** Builds the step graphs for gradAccum micro-batches per update. */
-export function buildStepGraphs(o: StepGraphOptions, gradAccum: number): StepGraphs {
+/**
+ * Builds the step graphs for gradAccum micro-batches per update: one fused graph, or (gradAccum > 1,
+ * or `split`: data-parallel) a grad and an update graph.
+ */
+export function buildStepGraphs(o: StepGraphOptions, gradAccum: number, split = gradAccum > 1): StepGraphs {
   checkObjective(o.objective);
   if (!Number.isInteger(gradAccum) || gradAccum < 1) throw inputError({ field: 'gradAccum' }, `must be an integer >= 1, got ${gradAccum}`);
-  if (gradAccum === 1) {
+  if (!split) {
     const g = new Graph('train_step');
     const copy = weightCopyDtype(o, 1);
     const fb = forwardBackward(g, o, copy);

@@ -4,10 +4,15 @@
 // loop state (data position, epoch generator, EMA…). Resuming loads the newest checkpoint that
 // verifies, so a run cut anywhere continues bit-for-bit (ORT CPU kernels are deterministic for the
 // same inputs; the sessions are created with deterministic compute).
+// Data parallel (the trainer's group): rank 0 decides the start state (fresh or the checkpoint it
+// resumes) and broadcasts it, so every rank starts from the same weights, optimizer state and loop
+// state; each rank then trains on its shard of every global batch (distributed.shardRange of the
+// loop's batch, in order; its step generator forked by rank) and only rank 0 gets a manager.
 import { inputError, silentLogger, type Logger } from '@latent-sft/core';
+import { type ProcessGroup, shardRange } from '@latent-sft/distributed';
 import type { HostTensor } from '@latent-sft/runtime';
 import type { CheckpointManager, CheckpointTensor, LoadedCheckpoint } from './checkpoint.js';
-import { type LoopState, initLoopState } from './loop-state.js';
+import { type LoopState, initLoopState, loopStateFromJson, loopStateToJson } from './loop-state.js';
 import { type Batch, type StepResult, trainLoop } from './loop.js';
 import { MetricsWriter } from './metrics.js';
 import type { Trainer, TrainerState, TrainerStepResult } from './trainer.js';
@@ -16,13 +21,15 @@ export const TRAINER_COUNTERS = 'trainer.counters';
 
 export interface TrainWithCheckpointsOptions {
   trainer: Trainer;
-  manager: CheckpointManager;
+  /** Where checkpoints go and resume comes from; null: none (the ranks other than 0 of a group). */
+  manager: CheckpointManager | null;
   /** Seed of the loop state of a fresh run (data order, per-step generators). */
   seed: number;
   /** Run until this many steps are done. */
   steps: number;
+  /** batchSize: the global batch (data parallel: split over the ranks). */
   data: { size: number; batchSize: number; dropLast?: boolean };
-  /** The gradAccum micro-batches of one loop batch (example indices + the step's generator). */
+  /** The gradAccum micro-batches of one loop batch (example indices + the step's generator; data parallel: this rank's shard). */
   batches(batch: Batch, state: LoopState): Array<Record<string, HostTensor>>;
   /** Save every this many steps (and after the last); 0 = only after the last. */
   checkpointEvery: number;
@@ -72,11 +79,56 @@ export function trainerStateFromTensors(
   };
 }
 
+/** The start state as bytes: [u32 header length][header JSON: loop state, tensor list][tensor bytes]. */
+function encodeStart(loop: LoopState, tensors: readonly CheckpointTensor[]): Uint8Array {
+  const header = Buffer.from(JSON.stringify({ loop: loopStateToJson(loop), tensors: tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })) }));
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(header.length, 0);
+  return Buffer.concat([len, header, ...tensors.map((t) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength))]);
+}
+
+function decodeStart(bytes: Uint8Array): { loop: LoopState; tensors: CheckpointTensor[] } {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const len = buf.readUInt32LE(0);
+  const header = JSON.parse(buf.subarray(4, 4 + len).toString('utf8')) as { loop: unknown; tensors: Array<Pick<CheckpointTensor, 'name' | 'dtype' | 'shape'>> };
+  let off = 4 + len;
+  const tensors = header.tensors.map((t): CheckpointTensor => {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    const data = t.dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+    new Uint8Array(data.buffer).set(buf.subarray(off, off + data.byteLength));
+    off += data.byteLength;
+    return { ...t, data };
+  });
+  return { loop: loopStateFromJson(header.loop, 'the start state from rank 0'), tensors };
+}
+
+/** Data parallel: every rank takes rank 0's start state (weights, optimizer state, counters, loop state). */
+async function shareStart(group: ProcessGroup, trainer: Trainer, loop: LoopState | null): Promise<LoopState> {
+  if (group.rank === 0) {
+    await group.broadcast(encodeStart(loop as LoopState, trainerStateToTensors(trainer.stateSync())));
+    return loop as LoopState;
+  }
+  const start = decodeStart(await group.broadcast(null));
+  await trainer.load(trainerStateFromTensors(start.tensors, trainer.tensorNames(), 'the start state from rank 0'));
+  return start.loop;
+}
+
+/** This rank's shard of a loop batch and its weight (data parallel; an empty shard runs the first example at weight 0). */
+function shardOf(group: ProcessGroup | null, batch: Batch): { batch: Batch; weight: number } {
+  if (group === null) return { batch, weight: 1 };
+  const { start, end, weight } = shardRange(batch.indices.length, group.rank, group.worldSize);
+  const indices = end > start ? batch.indices.slice(start, end) : batch.indices.slice(0, 1);
+  return { batch: { epoch: batch.epoch, indices, rng: batch.rng.fork(group.rank) }, weight };
+}
+
 /** Runs (or resumes, when the manager's dir holds a checkpoint) a Trainer up to `steps`. */
 export async function trainWithCheckpoints(o: TrainWithCheckpointsOptions): Promise<{ state: LoopState; resumedFrom: LoadedCheckpoint | null }> {
   const logger = o.logger ?? silentLogger;
   const names = o.trainer.tensorNames();
-  const { checkpoint } = o.manager.loadLatestValid();
+  const group = o.trainer.group;
+  if (group !== null && (group.rank === 0) !== (o.manager !== null))
+    throw inputError({ field: 'manager' }, `data parallel: rank 0 and only rank 0 keeps the checkpoints (this is rank ${group.rank})`);
+  const checkpoint = o.manager?.loadLatestValid().checkpoint ?? null;
   let initial: LoopState;
   if (checkpoint !== null) {
     const st = trainerStateFromTensors(checkpoint.tensors, names, checkpoint.dir);
@@ -89,6 +141,7 @@ export async function trainWithCheckpoints(o: TrainWithCheckpointsOptions): Prom
   } else {
     initial = initLoopState(o.seed, names.optimizer);
   }
+  if (group !== null) initial = await shareStart(group, o.trainer, group.rank === 0 ? initial : null);
   const metrics = o.metricsPath !== undefined ? MetricsWriter.open(o.metricsPath, { resumeStep: initial.step }) : undefined;
   try {
     const state = await trainLoop({
@@ -96,7 +149,7 @@ export async function trainWithCheckpoints(o: TrainWithCheckpointsOptions): Prom
       steps: o.steps,
       data: o.data,
       checkpointEvery: o.checkpointEvery,
-      manager: o.manager,
+      ...(o.manager !== null ? { manager: o.manager } : {}),
       tensors: () => trainerStateToTensors(o.trainer.stateSync()),
       ...(o.evaluate ? { evaluate: o.evaluate } : {}),
       ...(o.metricMode ? { metricMode: o.metricMode } : {}),
@@ -104,8 +157,9 @@ export async function trainWithCheckpoints(o: TrainWithCheckpointsOptions): Prom
       logger,
       ...(o.now ? { now: o.now } : {}),
       stepFn: async (s, batch): Promise<StepResult> => {
-        o.trainer.lastGoodCheckpoint = o.manager.latest()?.dir ?? null;
-        const r = await o.trainer.step(o.batches(batch, s));
+        o.trainer.lastGoodCheckpoint = o.manager?.latest()?.dir ?? null;
+        const shard = shardOf(group, batch);
+        const r = await o.trainer.step(o.batches(shard.batch, s), group !== null ? { weight: shard.weight } : {});
         o.onStep?.(r, s);
         const extra: Record<string, number> = { ...r.metrics, lossScale: r.lossScale, skipped: r.skipped ? 1 : 0 };
         const out: StepResult = { loss: r.loss, lr: r.lr, extra };

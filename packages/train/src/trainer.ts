@@ -10,7 +10,15 @@
 // step, which a GradScaler skip does not advance). A skipped update (fp16 overflow) simply does not
 // swap the buffers, so the state stays as it was. A non-finite loss, or a non-finite grad norm without
 // loss scaling, throws NonFiniteError naming the step and `lastGoodCheckpoint` (state untouched).
+//
+// Data parallel (`group` of worldSize > 1): every rank runs the grad graph on its own micro-batches
+// (summing into acc.p), then the summed gradients, loss, metrics and tokens are averaged over the
+// ranks (group.allReduceMean: the same bits on every rank) and the update graph runs on the result,
+// so clipping uses the global norm and every rank applies the same update. With equal shards this is
+// gradient accumulation over the ranks' micro-batches (bit for bit gradAccum 2 on one process for 2
+// ranks): see docs/distributed.md.
 import { inputError, silentLogger, type Logger } from '@latent-sft/core';
+import type { ProcessGroup } from '@latent-sft/distributed';
 import { serialize, typedFrom } from '@latent-sft/graph';
 import type { NamedTensor } from '@latent-sft/models';
 import {
@@ -67,7 +75,22 @@ export interface TrainerOptions {
    * cudaOptions are merged key by key.
    */
   session?: Omit<DeviceSessionOptions, 'device'>;
+  /**
+   * Data-parallel training: the group of ranks the gradients are averaged over between the grad and
+   * the update graph (see the file header). Absent or worldSize 1: one process.
+   */
+  group?: ProcessGroup;
   logger?: Logger;
+}
+
+/** Per-step options of Trainer.step. */
+export interface TrainerStepOptions {
+  /**
+   * This rank's gradient, loss and metrics are multiplied by it before the mean over the ranks (its
+   * shard's share of the global batch × worldSize, distributed.shardRange; default 1). 0: a rank
+   * whose shard is empty (it runs a stand-in batch that counts for nothing).
+   */
+  weight?: number;
 }
 
 /** What one step reports. */
@@ -127,10 +150,14 @@ export class Trainer {
   readonly metricNames: readonly string[];
   /** Which fused kernels the step graphs use (TrainerOptions.fusedKernels resolved). */
   readonly fusedKernels: FusedParts;
+  /** The data-parallel group (null: one process). */
+  readonly group: ProcessGroup | null;
   private readonly logger: Logger;
   private readonly opt: GraphOptimizer;
   private readonly scaler: LossScaler | null;
   private readonly gradAccum: number;
+  /** Separate grad and update graphs (gradAccum > 1 or data parallel). */
+  private readonly split: boolean;
   private readonly names: string[];
   private readonly sessions: DeviceSession[] = [];
   private readonly bindings: DeviceBinding[] = [];
@@ -149,7 +176,7 @@ export class Trainer {
   private h2d = 0;
   private d2h = 0;
   private released = false;
-  // gradAccum 1: [fused]; else [grad, update]
+  // one fused graph: [fused]; split (gradAccum > 1 or data parallel): [grad, update]
   private readonly mainSession: DeviceSession;
   private readonly gradBinding: DeviceBinding;
   private readonly updateBinding: DeviceBinding;
@@ -166,6 +193,8 @@ export class Trainer {
     this.logger = opts.logger ?? silentLogger;
     this.opt = graphOptimizer(opts.optimizer);
     this.gradAccum = opts.gradAccum ?? 1;
+    this.group = opts.group !== undefined && opts.group.worldSize > 1 ? opts.group : null;
+    this.split = splitStep(opts);
     this.names = Object.keys(opts.objective.trainable);
     this.metricNames = metricNames;
     const compute = opts.precision?.compute ?? 'float32';
@@ -196,10 +225,11 @@ export class Trainer {
     const graphs = buildStepGraphs(
       { objective: opts.objective, optimizer, clipNorm: opts.clipNorm ?? null, compute, lossScale: scaled, fused },
       opts.gradAccum ?? 1,
+      splitStep(opts),
     );
     const sessionOpts = stepSessionOptions(opts.device, opts.session);
     const list = (graphs.fused ? [graphs.fused] : [graphs.grad, graphs.update]).map((g) => DeviceSession.create(serialize(g!).model, sessionOpts));
-    const t = new Trainer(opts, list, graphs.metrics, fused, weightCopyDtype({ optimizer, compute, fused }, opts.gradAccum ?? 1));
+    const t = new Trainer(opts, list, graphs.metrics, fused, weightCopyDtype({ optimizer, compute, fused }, opts.gradAccum ?? 1, splitStep(opts)));
     try {
       t.allocate(init);
     } catch (e) {
@@ -274,7 +304,7 @@ export class Trainer {
         for (const slot of this.opt.slots) {
           this.slots.set(`${slot}.${n}`, new StatePair(`${slot}.${n}`, `${slot}.${n}.new`, s.alloc('float32', dims), s.alloc('float32', dims)));
         }
-        if (this.gradAccum > 1) this.accs.set(n, new StatePair(`acc.${n}`, `acc.${n}.new`, s.alloc('float32', dims), s.alloc('float32', dims)));
+        if (this.split) this.accs.set(n, new StatePair(`acc.${n}`, `acc.${n}.new`, s.alloc('float32', dims), s.alloc('float32', dims)));
       }
       for (const [n, spec] of Object.entries(obj.frozen)) this.frozen.set(n, s.upload(this.checkHost('init.frozen', n, init.frozen[n], spec)));
     });
@@ -282,7 +312,7 @@ export class Trainer {
     const scalarDtype = (sess: DeviceSession, name: string) => sess.input(name).dtype as 'float32' | 'bool';
     for (const n of this.opt.scalarInputs) this.scalarsIn.set(n, updateSession.alloc(scalarDtype(updateSession, n), []));
     if (this.scaler !== null) this.scalarsIn.set('loss_scale', s.alloc('float32', []));
-    if (this.gradAccum > 1) this.scalarsIn.set('acc_reset', s.alloc('bool', []));
+    if (this.split) this.scalarsIn.set('acc_reset', s.alloc('bool', []));
     for (const n of ['loss', ...this.metricNames.map((m) => `metric.${m}`), 'grad_norm']) this.scalarsOut.set(n, s.alloc('float32', []));
     // Fixed bindings: frozen inputs, scalar inputs and outputs.
     for (const [n, t] of this.frozen) this.gradBinding.bindInput(n, t);
@@ -299,7 +329,7 @@ export class Trainer {
 
   /** Binds every state tensor to its current/next buffer (after creation and after each swap). */
   private bindState(): void {
-    const fused = this.gradAccum === 1;
+    const fused = !this.split;
     for (const p of this.params.values()) {
       p.bind(this.updateBinding);
       if (!fused) this.gradBinding.bindInput(p.input, p.current);
@@ -346,8 +376,11 @@ export class Trainer {
   }
 
   /** One update from `gradAccum` micro-batches (see the file header). */
-  async step(batches: Array<Record<string, HostTensor>>): Promise<TrainerStepResult> {
+  async step(batches: Array<Record<string, HostTensor>>, options: TrainerStepOptions = {}): Promise<TrainerStepResult> {
     if (this.released) throw inputError({ field: 'trainer' }, 'released');
+    const weight = options.weight ?? 1;
+    if (!(Number.isFinite(weight) && weight >= 0)) throw inputError({ field: 'weight' }, `must be a finite number >= 0, got ${weight}`);
+    if (weight !== 1 && this.group === null) throw inputError({ field: 'weight' }, 'only data-parallel steps (a group of worldSize > 1) take a weight');
     if (!Array.isArray(batches) || batches.length !== this.gradAccum) {
       throw inputError(
         { field: 'batches' },
@@ -368,18 +401,27 @@ export class Trainer {
       const b = batches[k] as Record<string, HostTensor>;
       this.feedBatch(b, k);
       if (count) tokens = (tokens ?? 0) + count.call(this.opts.objective, b);
-      if (this.gradAccum > 1) this.upload(this.scalarsIn.get('acc_reset') as DeviceTensor, k === 0);
+      if (this.split) this.upload(this.scalarsIn.get('acc_reset') as DeviceTensor, k === 0);
       await this.mainSession.runAsync(this.gradBinding);
       loss += this.readScalar('loss');
       for (const m of this.metricNames) metrics[m] = (metrics[m] as number) + this.readScalar(`metric.${m}`);
-      if (this.gradAccum > 1) {
+      if (this.split) {
         for (const p of this.accs.values()) p.swap();
         this.bindState();
       }
     }
     loss /= batches.length;
     for (const m of this.metricNames) metrics[m] = (metrics[m] as number) / batches.length;
-    if (this.gradAccum > 1) await (this.sessions[1] as DeviceSession).runAsync(this.updateBinding);
+    if (this.group !== null) {
+      const stats = Float64Array.of(loss, ...this.metricNames.map((m) => metrics[m] as number), weight === 0 ? 0 : (tokens ?? 0));
+      await this.allReduce(weight, stats);
+      loss = stats[0] as number;
+      this.metricNames.forEach((m, i) => {
+        metrics[m] = stats[i + 1] as number;
+      });
+      if (tokens !== undefined) tokens = Math.round((stats[stats.length - 1] as number) * this.group.worldSize);
+    }
+    if (this.split) await (this.sessions[1] as DeviceSession).runAsync(this.updateBinding);
     const gradNorm = this.readScalar('grad_norm');
 
     checkFinite({ step, loss, lastGoodCheckpoint: this.lastGoodCheckpoint });
@@ -406,6 +448,22 @@ export class Trainer {
     const r: TrainerStepResult = { step, loss, metrics, lr, gradNorm, skipped, lossScale };
     if (tokens !== undefined) r.tokens = tokens;
     return r;
+  }
+
+  /**
+   * Averages the summed gradients (acc.p) and `stats` over the ranks, this rank's scaled by `weight`
+   * (tokens, the last stat, are not): the update graph then reads the global mean gradient.
+   */
+  private async allReduce(weight: number, stats: Float64Array): Promise<void> {
+    const group = this.group as ProcessGroup;
+    const accs = [...this.accs.values()];
+    const grads = this.counted(() => accs.map((p) => p.current.download() as Float32Array));
+    if (weight !== 1) {
+      for (const a of grads) for (let j = 0; j < a.length; j++) a[j] = (a[j] as number) * weight;
+      for (let j = 0; j < stats.length - 1; j++) stats[j] = (stats[j] as number) * weight;
+    }
+    await group.allReduceMean([...grads, stats]);
+    this.counted(() => accs.forEach((p, i) => p.current.upload(grads[i] as Float32Array)));
   }
 
   /** Downloads everything needed to resume (synchronous; `state()` is the async form). */
@@ -487,6 +545,11 @@ export class Trainer {
     for (const m of [this.frozen, this.batchTensors, this.scalarsIn, this.scalarsOut]) for (const t of m.values()) t.release();
     for (const s of this.sessions) s.release();
   }
+}
+
+/** Whether the step runs as separate grad and update graphs: gradAccum > 1, or data parallel. */
+function splitStep(opts: TrainerOptions): boolean {
+  return (opts.gradAccum ?? 1) > 1 || (opts.group?.worldSize ?? 1) > 1;
 }
 
 /**

@@ -6,8 +6,12 @@ import { causalLmLoss, decoder, embed, paddingBias, parameterShapes, tinyLlama }
 import type { HostTensor } from '@latent-sft/runtime';
 import type { Objective } from '../src/index.js';
 
-/** A small Llama's causal-LM loss (float16 or float32 compute), as tools/bench's objective at a tiny size. */
-export function tinyObjective(Bt: number, Tt: number, dtype: 'float16' | 'float32' = 'float16'): { objective: Objective; init: Record<string, HostTensor> } {
+/** A small Llama's causal-LM loss (float16 or float32 compute), as tools/bench's objective at a tiny size; Bt 'batch': any batch size. */
+export function tinyObjective(
+  Bt: number | 'batch',
+  Tt: number,
+  dtype: 'float16' | 'float32' = 'float16',
+): { objective: Objective; init: Record<string, HostTensor> } {
   const config = tinyLlama();
   const rng = Rng.fromSeed(5);
   const specs = parameterShapes(config);
