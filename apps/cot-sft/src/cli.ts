@@ -12,6 +12,7 @@ export async function runCli(argv: readonly string[], io: PhaseCliIo): Promise<v
         describe: 'explicit CoT SFT of a base model → M0 (variant no-cot: the No-CoT baseline)',
         schema: cotSftConfig,
         run: runCotSft,
+        trains: true,
       }),
     ],
     argv,

@@ -12,6 +12,7 @@ export async function runCli(argv: readonly string[], io: PhaseCliIo): Promise<v
         describe: 'phase 2: CE + KL from the cached teachers; new LoRA on M1 → M2 (<out>/hf)',
         schema: phase2Config,
         run: runPhase2,
+        trains: true,
       }),
     ],
     argv,

@@ -19,6 +19,8 @@ import { closest } from './suggest.js';
 export interface CommandContext {
   /** The `--config` file, if one was given. */
   readonly configFile: string | undefined;
+  /** The values of CliSpec.options (outside the config: how to run, not what), by flag name. */
+  readonly options: Readonly<Record<string, unknown>>;
 }
 
 /** One subcommand of an app, with its config schema and handler. */
@@ -40,6 +42,8 @@ export interface CliSpec {
   out?: (text: string) => void;
   /** The app's root logger: --log-format, --quiet and --log-file configure its output. */
   logger?: Logger;
+  /** Extra flags of every command that are not config fields (e.g. the launcher's --gpus); see CommandContext.options. */
+  options?: Readonly<Record<string, Options>>;
 }
 
 /** Keeps the types of one command's schema and handler together (for the commands array). */
@@ -97,7 +101,8 @@ export function buildCli(spec: CliSpec): Argv {
     ((text: string) => {
       process.stdout.write(text);
     });
-  const allFlags = [...BUILTIN_FLAGS, ...spec.commands.flatMap((c) => c.schema.fields.map((f) => f.path))];
+  const extra = spec.options ?? {};
+  const allFlags = [...BUILTIN_FLAGS, ...Object.keys(extra), ...spec.commands.flatMap((c) => c.schema.fields.map((f) => f.path))];
   const commandNames = spec.commands.map((c) => c.command.split(' ')[0] as string).filter((c) => c !== '$0');
   let y: Argv = yargs()
     .scriptName(spec.name)
@@ -118,6 +123,7 @@ export function buildCli(spec: CliSpec): Argv {
     })
     .option('quiet', { type: 'boolean', describe: 'log only warnings and errors, no progress bar' })
     .option('log-file', { type: 'string', requiresArg: true, describe: 'also append every log record to this file as JSON lines' })
+    .options({ ...extra })
     .middleware((argv) => {
       const format = argv['log-format'] as LogFormat | undefined;
       const quiet = argv['quiet'] as boolean | undefined;
@@ -146,7 +152,8 @@ export function buildCli(spec: CliSpec): Argv {
           out(`${JSON.stringify(config, null, 2)}\n`);
           return;
         }
-        await cmd.handler(config, { configFile });
+        const options = Object.fromEntries(Object.keys(extra).map((k) => [k, argv[k]]));
+        await cmd.handler(config, { configFile, options });
       },
     );
   }

@@ -1,7 +1,7 @@
 // The launcher (torchrun's job): starts this node's ranks as child processes of the same command,
 // each with its RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT in the environment, waits
-// for them, and stops the others as soon as one fails. Rank 0's stdout is handed to `onStdout` (the
-// app's one-line summary); the other ranks' stdout is dropped; every rank's stderr is inherited
+// for them, and stops the others as soon as one fails. Rank 0's stdout is handed to `onStdout` in one
+// piece when rank 0 ends (the app's one-line summary); the other ranks' stdout is dropped; every rank's stderr is inherited
 // (rank 0 logs; the others print only a failure).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -22,7 +22,7 @@ export interface LaunchOptions {
   masterAddr: string;
   /** Rank 0's port; 0 (one node only): a free port of masterAddr. */
   masterPort: number;
-  /** Rank 0's stdout, as it arrives. */
+  /** Rank 0's whole stdout, once rank 0 has ended (not called when it wrote nothing). */
   onStdout?: (text: string) => void;
   logger?: Logger;
 }
@@ -68,7 +68,8 @@ export async function launch(o: LaunchOptions): Promise<void> {
     const env = { ...o.env, ...rankEnv({ rank, worldSize, localRank: local, masterAddr: o.masterAddr, masterPort }) };
     const child = spawn(o.command, [...o.args], { env, stdio: ['ignore', rank === 0 ? 'pipe' : 'ignore', 'inherit'] });
     children.push(child);
-    if (rank === 0) child.stdout?.on('data', (d: Buffer) => o.onStdout?.(d.toString('utf8')));
+    const out: Buffer[] = [];
+    if (rank === 0) child.stdout?.on('data', (d: Buffer) => out.push(d));
     exits.push(
       new Promise<void>((resolve) => {
         child.once('error', (e) => {
@@ -77,6 +78,7 @@ export async function launch(o: LaunchOptions): Promise<void> {
           resolve();
         });
         child.once('close', (code, signal) => {
+          if (out.length > 0) o.onStdout?.(Buffer.concat(out).toString('utf8'));
           if (code !== 0 && failure === null) {
             failure = new UserError(`rank ${rank} ${code !== null ? `exited with code ${code}` : `was stopped by ${signal}`} (its message is above)`);
             stopOthers();

@@ -9,7 +9,7 @@ import { inputError } from '@latent-sft/core';
 import { type ModelConfig, type NamedTensor, initParameters } from '@latent-sft/models';
 import { collateCotSft, cotSftObjective } from '@latent-sft/phases';
 import { type Tokenizer, loadTokenizer, materializeTokenizer, padId, writeVocabSubset } from '@latent-sft/tokenizer';
-import { type RunContext, recordOf } from './context.js';
+import { type RunContext, isWriter, recordOf } from './context.js';
 import { type PreparedData, checkFitsModel, longestExample, prepareData } from './data.js';
 import { checkAllocatable, copyTokenizer, loadModelDir, loadModelTokenizer, saveModelDir, tinyLlamaFor, toHost, tokenizerSha } from './model.js';
 import { LAYOUT, claimOutDir, publishDir } from './run-dir.js';
@@ -63,10 +63,10 @@ async function runFrom(
   const data = prepareData(config.data, tok);
   checkFitsModel(data.examples, model.maxPositionEmbeddings, null, init === null ? tokDir : 'the random-init base');
   const tensors = base?.tensors ?? initParameters(model, { seed: (init as NonNullable<typeof init>).initSeed });
-  const lock = claimOutDir(config.out, record, config.resume);
+  const lock = isWriter(ctx) ? claimOutDir(config.out, record, config.resume) : null;
   try {
     let modelTokDir = tokDir;
-    if (init !== null) {
+    if (init !== null && lock !== null) {
       modelTokDir = join(config.out, TOKENIZER_DIR);
       if (!existsSync(modelTokDir)) publishDir(config.out, TOKENIZER_DIR, (tmp) => copyTokenizer(tokDir, tmp));
       else if (tokenizerSha(modelTokDir) !== tokenizerSha(tokDir)) {
@@ -78,7 +78,7 @@ async function runFrom(
     }
     return await train(config, ctx, { t0, record, tokDir: modelTokDir, model, tensors, tok, data });
   } finally {
-    lock.release();
+    lock?.release();
   }
 }
 
@@ -118,7 +118,9 @@ async function train(
       ).feeds,
     label: `cot-sft (${config.variant})`,
     logger,
+    ...(ctx.group !== undefined ? { group: ctx.group } : {}),
   });
-  publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, model, trained, tokDir));
-  return finishTraining(app, config.out, metrics, { t0, logger });
+  const write = isWriter(ctx);
+  if (write) publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, model, trained, tokDir));
+  return finishTraining(app, config.out, metrics, { t0, logger, write });
 }

@@ -17,7 +17,7 @@ import { type LoraConfig, type ModelConfig, type NamedTensor, mergeLora } from '
 import { DECODER_PREFIX, ENCODER_PREFIX, type Phase1Options, type Phase1Step, collatePhase1, phase1Objective } from '@latent-sft/phases';
 import type { HostTensor } from '@latent-sft/runtime';
 import { type Tokenizer, padId } from '@latent-sft/tokenizer';
-import { type RunContext, recordOf } from './context.js';
+import { type RunContext, isWriter, recordOf } from './context.js';
 import { type PreparedData, checkFitsModel, longestExample, prepareData } from './data.js';
 import {
   type ModelDir,
@@ -101,11 +101,11 @@ async function runStep(
   const data = prepareData(config.data, tok);
   checkFitsModel(data.examples, Math.min(s.encoder.config.maxPositionEmbeddings, s.decoder.config.maxPositionEmbeddings), spec.compressionRate, s.decoder.dir);
   const record = recordOf(app, config, ctx);
-  const lock = claimOutDir(config.out, record, config.resume);
+  const lock = isWriter(ctx) ? claimOutDir(config.out, record, config.resume) : null;
   try {
     return await trainStep(config, ctx, { app, spec, s, tok, data, record, t0 });
   } finally {
-    lock.release();
+    lock?.release();
   }
 }
 
@@ -124,7 +124,8 @@ async function trainStep(
 ): Promise<PhaseSummary> {
   const { app, spec, s, tok, data, record, t0 } = o;
   const logger = ctx.logger;
-  s.prepare?.();
+  const write = isWriter(ctx);
+  if (write) s.prepare?.();
   logger.info({ step: s.step, examples: data.examples.length, longest: longestExample(data.examples) }, 'data ready');
   const objective = phase1Objective(s.decoder.config, {
     step: s.step,
@@ -153,6 +154,7 @@ async function trainStep(
     size: data.examples.length,
     label: app,
     logger,
+    ...(ctx.group !== undefined ? { group: ctx.group } : {}),
     collate: (b) =>
       collatePhase1(
         b.indices.map((i) => data.examples[i]!),
@@ -167,8 +169,8 @@ async function trainStep(
         },
       ).feeds,
   });
-  s.save(trained);
-  return finishTraining(app, config.out, metrics, { t0, logger, notes: latentNotes(spec) });
+  if (write) s.save(trained);
+  return finishTraining(app, config.out, metrics, { t0, logger, notes: latentNotes(spec), write });
 }
 
 /** Step 1: LoRA on the encoder (M0 + compress token); D = M0 frozen. */

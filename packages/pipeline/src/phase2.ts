@@ -19,7 +19,7 @@ import { type Phase2Example, type Phase2Teacher, collatePhase2, isHiddenTeacher,
 import { readMetrics } from '@latent-sft/train';
 import { latentEndId, padId } from '@latent-sft/tokenizer';
 import { CACHE_MANIFEST, cacheLatentKind, checkCacheSpec, manifestLatentSpec, readLatentCache } from './cache.js';
-import { type RunContext, recordOf } from './context.js';
+import { type RunContext, isWriter, recordOf } from './context.js';
 import { checkFitsModel, prepareData } from './data.js';
 import { latentNotes } from './phase1.js';
 import { initLora, loadModelDir, loadModelTokenizer, loraOf, saveAdapterDir, saveModelDir, toHost, tokenizerSha } from './model.js';
@@ -62,7 +62,8 @@ export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<
   const hidden = kind === 'hidden';
   checkFitsModel(data.examples, m1.config.maxPositionEmbeddings, manifest.r, config.model);
   const record = recordOf(app, config, ctx);
-  const lock = claimOutDir(config.out, record, config.resume);
+  const write = isWriter(ctx);
+  const lock = write ? claimOutDir(config.out, record, config.resume) : null;
   try {
     logger.info({ examples: teachers.length, latent: kind, r: manifest.r, k: manifest.k }, 'cache loaded');
     const gumbel = config.gumbel.enabled && !hidden;
@@ -97,6 +98,7 @@ export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<
       size: examples.length,
       label: app,
       logger,
+      ...(ctx.group !== undefined ? { group: ctx.group } : {}),
       collate: (b) => {
         const batch = b.indices.map((i) => {
           const ex = examples[i]!;
@@ -122,11 +124,13 @@ export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<
       },
     });
     if (guardFailures > 0) logger.warn({ guardFailures }, 'Gumbel draws kept although their argmax was the latent-end id (100 redraws each)');
-    publishDir(config.out, LAYOUT.adapter, (tmp) => saveAdapterDir(tmp, lora, trained, { model: m1.config }, spec));
-    publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, m1.config, mergeLora(m1.config, m1.tensors, trained, lora), config.model, spec));
+    if (write) {
+      publishDir(config.out, LAYOUT.adapter, (tmp) => saveAdapterDir(tmp, lora, trained, { model: m1.config }, spec));
+      publishDir(config.out, LAYOUT.hf, (tmp) => saveModelDir(tmp, m1.config, mergeLora(m1.config, m1.tensors, trained, lora), config.model, spec));
+    }
     const first: Record<string, number> = {};
     const last: Record<string, number> = {};
-    if (hidden) {
+    if (hidden && write) {
       // The summary's metric keys are loss, ce, kl: add the MSE over the same windows.
       const recs = readMetrics(join(config.out, LAYOUT.metrics));
       const mean = (rs: typeof recs): number => rs.reduce((a, r) => a + (r.mse as number), 0) / rs.length;
@@ -135,8 +139,8 @@ export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<
         last.mse = mean(recs.slice(-metrics.window));
       }
     }
-    return finishTraining(app, config.out, metrics, { t0, logger, notes: latentNotes(spec), first, last });
+    return finishTraining(app, config.out, metrics, { t0, logger, notes: latentNotes(spec), first, last, write });
   } finally {
-    lock.release();
+    lock?.release();
   }
 }

@@ -1,9 +1,12 @@
 // One phase's training run: an Objective on a Trainer (device-resident state), inside
 // trainWithCheckpoints (atomic verified checkpoints under <out>/checkpoints, exact resume, metrics
 // JSONL), with a progress bar / progress records. Returns the trained tensors and the metrics summary.
+// Data parallel (`group`): every rank trains its shard of each global batch (train.batchSize); rank 0
+// alone keeps the checkpoints, metrics and progress, and hands its metrics summary to the others.
 import { join } from 'node:path';
 import type { ConfigRecord } from '@latent-sft/config';
 import { type Logger, createProgress, inputError } from '@latent-sft/core';
+import type { ProcessGroup } from '@latent-sft/distributed';
 import type { NamedTensor } from '@latent-sft/models';
 import type { Objective } from '@latent-sft/phases';
 import type { Device, HostTensor } from '@latent-sft/runtime';
@@ -51,6 +54,8 @@ export interface RunTrainingOptions {
   collate(batch: Batch, state: LoopState): Record<string, HostTensor>;
   label: string;
   logger: Logger;
+  /** Data-parallel training: this rank's group (RunContext.group). */
+  group?: ProcessGroup;
 }
 
 /** Resolves the LR schedule of a train block. */
@@ -82,6 +87,7 @@ export async function runTraining(o: RunTrainingOptions): Promise<{ trained: Nam
       precision: { compute: o.compute },
       device,
       logger: o.logger,
+      ...(o.group !== undefined ? { group: o.group } : {}),
     },
     {
       trainable: pick(o.objective.trainable, o.init.trainable, 'trainable'),
@@ -89,17 +95,20 @@ export async function runTraining(o: RunTrainingOptions): Promise<{ trained: Nam
     },
   );
   try {
-    const manager = CheckpointManager.open({
-      dir: join(o.out, LAYOUT.checkpoints),
-      keepLast: o.train.keepLast,
-      keepBest: false,
-      metricMode: 'min',
-      codec: safetensorsCodec,
-      record: o.record,
-      resume: o.resume,
-      logger: o.logger,
-    });
-    const progress = createProgress({ total: o.train.steps, label: o.label, logger: o.logger });
+    const writer = (o.group?.rank ?? 0) === 0;
+    const manager = !writer
+      ? null
+      : CheckpointManager.open({
+          dir: join(o.out, LAYOUT.checkpoints),
+          keepLast: o.train.keepLast,
+          keepBest: false,
+          metricMode: 'min',
+          codec: safetensorsCodec,
+          record: o.record,
+          resume: o.resume,
+          logger: o.logger,
+        });
+    const progress = writer ? createProgress({ total: o.train.steps, label: o.label, logger: o.logger }) : null;
     const metricsPath = join(o.out, LAYOUT.metrics);
     await trainWithCheckpoints({
       trainer,
@@ -109,18 +118,23 @@ export async function runTraining(o: RunTrainingOptions): Promise<{ trained: Nam
       data: { size: o.size, batchSize: Math.min(o.train.batchSize, o.size) },
       batches: (batch, state) => [o.collate(batch, state)],
       checkpointEvery: o.train.checkpointEvery,
-      metricsPath,
+      ...(writer ? { metricsPath } : {}),
       logger: o.logger,
       onStep: (r) => {
         const fields: Record<string, string> = { loss: r.loss.toFixed(4) };
         for (const [k, v] of Object.entries(r.metrics)) fields[k] = v.toFixed(4);
-        progress.tick(1, fields);
+        progress?.tick(1, fields);
       },
     });
-    progress.done();
+    progress?.done();
     const state = trainer.stateSync();
     const trained = state.trainable.map((t) => ({ name: t.name, shape: [...t.shape], data: t.data }));
-    const metrics = summarizeMetrics(readMetrics(metricsPath));
+    let metrics = writer ? summarizeMetrics(readMetrics(metricsPath)) : null;
+    if (o.group !== undefined) {
+      const bytes = await o.group.broadcast(metrics === null ? null : Buffer.from(JSON.stringify(metrics)));
+      metrics = JSON.parse(Buffer.from(bytes).toString('utf8')) as MetricSummary;
+    }
+    if (metrics === null) throw new Error('runTraining: no metrics summary');
     if (metrics.collapse.collapsed) o.logger.warn({ collapse: metrics.collapse }, `training collapsed: ${metrics.collapse.message}`);
     return { trained, metrics };
   } finally {

@@ -63,13 +63,21 @@ export function writeSummary(s: PhaseSummary): void {
 
 /**
  * The end of a training phase: its summary (steps, the first/last windows, the collapse verdict, wall
- * time since `t0`, optional notes and extra first/last metrics), written and logged; returned.
+ * time since `t0`, optional notes and extra first/last metrics), written (unless `write` is false: a
+ * data-parallel rank other than 0) and logged; returned.
  */
 export function finishTraining(
   app: string,
   out: string,
   metrics: MetricSummary,
-  o: { t0: number; logger: Logger; notes?: Record<string, number | string>; first?: Record<string, number>; last?: Record<string, number> },
+  o: {
+    t0: number;
+    logger: Logger;
+    notes?: Record<string, number | string>;
+    first?: Record<string, number>;
+    last?: Record<string, number>;
+    write?: boolean;
+  },
 ): PhaseSummary {
   const summary: PhaseSummary = {
     app,
@@ -82,7 +90,7 @@ export function finishTraining(
     wallSeconds: secondsSince(o.t0),
     ...(o.notes !== undefined ? { notes: o.notes } : {}),
   };
-  writeSummary(summary);
+  if (o.write !== false) writeSummary(summary);
   o.logger.info({ ...summary }, 'done');
   return summary;
 }
