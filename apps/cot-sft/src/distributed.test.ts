@@ -41,9 +41,9 @@ const micro = [
 
 /**
  * Two ranks vs one process: float32 sums in another order (two half-batch means vs one batch mean),
- * then 3 AdamW steps; measured max |Δ| below 1e-7 on weights of O(0.02–1).
+ * then 3 AdamW steps; measured max |Δ| 7.5e-9 on weights of O(0.02–1); atol 1e-6 leaves a margin.
  */
-const RANKS_VS_ONE = { rtol: 0, atol: 1e-5 };
+const RANKS_VS_ONE = { rtol: 0, atol: 1e-6 };
 
 async function run(argv: string[], withLaunch = true): Promise<string> {
   let out = '';
