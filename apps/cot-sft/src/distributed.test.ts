@@ -4,7 +4,7 @@
 // process. No-CoT 1-digit × 1-digit problems: every example has the same number of supervised tokens
 // (the Llama-3 tokenizer keeps numbers below 1000 in one token), so the mean of the two half-batch
 // means is the whole batch's token mean. Plus the one-line refusals (cuda, no entry point).
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,28 +16,13 @@ import { runCli } from './index.js';
 const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
 const launch = { command: process.execPath, args: ['--conditions=@latent-sft/source', '--import', 'tsx', MAIN], env: process.env };
 
-const micro = [
-  '--base.kind',
-  'init',
-  '--base.hiddenSize',
-  '16',
-  '--base.intermediateSize',
-  '32',
-  '--variant',
-  'no-cot',
-  '--data.count',
-  '6',
-  '--data.digitsA',
-  '1',
-  '--data.digitsB',
-  '1',
-  '--train.steps',
-  '3',
-  '--train.batchSize',
-  '4',
-  '--train.checkpointEvery',
-  '2',
-];
+/** The run, as a config file (flags add --out and the launcher's). */
+const CONFIG = {
+  base: { kind: 'init', hiddenSize: 16, intermediateSize: 32 },
+  variant: 'no-cot',
+  data: { count: 6, digitsA: 1, digitsB: 1 },
+  train: { steps: 3, batchSize: 4, checkpointEvery: 2 },
+};
 
 /**
  * Two ranks vs one process: float32 sums in another order (two half-batch means vs one batch mean),
@@ -59,6 +44,9 @@ async function run(argv: string[], withLaunch = true): Promise<string> {
 
 describe('cot-sft --gpus 2 (CPU ranks over TCP)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cot-sft-dp-'));
+  const configFile = join(dir, 'config.json');
+  writeFileSync(configFile, JSON.stringify(CONFIG));
+  const micro = ['--config', configFile];
 
   it('2 ranks write what 1 process writes (rank 0 only) and end with the same weights', async () => {
     const one = join(dir, 'one');
