@@ -24,7 +24,8 @@ describe.each([2, 3])('TCP process group of %i ranks', (n) => {
     const g = await groups(n);
     try {
       const rng = Rng.fromSeed(n);
-      const a = g.map(() => [randomF32(rng, 1000), randomF32(rng, 3), Float64Array.from({ length: 5 }, () => rng.normal())]);
+      // 50k floats (200 kB): frames arrive in several socket chunks.
+      const a = g.map(() => [randomF32(rng, 50_000), randomF32(rng, 3), Float64Array.from({ length: 5 }, () => rng.normal())]);
       const want = (a[0] as (Float32Array | Float64Array)[]).map((x, i) => {
         const out = x instanceof Float64Array ? new Float64Array(x.length) : new Float32Array(x.length);
         for (let j = 0; j < x.length; j++) {
@@ -96,6 +97,11 @@ describe('TCP process group errors', () => {
     const s = await Promise.allSettled([g[0]!.allReduceMean([new Float32Array(2)]), g[1]!.allReduceMean([new Float32Array(3)])]);
     const sizeError = 'distributed: allReduceMean #1: rank 1 sent 12 bytes, rank 0 has 8 (the ranks disagree on the tensors)';
     expect(s.map((x) => (x.status === 'rejected' ? (x.reason as Error).message : 'ok'))).toEqual([sizeError, sizeError]);
+    await Promise.all(g.map((p) => p.close()));
+    g = await groups(2);
+    const c = await Promise.allSettled([g[0]!.allReduceMean([new Float32Array(2)]), g[1]!.allReduceMean([new Float32Array(2), new Float64Array(1)])]);
+    const countError = 'distributed: allReduceMean #1: rank 1 passed 2 arrays, rank 0 has 1 (the ranks disagree on the tensors)';
+    expect(c.map((x) => (x.status === 'rejected' ? (x.reason as Error).message : 'ok'))).toEqual([countError, countError]);
     await Promise.all(g.map((p) => p.close()));
     g = await groups(2);
     const pending = g[0]!.allReduceMean([new Float32Array(4)]);

@@ -25,6 +25,8 @@ interface Frame {
 class Channel {
   private chunks: Buffer[] = [];
   private have = 0;
+  /** The header of the frame being received (null: waiting for one). */
+  private head: { op: number; seq: number; len: number } | null = null;
   private readonly frames: Frame[] = [];
   private waiter: { resolve: (f: Frame) => void; reject: (e: Error) => void } | null = null;
   private failure: Error | null = null;
@@ -44,16 +46,40 @@ class Channel {
     socket.on('close', () => this.fail(new UserError(`${this.peer} closed the connection (did that process fail? see its message)`)));
   }
 
+  /** The next `n` received bytes (copied once when they span chunks). */
+  private take(n: number): Buffer {
+    const first = this.chunks[0] as Buffer;
+    let out: Buffer;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let off = 0;
+      while (off < n) {
+        const c = this.chunks[0] as Buffer;
+        const k = Math.min(c.length, n - off);
+        c.copy(out, off, 0, k);
+        off += k;
+        if (k === c.length) this.chunks.shift();
+        else this.chunks[0] = c.subarray(k);
+      }
+    }
+    this.have -= n;
+    return out;
+  }
+
   private parse(): void {
-    while (this.have >= HEADER) {
-      const all = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.have);
-      this.chunks = [all];
-      const len = all.readUInt32LE(8);
-      if (this.have < HEADER + len) return;
-      const frame = { op: all.readUInt32LE(0), seq: all.readUInt32LE(4), payload: all.subarray(HEADER, HEADER + len) };
-      const rest = all.subarray(HEADER + len);
-      this.chunks = rest.length > 0 ? [rest] : [];
-      this.have = rest.length;
+    for (;;) {
+      if (this.head === null) {
+        if (this.have < HEADER) return;
+        const h = this.take(HEADER);
+        this.head = { op: h.readUInt32LE(0), seq: h.readUInt32LE(4), len: h.readUInt32LE(8) };
+      }
+      if (this.have < this.head.len) return;
+      const frame = { op: this.head.op, seq: this.head.seq, payload: this.head.len > 0 ? this.take(this.head.len) : Buffer.alloc(0) };
+      this.head = null;
       if (this.waiter !== null) {
         const w = this.waiter;
         this.waiter = null;
@@ -276,8 +302,8 @@ class TcpGroup implements ProcessGroup {
     }
   }
 
-  /** The next frame from `chan`, which must be collective `name` number `seq`. */
-  private async expect(chan: Channel, name: OpName, seq: number, bytes?: number): Promise<Buffer> {
+  /** The next frame from `chan`, which must be collective `name` number `seq` (`what`: which part, for errors). */
+  private async expect(chan: Channel, name: OpName, seq: number, bytes?: number, what = ''): Promise<Buffer> {
     const f = await chan.next();
     if (f.op === OP.error) throw new UserError(f.payload.toString('utf8'));
     const mine = `rank ${this.rank} is in ${name} #${seq}`;
@@ -285,36 +311,44 @@ class TcpGroup implements ProcessGroup {
       throw new UserError(`distributed: collectives out of step: ${mine}, ${chan.peer} sent ${OP_NAME[f.op] ?? f.op} #${f.seq}`);
     if (bytes !== undefined && f.payload.byteLength !== bytes)
       throw new UserError(
-        `distributed: ${name} #${seq}: ${chan.peer} sent ${f.payload.byteLength} bytes, rank ${this.rank} has ${bytes} (the ranks disagree on the tensors)`,
+        `distributed: ${name} #${seq}${what}: ${chan.peer} sent ${f.payload.byteLength} bytes, rank ${this.rank} has ${bytes} (the ranks disagree on the tensors)`,
       );
     return f.payload;
   }
 
   allReduceMean(arrays: ReadonlyArray<Float32Array | Float64Array>): Promise<void> {
+    // The array count, then one frame per array each way (no buffer of everything: Node caps a Buffer at 4 GiB).
     return this.run('allReduceMean', async (seq) => {
       if (this.worldSize === 1) return;
-      const bytes = arrays.reduce((a, x) => a + x.byteLength, 0);
+      const what = (i: number) => (arrays.length > 1 ? ` (array ${i} of ${arrays.length})` : '');
+      const count = pack([Uint32Array.of(arrays.length)]);
       if (this.rank !== 0) {
         const chan = this.peers[0] as Channel;
-        chan.send(OP.allReduceMean, seq, pack(arrays));
-        unpack(await this.expect(chan, 'allReduceMean', seq, bytes), arrays);
+        chan.send(OP.allReduceMean, seq, count);
+        for (const a of arrays) chan.send(OP.allReduceMean, seq, pack([a]));
+        await this.expect(chan, 'allReduceMean', seq, 4);
+        for (const [i, a] of arrays.entries()) unpack(await this.expect(chan, 'allReduceMean', seq, a.byteLength, what(i)), [a]);
         return;
       }
-      const sums = arrays.map((a) => Float64Array.from(a));
-      const tmp = arrays.map((a) => (a instanceof Float64Array ? new Float64Array(a.length) : new Float32Array(a.length)));
       for (const chan of this.peers) {
-        unpack(await this.expect(chan, 'allReduceMean', seq, bytes), tmp);
-        sums.forEach((s, i) => {
-          const t = tmp[i] as Float32Array | Float64Array;
-          for (let j = 0; j < s.length; j++) s[j] = (s[j] as number) + (t[j] as number);
-        });
+        const n = (await this.expect(chan, 'allReduceMean', seq, 4)).readUInt32LE(0);
+        if (n !== arrays.length)
+          throw new UserError(
+            `distributed: allReduceMean #${seq}: ${chan.peer} passed ${n} arrays, rank 0 has ${arrays.length} (the ranks disagree on the tensors)`,
+          );
       }
-      arrays.forEach((a, i) => {
-        const s = sums[i] as Float64Array;
-        for (let j = 0; j < a.length; j++) a[j] = (s[j] as number) / this.worldSize;
-      });
-      const out = pack(arrays);
-      for (const chan of this.peers) chan.send(OP.allReduceMean, seq, out);
+      for (const chan of this.peers) chan.send(OP.allReduceMean, seq, count);
+      for (const [i, a] of arrays.entries()) {
+        const sum = Float64Array.from(a);
+        const tmp = a instanceof Float64Array ? new Float64Array(a.length) : new Float32Array(a.length);
+        for (const chan of this.peers) {
+          unpack(await this.expect(chan, 'allReduceMean', seq, a.byteLength, what(i)), [tmp]);
+          for (let j = 0; j < sum.length; j++) sum[j] = (sum[j] as number) + (tmp[j] as number);
+        }
+        for (let j = 0; j < a.length; j++) a[j] = (sum[j] as number) / this.worldSize;
+        const out = pack([a]);
+        for (const chan of this.peers) chan.send(OP.allReduceMean, seq, out);
+      }
     });
   }
 

@@ -79,38 +79,33 @@ export function trainerStateFromTensors(
   };
 }
 
-/** The start state as bytes: [u32 header length][header JSON: loop state, tensor list][tensor bytes]. */
-function encodeStart(loop: LoopState, tensors: readonly CheckpointTensor[]): Uint8Array {
-  const header = Buffer.from(JSON.stringify({ loop: loopStateToJson(loop), tensors: tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })) }));
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(header.length, 0);
-  return Buffer.concat([len, header, ...tensors.map((t) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength))]);
-}
-
-function decodeStart(bytes: Uint8Array): { loop: LoopState; tensors: CheckpointTensor[] } {
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const len = buf.readUInt32LE(0);
-  const header = JSON.parse(buf.subarray(4, 4 + len).toString('utf8')) as { loop: unknown; tensors: Array<Pick<CheckpointTensor, 'name' | 'dtype' | 'shape'>> };
-  let off = 4 + len;
-  const tensors = header.tensors.map((t): CheckpointTensor => {
-    const n = t.shape.reduce((a, b) => a * b, 1);
-    const data = t.dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
-    new Uint8Array(data.buffer).set(buf.subarray(off, off + data.byteLength));
-    off += data.byteLength;
-    return { ...t, data };
-  });
-  return { loop: loopStateFromJson(header.loop, 'the start state from rank 0'), tensors };
-}
-
-/** Data parallel: every rank takes rank 0's start state (weights, optimizer state, counters, loop state). */
+/**
+ * Data parallel: every rank takes rank 0's start state (weights, optimizer state, counters, loop state):
+ * a JSON header (loop state, tensor names/dtypes/shapes), then one broadcast per tensor (Node caps one
+ * buffer at 4 GiB, so not one buffer of everything).
+ */
 async function shareStart(group: ProcessGroup, trainer: Trainer, loop: LoopState | null): Promise<LoopState> {
+  const where = 'the start state from rank 0';
   if (group.rank === 0) {
-    await group.broadcast(encodeStart(loop as LoopState, trainerStateToTensors(trainer.stateSync())));
+    const tensors = trainerStateToTensors(trainer.stateSync());
+    const header = { loop: loopStateToJson(loop as LoopState), tensors: tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })) };
+    await group.broadcast(Buffer.from(JSON.stringify(header)));
+    for (const t of tensors) await group.broadcast(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
     return loop as LoopState;
   }
-  const start = decodeStart(await group.broadcast(null));
-  await trainer.load(trainerStateFromTensors(start.tensors, trainer.tensorNames(), 'the start state from rank 0'));
-  return start.loop;
+  const header = JSON.parse(Buffer.from(await group.broadcast(null)).toString('utf8')) as {
+    loop: unknown;
+    tensors: Array<Pick<CheckpointTensor, 'name' | 'dtype' | 'shape'>>;
+  };
+  const tensors: CheckpointTensor[] = [];
+  for (const t of header.tensors) {
+    const bytes = await group.broadcast(null);
+    const data = t.dtype === 'float64' ? new Float64Array(bytes.byteLength / 8) : new Float32Array(bytes.byteLength / 4);
+    new Uint8Array(data.buffer).set(bytes);
+    tensors.push({ ...t, data });
+  }
+  await trainer.load(trainerStateFromTensors(tensors, trainer.tensorNames(), where));
+  return loopStateFromJson(header.loop, where);
 }
 
 /** This rank's shard of a loop batch and its weight (data parallel; an empty shard runs the first example at weight 0). */
