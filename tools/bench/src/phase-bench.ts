@@ -4,9 +4,10 @@
 // EP through the Trainer (state device-resident). Synthetic token ids shaped like GSM8k-Aug examples at
 // r = 4 (prompt 96, CoT 192 -> m = 48, answer 16). Prints "BENCH {...}" lines.
 // Usage: node phase-bench.mjs [--which phase1,phase2] [--batch 8] [--steps 5] [--device cuda] [--layers N]
+//        [--model llama-3.2-1b|r1-distill-qwen-7b]  (the paper's two shapes; random init either way)
 import { parseArgs } from 'node:util';
 import { Rng } from '@latent-sft/core';
-import { llama32_1b, parameterShapes, loraParameterShapes, type ModelConfig } from '@latent-sft/models';
+import { deepseekR1DistillQwen7b, llama32_1b, parameterShapes, loraParameterShapes, type ModelConfig } from '@latent-sft/models';
 import {
   ENCODER_PREFIX,
   DECODER_PREFIX,
@@ -34,6 +35,7 @@ const { values } = parseArgs({
     prompt: { type: 'string', default: '96' },
     cot: { type: 'string', default: '192' },
     r: { type: 'string', default: '4' },
+    model: { type: 'string', default: 'llama-3.2-1b' },
   },
 });
 const device: Device = values.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' };
@@ -41,7 +43,9 @@ const compute = values.compute as 'bfloat16' | 'float16' | 'float32';
 const B = Number(values.batch),
   steps = Number(values.steps),
   r = Number(values.r);
-const base = llama32_1b();
+if (values.model !== 'llama-3.2-1b' && values.model !== 'r1-distill-qwen-7b')
+  throw new Error(`--model must be llama-3.2-1b or r1-distill-qwen-7b, got '${values.model}'`);
+const base = values.model === 'r1-distill-qwen-7b' ? deepseekR1DistillQwen7b() : llama32_1b();
 const config: ModelConfig = values.layers ? { ...base, numHiddenLayers: Number(values.layers) } : base;
 const emit = (o: Record<string, unknown>) => process.stdout.write(`BENCH ${JSON.stringify(o)}\n`);
 const rng = Rng.fromSeed(3);
@@ -87,6 +91,7 @@ async function timeTrainer(name: string, trainer: Trainer, feeds: Record<string,
   emit({
     bench: name,
     impl: 'latent-sft-ort',
+    model: values.model,
     device: device.kind,
     compute,
     batch: B,
