@@ -35,6 +35,8 @@ peak $G --engine fixed --dump /root/gen-fixed.json
 python3 tools/reference/gen_check.py /root/gen-cg.json /root/fwd/model   # our greedy tokens vs HF's argmax, teacher-forced
 python3 tools/reference/gen_check.py /root/gen-fixed.json /root/fwd/model
 peak $G --engine cuda-graph --mode latent --latent 128 --new-tokens 128
+peak $G --engine cuda-graph --candidates 10   # diagnostic: TopK over the vocabulary with K = 10 instead of 64
+$G --engine fixed --new-tokens 32 --profile /root/gen-prof | grep -E 'BENCH.*profile'   # diagnostic: ORT's per-op times
 for r in hf-generate hf-static-compile; do peak python3 tools/reference/bench_torch.py --which gen --recipes $r; done
 fi
 if want 7b; then

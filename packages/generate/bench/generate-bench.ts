@@ -17,6 +17,7 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Rng } from '@latent-sft/core';
 import { type ModelConfig, type NamedTensor, initParameters, llama32_1b, loadCheckpoint, parameterCount, tinyLlama } from '@latent-sft/models';
+import { summarizeProfile } from '@latent-sft/runtime';
 import { type GenerateDtype, type GenerateMode, Generator, type Sampling } from '../src/index.js';
 
 const { values: a } = parseArgs({
@@ -35,6 +36,8 @@ const { values: a } = parseArgs({
     engine: { type: 'string' },
     'bandwidth-gbs': { type: 'string', default: '4800' },
     dump: { type: 'string' },
+    candidates: { type: 'string', default: '64' },
+    profile: { type: 'string' },
   },
 });
 
@@ -77,6 +80,8 @@ const gen = Generator.create({
   weights,
   device: a.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' },
   dtype: a.dtype as GenerateDtype,
+  candidates: int('candidates', a.candidates, 1),
+  ...(a.profile !== undefined ? { session: { profilePrefix: a.profile } } : {}),
   fixedShapes: engine !== 'compact',
   cudaGraph: engine === 'cuda-graph',
   ...(a.threads !== undefined ? { session: { intraOpThreads: int('threads', a.threads, 1) } } : {}),
@@ -148,6 +153,8 @@ out(
     bandwidth_fraction: decodeRate / limit,
   })}`,
 );
+if (a.profile !== undefined)
+  for (const file of gen.endProfiling()) out(`BENCH ${JSON.stringify({ bench: 'gen-profile', engine, profile: summarizeProfile(file) })}`);
 if (a.dump !== undefined) {
   const rows = results.slice(0, 8).map((r, i) => ({ prompt: prompts[i], output: r.outputIds, latent: r.latentCount }));
   writeFileSync(a.dump, JSON.stringify({ model: a.model, dtype: a.dtype, engine, mode: a.mode, rows }));

@@ -194,6 +194,11 @@ export class Generator {
     return s;
   }
 
+  /** Stops ORT's profiler of the step session and every decode session (`session.profilePrefix`) and returns the trace paths. */
+  endProfiling(): string[] {
+    return [this.step, ...this.decodeSessions.values()].map((s) => s.endProfiling());
+  }
+
   /** Frees every session. */
   release(): void {
     this.step.release();
