@@ -1,6 +1,7 @@
 // The engine against no-cache references (test/reference.ts: one prompt at a time, whole sequence
 // recomputed every step, latent math on the CPU) on the tiny-llama fixture, ORT CPU, fp32.
 import { UserError } from '@latent-sft/core';
+import { liveTensorCount } from '@latent-sft/runtime';
 import { initParameters, tinyLlama, tinyQwen2 } from '@latent-sft/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FullRecompute, type Tiny, loadTiny, fixture } from '../test/reference.js';
@@ -203,6 +204,7 @@ describe('fixed shapes (the CUDA-graph decode path, on the CPU)', () => {
   });
 
   it('keeps finished rows idle in their slots and gives the same latent steps and answers as the compacting engine', async () => {
+    const live = liveTensorCount();
     const fixed = Generator.create({ config: tiny.config, weights: tiny.tensors, fixedShapes: true });
     try {
       const free = await ref.latent(PROMPTS[0]!, { k: 10, maxLatent: 8, endId: -1, endIds: [-1], maxNew: 5, stopIds: EOS });
@@ -227,9 +229,14 @@ describe('fixed shapes (the CUDA-graph decode path, on the CPU)', () => {
       expect(b.stats.compactions).toBe(0);
       expect(b.stats.rowSteps).toBe(3 * (b.stats.steps - 1));
       expect(a.stats.rowSteps).toBeLessThan(b.stats.rowSteps);
+      // A second call of the same shape reuses the kept cache and step buffers (the memory a CUDA graph
+      // was captured with) and gives the same results.
+      const again = await fixed.generate(req);
+      expect(again.results).toEqual(b.results);
     } finally {
       fixed.release();
     }
+    expect(liveTensorCount()).toBe(live);
   });
 
   it('refuses cudaGraph on the CPU and compact with fixed shapes, in one line', () => {

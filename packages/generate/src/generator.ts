@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { inputError } from '@latent-sft/core';
 import { type Graph, saveModel, serialize } from '@latent-sft/graph';
 import { type ModelConfig, type NamedTensor, checkTensorsMatchConfig, loadCheckpoint } from '@latent-sft/models';
-import { DeviceSession, type DeviceSessionOptions, type Device, transferStats } from '@latent-sft/runtime';
+import { type DeviceBinding, DeviceSession, type DeviceSessionOptions, type Device, transferStats } from '@latent-sft/runtime';
 import { type GenerateDtype, type StepGraphOptions, buildCompactGraph, buildStepGraph, weightBytes } from './graphs.js';
 import { KvCache, type LatentFeed } from './kv-cache.js';
 import { type Decision, RowBatch, type StepInput } from './rows.js';
@@ -89,9 +89,9 @@ export class Generator {
   private readonly compact: DeviceSession;
   private readonly K: number;
   private readonly maxPositions: number;
-  /** What the CUDA-graph decode sessions are built from, and the sessions by `${B}x${C}`. */
+  /** What the fixed-shape decode sessions are built from, and their states by `${B}x${C}x${feed}`. */
   private readonly build: { tensors: readonly NamedTensor[]; graph: StepGraphOptions; session: DeviceSessionOptions; workDir: string | undefined };
-  private readonly decodeSessions = new Map<string, DeviceSession>();
+  private readonly fixed = new Map<string, FixedState>();
 
   private constructor(o: {
     config: ModelConfig;
@@ -180,31 +180,53 @@ export class Generator {
     });
   }
 
-  /** The fixed-shape decode session for B rows and capacity C (built on first use, then kept; a CUDA graph with cudaGraph). */
-  private decodeSession(B: number, C: number): DeviceSession {
-    const key = `${B}x${C}`;
-    let s = this.decodeSessions.get(key);
-    if (s === undefined) {
+  /**
+   * The fixed-shape decode state for B rows, capacity C and a latent feed: its session, binding, KV
+   * cache and step buffers, built on first use and kept until release(). Every batch of that shape
+   * reuses the same device buffers, so a captured CUDA graph (cudaGraph) replays on the memory it was
+   * captured with.
+   */
+  private fixedState(B: number, C: number, feed: LatentFeed): FixedState {
+    const key = `${B}x${C}x${feed}`;
+    let st = this.fixed.get(key);
+    if (st === undefined) {
       const b = this.build;
       const g = buildStepGraph(this.config, b.tensors, { ...b.graph, shapes: { batch: B, seq: 1, capacity: C } });
-      const session = this.cudaGraph ? { ...b.session, cudaOptions: { ...b.session.cudaOptions, enable_cuda_graph: '1' } } : b.session;
-      s = loadStepSession(g, b.tensors, session, b.workDir);
-      this.decodeSessions.set(key, s);
+      const opts = this.cudaGraph ? { ...b.session, cudaOptions: { ...b.session.cudaOptions, enable_cuda_graph: '1' } } : b.session;
+      const session = loadStepSession(g, b.tensors, opts, b.workDir);
+      const made: Array<{ release(): void }> = [session];
+      try {
+        const binding = session.createBinding();
+        made.push(binding);
+        const cache = KvCache.create(session, this.compact, this.config, B, C, this.dtype);
+        made.push(cache);
+        const bufs = new StepBuffers(session, B, this.latentTopK, this.K, this.config.vocabSize, 1);
+        st = { session, binding, cache, bufs };
+      } catch (e) {
+        for (const m of made.reverse()) m.release();
+        throw e;
+      }
+      this.fixed.set(key, st);
     }
-    return s;
+    return st;
   }
 
   /** Stops ORT's profiler of the step session and every decode session (`session.profilePrefix`) and returns the trace paths. */
   endProfiling(): string[] {
-    return [this.step, ...this.decodeSessions.values()].map((s) => s.endProfiling());
+    return [this.step, ...[...this.fixed.values()].map((f) => f.session)].map((s) => s.endProfiling());
   }
 
   /** Frees every session. */
   release(): void {
     this.step.release();
     this.compact.release();
-    for (const d of this.decodeSessions.values()) d.release();
-    this.decodeSessions.clear();
+    for (const f of this.fixed.values()) {
+      f.bufs.release();
+      f.cache.release();
+      f.binding.release();
+      f.session.release();
+    }
+    this.fixed.clear();
   }
 
   private validate(req: GenerateRequest): void {
@@ -309,12 +331,19 @@ export class Generator {
     const capacity = Math.max(need, Math.min(Math.ceil(need / 256) * 256, this.maxPositions));
     const invT = req.sampling.kind === 'top-p' ? 1 / req.sampling.temperature : 1;
     const V = c.vocabSize;
-    // The batch's device state is freed at the end of the call, also when a step throws.
+    // The batch's device state is freed at the end of the call, also when a step throws; a fixed-shape
+    // state (fixedState) is the generator's and outlives the call.
     using binding = s.createBinding();
-    using cache = KvCache.create(s, this.compact, c, prefill.B, capacity, this.dtype);
-    const decode = this.fixedShapes ? this.decodeSession(prefill.B, capacity) : s;
-    using decodeBinding = decode === s ? null : decode.createBinding();
-    let bufs = new StepBuffers(s, prefill.B, this.latentTopK, this.K, V, invT);
+    const fixed = this.fixedShapes ? this.fixedState(prefill.B, capacity, feed) : null;
+    const cache = fixed?.cache ?? KvCache.create(s, this.compact, c, prefill.B, capacity, this.dtype);
+    let bufs: StepBuffers;
+    try {
+      bufs = fixed?.bufs ?? new StepBuffers(s, prefill.B, this.latentTopK, this.K, V, invT);
+    } catch (e) {
+      if (fixed === null) cache.release();
+      throw e;
+    }
+    bufs.setInvTemp(invT);
     try {
       // slots[j]: the cache row of live row j; lengths[slot]: keys held by that cache row.
       let slots = prefill.lengths.map((_, b) => b);
@@ -329,8 +358,8 @@ export class Generator {
       };
       for (let first = true; ; first = false) {
         const tStep = performance.now();
-        if (first || decodeBinding === null) await bufs.run(s, binding, input, cache, feed);
-        else await bufs.run(decode, decodeBinding, input, cache, feed);
+        if (first || fixed === null) await bufs.run(s, binding, input, cache, feed);
+        else await bufs.run(fixed.session, fixed.binding, input, cache, feed);
         stats.steps++;
         if (!first) stats.rowSteps += input.B;
         const decision: Decision = rows.decide(downloadHeads(bufs.heads, rows.needs(), cache, slots), stats);
@@ -352,7 +381,10 @@ export class Generator {
         stats.decodeMs += performance.now() - tCompact;
       }
     } finally {
-      bufs.release();
+      if (fixed === null) {
+        bufs.release();
+        cache.release();
+      }
     }
     return rows.results();
   }
@@ -375,6 +407,14 @@ function slotInput(next: StepInput, slots: readonly number[], lengths: number[],
     lengths[sl] = pos + 1;
   });
   return { B, T: 1, ids, useSoft, seqlensK, lastRows: BigInt64Array.from({ length: B }, (_, b) => BigInt(b)) };
+}
+
+/** A fixed-shape decode state (Generator.fixedState). */
+interface FixedState {
+  session: DeviceSession;
+  binding: DeviceBinding;
+  cache: KvCache;
+  bufs: StepBuffers;
 }
 
 /** A step graph loaded as a session: over protobuf's 2 GiB limit as ONNX + an external weights file loaded by path. */

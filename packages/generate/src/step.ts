@@ -80,6 +80,11 @@ export class StepBuffers {
     this.B = B;
   }
 
+  /** Sets inv_temperature (in place: the same device memory). */
+  setInvTemp(v: number): void {
+    this.invTemp.upload(new Float32Array([v]));
+  }
+
   /** Frees every tensor. */
   release(): void {
     for (const n of HEADS) this.heads[n].release();
