@@ -18,7 +18,11 @@ export async function runCli(argv: readonly string[], write: (text: string) => v
     })
     .option('out', { type: 'string', demandOption: true, describe: 'output folder' })
     .option('tokenizer', { type: 'string', describe: 'folder with tokenizer.json + tokenizer_config.json (default: --model)' })
-    .option('dtype', { choices: ['float32', 'float16'] as const, default: 'float32' as const, describe: 'storage dtype of the weights (compute is float32)' })
+    .option('dtype', {
+      choices: ['float32', 'float16', 'int8'] as const,
+      default: 'float32' as const,
+      describe: 'storage dtype of the weights (int8: weight-only, per output row; compute is float32)',
+    })
     .option('max-latent', { type: 'number', default: 128, describe: "the page's latent steps cap" })
     .option('max-new-tokens', { type: 'number', default: 64, describe: "the page's answer tokens cap" })
     .option('max-positions', { type: 'number', describe: 'RoPE table length (default min(max_position_embeddings, 4096))' })

@@ -10,7 +10,7 @@ import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Logger, inputError, writeFileAtomic, writeJsonAtomic } from '@latent-sft/core';
 import { saveModel } from '@latent-sft/graph';
-import { DEFAULT_LATENT_SPEC, readLatentSpec, writeLatentSpec } from '@latent-sft/latent';
+import { DEFAULT_LATENT_SPEC, LATENT_SPEC_FILE, type LatentSpec, readLatentSpec, writeLatentSpec } from '@latent-sft/latent';
 import { type ModelConfig, type ParseConfigOptions, loadCheckpoint } from '@latent-sft/models';
 import { END_THINK, THINK, latentMarkerIds, loadTokenizer, padId, promptFor } from '@latent-sft/tokenizer';
 import { build, type Plugin } from 'esbuild';
@@ -25,7 +25,7 @@ export interface ExportWebOptions {
   out: string;
   /** Tokenizer folder (default: the model folder). */
   tokenizer?: string;
-  /** Storage dtype of the weights (default float32; compute is float32 either way). */
+  /** Storage dtype of the weights (default float32; int8: weight-only per row; compute is float32 either way). */
   weightDtype?: WebWeightDtype;
   /** The page's defaults (spec: 128 latents). */
   maxLatent?: number;
@@ -87,24 +87,43 @@ function positiveInt(v: number, field: string, min = 1): number {
   return v;
 }
 
-/** Writes the export folder described in the file header. */
+/** Writes the export folder described in the file header from an HF checkpoint folder. */
 export async function exportWeb(o: ExportWebOptions, logger: Logger): Promise<ExportWebResult> {
-  const out = resolve(o.out);
   const ck = loadCheckpoint(o.model, o.configOptions ?? {});
-  const c: ModelConfig = ck.config;
-  const tokDir = o.tokenizer ?? o.model;
-  const tok = await loadTokenizer(tokDir);
-  if (tok.vocabSize > c.vocabSize)
-    throw inputError({ field: '--tokenizer' }, `the tokenizer has ${tok.vocabSize} ids but the model's vocab_size is ${c.vocabSize}`);
   const recorded = readLatentSpec(o.model);
-  const spec = recorded?.spec ?? { ...DEFAULT_LATENT_SPEC };
-  if (recorded === null) logger.warn({ model: o.model, spec }, `no ${'latent.json'} beside the model: using the default latent spec`);
+  if (recorded === null) logger.warn({ model: o.model, spec: DEFAULT_LATENT_SPEC }, `no ${LATENT_SPEC_FILE} beside the model: using the default latent spec`);
+  return writeWebFolder(
+    {
+      ...o,
+      config: ck.config,
+      read: (name) => ck.tensors.readTensor(name, { as: 'float32' }) as Float32Array,
+      tokenizer: o.tokenizer ?? o.model,
+      spec: recorded?.spec ?? { ...DEFAULT_LATENT_SPEC },
+    },
+    logger,
+  );
+}
+
+/** What writeWebFolder exports: a model given as its config and a weight reader (a checkpoint, or random weights for benchmarks). */
+export interface WebFolderOptions extends Omit<ExportWebOptions, 'model' | 'configOptions' | 'tokenizer'> {
+  config: ModelConfig;
+  read: WeightReader;
+  tokenizer: string;
+  spec: LatentSpec;
+}
+
+/** Writes the export folder of a model given by config + weight reader. */
+export async function writeWebFolder(o: WebFolderOptions, logger: Logger): Promise<ExportWebResult> {
+  const out = resolve(o.out);
+  const c = o.config;
+  const spec = o.spec;
+  const tokDir = o.tokenizer;
+  const tok = await loadTokenizer(tokDir);
+  if (tok.vocabSize > c.vocabSize) throw inputError({ field: '--tokenizer' }, `the tokenizer has ${tok.vocabSize} ids but the model's vocab_size is ${c.vocabSize}`);
   const weightDtype = o.weightDtype ?? 'float32';
-  if (weightDtype !== 'float32' && weightDtype !== 'float16')
-    throw inputError({ field: '--dtype' }, `must be float32 or float16, got '${String(weightDtype)}'`);
+  if (!['float32', 'float16', 'int8'].includes(weightDtype)) throw inputError({ field: '--dtype' }, `must be float32, float16 or int8, got '${String(weightDtype)}'`);
   const maxPositions = positiveInt(o.maxPositions ?? Math.min(c.maxPositionEmbeddings, 4096), '--max-positions');
-  if (maxPositions > c.maxPositionEmbeddings)
-    throw inputError({ field: '--max-positions' }, `${maxPositions} exceeds max_position_embeddings ${c.maxPositionEmbeddings}`);
+  if (maxPositions > c.maxPositionEmbeddings) throw inputError({ field: '--max-positions' }, `${maxPositions} exceeds max_position_embeddings ${c.maxPositionEmbeddings}`);
   const maxLatent = positiveInt(o.maxLatent ?? 128, '--max-latent', 0);
   const maxNewTokens = positiveInt(o.maxNewTokens ?? 64, '--max-new-tokens');
 
@@ -116,8 +135,7 @@ export async function exportWeb(o: ExportWebOptions, logger: Logger): Promise<Ex
 
   mkdirSync(out, { recursive: true });
   const t0 = performance.now();
-  const read: WeightReader = (name) => ck.tensors.readTensor(name, { as: 'float32' }) as Float32Array;
-  const g = buildWebStepGraph(c, read, { latentTopK: spec.topK, feed, weightDtype, maxPositions });
+  const g = buildWebStepGraph(c, o.read, { latentTopK: spec.topK, feed, weightDtype, maxPositions });
   let bytes = 0;
   for (const t of g.initializers.values()) bytes += t.data.byteLength;
   const external = bytes > (o.externalDataBytes ?? 64 * 2 ** 20) ? 'model.weights' : null;

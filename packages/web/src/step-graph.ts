@@ -13,10 +13,12 @@
 // int64 [B, P+T] (left padding), position_ids int64 [B, T], past_key_values.{i}.key|value float32
 // [B, kvH, P, hd] (P = 0 for the prefill).
 //
-// Weights are float32 or float16 initializers. Compute is float32 either way (onnxruntime-web's WASM
-// backend has no float16 MatMul): each float16 weight is Cast where it is used; the embedding rows are
-// gathered before their Cast, and the [V, D] output head is cast and multiplied in `headChunks` row
-// blocks, so a float16 model never holds a float32 copy of the head at once.
+// Weights are float32, float16 or int8 initializers (int8: weight-only, symmetric per output row,
+// w ≈ q · scale[row] with q = round(w / scale) ∈ [-127, 127], scale = max|w[row]| / 127; 1-D weights
+// stay float32). Compute is float32 either way (onnxruntime-web's WASM backend has no float16 MatMul):
+// a 16/8-bit weight is widened (Cast, × scale) where it is used, the embedding rows after their Gather,
+// and the [V, D] output head in `headChunks` row blocks, so no float32 copy of the head exists at once.
+// Load such a model without graph optimisations, else ORT folds the widening into float32 initializers.
 // This is its own builder, not @latent-sft/generate's buildStepGraph: that graph serves the device
 // engine (candidates, lse, compaction) and changes with it; this one is the exported file format.
 import { inputError } from '@latent-sft/core';
@@ -24,7 +26,7 @@ import { Graph, type Tensor, f32ToF16Bits } from '@latent-sft/graph';
 import { type ModelConfig, decoder, paddingBias, parameterShapes } from '@latent-sft/models';
 
 /** Storage dtype of the exported weights. */
-export type WebWeightDtype = 'float32' | 'float16';
+export type WebWeightDtype = 'float32' | 'float16' | 'int8';
 
 /** What a latent step feeds next. */
 export type WebFeed = 'soft' | 'hidden';
@@ -37,7 +39,7 @@ export interface WebStepOptions {
   weightDtype: WebWeightDtype;
   /** Positions are limited to [0, maxPositions) (the RoPE table's length). */
   maxPositions: number;
-  /** Row blocks of the output head's Cast + Gemm (float16 weights only; default 8). */
+  /** Row blocks of the output head's widening + Gemm (float16 / int8 weights only; default 8). */
   headChunks?: number;
 }
 
@@ -67,29 +69,70 @@ function f16(data: Float32Array): Uint16Array {
   return out;
 }
 
+/** Symmetric per-row int8 of a [rows, cols] matrix: q and scale [rows] (an all-zero row gets scale 1). */
+export function quantizeRows(data: Float32Array, rows: number): { q: Int8Array; scale: Float32Array } {
+  const cols = data.length / rows;
+  const q = new Int8Array(data.length);
+  const scale = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let m = 0;
+    for (let j = r * cols; j < (r + 1) * cols; j++) m = Math.max(m, Math.abs(data[j] as number));
+    const s = m > 0 ? m / 127 : 1;
+    scale[r] = s;
+    for (let j = r * cols; j < (r + 1) * cols; j++) q[j] = Math.round((data[j] as number) / s);
+  }
+  return { q, scale };
+}
+
+/** A stored weight and how to widen rows of it to float32. */
+interface Stored {
+  /** The whole weight as float32 (a Cast, or Cast × scale, for narrow storage). */
+  full: Tensor;
+  /** Rows `ids` (int64 [..]) of a matrix as float32 [.., cols]. */
+  rows: (ids: Tensor) => Tensor;
+  /** Rows [from, to) as float32. */
+  block: (from: number, to: number) => Tensor;
+}
+
 /** The web step graph described in the file header; weights are read one at a time through `read`. */
 export function buildWebStepGraph(config: ModelConfig, read: WeightReader, opts: WebStepOptions): Graph {
   const c = config;
   const [V, D] = [c.vocabSize, c.hiddenSize];
   const k = opts.latentTopK;
   if (!Number.isInteger(k) || k < 1 || k > V) throw inputError({ field: 'latentTopK' }, `must be an integer in [1, ${V}] (the vocabulary size), got ${k}`);
-  const chunks = opts.weightDtype === 'float16' ? (opts.headChunks ?? 8) : 1;
+  const chunks = opts.weightDtype === 'float32' ? 1 : (opts.headChunks ?? 8);
   if (!Number.isInteger(chunks) || chunks < 1 || chunks > V) throw inputError({ field: 'headChunks' }, `must be an integer in [1, ${V}], got ${chunks}`);
 
   const g = new Graph('latent_sft_web_step');
-  const weights: Record<string, Tensor> = {};
+  const stored = new Map<string, Stored>();
   for (const p of parameterShapes(c)) {
     if (p.name === 'lm_head.weight' && c.tieWordEmbeddings) continue;
     const data = read(p.name, p.shape);
     const n = p.shape.reduce((a, b) => a * b, 1);
     if (data.length !== n) throw inputError({ field: p.name }, `${data.length} values, but the config's shape [${p.shape}] needs ${n}`);
-    weights[p.name] =
-      opts.weightDtype === 'float16'
-        ? g.initializer(p.name, { dtype: 'float16', dims: p.shape, data: f16(data) })
-        : g.initializer(p.name, { dtype: 'float32', dims: p.shape, data });
+    if (opts.weightDtype === 'int8' && p.shape.length === 2) {
+      const rows = p.shape[0] as number;
+      const { q, scale } = quantizeRows(data, rows);
+      const qt = g.initializer(p.name, { dtype: 'int8', dims: p.shape, data: q });
+      const st = g.initializer(`${p.name}.scale`, { dtype: 'float32', dims: [rows, 1], data: scale });
+      const widen = (qs: Tensor, ss: Tensor): Tensor => g.mul(g.cast(qs, 'float32'), ss);
+      stored.set(p.name, {
+        full: widen(qt, st),
+        rows: (ids) => widen(g.gather(qt, ids, 0), g.gather(st, ids, 0)),
+        block: (from, to) => widen(g.slice(qt, [from], [to], [0]), g.slice(st, [from], [to], [0])),
+      });
+      continue;
+    }
+    const half = opts.weightDtype === 'float16';
+    const t = half ? g.initializer(p.name, { dtype: 'float16', dims: p.shape, data: f16(data) }) : g.initializer(p.name, { dtype: 'float32', dims: p.shape, data });
+    stored.set(p.name, {
+      full: g.cast(t, 'float32'),
+      rows: (ids) => g.cast(g.gather(t, ids, 0), 'float32'),
+      block: (from, to) => g.cast(g.slice(t, [from], [to], [0]), 'float32'),
+    });
   }
-  const W = weights['model.embed_tokens.weight'] as Tensor; // [V, D]
-  const rowsOf = (ids: Tensor): Tensor => g.cast(g.gather(W, ids, 0), 'float32');
+  const weights = Object.fromEntries([...stored].map(([name, s]) => [name, s.full]));
+  const W = stored.get('model.embed_tokens.weight') as Stored; // [V, D]
 
   const ids = g.input(WEB_STEP.ids, 'int64', ['batch', 'seq']);
   const useSoft = g.input(WEB_STEP.useSoft, 'bool', ['batch', 'seq']);
@@ -100,22 +143,19 @@ export function buildWebStepGraph(config: ModelConfig, read: WeightReader, opts:
     key: g.input(WEB_STEP.pastKey(i), 'float32', ['batch', c.numKeyValueHeads, 'past', c.headDim]),
     value: g.input(WEB_STEP.pastValue(i), 'float32', ['batch', c.numKeyValueHeads, 'past', c.headDim]),
   }));
-  const x = g.where(g.unsqueeze(useSoft, [2]), soft, rowsOf(ids)); // [B, T, D]
+  const x = g.where(g.unsqueeze(useSoft, [2]), soft, W.rows(ids)); // [B, T, D]
   const dec = decoder(g, c, weights, x, { bias: paddingBias(g, mask, positions), positions, past, outputs: ['hidden'], maxPositions: opts.maxPositions });
   const lastHidden = g.slice(dec.hidden as Tensor, [-1], [2 ** 62], [1]); // [B, 1, D]
   const last = g.reshape(lastHidden, [-1, D]);
 
-  const head = weights[c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'] as Tensor;
+  const head = stored.get(c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight') as Stored;
   const bounds = Array.from({ length: chunks + 1 }, (_, i) => Math.round((i * V) / chunks));
-  const parts = bounds.slice(1).map((end, i) => {
-    const block = chunks === 1 ? head : g.slice(head, [bounds[i] as number], [end], [0]);
-    return g.op1('Gemm', [last, g.cast(block, 'float32')], { transB: 1 });
-  });
+  const parts = bounds.slice(1).map((end, i) => g.op1('Gemm', [last, chunks === 1 ? head.full : head.block(bounds[i] as number, end)], { transB: 1 }));
   const logits = parts.length === 1 ? (parts[0] as Tensor) : g.concat(parts, 1); // [B, V]
 
   const [topLogits, topIds] = g.op('TopK', [logits, g.ints([k])], { axis: -1, largest: 1, sorted: 1 }) as [Tensor, Tensor];
   const probs = g.softmax(topLogits, -1); // [B, k]
-  const z = g.matmul(g.unsqueeze(probs, [1]), rowsOf(topIds)); // [B, 1, k] · [B, k, D] → [B, 1, D]
+  const z = g.matmul(g.unsqueeze(probs, [1]), W.rows(topIds)); // [B, 1, k] · [B, k, D] → [B, 1, D]
   g.output(g.squeeze(g.slice(topIds, [0], [1], [1]), [1]), WEB_STEP.argmax);
   g.output(topIds, WEB_STEP.latentIds);
   g.output(probs, WEB_STEP.softProbs);

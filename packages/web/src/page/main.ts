@@ -58,6 +58,8 @@ async function load(): Promise<{
   status(`loading ${m.model.file} (${ep})…`);
   const session = await ort.InferenceSession.create(m.model.file, {
     executionProviders: [ep],
+    // 16/8-bit weights are widened per use (step-graph.ts); ORT's constant folding would widen them all at load.
+    graphOptimizationLevel: m.model.weightDtype === 'float32' ? 'all' : 'disabled',
     ...(m.model.externalData !== null ? { externalData: [{ path: m.model.externalData, data: m.model.externalData }] } : {}),
   });
   return { m, tok, session, ep, loadMs: performance.now() - t0, base: (b) => vocab.get(b) };
