@@ -1,52 +1,53 @@
-// The yargs layer of `export-web`: strict options, --help; the export itself is @latent-sft/web's
-// exportWeb. Prints one JSON line {out, files}. Usage errors become one-line UserErrors.
-import { type Logger, inputError } from '@latent-sft/core';
+// The CLI layer of `export-web`: flags from one zod schema through @latent-sft/config (strict flags,
+// --config file, --print-config, --log-format); the export itself is @latent-sft/web's exportWeb.
+// Prints one JSON line {out, files}.
+import { buildCli, defineCommand, defineConfig } from '@latent-sft/config';
+import type { Logger } from '@latent-sft/core';
 import { exportWeb } from '@latent-sft/web';
-import yargs from 'yargs';
+import { z } from 'zod';
+
+const schema = defineConfig(
+  z.object({
+    model: z.string().describe('HF checkpoint folder (config.json + model.safetensors; latent.json; tokenizer files unless --tokenizer)'),
+    out: z.string().describe('output folder (serve it over HTTP and open index.html)'),
+    tokenizer: z.string().optional().describe('folder with tokenizer.json + tokenizer_config.json (default: --model)'),
+    dtype: z
+      .enum(['float32', 'float16', 'int8'])
+      .default('float32')
+      .describe('storage dtype of the weights (int8: weight-only, per output row; compute is float32)'),
+    'max-latent': z.number().int().nonnegative().default(128).describe("the page's latent steps cap"),
+    'max-new-tokens': z.number().int().positive().default(64).describe("the page's answer tokens cap"),
+    'max-positions': z.number().int().positive().optional().describe('RoPE table length (default min(max_position_embeddings, 4096))'),
+  }),
+);
 
 /** Parses `argv` (without node and script) and exports; the result line goes to `write`. */
 export async function runCli(argv: readonly string[], write: (text: string) => void, logger: Logger): Promise<void> {
-  const a = await yargs([...argv])
-    .scriptName('export-web')
-    .usage(
-      '$0 --model <hf dir> --out <folder>\n\nWrites a static folder (ONNX step graph, tokenizer, latent.json, page) that runs latent reasoning in a browser; serve it over HTTP and open index.html.',
-    )
-    .option('model', {
-      type: 'string',
-      demandOption: true,
-      describe: 'HF checkpoint folder (config.json + model.safetensors; latent.json; tokenizer files unless --tokenizer)',
-    })
-    .option('out', { type: 'string', demandOption: true, describe: 'output folder' })
-    .option('tokenizer', { type: 'string', describe: 'folder with tokenizer.json + tokenizer_config.json (default: --model)' })
-    .option('dtype', {
-      choices: ['float32', 'float16', 'int8'] as const,
-      default: 'float32' as const,
-      describe: 'storage dtype of the weights (int8: weight-only, per output row; compute is float32)',
-    })
-    .option('max-latent', { type: 'number', default: 128, describe: "the page's latent steps cap" })
-    .option('max-new-tokens', { type: 'number', default: 64, describe: "the page's answer tokens cap" })
-    .option('max-positions', { type: 'number', describe: 'RoPE table length (default min(max_position_embeddings, 4096))' })
-    .strict()
-    .help()
-    .version(false)
-    .exitProcess(false)
-    .fail((msg, err) => {
-      if (err !== undefined && err !== null) throw err;
-      throw inputError({}, msg.replace(/\s+/g, ' ').trim());
-    })
-    .parseAsync();
-  if (a.help === true) return;
-  const r = await exportWeb(
-    {
-      model: a.model,
-      out: a.out,
-      ...(a.tokenizer !== undefined ? { tokenizer: a.tokenizer } : {}),
-      weightDtype: a.dtype,
-      maxLatent: a['max-latent'],
-      maxNewTokens: a['max-new-tokens'],
-      ...(a['max-positions'] !== undefined ? { maxPositions: a['max-positions'] } : {}),
-    },
+  await buildCli({
+    name: 'export-web',
+    out: write,
     logger,
-  );
-  write(`${JSON.stringify({ out: r.out, files: r.files })}\n`);
+    commands: [
+      defineCommand({
+        command: '$0',
+        describe: 'write a static folder (ONNX step graph, tokenizer, latent.json, page) that runs latent reasoning in a browser',
+        schema,
+        handler: async (c) => {
+          const r = await exportWeb(
+            {
+              model: c.model,
+              out: c.out,
+              ...(c.tokenizer !== undefined ? { tokenizer: c.tokenizer } : {}),
+              weightDtype: c.dtype,
+              maxLatent: c['max-latent'],
+              maxNewTokens: c['max-new-tokens'],
+              ...(c['max-positions'] !== undefined ? { maxPositions: c['max-positions'] } : {}),
+            },
+            logger,
+          );
+          write(`${JSON.stringify({ out: r.out, files: r.files })}\n`);
+        },
+      }),
+    ],
+  }).parseAsync([...argv]);
 }

@@ -119,11 +119,14 @@ export async function writeWebFolder(o: WebFolderOptions, logger: Logger): Promi
   const spec = o.spec;
   const tokDir = o.tokenizer;
   const tok = await loadTokenizer(tokDir);
-  if (tok.vocabSize > c.vocabSize) throw inputError({ field: '--tokenizer' }, `the tokenizer has ${tok.vocabSize} ids but the model's vocab_size is ${c.vocabSize}`);
+  if (tok.vocabSize > c.vocabSize)
+    throw inputError({ field: '--tokenizer' }, `the tokenizer has ${tok.vocabSize} ids but the model's vocab_size is ${c.vocabSize}`);
   const weightDtype = o.weightDtype ?? 'float32';
-  if (!['float32', 'float16', 'int8'].includes(weightDtype)) throw inputError({ field: '--dtype' }, `must be float32, float16 or int8, got '${String(weightDtype)}'`);
+  if (!['float32', 'float16', 'int8'].includes(weightDtype))
+    throw inputError({ field: '--dtype' }, `must be float32, float16 or int8, got '${String(weightDtype)}'`);
   const maxPositions = positiveInt(o.maxPositions ?? Math.min(c.maxPositionEmbeddings, 4096), '--max-positions');
-  if (maxPositions > c.maxPositionEmbeddings) throw inputError({ field: '--max-positions' }, `${maxPositions} exceeds max_position_embeddings ${c.maxPositionEmbeddings}`);
+  if (maxPositions > c.maxPositionEmbeddings)
+    throw inputError({ field: '--max-positions' }, `${maxPositions} exceeds max_position_embeddings ${c.maxPositionEmbeddings}`);
   const maxLatent = positiveInt(o.maxLatent ?? 128, '--max-latent', 0);
   const maxNewTokens = positiveInt(o.maxNewTokens ?? 64, '--max-new-tokens');
 

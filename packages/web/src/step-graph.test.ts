@@ -36,7 +36,9 @@ describe('web step graph', () => {
     const { q, scale } = quantizeRows(data, 3);
     expect(Array.from(scale)).toBeAllclose([1.27 / 127, 1, 3 / 127], { atol: 1e-9, rtol: 0 });
     expect(Array.from(q)).toEqual([50, -127, 1, 0, 0, 0, 127, 85, -42]);
-    data.forEach((v, i) => expect(Math.abs((q[i] as number) * (scale[Math.floor(i / 3)] as number) - v)).toBeLessThanOrEqual((scale[Math.floor(i / 3)] as number) / 2 + 1e-7));
+    data.forEach((v, i) =>
+      expect(Math.abs((q[i] as number) * (scale[Math.floor(i / 3)] as number) - v)).toBeLessThanOrEqual((scale[Math.floor(i / 3)] as number) / 2 + 1e-7),
+    );
   });
 
   it('float16 and int8 weights give the float32 graph’s superposition and next embedding within their rounding', async () => {

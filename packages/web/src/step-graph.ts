@@ -124,7 +124,9 @@ export function buildWebStepGraph(config: ModelConfig, read: WeightReader, opts:
       continue;
     }
     const half = opts.weightDtype === 'float16';
-    const t = half ? g.initializer(p.name, { dtype: 'float16', dims: p.shape, data: f16(data) }) : g.initializer(p.name, { dtype: 'float32', dims: p.shape, data });
+    const t = half
+      ? g.initializer(p.name, { dtype: 'float16', dims: p.shape, data: f16(data) })
+      : g.initializer(p.name, { dtype: 'float32', dims: p.shape, data });
     stored.set(p.name, {
       full: g.cast(t, 'float32'),
       rows: (ids) => g.cast(g.gather(t, ids, 0), 'float32'),

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Rng, silentLogger } from '@latent-sft/core';
-import { parseModelConfig } from '@latent-sft/models';
+import { llama32_1b } from '@latent-sft/models';
 import { materializeTokenizer } from '@latent-sft/tokenizer';
 import { type LatentWebApi, type WebWeightDtype, writeWebFolder } from '@latent-sft/web';
 import { launchChromium, serveFolder } from './serve.js';
@@ -27,30 +27,7 @@ const dtype = a.dtype as WebWeightDtype;
 const steps = Number(a.steps);
 const out = a.out ?? mkdtempSync(join(tmpdir(), 'web-1b-'));
 
-const config = parseModelConfig(
-  {
-    model_type: 'llama',
-    hidden_size: 2048,
-    intermediate_size: 8192,
-    num_hidden_layers: 16,
-    num_attention_heads: 32,
-    num_key_value_heads: 8,
-    head_dim: 64,
-    vocab_size: 128256,
-    max_position_embeddings: 131072,
-    rms_norm_eps: 1e-5,
-    rope_theta: 500000,
-    rope_scaling: { rope_type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
-    tie_word_embeddings: true,
-    attention_bias: false,
-    mlp_bias: false,
-    bos_token_id: 128000,
-    eos_token_id: 128009,
-    torch_dtype: 'bfloat16',
-    hidden_act: 'silu',
-  },
-  'llama-3.2-1b shape',
-);
+const config = llama32_1b();
 
 const t0 = performance.now();
 const tokDir = join(out, 'tokenizer-src');
