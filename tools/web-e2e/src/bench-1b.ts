@@ -4,16 +4,17 @@
 // Llama-3.2 tokenizer, served on 127.0.0.1 (cross-origin isolated: multi-threaded WASM) and run by
 // Debian's chromium through the page: load time (fetch + session), then one problem with a few latent
 // and answer steps (prefill and per-step decode time). Prints one JSON line.
-// Usage: pnpm --filter @latent-sft/web-e2e bench:1b [--dtype int8|float16|float32] [--out DIR] [--steps N]
+// Usage: pnpm --filter @latent-sft/web-e2e bench:1b [--dtype int8|float16|float32] [--out DIR] [--steps N] [--reuse]
+// --reuse: time an existing --out folder of the same dtype again (only app.js is rebuilt).
 // wasm32 memory is 4 GiB: float32 weights (4.9 GB) cannot load; see docs/benchmarks/web-1b.md.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Rng, silentLogger } from '@latent-sft/core';
+import { Rng, silentLogger, writeFileAtomic } from '@latent-sft/core';
 import { llama32_1b } from '@latent-sft/models';
 import { materializeTokenizer } from '@latent-sft/tokenizer';
-import { type LatentWebApi, type WebWeightDtype, writeWebFolder } from '@latent-sft/web';
+import { type LatentWebApi, WEB_MANIFEST_FILE, type WebManifest, type WebWeightDtype, bundlePage, writeWebFolder } from '@latent-sft/web';
 import { launchChromium, serveFolder } from './serve.js';
 
 const { values: a } = parseArgs({
@@ -21,6 +22,7 @@ const { values: a } = parseArgs({
     dtype: { type: 'string', default: 'int8' },
     out: { type: 'string' },
     steps: { type: 'string', default: '4' },
+    reuse: { type: 'boolean', default: false },
   },
 });
 const dtype = a.dtype as WebWeightDtype;
@@ -30,28 +32,34 @@ const out = a.out ?? mkdtempSync(join(tmpdir(), 'web-1b-'));
 const config = llama32_1b();
 
 const t0 = performance.now();
-const tokDir = join(out, 'tokenizer-src');
-materializeTokenizer('llama-3.2', tokDir);
-const root = Rng.fromSeed(1234);
-let index = 0;
-await writeWebFolder(
-  {
-    out,
-    config,
-    tokenizer: tokDir,
-    spec: { kind: 'soft-topk', compressionRate: 4, topK: 10, ltim: true, ltsum: true },
-    weightDtype: dtype,
-    maxPositions: 2048,
-    read: (_name, shape) => {
-      const rng = root.fork(index++);
-      const data = new Float32Array(shape.reduce((x, y) => x * y, 1));
-      if (shape.length === 1) data.fill(1);
-      else for (let i = 0; i < data.length; i++) data[i] = 0.02 * rng.normal();
-      return data;
+if (a.reuse) {
+  const m = JSON.parse(readFileSync(join(out, WEB_MANIFEST_FILE), 'utf8')) as WebManifest;
+  if (m.model.weightDtype !== dtype) throw new Error(`--reuse: ${out} holds ${m.model.weightDtype} weights, not ${dtype}`);
+  writeFileAtomic(join(out, 'app.js'), await bundlePage());
+} else {
+  const tokDir = join(out, 'tokenizer-src');
+  materializeTokenizer('llama-3.2', tokDir);
+  const root = Rng.fromSeed(1234);
+  let index = 0;
+  await writeWebFolder(
+    {
+      out,
+      config,
+      tokenizer: tokDir,
+      spec: { kind: 'soft-topk', compressionRate: 4, topK: 10, ltim: true, ltsum: true },
+      weightDtype: dtype,
+      maxPositions: 2048,
+      read: (_name, shape) => {
+        const rng = root.fork(index++);
+        const data = new Float32Array(shape.reduce((x, y) => x * y, 1));
+        if (shape.length === 1) data.fill(1);
+        else for (let i = 0; i < data.length; i++) data[i] = 0.02 * rng.normal();
+        return data;
+      },
     },
-  },
-  silentLogger,
-);
+    silentLogger,
+  );
+}
 const exportMs = performance.now() - t0;
 
 const server = await serveFolder(out, { isolate: true });
@@ -73,14 +81,16 @@ try {
     steps,
   );
   if (r === undefined) throw new Error(`no result; page errors: ${errors.join(' | ')}`);
-  const threads = await page.evaluate(() => (globalThis as unknown as { crossOriginIsolated: boolean }).crossOriginIsolated);
+  const isolated = await page.evaluate(() => (globalThis as unknown as { crossOriginIsolated: boolean }).crossOriginIsolated);
   process.stdout.write(
     `${JSON.stringify({
       shape: 'llama-3.2-1b',
       dtype,
       exportMs: Math.round(exportMs),
+      reused: a.reuse,
       ep: ready.ep,
-      crossOriginIsolated: threads,
+      crossOriginIsolated: isolated,
+      wasmThreads: ready.threads,
       loadMs: Math.round(ready.loadMs),
       loadWallMs: Math.round(loadWallMs),
       promptTokens: r.promptIds.length,

@@ -12,7 +12,7 @@ export interface PageResult extends WebGeneration {
 
 /** What the page puts on window.__latentWeb. */
 export interface LatentWebApi {
-  /** Resolves once the session is created: the execution provider and the load time. */
-  ready: Promise<{ ep: string; loadMs: number }>;
+  /** Resolves once the session is created: the execution providers asked for, WASM threads and the load time. */
+  ready: Promise<{ ep: string; threads: number; loadMs: number }>;
   generate(problems: readonly string[], opts?: { maxLatent?: number; maxNewTokens?: number; animate?: boolean }): Promise<PageResult[]>;
 }

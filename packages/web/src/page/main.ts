@@ -50,14 +50,17 @@ async function load(): Promise<{
   for (const [t, id] of Object.entries(model?.vocab ?? {})) vocab.set(id, t);
   for (const a of (tj as { added_tokens?: Array<{ id: number; content: string }> }).added_tokens ?? []) vocab.set(a.id, a.content);
 
+  // ?ep=wasm|webgpu forces one; otherwise WebGPU where the browser has it, with ORT falling back to WASM
+  // (also when no GPU adapter is found).
   const wanted = new URLSearchParams(location.search).get('ep');
-  const ep = wanted ?? ('gpu' in navigator ? 'webgpu' : 'wasm');
-  if (ep !== 'wasm' && ep !== 'webgpu') throw new Error(`?ep=${ep}: expected wasm or webgpu`);
+  if (wanted !== null && wanted !== 'wasm' && wanted !== 'webgpu') throw new Error(`?ep=${wanted}: expected wasm or webgpu`);
+  const providers = wanted !== null ? [wanted] : 'gpu' in navigator ? ['webgpu', 'wasm'] : ['wasm'];
+  const ep = providers.join(' → ');
   ort.env.wasm.wasmPaths = { wasm: new URL(m.ortWasm, location.href).href }; // the glue code is in app.js
   ort.env.wasm.numThreads = globalThis.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency) : 1;
   status(`loading ${m.model.file} (${ep})…`);
   const session = await ort.InferenceSession.create(m.model.file, {
-    executionProviders: [ep],
+    executionProviders: providers,
     // 16/8-bit weights are widened per use (step-graph.ts); ORT's constant folding would widen them all at load.
     graphOptimizationLevel: m.model.weightDtype === 'float32' ? 'all' : 'disabled',
     ...(m.model.externalData !== null ? { externalData: [{ path: m.model.externalData, data: m.model.externalData }] } : {}),
@@ -72,7 +75,7 @@ function start(): LatentWebApi {
     ready: loaded.then((l) => {
       status(`ready: ${l.ep}, ${l.m.model.layers} layers, loaded in ${(l.loadMs / 1000).toFixed(1)} s`);
       ($('run') as HTMLButtonElement).disabled = false;
-      return { ep: l.ep, loadMs: l.loadMs };
+      return { ep: l.ep, threads: ort.env.wasm.numThreads ?? 1, loadMs: l.loadMs };
     }),
     generate(problems, opts = {}) {
       const run = busy.then(async () => {
@@ -125,4 +128,5 @@ function start(): LatentWebApi {
   return api;
 }
 
-start();
+// onnxruntime-web's WASM threads load this same bundle in workers (cross-origin isolated pages): only the page starts the app.
+if (typeof document !== 'undefined') start();
