@@ -58,7 +58,7 @@ export async function generateLatent(
   );
   const counters: RowCounters = { latentTokens: 0, forcedTokens: 0, answerTokens: 0, fullRowFallbacks: 0 };
   const prefill = rows.prefill();
-  let mask = prefill.mask;
+  let mask = new BigInt64Array(prefill.T).fill(1n); // one row: no padding
   let input: StepInput = prefill;
   let z: Ort.Tensor = new ort.Tensor('float32', new Float32Array(D), [1, 1, D]);
   let past: Record<string, Ort.Tensor> = {};
