@@ -246,6 +246,16 @@ describe('fixed shapes (the CUDA-graph decode path, on the CPU)', () => {
 });
 
 describe('16-bit compute', () => {
+  it('the 16-bit step graph stores its weights in 16 bits and runs the fused RMSNorm and SwiGLU kernels', () => {
+    const g = buildStepGraph(tiny.config, tiny.tensors, { dtype: 'float16', latentTopK: 10, candidates: 16 });
+    const ops = g.nodes.map((n) => n.op);
+    const L = tiny.config.numHiddenLayers;
+    expect(ops.filter((o) => o === 'RMSNorm').length).toBe(2 * L + 1);
+    expect(ops.filter((o) => o === 'SwiGLU').length).toBe(L);
+    expect(ops.filter((o) => o === 'ReduceMean' || o === 'Sigmoid')).toEqual([]);
+    expect(g.value('model.layers.0.mlp.down_proj.weight').dtype).toBe('float16');
+  });
+
   it('float16: the same latent choices and answer as float32, probabilities within 2e-3', async () => {
     const half = Generator.create({ config: tiny.config, weights: tiny.tensors, dtype: 'float16' });
     try {

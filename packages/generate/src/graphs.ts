@@ -25,7 +25,7 @@
 //
 // Compaction graph (`buildCompactGraph`): Gather along the batch axis of every cache buffer and of z by
 // `rows` int64 [B'], run when sequences finish so later steps only compute live rows.
-import { Graph, type Tensor } from '@latent-sft/graph';
+import { Graph, type Tensor, fuseRmsNorm, fuseSwiGlu } from '@latent-sft/graph';
 import { inputError } from '@latent-sft/core';
 import { gWeightedEmbedding } from '@latent-sft/latent';
 import { type ModelConfig, type NamedTensor, declareWeights, decoder, ropeTables, staticCacheHeadDim } from '@latent-sft/models';
@@ -42,6 +42,8 @@ export interface StepGraphOptions {
   candidates: number;
   /** Positions are limited to [0, maxPositions) (default config.maxPositionEmbeddings): the RoPE tables' length. */
   maxPositions?: number;
+  /** 16-bit dtypes: RMSNorm and SwiGLU as the fused latent_sft kernels (default true). */
+  fused?: boolean;
   /** Fixed sizes instead of symbolic dims (no shape computation at run time: a CUDA-graph decode session). */
   shapes?: { batch: number; seq: number; capacity: number };
 }
@@ -99,7 +101,8 @@ export function buildStepGraph(config: ModelConfig, tensors: readonly NamedTenso
   const g = new Graph('generate_step');
   const sh = opts.shapes;
   const [Bd, Td, Cd] = sh === undefined ? ['batch', 'seq', 'capacity'] : [sh.batch, sh.seq, sh.capacity];
-  const weights = declareWeights(g, c, { kind: 'initializers', tensors }, true); // float32 initializers by HF name
+  // Initializers by HF name in the compute dtype (16-bit weights stored once, no Cast at run time).
+  const weights = declareWeights(g, c, { kind: 'initializers', tensors }, true, opts.dtype);
   const W = weights['model.embed_tokens.weight'] as Tensor; // [V, D]
   const hdC = staticCacheHeadDim(c);
   const layers = Array.from({ length: c.numHiddenLayers }, (_, i) => ({
@@ -113,7 +116,7 @@ export function buildStepGraph(config: ModelConfig, tensors: readonly NamedTenso
   const ids = g.input(STEP.ids, 'int64', [Bd, Td]);
   const useSoft = g.input(STEP.useSoft, 'bool', [Bd, Td]);
   const soft = g.input(STEP.soft, 'float32', [Bd, 1, D]);
-  const x = g.where(g.unsqueeze(useSoft, [2]), soft, g.gather(W, ids, 0)); // [B, T, D]
+  const x = g.where(g.unsqueeze(useSoft, [2]), soft, g.cast(g.gather(W, ids, 0), 'float32')); // [B, T, D]
   const rope = ropeTables(g, c, opts.maxPositions ?? c.maxPositionEmbeddings, opts.dtype, hdC / 2);
   const dec = decoder(g, c, weights, x, {
     staticCache: { layers, seqlensK, totalLength, cos: rope.cos, sin: rope.sin },
@@ -153,6 +156,13 @@ export function buildStepGraph(config: ModelConfig, tensors: readonly NamedTenso
     g.output(p.value, STEP.presentValue(i));
   });
   g.prune();
+  // 16-bit bodies: the RMSNorms and the SwiGLU gating as the fused latent_sft kernels (one pass each
+  // instead of the float32 chains; @latent-sft/runtime registers them in every session).
+  if (opts.dtype !== 'float32' && opts.fused !== false) {
+    fuseRmsNorm(g);
+    fuseSwiGlu(g);
+    g.prune();
+  }
   return g;
 }
 

@@ -29,6 +29,7 @@
 import { type DType, type Graph, type Tensor, crossEntropy } from '@latent-sft/graph';
 import { inputError } from '@latent-sft/core';
 import type { ModelConfig } from './config.js';
+import { float32ToBf16Bits, float32ToF16Bits } from './dtype.js';
 import type { NamedTensor } from './init.js';
 import { type LoraConfig, type LoraParameterShape, loraParameterShapes, loraScaling } from './lora.js';
 import { type LoraPair, dropoutSource, embedding, linear } from './lora-graph.js';
@@ -436,10 +437,17 @@ export interface DecoderGraph extends DecoderOutputs {
 }
 
 /**
- * Declares the parameters of `config` in `g` by HF name: graph inputs (kind 'inputs') or float32
- * initializers from `params.tensors` (shape-checked); lm_head only with `withHead`.
+ * Declares the parameters of `config` in `g` by HF name: graph inputs (kind 'inputs') or initializers
+ * from `params.tensors` (shape-checked; float32, or rounded to nearest even into `initDtype` float16 /
+ * bfloat16: half the bytes, no Cast at run time); lm_head only with `withHead`.
  */
-export function declareWeights(g: Graph, config: ModelConfig, params: DecoderParams, withHead: boolean): Record<string, Tensor> {
+export function declareWeights(
+  g: Graph,
+  config: ModelConfig,
+  params: DecoderParams,
+  withHead: boolean,
+  initDtype: 'float32' | 'float16' | 'bfloat16' = 'float32',
+): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
   const given = params.kind === 'initializers' ? new Map(params.tensors.map((t) => [t.name, t])) : null;
   for (const p of parameterShapes(config)) {
@@ -451,8 +459,16 @@ export function declareWeights(g: Graph, config: ModelConfig, params: DecoderPar
     const src = given.get(p.name);
     if (src === undefined) throw inputError({ field: p.name }, 'parameter missing from the initializer tensors');
     if (src.shape.join(',') !== p.shape.join(',')) throw inputError({ field: p.name }, `shape [${src.shape}] but the config needs [${p.shape}]`);
-    out[p.name] = g.initializer(p.name, { dtype: 'float32', dims: p.shape, data: src.data });
+    out[p.name] = g.initializer(p.name, { dtype: initDtype, dims: p.shape, data: initDtype === 'float32' ? src.data : to16(src.data, initDtype) });
   }
+  return out;
+}
+
+/** float32 values as float16 / bfloat16 bits (round to nearest even). */
+function to16(data: Float32Array, dtype: 'float16' | 'bfloat16'): Uint16Array {
+  const out = new Uint16Array(data.length);
+  const f = dtype === 'bfloat16' ? float32ToBf16Bits : float32ToF16Bits;
+  for (let i = 0; i < data.length; i++) out[i] = f(data[i] as number);
   return out;
 }
 
