@@ -43,6 +43,9 @@ if want 7b; then
 # DeepSeek-R1-Distill-Qwen-7B shape (issue 20): our phase-2 and phase-1 encoder steps, PEFT's LoRA step.
 peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3
 peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3
+# The frozen bases stored once in bf16 (phases' frozenDtype): half the frozen memory, no per-step Cast.
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16
 for r in peft-fused peft-fused-ckpt; do peak python3 tools/reference/bench_torch.py --which lora7b --recipes $r --steps 5; done
 fi
 if want train; then node $A/runtime-probe.mjs --device cuda; fi

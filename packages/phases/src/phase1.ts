@@ -27,7 +27,7 @@ import type { SequenceParts } from './examples.js';
 import { gatherRows, modelLora, modelWeights } from './graph-parts.js';
 import { bool, float, i64 } from './host.js';
 import type { Objective } from './objective.js';
-import { type ParamDtype, checkLoraTask, checkNoEmbedLora, loraSpecs, need, weightSpecs } from './specs.js';
+import { type FrozenDtype, type ParamDtype, checkLoraTask, checkNoEmbedLora, loraSpecs, need, weightSpecs } from './specs.js';
 
 /** The three Phase-1 optimisation steps. */
 export type Phase1Step = 'encoder' | 'decoder' | 'union';
@@ -44,6 +44,8 @@ export interface Phase1Options {
   /** LoRA of E (needed by 'encoder' and 'union') and of D (needed by 'decoder' and 'union'). */
   lora: { encoder?: LoraConfig; decoder?: LoraConfig };
   dtype?: ParamDtype;
+  /** Storage dtype of the frozen encoder and decoder base weights (default: dtype); see FrozenDtype. */
+  frozenDtype?: FrozenDtype;
   /** Compute dtype of both decoders (default: dtype); bf16/fp16 cast the float32 masters in-graph. */
   compute?: ComputeDtype;
 }
@@ -121,7 +123,8 @@ export function phase1Objective(config: ModelConfig, opts: Phase1Options): Objec
     checkNoEmbedLora('lora.decoder', decLora);
   }
   const enc = encoderConfig(config);
-  const frozen = { ...weightSpecs(enc, dtype, ENCODER_PREFIX, false), ...weightSpecs(config, dtype, DECODER_PREFIX, true) };
+  const fd = opts.frozenDtype ?? dtype;
+  const frozen = { ...weightSpecs(enc, fd, ENCODER_PREFIX, false), ...weightSpecs(config, fd, DECODER_PREFIX, true) };
   const trainable = {
     ...(encLora !== undefined ? loraSpecs(enc, encLora, dtype, ENCODER_PREFIX) : {}),
     ...(decLora !== undefined ? loraSpecs(config, decLora, dtype, DECODER_PREFIX) : {}),
