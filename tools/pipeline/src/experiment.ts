@@ -23,7 +23,7 @@ import { type DataSpec, dataSchema, prepareData } from '@latent-sft/pipeline';
 import { loadTokenizer } from '@latent-sft/tokenizer';
 import { hideBin } from 'yargs/helpers';
 import { z } from 'zod';
-import { type Plan, type Stage, type StageApp, checkOrder, planSchema, seedPrefix, stageGraph } from './experiment/plan.js';
+import { type Plan, type Stage, type StageApp, checkOrder, planSchema, seedPrefix, selectStages, stageGraph } from './experiment/plan.js';
 import { type SeedRow, type SeedRun, renderTrainingSeedTable, trainingSeedTable } from './experiment/seeds.js';
 import { type CollapseFlag, collapseFlags, flaggedLabel } from './experiment/collapse.js';
 import { markdownCode, markdownText, shellCommand } from './experiment/text.js';
@@ -280,6 +280,10 @@ const runSchema = defineConfig(
     device: z.enum(['cpu', 'cuda']).optional().describe("override the plan's device"),
     concurrency: z.number().int().positive().optional().describe("override the plan's concurrency"),
     'data-dir': z.string().optional().describe("data folder for every stage (default: the repo's data/)"),
+    only: z
+      .string()
+      .optional()
+      .describe('comma-separated stage ids: run only these and what they depend on (e.g. seed-1/eval/cot, the CoT-SFT gate of a plan)'),
   }),
 );
 
@@ -309,8 +313,18 @@ runMain(async () => {
           mkdirSync(dir, { recursive: true });
           writeJsonAtomic(join(dir, 'plan.json'), plan);
           const dataDir = c['data-dir'] !== undefined ? resolve(c['data-dir']) : undefined;
-          const stages = stageGraph(plan, dir, dataDir);
-          checkOrder(stages);
+          const all = stageGraph(plan, dir, dataDir);
+          checkOrder(all);
+          const stages =
+            c.only === undefined
+              ? all
+              : selectStages(
+                  all,
+                  c.only
+                    .split(',')
+                    .map((x) => x.trim())
+                    .filter((x) => x !== ''),
+                );
           const t0 = performance.now();
           const results = await runStages(stages, dir, plan.concurrency, logger);
           const wall = (performance.now() - t0) / 1000;

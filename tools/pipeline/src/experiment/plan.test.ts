@@ -12,7 +12,7 @@ import { runCli as mergeLoraCli } from '@latent-sft/merge-lora-app';
 import { runCli as phase1Cli } from '@latent-sft/phase1-app';
 import { runCli as phase2Cli } from '@latent-sft/phase2-app';
 import { describe, expect, it } from 'vitest';
-import { type Stage, checkOrder, planSchema, stageGraph } from './plan.js';
+import { type Stage, checkOrder, planSchema, selectStages, stageGraph } from './plan.js';
 
 const PLANS = join(import.meta.dirname, '..', '..', 'configs', 'table1');
 const plans = readdirSync(PLANS)
@@ -150,6 +150,20 @@ describe('stageGraph', () => {
     expect(st.get('r4/phase1-decoder')?.['select']).toEqual(sel);
     expect(st.get('r4/phase1-encoder')?.['select']).toEqual({});
     expect(st.get('r4/phase2')?.['select']).toBeUndefined();
+  });
+
+  it('--only: the named stages and their transitive dependencies, in order; an unknown id in one line', () => {
+    expect(selectStages(stages, ['eval/cot']).map((s) => s.id)).toEqual(['cot', 'eval/cot']);
+    expect(selectStages(stages, ['r4/m1', 'eval/no-cot']).map((s) => s.id)).toEqual([
+      'no-cot',
+      'cot',
+      'r4/phase1-encoder',
+      'r4/phase1-decoder',
+      'r4/phase1-union',
+      'r4/m1',
+      'eval/no-cot',
+    ]);
+    expect(() => selectStages(stages, ['eval/r9'])).toThrow(/field 'only': no stage 'eval\/r9' in this plan/);
   });
 
   it('rejects duplicate row ids and bad plans', () => {

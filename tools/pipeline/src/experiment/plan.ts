@@ -3,6 +3,7 @@
 // stages the driver runs (each stage = one phase app run or one eval run, with its dependencies); the
 // app configs are validated by the apps' own schemas before anything runs.
 import { join } from 'node:path';
+import { inputError } from '@latent-sft/core';
 import { z } from 'zod';
 
 const trainBlock = z.record(z.string(), z.unknown()).default({}).describe('the app config `train` block');
@@ -274,4 +275,28 @@ export function checkOrder(stages: readonly Stage[]): void {
     for (const d of st.deps) if (!seen.has(d)) throw new Error(`stage ${st.id} depends on ${d}, which is not an earlier stage`);
     seen.add(st.id);
   }
+}
+
+/**
+ * The stages `only` names and everything they depend on, in their order (for `run --only`: e.g. the
+ * CoT-SFT gate of a plan, `seed-1/eval/cot`, before paying for the rest). An unknown id is an error.
+ */
+export function selectStages(stages: readonly Stage[], only: readonly string[]): Stage[] {
+  const byId = new Map(stages.map((st) => [st.id, st]));
+  const keep = new Set<string>();
+  const visit = (id: string): void => {
+    if (keep.has(id)) return;
+    const st = byId.get(id);
+    if (st === undefined) throw new Error(id);
+    keep.add(id);
+    for (const d of st.deps) visit(d);
+  };
+  for (const id of only) {
+    if (!byId.has(id)) {
+      const near = stages.filter((st) => st.id.endsWith(id.split('/').pop() as string)).slice(0, 3);
+      throw inputError({ field: 'only' }, `no stage '${id}' in this plan${near.length > 0 ? ` (e.g. ${near.map((st) => st.id).join(', ')})` : ''}`);
+    }
+    visit(id);
+  }
+  return stages.filter((st) => keep.has(st.id));
 }
