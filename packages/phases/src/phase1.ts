@@ -367,6 +367,7 @@ export function collatePhase1GoldCot(
     T,
   );
   const M = Math.max(...encoder.m);
+  const labels = seqs.map((s) => s.labels);
   const lpos = new Array<number>(B * M).fill(0);
   seqs.forEach((s, b) => {
     for (let i = 0; i < s.latentEnd - s.latentStart; i++) lpos[b * M + i] = s.latentStart + i;
@@ -383,13 +384,7 @@ export function collatePhase1GoldCot(
       ),
     ),
     latent_positions: i64([B, M], lpos),
-    labels: i64(
-      [B, T],
-      padBatch(
-        seqs.map((s) => s.labels),
-        ignore,
-      ).data,
-    ),
+    labels: i64([B, T], padBatch(labels, ignore).data),
   };
   return { feeds, lengths: ids.lengths, m: encoder.m };
 }

@@ -43,7 +43,7 @@ import {
   toHost,
 } from './model.js';
 import { LAYOUT, claimOutDir, publishDir } from './run-dir.js';
-import { type Selection, runTraining } from './runner.js';
+import { type Selection, runOptionsOf, runTraining } from './runner.js';
 import { PHASE1_SELECTIONS, type phase1DecoderSchema, type phase1EncoderSchema, type phase1UnionSchema } from './schemas.js';
 import { type PhaseSummary, finishTraining } from './summary.js';
 
@@ -188,14 +188,9 @@ async function trainStep(
             }),
           );
     const { trained, metrics, selection } = await runTraining({
-      out: config.out,
-      record,
-      resume: config.resume,
-      device: config.device,
-      compute: config.compute,
+      ...runOptionsOf(config, record),
       objective,
       init: { trainable, frozen },
-      train: config.train,
       size: data.examples.length,
       label: app,
       logger,

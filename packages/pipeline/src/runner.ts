@@ -71,6 +71,14 @@ export interface Selection {
   evaluate(trainable: NamedTensor[]): Promise<Record<string, number>>;
 }
 
+/** The fields of RunTrainingOptions that every training phase takes straight from its config. */
+export function runOptionsOf(
+  config: { out: string; resume: boolean; device: 'cpu' | 'cuda'; compute: 'float32' | 'float16' | 'bfloat16'; train: TrainSpec },
+  record: ConfigRecord,
+): Pick<RunTrainingOptions, 'out' | 'record' | 'resume' | 'device' | 'compute' | 'train'> {
+  return { out: config.out, record, resume: config.resume, device: config.device, compute: config.compute, train: config.train };
+}
+
 /** Resolves the LR schedule of a train block. */
 export function scheduleOf(t: TrainSpec): LrSchedule {
   const warmupSteps = warmupStepsFromRatio(t.steps, t.warmupRatio);
