@@ -24,7 +24,7 @@ import { checkFitsModel, prepareData } from './data.js';
 import { latentNotes } from './phase1.js';
 import { initLora, loadModelDir, loadModelTokenizer, loraOf, saveAdapterDir, saveModelDir, toHost, tokenizerSha } from './model.js';
 import { LAYOUT, claimOutDir, publishDir } from './run-dir.js';
-import { runTraining } from './runner.js';
+import { runOptionsOf, runTraining } from './runner.js';
 import type { phase2Schema } from './schemas.js';
 import { type PhaseSummary, finishTraining } from './summary.js';
 
@@ -86,14 +86,9 @@ export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<
     const endId = latentEndId(tok);
     let guardFailures = 0;
     const { trained, metrics } = await runTraining({
-      out: config.out,
-      record,
-      resume: config.resume,
-      device: config.device,
-      compute: config.compute,
+      ...runOptionsOf(config, record),
       objective,
       init: { trainable: toHost(initLora(m1.config, lora, config.train.seed)), frozen: toHost(m1.tensors) },
-      train: config.train,
       size: examples.length,
       label: app,
       logger,

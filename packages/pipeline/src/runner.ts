@@ -1,6 +1,9 @@
 // One phase's training run: an Objective on a Trainer (device-resident state), inside
 // trainWithCheckpoints (atomic verified checkpoints under <out>/checkpoints, exact resume, metrics
 // JSONL), with a progress bar / progress records. Returns the trained tensors and the metrics summary.
+// With a `select`ion, every checkpoint is scored on held-out data first (the score goes into the
+// checkpoint's manifest and a record into <out>/selection.jsonl, both kept across resumes; the best
+// checkpoint is never pruned) and the trained tensors returned are those of the best checkpoint.
 import { join } from 'node:path';
 import type { ConfigRecord } from '@latent-sft/config';
 import { type Logger, createProgress, inputError } from '@latent-sft/core';
@@ -11,6 +14,7 @@ import {
   type Batch,
   CheckpointManager,
   type LoopState,
+  MetricsWriter,
   type LrSchedule,
   Trainer,
   readMetrics,
@@ -19,7 +23,7 @@ import {
   warmupStepsFromRatio,
 } from '@latent-sft/train';
 import { LAYOUT } from './run-dir.js';
-import { type MetricSummary, summarizeMetrics } from './summary.js';
+import { type MetricSummary, type SelectionSummary, summarizeMetrics } from './summary.js';
 
 /** The train block of the app configs. */
 export interface TrainSpec {
@@ -51,6 +55,28 @@ export interface RunTrainingOptions {
   collate(batch: Batch, state: LoopState): Record<string, HostTensor>;
   label: string;
   logger: Logger;
+  /** Best-checkpoint selection by a held-out evaluation at every checkpoint (see the file header). */
+  select?: Selection;
+}
+
+/** How a run scores its checkpoints. */
+export interface Selection {
+  /** The config's name of the selection (for the summary). */
+  name: string;
+  /** The key of evaluate()'s record that is compared. */
+  metric: string;
+  mode: 'min' | 'max';
+  examples: number;
+  /** Scores the trainable tensors; the record must hold `metric`. */
+  evaluate(trainable: NamedTensor[]): Promise<Record<string, number>>;
+}
+
+/** The fields of RunTrainingOptions that every training phase takes straight from its config. */
+export function runOptionsOf(
+  config: { out: string; resume: boolean; device: 'cpu' | 'cuda'; compute: 'float32' | 'float16' | 'bfloat16'; train: TrainSpec },
+  record: ConfigRecord,
+): Pick<RunTrainingOptions, 'out' | 'record' | 'resume' | 'device' | 'compute' | 'train'> {
+  return { out: config.out, record, resume: config.resume, device: config.device, compute: config.compute, train: config.train };
 }
 
 /** Resolves the LR schedule of a train block. */
@@ -70,7 +96,7 @@ function pick(specs: Record<string, unknown>, tensors: Record<string, HostTensor
 }
 
 /** Trains (or resumes) and returns the final trainable tensors and the summary of metrics.jsonl. */
-export async function runTraining(o: RunTrainingOptions): Promise<{ trained: NamedTensor[]; metrics: MetricSummary }> {
+export async function runTraining(o: RunTrainingOptions): Promise<{ trained: NamedTensor[]; metrics: MetricSummary; selection?: SelectionSummary }> {
   const device: Device = o.device === 'cuda' ? { kind: 'cuda' } : { kind: 'cpu' };
   const trainer = await Trainer.create(
     {
@@ -92,8 +118,8 @@ export async function runTraining(o: RunTrainingOptions): Promise<{ trained: Nam
     const manager = CheckpointManager.open({
       dir: join(o.out, LAYOUT.checkpoints),
       keepLast: o.train.keepLast,
-      keepBest: false,
-      metricMode: 'min',
+      keepBest: o.select !== undefined,
+      metricMode: o.select?.mode ?? 'min',
       codec: safetensorsCodec,
       record: o.record,
       resume: o.resume,
@@ -111,6 +137,7 @@ export async function runTraining(o: RunTrainingOptions): Promise<{ trained: Nam
       checkpointEvery: o.train.checkpointEvery,
       metricsPath,
       logger: o.logger,
+      ...(o.select !== undefined ? { evaluate: scoreCheckpoint(o.select, trainer, join(o.out, LAYOUT.selection), o.logger), metricMode: o.select.mode } : {}),
       onStep: (r) => {
         const fields: Record<string, string> = { loss: r.loss.toFixed(4) };
         for (const [k, v] of Object.entries(r.metrics)) fields[k] = v.toFixed(4);
@@ -118,12 +145,64 @@ export async function runTraining(o: RunTrainingOptions): Promise<{ trained: Nam
       },
     });
     progress.done();
-    const state = trainer.stateSync();
-    const trained = state.trainable.map((t) => ({ name: t.name, shape: [...t.shape], data: t.data }));
     const metrics = summarizeMetrics(readMetrics(metricsPath));
     if (metrics.collapse.collapsed) o.logger.warn({ collapse: metrics.collapse }, `training collapsed: ${metrics.collapse.message}`);
+    if (o.select !== undefined) return { ...selectBest(o.select, manager, trainer.tensorNames().trainable, join(o.out, LAYOUT.selection), o.logger), metrics };
+    const state = trainer.stateSync();
+    const trained = state.trainable.map((t) => ({ name: t.name, shape: [...t.shape], data: t.data }));
     return { trained, metrics };
   } finally {
     await trainer.release();
   }
+}
+
+/** The loop's evaluate hook: scores the trainer's current tensors and records them (selection.jsonl, resumable). */
+function scoreCheckpoint(select: Selection, trainer: Trainer, path: string, logger: Logger): (state: LoopState) => Promise<number> {
+  return async (state) => {
+    const trainable = trainer.stateSync().trainable;
+    const scores = await select.evaluate(trainable);
+    const score = scores[select.metric];
+    if (score === undefined || !Number.isFinite(score))
+      throw new Error(`selection: evaluation gave no finite '${select.metric}' (got ${JSON.stringify(scores)})`);
+    // Records past this step are from a run cut before its checkpoint was saved: dropped, then this one appended.
+    const writer = MetricsWriter.open(path, { resumeStep: state.step - 1 });
+    try {
+      writer.append({ step: state.step, ...scores });
+    } finally {
+      writer.close();
+    }
+    logger.info({ step: state.step, ...scores }, `held-out ${select.name}`);
+    return score;
+  };
+}
+
+/** The best checkpoint's trainable tensors (earliest on ties) and the selection summary. */
+function selectBest(
+  select: Selection,
+  manager: CheckpointManager,
+  names: readonly string[],
+  path: string,
+  logger: Logger,
+): { trained: NamedTensor[]; selection: SelectionSummary } {
+  const best = manager.best();
+  if (best === null || best.metric === null) throw new Error(`selection: no scored checkpoint in ${manager.dir}`);
+  const ckpt = manager.load(best.step);
+  const byName = new Map(ckpt.tensors.map((t) => [t.name, t]));
+  const trained = names.map((n): NamedTensor => {
+    const t = byName.get(n);
+    if (t === undefined || !(t.data instanceof Float32Array)) throw inputError({ file: ckpt.dir, field: n }, 'trainable tensor missing');
+    return { name: n, shape: [...t.shape], data: t.data };
+  });
+  const scores = readMetrics(path) as Array<Record<string, number>>;
+  const selection: SelectionSummary = {
+    select: select.name,
+    metric: select.metric,
+    mode: select.mode,
+    examples: select.examples,
+    bestStep: best.step,
+    bestScore: best.metric,
+    scores,
+  };
+  logger.info({ bestStep: best.step, [select.metric]: best.metric, evaluated: scores.length }, `best checkpoint by held-out ${select.name}: step ${best.step}`);
+  return { trained, selection };
 }

@@ -32,6 +32,24 @@ export interface PhaseSummary {
   collapse?: CollapseVerdict;
   /** Extra facts (cache: examples, chunks, mean m; merge: tensors merged). */
   notes?: Record<string, number | string>;
+  /** Best-checkpoint selection (`select` of the phase-1 apps): the scores and the checkpoint that became the output. */
+  selection?: SelectionSummary;
+}
+
+/** The held-out scores of every evaluated checkpoint and the one chosen (<out>/selection.jsonl holds the same records). */
+export interface SelectionSummary {
+  /** The config's select.metric (e.g. gold-cot-exact). */
+  select: string;
+  /** The recorded metric the choice maximises or minimises (exact, ce). */
+  metric: string;
+  mode: 'min' | 'max';
+  /** Held-out examples per evaluation. */
+  examples: number;
+  /** The chosen checkpoint (earliest on ties), whose trainable tensors are the phase's output. */
+  bestStep: number;
+  bestScore: number;
+  /** One record per evaluated checkpoint: step and every evaluation metric. */
+  scores: Array<Record<string, number>>;
 }
 
 const KEYS = ['loss', 'ce', 'kl'];
@@ -69,7 +87,14 @@ export function finishTraining(
   app: string,
   out: string,
   metrics: MetricSummary,
-  o: { t0: number; logger: Logger; notes?: Record<string, number | string>; first?: Record<string, number>; last?: Record<string, number> },
+  o: {
+    t0: number;
+    logger: Logger;
+    notes?: Record<string, number | string>;
+    first?: Record<string, number>;
+    last?: Record<string, number>;
+    selection?: SelectionSummary;
+  },
 ): PhaseSummary {
   const summary: PhaseSummary = {
     app,
@@ -81,6 +106,7 @@ export function finishTraining(
     collapse: metrics.collapse,
     wallSeconds: secondsSince(o.t0),
     ...(o.notes !== undefined ? { notes: o.notes } : {}),
+    ...(o.selection !== undefined ? { selection: o.selection } : {}),
   };
   writeSummary(summary);
   o.logger.info({ ...summary }, 'done');
