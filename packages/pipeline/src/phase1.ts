@@ -43,7 +43,7 @@ import {
   toHost,
 } from './model.js';
 import { LAYOUT, claimOutDir, publishDir } from './run-dir.js';
-import { type Selection, runOptionsOf, runTraining } from './runner.js';
+import { type Selection, frozenDtypeFor, hostAsSpecs, runOptionsOf, runTraining } from './runner.js';
 import { PHASE1_SELECTIONS, type phase1DecoderSchema, type phase1EncoderSchema, type phase1UnionSchema } from './schemas.js';
 import { type PhaseSummary, finishTraining } from './summary.js';
 
@@ -155,13 +155,14 @@ async function trainStep(
     ltsum: spec.ltsum,
     lora: s.lora,
     compute: config.compute,
+    ...(frozenDtypeFor(config.compute) !== undefined ? { frozenDtype: frozenDtypeFor(config.compute) } : {}),
   };
   const objective = phase1Objective(s.decoder.config, objectiveOptions);
   const trainable: Record<string, HostTensor> = {
     ...(s.lora.encoder !== undefined ? toHost(initLora(s.encoder.config, s.lora.encoder, config.train.seed), ENCODER_PREFIX) : {}),
     ...(s.lora.decoder !== undefined ? toHost(initLora(s.decoder.config, s.lora.decoder, config.train.seed + 1), DECODER_PREFIX) : {}),
   };
-  const frozen = { ...toHost(s.encoder.tensors, ENCODER_PREFIX), ...toHost(s.decoder.tensors, DECODER_PREFIX) };
+  const frozen = hostAsSpecs(objective.frozen, { ...toHost(s.encoder.tensors, ENCODER_PREFIX), ...toHost(s.decoder.tensors, DECODER_PREFIX) });
   const pad = padId(tok);
   const dropout = (s.lora.encoder?.dropout ?? 0) > 0 || (s.lora.decoder?.dropout ?? 0) > 0;
   const evaluator =

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import type { ConfigRecord } from '@latent-sft/config';
 import { type Logger, createProgress, inputError } from '@latent-sft/core';
-import type { NamedTensor } from '@latent-sft/models';
+import { type NamedTensor, float32ToBf16Bits, float32ToF16Bits } from '@latent-sft/models';
 import type { Objective } from '@latent-sft/phases';
 import type { Device, HostTensor } from '@latent-sft/runtime';
 import {
@@ -83,6 +83,29 @@ export function runOptionsOf(
 export function scheduleOf(t: TrainSpec): LrSchedule {
   const warmupSteps = warmupStepsFromRatio(t.steps, t.warmupRatio);
   return t.schedule === 'constant' ? { kind: 'constant' } : { kind: t.schedule, warmupSteps, totalSteps: t.steps };
+}
+
+/**
+ * The objective's frozen-weight storage for a compute dtype: the 16-bit compute dtype itself (the base
+ * weights stored once in 16 bits on the device: half the memory, and the graph's Cast becomes a no-op
+ * that gives the same numbers), float32 storage for float32 compute.
+ */
+export function frozenDtypeFor(compute: 'float32' | 'float16' | 'bfloat16'): 'float16' | 'bfloat16' | undefined {
+  return compute === 'float32' ? undefined : compute;
+}
+
+/** `tensors` (float32) in the dtypes `specs` declare for them: float16 / bfloat16 rounded to nearest even. */
+export function hostAsSpecs(specs: Readonly<Record<string, { dtype: string }>>, tensors: Record<string, HostTensor>): Record<string, HostTensor> {
+  const out: Record<string, HostTensor> = {};
+  for (const [name, t] of Object.entries(tensors)) {
+    const want = specs[name]?.dtype ?? t.dtype;
+    if (want === t.dtype) out[name] = t;
+    else if (t.dtype === 'float32' && (want === 'bfloat16' || want === 'float16')) {
+      const f = want === 'bfloat16' ? float32ToBf16Bits : float32ToF16Bits;
+      out[name] = { dtype: want, dims: t.dims, data: Uint16Array.from(t.data as Float32Array, (v) => f(v)) };
+    } else throw inputError({ field: name }, `a ${t.dtype} tensor where the objective declares ${want}`);
+  }
+  return out;
 }
 
 function pick(specs: Record<string, unknown>, tensors: Record<string, HostTensor>, what: string): Record<string, HostTensor> {
