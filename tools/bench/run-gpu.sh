@@ -3,12 +3,16 @@
 # bundle are unpacked (see tools/device/build-app.sh and ../shared/device/pack-gpu-runtime.sh):
 #   bash tools/device/build-app.sh tools/bench/src/{train-bench,phase-bench,forward-1b,runtime-probe,fused-check,table}.ts \
 #        packages/generate/bench/generate-bench.ts        # here
-#   bash tools/bench/run-gpu.sh > bench.log; node /root/app/dist/table.mjs bench.log   # there
+#   bash tools/bench/run-gpu.sh [train] [gen] [7b] > bench.log; node /root/app/dist/table.mjs bench.log   # there
+# (no argument: train and gen; 7b: the DeepSeek-R1-Distill-Qwen-7B-shape LoRA steps, ours and PEFT's).
 # Ours and the PyTorch anchor (tools/reference/bench_torch.py) run in the same call, one after another,
 # on identical configs; each command's peak GPU memory is sampled with nvidia-smi.
 set -u
 A=${APP_DIST:-/root/app/dist}
 peak() { rm -f /tmp/mem.txt; (while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits >> /tmp/mem.txt; sleep 0.2; done) & local mp=$!; "$@"; local rc=$?; kill $mp; echo "PEAK $(sort -n /tmp/mem.txt | tail -1) MiB rc=$rc :: $*"; }
+want() { [ $# -eq 0 ] && return 0; for w in "${SECTIONS[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
+SECTIONS=("$@"); [ ${#SECTIONS[@]} -eq 0 ] && SECTIONS=(train gen)
+if want train; then
 node $A/fused-check.mjs | grep -E 'time|done|"ok":false'   # the fused kernels: CUDA vs CPU, then timings
 peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10
 peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10
@@ -20,7 +24,28 @@ peak node $A/phase-bench.mjs --device cuda --batch 8 --steps 5
 for r in bf16 bf16-fused bf16-fused-compile fp32master-fused fp32master-fused-compile; do
   peak python3 tools/reference/bench_torch.py --which train --recipes $r --steps 10; done
 for r in peft peft-fused; do peak python3 tools/reference/bench_torch.py --which lora --recipes $r --steps 10; done
+fi
+if want gen; then
+# Generation (issue 19): the static-cache engine with CUDA graphs, without them (fixed shapes), and latent
+# mode (128 soft embeddings, then the answer), beside HF generate and HF static cache + torch.compile.
 peak node $A/forward-1b.mjs /root/fwd --device cuda --seq 128
-peak node $A/generate-bench.mjs --model /root/fwd/model --batch 64 --prompt-len 128 --new-tokens 256 --device cuda --dtype bfloat16
+G="node $A/generate-bench.mjs --model /root/fwd/model --batch 64 --prompt-len 128 --new-tokens 256 --device cuda --dtype bfloat16"
+peak $G --engine cuda-graph --dump /root/gen-cg.json
+peak $G --engine fixed --dump /root/gen-fixed.json
+python3 tools/reference/gen_check.py /root/gen-cg.json /root/fwd/model   # our greedy tokens vs HF's argmax, teacher-forced
+python3 tools/reference/gen_check.py /root/gen-fixed.json /root/fwd/model
+peak $G --engine cuda-graph --mode latent --latent 128 --new-tokens 128
+peak $G --engine cuda-graph --candidates 10   # diagnostic: TopK over the vocabulary with K = 10 instead of 64
+$G --engine fixed --new-tokens 32 --profile /root/gen-prof | grep -E 'BENCH.*profile'   # diagnostic: ORT's per-op times
 for r in hf-generate hf-static-compile; do peak python3 tools/reference/bench_torch.py --which gen --recipes $r; done
-node $A/runtime-probe.mjs --device cuda
+fi
+if want 7b; then
+# DeepSeek-R1-Distill-Qwen-7B shape (issue 20): our phase-2 and phase-1 encoder steps, PEFT's LoRA step.
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3
+# The frozen bases stored once in bf16 (phases' frozenDtype): half the frozen memory, no per-step Cast.
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16
+for r in peft-fused peft-fused-ckpt; do peak python3 tools/reference/bench_torch.py --which lora7b --recipes $r --steps 5; done
+fi
+if want train; then node $A/runtime-probe.mjs --device cuda; fi

@@ -6,12 +6,17 @@
 # (.device/app.tgz). Modes:
 #   TASKS="multiplication gsm8k" bash tools/device/table1-gpu.sh start     unpack, start CUDA MPS if it
 #       works, start one detached experiment driver per task (a failed run is retried once at concurrency 3;
-#       the driver skips finished stages)
+#       the driver skips finished stages). A task is a plan name of tools/pipeline/configs/table1/, with
+#       an optional `:STAGE[,STAGE]` suffix run as `--only` (those stages and their dependencies), e.g.
+#       TASKS="multiplication-official multiplication-4x4:seed-1/eval/cot" (issue 21: the 3x2 plan in the
+#       official schedule shape, and the 4x4 plan's CoT-SFT gate; estimates in docs/pipeline.md)
 #   bash tools/device/table1-gpu.sh poll SECONDS    wait up to SECONDS for the drivers, print progress
 #   bash tools/device/table1-gpu.sh collect         summaries, metrics, configs and table.md into $OUT
 #   bash tools/device/table1-gpu.sh bench           the issue-10 benchmark (MPS off first)
 TASKS=${TASKS:-multiplication gsm8k}
 set -u
+name() { echo "${1%%:*}"; }
+only() { case $1 in *:*) echo "--only ${1#*:}" ;; esac; }
 MODE=$1
 setup_env() { source /root/rt/env.sh; if [ -f /root/mps.env ]; then source /root/mps.env; fi; }
 if [ "$MODE" = start ]; then
@@ -28,24 +33,25 @@ if [ "$MODE" = start ]; then
   cp -r "$PWD/data" /root/data
   cp tools/pipeline/configs/table1/*.json /root/
   (while true; do echo "$(date +%s) $(nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader,nounits)" >> /root/gpu.txt; sleep 2; done) > /dev/null 2>&1 &
-  for t in $TASKS; do
-    setsid nohup bash -c "source /root/rt/env.sh; [ -f /root/mps.env ] && source /root/mps.env; cd /root; node /root/app/dist/experiment.mjs run --plan /root/$t.json --out /root/exp-$t --data-dir /root/data > /root/driver-$t.out 2>&1 || node /root/app/dist/experiment.mjs run --plan /root/$t.json --out /root/exp-$t --data-dir /root/data --concurrency 3 >> /root/driver-$t.out 2>&1; echo EXIT \$? >> /root/driver-$t.out" > /dev/null 2>&1 < /dev/null &
+  for spec in $TASKS; do
+    t=$(name "$spec"); o=$(only "$spec")
+    setsid nohup bash -c "source /root/rt/env.sh; [ -f /root/mps.env ] && source /root/mps.env; cd /root; node /root/app/dist/experiment.mjs run --plan /root/$t.json --out /root/exp-$t --data-dir /root/data $o > /root/driver-$t.out 2>&1 || node /root/app/dist/experiment.mjs run --plan /root/$t.json --out /root/exp-$t --data-dir /root/data $o --concurrency 3 >> /root/driver-$t.out 2>&1; echo EXIT \$? >> /root/driver-$t.out" > /dev/null 2>&1 < /dev/null &
   done
   sleep 20; ps aux | grep -c "[e]xperiment.mjs"; tail -2 /root/driver-*.out
 fi
 if [ "$MODE" = poll ]; then
   END=$(( $(date +%s) + $2 ))
   while [ $(date +%s) -lt $END ]; do
-    all=1; for t in $TASKS; do grep -q EXIT /root/driver-$t.out || all=0; done; [ $all = 1 ] && break
+    all=1; for spec in $TASKS; do grep -q EXIT /root/driver-$(name "$spec").out || all=0; done; [ $all = 1 ] && break
     sleep 10
   done
-  for t in $TASKS; do echo "== $t: $(grep -c '"stage done"' /root/driver-$t.out) done, $(grep -c '"stage failed"' /root/driver-$t.out) failed"; grep '"stage failed"' /root/driver-$t.out | cut -c1-400 | tail -3; grep EXIT /root/driver-$t.out; grep '"stage done"' /root/driver-$t.out | tail -4 | cut -c90-200; done
+  for spec in $TASKS; do t=$(name "$spec"); echo "== $t: $(grep -c '"stage done"' /root/driver-$t.out) done, $(grep -c '"stage failed"' /root/driver-$t.out) failed"; grep '"stage failed"' /root/driver-$t.out | cut -c1-400 | tail -3; grep EXIT /root/driver-$t.out; grep '"stage done"' /root/driver-$t.out | tail -4 | cut -c90-200; done
   tail -1 /root/gpu.txt; nvidia-smi --query-gpu=memory.used --format=csv
 fi
 if [ "$MODE" = collect ]; then
-  for t in $TASKS; do
-    D=/root/exp-$t
-    (cd $D && find . \( -name summary.json -o -name summary.md -o -name metrics.jsonl -o -name config.json -o -name latent.json -o -name manifest.json -o -name table.md -o -name stages.json -o -name plan.json -o -name '*.log' \) -not -path '*/checkpoints/*' | tar czf $OUT/exp-$t.tgz -T - configs)
+  for spec in $TASKS; do
+    t=$(name "$spec"); D=/root/exp-$t
+    (cd $D && find . \( -name summary.json -o -name summary.md -o -name metrics.jsonl -o -name selection.jsonl -o -name config.json -o -name latent.json -o -name manifest.json -o -name table.md -o -name stages.json -o -name training-seeds.json -o -name plan.json -o -name '*.log' \) -not -path '*/checkpoints/*' | tar czf $OUT/exp-$t.tgz -T - configs)
     cp /root/driver-$t.out $OUT/
     cp $D/table.md $OUT/table-$t.md 2>/dev/null
   done

@@ -38,6 +38,10 @@ const runSchema = defineConfig(
     'batch-size': z.number().int().positive().default(64).describe('sequences per batch'),
     device: z.enum(['cpu', 'cuda']).default('cpu').describe('ONNX Runtime device'),
     dtype: z.enum(['float32', 'float16', 'bfloat16']).default('float32').describe('compute dtype (bfloat16: CUDA only)'),
+    'cuda-graph': z
+      .boolean()
+      .default(false)
+      .describe('CUDA only: decode steps replay a CUDA graph per (batch, cache capacity) shape; finished rows stay in the batch'),
     temperature: z.number().positive().optional().describe('top-p sampling temperature (default 0.6)'),
     'top-p': z.number().positive().max(1).optional().describe('top-p nucleus mass (default 0.95)'),
     greedy: z.boolean().default(false).describe('argmax decoding instead of top-p sampling'),
@@ -142,6 +146,7 @@ export async function runCli(argv: readonly string[], write: (text: string) => v
             batchSize: c['batch-size'],
             device: c.device,
             dtype: c.dtype,
+            cudaGraph: c['cuda-graph'],
             sampling: c.greedy ? { kind: 'greedy' } : { kind: 'top-p', temperature: c.temperature ?? 0.6, topP: c['top-p'] ?? 0.95 },
             ...(c['latent-top-k'] !== undefined ? { latentTopK: c['latent-top-k'] } : {}),
             ecrK: parseIntList(c['ecr-k'], '--ecr-k', 1),

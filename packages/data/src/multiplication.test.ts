@@ -152,6 +152,22 @@ describe('multiplication train/test split', () => {
     expect(new Set(pairs(test)).size).toBe(1000);
   });
 
+  it('4x4 (the harder Table-1 task): the plan training stream with its held-out tail stays off the 1000 test problems; 4 partial products + a sum', () => {
+    // table1/multiplication-4x4.json: data.count 50000 + select.examples 256 drawn as one stream (seed 7).
+    const train = generateMultiplication({ count: 50_256, digits: [4, 4], seed: 7, split: 'train' });
+    const test = multiplicationTestSet(4, 4);
+    expect(test.length).toBe(1000);
+    const testPairs = new Set(pairs(test));
+    expect(pairs(train).filter((p) => testPairs.has(p))).toEqual([]);
+    expect(new Set(pairs(train)).size).toBe(50_256);
+    // The first 50000 are the training set of a 50000-count run (the held-out tail follows them).
+    expect(pairs(generateMultiplication({ count: 50_000, digits: [4, 4], seed: 7, split: 'train' }))).toEqual(pairs(train).slice(0, 50_000));
+    expect(multiplicationCot(4821n, 3967n)).toBe(
+      '<<4821*7=33747>> <<4821*60=289260>> <<4821*900=4338900>> <<4821*3000=14463000>> <<33747+289260+4338900+14463000=19124907>>',
+    );
+    for (const p of test.slice(0, 50)) expect(checkSteps(p.cot as string)).toBe(BigInt(p.answer));
+  });
+
   it('rejects bad splits and counts with one-line errors, and bounds big spaces conservatively', () => {
     const bad = oneLineError;
     expect(bad(() => generateMultiplication({ count: 1, digits: [2, 2], seed: 1, split: 'valid' as unknown as 'test' }))).toBe(

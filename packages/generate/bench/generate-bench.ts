@@ -4,14 +4,20 @@
 //   pnpm exec tsx --conditions=@latent-sft/source bench/generate-bench.ts \
 //     --model llama-3.2-1b|tiny-llama|<checkpoint dir> --batch 64 --prompt-len 128 --new-tokens 256 \
 //     --device cpu|cuda --dtype float32|float16|bfloat16 [--mode explicit|latent] [--latent 128] \
-//     [--sampling greedy|top-p] [--seed 0] [--threads N]
+//     [--sampling greedy|top-p] [--seed 0] [--threads N] [--engine compact|fixed|cuda-graph] [--bandwidth-gbs 4800]
+//     [--dump FILE]   (prompts and greedy outputs of the first 8 rows, for tools/reference/gen_check.py)
 // Presets are random-init (initParameters, seed --seed). The issue's setting: batch 64, 128-token
 // prompts, 256 new tokens, on one GPU. In latent mode the end id is one the random model never
 // argmaxes in practice, so each row feeds --latent soft embeddings, the `</think>` ids, then
-// --new-tokens answer tokens.
+// --new-tokens answer tokens. --engine: compact (finished rows dropped; default on the CPU), fixed
+// (fixed-shape decode session), cuda-graph (fixed shapes replayed as CUDA graphs; default on CUDA).
+// The record states the decode step's memory-bandwidth limit: batch / ((weights in the compute dtype +
+// the KV cache at the mean length) / --bandwidth-gbs, default the H200's 4.8 TB/s spec).
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Rng } from '@latent-sft/core';
-import { type ModelConfig, type NamedTensor, initParameters, llama32_1b, loadCheckpoint, tinyLlama } from '@latent-sft/models';
+import { type ModelConfig, type NamedTensor, initParameters, llama32_1b, loadCheckpoint, parameterCount, tinyLlama } from '@latent-sft/models';
+import { summarizeProfile } from '@latent-sft/runtime';
 import { type GenerateDtype, type GenerateMode, Generator, type Sampling } from '../src/index.js';
 
 const { values: a } = parseArgs({
@@ -27,6 +33,11 @@ const { values: a } = parseArgs({
     sampling: { type: 'string', default: 'greedy' },
     seed: { type: 'string', default: '0' },
     threads: { type: 'string' },
+    engine: { type: 'string' },
+    'bandwidth-gbs': { type: 'string', default: '4800' },
+    dump: { type: 'string' },
+    candidates: { type: 'string', default: '64' },
+    profile: { type: 'string' },
   },
 });
 
@@ -45,6 +56,9 @@ const maxLatent = int('latent', a.latent, 0);
 if (a.device !== 'cpu' && a.device !== 'cuda') throw new Error(`--device must be cpu or cuda, got '${a.device}'`);
 if (a.mode !== 'explicit' && a.mode !== 'latent') throw new Error(`--mode must be explicit or latent, got '${a.mode}'`);
 if (a.sampling !== 'greedy' && a.sampling !== 'top-p') throw new Error(`--sampling must be greedy or top-p, got '${a.sampling}'`);
+const engine = a.engine ?? (a.device === 'cuda' ? 'cuda-graph' : 'compact');
+if (!['compact', 'fixed', 'cuda-graph'].includes(engine)) throw new Error(`--engine must be compact, fixed or cuda-graph, got '${engine}'`);
+const bandwidth = Number(a['bandwidth-gbs']) * 1e9;
 
 let t = performance.now();
 let config: ModelConfig;
@@ -66,6 +80,10 @@ const gen = Generator.create({
   weights,
   device: a.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' },
   dtype: a.dtype as GenerateDtype,
+  candidates: int('candidates', a.candidates, 1),
+  ...(a.profile !== undefined ? { session: { profilePrefix: a.profile } } : {}),
+  fixedShapes: engine !== 'compact',
+  cudaGraph: engine === 'cuda-graph',
   ...(a.threads !== undefined ? { session: { intraOpThreads: int('threads', a.threads, 1) } } : {}),
 });
 out(`load (build + serialize + session): ${((performance.now() - t) / 1e3).toFixed(1)} s on ${a.device}, dtype ${a.dtype}`);
@@ -78,7 +96,11 @@ const mode: GenerateMode =
   a.mode === 'latent' ? { kind: 'latent', topK: 10, maxLatent, latentEndIds: [endId, 0, 1], latentEndId: endId } : { kind: 'explicit' };
 const sampling: Sampling = a.sampling === 'top-p' ? { kind: 'top-p', temperature: 0.6, topP: 0.95, seed } : { kind: 'greedy' };
 
-await gen.generate({ prompts: prompts.slice(0, Math.min(batch, 4)), mode: { kind: 'explicit' }, sampling, maxNewTokens: 4, stopIds: [], batchSize: batch });
+// Warm-up with the measured call's shapes (batch, cache capacity): builds the fixed-shape session and
+// captures its CUDA graph outside the measurement.
+t = performance.now();
+await gen.generate({ prompts, mode, sampling, maxNewTokens: newTokens, stopIds: [], batchSize: batch });
+out(`warm-up call: ${((performance.now() - t) / 1e3).toFixed(1)} s`);
 const { results, stats } = await gen.generate({ prompts, mode, sampling, maxNewTokens: newTokens, stopIds: [], batchSize: batch });
 const generated = stats.latentTokens + stats.forcedTokens + stats.answerTokens;
 const steps = stats.steps - stats.batches;
@@ -95,12 +117,26 @@ out(
 out(
   `total ${stats.totalMs.toFixed(0)} ms: ${(generated / (stats.totalMs / 1e3)).toFixed(0)} generated tokens/s; ${(stats.bytesToHost / Math.max(1, stats.steps)).toFixed(0)} B/step to host, ${(stats.bytesToDevice / Math.max(1, stats.steps)).toFixed(0)} B/step to device`,
 );
+// The decode step's memory-bandwidth limit: every weight read once in the compute dtype (the tied
+// embedding as the LM head; the input rows of the embedding are negligible) + the K/V of every row at
+// the mean cache length over the decode.
+const bytesPerValue = a.dtype === 'float32' ? 4 : 2;
+const params = parameterCount(config) - (config.tieWordEmbeddings ? 0 : config.vocabSize * config.hiddenSize);
+const meanLen = promptLen + steps / 2;
+const kvBytes = 2 * config.numHiddenLayers * config.numKeyValueHeads * config.headDim * batch * meanLen * bytesPerValue;
+const stepBytes = params * bytesPerValue + kvBytes;
+const limit = batch / (stepBytes / bandwidth);
+const decodeRate = stats.rowSteps / (stats.decodeMs / 1e3);
+out(
+  `bandwidth limit at ${(bandwidth / 1e12).toFixed(1)} TB/s: ${(stepBytes / 1e9).toFixed(2)} GB per step → ${limit.toFixed(0)} tokens/s; decode at ${((100 * decodeRate) / limit).toFixed(1)} % of it`,
+);
 // The machine-readable line tools/bench/src/table.ts pairs with bench_torch.py's "gen".
 out(
   `BENCH ${JSON.stringify({
     bench: a.mode === 'latent' ? 'gen-latent' : 'gen',
     impl: 'latent-sft-ort',
     mode: a.mode,
+    engine,
     batch,
     prompt: promptLen,
     new_tokens: newTokens,
@@ -110,6 +146,18 @@ out(
     decode_ms_per_step: stats.decodeMs / Math.max(1, steps),
     h2d_bytes_per_step: stats.bytesToDevice / Math.max(1, stats.steps),
     d2h_bytes_per_step: stats.bytesToHost / Math.max(1, stats.steps),
+    decode_tokens_per_s: decodeRate,
+    bytes_per_step: stepBytes,
+    bandwidth_gbs: bandwidth / 1e9,
+    bandwidth_limit_tokens_per_s: limit,
+    bandwidth_fraction: decodeRate / limit,
   })}`,
 );
+if (a.profile !== undefined)
+  for (const file of gen.endProfiling()) out(`BENCH ${JSON.stringify({ bench: 'gen-profile', engine, profile: summarizeProfile(file) })}`);
+if (a.dump !== undefined) {
+  const rows = results.slice(0, 8).map((r, i) => ({ prompt: prompts[i], output: r.outputIds, latent: r.latentCount }));
+  writeFileSync(a.dump, JSON.stringify({ model: a.model, dtype: a.dtype, engine, mode: a.mode, rows }));
+  out(`wrote ${a.dump}`);
+}
 gen.release();

@@ -1,10 +1,11 @@
 // The engine against no-cache references (test/reference.ts: one prompt at a time, whole sequence
 // recomputed every step, latent math on the CPU) on the tiny-llama fixture, ORT CPU, fp32.
 import { UserError } from '@latent-sft/core';
+import { liveTensorCount } from '@latent-sft/runtime';
 import { initParameters, tinyLlama, tinyQwen2 } from '@latent-sft/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FullRecompute, type Tiny, loadTiny, fixture } from '../test/reference.js';
-import { type GenerateRequest, type GenerationResult, Generator } from './index.js';
+import { type GenerateRequest, type GenerationResult, Generator, buildStepGraph } from './index.js';
 
 /** Engine (cached, batched, fp32 graph) vs reference (recomputed, B = 1) probabilities / embeddings. */
 const CACHED = { atol: 2e-5, rtol: 0 };
@@ -69,11 +70,15 @@ describe('explicit greedy decoding', () => {
       // Greedy: only the [B] int64 argmax came down (no logits, no cache).
       expect(stats.bytesToHost).toBe((stats.rowSteps + PROMPTS.length) * 8);
       expect(stats.answerTokens).toBe(results.reduce((s, r) => s + r.outputIds.length, 0));
-      // Up: the prefill (ids, use_soft, positions, mask: 25 B per prompt slot), then 17 B per row-step
-      // (id, flag, position), 8 B per kept row per compaction, inv_temperature; never the mask or cache.
-      const prefill = (batchSize === 3 ? 3 * 9 : 2 * 9 + 3) * 25; // batches by decreasing length: [9,5,3] or [9,5] + [3]
-      expect(stats.bytesToDevice).toBeLessThanOrEqual(prefill + 17 * stats.rowSteps + 8 * 3 * stats.compactions + 4 * stats.batches);
-      expect(stats.bytesToDevice).toBeGreaterThanOrEqual(prefill + 17 * stats.rowSteps);
+      // Up: the prefill (ids, use_soft: 9 B per prompt slot; seqlens_k, last_rows: 12 B per row), then
+      // 13 B per row-step (id, flag, seqlens_k), the 4 B total length per step, and per batch and
+      // compaction the step buffers' last_rows (8 B per row) and inv_temperature, per compaction the kept
+      // rows' indices (8 B each); never the cache.
+      const prefill = (batchSize === 3 ? 3 * 9 : 2 * 9 + 3) * 9 + 3 * 12; // batches by decreasing length: [9,5,3] or [9,5] + [3]
+      expect(stats.bytesToDevice).toBeLessThanOrEqual(
+        prefill + 13 * stats.rowSteps + 4 * stats.steps + (8 * 3 + 4) * stats.batches + (16 * 3 + 4) * stats.compactions,
+      );
+      expect(stats.bytesToDevice).toBeGreaterThanOrEqual(prefill + 13 * stats.rowSteps);
     }
   });
 
@@ -191,7 +196,66 @@ describe('latent reasoning', () => {
   });
 });
 
+describe('fixed shapes (the CUDA-graph decode path, on the CPU)', () => {
+  it('the fixed-shape step graph computes no shapes at run time', () => {
+    const g = buildStepGraph(tiny.config, tiny.tensors, { dtype: 'float32', latentTopK: 10, candidates: 16, shapes: { batch: 3, seq: 1, capacity: 32 } });
+    expect(g.nodes.filter((n) => n.op === 'Shape' || n.op === 'Size')).toEqual([]);
+    expect(g.nodes.filter((n) => n.op === 'GroupQueryAttention').length).toBe(tiny.config.numHiddenLayers);
+  });
+
+  it('keeps finished rows idle in their slots and gives the same latent steps and answers as the compacting engine', async () => {
+    const live = liveTensorCount();
+    const fixed = Generator.create({ config: tiny.config, weights: tiny.tensors, fixedShapes: true });
+    try {
+      const free = await ref.latent(PROMPTS[0]!, { k: 10, maxLatent: 8, endId: -1, endIds: [-1], maxNew: 5, stopIds: EOS });
+      const endId = free.argmaxes[2]!;
+      const req: GenerateRequest = {
+        prompts: PROMPTS,
+        mode: { kind: 'latent', topK: 10, maxLatent: 6, latentEndIds: [endId, 7, 9], latentEndId: endId },
+        sampling: { kind: 'greedy' },
+        maxNewTokens: 5,
+        stopIds: EOS,
+        batchSize: 3,
+      };
+      const [a, b] = [await gen.generate(req), await fixed.generate(req)];
+      expect(b.results.map((r) => [r.latentTopK.map((t) => t.ids), r.outputIds, r.finishReason])).toEqual(
+        a.results.map((r) => [r.latentTopK.map((t) => t.ids), r.outputIds, r.finishReason]),
+      );
+      expect(b.results.flatMap((r) => r.latentTopK.flatMap((t) => t.probs))).toBeAllclose(
+        a.results.flatMap((r) => r.latentTopK.flatMap((t) => t.probs)),
+        CACHED,
+      );
+      // Every decode step computes all 3 slots; the compacting engine only the live rows.
+      expect(b.stats.compactions).toBe(0);
+      expect(b.stats.rowSteps).toBe(3 * (b.stats.steps - 1));
+      expect(a.stats.rowSteps).toBeLessThan(b.stats.rowSteps);
+      // A second call of the same shape reuses the kept cache and step buffers (the memory a CUDA graph
+      // was captured with) and gives the same results.
+      const again = await fixed.generate(req);
+      expect(again.results).toEqual(b.results);
+    } finally {
+      fixed.release();
+    }
+    expect(liveTensorCount()).toBe(live);
+  });
+
+  it('refuses cudaGraph on the CPU and compact with fixed shapes, in one line', () => {
+    expect(() => Generator.create({ config: tiny.config, weights: tiny.tensors, cudaGraph: true })).toThrow(UserError);
+    expect(() => Generator.create({ config: tiny.config, weights: tiny.tensors, fixedShapes: true, compact: true })).toThrow(/compact/);
+  });
+});
+
 describe('16-bit compute', () => {
+  it('the 16-bit step graph stores its weights in 16 bits and runs the fused RMSNorm and SwiGLU kernels', () => {
+    const g = buildStepGraph(tiny.config, tiny.tensors, { dtype: 'float16', latentTopK: 10, candidates: 16 });
+    const ops = g.nodes.map((n) => n.op);
+    const L = tiny.config.numHiddenLayers;
+    expect(ops.filter((o) => o === 'RMSNorm').length).toBe(2 * L + 1);
+    expect(ops.filter((o) => o === 'SwiGLU').length).toBe(L);
+    expect(ops.filter((o) => o === 'ReduceMean' || o === 'Sigmoid')).toEqual([]);
+    expect(g.value('model.layers.0.mlp.down_proj.weight').dtype).toBe('float16');
+  });
+
   it('float16: the same latent choices and answer as float32, probabilities within 2e-3', async () => {
     const half = Generator.create({ config: tiny.config, weights: tiny.tensors, dtype: 'float16' });
     try {

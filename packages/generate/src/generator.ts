@@ -1,35 +1,31 @@
 // One batched generation engine for explicit and latent reasoning (spec §5.1, §5.4) on ONNX Runtime,
-// with the KV cache kept on the device. Three parts, one concern each:
+// with a static KV cache kept on the device. Three parts, one concern each:
 //   rows.ts      the per-row state machine (latent → forcing `</think>` → answer → done; stop rules;
 //                which rows to keep), pure host code, unit-tested without ORT (rows.test.ts);
-//   kv-cache.ts  KvCache: owns the device state carried between steps (pasts, mask, pending latent
-//                input z): creation, presents fed back as the next pasts, compaction, release;
-//   step.ts      one step-graph run (graphs.ts) with typed outputs, and the downloads the rows need.
+//   kv-cache.ts  KvCache: owns the device state carried between steps (the fixed-capacity K/V buffers
+//                written in place by GroupQueryAttention, the pending latent input z), compaction, release;
+//   step.ts      StepBuffers: one step-graph run on fixed input/output tensors, and the downloads the rows need.
 // This file validates requests, orders prompts into batches and runs the decode loop:
-//   prefill (P = 0, left-padded prompts) → per step: run, cache.advance, download what rows.needs()
-//   asks for, rows.decide → compact the cache when rows finished → next step's host inputs.
+//   prefill (right-padded prompts; capacity = longest prompt + every latent/forced/answer step) → per
+//   step: run, download what rows.needs() asks for, rows.decide → compact the cache when rows finished
+//   (`compact`, default on) or keep the finished rows' slots idle (off: fixed shapes) → next step's inputs.
 // No re-prefill: the cache of the prompt, the latent inputs and the `</think>` pieces is reused
-// (spec §5.4). Finished rows are dropped from the batch at once, so no step computes a finished row.
-// Prompts are batched in order of decreasing length (less padding); results come back in prompt
-// order. Per step only the [B] argmax (greedy), [B, k] ids + probs (while some row is latent) and
+// (spec §5.4). Prompts are batched in order of decreasing length (less padding); results come back in
+// prompt order. Per step only the [B] argmax (greedy), [B, k] ids + probs (while some row is latent) and
 // [B, K] candidate ids + logits + [B] lse (top-p answer rows) come down; the full [B, V] logits only
-// when a row's nucleus is wider than the K candidates; the cache and the mask never do.
-//
-// Seam for issue 19 (static KV cache written in place, CUDA graphs, sampling on the device): replace
-// KvCache (kv-cache.ts) and the step graph + step.ts; RowBatch (rows.ts) and this loop stay. With
-// sampling on the device the StepHost arrays shrink to the chosen ids (+ the latent top-k).
+// when a row's nucleus is wider than the K candidates; the cache never does.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inputError } from '@latent-sft/core';
-import { saveModel, serialize } from '@latent-sft/graph';
+import { type Graph, saveModel, serialize } from '@latent-sft/graph';
 import { type ModelConfig, type NamedTensor, checkTensorsMatchConfig, loadCheckpoint } from '@latent-sft/models';
-import { DeviceSession, type DeviceSessionOptions, type Device, transferStats } from '@latent-sft/runtime';
-import { type GenerateDtype, buildCompactGraph, buildStepGraph, weightBytes } from './graphs.js';
+import { type DeviceBinding, DeviceSession, type DeviceSessionOptions, type Device, transferStats } from '@latent-sft/runtime';
+import { type GenerateDtype, type StepGraphOptions, buildCompactGraph, buildStepGraph, weightBytes } from './graphs.js';
 import { KvCache, type LatentFeed } from './kv-cache.js';
 import { type Decision, RowBatch, type StepInput } from './rows.js';
 import { checkSampling } from './sampling.js';
-import { downloadHeads, releaseHeads, runStep } from './step.js';
+import { type SlotInput, StepBuffers, downloadHeads } from './step.js';
 import type { GenerateRequest, GenerateStats, GenerationResult } from './types.js';
 
 export type { GenerateMode, GenerateRequest, GenerateStats, GenerationResult, LatentStep } from './types.js';
@@ -42,8 +38,17 @@ export interface GeneratorOptions {
   weights: readonly NamedTensor[] | string;
   /** Default CPU. */
   device?: Device;
-  /** Compute dtype of the decoder body (default float32); cache and logits travel as float32. */
+  /** Compute dtype of the decoder body and the KV cache (default float32); logits and z travel as float32. ORT's CPU attention kernel takes float32 only. */
   dtype?: GenerateDtype;
+  /** Drop finished rows from the batch at once (default true, false with cudaGraph); false keeps every slot (fixed shapes per batch). */
+  compact?: boolean;
+  /**
+   * Decode steps run on a second session built for the batch's fixed shapes (batch size, cache
+   * capacity; no shape computation at run time). Implies compact: false. Default: cudaGraph.
+   */
+  fixedShapes?: boolean;
+  /** CUDA only: the fixed-shape decode session replays a CUDA graph per step (ORT's enable_cuda_graph), no per-kernel launch cost on the host. Default false. */
+  cudaGraph?: boolean;
   /** Width of the latent superposition, fixed per generator (default 10, spec §5.4 HEAD). */
   latentTopK?: number;
   /** Candidates per row brought to the host for top-p (default 64; the nucleus stays exact). */
@@ -75,9 +80,18 @@ export class Generator {
   readonly candidates: number;
   /** Step-graph session creation (build + serialize + load), ms. */
   readonly loadMs: number;
+  /** Finished rows leave the batch at once (GeneratorOptions.compact). */
+  readonly compactRows: boolean;
+  /** Decode steps run on fixed-shape sessions (GeneratorOptions.fixedShapes), replaying CUDA graphs (cudaGraph). */
+  readonly fixedShapes: boolean;
+  readonly cudaGraph: boolean;
   private readonly step: DeviceSession;
   private readonly compact: DeviceSession;
   private readonly K: number;
+  private readonly maxPositions: number;
+  /** What the fixed-shape decode sessions are built from, and their states by `${B}x${C}x${feed}`. */
+  private readonly build: { tensors: readonly NamedTensor[]; graph: StepGraphOptions; session: DeviceSessionOptions; workDir: string | undefined };
+  private readonly fixed = new Map<string, FixedState>();
 
   private constructor(o: {
     config: ModelConfig;
@@ -86,9 +100,19 @@ export class Generator {
     latentTopK: number;
     candidates: number;
     loadMs: number;
+    compactRows: boolean;
+    fixedShapes: boolean;
+    cudaGraph: boolean;
+    maxPositions: number;
+    build: Generator['build'];
     step: DeviceSession;
     compact: DeviceSession;
   }) {
+    this.compactRows = o.compactRows;
+    this.fixedShapes = o.fixedShapes;
+    this.cudaGraph = o.cudaGraph;
+    this.maxPositions = o.maxPositions;
+    this.build = o.build;
     this.config = o.config;
     this.device = o.device;
     this.dtype = o.dtype;
@@ -120,35 +144,89 @@ export class Generator {
     if (!['float32', 'float16', 'bfloat16'].includes(dtype))
       throw inputError({ field: 'dtype' }, `must be float32, float16 or bfloat16, got '${String(dtype)}'`);
     const device: Device = opts.device ?? { kind: 'cpu' };
+    if (device.kind === 'cpu' && dtype === 'bfloat16')
+      throw inputError({ field: 'dtype' }, "bfloat16 needs the CUDA device (ONNX Runtime's CPU attention kernel takes float32 or float16)");
     const latentTopK = opts.latentTopK ?? 10;
     const candidates = opts.candidates ?? 64;
-    const g = buildStepGraph(config, tensors, {
+    const cudaGraph = opts.cudaGraph ?? false;
+    if (cudaGraph && device.kind !== 'cuda') throw inputError({ field: 'cudaGraph' }, 'needs the CUDA device');
+    const fixedShapes = opts.fixedShapes ?? cudaGraph;
+    if (cudaGraph && !fixedShapes) throw inputError({ field: 'fixedShapes' }, 'must be true with cudaGraph');
+    if (fixedShapes && opts.compact === true)
+      throw inputError({ field: 'compact' }, 'must be false with fixedShapes / cudaGraph (a fixed-shape session keeps its batch size)');
+    const graph: StepGraphOptions = {
       dtype,
       latentTopK,
       candidates,
       ...(opts.maxPositions !== undefined ? { maxPositions: opts.maxPositions } : {}),
-    });
+    };
     const sessionOpts: DeviceSessionOptions = { ...opts.session, device };
-    let step: DeviceSession;
-    if (weightBytes(tensors) > 1.5e9) {
-      // Over protobuf's 2 GiB limit with the graph: ONNX + external weights file, loaded by path.
-      const dir = mkdtempSync(join(opts.workDir ?? tmpdir(), 'latent-sft-generate-'));
-      try {
-        const model = join(dir, 'step.onnx');
-        saveModel(g, model, { externalData: { path: join(dir, 'step.weights'), thresholdBytes: 1024 } });
-        step = DeviceSession.create(model, sessionOpts);
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    } else step = DeviceSession.create(serialize(g).model, sessionOpts);
-    const compact = DeviceSession.create(serialize(buildCompactGraph(config)).model, sessionOpts);
-    return new Generator({ config, device, dtype, latentTopK, candidates, loadMs: performance.now() - t0, step, compact });
+    const step = loadStepSession(buildStepGraph(config, tensors, graph), tensors, sessionOpts, opts.workDir);
+    const compact = DeviceSession.create(serialize(buildCompactGraph(config, dtype)).model, sessionOpts);
+    return new Generator({
+      config,
+      device,
+      dtype,
+      latentTopK,
+      candidates,
+      loadMs: performance.now() - t0,
+      compactRows: fixedShapes ? false : (opts.compact ?? true),
+      fixedShapes,
+      cudaGraph,
+      maxPositions: opts.maxPositions ?? config.maxPositionEmbeddings,
+      build: { tensors, graph, session: sessionOpts, workDir: opts.workDir },
+      step,
+      compact,
+    });
   }
 
-  /** Frees both sessions. */
+  /**
+   * The fixed-shape decode state for B rows, capacity C and a latent feed: its session, binding, KV
+   * cache and step buffers, built on first use and kept until release(). Every batch of that shape
+   * reuses the same device buffers, so a captured CUDA graph (cudaGraph) replays on the memory it was
+   * captured with.
+   */
+  private fixedState(B: number, C: number, feed: LatentFeed): FixedState {
+    const key = `${B}x${C}x${feed}`;
+    let st = this.fixed.get(key);
+    if (st === undefined) {
+      const b = this.build;
+      const g = buildStepGraph(this.config, b.tensors, { ...b.graph, shapes: { batch: B, seq: 1, capacity: C } });
+      const opts = this.cudaGraph ? { ...b.session, cudaOptions: { ...b.session.cudaOptions, enable_cuda_graph: '1' } } : b.session;
+      const session = loadStepSession(g, b.tensors, opts, b.workDir);
+      const made: Array<{ release(): void }> = [session];
+      try {
+        const binding = session.createBinding();
+        made.push(binding);
+        const cache = KvCache.create(session, this.compact, this.config, B, C, this.dtype);
+        made.push(cache);
+        const bufs = new StepBuffers(session, B, this.latentTopK, this.K, this.config.vocabSize, 1);
+        st = { session, binding, cache, bufs };
+      } catch (e) {
+        for (const m of made.reverse()) m.release();
+        throw e;
+      }
+      this.fixed.set(key, st);
+    }
+    return st;
+  }
+
+  /** Stops ORT's profiler of the step session and every decode session (`session.profilePrefix`) and returns the trace paths. */
+  endProfiling(): string[] {
+    return [this.step, ...[...this.fixed.values()].map((f) => f.session)].map((s) => s.endProfiling());
+  }
+
+  /** Frees every session. */
   release(): void {
     this.step.release();
     this.compact.release();
+    for (const f of this.fixed.values()) {
+      f.bufs.release();
+      f.cache.release();
+      f.binding.release();
+      f.session.release();
+    }
+    this.fixed.clear();
   }
 
   private validate(req: GenerateRequest): void {
@@ -245,39 +323,109 @@ export class Generator {
     const feed: LatentFeed = mode.kind === 'latent' && mode.feed === 'hidden' ? 'hidden' : 'soft';
     stats.promptTokens += prompts.reduce((n, p) => n + p.length, 0);
     const s = this.step;
-    const nL = c.numHiddenLayers;
     const prefill = rows.prefill();
+    const steps = (mode.kind === 'latent' ? mode.maxLatent + mode.latentEndIds.length : 0) + req.maxNewTokens;
+    // A row is fed at most `steps` times after its prompt; the capacity is rounded up to a multiple of
+    // 256 (within maxPositions) so that batches of similar lengths share a CUDA-graph decode session.
+    const need = prefill.T + steps;
+    const capacity = Math.max(need, Math.min(Math.ceil(need / 256) * 256, this.maxPositions));
     const invT = req.sampling.kind === 'top-p' ? 1 / req.sampling.temperature : 1;
-    // The batch's device state is freed at the end of the call, also when a step throws.
-    using invTemp = s.upload({ dtype: 'float32', dims: [1], data: new Float32Array([invT]) });
+    const V = c.vocabSize;
+    // The batch's device state is freed at the end of the call, also when a step throws; a fixed-shape
+    // state (fixedState) is the generator's and outlives the call.
     using binding = s.createBinding();
-    using cache = KvCache.create(s, this.compact, c, prefill.B, prefill.mask);
-    {
-      let input: StepInput = prefill;
+    const fixed = this.fixedShapes ? this.fixedState(prefill.B, capacity, feed) : null;
+    const cache = fixed?.cache ?? KvCache.create(s, this.compact, c, prefill.B, capacity, this.dtype);
+    let bufs: StepBuffers;
+    try {
+      bufs = fixed?.bufs ?? new StepBuffers(s, prefill.B, this.latentTopK, this.K, V, invT);
+    } catch (e) {
+      if (fixed === null) cache.release();
+      throw e;
+    }
+    bufs.setInvTemp(invT);
+    try {
+      // slots[j]: the cache row of live row j; lengths[slot]: keys held by that cache row.
+      let slots = prefill.lengths.map((_, b) => b);
+      let lengths = [...prefill.lengths];
+      let input: SlotInput = {
+        B: prefill.B,
+        T: prefill.T,
+        ids: prefill.ids,
+        useSoft: prefill.useSoft,
+        seqlensK: Int32Array.from(lengths, (n) => n - 1),
+        lastRows: BigInt64Array.from(lengths, (n, b) => BigInt(b * prefill.T + n - 1)),
+      };
       for (let first = true; ; first = false) {
         const tStep = performance.now();
-        const { heads, carry } = await runStep(s, binding, input, cache, invTemp, nL);
+        if (first || fixed === null) await bufs.run(s, binding, input, cache, feed);
+        else await bufs.run(fixed.session, fixed.binding, input, cache, feed);
         stats.steps++;
         if (!first) stats.rowSteps += input.B;
-        let decision: Decision;
-        try {
-          cache.advance(carry, feed);
-          decision = rows.decide(downloadHeads(heads, rows.needs(), cache), stats);
-        } finally {
-          releaseHeads(heads);
-        }
+        const decision: Decision = rows.decide(downloadHeads(bufs.heads, rows.needs(), cache, slots), stats);
         if (first) stats.prefillMs += performance.now() - tStep;
         else stats.decodeMs += performance.now() - tStep;
-        if (decision.next === null) break;
+        const next = decision.next;
+        if (next === null) break;
         const tCompact = performance.now();
-        if (decision.keep.length < input.B) {
-          cache.compact(decision.keep);
+        slots = decision.keep.map((j) => slots[j] as number);
+        if (this.compactRows && slots.length < cache.batch) {
+          cache.compact(slots);
+          lengths = slots.map((sl) => lengths[sl] as number);
+          slots = slots.map((_, j) => j);
+          bufs.release();
+          bufs = new StepBuffers(s, slots.length, this.latentTopK, this.K, V, invT);
           stats.compactions++;
         }
-        input = decision.next;
+        input = slotInput(next, slots, lengths, cache.batch, cache.capacity, c.padTokenId ?? 0);
         stats.decodeMs += performance.now() - tCompact;
+      }
+    } finally {
+      if (fixed === null) {
+        bufs.release();
+        cache.release();
       }
     }
     return rows.results();
+  }
+}
+
+/**
+ * The decode step's inputs for all B cache rows: live row j (of `next`) at cache row slots[j], fed at
+ * its position (its length so far; lengths is updated); idle rows are fed the pad id at their current
+ * length (at most the last slot C − 1), a key of their own that no live row reads.
+ */
+function slotInput(next: StepInput, slots: readonly number[], lengths: number[], B: number, C: number, padId: number): SlotInput {
+  const ids = new BigInt64Array(B).fill(BigInt(padId));
+  const useSoft = new Uint8Array(B);
+  const seqlensK = Int32Array.from(lengths, (n) => Math.min(n, C - 1));
+  slots.forEach((sl, j) => {
+    ids[sl] = next.ids[j] as bigint;
+    useSoft[sl] = next.useSoft[j] as number;
+    const pos = Number(next.positions[j]);
+    seqlensK[sl] = pos;
+    lengths[sl] = pos + 1;
+  });
+  return { B, T: 1, ids, useSoft, seqlensK, lastRows: BigInt64Array.from({ length: B }, (_, b) => BigInt(b)) };
+}
+
+/** A fixed-shape decode state (Generator.fixedState). */
+interface FixedState {
+  session: DeviceSession;
+  binding: DeviceBinding;
+  cache: KvCache;
+  bufs: StepBuffers;
+}
+
+/** A step graph loaded as a session: over protobuf's 2 GiB limit as ONNX + an external weights file loaded by path. */
+function loadStepSession(g: Graph, tensors: readonly NamedTensor[], opts: DeviceSessionOptions, workDir: string | undefined): DeviceSession {
+  if (weightBytes(tensors) <= 1.5e9) return DeviceSession.create(serialize(g).model, opts);
+  const dir = mkdtempSync(join(workDir ?? tmpdir(), 'latent-sft-generate-'));
+  try {
+    const model = join(dir, 'step.onnx');
+    saveModel(g, model, { externalData: { path: join(dir, 'step.weights'), thresholdBytes: 1024 } });
+    return DeviceSession.create(model, opts);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }

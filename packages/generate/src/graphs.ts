@@ -1,12 +1,14 @@
 // The two ONNX graphs of the generation engine, built once per Generator.
 //
-// Step graph (`buildStepGraph`): one Llama-3 / Qwen2 / Qwen3 decoder step with a KV cache (models'
-// decoder() with `past`), whose input embedding of every position is chosen per position:
+// Step graph (`buildStepGraph`): one Llama-3 / Qwen2 / Qwen3 decoder step on a static KV cache (models'
+// decoder() with `staticCache`: ONNX Runtime's GroupQueryAttention on per-layer buffers [B, kvH, C, hd]
+// of fixed capacity C, written in place; rows right-padded, row b's keys at [0, len_b)). The same graph
+// runs the prefill (T = the longest prompt, seqlens_k = len_b − 1) and every decode step (T = 1,
+// seqlens_k = len_b). The input embedding of every position is chosen per position:
 //     x[b,t] = use_soft[b,t] ? soft_embeds[b,0] : W[input_ids[b,t]]
-// so a batch can mix latent rows (fed the soft embedding z of their previous step, which never leaves
-// the device) with rows fed ordinary tokens (prompt, `</think>` pieces, answer tokens). Only the
-// LAST position's logits are computed ([B, V], one Gemm row per sequence instead of B·T), and from
-// them, on the device:
+// so a batch can mix latent rows (fed the z of their previous step, which never leaves the device)
+// with rows fed ordinary tokens. Only each row's LAST real position (`last_rows`: flat index b·T + t)
+// reaches the head ([B, V], one Gemm row per sequence), and from its logits, on the device:
 //   top_ids / top_logits [B, K]  TopK of the logits (descending; ties → lower id), K = max(k, candidates)
 //   lse [B]                      logsumexp(logits · inv_temperature): the top-p normaliser
 //   argmax [B], latent_ids [B, k]  top_ids[:, 0] and top_ids[:, :k], so greedy/latent steps download only those
@@ -14,21 +16,21 @@
 //   soft_next [B, 1, D]          z = Σ_j soft_probs[j] · W[top_ids[j]], the next latent input
 //   hidden_next [B, 1, D]        the last position's final normed hidden state (float32): the next
 //                                latent input of the hidden-state ablation (spec §7 "- Hidden State")
-//   last_logits [B, V]           bound but downloaded only when top-p needs more than K candidates
-//   attention_mask_next [B, P+T+1]  the mask with a column of ones appended: the next step's mask
-//   present.{i}.key|value        the cache, fed back as the next past_key_values.{i}.* on the device
-// Inputs: input_ids int64 [B, T], use_soft bool [B, T], soft_embeds [B, 1, D], attention_mask int64
-// [B, P+T] (left padding), position_ids int64 [B, T], inv_temperature float32 [1],
-// past_key_values.{i}.key|value [B, kvH, P, hd] (P = 0 for the prefill).
+//   last_logits [B, V]           downloaded only when top-p needs more than K candidates
+//   present.{i}.key|value        the cache buffers themselves (bound to the same memory as the pasts)
+// Inputs: input_ids int64 [B, T], use_soft bool [B, T], soft_embeds float32 [B, 1, D] (z; the caller may
+// bind the same buffer as soft_next or hidden_next: it is read first, written last), seqlens_k int32 [B],
+// total_sequence_length int32 scalar (host memory), last_rows int64 [B], inv_temperature float32 [1],
+// past_key_values.{i}.key|value [B, kvH, C, hd] in the compute dtype.
 //
-// Compaction graph (`buildCompactGraph`): Gather along the batch axis of every cache tensor, of
-// soft_next and of the attention mask by `rows` int64 [B'], run when sequences finish so later steps only compute live rows.
-import { Graph, type Tensor } from '@latent-sft/graph';
+// Compaction graph (`buildCompactGraph`): Gather along the batch axis of every cache buffer and of z by
+// `rows` int64 [B'], run when sequences finish so later steps only compute live rows.
+import { Graph, type Tensor, fuseRmsNorm, fuseSwiGlu } from '@latent-sft/graph';
 import { inputError } from '@latent-sft/core';
 import { gWeightedEmbedding } from '@latent-sft/latent';
-import { type ModelConfig, type NamedTensor, declareWeights, decoder, paddingBias } from '@latent-sft/models';
+import { type ModelConfig, type NamedTensor, declareWeights, decoder, ropeTables, staticCacheHeadDim } from '@latent-sft/models';
 
-/** Compute dtype of the decoder body; inputs/outputs of the step graph are float32 either way. */
+/** Compute dtype of the decoder body and the KV cache; logits, z and the heads are float32 either way. */
 export type GenerateDtype = 'float32' | 'float16' | 'bfloat16';
 
 /** Options of buildStepGraph. */
@@ -38,8 +40,12 @@ export interface StepGraphOptions {
   latentTopK: number;
   /** Candidates brought to the host per row for sampling (the top-p nucleus is exact regardless). */
   candidates: number;
-  /** Positions are limited to [0, maxPositions) (default config.maxPositionEmbeddings). */
+  /** Positions are limited to [0, maxPositions) (default config.maxPositionEmbeddings): the RoPE tables' length. */
   maxPositions?: number;
+  /** 16-bit dtypes: RMSNorm and SwiGLU as the fused latent_sft kernels (default true). */
+  fused?: boolean;
+  /** Fixed sizes instead of symbolic dims (no shape computation at run time: a CUDA-graph decode session). */
+  shapes?: { batch: number; seq: number; capacity: number };
 }
 
 /** Input and output names of the step graph. */
@@ -47,8 +53,9 @@ export const STEP = {
   ids: 'input_ids',
   useSoft: 'use_soft',
   soft: 'soft_embeds',
-  mask: 'attention_mask',
-  positions: 'position_ids',
+  seqlensK: 'seqlens_k',
+  totalLength: 'total_sequence_length',
+  lastRows: 'last_rows',
   invTemp: 'inv_temperature',
   topIds: 'top_ids',
   argmax: 'argmax',
@@ -59,7 +66,6 @@ export const STEP = {
   softNext: 'soft_next',
   hiddenNext: 'hidden_next',
   lastLogits: 'last_logits',
-  maskNext: 'attention_mask_next',
   pastKey: (i: number): string => `past_key_values.${i}.key`,
   pastValue: (i: number): string => `past_key_values.${i}.value`,
   presentKey: (i: number): string => `present.${i}.key`,
@@ -71,8 +77,6 @@ export const COMPACT = {
   rows: 'rows',
   soft: 'soft',
   keptSoft: 'kept_soft',
-  mask: 'mask',
-  keptMask: 'kept_mask',
   key: (i: number): string => `past.${i}.key`,
   value: (i: number): string => `past.${i}.value`,
   keptKey: (i: number): string => `kept.${i}.key`,
@@ -95,32 +99,35 @@ export function buildStepGraph(config: ModelConfig, tensors: readonly NamedTenso
   const K = Math.min(V, Math.max(k, candidates));
 
   const g = new Graph('generate_step');
-  const weights = declareWeights(g, c, { kind: 'initializers', tensors }, true); // float32 initializers by HF name
+  const sh = opts.shapes;
+  const [Bd, Td, Cd] = sh === undefined ? ['batch', 'seq', 'capacity'] : [sh.batch, sh.seq, sh.capacity];
+  // Initializers by HF name in the compute dtype (16-bit weights stored once, no Cast at run time).
+  const weights = declareWeights(g, c, { kind: 'initializers', tensors }, true, opts.dtype);
   const W = weights['model.embed_tokens.weight'] as Tensor; // [V, D]
-  const positions = g.input(STEP.positions, 'int64', ['batch', 'seq']);
-  const mask = g.input(STEP.mask, 'int64', ['batch', 'total']);
-  const past = Array.from({ length: c.numHiddenLayers }, (_, i) => ({
-    key: g.input(STEP.pastKey(i), 'float32', ['batch', c.numKeyValueHeads, 'past', c.headDim]),
-    value: g.input(STEP.pastValue(i), 'float32', ['batch', c.numKeyValueHeads, 'past', c.headDim]),
+  const hdC = staticCacheHeadDim(c);
+  const layers = Array.from({ length: c.numHiddenLayers }, (_, i) => ({
+    key: g.input(STEP.pastKey(i), opts.dtype, [Bd, c.numKeyValueHeads, Cd, hdC]),
+    value: g.input(STEP.pastValue(i), opts.dtype, [Bd, c.numKeyValueHeads, Cd, hdC]),
   }));
+  const seqlensK = g.input(STEP.seqlensK, 'int32', [Bd]);
+  const totalLength = g.input(STEP.totalLength, 'int32', []);
+  const lastRows = g.input(STEP.lastRows, 'int64', [Bd]);
   // Per-position input embedding (see the header).
-  const ids = g.input(STEP.ids, 'int64', ['batch', 'seq']);
-  const useSoft = g.input(STEP.useSoft, 'bool', ['batch', 'seq']);
-  const soft = g.input(STEP.soft, 'float32', ['batch', 1, D]);
-  const x = g.where(g.unsqueeze(useSoft, [2]), soft, g.gather(W, ids, 0)); // [B, T, D]
+  const ids = g.input(STEP.ids, 'int64', [Bd, Td]);
+  const useSoft = g.input(STEP.useSoft, 'bool', [Bd, Td]);
+  const soft = g.input(STEP.soft, 'float32', [Bd, 1, D]);
+  const x = g.where(g.unsqueeze(useSoft, [2]), soft, g.cast(g.gather(W, ids, 0), 'float32')); // [B, T, D]
+  const rope = ropeTables(g, c, opts.maxPositions ?? c.maxPositionEmbeddings, opts.dtype, hdC / 2);
   const dec = decoder(g, c, weights, x, {
-    bias: paddingBias(g, mask, positions),
-    positions,
-    past,
+    staticCache: { layers, seqlensK, totalLength, cos: rope.cos, sin: rope.sin },
     outputs: ['hidden'],
     dtype: opts.dtype,
-    ...(opts.maxPositions !== undefined ? { maxPositions: opts.maxPositions } : {}),
   });
   const hidden = dec.hidden as Tensor; // [B, T, D] float32
 
-  // Last position only: [B, D] → logits [B, V] in the compute dtype, returned as float32.
-  const lastHidden = g.slice(hidden, [-1], [2 ** 62], [1]); // [B, 1, D] float32
-  const last = g.reshape(g.cast(lastHidden, opts.dtype), [-1, D]);
+  // Each row's last real position only: [B, D] → logits [B, V] in the compute dtype, returned as float32.
+  const lastHidden = g.gather(g.reshape(hidden, [-1, D]), lastRows, 0); // [B, D] float32
+  const last = g.cast(lastHidden, opts.dtype);
   const head = weights[c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'] as Tensor;
   const logits = g.cast(g.op1('Gemm', [last, g.cast(head, opts.dtype)], { transB: 1 }), 'float32'); // [B, V]
 
@@ -140,30 +147,34 @@ export function buildStepGraph(config: ModelConfig, tensors: readonly NamedTenso
   g.output(kIds, STEP.latentIds);
   g.output(topLogits, STEP.topLogits);
   g.output(lse, STEP.lse);
-  const ones = g.expand(g.constant([1], 'int64', [1, 1]), g.concat([g.slice(g.shapeOf(mask), [0], [1]), g.ints([1])], 0));
-  g.output(g.concat([mask, ones], 1), STEP.maskNext);
   g.output(softProbs, STEP.softProbs);
   g.output(z, STEP.softNext);
-  g.output(g.cast(lastHidden, 'float32'), STEP.hiddenNext);
+  g.output(g.unsqueeze(g.cast(lastHidden, 'float32'), [1]), STEP.hiddenNext);
   g.output(logits, STEP.lastLogits);
   dec.presents.forEach((p, i) => {
     g.output(p.key, STEP.presentKey(i));
     g.output(p.value, STEP.presentValue(i));
   });
   g.prune();
+  // 16-bit bodies: the RMSNorms and the SwiGLU gating as the fused latent_sft kernels (one pass each
+  // instead of the float32 chains; @latent-sft/runtime registers them in every session).
+  if (opts.dtype !== 'float32' && opts.fused !== false) {
+    fuseRmsNorm(g);
+    fuseSwiGlu(g);
+    g.prune();
+  }
   return g;
 }
 
-/** The compaction graph described in the file header (no weights). */
-export function buildCompactGraph(config: ModelConfig): Graph {
-  const [kvH, hd, D] = [config.numKeyValueHeads, config.headDim, config.hiddenSize];
+/** The compaction graph described in the file header (no weights); cache buffers in `dtype`. */
+export function buildCompactGraph(config: ModelConfig, dtype: GenerateDtype): Graph {
+  const [kvH, hd, D] = [config.numKeyValueHeads, staticCacheHeadDim(config), config.hiddenSize];
   const g = new Graph('generate_compact');
   const rows = g.input(COMPACT.rows, 'int64', ['kept']);
   g.output(g.gather(g.input(COMPACT.soft, 'float32', ['batch', 1, D]), rows, 0), COMPACT.keptSoft);
-  g.output(g.gather(g.input(COMPACT.mask, 'int64', ['batch', 'total']), rows, 0), COMPACT.keptMask);
   for (let i = 0; i < config.numHiddenLayers; i++) {
-    g.output(g.gather(g.input(COMPACT.key(i), 'float32', ['batch', kvH, 'past', hd]), rows, 0), COMPACT.keptKey(i));
-    g.output(g.gather(g.input(COMPACT.value(i), 'float32', ['batch', kvH, 'past', hd]), rows, 0), COMPACT.keptValue(i));
+    g.output(g.gather(g.input(COMPACT.key(i), dtype, ['batch', kvH, 'capacity', hd]), rows, 0), COMPACT.keptKey(i));
+    g.output(g.gather(g.input(COMPACT.value(i), dtype, ['batch', kvH, 'capacity', hd]), rows, 0), COMPACT.keptValue(i));
   }
   return g;
 }

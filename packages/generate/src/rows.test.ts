@@ -37,13 +37,13 @@ const BASE: Omit<RowConfig, 'mode' | 'sampling'> = {
 };
 
 describe('RowBatch', () => {
-  it('prefill left-pads the prompts with pad ids, zero positions and a zero mask', () => {
+  it('prefill right-pads the prompts with pad ids and zero positions, and gives each length', () => {
     const rb = new RowBatch({ ...BASE, mode: { kind: 'explicit' }, sampling: { kind: 'greedy' }, padId: 7 }, [4, 2], [[10, 11, 12], [20]]);
     const p = rb.prefill();
     expect([p.B, p.T]).toEqual([2, 3]);
-    expect(Array.from(p.ids, Number)).toEqual([10, 11, 12, 7, 7, 20]);
+    expect(Array.from(p.ids, Number)).toEqual([10, 11, 12, 20, 7, 7]);
     expect(Array.from(p.positions, Number)).toEqual([0, 1, 2, 0, 0, 0]);
-    expect(Array.from(p.mask, Number)).toEqual([1, 1, 1, 0, 0, 1]);
+    expect(p.lengths).toEqual([3, 1]);
     expect(Array.from(p.useSoft)).toEqual([0, 0, 0, 0, 0, 0]);
   });
 

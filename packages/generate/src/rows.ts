@@ -42,7 +42,7 @@ export interface RowConfig {
   sampling: Sampling;
   maxNewTokens: number;
   stopIds: readonly number[];
-  /** Fills left padding and the id slot of a fed latent embedding. */
+  /** Fills the prompts' padding and the id slot of a fed latent embedding. */
   padId: number;
   vocabSize: number;
   /** Width of the latent top-k (k). */
@@ -157,18 +157,18 @@ export class RowBatch {
     return this.all.map((r) => r.res);
   }
 
-  /** The prefill: prompts left-padded to the longest (L); mask [B, L] is 0 on the padding. */
-  prefill(): StepInput & { mask: BigInt64Array } {
+  /** The prefill: prompts right-padded to the longest (L) with pad ids (static KV cache layout: row b's keys at [0, len_b)); lengths[b] = len_b. */
+  prefill(): StepInput & { lengths: number[] } {
     const p = this.prompts;
     const L = Math.max(...p.map((x) => x.length));
-    const pad = (x: readonly number[], fill: number, f: (v: number, j: number) => number): number[] => [...Array<number>(L - x.length).fill(fill), ...x.map(f)];
+    const pad = (x: readonly number[], fill: number, f: (v: number, j: number) => number): number[] => [...x.map(f), ...Array<number>(L - x.length).fill(fill)];
     return {
       B: p.length,
       T: L,
       ids: int64(p.flatMap((x) => pad(x, this.cfg.padId, (v) => v))),
       useSoft: new Uint8Array(p.length * L),
       positions: int64(p.flatMap((x) => pad(x, 0, (_, j) => j))),
-      mask: int64(p.flatMap((x) => pad(x, 0, () => 1))),
+      lengths: p.map((x) => x.length),
     };
   }
 

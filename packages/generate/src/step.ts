@@ -1,17 +1,16 @@
-// One run of the step graph (graphs.ts) with typed outputs: the host inputs of a step (rows.ts
-// StepInput) go up, the KV cache binds its state, and the outputs come back split by owner — the
-// carry (presents, next mask, both latent inputs) goes to the KvCache, the heads (argmax, top-k,
-// candidates, lse, last logits) live for one step's decisions and are released by the caller.
+// One run of the step graph (graphs.ts) on fixed device buffers: the host inputs of a step (rows.ts
+// StepInput, mapped onto the batch's slots by generator.ts) are written into this object's input
+// tensors, the KV cache binds its buffers, and the heads (argmax, top-k, candidates, lse, last logits)
+// land in preallocated outputs. A decode step (T = 1) reuses the same tensors every step (uploads in
+// place, no allocation: the shape a CUDA graph can replay); the prefill (T = L) uploads its own.
 // downloadHeads brings down exactly what the row state machine needs (StepNeeds), as typed arrays.
-//
-// Together with kv-cache.ts this is the device side that issue 19 replaces (static shapes, sampling
-// on the device: the heads then shrink to the chosen ids and the latent top-k).
 import type { DeviceBinding, DeviceSession, DeviceTensor } from '@latent-sft/runtime';
+import { allocCpu } from '@latent-sft/runtime';
 import { STEP } from './graphs.js';
-import type { KvCache, StepCarry } from './kv-cache.js';
-import type { StepHost, StepInput, StepNeeds } from './rows.js';
+import type { KvCache, LatentFeed } from './kv-cache.js';
+import type { StepHost, StepNeeds } from './rows.js';
 
-/** The per-step outputs the decisions read (float32 / int64 on the device). */
+/** The per-step outputs the decisions read (float32 / int64 on the device), allocated once per batch size. */
 export interface StepHeads {
   /** [B, K] int64, the top-K candidate ids (descending logits). */
   topIds: DeviceTensor;
@@ -29,83 +28,110 @@ export interface StepHeads {
   lastLogits: DeviceTensor;
 }
 
-/** A step's outputs by owner. */
-export interface StepOutputs {
-  heads: StepHeads;
-  carry: StepCarry;
+/** One step's inputs for the batch's B slots, row-major [B, T] (T = 1 after the prefill). */
+export interface SlotInput {
+  B: number;
+  T: number;
+  ids: BigInt64Array;
+  useSoft: Uint8Array;
+  /** Each slot's length after this step, minus one. */
+  seqlensK: Int32Array;
+  /** Flat index b·T + t of each slot's last real position. */
+  lastRows: BigInt64Array;
 }
 
 const HEADS = ['topIds', 'argmax', 'latentIds', 'topLogits', 'lse', 'softProbs', 'lastLogits'] as const;
 
-/** Releases every head tensor. */
-export function releaseHeads(h: StepHeads): void {
-  for (const n of HEADS) h[n].release();
-}
+/** The device tensors of a batch's steps: heads and the decode-step inputs (fixed shapes, written in place). */
+export class StepBuffers {
+  readonly B: number;
+  readonly heads: StepHeads;
+  private readonly decode: { ids: DeviceTensor; useSoft: DeviceTensor; seqlensK: DeviceTensor; lastRows: DeviceTensor };
+  /** total_sequence_length lives in host memory (GroupQueryAttention reads it on the host). */
+  private readonly total: DeviceTensor;
+  private readonly invTemp: DeviceTensor;
 
-/** The output names of the step graph for `layers` decoder layers. */
-export function stepOutputNames(layers: number): string[] {
-  const names: string[] = [
-    STEP.topIds,
-    STEP.argmax,
-    STEP.latentIds,
-    STEP.topLogits,
-    STEP.lse,
-    STEP.softProbs,
-    STEP.softNext,
-    STEP.hiddenNext,
-    STEP.lastLogits,
-    STEP.maskNext,
-  ];
-  for (let i = 0; i < layers; i++) names.push(STEP.presentKey(i), STEP.presentValue(i));
-  return names;
-}
+  constructor(s: DeviceSession, B: number, k: number, K: number, V: number, invTemp: number) {
+    const made: DeviceTensor[] = [];
+    const a = (dtype: 'int64' | 'float32' | 'int32' | 'bool', dims: number[]): DeviceTensor => {
+      const t = s.alloc(dtype, dims);
+      made.push(t);
+      return t;
+    };
+    try {
+      this.heads = {
+        topIds: a('int64', [B, K]),
+        argmax: a('int64', [B]),
+        latentIds: a('int64', [B, k]),
+        topLogits: a('float32', [B, K]),
+        lse: a('float32', [B]),
+        softProbs: a('float32', [B, k]),
+        lastLogits: a('float32', [B, V]),
+      };
+      this.decode = { ids: a('int64', [B, 1]), useSoft: a('bool', [B, 1]), seqlensK: a('int32', [B]), lastRows: a('int64', [B]) };
+      this.decode.lastRows.upload(BigInt64Array.from({ length: B }, (_, b) => BigInt(b)));
+      this.invTemp = a('float32', [1]);
+      this.invTemp.upload(new Float32Array([invTemp]));
+      this.total = allocCpu('int32', []);
+    } catch (e) {
+      for (const t of made) t.release();
+      throw e;
+    }
+    this.B = B;
+  }
 
-/**
- * Runs the step graph once on `input` with the cache's state bound; the step's input uploads are
- * freed before it returns (or throws). The caller owns the returned tensors.
- */
-export async function runStep(
-  s: DeviceSession,
-  b: DeviceBinding,
-  input: StepInput,
-  cache: KvCache,
-  invTemp: DeviceTensor,
-  layers: number,
-): Promise<StepOutputs> {
-  const dims = [input.B, input.T];
-  {
-    // The step's uploads are freed at the end of this block, also when the run throws.
+  /** Sets inv_temperature (in place: the same device memory). */
+  setInvTemp(v: number): void {
+    this.invTemp.upload(new Float32Array([v]));
+  }
+
+  /** Frees every tensor. */
+  release(): void {
+    for (const n of HEADS) this.heads[n].release();
+    for (const t of Object.values(this.decode)) t.release();
+    this.total.release();
+    this.invTemp.release();
+  }
+
+  [Symbol.dispose](): void {
+    this.release();
+  }
+
+  /** Runs the step graph once on `input` (B must equal this.B) with the cache bound; the heads hold its results. */
+  async run(s: DeviceSession, b: DeviceBinding, input: SlotInput, cache: KvCache, feed: LatentFeed): Promise<void> {
+    if (input.B !== this.B || cache.batch !== this.B)
+      throw new Error(`StepBuffers.run: ${input.B} input rows and ${cache.batch} cache rows for buffers of ${this.B}`);
+    // total_sequence_length: T for the prefill (GroupQueryAttention's first-prompt case: S == total);
+    // the capacity for a decode step: the rows' own lengths come from seqlens_k, and a constant keeps
+    // the decode step's launch parameters fixed (replayable as a CUDA graph).
+    this.total.upload(new Int32Array([input.T === 1 ? cache.capacity : input.T]));
+    b.bindInput(STEP.totalLength, this.total).bindInput(STEP.invTemp, this.invTemp);
+    b.bindOutput(STEP.topIds, this.heads.topIds)
+      .bindOutput(STEP.argmax, this.heads.argmax)
+      .bindOutput(STEP.latentIds, this.heads.latentIds)
+      .bindOutput(STEP.topLogits, this.heads.topLogits)
+      .bindOutput(STEP.lse, this.heads.lse)
+      .bindOutput(STEP.softProbs, this.heads.softProbs)
+      .bindOutput(STEP.lastLogits, this.heads.lastLogits);
+    cache.bind(b, feed);
+    if (input.T === 1) {
+      const d = this.decode;
+      d.ids.upload(input.ids);
+      d.useSoft.upload(input.useSoft);
+      d.seqlensK.upload(input.seqlensK);
+      b.bindInput(STEP.ids, d.ids).bindInput(STEP.useSoft, d.useSoft).bindInput(STEP.seqlensK, d.seqlensK).bindInput(STEP.lastRows, d.lastRows);
+      await s.runAsync(b);
+      return;
+    }
+    // The prefill's uploads are freed at the end of this block, also when the run throws.
+    const dims = [input.B, input.T];
     using ids = s.upload({ dtype: 'int64', dims, data: input.ids });
     using useSoft = s.upload({ dtype: 'bool', dims, data: input.useSoft });
-    using positions = s.upload({ dtype: 'int64', dims, data: input.positions });
-    b.bindInput(STEP.ids, ids).bindInput(STEP.useSoft, useSoft).bindInput(STEP.positions, positions).bindInput(STEP.invTemp, invTemp);
-    cache.bind(b);
-    for (const n of stepOutputNames(layers)) b.bindOutputToDevice(n);
+    using seqlensK = s.upload({ dtype: 'int32', dims: [input.B], data: input.seqlensK });
+    using lastRows = s.upload({ dtype: 'int64', dims: [input.B], data: input.lastRows });
+    b.bindInput(STEP.ids, ids).bindInput(STEP.useSoft, useSoft).bindInput(STEP.seqlensK, seqlensK).bindInput(STEP.lastRows, lastRows);
     await s.runAsync(b);
   }
-  const o = b.outputs();
-  const get = (name: string): DeviceTensor => {
-    const t = o[name];
-    if (t === undefined) {
-      for (const v of Object.values(o)) v.release();
-      throw new Error(`runStep: the step graph returned no '${name}'`);
-    }
-    return t;
-  };
-  const presents: DeviceTensor[] = [];
-  for (let i = 0; i < layers; i++) presents.push(get(STEP.presentKey(i)), get(STEP.presentValue(i)));
-  return {
-    heads: {
-      topIds: get(STEP.topIds),
-      argmax: get(STEP.argmax),
-      latentIds: get(STEP.latentIds),
-      topLogits: get(STEP.topLogits),
-      lse: get(STEP.lse),
-      softProbs: get(STEP.softProbs),
-      lastLogits: get(STEP.lastLogits),
-    },
-    carry: { presents, maskNext: get(STEP.maskNext), softNext: get(STEP.softNext), hiddenNext: get(STEP.hiddenNext) },
-  };
 }
 
 /** A float32 device tensor as a Float32Array. */
@@ -122,16 +148,28 @@ export function downloadI64(t: DeviceTensor): BigInt64Array {
   return a;
 }
 
-/** Brings down the heads (and the cache's new latent input z) that `needs` asks for; the full logits lazily. */
-export function downloadHeads(h: StepHeads, needs: StepNeeds, cache: KvCache): StepHost {
+/**
+ * Brings down the heads (and the cache's new latent input z) that `needs` asks for, for the live rows
+ * at batch slots `slots` (in the rows' order); the full logits lazily.
+ */
+export function downloadHeads(h: StepHeads, needs: StepNeeds, cache: KvCache, slots: readonly number[]): StepHost {
+  const B = h.argmax.size;
+  const identity = slots.length === B && slots.every((s, i) => s === i);
+  const pick = <A extends BigInt64Array | Float32Array>(a: A): A => {
+    if (identity) return a;
+    const w = a.length / B;
+    const out = new (a.constructor as new (n: number) => A)(slots.length * w);
+    slots.forEach((s, j) => out.set(a.subarray(s * w, (s + 1) * w) as never, j * w));
+    return out;
+  };
   return {
-    topIds: needs.candidates ? downloadI64(h.topIds) : null,
-    topLogits: needs.candidates ? downloadF32(h.topLogits) : null,
-    lse: needs.candidates ? downloadF32(h.lse) : null,
-    argmax: needs.argmax ? downloadI64(h.argmax) : null,
-    latentIds: needs.latent ? downloadI64(h.latentIds) : null,
-    softProbs: needs.latent ? downloadF32(h.softProbs) : null,
-    latentEmbeddings: needs.latentEmbeddings ? downloadF32(cache.latentInput) : null,
-    fullLogits: () => downloadF32(h.lastLogits),
+    topIds: needs.candidates ? pick(downloadI64(h.topIds)) : null,
+    topLogits: needs.candidates ? pick(downloadF32(h.topLogits)) : null,
+    lse: needs.candidates ? pick(downloadF32(h.lse)) : null,
+    argmax: needs.argmax ? pick(downloadI64(h.argmax)) : null,
+    latentIds: needs.latent ? pick(downloadI64(h.latentIds)) : null,
+    softProbs: needs.latent ? pick(downloadF32(h.softProbs)) : null,
+    latentEmbeddings: needs.latentEmbeddings ? pick(downloadF32(cache.latentInput)) : null,
+    fullLogits: () => pick(downloadF32(h.lastLogits)),
   };
 }

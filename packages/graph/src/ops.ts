@@ -75,6 +75,15 @@ export interface OpAttrs {
   RMSNormGrad: NoAttrs;
   SwiGLU: NoAttrs;
   SwiGLUGrad: NoAttrs;
+  // Domain com.microsoft (ONNX Runtime's contrib ops; CPU float32, CUDA float16/bfloat16): inference only.
+  GroupQueryAttention: {
+    num_heads: number;
+    kv_num_heads: number;
+    do_rotary?: number;
+    rotary_interleaved?: number;
+    scale?: number;
+    local_window_size?: number;
+  };
 }
 
 /** Ops outside the default ONNX domain, and their domain (serialized with opset version 1). */
@@ -88,6 +97,7 @@ export const customOpDomains: { readonly [P in OpType]?: string } = {
   RMSNormGrad: 'latent_sft',
   SwiGLU: 'latent_sft',
   SwiGLUGrad: 'latent_sft',
+  GroupQueryAttention: 'com.microsoft',
 };
 
 /** Every op type of the table. */
@@ -113,7 +123,8 @@ export type NonDifferentiableOp =
   | 'SumSquares'
   | 'MaskedSoftmaxGrad'
   | 'RMSNormGrad'
-  | 'SwiGLUGrad';
+  | 'SwiGLUGrad'
+  | 'GroupQueryAttention';
 
 /** Ops that have a gradient rule (exhaustively: all others). */
 export type DifferentiableOp = Exclude<OpType, NonDifferentiableOp>;
@@ -139,6 +150,7 @@ export const nonDifferentiableOps: { readonly [P in NonDifferentiableOp]: true }
   MaskedSoftmaxGrad: true,
   RMSNormGrad: true,
   SwiGLUGrad: true,
+  GroupQueryAttention: true,
 };
 
 type AllAttrNames = { [P in OpType]: keyof OpAttrs[P] }[OpType];
@@ -166,6 +178,11 @@ export const attrKinds: { readonly [K in AllAttrNames]: 'int' | 'float' | 'ints'
   eps: 'float',
   scale: 'float',
   epsilon: 'float',
+  num_heads: 'int',
+  kv_num_heads: 'int',
+  do_rotary: 'int',
+  rotary_interleaved: 'int',
+  local_window_size: 'int',
 };
 
 type In = Tensor | null;
@@ -314,6 +331,7 @@ export function opOutputCount(op: OpType, nSplit?: number): number {
   if (op === 'AdamW') return 3;
   if (op === 'AdamWCopy') return 4;
   if (op === 'MaskedSoftmax' || op === 'RMSNorm' || op === 'RMSNormGrad' || op === 'SwiGLUGrad') return 2;
+  if (op === 'GroupQueryAttention') return 3;
   if (op === 'Split') return nSplit ?? 1;
   return 1;
 }
@@ -736,6 +754,49 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     return [
       { dtype: gate.dtype, shape: [...gate.shape] },
       { dtype: gate.dtype, shape: [...gate.shape] },
+    ];
+  },
+  // ORT's GroupQueryAttention (com.microsoft) as the generation engine uses it: query [B, S, H·hd],
+  // key / value [B, S, kvH·hd], past_key / past_value [B, kvH, C, hd] (a static cache of capacity C,
+  // bound to the same buffers as the presents), seqlens_k int32 [B] (each row's total length − 1),
+  // total_sequence_length int32 scalar, cos_cache / sin_cache [C, rd/2] (with do_rotary) →
+  // output [B, S, H·hd], present_key / present_value of the past's shape.
+  GroupQueryAttention: (g, inputs, attrs) => {
+    arity(inputs, 7, 9);
+    const q = need(inputs, 0, 'query');
+    const k = need(inputs, 1, 'key');
+    const v = need(inputs, 2, 'value');
+    const pk = need(inputs, 3, 'past_key');
+    const pv = need(inputs, 4, 'past_value');
+    const { num_heads: H, kv_num_heads: kvH } = attrs;
+    if (!(H > 0 && kvH > 0 && H % kvH === 0)) throw new Error(`num_heads ${H} must be a positive multiple of kv_num_heads ${kvH}`);
+    if (pk.rank !== 4 || pk.shape[1] !== kvH) throw new Error(`past_key must be [B, ${kvH}, C, hd], got ${pk.shapeText}`);
+    const hd = pk.shape[3];
+    for (const [t, name, heads] of [
+      [q, 'query', H],
+      [k, 'key', kvH],
+      [v, 'value', kvH],
+    ] as const) {
+      if (t.dtype !== pk.dtype || t.rank !== 3) throw new Error(`${name} must be ${pk.dtype} [B, S, ${heads}·hd], got ${t.dtype}${t.shapeText}`);
+      if (typeof hd === 'number' && typeof t.shape[2] === 'number' && t.shape[2] !== heads * hd)
+        throw new Error(`${name} must be [B, S, ${heads * hd}], got ${t.shapeText}`);
+    }
+    if (pv.dtype !== pk.dtype || pv.shapeText !== pk.shapeText)
+      throw new Error(`past_value must match past_key ${pk.shapeText}, got ${pv.dtype}${pv.shapeText}`);
+    const sk = need(inputs, 5, 'seqlens_k');
+    const tot = need(inputs, 6, 'total_sequence_length');
+    if (sk.dtype !== 'int32' || sk.rank !== 1) throw new Error(`seqlens_k must be int32 [B], got ${sk.dtype}${sk.shapeText}`);
+    if (tot.dtype !== 'int32') throw new Error(`total_sequence_length must be int32, got ${tot.dtype}`);
+    if ((attrs.do_rotary ?? 0) === 1) {
+      const cos = need(inputs, 7, 'cos_cache');
+      const sin = need(inputs, 8, 'sin_cache');
+      if (cos.rank !== 2 || cos.dtype !== pk.dtype || sin.shapeText !== cos.shapeText || sin.dtype !== cos.dtype)
+        throw new Error(`cos_cache / sin_cache must be ${pk.dtype} [C, rd/2], got ${cos.dtype}${cos.shapeText} / ${sin.dtype}${sin.shapeText}`);
+    }
+    return [
+      { dtype: q.dtype, shape: [...q.shape] },
+      { dtype: pk.dtype, shape: [...pk.shape] },
+      { dtype: pv.dtype, shape: [...pv.shape] },
     ];
   },
 };

@@ -75,7 +75,8 @@ export function gSoftEmbeddingFull(g: Graph, logits: Tensor, W: Tensor): { probs
 /**
  * z_i = Σ_j probs[b,i,j] · W[indices[b,i,j]]: indices [B,m,k] int64 (ids in [0,V)), probs [B,m,k],
  * W [V,d] → [B,m,d]. Phase-2 teacher embeddings from the cached top-k, and inference. Gather of the
- * k rows, then [B,m,1,k]×[B,m,k,d] MatMul; gradients flow into probs (and into W if it is a wrt).
+ * k rows, then [B,m,1,k]×[B,m,k,d] MatMul; gradients flow into probs (and into W if it is a wrt). A
+ * float16 / bfloat16 W with float32 probs: the gathered rows are widened (exact) and z is float32.
  */
 export function gWeightedEmbedding(g: Graph, indices: Tensor, probs: Tensor, W: Tensor): Tensor {
   const fn = 'gWeightedEmbedding';
@@ -83,10 +84,11 @@ export function gWeightedEmbedding(g: Graph, indices: Tensor, probs: Tensor, W: 
   requireDtype(fn, 'indices', indices, 'int64');
   requireRank(fn, 'probs', probs, 3, '[B, m, k]');
   checkW(fn, W);
-  requireSameDtype(fn, ['probs', probs], ['W', W]);
+  const widen = (W.dtype === 'float16' || W.dtype === 'bfloat16') && probs.dtype === 'float32';
+  if (!widen) requireSameDtype(fn, ['probs', probs], ['W', W]);
   for (const ax of [0, 1, 2]) requireSameDim(fn, ['indices', indices, ax], ['probs', probs, ax], ['B', 'm', 'k'][ax] as string);
-  const rows = g.gather(W, indices, 0); // [B,m,k,d]
-  return g.squeeze(g.matmul(g.unsqueeze(probs, [2]), rows), [2]);
+  const rows = g.gather(W, indices, 0); // [B,m,k,d]; a 16-bit W's rows widened (exactly) to float32 probs
+  return g.squeeze(g.matmul(g.unsqueeze(probs, [2]), widen ? g.cast(rows, 'float32') : rows), [2]);
 }
 
 /**

@@ -19,13 +19,17 @@
 // padding from an int64 attention_mask [B, P+T] (query t sits at key index P+t; blocked entries get
 // float32 min, so fully padded rows stay finite); the Latent-SFT LTIM/LTSuM masks come in as they are.
 // KV cache: with `past`, per-layer K/V [B, kvH, P, hd] (post-RoPE, as HF) are prepended and the presents
-// [B, kvH, P+T, hd] returned; P = 0 is a prefill.
+// [B, kvH, P+T, hd] returned; P = 0 is a prefill. With a `staticCache` (generation) attention is ONNX
+// Runtime's GroupQueryAttention instead: per-layer buffers [B, kvH, C, hd] of fixed capacity C written in
+// place (row b's new keys land at its own length, right-padded layout), RoPE inside the op from cos/sin
+// tables, causal + per-row length masking inside the op (no bias, no positions).
 // Weights keep their HF names (parameterShapes), LoRA tensors their PEFT names (loraParameterShapes).
 // Shapes: B batch, T new tokens, P past tokens, S = P+T keys, N = B·T rows, D hidden, H / kvH heads,
 // hd head_dim, V vocab, F intermediate.
 import { type DType, type Graph, type Tensor, crossEntropy } from '@latent-sft/graph';
 import { inputError } from '@latent-sft/core';
 import type { ModelConfig } from './config.js';
+import { float32ToBf16Bits, float32ToF16Bits } from './dtype.js';
 import type { NamedTensor } from './init.js';
 import { type LoraConfig, type LoraParameterShape, loraParameterShapes, loraScaling } from './lora.js';
 import { type LoraPair, dropoutSource, embedding, linear } from './lora-graph.js';
@@ -46,12 +50,35 @@ export interface DecoderLora {
   dropoutSeed?: Tensor;
 }
 
+/**
+ * A fixed-capacity KV cache for ORT's GroupQueryAttention (com.microsoft): rows right-padded, row b's
+ * keys at [0, seqlensK[b] + 1) after the step. Inference only (no gradient).
+ */
+export interface StaticKvCache {
+  /** Per-layer K/V buffers [B, kvH, C, staticCacheHeadDim] in the compute dtype (bound to the same memory as the presents). */
+  layers: ReadonlyArray<{ key: Tensor; value: Tensor }>;
+  /** int32 [B]: each row's length after this step, minus one. */
+  seqlensK: Tensor;
+  /** int32 scalar: the longest row's length after this step. */
+  totalLength: Tensor;
+  /** RoPE tables [maxPositions, staticCacheHeadDim / 2] in the compute dtype (`ropeTables`). */
+  cos: Tensor;
+  sin: Tensor;
+}
+
+/** Head size of the static cache buffers: head_dim rounded up to a multiple of 16 (GroupQueryAttention with RoPE needs it). */
+export function staticCacheHeadDim(config: Pick<ModelConfig, 'headDim'>): number {
+  return Math.ceil(config.headDim / 16) * 16;
+}
+
 /** The tensors and settings of one decoder call besides the weights and x. */
 export interface DecoderInputs {
-  /** Additive attention bias [B, 1, T, S] (float; 0 keep / very negative block), e.g. paddingBias. */
-  bias: Tensor;
-  /** int64 position_ids [B, T]. */
-  positions: Tensor;
+  /** Additive attention bias [B, 1, T, S] (float; 0 keep / very negative block), e.g. paddingBias; unused with staticCache. */
+  bias?: Tensor;
+  /** int64 position_ids [B, T]; unused with staticCache (positions follow the row lengths). */
+  positions?: Tensor;
+  /** Attention by GroupQueryAttention on a static cache (see the file header); excludes past, bias, positions, LoRA. */
+  staticCache?: StaticKvCache;
   /** Per-layer past K/V [B, kvH, P, hd] (post-RoPE): the presents are returned (generation). */
   past?: ReadonlyArray<{ key: Tensor; value: Tensor }>;
   /** LoRA on the linear modules (an embed_tokens pair is applied by `embed`, not here). */
@@ -70,7 +97,7 @@ export interface DecoderOutputs {
   logits: Tensor | null;
   /** Final normed hidden states [B, T, D] in the io dtype, or null when not requested. */
   hidden: Tensor | null;
-  /** Per-layer K/V [B, kvH, P+T, hd] in the io dtype (empty without `past`). */
+  /** Per-layer K/V [B, kvH, P+T, hd] in the io dtype (empty without `past`); with staticCache the cache's presents [B, kvH, C, hd] in the compute dtype. */
   presents: Array<{ key: Tensor; value: Tensor }>;
 }
 
@@ -163,12 +190,14 @@ interface Forward {
   opt(name: string): Tensor | null;
   /** x [N, I] → x Wᵀ (+ b) (+ LoRA) of module `name` (HF prefix without .weight). */
   lin(x: Tensor, name: string): Tensor;
-  rope: RopeFactors;
+  /** null with a static cache (RoPE inside GroupQueryAttention). */
+  rope: RopeFactors | null;
+  staticCache: StaticKvCache | null;
   /** [B, T] and [B, T, ...rest] as int64 shape tensors. */
   bt: Tensor;
   shapeBT(...rest: number[]): Tensor;
-  /** The attention bias as [B, 1, 1, T, S] in `wide`. */
-  bias5: Tensor;
+  /** The attention bias as [B, 1, 1, T, S] in `wide` (null with a static cache). */
+  bias5: Tensor | null;
   /** 1/√hd, and whether it scales q (a power of two) rather than the scores. */
   scale: Tensor;
   scaleQ: boolean;
@@ -193,10 +222,45 @@ function attention(
     const x = g.reshape(f.lin(n, `${pre}.${name}`), f.shapeBT(count, hd)); // [B, T, count, hd]
     return c.qkNorm === true ? rmsNorm(g, x, f.w(`${pre}.${norm}.weight`), c.rmsNormEps, dtype) : x;
   };
+  if (f.staticCache !== null) {
+    // GroupQueryAttention: q [B, T, H·hd], k / v [B, T, kvH·hd] before RoPE; the op rotates them
+    // (rotate_half, positions = the row lengths), writes k / v into the cache at each row's length and
+    // attends causally over the row's keys. Scale 1/√hd (the op's default).
+    const sc = f.staticCache;
+    const layer = sc.layers[i] as { key: Tensor; value: Tensor };
+    // The op needs head_dim % 16 == 0: other sizes (tiny test models) are zero-padded per head to hdP,
+    // q and k per rotate_half half ([x₁, 0, x₂, 0], so RoPE's pairs (j, j + hdP/2) stay (j, j + hd/2);
+    // the tables rotate the zero columns by angle 0), v at the end. The zeros add nothing to q·k, the
+    // padded output columns are dropped, and the scale stays 1/√hd.
+    const hdP = staticCacheHeadDim(c);
+    const zeros = (count: number, width: number): Tensor => g.expand(g.scalar(0, dtype), f.shapeBT(count, width));
+    const flat = (t: Tensor, count: number, rotated: boolean): Tensor => {
+      let p = t;
+      if (hdP !== hd && rotated) {
+        const [x1, x2] = g.op('Split', [t, g.ints([hd / 2, hd / 2])], { axis: 3 }) as [Tensor, Tensor];
+        const z = zeros(count, (hdP - hd) / 2);
+        p = g.concat([x1, z, x2, z], 3);
+      } else if (hdP !== hd) p = g.concat([t, zeros(count, hdP - hd)], 3);
+      return g.reshape(p, f.shapeBT(count * hdP));
+    };
+    const q = flat(heads('q_proj', H, 'q_norm'), H, true);
+    const k = flat(heads('k_proj', kvH, 'k_norm'), kvH, true);
+    const v = flat(g.reshape(f.lin(n, `${pre}.v_proj`), f.shapeBT(kvH, hd)), kvH, false);
+    const [ctx, key, value] = g.op('GroupQueryAttention', [q, k, v, layer.key, layer.value, sc.seqlensK, sc.totalLength, sc.cos, sc.sin], {
+      num_heads: H,
+      kv_num_heads: kvH,
+      do_rotary: 1,
+      scale: 1 / Math.sqrt(hd),
+    }) as [Tensor, Tensor, Tensor];
+    const heads4 = hdP === hd ? ctx : g.slice(g.reshape(ctx, f.shapeBT(H, hdP)), [0], [hd], [3]);
+    return { out: f.lin(g.reshape(heads4, [-1, H * hd]), `${pre}.o_proj`), present: { key, value } };
+  }
   const { scaleQ, scale } = f;
-  const qr = applyRope(g, heads('q_proj', H, 'q_norm'), f.rope); // [B, T, H, hd]
+  const rope = f.rope as RopeFactors;
+  const bias5 = f.bias5 as Tensor;
+  const qr = applyRope(g, heads('q_proj', H, 'q_norm'), rope); // [B, T, H, hd]
   const q = scaleQ ? g.mul(qr, scale) : qr;
-  const kNew = g.transpose(applyRope(g, heads('k_proj', kvH, 'k_norm'), f.rope), [0, 2, 1, 3]);
+  const kNew = g.transpose(applyRope(g, heads('k_proj', kvH, 'k_norm'), rope), [0, 2, 1, 3]);
   const vNew = g.transpose(g.reshape(f.lin(n, `${pre}.v_proj`), f.shapeBT(kvH, hd)), [0, 2, 1, 3]); // [B, kvH, T, hd]
   let [k, v] = [kNew, vNew];
   if (past !== null) {
@@ -213,7 +277,7 @@ function attention(
   const tLen = g.slice(f.bt, [1], [2]); // [T]
   const rows = g.matmul(g.reshape(q5, [0, 0, -1, hd]), g.transpose(k, [0, 1, 3, 2])); // [B, kvH, rep·T, S]
   const raw = g.cast(g.reshape(rows, g.concat([bk, g.ints([rep]), tLen, sLen], 0)), wide);
-  const scores = g.add(scaleQ ? raw : g.mul(raw, scale), f.bias5); // [B, kvH, rep, T, S]
+  const scores = g.add(scaleQ ? raw : g.mul(raw, scale), bias5); // [B, kvH, rep, T, S]
   const probs = g.cast(g.softmax(scores, -1), dtype);
   // (rep·T computed, not -1: ORT's shape inference reads unknown dims of a Concat-built shape as -1.)
   const repT = g.mul(tLen, g.ints([rep]));
@@ -245,9 +309,20 @@ export function decoder(g: Graph, config: ModelConfig, weights: DecoderWeights, 
   const c = config;
   const [H, hd, D] = [c.numAttentionHeads, c.headDim, c.hiddenSize];
   if (x.rank !== 3 || x.shape[2] !== D) throw new Error(`decoder: x must be [B, T, ${D}], got ${x.dtype}${x.shapeText}`);
-  if (opts.positions.rank !== 2 || opts.positions.dtype !== 'int64')
-    throw new Error(`decoder: positions must be int64 [B, T], got ${opts.positions.dtype}${opts.positions.shapeText}`);
-  if (opts.bias.rank !== 4) throw new Error(`decoder: bias must be [B, 1, T, S], got ${opts.bias.dtype}${opts.bias.shapeText}`);
+  const sc = opts.staticCache ?? null;
+  if (sc !== null) {
+    if (opts.past !== undefined || opts.bias !== undefined || opts.positions !== undefined || opts.lora !== undefined)
+      throw new Error('decoder: staticCache excludes past, bias, positions and lora');
+    if (dtype === 'float64') throw new Error('decoder: staticCache needs a float32 or 16-bit compute dtype');
+    if (sc.layers.length !== c.numHiddenLayers) throw new Error(`decoder: staticCache needs ${c.numHiddenLayers} layers, got ${sc.layers.length}`);
+  } else {
+    if (opts.positions === undefined || opts.positions.rank !== 2 || opts.positions.dtype !== 'int64')
+      throw new Error(
+        `decoder: positions must be int64 [B, T], got ${opts.positions === undefined ? 'none' : `${opts.positions.dtype}${opts.positions.shapeText}`}`,
+      );
+    if (opts.bias === undefined || opts.bias.rank !== 4)
+      throw new Error(`decoder: bias must be [B, 1, T, S], got ${opts.bias === undefined ? 'none' : `${opts.bias.dtype}${opts.bias.shapeText}`}`);
+  }
   if (opts.past !== undefined && opts.past.length !== c.numHiddenLayers)
     throw new Error(`decoder: past needs ${c.numHiddenLayers} layers, got ${opts.past.length}`);
   const needed = new Set<string>();
@@ -274,7 +349,8 @@ export function decoder(g: Graph, config: ModelConfig, weights: DecoderWeights, 
   if (l !== undefined) {
     const shapes = loraParameterShapes(c, l.config);
     const seed = l.dropoutSeed !== undefined && l.config.dropout > 0 ? l.dropoutSeed : null;
-    const source = seed === null ? null : dropoutSource(g, seed, g.op1('Size', [opts.positions]), shapes.length / 2, Math.max(D, H * hd, c.intermediateSize));
+    const source =
+      seed === null ? null : dropoutSource(g, seed, g.op1('Size', [opts.positions as Tensor]), shapes.length / 2, Math.max(D, H * hd, c.intermediateSize));
     for (let i = 0; i < shapes.length; i += 2) {
       const [sa, sb] = [shapes[i], shapes[i + 1]] as [LoraParameterShape, LoraParameterShape];
       if (sa.baseName === 'model.embed_tokens.weight') continue;
@@ -283,7 +359,7 @@ export function decoder(g: Graph, config: ModelConfig, weights: DecoderWeights, 
       pairs.set(sa.baseName, pair);
     }
   }
-  const bt = g.slice(g.shapeOf(opts.positions), [0], [2]); // [B, T]
+  const bt = g.slice(g.shapeOf(sc === null ? (opts.positions as Tensor) : x), [0], [2]); // [B, T]
   // 1/√hd: when it is a power of two (hd = 4ᵏ: 64, 256) scaling q in the compute dtype is exact and gives
   // the same scores as scaling the float32 [B, kvH, rep, T, S] product, at hd/S of the traffic.
   const scaleValue = 1 / Math.sqrt(hd);
@@ -296,10 +372,11 @@ export function decoder(g: Graph, config: ModelConfig, weights: DecoderWeights, 
     w,
     opt,
     lin: (t, name) => linear(g, t, w(`${name}.weight`), opt(`${name}.bias`), pairs.get(`${name}.weight`) ?? null),
-    rope: ropeFactors(g, c, opts.positions, opts.maxPositions ?? c.maxPositionEmbeddings, dtype),
+    rope: sc === null ? ropeFactors(g, c, opts.positions as Tensor, opts.maxPositions ?? c.maxPositionEmbeddings, dtype) : null,
+    staticCache: sc,
     bt,
     shapeBT: (...rest) => g.concat([bt, g.ints(rest)], 0),
-    bias5: g.unsqueeze(g.cast(opts.bias, io), [1]),
+    bias5: sc === null ? g.unsqueeze(g.cast(opts.bias as Tensor, io), [1]) : null,
     scale: g.scalar(scaleValue, scaleQ ? dtype : io),
     scaleQ,
   };
@@ -309,7 +386,7 @@ export function decoder(g: Graph, config: ModelConfig, weights: DecoderWeights, 
   for (let i = 0; i < c.numHiddenLayers; i++) {
     const pre = `model.layers.${i}`;
     const a = attention(f, rmsNorm(g, h, w(`${pre}.input_layernorm.weight`), c.rmsNormEps, dtype), i, opts.past?.[i] ?? null);
-    if (a.present !== null) presents.push({ key: g.cast(a.present.key, io), value: g.cast(a.present.value, io) });
+    if (a.present !== null) presents.push(sc !== null ? a.present : { key: g.cast(a.present.key, io), value: g.cast(a.present.value, io) });
     h = g.add(h, a.out);
     h = g.add(h, mlp(f, rmsNorm(g, h, w(`${pre}.post_attention_layernorm.weight`), c.rmsNormEps, dtype), i));
   }
@@ -360,10 +437,17 @@ export interface DecoderGraph extends DecoderOutputs {
 }
 
 /**
- * Declares the parameters of `config` in `g` by HF name: graph inputs (kind 'inputs') or float32
- * initializers from `params.tensors` (shape-checked); lm_head only with `withHead`.
+ * Declares the parameters of `config` in `g` by HF name: graph inputs (kind 'inputs') or initializers
+ * from `params.tensors` (shape-checked; float32, or rounded to nearest even into `initDtype` float16 /
+ * bfloat16: half the bytes, no Cast at run time); lm_head only with `withHead`.
  */
-export function declareWeights(g: Graph, config: ModelConfig, params: DecoderParams, withHead: boolean): Record<string, Tensor> {
+export function declareWeights(
+  g: Graph,
+  config: ModelConfig,
+  params: DecoderParams,
+  withHead: boolean,
+  initDtype: 'float32' | 'float16' | 'bfloat16' = 'float32',
+): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
   const given = params.kind === 'initializers' ? new Map(params.tensors.map((t) => [t.name, t])) : null;
   for (const p of parameterShapes(config)) {
@@ -375,8 +459,16 @@ export function declareWeights(g: Graph, config: ModelConfig, params: DecoderPar
     const src = given.get(p.name);
     if (src === undefined) throw inputError({ field: p.name }, 'parameter missing from the initializer tensors');
     if (src.shape.join(',') !== p.shape.join(',')) throw inputError({ field: p.name }, `shape [${src.shape}] but the config needs [${p.shape}]`);
-    out[p.name] = g.initializer(p.name, { dtype: 'float32', dims: p.shape, data: src.data });
+    out[p.name] = g.initializer(p.name, { dtype: initDtype, dims: p.shape, data: initDtype === 'float32' ? src.data : to16(src.data, initDtype) });
   }
+  return out;
+}
+
+/** float32 values as float16 / bfloat16 bits (round to nearest even). */
+function to16(data: Float32Array, dtype: 'float16' | 'bfloat16'): Uint16Array {
+  const out = new Uint16Array(data.length);
+  const f = dtype === 'bfloat16' ? float32ToBf16Bits : float32ToF16Bits;
+  for (let i = 0; i < data.length; i++) out[i] = f(data[i] as number);
   return out;
 }
 

@@ -46,7 +46,7 @@ export {
   saveAdapter,
 } from './lora.js';
 export type { AdapterOptions, LoadedAdapter, LoraConfig, LoraParameterShape, LoraTarget } from './lora.js';
-export { MASK_MIN, buildDecoder, causalLmLoss, declareWeights, decoder, embed, paddingBias, rmsNorm, viewWeights } from './decoder.js';
+export { MASK_MIN, buildDecoder, causalLmLoss, declareWeights, decoder, embed, paddingBias, rmsNorm, staticCacheHeadDim, viewWeights } from './decoder.js';
 export type {
   ComputeDtype,
   DecoderGraph,
@@ -56,8 +56,9 @@ export type {
   DecoderOutputs,
   DecoderParams,
   DecoderWeights,
+  StaticKvCache,
 } from './decoder.js';
-export { applyRope, ropeFactors } from './rope-graph.js';
+export { applyRope, ropeFactors, ropeTables } from './rope-graph.js';
 export type { RopeFactors } from './rope-graph.js';
 export { embedding, hashUniform, linear, seededDropout } from './lora-graph.js';
 export type { LoraPair } from './lora-graph.js';

@@ -59,3 +59,27 @@ export function applyRope(g: Graph, x: Tensor, f: RopeFactors): Tensor {
   const swapped = g.concat([x2, x1], 3);
   return g.add(g.mul(x, f.cos), g.mul(swapped, f.sinSigned));
 }
+
+/**
+ * The cos / sin tables [maxPositions, width] (cos(p · inv_freq[j]), computed in float64, llama3 scaling
+ * via ropeInvFreq; columns past hd/2 hold cos 1, sin 0: no rotation) as initializers viewed in `dtype`:
+ * the cos_cache / sin_cache of GroupQueryAttention. `width` defaults to hd/2.
+ */
+export function ropeTables(
+  g: Graph,
+  config: Pick<ModelConfig, 'headDim' | 'ropeTheta' | 'ropeScaling'>,
+  maxPositions: number,
+  dtype: DType,
+  width?: number,
+): { cos: Tensor; sin: Tensor } {
+  if (!Number.isSafeInteger(maxPositions) || maxPositions < 1) throw new Error(`ropeTables: maxPositions must be a positive integer, got ${maxPositions}`);
+  const invFreq = ropeInvFreq(config);
+  const w = width ?? invFreq.length;
+  if (!Number.isSafeInteger(w) || w < invFreq.length) throw new Error(`ropeTables: width must be an integer >= ${invFreq.length}, got ${w}`);
+  const make = (f: (x: number) => number, name: string): Tensor => {
+    const data = new Float32Array(maxPositions * w);
+    for (let p = 0; p < maxPositions; p++) for (let j = 0; j < w; j++) data[p * w + j] = f(j < invFreq.length ? p * (invFreq[j] as number) : 0);
+    return g.cast(g.initializer(g.fresh(name), { dtype: 'float32', dims: [maxPositions, w], data }), dtype);
+  };
+  return { cos: make(Math.cos, 'rope_cos_cache'), sin: make(Math.sin, 'rope_sin_cache') };
+}

@@ -14,7 +14,7 @@ import type { SequenceParts } from './examples.js';
 import { modelLora, modelWeights } from './graph-parts.js';
 import { i64 } from './host.js';
 import type { Objective } from './objective.js';
-import { type ParamDtype, checkLoraTask, loraSpecs, need, weightSpecs } from './specs.js';
+import { type FrozenDtype, type ParamDtype, checkLoraTask, loraSpecs, need, weightSpecs } from './specs.js';
 
 /** Options of cotSftObjective. */
 export interface CotSftOptions {
@@ -24,6 +24,8 @@ export interface CotSftOptions {
   dtype?: ParamDtype;
   /** Compute dtype (default: dtype); bf16/fp16 cast the float32 masters in-graph. */
   compute?: ComputeDtype;
+  /** With a LoRA: storage dtype of the frozen base weights (default: dtype); see FrozenDtype. */
+  frozenDtype?: FrozenDtype;
 }
 
 /** True when the LoRA config applies dropout, i.e. the graph takes an int64 `dropout_seed`. */
@@ -36,9 +38,10 @@ export function cotSftObjective(config: ModelConfig, opts: CotSftOptions = {}): 
   const dtype = opts.dtype ?? 'float32';
   const lora = opts.lora;
   if (lora !== undefined) checkLoraTask('lora', lora, 'CAUSAL_LM');
-  const weights = weightSpecs(config, dtype, '', true);
-  const trainable = lora === undefined ? weights : loraSpecs(config, lora, dtype, '');
-  const frozen = lora === undefined ? {} : weights;
+  if (lora === undefined && opts.frozenDtype !== undefined && opts.frozenDtype !== dtype)
+    throw inputError({ field: 'frozenDtype' }, 'applies to the frozen base of a LoRA run; full fine-tuning trains every weight');
+  const trainable = lora === undefined ? weightSpecs(config, dtype, '', true) : loraSpecs(config, lora, dtype, '');
+  const frozen = lora === undefined ? {} : weightSpecs(config, opts.frozenDtype ?? dtype, '', true);
   const seq: ValueSpec = { dtype: 'int64', shape: ['batch', 'seq'] };
   const batch: Record<string, ValueSpec> = { input_ids: seq, attention_mask: seq, position_ids: seq, labels: seq };
   if (usesDropout(lora)) batch.dropout_seed = { dtype: 'int64', shape: [] };

@@ -65,3 +65,22 @@ export function gatherRows(g: Graph, x: Tensor, positions: Tensor, offset = 0): 
   const rowBase = g.unsqueeze(g.mul(iotaB, T), [1]); // [B,1]
   return g.gather(g.reshape(x, [-1, D]), g.add(pos, rowBase), 0);
 }
+
+/**
+ * The fraction of sequences whose every supervised position is predicted exactly: with the labels shifted
+ * as causalLmLoss does (position t scored against labels[t + 1]), a row counts when ArgMax(logits[t]) equals
+ * the label at every t whose label is not `ignoreIndex`. Teacher-forced exact match of the whole target
+ * equals greedy decoding reproducing it token for token. logits [B,T,V], labels int64 [B,T] → float32 [].
+ */
+export function sequenceExactMatch(g: Graph, logits: Tensor, labels: Tensor, ignoreIndex = -100): Tensor {
+  if (logits.rank !== 3) throw new Error(`sequenceExactMatch: logits must be [B, T, V], got ${logits.shapeText}`);
+  if (labels.rank !== 2 || labels.dtype !== 'int64') throw new Error(`sequenceExactMatch: labels must be int64 [B, T], got ${labels.dtype}${labels.shapeText}`);
+  const pad = g.expand(g.scalar(ignoreIndex, 'int64'), g.concat([g.slice(g.shapeOf(labels), [0], [1]), g.ints([1])], 0));
+  const shifted = g.concat([g.slice(labels, [1], [2 ** 62], [1]), pad], 1);
+  const pred = g.op1('ArgMax', [logits], { axis: 2, keepdims: 0 });
+  const valid = g.op1('Not', [g.equal(shifted, g.scalar(ignoreIndex, 'int64'))]);
+  const wrong = g.op1('And', [valid, g.op1('Not', [g.equal(pred, shifted)])]);
+  const wrongPerRow = g.reduceSum(g.cast(wrong, 'float32'), [1], false);
+  const right = g.cast(g.equal(wrongPerRow, g.scalar(0, 'float32')), 'float32');
+  return g.reduceMean(right, [0], false);
+}

@@ -7,8 +7,8 @@ export type { Objective, ValueSpec } from './objective.js';
 export { encodeProblem, encodeTrainRow } from './examples.js';
 export type { SequenceParts } from './examples.js';
 export { defaultLora, phase1LoraDefaults } from './specs.js';
-export type { ParamDtype } from './specs.js';
-export { gatherRows } from './graph-parts.js';
+export type { FrozenDtype, ParamDtype } from './specs.js';
+export { gatherRows, sequenceExactMatch } from './graph-parts.js';
 export { collateCotSft, cotSftObjective, usesDropout } from './cot-sft.js';
 export type { CollatedBatch, CotSftCollateOptions, CotSftOptions } from './cot-sft.js';
 export {
@@ -16,6 +16,7 @@ export {
   ENCODER_PREFIX,
   collateEncoder,
   collatePhase1,
+  collatePhase1GoldCot,
   encoderBatchSpecs,
   encoderConfig,
   phase1Objective,

@@ -16,7 +16,7 @@
 // dropout_seed + 7919, so encoder and decoder modules of equal shape get different masks.
 // Shapes: B batch, Te encoder length, T decoder length, m latent slots (padded to the batch's largest).
 import { inputError } from '@latent-sft/core';
-import { buildDecoderSequence, buildEncoderSequence, padBatch } from '@latent-sft/data';
+import { buildDecoderSequence, buildEncoderSequence, buildLatentSequence, padBatch } from '@latent-sft/data';
 import type { Graph, Tensor, ValueSpec } from '@latent-sft/graph';
 import { type LatentKind, gLatentEmbedding, gScatterLatents } from '@latent-sft/latent';
 import { FP32_MIN, batchMasks, batchPositions, contiguousPositions, dualTrackPositions, inductionMask, supervisionMask, toAdditive } from '@latent-sft/masks';
@@ -24,10 +24,10 @@ import { type ComputeDtype, type LoraConfig, type ModelConfig, causalLmLoss, dec
 import type { HostTensor } from '@latent-sft/runtime';
 import type { CollatedBatch } from './cot-sft.js';
 import type { SequenceParts } from './examples.js';
-import { gatherRows, modelLora, modelWeights } from './graph-parts.js';
+import { gatherRows, modelLora, modelWeights, sequenceExactMatch } from './graph-parts.js';
 import { bool, float, i64 } from './host.js';
 import type { Objective } from './objective.js';
-import { type ParamDtype, checkLoraTask, checkNoEmbedLora, loraSpecs, need, weightSpecs } from './specs.js';
+import { type FrozenDtype, type ParamDtype, checkLoraTask, checkNoEmbedLora, loraSpecs, need, weightSpecs } from './specs.js';
 
 /** The three Phase-1 optimisation steps. */
 export type Phase1Step = 'encoder' | 'decoder' | 'union';
@@ -44,8 +44,15 @@ export interface Phase1Options {
   /** LoRA of E (needed by 'encoder' and 'union') and of D (needed by 'decoder' and 'union'). */
   lora: { encoder?: LoraConfig; decoder?: LoraConfig };
   dtype?: ParamDtype;
+  /** Storage dtype of the frozen encoder and decoder base weights (default: dtype); see FrozenDtype. */
+  frozenDtype?: FrozenDtype;
   /** Compute dtype of both decoders (default: dtype); bf16/fp16 cast the float32 masters in-graph. */
   compute?: ComputeDtype;
+  /**
+   * Forward-only evaluation (train's Evaluator, e.g. on collatePhase1GoldCot batches): the LoRAs without
+   * dropout (no `dropout_seed` input) and the extra metric `exact` (sequenceExactMatch of the labels).
+   */
+  evaluation?: boolean;
 }
 
 /** Prefixes of the two models' inputs. */
@@ -121,7 +128,8 @@ export function phase1Objective(config: ModelConfig, opts: Phase1Options): Objec
     checkNoEmbedLora('lora.decoder', decLora);
   }
   const enc = encoderConfig(config);
-  const frozen = { ...weightSpecs(enc, dtype, ENCODER_PREFIX, false), ...weightSpecs(config, dtype, DECODER_PREFIX, true) };
+  const fd = opts.frozenDtype ?? dtype;
+  const frozen = { ...weightSpecs(enc, fd, ENCODER_PREFIX, false), ...weightSpecs(config, fd, DECODER_PREFIX, true) };
   const trainable = {
     ...(encLora !== undefined ? loraSpecs(enc, encLora, dtype, ENCODER_PREFIX) : {}),
     ...(decLora !== undefined ? loraSpecs(config, decLora, dtype, DECODER_PREFIX) : {}),
@@ -135,7 +143,8 @@ export function phase1Objective(config: ModelConfig, opts: Phase1Options): Objec
     latent_positions: { dtype: 'int64', shape: ['batch', 'latents'] },
     labels: seq,
   };
-  const dropout = (encLora?.dropout ?? 0) > 0 || (decLora?.dropout ?? 0) > 0;
+  const evaluation = opts.evaluation === true;
+  const dropout = !evaluation && ((encLora?.dropout ?? 0) > 0 || (decLora?.dropout ?? 0) > 0);
   if (dropout) batch.dropout_seed = { dtype: 'int64', shape: [] };
 
   return {
@@ -152,7 +161,7 @@ export function phase1Objective(config: ModelConfig, opts: Phase1Options): Objec
         g,
         config,
         inputs,
-        encLora !== undefined ? { config: encLora, mode: 'train' } : undefined,
+        encLora !== undefined ? { config: encLora, mode: evaluation ? 'eval' : 'train' } : undefined,
         param(ENCODER_PREFIX),
         opts.compute ?? dtype,
       );
@@ -172,8 +181,11 @@ export function phase1Objective(config: ModelConfig, opts: Phase1Options): Objec
         ...(decLora !== undefined ? { lora: modelLora(config, decLora, bindDec, decSeed) } : {}),
       });
       if (logits === null) throw new Error(`${fn}: the decoder has no logits`);
-      const ce = causalLmLoss(g, logits, need(inputs, 'labels', fn));
-      return { loss: ce, metrics: { ce } };
+      const labels = need(inputs, 'labels', fn);
+      const ce = causalLmLoss(g, logits, labels);
+      const metrics: Record<string, Tensor> = { ce };
+      if (evaluation) metrics.exact = sequenceExactMatch(g, logits, labels);
+      return { loss: ce, metrics };
     },
   };
 }
@@ -328,4 +340,54 @@ export function collatePhase1(examples: readonly SequenceParts[], opts: Phase1Co
   };
   if (opts.dropoutSeed !== undefined) feeds.dropout_seed = i64([], [opts.dropoutSeed]);
   return { feeds, lengths: ids.lengths, m: encoder.m, encoderLengths: encoder.lengths };
+}
+
+/**
+ * A gold-CoT evaluation batch of Phase 1 (the official stage-1 evaluation): E encodes the gold CoT as in
+ * training (collateEncoder), and D reads P <think> Z x m </think> ANS with no spacers (buildLatentSequence,
+ * m = the example's compress count), causal + padding attention and contiguous positions (HF defaults, as
+ * the official eval's generate call), supervised on `</think>` and the answer. With phase1Objective's
+ * `evaluation`, metric `exact` is then the greedy answer accuracy given the gold latents and `ce` the
+ * answer CE.
+ */
+export function collatePhase1GoldCot(
+  examples: readonly SequenceParts[],
+  opts: Pick<Phase1CollateOptions, 'r' | 'compressId' | 'padId' | 'ltim' | 'dtype' | 'placeholder' | 'ignoreIndex'>,
+): CollatedBatch & { m: number[] } {
+  const dtype = opts.dtype ?? 'float32';
+  const placeholder = opts.placeholder ?? -100;
+  const ignore = opts.ignoreIndex ?? -100;
+  const encoder = collateEncoder(examples, opts);
+  const seqs = examples.map((ex, b) => buildLatentSequence({ ...ex, m: encoder.m[b] as number, placeholder, ignoreIndex: ignore }));
+  const ids = padBatch(
+    seqs.map((s) => s.inputIds.map((v) => (v === placeholder ? opts.padId : v))),
+    opts.padId,
+  );
+  const [B, T] = ids.shape;
+  const keep = batchMasks(
+    seqs.map((s) => causalByValue(s.inputIds, opts.padId)),
+    ids.lengths,
+    T,
+  );
+  const M = Math.max(...encoder.m);
+  const labels = seqs.map((s) => s.labels);
+  const lpos = new Array<number>(B * M).fill(0);
+  seqs.forEach((s, b) => {
+    for (let i = 0; i < s.latentEnd - s.latentStart; i++) lpos[b * M + i] = s.latentStart + i;
+  });
+  const feeds: Record<string, HostTensor> = {
+    ...encoder.feeds,
+    input_ids: i64([B, T], ids.data),
+    attention_mask: float(dtype, [B, 1, T, T], toAdditive(keep, T, FP32_MIN)),
+    position_ids: i64(
+      [B, T],
+      batchPositions(
+        seqs.map((s) => contiguousPositions(s.inputIds.length)),
+        T,
+      ),
+    ),
+    latent_positions: i64([B, M], lpos),
+    labels: i64([B, T], padBatch(labels, ignore).data),
+  };
+  return { feeds, lengths: ids.lengths, m: encoder.m };
 }

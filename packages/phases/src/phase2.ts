@@ -34,7 +34,7 @@ import type { SequenceParts } from './examples.js';
 import { gatherRows, modelLora, modelWeights } from './graph-parts.js';
 import { bool, float, i64 } from './host.js';
 import type { Objective } from './objective.js';
-import { type ParamDtype, checkLoraTask, checkNoEmbedLora, loraSpecs, need, weightSpecs } from './specs.js';
+import { type FrozenDtype, type ParamDtype, checkLoraTask, checkNoEmbedLora, loraSpecs, need, weightSpecs } from './specs.js';
 
 /** What the cache holds per latent: top-k / full-vocabulary distributions or hidden states. */
 export type Phase2Latent = 'soft-topk' | 'soft-full' | 'hidden';
@@ -52,6 +52,8 @@ export interface Phase2Options {
   dtype?: ParamDtype;
   /** Compute dtype of the decoder (default: dtype); bf16/fp16 cast the float32 masters in-graph. */
   compute?: ComputeDtype;
+  /** Storage dtype of the frozen base weights (default: dtype); see FrozenDtype. */
+  frozenDtype?: FrozenDtype;
 }
 
 /** The Phase-2 objective (see the file header). Names: base weights and LoRA tensors by HF / PEFT name. */
@@ -86,7 +88,7 @@ export function phase2Objective(config: ModelConfig, opts: Phase2Options): Objec
   if (lora.dropout > 0) batch.dropout_seed = { dtype: 'int64', shape: [] };
   return {
     trainable: loraSpecs(config, lora, dtype, ''),
-    frozen: weightSpecs(config, dtype, '', true),
+    frozen: weightSpecs(config, opts.frozenDtype ?? dtype, '', true),
     batch,
     buildLoss(g: Graph, tr: Record<string, Tensor>, inputs: Record<string, Tensor>): { loss: Tensor; metrics: Record<string, Tensor> } {
       if (latent === 'hidden') {
@@ -116,7 +118,8 @@ function phase2Forward(
 ): { logits: Tensor; hidden: Tensor | null; ce: Tensor } {
   const fn = 'phase2Objective';
   const dtype = opts.dtype ?? 'float32';
-  const embeds = gScatterLatents(g, g.gather(W, need(inputs, 'input_ids', fn), 0), z, need(inputs, 'latent_positions', fn), need(inputs, 'latent_valid', fn));
+  const tokens = g.cast(g.gather(W, need(inputs, 'input_ids', fn), 0), dtype); // a 16-bit W's rows widened exactly
+  const embeds = gScatterLatents(g, tokens, z, need(inputs, 'latent_positions', fn), need(inputs, 'latent_valid', fn));
   const bind = (name: string): Tensor | undefined => tr[name] ?? inputs[name];
   const positions = need(inputs, 'position_ids', fn);
   const seed = opts.lora.dropout > 0 ? need(inputs, 'dropout_seed', fn) : undefined;
@@ -147,7 +150,7 @@ export function phase2Terms(
   const valid = need(inputs, 'latent_valid', fn);
   const lpos = need(inputs, 'latent_positions', fn);
   const idx = opts.latent === 'soft-topk' ? need(inputs, 'teacher_indices', fn) : null;
-  const z = idx !== null ? gWeightedEmbedding(g, idx, probs, W) : g.matmul(probs, W);
+  const z = idx !== null ? gWeightedEmbedding(g, idx, probs, W) : g.matmul(probs, g.cast(W, probs.dtype));
   const { logits, ce } = phase2Forward(g, config, opts, tr, inputs, W, z, false);
   const student = gatherRows(g, logits, lpos, -1); // [B,m,V]: position s+t−1 predicts slot t
   const kl = (idx !== null ? gKlTopK(g, probs, idx, student, valid) : gKlFull(g, probs, student, valid)).loss;
@@ -194,7 +197,7 @@ export function phase2HiddenTerms(
   const teacher = need(inputs, 'teacher_hidden', fn); // a batch input: no gradient reaches it
   const valid = need(inputs, 'latent_valid', fn);
   const lpos = need(inputs, 'latent_positions', fn);
-  const { logits, hidden, ce } = phase2Forward(g, config, opts, tr, inputs, W, g.cast(teacher, W.dtype), true);
+  const { logits, hidden, ce } = phase2Forward(g, config, opts, tr, inputs, W, g.cast(teacher, opts.dtype ?? 'float32'), true);
   const student = gatherRows(g, hidden as Tensor, lpos, -1); // [B,m,d]: position s+t−1 regresses onto h_t
   return { logits, hidden: hidden as Tensor, student, ce, mse: gHiddenMse(g, student, teacher, valid) };
 }

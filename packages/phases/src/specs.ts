@@ -8,6 +8,12 @@ import { type LoraConfig, type LoraTarget, type ModelConfig, loraParameterShapes
 /** Parameter dtype of the objectives' weight inputs (the trainer may cast trainables to bf16/fp16). */
 export type ParamDtype = 'float32' | 'float64';
 
+/**
+ * Storage dtype of the frozen base weights: the parameter dtype, or 16 bits (a bf16 checkpoint kept as
+ * it is: half the device memory, and no per-step Cast when it equals the compute dtype).
+ */
+export type FrozenDtype = ParamDtype | 'float16' | 'bfloat16';
+
 const LINEAR: LoraTarget[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 
 /** Spec LoRA settings: r 64, alpha 128 (= 2r), dropout 0.1, attention + MLP projections. */
@@ -29,7 +35,7 @@ export function phase1LoraDefaults(opts: { r?: number; alpha?: number; dropout?:
 }
 
 /** Base-weight specs of `config` as `${prefix}${hfName}`; lm_head only when the logits are computed. */
-export function weightSpecs(config: ModelConfig, dtype: ParamDtype, prefix: string, withHead: boolean): Record<string, ValueSpec> {
+export function weightSpecs(config: ModelConfig, dtype: FrozenDtype, prefix: string, withHead: boolean): Record<string, ValueSpec> {
   const out: Record<string, ValueSpec> = {};
   for (const p of parameterShapes(config)) {
     if (p.name === 'lm_head.weight' && !withHead) continue;

@@ -13,7 +13,7 @@ import { type RunContext, isWriter, recordOf } from './context.js';
 import { type PreparedData, checkFitsModel, longestExample, prepareData } from './data.js';
 import { checkAllocatable, copyTokenizer, loadModelDir, loadModelTokenizer, saveModelDir, tinyLlamaFor, toHost, tokenizerSha } from './model.js';
 import { LAYOUT, claimOutDir, publishDir } from './run-dir.js';
-import { runTraining } from './runner.js';
+import { runOptionsOf, runTraining } from './runner.js';
 import type { cotSftSchema } from './schemas.js';
 import { type PhaseSummary, finishTraining } from './summary.js';
 
@@ -102,14 +102,9 @@ async function train(
   const pad = padId(tok);
   const objective = cotSftObjective(model, { compute: config.compute });
   const { trained, metrics } = await runTraining({
-    out: config.out,
-    record,
-    resume: config.resume,
-    device: config.device,
-    compute: config.compute,
+    ...runOptionsOf(config, record),
     objective,
     init: { trainable: toHost(tensors), frozen: {} },
-    train: config.train,
     size: data.examples.length,
     collate: (b) =>
       collateCotSft(

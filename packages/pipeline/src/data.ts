@@ -135,6 +135,17 @@ export function prepareData(spec: DataSpec, tok: Tokenizer): PreparedData {
 }
 
 /**
+ * `n` held-out examples of a data spec: the next `n` problems of the same stream after the `spec.count`
+ * training ones (the generator and the gsm8k-aug shuffle give the same first problems for every count),
+ * so they are distinct from every training example and, with multiplication's split 'train', from the
+ * test split too.
+ */
+export function prepareHeldOut(spec: DataSpec, tok: Tokenizer, n: number): SequenceParts[] {
+  if (!Number.isSafeInteger(n) || n < 1) throw inputError({ field: 'select.examples' }, `must be an integer >= 1, got ${n}`);
+  return prepareData({ ...spec, count: spec.count + n }, tok).examples.slice(spec.count);
+}
+
+/**
  * Throws a one-line error (before any graph runs) when the longest example, with one compress token or
  * latent per `r` CoT tokens when `r` is given, needs more positions than the model has.
  */

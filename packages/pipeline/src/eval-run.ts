@@ -66,6 +66,8 @@ export interface EvalRunOptions {
   batchSize: number;
   device: 'cpu' | 'cuda';
   dtype: GenerateDtype;
+  /** Decode steps replay CUDA graphs (Generator cudaGraph; CUDA only). Default false. */
+  cudaGraph?: boolean;
   sampling: { kind: 'greedy' } | { kind: 'top-p'; temperature: number; topP: number };
   /** Width of the latent superposition; default (and must match): the model's latent.json topK. */
   latentTopK?: number;
@@ -211,6 +213,7 @@ export async function runEval(o: EvalRunOptions, logger: Logger): Promise<EvalSu
           weights: o.model,
           device: o.device === 'cuda' ? { kind: 'cuda' } : { kind: 'cpu' },
           dtype: o.dtype,
+          ...(o.cudaGraph === true ? { cudaGraph: true } : {}),
           latentTopK: topK,
           maxPositions,
         });

@@ -14,11 +14,21 @@ import type { ConfigOf, ConfigRecord } from '@latent-sft/config';
 import { inputError } from '@latent-sft/core';
 import { DEFAULT_LATENT_SPEC, type LatentSpec, readLatentSpecs, resolveLatentSpec } from '@latent-sft/latent';
 import { type LoraConfig, type ModelConfig, type NamedTensor, mergeLora } from '@latent-sft/models';
-import { DECODER_PREFIX, ENCODER_PREFIX, type Phase1Options, type Phase1Step, collatePhase1, phase1Objective } from '@latent-sft/phases';
+import {
+  DECODER_PREFIX,
+  ENCODER_PREFIX,
+  type Phase1Options,
+  type Phase1Step,
+  type SequenceParts,
+  collatePhase1,
+  collatePhase1GoldCot,
+  phase1Objective,
+} from '@latent-sft/phases';
 import type { HostTensor } from '@latent-sft/runtime';
+import { type EvalBatch, Evaluator } from '@latent-sft/train';
 import { type Tokenizer, padId } from '@latent-sft/tokenizer';
 import { type RunContext, isWriter, recordOf } from './context.js';
-import { type PreparedData, checkFitsModel, longestExample, prepareData } from './data.js';
+import { type PreparedData, checkFitsModel, longestExample, prepareData, prepareHeldOut } from './data.js';
 import {
   type ModelDir,
   checkSameArchitecture,
@@ -33,8 +43,8 @@ import {
   toHost,
 } from './model.js';
 import { LAYOUT, claimOutDir, publishDir } from './run-dir.js';
-import { runTraining } from './runner.js';
-import type { phase1DecoderSchema, phase1EncoderSchema, phase1UnionSchema } from './schemas.js';
+import { type Selection, frozenDtypeFor, hostAsSpecs, runOptionsOf, runTraining } from './runner.js';
+import { PHASE1_SELECTIONS, type phase1DecoderSchema, type phase1EncoderSchema, type phase1UnionSchema } from './schemas.js';
 import { type PhaseSummary, finishTraining } from './summary.js';
 
 export type Phase1EncoderConfig = ConfigOf<typeof phase1EncoderSchema>;
@@ -99,11 +109,22 @@ async function runStep(
   if (tok.vocabSize > s.decoder.config.vocabSize)
     throw inputError({ file: s.decoder.dir }, `the tokenizer has ${tok.vocabSize} ids but the decoder only ${s.decoder.config.vocabSize} rows`);
   const data = prepareData(config.data, tok);
-  checkFitsModel(data.examples, Math.min(s.encoder.config.maxPositionEmbeddings, s.decoder.config.maxPositionEmbeddings), spec.compressionRate, s.decoder.dir);
+  const maxPositions = Math.min(s.encoder.config.maxPositionEmbeddings, s.decoder.config.maxPositionEmbeddings);
+  checkFitsModel(data.examples, maxPositions, spec.compressionRate, s.decoder.dir);
+  let heldOut: SequenceParts[] | null = null;
+  if (config.select.metric !== 'none') {
+    if (config.train.checkpointEvery === 0)
+      throw inputError(
+        { field: 'train.checkpointEvery' },
+        `select.metric ${config.select.metric} scores every checkpoint; set train.checkpointEvery > 0 (e.g. the steps of one epoch)`,
+      );
+    heldOut = prepareHeldOut(config.data, tok, config.select.examples);
+    checkFitsModel(heldOut, maxPositions, spec.compressionRate, s.decoder.dir);
+  }
   const record = recordOf(app, config, ctx);
   const lock = isWriter(ctx) ? claimOutDir(config.out, record, config.resume) : null;
   try {
-    return await trainStep(config, ctx, { app, spec, s, tok, data, record, t0 });
+    return await trainStep(config, ctx, { app, spec, s, tok, data, heldOut, record, t0 });
   } finally {
     lock?.release();
   }
@@ -118,6 +139,7 @@ async function trainStep(
     s: StepSetup;
     tok: Tokenizer;
     data: PreparedData;
+    heldOut: SequenceParts[] | null;
     record: ConfigRecord;
     t0: number;
   },
@@ -127,50 +149,100 @@ async function trainStep(
   const write = isWriter(ctx);
   if (write) s.prepare?.();
   logger.info({ step: s.step, examples: data.examples.length, longest: longestExample(data.examples) }, 'data ready');
-  const objective = phase1Objective(s.decoder.config, {
+  const objectiveOptions: Phase1Options = {
     step: s.step,
     latent: latentKindOf(spec),
     ltim: spec.ltim,
     ltsum: spec.ltsum,
     lora: s.lora,
     compute: config.compute,
-  });
+    ...(frozenDtypeFor(config.compute) !== undefined ? { frozenDtype: frozenDtypeFor(config.compute) } : {}),
+  };
+  const objective = phase1Objective(s.decoder.config, objectiveOptions);
   const trainable: Record<string, HostTensor> = {
     ...(s.lora.encoder !== undefined ? toHost(initLora(s.encoder.config, s.lora.encoder, config.train.seed), ENCODER_PREFIX) : {}),
     ...(s.lora.decoder !== undefined ? toHost(initLora(s.decoder.config, s.lora.decoder, config.train.seed + 1), DECODER_PREFIX) : {}),
   };
-  const frozen = { ...toHost(s.encoder.tensors, ENCODER_PREFIX), ...toHost(s.decoder.tensors, DECODER_PREFIX) };
+  const frozen = hostAsSpecs(objective.frozen, { ...toHost(s.encoder.tensors, ENCODER_PREFIX), ...toHost(s.decoder.tensors, DECODER_PREFIX) });
   const pad = padId(tok);
   const dropout = (s.lora.encoder?.dropout ?? 0) > 0 || (s.lora.decoder?.dropout ?? 0) > 0;
-  const { trained, metrics } = await runTraining({
-    out: config.out,
-    record,
-    resume: config.resume,
-    device: config.device,
-    compute: config.compute,
-    objective,
-    init: { trainable, frozen },
-    train: config.train,
-    size: data.examples.length,
-    label: app,
-    logger,
-    ...(ctx.group !== undefined ? { group: ctx.group } : {}),
-    collate: (b) =>
-      collatePhase1(
-        b.indices.map((i) => data.examples[i]!),
-        {
-          r: spec.compressionRate,
-          compressId: s.decoder.config.vocabSize,
-          padId: pad,
-          ltim: spec.ltim,
-          ltsum: spec.ltsum,
-          positions: config.positions,
-          ...(dropout ? { dropoutSeed: b.rng.int(2 ** 31) } : {}),
-        },
-      ).feeds,
-  });
-  if (write) s.save(trained);
-  return finishTraining(app, config.out, metrics, { t0, logger, notes: latentNotes(spec), write });
+  const evaluator =
+    o.heldOut === null || !write
+      ? null
+      : Evaluator.create({
+          objective: phase1Objective(s.decoder.config, { ...objectiveOptions, evaluation: true }),
+          compute: config.compute,
+          device: config.device === 'cuda' ? { kind: 'cuda' } : { kind: 'cpu' },
+          frozen,
+        });
+  try {
+    const select =
+      evaluator === null
+        ? undefined
+        : goldCotSelection(
+            config,
+            evaluator,
+            goldCotBatches(o.heldOut as SequenceParts[], config.select.batchSize, {
+              r: spec.compressionRate,
+              compressId: s.decoder.config.vocabSize,
+              padId: pad,
+              ltim: spec.ltim,
+            }),
+          );
+    const { trained, metrics, selection } = await runTraining({
+      ...runOptionsOf(config, record),
+      objective,
+      init: { trainable, frozen },
+      size: data.examples.length,
+      label: app,
+      logger,
+      ...(ctx.group !== undefined ? { group: ctx.group } : {}),
+      ...(select !== undefined ? { select } : {}),
+      collate: (b) =>
+        collatePhase1(
+          b.indices.map((i) => data.examples[i]!),
+          {
+            r: spec.compressionRate,
+            compressId: s.decoder.config.vocabSize,
+            padId: pad,
+            ltim: spec.ltim,
+            ltsum: spec.ltsum,
+            positions: config.positions,
+            ...(dropout ? { dropoutSeed: b.rng.int(2 ** 31) } : {}),
+          },
+        ).feeds,
+    });
+    if (write) s.save(trained);
+    return finishTraining(app, config.out, metrics, { t0, logger, notes: latentNotes(spec), write, ...(selection !== undefined ? { selection } : {}) });
+  } finally {
+    evaluator?.release();
+  }
+}
+
+/** The held-out problems as gold-CoT evaluation batches (collatePhase1GoldCot), in order. */
+function goldCotBatches(examples: readonly SequenceParts[], batchSize: number, opts: Parameters<typeof collatePhase1GoldCot>[1]): EvalBatch[] {
+  const out: EvalBatch[] = [];
+  for (let i = 0; i < examples.length; i += batchSize) {
+    const part = examples.slice(i, i + batchSize);
+    out.push({ feeds: collatePhase1GoldCot(part, opts).feeds, examples: part.length });
+  }
+  return out;
+}
+
+/** The phase-1 selection of `config.select` on an evaluator of the step's objective. */
+function goldCotSelection(config: AnyPhase1, evaluator: Evaluator, batches: readonly EvalBatch[]): Selection {
+  const name = config.select.metric as keyof typeof PHASE1_SELECTIONS;
+  const { metric, mode } = PHASE1_SELECTIONS[name];
+  return {
+    name,
+    metric,
+    mode,
+    examples: config.select.examples,
+    evaluate: async (trainable) => {
+      const r = await evaluator.evaluate(trainable, batches);
+      return { ...r.metrics };
+    },
+  };
 }
 
 /** Step 1: LoRA on the encoder (M0 + compress token); D = M0 frozen. */

@@ -24,7 +24,7 @@ import { checkFitsModel, prepareData } from './data.js';
 import { latentNotes } from './phase1.js';
 import { initLora, loadModelDir, loadModelTokenizer, loraOf, saveAdapterDir, saveModelDir, toHost, tokenizerSha } from './model.js';
 import { LAYOUT, claimOutDir, publishDir } from './run-dir.js';
-import { runTraining } from './runner.js';
+import { frozenDtypeFor, hostAsSpecs, runOptionsOf, runTraining } from './runner.js';
 import type { phase2Schema } from './schemas.js';
 import { type PhaseSummary, finishTraining } from './summary.js';
 
@@ -82,19 +82,15 @@ export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<
       ceWeight: config.ceWeight,
       klWeight: config.klWeight,
       compute: config.compute,
+      ...(frozenDtypeFor(config.compute) !== undefined ? { frozenDtype: frozenDtypeFor(config.compute) } : {}),
     });
     const pad = padId(tok);
     const endId = latentEndId(tok);
     let guardFailures = 0;
     const { trained, metrics } = await runTraining({
-      out: config.out,
-      record,
-      resume: config.resume,
-      device: config.device,
-      compute: config.compute,
+      ...runOptionsOf(config, record),
       objective,
-      init: { trainable: toHost(initLora(m1.config, lora, config.train.seed)), frozen: toHost(m1.tensors) },
-      train: config.train,
+      init: { trainable: toHost(initLora(m1.config, lora, config.train.seed)), frozen: hostAsSpecs(objective.frozen, toHost(m1.tensors)) },
       size: examples.length,
       label: app,
       logger,

@@ -3,6 +3,7 @@
 //   <out>/config.json       the resolved config record (also beside every checkpoint)
 //   <out>/checkpoints/      step-NNNNNN/ training checkpoints (train's CheckpointManager; resumable)
 //   <out>/metrics.jsonl     one JSON record per step (loss, lr, gradNorm, ce, kl, ...)
+//   <out>/selection.jsonl   held-out scores per evaluated checkpoint (phase 1 with select.metric)
 //   <out>/hf/               merged HF checkpoint (+ tokenizer files)          cot-sft, phase1 encoder|decoder, merge-lora, phase2
 //   <out>/lora_adapter/     PEFT adapter(s)                                      phase1 (union: encoder_weight/, decoder_weight/), phase2
 //   <out>/base_model/       the resized pre-LoRA encoder (V+1 rows)             phase1 encoder
@@ -25,6 +26,7 @@ export const LAYOUT = {
   lock: '.lock',
   checkpoints: 'checkpoints',
   metrics: 'metrics.jsonl',
+  selection: 'selection.jsonl',
   hf: 'hf',
   adapter: 'lora_adapter',
   baseModel: 'base_model',

@@ -133,7 +133,35 @@ export const latentSpecSchema = z
   .prefault({})
   .describe('latent spec (latent.json of the input model)');
 
+/** The held-out selections of the phase-1 apps: the metric compared and whether higher is better. */
+export const PHASE1_SELECTIONS = {
+  'gold-cot-exact': { metric: 'exact', mode: 'max' },
+  'gold-cot-ce': { metric: 'ce', mode: 'min' },
+} as const;
+
+/** Best-checkpoint selection of a phase-1 step by the gold-CoT evaluation (the official scripts' choice of checkpoint). */
+const selectSchema = z
+  .object({
+    metric: z
+      .enum(['none', 'gold-cot-exact', 'gold-cot-ce'])
+      .default('none')
+      .describe(
+        'score every checkpoint (train.checkpointEvery) on held-out problems with latents from their gold CoT and output the best one: ' +
+          'gold-cot-exact = greedy answer accuracy (max), gold-cot-ce = answer CE (min); none: the last checkpoint',
+      ),
+    examples: z
+      .number()
+      .int()
+      .positive()
+      .default(64)
+      .describe('held-out problems: the next N of the training data stream after data.count (never trained on; multiplication: never in the test split)'),
+    batchSize: z.number().int().positive().default(64).describe('held-out problems per forward'),
+  })
+  .prefault({})
+  .describe('best-checkpoint selection by a held-out gold-CoT evaluation');
+
 const phase1Common = {
+  select: selectSchema,
   out,
   allowConfigFields,
   latent: latentSpecSchema,

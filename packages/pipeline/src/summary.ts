@@ -32,6 +32,24 @@ export interface PhaseSummary {
   collapse?: CollapseVerdict;
   /** Extra facts (cache: examples, chunks, mean m; merge: tensors merged). */
   notes?: Record<string, number | string>;
+  /** Best-checkpoint selection (`select` of the phase-1 apps): the scores and the checkpoint that became the output. */
+  selection?: SelectionSummary;
+}
+
+/** The held-out scores of every evaluated checkpoint and the one chosen (<out>/selection.jsonl holds the same records). */
+export interface SelectionSummary {
+  /** The config's select.metric (e.g. gold-cot-exact). */
+  select: string;
+  /** The recorded metric the choice maximises or minimises (exact, ce). */
+  metric: string;
+  mode: 'min' | 'max';
+  /** Held-out examples per evaluation. */
+  examples: number;
+  /** The chosen checkpoint (earliest on ties), whose trainable tensors are the phase's output. */
+  bestStep: number;
+  bestScore: number;
+  /** One record per evaluated checkpoint: step and every evaluation metric. */
+  scores: Array<Record<string, number>>;
 }
 
 const KEYS = ['loss', 'ce', 'kl'];
@@ -76,6 +94,7 @@ export function finishTraining(
     notes?: Record<string, number | string>;
     first?: Record<string, number>;
     last?: Record<string, number>;
+    selection?: SelectionSummary;
     write?: boolean;
   },
 ): PhaseSummary {
@@ -89,6 +108,7 @@ export function finishTraining(
     collapse: metrics.collapse,
     wallSeconds: secondsSince(o.t0),
     ...(o.notes !== undefined ? { notes: o.notes } : {}),
+    ...(o.selection !== undefined ? { selection: o.selection } : {}),
   };
   if (o.write !== false) writeSummary(summary);
   o.logger.info({ ...summary }, 'done');

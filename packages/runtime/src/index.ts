@@ -4,6 +4,8 @@ export type { Device, DType, HostTensor, SessionOptions } from './session.js';
 export { DeviceTensor, allocCpu, uploadCpu } from './device-tensor.js';
 export type { TypedData } from './device-tensor.js';
 export { DeviceSession } from './device-session.js';
+export { summarizeProfile } from './profile.js';
+export type { ProfileSummary } from './profile.js';
 export type { DeviceSessionOptions, ValueInfo } from './device-session.js';
 export { DeviceBinding } from './device-binding.js';
 export { DoubleBuffer, StatePair } from './double-buffer.js';

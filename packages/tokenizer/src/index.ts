@@ -12,6 +12,7 @@ export type { MaterializedFile, MaterializedTokenizer, TokenizerName } from './m
 export { Tokenizer, VOCAB_SUBSET_FILE, byteLevelAlphabet, insertAddedTokens, loadTokenizer, readVocabSubset, writeVocabSubset } from './tokenizer.js';
 export type { ChatMessage, DecodeOptions, EncodeOptions, TokenizerFamily } from './tokenizer.js';
 export { configureLocalOnly } from './hf.js';
+export { subsetIds } from './subset-ids.js';
 export {
   END_THINK,
   INSTRUCTION,

@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { inputError, writeFileAtomic } from '@latent-sft/core';
 import { autoTokenizerFromDir, type PreTrainedTokenizer } from './hf.js';
+import { subsetIds } from './subset-ids.js';
 
 /** Prompt family, detected from the vocabulary's special tokens. */
 export type TokenizerFamily = 'llama' | 'qwen';
@@ -114,22 +115,12 @@ export class Tokenizer {
   private fromBaseIds(ids: readonly number[]): number[] {
     const map = this.fromBase;
     if (map === null) return [...ids];
-    const out: number[] = [];
-    for (const b of ids) {
-      const id = map.get(b);
-      if (id !== undefined) {
-        out.push(id);
-        continue;
-      }
-      const token = this.idToTokenTable[b] ?? '';
-      for (const ch of token) {
-        const byte = this.vocab.get(ch);
-        const mapped = byte === undefined ? undefined : map.get(byte);
-        if (mapped === undefined) throw new Error(`token ${JSON.stringify(token)} (base id ${b}) has no byte-level spelling in the subset`);
-        out.push(mapped);
-      }
-    }
-    return out;
+    return subsetIds(
+      ids,
+      map,
+      (b) => this.idToTokenTable[b],
+      (t) => this.vocab.get(t),
+    );
   }
 
   /** Token ids of `text`; no BOS unless addSpecialTokens. */

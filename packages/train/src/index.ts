@@ -45,6 +45,8 @@ export { LossScaler } from './loss-scale.js';
 export type { DynamicLossScaleOptions, LossScaleState } from './loss-scale.js';
 export { Trainer, stepSessionOptions, trainingSessionDefaults } from './trainer.js';
 export type { TrainerOptions, TrainerState, TrainerStepOptions, TrainerStepResult, TrainerTransferStats } from './trainer.js';
+export { Evaluator, buildEvalGraph } from './evaluator.js';
+export type { EvalBatch, EvalResult } from './evaluator.js';
 export { safetensorsCodec } from './codec.js';
 export { TRAINER_COUNTERS, trainWithCheckpoints, trainerStateFromTensors, trainerStateToTensors } from './train-with-checkpoints.js';
 export type { TrainWithCheckpointsOptions } from './train-with-checkpoints.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { benchTable, parseBenchLog } from './bench-table.js';
+import { benchTable, genTable, parseBenchLog } from './bench-table.js';
 
 describe('bench table', () => {
   it('pairs ours with PyTorch, attaches each command peak and computes the ratio', () => {
@@ -57,6 +57,23 @@ describe('bench table', () => {
       '| train | 30000 | bf16-fused-compile | 60000 | 0.50× | 230.0 | – | 50000 | 17000 | 15.1 |',
       '| train | 30000 | fp32master-fused-compile | error: RuntimeError: boom | – | 230.0 | – | 50000 | 1000 | – |',
       '| lora7b | – | peft-fused | 8374 | – | – | – | – | 65000 | 61.8 |',
+    ]);
+  });
+
+  it('generation: ms per decode step, decode tokens/s and the fraction of the bandwidth limit ours records', () => {
+    const rows = parseBenchLog(
+      [
+        'BENCH {"bench":"gen","impl":"latent-sft-ort","mode":"explicit","engine":"cuda-graph","batch":64,"new_tokens_per_s":20000,"decode_ms_per_step":3.2,"bandwidth_limit_tokens_per_s":80000}',
+        'PEAK 9000 MiB rc=0 :: node g',
+        'BENCH {"bench":"gen","impl":"pytorch","recipe":"hf-generate","batch":64,"new_tokens_per_s":5000,"ms_per_step":12.8}',
+        'PEAK 8000 MiB rc=0 :: python g',
+      ].join('\n'),
+    );
+    expect(genTable(rows).split('\n')).toEqual([
+      '| generation run | new tokens/s | ms / decode step | decode tokens/s | of the bandwidth limit (80000 tokens/s) | peak GPU MiB |',
+      '|---|---:|---:|---:|---:|---:|',
+      '| ours, explicit (cuda-graph) | 20000 | 3.20 | 20000 | 25.0 % | 9000 |',
+      '| hf-generate | 5000 | 12.80 | 5000 | 6.3 % | 8000 |',
     ]);
   });
 });

@@ -71,3 +71,30 @@ export function benchTable(rows: readonly Row[]): string {
   for (const t of torch) if (!ours.some((o) => o.bench === t.bench)) lines.push(line(undefined, t, t.bench));
   return lines.join('\n');
 }
+
+/**
+ * The generation table (Markdown): every run of the "gen" benchmarks (ours explicit / latent, each HF
+ * recipe) with new tokens/s (prefill included), ms per decode step, and the fraction of the GPU's
+ * memory-bandwidth limit for a decode step (weights + the KV cache read once per step, at the spec
+ * bandwidth ours records): limit tokens/s = batch / (bytes per step / bandwidth).
+ */
+export function genTable(rows: readonly Row[]): string {
+  const gens = rows.filter((r) => r.bench.startsWith('gen') && r.impl !== undefined);
+  const ours = gens.find((r) => r.impl === 'latent-sft-ort' && typeof r['bandwidth_limit_tokens_per_s'] === 'number');
+  const limit = ours?.['bandwidth_limit_tokens_per_s'] as number | undefined;
+  const lines = [
+    `| generation run | new tokens/s | ms / decode step | decode tokens/s | of the bandwidth limit${limit !== undefined ? ` (${limit.toFixed(0)} tokens/s)` : ''} | peak GPU MiB |`,
+    '|---|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of gens) {
+    const label =
+      r.impl === 'latent-sft-ort' ? `ours, ${String(r['mode'] ?? 'explicit')}${r['engine'] ? ` (${String(r['engine'])})` : ''}` : String(r['recipe'] ?? r.impl);
+    const ms = (r['decode_ms_per_step'] ?? r['ms_per_step']) as number | undefined;
+    const batch = r['batch'] as number | undefined;
+    const decodeRate = ms !== undefined && batch !== undefined ? (1000 * batch) / ms : undefined;
+    const frac = decodeRate !== undefined && limit !== undefined ? `${((100 * decodeRate) / limit).toFixed(1)} %` : '–';
+    const err = r['error'] !== undefined ? `error: ${String(r['error']).split('\n')[0]?.slice(0, 60)}` : fmt(rate(r));
+    lines.push(`| ${label} | ${err} | ${fmt(ms, 2)} | ${fmt(decodeRate)} | ${frac} | ${fmt(r['peak_gpu_mib'])} |`);
+  }
+  return lines.join('\n');
+}

@@ -4,9 +4,11 @@
 // EP through the Trainer (state device-resident). Synthetic token ids shaped like GSM8k-Aug examples at
 // r = 4 (prompt 96, CoT 192 -> m = 48, answer 16). Prints "BENCH {...}" lines.
 // Usage: node phase-bench.mjs [--which phase1,phase2] [--batch 8] [--steps 5] [--device cuda] [--layers N]
+//        [--model llama-3.2-1b|r1-distill-qwen-7b]  (the paper's two shapes; random init either way)
+//        [--frozen float32|bfloat16]  (storage of the frozen base weights: phases' frozenDtype)
 import { parseArgs } from 'node:util';
 import { Rng } from '@latent-sft/core';
-import { llama32_1b, parameterShapes, loraParameterShapes, type ModelConfig } from '@latent-sft/models';
+import { deepseekR1DistillQwen7b, float32ToBf16Bits, llama32_1b, parameterShapes, loraParameterShapes, type ModelConfig } from '@latent-sft/models';
 import {
   ENCODER_PREFIX,
   DECODER_PREFIX,
@@ -34,6 +36,8 @@ const { values } = parseArgs({
     prompt: { type: 'string', default: '96' },
     cot: { type: 'string', default: '192' },
     r: { type: 'string', default: '4' },
+    model: { type: 'string', default: 'llama-3.2-1b' },
+    frozen: { type: 'string', default: 'float32' },
   },
 });
 const device: Device = values.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' };
@@ -41,7 +45,11 @@ const compute = values.compute as 'bfloat16' | 'float16' | 'float32';
 const B = Number(values.batch),
   steps = Number(values.steps),
   r = Number(values.r);
-const base = llama32_1b();
+if (values.model !== 'llama-3.2-1b' && values.model !== 'r1-distill-qwen-7b')
+  throw new Error(`--model must be llama-3.2-1b or r1-distill-qwen-7b, got '${values.model}'`);
+const base = values.model === 'r1-distill-qwen-7b' ? deepseekR1DistillQwen7b() : llama32_1b();
+if (values.frozen !== 'float32' && values.frozen !== 'bfloat16') throw new Error(`--frozen must be float32 or bfloat16, got '${values.frozen}'`);
+const frozenDtype = values.frozen as 'float32' | 'bfloat16';
 const config: ModelConfig = values.layers ? { ...base, numHiddenLayers: Number(values.layers) } : base;
 const emit = (o: Record<string, unknown>) => process.stdout.write(`BENCH ${JSON.stringify(o)}\n`);
 const rng = Rng.fromSeed(3);
@@ -58,11 +66,20 @@ const fill = (shape: number[], kind: 'normal' | 'ones' | 'zeros'): HostTensor =>
     }
   return { dtype: 'float32', dims: shape, data };
 };
+/** A float32 host tensor as bfloat16 bits (the frozen weights with --frozen bfloat16). */
+const toBf16 = (t: HostTensor): HostTensor => ({
+  dtype: 'bfloat16',
+  dims: t.dims,
+  data: Uint16Array.from(t.data as Float32Array, (v) => float32ToBf16Bits(v)),
+});
 const weightsOf = (c: ModelConfig, prefix: string, head: boolean) =>
   Object.fromEntries(
     parameterShapes(c)
       .filter((p) => head || p.name !== 'lm_head.weight')
-      .map((p) => [prefix + p.name, fill(p.shape, p.init === 'ones' ? 'ones' : 'normal')]),
+      .map((p) => {
+        const t = fill(p.shape, p.init === 'ones' ? 'ones' : 'normal');
+        return [prefix + p.name, frozenDtype === 'bfloat16' ? toBf16(t) : t];
+      }),
   );
 const ids = (n: number) => Array.from({ length: n }, () => 1000 + rng.int(100000));
 const examples: SequenceParts[] = Array.from({ length: B }, () => ({
@@ -87,6 +104,8 @@ async function timeTrainer(name: string, trainer: Trainer, feeds: Record<string,
   emit({
     bench: name,
     impl: 'latent-sft-ort',
+    model: values.model,
+    frozen: frozenDtype,
     device: device.kind,
     compute,
     batch: B,
@@ -112,7 +131,7 @@ if (values.which.includes('phase1')) {
   const t0 = performance.now();
   const trainer = await Trainer.create(
     {
-      objective: phase1Objective(config, { step: 'encoder', latent: { kind: 'soft-topk', k: 10 }, ltim: true, ltsum: true, lora, compute }),
+      objective: phase1Objective(config, { step: 'encoder', latent: { kind: 'soft-topk', k: 10 }, ltim: true, ltsum: true, lora, compute, frozenDtype }),
       optimizer: { kind: 'adamw', lr: 5e-5, weightDecay: 0.01 },
       schedule: { kind: 'constant' },
       totalSteps: steps + 2,
@@ -152,7 +171,7 @@ if (values.which.includes('phase2')) {
   const t0 = performance.now();
   const trainer = await Trainer.create(
     {
-      objective: phase2Objective(config, { latent: 'soft-topk', lora, compute }),
+      objective: phase2Objective(config, { latent: 'soft-topk', lora, compute, frozenDtype }),
       optimizer: { kind: 'adamw', lr: 3e-4, weightDecay: 0.01 },
       schedule: { kind: 'constant' },
       totalSteps: steps + 2,

@@ -1,8 +1,9 @@
 // CLI of bench-table.ts: prints the ours-vs-PyTorch table of run-gpu.sh logs.
 // Usage: tsx src/table.ts LOG [LOG...]   (or stdin)
 import { readFileSync } from 'node:fs';
-import { benchTable, parseBenchLog } from './bench-table.js';
+import { benchTable, genTable, parseBenchLog } from './bench-table.js';
 
 const files = process.argv.slice(2);
 const text = files.length > 0 ? files.map((f) => readFileSync(f, 'utf8')).join('\n') : readFileSync(0, 'utf8');
-process.stdout.write(`${benchTable(parseBenchLog(text))}\n`);
+const rows = parseBenchLog(text);
+process.stdout.write(`${benchTable(rows)}\n\n${genTable(rows)}\n`);

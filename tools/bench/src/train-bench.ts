@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { Rng } from '@latent-sft/core';
 import { llama32_1b, loraParameterShapes, parameterCount, parameterShapes, type LoraConfig, type ModelConfig } from '@latent-sft/models';
 import type { Device, HostTensor } from '@latent-sft/runtime';
+import { summarizeProfile } from '@latent-sft/runtime';
 import { Trainer } from '@latent-sft/train';
 import { BENCH_LORA, benchObjective } from './train-objective.js';
 
@@ -145,24 +146,6 @@ async function run(which: 'train' | 'lora') {
     for (const file of trainer.endProfiling()) emit({ bench: which, profile: summarizeProfile(file) });
   }
   await trainer.release();
-}
-
-/** Total kernel time per ONNX op type from an ORT profile trace (top 15, with shares). */
-function summarizeProfile(file: string) {
-  const events = JSON.parse(readFileSync(file, 'utf8')) as Array<{ cat?: string; name?: string; dur?: number; args?: { op_name?: string } }>;
-  const byOp = new Map<string, number>();
-  let total = 0;
-  for (const e of events) {
-    if (e.cat !== 'Node' || !e.name?.endsWith('_kernel_time') || e.dur === undefined) continue;
-    const op = e.args?.op_name ?? '?';
-    byOp.set(op, (byOp.get(op) ?? 0) + e.dur);
-    total += e.dur;
-  }
-  const top = [...byOp.entries()]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, 15)
-    .map(([op, us]) => ({ op, ms: Number((us / 1000).toFixed(1)), share: Number((us / total).toFixed(3)) }));
-  return { file, totalMs: Number((total / 1000).toFixed(1)), top };
 }
 
 for (const w of values.which.split(',')) await run(w as 'train' | 'lora');

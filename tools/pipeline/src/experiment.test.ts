@@ -87,4 +87,38 @@ describe('experiment driver (CPU, toy plan)', () => {
     expect(third.stages.get('eval/cot')).toBe('skipped');
     expect(readFileSync(join(out, 'logs', 'r4__phase1-union.log'), 'utf8')).toMatch(/lora\.r/);
   }, 900_000);
+
+  it('trainingSeeds: one chain per seed, the encoder picks its best checkpoint, table.md and training-seeds.json over the seeds', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'driver-seeds-'));
+    const planFile = join(dir, 'plan.json');
+    const out = join(dir, 'out');
+    const encoder = { lora: { r: 4 }, train: { ...train(2), checkpointEvery: 1 }, select: { metric: 'gold-cot-ce', examples: 4 } };
+    writeFileSync(planFile, JSON.stringify({ ...plan, trainingSeeds: [1, 2], stages: { ...plan.stages, phase1Encoder: encoder } }));
+    const r = await run(planFile, out);
+    expect(r.status, r.stderr.slice(-2000)).toBe(0);
+    expect(r.stages.size).toBe(22);
+    for (const t of [1, 2]) {
+      const enc = JSON.parse(readFileSync(join(out, `seed-${t}`, 'r4', 'phase1-encoder', 'summary.json'), 'utf8'));
+      expect(enc.selection.scores.map((x: { step: number }) => x.step)).toEqual([1, 2]);
+      const cfg = JSON.parse(readFileSync(join(out, 'configs', `seed-${t}__cot.json`), 'utf8'));
+      expect(cfg.train.seed).toBe(t);
+    }
+    // Per training seed: the mean over sampling seeds of that seed's eval summary; then mean and sample std over the two.
+    const seeds = JSON.parse(readFileSync(join(out, 'training-seeds.json'), 'utf8'));
+    expect(seeds.rows.map((x: { method: string }) => x.method)).toEqual(['No-CoT', 'CoT-SFT', 'Latent-SFT(4)']);
+    for (const row of seeds.rows) {
+      const cell = row.cells[0];
+      const id = { 'No-CoT': 'no-cot', 'CoT-SFT': 'cot', 'Latent-SFT(4)': 'r4' }[row.method as string] as string;
+      const per = [1, 2].map((t) => {
+        const s = JSON.parse(readFileSync(join(out, `seed-${t}`, 'eval', id, 'summary.json'), 'utf8'));
+        return (100 * s.runs.reduce((a: number, x: { accuracy: number }) => a + x.accuracy, 0)) / s.runs.length;
+      });
+      expect(cell.perSeed.map((p: { pass1: number }) => p.pass1)).toEqual(per);
+      const mean = (per[0]! + per[1]!) / 2;
+      expect([cell.pass1.mean, cell.pass1.std]).toBeAllclose([mean, Math.abs(per[0]! - per[1]!) / Math.SQRT2], { rtol: 1e-12, atol: 1e-12 });
+    }
+    const table = readFileSync(join(out, 'table.md'), 'utf8');
+    expect(table).toContain('Table 1 over training seeds');
+    expect(table).toContain('| Latent-SFT(4) [training seed 2] |');
+  }, 900_000);
 });

@@ -23,7 +23,8 @@ import { type DataSpec, dataSchema, prepareData } from '@latent-sft/pipeline';
 import { loadTokenizer } from '@latent-sft/tokenizer';
 import { hideBin } from 'yargs/helpers';
 import { z } from 'zod';
-import { type Plan, type Stage, type StageApp, checkOrder, planSchema, stageGraph } from './experiment/plan.js';
+import { type Plan, type Stage, type StageApp, checkOrder, planSchema, seedPrefix, selectStages, stageGraph } from './experiment/plan.js';
+import { type SeedRow, type SeedRun, renderTrainingSeedTable, trainingSeedTable } from './experiment/seeds.js';
 import { type CollapseFlag, collapseFlags, flaggedLabel } from './experiment/collapse.js';
 import { markdownCode, markdownText, shellCommand } from './experiment/text.js';
 
@@ -196,7 +197,7 @@ async function runStages(stages: readonly Stage[], dir: string, concurrency: num
 
 /** Mean tokens of one full training example (prompt + <think> + CoT + </think> + answer). */
 async function meanExampleTokens(plan: Plan, dir: string, dataDir: string | undefined): Promise<number | null> {
-  const tokDir = join(dir, 'cot', 'hf');
+  const tokDir = join(dir, seedPrefix(plan, plan.trainingSeeds?.[0] ?? null), 'cot', 'hf');
   if (!existsSync(join(tokDir, 'tokenizer.json'))) return null;
   const tok = await loadTokenizer(tokDir);
   const data = prepareData(dataSchema.parse(dataDir !== undefined ? { ...plan.data, dataDir } : plan.data) as DataSpec, tok);
@@ -204,8 +205,37 @@ async function meanExampleTokens(plan: Plan, dir: string, dataDir: string | unde
   return total / data.examples.length;
 }
 
+/** The finished eval runs of a plan with trainingSeeds, as SeedRuns (labels without the seed suffix). */
+function seedRuns(plan: Plan, dir: string, results: readonly StageResult[], flags: Map<string, CollapseFlag[]>): SeedRun[] {
+  const status = new Map(results.map((r) => [r.id, r.status]));
+  const methods: Array<[string, string]> = [['no-cot', 'No-CoT'], ['cot', 'CoT-SFT'], ...plan.rows.map((r): [string, string] => [r.id, r.label])];
+  const out: SeedRun[] = [];
+  for (const t of plan.trainingSeeds ?? []) {
+    for (const [id, label] of methods) {
+      const stage = `${seedPrefix(plan, t)}eval/${id}`;
+      const f = join(dir, stage, 'summary.json');
+      const st = status.get(stage);
+      if ((st !== 'done' && st !== 'skipped') || !existsSync(f)) continue;
+      out.push({
+        method: label,
+        trainingSeed: t,
+        summary: parseSummary(JSON.parse(readFileSync(f, 'utf8')), f),
+        collapsed: (flags.get(stage)?.length ?? 0) > 0,
+      });
+    }
+  }
+  return out;
+}
+
 /** table.md: the Table-1 layout over the eval runs, then wall time and throughput per stage. */
-function renderReport(plan: Plan, dir: string, results: readonly StageResult[], meanTokens: number | null, flags: Map<string, CollapseFlag[]>): string {
+function renderReport(
+  plan: Plan,
+  dir: string,
+  results: readonly StageResult[],
+  meanTokens: number | null,
+  flags: Map<string, CollapseFlag[]>,
+  seedRows: readonly SeedRow[] | null,
+): string {
   const summaries: EvalSummary[] = [];
   for (const r of results) {
     const f = join(dir, r.id, 'summary.json');
@@ -215,6 +245,7 @@ function renderReport(plan: Plan, dir: string, results: readonly StageResult[], 
     }
   }
   const lines: string[] = [];
+  if (seedRows !== null) lines.push(`# ${plan.name}: Table 1 over training seeds`, '', renderTrainingSeedTable(seedRows), '');
   lines.push(summaries.length > 0 ? renderSummariesMarkdown(summaries, `${plan.name}: Table 1`) : `# ${plan.name}: Table 1\n\nno eval run finished`);
   lines.push(
     '',
@@ -249,6 +280,10 @@ const runSchema = defineConfig(
     device: z.enum(['cpu', 'cuda']).optional().describe("override the plan's device"),
     concurrency: z.number().int().positive().optional().describe("override the plan's concurrency"),
     'data-dir': z.string().optional().describe("data folder for every stage (default: the repo's data/)"),
+    only: z
+      .string()
+      .optional()
+      .describe('comma-separated stage ids: run only these and what they depend on (e.g. seed-1/eval/cot, the CoT-SFT gate of a plan)'),
   }),
 );
 
@@ -278,13 +313,26 @@ runMain(async () => {
           mkdirSync(dir, { recursive: true });
           writeJsonAtomic(join(dir, 'plan.json'), plan);
           const dataDir = c['data-dir'] !== undefined ? resolve(c['data-dir']) : undefined;
-          const stages = stageGraph(plan, dir, dataDir);
-          checkOrder(stages);
+          const all = stageGraph(plan, dir, dataDir);
+          checkOrder(all);
+          const stages =
+            c.only === undefined
+              ? all
+              : selectStages(
+                  all,
+                  c.only
+                    .split(',')
+                    .map((x) => x.trim())
+                    .filter((x) => x !== ''),
+                );
           const t0 = performance.now();
           const results = await runStages(stages, dir, plan.concurrency, logger);
           const wall = (performance.now() - t0) / 1000;
           writeJsonAtomic(join(dir, 'stages.json'), { plan: plan.name, wallSeconds: wall, stages: results });
-          const report = renderReport(plan, dir, results, await meanExampleTokens(plan, dir, dataDir), collapseFlags(stages, dir));
+          const flags = collapseFlags(stages, dir);
+          const seedRows = plan.trainingSeeds === undefined ? null : trainingSeedTable(seedRuns(plan, dir, results, flags));
+          if (seedRows !== null) writeJsonAtomic(join(dir, 'training-seeds.json'), { plan: plan.name, trainingSeeds: plan.trainingSeeds, rows: seedRows });
+          const report = renderReport(plan, dir, results, await meanExampleTokens(plan, dir, dataDir), flags, seedRows);
           writeFileAtomic(join(dir, 'table.md'), `${report}\nexperiment wall time: ${wall.toFixed(1)} s\n`);
           process.stdout.write(`${report}\nexperiment wall time: ${wall.toFixed(1)} s\n`);
           const bad = results.filter((r) => r.status === 'failed' || r.status === 'blocked');

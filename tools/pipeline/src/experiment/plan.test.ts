@@ -12,7 +12,7 @@ import { runCli as mergeLoraCli } from '@latent-sft/merge-lora-app';
 import { runCli as phase1Cli } from '@latent-sft/phase1-app';
 import { runCli as phase2Cli } from '@latent-sft/phase2-app';
 import { describe, expect, it } from 'vitest';
-import { type Stage, checkOrder, planSchema, stageGraph } from './plan.js';
+import { type Stage, checkOrder, planSchema, selectStages, stageGraph } from './plan.js';
 
 const PLANS = join(import.meta.dirname, '..', '..', 'configs', 'table1');
 const plans = readdirSync(PLANS)
@@ -58,8 +58,8 @@ async function printConfig(st: Stage, file: string): Promise<Record<string, unkn
 }
 
 describe('experiment plans', () => {
-  it('the committed plans are table1/{gsm8k,multiplication,smoke}.json', () => {
-    expect(plans).toEqual(['gsm8k.json', 'multiplication.json', 'smoke.json']);
+  it('the committed plans are table1/{gsm8k,multiplication,multiplication-4x4,multiplication-official,smoke}.json', () => {
+    expect(plans).toEqual(['gsm8k.json', 'multiplication-4x4.json', 'multiplication-official.json', 'multiplication.json', 'smoke.json']);
   });
 
   for (const name of plans) {
@@ -68,7 +68,7 @@ describe('experiment plans', () => {
       const dir = mkdtempSync(join(tmpdir(), 'plan-'));
       const stages = stageGraph(plan, dir);
       checkOrder(stages);
-      expect(stages).toHaveLength(2 + 6 * plan.rows.length + 2 + plan.rows.length);
+      expect(stages).toHaveLength((2 + 6 * plan.rows.length + 2 + plan.rows.length) * (plan.trainingSeeds?.length ?? 1));
       for (const st of stages) {
         const file = join(dir, `${st.id.replaceAll('/', '__')}.json`);
         writeFileSync(file, JSON.stringify(st.config));
@@ -115,6 +115,55 @@ describe('stageGraph', () => {
     }
     expect(cfg('r4-hidden/phase2')['gumbel']).toMatchObject({ enabled: false });
     expect(cfg('r4/phase2')['gumbel']).toMatchObject({ enabled: true });
+  });
+
+  it('trainingSeeds: the whole graph once per seed under seed-<t>/, train.seed t, init seed model.initSeed + t, labels suffixed', () => {
+    const seeded = planSchema.parse({ ...plan, trainingSeeds: [4, 9] });
+    const st = stageGraph(seeded, '/x');
+    checkOrder(st);
+    expect(st).toHaveLength(2 * stages.length);
+    const by = new Map(st.map((s) => [s.id, s]));
+    const c = (id: string) => (by.get(id) as Stage).config;
+    for (const t of [4, 9]) {
+      const pre = `seed-${t}/`;
+      expect(st.filter((s) => s.id.startsWith(pre)).map((s) => s.id.slice(pre.length))).toEqual(stages.map((s) => s.id));
+      expect(c(`${pre}cot`)).toMatchObject({ out: `/x/${pre}cot`, base: { initSeed: plan.model.initSeed + t }, train: { seed: t } });
+      expect(c(`${pre}r4/phase1-union`)).toMatchObject({
+        train: { seed: t },
+        encoder: `/x/${pre}r4/phase1-encoder/hf`,
+        decoder: `/x/${pre}r4/phase1-decoder/hf`,
+      });
+      expect(c(`${pre}r4/phase2`)['train']).toMatchObject({ seed: t });
+      expect(by.get(`${pre}r4/phase1-encoder`)?.deps).toEqual([`${pre}cot`]);
+      expect(c(`${pre}eval/r4`)).toMatchObject({ model: `/x/${pre}r4/phase2/hf`, 'method-name': `Latent-SFT(4) [training seed ${t}]` });
+      expect(c(`${pre}r4/phase1-encoder`)['data']).toEqual(plan.data); // the data stays the same
+    }
+    // Without trainingSeeds nothing moves and the plan's own seeds stay.
+    expect(cfg('cot')['train']).toEqual(plan.stages.cotSft.train);
+    expect(planSchema.safeParse({ ...plan, trainingSeeds: [1, 1] }).success).toBe(false);
+  });
+
+  it('passes the select block to the three phase-1 stages only', () => {
+    const sel = { metric: 'gold-cot-exact', examples: 32 };
+    const p = planSchema.parse({ ...plan, stages: { ...plan.stages, phase1Decoder: { ...plan.stages.phase1Decoder, select: sel } } });
+    const st = new Map(stageGraph(p, '/x').map((s) => [s.id, s.config]));
+    expect(st.get('r4/phase1-decoder')?.['select']).toEqual(sel);
+    expect(st.get('r4/phase1-encoder')?.['select']).toEqual({});
+    expect(st.get('r4/phase2')?.['select']).toBeUndefined();
+  });
+
+  it('--only: the named stages and their transitive dependencies, in order; an unknown id in one line', () => {
+    expect(selectStages(stages, ['eval/cot']).map((s) => s.id)).toEqual(['cot', 'eval/cot']);
+    expect(selectStages(stages, ['r4/m1', 'eval/no-cot']).map((s) => s.id)).toEqual([
+      'no-cot',
+      'cot',
+      'r4/phase1-encoder',
+      'r4/phase1-decoder',
+      'r4/phase1-union',
+      'r4/m1',
+      'eval/no-cot',
+    ]);
+    expect(() => selectStages(stages, ['eval/r9'])).toThrow(/field 'only': no stage 'eval\/r9' in this plan/);
   });
 
   it('rejects duplicate row ids and bad plans', () => {

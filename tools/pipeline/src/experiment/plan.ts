@@ -3,10 +3,16 @@
 // stages the driver runs (each stage = one phase app run or one eval run, with its dependencies); the
 // app configs are validated by the apps' own schemas before anything runs.
 import { join } from 'node:path';
+import { inputError } from '@latent-sft/core';
 import { z } from 'zod';
 
 const trainBlock = z.record(z.string(), z.unknown()).default({}).describe('the app config `train` block');
 const loraBlock = z.record(z.string(), z.unknown()).default({}).describe('the app config `lora` block');
+const selectBlock = z
+  .record(z.string(), z.unknown())
+  .default({})
+  .describe('the phase-1 app config `select` block (best checkpoint by the held-out gold-CoT evaluation; needs train.checkpointEvery)');
+const phase1Stage = z.object({ lora: loraBlock, train: trainBlock, select: selectBlock }).strict();
 
 const latentKind = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('soft-topk'), k: z.number().int().positive().default(10) }),
@@ -39,6 +45,15 @@ export const planSchema = z
     compute: z.enum(['float32', 'float16', 'bfloat16']).default('float32'),
     concurrency: z.number().int().positive().default(2).describe('stages run at the same time (separate processes)'),
     tokenizer: z.enum(['llama-3.2', 'qwen3']).default('llama-3.2'),
+    trainingSeeds: z
+      .array(z.number().int().min(0))
+      .min(1)
+      .refine((a) => new Set(a).size === a.length, 'training seeds must differ')
+      .optional()
+      .describe(
+        'train every row (No-CoT, CoT-SFT and each Latent-SFT chain) once per seed t, in seed-<t>/: train.seed = t in every training stage and the ' +
+          'from-scratch init seed model.initSeed + t; the data stays the same. Absent: one run, unprefixed, with the seeds of the plan',
+      ),
     model: z
       .object({
         hiddenSize: z.number().int().positive(),
@@ -55,9 +70,9 @@ export const planSchema = z
       .object({
         cotSft: z.object({ train: trainBlock }).strict(),
         noCot: z.object({ train: trainBlock }).strict(),
-        phase1Encoder: z.object({ lora: loraBlock, train: trainBlock }).strict(),
-        phase1Decoder: z.object({ lora: loraBlock, train: trainBlock }).strict(),
-        phase1Union: z.object({ lora: loraBlock, train: trainBlock }).strict(),
+        phase1Encoder: phase1Stage,
+        phase1Decoder: phase1Stage,
+        phase1Union: phase1Stage,
         cache: z
           .object({ batchSize: z.number().int().positive().default(64) })
           .strict()
@@ -112,21 +127,44 @@ export interface Stage {
 const steps = (train: Record<string, unknown>): number => (typeof train['steps'] === 'number' ? train['steps'] : 0);
 const batch = (train: Record<string, unknown>): number => (typeof train['batchSize'] === 'number' ? train['batchSize'] : 0);
 
-/** The stages of a plan, in a valid order (dependencies first), with configs rooted at `dir`. */
+/** The folder prefix of training seed `t` ('' for a plan without trainingSeeds). */
+export function seedPrefix(plan: Pick<Plan, 'trainingSeeds'>, t: number | null): string {
+  return plan.trainingSeeds === undefined || t === null ? '' : `seed-${t}/`;
+}
+
+/** The eval method label of a row under training seed `t` (the plain label without trainingSeeds). */
+export function seedLabel(label: string, t: number | null): string {
+  return t === null ? label : `${label} [training seed ${t}]`;
+}
+
+/**
+ * The stages of a plan, in a valid order (dependencies first), with configs rooted at `dir`: with
+ * `trainingSeeds`, the whole graph once per seed under seed-<t>/ (see planSchema.trainingSeeds).
+ */
 export function stageGraph(plan: Plan, dir: string, dataDir?: string): Stage[] {
+  const out = (plan.trainingSeeds ?? [null]).flatMap((t) => seedStages(plan, dir, dataDir, t));
+  const ids = new Set(out.map((st) => st.id));
+  if (ids.size !== out.length) throw new Error('stageGraph: duplicate stage ids (two rows with the same id?)');
+  return out;
+}
+
+/** The stages of one training seed (`t` null: the plan's own seeds, no prefix). */
+function seedStages(plan: Plan, dir: string, dataDir: string | undefined, t: number | null): Stage[] {
+  const pre = seedPrefix(plan, t);
   const at = (p: string) => join(dir, p);
   const common = { data: dataDir !== undefined ? { ...plan.data, dataDir } : plan.data, device: plan.device };
-  const base = { kind: 'init', ...plan.model };
+  const base = { kind: 'init', ...plan.model, ...(t !== null ? { initSeed: plan.model.initSeed + t } : {}) };
   const out: Stage[] = [];
   const trainStage = (id: string, app: StageApp, deps: string[], config: Record<string, unknown>, train: Record<string, unknown>) => {
-    out.push({ id, app, out: id, deps, config: { ...config, out: at(id), train }, examples: steps(train) * batch(train) });
+    const seeded = t !== null ? { ...train, seed: t } : train;
+    out.push({ id, app, out: id, deps, config: { ...config, out: at(id), train: seeded }, examples: steps(seeded) * batch(seeded) });
   };
-  trainStage('no-cot', 'cot-sft', [], { ...common, base, tokenizer: plan.tokenizer, variant: 'no-cot', compute: plan.compute }, plan.stages.noCot.train);
-  trainStage('cot', 'cot-sft', [], { ...common, base, tokenizer: plan.tokenizer, variant: 'cot', compute: plan.compute }, plan.stages.cotSft.train);
-  const m0 = at('cot/hf');
+  trainStage(`${pre}no-cot`, 'cot-sft', [], { ...common, base, tokenizer: plan.tokenizer, variant: 'no-cot', compute: plan.compute }, plan.stages.noCot.train);
+  trainStage(`${pre}cot`, 'cot-sft', [], { ...common, base, tokenizer: plan.tokenizer, variant: 'cot', compute: plan.compute }, plan.stages.cotSft.train);
+  const m0 = at(`${pre}cot/hf`);
   const s = plan.stages;
   for (const row of plan.rows) {
-    const p = (name: string) => `${row.id}/${name}`;
+    const p = (name: string) => `${pre}${row.id}/${name}`;
     // The row's latent spec is declared once, by the phase-1 encoder stage; every later stage reads it
     // from the latent.json of its inputs (@latent-sft/latent).
     const latent = {
@@ -137,19 +175,25 @@ export function stageGraph(plan: Plan, dir: string, dataDir?: string): Stage[] {
       ltsum: row.ltsum,
     };
     const p1 = { ...common, compute: plan.compute };
-    trainStage(p('phase1-encoder'), 'phase1-encoder', ['cot'], { ...p1, latent, base: m0, lora: s.phase1Encoder.lora }, s.phase1Encoder.train);
+    trainStage(
+      p('phase1-encoder'),
+      'phase1-encoder',
+      [`${pre}cot`],
+      { ...p1, latent, base: m0, lora: s.phase1Encoder.lora, select: s.phase1Encoder.select },
+      s.phase1Encoder.train,
+    );
     trainStage(
       p('phase1-decoder'),
       'phase1-decoder',
-      ['cot', p('phase1-encoder')],
-      { ...p1, base: m0, encoder: at(`${p('phase1-encoder')}/hf`), lora: s.phase1Decoder.lora },
+      [`${pre}cot`, p('phase1-encoder')],
+      { ...p1, base: m0, encoder: at(`${p('phase1-encoder')}/hf`), lora: s.phase1Decoder.lora, select: s.phase1Decoder.select },
       s.phase1Decoder.train,
     );
     trainStage(
       p('phase1-union'),
       'phase1-union',
       [p('phase1-encoder'), p('phase1-decoder')],
-      { ...p1, encoder: at(`${p('phase1-encoder')}/hf`), decoder: at(`${p('phase1-decoder')}/hf`), lora: s.phase1Union.lora },
+      { ...p1, encoder: at(`${p('phase1-encoder')}/hf`), decoder: at(`${p('phase1-decoder')}/hf`), lora: s.phase1Union.lora, select: s.phase1Union.select },
       s.phase1Union.train,
     );
     out.push({
@@ -218,11 +262,9 @@ export function stageGraph(plan: Plan, dir: string, dataDir?: string): Stage[] {
         ...(dataDir !== undefined ? { 'data-dir': dataDir } : {}),
       },
     });
-  evalStage('eval/no-cot', 'no-cot', 'no-cot/hf', 'no-cot', 'No-CoT');
-  evalStage('eval/cot', 'cot', 'cot/hf', 'explicit', 'CoT-SFT');
-  for (const row of plan.rows) evalStage(`eval/${row.id}`, `${row.id}/phase2`, `${row.id}/phase2/hf`, 'latent', row.label);
-  const ids = new Set(out.map((st) => st.id));
-  if (ids.size !== out.length) throw new Error('stageGraph: duplicate stage ids (two rows with the same id?)');
+  evalStage(`${pre}eval/no-cot`, `${pre}no-cot`, `${pre}no-cot/hf`, 'no-cot', seedLabel('No-CoT', t));
+  evalStage(`${pre}eval/cot`, `${pre}cot`, `${pre}cot/hf`, 'explicit', seedLabel('CoT-SFT', t));
+  for (const row of plan.rows) evalStage(`${pre}eval/${row.id}`, `${pre}${row.id}/phase2`, `${pre}${row.id}/phase2/hf`, 'latent', seedLabel(row.label, t));
   return out;
 }
 
@@ -233,4 +275,28 @@ export function checkOrder(stages: readonly Stage[]): void {
     for (const d of st.deps) if (!seen.has(d)) throw new Error(`stage ${st.id} depends on ${d}, which is not an earlier stage`);
     seen.add(st.id);
   }
+}
+
+/**
+ * The stages `only` names and everything they depend on, in their order (for `run --only`: e.g. the
+ * CoT-SFT gate of a plan, `seed-1/eval/cot`, before paying for the rest). An unknown id is an error.
+ */
+export function selectStages(stages: readonly Stage[], only: readonly string[]): Stage[] {
+  const byId = new Map(stages.map((st) => [st.id, st]));
+  const keep = new Set<string>();
+  const visit = (id: string): void => {
+    if (keep.has(id)) return;
+    const st = byId.get(id);
+    if (st === undefined) throw new Error(id);
+    keep.add(id);
+    for (const d of st.deps) visit(d);
+  };
+  for (const id of only) {
+    if (!byId.has(id)) {
+      const near = stages.filter((st) => st.id.endsWith(id.split('/').pop() as string)).slice(0, 3);
+      throw inputError({ field: 'only' }, `no stage '${id}' in this plan${near.length > 0 ? ` (e.g. ${near.map((st) => st.id).join(', ')})` : ''}`);
+    }
+    visit(id);
+  }
+  return stages.filter((st) => keep.has(st.id));
 }
