@@ -101,7 +101,8 @@ function collectImports(sf, pkgName, used) {
     const visitNs = (node) => {
       if (ts.isPropertyAccessExpression(node) && ts.isIdentifier(node.expression) && namespaces.has(node.expression.text)) used.add(node.name.text);
       else if (ts.isQualifiedName(node) && ts.isIdentifier(node.left) && namespaces.has(node.left.text)) used.add(node.right.text);
-      else if (ts.isIdentifier(node) && namespaces.has(node.text) && !ts.isNamespaceImport(node.parent)) all = true; // passed on whole
+      else if (ts.isIdentifier(node) && namespaces.has(node.text) && !ts.isNamespaceImport(node.parent))
+        all = true; // passed on whole
       else ts.forEachChild(node, visitNs);
     };
     visitNs(sf);
@@ -260,7 +261,11 @@ export function exportProblems(root) {
   const projects = workspaceProjects(root);
   const hash = createHash('sha256').update(readFileSync(fileURLToPath(import.meta.url)));
   for (const f of [join(root, 'tsconfig.base.json'), ...[...projects.values()].flatMap((d) => [join(d, 'package.json'), ...sourceFiles(d)])])
-    if (existsSync(f)) hash.update(`${relative(root, f)}\0`).update(readFileSync(f)).update('\0');
+    if (existsSync(f))
+      hash
+        .update(`${relative(root, f)}\0`)
+        .update(readFileSync(f))
+        .update('\0');
   const cacheDir = join(root, 'node_modules', '.cache', 'latent-sft-exports');
   const cacheFile = join(cacheDir, `${hash.digest('hex').slice(0, 32)}.json`);
   if (existsSync(cacheFile)) return new Map(JSON.parse(readFileSync(cacheFile, 'utf8')));
@@ -275,7 +280,9 @@ export function exportProblems(root) {
     const file = relative(root, index);
     out.set(
       dir,
-      unusedExports(program, index, used.get(name)).map((n) => `${file}: '${n}' is exported but no other project uses it and no exported signature refers to it`),
+      unusedExports(program, index, used.get(name)).map(
+        (n) => `${file}: '${n}' is exported but no other project uses it and no exported signature refers to it`,
+      ),
     );
   }
   if (existsSync(join(root, 'node_modules'))) {
