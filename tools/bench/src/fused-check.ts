@@ -41,6 +41,29 @@ const status = fusedKernelsStatus(cuda);
 emit({ check: 'kernels', ok: status === '', status });
 if (status !== '') process.exit(1);
 
+/**
+ * Worst CUDA-vs-CPU relative difference of each output: elementwise (|a − b| / (|b| + 1e-30), so a
+ * nonzero where the CPU kernel has an exact zero fails) for `elementwise`, and relative to the case's
+ * largest |CPU value| for `byMax` (outputs whose terms cancel).
+ */
+function worstRelPerOutput(
+  gpu: Record<string, HostTensor>,
+  host: Record<string, HostTensor>,
+  elementwise: readonly string[],
+  byMax: readonly string[],
+): Record<string, number> {
+  const worst: Record<string, number> = {};
+  for (const k of [...elementwise, ...byMax]) {
+    const [a, b] = [floatValues(gpu[k] as HostTensor), floatValues(host[k] as HostTensor)];
+    const norm = byMax.includes(k) ? b.reduce((acc, v) => Math.max(acc, Math.abs(v)), 0) : 0;
+    let w = 0;
+    for (let i = 0; i < a.length; i++)
+      w = Math.max(w, Math.abs((a[i] as number) - (b[i] as number)) / (byMax.includes(k) ? norm : Math.abs(b[i] as number) + 1e-30));
+    worst[k] = w;
+  }
+  return worst;
+}
+
 function mismatches(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let bad = 0;
   for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) bad++;
@@ -119,16 +142,8 @@ if (!values['timing-only'])
     ] as const) {
       const c = maskedSoftmaxCase(dtype, [...dims], [...maskDims], scale, 9);
       const [gpu, host] = [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
-      const worst: Record<string, number> = {};
-      for (const k of ['y', 'stats', 'dx']) {
-        const [a, b] = [floatValues(gpu[k] as HostTensor), floatValues(host[k] as HostTensor)];
-        // y, stats: elementwise relative; dx (y·(dy − t) cancels): relative to the largest |dx| of the case.
-        const norm = k === 'dx' ? b.reduce((acc, v) => Math.max(acc, Math.abs(v)), 0) : 0;
-        let w = 0;
-        for (let i = 0; i < a.length; i++)
-          w = Math.max(w, Math.abs((a[i] as number) - (b[i] as number)) / (k === 'dx' ? norm : Math.abs(b[i] as number) + 1e-30));
-        worst[k] = w;
-      }
+      // y, stats: elementwise relative; dx (y·(dy − t) cancels): relative to the largest |dx| of the case.
+      const worst = worstRelPerOutput(gpu, host, ['y', 'stats'], ['dx']);
       const ok = worst['y']! <= 2 * ulp && worst['stats']! <= 1e-5 && worst['dx']! <= 4 * ulp;
       if (!ok) failed++;
       emit({ check: 'masked-softmax', dtype, dims, scale, ok, worst_rel: worst });
@@ -150,15 +165,7 @@ if (!values['timing-only'])
     ]) {
       const c = rmsNormCase(dtype, dims, 5);
       const [gpu, host] = [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
-      const worst: Record<string, number> = {};
-      for (const k of ['y', 'r', 'dx', 'dw']) {
-        const [a, b] = [floatValues(gpu[k] as HostTensor), floatValues(host[k] as HostTensor)];
-        const byMax = k === 'dx' || k === 'dw';
-        const norm = byMax ? b.reduce((acc, v) => Math.max(acc, Math.abs(v)), 0) : 0;
-        let w = 0;
-        for (let i = 0; i < a.length; i++) w = Math.max(w, Math.abs((a[i] as number) - (b[i] as number)) / (byMax ? norm : Math.abs(b[i] as number) + 1e-30));
-        worst[k] = w;
-      }
+      const worst = worstRelPerOutput(gpu, host, ['y', 'r'], ['dx', 'dw']);
       const ok = worst['y']! <= 2 * ulp && worst['r']! <= 1e-5 && worst['dx']! <= 4 * ulp && worst['dw']! <= 4 * ulp;
       if (!ok) failed++;
       emit({ check: 'rmsnorm', dtype, dims, ok, worst_rel: worst });
