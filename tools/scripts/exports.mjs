@@ -7,7 +7,7 @@
 //       type-parameter types, extends/implements, `typeof`), so the public API stays closed under its
 //       types: a user can name the type of everything they call.
 // (a) is syntactic (import/export declarations, `import('…').X` types, namespace imports' `ns.X`).
-// (b) uses the TypeScript checker on a program rooted at the package's index: written annotations are
+// (b) uses the TypeScript checker (one program over all packages' indexes): written annotations are
 // followed as written (aliases keep their names); where a signature has none (an inferred return type,
 // an unannotated `const`), the inferred type is walked instead. Private class members and function
 // bodies are not part of a signature. Types the package declares but does not export are looked
@@ -52,7 +52,7 @@ function workspaceProjects(root) {
  * 'all' when some file takes the whole module in a way that cannot be narrowed (`export *`, a dynamic
  * import kept whole, a namespace passed on).
  */
-export function importedNames(root, projects = workspaceProjects(root)) {
+function importedNames(root, projects = workspaceProjects(root)) {
   const used = new Map([...projects.keys()].map((n) => [n, new Set()]));
   for (const [owner, dir] of projects) {
     for (const file of sourceFiles(dir)) {
