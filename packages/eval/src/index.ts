@@ -8,7 +8,7 @@ export type { AnswerSource, ExtractOptions, Extraction, ExtractionMode } from '.
 export { datasetAnswerKind, isEquivalent } from './equivalence.js';
 export type { AnswerKind, MatchMethod } from './equivalence.js';
 export type { Judgement, ScoreResult, Verdict } from './score.js';
-export { formatValue } from './table.js';
+export { formatStd, formatValue, meanStd } from './table.js';
 export type { Stat, Table1, Table1Cell, Table1Row } from './table.js';
 export { EVAL_MODES, buildSummary, parseSummary, renderSummariesMarkdown, runStats } from './report.js';
 export type { EvalMode, EvalRow, EvalSummary, LatentStepRecord, RunStats } from './report.js';

@@ -14,7 +14,7 @@ export type {
   TensorCodec,
   TensorDtype,
 } from './checkpoint.js';
-export { readMetrics } from './metrics.js';
+export { MetricsWriter, readMetrics } from './metrics.js';
 export { detectCollapse } from './collapse.js';
 export type { CollapseOptions, CollapseReason, CollapseVerdict } from './collapse.js';
 export type { MetricsRecord } from './metrics.js';
@@ -30,7 +30,7 @@ export type { ComputeDtype, StepGraphOptions, StepGraphs } from './step-graphs.j
 export type { DynamicLossScaleOptions } from './loss-scale.js';
 export { Trainer } from './trainer.js';
 export type { TrainerOptions, TrainerState, TrainerStepResult, TrainerTransferStats } from './trainer.js';
-export { Evaluator, buildEvalGraph } from './evaluator.js';
+export { Evaluator } from './evaluator.js';
 export type { EvalBatch, EvalResult } from './evaluator.js';
 export { safetensorsCodec } from './codec.js';
 export { trainWithCheckpoints } from './train-with-checkpoints.js';
