@@ -41,6 +41,19 @@ const status = fusedKernelsStatus(cuda);
 emit({ check: 'kernels', ok: status === '', status });
 if (status !== '') process.exit(1);
 
+/** The dtypes the kernel checks cover, each with its bound unit: one ulp for the 16-bit ones, `f32` for float32. */
+const dtypeGrid = (f32: number) =>
+  [
+    ['float32', f32],
+    ['bfloat16', 2 ** -7],
+    ['float16', 2 ** -10],
+  ] as const;
+
+/** Outputs of one case on the CUDA kernels and on their CPU twins. */
+async function onBoth(c: { model: Uint8Array; inputs: Record<string, HostTensor> }): Promise<[Record<string, HostTensor>, Record<string, HostTensor>]> {
+  return [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
+}
+
 /**
  * Worst CUDA-vs-CPU relative difference of each output: elementwise (|a − b| / (|b| + 1e-30), so a
  * nonzero where the CPU kernel has an exact zero fails) for `elementwise`, and relative to the case's
@@ -90,7 +103,7 @@ if (!values['timing-only'])
   for (const to of ['bfloat16', 'float16'] as const) {
     for (const n of [1003, (1 << 20) + 5]) {
       const c = adamwCopyCase(n, to, 12);
-      const [gpu, host] = [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
+      const [gpu, host] = await onBoth(c);
       const bits = (t: HostTensor) => t.data as ArrayLike<number>;
       const bad = {
         vs_adamw: ['p', 'm', 'v'].reduce((acc, k) => acc + mismatches(bits(gpu[`${k}c`]!), bits(gpu[`${k}a`]!)), 0),
@@ -131,17 +144,13 @@ if (!values['timing-only'])
 // order), so values agree to ~1e-6 relative before the final rounding; a 16-bit result near a rounding
 // boundary may differ by one ulp of its dtype.
 if (!values['timing-only'])
-  for (const [dtype, ulp] of [
-    ['float32', 1e-5],
-    ['bfloat16', 2 ** -7],
-    ['float16', 2 ** -10],
-  ] as const) {
+  for (const [dtype, ulp] of dtypeGrid(1e-5)) {
     for (const [dims, maskDims, scale] of [
       [[2, 3, 5, 7], [2, 1, 5, 7], 1],
       [[2, 2, 4, 64, 512], [2, 1, 1, 64, 512], 0.125],
     ] as const) {
       const c = maskedSoftmaxCase(dtype, [...dims], [...maskDims], scale, 9);
-      const [gpu, host] = [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
+      const [gpu, host] = await onBoth(c);
       // y, stats: elementwise relative; dx (y·(dy − t) cancels): relative to the largest |dx| of the case.
       const worst = worstRelPerOutput(gpu, host, ['y', 'stats'], ['dx']);
       const ok = worst['y']! <= 2 * ulp && worst['stats']! <= 1e-5 && worst['dx']! <= 4 * ulp;
@@ -154,17 +163,13 @@ if (!values['timing-only'])
 // dtype elementwise; r: 1e-5 relative; dx and dw (dw summed over row blocks of another size): relative
 // to the largest entry of the case.
 if (!values['timing-only'])
-  for (const [dtype, ulp] of [
-    ['float32', 1e-5],
-    ['bfloat16', 2 ** -7],
-    ['float16', 2 ** -10],
-  ] as const) {
+  for (const [dtype, ulp] of dtypeGrid(1e-5)) {
     for (const dims of [
       [3, 15, 13],
       [8, 512, 2048],
     ]) {
       const c = rmsNormCase(dtype, dims, 5);
-      const [gpu, host] = [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
+      const [gpu, host] = await onBoth(c);
       const worst = worstRelPerOutput(gpu, host, ['y', 'r'], ['dx', 'dw']);
       const ok = worst['y']! <= 2 * ulp && worst['r']! <= 1e-5 && worst['dx']! <= 4 * ulp && worst['dw']! <= 4 * ulp;
       if (!ok) failed++;
@@ -179,17 +184,13 @@ if (!values['timing-only'])
 // g = −1.28) within four, relative to the case's largest |dGate|. The larger shape is the benchmark's MLP
 // [8, 512, 8192]; the odd one has a tail that is not a multiple of 4 (the scalar path).
 if (!values['timing-only'])
-  for (const [dtype, ulp] of [
-    ['float32', 1e-6],
-    ['bfloat16', 2 ** -7],
-    ['float16', 2 ** -10],
-  ] as const) {
+  for (const [dtype, ulp] of dtypeGrid(1e-6)) {
     for (const dims of [
       [3, 7, 4099],
       [8, 512, 8192],
     ]) {
       const c = swigluCase(dtype, dims, 6);
-      const [gpu, host] = [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
+      const [gpu, host] = await onBoth(c);
       const ref = dims[0] === 3 ? swigluReference(c.inputs) : null;
       const worst: Record<string, number> = {};
       for (const k of ['y', 'dgate', 'dup'] as const) {
