@@ -9,6 +9,8 @@
 //     (a project's `*.config.ts` may import the shared configs at the repo root, e.g. vitest.shared.ts);
 //   - or a third-party / node: module (not checked here: pnpm's strict node_modules already refuses
 //     undeclared ones).
+// For a package (packages/*), also the public-API rule (exports.mjs): its index exports only what other
+// projects use, plus the types those exports' signatures refer to.
 // Prints one line per violation (file:line: what) and exits 1 when there is any. nanochat-style layering,
 // checked without an ESLint stack: Biome lints, this script keeps the package graph honest.
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
@@ -82,6 +84,10 @@ for (const file of sources(project)) {
       else if (/\.test(\.[jt]s)?$/.test(spec)) problems.push(`${at}: imports the test file '${spec}' (share helpers through a *.testing.ts file or test/)`);
     }
   }
+}
+if (relative(root, project).startsWith(`packages${sep}`)) {
+  const { exportProblems } = await import('./exports.mjs');
+  problems.push(...(exportProblems(root).get(project) ?? []));
 }
 for (const p of problems) process.stdout.write(`${p}\n`);
 if (problems.length > 0) {

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { UserError } from '@latent-sft/core';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { buildCli, defineCommand, defineConfig, yargsOptionsFromSchema, type ConfigOf } from './index.js';
+import { buildCli, defineCommand, defineConfig, type ConfigOf } from './index.js';
+import { yargsOptionsFromSchema } from './cli.js';
 
 const schema = z.object({
   seed: z.number().int().default(42).describe('random seed'),

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, configDiff, configHash, configRecord } from './index.js';
+import { canonicalJson } from './record.js';
+import { configDiff, configHash, configRecord } from './index.js';
 import { closest, levenshtein } from './suggest.js';
 
 describe('configRecord', () => {

@@ -2,7 +2,7 @@
 // ProcessGroup interface (allReduceMean, broadcast, barrier), its CPU backend over TCP with the
 // rendezvous at rank 0, the rank variables a launcher passes (torchrun's), the split of a global
 // batch into rank shards, and the per-node launcher.
-export { rankEnv, rankFromEnv, shardRange } from './group.js';
+export { rankFromEnv, shardRange } from './group.js';
 export type { ProcessGroup, RankInfo } from './group.js';
 export { connectTcpGroup } from './tcp.js';
 export type { TcpGroupOptions } from './tcp.js';

@@ -5,7 +5,8 @@ import { liveTensorCount } from '@latent-sft/runtime';
 import { initParameters, tinyLlama, tinyQwen2 } from '@latent-sft/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FullRecompute, type Tiny, loadTiny, fixture } from '../test/reference.js';
-import { type GenerateRequest, type GenerationResult, Generator, buildStepGraph } from './index.js';
+import { type GenerateRequest, type GenerationResult, Generator } from './index.js';
+import { buildStepGraph } from './graphs.js';
 
 /** Engine (cached, batched, fp32 graph) vs reference (recomputed, B = 1) probabilities / embeddings. */
 const CACHED = { atol: 2e-5, rtol: 0 };

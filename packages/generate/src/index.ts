@@ -9,7 +9,5 @@ export type {
   GeneratorOptions,
   LatentStep,
 } from './generator.js';
-export { COMPACT, STEP, buildCompactGraph, buildStepGraph } from './graphs.js';
-export type { GenerateDtype, StepGraphOptions } from './graphs.js';
-export { checkSampling, nucleusSize, sampleNucleus, sortRow } from './sampling.js';
+export type { GenerateDtype } from './graphs.js';
 export type { Sampling } from './sampling.js';

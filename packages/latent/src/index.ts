@@ -2,52 +2,25 @@
 // embeddings (full softmax and top-k), Gumbel perturbation, KL over top-k, entropy, ECR@K and N_eff.
 export { matrix } from './matrix.js';
 export type { FloatArray, Matrix } from './matrix.js';
-export { logSoftmaxRows, softmaxRows } from './softmax.js';
-export { latentLogits, softEmbeddingFull, softEmbeddingTopK, topKDistribution, topKIndices } from './superposition.js';
+export { softmaxRows } from './softmax.js';
+export { softEmbeddingTopK, topKDistribution } from './superposition.js';
 export { gumbelPerturb } from './gumbel.js';
 export type { GumbelOptions, GumbelResult } from './gumbel.js';
-export { entropy, klFull, klTopK } from './divergence.js';
+export { entropy, klTopK } from './divergence.js';
 export type { KlResult } from './divergence.js';
 export { ecrAtK } from './ecr.js';
 export type { EcrInput } from './ecr.js';
-export {
-  PARALLELISM_EPS,
-  distanceMatrix,
-  greedyAssignment,
-  nEff,
-  parallelism,
-  pathPosterior,
-  pathScore,
-  segmentBoundaries,
-} from './parallelism.js';
-export type {
-  DistanceMetric,
-  ParallelismInput,
-  ParallelismOptions,
-  ParallelismResult,
-  PathScoreOptions,
-  ReferencePath,
-} from './parallelism.js';
 // Graph-side (training) versions of the latent math, for @latent-sft/graph training graphs.
-export {
-  checkDetached,
-  gHiddenStateLatents,
-  gLatentEmbedding,
-  gLatentLogits,
-  gSoftEmbeddingFull,
-  gSoftEmbeddingTopK,
-  gWeightedEmbedding,
-} from './graph-superposition.js';
+export { gLatentEmbedding, gLatentLogits, gSoftEmbeddingTopK, gWeightedEmbedding } from './graph-superposition.js';
 export type { LatentEmbedding, LatentKind } from './graph-superposition.js';
 export { gScatterLatents, gShiftedSlotLogits } from './graph-slots.js';
-export { gEntropy, gKlFull, gKlTopK } from './graph-divergence.js';
+export { gKlFull, gKlTopK } from './graph-divergence.js';
 export type { GraphKl } from './graph-divergence.js';
 // The latent spec recorded beside every model (latent.json): one type, one reader/writer.
 export {
   DEFAULT_LATENT_SPEC,
   LATENT_KIND_NAMES,
   LATENT_SPEC_FILE,
-  LEGACY_DEFAULTS,
   parseLatentSpec,
   readLatentSpec,
   readLatentSpecs,

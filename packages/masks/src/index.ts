@@ -2,10 +2,9 @@
 // (decoder), dual-track position ids, batching with right padding and the additive mask form.
 export { inductionMask } from './induction.js';
 export type { InductionMaskOptions } from './induction.js';
-export { supervisionMask, supervisionSegments } from './supervision.js';
-export type { SupervisionMaskOptions, SupervisionSegments } from './supervision.js';
+export { supervisionMask } from './supervision.js';
+export type { SupervisionMaskOptions } from './supervision.js';
 export { contiguousPositions, dualTrackPositions } from './positions.js';
 export type { DualTrackOptions } from './positions.js';
 export { batchMasks, batchPositions, causalPaddingMask } from './batch.js';
-export { BF16_MIN, FP32_MIN, toAdditive } from './additive.js';
-export { formatMask, parseMask } from './grid.js';
+export { FP32_MIN, toAdditive } from './additive.js';

@@ -1,52 +1,19 @@
 // @latent-sft/models: Llama-3 / Qwen2 / Qwen3 configs, parameter names and shapes, safetensors I/O, HF
 // initialisation, checkpoint folders, PEFT LoRA adapters, and the Llama-3 / Qwen2 / Qwen3 decoder as a function
 // of graph tensors (decoder, embed; buildDecoder declares its inputs by name) with LoRA and a KV cache.
-export {
-  DEFAULT_LAYOUT,
-  INERT_CONFIG_FIELDS,
-  configFieldList,
-  deepseekR1DistillQwen7b,
-  llama32_1b,
-  modelConfigToJson,
-  parseModelConfig,
-  ropeInvFreq,
-  tinyLlama,
-  tinyQwen2,
-  tinyQwen3,
-  writeModelConfig,
-} from './config.js';
+export { configFieldList, deepseekR1DistillQwen7b, llama32_1b, modelConfigToJson, parseModelConfig, tinyLlama, tinyQwen2 } from './config.js';
 export type { ConfigLayout, Llama3RopeScaling, ModelConfig, ParseConfigOptions, TinyConfigOptions, TorchDtype } from './config.js';
-export { bf16BitsToFloat32, f16BitsToFloat32, float32ToBf16Bits, float32ToF16Bits, roundToBf16 } from './dtype.js';
 export { parameterCount, parameterShapes } from './params.js';
 export type { ParameterShape } from './params.js';
-export {
-  DTYPE_SIZE,
-  SafetensorsFile,
-  ShardedSafetensors,
-  openSafetensors,
-  openShardedSafetensors,
-  readSafetensorsHeader,
-  safetensorsHeaderBytes,
-  writeSafetensors,
-} from './safetensors.js';
+export { SafetensorsFile, openSafetensors, writeSafetensors } from './safetensors.js';
 export type { Dtype, SafetensorsHeader, TensorArray, TensorData, TensorInfo, TensorSource } from './safetensors.js';
 export { initParameters } from './init.js';
-export { checkFiniteTensors, firstNonFinite } from './finite.js';
 export type { InitOptions, NamedTensor } from './init.js';
 export { checkTensorsMatchConfig, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 export type { LoadedCheckpoint, SaveCheckpointOptions } from './checkpoint.js';
-export {
-  LORA_TARGETS,
-  adapterConfigJson,
-  loadAdapter,
-  loraParameterShapes,
-  loraScaling,
-  mergeLora,
-  parseAdapterConfig,
-  saveAdapter,
-} from './lora.js';
+export { LORA_TARGETS, loadAdapter, loraParameterShapes, mergeLora, saveAdapter } from './lora.js';
 export type { AdapterOptions, LoadedAdapter, LoraConfig, LoraParameterShape, LoraTarget } from './lora.js';
-export { MASK_MIN, buildDecoder, causalLmLoss, declareWeights, decoder, embed, paddingBias, rmsNorm, staticCacheHeadDim, viewWeights } from './decoder.js';
+export { MASK_MIN, buildDecoder, causalLmLoss, declareWeights, decoder, embed, paddingBias, staticCacheHeadDim, viewWeights } from './decoder.js';
 export type {
   ComputeDtype,
   DecoderGraph,
@@ -58,7 +25,5 @@ export type {
   DecoderWeights,
   StaticKvCache,
 } from './decoder.js';
-export { applyRope, ropeFactors, ropeTables } from './rope-graph.js';
-export type { RopeFactors } from './rope-graph.js';
-export { embedding, hashUniform, linear, seededDropout } from './lora-graph.js';
-export type { LoraPair } from './lora-graph.js';
+export { ropeTables } from './rope-graph.js';
+export { bf16BitsToFloat32, f16BitsToFloat32, float32ToBf16Bits, float32ToF16Bits } from './dtype.js';

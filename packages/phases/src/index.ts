@@ -4,25 +4,15 @@
 // with teacher soft embeddings and Gumbel-perturbed targets; CE + MSE with teacher hidden states for the
 // hidden-state ablation), and the latent-cache forward.
 export type { Objective, ValueSpec } from './objective.js';
-export { encodeProblem, encodeTrainRow } from './examples.js';
+export { encodeProblem } from './examples.js';
 export type { SequenceParts } from './examples.js';
 export { defaultLora, phase1LoraDefaults } from './specs.js';
 export type { FrozenDtype, ParamDtype } from './specs.js';
-export { gatherRows, sequenceExactMatch } from './graph-parts.js';
-export { collateCotSft, cotSftObjective, usesDropout } from './cot-sft.js';
+export { collateCotSft, cotSftObjective } from './cot-sft.js';
 export type { CollatedBatch, CotSftCollateOptions, CotSftOptions } from './cot-sft.js';
-export {
-  DECODER_PREFIX,
-  ENCODER_PREFIX,
-  collateEncoder,
-  collatePhase1,
-  collatePhase1GoldCot,
-  encoderBatchSpecs,
-  encoderConfig,
-  phase1Objective,
-} from './phase1.js';
+export { DECODER_PREFIX, ENCODER_PREFIX, collatePhase1, collatePhase1GoldCot, encoderConfig, phase1Objective } from './phase1.js';
 export type { Phase1CollateOptions, Phase1Options, Phase1Step } from './phase1.js';
-export { collatePhase2, gHiddenMse, isHiddenTeacher, perturbTeacher, phase2HiddenTerms, phase2Objective } from './phase2.js';
+export { collatePhase2, isHiddenTeacher, perturbTeacher, phase2Objective } from './phase2.js';
 export type {
   GumbelTeacherOptions,
   HiddenTeacherLatents,

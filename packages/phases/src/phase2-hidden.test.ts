@@ -27,9 +27,9 @@ import {
   encoderConfig,
   perturbTeacher,
   phase1LoraDefaults,
-  phase2HiddenTerms,
   phase2Objective,
 } from './index.js';
+import { phase2HiddenTerms } from './phase2.js';
 
 /** float64 graph vs fp64 host arithmetic (ORT "basic" optimisation: "all" fuses SiLU into a float-only op). */
 const F64 = { rtol: 1e-10, atol: 1e-12 };

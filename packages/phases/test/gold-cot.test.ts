@@ -7,7 +7,9 @@ import { FP32_MIN, batchPositions, causalPaddingMask, contiguousPositions, toAdd
 import { Rng } from '@latent-sft/core';
 import { type HostTensor, Session } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
-import { collateEncoder, collatePhase1GoldCot, phase1LoraDefaults, phase1Objective, sequenceExactMatch } from '../src/index.js';
+import { collateEncoder } from '../src/phase1.js';
+import { collatePhase1GoldCot, phase1LoraDefaults, phase1Objective } from '../src/index.js';
+import { sequenceExactMatch } from '../src/graph-parts.js';
 import { COMPRESS, END_THINK, EOS, PAD, THINK, config, examples } from './fixtures.js';
 import { f32, nums } from './helpers.js';
 

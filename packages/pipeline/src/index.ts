@@ -3,9 +3,7 @@
 // runner, the phase functions (cot-sft, phase 1 steps, merge-lora, cache-latents, phase 2), summaries,
 // and the evaluation runs (eval run: generation + scoring into a run folder; eval report).
 export {
-  SCHEMA_VERSION,
   cacheLatentsConfig,
-  latentSpecSchema,
   cacheLatentsSchema,
   cotSftConfig,
   cotSftSchema,
@@ -21,46 +19,28 @@ export {
   phase2Config,
   phase2Schema,
 } from './schemas.js';
-export { recordOf } from './context.js';
 export type { RunContext } from './context.js';
 export { phaseCommand, runPhaseCli } from './cli.js';
 export type { PhaseCliIo, PhaseCommand } from './cli.js';
-export { LAYOUT, claimOrReuseOutDir, claimOutDir, publishDir, requireDir } from './run-dir.js';
-export { checkFitsModel, longestExample, prepareData } from './data.js';
+export { prepareData } from './data.js';
 export type { DataSpec, PreparedData } from './data.js';
-export {
-  checkSameArchitecture,
-  copyTokenizer,
-  initLora,
-  loadModelDir,
-  loadModelTokenizer,
-  loraOf,
-  resizeForCompress,
-  saveAdapterDir,
-  saveModelDir,
-  tinyLlamaFor,
-  toHost,
-  tokenizerSha,
-  writeRandomModel,
-} from './model.js';
+export { initLora, loadModelDir, loraOf, resizeForCompress, saveAdapterDir, saveModelDir, tokenizerSha, writeRandomModel } from './model.js';
 export type { ModelDir, TinySizes } from './model.js';
-export { runTraining, scheduleOf } from './runner.js';
-export type { RunTrainingOptions, TrainSpec } from './runner.js';
 export { formatResultsTable, readSummary, summarizeMetrics, writeSummary } from './summary.js';
 export type { MetricSummary, PhaseSummary } from './summary.js';
 export { runCotSft } from './cot-sft.js';
 export type { CotSftConfig } from './cot-sft.js';
-export { checkEncoderOf, latentKindOf, phase1LatentSpec, runPhase1Decoder, runPhase1Encoder, runPhase1Union } from './phase1.js';
+export { runPhase1Decoder, runPhase1Encoder, runPhase1Union } from './phase1.js';
 export type { Phase1DecoderConfig, Phase1EncoderConfig, Phase1UnionConfig } from './phase1.js';
 export { runMergeLora } from './merge.js';
 export type { MergeLoraConfig } from './merge.js';
-export { CACHE_FORMAT, CACHE_MANIFEST, cacheLatentSpec, checkCacheSpec, manifestLatentSpec, readLatentCache, runCacheLatents } from './cache.js';
+export { readLatentCache, runCacheLatents } from './cache.js';
 export type { CacheChunk, CacheIdentity, CacheLatentsConfig, CacheManifest } from './cache.js';
 export { runPhase2 } from './phase2.js';
 export type { Phase2Config } from './phase2.js';
 // PEFT adapter I/O, for callers that build adapters outside a phase (tests, tools).
-export { loadAdapter, saveAdapter } from '@latent-sft/models';
-export { BLOCK, EVAL_RUN_APP, defaultMethodName, evalLatentSpec, predictionsFile, promptIds, runEval, runIdentity, runNotes } from './eval-run.js';
+export { saveAdapter } from '@latent-sft/models';
+export { defaultMethodName, promptIds, runEval } from './eval-run.js';
 export type { EvalRunOptions } from './eval-run.js';
-export { readEvalSummary, writeEvalReport } from './eval-report.js';
+export { writeEvalReport } from './eval-report.js';
 export type { EvalReportOptions } from './eval-report.js';

@@ -16,9 +16,9 @@ import {
   liveTensorCount,
   resetTransferStats,
   transferStats,
-  uploadCpu,
   type TypedData,
 } from './index.js';
+import { uploadCpu } from './device-tensor.js';
 import { ortBinaryDir, type DType } from './session.js';
 import { addStateModel, castModel, identityModel, matMulModel, onnxModel } from './test-models.js';
 

@@ -3,7 +3,8 @@
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DeviceSession, ortInfo } from './index.js';
+import { DeviceSession } from './index.js';
+import { ortInfo } from './addon-info.js';
 import { loadNative, nativeAddonPath } from './native.js';
 import { Session, ortBinaryDir } from './session.js';
 import { addStateModel } from './test-models.js';

@@ -1,7 +1,8 @@
 // Session tests on CPU with a tiny model hand-encoded as protobuf bytes (runtime does not depend on the
 // graph package): z = Add(x, x) over float32 [N, 3] and j = Identity(i) over int64 [2].
 import { describe, expect, it } from 'vitest';
-import { Session, checkHostTensor, zerosHost } from './index.js';
+import { Session } from './index.js';
+import { checkHostTensor, zerosHost } from './session.js';
 import type { HostTensor } from './index.js';
 
 // Minimal protobuf writer: varints, length-delimited fields and strings.

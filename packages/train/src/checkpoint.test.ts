@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { UserError } from '@latent-sft/core';
 import { describe, expect, it } from 'vitest';
 import { rawCodec } from '../test/raw-codec.js';
-import { CheckpointManager, diskWriteError, initLoopState, type LoopState, type RunRecord } from './index.js';
+import { CheckpointManager, diskWriteError, type LoopState, type RunRecord } from './index.js';
+import { initLoopState } from './loop-state.js';
 
 const record: RunRecord = { app: 'test-app', schemaVersion: 1, configHash: 'a'.repeat(64), createdAt: '2024-01-01T00:00:00.000Z', config: { lr: 1 } };
 const tmp = () => mkdtempSync(join(tmpdir(), 'ckpt-'));

@@ -4,7 +4,10 @@ import { Graph, type Tensor, buildTrainStep, serialize } from '@latent-sft/graph
 import { type HostTensor, Session } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
 import { normals } from '../test/objectives.js';
-import { type OptimizerConfig, adamw, clipByGlobalNorm, clipByGlobalNormGraph, graphOptimizer, sgd, type OptState } from './index.js';
+import { type OptimizerConfig, graphOptimizer } from './index.js';
+import { adamw, sgd, type OptState } from './optim.js';
+import { clipByGlobalNorm } from './grads.js';
+import { clipByGlobalNormGraph } from './graph-optim.js';
 
 /** float64 graph vs float64 reference: same operations in the same order. */
 const F64 = { rtol: 1e-12, atol: 1e-15 };

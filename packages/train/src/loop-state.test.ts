@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '@latent-sft/core';
-import { epochPermutation, initLoopState, loopStateFromJson, loopStateToJson, nextEpochRngState, stepRng } from './index.js';
+import { epochPermutation, initLoopState, loopStateFromJson, loopStateToJson, nextEpochRngState, stepRng } from './loop-state.js';
 
 describe('LoopState', () => {
   it('starts from the seed and round-trips through JSON', () => {

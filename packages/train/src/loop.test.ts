@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SimulatedCrash, TOY, runToy } from '../test/toy.js';
-import { initLoopState, readMetrics, trainLoop, type Batch } from './index.js';
+import { initLoopState } from './loop-state.js';
+import { readMetrics, type Batch } from './index.js';
+import { trainLoop } from './loop.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'train-loop-'));
 

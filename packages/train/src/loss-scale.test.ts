@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { LossScaler, NonFiniteError } from './index.js';
+import { LossScaler } from './loss-scale.js';
+import { NonFiniteError } from './metrics.js';
 
 describe('LossScaler', () => {
   it('dynamic: starts at 2^16, halves and skips on overflow, doubles after growthInterval good steps', () => {

@@ -2,7 +2,8 @@ import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MetricsWriter, NonFiniteError, checkFinite, readMetrics } from './index.js';
+import { MetricsWriter, NonFiniteError, checkFinite } from './metrics.js';
+import { readMetrics } from './index.js';
 
 const tmp = () => join(mkdtempSync(join(tmpdir(), 'metrics-')), 'metrics.jsonl');
 

@@ -1,18 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import {
-  accumulateGrads,
-  adamw,
-  clipByGlobalNorm,
-  lrAt,
-  optStateFromTensors,
-  optStateToTensors,
-  sgd,
-  type LrSchedule,
-  type Optimizer,
-  type Tensors,
-} from './index.js';
+import { accumulateGrads, clipByGlobalNorm } from './grads.js';
+import { adamw, optStateFromTensors, optStateToTensors, sgd, type Optimizer, type Tensors } from './optim.js';
+import { lrAt } from './schedule.js';
+import type { LrSchedule } from './index.js';
 
 /** float64 vs torch float64 on the same operations: only rounding-order differences. */
 const F64 = { atol: 1e-14, rtol: 1e-10 };

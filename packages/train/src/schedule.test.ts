@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { lrAt, warmupStepsFromRatio } from './index.js';
+import { lrAt } from './schedule.js';
+import { warmupStepsFromRatio } from './index.js';
 
 const EXACT = { atol: 0, rtol: 1e-15 };
 

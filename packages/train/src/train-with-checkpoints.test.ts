@@ -3,16 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { mlpBatch, mlpData, mlpInit, mlpObjective } from '../test/objectives.js';
-import {
-  type CheckpointTensor,
-  CheckpointManager,
-  type RunRecord,
-  Trainer,
-  readMetrics,
-  safetensorsCodec,
-  stepDirName,
-  trainWithCheckpoints,
-} from './index.js';
+import { type CheckpointTensor, CheckpointManager, type RunRecord, Trainer, readMetrics, safetensorsCodec, trainWithCheckpoints } from './index.js';
+import { stepDirName } from './checkpoint.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'train-ckpt-'));
 const record: RunRecord = { app: 'trainer-test', schemaVersion: 1, configHash: 'd'.repeat(64), createdAt: '2024-01-01T00:00:00.000Z', config: {} };

@@ -4,19 +4,12 @@
 import { type HostTensor, resetTransferStats, transferStats } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
 import { f32, linearGrads, linearObjective, mlpBatch, mlpData, mlpInit, mlpObjective, normals } from '../test/objectives.js';
-import {
-  type LrSchedule,
-  type Objective,
-  type OptimizerConfig,
-  NonFiniteError,
-  Trainer,
-  accumulateGrads,
-  adamw,
-  clipByGlobalNorm,
-  lrAt,
-  sgd,
-  stepSessionOptions,
-} from './index.js';
+import { type LrSchedule, type Objective, type OptimizerConfig, Trainer } from './index.js';
+import { NonFiniteError } from './metrics.js';
+import { accumulateGrads, clipByGlobalNorm } from './grads.js';
+import { adamw, sgd } from './optim.js';
+import { lrAt } from './schedule.js';
+import { stepSessionOptions } from './trainer.js';
 
 /**
  * float32 trainer vs a float64 reference trajectory (closed-form grads of the same f32 data):

@@ -4,25 +4,13 @@
 // step's generator, so the test also covers the per-step randomness.
 import { join } from 'node:path';
 import { Rng } from '@latent-sft/core';
-import {
-  CheckpointManager,
-  MetricsWriter,
-  clipByGlobalNorm,
-  initLoopState,
-  lrAt,
-  optStateFromTensors,
-  optStateToTensors,
-  sgd,
-  trainLoop,
-  type Batch,
-  type CheckpointTensor,
-  type LoadedCheckpoint,
-  type LoopState,
-  type OptState,
-  type RunRecord,
-  type StepResult,
-  type Tensors,
-} from '../src/index.js';
+import { CheckpointManager, type Batch, type CheckpointTensor, type LoadedCheckpoint, type LoopState, type RunRecord } from '../src/index.js';
+import { MetricsWriter } from '../src/metrics.js';
+import { clipByGlobalNorm } from '../src/grads.js';
+import { initLoopState } from '../src/loop-state.js';
+import { lrAt } from '../src/schedule.js';
+import { optStateFromTensors, optStateToTensors, sgd, type OptState, type Tensors } from '../src/optim.js';
+import { trainLoop, type StepResult } from '../src/loop.js';
 import { rawCodec } from './raw-codec.js';
 
 export const TOY = { size: 24, dim: 3, batchSize: 5, totalSteps: 20, peakLr: 0.05 } as const;

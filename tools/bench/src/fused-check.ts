@@ -41,6 +41,42 @@ const status = fusedKernelsStatus(cuda);
 emit({ check: 'kernels', ok: status === '', status });
 if (status !== '') process.exit(1);
 
+/** The dtypes the kernel checks cover, each with its bound unit: one ulp for the 16-bit ones, `f32` for float32. */
+const dtypeGrid = (f32: number) =>
+  [
+    ['float32', f32],
+    ['bfloat16', 2 ** -7],
+    ['float16', 2 ** -10],
+  ] as const;
+
+/** Outputs of one case on the CUDA kernels and on their CPU twins. */
+async function onBoth(c: { model: Uint8Array; inputs: Record<string, HostTensor> }): Promise<[Record<string, HostTensor>, Record<string, HostTensor>]> {
+  return [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
+}
+
+/**
+ * Worst CUDA-vs-CPU relative difference of each output: elementwise (|a − b| / (|b| + 1e-30), so a
+ * nonzero where the CPU kernel has an exact zero fails) for `elementwise`, and relative to the case's
+ * largest |CPU value| for `byMax` (outputs whose terms cancel).
+ */
+function worstRelPerOutput(
+  gpu: Record<string, HostTensor>,
+  host: Record<string, HostTensor>,
+  elementwise: readonly string[],
+  byMax: readonly string[],
+): Record<string, number> {
+  const worst: Record<string, number> = {};
+  for (const k of [...elementwise, ...byMax]) {
+    const [a, b] = [floatValues(gpu[k] as HostTensor), floatValues(host[k] as HostTensor)];
+    const norm = byMax.includes(k) ? b.reduce((acc, v) => Math.max(acc, Math.abs(v)), 0) : 0;
+    let w = 0;
+    for (let i = 0; i < a.length; i++)
+      w = Math.max(w, Math.abs((a[i] as number) - (b[i] as number)) / (byMax.includes(k) ? norm : Math.abs(b[i] as number) + 1e-30));
+    worst[k] = w;
+  }
+  return worst;
+}
+
 function mismatches(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let bad = 0;
   for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) bad++;
@@ -67,7 +103,7 @@ if (!values['timing-only'])
   for (const to of ['bfloat16', 'float16'] as const) {
     for (const n of [1003, (1 << 20) + 5]) {
       const c = adamwCopyCase(n, to, 12);
-      const [gpu, host] = [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
+      const [gpu, host] = await onBoth(c);
       const bits = (t: HostTensor) => t.data as ArrayLike<number>;
       const bad = {
         vs_adamw: ['p', 'm', 'v'].reduce((acc, k) => acc + mismatches(bits(gpu[`${k}c`]!), bits(gpu[`${k}a`]!)), 0),
@@ -108,27 +144,15 @@ if (!values['timing-only'])
 // order), so values agree to ~1e-6 relative before the final rounding; a 16-bit result near a rounding
 // boundary may differ by one ulp of its dtype.
 if (!values['timing-only'])
-  for (const [dtype, ulp] of [
-    ['float32', 1e-5],
-    ['bfloat16', 2 ** -7],
-    ['float16', 2 ** -10],
-  ] as const) {
+  for (const [dtype, ulp] of dtypeGrid(1e-5)) {
     for (const [dims, maskDims, scale] of [
       [[2, 3, 5, 7], [2, 1, 5, 7], 1],
       [[2, 2, 4, 64, 512], [2, 1, 1, 64, 512], 0.125],
     ] as const) {
       const c = maskedSoftmaxCase(dtype, [...dims], [...maskDims], scale, 9);
-      const [gpu, host] = [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
-      const worst: Record<string, number> = {};
-      for (const k of ['y', 'stats', 'dx']) {
-        const [a, b] = [floatValues(gpu[k] as HostTensor), floatValues(host[k] as HostTensor)];
-        // y, stats: elementwise relative; dx (y·(dy − t) cancels): relative to the largest |dx| of the case.
-        const norm = k === 'dx' ? b.reduce((acc, v) => Math.max(acc, Math.abs(v)), 0) : 0;
-        let w = 0;
-        for (let i = 0; i < a.length; i++)
-          w = Math.max(w, Math.abs((a[i] as number) - (b[i] as number)) / (k === 'dx' ? norm : Math.abs(b[i] as number) + 1e-30));
-        worst[k] = w;
-      }
+      const [gpu, host] = await onBoth(c);
+      // y, stats: elementwise relative; dx (y·(dy − t) cancels): relative to the largest |dx| of the case.
+      const worst = worstRelPerOutput(gpu, host, ['y', 'stats'], ['dx']);
       const ok = worst['y']! <= 2 * ulp && worst['stats']! <= 1e-5 && worst['dx']! <= 4 * ulp;
       if (!ok) failed++;
       emit({ check: 'masked-softmax', dtype, dims, scale, ok, worst_rel: worst });
@@ -139,26 +163,14 @@ if (!values['timing-only'])
 // dtype elementwise; r: 1e-5 relative; dx and dw (dw summed over row blocks of another size): relative
 // to the largest entry of the case.
 if (!values['timing-only'])
-  for (const [dtype, ulp] of [
-    ['float32', 1e-5],
-    ['bfloat16', 2 ** -7],
-    ['float16', 2 ** -10],
-  ] as const) {
+  for (const [dtype, ulp] of dtypeGrid(1e-5)) {
     for (const dims of [
       [3, 15, 13],
       [8, 512, 2048],
     ]) {
       const c = rmsNormCase(dtype, dims, 5);
-      const [gpu, host] = [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
-      const worst: Record<string, number> = {};
-      for (const k of ['y', 'r', 'dx', 'dw']) {
-        const [a, b] = [floatValues(gpu[k] as HostTensor), floatValues(host[k] as HostTensor)];
-        const byMax = k === 'dx' || k === 'dw';
-        const norm = byMax ? b.reduce((acc, v) => Math.max(acc, Math.abs(v)), 0) : 0;
-        let w = 0;
-        for (let i = 0; i < a.length; i++) w = Math.max(w, Math.abs((a[i] as number) - (b[i] as number)) / (byMax ? norm : Math.abs(b[i] as number) + 1e-30));
-        worst[k] = w;
-      }
+      const [gpu, host] = await onBoth(c);
+      const worst = worstRelPerOutput(gpu, host, ['y', 'r'], ['dx', 'dw']);
       const ok = worst['y']! <= 2 * ulp && worst['r']! <= 1e-5 && worst['dx']! <= 4 * ulp && worst['dw']! <= 4 * ulp;
       if (!ok) failed++;
       emit({ check: 'rmsnorm', dtype, dims, ok, worst_rel: worst });
@@ -172,17 +184,13 @@ if (!values['timing-only'])
 // g = −1.28) within four, relative to the case's largest |dGate|. The larger shape is the benchmark's MLP
 // [8, 512, 8192]; the odd one has a tail that is not a multiple of 4 (the scalar path).
 if (!values['timing-only'])
-  for (const [dtype, ulp] of [
-    ['float32', 1e-6],
-    ['bfloat16', 2 ** -7],
-    ['float16', 2 ** -10],
-  ] as const) {
+  for (const [dtype, ulp] of dtypeGrid(1e-6)) {
     for (const dims of [
       [3, 7, 4099],
       [8, 512, 8192],
     ]) {
       const c = swigluCase(dtype, dims, 6);
-      const [gpu, host] = [await runOnce(c.model, c.inputs, cuda), await runOnce(c.model, c.inputs, cpu)];
+      const [gpu, host] = await onBoth(c);
       const ref = dims[0] === 3 ? swigluReference(c.inputs) : null;
       const worst: Record<string, number> = {};
       for (const k of ['y', 'dgate', 'dup'] as const) {

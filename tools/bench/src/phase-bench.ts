@@ -21,9 +21,11 @@ import {
   defaultLora,
   type SequenceParts,
   type Phase2Example,
+  type Objective,
 } from '@latent-sft/phases';
 import type { Device, HostTensor } from '@latent-sft/runtime';
 import { Trainer } from '@latent-sft/train';
+import { tableFill } from './bench-init.js';
 
 const { values } = parseArgs({
   options: {
@@ -53,19 +55,7 @@ const frozenDtype = values.frozen as 'float32' | 'bfloat16';
 const config: ModelConfig = values.layers ? { ...base, numHiddenLayers: Number(values.layers) } : base;
 const emit = (o: Record<string, unknown>) => process.stdout.write(`BENCH ${JSON.stringify(o)}\n`);
 const rng = Rng.fromSeed(3);
-const table = new Float32Array(1 << 22);
-for (let i = 0; i < table.length; i++) table[i] = 0.02 * rng.normal();
-const fill = (shape: number[], kind: 'normal' | 'ones' | 'zeros'): HostTensor => {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(n);
-  if (kind === 'ones') data.fill(1);
-  else if (kind === 'normal')
-    for (let off = 0; off < n; off += 4096) {
-      const s = rng.int(table.length - 4096);
-      data.set(table.subarray(s, s + Math.min(4096, n - off)), off);
-    }
-  return { dtype: 'float32', dims: shape, data };
-};
+const fill = tableFill(rng);
 /** A float32 host tensor as bfloat16 bits (the frozen weights with --frozen bfloat16). */
 const toBf16 = (t: HostTensor): HostTensor => ({
   dtype: 'bfloat16',
@@ -89,9 +79,35 @@ const examples: SequenceParts[] = Array.from({ length: B }, () => ({
   endThinkIds: [524, 27963, 29],
   answerIds: ids(16),
 }));
-const tokens = (b: Record<string, HostTensor>) => Object.values(b).reduce((a, t) => Math.max(a, t.dims[0]! * (t.dims[1] ?? 1)), 0);
 
-async function timeTrainer(name: string, trainer: Trainer, feeds: Record<string, HostTensor>, tokensPerStep: number, trainable: number) {
+/**
+ * One phase step at the benchmark's settings (AdamW, constant LR, clip 1.0, state on `device`): creates
+ * the Trainer (and the objective's graphs), emits the time that takes (with `created`), then 2 warm-up steps and `steps` timed ones.
+ */
+async function benchPhase(
+  name: string,
+  objective: () => Objective,
+  lr: number,
+  tensors: { trainable: Record<string, HostTensor>; frozen: Record<string, HostTensor> },
+  feeds: Record<string, HostTensor>,
+  tokensPerStep: number,
+  created: Record<string, unknown>,
+) {
+  const c0 = performance.now();
+  const trainer = await Trainer.create(
+    {
+      objective: objective(),
+      optimizer: { kind: 'adamw', lr, weightDecay: 0.01 },
+      schedule: { kind: 'constant' },
+      totalSteps: steps + 2,
+      clipNorm: 1.0,
+      precision: { compute },
+      device,
+    },
+    tensors,
+  );
+  emit({ bench: name, phase: 'create', s: (performance.now() - c0) / 1000, ...created });
+  const trainable = Object.values(tensors.trainable).reduce((a, t) => a + t.data.length, 0);
   const losses: number[] = [];
   for (let i = 0; i < 2; i++) losses.push((await trainer.step([feeds])).loss);
   const t0 = performance.now();
@@ -128,22 +144,13 @@ if (values.which.includes('phase1')) {
     loraParameterShapes(encoderConfig(config), lora.encoder).map((p) => [ENCODER_PREFIX + p.name, fill(p.shape, p.kind === 'A' ? 'normal' : 'zeros')]),
   );
   const frozen = { ...weightsOf(encoderConfig(config), ENCODER_PREFIX, false), ...weightsOf(config, DECODER_PREFIX, true) };
-  const t0 = performance.now();
-  const trainer = await Trainer.create(
-    {
-      objective: phase1Objective(config, { step: 'encoder', latent: { kind: 'soft-topk', k: 10 }, ltim: true, ltsum: true, lora, compute, frozenDtype }),
-      optimizer: { kind: 'adamw', lr: 5e-5, weightDecay: 0.01 },
-      schedule: { kind: 'constant' },
-      totalSteps: steps + 2,
-      clipNorm: 1.0,
-      precision: { compute },
-      device,
-    },
-    { trainable, frozen },
-  );
-  emit({ bench: 'phase1-encoder', phase: 'create', s: (performance.now() - t0) / 1000, m: batch.m[0], encoderLen: batch.encoderLengths[0] });
-  const count = Object.values(trainable).reduce((a, t) => a + t.data.length, 0);
-  await timeTrainer('phase1-encoder', trainer, batch.feeds, batch.encoderLengths.reduce((a, b) => a + b, 0) + batch.lengths.reduce((a, b) => a + b, 0), count);
+  const objective = () =>
+    phase1Objective(config, { step: 'encoder', latent: { kind: 'soft-topk', k: 10 }, ltim: true, ltsum: true, lora, compute, frozenDtype });
+  const tokensPerStep = batch.encoderLengths.reduce((a, b) => a + b, 0) + batch.lengths.reduce((a, b) => a + b, 0);
+  await benchPhase('phase1-encoder', objective, 5e-5, { trainable, frozen }, batch.feeds, tokensPerStep, {
+    m: batch.m[0],
+    encoderLen: batch.encoderLengths[0],
+  });
 }
 
 if (values.which.includes('phase2')) {
@@ -168,27 +175,14 @@ if (values.which.includes('phase2')) {
   const batch = collatePhase2(ex, { padId: 128001, latent: 'soft-topk', vocabSize: config.vocabSize, dropoutSeed: 1 });
   const trainable = Object.fromEntries(loraParameterShapes(config, lora).map((p) => [p.name, fill(p.shape, p.kind === 'A' ? 'normal' : 'zeros')]));
   const frozen = weightsOf(config, '', true);
-  const t0 = performance.now();
-  const trainer = await Trainer.create(
-    {
-      objective: phase2Objective(config, { latent: 'soft-topk', lora, compute, frozenDtype }),
-      optimizer: { kind: 'adamw', lr: 3e-4, weightDecay: 0.01 },
-      schedule: { kind: 'constant' },
-      totalSteps: steps + 2,
-      clipNorm: 1.0,
-      precision: { compute },
-      device,
-    },
-    { trainable, frozen },
-  );
-  emit({ bench: 'phase2', phase: 'create', s: (performance.now() - t0) / 1000, m });
-  const count = Object.values(trainable).reduce((a, t) => a + t.data.length, 0);
-  await timeTrainer(
+  const objective = () => phase2Objective(config, { latent: 'soft-topk', lora, compute, frozenDtype });
+  await benchPhase(
     'phase2',
-    trainer,
+    objective,
+    3e-4,
+    { trainable, frozen },
     batch.feeds,
     batch.lengths.reduce((a, b) => a + b, 0),
-    count,
+    { m },
   );
 }
-void tokens;

@@ -4,13 +4,13 @@
 // projection ('lora', the phase-1 step shape). Prints "BENCH {...}" lines like bench_torch.py.
 // Usage: node train-bench.mjs [--which train,lora] [--batch 8] [--seq 512] [--steps 10] [--device cuda]
 //        [--fused auto|true|false|optimizer,softmax,rmsnorm,swiglu,copies] (Trainer.fusedKernels) [--cuda-opt k=v,...] [--mem-pattern true|false] (default: the Trainer's, off on CUDA)
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Rng } from '@latent-sft/core';
 import { llama32_1b, loraParameterShapes, parameterCount, parameterShapes, type LoraConfig, type ModelConfig } from '@latent-sft/models';
 import type { Device, HostTensor } from '@latent-sft/runtime';
 import { summarizeProfile } from '@latent-sft/runtime';
 import { Trainer } from '@latent-sft/train';
+import { tableFill } from './bench-init.js';
 import { BENCH_LORA, benchObjective } from './train-objective.js';
 
 const { values } = parseArgs({
@@ -61,20 +61,7 @@ const emit = (o: Record<string, unknown>) => process.stdout.write(`BENCH ${JSON.
 const objective = (lora: LoraConfig | null) => benchObjective(config, B, T, compute, lora);
 
 // Benchmark init (as forward-1b.ts): normal(0, 0.02) values from a seeded table, ones for norms.
-const rng = Rng.fromSeed(0);
-const table = new Float32Array(1 << 22);
-for (let i = 0; i < table.length; i++) table[i] = 0.02 * rng.normal();
-function fill(shape: number[], kind: 'normal' | 'ones' | 'zeros'): HostTensor {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(n);
-  if (kind === 'ones') data.fill(1);
-  else if (kind === 'normal')
-    for (let off = 0; off < n; off += 4096) {
-      const s = rng.int(table.length - 4096);
-      data.set(table.subarray(s, s + Math.min(4096, n - off)), off);
-    }
-  return { dtype: 'float32', dims: shape, data };
-}
+const fill = tableFill(Rng.fromSeed(0));
 
 function batch(): Record<string, HostTensor> {
   const tok = BigInt64Array.from({ length: B * T }, (_, i) => BigInt((i * 7919 + 13) % 128000));
