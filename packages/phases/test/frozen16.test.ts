@@ -6,7 +6,6 @@
 // LoRA CoT-SFT. The 16-bit frozen inputs take half the device memory.
 import { f16BitsToFloat32, float32ToF16Bits } from '@latent-sft/models';
 import type { HostTensor } from '@latent-sft/runtime';
-import { Trainer } from '@latent-sft/train';
 import { describe, expect, it } from 'vitest';
 import {
   type Objective,
@@ -21,6 +20,7 @@ import {
   phase2Objective,
 } from '../src/index.js';
 import { COMPRESS, PAD, V, config, examples, loraFeeds, weightFeeds } from './fixtures.js';
+import { float16Losses } from './helpers.js';
 
 const lora = (task: 'CAUSAL_LM' | 'FEATURE_EXTRACTION') => defaultLora(task, { r: 4, alpha: 8, dropout: 0, embedTokens: task === 'FEATURE_EXTRACTION' });
 
@@ -43,33 +43,6 @@ function asF16(w: Record<string, HostTensor>): { f32: Record<string, HostTensor>
   return { f32, f16 };
 }
 
-async function losses(
-  objective: Objective,
-  trainable: Record<string, HostTensor>,
-  frozen: Record<string, HostTensor>,
-  batch: Record<string, HostTensor>,
-): Promise<number[]> {
-  const t = await Trainer.create(
-    {
-      objective,
-      optimizer: { kind: 'adamw', lr: 1e-3 },
-      schedule: { kind: 'constant' },
-      totalSteps: 3,
-      clipNorm: 1,
-      precision: { compute: 'float16', lossScale: null },
-      device: { kind: 'cpu' },
-    },
-    { trainable, frozen },
-  );
-  try {
-    const out: number[] = [];
-    for (let s = 0; s < 3; s++) out.push((await t.step([batch])).loss);
-    return out;
-  } finally {
-    await t.release();
-  }
-}
-
 /** Both storages over 3 steps: the same losses (see STEPS), finite and moving. */
 async function expectIdentical(
   make: (frozenDtype: 'float32' | 'float16') => Objective,
@@ -78,8 +51,8 @@ async function expectIdentical(
   batch: Record<string, HostTensor>,
 ) {
   const w = asF16(frozen);
-  const a = await losses(make('float32'), trainable, w.f32, batch);
-  const b = await losses(make('float16'), trainable, w.f16, batch);
+  const a = await float16Losses(make('float32'), { trainable, frozen: w.f32 }, batch);
+  const b = await float16Losses(make('float16'), { trainable, frozen: w.f16 }, batch);
   expect(a.every(Number.isFinite)).toBe(true);
   expect(a[2]).not.toBe(a[0]);
   expect(b[0]).toBe(a[0]);

@@ -4,7 +4,7 @@
 // Reshape downstream of it are exercised (a dim with no name once made ORT read two -1s in one Reshape
 // target). Losses over 3 AdamW steps agree.
 import type { HostTensor } from '@latent-sft/runtime';
-import { type FusedParts, Trainer, buildStepGraphs, graphOptimizer } from '@latent-sft/train';
+import { buildStepGraphs, graphOptimizer } from '@latent-sft/train';
 import { describe, expect, it } from 'vitest';
 import {
   type Objective,
@@ -17,6 +17,7 @@ import {
   phase2Objective,
 } from '../src/index.js';
 import { COMPRESS, PAD, V, config, examples, loraFeeds, weightFeeds } from './fixtures.js';
+import { float16Losses } from './helpers.js';
 
 /**
  * Both paths compute the softmax in float32 and round to float16 once; one f16 ulp (2⁻¹¹) apart at a
@@ -25,35 +26,6 @@ import { COMPRESS, PAD, V, config, examples, loraFeeds, weightFeeds } from './fi
 const LOSS = { rtol: 2e-3, atol: 0 };
 
 const lora = (task: 'CAUSAL_LM' | 'FEATURE_EXTRACTION') => defaultLora(task, { r: 4, alpha: 8, dropout: 0, embedTokens: task === 'FEATURE_EXTRACTION' });
-
-async function losses(
-  objective: Objective,
-  trainable: Record<string, HostTensor>,
-  frozen: Record<string, HostTensor>,
-  batch: Record<string, HostTensor>,
-  fusedKernels: false | FusedParts,
-): Promise<number[]> {
-  const t = await Trainer.create(
-    {
-      objective,
-      optimizer: { kind: 'adamw', lr: 1e-3 },
-      schedule: { kind: 'constant' },
-      totalSteps: 3,
-      clipNorm: 1,
-      precision: { compute: 'float16', lossScale: null },
-      device: { kind: 'cpu' },
-      fusedKernels,
-    },
-    { trainable, frozen },
-  );
-  const out: number[] = [];
-  try {
-    for (let s = 0; s < 3; s++) out.push((await t.step([batch])).loss);
-  } finally {
-    await t.release();
-  }
-  return out;
-}
 
 function expectSame(
   objective: Objective,
@@ -75,8 +47,8 @@ function expectSame(
   ).fused!;
   expect(g.nodes.filter((n) => n.op === 'MaskedSoftmax').length).toBe(layers);
   return Promise.all([
-    losses(objective, trainable, frozen, batch, { optimizer: false, softmax: true }),
-    losses(objective, trainable, frozen, batch, false),
+    float16Losses(objective, { trainable, frozen }, batch, { fusedKernels: { optimizer: false, softmax: true } }),
+    float16Losses(objective, { trainable, frozen }, batch, { fusedKernels: false }),
   ]).then(([a, b]) => {
     expect(a.every(Number.isFinite)).toBe(true);
     expect(a).toBeAllclose(b, LOSS);

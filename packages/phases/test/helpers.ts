@@ -1,7 +1,9 @@
 // Test helpers: a loss graph of an Objective with its metrics and gradients (the same wiring as
-// graph.buildTrainStep, plus metric outputs), run on ORT CPU.
+// graph.buildTrainStep, plus metric outputs), run on ORT CPU; the losses of a few float16 AdamW steps
+// of an objective on the Trainer.
 import { Graph, type Tensor, grad, serialize } from '@latent-sft/graph';
 import { type HostTensor, Session, type SessionOptions } from '@latent-sft/runtime';
+import { type FusedParts, Trainer } from '@latent-sft/train';
 import type { Objective } from '../src/index.js';
 
 /** Session over loss, metrics (`metric.<name>`) and, when asked, `<name>.grad` of every trainable input. */
@@ -58,4 +60,34 @@ export function handCrossEntropy(logits: ArrayLike<number>, labels: ArrayLike<nu
     }
   }
   return sum / n;
+}
+
+/** The losses of `steps` AdamW steps (lr 1e-3, clip 1, float16 compute, no loss scaling) of `objective` on the CPU Trainer. */
+export async function float16Losses(
+  objective: Objective,
+  init: { trainable: Record<string, HostTensor>; frozen: Record<string, HostTensor> },
+  batch: Record<string, HostTensor>,
+  opts: { steps?: number; fusedKernels?: false | FusedParts } = {},
+): Promise<number[]> {
+  const steps = opts.steps ?? 3;
+  const t = await Trainer.create(
+    {
+      objective,
+      optimizer: { kind: 'adamw', lr: 1e-3 },
+      schedule: { kind: 'constant' },
+      totalSteps: steps,
+      clipNorm: 1,
+      precision: { compute: 'float16', lossScale: null },
+      device: { kind: 'cpu' },
+      ...(opts.fusedKernels !== undefined ? { fusedKernels: opts.fusedKernels } : {}),
+    },
+    init,
+  );
+  try {
+    const out: number[] = [];
+    for (let s = 0; s < steps; s++) out.push((await t.step([batch])).loss);
+    return out;
+  } finally {
+    await t.release();
+  }
 }
