@@ -47,5 +47,7 @@ peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which ph
 peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16
 peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16
 for r in peft-fused peft-fused-ckpt; do peak python3 tools/reference/bench_torch.py --which lora7b --recipes $r --steps 5; done
+# PEFT at phase 2's tokens per row (96 + 3 + 48 + 3 + 16 = 166 → 168), batch 8: the like-for-like anchor.
+peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
 fi
 if want train; then node $A/runtime-probe.mjs --device cuda; fi

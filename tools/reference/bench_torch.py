@@ -49,7 +49,10 @@ GEN_RECIPES = ["hf-generate", "hf-static-compile"]
 def build(shape, attn, dtype):
     torch.manual_seed(0)
     cfg = (LlamaConfig if shape is LLAMA_1B else Qwen2Config)(**shape)
-    return AutoModelForCausalLM.from_config(cfg, attn_implementation=attn, dtype=dtype).cuda()
+    # Built (and randomly initialised) on the GPU: HF's init of 7.6 B parameters on the host took
+    # minutes and once outlasted a lease.
+    with torch.device("cuda"):
+        return AutoModelForCausalLM.from_config(cfg, attn_implementation=attn, dtype=dtype)
 
 
 def flops_per_token(n_params, shape, T):
