@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU benchmark (issue 10), run ON the GPU machine from the repo root after the runtime and the app
 # bundle are unpacked (see tools/device/build-app.sh and ../shared/device/pack-gpu-runtime.sh):
-#   bash tools/device/build-app.sh tools/bench/src/{train-bench,phase-bench,forward-1b,runtime-probe,fused-check,table}.ts \
+#   bash tools/device/build-app.sh tools/bench/src/{train-bench,phase-bench,forward-1b,runtime-probe,fused-check,table,decode-probe}.ts \
 #        packages/generate/bench/generate-bench.ts        # here
 #   bash tools/bench/run-gpu.sh [train] [gen] [7b] > bench.log; node /root/app/dist/table.mjs bench.log   # there
 # (no argument: train and gen; 7b: the DeepSeek-R1-Distill-Qwen-7B-shape LoRA steps, ours and PEFT's).
@@ -38,6 +38,7 @@ peak $G --engine cuda-graph --mode latent --latent 128 --new-tokens 128
 peak $G --engine cuda-graph --candidates 10   # diagnostic: TopK over the vocabulary with K = 10 instead of 64
 $G --engine fixed --new-tokens 32 --profile /root/gen-prof | grep -E 'BENCH.*profile'   # diagnostic: ORT's per-op times
 for r in hf-generate hf-static-compile; do peak python3 tools/reference/bench_torch.py --which gen --recipes $r; done
+node $A/decode-probe.mjs --device cuda --dtype bfloat16 --batch 64 --capacity 512   # diagnostic: attention vs matmuls of one decode step
 fi
 if want 7b; then
 # DeepSeek-R1-Distill-Qwen-7B shape (issue 20): our phase-2 and phase-1 encoder steps, PEFT's LoRA step.
