@@ -200,7 +200,7 @@ export class Generator {
         made.push(binding);
         const cache = KvCache.create(session, this.compact, this.config, B, C, this.dtype);
         made.push(cache);
-        const bufs = new StepBuffers(session, B, this.latentTopK, this.K, this.config.vocabSize, 1);
+        const bufs = new StepBuffers(session, B, this.latentTopK, this.K, this.config.vocabSize);
         st = { session, binding, cache, bufs };
       } catch (e) {
         for (const m of made.reverse()) m.release();
@@ -338,7 +338,7 @@ export class Generator {
     const cache = fixed?.cache ?? KvCache.create(s, this.compact, c, prefill.B, capacity, this.dtype);
     let bufs: StepBuffers;
     try {
-      bufs = fixed?.bufs ?? new StepBuffers(s, prefill.B, this.latentTopK, this.K, V, invT);
+      bufs = fixed?.bufs ?? new StepBuffers(s, prefill.B, this.latentTopK, this.K, V);
     } catch (e) {
       if (fixed === null) cache.release();
       throw e;
@@ -374,7 +374,8 @@ export class Generator {
           lengths = slots.map((sl) => lengths[sl] as number);
           slots = slots.map((_, j) => j);
           bufs.release();
-          bufs = new StepBuffers(s, slots.length, this.latentTopK, this.K, V, invT);
+          bufs = new StepBuffers(s, slots.length, this.latentTopK, this.K, V);
+          bufs.setInvTemp(invT);
           stats.compactions++;
         }
         input = slotInput(next, slots, lengths, cache.batch, cache.capacity, c.padTokenId ?? 0);
@@ -406,7 +407,7 @@ function slotInput(next: StepInput, slots: readonly number[], lengths: number[],
     seqlensK[sl] = pos;
     lengths[sl] = pos + 1;
   });
-  return { B, T: 1, ids, useSoft, seqlensK, lastRows: BigInt64Array.from({ length: B }, (_, b) => BigInt(b)) };
+  return { B, T: 1, ids, useSoft, seqlensK };
 }
 
 /** A fixed-shape decode state (Generator.fixedState). */

@@ -36,8 +36,8 @@ export interface SlotInput {
   useSoft: Uint8Array;
   /** Each slot's length after this step, minus one. */
   seqlensK: Int32Array;
-  /** Flat index b·T + t of each slot's last real position. */
-  lastRows: BigInt64Array;
+  /** Flat index b·T + t of each slot's last real position; the prefill's (T > 1) only: a decode step's last row of slot b is b. */
+  lastRows?: BigInt64Array;
 }
 
 const HEADS = ['topIds', 'argmax', 'latentIds', 'topLogits', 'lse', 'softProbs', 'lastLogits'] as const;
@@ -51,7 +51,8 @@ export class StepBuffers {
   private readonly total: DeviceTensor;
   private readonly invTemp: DeviceTensor;
 
-  constructor(s: DeviceSession, B: number, k: number, K: number, V: number, invTemp: number) {
+  /** Allocates the buffers of B rows (inv_temperature: set it with setInvTemp). */
+  constructor(s: DeviceSession, B: number, k: number, K: number, V: number) {
     const made: DeviceTensor[] = [];
     const a = (dtype: 'int64' | 'float32' | 'int32' | 'bool', dims: number[]): DeviceTensor => {
       const t = s.alloc(dtype, dims);
@@ -71,7 +72,6 @@ export class StepBuffers {
       this.decode = { ids: a('int64', [B, 1]), useSoft: a('bool', [B, 1]), seqlensK: a('int32', [B]), lastRows: a('int64', [B]) };
       this.decode.lastRows.upload(BigInt64Array.from({ length: B }, (_, b) => BigInt(b)));
       this.invTemp = a('float32', [1]);
-      this.invTemp.upload(new Float32Array([invTemp]));
       this.total = allocCpu('int32', []);
     } catch (e) {
       for (const t of made) t.release();
@@ -124,6 +124,7 @@ export class StepBuffers {
       return;
     }
     // The prefill's uploads are freed at the end of this block, also when the run throws.
+    if (input.lastRows === undefined) throw new Error('StepBuffers.run: a prefill (T > 1) needs lastRows');
     const dims = [input.B, input.T];
     using ids = s.upload({ dtype: 'int64', dims, data: input.ids });
     using useSoft = s.upload({ dtype: 'bool', dims, data: input.useSoft });

@@ -26,10 +26,9 @@
 // Weights keep their HF names (parameterShapes), LoRA tensors their PEFT names (loraParameterShapes).
 // Shapes: B batch, T new tokens, P past tokens, S = P+T keys, N = B·T rows, D hidden, H / kvH heads,
 // hd head_dim, V vocab, F intermediate.
-import { type DType, type Graph, type Tensor, crossEntropy } from '@latent-sft/graph';
+import { type DType, type Graph, type Tensor, crossEntropy, typedFrom } from '@latent-sft/graph';
 import { inputError } from '@latent-sft/core';
 import type { ModelConfig } from './config.js';
-import { float32ToBf16Bits, float32ToF16Bits } from './dtype.js';
 import type { NamedTensor } from './init.js';
 import { type LoraConfig, type LoraParameterShape, loraParameterShapes, loraScaling } from './lora.js';
 import { type LoraPair, dropoutSource, embedding, linear } from './lora-graph.js';
@@ -459,16 +458,8 @@ export function declareWeights(
     const src = given.get(p.name);
     if (src === undefined) throw inputError({ field: p.name }, 'parameter missing from the initializer tensors');
     if (src.shape.join(',') !== p.shape.join(',')) throw inputError({ field: p.name }, `shape [${src.shape}] but the config needs [${p.shape}]`);
-    out[p.name] = g.initializer(p.name, { dtype: initDtype, dims: p.shape, data: initDtype === 'float32' ? src.data : to16(src.data, initDtype) });
+    out[p.name] = g.initializer(p.name, { dtype: initDtype, dims: p.shape, data: initDtype === 'float32' ? src.data : typedFrom(initDtype, src.data) });
   }
-  return out;
-}
-
-/** float32 values as float16 / bfloat16 bits (round to nearest even). */
-function to16(data: Float32Array, dtype: 'float16' | 'bfloat16'): Uint16Array {
-  const out = new Uint16Array(data.length);
-  const f = dtype === 'bfloat16' ? float32ToBf16Bits : float32ToF16Bits;
-  for (let i = 0; i < data.length; i++) out[i] = f(data[i] as number);
   return out;
 }
 

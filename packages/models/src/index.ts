@@ -26,4 +26,4 @@ export type {
   StaticKvCache,
 } from './decoder.js';
 export { ropeTables } from './rope-graph.js';
-export { bf16BitsToFloat32, f16BitsToFloat32, float32ToBf16Bits, float32ToF16Bits } from './dtype.js';
+export { bf16BitsToFloat32, f16BitsToFloat32, float32ToF16Bits } from './dtype.js';

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import type { ConfigRecord } from '@latent-sft/config';
 import { type Logger, createProgress, inputError } from '@latent-sft/core';
 import type { ProcessGroup } from '@latent-sft/distributed';
-import { type NamedTensor, float32ToBf16Bits, float32ToF16Bits } from '@latent-sft/models';
+import { typedFrom } from '@latent-sft/graph';
+import type { NamedTensor } from '@latent-sft/models';
 import type { Objective } from '@latent-sft/phases';
 import type { Device, HostTensor } from '@latent-sft/runtime';
 import {
@@ -106,10 +107,8 @@ export function hostAsSpecs(specs: Readonly<Record<string, { dtype: string }>>, 
   for (const [name, t] of Object.entries(tensors)) {
     const want = specs[name]?.dtype ?? t.dtype;
     if (want === t.dtype) out[name] = t;
-    else if (t.dtype === 'float32' && (want === 'bfloat16' || want === 'float16')) {
-      const f = want === 'bfloat16' ? float32ToBf16Bits : float32ToF16Bits;
-      out[name] = { dtype: want, dims: t.dims, data: Uint16Array.from(t.data as Float32Array, (v) => f(v)) };
-    } else throw inputError({ field: name }, `a ${t.dtype} tensor where the objective declares ${want}`);
+    else if (t.dtype === 'float32' && (want === 'bfloat16' || want === 'float16')) out[name] = { dtype: want, dims: t.dims, data: typedFrom(want, t.data) };
+    else throw inputError({ field: name }, `a ${t.dtype} tensor where the objective declares ${want}`);
   }
   return out;
 }

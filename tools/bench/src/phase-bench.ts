@@ -7,8 +7,9 @@
 //        [--model llama-3.2-1b|r1-distill-qwen-7b]  (the paper's two shapes; random init either way)
 //        [--frozen float32|bfloat16]  (storage of the frozen base weights: phases' frozenDtype)
 import { parseArgs } from 'node:util';
+import { typedFrom } from '@latent-sft/graph';
 import { Rng } from '@latent-sft/core';
-import { deepseekR1DistillQwen7b, float32ToBf16Bits, llama32_1b, parameterShapes, loraParameterShapes, type ModelConfig } from '@latent-sft/models';
+import { deepseekR1DistillQwen7b, llama32_1b, parameterShapes, loraParameterShapes, type ModelConfig } from '@latent-sft/models';
 import {
   ENCODER_PREFIX,
   DECODER_PREFIX,
@@ -60,7 +61,7 @@ const fill = tableFill(rng);
 const toBf16 = (t: HostTensor): HostTensor => ({
   dtype: 'bfloat16',
   dims: t.dims,
-  data: Uint16Array.from(t.data as Float32Array, (v) => float32ToBf16Bits(v)),
+  data: typedFrom('bfloat16', t.data),
 });
 const weightsOf = (c: ModelConfig, prefix: string, head: boolean) =>
   Object.fromEntries(
