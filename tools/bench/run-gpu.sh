@@ -16,9 +16,11 @@ if want train; then
 node $A/fused-check.mjs | grep -E 'time|done|"ok":false'   # the fused kernels: CUDA vs CPU, then timings
 peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10
 peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10
-peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,swiglu  # ablation: RMSNorm unfused
-peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,rmsnorm  # ablation: SwiGLU unfused
-peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,rmsnorm,swiglu,copies  # ablation: AdamW writes the 16-bit weight copies (opt-in)
+peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,swiglu,ce  # ablation: RMSNorm unfused
+peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,rmsnorm,ce  # ablation: SwiGLU unfused
+peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,rmsnorm,swiglu  # ablation: the LM-head cross-entropy unfused
+peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,rmsnorm,swiglu  # ablation: the same, LoRA
+peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,rmsnorm,swiglu,ce,copies  # ablation: AdamW writes the 16-bit weight copies (opt-in)
 peak node $A/phase-bench.mjs --device cuda --batch 8 --steps 5
 # The PyTorch anchors, one recipe per command so each PEAK line is that recipe's (bench_torch.py lists them).
 for r in bf16 bf16-fused bf16-fused-compile fp32master-fused fp32master-fused-compile; do

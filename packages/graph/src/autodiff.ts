@@ -267,6 +267,18 @@ export const gradRules: { readonly [P in DifferentiableOp]: GradRule<P> } = {
     const [dg, du] = c.g.op('SwiGLUGrad', [d, c.x[0] as Tensor, c.x[1] as Tensor]) as [Tensor, Tensor];
     return [c.needs[0] ? dg : null, c.needs[1] ? du : null];
   },
+  // Graph-level LM head + log-prob (linear-cross-entropy.ts): dh and dW by LinearLogProbGrad (lowered with
+  // it); dW only when W needs one (a frozen head: no weight-gradient GEMMs). The lse output is read by the
+  // backward only.
+  LinearLogProb: (c) => {
+    if (c.dy[1] !== null && c.dy[1] !== undefined) throw new Error('LinearLogProb: its lse output has no gradient');
+    if (c.needs[2]) throw new Error('LinearLogProb: the target has no gradient');
+    const d = c.dy[0];
+    if (d === null || d === undefined || (!c.needs[0] && !c.needs[1])) return [null, null, null];
+    const [h, w, t] = [c.x[0] as Tensor, c.x[1] as Tensor, c.x[2] as Tensor];
+    const [dh, dw] = c.g.op('LinearLogProbGrad', [d, h, w, t, c.y[1] as Tensor], { chunk: c.attrs.chunk, weight_grad: c.needs[1] ? 1 : 0 }) as [Tensor, Tensor];
+    return [c.needs[0] ? dh : null, c.needs[1] ? dw : null, null];
+  },
   // y = x - logΣeˣ: dx = dy - eʸ Σ dy
   LogSoftmax: (c) => {
     const g = c.g;

@@ -293,6 +293,41 @@ export class Graph {
     return outs;
   }
 
+  /**
+   * Replaces node `old` by the nodes `build` appends (a lowering into several ops): they take `old`'s place
+   * in the order, and each of `build`'s results takes over the name of `old`'s output in its place (same
+   * dtype and shape; it must be the output of one of the new nodes), so uses of it — graph outputs and
+   * Tensors held by callers included — stay valid. null: that output of `old` must have no use.
+   */
+  replaceWithNodes(old: Node, build: () => ReadonlyArray<Tensor | null>): void {
+    const at = this.nodes.indexOf(old);
+    if (at < 0) throw new Error(`replaceWithNodes: '${old.name}' is not a node of graph '${this.name}'`);
+    const before = this.nodes.length;
+    const outs = build();
+    const added = this.nodes.splice(before);
+    if (outs.length !== old.outputs.length) throw new Error(`replaceWithNodes: ${outs.length} results for the ${old.outputs.length} outputs of '${old.name}'`);
+    const used = new Set([...this.nodes.flatMap((n) => n.inputs), ...this.outputs.map((o) => o.name)]);
+    const rename = new Map<string, string>(); // a new node's output → the old output's name
+    old.outputs.forEach((name, k) => {
+      const b = outs[k] as Tensor | null;
+      if (b === null) {
+        if (used.has(name)) throw new Error(`replaceWithNodes: output '${name}' of '${old.name}' is used but has no replacement`);
+        return;
+      }
+      const a = this.value(name);
+      if (a.dtype !== b.dtype || a.rank !== b.rank || !a.shape.every((d, i) => d === b.shape[i])) {
+        throw new Error(`replaceWithNodes: the replacement of '${name}' is ${b.dtype}${b.shapeText}, '${name}' is ${a.dtype}${a.shapeText}`);
+      }
+      if (!added.some((n) => n.outputs.includes(b.name)) || rename.has(b.name)) {
+        throw new Error(`replaceWithNodes: the replacement of '${name}' must be the output of a new node, once`);
+      }
+      rename.set(b.name, name);
+    });
+    const renamed = added.map((n) => ({ ...n, inputs: n.inputs.map((x) => rename.get(x) ?? x), outputs: n.outputs.map((x) => rename.get(x) ?? x) }));
+    for (const n of renamed) for (const o of n.outputs) this.producers.set(o, n);
+    this.nodes.splice(at, 1, ...renamed);
+  }
+
   /** `op` for ops with exactly one output. */
   op1<P extends OpType>(type: P, inputs: readonly Input[], attrs: OpAttrs[P] = {} as OpAttrs[P]): Tensor {
     const outs = this.op(type, inputs, attrs);

@@ -10,5 +10,6 @@ export { saveModel, serialize } from './serialize.js';
 export type { ExternalChunk, SerializeOptions, SerializedModel } from './serialize.js';
 export { crossEntropy } from './losses.js';
 export { fuseMaskedSoftmax, fuseRmsNorm, fuseSwiGlu } from './fusions.js';
+export { fuseLinearCrossEntropy, lowerLinearLogProb } from './linear-cross-entropy.js';
 export { buildTrainStep, sgd } from './train-step.js';
 export type { TrainStep, TrainStepOptions, UpdateFn, ValueSpec } from './train-step.js';

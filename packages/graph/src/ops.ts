@@ -75,6 +75,11 @@ export interface OpAttrs {
   RMSNormGrad: NoAttrs;
   SwiGLU: NoAttrs;
   SwiGLUGrad: NoAttrs;
+  CEChunkStats: { offset: number; vocab: number };
+  CEChunkGrad: { offset: number };
+  // Graph-level ops (no kernel: lowered into the ops above by linear-cross-entropy.ts before serialize).
+  LinearLogProb: { chunk: number };
+  LinearLogProbGrad: { chunk: number; weight_grad: number };
   // Domain com.microsoft (ONNX Runtime's contrib ops; CPU float32, CUDA float16/bfloat16): inference only.
   GroupQueryAttention: {
     num_heads: number;
@@ -97,8 +102,13 @@ export const customOpDomains: { readonly [P in OpType]?: string } = {
   RMSNormGrad: 'latent_sft',
   SwiGLU: 'latent_sft',
   SwiGLUGrad: 'latent_sft',
+  CEChunkStats: 'latent_sft',
+  CEChunkGrad: 'latent_sft',
   GroupQueryAttention: 'com.microsoft',
 };
+
+/** Ops that exist only while a graph is built: serialize refuses them (their lowering must run first). */
+export const graphLevelOps: ReadonlySet<OpType> = new Set<OpType>(['LinearLogProb', 'LinearLogProbGrad']);
 
 /** Every op type of the table. */
 export type OpType = keyof OpAttrs;
@@ -124,6 +134,9 @@ export type NonDifferentiableOp =
   | 'MaskedSoftmaxGrad'
   | 'RMSNormGrad'
   | 'SwiGLUGrad'
+  | 'CEChunkStats'
+  | 'CEChunkGrad'
+  | 'LinearLogProbGrad'
   | 'GroupQueryAttention';
 
 /** Ops that have a gradient rule (exhaustively: all others). */
@@ -150,6 +163,9 @@ export const nonDifferentiableOps: { readonly [P in NonDifferentiableOp]: true }
   MaskedSoftmaxGrad: true,
   RMSNormGrad: true,
   SwiGLUGrad: true,
+  CEChunkStats: true,
+  CEChunkGrad: true,
+  LinearLogProbGrad: true,
   GroupQueryAttention: true,
 };
 
@@ -183,6 +199,10 @@ export const attrKinds: { readonly [K in AllAttrNames]: 'int' | 'float' | 'ints'
   do_rotary: 'int',
   rotary_interleaved: 'int',
   local_window_size: 'int',
+  offset: 'int',
+  vocab: 'int',
+  chunk: 'int',
+  weight_grad: 'int',
 };
 
 type In = Tensor | null;
@@ -330,7 +350,8 @@ export function opOutputCount(op: OpType, nSplit?: number): number {
   if (op === 'TopK') return 2;
   if (op === 'AdamW') return 3;
   if (op === 'AdamWCopy') return 4;
-  if (op === 'MaskedSoftmax' || op === 'RMSNorm' || op === 'RMSNormGrad' || op === 'SwiGLUGrad') return 2;
+  if (op === 'MaskedSoftmax' || op === 'RMSNorm' || op === 'RMSNormGrad' || op === 'SwiGLUGrad' || op === 'LinearLogProb' || op === 'LinearLogProbGrad')
+    return 2;
   if (op === 'GroupQueryAttention') return 3;
   if (op === 'Split') return nSplit ?? 1;
   return 1;
@@ -756,6 +777,63 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
       { dtype: gate.dtype, shape: [...gate.shape] },
     ];
   },
+  // z [R, C] 16-bit or float32 (a chunk of LM-head logits, vocabulary columns offset … offset + C − 1), target
+  // [R, 1] int64 → stats [R, 3] float32: the row max m, Σ exp(z − m), and z[target − offset] when the target
+  // falls in this chunk (else 0; NaN when the target is outside [0, vocab)).
+  CEChunkStats: (g, inputs, attrs) => {
+    arity(inputs, 2);
+    const z = need(inputs, 0, 'z');
+    const t = need(inputs, 1, 'target');
+    checkCeChunk(z, t, attrs.offset, 'rows');
+    if (!(Number.isInteger(attrs.vocab) && attrs.vocab > attrs.offset)) throw new Error(`vocab must be an integer > offset, got ${attrs.vocab}`);
+    return [{ dtype: 'float32', shape: [z.shape[0] as Dim, 3] }];
+  },
+  // zT [C, R] (a chunk of logits, transposed: column r is row r's logits offset … offset + C − 1), target
+  // [R, 1] int64, lse [R, 1] f32, dlogp [R, 1] f32 → dzT [C, R] of zT's dtype:
+  // dlogp[r] · ([v + offset = target[r]] − exp(zT[v, r] − lse[r])), float32 inside, rounded once.
+  CEChunkGrad: (g, inputs, attrs) => {
+    arity(inputs, 4);
+    const z = need(inputs, 0, 'zT');
+    const t = need(inputs, 1, 'target');
+    checkCeChunk(z, t, attrs.offset, 'columns');
+    for (const [i, what] of [
+      [2, 'lse'],
+      [3, 'dlogp'],
+    ] as const) {
+      const x = need(inputs, i, what);
+      if (x.dtype !== 'float32' || x.rank !== 2 || x.shape[1] !== 1) throw new Error(`${what} must be float32 [R, 1], got ${x.dtype}${x.shapeText}`);
+    }
+    return [{ dtype: z.dtype, shape: [...z.shape] }];
+  },
+  // h [N, D], W [V, D] (one float dtype), target [N, 1] int64 → log p(target) [N, 1] and the row log-sum-exp
+  // [N, 1], float32, of the logits h·Wᵀ (rounded to h's dtype) — without the [N, V] logits ever existing
+  // at once: lowered into chunks of `chunk` vocabulary columns (linear-cross-entropy.ts).
+  LinearLogProb: (g, inputs, attrs) => {
+    arity(inputs, 3);
+    const { t } = checkLinearLogProb(inputs, attrs.chunk);
+    return [
+      { dtype: 'float32', shape: [...t.shape] },
+      { dtype: 'float32', shape: [...t.shape] },
+    ];
+  },
+  // dlogp [N, 1] f32, h, W, target, lse [N, 1] f32 → dh [N, D], dW [V, D] (dW only with weight_grad 1; else
+  // output 1 must stay unused).
+  LinearLogProbGrad: (g, inputs, attrs) => {
+    arity(inputs, 5);
+    const { h, w } = checkLinearLogProb(inputs.slice(1, 4), attrs.chunk);
+    for (const [i, what] of [
+      [0, 'dlogp'],
+      [4, 'lse'],
+    ] as const) {
+      const x = need(inputs, i, what);
+      if (x.dtype !== 'float32' || x.rank !== 2 || x.shape[1] !== 1) throw new Error(`${what} must be float32 [N, 1], got ${x.dtype}${x.shapeText}`);
+    }
+    if (attrs.weight_grad !== 0 && attrs.weight_grad !== 1) throw new Error(`weight_grad must be 0 or 1, got ${attrs.weight_grad}`);
+    return [
+      { dtype: h.dtype, shape: [...h.shape] },
+      { dtype: w.dtype, shape: [...w.shape] },
+    ];
+  },
   // ORT's GroupQueryAttention (com.microsoft) as the generation engine uses it: query [B, S, H·hd],
   // key / value [B, S, kvH·hd], past_key / past_value [B, kvH, C, hd] (a static cache of capacity C,
   // bound to the same buffers as the presents), seqlens_k int32 [B] (each row's total length − 1),
@@ -838,6 +916,27 @@ function adamwOutputs(inputs: readonly In[], attrs: OpAttrs['AdamW']): InferredO
 function checkLikeX(dy: Tensor, x: Tensor): void {
   if (dy.dtype !== x.dtype || dy.rank !== x.rank || !dy.shape.every((d, i) => dimEq(d, x.shape[i] as Dim)))
     throw new Error('dY must have the dtype and shape of X');
+}
+
+function checkCeChunk(z: Tensor, t: Tensor, offset: number, rowsAre: 'rows' | 'columns'): void {
+  if (!['float32', 'bfloat16', 'float16'].includes(z.dtype)) throw new Error(`logits must be float32, bfloat16 or float16, got ${z.dtype}`);
+  if (z.rank !== 2) throw new Error(`logits must be rank 2, got ${z.shapeText}`);
+  if (t.dtype !== 'int64' || t.rank !== 2 || t.shape[1] !== 1) throw new Error(`target must be int64 [R, 1], got ${t.dtype}${t.shapeText}`);
+  const r = z.shape[rowsAre === 'rows' ? 0 : 1] as Dim;
+  if (typeof r === 'number' && typeof t.shape[0] === 'number' && r !== t.shape[0]) throw new Error(`${t.shape[0]} targets for ${r} logit ${rowsAre}`);
+  if (!(Number.isInteger(offset) && offset >= 0)) throw new Error(`offset must be an integer >= 0, got ${offset}`);
+}
+
+function checkLinearLogProb(inputs: readonly In[], chunk: number): { h: Tensor; w: Tensor; t: Tensor } {
+  const h = need(inputs, 0, 'h');
+  const w = need(inputs, 1, 'W');
+  const t = need(inputs, 2, 'target');
+  if (!['float32', 'bfloat16', 'float16'].includes(h.dtype) || h.rank !== 2) throw new Error(`h must be a float [N, D], got ${h.dtype}${h.shapeText}`);
+  if (w.dtype !== h.dtype || w.rank !== 2 || typeof w.shape[0] !== 'number' || !dimEq(w.shape[1] as Dim, h.shape[1] as Dim))
+    throw new Error(`W must be ${h.dtype} [V, ${String(h.shape[1])}] with a static V, got ${w.dtype}${w.shapeText}`);
+  if (t.dtype !== 'int64' || t.rank !== 2 || t.shape[1] !== 1) throw new Error(`target must be int64 [N, 1], got ${t.dtype}${t.shapeText}`);
+  if (!(Number.isInteger(chunk) && chunk >= 1)) throw new Error(`chunk must be an integer >= 1, got ${chunk}`);
+  return { h, w, t };
 }
 
 function checkRmsWeight(x: Tensor, w: Tensor): void {

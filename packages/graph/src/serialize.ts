@@ -24,7 +24,7 @@ import {
 import type { AttributeProto, TensorProto, ValueInfoProto } from 'onnx-buf';
 import { onnxTypeCode } from './dtype.js';
 import { type ConstTensor, type Graph, OPSET, type Tensor } from './graph.js';
-import { type AttrValue, attrKinds, customOpDomains } from './ops.js';
+import { type AttrValue, attrKinds, customOpDomains, graphLevelOps } from './ops.js';
 
 /** Options of `serialize`. */
 export interface SerializeOptions {
@@ -106,6 +106,9 @@ function attribute(name: string, v: AttrValue): AttributeProto {
 /** Serializes `graph` to ModelProto bytes (same graph → same bytes). */
 export function serialize(graph: Graph, opts: SerializeOptions = {}): SerializedModel {
   if (graph.outputs.length === 0) throw new Error(`graph '${graph.name}' has no outputs`);
+  const unlowered = graph.nodes.find((n) => graphLevelOps.has(n.op));
+  if (unlowered !== undefined)
+    throw new Error(`graph '${graph.name}': ${unlowered.op} node '${unlowered.name}' has no kernel; lower it first (lowerLinearLogProb)`);
   const external: ExternalChunk[] = [];
   let offset = 0;
   const ext = opts.externalData;

@@ -113,7 +113,7 @@ describe('MaskedSoftmax vs the standard-op softmax it replaces (CPU)', () => {
 const GRAD_VS_F32 = 4e-3;
 const FUSED_OVER_PLAIN = 1.5;
 
-describe('a small Llama step in float16 with and without the fused softmax, RMSNorm and SwiGLU (CPU)', () => {
+describe('a small Llama step in float16 with and without the fused softmax, RMSNorm, SwiGLU and cross-entropy (CPU)', () => {
   it('the rewrite finds every layer; losses over 3 AdamW steps agree; gradients as close to float32 as the standard ops', async () => {
     const [Bt, Tt] = [2, 6];
     const { objective, init } = tinyObjective(Bt, Tt);
@@ -129,6 +129,10 @@ describe('a small Llama step in float16 with and without the fused softmax, RMSN
     expect(built.fused!.nodes.filter((n) => n.op === 'SwiGLU').length).toBe(tinyLlama().numHiddenLayers);
     expect(built.fused!.nodes.filter((n) => n.op === 'SwiGLUGrad').length).toBe(tinyLlama().numHiddenLayers);
     expect(built.fused!.nodes.filter((n) => n.op === 'Sigmoid').length).toBe(0);
+    // The LM-head cross-entropy: one vocabulary chunk at the default width, no [tokens, vocab] log-softmax.
+    expect(built.fused!.nodes.filter((n) => n.op === 'CEChunkStats').length).toBe(1);
+    expect(built.fused!.nodes.filter((n) => n.op === 'CEChunkGrad').length).toBe(1);
+    expect(built.fused!.nodes.filter((n) => n.op === 'LogSoftmax').length).toBe(0);
     const batch = tinyBatch(Bt, Tt);
     const losses = async (fusedKernels: boolean) => {
       const t = await Trainer.create(

@@ -12,7 +12,17 @@
 // loss scaling the backward is seeded with loss_scale and the float32 grads are divided by it.
 // grad_norm is the global L2 norm before clipping (clip_grad_norm_'s return value), always computed:
 // the host skips the step when it is not finite.
-import { type Graph as GraphT, Graph, type Tensor, fuseMaskedSoftmax, fuseRmsNorm, fuseSwiGlu, grad } from '@latent-sft/graph';
+import {
+  type Graph as GraphT,
+  Graph,
+  type Tensor,
+  fuseLinearCrossEntropy,
+  fuseMaskedSoftmax,
+  fuseRmsNorm,
+  fuseSwiGlu,
+  grad,
+  lowerLinearLogProb,
+} from '@latent-sft/graph';
 import { inputError } from '@latent-sft/core';
 import { type GraphOptimizer, clipByGlobalNormGraph, globalNormFusedGraph } from './graph-optim.js';
 import type { Objective } from './objective.js';
@@ -28,6 +38,14 @@ export interface FusedParts {
   /** The MLP gating Mul(Mul(gate, σ(gate)), up) as latent_sft.SwiGLU (graph.fuseSwiGlu); default: as `softmax`. */
   swiglu?: boolean;
   /**
+   * The LM head's cross-entropy over chunks of the vocabulary (graph.fuseLinearCrossEntropy, lowered after
+   * the backward into GEMMs and latent_sft.CEChunkStats / CEChunkGrad): no [tokens, vocab] logits, no
+   * float32 copies of them; default: as `softmax`.
+   */
+  crossEntropy?: boolean;
+  /** Vocabulary columns per cross-entropy chunk (default 8192: graph's DEFAULT_CE_CHUNK). */
+  ceChunk?: number;
+  /**
    * The fused AdamW also writes each updated weight in the 16-bit compute dtype (AdamWCopy), kept as
    * state `copy.<p>` that the forward reads instead of a Cast of the float32 master; only with the fused
    * optimizer, gradAccum 1 and a 16-bit compute dtype (otherwise ignored). Default: off, also for
@@ -38,9 +56,16 @@ export interface FusedParts {
 }
 
 /** `fused` as parts, every one set (rmsnorm and swiglu default to softmax). */
-export function fusedParts(f: boolean | FusedParts | undefined): Required<FusedParts> {
-  if (typeof f === 'object') return { ...f, rmsnorm: f.rmsnorm ?? f.softmax, swiglu: f.swiglu ?? f.softmax, weightCopies: f.weightCopies ?? false };
-  return { optimizer: f === true, softmax: f === true, rmsnorm: f === true, swiglu: f === true, weightCopies: false };
+export function fusedParts(f: boolean | FusedParts | undefined): Required<Omit<FusedParts, 'ceChunk'>> & Pick<FusedParts, 'ceChunk'> {
+  if (typeof f === 'object')
+    return {
+      ...f,
+      rmsnorm: f.rmsnorm ?? f.softmax,
+      swiglu: f.swiglu ?? f.softmax,
+      crossEntropy: f.crossEntropy ?? f.softmax,
+      weightCopies: f.weightCopies ?? false,
+    };
+  return { optimizer: f === true, softmax: f === true, rmsnorm: f === true, swiglu: f === true, crossEntropy: f === true, weightCopies: false };
 }
 
 /**
@@ -66,8 +91,8 @@ export interface StepGraphOptions {
   /**
    * Fused kernels (domain latent_sft; sessions of @latent-sft/runtime, whose addon has them): the 16-bit
    * attention softmax as MaskedSoftmax (graph.fuseMaskedSoftmax, before the backward is built), the
-   * 16-bit RMSNorms as RMSNorm (graph.fuseRmsNorm), the MLP gating as SwiGLU (graph.fuseSwiGlu), and the
-   * optimizer's fused node with a SumSquares grad norm when it has one (AdamW). `true`: all; an
+   * 16-bit RMSNorms as RMSNorm (graph.fuseRmsNorm), the MLP gating as SwiGLU (graph.fuseSwiGlu), the LM
+   * head's cross-entropy in vocabulary chunks (graph.fuseLinearCrossEntropy), and the optimizer's fused node with a SumSquares grad norm when it has one (AdamW). `true`: all; an
    * object picks them.
    */
   fused?: boolean | FusedParts;
@@ -128,6 +153,7 @@ function forwardBackward(
   if (parts.softmax) fuseMaskedSoftmax(g);
   if (parts.rmsnorm) fuseRmsNorm(g);
   if (parts.swiglu) fuseSwiGlu(g);
+  if (parts.crossEntropy) fuseLinearCrossEntropy(g, parts.ceChunk !== undefined ? { chunk: parts.ceChunk } : {});
   if (built.loss.rank !== 0) throw new Error(`objective loss must be a scalar, got ${built.loss.shapeText}`);
   const loss = g.cast(built.loss, 'float32');
   g.output(loss, 'loss');
@@ -144,6 +170,7 @@ function forwardBackward(
     names.map((n) => (copy === null ? masters : view)[n] as Tensor),
     scale ?? undefined,
   );
+  lowerLinearLogProb(g);
   const grads: Record<string, Tensor> = {};
   names.forEach((n, i) => {
     let gr = raw[i] as Tensor;

@@ -337,3 +337,85 @@ export function adamwCopyCase(n: number, to: 'bfloat16' | 'float16', seed: numbe
   g.output(g.cast(pa as Tensor, to), 'cast');
   return { model: serialize(g).model, inputs };
 }
+
+/**
+ * CEChunkStats and CEChunkGrad on one graph (a chunk of `C` vocabulary columns at `offset` of a vocabulary of
+ * `vocab`, `R` rows): inputs z [R, C] and zT [C, R] (dtype; zT is z transposed), target [R, 1] int64, lse and
+ * dlogp [R, 1] float32; outputs stats [R, 3] and dzT [C, R]. Targets: rows 0–2 in the chunk (first, last
+ * column, and one inside), row 3 before it, row 4 past it, row 5 outside the vocabulary (−1), the rest random
+ * over the vocabulary. Logits span ±12 (e^z over a wide range), lse the rows' own log-sum-exp ± 0.5.
+ */
+export function ceChunkCase(
+  dtype: 'float32' | 'bfloat16' | 'float16',
+  R: number,
+  C: number,
+  offset: number,
+  vocab: number,
+  seed: number,
+): { model: Uint8Array; inputs: Record<string, HostTensor> } {
+  if (R < 6 || offset < 1 || offset + C >= vocab) throw new Error('ceChunkCase: needs R >= 6 and the chunk strictly inside the vocabulary');
+  const g = new Graph('ce_chunk_case');
+  const r = Rng.fromSeed(seed);
+  const z = g.input('z', dtype, [R, C]);
+  const zT = g.input('zT', dtype, [C, R]);
+  const t = g.input('target', 'int64', [R, 1]);
+  const lse = g.input('lse', 'float32', [R, 1]);
+  const dlogp = g.input('dlogp', 'float32', [R, 1]);
+  g.output(g.op1('CEChunkStats', [z, t], { offset, vocab }), 'stats');
+  g.output(g.op1('CEChunkGrad', [zT, t, lse, dlogp], { offset }), 'dzT');
+  const zs = typedFrom(
+    dtype,
+    draws(R * C, (_, v) => 4 * v, r),
+  );
+  const zv = floatValues({ dtype, dims: [R, C], data: zs } as HostTensor);
+  const zts = typedFrom(
+    dtype,
+    Array.from({ length: R * C }, () => 0),
+  );
+  for (let i = 0; i < R; i++)
+    for (let c = 0; c < C; c++) (zts as Uint16Array | Float32Array)[c * R + i] = (zs as Uint16Array | Float32Array)[i * C + c] as number;
+  const fixed = [offset, offset + C - 1, offset + Math.floor(C / 2), offset - 1, offset + C, -1];
+  const targets = BigInt64Array.from({ length: R }, (_, i) => BigInt(i < fixed.length ? (fixed[i] as number) : Math.floor(r.uniform() * vocab)));
+  const lses = Float32Array.from({ length: R }, (_, i) => {
+    let m = -Infinity;
+    for (let c = 0; c < C; c++) m = Math.max(m, zv[i * C + c] as number);
+    let s = 0;
+    for (let c = 0; c < C; c++) s += Math.exp((zv[i * C + c] as number) - m);
+    return m + Math.log(s) + (r.uniform() - 0.5);
+  });
+  return {
+    model: serialize(g).model,
+    inputs: {
+      z: { dtype, dims: [R, C], data: zs } as HostTensor,
+      zT: { dtype, dims: [C, R], data: zts } as HostTensor,
+      target: { dtype: 'int64', dims: [R, 1], data: targets },
+      lse: { dtype: 'float32', dims: [R, 1], data: lses },
+      dlogp: { dtype: 'float32', dims: [R, 1], data: Float32Array.from({ length: R }, () => r.normal()) },
+    },
+  };
+}
+
+/**
+ * The reference of ceChunkCase's outputs in float64 from the stored (rounded) inputs: stats (max, Σ e^(z −
+ * max), z[target] / 0 / NaN) and dzT = dlogp·(onehot − e^(z − lse)) (not rounded to the dtype).
+ */
+export function ceChunkReference(inp: Record<string, HostTensor>, offset: number, vocab: number): { stats: Float64Array; dzT: Float64Array } {
+  const zT = floatValues(inp['zT'] as HostTensor);
+  const [C, R] = (inp['zT'] as HostTensor).dims as [number, number];
+  const t = Array.from(inp['target']!.data as BigInt64Array, Number);
+  const lse = inp['lse']!.data as Float32Array;
+  const dlogp = inp['dlogp']!.data as Float32Array;
+  const stats = new Float64Array(3 * R);
+  const dzT = new Float64Array(C * R);
+  for (let i = 0; i < R; i++) {
+    let m = -Infinity;
+    for (let c = 0; c < C; c++) m = Math.max(m, zT[c * R + i] as number);
+    let s = 0;
+    for (let c = 0; c < C; c++) s += Math.exp((zT[c * R + i] as number) - m);
+    const ti = t[i] as number;
+    stats.set([m, s, ti < 0 || ti >= vocab ? Number.NaN : ti >= offset && ti < offset + C ? (zT[(ti - offset) * R + i] as number) : 0], 3 * i);
+    for (let c = 0; c < C; c++)
+      dzT[c * R + i] = (dlogp[i] as number) * ((c + offset === ti ? 1 : 0) - Math.exp((zT[c * R + i] as number) - (lse[i] as number)));
+  }
+  return { stats, dzT };
+}

@@ -65,8 +65,8 @@ export interface TrainerOptions {
    * 16-bit copy of each weight that the next forward reads (no Cast of every master per step; the same
    * rounding, so bit for bit the same training). 'auto' (default): when the device's kernels load
    * (fusedKernelsStatus), else standard ops with a warning. true: required. false: never.
-   * `{ optimizer, softmax, rmsnorm?, swiglu?, weightCopies? }`: required, only the parts set (rmsnorm
-   * and swiglu default to softmax; weightCopies is opt-in).
+   * `{ optimizer, softmax, rmsnorm?, swiglu?, crossEntropy?, ceChunk?, weightCopies? }`: required, only the
+   * parts set (rmsnorm, swiglu and crossEntropy default to softmax; weightCopies is opt-in).
    */
   fusedKernels?: boolean | 'auto' | FusedParts;
   /**
@@ -244,7 +244,7 @@ export class Trainer {
     const want = opts.fusedKernels ?? 'auto';
     const none = fusedParts(false);
     const parts = typeof want === 'object' && want !== null ? want : null;
-    const optional = ['rmsnorm', 'swiglu', 'weightCopies'] as const;
+    const optional = ['rmsnorm', 'swiglu', 'crossEntropy', 'weightCopies'] as const;
     if (
       want !== 'auto' &&
       typeof want !== 'boolean' &&
@@ -252,11 +252,12 @@ export class Trainer {
         typeof parts.optimizer !== 'boolean' ||
         typeof parts.softmax !== 'boolean' ||
         optional.some((k) => parts[k] !== undefined && typeof parts[k] !== 'boolean') ||
-        Object.keys(parts).some((k) => !['optimizer', 'softmax', ...optional].includes(k)))
+        (parts.ceChunk !== undefined && !(Number.isInteger(parts.ceChunk) && parts.ceChunk >= 1)) ||
+        Object.keys(parts).some((k) => !['optimizer', 'softmax', 'ceChunk', ...optional].includes(k)))
     ) {
       throw inputError(
         { field: 'fusedKernels' },
-        `expected true, false, 'auto' or { optimizer, softmax, rmsnorm?, swiglu?, weightCopies? } booleans, got ${JSON.stringify(want)}`,
+        `expected true, false, 'auto' or { optimizer, softmax, rmsnorm?, swiglu?, crossEntropy?, weightCopies? } booleans (ceChunk?: an integer >= 1), got ${JSON.stringify(want)}`,
       );
     }
     const resolved = parts === null ? null : fusedParts(parts);

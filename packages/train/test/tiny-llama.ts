@@ -2,17 +2,17 @@
 // (fused-softmax.test.ts, weight-copies.test.ts): seeded float32 masters and a batch with a left-padded row.
 import { Rng } from '@latent-sft/core';
 import type { Tensor } from '@latent-sft/graph';
-import { causalLmLoss, decoder, embed, paddingBias, parameterShapes, tinyLlama } from '@latent-sft/models';
+import { type ModelConfig, causalLmLoss, decoder, embed, paddingBias, parameterShapes, tinyLlama } from '@latent-sft/models';
 import type { HostTensor } from '@latent-sft/runtime';
 import type { Objective } from '../src/index.js';
 
-/** A small Llama's causal-LM loss (float16 or float32 compute), as tools/bench's objective at a tiny size; Bt 'batch': any batch size. */
+/** A small Llama's (or `config`'s) causal-LM loss (float16 or float32 compute), as tools/bench's objective at a tiny size; Bt 'batch': any batch size. */
 export function tinyObjective(
   Bt: number | 'batch',
   Tt: number,
   dtype: 'float16' | 'float32' = 'float16',
+  config: ModelConfig = tinyLlama(),
 ): { objective: Objective; init: Record<string, HostTensor> } {
-  const config = tinyLlama();
   const rng = Rng.fromSeed(5);
   const specs = parameterShapes(config);
   const ids = { dtype: 'int64' as const, shape: [Bt, Tt] };

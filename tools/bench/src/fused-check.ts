@@ -2,14 +2,18 @@
 // every case of @latent-sft/train/testing (packages/train/src/testing.ts) on CUDA against the CPU kernels (which the unit
 // tests hold to the exact float32 reference) and the reference itself — AdamW bit for bit, SumSquares
 // within 1e-6 relative (float64 block sums in another order), MaskedSoftmax, RMSNorm and SwiGLU (+ Grad)
-// within a few ulps of their dtype — then timings: AdamW over 2^28 elements, MaskedSoftmax, RMSNorm and SwiGLU at the
+// and the chunked cross-entropy's CEChunkStats / CEChunkGrad within a few ulps of their dtype — then timings: AdamW
+// over 2^28 elements, MaskedSoftmax, RMSNorm, SwiGLU and the LM-head cross-entropy (chunked vs standard ops) at the
 // benchmark's shapes (the bytes each moves over the time, against the GPU's bandwidth).
 // Prints "CHECK {...}" lines; exits 1 on any mismatch.
 // Usage: node fused-check.mjs [--device-id 0] [--dry] [--timing-only]
 import { parseArgs } from 'node:util';
+import { Graph, crossEntropy, fuseLinearCrossEntropy, grad, lowerLinearLogProb, serialize, typedFrom } from '@latent-sft/graph';
 import { DeviceSession, type HostTensor, fusedKernelsStatus } from '@latent-sft/runtime';
 import {
   adamwCopyCase,
+  ceChunkCase,
+  ceChunkReference,
   adamwGraph,
   adamwInputs,
   adamwReference,
@@ -204,6 +208,40 @@ if (!values['timing-only'])
     }
   }
 
+// CEChunkStats / CEChunkGrad: CUDA vs CPU kernels and vs the float64 reference. The row max and the target
+// logit are stored values (exact); Σ e^(z − max) is summed in another order (a block per row on CUDA):
+// within 1e-5 relative; dz = dlogp·(onehot − e^(z − lse)) by the same float32 formula (fused_shared.h) with
+// CUDA's and glibc's expf, within two ulps of the dtype (of the largest |dz|). Shapes: an odd chunk (the scalar path)
+// and the benchmark's chunk [8·512 rows, 8192 columns]. In float32 the bound is set by z − lse, rounded to
+// float32 before e^x (|z − lse| up to ~30: ~2e-6 relative against the float64 reference).
+if (!values['timing-only'])
+  for (const [dtype, ulp] of dtypeGrid(5e-6)) {
+    for (const [R, C] of [
+      [37, 1001],
+      [4096, 8192],
+    ] as const) {
+      const [offset, vocab] = [3000, 3000 + C + 500];
+      const c = ceChunkCase(dtype, R, C, offset, vocab, 7);
+      const [gpu, host] = await onBoth(c);
+      const ref = R === 37 ? ceChunkReference(c.inputs, offset, vocab) : null;
+      const [sg, sh] = [floatValues(gpu['stats'] as HostTensor), floatValues(host['stats'] as HostTensor)];
+      let statsOk = true;
+      for (let i = 0; i < R; i++) {
+        const same = (a: number, b: number) => (Number.isNaN(b) ? Number.isNaN(a) : a === b);
+        if (!same(sg[3 * i] as number, sh[3 * i] as number) || !same(sg[3 * i + 2] as number, sh[3 * i + 2] as number)) statsOk = false;
+        if (!(Math.abs((sg[3 * i + 1] as number) / (sh[3 * i + 1] as number) - 1) <= 1e-5)) statsOk = false;
+        if (ref !== null && !(Math.abs((sg[3 * i + 1] as number) / (ref.stats[3 * i + 1] as number) - 1) <= 1e-5)) statsOk = false;
+      }
+      const dz = floatValues(gpu['dzT'] as HostTensor);
+      // Relative to the largest |dz|: e^(z − lse) underflows the 16-bit dtypes for the far tail of a row.
+      const worst: Record<string, number> = { dz: worstRel(dz, floatValues(host['dzT'] as HostTensor), true) };
+      if (ref !== null) worst['dz_vs_reference'] = worstRel(dz, ref.dzT, true);
+      const ok = statsOk && Object.values(worst).every((w) => w <= 2 * ulp);
+      if (!ok) failed++;
+      emit({ check: 'ce-chunk', dtype, dims: [R, C], ok, stats_ok: statsOk, worst_rel: worst });
+    }
+  }
+
 /** Mean ms of `reps` runs of a case on CUDA after one warm-up (inputs uploaded once; everything released). */
 async function timeCase(c: { model: Uint8Array; inputs: Record<string, HostTensor> }, reps: number): Promise<number> {
   const session = DeviceSession.create(c.model, { device: cuda, deterministic: true });
@@ -237,6 +275,42 @@ if (!values.dry) {
   // SwiGLU + Grad at the benchmark's MLP [8·512, 8192] in bfloat16 (gate, up, y; dy, gate, up, dgate, dup: 16 bytes per element).
   const swMs = await timeCase(swigluCase('bfloat16', [4096, 8192], 2), 20);
   emit({ check: 'swiglu-time', dims: [4096, 8192], ms_fwd_plus_bwd: swMs, gb_per_s: (16 * 4096 * 8192) / (swMs / 1000) / 1e9 });
+}
+
+// The LM-head cross-entropy at the benchmark's shape (h [8·512, 2048], W [128256, 2048], bfloat16; loss, dh
+// and dW): the standard ops (bf16 logits, their float32 copy, LogSoftmax, the scattered gradient) against
+// the chunked lowering (graph's linear-cross-entropy.ts, 8192 columns per chunk), each in its own session.
+if (!values.dry) {
+  const [N, D, V] = [4096, 2048, 128256];
+  const model = (fused: boolean) => {
+    const g = new Graph(fused ? 'ce_chunked' : 'ce_plain');
+    const h = g.input('h', 'bfloat16', [N, D]);
+    const w = g.input('w', 'bfloat16', [V, D]);
+    const loss = crossEntropy(g, g.cast(g.op1('Gemm', [h, w], { transB: 1 }), 'float32'), g.input('labels', 'int64', [N]));
+    if (fused) fuseLinearCrossEntropy(g);
+    const [dh, dw] = grad(g, loss, [h, w]);
+    lowerLinearLogProb(g);
+    g.output(loss, 'loss');
+    g.output(dh!, 'dh');
+    g.output(dw!, 'dw');
+    g.prune();
+    return serialize(g).model;
+  };
+  const tile = Float32Array.from({ length: 1 << 20 }, (_, i) => 0.02 * Math.sin(i * 12.9898) * Math.cos(i * 0.37));
+  const fill = (n: number) => {
+    const bits = typedFrom('bfloat16', tile) as Uint16Array;
+    const out = new Uint16Array(n);
+    for (let o = 0; o < n; o += bits.length) out.set(bits.subarray(0, Math.min(bits.length, n - o)), o);
+    return out;
+  };
+  const inputs: Record<string, HostTensor> = {
+    h: { dtype: 'bfloat16', dims: [N, D], data: fill(N * D) },
+    w: { dtype: 'bfloat16', dims: [V, D], data: fill(V * D) },
+    labels: { dtype: 'int64', dims: [N], data: BigInt64Array.from({ length: N }, (_, i) => BigInt((i * 7919) % V)) },
+  };
+  const plainMs = await timeCase({ model: model(false), inputs }, 5);
+  const chunkedMs = await timeCase({ model: model(true), inputs }, 5);
+  emit({ check: 'ce-time', dims: [N, D, V], ms_plain: plainMs, ms_chunked: chunkedMs, speedup: plainMs / chunkedMs });
 }
 
 // Timing: AdamW over 2^28 elements with bf16 gradients (26 bytes per element moved).

@@ -35,8 +35,9 @@ const cudaOptions = Object.fromEntries(
     .filter((kv) => kv !== '')
     .map((kv) => kv.split('=') as [string, string]),
 );
-// --fused auto|true|false or a comma list of the parts to use: optimizer,softmax,rmsnorm,swiglu,copies (copies: the
-// fused AdamW writes the 16-bit weights, FusedParts.weightCopies)
+// --fused auto|true|false or a comma list of the parts to use: optimizer,softmax,rmsnorm,swiglu,ce,copies (ce: the
+// LM-head cross-entropy over vocabulary chunks, FusedParts.crossEntropy; copies: the fused AdamW writes the 16-bit
+// weights, FusedParts.weightCopies)
 const parts = values.fused.split(',');
 const fusedKernels =
   values.fused === 'auto'
@@ -48,6 +49,7 @@ const fusedKernels =
           softmax: parts.includes('softmax'),
           rmsnorm: parts.includes('rmsnorm'),
           swiglu: parts.includes('swiglu'),
+          crossEntropy: parts.includes('ce'),
           weightCopies: parts.includes('copies'),
         };
 const compute = values.compute as 'bfloat16' | 'float16' | 'float32';

@@ -171,6 +171,8 @@ struct Kernels {
   CUfunction rmsnormGrad[3] = {nullptr, nullptr, nullptr};
   CUfunction swiglu[3] = {nullptr, nullptr, nullptr};
   CUfunction swigluGrad[3] = {nullptr, nullptr, nullptr};
+  CUfunction ceStats[3] = {nullptr, nullptr, nullptr};
+  CUfunction ceGrad[3] = {nullptr, nullptr, nullptr};
   int smCount = 0;
 };
 
@@ -250,5 +252,6 @@ void addSumSquaresOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addMaskedSoftmaxOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addRMSNormOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addSwiGluOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
+void addCrossEntropyOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 
 }  // namespace latent_sft

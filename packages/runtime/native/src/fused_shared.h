@@ -44,6 +44,12 @@ LSFT_HD float swigluGateGrad(float dy, float g, float u) {
 }
 
 /**
+ * CEChunkGrad's element in float32, before its rounding to the dtype: d log p(target) / dz · dlogp =
+ * dlogp·([column is the target] − e^(z − lse)).
+ */
+LSFT_HD float ceGradElement(float z, float lse, float dlogp, bool isTarget) { return dlogp * ((isTarget ? 1.0f : 0.0f) - expf(z - lse)); }
+
+/**
  * MaskedSoftmax's row → mask offset map: X [..., S] with nd = rank − 1 leading dims, the mask
  * right-aligned and broadcastable (mstr 0 on a broadcast dim; mlast 0 when the mask's last dim is 1).
  * Passed to the CUDA kernels by value.
