@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { modelConfigToJson, parseModelConfig, tinyLlama, tinyQwen2 } from './config.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { roundToBf16 } from './dtype.js';
+import { float32ToBf16Bits, float32ToF16Bits, roundToBf16 } from './dtype.js';
 import { initParameters } from './init.js';
 import { parameterShapes } from './params.js';
 import { writeSafetensors } from './safetensors.js';
@@ -65,6 +65,26 @@ describe('checkpoint folders', () => {
     expect(loaded.tensors.info('model.embed_tokens.weight').dtype).toBe('BF16');
     const back = loaded.readAll();
     for (let i = 0; i < p.length; i++) expect(back[i]?.data).toBeAllclose(p[i]?.data as Float32Array, EXACT);
+  });
+
+  it('read16: a bf16 checkpoint read as bf16 bit for bit, as float16 rounded once; a value float16 cannot hold is a one-line error', () => {
+    const dir = tmp();
+    const c = tinyQwen2({ torchDtype: 'bfloat16' });
+    const p = initParameters(c, { seed: 4, dtype: 'bfloat16' });
+    saveCheckpoint(dir, c, p);
+    const ck = loadCheckpoint(dir);
+    for (const t of p) {
+      expect([...ck.read16(t.name, 'bfloat16')], t.name).toEqual([...t.data].map(float32ToBf16Bits));
+      expect([...ck.read16(t.name, 'float16')], t.name).toEqual([...t.data].map(float32ToF16Bits));
+    }
+    const big = p.map((t) => (t.name === 'model.norm.weight' ? { ...t, data: t.data.map((v, i) => (i === 3 ? 1e5 : v)) } : t));
+    const dir2 = tmp();
+    saveCheckpoint(dir2, c, big, { dtype: 'float32' });
+    expect(() => loadCheckpoint(dir2).read16('model.norm.weight', 'float16')).toThrow(
+      /model\.safetensors.*model\.norm\.weight.*NaN or ±Inf as float16 at element 3/,
+    );
+    expect(loadCheckpoint(dir2).read16('model.norm.weight', 'bfloat16')[3]).toBe(float32ToBf16Bits(1e5));
+    expect(() => ck.read16('lm_head.nope', 'bfloat16')).toThrow(/lm_head\.nope.*not in the checkpoint/);
   });
 
   it('reports missing files, missing and mismatched tensors in one line', () => {

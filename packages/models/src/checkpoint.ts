@@ -8,7 +8,7 @@ import { modelConfigToJson, parseModelConfig, type ModelConfig, type ParseConfig
 import type { NamedTensor } from './init.js';
 import { parameterShapes } from './params.js';
 import { openSafetensors, openShardedSafetensors, writeSafetensors, type Dtype, type TensorSource } from './safetensors.js';
-import { checkFiniteTensors } from './finite.js';
+import { checkFinite16, checkFiniteTensors } from './finite.js';
 
 const STORAGE: Record<ModelConfig['torchDtype'], Dtype> = { float32: 'F32', bfloat16: 'BF16', float16: 'F16' };
 
@@ -60,6 +60,11 @@ export interface LoadedCheckpoint {
   tensors: TensorSource;
   /** Reads every parameter (parameterShapes order) as float32; a NaN/±Inf is a one-line error naming the tensor. */
   readAll(): NamedTensor[];
+  /**
+   * Reads one parameter as 16-bit float bits straight from its file (stored in `dtype`: as stored; else rounded
+   * once), without a float32 copy of the checkpoint; a NaN/±Inf is a one-line error naming the tensor.
+   */
+  read16(name: string, dtype: 'bfloat16' | 'float16'): Uint16Array;
 }
 
 /** Opens an HF checkpoint folder and validates it against its config.json (`opts`: parseModelConfig's). */
@@ -93,6 +98,12 @@ export function loadCheckpoint(dir: string, opts: ParseConfigOptions = {}): Load
       }));
       checkFiniteTensors(all, where);
       return all;
+    },
+    read16: (name, dtype) => {
+      if (!tensors.has(name)) throw inputError({ file: where, field: name }, 'tensor not in the checkpoint');
+      const data = tensors.readTensor(name, { as: dtype }) as Uint16Array;
+      checkFinite16(data, dtype, name, where);
+      return data;
     },
   };
 }

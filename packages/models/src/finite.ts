@@ -19,3 +19,19 @@ export function checkFiniteTensors(tensors: ReadonlyArray<{ name: string; data: 
     }
   }
 }
+
+/**
+ * Throws a one-line error naming `file` and `name` when the 16-bit float bits `data` (bfloat16 or float16) hold
+ * a NaN or ±Inf (every exponent bit set) — also one that rounding a wider value to this dtype made.
+ */
+export function checkFinite16(data: Uint16Array, dtype: 'bfloat16' | 'float16', name: string, file: string): void {
+  const exp = dtype === 'bfloat16' ? 0x7f80 : 0x7c00;
+  for (let i = 0; i < data.length; i++) {
+    if (((data[i] as number) & exp) === exp) {
+      throw inputError(
+        { file, field: name },
+        `tensor holds a NaN or ±Inf as ${dtype} at element ${i}: the weights are damaged, come from a diverged run, or do not fit ${dtype}`,
+      );
+    }
+  }
+}

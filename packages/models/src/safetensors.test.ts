@@ -123,6 +123,26 @@ describe('safetensors files', () => {
     expect(f.tensors.map((t) => t.name)).toEqual(['bf16', 'empty', 'f16', 'f32', 'f64', 'i32', 'i64', 'u8']);
   });
 
+  it('reads float tensors as 16-bit bits: the stored dtype as stored, others rounded once (no float32 copy kept)', () => {
+    const path = join(tmp(), 'r16.safetensors');
+    const f32 = new Float32Array([0.1, -3.5, 1 + 2 ** -8, 70000, 1e-30, 1 + 2 ** -11]);
+    const bf = Uint16Array.from([0x3f81, 0x7fc1, 0xff80, 0x0001, 0x8000, 0x4049]); // 1.0078125, a NaN payload, −inf, a subnormal, −0, 3.140625
+    writeSafetensors(path, [
+      { name: 'f32', dtype: 'F32', shape: [6], data: f32 },
+      { name: 'bf16', dtype: 'BF16', shape: [6], data: bf },
+      { name: 'f16', dtype: 'F16', shape: [6], data: f32 },
+      { name: 'i32', dtype: 'I32', shape: [1], data: new Int32Array([-5]) },
+    ]);
+    const f = openSafetensors(path);
+    expect([...(f.readTensor('bf16', { as: 'bfloat16' }) as Uint16Array)]).toEqual([...bf]); // bit for bit, NaN payload included
+    expect([...(f.readTensor('f32', { as: 'bfloat16' }) as Uint16Array)]).toEqual([...f32].map(float32ToBf16Bits));
+    expect([...(f.readTensor('f32', { as: 'float16' }) as Uint16Array)]).toEqual([...f32].map(float32ToF16Bits)); // 70000 → inf
+    const f16 = f.readTensor('f16') as Uint16Array;
+    expect([...(f.readTensor('f16', { as: 'float16' }) as Uint16Array)]).toEqual([...f16]);
+    expect([...(f.readTensor('f16', { as: 'bfloat16' }) as Uint16Array)]).toEqual([...f16].map((b) => float32ToBf16Bits(f16BitsToFloat32(b))));
+    expect(() => f.readTensor('i32', { as: 'bfloat16' })).toThrow(/tensor 'i32'.*dtype I32 cannot be read as bfloat16/);
+  });
+
   it('rejects bad input to the writer', () => {
     const path = join(tmp(), 'bad.safetensors');
     expect(() => writeSafetensors(path, [{ name: 'a', dtype: 'F32', shape: [3], data: new Float32Array(2) }])).toThrow(

@@ -65,8 +65,15 @@ export interface TensorSource {
   readonly metadata: Record<string, string> | null;
   has(name: string): boolean;
   info(name: string): TensorInfo;
-  readTensor(name: string, opts?: { as?: 'float32' }): TensorArray;
+  readTensor(name: string, opts?: { as?: ReadAs }): TensorArray;
 }
+
+/**
+ * What readTensor converts a float tensor to: float32 (exact widening of F16/BF16; F64 rounds), or the bits of
+ * a 16-bit float (Uint16Array): a tensor stored in that dtype is returned as stored, others are rounded once
+ * to nearest even (F64 through float32).
+ */
+export type ReadAs = 'float32' | 'bfloat16' | 'float16';
 
 const MAX_HEADER = 100_000_000;
 
@@ -166,12 +173,27 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
   }
 }
 
-function decode(info: TensorInfo, bytes: Uint8Array, as: 'float32' | undefined, path: string): TensorArray {
+function decode(info: TensorInfo, bytes: Uint8Array, as: ReadAs | undefined, path: string): TensorArray {
   const n = numel(info.shape);
   // Copy into an aligned buffer; the file data need not be aligned for the typed array.
   const buf = new ArrayBuffer(bytes.length);
   new Uint8Array(buf).set(bytes);
   const dv = new DataView(buf);
+  if (as === 'bfloat16' || as === 'float16') {
+    const same = as === 'bfloat16' ? 'BF16' : 'F16';
+    const out = new Uint16Array(n);
+    if (info.dtype === same) {
+      for (let i = 0; i < n; i++) out[i] = dv.getUint16(2 * i, true);
+      return out;
+    }
+    if (!['F32', 'F64', 'BF16', 'F16'].includes(info.dtype)) {
+      throw inputError({ file: path, field: `tensor '${info.name}'` }, `dtype ${info.dtype} cannot be read as ${as}`);
+    }
+    const wide = decode(info, bytes, 'float32', path) as Float32Array;
+    const to = as === 'bfloat16' ? float32ToBf16Bits : float32ToF16Bits;
+    for (let i = 0; i < n; i++) out[i] = to(wide[i] as number);
+    return out;
+  }
   if (as === 'float32') {
     const out = new Float32Array(n);
     switch (info.dtype) {
@@ -257,8 +279,8 @@ export class SafetensorsFile implements TensorSource {
     return t;
   }
 
-  /** Reads one tensor's bytes (only that range); `as: 'float32'` widens F16/BF16/F64 exactly (F64 rounds). */
-  readTensor(name: string, opts: { as?: 'float32' } = {}): TensorArray {
+  /** Reads one tensor's bytes (only that range); `as` converts a float tensor (ReadAs). */
+  readTensor(name: string, opts: { as?: ReadAs } = {}): TensorArray {
     const info = this.info(name);
     const fd = openSync(this.path, 'r');
     try {
@@ -321,7 +343,7 @@ export class ShardedSafetensors implements TensorSource {
   info(name: string): TensorInfo {
     return this.shard(name).info(name);
   }
-  readTensor(name: string, opts: { as?: 'float32' } = {}): TensorArray {
+  readTensor(name: string, opts: { as?: ReadAs } = {}): TensorArray {
     return this.shard(name).readTensor(name, opts);
   }
 

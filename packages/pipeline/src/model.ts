@@ -29,7 +29,14 @@ import { requireDir } from './run-dir.js';
 export interface ModelDir {
   dir: string;
   config: ModelConfig;
-  tensors: NamedTensor[];
+  /** Every parameter as float32: read from the files on first use, then kept. */
+  readonly tensors: NamedTensor[];
+  /**
+   * Host tensors for `specs` (graph inputs by name; each name minus `prefix` is a parameter of this folder) in
+   * each spec's dtype: 16-bit ones read straight from the files (a checkpoint stored in that dtype as stored,
+   * others rounded once), never through a float32 copy of the whole model; float32 ones from `tensors`.
+   */
+  readAs(specs: Readonly<Record<string, { dtype: string }>>, prefix?: string): Record<string, HostTensor>;
 }
 
 const TOKENIZER_FILE = /^(tokenizer(_config)?|special_tokens_map|vocab_subset)\.json$/;
@@ -38,7 +45,31 @@ const TOKENIZER_FILE = /^(tokenizer(_config)?|special_tokens_map|vocab_subset)\.
 export function loadModelDir(dir: string, what: string, allow = ''): ModelDir {
   requireDir(dir, what);
   const ck = loadCheckpoint(dir, { allowConfigFields: configFieldList(allow) });
-  return { dir, config: ck.config, tensors: ck.readAll() };
+  let all: NamedTensor[] | null = null;
+  const m: ModelDir = {
+    dir,
+    config: ck.config,
+    get tensors() {
+      all ??= ck.readAll();
+      return all;
+    },
+    readAs(specs, prefix = '') {
+      const out: Record<string, HostTensor> = {};
+      for (const [name, spec] of Object.entries(specs)) {
+        if (!name.startsWith(prefix)) throw inputError({ field: name }, `expected a name under '${prefix}' for ${what}`);
+        const hf = name.slice(prefix.length);
+        const dims = [...ck.tensors.info(hf).shape];
+        if (spec.dtype === 'bfloat16' || spec.dtype === 'float16') out[name] = { dtype: spec.dtype, dims, data: ck.read16(hf, spec.dtype) };
+        else if (spec.dtype === 'float32') {
+          const t = m.tensors.find((x) => x.name === hf);
+          if (t === undefined) throw inputError({ file: dir, field: hf }, `${what} has no such parameter`);
+          out[name] = { dtype: 'float32', dims, data: t.data };
+        } else throw inputError({ field: name }, `a ${spec.dtype} input cannot come from the weights of ${what}`);
+      }
+      return out;
+    },
+  };
+  return m;
 }
 
 /** The tokenizer stored in a model folder; a folder without one is a one-line error. */
@@ -226,5 +257,5 @@ export async function writeRandomModel(dir: string, tokenizer: TokenizerName, si
   const config = tinyLlamaFor(tok, sizes);
   const tensors = initParameters(config, { seed });
   saveCheckpoint(dir, config, tensors, { dtype: 'float32' });
-  return { dir, config, tensors };
+  return loadModelDir(dir, 'random model');
 }

@@ -85,8 +85,8 @@ export function checkEncoderOf(dec: ModelConfig, enc: ModelDir, field: string): 
 interface StepSetup {
   step: Phase1Step;
   decoder: ModelDir;
-  /** E's base weights (vocabulary V+1). */
-  encoder: { config: ModelConfig; tensors: NamedTensor[] };
+  /** E's base weights (vocabulary V+1): a folder read on demand, or the step-1 resize of M0 in memory. */
+  encoder: ModelDir | { config: ModelConfig; tensors: NamedTensor[] };
   lora: { encoder?: LoraConfig; decoder?: LoraConfig };
   /** Writes what the step needs before training into the claimed folder. */
   prepare?(): void;
@@ -163,7 +163,14 @@ async function trainStep(
     ...(s.lora.encoder !== undefined ? toHost(initLora(s.encoder.config, s.lora.encoder, config.train.seed), ENCODER_PREFIX) : {}),
     ...(s.lora.decoder !== undefined ? toHost(initLora(s.decoder.config, s.lora.decoder, config.train.seed + 1), DECODER_PREFIX) : {}),
   };
-  const frozen = hostAsSpecs(objective.frozen, { ...toHost(s.encoder.tensors, ENCODER_PREFIX), ...toHost(s.decoder.tensors, DECODER_PREFIX) });
+  // The frozen bases in their input dtype; folders are read straight from their files (16-bit inputs without a
+  // float32 copy of the model: ModelDir.readAs).
+  const under = (prefix: string) => Object.fromEntries(Object.entries(objective.frozen).filter(([n]) => n.startsWith(prefix)));
+  const enc = s.encoder;
+  const frozen = {
+    ...('readAs' in enc ? enc.readAs(under(ENCODER_PREFIX), ENCODER_PREFIX) : hostAsSpecs(under(ENCODER_PREFIX), toHost(enc.tensors, ENCODER_PREFIX))),
+    ...s.decoder.readAs(under(DECODER_PREFIX), DECODER_PREFIX),
+  };
   const pad = padId(tok);
   const dropout = (s.lora.encoder?.dropout ?? 0) > 0 || (s.lora.decoder?.dropout ?? 0) > 0;
   const evaluator =

@@ -24,7 +24,7 @@ import { checkFitsModel, prepareData } from './data.js';
 import { latentNotes } from './phase1.js';
 import { initLora, loadModelDir, loadModelTokenizer, loraOf, saveAdapterDir, saveModelDir, toHost, tokenizerSha } from './model.js';
 import { LAYOUT, claimOutDir, publishDir } from './run-dir.js';
-import { frozenDtypeFor, hostAsSpecs, runOptionsOf, runTraining } from './runner.js';
+import { frozenDtypeFor, runOptionsOf, runTraining } from './runner.js';
 import type { phase2Schema } from './schemas.js';
 import { type PhaseSummary, finishTraining } from './summary.js';
 
@@ -90,7 +90,7 @@ export async function runPhase2(config: Phase2Config, ctx: RunContext): Promise<
     const { trained, metrics } = await runTraining({
       ...runOptionsOf(config, record),
       objective,
-      init: { trainable: toHost(initLora(m1.config, lora, config.train.seed)), frozen: hostAsSpecs(objective.frozen, toHost(m1.tensors)) },
+      init: { trainable: toHost(initLora(m1.config, lora, config.train.seed)), frozen: m1.readAs(objective.frozen) },
       size: examples.length,
       label: app,
       logger,
