@@ -260,7 +260,9 @@ export class Trainer {
     const sessionOpts = stepSessionOptions(opts.device, opts.session);
     const copyDtype = weightCopyDtype({ optimizer, compute, fused }, opts.gradAccum ?? 1, splitStep(opts));
     const stateMode = Trainer.stateMode(opts, optimizer, fused, graphs, copyDtype !== null);
-    (opts.logger ?? silentLogger).info({ inPlace: stateMode.inPlace, reason: stateMode.reason }, 'trainer state mode');
+    // A warning when the fused AdamW could have updated in place but the graph check refused it.
+    const unexpected = !stateMode.inPlace && opts.inPlaceState !== false && fused.optimizer && optimizer.fusedUpdate !== undefined;
+    (opts.logger ?? silentLogger)[unexpected ? 'warn' : 'info']({ inPlace: stateMode.inPlace, reason: stateMode.reason }, 'trainer state mode');
     const list = (graphs.fused ? [graphs.fused] : [graphs.grad, graphs.update]).map((g) => DeviceSession.create(serialize(g!).model, sessionOpts));
     const t = new Trainer(opts, list, graphs.metrics, fused, copyDtype, stateMode);
     try {
@@ -274,7 +276,8 @@ export class Trainer {
 
   /**
    * Resolves opts.inPlaceState: in place needs the fused AdamW and a graph where every state pair
-   * passes the in-place check (in-place.ts), run here on the graph that writes the state.
+   * passes the in-place check (in-place.ts), run here on the graph that writes the state (the fused
+   * graph, or the update graph of the split path: its grad graph only reads the masters, in an earlier run).
    */
   private static stateMode(opts: TrainerOptions, optimizer: GraphOptimizer, fused: FusedParts, graphs: StepGraphs, copies: boolean): TrainerStateMode {
     const want = opts.inPlaceState ?? 'auto';
