@@ -362,6 +362,23 @@ describe('double-buffered state', () => {
     expect(r.createMs).toBeGreaterThan(0);
   });
 
+  it('in place: one tensor is both buffers (bound as input and output), swap() keeps it, release() frees it once', () => {
+    const live = liveTensorCount();
+    const s = DeviceSession.create(addStateModel('float32', [2]), { deterministic: true });
+    const a = StatePair.create(s, 'state_in', 'state_out', { dtype: 'float32', dims: [2], data: Float32Array.of(1, 2) }, true);
+    const b = StatePair.create(s, 'state_in', 'state_out', { dtype: 'float32', dims: [2], data: Float32Array.of(1, 2) });
+    expect(liveTensorCount() - live).toBe(3); // one tensor in place, two double-buffered
+    expect([a.inPlace, b.inPlace, a.next === a.current, b.next === b.current]).toEqual([true, false, true, false]);
+    const first = a.current;
+    a.swap();
+    expect(a.current).toBe(first);
+    a.release();
+    b.release();
+    s.release();
+    expect(first.released).toBe(true);
+    expect(liveTensorCount()).toBe(live);
+  });
+
   it('rejects mismatched or repeated buffers', () => {
     const a = allocCpu('float32', [2]);
     expect(() => new StatePair('s_in', 's_out', a, allocCpu('float32', [3]))).toThrow("field 'state 's_in'': buffers differ: float32[2] vs float32[3]");

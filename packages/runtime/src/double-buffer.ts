@@ -1,5 +1,7 @@
-// Double-buffered state: a step graph reads state A and writes state B, the next step reads B and
-// writes A; swapping rebinds, so no state is copied.
+// State a step graph reads and writes: double-buffered (state A is read and state B written, the next
+// step reads B and writes A; swapping rebinds, so no state is copied), or in place (one tensor bound as
+// both the input and the output, which the step's kernel overwrites: half the memory, for graphs where
+// that is safe — @latent-sft/train's in-place check).
 import { inputError } from '@latent-sft/core';
 import type { DeviceBinding } from './device-binding.js';
 import type { DeviceSession } from './device-session.js';
@@ -7,32 +9,38 @@ import { type DeviceTensor, fmt } from './device-tensor.js';
 import type { HostTensor } from './session.js';
 
 /**
- * One piece of double-buffered state: the step graph reads `input` and writes `output`. `current`
- * holds the latest value (read by the next step), `next` receives the step's result; swap() after
- * each step exchanges them, so no state is copied.
+ * One piece of state: the step graph reads `input` and writes `output`. Double-buffered (two tensors):
+ * `current` holds the latest value (read by the next step), `next` receives the step's result; swap()
+ * after each step exchanges them. In place (one tensor, `b` null): input and output are bound to that
+ * tensor, so the step writes the latest value where it read it; `next` is `current` and swap() does nothing.
  */
 export class StatePair {
   readonly input: string;
   readonly output: string;
+  /** One tensor bound as both input and output. */
+  readonly inPlace: boolean;
   private a: DeviceTensor;
   private b: DeviceTensor;
 
-  constructor(input: string, output: string, a: DeviceTensor, b: DeviceTensor) {
-    if (a.dtype !== b.dtype || a.dims.join(',') !== b.dims.join(',')) {
+  constructor(input: string, output: string, a: DeviceTensor, b: DeviceTensor | null) {
+    if (b !== null && (a.dtype !== b.dtype || a.dims.join(',') !== b.dims.join(','))) {
       throw inputError({ field: `state '${input}'` }, `buffers differ: ${a.dtype}${fmt(a.dims)} vs ${b.dtype}${fmt(b.dims)}`);
     }
-    if (a === b) throw inputError({ field: `state '${input}'` }, 'the two buffers must be different tensors');
+    if (a === b) throw inputError({ field: `state '${input}'` }, 'the two buffers must be different tensors (null: in place)');
     this.input = input;
     this.output = output;
+    this.inPlace = b === null;
     this.a = a;
-    this.b = b;
+    this.b = b ?? a;
   }
 
-  /** Allocates both buffers in the session's memory, with `init` uploaded into `current`. */
-  static create(session: DeviceSession, input: string, output: string, init: HostTensor): StatePair {
+  /**
+   * Allocates the buffers in the session's memory (one when `inPlace`, else two), with `init`
+   * uploaded into `current`.
+   */
+  static create(session: DeviceSession, input: string, output: string, init: HostTensor, inPlace = false): StatePair {
     const a = session.upload(init);
-    const b = session.alloc(init.dtype, init.dims);
-    return new StatePair(input, output, a, b);
+    return new StatePair(input, output, a, inPlace ? null : session.alloc(init.dtype, init.dims));
   }
 
   /** The latest state (what the next step reads). */
@@ -40,7 +48,7 @@ export class StatePair {
     return this.a;
   }
 
-  /** The buffer the next step writes. */
+  /** The buffer the next step writes (`current` when in place). */
   get next(): DeviceTensor {
     return this.b;
   }
@@ -51,14 +59,14 @@ export class StatePair {
     binding.bindOutput(this.output, this.b);
   }
 
-  /** Exchanges the buffers after a step: the step's output becomes current. */
+  /** Exchanges the buffers after a step: the step's output becomes current (nothing to do in place). */
   swap(): void {
     [this.a, this.b] = [this.b, this.a];
   }
 
   release(): void {
     this.a.release();
-    this.b.release();
+    if (!this.inPlace) this.b.release();
   }
 
   [Symbol.dispose](): void {

@@ -3,12 +3,13 @@
 // fused graph against the standard-op graph (bit for bit without clipping; with clipping the only
 // difference is the norm's float64 accumulation). The CUDA kernels are checked against these CPU
 // kernels on the GPU machine by tools/bench/src/fused-check.ts.
-import type { Tensor } from '@latent-sft/graph';
+import { Graph, type Tensor, serialize } from '@latent-sft/graph';
 import type { HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
 import { adamwGraph, adamwInputs, adamwReference, runOnce, sumSquaresCase, sumSquaresReference } from './testing.js';
 import { f32, linearObjective, mlpBatch, mlpData, mlpInit, mlpObjective, normals } from '../test/objectives.js';
 import { type Objective, type OptimizerConfig, Trainer, buildStepGraphs, graphOptimizer } from './index.js';
+import { globalNormFusedGraph } from './graph-optim.js';
 
 const cpu = { kind: 'cpu' } as const;
 /** Fused vs standard-op trainer with clipping: the clip coefficient differs by the norm's accumulation
@@ -197,5 +198,38 @@ describe('Trainer: fused AdamW graph vs the standard-op graph (CPU)', () => {
         { trainable: mlpInit(4), frozen: {} },
       ),
     ).rejects.toThrow(/fusedKernels.*expected true, false, 'auto' or \{ optimizer, softmax, rmsnorm\?, swiglu\?, crossEntropy\?, weightCopies\? \}/);
+  });
+});
+
+describe('globalNormFusedGraph: the clip coefficient as the skip signal of the fused AdamW (CPU)', () => {
+  /** norm and coef of x [4] with clip `maxNorm`, the loss in the guard or not. */
+  const coefOf = async (x: number[], loss: number, maxNorm: number | null, guarded: boolean) => {
+    const g = new Graph('guard');
+    const xs = g.input('x', 'float32', [4]);
+    const l = g.input('loss', 'float32', []);
+    const { norm, coef } = globalNormFusedGraph(g, [xs], maxNorm, guarded ? [l] : []);
+    g.output(norm, 'norm');
+    g.output(coef, 'coef');
+    const out = await runOnce(serialize(g).model, { x: f32([4], x), loss: { dtype: 'float32', dims: [], data: Float32Array.of(loss) } }, cpu);
+    return [out['norm']!.data[0] as number, out['coef']!.data[0] as number];
+  };
+
+  it('finite norm and loss: clip_grad_norm_’s coefficient exactly (min(1, max / (norm + 1e-6)); 1 without clipping)', async () => {
+    const fr = Math.fround;
+    expect(await coefOf([3, 4, 0, 0], 2.5, 1, true)).toEqual([5, fr(1 / fr(5 + fr(1e-6)))]);
+    expect(await coefOf([3, 4, 0, 0], 2.5, 10, true)).toEqual([5, 1]);
+    expect(await coefOf([3, 4, 0, 0], 2.5, null, true)).toEqual([5, 1]);
+  });
+
+  it('NaN when the norm is not finite (inf or NaN gradient) or the loss is not finite, with and without clipping', async () => {
+    for (const maxNorm of [1, null]) {
+      expect((await coefOf([3, Number.POSITIVE_INFINITY, 0, 0], 2.5, maxNorm, true))[1]).toBeNaN();
+      expect((await coefOf([3, Number.NaN, 0, 0], 2.5, maxNorm, false))[1]).toBeNaN();
+      expect((await coefOf([3, 4, 0, 0], Number.NaN, maxNorm, true))[1]).toBeNaN();
+      expect((await coefOf([3, 4, 0, 0], Number.NEGATIVE_INFINITY, maxNorm, true))[1]).toBeNaN();
+      expect((await coefOf([3, 4, 0, 0], Number.NEGATIVE_INFINITY, maxNorm, false))[1]).toBe(
+        maxNorm === null ? 1 : Math.fround(1 / Math.fround(5 + Math.fround(1e-6))),
+      );
+    }
   });
 });

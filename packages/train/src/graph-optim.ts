@@ -153,18 +153,29 @@ export function graphOptimizer(c: OptimizerConfig): GraphOptimizer {
 
 /**
  * Global L2 norm of `grads` as one fused SumSquares node (float64 accumulation) and the clip
- * coefficient min(1, maxNorm / (norm + 1e-6)) of clip_grad_norm_ (1 without clipping; a NaN norm leaves
- * 1, the caller skips such steps), both float32 scalars. The grads are not scaled here: the fused
- * optimizer multiplies by coef as it reads them.
+ * coefficient min(1, maxNorm / (norm + 1e-6)) of clip_grad_norm_ (1 without clipping), both float32
+ * scalars. The grads are not scaled here: the fused optimizer multiplies by coef as it reads them.
+ * coef is NaN when the norm or any of `finite` (float32 scalars, e.g. the loss) is not finite: the fused
+ * AdamW then leaves p, m and v as they are, so a step the host skips or refuses has changed no state,
+ * also when that state is updated in place. coef + norm·0 + x·0 is coef exactly for finite values.
  */
-export function globalNormFusedGraph(g: Graph, grads: readonly Tensor[], maxNorm: number | null): { norm: Tensor; coef: Tensor } {
+export function globalNormFusedGraph(
+  g: Graph,
+  grads: readonly Tensor[],
+  maxNorm: number | null,
+  finite: readonly Tensor[] = [],
+): { norm: Tensor; coef: Tensor } {
   if (maxNorm !== null && !(Number.isFinite(maxNorm) && maxNorm > 0)) throw inputError({ field: 'clipNorm' }, `must be finite and > 0, got ${maxNorm}`);
   if (grads.length === 0) throw new Error('globalNormFusedGraph: no gradients');
   const norm = g.sqrt(g.op1('SumSquares', grads));
-  if (maxNorm === null) return { norm, coef: g.scalar(1, 'float32') };
-  const raw = g.div(g.scalar(maxNorm, 'float32'), g.add(norm, g.scalar(1e-6, 'float32')));
+  const zero = g.scalar(0, 'float32');
+  // 0 when every value is finite, else NaN (x·0 is NaN for ±inf and NaN).
+  let guard = g.mul(norm, zero);
+  for (const x of finite) guard = g.add(guard, g.mul(g.cast(x, 'float32'), zero));
   const one = g.scalar(1, 'float32');
-  return { norm, coef: g.where(g.op1('Less', [raw, one]), raw, one) };
+  if (maxNorm === null) return { norm, coef: g.add(one, guard) };
+  const raw = g.div(g.scalar(maxNorm, 'float32'), g.add(norm, g.scalar(1e-6, 'float32')));
+  return { norm, coef: g.add(g.where(g.op1('Less', [raw, one]), raw, one), guard) };
 }
 
 /**

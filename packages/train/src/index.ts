@@ -29,7 +29,7 @@ export type { FusedParts } from './step-graphs.js';
 export type { ComputeDtype, StepGraphOptions, StepGraphs } from './step-graphs.js';
 export type { DynamicLossScaleOptions } from './loss-scale.js';
 export { Trainer } from './trainer.js';
-export type { TrainerOptions, TrainerState, TrainerStepOptions, TrainerStepResult, TrainerTransferStats } from './trainer.js';
+export type { TrainerOptions, TrainerState, TrainerStateMode, TrainerStepOptions, TrainerStepResult, TrainerTransferStats } from './trainer.js';
 export { Evaluator } from './evaluator.js';
 export type { EvalBatch, EvalResult } from './evaluator.js';
 export { safetensorsCodec } from './codec.js';

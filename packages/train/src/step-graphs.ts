@@ -137,7 +137,7 @@ function forwardBackward(
   g: Graph,
   o: StepGraphOptions,
   copy: 'bfloat16' | 'float16' | null = null,
-): { grads: Record<string, Tensor>; masters: Record<string, Tensor>; metrics: string[] } {
+): { grads: Record<string, Tensor>; masters: Record<string, Tensor>; metrics: string[]; loss: Tensor } {
   const obj = o.objective;
   const masters: Record<string, Tensor> = {};
   const view: Record<string, Tensor> = {};
@@ -177,7 +177,7 @@ function forwardBackward(
     if (scale !== null) gr = g.div(copy === null ? gr : g.cast(gr, 'float32'), scale);
     grads[n] = gr;
   });
-  return { grads, masters, metrics };
+  return { grads, masters, metrics, loss };
 }
 
 /**
@@ -192,18 +192,25 @@ function narrowGrad(g: Graph, gr: Tensor): Tensor {
   return src.dtype === 'bfloat16' || src.dtype === 'float16' ? src : gr;
 }
 
+/**
+ * The update of every master from its gradient. With the fused optimizer, `loss` (the fused graph's;
+ * null in the update graph, whose host checks the loss before running it) joins the grad norm in the
+ * skip guard: the fused AdamW changes nothing when either is not finite (globalNormFusedGraph), and every
+ * node of the forward becomes an ancestor of every update node (what in-place state needs: in-place.ts).
+ */
 function applyUpdate(
   g: Graph,
   o: StepGraphOptions,
   masters: Record<string, Tensor>,
   grads: Record<string, Tensor>,
+  loss: Tensor | null,
   copy: 'bfloat16' | 'float16' | null = null,
 ): void {
   const fused = fusedParts(o.fused).optimizer ? o.optimizer.fusedUpdate : undefined;
   if (fused !== undefined) {
     const names = Object.keys(masters);
     const raw = names.map((n) => narrowGrad(g, grads[n] as Tensor));
-    const { norm, coef } = globalNormFusedGraph(g, raw, o.clipNorm);
+    const { norm, coef } = globalNormFusedGraph(g, raw, o.clipNorm, loss === null ? [] : [loss]);
     g.output(norm, 'grad_norm');
     names.forEach((n, i) => g.output(fused(g, masters[n] as Tensor, raw[i] as Tensor, coef, n, copy ?? undefined), `${n}.new`));
     return;
@@ -224,7 +231,7 @@ export function buildStepGraphs(o: StepGraphOptions, gradAccum: number, split = 
     const g = new Graph('train_step');
     const copy = weightCopyDtype(o, 1);
     const fb = forwardBackward(g, o, copy);
-    applyUpdate(g, o, fb.masters, fb.grads, copy);
+    applyUpdate(g, o, fb.masters, fb.grads, fb.loss, copy);
     g.prune();
     return { fused: g, metrics: fb.metrics };
   }
@@ -244,7 +251,7 @@ export function buildStepGraphs(o: StepGraphOptions, gradAccum: number, split = 
     const acc = ug.input(`acc.${n}`, s.dtype, s.shape);
     mean[n] = ug.div(acc, ug.scalar(gradAccum, s.dtype));
   }
-  applyUpdate(ug, o, masters, mean);
+  applyUpdate(ug, o, masters, mean, null);
   ug.prune();
   return { grad: gg, update: ug, metrics: fb.metrics };
 }

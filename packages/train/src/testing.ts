@@ -5,7 +5,7 @@
 // kernels, on the GPU machine).
 import { Rng } from '@latent-sft/core';
 import { type DType, Graph, type Tensor, f16BitsToNumber, serialize, typedFrom } from '@latent-sft/graph';
-import { type Device, DeviceSession, type HostTensor, type TypedData } from '@latent-sft/runtime';
+import { type Device, DeviceSession, type HostTensor, StatePair, type TypedData } from '@latent-sft/runtime';
 
 const fr = Math.fround;
 
@@ -59,6 +59,41 @@ export function adamwGraph(n: number, gdt: 'float32' | 'bfloat16' | 'float16'): 
   ]);
   for (const o of outs) g.output(o);
   return serialize(g).model;
+}
+
+/** `inputs` with the clip coefficient replaced (NaN / ±inf: the step graph's "skip this update"). */
+export function withCoef(inputs: Record<string, HostTensor>, coef: number): Record<string, HostTensor> {
+  return { ...inputs, coef: { dtype: 'float32', dims: [], data: Float32Array.of(coef) } };
+}
+
+/**
+ * Runs adamwGraph's AdamW once with p', m', v' bound to the very tensors p, m, v are read from (runtime's
+ * in-place StatePair, as the Trainer's in-place state) and returns what those tensors hold afterwards.
+ */
+export async function runAdamWInPlace(
+  inputs: Record<string, HostTensor>,
+  gdt: 'float32' | 'bfloat16' | 'float16',
+  device: Device,
+): Promise<{ p: Float32Array; m: Float32Array; v: Float32Array }> {
+  const n = (inputs['p'] as HostTensor).data.length;
+  const session = DeviceSession.create(adamwGraph(n, gdt), { device, deterministic: true });
+  const binding = session.createBinding();
+  const state = ['p', 'm', 'v'].map((k) => StatePair.create(session, k, `${k}_new`, inputs[k] as HostTensor, true));
+  const rest = ['g', 'step', 'decay', 'bc2', 'coef'].map((k) => {
+    const t = session.upload(inputs[k] as HostTensor);
+    binding.bindInput(k, t);
+    return t;
+  });
+  try {
+    for (const s of state) s.bind(binding);
+    await session.runAsync(binding);
+    const [p, m, v] = state.map((s) => s.current.download() as Float32Array) as [Float32Array, Float32Array, Float32Array];
+    return { p, m, v };
+  } finally {
+    for (const t of [...state, ...rest]) t.release();
+    binding.release();
+    session.release();
+  }
 }
 
 /** Element values of a float tensor as numbers (bf16/f16 widened). */

@@ -1,15 +1,21 @@
 // The device-side trainer: an Objective's step graphs (step-graphs.ts) run on ONNX Runtime with every
 // tensor that lives across steps in device memory (CUDA memory on CUDA, CPU memory on CPU — the same
-// code path): trainable masters, frozen inputs, optimizer slots and gradient accumulators, double
-// buffered (runtime's StatePair: a step reads `current`, writes `next`, then they swap). Per step only
+// code path): trainable masters, frozen inputs, optimizer slots and gradient accumulators. State is
+// runtime's StatePair: in place (`inPlaceState`, the default where it is safe: masters, AdamW moments
+// and weight copies are one tensor each, bound as the step's input and output, overwritten by the fused
+// AdamW) or double buffered (a step reads `current`, writes `next`, then they swap). Per step only
 // the batch and a few scalars go up (opt.* from the schedule, loss_scale, acc_reset) and loss, metrics
 // and grad_norm (4 bytes each) come down.
 //
 // Steps: `step` counts step() calls done (the LR schedule's step, as HF's scheduler that also steps
 // over skipped fp16 updates); `optimizerStep` counts updates applied (AdamW's t, as torch's state
-// step, which a GradScaler skip does not advance). A skipped update (fp16 overflow) simply does not
-// swap the buffers, so the state stays as it was. A non-finite loss, or a non-finite grad norm without
-// loss scaling, throws NonFiniteError naming the step and `lastGoodCheckpoint` (state untouched).
+// step, which a GradScaler skip does not advance). A skipped update (fp16 overflow) leaves the state as
+// it was: double buffered, the buffers are not swapped; in place, the fused AdamW has already left p, m,
+// v and the copy untouched, because the step graph hands it a NaN clip coefficient whenever the grad
+// norm (or, in the fused graph, the loss) is not finite (graph-optim.ts globalNormFusedGraph). A
+// non-finite loss, or a non-finite grad norm without loss scaling, throws NonFiniteError naming the step
+// and `lastGoodCheckpoint` (state untouched in both modes; the split path checks the loss before it runs
+// the update graph).
 //
 // Data parallel (`group` of worldSize > 1): every rank runs the grad graph on its own micro-batches
 // (summing into acc.p), then the summed gradients, loss, metrics and tokens are averaged over the
@@ -19,7 +25,7 @@
 // ranks): see docs/distributed.md.
 import { inputError, silentLogger, type Logger } from '@latent-sft/core';
 import type { ProcessGroup } from '@latent-sft/distributed';
-import { serialize, typedFrom } from '@latent-sft/graph';
+import { type Graph, serialize, typedFrom } from '@latent-sft/graph';
 import type { NamedTensor } from '@latent-sft/models';
 import {
   type DeviceBinding,
@@ -33,11 +39,12 @@ import {
   transferStats as runtimeTransferStats,
 } from '@latent-sft/runtime';
 import { type GraphOptimizer, type OptimizerConfig, graphOptimizer } from './graph-optim.js';
+import { type InPlacePair, inPlaceHazard } from './in-place.js';
 import { LossScaler, type DynamicLossScaleOptions } from './loss-scale.js';
 import { NonFiniteError, checkFinite } from './metrics.js';
 import type { Objective } from './objective.js';
 import { type LrSchedule, lrAt } from './schedule.js';
-import { type ComputeDtype, type FusedParts, buildStepGraphs, fusedParts, weightCopyDtype } from './step-graphs.js';
+import { type ComputeDtype, type FusedParts, type StepGraphs, buildStepGraphs, fusedParts, weightCopyDtype } from './step-graphs.js';
 
 export interface TrainerOptions {
   objective: Objective;
@@ -69,6 +76,17 @@ export interface TrainerOptions {
    * parts set (rmsnorm, swiglu and crossEntropy default to softmax; weightCopies is opt-in).
    */
   fusedKernels?: boolean | 'auto' | FusedParts;
+  /**
+   * Masters, AdamW moments and weight copies updated in place: one device tensor each, bound as both
+   * the step graph's input and its output and overwritten by the fused AdamW (half the state memory of
+   * double buffering: 2 × 14.8 GB → 14.8 GB at 1.2 B weights). Needs the fused optimizer (AdamW with
+   * fusedKernels' optimizer on) and a graph that passes the in-place check (in-place.ts: nothing reads
+   * a state after its update overwrites it); it gives bit for bit the double-buffered training, skips
+   * and NonFiniteError included (the fused AdamW changes nothing on a non-finite norm or loss).
+   * 'auto' (default): in place when both hold, else double buffered (the reason logged). true:
+   * required (an error naming the reason). false: double buffered. The choice: `stateMode`.
+   */
+  inPlaceState?: boolean | 'auto';
   /**
    * ORT session options (default: deterministic, graph optimizations 'all'; on CUDA also
    * trainingSessionDefaults: no memory pattern, an arena that grows by what is asked). Given keys win;
@@ -126,6 +144,14 @@ export interface TrainerState {
   lossScaleGoodSteps?: number;
 }
 
+/** How a Trainer keeps its state (TrainerOptions.inPlaceState resolved). */
+export interface TrainerStateMode {
+  /** Masters, moments and weight copies are one tensor each, updated in place. */
+  inPlace: boolean;
+  /** Why this mode: what was asked and, when double buffered, what ruled in-place state out. */
+  reason: string;
+}
+
 /** Host<->device bytes moved by this trainer (uploads and downloads it made). */
 export interface TrainerTransferStats {
   hostToDevice: number;
@@ -152,6 +178,8 @@ export class Trainer {
   readonly fusedKernels: FusedParts;
   /** The data-parallel group (null: one process). */
   readonly group: ProcessGroup | null;
+  /** In-place or double-buffered state (TrainerOptions.inPlaceState resolved). */
+  readonly stateMode: TrainerStateMode;
   private readonly logger: Logger;
   private readonly opt: GraphOptimizer;
   private readonly scaler: LossScaler | null;
@@ -187,8 +215,10 @@ export class Trainer {
     metricNames: string[],
     fused: FusedParts,
     copyDtype: 'bfloat16' | 'float16' | null,
+    stateMode: TrainerStateMode,
   ) {
     this.fusedKernels = fused;
+    this.stateMode = stateMode;
     this.copyDtype = copyDtype;
     this.logger = opts.logger ?? silentLogger;
     this.opt = graphOptimizer(opts.optimizer);
@@ -228,8 +258,13 @@ export class Trainer {
       splitStep(opts),
     );
     const sessionOpts = stepSessionOptions(opts.device, opts.session);
+    const copyDtype = weightCopyDtype({ optimizer, compute, fused }, opts.gradAccum ?? 1, splitStep(opts));
+    const stateMode = Trainer.stateMode(opts, optimizer, fused, graphs, copyDtype !== null);
+    // A warning when the fused AdamW could have updated in place but the graph check refused it.
+    const unexpected = !stateMode.inPlace && opts.inPlaceState !== false && fused.optimizer && optimizer.fusedUpdate !== undefined;
+    (opts.logger ?? silentLogger)[unexpected ? 'warn' : 'info']({ inPlace: stateMode.inPlace, reason: stateMode.reason }, 'trainer state mode');
     const list = (graphs.fused ? [graphs.fused] : [graphs.grad, graphs.update]).map((g) => DeviceSession.create(serialize(g!).model, sessionOpts));
-    const t = new Trainer(opts, list, graphs.metrics, fused, weightCopyDtype({ optimizer, compute, fused }, opts.gradAccum ?? 1, splitStep(opts)));
+    const t = new Trainer(opts, list, graphs.metrics, fused, copyDtype, stateMode);
     try {
       t.allocate(init);
     } catch (e) {
@@ -237,6 +272,34 @@ export class Trainer {
       throw e;
     }
     return t;
+  }
+
+  /**
+   * Resolves opts.inPlaceState: in place needs the fused AdamW and a graph where every state pair
+   * passes the in-place check (in-place.ts), run here on the graph that writes the state (the fused
+   * graph, or the update graph of the split path: its grad graph only reads the masters, in an earlier run).
+   */
+  private static stateMode(opts: TrainerOptions, optimizer: GraphOptimizer, fused: FusedParts, graphs: StepGraphs, copies: boolean): TrainerStateMode {
+    const want = opts.inPlaceState ?? 'auto';
+    if (want !== 'auto' && typeof want !== 'boolean')
+      throw inputError({ field: 'inPlaceState' }, `expected true, false or 'auto', got ${JSON.stringify(want)}`);
+    if (want === false) return { inPlace: false, reason: 'inPlaceState false: double buffered' };
+    let why = '';
+    if (!fused.optimizer || optimizer.fusedUpdate === undefined) {
+      why = `the update is not the fused AdamW (optimizer ${optimizer.config.kind}, fused optimizer ${fused.optimizer ? 'on' : 'off'}): standard ONNX ops may not write over their inputs`;
+    } else {
+      const pairs: InPlacePair[] = [];
+      for (const n of Object.keys(opts.objective.trainable)) {
+        pairs.push({ input: n, output: `${n}.new` });
+        for (const slot of optimizer.slots) pairs.push({ input: `${slot}.${n}`, output: `${slot}.${n}.new` });
+        if (copies) pairs.push({ input: `copy.${n}`, output: `copy.${n}.new` });
+      }
+      const hazard = inPlaceHazard((graphs.fused ?? graphs.update) as Graph, pairs);
+      if (hazard !== '') why = `the step graph fails the in-place check: ${hazard}`;
+    }
+    if (why === '') return { inPlace: true, reason: `inPlaceState ${String(want)}: fused AdamW, the step graph passes the in-place check` };
+    if (want === true) throw inputError({ field: 'inPlaceState' }, `in-place state impossible: ${why}`);
+    return { inPlace: false, reason: `inPlaceState auto: double buffered, ${why}` };
   }
 
   /** Resolves opts.fusedKernels against the device's kernels. */
@@ -296,14 +359,16 @@ export class Trainer {
     for (const part of ['trainable', 'frozen'] as const) {
       for (const k of Object.keys(init[part])) if (!(k in obj[part])) throw inputError({ field: `init.${part}.${k}` }, `not a ${part} input of the objective`);
     }
+    const inPlace = this.stateMode.inPlace;
     this.counted(() => {
       for (const [n, spec] of Object.entries(obj.trainable)) {
         const dims = staticDims(`objective.trainable.${n}`, spec.shape);
         const master = this.checkHost('init.trainable', n, init.trainable[n], spec);
-        this.params.set(n, StatePair.create(s, n, `${n}.new`, master));
-        if (this.copyDtype !== null) this.copies.set(n, StatePair.create(s, `copy.${n}`, `copy.${n}.new`, this.weightCopy(master)));
+        this.params.set(n, StatePair.create(s, n, `${n}.new`, master, inPlace));
+        if (this.copyDtype !== null) this.copies.set(n, StatePair.create(s, `copy.${n}`, `copy.${n}.new`, this.weightCopy(master), inPlace));
         for (const slot of this.opt.slots) {
-          this.slots.set(`${slot}.${n}`, new StatePair(`${slot}.${n}`, `${slot}.${n}.new`, s.alloc('float32', dims), s.alloc('float32', dims)));
+          const second = inPlace ? null : s.alloc('float32', dims);
+          this.slots.set(`${slot}.${n}`, new StatePair(`${slot}.${n}`, `${slot}.${n}.new`, s.alloc('float32', dims), second));
         }
         if (this.split) this.accs.set(n, new StatePair(`acc.${n}`, `acc.${n}.new`, s.alloc('float32', dims), s.alloc('float32', dims)));
       }
@@ -422,10 +487,11 @@ export class Trainer {
       });
       if (tokens !== undefined) tokens = Math.round((stats[stats.length - 1] as number) * this.group.worldSize);
     }
+    // Before the update graph runs: it does not see the loss, and in place it would write the state.
+    checkFinite({ step, loss, lastGoodCheckpoint: this.lastGoodCheckpoint });
     if (this.split) await (this.sessions[1] as DeviceSession).runAsync(this.updateBinding);
     const gradNorm = this.readScalar('grad_norm');
 
-    checkFinite({ step, loss, lastGoodCheckpoint: this.lastGoodCheckpoint });
     let skipped = false;
     if (this.scaler !== null) {
       try {
@@ -439,6 +505,7 @@ export class Trainer {
       checkFinite({ step, loss, gradNorm, lastGoodCheckpoint: this.lastGoodCheckpoint });
     }
     if (!skipped) {
+      // In place the step has already written the state; swap() does nothing then.
       for (const p of this.params.values()) p.swap();
       for (const p of this.slots.values()) p.swap();
       for (const p of this.copies.values()) p.swap();

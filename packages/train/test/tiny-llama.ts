@@ -2,7 +2,18 @@
 // (fused-softmax.test.ts, weight-copies.test.ts): seeded float32 masters and a batch with a left-padded row.
 import { Rng } from '@latent-sft/core';
 import type { Tensor } from '@latent-sft/graph';
-import { type ModelConfig, causalLmLoss, decoder, embed, paddingBias, parameterShapes, tinyLlama } from '@latent-sft/models';
+import {
+  LORA_TARGETS,
+  type LoraConfig,
+  type ModelConfig,
+  causalLmLoss,
+  decoder,
+  embed,
+  loraParameterShapes,
+  paddingBias,
+  parameterShapes,
+  tinyLlama,
+} from '@latent-sft/models';
 import type { HostTensor } from '@latent-sft/runtime';
 import type { Objective } from '../src/index.js';
 
@@ -51,4 +62,43 @@ export function tinyBatch(Bt: number, Tt: number): Record<string, HostTensor> {
     attention_mask: i64((i) => (i >= Tt && i % Tt < 2 ? 0 : 1)),
     position_ids: i64((i) => i % Tt),
   };
+}
+
+/**
+ * tinyObjective's model with LoRA r 4 on every projection: the adapters trained (A seeded, B zero as in
+ * PEFT), the base frozen (float32; the decoder casts it to the compute dtype).
+ */
+export function tinyLoraObjective(
+  Bt: number,
+  Tt: number,
+  dtype: 'float16' | 'float32' | 'bfloat16' = 'float32',
+): { objective: Objective; init: { trainable: Record<string, HostTensor>; frozen: Record<string, HostTensor> } } {
+  const config = tinyLlama();
+  const lora: LoraConfig = { r: 4, alpha: 8, dropout: 0, targetModules: [...LORA_TARGETS], bias: 'none', taskType: 'CAUSAL_LM' };
+  const base = tinyObjective(Bt, Tt, 'float32');
+  const rng = Rng.fromSeed(6);
+  const shapes = loraParameterShapes(config, lora);
+  const trainable = Object.fromEntries(
+    shapes.map((p) => {
+      const n = p.shape.reduce((a, b) => a * b, 1);
+      return [
+        p.name,
+        { dtype: 'float32', dims: p.shape, data: Float32Array.from({ length: n }, () => (p.kind === 'A' ? 0.1 * rng.normal() : 0)) } as HostTensor,
+      ];
+    }),
+  );
+  const objective: Objective = {
+    trainable: Object.fromEntries(shapes.map((p) => [p.name, { dtype: 'float32' as const, shape: p.shape }])),
+    frozen: base.objective.trainable,
+    batch: base.objective.batch,
+    buildLoss(g, adapters, inp) {
+      const t: Record<string, Tensor> = { ...adapters, ...inp };
+      const l = { lora: { config: lora, tensors: t } };
+      const positions = t['position_ids']!;
+      const x = embed(g, config, t, t['input_ids']!, { dtype, ...l });
+      const dec = decoder(g, config, t, x, { bias: paddingBias(g, t['attention_mask']!, positions), positions, maxPositions: Tt, dtype, ...l });
+      return { loss: causalLmLoss(g, dec.logits!, t['labels']!) };
+    },
+  };
+  return { objective, init: { trainable, frozen: base.init } };
 }

@@ -37,6 +37,19 @@ describe('bench table', () => {
     expect(table[3]).toBe('| train (fused: optimizer, softmax) | 25000 | pytorch | 37500 | 0.67× | – | – | – | – | – |');
   });
 
+  it('names a run with double-buffered Trainer state (train-bench --in-place false), not one in place', () => {
+    const rows = parseBenchLog(
+      [
+        'BENCH {"bench":"train","impl":"latent-sft-ort","tokens_per_s":30000,"state":"in-place"}',
+        'BENCH {"bench":"train","impl":"latent-sft-ort","tokens_per_s":29000,"state":"double-buffered"}',
+        'BENCH {"bench":"train","impl":"pytorch","tokens_per_s":37500}',
+      ].join('\n'),
+    );
+    const table = benchTable(rows).split('\n');
+    expect(table[2]).toBe('| train | 30000 | pytorch | 37500 | 0.80× | – | – | – | – | – |');
+    expect(table[3]).toBe('| train (double-buffered state) | 29000 | pytorch | 37500 | 0.77× | – | – | – | – | – |');
+  });
+
   it('prints one ratio per PyTorch recipe, the error of a failed recipe, and PyTorch-only benchmarks', () => {
     const rows = parseBenchLog(
       [

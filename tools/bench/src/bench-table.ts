@@ -28,7 +28,10 @@ export function parseBenchLog(text: string): Row[] {
 const fmt = (v: unknown, digits = 0): string => (typeof v === 'number' ? v.toFixed(digits) : '–');
 const rate = (r: Row): number | undefined => (r['tokens_per_s'] ?? r['new_tokens_per_s']) as number | undefined;
 
-/** "bench (mode) (fused: …)": a run with some fused kernels off (an ablation) names the ones it used. */
+/**
+ * "bench (mode) (fused: …) (double-buffered state)": a run with some fused kernels off (an ablation)
+ * names the ones it used; a run whose Trainer double-buffered its state says so (in place is the default).
+ */
 function oursLabel(o: Row): string {
   const f = o['fused'];
   const parts = typeof f === 'object' && f !== null ? Object.entries(f as Record<string, boolean>) : [];
@@ -40,7 +43,8 @@ function oursLabel(o: Row): string {
           .join(', ') || 'none'
       })`
     : '';
-  return `${o.bench}${o['mode'] ? ` (${String(o['mode'])})` : ''}${fusedNote}`;
+  const stateNote = o['state'] === 'double-buffered' ? ' (double-buffered state)' : '';
+  return `${o.bench}${o['mode'] ? ` (${String(o['mode'])})` : ''}${fusedNote}${stateNote}`;
 }
 
 /**

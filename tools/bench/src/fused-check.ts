@@ -1,9 +1,10 @@
 // GPU check of the fused kernels (domain latent_sft, compiled with NVRTC at run time):
 // every case of @latent-sft/train/testing (packages/train/src/testing.ts) on CUDA against the CPU kernels (which the unit
 // tests hold to the exact float32 reference) and the reference itself — AdamW bit for bit, SumSquares
-// within 1e-6 relative (float64 block sums in another order), MaskedSoftmax, RMSNorm and SwiGLU (+ Grad)
-// and the chunked cross-entropy's CEChunkStats / CEChunkGrad within a few ulps of their dtype — then timings: AdamW
-// over 2^28 elements, MaskedSoftmax, RMSNorm, SwiGLU and the LM-head cross-entropy (chunked vs standard ops) at the
+// within 1e-6 relative (float64 block sums in another order), AdamW in place and its non-finite-coef skip,
+// MaskedSoftmax, RMSNorm and SwiGLU (+ Grad) and the chunked cross-entropy's CEChunkStats / CEChunkGrad within a
+// few ulps of their dtype — then timings: AdamW over 2^28 elements, MaskedSoftmax, RMSNorm, SwiGLU and the
+// LM-head cross-entropy (chunked vs standard ops) at the
 // benchmark's shapes (the bytes each moves over the time, against the GPU's bandwidth).
 // Prints "CHECK {...}" lines; exits 1 on any mismatch.
 // Usage: node fused-check.mjs [--device-id 0] [--dry] [--timing-only]
@@ -20,11 +21,13 @@ import {
   floatValues,
   maskedSoftmaxCase,
   rmsNormCase,
+  runAdamWInPlace,
   runOnce,
   sumSquaresCase,
   sumSquaresReference,
   swigluCase,
   swigluReference,
+  withCoef,
   worstRel,
 } from '@latent-sft/train/testing';
 
@@ -118,6 +121,48 @@ if (!values['timing-only'])
       const ok = Object.values(bad).every((x) => x === 0);
       if (!ok) failed++;
       emit({ check: 'adamw-copy', to, n, ok, mismatches: bad });
+    }
+  }
+
+// AdamW in place (p', m', v' bound to the tensors p, m, v are read from, as the Trainer's in-place state):
+// CUDA bit for bit the CPU kernel and the reference, on the vector path with a tail (n % 4 = 1) and on the
+// scalar path; a non-finite coef (the step graph's skip signal) leaves p, m, v bit for bit as they were,
+// in place (AdamW) and into separate outputs (AdamWCopy, whose copy is then Cast(p)).
+if (!values['timing-only'])
+  for (const gdt of ['float32', 'bfloat16'] as const) {
+    for (const n of [1003, (1 << 20) + 5]) {
+      const inp = adamwInputs(n, gdt, 13);
+      const [gpu, host] = [await runAdamWInPlace(inp, gdt, cuda), await runAdamWInPlace(inp, gdt, cpu)];
+      const ref = adamwReference(inp);
+      const bad = Object.fromEntries((['p', 'm', 'v'] as const).map((k) => [k, mismatches(gpu[k], host[k]) + mismatches(gpu[k], ref[k])]));
+      const ok = Object.values(bad).every((x) => x === 0);
+      if (!ok) failed++;
+      emit({ check: 'adamw-in-place', grad: gdt, n, ok, mismatches_vs_cpu_and_reference: bad });
+      for (const coef of [Number.NaN, Number.POSITIVE_INFINITY]) {
+        const skipIn = withCoef(inp, coef);
+        const kept = await runAdamWInPlace(skipIn, gdt, cuda);
+        const changed = (['p', 'm', 'v'] as const).reduce((acc, k) => acc + mismatches(kept[k], skipIn[k]!.data as Float32Array), 0);
+        const c = adamwCopyCase(n, gdt === 'float32' ? 'bfloat16' : gdt, 14);
+        const copyIn = withCoef(c.inputs, coef);
+        const out = (await runOnce(c.model, copyIn, cuda)) as Record<string, HostTensor>;
+        const copyChanged = (['p', 'm', 'v'] as const).reduce(
+          (acc, k) => acc + mismatches(out[`${k}c`]!.data as Float32Array, copyIn[k]!.data as Float32Array),
+          0,
+        );
+        const copyVsCast = mismatches(out['copy']!.data as ArrayLike<number>, out['cast']!.data as ArrayLike<number>);
+        const skipOk = changed === 0 && copyChanged === 0 && copyVsCast === 0;
+        if (!skipOk) failed++;
+        emit({
+          check: 'adamw-skip',
+          grad: gdt,
+          n,
+          coef: String(coef),
+          ok: skipOk,
+          changed_in_place: changed,
+          changed_adamw_copy: copyChanged,
+          copy_vs_cast: copyVsCast,
+        });
+      }
     }
   }
 

@@ -4,6 +4,8 @@
 // projection ('lora', the phase-1 step shape). Prints "BENCH {...}" lines like bench_torch.py.
 // Usage: node train-bench.mjs [--which train,lora] [--batch 8] [--seq 512] [--steps 10] [--device cuda]
 //        [--fused auto|true|false|optimizer,softmax,rmsnorm,swiglu,copies] (Trainer.fusedKernels) [--cuda-opt k=v,...] [--mem-pattern true|false] (default: the Trainer's, off on CUDA)
+//        [--in-place auto|true|false] (Trainer.inPlaceState: masters and AdamW moments updated in place, or double buffered; the
+//        BENCH line's `state` says which the Trainer took)
 import { parseArgs } from 'node:util';
 import { Rng } from '@latent-sft/core';
 import { llama32_1b, loraParameterShapes, parameterCount, parameterShapes, type LoraConfig, type ModelConfig } from '@latent-sft/models';
@@ -26,6 +28,7 @@ const { values } = parseArgs({
     fused: { type: 'string', default: 'auto' },
     'cuda-opt': { type: 'string', default: '' },
     'mem-pattern': { type: 'string', default: '' },
+    'in-place': { type: 'string', default: 'auto' },
   },
 });
 // --cuda-opt k=v,k=v: extra CUDA provider options (e.g. arena_extend_strategy=kSameAsRequested).
@@ -52,6 +55,8 @@ const fusedKernels =
           crossEntropy: parts.includes('ce'),
           weightCopies: parts.includes('copies'),
         };
+if (!['auto', 'true', 'false'].includes(values['in-place'])) throw new Error(`--in-place: expected auto, true or false, got ${values['in-place']}`);
+const inPlaceState = values['in-place'] === 'auto' ? 'auto' : values['in-place'] === 'true';
 const compute = values.compute as 'bfloat16' | 'float16' | 'float32';
 const device: Device = values.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' };
 const B = Number(values.batch),
@@ -91,6 +96,7 @@ async function run(which: 'train' | 'lora') {
       precision: { compute },
       device,
       fusedKernels,
+      inPlaceState,
       session: {
         ...(values.profile ? { profilePrefix: values.profile } : {}),
         cudaOptions,
@@ -120,6 +126,7 @@ async function run(which: 'train' | 'lora') {
     device: device.kind,
     compute,
     fused: trainer.fusedKernels,
+    state: trainer.stateMode.inPlace ? 'in-place' : 'double-buffered',
     batch: B,
     seq: T,
     step_s: dt,

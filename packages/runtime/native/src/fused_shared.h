@@ -19,8 +19,22 @@ struct AdamWHyper {
   float step, decay, bc2, coef, b2, omb1, omb2, eps;
 };
 
-/** One AdamW element, each operation rounded to float32 in this order (ops/adamw.cc's header). */
+/** Whether x is finite (x − x is 0 for finite x, NaN for ±inf and NaN; no <cmath> under NVRTC). */
+LSFT_HD bool isFiniteF(float x) { return x - x == 0.0f; }
+
+/**
+ * One AdamW element, each operation rounded to float32 in this order (ops/adamw.cc's header). A
+ * non-finite coef skips the update: p', m', v' are p, m, v (the step graph makes coef NaN when the grad
+ * norm or the loss is not finite, so a skipped step leaves state updated in place untouched). p, g, m, v
+ * are taken by value, so po/mo/vo may be the very elements p/m/v were read from (in-place state).
+ */
 LSFT_HD void adamwElement(const AdamWHyper& h, float p, float g, float m, float v, float& po, float& mo, float& vo) {
+  if (!isFiniteF(h.coef)) {
+    po = p;
+    mo = m;
+    vo = v;
+    return;
+  }
   float gr = g * h.coef;
   float pd = p * h.decay;
   float mn = m + h.omb1 * (gr - m);

@@ -3,6 +3,10 @@
 // kernel runs. Kernels adamw_{f32,bf16,f16} by the gradient's dtype; AdamWCopy's adamw_{f32,bf16,f16}_to_
 // {bf16,f16} also write p' rounded to the copy's dtype (round to nearest even, as a Cast). Launched by
 // ops/adamw.cc.
+// In place: po/mo/vo may be p/m/v themselves (the Trainer's in-place state binds p.new to p's buffer,
+// and so on), so those six pointers are not __restrict__. Each element is read (P, M, V loaded whole in
+// the vector path, by value in adamwElement) before the same element is written, by the same thread; no
+// thread touches another's elements, and a non-finite coef writes back what was read (adamwElement).
 #include "common.cuh"
 #include "../fused_shared.h"
 
@@ -14,8 +18,8 @@ template <typename C> __device__ __forceinline__ void copy4(C* co, long long i, 
 template <typename C> __device__ __forceinline__ void copy1(C* co, long long i, float v) { put(co, i, v); }
 
 template <typename G, typename C>
-__device__ __forceinline__ void adamw(long long n, int vec, float* __restrict__ po, float* __restrict__ mo, float* __restrict__ vo,
-    const float* __restrict__ p, const G* __restrict__ g, const float* __restrict__ m, const float* __restrict__ v,
+__device__ __forceinline__ void adamw(long long n, int vec, float* po, float* mo, float* vo,
+    const float* p, const G* __restrict__ g, const float* m, const float* v,
     const float* sp, const float* dp, const float* bp, const float* cp, float b2, float omb1, float omb2, float eps, C* __restrict__ co) {
   latent_sft::AdamWHyper h = {*sp, *dp, *bp, *cp, b2, omb1, omb2, eps};
   long long tid = (long long)blockIdx.x * blockDim.x + threadIdx.x, stride = (long long)gridDim.x * blockDim.x;

@@ -8,6 +8,10 @@
 //   each operation rounded to float32 in this order: bit for bit what the same formula written with
 //   ONNX Mul/Add/Sub/Div/Sqrt computes (no FMA contraction: NVRTC -fmad=false, -ffp-contract=off).
 //   The element is adamwElement (fused_shared.h), run by this CPU kernel and by kernels/adamw.cu.
+//   A non-finite coef (the step graph's signal that the grad norm or the loss is not finite) skips the
+//   update: p', m', v' = p, m, v (and AdamWCopy's copy = p rounded, the copy the Trainer already holds).
+//   In place: each output may be bound to its input's buffer (p' to p, m' to m, v' to v); every element
+//   is read before it is written, by the one thread that owns it, so the result is the same.
 //
 //   AdamWCopy: the same inputs and attributes plus `to` (bfloat16 or float16, ONNX's TensorProto enum as
 //   Cast's) -> p', m', v', and p' rounded to `to` (round to nearest even: what Cast(p', to) writes) — the
