@@ -23,6 +23,7 @@ peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --st
 peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,rmsnorm,swiglu,ce,copies  # ablation: AdamW writes the 16-bit weight copies (opt-in)
 peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --in-place false  # ablation: double-buffered masters and moments (in place is the default)
 peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --in-place false
+peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --params bfloat16  # PyTorch's bf16 recipe (bf16 params + moments), beside bench_torch's bf16-fused
 peak node $A/phase-bench.mjs --device cuda --batch 8 --steps 5
 # The PyTorch anchors, one recipe per command so each PEAK line is that recipe's (bench_torch.py lists them).
 for r in bf16 bf16-fused bf16-fused-compile fp32master-fused fp32master-fused-compile; do

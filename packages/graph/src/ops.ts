@@ -691,12 +691,14 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     normAxis(attrs.axis ?? 0, data.rank);
     return [{ dtype: data.dtype, shape: [...data.shape] }];
   },
-  // p, g, m, v, step_size, decay, bc2_sqrt, coef → p', m', v' (runtime/native/src/fused_ops.cc).
+  // p, g, m, v, step_size, decay, bc2_sqrt, coef → p', m', v' (runtime/native/src/ops/adamw.cc): p float32 (masters)
+  // or 16-bit, m and v of adamwMomentDtype(p), g any float dtype; float32 math, each result rounded once.
   AdamW: (g, inputs, attrs) => adamwOutputs(inputs, attrs),
   // AdamW's inputs and attributes, `to` bfloat16 | float16 → p', m', v' and p' rounded to `to` (as Cast).
   AdamWCopy: (g, inputs, attrs) => {
     if (attrs.to !== 'bfloat16' && attrs.to !== 'float16') throw new Error(`attribute to must be bfloat16 or float16, got ${String(attrs.to)}`);
     const out = adamwOutputs(inputs, attrs);
+    if ((out[0] as InferredOut).dtype !== 'float32') throw new Error('AdamWCopy needs float32 p, m, v (a 16-bit p is its own copy)');
     return [...out, { dtype: attrs.to, shape: [...(out[0] as InferredOut).shape] }];
   },
   // x_1 .. x_k (float dtypes) → float32 scalar Σ x² (accumulated in float64).
@@ -887,11 +889,20 @@ function checkSwiGlu(gate: Tensor, other: Tensor, what: string): void {
 }
 
 /** AdamW's checks and outputs p', m', v' (float32, p's shape). */
+/**
+ * The dtype of AdamW's moments m, v for parameters of dtype `p`: float32 with float32 masters, bfloat16 with
+ * bfloat16 parameters (PyTorch's bf16 recipe), float32 with float16 parameters (float16's 5-bit exponent
+ * cannot hold v = g² of small gradients: it would underflow to 0 and blow up m/√v).
+ */
+export function adamwMomentDtype(p: DType): DType {
+  return p === 'bfloat16' ? 'bfloat16' : 'float32';
+}
+
 function adamwOutputs(inputs: readonly In[], attrs: OpAttrs['AdamW']): InferredOut[] {
   arity(inputs, 8);
   const p = need(inputs, 0, 'p');
   const gr = need(inputs, 1, 'g');
-  if (p.dtype !== 'float32') throw new Error(`p must be float32, got ${p.dtype}`);
+  if (!['float32', 'bfloat16', 'float16'].includes(p.dtype)) throw new Error(`p must be float32, bfloat16 or float16, got ${p.dtype}`);
   if (!['float32', 'bfloat16', 'float16'].includes(gr.dtype)) throw new Error(`g must be float32, bfloat16 or float16, got ${gr.dtype}`);
   for (const [i, what] of [
     [1, 'g'],
@@ -900,7 +911,7 @@ function adamwOutputs(inputs: readonly In[], attrs: OpAttrs['AdamW']): InferredO
   ] as const) {
     const x = need(inputs, i, what);
     if (x.rank !== p.rank || !x.shape.every((d, j) => dimEq(d, p.shape[j] as Dim))) throw new Error(`${what} must have the shape of p`);
-    if (i > 1 && x.dtype !== 'float32') throw new Error(`${what} must be float32, got ${x.dtype}`);
+    if (i > 1 && x.dtype !== adamwMomentDtype(p.dtype)) throw new Error(`${what} must be ${adamwMomentDtype(p.dtype)} for ${p.dtype} p, got ${x.dtype}`);
   }
   ['step_size', 'decay', 'bc2_sqrt', 'coef'].forEach((what, i) => {
     const s = need(inputs, 4 + i, what);
@@ -909,7 +920,8 @@ function adamwOutputs(inputs: readonly In[], attrs: OpAttrs['AdamW']): InferredO
   for (const k of ['beta2', 'one_minus_beta1', 'one_minus_beta2', 'eps'] as const) {
     if (typeof attrs[k] !== 'number' || !Number.isFinite(attrs[k])) throw new Error(`attribute ${k} must be a finite number`);
   }
-  return [0, 1, 2].map(() => ({ dtype: 'float32' as const, shape: [...p.shape] }));
+  const md = adamwMomentDtype(p.dtype);
+  return [p.dtype, md, md].map((dtype) => ({ dtype, shape: [...p.shape] }));
 }
 
 /** A fused backward's dY: X's dtype and shape. */

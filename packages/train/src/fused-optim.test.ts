@@ -6,7 +6,8 @@
 import { Graph, type Tensor, serialize } from '@latent-sft/graph';
 import type { HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
-import { adamwGraph, adamwInputs, adamwReference, runOnce, sumSquaresCase, sumSquaresReference } from './testing.js';
+import { adamwMomentDtype } from '@latent-sft/graph';
+import { adamwGraph, adamwInputs, adamwReference, floatValues, runAdamWInPlace, runOnce, sumSquaresCase, sumSquaresReference } from './testing.js';
 import { f32, linearObjective, mlpBatch, mlpData, mlpInit, mlpObjective, normals } from '../test/objectives.js';
 import { type Objective, type OptimizerConfig, Trainer, buildStepGraphs, graphOptimizer } from './index.js';
 import { globalNormFusedGraph } from './graph-optim.js';
@@ -28,6 +29,25 @@ describe('latent_sft.AdamW on the CPU', () => {
       // The update moved every parameter (the reference is not trivially the input).
       expect(Array.from(ref.p).filter((x, i) => x === (inp['p']!.data as Float32Array)[i]).length).toBe(0);
     });
+  }
+  for (const pdt of ['bfloat16', 'float16'] as const) {
+    for (const gdt of ['float32', pdt] as const) {
+      it(`${pdt} parameters, ${adamwMomentDtype(pdt)} moments (gradient ${gdt}): the float32 reference rounded once, bit for bit, also in place`, async () => {
+        const n = (1 << 16) + 7; // two CPU chunks and a tail
+        const inp = adamwInputs(n, gdt, 9, pdt);
+        const out = await runOnce(adamwGraph(n, gdt, pdt), inp, cpu);
+        const ref = adamwReference(inp);
+        for (const k of ['p', 'm', 'v'] as const) {
+          expect(out[`${k}_new`]!.dtype, k).toBe(k === 'p' ? pdt : adamwMomentDtype(pdt));
+          expect(Float32Array.from(floatValues(out[`${k}_new`]!)), k).toEqual(ref[k]);
+        }
+        // Rounding to 16 bits did not swallow the update: most parameters moved.
+        const p0 = floatValues(inp['p']!);
+        expect(Array.from(ref.p).filter((x, i) => x !== p0[i]).length).toBeGreaterThan(n / 2);
+        const inPlace = await runAdamWInPlace(inp, gdt, cpu);
+        for (const k of ['p', 'm', 'v'] as const) expect(inPlace[k], `${k} in place`).toEqual(ref[k]);
+      });
+    }
   }
   it('splits work into 65,536-element chunks without changing values (200,003 elements)', async () => {
     const inp = adamwInputs(200_003, 'bfloat16', 8);

@@ -10,7 +10,7 @@
 // Scalar inputs have the dtype of the first parameter that uses them and are cast for the others.
 // SGD's first momentum step (torch: buf = g) equals momentum·0 + g because the buffer starts at zero
 // and dampening is fixed at 0.
-import type { Graph, Tensor, UpdateFn } from '@latent-sft/graph';
+import { type Graph, type Tensor, type UpdateFn, adamwMomentDtype } from '@latent-sft/graph';
 import { inputError } from '@latent-sft/core';
 
 /** Optimizer of a Trainer (the peak lr; the schedule scales it per step). */
@@ -100,11 +100,13 @@ function adamwGraph(c: Extract<OptimizerConfig, { kind: 'adamw' }>): GraphOptimi
     // Bit for bit `update` applied to grad·coef (fused_ops.cc evaluates the same float32 operations in
     // the same order; decay 1 when weightDecay is 0 multiplies exactly).
     fusedUpdate(g, p, gr, coef, name, copyTo) {
-      if (p.dtype !== 'float32') throw new Error(`fused AdamW needs a float32 parameter, '${name}' is ${p.dtype}`);
-      const m = slotInput(g, 'm', p, name);
-      const v = slotInput(g, 'v', p, name);
-      const decay = weightDecay !== 0 ? scalarInput(g, 'opt.decay', p) : g.scalar(1, 'float32');
-      const inputs = [p, gr, m, v, scalarInput(g, 'opt.step_size', p), decay, scalarInput(g, 'opt.bc2_sqrt', p), coef];
+      if (copyTo !== undefined && p.dtype !== 'float32') throw new Error(`AdamWCopy needs a float32 master, '${name}' is ${p.dtype}`);
+      const md = adamwMomentDtype(p.dtype); // float32, or bfloat16 with bfloat16 parameters
+      const m = g.input(`m.${name}`, md, p.shape);
+      const v = g.input(`v.${name}`, md, p.shape);
+      // The scalars are float32 whatever p's dtype (coef is a float32 scalar).
+      const decay = weightDecay !== 0 ? scalarInput(g, 'opt.decay', coef) : g.scalar(1, 'float32');
+      const inputs = [p, gr, m, v, scalarInput(g, 'opt.step_size', coef), decay, scalarInput(g, 'opt.bc2_sqrt', coef), coef];
       const attrs = { beta2, one_minus_beta1: 1 - beta1, one_minus_beta2: 1 - beta2, eps };
       const names = [`${name}.new`, `m.${name}.new`, `v.${name}.new`];
       const [pNew, mNew, vNew, copy] =

@@ -13,6 +13,7 @@
 // grad_norm is the global L2 norm before clipping (clip_grad_norm_'s return value), always computed:
 // the host skips the step when it is not finite.
 import {
+  type DType,
   type Graph as GraphT,
   Graph,
   type Tensor,
@@ -73,12 +74,13 @@ export function fusedParts(f: boolean | FusedParts | undefined): Required<Omit<F
  * `copy.<p>.new` out, written by AdamWCopy), or null when it casts the masters (see FusedParts.weightCopies).
  */
 export function weightCopyDtype(
-  o: Pick<StepGraphOptions, 'optimizer' | 'compute' | 'fused'>,
+  o: Pick<StepGraphOptions, 'optimizer' | 'compute' | 'fused' | 'paramDtype'>,
   gradAccum: number,
   split = gradAccum > 1,
 ): 'bfloat16' | 'float16' | null {
   const parts = fusedParts(o.fused);
   if (!parts.optimizer || !parts.weightCopies || split || o.optimizer.fusedUpdate === undefined) return null;
+  if ((o.paramDtype ?? 'float32') !== 'float32') return null; // 16-bit parameters are their own copy
   return o.compute === 'bfloat16' || o.compute === 'float16' ? o.compute : null;
 }
 
@@ -96,6 +98,13 @@ export interface StepGraphOptions {
    * object picks them.
    */
   fused?: boolean | FusedParts;
+  /**
+   * Storage of the trainable parameters and the optimizer moments: 'float32' (default: float32 masters, the
+   * forward reads them cast to `compute`), or the 16-bit compute dtype itself (PyTorch's bf16 recipe: no
+   * masters, the forward reads the parameters as they are; the fused AdamW widens p, g, m, v exactly, does
+   * float32 math and rounds p', m', v' once). 16-bit needs the fused AdamW (optimizer.fusedUpdate).
+   */
+  paramDtype?: 'float32' | 'bfloat16' | 'float16';
 }
 
 /** The built graphs and the metric names (outputs `metric.<name>`). */
@@ -142,8 +151,8 @@ function forwardBackward(
   const masters: Record<string, Tensor> = {};
   const view: Record<string, Tensor> = {};
   for (const [n, s] of Object.entries(obj.trainable)) {
-    masters[n] = g.input(n, s.dtype, s.shape);
-    view[n] = copy === null ? g.cast(masters[n], o.compute) : g.input(`copy.${n}`, copy, s.shape);
+    masters[n] = g.input(n, paramDtypeOf(o, s.dtype), s.shape);
+    view[n] = copy === null ? g.cast(masters[n], o.compute) : g.input(`copy.${n}`, copy, s.shape); // a 16-bit parameter: itself
   }
   const inputs: Record<string, Tensor> = {};
   for (const part of [obj.frozen, obj.batch]) for (const [n, s] of Object.entries(part)) inputs[n] = g.input(n, s.dtype, s.shape);
@@ -174,7 +183,7 @@ function forwardBackward(
   const grads: Record<string, Tensor> = {};
   names.forEach((n, i) => {
     let gr = raw[i] as Tensor;
-    if (scale !== null) gr = g.div(copy === null ? gr : g.cast(gr, 'float32'), scale);
+    if (scale !== null) gr = g.div(g.cast(gr, 'float32'), scale);
     grads[n] = gr;
   });
   return { grads, masters, metrics, loss };
@@ -185,6 +194,14 @@ function forwardBackward(
  * bfloat16/float16 weight gradient): the fused optimizer widens it exactly as it reads it, so the float32
  * copy is never written.
  */
+/** The graph dtype of a trainable input declared `declared` (float32) under `o.paramDtype`. */
+function paramDtypeOf(o: Pick<StepGraphOptions, 'paramDtype' | 'compute'>, declared: DType): DType {
+  const pd = o.paramDtype ?? 'float32';
+  if (pd === 'float32') return declared;
+  if (pd !== o.compute) throw inputError({ field: 'precision.params' }, `16-bit parameters must be the compute dtype ${o.compute}, got ${pd}`);
+  return pd;
+}
+
 function narrowGrad(g: Graph, gr: Tensor): Tensor {
   const node = g.producer(gr.name);
   if (node === undefined || node.op !== 'Cast' || gr.dtype !== 'float32') return gr;
@@ -207,6 +224,8 @@ function applyUpdate(
   copy: 'bfloat16' | 'float16' | null = null,
 ): void {
   const fused = fusedParts(o.fused).optimizer ? o.optimizer.fusedUpdate : undefined;
+  if (fused === undefined && (o.paramDtype ?? 'float32') !== 'float32')
+    throw inputError({ field: 'precision.params' }, `${o.paramDtype} parameters need the fused AdamW (fusedKernels with optimizer, optimizer kind adamw)`);
   if (fused !== undefined) {
     const names = Object.keys(masters);
     const raw = names.map((n) => narrowGrad(g, grads[n] as Tensor));
@@ -238,7 +257,8 @@ export function buildStepGraphs(o: StepGraphOptions, gradAccum: number, split = 
   const gg = new Graph('train_grad');
   const fb = forwardBackward(gg, o);
   const reset = gg.input('acc_reset', 'bool', []);
-  for (const [n, gr] of Object.entries(fb.grads)) {
+  for (const [n, g16] of Object.entries(fb.grads)) {
+    const gr = gg.cast(g16, 'float32'); // 16-bit parameters' gradients are summed in float32
     const acc = gg.input(`acc.${n}`, gr.dtype, gr.shape);
     gg.output(gg.where(reset, gr, gg.add(acc, gr)), `acc.${n}.new`);
   }
@@ -246,7 +266,7 @@ export function buildStepGraphs(o: StepGraphOptions, gradAccum: number, split = 
   const ug = new Graph('train_update');
   const masters: Record<string, Tensor> = {};
   const mean: Record<string, Tensor> = {};
-  for (const [n, s] of Object.entries(o.objective.trainable)) masters[n] = ug.input(n, s.dtype, s.shape);
+  for (const [n, s] of Object.entries(o.objective.trainable)) masters[n] = ug.input(n, paramDtypeOf(o, s.dtype), s.shape);
   for (const [n, s] of Object.entries(o.objective.trainable)) {
     const acc = ug.input(`acc.${n}`, s.dtype, s.shape);
     mean[n] = ug.div(acc, ug.scalar(gradAccum, s.dtype));

@@ -4,7 +4,7 @@
 // files here (CPU kernels vs the reference) and tools/bench/src/fused-check.ts (CUDA kernels vs the CPU
 // kernels, on the GPU machine).
 import { Rng } from '@latent-sft/core';
-import { type DType, Graph, type Tensor, f16BitsToNumber, serialize, typedFrom } from '@latent-sft/graph';
+import { type DType, Graph, type Tensor, adamwMomentDtype, f16BitsToNumber, serialize, typedFrom } from '@latent-sft/graph';
 import { type Device, DeviceSession, type HostTensor, StatePair, type TypedData } from '@latent-sft/runtime';
 
 const fr = Math.fround;
@@ -27,18 +27,31 @@ export const ADAMW_CASE = {
   coef: 0.37,
 } as const;
 
-/** Seeded inputs of one AdamW case with `n` elements and a gradient of dtype `gdt`. */
-export function adamwInputs(n: number, gdt: 'float32' | 'bfloat16' | 'float16', seed: number): Record<string, HostTensor> {
+/**
+ * Seeded inputs of one AdamW case with `n` elements, a gradient of dtype `gdt`, p of dtype `pdt` (float32
+ * masters, or 16-bit parameters) and m, v of graph's adamwMomentDtype(pdt).
+ */
+export function adamwInputs(
+  n: number,
+  gdt: 'float32' | 'bfloat16' | 'float16',
+  seed: number,
+  pdt: 'float32' | 'bfloat16' | 'float16' = 'float32',
+): Record<string, HostTensor> {
   const r = Rng.fromSeed(seed);
   const normal = (s: number) => draws(n, (_, z) => s * z, r);
-  const f32 = (v: ArrayLike<number>): HostTensor => ({ dtype: 'float32', dims: [n], data: Float32Array.from(v) });
+  const md = adamwMomentDtype(pdt) as 'float32' | 'bfloat16';
+  const as =
+    (dtype: 'float32' | 'bfloat16' | 'float16') =>
+    (v: ArrayLike<number>): HostTensor =>
+      ({ dtype, dims: [n], data: typedFrom(dtype, v) as TypedData }) as HostTensor;
+  const [pt, mt] = [as(pdt), as(md)];
   const s = (v: number): HostTensor => ({ dtype: 'float32', dims: [], data: Float32Array.of(v) });
   const c = ADAMW_CASE;
   return {
-    p: f32(normal(0.05)),
+    p: pt(normal(0.05)),
     g: { dtype: gdt, dims: [n], data: typedFrom(gdt, normal(2e-3)) as TypedData } as HostTensor,
-    m: f32(normal(1e-3)),
-    v: f32(normal(1e-3).map((x) => x * x)),
+    m: mt(normal(1e-3)),
+    v: mt(normal(1e-3).map((x) => x * x)),
     step: s(c.step),
     decay: s(c.decay),
     bc2: s(c.bc2),
@@ -46,11 +59,11 @@ export function adamwInputs(n: number, gdt: 'float32' | 'bfloat16' | 'float16', 
   };
 }
 
-/** A one-node graph: AdamW(p, g, m, v, step, decay, bc2, coef) → p', m', v'. */
-export function adamwGraph(n: number, gdt: 'float32' | 'bfloat16' | 'float16'): Uint8Array {
+/** A one-node graph: AdamW(p, g, m, v, step, decay, bc2, coef) → p', m', v' (p, m, v of dtype `pdt`). */
+export function adamwGraph(n: number, gdt: 'float32' | 'bfloat16' | 'float16', pdt: 'float32' | 'bfloat16' | 'float16' = 'float32'): Uint8Array {
   const g = new Graph('adamw_case');
   const c = ADAMW_CASE;
-  const ins = ['p', 'g', 'm', 'v'].map((k) => g.input(k, k === 'g' ? gdt : 'float32', [n]));
+  const ins = ['p', 'g', 'm', 'v'].map((k) => g.input(k, k === 'g' ? gdt : k === 'p' ? pdt : adamwMomentDtype(pdt), [n]));
   const sc = ['step', 'decay', 'bc2', 'coef'].map((k) => g.input(k, 'float32', []));
   const outs = g.op('AdamW', [...ins, ...sc], { beta2: c.beta2, one_minus_beta1: 1 - c.beta1, one_minus_beta2: 1 - c.beta2, eps: c.eps }, [
     'p_new',
@@ -67,8 +80,8 @@ export function withCoef(inputs: Record<string, HostTensor>, coef: number): Reco
 }
 
 /**
- * Runs adamwGraph's AdamW once with p', m', v' bound to the very tensors p, m, v are read from (runtime's
- * in-place StatePair, as the Trainer's in-place state) and returns what those tensors hold afterwards.
+ * Runs adamwGraph's AdamW (p, m, v of the inputs' dtype) once with p', m', v' bound to the very tensors p, m, v are read from (runtime's
+ * in-place StatePair, as the Trainer's in-place state) and returns what those tensors hold afterwards (widened).
  */
 export async function runAdamWInPlace(
   inputs: Record<string, HostTensor>,
@@ -76,7 +89,8 @@ export async function runAdamWInPlace(
   device: Device,
 ): Promise<{ p: Float32Array; m: Float32Array; v: Float32Array }> {
   const n = (inputs['p'] as HostTensor).data.length;
-  const session = DeviceSession.create(adamwGraph(n, gdt), { device, deterministic: true });
+  const pdt = (inputs['p'] as HostTensor).dtype as 'float32' | 'bfloat16' | 'float16';
+  const session = DeviceSession.create(adamwGraph(n, gdt, pdt), { device, deterministic: true });
   const binding = session.createBinding();
   const state = ['p', 'm', 'v'].map((k) => StatePair.create(session, k, `${k}_new`, inputs[k] as HostTensor, true));
   const rest = ['g', 'step', 'decay', 'bc2', 'coef'].map((k) => {
@@ -87,7 +101,11 @@ export async function runAdamWInPlace(
   try {
     for (const s of state) s.bind(binding);
     await session.runAsync(binding);
-    const [p, m, v] = state.map((s) => s.current.download() as Float32Array) as [Float32Array, Float32Array, Float32Array];
+    const [p, m, v] = state.map((s) => Float32Array.from(floatValues({ dtype: s.current.dtype, dims: [n], data: s.current.download() } as HostTensor))) as [
+      Float32Array,
+      Float32Array,
+      Float32Array,
+    ];
     return { p, m, v };
   } finally {
     for (const t of [...state, ...rest]) t.release();
@@ -112,16 +130,13 @@ export function floatValues(t: HostTensor): Float64Array {
   return out;
 }
 
-/** The float32 reference of AdamW (fused_ops.cc's order, every operation rounded to float32). */
+/** The float32 reference of AdamW (fused_ops.cc's order, every operation rounded to float32; 16-bit p, m, v: the results rounded once). */
 export function adamwReference(inp: Record<string, HostTensor>): { p: Float32Array; m: Float32Array; v: Float32Array } {
   const c = ADAMW_CASE;
   const [b2, omb1, omb2, eps] = [fr(c.beta2), fr(1 - c.beta1), fr(1 - c.beta2), fr(c.eps)];
   const sc = (k: string) => ((inp[k] as HostTensor).data as Float32Array)[0] as number;
   const [step, decay, bc2, coef] = [sc('step'), sc('decay'), sc('bc2'), sc('coef')];
-  const p = (inp['p'] as HostTensor).data as Float32Array,
-    m = (inp['m'] as HostTensor).data as Float32Array;
-  const v = (inp['v'] as HostTensor).data as Float32Array,
-    g = floatValues(inp['g'] as HostTensor);
+  const [p, m, v, g] = ['p', 'm', 'v', 'g'].map((k) => floatValues(inp[k] as HostTensor)) as [Float64Array, Float64Array, Float64Array, Float64Array];
   const n = p.length;
   const out = { p: new Float32Array(n), m: new Float32Array(n), v: new Float32Array(n) };
   for (let i = 0; i < n; i++) {
@@ -135,7 +150,11 @@ export function adamwReference(inp: Record<string, HostTensor>): { p: Float32Arr
     out.m[i] = mn;
     out.v[i] = vn;
   }
-  return out;
+  // Each result rounded once to its tensor's dtype (16-bit ones returned widened).
+  const round = (x: Float32Array, dtype: string) =>
+    dtype === 'float32' ? x : Float32Array.from(floatValues({ dtype, dims: [n], data: typedFrom(dtype as 'bfloat16', x) } as HostTensor));
+  const [pdt, mdt] = [(inp['p'] as HostTensor).dtype, (inp['m'] as HostTensor).dtype];
+  return { p: round(out.p, pdt), m: round(out.m, mdt), v: round(out.v, mdt) };
 }
 
 /** SumSquares over tensors of the given dtypes and sizes. */

@@ -25,8 +25,8 @@
 // ranks): see docs/distributed.md.
 import { inputError, silentLogger, type Logger } from '@latent-sft/core';
 import type { ProcessGroup } from '@latent-sft/distributed';
-import { type Graph, serialize, typedFrom } from '@latent-sft/graph';
-import type { NamedTensor } from '@latent-sft/models';
+import { type Graph, adamwMomentDtype, serialize, typedFrom } from '@latent-sft/graph';
+import { type NamedTensor, bf16BitsToFloat32, f16BitsToFloat32 } from '@latent-sft/models';
 import {
   type DeviceBinding,
   DeviceSession,
@@ -57,8 +57,14 @@ export interface TrainerOptions {
   clipNorm?: number | null;
   /** Micro-batches per update (default 1: one fused graph). */
   gradAccum?: number;
-  /** Compute dtype (default float32). lossScale: default 'dynamic' for float16, none otherwise. */
-  precision?: { compute: ComputeDtype; lossScale?: 'dynamic' | number | null };
+  /**
+   * Compute dtype (default float32). lossScale: default 'dynamic' for float16, none otherwise. params: how
+   * the trainable parameters and AdamW moments are stored — 'float32' (default: float32 masters and
+   * moments, the accurate recipe), or the 16-bit compute dtype (PyTorch's bf16 recipe: 16-bit parameters
+   * and moments, float32 math inside the fused AdamW, each result rounded once; needs the fused AdamW).
+   * state() / load() and checkpoints carry them as float32 (exact both ways).
+   */
+  precision?: { compute: ComputeDtype; lossScale?: 'dynamic' | number | null; params?: 'float32' | 'bfloat16' | 'float16' };
   /** Options of the dynamic loss scale (init 2^16, growth interval 2000, min 1). */
   dynamicLossScale?: DynamicLossScaleOptions;
   device: Device;
@@ -195,6 +201,8 @@ export class Trainer {
   /** The 16-bit weight copies the forward reads (`copy.<p>`, written by the fused AdamW), when on. */
   private readonly copies = new Map<string, StatePair>();
   private readonly copyDtype: 'bfloat16' | 'float16' | null;
+  /** Storage of the parameters and moments (precision.params). */
+  private readonly paramDtype: 'float32' | 'bfloat16' | 'float16';
   private readonly frozen = new Map<string, DeviceTensor>();
   private readonly batchTensors = new Map<string, DeviceTensor>();
   private readonly scalarsIn: Scalars = new Map();
@@ -220,6 +228,7 @@ export class Trainer {
     this.fusedKernels = fused;
     this.stateMode = stateMode;
     this.copyDtype = copyDtype;
+    this.paramDtype = opts.precision?.params ?? 'float32';
     this.logger = opts.logger ?? silentLogger;
     this.opt = graphOptimizer(opts.optimizer);
     this.gradAccum = opts.gradAccum ?? 1;
@@ -250,15 +259,23 @@ export class Trainer {
       throw inputError({ field: 'precision.lossScale' }, `expected 'dynamic', a finite number > 0 or null, got ${String(ls)}`);
     }
     const scaled = ls === undefined ? compute === 'float16' : ls !== null;
+    const paramDtype = opts.precision?.params ?? 'float32';
+    if (paramDtype !== 'float32' && paramDtype !== compute)
+      throw inputError({ field: 'precision.params' }, `expected float32 or the compute dtype ${compute}, got ${String(paramDtype)}`);
     const optimizer = graphOptimizer(opts.optimizer);
     const fused = Trainer.useFused(opts);
+    if (paramDtype !== 'float32' && !(fused.optimizer && optimizer.fusedUpdate !== undefined))
+      throw inputError(
+        { field: 'precision.params' },
+        `${paramDtype} parameters need the fused AdamW (optimizer kind adamw, fused kernels with the optimizer part)`,
+      );
     const graphs = buildStepGraphs(
-      { objective: opts.objective, optimizer, clipNorm: opts.clipNorm ?? null, compute, lossScale: scaled, fused },
+      { objective: opts.objective, optimizer, clipNorm: opts.clipNorm ?? null, compute, lossScale: scaled, fused, paramDtype },
       opts.gradAccum ?? 1,
       splitStep(opts),
     );
     const sessionOpts = stepSessionOptions(opts.device, opts.session);
-    const copyDtype = weightCopyDtype({ optimizer, compute, fused }, opts.gradAccum ?? 1, splitStep(opts));
+    const copyDtype = weightCopyDtype({ optimizer, compute, fused, paramDtype }, opts.gradAccum ?? 1, splitStep(opts));
     const stateMode = Trainer.stateMode(opts, optimizer, fused, graphs, copyDtype !== null);
     // A warning when the fused AdamW could have updated in place but the graph check refused it.
     const unexpected = !stateMode.inPlace && opts.inPlaceState !== false && fused.optimizer && optimizer.fusedUpdate !== undefined;
@@ -364,11 +381,12 @@ export class Trainer {
       for (const [n, spec] of Object.entries(obj.trainable)) {
         const dims = staticDims(`objective.trainable.${n}`, spec.shape);
         const master = this.checkHost('init.trainable', n, init.trainable[n], spec);
-        this.params.set(n, StatePair.create(s, n, `${n}.new`, master, inPlace));
+        this.params.set(n, StatePair.create(s, n, `${n}.new`, this.asParam(master), inPlace));
         if (this.copyDtype !== null) this.copies.set(n, StatePair.create(s, `copy.${n}`, `copy.${n}.new`, this.weightCopy(master), inPlace));
         for (const slot of this.opt.slots) {
-          const second = inPlace ? null : s.alloc('float32', dims);
-          this.slots.set(`${slot}.${n}`, new StatePair(`${slot}.${n}`, `${slot}.${n}.new`, s.alloc('float32', dims), second));
+          const md = this.slotDtype();
+          const second = inPlace ? null : s.alloc(md, dims);
+          this.slots.set(`${slot}.${n}`, new StatePair(`${slot}.${n}`, `${slot}.${n}.new`, s.alloc(md, dims), second));
         }
         if (this.split) this.accs.set(n, new StatePair(`acc.${n}`, `acc.${n}.new`, s.alloc('float32', dims), s.alloc('float32', dims)));
       }
@@ -385,6 +403,33 @@ export class Trainer {
     for (const [n, t] of this.scalarsIn) (n.startsWith('opt.') ? this.updateBinding : this.gradBinding).bindInput(n, t);
     for (const [n, t] of this.scalarsOut) (n === 'grad_norm' ? this.updateBinding : this.gradBinding).bindOutput(n, t);
     this.bindState();
+  }
+
+  /** The dtype of the optimizer slots: AdamW's moments follow graph's adamwMomentDtype of the parameters. */
+  private slotDtype(): 'float32' | 'bfloat16' {
+    return adamwMomentDtype(this.paramDtype) as 'float32' | 'bfloat16';
+  }
+
+  /** A float32 host tensor stored as `dtype`: itself, or rounded to 16 bits (nearest even). */
+  private stored(t: HostTensor, dtype: 'float32' | 'bfloat16' | 'float16'): HostTensor {
+    if (dtype === 'float32') return t;
+    return { dtype, dims: [...t.dims], data: typedFrom(dtype, t.data as Float32Array) } as HostTensor;
+  }
+
+  /** A float32 parameter as stored (precision.params). */
+  private asParam(t: HostTensor): HostTensor {
+    return this.stored(t, this.paramDtype);
+  }
+
+  /** A stored parameter or moment downloaded as float32 (16-bit widened exactly). */
+  private downloadFloat32(t: DeviceTensor): Float32Array {
+    const data = this.counted(() => t.download());
+    if (t.dtype === 'float32') return data as Float32Array;
+    const bits = data as Uint16Array;
+    const out = new Float32Array(bits.length);
+    const widen = t.dtype === 'bfloat16' ? bf16BitsToFloat32 : f16BitsToFloat32;
+    for (let i = 0; i < bits.length; i++) out[i] = widen(bits[i] as number);
+    return out;
   }
 
   /** The compute-dtype copy of a float32 master, rounded to nearest even as the step graph's Cast would. */
@@ -536,11 +581,7 @@ export class Trainer {
 
   /** Downloads everything needed to resume (synchronous; `state()` is the async form). */
   stateSync(): TrainerState {
-    const down = (name: string, p: StatePair): NamedTensor => ({
-      name,
-      shape: [...p.current.dims],
-      data: this.counted(() => p.current.download()) as Float32Array,
-    });
+    const down = (name: string, p: StatePair): NamedTensor => ({ name, shape: [...p.current.dims], data: this.downloadFloat32(p.current) });
     const scaler = this.scaler?.state();
     return {
       trainable: [...this.params].map(([n, p]) => down(n, p)),
@@ -581,8 +622,9 @@ export class Trainer {
       throw inputError({ field: 'state.step' }, `bad step ${state.step} / optimizer step ${optStep}`);
     if (this.scaler !== null) this.scaler.load({ scale: state.lossScale, goodSteps: state.lossScaleGoodSteps ?? 0 });
     this.counted(() => {
-      for (const [n, p] of this.params) p.current.upload((tp.get(n) as NamedTensor).data);
-      for (const [n, p] of this.slots) p.current.upload((to.get(n) as NamedTensor).data);
+      const host = (t: NamedTensor, dtype: 'float32' | 'bfloat16' | 'float16') => this.stored({ dtype: 'float32', dims: t.shape, data: t.data }, dtype).data;
+      for (const [n, p] of this.params) p.current.upload(host(tp.get(n) as NamedTensor, this.paramDtype));
+      for (const [n, p] of this.slots) p.current.upload(host(to.get(n) as NamedTensor, this.slotDtype()));
       for (const [n, p] of this.copies)
         p.current.upload(this.weightCopy({ dtype: 'float32', dims: [...p.current.dims], data: (tp.get(n) as NamedTensor).data }).data);
     });

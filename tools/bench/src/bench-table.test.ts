@@ -50,6 +50,19 @@ describe('bench table', () => {
     expect(table[3]).toBe('| train (double-buffered state) | 29000 | pytorch | 37500 | 0.77× | – | – | – | – | – |');
   });
 
+  it('names a run with 16-bit parameters (train-bench --params bfloat16), not one with float32 masters', () => {
+    const rows = parseBenchLog(
+      [
+        'BENCH {"bench":"train","impl":"latent-sft-ort","tokens_per_s":30000,"params":"float32"}',
+        'BENCH {"bench":"train","impl":"latent-sft-ort","tokens_per_s":33000,"params":"bfloat16"}',
+        'BENCH {"bench":"train","impl":"pytorch","tokens_per_s":37500}',
+      ].join('\n'),
+    );
+    const table = benchTable(rows).split('\n');
+    expect(table[2]).toBe('| train | 30000 | pytorch | 37500 | 0.80× | – | – | – | – | – |');
+    expect(table[3]).toBe('| train (bfloat16 params) | 33000 | pytorch | 37500 | 0.88× | – | – | – | – | – |');
+  });
+
   it('prints one ratio per PyTorch recipe, the error of a failed recipe, and PyTorch-only benchmarks', () => {
     const rows = parseBenchLog(
       [

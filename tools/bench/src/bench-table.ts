@@ -29,8 +29,9 @@ const fmt = (v: unknown, digits = 0): string => (typeof v === 'number' ? v.toFix
 const rate = (r: Row): number | undefined => (r['tokens_per_s'] ?? r['new_tokens_per_s']) as number | undefined;
 
 /**
- * "bench (mode) (fused: …) (double-buffered state)": a run with some fused kernels off (an ablation)
- * names the ones it used; a run whose Trainer double-buffered its state says so (in place is the default).
+ * "bench (mode) (fused: …) (double-buffered state) (bfloat16 params)": a run with some fused kernels off (an
+ * ablation) names the ones it used; a run whose Trainer double-buffered its state says so (in place is the
+ * default); a run with 16-bit parameters (train-bench --params) names their dtype (float32 masters are the default).
  */
 function oursLabel(o: Row): string {
   const f = o['fused'];
@@ -44,7 +45,8 @@ function oursLabel(o: Row): string {
       })`
     : '';
   const stateNote = o['state'] === 'double-buffered' ? ' (double-buffered state)' : '';
-  return `${o.bench}${o['mode'] ? ` (${String(o['mode'])})` : ''}${fusedNote}${stateNote}`;
+  const paramsNote = o['params'] !== undefined && o['params'] !== 'float32' ? ` (${String(o['params'])} params)` : '';
+  return `${o.bench}${o['mode'] ? ` (${String(o['mode'])})` : ''}${fusedNote}${stateNote}${paramsNote}`;
 }
 
 /**

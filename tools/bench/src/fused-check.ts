@@ -1,9 +1,9 @@
 // GPU check of the fused kernels (domain latent_sft, compiled with NVRTC at run time):
 // every case of @latent-sft/train/testing (packages/train/src/testing.ts) on CUDA against the CPU kernels (which the unit
 // tests hold to the exact float32 reference) and the reference itself — AdamW bit for bit, SumSquares
-// within 1e-6 relative (float64 block sums in another order), AdamW in place and its non-finite-coef skip,
-// MaskedSoftmax, RMSNorm and SwiGLU (+ Grad) and the chunked cross-entropy's CEChunkStats / CEChunkGrad within a
-// few ulps of their dtype — then timings: AdamW over 2^28 elements, MaskedSoftmax, RMSNorm, SwiGLU and the
+// within 1e-6 relative (float64 block sums in another order), AdamW in place and its non-finite-coef skip, AdamW
+// of 16-bit parameters (bit for bit), MaskedSoftmax, RMSNorm and SwiGLU (+ Grad) and the chunked cross-entropy's
+// CEChunkStats / CEChunkGrad within a few ulps of their dtype — then timings: AdamW over 2^28 elements, MaskedSoftmax, RMSNorm, SwiGLU and the
 // LM-head cross-entropy (chunked vs standard ops) at the
 // benchmark's shapes (the bytes each moves over the time, against the GPU's bandwidth).
 // Prints "CHECK {...}" lines; exits 1 on any mismatch.
@@ -102,6 +102,38 @@ if (!values['timing-only'])
       const ok = bad.every((x) => x === 0) && badRef === 0;
       if (!ok) failed++;
       emit({ check: 'adamw', grad: gdt, n, ok, mismatches_vs_cpu: { p: bad[0], m: bad[1], v: bad[2] }, mismatches_vs_reference: badRef });
+    }
+  }
+
+// AdamW of 16-bit parameters (precision.params: bf16 p with bf16 moments, f16 p with f32 moments): CUDA bit for
+// bit the CPU kernel and the reference (float32 math, each result rounded once), separate outputs and in place,
+// on the vector path with a tail and on the scalar path.
+if (!values['timing-only'])
+  for (const pdt of ['bfloat16', 'float16'] as const) {
+    for (const gdt of ['float32', pdt] as const) {
+      for (const n of [1003, (1 << 20) + 5]) {
+        const inp = adamwInputs(n, gdt, 14, pdt);
+        const model = adamwGraph(n, gdt, pdt);
+        const [gpu, host] = [await runOnce(model, inp, cuda), await runOnce(model, inp, cpu)];
+        const ref = adamwReference(inp);
+        const wide = (t: HostTensor) => Float32Array.from(floatValues(t));
+        const bad = ['p', 'm', 'v'].map((k) => mismatches(wide(gpu[`${k}_new`]!), wide(host[`${k}_new`]!)));
+        const badRef = ['p', 'm', 'v'].map((k) => mismatches(wide(gpu[`${k}_new`]!), ref[k as 'p' | 'm' | 'v']));
+        const inPlace = await runAdamWInPlace(inp, gdt, cuda);
+        const badInPlace = ['p', 'm', 'v'].map((k) => mismatches(inPlace[k as 'p' | 'm' | 'v'], ref[k as 'p' | 'm' | 'v']));
+        const ok = [...bad, ...badRef, ...badInPlace].every((x) => x === 0);
+        if (!ok) failed++;
+        emit({
+          check: 'adamw-params16',
+          params: pdt,
+          grad: gdt,
+          n,
+          ok,
+          mismatches_vs_cpu: bad,
+          mismatches_vs_reference: badRef,
+          in_place_vs_reference: badInPlace,
+        });
+      }
     }
   }
 

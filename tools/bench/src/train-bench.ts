@@ -6,6 +6,8 @@
 //        [--fused auto|true|false|optimizer,softmax,rmsnorm,swiglu,copies] (Trainer.fusedKernels) [--cuda-opt k=v,...] [--mem-pattern true|false] (default: the Trainer's, off on CUDA)
 //        [--in-place auto|true|false] (Trainer.inPlaceState: masters and AdamW moments updated in place, or double buffered; the
 //        BENCH line's `state` says which the Trainer took)
+//        [--params float32|bfloat16] (Trainer precision.params: float32 masters and moments, or PyTorch's bf16 recipe:
+//        bf16 parameters and AdamW moments, float32 math in the fused AdamW; the BENCH line's `params`)
 import { parseArgs } from 'node:util';
 import { Rng } from '@latent-sft/core';
 import { llama32_1b, loraParameterShapes, parameterCount, parameterShapes, type LoraConfig, type ModelConfig } from '@latent-sft/models';
@@ -29,6 +31,7 @@ const { values } = parseArgs({
     'cuda-opt': { type: 'string', default: '' },
     'mem-pattern': { type: 'string', default: '' },
     'in-place': { type: 'string', default: 'auto' },
+    params: { type: 'string', default: 'float32' },
   },
 });
 // --cuda-opt k=v,k=v: extra CUDA provider options (e.g. arena_extend_strategy=kSameAsRequested).
@@ -57,6 +60,8 @@ const fusedKernels =
         };
 if (!['auto', 'true', 'false'].includes(values['in-place'])) throw new Error(`--in-place: expected auto, true or false, got ${values['in-place']}`);
 const inPlaceState = values['in-place'] === 'auto' ? 'auto' : values['in-place'] === 'true';
+if (values.params !== 'float32' && values.params !== 'bfloat16') throw new Error(`--params: expected float32 or bfloat16, got ${values.params}`);
+const params = values.params;
 const compute = values.compute as 'bfloat16' | 'float16' | 'float32';
 const device: Device = values.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' };
 const B = Number(values.batch),
@@ -93,7 +98,7 @@ async function run(which: 'train' | 'lora') {
       schedule: { kind: 'constant' },
       totalSteps: steps + 3,
       clipNorm: 1.0,
-      precision: { compute },
+      precision: { compute, params },
       device,
       fusedKernels,
       inPlaceState,
@@ -127,6 +132,7 @@ async function run(which: 'train' | 'lora') {
     compute,
     fused: trainer.fusedKernels,
     state: trainer.stateMode.inPlace ? 'in-place' : 'double-buffered',
+    params,
     batch: B,
     seq: T,
     step_s: dt,

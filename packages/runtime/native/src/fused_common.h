@@ -163,6 +163,8 @@ struct Kernels {
   CUfunction adamw[3] = {nullptr, nullptr, nullptr};  // f32, bf16, f16
   CUfunction adamwToBf16[3] = {nullptr, nullptr, nullptr};  // AdamWCopy by the gradient's dtype
   CUfunction adamwToF16[3] = {nullptr, nullptr, nullptr};
+  CUfunction adamwPBf16[3] = {nullptr, nullptr, nullptr};  // AdamW of bf16 / f16 parameters and moments, by the gradient's dtype
+  CUfunction adamwPF16[3] = {nullptr, nullptr, nullptr};
   CUfunction sumsq[3] = {nullptr, nullptr, nullptr};
   CUfunction sumsqFinal = nullptr;
   CUfunction msoftmax[3] = {nullptr, nullptr, nullptr};

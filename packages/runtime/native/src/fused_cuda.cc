@@ -32,6 +32,7 @@ struct KernelFamily {
 
 constexpr KernelFamily kFamilies[] = {
     {"adamw_", "", &Kernels::adamw},       {"adamw_", "_to_bf16", &Kernels::adamwToBf16}, {"adamw_", "_to_f16", &Kernels::adamwToF16},
+    {"adamw_", "_p_bf16", &Kernels::adamwPBf16}, {"adamw_", "_p_f16", &Kernels::adamwPF16},
     {"sumsq_", "", &Kernels::sumsq},     {"msoftmax_", "", &Kernels::msoftmax},
     {"msoftmax_", "_grad", &Kernels::msoftmaxGrad}, {"rmsnorm_", "", &Kernels::rmsnorm}, {"rmsnorm_", "_grad", &Kernels::rmsnormGrad},
     {"swiglu_", "", &Kernels::swiglu},       {"swiglu_", "_grad", &Kernels::swigluGrad},

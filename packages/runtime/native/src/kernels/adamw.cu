@@ -66,3 +66,48 @@ extern "C" __global__ void __launch_bounds__(256) NAME##_to_f16(long long n, int
 ADAMW_COPY(adamw_f32, float)
 ADAMW_COPY(adamw_bf16, bf16)
 ADAMW_COPY(adamw_f16, f16)
+
+// 16-bit parameters (AdamW with p bfloat16 and m, v bfloat16 — PyTorch's bf16 recipe — or p float16 and m, v
+// float32): each element widened exactly, the same float32 adamwElement, each result rounded once to nearest
+// even (put / Store4). In place as above: the vector path loads all four elements of p, m, v before it
+// stores. Kernels adamw_{f32,bf16,f16}_p_{bf16,f16} by the gradient's dtype, then the parameters'.
+template <typename G, typename P, typename M>
+__device__ __forceinline__ void adamw16(long long n, int vec, P* po, M* mo, M* vo, const P* p, const G* __restrict__ g, const M* m, const M* v,
+    const float* sp, const float* dp, const float* bp, const float* cp, float b2, float omb1, float omb2, float eps) {
+  latent_sft::AdamWHyper h = {*sp, *dp, *bp, *cp, b2, omb1, omb2, eps};
+  long long tid = (long long)blockIdx.x * blockDim.x + threadIdx.x, stride = (long long)gridDim.x * blockDim.x;
+  long long done = 0;
+  if (vec) {
+    long long n4 = n >> 2;
+    for (long long i = tid; i < n4; i += stride) {
+      float P4[4], G4[4], M4[4], V4[4], PO[4], MO[4], VO[4];
+      Vec4<P>::get(p, i, P4);
+      Vec4<G>::get(g, i, G4);
+      Vec4<M>::get(m, i, M4);
+      Vec4<M>::get(v, i, V4);
+      for (int k = 0; k < 4; k++) latent_sft::adamwElement(h, P4[k], G4[k], M4[k], V4[k], PO[k], MO[k], VO[k]);
+      Store4<P>::put(po, i, PO);
+      Store4<M>::put(mo, i, MO);
+      Store4<M>::put(vo, i, VO);
+    }
+    done = n4 << 2;
+  }
+  for (long long i = done + tid; i < n; i += stride) {
+    float a, b, c;
+    latent_sft::adamwElement(h, tof(p[i]), tof(g[i]), tof(m[i]), tof(v[i]), a, b, c);
+    put(po, i, a);
+    put(mo, i, b);
+    put(vo, i, c);
+  }
+}
+
+#define ADAMW_P16(NAME, G) \
+extern "C" __global__ void __launch_bounds__(256) NAME##_p_bf16(long long n, int vec, bf16* po, bf16* mo, bf16* vo, const bf16* p, const G* g, \
+    const bf16* m, const bf16* v, const float* sp, const float* dp, const float* bp, const float* cp, \
+    float b2, float omb1, float omb2, float eps) { adamw16<G, bf16, bf16>(n, vec, po, mo, vo, p, g, m, v, sp, dp, bp, cp, b2, omb1, omb2, eps); } \
+extern "C" __global__ void __launch_bounds__(256) NAME##_p_f16(long long n, int vec, f16* po, float* mo, float* vo, const f16* p, const G* g, \
+    const float* m, const float* v, const float* sp, const float* dp, const float* bp, const float* cp, \
+    float b2, float omb1, float omb2, float eps) { adamw16<G, f16, float>(n, vec, po, mo, vo, p, g, m, v, sp, dp, bp, cp, b2, omb1, omb2, eps); }
+ADAMW_P16(adamw_f32, float)
+ADAMW_P16(adamw_bf16, bf16)
+ADAMW_P16(adamw_f16, f16)

@@ -1,8 +1,10 @@
 // AdamW, one fused pass (docs/performance.md has the measurements): ORT's inference build has no fused
 // optimizer kernels, and AdamW written with standard ops is ~14 elementwise passes over every parameter.
 //
-//   AdamW(p f32, g f32|bf16|f16, m f32, v f32, step_size, decay, bc2_sqrt, coef: f32 scalars)
-//       -> p', m', v' (f32), attributes beta2, one_minus_beta1, one_minus_beta2, eps (float), per element
+//   AdamW(p, g, m, v, step_size, decay, bc2_sqrt, coef: f32 scalars) -> p', m', v' (as p, m, v): p float32
+//       (masters) or bfloat16 / float16 (16-bit parameters); m, v bfloat16 with bfloat16 p (PyTorch's bf16
+//       recipe), else float32 (a float16 v = g² underflows); 16-bit values widened exactly, the same float32
+//       math, each result rounded once to nearest even; g float32, bfloat16 or float16; attributes beta2, one_minus_beta1, one_minus_beta2, eps (float), per element
 //     gr = g·coef; pd = p·decay; m' = m + (1−β1)(gr − m); v' = v·β2 + ((1−β2)·gr)·gr;
 //     p' = pd − step_size · (m' / (sqrt(v')/bc2_sqrt + eps))
 //   each operation rounded to float32 in this order: bit for bit what the same formula written with
@@ -52,9 +54,17 @@ struct AdamWKernel {
       auto shape = p.GetTensorTypeAndShapeInfo().GetShape();
       size_t n = p.GetTensorTypeAndShapeInfo().GetElementCount();
       auto gt = g.GetTensorTypeAndShapeInfo().GetElementType();
+      auto pt = p.GetTensorTypeAndShapeInfo().GetElementType();
       if (floatTypeName(gt) == nullptr) throw std::runtime_error("the gradient must be float32, bfloat16 or float16");
+      if (floatTypeName(pt) == nullptr) throw std::runtime_error("p must be float32, bfloat16 or float16");
+      if (Copy && pt != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) throw std::runtime_error("AdamWCopy needs float32 p, m and v");
       for (auto* t : {&g, &m, &v})
         if (t->GetTensorTypeAndShapeInfo().GetElementCount() != n) throw std::runtime_error("p, g, m and v must have the same size");
+      // Moments: float32 with float32 or float16 p, bfloat16 with bfloat16 p (graph's adamwMomentDtype).
+      auto mt = pt == ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+      for (auto* t : {&m, &v})
+        if (t->GetTensorTypeAndShapeInfo().GetElementType() != mt)
+          throw std::runtime_error(std::string("m and v must be ") + floatTypeName(mt) + " for " + floatTypeName(pt) + " p");
       auto po = ctx.GetOutput(0, shape), mo = ctx.GetOutput(1, shape), vo = ctx.GetOutput(2, shape);
       void* co = Copy ? ctx.GetOutput(3, shape).GetTensorMutableRawData() : nullptr;
       const float* scal[4];
@@ -64,39 +74,54 @@ struct AdamWKernel {
         scal[i] = s.GetTensorData<float>();
       }
       if (n == 0) return nullptr;
+      void *pop = po.GetTensorMutableRawData(), *mop = mo.GetTensorMutableRawData(), *vop = vo.GetTensorMutableRawData();
+      const void *pp = p.GetTensorRawData(), *mp = m.GetTensorRawData(), *vp = v.GetTensorRawData();
+      const void* gp = g.GetTensorRawData();
       if constexpr (OnCuda) {
         const Kernels& k = kernelsForCurrentContext(deviceId);
         long long nn = static_cast<long long>(n);
-        float *pop = po.GetTensorMutableData<float>(), *mop = mo.GetTensorMutableData<float>(), *vop = vo.GetTensorMutableData<float>();
-        const float *pp = p.GetTensorData<float>(), *mp = m.GetTensorData<float>(), *vp = v.GetTensorData<float>();
-        const void* gp = g.GetTensorRawData();
         int vec = 1;
-        for (const void* q : {static_cast<const void*>(pop), static_cast<const void*>(mop), static_cast<const void*>(vop),
-                              static_cast<const void*>(pp), static_cast<const void*>(mp), static_cast<const void*>(vp)})
-          if (!aligned(q, 16)) vec = 0;
+        for (const void* q : {static_cast<const void*>(pop), pp})
+          if (!aligned(q, 4 * dtypeSize(pt))) vec = 0;  // 4 elements of p, of m and v
+        for (const void* q : {static_cast<const void*>(mop), static_cast<const void*>(vop), mp, vp})
+          if (!aligned(q, 4 * dtypeSize(mt))) vec = 0;
         if (!aligned(gp, 4 * dtypeSize(gt))) vec = 0;
         if (Copy && !aligned(co, 8)) vec = 0;
         float hb2 = b2, homb1 = omb1, homb2 = omb2, heps = eps;
         void* args[] = {&nn, &vec, &pop, &mop, &vop, &pp, &gp, &mp, &vp, &scal[0], &scal[1], &scal[2], &scal[3], &hb2, &homb1, &homb2, &heps, &co};
         unsigned grid = gridFor(vec != 0 ? (nn + 3) / 4 : nn, k.smCount, 16);
-        CUfunction fn = !Copy ? k.adamw[gradIndex(gt)] : to == ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16 ? k.adamwToBf16[gradIndex(gt)] : k.adamwToF16[gradIndex(gt)];
+        int gi = gradIndex(gt);
+        CUfunction fn = Copy ? (to == ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16 ? k.adamwToBf16[gi] : k.adamwToF16[gi])
+                        : pt == ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16 ? k.adamwPBf16[gi]
+                        : pt == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16  ? k.adamwPF16[gi]
+                                                                       : k.adamw[gi];
         check(cudaApi().launchKernel(fn, grid, 1, 1, 256, 1, 1, 0, ctx.GetGPUComputeStream(), args, nullptr), Copy ? "cuLaunchKernel (AdamWCopy)" : "cuLaunchKernel (AdamW)");
       } else {
         AdamWHyper h{*scal[0], *scal[1], *scal[2], *scal[3], b2, omb1, omb2, eps};
-        const float *pp = p.GetTensorData<float>(), *mp = m.GetTensorData<float>(), *vp = v.GetTensorData<float>();
-        float *pop = po.GetTensorMutableData<float>(), *mop = mo.GetTensorMutableData<float>(), *vop = vo.GetTensorMutableData<float>();
-        const void* gp = g.GetTensorRawData();
         struct Job {
-          const AdamWHyper* h; const float *p, *m, *v; const void* g; ONNXTensorElementDataType gt; float *po, *mo, *vo; void* co;
+          const AdamWHyper* h; const void *p, *m, *v, *g; ONNXTensorElementDataType pt, mt, gt; void *po, *mo, *vo, *co;
           ONNXTensorElementDataType ct; size_t n;
-        } job{&h, pp, mp, vp, gp, gt, pop, mop, vop, co, to, n};
+        } job{&h, pp, mp, vp, gp, pt, mt, gt, pop, mop, vop, co, to, n};
         size_t chunks = (n + kCpuChunk - 1) / kCpuChunk;
         ctx.ParallelFor([](void* data, size_t c) {
           const Job& j = *static_cast<const Job*>(data);
           size_t e = (c + 1) * kCpuChunk < j.n ? (c + 1) * kCpuChunk : j.n;
-          for (size_t i = c * kCpuChunk; i < e; i++) {
-            adamwElement(*j.h, j.p[i], loadAsFloat(j.g, j.gt, i), j.m[i], j.v[i], j.po[i], j.mo[i], j.vo[i]);
-            if (Copy) storeFromFloat(j.co, j.ct, i, j.po[i]);
+          if (j.pt == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
+            const float *p = static_cast<const float*>(j.p), *m = static_cast<const float*>(j.m), *v = static_cast<const float*>(j.v);
+            float *po = static_cast<float*>(j.po), *mo = static_cast<float*>(j.mo), *vo = static_cast<float*>(j.vo);
+            for (size_t i = c * kCpuChunk; i < e; i++) {
+              adamwElement(*j.h, p[i], loadAsFloat(j.g, j.gt, i), m[i], v[i], po[i], mo[i], vo[i]);
+              if (Copy) storeFromFloat(j.co, j.ct, i, po[i]);
+            }
+          } else {
+            // 16-bit parameters (and bfloat16 moments): widened exactly, float32 math, each result rounded once.
+            for (size_t i = c * kCpuChunk; i < e; i++) {
+              float po, mo, vo;
+              adamwElement(*j.h, loadAsFloat(j.p, j.pt, i), loadAsFloat(j.g, j.gt, i), loadAsFloat(j.m, j.mt, i), loadAsFloat(j.v, j.mt, i), po, mo, vo);
+              storeFromFloat(j.po, j.pt, i, po);
+              storeFromFloat(j.mo, j.mt, i, mo);
+              storeFromFloat(j.vo, j.mt, i, vo);
+            }
           }
         }, chunks, 0, &job);
       }
@@ -106,6 +131,16 @@ struct AdamWKernel {
     }
   }
 };
+
+/** AdamW's outputs: p' as p, m' and v' as m (dtype and shape). */
+OrtStatusPtr inferAdamW(const OrtCustomOp*, OrtShapeInferContext* ctx) {
+  InferredShape p, m;
+  if (OrtStatusPtr st = inferredInput(ctx, 0, p)) return st;
+  if (OrtStatusPtr st = inferredInput(ctx, 2, m)) return st;
+  if (OrtStatusPtr st = setInferredOutput(ctx, 0, p)) return st;
+  if (OrtStatusPtr st = setInferredOutput(ctx, 1, m)) return st;
+  return setInferredOutput(ctx, 2, m);
+}
 
 /** AdamWCopy's outputs: p', m', v' float32 as p; the copy as p in dtype `to`. */
 OrtStatusPtr inferAdamWCopy(const OrtCustomOp*, OrtShapeInferContext* ctx) {
@@ -123,18 +158,13 @@ OrtStatusPtr inferAdamWCopy(const OrtCustomOp*, OrtShapeInferContext* ctx) {
 
 template <bool OnCuda, bool Copy>
 struct AdamWOp : FusedOp<AdamWOp<OnCuda, Copy>, AdamWKernel<OnCuda, Copy>, OnCuda> {
-  AdamWOp() {
-    if (Copy) this->InferOutputShapeFn = &inferAdamWCopy;
-  }
+  AdamWOp() { this->InferOutputShapeFn = Copy ? &inferAdamWCopy : &inferAdamW; }
   const char* GetName() const { return Copy ? "AdamWCopy" : "AdamW"; }
+  // p, g, m, v: any float dtype (checked by the kernel); the four scalars float32.
   size_t GetInputTypeCount() const { return 8; }
-  ONNXTensorElementDataType GetInputType(size_t i) const {
-    return i == 1 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
-  }
+  ONNXTensorElementDataType GetInputType(size_t i) const { return i < 4 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
   size_t GetOutputTypeCount() const { return Copy ? 4 : 3; }
-  ONNXTensorElementDataType GetOutputType(size_t i) const {
-    return i == 3 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
-  }
+  ONNXTensorElementDataType GetOutputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED; }
 };
 
 }  // namespace
