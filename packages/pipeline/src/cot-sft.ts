@@ -103,6 +103,7 @@ async function train(
   const objective = cotSftObjective(model, { compute: config.compute });
   const { trained, metrics } = await runTraining({
     ...runOptionsOf(config, record),
+    params: config.params,
     objective,
     init: { trainable: toHost(tensors), frozen: {} },
     size: data.examples.length,

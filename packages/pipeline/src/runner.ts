@@ -50,6 +50,8 @@ export interface RunTrainingOptions {
   resume: boolean;
   device: 'cpu' | 'cuda';
   compute: 'float32' | 'float16' | 'bfloat16';
+  /** Storage of the trainable parameters and AdamW moments (Trainer precision.params; default float32 masters). */
+  params?: 'float32' | 'bfloat16';
   objective: Objective;
   /** Initial trainables (every objective.trainable name) and the frozen inputs (extra names are ignored). */
   init: { trainable: Record<string, HostTensor>; frozen: Record<string, HostTensor> };
@@ -133,7 +135,7 @@ export async function runTraining(o: RunTrainingOptions): Promise<{ trained: Nam
       schedule: scheduleOf(o.train),
       totalSteps: o.train.steps,
       clipNorm: o.train.clipNorm,
-      precision: { compute: o.compute },
+      precision: { compute: o.compute, ...(o.params !== undefined ? { params: o.params } : {}) },
       device,
       logger: o.logger,
       ...(o.group !== undefined ? { group: o.group } : {}),

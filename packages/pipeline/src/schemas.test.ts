@@ -14,6 +14,14 @@ describe('phase app schemas', () => {
     expect(loadConfig({ schema: phase2Config, overrides: { ...base, klWeight: 0 } }).ceWeight).toBe(1);
   });
 
+  it('cot-sft refuses bfloat16 parameters without bfloat16 compute; float32 masters are the default', () => {
+    expect(() => loadConfig({ schema: cotSftConfig, overrides: { out: 'o', params: 'bfloat16' } })).toThrow(
+      "flag '--params': bfloat16 parameters need compute bfloat16 (the forward reads them as they are)",
+    );
+    expect(loadConfig({ schema: cotSftConfig, overrides: { out: 'o', params: 'bfloat16', compute: 'bfloat16' } }).params).toBe('bfloat16');
+    expect(loadConfig({ schema: cotSftConfig, overrides: { out: 'o' } }).params).toBe('float32');
+  });
+
   it('every resumable app takes --allowConfigChange (default false)', () => {
     for (const schema of [cotSftConfig, phase1EncoderConfig, cacheLatentsConfig, phase2Config]) {
       expect(schema.fields.find((f) => f.path === 'allowConfigChange')).toMatchObject({ type: 'boolean', defaultValue: false });

@@ -79,39 +79,48 @@ function loraSchema() {
 const compute = z.enum(['float32', 'float16', 'bfloat16']).default('float32').describe('compute dtype (float32 masters)');
 
 /** cot-sft: explicit CoT SFT (base → M0) or the No-CoT baseline. */
-export const cotSftSchema = z.object({
-  out,
-  allowConfigFields,
-  base: z
-    .discriminatedUnion('kind', [
-      z.object({
-        kind: z.literal('init'),
-        hiddenSize: z.number().int().positive().default(64).describe('hidden size of the random-init Llama-3-shaped model'),
-        intermediateSize: z.number().int().positive().default(128).describe('MLP width'),
-        layers: z.number().int().positive().default(2).describe('decoder layers'),
-        heads: z.number().int().positive().default(4).describe('attention heads'),
-        kvHeads: z.number().int().positive().default(2).describe('key/value heads'),
-        initSeed: z.number().int().min(0).default(1).describe('seed of the weight init'),
-        vocab: z
-          .enum(['full', 'corpus'])
-          .default('full')
-          .describe(
-            "full: the tokenizer's whole vocabulary; corpus: only the ids of the training data + special tokens + the 256 byte tokens (vocab_subset.json), for small models trained from scratch",
-          ),
-      }),
-      z.object({ kind: z.literal('checkpoint'), dir: z.string().min(1).describe('HF checkpoint folder (config.json, model.safetensors, tokenizer files)') }),
-    ])
-    .default({ kind: 'init', hiddenSize: 64, intermediateSize: 128, layers: 2, heads: 4, kvHeads: 2, initSeed: 1, vocab: 'full' })
-    .describe('base model'),
-  tokenizer: z.enum(['llama-3.2', 'qwen3']).default('llama-3.2').describe('tokenizer written into the model folder (random-init base only)'),
-  variant: z.enum(['cot', 'no-cot']).default('cot').describe('cot: explicit CoT SFT (M0); no-cot: the No-CoT baseline'),
-  data: dataSchema,
-  train: trainSchema({ steps: 40, lr: 3e-3, batchSize: 4 }),
-  compute,
-  device,
-  resume,
-  allowConfigChange,
-});
+export const cotSftSchema = z
+  .object({
+    out,
+    allowConfigFields,
+    base: z
+      .discriminatedUnion('kind', [
+        z.object({
+          kind: z.literal('init'),
+          hiddenSize: z.number().int().positive().default(64).describe('hidden size of the random-init Llama-3-shaped model'),
+          intermediateSize: z.number().int().positive().default(128).describe('MLP width'),
+          layers: z.number().int().positive().default(2).describe('decoder layers'),
+          heads: z.number().int().positive().default(4).describe('attention heads'),
+          kvHeads: z.number().int().positive().default(2).describe('key/value heads'),
+          initSeed: z.number().int().min(0).default(1).describe('seed of the weight init'),
+          vocab: z
+            .enum(['full', 'corpus'])
+            .default('full')
+            .describe(
+              "full: the tokenizer's whole vocabulary; corpus: only the ids of the training data + special tokens + the 256 byte tokens (vocab_subset.json), for small models trained from scratch",
+            ),
+        }),
+        z.object({ kind: z.literal('checkpoint'), dir: z.string().min(1).describe('HF checkpoint folder (config.json, model.safetensors, tokenizer files)') }),
+      ])
+      .default({ kind: 'init', hiddenSize: 64, intermediateSize: 128, layers: 2, heads: 4, kvHeads: 2, initSeed: 1, vocab: 'full' })
+      .describe('base model'),
+    tokenizer: z.enum(['llama-3.2', 'qwen3']).default('llama-3.2').describe('tokenizer written into the model folder (random-init base only)'),
+    variant: z.enum(['cot', 'no-cot']).default('cot').describe('cot: explicit CoT SFT (M0); no-cot: the No-CoT baseline'),
+    data: dataSchema,
+    train: trainSchema({ steps: 40, lr: 3e-3, batchSize: 4 }),
+    compute,
+    params: z
+      .enum(['float32', 'bfloat16'])
+      .default('float32')
+      .describe("storage of the parameters and AdamW moments: float32 masters, or bfloat16 (PyTorch's bf16 recipe; needs compute bfloat16)"),
+    device,
+    resume,
+    allowConfigChange,
+  })
+  .refine((c) => c.params === 'float32' || c.compute === 'bfloat16', {
+    path: ['params'],
+    message: 'bfloat16 parameters need compute bfloat16 (the forward reads them as they are)',
+  });
 export const cotSftConfig = defineConfig(cotSftSchema);
 
 /**
