@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU benchmark (issue 10), run ON the GPU machine from the repo root after the runtime and the app
 # bundle are unpacked (see tools/device/build-app.sh and ../shared/device/pack-gpu-runtime.sh):
-#   bash tools/device/build-app.sh tools/bench/src/{train-bench,phase-bench,forward-1b,runtime-probe,fused-check,table,decode-probe}.ts \
+#   bash tools/device/build-app.sh tools/bench/src/{train-bench,phase-bench,forward-1b,runtime-probe,fused-check,table,decode-probe,random-checkpoint}.ts \
 #        packages/generate/bench/generate-bench.ts        # here
 #   bash tools/bench/run-gpu.sh [train] [gen] [7b] > bench.log; node /root/app/dist/table.mjs bench.log   # there
 # (no argument: train and gen; 7b: the DeepSeek-R1-Distill-Qwen-7B-shape LoRA steps, ours and PEFT's).
@@ -55,5 +55,12 @@ peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which ph
 for r in peft-fused peft-fused-ckpt; do peak python3 tools/reference/bench_torch.py --which lora7b --recipes $r --steps 5; done
 # PEFT at phase 2's tokens per row (96 + 3 + 48 + 3 + 16 = 166 → 168), batch 8: the like-for-like anchor.
 peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
+# Generation at 7B (issue 20): a random bf16 checkpoint of the shape, explicit and latent decoding at batch 32
+# (128-token prompts; latent: 64 soft embeddings then 64 answer tokens), beside HF generate on the same folder.
+peak node $A/random-checkpoint.mjs /root/q7 --model r1-distill-qwen-7b
+G7="node $A/generate-bench.mjs --model /root/q7 --batch 32 --prompt-len 128 --device cuda --dtype bfloat16 --engine cuda-graph"
+peak $G7 --new-tokens 128
+peak $G7 --mode latent --latent 64 --new-tokens 64
+peak python3 tools/reference/bench_torch.py --which gen --recipes hf-generate --gen-model /root/q7 --gen-batch 32 --gen-new 128
 fi
 if want train; then node $A/runtime-probe.mjs --device cuda; fi

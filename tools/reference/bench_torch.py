@@ -17,7 +17,7 @@ in the same device call. Prints one JSON object per benchmark on stdout (prefix 
           static cache with generate's automatic torch.compile (hf-static-compile)
 Every row names its recipe; a recipe that fails prints a row with "error" instead of numbers.
 Usage: python3 tools/reference/bench_torch.py [--which train,lora,lora7b,gen] [--recipes a,b] [--batch 8]
-       [--seq 512] [--steps 10]
+       [--seq 512] [--steps 10] [--gen-model HF_DIR] [--gen-batch 64] [--gen-new 256]
 """
 import argparse
 import json
@@ -124,9 +124,12 @@ def bench_step(args, bench, recipe, attn="sdpa"):
 def bench_gen(args, recipe):
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
-    m = build(LLAMA_1B, "sdpa", torch.bfloat16).eval()
-    B, P, N = 64, 128, 256
-    ids = torch.randint(0, 128000, (B, P), device="cuda")
+    if args.gen_model:  # an HF folder (e.g. tools/bench random-checkpoint's 7B shape), loaded in bf16
+        m = transformers.AutoModelForCausalLM.from_pretrained(args.gen_model, torch_dtype=torch.bfloat16, attn_implementation="sdpa").cuda().eval()
+    else:
+        m = build(LLAMA_1B, "sdpa", torch.bfloat16).eval()
+    B, P, N = args.gen_batch, 128, args.gen_new
+    ids = torch.randint(0, min(128000, m.config.vocab_size), (B, P), device="cuda")
     mask = torch.ones_like(ids)
     extra = dict(cache_implementation="static") if recipe == "hf-static-compile" else {}
 
@@ -136,7 +139,7 @@ def bench_gen(args, recipe):
                        pad_token_id=128001, **extra)
 
     dt = timed_steps(run, 2, warmup=2 if extra else 1)
-    return dict(bench="gen", impl="pytorch", recipe=recipe, batch=B, prompt=P, new_tokens=N, s=dt,
+    return dict(bench="gen", impl="pytorch", recipe=recipe, model=args.gen_model or "llama-3.2-1b", batch=B, prompt=P, new_tokens=N, s=dt,
                 new_tokens_per_s=B * N / dt, ms_per_step=1000 * dt / N,
                 peak_gib_torch=torch.cuda.max_memory_allocated() / 2**30)
 
@@ -159,6 +162,9 @@ def main():
     ap.add_argument("--seq", type=int, default=512)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--eager", action="store_true")
+    ap.add_argument("--gen-model", default="", help="gen: an HF checkpoint folder instead of the random Llama-3.2-1B")
+    ap.add_argument("--gen-batch", type=int, default=64)
+    ap.add_argument("--gen-new", type=int, default=256)
     args = ap.parse_args()
     meta = dict(torch=torch.__version__, transformers=transformers.__version__, gpu=torch.cuda.get_device_name(0))
     print("BENCH " + json.dumps(dict(bench="meta", **meta)), flush=True)
