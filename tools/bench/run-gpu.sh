@@ -55,6 +55,10 @@ peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which ph
 for r in peft-fused peft-fused-ckpt; do peak python3 tools/reference/bench_torch.py --which lora7b --recipes $r --steps 5; done
 # PEFT at phase 2's tokens per row (96 + 3 + 48 + 3 + 16 = 166 → 168), batch 8: the like-for-like anchor.
 peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
+# Full fine-tuning at 7B (issue 20): the bf16 recipe (bf16 parameters + moments, in place: ~61 GB of state) beside
+# PyTorch's (bf16 parameters, fused AdamW), both with and without activation checkpointing.
+peak node $A/train-bench.mjs --device cuda --model r1-distill-qwen-7b --which train --batch 8 --seq 512 --steps 3 --params bfloat16
+for r in bf16-fused bf16-fused-ckpt; do peak python3 tools/reference/bench_torch.py --which train7b --recipes $r --steps 3; done
 # Generation at 7B (issue 20): a random bf16 checkpoint of the shape, explicit and latent decoding at batch 32
 # (128-token prompts; latent: 64 soft embeddings then 64 answer tokens), beside HF generate on the same folder.
 peak node $A/random-checkpoint.mjs /root/q7 --model r1-distill-qwen-7b

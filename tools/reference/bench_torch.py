@@ -13,10 +13,11 @@ in the same device call. Prints one JSON object per benchmark on stdout (prefix 
           shape), bf16 base: recipes peft (foreach AdamW), peft-fused (AdamW fused=True)
   lora7b  the same LoRA step on the DeepSeek-R1-Distill-Qwen-7B shape (Qwen2: hidden 3584, 28 layers, 28/4
           heads, MLP 18944, vocab 152064, biases, untied), fused AdamW, gradient checkpointing off and on
+  train7b full fine-tuning of that shape, bf16 parameters + fused AdamW (bf16 states), checkpointing off and on
   gen     HF generate, batch 64, 128-token prompts, 256 new tokens, greedy: dynamic KV cache (hf-generate) and
           static cache with generate's automatic torch.compile (hf-static-compile)
 Every row names its recipe; a recipe that fails prints a row with "error" instead of numbers.
-Usage: python3 tools/reference/bench_torch.py [--which train,lora,lora7b,gen] [--recipes a,b] [--batch 8]
+Usage: python3 tools/reference/bench_torch.py [--which train,lora,lora7b,train7b,gen] [--recipes a,b] [--batch 8]
        [--seq 512] [--steps 10] [--gen-model HF_DIR] [--gen-batch 64] [--gen-new 256]
 """
 import argparse
@@ -43,6 +44,7 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 TRAIN_RECIPES = ["bf16", "bf16-fused", "bf16-fused-compile", "fp32master-fused", "fp32master-fused-compile"]
 LORA_RECIPES = ["peft", "peft-fused"]
 LORA7B_RECIPES = ["peft-fused", "peft-fused-ckpt"]
+TRAIN7B_RECIPES = ["bf16-fused", "bf16-fused-ckpt"]
 GEN_RECIPES = ["hf-generate", "hf-static-compile"]
 
 
@@ -81,7 +83,7 @@ def bench_step(args, bench, recipe, attn="sdpa"):
     """One training-step benchmark: full (train) or LoRA (lora, lora7b) under a named recipe."""
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
-    shape = QWEN_7B if bench == "lora7b" else LLAMA_1B
+    shape = QWEN_7B if bench in ("lora7b", "train7b") else LLAMA_1B
     master = recipe.startswith("fp32master")
     m = build(shape, attn, torch.float32 if master else torch.bfloat16)
     m.train()
@@ -171,7 +173,7 @@ def main():
     which = args.which.split(",")
     only = set(r for r in args.recipes.split(",") if r)
     pick = lambda recipes: [r for r in recipes if not only or r in only]
-    for bench, recipes in (("train", TRAIN_RECIPES), ("lora", LORA_RECIPES), ("lora7b", LORA7B_RECIPES)):
+    for bench, recipes in (("train", TRAIN_RECIPES), ("lora", LORA_RECIPES), ("lora7b", LORA7B_RECIPES), ("train7b", TRAIN7B_RECIPES)):
         if bench in which:
             for r in pick(recipes):
                 emit(lambda: bench_step(args, bench, r), bench, r)

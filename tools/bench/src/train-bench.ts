@@ -8,9 +8,19 @@
 //        BENCH line's `state` says which the Trainer took)
 //        [--params float32|bfloat16] (Trainer precision.params: float32 masters and moments, or PyTorch's bf16 recipe:
 //        bf16 parameters and AdamW moments, float32 math in the fused AdamW; the BENCH line's `params`)
+//        [--model llama-3.2-1b|r1-distill-qwen-7b] (the paper's two shapes; the 7B one reports as train7b / lora7b,
+//        the names of bench_torch.py's 7B anchors)
 import { parseArgs } from 'node:util';
 import { Rng } from '@latent-sft/core';
-import { llama32_1b, loraParameterShapes, parameterCount, parameterShapes, type LoraConfig, type ModelConfig } from '@latent-sft/models';
+import {
+  deepseekR1DistillQwen7b,
+  llama32_1b,
+  loraParameterShapes,
+  parameterCount,
+  parameterShapes,
+  type LoraConfig,
+  type ModelConfig,
+} from '@latent-sft/models';
 import type { Device, HostTensor } from '@latent-sft/runtime';
 import { summarizeProfile } from '@latent-sft/runtime';
 import { Trainer } from '@latent-sft/train';
@@ -32,6 +42,7 @@ const { values } = parseArgs({
     'mem-pattern': { type: 'string', default: '' },
     'in-place': { type: 'string', default: 'auto' },
     params: { type: 'string', default: 'float32' },
+    model: { type: 'string', default: 'llama-3.2-1b' },
   },
 });
 // --cuda-opt k=v,k=v: extra CUDA provider options (e.g. arena_extend_strategy=kSameAsRequested).
@@ -67,7 +78,10 @@ const device: Device = values.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } 
 const B = Number(values.batch),
   T = Number(values.seq),
   steps = Number(values.steps);
-const base = llama32_1b();
+if (values.model !== 'llama-3.2-1b' && values.model !== 'r1-distill-qwen-7b')
+  throw new Error(`--model: expected llama-3.2-1b or r1-distill-qwen-7b, got ${values.model}`);
+const is7b = values.model === 'r1-distill-qwen-7b';
+const base = is7b ? deepseekR1DistillQwen7b() : llama32_1b();
 const config: ModelConfig = values.layers ? { ...base, numHiddenLayers: Number(values.layers) } : base;
 const emit = (o: Record<string, unknown>) => process.stdout.write(`BENCH ${JSON.stringify(o)}\n`);
 const objective = (lora: LoraConfig | null) => benchObjective(config, B, T, compute, lora);
@@ -85,6 +99,9 @@ function batch(): Record<string, HostTensor> {
     position_ids: i64(BigInt64Array.from({ length: B * T }, (_, i) => BigInt(i % T))),
   };
 }
+
+/** The bench name of a mode: the 7B shape's carries the suffix bench_torch.py's anchors use. */
+const benchName = (which: 'train' | 'lora') => (is7b ? `${which}7b` : which);
 
 async function run(which: 'train' | 'lora') {
   const lora: LoraConfig | null = which === 'lora' ? BENCH_LORA : null;
@@ -110,7 +127,7 @@ async function run(which: 'train' | 'lora') {
     },
     lora ? { trainable: adapters, frozen: weights } : { trainable: weights, frozen: {} },
   );
-  emit({ bench: which, phase: 'create', s: (performance.now() - t0) / 1000 });
+  emit({ bench: benchName(which), phase: 'create', s: (performance.now() - t0) / 1000 });
   const b = batch();
   const feeds = lora ? { ...b, dropout_seed: { dtype: 'int64' as const, dims: [], data: new BigInt64Array([1n]) } } : b;
   const losses: number[] = [];
@@ -126,7 +143,8 @@ async function run(which: 'train' | 'lora') {
   const fpt = lora ? 4 * n + 6 * trainableCount + attn : 6 * n + attn; // LoRA: no weight gradients of the base
   const tok = (B * T) / dt;
   emit({
-    bench: which,
+    bench: benchName(which),
+    model: values.model,
     impl: 'latent-sft-ort',
     device: device.kind,
     compute,
@@ -145,7 +163,7 @@ async function run(which: 'train' | 'lora') {
     d2h_bytes_per_step: (io1.deviceToHost - io0.deviceToHost) / steps,
   });
   if (values.profile) {
-    for (const file of trainer.endProfiling()) emit({ bench: which, profile: summarizeProfile(file) });
+    for (const file of trainer.endProfiling()) emit({ bench: benchName(which), profile: summarizeProfile(file) });
   }
   await trainer.release();
 }
