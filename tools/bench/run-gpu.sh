@@ -14,10 +14,9 @@ want() { [ $# -eq 0 ] && return 0; for w in "${SECTIONS[@]}"; do [ "$w" = "$1" ]
 SECTIONS=("$@"); [ ${#SECTIONS[@]} -eq 0 ] && SECTIONS=(train gen)
 if want train; then
 node $A/fused-check.mjs | grep -E 'time|done|"ok":false'   # the fused kernels: CUDA vs CPU, then timings
+# (the RMSNorm and SwiGLU ablations were measured on 2026-12-04, h200-2026-12-04.jsonl: --fused lists them)
 peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10
 peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10
-peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,swiglu,ce  # ablation: RMSNorm unfused
-peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,rmsnorm,ce  # ablation: SwiGLU unfused
 peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,rmsnorm,swiglu  # ablation: the LM-head cross-entropy unfused
 peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,rmsnorm,swiglu  # ablation: the same, LoRA
 peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,rmsnorm,swiglu,ce,copies  # ablation: AdamW writes the 16-bit weight copies (opt-in)
