@@ -75,6 +75,7 @@ export interface OpAttrs {
   RMSNormGrad: NoAttrs;
   SwiGLU: NoAttrs;
   SwiGLUGrad: NoAttrs;
+  After: NoAttrs;
   // Domain com.microsoft (ONNX Runtime's contrib ops; CPU float32, CUDA float16/bfloat16): inference only.
   GroupQueryAttention: {
     num_heads: number;
@@ -97,6 +98,7 @@ export const customOpDomains: { readonly [P in OpType]?: string } = {
   RMSNormGrad: 'latent_sft',
   SwiGLU: 'latent_sft',
   SwiGLUGrad: 'latent_sft',
+  After: 'latent_sft',
   GroupQueryAttention: 'com.microsoft',
 };
 
@@ -124,6 +126,7 @@ export type NonDifferentiableOp =
   | 'MaskedSoftmaxGrad'
   | 'RMSNormGrad'
   | 'SwiGLUGrad'
+  | 'After'
   | 'GroupQueryAttention';
 
 /** Ops that have a gradient rule (exhaustively: all others). */
@@ -150,6 +153,7 @@ export const nonDifferentiableOps: { readonly [P in NonDifferentiableOp]: true }
   MaskedSoftmaxGrad: true,
   RMSNormGrad: true,
   SwiGLUGrad: true,
+  After: true,
   GroupQueryAttention: true,
 };
 
@@ -755,6 +759,14 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
       { dtype: gate.dtype, shape: [...gate.shape] },
       { dtype: gate.dtype, shape: [...gate.shape] },
     ];
+  },
+  // X (any dtype), dep (any) → a copy of X that exists only once dep does: an ordering edge for the
+  // recomputed forward segments (recompute.ts), which must not run before their output's cotangent.
+  After: (g, inputs) => {
+    arity(inputs, 2);
+    const x = need(inputs, 0, 'X');
+    need(inputs, 1, 'dep');
+    return [{ dtype: x.dtype, shape: [...x.shape] }];
   },
   // ORT's GroupQueryAttention (com.microsoft) as the generation engine uses it: query [B, S, H·hd],
   // key / value [B, S, kvH·hd], past_key / past_value [B, kvH, C, hd] (a static cache of capacity C,

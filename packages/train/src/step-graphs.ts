@@ -12,7 +12,17 @@
 // loss scaling the backward is seeded with loss_scale and the float32 grads are divided by it.
 // grad_norm is the global L2 norm before clipping (clip_grad_norm_'s return value), always computed:
 // the host skips the step when it is not finite.
-import { type Graph as GraphT, Graph, type Tensor, fuseMaskedSoftmax, fuseRmsNorm, fuseSwiGlu, grad } from '@latent-sft/graph';
+import {
+  type Graph as GraphT,
+  Graph,
+  type RecomputedSegment,
+  type Tensor,
+  fuseMaskedSoftmax,
+  fuseRmsNorm,
+  fuseSwiGlu,
+  grad,
+  recomputeSegments,
+} from '@latent-sft/graph';
 import { inputError } from '@latent-sft/core';
 import { type GraphOptimizer, clipByGlobalNormGraph, globalNormFusedGraph } from './graph-optim.js';
 import type { Objective } from './objective.js';
@@ -71,7 +81,17 @@ export interface StepGraphOptions {
    * object picks them.
    */
   fused?: boolean | FusedParts;
+  /**
+   * Activation recomputation: 'layers' rebuilds each `Graph.recomputable` segment of the forward (the
+   * decoder's layers) in the backward from the segment's input, just after its output's cotangent
+   * exists (graph.recomputeSegments), so only the layer inputs are kept from the forward; 'none'
+   * (default) keeps every value the backward reads.
+   */
+  recompute?: Recompute;
 }
+
+/** TrainerOptions.recompute / StepGraphOptions.recompute. */
+export type Recompute = 'none' | 'layers';
 
 /** The built graphs and the metric names (outputs `metric.<name>`). */
 export interface StepGraphs {
@@ -81,6 +101,8 @@ export interface StepGraphs {
   grad?: GraphT;
   update?: GraphT;
   metrics: string[];
+  /** What recompute 'layers' did to the fused (or grad) graph, per segment; empty with 'none'. */
+  recomputed: RecomputedSegment[];
 }
 
 function checkObjective(o: Objective): void {
@@ -112,7 +134,7 @@ function forwardBackward(
   g: Graph,
   o: StepGraphOptions,
   copy: 'bfloat16' | 'float16' | null = null,
-): { grads: Record<string, Tensor>; masters: Record<string, Tensor>; metrics: string[] } {
+): { grads: Record<string, Tensor>; masters: Record<string, Tensor>; metrics: string[]; recomputed: RecomputedSegment[] } {
   const obj = o.objective;
   const masters: Record<string, Tensor> = {};
   const view: Record<string, Tensor> = {};
@@ -138,19 +160,24 @@ function forwardBackward(
     metrics.push(k);
   }
   const names = Object.keys(masters);
+  const backwardFrom = g.nodes.length;
+  const layers = (o.recompute ?? 'none') === 'layers';
+  const cotangents = new Map<string, Tensor | null>(layers ? g.segments.map((s) => [s.output, null]) : []);
   const raw = grad(
     g,
     loss,
     names.map((n) => (copy === null ? masters : view)[n] as Tensor),
     scale ?? undefined,
+    cotangents,
   );
+  const recomputed = layers ? recomputeSegments(g, backwardFrom, cotangents) : [];
   const grads: Record<string, Tensor> = {};
   names.forEach((n, i) => {
     let gr = raw[i] as Tensor;
     if (scale !== null) gr = g.div(copy === null ? gr : g.cast(gr, 'float32'), scale);
     grads[n] = gr;
   });
-  return { grads, masters, metrics };
+  return { grads, masters, metrics, recomputed };
 }
 
 /**
@@ -192,6 +219,8 @@ function applyUpdate(
  */
 export function buildStepGraphs(o: StepGraphOptions, gradAccum: number, split = gradAccum > 1): StepGraphs {
   checkObjective(o.objective);
+  if (o.recompute !== undefined && o.recompute !== 'none' && o.recompute !== 'layers')
+    throw inputError({ field: 'recompute' }, `expected 'none' or 'layers', got ${JSON.stringify(o.recompute)}`);
   if (!Number.isInteger(gradAccum) || gradAccum < 1) throw inputError({ field: 'gradAccum' }, `must be an integer >= 1, got ${gradAccum}`);
   if (!split) {
     const g = new Graph('train_step');
@@ -199,7 +228,7 @@ export function buildStepGraphs(o: StepGraphOptions, gradAccum: number, split = 
     const fb = forwardBackward(g, o, copy);
     applyUpdate(g, o, fb.masters, fb.grads, copy);
     g.prune();
-    return { fused: g, metrics: fb.metrics };
+    return { fused: g, metrics: fb.metrics, recomputed: fb.recomputed };
   }
   const gg = new Graph('train_grad');
   const fb = forwardBackward(gg, o);
@@ -219,5 +248,5 @@ export function buildStepGraphs(o: StepGraphOptions, gradAccum: number, split = 
   }
   applyUpdate(ug, o, masters, mean);
   ug.prune();
-  return { grad: gg, update: ug, metrics: fb.metrics };
+  return { grad: gg, update: ug, metrics: fb.metrics, recomputed: fb.recomputed };
 }

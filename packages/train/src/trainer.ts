@@ -37,7 +37,7 @@ import { LossScaler, type DynamicLossScaleOptions } from './loss-scale.js';
 import { NonFiniteError, checkFinite } from './metrics.js';
 import type { Objective } from './objective.js';
 import { type LrSchedule, lrAt } from './schedule.js';
-import { type ComputeDtype, type FusedParts, buildStepGraphs, fusedParts, weightCopyDtype } from './step-graphs.js';
+import { type ComputeDtype, type FusedParts, type Recompute, buildStepGraphs, fusedParts, weightCopyDtype } from './step-graphs.js';
 
 export interface TrainerOptions {
   objective: Objective;
@@ -69,6 +69,13 @@ export interface TrainerOptions {
    * and swiglu default to softmax; weightCopies is opt-in).
    */
   fusedKernels?: boolean | 'auto' | FusedParts;
+  /**
+   * Activation recomputation (gradient checkpointing): 'layers' keeps only each decoder layer's input
+   * from the forward and recomputes the layer in the backward, just before the layer's backward
+   * (graph.recomputeSegments: the same ops on the same inputs, so the same bits as 'none'); less
+   * memory for one more forward per step. 'none' (default): every value the backward reads is kept.
+   */
+  recompute?: Recompute;
   /**
    * ORT session options (default: deterministic, graph optimizations 'all'; on CUDA also
    * trainingSessionDefaults: no memory pattern, an arena that grows by what is asked). Given keys win;
@@ -222,8 +229,13 @@ export class Trainer {
     const scaled = ls === undefined ? compute === 'float16' : ls !== null;
     const optimizer = graphOptimizer(opts.optimizer);
     const fused = Trainer.useFused(opts);
+    if (opts.recompute === 'layers') {
+      // The recomputed layers wait for their cotangents through the addon's latent_sft.After op.
+      const why = fusedKernelsStatus(opts.device);
+      if (why !== '') throw inputError({ field: 'recompute' }, `'layers' needs the addon's kernels on ${opts.device.kind}: ${why}`);
+    }
     const graphs = buildStepGraphs(
-      { objective: opts.objective, optimizer, clipNorm: opts.clipNorm ?? null, compute, lossScale: scaled, fused },
+      { objective: opts.objective, optimizer, clipNorm: opts.clipNorm ?? null, compute, lossScale: scaled, fused, recompute: opts.recompute ?? 'none' },
       opts.gradAccum ?? 1,
       splitStep(opts),
     );

@@ -75,6 +75,7 @@ void addFusedOps(Ort::SessionOptions& so, bool cuda) {
     addMaskedSoftmaxOps(*cpuDomain, *cudaDomain);
     addRMSNormOps(*cpuDomain, *cudaDomain);
     addSwiGluOps(*cpuDomain, *cudaDomain);
+    addAfterOps(*cpuDomain, *cudaDomain);
   });
   so.Add(cuda ? *cudaDomain : *cpuDomain);
 }
