@@ -19,6 +19,10 @@ peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --st
 peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,swiglu  # ablation: RMSNorm unfused
 peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,rmsnorm  # ablation: SwiGLU unfused
 peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,rmsnorm,swiglu,copies  # ablation: AdamW writes the 16-bit weight copies (opt-in)
+# Activation recomputation per layer (Trainer.recompute 'layers'): the same step (time, peak), then a batch
+# that 'none' may not fit.
+peak node $A/train-bench.mjs --device cuda --which train,lora --batch 8 --seq 512 --steps 10 --recompute layers
+peak node $A/train-bench.mjs --device cuda --which train --batch 16 --seq 512 --steps 10 --recompute layers
 peak node $A/phase-bench.mjs --device cuda --batch 8 --steps 5
 # The PyTorch anchors, one recipe per command so each PEAK line is that recipe's (bench_torch.py lists them).
 for r in bf16 bf16-fused bf16-fused-compile fp32master-fused fp32master-fused-compile; do
@@ -47,6 +51,10 @@ peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which ph
 # The frozen bases stored once in bf16 (phases' frozenDtype): half the frozen memory, no per-step Cast.
 peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16
 peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16
+# Recomputation per layer (PEFT's peft-fused-ckpt is the gradient-checkpointing anchor): phase 1 at batch 4, then 8.
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16 --recompute layers
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16 --recompute layers
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 8 --steps 3 --frozen bfloat16 --recompute layers
 for r in peft-fused peft-fused-ckpt; do peak python3 tools/reference/bench_torch.py --which lora7b --recipes $r --steps 5; done
 # PEFT at phase 2's tokens per row (96 + 3 + 48 + 3 + 16 = 166 → 168), batch 8: the like-for-like anchor.
 peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168

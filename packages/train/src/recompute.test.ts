@@ -25,6 +25,7 @@ import type { HostTensor } from '@latent-sft/runtime';
 import { ModelProtoSchema } from 'onnx-buf';
 import { describe, expect, it } from 'vitest';
 import { type Objective, type Recompute, Trainer, type TrainerState, buildStepGraphs, graphOptimizer } from './index.js';
+import { AFTER_DTYPES, afterCase, runOnce } from './testing.js';
 
 const [B, T] = [2, 10];
 const STEPS = 4;
@@ -273,4 +274,21 @@ describe('TrainerOptions.recompute', () => {
       ),
     ).rejects.toThrow(/recompute.*expected 'none' or 'layers', got "all"/);
   });
+});
+
+describe('latent_sft.After (CPU kernel)', () => {
+  for (const dtype of AFTER_DTYPES) {
+    it(`${dtype}: y is x bit for bit, also for an empty and a scalar x`, async () => {
+      for (const dims of [[3, 5, 7], [0, 4], []]) {
+        const c = afterCase(dtype, dims, 11);
+        const y = (await runOnce(c.model, c.inputs, cpu))['y']!;
+        const x = c.inputs['x']!;
+        expect(y.dtype).toBe(dtype);
+        expect(y.dims).toEqual(dims);
+        expect(Buffer.from(y.data.buffer, y.data.byteOffset, y.data.byteLength).equals(Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength))).toBe(
+          true,
+        );
+      }
+    });
+  }
 });

@@ -2,14 +2,16 @@
 // every case of @latent-sft/train/testing (packages/train/src/testing.ts) on CUDA against the CPU kernels (which the unit
 // tests hold to the exact float32 reference) and the reference itself — AdamW bit for bit, SumSquares
 // within 1e-6 relative (float64 block sums in another order), MaskedSoftmax, RMSNorm and SwiGLU (+ Grad)
-// within a few ulps of their dtype — then timings: AdamW over 2^28 elements, MaskedSoftmax, RMSNorm and SwiGLU at the
+// within a few ulps of their dtype, After bit for bit — then timings: AdamW over 2^28 elements, MaskedSoftmax, RMSNorm and SwiGLU at the
 // benchmark's shapes (the bytes each moves over the time, against the GPU's bandwidth).
 // Prints "CHECK {...}" lines; exits 1 on any mismatch.
 // Usage: node fused-check.mjs [--device-id 0] [--dry] [--timing-only]
 import { parseArgs } from 'node:util';
 import { DeviceSession, type HostTensor, fusedKernelsStatus } from '@latent-sft/runtime';
 import {
+  AFTER_DTYPES,
   adamwCopyCase,
+  afterCase,
   adamwGraph,
   adamwInputs,
   adamwReference,
@@ -201,6 +203,21 @@ if (!values['timing-only'])
       const ok = Object.entries(worst).every(([k, w]) => w <= (k.startsWith('dgate') ? 4 : 2) * ulp);
       if (!ok) failed++;
       emit({ check: 'swiglu', dtype, dims, ok, worst_rel: worst });
+    }
+  }
+
+// After (the recomputation's ordering copy, cuMemcpyDtoDAsync on CUDA): y is x bit for bit on CUDA, for
+// every dtype, an odd size, an empty and a scalar x.
+if (!values['timing-only'])
+  for (const dtype of AFTER_DTYPES) {
+    for (const dims of [[3, 5, 7], [0, 4], [], [8, 512, 2048]]) {
+      const c = afterCase(dtype, dims, 12);
+      const [gpu, host] = await onBoth(c);
+      const bytes = (t: HostTensor) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+      const x = c.inputs['x'] as HostTensor;
+      const ok = bytes(gpu['y'] as HostTensor).equals(bytes(x)) && bytes(host['y'] as HostTensor).equals(bytes(x));
+      if (!ok) failed++;
+      emit({ check: 'after', dtype, dims, ok });
     }
   }
 

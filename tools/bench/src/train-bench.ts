@@ -4,6 +4,7 @@
 // projection ('lora', the phase-1 step shape). Prints "BENCH {...}" lines like bench_torch.py.
 // Usage: node train-bench.mjs [--which train,lora] [--batch 8] [--seq 512] [--steps 10] [--device cuda]
 //        [--fused auto|true|false|optimizer,softmax,rmsnorm,swiglu,copies] (Trainer.fusedKernels) [--cuda-opt k=v,...] [--mem-pattern true|false] (default: the Trainer's, off on CUDA)
+//        [--recompute none|layers] (Trainer.recompute: activation recomputation per decoder layer)
 import { parseArgs } from 'node:util';
 import { Rng } from '@latent-sft/core';
 import { llama32_1b, loraParameterShapes, parameterCount, parameterShapes, type LoraConfig, type ModelConfig } from '@latent-sft/models';
@@ -26,8 +27,11 @@ const { values } = parseArgs({
     fused: { type: 'string', default: 'auto' },
     'cuda-opt': { type: 'string', default: '' },
     'mem-pattern': { type: 'string', default: '' },
+    recompute: { type: 'string', default: 'none' },
   },
 });
+if (values.recompute !== 'none' && values.recompute !== 'layers') throw new Error(`--recompute: expected none or layers, got ${values.recompute}`);
+const recompute = values.recompute;
 // --cuda-opt k=v,k=v: extra CUDA provider options (e.g. arena_extend_strategy=kSameAsRequested).
 const cudaOptions = Object.fromEntries(
   values['cuda-opt']
@@ -89,6 +93,7 @@ async function run(which: 'train' | 'lora') {
       precision: { compute },
       device,
       fusedKernels,
+      recompute,
       session: {
         ...(values.profile ? { profilePrefix: values.profile } : {}),
         cudaOptions,
@@ -118,6 +123,7 @@ async function run(which: 'train' | 'lora') {
     device: device.kind,
     compute,
     fused: trainer.fusedKernels,
+    recompute,
     batch: B,
     seq: T,
     step_s: dt,
