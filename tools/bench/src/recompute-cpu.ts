@@ -33,7 +33,12 @@ const { values } = parseArgs({
     child: { type: 'string' },
   },
 });
-const [D, L, F, V, B, T, steps] = ['hidden', 'layers', 'inter', 'vocab', 'batch', 'seq', 'steps'].map((k) => Number(values[k as keyof typeof values]));
+const int = (k: 'hidden' | 'layers' | 'inter' | 'vocab' | 'batch' | 'seq' | 'steps'): number => {
+  const v = Number(values[k]);
+  if (!Number.isInteger(v) || v < 1) throw new Error(`--${k}: expected an integer >= 1, got '${values[k]}'`);
+  return v;
+};
+const [D, L, F, V, B, T, steps] = [int('hidden'), int('layers'), int('inter'), int('vocab'), int('batch'), int('seq'), int('steps')];
 const heads = D / 64;
 const config: ModelConfig = {
   ...llama32_1b(),
