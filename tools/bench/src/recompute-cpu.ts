@@ -8,6 +8,8 @@
 // --recompute layers).
 // Usage: pnpm exec tsx --conditions=@latent-sft/source tools/bench/src/recompute-cpu.ts [--which train,lora]
 //        [--hidden 256] [--layers 8] [--inter 1024] [--vocab 2048] [--batch 4] [--seq 512] [--steps 2]
+//        [--static-only llama-3.2-1b] (only the static bytes, of train-bench's steps: the 1B shape at --batch ×
+//        --seq, bf16 with every fused kernel, LoRA r 64; nothing runs)
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -17,7 +19,7 @@ import { type LoraConfig, type ModelConfig, llama32_1b, loraParameterShapes, par
 import type { HostTensor } from '@latent-sft/runtime';
 import { type Recompute, Trainer, buildStepGraphs, graphOptimizer } from '@latent-sft/train';
 import { tableFill } from './bench-init.js';
-import { benchObjective } from './train-objective.js';
+import { BENCH_LORA, benchObjective } from './train-objective.js';
 
 const { values } = parseArgs({
   options: {
@@ -29,6 +31,7 @@ const { values } = parseArgs({
     batch: { type: 'string', default: '4' },
     seq: { type: 'string', default: '512' },
     steps: { type: 'string', default: '2' },
+    'static-only': { type: 'string' },
     // Internal: run one (which, recompute) in this process.
     child: { type: 'string' },
   },
@@ -40,16 +43,22 @@ const int = (k: 'hidden' | 'layers' | 'inter' | 'vocab' | 'batch' | 'seq' | 'ste
 };
 const [D, L, F, V, B, T, steps] = [int('hidden'), int('layers'), int('inter'), int('vocab'), int('batch'), int('seq'), int('steps')];
 const heads = D / 64;
-const config: ModelConfig = {
-  ...llama32_1b(),
-  hiddenSize: D,
-  numHiddenLayers: L,
-  intermediateSize: F,
-  vocabSize: V,
-  numAttentionHeads: heads,
-  numKeyValueHeads: Math.max(1, heads / 2),
-  headDim: 64,
-};
+const staticOnly = values['static-only'];
+if (staticOnly !== undefined && staticOnly !== 'llama-3.2-1b') throw new Error(`--static-only: expected llama-3.2-1b, got '${staticOnly}'`);
+const config: ModelConfig =
+  staticOnly !== undefined
+    ? llama32_1b()
+    : {
+        ...llama32_1b(),
+        hiddenSize: D,
+        numHiddenLayers: L,
+        intermediateSize: F,
+        vocabSize: V,
+        numAttentionHeads: heads,
+        numKeyValueHeads: Math.max(1, heads / 2),
+        headDim: 64,
+      };
+const compute: 'bfloat16' | 'float32' = staticOnly !== undefined ? 'bfloat16' : 'float32';
 const LORA: LoraConfig = {
   r: 16,
   alpha: 32,
@@ -61,8 +70,11 @@ const LORA: LoraConfig = {
 const emit = (o: Record<string, unknown>) => process.stdout.write(`BENCH ${JSON.stringify(o)}\n`);
 const mib = (kib: number) => Math.round(kib / 1024);
 
-/** Bytes of the forward values (those the loss depends on) that the other nodes read, and how many have symbolic dims. */
-function forwardBytesRead(g: Graph): { bytes: number; values: number; symbolic: number } {
+/**
+ * Bytes of the forward values (those the loss depends on) that the other nodes read, those made inside
+ * the decoder layers (segment-tagged nodes) apart, and how many values have symbolic dims (not counted).
+ */
+function forwardBytesRead(g: Graph): { bytes: number; inLayers: number; values: number; symbolic: number } {
   const producer = new Map<string, number>();
   g.nodes.forEach((n, i) => {
     for (const o of n.outputs) producer.set(o, i);
@@ -79,13 +91,18 @@ function forwardBytesRead(g: Graph): { bytes: number; values: number; symbolic: 
   g.nodes.forEach((n, i) => {
     if (!forward.has(i)) for (const x of n.inputs) if (forward.has(producer.get(x) ?? -1)) read.add(x);
   });
-  let [bytes, symbolic] = [0, 0];
+  let [bytes, inLayers, symbolic] = [0, 0, 0];
   for (const name of read) {
     const t = g.value(name);
-    if (t.shape.every((d) => typeof d === 'number')) bytes += (t.shape as number[]).reduce((a, b) => a * b, dtypeBytes[t.dtype]);
-    else symbolic++;
+    if (!t.shape.every((d) => typeof d === 'number')) {
+      symbolic++;
+      continue;
+    }
+    const n = (t.shape as number[]).reduce((a, b) => a * b, dtypeBytes[t.dtype]);
+    bytes += n;
+    if (g.nodes[producer.get(name) as number]!.segment !== undefined) inLayers += n;
   }
-  return { bytes, values: read.size, symbolic };
+  return { bytes, inLayers, values: read.size, symbolic };
 }
 
 async function child(which: 'train' | 'lora', recompute: Recompute): Promise<void> {
@@ -144,24 +161,32 @@ if (values.child !== undefined) {
   for (const which of values.which.split(',') as Array<'train' | 'lora'>) {
     for (const recompute of ['none', 'layers'] as const) {
       const o = {
-        objective: benchObjective(config, B, T, 'float32', which === 'lora' ? LORA : null),
+        objective: benchObjective(config, B, T, compute, which === 'lora' ? (staticOnly !== undefined ? BENCH_LORA : LORA) : null),
         optimizer: graphOptimizer({ kind: 'adamw', lr: 1e-4 }),
         clipNorm: 1,
-        compute: 'float32' as const,
+        compute,
         lossScale: false,
+        fused: staticOnly !== undefined,
         recompute,
       };
       const built = buildStepGraphs(o, 1);
       const r = forwardBytesRead(built.fused!);
       emit({
         bench: 'recompute-static',
+        model: staticOnly ?? 'small',
+        compute,
+        batch: B,
+        seq: T,
         which,
         recompute,
         forward_values_read_by_backward: r.values,
         their_mib: Math.round(r.bytes / 2 ** 20),
+        made_in_layers_mib: Math.round(r.inLayers / 2 ** 20),
         with_symbolic_dims: r.symbolic,
         recomputed_nodes: built.recomputed.reduce((a, s) => a + s.clones.length, 0),
+        after_nodes: built.recomputed.reduce((a, s) => a + s.gates.length, 0),
       });
+      if (staticOnly !== undefined) continue;
       const args = [...process.execArgv, self, ...process.argv.slice(2), '--child', `${which}:${recompute}`];
       const run = spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
       if (run.status !== 0) throw new Error(`child ${which}:${recompute} exited with ${run.status}`);
