@@ -7,16 +7,17 @@
 // ONNX Runtime runs the one graph in its own topological order, so a clone whose inputs all exist early
 // could run early and keep its values alive anyway. Each clone therefore waits for the cotangent of
 // hₖ₊₁ (what `grad` reports through its `cotangents` map): the clones that read no other clone (the
-// roots) read one input through `After(x, dep)` (a latent_sft copy of x that needs dep), the smallest
-// one they have, so no clone can start before the backward has reached the segment's output, and the
-// backward of segment k cannot finish before the clones of segment k run. Each value is rebuilt at
+// roots) read one input through `After(x, dep)` (a latent_sft copy of x that needs dep): their smallest
+// computed input (not a graph input, constant or shape vector; on a decoder layer the RMSNorm weight
+// view, or the dropout tables), so no clone can start before the backward has reached the segment's
+// output, and the backward of segment k cannot finish before the clones of segment k run. Each value is rebuilt at
 // most once per backward (one clone per node), and the clones are the same ops with the same inputs
 // as the forward (seeded dropout masks are a function of the seed tables), so the recomputed values
 // and the gradients are bit for bit those without recomputation when the kernels are deterministic.
 // Not recomputed (kept, or read from the forward as without recomputation):
-//   - the segment output (the next segment's checkpoint) and any value read only through backward
-//     nodes that the cotangent itself depends on (e.g. a segment value also read by the loss, whose
-//     backward feeds hₖ₊₁'s cotangent: rewiring those would make a cycle);
+//   - the segment output (the next segment's checkpoint), and the reads of backward nodes that the
+//     cotangent itself depends on (e.g. of a segment value also read by the loss, whose backward feeds
+//     hₖ₊₁'s cotangent: rewiring those would make a cycle);
 //   - shape arithmetic (nodes whose outputs are all rank ≤ 1 non-float tensors: tiny, and on CUDA
 //     ORT keeps them on the host, which an After would move to the device);
 //   - values computed from graph inputs and constants alone inside a segment (a frozen weight's Cast
