@@ -760,12 +760,13 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
       { dtype: gate.dtype, shape: [...gate.shape] },
     ];
   },
-  // X (any dtype), dep (any) → a copy of X that exists only once dep does: an ordering edge for the
-  // recomputed forward segments (recompute.ts), which must not run before their output's cotangent.
+  // X (any dtype), dep_1 .. dep_k (any, k ≥ 1) → a copy of X that exists only once every dep does: an
+  // ordering edge for the recomputed forward segments (recompute.ts), which must not run before their
+  // output's cotangent (and the previous segment's backward).
   After: (g, inputs) => {
-    arity(inputs, 2);
+    if (inputs.length < 2) throw new Error(`expects X and at least one dep, got ${inputs.length} inputs`);
     const x = need(inputs, 0, 'X');
-    need(inputs, 1, 'dep');
+    for (let i = 1; i < inputs.length; i++) need(inputs, i, `dep ${i}`);
     return [{ dtype: x.dtype, shape: [...x.shape] }];
   },
   // ORT's GroupQueryAttention (com.microsoft) as the generation engine uses it: query [B, S, H·hd],

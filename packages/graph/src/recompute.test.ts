@@ -51,7 +51,7 @@ describe('recomputeSegments', () => {
     const grads = grad(g, loss, wrt, undefined, cot);
     for (const t of cot.values()) expect(t).not.toBeNull();
     const forward = new Set(g.nodes.slice(0, backwardFrom).map((n) => n.name));
-    const done = recomputeSegments(g, backwardFrom, cot);
+    const done = recomputeSegments(g, backwardFrom, cot, grads);
     g.output(loss, 'loss');
     grads.forEach((t, i) => g.output(t, `g${i}`));
     g.prune();

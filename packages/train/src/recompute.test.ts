@@ -232,15 +232,18 @@ describe("recompute 'layers': the step graph", () => {
           const before = ancestorNodes(p, p.nodes.find((n) => n.name === x.node)!.outputs[0]!);
           expect(before.has(p.nodes[p.producer.get(s.cotangent)!]!.name), `${x.node} (clone of ${x.of}) after ${s.cotangent}`).toBe(true);
         }
-        // The cotangent of layer k's output needs layer k + 1's backward, hence its clones: one layer's
-        // recomputed values at a time.
+        // One layer's recomputed values at a time: every node that reads a clone of layer k + 1 (its
+        // backward, weight gradients included) runs before any clone of layer k.
         const next = layers.recomputed[k + 1];
         if (next !== undefined) {
-          const deps = ancestorNodes(p, s.cotangent);
-          expect(
-            next.clones.some((x) => deps.has(x.node)),
-            `layer ${k}'s cotangent after layer ${k + 1}'s clones`,
-          ).toBe(true);
+          const nextOut = new Set(next.clones.filter((x) => present.has(x.node)).flatMap((x) => p.nodes.find((n) => n.name === x.node)!.outputs));
+          const readers = p.nodes.filter((n) => n.inputs.some((i) => nextOut.has(i))).map((n) => n.name);
+          expect(readers.length).toBeGreaterThan(10);
+          for (const x of clones) {
+            const before = ancestorNodes(p, p.nodes.find((n) => n.name === x.node)!.outputs[0]!);
+            const early = readers.filter((r) => !before.has(r));
+            expect(early, `${x.node} (layer ${k}) after every reader of layer ${k + 1}'s clones`).toEqual([]);
+          }
         }
       });
       // Forward values the backward reads: without recomputation every layer's internals; with it only

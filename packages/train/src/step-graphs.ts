@@ -170,7 +170,7 @@ function forwardBackward(
     scale ?? undefined,
     cotangents,
   );
-  const recomputed = layers ? recomputeSegments(g, backwardFrom, cotangents) : [];
+  const recomputed = layers ? recomputeSegments(g, backwardFrom, cotangents, raw) : [];
   const grads: Record<string, Tensor> = {};
   names.forEach((n, i) => {
     let gr = raw[i] as Tensor;

@@ -343,12 +343,12 @@ export const AFTER_DTYPES = ['float32', 'bfloat16', 'float16', 'float64', 'int64
 
 /**
  * latent_sft.After on one graph: input x [dims] of `dtype` (seeded bits: every value, NaN patterns
- * included, must come through unchanged; bool as 0/1) and dep float32 [3]; output y = After(x, dep),
- * a copy of x.
+ * included, must come through unchanged; bool as 0/1) and two deps of other dtypes (float32 [3],
+ * int64 [2]); output y = After(x, dep, dep2), a copy of x.
  */
 export function afterCase(dtype: (typeof AFTER_DTYPES)[number], dims: number[], seed: number): { model: Uint8Array; inputs: Record<string, HostTensor> } {
   const g = new Graph('after_case');
-  g.output(g.op1('After', [g.input('x', dtype, dims), g.input('dep', 'float32', [3])]), 'y');
+  g.output(g.op1('After', [g.input('x', dtype, dims), g.input('dep', 'float32', [3]), g.input('dep2', 'int64', [2])]), 'y');
   const n = dims.reduce((a, b) => a * b, 1);
   const r = Rng.fromSeed(seed);
   const bytes = Uint8Array.from({ length: n * dtypeBytes[dtype] }, () => Math.floor(r.uniform() * (dtype === 'bool' ? 2 : 256)));
@@ -365,6 +365,10 @@ export function afterCase(dtype: (typeof AFTER_DTYPES)[number], dims: number[], 
   }[dtype];
   return {
     model: serialize(g).model,
-    inputs: { x: { dtype, dims, data: new Ctor(bytes.buffer) } as HostTensor, dep: { dtype: 'float32', dims: [3], data: Float32Array.of(1, 2, 3) } },
+    inputs: {
+      x: { dtype, dims, data: new Ctor(bytes.buffer) } as HostTensor,
+      dep: { dtype: 'float32', dims: [3], data: Float32Array.of(1, 2, 3) },
+      dep2: { dtype: 'int64', dims: [2], data: BigInt64Array.of(4n, 5n) },
+    },
   };
 }

@@ -7,7 +7,7 @@
 // Prints "BENCH {...}" lines. CPU numbers only: the GPU runs are in run-gpu.sh (train-bench / phase-bench
 // --recompute layers).
 // Usage: pnpm exec tsx --conditions=@latent-sft/source tools/bench/src/recompute-cpu.ts [--which train,lora]
-//        [--hidden 256] [--layers 8] [--inter 1024] [--vocab 2048] [--batch 4] [--seq 512] [--steps 2]
+//        [--hidden 256] [--layers 8] [--inter 1024] [--vocab 2048] [--batch 4] [--seq 512] [--steps 2] [--arena on|off]
 //        [--static-only llama-3.2-1b] (only the static bytes, of train-bench's steps: the 1B shape at --batch ×
 //        --seq, bf16 with every fused kernel, LoRA r 64; nothing runs)
 import { spawnSync } from 'node:child_process';
@@ -32,6 +32,9 @@ const { values } = parseArgs({
     seq: { type: 'string', default: '512' },
     steps: { type: 'string', default: '2' },
     'static-only': { type: 'string' },
+    // on: ORT's defaults (CPU arena, memory pattern); off: neither, so each tensor is its own allocation
+    // and the RSS follows the live tensors.
+    arena: { type: 'string', default: 'on' },
     // Internal: run one (which, recompute) in this process.
     child: { type: 'string' },
   },
@@ -42,6 +45,7 @@ const int = (k: 'hidden' | 'layers' | 'inter' | 'vocab' | 'batch' | 'seq' | 'ste
   return v;
 };
 const [D, L, F, V, B, T, steps] = [int('hidden'), int('layers'), int('inter'), int('vocab'), int('batch'), int('seq'), int('steps')];
+if (values.arena !== 'on' && values.arena !== 'off') throw new Error(`--arena: expected on or off, got '${values.arena}'`);
 const heads = D / 64;
 const staticOnly = values['static-only'];
 if (staticOnly !== undefined && staticOnly !== 'llama-3.2-1b') throw new Error(`--static-only: expected llama-3.2-1b, got '${staticOnly}'`);
@@ -120,6 +124,7 @@ async function child(which: 'train' | 'lora', recompute: Recompute): Promise<voi
       clipNorm: 1,
       device: { kind: 'cpu' },
       recompute,
+      ...(values.arena === 'off' ? { session: { memoryArena: false, enableMemPattern: false } } : {}),
     },
     lora ? { trainable: adapters, frozen: weights } : { trainable: weights, frozen: {} },
   );
@@ -143,6 +148,7 @@ async function child(which: 'train' | 'lora', recompute: Recompute): Promise<voi
     bench: 'recompute-cpu',
     which,
     recompute,
+    arena: values.arena,
     config: { hidden: D, layers: L, inter: F, vocab: V, batch: B, seq: T },
     rss_before_create_mib: mib(rss0),
     rss_after_create_mib: mib(rssCreated),

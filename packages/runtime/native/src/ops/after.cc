@@ -1,9 +1,10 @@
-// After(X, dep) -> Y: a copy of X (any dtype, any shape) that ONNX Runtime can only run once dep exists.
-// The recomputation pass of @latent-sft/graph (recompute.ts) reads one input of each recomputed forward
-// segment through it, with dep = the cotangent of the segment's output, so the recomputation cannot be
-// scheduled before the backward reaches the segment (a standard Identity would be removed by ORT's
-// optimizer, and has no second input). dep is not read. CPU: memcpy; CUDA: cuMemcpyDtoDAsync on ORT's
-// compute stream (no kernel of ours).
+// After(X, dep_1, ..., dep_k) -> Y: a copy of X (any dtype, any shape) that ONNX Runtime can only run
+// once every dep exists (k >= 1, any dtypes). The recomputation pass of @latent-sft/graph (recompute.ts)
+// reads one input of each recomputed forward segment through it, the deps being the cotangent of the
+// segment's output and the previous segment's backward, so the recomputation cannot be scheduled before
+// the backward reaches the segment (a standard Identity would be removed by ORT's optimizer, and has no
+// second input). The deps are not read. CPU: memcpy; CUDA: cuMemcpyDtoDAsync on ORT's compute stream
+// (no kernel of ours).
 #include "../fused_common.h"
 
 namespace latent_sft {
@@ -70,6 +71,10 @@ struct AfterOp : FusedOp<AfterOp<OnCuda>, AfterKernel<OnCuda>, OnCuda> {
   const char* GetName() const { return "After"; }
   size_t GetInputTypeCount() const { return 2; }
   ONNXTensorElementDataType GetInputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED; }
+  // X, then the deps as one variadic input of mixed dtypes.
+  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t i) const { return i == 0 ? INPUT_OUTPUT_REQUIRED : INPUT_OUTPUT_VARIADIC; }
+  int GetVariadicInputMinArity() const { return 1; }
+  bool GetVariadicInputHomogeneity() const { return false; }
   size_t GetOutputTypeCount() const { return 1; }
   ONNXTensorElementDataType GetOutputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED; }
 };
