@@ -12,6 +12,8 @@
 // loss scaling the backward is seeded with loss_scale and the float32 grads are divided by it.
 // grad_norm is the global L2 norm before clipping (clip_grad_norm_'s return value), always computed:
 // the host skips the step when it is not finite.
+// recompute 'layers': right after grad, graph.recomputeSegments rewrites the fused / grad graph so the
+// backward rebuilds each decoder layer's values from the layer input (same values, less memory).
 import {
   type Graph as GraphT,
   Graph,
