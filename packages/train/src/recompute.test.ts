@@ -104,7 +104,8 @@ interface Run {
   state: TrainerState;
 }
 
-async function train(c: ModelConfig, lora: LoraConfig | null, dtype: 'float32' | 'float16', recompute: Recompute): Promise<Run> {
+/** STEPS AdamW steps; with gradAccum 2 (the split grad + update graphs) each step takes steps s and s + 100's batches. */
+async function train(c: ModelConfig, lora: LoraConfig | null, dtype: 'float32' | 'float16', recompute: Recompute, gradAccum = 1): Promise<Run> {
   const t = await Trainer.create(
     {
       objective: objective(c, lora, dtype),
@@ -116,13 +117,14 @@ async function train(c: ModelConfig, lora: LoraConfig | null, dtype: 'float32' |
       device: cpu,
       fusedKernels: dtype !== 'float32',
       recompute,
+      gradAccum,
     },
     init(c, lora),
   );
   try {
     const run: Run = { losses: [], gradNorms: [], state: undefined as unknown as TrainerState };
     for (let s = 0; s < STEPS; s++) {
-      const r = await t.step([batch(c, s, lora !== null)]);
+      const r = await t.step(Array.from({ length: gradAccum }, (_, k) => batch(c, s + 100 * k, lora !== null)));
       run.losses.push(r.loss);
       run.gradNorms.push(r.gradNorm);
     }
@@ -139,14 +141,15 @@ function bits(st: TrainerState): Map<string, Uint32Array> {
 }
 
 describe("recompute 'layers' trains bit for bit as 'none' (ORT CPU)", () => {
-  for (const [label, c, lora, dtype] of [
-    ['tiny Llama, full fine-tuning, float32', tinyLlama(), null, 'float32'],
-    ['tiny Qwen2 (q/k/v bias), LoRA with dropout 0.25, float32', tinyQwen2(), LORA, 'float32'],
-    ['tiny Llama, full fine-tuning, float16 with the fused kernels', tinyLlama(), null, 'float16'],
-    ['tiny Qwen2, LoRA with dropout 0.25, float16 with the fused kernels', tinyQwen2(), LORA, 'float16'],
+  for (const [label, c, lora, dtype, accum] of [
+    ['tiny Llama, full fine-tuning, float32', tinyLlama(), null, 'float32', 1],
+    ['tiny Qwen2 (q/k/v bias), LoRA with dropout 0.25, float32', tinyQwen2(), LORA, 'float32', 1],
+    ['tiny Llama, full fine-tuning, float16 with the fused kernels', tinyLlama(), null, 'float16', 1],
+    ['tiny Qwen2, LoRA with dropout 0.25, float16 with the fused kernels', tinyQwen2(), LORA, 'float16', 1],
+    ['tiny Llama, full fine-tuning, float32, gradAccum 2 (grad + update graphs)', tinyLlama(), null, 'float32', 2],
   ] as const) {
     it(`${label}: losses, grad norms, weights and moments after ${STEPS} AdamW steps`, async () => {
-      const [none, layers] = [await train(c, lora, dtype, 'none'), await train(c, lora, dtype, 'layers')];
+      const [none, layers] = [await train(c, lora, dtype, 'none', accum), await train(c, lora, dtype, 'layers', accum)];
       expect(layers.losses).toEqual(none.losses);
       expect(layers.gradNorms).toEqual(none.gradNorms);
       expect(none.losses[STEPS - 1]!).not.toEqual(none.losses[0]!); // the weights moved
