@@ -23,6 +23,10 @@ peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --s
 peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --in-place false  # ablation: double-buffered masters and moments (in place is the default)
 peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --in-place false
 peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --params bfloat16  # PyTorch's bf16 recipe (bf16 params + moments), beside bench_torch's bf16-fused
+# Activation recomputation per layer (Trainer.recompute 'layers'): the same step (time, peak), then a batch
+# that 'none' may not fit.
+peak node $A/train-bench.mjs --device cuda --which train,lora --batch 8 --seq 512 --steps 10 --recompute layers
+peak node $A/train-bench.mjs --device cuda --which train --batch 16 --seq 512 --steps 10 --recompute layers
 peak node $A/phase-bench.mjs --device cuda --batch 8 --steps 5
 # The PyTorch anchors, one recipe per command so each PEAK line is that recipe's (bench_torch.py lists them).
 for r in bf16 bf16-fused bf16-fused-compile fp32master-fused fp32master-fused-compile; do
@@ -51,12 +55,17 @@ peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which ph
 # The frozen bases stored once in bf16 (phases' frozenDtype): half the frozen memory, no per-step Cast.
 peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16
 peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16
+# Recomputation per layer (PEFT's peft-fused-ckpt is the gradient-checkpointing anchor): phase 1 at batch 4, then 8.
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16 --recompute layers
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16 --recompute layers
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 8 --steps 3 --frozen bfloat16 --recompute layers
 for r in peft-fused peft-fused-ckpt; do peak python3 tools/reference/bench_torch.py --which lora7b --recipes $r --steps 5; done
 # PEFT at phase 2's tokens per row (96 + 3 + 48 + 3 + 16 = 166 → 168), batch 8: the like-for-like anchor.
 peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
 # Full fine-tuning at 7B (issue 20): the bf16 recipe (bf16 parameters + moments, in place: ~61 GB of state) beside
 # PyTorch's (bf16 parameters, fused AdamW), both with and without activation checkpointing.
 peak node $A/train-bench.mjs --device cuda --model r1-distill-qwen-7b --which train --batch 8 --seq 512 --steps 3 --params bfloat16
+peak node $A/train-bench.mjs --device cuda --model r1-distill-qwen-7b --which train --batch 8 --seq 512 --steps 3 --params bfloat16 --recompute layers
 for r in bf16-fused bf16-fused-ckpt; do peak python3 tools/reference/bench_torch.py --which train7b --recipes $r --steps 3; done
 # Generation at 7B (issue 20): a random bf16 checkpoint of the shape, explicit and latent decoding at batch 32
 # (128-token prompts; latent: 64 soft embeddings then 64 answer tokens), beside HF generate on the same folder.

@@ -455,9 +455,11 @@ export function isDifferentiable(op: OpType): op is DifferentiableOp {
  * Appends the backward pass of `loss` (any shape; seeded with ones) to its graph and returns
  * d loss / d wrt[i] for each i (zeros when `loss` does not depend on it). Only nodes on a path from
  * some `wrt` to `loss` are differentiated; nothing flows through `Graph.stopGradient` nodes. Call
- * `graph.prune()` after choosing the outputs.
+ * `graph.prune()` after choosing the outputs. `cotangents`: for each value named by a key, grad sets the
+ * total cotangent it built for that value (left as is when none flows into it): what the
+ * recomputation pass (recompute.ts) orders each segment's recomputation after.
  */
-export function grad(graph: Graph, loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tensor[] {
+export function grad(graph: Graph, loss: Tensor, wrt: readonly Tensor[], seed?: Tensor, cotangents?: Map<string, Tensor | null>): Tensor[] {
   const g = graph;
   for (const w of wrt) if (!isFloat(w.dtype)) throw new Error(`grad: '${w.name}' is ${w.dtype}; only float values have gradients`);
   if (!isFloat(loss.dtype)) throw new Error(`grad: loss '${loss.name}' is ${loss.dtype}`);
@@ -495,6 +497,10 @@ export function grad(graph: Graph, loss: Tensor, wrt: readonly Tensor[], seed?: 
     if (!needs.some(Boolean)) continue;
     const dy = n.outputs.map((o) => (relevant(o) ? take(o) : null));
     if (dy.every((d) => d === null)) continue;
+    n.outputs.forEach((o, k) => {
+      const d = dy[k];
+      if (cotangents?.has(o) === true && d !== null && d !== undefined) cotangents.set(o, d);
+    });
     if (!isDifferentiable(n.op)) throw new Error(`grad: gradient flows into ${n.op} node '${n.name}', which is not differentiable`);
     const rule = gradRules[n.op] as GradRule<OpType>;
     const dx = rule({

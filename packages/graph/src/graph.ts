@@ -31,6 +31,22 @@ export interface Node {
    * IR-only; serialized as a plain Identity.
    */
   readonly stopGradient?: true;
+  /**
+   * The `Graph.recomputable` segment the node was built in (its id), if any. IR-only: read by the
+   * recomputation pass (recompute.ts), not serialized.
+   */
+  readonly segment?: number;
+}
+
+/**
+ * A segment of the forward graph that the backward may recompute instead of keeping its values
+ * (`Graph.recomputable`): the nodes tagged `segment: id` compute `output` from `input` (plus values
+ * built outside it: weights, tables).
+ */
+export interface Segment {
+  readonly id: number;
+  readonly input: string;
+  readonly output: string;
 }
 
 /** A value in a graph: a graph input, an initializer or a node output. */
@@ -94,6 +110,10 @@ export class Graph {
   /** The node that produced each value (kept across prune: only looked up for values still in use). */
   private readonly producers = new Map<string, Node>();
   private counter = 0;
+  /** The recomputable segments built so far, in order (`recomputable`). */
+  readonly segments: Segment[] = [];
+  /** The id of the segment being built, or null outside `recomputable`. */
+  private openSegment: number | null = null;
 
   constructor(readonly name = 'graph') {}
 
@@ -208,6 +228,26 @@ export class Graph {
     return this.append('Identity', [t], {}, undefined, true)[0] as Tensor;
   }
 
+  /**
+   * `body(x)`, with the nodes it adds tagged as one recomputable segment (a decoder layer, say): the
+   * graph is the same as without the call; only the recomputation pass (recompute.ts) reads the tags,
+   * to rebuild the segment's values in the backward from `x` instead of keeping them. Segments do not nest.
+   */
+  recomputable(x: Tensor, body: (x: Tensor) => Tensor): Tensor {
+    if (this.openSegment !== null) throw new Error(`recomputable: segment ${this.openSegment} is still open (segments do not nest)`);
+    const id = this.segments.length;
+    this.openSegment = id;
+    let out: Tensor;
+    try {
+      out = body(x);
+    } finally {
+      this.openSegment = null;
+    }
+    if (out.graph !== this) throw new Error('recomputable: the body returned a value of another graph');
+    this.segments.push({ id, input: x.name, output: out.name });
+    return out;
+  }
+
   private append<P extends OpType>(type: P, inputs: readonly Input[], attrs: OpAttrs[P], outputNames: readonly string[] | undefined, stop: boolean): Tensor[] {
     const rule = inferRules[type] as InferRule<P>;
     let inferred: InferredOut[];
@@ -253,7 +293,8 @@ export class Graph {
       if (v !== undefined) clean[k] = v;
     }
     const node: Node = { op: type, name: nodeName, inputs: inputs.map((t) => (t === null ? '' : t.name)), outputs: outs.map((t) => t.name), attrs: clean };
-    const added: Node = stop ? { ...node, stopGradient: true } : node;
+    const seg = this.openSegment;
+    const added: Node = { ...node, ...(stop ? { stopGradient: true as const } : {}), ...(seg !== null ? { segment: seg } : {}) };
     this.nodes.push(added);
     for (const o of added.outputs) this.producers.set(o, added);
     return outs;
@@ -281,7 +322,10 @@ export class Graph {
       if (this.outputs.some((o) => o.name === name)) throw new Error(`replaceNode: '${name}' is a graph output`);
       rename.set(name, b.name);
     });
-    const node = this.nodes.pop() as Node;
+    const made = this.nodes.pop() as Node;
+    // The new node takes the old one's place, in its recomputable segment too.
+    const node: Node = old.segment !== undefined ? { ...made, segment: old.segment } : made;
+    for (const o of node.outputs) this.producers.set(o, node);
     for (let i = 0; i < this.nodes.length; i++) {
       const n = this.nodes[i] as Node;
       if (!n.inputs.some((x) => rename.has(x))) continue;
@@ -451,6 +495,65 @@ export class Graph {
   }
 
   /**
+   * Node `at` reading `inputs` instead (graph rewrites such as recompute.ts): each replaced input must
+   * be a value of the same dtype, rank and static dims (a symbolic dim may have another symbol: a
+   * recomputed value's shape is inferred afresh). Call `sortNodes` when a new input is defined after the node.
+   */
+  rewireInputs(at: number, inputs: readonly string[]): void {
+    const n = this.nodes[at];
+    if (n === undefined) throw new Error(`rewireInputs: no node at ${at}`);
+    if (inputs.length !== n.inputs.length) throw new Error(`rewireInputs: '${n.name}' has ${n.inputs.length} inputs, got ${inputs.length}`);
+    inputs.forEach((name, k) => {
+      const was = n.inputs[k] as string;
+      if (name === was) return;
+      const [a, b] = [this.value(was), this.value(name)];
+      const fits = (d: Dim, e: Dim | undefined) => typeof d !== 'number' || typeof e !== 'number' || d === e;
+      if (a.dtype !== b.dtype || a.rank !== b.rank || !a.shape.every((d, i) => fits(d, b.shape[i]))) {
+        throw new Error(`rewireInputs: '${name}' is ${b.dtype}${b.shapeText}, input ${k} of '${n.name}' ('${was}') is ${a.dtype}${a.shapeText}`);
+      }
+    });
+    const copy: Node = { ...n, inputs: [...inputs] };
+    this.nodes[at] = copy;
+    for (const o of copy.outputs) this.producers.set(o, copy);
+  }
+
+  /**
+   * Reorders the nodes topologically (ONNX wants each input defined before its use), keeping the current
+   * order wherever it already is one: among the nodes whose inputs are all defined, the earliest goes
+   * first. Throws on a cycle.
+   */
+  sortNodes(): void {
+    const nodes = this.nodes;
+    const producerAt = new Map<string, number>();
+    nodes.forEach((n, i) => {
+      for (const o of n.outputs) producerAt.set(o, i);
+    });
+    const waiting = nodes.map(() => 0);
+    const users: number[][] = nodes.map(() => []);
+    nodes.forEach((n, i) => {
+      for (const p of new Set(n.inputs.map((x) => producerAt.get(x)).filter((p): p is number => p !== undefined))) {
+        waiting[i] = (waiting[i] as number) + 1;
+        (users[p] as number[]).push(i);
+      }
+    });
+    const ready = new MinHeap();
+    waiting.forEach((w, i) => {
+      if (w === 0) ready.push(i);
+    });
+    const order: Node[] = [];
+    while (ready.size > 0) {
+      const i = ready.pop();
+      order.push(nodes[i] as Node);
+      for (const u of users[i] as number[]) {
+        waiting[u] = (waiting[u] as number) - 1;
+        if (waiting[u] === 0) ready.push(u);
+      }
+    }
+    if (order.length !== nodes.length) throw new Error(`sortNodes: graph '${this.name}' has a cycle`);
+    nodes.splice(0, nodes.length, ...order);
+  }
+
+  /**
    * Dead-node elimination: keeps only the nodes and initializers the outputs need. Graph inputs
    * stay declared (feeds must not change when a value turns out unused).
    */
@@ -467,6 +570,44 @@ export class Graph {
     keep.reverse();
     this.nodes.splice(0, this.nodes.length, ...keep);
     for (const name of [...this.initializers.keys()]) if (!needed.has(name)) this.initializers.delete(name);
+  }
+}
+
+/** A binary min-heap of node indices (sortNodes). */
+class MinHeap {
+  private readonly a: number[] = [];
+  get size(): number {
+    return this.a.length;
+  }
+  push(v: number): void {
+    const a = this.a;
+    a.push(v);
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if ((a[p] as number) <= v) break;
+      a[i] = a[p] as number;
+      i = p;
+    }
+    a[i] = v;
+  }
+  pop(): number {
+    const a = this.a;
+    const top = a[0] as number;
+    const last = a.pop() as number;
+    if (a.length > 0) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= a.length) break;
+        const c = l + 1 < a.length && (a[l + 1] as number) < (a[l] as number) ? l + 1 : l;
+        if ((a[c] as number) >= last) break;
+        a[i] = a[c] as number;
+        i = c;
+      }
+      a[i] = last;
+    }
+    return top;
   }
 }
 

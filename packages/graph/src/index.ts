@@ -1,7 +1,7 @@
 // @latent-sft/graph: typed ONNX graph builder (opset 18) with shape inference, serialization,
 // reverse-mode autodiff to standard ONNX ops, and training-step graphs.
 export { Graph, Tensor } from './graph.js';
-export type { ConstTensor, Dim, Node } from './graph.js';
+export type { ConstTensor, Dim, Node, Segment } from './graph.js';
 export type { AttrValue, OpAttrs, OpType } from './ops.js';
 export { adamwMomentDtype } from './ops.js';
 export { dtypeBytes, f16BitsToNumber, f32ToF16Bits, isFloat, typedFrom } from './dtype.js';
@@ -12,5 +12,7 @@ export type { ExternalChunk, SerializeOptions, SerializedModel } from './seriali
 export { crossEntropy } from './losses.js';
 export { fuseMaskedSoftmax, fuseRmsNorm, fuseSwiGlu } from './fusions.js';
 export { fuseLinearCrossEntropy, lowerLinearLogProb } from './linear-cross-entropy.js';
+export { recomputeSegments } from './recompute.js';
+export type { RecomputedSegment } from './recompute.js';
 export { buildTrainStep, sgd } from './train-step.js';
 export type { TrainStep, TrainStepOptions, UpdateFn, ValueSpec } from './train-step.js';

@@ -80,6 +80,7 @@ export interface OpAttrs {
   // Graph-level ops (no kernel: lowered into the ops above by linear-cross-entropy.ts before serialize).
   LinearLogProb: { chunk: number };
   LinearLogProbGrad: { chunk: number; weight_grad: number };
+  After: NoAttrs;
   // Domain com.microsoft (ONNX Runtime's contrib ops; CPU float32, CUDA float16/bfloat16): inference only.
   GroupQueryAttention: {
     num_heads: number;
@@ -104,6 +105,7 @@ export const customOpDomains: { readonly [P in OpType]?: string } = {
   SwiGLUGrad: 'latent_sft',
   CEChunkStats: 'latent_sft',
   CEChunkGrad: 'latent_sft',
+  After: 'latent_sft',
   GroupQueryAttention: 'com.microsoft',
 };
 
@@ -137,6 +139,7 @@ export type NonDifferentiableOp =
   | 'CEChunkStats'
   | 'CEChunkGrad'
   | 'LinearLogProbGrad'
+  | 'After'
   | 'GroupQueryAttention';
 
 /** Ops that have a gradient rule (exhaustively: all others). */
@@ -166,6 +169,7 @@ export const nonDifferentiableOps: { readonly [P in NonDifferentiableOp]: true }
   CEChunkStats: true,
   CEChunkGrad: true,
   LinearLogProbGrad: true,
+  After: true,
   GroupQueryAttention: true,
 };
 
@@ -835,6 +839,15 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
       { dtype: h.dtype, shape: [...h.shape] },
       { dtype: w.dtype, shape: [...w.shape] },
     ];
+  },
+  // X (any dtype), dep_1 .. dep_k (any, k ≥ 1) → a copy of X that exists only once every dep does: an
+  // ordering edge for the recomputed forward segments (recompute.ts), which must not run before their
+  // output's cotangent (and the previous segment's backward).
+  After: (g, inputs) => {
+    if (inputs.length < 2) throw new Error(`expects X and at least one dep, got ${inputs.length} inputs`);
+    const x = need(inputs, 0, 'X');
+    for (let i = 1; i < inputs.length; i++) need(inputs, i, `dep ${i}`);
+    return [{ dtype: x.dtype, shape: [...x.shape] }];
   },
   // ORT's GroupQueryAttention (com.microsoft) as the generation engine uses it: query [B, S, H·hd],
   // key / value [B, S, kvH·hd], past_key / past_value [B, kvH, C, hd] (a static cache of capacity C,

@@ -1,7 +1,7 @@
 // Llama-3 / Qwen2 / Qwen3 decoders as ONNX graphs, a plain function of tensors driven by ModelConfig (HF
 // eager semantics), read top to bottom as nanochat's gpt.py:
 //   decoder(g, config, weights, x, {bias, positions, past, lora})   x [B, T, D]: embed(ids) or any embedding
-//     per layer: h += attention(rmsNorm(h));  h += mlp(rmsNorm(h))
+//     per layer: h += attention(rmsNorm(h));  h += mlp(rmsNorm(h))   (one Graph.recomputable segment each)
 //     final rmsNorm → hidden (last_hidden_state), lm_head (or the tied embedding) → logits
 //   attention: q, k, v projections (+ Qwen3's per-head q/k RMSNorm), RoPE on q and k, past K/V prepended,
 //              softmax(q kᵀ / √hd + bias) v, o_proj;   mlp: down(silu(gate) · up).
@@ -384,10 +384,14 @@ export function decoder(g: Graph, config: ModelConfig, weights: DecoderWeights, 
   const presents: Array<{ key: Tensor; value: Tensor }> = [];
   for (let i = 0; i < c.numHiddenLayers; i++) {
     const pre = `model.layers.${i}`;
-    const a = attention(f, rmsNorm(g, h, w(`${pre}.input_layernorm.weight`), c.rmsNormEps, dtype), i, opts.past?.[i] ?? null);
-    if (a.present !== null) presents.push(sc !== null ? a.present : { key: g.cast(a.present.key, io), value: g.cast(a.present.value, io) });
-    h = g.add(h, a.out);
-    h = g.add(h, mlp(f, rmsNorm(g, h, w(`${pre}.post_attention_layernorm.weight`), c.rmsNormEps, dtype), i));
+    // Each layer is a recomputable segment of the graph (a tag only: the trainer's recompute 'layers'
+    // rebuilds the layer's values in the backward from its input h instead of keeping them).
+    h = g.recomputable(h, (hIn) => {
+      const a = attention(f, rmsNorm(g, hIn, w(`${pre}.input_layernorm.weight`), c.rmsNormEps, dtype), i, opts.past?.[i] ?? null);
+      if (a.present !== null) presents.push(sc !== null ? a.present : { key: g.cast(a.present.key, io), value: g.cast(a.present.value, io) });
+      const mid = g.add(hIn, a.out);
+      return g.add(mid, mlp(f, rmsNorm(g, mid, w(`${pre}.post_attention_layernorm.weight`), c.rmsNormEps, dtype), i));
+    });
   }
   const final = rmsNorm(g, h, w('model.norm.weight'), c.rmsNormEps, dtype); // [N, D]
   const hidden = want.has('hidden') ? g.cast(g.reshape(final, f.shapeBT(D)), io) : null;

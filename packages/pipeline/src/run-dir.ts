@@ -33,8 +33,11 @@ export const LAYOUT = {
   summary: 'summary.json',
 } as const;
 
-/** Top-level config keys that control the run, not what it computes: left out of the config hash and of the resume comparison. */
-export const RUN_CONTROL_KEYS: readonly string[] = ['out', 'resume', 'allowConfigChange'];
+/**
+ * Top-level config keys that control the run, not what it computes: left out of the config hash and of
+ * the resume comparison (recompute: the Trainer's activation recomputation gives the same bits).
+ */
+export const RUN_CONTROL_KEYS: readonly string[] = ['out', 'resume', 'allowConfigChange', 'recompute'];
 
 interface PhaseFile {
   app: string;

@@ -21,6 +21,7 @@ import {
   type LoopState,
   MetricsWriter,
   type LrSchedule,
+  type Recompute,
   Trainer,
   readMetrics,
   safetensorsCodec,
@@ -52,6 +53,8 @@ export interface RunTrainingOptions {
   compute: 'float32' | 'float16' | 'bfloat16';
   /** Storage of the trainable parameters and AdamW moments (Trainer precision.params; default float32 masters). */
   params?: 'float32' | 'bfloat16';
+  /** Trainer.recompute (default 'none'). */
+  recompute?: Recompute;
   objective: Objective;
   /** Initial trainables (every objective.trainable name) and the frozen inputs (extra names are ignored). */
   init: { trainable: Record<string, HostTensor>; frozen: Record<string, HostTensor> };
@@ -82,10 +85,10 @@ export interface Selection {
 
 /** The fields of RunTrainingOptions that every training phase takes straight from its config. */
 export function runOptionsOf(
-  config: { out: string; resume: boolean; device: 'cpu' | 'cuda'; compute: 'float32' | 'float16' | 'bfloat16'; train: TrainSpec },
+  config: { out: string; resume: boolean; device: 'cpu' | 'cuda'; compute: 'float32' | 'float16' | 'bfloat16'; recompute: Recompute; train: TrainSpec },
   record: ConfigRecord,
-): Pick<RunTrainingOptions, 'out' | 'record' | 'resume' | 'device' | 'compute' | 'train'> {
-  return { out: config.out, record, resume: config.resume, device: config.device, compute: config.compute, train: config.train };
+): Pick<RunTrainingOptions, 'out' | 'record' | 'resume' | 'device' | 'compute' | 'recompute' | 'train'> {
+  return { out: config.out, record, resume: config.resume, device: config.device, compute: config.compute, recompute: config.recompute, train: config.train };
 }
 
 /** Resolves the LR schedule of a train block. */
@@ -136,6 +139,7 @@ export async function runTraining(o: RunTrainingOptions): Promise<{ trained: Nam
       totalSteps: o.train.steps,
       clipNorm: o.train.clipNorm,
       precision: { compute: o.compute, ...(o.params !== undefined ? { params: o.params } : {}) },
+      recompute: o.recompute ?? 'none',
       device,
       logger: o.logger,
       ...(o.group !== undefined ? { group: o.group } : {}),

@@ -1,8 +1,9 @@
 // Config-level refusals of the phase apps that need no model: a loss that trains nothing, the
 // run-control flags every resumable app has.
-import { loadConfig } from '@latent-sft/config';
+import { configHash, loadConfig } from '@latent-sft/config';
 import { describe, expect, it } from 'vitest';
-import { cacheLatentsConfig, cotSftConfig, phase1EncoderConfig, phase2Config } from './schemas.js';
+import { RUN_CONTROL_KEYS } from './run-dir.js';
+import { cacheLatentsConfig, cotSftConfig, phase1EncoderConfig, phase1UnionConfig, phase2Config } from './schemas.js';
 
 describe('phase app schemas', () => {
   it('phase 2 refuses ceWeight 0 with klWeight 0 (by flag or file), accepts either alone', () => {
@@ -20,6 +21,22 @@ describe('phase app schemas', () => {
     );
     expect(loadConfig({ schema: cotSftConfig, overrides: { out: 'o', params: 'bfloat16', compute: 'bfloat16' } }).params).toBe('bfloat16');
     expect(loadConfig({ schema: cotSftConfig, overrides: { out: 'o' } }).params).toBe('float32');
+  });
+
+  it('the training apps take --recompute none (default) | layers, a run-control key (same config hash); another value is a one-line error naming the flag', () => {
+    const base = { out: 'o', model: 'm', cache: 'c' };
+    const [none, layers] = [
+      loadConfig({ schema: phase2Config, overrides: base }),
+      loadConfig({ schema: phase2Config, overrides: { ...base, recompute: 'layers' } }),
+    ];
+    expect([none.recompute, layers.recompute]).toEqual(['none', 'layers']);
+    expect(configHash(layers, RUN_CONTROL_KEYS)).toBe(configHash(none, RUN_CONTROL_KEYS));
+    expect(() => loadConfig({ schema: phase2Config, overrides: { ...base, recompute: 'all' } })).toThrow(
+      /^flag '--recompute': Invalid option: expected one of "none"\|"layers"$/,
+    );
+    for (const schema of [cotSftConfig, phase1EncoderConfig, phase1UnionConfig, phase2Config]) {
+      expect(schema.fields.find((f) => f.path === 'recompute')).toMatchObject({ defaultValue: 'none' });
+    }
   });
 
   it('every resumable app takes --allowConfigChange (default false)', () => {

@@ -77,6 +77,13 @@ function loraSchema() {
 }
 
 const compute = z.enum(['float32', 'float16', 'bfloat16']).default('float32').describe('compute dtype (float32 masters)');
+// Run control (RUN_CONTROL_KEYS): the same weights bit for bit either way, so not part of the config hash.
+const recompute = z
+  .enum(['none', 'layers'])
+  .default('none')
+  .describe(
+    "activation recomputation: 'layers' keeps only each decoder layer's input for the backward and recomputes the layer (less memory, one more forward)",
+  );
 
 /** cot-sft: explicit CoT SFT (base → M0) or the No-CoT baseline. */
 export const cotSftSchema = z
@@ -109,6 +116,7 @@ export const cotSftSchema = z
     data: dataSchema,
     train: trainSchema({ steps: 40, lr: 3e-3, batchSize: 4 }),
     compute,
+    recompute,
     params: z
       .enum(['float32', 'bfloat16'])
       .default('float32')
@@ -178,6 +186,7 @@ const phase1Common = {
   data: dataSchema,
   lora: loraSchema(),
   compute,
+  recompute,
   device,
   resume,
   allowConfigChange,
@@ -257,6 +266,7 @@ export const phase2Schema = z
     lora: loraSchema(),
     train: trainSchema({ steps: 30, lr: 1e-2, batchSize: 4 }),
     compute,
+    recompute,
     device,
     resume,
     allowConfigChange,

@@ -26,7 +26,7 @@ export type { GraphOptimizer, OptimizerConfig } from './graph-optim.js';
 export type { Objective } from './objective.js';
 export { buildStepGraphs } from './step-graphs.js';
 export type { FusedParts } from './step-graphs.js';
-export type { ComputeDtype, StepGraphOptions, StepGraphs } from './step-graphs.js';
+export type { ComputeDtype, Recompute, StepGraphOptions, StepGraphs } from './step-graphs.js';
 export type { DynamicLossScaleOptions } from './loss-scale.js';
 export { Trainer } from './trainer.js';
 export type { TrainerOptions, TrainerState, TrainerStateMode, TrainerStepOptions, TrainerStepResult, TrainerTransferStats } from './trainer.js';

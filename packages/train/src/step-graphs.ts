@@ -12,10 +12,14 @@
 // loss scaling the backward is seeded with loss_scale and the float32 grads are divided by it.
 // grad_norm is the global L2 norm before clipping (clip_grad_norm_'s return value), always computed:
 // the host skips the step when it is not finite.
+// recompute 'layers': right after grad, graph.recomputeSegments rewrites the fused / grad graph so the
+// backward rebuilds each decoder layer's values from the layer input (same values, less memory); then the
+// graph-level LM-head cross-entropy is lowered (graph.lowerLinearLogProb).
 import {
   type DType,
   type Graph as GraphT,
   Graph,
+  type RecomputedSegment,
   type Tensor,
   fuseLinearCrossEntropy,
   fuseMaskedSoftmax,
@@ -23,6 +27,7 @@ import {
   fuseSwiGlu,
   grad,
   lowerLinearLogProb,
+  recomputeSegments,
 } from '@latent-sft/graph';
 import { inputError } from '@latent-sft/core';
 import { type GraphOptimizer, clipByGlobalNormGraph, globalNormFusedGraph } from './graph-optim.js';
@@ -105,7 +110,17 @@ export interface StepGraphOptions {
    * float32 math and rounds p', m', v' once). 16-bit needs the fused AdamW (optimizer.fusedUpdate).
    */
   paramDtype?: 'float32' | 'bfloat16' | 'float16';
+  /**
+   * Activation recomputation: 'layers' rebuilds each `Graph.recomputable` segment of the forward (the
+   * decoder's layers) in the backward from the segment's input, just after its output's cotangent
+   * exists (graph.recomputeSegments), so only the layer inputs are kept from the forward; 'none'
+   * (default) keeps every value the backward reads.
+   */
+  recompute?: Recompute;
 }
+
+/** TrainerOptions.recompute / StepGraphOptions.recompute. */
+export type Recompute = 'none' | 'layers';
 
 /** The built graphs and the metric names (outputs `metric.<name>`). */
 export interface StepGraphs {
@@ -115,6 +130,8 @@ export interface StepGraphs {
   grad?: GraphT;
   update?: GraphT;
   metrics: string[];
+  /** What recompute 'layers' did to the fused (or grad) graph, per segment; empty with 'none'. */
+  recomputed: RecomputedSegment[];
 }
 
 function checkObjective(o: Objective): void {
@@ -146,7 +163,7 @@ function forwardBackward(
   g: Graph,
   o: StepGraphOptions,
   copy: 'bfloat16' | 'float16' | null = null,
-): { grads: Record<string, Tensor>; masters: Record<string, Tensor>; metrics: string[]; loss: Tensor } {
+): { grads: Record<string, Tensor>; masters: Record<string, Tensor>; metrics: string[]; loss: Tensor; recomputed: RecomputedSegment[] } {
   const obj = o.objective;
   const masters: Record<string, Tensor> = {};
   const view: Record<string, Tensor> = {};
@@ -173,12 +190,19 @@ function forwardBackward(
     metrics.push(k);
   }
   const names = Object.keys(masters);
+  const backwardFrom = g.nodes.length;
+  const layers = (o.recompute ?? 'none') === 'layers';
+  const cotangents = new Map<string, Tensor | null>(layers ? g.segments.map((s) => [s.output, null]) : []);
   const raw = grad(
     g,
     loss,
     names.map((n) => (copy === null ? masters : view)[n] as Tensor),
     scale ?? undefined,
+    cotangents,
   );
+  // Recomputation first: it splits forward from backward at `backwardFrom`, which the lowering (several
+  // nodes in place of one) would shift.
+  const recomputed = layers ? recomputeSegments(g, backwardFrom, cotangents, raw) : [];
   lowerLinearLogProb(g);
   const grads: Record<string, Tensor> = {};
   names.forEach((n, i) => {
@@ -186,7 +210,7 @@ function forwardBackward(
     if (scale !== null) gr = g.div(g.cast(gr, 'float32'), scale);
     grads[n] = gr;
   });
-  return { grads, masters, metrics, loss };
+  return { grads, masters, metrics, loss, recomputed };
 }
 
 /**
@@ -245,6 +269,8 @@ function applyUpdate(
  */
 export function buildStepGraphs(o: StepGraphOptions, gradAccum: number, split = gradAccum > 1): StepGraphs {
   checkObjective(o.objective);
+  if (o.recompute !== undefined && o.recompute !== 'none' && o.recompute !== 'layers')
+    throw inputError({ field: 'recompute' }, `expected 'none' or 'layers', got ${JSON.stringify(o.recompute)}`);
   if (!Number.isInteger(gradAccum) || gradAccum < 1) throw inputError({ field: 'gradAccum' }, `must be an integer >= 1, got ${gradAccum}`);
   if (!split) {
     const g = new Graph('train_step');
@@ -252,7 +278,7 @@ export function buildStepGraphs(o: StepGraphOptions, gradAccum: number, split = 
     const fb = forwardBackward(g, o, copy);
     applyUpdate(g, o, fb.masters, fb.grads, fb.loss, copy);
     g.prune();
-    return { fused: g, metrics: fb.metrics };
+    return { fused: g, metrics: fb.metrics, recomputed: fb.recomputed };
   }
   const gg = new Graph('train_grad');
   const fb = forwardBackward(gg, o);
@@ -273,5 +299,5 @@ export function buildStepGraphs(o: StepGraphOptions, gradAccum: number, split = 
   }
   applyUpdate(ug, o, masters, mean, null);
   ug.prune();
-  return { grad: gg, update: ug, metrics: fb.metrics };
+  return { grad: gg, update: ug, metrics: fb.metrics, recomputed: fb.recomputed };
 }

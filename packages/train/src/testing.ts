@@ -1,10 +1,10 @@
 // @latent-sft/train/testing (a test-only subpath export, not the public API): op-level cases for the
-// fused kernels (domain latent_sft: AdamW, SumSquares, MaskedSoftmax, RMSNorm): one-node graphs over
+// fused kernels (domain latent_sft: AdamW, SumSquares, MaskedSoftmax, RMSNorm, SwiGLU, After): one-node graphs over
 // seeded data, run on a device, and their exact float32 references in JS. Used by the fused-*.test.ts
 // files here (CPU kernels vs the reference) and tools/bench/src/fused-check.ts (CUDA kernels vs the CPU
 // kernels, on the GPU machine).
 import { Rng } from '@latent-sft/core';
-import { type DType, Graph, type Tensor, adamwMomentDtype, f16BitsToNumber, serialize, typedFrom } from '@latent-sft/graph';
+import { type DType, Graph, type Tensor, adamwMomentDtype, dtypeBytes, f16BitsToNumber, serialize, typedFrom } from '@latent-sft/graph';
 import { type Device, DeviceSession, type HostTensor, StatePair, type TypedData } from '@latent-sft/runtime';
 
 const fr = Math.fround;
@@ -472,4 +472,39 @@ export function ceChunkReference(inp: Record<string, HostTensor>, offset: number
       dzT[c * R + i] = (dlogp[i] as number) * ((c + offset === ti ? 1 : 0) - Math.exp((zT[c * R + i] as number) - (lse[i] as number)));
   }
   return { stats, dzT };
+}
+
+/** The dtypes afterCase covers: every one a step graph can route through latent_sft.After. */
+export const AFTER_DTYPES = ['float32', 'bfloat16', 'float16', 'float64', 'int64', 'int32', 'int8', 'uint8', 'bool'] as const;
+
+/**
+ * latent_sft.After on one graph: input x [dims] of `dtype` (seeded bits: every value, NaN patterns
+ * included, must come through unchanged; bool as 0/1) and two deps of other dtypes (float32 [3],
+ * int64 [2]); output y = After(x, dep, dep2), a copy of x.
+ */
+export function afterCase(dtype: (typeof AFTER_DTYPES)[number], dims: number[], seed: number): { model: Uint8Array; inputs: Record<string, HostTensor> } {
+  const g = new Graph('after_case');
+  g.output(g.op1('After', [g.input('x', dtype, dims), g.input('dep', 'float32', [3]), g.input('dep2', 'int64', [2])]), 'y');
+  const n = dims.reduce((a, b) => a * b, 1);
+  const r = Rng.fromSeed(seed);
+  const bytes = Uint8Array.from({ length: n * dtypeBytes[dtype] }, () => Math.floor(r.uniform() * (dtype === 'bool' ? 2 : 256)));
+  const Ctor = {
+    float32: Float32Array,
+    float64: Float64Array,
+    bfloat16: Uint16Array,
+    float16: Uint16Array,
+    int64: BigInt64Array,
+    int32: Int32Array,
+    int8: Int8Array,
+    uint8: Uint8Array,
+    bool: Uint8Array,
+  }[dtype];
+  return {
+    model: serialize(g).model,
+    inputs: {
+      x: { dtype, dims, data: new Ctor(bytes.buffer) } as HostTensor,
+      dep: { dtype: 'float32', dims: [3], data: Float32Array.of(1, 2, 3) },
+      dep2: { dtype: 'int64', dims: [2], data: BigInt64Array.of(4n, 5n) },
+    },
+  };
 }

@@ -44,7 +44,7 @@ import { LossScaler, type DynamicLossScaleOptions } from './loss-scale.js';
 import { NonFiniteError, checkFinite } from './metrics.js';
 import type { Objective } from './objective.js';
 import { type LrSchedule, lrAt } from './schedule.js';
-import { type ComputeDtype, type FusedParts, type StepGraphs, buildStepGraphs, fusedParts, weightCopyDtype } from './step-graphs.js';
+import { type ComputeDtype, type FusedParts, type Recompute, type StepGraphs, buildStepGraphs, fusedParts, weightCopyDtype } from './step-graphs.js';
 
 export interface TrainerOptions {
   objective: Objective;
@@ -93,6 +93,13 @@ export interface TrainerOptions {
    * required (an error naming the reason). false: double buffered. The choice: `stateMode`.
    */
   inPlaceState?: boolean | 'auto';
+  /**
+   * Activation recomputation (gradient checkpointing): 'layers' keeps only each decoder layer's input
+   * from the forward and recomputes the layer in the backward, just before the layer's backward
+   * (graph.recomputeSegments: the same ops on the same inputs, so the same bits as 'none'); less
+   * memory for one more forward per step. 'none' (default): every value the backward reads is kept.
+   */
+  recompute?: Recompute;
   /**
    * ORT session options (default: deterministic, graph optimizations 'all'; on CUDA also
    * trainingSessionDefaults: no memory pattern, an arena that grows by what is asked). Given keys win;
@@ -269,8 +276,22 @@ export class Trainer {
         { field: 'precision.params' },
         `${paramDtype} parameters need the fused AdamW (optimizer kind adamw, fused kernels with the optimizer part)`,
       );
+    if (opts.recompute === 'layers') {
+      // The recomputed layers wait for their cotangents through the addon's latent_sft.After op.
+      const why = fusedKernelsStatus(opts.device);
+      if (why !== '') throw inputError({ field: 'recompute' }, `'layers' needs the addon's kernels on ${opts.device.kind}: ${why}`);
+    }
     const graphs = buildStepGraphs(
-      { objective: opts.objective, optimizer, clipNorm: opts.clipNorm ?? null, compute, lossScale: scaled, fused, paramDtype },
+      {
+        objective: opts.objective,
+        optimizer,
+        clipNorm: opts.clipNorm ?? null,
+        compute,
+        lossScale: scaled,
+        fused,
+        paramDtype,
+        recompute: opts.recompute ?? 'none',
+      },
       opts.gradAccum ?? 1,
       splitStep(opts),
     );
@@ -279,7 +300,10 @@ export class Trainer {
     const stateMode = Trainer.stateMode(opts, optimizer, fused, graphs, copyDtype !== null);
     // A warning when the fused AdamW could have updated in place but the graph check refused it.
     const unexpected = !stateMode.inPlace && opts.inPlaceState !== false && fused.optimizer && optimizer.fusedUpdate !== undefined;
-    (opts.logger ?? silentLogger)[unexpected ? 'warn' : 'info']({ inPlace: stateMode.inPlace, reason: stateMode.reason }, 'trainer state mode');
+    (opts.logger ?? silentLogger)[unexpected ? 'warn' : 'info'](
+      { inPlace: stateMode.inPlace, reason: stateMode.reason, recomputedLayers: graphs.recomputed.length },
+      'trainer state mode',
+    );
     const list = (graphs.fused ? [graphs.fused] : [graphs.grad, graphs.update]).map((g) => DeviceSession.create(serialize(g!).model, sessionOpts));
     const t = new Trainer(opts, list, graphs.metrics, fused, copyDtype, stateMode);
     try {

@@ -3,8 +3,8 @@
 // tests hold to the exact float32 reference) and the reference itself — AdamW bit for bit, SumSquares
 // within 1e-6 relative (float64 block sums in another order), AdamW in place and its non-finite-coef skip, AdamW
 // of 16-bit parameters (bit for bit), MaskedSoftmax, RMSNorm and SwiGLU (+ Grad) and the chunked cross-entropy's
-// CEChunkStats / CEChunkGrad within a few ulps of their dtype — then timings: AdamW over 2^28 elements, MaskedSoftmax, RMSNorm, SwiGLU and the
-// LM-head cross-entropy (chunked vs standard ops) at the
+// CEChunkStats / CEChunkGrad within a few ulps of their dtype, After bit for bit — then timings: AdamW over 2^28
+// elements, MaskedSoftmax, RMSNorm, SwiGLU and the LM-head cross-entropy (chunked vs standard ops) at the
 // benchmark's shapes (the bytes each moves over the time, against the GPU's bandwidth).
 // Prints "CHECK {...}" lines; exits 1 on any mismatch.
 // Usage: node fused-check.mjs [--device-id 0] [--dry] [--timing-only]
@@ -12,9 +12,11 @@ import { parseArgs } from 'node:util';
 import { Graph, crossEntropy, fuseLinearCrossEntropy, grad, lowerLinearLogProb, serialize, typedFrom } from '@latent-sft/graph';
 import { DeviceSession, type HostTensor, fusedKernelsStatus } from '@latent-sft/runtime';
 import {
+  AFTER_DTYPES,
   adamwCopyCase,
   ceChunkCase,
   ceChunkReference,
+  afterCase,
   adamwGraph,
   adamwInputs,
   adamwReference,
@@ -316,6 +318,21 @@ if (!values['timing-only'])
       const ok = statsOk && Object.values(worst).every((w) => w <= 2 * ulp);
       if (!ok) failed++;
       emit({ check: 'ce-chunk', dtype, dims: [R, C], ok, stats_ok: statsOk, worst_rel: worst });
+    }
+  }
+
+// After (the recomputation's ordering copy, cuMemcpyDtoDAsync on CUDA): y is x bit for bit on CUDA, for
+// every dtype, an odd size, an empty and a scalar x.
+if (!values['timing-only'])
+  for (const dtype of AFTER_DTYPES) {
+    for (const dims of [[3, 5, 7], [0, 4], [], [8, 512, 2048]]) {
+      const c = afterCase(dtype, dims, 12);
+      const [gpu, host] = await onBoth(c);
+      const bytes = (t: HostTensor) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+      const x = c.inputs['x'] as HostTensor;
+      const ok = bytes(gpu['y'] as HostTensor).equals(bytes(x)) && bytes(host['y'] as HostTensor).equals(bytes(x));
+      if (!ok) failed++;
+      emit({ check: 'after', dtype, dims, ok });
     }
   }
 

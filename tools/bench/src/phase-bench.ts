@@ -6,6 +6,7 @@
 // Usage: node phase-bench.mjs [--which phase1,phase2] [--batch 8] [--steps 5] [--device cuda] [--layers N]
 //        [--model llama-3.2-1b|r1-distill-qwen-7b]  (the paper's two shapes; random init either way)
 //        [--frozen float32|bfloat16]  (storage of the frozen base weights: phases' frozenDtype)
+//        [--recompute none|layers]  (Trainer.recompute: activation recomputation per decoder layer)
 import { parseArgs } from 'node:util';
 import { typedFrom } from '@latent-sft/graph';
 import { Rng } from '@latent-sft/core';
@@ -41,8 +42,11 @@ const { values } = parseArgs({
     r: { type: 'string', default: '4' },
     model: { type: 'string', default: 'llama-3.2-1b' },
     frozen: { type: 'string', default: 'float32' },
+    recompute: { type: 'string', default: 'none' },
   },
 });
+if (values.recompute !== 'none' && values.recompute !== 'layers') throw new Error(`--recompute must be none or layers, got '${values.recompute}'`);
+const recompute = values.recompute;
 const device: Device = values.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' };
 const compute = values.compute as 'bfloat16' | 'float16' | 'float32';
 const B = Number(values.batch),
@@ -104,6 +108,7 @@ async function benchPhase(
       clipNorm: 1.0,
       precision: { compute },
       device,
+      recompute,
     },
     tensors,
   );
@@ -123,6 +128,7 @@ async function benchPhase(
     impl: 'latent-sft-ort',
     model: values.model,
     frozen: frozenDtype,
+    recompute,
     device: device.kind,
     compute,
     batch: B,

@@ -10,6 +10,7 @@
 //        bf16 parameters and AdamW moments, float32 math in the fused AdamW; the BENCH line's `params`)
 //        [--model llama-3.2-1b|r1-distill-qwen-7b] (the paper's two shapes; the 7B one reports as train7b / lora7b,
 //        the names of bench_torch.py's 7B anchors)
+//        [--recompute none|layers] (Trainer.recompute: activation recomputation per decoder layer)
 import { parseArgs } from 'node:util';
 import { Rng } from '@latent-sft/core';
 import {
@@ -43,8 +44,11 @@ const { values } = parseArgs({
     'in-place': { type: 'string', default: 'auto' },
     params: { type: 'string', default: 'float32' },
     model: { type: 'string', default: 'llama-3.2-1b' },
+    recompute: { type: 'string', default: 'none' },
   },
 });
+if (values.recompute !== 'none' && values.recompute !== 'layers') throw new Error(`--recompute: expected none or layers, got ${values.recompute}`);
+const recompute = values.recompute;
 // --cuda-opt k=v,k=v: extra CUDA provider options (e.g. arena_extend_strategy=kSameAsRequested).
 const cudaOptions = Object.fromEntries(
   values['cuda-opt']
@@ -119,6 +123,7 @@ async function run(which: 'train' | 'lora') {
       device,
       fusedKernels,
       inPlaceState,
+      recompute,
       session: {
         ...(values.profile ? { profilePrefix: values.profile } : {}),
         cudaOptions,
@@ -151,6 +156,7 @@ async function run(which: 'train' | 'lora') {
     fused: trainer.fusedKernels,
     state: trainer.stateMode.inPlace ? 'in-place' : 'double-buffered',
     params,
+    recompute,
     batch: B,
     seq: T,
     step_s: dt,

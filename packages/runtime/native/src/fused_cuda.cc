@@ -108,6 +108,7 @@ const Cuda& cudaApi() {
     sym(cu, "cuLaunchKernel", c.launchKernel, missing);
     sym(cu, "cuMemAlloc_v2", c.memAlloc, missing);
     sym(cu, "cuMemFree_v2", c.memFree, missing);
+    sym(cu, "cuMemcpyDtoDAsync_v2", c.memcpyDtoDAsync, missing);
     sym(cu, "cuGetErrorString", c.getErrorString, missing);
     sym(rtc, "nvrtcCreateProgram", c.nvrtcCreateProgram, missing);
     sym(rtc, "nvrtcCompileProgram", c.nvrtcCompileProgram, missing);

@@ -76,6 +76,7 @@ void addFusedOps(Ort::SessionOptions& so, bool cuda) {
     addRMSNormOps(*cpuDomain, *cudaDomain);
     addSwiGluOps(*cpuDomain, *cudaDomain);
     addCrossEntropyOps(*cpuDomain, *cudaDomain);
+    addAfterOps(*cpuDomain, *cudaDomain);
   });
   so.Add(cuda ? *cudaDomain : *cpuDomain);
 }
