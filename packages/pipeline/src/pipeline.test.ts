@@ -10,7 +10,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '@latent-sft/config';
-import { UserError, silentLogger } from '@latent-sft/core';
+import { type Logger, UserError, silentLogger } from '@latent-sft/core';
 import { writeLatentSpec } from '@latent-sft/latent';
 import { loadAdapter, loadCheckpoint, openSafetensors } from '@latent-sft/models';
 import { readMetrics } from '@latent-sft/train';
@@ -169,6 +169,22 @@ describe('micro pipeline (CPU)', () => {
     }
     const [k0, k1] = firstLast(at('p2'), 'kl');
     expect(k1, `kl ${k0} -> ${k1}`).toBeLessThan(k0 * 0.98); // measured 10.46 -> 10.03 (Gumbel-perturbed targets)
+  });
+
+  it('cot-sft --recompute layers reaches the Trainer: every layer recomputed, the metrics bit for bit the default run’s', async () => {
+    const records: Array<Record<string, unknown>> = [];
+    const capture: Logger = {
+      info: (o, msg) => records.push({ ...o, msg }),
+      warn: (o, msg) => records.push({ ...o, msg }),
+      error: (o, msg) => records.push({ ...o, msg }),
+      debug: () => {},
+      child: () => capture,
+    };
+    const overrides = { 'base.kind': 'init', 'base.hiddenSize': 32, 'base.intermediateSize': 64, ...data, ...train(3, 1e-2) };
+    await runCotSft(loadConfig({ schema: cotSftConfig, overrides: { ...overrides, out: at('m0-recompute'), recompute: 'layers' } }), { ...ctx, logger: capture });
+    expect(records.find((r) => r.msg === 'trainer state mode')?.['recomputedLayers']).toBe(2);
+    const pick = (dir: string) => readMetrics(join(dir, 'metrics.jsonl')).map((r) => [r['loss'], r['gradNorm'] ?? r['grad_norm']]);
+    expect(pick(at('m0-recompute'))).toEqual(pick(at('m0')));
   });
 
   it('bad inputs: one-line errors, nothing overwritten', async () => {
