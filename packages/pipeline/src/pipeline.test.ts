@@ -181,7 +181,10 @@ describe('micro pipeline (CPU)', () => {
       child: () => capture,
     };
     const overrides = { 'base.kind': 'init', 'base.hiddenSize': 32, 'base.intermediateSize': 64, ...data, ...train(3, 1e-2) };
-    await runCotSft(loadConfig({ schema: cotSftConfig, overrides: { ...overrides, out: at('m0-recompute'), recompute: 'layers' } }), { ...ctx, logger: capture });
+    await runCotSft(loadConfig({ schema: cotSftConfig, overrides: { ...overrides, out: at('m0-recompute'), recompute: 'layers' } }), {
+      ...ctx,
+      logger: capture,
+    });
     expect(records.find((r) => r.msg === 'trainer state mode')?.['recomputedLayers']).toBe(2);
     const pick = (dir: string) => readMetrics(join(dir, 'metrics.jsonl')).map((r) => [r['loss'], r['gradNorm'] ?? r['grad_norm']]);
     expect(pick(at('m0-recompute'))).toEqual(pick(at('m0')));
