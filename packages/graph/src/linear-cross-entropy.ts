@@ -16,7 +16,8 @@
 //             dzT_c = CEChunkGrad(zT_c, target, lse, dlogp){offset s} = dlogp·(onehot − exp(z − lse))
 //             dh = Σ_c float32(Gemm(dzT_c, W[s:e], transA)), rounded once;  dW = Concat_c Gemm(dzT_c, h)
 // Live at once: one chunk of z and of dz instead of the whole logits in the compute dtype plus float32
-// copies. The backward's Slice and Gemm differ in form from the forward's (no axes input; transposed
+// copies — whatever order ORT picks: each chunk reads h through latent_sft.After (an ordering copy, 1/16 of
+// a chunk's bytes at 1B) of the previous chunk's last result, and its dh product waits for its dW product. The backward's Slice and Gemm differ in form from the forward's (no axes input; transposed
 // product) so that ORT's common-subexpression elimination cannot merge them with the forward's nodes and
 // keep every forward chunk alive until the backward. Numerics: the logits are the same GEMM results
 // rounded to the compute dtype as before; row statistics in float32 in another summation order; dz
@@ -98,10 +99,13 @@ function chunks(V: number, chunk: number): Array<[number, number]> {
 function lowerForward(g: Graph, h: Tensor, w: Tensor, t: Tensor, chunk: number): Tensor[] {
   const V = w.shape[0] as number;
   const parts = chunks(V, chunk);
-  const stats = parts.map(([s, e]) => {
-    const z = g.op1('Gemm', [h, g.slice(w, [s], [e], [0])], { transB: 1 }); // [N, e − s]
-    return g.op1('CEChunkStats', [z, t], { offset: s, vocab: V }); // [N, 3]
-  });
+  const stats: Tensor[] = [];
+  for (const [s, e] of parts) {
+    // Chunk c starts once chunk c − 1's stats exist (After: an ordering copy of h), so one z chunk lives at a time.
+    const hc = stats.length === 0 ? h : g.op1('After', [h, stats[stats.length - 1] as Tensor]);
+    const z = g.op1('Gemm', [hc, g.slice(w, [s], [e], [0])], { transB: 1 }); // [N, e − s]
+    stats.push(g.op1('CEChunkStats', [z, t], { offset: s, vocab: V })); // [N, 3]
+  }
   const all = g.reshape(parts.length === 1 ? (stats[0] as Tensor) : g.concat(stats, 1), [-1, parts.length, 3]);
   const [mx, sum, tgt] = g.op('Split', [all], { axis: 2, num_outputs: 3 }) as [Tensor, Tensor, Tensor]; // [N, K, 1] each
   const M = g.reduceMax(mx, [1], true);
@@ -114,14 +118,20 @@ function lowerForward(g: Graph, h: Tensor, w: Tensor, t: Tensor, chunk: number):
 function lowerBackward(g: Graph, x: { dlogp: Tensor; h: Tensor; w: Tensor; t: Tensor; lse: Tensor }, chunk: number, weightGrad: boolean): Array<Tensor | null> {
   const V = x.w.shape[0] as number;
   let dh: Tensor | null = null;
+  let last: Tensor | null = null; // the previous chunk's dh product
   const dws: Tensor[] = [];
   for (const [s, e] of chunks(V, chunk)) {
+    // Chunk c starts after chunk c − 1's dh, and its dh after its dW (After: ordering copies of h and W_c), so
+    // one chunk of zᵀ and dzᵀ lives at a time whatever order ORT picks.
+    const hc: Tensor = last === null ? x.h : g.op1('After', [x.h, last]);
     const wc = g.slice(x.w, [s], [e]); // no axes input: not the forward's Slice (see the file header)
-    const zT = g.op1('Gemm', [wc, x.h], { transB: 1 }); // [e − s, N]
-    const dzT = g.op1('CEChunkGrad', [zT, x.t, x.lse, x.dlogp], { offset: s });
-    const part = g.cast(g.op1('Gemm', [dzT, wc], { transA: 1 }), 'float32'); // [N, D]
+    const zT: Tensor = g.op1('Gemm', [wc, hc], { transB: 1 }); // [e − s, N]
+    const dzT: Tensor = g.op1('CEChunkGrad', [zT, x.t, x.lse, x.dlogp], { offset: s });
+    const dwc: Tensor | null = weightGrad ? g.op1('Gemm', [dzT, hc]) : null; // [e − s, D]
+    if (dwc !== null) dws.push(dwc);
+    last = g.op1('Gemm', [dzT, dwc === null ? wc : g.op1('After', [wc, dwc])], { transA: 1 }); // [N, D]
+    const part = g.cast(last, 'float32');
     dh = dh === null ? part : g.add(dh, part);
-    if (weightGrad) dws.push(g.op1('Gemm', [dzT, x.h])); // [e − s, D]
   }
   const dW = weightGrad ? (dws.length === 1 ? (dws[0] as Tensor) : g.concat(dws, 0)) : null;
   return [g.cast(dh as Tensor, x.h.dtype), dW];

@@ -5,7 +5,7 @@
 // and what the lowered graph no longer holds. The small Llama step with every fused kernel (this one
 // included) is in fused-softmax.test.ts.
 import { Rng } from '@latent-sft/core';
-import { Graph, type Tensor, crossEntropy, fuseLinearCrossEntropy, grad, lowerLinearLogProb, serialize } from '@latent-sft/graph';
+import { Graph, type Node, type Tensor, crossEntropy, fuseLinearCrossEntropy, grad, lowerLinearLogProb, serialize } from '@latent-sft/graph';
 import type { HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
 import { tinyQwen2 } from '@latent-sft/models';
@@ -139,6 +139,38 @@ describe('the chunked cross-entropy vs the standard-op LM head + crossEntropy it
     for (const o of big) expect(g.value(o).shape, o).toEqual([V, D]);
     const plain = ceGraph('float16', 'plain').g;
     expect(plain.nodes.flatMap((n) => n.outputs).some((o) => plain.value(o).shape.join() === `${N},${V}`)).toBe(true);
+  });
+
+  it('the chunks run one after another whatever order ORT picks: each chunk waits (latent_sft.After) for the previous one', () => {
+    const { g } = ceGraph('float16', 'fused');
+    const producer = new Map(g.nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
+    const ancestors = (n: Node): Set<Node> => {
+      const seen = new Set<Node>();
+      const stack = [n];
+      while (stack.length > 0)
+        for (const i of (stack.pop() as Node).inputs) {
+          const p = producer.get(i);
+          if (p !== undefined && !seen.has(p)) {
+            seen.add(p);
+            stack.push(p);
+          }
+        }
+      return seen;
+    };
+    const K = Math.ceil(V / CHUNK);
+    for (const op of ['CEChunkStats', 'CEChunkGrad']) {
+      const ks = g.nodes.filter((n) => n.op === op).sort((a, b) => (a.attrs['offset'] as number) - (b.attrs['offset'] as number));
+      expect(ks.length).toBe(K);
+      for (let c = 1; c < K; c++) expect(ancestors(ks[c]!).has(ks[c - 1]!), `${op} chunk ${c} after chunk ${c - 1}`).toBe(true);
+    }
+    // Each chunk's dh product (Gemm with transA) waits for its dW product (the Gemm that reads that chunk's dzᵀ first).
+    for (const grad of g.nodes.filter((n) => n.op === 'CEChunkGrad')) {
+      const dz = grad.outputs[0] as string;
+      const readers = g.nodes.filter((n) => n.op === 'Gemm' && n.inputs[0] === dz);
+      const [dhGemm, dwGemm] = [readers.find((n) => n.attrs['transA'] === 1), readers.find((n) => n.attrs['transA'] === undefined)];
+      expect(dhGemm !== undefined && dwGemm !== undefined && ancestors(dhGemm).has(dwGemm)).toBe(true);
+    }
+    expect(g.nodes.filter((n) => n.op === 'After').length).toBe(3 * K - 2); // forward K − 1, backward h K − 1, W_c K
   });
 
   it('a label outside the vocabulary makes the loss NaN (never a silently wrong value)', async () => {
