@@ -115,18 +115,22 @@ const reshapeBack =
  * kernels for them (seen: "element_type 16 not implemented for ScatterND"), and summing duplicate
  * indices (embedding rows) in float32 is the more accurate choice anyway. Result in data's dtype.
  */
+/** The shape input when `t` is zeros made by zerosLike (Expand of a scalar 0 constant), else null. */
+function zerosShape(g: Graph, t: Tensor): Tensor | null {
+  const z = g.producer(t.name);
+  if (z === undefined || z.op !== 'Expand') return null;
+  const zero = g.initializers.get(z.inputs[0] as string);
+  if (zero === undefined || zero.data.length !== 1 || Number(zero.data[0]) !== 0) return null;
+  return g.value(z.inputs[1] as string);
+}
 function scatter(g: Graph, op: 'ScatterND' | 'ScatterElements', data: Tensor, idx: Tensor, upd: Tensor, attrs: Record<string, number | string> = {}): Tensor {
   const low = data.dtype === 'float16' || data.dtype === 'bfloat16';
   if (!low) return g.op1(op, [data, idx, upd], attrs);
   // 16-bit data is scattered in float32 (duplicate indices add without 16-bit rounding in between). Zeros
   // (zerosLike: Expand of a scalar 0) are made in float32 directly: a tied 128k-row embedding's gradient
   // would otherwise write the 16-bit zeros and cast them (≈ 2 GB of traffic per step at 1B).
-  const z = g.producer(data.name);
-  const zero = z?.op === 'Expand' ? g.initializers.get(z.inputs[0] as string) : undefined;
-  const wide =
-    z !== undefined && zero !== undefined && zero.data.length === 1 && Number(zero.data[0]) === 0
-      ? g.expand(g.scalar(0, 'float32'), g.value(z.inputs[1] as string))
-      : g.cast(data, 'float32');
+  const shape = zerosShape(g, data);
+  const wide = shape !== null ? g.expand(g.scalar(0, 'float32'), shape) : g.cast(data, 'float32');
   const out = g.op1(op, [wide, idx, g.cast(upd, 'float32')], attrs);
   return g.cast(out, data.dtype);
 }
@@ -147,11 +151,7 @@ function pickedCotangent(g: Graph, d: Tensor, y: Tensor, axis: number): { idx: T
   const [data, idx, upd] = p.inputs.map((n) => g.value(n)) as [Tensor, Tensor, Tensor];
   if (normAxis(Number(p.attrs['axis'] ?? 0), d.rank) !== axis || idx.shape[axis] !== 1 || upd.shape[axis] !== 1) return null;
   if (idx.shape.length !== upd.shape.length || idx.shape.some((s, i) => s !== upd.shape[i])) return null;
-  const z = g.producer(data.name);
-  if (z === undefined || z.op !== 'Expand') return null;
-  const zero = g.initializers.get(z.inputs[0] as string);
-  if (zero === undefined || zero.data.length !== 1 || Number(zero.data[0]) !== 0) return null;
-  return { idx, upd };
+  return zerosShape(g, data) === null ? null : { idx, upd };
 }
 
 /** Flat element index of every position of `x`, shaped like `x` (int64). */

@@ -19,8 +19,8 @@
 import type { Graph, Node } from './graph.js';
 import { normAxis } from './ops.js';
 
-/** Use counts (graph outputs count) and producers of every value of `g`. */
-function useMap(g: Graph): { uses: Map<string, number>; producer: Map<string, Node> } {
+/** Use counts (graph outputs count) and producers of every value of `g` (also linear-cross-entropy.ts). */
+export function useMap(g: Graph): { uses: Map<string, number>; producer: Map<string, Node> } {
   const uses = new Map<string, number>();
   const producer = new Map<string, Node>();
   for (const n of g.nodes) {

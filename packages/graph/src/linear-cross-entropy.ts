@@ -23,7 +23,8 @@
 // rounded to the compute dtype as before; row statistics in float32 in another summation order; dz
 // rounded once to the compute dtype, as the unfused backward's final Cast does; dh sums the chunks'
 // products, each rounded to the compute dtype, in float32.
-import type { Graph, Node, Tensor } from './graph.js';
+import { useMap } from './fusions.js';
+import type { Graph, Tensor } from './graph.js';
 import { normAxis } from './ops.js';
 
 /** Vocabulary columns per chunk unless given: 16 chunks for Llama-3's 128,256, 19 for Qwen2's 152,064. */
@@ -33,13 +34,7 @@ export const DEFAULT_CE_CHUNK = 8192;
 export function fuseLinearCrossEntropy(g: Graph, opts: { chunk?: number } = {}): number {
   const chunk = opts.chunk ?? DEFAULT_CE_CHUNK;
   if (!(Number.isInteger(chunk) && chunk >= 1)) throw new Error(`fuseLinearCrossEntropy: chunk must be an integer >= 1, got ${chunk}`);
-  const uses = new Map<string, number>();
-  const producer = new Map<string, Node>();
-  for (const n of g.nodes) {
-    for (const x of n.inputs) if (x !== '') uses.set(x, (uses.get(x) ?? 0) + 1);
-    for (const o of n.outputs) producer.set(o, n);
-  }
-  for (const o of g.outputs) uses.set(o.name, (uses.get(o.name) ?? 0) + 1);
+  const { uses, producer } = useMap(g);
   const single = (name: string) => uses.get(name) === 1;
   let count = 0;
   for (const ge of [...g.nodes]) {

@@ -32,6 +32,19 @@ const int64_t* targetsOf(Ort::ConstValue v, long long rows) {
   return v.GetTensorData<int64_t>();
 }
 
+/** A chunk of logits: float32, bfloat16 or float16, rank 2 (`what` names its layout in errors). */
+struct Chunk {
+  const void* data;
+  ONNXTensorElementDataType type;
+  std::vector<int64_t> dims;
+};
+Chunk chunkOf(Ort::ConstValue v, const char* what) {
+  auto info = v.GetTensorTypeAndShapeInfo();
+  Chunk c{v.GetTensorRawData(), info.GetElementType(), info.GetShape()};
+  if (floatTypeName(c.type) == nullptr || c.dims.size() != 2) throw std::runtime_error(std::string(what) + " must be a float32, bfloat16 or float16 matrix");
+  return c;
+}
+
 const float* rowFloatsOf(Ort::ConstValue v, long long rows, const char* what) {
   auto info = v.GetTensorTypeAndShapeInfo();
   auto s = info.GetShape();
@@ -53,14 +66,11 @@ struct CEChunkStatsKernel {
   OrtStatusPtr ComputeV2(OrtKernelContext* context) {
     try {
       Ort::KernelContext ctx(context);
-      auto zv = ctx.GetInput(0);
-      auto zi = zv.GetTensorTypeAndShapeInfo();
-      auto zs = zi.GetShape();
-      auto zt = zi.GetElementType();
-      if (floatTypeName(zt) == nullptr || zs.size() != 2) throw std::runtime_error("z must be a float32, bfloat16 or float16 [R, C]");
-      long long R = zs[0], C = zs[1];
+      Chunk zc = chunkOf(ctx.GetInput(0), "z [R, C]");
+      long long R = zc.dims[0], C = zc.dims[1];
+      auto zt = zc.type;
+      const void* z = zc.data;
       const int64_t* tgt = targetsOf(ctx.GetInput(1), R);
-      const void* z = zv.GetTensorRawData();
       float* stats = ctx.GetOutput(0, {R, 3}).GetTensorMutableData<float>();
       if (R == 0) return nullptr;
       if (C == 0) throw std::runtime_error("z has no columns");
@@ -107,16 +117,14 @@ struct CEChunkGradKernel {
   OrtStatusPtr ComputeV2(OrtKernelContext* context) {
     try {
       Ort::KernelContext ctx(context);
-      auto zv = ctx.GetInput(0);
-      auto zi = zv.GetTensorTypeAndShapeInfo();
-      auto zs = zi.GetShape();
-      auto zt = zi.GetElementType();
-      if (floatTypeName(zt) == nullptr || zs.size() != 2) throw std::runtime_error("zT must be a float32, bfloat16 or float16 [C, R]");
-      long long C = zs[0], R = zs[1];
+      Chunk zc = chunkOf(ctx.GetInput(0), "zT [C, R]");
+      long long C = zc.dims[0], R = zc.dims[1];
+      auto zt = zc.type;
+      const auto& zs = zc.dims;
       const int64_t* tgt = targetsOf(ctx.GetInput(1), R);
       const float* lse = rowFloatsOf(ctx.GetInput(2), R, "lse");
       const float* dlogp = rowFloatsOf(ctx.GetInput(3), R, "dlogp");
-      const void* z = zv.GetTensorRawData();
+      const void* z = zc.data;
       void* out = ctx.GetOutput(0, zs).GetTensorMutableRawData();
       if (C == 0 || R == 0) return nullptr;
       if constexpr (OnCuda) {
