@@ -2,16 +2,38 @@
 # The GPU benchmark (issue 10), run ON the GPU machine from the repo root after the runtime and the app
 # bundle are unpacked (see tools/device/build-app.sh and ../shared/device/pack-gpu-runtime.sh):
 #   bash tools/device/build-app.sh tools/bench/src/{train-bench,phase-bench,forward-1b,runtime-probe,fused-check,table,decode-probe,random-checkpoint}.ts \
-#        packages/generate/bench/generate-bench.ts        # here
-#   bash tools/bench/run-gpu.sh [train] [gen] [7b] > bench.log; node /root/app/dist/table.mjs bench.log   # there
-# (no argument: train and gen; 7b: the DeepSeek-R1-Distill-Qwen-7B-shape LoRA steps, ours and PEFT's).
-# Ours and the PyTorch anchor (tools/reference/bench_torch.py) run in the same call, one after another,
-# on identical configs; each command's peak GPU memory is sampled with nvidia-smi.
+#        packages/generate/bench/generate-bench.ts apps/cache-latents/src/main.ts=cache-latents   # here
+#   bash tools/bench/run-gpu.sh [train] [train-torch] [gen] [7b] [7b-torch] [7b-gen] [7b-cache] > bench.log   # there
+#   node /root/app/dist/table.mjs bench.log
+# (no argument: train, train-torch and gen; 7b: the DeepSeek-R1-Distill-Qwen-7B-shape phase steps and full
+# fine-tuning; 7b-torch: their PyTorch/PEFT anchors; 7b-gen: generation at 7B beside HF; 7b-cache:
+# cache-latents at 7B through the app).
+# Ours and the PyTorch anchor (tools/reference/bench_torch.py) run on the same GPU of one lease, one after
+# another, on identical configs (tools/bench/lanes-gpu.sh runs sections as lanes, one per GPU); each
+# command's peak GPU memory is sampled with nvidia-smi on PEAK_GPU (default 0).
 set -u
 A=${APP_DIST:-/root/app/dist}
-peak() { rm -f /tmp/mem.txt; (while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits >> /tmp/mem.txt; sleep 0.2; done) & local mp=$!; "$@"; local rc=$?; kill $mp; echo "PEAK $(sort -n /tmp/mem.txt | tail -1) MiB rc=$rc :: $*"; }
+M=/tmp/mem-${PEAK_GPU:-0}.txt
+peak() { rm -f $M; (while true; do env -u CUDA_VISIBLE_DEVICES nvidia-smi -i ${PEAK_GPU:-0} --query-gpu=memory.used --format=csv,noheader,nounits >> $M; sleep 0.2; done) & local mp=$!; "$@"; local rc=$?; kill $mp; echo "PEAK $(sort -n $M | tail -1) MiB rc=$rc :: $*"; }
 want() { [ $# -eq 0 ] && return 0; for w in "${SECTIONS[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
-SECTIONS=("$@"); [ ${#SECTIONS[@]} -eq 0 ] && SECTIONS=(train gen)
+SECTIONS=("$@"); [ ${#SECTIONS[@]} -eq 0 ] && SECTIONS=(train train-torch gen)
+if want anchors; then
+# The strongest PyTorch anchors of the issue-18/20 comparisons in one short section (a lease short of time).
+for r in bf16-fused bf16-fused-compile; do peak python3 tools/reference/bench_torch.py --which train --recipes $r --steps 10; done
+peak python3 tools/reference/bench_torch.py --which lora --recipes peft-fused --steps 10
+for r in peft-fused peft-fused-ckpt; do peak python3 tools/reference/bench_torch.py --which lora7b --recipes $r --steps 5; done
+peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
+peak python3 tools/reference/bench_torch.py --which train7b --recipes bf16-fused-ckpt --steps 3
+fi
+if want core; then
+# Ours beside the anchors section: the 1B full and LoRA steps, the 7B phase steps and 7B full fine-tuning.
+peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10
+peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16
+peak node $A/train-bench.mjs --device cuda --model r1-distill-qwen-7b --which train --batch 8 --seq 512 --steps 3 --params bfloat16 --recompute layers
+peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --params bfloat16
+fi
 if want train; then
 node $A/fused-check.mjs | grep -E 'time|done|"ok":false'   # the fused kernels: CUDA vs CPU, then timings
 # (the RMSNorm and SwiGLU ablations were measured on 2026-12-04, h200-2026-12-04.jsonl: --fused lists them)
@@ -27,7 +49,9 @@ peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --s
 # that 'none' may not fit.
 peak node $A/train-bench.mjs --device cuda --which train,lora --batch 8 --seq 512 --steps 10 --recompute layers
 peak node $A/train-bench.mjs --device cuda --which train --batch 16 --seq 512 --steps 10 --recompute layers
-peak node $A/phase-bench.mjs --device cuda --batch 8 --steps 5
+peak node $A/phase-bench.mjs --device cuda --batch 8 --steps 5 --frozen bfloat16
+fi
+if want train-torch; then
 # The PyTorch anchors, one recipe per command so each PEAK line is that recipe's (bench_torch.py lists them).
 for r in bf16 bf16-fused bf16-fused-compile fp32master-fused fp32master-fused-compile; do
   peak python3 tools/reference/bench_torch.py --which train --recipes $r --steps 10; done
@@ -49,30 +73,43 @@ for r in hf-generate hf-static-compile; do peak python3 tools/reference/bench_to
 node $A/decode-probe.mjs --device cuda --dtype bfloat16 --batch 64 --capacity 512   # diagnostic: attention vs matmuls of one decode step
 fi
 if want 7b; then
-# DeepSeek-R1-Distill-Qwen-7B shape (issue 20): our phase-2 and phase-1 encoder steps, PEFT's LoRA step.
-peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3
-peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3
-# The frozen bases stored once in bf16 (phases' frozenDtype): half the frozen memory, no per-step Cast.
+# DeepSeek-R1-Distill-Qwen-7B shape (issue 20): our phase-2 and phase-1 encoder steps, then full fine-tuning.
+# The frozen bases stored once in bf16 (phases' frozenDtype, what the phase apps use with bf16 compute).
 peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16
 peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16
+# Full fine-tuning at 7B: the bf16 recipe (bf16 parameters + moments, in place: ~61 GB of state) with
+# recomputation, beside PyTorch's (7b-torch: bf16 parameters, fused AdamW, checkpointing on and off).
+peak node $A/train-bench.mjs --device cuda --model r1-distill-qwen-7b --which train --batch 8 --seq 512 --steps 3 --params bfloat16 --recompute layers
+# Where phase 2's step goes (session 7: 0.52x PEFT at its tokens per row while the 1B LoRA step is 1.05x): ORT's kernel time by op.
+node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16 --profile /root/p2prof | grep -E 'profile'
 # Recomputation per layer (PEFT's peft-fused-ckpt is the gradient-checkpointing anchor): phase 1 at batch 4, then 8.
 peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16 --recompute layers
 peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16 --recompute layers
 peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 8 --steps 3 --frozen bfloat16 --recompute layers
-for r in peft-fused peft-fused-ckpt; do peak python3 tools/reference/bench_torch.py --which lora7b --recipes $r --steps 5; done
-# PEFT at phase 2's tokens per row (96 + 3 + 48 + 3 + 16 = 166 → 168), batch 8: the like-for-like anchor.
-peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
-# Full fine-tuning at 7B (issue 20): the bf16 recipe (bf16 parameters + moments, in place: ~61 GB of state) beside
-# PyTorch's (bf16 parameters, fused AdamW), both with and without activation checkpointing.
 peak node $A/train-bench.mjs --device cuda --model r1-distill-qwen-7b --which train --batch 8 --seq 512 --steps 3 --params bfloat16
-peak node $A/train-bench.mjs --device cuda --model r1-distill-qwen-7b --which train --batch 8 --seq 512 --steps 3 --params bfloat16 --recompute layers
-for r in bf16-fused bf16-fused-ckpt; do peak python3 tools/reference/bench_torch.py --which train7b --recipes $r --steps 3; done
+fi
+if want 7b-gen; then
 # Generation at 7B (issue 20): a random bf16 checkpoint of the shape, explicit and latent decoding at batch 32
 # (128-token prompts; latent: 64 soft embeddings then 64 answer tokens), beside HF generate on the same folder.
-peak node $A/random-checkpoint.mjs /root/q7 --model r1-distill-qwen-7b
+[ -f /root/q7/tokenizer.json ] || peak node $A/random-checkpoint.mjs /root/q7 --model r1-distill-qwen-7b --tokenizer qwen3
 G7="node $A/generate-bench.mjs --model /root/q7 --batch 32 --prompt-len 128 --device cuda --dtype bfloat16 --engine cuda-graph"
 peak $G7 --new-tokens 128
 peak $G7 --mode latent --latent 64 --new-tokens 64
 peak python3 tools/reference/bench_torch.py --which gen --recipes hf-generate --gen-model /root/q7 --gen-batch 32 --gen-new 128
+fi
+if want 7b-torch; then
+# The PyTorch + PEFT anchors of the 7b section: LoRA r 64 (checkpointing off and on), the same at phase 2's
+# tokens per row (96 + 3 + 48 + 3 + 16 = 166 -> 168), full fine-tuning in bf16 (checkpointing on and off).
+for r in peft-fused peft-fused-ckpt; do peak python3 tools/reference/bench_torch.py --which lora7b --recipes $r --steps 5; done
+peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
+for r in bf16-fused-ckpt bf16-fused; do peak python3 tools/reference/bench_torch.py --which train7b --recipes $r --steps 3; done
+fi
+if want 7b-cache; then
+# cache-latents at 7B through the app (issue 20): a random step-1 encoder (vocabulary V + 1) over 256
+# GSM8k-Aug training examples, teachers scored by the decoder's embedding (/root/q7 of the 7b-gen section).
+[ -f /root/q7/tokenizer.json ] || peak node $A/random-checkpoint.mjs /root/q7 --model r1-distill-qwen-7b --tokenizer qwen3
+peak node $A/random-checkpoint.mjs /root/q7enc --model r1-distill-qwen-7b --tokenizer qwen3 --encoder
+rm -rf /root/cache7
+peak node $A/cache-latents.mjs --encoder /root/q7enc --decoder /root/q7 --data.source gsm8k-aug --data.count 256 --data.dataDir ${DATA_DIR:-data} --batchSize 16 --chunkSize 64 --device cuda --out /root/cache7
 fi
 if want train; then node $A/runtime-probe.mjs --device cuda; fi

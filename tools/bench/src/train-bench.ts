@@ -75,7 +75,8 @@ const fusedKernels =
         };
 if (!['auto', 'true', 'false'].includes(values['in-place'])) throw new Error(`--in-place: expected auto, true or false, got ${values['in-place']}`);
 const inPlaceState = values['in-place'] === 'auto' ? 'auto' : values['in-place'] === 'true';
-if (values.params !== 'float32' && values.params !== 'bfloat16') throw new Error(`--params: expected float32 or bfloat16, got ${values.params}`);
+if (values.params !== 'float32' && values.params !== 'bfloat16' && values.params !== 'float16')
+  throw new Error(`--params: expected float32, bfloat16 or float16, got ${values.params}`);
 const params = values.params;
 const compute = values.compute as 'bfloat16' | 'float16' | 'float32';
 const device: Device = values.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' };
@@ -132,7 +133,7 @@ async function run(which: 'train' | 'lora') {
     },
     lora ? { trainable: adapters, frozen: weights } : { trainable: weights, frozen: {} },
   );
-  emit({ bench: benchName(which), phase: 'create', s: (performance.now() - t0) / 1000 });
+  emit({ bench: benchName(which), phase: 'create', s: (performance.now() - t0) / 1000, parts: trainer.createSeconds });
   const b = batch();
   const feeds = lora ? { ...b, dropout_seed: { dtype: 'int64' as const, dims: [], data: new BigInt64Array([1n]) } } : b;
   const losses: number[] = [];
