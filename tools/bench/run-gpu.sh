@@ -29,6 +29,7 @@ if want core; then
 # Ours beside the anchors section: the 1B full and LoRA steps, the 7B phase steps and 7B full fine-tuning.
 peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10
 peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10
+peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --frozen bfloat16  # the base kept in bf16, as the phase apps and PEFT keep it
 peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16
 peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16
 peak node $A/train-bench.mjs --device cuda --model r1-distill-qwen-7b --which train --batch 8 --seq 512 --steps 3 --params bfloat16 --recompute layers

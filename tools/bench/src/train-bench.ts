@@ -11,7 +11,9 @@
 //        [--model llama-3.2-1b|r1-distill-qwen-7b] (the paper's two shapes; the 7B one reports as train7b / lora7b,
 //        the names of bench_torch.py's 7B anchors)
 //        [--recompute none|layers] (Trainer.recompute: activation recomputation per decoder layer)
+//        [--frozen float32|bfloat16] (lora: the frozen base stored in float32 or, as the phase apps and PEFT keep it, in the compute dtype)
 import { parseArgs } from 'node:util';
+import { typedFrom } from '@latent-sft/graph';
 import { Rng } from '@latent-sft/core';
 import {
   deepseekR1DistillQwen7b,
@@ -43,6 +45,7 @@ const { values } = parseArgs({
     'mem-pattern': { type: 'string', default: '' },
     'in-place': { type: 'string', default: 'auto' },
     params: { type: 'string', default: 'float32' },
+    frozen: { type: 'string', default: 'float32' },
     model: { type: 'string', default: 'llama-3.2-1b' },
     recompute: { type: 'string', default: 'none' },
   },
@@ -89,7 +92,10 @@ const is7b = values.model === 'r1-distill-qwen-7b';
 const base = is7b ? deepseekR1DistillQwen7b() : llama32_1b();
 const config: ModelConfig = values.layers ? { ...base, numHiddenLayers: Number(values.layers) } : base;
 const emit = (o: Record<string, unknown>) => process.stdout.write(`BENCH ${JSON.stringify(o)}\n`);
-const objective = (lora: LoraConfig | null) => benchObjective(config, B, T, compute, lora);
+if (values.frozen !== 'float32' && values.frozen !== compute)
+  throw new Error(`--frozen: expected float32 or the compute dtype ${compute}, got ${values.frozen}`);
+const frozen = values.frozen as 'float32' | 'bfloat16' | 'float16';
+const objective = (lora: LoraConfig | null) => benchObjective(config, B, T, compute, lora, frozen);
 
 // Benchmark init (as forward-1b.ts): normal(0, 0.02) values from a seeded table, ones for norms.
 const fill = tableFill(Rng.fromSeed(0));
@@ -110,7 +116,13 @@ const benchName = (which: 'train' | 'lora') => (is7b ? `${which}7b` : which);
 
 async function run(which: 'train' | 'lora') {
   const lora: LoraConfig | null = which === 'lora' ? BENCH_LORA : null;
-  const weights = Object.fromEntries(parameterShapes(config).map((p) => [p.name, fill(p.shape, p.init === 'ones' ? 'ones' : 'normal')]));
+  const base16 = lora !== null && frozen !== 'float32';
+  const weights = Object.fromEntries(
+    parameterShapes(config).map((p) => {
+      const t = fill(p.shape, p.init === 'ones' ? 'ones' : 'normal');
+      return [p.name, base16 ? ({ dtype: frozen, dims: t.dims, data: typedFrom(frozen, t.data as Float32Array) } as HostTensor) : t];
+    }),
+  );
   const adapters = lora ? Object.fromEntries(loraParameterShapes(config, lora).map((p) => [p.name, fill(p.shape, p.kind === 'A' ? 'normal' : 'zeros')])) : {};
   let t0 = performance.now();
   const trainer = await Trainer.create(
@@ -158,6 +170,7 @@ async function run(which: 'train' | 'lora') {
     state: trainer.stateMode.inPlace ? 'in-place' : 'double-buffered',
     params,
     recompute,
+    frozen: lora !== null ? frozen : null,
     batch: B,
     seq: T,
     step_s: dt,

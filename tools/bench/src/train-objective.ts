@@ -25,11 +25,23 @@ export const BENCH_LORA: LoraConfig = {
   taskType: 'CAUSAL_LM',
 };
 
-/** Full fine-tuning (lora null) or LoRA-only objective on `config`, batch B × T, compute dtype `compute`. */
-export function benchObjective(config: ModelConfig, B: number, T: number, compute: 'bfloat16' | 'float16' | 'float32', lora: LoraConfig | null): Objective {
+/**
+ * Full fine-tuning (lora null) or LoRA-only objective on `config`, batch B × T, compute dtype `compute`.
+ * `frozen`: the dtype the frozen base is stored in for LoRA (the phases' frozenDtype: the apps keep it in
+ * the 16-bit compute dtype, as PEFT keeps its bf16 base); float32 by default.
+ */
+export function benchObjective(
+  config: ModelConfig,
+  B: number,
+  T: number,
+  compute: 'bfloat16' | 'float16' | 'float32',
+  lora: LoraConfig | null,
+  frozen: 'float32' | 'bfloat16' | 'float16' = 'float32',
+): Objective {
   const spec = (shape: number[]) => ({ dtype: 'float32' as const, shape });
   const ids = { dtype: 'int64' as const, shape: [B, T] };
-  const baseSpecs = Object.fromEntries(parameterShapes(config).map((p) => [p.name, spec(p.shape)]));
+  const baseDtype = lora ? frozen : 'float32';
+  const baseSpecs = Object.fromEntries(parameterShapes(config).map((p) => [p.name, { dtype: baseDtype, shape: p.shape }]));
   const adapters = lora ? Object.fromEntries(loraParameterShapes(config, lora).map((p) => [p.name, spec(p.shape)])) : {};
   return {
     trainable: lora ? adapters : baseSpecs,
