@@ -30,6 +30,7 @@ if want core; then
 peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10
 peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10
 peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --frozen bfloat16  # the base kept in bf16, as the phase apps and PEFT keep it
+peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,rmsnorm,swiglu,ce  # ablation: the LoRA dropout unfused
 peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16
 peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16
 peak node $A/train-bench.mjs --device cuda --model r1-distill-qwen-7b --which train --batch 8 --seq 512 --steps 3 --params bfloat16 --recompute layers
@@ -40,9 +41,9 @@ node $A/fused-check.mjs | grep -E 'time|done|"ok":false'   # the fused kernels: 
 # (the RMSNorm and SwiGLU ablations were measured on 2026-12-04, h200-2026-12-04.jsonl: --fused lists them)
 peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10
 peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10
-peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,rmsnorm,swiglu  # ablation: the LM-head cross-entropy unfused
-peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,rmsnorm,swiglu  # ablation: the same, LoRA
-peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,rmsnorm,swiglu,ce,copies  # ablation: AdamW writes the 16-bit weight copies (opt-in)
+peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,rmsnorm,swiglu,dropout  # ablation: the LM-head cross-entropy unfused
+peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,rmsnorm,swiglu,dropout  # ablation: the same, LoRA
+peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,rmsnorm,swiglu,dropout,ce,copies  # ablation: AdamW writes the 16-bit weight copies (opt-in)
 peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --in-place false  # ablation: double-buffered masters and moments (in place is the default)
 peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --in-place false
 peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --params bfloat16  # PyTorch's bf16 recipe (bf16 params + moments), beside bench_torch's bf16-fused

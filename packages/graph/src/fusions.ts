@@ -16,6 +16,14 @@
 // operand order, any float dtype, gate and up of one shape) becomes SwiGLU(gate, up): one pass instead of
 // three, no σ(g) / g·σ(g) tensors kept for the backward, and a backward (SwiGLUGrad) that writes dGate
 // and dUp in one pass instead of seven elementwise ops.
+//
+// fuseSeededDropout: the inverted dropout of models' lora-graph.ts,
+//   Mul(x, Cast(Less(Mul(Add(a, b), Add(c, d)), threshold) → x's dtype))   (int32 a, c [N, 1], b, d [1, I]; the
+//   1/(1 − p) in the LoRA down-projection's alpha), or the same with the mask times a constant scale,
+// becomes SeededDropout(x, a, b, c, d){threshold, scale}: one pass instead of five full-size int32 / bool
+// tensors and two Muls per LoRA module, and a backward that recomputes the mask from the tables instead
+// of keeping it.
+import { f16BitsToNumber } from './dtype.js';
 import type { Graph, Node } from './graph.js';
 import { normAxis } from './ops.js';
 
@@ -158,6 +166,70 @@ export function fuseSwiGlu(g: Graph): number {
 }
 
 /** The value of a rank-0 (or one-element) float32 initializer, else undefined. */
+/** The value of a one-element constant of any float or int32 dtype (16-bit bits decoded exactly). */
+function constantValue(g: Graph, name: string | undefined): number | undefined {
+  const t = name === undefined ? undefined : g.initializers.get(name);
+  if (t === undefined || t.data.length !== 1) return undefined;
+  const v = Number(t.data[0]);
+  if (t.dtype === 'float32' || t.dtype === 'float64' || t.dtype === 'int32') return v;
+  if (t.dtype === 'bfloat16') return new Float32Array(new Uint32Array([v << 16]).buffer)[0];
+  if (t.dtype === 'float16') return f16BitsToNumber(v);
+  return undefined;
+}
+
+/** Rewrites every matching seeded dropout of `g` (see the file header); returns how many. */
+export function fuseSeededDropout(g: Graph): number {
+  const { uses, producer } = useMap(g);
+  const made = (name: string | undefined, op: string): Node | undefined => {
+    const p = name === undefined ? undefined : producer.get(name);
+    return p !== undefined && p.op === op && uses.get(p.outputs[0] as string) === 1 ? p : undefined;
+  };
+  /** The (per-row [N, 1], per-column [1, I]) int32 operands of a single-use Add, or undefined. */
+  const tables = (name: string | undefined): [string, string] | undefined => {
+    const add = made(name, 'Add');
+    if (add === undefined) return undefined;
+    const [p, q] = add.inputs.map((n) => g.value(n as string));
+    if (p === undefined || q === undefined || p.dtype !== 'int32' || q.dtype !== 'int32' || p.rank !== 2 || q.rank !== 2) return undefined;
+    if (p.shape[1] === 1 && q.shape[0] === 1) return [p.name, q.name];
+    if (q.shape[1] === 1 && p.shape[0] === 1) return [q.name, p.name];
+    return undefined;
+  };
+  let count = 0;
+  for (const mul of [...g.nodes]) {
+    if (mul.op !== 'Mul') continue;
+    for (const [xi, mi] of [
+      [0, 1],
+      [1, 0],
+    ] as const) {
+      const x = g.value(mul.inputs[xi] as string);
+      if (x.rank !== 2 || (x.dtype !== 'float32' && x.dtype !== 'bfloat16' && x.dtype !== 'float16')) continue;
+      // The mask is Cast(keep) itself (lora-graph.ts: 1/(1 − p) goes into the down-projection's alpha), or
+      // Cast(keep) times a scalar constant of x's dtype.
+      let cast = made(mul.inputs[mi], 'Cast');
+      let scale: number | undefined = 1;
+      if (cast === undefined) {
+        const m = made(mul.inputs[mi], 'Mul');
+        const ci = m === undefined ? -1 : m.inputs.findIndex((n) => made(n, 'Cast') !== undefined);
+        if (m === undefined || ci < 0 || g.value(m.inputs[1 - ci] as string).dtype !== x.dtype) continue;
+        cast = made(m.inputs[ci], 'Cast');
+        scale = constantValue(g, m.inputs[1 - ci]);
+      }
+      if (cast === undefined || cast.attrs['to'] !== x.dtype || scale === undefined || !(scale > 0)) continue;
+      const less = made(cast.inputs[0], 'Less');
+      const threshold = constantValue(g, less?.inputs[1]);
+      const h = made(less?.inputs[0], 'Mul');
+      if (less === undefined || h === undefined || threshold === undefined || g.value(less.inputs[1] as string).dtype !== 'int32') continue;
+      const ab = tables(h.inputs[0]);
+      const cd = tables(h.inputs[1]);
+      if (ab === undefined || cd === undefined || g.value(ab[1]).shape[1] !== x.shape[1] || g.value(cd[1]).shape[1] !== x.shape[1]) continue;
+      g.replaceNode(mul, 'SeededDropout', [x, g.value(ab[0]), g.value(ab[1]), g.value(cd[0]), g.value(cd[1])], { threshold, scale });
+      count++;
+      break;
+    }
+  }
+  return count;
+}
+
 function constantScalar(g: Graph, name: string): number | undefined {
   const t = g.initializers.get(name);
   if (t === undefined || t.dtype !== 'float32' || t.data.length !== 1) return undefined;

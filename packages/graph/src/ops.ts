@@ -75,6 +75,7 @@ export interface OpAttrs {
   RMSNormGrad: NoAttrs;
   SwiGLU: NoAttrs;
   SwiGLUGrad: NoAttrs;
+  SeededDropout: { threshold: number; scale: number };
   CEChunkStats: { offset: number; vocab: number };
   CEChunkGrad: { offset: number };
   // Graph-level ops (no kernel: lowered into the ops above by linear-cross-entropy.ts before serialize).
@@ -103,6 +104,7 @@ export const customOpDomains: { readonly [P in OpType]?: string } = {
   RMSNormGrad: 'latent_sft',
   SwiGLU: 'latent_sft',
   SwiGLUGrad: 'latent_sft',
+  SeededDropout: 'latent_sft',
   CEChunkStats: 'latent_sft',
   CEChunkGrad: 'latent_sft',
   After: 'latent_sft',
@@ -197,6 +199,7 @@ export const attrKinds: { readonly [K in AllAttrNames]: 'int' | 'float' | 'ints'
   one_minus_beta2: 'float',
   eps: 'float',
   scale: 'float',
+  threshold: 'int',
   epsilon: 'float',
   num_heads: 'int',
   kv_num_heads: 'int',
@@ -843,6 +846,24 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
   // X (any dtype), dep_1 .. dep_k (any, k ≥ 1) → a copy of X that exists only once every dep does: an
   // ordering edge for the recomputed forward segments (recompute.ts), which must not run before their
   // output's cotangent (and the previous segment's backward).
+  // x [N, I] float, tables a, c int32 [N, 1] and b, d int32 [1, I] → y = x·(keep ? scale : 0) rounded to
+  // x's dtype, keep = (a + b)·(c + d) (int32, wrapping) < threshold: lora-graph.ts's seeded dropout in one
+  // pass (fusions.ts fuseSeededDropout); its own gradient.
+  SeededDropout: (g, inputs, attrs) => {
+    arity(inputs, 5);
+    const x = need(inputs, 0, 'x');
+    if (!isFloat(x.dtype) || x.rank !== 2) throw new Error(`x must be a float [N, I], got ${x.dtype}${x.shapeText}`);
+    for (const [k, name] of ['a', 'b', 'c', 'd'].entries()) {
+      const t = need(inputs, k + 1, name);
+      const perRow = k % 2 === 0;
+      const ok =
+        t.dtype === 'int32' && t.rank === 2 && t.shape[perRow ? 1 : 0] === 1 && (perRow || t.shape[1] === x.shape[1] || typeof x.shape[1] !== 'number');
+      if (!ok) throw new Error(`${name} must be int32 ${perRow ? '[N, 1]' : `[1, ${String(x.shape[1])}]`}, got ${t.dtype}${t.shapeText}`);
+    }
+    if (!Number.isInteger(attrs.threshold) || !(attrs.scale > 0))
+      throw new Error(`needs an integer threshold and a scale > 0, got ${attrs.threshold}, ${attrs.scale}`);
+    return [{ dtype: x.dtype, shape: [...x.shape] }];
+  },
   After: (g, inputs) => {
     if (inputs.length < 2) throw new Error(`expects X and at least one dep, got ${inputs.length} inputs`);
     const x = need(inputs, 0, 'X');

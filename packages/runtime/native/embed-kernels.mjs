@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 
 export const nativeDir = dirname(fileURLToPath(import.meta.url));
 /** The kernel families, in the order they are joined. */
-export const KERNEL_FILES = ['adamw.cu', 'sum_squares.cu', 'masked_softmax.cu', 'rmsnorm.cu', 'swiglu.cu', 'cross_entropy.cu'].map((f) =>
+export const KERNEL_FILES = ['adamw.cu', 'sum_squares.cu', 'masked_softmax.cu', 'rmsnorm.cu', 'swiglu.cu', 'cross_entropy.cu', 'dropout.cu'].map((f) =>
   join('src', 'kernels', f),
 );
 export const GENERATED_HEADER = join('gen', 'fused_kernels.gen.h');

@@ -24,6 +24,7 @@ import {
   fuseLinearCrossEntropy,
   fuseMaskedSoftmax,
   fuseRmsNorm,
+  fuseSeededDropout,
   fuseSwiGlu,
   grad,
   lowerLinearLogProb,
@@ -43,6 +44,11 @@ export interface FusedParts {
   rmsnorm?: boolean;
   /** The MLP gating Mul(Mul(gate, σ(gate)), up) as latent_sft.SwiGLU (graph.fuseSwiGlu); default: as `softmax`. */
   swiglu?: boolean;
+  /**
+   * The LoRA inputs' seeded dropout (models' lora-graph.ts) as latent_sft.SeededDropout (graph.fuseSeededDropout):
+   * one pass per module, the mask recomputed in the backward, the same masks bit for bit; default: as `softmax`.
+   */
+  dropout?: boolean;
   /**
    * The LM head's cross-entropy over chunks of the vocabulary (graph.fuseLinearCrossEntropy, lowered after
    * the backward into GEMMs and latent_sft.CEChunkStats / CEChunkGrad): no [tokens, vocab] logits, no
@@ -68,10 +74,19 @@ export function fusedParts(f: boolean | FusedParts | undefined): Required<Omit<F
       ...f,
       rmsnorm: f.rmsnorm ?? f.softmax,
       swiglu: f.swiglu ?? f.softmax,
+      dropout: f.dropout ?? f.softmax,
       crossEntropy: f.crossEntropy ?? f.softmax,
       weightCopies: f.weightCopies ?? false,
     };
-  return { optimizer: f === true, softmax: f === true, rmsnorm: f === true, swiglu: f === true, crossEntropy: f === true, weightCopies: false };
+  return {
+    optimizer: f === true,
+    softmax: f === true,
+    rmsnorm: f === true,
+    swiglu: f === true,
+    dropout: f === true,
+    crossEntropy: f === true,
+    weightCopies: false,
+  };
 }
 
 /**
@@ -179,6 +194,7 @@ function forwardBackward(
   if (parts.softmax) fuseMaskedSoftmax(g);
   if (parts.rmsnorm) fuseRmsNorm(g);
   if (parts.swiglu) fuseSwiGlu(g);
+  if (parts.dropout) fuseSeededDropout(g);
   if (parts.crossEntropy) fuseLinearCrossEntropy(g, parts.ceChunk !== undefined ? { chunk: parts.ceChunk } : {});
   if (built.loss.rank !== 0) throw new Error(`objective loss must be a scalar, got ${built.loss.shapeText}`);
   const loss = g.cast(built.loss, 'float32');

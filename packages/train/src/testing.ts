@@ -346,6 +346,37 @@ export function swigluCase(dtype: 'float32' | 'bfloat16' | 'float16', dims: numb
   return { model: serialize(g).model, inputs: { gate: t(gates), up: t(draws(n, (_, z) => z, r)), dy: t(draws(n, (_, z) => z, r)) } };
 }
 
+/**
+ * SeededDropout on one graph: x [N, I] (dtype, with signed zeros, ±∞ and NaN), random int32 tables a, c
+ * [N, 1] and b, d [1, I] (sums and products that wrap), keep rate 0.9, scale 1/0.9 rounded to the dtype.
+ */
+export function seededDropoutCase(
+  dtype: 'float32' | 'bfloat16' | 'float16',
+  N: number,
+  I: number,
+  seed: number,
+): { model: Uint8Array; inputs: Record<string, HostTensor> } {
+  const g = new Graph('seeded_dropout_case');
+  const r = Rng.fromSeed(seed);
+  const x = g.input('x', dtype, [N, I]);
+  const tables = (['a', 'b', 'c', 'd'] as const).map((k, i) => g.input(k, 'int32', i % 2 === 0 ? [N, 1] : [1, I]));
+  const scale = Number(typedFrom('float32', [1 / 0.9])[0]);
+  g.output(g.op1('SeededDropout', [x, ...tables], { threshold: Math.round(0.9 * 2 ** 32) - 2 ** 31, scale }), 'y');
+  const specials = [0, -0, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, Number.NaN];
+  const xs = draws(N * I, (i, z) => (i < specials.length ? (specials[i] as number) : 4 * z), r);
+  const words = (n: number) => Int32Array.from({ length: n }, () => Math.floor(r.uniform() * 2 ** 32) - 2 ** 31);
+  return {
+    model: serialize(g).model,
+    inputs: {
+      x: { dtype, dims: [N, I], data: typedFrom(dtype, xs) as TypedData } as HostTensor,
+      a: { dtype: 'int32', dims: [N, 1], data: words(N) },
+      b: { dtype: 'int32', dims: [1, I], data: words(I) },
+      c: { dtype: 'int32', dims: [N, 1], data: words(N) },
+      d: { dtype: 'int32', dims: [1, I], data: words(I) },
+    },
+  };
+}
+
 /** The float32 reference of swigluCase's outputs (ops/swiglu.cc's formulas, each operation rounded to float32, then to the dtype). */
 export function swigluReference(inp: Record<string, HostTensor>): { y: Float64Array; dgate: Float64Array; dup: Float64Array } {
   const dtype = (inp['gate'] as HostTensor).dtype as 'float32' | 'bfloat16' | 'float16';

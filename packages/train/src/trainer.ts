@@ -78,8 +78,8 @@ export interface TrainerOptions {
    * 16-bit copy of each weight that the next forward reads (no Cast of every master per step; the same
    * rounding, so bit for bit the same training). 'auto' (default): when the device's kernels load
    * (fusedKernelsStatus), else standard ops with a warning. true: required. false: never.
-   * `{ optimizer, softmax, rmsnorm?, swiglu?, crossEntropy?, ceChunk?, weightCopies? }`: required, only the
-   * parts set (rmsnorm, swiglu and crossEntropy default to softmax; weightCopies is opt-in).
+   * `{ optimizer, softmax, rmsnorm?, swiglu?, dropout?, crossEntropy?, ceChunk?, weightCopies? }`: required, only the
+   * parts set (rmsnorm, swiglu, dropout and crossEntropy default to softmax; weightCopies is opt-in).
    */
   fusedKernels?: boolean | 'auto' | FusedParts;
   /**
@@ -359,7 +359,7 @@ export class Trainer {
     const want = opts.fusedKernels ?? 'auto';
     const none = fusedParts(false);
     const parts = typeof want === 'object' && want !== null ? want : null;
-    const optional = ['rmsnorm', 'swiglu', 'crossEntropy', 'weightCopies'] as const;
+    const optional = ['rmsnorm', 'swiglu', 'dropout', 'crossEntropy', 'weightCopies'] as const;
     if (
       want !== 'auto' &&
       typeof want !== 'boolean' &&
@@ -372,7 +372,7 @@ export class Trainer {
     ) {
       throw inputError(
         { field: 'fusedKernels' },
-        `expected true, false, 'auto' or { optimizer, softmax, rmsnorm?, swiglu?, crossEntropy?, weightCopies? } booleans (ceChunk?: an integer >= 1), got ${JSON.stringify(want)}`,
+        `expected true, false, 'auto' or { optimizer, softmax, rmsnorm?, swiglu?, dropout?, crossEntropy?, weightCopies? } booleans (ceChunk?: an integer >= 1), got ${JSON.stringify(want)}`,
       );
     }
     const resolved = parts === null ? null : fusedParts(parts);

@@ -27,6 +27,7 @@ import {
   runOnce,
   sumSquaresCase,
   sumSquaresReference,
+  seededDropoutCase,
   swigluCase,
   swigluReference,
   withCoef,
@@ -287,6 +288,25 @@ if (!values['timing-only'])
     }
   }
 
+// SeededDropout: CUDA vs CPU kernels, bit for bit (the same int32 test and one float32 product rounded to the
+// dtype on both). Shapes: an odd one and a LoRA input of the benchmark [8·512, 8192].
+if (!values['timing-only'])
+  for (const [dtype] of dtypeGrid(0)) {
+    for (const [N, I] of [
+      [37, 1001],
+      [4096, 8192],
+    ] as const) {
+      const [gpu, host] = await onBoth(seededDropoutCase(dtype, N, I, 8));
+      const bitsOf = (t: HostTensor) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+      const [a, b] = [bitsOf(gpu['y'] as HostTensor), bitsOf(host['y'] as HostTensor)];
+      let diff = a.length === b.length ? 0 : 1;
+      for (let i = 0; i < a.length && diff === 0; i++) if (a[i] !== b[i]) diff++;
+      const ok = diff === 0;
+      if (!ok) failed++;
+      emit({ check: 'seeded-dropout', dtype, dims: [N, I], ok, bit_identical: ok });
+    }
+  }
+
 // CEChunkStats / CEChunkGrad: CUDA vs CPU kernels and vs the float64 reference. The row max and the target
 // logit are stored values (exact); Σ e^(z − max) is summed in another order (a block per row on CUDA):
 // within 1e-5 relative; dz = dlogp·(onehot − e^(z − lse)) by the same float32 formula (fused_shared.h) with
@@ -367,6 +387,8 @@ if (!values.dry) {
   const rnMs = await timeCase(rmsNormCase('bfloat16', [4096, 2048], 2), 20);
   emit({ check: 'rmsnorm-time', dims: [4096, 2048], ms_fwd_plus_bwd: rnMs, gb_per_s: (10 * 4096 * 2048) / (rnMs / 1000) / 1e9 });
   // SwiGLU + Grad at the benchmark's MLP [8·512, 8192] in bfloat16 (gate, up, y; dy, gate, up, dgate, dup: 16 bytes per element).
+  const dropMs = await timeCase(seededDropoutCase('bfloat16', 4096, 8192, 2), 20);
+  emit({ check: 'seeded-dropout-time', dims: [4096, 8192], ms: dropMs, gb_per_s: (4 * 4096 * 8192) / (dropMs / 1000) / 1e9 });
   const swMs = await timeCase(swigluCase('bfloat16', [4096, 8192], 2), 20);
   emit({ check: 'swiglu-time', dims: [4096, 8192], ms_fwd_plus_bwd: swMs, gb_per_s: (16 * 4096 * 8192) / (swMs / 1000) / 1e9 });
 }

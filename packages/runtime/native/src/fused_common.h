@@ -176,6 +176,7 @@ struct Kernels {
   CUfunction swigluGrad[3] = {nullptr, nullptr, nullptr};
   CUfunction ceStats[3] = {nullptr, nullptr, nullptr};
   CUfunction ceGrad[3] = {nullptr, nullptr, nullptr};
+  CUfunction seededDropout[3] = {nullptr, nullptr, nullptr};
   int smCount = 0;
 };
 
@@ -257,5 +258,6 @@ void addRMSNormOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addSwiGluOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addCrossEntropyOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addAfterOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
+void addSeededDropoutOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 
 }  // namespace latent_sft

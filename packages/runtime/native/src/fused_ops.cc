@@ -77,6 +77,7 @@ void addFusedOps(Ort::SessionOptions& so, bool cuda) {
     addSwiGluOps(*cpuDomain, *cudaDomain);
     addCrossEntropyOps(*cpuDomain, *cudaDomain);
     addAfterOps(*cpuDomain, *cudaDomain);
+    addSeededDropoutOps(*cpuDomain, *cudaDomain);
   });
   so.Add(cuda ? *cudaDomain : *cpuDomain);
 }

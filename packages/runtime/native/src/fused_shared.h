@@ -87,4 +87,14 @@ constexpr int kSoftmaxGroups = 8;
 /** The longest row (S) the register path takes: 32 lanes × 4 × kSoftmaxGroups. */
 constexpr long long kSoftmaxRegisterMaxS = 32 * 4 * kSoftmaxGroups;
 
+/**
+ * SeededDropout's keep test of element (n, i): h = (a_n + b_i)·(c_n + d_i) in wrapping 32-bit arithmetic,
+ * kept when h, read as a signed int32, is below `threshold` (models/src/lora-graph.ts, dropoutKeep: the
+ * standard ops' int32 Add, Add, Mul, Less, which wrap the same way on both execution providers).
+ */
+LSFT_HD bool dropoutKeep(int a, int b, int c, int d, int threshold) {
+  unsigned h = ((unsigned)a + (unsigned)b) * ((unsigned)c + (unsigned)d);
+  return (int)h < threshold;
+}
+
 }  // namespace latent_sft
