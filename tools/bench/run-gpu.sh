@@ -39,14 +39,16 @@ fi
 if want train; then
 node $A/fused-check.mjs | grep -E 'time|done|"ok":false'   # the fused kernels: CUDA vs CPU, then timings
 # (the RMSNorm and SwiGLU ablations were measured on 2026-12-04, h200-2026-12-04.jsonl: --fused lists them)
+if ! want core; then  # core already ran these two
 peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10
 peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10
+fi
 peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,rmsnorm,swiglu,dropout  # ablation: the LM-head cross-entropy unfused
 peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,rmsnorm,swiglu,dropout  # ablation: the same, LoRA
 peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,rmsnorm,swiglu,dropout,ce,copies  # ablation: AdamW writes the 16-bit weight copies (opt-in)
 peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --in-place false  # ablation: double-buffered masters and moments (in place is the default)
 peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --in-place false
-peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --params bfloat16  # PyTorch's bf16 recipe (bf16 params + moments), beside bench_torch's bf16-fused
+want core || peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --params bfloat16  # PyTorch's bf16 recipe (bf16 params + moments), beside bench_torch's bf16-fused
 # Activation recomputation per layer (Trainer.recompute 'layers'): the same step (time, peak), then a batch
 # that 'none' may not fit.
 peak node $A/train-bench.mjs --device cuda --which train,lora --batch 8 --seq 512 --steps 10 --recompute layers

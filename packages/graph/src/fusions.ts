@@ -231,7 +231,5 @@ export function fuseSeededDropout(g: Graph): number {
 }
 
 function constantScalar(g: Graph, name: string): number | undefined {
-  const t = g.initializers.get(name);
-  if (t === undefined || t.dtype !== 'float32' || t.data.length !== 1) return undefined;
-  return Number(t.data[0]);
+  return g.initializers.get(name)?.dtype === 'float32' ? constantValue(g, name) : undefined;
 }

@@ -297,11 +297,8 @@ if (!values['timing-only'])
       [4096, 8192],
     ] as const) {
       const [gpu, host] = await onBoth(seededDropoutCase(dtype, N, I, 8));
-      const bitsOf = (t: HostTensor) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-      const [a, b] = [bitsOf(gpu['y'] as HostTensor), bitsOf(host['y'] as HostTensor)];
-      let diff = a.length === b.length ? 0 : 1;
-      for (let i = 0; i < a.length && diff === 0; i++) if (a[i] !== b[i]) diff++;
-      const ok = diff === 0;
+      const bytesOf = (t: HostTensor) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+      const ok = bytesOf(gpu['y'] as HostTensor).equals(bytesOf(host['y'] as HostTensor));
       if (!ok) failed++;
       emit({ check: 'seeded-dropout', dtype, dims: [N, I], ok, bit_identical: ok });
     }
