@@ -6,6 +6,7 @@
 # On the GPU machine, from the repo root:
 #   bash tools/bench/lanes-gpu.sh start "train-torch train gen" "7b-torch 7b 7b-gen 7b-cache"
 #       copies tools/ and data/ to /root/work (later calls may change the tree) and starts lane i on GPU i
+#       (ONE_GPU=1: all lanes on GPU 0, e.g. "check gen" "ckpt7" where ckpt7 only writes files on the host)
 #   bash tools/bench/lanes-gpu.sh app        joins the runtime parts, unpacks .device/app.tgz, marks READY
 #   bash tools/bench/lanes-gpu.sh poll SECONDS   waits up to SECONDS for the lanes, prints where they are
 #   bash tools/bench/lanes-gpu.sh collect    the lane logs into $OUT (then: node dist/table.mjs lane-0.log)
@@ -17,8 +18,9 @@ if [ "$MODE" = start ]; then
   rm -rf $W && mkdir -p $W/tools && cp -r tools/bench tools/reference $W/tools/ && cp -r data $W/data
   i=0
   for lane in "$@"; do
+    g=$i; [ -n "${ONE_GPU:-}" ] && g=0   # ONE_GPU=1: every lane on GPU 0 (a host-only lane beside a GPU one)
     setsid nohup bash -c "
-      cd $W; export CUDA_VISIBLE_DEVICES=$i PEAK_GPU=$i DATA_DIR=$W/data PYTHONUNBUFFERED=1
+      cd $W; export CUDA_VISIBLE_DEVICES=$g PEAK_GPU=$g DATA_DIR=$W/data PYTHONUNBUFFERED=1
       echo \"LANE $i: $lane (\$(date -u +%T))\"
       for s in $lane; do
         case \$s in train-torch|7b-torch|anchors) ;; *) while [ ! -f /root/app/READY ]; do sleep 5; done; source /root/rt/env.sh ;; esac

@@ -3,11 +3,13 @@
 # bundle are unpacked (see tools/device/build-app.sh and ../shared/device/pack-gpu-runtime.sh):
 #   bash tools/device/build-app.sh tools/bench/src/{train-bench,phase-bench,forward-1b,runtime-probe,fused-check,table,decode-probe,random-checkpoint}.ts \
 #        packages/generate/bench/generate-bench.ts apps/cache-latents/src/main.ts=cache-latents   # here
-#   bash tools/bench/run-gpu.sh [train] [train-torch] [gen] [7b] [7b-torch] [7b-gen] [7b-cache] > bench.log   # there
+#   bash tools/bench/run-gpu.sh [anchors] [core] [train] [train-torch] [gen] [7b] [7b-torch] [7b-gen] [7b-cache] \
+#        [check] [lora] [p2] [profile-1b] [ckpt7] > bench.log   # there
 #   node /root/app/dist/table.mjs bench.log
 # (no argument: train, train-torch and gen; 7b: the DeepSeek-R1-Distill-Qwen-7B-shape phase steps and full
 # fine-tuning; 7b-torch: their PyTorch/PEFT anchors; 7b-gen: generation at 7B beside HF; 7b-cache:
-# cache-latents at 7B through the app).
+# cache-latents at 7B through the app; check: fused-check alone; lora, p2, profile-1b: a LoRA / phase-2 comparison
+# and per-node GPU profiles (CUDA_LAUNCH_BLOCKING=1); ckpt7: the 7B checkpoints written on the host, for a second lane).
 # Ours and the PyTorch anchor (tools/reference/bench_torch.py) run on the same GPU of one lease, one after
 # another, on identical configs (tools/bench/lanes-gpu.sh runs sections as lanes, one per GPU); each
 # command's peak GPU memory is sampled with nvidia-smi on PEAK_GPU (default 0).
@@ -71,8 +73,7 @@ peak $G --engine fixed --dump /root/gen-fixed.json
 python3 tools/reference/gen_check.py /root/gen-cg.json /root/fwd/model   # our greedy tokens vs HF's argmax, teacher-forced
 python3 tools/reference/gen_check.py /root/gen-fixed.json /root/fwd/model
 peak $G --engine cuda-graph --mode latent --latent 128 --new-tokens 128
-peak $G --engine cuda-graph --candidates 10   # diagnostic: TopK over the vocabulary with K = 10 instead of 64
-$G --engine fixed --new-tokens 32 --profile /root/gen-prof | grep -E 'BENCH.*profile'   # diagnostic: ORT's per-op times
+CUDA_LAUNCH_BLOCKING=1 $G --engine fixed --new-tokens 32 --profile /root/gen-prof | grep -E 'BENCH.*profile'   # diagnostic: per-op and per-node GPU times (each launch waits for its kernel)
 for r in hf-generate hf-static-compile; do peak python3 tools/reference/bench_torch.py --which gen --recipes $r; done
 node $A/decode-probe.mjs --device cuda --dtype bfloat16 --batch 64 --capacity 512   # diagnostic: attention vs matmuls of one decode step
 fi
@@ -93,6 +94,7 @@ peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which ph
 peak node $A/train-bench.mjs --device cuda --model r1-distill-qwen-7b --which train --batch 8 --seq 512 --steps 3 --params bfloat16
 fi
 if want 7b-gen; then
+while [ -f /root/q7.writing ]; do sleep 5; done   # a ckpt7 lane is writing the checkpoints
 # Generation at 7B (issue 20): a random bf16 checkpoint of the shape, explicit and latent decoding at batch 32
 # (128-token prompts; latent: 64 soft embeddings then 64 answer tokens), beside HF generate on the same folder.
 [ -f /root/q7/tokenizer.json ] || peak node $A/random-checkpoint.mjs /root/q7 --model r1-distill-qwen-7b --tokenizer qwen3
@@ -109,11 +111,40 @@ peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused 
 for r in bf16-fused-ckpt bf16-fused; do peak python3 tools/reference/bench_torch.py --which train7b --recipes $r --steps 3; done
 fi
 if want 7b-cache; then
+while [ -f /root/q7.writing ]; do sleep 5; done
 # cache-latents at 7B through the app (issue 20): a random step-1 encoder (vocabulary V + 1) over 256
 # GSM8k-Aug training examples, teachers scored by the decoder's embedding (/root/q7 of the 7b-gen section).
 [ -f /root/q7/tokenizer.json ] || peak node $A/random-checkpoint.mjs /root/q7 --model r1-distill-qwen-7b --tokenizer qwen3
-peak node $A/random-checkpoint.mjs /root/q7enc --model r1-distill-qwen-7b --tokenizer qwen3 --encoder
+[ -f /root/q7enc/tokenizer.json ] || peak node $A/random-checkpoint.mjs /root/q7enc --model r1-distill-qwen-7b --tokenizer qwen3 --encoder
 rm -rf /root/cache7
 peak node $A/cache-latents.mjs --encoder /root/q7enc --decoder /root/q7 --data.source gsm8k-aug --data.count 256 --data.dataDir ${DATA_DIR:-data} --batchSize 16 --chunkSize 64 --device cuda --out /root/cache7
 fi
 if want train; then node $A/runtime-probe.mjs --device cuda; fi
+if want check; then
+node $A/fused-check.mjs | grep -E 'time|done|"ok":false'   # the fused kernels: CUDA vs CPU, then timings
+fi
+if want lora; then
+# Issue 18's LoRA step (1.2x PEFT asked), the base in bf16 as PEFT keeps it: the fused seeded dropout (default)
+# and without it, beside PEFT; then per-node GPU times of the step.
+peak python3 tools/reference/bench_torch.py --which lora --recipes peft-fused --steps 10
+peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --frozen bfloat16
+peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --frozen bfloat16 --fused optimizer,softmax,rmsnorm,swiglu,ce
+CUDA_LAUNCH_BLOCKING=1 node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 3 --frozen bfloat16 --profile /root/lora-prof | grep -E 'profile'
+fi
+if want p2; then
+# Phase 2 at 7B beside PEFT at its tokens per row, then per-node GPU times of its step (is the fixed cost on the GPU?).
+peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16
+CUDA_LAUNCH_BLOCKING=1 node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16 --profile /root/p2prof | grep -E 'profile'
+fi
+if want profile-1b; then
+# Per-node GPU times of the default 1B full step (issue 18: what stands between it and the compiled recipe).
+CUDA_LAUNCH_BLOCKING=1 node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 3 --profile /root/train-prof | grep -E 'profile'
+fi
+if want ckpt7; then
+# Host only: writes the 7B checkpoints of 7b-gen and 7b-cache while another lane uses the GPU (they wait for it).
+touch /root/q7.writing
+[ -f /root/q7/tokenizer.json ] || peak node $A/random-checkpoint.mjs /root/q7 --model r1-distill-qwen-7b --tokenizer qwen3
+[ -f /root/q7enc/tokenizer.json ] || peak node $A/random-checkpoint.mjs /root/q7enc --model r1-distill-qwen-7b --tokenizer qwen3 --encoder
+rm -f /root/q7.writing
+fi

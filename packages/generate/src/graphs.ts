@@ -134,7 +134,10 @@ export function buildStepGraph(config: ModelConfig, tensors: readonly NamedTenso
   const [topLogits, topIds] = g.op('TopK', [logits, g.ints([K])], { axis: -1, largest: 1, sorted: 1 }) as [Tensor, Tensor];
   const invTemp = g.input(STEP.invTemp, 'float32', [1]);
   const scaled = g.mul(logits, invTemp);
-  const mx = g.reduceMax(scaled, [1]); // [B, 1]
+  // The row max of `scaled` is TopK's first value times 1/T (rounding is monotonic, so with 1/T ≥ 0 this is
+  // exactly ReduceMax(scaled)): ORT's CUDA ReduceMax goes through cuDNN's reduction, which took ~10 ms of the
+  // ~14 ms decode step at batch 64 × 128,256 (session 8's H200 profile, CUDA_LAUNCH_BLOCKING=1).
+  const mx = g.mul(g.slice(topLogits, [0], [1], [1]), invTemp); // [B, 1]
   const lse = g.add(g.squeeze(mx, [1]), g.log(g.reduceSum(g.exp(g.sub(scaled, mx)), [1], false))); // [B]
 
   const kLogits = K === k ? topLogits : g.slice(topLogits, [0], [k], [1]);

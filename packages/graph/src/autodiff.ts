@@ -141,15 +141,15 @@ function scatterFlat(g: Graph, x: Tensor, flatIdx: Tensor, dy: Tensor): Tensor {
   return g.reshape(scattered, isStatic(x.shape) ? [...x.shape] : g.shapeOf(x));
 }
 /**
- * When `d` (a cotangent shaped like `y`) is ScatterElements(zeros, idx, upd) along `axis` with one index
- * per row (idx and upd of size 1 on `axis`) — what GatherElements' rule makes for a picked log-prob —
- * returns idx and upd; else null.
+ * When `d` (a cotangent shaped like `y`) is ScatterElements(zeros, idx, upd) along `axis` with add — what
+ * GatherElements' rule makes for picked log-probs, one per row (cross-entropy) or k per row (a top-k
+ * KL) — returns idx and upd; else null.
  */
 function pickedCotangent(g: Graph, d: Tensor, y: Tensor, axis: number): { idx: Tensor; upd: Tensor } | null {
   const p = g.producer(d.name);
-  if (p === undefined || p.op !== 'ScatterElements' || d.dtype !== y.dtype) return null;
+  if (p === undefined || p.op !== 'ScatterElements' || d.dtype !== y.dtype || p.attrs['reduction'] !== 'add') return null;
   const [data, idx, upd] = p.inputs.map((n) => g.value(n)) as [Tensor, Tensor, Tensor];
-  if (normAxis(Number(p.attrs['axis'] ?? 0), d.rank) !== axis || idx.shape[axis] !== 1 || upd.shape[axis] !== 1) return null;
+  if (normAxis(Number(p.attrs['axis'] ?? 0), d.rank) !== axis) return null;
   if (idx.shape.length !== upd.shape.length || idx.shape.some((s, i) => s !== upd.shape[i])) return null;
   return zerosShape(g, data) === null ? null : { idx, upd };
 }
@@ -302,12 +302,15 @@ export const gradRules: { readonly [P in DifferentiableOp]: GradRule<P> } = {
     const y = c.y[0] as Tensor;
     const axis = normAxis(c.attrs.axis ?? -1, y.rank);
     const d = dy0(c);
-    // Cross-entropy: dy is one value u per row scattered into zeros (GatherElements' rule), so
-    // Σ dy = u and dx = eʸ·(−u) + onehot·u, one ScatterElements-add into eʸ·(−u): bit for bit the
-    // general formula, without its zeros/ReduceSum/Sub passes over [N, V] (the unused scatter is pruned).
+    // Picked log-probs: dy is k values u per row scattered (added) into zeros (GatherElements' rule), so
+    // Σ dy = Σ_k u and dx = eʸ·(−Σ_k u) + the u added at their indices, one ScatterElements-add into
+    // eʸ·(−Σ_k u), without the general formula's zeros/ReduceSum/Sub passes over [N, V] (the unused scatter
+    // is pruned). k = 1 (cross-entropy): bit for bit the general formula; k > 1 (the top-k KL): the same
+    // sums in another order.
     const picked = pickedCotangent(g, d, y, axis);
     if (picked !== null) {
-      return [g.op1('ScatterElements', [g.mul(g.exp(y), g.neg(picked.upd)), picked.idx, picked.upd], { axis, reduction: 'add' })];
+      const u = picked.upd.shape[axis] === 1 ? picked.upd : g.reduceSum(picked.upd, [axis], true);
+      return [g.op1('ScatterElements', [g.mul(g.exp(y), g.neg(u)), picked.idx, picked.upd], { axis, reduction: 'add' })];
     }
     return [g.sub(d, g.mul(g.exp(y), g.reduceSum(d, [axis], true)))];
   },

@@ -73,6 +73,66 @@ describe('cross-entropy backward', () => {
   });
 });
 
+describe('top-k picked log-probs backward (k per row, as the phase-2 KL)', () => {
+  const [N, V, K] = [4, 7, 3];
+  const logits = Float32Array.from({ length: N * V }, (_, i) => Math.cos(0.7 * i) * 2.5);
+  const idx = [0, 3, 6, 2, 2, 5, 1, 4, 1, 6, 0, 3]; // rows 1 and 2 pick an id twice
+  const w = Float32Array.from({ length: N * K }, (_, i) => 0.1 + 0.07 * i);
+
+  function build(fused: boolean): Graph {
+    const g = new Graph('topk');
+    const x = g.input('x', 'float32', [N, V]);
+    const ids = g.input('idx', 'int64', [N, K]);
+    const weights = g.input('w', 'float32', [N, K]);
+    const logp = g.logSoftmax(x, 1);
+    const loss = g.reduceSum(g.mul(weights, g.op1('GatherElements', [logp, ids], { axis: 1 })), [0, 1], false);
+    let dx: ReturnType<typeof grad>[number];
+    if (fused) dx = grad(g, loss, [x])[0]!;
+    else {
+      const d = g.op1('ScatterElements', [g.zerosLike(logp), ids, weights], { axis: 1, reduction: 'add' });
+      dx = g.sub(d, g.mul(g.exp(logp), g.reduceSum(d, [1], true)));
+    }
+    g.output(loss, 'loss');
+    g.output(dx, 'dx');
+    g.prune();
+    return g;
+  }
+
+  it('is one ScatterElements-add into eʸ·(−Σ_k u): no zeros, ReduceSum or Sub over [N, V]', () => {
+    const g = build(true);
+    const big = (name: string) => g.value(name).shape.join(',') === `${N},${V}`;
+    const ops = g.nodes.filter((n) => n.outputs.some(big) || n.inputs.some((i) => i !== '' && big(i))).map((n) => n.op);
+    expect(ops.sort()).toEqual(['Exp', 'GatherElements', 'Identity', 'LogSoftmax', 'Mul', 'ScatterElements']);
+  });
+
+  it('matches Σ_k w·(onehot_k − softmax) by hand and the general rule, duplicate ids added', async () => {
+    const feeds = {
+      x: { dtype: 'float32' as const, dims: [N, V], data: logits },
+      idx: { dtype: 'int64' as const, dims: [N, K], data: BigInt64Array.from(idx.map(BigInt)) },
+      w: { dtype: 'float32' as const, dims: [N, K], data: w },
+    };
+    await using fused = await Session.create(serialize(build(true)).model);
+    await using general = await Session.create(serialize(build(false)).model);
+    const a = await fused.run(feeds);
+    const b = await general.run(feeds);
+    const want: number[] = [];
+    for (let r = 0; r < N; r++) {
+      const row = Array.from(logits.subarray(r * V, (r + 1) * V));
+      const m = Math.max(...row);
+      const z = row.reduce((acc, v) => acc + Math.exp(v - m), 0);
+      let sw = 0;
+      for (let k = 0; k < K; k++) sw += w[r * K + k] as number;
+      for (let c = 0; c < V; c++) {
+        let hit = 0;
+        for (let k = 0; k < K; k++) if (idx[r * K + k] === c) hit += w[r * K + k] as number;
+        want.push(hit - (sw * Math.exp((row[c] as number) - m)) / z);
+      }
+    }
+    expect(a.dx!.data).toBeAllclose(want, F32);
+    expect(a.dx!.data).toBeAllclose(b.dx!.data, F32);
+  });
+});
+
 describe('sum over leading axes as ones · X', () => {
   it('equals ReduceSum over the same axes (float32 on CPU, static and symbolic rows)', async () => {
     const g = new Graph('lead');

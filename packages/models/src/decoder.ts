@@ -403,6 +403,24 @@ export function decoder(g: Graph, config: ModelConfig, weights: DecoderWeights, 
   return { logits, hidden, presents };
 }
 
+/**
+ * The LM head on rows of decoder()'s final normed hidden states: hidden [..., D] (its `hidden` output or
+ * rows gathered from it) → logits [..., V] in the io dtype, by the same compute-dtype Gemm and Cast as
+ * decoder()'s logits (a float32 `hidden` of a 16-bit decoder narrows back to its exact compute values). For
+ * objectives that need logits at a few positions only (phase 2's student slots): the [B, T, V] logits then
+ * feed the cross-entropy alone, which graph.fuseLinearCrossEntropy can chunk over the vocabulary.
+ */
+export function lmHead(g: Graph, config: ModelConfig, weights: DecoderWeights, hidden: Tensor, dtype: ComputeDtype = 'float32'): Tensor {
+  const [D, V] = [config.hiddenSize, config.vocabSize];
+  if (hidden.rank < 1 || hidden.shape[hidden.rank - 1] !== D) throw new Error(`lmHead: hidden must be [..., ${D}], got ${hidden.dtype}${hidden.shapeText}`);
+  const name = config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+  const head = lookup(weights, name, 'weight');
+  checkShape(head, name, [V, D]);
+  const rows = g.reshape(g.cast(hidden, dtype), [-1, D]);
+  const lead = g.slice(g.shapeOf(hidden), [0], [hidden.rank - 1]);
+  return g.cast(g.reshape(g.op1('Gemm', [rows, g.cast(head, dtype)], { transB: 1 }), g.concat([lead, g.ints([V])], 0)), ioDtype(dtype));
+}
+
 // ---- buildDecoder: the decoder with today's graph input names -------------------------------------------
 
 /** Where buildDecoder's parameters come from. */

@@ -13,7 +13,7 @@ export { checkTensorsMatchConfig, loadCheckpoint, saveCheckpoint } from './check
 export type { LoadedCheckpoint, SaveCheckpointOptions } from './checkpoint.js';
 export { LORA_TARGETS, loadAdapter, loraParameterShapes, mergeLora, saveAdapter } from './lora.js';
 export type { AdapterOptions, LoadedAdapter, LoraConfig, LoraParameterShape, LoraTarget } from './lora.js';
-export { MASK_MIN, buildDecoder, causalLmLoss, declareWeights, decoder, embed, paddingBias, staticCacheHeadDim, viewWeights } from './decoder.js';
+export { MASK_MIN, buildDecoder, causalLmLoss, declareWeights, decoder, embed, lmHead, paddingBias, staticCacheHeadDim, viewWeights } from './decoder.js';
 export type {
   ComputeDtype,
   DecoderGraph,

@@ -27,7 +27,7 @@ import { Rng, inputError } from '@latent-sft/core';
 import { buildLatentSequence, padBatch } from '@latent-sft/data';
 import type { Graph, Tensor, ValueSpec } from '@latent-sft/graph';
 import { gKlFull, gKlTopK, gScatterLatents, gWeightedEmbedding, gumbelPerturb, matrix } from '@latent-sft/latent';
-import { type ComputeDtype, type LoraConfig, type ModelConfig, causalLmLoss, decoder, paddingBias } from '@latent-sft/models';
+import { type ComputeDtype, type LoraConfig, type ModelConfig, causalLmLoss, decoder, lmHead, paddingBias } from '@latent-sft/models';
 import type { HostTensor } from '@latent-sft/runtime';
 import type { CollatedBatch } from './cot-sft.js';
 import type { SequenceParts } from './examples.js';
@@ -151,8 +151,12 @@ export function phase2Terms(
   const lpos = need(inputs, 'latent_positions', fn);
   const idx = opts.latent === 'soft-topk' ? need(inputs, 'teacher_indices', fn) : null;
   const z = idx !== null ? gWeightedEmbedding(g, idx, probs, W) : g.matmul(probs, g.cast(W, probs.dtype));
-  const { logits, ce } = phase2Forward(g, config, opts, tr, inputs, W, z, false);
-  const student = gatherRows(g, logits, lpos, -1); // [B,m,V]: position s+t−1 predicts slot t
+  const { logits, hidden, ce } = phase2Forward(g, config, opts, tr, inputs, W, z, true);
+  // [B,m,V]: position s+t−1 predicts slot t. The head runs again on those m rows of the final hidden states
+  // instead of gathering rows of the [B,T,V] logits, so that the logits feed the cross-entropy alone (and
+  // fuseLinearCrossEntropy chunks it over the vocabulary) and no [B,T,V] gradient is scattered for the KL.
+  const bind = (name: string): Tensor | undefined => tr[name] ?? inputs[name];
+  const student = lmHead(g, config, modelWeights(config, true, bind), gatherRows(g, hidden as Tensor, lpos, -1), opts.compute ?? opts.dtype ?? 'float32');
   const kl = (idx !== null ? gKlTopK(g, probs, idx, student, valid) : gKlFull(g, probs, student, valid)).loss;
   return { logits, student, ce, kl };
 }

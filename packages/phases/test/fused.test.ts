@@ -78,4 +78,32 @@ describe('phase objectives in float16 with the fused softmax (CPU)', () => {
     const batch = collatePhase2(ex2, { padId: PAD, latent: 'soft-topk', vocabSize: V }).feeds;
     await expectSame(obj, config.numHiddenLayers, loraFeeds(config, l, 5, '', 'float32', true), weightFeeds(1), batch);
   });
+
+  it("phase 2's cross-entropy is chunked over the vocabulary (the KL reads the head at the m slots only); same losses", async () => {
+    const ex2: Phase2Example[] = examples.map((e, i) => {
+      const m = i + 2;
+      return { ...e, teacher: { m, k: 4, probs: new Float32Array(m * 4).fill(0.25), indices: Int32Array.from({ length: m * 4 }, (_, j) => (7 * j + i) % V) } };
+    });
+    const l = lora('CAUSAL_LM');
+    const obj = phase2Objective(config, { latent: 'soft-topk', lora: l, compute: 'float16' });
+    const batch = collatePhase2(ex2, { padId: PAD, latent: 'soft-topk', vocabSize: V }).feeds;
+    const ce = { optimizer: false, softmax: false, crossEntropy: true, ceChunk: 24 } as const;
+    const g = buildStepGraphs(
+      { objective: obj, optimizer: graphOptimizer({ kind: 'adamw', lr: 1e-3 }), clipNorm: 1, compute: 'float16', lossScale: false, fused: ce },
+      1,
+    ).fused!;
+    // 64 columns in chunks of 24: 3 chunk stats in the forward, 3 chunk gradients in the backward.
+    expect(g.nodes.filter((n) => n.op === 'CEChunkStats').length).toBe(3);
+    expect(g.nodes.filter((n) => n.op === 'CEChunkGrad').length).toBe(3);
+    // The one full-vocabulary log-softmax left is the KL's, over the [B, m, V] student slots (not [B, T, V]).
+    const logSoftmax = g.nodes.filter((n) => n.op === 'LogSoftmax').map((n) => g.value(n.inputs[0] as string).shapeText);
+    expect(logSoftmax).toEqual(['[batch, latents, 64]']);
+    const trainable = loraFeeds(config, l, 5, '', 'float32', true);
+    const [a, b] = await Promise.all([
+      float16Losses(obj, { trainable, frozen: weightFeeds(1) }, batch, { fusedKernels: ce }),
+      float16Losses(obj, { trainable, frozen: weightFeeds(1) }, batch, { fusedKernels: false }),
+    ]);
+    expect(a.every(Number.isFinite)).toBe(true);
+    expect(a).toBeAllclose(b, LOSS);
+  });
 });

@@ -257,8 +257,18 @@ export class Trainer {
     if (this.updateBinding !== this.gradBinding) this.bindings.push(this.updateBinding);
   }
 
-  /** Builds the graphs, creates the sessions and uploads the initial tensors (the only bulk upload). */
-  static async create(opts: TrainerOptions, init: { trainable: Record<string, HostTensor>; frozen: Record<string, HostTensor> }): Promise<Trainer> {
+  /**
+   * The step graphs `create` would run for `opts` (validated as `create` validates them), without sessions or
+   * state: for inspecting what ORT will be given (node names in a profile, a census). `fused` is the resolved
+   * set of fused kernels.
+   */
+  static stepGraphs(opts: TrainerOptions): { graphs: StepGraphs; fused: FusedParts } {
+    const { graphs, fused } = Trainer.plan(opts);
+    return { graphs, fused };
+  }
+
+  /** Validates `opts` and builds the step graphs (everything `create` does before serializing them). */
+  private static plan(opts: TrainerOptions) {
     if (!Number.isInteger(opts.totalSteps) || opts.totalSteps < 1) throw inputError({ field: 'totalSteps' }, `must be an integer >= 1, got ${opts.totalSteps}`);
     lrAt(0, opts.schedule, opts.optimizer.lr); // validates the schedule
     const compute = opts.precision?.compute ?? 'float32';
@@ -284,7 +294,6 @@ export class Trainer {
       const why = fusedKernelsStatus(opts.device);
       if (why !== '') throw inputError({ field: 'recompute' }, `'layers' needs the addon's kernels on ${opts.device.kind}: ${why}`);
     }
-    const t0 = performance.now();
     const graphs = buildStepGraphs(
       {
         objective: opts.objective,
@@ -299,8 +308,15 @@ export class Trainer {
       opts.gradAccum ?? 1,
       splitStep(opts),
     );
-    const sessionOpts = stepSessionOptions(opts.device, opts.session);
     const copyDtype = weightCopyDtype({ optimizer, compute, fused, paramDtype }, opts.gradAccum ?? 1, splitStep(opts));
+    return { graphs, fused, optimizer, copyDtype };
+  }
+
+  /** Builds the graphs, creates the sessions and uploads the initial tensors (the only bulk upload). */
+  static async create(opts: TrainerOptions, init: { trainable: Record<string, HostTensor>; frozen: Record<string, HostTensor> }): Promise<Trainer> {
+    const t0 = performance.now();
+    const { graphs, fused, optimizer, copyDtype } = Trainer.plan(opts);
+    const sessionOpts = stepSessionOptions(opts.device, opts.session);
     const stateMode = Trainer.stateMode(opts, optimizer, fused, graphs, copyDtype !== null);
     // A warning when the fused AdamW could have updated in place but the graph check refused it.
     const unexpected = !stateMode.inPlace && opts.inPlaceState !== false && fused.optimizer && optimizer.fusedUpdate !== undefined;

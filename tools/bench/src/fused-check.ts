@@ -51,6 +51,30 @@ const status = fusedKernelsStatus(cuda);
 emit({ check: 'kernels', ok: status === '', status });
 if (status !== '') process.exit(1);
 
+/**
+ * Elements of two same-dtype tensors whose bits differ, NaN against NaN counted as equal (`nanBoth`), with the
+ * first difference as hex words.
+ */
+function sameBitsOrNaN(a: HostTensor, b: HostTensor): { differ: number; nanBoth: number; first: string | null } {
+  const bits = (t: HostTensor) =>
+    t.dtype === 'float32' ? new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length) : new Uint16Array(t.data.buffer, t.data.byteOffset, t.data.length);
+  const [ba, bb] = [bits(a), bits(b)];
+  const [va, vb] = [floatValues(a), floatValues(b)];
+  let differ = 0;
+  let nanBoth = 0;
+  let first: string | null = null;
+  for (let i = 0; i < ba.length; i++) {
+    if (ba[i] === bb[i]) continue;
+    if (Number.isNaN(va[i]) && Number.isNaN(vb[i])) {
+      nanBoth++;
+      continue;
+    }
+    differ++;
+    first ??= `${i}: ${(ba[i] as number).toString(16)} vs ${(bb[i] as number).toString(16)}`;
+  }
+  return { differ, nanBoth, first };
+}
+
 /** The dtypes the kernel checks cover, each with its bound unit: one ulp for the 16-bit ones, `f32` for float32. */
 const dtypeGrid = (f32: number) =>
   [
@@ -289,7 +313,10 @@ if (!values['timing-only'])
   }
 
 // SeededDropout: CUDA vs CPU kernels, bit for bit (the same int32 test and one float32 product rounded to the
-// dtype on both). Shapes: an odd one and a LoRA input of the benchmark [8·512, 8192].
+// dtype on both) except NaNs, which only have to be NaN on both: a GPU writes the canonical NaN (0x7fffffff)
+// for x·0 with x = ±∞ or NaN, where x86 writes its default NaN (0xffc00000) or keeps the input's payload
+// (session 8's lease failed every case on exactly that). Shapes: an odd one and a LoRA input of the
+// benchmark [8·512, 8192].
 if (!values['timing-only'])
   for (const [dtype] of dtypeGrid(0)) {
     for (const [N, I] of [
@@ -297,16 +324,17 @@ if (!values['timing-only'])
       [4096, 8192],
     ] as const) {
       const [gpu, host] = await onBoth(seededDropoutCase(dtype, N, I, 8));
-      const bytesOf = (t: HostTensor) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-      const ok = bytesOf(gpu['y'] as HostTensor).equals(bytesOf(host['y'] as HostTensor));
+      const cmp = sameBitsOrNaN(gpu['y'] as HostTensor, host['y'] as HostTensor);
+      const ok = cmp.differ === 0;
       if (!ok) failed++;
-      emit({ check: 'seeded-dropout', dtype, dims: [N, I], ok, bit_identical: ok });
+      emit({ check: 'seeded-dropout', dtype, dims: [N, I], ok, differ: cmp.differ, nan_both: cmp.nanBoth, first: cmp.first });
     }
   }
 
 // CEChunkStats / CEChunkGrad: CUDA vs CPU kernels and vs the float64 reference. The row max and the target
-// logit are stored values (exact); Σ e^(z − max) is summed in another order (a block per row on CUDA):
-// within 1e-5 relative; dz = dlogp·(onehot − e^(z − lse)) by the same float32 formula (fused_shared.h) with
+// logit are stored values (exact); Σ e^(z − max) is summed in another order (a block per row on CUDA, a
+// float64 sum per row on the CPU since session 8 — its float32 sum of 8,192 terms drifted past 1e-5 and failed
+// the benchmark chunk in that session's lease): within 1e-5 relative of both; dz = dlogp·(onehot − e^(z − lse)) by the same float32 formula (fused_shared.h) with
 // CUDA's and glibc's expf, within two ulps of the dtype (of the largest |dz|). Shapes: an odd chunk (the scalar path)
 // and the benchmark's chunk [8·512 rows, 8192 columns]. In float32 the bound is set by z − lse, rounded to
 // float32 before e^x (|z − lse| up to ~30: ~2e-6 relative against the float64 reference).
@@ -319,22 +347,31 @@ if (!values['timing-only'])
       const [offset, vocab] = [3000, 3000 + C + 500];
       const c = ceChunkCase(dtype, R, C, offset, vocab, 7);
       const [gpu, host] = await onBoth(c);
-      const ref = R === 37 ? ceChunkReference(c.inputs, offset, vocab) : null;
+      const ref = ceChunkReference(c.inputs, offset, vocab);
       const [sg, sh] = [floatValues(gpu['stats'] as HostTensor), floatValues(host['stats'] as HostTensor)];
-      let statsOk = true;
+      const same = (a: number, b: number) => (Number.isNaN(b) ? Number.isNaN(a) : a === b);
+      const rel = (a: number, b: number) => Math.abs(a / b - 1);
+      // Per row: the max and the target logit exact against the CPU kernel; Σ e^(z − max) against the CPU
+      // kernel and the float64 reference (NaN where either is NaN counts as a miss).
+      const stats = { max_differ: 0, target_differ: 0, sum_rel_cpu: 0, sum_rel_reference: 0, cpu_sum_rel_reference: 0 };
       for (let i = 0; i < R; i++) {
-        const same = (a: number, b: number) => (Number.isNaN(b) ? Number.isNaN(a) : a === b);
-        if (!same(sg[3 * i] as number, sh[3 * i] as number) || !same(sg[3 * i + 2] as number, sh[3 * i + 2] as number)) statsOk = false;
-        if (!(Math.abs((sg[3 * i + 1] as number) / (sh[3 * i + 1] as number) - 1) <= 1e-5)) statsOk = false;
-        if (ref !== null && !(Math.abs((sg[3 * i + 1] as number) / (ref.stats[3 * i + 1] as number) - 1) <= 1e-5)) statsOk = false;
+        if (!same(sg[3 * i] as number, sh[3 * i] as number)) stats.max_differ++;
+        if (!same(sg[3 * i + 2] as number, sh[3 * i + 2] as number)) stats.target_differ++;
+        const [g1, h1, r1] = [sg[3 * i + 1] as number, sh[3 * i + 1] as number, ref.stats[3 * i + 1] as number];
+        stats.sum_rel_cpu = Math.max(stats.sum_rel_cpu, Number.isNaN(rel(g1, h1)) ? Number.POSITIVE_INFINITY : rel(g1, h1));
+        stats.sum_rel_reference = Math.max(stats.sum_rel_reference, Number.isNaN(rel(g1, r1)) ? Number.POSITIVE_INFINITY : rel(g1, r1));
+        stats.cpu_sum_rel_reference = Math.max(stats.cpu_sum_rel_reference, Number.isNaN(rel(h1, r1)) ? Number.POSITIVE_INFINITY : rel(h1, r1));
       }
+      const statsOk = stats.max_differ === 0 && stats.target_differ === 0 && stats.sum_rel_cpu <= 1e-5 && stats.sum_rel_reference <= 1e-5;
       const dz = floatValues(gpu['dzT'] as HostTensor);
       // Relative to the largest |dz|: e^(z − lse) underflows the 16-bit dtypes for the far tail of a row.
-      const worst: Record<string, number> = { dz: worstRel(dz, floatValues(host['dzT'] as HostTensor), true) };
-      if (ref !== null) worst['dz_vs_reference'] = worstRel(dz, ref.dzT, true);
+      const worst: Record<string, number> = {
+        dz: worstRel(dz, floatValues(host['dzT'] as HostTensor), true),
+        dz_vs_reference: worstRel(dz, ref.dzT, true),
+      };
       const ok = statsOk && Object.values(worst).every((w) => w <= 2 * ulp);
       if (!ok) failed++;
-      emit({ check: 'ce-chunk', dtype, dims: [R, C], ok, stats_ok: statsOk, worst_rel: worst });
+      emit({ check: 'ce-chunk', dtype, dims: [R, C], ok, stats_ok: statsOk, stats, worst_rel: worst });
     }
   }
 

@@ -7,7 +7,8 @@
 //        [--model llama-3.2-1b|r1-distill-qwen-7b]  (the paper's two shapes; random init either way)
 //        [--frozen float32|bfloat16]  (storage of the frozen base weights: phases' frozenDtype)
 //        [--recompute none|layers]  (Trainer.recompute: activation recomputation per decoder layer)
-//        [--profile PREFIX]  (ORT's profiler over the timed steps: a BENCH line of kernel time by op type)
+//        [--profile PREFIX]  (ORT's profiler: a BENCH line of kernel time by op type and by node)
+//        [--nodes A,B]  (no run: what the profile's nodes A and B are in the step graph)
 import { parseArgs } from 'node:util';
 import { typedFrom } from '@latent-sft/graph';
 import { Rng } from '@latent-sft/core';
@@ -27,8 +28,9 @@ import {
   type Objective,
 } from '@latent-sft/phases';
 import { type Device, type HostTensor, summarizeProfile } from '@latent-sft/runtime';
-import { Trainer } from '@latent-sft/train';
+import { Trainer, type TrainerOptions } from '@latent-sft/train';
 import { tableFill } from './bench-init.js';
+import { describeNodes } from './describe-nodes.js';
 
 const { values } = parseArgs({
   options: {
@@ -45,6 +47,7 @@ const { values } = parseArgs({
     frozen: { type: 'string', default: 'float32' },
     recompute: { type: 'string', default: 'none' },
     profile: { type: 'string' },
+    nodes: { type: 'string' },
   },
 });
 if (values.recompute !== 'none' && values.recompute !== 'layers') throw new Error(`--recompute must be none or layers, got '${values.recompute}'`);
@@ -95,26 +98,32 @@ async function benchPhase(
   name: string,
   objective: () => Objective,
   lr: number,
-  tensors: { trainable: Record<string, HostTensor>; frozen: Record<string, HostTensor> },
+  makeTensors: () => { trainable: Record<string, HostTensor>; frozen: Record<string, HostTensor> },
   feeds: Record<string, HostTensor>,
   tokensPerStep: number,
   created: Record<string, unknown>,
 ) {
+  const opts: TrainerOptions = {
+    objective: objective(),
+    optimizer: { kind: 'adamw', lr, weightDecay: 0.01 },
+    schedule: { kind: 'constant' },
+    totalSteps: steps + 2,
+    clipNorm: 1.0,
+    precision: { compute },
+    device,
+    recompute,
+    ...(values.profile ? { session: { profilePrefix: `${values.profile}-${name}` } } : {}),
+  };
+  if (values.nodes !== undefined) {
+    // --nodes A,B: what the profile's nodes A and B are in this step graph (no weights, sessions or run).
+    const { graphs } = Trainer.stepGraphs(opts);
+    for (const g of [graphs.fused, graphs.grad, graphs.update])
+      if (g) for (const t of describeNodes(g, values.nodes.split(','))) process.stdout.write(`${t}\n`);
+    return;
+  }
+  const tensors = makeTensors();
   const c0 = performance.now();
-  const trainer = await Trainer.create(
-    {
-      objective: objective(),
-      optimizer: { kind: 'adamw', lr, weightDecay: 0.01 },
-      schedule: { kind: 'constant' },
-      totalSteps: steps + 2,
-      clipNorm: 1.0,
-      precision: { compute },
-      device,
-      recompute,
-      ...(values.profile ? { session: { profilePrefix: `${values.profile}-${name}` } } : {}),
-    },
-    tensors,
-  );
+  const trainer = await Trainer.create(opts, tensors);
   emit({ bench: name, phase: 'create', s: (performance.now() - c0) / 1000, parts: trainer.createSeconds, ...created });
   const trainable = Object.values(tensors.trainable).reduce((a, t) => a + t.data.length, 0);
   const losses: number[] = [];
@@ -151,14 +160,16 @@ if (values.which.includes('phase1')) {
   const lora = phase1LoraDefaults();
   const vocab = config.vocabSize;
   const batch = collatePhase1(examples, { r, compressId: vocab, padId: 128001, ltim: true, ltsum: true, dropoutSeed: 1 });
-  const trainable = Object.fromEntries(
-    loraParameterShapes(encoderConfig(config), lora.encoder).map((p) => [ENCODER_PREFIX + p.name, fill(p.shape, p.kind === 'A' ? 'normal' : 'zeros')]),
-  );
-  const frozen = { ...weightsOf(encoderConfig(config), ENCODER_PREFIX, false), ...weightsOf(config, DECODER_PREFIX, true) };
+  const tensors = () => ({
+    trainable: Object.fromEntries(
+      loraParameterShapes(encoderConfig(config), lora.encoder).map((p) => [ENCODER_PREFIX + p.name, fill(p.shape, p.kind === 'A' ? 'normal' : 'zeros')]),
+    ),
+    frozen: { ...weightsOf(encoderConfig(config), ENCODER_PREFIX, false), ...weightsOf(config, DECODER_PREFIX, true) },
+  });
   const objective = () =>
     phase1Objective(config, { step: 'encoder', latent: { kind: 'soft-topk', k: 10 }, ltim: true, ltsum: true, lora, compute, frozenDtype });
   const tokensPerStep = batch.encoderLengths.reduce((a, b) => a + b, 0) + batch.lengths.reduce((a, b) => a + b, 0);
-  await benchPhase('phase1-encoder', objective, 5e-5, { trainable, frozen }, batch.feeds, tokensPerStep, {
+  await benchPhase('phase1-encoder', objective, 5e-5, tensors, batch.feeds, tokensPerStep, {
     m: batch.m[0],
     encoderLen: batch.encoderLengths[0],
   });
@@ -184,14 +195,16 @@ if (values.which.includes('phase2')) {
     return { prefixIds: e.prefixIds, thinkIds: e.thinkIds, endThinkIds: e.endThinkIds, answerIds: e.answerIds, teacher: { m, k, probs, indices } };
   });
   const batch = collatePhase2(ex, { padId: 128001, latent: 'soft-topk', vocabSize: config.vocabSize, dropoutSeed: 1 });
-  const trainable = Object.fromEntries(loraParameterShapes(config, lora).map((p) => [p.name, fill(p.shape, p.kind === 'A' ? 'normal' : 'zeros')]));
-  const frozen = weightsOf(config, '', true);
+  const tensors = () => ({
+    trainable: Object.fromEntries(loraParameterShapes(config, lora).map((p) => [p.name, fill(p.shape, p.kind === 'A' ? 'normal' : 'zeros')])),
+    frozen: weightsOf(config, '', true),
+  });
   const objective = () => phase2Objective(config, { latent: 'soft-topk', lora, compute, frozenDtype });
   await benchPhase(
     'phase2',
     objective,
     3e-4,
-    { trainable, frozen },
+    tensors,
     batch.feeds,
     batch.lengths.reduce((a, b) => a + b, 0),
     { m },

@@ -26,8 +26,9 @@ import {
 } from '@latent-sft/models';
 import type { Device, HostTensor } from '@latent-sft/runtime';
 import { summarizeProfile } from '@latent-sft/runtime';
-import { Trainer } from '@latent-sft/train';
+import { Trainer, type TrainerOptions } from '@latent-sft/train';
 import { tableFill } from './bench-init.js';
+import { describeNodes } from './describe-nodes.js';
 import { BENCH_LORA, benchObjective } from './train-objective.js';
 
 const { values } = parseArgs({
@@ -48,6 +49,7 @@ const { values } = parseArgs({
     frozen: { type: 'string', default: 'float32' },
     model: { type: 'string', default: 'llama-3.2-1b' },
     recompute: { type: 'string', default: 'none' },
+    nodes: { type: 'string' },
   },
 });
 if (values.recompute !== 'none' && values.recompute !== 'layers') throw new Error(`--recompute: expected none or layers, got ${values.recompute}`);
@@ -117,6 +119,30 @@ const benchName = (which: 'train' | 'lora') => (is7b ? `${which}7b` : which);
 
 async function run(which: 'train' | 'lora') {
   const lora: LoraConfig | null = which === 'lora' ? BENCH_LORA : null;
+  const opts: TrainerOptions = {
+    objective: objective(lora),
+    optimizer: { kind: 'adamw', lr: 1e-5, weightDecay: 0.01 },
+    schedule: { kind: 'constant' },
+    totalSteps: steps + 3,
+    clipNorm: 1.0,
+    precision: { compute, params },
+    device,
+    fusedKernels,
+    inPlaceState,
+    recompute,
+    session: {
+      ...(values.profile ? { profilePrefix: values.profile } : {}),
+      cudaOptions,
+      ...(values['mem-pattern'] !== '' ? { enableMemPattern: values['mem-pattern'] === 'true' } : {}),
+    },
+  };
+  if (values.nodes !== undefined) {
+    // --nodes A,B: what the profile's nodes A and B are in this step graph (no sessions, no run).
+    const { graphs } = Trainer.stepGraphs(opts);
+    for (const g of [graphs.fused, graphs.grad, graphs.update])
+      if (g) for (const t of describeNodes(g, values.nodes.split(','))) process.stdout.write(`${t}\n`);
+    return;
+  }
   const base16 = lora !== null && frozen !== 'float32';
   const weights = Object.fromEntries(
     parameterShapes(config).map((p) => {
@@ -126,26 +152,7 @@ async function run(which: 'train' | 'lora') {
   );
   const adapters = lora ? Object.fromEntries(loraParameterShapes(config, lora).map((p) => [p.name, fill(p.shape, p.kind === 'A' ? 'normal' : 'zeros')])) : {};
   let t0 = performance.now();
-  const trainer = await Trainer.create(
-    {
-      objective: objective(lora),
-      optimizer: { kind: 'adamw', lr: 1e-5, weightDecay: 0.01 },
-      schedule: { kind: 'constant' },
-      totalSteps: steps + 3,
-      clipNorm: 1.0,
-      precision: { compute, params },
-      device,
-      fusedKernels,
-      inPlaceState,
-      recompute,
-      session: {
-        ...(values.profile ? { profilePrefix: values.profile } : {}),
-        cudaOptions,
-        ...(values['mem-pattern'] !== '' ? { enableMemPattern: values['mem-pattern'] === 'true' } : {}),
-      },
-    },
-    lora ? { trainable: adapters, frozen: weights } : { trainable: weights, frozen: {} },
-  );
+  const trainer = await Trainer.create(opts, lora ? { trainable: adapters, frozen: weights } : { trainable: weights, frozen: {} });
   emit({ bench: benchName(which), phase: 'create', s: (performance.now() - t0) / 1000, parts: trainer.createSeconds });
   const b = batch();
   const feeds = lora ? { ...b, dropout_seed: { dtype: 'int64' as const, dims: [], data: new BigInt64Array([1n]) } } : b;

@@ -2,7 +2,7 @@
 // linear-cross-entropy.ts), which lowers LinearLogProb into GEMMs over chunks of the vocabulary and these.
 //
 //   CEChunkStats(z [R, C], target [R, 1] int64){offset, vocab} -> stats [R, 3] f32
-//       per row: m = max_c z, s = Σ_c e^(z − m) (float32), z[target − offset] when offset ≤ target <
+//       per row: m = max_c z, s = Σ_c e^(z − m) (each term float32, summed in float64 on the CPU), z[target − offset] when offset ≤ target <
 //       offset + C, else 0, NaN when target ∉ [0, vocab) (so a bad label makes the loss non-finite on
 //       CPU and CUDA alike, never a silently wrong value).
 //   CEChunkGrad(zT [C, R], target [R, 1] int64, lse [R, 1] f32, dlogp [R, 1] f32){offset} -> dzT [C, R]
@@ -87,13 +87,15 @@ struct CEChunkStatsKernel {
         ctx.ParallelFor([](void* data, size_t r) {
           const Job& j = *static_cast<const Job*>(data);
           size_t base = r * static_cast<size_t>(j.C);
-          float mx = -INFINITY, sum = 0.0f;
+          // The sum in float64 (one rounding at the end): a float32 running sum of 8,192 terms drifts past 1e-5.
+          float mx = -INFINITY;
+          double sum = 0.0;
           for (long long c = 0; c < j.C; c++) mx = std::max(mx, loadAsFloat(j.z, j.zt, base + c));
           for (long long c = 0; c < j.C; c++) sum += std::exp(loadAsFloat(j.z, j.zt, base + c) - mx);
           long long t = j.t[r];
           float picked = t < 0 || t >= j.vocab ? NAN : t >= j.offset && t < j.offset + j.C ? loadAsFloat(j.z, j.zt, base + (t - j.offset)) : 0.0f;
           j.stats[3 * r] = mx;
-          j.stats[3 * r + 1] = sum;
+          j.stats[3 * r + 1] = static_cast<float>(sum);
           j.stats[3 * r + 2] = picked;
         }, static_cast<size_t>(R), 0, &job);
       }
