@@ -4,11 +4,11 @@
 #   bash tools/device/build-app.sh tools/bench/src/{train-bench,phase-bench,forward-1b,runtime-probe,fused-check,table,decode-probe,random-checkpoint}.ts \
 #        packages/generate/bench/generate-bench.ts apps/cache-latents/src/main.ts=cache-latents   # here
 #   bash tools/bench/run-gpu.sh [anchors] [core] [train] [train-torch] [gen] [7b] [7b-torch] [7b-gen] [7b-cache] \
-#        [check] [lora] [p2] [profile-1b] [ckpt7] > bench.log   # there
+#        [check] [lora] [p1] [p2] [profile-1b] [ckpt7] > bench.log   # there
 #   node /root/app/dist/table.mjs bench.log
 # (no argument: train, train-torch and gen; 7b: the DeepSeek-R1-Distill-Qwen-7B-shape phase steps and full
 # fine-tuning; 7b-torch: their PyTorch/PEFT anchors; 7b-gen: generation at 7B beside HF; 7b-cache:
-# cache-latents at 7B through the app; check: fused-check alone; lora, p2, profile-1b: a LoRA / phase-2 comparison
+# cache-latents at 7B through the app; check: fused-check alone; lora, p1, p2, profile-1b: a LoRA / phase comparison
 # and per-node GPU profiles (CUDA_LAUNCH_BLOCKING=1); ckpt7: the 7B checkpoints written on the host, for a second lane).
 # Ours and the PyTorch anchor (tools/reference/bench_torch.py) run on the same GPU of one lease, one after
 # another, on identical configs (tools/bench/lanes-gpu.sh runs sections as lanes, one per GPU); each
@@ -76,6 +76,7 @@ peak $G --engine cuda-graph --mode latent --latent 128 --new-tokens 128
 CUDA_LAUNCH_BLOCKING=1 $G --engine fixed --new-tokens 32 --profile /root/gen-prof | grep -E 'BENCH.*profile'   # diagnostic: per-op and per-node GPU times (each launch waits for its kernel)
 for r in hf-generate hf-static-compile; do peak python3 tools/reference/bench_torch.py --which gen --recipes $r; done
 node $A/decode-probe.mjs --device cuda --dtype bfloat16 --batch 64 --capacity 512   # diagnostic: attention vs matmuls of one decode step
+ORT_DISABLE_FLASH_ATTENTION=1 node $A/decode-probe.mjs --device cuda --dtype bfloat16 --batch 64 --capacity 512   # diagnostic: GroupQueryAttention without its flash kernel (which one runs?)
 fi
 if want 7b; then
 # DeepSeek-R1-Distill-Qwen-7B shape (issue 20): our phase-2 and phase-1 encoder steps, then full fine-tuning.
@@ -136,6 +137,12 @@ if want p2; then
 peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
 peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16
 CUDA_LAUNCH_BLOCKING=1 node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16 --profile /root/p2prof | grep -E 'profile'
+fi
+if want p1; then
+# Phase 1 (encoder step) at 7B beside PEFT (512 tokens/row, checkpointing off and on), then per-node GPU times of its step.
+for r in peft-fused peft-fused-ckpt; do peak python3 tools/reference/bench_torch.py --which lora7b --recipes $r --steps 5; done
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16
+CUDA_LAUNCH_BLOCKING=1 node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16 --profile /root/p1prof | grep -E 'profile'
 fi
 if want profile-1b; then
 # Per-node GPU times of the default 1B full step (issue 18: what stands between it and the compiled recipe).

@@ -55,12 +55,14 @@ struct SeededDropoutKernel {
       if (n == 0) return nullptr;
       if constexpr (OnCuda) {
         const Kernels& k = kernelsForCurrentContext(deviceId);
-        unsigned grid = gridFor(n, k.smCount, 16);
+        // Grid x covers a row's columns (256 per block, at most 64 blocks), grid y the rows, up to 16 blocks per SM in all.
+        unsigned gx = static_cast<unsigned>(std::min<long long>((cols + 255) / 256, 64));
+        unsigned gy = static_cast<unsigned>(std::max<long long>(1, std::min<long long>({rows, 65535LL, static_cast<long long>(k.smCount) * 16 / gx + 1})));
         int th = threshold;
         float sc = scale;
         const int *a = tab[0], *b = tab[1], *c = tab[2], *d = tab[3];
-        void* args[] = {&n, &cols, &th, &sc, &x, &a, &b, &c, &d, &y};
-        check(cudaApi().launchKernel(k.seededDropout[gradIndex(t)], grid, 1, 1, 256, 1, 1, 0, ctx.GetGPUComputeStream(), args, nullptr),
+        void* args[] = {&rows, &cols, &th, &sc, &x, &a, &b, &c, &d, &y};
+        check(cudaApi().launchKernel(k.seededDropout[gradIndex(t)], gx, gy, 1, 256, 1, 1, 0, ctx.GetGPUComputeStream(), args, nullptr),
               "cuLaunchKernel (SeededDropout)");
       } else {
         struct Job { const void* x; const int *a, *b, *c, *d; void* y; ONNXTensorElementDataType t; size_t n, cols; int threshold; float scale; } job{
