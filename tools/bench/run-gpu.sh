@@ -73,6 +73,10 @@ peak $G --engine fixed --dump /root/gen-fixed.json
 python3 tools/reference/gen_check.py /root/gen-cg.json /root/fwd/model   # our greedy tokens vs HF's argmax, teacher-forced
 python3 tools/reference/gen_check.py /root/gen-fixed.json /root/fwd/model
 peak $G --engine cuda-graph --mode latent --latent 128 --new-tokens 128
+# Our decode-attention kernel (latent_sft.DecodeAttention) instead of GroupQueryAttention in the decode steps.
+peak $G --engine cuda-graph --decode-attention fused --dump /root/gen-cg-fused.json
+python3 tools/reference/gen_check.py /root/gen-cg-fused.json /root/fwd/model
+peak $G --engine cuda-graph --decode-attention fused --mode latent --latent 128 --new-tokens 128
 CUDA_LAUNCH_BLOCKING=1 $G --engine fixed --new-tokens 32 --profile /root/gen-prof | grep -E 'BENCH.*profile'   # diagnostic: per-op and per-node GPU times (each launch waits for its kernel)
 for r in hf-generate hf-static-compile; do peak python3 tools/reference/bench_torch.py --which gen --recipes $r; done
 node $A/decode-probe.mjs --device cuda --dtype bfloat16 --batch 64 --capacity 512   # diagnostic: attention vs matmuls of one decode step
@@ -102,6 +106,8 @@ while [ -f /root/q7.writing ]; do sleep 5; done   # a ckpt7 lane is writing the 
 G7="node $A/generate-bench.mjs --model /root/q7 --batch 32 --prompt-len 128 --device cuda --dtype bfloat16 --engine cuda-graph"
 peak $G7 --new-tokens 128
 peak $G7 --mode latent --latent 64 --new-tokens 64
+peak $G7 --new-tokens 128 --decode-attention fused
+peak $G7 --mode latent --latent 64 --new-tokens 64 --decode-attention fused
 peak python3 tools/reference/bench_torch.py --which gen --recipes hf-generate --gen-model /root/q7 --gen-batch 32 --gen-new 128
 fi
 if want 7b-torch; then

@@ -36,7 +36,7 @@ def main():
             total += 1
             margins.append(float(lg[top] - lg[tok]))
     margins.sort()
-    out = dict(check="gen-teacher-forced", engine=d.get("engine"), dtype=args.dtype, rows=len(d["rows"]), tokens=total,
+    out = dict(check="gen-teacher-forced", engine=d.get("engine"), attention=d.get("attention", "gqa"), dtype=args.dtype, rows=len(d["rows"]), tokens=total,
                agree=agree / max(1, total), max_margin=margins[-1] if margins else 0.0,
                p99_margin=margins[int(0.99 * (len(margins) - 1))] if margins else 0.0,
                logit_std=float(logits.std()))

@@ -6,6 +6,7 @@
 //     --device cpu|cuda --dtype float32|float16|bfloat16 [--mode explicit|latent] [--latent 128] \
 //     [--sampling greedy|top-p] [--seed 0] [--threads N] [--engine compact|fixed|cuda-graph] [--bandwidth-gbs 4800]
 //     [--dump FILE]   (prompts and greedy outputs of the first 8 rows, for tools/reference/gen_check.py)
+//     [--decode-attention gqa|fused]   (fixed-shape decode steps: ORT's GroupQueryAttention or latent_sft.DecodeAttention)
 // Presets are random-init (initParameters, seed --seed). The issue's setting: batch 64, 128-token
 // prompts, 256 new tokens, on one GPU. In latent mode the end id is one the random model never
 // argmaxes in practice, so each row feeds --latent soft embeddings, the `</think>` ids, then
@@ -38,6 +39,7 @@ const { values: a } = parseArgs({
     dump: { type: 'string' },
     candidates: { type: 'string', default: '64' },
     profile: { type: 'string' },
+    'decode-attention': { type: 'string', default: 'gqa' },
   },
 });
 
@@ -59,6 +61,8 @@ if (a.sampling !== 'greedy' && a.sampling !== 'top-p') throw new Error(`--sampli
 const engine = a.engine ?? (a.device === 'cuda' ? 'cuda-graph' : 'compact');
 if (!['compact', 'fixed', 'cuda-graph'].includes(engine)) throw new Error(`--engine must be compact, fixed or cuda-graph, got '${engine}'`);
 const bandwidth = Number(a['bandwidth-gbs']) * 1e9;
+const attention = a['decode-attention'];
+if (attention !== 'gqa' && attention !== 'fused') throw new Error(`--decode-attention must be gqa or fused, got '${attention}'`);
 
 let t = performance.now();
 let config: ModelConfig;
@@ -81,10 +85,13 @@ const gen = Generator.create({
   device: a.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' },
   dtype: a.dtype as GenerateDtype,
   candidates: int('candidates', a.candidates, 1),
-  ...(a.profile !== undefined ? { session: { profilePrefix: a.profile } } : {}),
+  session: {
+    ...(a.profile !== undefined ? { profilePrefix: a.profile } : {}),
+    ...(a.threads !== undefined ? { intraOpThreads: int('threads', a.threads, 1) } : {}),
+  },
   fixedShapes: engine !== 'compact',
   cudaGraph: engine === 'cuda-graph',
-  ...(a.threads !== undefined ? { session: { intraOpThreads: int('threads', a.threads, 1) } } : {}),
+  decodeAttention: attention,
 });
 out(`load (build + serialize + session): ${((performance.now() - t) / 1e3).toFixed(1)} s on ${a.device}, dtype ${a.dtype}`);
 
@@ -137,6 +144,7 @@ out(
     impl: 'latent-sft-ort',
     mode: a.mode,
     engine,
+    attention,
     batch,
     prompt: promptLen,
     new_tokens: newTokens,
@@ -157,7 +165,7 @@ if (a.profile !== undefined)
   for (const file of gen.endProfiling()) out(`BENCH ${JSON.stringify({ bench: 'gen-profile', engine, profile: summarizeProfile(file) })}`);
 if (a.dump !== undefined) {
   const rows = results.slice(0, 8).map((r, i) => ({ prompt: prompts[i], output: r.outputIds, latent: r.latentCount }));
-  writeFileSync(a.dump, JSON.stringify({ model: a.model, dtype: a.dtype, engine, mode: a.mode, rows }));
+  writeFileSync(a.dump, JSON.stringify({ model: a.model, dtype: a.dtype, engine, attention, mode: a.mode, rows }));
   out(`wrote ${a.dump}`);
 }
 gen.release();

@@ -240,6 +240,53 @@ describe('fixed shapes (the CUDA-graph decode path, on the CPU)', () => {
     expect(liveTensorCount()).toBe(live);
   });
 
+  it("decodeAttention 'fused': latent_sft.DecodeAttention in every decode layer, the same latent steps, answers and probabilities as GroupQueryAttention", async () => {
+    const L = tiny.config.numHiddenLayers;
+    const opts = { dtype: 'float32' as const, latentTopK: 10, candidates: 16, decodeAttention: 'fused' as const };
+    const count = (seq: number, op: string) =>
+      buildStepGraph(tiny.config, tiny.tensors, { ...opts, shapes: { batch: 3, seq, capacity: 32 } }).nodes.filter((n) => n.op === op).length;
+    expect([count(1, 'DecodeAttention'), count(1, 'GroupQueryAttention')]).toEqual([L, 0]);
+    expect([count(8, 'DecodeAttention'), count(8, 'GroupQueryAttention')]).toEqual([0, L]); // a prefill shape keeps GQA
+    const live = liveTensorCount();
+    const fused = Generator.create({ config: tiny.config, weights: tiny.tensors, fixedShapes: true, decodeAttention: 'fused' });
+    try {
+      const free = await ref.latent(PROMPTS[0]!, { k: 10, maxLatent: 8, endId: -1, endIds: [-1], maxNew: 5, stopIds: EOS });
+      const endId = free.argmaxes[2]!;
+      const req: GenerateRequest = {
+        prompts: PROMPTS,
+        mode: { kind: 'latent', topK: 10, maxLatent: 6, latentEndIds: [endId, 7, 9], latentEndId: endId },
+        sampling: { kind: 'greedy' },
+        maxNewTokens: 5,
+        stopIds: EOS,
+        batchSize: 3,
+      };
+      const [a, b] = [await gen.generate(req), await fused.generate(req)];
+      expect(b.results.map((r) => [r.latentTopK.map((t) => t.ids), r.outputIds, r.finishReason])).toEqual(
+        a.results.map((r) => [r.latentTopK.map((t) => t.ids), r.outputIds, r.finishReason]),
+      );
+      expect(b.results.flatMap((r) => r.latentTopK.flatMap((t) => t.probs))).toBeAllclose(
+        a.results.flatMap((r) => r.latentTopK.flatMap((t) => t.probs)),
+        CACHED,
+      );
+      // Explicit decoding to the length limit: every step of every row through the kernel.
+      const explicit: GenerateRequest = {
+        prompts: PROMPTS,
+        mode: { kind: 'explicit' },
+        sampling: { kind: 'greedy' },
+        maxNewTokens: 12,
+        stopIds: [],
+        batchSize: 3,
+      };
+      const [c, d] = [await gen.generate(explicit), await fused.generate(explicit)];
+      expect(d.results.map((r) => r.outputIds)).toEqual(c.results.map((r) => r.outputIds));
+    } finally {
+      fused.release();
+    }
+    expect(liveTensorCount()).toBe(live);
+    expect(() => Generator.create({ config: tiny.config, weights: tiny.tensors, decodeAttention: 'fused' })).toThrow(/fixedShapes/);
+    expect(() => Generator.create({ config: tiny.config, weights: tiny.tensors, fixedShapes: true, decodeAttention: 'flash' as 'gqa' })).toThrow(UserError);
+  });
+
   it('refuses cudaGraph on the CPU and compact with fixed shapes, in one line', () => {
     expect(() => Generator.create({ config: tiny.config, weights: tiny.tensors, cudaGraph: true })).toThrow(UserError);
     expect(() => Generator.create({ config: tiny.config, weights: tiny.tensors, fixedShapes: true, compact: true })).toThrow(/compact/);

@@ -21,7 +21,7 @@ import { inputError } from '@latent-sft/core';
 import { type Graph, saveModel, serialize } from '@latent-sft/graph';
 import { type ModelConfig, type NamedTensor, checkTensorsMatchConfig, loadCheckpoint } from '@latent-sft/models';
 import { type DeviceBinding, DeviceSession, type DeviceSessionOptions, type Device, transferStats } from '@latent-sft/runtime';
-import { type GenerateDtype, type StepGraphOptions, buildCompactGraph, buildStepGraph, weightBytes } from './graphs.js';
+import { type DecodeAttention, type GenerateDtype, type StepGraphOptions, buildCompactGraph, buildStepGraph, weightBytes } from './graphs.js';
 import { KvCache, type LatentFeed } from './kv-cache.js';
 import { type Decision, RowBatch, type StepInput } from './rows.js';
 import { checkSampling } from './sampling.js';
@@ -49,6 +49,12 @@ export interface GeneratorOptions {
   fixedShapes?: boolean;
   /** CUDA only: the fixed-shape decode session replays a CUDA graph per step (ORT's enable_cuda_graph), no per-kernel launch cost on the host. Default false. */
   cudaGraph?: boolean;
+  /**
+   * The attention kernel of fixed-shape decode steps: 'gqa' ORT's GroupQueryAttention (default), 'fused'
+   * latent_sft.DecodeAttention (one kernel per layer; CUDA: H / kvH ≤ 8, head size ≤ 128). Prefill and
+   * compacting decode steps use GroupQueryAttention either way.
+   */
+  decodeAttention?: DecodeAttention;
   /** Width of the latent superposition, fixed per generator (default 10, spec §5.4 HEAD). */
   latentTopK?: number;
   /** Candidates per row brought to the host for top-p (default 64; the nucleus stays exact). */
@@ -154,10 +160,15 @@ export class Generator {
     if (cudaGraph && !fixedShapes) throw inputError({ field: 'fixedShapes' }, 'must be true with cudaGraph');
     if (fixedShapes && opts.compact === true)
       throw inputError({ field: 'compact' }, 'must be false with fixedShapes / cudaGraph (a fixed-shape session keeps its batch size)');
+    const decodeAttention = opts.decodeAttention ?? 'gqa';
+    if (decodeAttention !== 'gqa' && decodeAttention !== 'fused')
+      throw inputError({ field: 'decodeAttention' }, `must be 'gqa' or 'fused', got '${String(decodeAttention)}'`);
+    if (decodeAttention === 'fused' && !fixedShapes) throw inputError({ field: 'decodeAttention' }, "'fused' needs fixedShapes (or cudaGraph)");
     const graph: StepGraphOptions = {
       dtype,
       latentTopK,
       candidates,
+      decodeAttention,
       ...(opts.maxPositions !== undefined ? { maxPositions: opts.maxPositions } : {}),
     };
     const sessionOpts: DeviceSessionOptions = { ...opts.session, device };

@@ -46,7 +46,15 @@ export interface StepGraphOptions {
   fused?: boolean;
   /** Fixed sizes instead of symbolic dims (no shape computation at run time: a CUDA-graph decode session). */
   shapes?: { batch: number; seq: number; capacity: number };
+  /**
+   * Attention of a decode step (fixed shapes with seq 1): 'gqa' ORT's GroupQueryAttention (default), 'fused'
+   * latent_sft.DecodeAttention (models' StaticKvCache.decodeKernel). Graphs of more than one new token use GQA.
+   */
+  decodeAttention?: DecodeAttention;
 }
+
+/** Which kernel attends in a decode step: ORT's GroupQueryAttention or latent_sft.DecodeAttention. */
+export type DecodeAttention = 'gqa' | 'fused';
 
 /** Input and output names of the step graph. */
 export const STEP = {
@@ -118,8 +126,11 @@ export function buildStepGraph(config: ModelConfig, tensors: readonly NamedTenso
   const soft = g.input(STEP.soft, 'float32', [Bd, 1, D]);
   const x = g.where(g.unsqueeze(useSoft, [2]), soft, g.cast(g.gather(W, ids, 0), 'float32')); // [B, T, D]
   const rope = ropeTables(g, c, opts.maxPositions ?? c.maxPositionEmbeddings, opts.dtype, hdC / 2);
+  const attn = opts.decodeAttention ?? 'gqa';
+  if (attn !== 'gqa' && attn !== 'fused') throw inputError({ field: 'decodeAttention' }, `must be 'gqa' or 'fused', got '${String(attn)}'`);
+  const decodeKernel = attn === 'fused' && sh !== undefined && sh.seq === 1;
   const dec = decoder(g, c, weights, x, {
-    staticCache: { layers, seqlensK, totalLength, cos: rope.cos, sin: rope.sin },
+    staticCache: { layers, seqlensK, totalLength, cos: rope.cos, sin: rope.sin, decodeKernel },
     outputs: ['hidden'],
     dtype: opts.dtype,
   });

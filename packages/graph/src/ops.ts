@@ -91,6 +91,9 @@ export interface OpAttrs {
     scale?: number;
     local_window_size?: number;
   };
+  // Domain latent_sft, inference only: one decode step (one query per row) of GroupQueryAttention with RoPE
+  // on a static cache written in place (runtime/native/src/ops/decode_attention.cc).
+  DecodeAttention: { num_heads: number; kv_num_heads: number; scale: number };
 }
 
 /** Ops outside the default ONNX domain, and their domain (serialized with opset version 1). */
@@ -109,6 +112,7 @@ export const customOpDomains: { readonly [P in OpType]?: string } = {
   CEChunkGrad: 'latent_sft',
   After: 'latent_sft',
   GroupQueryAttention: 'com.microsoft',
+  DecodeAttention: 'latent_sft',
 };
 
 /** Ops that exist only while a graph is built: serialize refuses them (their lowering must run first). */
@@ -142,7 +146,8 @@ export type NonDifferentiableOp =
   | 'CEChunkGrad'
   | 'LinearLogProbGrad'
   | 'After'
-  | 'GroupQueryAttention';
+  | 'GroupQueryAttention'
+  | 'DecodeAttention';
 
 /** Ops that have a gradient rule (exhaustively: all others). */
 export type DifferentiableOp = Exclude<OpType, NonDifferentiableOp>;
@@ -173,6 +178,7 @@ export const nonDifferentiableOps: { readonly [P in NonDifferentiableOp]: true }
   LinearLogProbGrad: true,
   After: true,
   GroupQueryAttention: true,
+  DecodeAttention: true,
 };
 
 type AllAttrNames = { [P in OpType]: keyof OpAttrs[P] }[OpType];
@@ -359,7 +365,7 @@ export function opOutputCount(op: OpType, nSplit?: number): number {
   if (op === 'AdamWCopy') return 4;
   if (op === 'MaskedSoftmax' || op === 'RMSNorm' || op === 'RMSNormGrad' || op === 'SwiGLUGrad' || op === 'LinearLogProb' || op === 'LinearLogProbGrad')
     return 2;
-  if (op === 'GroupQueryAttention') return 3;
+  if (op === 'GroupQueryAttention' || op === 'DecodeAttention') return 3;
   if (op === 'Split') return nSplit ?? 1;
   return 1;
 }
@@ -907,6 +913,39 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
       if (cos.rank !== 2 || cos.dtype !== pk.dtype || sin.shapeText !== cos.shapeText || sin.dtype !== cos.dtype)
         throw new Error(`cos_cache / sin_cache must be ${pk.dtype} [C, rd/2], got ${cos.dtype}${cos.shapeText} / ${sin.dtype}${sin.shapeText}`);
     }
+    return [
+      { dtype: q.dtype, shape: [...q.shape] },
+      { dtype: pk.dtype, shape: [...pk.shape] },
+      { dtype: pv.dtype, shape: [...pv.shape] },
+    ];
+  },
+  // latent_sft.DecodeAttention: q [B, 1, H·hd], k / v [B, 1, kvH·hd] (before RoPE), past_key / past_value
+  // [B, kvH, C, hd], seqlens_k int32 [B] (the new token's position), cos / sin [P, hd/2] → out [B, 1, H·hd],
+  // present_key / present_value [B, kvH, C, hd] (the pasts with the new k / v at each row's position).
+  DecodeAttention: (g, inputs, attrs) => {
+    arity(inputs, 8, 8);
+    const [q, k, v, pk, pv, sk, cos, sin] = [0, 1, 2, 3, 4, 5, 6, 7].map((i) =>
+      need(inputs, i, ['query', 'key', 'value', 'past_key', 'past_value', 'seqlens_k', 'cos', 'sin'][i] as string),
+    ) as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
+    const { num_heads: H, kv_num_heads: kvH } = attrs;
+    if (!(H > 0 && kvH > 0 && H % kvH === 0)) throw new Error(`num_heads ${H} must be a positive multiple of kv_num_heads ${kvH}`);
+    if (!['float32', 'bfloat16', 'float16'].includes(pk.dtype)) throw new Error(`past_key must be float32, bfloat16 or float16, got ${pk.dtype}`);
+    if (pk.rank !== 4 || pk.shape[1] !== kvH) throw new Error(`past_key must be [B, ${kvH}, C, hd], got ${pk.shapeText}`);
+    const hd = pk.shape[3];
+    if (typeof hd !== 'number' || hd % 2 !== 0) throw new Error(`past_key's head size must be a static even number, got ${pk.shapeText}`);
+    for (const [t, name, heads] of [
+      [q, 'query', H],
+      [k, 'key', kvH],
+      [v, 'value', kvH],
+    ] as const) {
+      if (t.dtype !== pk.dtype || t.rank !== 3 || t.shape[1] !== 1 || (typeof t.shape[2] === 'number' && t.shape[2] !== heads * hd))
+        throw new Error(`${name} must be ${pk.dtype} [B, 1, ${heads * hd}], got ${t.dtype}${t.shapeText}`);
+    }
+    if (pv.dtype !== pk.dtype || pv.shapeText !== pk.shapeText)
+      throw new Error(`past_value must match past_key ${pk.shapeText}, got ${pv.dtype}${pv.shapeText}`);
+    if (sk.dtype !== 'int32' || sk.rank !== 1) throw new Error(`seqlens_k must be int32 [B], got ${sk.dtype}${sk.shapeText}`);
+    if (cos.rank !== 2 || cos.dtype !== pk.dtype || cos.shape[1] !== hd / 2 || sin.shapeText !== cos.shapeText || sin.dtype !== cos.dtype)
+      throw new Error(`cos / sin must be ${pk.dtype} [P, ${hd / 2}], got ${cos.dtype}${cos.shapeText} / ${sin.dtype}${sin.shapeText}`);
     return [
       { dtype: q.dtype, shape: [...q.shape] },
       { dtype: pk.dtype, shape: [...pk.shape] },

@@ -63,6 +63,12 @@ export interface StaticKvCache {
   /** RoPE tables [maxPositions, staticCacheHeadDim / 2] in the compute dtype (`ropeTables`). */
   cos: Tensor;
   sin: Tensor;
+  /**
+   * One new token per row (T = 1, a decode step): attention by latent_sft.DecodeAttention (this repo's
+   * kernel: the same rotation, cache write and attention as GroupQueryAttention's decode path) instead
+   * of GroupQueryAttention. Default false.
+   */
+  decodeKernel?: boolean;
 }
 
 /** Head size of the static cache buffers: head_dim rounded up to a multiple of 16 (GroupQueryAttention with RoPE needs it). */
@@ -245,12 +251,16 @@ function attention(
     const q = flat(heads('q_proj', H, 'q_norm'), H, true);
     const k = flat(heads('k_proj', kvH, 'k_norm'), kvH, true);
     const v = flat(g.reshape(f.lin(n, `${pre}.v_proj`), f.shapeBT(kvH, hd)), kvH, false);
-    const [ctx, key, value] = g.op('GroupQueryAttention', [q, k, v, layer.key, layer.value, sc.seqlensK, sc.totalLength, sc.cos, sc.sin], {
-      num_heads: H,
-      kv_num_heads: kvH,
-      do_rotary: 1,
-      scale: 1 / Math.sqrt(hd),
-    }) as [Tensor, Tensor, Tensor];
+    const [ctx, key, value] = (
+      sc.decodeKernel === true
+        ? g.op('DecodeAttention', [q, k, v, layer.key, layer.value, sc.seqlensK, sc.cos, sc.sin], { num_heads: H, kv_num_heads: kvH, scale: 1 / Math.sqrt(hd) })
+        : g.op('GroupQueryAttention', [q, k, v, layer.key, layer.value, sc.seqlensK, sc.totalLength, sc.cos, sc.sin], {
+            num_heads: H,
+            kv_num_heads: kvH,
+            do_rotary: 1,
+            scale: 1 / Math.sqrt(hd),
+          })
+    ) as [Tensor, Tensor, Tensor];
     const heads4 = hdP === hd ? ctx : g.slice(g.reshape(ctx, f.shapeBT(H, hdP)), [0], [hd], [3]);
     return { out: f.lin(g.reshape(heads4, [-1, H * hd]), `${pre}.o_proj`), present: { key, value } };
   }

@@ -14,9 +14,16 @@ import { fileURLToPath } from 'node:url';
 
 export const nativeDir = dirname(fileURLToPath(import.meta.url));
 /** The kernel families, in the order they are joined. */
-export const KERNEL_FILES = ['adamw.cu', 'sum_squares.cu', 'masked_softmax.cu', 'rmsnorm.cu', 'swiglu.cu', 'cross_entropy.cu', 'dropout.cu'].map((f) =>
-  join('src', 'kernels', f),
-);
+export const KERNEL_FILES = [
+  'adamw.cu',
+  'sum_squares.cu',
+  'masked_softmax.cu',
+  'rmsnorm.cu',
+  'swiglu.cu',
+  'cross_entropy.cu',
+  'dropout.cu',
+  'decode_attention.cu',
+].map((f) => join('src', 'kernels', f));
 export const GENERATED_HEADER = join('gen', 'fused_kernels.gen.h');
 const DELIMITER = 'LSFT_CUDA';
 

@@ -51,9 +51,20 @@ describe('fused CUDA kernel source', () => {
   it('defines every kernel the addon loads, and no other', () => {
     const dtypes = ['f32', 'bf16', 'f16'];
     const expected = [
-      ...['adamw', 'sumsq', 'msoftmax', 'msoftmax_grad', 'rmsnorm', 'rmsnorm_grad', 'swiglu', 'swiglu_grad', 'ce', 'ce_grad', 'seeded_dropout'].flatMap((k) =>
-        dtypes.map((d) => (k.endsWith('_grad') ? `${k.slice(0, -5)}_${d}_grad` : `${k}_${d}`)),
-      ),
+      ...[
+        'adamw',
+        'sumsq',
+        'msoftmax',
+        'msoftmax_grad',
+        'rmsnorm',
+        'rmsnorm_grad',
+        'swiglu',
+        'swiglu_grad',
+        'ce',
+        'ce_grad',
+        'seeded_dropout',
+        'decode_attention',
+      ].flatMap((k) => dtypes.map((d) => (k.endsWith('_grad') ? `${k.slice(0, -5)}_${d}_grad` : `${k}_${d}`))),
       'sumsq_final',
       ...dtypes.flatMap((d) => [`adamw_${d}_to_bf16`, `adamw_${d}_to_f16`, `adamw_${d}_p_bf16`, `adamw_${d}_p_f16`]),
     ];

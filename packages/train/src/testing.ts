@@ -539,3 +539,64 @@ export function afterCase(dtype: (typeof AFTER_DTYPES)[number], dims: number[], 
     },
   };
 }
+
+/**
+ * One decode step of grouped-query attention on a static cache (generation's decode step), as
+ * latent_sft.DecodeAttention (`op` 'fused') or ORT's GroupQueryAttention ('gqa', do_rotary, total length C),
+ * on the same seeded inputs: q [B, 1, H·hd], k / v [B, 1, kvH·hd], caches [B, kvH, C, hd] holding earlier
+ * keys, seqlens_k = `positions` (row b's new token sits there), RoPE tables of theta 10000 for C positions.
+ * Outputs: out, present_key, present_value.
+ */
+export function decodeAttentionCase(
+  dtype: 'float32' | 'bfloat16' | 'float16',
+  dims: { H: number; kvH: number; hd: number; C: number; positions: readonly number[] },
+  seed: number,
+  op: 'fused' | 'gqa',
+): { model: Uint8Array; inputs: Record<string, HostTensor> } {
+  const { H, kvH, hd, C, positions } = dims;
+  const B = positions.length;
+  const g = new Graph(`decode_attention_${op}`);
+  const r = Rng.fromSeed(seed);
+  const q = g.input('q', dtype, [B, 1, H * hd]);
+  const k = g.input('k', dtype, [B, 1, kvH * hd]);
+  const v = g.input('v', dtype, [B, 1, kvH * hd]);
+  const pk = g.input('past_key', dtype, [B, kvH, C, hd]);
+  const pv = g.input('past_value', dtype, [B, kvH, C, hd]);
+  const sk = g.input('seqlens_k', 'int32', [B]);
+  const cos = g.input('cos', dtype, [C, hd / 2]);
+  const sin = g.input('sin', dtype, [C, hd / 2]);
+  const scale = 1 / Math.sqrt(hd);
+  const outs =
+    op === 'fused'
+      ? g.op('DecodeAttention', [q, k, v, pk, pv, sk, cos, sin], { num_heads: H, kv_num_heads: kvH, scale })
+      : g.op('GroupQueryAttention', [q, k, v, pk, pv, sk, g.input('total_sequence_length', 'int32', []), cos, sin], {
+          num_heads: H,
+          kv_num_heads: kvH,
+          do_rotary: 1,
+          scale,
+        });
+  ['out', 'present_key', 'present_value'].forEach((name, i) => g.output(outs[i] as Tensor, name));
+  const t = (shape: number[], n: number, scaleBy: number): HostTensor =>
+    ({
+      dtype,
+      dims: shape,
+      data: typedFrom(
+        dtype,
+        draws(n, (_, z) => scaleBy * z, r),
+      ) as TypedData,
+    }) as HostTensor;
+  const angles = (fn: (x: number) => number) =>
+    Array.from({ length: C * (hd / 2) }, (_, i) => fn(Math.floor(i / (hd / 2)) * 10000 ** (-(2 * (i % (hd / 2))) / hd)));
+  const inputs: Record<string, HostTensor> = {
+    q: t([B, 1, H * hd], B * H * hd, 1),
+    k: t([B, 1, kvH * hd], B * kvH * hd, 1),
+    v: t([B, 1, kvH * hd], B * kvH * hd, 1),
+    past_key: t([B, kvH, C, hd], B * kvH * C * hd, 1),
+    past_value: t([B, kvH, C, hd], B * kvH * C * hd, 1),
+    seqlens_k: { dtype: 'int32', dims: [B], data: Int32Array.from(positions) },
+    cos: { dtype, dims: [C, hd / 2], data: typedFrom(dtype, angles(Math.cos)) as TypedData } as HostTensor,
+    sin: { dtype, dims: [C, hd / 2], data: typedFrom(dtype, angles(Math.sin)) as TypedData } as HostTensor,
+  };
+  if (op === 'gqa') inputs['total_sequence_length'] = { dtype: 'int32', dims: [], data: Int32Array.from([C]) };
+  return { model: serialize(g).model, inputs };
+}

@@ -1,6 +1,7 @@
 // GPU check of the fused kernels (domain latent_sft, compiled with NVRTC at run time):
 // every case of @latent-sft/train/testing (packages/train/src/testing.ts) on CUDA against the CPU kernels (which the unit
-// tests hold to the exact float32 reference) and the reference itself — AdamW bit for bit, SumSquares
+// tests hold to the exact float32 reference) and the reference itself — DecodeAttention also against ORT's CUDA
+// GroupQueryAttention — AdamW bit for bit, SumSquares
 // within 1e-6 relative (float64 block sums in another order), AdamW in place and its non-finite-coef skip, AdamW
 // of 16-bit parameters (bit for bit), MaskedSoftmax, RMSNorm and SwiGLU (+ Grad) and the chunked cross-entropy's
 // CEChunkStats / CEChunkGrad within a few ulps of their dtype, After bit for bit — then timings: AdamW over 2^28
@@ -16,6 +17,7 @@ import {
   adamwCopyCase,
   ceChunkCase,
   ceChunkReference,
+  decodeAttentionCase,
   afterCase,
   adamwGraph,
   adamwInputs,
@@ -412,6 +414,47 @@ async function timeCase(c: { model: Uint8Array; inputs: Record<string, HostTenso
   }
 }
 
+// DecodeAttention (generation's decode step): CUDA vs the CPU kernel (f32, bf16, f16) and vs ORT's CUDA
+// GroupQueryAttention on the same inputs (bf16, f16: the op it replaces). The CPU kernel is a two-pass
+// softmax, CUDA an online one over 8 warps, GQA its own: the output within two ulps of the dtype relative to
+// the case's largest |out| (float32: 1e-5), the caches' keys 0..pos within one ulp (the rotated key's
+// rounding; beyond pos GQA's present holds zeros). Shapes: Llama-3.2-1B's (32 / 8 heads, hd 64) and
+// Qwen2-7B's (28 / 4, hd 128), positions 0, inside and C − 1.
+if (!values['timing-only'])
+  for (const [dtype, ulp] of dtypeGrid(1e-5)) {
+    for (const dims of [
+      { H: 32, kvH: 8, hd: 64, C: 160, positions: [0, 77, 159, 5] },
+      { H: 28, kvH: 4, hd: 128, C: 96, positions: [95, 0, 40] },
+    ]) {
+      const c = decodeAttentionCase(dtype, dims, 11, 'fused');
+      const [gpu, host] = await onBoth(c);
+      const refs: Array<[string, Record<string, HostTensor>]> = [['cpu', host]];
+      // (ORT's CPU GroupQueryAttention has no bfloat16: --dry skips that pair.)
+      if (dtype !== 'float32' && !(values.dry && dtype === 'bfloat16')) {
+        const gq = decodeAttentionCase(dtype, dims, 11, 'gqa'); // the same seeded inputs, plus total_sequence_length
+        refs.push(['gqa', await runOnce(gq.model, gq.inputs, cuda)]);
+      }
+      const rowOf = (i: number) => Math.floor(i / (dims.kvH * dims.C * dims.hd));
+      const valid = (i: number) => Math.floor(i / dims.hd) % dims.C <= (dims.positions[rowOf(i)] as number);
+      const worst: Record<string, number> = {};
+      for (const [name, ref] of refs) {
+        worst[`out_vs_${name}`] = worstRel(floatValues(gpu['out'] as HostTensor), floatValues(ref['out'] as HostTensor), true);
+        for (const k of ['present_key', 'present_value']) {
+          const [a, b] = [floatValues(gpu[k] as HostTensor), floatValues(ref[k] as HostTensor)];
+          const idx = Array.from(a.keys()).filter(valid);
+          worst[`${k}_vs_${name}`] = worstRel(
+            Float64Array.from(idx, (i) => a[i] as number),
+            Float64Array.from(idx, (i) => b[i] as number),
+            true,
+          );
+        }
+      }
+      const ok = Object.entries(worst).every(([k, w]) => w <= (k.startsWith('out') ? 2 : 1) * ulp);
+      if (!ok) failed++;
+      emit({ check: 'decode-attention', dtype, dims: [dims.H, dims.kvH, dims.hd, dims.C], ok, worst_rel: worst });
+    }
+  }
+
 // Timings of single kernels: each timeCase run also pays one session run (IO binding, launch, the wait and the
 // promise), which session 8's lease showed to be of the order of the kernels themselves (a 134 MB dropout
 // pass at "240 GB/s"). That overhead is measured on a one-Identity graph and subtracted: `net_ms`, and
@@ -432,6 +475,12 @@ if (!values.dry) {
   timed('seeded-dropout-time', [4096, 8192], await timeCase(seededDropoutCase('bfloat16', 4096, 8192, 2), 20), 4 * 4096 * 8192);
   // SwiGLU + Grad at the benchmark's MLP [8·512, 8192] in bfloat16 (gate, up, y; dy, gate, up, dgate, dup: 16 bytes per element).
   timed('swiglu-time', [4096, 8192], await timeCase(swigluCase('bfloat16', [4096, 8192], 2), 20), 16 * 4096 * 8192);
+  // One decode step's attention of one layer at the engine's 1B shape (batch 64, 32 / 8 heads, hd 64, C 512,
+  // every row at 256 keys): DecodeAttention against GroupQueryAttention (K and V read once: 2·64·8·256·64·2 bytes).
+  const da = { H: 32, kvH: 8, hd: 64, C: 512, positions: Array.from({ length: 64 }, () => 255) };
+  const daBytes = 2 * 64 * 8 * 256 * 64 * 2;
+  timed('decode-attention-time', [64, 32, 8, 64, 512], await timeCase(decodeAttentionCase('bfloat16', da, 5, 'fused'), 50), daBytes);
+  timed('gqa-decode-time', [64, 32, 8, 64, 512], await timeCase(decodeAttentionCase('bfloat16', da, 5, 'gqa'), 50), daBytes);
 }
 
 // The LM-head cross-entropy at the benchmark's shape (h [8·512, 2048], W [128256, 2048], bfloat16; loss, dh

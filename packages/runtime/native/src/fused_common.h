@@ -177,6 +177,7 @@ struct Kernels {
   CUfunction ceStats[3] = {nullptr, nullptr, nullptr};
   CUfunction ceGrad[3] = {nullptr, nullptr, nullptr};
   CUfunction seededDropout[3] = {nullptr, nullptr, nullptr};
+  CUfunction decodeAttention[3] = {nullptr, nullptr, nullptr};
   int smCount = 0;
 };
 
@@ -259,5 +260,6 @@ void addSwiGluOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addCrossEntropyOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addAfterOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addSeededDropoutOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
+void addDecodeAttentionOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 
 }  // namespace latent_sft

@@ -37,6 +37,7 @@ constexpr KernelFamily kFamilies[] = {
     {"msoftmax_", "_grad", &Kernels::msoftmaxGrad}, {"rmsnorm_", "", &Kernels::rmsnorm}, {"rmsnorm_", "_grad", &Kernels::rmsnormGrad},
     {"swiglu_", "", &Kernels::swiglu},       {"swiglu_", "_grad", &Kernels::swigluGrad},
     {"ce_", "", &Kernels::ceStats},  {"ce_", "_grad", &Kernels::ceGrad}, {"seeded_dropout_", "", &Kernels::seededDropout},
+    {"decode_attention_", "", &Kernels::decodeAttention},
 };
 constexpr const char* kDtypeNames[3] = {"f32", "bf16", "f16"};
 

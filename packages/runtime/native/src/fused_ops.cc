@@ -78,6 +78,7 @@ void addFusedOps(Ort::SessionOptions& so, bool cuda) {
     addCrossEntropyOps(*cpuDomain, *cudaDomain);
     addAfterOps(*cpuDomain, *cudaDomain);
     addSeededDropoutOps(*cpuDomain, *cudaDomain);
+    addDecodeAttentionOps(*cpuDomain, *cudaDomain);
   });
   so.Add(cuda ? *cudaDomain : *cpuDomain);
 }
