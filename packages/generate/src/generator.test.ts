@@ -86,18 +86,23 @@ describe('explicit greedy decoding', () => {
   it.each([
     ['untied llama', tinyLlama({ tieWordEmbeddings: false, vocabSize: 96 })],
     ['qwen2 (q/k/v bias)', tinyQwen2({ vocabSize: 96 })],
-  ])('%s: equals full recomputation', async (_name, config) => {
+  ])('%s: equals full recomputation (GQA engine, and fixed shapes with DecodeAttention)', async (_name, config) => {
     const tensors = initParameters(config, { seed: 3 }).map((t) => ({ ...t, data: t.data.map((v) => v * 40) }));
     const other = await FullRecompute.create({ config, tensors, W: tensors.find((t) => t.name === 'model.embed_tokens.weight')!.data });
     const g = Generator.create({ config, weights: tensors, candidates: 8 });
+    const fused = Generator.create({ config, weights: tensors, candidates: 8, fixedShapes: true, decodeAttention: 'fused' });
     try {
       const prompts = PROMPTS.map((p) => p.map((id) => id % 96));
       const expected = await Promise.all(prompts.map((p) => other.greedy(p, 6, [])));
-      const { results } = await g.generate({ prompts, mode: { kind: 'explicit' }, sampling: { kind: 'greedy' }, maxNewTokens: 6, stopIds: [], batchSize: 3 });
-      expect(results.map((r) => r.outputIds)).toEqual(expected.map((e) => e.ids));
+      const req: GenerateRequest = { prompts, mode: { kind: 'explicit' }, sampling: { kind: 'greedy' }, maxNewTokens: 6, stopIds: [], batchSize: 3 };
+      for (const engine of [g, fused]) {
+        const { results } = await engine.generate(req);
+        expect(results.map((r) => r.outputIds)).toEqual(expected.map((e) => e.ids));
+      }
       expect(new Set(expected.flatMap((e) => e.ids)).size).toBeGreaterThan(3);
     } finally {
       g.release();
+      fused.release();
       await other.release();
     }
   });
@@ -202,6 +207,8 @@ describe('fixed shapes (the CUDA-graph decode path, on the CPU)', () => {
     const g = buildStepGraph(tiny.config, tiny.tensors, { dtype: 'float32', latentTopK: 10, candidates: 16, shapes: { batch: 3, seq: 1, capacity: 32 } });
     expect(g.nodes.filter((n) => n.op === 'Shape' || n.op === 'Size')).toEqual([]);
     expect(g.nodes.filter((n) => n.op === 'GroupQueryAttention').length).toBe(tiny.config.numHiddenLayers);
+    // Per layer one Gemm for q/k/v, o, gate/up and down (the projections of one input share a Gemm), plus the head.
+    expect(g.nodes.filter((n) => n.op === 'Gemm').length).toBe(4 * tiny.config.numHiddenLayers + 1);
   });
 
   it('keeps finished rows idle in their slots and gives the same latent steps and answers as the compacting engine', async () => {

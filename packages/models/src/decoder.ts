@@ -195,6 +195,13 @@ interface Forward {
   opt(name: string): Tensor | null;
   /** x [N, I] → x Wᵀ (+ b) (+ LoRA) of module `name` (HF prefix without .weight). */
   lin(x: Tensor, name: string): Tensor;
+  /**
+   * lin of several modules on the same x. With a static cache (generation: no LoRA) one Gemm over the
+   * weights concatenated along the outputs (and the biases, when every module has one), then a Split:
+   * fewer, wider GEMMs for the few rows of a decode step (ORT folds the Concat of initializers once at
+   * load). Otherwise one lin per module.
+   */
+  lins(x: Tensor, names: readonly string[]): Tensor[];
   /** null with a static cache (RoPE inside GroupQueryAttention). */
   rope: RopeFactors | null;
   staticCache: StaticKvCache | null;
@@ -223,8 +230,8 @@ function attention(
   const rep = H / kvH;
   const pre = `model.layers.${i}.self_attn`;
   // Qwen3: RMSNorm over head_dim of every q and k head, before RoPE.
-  const heads = (name: string, count: number, norm: string): Tensor => {
-    const x = g.reshape(f.lin(n, `${pre}.${name}`), f.shapeBT(count, hd)); // [B, T, count, hd]
+  const heads = (name: string, count: number, norm: string, projected?: Tensor): Tensor => {
+    const x = g.reshape(projected ?? f.lin(n, `${pre}.${name}`), f.shapeBT(count, hd)); // [B, T, count, hd]
     return c.qkNorm === true ? rmsNorm(g, x, f.w(`${pre}.${norm}.weight`), c.rmsNormEps, dtype) : x;
   };
   if (f.staticCache !== null) {
@@ -248,9 +255,10 @@ function attention(
       } else if (hdP !== hd) p = g.concat([t, zeros(count, hdP - hd)], 3);
       return g.reshape(p, f.shapeBT(count * hdP));
     };
-    const q = flat(heads('q_proj', H, 'q_norm'), H, true);
-    const k = flat(heads('k_proj', kvH, 'k_norm'), kvH, true);
-    const v = flat(g.reshape(f.lin(n, `${pre}.v_proj`), f.shapeBT(kvH, hd)), kvH, false);
+    const [qp, kp, vp] = f.lins(n, [`${pre}.q_proj`, `${pre}.k_proj`, `${pre}.v_proj`]) as [Tensor, Tensor, Tensor];
+    const q = flat(heads('q_proj', H, 'q_norm', qp), H, true);
+    const k = flat(heads('k_proj', kvH, 'k_norm', kp), kvH, true);
+    const v = flat(g.reshape(vp, f.shapeBT(kvH, hd)), kvH, false);
     const [ctx, key, value] = (
       sc.decodeKernel === true
         ? g.op('DecodeAttention', [q, k, v, layer.key, layer.value, sc.seqlensK, sc.cos, sc.sin], { num_heads: H, kv_num_heads: kvH, scale: 1 / Math.sqrt(hd) })
@@ -300,8 +308,8 @@ function attention(
 function mlp(f: Forward, n: Tensor, i: number): Tensor {
   const { g } = f;
   const pre = `model.layers.${i}.mlp`;
-  const gate = f.lin(n, `${pre}.gate_proj`);
-  const act = g.mul(g.mul(gate, g.sigmoid(gate)), f.lin(n, `${pre}.up_proj`));
+  const [gate, up] = f.lins(n, [`${pre}.gate_proj`, `${pre}.up_proj`]) as [Tensor, Tensor];
+  const act = g.mul(g.mul(gate, g.sigmoid(gate)), up);
   return f.lin(act, `${pre}.down_proj`);
 }
 
@@ -381,6 +389,17 @@ export function decoder(g: Graph, config: ModelConfig, weights: DecoderWeights, 
     w,
     opt,
     lin: (t, name) => linear(g, t, w(`${name}.weight`), opt(`${name}.bias`), pairs.get(`${name}.weight`) ?? null),
+    lins: (t, names) => {
+      const lin = (name: string) => linear(g, t, w(`${name}.weight`), opt(`${name}.bias`), pairs.get(`${name}.weight`) ?? null);
+      const biases = names.map((n) => opt(`${n}.bias`));
+      const mixed = biases.some((b) => b === null) && biases.some((b) => b !== null);
+      if (sc === null || mixed || names.some((n) => pairs.has(`${n}.weight`))) return names.map(lin);
+      const ws = names.map((n) => w(`${n}.weight`));
+      const sizes = ws.map((x) => x.shape[0] as number);
+      const bias = biases[0] === null ? null : g.concat(biases as Tensor[], 0);
+      const y = linear(g, t, g.concat(ws, 0), bias, null);
+      return g.op('Split', [y, g.ints(sizes)], { axis: 1 }) as Tensor[];
+    },
     rope: sc === null ? ropeFactors(g, c, opts.positions as Tensor, opts.maxPositions ?? c.maxPositionEmbeddings, dtype) : null,
     staticCache: sc,
     bt,

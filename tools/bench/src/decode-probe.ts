@@ -1,7 +1,8 @@
 // Where a decode step's GPU time goes (issue 19): the two halves of one Llama-3.2-1B decode step timed
 // apart, each as its own small graph on fixed device buffers. "attention": the 16 layers'
 // GroupQueryAttention ops alone (one query per row, a static cache of capacity C written in place);
-// every row at C/2 keys; "matmuls": the 16 layers' 7 projections alone (x [B, 2048] through q, k, v, o, gate, up, down). If the
+// every row at C/2 keys; "matmuls": the 16 layers' 7 projections alone (x [B, 2048] through q, k, v, o, gate, up, down;
+// "matmuls-fused": q/k/v and gate/up as one Gemm each, as the engine runs them). If the
 // sum is far below the engine's ms per step, the time is elsewhere (head, norms, glue); if attention
 // dominates, the op's decode kernel is the problem. Prints "BENCH {...}" lines.
 // Usage: node decode-probe.mjs [--device cuda|cpu] [--dtype bfloat16|float32] [--batch 64] [--capacity 512] [--runs 50]
@@ -76,24 +77,40 @@ for (let i = 0; i < L; i++) {
 // Every row at half the capacity (the mean length of a 128-token prompt + 256 new tokens at C = 512).
 const attention = await time('attention', ga, { total_sequence_length: C }, { seqlens_k: Math.floor(C / 2) });
 
-// The matmul half: L × (q, k, v, o, gate, up, down) on x [B, D], weights [out, in] (Gemm transB as the decoder).
-const gm = new Graph('probe_matmuls');
-const x = gm.input('x', dtype, [B, D]);
-const shapes: Array<[number, number]> = [
-  [H * hd, D],
-  [kvH * hd, D],
-  [kvH * hd, D],
-  [D, H * hd],
-  [F, D],
-  [F, D],
-  [D, F],
-];
-for (let i = 0; i < L; i++) {
-  shapes.forEach(([o, inDim], j) => {
-    const w = gm.input(`w.${i}.${j}`, dtype, [o, inDim]);
-    const xin = inDim === D ? x : gm.input(`x${inDim}.${i}.${j}`, dtype, [B, inDim]);
-    gm.output(gm.op1('Gemm', [xin, w], { transB: 1 }), `y.${i}.${j}`);
-  });
+// The matmul half: L × (q, k, v, o, gate, up, down) on x [B, D], weights [out, in] (Gemm transB as the decoder);
+// "matmuls-fused": the same products as the engine's step graph runs them since session 8 (q/k/v one Gemm,
+// gate/up one Gemm: 4 per layer).
+function matmulGraph(name: string, shapes: ReadonlyArray<[number, number]>): Graph {
+  const gm = new Graph(name);
+  const x = gm.input('x', dtype, [B, D]);
+  for (let i = 0; i < L; i++) {
+    shapes.forEach(([o, inDim], j) => {
+      const w = gm.input(`w.${i}.${j}`, dtype, [o, inDim]);
+      const xin = inDim === D ? x : gm.input(`x${inDim}.${i}.${j}`, dtype, [B, inDim]);
+      gm.output(gm.op1('Gemm', [xin, w], { transB: 1 }), `y.${i}.${j}`);
+    });
+  }
+  return gm;
 }
-const matmuls = await time('matmuls', gm);
+const matmuls = await time(
+  'matmuls',
+  matmulGraph('probe_matmuls', [
+    [H * hd, D],
+    [kvH * hd, D],
+    [kvH * hd, D],
+    [D, H * hd],
+    [F, D],
+    [F, D],
+    [D, F],
+  ]),
+);
 emit({ part: 'sum', ms_per_run: attention + matmuls });
+await time(
+  'matmuls-fused',
+  matmulGraph('probe_matmuls_fused', [
+    [(H + 2 * kvH) * hd, D],
+    [D, H * hd],
+    [2 * F, D],
+    [D, F],
+  ]),
+);
