@@ -23,6 +23,7 @@ describe('summarizeProfile', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'prof-')), 'p.json');
     writeFileSync(file, JSON.stringify(trace));
     const s = summarizeProfile(file);
+    expect(s.basis).toBe('after-first');
     expect(s.totalMs).toBe(1);
     expect(s.firstRunsMs).toBe(90);
     expect(s.top).toEqual([
@@ -33,6 +34,21 @@ describe('summarizeProfile', () => {
       { node: 'mm1', op: 'MatMul', ms: 0.8, share: 0.8, runs: 2, firstMs: 90 },
       { node: 'mm2', op: 'MatMul', ms: 0.1, share: 0.1, runs: 1, firstMs: 0 },
       { node: 'add', op: 'Add', ms: 0.1, share: 0.1, runs: 1, firstMs: 0 },
+    ]);
+  });
+
+  it('sums the first runs when no node ran twice (a session run once), shares never NaN', () => {
+    const trace = [
+      { cat: 'Node', name: 'a_kernel_time', ts: 1, dur: 300, args: { op_name: 'MatMul' } },
+      { cat: 'Node', name: 'b_kernel_time', ts: 2, dur: 100, args: { op_name: 'Add' } },
+    ];
+    const file = join(mkdtempSync(join(tmpdir(), 'prof-')), 'p.json');
+    writeFileSync(file, JSON.stringify(trace));
+    const s = summarizeProfile(file);
+    expect([s.basis, s.totalMs, s.firstRunsMs]).toEqual(['first-runs', 0.4, 0.4]);
+    expect(s.top).toEqual([
+      { op: 'MatMul', ms: 0.3, share: 0.75 },
+      { op: 'Add', ms: 0.1, share: 0.25 },
     ]);
   });
 });

@@ -11,7 +11,12 @@ import { readFileSync } from 'node:fs';
  */
 export interface ProfileSummary {
   file: string;
-  /** Every node's runs after its first. */
+  /**
+   * What `totalMs`, `top` and `nodes` sum: every node's runs after its first, or — in a trace where no node
+   * ran twice (a session run once) — the first runs themselves.
+   */
+  basis: 'after-first' | 'first-runs';
+  /** Every node's runs summed on `basis`. */
   totalMs: number;
   /** Every node's first run. */
   firstRunsMs: number;
@@ -34,6 +39,8 @@ export function summarizeProfile(file: string, top = 15): ProfileSummary {
       n.runs += 1;
     }
   }
+  const basis = [...byNode.values()].some((n) => n.runs > 0) ? 'after-first' : 'first-runs';
+  if (basis === 'first-runs') for (const n of byNode.values()) n.us = n.firstUs;
   const byOp = new Map<string, number>();
   let total = 0;
   let first = 0;
@@ -42,7 +49,7 @@ export function summarizeProfile(file: string, top = 15): ProfileSummary {
     total += n.us;
     first += n.firstUs;
   }
-  const share = (us: number) => Number((us / total).toFixed(3));
+  const share = (us: number) => (total > 0 ? Number((us / total).toFixed(3)) : 0);
   const ms = (us: number) => Number((us / 1000).toFixed(1));
   const rows = [...byOp.entries()]
     .sort((a, b) => b[1] - a[1])
@@ -52,5 +59,5 @@ export function summarizeProfile(file: string, top = 15): ProfileSummary {
     .sort((a, b) => b[1].us - a[1].us)
     .slice(0, 2 * top)
     .map(([node, n]) => ({ node, op: n.op, ms: ms(n.us), share: share(n.us), runs: n.runs, firstMs: ms(n.firstUs) }));
-  return { file, totalMs: ms(total), firstRunsMs: ms(first), top: rows, nodes };
+  return { file, basis, totalMs: ms(total), firstRunsMs: ms(first), top: rows, nodes };
 }
