@@ -203,6 +203,30 @@ describe('latent reasoning', () => {
 });
 
 describe('fixed shapes (the CUDA-graph decode path, on the CPU)', () => {
+  /** 3 prompts in latent mode, greedy, the latent stop at the reference's third argmax of the first prompt. */
+  async function latentRequest(): Promise<GenerateRequest> {
+    const free = await ref.latent(PROMPTS[0]!, { k: 10, maxLatent: 8, endId: -1, endIds: [-1], maxNew: 5, stopIds: EOS });
+    const endId = free.argmaxes[2]!;
+    return {
+      prompts: PROMPTS,
+      mode: { kind: 'latent', topK: 10, maxLatent: 6, latentEndIds: [endId, 7, 9], latentEndId: endId },
+      sampling: { kind: 'greedy' },
+      maxNewTokens: 5,
+      stopIds: EOS,
+      batchSize: 3,
+    };
+  }
+  /** The same latent top-k ids, answers and finish reasons as `want`, probabilities within CACHED. */
+  function expectSameLatent(got: { results: GenerationResult[] }, want: { results: GenerationResult[] }): void {
+    expect(got.results.map((r) => [r.latentTopK.map((t) => t.ids), r.outputIds, r.finishReason])).toEqual(
+      want.results.map((r) => [r.latentTopK.map((t) => t.ids), r.outputIds, r.finishReason]),
+    );
+    expect(got.results.flatMap((r) => r.latentTopK.flatMap((t) => t.probs))).toBeAllclose(
+      want.results.flatMap((r) => r.latentTopK.flatMap((t) => t.probs)),
+      CACHED,
+    );
+  }
+
   it('the fixed-shape step graph computes no shapes at run time', () => {
     const g = buildStepGraph(tiny.config, tiny.tensors, { dtype: 'float32', latentTopK: 10, candidates: 16, shapes: { batch: 3, seq: 1, capacity: 32 } });
     expect(g.nodes.filter((n) => n.op === 'Shape' || n.op === 'Size')).toEqual([]);
@@ -215,24 +239,9 @@ describe('fixed shapes (the CUDA-graph decode path, on the CPU)', () => {
     const live = liveTensorCount();
     const fixed = Generator.create({ config: tiny.config, weights: tiny.tensors, fixedShapes: true });
     try {
-      const free = await ref.latent(PROMPTS[0]!, { k: 10, maxLatent: 8, endId: -1, endIds: [-1], maxNew: 5, stopIds: EOS });
-      const endId = free.argmaxes[2]!;
-      const req: GenerateRequest = {
-        prompts: PROMPTS,
-        mode: { kind: 'latent', topK: 10, maxLatent: 6, latentEndIds: [endId, 7, 9], latentEndId: endId },
-        sampling: { kind: 'greedy' },
-        maxNewTokens: 5,
-        stopIds: EOS,
-        batchSize: 3,
-      };
+      const req = await latentRequest();
       const [a, b] = [await gen.generate(req), await fixed.generate(req)];
-      expect(b.results.map((r) => [r.latentTopK.map((t) => t.ids), r.outputIds, r.finishReason])).toEqual(
-        a.results.map((r) => [r.latentTopK.map((t) => t.ids), r.outputIds, r.finishReason]),
-      );
-      expect(b.results.flatMap((r) => r.latentTopK.flatMap((t) => t.probs))).toBeAllclose(
-        a.results.flatMap((r) => r.latentTopK.flatMap((t) => t.probs)),
-        CACHED,
-      );
+      expectSameLatent(b, a);
       // Every decode step computes all 3 slots; the compacting engine only the live rows.
       expect(b.stats.compactions).toBe(0);
       expect(b.stats.rowSteps).toBe(3 * (b.stats.steps - 1));
@@ -257,24 +266,9 @@ describe('fixed shapes (the CUDA-graph decode path, on the CPU)', () => {
     const live = liveTensorCount();
     const fused = Generator.create({ config: tiny.config, weights: tiny.tensors, fixedShapes: true, decodeAttention: 'fused' });
     try {
-      const free = await ref.latent(PROMPTS[0]!, { k: 10, maxLatent: 8, endId: -1, endIds: [-1], maxNew: 5, stopIds: EOS });
-      const endId = free.argmaxes[2]!;
-      const req: GenerateRequest = {
-        prompts: PROMPTS,
-        mode: { kind: 'latent', topK: 10, maxLatent: 6, latentEndIds: [endId, 7, 9], latentEndId: endId },
-        sampling: { kind: 'greedy' },
-        maxNewTokens: 5,
-        stopIds: EOS,
-        batchSize: 3,
-      };
+      const req = await latentRequest();
       const [a, b] = [await gen.generate(req), await fused.generate(req)];
-      expect(b.results.map((r) => [r.latentTopK.map((t) => t.ids), r.outputIds, r.finishReason])).toEqual(
-        a.results.map((r) => [r.latentTopK.map((t) => t.ids), r.outputIds, r.finishReason]),
-      );
-      expect(b.results.flatMap((r) => r.latentTopK.flatMap((t) => t.probs))).toBeAllclose(
-        a.results.flatMap((r) => r.latentTopK.flatMap((t) => t.probs)),
-        CACHED,
-      );
+      expectSameLatent(b, a);
       // Explicit decoding to the length limit: every step of every row through the kernel.
       const explicit: GenerateRequest = {
         prompts: PROMPTS,

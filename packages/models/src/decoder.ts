@@ -381,6 +381,7 @@ export function decoder(g: Graph, config: ModelConfig, weights: DecoderWeights, 
   // the same scores as scaling the float32 [B, kvH, rep, T, S] product, at hd/S of the traffic.
   const scaleValue = 1 / Math.sqrt(hd);
   const scaleQ = Number.isInteger(Math.log2(scaleValue));
+  const lin = (t: Tensor, name: string): Tensor => linear(g, t, w(`${name}.weight`), opt(`${name}.bias`), pairs.get(`${name}.weight`) ?? null);
   const f: Forward = {
     g,
     c,
@@ -388,12 +389,11 @@ export function decoder(g: Graph, config: ModelConfig, weights: DecoderWeights, 
     wide: io,
     w,
     opt,
-    lin: (t, name) => linear(g, t, w(`${name}.weight`), opt(`${name}.bias`), pairs.get(`${name}.weight`) ?? null),
+    lin,
     lins: (t, names) => {
-      const lin = (name: string) => linear(g, t, w(`${name}.weight`), opt(`${name}.bias`), pairs.get(`${name}.weight`) ?? null);
       const biases = names.map((n) => opt(`${n}.bias`));
       const mixed = biases.some((b) => b === null) && biases.some((b) => b !== null);
-      if (sc === null || mixed || names.some((n) => pairs.has(`${n}.weight`))) return names.map(lin);
+      if (sc === null || mixed || names.some((n) => pairs.has(`${n}.weight`))) return names.map((n) => lin(t, n));
       const ws = names.map((n) => w(`${n}.weight`));
       const sizes = ws.map((x) => x.shape[0] as number);
       const bias = biases[0] === null ? null : g.concat(biases as Tensor[], 0);

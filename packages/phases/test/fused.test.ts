@@ -55,6 +55,17 @@ function expectSame(
   });
 }
 
+/** Phase 2 on the fixture examples: top-4 teachers (m = 2, 3), the LoRA, the float16 objective and its batch. */
+function phase2Case() {
+  const ex2: Phase2Example[] = examples.map((e, i) => {
+    const m = i + 2;
+    return { ...e, teacher: { m, k: 4, probs: new Float32Array(m * 4).fill(0.25), indices: Int32Array.from({ length: m * 4 }, (_, j) => (7 * j + i) % V) } };
+  });
+  const l = lora('CAUSAL_LM');
+  const obj = phase2Objective(config, { latent: 'soft-topk', lora: l, compute: 'float16' });
+  return { l, obj, batch: collatePhase2(ex2, { padId: PAD, latent: 'soft-topk', vocabSize: V }).feeds };
+}
+
 describe('phase objectives in float16 with the fused softmax (CPU)', () => {
   it('phase 1 union step (encoder + decoder attention, soft top-k latents, LTIM + LTSuM)', async () => {
     const p1 = { encoder: lora('FEATURE_EXTRACTION'), decoder: lora('CAUSAL_LM') };
@@ -69,24 +80,12 @@ describe('phase objectives in float16 with the fused softmax (CPU)', () => {
   });
 
   it('phase 2 (soft top-k teachers, CE + KL)', async () => {
-    const ex2: Phase2Example[] = examples.map((e, i) => {
-      const m = i + 2;
-      return { ...e, teacher: { m, k: 4, probs: new Float32Array(m * 4).fill(0.25), indices: Int32Array.from({ length: m * 4 }, (_, j) => (7 * j + i) % V) } };
-    });
-    const l = lora('CAUSAL_LM');
-    const obj = phase2Objective(config, { latent: 'soft-topk', lora: l, compute: 'float16' });
-    const batch = collatePhase2(ex2, { padId: PAD, latent: 'soft-topk', vocabSize: V }).feeds;
+    const { l, obj, batch } = phase2Case();
     await expectSame(obj, config.numHiddenLayers, loraFeeds(config, l, 5, '', 'float32', true), weightFeeds(1), batch);
   });
 
   it("phase 2's cross-entropy is chunked over the vocabulary (the KL reads the head at the m slots only); same losses", async () => {
-    const ex2: Phase2Example[] = examples.map((e, i) => {
-      const m = i + 2;
-      return { ...e, teacher: { m, k: 4, probs: new Float32Array(m * 4).fill(0.25), indices: Int32Array.from({ length: m * 4 }, (_, j) => (7 * j + i) % V) } };
-    });
-    const l = lora('CAUSAL_LM');
-    const obj = phase2Objective(config, { latent: 'soft-topk', lora: l, compute: 'float16' });
-    const batch = collatePhase2(ex2, { padId: PAD, latent: 'soft-topk', vocabSize: V }).feeds;
+    const { l, obj, batch } = phase2Case();
     const ce = { optimizer: false, softmax: false, crossEntropy: true, ceChunk: 24 } as const;
     const g = buildStepGraphs(
       { objective: obj, optimizer: graphOptimizer({ kind: 'adamw', lr: 1e-3 }), clipNorm: 1, compute: 'float16', lossScale: false, fused: ce },

@@ -2,6 +2,7 @@
 // (dtype, shape, consumers), from the step graph the Trainer would build (Trainer.stepGraphs) — the
 // profile's node names are the graph's. Used by train-bench and phase-bench's `--nodes` (no device needed).
 import type { Graph } from '@latent-sft/graph';
+import type { StepGraphs } from '@latent-sft/train';
 
 /** One text block per name in `names` (a name the graph lacks says so). */
 export function describeNodes(g: Graph, names: readonly string[]): string[] {
@@ -27,4 +28,9 @@ export function describeNodes(g: Graph, names: readonly string[]): string[] {
     for (const o of n.outputs) lines.push(`  out ${val(o)}  -> ${(consumers.get(o) ?? ['(graph output)']).slice(0, 6).join(', ')}`);
     return lines.join('\n');
   });
+}
+
+/** Prints describeNodes of `names` for each graph of a step (`--nodes` of the benches). */
+export function printStepNodes(graphs: StepGraphs, names: readonly string[]): void {
+  for (const g of [graphs.fused, graphs.grad, graphs.update]) if (g) for (const t of describeNodes(g, names)) process.stdout.write(`${t}\n`);
 }

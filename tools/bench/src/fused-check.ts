@@ -400,13 +400,8 @@ if (!values['timing-only'])
 async function timeCase(c: { model: Uint8Array; inputs: Record<string, HostTensor> }, reps: number, inPlace: Record<string, string> = {}): Promise<number> {
   const session = DeviceSession.create(c.model, { device: cuda, deterministic: true });
   const b = session.createBinding();
-  const uploaded = new Map<string, ReturnType<typeof session.upload>>();
-  const held = Object.entries(c.inputs).map(([k, t]) => {
-    const d = session.upload(t);
-    b.bindInput(k, d);
-    uploaded.set(k, d);
-    return d;
-  });
+  const uploaded = new Map(Object.entries(c.inputs).map(([k, t]) => [k, session.upload(t)] as const));
+  for (const [k, d] of uploaded) b.bindInput(k, d);
   for (const o of session.outputs) {
     const into = inPlace[o.name] === undefined ? undefined : uploaded.get(inPlace[o.name] as string);
     if (into !== undefined) b.bindOutput(o.name, into);
@@ -419,7 +414,7 @@ async function timeCase(c: { model: Uint8Array; inputs: Record<string, HostTenso
     return (performance.now() - t0) / reps;
   } finally {
     b.release();
-    for (const t of held) t.release();
+    for (const t of uploaded.values()) t.release();
     session.release();
   }
 }

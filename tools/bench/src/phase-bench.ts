@@ -30,7 +30,7 @@ import {
 import { type Device, type HostTensor, summarizeProfile } from '@latent-sft/runtime';
 import { Trainer, type TrainerOptions } from '@latent-sft/train';
 import { tableFill } from './bench-init.js';
-import { describeNodes } from './describe-nodes.js';
+import { printStepNodes } from './describe-nodes.js';
 
 const { values } = parseArgs({
   options: {
@@ -116,9 +116,7 @@ async function benchPhase(
   };
   if (values.nodes !== undefined) {
     // --nodes A,B: what the profile's nodes A and B are in this step graph (no weights, sessions or run).
-    const { graphs } = Trainer.stepGraphs(opts);
-    for (const g of [graphs.fused, graphs.grad, graphs.update])
-      if (g) for (const t of describeNodes(g, values.nodes.split(','))) process.stdout.write(`${t}\n`);
+    printStepNodes(Trainer.stepGraphs(opts).graphs, values.nodes.split(','));
     return;
   }
   const tensors = makeTensors();

@@ -28,7 +28,7 @@ import type { Device, HostTensor } from '@latent-sft/runtime';
 import { summarizeProfile } from '@latent-sft/runtime';
 import { Trainer, type TrainerOptions } from '@latent-sft/train';
 import { tableFill } from './bench-init.js';
-import { describeNodes } from './describe-nodes.js';
+import { printStepNodes } from './describe-nodes.js';
 import { BENCH_LORA, benchObjective } from './train-objective.js';
 
 const { values } = parseArgs({
@@ -138,9 +138,7 @@ async function run(which: 'train' | 'lora') {
   };
   if (values.nodes !== undefined) {
     // --nodes A,B: what the profile's nodes A and B are in this step graph (no sessions, no run).
-    const { graphs } = Trainer.stepGraphs(opts);
-    for (const g of [graphs.fused, graphs.grad, graphs.update])
-      if (g) for (const t of describeNodes(g, values.nodes.split(','))) process.stdout.write(`${t}\n`);
+    printStepNodes(Trainer.stepGraphs(opts).graphs, values.nodes.split(','));
     return;
   }
   const base16 = lora !== null && frozen !== 'float32';
