@@ -64,23 +64,22 @@ for r in bf16 bf16-fused bf16-fused-compile fp32master-fused fp32master-fused-co
 for r in peft peft-fused; do peak python3 tools/reference/bench_torch.py --which lora --recipes $r --steps 10; done
 fi
 if want gen; then
-# Generation (issue 19): the static-cache engine with CUDA graphs, without them (fixed shapes), and latent
-# mode (128 soft embeddings, then the answer), beside HF generate and HF static cache + torch.compile.
+# Generation (issue 19): the static-cache engine with CUDA graphs, with our decode-attention kernel
+# (latent_sft.DecodeAttention) and with ORT's GroupQueryAttention, explicit and latent mode (128 soft
+# embeddings, then the answer), each explicit run's greedy tokens checked against HF's teacher-forced argmax,
+# beside HF generate and HF static cache + torch.compile.
 peak node $A/forward-1b.mjs /root/fwd --device cuda --seq 128
 G="node $A/generate-bench.mjs --model /root/fwd/model --batch 64 --prompt-len 128 --new-tokens 256 --device cuda --dtype bfloat16"
-peak $G --engine cuda-graph --dump /root/gen-cg.json
-peak $G --engine fixed --dump /root/gen-fixed.json
-python3 tools/reference/gen_check.py /root/gen-cg.json /root/fwd/model   # our greedy tokens vs HF's argmax, teacher-forced
-python3 tools/reference/gen_check.py /root/gen-fixed.json /root/fwd/model
-peak $G --engine cuda-graph --mode latent --latent 128 --new-tokens 128
-# Our decode-attention kernel (latent_sft.DecodeAttention) instead of GroupQueryAttention in the decode steps.
-peak $G --engine cuda-graph --decode-attention fused --dump /root/gen-cg-fused.json
-python3 tools/reference/gen_check.py /root/gen-cg-fused.json /root/fwd/model
-peak $G --engine cuda-graph --decode-attention fused --mode latent --latent 128 --new-tokens 128
-CUDA_LAUNCH_BLOCKING=1 $G --engine fixed --new-tokens 32 --profile /root/gen-prof | grep -E 'BENCH.*profile'   # diagnostic: per-op and per-node GPU times (each launch waits for its kernel)
+for da in fused gqa; do
+  peak $G --engine cuda-graph --decode-attention $da --dump /root/gen-cg-$da.json
+  python3 tools/reference/gen_check.py /root/gen-cg-$da.json /root/fwd/model   # our greedy tokens vs HF's argmax, teacher-forced
+  peak $G --engine cuda-graph --decode-attention $da --mode latent --latent 128 --new-tokens 128
+done
 for r in hf-generate hf-static-compile; do peak python3 tools/reference/bench_torch.py --which gen --recipes $r; done
-node $A/decode-probe.mjs --device cuda --dtype bfloat16 --batch 64 --capacity 512   # diagnostic: attention vs matmuls of one decode step
-ORT_DISABLE_FLASH_ATTENTION=1 node $A/decode-probe.mjs --device cuda --dtype bfloat16 --batch 64 --capacity 512   # diagnostic: GroupQueryAttention without its flash kernel (which one runs?)
+# Diagnostics: per-op and per-node GPU times of the decode step (each launch waits for its kernel), and
+# attention vs matmuls of one decode step.
+CUDA_LAUNCH_BLOCKING=1 $G --engine fixed --decode-attention fused --new-tokens 32 --profile /root/gen-prof | grep -E 'BENCH.*profile'
+node $A/decode-probe.mjs --device cuda --dtype bfloat16 --batch 64 --capacity 512
 fi
 if want 7b; then
 # DeepSeek-R1-Distill-Qwen-7B shape (issue 20): our phase-2 and phase-1 encoder steps, then full fine-tuning.
@@ -128,7 +127,7 @@ peak node $A/cache-latents.mjs --encoder /root/q7enc --decoder /root/q7 --data.s
 fi
 if want train; then node $A/runtime-probe.mjs --device cuda; fi
 if want check; then
-node $A/fused-check.mjs | grep -E 'time|done|"ok":false'   # the fused kernels: CUDA vs CPU, then timings
+node $A/fused-check.mjs ${CHECK_ONLY:+--only $CHECK_ONLY} | grep -E 'time|done|"ok":false'   # the fused kernels: CUDA vs CPU, then timings (CHECK_ONLY=a,b: some)
 fi
 if want lora; then
 # Issue 18's LoRA step (1.2x PEFT asked), the base in bf16 as PEFT keeps it: the fused seeded dropout (default)

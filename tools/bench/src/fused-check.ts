@@ -8,7 +8,7 @@
 // elements, MaskedSoftmax, RMSNorm, SwiGLU and the LM-head cross-entropy (chunked vs standard ops) at the
 // benchmark's shapes (the bytes each moves over the time, against the GPU's bandwidth).
 // Prints "CHECK {...}" lines; exits 1 on any mismatch.
-// Usage: node fused-check.mjs [--device-id 0] [--dry] [--timing-only]
+// Usage: node fused-check.mjs [--device-id 0] [--dry] [--timing-only] [--only NAME,...]
 import { parseArgs } from 'node:util';
 import { Graph, crossEntropy, fuseLinearCrossEntropy, grad, lowerLinearLogProb, serialize, typedFrom } from '@latent-sft/graph';
 import { DeviceSession, type HostTensor, fusedKernelsStatus } from '@latent-sft/runtime';
@@ -41,8 +41,22 @@ const { values } = parseArgs({
     'device-id': { type: 'string', default: '0' },
     dry: { type: 'boolean', default: false },
     'timing-only': { type: 'boolean', default: false },
+    only: { type: 'string', default: '' },
   },
 });
+// --only a,b: just these comparisons and timings (names: CHECKS and TIMINGS below), e.g. a short lease's
+// --only decode-attention,dropout,ce-chunk,kernel-time.
+const CHECKS = ['adamw', 'adamw16', 'adamw-copy', 'adamw-inplace', 'sumsq', 'softmax', 'rmsnorm', 'swiglu', 'dropout', 'ce-chunk', 'after', 'decode-attention'];
+const TIMINGS = ['kernel-time', 'ce-time', 'adamw-time'];
+const only = values.only === '' ? [] : values.only.split(',');
+for (const o of only)
+  if (![...CHECKS, ...TIMINGS].includes(o)) {
+    console.error(`fused-check: --only: unknown name '${o}' (known: ${[...CHECKS, ...TIMINGS].join(', ')})`);
+    process.exit(2);
+  }
+const picked = (name: string) => only.length === 0 || only.includes(name);
+const check = (name: string) => !values['timing-only'] && picked(name);
+const timing = (name: string) => !values.dry && picked(name);
 // --dry: every comparison with the CPU standing in for CUDA and no timings (checks this script itself).
 const cuda = values.dry ? ({ kind: 'cpu' } as const) : ({ kind: 'cuda', deviceId: Number(values['device-id']) } as const);
 const cpu = { kind: 'cpu' } as const;
@@ -119,7 +133,7 @@ function mismatches(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return a.length === b.length ? bad : Math.max(a.length, b.length);
 }
 
-if (!values['timing-only'])
+if (check('adamw'))
   for (const gdt of ['float32', 'bfloat16', 'float16'] as const) {
     for (const n of [1003, (1 << 20) + 5]) {
       const inp = adamwInputs(n, gdt, 11);
@@ -137,7 +151,7 @@ if (!values['timing-only'])
 // AdamW of 16-bit parameters (precision.params: bf16 p with bf16 moments, f16 p with f32 moments): CUDA bit for
 // bit the CPU kernel and the reference (float32 math, each result rounded once), separate outputs and in place,
 // on the vector path with a tail and on the scalar path.
-if (!values['timing-only'])
+if (check('adamw16'))
   for (const pdt of ['bfloat16', 'float16'] as const) {
     for (const gdt of ['float32', pdt] as const) {
       for (const n of [1003, (1 << 20) + 5]) {
@@ -167,7 +181,7 @@ if (!values['timing-only'])
   }
 
 // AdamWCopy: p', m', v' bit for bit AdamW's, and the 16-bit copy bit for bit CUDA's Cast(p') and the CPU kernel's.
-if (!values['timing-only'])
+if (check('adamw-copy'))
   for (const to of ['bfloat16', 'float16'] as const) {
     for (const n of [1003, (1 << 20) + 5]) {
       const c = adamwCopyCase(n, to, 12);
@@ -189,7 +203,7 @@ if (!values['timing-only'])
 // CUDA bit for bit the CPU kernel and the reference, on the vector path with a tail (n % 4 = 1) and on the
 // scalar path; a non-finite coef (the step graph's skip signal) leaves p, m, v bit for bit as they were,
 // in place (AdamW) and into separate outputs (AdamWCopy, whose copy is then Cast(p)).
-if (!values['timing-only'])
+if (check('adamw-inplace'))
   for (const gdt of ['float32', 'bfloat16'] as const) {
     for (const n of [1003, (1 << 20) + 5]) {
       const inp = adamwInputs(n, gdt, 13);
@@ -227,7 +241,7 @@ if (!values['timing-only'])
     }
   }
 
-if (!values['timing-only'])
+if (check('sumsq'))
   for (const specs of [
     [
       { dtype: 'float32' as const, dims: [37] },
@@ -253,7 +267,7 @@ if (!values['timing-only'])
 // MaskedSoftmax (+ Grad): CUDA vs CPU kernels. Both compute in float32 (expf vs std::exp, sums in another
 // order), so values agree to ~1e-6 relative before the final rounding; a 16-bit result near a rounding
 // boundary may differ by one ulp of its dtype.
-if (!values['timing-only'])
+if (check('softmax'))
   for (const [dtype, ulp] of dtypeGrid(1e-5)) {
     for (const [dims, maskDims, scale] of [
       [[2, 3, 5, 7], [2, 1, 5, 7], 1],
@@ -272,7 +286,7 @@ if (!values['timing-only'])
 // RMSNorm (+ Grad): CUDA vs CPU kernels, both float32 inside (sums in another order). y: one ulp of its
 // dtype elementwise; r: 1e-5 relative; dx and dw (dw summed over row blocks of another size): relative
 // to the largest entry of the case.
-if (!values['timing-only'])
+if (check('rmsnorm'))
   for (const [dtype, ulp] of dtypeGrid(1e-5)) {
     for (const dims of [
       [3, 15, 13],
@@ -293,7 +307,7 @@ if (!values['timing-only'])
 // two ulps of the dtype elementwise (the MaskedSoftmax/RMSNorm bounds), dGate (its factor crosses 0 near
 // g = −1.28) within four, relative to the case's largest |dGate|. The larger shape is the benchmark's MLP
 // [8, 512, 8192]; the odd one has a tail that is not a multiple of 4 (the scalar path).
-if (!values['timing-only'])
+if (check('swiglu'))
   for (const [dtype, ulp] of dtypeGrid(1e-6)) {
     for (const dims of [
       [3, 7, 4099],
@@ -319,7 +333,7 @@ if (!values['timing-only'])
 // for x·0 with x = ±∞ or NaN, where x86 writes its default NaN (0xffc00000) or keeps the input's payload
 // (session 8's lease failed every case on exactly that). Shapes: an odd one and a LoRA input of the
 // benchmark [8·512, 8192].
-if (!values['timing-only'])
+if (check('dropout'))
   for (const [dtype] of dtypeGrid(0)) {
     for (const [N, I] of [
       [37, 1001],
@@ -340,7 +354,7 @@ if (!values['timing-only'])
 // CUDA's and glibc's expf, within two ulps of the dtype (of the largest |dz|). Shapes: an odd chunk (the scalar path)
 // and the benchmark's chunk [8·512 rows, 8192 columns]. In float32 the bound is set by z − lse, rounded to
 // float32 before e^x (|z − lse| up to ~30: ~2e-6 relative against the float64 reference).
-if (!values['timing-only'])
+if (check('ce-chunk'))
   for (const [dtype, ulp] of dtypeGrid(5e-6)) {
     for (const [R, C] of [
       [37, 1001],
@@ -379,7 +393,7 @@ if (!values['timing-only'])
 
 // After (the recomputation's ordering copy, cuMemcpyDtoDAsync on CUDA): y is x bit for bit on CUDA, for
 // every dtype, an odd size, an empty and a scalar x.
-if (!values['timing-only'])
+if (check('after'))
   for (const dtype of AFTER_DTYPES) {
     for (const dims of [[3, 5, 7], [0, 4], [], [8, 512, 2048]]) {
       const c = afterCase(dtype, dims, 12);
@@ -425,7 +439,7 @@ async function timeCase(c: { model: Uint8Array; inputs: Record<string, HostTenso
 // the case's largest |out| (float32: 1e-5), the caches' keys 0..pos within one ulp (the rotated key's
 // rounding; beyond pos GQA's present holds zeros). Shapes: Llama-3.2-1B's (32 / 8 heads, hd 64) and
 // Qwen2-7B's (28 / 4, hd 128), positions 0, inside and C − 1.
-if (!values['timing-only'])
+if (check('decode-attention'))
   for (const [dtype, ulp] of dtypeGrid(1e-5)) {
     for (const dims of [
       { H: 32, kvH: 8, hd: 64, C: 160, positions: [0, 77, 159, 5] },
@@ -464,7 +478,7 @@ if (!values['timing-only'])
 // promise), which session 8's lease showed to be of the order of the kernels themselves (a 134 MB dropout
 // pass at "240 GB/s"). That overhead is measured on a one-Identity graph and subtracted: `net_ms`, and
 // gb_per_s from it (raw `ms` beside).
-if (!values.dry) {
+if (timing('kernel-time')) {
   const tiny = new Graph('run_overhead');
   tiny.output(tiny.op1('Identity', [tiny.input('x', 'float32', [1])]), 'y');
   const overhead = await timeCase({ model: serialize(tiny).model, inputs: { x: { dtype: 'float32', dims: [1], data: new Float32Array(1) } } }, 50);
@@ -493,7 +507,7 @@ if (!values.dry) {
 // The LM-head cross-entropy at the benchmark's shape (h [8·512, 2048], W [128256, 2048], bfloat16; loss, dh
 // and dW): the standard ops (bf16 logits, their float32 copy, LogSoftmax, the scattered gradient) against
 // the chunked lowering (graph's linear-cross-entropy.ts, 8192 columns per chunk), each in its own session.
-if (!values.dry) {
+if (timing('ce-time')) {
   const [N, D, V] = [4096, 2048, 128256];
   const model = (fused: boolean) => {
     const g = new Graph(fused ? 'ce_chunked' : 'ce_plain');
@@ -527,7 +541,7 @@ if (!values.dry) {
 }
 
 // Timing: AdamW over 2^28 elements with bf16 gradients (26 bytes per element moved).
-if (!values.dry) {
+if (timing('adamw-time')) {
   const n = 1 << 28;
   const session = DeviceSession.create(adamwGraph(n, 'bfloat16'), { device: cuda, deterministic: true });
   const b = session.createBinding();
