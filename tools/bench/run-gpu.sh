@@ -64,21 +64,20 @@ for r in bf16 bf16-fused bf16-fused-compile fp32master-fused fp32master-fused-co
 for r in peft peft-fused; do peak python3 tools/reference/bench_torch.py --which lora --recipes $r --steps 10; done
 fi
 if want gen; then
-# Generation (issue 19): the static-cache engine with CUDA graphs, with our decode-attention kernel
-# (latent_sft.DecodeAttention) and with ORT's GroupQueryAttention, explicit and latent mode (128 soft
-# embeddings, then the answer), each explicit run's greedy tokens checked against HF's teacher-forced argmax,
-# beside HF generate and HF static cache + torch.compile.
+# Generation (issue 19): the static-cache engine with CUDA graphs (ORT's GroupQueryAttention; DECODE_ATTENTION
+# adds latent_sft.DecodeAttention), explicit then latent mode (128 soft embeddings, then 128 answer tokens) on
+# one loaded engine, the explicit run's greedy tokens checked against HF's teacher-forced argmax, beside HF
+# generate and HF static cache + torch.compile.
 peak node $A/forward-1b.mjs /root/fwd --device cuda --seq 128
 G="node $A/generate-bench.mjs --model /root/fwd/model --batch 64 --prompt-len 128 --new-tokens 256 --device cuda --dtype bfloat16"
-for da in fused gqa; do
-  peak $G --engine cuda-graph --decode-attention $da --dump /root/gen-cg-$da.json
+for da in ${DECODE_ATTENTION:-gqa}; do   # DECODE_ATTENTION="gqa fused": also our kernel (session 9: slower than GQA)
+  peak $G --engine cuda-graph --decode-attention $da --mode explicit,latent --latent 128 --latent-answer 128 --dump /root/gen-cg-$da.json
   python3 tools/reference/gen_check.py /root/gen-cg-$da.json /root/fwd/model   # our greedy tokens vs HF's argmax, teacher-forced
-  peak $G --engine cuda-graph --decode-attention $da --mode latent --latent 128 --new-tokens 128
 done
 for r in hf-generate hf-static-compile; do peak python3 tools/reference/bench_torch.py --which gen --recipes $r; done
 # Diagnostics: per-op and per-node GPU times of the decode step (each launch waits for its kernel), and
 # attention vs matmuls of one decode step.
-CUDA_LAUNCH_BLOCKING=1 $G --engine fixed --decode-attention fused --new-tokens 32 --profile /root/gen-prof | grep -E 'BENCH.*profile'
+CUDA_LAUNCH_BLOCKING=1 $G --engine fixed --new-tokens 32 --profile /root/gen-prof | grep -E 'BENCH.*profile'
 node $A/decode-probe.mjs --device cuda --dtype bfloat16 --batch 64 --capacity 512
 fi
 if want 7b; then
@@ -103,10 +102,7 @@ while [ -f /root/q7.writing ]; do sleep 5; done   # a ckpt7 lane is writing the 
 # (128-token prompts; latent: 64 soft embeddings then 64 answer tokens), beside HF generate on the same folder.
 [ -f /root/q7/tokenizer.json ] || peak node $A/random-checkpoint.mjs /root/q7 --model r1-distill-qwen-7b --tokenizer qwen3
 G7="node $A/generate-bench.mjs --model /root/q7 --batch 32 --prompt-len 128 --device cuda --dtype bfloat16 --engine cuda-graph"
-peak $G7 --new-tokens 128
-peak $G7 --mode latent --latent 64 --new-tokens 64
-peak $G7 --new-tokens 128 --decode-attention fused
-peak $G7 --mode latent --latent 64 --new-tokens 64 --decode-attention fused
+peak $G7 --new-tokens 128 --mode explicit,latent --latent 64 --latent-answer 64   # one load (minutes at 7B), both modes
 peak python3 tools/reference/bench_torch.py --which gen --recipes hf-generate --gen-model /root/q7 --gen-batch 32 --gen-new 128
 fi
 if want 7b-torch; then

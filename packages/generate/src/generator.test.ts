@@ -86,6 +86,9 @@ describe('explicit greedy decoding', () => {
   it.each([
     ['untied llama', tinyLlama({ tieWordEmbeddings: false, vocabSize: 96 })],
     ['qwen2 (q/k/v bias)', tinyQwen2({ vocabSize: 96 })],
+    // head_dim 16: GroupQueryAttention takes q/k/v packed, straight from their one Gemm (no padding, no Split).
+    ['llama, head_dim 16 (packed q/k/v)', tinyLlama({ tieWordEmbeddings: false, vocabSize: 96, hiddenSize: 64 })],
+    ['qwen2, head_dim 16 (packed q/k/v with bias)', tinyQwen2({ vocabSize: 96, hiddenSize: 64 })],
   ])('%s: equals full recomputation (GQA engine, and fixed shapes with DecodeAttention)', async (_name, config) => {
     const tensors = initParameters(config, { seed: 3 }).map((t) => ({ ...t, data: t.data.map((v) => v * 40) }));
     const other = await FullRecompute.create({ config, tensors, W: tensors.find((t) => t.name === 'model.embed_tokens.weight')!.data });
@@ -300,9 +303,22 @@ describe('16-bit compute', () => {
     const ops = g.nodes.map((n) => n.op);
     const L = tiny.config.numHiddenLayers;
     expect(ops.filter((o) => o === 'RMSNorm').length).toBe(2 * L + 1);
-    expect(ops.filter((o) => o === 'SwiGLU').length).toBe(L);
+    expect(ops.filter((o) => o === 'SwiGLUPacked').length).toBe(L); // SwiGLU reading gate/up from their one Gemm
     expect(ops.filter((o) => o === 'ReduceMean' || o === 'Sigmoid')).toEqual([]);
     expect(g.value('model.layers.0.mlp.down_proj.weight').dtype).toBe('float16');
+  });
+
+  it('head_dim 16: no Split in the 16-bit step (q/k/v packed into GroupQueryAttention, gate/up read packed by SwiGLUPacked)', () => {
+    const config = tinyLlama({ hiddenSize: 64 });
+    const L = config.numHiddenLayers;
+    const tensors = initParameters(config, { seed: 1 });
+    for (const shapes of [undefined, { batch: 3, seq: 1, capacity: 32 }]) {
+      const g = buildStepGraph(config, tensors, { dtype: 'float16', latentTopK: 10, candidates: 16, ...(shapes ? { shapes } : {}) });
+      const gqa = g.nodes.filter((n) => n.op === 'GroupQueryAttention');
+      expect(gqa.map((n) => [g.value(n.inputs[0]!).shape.at(-1), n.inputs[1], n.inputs[2]])).toEqual(Array(L).fill([(4 + 2 * 2) * 16, '', '']));
+      expect(g.nodes.filter((n) => n.op === 'Split')).toEqual([]);
+      expect(g.nodes.filter((n) => n.op === 'SwiGLUPacked').length).toBe(L);
+    }
   });
 
   it('no ReduceMax over the vocabulary: the log-sum-exp takes its max from TopK (CUDA ReduceMax went through cuDNN, ~10 ms a step)', () => {

@@ -25,7 +25,7 @@
 //
 // Compaction graph (`buildCompactGraph`): Gather along the batch axis of every cache buffer and of z by
 // `rows` int64 [B'], run when sequences finish so later steps only compute live rows.
-import { Graph, type Tensor, fuseRmsNorm, fuseSwiGlu } from '@latent-sft/graph';
+import { Graph, type Tensor, fusePackedSwiGlu, fuseRmsNorm, fuseSwiGlu } from '@latent-sft/graph';
 import { inputError } from '@latent-sft/core';
 import { gWeightedEmbedding } from '@latent-sft/latent';
 import { type ModelConfig, type NamedTensor, declareWeights, decoder, ropeTables, staticCacheHeadDim } from '@latent-sft/models';
@@ -142,7 +142,7 @@ export function buildStepGraph(config: ModelConfig, tensors: readonly NamedTenso
   const head = weights[c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'] as Tensor;
   const logits = g.cast(g.op1('Gemm', [last, g.cast(head, opts.dtype)], { transB: 1 }), 'float32'); // [B, V]
 
-  const [topLogits, topIds] = g.op('TopK', [logits, g.ints([K])], { axis: -1, largest: 1, sorted: 1 }) as [Tensor, Tensor];
+  const [topLogits, topIds] = stagedTopK(g, logits, K);
   const invTemp = g.input(STEP.invTemp, 'float32', [1]);
   const scaled = g.mul(logits, invTemp);
   // The row max of `scaled` is TopK's first value times 1/T (rounding is monotonic, so with 1/T ≥ 0 this is
@@ -171,13 +171,57 @@ export function buildStepGraph(config: ModelConfig, tensors: readonly NamedTenso
   });
   g.prune();
   // 16-bit bodies: the RMSNorms and the SwiGLU gating as the fused latent_sft kernels (one pass each
-  // instead of the float32 chains; @latent-sft/runtime registers them in every session).
+  // instead of the float32 chains; @latent-sft/runtime registers them in every session), the gating
+  // reading gate and up straight from their one Gemm's output (SwiGLUPacked: no Split copying it).
   if (opts.dtype !== 'float32' && opts.fused !== false) {
     fuseRmsNorm(g);
     fuseSwiGlu(g);
+    g.prune(); // (the replaced chains' dead Sigmoid / Mul would still count as uses of gate)
+    fusePackedSwiGlu(g);
     g.prune();
   }
   return g;
+}
+
+/**
+ * Rows ORT's CUDA TopK sorts in one block (bitonic, in shared memory). A longer row gets ONE block for the
+ * whole row (radix select): TopK over [64, 128256] took ~0.85 ms of a ~3.7 ms decode step on an H200
+ * (session 9's profile), with 64 blocks on 132 SMs.
+ */
+export const TOPK_CHUNK = 256;
+
+/**
+ * TopK (descending; equal values → the lower index first, as ONNX's TopK) of the rows of x [B, n] in stages:
+ * each stage cuts the row into chunks of TOPK_CHUNK (the last one padded with −∞), keeps the top K of every
+ * chunk (one block per chunk) and carries their positions, until at most 4 chunks' worth are left for a
+ * last TopK. Exact, ties included: the candidates of a stage stay in (chunk, rank) order, so among equal
+ * values the lower candidate position is the lower original index, and −∞ pads come after every real
+ * element of their chunk. One TopK when K > TOPK_CHUNK / 4 (too little reduction per stage) or n is short.
+ * Returns [values [B, K], int64 indices [B, K]].
+ */
+export function stagedTopK(g: Graph, x: Tensor, K: number): [Tensor, Tensor] {
+  if (x.rank !== 2 || typeof x.shape[1] !== 'number') throw new Error(`stagedTopK: x must be [B, n] with a known n, got ${x.shapeText}`);
+  const topK = (t: Tensor) => g.op('TopK', [t, g.ints([K])], { axis: -1, largest: 1, sorted: 1 }) as [Tensor, Tensor];
+  let n = x.shape[1];
+  let vals = x;
+  let ids: Tensor | null = null; // [B, n] original index of each candidate (null: the identity)
+  while (K <= TOPK_CHUNK / 4 && n > 4 * TOPK_CHUNK) {
+    const chunks = Math.ceil(n / TOPK_CHUNK);
+    const pad = chunks * TOPK_CHUNK - n;
+    if (pad > 0) {
+      const padShape = g.concat([g.slice(g.shapeOf(vals), [0], [1]), g.ints([pad])], 0);
+      vals = g.concat([vals, g.expand(g.scalar(Number.NEGATIVE_INFINITY, vals.dtype), padShape)], 1);
+      if (ids !== null) ids = g.concat([ids, g.expand(g.ints([0]), padShape)], 1);
+    }
+    const [v, local] = topK(g.reshape(vals, [0, chunks, TOPK_CHUNK])); // [B, chunks, K]
+    const offsets = g.reshape(g.ints(Array.from({ length: chunks }, (_, c) => c * TOPK_CHUNK)), [1, chunks, 1]);
+    const pos = g.reshape(g.add(local, offsets), [0, chunks * K]); // positions in this stage's (padded) row
+    ids = ids === null ? pos : g.op1('GatherElements', [ids, pos], { axis: 1 });
+    vals = g.reshape(v, [0, chunks * K]);
+    n = chunks * K;
+  }
+  const [v, p] = topK(vals);
+  return [v, ids === null ? p : g.op1('GatherElements', [ids, p], { axis: 1 })];
 }
 
 /** The compaction graph described in the file header (no weights); cache buffers in `dtype`. */

@@ -165,6 +165,32 @@ export function fuseSwiGlu(g: Graph): number {
   return count;
 }
 
+/**
+ * Rewrites SwiGLU(gate, up) whose gate and up are the two halves of one Split along the last axis (and
+ * used nowhere else) into SwiGLUPacked(x) of the Split's input: no copy of x into two tensors. Inference
+ * graphs only (SwiGLUPacked has no gradient): the generation step, where q/k/v and gate/up are one Gemm
+ * each. Run after fuseSwiGlu and a prune (its dead chains still use gate); the dead Split goes with the next
+ * prune. Returns how many.
+ */
+export function fusePackedSwiGlu(g: Graph): number {
+  const { uses, producer } = useMap(g);
+  let count = 0;
+  for (const node of [...g.nodes]) {
+    if (node.op !== 'SwiGLU') continue;
+    const [gName, uName] = node.inputs as [string, string];
+    const split = producer.get(gName);
+    if (split === undefined || split.op !== 'Split' || split.outputs.length !== 2 || split.outputs[0] !== gName || split.outputs[1] !== uName) continue;
+    if (uses.get(gName) !== 1 || uses.get(uName) !== 1) continue;
+    const x = g.value(split.inputs[0] as string);
+    const gate = g.value(gName);
+    const half = gate.shape[gate.rank - 1];
+    if (normAxis(Number(split.attrs['axis'] ?? 0), x.rank) !== x.rank - 1 || typeof half !== 'number' || x.shape[x.rank - 1] !== 2 * half) continue;
+    g.replaceNode(node, 'SwiGLUPacked', [x], {});
+    count++;
+  }
+  return count;
+}
+
 /** The value of a rank-0 (or one-element) float32 initializer, else undefined. */
 /** The value of a one-element constant of any float or int32 dtype (16-bit bits decoded exactly). */
 function constantValue(g: Graph, name: string | undefined): number | undefined {

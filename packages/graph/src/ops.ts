@@ -75,6 +75,7 @@ export interface OpAttrs {
   RMSNormGrad: NoAttrs;
   SwiGLU: NoAttrs;
   SwiGLUGrad: NoAttrs;
+  SwiGLUPacked: NoAttrs;
   SeededDropout: { threshold: number; scale: number };
   CEChunkStats: { offset: number; vocab: number };
   CEChunkGrad: { offset: number };
@@ -107,6 +108,7 @@ export const customOpDomains: { readonly [P in OpType]?: string } = {
   RMSNormGrad: 'latent_sft',
   SwiGLU: 'latent_sft',
   SwiGLUGrad: 'latent_sft',
+  SwiGLUPacked: 'latent_sft',
   SeededDropout: 'latent_sft',
   CEChunkStats: 'latent_sft',
   CEChunkGrad: 'latent_sft',
@@ -142,6 +144,7 @@ export type NonDifferentiableOp =
   | 'MaskedSoftmaxGrad'
   | 'RMSNormGrad'
   | 'SwiGLUGrad'
+  | 'SwiGLUPacked'
   | 'CEChunkStats'
   | 'CEChunkGrad'
   | 'LinearLogProbGrad'
@@ -173,6 +176,7 @@ export const nonDifferentiableOps: { readonly [P in NonDifferentiableOp]: true }
   MaskedSoftmaxGrad: true,
   RMSNormGrad: true,
   SwiGLUGrad: true,
+  SwiGLUPacked: true,
   CEChunkStats: true,
   CEChunkGrad: true,
   LinearLogProbGrad: true,
@@ -792,6 +796,16 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
       { dtype: gate.dtype, shape: [...gate.shape] },
     ];
   },
+  // x [..., 2F] (gate, then up, along the last axis) → Y [..., F] = SwiGLU(x[..., :F], x[..., F:]); inference only.
+  SwiGLUPacked: (g, inputs) => {
+    arity(inputs, 1);
+    const x = need(inputs, 0, 'x');
+    if (!['float32', 'bfloat16', 'float16'].includes(x.dtype) || x.rank < 1)
+      throw new Error(`x must be a float tensor [..., 2F], got ${x.dtype}${x.shapeText}`);
+    const last = x.shape[x.rank - 1] as Dim;
+    if (typeof last !== 'number' || last % 2 !== 0) throw new Error(`x's last dim must be a known even size (gate, then up), got ${x.shapeText}`);
+    return [{ dtype: x.dtype, shape: [...x.shape.slice(0, -1), last / 2] }];
+  },
   // z [R, C] 16-bit or float32 (a chunk of LM-head logits, vocabulary columns offset … offset + C − 1), target
   // [R, 1] int64 → stats [R, 3] float32: the row max m, Σ exp(z − m), and z[target − offset] when the target
   // falls in this chunk (else 0; NaN when the target is outside [0, vocab)).
@@ -880,23 +894,26 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
   // key / value [B, S, kvH·hd], past_key / past_value [B, kvH, C, hd] (a static cache of capacity C,
   // bound to the same buffers as the presents), seqlens_k int32 [B] (each row's total length − 1),
   // total_sequence_length int32 scalar, cos_cache / sin_cache [C, rd/2] (with do_rotary) →
-  // output [B, S, H·hd], present_key / present_value of the past's shape.
+  // output [B, S, H·hd], present_key / present_value of the past's shape. Packed: key and value null, query
+  // [B, S, (H + 2·kvH)·hd] (q, k, v heads side by side, as one Gemm over the concatenated projections gives them).
   GroupQueryAttention: (g, inputs, attrs) => {
     arity(inputs, 7, 9);
     const q = need(inputs, 0, 'query');
-    const k = need(inputs, 1, 'key');
-    const v = need(inputs, 2, 'value');
+    const packed = inputs[1] === null && inputs[2] === null;
     const pk = need(inputs, 3, 'past_key');
     const pv = need(inputs, 4, 'past_value');
     const { num_heads: H, kv_num_heads: kvH } = attrs;
     if (!(H > 0 && kvH > 0 && H % kvH === 0)) throw new Error(`num_heads ${H} must be a positive multiple of kv_num_heads ${kvH}`);
     if (pk.rank !== 4 || pk.shape[1] !== kvH) throw new Error(`past_key must be [B, ${kvH}, C, hd], got ${pk.shapeText}`);
     const hd = pk.shape[3];
-    for (const [t, name, heads] of [
-      [q, 'query', H],
-      [k, 'key', kvH],
-      [v, 'value', kvH],
-    ] as const) {
+    const qkv = packed
+      ? ([[q, 'packed query', H + 2 * kvH]] as const)
+      : ([
+          [q, 'query', H],
+          [need(inputs, 1, 'key'), 'key', kvH],
+          [need(inputs, 2, 'value'), 'value', kvH],
+        ] as const);
+    for (const [t, name, heads] of qkv) {
       if (t.dtype !== pk.dtype || t.rank !== 3) throw new Error(`${name} must be ${pk.dtype} [B, S, ${heads}·hd], got ${t.dtype}${t.shapeText}`);
       if (typeof hd === 'number' && typeof t.shape[2] === 'number' && t.shape[2] !== heads * hd)
         throw new Error(`${name} must be [B, S, ${heads * hd}], got ${t.shapeText}`);
@@ -914,7 +931,7 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
         throw new Error(`cos_cache / sin_cache must be ${pk.dtype} [C, rd/2], got ${cos.dtype}${cos.shapeText} / ${sin.dtype}${sin.shapeText}`);
     }
     return [
-      { dtype: q.dtype, shape: [...q.shape] },
+      { dtype: q.dtype, shape: packed ? [q.shape[0] as Dim, q.shape[1] as Dim, typeof hd === 'number' ? H * hd : 'hidden'] : [...q.shape] },
       { dtype: pk.dtype, shape: [...pk.shape] },
       { dtype: pv.dtype, shape: [...pv.shape] },
     ];

@@ -202,6 +202,8 @@ interface Forward {
    * load). Otherwise one lin per module.
    */
   lins(x: Tensor, names: readonly string[]): Tensor[];
+  /** That one Gemm's output [N, Σ outputs] (the modules' outputs side by side), or null where lins runs one lin per module. */
+  linCat(x: Tensor, names: readonly string[]): Tensor | null;
   /** null with a static cache (RoPE inside GroupQueryAttention). */
   rope: RopeFactors | null;
   staticCache: StaticKvCache | null;
@@ -255,7 +257,19 @@ function attention(
       } else if (hdP !== hd) p = g.concat([t, zeros(count, hdP - hd)], 3);
       return g.reshape(p, f.shapeBT(count * hdP));
     };
-    const [qp, kp, vp] = f.lins(n, [`${pre}.q_proj`, `${pre}.k_proj`, `${pre}.v_proj`]) as [Tensor, Tensor, Tensor];
+    const qkvNames = [`${pre}.q_proj`, `${pre}.k_proj`, `${pre}.v_proj`];
+    // Packed: q, k and v as GroupQueryAttention's one query input [B, T, (H + 2·kvH)·hd] straight from their
+    // one Gemm (no Split copying it), where no per-head norm or padding comes between.
+    const packed = sc.decodeKernel !== true && hdP === hd && c.qkNorm !== true ? f.linCat(n, qkvNames) : null;
+    if (packed !== null) {
+      const [ctx, key, value] = g.op(
+        'GroupQueryAttention',
+        [g.reshape(packed, f.shapeBT((H + 2 * kvH) * hd)), null, null, layer.key, layer.value, sc.seqlensK, sc.totalLength, sc.cos, sc.sin],
+        { num_heads: H, kv_num_heads: kvH, do_rotary: 1, scale: 1 / Math.sqrt(hd) },
+      ) as [Tensor, Tensor, Tensor];
+      return { out: f.lin(g.reshape(ctx, [-1, H * hd]), `${pre}.o_proj`), present: { key, value } };
+    }
+    const [qp, kp, vp] = f.lins(n, qkvNames) as [Tensor, Tensor, Tensor];
     const q = flat(heads('q_proj', H, 'q_norm', qp), H, true);
     const k = flat(heads('k_proj', kvH, 'k_norm', kp), kvH, true);
     const v = flat(g.reshape(vp, f.shapeBT(kvH, hd)), kvH, false);
@@ -390,15 +404,26 @@ export function decoder(g: Graph, config: ModelConfig, weights: DecoderWeights, 
     w,
     opt,
     lin,
-    lins: (t, names) => {
+    linCat: (t, names) => {
       const biases = names.map((n) => opt(`${n}.bias`));
       const mixed = biases.some((b) => b === null) && biases.some((b) => b !== null);
-      if (sc === null || mixed || names.some((n) => pairs.has(`${n}.weight`))) return names.map((n) => lin(t, n));
-      const ws = names.map((n) => w(`${n}.weight`));
-      const sizes = ws.map((x) => x.shape[0] as number);
+      if (sc === null || mixed || names.some((n) => pairs.has(`${n}.weight`))) return null;
       const bias = biases[0] === null ? null : g.concat(biases as Tensor[], 0);
-      const y = linear(g, t, g.concat(ws, 0), bias, null);
-      return g.op('Split', [y, g.ints(sizes)], { axis: 1 }) as Tensor[];
+      return linear(
+        g,
+        t,
+        g.concat(
+          names.map((n) => w(`${n}.weight`)),
+          0,
+        ),
+        bias,
+        null,
+      );
+    },
+    lins: (t, names) => {
+      const y = f.linCat(t, names);
+      if (y === null) return names.map((n) => lin(t, n));
+      return g.op('Split', [y, g.ints(names.map((n) => w(`${n}.weight`).shape[0] as number))], { axis: 1 }) as Tensor[];
     },
     rope: sc === null ? ropeFactors(g, c, opts.positions as Tensor, opts.maxPositions ?? c.maxPositionEmbeddings, dtype) : null,
     staticCache: sc,

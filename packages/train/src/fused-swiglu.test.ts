@@ -30,6 +30,8 @@ describe('SwiGLU / SwiGLUGrad kernels vs their float32 reference (CPU)', () => {
       expect(worstRel(got('dup'), ref.dup, false), 'dup').toBeLessThanOrEqual(2 * ulp);
       expect(worstRel(got('dgate'), ref.dgate, true), 'dgate').toBeLessThanOrEqual(4 * ulp);
       for (const k of ['y', 'dgate', 'dup']) expect(got(k).every(Number.isFinite), k).toBe(true);
+      // SwiGLUPacked (gate and up as the two halves of one tensor, the generation step's form): y bit for bit.
+      expect(Array.from((out['y_packed'] as HostTensor).data as ArrayLike<number>)).toEqual(Array.from((out['y'] as HostTensor).data as ArrayLike<number>));
       // silu(−100) = −0 · …, silu(100) = 100 · u: the extremes are exact.
       expect(got('y')[0]).toBeCloseTo(0, 12);
       expect(got('y')[8]).toBe(ref.y[8]);

@@ -327,8 +327,9 @@ export function rmsNormCase(
 }
 
 /**
- * SwiGLU and SwiGLUGrad on one graph: inputs gate, up, dy [dims] (dtype); outputs y (forward), dgate and
- * dup (the grad op on dy, gate, up). Gates span the SiLU's whole shape, including |g| > 88 (e^−g
+ * SwiGLU and SwiGLUGrad on one graph: inputs gate, up, dy [dims] (dtype); outputs y (forward), y_packed
+ * (SwiGLUPacked of [gate, up] concatenated along the last axis: must be y, bit for bit), dgate and dup (the
+ * grad op on dy, gate, up). Gates span the SiLU's whole shape, including |g| > 88 (e^−g
  * overflows float32) and the zero of its derivative near g = −1.28.
  */
 export function swigluCase(dtype: 'float32' | 'bfloat16' | 'float16', dims: number[], seed: number): { model: Uint8Array; inputs: Record<string, HostTensor> } {
@@ -337,6 +338,7 @@ export function swigluCase(dtype: 'float32' | 'bfloat16' | 'float16', dims: numb
   const n = dims.reduce((a, b) => a * b, 1);
   const [gate, up, dy] = ['gate', 'up', 'dy'].map((k) => g.input(k, dtype, dims)) as [Tensor, Tensor, Tensor];
   g.output(g.op1('SwiGLU', [gate, up]), 'y');
+  g.output(g.op1('SwiGLUPacked', [g.concat([gate, up], -1)]), 'y_packed');
   const [dg, du] = g.op('SwiGLUGrad', [dy, gate, up]) as [Tensor, Tensor];
   g.output(dg, 'dgate');
   g.output(du, 'dup');

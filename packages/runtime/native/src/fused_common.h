@@ -174,6 +174,7 @@ struct Kernels {
   CUfunction rmsnormGrad[3] = {nullptr, nullptr, nullptr};
   CUfunction swiglu[3] = {nullptr, nullptr, nullptr};
   CUfunction swigluGrad[3] = {nullptr, nullptr, nullptr};
+  CUfunction swigluPacked[3] = {nullptr, nullptr, nullptr};
   CUfunction ceStats[3] = {nullptr, nullptr, nullptr};
   CUfunction ceGrad[3] = {nullptr, nullptr, nullptr};
   CUfunction seededDropout[3] = {nullptr, nullptr, nullptr};

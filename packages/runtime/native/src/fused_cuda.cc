@@ -35,7 +35,7 @@ constexpr KernelFamily kFamilies[] = {
     {"adamw_", "_p_bf16", &Kernels::adamwPBf16}, {"adamw_", "_p_f16", &Kernels::adamwPF16},
     {"sumsq_", "", &Kernels::sumsq},     {"msoftmax_", "", &Kernels::msoftmax},
     {"msoftmax_", "_grad", &Kernels::msoftmaxGrad}, {"rmsnorm_", "", &Kernels::rmsnorm}, {"rmsnorm_", "_grad", &Kernels::rmsnormGrad},
-    {"swiglu_", "", &Kernels::swiglu},       {"swiglu_", "_grad", &Kernels::swigluGrad},
+    {"swiglu_", "", &Kernels::swiglu},       {"swiglu_", "_grad", &Kernels::swigluGrad}, {"swiglu_", "_packed", &Kernels::swigluPacked},
     {"ce_", "", &Kernels::ceStats},  {"ce_", "_grad", &Kernels::ceGrad}, {"seeded_dropout_", "", &Kernels::seededDropout},
     {"decode_attention_", "", &Kernels::decodeAttention},
 };

@@ -3,6 +3,7 @@
 //   SwiGLU(gate, up) -> Y                  Y = round(round(g·σ(g)) · u)
 //   SwiGLUGrad(dY, gate, up) -> dGate, dUp dGate = round((dY·u)·(s·(1 + g·(1 − s)))), s = σ(g)
 //                                          dUp = round(dY · round(g·σ(g)))
+//   SwiGLUPacked(x) -> Y                   SwiGLU(x[..., :F], x[..., F:]) for x [..., 2F] (inference only)
 // gate, up, dY: one float dtype (f32, bf16, f16), one shape (no broadcasting); round() = to that dtype
 // (identity for f32). The SiLU is rounded once as torch's F.silu is, where the standard ops round σ(g)
 // and g·σ(g) separately. The elements are swigluSilu / swigluGateGrad (fused_shared.h), run by this CPU
@@ -83,6 +84,83 @@ struct SwiGluKernel {
   }
 };
 
+/**
+ * SwiGLUPacked(x) -> Y: x [..., 2F] holds gate (the first F of the last axis) and up (the last F), as one
+ * Gemm over the concatenated gate/up projections gives them; Y [..., F] is SwiGLU(gate, up), bit for bit.
+ * Inference only (no grad op): the generation engine's decode step, where a Split of x would copy it.
+ */
+template <bool OnCuda>
+struct SwiGluPackedKernel {
+  int deviceId = 0;
+
+  explicit SwiGluPackedKernel(const OrtKernelInfo*) {
+    if (OnCuda) (void)kernelsForCurrentContext(deviceId);
+  }
+
+  OrtStatusPtr ComputeV2(OrtKernelContext* context) {
+    try {
+      Ort::KernelContext ctx(context);
+      auto in = ctx.GetInput(0);
+      auto info = in.GetTensorTypeAndShapeInfo();
+      auto shape = info.GetShape();
+      auto t = info.GetElementType();
+      if (floatTypeName(t) == nullptr) throw std::runtime_error("x must be float32, bfloat16 or float16");
+      if (shape.empty() || shape.back() % 2 != 0) throw std::runtime_error("x's last dim must be even (gate, then up)");
+      long long F = shape.back() / 2;
+      long long rows = F == 0 ? 0 : static_cast<long long>(info.GetElementCount()) / (2 * F);
+      shape.back() = F;
+      const void* x = in.GetTensorRawData();
+      void* y = ctx.GetOutput(0, shape).GetTensorMutableRawData();
+      if (rows * F == 0) return nullptr;
+      if constexpr (OnCuda) {
+        const Kernels& k = kernelsForCurrentContext(deviceId);
+        int vec = F % 4 == 0 && aligned(x, 4 * dtypeSize(t)) && aligned(y, 4 * dtypeSize(t)) ? 1 : 0;
+        unsigned grid = gridFor(vec != 0 ? rows * F / 4 : rows * F, k.smCount, 16);
+        void* args[] = {&rows, &F, &vec, &x, &y};
+        check(cudaApi().launchKernel(k.swigluPacked[gradIndex(t)], grid, 1, 1, 256, 1, 1, 0, ctx.GetGPUComputeStream(), args, nullptr),
+              "cuLaunchKernel (SwiGLUPacked)");
+      } else {
+        struct Job { const void* x; void* y; ONNXTensorElementDataType t; size_t rows, F; } job{x, y, t, static_cast<size_t>(rows), static_cast<size_t>(F)};
+        size_t n = job.rows * job.F;
+        ctx.ParallelFor([](void* data, size_t chunk) {
+          const Job& j = *static_cast<const Job*>(data);
+          size_t e = (chunk + 1) * kCpuChunk < j.rows * j.F ? (chunk + 1) * kCpuChunk : j.rows * j.F;
+          for (size_t i = chunk * kCpuChunk; i < e; i++) {
+            size_t r = i / j.F, c = i - r * j.F;
+            float g = loadAsFloat(j.x, j.t, r * 2 * j.F + c), u = loadAsFloat(j.x, j.t, r * 2 * j.F + j.F + c);
+            storeFromFloat(j.y, j.t, i, roundTo(j.t, swigluSilu(g)) * u);
+          }
+        }, (n + kCpuChunk - 1) / kCpuChunk, 0, &job);
+      }
+      return nullptr;
+    } catch (const std::exception& e) {
+      return fail("SwiGLUPacked", e);
+    }
+  }
+};
+
+/** SwiGLUPacked's output: x's dtype and shape with the last dim halved. */
+OrtStatusPtr inferSwiGluPacked(const OrtCustomOp*, OrtShapeInferContext* ctx) {
+  InferredShape x;
+  if (OrtStatusPtr st = inferredInput(ctx, 0, x)) return st;
+  if (!x.dims.empty()) {
+    // A known 2F halves; an unknown one gets a fresh name (F is not the same unknown as 2F).
+    if (x.dims.back() >= 0) x.dims.back() /= 2;
+    x.names.back() = x.dims.back() >= 0 ? "" : freshDimName();
+  }
+  return setInferredOutput(ctx, 0, x);
+}
+
+template <bool OnCuda>
+struct SwiGluPackedOp : FusedOp<SwiGluPackedOp<OnCuda>, SwiGluPackedKernel<OnCuda>, OnCuda> {
+  SwiGluPackedOp() { this->InferOutputShapeFn = &inferSwiGluPacked; }
+  const char* GetName() const { return "SwiGLUPacked"; }
+  size_t GetInputTypeCount() const { return 1; }
+  ONNXTensorElementDataType GetInputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED; }
+  size_t GetOutputTypeCount() const { return 1; }
+  ONNXTensorElementDataType GetOutputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED; }
+};
+
 /** Output types/shapes: every output as input 1 (gate). */
 template <bool Grad>
 OrtStatusPtr inferSwiGlu(const OrtCustomOp*, OrtShapeInferContext* ctx) {
@@ -109,6 +187,8 @@ void addSwiGluOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda) {
   cpu.Add(new SwiGluOp<false, true>());
   cuda.Add(new SwiGluOp<true, false>());
   cuda.Add(new SwiGluOp<true, true>());
+  cpu.Add(new SwiGluPackedOp<false>());
+  cuda.Add(new SwiGluPackedOp<true>());
 }
 
 }  // namespace latent_sft
