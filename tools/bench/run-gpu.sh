@@ -74,11 +74,12 @@ for da in ${DECODE_ATTENTION:-gqa}; do   # DECODE_ATTENTION="gqa fused": also ou
   peak $G --engine cuda-graph --decode-attention $da --mode explicit,latent --latent 128 --latent-answer 128 --dump /root/gen-cg-$da.json
   python3 tools/reference/gen_check.py /root/gen-cg-$da.json /root/fwd/model   # our greedy tokens vs HF's argmax, teacher-forced
 done
+peak $G --engine cuda-graph --topk ops   # ablation: ONNX TopK + standard ops instead of latent_sft.VocabTopK
 for r in hf-generate hf-static-compile; do peak python3 tools/reference/bench_torch.py --which gen --recipes $r; done
 # Diagnostics: per-op and per-node GPU times of the decode step (each launch waits for its kernel), and
 # attention vs matmuls of one decode step.
 CUDA_LAUNCH_BLOCKING=1 $G --engine fixed --new-tokens 32 --profile /root/gen-prof | grep -E 'BENCH.*profile'
-node $A/decode-probe.mjs --device cuda --dtype bfloat16 --batch 64 --capacity 512
+[ -n "${GEN_PROBE:-}" ] && node $A/decode-probe.mjs --device cuda --dtype bfloat16 --batch 64 --capacity 512
 fi
 if want 7b; then
 # DeepSeek-R1-Distill-Qwen-7B shape (issue 20): our phase-2 and phase-1 encoder steps, then full fine-tuning.

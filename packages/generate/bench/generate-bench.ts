@@ -8,6 +8,7 @@
 //     [--sampling greedy|top-p] [--seed 0] [--threads N] [--engine compact|fixed|cuda-graph] [--bandwidth-gbs 4800]
 //     [--dump FILE]   (prompts and greedy outputs of the first 8 rows, for tools/reference/gen_check.py)
 //     [--decode-attention gqa|fused]   (fixed-shape decode steps: ORT's GroupQueryAttention or latent_sft.DecodeAttention)
+//     [--topk fused|ops]   (the step's top-k and log-sum-exp: latent_sft.VocabTopK or ONNX TopK + standard ops)
 // Presets are random-init (initParameters, seed --seed). The issue's setting: batch 64, 128-token
 // prompts, 256 new tokens, on one GPU. In latent mode the end id is one the random model never
 // argmaxes in practice, so each row feeds --latent soft embeddings, the `</think>` ids, then
@@ -42,6 +43,7 @@ const { values: a } = parseArgs({
     candidates: { type: 'string', default: '64' },
     profile: { type: 'string' },
     'decode-attention': { type: 'string', default: 'gqa' },
+    topk: { type: 'string', default: 'fused' },
   },
 });
 
@@ -68,6 +70,8 @@ if (!['compact', 'fixed', 'cuda-graph'].includes(engine)) throw new Error(`--eng
 const bandwidth = Number(a['bandwidth-gbs']) * 1e9;
 const attention = a['decode-attention'];
 if (attention !== 'gqa' && attention !== 'fused') throw new Error(`--decode-attention must be gqa or fused, got '${attention}'`);
+const topk = a.topk;
+if (topk !== 'fused' && topk !== 'ops') throw new Error(`--topk must be fused or ops, got '${topk}'`);
 
 let t = performance.now();
 let config: ModelConfig;
@@ -97,6 +101,7 @@ const gen = Generator.create({
   fixedShapes: engine !== 'compact',
   cudaGraph: engine === 'cuda-graph',
   decodeAttention: attention,
+  vocabTopK: topk,
 });
 out(`load (build + serialize + session): ${((performance.now() - t) / 1e3).toFixed(1)} s on ${a.device}, dtype ${a.dtype}`);
 

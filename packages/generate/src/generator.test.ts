@@ -6,7 +6,7 @@ import { initParameters, tinyLlama, tinyQwen2 } from '@latent-sft/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FullRecompute, type Tiny, loadTiny, fixture } from '../test/reference.js';
 import { type GenerateRequest, type GenerationResult, Generator } from './index.js';
-import { buildStepGraph } from './graphs.js';
+import { type StepGraphOptions, buildStepGraph } from './graphs.js';
 
 /** Engine (cached, batched, fp32 graph) vs reference (recomputed, B = 1) probabilities / embeddings. */
 const CACHED = { atol: 2e-5, rtol: 0 };
@@ -291,6 +291,25 @@ describe('fixed shapes (the CUDA-graph decode path, on the CPU)', () => {
     expect(() => Generator.create({ config: tiny.config, weights: tiny.tensors, fixedShapes: true, decodeAttention: 'flash' as 'gqa' })).toThrow(UserError);
   });
 
+  it("the top K and log-sum-exp: latent_sft.VocabTopK by default (K ≤ 64), ONNX TopK with vocabTopK 'ops' or a larger K; both engines choose alike", async () => {
+    const ops = (o: Partial<StepGraphOptions>) =>
+      buildStepGraph(tiny.config, tiny.tensors, { dtype: 'float32', latentTopK: 10, candidates: 16, ...o }).nodes.map((n) => n.op);
+    const count = (list: string[], op: string) => list.filter((o) => o === op).length;
+    expect([count(ops({}), 'VocabTopK'), count(ops({}), 'TopK'), count(ops({}), 'ReduceSum')]).toEqual([1, 0, 0]);
+    expect([count(ops({ vocabTopK: 'ops' }), 'VocabTopK'), count(ops({ vocabTopK: 'ops' }), 'TopK')]).toEqual([0, 1]);
+    expect([count(ops({ candidates: 65 }), 'VocabTopK'), count(ops({ candidates: 65 }), 'TopK')]).toEqual([0, 1]);
+    const other = Generator.create({ config: tiny.config, weights: tiny.tensors, vocabTopK: 'ops' });
+    try {
+      const req = await latentRequest();
+      expectSameLatent(await other.generate(req), await gen.generate(req));
+      const topP: GenerateRequest = { ...req, mode: { kind: 'explicit' }, sampling: { kind: 'top-p', temperature: 0.6, topP: 0.95, seed: 4 } };
+      expect((await other.generate(topP)).results.map((r) => r.outputIds)).toEqual((await gen.generate(topP)).results.map((r) => r.outputIds));
+    } finally {
+      other.release();
+    }
+    expect(() => Generator.create({ config: tiny.config, weights: tiny.tensors, vocabTopK: 'radix' as 'ops' })).toThrow(UserError);
+  });
+
   it('refuses cudaGraph on the CPU and compact with fixed shapes, in one line', () => {
     expect(() => Generator.create({ config: tiny.config, weights: tiny.tensors, cudaGraph: true })).toThrow(UserError);
     expect(() => Generator.create({ config: tiny.config, weights: tiny.tensors, fixedShapes: true, compact: true })).toThrow(/compact/);
@@ -323,7 +342,7 @@ describe('16-bit compute', () => {
 
   it('no ReduceMax over the vocabulary: the log-sum-exp takes its max from TopK (CUDA ReduceMax went through cuDNN, ~10 ms a step)', () => {
     for (const dtype of ['float32', 'float16'] as const) {
-      const g = buildStepGraph(tiny.config, tiny.tensors, { dtype, latentTopK: 10, candidates: 16 });
+      const g = buildStepGraph(tiny.config, tiny.tensors, { dtype, latentTopK: 10, candidates: 16, vocabTopK: 'ops' });
       expect(g.nodes.filter((n) => n.op === 'ReduceMax')).toEqual([]);
     }
   });

@@ -21,7 +21,15 @@ import { inputError } from '@latent-sft/core';
 import { type Graph, saveModel, serialize } from '@latent-sft/graph';
 import { type ModelConfig, type NamedTensor, checkTensorsMatchConfig, loadCheckpoint } from '@latent-sft/models';
 import { type DeviceBinding, DeviceSession, type DeviceSessionOptions, type Device, transferStats } from '@latent-sft/runtime';
-import { type DecodeAttention, type GenerateDtype, type StepGraphOptions, buildCompactGraph, buildStepGraph, weightBytes } from './graphs.js';
+import {
+  type DecodeAttention,
+  type GenerateDtype,
+  type StepGraphOptions,
+  type VocabTopKImpl,
+  buildCompactGraph,
+  buildStepGraph,
+  weightBytes,
+} from './graphs.js';
 import { KvCache, type LatentFeed } from './kv-cache.js';
 import { type Decision, RowBatch, type StepInput } from './rows.js';
 import { checkSampling } from './sampling.js';
@@ -55,6 +63,12 @@ export interface GeneratorOptions {
    * compacting decode steps use GroupQueryAttention either way.
    */
   decodeAttention?: DecodeAttention;
+  /**
+   * How each step takes the top K (K = max(latentTopK, candidates)) and the log-sum-exp of the logits: 'fused'
+   * latent_sft.VocabTopK, one pass over the vocabulary spread over many blocks (default; K ≤ 64), 'ops' ONNX
+   * TopK and standard ops (what a larger K uses).
+   */
+  vocabTopK?: VocabTopKImpl;
   /** Width of the latent superposition, fixed per generator (default 10, spec §5.4 HEAD). */
   latentTopK?: number;
   /** Candidates per row brought to the host for top-p (default 64; the nucleus stays exact). */
@@ -164,11 +178,14 @@ export class Generator {
     if (decodeAttention !== 'gqa' && decodeAttention !== 'fused')
       throw inputError({ field: 'decodeAttention' }, `must be 'gqa' or 'fused', got '${String(decodeAttention)}'`);
     if (decodeAttention === 'fused' && !fixedShapes) throw inputError({ field: 'decodeAttention' }, "'fused' needs fixedShapes (or cudaGraph)");
+    const vocabTopK = opts.vocabTopK ?? 'fused';
+    if (vocabTopK !== 'fused' && vocabTopK !== 'ops') throw inputError({ field: 'vocabTopK' }, `must be 'fused' or 'ops', got '${String(vocabTopK)}'`);
     const graph: StepGraphOptions = {
       dtype,
       latentTopK,
       candidates,
       decodeAttention,
+      vocabTopK,
       ...(opts.maxPositions !== undefined ? { maxPositions: opts.maxPositions } : {}),
     };
     const sessionOpts: DeviceSessionOptions = { ...opts.session, device };

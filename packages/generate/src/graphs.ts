@@ -47,11 +47,22 @@ export interface StepGraphOptions {
   /** Fixed sizes instead of symbolic dims (no shape computation at run time: a CUDA-graph decode session). */
   shapes?: { batch: number; seq: number; capacity: number };
   /**
+   * The top K and log-sum-exp of the logits: 'fused' latent_sft.VocabTopK (default; K ≤ VOCAB_TOPK_MAX), 'ops'
+   * ONNX TopK plus the log-sum-exp as standard ops (also the fallback for a larger K).
+   */
+  vocabTopK?: VocabTopKImpl;
+  /**
    * Attention of a decode step (fixed shapes with seq 1): 'gqa' ORT's GroupQueryAttention (default), 'fused'
    * latent_sft.DecodeAttention (models' StaticKvCache.decodeKernel). Graphs of more than one new token use GQA.
    */
   decodeAttention?: DecodeAttention;
 }
+
+/** How the step takes the top K of the logits: latent_sft.VocabTopK or ONNX TopK (see StepGraphOptions). */
+export type VocabTopKImpl = 'fused' | 'ops';
+
+/** The largest K latent_sft.VocabTopK selects (two keys per lane of a warp's list). */
+export const VOCAB_TOPK_MAX = 64;
 
 /** Which kernel attends in a decode step: ORT's GroupQueryAttention or latent_sft.DecodeAttention. */
 export type DecodeAttention = 'gqa' | 'fused';
@@ -142,14 +153,24 @@ export function buildStepGraph(config: ModelConfig, tensors: readonly NamedTenso
   const head = weights[c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'] as Tensor;
   const logits = g.cast(g.op1('Gemm', [last, g.cast(head, opts.dtype)], { transB: 1 }), 'float32'); // [B, V]
 
-  const [topLogits, topIds] = stagedTopK(g, logits, K);
   const invTemp = g.input(STEP.invTemp, 'float32', [1]);
-  const scaled = g.mul(logits, invTemp);
-  // The row max of `scaled` is TopK's first value times 1/T (rounding is monotonic, so with 1/T ≥ 0 this is
-  // exactly ReduceMax(scaled)): ORT's CUDA ReduceMax goes through cuDNN's reduction, which took ~10 ms of the
-  // ~14 ms decode step at batch 64 × 128,256 (session 8's H200 profile, CUDA_LAUNCH_BLOCKING=1).
-  const mx = g.mul(g.slice(topLogits, [0], [1], [1]), invTemp); // [B, 1]
-  const lse = g.add(g.squeeze(mx, [1]), g.log(g.reduceSum(g.exp(g.sub(scaled, mx)), [1], false))); // [B]
+  let topLogits: Tensor;
+  let topIds: Tensor;
+  let lse: Tensor; // [B]
+  if ((opts.vocabTopK ?? 'fused') === 'fused' && K <= VOCAB_TOPK_MAX) {
+    // latent_sft.VocabTopK: the top K and the log-sum-exp in one pass over the logits, a row spread over
+    // ⌈V / 8192⌉ blocks. ORT's CUDA TopK gives a row to one block: ~0.8 ms of a ~3.7 ms decode step at
+    // batch 64 × 128,256 on an H200 (session 9's profile).
+    [topLogits, topIds, lse] = g.op('VocabTopK', [logits, invTemp], { k: K }) as [Tensor, Tensor, Tensor];
+  } else {
+    [topLogits, topIds] = g.op('TopK', [logits, g.ints([K])], { axis: -1, largest: 1, sorted: 1 }) as [Tensor, Tensor];
+    const scaled = g.mul(logits, invTemp);
+    // The row max of `scaled` is TopK's first value times 1/T (rounding is monotonic, so with 1/T ≥ 0 this is
+    // exactly ReduceMax(scaled)): ORT's CUDA ReduceMax goes through cuDNN's reduction, which took ~10 ms of the
+    // ~14 ms decode step at batch 64 × 128,256 (session 8's H200 profile, CUDA_LAUNCH_BLOCKING=1).
+    const mx = g.mul(g.slice(topLogits, [0], [1], [1]), invTemp); // [B, 1]
+    lse = g.add(g.squeeze(mx, [1]), g.log(g.reduceSum(g.exp(g.sub(scaled, mx)), [1], false)));
+  }
 
   const kLogits = K === k ? topLogits : g.slice(topLogits, [0], [k], [1]);
   const kIds = K === k ? topIds : g.slice(topIds, [0], [k], [1]);
@@ -181,47 +202,6 @@ export function buildStepGraph(config: ModelConfig, tensors: readonly NamedTenso
     g.prune();
   }
   return g;
-}
-
-/**
- * Rows ORT's CUDA TopK sorts in one block (bitonic, in shared memory). A longer row gets ONE block for the
- * whole row (radix select): TopK over [64, 128256] took ~0.85 ms of a ~3.7 ms decode step on an H200
- * (session 9's profile), with 64 blocks on 132 SMs.
- */
-export const TOPK_CHUNK = 256;
-
-/**
- * TopK (descending; equal values → the lower index first, as ONNX's TopK) of the rows of x [B, n] in stages:
- * each stage cuts the row into chunks of TOPK_CHUNK (the last one padded with −∞), keeps the top K of every
- * chunk (one block per chunk) and carries their positions, until at most 4 chunks' worth are left for a
- * last TopK. Exact, ties included: the candidates of a stage stay in (chunk, rank) order, so among equal
- * values the lower candidate position is the lower original index, and −∞ pads come after every real
- * element of their chunk. One TopK when K > TOPK_CHUNK / 4 (too little reduction per stage) or n is short.
- * Returns [values [B, K], int64 indices [B, K]].
- */
-export function stagedTopK(g: Graph, x: Tensor, K: number): [Tensor, Tensor] {
-  if (x.rank !== 2 || typeof x.shape[1] !== 'number') throw new Error(`stagedTopK: x must be [B, n] with a known n, got ${x.shapeText}`);
-  const topK = (t: Tensor) => g.op('TopK', [t, g.ints([K])], { axis: -1, largest: 1, sorted: 1 }) as [Tensor, Tensor];
-  let n = x.shape[1];
-  let vals = x;
-  let ids: Tensor | null = null; // [B, n] original index of each candidate (null: the identity)
-  while (K <= TOPK_CHUNK / 4 && n > 4 * TOPK_CHUNK) {
-    const chunks = Math.ceil(n / TOPK_CHUNK);
-    const pad = chunks * TOPK_CHUNK - n;
-    if (pad > 0) {
-      const padShape = g.concat([g.slice(g.shapeOf(vals), [0], [1]), g.ints([pad])], 0);
-      vals = g.concat([vals, g.expand(g.scalar(Number.NEGATIVE_INFINITY, vals.dtype), padShape)], 1);
-      if (ids !== null) ids = g.concat([ids, g.expand(g.ints([0]), padShape)], 1);
-    }
-    const [v, local] = topK(g.reshape(vals, [0, chunks, TOPK_CHUNK])); // [B, chunks, K]
-    const offsets = g.reshape(g.ints(Array.from({ length: chunks }, (_, c) => c * TOPK_CHUNK)), [1, chunks, 1]);
-    const pos = g.reshape(g.add(local, offsets), [0, chunks * K]); // positions in this stage's (padded) row
-    ids = ids === null ? pos : g.op1('GatherElements', [ids, pos], { axis: 1 });
-    vals = g.reshape(v, [0, chunks * K]);
-    n = chunks * K;
-  }
-  const [v, p] = topK(vals);
-  return [v, ids === null ? p : g.op1('GatherElements', [ids, p], { axis: 1 })];
 }
 
 /** The compaction graph described in the file header (no weights); cache buffers in `dtype`. */

@@ -9,5 +9,5 @@ export type {
   GeneratorOptions,
   LatentStep,
 } from './generator.js';
-export type { DecodeAttention, GenerateDtype } from './graphs.js';
+export type { DecodeAttention, GenerateDtype, VocabTopKImpl } from './graphs.js';
 export type { Sampling } from './sampling.js';

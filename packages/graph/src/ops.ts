@@ -95,6 +95,9 @@ export interface OpAttrs {
   // Domain latent_sft, inference only: one decode step (one query per row) of GroupQueryAttention with RoPE
   // on a static cache written in place (runtime/native/src/ops/decode_attention.cc).
   DecodeAttention: { num_heads: number; kv_num_heads: number; scale: number };
+  // Domain latent_sft, inference only: a generation step's top k and log-sum-exp over the vocabulary
+  // (runtime/native/src/ops/vocab_topk.cc).
+  VocabTopK: { k: number };
 }
 
 /** Ops outside the default ONNX domain, and their domain (serialized with opset version 1). */
@@ -115,6 +118,7 @@ export const customOpDomains: { readonly [P in OpType]?: string } = {
   After: 'latent_sft',
   GroupQueryAttention: 'com.microsoft',
   DecodeAttention: 'latent_sft',
+  VocabTopK: 'latent_sft',
 };
 
 /** Ops that exist only while a graph is built: serialize refuses them (their lowering must run first). */
@@ -150,7 +154,8 @@ export type NonDifferentiableOp =
   | 'LinearLogProbGrad'
   | 'After'
   | 'GroupQueryAttention'
-  | 'DecodeAttention';
+  | 'DecodeAttention'
+  | 'VocabTopK';
 
 /** Ops that have a gradient rule (exhaustively: all others). */
 export type DifferentiableOp = Exclude<OpType, NonDifferentiableOp>;
@@ -183,6 +188,7 @@ export const nonDifferentiableOps: { readonly [P in NonDifferentiableOp]: true }
   After: true,
   GroupQueryAttention: true,
   DecodeAttention: true,
+  VocabTopK: true,
 };
 
 type AllAttrNames = { [P in OpType]: keyof OpAttrs[P] }[OpType];
@@ -217,6 +223,7 @@ export const attrKinds: { readonly [K in AllAttrNames]: 'int' | 'float' | 'ints'
   rotary_interleaved: 'int',
   local_window_size: 'int',
   offset: 'int',
+  k: 'int',
   vocab: 'int',
   chunk: 'int',
   weight_grad: 'int',
@@ -370,6 +377,7 @@ export function opOutputCount(op: OpType, nSplit?: number): number {
   if (op === 'MaskedSoftmax' || op === 'RMSNorm' || op === 'RMSNormGrad' || op === 'SwiGLUGrad' || op === 'LinearLogProb' || op === 'LinearLogProbGrad')
     return 2;
   if (op === 'GroupQueryAttention' || op === 'DecodeAttention') return 3;
+  if (op === 'VocabTopK') return 5;
   if (op === 'Split') return nSplit ?? 1;
   return 1;
 }
@@ -934,6 +942,29 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
       { dtype: q.dtype, shape: packed ? [q.shape[0] as Dim, q.shape[1] as Dim, typeof hd === 'number' ? H * hd : 'hidden'] : [...q.shape] },
       { dtype: pk.dtype, shape: [...pk.shape] },
       { dtype: pv.dtype, shape: [...pv.shape] },
+    ];
+  },
+  // latent_sft.VocabTopK: x [B, V] float32, inv_temperature float32 [1] → values [B, k] float32, indices [B, k]
+  // int64 (descending, equal values → the lower index), lse [B] (log Σ e^(x·invT)), and the per-chunk workspace
+  // cand [B, ⌈V / 8192⌉, k] int64, part [B, ⌈V / 8192⌉, 2] float32. 1 ≤ k ≤ min(64, V).
+  VocabTopK: (g, inputs, attrs) => {
+    arity(inputs, 2);
+    const x = need(inputs, 0, 'x');
+    const t = need(inputs, 1, 'inv_temperature');
+    if (x.dtype !== 'float32' || x.rank !== 2) throw new Error(`x must be float32 [B, V], got ${x.dtype}${x.shapeText}`);
+    if (t.dtype !== 'float32') throw new Error(`inv_temperature must be float32 [1], got ${t.dtype}${t.shapeText}`);
+    const { k } = attrs;
+    const V = x.shape[1] as Dim;
+    if (!Number.isInteger(k) || k < 1 || k > 64 || (typeof V === 'number' && k > V))
+      throw new Error(`k must be an integer in [1, min(64, V = ${V})], got ${k}`);
+    const B = x.shape[0] as Dim;
+    const chunks: Dim = typeof V === 'number' ? Math.ceil(V / 8192) : 'vocab_chunks';
+    return [
+      { dtype: 'float32', shape: [B, k] },
+      { dtype: 'int64', shape: [B, k] },
+      { dtype: 'float32', shape: [B] },
+      { dtype: 'int64', shape: [B, chunks, k] },
+      { dtype: 'float32', shape: [B, chunks, 2] },
     ];
   },
   // latent_sft.DecodeAttention: q [B, 1, H·hd], k / v [B, 1, kvH·hd] (before RoPE), past_key / past_value

@@ -23,6 +23,7 @@ export const KERNEL_FILES = [
   'cross_entropy.cu',
   'dropout.cu',
   'decode_attention.cu',
+  'vocab_topk.cu',
 ].map((f) => join('src', 'kernels', f));
 export const GENERATED_HEADER = join('gen', 'fused_kernels.gen.h');
 const DELIMITER = 'LSFT_CUDA';

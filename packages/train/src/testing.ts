@@ -602,3 +602,44 @@ export function decodeAttentionCase(
   if (op === 'gqa') inputs['total_sequence_length'] = { dtype: 'int32', dims: [], data: Int32Array.from([C]) };
   return { model: serialize(g).model, inputs };
 }
+
+/**
+ * latent_sft.VocabTopK beside ONNX TopK on one graph: x [B, V] float32 logits (`levels` > 0: rounded to a grid
+ * of that many steps per unit, so equal values recur; row 0 also holds −∞ and one +∞-free run of equal
+ * maxima), inv_temperature [1] = 1/0.7. Outputs values, indices, lse, cand, part (VocabTopK) and
+ * ref_values, ref_indices (TopK, k).
+ */
+export function vocabTopKCase(B: number, V: number, k: number, levels: number, seed: number): { model: Uint8Array; inputs: Record<string, HostTensor> } {
+  const g = new Graph('vocab_topk_case');
+  const x = g.input('x', 'float32', [B, V]);
+  const t = g.input('inv_temperature', 'float32', [1]);
+  const names = ['values', 'indices', 'lse', 'cand', 'part'];
+  (g.op('VocabTopK', [x, t], { k }) as Tensor[]).forEach((o, i) => g.output(o, names[i] as string));
+  const [rv, ri] = g.op('TopK', [x, g.ints([k])], { axis: -1, largest: 1, sorted: 1 }) as [Tensor, Tensor];
+  g.output(rv, 'ref_values');
+  g.output(ri, 'ref_indices');
+  const r = Rng.fromSeed(seed);
+  const xs = Float32Array.from(draws(B * V, (_, z) => (levels > 0 ? Math.round(3 * z * levels) / levels : 3 * z), r));
+  // Row 0: a few −∞ and the row's maximum repeated at indices spread over chunks (ties across chunks).
+  for (let i = 0; i < Math.min(V, 5); i++) xs[i * 7] = Number.NEGATIVE_INFINITY;
+  for (const i of [V - 1, 3, Math.floor(V / 2), 8191 % V]) xs[i] = 20;
+  return {
+    model: serialize(g).model,
+    inputs: { x: { dtype: 'float32', dims: [B, V], data: xs }, inv_temperature: { dtype: 'float32', dims: [1], data: Float32Array.of(1 / 0.7) } },
+  };
+}
+
+/** The float64 log Σ_v e^(x_v·invT) of each row of vocabTopKCase's x (invT rounded to float32 as the kernel reads it). */
+export function vocabLseReference(inp: Record<string, HostTensor>): Float64Array {
+  const x = inp['x'] as HostTensor;
+  const [B, V] = x.dims as [number, number];
+  const t = Math.fround(1 / 0.7);
+  const xs = x.data as Float32Array;
+  return Float64Array.from({ length: B }, (_, b) => {
+    let m = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < V; i++) m = Math.max(m, Math.fround((xs[b * V + i] as number) * t));
+    let s = 0;
+    for (let i = 0; i < V; i++) s += Math.exp(Math.fround((xs[b * V + i] as number) * t) - m);
+    return m + Math.log(s);
+  });
+}

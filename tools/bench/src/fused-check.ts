@@ -10,7 +10,7 @@
 // Prints "CHECK {...}" lines; exits 1 on any mismatch.
 // Usage: node fused-check.mjs [--device-id 0] [--dry] [--timing-only] [--only NAME,...]
 import { parseArgs } from 'node:util';
-import { Graph, crossEntropy, fuseLinearCrossEntropy, grad, lowerLinearLogProb, serialize, typedFrom } from '@latent-sft/graph';
+import { Graph, type Tensor, crossEntropy, fuseLinearCrossEntropy, grad, lowerLinearLogProb, serialize, typedFrom } from '@latent-sft/graph';
 import { DeviceSession, type HostTensor, fusedKernelsStatus } from '@latent-sft/runtime';
 import {
   AFTER_DTYPES,
@@ -32,6 +32,8 @@ import {
   seededDropoutCase,
   swigluCase,
   swigluReference,
+  vocabLseReference,
+  vocabTopKCase,
   withCoef,
   worstRel,
 } from '@latent-sft/train/testing';
@@ -46,7 +48,21 @@ const { values } = parseArgs({
 });
 // --only a,b: just these comparisons and timings (names: CHECKS and TIMINGS below), e.g. a short lease's
 // --only decode-attention,dropout,ce-chunk,kernel-time.
-const CHECKS = ['adamw', 'adamw16', 'adamw-copy', 'adamw-inplace', 'sumsq', 'softmax', 'rmsnorm', 'swiglu', 'dropout', 'ce-chunk', 'after', 'decode-attention'];
+const CHECKS = [
+  'adamw',
+  'adamw16',
+  'adamw-copy',
+  'adamw-inplace',
+  'sumsq',
+  'softmax',
+  'rmsnorm',
+  'swiglu',
+  'dropout',
+  'ce-chunk',
+  'after',
+  'decode-attention',
+  'vocab-topk',
+];
 const TIMINGS = ['kernel-time', 'ce-time', 'adamw-time'];
 const only = values.only === '' ? [] : values.only.split(',');
 for (const o of only)
@@ -408,6 +424,62 @@ if (check('after'))
     }
   }
 
+// VocabTopK: CUDA vs CPU, values / indices / each chunk's keys bit for bit (the keys are distinct, so the
+// selection is exact), both also against ORT's TopK; lse and each chunk's (max, sum) within float32 rounding of
+// a differently ordered sum, lse also against float64. Shapes: the decode step's [64, 128256] at k 64 and 16,
+// Qwen2's vocabulary, and a short row with ties.
+if (check('vocab-topk'))
+  for (const [B, V, k, levels] of [
+    [64, 128256, 64, 0],
+    [64, 128256, 16, 4],
+    [4, 152064, 10, 0],
+    [3, 5000, 33, 1],
+  ] as const) {
+    const c = vocabTopKCase(B, V, k, levels, V + k);
+    const [gpu, host] = await onBoth(c);
+    // Elements that differ (float32 compared by value with Object.is: −0 ≠ 0, NaN = NaN; int64 by value).
+    const exact = (a: string, b: string, dg = gpu, dh = host) => {
+      const [x, y] = [(dg[a] as HostTensor).data, (dh[b] as HostTensor).data] as [ArrayLike<unknown>, ArrayLike<unknown>];
+      let n = x.length === y.length ? 0 : Math.max(x.length, y.length);
+      for (let i = 0; i < Math.min(x.length, y.length); i++) if (!Object.is(x[i], y[i])) n++;
+      return n;
+    };
+    const bad = {
+      values: exact('values', 'values'),
+      indices: exact('indices', 'indices'),
+      cand: exact('cand', 'cand'),
+      indices_vs_ort_topk: exact('indices', 'ref_indices', gpu, gpu),
+    };
+    const [lg, lh] = [floatValues(gpu['lse'] as HostTensor), floatValues(host['lse'] as HostTensor)];
+    const ref = vocabLseReference(c.inputs);
+    let lseVsCpu = 0;
+    let lseVsRef = 0;
+    for (let i = 0; i < B; i++) {
+      lseVsCpu = Math.max(lseVsCpu, Math.abs((lg[i] as number) - (lh[i] as number)));
+      lseVsRef = Math.max(lseVsRef, Math.abs((lg[i] as number) - (ref[i] as number)));
+    }
+    const [pg, ph] = [floatValues(gpu['part'] as HostTensor), floatValues(host['part'] as HostTensor)];
+    let maxDiffer = 0;
+    let sumRel = 0;
+    for (let i = 0; i < pg.length; i += 2) {
+      if (!Object.is(pg[i], ph[i])) maxDiffer++;
+      sumRel = Math.max(sumRel, Math.abs((pg[i + 1] as number) - (ph[i + 1] as number)) / Math.abs(ph[i + 1] as number));
+    }
+    const ok = Object.values(bad).every((n) => n === 0) && maxDiffer === 0 && sumRel <= 1e-5 && lseVsCpu <= 1e-5 && lseVsRef <= 1e-5;
+    if (!ok) failed++;
+    emit({
+      check: 'vocab-topk',
+      dims: [B, V],
+      k,
+      ok,
+      mismatches: bad,
+      chunk_max_differ: maxDiffer,
+      chunk_sum_rel: sumRel,
+      lse_vs_cpu: lseVsCpu,
+      lse_vs_float64: lseVsRef,
+    });
+  }
+
 /**
  * Mean ms of `reps` runs of a case on CUDA after one warm-up (inputs uploaded once; everything released).
  * `inPlace` binds outputs to inputs' device buffers (output name → input name), as the generation engine binds
@@ -504,6 +576,19 @@ if (timing('kernel-time')) {
   const shared = { present_key: 'past_key', present_value: 'past_value' };
   timed('decode-attention-time', [64, 32, 8, 64, 512], await timeCase(decodeAttentionCase('bfloat16', da, 5, 'fused'), 50, shared), daBytes);
   timed('gqa-decode-time', [64, 32, 8, 64, 512], await timeCase(decodeAttentionCase('bfloat16', da, 5, 'gqa'), 50, shared), daBytes);
+  // A decode step's top k over [64, 128256] float32 logits (read once: 4 bytes per element): VocabTopK against
+  // ORT's TopK (the case graph runs both; the TopK-only graph times ORT's alone).
+  for (const k of [64, 16]) {
+    const vt = vocabTopKCase(64, 128256, k, 0, 7);
+    const both = await timeCase(vt, 20);
+    const gt = new Graph('topk_only');
+    const [tv, ti] = gt.op('TopK', [gt.input('x', 'float32', [64, 128256]), gt.ints([k])], { axis: -1, largest: 1, sorted: 1 }) as [Tensor, Tensor];
+    gt.output(tv, 'v');
+    gt.output(ti, 'i');
+    const ortMs = await timeCase({ model: serialize(gt).model, inputs: { x: vt.inputs['x'] as HostTensor } }, 20);
+    timed(`vocab-topk-k${k}-time`, [64, 128256], both - ortMs + overhead, 4 * 64 * 128256);
+    timed(`ort-topk-k${k}-time`, [64, 128256], ortMs, 4 * 64 * 128256);
+  }
 }
 
 // The LM-head cross-entropy at the benchmark's shape (h [8·512, 2048], W [128256, 2048], bfloat16; loss, dh

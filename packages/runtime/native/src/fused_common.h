@@ -179,6 +179,8 @@ struct Kernels {
   CUfunction ceGrad[3] = {nullptr, nullptr, nullptr};
   CUfunction seededDropout[3] = {nullptr, nullptr, nullptr};
   CUfunction decodeAttention[3] = {nullptr, nullptr, nullptr};
+  CUfunction vocabTopkPartial = nullptr;  // float32 only
+  CUfunction vocabTopkFinal = nullptr;
   int smCount = 0;
 };
 
@@ -262,5 +264,6 @@ void addCrossEntropyOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addAfterOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addSeededDropoutOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addDecodeAttentionOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
+void addVocabTopKOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 
 }  // namespace latent_sft

@@ -79,6 +79,7 @@ void addFusedOps(Ort::SessionOptions& so, bool cuda) {
     addAfterOps(*cpuDomain, *cudaDomain);
     addSeededDropoutOps(*cpuDomain, *cudaDomain);
     addDecodeAttentionOps(*cpuDomain, *cudaDomain);
+    addVocabTopKOps(*cpuDomain, *cudaDomain);
   });
   so.Add(cuda ? *cudaDomain : *cpuDomain);
 }

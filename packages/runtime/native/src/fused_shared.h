@@ -10,6 +10,7 @@
 #endif
 #if !defined(__CUDACC_RTC__)
 #include <math.h>  // sqrtf, expf (NVRTC has them built in)
+#include <string.h>  // memcpy (host side of vtkKey)
 #endif
 
 namespace latent_sft {
@@ -44,6 +45,30 @@ LSFT_HD void adamwElement(const AdamWHyper& h, float p, float g, float m, float 
   mo = mn;
   vo = vn;
 }
+
+/** VocabTopK's chunk: the elements of a row one block (CUDA) or one task (CPU) selects from. */
+constexpr int kVtkChunk = 8192;
+
+/**
+ * VocabTopK's key of element `idx` (< 2³²) of value v: an order word (the float's bits, −0 as +0, mapped so
+ * that unsigned order is float order: negatives inverted, positives with the sign bit set) above ~idx, so that
+ * keys are distinct and the larger key is the larger value, or for equal values the lower index (ONNX
+ * TopK's order). Every key of a real element is > 0, the pad key.
+ */
+LSFT_HD unsigned long long vtkKey(float v, unsigned idx) {
+  unsigned u;
+#if defined(__CUDACC__)
+  u = __float_as_uint(v);
+#else
+  memcpy(&u, &v, sizeof u);
+#endif
+  if (v == 0.0f) u = 0;  // −0 is +0: equal values, ordered by index
+  unsigned o = (u & 0x80000000u) != 0 ? ~u : (u | 0x80000000u);
+  return (static_cast<unsigned long long>(o) << 32) | static_cast<unsigned long long>(~idx);
+}
+
+/** The element index of a vtkKey. */
+LSFT_HD long long vtkIndex(unsigned long long key) { return static_cast<long long>(~static_cast<unsigned>(key & 0xffffffffull)); }
 
 /** SwiGLU's SiLU of one gate element in float32: g·σ(g), σ(g) = 1/(1 + e^−g) (torch's F.silu). */
 LSFT_HD float swigluSilu(float g) { return g * (1.0f / (1.0f + expf(-g))); }
