@@ -159,6 +159,7 @@ for (const modeName of modes) {
       mode: modeName,
       engine,
       attention,
+      topk,
       batch,
       prompt: promptLen,
       new_tokens: newTokens,

@@ -93,6 +93,11 @@ describe('bench table', () => {
         'PEAK 9000 MiB rc=0 :: node g',
         'BENCH {"bench":"gen","impl":"pytorch","recipe":"hf-generate","batch":64,"new_tokens_per_s":5000,"ms_per_step":12.8}',
         'PEAK 8000 MiB rc=0 :: python g',
+        // Ablations are named: DecodeAttention by the record, ONNX TopK by the record or (older records) the command.
+        'BENCH {"bench":"gen","impl":"latent-sft-ort","mode":"explicit","engine":"cuda-graph","attention":"fused","topk":"ops","batch":64,"new_tokens_per_s":16000,"decode_ms_per_step":4}',
+        'PEAK 9000 MiB rc=0 :: node g',
+        'BENCH {"bench":"gen","impl":"latent-sft-ort","mode":"explicit","engine":"fixed","batch":64,"new_tokens_per_s":16000,"decode_ms_per_step":4}',
+        'PEAK 9000 MiB rc=0 :: node g --engine fixed --topk ops',
       ].join('\n'),
     );
     expect(genTable(rows).split('\n')).toEqual([
@@ -100,6 +105,8 @@ describe('bench table', () => {
       '|---|---:|---:|---:|---:|---:|',
       '| ours, explicit (cuda-graph) | 20000 | 3.20 | 20000 | 25.0 % | 9000 |',
       '| hf-generate | 5000 | 12.80 | 5000 | 6.3 % | 8000 |',
+      '| ours, explicit (cuda-graph) (DecodeAttention, ONNX TopK) | 16000 | 4.00 | 16000 | 20.0 % | 9000 |',
+      '| ours, explicit (fixed) (ONNX TopK) | 16000 | 4.00 | 16000 | 20.0 % | 9000 |',
     ]);
   });
 });

@@ -4,7 +4,7 @@
 
 type Row = Record<string, unknown> & { bench: string; impl?: string };
 
-/** BENCH records with `peak_gpu_mib` attached from the PEAK line of the command that printed them. */
+/** BENCH records with `peak_gpu_mib` (and `cmd`) attached from the PEAK line of the command that printed them. */
 export function parseBenchLog(text: string): Row[] {
   const rows: Row[] = [];
   let pending: Row[] = [];
@@ -15,9 +15,12 @@ export function parseBenchLog(text: string): Row[] {
       if (r.impl !== undefined) pending.push(r);
       continue;
     }
-    const p = /^PEAK (\d+) MiB/.exec(line);
+    const p = /^PEAK (\d+) MiB(?:.*? :: (.*))?/.exec(line);
     if (p) {
-      for (const r of pending) r['peak_gpu_mib'] = Number(p[1]);
+      for (const r of pending) {
+        r['peak_gpu_mib'] = Number(p[1]);
+        if (p[2] !== undefined) r['cmd'] = p[2];
+      }
       rows.push(...pending);
       pending = [];
     }
@@ -46,7 +49,15 @@ function oursLabel(o: Row): string {
     : '';
   const stateNote = o['state'] === 'double-buffered' ? ' (double-buffered state)' : '';
   const paramsNote = o['params'] !== undefined && o['params'] !== 'float32' ? ` (${String(o['params'])} params)` : '';
-  return `${o.bench}${o['mode'] ? ` (${String(o['mode'])})` : ''}${fusedNote}${stateNote}${paramsNote}`;
+  return `${o.bench}${o['mode'] ? ` (${String(o['mode'])})` : ''}${fusedNote}${stateNote}${paramsNote}${genEngineNote(o)}`;
+}
+
+/** A generation run's non-default kernels: latent_sft.DecodeAttention, ONNX TopK instead of VocabTopK. */
+function genEngineNote(o: Row): string {
+  // (Records of session 9's lease B2 lack `topk`: their command line says it.)
+  const topkOps = o['topk'] === 'ops' || / --topk ops\b/.test(String(o['cmd'] ?? ''));
+  const notes = [o['attention'] === 'fused' ? 'DecodeAttention' : '', topkOps ? 'ONNX TopK' : ''].filter((n) => n !== '');
+  return notes.length === 0 ? '' : ` (${notes.join(', ')})`;
 }
 
 /**
@@ -94,7 +105,9 @@ export function genTable(rows: readonly Row[]): string {
   ];
   for (const r of gens) {
     const label =
-      r.impl === 'latent-sft-ort' ? `ours, ${String(r['mode'] ?? 'explicit')}${r['engine'] ? ` (${String(r['engine'])})` : ''}` : String(r['recipe'] ?? r.impl);
+      r.impl === 'latent-sft-ort'
+        ? `ours, ${String(r['mode'] ?? 'explicit')}${r['engine'] ? ` (${String(r['engine'])})` : ''}${genEngineNote(r)}`
+        : String(r['recipe'] ?? r.impl);
     const ms = (r['decode_ms_per_step'] ?? r['ms_per_step']) as number | undefined;
     const batch = r['batch'] as number | undefined;
     const decodeRate = ms !== undefined && batch !== undefined ? (1000 * batch) / ms : undefined;
