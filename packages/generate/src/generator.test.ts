@@ -2,7 +2,8 @@
 // recomputed every step, latent math on the CPU) on the tiny-llama fixture, ORT CPU, fp32.
 import { UserError } from '@latent-sft/core';
 import { liveTensorCount } from '@latent-sft/runtime';
-import { initParameters, tinyLlama, tinyQwen2 } from '@latent-sft/models';
+import { type WeightTensor, initParameters, loadCheckpoint, parameterShapes, tinyLlama, tinyQwen2 } from '@latent-sft/models';
+import { serialize } from '@latent-sft/graph';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FullRecompute, type Tiny, loadTiny, fixture } from '../test/reference.js';
 import { type GenerateRequest, type GenerationResult, Generator } from './index.js';
@@ -108,6 +109,33 @@ describe('explicit greedy decoding', () => {
       fused.release();
       await other.release();
     }
+  });
+
+  it('a 16-bit engine reads a checkpoint folder straight into 16 bits: the same step graph, byte for byte, and the same outputs as from float32 tensors', async () => {
+    const ck = loadCheckpoint(fixture);
+    const t16: WeightTensor[] = parameterShapes(ck.config).map((p) => ({
+      name: p.name,
+      shape: [...p.shape],
+      dtype: 'float16',
+      data: ck.read16(p.name, 'float16'),
+    }));
+    const opts = { dtype: 'float16' as const, latentTopK: 10, candidates: 16 };
+    expect(
+      Buffer.from(serialize(buildStepGraph(ck.config, t16, opts)).model).equals(Buffer.from(serialize(buildStepGraph(ck.config, ck.readAll(), opts)).model)),
+    ).toBe(true);
+    const [a, b] = [
+      Generator.create({ weights: fixture, dtype: 'float16', candidates: 16 }),
+      Generator.create({ config: ck.config, weights: ck.readAll(), dtype: 'float16', candidates: 16 }),
+    ];
+    try {
+      const req: GenerateRequest = { prompts: PROMPTS, mode: { kind: 'explicit' }, sampling: { kind: 'greedy' }, maxNewTokens: 6, stopIds: [], batchSize: 3 };
+      expect((await a.generate(req)).results).toEqual((await b.generate(req)).results);
+    } finally {
+      a.release();
+      b.release();
+    }
+    // 16-bit bits of another dtype than the graph's are refused in one line.
+    expect(() => buildStepGraph(ck.config, t16, { ...opts, dtype: 'float32' })).toThrow(UserError);
   });
 
   it('honours maxNewTokens = 0 and a checkpoint folder as weights', async () => {

@@ -28,7 +28,7 @@
 import { Graph, type Tensor, fusePackedSwiGlu, fuseRmsNorm, fuseSwiGlu } from '@latent-sft/graph';
 import { inputError } from '@latent-sft/core';
 import { gWeightedEmbedding } from '@latent-sft/latent';
-import { type ModelConfig, type NamedTensor, declareWeights, decoder, ropeTables, staticCacheHeadDim } from '@latent-sft/models';
+import { type ModelConfig, type WeightTensor, declareWeights, decoder, ropeTables, staticCacheHeadDim } from '@latent-sft/models';
 
 /** Compute dtype of the decoder body and the KV cache; logits, z and the heads are float32 either way. */
 export type GenerateDtype = 'float32' | 'float16' | 'bfloat16';
@@ -103,12 +103,12 @@ export const COMPACT = {
 } as const;
 
 /** Total float32 bytes of the weights (decides whether the model needs an external-data file). */
-export function weightBytes(tensors: readonly NamedTensor[]): number {
+export function weightBytes(tensors: readonly WeightTensor[]): number {
   return tensors.reduce((s, t) => s + t.data.byteLength, 0);
 }
 
 /** The step graph described in the file header. Throws one-line errors for bad options or weights. */
-export function buildStepGraph(config: ModelConfig, tensors: readonly NamedTensor[], opts: StepGraphOptions): Graph {
+export function buildStepGraph(config: ModelConfig, tensors: readonly WeightTensor[], opts: StepGraphOptions): Graph {
   const c = config;
   const V = c.vocabSize;
   const D = c.hiddenSize;

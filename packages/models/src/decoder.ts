@@ -29,7 +29,7 @@
 import { type DType, type Graph, type Tensor, crossEntropy, typedFrom } from '@latent-sft/graph';
 import { inputError } from '@latent-sft/core';
 import type { ModelConfig } from './config.js';
-import type { NamedTensor } from './init.js';
+import type { NamedTensor, WeightTensor } from './init.js';
 import { type LoraConfig, type LoraParameterShape, loraParameterShapes, loraScaling } from './lora.js';
 import { type LoraPair, dropoutSource, embedding, linear } from './lora-graph.js';
 import { parameterShapes } from './params.js';
@@ -478,7 +478,7 @@ export function lmHead(g: Graph, config: ModelConfig, weights: DecoderWeights, h
 // ---- buildDecoder: the decoder with today's graph input names -------------------------------------------
 
 /** Where buildDecoder's parameters come from. */
-export type DecoderParams = { kind: 'inputs'; dtype?: 'float32' | 'float64' } | { kind: 'initializers'; tensors: readonly NamedTensor[] };
+export type DecoderParams = { kind: 'inputs'; dtype?: 'float32' | 'float64' } | { kind: 'initializers'; tensors: readonly WeightTensor[] };
 
 /** Options of buildDecoder. */
 export interface DecoderOptions {
@@ -534,6 +534,12 @@ export function declareWeights(
     const src = given.get(p.name);
     if (src === undefined) throw inputError({ field: p.name }, 'parameter missing from the initializer tensors');
     if (src.shape.join(',') !== p.shape.join(',')) throw inputError({ field: p.name }, `shape [${src.shape}] but the config needs [${p.shape}]`);
+    if ('dtype' in src) {
+      // 16-bit bits as read (no float32 copy): only as initializers of that very dtype.
+      if (src.dtype !== initDtype) throw inputError({ field: p.name }, `is ${src.dtype} but the graph stores its weights in ${initDtype}`);
+      out[p.name] = g.initializer(p.name, { dtype: initDtype, dims: p.shape, data: src.data });
+      continue;
+    }
     out[p.name] = g.initializer(p.name, { dtype: initDtype, dims: p.shape, data: initDtype === 'float32' ? src.data : typedFrom(initDtype, src.data) });
   }
   return out;

@@ -8,7 +8,7 @@ export type { ParameterShape } from './params.js';
 export { SafetensorsFile, openSafetensors, writeSafetensors } from './safetensors.js';
 export type { Dtype, SafetensorsHeader, TensorArray, TensorData, TensorInfo, TensorSource } from './safetensors.js';
 export { initParameters } from './init.js';
-export type { InitOptions, NamedTensor } from './init.js';
+export type { InitOptions, NamedTensor, NamedTensor16, WeightTensor } from './init.js';
 export { checkTensorsMatchConfig, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 export type { LoadedCheckpoint, SaveCheckpointOptions } from './checkpoint.js';
 export { LORA_TARGETS, loadAdapter, loraParameterShapes, mergeLora, saveAdapter } from './lora.js';

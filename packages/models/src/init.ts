@@ -13,6 +13,20 @@ export interface NamedTensor {
   data: Float32Array;
 }
 
+/**
+ * A parameter already in a 16-bit dtype (raw bits), e.g. read from a checkpoint by LoadedCheckpoint.read16:
+ * a 16-bit graph takes it as its initializer as is, with no float32 copy of the model in host memory.
+ */
+export interface NamedTensor16 {
+  name: string;
+  shape: number[];
+  dtype: 'bfloat16' | 'float16';
+  data: Uint16Array;
+}
+
+/** A parameter as float32 values or as 16-bit bits (declareWeights takes either). */
+export type WeightTensor = NamedTensor | NamedTensor16;
+
 /** Options of initParameters. */
 export interface InitOptions {
   seed: number;
