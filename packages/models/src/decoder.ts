@@ -29,7 +29,7 @@
 import { type DType, type Graph, type Tensor, crossEntropy, typedFrom } from '@latent-sft/graph';
 import { inputError } from '@latent-sft/core';
 import type { ModelConfig } from './config.js';
-import type { NamedTensor, WeightTensor } from './init.js';
+import type { WeightTensor } from './init.js';
 import { type LoraConfig, type LoraParameterShape, loraParameterShapes, loraScaling } from './lora.js';
 import { type LoraPair, dropoutSource, embedding, linear } from './lora-graph.js';
 import { parameterShapes } from './params.js';

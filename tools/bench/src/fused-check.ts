@@ -477,6 +477,7 @@ if (check('vocab-topk'))
       k,
       ok,
       mismatches: bad,
+      ort_cuda_topk_vs_cpu_indices: ortCudaTieOrder,
       chunk_max_differ: maxDiffer,
       chunk_sum_rel: sumRel,
       lse_vs_cpu: lseVsCpu,
