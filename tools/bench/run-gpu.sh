@@ -74,6 +74,7 @@ for da in ${DECODE_ATTENTION:-gqa}; do   # DECODE_ATTENTION="gqa fused": also ou
   peak $G --engine cuda-graph --decode-attention $da --mode explicit,latent --latent 128 --latent-answer 128 --dump /root/gen-cg-$da.json
   python3 tools/reference/gen_check.py /root/gen-cg-$da.json /root/fwd/model   # our greedy tokens vs HF's argmax, teacher-forced
 done
+peak $G --engine cuda-graph --mode latent --latent 128 --latent-answer 128 --feed hidden   # latent mode feeding the last hidden state
 peak $G --engine cuda-graph --topk ops   # ablation: ONNX TopK + standard ops instead of latent_sft.VocabTopK
 for r in hf-generate hf-static-compile; do peak python3 tools/reference/bench_torch.py --which gen --recipes $r; done
 # Diagnostics: per-op and per-node GPU times of the decode step (each launch waits for its kernel), and

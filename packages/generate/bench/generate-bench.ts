@@ -9,6 +9,7 @@
 //     [--dump FILE]   (prompts and greedy outputs of the first 8 rows, for tools/reference/gen_check.py)
 //     [--decode-attention gqa|fused]   (fixed-shape decode steps: ORT's GroupQueryAttention or latent_sft.DecodeAttention)
 //     [--topk fused|ops]   (the step's top-k and log-sum-exp: latent_sft.VocabTopK or ONNX TopK + standard ops)
+//     [--feed soft|hidden]   (latent mode's next input: the top-k soft embedding, or the last hidden state)
 // Presets are random-init (initParameters, seed --seed). The issue's setting: batch 64, 128-token
 // prompts, 256 new tokens, on one GPU. In latent mode the end id is one the random model never
 // argmaxes in practice, so each row feeds --latent soft embeddings, the `</think>` ids, then
@@ -44,6 +45,7 @@ const { values: a } = parseArgs({
     profile: { type: 'string' },
     'decode-attention': { type: 'string', default: 'gqa' },
     topk: { type: 'string', default: 'fused' },
+    feed: { type: 'string', default: 'soft' },
   },
 });
 
@@ -72,6 +74,8 @@ const attention = a['decode-attention'];
 if (attention !== 'gqa' && attention !== 'fused') throw new Error(`--decode-attention must be gqa or fused, got '${attention}'`);
 const topk = a.topk;
 if (topk !== 'fused' && topk !== 'ops') throw new Error(`--topk must be fused or ops, got '${topk}'`);
+const feed = a.feed;
+if (feed !== 'soft' && feed !== 'hidden') throw new Error(`--feed must be soft or hidden, got '${feed}'`);
 
 let t = performance.now();
 let config: ModelConfig;
@@ -114,7 +118,7 @@ const sampling: Sampling = a.sampling === 'top-p' ? { kind: 'top-p', temperature
 // Each mode in turn on the one loaded engine (a 7B load takes minutes): its own warm-up, then its measured call.
 for (const modeName of modes) {
   const mode: GenerateMode =
-    modeName === 'latent' ? { kind: 'latent', topK: 10, maxLatent, latentEndIds: [endId, 0, 1], latentEndId: endId } : { kind: 'explicit' };
+    modeName === 'latent' ? { kind: 'latent', topK: 10, maxLatent, latentEndIds: [endId, 0, 1], latentEndId: endId, feed } : { kind: 'explicit' };
   const newTokens = modeName === 'latent' ? latentAnswer : answerTokens;
 
   // Warm-up with the measured call's shapes (batch, cache capacity): builds the fixed-shape session and
@@ -160,6 +164,7 @@ for (const modeName of modes) {
       engine,
       attention,
       topk,
+      ...(modeName === 'latent' ? { feed } : {}),
       batch,
       prompt: promptLen,
       new_tokens: newTokens,

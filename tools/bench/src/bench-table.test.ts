@@ -98,6 +98,8 @@ describe('bench table', () => {
         'PEAK 9000 MiB rc=0 :: node g',
         'BENCH {"bench":"gen","impl":"latent-sft-ort","mode":"explicit","engine":"fixed","batch":64,"new_tokens_per_s":16000,"decode_ms_per_step":4}',
         'PEAK 9000 MiB rc=0 :: node g --engine fixed --topk ops',
+        'BENCH {"bench":"gen-latent","impl":"latent-sft-ort","mode":"latent","engine":"cuda-graph","feed":"hidden","batch":64,"new_tokens_per_s":19000,"decode_ms_per_step":3.2}',
+        'PEAK 9000 MiB rc=0 :: node g --mode latent --feed hidden',
       ].join('\n'),
     );
     expect(genTable(rows).split('\n')).toEqual([
@@ -107,6 +109,7 @@ describe('bench table', () => {
       '| hf-generate | 5000 | 12.80 | 5000 | 6.3 % | 8000 |',
       '| ours, explicit (cuda-graph) (DecodeAttention, ONNX TopK) | 16000 | 4.00 | 16000 | 20.0 % | 9000 |',
       '| ours, explicit (fixed) (ONNX TopK) | 16000 | 4.00 | 16000 | 20.0 % | 9000 |',
+      '| ours, latent (cuda-graph) (hidden-state feed) | 19000 | 3.20 | 20000 | 25.0 % | 9000 |',
     ]);
   });
 });

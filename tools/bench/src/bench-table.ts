@@ -52,11 +52,13 @@ function oursLabel(o: Row): string {
   return `${o.bench}${o['mode'] ? ` (${String(o['mode'])})` : ''}${fusedNote}${stateNote}${paramsNote}${genEngineNote(o)}`;
 }
 
-/** A generation run's non-default kernels: latent_sft.DecodeAttention, ONNX TopK instead of VocabTopK. */
+/** A generation run's non-defaults: latent_sft.DecodeAttention, ONNX TopK instead of VocabTopK, the hidden-state feed. */
 function genEngineNote(o: Row): string {
   // (Records of session 9's lease B2 lack `topk`: their command line says it.)
   const topkOps = o['topk'] === 'ops' || / --topk ops\b/.test(String(o['cmd'] ?? ''));
-  const notes = [o['attention'] === 'fused' ? 'DecodeAttention' : '', topkOps ? 'ONNX TopK' : ''].filter((n) => n !== '');
+  const notes = [o['attention'] === 'fused' ? 'DecodeAttention' : '', topkOps ? 'ONNX TopK' : '', o['feed'] === 'hidden' ? 'hidden-state feed' : ''].filter(
+    (n) => n !== '',
+  );
   return notes.length === 0 ? '' : ` (${notes.join(', ')})`;
 }
 
