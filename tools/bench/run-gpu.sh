@@ -104,7 +104,8 @@ while [ -f /root/q7.writing ]; do sleep 5; done   # a ckpt7 lane is writing the 
 # (128-token prompts; latent: 64 soft embeddings then 64 answer tokens), beside HF generate on the same folder.
 [ -f /root/q7/tokenizer.json ] || peak node $A/random-checkpoint.mjs /root/q7 --model r1-distill-qwen-7b --tokenizer qwen3
 G7="node $A/generate-bench.mjs --model /root/q7 --batch 32 --prompt-len 128 --device cuda --dtype bfloat16 --engine cuda-graph"
-peak $G7 --new-tokens 128 --mode explicit,latent --latent 64 --latent-answer 64   # one load (minutes at 7B), both modes
+peak $G7 --new-tokens 128   # (one mode per command: their cache capacities differ, 256 and 512, so one process would hold two fixed-shape sessions)
+peak $G7 --mode latent --latent 64 --new-tokens 64
 peak python3 tools/reference/bench_torch.py --which gen --recipes hf-generate --gen-model /root/q7 --gen-batch 32 --gen-new 128
 fi
 if want 7b-torch; then

@@ -90,16 +90,18 @@ describe('explicit greedy decoding', () => {
     // head_dim 16: GroupQueryAttention takes q/k/v packed, straight from their one Gemm (no padding, no Split).
     ['llama, head_dim 16 (packed q/k/v)', tinyLlama({ tieWordEmbeddings: false, vocabSize: 96, hiddenSize: 64 })],
     ['qwen2, head_dim 16 (packed q/k/v with bias)', tinyQwen2({ vocabSize: 96, hiddenSize: 64 })],
-  ])('%s: equals full recomputation (GQA engine, and fixed shapes with DecodeAttention)', async (_name, config) => {
+  ])('%s: equals full recomputation (GQA engine; fixed shapes with DecodeAttention and with GQA)', async (_name, config) => {
     const tensors = initParameters(config, { seed: 3 }).map((t) => ({ ...t, data: t.data.map((v) => v * 40) }));
     const other = await FullRecompute.create({ config, tensors, W: tensors.find((t) => t.name === 'model.embed_tokens.weight')!.data });
     const g = Generator.create({ config, weights: tensors, candidates: 8 });
     const fused = Generator.create({ config, weights: tensors, candidates: 8, fixedShapes: true, decodeAttention: 'fused' });
+    // Fixed shapes with GroupQueryAttention (packed q/k/v at head_dim 16).
+    const fixed = Generator.create({ config, weights: tensors, candidates: 8, fixedShapes: true });
     try {
       const prompts = PROMPTS.map((p) => p.map((id) => id % 96));
       const expected = await Promise.all(prompts.map((p) => other.greedy(p, 6, [])));
       const req: GenerateRequest = { prompts, mode: { kind: 'explicit' }, sampling: { kind: 'greedy' }, maxNewTokens: 6, stopIds: [], batchSize: 3 };
-      for (const engine of [g, fused]) {
+      for (const engine of [g, fused, fixed]) {
         const { results } = await engine.generate(req);
         expect(results.map((r) => r.outputIds)).toEqual(expected.map((e) => e.ids));
       }
@@ -107,6 +109,7 @@ describe('explicit greedy decoding', () => {
     } finally {
       g.release();
       fused.release();
+      fixed.release();
       await other.release();
     }
   });
@@ -344,6 +347,9 @@ describe('fixed shapes (the CUDA-graph decode path, on the CPU)', () => {
   });
 });
 
+/** Weight scale of the float16 engine test: logits far enough apart that float16 makes float32's choices, small enough not to overflow. */
+const SCALE_F16 = 8;
+
 describe('16-bit compute', () => {
   it('the 16-bit step graph stores its weights in 16 bits and runs the fused RMSNorm and SwiGLU kernels', () => {
     const g = buildStepGraph(tiny.config, tiny.tensors, { dtype: 'float16', latentTopK: 10, candidates: 16 });
@@ -353,6 +359,34 @@ describe('16-bit compute', () => {
     expect(ops.filter((o) => o === 'SwiGLUPacked').length).toBe(L); // SwiGLU reading gate/up from their one Gemm
     expect(ops.filter((o) => o === 'ReduceMean' || o === 'Sigmoid')).toEqual([]);
     expect(g.value('model.layers.0.mlp.down_proj.weight').dtype).toBe('float16');
+  });
+
+  it("head_dim 16, float16 (packed q/k/v into GroupQueryAttention, SwiGLUPacked, VocabTopK): the float32 engine's greedy tokens, dynamic and fixed shapes", async () => {
+    const config = tinyLlama({ hiddenSize: 64, tieWordEmbeddings: false, vocabSize: 96 });
+    const tensors = initParameters(config, { seed: 3 }).map((t) => ({ ...t, data: t.data.map((v) => v * SCALE_F16) }));
+    const req: GenerateRequest = {
+      prompts: PROMPTS.map((p) => p.map((id) => id % 96)),
+      mode: { kind: 'explicit' },
+      sampling: { kind: 'greedy' },
+      maxNewTokens: 6,
+      stopIds: [],
+      batchSize: 3,
+    };
+    const ref = Generator.create({ config, weights: tensors, candidates: 8 });
+    try {
+      const want = (await ref.generate(req)).results.map((r) => r.outputIds);
+      expect(new Set(want.flat()).size).toBeGreaterThan(3);
+      for (const fixedShapes of [false, true]) {
+        const half = Generator.create({ config, weights: tensors, candidates: 8, dtype: 'float16', fixedShapes });
+        try {
+          expect((await half.generate(req)).results.map((r) => r.outputIds)).toEqual(want);
+        } finally {
+          half.release();
+        }
+      }
+    } finally {
+      ref.release();
+    }
   });
 
   it('head_dim 16: no Split in the 16-bit step (q/k/v packed into GroupQueryAttention, gate/up read packed by SwiGLUPacked)', () => {

@@ -102,7 +102,7 @@ export const COMPACT = {
   keptValue: (i: number): string => `kept.${i}.value`,
 } as const;
 
-/** Total float32 bytes of the weights (decides whether the model needs an external-data file). */
+/** Total bytes of the weights as given, float32 or 16-bit (decides whether the model needs an external-data file). */
 export function weightBytes(tensors: readonly WeightTensor[]): number {
   return tensors.reduce((s, t) => s + t.data.byteLength, 0);
 }

@@ -3,7 +3,7 @@
 export { Graph, Tensor } from './graph.js';
 export type { ConstTensor, Dim, Node, Segment } from './graph.js';
 export type { AttrValue, OpAttrs, OpType } from './ops.js';
-export { adamwMomentDtype } from './ops.js';
+export { VOCAB_TOPK_CHUNK, adamwMomentDtype } from './ops.js';
 export { dtypeBytes, f16BitsToNumber, f32ToF16Bits, isFloat, typedFrom } from './dtype.js';
 export type { DType, TensorData } from './dtype.js';
 export { grad } from './autodiff.js';

@@ -121,6 +121,9 @@ export const customOpDomains: { readonly [P in OpType]?: string } = {
   VocabTopK: 'latent_sft',
 };
 
+/** The row chunk of latent_sft.VocabTopK: its workspace outputs have ⌈V / VOCAB_TOPK_CHUNK⌉ chunks (runtime's kVtkChunk). */
+export const VOCAB_TOPK_CHUNK = 8192;
+
 /** Ops that exist only while a graph is built: serialize refuses them (their lowering must run first). */
 export const graphLevelOps: ReadonlySet<OpType> = new Set<OpType>(['LinearLogProb', 'LinearLogProbGrad']);
 
@@ -914,6 +917,7 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     if (!(H > 0 && kvH > 0 && H % kvH === 0)) throw new Error(`num_heads ${H} must be a positive multiple of kv_num_heads ${kvH}`);
     if (pk.rank !== 4 || pk.shape[1] !== kvH) throw new Error(`past_key must be [B, ${kvH}, C, hd], got ${pk.shapeText}`);
     const hd = pk.shape[3];
+    if (packed && typeof hd !== 'number') throw new Error(`packed q/k/v needs a known head size (past_key ${pk.shapeText})`);
     const qkv = packed
       ? ([[q, 'packed query', H + 2 * kvH]] as const)
       : ([
@@ -939,7 +943,7 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
         throw new Error(`cos_cache / sin_cache must be ${pk.dtype} [C, rd/2], got ${cos.dtype}${cos.shapeText} / ${sin.dtype}${sin.shapeText}`);
     }
     return [
-      { dtype: q.dtype, shape: packed ? [q.shape[0] as Dim, q.shape[1] as Dim, typeof hd === 'number' ? H * hd : 'hidden'] : [...q.shape] },
+      { dtype: q.dtype, shape: packed ? [q.shape[0] as Dim, q.shape[1] as Dim, H * (hd as number)] : [...q.shape] },
       { dtype: pk.dtype, shape: [...pk.shape] },
       { dtype: pv.dtype, shape: [...pv.shape] },
     ];
@@ -952,13 +956,13 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     const x = need(inputs, 0, 'x');
     const t = need(inputs, 1, 'inv_temperature');
     if (x.dtype !== 'float32' || x.rank !== 2) throw new Error(`x must be float32 [B, V], got ${x.dtype}${x.shapeText}`);
-    if (t.dtype !== 'float32') throw new Error(`inv_temperature must be float32 [1], got ${t.dtype}${t.shapeText}`);
+    if (t.dtype !== 'float32' || t.shape.length !== 1 || t.shape[0] !== 1) throw new Error(`inv_temperature must be float32 [1], got ${t.dtype}${t.shapeText}`);
     const { k } = attrs;
     const V = x.shape[1] as Dim;
     if (!Number.isInteger(k) || k < 1 || k > 64 || (typeof V === 'number' && k > V))
       throw new Error(`k must be an integer in [1, min(64, V = ${V})], got ${k}`);
     const B = x.shape[0] as Dim;
-    const chunks: Dim = typeof V === 'number' ? Math.ceil(V / 8192) : 'vocab_chunks';
+    const chunks: Dim = typeof V === 'number' ? Math.ceil(V / VOCAB_TOPK_CHUNK) : 'vocab_chunks';
     return [
       { dtype: 'float32', shape: [B, k] },
       { dtype: 'int64', shape: [B, k] },

@@ -1,6 +1,7 @@
 // latent_sft.VocabTopK on the CPU (the CUDA kernels are held to this in tools/bench fused-check): the top k
 // of each row exactly as ONNX TopK gives them (values and indices, ties → the lower index, across the 8192-wide
 // chunks), the log-sum-exp of x·invT against float64, and the per-chunk workspace (each chunk's own top k).
+import { Graph, type Tensor, VOCAB_TOPK_CHUNK, serialize } from '@latent-sft/graph';
 import type { HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
 import { runOnce, vocabLseReference, vocabTopKCase } from './testing.js';
@@ -27,13 +28,13 @@ describe('VocabTopK kernel vs ONNX TopK and a float64 log-sum-exp (CPU)', () => 
     const ref = vocabLseReference(c.inputs);
     data('lse').forEach((v, i) => expect(Math.abs(v - (ref[i] as number)), `row ${i}`).toBeLessThanOrEqual(LSE_ATOL));
     // Workspace: chunk j's keys decode to its own top k indices (ties → lower index), best first.
-    const chunks = Math.ceil(V / 8192);
+    const chunks = Math.ceil(V / VOCAB_TOPK_CHUNK);
     const xs = c.inputs['x']!.data as Float32Array;
     const cand = (out['cand'] as HostTensor).data as BigInt64Array;
     for (let b = 0; b < B; b++)
       for (let j = 0; j < chunks; j++) {
-        const lo = j * 8192;
-        const hi = Math.min(V, lo + 8192);
+        const lo = j * VOCAB_TOPK_CHUNK;
+        const hi = Math.min(V, lo + VOCAB_TOPK_CHUNK);
         const order = Array.from({ length: hi - lo }, (_, i) => lo + i).sort((p, q) => (xs[b * V + q] as number) - (xs[b * V + p] as number) || p - q);
         const got = Array.from(cand.subarray((b * chunks + j) * k, (b * chunks + j + 1) * k), (key) => Number(~BigInt.asUintN(32, key) & 0xffffffffn));
         expect(got).toEqual(
@@ -43,6 +44,19 @@ describe('VocabTopK kernel vs ONNX TopK and a float64 log-sum-exp (CPU)', () => 
             .slice(0, k),
         );
       }
+  });
+
+  it('every NaN ranks as one value above +∞ (ties by index), whatever its bits: CPU and CUDA write different NaNs', async () => {
+    const g = new Graph('vocab_topk_nan');
+    const outs = g.op('VocabTopK', [g.input('x', 'float32', [1, 6]), g.input('t', 'float32', [1])], { k: 4 }) as Tensor[];
+    g.output(outs[1] as Tensor, 'indices');
+    const bits = new Uint32Array([0x3f800000, 0xffc00000, 0x7f800000, 0x7fc00001, 0xc0000000, 0x7fffffff]); // 1, −NaN, +∞, NaN, −2, NaN
+    const out = await runOnce(
+      serialize(g).model,
+      { x: { dtype: 'float32', dims: [1, 6], data: new Float32Array(bits.buffer) }, t: { dtype: 'float32', dims: [1], data: Float32Array.of(1) } },
+      cpu,
+    );
+    expect(Array.from((out['indices'] as HostTensor).data as BigInt64Array, Number)).toEqual([1, 3, 5, 2]);
   });
 
   it('refuses k outside [1, 64] in one line', () => {

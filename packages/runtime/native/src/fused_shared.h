@@ -50,7 +50,8 @@ LSFT_HD void adamwElement(const AdamWHyper& h, float p, float g, float m, float 
 constexpr int kVtkChunk = 8192;
 
 /**
- * VocabTopK's key of element `idx` (< 2³²) of value v: an order word (the float's bits, −0 as +0, mapped so
+ * VocabTopK's key of element `idx` (< 2³²) of value v: an order word (the float's bits, −0 as +0, every NaN
+ * as the one NaN above +∞, mapped so
  * that unsigned order is float order: negatives inverted, positives with the sign bit set) above ~idx, so that
  * keys are distinct and the larger key is the larger value, or for equal values the lower index (ONNX
  * TopK's order). Every key of a real element is > 0, the pad key.
@@ -63,6 +64,7 @@ LSFT_HD unsigned long long vtkKey(float v, unsigned idx) {
   memcpy(&u, &v, sizeof u);
 #endif
   if (v == 0.0f) u = 0;  // −0 is +0: equal values, ordered by index
+  if (v != v) u = 0x7fc00000u;  // every NaN is one NaN, above +∞ (GPUs and x86 write different NaN bits)
   unsigned o = (u & 0x80000000u) != 0 ? ~u : (u | 0x80000000u);
   return (static_cast<unsigned long long>(o) << 32) | static_cast<unsigned long long>(~idx);
 }

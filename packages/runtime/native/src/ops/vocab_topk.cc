@@ -55,6 +55,7 @@ struct VocabTopKKernel {
       float* part = ctx.GetOutput(4, {B, chunks, 2}).GetTensorMutableData<float>();
       if (B == 0) return nullptr;
       if constexpr (OnCuda) {
+        if (B > 65535) throw std::runtime_error("CUDA: at most 65535 rows, got " + std::to_string(B));
         const Kernels& kn = kernelsForCurrentContext(deviceId);
         CUstream stream = static_cast<CUstream>(ctx.GetGPUComputeStream());
         int kk = k;
