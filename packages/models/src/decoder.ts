@@ -261,22 +261,20 @@ function attention(
     // Packed: q, k and v as GroupQueryAttention's one query input [B, T, (H + 2·kvH)·hd] straight from their
     // one Gemm (no Split copying it), where no per-head norm or padding comes between.
     const packed = sc.decodeKernel !== true && hdP === hd && c.qkNorm !== true ? f.linCat(n, qkvNames) : null;
-    if (packed !== null) {
-      const [ctx, key, value] = g.op(
-        'GroupQueryAttention',
-        [g.reshape(packed, f.shapeBT((H + 2 * kvH) * hd)), null, null, layer.key, layer.value, sc.seqlensK, sc.totalLength, sc.cos, sc.sin],
-        { num_heads: H, kv_num_heads: kvH, do_rotary: 1, scale: 1 / Math.sqrt(hd) },
-      ) as [Tensor, Tensor, Tensor];
-      return { out: f.lin(g.reshape(ctx, [-1, H * hd]), `${pre}.o_proj`), present: { key, value } };
+    let qkv: [Tensor, Tensor | null, Tensor | null];
+    if (packed !== null) qkv = [g.reshape(packed, f.shapeBT((H + 2 * kvH) * hd)), null, null];
+    else {
+      const [qp, kp, vp] = f.lins(n, qkvNames) as [Tensor, Tensor, Tensor];
+      qkv = [
+        flat(heads('q_proj', H, 'q_norm', qp), H, true),
+        flat(heads('k_proj', kvH, 'k_norm', kp), kvH, true),
+        flat(g.reshape(vp, f.shapeBT(kvH, hd)), kvH, false),
+      ];
     }
-    const [qp, kp, vp] = f.lins(n, qkvNames) as [Tensor, Tensor, Tensor];
-    const q = flat(heads('q_proj', H, 'q_norm', qp), H, true);
-    const k = flat(heads('k_proj', kvH, 'k_norm', kp), kvH, true);
-    const v = flat(g.reshape(vp, f.shapeBT(kvH, hd)), kvH, false);
     const [ctx, key, value] = (
       sc.decodeKernel === true
-        ? g.op('DecodeAttention', [q, k, v, layer.key, layer.value, sc.seqlensK, sc.cos, sc.sin], { num_heads: H, kv_num_heads: kvH, scale: 1 / Math.sqrt(hd) })
-        : g.op('GroupQueryAttention', [q, k, v, layer.key, layer.value, sc.seqlensK, sc.totalLength, sc.cos, sc.sin], {
+        ? g.op('DecodeAttention', [...qkv, layer.key, layer.value, sc.seqlensK, sc.cos, sc.sin], { num_heads: H, kv_num_heads: kvH, scale: 1 / Math.sqrt(hd) })
+        : g.op('GroupQueryAttention', [...qkv, layer.key, layer.value, sc.seqlensK, sc.totalLength, sc.cos, sc.sin], {
             num_heads: H,
             kv_num_heads: kvH,
             do_rotary: 1,

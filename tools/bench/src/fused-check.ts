@@ -143,7 +143,8 @@ function worstRelPerOutput(
   return worst;
 }
 
-function mismatches(a: ArrayLike<number>, b: ArrayLike<number>): number {
+/** Elements that differ by Object.is (−0 ≠ 0, NaN = NaN; int64 by value); a length mismatch counts as every element. */
+function mismatches(a: ArrayLike<number | bigint>, b: ArrayLike<number | bigint>): number {
   let bad = 0;
   for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) bad++;
   return a.length === b.length ? bad : Math.max(a.length, b.length);
@@ -437,13 +438,8 @@ if (check('vocab-topk'))
   ] as const) {
     const c = vocabTopKCase(B, V, k, levels, V + k);
     const [gpu, host] = await onBoth(c);
-    // Elements that differ (float32 compared by value with Object.is: −0 ≠ 0, NaN = NaN; int64 by value).
-    const exact = (a: string, b: string, dg = gpu, dh = host) => {
-      const [x, y] = [(dg[a] as HostTensor).data, (dh[b] as HostTensor).data] as [ArrayLike<unknown>, ArrayLike<unknown>];
-      let n = x.length === y.length ? 0 : Math.max(x.length, y.length);
-      for (let i = 0; i < Math.min(x.length, y.length); i++) if (!Object.is(x[i], y[i])) n++;
-      return n;
-    };
+    const exact = (a: string, b: string, dg = gpu, dh = host) =>
+      mismatches((dg[a] as HostTensor).data as ArrayLike<number | bigint>, (dh[b] as HostTensor).data as ArrayLike<number | bigint>);
     const bad = {
       values: exact('values', 'values'),
       indices: exact('indices', 'indices'),
