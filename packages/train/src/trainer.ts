@@ -25,7 +25,7 @@
 // ranks): see docs/distributed.md.
 import { inputError, silentLogger, type Logger } from '@latent-sft/core';
 import type { ProcessGroup } from '@latent-sft/distributed';
-import { type Graph, adamwMomentDtype, serialize, typedFrom } from '@latent-sft/graph';
+import { type Graph, type ValueSpec, adamwMomentDtype, serialize, typedFrom } from '@latent-sft/graph';
 import { type NamedTensor, bf16BitsToFloat32, f16BitsToFloat32 } from '@latent-sft/models';
 import {
   type DeviceBinding,
@@ -100,6 +100,19 @@ export interface TrainerOptions {
    * memory for one more forward per step. 'none' (default): every value the backward reads is kept.
    */
   recompute?: Recompute;
+  /**
+   * The step graph built for fixed batch dims: every batch input's dims (a batch of other dims is then an
+   * error). ORT then knows every shape when it opens the session (shape computations folded). Needed by cudaGraph.
+   */
+  batchShapes?: Readonly<Record<string, readonly number[]>>;
+  /**
+   * CUDA only: the step replays a CUDA graph (ORT's enable_cuda_graph). The first step runs as usual, the
+   * second is captured and replayed, later ones replay: no per-kernel launch cost on the host, which
+   * bounds steps of many small kernels (LoRA at a few thousand tokens). The graph reads and writes the same
+   * device buffers every step, so it needs `batchShapes`, in-place state and one fused step graph
+   * (gradAccum 1, one process). The same kernels on the same inputs: the same bits as without it. Default false.
+   */
+  cudaGraph?: boolean;
   /**
    * ORT session options (default: deterministic, graph optimizations 'all'; on CUDA also
    * trainingSessionDefaults: no memory pattern, an arena that grows by what is asked). Given keys win;
@@ -268,7 +281,8 @@ export class Trainer {
   }
 
   /** Validates `opts` and builds the step graphs (everything `create` does before serializing them). */
-  private static plan(opts: TrainerOptions) {
+  private static plan(given: TrainerOptions) {
+    const opts = withBatchShapes(given);
     if (!Number.isInteger(opts.totalSteps) || opts.totalSteps < 1) throw inputError({ field: 'totalSteps' }, `must be an integer >= 1, got ${opts.totalSteps}`);
     lrAt(0, opts.schedule, opts.optimizer.lr); // validates the schedule
     const compute = opts.precision?.compute ?? 'float32';
@@ -309,15 +323,20 @@ export class Trainer {
       splitStep(opts),
     );
     const copyDtype = weightCopyDtype({ optimizer, compute, fused, paramDtype }, opts.gradAccum ?? 1, splitStep(opts));
-    return { graphs, fused, optimizer, copyDtype };
+    return { graphs, fused, optimizer, copyDtype, opts };
   }
 
   /** Builds the graphs, creates the sessions and uploads the initial tensors (the only bulk upload). */
-  static async create(opts: TrainerOptions, init: { trainable: Record<string, HostTensor>; frozen: Record<string, HostTensor> }): Promise<Trainer> {
+  static async create(given: TrainerOptions, init: { trainable: Record<string, HostTensor>; frozen: Record<string, HostTensor> }): Promise<Trainer> {
     const t0 = performance.now();
-    const { graphs, fused, optimizer, copyDtype } = Trainer.plan(opts);
-    const sessionOpts = stepSessionOptions(opts.device, opts.session);
+    const { graphs, fused, optimizer, copyDtype, opts } = Trainer.plan(given);
     const stateMode = Trainer.stateMode(opts, optimizer, fused, graphs, copyDtype !== null);
+    if (opts.cudaGraph === true) {
+      if (!stateMode.inPlace) throw inputError({ field: 'cudaGraph' }, `needs in-place state (the graph replays on the same buffers): ${stateMode.reason}`);
+      if (opts.device.kind !== 'cuda') throw inputError({ field: 'cudaGraph' }, `needs the CUDA device, got ${opts.device.kind}`);
+    }
+    const base = stepSessionOptions(opts.device, opts.session);
+    const sessionOpts = opts.cudaGraph !== true ? base : { ...base, cudaOptions: { ...base.cudaOptions, enable_cuda_graph: '1' } };
     // A warning when the fused AdamW could have updated in place but the graph check refused it.
     const unexpected = !stateMode.inPlace && opts.inPlaceState !== false && fused.optimizer && optimizer.fusedUpdate !== undefined;
     (opts.logger ?? silentLogger)[unexpected ? 'warn' : 'info'](
@@ -517,7 +536,7 @@ export class Trainer {
     const specs = this.opts.objective.batch;
     for (const n of Object.keys(batch)) if (!(n in specs)) throw inputError({ field: `batches[${k}].${n}` }, 'not a batch input of the objective');
     for (const [n, spec] of Object.entries(specs)) {
-      const h = this.checkHost(`batches[${k}]`, n, batch[n], spec);
+      const h = this.checkHost(this.opts.batchShapes === undefined ? `batches[${k}]` : `batches[${k}] (batchShapes)`, n, batch[n], spec);
       // Zero-size tensors crash the device addon's upload/bind (runtime 1.29 addon): refuse them here.
       if (h.data.length === 0) throw inputError({ field: `batches[${k}].${n}` }, `empty tensor (dims [${h.dims.join(', ')}])`);
       let t = this.batchTensors.get(n);
@@ -711,6 +730,49 @@ export class Trainer {
 /** Whether the step runs as separate grad and update graphs: gradAccum > 1, or data parallel. */
 function splitStep(opts: TrainerOptions): boolean {
   return (opts.gradAccum ?? 1) > 1 || (opts.group?.worldSize ?? 1) > 1;
+}
+
+/**
+ * opts with the objective's batch inputs at batchShapes' dims (a step graph of fixed shapes), after checking
+ * them (one entry per batch input: positive integer dims of the input's rank that keep its fixed dims) and
+ * cudaGraph's other needs that the options alone decide.
+ */
+function withBatchShapes(opts: TrainerOptions): TrainerOptions {
+  if (opts.cudaGraph !== undefined && typeof opts.cudaGraph !== 'boolean') throw inputError({ field: 'cudaGraph' }, `expected true or false, got ${JSON.stringify(opts.cudaGraph)}`);
+  if (opts.cudaGraph === true) {
+    if (opts.batchShapes === undefined) throw inputError({ field: 'cudaGraph' }, 'needs batchShapes (a CUDA graph replays fixed shapes)');
+    if (splitStep(opts)) throw inputError({ field: 'cudaGraph' }, 'needs one fused step graph: gradAccum 1 and one process');
+  }
+  const shapes = opts.batchShapes;
+  if (shapes === undefined) return opts;
+  const field = 'batchShapes';
+  if (shapes === null || typeof shapes !== 'object') throw inputError({ field }, 'expected { <batch input>: dims }');
+  const specs = opts.objective.batch;
+  for (const n of Object.keys(shapes)) if (!(n in specs)) throw inputError({ field: `${field}.${n}` }, 'not a batch input of the objective');
+  const batch: Record<string, ValueSpec> = {};
+  for (const [n, spec] of Object.entries(specs)) {
+    const dims = shapes[n];
+    if (dims === undefined) throw inputError({ field: `${field}.${n}` }, `missing (the batch inputs: ${Object.keys(specs).join(', ')})`);
+    const fits =
+      Array.isArray(dims) &&
+      dims.length === spec.shape.length &&
+      dims.every((d, i) => Number.isInteger(d) && d >= 1 && (typeof spec.shape[i] !== 'number' || spec.shape[i] === d));
+    if (!fits) throw inputError({ field: `${field}.${n}` }, `dims [${String(dims)}] do not fit the objective's [${spec.shape.join(', ')}]`);
+    batch[n] = { ...spec, shape: [...dims] };
+  }
+  return { ...opts, objective: withBatch(opts.objective, batch) };
+}
+
+/** The objective with other batch specs (its methods still bound to the objective). */
+function withBatch(objective: Objective, batch: Objective['batch']): Objective {
+  const o: Objective = {
+    trainable: objective.trainable,
+    frozen: objective.frozen,
+    batch,
+    buildLoss: (g, trainable, inputs) => objective.buildLoss(g, trainable, inputs),
+  };
+  if (objective.countTokens !== undefined) o.countTokens = (b) => (objective.countTokens as NonNullable<Objective['countTokens']>).call(objective, b);
+  return o;
 }
 
 /**

@@ -69,7 +69,7 @@ export function tinyBatch(Bt: number, Tt: number): Record<string, HostTensor> {
  * PEFT), the base frozen (float32; the decoder casts it to the compute dtype).
  */
 export function tinyLoraObjective(
-  Bt: number,
+  Bt: number | 'batch',
   Tt: number,
   dtype: 'float16' | 'float32' | 'bfloat16' = 'float32',
 ): { objective: Objective; init: { trainable: Record<string, HostTensor>; frozen: Record<string, HostTensor> } } {

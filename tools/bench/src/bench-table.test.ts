@@ -63,6 +63,22 @@ describe('bench table', () => {
     expect(table[3]).toBe('| train (bfloat16 params) | 33000 | pytorch | 37500 | 0.88× | – | – | – | – | – |');
   });
 
+  it('names a CUDA-graph run and says whether its losses are the launched run\'s bit for bit', () => {
+    const run = (graph: boolean, losses: number[], batch = 8) =>
+      `BENCH {"bench":"phase2","impl":"latent-sft-ort","tokens_per_s":${graph ? 5000 : 3000},"batch":${batch},"recompute":"none","cuda_graph":${graph},"losses":${JSON.stringify(losses)}}`;
+    const rows = parseBenchLog(
+      [run(false, [2.5, 2.25]), run(true, [2.5, 2.25]), run(true, [2.5, 2.2500001]), run(true, [2.5, 2.25], 16), 'BENCH {"bench":"phase2","impl":"pytorch","tokens_per_s":5000}'].join(
+        '\n',
+      ),
+    );
+    expect(benchTable(rows).split('\n').slice(2)).toEqual([
+      '| phase2 | 3000 | pytorch | 5000 | 0.60× | – | – | – | – | – |',
+      "| phase2 (CUDA graph; losses bit for bit the launched run's) | 5000 | pytorch | 5000 | 1.00× | – | – | – | – | – |",
+      "| phase2 (CUDA graph; losses DIFFER from the launched run's) | 5000 | pytorch | 5000 | 1.00× | – | – | – | – | – |",
+      '| phase2 (CUDA graph; no launched run to compare losses) | 5000 | pytorch | 5000 | 1.00× | – | – | – | – | – |',
+    ]);
+  });
+
   it('prints one ratio per PyTorch recipe, the error of a failed recipe, and PyTorch-only benchmarks', () => {
     const rows = parseBenchLog(
       [

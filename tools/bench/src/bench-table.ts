@@ -49,7 +49,25 @@ function oursLabel(o: Row): string {
     : '';
   const stateNote = o['state'] === 'double-buffered' ? ' (double-buffered state)' : '';
   const paramsNote = o['params'] !== undefined && o['params'] !== 'float32' ? ` (${String(o['params'])} params)` : '';
-  return `${o.bench}${o['mode'] ? ` (${String(o['mode'])})` : ''}${fusedNote}${stateNote}${paramsNote}${genEngineNote(o)}`;
+  const recomputeNote = o['recompute'] === 'layers' ? ' (recompute layers)' : '';
+  return `${o.bench}${o['mode'] ? ` (${String(o['mode'])})` : ''}${fusedNote}${stateNote}${paramsNote}${recomputeNote}${genEngineNote(o)}`;
+}
+
+/** The settings that make two training runs the same computation (all but how the step is launched). */
+const sameRun = (a: Row, b: Row): boolean =>
+  ['bench', 'model', 'batch', 'seq', 'params', 'frozen', 'recompute', 'compute'].every((k) => a[k] === b[k]) &&
+  JSON.stringify(a['fused']) === JSON.stringify(b['fused']);
+
+/**
+ * A CUDA-graph run (Trainer.cudaGraph) says whether its losses are those of the same run launched node by
+ * node, bit for bit (the same kernels on the same inputs), or that no such run is in the log.
+ */
+function graphNote(o: Row, ours: readonly Row[]): string {
+  if (o['cuda_graph'] !== true) return '';
+  const launched = ours.find((x) => x !== o && x['cuda_graph'] === false && sameRun(x, o));
+  if (launched === undefined || !Array.isArray(o['losses']) || !Array.isArray(launched['losses'])) return ' (CUDA graph; no launched run to compare losses)';
+  const same = JSON.stringify(o['losses']) === JSON.stringify(launched['losses']);
+  return same ? ' (CUDA graph; losses bit for bit the launched run\'s)' : ' (CUDA graph; losses DIFFER from the launched run\'s)';
 }
 
 /** A generation run's non-defaults: latent_sft.DecodeAttention, ONNX TopK instead of VocabTopK, the hidden-state feed. */
@@ -84,8 +102,9 @@ export function benchTable(rows: readonly Row[]): string {
   };
   for (const o of ours) {
     const ts = torch.filter((x) => x.bench === o.bench);
-    if (ts.length === 0) lines.push(line(o, undefined, oursLabel(o)));
-    for (const t of ts) lines.push(line(o, t, oursLabel(o)));
+    const label = oursLabel(o) + graphNote(o, ours);
+    if (ts.length === 0) lines.push(line(o, undefined, label));
+    for (const t of ts) lines.push(line(o, t, label));
   }
   for (const t of torch) if (!ours.some((o) => o.bench === t.bench)) lines.push(line(undefined, t, t.bench));
   return lines.join('\n');

@@ -9,6 +9,8 @@
 //        [--recompute none|layers]  (Trainer.recompute: activation recomputation per decoder layer)
 //        [--profile PREFIX]  (ORT's profiler: a BENCH line of kernel time by op type and by node)
 //        [--nodes A,B]  (no run: what the profile's nodes A and B are in the step graph)
+//        [--cuda-graph]  (Trainer.cudaGraph: the step built for the bench batch's dims and replayed as a CUDA
+//        graph; the BENCH line's `losses` are compared with the launched run's by tools/bench/src/table.ts)
 import { parseArgs } from 'node:util';
 import { typedFrom } from '@latent-sft/graph';
 import { Rng } from '@latent-sft/core';
@@ -48,8 +50,10 @@ const { values } = parseArgs({
     recompute: { type: 'string', default: 'none' },
     profile: { type: 'string' },
     nodes: { type: 'string' },
+    'cuda-graph': { type: 'boolean', default: false },
   },
 });
+const cudaGraph = values['cuda-graph'];
 if (values.recompute !== 'none' && values.recompute !== 'layers') throw new Error(`--recompute must be none or layers, got '${values.recompute}'`);
 const recompute = values.recompute;
 const device: Device = values.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' };
@@ -112,6 +116,7 @@ async function benchPhase(
     precision: { compute },
     device,
     recompute,
+    ...(cudaGraph ? { cudaGraph: true, batchShapes: Object.fromEntries(Object.entries(feeds).map(([n, t]) => [n, [...t.dims]])) } : {}),
     ...(values.profile ? { session: { profilePrefix: `${values.profile}-${name}` } } : {}),
   };
   if (values.nodes !== undefined) {
@@ -139,6 +144,7 @@ async function benchPhase(
     model: values.model,
     frozen: frozenDtype,
     recompute,
+    cuda_graph: cudaGraph,
     device: device.kind,
     compute,
     batch: B,
@@ -148,6 +154,7 @@ async function benchPhase(
     trainable,
     loss_first: losses[0],
     loss_last: losses.at(-1),
+    losses,
     metrics: last?.metrics,
   });
   if (values.profile) for (const file of trainer.endProfiling()) emit({ bench: name, profile: summarizeProfile(file) });

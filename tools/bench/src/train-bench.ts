@@ -12,6 +12,8 @@
 //        the names of bench_torch.py's 7B anchors)
 //        [--recompute none|layers] (Trainer.recompute: activation recomputation per decoder layer)
 //        [--frozen float32|bfloat16] (lora: the frozen base stored in float32 or, as the phase apps and PEFT keep it, in the compute dtype)
+//        [--cuda-graph] (Trainer.cudaGraph: the step built for the bench batch's dims and replayed as a CUDA graph; the
+//        BENCH line's `losses` are compared with the launched run's by tools/bench/src/table.ts)
 import { parseArgs } from 'node:util';
 import { typedFrom } from '@latent-sft/graph';
 import { Rng } from '@latent-sft/core';
@@ -50,8 +52,10 @@ const { values } = parseArgs({
     model: { type: 'string', default: 'llama-3.2-1b' },
     recompute: { type: 'string', default: 'none' },
     nodes: { type: 'string' },
+    'cuda-graph': { type: 'boolean', default: false },
   },
 });
+const cudaGraph = values['cuda-graph'];
 if (values.recompute !== 'none' && values.recompute !== 'layers') throw new Error(`--recompute: expected none or layers, got ${values.recompute}`);
 const recompute = values.recompute;
 // --cuda-opt k=v,k=v: extra CUDA provider options (e.g. arena_extend_strategy=kSameAsRequested).
@@ -119,6 +123,8 @@ const benchName = (which: 'train' | 'lora') => (is7b ? `${which}7b` : which);
 
 async function run(which: 'train' | 'lora') {
   const lora: LoraConfig | null = which === 'lora' ? BENCH_LORA : null;
+  const b = batch();
+  const feeds = lora ? { ...b, dropout_seed: { dtype: 'int64' as const, dims: [], data: new BigInt64Array([1n]) } } : b;
   const opts: TrainerOptions = {
     objective: objective(lora),
     optimizer: { kind: 'adamw', lr: 1e-5, weightDecay: 0.01 },
@@ -130,6 +136,7 @@ async function run(which: 'train' | 'lora') {
     fusedKernels,
     inPlaceState,
     recompute,
+    ...(cudaGraph ? { cudaGraph: true, batchShapes: Object.fromEntries(Object.entries(feeds).map(([n, t]) => [n, [...t.dims]])) } : {}),
     session: {
       ...(values.profile ? { profilePrefix: values.profile } : {}),
       cudaOptions,
@@ -152,8 +159,6 @@ async function run(which: 'train' | 'lora') {
   let t0 = performance.now();
   const trainer = await Trainer.create(opts, lora ? { trainable: adapters, frozen: weights } : { trainable: weights, frozen: {} });
   emit({ bench: benchName(which), phase: 'create', s: (performance.now() - t0) / 1000, parts: trainer.createSeconds });
-  const b = batch();
-  const feeds = lora ? { ...b, dropout_seed: { dtype: 'int64' as const, dims: [], data: new BigInt64Array([1n]) } } : b;
   const losses: number[] = [];
   for (let i = 0; i < 3; i++) losses.push((await trainer.step([feeds])).loss); // warm-up
   const io0 = trainer.transferStats();
@@ -176,6 +181,7 @@ async function run(which: 'train' | 'lora') {
     state: trainer.stateMode.inPlace ? 'in-place' : 'double-buffered',
     params,
     recompute,
+    cuda_graph: cudaGraph,
     frozen: lora !== null ? frozen : null,
     batch: B,
     seq: T,
@@ -185,6 +191,7 @@ async function run(which: 'train' | 'lora') {
     trainable: trainableCount,
     loss_first: losses[0],
     loss_last: losses.at(-1),
+    losses,
     h2d_bytes_per_step: (io1.hostToDevice - io0.hostToDevice) / steps,
     d2h_bytes_per_step: (io1.deviceToHost - io0.deviceToHost) / steps,
   });
