@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # The GPU benchmark (issue 10), run ON the GPU machine from the repo root after the runtime and the app
 # bundle are unpacked (see tools/device/build-app.sh and ../shared/device/pack-gpu-runtime.sh):
-#   bash tools/device/build-app.sh tools/bench/src/{train-bench,phase-bench,forward-1b,runtime-probe,fused-check,table,decode-probe,random-checkpoint}.ts \
+#   bash tools/device/build-app.sh tools/bench/src/{train-bench,phase-bench,forward-1b,runtime-probe,fused-check,table,decode-probe,random-checkpoint,gemm-probe}.ts \
 #        packages/generate/bench/generate-bench.ts apps/cache-latents/src/main.ts=cache-latents   # here
 #   bash tools/bench/run-gpu.sh [anchors] [core] [train] [train-torch] [gen] [7b] [7b-torch] [7b-gen] [7b-cache] \
-#        [check] [lora] [p1] [p2] [graph] [profile-1b] [ckpt7] > bench.log   # there
+#        [check] [lora] [p1] [p2] [graph] [gemm] [profile-1b] [ckpt7] > bench.log   # there
 #   node /root/app/dist/table.mjs bench.log
 # (no argument: train, train-torch and gen; 7b: the DeepSeek-R1-Distill-Qwen-7B-shape phase steps and full
 # fine-tuning; 7b-torch: their PyTorch/PEFT anchors; 7b-gen: generation at 7B beside HF; 7b-cache:
 # cache-latents at 7B through the app; check: fused-check alone; lora, p1, p2, profile-1b: a LoRA / phase comparison
-# and per-node GPU profiles (CUDA_LAUNCH_BLOCKING=1); graph: the 1B steps launched and as CUDA graphs; ckpt7: the 7B checkpoints written on the host, for a second lane).
+# and per-node GPU profiles (CUDA_LAUNCH_BLOCKING=1); graph: the 1B steps launched and as CUDA graphs; gemm: ORT's Gemm vs torch.matmul; ckpt7: the 7B checkpoints written on the host, for a second lane).
 # Ours and the PyTorch anchor (tools/reference/bench_torch.py) run on the same GPU of one lease, one after
 # another, on identical configs (tools/bench/lanes-gpu.sh runs sections as lanes, one per GPU); each
 # command's peak GPU memory is sampled with nvidia-smi on PEAK_GPU (default 0).
@@ -149,14 +149,18 @@ peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which ph
 CUDA_LAUNCH_BLOCKING=1 node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16 --profile /root/p1prof | grep -E 'profile'
 fi
 if want graph; then
-# Trainer.cudaGraph (issues 18, 20): each step launched node by node, then replayed as a CUDA graph, in the same
-# lane beside its PyTorch anchor; the table says whether the graph run's losses are the launched run's bit for bit.
+# Trainer.cudaGraph (issues 18, 20): each step launched node by node, with the step graph at fixed shapes
+# (--static-shapes), and replayed as a CUDA graph, in the same lane beside its PyTorch anchor; the table says
+# whether the graph run's losses are the launched run's bit for bit.
 peak python3 tools/reference/bench_torch.py --which lora --recipes peft-fused --steps 10
-for cg in "" --cuda-graph; do peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --frozen bfloat16 $cg; done
-for cg in "" --cuda-graph; do peak node $A/phase-bench.mjs --device cuda --which phase2 --batch 8 --steps 5 --frozen bfloat16 $cg; done
+for cg in "" --static-shapes --cuda-graph; do peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --frozen bfloat16 $cg; done
+for cg in "" --static-shapes --cuda-graph; do peak node $A/phase-bench.mjs --device cuda --which phase2 --batch 8 --steps 5 --frozen bfloat16 $cg; done
 for cg in "" --cuda-graph; do peak node $A/phase-bench.mjs --device cuda --which phase1 --batch 4 --steps 5 --frozen bfloat16 $cg; done
-peak python3 tools/reference/bench_torch.py --which train --recipes bf16-fused --steps 10
-for cg in "" --cuda-graph; do peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 $cg; done
+fi
+if want gemm; then
+# ORT's CUDA Gemm against torch.matmul on the training steps' products (gemm-probe.ts's shapes), same lane.
+peak python3 tools/reference/bench_torch.py --which gemm
+peak node $A/gemm-probe.mjs --device cuda
 fi
 if want profile-1b; then
 # Per-node GPU times of the default 1B full step (issue 18: what stands between it and the compiled recipe).

@@ -17,7 +17,7 @@ in the same device call. Prints one JSON object per benchmark on stdout (prefix 
   gen     HF generate, batch 64, 128-token prompts, 256 new tokens, greedy: dynamic KV cache (hf-generate) and
           static cache with generate's automatic torch.compile (hf-static-compile)
 Every row names its recipe; a recipe that fails prints a row with "error" instead of numbers.
-Usage: python3 tools/reference/bench_torch.py [--which train,lora,lora7b,train7b,gen] [--recipes a,b] [--batch 8]
+Usage: python3 tools/reference/bench_torch.py [--which train,lora,lora7b,train7b,gen,gemm] [--recipes a,b] [--batch 8]
        [--seq 512] [--steps 10] [--gen-model HF_DIR] [--gen-batch 64] [--gen-new 256]
 """
 import argparse
@@ -146,6 +146,40 @@ def bench_gen(args, recipe):
                 peak_gib_torch=torch.cuda.max_memory_allocated() / 2**30)
 
 
+# The matrix products of tools/bench/src/gemm-probe.ts (keep the two lists equal): [name, M, N, K, transA, transB].
+GEMM_SHAPES = [
+    ("1b.q_proj.fwd", 4096, 2048, 2048, 0, 1), ("1b.k_proj.fwd", 4096, 512, 2048, 0, 1),
+    ("1b.up_proj.fwd", 4096, 8192, 2048, 0, 1), ("1b.down_proj.fwd", 4096, 2048, 8192, 0, 1),
+    ("1b.up_proj.dx", 4096, 2048, 8192, 0, 0), ("1b.up_proj.dw", 8192, 2048, 4096, 1, 0),
+    ("1b.lora_a.fwd", 4096, 64, 2048, 0, 1), ("1b.lora_b.fwd", 4096, 2048, 64, 0, 1), ("1b.lora_a.dw", 64, 2048, 4096, 1, 0),
+    ("7b.q_proj.fwd", 1328, 3584, 3584, 0, 1), ("7b.up_proj.fwd", 1328, 18944, 3584, 0, 1),
+    ("7b.down_proj.fwd", 1328, 3584, 18944, 0, 1), ("7b.up_proj.dx", 1328, 3584, 18944, 0, 0),
+]
+
+
+def bench_gemm(runs=20, repeat=16):
+    """torch.matmul (bf16, cuBLAS as PyTorch calls it) on gemm-probe's shapes: us per product, one row each."""
+    g = torch.Generator(device="cuda").manual_seed(1)
+    rows = []
+    for name, M, N, K, ta, tb in GEMM_SHAPES:
+        a = (0.02 * torch.randn(*((K, M) if ta else (M, K)), device="cuda", generator=g)).to(torch.bfloat16)
+        b = (0.02 * torch.randn(*((N, K) if tb else (K, N)), device="cuda", generator=g)).to(torch.bfloat16)
+        A, B = (a.t() if ta else a), (b.t() if tb else b)
+        for _ in range(3):
+            torch.matmul(A, B)
+        torch.cuda.synchronize()
+        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        e0.record()
+        for _ in range(runs * repeat):
+            torch.matmul(A, B)
+        e1.record()
+        torch.cuda.synchronize()
+        us = e0.elapsed_time(e1) * 1000 / (runs * repeat)
+        rows.append(dict(bench="gemm", impl="pytorch", recipe="torch.matmul", dtype="bfloat16", shape=name, m=M, n=N, k=K,
+                         trans_a=ta, trans_b=tb, us=us, tflops=2 * M * N * K / us / 1e6))
+    return rows
+
+
 def emit(fn, bench, recipe):
     try:
         row = fn()
@@ -182,6 +216,9 @@ def main():
     if "gen" in which:
         for r in pick(GEN_RECIPES):
             emit(lambda: bench_gen(args, r), "gen", r)
+    if "gemm" in which:
+        for row in bench_gemm():
+            print("BENCH " + json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

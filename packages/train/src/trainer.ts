@@ -44,7 +44,7 @@ import { LossScaler, type DynamicLossScaleOptions } from './loss-scale.js';
 import { NonFiniteError, checkFinite } from './metrics.js';
 import type { Objective } from './objective.js';
 import { type LrSchedule, lrAt } from './schedule.js';
-import { type ComputeDtype, type FusedParts, type Recompute, type StepGraphs, buildStepGraphs, fusedParts, weightCopyDtype } from './step-graphs.js';
+import { type ComputeDtype, type FusedParts, type Recompute, STEP_GATE, type StepGraphs, buildStepGraphs, fusedParts, weightCopyDtype } from './step-graphs.js';
 
 export interface TrainerOptions {
   objective: Objective;
@@ -106,11 +106,13 @@ export interface TrainerOptions {
    */
   batchShapes?: Readonly<Record<string, readonly number[]>>;
   /**
-   * CUDA only: the step replays a CUDA graph (ORT's enable_cuda_graph). The first step runs as usual, the
-   * second is captured and replayed, later ones replay: no per-kernel launch cost on the host, which
-   * bounds steps of many small kernels (LoRA at a few thousand tokens). The graph reads and writes the same
-   * device buffers every step, so it needs `batchShapes`, in-place state and one fused step graph
-   * (gradAccum 1, one process). The same kernels on the same inputs: the same bits as without it. Default false.
+   * CUDA only: the step replays a CUDA graph (ORT's enable_cuda_graph): no per-kernel launch cost on the
+   * host, which bounds steps of many small kernels. The first step() also has ORT capture the graph: ORT
+   * runs the session again within that run until it has captured it (a run for memory, the capture, a
+   * replay), so the trainer runs it once first with the step graph's update gate NaN (every state written
+   * back as read), then the real step. The graph reads and writes the same device buffers every step, so it
+   * needs `batchShapes`, in-place state and one fused step graph (gradAccum 1, one process). The same
+   * kernels on the same inputs: the same bits as without it. Default false.
    */
   cudaGraph?: boolean;
   /**
@@ -229,6 +231,8 @@ export class Trainer {
   private readonly scalarsOut: Scalars = new Map();
   private stepsDone = 0;
   private updatesDone = 0;
+  /** cudaGraph: ORT has captured the step (the first step() ran the capture with the update gate NaN). */
+  private graphCaptured = false;
   private h2d = 0;
   private d2h = 0;
   private released = false;
@@ -318,6 +322,7 @@ export class Trainer {
         fused,
         paramDtype,
         recompute: opts.recompute ?? 'none',
+        updateGate: opts.cudaGraph === true,
       },
       opts.gradAccum ?? 1,
       splitStep(opts),
@@ -467,6 +472,11 @@ export class Trainer {
     for (const n of this.opt.scalarInputs) this.scalarsIn.set(n, updateSession.alloc(scalarDtype(updateSession, n), []));
     if (this.scaler !== null) this.scalarsIn.set('loss_scale', s.alloc('float32', []));
     if (this.split) this.scalarsIn.set('acc_reset', s.alloc('bool', []));
+    if (this.opts.cudaGraph === true) {
+      const gate = s.alloc('float32', []);
+      this.upload(gate, 1);
+      this.scalarsIn.set(STEP_GATE, gate);
+    }
     for (const n of ['loss', ...this.metricNames.map((m) => `metric.${m}`), 'grad_norm']) this.scalarsOut.set(n, s.alloc('float32', []));
     // Fixed bindings: frozen inputs, scalar inputs and outputs.
     for (const [n, t] of this.frozen) this.gradBinding.bindInput(n, t);
@@ -583,6 +593,15 @@ export class Trainer {
       this.feedBatch(b, k);
       if (count) tokens = (tokens ?? 0) + count.call(this.opts.objective, b);
       if (this.split) this.upload(this.scalarsIn.get('acc_reset') as DeviceTensor, k === 0);
+      if (this.opts.cudaGraph === true && !this.graphCaptured) {
+        // ORT runs the session again within this first run until it has captured the CUDA graph (a run for
+        // memory, the capture, a replay): with the gate NaN each of those runs leaves every state as it was.
+        const gate = this.scalarsIn.get(STEP_GATE) as DeviceTensor;
+        this.upload(gate, Number.NaN);
+        await this.mainSession.runAsync(this.gradBinding);
+        this.upload(gate, 1);
+        this.graphCaptured = true;
+      }
       await this.mainSession.runAsync(this.gradBinding);
       loss += this.readScalar('loss');
       for (const m of this.metricNames) metrics[m] = (metrics[m] as number) + this.readScalar(`metric.${m}`);
@@ -738,7 +757,8 @@ function splitStep(opts: TrainerOptions): boolean {
  * cudaGraph's other needs that the options alone decide.
  */
 function withBatchShapes(opts: TrainerOptions): TrainerOptions {
-  if (opts.cudaGraph !== undefined && typeof opts.cudaGraph !== 'boolean') throw inputError({ field: 'cudaGraph' }, `expected true or false, got ${JSON.stringify(opts.cudaGraph)}`);
+  if (opts.cudaGraph !== undefined && typeof opts.cudaGraph !== 'boolean')
+    throw inputError({ field: 'cudaGraph' }, `expected true or false, got ${JSON.stringify(opts.cudaGraph)}`);
   if (opts.cudaGraph === true) {
     if (opts.batchShapes === undefined) throw inputError({ field: 'cudaGraph' }, 'needs batchShapes (a CUDA graph replays fixed shapes)');
     if (splitStep(opts)) throw inputError({ field: 'cudaGraph' }, 'needs one fused step graph: gradAccum 1 and one process');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { benchTable, genTable, parseBenchLog } from './bench-table.js';
+import { benchTable, gemmTable, genTable, parseBenchLog } from './bench-table.js';
 
 describe('bench table', () => {
   it('pairs ours with PyTorch, attaches each command peak and computes the ratio', () => {
@@ -63,13 +63,17 @@ describe('bench table', () => {
     expect(table[3]).toBe('| train (bfloat16 params) | 33000 | pytorch | 37500 | 0.88× | – | – | – | – | – |');
   });
 
-  it('names a CUDA-graph run and says whether its losses are the launched run\'s bit for bit', () => {
+  it("names a CUDA-graph run and says whether its losses are the launched run's bit for bit", () => {
     const run = (graph: boolean, losses: number[], batch = 8) =>
       `BENCH {"bench":"phase2","impl":"latent-sft-ort","tokens_per_s":${graph ? 5000 : 3000},"batch":${batch},"recompute":"none","cuda_graph":${graph},"losses":${JSON.stringify(losses)}}`;
     const rows = parseBenchLog(
-      [run(false, [2.5, 2.25]), run(true, [2.5, 2.25]), run(true, [2.5, 2.2500001]), run(true, [2.5, 2.25], 16), 'BENCH {"bench":"phase2","impl":"pytorch","tokens_per_s":5000}'].join(
-        '\n',
-      ),
+      [
+        run(false, [2.5, 2.25]),
+        run(true, [2.5, 2.25]),
+        run(true, [2.5, 2.2500001]),
+        run(true, [2.5, 2.25], 16),
+        'BENCH {"bench":"phase2","impl":"pytorch","tokens_per_s":5000}',
+      ].join('\n'),
     );
     expect(benchTable(rows).split('\n').slice(2)).toEqual([
       '| phase2 | 3000 | pytorch | 5000 | 0.60× | – | – | – | – | – |',
@@ -127,5 +131,20 @@ describe('bench table', () => {
       '| ours, explicit (fixed) (ONNX TopK) | 16000 | 4.00 | 16000 | 20.0 % | 9000 |',
       '| ours, latent (cuda-graph) (hidden-state feed) | 19000 | 3.20 | 20000 | 25.0 % | 9000 |',
     ]);
+  });
+
+  it('matrix products: ORT and PyTorch per shape, with the time ratio', () => {
+    const rows = parseBenchLog(
+      [
+        'BENCH {"bench":"gemm","impl":"latent-sft-ort","shape":"1b.q_proj.fwd","m":4096,"n":2048,"k":2048,"trans_a":0,"trans_b":1,"us":100,"tflops":171.8}',
+        'BENCH {"bench":"gemm","impl":"pytorch","recipe":"torch.matmul","shape":"1b.q_proj.fwd","m":4096,"n":2048,"k":2048,"trans_a":0,"trans_b":1,"us":80,"tflops":214.7}',
+        'BENCH {"bench":"gemm","impl":"latent-sft-ort","shape":"1b.up_proj.dw","m":8192,"n":2048,"k":4096,"trans_a":1,"trans_b":0,"us":300,"tflops":458}',
+      ].join('\n'),
+    );
+    expect(gemmTable(rows).split('\n').slice(2)).toEqual([
+      '| 1b.q_proj.fwd (4096 × 2048 × 2048, NT) | 100.0 | 172 | 80.0 | 215 | 1.25× |',
+      '| 1b.up_proj.dw (8192 × 2048 × 4096, TN) | 300.0 | 458 | – | – | – |',
+    ]);
+    expect(benchTable(rows).split('\n').length).toBe(2); // not steps
   });
 });

@@ -50,7 +50,8 @@ function oursLabel(o: Row): string {
   const stateNote = o['state'] === 'double-buffered' ? ' (double-buffered state)' : '';
   const paramsNote = o['params'] !== undefined && o['params'] !== 'float32' ? ` (${String(o['params'])} params)` : '';
   const recomputeNote = o['recompute'] === 'layers' ? ' (recompute layers)' : '';
-  return `${o.bench}${o['mode'] ? ` (${String(o['mode'])})` : ''}${fusedNote}${stateNote}${paramsNote}${recomputeNote}${genEngineNote(o)}`;
+  const staticNote = o['static_shapes'] === true && o['cuda_graph'] !== true ? ' (static shapes)' : '';
+  return `${o.bench}${o['mode'] ? ` (${String(o['mode'])})` : ''}${fusedNote}${stateNote}${paramsNote}${recomputeNote}${staticNote}${genEngineNote(o)}`;
 }
 
 /** The settings that make two training runs the same computation (all but how the step is launched). */
@@ -64,10 +65,10 @@ const sameRun = (a: Row, b: Row): boolean =>
  */
 function graphNote(o: Row, ours: readonly Row[]): string {
   if (o['cuda_graph'] !== true) return '';
-  const launched = ours.find((x) => x !== o && x['cuda_graph'] === false && sameRun(x, o));
+  const launched = ours.find((x) => x !== o && x['cuda_graph'] === false && x['static_shapes'] !== true && sameRun(x, o));
   if (launched === undefined || !Array.isArray(o['losses']) || !Array.isArray(launched['losses'])) return ' (CUDA graph; no launched run to compare losses)';
   const same = JSON.stringify(o['losses']) === JSON.stringify(launched['losses']);
-  return same ? ' (CUDA graph; losses bit for bit the launched run\'s)' : ' (CUDA graph; losses DIFFER from the launched run\'s)';
+  return same ? " (CUDA graph; losses bit for bit the launched run's)" : " (CUDA graph; losses DIFFER from the launched run's)";
 }
 
 /** A generation run's non-defaults: latent_sft.DecodeAttention, ONNX TopK instead of VocabTopK, the hidden-state feed. */
@@ -86,8 +87,9 @@ function genEngineNote(o: Row): string {
  * A PyTorch recipe that failed shows its error; a benchmark with no run of ours still lists PyTorch's.
  */
 export function benchTable(rows: readonly Row[]): string {
-  const ours = rows.filter((r) => r.impl === 'latent-sft-ort');
-  const torch = rows.filter((r) => r.impl?.startsWith('pytorch'));
+  const steps = rows.filter((r) => r.bench !== 'gemm');
+  const ours = steps.filter((r) => r.impl === 'latent-sft-ort');
+  const torch = steps.filter((r) => r.impl?.startsWith('pytorch'));
   const lines = [
     '| benchmark | ours tokens/s | PyTorch recipe | PyTorch tokens/s | ours / PyTorch | ours TFLOP/s | PyTorch TFLOP/s | ours peak GPU MiB | PyTorch peak GPU MiB | PyTorch allocated GiB |',
     '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|',
@@ -135,6 +137,24 @@ export function genTable(rows: readonly Row[]): string {
     const frac = decodeRate !== undefined && limit !== undefined ? `${((100 * decodeRate) / limit).toFixed(1)} %` : '–';
     const err = r['error'] !== undefined ? `error: ${String(r['error']).split('\n')[0]?.slice(0, 60)}` : fmt(rate(r));
     lines.push(`| ${label} | ${err} | ${fmt(ms, 2)} | ${fmt(decodeRate)} | ${frac} | ${fmt(r['peak_gpu_mib'])} |`);
+  }
+  return lines.join('\n');
+}
+
+/**
+ * The matrix-product table (Markdown) of gemm-probe and bench_torch.py --which gemm: per shape, ORT's Gemm
+ * and torch.matmul in us and TFLOP/s, and ORT's time over PyTorch's (above 1: ORT's kernel is slower).
+ */
+export function gemmTable(rows: readonly Row[]): string {
+  const gemms = rows.filter((r) => r.bench === 'gemm');
+  const lines = ['| product (M × N × K, trans) | ORT us | ORT TFLOP/s | PyTorch us | PyTorch TFLOP/s | ORT / PyTorch time |', '|---|---:|---:|---:|---:|---:|'];
+  for (const o of gemms.filter((r) => r.impl === 'latent-sft-ort')) {
+    const t = gemms.find((r) => r.impl === 'pytorch' && r['shape'] === o['shape']);
+    const [uo, ut] = [o['us'] as number, t?.['us'] as number | undefined];
+    const dims = `${String(o['m'])} × ${String(o['n'])} × ${String(o['k'])}, ${o['trans_a'] ? 'T' : 'N'}${o['trans_b'] ? 'T' : 'N'}`;
+    lines.push(
+      `| ${String(o['shape'])} (${dims}) | ${fmt(uo, 1)} | ${fmt(o['tflops'], 0)} | ${fmt(ut, 1)} | ${fmt(t?.['tflops'], 0)} | ${ut !== undefined ? `${(uo / ut).toFixed(2)}×` : '–'} |`,
+    );
   }
   return lines.join('\n');
 }

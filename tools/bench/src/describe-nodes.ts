@@ -30,7 +30,21 @@ export function describeNodes(g: Graph, names: readonly string[]): string[] {
   });
 }
 
-/** Prints describeNodes of `names` for each graph of a step (`--nodes` of the benches). */
+/**
+ * Prints, for each graph of a step (`--nodes` of the benches), its node count by op type (most first; what a
+ * step launches before ORT's own fusions), then describeNodes of `names` (none for `--nodes ''`).
+ */
 export function printStepNodes(graphs: StepGraphs, names: readonly string[]): void {
-  for (const g of [graphs.fused, graphs.grad, graphs.update]) if (g) for (const t of describeNodes(g, names)) process.stdout.write(`${t}\n`);
+  for (const g of [graphs.fused, graphs.grad, graphs.update]) {
+    if (!g) continue;
+    const byOp = new Map<string, number>();
+    for (const n of g.nodes) byOp.set(n.op, (byOp.get(n.op) ?? 0) + 1);
+    const ops = Object.fromEntries([...byOp].sort((a, b) => b[1] - a[1]));
+    process.stdout.write(`NODES ${JSON.stringify({ graph: g.name, total: g.nodes.length, ops })}\n`);
+    for (const t of describeNodes(
+      g,
+      names.filter((n) => n !== ''),
+    ))
+      process.stdout.write(`${t}\n`);
+  }
 }

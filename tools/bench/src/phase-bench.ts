@@ -11,6 +11,7 @@
 //        [--nodes A,B]  (no run: what the profile's nodes A and B are in the step graph)
 //        [--cuda-graph]  (Trainer.cudaGraph: the step built for the bench batch's dims and replayed as a CUDA
 //        graph; the BENCH line's `losses` are compared with the launched run's by tools/bench/src/table.ts)
+//        [--static-shapes]  (Trainer.batchShapes alone: the step graph built for the bench batch's dims, launched node by node)
 import { parseArgs } from 'node:util';
 import { typedFrom } from '@latent-sft/graph';
 import { Rng } from '@latent-sft/core';
@@ -51,9 +52,11 @@ const { values } = parseArgs({
     profile: { type: 'string' },
     nodes: { type: 'string' },
     'cuda-graph': { type: 'boolean', default: false },
+    'static-shapes': { type: 'boolean', default: false },
   },
 });
 const cudaGraph = values['cuda-graph'];
+const staticShapes = cudaGraph || values['static-shapes'];
 if (values.recompute !== 'none' && values.recompute !== 'layers') throw new Error(`--recompute must be none or layers, got '${values.recompute}'`);
 const recompute = values.recompute;
 const device: Device = values.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' };
@@ -116,7 +119,8 @@ async function benchPhase(
     precision: { compute },
     device,
     recompute,
-    ...(cudaGraph ? { cudaGraph: true, batchShapes: Object.fromEntries(Object.entries(feeds).map(([n, t]) => [n, [...t.dims]])) } : {}),
+    ...(staticShapes ? { batchShapes: Object.fromEntries(Object.entries(feeds).map(([n, t]) => [n, [...t.dims]])) } : {}),
+    ...(cudaGraph ? { cudaGraph: true } : {}),
     ...(values.profile ? { session: { profilePrefix: `${values.profile}-${name}` } } : {}),
   };
   if (values.nodes !== undefined) {
@@ -145,6 +149,7 @@ async function benchPhase(
     frozen: frozenDtype,
     recompute,
     cuda_graph: cudaGraph,
+    static_shapes: staticShapes,
     device: device.kind,
     compute,
     batch: B,

@@ -1,14 +1,19 @@
-// TrainerOptions.batchShapes (a step graph of fixed batch dims) and cudaGraph's option checks, on the CPU:
-// the fixed-shape step trains bit for bit as the dynamic one (losses, grad norms, weights, moments; a small
-// Llama in float32, full and LoRA), its graph's batch inputs carry the dims, a batch of other dims is a
-// one-line error, and cudaGraph refuses what a replayed graph cannot do (each in one line naming the field).
-// The CUDA graph itself runs only on a GPU: tools/bench (train-bench / phase-bench --cuda-graph) compares
-// its losses with the launched step's in the same lease.
+// What Trainer.cudaGraph rests on, on the CPU: TrainerOptions.batchShapes (a step graph of fixed batch dims)
+// trains bit for bit as the dynamic one (losses, grad norms, weights, moments; a small Llama in float32,
+// full and LoRA), its graph's batch inputs carry the dims, a batch of other dims is a one-line error; the
+// update gate (StepGraphOptions.updateGate, what makes ORT's warm-up and capture runs no-ops) leaves every
+// state bit for bit as it was when NaN and changes nothing when 1; cudaGraph refuses what a replayed graph
+// cannot do (each in one line naming the field). The CUDA graph itself runs only on a GPU: tools/bench
+// (train-bench / phase-bench --cuda-graph) compares its losses with the launched step's in the same lease.
 import { UserError } from '@latent-sft/core';
+import { serialize } from '@latent-sft/graph';
 import type { HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
 import { tinyBatch, tinyLoraObjective, tinyObjective } from '../test/tiny-llama.js';
-import { type Objective, Trainer, type TrainerOptions, type TrainerState } from './index.js';
+import { graphOptimizer } from './graph-optim.js';
+import { type Objective, Trainer, type TrainerOptions, type TrainerState, buildStepGraphs } from './index.js';
+import { STEP_GATE } from './step-graphs.js';
+import { runOnce } from './testing.js';
 
 const cpu = { kind: 'cpu' } as const;
 const [Bt, Tt] = [2, 6];
@@ -91,6 +96,49 @@ describe('Trainer batchShapes: a fixed-shape step graph (CPU, small Llama)', () 
       expect(f).toThrow(UserError);
       expect(f).toThrow(re);
     }
+  });
+});
+
+describe('the update gate of a fused step graph (CPU, small Llama, fused AdamW)', () => {
+  const { objective, init } = tinyObjective('batch', Tt, 'float32');
+  const optimizer = graphOptimizer({ kind: 'adamw', lr: 3e-3, weightDecay: 0.01 });
+  const graph = (updateGate: boolean) =>
+    serialize(buildStepGraphs({ objective, optimizer, clipNorm: 1, compute: 'float32', lossScale: false, fused: true, updateGate }, 1).fused!).model;
+  const u32 = (t: HostTensor | undefined) => new Uint32Array((t?.data as Float32Array).buffer.slice(0));
+  const inputs = (): Record<string, HostTensor> => {
+    const out: Record<string, HostTensor> = { ...init, ...tinyBatch(Bt, Tt) };
+    for (const [n, t] of Object.entries(init)) {
+      // moments that are not zero, so that a write-back is told from a fresh update
+      out[`m.${n}`] = { dtype: 'float32', dims: t.dims, data: (t.data as Float32Array).map((x) => x * 0.01) };
+      out[`v.${n}`] = { dtype: 'float32', dims: t.dims, data: (t.data as Float32Array).map((x) => x * x * 1e-4) };
+    }
+    for (const [k, v] of Object.entries(optimizer.scalars(3, 3e-3))) out[k] = { dtype: 'float32', dims: [], data: Float32Array.of(v) };
+    return out;
+  };
+
+  it("gate 1: every output bit for bit the ungated graph's; gate NaN: every master and moment written back as read", async () => {
+    const plain = await runOnce(graph(false), inputs(), cpu);
+    const gate = (v: number) => ({ ...inputs(), [STEP_GATE]: { dtype: 'float32', dims: [], data: Float32Array.of(v) } as HostTensor });
+    const open = await runOnce(graph(true), gate(1), cpu);
+    const shut = await runOnce(graph(true), gate(Number.NaN), cpu);
+    expect(Object.keys(open).sort()).toEqual(Object.keys(plain).sort());
+    for (const k of Object.keys(plain)) expect(u32(open[k]), k).toEqual(u32(plain[k]));
+    const inp = inputs();
+    let moved = 0;
+    for (const n of Object.keys(init)) {
+      for (const k of [n, `m.${n}`, `v.${n}`]) {
+        expect(u32(shut[`${k}.new`]), k).toEqual(u32(inp[k]));
+        if (u32(open[`${k}.new`]).some((x, i) => x !== u32(inp[k])[i])) moved++;
+      }
+    }
+    expect(moved).toBe(3 * Object.keys(init).length); // gate 1 did update every state
+    expect(shut['loss']?.data).toEqual(open['loss']?.data); // the forward is the same either way
+  });
+
+  it('only on a fused step graph with the fused optimizer', () => {
+    const o = { objective, optimizer, clipNorm: 1, compute: 'float32' as const, lossScale: false, updateGate: true };
+    expect(() => buildStepGraphs({ ...o, fused: true }, 2)).toThrow(/updateGate.*only the fused step graph/);
+    expect(() => buildStepGraphs({ ...o, fused: false }, 1)).toThrow(/updateGate.*needs the fused optimizer/);
   });
 });
 
