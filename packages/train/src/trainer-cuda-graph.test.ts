@@ -104,7 +104,11 @@ describe('the update gate of a fused step graph (CPU, small Llama, fused AdamW)'
   const optimizer = graphOptimizer({ kind: 'adamw', lr: 3e-3, weightDecay: 0.01 });
   const graph = (updateGate: boolean) =>
     serialize(buildStepGraphs({ objective, optimizer, clipNorm: 1, compute: 'float32', lossScale: false, fused: true, updateGate }, 1).fused!).model;
-  const u32 = (t: HostTensor | undefined) => new Uint32Array((t?.data as Float32Array).buffer.slice(0));
+  const u32 = (t: HostTensor | undefined): Uint32Array => {
+    if (t === undefined) throw new Error('no such tensor');
+    const d = t.data as Float32Array;
+    return new Uint32Array(d.buffer, d.byteOffset, d.length).slice();
+  };
   const inputs = (): Record<string, HostTensor> => {
     const out: Record<string, HostTensor> = { ...init, ...tinyBatch(Bt, Tt) };
     for (const [n, t] of Object.entries(init)) {

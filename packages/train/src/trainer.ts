@@ -107,10 +107,10 @@ export interface TrainerOptions {
   batchShapes?: Readonly<Record<string, readonly number[]>>;
   /**
    * CUDA only: the step replays a CUDA graph (ORT's enable_cuda_graph): no per-kernel launch cost on the
-   * host, which bounds steps of many small kernels. The first step() also has ORT capture the graph: ORT
-   * runs the session again within that run until it has captured it (a run for memory, the capture, a
-   * replay), so the trainer runs it once first with the step graph's update gate NaN (every state written
-   * back as read), then the real step. The graph reads and writes the same device buffers every step, so it
+   * host, which bounds steps of many small kernels. The first step() first captures the graph with the step
+   * graph's update gate NaN (every state written back as read: ORT runs a session again within its first
+   * run until it has captured it) and checks that a replay gives the node-by-node run's loss and grad norm
+   * bit for bit (else a one-line error), then runs the real step. The graph reads and writes the same device buffers every step, so it
    * needs `batchShapes`, in-place state and one fused step graph (gradAccum 1, one process). The same
    * kernels on the same inputs: the same bits as without it. Default false.
    */
@@ -561,6 +561,30 @@ export class Trainer {
     }
   }
 
+  /**
+   * cudaGraph's first step, before the real one, all with the step graph's update gate NaN (no state
+   * changes): the step node by node, ORT's runs that capture the graph (ORT runs the session again within a
+   * run until it has captured it), then one replay, whose loss and grad norm must be the node-by-node run's
+   * bit for bit (else a one-line error, the state untouched). The gate is 1 after.
+   */
+  private async captureStepGraph(): Promise<void> {
+    const gate = this.scalarsIn.get(STEP_GATE) as DeviceTensor;
+    const result = (): [number, number] => [this.readScalar('loss'), this.readScalar('grad_norm')];
+    this.upload(gate, Number.NaN);
+    await this.mainSession.runAsync(this.gradBinding, { cudaGraphId: -1 });
+    const [loss, norm] = result();
+    await this.mainSession.runAsync(this.gradBinding, { cudaGraphId: 0 });
+    await this.mainSession.runAsync(this.gradBinding, { cudaGraphId: 0 });
+    const [rl, rn] = result();
+    if (!(Object.is(rl, loss) && Object.is(rn, norm)))
+      throw inputError(
+        { field: 'cudaGraph' },
+        `the replayed CUDA graph gave loss ${rl} and grad norm ${rn} where the same step run node by node gave ${loss} and ${norm}: ORT's CUDA graph does not reproduce this step graph; train without cudaGraph`,
+      );
+    this.upload(gate, 1);
+    this.graphCaptured = true;
+  }
+
   /** The learning rate of the next step. */
   lr(): number {
     return lrAt(this.stepsDone, this.opts.schedule, this.opts.optimizer.lr);
@@ -593,16 +617,9 @@ export class Trainer {
       this.feedBatch(b, k);
       if (count) tokens = (tokens ?? 0) + count.call(this.opts.objective, b);
       if (this.split) this.upload(this.scalarsIn.get('acc_reset') as DeviceTensor, k === 0);
-      if (this.opts.cudaGraph === true && !this.graphCaptured) {
-        // ORT runs the session again within this first run until it has captured the CUDA graph (a run for
-        // memory, the capture, a replay): with the gate NaN each of those runs leaves every state as it was.
-        const gate = this.scalarsIn.get(STEP_GATE) as DeviceTensor;
-        this.upload(gate, Number.NaN);
-        await this.mainSession.runAsync(this.gradBinding);
-        this.upload(gate, 1);
-        this.graphCaptured = true;
-      }
-      await this.mainSession.runAsync(this.gradBinding);
+      const graph = this.opts.cudaGraph === true;
+      if (graph && !this.graphCaptured) await this.captureStepGraph();
+      await this.mainSession.runAsync(this.gradBinding, graph ? { cudaGraphId: 0 } : {});
       loss += this.readScalar('loss');
       for (const m of this.metricNames) metrics[m] = (metrics[m] as number) + this.readScalar(`metric.${m}`);
       if (this.split) {
