@@ -164,6 +164,7 @@ for (const modeName of modes) {
       engine,
       attention,
       topk,
+      shared_weights: gen.sharedWeights,
       ...(modeName === 'latent' ? { feed } : {}),
       batch,
       prompt: promptLen,

@@ -3,7 +3,7 @@
 import { UserError } from '@latent-sft/core';
 import { liveTensorCount } from '@latent-sft/runtime';
 import { type WeightTensor, initParameters, loadCheckpoint, parameterShapes, tinyLlama, tinyQwen2 } from '@latent-sft/models';
-import { serialize } from '@latent-sft/graph';
+import { liftWeights, serialize } from '@latent-sft/graph';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FullRecompute, type Tiny, loadTiny, fixture } from '../test/reference.js';
 import { type GenerateRequest, type GenerationResult, Generator } from './index.js';
@@ -341,6 +341,52 @@ describe('fixed shapes (the CUDA-graph decode path, on the CPU)', () => {
     expect(() => Generator.create({ config: tiny.config, weights: tiny.tensors, vocabTopK: 'radix' as 'ops' })).toThrow(UserError);
   });
 
+  it('sharedWeights: the weights of 1 MiB and more are one set of inputs bound to every session (packed q/k/v and gate/up made once); the same choices and probabilities as initializers, dynamic and fixed shapes', async () => {
+    // Large enough that the embedding, the packed projections and down_proj reach the 1 MiB threshold in float32.
+    const config = tinyLlama({ hiddenSize: 256, intermediateSize: 1024, vocabSize: 1100, numHiddenLayers: 2 });
+    const tensors = initParameters(config, { seed: 4 });
+    const req: GenerateRequest = {
+      prompts: PROMPTS.map((p) => p.map((id) => id % 1100)),
+      mode: { kind: 'latent', topK: 10, maxLatent: 3, latentEndIds: [1099], latentEndId: 1099 },
+      sampling: { kind: 'greedy' },
+      maxNewTokens: 4,
+      stopIds: [],
+      batchSize: 3,
+    };
+    const g = buildStepGraph(config, tensors, { dtype: 'float32', latentTopK: 10, candidates: 16 });
+    const lifted = liftWeights(g, 1 << 20);
+    // gate/up packed per layer (2 MiB); q/k/v (512 KiB) stays a Concat of initializers, which ORT folds.
+    expect([...lifted.keys()].filter((n) => n.startsWith('packed(') && n.includes('gate_proj'))).toHaveLength(config.numHiddenLayers);
+    expect(lifted.has('model.embed_tokens.weight')).toBe(true);
+    expect([...g.initializers.values()].every((c) => c.data.byteLength < 1 << 20)).toBe(true);
+    expect(g.nodes.some((n) => n.op === 'Concat' && n.inputs.some((x) => x.endsWith('gate_proj.weight')))).toBe(false);
+    expect(g.nodes.some((n) => n.op === 'Concat' && n.inputs.some((x) => x.endsWith('q_proj.weight')))).toBe(true);
+    const live = liveTensorCount();
+    const ref = Generator.create({ config, weights: tensors, candidates: 16 });
+    try {
+      const want = await ref.generate(req);
+      expect(new Set(want.results.flatMap((r) => r.outputIds)).size).toBeGreaterThan(2);
+      for (const fixedShapes of [false, true]) {
+        const shared = Generator.create({ config, weights: tensors, candidates: 16, sharedWeights: true, fixedShapes });
+        try {
+          const got = await shared.generate(req);
+          expect(got.results.map((r) => [r.latentTopK.map((t) => t.ids), r.outputIds])).toEqual(
+            want.results.map((r) => [r.latentTopK.map((t) => t.ids), r.outputIds]),
+          );
+          expect(got.results.flatMap((r) => r.latentTopK.flatMap((t) => t.probs))).toBeAllclose(
+            want.results.flatMap((r) => r.latentTopK.flatMap((t) => t.probs)),
+            CACHED,
+          );
+        } finally {
+          shared.release();
+        }
+      }
+    } finally {
+      ref.release();
+    }
+    expect(liveTensorCount()).toBe(live); // the shared weights are freed with the generator
+  });
+
   it('refuses cudaGraph on the CPU and compact with fixed shapes, in one line', () => {
     expect(() => Generator.create({ config: tiny.config, weights: tiny.tensors, cudaGraph: true })).toThrow(UserError);
     expect(() => Generator.create({ config: tiny.config, weights: tiny.tensors, fixedShapes: true, compact: true })).toThrow(/compact/);
@@ -506,5 +552,8 @@ describe('bad input', () => {
     expect(() => Generator.create({ weights: tiny.tensors })).toThrow(/config.*required/);
     expect(() => Generator.create({ config: tiny.config, weights: tiny.tensors, latentTopK: 300 })).toThrow(/latentTopK.*\[1, 256\]/);
     expect(() => Generator.create({ config: tiny.config, weights: tiny.tensors.slice(1) })).toThrow(UserError);
+    expect(() => Generator.create({ config: tiny.config, weights: tiny.tensors, sharedWeights: 'yes' as unknown as boolean })).toThrow(
+      /sharedWeights.*true or false/,
+    );
   });
 });

@@ -18,9 +18,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inputError } from '@latent-sft/core';
-import { type Graph, saveModel, serialize } from '@latent-sft/graph';
+import { type Graph, liftWeights, saveModel, serialize } from '@latent-sft/graph';
 import { type ModelConfig, type NamedTensor, type WeightTensor, checkTensorsMatchConfig, loadCheckpoint, parameterShapes } from '@latent-sft/models';
-import { type DeviceBinding, DeviceSession, type DeviceSessionOptions, type Device, transferStats } from '@latent-sft/runtime';
+import {
+  type DeviceBinding,
+  DeviceSession,
+  type DeviceSessionOptions,
+  type DeviceTensor,
+  type Device,
+  type HostTensor,
+  transferStats,
+} from '@latent-sft/runtime';
 import {
   type DecodeAttention,
   type GenerateDtype,
@@ -77,9 +85,20 @@ export interface GeneratorOptions {
   maxPositions?: number;
   /** ORT session options (threads, optimisation level, CUDA options); `device` comes from above. */
   session?: Omit<DeviceSessionOptions, 'device'>;
-  /** Where a model over 1.5 GB is written as ONNX + external weights before loading (default the OS temp dir; removed after). */
+  /** Where a model over 1.5 GB is written as ONNX + external weights before loading (default the OS temp dir; removed after; not with sharedWeights). */
   workDir?: string;
+  /**
+   * The weights (every one of at least 1 MiB; the packed q/k/v and gate/up made once on the host) uploaded
+   * once as device tensors bound to every session as inputs (graph.liftWeights), instead of initializers of
+   * each session: the prefill and each fixed-shape decode session share one copy in device memory, and no
+   * model goes through an external-data file on disk. Default: true on CUDA, false on the CPU (ORT's CPU
+   * matrix products pre-pack constant weights).
+   */
+  sharedWeights?: boolean;
 }
+
+/** Weights of at least this many bytes are shared device inputs with sharedWeights (the norms stay initializers). */
+const SHARED_MIN_BYTES = 1 << 20;
 
 function checkIds(field: string, ids: readonly number[], V: number): void {
   for (const [j, id] of ids.entries()) {
@@ -112,6 +131,12 @@ export class Generator {
   /** What the fixed-shape decode sessions are built from, and their states by `${B}x${C}x${feed}`. */
   private readonly build: { tensors: readonly WeightTensor[]; graph: StepGraphOptions; session: DeviceSessionOptions; workDir: string | undefined };
   private readonly fixed = new Map<string, FixedState>();
+  /** sharedWeights: the weight inputs by name, bound to every session's binding (null: initializers). */
+  private readonly weights: Map<string, DeviceTensor> | null;
+  /** The weights are one set of device inputs shared by every session (GeneratorOptions.sharedWeights). */
+  get sharedWeights(): boolean {
+    return this.weights !== null;
+  }
 
   private constructor(o: {
     config: ModelConfig;
@@ -127,7 +152,9 @@ export class Generator {
     build: Generator['build'];
     step: DeviceSession;
     compact: DeviceSession;
+    weights: Map<string, DeviceTensor> | null;
   }) {
+    this.weights = o.weights;
     this.compactRows = o.compactRows;
     this.fixedShapes = o.fixedShapes;
     this.cudaGraph = o.cudaGraph;
@@ -198,8 +225,24 @@ export class Generator {
       vocabTopK,
       ...(opts.maxPositions !== undefined ? { maxPositions: opts.maxPositions } : {}),
     };
+    const shared = opts.sharedWeights ?? device.kind === 'cuda';
+    if (typeof shared !== 'boolean') throw inputError({ field: 'sharedWeights' }, `must be true or false, got ${JSON.stringify(shared)}`);
     const sessionOpts: DeviceSessionOptions = { ...opts.session, device };
-    const step = loadStepSession(buildStepGraph(config, tensors, graph), tensors, sessionOpts, opts.workDir);
+    const g = buildStepGraph(config, tensors, graph);
+    let step: DeviceSession;
+    let weights: Map<string, DeviceTensor> | null = null;
+    if (shared) {
+      const data = liftWeights(g, SHARED_MIN_BYTES);
+      step = DeviceSession.create(serialize(g).model, sessionOpts);
+      weights = new Map();
+      try {
+        for (const [n, c] of data) weights.set(n, step.upload(c as HostTensor));
+      } catch (e) {
+        for (const t of weights.values()) t.release();
+        step.release();
+        throw e;
+      }
+    } else step = loadStepSession(g, tensors, sessionOpts, opts.workDir);
     const compact = DeviceSession.create(serialize(buildCompactGraph(config, dtype)).model, sessionOpts);
     return new Generator({
       config,
@@ -215,7 +258,13 @@ export class Generator {
       build: { tensors, graph, session: sessionOpts, workDir: opts.workDir },
       step,
       compact,
+      weights,
     });
+  }
+
+  /** Binds the shared weights (sharedWeights) to a binding of any of this generator's sessions. */
+  private bindWeights(b: DeviceBinding): void {
+    if (this.weights !== null) for (const [n, t] of this.weights) b.bindInput(n, t);
   }
 
   /**
@@ -231,11 +280,17 @@ export class Generator {
       const b = this.build;
       const g = buildStepGraph(this.config, b.tensors, { ...b.graph, shapes: { batch: B, seq: 1, capacity: C } });
       const opts = this.cudaGraph ? { ...b.session, cudaOptions: { ...b.session.cudaOptions, enable_cuda_graph: '1' } } : b.session;
-      const session = loadStepSession(g, b.tensors, opts, b.workDir);
+      if (this.weights !== null) {
+        // The same weights as the prefill graph's, already on the device: declared, not built again.
+        const fresh = liftWeights(g, SHARED_MIN_BYTES, new Set(this.weights.keys()));
+        if (fresh.size > 0) throw new Error(`Generator: the decode graph has weights the prefill graph lacks: ${[...fresh.keys()].join(', ')}`);
+      }
+      const session = this.weights !== null ? DeviceSession.create(serialize(g).model, opts) : loadStepSession(g, b.tensors, opts, b.workDir);
       const made: Array<{ release(): void }> = [session];
       try {
         const binding = session.createBinding();
         made.push(binding);
+        this.bindWeights(binding);
         const cache = KvCache.create(session, this.compact, this.config, B, C, this.dtype);
         made.push(cache);
         const bufs = new StepBuffers(session, B, this.latentTopK, this.K, this.config.vocabSize);
@@ -265,6 +320,8 @@ export class Generator {
       f.session.release();
     }
     this.fixed.clear();
+    if (this.weights !== null) for (const t of this.weights.values()) t.release();
+    this.weights?.clear();
   }
 
   private validate(req: GenerateRequest): void {
@@ -372,6 +429,7 @@ export class Generator {
     // The batch's device state is freed at the end of the call, also when a step throws; a fixed-shape
     // state (fixedState) is the generator's and outlives the call.
     using binding = s.createBinding();
+    this.bindWeights(binding);
     const fixed = this.fixedShapes ? this.fixedState(prefill.B, capacity, feed) : null;
     const cache = fixed?.cache ?? KvCache.create(s, this.compact, c, prefill.B, capacity, this.dtype);
     let bufs: StepBuffers;

@@ -170,6 +170,19 @@ export class Graph {
     return t;
   }
 
+  /**
+   * Turns initializer `name` into a graph input of the same name, dtype and dims (the caller feeds it;
+   * lift.ts). Returns its data.
+   */
+  liftInitializer(name: string): ConstTensor {
+    const c = this.initializers.get(name);
+    if (c === undefined) throw new Error(`liftInitializer: '${name}' is not an initializer of graph '${this.name}'`);
+    this.initializers.delete(name);
+    this.known.delete(name);
+    this.inputs.push(this.value(name));
+    return c;
+  }
+
   /** An anonymous constant from numbers; `dims` defaults to [values.length] (pass [] for a scalar). */
   constant(values: ArrayLike<number | bigint>, dtype: DType, dims?: readonly number[]): Tensor {
     return this.initializer(this.fresh('const'), { dtype, dims: dims ?? [values.length], data: typedFrom(dtype, values) });
