@@ -4,7 +4,7 @@
 #   bash tools/device/build-app.sh tools/bench/src/{train-bench,phase-bench,forward-1b,runtime-probe,fused-check,table,decode-probe,random-checkpoint,gemm-probe}.ts \
 #        packages/generate/bench/generate-bench.ts apps/cache-latents/src/main.ts=cache-latents   # here
 #   bash tools/bench/run-gpu.sh [anchors] [core] [train] [train-torch] [gen] [7b] [7b-torch] [7b-gen] [7b-cache] \
-#        [check] [lora] [p1] [p2] [graph] [gemm] [profile-1b] [ckpt7] > bench.log   # there
+#        [check] [lora] [p1] [p2] [graph] [graph-check] [p2g] [7b-latent] [gemm] [profile-1b] [ckpt7] > bench.log   # there
 #   node /root/app/dist/table.mjs bench.log
 # (no argument: train, train-torch and gen; 7b: the DeepSeek-R1-Distill-Qwen-7B-shape phase steps and full
 # fine-tuning; 7b-torch: their PyTorch/PEFT anchors; 7b-gen: generation at 7B beside HF; 7b-cache:
@@ -156,6 +156,22 @@ peak python3 tools/reference/bench_torch.py --which lora --recipes peft-fused --
 for cg in "" --static-shapes --cuda-graph; do peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --frozen bfloat16 $cg; done
 for cg in "" --static-shapes --cuda-graph; do peak node $A/phase-bench.mjs --device cuda --which phase2 --batch 8 --steps 5 --frozen bfloat16 $cg; done
 for cg in "" --cuda-graph; do peak node $A/phase-bench.mjs --device cuda --which phase1 --batch 4 --steps 5 --frozen bfloat16 $cg; done
+fi
+if want graph-check; then
+# Trainer.cudaGraph's own check (the first step's replay against the node-by-node run) and the 1B LoRA step
+# launched and as a CUDA graph, in one lane; the table compares their losses.
+for cg in "" --cuda-graph; do peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --frozen bfloat16 $cg; done
+fi
+if want p2g; then
+# Phase 2 at 7B beside PEFT at its tokens per row: launched, and as a CUDA graph.
+peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
+for cg in "" --cuda-graph; do peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16 $cg; done
+fi
+if want 7b-latent; then
+while [ -f /root/q7.writing ]; do sleep 5; done   # a ckpt7 lane is writing the checkpoints
+# Latent generation at 7B (issue 20): batch 32, 128-token prompts, 64 soft embeddings then 64 answer tokens.
+[ -f /root/q7/tokenizer.json ] || peak node $A/random-checkpoint.mjs /root/q7 --model r1-distill-qwen-7b --tokenizer qwen3
+peak node $A/generate-bench.mjs --model /root/q7 --batch 32 --prompt-len 128 --device cuda --dtype bfloat16 --engine cuda-graph --mode latent --latent 64 --new-tokens 64
 fi
 if want gemm; then
 # ORT's CUDA Gemm against torch.matmul on the training steps' products (gemm-probe.ts's shapes), same lane.

@@ -66,7 +66,7 @@ export function buildLatentCacheGraph(config: ModelConfig, opts: LatentCacheOpti
  * `weights` holds the graph's weight inputs by name; the encoder batch comes from collateEncoder.
  */
 export async function computeLatents(
-  session: Session,
+  session: Pick<Session, 'run'>,
   weights: Readonly<Record<string, HostTensor>>,
   examples: readonly SequenceParts[],
   opts: Pick<Phase1CollateOptions, 'r' | 'compressId' | 'padId' | 'ltim' | 'dtype'>,
@@ -92,7 +92,7 @@ export async function computeLatents(
  * 'hidden'): per example its m encoder states [m,d] (float32).
  */
 export async function computeHiddenLatents(
-  session: Session,
+  session: Pick<Session, 'run'>,
   weights: Readonly<Record<string, HostTensor>>,
   examples: readonly SequenceParts[],
   opts: Pick<Phase1CollateOptions, 'r' | 'compressId' | 'padId' | 'ltim' | 'dtype'>,

@@ -33,7 +33,7 @@ import {
   computeHiddenLatents,
   computeLatents,
 } from '@latent-sft/phases';
-import { Session } from '@latent-sft/runtime';
+import { ResidentSession } from '@latent-sft/runtime';
 import { type Tokenizer, padId } from '@latent-sft/tokenizer';
 import { type RunContext, recordOf, secondsSince } from './context.js';
 import { type PreparedData, checkFitsModel, prepareData } from './data.js';
@@ -276,15 +276,21 @@ async function writeCache(
     latent: hidden ? 'hidden' : 'soft',
     ...(lora !== undefined ? { lora: { ...lora, dropout: 0 } } : {}),
   });
-  const session = await Session.create(serialize(graph).model, { device: config.device === 'cuda' ? { kind: 'cuda' } : { kind: 'cpu' } });
-  const weights = {
-    ...toHost(
-      enc.tensors.filter((t) => t.name !== 'lm_head.weight'),
-      'encoder.',
-    ),
-    ...(adapter !== undefined ? toHost(adapter.tensors, 'encoder.') : {}),
-    ...(hidden ? {} : toHost([embed], 'decoder.')), // hidden latents need no W
-  };
+  // The weights are uploaded once and stay on the device; each batch moves only its token ids and masks
+  // (at 7B the float32 encoder is 30 GB).
+  const session = ResidentSession.create(
+    serialize(graph).model,
+    {
+      ...toHost(
+        enc.tensors.filter((t) => t.name !== 'lm_head.weight'),
+        'encoder.',
+      ),
+      ...(adapter !== undefined ? toHost(adapter.tensors, 'encoder.') : {}),
+      ...(hidden ? {} : toHost([embed], 'decoder.')), // hidden latents need no W
+    },
+    { device: config.device === 'cuda' ? { kind: 'cuda' } : { kind: 'cpu' } },
+  );
+  const weights = {};
   const N = data.examples.length;
   const opts = { r: spec.compressionRate, compressId: dec.config.vocabSize, padId: padId(tok), ltim: spec.ltim };
   const startAt = manifest.chunks.length === 0 ? 0 : manifest.chunks[manifest.chunks.length - 1]!.end;

@@ -10,6 +10,8 @@ import {
   DeviceSession,
   type DeviceTensor,
   DoubleBuffer,
+  ResidentSession,
+  Session,
   StatePair,
   allocCpu,
   deviceSelfTest,
@@ -292,6 +294,28 @@ describe('sessions and IO binding', () => {
       expect(() => s.run(b, { cudaGraphId: id })).toThrow(/cudaGraphId.*must be an integer >= -1/);
       await expect(s.runAsync(b, { cudaGraphId: id })).rejects.toThrow(/cudaGraphId.*must be an integer >= -1/);
     }
+  });
+
+  it('ResidentSession: the resident input uploaded once, each run moves only its feeds; the same result as Session; one-line errors', async () => {
+    const live = liveTensorCount();
+    const b = { dtype: 'float32' as const, dims: [3, 2], data: Float32Array.of(1, 2, 3, 4, 5, 6) };
+    const rs = ResidentSession.create(matMulModel('batch', 3, 2), { b });
+    const plain = await Session.create(matMulModel('batch', 3, 2));
+    try {
+      for (const rows of [1, 4]) {
+        const a = { dtype: 'float32' as const, dims: [rows, 3], data: Float32Array.from({ length: rows * 3 }, (_, i) => i - 2) };
+        const before = transferStats().hostToDeviceBytes;
+        const got = await rs.run({ a }, ['y']);
+        expect(transferStats().hostToDeviceBytes - before).toBe(rows * 3 * 4); // only `a` went up
+        expect(got.y).toEqual((await plain.run({ a, b }, ['y'])).y);
+      }
+      await expect(rs.run({ b }, ['y'])).rejects.toThrow(/feeds\.b.*resident input/);
+      expect(() => ResidentSession.create(matMulModel('batch', 3, 2), { w: b })).toThrow(/input 'w'.*no such input/);
+    } finally {
+      await rs.release();
+      await plain.release();
+    }
+    expect(liveTensorCount()).toBe(live);
   });
 
   it('rejects wrong dtype, shape or name bindings and released tensors, sessions and bindings', () => {

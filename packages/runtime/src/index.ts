@@ -8,6 +8,7 @@ export { summarizeProfile } from './profile.js';
 export type { ProfileSummary } from './profile.js';
 export type { DeviceSessionOptions, RunOptions as DeviceRunOptions, ValueInfo } from './device-session.js';
 export { DeviceBinding } from './device-binding.js';
+export { ResidentSession } from './resident.js';
 export { DoubleBuffer, StatePair } from './double-buffer.js';
 export { fusedKernelsStatus, liveTensorCount, resetTransferStats, transferStats } from './addon-info.js';
 export { deviceSelfTest } from './self-test.js';
