@@ -4,12 +4,12 @@
 #   bash tools/device/build-app.sh tools/bench/src/{train-bench,phase-bench,forward-1b,runtime-probe,fused-check,table,decode-probe,random-checkpoint,gemm-probe}.ts \
 #        packages/generate/bench/generate-bench.ts apps/cache-latents/src/main.ts=cache-latents   # here
 #   bash tools/bench/run-gpu.sh [anchors] [core] [train] [train-torch] [gen] [7b] [7b-torch] [7b-gen] [7b-cache] \
-#        [check] [lora] [p1] [p2] [graph] [graph-check] [p2g] [7b-latent] [gemm] [profile-1b] [ckpt7] > bench.log   # there
+#        [check] [lora] [p1] [p2] [static] [7b-latent] [gemm] [profile-1b] [ckpt7] > bench.log   # there
 #   node /root/app/dist/table.mjs bench.log
 # (no argument: train, train-torch and gen; 7b: the DeepSeek-R1-Distill-Qwen-7B-shape phase steps and full
 # fine-tuning; 7b-torch: their PyTorch/PEFT anchors; 7b-gen: generation at 7B beside HF; 7b-cache:
 # cache-latents at 7B through the app; check: fused-check alone; lora, p1, p2, profile-1b: a LoRA / phase comparison
-# and per-node GPU profiles (CUDA_LAUNCH_BLOCKING=1); graph: the 1B steps launched and as CUDA graphs; gemm: ORT's Gemm vs torch.matmul; ckpt7: the 7B checkpoints written on the host, for a second lane).
+# and per-node GPU profiles (CUDA_LAUNCH_BLOCKING=1); static: the 1B steps at fixed shapes; 7b-latent: latent generation at 7B; gemm: ORT's Gemm vs torch.matmul; ckpt7: the 7B checkpoints written on the host, for a second lane).
 # Ours and the PyTorch anchor (tools/reference/bench_torch.py) run on the same GPU of one lease, one after
 # another, on identical configs (tools/bench/lanes-gpu.sh runs sections as lanes, one per GPU); each
 # command's peak GPU memory is sampled with nvidia-smi on PEAK_GPU (default 0).
@@ -148,24 +148,11 @@ for r in peft-fused peft-fused-ckpt; do peak python3 tools/reference/bench_torch
 peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16
 CUDA_LAUNCH_BLOCKING=1 node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16 --profile /root/p1prof | grep -E 'profile'
 fi
-if want graph; then
-# Trainer.cudaGraph (issues 18, 20): each step launched node by node, with the step graph at fixed shapes
-# (--static-shapes), and replayed as a CUDA graph, in the same lane beside its PyTorch anchor; the table says
-# whether the graph run's losses are the launched run's bit for bit.
-peak python3 tools/reference/bench_torch.py --which lora --recipes peft-fused --steps 10
-for cg in "" --static-shapes --cuda-graph; do peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --frozen bfloat16 $cg; done
-for cg in "" --static-shapes --cuda-graph; do peak node $A/phase-bench.mjs --device cuda --which phase2 --batch 8 --steps 5 --frozen bfloat16 $cg; done
-for cg in "" --cuda-graph; do peak node $A/phase-bench.mjs --device cuda --which phase1 --batch 4 --steps 5 --frozen bfloat16 $cg; done
-fi
-if want graph-check; then
-# Trainer.cudaGraph's own check (the first step's replay against the node-by-node run) and the 1B LoRA step
-# launched and as a CUDA graph, in one lane; the table compares their losses.
-for cg in "" --cuda-graph; do peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --frozen bfloat16 $cg; done
-fi
-if want p2g; then
-# Phase 2 at 7B beside PEFT at its tokens per row: launched, and as a CUDA graph.
-peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
-for cg in "" --cuda-graph; do peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16 $cg; done
+if want static; then
+# Trainer.batchShapes: the 1B LoRA and phase-2 steps with the step graph at the batch's fixed shapes beside the
+# dynamic-shape graph, in one lane; the BENCH lines' losses must be equal.
+for st in "" --static-shapes; do peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --frozen bfloat16 $st; done
+for st in "" --static-shapes; do peak node $A/phase-bench.mjs --device cuda --which phase2 --batch 8 --steps 5 --frozen bfloat16 $st; done
 fi
 if want 7b-latent; then
 while [ -f /root/q7.writing ]; do sleep 5; done   # a ckpt7 lane is writing the checkpoints

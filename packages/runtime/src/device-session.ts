@@ -26,21 +26,6 @@ export interface DeviceSessionOptions extends SessionOptions {
   profilePrefix?: string;
 }
 
-/** Options of one run. */
-export interface RunOptions {
-  /**
-   * A session with CUDA graphs (cudaOptions enable_cuda_graph '1'): which graph this run captures or replays
-   * (ORT's run option gpu_graph_id; default 0), or -1 to run node by node without capturing or replaying.
-   */
-  cudaGraphId?: number;
-}
-
-function runGraphId(opts: RunOptions): number | undefined {
-  const id = opts.cudaGraphId;
-  if (id !== undefined && !(Number.isInteger(id) && id >= -1)) throw inputError({ field: 'cudaGraphId' }, `must be an integer >= -1, got ${String(id)}`);
-  return id;
-}
-
 /** An ONNX Runtime session whose inputs and outputs are bound to device tensors. */
 export class DeviceSession {
   readonly device: Device;
@@ -118,13 +103,13 @@ export class DeviceSession {
   }
 
   /** Runs with every input and output taken from the binding; blocks the thread until done. */
-  run(binding: DeviceBinding, opts: RunOptions = {}): void {
-    this.handle().run(binding.handle(), runGraphId(opts));
+  run(binding: DeviceBinding): void {
+    this.handle().run(binding.handle());
   }
 
   /** Runs on the libuv thread pool; do not change the binding until the promise settles. */
-  async runAsync(binding: DeviceBinding, opts: RunOptions = {}): Promise<void> {
-    await this.handle().runAsync(binding.handle(), runGraphId(opts));
+  async runAsync(binding: DeviceBinding): Promise<void> {
+    await this.handle().runAsync(binding.handle());
   }
 
   /** Stops ORT's profiler (see `profilePrefix`) and returns the trace file's path. */

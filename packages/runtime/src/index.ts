@@ -6,7 +6,7 @@ export type { TypedData } from './device-tensor.js';
 export { DeviceSession } from './device-session.js';
 export { summarizeProfile } from './profile.js';
 export type { ProfileSummary } from './profile.js';
-export type { DeviceSessionOptions, RunOptions as DeviceRunOptions, ValueInfo } from './device-session.js';
+export type { DeviceSessionOptions, ValueInfo } from './device-session.js';
 export { DeviceBinding } from './device-binding.js';
 export { ResidentSession } from './resident.js';
 export { DoubleBuffer, StatePair } from './double-buffer.js';

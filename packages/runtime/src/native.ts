@@ -70,9 +70,8 @@ export interface NativeSession {
   outputs(): NativeValueInfo[];
   allocate(dtype: string, dims: readonly number[]): NativeTensor;
   createBinding(): NativeBinding;
-  /** graphId: ORT's run option gpu_graph_id (a CUDA-graph session: -1 runs without a graph). */
-  run(binding: NativeBinding, graphId?: number): void;
-  runAsync(binding: NativeBinding, graphId?: number): Promise<void>;
+  run(binding: NativeBinding): void;
+  runAsync(binding: NativeBinding): Promise<void>;
   release(): void;
   endProfiling(): string;
 }

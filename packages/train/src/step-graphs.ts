@@ -126,13 +126,6 @@ export interface StepGraphOptions {
    */
   paramDtype?: 'float32' | 'bfloat16' | 'float16';
   /**
-   * The fused step graph (gradAccum 1, fused optimizer) takes a float32 scalar input `step_gate` (STEP_GATE)
-   * that joins the skip guard: 1 updates as without it (coef + 1·0 is coef), NaN makes the step a no-op for
-   * every state (the fused AdamW writes back what it read). For the runs ORT makes before it captures a CUDA
-   * graph (Trainer.cudaGraph).
-   */
-  updateGate?: boolean;
-  /**
    * Activation recomputation: 'layers' rebuilds each `Graph.recomputable` segment of the forward (the
    * decoder's layers) in the backward from the segment's input, just after its output's cotangent
    * exists (graph.recomputeSegments), so only the layer inputs are kept from the forward; 'none'
@@ -256,12 +249,9 @@ function narrowGrad(g: Graph, gr: Tensor): Tensor {
   return src.dtype === 'bfloat16' || src.dtype === 'float16' ? src : gr;
 }
 
-/** The fused step graph's update gate input (StepGraphOptions.updateGate). */
-export const STEP_GATE = 'step_gate';
-
 /**
- * The update of every master from its gradient. With the fused optimizer, `guards` (the fused graph's loss
- * and update gate; none in the update graph, whose host checks the loss before running it) join the grad
+ * The update of every master from its gradient. With the fused optimizer, `guards` (the fused graph's loss;
+ * none in the update graph, whose host checks the loss before running it) join the grad
  * norm in the skip guard: the fused AdamW changes nothing when either is not finite (globalNormFusedGraph), and every
  * node of the forward becomes an ancestor of every update node (what in-place state needs: in-place.ts).
  */
@@ -302,10 +292,7 @@ export function buildStepGraphs(o: StepGraphOptions, gradAccum: number, split = 
     const g = new Graph('train_step');
     const copy = weightCopyDtype(o, 1);
     const fb = forwardBackward(g, o, copy);
-    if (o.updateGate === true && !(fusedParts(o.fused).optimizer && o.optimizer.fusedUpdate !== undefined))
-      throw inputError({ field: 'updateGate' }, 'needs the fused optimizer (AdamW with fused kernels)');
-    const guards = [fb.loss, ...(o.updateGate === true ? [g.input(STEP_GATE, 'float32', [])] : [])];
-    applyUpdate(g, o, fb.masters, fb.grads, guards, copy);
+    applyUpdate(g, o, fb.masters, fb.grads, [fb.loss], copy);
     g.prune();
     return { fused: g, metrics: fb.metrics, recomputed: fb.recomputed };
   }
@@ -326,7 +313,6 @@ export function buildStepGraphs(o: StepGraphOptions, gradAccum: number, split = 
     const acc = ug.input(`acc.${n}`, s.dtype, s.shape);
     mean[n] = ug.div(acc, ug.scalar(gradAccum, s.dtype));
   }
-  if (o.updateGate === true) throw inputError({ field: 'updateGate' }, 'only the fused step graph (gradAccum 1, one process) has a gate');
   applyUpdate(ug, o, masters, mean, []);
   ug.prune();
   return { grad: gg, update: ug, metrics: fb.metrics, recomputed: fb.recomputed };

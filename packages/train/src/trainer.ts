@@ -44,7 +44,7 @@ import { LossScaler, type DynamicLossScaleOptions } from './loss-scale.js';
 import { NonFiniteError, checkFinite } from './metrics.js';
 import type { Objective } from './objective.js';
 import { type LrSchedule, lrAt } from './schedule.js';
-import { type ComputeDtype, type FusedParts, type Recompute, STEP_GATE, type StepGraphs, buildStepGraphs, fusedParts, weightCopyDtype } from './step-graphs.js';
+import { type ComputeDtype, type FusedParts, type Recompute, type StepGraphs, buildStepGraphs, fusedParts, weightCopyDtype } from './step-graphs.js';
 
 export interface TrainerOptions {
   objective: Objective;
@@ -102,19 +102,9 @@ export interface TrainerOptions {
   recompute?: Recompute;
   /**
    * The step graph built for fixed batch dims: every batch input's dims (a batch of other dims is then an
-   * error). ORT then knows every shape when it opens the session (shape computations folded). Needed by cudaGraph.
+   * error). ORT then knows every shape when it opens the session (shape computations folded).
    */
   batchShapes?: Readonly<Record<string, readonly number[]>>;
-  /**
-   * CUDA only: the step replays a CUDA graph (ORT's enable_cuda_graph): no per-kernel launch cost on the
-   * host, which bounds steps of many small kernels. The first step() first captures the graph with the step
-   * graph's update gate NaN (every state written back as read: ORT runs a session again within its first
-   * run until it has captured it) and checks that a replay gives the node-by-node run's loss and grad norm
-   * bit for bit (else a one-line error), then runs the real step. The graph reads and writes the same device buffers every step, so it
-   * needs `batchShapes`, in-place state and one fused step graph (gradAccum 1, one process). The same
-   * kernels on the same inputs: the same bits as without it. Default false.
-   */
-  cudaGraph?: boolean;
   /**
    * ORT session options (default: deterministic, graph optimizations 'all'; on CUDA also
    * trainingSessionDefaults: no memory pattern, an arena that grows by what is asked). Given keys win;
@@ -231,8 +221,6 @@ export class Trainer {
   private readonly scalarsOut: Scalars = new Map();
   private stepsDone = 0;
   private updatesDone = 0;
-  /** cudaGraph: ORT has captured the step (the first step() ran the capture with the update gate NaN). */
-  private graphCaptured = false;
   private h2d = 0;
   private d2h = 0;
   private released = false;
@@ -322,7 +310,6 @@ export class Trainer {
         fused,
         paramDtype,
         recompute: opts.recompute ?? 'none',
-        updateGate: opts.cudaGraph === true,
       },
       opts.gradAccum ?? 1,
       splitStep(opts),
@@ -336,12 +323,7 @@ export class Trainer {
     const t0 = performance.now();
     const { graphs, fused, optimizer, copyDtype, opts } = Trainer.plan(given);
     const stateMode = Trainer.stateMode(opts, optimizer, fused, graphs, copyDtype !== null);
-    if (opts.cudaGraph === true) {
-      if (!stateMode.inPlace) throw inputError({ field: 'cudaGraph' }, `needs in-place state (the graph replays on the same buffers): ${stateMode.reason}`);
-      if (opts.device.kind !== 'cuda') throw inputError({ field: 'cudaGraph' }, `needs the CUDA device, got ${opts.device.kind}`);
-    }
-    const base = stepSessionOptions(opts.device, opts.session);
-    const sessionOpts = opts.cudaGraph !== true ? base : { ...base, cudaOptions: { ...base.cudaOptions, enable_cuda_graph: '1' } };
+    const sessionOpts = stepSessionOptions(opts.device, opts.session);
     // A warning when the fused AdamW could have updated in place but the graph check refused it.
     const unexpected = !stateMode.inPlace && opts.inPlaceState !== false && fused.optimizer && optimizer.fusedUpdate !== undefined;
     (opts.logger ?? silentLogger)[unexpected ? 'warn' : 'info'](
@@ -472,11 +454,6 @@ export class Trainer {
     for (const n of this.opt.scalarInputs) this.scalarsIn.set(n, updateSession.alloc(scalarDtype(updateSession, n), []));
     if (this.scaler !== null) this.scalarsIn.set('loss_scale', s.alloc('float32', []));
     if (this.split) this.scalarsIn.set('acc_reset', s.alloc('bool', []));
-    if (this.opts.cudaGraph === true) {
-      const gate = s.alloc('float32', []);
-      this.upload(gate, 1);
-      this.scalarsIn.set(STEP_GATE, gate);
-    }
     for (const n of ['loss', ...this.metricNames.map((m) => `metric.${m}`), 'grad_norm']) this.scalarsOut.set(n, s.alloc('float32', []));
     // Fixed bindings: frozen inputs, scalar inputs and outputs.
     for (const [n, t] of this.frozen) this.gradBinding.bindInput(n, t);
@@ -561,30 +538,6 @@ export class Trainer {
     }
   }
 
-  /**
-   * cudaGraph's first step, before the real one, all with the step graph's update gate NaN (no state
-   * changes): the step node by node, ORT's runs that capture the graph (ORT runs the session again within a
-   * run until it has captured it), then one replay, whose loss and grad norm must be the node-by-node run's
-   * bit for bit (else a one-line error, the state untouched). The gate is 1 after.
-   */
-  private async captureStepGraph(): Promise<void> {
-    const gate = this.scalarsIn.get(STEP_GATE) as DeviceTensor;
-    const result = (): [number, number] => [this.readScalar('loss'), this.readScalar('grad_norm')];
-    this.upload(gate, Number.NaN);
-    await this.mainSession.runAsync(this.gradBinding, { cudaGraphId: -1 });
-    const [loss, norm] = result();
-    await this.mainSession.runAsync(this.gradBinding, { cudaGraphId: 0 });
-    await this.mainSession.runAsync(this.gradBinding, { cudaGraphId: 0 });
-    const [rl, rn] = result();
-    if (!(Object.is(rl, loss) && Object.is(rn, norm)))
-      throw inputError(
-        { field: 'cudaGraph' },
-        `the replayed CUDA graph gave loss ${rl} and grad norm ${rn} where the same step run node by node gave ${loss} and ${norm}: ORT's CUDA graph does not reproduce this step graph; train without cudaGraph`,
-      );
-    this.upload(gate, 1);
-    this.graphCaptured = true;
-  }
-
   /** The learning rate of the next step. */
   lr(): number {
     return lrAt(this.stepsDone, this.opts.schedule, this.opts.optimizer.lr);
@@ -617,9 +570,7 @@ export class Trainer {
       this.feedBatch(b, k);
       if (count) tokens = (tokens ?? 0) + count.call(this.opts.objective, b);
       if (this.split) this.upload(this.scalarsIn.get('acc_reset') as DeviceTensor, k === 0);
-      const graph = this.opts.cudaGraph === true;
-      if (graph && !this.graphCaptured) await this.captureStepGraph();
-      await this.mainSession.runAsync(this.gradBinding, graph ? { cudaGraphId: 0 } : {});
+      await this.mainSession.runAsync(this.gradBinding);
       loss += this.readScalar('loss');
       for (const m of this.metricNames) metrics[m] = (metrics[m] as number) + this.readScalar(`metric.${m}`);
       if (this.split) {
@@ -770,16 +721,9 @@ function splitStep(opts: TrainerOptions): boolean {
 
 /**
  * opts with the objective's batch inputs at batchShapes' dims (a step graph of fixed shapes), after checking
- * them (one entry per batch input: positive integer dims of the input's rank that keep its fixed dims) and
- * cudaGraph's other needs that the options alone decide.
+ * them: one entry per batch input, positive integer dims of the input's rank that keep its fixed dims.
  */
 function withBatchShapes(opts: TrainerOptions): TrainerOptions {
-  if (opts.cudaGraph !== undefined && typeof opts.cudaGraph !== 'boolean')
-    throw inputError({ field: 'cudaGraph' }, `expected true or false, got ${JSON.stringify(opts.cudaGraph)}`);
-  if (opts.cudaGraph === true) {
-    if (opts.batchShapes === undefined) throw inputError({ field: 'cudaGraph' }, 'needs batchShapes (a CUDA graph replays fixed shapes)');
-    if (splitStep(opts)) throw inputError({ field: 'cudaGraph' }, 'needs one fused step graph: gradAccum 1 and one process');
-  }
   const shapes = opts.batchShapes;
   if (shapes === undefined) return opts;
   const field = 'batchShapes';

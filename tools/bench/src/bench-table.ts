@@ -60,8 +60,8 @@ const sameRun = (a: Row, b: Row): boolean =>
   JSON.stringify(a['fused']) === JSON.stringify(b['fused']);
 
 /**
- * A CUDA-graph run (Trainer.cudaGraph) says whether its losses are those of the same run launched node by
- * node, bit for bit (the same kernels on the same inputs), or that no such run is in the log.
+ * A CUDA-graph run (session 10's Trainer.cudaGraph, removed since: its losses differed) says whether its
+ * losses are those of the same run launched node by node, bit for bit, or that no such run is in the log.
  */
 function graphNote(o: Row, ours: readonly Row[]): string {
   if (o['cuda_graph'] !== true) return '';

@@ -9,8 +9,6 @@
 //        [--recompute none|layers]  (Trainer.recompute: activation recomputation per decoder layer)
 //        [--profile PREFIX]  (ORT's profiler: a BENCH line of kernel time by op type and by node)
 //        [--nodes A,B]  (no run: what the profile's nodes A and B are in the step graph)
-//        [--cuda-graph]  (Trainer.cudaGraph: the step built for the bench batch's dims and replayed as a CUDA
-//        graph; the BENCH line's `losses` are compared with the launched run's by tools/bench/src/table.ts)
 //        [--static-shapes]  (Trainer.batchShapes alone: the step graph built for the bench batch's dims, launched node by node)
 import { parseArgs } from 'node:util';
 import { typedFrom } from '@latent-sft/graph';
@@ -51,12 +49,10 @@ const { values } = parseArgs({
     recompute: { type: 'string', default: 'none' },
     profile: { type: 'string' },
     nodes: { type: 'string' },
-    'cuda-graph': { type: 'boolean', default: false },
     'static-shapes': { type: 'boolean', default: false },
   },
 });
-const cudaGraph = values['cuda-graph'];
-const staticShapes = cudaGraph || values['static-shapes'];
+const staticShapes = values['static-shapes'];
 if (values.recompute !== 'none' && values.recompute !== 'layers') throw new Error(`--recompute must be none or layers, got '${values.recompute}'`);
 const recompute = values.recompute;
 const device: Device = values.device === 'cuda' ? { kind: 'cuda', deviceId: 0 } : { kind: 'cpu' };
@@ -120,7 +116,6 @@ async function benchPhase(
     device,
     recompute,
     ...(staticShapes ? { batchShapes: Object.fromEntries(Object.entries(feeds).map(([n, t]) => [n, [...t.dims]])) } : {}),
-    ...(cudaGraph ? { cudaGraph: true } : {}),
     ...(values.profile ? { session: { profilePrefix: `${values.profile}-${name}` } } : {}),
   };
   if (values.nodes !== undefined) {
@@ -148,7 +143,6 @@ async function benchPhase(
     model: values.model,
     frozen: frozenDtype,
     recompute,
-    cuda_graph: cudaGraph,
     static_shapes: staticShapes,
     device: device.kind,
     compute,

@@ -12,8 +12,6 @@
 //        the names of bench_torch.py's 7B anchors)
 //        [--recompute none|layers] (Trainer.recompute: activation recomputation per decoder layer)
 //        [--frozen float32|bfloat16] (lora: the frozen base stored in float32 or, as the phase apps and PEFT keep it, in the compute dtype)
-//        [--cuda-graph] (Trainer.cudaGraph: the step built for the bench batch's dims and replayed as a CUDA graph; the
-//        BENCH line's `losses` are compared with the launched run's by tools/bench/src/table.ts)
 //        [--static-shapes] (Trainer.batchShapes alone: the step graph built for the bench batch's dims, launched node by node)
 import { parseArgs } from 'node:util';
 import { typedFrom } from '@latent-sft/graph';
@@ -53,12 +51,10 @@ const { values } = parseArgs({
     model: { type: 'string', default: 'llama-3.2-1b' },
     recompute: { type: 'string', default: 'none' },
     nodes: { type: 'string' },
-    'cuda-graph': { type: 'boolean', default: false },
     'static-shapes': { type: 'boolean', default: false },
   },
 });
-const cudaGraph = values['cuda-graph'];
-const staticShapes = cudaGraph || values['static-shapes'];
+const staticShapes = values['static-shapes'];
 if (values.recompute !== 'none' && values.recompute !== 'layers') throw new Error(`--recompute: expected none or layers, got ${values.recompute}`);
 const recompute = values.recompute;
 // --cuda-opt k=v,k=v: extra CUDA provider options (e.g. arena_extend_strategy=kSameAsRequested).
@@ -140,7 +136,6 @@ async function run(which: 'train' | 'lora') {
     inPlaceState,
     recompute,
     ...(staticShapes ? { batchShapes: Object.fromEntries(Object.entries(feeds).map(([n, t]) => [n, [...t.dims]])) } : {}),
-    ...(cudaGraph ? { cudaGraph: true } : {}),
     session: {
       ...(values.profile ? { profilePrefix: values.profile } : {}),
       cudaOptions,
@@ -185,7 +180,6 @@ async function run(which: 'train' | 'lora') {
     state: trainer.stateMode.inPlace ? 'in-place' : 'double-buffered',
     params,
     recompute,
-    cuda_graph: cudaGraph,
     static_shapes: staticShapes,
     frozen: lora !== null ? frozen : null,
     batch: B,

@@ -13,7 +13,6 @@
 #include <napi.h>
 
 #include <atomic>
-#include <cmath>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -128,24 +127,6 @@ void copyBytes(void* dst, const Location& dl, const void* src, const Location& s
   cudaCheck(c, c.memcpy(dst, src, n, kind), "cudaMemcpy");
   // ORT's CUDA stream does not synchronize with the legacy default stream; make the copy complete.
   cudaCheck(c, c.deviceSynchronize(), "cudaDeviceSynchronize");
-}
-
-/**
- * Run options with ORT's CUDA-graph annotation (run option gpu_graph_id) when `graphId` is not empty: "-1"
- * runs without capturing or replaying a graph, other ids name the graph a run captures or replays.
- */
-Ort::RunOptions runOptions(const std::string& graphId) {
-  Ort::RunOptions ro;
-  if (!graphId.empty()) ro.AddConfigEntry("gpu_graph_id", graphId.c_str());
-  return ro;
-}
-
-/** run / runAsync's optional second argument: an integer CUDA-graph id ('' when absent). */
-std::string graphIdArg(const Napi::CallbackInfo& info) {
-  if (info.Length() < 2 || info[1].IsUndefined()) return "";
-  if (!info[1].IsNumber() || std::floor(info[1].As<Napi::Number>().DoubleValue()) != info[1].As<Napi::Number>().DoubleValue())
-    throw Napi::TypeError::New(info.Env(), "run: the CUDA graph id must be an integer");
-  return std::to_string(info[1].As<Napi::Number>().Int64Value());
 }
 
 Location locationOf(const Ort::ConstMemoryInfo& mi) {
@@ -693,7 +674,7 @@ class NativeSession : public Napi::ObjectWrap<NativeSession> {
     core(info.Env());
     NativeBinding* b = bindingArg(info);
     try {
-      core_->session.Run(runOptions(graphIdArg(info)), b->binding(info.Env()));
+      core_->session.Run(Ort::RunOptions{nullptr}, b->binding(info.Env()));
     } catch (const Ort::Exception& e) {
       throw Napi::Error::New(info.Env(), std::string("run failed: ") + e.what());
     }
@@ -754,12 +735,8 @@ class NativeSession : public Napi::ObjectWrap<NativeSession> {
 /** Runs session.Run(binding) on the libuv pool; keeps session, binding and their JS objects alive. */
 class RunWorker : public Napi::AsyncWorker {
  public:
-  RunWorker(Napi::Env env, std::shared_ptr<SessionCore> s, NativeBinding* b, Napi::Object bindingObj, std::string graphId)
-      : Napi::AsyncWorker(env, "latent-sft:run"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        session_(std::move(s)),
-        binding_(b),
-        graphId_(std::move(graphId)) {
+  RunWorker(Napi::Env env, std::shared_ptr<SessionCore> s, NativeBinding* b, Napi::Object bindingObj)
+      : Napi::AsyncWorker(env, "latent-sft:run"), deferred_(Napi::Promise::Deferred::New(env)), session_(std::move(s)), binding_(b) {
     bindingRef_ = Napi::Persistent(bindingObj);
     binding_->running++;
   }
@@ -768,7 +745,7 @@ class RunWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     try {
-      session_->session.Run(runOptions(graphId_), binding_->raw());
+      session_->session.Run(Ort::RunOptions{nullptr}, binding_->raw());
     } catch (const std::exception& e) {
       SetError(std::string("run failed: ") + e.what());
     }
@@ -786,14 +763,13 @@ class RunWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   std::shared_ptr<SessionCore> session_;
   NativeBinding* binding_;
-  std::string graphId_;
   Napi::ObjectReference bindingRef_;
 };
 
 Napi::Value NativeSession::RunAsync(const Napi::CallbackInfo& info) {
   core(info.Env());
   NativeBinding* b = bindingArg(info);
-  auto* w = new RunWorker(info.Env(), core_, b, info[0].As<Napi::Object>(), graphIdArg(info));
+  auto* w = new RunWorker(info.Env(), core_, b, info[0].As<Napi::Object>());
   auto p = w->Promise();
   w->Queue();
   return p;
