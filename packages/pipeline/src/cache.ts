@@ -18,7 +18,6 @@ import { serialize } from '@latent-sft/graph';
 import { DEFAULT_LATENT_SPEC, type LatentSpec, readLatentSpecs, resolveLatentSpec, writeLatentSpec } from '@latent-sft/latent';
 import {
   type LoadedAdapter,
-  type NamedTensor,
   type SafetensorsFile,
   configFieldList,
   loadAdapter,
@@ -33,7 +32,7 @@ import {
   computeHiddenLatents,
   computeLatents,
 } from '@latent-sft/phases';
-import { ResidentSession } from '@latent-sft/runtime';
+import { type HostTensor, ResidentSession } from '@latent-sft/runtime';
 import { type Tokenizer, padId } from '@latent-sft/tokenizer';
 import { type RunContext, recordOf, secondsSince } from './context.js';
 import { type PreparedData, checkFitsModel, prepareData } from './data.js';
@@ -208,8 +207,6 @@ export async function runCacheLatents(config: CacheLatentsConfig, ctx: RunContex
   const lora = adapter?.config;
   if (lora !== undefined && lora.taskType !== 'FEATURE_EXTRACTION')
     throw inputError({ file: config.adapter, field: 'task_type' }, 'expected the union encoder adapter (FEATURE_EXTRACTION)');
-  const embed = dec.tensors.find((t) => t.name === 'model.embed_tokens.weight');
-  if (embed === undefined) throw inputError({ file: config.decoder, field: 'model.embed_tokens.weight' }, 'missing');
   const manifest: CacheManifest = {
     format: CACHE_FORMAT,
     version: 1,
@@ -228,7 +225,7 @@ export async function runCacheLatents(config: CacheLatentsConfig, ctx: RunContex
   }
   const lock = claimOutDir(config.out, recordOf(app, config, ctx), config.resume);
   try {
-    return await writeCache(config, ctx, { t0, dec, enc, adapter, tok, data, identity, manifest, prev, embed, spec });
+    return await writeCache(config, ctx, { t0, dec, enc, adapter, tok, data, identity, manifest, prev, spec });
   } finally {
     lock.release();
   }
@@ -247,11 +244,10 @@ async function writeCache(
     identity: CacheIdentity;
     manifest: CacheManifest;
     prev: CacheManifest | null;
-    embed: NamedTensor;
     spec: LatentSpec;
   },
 ): Promise<PhaseSummary> {
-  const { t0, dec, enc, adapter, tok, data, identity, prev, embed, spec } = o;
+  const { t0, dec, enc, adapter, tok, data, identity, prev, spec } = o;
   let manifest = o.manifest;
   const app = 'cache-latents';
   const logger = ctx.logger;
@@ -276,20 +272,20 @@ async function writeCache(
     latent: hidden ? 'hidden' : 'soft',
     ...(lora !== undefined ? { lora: { ...lora, dropout: 0 } } : {}),
   });
-  // The weights are uploaded once and stay on the device; each batch moves only its token ids and masks
-  // (at 7B the float32 encoder is 30 GB).
-  const session = ResidentSession.create(
-    serialize(graph).model,
-    {
-      ...toHost(
-        enc.tensors.filter((t) => t.name !== 'lm_head.weight'),
-        'encoder.',
-      ),
-      ...(adapter !== undefined ? toHost(adapter.tensors, 'encoder.') : {}),
-      ...(hidden ? {} : toHost([embed], 'decoder.')), // hidden latents need no W
-    },
-    { device: config.device === 'cuda' ? { kind: 'cuda' } : { kind: 'cpu' } },
-  );
+  // The graph's weights are read one tensor at a time (the decoder's W alone, not the whole decoder) and
+  // uploaded once; they stay on the device, and each batch moves only its ids and masks (at 7B the float32
+  // encoder is 30 GB).
+  const specs = (prefix: string) => Object.fromEntries(graph.inputs.filter((i) => i.name.startsWith(prefix)).map((i) => [i.name, { dtype: i.dtype }]));
+  const loraNames = new Set((adapter?.tensors ?? []).map((t) => `encoder.${t.name}`));
+  const encSpecs = Object.fromEntries(Object.entries(specs('encoder.')).filter(([n]) => !loraNames.has(n)));
+  const resident: Record<string, HostTensor> = {
+    ...enc.readAs(encSpecs, 'encoder.'),
+    ...(adapter !== undefined ? toHost(adapter.tensors, 'encoder.') : {}),
+    ...(hidden ? {} : dec.readAs(specs('decoder.'), 'decoder.')), // hidden latents need no W
+  };
+  const session = ResidentSession.create(serialize(graph).model, resident, {
+    device: config.device === 'cuda' ? { kind: 'cuda' } : { kind: 'cpu' },
+  });
   const weights = {};
   const N = data.examples.length;
   const opts = { r: spec.compressionRate, compressId: dec.config.vocabSize, padId: padId(tok), ltim: spec.ltim };
