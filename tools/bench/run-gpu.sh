@@ -163,7 +163,7 @@ fi
 if want gemm; then
 # ORT's CUDA Gemm against torch.matmul on the training steps' products (gemm-probe.ts's shapes), same lane.
 peak python3 tools/reference/bench_torch.py --which gemm
-peak node $A/gemm-probe.mjs --device cuda
+peak node $A/gemm-probe.mjs --device cuda --op gemm,matmul
 fi
 if want profile-1b; then
 # Per-node GPU times of the default 1B full step (issue 18: what stands between it and the compiled recipe).

@@ -152,8 +152,9 @@ export function gemmTable(rows: readonly Row[]): string {
     const t = gemms.find((r) => r.impl === 'pytorch' && r['shape'] === o['shape']);
     const [uo, ut] = [o['us'] as number, t?.['us'] as number | undefined];
     const dims = `${String(o['m'])} × ${String(o['n'])} × ${String(o['k'])}, ${o['trans_a'] ? 'T' : 'N'}${o['trans_b'] ? 'T' : 'N'}`;
+    const op = o['op'] === 'matmul' ? ', ORT MatMul on untransposed operands' : '';
     lines.push(
-      `| ${String(o['shape'])} (${dims}) | ${fmt(uo, 1)} | ${fmt(o['tflops'], 0)} | ${fmt(ut, 1)} | ${fmt(t?.['tflops'], 0)} | ${ut !== undefined ? `${(uo / ut).toFixed(2)}×` : '–'} |`,
+      `| ${String(o['shape'])} (${dims}${op}) | ${fmt(uo, 1)} | ${fmt(o['tflops'], 0)} | ${fmt(ut, 1)} | ${fmt(t?.['tflops'], 0)} | ${ut !== undefined ? `${(uo / ut).toFixed(2)}×` : '–'} |`,
     );
   }
   return lines.join('\n');

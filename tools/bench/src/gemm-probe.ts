@@ -5,7 +5,9 @@
 // time divided by REPEAT; the inputs are filled with small seeded values. Shapes: the 1B step at 4,096 tokens
 // (forward NT with the weights [out, in], input gradient NN, weight gradient TN, the LoRA r 64 factors) and
 // the 7B phase-2 step at 1,328 tokens. Prints "BENCH {...}" lines: us per product and TFLOP/s.
-// Usage: node gemm-probe.mjs [--device cuda|cpu] [--dtype bfloat16|float16|float32] [--runs 20] [--only name,...]
+// --op matmul: the same products as ONNX MatMul with the operands laid out untransposed (A [M, K], B [K, N]):
+// whether ORT's MatMul kernel does better than its Gemm on them (the decoder would then store Wᵀ).
+// Usage: node gemm-probe.mjs [--device cuda|cpu] [--dtype bfloat16|float16|float32] [--runs 20] [--only name,...] [--op gemm,matmul]
 import { parseArgs } from 'node:util';
 import { Graph, serialize, typedFrom } from '@latent-sft/graph';
 import { DeviceSession, type DType, type DeviceTensor } from '@latent-sft/runtime';
@@ -35,40 +37,45 @@ const { values } = parseArgs({
     dtype: { type: 'string', default: 'bfloat16' },
     runs: { type: 'string', default: '20' },
     only: { type: 'string', default: '' },
+    op: { type: 'string', default: 'gemm' },
   },
 });
+const ops = values.op.split(',');
+for (const o of ops) if (o !== 'gemm' && o !== 'matmul') throw new Error(`--op: expected gemm and/or matmul, got '${o}'`);
 const dtype = values.dtype === 'float16' || values.dtype === 'float32' ? values.dtype : 'bfloat16';
 const device = values.device === 'cpu' ? ({ kind: 'cpu' } as const) : ({ kind: 'cuda', deviceId: 0 } as const);
 const runs = Number(values.runs);
 const only = values.only.split(',').filter((s) => s !== '');
 const rng = Rng.fromSeed(1);
 
-for (const [name, M, N, K, ta, tb] of GEMM_SHAPES) {
-  if (only.length > 0 && !only.includes(name)) continue;
-  const g = new Graph('gemm_probe');
-  const a = g.input('a', dtype, ta ? [K, M] : [M, K]);
-  const b = g.input('b', dtype, tb ? [N, K] : [K, N]);
-  for (let r = 0; r < REPEAT; r++) g.output(g.op1('Gemm', [a, b], { transA: ta, transB: tb }), `c${r}`);
-  const s = DeviceSession.create(serialize(g).model, { device });
-  const bind = s.createBinding();
-  const held: DeviceTensor[] = [];
-  for (const i of s.inputs) {
-    const t = s.alloc(i.dtype as DType, i.dims);
-    const v = Float32Array.from({ length: t.size }, () => 0.02 * rng.normal());
-    t.upload(dtype === 'float32' ? v : typedFrom(dtype, v));
-    held.push(t);
-    bind.bindInput(i.name, t);
+for (const op of ops)
+  for (const [name, M, N, K, ta0, tb0] of GEMM_SHAPES) {
+    if (only.length > 0 && !only.includes(name)) continue;
+    const [ta, tb] = op === 'gemm' ? [ta0, tb0] : [0, 0];
+    const g = new Graph('gemm_probe');
+    const a = g.input('a', dtype, ta ? [K, M] : [M, K]);
+    const b = g.input('b', dtype, tb ? [N, K] : [K, N]);
+    for (let r = 0; r < REPEAT; r++) g.output(op === 'gemm' ? g.op1('Gemm', [a, b], { transA: ta, transB: tb }) : g.matmul(a, b), `c${r}`);
+    const s = DeviceSession.create(serialize(g).model, { device });
+    const bind = s.createBinding();
+    const held: DeviceTensor[] = [];
+    for (const i of s.inputs) {
+      const t = s.alloc(i.dtype as DType, i.dims);
+      const v = Float32Array.from({ length: t.size }, () => 0.02 * rng.normal());
+      t.upload(dtype === 'float32' ? v : typedFrom(dtype, v));
+      held.push(t);
+      bind.bindInput(i.name, t);
+    }
+    const outs = s.outputs.map((o) => s.alloc(dtype, [M, N]));
+    s.outputs.forEach((o, i) => bind.bindOutput(o.name, outs[i] as DeviceTensor));
+    for (let w = 0; w < 3; w++) await s.runAsync(bind);
+    const t0 = performance.now();
+    for (let r = 0; r < runs; r++) await s.runAsync(bind);
+    const us = ((performance.now() - t0) * 1000) / runs / REPEAT;
+    process.stdout.write(
+      `BENCH ${JSON.stringify({ bench: 'gemm', impl: 'latent-sft-ort', op, device: device.kind, dtype, shape: name, m: M, n: N, k: K, trans_a: ta0, trans_b: tb0, us, tflops: (2 * M * N * K) / us / 1e6 })}\n`,
+    );
+    for (const t of [...held, ...outs]) t.release();
+    bind.release();
+    s.release();
   }
-  const outs = s.outputs.map((o) => s.alloc(dtype, [M, N]));
-  s.outputs.forEach((o, i) => bind.bindOutput(o.name, outs[i] as DeviceTensor));
-  for (let w = 0; w < 3; w++) await s.runAsync(bind);
-  const t0 = performance.now();
-  for (let r = 0; r < runs; r++) await s.runAsync(bind);
-  const us = ((performance.now() - t0) * 1000) / runs / REPEAT;
-  process.stdout.write(
-    `BENCH ${JSON.stringify({ bench: 'gemm', impl: 'latent-sft-ort', device: device.kind, dtype, shape: name, m: M, n: N, k: K, trans_a: ta, trans_b: tb, us, tflops: (2 * M * N * K) / us / 1e6 })}\n`,
-  );
-  for (const t of [...held, ...outs]) t.release();
-  bind.release();
-  s.release();
-}
