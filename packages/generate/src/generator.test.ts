@@ -354,11 +354,13 @@ describe('fixed shapes (the CUDA-graph decode path, on the CPU)', () => {
       batchSize: 3,
     };
     const g = buildStepGraph(config, tensors, { dtype: 'float32', latentTopK: 10, candidates: 16 });
-    const lifted = liftWeights(g, 1 << 20);
+    const isWeight = (n: string) => parameterShapes(config).some((p) => p.name === n);
+    const lifted = liftWeights(g, 1 << 20, isWeight);
     // gate/up packed per layer (2 MiB); q/k/v (512 KiB) stays a Concat of initializers, which ORT folds.
     expect([...lifted.keys()].filter((n) => n.startsWith('packed(') && n.includes('gate_proj'))).toHaveLength(config.numHiddenLayers);
     expect(lifted.has('model.embed_tokens.weight')).toBe(true);
-    expect([...g.initializers.values()].every((c) => c.data.byteLength < 1 << 20)).toBe(true);
+    expect([...g.initializers].every(([n, c]) => c.data.byteLength < 1 << 20 || !isWeight(n))).toBe(true);
+    expect([...lifted.keys()].every((n) => isWeight(n) || n.startsWith('packed('))).toBe(true); // no RoPE table
     expect(g.nodes.some((n) => n.op === 'Concat' && n.inputs.some((x) => x.endsWith('gate_proj.weight')))).toBe(false);
     expect(g.nodes.some((n) => n.op === 'Concat' && n.inputs.some((x) => x.endsWith('q_proj.weight')))).toBe(true);
     const live = liveTensorCount();

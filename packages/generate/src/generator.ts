@@ -100,6 +100,12 @@ export interface GeneratorOptions {
 /** Weights of at least this many bytes are shared device inputs with sharedWeights (the norms stay initializers). */
 const SHARED_MIN_BYTES = 1 << 20;
 
+/** The model's parameter names (what sharedWeights lifts; the RoPE tables and other constants stay initializers). */
+function isWeightOf(config: ModelConfig): (name: string) => boolean {
+  const names = new Set(parameterShapes(config).map((p) => p.name));
+  return (name) => names.has(name);
+}
+
 function checkIds(field: string, ids: readonly number[], V: number): void {
   for (const [j, id] of ids.entries()) {
     if (!Number.isInteger(id) || id < 0 || id >= V) throw inputError({ field: `${field}[${j}]` }, `${id} is not a token id in [0, ${V})`);
@@ -232,7 +238,7 @@ export class Generator {
     let step: DeviceSession;
     let weights: Map<string, DeviceTensor> | null = null;
     if (shared) {
-      const data = liftWeights(g, SHARED_MIN_BYTES);
+      const data = liftWeights(g, SHARED_MIN_BYTES, isWeightOf(config));
       step = DeviceSession.create(serialize(g).model, sessionOpts);
       weights = new Map();
       try {
@@ -243,7 +249,14 @@ export class Generator {
         throw e;
       }
     } else step = loadStepSession(g, tensors, sessionOpts, opts.workDir);
-    const compact = DeviceSession.create(serialize(buildCompactGraph(config, dtype)).model, sessionOpts);
+    let compact: DeviceSession;
+    try {
+      compact = DeviceSession.create(serialize(buildCompactGraph(config, dtype)).model, sessionOpts);
+    } catch (e) {
+      for (const t of weights?.values() ?? []) t.release();
+      step.release();
+      throw e;
+    }
     return new Generator({
       config,
       device,
@@ -282,7 +295,7 @@ export class Generator {
       const opts = this.cudaGraph ? { ...b.session, cudaOptions: { ...b.session.cudaOptions, enable_cuda_graph: '1' } } : b.session;
       if (this.weights !== null) {
         // The same weights as the prefill graph's, already on the device: declared, not built again.
-        const fresh = liftWeights(g, SHARED_MIN_BYTES, new Set(this.weights.keys()));
+        const fresh = liftWeights(g, SHARED_MIN_BYTES, isWeightOf(this.config), new Set(this.weights.keys()));
         if (fresh.size > 0) throw new Error(`Generator: the decode graph has weights the prefill graph lacks: ${[...fresh.keys()].join(', ')}`);
       }
       const session = this.weights !== null ? DeviceSession.create(serialize(g).model, opts) : loadStepSession(g, b.tensors, opts, b.workDir);

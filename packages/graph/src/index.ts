@@ -13,7 +13,7 @@ export { crossEntropy } from './losses.js';
 export { fuseMaskedSoftmax, fusePackedSwiGlu, fuseRmsNorm, fuseSeededDropout, fuseSwiGlu } from './fusions.js';
 export { fuseLinearCrossEntropy, lowerLinearLogProb } from './linear-cross-entropy.js';
 export { recomputeSegments } from './recompute.js';
-export { liftWeights, packedName } from './lift.js';
+export { liftWeights } from './lift.js';
 export type { RecomputedSegment } from './recompute.js';
 export { buildTrainStep, sgd } from './train-step.js';
 export type { TrainStep, TrainStepOptions, UpdateFn, ValueSpec } from './train-step.js';

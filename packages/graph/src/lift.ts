@@ -7,21 +7,22 @@ import { type DType, dtypeArray, dtypeBytes } from './dtype.js';
 import type { ConstTensor, Graph } from './graph.js';
 
 /** The graph input a Concat of the initializers `names` along axis 0 becomes (stable across graphs built alike). */
-export const packedName = (names: readonly string[]): string => `packed(${names.join(',')})`;
+const packedName = (names: readonly string[]): string => `packed(${names.join(',')})`;
 
 const bytesOf = (t: { dtype: DType; dims: readonly number[] }): number => t.dims.reduce((a, b) => a * b, 1) * dtypeBytes[t.dtype];
 
 /**
- * Turns every initializer of at least `minBytes` bytes into a graph input of the same name, dtype and dims,
- * after replacing each Concat along axis 0 of such initializers (all of one dtype) by one input
- * `packedName(inputs)`. Returns the data of each new input whose name is not in `known` (inputs of that name
- * already made for another graph are declared without their data being built again). Call after the graph is
- * complete (its rewrites done); prune drops the initializers no node reads any more.
+ * Turns every weight initializer (`isWeight` of its name) of at least `minBytes` bytes into a graph input of the
+ * same name, dtype and dims, after replacing each Concat along axis 0 of weights (all of one dtype) by one input
+ * `packedName(inputs)`. Other initializers (tables the graph computes from, such as RoPE's) stay constants ORT
+ * can fold. Returns the data of each new input whose name is not in `known` (inputs of that name already made for
+ * another graph are declared without their data being built again). Call after the graph is complete (its
+ * rewrites done); prune drops the initializers no node reads any more.
  */
-export function liftWeights(g: Graph, minBytes: number, known: ReadonlySet<string> = new Set()): Map<string, ConstTensor> {
+export function liftWeights(g: Graph, minBytes: number, isWeight: (name: string) => boolean, known: ReadonlySet<string> = new Set()): Map<string, ConstTensor> {
   const out = new Map<string, ConstTensor>();
   for (const node of [...g.nodes]) {
-    if (node.op !== 'Concat' || (node.attrs['axis'] ?? 0) !== 0 || node.inputs.length < 2) continue;
+    if (node.op !== 'Concat' || (node.attrs['axis'] ?? 0) !== 0 || node.inputs.length < 2 || !node.inputs.every(isWeight)) continue;
     const parts = node.inputs.map((n) => g.initializers.get(n));
     if (parts.some((p) => p === undefined)) continue;
     const ps = parts as ConstTensor[];
@@ -44,7 +45,7 @@ export function liftWeights(g: Graph, minBytes: number, known: ReadonlySet<strin
   }
   g.prune();
   for (const [name, c] of [...g.initializers]) {
-    if (bytesOf(c) < minBytes) continue;
+    if (bytesOf(c) < minBytes || !isWeight(name)) continue;
     const lifted = g.liftInitializer(name);
     if (!known.has(name)) out.set(name, lifted);
   }

@@ -87,6 +87,23 @@ describe('checkpoint folders', () => {
     expect(() => ck.read16('lm_head.nope', 'bfloat16')).toThrow(/lm_head\.nope.*not in the checkpoint/);
   });
 
+  it("read32: one parameter as float32 from its file, equal to readAll's; a missing name or a NaN is a one-line error", () => {
+    const dir = tmp();
+    const c = tinyQwen2({ torchDtype: 'bfloat16' });
+    saveCheckpoint(dir, c, initParameters(c, { seed: 5, dtype: 'bfloat16' }));
+    const ck = loadCheckpoint(dir);
+    const all = ck.readAll();
+    for (const t of all) expect(ck.read32(t.name), t.name).toBeAllclose(t.data, EXACT);
+    expect(() => ck.read32('lm_head.nope')).toThrow(/lm_head\.nope.*not in the checkpoint/);
+    const dir2 = tmp();
+    const p = initParameters(c, { seed: 5 }).map((t) =>
+      t.name === 'model.norm.weight' ? { ...t, data: t.data.map((v, i) => (i === 2 ? Number.NaN : v)) } : t,
+    );
+    saveCheckpoint(dir2, c, p, { dtype: 'float32' });
+    expect(() => loadCheckpoint(dir2).read32('model.norm.weight')).toThrow(/model\.norm\.weight/);
+    expect(loadCheckpoint(dir2).read32('model.embed_tokens.weight').length).toBeGreaterThan(0); // the others stay readable
+  });
+
   it('reports missing files, missing and mismatched tensors in one line', () => {
     const dir = tmp();
     expect(() => loadCheckpoint(dir)).toThrow(`${join(dir, 'config.json')}: not found: not an HF checkpoint folder`);

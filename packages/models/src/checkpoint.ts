@@ -65,6 +65,8 @@ export interface LoadedCheckpoint {
    * once), without a float32 copy of the checkpoint; a NaN/±Inf is a one-line error naming the tensor.
    */
   read16(name: string, dtype: 'bfloat16' | 'float16'): Uint16Array;
+  /** Reads one parameter as float32 (widened exactly from 16 bits), without reading the others; a NaN/±Inf is a one-line error naming it. */
+  read32(name: string): Float32Array;
 }
 
 /** Opens an HF checkpoint folder and validates it against its config.json (`opts`: parseModelConfig's). */
@@ -103,6 +105,12 @@ export function loadCheckpoint(dir: string, opts: ParseConfigOptions = {}): Load
       if (!tensors.has(name)) throw inputError({ file: where, field: name }, 'tensor not in the checkpoint');
       const data = tensors.readTensor(name, { as: dtype }) as Uint16Array;
       checkFinite16(data, dtype, name, where);
+      return data;
+    },
+    read32: (name) => {
+      if (!tensors.has(name)) throw inputError({ file: where, field: name }, 'tensor not in the checkpoint');
+      const data = tensors.readTensor(name, { as: 'float32' }) as Float32Array;
+      checkFiniteTensors([{ name, data }], where);
       return data;
     },
   };

@@ -16,14 +16,7 @@ import type { ConfigOf } from '@latent-sft/config';
 import { UserError, createProgress, inputError, writeJsonAtomic } from '@latent-sft/core';
 import { serialize } from '@latent-sft/graph';
 import { DEFAULT_LATENT_SPEC, type LatentSpec, readLatentSpecs, resolveLatentSpec, writeLatentSpec } from '@latent-sft/latent';
-import {
-  type LoadedAdapter,
-  type SafetensorsFile,
-  configFieldList,
-  loadAdapter,
-  openSafetensors,
-  writeSafetensors,
-} from '@latent-sft/models';
+import { type LoadedAdapter, type SafetensorsFile, configFieldList, loadAdapter, openSafetensors, writeSafetensors } from '@latent-sft/models';
 import {
   type HiddenTeacherLatents,
   type Phase2Teacher,

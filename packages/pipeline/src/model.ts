@@ -61,9 +61,9 @@ export function loadModelDir(dir: string, what: string, allow = ''): ModelDir {
         const dims = [...ck.tensors.info(hf).shape];
         if (spec.dtype === 'bfloat16' || spec.dtype === 'float16') out[name] = { dtype: spec.dtype, dims, data: ck.read16(hf, spec.dtype) };
         else if (spec.dtype === 'float32') {
-          const t = m.tensors.find((x) => x.name === hf);
-          if (t === undefined) throw inputError({ file: dir, field: hf }, `${what} has no such parameter`);
-          out[name] = { dtype: 'float32', dims, data: t.data };
+          // One tensor from its file (the whole model only when `tensors` already holds it).
+          const data = all?.find((x) => x.name === hf)?.data ?? ck.read32(hf);
+          out[name] = { dtype: 'float32', dims, data };
         } else throw inputError({ field: name }, `a ${spec.dtype} input cannot come from the weights of ${what}`);
       }
       return out;

@@ -46,12 +46,14 @@ export class ResidentSession {
       }
       for (const n of names) b.bindOutputToDevice(n);
       await this.session.runAsync(b);
-      const out: Record<string, HostTensor> = {};
-      for (const [n, t] of Object.entries(b.outputs())) {
-        if (names.includes(n)) out[n] = t.toHost();
-        t.release();
+      const outs = b.outputs();
+      try {
+        const out: Record<string, HostTensor> = {};
+        for (const [n, t] of Object.entries(outs)) if (names.includes(n)) out[n] = t.toHost();
+        return out;
+      } finally {
+        for (const t of Object.values(outs)) t.release();
       }
-      return out;
     } finally {
       for (const t of up) t.release();
     }

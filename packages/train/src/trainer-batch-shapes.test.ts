@@ -84,6 +84,7 @@ describe('Trainer batchShapes: a fixed-shape step graph (CPU, small Llama)', () 
       [{ ...good, input_ids: [2] }, /batchShapes\.input_ids.*dims \[2\] do not fit/],
       [{ ...good, input_ids: [2, 0] }, /batchShapes\.input_ids.*do not fit/],
       [{ ...good, input_ids: [2, 1.5] }, /batchShapes\.input_ids.*do not fit/],
+      [{ ...good, attention_mask: [1, Tt] }, /batchShapes\.attention_mask.*gives 'batch' = 1, batchShapes\.input_ids gives 2/],
     ];
     for (const [shapes, re] of bad) {
       const f = () => Trainer.stepGraphs(options(full.objective, { batchShapes: shapes as Record<string, number[]> }));

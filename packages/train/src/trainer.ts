@@ -721,7 +721,8 @@ function splitStep(opts: TrainerOptions): boolean {
 
 /**
  * opts with the objective's batch inputs at batchShapes' dims (a step graph of fixed shapes), after checking
- * them: one entry per batch input, positive integer dims of the input's rank that keep its fixed dims.
+ * them: one entry per batch input, positive integer dims of the input's rank that keep its fixed dims, and
+ * one value per symbolic dim shared between inputs.
  */
 function withBatchShapes(opts: TrainerOptions): TrainerOptions {
   const shapes = opts.batchShapes;
@@ -731,6 +732,7 @@ function withBatchShapes(opts: TrainerOptions): TrainerOptions {
   const specs = opts.objective.batch;
   for (const n of Object.keys(shapes)) if (!(n in specs)) throw inputError({ field: `${field}.${n}` }, 'not a batch input of the objective');
   const batch: Record<string, ValueSpec> = {};
+  const symbols = new Map<string, { value: number; input: string }>();
   for (const [n, spec] of Object.entries(specs)) {
     const dims = shapes[n];
     if (dims === undefined) throw inputError({ field: `${field}.${n}` }, `missing (the batch inputs: ${Object.keys(specs).join(', ')})`);
@@ -739,6 +741,13 @@ function withBatchShapes(opts: TrainerOptions): TrainerOptions {
       dims.length === spec.shape.length &&
       dims.every((d, i) => Number.isInteger(d) && d >= 1 && (typeof spec.shape[i] !== 'number' || spec.shape[i] === d));
     if (!fits) throw inputError({ field: `${field}.${n}` }, `dims [${String(dims)}] do not fit the objective's [${spec.shape.join(', ')}]`);
+    // A symbolic dim the objective shares between inputs (e.g. 'batch') takes one value in all of them.
+    spec.shape.forEach((d, i) => {
+      if (typeof d !== 'string') return;
+      const seen = symbols.get(d);
+      if (seen === undefined) symbols.set(d, { value: dims[i] as number, input: n });
+      else if (seen.value !== dims[i]) throw inputError({ field: `${field}.${n}` }, `gives '${d}' = ${dims[i]}, ${field}.${seen.input} gives ${seen.value}`);
+    });
     batch[n] = { ...spec, shape: [...dims] };
   }
   return { ...opts, objective: withBatch(opts.objective, batch) };

@@ -149,7 +149,7 @@ export function gemmTable(rows: readonly Row[]): string {
   const gemms = rows.filter((r) => r.bench === 'gemm');
   const lines = ['| product (M × N × K, trans) | ORT us | ORT TFLOP/s | PyTorch us | PyTorch TFLOP/s | ORT / PyTorch time |', '|---|---:|---:|---:|---:|---:|'];
   for (const o of gemms.filter((r) => r.impl === 'latent-sft-ort')) {
-    const t = gemms.find((r) => r.impl === 'pytorch' && r['shape'] === o['shape']);
+    const t = gemms.find((r) => r.impl === 'pytorch' && r['shape'] === o['shape'] && (r['dtype'] ?? 'bfloat16') === (o['dtype'] ?? 'bfloat16'));
     const [uo, ut] = [o['us'] as number, t?.['us'] as number | undefined];
     const dims = `${String(o['m'])} × ${String(o['n'])} × ${String(o['k'])}, ${o['trans_a'] ? 'T' : 'N'}${o['trans_b'] ? 'T' : 'N'}`;
     const op = o['op'] === 'matmul' ? ', ORT MatMul on untransposed operands' : '';

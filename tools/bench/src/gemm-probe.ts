@@ -42,7 +42,8 @@ const { values } = parseArgs({
 });
 const ops = values.op.split(',');
 for (const o of ops) if (o !== 'gemm' && o !== 'matmul') throw new Error(`--op: expected gemm and/or matmul, got '${o}'`);
-const dtype = values.dtype === 'float16' || values.dtype === 'float32' ? values.dtype : 'bfloat16';
+if (!['bfloat16', 'float16', 'float32'].includes(values.dtype)) throw new Error(`--dtype: expected bfloat16, float16 or float32, got '${values.dtype}'`);
+const dtype = values.dtype as 'bfloat16' | 'float16' | 'float32';
 const device = values.device === 'cpu' ? ({ kind: 'cpu' } as const) : ({ kind: 'cuda', deviceId: 0 } as const);
 const runs = Number(values.runs);
 const only = values.only.split(',').filter((s) => s !== '');
