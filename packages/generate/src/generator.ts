@@ -235,22 +235,12 @@ export class Generator {
     if (typeof shared !== 'boolean') throw inputError({ field: 'sharedWeights' }, `must be true or false, got ${JSON.stringify(shared)}`);
     const sessionOpts: DeviceSessionOptions = { ...opts.session, device };
     const g = buildStepGraph(config, tensors, graph);
-    let step: DeviceSession;
-    let weights: Map<string, DeviceTensor> | null = null;
-    if (shared) {
-      const data = liftWeights(g, SHARED_MIN_BYTES, isWeightOf(config));
-      step = DeviceSession.create(serialize(g).model, sessionOpts);
-      weights = new Map();
-      try {
-        for (const [n, c] of data) weights.set(n, step.upload(c as HostTensor));
-      } catch (e) {
-        for (const t of weights.values()) t.release();
-        step.release();
-        throw e;
-      }
-    } else step = loadStepSession(g, tensors, sessionOpts, opts.workDir);
+    const lifted = shared ? liftWeights(g, SHARED_MIN_BYTES, isWeightOf(config)) : null;
+    const step = lifted !== null ? DeviceSession.create(serialize(g).model, sessionOpts) : loadStepSession(g, tensors, sessionOpts, opts.workDir);
+    const weights = lifted !== null ? new Map<string, DeviceTensor>() : null;
     let compact: DeviceSession;
     try {
+      for (const [n, c] of lifted ?? []) weights?.set(n, step.upload(c as HostTensor));
       compact = DeviceSession.create(serialize(buildCompactGraph(config, dtype)).model, sessionOpts);
     } catch (e) {
       for (const t of weights?.values() ?? []) t.release();

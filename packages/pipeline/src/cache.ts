@@ -25,7 +25,7 @@ import {
   computeHiddenLatents,
   computeLatents,
 } from '@latent-sft/phases';
-import { type HostTensor, ResidentSession } from '@latent-sft/runtime';
+import { ResidentSession } from '@latent-sft/runtime';
 import { type Tokenizer, padId } from '@latent-sft/tokenizer';
 import { type RunContext, recordOf, secondsSince } from './context.js';
 import { type PreparedData, checkFitsModel, prepareData } from './data.js';
@@ -266,20 +266,20 @@ async function writeCache(
     ...(lora !== undefined ? { lora: { ...lora, dropout: 0 } } : {}),
   });
   // The graph's weights are read one tensor at a time (the decoder's W alone, not the whole decoder) and
-  // uploaded once; they stay on the device, and each batch moves only its ids and masks (at 7B the float32
-  // encoder is 30 GB).
+  // uploaded once, passed straight in so that no host copy outlives the upload; they stay on the device, and
+  // each batch moves only its ids and masks (at 7B the float32 encoder is 30 GB).
   const specs = (prefix: string) => Object.fromEntries(graph.inputs.filter((i) => i.name.startsWith(prefix)).map((i) => [i.name, { dtype: i.dtype }]));
   const loraNames = new Set((adapter?.tensors ?? []).map((t) => `encoder.${t.name}`));
   const encSpecs = Object.fromEntries(Object.entries(specs('encoder.')).filter(([n]) => !loraNames.has(n)));
-  const resident: Record<string, HostTensor> = {
-    ...enc.readAs(encSpecs, 'encoder.'),
-    ...(adapter !== undefined ? toHost(adapter.tensors, 'encoder.') : {}),
-    ...(hidden ? {} : dec.readAs(specs('decoder.'), 'decoder.')), // hidden latents need no W
-  };
-  const session = ResidentSession.create(serialize(graph).model, resident, {
-    device: config.device === 'cuda' ? { kind: 'cuda' } : { kind: 'cpu' },
-  });
-  const weights = {};
+  const session = ResidentSession.create(
+    serialize(graph).model,
+    {
+      ...enc.readAs(encSpecs, 'encoder.'),
+      ...(adapter !== undefined ? toHost(adapter.tensors, 'encoder.') : {}),
+      ...(hidden ? {} : dec.readAs(specs('decoder.'), 'decoder.')), // hidden latents need no W
+    },
+    { device: config.device === 'cuda' ? { kind: 'cuda' } : { kind: 'cpu' } },
+  );
   const N = data.examples.length;
   const opts = { r: spec.compressionRate, compressId: dec.config.vocabSize, padId: padId(tok), ltim: spec.ltim };
   const startAt = manifest.chunks.length === 0 ? 0 : manifest.chunks[manifest.chunks.length - 1]!.end;
@@ -291,7 +291,7 @@ async function writeCache(
       const teachers: Array<TeacherLatents | HiddenTeacherLatents> = [];
       for (let b = start; b < end; b += config.batchSize) {
         const batch = data.examples.slice(b, Math.min(end, b + config.batchSize));
-        teachers.push(...(await (hidden ? computeHiddenLatents(session, weights, batch, opts) : computeLatents(session, weights, batch, opts))));
+        teachers.push(...(await (hidden ? computeHiddenLatents(session, {}, batch, opts) : computeLatents(session, {}, batch, opts))));
         progress.tick(batch.length);
       }
       const total = teachers.reduce((s, t) => s + t.m, 0);

@@ -250,9 +250,9 @@ function narrowGrad(g: Graph, gr: Tensor): Tensor {
 }
 
 /**
- * The update of every master from its gradient. With the fused optimizer, `guards` (the fused graph's loss;
- * none in the update graph, whose host checks the loss before running it) join the grad
- * norm in the skip guard: the fused AdamW changes nothing when either is not finite (globalNormFusedGraph), and every
+ * The update of every master from its gradient. With the fused optimizer, `loss` (the fused graph's;
+ * null in the update graph, whose host checks the loss before running it) joins the grad norm in the
+ * skip guard: the fused AdamW changes nothing when either is not finite (globalNormFusedGraph), and every
  * node of the forward becomes an ancestor of every update node (what in-place state needs: in-place.ts).
  */
 function applyUpdate(
@@ -260,7 +260,7 @@ function applyUpdate(
   o: StepGraphOptions,
   masters: Record<string, Tensor>,
   grads: Record<string, Tensor>,
-  guards: readonly Tensor[],
+  loss: Tensor | null,
   copy: 'bfloat16' | 'float16' | null = null,
 ): void {
   const fused = fusedParts(o.fused).optimizer ? o.optimizer.fusedUpdate : undefined;
@@ -269,7 +269,7 @@ function applyUpdate(
   if (fused !== undefined) {
     const names = Object.keys(masters);
     const raw = names.map((n) => narrowGrad(g, grads[n] as Tensor));
-    const { norm, coef } = globalNormFusedGraph(g, raw, o.clipNorm, guards);
+    const { norm, coef } = globalNormFusedGraph(g, raw, o.clipNorm, loss === null ? [] : [loss]);
     g.output(norm, 'grad_norm');
     names.forEach((n, i) => g.output(fused(g, masters[n] as Tensor, raw[i] as Tensor, coef, n, copy ?? undefined), `${n}.new`));
     return;
@@ -292,7 +292,7 @@ export function buildStepGraphs(o: StepGraphOptions, gradAccum: number, split = 
     const g = new Graph('train_step');
     const copy = weightCopyDtype(o, 1);
     const fb = forwardBackward(g, o, copy);
-    applyUpdate(g, o, fb.masters, fb.grads, [fb.loss], copy);
+    applyUpdate(g, o, fb.masters, fb.grads, fb.loss, copy);
     g.prune();
     return { fused: g, metrics: fb.metrics, recomputed: fb.recomputed };
   }
@@ -313,7 +313,7 @@ export function buildStepGraphs(o: StepGraphOptions, gradAccum: number, split = 
     const acc = ug.input(`acc.${n}`, s.dtype, s.shape);
     mean[n] = ug.div(acc, ug.scalar(gradAccum, s.dtype));
   }
-  applyUpdate(ug, o, masters, mean, []);
+  applyUpdate(ug, o, masters, mean, null);
   ug.prune();
   return { grad: gg, update: ug, metrics: fb.metrics, recomputed: fb.recomputed };
 }

@@ -322,8 +322,8 @@ export class Trainer {
   static async create(given: TrainerOptions, init: { trainable: Record<string, HostTensor>; frozen: Record<string, HostTensor> }): Promise<Trainer> {
     const t0 = performance.now();
     const { graphs, fused, optimizer, copyDtype, opts } = Trainer.plan(given);
-    const stateMode = Trainer.stateMode(opts, optimizer, fused, graphs, copyDtype !== null);
     const sessionOpts = stepSessionOptions(opts.device, opts.session);
+    const stateMode = Trainer.stateMode(opts, optimizer, fused, graphs, copyDtype !== null);
     // A warning when the fused AdamW could have updated in place but the graph check refused it.
     const unexpected = !stateMode.inPlace && opts.inPlaceState !== false && fused.optimizer && optimizer.fusedUpdate !== undefined;
     (opts.logger ?? silentLogger)[unexpected ? 'warn' : 'info'](
