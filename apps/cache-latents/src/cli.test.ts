@@ -1,6 +1,7 @@
 // cache-latents end to end on a random-init hidden-16 decoder and its resized encoder (no adapter):
 // chunked files + manifest (r, k, tokenizer sha, dataset count); --resume keeps verified chunks; a
-// changed r is refused in one line.
+// changed r is refused in one line. --compute float16 (the 16-bit path on the CPU) writes the same format,
+// read by phase 2's reader, with probabilities close to the float32 cache's.
 import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +57,31 @@ describe('cache-latents CLI', () => {
     );
     expect(e).toBeInstanceOf(UserError);
     expect((e as Error).message).toMatch(/made for other inputs \(r: 2 vs 3\)/);
+
+    // --compute float16: the weights read as float16 (this float32 checkpoint rounded once), computed in 16 bits;
+    // the same chunk format (phase 2's reader loads it) and record. The probabilities are a softmax over the
+    // k largest logits in sorted order, and the k largest values move by at most the largest logit error, so
+    // they compare position by position whatever ids near-ties swap: F16_PROBS (measured ≤ 1e-4 relative here).
+    const F16_PROBS = { rtol: 2e-3, atol: 1e-6 };
+    const at16 = args.map((a) => (a === join(dir, 'cache') ? join(dir, 'cache16') : a));
+    expect((await run([...at16, '--compute', 'float16'])).notes).toMatchObject({ examples: 5, chunks: 3, k: 4, compute: 'float16' });
+    expect(JSON.parse(readFileSync(join(dir, 'cache16/config.json'), 'utf8'))).toMatchObject({ config: { compute: 'float16' } });
+    const m32 = JSON.parse(readFileSync(join(dir, 'cache/manifest.json'), 'utf8')) as CacheManifest;
+    const m16 = JSON.parse(readFileSync(join(dir, 'cache16/manifest.json'), 'utf8')) as CacheManifest;
+    expect({ ...m16, chunks: m16.chunks.map((c) => c.file) }).toEqual({ ...m32, chunks: m32.chunks.map((c) => c.file) });
+    const [t32, t16] = [readLatentCache(join(dir, 'cache'), m32).teachers, readLatentCache(join(dir, 'cache16'), m16).teachers];
+    expect(t16.map((t) => [t.m, 'k' in t ? t.k : 0])).toEqual(t32.map((t) => [t.m, 'k' in t ? t.k : 0]));
+    t16.forEach((t, b) => {
+      if (!('probs' in t) || !('probs' in t32[b]!)) throw new Error('expected soft-topk teachers');
+      expect(t.probs).toBeInstanceOf(Float32Array);
+      expect(t.indices).toBeInstanceOf(Int32Array);
+      expect(Array.from(t.probs)).toBeAllclose(Array.from(t32[b].probs), F16_PROBS);
+    });
+    const bad = await run([...at16, '--compute', 'bf16']).then(
+      () => null,
+      (x: unknown) => x,
+    );
+    expect((bad as Error).message).toBe('Invalid values: Argument: compute, Given: "bf16", Choices: "float32", "float16", "bfloat16"');
 
     // Edited manifests: a chunk name outside the folder, a k or kind that the chunks' shapes contradict.
     const cache = join(dir, 'cache');

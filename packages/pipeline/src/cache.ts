@@ -9,6 +9,10 @@
 // `hidden` F32 [Σm,d], the encoder's final normed hidden state per latent (what phase 1 fed the decoder);
 // the manifest records `latent` ('soft-topk' | 'hidden'; absent in older caches = 'soft-topk'), k = 0
 // and the hidden size, and phase 2 refuses a cache of the other kind in one line.
+// compute float16 / bfloat16 (the 16-bit path, for large encoders): the graph declares the encoder's base
+// weights and W in that dtype, read per tensor by ModelDir.readAs (a checkpoint stored in it as stored,
+// others rounded once; no float32 copy of the model on the host, and on the device only W is widened, per
+// batch, for h·Wᵀ); the chunks keep their float32 / int32 format, so phase 2 reads them unchanged.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,7 +29,7 @@ import {
   computeHiddenLatents,
   computeLatents,
 } from '@latent-sft/phases';
-import { ResidentSession } from '@latent-sft/runtime';
+import { type HostTensor, ResidentSession } from '@latent-sft/runtime';
 import { type Tokenizer, padId } from '@latent-sft/tokenizer';
 import { type RunContext, recordOf, secondsSince } from './context.js';
 import { type PreparedData, checkFitsModel, prepareData } from './data.js';
@@ -263,20 +267,25 @@ async function writeCache(
   const graph = buildLatentCacheGraph(dec.config, {
     k: spec.topK,
     latent: hidden ? 'hidden' : 'soft',
+    compute: config.compute,
     ...(lora !== undefined ? { lora: { ...lora, dropout: 0 } } : {}),
   });
-  // The graph's weights are read one tensor at a time (the decoder's W alone, not the whole decoder) and
-  // uploaded once, passed straight in so that no host copy outlives the upload; they stay on the device, and
-  // each batch moves only its ids and masks (at 7B the float32 encoder is 30 GB).
+  // The graph's weights are read one tensor at a time (the decoder's W alone, not the whole decoder), each
+  // just before its upload (ResidentSession reads a function's tensor when it uploads it), so the host holds
+  // one weight at a time in the graph's dtype (16 bits at a 16-bit compute: as stored in a bf16
+  // checkpoint). They stay on the device; each batch moves only its ids and masks (7B: 15 GB in bf16, 30 GB
+  // in float32).
   const specs = (prefix: string) => Object.fromEntries(graph.inputs.filter((i) => i.name.startsWith(prefix)).map((i) => [i.name, { dtype: i.dtype }]));
+  const onDemand = (dir: ModelDir, names: Record<string, { dtype: string }>, prefix: string): Record<string, () => HostTensor> =>
+    Object.fromEntries(Object.entries(names).map(([n, s]) => [n, () => dir.readAs({ [n]: s }, prefix)[n]!]));
   const loraNames = new Set((adapter?.tensors ?? []).map((t) => `encoder.${t.name}`));
   const encSpecs = Object.fromEntries(Object.entries(specs('encoder.')).filter(([n]) => !loraNames.has(n)));
   const session = ResidentSession.create(
     serialize(graph).model,
     {
-      ...enc.readAs(encSpecs, 'encoder.'),
+      ...onDemand(enc, encSpecs, 'encoder.'),
       ...(adapter !== undefined ? toHost(adapter.tensors, 'encoder.') : {}),
-      ...(hidden ? {} : dec.readAs(specs('decoder.'), 'decoder.')), // hidden latents need no W
+      ...(hidden ? {} : onDemand(dec, specs('decoder.'), 'decoder.')), // hidden latents need no W
     },
     { device: config.device === 'cuda' ? { kind: 'cuda' } : { kind: 'cpu' } },
   );
@@ -339,6 +348,7 @@ async function writeCache(
       computed: N - startAt,
       chunks: manifest.chunks.length,
       latent: spec.kind,
+      compute: config.compute,
       k: identity.k,
       compressionRate: spec.compressionRate,
       ...(N > startAt ? { meanLatents: slots / (N - startAt) } : {}),

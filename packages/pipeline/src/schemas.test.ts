@@ -39,6 +39,19 @@ describe('phase app schemas', () => {
     }
   });
 
+  it('cache-latents takes --compute float32 (default) | float16 | bfloat16 (CUDA only); other values are one-line errors naming the flag', () => {
+    const base = { out: 'o', encoder: 'e', decoder: 'd' };
+    expect(loadConfig({ schema: cacheLatentsConfig, overrides: base }).compute).toBe('float32');
+    expect(loadConfig({ schema: cacheLatentsConfig, overrides: { ...base, compute: 'float16' } }).compute).toBe('float16');
+    expect(loadConfig({ schema: cacheLatentsConfig, overrides: { ...base, compute: 'bfloat16', device: 'cuda' } }).compute).toBe('bfloat16');
+    expect(() => loadConfig({ schema: cacheLatentsConfig, overrides: { ...base, compute: 'bf16' } })).toThrow(
+      /^flag '--compute': Invalid option: expected one of "float32"\|"float16"\|"bfloat16"$/,
+    );
+    expect(() => loadConfig({ schema: cacheLatentsConfig, overrides: { ...base, compute: 'bfloat16' } })).toThrow(
+      "flag '--compute': bfloat16 needs --device cuda (ONNX Runtime's CPU provider lacks bfloat16 kernels: MatMul, Mul); use float16 or float32 on the CPU",
+    );
+  });
+
   it('every resumable app takes --allowConfigChange (default false)', () => {
     for (const schema of [cotSftConfig, phase1EncoderConfig, cacheLatentsConfig, phase2Config]) {
       expect(schema.fields.find((f) => f.path === 'allowConfigChange')).toMatchObject({ type: 'boolean', defaultValue: false });

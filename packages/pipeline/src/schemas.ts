@@ -228,20 +228,31 @@ export const mergeLoraSchema = z.object({
 export const mergeLoraConfig = defineConfig(mergeLoraSchema);
 
 /** cache-latents: top-k teacher distributions of the union encoder over the training set. */
-export const cacheLatentsSchema = z.object({
-  out,
-  allowConfigFields,
-  encoder: z.string().min(1).describe('merged step-1 encoder (HF folder, vocabulary V+1)'),
-  adapter: z.string().optional().describe('union encoder adapter (phase1 union output lora_adapter/encoder_weight); omit for a merged encoder'),
-  decoder: z.string().min(1).describe('decoder whose input embedding W scores the latents (M1 or the step-2 decoder; holds the tokenizer)'),
-  latent: latentSpecSchema,
-  data: dataSchema,
-  batchSize: z.number().int().positive().default(8).describe('examples per forward'),
-  chunkSize: z.number().int().positive().default(16).describe('examples per chunk file'),
-  device,
-  resume,
-  allowConfigChange,
-});
+export const cacheLatentsSchema = z
+  .object({
+    out,
+    allowConfigFields,
+    encoder: z.string().min(1).describe('merged step-1 encoder (HF folder, vocabulary V+1)'),
+    adapter: z.string().optional().describe('union encoder adapter (phase1 union output lora_adapter/encoder_weight); omit for a merged encoder'),
+    decoder: z.string().min(1).describe('decoder whose input embedding W scores the latents (M1 or the step-2 decoder; holds the tokenizer)'),
+    latent: latentSpecSchema,
+    data: dataSchema,
+    batchSize: z.number().int().positive().default(8).describe('examples per forward'),
+    chunkSize: z.number().int().positive().default(16).describe('examples per chunk file'),
+    compute: z
+      .enum(['float32', 'float16', 'bfloat16'])
+      .default('float32')
+      .describe(
+        'compute dtype of the encoder: float16 / bfloat16 keep its weights and W in that dtype (a 16-bit checkpoint read as stored) and compute as phase 1 does at that dtype; the cache stays float32 (bfloat16: CUDA only)',
+      ),
+    device,
+    resume,
+    allowConfigChange,
+  })
+  .refine((c) => c.compute !== 'bfloat16' || c.device === 'cuda', {
+    path: ['compute'],
+    message: "bfloat16 needs --device cuda (ONNX Runtime's CPU provider lacks bfloat16 kernels: MatMul, Mul); use float16 or float32 on the CPU",
+  });
 export const cacheLatentsConfig = defineConfig(cacheLatentsSchema);
 
 /** phase2: CE + KL from the cached teachers; new LoRA on M1; merged M2. */

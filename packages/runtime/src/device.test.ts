@@ -277,7 +277,7 @@ describe('sessions and IO binding', () => {
     expect(b.output('state_out').download()).toEqual(new BigInt64Array([11n, -18n, (1n << 40n) + 1n]));
   });
 
-  it('ResidentSession: the resident input uploaded once, each run moves only its feeds; the same result as Session; one-line errors', async () => {
+  it('ResidentSession: the resident input uploaded once (also read on demand), each run moves only its feeds; the same result as Session; one-line errors', async () => {
     const b = { dtype: 'float32' as const, dims: [3, 2], data: Float32Array.of(1, 2, 3, 4, 5, 6) };
     const rs = ResidentSession.create(matMulModel('batch', 3, 2), { b });
     const plain = await Session.create(matMulModel('batch', 3, 2));
@@ -288,6 +288,21 @@ describe('sessions and IO binding', () => {
         const got = await rs.run({ a }, ['y']);
         expect(transferStats().hostToDeviceBytes - before).toBe(rows * 3 * 4); // only `a` went up
         expect(got.y).toEqual((await plain.run({ a, b }, ['y'])).y);
+      }
+      // A function value is read once, at its upload (weights read one at a time): the same results.
+      let reads = 0;
+      const lazy = ResidentSession.create(matMulModel('batch', 3, 2), {
+        b: () => {
+          reads++;
+          return b;
+        },
+      });
+      try {
+        const a = { dtype: 'float32' as const, dims: [2, 3], data: Float32Array.of(1, -2, 3, 0.5, 4, -1) };
+        expect((await lazy.run({ a }, ['y'])).y).toEqual((await rs.run({ a }, ['y'])).y);
+        expect(reads).toBe(1);
+      } finally {
+        await lazy.release();
       }
       await expect(rs.run({ b }, ['y'])).rejects.toThrow(/feeds\.b.*resident input/);
       expect(() => ResidentSession.create(matMulModel('batch', 3, 2), { w: b })).toThrow(/input 'w'.*no such input/);

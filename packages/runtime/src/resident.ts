@@ -14,14 +14,18 @@ export class ResidentSession {
     private readonly resident: Map<string, DeviceTensor>,
   ) {}
 
-  /** Loads `model` and uploads `resident` (inputs by name) once. */
-  static create(model: Uint8Array, resident: Readonly<Record<string, HostTensor>>, opts: DeviceSessionOptions = {}): ResidentSession {
+  /**
+   * Loads `model` and uploads `resident` (inputs by name) once. A value may be a function that reads the
+   * tensor: it is called just before its upload, so the host holds one such tensor at a time (weights read
+   * from files one by one, not the whole model at once).
+   */
+  static create(model: Uint8Array, resident: Readonly<Record<string, HostTensor | (() => HostTensor)>>, opts: DeviceSessionOptions = {}): ResidentSession {
     const session = DeviceSession.create(model, opts);
     const held = new Map<string, DeviceTensor>();
     try {
       for (const [n, t] of Object.entries(resident)) {
         session.input(n); // a name the model lacks: one line listing its inputs
-        held.set(n, session.upload(t));
+        held.set(n, session.upload(typeof t === 'function' ? t() : t));
       }
     } catch (e) {
       for (const t of held.values()) t.release();
