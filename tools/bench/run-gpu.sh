@@ -4,12 +4,12 @@
 #   bash tools/device/build-app.sh tools/bench/src/{train-bench,phase-bench,forward-1b,runtime-probe,fused-check,table,decode-probe,random-checkpoint,gemm-probe}.ts \
 #        packages/generate/bench/generate-bench.ts apps/cache-latents/src/main.ts=cache-latents   # here
 #   bash tools/bench/run-gpu.sh [anchors] [core] [train] [train-torch] [gen] [7b] [7b-torch] [7b-gen] [7b-cache] \
-#        [check] [lora] [p1] [p2] [static] [7b-latent] [gemm] [profile-1b] [ckpt7] > bench.log   # there
+#        [check] [flash] [lora] [p1] [p2] [static] [7b-latent] [gemm] [profile-1b] [ckpt7] > bench.log   # there
 #   node /root/app/dist/table.mjs bench.log
 # (no argument: train, train-torch and gen; 7b: the DeepSeek-R1-Distill-Qwen-7B-shape phase steps and full
 # fine-tuning; 7b-torch: their PyTorch/PEFT anchors; 7b-gen: generation at 7B beside HF; 7b-cache:
 # cache-latents at 7B through the app; check: fused-check alone; lora, p1, p2, profile-1b: a LoRA / phase comparison
-# and per-node GPU profiles (CUDA_LAUNCH_BLOCKING=1); static: the 1B steps at fixed shapes; 7b-latent: latent generation at 7B; gemm: ORT's Gemm vs torch.matmul; ckpt7: the 7B checkpoints written on the host, for a second lane).
+# and per-node GPU profiles (CUDA_LAUNCH_BLOCKING=1); static: the 1B steps at fixed shapes; flash: FlashAttention's GPU check and the steps with it; 7b-latent: latent generation at 7B; gemm: ORT's Gemm vs torch.matmul; ckpt7: the 7B checkpoints written on the host, for a second lane).
 # Ours and the PyTorch anchor (tools/reference/bench_torch.py) run on the same GPU of one lease, one after
 # another, on identical configs (tools/bench/lanes-gpu.sh runs sections as lanes, one per GPU); each
 # command's peak GPU memory is sampled with nvidia-smi on PEAK_GPU (default 0).
@@ -117,16 +117,29 @@ for r in bf16-fused-ckpt bf16-fused; do peak python3 tools/reference/bench_torch
 fi
 if want 7b-cache; then
 while [ -f /root/q7.writing ]; do sleep 5; done
-# cache-latents at 7B through the app (issue 20): a random step-1 encoder (vocabulary V + 1) over 256
+# cache-latents at 7B through the app (issue 20), in bf16 (--compute: the weights read and uploaded as stored): a random step-1 encoder (vocabulary V + 1) over 256
 # GSM8k-Aug training examples, teachers scored by the decoder's embedding (/root/q7 of the 7b-gen section).
 [ -f /root/q7/tokenizer.json ] || peak node $A/random-checkpoint.mjs /root/q7 --model r1-distill-qwen-7b --tokenizer qwen3
 [ -f /root/q7enc/tokenizer.json ] || peak node $A/random-checkpoint.mjs /root/q7enc --model r1-distill-qwen-7b --tokenizer qwen3 --encoder
 rm -rf /root/cache7
-peak node $A/cache-latents.mjs --encoder /root/q7enc --decoder /root/q7 --data.source gsm8k-aug --data.count 256 --data.dataDir ${DATA_DIR:-data} --batchSize 16 --chunkSize 64 --device cuda --out /root/cache7
+peak node $A/cache-latents.mjs --encoder /root/q7enc --decoder /root/q7 --data.source gsm8k-aug --data.count 256 --data.dataDir ${DATA_DIR:-data} --batchSize 16 --chunkSize 64 --device cuda --compute bfloat16 --out /root/cache7
 fi
 if want train; then node $A/runtime-probe.mjs --device cuda; fi
 if want check; then
 node $A/fused-check.mjs ${CHECK_ONLY:+--only $CHECK_ONLY} | grep -E 'time|done|"ok":false'   # the fused kernels: CUDA vs CPU, then timings (CHECK_ONLY=a,b: some)
+fi
+if want flash; then
+# FlashAttention (FusedParts.attention, opt-in until this section has run): its kernels' GPU check (CUDA vs CPU)
+# and time, then the 1B LoRA and full steps and phase 2 at 1B and 7B without and with it, beside the PEFT and
+# PyTorch anchors. The BENCH lines' losses of each pair must agree within bf16 rounding.
+node $A/fused-check.mjs --only flash-attention,flash-time | grep -E 'flash|done'
+peak python3 tools/reference/bench_torch.py --which lora --recipes peft-fused --steps 10
+for f in optimizer,softmax,rmsnorm,swiglu,dropout,ce optimizer,softmax,rmsnorm,swiglu,dropout,ce,attention; do peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --frozen bfloat16 --fused $f; done
+peak python3 tools/reference/bench_torch.py --which train --recipes bf16-fused --steps 10
+for f in optimizer,softmax,rmsnorm,swiglu,dropout,ce optimizer,softmax,rmsnorm,swiglu,dropout,ce,attention; do peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused $f; done
+for a in "" --attention; do peak node $A/phase-bench.mjs --device cuda --which phase2 --batch 8 --steps 5 --frozen bfloat16 $a; done
+peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
+for a in "" --attention; do peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16 $a; done
 fi
 if want lora; then
 # Issue 18's LoRA step (1.2x PEFT asked), the base in bf16 as PEFT keeps it: the fused seeded dropout (default)

@@ -260,6 +260,19 @@ export const gradRules: { readonly [P in DifferentiableOp]: GradRule<P> } = {
     const [x, m] = [c.x[0] as Tensor, c.x[1] as Tensor];
     return [c.g.op1('MaskedSoftmaxGrad', [d, x, m, c.y[1] as Tensor], c.attrs.scale !== undefined ? { scale: c.attrs.scale } : {}), null];
   },
+  // latent_sft fused attention (fusions.ts fuseFlashAttention): dQ, dK, dV by the fused backward op, which
+  // recomputes the probabilities from Q, K, M and the row stats; no gradient for the mask. The stats output
+  // is read by the backward only.
+  FlashAttention: (c) => {
+    if (c.dy[1] !== null && c.dy[1] !== undefined) throw new Error('FlashAttention: its stats output has no gradient');
+    if (c.needs[3]) throw new Error('FlashAttention: the mask has no gradient (it must not depend on a parameter)');
+    const d = c.dy[0];
+    if (d === null || d === undefined || (!c.needs[0] && !c.needs[1] && !c.needs[2])) return [null, null, null, null];
+    const [q, k, v, m] = c.x as [Tensor, Tensor, Tensor, Tensor];
+    const attrs = c.attrs.scale !== undefined ? { scale: c.attrs.scale, rep: c.attrs.rep } : { rep: c.attrs.rep };
+    const [dq, dk, dv] = c.g.op('FlashAttentionGrad', [d, q, k, v, m, c.y[0] as Tensor, c.y[1] as Tensor], attrs) as [Tensor, Tensor, Tensor, Tensor];
+    return [c.needs[0] ? dq : null, c.needs[1] ? dk : null, c.needs[2] ? dv : null, null];
+  },
   // latent_sft fused RMSNorm (fusions.ts): dX and the dW partials by the fused backward op, dW summed here.
   RMSNorm: (c) => {
     const d = c.dy[0];

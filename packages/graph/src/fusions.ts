@@ -5,7 +5,18 @@
 //   Cast(Softmax(Add(Cast(x16 → f32) [· scale], mask_f32), axis −1) → x16's dtype)
 // becomes MaskedSoftmax(x16, mask){scale}: the same float32 arithmetic without the float32 [.., T, S]
 // tensors (the Cast, the Add, the Softmax output kept for the backward), and a backward that recomputes
-// the probabilities from x16 and the row statistics instead of reading a saved float32 copy.
+// the probabilities from x16 and the row statistics instead of reading a saved float32 copy. The replaced
+// float32 chain is removed at once (the other rewrites leave theirs to the next prune), so x16's only
+// use is the MaskedSoftmax, as fuseFlashAttention expects.
+//
+// fuseFlashAttention (after fuseMaskedSoftmax): the 16-bit attention that the decoder writes as
+//   rows = MatMul(q4, Transpose(k, [0, 1, 3, 2]))          q4 = Reshape(q5) [B, G, rep·T, hd], k [B, G, S, hd]
+//   probs = MaskedSoftmax(Reshape(rows → [B, G, rep, T, S]), mask){scale}
+//   ctx4 = MatMul(Reshape(probs → [B, G, rep·T, S]), v)    v [B, G, S, hd]
+// becomes ctx4 = FlashAttention(q4, k, v, mask){scale, rep}: the scores and probabilities [B, G, rep·T, S]
+// are never written (each row's softmax runs over key blocks in float32), and the backward
+// (FlashAttentionGrad) recomputes them block by block from q, k, the mask and the row statistics. Optionally
+// only for the head sizes a kernel supports (`headDims`: the CUDA kernel's 64 and 128).
 //
 // fuseRmsNorm: the 16-bit RMSNorm that the decoder writes as (HF's LlamaRMSNorm)
 //   Mul(w16, Cast(Div(xf, Sqrt(Add(ReduceMean(Mul(xf, xf), [-1]), ε))) → 16-bit)),  xf = Cast(x16 → f32)
@@ -24,7 +35,7 @@
 // tensors and two Muls per LoRA module, and a backward that recomputes the mask from the tables instead
 // of keeping it.
 import { f16BitsToNumber } from './dtype.js';
-import type { Graph, Node } from './graph.js';
+import type { Dim, Graph, Node, Tensor } from './graph.js';
 import { normAxis } from './ops.js';
 
 /** Use counts (graph outputs count) and producers of every value of `g` (also linear-cross-entropy.ts). */
@@ -62,11 +73,13 @@ export function fuseMaskedSoftmax(g: Graph): number {
       const mask = g.value(add.inputs[mi] as string);
       let scale = 1;
       let p = producer.get(scoresName);
+      const chain: Node[] = [sm, add];
       if (p !== undefined && p.op === 'Mul' && single(scoresName)) {
         const k = p.inputs.findIndex((n) => constantScalar(g, n) !== undefined);
         if (k < 0) continue;
         scale = constantScalar(g, p.inputs[k] as string) as number;
         scoresName = p.inputs[1 - k] as string;
+        chain.push(p);
         p = producer.get(scoresName);
       }
       if (p === undefined || p.op !== 'Cast' || !single(scoresName)) continue;
@@ -79,9 +92,70 @@ export function fuseMaskedSoftmax(g: Graph): number {
       if (!mask.shape.every((d, i) => d === 1 || d === x.shape[lead + i] || (typeof d !== 'number' && x.shape[lead + i] !== 1))) continue;
       if (!x.shape.every((d, i) => d === probs.shape[i])) continue;
       g.replaceNode(cast, 'MaskedSoftmax', [x, mask], scale === 1 ? {} : { scale });
+      // The float32 chain fed only the replaced Cast: gone now, so x keeps one use (fuseFlashAttention's match).
+      g.removeNodes([...chain, p]);
       count++;
       break;
     }
+  }
+  return count;
+}
+
+/**
+ * Rewrites every matching attention of `g` (see the file header) into FlashAttention; run after
+ * fuseMaskedSoftmax (it matches the MaskedSoftmax that one makes). `headDims`: rewrite only heads of
+ * these sizes (default: any). The dead nodes go with the next prune. Returns how many.
+ */
+export function fuseFlashAttention(g: Graph, opts: { headDims?: readonly number[] } = {}): number {
+  const { uses, producer } = useMap(g);
+  const made = (name: string | undefined, op: string): Node | undefined => {
+    const p = name === undefined ? undefined : producer.get(name);
+    return p !== undefined && p.op === op && uses.get(p.outputs[0] as string) === 1 ? p : undefined;
+  };
+  const clash = (a: Dim | undefined, b: Dim | undefined) => typeof a === 'number' && typeof b === 'number' && a !== b;
+  let count = 0;
+  for (const mm of [...g.nodes]) {
+    if (mm.op !== 'MatMul') continue;
+    // ctx4 = MatMul(Reshape(probs), v); probs = MaskedSoftmax(x5, mask) whose stats nothing reads (yet).
+    const pr = made(mm.inputs[0], 'Reshape');
+    const ms = made(pr?.inputs[0], 'MaskedSoftmax');
+    if (pr === undefined || ms === undefined || (uses.get(ms.outputs[1] as string) ?? 0) !== 0) continue;
+    // x5 = Reshape(rows), rows = MatMul(q4, Transpose(k, [0, 1, 3, 2])), q4 = Reshape(q5).
+    const r5 = made(ms.inputs[0], 'Reshape');
+    const qk = made(r5?.inputs[0], 'MatMul');
+    const kt = made(qk?.inputs[1], 'Transpose');
+    const r4 = made(qk?.inputs[0], 'Reshape');
+    if (r5 === undefined || qk === undefined || kt === undefined || r4 === undefined) continue;
+    const perm = kt.attrs['perm'] as readonly number[] | undefined;
+    if (perm === undefined || perm.join() !== '0,1,3,2') continue;
+    const [q5, q4, k, v, x5, mask, ctx] = [r4.inputs[0], qk.inputs[0], kt.inputs[0], mm.inputs[1], ms.inputs[0], ms.inputs[1], mm.outputs[0]].map((n) =>
+      g.value(n as string),
+    ) as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
+    const dtype = q4.dtype;
+    if ((dtype !== 'bfloat16' && dtype !== 'float16') || k.dtype !== dtype || v.dtype !== dtype) continue;
+    if (q5.rank !== 5 || q4.rank !== 4 || k.rank !== 4 || v.rank !== 4 || x5.rank !== 5 || ctx.rank !== 4) continue;
+    const [rep, hd] = [x5.shape[2], q4.shape[3]];
+    if (typeof rep !== 'number' || rep < 1 || typeof hd !== 'number' || k.shape[3] !== hd || v.shape[3] !== hd) continue;
+    if (opts.headDims !== undefined && !opts.headDims.includes(hd)) continue;
+    // The Reshapes only split / merge the row axis: q5 [B, G, rep, T, hd], x5 [B, G, rep, T, S], probs as
+    // [B, G, rep·T, S] (symbolic dims are taken on trust; the kernel checks the shapes at run time).
+    const [B, G, T, S] = [x5.shape[0], x5.shape[1], x5.shape[3], x5.shape[4]];
+    const N = typeof T === 'number' ? rep * T : undefined;
+    const pr4 = g.value(pr.outputs[0] as string);
+    const want: ReadonlyArray<[Tensor, ReadonlyArray<Dim | undefined>]> = [
+      [q5, [B, G, rep, T, hd]],
+      [q4, [B, G, N, hd]],
+      [k, [B, G, S, hd]],
+      [v, [B, G, S, hd]],
+      [pr4, [B, G, N, S]],
+    ];
+    if (want.some(([t, dims]) => t.shape.some((d, i) => clash(d, dims[i])))) continue;
+    // The mask broadcasts to [B, G, rep, T, S] without growing it (fuseMaskedSoftmax's rule).
+    if (mask.dtype !== 'float32' || mask.rank !== 5) continue;
+    if (!mask.shape.every((d, i) => d === 1 || d === x5.shape[i] || (typeof d !== 'number' && x5.shape[i] !== 1))) continue;
+    const scale = (ms.attrs['scale'] as number | undefined) ?? 1;
+    g.replaceNode(mm, 'FlashAttention', [q4, k, v, mask], { scale, rep });
+    count++;
   }
   return count;
 }

@@ -1,5 +1,6 @@
 // Builder tests: shape/dtype inference, build-time errors naming op and shapes, folding of static
-// shape arithmetic, pruning, serialization determinism and external-data weights loaded by ORT.
+// shape arithmetic, pruning, the rewrites' node replacement and removal, serialization determinism and
+// external-data weights loaded by ORT.
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,6 +68,27 @@ describe('shape inference', () => {
     g.output(g.neg(x), 'y');
     g.prune();
     expect(g.nodes.map((n) => n.op)).toEqual(['Neg', 'Identity']);
+  });
+
+  it('replaceNode takes a symbolic dim for another symbol or a size, not another size; removeNodes refuses a node still read', () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', [2, 'n']);
+    const flat = g.reshape(x, [2, -1]); // [2, a fresh symbol]
+    const a = g.neg(x); // [2, n]
+    g.output(g.exp(a), 'out');
+    expect(flat.shape[1]).not.toBe('n');
+    const [b] = g.replaceNode(g.producer(a.name)!, 'Neg', [flat]);
+    expect(g.nodes.find((n) => n.op === 'Exp')!.inputs).toEqual([b!.name]);
+    expect(() => g.removeNodes([g.producer(flat.name)!])).toThrow(/removeNodes: 'Neg_\d+' still reads 'Reshape_\d+_out'/);
+    const unused = g.producer(g.sqrt(x).name)!;
+    g.removeNodes([unused]);
+    expect(g.nodes.map((n) => n.op)).toEqual(['Reshape', 'Neg', 'Exp', 'Identity']);
+    const h = new Graph();
+    const hx = h.neg(h.input('x', 'float32', [2, 'n']));
+    h.output(h.exp(hx), 'out');
+    expect(() => h.replaceNode(h.producer(hx.name)!, 'Neg', [h.input('z', 'float32', [3, 'n'])])).toThrow(
+      /replaceNode: output 0 of Neg is float32\[3, n\], '.*' is float32\[2, n\]/,
+    );
   });
 });
 

@@ -316,8 +316,9 @@ export class Graph {
   /**
    * Replaces node `old` by a new `type` node at the same place in the order (graph rewrites such as
    * fusions.ts): the new node's first outputs take over every use of `old`'s outputs, which must have the
-   * same dtypes and shapes and must not be graph outputs. The nodes that fed only `old` stay until
-   * `prune`. Returns the new node's outputs.
+   * same dtypes, ranks and static dims (a symbolic dim may have another symbol, or a size: the new node's
+   * shapes are inferred from its own inputs, e.g. a row count that a Reshape to -1 left symbolic) and must
+   * not be graph outputs. The nodes that fed only `old` stay until `prune`. Returns the new node's outputs.
    */
   replaceNode<P extends OpType>(old: Node, type: P, inputs: readonly Input[], attrs: OpAttrs[P] = {} as OpAttrs[P]): Tensor[] {
     const at = this.nodes.indexOf(old);
@@ -329,7 +330,8 @@ export class Graph {
     const rename = new Map<string, string>();
     old.outputs.forEach((name, k) => {
       const [a, b] = [this.value(name), outs[k] as Tensor];
-      if (a.dtype !== b.dtype || a.rank !== b.rank || !a.shape.every((d, i) => d === b.shape[i])) {
+      const fits = (d: Dim, e: Dim | undefined) => typeof d !== 'number' || typeof e !== 'number' || d === e;
+      if (a.dtype !== b.dtype || a.rank !== b.rank || !a.shape.every((d, i) => fits(d, b.shape[i]))) {
         throw new Error(`replaceNode: output ${k} of ${type} is ${b.dtype}${b.shapeText}, '${name}' is ${a.dtype}${a.shapeText}`);
       }
       if (this.outputs.some((o) => o.name === name)) throw new Error(`replaceNode: '${name}' is a graph output`);
@@ -383,6 +385,25 @@ export class Graph {
     const renamed = added.map((n) => ({ ...n, inputs: n.inputs.map((x) => rename.get(x) ?? x), outputs: n.outputs.map((x) => rename.get(x) ?? x) }));
     for (const n of renamed) for (const o of n.outputs) this.producers.set(o, n);
     this.nodes.splice(at, 1, ...renamed);
+  }
+
+  /**
+   * Removes the nodes `dead` (a rewrite's replaced chain, so that a later rewrite sees only the uses that
+   * remain); throws when another node still reads one of their outputs or it is a graph output.
+   */
+  removeNodes(dead: readonly Node[]): void {
+    const gone = new Set(dead.map((n) => n.name)); // by name: a rewrite may have replaced a node object by a copy
+    const outs = new Set(dead.flatMap((n) => n.outputs));
+    for (const n of this.nodes) {
+      if (gone.has(n.name)) continue;
+      const read = n.inputs.find((x) => outs.has(x));
+      if (read !== undefined) throw new Error(`removeNodes: '${n.name}' still reads '${read}'`);
+    }
+    const out = this.outputs.find((o) => outs.has(o.name));
+    if (out !== undefined) throw new Error(`removeNodes: '${out.name}' is a graph output`);
+    const kept = this.nodes.filter((n) => !gone.has(n.name));
+    if (kept.length !== this.nodes.length - gone.size) throw new Error(`removeNodes: not every node is in graph '${this.name}'`);
+    this.nodes.splice(0, this.nodes.length, ...kept);
   }
 
   /** `op` for ops with exactly one output. */

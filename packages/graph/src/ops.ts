@@ -71,6 +71,8 @@ export interface OpAttrs {
   SumSquares: NoAttrs;
   MaskedSoftmax: { scale?: number };
   MaskedSoftmaxGrad: { scale?: number };
+  FlashAttention: { scale?: number; rep: number };
+  FlashAttentionGrad: { scale?: number; rep: number };
   RMSNorm: { epsilon: number };
   RMSNormGrad: NoAttrs;
   SwiGLU: NoAttrs;
@@ -107,6 +109,8 @@ export const customOpDomains: { readonly [P in OpType]?: string } = {
   SumSquares: 'latent_sft',
   MaskedSoftmax: 'latent_sft',
   MaskedSoftmaxGrad: 'latent_sft',
+  FlashAttention: 'latent_sft',
+  FlashAttentionGrad: 'latent_sft',
   RMSNorm: 'latent_sft',
   RMSNormGrad: 'latent_sft',
   SwiGLU: 'latent_sft',
@@ -149,6 +153,7 @@ export type NonDifferentiableOp =
   | 'AdamWCopy'
   | 'SumSquares'
   | 'MaskedSoftmaxGrad'
+  | 'FlashAttentionGrad'
   | 'RMSNormGrad'
   | 'SwiGLUGrad'
   | 'SwiGLUPacked'
@@ -182,6 +187,7 @@ export const nonDifferentiableOps: { readonly [P in NonDifferentiableOp]: true }
   AdamWCopy: true,
   SumSquares: true,
   MaskedSoftmaxGrad: true,
+  FlashAttentionGrad: true,
   RMSNormGrad: true,
   SwiGLUGrad: true,
   SwiGLUPacked: true,
@@ -227,6 +233,7 @@ export const attrKinds: { readonly [K in AllAttrNames]: 'int' | 'float' | 'ints'
   local_window_size: 'int',
   offset: 'int',
   k: 'int',
+  rep: 'int',
   vocab: 'int',
   chunk: 'int',
   weight_grad: 'int',
@@ -379,6 +386,8 @@ export function opOutputCount(op: OpType, nSplit?: number): number {
   if (op === 'AdamWCopy') return 4;
   if (op === 'MaskedSoftmax' || op === 'RMSNorm' || op === 'RMSNormGrad' || op === 'SwiGLUGrad' || op === 'LinearLogProb' || op === 'LinearLogProbGrad')
     return 2;
+  if (op === 'FlashAttention') return 2;
+  if (op === 'FlashAttentionGrad') return 4;
   if (op === 'GroupQueryAttention' || op === 'DecodeAttention') return 3;
   if (op === 'VocabTopK') return 5;
   if (op === 'Split') return nSplit ?? 1;
@@ -761,6 +770,51 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
       throw new Error(`stats must be float32 [..., 2], got ${st.dtype}${st.shapeText}`);
     return [{ dtype: x.dtype, shape: [...x.shape] }];
   },
+  // Q [B, G, N, D] (N = rep·T: row r·T + t is query position t of the r-th query head of KV head g), K, V
+  // [B, G, S, D] (one float dtype), M float32 [B|1, G|1, rep|1, T|1, S|1] → O [B, G, N, D] = softmax over s
+  // of (scale·q·k_s + M[b, g, r, t, s]) applied to V, in Q's dtype (float32 inside, no [.., T, S] tensor),
+  // and stats [B, G, N, 2] float32 = (row max, row Σ exp(z − max)) for the backward
+  // (runtime/native/src/ops/flash_attention.cc; fusions.ts fuseFlashAttention).
+  FlashAttention: (g, inputs, attrs) => {
+    arity(inputs, 4);
+    const [q, k, v, m] = [0, 1, 2, 3].map((i) => need(inputs, i, ['Q', 'K', 'V', 'M'][i] as string)) as [Tensor, Tensor, Tensor, Tensor];
+    checkFlashAttention(q, k, v, m, attrs.rep);
+    return [
+      { dtype: q.dtype, shape: [...q.shape] },
+      { dtype: 'float32', shape: [...q.shape.slice(0, 3), 2] },
+    ];
+  },
+  // dO, Q, K, V, M, O, stats → dQ, dK, dV (Q's, K's, V's dtype and shape; P recomputed from Q, K, M and
+  // stats; dK, dV summed over the rep query heads of each KV head) and the workspace Dsum [B, G, N] float32
+  // (Σ_d dO·O per row; nothing reads it). M gets no gradient.
+  FlashAttentionGrad: (g, inputs, attrs) => {
+    arity(inputs, 7);
+    const [dO, q, k, v, m, o, st] = [0, 1, 2, 3, 4, 5, 6].map((i) => need(inputs, i, ['dO', 'Q', 'K', 'V', 'M', 'O', 'stats'][i] as string)) as [
+      Tensor,
+      Tensor,
+      Tensor,
+      Tensor,
+      Tensor,
+      Tensor,
+      Tensor,
+    ];
+    checkFlashAttention(q, k, v, m, attrs.rep);
+    for (const [t, what] of [
+      [dO, 'dO'],
+      [o, 'O'],
+    ] as const) {
+      if (t.dtype !== q.dtype || t.rank !== 4 || t.shape.some((d, i) => clash(d, q.shape[i] as Dim)))
+        throw new Error(`${what} must have Q's dtype and shape (${q.dtype}${q.shapeText}), got ${t.dtype}${t.shapeText}`);
+    }
+    if (st.dtype !== 'float32' || st.rank !== 4 || st.shape[3] !== 2 || st.shape.slice(0, 3).some((d, i) => clash(d, q.shape[i] as Dim)))
+      throw new Error(`stats must be float32 [B, G, N, 2] over Q's rows (${q.shapeText}), got ${st.dtype}${st.shapeText}`);
+    return [
+      { dtype: q.dtype, shape: [...q.shape] },
+      { dtype: k.dtype, shape: [...k.shape] },
+      { dtype: v.dtype, shape: [...v.shape] },
+      { dtype: 'float32', shape: q.shape.slice(0, 3) },
+    ];
+  },
   // X [..., D], W [D] (one float dtype) → Y = W ⊙ round(X·r) (float32 inside, each product rounded to
   // X's dtype as HF's LlamaRMSNorm does) and R [...] = r = 1/√(mean(X²) + ε), float32, for the backward.
   RMSNorm: (g, inputs, attrs) => {
@@ -1095,6 +1149,35 @@ function checkSoftmaxMask(x: Tensor, m: Tensor): void {
     if (d !== 1 && !dimEq(d, xd) && !(typeof d === 'string' || typeof xd === 'string'))
       throw new Error(`mask ${m.shapeText} does not broadcast to X ${x.shapeText}`);
   });
+}
+
+/** Two dims that are both static and differ (a symbolic dim may stand for any size: the kernel checks at run time). */
+function clash(a: Dim, b: Dim): boolean {
+  return typeof a === 'number' && typeof b === 'number' && a !== b;
+}
+
+/** FlashAttention's operands: Q [B, G, N, D], K / V [B, G, S, D] of one float dtype, rep | N, M float32 rank 5 broadcastable to [B, G, rep, N/rep, S]. */
+function checkFlashAttention(q: Tensor, k: Tensor, v: Tensor, m: Tensor, rep: number): void {
+  if (!['float32', 'bfloat16', 'float16'].includes(q.dtype)) throw new Error(`Q must be float32, bfloat16 or float16, got ${q.dtype}`);
+  if (!(Number.isInteger(rep) && rep >= 1)) throw new Error(`rep must be an integer >= 1, got ${rep}`);
+  if (q.rank !== 4) throw new Error(`Q must be [B, G, N, D], got ${q.shapeText}`);
+  const [B, G, N, D] = q.shape as [Dim, Dim, Dim, Dim];
+  if (typeof N === 'number' && N % rep !== 0) throw new Error(`Q's N = ${N} is not a multiple of rep ${rep}`);
+  for (const [t, what] of [
+    [k, 'K'],
+    [v, 'V'],
+  ] as const) {
+    if (t.dtype !== q.dtype || t.rank !== 4 || clash(t.shape[0] as Dim, B) || clash(t.shape[1] as Dim, G) || clash(t.shape[3] as Dim, D))
+      throw new Error(`${what} must be ${q.dtype} [${String(B)}, ${String(G)}, S, ${String(D)}] (Q ${q.shapeText}), got ${t.dtype}${t.shapeText}`);
+  }
+  if (clash(v.shape[2] as Dim, k.shape[2] as Dim)) throw new Error(`V ${v.shapeText} must have K's S (${k.shapeText})`);
+  const full: Dim[] = [B, G, rep, typeof N === 'number' ? N / rep : 'T', k.shape[2] as Dim];
+  if (m.dtype !== 'float32' || m.rank !== 5 || m.shape.some((d, i) => d !== 1 && clash(d, full[i] as Dim)))
+    throw new Error(`M must be float32 broadcastable to [B, G, rep, T, S] = ${showDims(full)} (each dim 1 or the full size), got ${m.dtype}${m.shapeText}`);
+}
+
+function showDims(s: readonly Dim[]): string {
+  return `[${s.join(', ')}]`;
 }
 
 function isStaticDims(s: readonly Dim[]): s is readonly number[] {

@@ -1,8 +1,8 @@
 // The phase objectives in float16 on the Trainer with the fused attention softmax (latent_sft.MaskedSoftmax,
-// CPU kernels) against the same objective on standard ops: the phase graphs have symbolic batch and
-// sequence dims and additive masks, so ORT's shape inference of the fused node's outputs and every
-// Reshape downstream of it are exercised (a dim with no name once made ORT read two -1s in one Reshape
-// target). Losses over 3 AdamW steps agree.
+// CPU kernels), and with the whole attention fused (latent_sft.FlashAttention), against the same objective
+// on standard ops: the phase graphs have symbolic batch and sequence dims and additive masks, so ORT's
+// shape inference of the fused node's outputs and every Reshape downstream of it are exercised (a dim with
+// no name once made ORT read two -1s in one Reshape target). Losses over 3 AdamW steps agree.
 import type { HostTensor } from '@latent-sft/runtime';
 import { buildStepGraphs, graphOptimizer } from '@latent-sft/train';
 import { describe, expect, it } from 'vitest';
@@ -34,24 +34,30 @@ function expectSame(
   frozen: Record<string, HostTensor>,
   batch: Record<string, HostTensor>,
 ) {
-  const g = buildStepGraphs(
-    {
-      objective,
-      optimizer: graphOptimizer({ kind: 'adamw', lr: 1e-3 }),
-      clipNorm: 1,
-      compute: 'float16',
-      lossScale: false,
-      fused: { optimizer: false, softmax: true },
-    },
-    1,
-  ).fused!;
-  expect(g.nodes.filter((n) => n.op === 'MaskedSoftmax').length).toBe(layers);
+  const graph = (attention: boolean) =>
+    buildStepGraphs(
+      {
+        objective,
+        optimizer: graphOptimizer({ kind: 'adamw', lr: 1e-3 }),
+        clipNorm: 1,
+        compute: 'float16',
+        lossScale: false,
+        fused: { optimizer: false, softmax: true, attention },
+      },
+      1,
+    ).fused!;
+  expect(graph(false).nodes.filter((n) => n.op === 'MaskedSoftmax').length).toBe(layers);
+  // The fused attention (FlashAttention) replaces the scores, the MaskedSoftmax and the product with V.
+  const flash = graph(true);
+  expect([flash.nodes.filter((n) => n.op === 'FlashAttention').length, flash.nodes.filter((n) => n.op === 'MaskedSoftmax').length]).toEqual([layers, 0]);
   return Promise.all([
     float16Losses(objective, { trainable, frozen }, batch, { fusedKernels: { optimizer: false, softmax: true } }),
     float16Losses(objective, { trainable, frozen }, batch, { fusedKernels: false }),
-  ]).then(([a, b]) => {
+    float16Losses(objective, { trainable, frozen }, batch, { fusedKernels: { optimizer: false, softmax: true, attention: true } }),
+  ]).then(([a, b, c]) => {
     expect(a.every(Number.isFinite)).toBe(true);
     expect(a).toBeAllclose(b, LOSS);
+    expect(c).toBeAllclose(b, LOSS);
   });
 }
 

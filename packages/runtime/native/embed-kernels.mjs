@@ -24,6 +24,7 @@ export const KERNEL_FILES = [
   'dropout.cu',
   'decode_attention.cu',
   'vocab_topk.cu',
+  'flash_attention.cu',
 ].map((f) => join('src', 'kernels', f));
 export const GENERATED_HEADER = join('gen', 'fused_kernels.gen.h');
 const DELIMITER = 'LSFT_CUDA';

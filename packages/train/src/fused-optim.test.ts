@@ -203,7 +203,16 @@ describe('Trainer: fused AdamW graph vs the standard-op graph (CPU)', () => {
       },
       { trainable: mlpInit(4), frozen: {} },
     );
-    expect(t.fusedKernels).toEqual({ optimizer: true, softmax: true, rmsnorm: true, swiglu: true, dropout: true, crossEntropy: true, weightCopies: false });
+    expect(t.fusedKernels).toEqual({
+      optimizer: true,
+      softmax: true,
+      rmsnorm: true,
+      swiglu: true,
+      dropout: true,
+      crossEntropy: true,
+      weightCopies: false,
+      attention: false,
+    });
     await t.release();
     await expect(
       Trainer.create(
@@ -217,7 +226,9 @@ describe('Trainer: fused AdamW graph vs the standard-op graph (CPU)', () => {
         },
         { trainable: mlpInit(4), frozen: {} },
       ),
-    ).rejects.toThrow(/fusedKernels.*expected true, false, 'auto' or \{ optimizer, softmax, rmsnorm\?, swiglu\?, dropout\?, crossEntropy\?, weightCopies\? \}/);
+    ).rejects.toThrow(
+      /fusedKernels.*expected true, false, 'auto' or \{ optimizer, softmax, rmsnorm\?, swiglu\?, dropout\?, crossEntropy\?, weightCopies\?, attention\? \}/,
+    );
   });
 });
 

@@ -21,6 +21,7 @@ import {
   Graph,
   type RecomputedSegment,
   type Tensor,
+  fuseFlashAttention,
   fuseLinearCrossEntropy,
   fuseMaskedSoftmax,
   fuseRmsNorm,
@@ -55,6 +56,14 @@ export interface FusedParts {
    * float32 copies of them; default: as `softmax`.
    */
   crossEntropy?: boolean;
+  /**
+   * The 16-bit attention (scores, MaskedSoftmax, probabilities · V) as latent_sft.FlashAttention
+   * (graph.fuseFlashAttention, after the softmax fusion, which it needs): no [B, H, T, S] scores or
+   * probabilities written or kept for the backward. Default: off, also for `true` / 'auto': the CUDA
+   * kernel has not run on a GPU yet. On CUDA only heads of 64 or 128 are rewritten (the kernel's sizes;
+   * StepGraphOptions.attentionHeadDims).
+   */
+  attention?: boolean;
   /** Vocabulary columns per cross-entropy chunk (default 8192: graph's DEFAULT_CE_CHUNK). */
   ceChunk?: number;
   /**
@@ -77,6 +86,7 @@ export function fusedParts(f: boolean | FusedParts | undefined): Required<Omit<F
       dropout: f.dropout ?? f.softmax,
       crossEntropy: f.crossEntropy ?? f.softmax,
       weightCopies: f.weightCopies ?? false,
+      attention: f.attention ?? false,
     };
   return {
     optimizer: f === true,
@@ -86,6 +96,7 @@ export function fusedParts(f: boolean | FusedParts | undefined): Required<Omit<F
     dropout: f === true,
     crossEntropy: f === true,
     weightCopies: false,
+    attention: false,
   };
 }
 
@@ -115,9 +126,14 @@ export interface StepGraphOptions {
    * attention softmax as MaskedSoftmax (graph.fuseMaskedSoftmax, before the backward is built), the
    * 16-bit RMSNorms as RMSNorm (graph.fuseRmsNorm), the MLP gating as SwiGLU (graph.fuseSwiGlu), the LM
    * head's cross-entropy in vocabulary chunks (graph.fuseLinearCrossEntropy), and the optimizer's fused node with a SumSquares grad norm when it has one (AdamW). `true`: all; an
-   * object picks them.
+   * object picks them (the attention as FlashAttention only there: FusedParts.attention).
    */
   fused?: boolean | FusedParts;
+  /**
+   * The head sizes FusedParts.attention may rewrite (graph.fuseFlashAttention's headDims): the Trainer
+   * gives the CUDA kernel's [64, 128] on CUDA; absent: any (the CPU kernel).
+   */
+  attentionHeadDims?: readonly number[];
   /**
    * Storage of the trainable parameters and the optimizer moments: 'float32' (default: float32 masters, the
    * forward reads them cast to `compute`), or the 16-bit compute dtype itself (PyTorch's bf16 recipe: no
@@ -192,6 +208,7 @@ function forwardBackward(
   const built = obj.buildLoss(g, view, inputs);
   const parts = fusedParts(o.fused);
   if (parts.softmax) fuseMaskedSoftmax(g);
+  if (parts.attention) fuseFlashAttention(g, o.attentionHeadDims !== undefined ? { headDims: o.attentionHeadDims } : {});
   if (parts.rmsnorm) fuseRmsNorm(g);
   if (parts.swiglu) fuseSwiGlu(g);
   if (parts.dropout) fuseSeededDropout(g);
@@ -285,6 +302,9 @@ function applyUpdate(
  */
 export function buildStepGraphs(o: StepGraphOptions, gradAccum: number, split = gradAccum > 1): StepGraphs {
   checkObjective(o.objective);
+  const parts = fusedParts(o.fused);
+  if (parts.attention && !parts.softmax)
+    throw inputError({ field: 'fusedKernels.attention' }, 'the fused attention needs the fused softmax (fusedKernels.softmax): it rewrites the MaskedSoftmax');
   if (o.recompute !== undefined && o.recompute !== 'none' && o.recompute !== 'layers')
     throw inputError({ field: 'recompute' }, `expected 'none' or 'layers', got ${JSON.stringify(o.recompute)}`);
   if (!Number.isInteger(gradAccum) || gradAccum < 1) throw inputError({ field: 'gradAccum' }, `must be an integer >= 1, got ${gradAccum}`);

@@ -1,5 +1,5 @@
 // @latent-sft/train/testing (a test-only subpath export, not the public API): op-level cases for the
-// fused kernels (domain latent_sft: AdamW, SumSquares, MaskedSoftmax, RMSNorm, SwiGLU, After): one-node graphs over
+// fused kernels (domain latent_sft: AdamW, SumSquares, MaskedSoftmax, RMSNorm, SwiGLU, After, FlashAttention, …): one-node graphs over
 // seeded data, run on a device, and their exact float32 references in JS. Used by the fused-*.test.ts
 // files here (CPU kernels vs the reference) and tools/bench/src/fused-check.ts (CUDA kernels vs the CPU
 // kernels, on the GPU machine).
@@ -601,6 +601,157 @@ export function decodeAttentionCase(
   };
   if (op === 'gqa') inputs['total_sequence_length'] = { dtype: 'int32', dims: [], data: Int32Array.from([C]) };
   return { model: serialize(g).model, inputs };
+}
+
+/** FlashAttention's dims: Q [B, G, rep·T, D], K / V [B, G, S, D]. */
+export interface FlashAttentionDims {
+  B: number;
+  G: number;
+  rep: number;
+  T: number;
+  S: number;
+  D: number;
+}
+
+/**
+ * FlashAttention and FlashAttentionGrad on one graph: inputs q [B, G, rep·T, D], k, v [B, G, S, D], dO (dtype)
+ * and mask float32 `maskDims` (rank 5, each dim 1 or [B, G, rep, T, S]'s); outputs o, stats (forward) and
+ * dq, dk, dv, dsum (the grad op on dO and the forward's o, stats). The mask, in its own index space: keys
+ * past t + S − T blocked (causal with S − T earlier keys), the query row t = 1 blocked entirely (or, with T
+ * broadcast, the last batch row's), where the mask varies over B, G or rep a per-block pattern of blocked
+ * keys, and finite additive values in [−0.5, 0.5] elsewhere; blocked = float32 min (models' MASK_MIN).
+ */
+export function flashAttentionCase(
+  dtype: 'float32' | 'bfloat16' | 'float16',
+  dims: FlashAttentionDims,
+  maskDims: readonly number[],
+  scale: number,
+  seed: number,
+): { model: Uint8Array; inputs: Record<string, HostTensor> } {
+  const { B, G, rep, T, S, D } = dims;
+  const N = rep * T;
+  const g = new Graph('flash_attention_case');
+  const r = Rng.fromSeed(seed);
+  const q = g.input('q', dtype, [B, G, N, D]);
+  const k = g.input('k', dtype, [B, G, S, D]);
+  const v = g.input('v', dtype, [B, G, S, D]);
+  const m = g.input('mask', 'float32', [...maskDims]);
+  const dO = g.input('dO', dtype, [B, G, N, D]);
+  const [o, stats] = g.op('FlashAttention', [q, k, v, m], { scale, rep }) as [Tensor, Tensor];
+  g.output(o, 'o');
+  g.output(stats, 'stats');
+  const grads = g.op('FlashAttentionGrad', [dO, q, k, v, m, o, stats], { scale, rep });
+  ['dq', 'dk', 'dv', 'dsum'].forEach((name, i) => g.output(grads[i] as Tensor, name));
+  const [mB, mG, mR, mT, mS] = maskDims as [number, number, number, number, number];
+  const mask = new Float32Array(mB * mG * mR * mT * mS);
+  for (let i = 0; i < mask.length; i++) {
+    const s = i % mS,
+      t = Math.floor(i / mS) % mT,
+      rr = Math.floor(i / (mS * mT)) % mR,
+      gg = Math.floor(i / (mS * mT * mR)) % mG,
+      b = Math.floor(i / (mS * mT * mR * mG));
+    const blockedRow = mT > 1 ? t === 1 : mB > 1 && b === mB - 1;
+    const pattern = (mB > 1 || mG > 1 || mR > 1) && (s + b + 2 * gg + 3 * rr) % 7 === 0;
+    mask[i] = blockedRow || (mS > 1 && s > t + S - T) || pattern ? -3.4028234663852886e38 : 0.25 * ((3 * s + t + b + gg + rr) % 5) - 0.5;
+  }
+  const t = (shape: number[], scaleBy: number): HostTensor =>
+    ({
+      dtype,
+      dims: shape,
+      data: typedFrom(
+        dtype,
+        draws(
+          shape.reduce((a, b) => a * b, 1),
+          (_, z) => scaleBy * z,
+          r,
+        ),
+      ) as TypedData,
+    }) as HostTensor;
+  return {
+    model: serialize(g).model,
+    inputs: {
+      q: t([B, G, N, D], 1.5),
+      k: t([B, G, S, D], 1.5),
+      v: t([B, G, S, D], 1),
+      dO: t([B, G, N, D], 1),
+      mask: { dtype: 'float32', dims: [...maskDims], data: mask },
+    },
+  };
+}
+
+/**
+ * The exact (float64) FlashAttention and FlashAttentionGrad of flashAttentionCase's inputs: o, stats, and
+ * dq, dk, dv, dsum with Dsum = Σ dO·O of `o` (the O the grad op reads: the kernel's, rounded to the dtype).
+ * The mask's float32 min swamps scale·q·k in float64 as in float32, so a fully blocked row is uniform, as
+ * the standard ops' softmax makes it.
+ */
+export function flashAttentionReference(
+  inp: Record<string, HostTensor>,
+  dims: FlashAttentionDims,
+  scale: number,
+  o: HostTensor,
+): { o: Float64Array; stats: Float64Array; dq: Float64Array; dk: Float64Array; dv: Float64Array; dsum: Float64Array } {
+  const { B, G, rep, T, S, D } = dims;
+  const N = rep * T;
+  const [q, k, v, dO, oIn] = [inp['q'], inp['k'], inp['v'], inp['dO'], o].map((x) => floatValues(x as HostTensor)) as [
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+  ];
+  const m = inp['mask'] as HostTensor;
+  const md = m.dims as number[];
+  const mv = m.data as Float32Array;
+  const strides = md.map((_, i) => md.slice(i + 1).reduce((a, b) => a * b, 1));
+  const mAt = (idx: number[]) => mv[idx.reduce((a, x, i) => a + (md[i] === 1 ? 0 : x * (strides[i] as number)), 0)] as number;
+  const out = {
+    o: new Float64Array(B * G * N * D),
+    stats: new Float64Array(B * G * N * 2),
+    dq: new Float64Array(B * G * N * D),
+    dk: new Float64Array(B * G * S * D),
+    dv: new Float64Array(B * G * S * D),
+    dsum: new Float64Array(B * G * N),
+  };
+  const z = new Float64Array(S);
+  const p = new Float64Array(S);
+  for (let bg = 0; bg < B * G; bg++) {
+    const [b, gg] = [Math.floor(bg / G), bg % G];
+    const kb = bg * S * D;
+    for (let i = 0; i < N; i++) {
+      const row = bg * N + i;
+      const qr = row * D;
+      let mx = -Infinity;
+      for (let s = 0; s < S; s++) {
+        let dot = 0;
+        for (let c = 0; c < D; c++) dot += (q[qr + c] as number) * (k[kb + s * D + c] as number);
+        z[s] = scale * dot + mAt([b, gg, Math.floor(i / T), i % T, s]);
+        mx = Math.max(mx, z[s] as number);
+      }
+      let l = 0;
+      for (let s = 0; s < S; s++) l += Math.exp((z[s] as number) - mx);
+      out.stats[2 * row] = mx;
+      out.stats[2 * row + 1] = l;
+      let dsum = 0;
+      for (let c = 0; c < D; c++) dsum += (dO[qr + c] as number) * (oIn[qr + c] as number);
+      out.dsum[row] = dsum;
+      for (let s = 0; s < S; s++) {
+        p[s] = Math.exp((z[s] as number) - mx) / l;
+        let dp = 0;
+        for (let c = 0; c < D; c++) {
+          out.o[qr + c] = (out.o[qr + c] as number) + (p[s] as number) * (v[kb + s * D + c] as number);
+          dp += (dO[qr + c] as number) * (v[kb + s * D + c] as number);
+        }
+        const ds = (p[s] as number) * (dp - dsum);
+        for (let c = 0; c < D; c++) {
+          out.dv[kb + s * D + c] = (out.dv[kb + s * D + c] as number) + (p[s] as number) * (dO[qr + c] as number);
+          out.dk[kb + s * D + c] = (out.dk[kb + s * D + c] as number) + scale * ds * (q[qr + c] as number);
+          out.dq[qr + c] = (out.dq[qr + c] as number) + scale * ds * (k[kb + s * D + c] as number);
+        }
+      }
+    }
+  }
+  return out;
 }
 
 /**

@@ -78,8 +78,10 @@ export interface TrainerOptions {
    * 16-bit copy of each weight that the next forward reads (no Cast of every master per step; the same
    * rounding, so bit for bit the same training). 'auto' (default): when the device's kernels load
    * (fusedKernelsStatus), else standard ops with a warning. true: required. false: never.
-   * `{ optimizer, softmax, rmsnorm?, swiglu?, dropout?, crossEntropy?, ceChunk?, weightCopies? }`: required, only the
-   * parts set (rmsnorm, swiglu, dropout and crossEntropy default to softmax; weightCopies is opt-in).
+   * `{ optimizer, softmax, rmsnorm?, swiglu?, dropout?, crossEntropy?, ceChunk?, weightCopies?, attention? }`: required, only the
+   * parts set (rmsnorm, swiglu, dropout and crossEntropy default to softmax; weightCopies and attention are opt-in:
+   * attention, the whole 16-bit attention as FlashAttention, needs softmax, and its CUDA kernel, for heads of 64
+   * or 128 only, has not run on a GPU yet).
    */
   fusedKernels?: boolean | 'auto' | FusedParts;
   /**
@@ -179,6 +181,9 @@ export interface TrainerTransferStats {
 type Scalars = Map<string, DeviceTensor>;
 
 const numel = (dims: readonly number[]): number => dims.reduce((a, b) => a * b, 1);
+
+/** The head sizes latent_sft.FlashAttention's CUDA kernel supports (runtime/native/src/kernels/flash_attention.cu). */
+const FLASH_ATTENTION_CUDA_HEAD_DIMS: readonly number[] = [64, 128];
 
 function staticDims(name: string, shape: readonly (number | string)[]): number[] {
   return shape.map((d) => {
@@ -310,6 +315,7 @@ export class Trainer {
         fused,
         paramDtype,
         recompute: opts.recompute ?? 'none',
+        ...(opts.device.kind === 'cuda' ? { attentionHeadDims: FLASH_ATTENTION_CUDA_HEAD_DIMS } : {}),
       },
       opts.gradAccum ?? 1,
       splitStep(opts),
@@ -381,7 +387,7 @@ export class Trainer {
     const want = opts.fusedKernels ?? 'auto';
     const none = fusedParts(false);
     const parts = typeof want === 'object' && want !== null ? want : null;
-    const optional = ['rmsnorm', 'swiglu', 'dropout', 'crossEntropy', 'weightCopies'] as const;
+    const optional = ['rmsnorm', 'swiglu', 'dropout', 'crossEntropy', 'weightCopies', 'attention'] as const;
     if (
       want !== 'auto' &&
       typeof want !== 'boolean' &&
@@ -394,7 +400,7 @@ export class Trainer {
     ) {
       throw inputError(
         { field: 'fusedKernels' },
-        `expected true, false, 'auto' or { optimizer, softmax, rmsnorm?, swiglu?, dropout?, crossEntropy?, weightCopies? } booleans (ceChunk?: an integer >= 1), got ${JSON.stringify(want)}`,
+        `expected true, false, 'auto' or { optimizer, softmax, rmsnorm?, swiglu?, dropout?, crossEntropy?, weightCopies?, attention? } booleans (ceChunk?: an integer >= 1), got ${JSON.stringify(want)}`,
       );
     }
     const resolved = parts === null ? null : fusedParts(parts);

@@ -37,6 +37,19 @@ describe('bench table', () => {
     expect(table[3]).toBe('| train (fused: optimizer, softmax) | 25000 | pytorch | 37500 | 0.67× | – | – | – | – | – |');
   });
 
+  it('names a run with an opt-in fused kernel on (attention, weightCopies), not a default run with them off', () => {
+    const rows = parseBenchLog(
+      [
+        'BENCH {"bench":"lora","impl":"latent-sft-ort","tokens_per_s":30000,"fused":{"optimizer":true,"softmax":true,"weightCopies":false,"attention":false}}',
+        'BENCH {"bench":"lora","impl":"latent-sft-ort","tokens_per_s":33000,"fused":{"optimizer":true,"softmax":true,"weightCopies":false,"attention":true}}',
+        'BENCH {"bench":"lora","impl":"pytorch","tokens_per_s":30000}',
+      ].join('\n'),
+    );
+    const table = benchTable(rows).split('\n');
+    expect(table[2]).toBe('| lora | 30000 | pytorch | 30000 | 1.00× | – | – | – | – | – |');
+    expect(table[3]).toBe('| lora (fused: optimizer, softmax, attention) | 33000 | pytorch | 30000 | 1.10× | – | – | – | – | – |');
+  });
+
   it('names a run with double-buffered Trainer state (train-bench --in-place false), not one in place', () => {
     const rows = parseBenchLog(
       [

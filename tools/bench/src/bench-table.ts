@@ -32,14 +32,16 @@ const fmt = (v: unknown, digits = 0): string => (typeof v === 'number' ? v.toFix
 const rate = (r: Row): number | undefined => (r['tokens_per_s'] ?? r['new_tokens_per_s']) as number | undefined;
 
 /**
- * "bench (mode) (fused: …) (double-buffered state) (bfloat16 params)": a run with some fused kernels off (an
- * ablation) names the ones it used; a run whose Trainer double-buffered its state says so (in place is the
+ * "bench (mode) (fused: …) (double-buffered state) (bfloat16 params)": a run whose fused kernels are not the
+ * defaults (one off: an ablation; an opt-in one on: weightCopies, attention) names the ones it used; a run whose
+ * Trainer double-buffered its state says so (in place is the
  * default); a run with 16-bit parameters (train-bench --params) names their dtype (float32 masters are the default).
  */
+const OPT_IN = ['weightCopies', 'attention'];
 function oursLabel(o: Row): string {
   const f = o['fused'];
   const parts = typeof f === 'object' && f !== null ? Object.entries(f as Record<string, boolean>) : [];
-  const fusedNote = parts.some(([, on]) => !on)
+  const fusedNote = parts.some(([k, on]) => on === OPT_IN.includes(k))
     ? ` (fused: ${
         parts
           .filter(([, on]) => on)

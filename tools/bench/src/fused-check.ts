@@ -19,6 +19,7 @@ import {
   ceChunkReference,
   decodeAttentionCase,
   afterCase,
+  flashAttentionCase,
   adamwGraph,
   adamwInputs,
   adamwReference,
@@ -62,8 +63,9 @@ const CHECKS = [
   'after',
   'decode-attention',
   'vocab-topk',
+  'flash-attention',
 ];
-const TIMINGS = ['kernel-time', 'ce-time', 'adamw-time'];
+const TIMINGS = ['kernel-time', 'ce-time', 'adamw-time', 'flash-time'];
 const only = values.only === '' ? [] : values.only.split(',');
 for (const o of only)
   if (![...CHECKS, ...TIMINGS].includes(o)) {
@@ -549,6 +551,28 @@ if (check('decode-attention'))
     }
   }
 
+// FlashAttention + Grad (the tensor-core kernels, bf16 and f16; head dims 64 and 128): CUDA vs the CPU kernel on
+// one graph of both ops. Both round P and dS to the dtype before their products, CUDA against a running max
+// (online softmax) and the CPU against the row's final one, and their float32 sums run in other orders: O, dQ,
+// dK, dV within 4 ulps of the dtype relative to each tensor's largest |value|, the row stats and Dsum within
+// 1e-5. Shapes: Llama-3.2-1B's heads (8 KV heads of 4 queries, hd 64) and Qwen2-7B's (4 of 7, hd 128), with
+// query and key tails (T, S not multiples of 64), causal masks with S − T earlier keys, a fully blocked query row,
+// and a mask per batch row. The CPU side has no float32 CUDA twin to check: the CUDA kernels take 16-bit only.
+if (check('flash-attention'))
+  for (const [dtype, ulp] of dtypeGrid(0).filter(([d]) => d !== 'float32')) {
+    for (const [dims, maskDims] of [
+      [{ B: 2, G: 8, rep: 4, T: 100, S: 100, D: 64 }, [2, 1, 1, 100, 100]],
+      [{ B: 1, G: 4, rep: 7, T: 70, S: 150, D: 128 }, [1, 1, 1, 70, 150]],
+    ] as const) {
+      const c = flashAttentionCase(dtype, dims, maskDims, 1 / Math.sqrt(dims.D), 13);
+      const [gpu, host] = await onBoth(c);
+      const worst = worstRelPerOutput(gpu, host, [], ['o', 'dq', 'dk', 'dv', 'stats', 'dsum']);
+      const ok = Object.entries(worst).every(([k, w]) => w <= (k === 'stats' || k === 'dsum' ? 1e-5 : 4 * ulp));
+      if (!ok) failed++;
+      emit({ check: 'flash-attention', dtype, dims: [dims.B, dims.G, dims.rep, dims.T, dims.S, dims.D], ok, worst_rel: worst });
+    }
+  }
+
 // Timings of single kernels: each timeCase run also pays one session run (IO binding, launch, the wait and the
 // promise), which session 8's lease showed to be of the order of the kernels themselves (a 134 MB dropout
 // pass at "240 GB/s"). That overhead is measured on a one-Identity graph and subtracted: `net_ms`, and
@@ -659,6 +683,21 @@ if (timing('adamw-time')) {
   for (const t of held) t.release();
   session.release();
 }
+
+// FlashAttention forward + backward at the benchmark's attention (batch 8, 8 KV heads of 4 queries, T = S = 512,
+// hd 64, bf16; and Qwen2-7B's 4 of 7 at hd 128), causal mask [8, 1, 1, 512, 512]: ms per forward + backward of one
+// layer (run overhead not subtracted) and the TFLOP/s of its products (forward 2, backward 7 of 2·B·H·T·S·hd flops
+// each, the masked half included: the kernels skip no tile).
+if (timing('flash-time'))
+  for (const dims of [
+    { B: 8, G: 8, rep: 4, T: 512, S: 512, D: 64 },
+    { B: 8, G: 4, rep: 7, T: 512, S: 512, D: 128 },
+  ]) {
+    const c = flashAttentionCase('bfloat16', dims, [dims.B, 1, 1, dims.T, dims.S], 1 / Math.sqrt(dims.D), 3);
+    const ms = await timeCase(c, 20);
+    const flops = 9 * 2 * dims.B * dims.G * dims.rep * dims.T * dims.S * dims.D;
+    emit({ check: 'flash-time', dims: [dims.B, dims.G, dims.rep, dims.T, dims.S, dims.D], ms, tflops: flops / (ms / 1000) / 1e12 });
+  }
 
 emit({ check: 'done', failed });
 process.exit(failed === 0 ? 0 : 1);

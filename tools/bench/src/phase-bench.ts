@@ -10,6 +10,7 @@
 //        [--profile PREFIX]  (ORT's profiler: a BENCH line of kernel time by op type and by node)
 //        [--nodes A,B]  (no run: what the profile's nodes A and B are in the step graph)
 //        [--static-shapes]  (Trainer.batchShapes alone: the step graph built for the bench batch's dims, launched node by node)
+//        [--attention]  (FusedParts.attention: the 16-bit attention as latent_sft.FlashAttention, on top of the default fused kernels)
 import { parseArgs } from 'node:util';
 import { typedFrom } from '@latent-sft/graph';
 import { Rng } from '@latent-sft/core';
@@ -50,6 +51,7 @@ const { values } = parseArgs({
     profile: { type: 'string' },
     nodes: { type: 'string' },
     'static-shapes': { type: 'boolean', default: false },
+    attention: { type: 'boolean', default: false },
   },
 });
 const staticShapes = values['static-shapes'];
@@ -115,6 +117,9 @@ async function benchPhase(
     precision: { compute },
     device,
     recompute,
+    ...(values.attention
+      ? { fusedKernels: { optimizer: true, softmax: true, rmsnorm: true, swiglu: true, dropout: true, crossEntropy: true, attention: true } }
+      : {}),
     ...(staticShapes ? { batchShapes: Object.fromEntries(Object.entries(feeds).map(([n, t]) => [n, [...t.dims]])) } : {}),
     ...(values.profile ? { session: { profilePrefix: `${values.profile}-${name}` } } : {}),
   };
@@ -144,6 +149,7 @@ async function benchPhase(
     frozen: frozenDtype,
     recompute,
     static_shapes: staticShapes,
+    fused: trainer.fusedKernels,
     device: device.kind,
     compute,
     batch: B,

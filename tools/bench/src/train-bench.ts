@@ -3,7 +3,7 @@
 // EP with all state device-resident. Modes: full fine-tuning ('train') and LoRA-only r=64 on every
 // projection ('lora', the phase-1 step shape). Prints "BENCH {...}" lines like bench_torch.py.
 // Usage: node train-bench.mjs [--which train,lora] [--batch 8] [--seq 512] [--steps 10] [--device cuda]
-//        [--fused auto|true|false|optimizer,softmax,rmsnorm,swiglu,dropout,ce,copies] (Trainer.fusedKernels) [--cuda-opt k=v,...] [--mem-pattern true|false] (default: the Trainer's, off on CUDA)
+//        [--fused auto|true|false|optimizer,softmax,rmsnorm,swiglu,dropout,ce,copies,attention] (Trainer.fusedKernels) [--cuda-opt k=v,...] [--mem-pattern true|false] (default: the Trainer's, off on CUDA)
 //        [--in-place auto|true|false] (Trainer.inPlaceState: masters and AdamW moments updated in place, or double buffered; the
 //        BENCH line's `state` says which the Trainer took)
 //        [--params float32|bfloat16] (Trainer precision.params: float32 masters and moments, or PyTorch's bf16 recipe:
@@ -64,9 +64,10 @@ const cudaOptions = Object.fromEntries(
     .filter((kv) => kv !== '')
     .map((kv) => kv.split('=') as [string, string]),
 );
-// --fused auto|true|false or a comma list of the parts to use: optimizer,softmax,rmsnorm,swiglu,dropout,ce,copies (ce:
+// --fused auto|true|false or a comma list of the parts to use: optimizer,softmax,rmsnorm,swiglu,dropout,ce,copies,attention (ce:
 // the LM-head cross-entropy over vocabulary chunks, FusedParts.crossEntropy; dropout: the LoRA inputs' seeded dropout,
-// FusedParts.dropout; copies: the fused AdamW writes the 16-bit weights, FusedParts.weightCopies)
+// FusedParts.dropout; copies: the fused AdamW writes the 16-bit weights, FusedParts.weightCopies; attention: the 16-bit
+// attention as FlashAttention, FusedParts.attention, needs softmax)
 const parts = values.fused.split(',');
 const fusedKernels =
   values.fused === 'auto'
@@ -81,6 +82,7 @@ const fusedKernels =
           dropout: parts.includes('dropout'),
           crossEntropy: parts.includes('ce'),
           weightCopies: parts.includes('copies'),
+          attention: parts.includes('attention'),
         };
 if (!['auto', 'true', 'false'].includes(values['in-place'])) throw new Error(`--in-place: expected auto, true or false, got ${values['in-place']}`);
 const inPlaceState = values['in-place'] === 'auto' ? 'auto' : values['in-place'] === 'true';

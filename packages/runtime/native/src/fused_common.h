@@ -138,6 +138,7 @@ struct Cuda {
   CUresult (*moduleLoadData)(CUmodule*, const void*) = nullptr;
   CUresult (*moduleGetFunction)(CUfunction*, CUmodule, const char*) = nullptr;
   CUresult (*launchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream, void**, void**) = nullptr;
+  CUresult (*funcSetAttribute)(CUfunction, int, int) = nullptr;
   CUresult (*memAlloc)(CUdeviceptr*, size_t) = nullptr;
   CUresult (*memFree)(CUdeviceptr) = nullptr;
   CUresult (*memcpyDtoDAsync)(CUdeviceptr, CUdeviceptr, size_t, CUstream) = nullptr;
@@ -179,9 +180,14 @@ struct Kernels {
   CUfunction ceGrad[3] = {nullptr, nullptr, nullptr};
   CUfunction seededDropout[3] = {nullptr, nullptr, nullptr};
   CUfunction decodeAttention[3] = {nullptr, nullptr, nullptr};
+  CUfunction flashFwd[2][2] = {{nullptr, nullptr}, {nullptr, nullptr}};  // FlashAttention [bf16, f16][head dim 64, 128]
+  CUfunction flashDkDv[2][2] = {{nullptr, nullptr}, {nullptr, nullptr}};
+  CUfunction flashDq[2][2] = {{nullptr, nullptr}, {nullptr, nullptr}};
+  CUfunction flashDot[2] = {nullptr, nullptr};  // Dsum = dO·O per row [bf16, f16]
   CUfunction vocabTopkPartial = nullptr;  // float32 only
   CUfunction vocabTopkFinal = nullptr;
   int smCount = 0;
+  int arch = 0;  // compute capability, major·10 + minor
 };
 
 /** Kernels' slot (f32, bf16, f16) of a float dtype. */
@@ -265,5 +271,6 @@ void addAfterOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addSeededDropoutOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addDecodeAttentionOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addVocabTopKOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
+void addFlashAttentionOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 
 }  // namespace latent_sft

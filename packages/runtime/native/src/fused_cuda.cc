@@ -49,6 +49,16 @@ std::vector<std::pair<std::string, CUfunction*>> kernelSlots(Kernels& k) {
   slots.emplace_back("sumsq_final", &k.sumsqFinal);
   slots.emplace_back("vocab_topk_partial", &k.vocabTopkPartial);
   slots.emplace_back("vocab_topk_final", &k.vocabTopkFinal);
+  for (int t = 0; t < 2; t++) {
+    const std::string name = t == 0 ? "flash_bf16" : "flash_f16";
+    slots.emplace_back(name + "_dot", &k.flashDot[t]);
+    for (int d = 0; d < 2; d++) {
+      const std::string dim = d == 0 ? "_d64" : "_d128";
+      slots.emplace_back(name + "_fwd" + dim, &k.flashFwd[t][d]);
+      slots.emplace_back(name + "_dkdv" + dim, &k.flashDkDv[t][d]);
+      slots.emplace_back(name + "_dq" + dim, &k.flashDq[t][d]);
+    }
+  }
   return slots;
 }
 
@@ -109,6 +119,7 @@ const Cuda& cudaApi() {
     sym(cu, "cuModuleLoadData", c.moduleLoadData, missing);
     sym(cu, "cuModuleGetFunction", c.moduleGetFunction, missing);
     sym(cu, "cuLaunchKernel", c.launchKernel, missing);
+    sym(cu, "cuFuncSetAttribute", c.funcSetAttribute, missing);
     sym(cu, "cuMemAlloc_v2", c.memAlloc, missing);
     sym(cu, "cuMemFree_v2", c.memFree, missing);
     sym(cu, "cuMemcpyDtoDAsync_v2", c.memcpyDtoDAsync, missing);
@@ -169,6 +180,17 @@ const Kernels& kernelsForCurrentContext(int deviceId) {
   Kernels k;
   for (auto& [name, fn] : kernelSlots(k)) check(c.moduleGetFunction(fn, mod, name.c_str()), "cuModuleGetFunction");
   k.smCount = sms;
+  k.arch = arch;
+  // FlashAttention's kernels take more than the default 48 KB of dynamic shared memory at head dim 128.
+  constexpr int kMaxDynamicSharedBytes = 8;  // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+  if (arch >= 80)
+    for (int t = 0; t < 2; t++)
+      for (int d = 0; d < 2; d++) {
+        const int D = d == 0 ? 64 : 128;
+        check(c.funcSetAttribute(k.flashFwd[t][d], kMaxDynamicSharedBytes, static_cast<int>(flashSmemBytes(0, D))), "cuFuncSetAttribute");
+        check(c.funcSetAttribute(k.flashDkDv[t][d], kMaxDynamicSharedBytes, static_cast<int>(flashSmemBytes(1, D))), "cuFuncSetAttribute");
+        check(c.funcSetAttribute(k.flashDq[t][d], kMaxDynamicSharedBytes, static_cast<int>(flashSmemBytes(2, D))), "cuFuncSetAttribute");
+      }
   return loaded.emplace(ctx, k).first->second;
 }
 

@@ -80,6 +80,7 @@ void addFusedOps(Ort::SessionOptions& so, bool cuda) {
     addSeededDropoutOps(*cpuDomain, *cudaDomain);
     addDecodeAttentionOps(*cpuDomain, *cudaDomain);
     addVocabTopKOps(*cpuDomain, *cudaDomain);
+    addFlashAttentionOps(*cpuDomain, *cudaDomain);
   });
   so.Add(cuda ? *cudaDomain : *cpuDomain);
 }

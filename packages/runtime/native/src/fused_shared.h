@@ -46,6 +46,33 @@ LSFT_HD void adamwElement(const AdamWHyper& h, float p, float g, float m, float 
   vo = vn;
 }
 
+/**
+ * FlashAttention's dims (ops/flash_attention.cc): Q [B, G, N, D] with N = rep·T, K / V [B, G, S, D], and the
+ * element strides of the rank-5 mask over (b, g, r, t, s) (0 where it broadcasts).
+ */
+struct FlashDims {
+  long long B, G, N, T, S, D, rep;
+  long long mb, mg, mr, mt, ms;
+  float scale;
+};
+
+/** FlashAttention's CUDA tiles: query rows per block (16 per warp, 4 warps) and keys per step. */
+constexpr int kFlashRows = 64;
+constexpr int kFlashKeys = 64;
+
+/** Query rows per step of FlashAttentionGrad's dK/dV kernel (fewer at head dim 128, for registers). */
+LSFT_HD constexpr int flashQt(int D) { return D <= 64 ? 64 : 32; }
+
+/**
+ * Dynamic shared memory (bytes) of FlashAttention's CUDA kernels at head dim D: kernel 0 forward, 1 dK/dV,
+ * 2 dQ (the layouts are in kernels/flash_attention.cu: 16-bit tiles with rows padded by 8 elements).
+ */
+LSFT_HD constexpr long long flashSmemBytes(int kernel, int D) {
+  return kernel == 0   ? 2LL * 2 * kFlashKeys * (D + 8)
+         : kernel == 1 ? 2LL * (2 * kFlashKeys + 2 * flashQt(D)) * (D + 8) + 20LL * flashQt(D)
+                       : 2LL * 2 * (kFlashRows + kFlashKeys) * (D + 8);
+}
+
 /** VocabTopK's chunk: the elements of a row one block (CUDA) or one task (CPU) selects from. */
 constexpr int kVtkChunk = 8192;
 

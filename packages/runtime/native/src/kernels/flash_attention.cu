@@ -1,0 +1,493 @@
+// FlashAttention (ops/flash_attention.cc): attention of grouped queries on tensor cores, without the scores in
+// global memory. bf16 / f16 operands, float32 accumulation, mma.sync.m16n8k16 with ldmatrix (sm_80+; built for
+// older archs, the kernels trap there and the op refuses to launch them). Head dim D = 64 or 128 (template).
+//
+// Fragments of mma.m16n8k16 (PTX ISA), lane = 4·g + tq: A (16 × 16, row-major) a0 = rows g, cols 2tq..2tq+1,
+// a1 = row g + 8, a2 = row g, cols + 8, a3 = row g + 8, cols + 8; B (16 × 8) b0 = rows 2tq..2tq+1 of col g,
+// b1 = rows + 8; C (16 × 8, float) c0, c1 = row g, cols 2tq, 2tq + 1; c2, c3 = row g + 8. Two 16-bit values per
+// register, the lower index in the low half. A C tile pair of 16 × 16 is therefore an A fragment as it stands
+// (the probabilities feed the next product from registers). ldmatrix.x4 loads four 8 × 8 tiles of 16-bit values
+// from shared memory, lane 8j + r giving the address of row r of tile j; lane 4r + w receives word w of row r of
+// each tile (with .trans, of its column r): A fragments, and B fragments from either layout, from row-major tiles.
+//
+// *_fwd_d*: a block per (64 query rows, b·G + g), 4 warps of 16 rows. Q's fragments stay in registers; per
+//   64-key step K and V go to shared memory; S = QKᵀ, online softmax (running max per row, the sum rescaled),
+//   O += P·V with P rounded to 16 bits. O = acc / l.
+// *_dot: Dsum = dO·O per row, a warp per row.
+// *_dkdv_d*: a block per (64 keys, b·G + g), 4 warps of 16 keys; per step of QT query rows (flashQt): Sᵀ = K·Qᵀ,
+//   dPᵀ = V·dOᵀ, Pᵀ = e^(scale·Sᵀ + M − m) / l, dSᵀ = Pᵀ·(dPᵀ − Dsum); dV += Pᵀ·dO, dK += dSᵀ·Q (16-bit Pᵀ and dSᵀ).
+// *_dq_d*: a block per (64 query rows, b·G + g); per 64-key step S = Q·Kᵀ, dP = dO·Vᵀ, dS as above, dQ += dS·K.
+// No atomics: dQ is a second pass over the keys (the scores are computed twice), so the gradients are
+// deterministic. Steps the mask blocks entirely are skipped per warp (kFlashBlocked). Dynamic shared memory: flashSmemBytes (fused_shared.h), every tile row-major with rows padded
+// by 8 elements (16 bytes: ldmatrix's rows stay aligned and fall in different banks).
+// Also compiled by g++ for the CPU with LSFT_FLASH_EMULATE (native/emu/flash_emu.cc: every CUDA thread a fiber,
+// mma.sync and ldmatrix emulated per lane from the layouts above), where emu's prelude stands in for common.cuh.
+#ifndef LSFT_FLASH_EMULATE
+#include "common.cuh"
+#endif
+#include "../fused_shared.h"
+
+#define kFlashNegInf __int_as_float(0xff800000)
+// A mask value at or below this blocks its key (models' MASK_MIN, −∞). A warp skips its part of a step when
+// the mask blocks all of it and each of its rows already has a key above this (forward: its running max;
+// backward: the row max in stats): then every probability of the part is e^(−3.4·10³⁸ − max) = 0 exactly, so
+// the skip changes no bit of any result. Causal masks skip about half the steps; a row with every key
+// blocked (its max is itself blocked) skips nothing, and comes out as the standard ops give it.
+#define kFlashBlocked (-1e30f)
+using latent_sft::FlashDims;
+using latent_sft::flashQt;
+using latent_sft::kFlashKeys;
+using latent_sft::kFlashRows;
+
+struct alignas(16) FlashU4 { u32 x, y, z, w; };
+
+template <typename T> __device__ __forceinline__ u32 flashPack(float lo, float hi);
+template <> __device__ __forceinline__ u32 flashPack<bf16>(float lo, float hi) { return (u32)f2bf(lo) | ((u32)f2bf(hi) << 16); }
+template <> __device__ __forceinline__ u32 flashPack<f16>(float lo, float hi) { return (u32)f2h(lo) | ((u32)f2h(hi) << 16); }
+
+/** c += a·b on tensor cores (one m16n8k16 tile, float32 accumulators). */
+template <typename T> __device__ __forceinline__ void flashMma(float* c, const u32* a, u32 b0, u32 b1);
+template <> __device__ __forceinline__ void flashMma<bf16>(float* c, const u32* a, u32 b0, u32 b1) {
+#if defined(LSFT_FLASH_EMULATE)
+  emuMma<bf16>(c, a, b0, b1);
+#elif __CUDA_ARCH__ >= 800
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#else
+  __trap();
+#endif
+}
+template <> __device__ __forceinline__ void flashMma<f16>(float* c, const u32* a, u32 b0, u32 b1) {
+#if defined(LSFT_FLASH_EMULATE)
+  emuMma<f16>(c, a, b0, b1);
+#elif __CUDA_ARCH__ >= 800
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#else
+  __trap();
+#endif
+}
+
+/** Four 8 × 8 tiles from shared memory (this lane's row address p), transposed with Trans (ldmatrix.x4). */
+template <bool Trans>
+__device__ __forceinline__ void flashLdm(u32* r, const u16* p) {
+#if defined(LSFT_FLASH_EMULATE)
+  emuLdmatrix(r, p, Trans);
+#elif __CUDA_ARCH__ >= 800
+  unsigned long long g;
+  asm("cvta.to.shared.u64 %0, %1;" : "=l"(g) : "l"(p));
+  const unsigned a = (unsigned)g;
+  if (Trans)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+#else
+  __trap();
+#endif
+}
+
+/**
+ * The A fragment of rows r0..r0+15, cols c0..c0+15 of a row-major tile (row stride `stride`); with Trans, the B
+ * fragments of k rows r0..r0+15 and n cols c0..c0+7 (r[0], r[1]) and c0+8..c0+15 (r[2], r[3]) of a row-major
+ * [k][n] tile. Tiles j: rows + 8·(j & 1), cols + 8·(j >> 1).
+ */
+template <bool Trans>
+__device__ __forceinline__ void flashLdmRows(u32* r, const u16* s, int stride, int r0, int c0, int lane) {
+  const int j = lane >> 3, row = lane & 7;
+  flashLdm<Trans>(r, s + (r0 + 8 * (j & 1) + row) * stride + c0 + 8 * (j >> 1));
+}
+
+/**
+ * The B fragments of n rows n0..n0+7 (r[0], r[1]) and n0+8..n0+15 (r[2], r[3]), k cols c0..c0+15, of a row-major
+ * [n][k] tile (K as the B of Q·Kᵀ). Tiles j: rows + 8·(j >> 1), cols + 8·(j & 1).
+ */
+__device__ __forceinline__ void flashLdmCols(u32* r, const u16* s, int stride, int n0, int c0, int lane) {
+  const int j = lane >> 3, row = lane & 7;
+  flashLdm<false>(r, s + (n0 + 8 * (j >> 1) + row) * stride + c0 + 8 * (j & 1));
+}
+
+/**
+ * Copies `rows` rows of D 16-bit values (row r at src + r·D) into a shared-memory tile with row stride `stride`;
+ * rows at or past `avail` are zeros. 16-byte loads, consecutive threads on consecutive chunks of a row.
+ */
+template <int D>
+__device__ __forceinline__ void flashCopy(u16* dst, int stride, const u16* src, long long avail, int rows, int tid) {
+  constexpr int C = D / 8;
+  for (int c = tid; c < rows * C; c += 128) {
+    const int r = c / C, cc = c - r * C;
+    FlashU4 v = {0u, 0u, 0u, 0u};
+    if (r < avail) v = reinterpret_cast<const FlashU4*>(src + (long long)r * D)[cc];
+    *reinterpret_cast<FlashU4*>(dst + r * stride + cc * 8) = v;
+  }
+}
+
+/** The element offset of row i's mask row (b, g, r = i / T, t = i % T) in M. */
+__device__ __forceinline__ long long flashMaskRow(const FlashDims& d, long long b, long long hg, long long i) {
+  const long long r = i / d.T, t = i - r * d.T;
+  return b * d.mb + hg * d.mg + r * d.mr + t * d.mt;
+}
+
+template <typename T, int D>
+__device__ __forceinline__ void flashFwd(const T* __restrict__ Q, const T* __restrict__ K, const T* __restrict__ V, const float* __restrict__ M,
+                                         T* __restrict__ O, float* __restrict__ stats, const FlashDims& d) {
+  extern __shared__ FlashU4 flashShared[];
+  constexpr int P = D + 8, KD = D / 16, ND = D / 8, NT = kFlashKeys / 8;
+  u16* sK = reinterpret_cast<u16*>(flashShared);  // [64][P] keys (first the Q tile)
+  u16* sV = sK + kFlashKeys * P;                   // [64][P] values
+  const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3, wr = 16 * w;
+  const long long bg = blockIdx.y, b = bg / d.G, hg = bg - b * d.G, row0 = (long long)blockIdx.x * kFlashRows;
+  const u16* q = reinterpret_cast<const u16*>(Q) + (bg * d.N + row0) * D;
+  const u16* k = reinterpret_cast<const u16*>(K) + bg * d.S * D;
+  const u16* v = reinterpret_cast<const u16*>(V) + bg * d.S * D;
+  flashCopy<D>(sK, P, q, d.N - row0, kFlashRows, tid);
+  __syncthreads();
+  u32 qa[KD][4];
+#pragma unroll
+  for (int kk = 0; kk < KD; kk++) flashLdmRows<false>(qa[kk], sK, P, wr, 16 * kk, lane);
+  const long long i0 = row0 + wr + g, i1 = i0 + 8;
+  const long long mo[2] = {i0 < d.N ? flashMaskRow(d, b, hg, i0) : -1, i1 < d.N ? flashMaskRow(d, b, hg, i1) : -1};
+  float mx[2] = {kFlashNegInf, kFlashNegInf}, ls[2] = {0.0f, 0.0f}, acc[ND][4];
+#pragma unroll
+  for (int n = 0; n < ND; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+  for (long long s0 = 0; s0 < d.S; s0 += kFlashKeys) {
+    __syncthreads();
+    flashCopy<D>(sK, P, k + s0 * D, d.S - s0, kFlashKeys, tid);
+    flashCopy<D>(sV, P, v + s0 * D, d.S - s0, kFlashKeys, tid);
+    __syncthreads();
+    {
+      bool skip = (mo[0] < 0 || mx[0] > kFlashBlocked) && (mo[1] < 0 || mx[1] > kFlashBlocked);
+#pragma unroll
+      for (int n = 0; n < NT; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          const int h = e >> 1;
+          const long long col = s0 + n * 8 + 2 * tq + (e & 1);
+          if (skip && mo[h] >= 0 && col < d.S && !(M[mo[h] + col * d.ms] <= kFlashBlocked)) skip = false;
+        }
+      if (__all_sync(0xffffffffu, skip)) continue;
+    }
+    float sc[NT][4];
+#pragma unroll
+    for (int n = 0; n < NT; n++) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < KD; kk++)
+#pragma unroll
+      for (int n = 0; n < NT; n += 2) {
+        u32 kb[4];
+        flashLdmCols(kb, sK, P, 8 * n, 16 * kk, lane);
+        flashMma<T>(sc[n], qa[kk], kb[0], kb[1]);
+        flashMma<T>(sc[n + 1], qa[kk], kb[2], kb[3]);
+      }
+    float tmax[2] = {kFlashNegInf, kFlashNegInf};
+#pragma unroll
+    for (int n = 0; n < NT; n++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int h = e >> 1;
+        const long long col = s0 + n * 8 + 2 * tq + (e & 1);
+        const float z = col < d.S ? d.scale * sc[n][e] + (mo[h] >= 0 ? M[mo[h] + col * d.ms] : 0.0f) : kFlashNegInf;
+        sc[n][e] = z;
+        tmax[h] = fmaxf(tmax[h], z);
+      }
+    float mu[2];
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+      tmax[h] = fmaxf(tmax[h], __shfl_xor_sync(0xffffffffu, tmax[h], 1));
+      tmax[h] = fmaxf(tmax[h], __shfl_xor_sync(0xffffffffu, tmax[h], 2));
+      const float mn = fmaxf(mx[h], tmax[h]);
+      mu[h] = mn == kFlashNegInf ? 0.0f : mn;  // a row with no finite score yet: e^(−∞ − 0) = 0, no NaN
+      const float alpha = expf(mx[h] - mu[h]);
+      mx[h] = mn;
+      ls[h] *= alpha;
+#pragma unroll
+      for (int n = 0; n < ND; n++) {
+        acc[n][2 * h] *= alpha;
+        acc[n][2 * h + 1] *= alpha;
+      }
+    }
+#pragma unroll
+    for (int n = 0; n < NT; n++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const float p = expf(sc[n][e] - mu[e >> 1]);
+        ls[e >> 1] += p;
+        sc[n][e] = p;
+      }
+#pragma unroll
+    for (int kq = 0; kq < NT / 2; kq++) {
+      const u32 pa[4] = {flashPack<T>(sc[2 * kq][0], sc[2 * kq][1]), flashPack<T>(sc[2 * kq][2], sc[2 * kq][3]),
+                         flashPack<T>(sc[2 * kq + 1][0], sc[2 * kq + 1][1]), flashPack<T>(sc[2 * kq + 1][2], sc[2 * kq + 1][3])};
+#pragma unroll
+      for (int n = 0; n < ND; n += 2) {
+        u32 vb[4];
+        flashLdmRows<true>(vb, sV, P, 16 * kq, 8 * n, lane);
+        flashMma<T>(acc[n], pa, vb[0], vb[1]);
+        flashMma<T>(acc[n + 1], pa, vb[2], vb[3]);
+      }
+    }
+  }
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    ls[h] += __shfl_xor_sync(0xffffffffu, ls[h], 1);
+    ls[h] += __shfl_xor_sync(0xffffffffu, ls[h], 2);
+  }
+  u32* o = reinterpret_cast<u32*>(O);
+  const long long rows[2] = {i0, i1};
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    if (rows[h] >= d.N) continue;
+    const long long base = (bg * d.N + rows[h]) * D;
+#pragma unroll
+    for (int n = 0; n < ND; n++) o[(base + n * 8 + 2 * tq) / 2] = flashPack<T>(acc[n][2 * h] / ls[h], acc[n][2 * h + 1] / ls[h]);
+    if (tq == 0) {
+      stats[2 * (bg * d.N + rows[h])] = mx[h];
+      stats[2 * (bg * d.N + rows[h]) + 1] = ls[h];
+    }
+  }
+}
+
+template <typename T>
+__device__ __forceinline__ void flashDot(const T* __restrict__ dO, const T* __restrict__ O, float* __restrict__ dsum, const FlashDims& d) {
+  const long long row = (long long)blockIdx.x * 8 + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (row >= d.B * d.G * d.N) return;
+  float s = 0.0f;
+  for (long long c = lane; c < d.D; c += 32) s += tof(dO[row * d.D + c]) * tof(O[row * d.D + c]);
+  s = warpSum(s);
+  if (lane == 0) dsum[row] = s;
+}
+
+template <typename T, int D>
+__device__ __forceinline__ void flashDkDv(const T* __restrict__ dO, const T* __restrict__ Q, const T* __restrict__ K, const T* __restrict__ V,
+                                          const float* __restrict__ M, const float* __restrict__ stats, const float* __restrict__ dsum,
+                                          T* __restrict__ dK, T* __restrict__ dV, const FlashDims& d) {
+  extern __shared__ FlashU4 flashShared[];
+  constexpr int P = D + 8, QT = flashQt(D), KD = D / 16, ND = D / 8, NQ = QT / 8;
+  u16* sK = reinterpret_cast<u16*>(flashShared);  // [64][P] this block's keys
+  u16* sV = sK + kFlashKeys * P;                   // [64][P] its values
+  u16* sQ = sV + kFlashKeys * P;                   // [QT][P] the step's queries
+  u16* sdO = sQ + QT * P;                          // [QT][P] their output gradients
+  float* sM = reinterpret_cast<float*>(sdO + QT * P);  // [QT] row max, sum, Dsum
+  float* sL = sM + QT;
+  float* sDs = sL + QT;
+  long long* sMo = reinterpret_cast<long long*>(sDs + QT);  // [QT] mask row offsets (−1: no such row)
+  const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3, wr = 16 * w;
+  const long long bg = blockIdx.y, b = bg / d.G, hg = bg - b * d.G, key0 = (long long)blockIdx.x * kFlashKeys;
+  const u16* q = reinterpret_cast<const u16*>(Q) + bg * d.N * D;
+  const u16* go = reinterpret_cast<const u16*>(dO) + bg * d.N * D;
+  flashCopy<D>(sK, P, reinterpret_cast<const u16*>(K) + (bg * d.S + key0) * D, d.S - key0, kFlashKeys, tid);
+  flashCopy<D>(sV, P, reinterpret_cast<const u16*>(V) + (bg * d.S + key0) * D, d.S - key0, kFlashKeys, tid);
+  const long long j0 = key0 + wr + g, j1 = j0 + 8;
+  float dk[ND][4], dv[ND][4];
+#pragma unroll
+  for (int n = 0; n < ND; n++) dk[n][0] = dk[n][1] = dk[n][2] = dk[n][3] = dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.0f;
+  for (long long q0 = 0; q0 < d.N; q0 += QT) {
+    __syncthreads();
+    flashCopy<D>(sQ, P, q + q0 * D, d.N - q0, QT, tid);
+    flashCopy<D>(sdO, P, go + q0 * D, d.N - q0, QT, tid);
+    for (int r = tid; r < QT; r += 128) {
+      const long long i = q0 + r;
+      const bool ok = i < d.N;
+      sM[r] = ok ? stats[2 * (bg * d.N + i)] : 0.0f;
+      sL[r] = ok ? stats[2 * (bg * d.N + i) + 1] : 1.0f;
+      sDs[r] = ok ? dsum[bg * d.N + i] : 0.0f;
+      sMo[r] = ok ? flashMaskRow(d, b, hg, i) : -1;
+    }
+    __syncthreads();
+    {
+      bool skip = true;
+      for (int c = lane; c < QT; c += 32)
+        if (sMo[c] >= 0 && !(sM[c] > kFlashBlocked)) skip = false;
+#pragma unroll
+      for (int n = 0; n < NQ; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          const int c = n * 8 + 2 * tq + (e & 1);
+          const long long j = e < 2 ? j0 : j1;
+          if (skip && sMo[c] >= 0 && j < d.S && !(M[sMo[c] + j * d.ms] <= kFlashBlocked)) skip = false;
+        }
+      if (__all_sync(0xffffffffu, skip)) continue;
+    }
+    float st[NQ][4], dp[NQ][4];
+#pragma unroll
+    for (int n = 0; n < NQ; n++) st[n][0] = st[n][1] = st[n][2] = st[n][3] = dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < KD; kk++) {
+      u32 ka[4], va[4];
+      flashLdmRows<false>(ka, sK, P, wr, 16 * kk, lane);
+      flashLdmRows<false>(va, sV, P, wr, 16 * kk, lane);
+#pragma unroll
+      for (int n = 0; n < NQ; n += 2) {
+        u32 qb[4], ob[4];
+        flashLdmCols(qb, sQ, P, 8 * n, 16 * kk, lane);
+        flashLdmCols(ob, sdO, P, 8 * n, 16 * kk, lane);
+        flashMma<T>(st[n], ka, qb[0], qb[1]);
+        flashMma<T>(st[n + 1], ka, qb[2], qb[3]);
+        flashMma<T>(dp[n], va, ob[0], ob[1]);
+        flashMma<T>(dp[n + 1], va, ob[2], ob[3]);
+      }
+    }
+    // Row = key (j0 for c0, c1; j1 for c2, c3), column = query q0 + 8n + 2tq (+1).
+#pragma unroll
+    for (int n = 0; n < NQ; n++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int c = n * 8 + 2 * tq + (e & 1);
+        const long long j = e < 2 ? j0 : j1, mrow = sMo[c];
+        float p = 0.0f;
+        if (mrow >= 0 && j < d.S) p = expf(d.scale * st[n][e] + M[mrow + j * d.ms] - sM[c]) / sL[c];
+        st[n][e] = p;
+        dp[n][e] = p * (dp[n][e] - sDs[c]);
+      }
+#pragma unroll
+    for (int kq = 0; kq < NQ / 2; kq++) {
+      const u32 pa[4] = {flashPack<T>(st[2 * kq][0], st[2 * kq][1]), flashPack<T>(st[2 * kq][2], st[2 * kq][3]),
+                         flashPack<T>(st[2 * kq + 1][0], st[2 * kq + 1][1]), flashPack<T>(st[2 * kq + 1][2], st[2 * kq + 1][3])};
+      const u32 sa[4] = {flashPack<T>(dp[2 * kq][0], dp[2 * kq][1]), flashPack<T>(dp[2 * kq][2], dp[2 * kq][3]),
+                         flashPack<T>(dp[2 * kq + 1][0], dp[2 * kq + 1][1]), flashPack<T>(dp[2 * kq + 1][2], dp[2 * kq + 1][3])};
+#pragma unroll
+      for (int n = 0; n < ND; n += 2) {
+        u32 ob[4], qb[4];
+        flashLdmRows<true>(ob, sdO, P, 16 * kq, 8 * n, lane);
+        flashLdmRows<true>(qb, sQ, P, 16 * kq, 8 * n, lane);
+        flashMma<T>(dv[n], pa, ob[0], ob[1]);
+        flashMma<T>(dv[n + 1], pa, ob[2], ob[3]);
+        flashMma<T>(dk[n], sa, qb[0], qb[1]);
+        flashMma<T>(dk[n + 1], sa, qb[2], qb[3]);
+      }
+    }
+  }
+  u32* ok = reinterpret_cast<u32*>(dK);
+  u32* ov = reinterpret_cast<u32*>(dV);
+  const long long keys[2] = {j0, j1};
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    if (keys[h] >= d.S) continue;
+    const long long base = (bg * d.S + keys[h]) * D;
+#pragma unroll
+    for (int n = 0; n < ND; n++) {
+      ok[(base + n * 8 + 2 * tq) / 2] = flashPack<T>(d.scale * dk[n][2 * h], d.scale * dk[n][2 * h + 1]);
+      ov[(base + n * 8 + 2 * tq) / 2] = flashPack<T>(dv[n][2 * h], dv[n][2 * h + 1]);
+    }
+  }
+}
+
+template <typename T, int D>
+__device__ __forceinline__ void flashDq(const T* __restrict__ dO, const T* __restrict__ Q, const T* __restrict__ K, const T* __restrict__ V,
+                                        const float* __restrict__ M, const float* __restrict__ stats, const float* __restrict__ dsum,
+                                        T* __restrict__ dQ, const FlashDims& d) {
+  extern __shared__ FlashU4 flashShared[];
+  constexpr int P = D + 8, KD = D / 16, ND = D / 8, NT = kFlashKeys / 8;
+  u16* sQ = reinterpret_cast<u16*>(flashShared);  // [64][P] this block's queries
+  u16* sdO = sQ + kFlashRows * P;                  // [64][P] their output gradients
+  u16* sK = sdO + kFlashRows * P;                  // [64][P] the step's keys
+  u16* sV = sK + kFlashKeys * P;                   // [64][P] values
+  const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3, wr = 16 * w;
+  const long long bg = blockIdx.y, b = bg / d.G, hg = bg - b * d.G, row0 = (long long)blockIdx.x * kFlashRows;
+  const u16* k = reinterpret_cast<const u16*>(K) + bg * d.S * D;
+  const u16* v = reinterpret_cast<const u16*>(V) + bg * d.S * D;
+  flashCopy<D>(sQ, P, reinterpret_cast<const u16*>(Q) + (bg * d.N + row0) * D, d.N - row0, kFlashRows, tid);
+  flashCopy<D>(sdO, P, reinterpret_cast<const u16*>(dO) + (bg * d.N + row0) * D, d.N - row0, kFlashRows, tid);
+  const long long rows[2] = {row0 + wr + g, row0 + wr + g + 8};
+  long long mo[2];
+  float rm[2], rl[2], rd[2];
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    const bool ok = rows[h] < d.N;
+    mo[h] = ok ? flashMaskRow(d, b, hg, rows[h]) : -1;
+    rm[h] = ok ? stats[2 * (bg * d.N + rows[h])] : 0.0f;
+    rl[h] = ok ? stats[2 * (bg * d.N + rows[h]) + 1] : 1.0f;
+    rd[h] = ok ? dsum[bg * d.N + rows[h]] : 0.0f;
+  }
+  float acc[ND][4];
+#pragma unroll
+  for (int n = 0; n < ND; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+  for (long long s0 = 0; s0 < d.S; s0 += kFlashKeys) {
+    __syncthreads();
+    flashCopy<D>(sK, P, k + s0 * D, d.S - s0, kFlashKeys, tid);
+    flashCopy<D>(sV, P, v + s0 * D, d.S - s0, kFlashKeys, tid);
+    __syncthreads();
+    {
+      bool skip = (mo[0] < 0 || rm[0] > kFlashBlocked) && (mo[1] < 0 || rm[1] > kFlashBlocked);
+#pragma unroll
+      for (int n = 0; n < NT; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          const int h = e >> 1;
+          const long long col = s0 + n * 8 + 2 * tq + (e & 1);
+          if (skip && mo[h] >= 0 && col < d.S && !(M[mo[h] + col * d.ms] <= kFlashBlocked)) skip = false;
+        }
+      if (__all_sync(0xffffffffu, skip)) continue;
+    }
+    float sc[NT][4], dp[NT][4];
+#pragma unroll
+    for (int n = 0; n < NT; n++) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < KD; kk++) {
+      u32 qa[4], oa[4];
+      flashLdmRows<false>(qa, sQ, P, wr, 16 * kk, lane);
+      flashLdmRows<false>(oa, sdO, P, wr, 16 * kk, lane);
+#pragma unroll
+      for (int n = 0; n < NT; n += 2) {
+        u32 kb[4], vb[4];
+        flashLdmCols(kb, sK, P, 8 * n, 16 * kk, lane);
+        flashLdmCols(vb, sV, P, 8 * n, 16 * kk, lane);
+        flashMma<T>(sc[n], qa, kb[0], kb[1]);
+        flashMma<T>(sc[n + 1], qa, kb[2], kb[3]);
+        flashMma<T>(dp[n], oa, vb[0], vb[1]);
+        flashMma<T>(dp[n + 1], oa, vb[2], vb[3]);
+      }
+    }
+#pragma unroll
+    for (int n = 0; n < NT; n++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int h = e >> 1;
+        const long long col = s0 + n * 8 + 2 * tq + (e & 1);
+        float p = 0.0f;
+        if (mo[h] >= 0 && col < d.S) p = expf(d.scale * sc[n][e] + M[mo[h] + col * d.ms] - rm[h]) / rl[h];
+        dp[n][e] = p * (dp[n][e] - rd[h]);
+      }
+#pragma unroll
+    for (int kq = 0; kq < NT / 2; kq++) {
+      const u32 sa[4] = {flashPack<T>(dp[2 * kq][0], dp[2 * kq][1]), flashPack<T>(dp[2 * kq][2], dp[2 * kq][3]),
+                         flashPack<T>(dp[2 * kq + 1][0], dp[2 * kq + 1][1]), flashPack<T>(dp[2 * kq + 1][2], dp[2 * kq + 1][3])};
+#pragma unroll
+      for (int n = 0; n < ND; n += 2) {
+        u32 kb[4];
+        flashLdmRows<true>(kb, sK, P, 16 * kq, 8 * n, lane);
+        flashMma<T>(acc[n], sa, kb[0], kb[1]);
+        flashMma<T>(acc[n + 1], sa, kb[2], kb[3]);
+      }
+    }
+  }
+  u32* oq = reinterpret_cast<u32*>(dQ);
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    if (rows[h] >= d.N) continue;
+    const long long base = (bg * d.N + rows[h]) * D;
+#pragma unroll
+    for (int n = 0; n < ND; n++) oq[(base + n * 8 + 2 * tq) / 2] = flashPack<T>(d.scale * acc[n][2 * h], d.scale * acc[n][2 * h + 1]);
+  }
+}
+
+// The kernels of one dtype: NAME_fwd_d64, NAME_dkdv_d64, NAME_dq_d64, the same at d128, and NAME_dot.
+#define LSFT_FLASH_FWD(T) const T *Q, const T *K, const T *V, const float *M, T *O, float *stats, FlashDims d
+#define LSFT_FLASH_DKDV(T) const T *dO, const T *Q, const T *K, const T *V, const float *M, const float *stats, const float *dsum, T *dK, T *dV, FlashDims d
+#define LSFT_FLASH_DQ(T) const T *dO, const T *Q, const T *K, const T *V, const float *M, const float *stats, const float *dsum, T *dQ, FlashDims d
+#define LSFT_FLASH(NAME, T)                                                                                                                     \
+  extern "C" __global__ void __launch_bounds__(128) NAME##_fwd_d64(LSFT_FLASH_FWD(T)) { flashFwd<T, 64>(Q, K, V, M, O, stats, d); }            \
+  extern "C" __global__ void __launch_bounds__(128) NAME##_fwd_d128(LSFT_FLASH_FWD(T)) { flashFwd<T, 128>(Q, K, V, M, O, stats, d); }          \
+  extern "C" __global__ void __launch_bounds__(128) NAME##_dkdv_d64(LSFT_FLASH_DKDV(T)) { flashDkDv<T, 64>(dO, Q, K, V, M, stats, dsum, dK, dV, d); } \
+  extern "C" __global__ void __launch_bounds__(128) NAME##_dkdv_d128(LSFT_FLASH_DKDV(T)) { flashDkDv<T, 128>(dO, Q, K, V, M, stats, dsum, dK, dV, d); } \
+  extern "C" __global__ void __launch_bounds__(128) NAME##_dq_d64(LSFT_FLASH_DQ(T)) { flashDq<T, 64>(dO, Q, K, V, M, stats, dsum, dQ, d); }     \
+  extern "C" __global__ void __launch_bounds__(128) NAME##_dq_d128(LSFT_FLASH_DQ(T)) { flashDq<T, 128>(dO, Q, K, V, M, stats, dsum, dQ, d); }   \
+  extern "C" __global__ void __launch_bounds__(256) NAME##_dot(const T* dO, const T* O, float* dsum, FlashDims d) { flashDot<T>(dO, O, dsum, d); }
+LSFT_FLASH(flash_bf16, bf16)
+LSFT_FLASH(flash_f16, f16)
+#undef LSFT_FLASH
+#undef LSFT_FLASH_FWD
+#undef LSFT_FLASH_DKDV
+#undef LSFT_FLASH_DQ

@@ -1,0 +1,266 @@
+// The FlashAttention CUDA kernels (native/src/kernels/flash_attention.cu) run on the CPU: g++ compiles the
+// kernel file itself into native/emu/flash_emu.cc, which runs every CUDA thread as a fiber and emulates
+// mma.sync per lane from the fragment layout the kernel file states (see its header). The forward, Dsum,
+// dK/dV and dQ kernels are compared here with attention in float64 on the same 16-bit inputs: query tiles
+// and key steps with tails, grouped queries (rep > 1), the mask broadcast over B, G or rep, blocked keys
+// (MASK_MIN) and a fully blocked query row, head dims 64 and 128, bf16 and f16; and that skipping the steps
+// the mask blocks (causal) changes no bit of the outputs. A negative control (the emulator's mma reading B's
+// halves swapped) must fail the comparison. What this cannot check is
+// the hardware: that the layout is the one the GPU uses, and the launch (tools/bench fused-check does, on the GPU).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Rng } from '@latent-sft/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nativeDir } from '../native/embed-kernels.mjs';
+
+const MASK_MIN = -3.4028234663852886e38;
+/**
+ * |got − want| ≤ tol · max|want| per tensor. The kernels round P and dS to the 16-bit dtype before their products
+ * (as FlashAttention-2 does) and O, dQ, dK, dV once at the end: a few ulps of the dtype relative to the tensor's
+ * scale (bf16 ulp 2⁻⁸, f16 2⁻¹¹). Stats and Dsum are float32 sums in another order.
+ */
+const TOL = { bfloat16: 2 ** -6, float16: 2 ** -9, stats: 1e-5 } as const;
+
+type Half = 'bfloat16' | 'float16';
+interface Case {
+  dtype: Half;
+  B: number;
+  G: number;
+  rep: number;
+  T: number;
+  S: number;
+  D: number;
+  /** The mask's dims, each 1 or [B, G, rep, T, S]'s. */
+  mask: [number, number, number, number, number];
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+/** x rounded to the 16-bit dtype: the value and its bits. bf16: nearest even; f16: x is a multiple of 2⁻⁶ below 16 (exact). */
+function toHalf(dtype: Half, x: number): [number, number] {
+  f32[0] = x;
+  const u = u32[0] as number;
+  if (dtype === 'bfloat16') {
+    const b = ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
+    u32[0] = b << 16;
+    return [f32[0] as number, b];
+  }
+  if (x === 0) return [0, 0];
+  const sign = (u >>> 16) & 0x8000;
+  const exp = ((u >>> 23) & 0xff) - 127 + 15;
+  return [x, sign | (exp << 10) | ((u >>> 13) & 0x3ff)];
+}
+function fromHalf(dtype: Half, b: number): number {
+  if (dtype === 'bfloat16') {
+    u32[0] = b << 16;
+    return f32[0] as number;
+  }
+  const e = (b >>> 10) & 0x1f;
+  const m = b & 0x3ff;
+  const v = e === 0 ? m * 2 ** -24 : e === 31 ? (m ? Number.NaN : Number.POSITIVE_INFINITY) : (1 + m / 1024) * 2 ** (e - 15);
+  return b & 0x8000 ? -v : v;
+}
+
+/**
+ * Runs the emulator on one case; returns its outputs, the float64 reference of each, the warp steps the kernels
+ * skipped (blocked by the mask) and, with compareNoSkip, whether the outputs are byte for byte those of a run
+ * that skips none.
+ */
+function runCase(bin: string, dir: string, c: Case, seed: number, compareNoSkip: boolean, flags: readonly string[] = []) {
+  const { B, G, rep, T, S, D, dtype } = c;
+  const N = rep * T;
+  const r = Rng.fromSeed(seed);
+  const draw = (n: number): [Float64Array, Uint16Array] => {
+    const v = new Float64Array(n);
+    const bits = new Uint16Array(n);
+    for (let i = 0; i < n; i++) {
+      const x = dtype === 'float16' ? Math.max(-15, Math.min(15, Math.round(r.normal() * 64) / 64)) : r.normal();
+      [v[i], bits[i]] = toHalf(dtype, x) as [number, number];
+    }
+    return [v, bits];
+  };
+  const [q, qb] = draw(B * G * N * D);
+  const [k, kb] = draw(B * G * S * D);
+  const [v, vb] = draw(B * G * S * D);
+  const [dO, dOb] = draw(B * G * N * D);
+  // The mask in its own index space: causal with S − T earlier keys, query row t = 1 fully blocked, a pattern
+  // of blocked keys where the mask varies over B, G or rep, finite values in [−0.5, 0.5] elsewhere.
+  const [mB, mG, mR, mT, mS] = c.mask;
+  const mask = new Float32Array(mB * mG * mR * mT * mS);
+  for (let i = 0; i < mask.length; i++) {
+    const s = i % mS;
+    const t = Math.floor(i / mS) % mT;
+    const rr = Math.floor(i / (mS * mT)) % mR;
+    const gg = Math.floor(i / (mS * mT * mR)) % mG;
+    const b = Math.floor(i / (mS * mT * mR * mG));
+    const blocked = (mT > 1 && t === 1) || (mS > 1 && s > t + S - T) || ((mB > 1 || mG > 1 || mR > 1) && (s + b + 2 * gg + 3 * rr) % 7 === 0);
+    mask[i] = blocked ? MASK_MIN : 0.25 * ((3 * s + t + b + gg + rr) % 5) - 0.5;
+  }
+  const strides: number[] = [];
+  for (let i = 4, st = 1; i >= 0; i--) {
+    strides.unshift(c.mask[i] === 1 ? 0 : st);
+    st *= c.mask[i] as number;
+  }
+  const scale = 1 / Math.sqrt(D);
+  const header = new BigInt64Array([dtype === 'float16' ? 1 : 0, B, G, N, T, S, D, rep, ...strides].map(BigInt));
+  const parts: Buffer[] = [
+    Buffer.from(header.buffer),
+    Buffer.from(new Float32Array([scale]).buffer),
+    Buffer.from(new BigInt64Array([BigInt(mask.length)]).buffer),
+  ];
+  for (const a of [qb, kb, vb, dOb, mask]) parts.push(Buffer.from(a.buffer, a.byteOffset, a.byteLength));
+  const inFile = join(dir, `in-${seed}.bin`);
+  const outFile = join(dir, `out-${seed}.bin`);
+  writeFileSync(inFile, Buffer.concat(parts));
+  const log = execFileSync(bin, [inFile, outFile, ...flags], { encoding: 'utf8' });
+  const skipped = Number(/warp steps skipped: (\d+)/.exec(log)?.[1] ?? Number.NaN);
+  const raw = readFileSync(outFile);
+  let sameAsNoSkip: boolean | undefined;
+  if (compareNoSkip) {
+    execFileSync(bin, [inFile, `${outFile}.noskip`, '--no-skip'], { encoding: 'utf8' });
+    sameAsNoSkip = raw.equals(readFileSync(`${outFile}.noskip`));
+  }
+  let off = 0;
+  const halves = (n: number) => {
+    const bits = new Uint16Array(raw.buffer.slice(raw.byteOffset + off, raw.byteOffset + off + 2 * n));
+    off += 2 * n;
+    return Float64Array.from(bits, (b) => fromHalf(dtype, b));
+  };
+  const floats = (n: number) => {
+    const f = new Float32Array(raw.buffer.slice(raw.byteOffset + off, raw.byteOffset + off + 4 * n));
+    off += 4 * n;
+    return Float64Array.from(f);
+  };
+  const rows = B * G * N;
+  const got = { o: halves(rows * D), stats: floats(2 * rows), dsum: floats(rows), dq: halves(rows * D), dk: halves(B * G * S * D), dv: halves(B * G * S * D) };
+  expect(off).toBe(raw.length);
+
+  // float64 attention on the same values.
+  const want = { o: new Float64Array(rows * D), m: new Float64Array(rows), l: new Float64Array(rows), dsum: new Float64Array(rows) };
+  const dq = new Float64Array(rows * D);
+  const dk = new Float64Array(B * G * S * D);
+  const dv = new Float64Array(B * G * S * D);
+  for (let bg = 0; bg < B * G; bg++) {
+    const b = Math.floor(bg / G);
+    const gg = bg % G;
+    for (let i = 0; i < N; i++) {
+      const row = bg * N + i;
+      const [rr, t] = [Math.floor(i / T), i % T];
+      const mo = b * (strides[0] as number) + gg * (strides[1] as number) + rr * (strides[2] as number) + t * (strides[3] as number);
+      const z = new Float64Array(S);
+      let mx = Number.NEGATIVE_INFINITY;
+      for (let s = 0; s < S; s++) {
+        let dot = 0;
+        for (let d = 0; d < D; d++) dot += (q[row * D + d] as number) * (k[(bg * S + s) * D + d] as number);
+        z[s] = scale * dot + (mask[mo + s * (strides[4] as number)] as number);
+        mx = Math.max(mx, z[s] as number);
+      }
+      let l = 0;
+      for (let s = 0; s < S; s++) l += Math.exp((z[s] as number) - mx);
+      want.m[row] = mx;
+      want.l[row] = l;
+      const p = Float64Array.from(z, (x) => Math.exp(x - mx) / l);
+      for (let d = 0; d < D; d++) {
+        let o = 0;
+        for (let s = 0; s < S; s++) o += (p[s] as number) * (v[(bg * S + s) * D + d] as number);
+        want.o[row * D + d] = o;
+      }
+      // The backward from the kernel's own O (as FlashAttention-2's Dsum is).
+      let ds = 0;
+      for (let d = 0; d < D; d++) ds += (dO[row * D + d] as number) * (got.o[row * D + d] as number);
+      want.dsum[row] = ds;
+      for (let s = 0; s < S; s++) {
+        let dp = 0;
+        for (let d = 0; d < D; d++) dp += (dO[row * D + d] as number) * (v[(bg * S + s) * D + d] as number);
+        const dS = (p[s] as number) * (dp - ds);
+        for (let d = 0; d < D; d++) {
+          const [kv, qd] = [(bg * S + s) * D + d, row * D + d];
+          dv[kv] = (dv[kv] as number) + (p[s] as number) * (dO[qd] as number);
+          dk[kv] = (dk[kv] as number) + scale * dS * (q[qd] as number);
+          dq[qd] = (dq[qd] as number) + scale * dS * (k[kv] as number);
+        }
+      }
+    }
+  }
+  return { got, want: { ...want, dq, dk, dv }, skipped, sameAsNoSkip };
+}
+
+/** max |got − want| / max |want|. */
+function relErr(got: Float64Array, want: Float64Array): number {
+  let e = 0;
+  let scale = 0;
+  for (let i = 0; i < want.length; i++) {
+    e = Math.max(e, Math.abs((got[i] as number) - (want[i] as number)));
+    scale = Math.max(scale, Math.abs(want[i] as number));
+  }
+  return e / scale;
+}
+
+const CASES: Case[] = [
+  { dtype: 'bfloat16', B: 1, G: 1, rep: 1, T: 64, S: 64, D: 64, mask: [1, 1, 1, 64, 64] },
+  { dtype: 'bfloat16', B: 2, G: 2, rep: 2, T: 37, S: 45, D: 64, mask: [2, 1, 1, 37, 45] },
+  { dtype: 'bfloat16', B: 1, G: 2, rep: 4, T: 20, S: 130, D: 128, mask: [1, 2, 4, 20, 130] },
+  { dtype: 'float16', B: 1, G: 2, rep: 2, T: 50, S: 70, D: 128, mask: [1, 1, 2, 50, 70] },
+  { dtype: 'float16', B: 2, G: 1, rep: 1, T: 70, S: 70, D: 64, mask: [2, 1, 1, 1, 70] },
+  // Causal over three key steps: the steps above the diagonal are skipped (but for the warp of the blocked row).
+  { dtype: 'bfloat16', B: 1, G: 1, rep: 2, T: 150, S: 150, D: 64, mask: [1, 1, 1, 150, 150] },
+];
+
+describe('FlashAttention CUDA kernels, emulated on the CPU, = float64 attention', () => {
+  let dir = '';
+  let bin = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'latent-sft-flash-emu-'));
+    bin = join(dir, 'flash_emu');
+    execFileSync(
+      'g++',
+      [
+        '-std=c++17',
+        '-O2',
+        '-ffp-contract=off',
+        '-Wall',
+        '-Wextra',
+        '-Wno-unused-parameter',
+        '-Wno-unknown-pragmas',
+        '-Werror',
+        '-o',
+        bin,
+        join(nativeDir, 'emu', 'flash_emu.cc'),
+      ],
+      {
+        stdio: 'pipe',
+      },
+    );
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('fails with a wrong fragment layout (negative control: mma reading B with its 16-bit halves swapped)', () => {
+    const c = CASES[0] as Case;
+    const { got, want } = runCase(bin, dir, c, 99, false, ['--wrong-layout']);
+    expect(relErr(got.o, want.o)).toBeGreaterThan(10 * TOL[c.dtype]);
+  });
+
+  CASES.forEach((c, n) => {
+    it(`${c.dtype}, B ${c.B} G ${c.G} rep ${c.rep} T ${c.T} S ${c.S} D ${c.D}, mask [${c.mask.join(', ')}]`, () => {
+      const causal = c.T === c.S && c.S > 128;
+      const { got, want, skipped, sameAsNoSkip } = runCase(bin, dir, c, 100 + n, causal);
+      // The causal case has steps the mask blocks, skips them, and skipping changes no bit.
+      if (causal) {
+        expect(skipped).toBeGreaterThan(0);
+        expect(sameAsNoSkip).toBe(true);
+      }
+      const rows = want.m.length;
+      const tol = TOL[c.dtype];
+      for (const name of ['o', 'dq', 'dk', 'dv'] as const) expect(relErr(got[name], want[name]), name).toBeLessThan(tol);
+      expect(relErr(got.dsum, want.dsum), 'dsum').toBeLessThan(TOL.stats);
+      const m = Float64Array.from({ length: rows }, (_, i) => got.stats[2 * i] as number);
+      const l = Float64Array.from({ length: rows }, (_, i) => got.stats[2 * i + 1] as number);
+      // The row max is exact but for float32 rounding of the scores; blocked rows' max is MASK_MIN plus a score.
+      for (let i = 0; i < rows; i++)
+        expect(Math.abs((m[i] as number) - (want.m[i] as number)), `m[${i}]`).toBeLessThanOrEqual(TOL.stats * Math.max(1, Math.abs(want.m[i] as number)));
+      expect(relErr(l, want.l), 'l').toBeLessThan(TOL.stats);
+    });
+  });
+});
