@@ -132,7 +132,9 @@ if want flash; then
 # FlashAttention (FusedParts.attention, opt-in until this section has run): its kernels' GPU check (CUDA vs CPU)
 # and time, then the 1B LoRA and full steps and phase 2 at 1B and 7B without and with it, beside the PEFT and
 # PyTorch anchors. The BENCH lines' losses of each pair must agree within bf16 rounding.
-node $A/fused-check.mjs --only flash-attention,flash-time | grep -E 'flash|done'
+node $A/fused-check.mjs --only flash-attention,flash-time > /tmp/flash-check.log; FLASH_RC=$?
+grep -E 'flash|done' /tmp/flash-check.log; echo "FLASH-CHECK rc=$FLASH_RC"
+[ $FLASH_RC -eq 0 ] || echo "FLASH-CHECK failed: the runs with attention below are not valid"
 peak python3 tools/reference/bench_torch.py --which lora --recipes peft-fused --steps 10
 for f in optimizer,softmax,rmsnorm,swiglu,dropout,ce optimizer,softmax,rmsnorm,swiglu,dropout,ce,attention; do peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --frozen bfloat16 --fused $f; done
 peak python3 tools/reference/bench_torch.py --which train --recipes bf16-fused --steps 10

@@ -154,7 +154,8 @@ export function fuseFlashAttention(g: Graph, opts: { headDims?: readonly number[
     if (mask.dtype !== 'float32' || mask.rank !== 5) continue;
     if (!mask.shape.every((d, i) => d === 1 || d === x5.shape[i] || (typeof d !== 'number' && x5.shape[i] !== 1))) continue;
     const scale = (ms.attrs['scale'] as number | undefined) ?? 1;
-    g.replaceNode(mm, 'FlashAttention', [q4, k, v, mask], { scale, rep });
+    // O's row dim is q4's (a Reshape to -1: another symbol than ctx4's, or unknown): the runtime checks shapes.
+    g.replaceNode(mm, 'FlashAttention', [q4, k, v, mask], { scale, rep }, { looseSymbolicDims: true });
     count++;
   }
   return count;

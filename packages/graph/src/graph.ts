@@ -316,11 +316,18 @@ export class Graph {
   /**
    * Replaces node `old` by a new `type` node at the same place in the order (graph rewrites such as
    * fusions.ts): the new node's first outputs take over every use of `old`'s outputs, which must have the
-   * same dtypes, ranks and static dims (a symbolic dim may have another symbol, or a size: the new node's
-   * shapes are inferred from its own inputs, e.g. a row count that a Reshape to -1 left symbolic) and must
-   * not be graph outputs. The nodes that fed only `old` stay until `prune`. Returns the new node's outputs.
+   * same dtypes and shapes and must not be graph outputs; with `looseSymbolicDims`, the same dtypes, ranks and
+   * static dims (a symbolic dim may then have another symbol, or a size: the new node's shapes are inferred
+   * from its own inputs, e.g. a row count that a Reshape to -1 left symbolic; fuseFlashAttention's case). The
+   * nodes that fed only `old` stay until `prune`. Returns the new node's outputs.
    */
-  replaceNode<P extends OpType>(old: Node, type: P, inputs: readonly Input[], attrs: OpAttrs[P] = {} as OpAttrs[P]): Tensor[] {
+  replaceNode<P extends OpType>(
+    old: Node,
+    type: P,
+    inputs: readonly Input[],
+    attrs: OpAttrs[P] = {} as OpAttrs[P],
+    opts: { looseSymbolicDims?: boolean } = {},
+  ): Tensor[] {
     const at = this.nodes.indexOf(old);
     if (at < 0) throw new Error(`replaceNode: '${old.name}' is not a node of graph '${this.name}'`);
     const before = this.nodes.length;
@@ -330,7 +337,7 @@ export class Graph {
     const rename = new Map<string, string>();
     old.outputs.forEach((name, k) => {
       const [a, b] = [this.value(name), outs[k] as Tensor];
-      const fits = (d: Dim, e: Dim | undefined) => typeof d !== 'number' || typeof e !== 'number' || d === e;
+      const fits = (d: Dim, e: Dim | undefined) => d === e || (opts.looseSymbolicDims === true && (typeof d !== 'number' || typeof e !== 'number'));
       if (a.dtype !== b.dtype || a.rank !== b.rank || !a.shape.every((d, i) => fits(d, b.shape[i]))) {
         throw new Error(`replaceNode: output ${k} of ${type} is ${b.dtype}${b.shapeText}, '${name}' is ${a.dtype}${a.shapeText}`);
       }

@@ -85,7 +85,8 @@ function runCase(bin: string, dir: string, c: Case, seed: number, compareNoSkip:
   const [k, kb] = draw(B * G * S * D);
   const [v, vb] = draw(B * G * S * D);
   const [dO, dOb] = draw(B * G * N * D);
-  // The mask in its own index space: causal with S − T earlier keys, query row t = 1 fully blocked, a pattern
+  // The mask in its own index space: causal with S − T earlier keys (T broadcast: key padding), query row t = 1
+  // fully blocked, a pattern
   // of blocked keys where the mask varies over B, G or rep, finite values in [−0.5, 0.5] elsewhere.
   const [mB, mG, mR, mT, mS] = c.mask;
   const mask = new Float32Array(mB * mG * mR * mT * mS);
@@ -95,7 +96,9 @@ function runCase(bin: string, dir: string, c: Case, seed: number, compareNoSkip:
     const rr = Math.floor(i / (mS * mT)) % mR;
     const gg = Math.floor(i / (mS * mT * mR)) % mG;
     const b = Math.floor(i / (mS * mT * mR * mG));
-    const blocked = (mT > 1 && t === 1) || (mS > 1 && s > t + S - T) || ((mB > 1 || mG > 1 || mR > 1) && (s + b + 2 * gg + 3 * rr) % 7 === 0);
+    // (With T broadcast, key padding instead of causality: the last 3 + 5·b keys of batch row b.)
+    const future = mT > 1 ? s > t + S - T : s >= S - 3 - 5 * b;
+    const blocked = (mT > 1 && t === 1) || (mS > 1 && future) || ((mB > 1 || mG > 1 || mR > 1) && (s + b + 2 * gg + 3 * rr) % 7 === 0);
     mask[i] = blocked ? MASK_MIN : 0.25 * ((3 * s + t + b + gg + rr) % 5) - 0.5;
   }
   const strides: number[] = [];
@@ -225,6 +228,7 @@ describe('FlashAttention CUDA kernels, emulated on the CPU, = float64 attention'
         '-Wno-unused-parameter',
         '-Wno-unknown-pragmas',
         '-Werror',
+        '-U_FORTIFY_SOURCE',
         '-o',
         bin,
         join(nativeDir, 'emu', 'flash_emu.cc'),

@@ -15,6 +15,9 @@
 //                      IN: int64 [kind (0 bf16, 1 f16), B, G, N, T, S, D, rep, mb, mg, mr, mt, ms], float32 scale,
 //                          then Q, K, V, dO (16-bit bits), M (float32, mask elements as the strides address them)
 //                      OUT: O (16-bit), stats [B·G·N, 2] f32, Dsum [B·G·N] f32, dQ, dK, dV (16-bit)
+// _longjmp between fiber stacks: glibc's fortified longjmp (__longjmp_chk, on by default in some distributions'
+// gcc at -O2) refuses to jump into another stack, so fortification is off here.
+#undef _FORTIFY_SOURCE
 #include <setjmp.h>
 #include <ucontext.h>
 

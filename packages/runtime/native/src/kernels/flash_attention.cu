@@ -17,6 +17,7 @@
 // *_dkdv_d*: a block per (64 keys, b·G + g), 4 warps of 16 keys; per step of QT query rows (flashQt): Sᵀ = K·Qᵀ,
 //   dPᵀ = V·dOᵀ, Pᵀ = e^(scale·Sᵀ + M − m) / l, dSᵀ = Pᵀ·(dPᵀ − Dsum); dV += Pᵀ·dO, dK += dSᵀ·Q (16-bit Pᵀ and dSᵀ).
 // *_dq_d*: a block per (64 query rows, b·G + g); per 64-key step S = Q·Kᵀ, dP = dO·Vᵀ, dS as above, dQ += dS·K.
+// The backward is three kernels: Dsum, dK/dV, dQ.
 // No atomics: dQ is a second pass over the keys (the scores are computed twice), so the gradients are
 // deterministic. Steps the mask blocks entirely are skipped per warp (kFlashBlocked). Dynamic shared memory: flashSmemBytes (fused_shared.h), every tile row-major with rows padded
 // by 8 elements (16 bytes: ldmatrix's rows stay aligned and fall in different banks).
@@ -31,7 +32,7 @@
 // A mask value at or below this blocks its key (models' MASK_MIN, −∞). A warp skips its part of a step when
 // the mask blocks all of it and each of its rows already has a key above this (forward: its running max;
 // backward: the row max in stats): then every probability of the part is e^(−3.4·10³⁸ − max) = 0 exactly, so
-// the skip changes no bit of any result. Causal masks skip about half the steps; a row with every key
+// the skip changes no bit of any result for finite K, V and dO (a skipped 0 · ∞ would have been NaN). Causal masks skip about half the steps; a row with every key
 // blocked (its max is itself blocked) skips nothing, and comes out as the standard ops give it.
 #define kFlashBlocked (-1e30f)
 using latent_sft::FlashDims;
