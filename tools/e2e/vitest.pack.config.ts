@@ -1,7 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-// `nx run @latent-sft/e2e:test:pack` (after `^build`): the packed packages in a fresh npm project.
+// `nx run @latent-sft/e2e:test:pack` (after the `build` of the packed packages, see package.json): the packed
+// packages in a fresh npm project.
 // Not part of `pnpm test`: npm installs the third-party dependencies (from its cache or the registry).
 export default defineConfig({
   test: {

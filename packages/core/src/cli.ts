@@ -21,12 +21,16 @@ export function runMain(main: () => Promise<void> | void, io?: { logger?: Logger
   Promise.resolve()
     .then(main)
     .catch((e: unknown) => {
-      const line = isUserError(e) ? e.message : environmentError(e);
-      if (line !== null) print(`error: ${line}\n`);
-      else print(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      print(errorText(e));
       process.exitCode = 1;
     })
     .finally(() => io?.logger?.output?.close());
+}
+
+/** What runMain prints for an error: `error: <one line>` for a UserError or an error of the environment, else the stack. */
+export function errorText(e: unknown): string {
+  const line = isUserError(e) ? e.message : environmentError(e);
+  return line !== null ? `error: ${line}\n` : `${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`;
 }
 
 const SYSTEM_ERRORS: Readonly<Record<string, string>> = {

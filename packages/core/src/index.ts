@@ -10,4 +10,4 @@ export { createAppIo, createRootLogger, silentLogger } from './logger.js';
 export type { AppIo, LogLevel, Logger, RootLoggerOptions } from './logger.js';
 export { LOG_FORMATS, LogOutput } from './terminal.js';
 export type { LogFormat, LogOptions, TextStream } from './terminal.js';
-export { runMain } from './cli.js';
+export { errorText, runMain } from './cli.js';

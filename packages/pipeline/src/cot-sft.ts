@@ -33,9 +33,10 @@ export async function runCotSft(config: CotSftConfig, ctx: RunContext): Promise<
     if (config.base.vocab === 'corpus') {
       // Keep only what the training data uses (plus specials and bytes): the output layer of a small
       // model trained from scratch then spans hundreds or thousands of ids instead of 128k.
-      const full = prepareData(config.data, await loadTokenizer(staged));
+      const fullTok = await loadTokenizer(staged);
+      const full = prepareData(config.data, fullTok);
       const ids = full.examples.flatMap((e) => [...e.prefixIds, ...e.thinkIds, ...e.cotIds, ...e.endThinkIds, ...e.answerIds]);
-      writeVocabSubset(staged, (await loadTokenizer(staged)).subsetFor([], ids));
+      writeVocabSubset(staged, fullTok.subsetFor([], ids));
     }
     return await runFrom(config, ctx, staged, config.base);
   } finally {

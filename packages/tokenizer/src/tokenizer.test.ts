@@ -124,6 +124,12 @@ describe('Llama-3.2 tokenizer', () => {
     expect(await oneLine(truncated)).toMatch(new RegExp(`^${join(truncated, 'tokenizer.json')}: not valid JSON \\(.*\\); a truncated copy\\?`));
     const list = copy((d) => writeFileSync(join(d, 'tokenizer_config.json'), '[]'));
     expect(await oneLine(list)).toBe(`${join(list, 'tokenizer_config.json')}: expected a JSON object`);
+    // Both bad: tokenizer.json's problem is the one reported.
+    const both = copy((d) => {
+      writeFileSync(join(d, 'tokenizer.json'), readFileSync(join(llamaDir, 'tokenizer.json')).subarray(0, 100_000));
+      writeFileSync(join(d, 'tokenizer_config.json'), '[]');
+    });
+    expect(await oneLine(both)).toMatch(new RegExp(`^${join(both, 'tokenizer.json')}: not valid JSON \\(`));
     const noModel = copy((d) => writeFileSync(join(d, 'tokenizer.json'), '{}'));
     expect(await oneLine(noModel)).toMatch(new RegExp(`^${join(noModel, 'tokenizer.json')}: not a loadable tokenizer \\(`));
   });

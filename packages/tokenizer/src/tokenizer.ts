@@ -81,24 +81,25 @@ export class Tokenizer {
   /** Loads `dir` with transformers.js AutoTokenizer in local-only mode (and its vocab_subset.json if any). */
   static async load(dir: string): Promise<Tokenizer> {
     const abs = resolve(dir);
-    for (const f of ['tokenizer.json', 'tokenizer_config.json']) {
-      if (!existsSync(join(abs, f))) {
-        throw inputError({ file: join(abs, f) }, 'not found (write the folder with materializeTokenizer)');
-      }
-      // A truncated or hand-edited file: one line naming it (transformers.js would throw a bare SyntaxError).
-      let v: unknown;
-      try {
-        v = JSON.parse(readFileSync(join(abs, f), 'utf8'));
-      } catch (e) {
-        throw inputError({ file: join(abs, f) }, `not valid JSON (${(e as Error).message}); a truncated copy? copy or materialize it again`);
-      }
-      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw inputError({ file: join(abs, f) }, 'expected a JSON object');
+    const json = join(abs, 'tokenizer.json');
+    const config = join(abs, 'tokenizer_config.json');
+    // A missing, truncated or hand-edited file: one line naming it (transformers.js would throw a bare
+    // SyntaxError), tokenizer.json's problem first. tokenizer.json (9 MB for Llama-3.2) is parsed here
+    // only when the config or transformers.js (which parses it anyway) fails: a file transformers.js
+    // loads is a JSON object.
+    if (!existsSync(json)) throw notFound(json);
+    try {
+      checkJsonObject(config);
+    } catch (e) {
+      checkJsonObject(json);
+      throw e;
     }
     let hf: Awaited<ReturnType<typeof autoTokenizerFromDir>>;
     try {
       hf = await autoTokenizerFromDir(abs);
     } catch (e) {
-      throw inputError({ file: join(abs, 'tokenizer.json') }, `not a loadable tokenizer (${(e as Error).message.split('\n')[0]})`);
+      checkJsonObject(json);
+      throw inputError({ file: json }, `not a loadable tokenizer (${(e as Error).message.split('\n')[0]})`);
     }
     return new Tokenizer(abs, hf, hf.get_vocab(), readVocabSubset(abs));
   }
@@ -236,6 +237,22 @@ export class Tokenizer {
     }
     return { tokenizer: await Tokenizer.load(out), ids };
   }
+}
+
+function notFound(file: string): Error {
+  return inputError({ file }, 'not found (write the folder with materializeTokenizer)');
+}
+
+/** Throws a one-line error naming `file` unless it exists and holds a JSON object. */
+function checkJsonObject(file: string): void {
+  if (!existsSync(file)) throw notFound(file);
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw inputError({ file }, `not valid JSON (${(e as Error).message}); a truncated copy? copy or materialize it again`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw inputError({ file }, 'expected a JSON object');
 }
 
 /** Loads a tokenizer folder (see Tokenizer.load). */

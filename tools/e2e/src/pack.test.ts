@@ -1,10 +1,11 @@
 // The published packages outside the monorepo: `pnpm pack` @latent-sft/latent, masks, eval and the
-// workspace packages they depend on (core, graph, data; built by nx `^build`), install the tarballs
-// into a fresh npm project in a temp folder (third-party dependencies from npm's cache or the
-// registry), then import them from plain ESM (values checked) and from TypeScript (`tsc --noEmit`
-// with the installed .d.ts files, skipLibCheck off).
+// workspace packages they depend on (core, graph, data), install the tarballs into a fresh npm project
+// in a temp folder (third-party dependencies from npm's cache or the registry), then import them from
+// plain ESM (values checked) and from TypeScript (`tsc --noEmit` with the installed .d.ts files,
+// skipLibCheck off). nx builds exactly these packages first (the target's dependsOn in package.json;
+// `^build` would also build everything e2e's devDependencies reach).
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -18,6 +19,9 @@ const run = (cmd: string, args: string[], cwd: string): string => execFileSync(c
 
 describe('packed packages in a fresh npm project', () => {
   it('install from the tarballs and import from ESM and TypeScript', () => {
+    // nx builds exactly these packages (and what they depend on) before this test: the target's dependsOn.
+    const target = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).nx.targets['test:pack'];
+    expect(target.dependsOn).toEqual([{ target: 'build', projects: PACKAGES.map((p) => `@latent-sft/${p}`) }]);
     const tmp = mkdtempSync(join(tmpdir(), 'pack-'));
     const tarballs = join(tmp, 'tarballs');
     mkdirSync(tarballs);

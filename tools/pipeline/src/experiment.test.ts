@@ -1,11 +1,14 @@
 // The experiment driver end to end on the CPU, at toy size: every stage runs as its own process of the
 // app CLIs; a second run skips everything; a changed stage config reruns only that stage and what
-// depends on it, and a failing stage blocks its dependents and fails the run in one line.
+// depends on it, and a failing stage blocks its dependents and fails the run in one line. The training-
+// seeds plan (two chains, 22 stages) runs its stages inside the driver's process (--in-process: the same
+// app CLIs without a process start each, which was most of their cost), and fails one stage there too.
+// The two tests run at the same time (each waits on its own driver process).
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, it } from 'vitest';
 
 const ROOT = resolve(import.meta.dirname, '..', '..', '..');
 const SCRIPT = join(ROOT, 'tools', 'pipeline', 'src', 'experiment.ts');
@@ -38,8 +41,8 @@ interface StageRecord {
  * Runs the driver as a child process. Asynchronously: a spawnSync would block this test worker's
  * event loop for minutes, and vitest's worker RPC (onTaskUpdate, 60 s) would time out on a busy machine.
  */
-async function run(planFile: string, out: string): Promise<{ status: number | null; stderr: string; stages: Map<string, string> }> {
-  const child = spawn(process.execPath, ['--conditions=@latent-sft/source', '--import', 'tsx', SCRIPT, 'run', '--plan', planFile, '--out', out], {
+async function run(planFile: string, out: string, flags: string[] = []): Promise<{ status: number | null; stderr: string; stages: Map<string, string> }> {
+  const child = spawn(process.execPath, ['--conditions=@latent-sft/source', '--import', 'tsx', SCRIPT, 'run', '--plan', planFile, '--out', out, ...flags], {
     cwd: ROOT,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -57,8 +60,8 @@ async function run(planFile: string, out: string): Promise<{ status: number | nu
   return { status: r.status, stderr: r.stderr, stages: new Map(stages.map((s) => [s.id, s.status])) };
 }
 
-describe('experiment driver (CPU, toy plan)', () => {
-  it('runs every stage, skips them on a rerun, and blocks the dependents of a failing stage', async () => {
+describe.concurrent('experiment driver (CPU, toy plan)', () => {
+  it('runs every stage as a process, skips them on a rerun, and blocks the dependents of a failing stage', async ({ expect }) => {
     const dir = mkdtempSync(join(tmpdir(), 'driver-'));
     const planFile = join(dir, 'plan.json');
     const out = join(dir, 'out');
@@ -88,13 +91,16 @@ describe('experiment driver (CPU, toy plan)', () => {
     expect(readFileSync(join(out, 'logs', 'r4__phase1-union.log'), 'utf8')).toMatch(/lora\.r/);
   }, 900_000);
 
-  it('trainingSeeds: one chain per seed, the encoder picks its best checkpoint, table.md and training-seeds.json over the seeds', async () => {
+  it('trainingSeeds (--in-process): one chain per seed, the encoder picks its best checkpoint, table.md and training-seeds.json over the seeds', async ({
+    expect,
+  }) => {
     const dir = mkdtempSync(join(tmpdir(), 'driver-seeds-'));
     const planFile = join(dir, 'plan.json');
     const out = join(dir, 'out');
     const encoder = { lora: { r: 4 }, train: { ...train(2), checkpointEvery: 1 }, select: { metric: 'gold-cot-ce', examples: 4 } };
-    writeFileSync(planFile, JSON.stringify({ ...plan, trainingSeeds: [1, 2], stages: { ...plan.stages, phase1Encoder: encoder } }));
-    const r = await run(planFile, out);
+    const seedsPlan = { ...plan, trainingSeeds: [1, 2], stages: { ...plan.stages, phase1Encoder: encoder } };
+    writeFileSync(planFile, JSON.stringify(seedsPlan));
+    const r = await run(planFile, out, ['--in-process']);
     expect(r.status, r.stderr.slice(-2000)).toBe(0);
     expect(r.stages.size).toBe(22);
     for (const t of [1, 2]) {
@@ -120,5 +126,18 @@ describe('experiment driver (CPU, toy plan)', () => {
     const table = readFileSync(join(out, 'table.md'), 'utf8');
     expect(table).toContain('Table 1 over training seeds');
     expect(table).toContain('| Latent-SFT(4) [training seed 2] |');
+
+    // In-process too, a failing stage is logged as its process would print it and blocks its dependents.
+    writeFileSync(planFile, JSON.stringify({ ...seedsPlan, stages: { ...seedsPlan.stages, phase1Union: { lora: { r: 0 }, train: train(2) } } }));
+    const failed = await run(planFile, out, ['--in-process']);
+    expect(failed.status).toBe(1);
+    const blocked = (t: number) => ['r4/phase1-union', 'r4/m1', 'r4/latents', 'r4/phase2', 'eval/r4'].map((id) => `seed-${t}/${id}`).join(', ');
+    expect(failed.stderr).toContain(`error: 10 stage(s) failed or blocked: ${blocked(1)}, ${blocked(2)} (logs in `);
+    for (const t of [1, 2]) {
+      expect(failed.stages.get(`seed-${t}/r4/phase1-union`)).toBe('failed');
+      expect(failed.stages.get(`seed-${t}/eval/r4`)).toBe('blocked');
+      expect(failed.stages.get(`seed-${t}/r4/phase1-decoder`)).toBe('skipped');
+      expect(readFileSync(join(out, 'logs', `seed-${t}__r4__phase1-union.log`), 'utf8')).toMatch(/^error: .*lora\.r/m);
+    }
   }, 900_000);
 });

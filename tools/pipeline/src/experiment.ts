@@ -2,16 +2,17 @@
 // reproduction (docs/results.md). The plan's stages (No-CoT, CoT-SFT, then per Latent-SFT row phase-1
 // encoder → decoder → union → merge → cache → phase 2, then `eval run` for every row) run as separate
 // processes of the phase apps' own CLIs, `--concurrency` at a time, each on the config file written to
-// <dir>/configs/ (so every stage can be rerun by hand: `pnpm <app> --config <file>`). A finished stage
+// <dir>/configs/ (so every stage can be rerun by hand: `pnpm <app> --config <file>`); with --in-process,
+// the same CLIs run inside the driver's process instead (no process start per stage). A finished stage
 // (<out>/.stage-done with the same config hash) is skipped, so a rerun continues after a failure.
 // At the end: <dir>/table.md (Table-1 layout over the eval runs + per-stage wall time and throughput)
 // and <dir>/stages.json.
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildCli, configHash, defineCommand, defineConfig } from '@latent-sft/config';
-import { type Logger, UserError, createProgress, createRootLogger, inputError, runMain, writeFileAtomic, writeJsonAtomic } from '@latent-sft/core';
+import { type Logger, UserError, createProgress, createRootLogger, errorText, inputError, runMain, writeFileAtomic, writeJsonAtomic } from '@latent-sft/core';
 import { runCli as cacheLatentsCli } from '@latent-sft/cache-latents-app';
 import { runCli as cotSftCli } from '@latent-sft/cot-sft-app';
 import { runCli as evalCli } from '@latent-sft/eval-app';
@@ -53,10 +54,16 @@ function userCommand(app: StageApp, file: string): string {
   return shellCommand(['pnpm', bin, ...appArgv(app, file)]);
 }
 
-/** Child-process entry: runs one app CLI in this process. */
-async function runStage(app: StageApp, file: string): Promise<void> {
-  const logger = createRootLogger(app);
-  const io = { logger, write: (text: string) => process.stdout.write(text) };
+/** Where a stage's log records and command output go: stderr and stdout in its child process, its log file with --in-process. */
+interface StageStreams {
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown };
+}
+
+/** Runs one app CLI in this process (the child-process entry, and every stage with --in-process). */
+async function runStage(app: StageApp, file: string, streams: StageStreams = { stdout: process.stdout, stderr: process.stderr }): Promise<void> {
+  const logger = createRootLogger(app, { stream: streams.stderr });
+  const io = { logger, write: (text: string) => void streams.stdout.write(text) };
   const argv = appArgv(app, file);
   switch (app) {
     case 'cot-sft':
@@ -102,6 +109,9 @@ function loadPlan(file: string): Plan {
   return r.data;
 }
 
+/** How a stage runs: resolves with its exit code, its output in `log`. */
+type StageLauncher = (stage: Stage, file: string, log: string) => Promise<number>;
+
 /** Runs `stage` as a child process; resolves with its exit code. */
 function spawnStage(stage: Stage, file: string, log: string): Promise<number> {
   mkdirSync(dirname(log), { recursive: true });
@@ -122,13 +132,34 @@ function spawnStage(stage: Stage, file: string, log: string): Promise<number> {
   });
 }
 
+/**
+ * --in-process: runs `stage` inside this process, as its child process would (the same app CLI on the
+ * same config file, its records and output in `log`, an error printed as runMain prints it); resolves
+ * with the exit code the child would have had. Stages still run `concurrency` at a time, interleaved on
+ * this process' one event loop.
+ */
+async function runStageHere(stage: Stage, file: string, log: string): Promise<number> {
+  mkdirSync(dirname(log), { recursive: true });
+  const fd = openSync(log, 'w');
+  const stream = { write: (text: string) => writeSync(fd, text) };
+  try {
+    await runStage(stage.app, file, { stdout: stream, stderr: stream });
+    return 0;
+  } catch (e) {
+    stream.write(errorText(e));
+    return 1;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** A stage id as one file name ('r4/phase2' → 'r4__phase2'). */
 const flat = (id: string): string => id.replaceAll('/', '__');
 /** Where a stage's app config is written (the file its child process and a user's rerun read). */
 const configFile = (dir: string, id: string): string => join(dir, 'configs', `${flat(id)}.json`);
 
 /** Runs every stage whose dependencies are done, `concurrency` at a time. */
-async function runStages(stages: readonly Stage[], dir: string, concurrency: number, logger: Logger): Promise<StageResult[]> {
+async function runStages(stages: readonly Stage[], dir: string, concurrency: number, logger: Logger, launcher: StageLauncher): Promise<StageResult[]> {
   const results = new Map<string, StageResult>();
   const progress = createProgress({ total: stages.length, label: 'stages', logger });
   const pending = [...stages];
@@ -156,7 +187,7 @@ async function runStages(stages: readonly Stage[], dir: string, concurrency: num
     logger.info({ stage: st.id, command: base.command }, 'stage started');
     running.set(
       st.id,
-      spawnStage(st, file, log).then((code) => {
+      launcher(st, file, log).then((code) => {
         const wallSeconds = (performance.now() - t0) / 1000;
         running.delete(st.id);
         if (code === 0) {
@@ -284,6 +315,10 @@ const runSchema = defineConfig(
       .string()
       .optional()
       .describe('comma-separated stage ids: run only these and what they depend on (e.g. seed-1/eval/cot, the CoT-SFT gate of a plan)'),
+    'in-process': z
+      .boolean()
+      .default(false)
+      .describe('run every stage inside this process instead of a child process of its own (no process start per stage: toy plans on the CPU)'),
   }),
 );
 
@@ -326,7 +361,7 @@ runMain(async () => {
                     .filter((x) => x !== ''),
                 );
           const t0 = performance.now();
-          const results = await runStages(stages, dir, plan.concurrency, logger);
+          const results = await runStages(stages, dir, plan.concurrency, logger, c['in-process'] ? runStageHere : spawnStage);
           const wall = (performance.now() - t0) / 1000;
           writeJsonAtomic(join(dir, 'stages.json'), { plan: plan.name, wallSeconds: wall, stages: results });
           const flags = collapseFlags(stages, dir);
