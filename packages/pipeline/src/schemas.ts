@@ -239,12 +239,9 @@ export const cacheLatentsSchema = z
     data: dataSchema,
     batchSize: z.number().int().positive().default(8).describe('examples per forward'),
     chunkSize: z.number().int().positive().default(16).describe('examples per chunk file'),
-    compute: z
-      .enum(['float32', 'float16', 'bfloat16'])
-      .default('float32')
-      .describe(
-        'compute dtype of the encoder: float16 / bfloat16 keep its weights and W in that dtype (a 16-bit checkpoint read as stored) and compute as phase 1 does at that dtype; the cache stays float32 (bfloat16: CUDA only)',
-      ),
+    compute: compute.describe(
+      'compute dtype of the encoder: float16 / bfloat16 keep its weights and W in that dtype (a 16-bit checkpoint read as stored) and compute as phase 1 does at that dtype; the cache stays float32 (bfloat16: CUDA only)',
+    ),
     device,
     resume,
     allowConfigChange,

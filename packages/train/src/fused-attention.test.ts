@@ -6,22 +6,10 @@
 // full fine-tuning (also with recompute 'layers') and LoRA with seeded dropout.
 import { Rng } from '@latent-sft/core';
 import { Graph, type Tensor, fuseFlashAttention, fuseMaskedSoftmax, grad } from '@latent-sft/graph';
-import {
-  LORA_TARGETS,
-  type LoraConfig,
-  MASK_MIN,
-  type ModelConfig,
-  causalLmLoss,
-  decoder,
-  embed,
-  loraParameterShapes,
-  paddingBias,
-  parameterShapes,
-  tinyLlama,
-} from '@latent-sft/models';
+import { MASK_MIN, tinyLlama } from '@latent-sft/models';
 import type { HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
-import { tinyBatch, tinyObjective } from '../test/tiny-llama.js';
+import { tinyBatch, tinyLoraObjective, tinyObjective } from '../test/tiny-llama.js';
 import { type FusedParts, type Objective, type Recompute, Trainer, buildStepGraphs, graphOptimizer } from './index.js';
 import { type FlashAttentionDims, flashAttentionCase, flashAttentionReference, floatValues, normwise, runOnce } from './testing.js';
 
@@ -323,7 +311,8 @@ describe('a small Llama in float16 with the fused attention vs the MaskedSoftmax
   });
 
   it('LoRA with seeded dropout: losses and every adapter gradient over 3 SGD steps', async () => {
-    const [o16, o32] = [loraDropoutObjective(hd8, 'float16'), loraDropoutObjective(hd8, 'float32')];
+    const lora = { config: hd8, dropout: 0.25, seededB: true };
+    const [o16, o32] = [tinyLoraObjective(Bt, Tt, 'float16', lora), tinyLoraObjective(Bt, Tt, 'float32', lora)];
     const r = Rng.fromSeed(12);
     const batches = Array.from({ length: STEPS }, (_, s) => {
       const ids = {
@@ -345,40 +334,3 @@ describe('a small Llama in float16 with the fused attention vs the MaskedSoftmax
     );
   });
 });
-
-/** `config`'s causal-LM loss with LoRA r 4 (dropout 0.25, seeded by the batch's dropout_seed) on every projection of the frozen float32 base. */
-function loraDropoutObjective(
-  config: ModelConfig,
-  dtype: 'float16' | 'float32' = 'float16',
-): {
-  objective: Objective;
-  init: { trainable: Record<string, HostTensor>; frozen: Record<string, HostTensor> };
-} {
-  const lora: LoraConfig = { r: 4, alpha: 8, dropout: 0.25, targetModules: [...LORA_TARGETS], bias: 'none', taskType: 'CAUSAL_LM' };
-  const base = tinyObjective(Bt, Tt, dtype, config);
-  const rng = Rng.fromSeed(6);
-  const shapes = loraParameterShapes(config, lora);
-  const host = (shape: readonly number[], f: () => number): HostTensor => ({
-    dtype: 'float32',
-    dims: [...shape],
-    data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, f),
-  });
-  const ids = { dtype: 'int64' as const, shape: [Bt, Tt] };
-  return {
-    objective: {
-      trainable: Object.fromEntries(shapes.map((p) => [p.name, { dtype: 'float32' as const, shape: p.shape }])),
-      frozen: Object.fromEntries(parameterShapes(config).map((p) => [p.name, { dtype: 'float32' as const, shape: p.shape }])),
-      batch: { input_ids: ids, attention_mask: ids, position_ids: ids, labels: ids, dropout_seed: { dtype: 'int64', shape: [] } },
-      buildLoss(g, adapters, inp) {
-        const t: Record<string, Tensor> = { ...adapters, ...inp };
-        const l = { lora: { config: lora, tensors: t, dropoutSeed: t['dropout_seed']! } };
-        const positions = t['position_ids']!;
-        const x = embed(g, config, t, t['input_ids']!, { dtype, ...l });
-        const dec = decoder(g, config, t, x, { bias: paddingBias(g, t['attention_mask']!, positions), positions, maxPositions: Tt, dtype, ...l });
-        return { loss: causalLmLoss(g, dec.logits!, t['labels']!) };
-      },
-    },
-    // B is not zero (PEFT's init) so that every adapter has a gradient from the first step.
-    init: { trainable: Object.fromEntries(shapes.map((p) => [p.name, host(p.shape, () => 0.1 * rng.normal())])), frozen: base.init },
-  };
-}

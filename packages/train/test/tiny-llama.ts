@@ -65,17 +65,20 @@ export function tinyBatch(Bt: number, Tt: number): Record<string, HostTensor> {
 }
 
 /**
- * tinyObjective's model with LoRA r 4 on every projection: the adapters trained (A seeded, B zero as in
- * PEFT), the base frozen (float32; the decoder casts it to the compute dtype).
+ * tinyObjective's model (or `config`) with LoRA r 4 on every projection: the adapters trained (A seeded, B zero as
+ * in PEFT, or with `seededB` B seeded too, so that every adapter has a gradient from the first step), the base
+ * frozen (float32; the decoder casts it to the compute dtype). `dropout` > 0: seeded by the batch's `dropout_seed`.
  */
 export function tinyLoraObjective(
   Bt: number | 'batch',
   Tt: number,
   dtype: 'float16' | 'float32' | 'bfloat16' = 'float32',
+  opts: { config?: ModelConfig; dropout?: number; seededB?: boolean } = {},
 ): { objective: Objective; init: { trainable: Record<string, HostTensor>; frozen: Record<string, HostTensor> } } {
-  const config = tinyLlama();
-  const lora: LoraConfig = { r: 4, alpha: 8, dropout: 0, targetModules: [...LORA_TARGETS], bias: 'none', taskType: 'CAUSAL_LM' };
-  const base = tinyObjective(Bt, Tt, 'float32');
+  const config = opts.config ?? tinyLlama();
+  const dropout = opts.dropout ?? 0;
+  const lora: LoraConfig = { r: 4, alpha: 8, dropout, targetModules: [...LORA_TARGETS], bias: 'none', taskType: 'CAUSAL_LM' };
+  const base = tinyObjective(Bt, Tt, 'float32', config);
   const rng = Rng.fromSeed(6);
   const shapes = loraParameterShapes(config, lora);
   const trainable = Object.fromEntries(
@@ -83,17 +86,21 @@ export function tinyLoraObjective(
       const n = p.shape.reduce((a, b) => a * b, 1);
       return [
         p.name,
-        { dtype: 'float32', dims: p.shape, data: Float32Array.from({ length: n }, () => (p.kind === 'A' ? 0.1 * rng.normal() : 0)) } as HostTensor,
+        {
+          dtype: 'float32',
+          dims: p.shape,
+          data: Float32Array.from({ length: n }, () => (p.kind === 'A' || opts.seededB === true ? 0.1 * rng.normal() : 0)),
+        } as HostTensor,
       ];
     }),
   );
   const objective: Objective = {
     trainable: Object.fromEntries(shapes.map((p) => [p.name, { dtype: 'float32' as const, shape: p.shape }])),
     frozen: base.objective.trainable,
-    batch: base.objective.batch,
+    batch: dropout > 0 ? { ...base.objective.batch, dropout_seed: { dtype: 'int64', shape: [] } } : base.objective.batch,
     buildLoss(g, adapters, inp) {
       const t: Record<string, Tensor> = { ...adapters, ...inp };
-      const l = { lora: { config: lora, tensors: t } };
+      const l = { lora: { config: lora, tensors: t, ...(dropout > 0 ? { dropoutSeed: t['dropout_seed']! } : {}) } };
       const positions = t['position_ids']!;
       const x = embed(g, config, t, t['input_ids']!, { dtype, ...l });
       const dec = decoder(g, config, t, x, { bias: paddingBias(g, t['attention_mask']!, positions), positions, maxPositions: Tt, dtype, ...l });

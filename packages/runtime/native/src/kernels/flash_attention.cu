@@ -124,6 +124,33 @@ __device__ __forceinline__ void flashCopy(u16* dst, int stride, const u16* src, 
   }
 }
 
+/** The A fragment of a 16 × 16 tile held as two C tiles (c0: its columns 0..7, c1: 8..15), rounded to T. */
+template <typename T>
+__device__ __forceinline__ void flashPackA(u32* a, const float* c0, const float* c1) {
+  a[0] = flashPack<T>(c0[0], c0[1]);
+  a[1] = flashPack<T>(c0[2], c0[3]);
+  a[2] = flashPack<T>(c1[0], c1[1]);
+  a[3] = flashPack<T>(c1[2], c1[3]);
+}
+
+/**
+ * Whether a warp skips a 64-key step (kFlashBlocked): every lane's two rows (mask row offsets mo, −1 none) already
+ * have a live key (max above the threshold) and the mask blocks each of the lane's columns of the step.
+ */
+template <int NT>
+__device__ __forceinline__ bool flashSkipKeys(const float* __restrict__ M, const FlashDims& d, const long long* mo, const float* rowMax, long long s0, int tq) {
+  bool skip = (mo[0] < 0 || rowMax[0] > kFlashBlocked) && (mo[1] < 0 || rowMax[1] > kFlashBlocked);
+#pragma unroll
+  for (int n = 0; n < NT; n++)
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      const int h = e >> 1;
+      const long long col = s0 + n * 8 + 2 * tq + (e & 1);
+      if (skip && mo[h] >= 0 && col < d.S && !(M[mo[h] + col * d.ms] <= kFlashBlocked)) skip = false;
+    }
+  return __all_sync(0xffffffffu, skip);
+}
+
 /** The element offset of row i's mask row (b, g, r = i / T, t = i % T) in M. */
 __device__ __forceinline__ long long flashMaskRow(const FlashDims& d, long long b, long long hg, long long i) {
   const long long r = i / d.T, t = i - r * d.T;
@@ -157,18 +184,7 @@ __device__ __forceinline__ void flashFwd(const T* __restrict__ Q, const T* __res
     flashCopy<D>(sK, P, k + s0 * D, d.S - s0, kFlashKeys, tid);
     flashCopy<D>(sV, P, v + s0 * D, d.S - s0, kFlashKeys, tid);
     __syncthreads();
-    {
-      bool skip = (mo[0] < 0 || mx[0] > kFlashBlocked) && (mo[1] < 0 || mx[1] > kFlashBlocked);
-#pragma unroll
-      for (int n = 0; n < NT; n++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-          const int h = e >> 1;
-          const long long col = s0 + n * 8 + 2 * tq + (e & 1);
-          if (skip && mo[h] >= 0 && col < d.S && !(M[mo[h] + col * d.ms] <= kFlashBlocked)) skip = false;
-        }
-      if (__all_sync(0xffffffffu, skip)) continue;
-    }
+    if (flashSkipKeys<NT>(M, d, mo, mx, s0, tq)) continue;
     float sc[NT][4];
 #pragma unroll
     for (int n = 0; n < NT; n++) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
@@ -218,8 +234,8 @@ __device__ __forceinline__ void flashFwd(const T* __restrict__ Q, const T* __res
       }
 #pragma unroll
     for (int kq = 0; kq < NT / 2; kq++) {
-      const u32 pa[4] = {flashPack<T>(sc[2 * kq][0], sc[2 * kq][1]), flashPack<T>(sc[2 * kq][2], sc[2 * kq][3]),
-                         flashPack<T>(sc[2 * kq + 1][0], sc[2 * kq + 1][1]), flashPack<T>(sc[2 * kq + 1][2], sc[2 * kq + 1][3])};
+      u32 pa[4];
+      flashPackA<T>(pa, sc[2 * kq], sc[2 * kq + 1]);
 #pragma unroll
       for (int n = 0; n < ND; n += 2) {
         u32 vb[4];
@@ -344,10 +360,9 @@ __device__ __forceinline__ void flashDkDv(const T* __restrict__ dO, const T* __r
       }
 #pragma unroll
     for (int kq = 0; kq < NQ / 2; kq++) {
-      const u32 pa[4] = {flashPack<T>(st[2 * kq][0], st[2 * kq][1]), flashPack<T>(st[2 * kq][2], st[2 * kq][3]),
-                         flashPack<T>(st[2 * kq + 1][0], st[2 * kq + 1][1]), flashPack<T>(st[2 * kq + 1][2], st[2 * kq + 1][3])};
-      const u32 sa[4] = {flashPack<T>(dp[2 * kq][0], dp[2 * kq][1]), flashPack<T>(dp[2 * kq][2], dp[2 * kq][3]),
-                         flashPack<T>(dp[2 * kq + 1][0], dp[2 * kq + 1][1]), flashPack<T>(dp[2 * kq + 1][2], dp[2 * kq + 1][3])};
+      u32 pa[4], sa[4];
+      flashPackA<T>(pa, st[2 * kq], st[2 * kq + 1]);
+      flashPackA<T>(sa, dp[2 * kq], dp[2 * kq + 1]);
 #pragma unroll
       for (int n = 0; n < ND; n += 2) {
         u32 ob[4], qb[4];
@@ -410,18 +425,7 @@ __device__ __forceinline__ void flashDq(const T* __restrict__ dO, const T* __res
     flashCopy<D>(sK, P, k + s0 * D, d.S - s0, kFlashKeys, tid);
     flashCopy<D>(sV, P, v + s0 * D, d.S - s0, kFlashKeys, tid);
     __syncthreads();
-    {
-      bool skip = (mo[0] < 0 || rm[0] > kFlashBlocked) && (mo[1] < 0 || rm[1] > kFlashBlocked);
-#pragma unroll
-      for (int n = 0; n < NT; n++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-          const int h = e >> 1;
-          const long long col = s0 + n * 8 + 2 * tq + (e & 1);
-          if (skip && mo[h] >= 0 && col < d.S && !(M[mo[h] + col * d.ms] <= kFlashBlocked)) skip = false;
-        }
-      if (__all_sync(0xffffffffu, skip)) continue;
-    }
+    if (flashSkipKeys<NT>(M, d, mo, rm, s0, tq)) continue;
     float sc[NT][4], dp[NT][4];
 #pragma unroll
     for (int n = 0; n < NT; n++) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.0f;
@@ -453,8 +457,8 @@ __device__ __forceinline__ void flashDq(const T* __restrict__ dO, const T* __res
       }
 #pragma unroll
     for (int kq = 0; kq < NT / 2; kq++) {
-      const u32 sa[4] = {flashPack<T>(dp[2 * kq][0], dp[2 * kq][1]), flashPack<T>(dp[2 * kq][2], dp[2 * kq][3]),
-                         flashPack<T>(dp[2 * kq + 1][0], dp[2 * kq + 1][1]), flashPack<T>(dp[2 * kq + 1][2], dp[2 * kq + 1][3])};
+      u32 sa[4];
+      flashPackA<T>(sa, dp[2 * kq], dp[2 * kq + 1]);
 #pragma unroll
       for (int n = 0; n < ND; n += 2) {
         u32 kb[4];
