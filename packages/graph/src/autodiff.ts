@@ -289,13 +289,13 @@ export const gradRules: { readonly [P in DifferentiableOp]: GradRule<P> } = {
     const [dg, du] = c.g.op('SwiGLUGrad', [d, c.x[0] as Tensor, c.x[1] as Tensor]) as [Tensor, Tensor];
     return [c.needs[0] ? dg : null, c.needs[1] ? du : null];
   },
-  // latent_sft fused seeded dropout (fusions.ts): y = x·mask, so dx = dy·mask, the same op on dy; the
-  // int32 tables have no gradient.
+  // latent_sft fused seeded dropout (fusions.ts): y = x·mask, so dx = dy·mask, the same op (tables and
+  // indices) on dy; the int32 tables have no gradient.
   SeededDropout: (c) => {
     const d = c.dy[0];
     if (d === null || d === undefined || !c.needs[0]) return [null, null, null, null, null];
     const tables = c.x.slice(1) as Tensor[];
-    return [c.g.op1('SeededDropout', [d, ...tables], { threshold: c.attrs.threshold, scale: c.attrs.scale }), null, null, null, null];
+    return [c.g.op1('SeededDropout', [d, ...tables], { ...c.attrs }), null, null, null, null];
   },
   // Graph-level LM head + log-prob (linear-cross-entropy.ts): dh and dW by LinearLogProbGrad (lowered with
   // it); dW only when W needs one (a frozen head: no weight-gradient GEMMs). The lse output is read by the

@@ -31,9 +31,11 @@
 // fuseSeededDropout: the inverted dropout of models' lora-graph.ts,
 //   Mul(x, Cast(Less(Mul(Add(a, b), Add(c, d)), threshold) → x's dtype))   (int32 a, c [N, 1], b, d [1, I]; the
 //   1/(1 − p) in the LoRA down-projection's alpha), or the same with the mask times a constant scale,
-// becomes SeededDropout(x, a, b, c, d){threshold, scale}: one pass instead of five full-size int32 / bool
-// tensors and two Muls per LoRA module, and a backward that recomputes the mask from the tables instead
-// of keeping it.
+// becomes SeededDropout(x, a, b, c, d){threshold, scale, indices}: one pass instead of five full-size int32 /
+// bool tensors and two Muls per LoRA module, and a backward that recomputes the mask from the tables instead
+// of keeping it. Where a table is a constant Slice of one column of a [N, W] table (a, c) or of one row's
+// first I columns of a [R, K] table (b, d), as lora-graph.ts's dropoutKeep takes them from the per-forward
+// DropoutSource, the op reads that table in place at the index instead (no Slice nodes: 4 per module).
 import { f16BitsToNumber } from './dtype.js';
 import type { Dim, Graph, Node, Tensor } from './graph.js';
 import { normAxis } from './ops.js';
@@ -323,12 +325,71 @@ export function fuseSeededDropout(g: Graph): number {
       const ab = tables(h.inputs[0]);
       const cd = tables(h.inputs[1]);
       if (ab === undefined || cd === undefined || g.value(ab[1]).shape[1] !== x.shape[1] || g.value(cd[1]).shape[1] !== x.shape[1]) continue;
-      g.replaceNode(mul, 'SeededDropout', [x, g.value(ab[0]), g.value(ab[1]), g.value(cd[0]), g.value(cd[1])], { threshold, scale });
+      const [a, b, c, d] = [
+        inPlace(g, producer, ab[0], 'row', x),
+        inPlace(g, producer, ab[1], 'col', x),
+        inPlace(g, producer, cd[0], 'row', x),
+        inPlace(g, producer, cd[1], 'col', x),
+      ];
+      g.replaceNode(mul, 'SeededDropout', [x, ...[a, b, c, d].map((t) => g.value(t.table))], {
+        threshold,
+        scale,
+        a_col: a.index,
+        b_row: b.index,
+        c_col: c.index,
+        d_row: d.index,
+      });
       count++;
       break;
     }
   }
   return count;
+}
+
+/** The values of a constant int64 / int32 vector, or undefined. */
+function constantInts(g: Graph, name: string | null | undefined): number[] | undefined {
+  const t = name === undefined || name === null || name === '' ? undefined : g.initializers.get(name);
+  if (t === undefined || (t.dtype !== 'int64' && t.dtype !== 'int32') || t.dims.length !== 1) return undefined;
+  return Array.from(t.data as ArrayLike<number | bigint>, (v) => Number(v));
+}
+
+/**
+ * A SeededDropout table operand read in place: when `name` is a constant Slice of one column j of an int32
+ * [N, W] table ('row': a, c [N, 1]) or of row j, columns [0, I), of an int32 [R, K] table ('col': b, d
+ * [1, I]), that table and j; else `name` itself at index 0. The Slice's other uses keep it (it goes with
+ * the next prune only when nothing reads it).
+ */
+function inPlace(g: Graph, producer: Map<string, Node>, name: string, kind: 'row' | 'col', x: Tensor): { table: string; index: number } {
+  const self = { table: name, index: 0 };
+  const p = producer.get(name);
+  if (p === undefined || p.op !== 'Slice') return self;
+  const src = g.value(p.inputs[0] as string);
+  const [starts, ends] = [constantInts(g, p.inputs[1]), constantInts(g, p.inputs[2])];
+  const axes = p.inputs[3] === undefined || p.inputs[3] === '' ? starts?.map((_, i) => i) : constantInts(g, p.inputs[3]);
+  const steps = p.inputs[4] === undefined || p.inputs[4] === '' ? starts?.map(() => 1) : constantInts(g, p.inputs[4]);
+  if (src.dtype !== 'int32' || src.rank !== 2 || starts === undefined || ends === undefined || axes === undefined || steps === undefined) return self;
+  if (steps.some((v) => v !== 1) || axes.length !== starts.length || ends.length !== starts.length) return self;
+  const range = (axis: number): [number, number] | undefined => {
+    const i = axes.findIndex((a) => a === axis || a === axis - 2);
+    if (i < 0) return undefined; // the whole axis
+    return [starts[i] as number, ends[i] as number];
+  };
+  const [r0, r1] = [range(0), range(1)];
+  const [S0, S1] = src.shape;
+  if (kind === 'row') {
+    // [N, W] → column j: axis 0 whole, axis 1 [j, j + 1), j within W. N must be x's rows: a known N that
+    // differs is no match; a symbolic one is checked by the op at run time (as the Add it replaces would).
+    const N = x.shape[0];
+    if (r0 !== undefined || (typeof S0 === 'number' && typeof N === 'number' && S0 !== N)) return self;
+    if (r1 === undefined || r1[0] < 0 || r1[1] !== r1[0] + 1 || typeof S1 !== 'number' || r1[0] >= S1) return self;
+    return { table: src.name, index: r1[0] };
+  }
+  // [R, K] → row j, columns [0, I): axis 0 [j, j + 1), axis 1 [0, I) with I = x's columns ≤ K.
+  const I = x.shape[1];
+  if (r0 === undefined || r0[0] < 0 || r0[1] !== r0[0] + 1 || typeof S0 !== 'number' || r0[0] >= S0) return self;
+  if (typeof I !== 'number' || typeof S1 !== 'number' || S1 < I) return self;
+  if (r1 === undefined ? S1 !== I : !(r1[0] === 0 && r1[1] === I)) return self;
+  return { table: src.name, index: r0[0] };
 }
 
 function constantScalar(g: Graph, name: string): number | undefined {

@@ -12,6 +12,7 @@ export type { ExternalChunk, SerializeOptions, SerializedModel } from './seriali
 export { crossEntropy } from './losses.js';
 export { fuseFlashAttention, fuseMaskedSoftmax, fusePackedSwiGlu, fuseRmsNorm, fuseSeededDropout, fuseSwiGlu } from './fusions.js';
 export { fuseLinearCrossEntropy, lowerLinearLogProb } from './linear-cross-entropy.js';
+export { HASH_P, HASH_ROUNDS, fuseHashWords, hashFlat, hashStreamOffset, hashWords } from './hash.js';
 export { recomputeSegments } from './recompute.js';
 export { liftWeights } from './lift.js';
 export type { RecomputedSegment } from './recompute.js';

@@ -78,7 +78,8 @@ export interface OpAttrs {
   SwiGLU: NoAttrs;
   SwiGLUGrad: NoAttrs;
   SwiGLUPacked: NoAttrs;
-  SeededDropout: { threshold: number; scale: number };
+  SeededDropout: { threshold: number; scale: number; a_col: number; b_row: number; c_col: number; d_row: number };
+  HashWords: { count: number; width: number; offset_lo: number; offset_hi: number };
   CEChunkStats: { offset: number; vocab: number };
   CEChunkGrad: { offset: number };
   // Graph-level ops (no kernel: lowered into the ops above by linear-cross-entropy.ts before serialize).
@@ -117,6 +118,7 @@ export const customOpDomains: { readonly [P in OpType]?: string } = {
   SwiGLUGrad: 'latent_sft',
   SwiGLUPacked: 'latent_sft',
   SeededDropout: 'latent_sft',
+  HashWords: 'latent_sft',
   CEChunkStats: 'latent_sft',
   CEChunkGrad: 'latent_sft',
   After: 'latent_sft',
@@ -152,6 +154,7 @@ export type NonDifferentiableOp =
   | 'AdamW'
   | 'AdamWCopy'
   | 'SumSquares'
+  | 'HashWords'
   | 'MaskedSoftmaxGrad'
   | 'FlashAttentionGrad'
   | 'RMSNormGrad'
@@ -186,6 +189,7 @@ export const nonDifferentiableOps: { readonly [P in NonDifferentiableOp]: true }
   AdamW: true,
   AdamWCopy: true,
   SumSquares: true,
+  HashWords: true,
   MaskedSoftmaxGrad: true,
   FlashAttentionGrad: true,
   RMSNormGrad: true,
@@ -225,6 +229,14 @@ export const attrKinds: { readonly [K in AllAttrNames]: 'int' | 'float' | 'ints'
   eps: 'float',
   scale: 'float',
   threshold: 'int',
+  a_col: 'int',
+  b_row: 'int',
+  c_col: 'int',
+  d_row: 'int',
+  count: 'int',
+  width: 'int',
+  offset_lo: 'int',
+  offset_hi: 'int',
   epsilon: 'float',
   num_heads: 'int',
   kv_num_heads: 'int',
@@ -931,23 +943,54 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
   // X (any dtype), dep_1 .. dep_k (any, k ≥ 1) → a copy of X that exists only once every dep does: an
   // ordering edge for the recomputed forward segments (recompute.ts), which must not run before their
   // output's cotangent (and the previous segment's backward).
-  // x [N, I] float, tables a, c int32 [N, 1] and b, d int32 [1, I] → y = x·(keep ? scale : 0) rounded to
-  // x's dtype, keep = (a + b)·(c + d) (int32, wrapping) < threshold: lora-graph.ts's seeded dropout in one
-  // pass (fusions.ts fuseSeededDropout); its own gradient.
+  // x [N, I] float, int32 tables A [N, Wa], B [Rb, Kb ≥ I], C [N, Wc], D [Rd, Kd ≥ I] and the indices a_col,
+  // b_row, c_col, d_row → y = x·(keep ? scale : 0) rounded to x's dtype, keep = (a + b)·(c + d) (int32,
+  // wrapping) < threshold with a = A[:, a_col], b = B[b_row, :I], c = C[:, c_col], d = D[d_row, :I]:
+  // lora-graph.ts's seeded dropout in one pass, reading its per-forward tables in place (fusions.ts
+  // fuseSeededDropout); its own gradient.
   SeededDropout: (g, inputs, attrs) => {
     arity(inputs, 5);
     const x = need(inputs, 0, 'x');
     if (!isFloat(x.dtype) || x.rank !== 2) throw new Error(`x must be a float [N, I], got ${x.dtype}${x.shapeText}`);
-    for (const [k, name] of ['a', 'b', 'c', 'd'].entries()) {
+    const I = x.shape[1];
+    const index = [attrs.a_col, attrs.b_row, attrs.c_col, attrs.d_row];
+    for (const [k, name] of ['A', 'B', 'C', 'D'].entries()) {
       const t = need(inputs, k + 1, name);
       const perRow = k % 2 === 0;
+      const at = index[k] as number;
+      const span = t.shape[perRow ? 1 : 0]; // what the index selects from
+      const width = t.shape[1]; // B, D: must cover x's columns
       const ok =
-        t.dtype === 'int32' && t.rank === 2 && t.shape[perRow ? 1 : 0] === 1 && (perRow || t.shape[1] === x.shape[1] || typeof x.shape[1] !== 'number');
-      if (!ok) throw new Error(`${name} must be int32 ${perRow ? '[N, 1]' : `[1, ${String(x.shape[1])}]`}, got ${t.dtype}${t.shapeText}`);
+        t.dtype === 'int32' &&
+        t.rank === 2 &&
+        Number.isInteger(at) &&
+        at >= 0 &&
+        (typeof span !== 'number' || at < span) &&
+        (perRow || typeof width !== 'number' || typeof I !== 'number' || width >= I);
+      if (!ok)
+        throw new Error(
+          `${name} must be int32 ${perRow ? '[N, W] with a column index < W' : `[R, K >= ${String(I)}] with a row index < R`}, got ${t.dtype}${t.shapeText} at index ${at}`,
+        );
     }
     if (!Number.isInteger(attrs.threshold) || !(attrs.scale > 0))
       throw new Error(`needs an integer threshold and a scale > 0, got ${attrs.threshold}, ${attrs.scale}`);
     return [{ dtype: x.dtype, shape: [...x.shape] }];
+  },
+  // seed int64 scalar → int32 [count / width, width]: hash.ts's hashWords(count, width, seed, offset_lo,
+  // offset_hi) in one pass (fuseHashWords); no gradient.
+  HashWords: (g, inputs, attrs) => {
+    arity(inputs, 1);
+    const seed = need(inputs, 0, 'seed');
+    if (seed.dtype !== 'int64' || seed.rank !== 0) throw new Error(`seed must be an int64 scalar, got ${seed.dtype}${seed.shapeText}`);
+    const { count, width, offset_lo: lo, offset_hi: hi } = attrs;
+    if (!(Number.isSafeInteger(count) && count >= 0 && Number.isSafeInteger(width) && width >= 1 && count % width === 0))
+      throw new Error(`needs count >= 0 a multiple of width >= 1, got count ${count}, width ${width}`);
+    for (const [k, v] of [
+      ['offset_lo', lo],
+      ['offset_hi', hi],
+    ] as const)
+      if (!(Number.isSafeInteger(v) && v >= 0 && v < 2147483647)) throw new Error(`${k} must be in [0, 2^31 - 1), got ${v}`);
+    return [{ dtype: 'int32', shape: [count / width, width] }];
   },
   After: (g, inputs) => {
     if (inputs.length < 2) throw new Error(`expects X and at least one dep, got ${inputs.length} inputs`);

@@ -4,7 +4,7 @@
 // which agree with mergeLora (W + s·B·A, embedding W + s·(B·A)ᵀ).
 // Dropout: a pure function of (int64 `dropout_seed`, stream, row, column), so a step is reproducible from
 // its seed alone (resumable) and identical on CPU and CUDA. Two levels:
-// 1. hashUniform, a counter-based hash of (seed, stream, flat index) in int64 arithmetic:
+// 1. hashUniform, a counter-based hash of (seed, stream, flat index) in int64 arithmetic (graph's hash.ts):
 //      x₀ = (index + stream · 2654435761) mod P,  P = 2³¹ − 1 (prime), s = seed mod P
 //      4 rounds of  x ← (x · a_k + s + c_k) mod P ;  x ← (x · x + c'_k) mod P
 //    (affine bijections + squaring for non-linearity; every product < 2⁶², no int64 overflow), uniform
@@ -18,36 +18,12 @@
 //    pairwise independent; the product removes the additive structure a + b alone would leave in 2 × 2
 //    blocks (lora-graph.test.ts checks rate, neighbours, rows/columns, 2 × 2 patterns, streams, seeds).
 // Cost per module: 4 small Slices and 5 full-size ops (Add, Add, Mul, Less in int32, Cast of the bool)
-// plus the Mul by x; `linear` puts 1 / (1 − p) into the alpha of the LoRA down-projection Gemm.
+// plus the Mul by x; `linear` puts 1 / (1 − p) into the alpha of the LoRA down-projection Gemm. With the
+// fused kernels (graph.fuseSeededDropout, fuseHashWords) a module is one SeededDropout reading the tables in
+// place, and the column table (a constant count) one HashWords.
 // Each LoRA module gets its own stream, so masks differ per module.
 // Shapes: N rows (B·T), I in-features, O out-features, r rank.
-import type { Graph, Tensor } from '@latent-sft/graph';
-
-const P = 2147483647;
-const ROUNDS: ReadonlyArray<readonly [number, number, number]> = [
-  [1103515245 % P, 12345, 374761393],
-  [48271, 1013904223, 668265263],
-  [69621, 2654435761 % P, 2246822519 % P],
-  [1664525, 3266489917 % P, 1181783497],
-];
-
-/** x mod m for non-negative int64 x (Div truncates). */
-function mod(g: Graph, x: Tensor, m: Tensor): Tensor {
-  return g.sub(x, g.mul(g.div(x, m), m));
-}
-
-/** Uniform int64 values in [0, P) for flat indices 0 … count − 1 ([count]), a pure function of (seed, stream, index). */
-function hashFlat(g: Graph, count: Tensor, seed: Tensor, stream: number): Tensor {
-  const pT = g.scalar(P, 'int64');
-  const idx = g.op1('Range', [g.scalar(0, 'int64'), count, g.scalar(1, 'int64')]);
-  const s = mod(g, seed, pT);
-  let x = mod(g, g.add(idx, g.scalar(Number((BigInt(stream) * 2654435761n) % BigInt(P)), 'int64')), pT);
-  for (const [a, c, c2] of ROUNDS) {
-    x = mod(g, g.add(g.mul(x, g.scalar(a, 'int64')), g.add(s, g.scalar(c, 'int64'))), pT);
-    x = mod(g, g.add(g.mul(x, x), g.scalar(c2, 'int64')), pT);
-  }
-  return x;
-}
+import { type Graph, type Tensor, hashFlat, hashStreamOffset, hashWords } from '@latent-sft/graph';
 
 function checkSeed(seed: Tensor, stream: number, fn: string): void {
   if (seed.rank !== 0 || seed.dtype !== 'int64') throw new Error(`${fn}: seed must be an int64 scalar, got ${seed.dtype}${seed.shapeText}`);
@@ -60,11 +36,16 @@ function checkSeed(seed: Tensor, stream: number, fn: string): void {
  */
 export function hashUniform(g: Graph, like: Tensor, seed: Tensor, stream: number): Tensor {
   checkSeed(seed, stream, 'hashUniform');
-  return g.reshape(hashFlat(g, g.op1('Size', [like]), seed, stream), g.shapeOf(like));
+  return g.reshape(hashFlat(g, g.op1('Size', [like]), seed, hashStreamOffset(stream)), g.shapeOf(like));
 }
 
 /** hashUniform streams of the DropoutSource tables (flat index ranges stay below 2654435761 mod P ≈ 5.1e8, so they never overlap). */
 const TABLE_STREAMS = { rows: 0, rowsHigh: 1, cols: 2, colsHigh: 3 } as const;
+
+/** int32 words [count / w, w] of the hashUniform streams `low` and `high` (graph's hashWords). */
+function words(g: Graph, count: Tensor, w: number, seed: Tensor, low: number, high: number): Tensor {
+  return hashWords(g, count, w, seed, hashStreamOffset(low), hashStreamOffset(high));
+}
 
 /** The per-forward random tables of seeded dropout (see the file header). */
 export interface DropoutSource {
@@ -74,14 +55,6 @@ export interface DropoutSource {
   cols: Tensor;
   streams: number;
   maxCols: number;
-}
-
-/** int32 words [count / w, w]: the two's complement int32 of x + 2³¹·(x' mod 2), x and x' from hashFlat. */
-function words(g: Graph, count: Tensor, w: number, seed: Tensor, low: number, high: number): Tensor {
-  const x = hashFlat(g, count, seed, low);
-  const bit = mod(g, hashFlat(g, count, seed, high), g.scalar(2, 'int64'));
-  const v = g.sub(x, g.mul(bit, g.scalar(2 ** 31, 'int64'))); // in [−2³¹, 2³¹)
-  return g.reshape(g.cast(v, 'int32'), [-1, w]);
 }
 
 /**
@@ -98,7 +71,7 @@ export function dropoutSource(g: Graph, seed: Tensor, rows: Tensor, streams: num
   const w = 2 * streams;
   return {
     rows: words(g, g.mul(rows, g.scalar(w, 'int64')), w, seed, TABLE_STREAMS.rows, TABLE_STREAMS.rowsHigh),
-    cols: words(g, g.scalar(w * maxCols, 'int64'), maxCols, seed, TABLE_STREAMS.cols, TABLE_STREAMS.colsHigh),
+    cols: words(g, g.scalar(w * maxCols, 'int64'), maxCols, seed, TABLE_STREAMS.cols, TABLE_STREAMS.colsHigh), // a constant count: graph.fuseHashWords makes it one HashWords
     streams,
     maxCols,
   };

@@ -2,11 +2,17 @@
 // 1. the op against the standard ops it replaces (int32 Add, Add, Mul, Less, Cast, Mul, Mul) on one
 //    graph, float32 and float16, with signed zeros, infinities and NaN in x and tables that wrap around:
 //    bit for bit;
-// 2. a LoRA step of a tiny Llama with dropout (every module fused, forward and backward): losses, grad
+// 2. the op reading lora-graph.ts's per-forward tables in place (a column of the row table, a row of the
+//    wider column table) against the same op on the sliced tables, and the fusion's look-through of the
+//    Slices: exactly lora-graph.ts's Slices are folded, any other Slice stays an input;
+// 3. latent_sft.HashWords (the dropout tables' words in one pass) against graph's hashWords in int64 ops, bit
+//    for bit over seeds and stream offsets, and fuseHashWords: it rewrites hashWords with a constant count and
+//    nothing that differs from it by one constant or has a computed count;
+// 4. a LoRA step of a tiny Llama with dropout (every module fused, forward and backward): losses, grad
 //    norms, adapters and AdamW moments bit for bit those of the unfused step over 3 steps, and the fused
-//    step graph keeps no int32 mask arithmetic.
+//    step graph keeps no int32 mask arithmetic, no Slice of the tables, and one HashWords.
 import { Rng } from '@latent-sft/core';
-import { Graph, type Tensor, f16BitsToNumber, fuseSeededDropout, serialize, typedFrom } from '@latent-sft/graph';
+import { Graph, type Tensor, f16BitsToNumber, fuseHashWords, fuseSeededDropout, hashStreamOffset, hashWords, serialize, typedFrom } from '@latent-sft/graph';
 import {
   type LoraConfig,
   causalLmLoss,
@@ -21,7 +27,7 @@ import {
 import type { HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
 import { type Objective, Trainer, buildStepGraphs, graphOptimizer } from './index.js';
-import { runOnce } from './testing.js';
+import { hashWordsCase, runOnce, seededDropoutCase } from './testing.js';
 
 const cpu = { kind: 'cpu' } as const;
 
@@ -66,6 +72,148 @@ describe('SeededDropout against the standard ops', () => {
   }
 });
 
+const bitsOf = (t: HostTensor): number[] =>
+  Array.from(t.dtype === 'float32' ? new Uint32Array((t.data as Float32Array).slice().buffer) : (t.data as Uint16Array));
+
+describe('SeededDropout reading its tables in place', () => {
+  for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
+    it(`${dtype}: a column of [N, W] and a row of [R, K > I] give the sliced tables' values bit for bit`, async () => {
+      const c = seededDropoutCase(dtype, 37, 300, 4);
+      const out = await runOnce(c.model, c.inputs, cpu);
+      expect(bitsOf(out['y_tables']!)).toEqual(bitsOf(out['y']!));
+      // the case is not degenerate: some but not all elements dropped
+      const zeros = bitsOf(out['y']!).filter((b) => b === 0 || b === (dtype === 'float32' ? 0x80000000 : 0x8000)).length;
+      expect(zeros / (37 * 300)).toBeGreaterThan(0.05);
+      expect(zeros / (37 * 300)).toBeLessThan(0.15);
+    });
+  }
+
+  /** x [N, I] dropout with a, c sliced from rows [N, W] and b, d from cols [R, K] by `slices` (starts, ends, axes, steps). */
+  const slicedGraph = (N: number, I: number, K: number, slices: { a: number[][]; b: number[][]; c: number[][]; d: number[][] }) => {
+    const g = new Graph('sliced_dropout');
+    const x = g.input('x', 'float32', [N, I]);
+    const rows = g.input('rows', 'int32', [N, 6]);
+    const cols = g.input('cols', 'int32', [6, K]);
+    const sl = (t: Tensor, [st, en, ax, sp]: number[][]) => g.slice(t, st!, en!, ax, sp);
+    const [a, b, c, d] = [sl(rows, slices.a), sl(cols, slices.b), sl(rows, slices.c), sl(cols, slices.d)];
+    const keep = g.op1('Less', [g.mul(g.add(a, b), g.add(c, d)), g.scalar(Math.round(0.9 * 2 ** 32) - 2 ** 31, 'int32')]);
+    g.output(g.mul(x, g.cast(keep, 'float32')), 'y');
+    return g;
+  };
+  const fuseAndRun = async (N: number, I: number, K: number, slices: Parameters<typeof slicedGraph>[3]) => {
+    const r = Rng.fromSeed(6);
+    const int32 = (n: number) => Int32Array.from({ length: n }, () => Math.floor(r.uniform() * 2 ** 32) - 2 ** 31);
+    const inputs: Record<string, HostTensor> = {
+      x: { dtype: 'float32', dims: [N, I], data: Float32Array.from({ length: N * I }, () => r.normal()) },
+      rows: { dtype: 'int32', dims: [N, 6], data: int32(N * 6) },
+      cols: { dtype: 'int32', dims: [6, K], data: int32(6 * K) },
+    };
+    const plain = slicedGraph(N, I, K, slices);
+    const fused = slicedGraph(N, I, K, slices);
+    expect(fuseSeededDropout(fused)).toBe(1);
+    fused.prune();
+    const node = fused.nodes.find((n) => n.op === 'SeededDropout')!;
+    const want = (await runOnce(serialize(plain).model, inputs, cpu))['y']!;
+    const got = (await runOnce(serialize(fused).model, inputs, cpu))['y']!;
+    expect(bitsOf(got)).toEqual(bitsOf(want));
+    return { node, slices: fused.nodes.filter((n) => n.op === 'Slice').length };
+  };
+
+  it("folds lora-graph.ts's Slices (stream 2: columns 4, 5 of rows; rows 4, 5 of cols, columns [0, I))", async () => {
+    const [N, I, K] = [11, 30, 40];
+    const { node, slices } = await fuseAndRun(N, I, K, {
+      a: [[4], [5], [1]],
+      b: [
+        [4, 0],
+        [5, I],
+        [0, 1],
+      ],
+      c: [[5], [6], [1]],
+      d: [
+        [5, 0],
+        [6, I],
+        [0, 1],
+      ],
+    });
+    expect(slices).toBe(0);
+    expect(node.attrs).toMatchObject({ a_col: 4, b_row: 4, c_col: 5, d_row: 5 });
+    expect(node.inputs.slice(1).map((n) => (n.startsWith('rows') ? 'rows' : n.startsWith('cols') ? 'cols' : n))).toEqual(['rows', 'cols', 'rows', 'cols']);
+  });
+
+  it('keeps any other Slice as the table (a step of 2, an explicit row range, columns not from 0)', async () => {
+    const [N, I, K] = [11, 30, 70];
+    const { node, slices } = await fuseAndRun(N, I, K, {
+      a: [[4], [5], [1]],
+      b: [
+        [4, 0],
+        [5, 2 * I],
+        [0, 1],
+        [1, 2],
+      ],
+      c: [
+        [0, 2],
+        [N, 3],
+      ],
+      d: [
+        [5, 1],
+        [6, I + 1],
+        [0, 1],
+      ],
+    });
+    // a folded; b (columns with step 2), c (rows [0, N) given explicitly: lora-graph.ts slices one axis only)
+    // and d (columns [1, I + 1)) stay Slices read at index 0
+    expect(slices).toBe(3);
+    expect(node.attrs).toMatchObject({ a_col: 4, b_row: 0, c_col: 0, d_row: 0 });
+  });
+});
+
+describe('HashWords', () => {
+  const seeds = [0n, 1n, 11n, 2147483646n, 2147483647n, 2n ** 40n + 7n, 2n ** 62n];
+  for (const [lo, hi] of [
+    [0, 1],
+    [2, 3],
+    [hashStreamOffset(7), hashStreamOffset(8)],
+  ] as const) {
+    it(`the op is hashWords' int64 ops bit for bit (offsets ${lo}, ${hi}; ${seeds.length} seeds incl. 0, P − 1, P, 2^62)`, async () => {
+      for (const seed of seeds) {
+        const c = hashWordsCase(6 * 1001, 1001, seed, lo, hi);
+        const out = await runOnce(c.model, c.inputs, cpu);
+        const [want, got] = [out['want']!, out['got']!];
+        expect(got.dims).toEqual([6, 1001]);
+        expect(Array.from(got.data as Int32Array)).toEqual(Array.from(want.data as Int32Array));
+        // words, not a constant: both signs, many distinct values
+        const v = Array.from(got.data as Int32Array);
+        expect(new Set(v).size).toBeGreaterThan(6000);
+        expect(v.some((x) => x < 0) && v.some((x) => x > 0)).toBe(true);
+      }
+    });
+  }
+
+  /** hashWords with a constant (or computed) count, optionally with one round constant changed. */
+  const wordsGraph = (opts: { computedCount?: boolean; tamper?: boolean }) => {
+    const g = new Graph('words');
+    const seed = g.input('seed', 'int64', []);
+    const n = g.input('n', 'int64', []);
+    const count = opts.computedCount ? g.mul(n, g.scalar(10, 'int64')) : g.scalar(40, 'int64');
+    g.output(hashWords(g, count, 10, seed, 5, 6), 'w');
+    if (opts.tamper) {
+      const c = [...g.initializers.values()].find((t) => t.dtype === 'int64' && t.data.length === 1 && Number(t.data[0]) === 12345);
+      expect(c).toBeDefined();
+      (c!.data as BigInt64Array)[0] = 12346n;
+    }
+    return g;
+  };
+  it('fuseHashWords rewrites a constant-count hashWords only', () => {
+    const fused = wordsGraph({});
+    expect(fuseHashWords(fused)).toBe(1);
+    fused.prune();
+    expect(fused.nodes.map((n) => n.op)).toEqual(['HashWords', 'Identity']);
+    expect(fused.nodes[0]!.attrs).toEqual({ count: 40, width: 10, offset_lo: 5, offset_hi: 6 });
+    expect(fuseHashWords(wordsGraph({ computedCount: true }))).toBe(0);
+    expect(fuseHashWords(wordsGraph({ tamper: true }))).toBe(0);
+  });
+});
+
 describe('a LoRA step with the fused dropout', () => {
   const c = tinyLlama();
   const LORA: LoraConfig = {
@@ -106,13 +254,25 @@ describe('a LoRA step with the fused dropout', () => {
       ).fused!;
       const ops = g.nodes.map((n) => n.op);
       const int32Less = g.nodes.filter((n) => n.op === 'Less' && g.value(n.inputs[0] as string).dtype === 'int32').length;
-      return { dropout: ops.filter((o) => o === 'SeededDropout').length, less: int32Less };
+      const tableSlices = g.nodes.filter((n) => n.op === 'Slice' && g.value(n.inputs[0] as string).dtype === 'int32').length;
+      const columns = new Set(
+        g.nodes.filter((n) => n.op === 'SeededDropout').map((n) => `${n.attrs['a_col']},${n.attrs['c_col']},${n.attrs['b_row']},${n.attrs['d_row']}`),
+      );
+      return {
+        dropout: ops.filter((o) => o === 'SeededDropout').length,
+        less: int32Less,
+        tableSlices,
+        streams: columns.size,
+        hash: ops.filter((o) => o === 'HashWords').length,
+      };
     };
     const modules = 7 * c.numHiddenLayers;
-    expect(count(false)).toEqual({ dropout: 0, less: modules });
+    expect(count(false)).toEqual({ dropout: 0, less: modules, tableSlices: 4 * modules, streams: 0, hash: 0 });
     // one forward per module, one backward per module whose input needs a gradient: all but layer 0's q, k, v
-    // (their input is the normed frozen embedding)
-    expect(count(true)).toEqual({ dropout: 2 * modules - 3, less: 0 });
+    // (their input is the normed frozen embedding); every module reads its own stream's columns / rows in place
+    // and each table with a constant count is one HashWords: here both (the batch's dims are static, so the
+    // row table's count N·W folds to a constant; with a symbolic batch only the column table's is)
+    expect(count(true)).toEqual({ dropout: 2 * modules - 3, less: 0, tableSlices: 0, streams: modules, hash: 2 });
   });
 
   it('trains bit for bit as the standard ops over 3 steps (losses, grad norms, adapters, moments)', async () => {

@@ -22,6 +22,7 @@ import {
   type RecomputedSegment,
   type Tensor,
   fuseFlashAttention,
+  fuseHashWords,
   fuseLinearCrossEntropy,
   fuseMaskedSoftmax,
   fuseRmsNorm,
@@ -47,7 +48,8 @@ export interface FusedParts {
   swiglu?: boolean;
   /**
    * The LoRA inputs' seeded dropout (models' lora-graph.ts) as latent_sft.SeededDropout (graph.fuseSeededDropout):
-   * one pass per module, the mask recomputed in the backward, the same masks bit for bit; default: as `softmax`.
+   * one pass per module reading the per-forward tables in place, the mask recomputed in the backward, and the
+   * column table as one latent_sft.HashWords (graph.fuseHashWords); the same masks bit for bit; default: as `softmax`.
    */
   dropout?: boolean;
   /**
@@ -211,7 +213,10 @@ function forwardBackward(
   if (parts.attention) fuseFlashAttention(g, o.attentionHeadDims !== undefined ? { headDims: o.attentionHeadDims } : {});
   if (parts.rmsnorm) fuseRmsNorm(g);
   if (parts.swiglu) fuseSwiGlu(g);
-  if (parts.dropout) fuseSeededDropout(g);
+  if (parts.dropout) {
+    fuseSeededDropout(g);
+    fuseHashWords(g);
+  }
   if (parts.crossEntropy) fuseLinearCrossEntropy(g, parts.ceChunk !== undefined ? { chunk: parts.ceChunk } : {});
   if (built.loss.rank !== 0) throw new Error(`objective loss must be a scalar, got ${built.loss.shapeText}`);
   const loss = g.cast(built.loss, 'float32');

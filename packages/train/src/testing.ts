@@ -4,7 +4,7 @@
 // files here (CPU kernels vs the reference) and tools/bench/src/fused-check.ts (CUDA kernels vs the CPU
 // kernels, on the GPU machine).
 import { Rng } from '@latent-sft/core';
-import { type DType, Graph, type Tensor, adamwMomentDtype, dtypeBytes, f16BitsToNumber, serialize, typedFrom } from '@latent-sft/graph';
+import { type DType, Graph, type Tensor, adamwMomentDtype, dtypeBytes, f16BitsToNumber, hashWords, serialize, typedFrom } from '@latent-sft/graph';
 import { type Device, DeviceSession, type HostTensor, StatePair, type TypedData } from '@latent-sft/runtime';
 
 const fr = Math.fround;
@@ -350,7 +350,10 @@ export function swigluCase(dtype: 'float32' | 'bfloat16' | 'float16', dims: numb
 
 /**
  * SeededDropout on one graph: x [N, I] (dtype, with signed zeros, ±∞ and NaN), random int32 tables a, c
- * [N, 1] and b, d [1, I] (sums and products that wrap), keep rate 0.9, scale 1/0.9 rounded to the dtype.
+ * [N, 1] and b, d [1, I] (sums and products that wrap), keep rate 0.9, scale 1/0.9 rounded to the dtype →
+ * `y`; and `y_tables`, the same dropout read in place from tables shaped like lora-graph.ts's DropoutSource
+ * (`rows` [N, 6], `cols` [6, I + 5], random words elsewhere) at stream 1 (a, c in columns 2, 3 of rows; b,
+ * d in rows 2, 3 of cols, columns [0, I)): `y_tables` must be `y` bit for bit.
  */
 export function seededDropoutCase(
   dtype: 'float32' | 'bfloat16' | 'float16',
@@ -362,21 +365,53 @@ export function seededDropoutCase(
   const r = Rng.fromSeed(seed);
   const x = g.input('x', dtype, [N, I]);
   const tables = (['a', 'b', 'c', 'd'] as const).map((k, i) => g.input(k, 'int32', i % 2 === 0 ? [N, 1] : [1, I]));
+  const [W, K] = [6, I + 5];
+  const rows = g.input('rows', 'int32', [N, W]);
+  const cols = g.input('cols', 'int32', [W, K]);
   const scale = Number(typedFrom('float32', [1 / 0.9])[0]);
-  g.output(g.op1('SeededDropout', [x, ...tables], { threshold: Math.round(0.9 * 2 ** 32) - 2 ** 31, scale }), 'y');
+  const threshold = Math.round(0.9 * 2 ** 32) - 2 ** 31;
+  g.output(g.op1('SeededDropout', [x, ...tables], { threshold, scale, a_col: 0, b_row: 0, c_col: 0, d_row: 0 }), 'y');
+  g.output(g.op1('SeededDropout', [x, rows, cols, rows, cols], { threshold, scale, a_col: 2, b_row: 2, c_col: 3, d_row: 3 }), 'y_tables');
   const specials = [0, -0, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, Number.NaN];
   const xs = draws(N * I, (i, z) => (i < specials.length ? (specials[i] as number) : 4 * z), r);
   const words = (n: number) => Int32Array.from({ length: n }, () => Math.floor(r.uniform() * 2 ** 32) - 2 ** 31);
+  const [a, b, c, d] = [words(N), words(I), words(N), words(I)];
+  const rowData = words(N * W);
+  const colData = words(W * K);
+  for (let n = 0; n < N; n++) [rowData[n * W + 2], rowData[n * W + 3]] = [a[n] as number, c[n] as number];
+  for (let i = 0; i < I; i++) [colData[2 * K + i], colData[3 * K + i]] = [b[i] as number, d[i] as number];
   return {
     model: serialize(g).model,
     inputs: {
       x: { dtype, dims: [N, I], data: typedFrom(dtype, xs) as TypedData } as HostTensor,
-      a: { dtype: 'int32', dims: [N, 1], data: words(N) },
-      b: { dtype: 'int32', dims: [1, I], data: words(I) },
-      c: { dtype: 'int32', dims: [N, 1], data: words(N) },
-      d: { dtype: 'int32', dims: [1, I], data: words(I) },
+      a: { dtype: 'int32', dims: [N, 1], data: a },
+      b: { dtype: 'int32', dims: [1, I], data: b },
+      c: { dtype: 'int32', dims: [N, 1], data: c },
+      d: { dtype: 'int32', dims: [1, I], data: d },
+      rows: { dtype: 'int32', dims: [N, W], data: rowData },
+      cols: { dtype: 'int32', dims: [W, K], data: colData },
     },
   };
+}
+
+/**
+ * HashWords on one graph: the dropout tables' words (int32 [count / width, width]) of the int64 scalar input
+ * `seed`, as graph's hashWords writes them with standard ops (`want`) and as latent_sft.HashWords (`got`);
+ * `outputs` picks which (both by default; one of them for a timing).
+ */
+export function hashWordsCase(
+  count: number,
+  width: number,
+  seed: bigint,
+  offLo: number,
+  offHi: number,
+  outputs: ReadonlyArray<'want' | 'got'> = ['want', 'got'],
+): { model: Uint8Array; inputs: Record<string, HostTensor> } {
+  const g = new Graph('hash_words_case');
+  const s = g.input('seed', 'int64', []);
+  if (outputs.includes('want')) g.output(hashWords(g, g.scalar(count, 'int64'), width, s, offLo, offHi), 'want');
+  if (outputs.includes('got')) g.output(g.op1('HashWords', [s], { count, width, offset_lo: offLo, offset_hi: offHi }), 'got');
+  return { model: serialize(g).model, inputs: { seed: { dtype: 'int64', dims: [], data: BigInt64Array.of(seed) } as HostTensor } };
 }
 
 /** The float32 reference of swigluCase's outputs (ops/swiglu.cc's formulas, each operation rounded to float32, then to the dtype). */

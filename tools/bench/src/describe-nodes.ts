@@ -41,6 +41,14 @@ export function printStepNodes(graphs: StepGraphs, names: readonly string[]): vo
     for (const n of g.nodes) byOp.set(n.op, (byOp.get(n.op) ?? 0) + 1);
     const ops = Object.fromEntries([...byOp].sort((a, b) => b[1] - a[1]));
     process.stdout.write(`NODES ${JSON.stringify({ graph: g.name, total: g.nodes.length, ops })}\n`);
+    // The most repeated node kinds: op with its input dtypes and shapes (where a step's node count comes from).
+    const kinds = new Map<string, number>();
+    for (const n of g.nodes) {
+      const key = `${n.op}(${n.inputs.map((i) => (i === '' ? '-' : `${g.value(i).dtype}${g.value(i).shapeText}`)).join(', ')})`;
+      kinds.set(key, (kinds.get(key) ?? 0) + 1);
+    }
+    const top = [...kinds].sort((a, b) => b[1] - a[1]).slice(0, 40);
+    process.stdout.write(`NODEKINDS ${JSON.stringify({ graph: g.name, top: Object.fromEntries(top) })}\n`);
     for (const t of describeNodes(
       g,
       names.filter((n) => n !== ''),

@@ -31,6 +31,7 @@ import {
   sumSquaresCase,
   sumSquaresReference,
   seededDropoutCase,
+  hashWordsCase,
   swigluCase,
   swigluReference,
   vocabLseReference,
@@ -362,11 +363,46 @@ if (check('dropout'))
     ] as const) {
       const [gpu, host] = await onBoth(seededDropoutCase(dtype, N, I, 8));
       const cmp = sameBitsOrNaN(gpu['y'] as HostTensor, host['y'] as HostTensor);
-      const ok = cmp.differ === 0;
+      // The tables read in place (strided rows, a row offset into the wider column table): on each side
+      // bit for bit its own y.
+      const tab = sameBitsOrNaN(gpu['y_tables'] as HostTensor, gpu['y'] as HostTensor);
+      const tabHost = sameBitsOrNaN(host['y_tables'] as HostTensor, host['y'] as HostTensor);
+      const ok = cmp.differ === 0 && tab.differ === 0 && tabHost.differ === 0;
       if (!ok) failed++;
-      emit({ check: 'seeded-dropout', dtype, dims: [N, I], ok, differ: cmp.differ, nan_both: cmp.nanBoth, first: cmp.first });
+      emit({
+        check: 'seeded-dropout',
+        dtype,
+        dims: [N, I],
+        ok,
+        differ: cmp.differ,
+        nan_both: cmp.nanBoth,
+        first: cmp.first,
+        tables_differ_cuda: tab.differ,
+        tables_differ_cpu: tabHost.differ,
+      });
     }
   }
+
+// HashWords (the dropout tables' words): CUDA vs CPU kernels bit for bit, and each against the standard
+// int64 ops (hashWords) on its own device. Shapes: an odd one, the 7B column table [2·196, 18,944]; seeds
+// 0, 2³¹ − 1 and 2⁶².
+if (check('dropout'))
+  for (const [rows, width] of [
+    [3, 1001],
+    [392, 18944],
+  ] as const)
+    for (const seed of [0n, 2147483647n, 2n ** 62n]) {
+      const [gpu, host] = await onBoth(hashWordsCase(rows * width, width, seed, 1401181151, 1908133265));
+      const differ = (a: HostTensor, b: HostTensor) => (a.data as Int32Array).reduce((n, v, i) => n + (v === (b.data as Int32Array)[i] ? 0 : 1), 0);
+      const [d, dg, dc] = [
+        differ(gpu['got'] as HostTensor, host['got'] as HostTensor),
+        differ(gpu['got'] as HostTensor, gpu['want'] as HostTensor),
+        differ(host['got'] as HostTensor, host['want'] as HostTensor),
+      ];
+      const ok = d === 0 && dg === 0 && dc === 0;
+      if (!ok) failed++;
+      emit({ check: 'hash-words', dims: [rows, width], seed: seed.toString(), ok, differ: d, differ_ops_cuda: dg, differ_ops_cpu: dc });
+    }
 
 // CEChunkStats / CEChunkGrad: CUDA vs CPU kernels and vs the float64 reference. The row max and the target
 // logit are stored values (exact); Σ e^(z − max) is summed in another order (a block per row on CUDA, a
@@ -620,8 +656,14 @@ if (timing('kernel-time')) {
   timed('masked-softmax-time', [8, 8, 4, 512, 512], await timeCase(maskedSoftmaxCase('bfloat16', [8, 8, 4, 512, 512], [8, 1, 1, 512, 512], 1, 2), 10), 10 * sm);
   // RMSNorm + Grad at the benchmark's hidden states [8·512, 2048] in bfloat16 (x twice, y, dy, dx: 10 bytes per element).
   timed('rmsnorm-time', [4096, 2048], await timeCase(rmsNormCase('bfloat16', [4096, 2048], 2), 20), 10 * 4096 * 2048);
-  // SeededDropout at a LoRA input [8·512, 8192] in bfloat16 (x, y: 4 bytes per element).
-  timed('seeded-dropout-time', [4096, 8192], await timeCase(seededDropoutCase('bfloat16', 4096, 8192, 2), 20), 4 * 4096 * 8192);
+  // SeededDropout at a LoRA input [8·512, 8192] in bfloat16, twice (the case's y and y_tables: x read twice,
+  // two outputs: 8 bytes per element).
+  timed('seeded-dropout-time', [4096, 8192], await timeCase(seededDropoutCase('bfloat16', 4096, 8192, 2), 20), 8 * 4096 * 8192);
+  // The 7B dropout column table [392, 18944] (int32 written: 4 bytes per word): HashWords against the
+  // standard int64 ops it replaces (bytes: the same words, for comparison).
+  const hw = 392 * 18944;
+  timed('hash-words-time', [392, 18944], await timeCase(hashWordsCase(hw, 18944, 7n, 1401181151, 1908133265, ['got']), 20), 4 * hw);
+  timed('hash-words-ops-time', [392, 18944], await timeCase(hashWordsCase(hw, 18944, 7n, 1401181151, 1908133265, ['want']), 20), 4 * hw);
   // SwiGLU + Grad at the benchmark's MLP [8·512, 8192] in bfloat16 (gate, up, y; dy, gate, up, dgate, dup: 16 bytes per element).
   timed('swiglu-time', [4096, 8192], await timeCase(swigluCase('bfloat16', [4096, 8192], 2), 20), 16 * 4096 * 8192);
   // One decode step's attention of one layer at the engine's 1B shape (batch 64, 32 / 8 heads, hd 64, C 512,

@@ -179,6 +179,7 @@ struct Kernels {
   CUfunction ceStats[3] = {nullptr, nullptr, nullptr};
   CUfunction ceGrad[3] = {nullptr, nullptr, nullptr};
   CUfunction seededDropout[3] = {nullptr, nullptr, nullptr};
+  CUfunction hashWords = nullptr;  // int32 words of the dropout tables (no float dtype)
   CUfunction decodeAttention[3] = {nullptr, nullptr, nullptr};
   CUfunction flashFwd[2][2] = {{nullptr, nullptr}, {nullptr, nullptr}};  // FlashAttention [bf16, f16][head dim 64, 128]
   CUfunction flashDkDv[2][2] = {{nullptr, nullptr}, {nullptr, nullptr}};

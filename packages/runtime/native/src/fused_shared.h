@@ -151,4 +151,34 @@ LSFT_HD bool dropoutKeep(int a, int b, int c, int d, int threshold) {
   return (int)h < threshold;
 }
 
+/** graph's hash.ts: P = 2³¹ − 1 and the rounds [a_k, c_k, c'_k] of hashFlat (each below P). */
+constexpr long long kHashP = 2147483647LL;
+
+/**
+ * hashFlat's value of flat index i (graph's hash.ts, which writes it with int64 Mul/Add/Sub/Div): x₀ = (i +
+ * offset) mod P, s = seed mod P, 4 rounds of x ← (x·a + (s + c)) mod P, x ← (x·x + c') mod P. mod is the
+ * graph's x − (x / m)·m with truncating Div, which is C's %; every product is below 2⁶², so this integer
+ * arithmetic is the graph's exactly.
+ */
+LSFT_HD long long hashFlatValue(long long i, long long seed, long long offset) {
+  const long long r[4][3] = {{1103515245LL % kHashP, 12345LL, 374761393LL},
+                             {48271LL, 1013904223LL, 668265263LL},
+                             {69621LL, 2654435761LL % kHashP, 2246822519LL % kHashP},
+                             {1664525LL, 3266489917LL % kHashP, 1181783497LL}};
+  const long long s = seed % kHashP;
+  long long x = (i + offset) % kHashP;
+  for (int k = 0; k < 4; k++) {
+    x = (x * r[k][0] + (s + r[k][1])) % kHashP;
+    x = (x * x + r[k][2]) % kHashP;
+  }
+  return x;
+}
+
+/** HashWords' word i: the int32 of x − 2³¹·(x' mod 2), x from the stream at offset lo, x' from hi (hash.ts hashWords). */
+LSFT_HD int hashWord(long long i, long long seed, long long lo, long long hi) {
+  const long long x = hashFlatValue(i, seed, lo);
+  const long long bit = hashFlatValue(i, seed, hi) % 2;
+  return (int)(x - bit * 2147483648LL);
+}
+
 }  // namespace latent_sft
