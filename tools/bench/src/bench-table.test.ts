@@ -155,9 +155,30 @@ describe('bench table', () => {
       ].join('\n'),
     );
     expect(gemmTable(rows).split('\n').slice(2)).toEqual([
-      '| 1b.q_proj.fwd (4096 × 2048 × 2048, NT) | 100.0 | 172 | 80.0 | 215 | 1.25× |',
-      '| 1b.up_proj.dw (8192 × 2048 × 4096, TN) | 300.0 | 458 | – | – | – |',
+      '| 1b.q_proj.fwd (4096 × 2048 × 2048, NT) | run / 16 (fixed cost in) | 100.0 | 172 | – | 80.0 | 215 | 1.25× |',
+      '| 1b.up_proj.dw (8192 × 2048 × 4096, TN) | run / 16 (fixed cost in) | 300.0 | 458 | – | – | – | – |',
     ]);
     expect(benchTable(rows).split('\n').length).toBe(2); // not steps
+  });
+
+  it('matrix products: a slope record (per-node time and per-run fixed cost) beside an old per-run record, each marked', () => {
+    const log = [
+      // session 10's probe: no method, us = one graph's run time / 16
+      'BENCH {"bench":"gemm","impl":"latent-sft-ort","op":"gemm","dtype":"bfloat16","shape":"1b.lora_a.fwd","m":4096,"n":64,"k":2048,"trans_a":0,"trans_b":1,"us":25.4,"tflops":42.3}',
+      // gemm-probe now: us = (t_r2 - t_r1) / (r2 - r1), run_overhead_us = t_r1 - r1 * us
+      'BENCH {"bench":"gemm","impl":"latent-sft-ort","op":"gemm","dtype":"bfloat16","shape":"1b.lora_a.fwd","m":4096,"n":64,"k":2048,"trans_a":0,"trans_b":1,"method":"slope","us":16.5,"tflops":65.1,"run_overhead_us":150,"r1":8,"r2":40,"t_r1_us":282,"t_r2_us":810,"runs":20}',
+      'BENCH {"bench":"gemm","impl":"pytorch","recipe":"torch.matmul","dtype":"bfloat16","shape":"1b.lora_a.fwd","m":4096,"n":64,"k":2048,"trans_a":0,"trans_b":1,"us":16.5,"tflops":65.1}',
+      'PEAK 4000 MiB rc=0 :: node gemm-probe.mjs --device cuda',
+    ].join('\n');
+    const rows = parseBenchLog(log);
+    expect(rows[1]).toMatchObject({ method: 'slope', run_overhead_us: 150, t_r1_us: 282, t_r2_us: 810, peak_gpu_mib: 4000 });
+    const table = gemmTable(rows).split('\n');
+    expect(table[0]).toBe(
+      '| product (M × N × K, trans) | ORT method | ORT us | ORT TFLOP/s | ORT per-run fixed cost us | PyTorch us | PyTorch TFLOP/s | ORT / PyTorch time |',
+    );
+    expect(table.slice(2)).toEqual([
+      '| 1b.lora_a.fwd (4096 × 64 × 2048, NT) | run / 16 (fixed cost in) | 25.4 | 42 | – | 16.5 | 65 | 1.54× |',
+      '| 1b.lora_a.fwd (4096 × 64 × 2048, NT) | slope 8→40 | 16.5 | 65 | 150.0 | 16.5 | 65 | 1.00× |',
+    ]);
   });
 });

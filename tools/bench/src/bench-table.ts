@@ -146,17 +146,31 @@ export function genTable(rows: readonly Row[]): string {
 /**
  * The matrix-product table (Markdown) of gemm-probe and bench_torch.py --which gemm: per shape, ORT's Gemm
  * and torch.matmul in us and TFLOP/s, and ORT's time over PyTorch's (above 1: ORT's kernel is slower).
+ * The method column says how ORT's us was measured: `slope R1→R2` (gemm-probe now: the extra time of a
+ * graph of R2 nodes over one of R1, per extra node; the per-run fixed cost, the intercept, in its own
+ * column), or, for a record without `method` (session 10's probe), `run / 16`: one graph's run time over
+ * its 16 nodes, so 1/16 of the run's fixed cost is in it.
  */
 export function gemmTable(rows: readonly Row[]): string {
   const gemms = rows.filter((r) => r.bench === 'gemm');
-  const lines = ['| product (M × N × K, trans) | ORT us | ORT TFLOP/s | PyTorch us | PyTorch TFLOP/s | ORT / PyTorch time |', '|---|---:|---:|---:|---:|---:|'];
+  const lines = [
+    '| product (M × N × K, trans) | ORT method | ORT us | ORT TFLOP/s | ORT per-run fixed cost us | PyTorch us | PyTorch TFLOP/s | ORT / PyTorch time |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
+  ];
   for (const o of gemms.filter((r) => r.impl === 'latent-sft-ort')) {
     const t = gemms.find((r) => r.impl === 'pytorch' && r['shape'] === o['shape'] && (r['dtype'] ?? 'bfloat16') === (o['dtype'] ?? 'bfloat16'));
-    const [uo, ut] = [o['us'] as number, t?.['us'] as number | undefined];
+    const [uo, ut] = [o['us'] as number | undefined, t?.['us'] as number | undefined];
     const dims = `${String(o['m'])} × ${String(o['n'])} × ${String(o['k'])}, ${o['trans_a'] ? 'T' : 'N'}${o['trans_b'] ? 'T' : 'N'}`;
     const op = o['op'] === 'matmul' ? ', ORT MatMul on untransposed operands' : '';
+    const method =
+      o['method'] === undefined
+        ? 'run / 16 (fixed cost in)'
+        : o['method'] === 'slope'
+          ? `slope ${String(o['r1'] ?? '?')}→${String(o['r2'] ?? '?')}`
+          : String(o['method']);
+    const ratio = typeof uo === 'number' && typeof ut === 'number' ? `${(uo / ut).toFixed(2)}×` : '–';
     lines.push(
-      `| ${String(o['shape'])} (${dims}${op}) | ${fmt(uo, 1)} | ${fmt(o['tflops'], 0)} | ${fmt(ut, 1)} | ${fmt(t?.['tflops'], 0)} | ${ut !== undefined ? `${(uo / ut).toFixed(2)}×` : '–'} |`,
+      `| ${String(o['shape'])} (${dims}${op}) | ${method} | ${fmt(uo, 1)} | ${fmt(o['tflops'], 0)} | ${fmt(o['run_overhead_us'], 1)} | ${fmt(ut, 1)} | ${fmt(t?.['tflops'], 0)} | ${ratio} |`,
     );
   }
   return lines.join('\n');

@@ -143,6 +143,31 @@ describe('stageGraph', () => {
     expect(planSchema.safeParse({ ...plan, trainingSeeds: [1, 1] }).success).toBe(false);
   });
 
+  it("cache-latents gets the plan's compute dtype, as the training stages do (float32 plan, bfloat16 plan); its app resolves it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'plan-compute-'));
+    const latents = async (compute: string, device: string): Promise<[Stage, string]> => {
+      const st = stageGraph(planSchema.parse({ ...plan, compute, device }), dir);
+      const by = new Map(st.map((s) => [s.id, s]));
+      const cache = by.get('r4/latents') as Stage;
+      for (const id of ['cot', 'r4/phase1-encoder', 'r4/phase2']) expect((by.get(id) as Stage).config['compute'], id).toBe(compute);
+      const file = join(dir, `latents-${compute}-${device}.json`);
+      writeFileSync(file, JSON.stringify(cache.config));
+      return [cache, file];
+    };
+    for (const [compute, device] of [
+      ['float32', 'cpu'],
+      ['bfloat16', 'cuda'],
+    ] as const) {
+      const [cache, file] = await latents(compute, device);
+      expect(cache.config).toMatchObject({ compute, device });
+      expect(await printConfig(cache, file)).toMatchObject({ compute, device, out: join(dir, 'r4', 'latents') });
+    }
+    // bfloat16 on the CPU: passed on as the plan says (never swapped for another dtype); the app refuses it.
+    const [cache, file] = await latents('bfloat16', 'cpu');
+    expect(cache.config['compute']).toBe('bfloat16');
+    await expect(printConfig(cache, file)).rejects.toThrow(/bfloat16 needs --device cuda/);
+  });
+
   it('passes the select block to the three phase-1 stages only', () => {
     const sel = { metric: 'gold-cot-exact', examples: 32 };
     const p = planSchema.parse({ ...plan, stages: { ...plan.stages, phase1Decoder: { ...plan.stages.phase1Decoder, select: sel } } });

@@ -203,6 +203,8 @@ function seedStages(plan: Plan, dir: string, dataDir: string | undefined, t: num
       deps: [p('phase1-decoder'), p('phase1-union')],
       config: { out: at(p('m1')), base: at(`${p('phase1-decoder')}/hf`), adapter: at(`${p('phase1-union')}/lora_adapter/decoder_weight`) },
     });
+    // The teachers are computed in the plan's compute dtype, as the training stages run (phase 1 trained the
+    // encoder at it); cache-latents itself refuses bfloat16 on the CPU, as ORT's CPU provider lacks its kernels.
     out.push({
       id: p('latents'),
       app: 'cache-latents',
@@ -210,6 +212,7 @@ function seedStages(plan: Plan, dir: string, dataDir: string | undefined, t: num
       deps: [p('phase1-encoder'), p('phase1-union'), p('m1')],
       config: {
         ...common,
+        compute: plan.compute,
         out: at(p('latents')),
         encoder: at(`${p('phase1-encoder')}/hf`),
         adapter: at(`${p('phase1-union')}/lora_adapter/encoder_weight`),
