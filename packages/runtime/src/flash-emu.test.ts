@@ -3,9 +3,12 @@
 // mma.sync per lane from the fragment layout the kernel file states (see its header). The forward, Dsum,
 // dK/dV and dQ kernels are compared here with attention in float64 on the same 16-bit inputs: query tiles
 // and key steps with tails, grouped queries (rep > 1), the mask broadcast over B, G or rep, blocked keys
-// (MASK_MIN) and a fully blocked query row, head dims 64 and 128, bf16 and f16; and that skipping the steps
-// the mask blocks (causal) changes no bit of the outputs. A negative control (the emulator's mma reading B's
-// halves swapped) must fail the comparison. What this cannot check is
+// (MASK_MIN) and a fully blocked query row, head dims 64 and 128, bf16 and f16 — per tensor (TOL) and per element
+// (ELEMENT_TOL); in every case, that skipping the steps the mask blocks changes no bit of the outputs (--no-skip),
+// and that every shared-memory access lies in the dynamic shared memory the launch requests (the emulator checks
+// each load, store and ldmatrix row, and reports the bytes the kernels spanned). Negative controls: the emulator's
+// mma reading B's halves swapped must fail the comparison; a window one 16-bit element smaller than the request,
+// and ldmatrix rows off 16-byte alignment, must end the run with the check's message. What this cannot check is
 // the hardware: that the layout is the one the GPU uses, and the launch (tools/bench fused-check does, on the GPU).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,6 +25,15 @@ const MASK_MIN = -3.4028234663852886e38;
  * scale (bf16 ulp 2⁻⁸, f16 2⁻¹¹). Stats and Dsum are float32 sums in another order.
  */
 const TOL = { bfloat16: 2 ** -6, float16: 2 ** -9, stats: 1e-5 } as const;
+/**
+ * Each element: |got − want| ≤ tol · (|want| + Σ|terms|), the sum of the absolute values of the terms its sum adds
+ * (Σ_s p·|v| for O, Σ|dO·O| for Dsum, Σ|dS·q| for dK, ...): a sum of products each rounded to the dtype (P, dS: relative
+ * error ≤ u, the unit roundoff, bf16 2⁻⁸, f16 2⁻¹¹), rounded once (≤ u·|result|), is within u of that; measured
+ * ≤ 0.86 u; 2u leaves room for the float32 scores and exps. Stats: l ≥ 1 (its largest term is e⁰), relative per row,
+ * and Dsum, float32 sums (measured ≤ 6 float32 roundoffs of 2⁻²⁴; 2⁻¹⁸ is 64). So no single element can hide
+ * in TOL's max-norm, which lets an element far below the tensor's largest be wrong by all of itself.
+ */
+const ELEMENT_TOL = { bfloat16: 2 * 2 ** -8, float16: 2 * 2 ** -11, stats: 2 ** -18 } as const;
 
 type Half = 'bfloat16' | 'float16';
 interface Case {
@@ -145,6 +157,14 @@ function runCase(bin: string, dir: string, c: Case, seed: number, compareNoSkip:
   const dq = new Float64Array(rows * D);
   const dk = new Float64Array(B * G * S * D);
   const dv = new Float64Array(B * G * S * D);
+  // Each element's sum of |terms| (Σ|p·v|, Σ|dS·q|, ...): the scale of its rounding errors (elementwise check).
+  const abs = {
+    o: new Float64Array(rows * D),
+    dsum: new Float64Array(rows),
+    dq: new Float64Array(rows * D),
+    dk: new Float64Array(B * G * S * D),
+    dv: new Float64Array(B * G * S * D),
+  };
   for (let bg = 0; bg < B * G; bg++) {
     const b = Math.floor(bg / G);
     const gg = bg % G;
@@ -167,12 +187,20 @@ function runCase(bin: string, dir: string, c: Case, seed: number, compareNoSkip:
       const p = Float64Array.from(z, (x) => Math.exp(x - mx) / l);
       for (let d = 0; d < D; d++) {
         let o = 0;
-        for (let s = 0; s < S; s++) o += (p[s] as number) * (v[(bg * S + s) * D + d] as number);
+        let oa = 0;
+        for (let s = 0; s < S; s++) {
+          o += (p[s] as number) * (v[(bg * S + s) * D + d] as number);
+          oa += (p[s] as number) * Math.abs(v[(bg * S + s) * D + d] as number);
+        }
         want.o[row * D + d] = o;
+        abs.o[row * D + d] = oa;
       }
       // The backward from the kernel's own O (as FlashAttention-2's Dsum is).
       let ds = 0;
-      for (let d = 0; d < D; d++) ds += (dO[row * D + d] as number) * (got.o[row * D + d] as number);
+      for (let d = 0; d < D; d++) {
+        ds += (dO[row * D + d] as number) * (got.o[row * D + d] as number);
+        abs.dsum[row] = (abs.dsum[row] as number) + Math.abs((dO[row * D + d] as number) * (got.o[row * D + d] as number));
+      }
       want.dsum[row] = ds;
       for (let s = 0; s < S; s++) {
         let dp = 0;
@@ -183,11 +211,14 @@ function runCase(bin: string, dir: string, c: Case, seed: number, compareNoSkip:
           dv[kv] = (dv[kv] as number) + (p[s] as number) * (dO[qd] as number);
           dk[kv] = (dk[kv] as number) + scale * dS * (q[qd] as number);
           dq[qd] = (dq[qd] as number) + scale * dS * (k[kv] as number);
+          abs.dv[kv] = (abs.dv[kv] as number) + Math.abs((p[s] as number) * (dO[qd] as number));
+          abs.dk[kv] = (abs.dk[kv] as number) + Math.abs(scale * dS * (q[qd] as number));
+          abs.dq[qd] = (abs.dq[qd] as number) + Math.abs(scale * dS * (k[kv] as number));
         }
       }
     }
   }
-  return { got, want: { ...want, dq, dk, dv }, skipped, sameAsNoSkip };
+  return { got, want: { ...want, dq, dk, dv }, abs, skipped, sameAsNoSkip, smem: smemUse(log) };
 }
 
 /** max |got − want| / max |want|. */
@@ -199,6 +230,38 @@ function relErr(got: Float64Array, want: Float64Array): number {
     scale = Math.max(scale, Math.abs(want[i] as number));
   }
   return e / scale;
+}
+
+/** The worst element by |got − want| / (|want| + abs): its ratio and index. */
+function elementErr(got: Float64Array, want: Float64Array, abs: Float64Array): { ratio: number; at: number } {
+  let worst = { ratio: 0, at: -1 };
+  for (let i = 0; i < want.length; i++) {
+    const w = want[i] as number;
+    const diff = Math.abs((got[i] as number) - w);
+    const ratio = diff === 0 ? 0 : diff / (Math.abs(w) + (abs[i] as number)); // 0 of 0 (a key no query sees): exact
+    if (Number.isNaN(ratio)) return { ratio, at: i }; // a NaN is the worst
+    if (ratio > worst.ratio) worst = { ratio, at: i };
+  }
+  return worst;
+}
+
+/** The emulator's shared-memory lines: per kernel the accesses checked, the bytes [lo, hi) they spanned, the bytes requested. */
+function smemUse(log: string): Record<string, { accesses: number; lo: number; hi: number; request: number }> {
+  const out: Record<string, { accesses: number; lo: number; hi: number; request: number }> = {};
+  for (const m of log.matchAll(/shared memory (\w+): (\d+) accesses checked, bytes \[(\d+), (\d+)\) of (\d+)/g))
+    out[m[1] as string] = { accesses: Number(m[2]), lo: Number(m[3]), hi: Number(m[4]), request: Number(m[5]) };
+  return out;
+}
+
+/** Runs the emulator on `c` with `flags` that must make it fail; returns its exit status and stderr. */
+function runFailing(bin: string, dir: string, c: Case, flags: readonly string[]): { status: number | null; stderr: string } {
+  try {
+    runCase(bin, dir, c, 98, false, flags);
+  } catch (e) {
+    const err = e as { status?: number | null; stderr?: string | Buffer };
+    return { status: err.status ?? null, stderr: String(err.stderr ?? '') };
+  }
+  throw new Error(`flash_emu ${flags.join(' ')} succeeded`);
 }
 
 const CASES: Case[] = [
@@ -229,6 +292,11 @@ describe('FlashAttention CUDA kernels, emulated on the CPU, = float64 attention'
         '-Wno-unknown-pragmas',
         '-Werror',
         '-U_FORTIFY_SOURCE',
+        // Every load and store a call to the emulator's shared-memory check (flash_emu.cc's header).
+        '-fsanitize=kernel-address',
+        '--param=asan-instrumentation-with-call-threshold=0',
+        '--param=asan-stack=0',
+        '--param=asan-globals=0',
         '-o',
         bin,
         join(nativeDir, 'emu', 'flash_emu.cc'),
@@ -242,29 +310,91 @@ describe('FlashAttention CUDA kernels, emulated on the CPU, = float64 attention'
 
   it('fails with a wrong fragment layout (negative control: mma reading B with its 16-bit halves swapped)', () => {
     const c = CASES[0] as Case;
-    const { got, want } = runCase(bin, dir, c, 99, false, ['--wrong-layout']);
+    const { got, want, abs } = runCase(bin, dir, c, 99, false, ['--wrong-layout']);
     expect(relErr(got.o, want.o)).toBeGreaterThan(10 * TOL[c.dtype]);
+    expect(elementErr(got.o, want.o, abs.o).ratio).toBeGreaterThan(10 * ELEMENT_TOL[c.dtype]);
+  });
+
+  it('fails with one small element wrong by half the per-tensor tolerance (which passes it; negative control)', () => {
+    const c = CASES[0] as Case;
+    const { got, want, abs } = runCase(bin, dir, c, 96, false);
+    for (const name of ['o', 'dq', 'dk', 'dv'] as const) {
+      // The element of the smallest scale |want| + Σ|terms|, moved by half of what TOL allows any element.
+      let i = 0;
+      for (let j = 1; j < want[name].length; j++)
+        if (Math.abs(want[name][j] as number) + (abs[name][j] as number) < Math.abs(want[name][i] as number) + (abs[name][i] as number)) i = j;
+      const bad = Float64Array.from(got[name]);
+      const max = want[name].reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+      bad[i] = (want[name][i] as number) + 0.5 * TOL[c.dtype] * max;
+      expect(relErr(bad, want[name]), name).toBeLessThan(TOL[c.dtype]);
+      expect(elementErr(got[name], want[name], abs[name]).ratio, name).toBeLessThanOrEqual(ELEMENT_TOL[c.dtype]);
+      expect(elementErr(bad, want[name], abs[name]), name).toEqual({ ratio: expect.any(Number), at: i });
+      expect(elementErr(bad, want[name], abs[name]).ratio, name).toBeGreaterThan(ELEMENT_TOL[c.dtype]);
+    }
+  });
+
+  it('fails on a shared-memory access past the launch (negative control: the window one 16-bit element short)', () => {
+    const c = CASES[0] as Case;
+    const ok = runCase(bin, dir, c, 97, false).smem;
+    const request = ok['flashDkDv']?.request as number;
+    // dK/dV's layout ends with the 8-byte mask row offsets of its query rows; the last one is stored past the window.
+    const { status, stderr } = runFailing(bin, dir, c, ['--smem-shrink', '2']);
+    expect(status).toBe(3);
+    expect(stderr).toMatch(
+      new RegExp(
+        `^flash_emu: shared memory store of 8 bytes at byte ${request - 8} outside the ${request - 2} bytes of dynamic shared memory of the flashDkDv launch \\(requested ${request}, --smem-shrink 2\\)`,
+      ),
+    );
+  });
+
+  it('fails on an ldmatrix row address not 16-byte aligned (negative control: every row address 2 bytes on)', () => {
+    const c = CASES[0] as Case;
+    const { status, stderr } = runFailing(bin, dir, c, ['--ldmatrix-skew', '2']);
+    expect(status).toBe(3);
+    const m =
+      /^flash_emu: shared memory ldmatrix row of 16 bytes at byte (\d+) not 16-byte aligned in the \d+ bytes of dynamic shared memory of the flashFwd launch/.exec(
+        stderr,
+      );
+    expect(m, stderr).not.toBeNull();
+    expect(Number(m?.[1]) % 16).toBe(2);
   });
 
   CASES.forEach((c, n) => {
     it(`${c.dtype}, B ${c.B} G ${c.G} rep ${c.rep} T ${c.T} S ${c.S} D ${c.D}, mask [${c.mask.join(', ')}]`, () => {
       const causal = c.T === c.S && c.S > 128;
-      const { got, want, skipped, sameAsNoSkip } = runCase(bin, dir, c, 100 + n, causal);
-      // The causal case has steps the mask blocks, skips them, and skipping changes no bit.
-      if (causal) {
-        expect(skipped).toBeGreaterThan(0);
-        expect(sameAsNoSkip).toBe(true);
+      const { got, want, abs, skipped, sameAsNoSkip, smem } = runCase(bin, dir, c, 100 + n, true);
+      // Skipping the steps the mask blocks changes no bit (every case; the causal one has such steps).
+      expect(sameAsNoSkip, 'outputs byte for byte those of --no-skip').toBe(true);
+      if (causal) expect(skipped).toBeGreaterThan(0);
+      // Every shared-memory access was checked against the launch's request (a violation ends the run): the
+      // tiled kernels span all of it but the last row's padding (16 bytes); Dsum uses none.
+      for (const k of ['flashFwd', 'flashDkDv', 'flashDq']) {
+        const u = smem[k];
+        expect(u?.accesses, k).toBeGreaterThan(0);
+        expect(u?.lo, k).toBe(0);
+        expect((u?.request as number) - (u?.hi as number), k).toBeGreaterThanOrEqual(0);
+        expect((u?.request as number) - (u?.hi as number), k).toBeLessThanOrEqual(16);
       }
+      expect(smem['flashDot'], 'flashDot').toEqual({ accesses: 0, lo: 0, hi: 0, request: 0 });
       const rows = want.m.length;
       const tol = TOL[c.dtype];
-      for (const name of ['o', 'dq', 'dk', 'dv'] as const) expect(relErr(got[name], want[name]), name).toBeLessThan(tol);
+      for (const name of ['o', 'dq', 'dk', 'dv'] as const) {
+        expect(relErr(got[name], want[name]), name).toBeLessThan(tol);
+        const e = elementErr(got[name], want[name], abs[name]);
+        expect(e.ratio, `${name}[${e.at}]: ${got[name][e.at]} vs ${want[name][e.at]}`).toBeLessThanOrEqual(ELEMENT_TOL[c.dtype]);
+      }
       expect(relErr(got.dsum, want.dsum), 'dsum').toBeLessThan(TOL.stats);
+      const ed = elementErr(got.dsum, want.dsum, abs.dsum);
+      expect(ed.ratio, `dsum[${ed.at}]`).toBeLessThanOrEqual(ELEMENT_TOL.stats);
       const m = Float64Array.from({ length: rows }, (_, i) => got.stats[2 * i] as number);
       const l = Float64Array.from({ length: rows }, (_, i) => got.stats[2 * i + 1] as number);
       // The row max is exact but for float32 rounding of the scores; blocked rows' max is MASK_MIN plus a score.
       for (let i = 0; i < rows; i++)
         expect(Math.abs((m[i] as number) - (want.m[i] as number)), `m[${i}]`).toBeLessThanOrEqual(TOL.stats * Math.max(1, Math.abs(want.m[i] as number)));
       expect(relErr(l, want.l), 'l').toBeLessThan(TOL.stats);
+      // l ≥ 1: each row's sum within ELEMENT_TOL.stats of itself.
+      const el = elementErr(l, want.l, new Float64Array(rows));
+      expect(el.ratio, `l[${el.at}]`).toBeLessThanOrEqual(ELEMENT_TOL.stats);
     });
   });
 });

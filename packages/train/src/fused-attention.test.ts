@@ -4,10 +4,10 @@
 // (structure: one per layer, no 16-bit [.., T, S] tensor left, the CUDA head-size filter, the input
 // error); then a small Llama trained in float16 with it against the MaskedSoftmax path it replaces —
 // full fine-tuning (also with recompute 'layers') and LoRA with seeded dropout.
-import { Rng } from '@latent-sft/core';
-import { Graph, type Tensor, fuseFlashAttention, fuseMaskedSoftmax, grad } from '@latent-sft/graph';
+import { type Logger, Rng } from '@latent-sft/core';
+import { Graph, type Tensor, fuseFlashAttention, fuseMaskedSoftmax, grad, serialize } from '@latent-sft/graph';
 import { MASK_MIN, tinyLlama } from '@latent-sft/models';
-import type { HostTensor } from '@latent-sft/runtime';
+import { DeviceSession, type HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
 import { tinyBatch, tinyLoraObjective, tinyObjective } from '../test/tiny-llama.js';
 import { type FusedParts, type Objective, type Recompute, Trainer, buildStepGraphs, graphOptimizer } from './index.js';
@@ -76,6 +76,94 @@ describe('FlashAttention / FlashAttentionGrad kernels vs the float64 reference (
       for (const row of blocked) expect([stats[2 * row], stats[2 * row + 1]], `blocked row ${row}`).toEqual([Math.fround(MASK_MIN), S]);
       expect(part(stats, 0), 'row max').toBeAllclose(part(ref.stats, 0), STATS);
       expect(part(stats, 1), 'row sum').toBeAllclose(part(ref.stats, 1), STATS);
+    });
+  }
+});
+
+/**
+ * Runs `g` once on the CPU with each output bound to a tensor filled with NaN first, so an output element the op
+ * does not write shows; returns the outputs.
+ */
+async function runPrefilled(g: Graph, inputs: Record<string, HostTensor>): Promise<Record<string, number[]>> {
+  const session = DeviceSession.create(serialize(g).model, { device: cpu });
+  const binding = session.createBinding();
+  const held = Object.entries(inputs).map(([k, t]) => {
+    const d = session.upload(t);
+    binding.bindInput(k, d);
+    return d;
+  });
+  const outs = g.outputs.map((t) => {
+    const name = t.name;
+    const dims = t.shape as number[];
+    const n = dims.reduce((a, b) => a * b, 1);
+    const data = t.dtype === 'float32' ? new Float32Array(n).fill(Number.NaN) : new Uint16Array(n).fill(0x7e00); // float16 NaN
+    const d = session.upload({ dtype: t.dtype, dims, data } as HostTensor);
+    binding.bindOutput(name, d);
+    return [name, d] as const;
+  });
+  try {
+    await session.runAsync(binding);
+    return Object.fromEntries(outs.map(([name, d]) => [name, Array.from(floatValues(d.toHost()))]));
+  } finally {
+    for (const t of [...held, ...outs.map(([, d]) => d)]) t.release();
+    binding.release();
+    session.release();
+  }
+}
+
+describe('FlashAttention / FlashAttentionGrad on empty shapes (CPU; the CUDA op returns the same: memsets)', () => {
+  /** float16 inputs of [B, G, rep·T, D] queries and [B, G, S, D] keys (zeros), a mask of ones' dims. */
+  const graphs = (B: number, G: number, rep: number, T: number, S: number, D: number) => {
+    const N = rep * T;
+    const z = (dims: number[], dtype: 'float16' | 'float32' = 'float16'): HostTensor =>
+      ({
+        dtype,
+        dims,
+        data: dtype === 'float32' ? new Float32Array(dims.reduce((a, b) => a * b, 1)) : new Uint16Array(dims.reduce((a, b) => a * b, 1)),
+      }) as HostTensor;
+    const fwd = new Graph('fa_empty');
+    const [q, k, v, m] = [
+      fwd.input('q', 'float16', [B, G, N, D]),
+      fwd.input('k', 'float16', [B, G, S, D]),
+      fwd.input('v', 'float16', [B, G, S, D]),
+      fwd.input('m', 'float32', [1, 1, 1, 1, 1]),
+    ];
+    const [o, stats] = fwd.op('FlashAttention', [q, k, v, m], { scale: 0.5, rep }) as [Tensor, Tensor];
+    fwd.output(o, 'o');
+    fwd.output(stats, 'stats');
+    const bwd = new Graph('fa_grad_empty');
+    const ins = [
+      bwd.input('dO', 'float16', [B, G, N, D]),
+      bwd.input('q', 'float16', [B, G, N, D]),
+      bwd.input('k', 'float16', [B, G, S, D]),
+      bwd.input('v', 'float16', [B, G, S, D]),
+      bwd.input('m', 'float32', [1, 1, 1, 1, 1]),
+      bwd.input('o', 'float16', [B, G, N, D]),
+      bwd.input('stats', 'float32', [B, G, N, 2]),
+    ];
+    bwd.op('FlashAttentionGrad', ins, { scale: 0.5, rep }).forEach((t, i) => bwd.output(t, ['dq', 'dk', 'dv', 'dsum'][i] as string));
+    const fwdIn = { q: z([B, G, N, D]), k: z([B, G, S, D]), v: z([B, G, S, D]), m: z([1, 1, 1, 1, 1], 'float32') };
+    return { fwd, bwd, fwdIn, bwdIn: { ...fwdIn, dO: z([B, G, N, D]), o: z([B, G, N, D]), stats: z([B, G, N, 2], 'float32') }, N };
+  };
+  const zeros = (n: number) => new Array<number>(n).fill(0);
+
+  for (const [B, G, rep, T, S, D] of [
+    [0, 2, 2, 3, 5, 8],
+    [2, 0, 2, 3, 5, 8],
+    [2, 2, 2, 0, 5, 8],
+    [2, 2, 2, 3, 5, 0],
+    [2, 2, 2, 3, 0, 8],
+  ] as const) {
+    it(`B ${B} G ${G} rep ${rep} T ${T} S ${S} D ${D}: every output written, zeros (stats, Dsum and gradients included)`, async () => {
+      const { fwd, bwd, fwdIn, bwdIn, N } = graphs(B, G, rep, T, S, D);
+      const rows = B * G * N;
+      if (S === 0 && rows > 0) {
+        // No key to attend to: the forward refuses (on both providers); the grad's gradients are 0.
+        await expect(runPrefilled(fwd, fwdIn)).rejects.toThrow(/K and V must have at least one key \(S >= 1\)/);
+      } else {
+        expect(await runPrefilled(fwd, fwdIn)).toEqual({ o: zeros(rows * D), stats: zeros(2 * rows) });
+      }
+      expect(await runPrefilled(bwd, bwdIn)).toEqual({ dq: zeros(rows * D), dk: zeros(B * G * S * D), dv: zeros(B * G * S * D), dsum: zeros(rows) });
     });
   }
 });
@@ -219,6 +307,70 @@ describe('fuseFlashAttention on the decoder graph', () => {
         { trainable: init, frozen: {} },
       ),
     ).rejects.toThrow(/^field 'fusedKernels\.attention': [^\n]*$/);
+  });
+
+  /** A logger that keeps its warnings' messages (and fields). */
+  const warnings = () => {
+    const warns: Array<{ obj: object; msg: string }> = [];
+    const logger: Logger = {
+      info() {},
+      warn: (obj, msg) => warns.push({ obj, msg: msg ?? '' }),
+      error() {},
+      debug() {},
+      child: () => logger,
+    };
+    return { warns, logger };
+  };
+
+  it('warns in one line, naming the head dim and the supported ones, when attention rewrites no layer (head dim 32 with CUDA headDims)', () => {
+    const run = (hiddenSize: number) => {
+      const { warns, logger } = warnings();
+      const { objective } = tinyObjective(Bt, Tt, 'float16', tinyLlama({ hiddenSize })); // 4 heads: head dim hiddenSize / 4
+      const g = buildStepGraphs(
+        {
+          objective,
+          optimizer: sgd,
+          clipNorm: null,
+          compute: 'float16',
+          lossScale: false,
+          fused: { optimizer: false, softmax: true, attention: true },
+          attentionHeadDims: [64, 128],
+          logger,
+        },
+        1,
+      ).fused!;
+      return { warns, flash: count(g, 'FlashAttention') };
+    };
+    const hd32 = run(128);
+    expect(hd32.flash).toBe(0);
+    expect(hd32.warns.map((w) => w.msg)).toEqual([
+      'fusedKernels.attention rewrote no attention layer (head dim 32; FlashAttention takes 64, 128 here): the attention stays MatMul, MaskedSoftmax, MatMul',
+    ]);
+    expect(hd32.warns[0]?.obj).toEqual({ headDims: [32], supported: [64, 128], compute: 'float16' });
+    const hd64 = run(256);
+    expect(hd64.flash).toBe(layers);
+    expect(hd64.warns).toEqual([]);
+  });
+
+  it("the Trainer's logger gets that warning (float32 compute: no 16-bit attention), none when a layer is rewritten", () => {
+    const warned = (compute: 'float16' | 'float32') => {
+      const { warns, logger } = warnings();
+      Trainer.stepGraphs({
+        objective: tinyObjective(Bt, Tt, compute, hd8).objective,
+        optimizer: { kind: 'sgd', lr: 1 },
+        schedule: { kind: 'constant' },
+        totalSteps: 1,
+        device: cpu,
+        precision: { compute, lossScale: null },
+        fusedKernels: { optimizer: false, softmax: true, attention: true },
+        logger,
+      });
+      return warns.map((w) => w.msg);
+    };
+    expect(warned('float32')).toEqual([
+      'fusedKernels.attention rewrote no attention layer (the float32 graph has no 16-bit MaskedSoftmax attention to rewrite): the attention stays MatMul, MaskedSoftmax, MatMul',
+    ]);
+    expect(warned('float16')).toEqual([]);
   });
 });
 

@@ -6,24 +6,41 @@
 // __syncthreads (the block), and the warp-wide __shfl_xor_sync and mma.sync (its warp). mma.sync.m16n8k16 is
 // emulated per lane from the fragment layout the kernel file's header states: every lane posts its A and B
 // registers, and each lane then reads the elements of its own C rows and columns from the warp's posts; ldmatrix
-// likewise from the row addresses the lanes post (its rows must lie in flashShared, as on the GPU in shared memory)
-// (float32 products summed in k order; the hardware's order and internal precision are its own, so the
-// comparison has a tolerance). Shared memory starts as NaN bits, so a read of a word no thread wrote shows.
+// likewise from the row addresses the lanes post (float32 products summed in k order; the hardware's order and
+// internal precision are its own, so the comparison has a tolerance). Shared memory starts as NaN bits, so a read
+// of a word no thread wrote shows.
 //
-//   flash_emu IN OUT [--no-skip] [--wrong-layout]   (prints how many warp steps the kernels skipped; --no-skip:
-//                      none; --wrong-layout: B's 16-bit halves swapped in every mma, a negative control)
+// Shared memory is checked: every load and store of this file is instrumented by g++ (-fsanitize=kernel-address
+// with the checks as calls: the __asan_* functions below, no sanitizer runtime), and one that touches the shared
+// buffer outside [0, the dynamic shared memory the launch requests) — flashSmemBytes (fused_shared.h) for the
+// tiled kernels, 0 for Dsum, as ops/flash_attention.cc launches them — ends the run with a message naming the
+// kernel, the access, the block and the thread; so does an ldmatrix row address outside it or not 16-byte aligned.
+// The kernels' `extern __shared__` array is the window (emuFlashShared) inside a buffer with slack on both sides.
+// Build: g++ -std=c++17 -O2 -ffp-contract=off -U_FORTIFY_SOURCE -fsanitize=kernel-address
+//   --param=asan-instrumentation-with-call-threshold=0 --param=asan-stack=0 --param=asan-globals=0 (flash-emu.test.ts).
+//
+//   flash_emu IN OUT [--no-skip] [--wrong-layout] [--smem-shrink BYTES] [--ldmatrix-skew BYTES]
+//                      prints how many warp steps the kernels skipped and, per kernel, the shared-memory accesses
+//                      checked and the bytes they spanned. --no-skip: skip none; negative controls: --wrong-layout:
+//                      B's 16-bit halves swapped in every mma; --smem-shrink: the window BYTES smaller than the
+//                      launch requests; --ldmatrix-skew: every ldmatrix row address moved by BYTES.
 //                      IN: int64 [kind (0 bf16, 1 f16), B, G, N, T, S, D, rep, mb, mg, mr, mt, ms], float32 scale,
 //                          then Q, K, V, dO (16-bit bits), M (float32, mask elements as the strides address them)
 //                      OUT: O (16-bit), stats [B·G·N, 2] f32, Dsum [B·G·N] f32, dQ, dK, dV (16-bit)
 // _longjmp between fiber stacks: glibc's fortified longjmp (__longjmp_chk, on by default in some distributions'
 // gcc at -O2) refuses to jump into another stack, so fortification is off here.
 #undef _FORTIFY_SOURCE
+#if !defined(__SANITIZE_ADDRESS__)
+#error "build with -fsanitize=kernel-address --param=asan-instrumentation-with-call-threshold=0 (the shared-memory checks)"
+#endif
 #include <setjmp.h>
 #include <ucontext.h>
 
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <stdexcept>
@@ -106,8 +123,11 @@ void entry() {
   _longjmp(schedulerJb, 1);
 }
 
-/** Runs f over a grid (x, y) of blocks of `threads` threads, one block at a time. */
-void launch(unsigned gx, unsigned gy, unsigned threads, const std::function<void()>& f);
+/**
+ * Runs f over a grid (x, y) of blocks of `threads` threads, one block at a time, with `smemBytes` of dynamic
+ * shared memory (the kernel `name`, its accesses counted in smemUse[kernelIndex]).
+ */
+void launch(int kernelIndex, const char* name, long long smemBytes, unsigned gx, unsigned gy, unsigned threads, const std::function<void()>& f);
 
 /** What each lane of a warp posts for a shuffle (value, where its result goes) or an mma (fragments, its C). */
 struct WarpPost {
@@ -123,7 +143,80 @@ long long votesTrue = 0;
 bool noSkip = false;
 /** --wrong-layout: mma reads B's two 16-bit halves swapped (a negative control: the test must then fail). */
 bool wrongLayout = false;
+
+/**
+ * Shared memory: the block's window [smemBase, smemBase + smemLimit) in a buffer with kSmemSlack bytes on either
+ * side; an access to the buffer outside the window is a violation (as is an ldmatrix row anywhere outside it).
+ */
+constexpr long long kSmemMax = 256 * 1024, kSmemSlack = 64 * 1024;
+alignas(16) unsigned char smemBuffer[kSmemSlack + kSmemMax + kSmemSlack];
+unsigned char* const smemBase = smemBuffer + kSmemSlack;
+/** The running launch: its name, the shared bytes it requests and the window (less --smem-shrink). */
+const char* kernel = "";
+long long smemRequest = 0, smemLimit = 0;
+/** --smem-shrink, --ldmatrix-skew (negative controls of the checks). */
+long long smemShrink = 0, ldmatrixSkew = 0;
+/** Per kernel: shared-memory accesses checked and the bytes [lo, hi) they spanned. */
+struct SmemUse {
+  long long accesses = 0, lo = LLONG_MAX, hi = 0, request = 0;
+};
+SmemUse smemUse[4];
+SmemUse* use = &smemUse[0];
+
+#define LSFT_EMU_UNCHECKED __attribute__((no_sanitize_address, noinline))
+[[noreturn]] LSFT_EMU_UNCHECKED void smemViolation(const char* what, long long off, long long bytes, const char* why) {
+  std::fprintf(stderr,
+               "flash_emu: shared memory %s of %lld bytes at byte %lld %s the %lld bytes of dynamic shared memory of the %s launch "
+               "(requested %lld, --smem-shrink %lld), block (%u, %u), thread %u\n",
+               what, bytes, off, why, smemLimit, kernel, smemRequest, smemShrink, blockIdx.x, blockIdx.y, threadIdx.x);
+  std::fflush(stderr);
+  std::_Exit(3);
+}
+/** Byte offset of p from the window's start (p need not point into the buffer). */
+LSFT_EMU_UNCHECKED long long smemOffset(const void* p) {
+  return static_cast<long long>(reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(smemBase));
+}
+/** A load or store of `bytes` at p (every one of this file's, by the instrumentation): checked where it touches the buffer. */
+LSFT_EMU_UNCHECKED void smemAccess(const void* p, long long bytes, const char* what) {
+  const long long off = smemOffset(p);
+  if (off + bytes <= -kSmemSlack || off >= kSmemMax + kSmemSlack) return;  // not shared memory
+  if (off < 0 || off + bytes > smemLimit) smemViolation(what, off, bytes, "outside");
+  use->accesses++;
+  use->lo = off < use->lo ? off : use->lo;
+  use->hi = off + bytes > use->hi ? off + bytes : use->hi;
+}
+/** An ldmatrix row (16 bytes at p): inside the window and 16-byte aligned, as the GPU requires. */
+LSFT_EMU_UNCHECKED void ldmatrixRow(const void* p) {
+  const long long off = smemOffset(p);
+  if (off < 0 || off + 16 > smemLimit) smemViolation("ldmatrix row", off, 16, "outside");
+  if (off % 16 != 0) smemViolation("ldmatrix row", off, 16, "not 16-byte aligned in");
+}
 }  // namespace emu
+
+// The instrumentation's calls (-fsanitize=kernel-address, asan-instrumentation-with-call-threshold=0).
+extern "C" {
+#define LSFT_EMU_ACCESS(KIND, N)                                                                                   \
+  LSFT_EMU_UNCHECKED void __asan_##KIND##N##_noabort(void* p) { emu::smemAccess(p, N, #KIND); }                  \
+  LSFT_EMU_UNCHECKED void __asan_##KIND##N(void* p) { emu::smemAccess(p, N, #KIND); }
+LSFT_EMU_ACCESS(load, 1)
+LSFT_EMU_ACCESS(load, 2)
+LSFT_EMU_ACCESS(load, 4)
+LSFT_EMU_ACCESS(load, 8)
+LSFT_EMU_ACCESS(load, 16)
+LSFT_EMU_ACCESS(store, 1)
+LSFT_EMU_ACCESS(store, 2)
+LSFT_EMU_ACCESS(store, 4)
+LSFT_EMU_ACCESS(store, 8)
+LSFT_EMU_ACCESS(store, 16)
+#undef LSFT_EMU_ACCESS
+LSFT_EMU_UNCHECKED void __asan_loadN_noabort(void* p, size_t n) { emu::smemAccess(p, static_cast<long long>(n), "load"); }
+LSFT_EMU_UNCHECKED void __asan_storeN_noabort(void* p, size_t n) { emu::smemAccess(p, static_cast<long long>(n), "store"); }
+LSFT_EMU_UNCHECKED void __asan_loadN(void* p, size_t n) { emu::smemAccess(p, static_cast<long long>(n), "load"); }
+LSFT_EMU_UNCHECKED void __asan_storeN(void* p, size_t n) { emu::smemAccess(p, static_cast<long long>(n), "store"); }
+LSFT_EMU_UNCHECKED void __asan_handle_no_return() {}
+LSFT_EMU_UNCHECKED void __asan_before_dynamic_init(const char*) {}
+LSFT_EMU_UNCHECKED void __asan_after_dynamic_init() {}
+}
 
 #define threadIdx emu::threadIdx
 #define blockIdx emu::blockIdx
@@ -201,6 +294,8 @@ void emuMma(float* c, const u32* a, u32 b0, u32 b1) {
  */
 void emuLdmatrix(u32* r, const u16* p, bool trans) {
   const unsigned lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  p = reinterpret_cast<const u16*>(reinterpret_cast<uintptr_t>(p) + static_cast<uintptr_t>(emu::ldmatrixSkew));
+  emu::ldmatrixRow(p);
   emu::posts[w][lane].addr = p;
   emu::posts[w][lane].words = r;
   emu::wait(emu::warps[w], 32, [w, trans] {
@@ -216,18 +311,25 @@ void emuLdmatrix(u32* r, const u16* p, bool trans) {
   });
 }
 
-// The kernels, as NVRTC compiles them (their common.cuh include is skipped under LSFT_FLASH_EMULATE).
+// The kernels, as NVRTC compiles them (their common.cuh include is skipped under LSFT_FLASH_EMULATE); their
+// `extern __shared__ FlashU4 flashShared[]` declares emuFlashShared, a function returning the window.
+#define flashShared (*emuFlashShared())
 #include "../src/kernels/flash_attention.cu"
+#undef flashShared
 
-constexpr size_t kSharedWords = 256 * 1024 / sizeof(FlashU4);
-FlashU4 flashShared[kSharedWords];
+FlashU4 (*emuFlashShared())[] { return reinterpret_cast<FlashU4(*)[]>(emu::smemBase); }
 
-void emu::launch(unsigned gx, unsigned gy, unsigned threads, const std::function<void()>& f) {
+void emu::launch(int kernelIndex, const char* name, long long smemBytes, unsigned gx, unsigned gy, unsigned threads, const std::function<void()>& f) {
   body = f;
   blockDim = {threads, 1, 1};
+  kernel = name;
+  smemRequest = smemBytes;
+  smemLimit = smemBytes - smemShrink > 0 ? smemBytes - smemShrink : 0;
+  use = &smemUse[kernelIndex];
+  use->request = smemBytes;
   for (unsigned by = 0; by < gy; by++)
     for (unsigned bx = 0; bx < gx; bx++) {
-      std::memset(flashShared, 0xff, sizeof(flashShared));  // NaN bits in every 16-bit and 32-bit word
+      std::memset(smemBuffer, 0xff, sizeof(smemBuffer));  // NaN bits in every 16-bit and 32-bit word
       fibers.assign(threads, Fiber{});
       for (unsigned t = 0; t < threads; t++) {
         Fiber& fb = fibers[t];
@@ -269,22 +371,28 @@ void run(const latent_sft::FlashDims& d, std::vector<u16>& q, std::vector<u16>& 
   const unsigned bg = static_cast<unsigned>(d.B * d.G);
   const unsigned qTiles = static_cast<unsigned>((d.N + kFlashRows - 1) / kFlashRows), kTiles = static_cast<unsigned>((d.S + kFlashKeys - 1) / kFlashKeys);
   for (int kernel = 0; kernel < 3; kernel++)
-    if (latent_sft::flashSmemBytes(kernel, D) > static_cast<long long>(sizeof(flashShared))) throw std::runtime_error("shared memory");
-  emu::launch(qTiles, bg, 128, [&] { flashFwd<T, D>(p(q), p(k), p(v), m.data(), p(o), stats.data(), d); });
-  emu::launch(static_cast<unsigned>((d.B * d.G * d.N + 7) / 8), 1, 256, [&] { flashDot<T>(p(dO), p(o), dsum.data(), d); });
-  emu::launch(kTiles, bg, 128, [&] { flashDkDv<T, D>(p(dO), p(q), p(k), p(v), m.data(), stats.data(), dsum.data(), p(dk), p(dv), d); });
-  emu::launch(qTiles, bg, 128, [&] { flashDq<T, D>(p(dO), p(q), p(k), p(v), m.data(), stats.data(), dsum.data(), p(dq), d); });
+    if (latent_sft::flashSmemBytes(kernel, D) > emu::kSmemMax) throw std::runtime_error("shared memory");
+  // The grids, block sizes and dynamic shared memory of ops/flash_attention.cc's launches.
+  using latent_sft::flashSmemBytes;
+  emu::launch(0, "flashFwd", flashSmemBytes(0, D), qTiles, bg, 128, [&] { flashFwd<T, D>(p(q), p(k), p(v), m.data(), p(o), stats.data(), d); });
+  emu::launch(1, "flashDot", 0, static_cast<unsigned>((d.B * d.G * d.N + 7) / 8), 1, 256, [&] { flashDot<T>(p(dO), p(o), dsum.data(), d); });
+  emu::launch(2, "flashDkDv", flashSmemBytes(1, D), kTiles, bg, 128,
+              [&] { flashDkDv<T, D>(p(dO), p(q), p(k), p(v), m.data(), stats.data(), dsum.data(), p(dk), p(dv), d); });
+  emu::launch(3, "flashDq", flashSmemBytes(2, D), qTiles, bg, 128,
+              [&] { flashDq<T, D>(p(dO), p(q), p(k), p(v), m.data(), stats.data(), dsum.data(), p(dq), d); });
 }
 
 int main(int argc, char** argv) {
   try {
+    const char* usage = "usage: flash_emu IN OUT [--no-skip] [--wrong-layout] [--smem-shrink BYTES] [--ldmatrix-skew BYTES]";
     for (int i = 3; i < argc; i++) {
       const std::string flag = argv[i];
       if (flag == "--no-skip") emu::noSkip = true;
       else if (flag == "--wrong-layout") emu::wrongLayout = true;
-      else throw std::runtime_error("usage: flash_emu IN OUT [--no-skip] [--wrong-layout]");
+      else if ((flag == "--smem-shrink" || flag == "--ldmatrix-skew") && i + 1 < argc) (flag == "--smem-shrink" ? emu::smemShrink : emu::ldmatrixSkew) = std::stoll(argv[++i]);
+      else throw std::runtime_error(usage);
     }
-    if (argc < 3) throw std::runtime_error("usage: flash_emu IN OUT [--no-skip] [--wrong-layout]");
+    if (argc < 3) throw std::runtime_error(usage);
     FILE* in = std::fopen(argv[1], "rb");
     if (in == nullptr) throw std::runtime_error(std::string("cannot open ") + argv[1]);
     long long h[13];
@@ -326,6 +434,11 @@ int main(int argc, char** argv) {
     std::fwrite(dv.data(), 2, nk, out);
     std::fclose(out);
     std::printf("warp steps skipped: %lld\n", emu::votesTrue);
+    const char* names[4] = {"flashFwd", "flashDot", "flashDkDv", "flashDq"};
+    for (int i = 0; i < 4; i++) {
+      const emu::SmemUse& u = emu::smemUse[i];
+      std::printf("shared memory %s: %lld accesses checked, bytes [%lld, %lld) of %lld\n", names[i], u.accesses, u.accesses > 0 ? u.lo : 0, u.hi, u.request);
+    }
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "flash_emu: %s\n", e.what());

@@ -142,6 +142,7 @@ struct Cuda {
   CUresult (*memAlloc)(CUdeviceptr*, size_t) = nullptr;
   CUresult (*memFree)(CUdeviceptr) = nullptr;
   CUresult (*memcpyDtoDAsync)(CUdeviceptr, CUdeviceptr, size_t, CUstream) = nullptr;
+  CUresult (*memsetD8Async)(CUdeviceptr, unsigned char, size_t, CUstream) = nullptr;
   CUresult (*getErrorString)(CUresult, const char**) = nullptr;
   int (*nvrtcCreateProgram)(nvrtcProgram*, const char*, const char*, int, const char* const*, const char* const*) = nullptr;
   int (*nvrtcCompileProgram)(nvrtcProgram, int, const char* const*) = nullptr;

@@ -124,6 +124,7 @@ const Cuda& cudaApi() {
     sym(cu, "cuMemAlloc_v2", c.memAlloc, missing);
     sym(cu, "cuMemFree_v2", c.memFree, missing);
     sym(cu, "cuMemcpyDtoDAsync_v2", c.memcpyDtoDAsync, missing);
+    sym(cu, "cuMemsetD8Async", c.memsetD8Async, missing);
     sym(cu, "cuGetErrorString", c.getErrorString, missing);
     sym(rtc, "nvrtcCreateProgram", c.nvrtcCreateProgram, missing);
     sym(rtc, "nvrtcCompileProgram", c.nvrtcCompileProgram, missing);

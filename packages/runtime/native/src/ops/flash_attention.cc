@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 namespace latent_sft {
@@ -114,21 +115,28 @@ struct FlashAttentionKernel {
         out1 = ctx.GetOutput(1, statsShape).GetTensorMutableData<float>();
       }
       const long long nRows = d.B * d.G * d.N;
+      // Empty shapes return zero-filled outputs on both providers (CUDA: memsets on the op's stream, before the
+      // CUDA kernels' own requirements apply). Zero bytes are not touched (ORT may give them no buffer).
+      auto zeroFill = [&](void* p, long long bytes) {
+        if (bytes <= 0) return;
+        if constexpr (OnCuda)
+          check(cudaApi().memsetD8Async(reinterpret_cast<CUdeviceptr>(p), 0, static_cast<size_t>(bytes), ctx.GetGPUComputeStream()), "cuMemsetD8Async (FlashAttention)");
+        else
+          std::memset(p, 0, static_cast<size_t>(bytes));
+      };
       if constexpr (Grad) {
-        // Empty keys or head dim: every gradient is 0 (and the forward's outputs were 0 / NaN rows).
+        // Empty keys or head dim: every gradient is 0, and Dsum (and the forward's outputs were 0 / NaN rows).
         if (d.S == 0 || d.D == 0 || nRows == 0) {
-          size_t es = dtypeSize(t);
-          if (!OnCuda) {
-            std::fill_n(static_cast<char*>(out0), static_cast<size_t>(nRows * d.D) * es, 0);
-            std::fill_n(static_cast<char*>(dK), static_cast<size_t>(d.B * d.G * d.S * d.D) * es, 0);
-            std::fill_n(static_cast<char*>(dV), static_cast<size_t>(d.B * d.G * d.S * d.D) * es, 0);
-            std::fill_n(out1, static_cast<size_t>(nRows), 0.0f);
-            return nullptr;
-          }
-          throw std::runtime_error("the CUDA kernels need S >= 1 and D >= 1");
+          const long long es = static_cast<long long>(dtypeSize(t));
+          zeroFill(out0, nRows * d.D * es);
+          zeroFill(dK, d.B * d.G * d.S * d.D * es);
+          zeroFill(dV, d.B * d.G * d.S * d.D * es);
+          zeroFill(out1, nRows * static_cast<long long>(sizeof(float)));
+          return nullptr;
         }
       } else if (nRows == 0 || d.D == 0) {
-        if (!OnCuda) std::fill_n(out1, static_cast<size_t>(2 * nRows), 0.0f);
+        // No rows or head dim: O has no elements; stats are 0.
+        zeroFill(out1, 2 * nRows * static_cast<long long>(sizeof(float)));
         return nullptr;
       } else if (d.S == 0) {
         throw std::runtime_error("K and V must have at least one key (S >= 1)");
