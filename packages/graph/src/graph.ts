@@ -360,6 +360,51 @@ export class Graph {
   }
 
   /**
+   * Replaces the nodes `olds` by one `type` node whose outputs are theirs, in order and under the same names
+   * (so graph outputs and every use stay as they are; a multi-tensor op that does the work of several,
+   * fusions.ts's fuseMultiTensorAdamW). Its inputs must exist before the last of `olds`, where it is placed;
+   * its inferred outputs must have the old outputs' dtypes and shapes. None of `olds` may be in a
+   * recomputable segment. Returns the new node.
+   */
+  mergeNodes<P extends OpType>(olds: readonly Node[], type: P, inputs: readonly Input[], attrs: OpAttrs[P] = {} as OpAttrs[P]): Node {
+    const at = olds.map((n) => this.nodes.indexOf(n));
+    if (olds.length === 0 || at.some((i) => i < 0)) throw new Error(`mergeNodes: every node must be a node of graph '${this.name}'`);
+    if (olds.some((n) => n.segment !== undefined)) throw new Error('mergeNodes: a node in a recomputable segment');
+    const last = Math.max(...at);
+    const names = olds.flatMap((n) => n.outputs);
+    const position = new Map(this.nodes.map((n, i) => [n, i] as const));
+    for (const t of inputs) {
+      const p = t === null ? undefined : this.producers.get(t.name);
+      if (p === undefined) continue;
+      if (olds.includes(p)) throw new Error(`mergeNodes: input '${t?.name}' is an output of a merged node`);
+      if ((position.get(p) ?? Number.POSITIVE_INFINITY) > last)
+        throw new Error(`mergeNodes: input '${t?.name}' is produced after '${(this.nodes[last] as Node).name}'`);
+    }
+    // Infer (and validate) on fresh names, then take the old names over.
+    const before = this.nodes.length;
+    const outs = this.append(type, inputs, attrs, undefined, false);
+    if (this.nodes.length !== before + 1) throw new Error(`mergeNodes: ${type} did not add exactly one node`);
+    const made = this.nodes.pop() as Node;
+    if (outs.length !== names.length) throw new Error(`mergeNodes: ${type} has ${outs.length} outputs, the merged nodes ${names.length}`);
+    names.forEach((name, k) => {
+      const [a, b] = [this.value(name), outs[k] as Tensor];
+      if (a.dtype !== b.dtype || a.rank !== b.rank || !a.shape.every((d, i) => d === b.shape[i]))
+        throw new Error(`mergeNodes: output ${k} of ${type} is ${b.dtype}${b.shapeText}, '${name}' is ${a.dtype}${a.shapeText}`);
+      this.values.delete(b.name);
+    });
+    const node: Node = { ...made, outputs: names };
+    for (const o of names) this.producers.set(o, node);
+    const gone = new Set(olds);
+    const kept: Node[] = [];
+    this.nodes.forEach((n, i) => {
+      if (i === last) kept.push(node);
+      if (!gone.has(n)) kept.push(n);
+    });
+    this.nodes.splice(0, this.nodes.length, ...kept);
+    return node;
+  }
+
+  /**
    * Replaces node `old` by the nodes `build` appends (a lowering into several ops): they take `old`'s place
    * in the order, and each of `build`'s results takes over the name of `old`'s output in its place (same
    * dtype and shape; it must be the output of one of the new nodes), so uses of it — graph outputs and

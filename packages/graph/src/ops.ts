@@ -68,6 +68,8 @@ export interface OpAttrs {
   // Domain latent_sft (kernels in @latent-sft/runtime's addon): fused optimizer ops.
   AdamW: { beta2: number; one_minus_beta1: number; one_minus_beta2: number; eps: number };
   AdamWCopy: { beta2: number; one_minus_beta1: number; one_minus_beta2: number; eps: number; to: DType };
+  AdamWMulti: { beta2: number; one_minus_beta1: number; one_minus_beta2: number; eps: number };
+  AdamWCopyMulti: { beta2: number; one_minus_beta1: number; one_minus_beta2: number; eps: number; to: DType };
   SumSquares: NoAttrs;
   MaskedSoftmax: { scale?: number };
   MaskedSoftmaxGrad: { scale?: number };
@@ -107,6 +109,8 @@ export interface OpAttrs {
 export const customOpDomains: { readonly [P in OpType]?: string } = {
   AdamW: 'latent_sft',
   AdamWCopy: 'latent_sft',
+  AdamWMulti: 'latent_sft',
+  AdamWCopyMulti: 'latent_sft',
   SumSquares: 'latent_sft',
   MaskedSoftmax: 'latent_sft',
   MaskedSoftmaxGrad: 'latent_sft',
@@ -153,6 +157,8 @@ export type NonDifferentiableOp =
   | 'ScatterElements'
   | 'AdamW'
   | 'AdamWCopy'
+  | 'AdamWMulti'
+  | 'AdamWCopyMulti'
   | 'SumSquares'
   | 'HashWords'
   | 'MaskedSoftmaxGrad'
@@ -188,6 +194,8 @@ export const nonDifferentiableOps: { readonly [P in NonDifferentiableOp]: true }
   ScatterElements: true,
   AdamW: true,
   AdamWCopy: true,
+  AdamWMulti: true,
+  AdamWCopyMulti: true,
   SumSquares: true,
   HashWords: true,
   MaskedSoftmaxGrad: true,
@@ -750,6 +758,11 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     if ((out[0] as InferredOut).dtype !== 'float32') throw new Error('AdamWCopy needs float32 p, m, v (a 16-bit p is its own copy)');
     return [...out, { dtype: attrs.to, shape: [...(out[0] as InferredOut).shape] }];
   },
+  // step_size, decay, bc2_sqrt, coef, then p_i, g_i, m_i, v_i for i = 1 … k → p'_i, m'_i, v'_i (AdamWCopyMulti:
+  // and copy_i) for each i in order: k AdamW (AdamWCopy) updates in one node (fusions.ts fuseMultiTensorAdamW),
+  // each tensor's values bit for bit the single op's.
+  AdamWMulti: (g, inputs, attrs) => adamwMultiOutputs(inputs, (group) => adamwOutputs(group, attrs)),
+  AdamWCopyMulti: (g, inputs, attrs) => adamwMultiOutputs(inputs, (group) => inferRules.AdamWCopy(g, group, attrs)),
   // x_1 .. x_k (float dtypes) → float32 scalar Σ x² (accumulated in float64).
   SumSquares: (g, inputs) => {
     if (inputs.length < 1) throw new Error('expects at least 1 input');
@@ -1144,6 +1157,20 @@ function adamwOutputs(inputs: readonly In[], attrs: OpAttrs['AdamW']): InferredO
   }
   const md = adamwMomentDtype(p.dtype);
   return [p.dtype, md, md].map((dtype) => ({ dtype, shape: [...p.shape] }));
+}
+
+/** The multi-tensor AdamW's outputs: `one` on each group [p, g, m, v, 4 scalars], concatenated. */
+function adamwMultiOutputs(inputs: readonly In[], one: (group: readonly In[]) => InferredOut[]): InferredOut[] {
+  if (inputs.length < 8 || inputs.length % 4 !== 0) throw new Error(`expects the 4 scalars and 4 inputs per tensor (k >= 1), got ${inputs.length} inputs`);
+  const out: InferredOut[] = [];
+  for (let i = 4; i < inputs.length; i += 4) {
+    try {
+      out.push(...one([...inputs.slice(i, i + 4), ...inputs.slice(0, 4)]));
+    } catch (e) {
+      throw new Error(`tensor ${(i - 4) / 4}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+  }
+  return out;
 }
 
 /** A fused backward's dY: X's dtype and shape. */

@@ -7,10 +7,22 @@ import { Graph, type Tensor, serialize } from '@latent-sft/graph';
 import type { HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
 import { adamwMomentDtype } from '@latent-sft/graph';
-import { adamwGraph, adamwInputs, adamwReference, floatValues, runAdamWInPlace, runOnce, sumSquaresCase, sumSquaresReference } from './testing.js';
+import {
+  ADAMW_MULTI_TENSORS,
+  adamwGraph,
+  adamwInputs,
+  adamwMultiCase,
+  adamwReference,
+  floatValues,
+  runAdamWInPlace,
+  runOnce,
+  sumSquaresCase,
+  sumSquaresReference,
+} from './testing.js';
 import { f32, linearObjective, mlpBatch, mlpData, mlpInit, mlpObjective, normals } from '../test/objectives.js';
 import { type Objective, type OptimizerConfig, Trainer, buildStepGraphs, graphOptimizer } from './index.js';
 import { globalNormFusedGraph } from './graph-optim.js';
+import { inPlaceHazard } from './in-place.js';
 
 const cpu = { kind: 'cpu' } as const;
 /** Fused vs standard-op trainer with clipping: the clip coefficient differs by the norm's accumulation
@@ -54,6 +66,26 @@ describe('latent_sft.AdamW on the CPU', () => {
     const out = await runOnce(adamwGraph(200_003, 'bfloat16'), inp, cpu);
     expect(out['p_new']!.data).toEqual(adamwReference(inp).p);
   });
+});
+
+describe('latent_sft.AdamWMulti on the CPU', () => {
+  for (const coef of [0.7, Number.NaN]) {
+    it(`${ADAMW_MULTI_TENSORS.length} tensors of mixed sizes and dtypes: bit for bit AdamW on each (coef ${coef})`, async () => {
+      const c = adamwMultiCase(11, coef);
+      const out = await runOnce(c.model, c.inputs, cpu);
+      ADAMW_MULTI_TENSORS.forEach(([n, , pdt], i) => {
+        for (const k of ['p', 'm', 'v']) {
+          const [multi, single] = [out[`multi_${k}_${i}`]!, out[`single_${k}_${i}`]!];
+          expect(multi.dtype).toBe(k === 'p' ? pdt : adamwMomentDtype(pdt));
+          expect(multi.data.length).toBe(n);
+          expect(multi.data, `${k}_${i}`).toEqual(single.data);
+          // the update moved p (coef 0.7) or left it bit for bit (coef NaN: the skip)
+          if (k === 'p' && Number.isNaN(coef)) expect(multi.data).toEqual(c.inputs[`p_${i}`]!.data);
+          if (k === 'p' && !Number.isNaN(coef)) expect(multi.data).not.toEqual(c.inputs[`p_${i}`]!.data);
+        }
+      });
+    });
+  }
 });
 
 describe('latent_sft.SumSquares on the CPU', () => {
@@ -167,7 +199,7 @@ describe('Trainer: fused AdamW graph vs the standard-op graph (CPU)', () => {
     r.fused.tensors.forEach((t, i) => expect(t.data, t.name).toBeAllclose(r.plain.tensors[i]!.data, CLIPPED));
   });
 
-  it('the fused step graph: one AdamW per parameter, one SumSquares, no float32 copies of bf16 grads, no Identity outputs', () => {
+  it('the fused step graph: one AdamW per parameter (multiTensor off), one SumSquares, no float32 copies of bf16 grads, no Identity outputs', () => {
     const names = ['W', 'b'];
     const opts = {
       objective: bf16Linear(6, 3),
@@ -177,7 +209,7 @@ describe('Trainer: fused AdamW graph vs the standard-op graph (CPU)', () => {
       lossScale: false,
     };
     // Without the 16-bit weight copies (AdamWCopy): weight-copies.test.ts.
-    const fused = buildStepGraphs({ ...opts, fused: { optimizer: true, softmax: true, weightCopies: false } }, 1).fused!;
+    const fused = buildStepGraphs({ ...opts, fused: { optimizer: true, softmax: true, weightCopies: false, multiTensor: false } }, 1).fused!;
     const plain = buildStepGraphs(opts, 1).fused!;
     const count = (g: typeof fused, op: string) => g.nodes.filter((n) => n.op === op).length;
     expect(count(fused, 'AdamW')).toBe(names.length);
@@ -189,6 +221,72 @@ describe('Trainer: fused AdamW graph vs the standard-op graph (CPU)', () => {
     expect(adamwNodes.flatMap((n) => n.outputs)).toEqual(names.flatMap((n) => [`${n}.new`, `m.${n}.new`, `v.${n}.new`]));
     expect(fused.nodes.filter((n) => n.op === 'Identity' && n.outputs.some((o) => o.endsWith('.new')))).toEqual([]);
     expect(count(fused, 'Cast')).toBeLessThan(count(plain, 'Cast'));
+  });
+
+  it('multiTensor (default with the optimizer): one AdamWMulti with every parameter, the same outputs by name, in place', () => {
+    const opts = {
+      objective: bf16Linear(6, 3),
+      optimizer: graphOptimizer({ kind: 'adamw', lr: 1e-3 }),
+      clipNorm: 1.0,
+      compute: 'bfloat16' as const,
+      lossScale: false,
+    };
+    const single = buildStepGraphs({ ...opts, fused: { optimizer: true, softmax: true, multiTensor: false } }, 1).fused!;
+    const multi = buildStepGraphs({ ...opts, fused: { optimizer: true, softmax: true } }, 1).fused!;
+    const adamw = single.nodes.filter((n) => n.op === 'AdamW');
+    const merged = multi.nodes.filter((n) => n.op === 'AdamWMulti');
+    expect(adamw.length).toBe(2);
+    expect(merged.length).toBe(1);
+    expect(multi.nodes.filter((n) => n.op === 'AdamW').length).toBe(0);
+    expect(multi.nodes.length).toBe(single.nodes.length - 1);
+    // the scalars once, then each parameter's p, g, m, v; the outputs the single nodes' in order
+    expect(merged[0]!.inputs).toEqual([...adamw[0]!.inputs.slice(4), ...adamw.flatMap((n) => n.inputs.slice(0, 4))]);
+    expect(merged[0]!.outputs).toEqual(adamw.flatMap((n) => n.outputs));
+    expect(merged[0]!.attrs).toEqual(adamw[0]!.attrs);
+    expect(multi.outputs.map((o) => o.name)).toEqual(single.outputs.map((o) => o.name));
+    const pairs = ['W', 'b'].flatMap((n) => [
+      { input: n, output: `${n}.new` },
+      { input: `m.${n}`, output: `m.${n}.new` },
+      { input: `v.${n}`, output: `v.${n}.new` },
+    ]);
+    expect(inPlaceHazard(multi, pairs)).toBe('');
+  });
+
+  it('multiTensor: the Trainer trains bit for bit as with one AdamW per parameter (bf16 moments with 16-bit parameters too)', async () => {
+    const D = 6,
+      O = 3;
+    const init = { W: f32([D, O], normals(1, D * O, 0.3)), b: f32([O], normals(2, O, 0.3)) };
+    const batches = Array.from({ length: 4 }, (_, s) => ({ x: f32([8, D], normals(100 + s, 8 * D)), y: f32([8, O], normals(200 + s, 8 * O)) }));
+    for (const params of ['float32', 'float16'] as const) {
+      const run = async (multiTensor: boolean) => {
+        const t = await Trainer.create(
+          {
+            objective: linearObjective(D, O, 'float16'),
+            optimizer: adamw,
+            schedule: { kind: 'constant' },
+            totalSteps: 4,
+            clipNorm: 0.5,
+            precision: { compute: 'float16', lossScale: null, params },
+            device: cpu,
+            fusedKernels: { optimizer: true, softmax: true, multiTensor },
+          },
+          { trainable: init, frozen: {} },
+        );
+        try {
+          expect(t.stateMode.inPlace).toBe(true);
+          const losses: number[] = [];
+          for (const b of batches) losses.push((await t.step([b])).loss);
+          const st = await t.state();
+          return { losses, tensors: [...st.trainable, ...st.optimizer] };
+        } finally {
+          await t.release();
+        }
+      };
+      const [a, b] = [await run(true), await run(false)];
+      expect(a.losses, params).toEqual(b.losses);
+      expect(a.tensors.map((t) => t.name)).toEqual(b.tensors.map((t) => t.name));
+      a.tensors.forEach((t, i) => expect(t.data, `${params} ${t.name}`).toEqual(b.tensors[i]!.data));
+    }
   });
 
   it('SGD keeps the standard-op update under fusedKernels: true; a bad value is a one-line error naming the field', async () => {
@@ -212,6 +310,7 @@ describe('Trainer: fused AdamW graph vs the standard-op graph (CPU)', () => {
       crossEntropy: true,
       weightCopies: false,
       attention: false,
+      multiTensor: true,
     });
     await t.release();
     await expect(
@@ -227,7 +326,7 @@ describe('Trainer: fused AdamW graph vs the standard-op graph (CPU)', () => {
         { trainable: mlpInit(4), frozen: {} },
       ),
     ).rejects.toThrow(
-      /fusedKernels.*expected true, false, 'auto' or \{ optimizer, softmax, rmsnorm\?, swiglu\?, dropout\?, crossEntropy\?, weightCopies\?, attention\? \}/,
+      /fusedKernels.*expected true, false, 'auto' or \{ optimizer, softmax, rmsnorm\?, swiglu\?, dropout\?, crossEntropy\?, weightCopies\?, attention\?, multiTensor\? \}/,
     );
   });
 });

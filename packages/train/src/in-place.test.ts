@@ -78,7 +78,7 @@ describe('inPlaceHazard: the graph check behind in-place state', () => {
 
   it('rejects an update that is not an in-place-safe op, a state read as another input, and pairs that are not the graph’s', () => {
     expect(inPlaceHazard(stepGraph({ update: 'Sub' }), PAIRS)).toMatch(
-      /^state p → p\.new: p\.new is written by Sub \(.*\), not by an op that updates in place \(AdamW, AdamWCopy\)$/,
+      /^state p → p\.new: p\.new is written by Sub \(.*\), not by an op that updates in place \(AdamW, AdamWCopy, AdamWMulti, AdamWCopyMulti\)$/,
     );
     const asGrad = stepGraph({ grad: (g, p) => p });
     expect(inPlaceHazard(asGrad, PAIRS)).toMatch(/^state p → p\.new: AdamW \(.*\) reads p as input 1, not as the input its output overwrites$/);
@@ -86,7 +86,10 @@ describe('inPlaceHazard: the graph check behind in-place state', () => {
     expect(inPlaceHazard(stepGraph(), [{ input: 'q', output: 'p.new' }])).toBe('state q → p.new: q is not a graph input');
     expect(inPlaceHazard(stepGraph(), [{ input: 'p', output: 'q.new' }])).toBe('state p → q.new: q.new is not a graph output');
     expect(inPlaceHazard(stepGraph(), [PAIRS[0]!, { input: 'p', output: 'm.p.new' }])).toBe('state p → m.p.new: p is in two pairs');
-    expect(Object.keys(IN_PLACE_OPS)).toEqual(['AdamW', 'AdamWCopy']);
+    expect(Object.keys(IN_PLACE_OPS)).toEqual(['AdamW', 'AdamWCopy', 'AdamWMulti', 'AdamWCopyMulti']);
+    // the multi-tensor forms: p', m', v' (and the copy) of tensor i over its p, m, v after the 4 scalars
+    expect(IN_PLACE_OPS['AdamWMulti']!(12)).toEqual([4, 6, 7, 8, 10, 11]);
+    expect(IN_PLACE_OPS['AdamWCopyMulti']!(12)).toEqual([4, 6, 7, null, 8, 10, 11, null]);
   });
 });
 

@@ -14,12 +14,16 @@
 import type { Graph, Node } from '@latent-sft/graph';
 
 /**
- * Ops whose kernels may write output k in place over input IN_PLACE_OPS[op][k] (null: an output with no
- * such input, written from the others): the fused AdamW (runtime native ops/adamw.cc, kernels/adamw.cu).
+ * Ops whose kernels may write output k in place over input IN_PLACE_OPS[op](inputs)[k] (null: an output with
+ * no such input, written from the others), given the node's input count: the fused AdamW (runtime native
+ * ops/adamw.cc, kernels/adamw.cu), one tensor (p, g, m, v, 4 scalars → p', m', v' [, copy]) or several
+ * (4 scalars, then p, g, m, v per tensor → p', m', v' [, copy] per tensor).
  */
-export const IN_PLACE_OPS: Readonly<Record<string, readonly (number | null)[]>> = {
-  AdamW: [0, 2, 3],
-  AdamWCopy: [0, 2, 3, null],
+export const IN_PLACE_OPS: Readonly<Record<string, (inputs: number) => readonly (number | null)[]>> = {
+  AdamW: () => [0, 2, 3],
+  AdamWCopy: () => [0, 2, 3, null],
+  AdamWMulti: (inputs) => Array.from({ length: (inputs - 4) / 4 }, (_, i) => [4 + 4 * i, 6 + 4 * i, 7 + 4 * i]).flat(),
+  AdamWCopyMulti: (inputs) => Array.from({ length: (inputs - 4) / 4 }, (_, i) => [4 + 4 * i, 6 + 4 * i, 7 + 4 * i, null]).flat(),
 };
 
 /** Ops whose output ORT may place in its input's buffer (views; Cast only when it changes no dtype). */
@@ -79,7 +83,7 @@ export function inPlaceHazard(g: Graph, pairs: readonly InPlacePair[]): string {
     }
     const u = producer.get(output);
     if (u === undefined) return `${what}: ${output} is not computed by a node`;
-    const slots = IN_PLACE_OPS[u.op];
+    const slots = IN_PLACE_OPS[u.op]?.(u.inputs.length);
     if (slots === undefined)
       return `${what}: ${output} is written by ${u.op} (${u.name}), not by an op that updates in place (${Object.keys(IN_PLACE_OPS).join(', ')})`;
     const own = slots[u.outputs.indexOf(output)];

@@ -25,6 +25,7 @@ import {
   fuseHashWords,
   fuseLinearCrossEntropy,
   fuseMaskedSoftmax,
+  fuseMultiTensorAdamW,
   fuseRmsNorm,
   fuseSeededDropout,
   fuseSwiGlu,
@@ -32,7 +33,7 @@ import {
   lowerLinearLogProb,
   recomputeSegments,
 } from '@latent-sft/graph';
-import { inputError } from '@latent-sft/core';
+import { type Logger, inputError } from '@latent-sft/core';
 import { type GraphOptimizer, clipByGlobalNormGraph, globalNormFusedGraph } from './graph-optim.js';
 import type { Objective } from './objective.js';
 
@@ -76,6 +77,12 @@ export interface FusedParts {
    * much slower (21.3k vs 29.9k), with +2.4 GB peak (docs/performance.md, h200-2026-12-04.jsonl).
    */
   weightCopies?: boolean;
+  /**
+   * The fused optimizer's per-parameter AdamW nodes as one multi-tensor node (graph.fuseMultiTensorAdamW:
+   * AdamWMulti / AdamWCopyMulti, the same kernel per tensor, bit for bit): one ORT dispatch for the update
+   * instead of one per parameter (392 in a 7B phase-2 step). Default: as `optimizer`.
+   */
+  multiTensor?: boolean;
 }
 
 /** `fused` as parts, every one set (rmsnorm and swiglu default to softmax). */
@@ -89,6 +96,7 @@ export function fusedParts(f: boolean | FusedParts | undefined): Required<Omit<F
       crossEntropy: f.crossEntropy ?? f.softmax,
       weightCopies: f.weightCopies ?? false,
       attention: f.attention ?? false,
+      multiTensor: f.multiTensor ?? f.optimizer,
     };
   return {
     optimizer: f === true,
@@ -99,6 +107,7 @@ export function fusedParts(f: boolean | FusedParts | undefined): Required<Omit<F
     crossEntropy: f === true,
     weightCopies: false,
     attention: false,
+    multiTensor: f === true,
   };
 }
 
@@ -136,6 +145,8 @@ export interface StepGraphOptions {
    * gives the CUDA kernel's [64, 128] on CUDA; absent: any (the CPU kernel).
    */
   attentionHeadDims?: readonly number[];
+  /** Where a warning goes (FusedParts.attention on but no attention rewritten: warnNoFlashAttention); absent: nowhere. */
+  logger?: Logger;
   /**
    * Storage of the trainable parameters and the optimizer moments: 'float32' (default: float32 masters, the
    * forward reads them cast to `compute`), or the 16-bit compute dtype itself (PyTorch's bf16 recipe: no
@@ -188,6 +199,31 @@ function checkObjective(o: Objective): void {
 }
 
 /**
+ * FusedParts.attention rewrote no attention of `g`: a one-line warning on o.logger naming the head sizes of the
+ * attentions left as MaskedSoftmax and the ones the kernel takes here (attentionHeadDims), or saying there is none.
+ */
+function warnNoFlashAttention(g: Graph, o: StepGraphOptions): void {
+  if (o.logger === undefined) return;
+  // Each MaskedSoftmax(Reshape(MatMul(q, kᵀ)), mask) the softmax fusion made: q's last dim is its head size.
+  const headDims = new Set<number | string>();
+  for (const n of g.nodes) {
+    const rows = n.op === 'MaskedSoftmax' ? g.producer(n.inputs[0] as string) : undefined;
+    const qk = rows === undefined ? undefined : g.producer(rows.inputs[0] as string);
+    if (qk?.op === 'MatMul') headDims.add(g.value(qk.inputs[0] as string).shape.at(-1) as number | string);
+  }
+  const dims = [...headDims];
+  const supported = o.attentionHeadDims?.join(', ') ?? 'any';
+  const why =
+    dims.length === 0
+      ? `the ${o.compute} graph has no 16-bit MaskedSoftmax attention to rewrite`
+      : `head dim ${dims.join(', ')}; FlashAttention takes ${supported} here`;
+  o.logger.warn(
+    { headDims: dims, supported: o.attentionHeadDims ?? 'any', compute: o.compute },
+    `fusedKernels.attention rewrote no attention layer (${why}): the attention stays MatMul, MaskedSoftmax, MatMul`,
+  );
+}
+
+/**
  * Declares inputs, builds the loss; returns grads of the masters (unscaled) and the loss/metric outputs.
  * With weight copies (`copy` set) the forward reads the inputs `copy.<p>` instead of Cast(master) and
  * the grads are those of the copies (what the Cast's own gradient would widen: the same values).
@@ -210,7 +246,7 @@ function forwardBackward(
   const built = obj.buildLoss(g, view, inputs);
   const parts = fusedParts(o.fused);
   if (parts.softmax) fuseMaskedSoftmax(g);
-  if (parts.attention) fuseFlashAttention(g, o.attentionHeadDims !== undefined ? { headDims: o.attentionHeadDims } : {});
+  if (parts.attention && fuseFlashAttention(g, o.attentionHeadDims !== undefined ? { headDims: o.attentionHeadDims } : {}) === 0) warnNoFlashAttention(g, o);
   if (parts.rmsnorm) fuseRmsNorm(g);
   if (parts.swiglu) fuseSwiGlu(g);
   if (parts.dropout) {
@@ -294,6 +330,7 @@ function applyUpdate(
     const { norm, coef } = globalNormFusedGraph(g, raw, o.clipNorm, loss === null ? [] : [loss]);
     g.output(norm, 'grad_norm');
     names.forEach((n, i) => g.output(fused(g, masters[n] as Tensor, raw[i] as Tensor, coef, n, copy ?? undefined), `${n}.new`));
+    if (fusedParts(o.fused).multiTensor) fuseMultiTensorAdamW(g);
     return;
   }
   const clipped = clipByGlobalNormGraph(g, grads, o.clipNorm);

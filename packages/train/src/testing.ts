@@ -74,6 +74,48 @@ export function adamwGraph(n: number, gdt: 'float32' | 'bfloat16' | 'float16', p
   return serialize(g).model;
 }
 
+/** The tensors of adamwMultiCase: [elements, gradient dtype, parameter dtype] (p float32: masters; 16-bit: their own moments). */
+export const ADAMW_MULTI_TENSORS: ReadonlyArray<readonly [number, 'float32' | 'bfloat16' | 'float16', 'float32' | 'bfloat16' | 'float16']> = [
+  [1001, 'bfloat16', 'float32'],
+  [(1 << 16) + 3, 'float32', 'float32'],
+  [7, 'float16', 'float32'],
+  [4099, 'bfloat16', 'bfloat16'],
+];
+
+/**
+ * The multi-tensor AdamW against the single op on one graph: for each tensor i of ADAMW_MULTI_TENSORS (p_i,
+ * g_i, m_i, v_i inputs; the four scalars shared), AdamW → `single_{p,m,v}_i` and one AdamWMulti over all →
+ * `multi_{p,m,v}_i`, which must be bit for bit the single op's (`coef` NaN: every tensor skipped).
+ */
+export function adamwMultiCase(seed: number, coef: number = ADAMW_CASE.coef): { model: Uint8Array; inputs: Record<string, HostTensor> } {
+  const g = new Graph('adamw_multi_case');
+  const c = ADAMW_CASE;
+  const attrs = { beta2: c.beta2, one_minus_beta1: 1 - c.beta1, one_minus_beta2: 1 - c.beta2, eps: c.eps };
+  const sc = ['step', 'decay', 'bc2', 'coef'].map((k) => g.input(k, 'float32', []));
+  const inputs: Record<string, HostTensor> = {};
+  const groups: Tensor[] = [];
+  ADAMW_MULTI_TENSORS.forEach(([n, gdt, pdt], i) => {
+    const one = adamwInputs(n, gdt, seed + i, pdt);
+    const ins = ['p', 'g', 'm', 'v'].map((k) => {
+      const t = one[k] as HostTensor;
+      inputs[`${k}_${i}`] = t;
+      return g.input(`${k}_${i}`, t.dtype, [n]);
+    });
+    if (i === 0) for (const k of ['step', 'decay', 'bc2', 'coef']) inputs[k] = one[k] as HostTensor;
+    groups.push(...ins);
+    g.op(
+      'AdamW',
+      [...ins, ...sc],
+      attrs,
+      ['p', 'm', 'v'].map((k) => `single_${k}_${i}`),
+    ).forEach((o) => g.output(o));
+  });
+  inputs['coef'] = { dtype: 'float32', dims: [], data: Float32Array.of(coef) };
+  const names = ADAMW_MULTI_TENSORS.flatMap((_, i) => ['p', 'm', 'v'].map((k) => `multi_${k}_${i}`));
+  for (const o of g.op('AdamWMulti', [...sc, ...groups], attrs, names)) g.output(o);
+  return { model: serialize(g).model, inputs };
+}
+
 /** `inputs` with the clip coefficient replaced (NaN / ±inf: the step graph's "skip this update"). */
 export function withCoef(inputs: Record<string, HostTensor>, coef: number): Record<string, HostTensor> {
   return { ...inputs, coef: { dtype: 'float32', dims: [], data: Float32Array.of(coef) } };

@@ -39,7 +39,7 @@ describe('a small Llama in float16 with the fused AdamW writing the weight copie
   const trainable = Object.keys(objective.trainable);
   const fused = (weightCopies: boolean) => ({ optimizer: true, softmax: true, weightCopies });
 
-  it('the step graph reads copy.<p> instead of casting each master: no Cast of a master, one AdamWCopy per weight', () => {
+  it('the step graph reads copy.<p> instead of casting each master: no Cast of a master, one AdamWCopy update per weight (in one AdamWCopyMulti)', () => {
     const graph = (weightCopies: boolean) =>
       buildStepGraphs(
         {
@@ -58,8 +58,11 @@ describe('a small Llama in float16 with the fused AdamW writing the weight copie
     expect(castsOfMasters(plain)).toBe(trainable.length);
     expect(castsOfMasters(copies)).toBe(0);
     expect(count(copies, 'Cast')).toBe(count(plain, 'Cast') - trainable.length);
-    expect(count(copies, 'AdamWCopy')).toBe(trainable.length);
-    expect(count(copies, 'AdamW') + count(plain, 'AdamWCopy')).toBe(0);
+    // one multi-tensor node for all the weights (FusedParts.multiTensor, on with the optimizer)
+    expect(count(copies, 'AdamWCopyMulti')).toBe(1);
+    expect(copies.nodes.find((n) => n.op === 'AdamWCopyMulti')!.outputs.filter((o) => o.startsWith('copy.')).length).toBe(trainable.length);
+    expect(count(copies, 'AdamW') + count(copies, 'AdamWCopy') + count(plain, 'AdamWCopy') + count(plain, 'AdamWCopyMulti')).toBe(0);
+    expect(count(plain, 'AdamWMulti')).toBe(1);
     expect(copies.inputs.filter((i) => i.name.startsWith('copy.')).length).toBe(trainable.length);
   });
 

@@ -2,7 +2,8 @@
 // every case of @latent-sft/train/testing (packages/train/src/testing.ts) on CUDA against the CPU kernels (which the unit
 // tests hold to the exact float32 reference) and the reference itself — DecodeAttention also against ORT's CUDA
 // GroupQueryAttention — AdamW bit for bit, SumSquares
-// within 1e-6 relative (float64 block sums in another order), AdamW in place and its non-finite-coef skip, AdamW
+// within 1e-6 relative (float64 block sums in another order), AdamW in place and its non-finite-coef skip,
+// AdamWMulti bit for bit AdamW per tensor, SeededDropout reading its tables in place, HashWords bit for bit, AdamW
 // of 16-bit parameters (bit for bit), MaskedSoftmax, RMSNorm and SwiGLU (+ Grad) and the chunked cross-entropy's
 // CEChunkStats / CEChunkGrad within a few ulps of their dtype, After bit for bit — then timings: AdamW over 2^28
 // elements, MaskedSoftmax, RMSNorm, SwiGLU and the LM-head cross-entropy (chunked vs standard ops) at the
@@ -22,6 +23,8 @@ import {
   flashAttentionCase,
   adamwGraph,
   adamwInputs,
+  adamwMultiCase,
+  ADAMW_MULTI_TENSORS,
   adamwReference,
   floatValues,
   maskedSoftmaxCase,
@@ -55,6 +58,7 @@ const CHECKS = [
   'adamw16',
   'adamw-copy',
   'adamw-inplace',
+  'adamw-multi',
   'sumsq',
   'softmax',
   'rmsnorm',
@@ -217,6 +221,25 @@ if (check('adamw-copy'))
       if (!ok) failed++;
       emit({ check: 'adamw-copy', to, n, ok, mismatches: bad });
     }
+  }
+
+// AdamWMulti (the Trainer's default with the fused optimizer): each tensor's p', m', v' bit for bit the single
+// AdamW's on the same device, and CUDA's bit for bit the CPU's; mixed sizes (vector path, tails, 7 elements)
+// and dtypes (bf16 / f32 / f16 gradients, f32 masters and bf16 parameters); coef finite and NaN (the skip).
+if (check('adamw-multi'))
+  for (const coef of [0.7, Number.NaN]) {
+    const [gpu, host] = await onBoth(adamwMultiCase(21, coef));
+    const bits = (t: HostTensor) => t.data as ArrayLike<number>;
+    let [vsSingle, vsCpu] = [0, 0];
+    ADAMW_MULTI_TENSORS.forEach((_, i) => {
+      for (const k of ['p', 'm', 'v']) {
+        vsSingle += mismatches(bits(gpu[`multi_${k}_${i}`]!), bits(gpu[`single_${k}_${i}`]!));
+        vsCpu += mismatches(bits(gpu[`multi_${k}_${i}`]!), bits(host[`multi_${k}_${i}`]!));
+      }
+    });
+    const ok = vsSingle === 0 && vsCpu === 0;
+    if (!ok) failed++;
+    emit({ check: 'adamw-multi', tensors: ADAMW_MULTI_TENSORS.length, coef: String(coef), ok, mismatches: { vs_single: vsSingle, vs_cpu: vsCpu } });
   }
 
 // AdamW in place (p', m', v' bound to the tensors p, m, v are read from, as the Trainer's in-place state):

@@ -11,6 +11,7 @@
 //        [--nodes A,B]  (no run: what the profile's nodes A and B are in the step graph)
 //        [--static-shapes]  (Trainer.batchShapes alone: the step graph built for the bench batch's dims, launched node by node)
 //        [--attention]  (FusedParts.attention: the 16-bit attention as latent_sft.FlashAttention, on top of the default fused kernels)
+//        [--single-adamw]  (FusedParts.multiTensor off: one AdamW node per parameter, the ablation of the multi-tensor node)
 import { parseArgs } from 'node:util';
 import { typedFrom } from '@latent-sft/graph';
 import { Rng } from '@latent-sft/core';
@@ -52,6 +53,7 @@ const { values } = parseArgs({
     nodes: { type: 'string' },
     'static-shapes': { type: 'boolean', default: false },
     attention: { type: 'boolean', default: false },
+    'single-adamw': { type: 'boolean', default: false },
   },
 });
 const staticShapes = values['static-shapes'];
@@ -117,8 +119,19 @@ async function benchPhase(
     precision: { compute },
     device,
     recompute,
-    ...(values.attention
-      ? { fusedKernels: { optimizer: true, softmax: true, rmsnorm: true, swiglu: true, dropout: true, crossEntropy: true, attention: true } }
+    ...(values.attention || values['single-adamw']
+      ? {
+          fusedKernels: {
+            optimizer: true,
+            softmax: true,
+            rmsnorm: true,
+            swiglu: true,
+            dropout: true,
+            crossEntropy: true,
+            attention: values.attention,
+            multiTensor: !values['single-adamw'],
+          },
+        }
       : {}),
     ...(staticShapes ? { batchShapes: Object.fromEntries(Object.entries(feeds).map(([n, t]) => [n, [...t.dims]])) } : {}),
     ...(values.profile ? { session: { profilePrefix: `${values.profile}-${name}` } } : {}),

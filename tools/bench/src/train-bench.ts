@@ -67,7 +67,8 @@ const cudaOptions = Object.fromEntries(
 // --fused auto|true|false or a comma list of the parts to use: optimizer,softmax,rmsnorm,swiglu,dropout,ce,copies,attention (ce:
 // the LM-head cross-entropy over vocabulary chunks, FusedParts.crossEntropy; dropout: the LoRA inputs' seeded dropout,
 // FusedParts.dropout; copies: the fused AdamW writes the 16-bit weights, FusedParts.weightCopies; attention: the 16-bit
-// attention as FlashAttention, FusedParts.attention, needs softmax)
+// attention as FlashAttention, FusedParts.attention, needs softmax; single-adamw: one AdamW node per parameter instead
+// of the multi-tensor node, FusedParts.multiTensor off)
 const parts = values.fused.split(',');
 const fusedKernels =
   values.fused === 'auto'
@@ -83,6 +84,7 @@ const fusedKernels =
           crossEntropy: parts.includes('ce'),
           weightCopies: parts.includes('copies'),
           attention: parts.includes('attention'),
+          multiTensor: parts.includes('optimizer') && !parts.includes('single-adamw'),
         };
 if (!['auto', 'true', 'false'].includes(values['in-place'])) throw new Error(`--in-place: expected auto, true or false, got ${values['in-place']}`);
 const inPlaceState = values['in-place'] === 'auto' ? 'auto' : values['in-place'] === 'true';

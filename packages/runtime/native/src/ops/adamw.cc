@@ -31,6 +31,94 @@ ONNXTensorElementDataType copyType(int64_t to) {
   return static_cast<ONNXTensorElementDataType>(to);
 }
 
+/** The four scalar inputs (step_size, decay, bc2_sqrt, coef) from input `at` on: float32 scalars. */
+void readScalars(Ort::KernelContext& ctx, size_t at, const float* scal[4]) {
+  for (size_t i = 0; i < 4; i++) {
+    auto s = ctx.GetInput(at + i);
+    if (s.GetTensorTypeAndShapeInfo().GetElementCount() != 1) throw std::runtime_error("step_size, decay, bc2_sqrt and coef must be scalars");
+    scal[i] = s.GetTensorData<float>();
+  }
+}
+
+/**
+ * One tensor's update: p, g, m, v are inputs in .. in + 3, p', m', v' (and AdamWCopy's copy) outputs out ..
+ * out + 2 (+ 3); scal: the four scalars. The single op runs it once, the multi-tensor op once per tensor.
+ */
+template <bool OnCuda, bool Copy>
+void updateTensor(Ort::KernelContext& ctx, size_t in, size_t out, const float* const scal[4], float b2, float omb1, float omb2, float eps,
+                  ONNXTensorElementDataType to, int deviceId) {
+  auto p = ctx.GetInput(in), g = ctx.GetInput(in + 1), m = ctx.GetInput(in + 2), v = ctx.GetInput(in + 3);
+  auto shape = p.GetTensorTypeAndShapeInfo().GetShape();
+  size_t n = p.GetTensorTypeAndShapeInfo().GetElementCount();
+  auto gt = g.GetTensorTypeAndShapeInfo().GetElementType();
+  auto pt = p.GetTensorTypeAndShapeInfo().GetElementType();
+  if (floatTypeName(gt) == nullptr) throw std::runtime_error("the gradient must be float32, bfloat16 or float16");
+  if (floatTypeName(pt) == nullptr) throw std::runtime_error("p must be float32, bfloat16 or float16");
+  if (Copy && pt != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) throw std::runtime_error("AdamWCopy needs float32 p, m and v");
+  for (auto* t : {&g, &m, &v})
+    if (t->GetTensorTypeAndShapeInfo().GetElementCount() != n) throw std::runtime_error("p, g, m and v must have the same size");
+  // Moments: float32 with float32 or float16 p, bfloat16 with bfloat16 p (graph's adamwMomentDtype).
+  auto mt = pt == ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+  for (auto* t : {&m, &v})
+    if (t->GetTensorTypeAndShapeInfo().GetElementType() != mt)
+      throw std::runtime_error(std::string("m and v must be ") + floatTypeName(mt) + " for " + floatTypeName(pt) + " p");
+  auto po = ctx.GetOutput(out, shape), mo = ctx.GetOutput(out + 1, shape), vo = ctx.GetOutput(out + 2, shape);
+  void* co = Copy ? ctx.GetOutput(out + 3, shape).GetTensorMutableRawData() : nullptr;
+  if (n == 0) return;
+  void *pop = po.GetTensorMutableRawData(), *mop = mo.GetTensorMutableRawData(), *vop = vo.GetTensorMutableRawData();
+  const void *pp = p.GetTensorRawData(), *mp = m.GetTensorRawData(), *vp = v.GetTensorRawData();
+  const void* gp = g.GetTensorRawData();
+  if constexpr (OnCuda) {
+    const Kernels& k = kernelsForCurrentContext(deviceId);
+    long long nn = static_cast<long long>(n);
+    int vec = 1;
+    for (const void* q : {static_cast<const void*>(pop), pp})
+      if (!aligned(q, 4 * dtypeSize(pt))) vec = 0;  // 4 elements of p, of m and v
+    for (const void* q : {static_cast<const void*>(mop), static_cast<const void*>(vop), mp, vp})
+      if (!aligned(q, 4 * dtypeSize(mt))) vec = 0;
+    if (!aligned(gp, 4 * dtypeSize(gt))) vec = 0;
+    if (Copy && !aligned(co, 8)) vec = 0;
+    float hb2 = b2, homb1 = omb1, homb2 = omb2, heps = eps;
+    const float* sc[4] = {scal[0], scal[1], scal[2], scal[3]};
+    void* args[] = {&nn, &vec, &pop, &mop, &vop, &pp, &gp, &mp, &vp, &sc[0], &sc[1], &sc[2], &sc[3], &hb2, &homb1, &homb2, &heps, &co};
+    unsigned grid = gridFor(vec != 0 ? (nn + 3) / 4 : nn, k.smCount, 16);
+    int gi = gradIndex(gt);
+    CUfunction fn = Copy ? (to == ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16 ? k.adamwToBf16[gi] : k.adamwToF16[gi])
+                    : pt == ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16 ? k.adamwPBf16[gi]
+                    : pt == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16  ? k.adamwPF16[gi]
+                                                                   : k.adamw[gi];
+    check(cudaApi().launchKernel(fn, grid, 1, 1, 256, 1, 1, 0, ctx.GetGPUComputeStream(), args, nullptr), Copy ? "cuLaunchKernel (AdamWCopy)" : "cuLaunchKernel (AdamW)");
+  } else {
+    AdamWHyper h{*scal[0], *scal[1], *scal[2], *scal[3], b2, omb1, omb2, eps};
+    struct Job {
+      const AdamWHyper* h; const void *p, *m, *v, *g; ONNXTensorElementDataType pt, mt, gt; void *po, *mo, *vo, *co;
+      ONNXTensorElementDataType ct; size_t n;
+    } job{&h, pp, mp, vp, gp, pt, mt, gt, pop, mop, vop, co, to, n};
+    size_t chunks = (n + kCpuChunk - 1) / kCpuChunk;
+    ctx.ParallelFor([](void* data, size_t c) {
+      const Job& j = *static_cast<const Job*>(data);
+      size_t e = (c + 1) * kCpuChunk < j.n ? (c + 1) * kCpuChunk : j.n;
+      if (j.pt == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
+        const float *p = static_cast<const float*>(j.p), *m = static_cast<const float*>(j.m), *v = static_cast<const float*>(j.v);
+        float *po = static_cast<float*>(j.po), *mo = static_cast<float*>(j.mo), *vo = static_cast<float*>(j.vo);
+        for (size_t i = c * kCpuChunk; i < e; i++) {
+          adamwElement(*j.h, p[i], loadAsFloat(j.g, j.gt, i), m[i], v[i], po[i], mo[i], vo[i]);
+          if (Copy) storeFromFloat(j.co, j.ct, i, po[i]);
+        }
+      } else {
+        // 16-bit parameters (and bfloat16 moments): widened exactly, float32 math, each result rounded once.
+        for (size_t i = c * kCpuChunk; i < e; i++) {
+          float po, mo, vo;
+          adamwElement(*j.h, loadAsFloat(j.p, j.pt, i), loadAsFloat(j.g, j.gt, i), loadAsFloat(j.m, j.mt, i), loadAsFloat(j.v, j.mt, i), po, mo, vo);
+          storeFromFloat(j.po, j.pt, i, po);
+          storeFromFloat(j.mo, j.mt, i, mo);
+          storeFromFloat(j.vo, j.mt, i, vo);
+        }
+      }
+    }, chunks, 0, &job);
+  }
+}
+
 template <bool OnCuda, bool Copy>
 struct AdamWKernel {
   float b2, omb1, omb2, eps;
@@ -50,86 +138,95 @@ struct AdamWKernel {
   OrtStatusPtr ComputeV2(OrtKernelContext* context) {
     try {
       Ort::KernelContext ctx(context);
-      auto p = ctx.GetInput(0), g = ctx.GetInput(1), m = ctx.GetInput(2), v = ctx.GetInput(3);
-      auto shape = p.GetTensorTypeAndShapeInfo().GetShape();
-      size_t n = p.GetTensorTypeAndShapeInfo().GetElementCount();
-      auto gt = g.GetTensorTypeAndShapeInfo().GetElementType();
-      auto pt = p.GetTensorTypeAndShapeInfo().GetElementType();
-      if (floatTypeName(gt) == nullptr) throw std::runtime_error("the gradient must be float32, bfloat16 or float16");
-      if (floatTypeName(pt) == nullptr) throw std::runtime_error("p must be float32, bfloat16 or float16");
-      if (Copy && pt != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) throw std::runtime_error("AdamWCopy needs float32 p, m and v");
-      for (auto* t : {&g, &m, &v})
-        if (t->GetTensorTypeAndShapeInfo().GetElementCount() != n) throw std::runtime_error("p, g, m and v must have the same size");
-      // Moments: float32 with float32 or float16 p, bfloat16 with bfloat16 p (graph's adamwMomentDtype).
-      auto mt = pt == ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
-      for (auto* t : {&m, &v})
-        if (t->GetTensorTypeAndShapeInfo().GetElementType() != mt)
-          throw std::runtime_error(std::string("m and v must be ") + floatTypeName(mt) + " for " + floatTypeName(pt) + " p");
-      auto po = ctx.GetOutput(0, shape), mo = ctx.GetOutput(1, shape), vo = ctx.GetOutput(2, shape);
-      void* co = Copy ? ctx.GetOutput(3, shape).GetTensorMutableRawData() : nullptr;
       const float* scal[4];
-      for (int i = 0; i < 4; i++) {
-        auto s = ctx.GetInput(4 + i);
-        if (s.GetTensorTypeAndShapeInfo().GetElementCount() != 1) throw std::runtime_error("step_size, decay, bc2_sqrt and coef must be scalars");
-        scal[i] = s.GetTensorData<float>();
-      }
-      if (n == 0) return nullptr;
-      void *pop = po.GetTensorMutableRawData(), *mop = mo.GetTensorMutableRawData(), *vop = vo.GetTensorMutableRawData();
-      const void *pp = p.GetTensorRawData(), *mp = m.GetTensorRawData(), *vp = v.GetTensorRawData();
-      const void* gp = g.GetTensorRawData();
-      if constexpr (OnCuda) {
-        const Kernels& k = kernelsForCurrentContext(deviceId);
-        long long nn = static_cast<long long>(n);
-        int vec = 1;
-        for (const void* q : {static_cast<const void*>(pop), pp})
-          if (!aligned(q, 4 * dtypeSize(pt))) vec = 0;  // 4 elements of p, of m and v
-        for (const void* q : {static_cast<const void*>(mop), static_cast<const void*>(vop), mp, vp})
-          if (!aligned(q, 4 * dtypeSize(mt))) vec = 0;
-        if (!aligned(gp, 4 * dtypeSize(gt))) vec = 0;
-        if (Copy && !aligned(co, 8)) vec = 0;
-        float hb2 = b2, homb1 = omb1, homb2 = omb2, heps = eps;
-        void* args[] = {&nn, &vec, &pop, &mop, &vop, &pp, &gp, &mp, &vp, &scal[0], &scal[1], &scal[2], &scal[3], &hb2, &homb1, &homb2, &heps, &co};
-        unsigned grid = gridFor(vec != 0 ? (nn + 3) / 4 : nn, k.smCount, 16);
-        int gi = gradIndex(gt);
-        CUfunction fn = Copy ? (to == ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16 ? k.adamwToBf16[gi] : k.adamwToF16[gi])
-                        : pt == ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16 ? k.adamwPBf16[gi]
-                        : pt == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16  ? k.adamwPF16[gi]
-                                                                       : k.adamw[gi];
-        check(cudaApi().launchKernel(fn, grid, 1, 1, 256, 1, 1, 0, ctx.GetGPUComputeStream(), args, nullptr), Copy ? "cuLaunchKernel (AdamWCopy)" : "cuLaunchKernel (AdamW)");
-      } else {
-        AdamWHyper h{*scal[0], *scal[1], *scal[2], *scal[3], b2, omb1, omb2, eps};
-        struct Job {
-          const AdamWHyper* h; const void *p, *m, *v, *g; ONNXTensorElementDataType pt, mt, gt; void *po, *mo, *vo, *co;
-          ONNXTensorElementDataType ct; size_t n;
-        } job{&h, pp, mp, vp, gp, pt, mt, gt, pop, mop, vop, co, to, n};
-        size_t chunks = (n + kCpuChunk - 1) / kCpuChunk;
-        ctx.ParallelFor([](void* data, size_t c) {
-          const Job& j = *static_cast<const Job*>(data);
-          size_t e = (c + 1) * kCpuChunk < j.n ? (c + 1) * kCpuChunk : j.n;
-          if (j.pt == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
-            const float *p = static_cast<const float*>(j.p), *m = static_cast<const float*>(j.m), *v = static_cast<const float*>(j.v);
-            float *po = static_cast<float*>(j.po), *mo = static_cast<float*>(j.mo), *vo = static_cast<float*>(j.vo);
-            for (size_t i = c * kCpuChunk; i < e; i++) {
-              adamwElement(*j.h, p[i], loadAsFloat(j.g, j.gt, i), m[i], v[i], po[i], mo[i], vo[i]);
-              if (Copy) storeFromFloat(j.co, j.ct, i, po[i]);
-            }
-          } else {
-            // 16-bit parameters (and bfloat16 moments): widened exactly, float32 math, each result rounded once.
-            for (size_t i = c * kCpuChunk; i < e; i++) {
-              float po, mo, vo;
-              adamwElement(*j.h, loadAsFloat(j.p, j.pt, i), loadAsFloat(j.g, j.gt, i), loadAsFloat(j.m, j.mt, i), loadAsFloat(j.v, j.mt, i), po, mo, vo);
-              storeFromFloat(j.po, j.pt, i, po);
-              storeFromFloat(j.mo, j.mt, i, mo);
-              storeFromFloat(j.vo, j.mt, i, vo);
-            }
-          }
-        }, chunks, 0, &job);
-      }
+      readScalars(ctx, 4, scal);
+      updateTensor<OnCuda, Copy>(ctx, 0, 0, scal, b2, omb1, omb2, eps, to, deviceId);
       return nullptr;
     } catch (const std::exception& e) {
       return fail(Copy ? "AdamWCopy" : "AdamW", e);
     }
   }
+};
+
+/**
+ * AdamWMulti / AdamWCopyMulti: step_size, decay, bc2_sqrt, coef, then p, g, m, v of each of k tensors ->
+ * p', m', v' (and the copy) of each tensor in order: updateTensor per tensor (the single op's kernel and
+ * launch), in one node. In place like the single op (each output over its own tensor's input).
+ */
+template <bool OnCuda, bool Copy>
+struct AdamWMultiKernel {
+  float b2, omb1, omb2, eps;
+  ONNXTensorElementDataType to = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+  int deviceId = 0;
+
+  explicit AdamWMultiKernel(const OrtKernelInfo* info) {
+    Ort::ConstKernelInfo ki(info);
+    if (Copy) to = copyType(ki.GetAttribute<int64_t>("to"));
+    b2 = ki.GetAttribute<float>("beta2");
+    omb1 = ki.GetAttribute<float>("one_minus_beta1");
+    omb2 = ki.GetAttribute<float>("one_minus_beta2");
+    eps = ki.GetAttribute<float>("eps");
+    if (OnCuda) (void)kernelsForCurrentContext(deviceId);
+  }
+
+  OrtStatusPtr ComputeV2(OrtKernelContext* context) {
+    try {
+      Ort::KernelContext ctx(context);
+      size_t inputs = ctx.GetInputCount(), outputs = ctx.GetOutputCount();
+      const size_t per = Copy ? 4 : 3;
+      if (inputs < 8 || (inputs - 4) % 4 != 0 || outputs != (inputs - 4) / 4 * per)
+        throw std::runtime_error("expects 4 scalars then p, g, m, v per tensor, and " + std::to_string(per) + " outputs per tensor");
+      const float* scal[4];
+      readScalars(ctx, 0, scal);
+      for (size_t i = 0; 4 + 4 * i < inputs; i++) updateTensor<OnCuda, Copy>(ctx, 4 + 4 * i, per * i, scal, b2, omb1, omb2, eps, to, deviceId);
+      return nullptr;
+    } catch (const std::exception& e) {
+      return fail(Copy ? "AdamWCopyMulti" : "AdamWMulti", e);
+    }
+  }
+};
+
+/** AdamWMulti's outputs: per tensor i, p' as p_i, m' and v' as m_i (AdamWCopyMulti: and the copy as p_i in `to`). */
+template <bool Copy>
+OrtStatusPtr inferAdamWMulti(const OrtCustomOp*, OrtShapeInferContext* ctx) {
+  try {
+    Ort::ShapeInferContext sc(&Ort::GetApi(), ctx);
+    size_t inputs = sc.GetInputCount();
+    const size_t per = Copy ? 4 : 3;
+    ONNXTensorElementDataType to = Copy ? copyType(sc.GetAttrInt("to")) : ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+    for (size_t i = 0; 4 + 4 * i < inputs; i++) {
+      InferredShape p, m;
+      if (OrtStatusPtr st = inferredInput(ctx, 4 + 4 * i, p)) return st;
+      if (OrtStatusPtr st = inferredInput(ctx, 6 + 4 * i, m)) return st;
+      if (OrtStatusPtr st = setInferredOutput(ctx, per * i, p)) return st;
+      if (OrtStatusPtr st = setInferredOutput(ctx, per * i + 1, m)) return st;
+      if (OrtStatusPtr st = setInferredOutput(ctx, per * i + 2, m)) return st;
+      if (Copy) {
+        p.type = to;
+        if (OrtStatusPtr st = setInferredOutput(ctx, per * i + 3, p)) return st;
+      }
+    }
+    return nullptr;
+  } catch (const std::exception& e) {
+    return fail(Copy ? "AdamWCopyMulti" : "AdamWMulti", e);
+  }
+}
+
+template <bool OnCuda, bool Copy>
+struct AdamWMultiOp : FusedOp<AdamWMultiOp<OnCuda, Copy>, AdamWMultiKernel<OnCuda, Copy>, OnCuda> {
+  AdamWMultiOp() { this->InferOutputShapeFn = &inferAdamWMulti<Copy>; }
+  const char* GetName() const { return Copy ? "AdamWCopyMulti" : "AdamWMulti"; }
+  // The four float32 scalars, then the tensors: variadic, of mixed float dtypes (checked by the kernel).
+  size_t GetInputTypeCount() const { return 5; }
+  ONNXTensorElementDataType GetInputType(size_t i) const { return i < 4 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED; }
+  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t i) const { return i < 4 ? INPUT_OUTPUT_REQUIRED : INPUT_OUTPUT_VARIADIC; }
+  int GetVariadicInputMinArity() const { return 4; }
+  bool GetVariadicInputHomogeneity() const { return false; }
+  size_t GetOutputTypeCount() const { return 1; }
+  ONNXTensorElementDataType GetOutputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED; }
+  OrtCustomOpInputOutputCharacteristic GetOutputCharacteristic(size_t) const { return INPUT_OUTPUT_VARIADIC; }
+  int GetVariadicOutputMinArity() const { return Copy ? 4 : 3; }
+  bool GetVariadicOutputHomogeneity() const { return false; }
 };
 
 /** AdamW's outputs: p' as p, m' and v' as m (dtype and shape). */
@@ -174,6 +271,10 @@ void addAdamWOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda) {
   cpu.Add(new AdamWOp<false, true>());
   cuda.Add(new AdamWOp<true, false>());
   cuda.Add(new AdamWOp<true, true>());
+  cpu.Add(new AdamWMultiOp<false, false>());
+  cpu.Add(new AdamWMultiOp<false, true>());
+  cuda.Add(new AdamWMultiOp<true, false>());
+  cuda.Add(new AdamWMultiOp<true, true>());
 }
 
 }  // namespace latent_sft
