@@ -362,23 +362,28 @@ export class Graph {
   /**
    * Replaces the nodes `olds` by one `type` node whose outputs are theirs, in order and under the same names
    * (so graph outputs and every use stay as they are; a multi-tensor op that does the work of several,
-   * fusions.ts's fuseMultiTensorAdamW). Its inputs must exist before the last of `olds`, where it is placed;
-   * its inferred outputs must have the old outputs' dtypes and shapes. None of `olds` may be in a
-   * recomputable segment. Returns the new node.
+   * fusions.ts's fuseMultiTensorAdamW / fuseMultiTensorCast). It is placed before the first node that reads
+   * one of those outputs (after the last of `olds` when none does); every input must be produced before
+   * that place. Its inferred outputs must have the old outputs' dtypes and shapes. None of `olds` may be in
+   * a recomputable segment. Returns the new node.
    */
   mergeNodes<P extends OpType>(olds: readonly Node[], type: P, inputs: readonly Input[], attrs: OpAttrs[P] = {} as OpAttrs[P]): Node {
     const at = olds.map((n) => this.nodes.indexOf(n));
     if (olds.length === 0 || at.some((i) => i < 0)) throw new Error(`mergeNodes: every node must be a node of graph '${this.name}'`);
     if (olds.some((n) => n.segment !== undefined)) throw new Error('mergeNodes: a node in a recomputable segment');
-    const last = Math.max(...at);
     const names = olds.flatMap((n) => n.outputs);
+    const gone = new Set(olds);
+    const outputSet = new Set(names);
+    // The place: before the first reader of a merged output, else after the last merged node.
+    const firstReader = this.nodes.findIndex((n) => !gone.has(n) && n.inputs.some((x) => outputSet.has(x)));
+    const place = firstReader >= 0 ? firstReader : Math.max(...at) + 1;
     const position = new Map(this.nodes.map((n, i) => [n, i] as const));
     for (const t of inputs) {
       const p = t === null ? undefined : this.producers.get(t.name);
       if (p === undefined) continue;
-      if (olds.includes(p)) throw new Error(`mergeNodes: input '${t?.name}' is an output of a merged node`);
-      if ((position.get(p) ?? Number.POSITIVE_INFINITY) > last)
-        throw new Error(`mergeNodes: input '${t?.name}' is produced after '${(this.nodes[last] as Node).name}'`);
+      if (gone.has(p)) throw new Error(`mergeNodes: input '${t?.name}' is an output of a merged node`);
+      if ((position.get(p) ?? Number.POSITIVE_INFINITY) >= place)
+        throw new Error(`mergeNodes: input '${t?.name}' is produced after the first use of a merged output`);
     }
     // Infer (and validate) on fresh names, then take the old names over.
     const before = this.nodes.length;
@@ -394,12 +399,12 @@ export class Graph {
     });
     const node: Node = { ...made, outputs: names };
     for (const o of names) this.producers.set(o, node);
-    const gone = new Set(olds);
     const kept: Node[] = [];
     this.nodes.forEach((n, i) => {
-      if (i === last) kept.push(node);
+      if (i === place) kept.push(node);
       if (!gone.has(n)) kept.push(n);
     });
+    if (place >= this.nodes.length) kept.push(node);
     this.nodes.splice(0, this.nodes.length, ...kept);
     return node;
   }

@@ -10,7 +10,16 @@ export { grad } from './autodiff.js';
 export { saveModel, serialize } from './serialize.js';
 export type { ExternalChunk, SerializeOptions, SerializedModel } from './serialize.js';
 export { crossEntropy } from './losses.js';
-export { fuseFlashAttention, fuseMaskedSoftmax, fuseMultiTensorAdamW, fusePackedSwiGlu, fuseRmsNorm, fuseSeededDropout, fuseSwiGlu } from './fusions.js';
+export {
+  fuseFlashAttention,
+  fuseMaskedSoftmax,
+  fuseMultiTensorAdamW,
+  fuseMultiTensorCast,
+  fusePackedSwiGlu,
+  fuseRmsNorm,
+  fuseSeededDropout,
+  fuseSwiGlu,
+} from './fusions.js';
 export { fuseLinearCrossEntropy, lowerLinearLogProb } from './linear-cross-entropy.js';
 export { HASH_P, HASH_ROUNDS, fuseHashWords, hashFlat, hashStreamOffset, hashWords } from './hash.js';
 export { recomputeSegments } from './recompute.js';

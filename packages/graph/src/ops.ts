@@ -70,6 +70,7 @@ export interface OpAttrs {
   AdamWCopy: { beta2: number; one_minus_beta1: number; one_minus_beta2: number; eps: number; to: DType };
   AdamWMulti: { beta2: number; one_minus_beta1: number; one_minus_beta2: number; eps: number };
   AdamWCopyMulti: { beta2: number; one_minus_beta1: number; one_minus_beta2: number; eps: number; to: DType };
+  CastMulti: { to: DType };
   SumSquares: NoAttrs;
   MaskedSoftmax: { scale?: number };
   MaskedSoftmaxGrad: { scale?: number };
@@ -111,6 +112,7 @@ export const customOpDomains: { readonly [P in OpType]?: string } = {
   AdamWCopy: 'latent_sft',
   AdamWMulti: 'latent_sft',
   AdamWCopyMulti: 'latent_sft',
+  CastMulti: 'latent_sft',
   SumSquares: 'latent_sft',
   MaskedSoftmax: 'latent_sft',
   MaskedSoftmaxGrad: 'latent_sft',
@@ -159,6 +161,7 @@ export type NonDifferentiableOp =
   | 'AdamWCopy'
   | 'AdamWMulti'
   | 'AdamWCopyMulti'
+  | 'CastMulti'
   | 'SumSquares'
   | 'HashWords'
   | 'MaskedSoftmaxGrad'
@@ -196,6 +199,7 @@ export const nonDifferentiableOps: { readonly [P in NonDifferentiableOp]: true }
   AdamWCopy: true,
   AdamWMulti: true,
   AdamWCopyMulti: true,
+  CastMulti: true,
   SumSquares: true,
   HashWords: true,
   MaskedSoftmaxGrad: true,
@@ -763,6 +767,17 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
   // each tensor's values bit for bit the single op's.
   AdamWMulti: (g, inputs, attrs) => adamwMultiOutputs(inputs, (group) => adamwOutputs(group, attrs)),
   AdamWCopyMulti: (g, inputs, attrs) => adamwMultiOutputs(inputs, (group) => inferRules.AdamWCopy(g, group, attrs)),
+  // x_1 .. x_k float32 → each rounded to `to` (bfloat16 | float16, nearest even: what Cast writes), in one node
+  // (fusions.ts fuseMultiTensorCast: the step's casts of the float32 masters to the compute dtype).
+  CastMulti: (g, inputs, attrs) => {
+    if (inputs.length < 1) throw new Error('expects at least 1 input');
+    if (attrs.to !== 'bfloat16' && attrs.to !== 'float16') throw new Error(`attribute to must be bfloat16 or float16, got ${String(attrs.to)}`);
+    return inputs.map((_, i) => {
+      const x = need(inputs, i, `x${i}`);
+      if (x.dtype !== 'float32') throw new Error(`input ${i} must be float32, got ${x.dtype}`);
+      return { dtype: attrs.to, shape: [...x.shape] };
+    });
+  },
   // x_1 .. x_k (float dtypes) → float32 scalar Σ x² (accumulated in float64).
   SumSquares: (g, inputs) => {
     if (inputs.length < 1) throw new Error('expects at least 1 input');

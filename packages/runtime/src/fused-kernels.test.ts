@@ -67,6 +67,8 @@ describe('fused CUDA kernel source', () => {
       ].flatMap((k) => dtypes.map((d) => (k.endsWith('_grad') ? `${k.slice(0, -5)}_${d}_grad` : `${k}_${d}`))),
       'sumsq_final',
       'hash_words',
+      'cast_f32_to_bf16',
+      'cast_f32_to_f16',
       'vocab_topk_partial',
       'vocab_topk_final',
       ...dtypes.flatMap((d) => [`adamw_${d}_to_bf16`, `adamw_${d}_to_f16`, `adamw_${d}_p_bf16`, `adamw_${d}_p_f16`, `swiglu_${d}_packed`]),

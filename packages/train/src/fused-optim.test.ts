@@ -12,6 +12,7 @@ import {
   adamwGraph,
   adamwInputs,
   adamwMultiCase,
+  castMultiCase,
   adamwReference,
   floatValues,
   runAdamWInPlace,
@@ -86,6 +87,55 @@ describe('latent_sft.AdamWMulti on the CPU', () => {
       });
     });
   }
+});
+
+describe('latent_sft.CastMulti on the CPU', () => {
+  for (const to of ['bfloat16', 'float16'] as const) {
+    it(`float32 → ${to}: bit for bit ORT's Cast (ties, ±0, ±∞, NaN, subnormals, overflow; 3 tensors, 2 CPU chunks)`, async () => {
+      const c = castMultiCase(to, 4);
+      const out = await runOnce(c.model, c.inputs, cpu);
+      for (let i = 0; i < 3; i++) {
+        expect(out[`multi_${i}`]!.dtype).toBe(to);
+        expect(out[`multi_${i}`]!.data.length).toBe(c.inputs[`x${i}`]!.data.length);
+        expect(Array.from(out[`multi_${i}`]!.data as Uint16Array), `tensor ${i}`).toEqual(Array.from(out[`cast_${i}`]!.data as Uint16Array));
+      }
+      expect(new Set(out['multi_1']!.data as Uint16Array).size).toBeGreaterThan(10000); // not a constant
+    });
+  }
+
+  it('fuseMultiTensorCast (CUDA step graphs: multiTensorCast): one CastMulti for every master, no Cast of a master, in place still safe', () => {
+    const opts = {
+      objective: bf16Linear(6, 3),
+      optimizer: graphOptimizer({ kind: 'adamw', lr: 1e-3 }),
+      clipNorm: 1.0,
+      compute: 'bfloat16' as const,
+      lossScale: false,
+      fused: { optimizer: true, softmax: true },
+    };
+    const plain = buildStepGraphs(opts, 1).fused!;
+    const cuda = buildStepGraphs({ ...opts, multiTensorCast: true }, 1).fused!;
+    const castsOf = (g: typeof plain) => g.nodes.filter((n) => n.op === 'Cast' && ['W', 'b'].includes(n.inputs[0] as string));
+    expect(castsOf(plain).length).toBe(2);
+    expect(castsOf(cuda).length).toBe(0);
+    const multi = cuda.nodes.filter((n) => n.op === 'CastMulti');
+    expect(multi.length).toBe(1);
+    expect(multi[0]!.outputs).toEqual(
+      castsOf(plain)
+        .flatMap((n) => n.outputs)
+        .concat(multi[0]!.outputs.slice(2)),
+    );
+    expect(multi[0]!.inputs.slice(0, 2)).toEqual(['W', 'b']);
+    // before every reader of its outputs
+    const at = cuda.nodes.indexOf(multi[0]!);
+    for (const o of multi[0]!.outputs) expect(cuda.nodes.findIndex((n) => n.inputs.includes(o))).toBeGreaterThan(at);
+    expect(cuda.nodes.length).toBe(plain.nodes.length - (multi[0]!.inputs.length - 1));
+    const pairs = ['W', 'b'].flatMap((n) => [
+      { input: n, output: `${n}.new` },
+      { input: `m.${n}`, output: `m.${n}.new` },
+      { input: `v.${n}`, output: `v.${n}.new` },
+    ]);
+    expect(inPlaceHazard(cuda, pairs)).toBe('');
+  });
 });
 
 describe('latent_sft.SumSquares on the CPU', () => {

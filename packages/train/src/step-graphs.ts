@@ -26,6 +26,7 @@ import {
   fuseLinearCrossEntropy,
   fuseMaskedSoftmax,
   fuseMultiTensorAdamW,
+  fuseMultiTensorCast,
   fuseRmsNorm,
   fuseSeededDropout,
   fuseSwiGlu,
@@ -79,8 +80,10 @@ export interface FusedParts {
   weightCopies?: boolean;
   /**
    * The fused optimizer's per-parameter AdamW nodes as one multi-tensor node (graph.fuseMultiTensorAdamW:
-   * AdamWMulti / AdamWCopyMulti, the same kernel per tensor, bit for bit): one ORT dispatch for the update
-   * instead of one per parameter (392 in a 7B phase-2 step). Default: as `optimizer`.
+   * AdamWMulti / AdamWCopyMulti, the same kernel per tensor, bit for bit), and the forward's casts of the
+   * float32 masters to the compute dtype as one CastMulti (graph.fuseMultiTensorCast, rounded as Cast; on CUDA
+   * only: StepGraphOptions.multiTensorCast): one ORT dispatch each instead of one per parameter (392 and 364 in
+   * a 7B phase-2 step). Default: as `optimizer`.
    */
   multiTensor?: boolean;
 }
@@ -145,6 +148,13 @@ export interface StepGraphOptions {
    * gives the CUDA kernel's [64, 128] on CUDA; absent: any (the CPU kernel).
    */
   attentionHeadDims?: readonly number[];
+  /**
+   * With FusedParts.multiTensor, also merge the forward's casts of the float32 masters into one CastMulti
+   * (graph.fuseMultiTensorCast): the Trainer sets it on CUDA. Not on ORT's CPU provider: there a standard Cast
+   * of a 16-bit graph may be folded away by ORT's own cast transformers around ops it runs in float32 (so the
+   * value is never rounded), which a CastMulti is not, and the CPU results would change.
+   */
+  multiTensorCast?: boolean;
   /** Where a warning goes (FusedParts.attention on but no attention rewritten: warnNoFlashAttention); absent: nowhere. */
   logger?: Logger;
   /**
@@ -356,6 +366,7 @@ export function buildStepGraphs(o: StepGraphOptions, gradAccum: number, split = 
     const fb = forwardBackward(g, o, copy);
     applyUpdate(g, o, fb.masters, fb.grads, fb.loss, copy);
     g.prune();
+    if (parts.multiTensor && o.multiTensorCast === true) fuseMultiTensorCast(g);
     return { fused: g, metrics: fb.metrics, recomputed: fb.recomputed };
   }
   const gg = new Graph('train_grad');
@@ -367,6 +378,7 @@ export function buildStepGraphs(o: StepGraphOptions, gradAccum: number, split = 
     gg.output(gg.where(reset, gr, gg.add(acc, gr)), `acc.${n}.new`);
   }
   gg.prune();
+  if (parts.multiTensor && o.multiTensorCast === true) fuseMultiTensorCast(gg);
   const ug = new Graph('train_update');
   const masters: Record<string, Tensor> = {};
   const mean: Record<string, Tensor> = {};

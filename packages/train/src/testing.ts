@@ -116,6 +116,43 @@ export function adamwMultiCase(seed: number, coef: number = ADAMW_CASE.coef): { 
   return { model: serialize(g).model, inputs };
 }
 
+/**
+ * CastMulti against Cast on one graph: 3 float32 tensors (special values, 65,541 spread over 14 decades, 1)
+ * → `cast_i` (ONNX Cast) and `multi_i` (one CastMulti over all), which must be bit for bit equal.
+ */
+export function castMultiCase(to: 'bfloat16' | 'float16', seed: number): { model: Uint8Array; inputs: Record<string, HostTensor> } {
+  const g = new Graph('cast_multi_case');
+  const r = Rng.fromSeed(seed);
+  const specials = [
+    0,
+    -0,
+    Number.POSITIVE_INFINITY,
+    Number.NEGATIVE_INFINITY,
+    Number.NaN,
+    65504,
+    65520,
+    1e6,
+    5.96e-8,
+    3e-8,
+    1e-40,
+    1 + 2 ** -8,
+    1 + 3 * 2 ** -8,
+  ];
+  const sizes = [specials.length, (1 << 16) + 5, 1];
+  const inputs: Record<string, HostTensor> = {};
+  const xs = sizes.map((n, i) => {
+    inputs[`x${i}`] = {
+      dtype: 'float32',
+      dims: [n],
+      data: Float32Array.from({ length: n }, (_, j) => (i === 0 ? (specials[j] as number) : r.normal() * 10 ** (r.uniform() * 14 - 9))),
+    };
+    return g.input(`x${i}`, 'float32', [n]);
+  });
+  xs.forEach((x, i) => g.output(g.cast(x, to), `cast_${i}`));
+  g.op('CastMulti', xs, { to }).forEach((y, i) => g.output(y, `multi_${i}`));
+  return { model: serialize(g).model, inputs };
+}
+
 /** `inputs` with the clip coefficient replaced (NaN / ±inf: the step graph's "skip this update"). */
 export function withCoef(inputs: Record<string, HostTensor>, coef: number): Record<string, HostTensor> {
   return { ...inputs, coef: { dtype: 'float32', dims: [], data: Float32Array.of(coef) } };

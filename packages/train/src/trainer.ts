@@ -271,15 +271,16 @@ export class Trainer {
   /**
    * The step graphs `create` would run for `opts` (validated as `create` validates them), without sessions or
    * state: for inspecting what ORT will be given (node names in a profile, a census). `fused` is the resolved
-   * set of fused kernels.
+   * set of fused kernels. `kernelsLoad: true`: as if the device's fused kernels loaded here (the graphs of a
+   * CUDA step on a machine without a GPU); default: this machine's fusedKernelsStatus decides, as in `create`.
    */
-  static stepGraphs(opts: TrainerOptions): { graphs: StepGraphs; fused: FusedParts } {
-    const { graphs, fused } = Trainer.plan(opts);
+  static stepGraphs(opts: TrainerOptions, o: { kernelsLoad?: boolean } = {}): { graphs: StepGraphs; fused: FusedParts } {
+    const { graphs, fused } = Trainer.plan(opts, o.kernelsLoad === true);
     return { graphs, fused };
   }
 
   /** Validates `opts` and builds the step graphs (everything `create` does before serializing them). */
-  private static plan(given: TrainerOptions) {
+  private static plan(given: TrainerOptions, kernelsLoad = false) {
     const opts = withBatchShapes(given);
     if (!Number.isInteger(opts.totalSteps) || opts.totalSteps < 1) throw inputError({ field: 'totalSteps' }, `must be an integer >= 1, got ${opts.totalSteps}`);
     lrAt(0, opts.schedule, opts.optimizer.lr); // validates the schedule
@@ -295,7 +296,7 @@ export class Trainer {
     if (paramDtype !== 'float32' && paramDtype !== compute)
       throw inputError({ field: 'precision.params' }, `expected float32 or the compute dtype ${compute}, got ${String(paramDtype)}`);
     const optimizer = graphOptimizer(opts.optimizer);
-    const fused = Trainer.useFused(opts);
+    const fused = Trainer.useFused(opts, kernelsLoad);
     if (paramDtype !== 'float32' && !(fused.optimizer && optimizer.fusedUpdate !== undefined))
       throw inputError(
         { field: 'precision.params' },
@@ -316,7 +317,7 @@ export class Trainer {
         fused,
         paramDtype,
         recompute: opts.recompute ?? 'none',
-        ...(opts.device.kind === 'cuda' ? { attentionHeadDims: FLASH_ATTENTION_CUDA_HEAD_DIMS } : {}),
+        ...(opts.device.kind === 'cuda' ? { attentionHeadDims: FLASH_ATTENTION_CUDA_HEAD_DIMS, multiTensorCast: true } : {}),
         logger: opts.logger ?? silentLogger, // warns when fusedKernels.attention rewrites no layer
       },
       opts.gradAccum ?? 1,
@@ -385,7 +386,7 @@ export class Trainer {
   }
 
   /** Resolves opts.fusedKernels against the device's kernels. */
-  private static useFused(opts: TrainerOptions): FusedParts {
+  private static useFused(opts: TrainerOptions, kernelsLoad = false): FusedParts {
     const want = opts.fusedKernels ?? 'auto';
     const none = fusedParts(false);
     const parts = typeof want === 'object' && want !== null ? want : null;
@@ -407,7 +408,7 @@ export class Trainer {
     }
     const resolved = parts === null ? null : fusedParts(parts);
     if (want === false || (resolved !== null && !Object.values(resolved).some((b) => b))) return none;
-    const why = fusedKernelsStatus(opts.device);
+    const why = kernelsLoad ? '' : fusedKernelsStatus(opts.device);
     if (why === '') return resolved ?? fusedParts(true);
     if (want !== 'auto') throw inputError({ field: 'fusedKernels' }, `fused kernels unavailable on ${opts.device.kind}: ${why}`);
     (opts.logger ?? silentLogger).warn({ reason: why }, 'fused kernels unavailable; using standard ops');

@@ -24,6 +24,7 @@ import {
   adamwGraph,
   adamwInputs,
   adamwMultiCase,
+  castMultiCase,
   ADAMW_MULTI_TENSORS,
   adamwReference,
   floatValues,
@@ -240,6 +241,21 @@ if (check('adamw-multi'))
     const ok = vsSingle === 0 && vsCpu === 0;
     if (!ok) failed++;
     emit({ check: 'adamw-multi', tensors: ADAMW_MULTI_TENSORS.length, coef: String(coef), ok, mismatches: { vs_single: vsSingle, vs_cpu: vsCpu } });
+  }
+
+// CastMulti (the masters' casts on CUDA with FusedParts.multiTensor): bit for bit CUDA's Cast and the CPU kernel
+// (NaN: NaN on both sides).
+if (check('adamw-multi'))
+  for (const to of ['bfloat16', 'float16'] as const) {
+    const [gpu, host] = await onBoth(castMultiCase(to, 22));
+    let [vsCast, vsCpu] = [0, 0];
+    for (let i = 0; i < 3; i++) {
+      vsCast += sameBitsOrNaN(gpu[`multi_${i}`] as HostTensor, gpu[`cast_${i}`] as HostTensor).differ;
+      vsCpu += sameBitsOrNaN(gpu[`multi_${i}`] as HostTensor, host[`multi_${i}`] as HostTensor).differ;
+    }
+    const ok = vsCast === 0 && vsCpu === 0;
+    if (!ok) failed++;
+    emit({ check: 'cast-multi', to, ok, mismatches: { vs_cast: vsCast, vs_cpu: vsCpu } });
   }
 
 // AdamW in place (p', m', v' bound to the tensors p, m, v are read from, as the Trainer's in-place state):

@@ -138,7 +138,7 @@ async function benchPhase(
   };
   if (values.nodes !== undefined) {
     // --nodes A,B: what the profile's nodes A and B are in this step graph (no weights, sessions or run).
-    printStepNodes(Trainer.stepGraphs(opts).graphs, values.nodes.split(','));
+    printStepNodes(Trainer.stepGraphs(opts, { kernelsLoad: true }).graphs, values.nodes.split(','));
     return;
   }
   const tensors = makeTensors();

@@ -148,7 +148,7 @@ async function run(which: 'train' | 'lora') {
   };
   if (values.nodes !== undefined) {
     // --nodes A,B: what the profile's nodes A and B are in this step graph (no sessions, no run).
-    printStepNodes(Trainer.stepGraphs(opts).graphs, values.nodes.split(','));
+    printStepNodes(Trainer.stepGraphs(opts, { kernelsLoad: true }).graphs, values.nodes.split(','));
     return;
   }
   const base16 = lora !== null && frozen !== 'float32';

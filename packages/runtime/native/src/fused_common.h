@@ -181,6 +181,7 @@ struct Kernels {
   CUfunction ceGrad[3] = {nullptr, nullptr, nullptr};
   CUfunction seededDropout[3] = {nullptr, nullptr, nullptr};
   CUfunction hashWords = nullptr;  // int32 words of the dropout tables (no float dtype)
+  CUfunction castToBf16 = nullptr, castToF16 = nullptr;  // CastMulti: float32 -> bfloat16 / float16
   CUfunction decodeAttention[3] = {nullptr, nullptr, nullptr};
   CUfunction flashFwd[2][2] = {{nullptr, nullptr}, {nullptr, nullptr}};  // FlashAttention [bf16, f16][head dim 64, 128]
   CUfunction flashDkDv[2][2] = {{nullptr, nullptr}, {nullptr, nullptr}};

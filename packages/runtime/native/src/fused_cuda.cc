@@ -48,6 +48,8 @@ std::vector<std::pair<std::string, CUfunction*>> kernelSlots(Kernels& k) {
     for (int i = 0; i < 3; i++) slots.emplace_back(std::string(f.prefix) + kDtypeNames[i] + f.suffix, &(k.*f.fns)[i]);
   slots.emplace_back("sumsq_final", &k.sumsqFinal);
   slots.emplace_back("hash_words", &k.hashWords);
+  slots.emplace_back("cast_f32_to_bf16", &k.castToBf16);
+  slots.emplace_back("cast_f32_to_f16", &k.castToF16);
   slots.emplace_back("vocab_topk_partial", &k.vocabTopkPartial);
   slots.emplace_back("vocab_topk_final", &k.vocabTopkFinal);
   for (int t = 0; t < 2; t++) {

@@ -111,3 +111,12 @@ extern "C" __global__ void __launch_bounds__(256) NAME##_p_f16(long long n, int 
 ADAMW_P16(adamw_f32, float)
 ADAMW_P16(adamw_bf16, bf16)
 ADAMW_P16(adamw_f16, f16)
+
+// CastMulti's kernels: y = x rounded to bfloat16 / float16 (nearest even, as ORT's Cast and the AdamWCopy
+// kernels round), one launch per tensor from ops/adamw.cc; grid-stride.
+template <typename T>
+__device__ __forceinline__ void castF32(long long n, const float* __restrict__ x, T* __restrict__ y) {
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) put(y, i, x[i]);
+}
+extern "C" __global__ void __launch_bounds__(256) cast_f32_to_bf16(long long n, const float* x, bf16* y) { castF32<bf16>(n, x, y); }
+extern "C" __global__ void __launch_bounds__(256) cast_f32_to_f16(long long n, const float* x, f16* y) { castF32<f16>(n, x, y); }

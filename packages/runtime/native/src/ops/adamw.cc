@@ -264,6 +264,90 @@ struct AdamWOp : FusedOp<AdamWOp<OnCuda, Copy>, AdamWKernel<OnCuda, Copy>, OnCud
   ONNXTensorElementDataType GetOutputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED; }
 };
 
+/**
+ * CastMulti(x_1 .. x_k float32){to} -> each x_i rounded to `to` (bfloat16 or float16, nearest even: what ORT's
+ * Cast writes, the rounding AdamWCopy's copy is checked against): the step's casts of the float32 masters to
+ * the compute dtype in one node (graph.fuseMultiTensorCast). CUDA: one cast kernel launch per tensor.
+ */
+template <bool OnCuda>
+struct CastMultiKernel {
+  ONNXTensorElementDataType to = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+  int deviceId = 0;
+
+  explicit CastMultiKernel(const OrtKernelInfo* info) {
+    to = copyType(Ort::ConstKernelInfo(info).GetAttribute<int64_t>("to"));
+    if (OnCuda) (void)kernelsForCurrentContext(deviceId);
+  }
+
+  OrtStatusPtr ComputeV2(OrtKernelContext* context) {
+    try {
+      Ort::KernelContext ctx(context);
+      size_t k = ctx.GetInputCount();
+      if (ctx.GetOutputCount() != k) throw std::runtime_error("one output per input");
+      for (size_t i = 0; i < k; i++) {
+        auto x = ctx.GetInput(i);
+        auto info = x.GetTensorTypeAndShapeInfo();
+        if (info.GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) throw std::runtime_error("input " + std::to_string(i) + " must be float32");
+        size_t n = info.GetElementCount();
+        void* y = ctx.GetOutput(i, info.GetShape()).GetTensorMutableRawData();
+        if (n == 0) continue;
+        const float* xp = x.GetTensorData<float>();
+        if constexpr (OnCuda) {
+          const Kernels& kern = kernelsForCurrentContext(deviceId);
+          long long nn = static_cast<long long>(n);
+          void* args[] = {&nn, &xp, &y};
+          check(cudaApi().launchKernel(to == ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16 ? kern.castToBf16 : kern.castToF16, gridFor(nn, kern.smCount, 16), 1, 1, 256, 1,
+                                       1, 0, ctx.GetGPUComputeStream(), args, nullptr),
+                "cuLaunchKernel (CastMulti)");
+        } else {
+          struct Job { const float* x; void* y; ONNXTensorElementDataType to; size_t n; } job{xp, y, to, n};
+          ctx.ParallelFor([](void* data, size_t c) {
+            const Job& j = *static_cast<const Job*>(data);
+            size_t e = (c + 1) * kCpuChunk < j.n ? (c + 1) * kCpuChunk : j.n;
+            for (size_t t = c * kCpuChunk; t < e; t++) storeFromFloat(j.y, j.to, t, j.x[t]);
+          }, (n + kCpuChunk - 1) / kCpuChunk, 0, &job);
+        }
+      }
+      return nullptr;
+    } catch (const std::exception& e) {
+      return fail("CastMulti", e);
+    }
+  }
+};
+
+/** CastMulti's outputs: each input's shape in dtype `to`. */
+OrtStatusPtr inferCastMulti(const OrtCustomOp*, OrtShapeInferContext* ctx) {
+  try {
+    Ort::ShapeInferContext sc(&Ort::GetApi(), ctx);
+    ONNXTensorElementDataType to = copyType(sc.GetAttrInt("to"));
+    for (size_t i = 0; i < sc.GetInputCount(); i++) {
+      InferredShape x;
+      if (OrtStatusPtr st = inferredInput(ctx, i, x)) return st;
+      x.type = to;
+      if (OrtStatusPtr st = setInferredOutput(ctx, i, x)) return st;
+    }
+    return nullptr;
+  } catch (const std::exception& e) {
+    return fail("CastMulti", e);
+  }
+}
+
+template <bool OnCuda>
+struct CastMultiOp : FusedOp<CastMultiOp<OnCuda>, CastMultiKernel<OnCuda>, OnCuda> {
+  CastMultiOp() { this->InferOutputShapeFn = &inferCastMulti; }
+  const char* GetName() const { return "CastMulti"; }
+  size_t GetInputTypeCount() const { return 1; }
+  ONNXTensorElementDataType GetInputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t) const { return INPUT_OUTPUT_VARIADIC; }
+  int GetVariadicInputMinArity() const { return 1; }
+  bool GetVariadicInputHomogeneity() const { return true; }
+  size_t GetOutputTypeCount() const { return 1; }
+  ONNXTensorElementDataType GetOutputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED; }
+  OrtCustomOpInputOutputCharacteristic GetOutputCharacteristic(size_t) const { return INPUT_OUTPUT_VARIADIC; }
+  int GetVariadicOutputMinArity() const { return 1; }
+  bool GetVariadicOutputHomogeneity() const { return true; }
+};
+
 }  // namespace
 
 void addAdamWOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda) {
@@ -275,6 +359,8 @@ void addAdamWOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda) {
   cpu.Add(new AdamWMultiOp<false, true>());
   cuda.Add(new AdamWMultiOp<true, false>());
   cuda.Add(new AdamWMultiOp<true, true>());
+  cpu.Add(new CastMultiOp<false>());
+  cuda.Add(new CastMultiOp<true>());
 }
 
 }  // namespace latent_sft
