@@ -70,6 +70,42 @@ describe('shape inference', () => {
     expect(g.nodes.map((n) => n.op)).toEqual(['Neg', 'Identity']);
   });
 
+  it('mergeNodes: one node with the merged outputs by name, before their first reader; refuses an input produced later or a wrong shape', () => {
+    const g = new Graph();
+    const [a, b] = [g.input('a', 'float32', [2]), g.input('b', 'float32', [3])];
+    const ca = g.cast(a, 'float16');
+    const e = g.exp(g.input('c', 'float32', [2]));
+    const cb = g.cast(b, 'float16');
+    g.output(g.add(ca, g.cast(e, 'float16')), 'y');
+    g.output(g.neg(cb), 'z');
+    const casts = g.nodes.filter((n) => n.op === 'Cast' && (n.inputs[0] === 'a' || n.inputs[0] === 'b'));
+    const m = g.mergeNodes(casts, 'CastMulti', [a, b], { to: 'float16' });
+    expect(m.outputs).toEqual([ca.name, cb.name]);
+    expect(g.nodes.map((n) => n.op)).toEqual(['Exp', 'Cast', 'CastMulti', 'Add', 'Identity', 'Neg', 'Identity']); // right before the Add, ca's first reader
+    expect(g.producer(cb.name)).toBe(m);
+    // an input produced after the first reader of a merged output
+    const h = new Graph();
+    const hx = h.input('x', 'float32', [2]);
+    const c1 = h.cast(hx, 'float16');
+    h.output(h.neg(c1), 'y');
+    const late = h.exp(hx);
+    const c2 = h.cast(late, 'float16');
+    h.output(c2, 'z');
+    const hc = h.nodes.filter((n) => n.op === 'Cast');
+    expect(() => h.mergeNodes(hc, 'CastMulti', [hx, late], { to: 'float16' })).toThrow(
+      /mergeNodes: input 'Exp_\d+_out' is produced after the first use of a merged output/,
+    );
+    // outputs that do not match the merged ones
+    const w = new Graph();
+    const wx = w.input('x', 'float32', [2]);
+    w.output(w.cast(wx, 'float16'), 'y');
+    w.output(w.cast(w.input('v', 'float32', [2]), 'float16'), 'z');
+    const wc = w.nodes.filter((n) => n.op === 'Cast');
+    expect(() => w.mergeNodes(wc, 'CastMulti', [wx, w.input('u', 'float32', [5])], { to: 'float16' })).toThrow(
+      /mergeNodes: output 1 of CastMulti is float16\[5\]/,
+    );
+  });
+
   it('replaceNode takes a symbolic dim for another symbol only with looseSymbolicDims, never another size; removeNodes refuses a node still read', () => {
     const g = new Graph();
     const x = g.input('x', 'float32', [2, 'n']);
