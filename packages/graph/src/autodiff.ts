@@ -241,7 +241,8 @@ export const gradRules: { readonly [P in DifferentiableOp]: GradRule<P> } = {
       : tB === 0
         ? g.op1('Gemm', [a, d], { alpha, transA: tA === 0 ? 1 : 0 })
         : g.op1('Gemm', [d, a], { alpha, transA: 1, transB: tA });
-    const dc = cc === null || !c.needs[2] ? null : unbroadcast(g, g.mul(d, sc(g, c.attrs.beta ?? 1, d.dtype)), cc);
+    const beta = c.attrs.beta ?? 1;
+    const dc = cc === null || !c.needs[2] ? null : unbroadcast(g, beta === 1 ? d : g.mul(d, sc(g, beta, d.dtype)), cc);
     return [da, db, dc];
   },
   // y = softmax(x): dx = y (dy - Σ dy y)
