@@ -4,12 +4,12 @@
 #   bash tools/device/build-app.sh tools/bench/src/{train-bench,phase-bench,forward-1b,runtime-probe,fused-check,table,decode-probe,random-checkpoint,gemm-probe}.ts \
 #        packages/generate/bench/generate-bench.ts apps/cache-latents/src/main.ts=cache-latents   # here
 #   bash tools/bench/run-gpu.sh [anchors] [core] [train] [train-torch] [gen] [7b] [7b-torch] [7b-gen] [7b-cache] \
-#        [check] [flash] [lora] [p1] [p2] [static] [7b-latent] [gemm] [profile-1b] [ckpt7] > bench.log   # there
+#        [check] [flash] [launch] [lora] [p1] [p2] [static] [7b-latent] [gemm] [profile-1b] [ckpt7] > bench.log   # there
 #   node /root/app/dist/table.mjs bench.log
 # (no argument: train, train-torch and gen; 7b: the DeepSeek-R1-Distill-Qwen-7B-shape phase steps and full
 # fine-tuning; 7b-torch: their PyTorch/PEFT anchors; 7b-gen: generation at 7B beside HF; 7b-cache:
 # cache-latents at 7B through the app; check: fused-check alone; lora, p1, p2, profile-1b: a LoRA / phase comparison
-# and per-node GPU profiles (CUDA_LAUNCH_BLOCKING=1); static: the 1B steps at fixed shapes; flash: FlashAttention's GPU check and the steps with it; 7b-latent: latent generation at 7B; gemm: ORT's Gemm vs torch.matmul; ckpt7: the 7B checkpoints written on the host, for a second lane).
+# and per-node GPU profiles (CUDA_LAUNCH_BLOCKING=1); static: the 1B steps at fixed shapes; flash: FlashAttention's GPU check and the steps with it; launch: session 12's node reductions and a host-time profile; 7b-latent: latent generation at 7B; gemm: ORT's Gemm vs torch.matmul; ckpt7: the 7B checkpoints written on the host, for a second lane).
 # Ours and the PyTorch anchor (tools/reference/bench_torch.py) run on the same GPU of one lease, one after
 # another, on identical configs (tools/bench/lanes-gpu.sh runs sections as lanes, one per GPU); each
 # command's peak GPU memory is sampled with nvidia-smi on PEAK_GPU (default 0).
@@ -142,6 +142,21 @@ for f in optimizer,softmax,rmsnorm,swiglu,dropout,ce optimizer,softmax,rmsnorm,s
 for a in "" --attention; do peak node $A/phase-bench.mjs --device cuda --which phase2 --batch 8 --steps 5 --frozen bfloat16 $a; done
 peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
 for a in "" --attention; do peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16 $a; done
+fi
+if want launch; then
+# Session 12's node reductions (the step graphs with fewer nodes: dropout tables read in place, HashWords, one
+# AdamWMulti and one CastMulti) and the question behind them: is a step bound by ORT launching its nodes? 7B phase 2
+# and the 1B LoRA step beside PEFT: the default; --single-adamw (one AdamW and one Cast per parameter again);
+# with the attention fused and the shapes fixed (the fewest nodes); then an ORT profile WITHOUT
+# CUDA_LAUNCH_BLOCKING, whose node times are host times: their sum per run against the step time says how
+# much of the step the host spends launching. --nodes '' first prints each step graph's node count.
+node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --frozen bfloat16 --nodes '' | grep '^NODES'
+peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
+for a in "" --single-adamw "--attention --static-shapes"; do peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16 $a; done
+node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16 --profile /root/p2host | grep -E 'profile'
+peak python3 tools/reference/bench_torch.py --which lora --recipes peft-fused --steps 10
+for f in optimizer,softmax,rmsnorm,swiglu,dropout,ce optimizer,softmax,rmsnorm,swiglu,dropout,ce,single-adamw; do peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --frozen bfloat16 --fused $f; done
+node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 3 --frozen bfloat16 --profile /root/lorahost | grep -E 'profile'
 fi
 if want lora; then
 # Issue 18's LoRA step (1.2x PEFT asked), the base in bf16 as PEFT keeps it: the fused seeded dropout (default)
