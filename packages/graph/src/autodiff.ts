@@ -290,6 +290,17 @@ export const gradRules: { readonly [P in DifferentiableOp]: GradRule<P> } = {
     const [dg, du] = c.g.op('SwiGLUGrad', [d, c.x[0] as Tensor, c.x[1] as Tensor]) as [Tensor, Tensor];
     return [c.needs[0] ? dg : null, c.needs[1] ? du : null];
   },
+  // latent_sft fused RoPE (fusions.ts fuseRope): y = R·x with R linear in x, so dx = Rᵀ·dy, the same op with
+  // `transpose` flipped (dx[j] = dy[j]·cos[j] + dy[swap(j)]·sinSigned[swap(j)]); one kernel both ways. cos and
+  // sinSigned get no gradient (they come from integer positions): as for MaskedSoftmax's mask, a graph in which
+  // they depend on a parameter is refused rather than given a silently wrong gradient.
+  Rope: (c) => {
+    if (c.needs[1] || c.needs[2]) throw new Error('Rope: cos and sinSigned have no gradient (they must not depend on a parameter)');
+    const d = c.dy[0];
+    if (d === null || d === undefined || !c.needs[0]) return [null, null, null];
+    const transpose = (c.attrs.transpose ?? 0) === 1 ? 0 : 1;
+    return [c.g.op1('Rope', [d, c.x[1] as Tensor, c.x[2] as Tensor], transpose === 1 ? { transpose } : {}), null, null];
+  },
   // latent_sft fused seeded dropout (fusions.ts): y = x·mask, so dx = dy·mask, the same op (tables and
   // indices) on dy; the int32 tables have no gradient.
   SeededDropout: (c) => {

@@ -28,6 +28,13 @@
 // three, no σ(g) / g·σ(g) tensors kept for the backward, and a backward (SwiGLUGrad) that writes dGate
 // and dUp in one pass instead of seven elementwise ops.
 //
+// fuseRope: the rotary position embedding that models' applyRope writes for q and for k of every layer,
+//   Add(Mul(x, cos), Mul(Concat([x2, x1], 3), sinSigned)),  [x1, x2] = Split(x, [hd/2, hd/2], axis 3)
+// (any operand order of the Add and the Muls; x [B, T, n, hd], cos / sinSigned [B, T, 1, hd]), for 16-bit x
+// only, becomes Rope(x, cos, sinSigned): one pass instead of five nodes (and the swapped copy of x), and a
+// backward of one Rope{transpose: 1} instead of Mul, Mul, Split, Concat and the Adds summing the two paths. The
+// replaced nodes are removed at once. float32 graphs keep the standard ops (and so their PyTorch goldens).
+//
 // fuseSeededDropout: the inverted dropout of models' lora-graph.ts,
 //   Mul(x, Cast(Less(Mul(Add(a, b), Add(c, d)), threshold) → x's dtype))   (int32 a, c [N, 1], b, d [1, I]; the
 //   1/(1 − p) in the LoRA down-projection's alpha), or the same with the mask times a constant scale,
@@ -36,7 +43,7 @@
 // of keeping it. Where a table is a constant Slice of one column of a [N, W] table (a, c) or of one row's
 // first I columns of a [R, K] table (b, d), as lora-graph.ts's dropoutKeep takes them from the per-forward
 // DropoutSource, the op reads that table in place at the index instead (no Slice nodes: 4 per module).
-import { f16BitsToNumber } from './dtype.js';
+import { f16BitsToNumber, isFloat } from './dtype.js';
 import type { Dim, Graph, Node, Tensor } from './graph.js';
 import { type OpAttrs, normAxis } from './ops.js';
 
@@ -264,6 +271,69 @@ export function fusePackedSwiGlu(g: Graph): number {
     if (normAxis(Number(split.attrs['axis'] ?? 0), x.rank) !== x.rank - 1 || typeof half !== 'number' || x.shape[x.rank - 1] !== 2 * half) continue;
     g.replaceNode(node, 'SwiGLUPacked', [x], {});
     count++;
+  }
+  return count;
+}
+
+/** Rewrites every matching RoPE of `g` (see the file header) into latent_sft.Rope; returns how many. */
+export function fuseRope(g: Graph): number {
+  const { uses, producer } = useMap(g);
+  const single = (name: string | undefined) => name !== undefined && uses.get(name) === 1;
+  const made = (name: string | undefined, op: string): Node | undefined => {
+    const p = name === undefined ? undefined : producer.get(name);
+    return p !== undefined && p.op === op && single(p.outputs[0]) ? p : undefined;
+  };
+  // A dim of cos / sinSigned against x's: equal, or symbolic on either side (the kernel checks at run time)
+  // where that side cannot be a broadcast 1.
+  const fits = (d: Dim | undefined, e: Dim | undefined) => d === e || (typeof d !== 'number' && e !== 1) || (typeof e !== 'number' && d !== 1);
+  // Values computed from a float graph input (what `grad` may differentiate).
+  const fromFloatInputs = new Set(g.inputs.filter((t) => isFloat(t.dtype)).map((t) => t.name));
+  for (const n of g.nodes) if (n.stopGradient !== true && n.inputs.some((i) => fromFloatInputs.has(i))) for (const o of n.outputs) fromFloatInputs.add(o);
+  // A rewrite renames the replaced Add's output in its readers (replaceNode), which `producer` still holds as they were.
+  const renamed = new Map<string, string>();
+  const nm = (name: string | undefined) => (name === undefined ? '' : (renamed.get(name) ?? name));
+  let count = 0;
+  for (const add of [...g.nodes]) {
+    if (add.op !== 'Add') continue;
+    for (const [ai, bi] of [
+      [0, 1],
+      [1, 0],
+    ] as const) {
+      // b = Mul(Concat([x2, x1], 3), sinSigned), [x1, x2] = Split(x, [h, h], 3), each used only there.
+      const mulB = made(add.inputs[bi], 'Mul');
+      const ci = mulB === undefined ? -1 : mulB.inputs.findIndex((n) => made(n, 'Concat') !== undefined);
+      const concat = mulB === undefined || ci < 0 ? undefined : made(mulB.inputs[ci], 'Concat');
+      const split = concat === undefined ? undefined : producer.get(concat.inputs[0] as string);
+      if (mulB === undefined || concat === undefined || split === undefined || split.op !== 'Split') continue;
+      const [x1, x2] = split.outputs;
+      if (split.outputs.length !== 2 || concat.inputs.length !== 2 || concat.inputs[0] !== x2 || concat.inputs[1] !== x1 || !single(x1) || !single(x2))
+        continue;
+      const x = g.value(nm(split.inputs[0]));
+      const hd = x.shape[3];
+      if ((x.dtype !== 'bfloat16' && x.dtype !== 'float16') || x.rank !== 4 || typeof hd !== 'number' || hd % 2 !== 0) continue;
+      if (normAxis(Number(split.attrs['axis'] ?? 0), 4) !== 3 || normAxis(Number(concat.attrs['axis']), 4) !== 3) continue;
+      const sizesIn = split.inputs[1] ?? '';
+      const sizes = sizesIn === '' ? [hd / 2, hd / 2] : g.knownInts(g.value(sizesIn)); // no sizes: two equal halves
+      if (sizes?.join() !== `${hd / 2},${hd / 2}`) continue;
+      // a = Mul(x, cos), used only by the Add.
+      const mulA = made(add.inputs[ai], 'Mul');
+      const xi = mulA === undefined ? -1 : mulA.inputs.findIndex((n) => nm(n) === x.name);
+      if (mulA === undefined || xi < 0) continue;
+      const cos = g.value(nm(mulA.inputs[1 - xi]));
+      const sin = g.value(nm(mulB.inputs[1 - ci]));
+      const factor = (t: Tensor) =>
+        t.dtype === x.dtype && t.rank === 4 && fits(t.shape[0], x.shape[0]) && fits(t.shape[1], x.shape[1]) && t.shape[2] === 1 && t.shape[3] === hd;
+      const out = g.value(add.outputs[0] as string);
+      if (!factor(cos) || !factor(sin) || out.rank !== 4 || !out.shape.every((d, i) => d === x.shape[i])) continue;
+      // cos and sinSigned get no gradient (the Rope rule): they must not depend on a float graph input (a parameter).
+      if (fromFloatInputs.has(cos.name) || fromFloatInputs.has(sin.name)) continue;
+      const [y] = g.replaceNode(add, 'Rope', [x, cos, sin], {}) as [Tensor];
+      renamed.set(add.outputs[0] as string, y.name);
+      if (fromFloatInputs.has(x.name)) fromFloatInputs.add(y.name);
+      g.removeNodes([mulA, mulB, concat, split]); // by name: replaceNode may have copied them
+      count++;
+      break;
+    }
   }
   return count;
 }

@@ -17,6 +17,7 @@ export {
   fuseMultiTensorCast,
   fusePackedSwiGlu,
   fuseRmsNorm,
+  fuseRope,
   fuseSeededDropout,
   fuseSwiGlu,
 } from './fusions.js';

@@ -81,6 +81,7 @@ export interface OpAttrs {
   SwiGLU: NoAttrs;
   SwiGLUGrad: NoAttrs;
   SwiGLUPacked: NoAttrs;
+  Rope: { transpose?: number };
   SeededDropout: { threshold: number; scale: number; a_col: number; b_row: number; c_col: number; d_row: number };
   HashWords: { count: number; width: number; offset_lo: number; offset_hi: number };
   CEChunkStats: { offset: number; vocab: number };
@@ -123,6 +124,7 @@ export const customOpDomains: { readonly [P in OpType]?: string } = {
   SwiGLU: 'latent_sft',
   SwiGLUGrad: 'latent_sft',
   SwiGLUPacked: 'latent_sft',
+  Rope: 'latent_sft',
   SeededDropout: 'latent_sft',
   HashWords: 'latent_sft',
   CEChunkStats: 'latent_sft',
@@ -261,6 +263,7 @@ export const attrKinds: { readonly [K in AllAttrNames]: 'int' | 'float' | 'ints'
   vocab: 'int',
   chunk: 'int',
   weight_grad: 'int',
+  transpose: 'int',
 };
 
 type In = Tensor | null;
@@ -910,6 +913,36 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     const last = x.shape[x.rank - 1] as Dim;
     if (typeof last !== 'number' || last % 2 !== 0) throw new Error(`x's last dim must be a known even size (gate, then up), got ${x.shapeText}`);
     return [{ dtype: x.dtype, shape: [...x.shape.slice(0, -1), last / 2] }];
+  },
+  // x [B, T, n, hd] (float32, bfloat16 or float16; hd static and even), cos and sinSigned [B, T, 1, hd] of x's
+  // dtype (models' ropeFactors) → y of x's dtype and shape: y[j] = x[j]·cos[j] + x[swap(j)]·sinSigned[j], swap(j)
+  // = j ± hd/2 (the halves of the head exchanged: models' applyRope), float32 inside, rounded once
+  // (fusions.ts fuseRope). transpose 1: the transposed map y[j] = x[j]·cos[j] + x[swap(j)]·sinSigned[swap(j)],
+  // which is the backward (dx from dy); cos and sinSigned get no gradient.
+  Rope: (g, inputs, attrs) => {
+    arity(inputs, 3);
+    const x = need(inputs, 0, 'x');
+    const hd = x.shape[3];
+    if (!['float32', 'bfloat16', 'float16'].includes(x.dtype) || x.rank !== 4 || typeof hd !== 'number' || hd % 2 !== 0)
+      throw new Error(`x must be a float32, bfloat16 or float16 [B, T, n, hd] with a static even hd, got ${x.dtype}${x.shapeText}`);
+    for (const [i, what] of [
+      [1, 'cos'],
+      [2, 'sinSigned'],
+    ] as const) {
+      const t = need(inputs, i, what);
+      if (
+        t.dtype !== x.dtype ||
+        t.rank !== 4 ||
+        clash(t.shape[0] as Dim, x.shape[0] as Dim) ||
+        clash(t.shape[1] as Dim, x.shape[1] as Dim) ||
+        t.shape[2] !== 1 ||
+        t.shape[3] !== hd
+      )
+        throw new Error(`${what} must be ${x.dtype} [B, T, 1, ${hd}] (x ${x.shapeText}), got ${t.dtype}${t.shapeText}`);
+    }
+    const tr = attrs.transpose ?? 0;
+    if (tr !== 0 && tr !== 1) throw new Error(`transpose must be 0 or 1, got ${tr}`);
+    return [{ dtype: x.dtype, shape: [...x.shape] }];
   },
   // z [R, C] 16-bit or float32 (a chunk of LM-head logits, vocabulary columns offset … offset + C − 1), target
   // [R, 1] int64 → stats [R, 3] float32: the row max m, Σ exp(z − m), and z[target − offset] when the target

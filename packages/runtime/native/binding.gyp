@@ -13,7 +13,7 @@
       "target_name": "latent_sft_ort",
       "sources": ["src/addon.cc", "src/fused_ops.cc", "src/fused_cuda.cc",
                   "src/ops/adamw.cc", "src/ops/sum_squares.cc", "src/ops/masked_softmax.cc", "src/ops/rmsnorm.cc",
-                  "src/ops/swiglu.cc", "src/ops/vocab_topk.cc", "src/ops/cross_entropy.cc", "src/ops/after.cc", "src/ops/dropout.cc",
+                  "src/ops/swiglu.cc", "src/ops/rope.cc", "src/ops/vocab_topk.cc", "src/ops/cross_entropy.cc", "src/ops/after.cc", "src/ops/dropout.cc",
                   "src/ops/decode_attention.cc", "src/ops/flash_attention.cc"],
       "include_dirs": ["<(napi_include_dir)", "<(ort_include_dir)", "gen"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_CPP_EXCEPTIONS_ALL"],

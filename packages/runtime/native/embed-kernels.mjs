@@ -20,6 +20,7 @@ export const KERNEL_FILES = [
   'masked_softmax.cu',
   'rmsnorm.cu',
   'swiglu.cu',
+  'rope.cu',
   'cross_entropy.cu',
   'dropout.cu',
   'decode_attention.cu',

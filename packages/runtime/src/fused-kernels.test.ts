@@ -60,6 +60,7 @@ describe('fused CUDA kernel source', () => {
         'rmsnorm_grad',
         'swiglu',
         'swiglu_grad',
+        'rope',
         'ce',
         'ce_grad',
         'seeded_dropout',

@@ -360,6 +360,7 @@ describe('Trainer: fused AdamW graph vs the standard-op graph (CPU)', () => {
       crossEntropy: true,
       weightCopies: false,
       attention: false,
+      rope: false,
       multiTensor: true,
     });
     await t.release();
@@ -376,7 +377,7 @@ describe('Trainer: fused AdamW graph vs the standard-op graph (CPU)', () => {
         { trainable: mlpInit(4), frozen: {} },
       ),
     ).rejects.toThrow(
-      /fusedKernels.*expected true, false, 'auto' or \{ optimizer, softmax, rmsnorm\?, swiglu\?, dropout\?, crossEntropy\?, weightCopies\?, attention\?, multiTensor\? \}/,
+      /fusedKernels.*expected true, false, 'auto' or \{ optimizer, softmax, rmsnorm\?, swiglu\?, dropout\?, crossEntropy\?, weightCopies\?, attention\?, rope\?, multiTensor\? \}/,
     );
   });
 });

@@ -28,6 +28,7 @@ import {
   fuseMultiTensorAdamW,
   fuseMultiTensorCast,
   fuseRmsNorm,
+  fuseRope,
   fuseSeededDropout,
   fuseSwiGlu,
   grad,
@@ -68,6 +69,12 @@ export interface FusedParts {
    * StepGraphOptions.attentionHeadDims).
    */
   attention?: boolean;
+  /**
+   * The rotary position embeddings of the 16-bit q and k (models' applyRope: Split, Concat, Mul, Mul, Add for each,
+   * and about as many backward) as latent_sft.Rope (graph.fuseRope): one node each way, x·cos + swap(x)·sinSigned in
+   * float32 rounded once. Default: off, also for `true` / 'auto': its CUDA kernel has not run on a GPU yet.
+   */
+  rope?: boolean;
   /** Vocabulary columns per cross-entropy chunk (default 8192: graph's DEFAULT_CE_CHUNK). */
   ceChunk?: number;
   /**
@@ -99,6 +106,7 @@ export function fusedParts(f: boolean | FusedParts | undefined): Required<Omit<F
       crossEntropy: f.crossEntropy ?? f.softmax,
       weightCopies: f.weightCopies ?? false,
       attention: f.attention ?? false,
+      rope: f.rope ?? false,
       multiTensor: f.multiTensor ?? f.optimizer,
     };
   return {
@@ -110,6 +118,7 @@ export function fusedParts(f: boolean | FusedParts | undefined): Required<Omit<F
     crossEntropy: f === true,
     weightCopies: false,
     attention: false,
+    rope: false,
     multiTensor: f === true,
   };
 }
@@ -259,6 +268,7 @@ function forwardBackward(
   if (parts.attention && fuseFlashAttention(g, o.attentionHeadDims !== undefined ? { headDims: o.attentionHeadDims } : {}) === 0) warnNoFlashAttention(g, o);
   if (parts.rmsnorm) fuseRmsNorm(g);
   if (parts.swiglu) fuseSwiGlu(g);
+  if (parts.rope) fuseRope(g);
   if (parts.dropout) {
     fuseSeededDropout(g);
     fuseHashWords(g);

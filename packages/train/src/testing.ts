@@ -1,5 +1,5 @@
 // @latent-sft/train/testing (a test-only subpath export, not the public API): op-level cases for the
-// fused kernels (domain latent_sft: AdamW, SumSquares, MaskedSoftmax, RMSNorm, SwiGLU, After, FlashAttention, …): one-node graphs over
+// fused kernels (domain latent_sft: AdamW, SumSquares, MaskedSoftmax, RMSNorm, SwiGLU, Rope, After, FlashAttention, …): one-node graphs over
 // seeded data, run on a device, and their exact float32 references in JS. Used by the fused-*.test.ts
 // files here (CPU kernels vs the reference) and tools/bench/src/fused-check.ts (CUDA kernels vs the CPU
 // kernels, on the GPU machine).
@@ -507,6 +507,94 @@ export function swigluReference(inp: Record<string, HostTensor>): { y: Float64Ar
     out.y[i] = round(fr(silu * ui));
     out.dup[i] = round(fr(di * silu));
     out.dgate[i] = round(fr(fr(di * ui) * fr(s * fr(1 + fr(gi * fr(1 - s))))));
+  }
+  return out;
+}
+
+/**
+ * Rope forward and backward on one graph: inputs x, dy [B, T, n, hd] and cos, sin [B, T, 1, hd] (dtype); outputs
+ * y = Rope(x, cos, sin) and dx = Rope(dy, cos, sin){transpose 1}. cos and sin are independent draws in [−1, 1],
+ * not the cos / ±sin of one angle (whose halves repeat: cos[j] = cos[j + hd/2]), so that a kernel reading the
+ * wrong half of either, or the forward's sin where the backward needs sin[swap(j)], shows.
+ */
+export function ropeCase(
+  dtype: 'float32' | 'bfloat16' | 'float16',
+  dims: readonly [number, number, number, number],
+  seed: number,
+): { model: Uint8Array; inputs: Record<string, HostTensor> } {
+  const g = new Graph('rope_case');
+  const r = Rng.fromSeed(seed);
+  const [B, T, , hd] = dims;
+  const fdims = [B, T, 1, hd];
+  const [x, dy] = ['x', 'dy'].map((k) => g.input(k, dtype, [...dims])) as [Tensor, Tensor];
+  const [cos, sin] = ['cos', 'sin'].map((k) => g.input(k, dtype, fdims)) as [Tensor, Tensor];
+  g.output(g.op1('Rope', [x, cos, sin]), 'y');
+  g.output(g.op1('Rope', [dy, cos, sin], { transpose: 1 }), 'dx');
+  const n = dims.reduce((a, b) => a * b, 1);
+  const m = fdims.reduce((a, b) => a * b, 1);
+  const t = (d: number[], v: ArrayLike<number>) => ({ dtype, dims: d, data: typedFrom(dtype, v) as TypedData }) as HostTensor;
+  return {
+    model: serialize(g).model,
+    inputs: {
+      x: t(
+        [...dims],
+        draws(n, (_, z) => 2 * z, r),
+      ),
+      dy: t(
+        [...dims],
+        draws(n, (_, z) => z, r),
+      ),
+      cos: t(
+        fdims,
+        draws(m, (_, z) => Math.sin(3 * z), r),
+      ),
+      sin: t(
+        fdims,
+        draws(m, (_, z) => Math.cos(3 * z) * Math.sign(z), r),
+      ),
+    },
+  };
+}
+
+/**
+ * ropeCase's outputs from its (rounded) inputs, y[j] = x[j]·cos[j] + x[swap(j)]·sin[j] and
+ * dx[j] = dy[j]·cos[j] + dy[swap(j)]·sin[swap(j)]: in float64, unrounded (y, dx); in the kernels' float32
+ * arithmetic, each product and the sum rounded to float32, before the final rounding to the dtype (y32, dx32);
+ * and the scale of each, |x[j]·cos[j]| + |x[swap(j)]·sin[j]| (dx's likewise), that float32 errors are relative to.
+ */
+export function ropeReference(inp: Record<string, HostTensor>): {
+  y: Float64Array;
+  dx: Float64Array;
+  y32: Float64Array;
+  dx32: Float64Array;
+  yScale: Float64Array;
+  dxScale: Float64Array;
+} {
+  const [B, T, H, hd] = (inp['x'] as HostTensor).dims as [number, number, number, number];
+  const [x, dy, c, s] = ['x', 'dy', 'cos', 'sin'].map((k) => floatValues(inp[k] as HostTensor)) as [Float64Array, Float64Array, Float64Array, Float64Array];
+  const half = hd / 2;
+  const n = B * T * H * hd;
+  const out = {
+    y: new Float64Array(n),
+    dx: new Float64Array(n),
+    y32: new Float64Array(n),
+    dx32: new Float64Array(n),
+    yScale: new Float64Array(n),
+    dxScale: new Float64Array(n),
+  };
+  for (let i = 0; i < n; i++) {
+    const j = i % hd;
+    const sw = j < half ? i + half : i - half; // x[swap(j)] of the same row
+    const f = Math.floor(i / (H * hd)) * hd; // the token's row of cos / sin
+    const [cj, sj, ssw] = [c[f + j] as number, s[f + j] as number, s[f + (j < half ? j + half : j - half)] as number];
+    out.y[i] = (x[i] as number) * cj + (x[sw] as number) * sj;
+    out.yScale[i] = Math.abs((x[i] as number) * cj) + Math.abs((x[sw] as number) * sj);
+    out.dx[i] = (dy[i] as number) * cj + (dy[sw] as number) * ssw;
+    out.dxScale[i] = Math.abs((dy[i] as number) * cj) + Math.abs((dy[sw] as number) * ssw);
+    // float32 operands: each product is exact in float64, so fr() rounds it once; the sum of two float32 values
+    // likewise (unless their exponents are > 29 apart, not in these draws).
+    out.y32[i] = fr(fr((x[i] as number) * cj) + fr((x[sw] as number) * sj));
+    out.dx32[i] = fr(fr((dy[i] as number) * cj) + fr((dy[sw] as number) * ssw));
   }
   return out;
 }

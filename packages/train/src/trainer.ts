@@ -78,11 +78,12 @@ export interface TrainerOptions {
    * 16-bit copy of each weight that the next forward reads (no Cast of every master per step; the same
    * rounding, so bit for bit the same training). 'auto' (default): when the device's kernels load
    * (fusedKernelsStatus), else standard ops with a warning. true: required. false: never.
-   * `{ optimizer, softmax, rmsnorm?, swiglu?, dropout?, crossEntropy?, ceChunk?, weightCopies?, attention?, multiTensor? }`: required,
+   * `{ optimizer, softmax, rmsnorm?, swiglu?, dropout?, crossEntropy?, ceChunk?, weightCopies?, attention?, rope?, multiTensor? }`: required,
    * only the parts set (rmsnorm, swiglu, dropout and crossEntropy default to softmax, multiTensor — the update as one
-   * AdamWMulti node — to optimizer; weightCopies and attention are opt-in:
+   * AdamWMulti node — to optimizer; weightCopies, attention and rope are opt-in:
    * attention, the whole 16-bit attention as FlashAttention, needs softmax, and its CUDA kernel, for heads of 64
-   * or 128 only, has not run on a GPU yet).
+   * or 128 only, has not run on a GPU yet; rope, the 16-bit q/k rotary embeddings as one Rope node each, likewise
+   * has a CUDA kernel that has not run on a GPU yet).
    */
   fusedKernels?: boolean | 'auto' | FusedParts;
   /**
@@ -390,7 +391,7 @@ export class Trainer {
     const want = opts.fusedKernels ?? 'auto';
     const none = fusedParts(false);
     const parts = typeof want === 'object' && want !== null ? want : null;
-    const optional = ['rmsnorm', 'swiglu', 'dropout', 'crossEntropy', 'weightCopies', 'attention', 'multiTensor'] as const;
+    const optional = ['rmsnorm', 'swiglu', 'dropout', 'crossEntropy', 'weightCopies', 'attention', 'rope', 'multiTensor'] as const;
     if (
       want !== 'auto' &&
       typeof want !== 'boolean' &&
@@ -403,7 +404,7 @@ export class Trainer {
     ) {
       throw inputError(
         { field: 'fusedKernels' },
-        `expected true, false, 'auto' or { optimizer, softmax, rmsnorm?, swiglu?, dropout?, crossEntropy?, weightCopies?, attention?, multiTensor? } booleans (ceChunk?: an integer >= 1), got ${JSON.stringify(want)}`,
+        `expected true, false, 'auto' or { optimizer, softmax, rmsnorm?, swiglu?, dropout?, crossEntropy?, weightCopies?, attention?, rope?, multiTensor? } booleans (ceChunk?: an integer >= 1), got ${JSON.stringify(want)}`,
       );
     }
     const resolved = parts === null ? null : fusedParts(parts);

@@ -33,11 +33,11 @@ const rate = (r: Row): number | undefined => (r['tokens_per_s'] ?? r['new_tokens
 
 /**
  * "bench (mode) (fused: …) (double-buffered state) (bfloat16 params)": a run whose fused kernels are not the
- * defaults (one off: an ablation; an opt-in one on: weightCopies, attention) names the ones it used; a run whose
+ * defaults (one off: an ablation; an opt-in one on: weightCopies, attention, rope) names the ones it used; a run whose
  * Trainer double-buffered its state says so (in place is the
  * default); a run with 16-bit parameters (train-bench --params) names their dtype (float32 masters are the default).
  */
-const OPT_IN = ['weightCopies', 'attention'];
+const OPT_IN = ['weightCopies', 'attention', 'rope'];
 function oursLabel(o: Row): string {
   const f = o['fused'];
   const parts = typeof f === 'object' && f !== null ? Object.entries(f as Record<string, boolean>) : [];

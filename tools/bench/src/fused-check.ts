@@ -4,7 +4,7 @@
 // GroupQueryAttention — AdamW bit for bit, SumSquares
 // within 1e-6 relative (float64 block sums in another order), AdamW in place and its non-finite-coef skip,
 // AdamWMulti bit for bit AdamW per tensor, SeededDropout reading its tables in place, HashWords bit for bit, AdamW
-// of 16-bit parameters (bit for bit), MaskedSoftmax, RMSNorm and SwiGLU (+ Grad) and the chunked cross-entropy's
+// of 16-bit parameters (bit for bit), Rope both ways (bit for bit), MaskedSoftmax, RMSNorm and SwiGLU (+ Grad) and the chunked cross-entropy's
 // CEChunkStats / CEChunkGrad within a few ulps of their dtype, After bit for bit — then timings: AdamW over 2^28
 // elements, MaskedSoftmax, RMSNorm, SwiGLU and the LM-head cross-entropy (chunked vs standard ops) at the
 // benchmark's shapes (the bytes each moves over the time, against the GPU's bandwidth).
@@ -30,6 +30,8 @@ import {
   floatValues,
   maskedSoftmaxCase,
   rmsNormCase,
+  ropeCase,
+  ropeReference,
   runAdamWInPlace,
   runOnce,
   sumSquaresCase,
@@ -64,6 +66,7 @@ const CHECKS = [
   'softmax',
   'rmsnorm',
   'swiglu',
+  'rope',
   'dropout',
   'ce-chunk',
   'after',
@@ -386,6 +389,42 @@ if (check('swiglu'))
       const ok = packedDiffer === 0 && Object.entries(worst).every(([k, w]) => w <= (k.startsWith('dgate') ? 4 : 2) * ulp);
       if (!ok) failed++;
       emit({ check: 'swiglu', dtype, dims, ok, worst_rel: worst, packed_differ: packedDiffer });
+    }
+  }
+
+// Rope, forward (transpose 0) and backward (transpose 1): CUDA bit for bit the CPU kernel. Both run ropePair
+// (fused_shared.h): two float32 products and their float32 sum, no FMA contraction on either side (the addon's
+// -ffp-contract=off, NVRTC's --fmad=false), then the same round to nearest even into the dtype (f2bf / cvt.rn.f16.f32
+// as floatToBf16 / floatToF16), so not one ulp may differ (the CPU kernel is held to the float64 reference by
+// fused-rope.test.ts); and each within one ulp of its dtype (1e-6 for float32) of that reference, relative to the
+// case's largest value. Shapes: the 7B phase-2 q and k [8, 166, 28 | 4, 128] (4 pairs per step), odd ones on the
+// scalar path (hd/2 = 3, 5, 18) and on the vector one (hd/2 = 12), and the smallest head.
+if (check('rope'))
+  for (const [dtype, ulp] of dtypeGrid(1e-6)) {
+    for (const dims of [
+      [8, 166, 28, 128],
+      [8, 166, 4, 128],
+      [3, 5, 7, 6],
+      [2, 9, 3, 10],
+      [1, 13, 5, 36],
+      [3, 7, 5, 24],
+      [1, 1, 1, 2],
+    ] as const) {
+      const c = ropeCase(dtype, dims, 9);
+      const [gpu, host] = await onBoth(c);
+      const ref = ropeReference(c.inputs);
+      const differ: Record<string, number> = {};
+      const worst: Record<string, number> = {};
+      let first: string | null = null;
+      for (const k of ['y', 'dx'] as const) {
+        const cmp = sameBitsOrNaN(gpu[k] as HostTensor, host[k] as HostTensor);
+        differ[k] = cmp.differ + cmp.nanBoth;
+        first ??= cmp.first === null ? null : `${k} ${cmp.first}`;
+        worst[`${k}_vs_reference`] = worstRel(floatValues(gpu[k] as HostTensor), ref[k], true);
+      }
+      const ok = Object.values(differ).every((d) => d === 0) && Object.values(worst).every((w) => w <= ulp);
+      if (!ok) failed++;
+      emit({ check: 'rope', dtype, dims, ok, differ, first, worst_rel: worst });
     }
   }
 

@@ -11,6 +11,7 @@
 //        [--nodes A,B]  (no run: what the profile's nodes A and B are in the step graph)
 //        [--static-shapes]  (Trainer.batchShapes alone: the step graph built for the bench batch's dims, launched node by node)
 //        [--attention]  (FusedParts.attention: the 16-bit attention as latent_sft.FlashAttention, on top of the default fused kernels)
+//        [--rope]  (FusedParts.rope: the 16-bit q/k rotary embeddings as latent_sft.Rope, on top of the default fused kernels)
 //        [--single-adamw]  (FusedParts.multiTensor off: one AdamW node per parameter, the ablation of the multi-tensor node)
 import { parseArgs } from 'node:util';
 import { typedFrom } from '@latent-sft/graph';
@@ -53,6 +54,7 @@ const { values } = parseArgs({
     nodes: { type: 'string' },
     'static-shapes': { type: 'boolean', default: false },
     attention: { type: 'boolean', default: false },
+    rope: { type: 'boolean', default: false },
     'single-adamw': { type: 'boolean', default: false },
   },
 });
@@ -119,7 +121,7 @@ async function benchPhase(
     precision: { compute },
     device,
     recompute,
-    ...(values.attention || values['single-adamw']
+    ...(values.attention || values.rope || values['single-adamw']
       ? {
           fusedKernels: {
             optimizer: true,
@@ -129,6 +131,7 @@ async function benchPhase(
             dropout: true,
             crossEntropy: true,
             attention: values.attention,
+            rope: values.rope,
             multiTensor: !values['single-adamw'],
           },
         }

@@ -3,7 +3,7 @@
 // EP with all state device-resident. Modes: full fine-tuning ('train') and LoRA-only r=64 on every
 // projection ('lora', the phase-1 step shape). Prints "BENCH {...}" lines like bench_torch.py.
 // Usage: node train-bench.mjs [--which train,lora] [--batch 8] [--seq 512] [--steps 10] [--device cuda]
-//        [--fused auto|true|false|optimizer,softmax,rmsnorm,swiglu,dropout,ce,copies,attention] (Trainer.fusedKernels) [--cuda-opt k=v,...] [--mem-pattern true|false] (default: the Trainer's, off on CUDA)
+//        [--fused auto|true|false|optimizer,softmax,rmsnorm,swiglu,dropout,ce,copies,attention,rope] (Trainer.fusedKernels) [--cuda-opt k=v,...] [--mem-pattern true|false] (default: the Trainer's, off on CUDA)
 //        [--in-place auto|true|false] (Trainer.inPlaceState: masters and AdamW moments updated in place, or double buffered; the
 //        BENCH line's `state` says which the Trainer took)
 //        [--params float32|bfloat16] (Trainer precision.params: float32 masters and moments, or PyTorch's bf16 recipe:
@@ -64,11 +64,12 @@ const cudaOptions = Object.fromEntries(
     .filter((kv) => kv !== '')
     .map((kv) => kv.split('=') as [string, string]),
 );
-// --fused auto|true|false or a comma list of the parts to use: optimizer,softmax,rmsnorm,swiglu,dropout,ce,copies,attention (ce:
-// the LM-head cross-entropy over vocabulary chunks, FusedParts.crossEntropy; dropout: the LoRA inputs' seeded dropout,
+// --fused auto|true|false or a comma list of the parts to use: optimizer,softmax,rmsnorm,swiglu,dropout,ce,copies,attention,rope
+// (ce: the LM-head cross-entropy over vocabulary chunks, FusedParts.crossEntropy; dropout: the LoRA inputs' seeded dropout,
 // FusedParts.dropout; copies: the fused AdamW writes the 16-bit weights, FusedParts.weightCopies; attention: the 16-bit
-// attention as FlashAttention, FusedParts.attention, needs softmax; single-adamw: one AdamW node per parameter instead
-// of the multi-tensor node, FusedParts.multiTensor off)
+// attention as FlashAttention, FusedParts.attention, needs softmax; rope: the 16-bit q/k rotary embeddings as
+// latent_sft.Rope, FusedParts.rope; single-adamw: one AdamW node per parameter instead of the multi-tensor node,
+// FusedParts.multiTensor off)
 const parts = values.fused.split(',');
 const fusedKernels =
   values.fused === 'auto'
@@ -84,6 +85,7 @@ const fusedKernels =
           crossEntropy: parts.includes('ce'),
           weightCopies: parts.includes('copies'),
           attention: parts.includes('attention'),
+          rope: parts.includes('rope'),
           multiTensor: parts.includes('optimizer') && !parts.includes('single-adamw'),
         };
 if (!['auto', 'true', 'false'].includes(values['in-place'])) throw new Error(`--in-place: expected auto, true or false, got ${values['in-place']}`);

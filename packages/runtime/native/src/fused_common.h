@@ -177,6 +177,7 @@ struct Kernels {
   CUfunction swiglu[3] = {nullptr, nullptr, nullptr};
   CUfunction swigluGrad[3] = {nullptr, nullptr, nullptr};
   CUfunction swigluPacked[3] = {nullptr, nullptr, nullptr};
+  CUfunction rope[3] = {nullptr, nullptr, nullptr};  // Rope, both directions (the transpose flag)
   CUfunction ceStats[3] = {nullptr, nullptr, nullptr};
   CUfunction ceGrad[3] = {nullptr, nullptr, nullptr};
   CUfunction seededDropout[3] = {nullptr, nullptr, nullptr};
@@ -269,6 +270,7 @@ void addSumSquaresOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addMaskedSoftmaxOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addRMSNormOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addSwiGluOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
+void addRopeOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addCrossEntropyOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addAfterOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addSeededDropoutOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);

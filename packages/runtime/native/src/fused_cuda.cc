@@ -36,6 +36,7 @@ constexpr KernelFamily kFamilies[] = {
     {"sumsq_", "", &Kernels::sumsq},     {"msoftmax_", "", &Kernels::msoftmax},
     {"msoftmax_", "_grad", &Kernels::msoftmaxGrad}, {"rmsnorm_", "", &Kernels::rmsnorm}, {"rmsnorm_", "_grad", &Kernels::rmsnormGrad},
     {"swiglu_", "", &Kernels::swiglu},       {"swiglu_", "_grad", &Kernels::swigluGrad}, {"swiglu_", "_packed", &Kernels::swigluPacked},
+    {"rope_", "", &Kernels::rope},
     {"ce_", "", &Kernels::ceStats},  {"ce_", "_grad", &Kernels::ceGrad}, {"seeded_dropout_", "", &Kernels::seededDropout},
     {"decode_attention_", "", &Kernels::decodeAttention},
 };

@@ -75,6 +75,7 @@ void addFusedOps(Ort::SessionOptions& so, bool cuda) {
     addMaskedSoftmaxOps(*cpuDomain, *cudaDomain);
     addRMSNormOps(*cpuDomain, *cudaDomain);
     addSwiGluOps(*cpuDomain, *cudaDomain);
+    addRopeOps(*cpuDomain, *cudaDomain);
     addCrossEntropyOps(*cpuDomain, *cudaDomain);
     addAfterOps(*cpuDomain, *cudaDomain);
     addSeededDropoutOps(*cpuDomain, *cudaDomain);

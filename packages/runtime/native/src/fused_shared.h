@@ -112,6 +112,19 @@ LSFT_HD float swigluGateGrad(float dy, float g, float u) {
 }
 
 /**
+ * Rope's pair (a, b) = (x[j], x[j + hd/2]) in float32, before the rounding of each result to the dtype:
+ * y[j] = a·c1 + b·s1, y[j + hd/2] = b·c2 + a·s2 with c1, c2 = cos[j], cos[j + hd/2] and s1, s2 = sinSigned[j],
+ * sinSigned[j + hd/2]; `transpose` 1 (the backward: dx from dy) takes sinSigned at swap(j) instead (s1 and s2
+ * exchanged). Each product and the sum rounded to float32 (no FMA contraction on either side: -ffp-contract=off,
+ * NVRTC --fmad=false), so the CPU and CUDA kernels agree bit for bit.
+ */
+LSFT_HD void ropePair(float a, float b, float c1, float c2, float s1, float s2, int transpose, float& y1, float& y2) {
+  float u = transpose != 0 ? s2 : s1, v = transpose != 0 ? s1 : s2;
+  y1 = a * c1 + b * u;
+  y2 = b * c2 + a * v;
+}
+
+/**
  * CEChunkGrad's element in float32, before its rounding to the dtype: d log p(target) / dz · dlogp =
  * dlogp·([column is the target] − e^(z − lse)).
  */
