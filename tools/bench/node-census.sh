@@ -22,3 +22,6 @@ run 1b-phase1 tools/bench/src/phase-bench.ts --which phase1 --batch 8 --frozen b
 run 1b-phase2 tools/bench/src/phase-bench.ts --which phase2 --batch 8 --frozen bfloat16
 run 7b-phase1 tools/bench/src/phase-bench.ts --model r1-distill-qwen-7b --which phase1 --batch 4 --frozen bfloat16
 run 7b-phase2 tools/bench/src/phase-bench.ts --model r1-distill-qwen-7b --which phase2 --batch 8 --frozen bfloat16
+# The same with the opt-in parts (FlashAttention, Rope) and the batch's shapes fixed: the fewest nodes today.
+run 1b-lora+optin tools/bench/src/train-bench.ts --which lora --batch 8 --seq 512 --frozen bfloat16 --fused optimizer,softmax,rmsnorm,swiglu,dropout,ce,attention,rope --static-shapes
+run 7b-phase2+optin tools/bench/src/phase-bench.ts --model r1-distill-qwen-7b --which phase2 --batch 8 --frozen bfloat16 --attention --rope --static-shapes
