@@ -147,15 +147,16 @@ if want launch; then
 # Session 12's node reductions (the step graphs with fewer nodes: dropout tables read in place, HashWords, one
 # AdamWMulti and one CastMulti) and the question behind them: is a step bound by ORT launching its nodes? 7B phase 2
 # and the 1B LoRA step beside PEFT: the default; --single-adamw (one AdamW and one Cast per parameter again);
-# with the attention fused and the shapes fixed (the fewest nodes); then an ORT profile WITHOUT
+# with the attention and RoPE fused and the shapes fixed (the fewest nodes); then an ORT profile WITHOUT
 # CUDA_LAUNCH_BLOCKING, whose node times are host times: their sum per run against the step time says how
 # much of the step the host spends launching. --nodes '' first prints each step graph's node count.
 node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --frozen bfloat16 --nodes '' | grep '^NODES'
 peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
-for a in "" --single-adamw "--attention --static-shapes"; do peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16 $a; done
+for a in "" --single-adamw "--attention --rope --static-shapes"; do peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16 $a; done
 node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16 --profile /root/p2host | grep -E 'profile'
 peak python3 tools/reference/bench_torch.py --which lora --recipes peft-fused --steps 10
 for f in optimizer,softmax,rmsnorm,swiglu,dropout,ce optimizer,softmax,rmsnorm,swiglu,dropout,ce,single-adamw; do peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --frozen bfloat16 --fused $f; done
+peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --frozen bfloat16 --fused optimizer,softmax,rmsnorm,swiglu,dropout,ce,attention,rope --static-shapes
 node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 3 --frozen bfloat16 --profile /root/lorahost | grep -E 'profile'
 fi
 if want lora; then
