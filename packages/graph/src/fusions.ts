@@ -479,7 +479,13 @@ export function fuseMultiTensorAdamW(g: Graph): number {
   const groups = new Map<string, Node[]>();
   for (const n of g.nodes) {
     if ((n.op !== 'AdamW' && n.op !== 'AdamWCopy') || n.segment !== undefined) continue;
-    const key = `${n.op}|${n.inputs.slice(4).join(',')}|${JSON.stringify(n.attrs)}`;
+    // A scalar input that is a one-element constant is keyed by its value (graph-optim's decay 1 without weight
+    // decay is a fresh constant per parameter), any other by its name.
+    const scalars = n.inputs.slice(4).map((name) => {
+      const t = g.initializers.get(name);
+      return t !== undefined && t.data.length === 1 ? `${t.dtype}=${String(t.data[0])}` : name;
+    });
+    const key = `${n.op}|${scalars.join(',')}|${JSON.stringify(n.attrs)}`;
     groups.set(key, [...(groups.get(key) ?? []), n]);
   }
   let merged = 0;
@@ -496,9 +502,10 @@ export function fuseMultiTensorAdamW(g: Graph): number {
 }
 
 /**
- * fuseMultiTensorCast: the step's Casts of float32 graph inputs (the trainable masters) to one 16-bit dtype,
+ * fuseMultiTensorCast: the step's Casts of float32 graph inputs (the trainable masters, and any float32 batch or
+ * frozen input cast the same way) to one 16-bit dtype,
  * outside recomputable segments, become one CastMulti node (the outputs keep their names): one ORT dispatch
- * instead of one per parameter (364 LoRA factors in a 7B phase-2 step), each value rounded as Cast rounds.
+ * instead of one per parameter (392 LoRA factors in a 7B phase-2 step), each value rounded as Cast rounds.
  * Placed before the first reader of any of them. Returns how many nodes were merged away.
  */
 export function fuseMultiTensorCast(g: Graph): number {

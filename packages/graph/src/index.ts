@@ -22,7 +22,7 @@ export {
   fuseSwiGlu,
 } from './fusions.js';
 export { fuseLinearCrossEntropy, lowerLinearLogProb } from './linear-cross-entropy.js';
-export { HASH_P, HASH_ROUNDS, fuseHashWords, hashFlat, hashStreamOffset, hashWords } from './hash.js';
+export { fuseHashWords, hashFlat, hashStreamOffset, hashWords } from './hash.js';
 export { recomputeSegments } from './recompute.js';
 export { liftWeights } from './lift.js';
 export type { RecomputedSegment } from './recompute.js';

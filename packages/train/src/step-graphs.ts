@@ -89,7 +89,7 @@ export interface FusedParts {
    * The fused optimizer's per-parameter AdamW nodes as one multi-tensor node (graph.fuseMultiTensorAdamW:
    * AdamWMulti / AdamWCopyMulti, the same kernel per tensor, bit for bit), and the forward's casts of the
    * float32 masters to the compute dtype as one CastMulti (graph.fuseMultiTensorCast, rounded as Cast; on CUDA
-   * only: StepGraphOptions.multiTensorCast): one ORT dispatch each instead of one per parameter (392 and 364 in
+   * only: StepGraphOptions.multiTensorCast): one ORT dispatch each instead of one per parameter (392 and 392 in
    * a 7B phase-2 step). Default: as `optimizer`.
    */
   multiTensor?: boolean;

@@ -80,6 +80,7 @@ export const ADAMW_MULTI_TENSORS: ReadonlyArray<readonly [number, 'float32' | 'b
   [(1 << 16) + 3, 'float32', 'float32'],
   [7, 'float16', 'float32'],
   [4099, 'bfloat16', 'bfloat16'],
+  [515, 'float16', 'float16'],
 ];
 
 /**
