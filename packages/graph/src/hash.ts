@@ -97,9 +97,8 @@ function sameValue(
   return true;
 }
 
-/** Every Range node under `root` (producers followed), with the Add that offsets its indices. */
-function rangesUnder(producer: Map<string, Node>, root: string): Node[] {
-  const out: Node[] = [];
+/** The nodes that compute `root` (producers followed depth first, each once), not looking below a node `stop` accepts. */
+function* nodesUnder(producer: Map<string, Node>, root: string, stop: (n: Node) => boolean = () => false): Generator<Node> {
   const stack = [root];
   const visited = new Set<string>();
   while (stack.length > 0) {
@@ -108,10 +107,15 @@ function rangesUnder(producer: Map<string, Node>, root: string): Node[] {
     visited.add(v);
     const n = producer.get(v);
     if (n === undefined) continue;
-    if (n.op === 'Range') out.push(n);
-    else for (const i of n.inputs) if (i !== '') stack.push(i);
+    yield n;
+    if (!stop(n)) for (const i of n.inputs) if (i !== '') stack.push(i);
   }
-  return out;
+}
+
+/** Every Range node under `root`. */
+function rangesUnder(producer: Map<string, Node>, root: string): Node[] {
+  const isRange = (n: Node) => n.op === 'Range';
+  return [...nodesUnder(producer, root, isRange)].filter(isRange);
 }
 
 /** Rewrites every hashWords subgraph of `g` with a constant count (see the file header); returns how many. */
@@ -168,20 +172,11 @@ export function fuseHashWords(g: Graph): number {
 
 /** The seed of a hashFlat chain under `root`: the int64 scalar input of the `Div(seed, P)` not fed by a Range. */
 function findSeed(g: Graph, producer: Map<string, Node>, root: string): string | undefined {
-  const stack = [root];
-  const visited = new Set<string>();
-  while (stack.length > 0) {
-    const v = stack.pop() as string;
-    if (visited.has(v)) continue;
-    visited.add(v);
-    const n = producer.get(v);
-    if (n === undefined) continue;
-    if (n.op === 'Div' && int64Constant(g, n.inputs[1]) === HASH_P) {
-      const x = n.inputs[0] as string;
-      const t = g.value(x);
-      if (t.rank === 0 && t.dtype === 'int64' && rangesUnder(producer, x).length === 0) return x;
-    }
-    for (const i of n.inputs) if (i !== '') stack.push(i);
+  for (const n of nodesUnder(producer, root)) {
+    if (n.op !== 'Div' || int64Constant(g, n.inputs[1]) !== HASH_P) continue;
+    const x = n.inputs[0] as string;
+    const t = g.value(x);
+    if (t.rank === 0 && t.dtype === 'int64' && rangesUnder(producer, x).length === 0) return x;
   }
   return undefined;
 }

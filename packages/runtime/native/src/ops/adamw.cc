@@ -119,7 +119,13 @@ void updateTensor(Ort::KernelContext& ctx, size_t in, size_t out, const float* c
   }
 }
 
-template <bool OnCuda, bool Copy>
+/**
+ * AdamW / AdamWCopy (Multi false: p, g, m, v, then the 4 scalars) and AdamWMulti / AdamWCopyMulti (Multi true:
+ * the 4 scalars, then p, g, m, v of each of k tensors -> p', m', v' (and the copy) of each tensor in order):
+ * updateTensor per tensor (the single op's kernel and launch), in one node. In place like the single op (each
+ * output over its own tensor's input).
+ */
+template <bool OnCuda, bool Copy, bool Multi>
 struct AdamWKernel {
   float b2, omb1, omb2, eps;
   ONNXTensorElementDataType to = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
@@ -139,49 +145,20 @@ struct AdamWKernel {
     try {
       Ort::KernelContext ctx(context);
       const float* scal[4];
-      readScalars(ctx, 4, scal);
-      updateTensor<OnCuda, Copy>(ctx, 0, 0, scal, b2, omb1, omb2, eps, to, deviceId);
+      if constexpr (!Multi) {
+        readScalars(ctx, 4, scal);
+        updateTensor<OnCuda, Copy>(ctx, 0, 0, scal, b2, omb1, omb2, eps, to, deviceId);
+      } else {
+        size_t inputs = ctx.GetInputCount(), outputs = ctx.GetOutputCount();
+        const size_t per = Copy ? 4 : 3;
+        if (inputs < 8 || (inputs - 4) % 4 != 0 || outputs != (inputs - 4) / 4 * per)
+          throw std::runtime_error("expects 4 scalars then p, g, m, v per tensor, and " + std::to_string(per) + " outputs per tensor");
+        readScalars(ctx, 0, scal);
+        for (size_t i = 0; 4 + 4 * i < inputs; i++) updateTensor<OnCuda, Copy>(ctx, 4 + 4 * i, per * i, scal, b2, omb1, omb2, eps, to, deviceId);
+      }
       return nullptr;
     } catch (const std::exception& e) {
-      return fail(Copy ? "AdamWCopy" : "AdamW", e);
-    }
-  }
-};
-
-/**
- * AdamWMulti / AdamWCopyMulti: step_size, decay, bc2_sqrt, coef, then p, g, m, v of each of k tensors ->
- * p', m', v' (and the copy) of each tensor in order: updateTensor per tensor (the single op's kernel and
- * launch), in one node. In place like the single op (each output over its own tensor's input).
- */
-template <bool OnCuda, bool Copy>
-struct AdamWMultiKernel {
-  float b2, omb1, omb2, eps;
-  ONNXTensorElementDataType to = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
-  int deviceId = 0;
-
-  explicit AdamWMultiKernel(const OrtKernelInfo* info) {
-    Ort::ConstKernelInfo ki(info);
-    if (Copy) to = copyType(ki.GetAttribute<int64_t>("to"));
-    b2 = ki.GetAttribute<float>("beta2");
-    omb1 = ki.GetAttribute<float>("one_minus_beta1");
-    omb2 = ki.GetAttribute<float>("one_minus_beta2");
-    eps = ki.GetAttribute<float>("eps");
-    if (OnCuda) (void)kernelsForCurrentContext(deviceId);
-  }
-
-  OrtStatusPtr ComputeV2(OrtKernelContext* context) {
-    try {
-      Ort::KernelContext ctx(context);
-      size_t inputs = ctx.GetInputCount(), outputs = ctx.GetOutputCount();
-      const size_t per = Copy ? 4 : 3;
-      if (inputs < 8 || (inputs - 4) % 4 != 0 || outputs != (inputs - 4) / 4 * per)
-        throw std::runtime_error("expects 4 scalars then p, g, m, v per tensor, and " + std::to_string(per) + " outputs per tensor");
-      const float* scal[4];
-      readScalars(ctx, 0, scal);
-      for (size_t i = 0; 4 + 4 * i < inputs; i++) updateTensor<OnCuda, Copy>(ctx, 4 + 4 * i, per * i, scal, b2, omb1, omb2, eps, to, deviceId);
-      return nullptr;
-    } catch (const std::exception& e) {
-      return fail(Copy ? "AdamWCopyMulti" : "AdamWMulti", e);
+      return fail(Multi ? (Copy ? "AdamWCopyMulti" : "AdamWMulti") : (Copy ? "AdamWCopy" : "AdamW"), e);
     }
   }
 };
@@ -213,7 +190,7 @@ OrtStatusPtr inferAdamWMulti(const OrtCustomOp*, OrtShapeInferContext* ctx) {
 }
 
 template <bool OnCuda, bool Copy>
-struct AdamWMultiOp : FusedOp<AdamWMultiOp<OnCuda, Copy>, AdamWMultiKernel<OnCuda, Copy>, OnCuda> {
+struct AdamWMultiOp : FusedOp<AdamWMultiOp<OnCuda, Copy>, AdamWKernel<OnCuda, Copy, true>, OnCuda> {
   AdamWMultiOp() { this->InferOutputShapeFn = &inferAdamWMulti<Copy>; }
   const char* GetName() const { return Copy ? "AdamWCopyMulti" : "AdamWMulti"; }
   // The four float32 scalars, then the tensors: variadic, of mixed float dtypes (checked by the kernel).
@@ -254,7 +231,7 @@ OrtStatusPtr inferAdamWCopy(const OrtCustomOp*, OrtShapeInferContext* ctx) {
 }
 
 template <bool OnCuda, bool Copy>
-struct AdamWOp : FusedOp<AdamWOp<OnCuda, Copy>, AdamWKernel<OnCuda, Copy>, OnCuda> {
+struct AdamWOp : FusedOp<AdamWOp<OnCuda, Copy>, AdamWKernel<OnCuda, Copy, false>, OnCuda> {
   AdamWOp() { this->InferOutputShapeFn = Copy ? &inferAdamWCopy : &inferAdamW; }
   const char* GetName() const { return Copy ? "AdamWCopy" : "AdamW"; }
   // p, g, m, v: any float dtype (checked by the kernel); the four scalars float32.
