@@ -23,7 +23,7 @@ if [ "$MODE" = start ]; then
       cd $W; export CUDA_VISIBLE_DEVICES=$g PEAK_GPU=$g DATA_DIR=$W/data PYTHONUNBUFFERED=1
       echo \"LANE $i: $lane (\$(date -u +%T))\"
       for s in $lane; do
-        case \$s in train-torch|7b-torch|anchors) ;; *) while [ ! -f /root/app/READY ]; do sleep 5; done; source /root/rt/env.sh ;; esac
+        case \$s in train-torch|7b-torch|anchors|compile) ;; *) while [ ! -f /root/app/READY ]; do sleep 5; done; source /root/rt/env.sh ;; esac
         echo \"SECTION \$s start \$(date -u +%T)\"; bash tools/bench/run-gpu.sh \$s; echo \"SECTION \$s end \$(date -u +%T)\"
       done; echo LANE-EXIT" > /root/lane-$i.log 2>&1 < /dev/null &
     i=$((i + 1))

@@ -4,7 +4,7 @@
 #   bash tools/device/build-app.sh tools/bench/src/{train-bench,phase-bench,forward-1b,runtime-probe,fused-check,table,decode-probe,random-checkpoint,gemm-probe}.ts \
 #        packages/generate/bench/generate-bench.ts apps/cache-latents/src/main.ts=cache-latents   # here
 #   bash tools/bench/run-gpu.sh [anchors] [core] [train] [train-torch] [gen] [7b] [7b-torch] [7b-gen] [7b-cache] \
-#        [check] [flash] [launch] [lora] [p1] [p2] [static] [7b-latent] [gemm] [profile-1b] [ckpt7] > bench.log   # there
+#        [check] [compile] [flash] [flash-quick] [p1-quick] [launch] [lora] [p1] [p2] [static] [7b-latent] [gemm] [profile-1b] [ckpt7] > bench.log   # there
 #   node /root/app/dist/table.mjs bench.log
 # (no argument: train, train-torch and gen; 7b: the DeepSeek-R1-Distill-Qwen-7B-shape phase steps and full
 # fine-tuning; 7b-torch: their PyTorch/PEFT anchors; 7b-gen: generation at 7B beside HF; 7b-cache:
@@ -26,6 +26,10 @@ peak python3 tools/reference/bench_torch.py --which lora --recipes peft-fused --
 for r in peft-fused peft-fused-ckpt; do peak python3 tools/reference/bench_torch.py --which lora7b --recipes $r --steps 5; done
 peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
 peak python3 tools/reference/bench_torch.py --which train7b --recipes bf16-fused-ckpt --steps 3
+fi
+if want compile; then
+# The compiled PyTorch 1B full step alone (issue 18 asks its ratio stated), for a lane's first minutes while Node arrives.
+peak python3 tools/reference/bench_torch.py --which train --recipes bf16-fused-compile --steps 10
 fi
 if want core; then
 # Ours beside the anchors section: the 1B full and LoRA steps, the 7B phase steps and 7B full fine-tuning.
@@ -142,6 +146,18 @@ for f in optimizer,softmax,rmsnorm,swiglu,dropout,ce optimizer,softmax,rmsnorm,s
 for a in "" --attention; do peak node $A/phase-bench.mjs --device cuda --which phase2 --batch 8 --steps 5 --frozen bfloat16 $a; done
 peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
 for a in "" --attention; do peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16 $a; done
+fi
+if want flash-quick; then
+# A short lease's flash: the 1B full step beside PyTorch's eager bf16 fused-AdamW recipe, default and with the
+# attention and RoPE fused, in both precision recipes (issue 18's criterion; the checks ran in `check`).
+peak python3 tools/reference/bench_torch.py --which train --recipes bf16-fused --steps 10
+for f in optimizer,softmax,rmsnorm,swiglu,dropout,ce optimizer,softmax,rmsnorm,swiglu,dropout,ce,attention,rope; do peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused $f; done
+peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --params bfloat16 --fused optimizer,softmax,rmsnorm,swiglu,dropout,ce,attention,rope
+fi
+if want p1-quick; then
+# A short lease's p1: the 7B phase-1 step beside PEFT at 512 tokens per row, default and with attention and RoPE fused.
+peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5
+for a in "" "--attention --rope"; do peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16 $a; done
 fi
 if want launch; then
 # Session 12's node reductions (the step graphs with fewer nodes: dropout tables read in place, HashWords, one
