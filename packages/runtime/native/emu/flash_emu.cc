@@ -223,6 +223,8 @@ LSFT_EMU_UNCHECKED void __asan_after_dynamic_init() {}
 #define blockDim emu::blockDim
 
 inline void __syncthreads() { emu::wait(emu::block, blockDim.x); }
+/** __syncwarp: the warp's lanes meet (the kernels' warp-private mask tiles are written and read by different lanes). */
+inline void emuSyncWarp() { emu::wait(emu::warps[threadIdx.x >> 5], 32); }
 inline float __shfl_xor_sync(unsigned, float v, int laneMask) {
   const unsigned lane = threadIdx.x & 31, w = threadIdx.x >> 5;
   float r = 0.0f;

@@ -64,13 +64,25 @@ constexpr int kFlashKeys = 64;
 LSFT_HD constexpr int flashQt(int D) { return D <= 64 ? 64 : 32; }
 
 /**
+ * Row strides (floats) of the mask tiles in shared memory: the forward's and dQ's per warp [16 rows][kFlashMaskP]
+ * (64 keys), dK/dV's [64 keys][flashQtP(D)] (its step's queries); padded by 8 so that a half-warp's 8-byte reads
+ * of its fragments' elements fall in distinct banks.
+ */
+constexpr int kFlashMaskP = kFlashKeys + 8;
+LSFT_HD constexpr int flashQtP(int D) { return flashQt(D) + 8; }
+
+/** Shared bytes of the forward's and dQ's mask tiles: 4 warps × 16 rows of kFlashMaskP floats, and their rows' mask offsets. */
+constexpr long long kFlashRowMaskBytes = 4LL * 16 * kFlashMaskP * 4 + 4LL * 16 * 8;
+
+/**
  * Dynamic shared memory (bytes) of FlashAttention's CUDA kernels at head dim D: kernel 0 forward, 1 dK/dV,
- * 2 dQ (the layouts are in kernels/flash_attention.cu: 16-bit tiles with rows padded by 8 elements).
+ * 2 dQ (the layouts are in kernels/flash_attention.cu: 16-bit tiles with rows padded by 8 elements, then the mask
+ * tiles of the step).
  */
 LSFT_HD constexpr long long flashSmemBytes(int kernel, int D) {
-  return kernel == 0   ? 2LL * 2 * kFlashKeys * (D + 8)
-         : kernel == 1 ? 2LL * (2 * kFlashKeys + 2 * flashQt(D)) * (D + 8) + 20LL * flashQt(D)
-                       : 2LL * 2 * (kFlashRows + kFlashKeys) * (D + 8);
+  return kernel == 0   ? 2LL * 2 * kFlashKeys * (D + 8) + kFlashRowMaskBytes
+         : kernel == 1 ? 2LL * (2 * kFlashKeys + 2 * flashQt(D)) * (D + 8) + 20LL * flashQt(D) + 4LL * kFlashKeys * flashQtP(D) + 16
+                       : 2LL * 2 * (kFlashRows + kFlashKeys) * (D + 8) + kFlashRowMaskBytes;
 }
 
 /** VocabTopK's chunk: the elements of a row one block (CUDA) or one task (CPU) selects from. */

@@ -39,6 +39,8 @@ using latent_sft::FlashDims;
 using latent_sft::flashQt;
 using latent_sft::kFlashKeys;
 using latent_sft::kFlashRows;
+using latent_sft::kFlashMaskP;
+using latent_sft::flashQtP;
 
 struct alignas(16) FlashU4 { u32 x, y, z, w; };
 
@@ -133,22 +135,57 @@ __device__ __forceinline__ void flashPackA(u32* a, const float* c0, const float*
   a[3] = flashPack<T>(c1[2], c1[3]);
 }
 
+/** e^x (ex2.approx on the GPU: the kernels' results are within their dtype's rounding, not bit for bit, of the CPU's). */
+__device__ __forceinline__ float flashExp(float x) {
+#if defined(LSFT_FLASH_EMULATE)
+  return expf(x);
+#else
+  return __expf(x);
+#endif
+}
+/** a·b + c rounded once (the program is built with --fmad=false; this is the one place the kernels want it). */
+__device__ __forceinline__ float flashFma(float a, float b, float c) {
+#if defined(LSFT_FLASH_EMULATE)
+  return fmaf(a, b, c);
+#else
+  return __fmaf_rn(a, b, c);
+#endif
+}
+__device__ __forceinline__ void flashSyncWarp() {
+#if defined(LSFT_FLASH_EMULATE)
+  emuSyncWarp();
+#else
+  __syncwarp();
+#endif
+}
+
 /**
- * Whether a warp skips a 64-key step (kFlashBlocked): every lane's two rows (mask row offsets mo, −1 none) already
- * have a live key (max above the threshold) and the mask blocks each of the lane's columns of the step.
+ * Loads a warp's mask tile for a step, coalesced: its 16 rows (mask row offsets rowMo, −1 where the row does not
+ * exist) by the 64 keys from s0, into sm (row stride kFlashMaskP floats), −∞ where the row or key does not exist.
+ * Returns whether the mask blocks (kFlashBlocked) every element this lane loaded that exists: the warp's vote over
+ * it (with its rows' maxima) says whether the warp may skip the step.
  */
-template <int NT>
-__device__ __forceinline__ bool flashSkipKeys(const float* __restrict__ M, const FlashDims& d, const long long* mo, const float* rowMax, long long s0, int tq) {
-  bool skip = (mo[0] < 0 || rowMax[0] > kFlashBlocked) && (mo[1] < 0 || rowMax[1] > kFlashBlocked);
+__device__ __forceinline__ bool flashWarpMask(float* sm, const float* __restrict__ M, const FlashDims& d, const long long* rowMo, long long s0, int lane) {
+  bool blocked = true;
+  const long long lim = d.S - s0;
+  flashSyncWarp();  // the warp's reads of the previous step's tile are done
+#pragma unroll 4
+  for (int r = 0; r < 16; r++) {
+    const long long mo = rowMo[r];
+    const float* mr = M + mo + s0 * d.ms;
 #pragma unroll
-  for (int n = 0; n < NT; n++)
-#pragma unroll
-    for (int e = 0; e < 4; e++) {
-      const int h = e >> 1;
-      const long long col = s0 + n * 8 + 2 * tq + (e & 1);
-      if (skip && mo[h] >= 0 && col < d.S && !(M[mo[h] + col * d.ms] <= kFlashBlocked)) skip = false;
+    for (int h = 0; h < 2; h++) {
+      const int c = lane + 32 * h;
+      float v = kFlashNegInf;
+      if (mo >= 0 && c < lim) {
+        v = d.ms == 1 ? mr[c] : mr[c * d.ms];
+        blocked = blocked && v <= kFlashBlocked;
+      }
+      sm[r * kFlashMaskP + c] = v;
     }
-  return __all_sync(0xffffffffu, skip);
+  }
+  flashSyncWarp();
+  return blocked;
 }
 
 /** The element offset of row i's mask row (b, g, r = i / T, t = i % T) in M. */
@@ -165,17 +202,20 @@ __device__ __forceinline__ void flashFwd(const T* __restrict__ Q, const T* __res
   u16* sK = reinterpret_cast<u16*>(flashShared);  // [64][P] keys (first the Q tile)
   u16* sV = sK + kFlashKeys * P;                   // [64][P] values
   const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3, wr = 16 * w;
+  float* sm = reinterpret_cast<float*>(sV + kFlashKeys * P) + w * 16 * kFlashMaskP;            // [16][kFlashMaskP] this warp's mask tile
+  long long* smo = reinterpret_cast<long long*>(reinterpret_cast<float*>(sV + kFlashKeys * P) + 4 * 16 * kFlashMaskP) + w * 16;  // [16] its rows' mask offsets
   const long long bg = blockIdx.y, b = bg / d.G, hg = bg - b * d.G, row0 = (long long)blockIdx.x * kFlashRows;
   const u16* q = reinterpret_cast<const u16*>(Q) + (bg * d.N + row0) * D;
   const u16* k = reinterpret_cast<const u16*>(K) + bg * d.S * D;
   const u16* v = reinterpret_cast<const u16*>(V) + bg * d.S * D;
+  if (lane < 16) smo[lane] = row0 + wr + lane < d.N ? flashMaskRow(d, b, hg, row0 + wr + lane) : -1;
   flashCopy<D>(sK, P, q, d.N - row0, kFlashRows, tid);
   __syncthreads();
   u32 qa[KD][4];
 #pragma unroll
   for (int kk = 0; kk < KD; kk++) flashLdmRows<false>(qa[kk], sK, P, wr, 16 * kk, lane);
   const long long i0 = row0 + wr + g, i1 = i0 + 8;
-  const long long mo[2] = {i0 < d.N ? flashMaskRow(d, b, hg, i0) : -1, i1 < d.N ? flashMaskRow(d, b, hg, i1) : -1};
+  const bool rowOk[2] = {i0 < d.N, i1 < d.N};
   float mx[2] = {kFlashNegInf, kFlashNegInf}, ls[2] = {0.0f, 0.0f}, acc[ND][4];
 #pragma unroll
   for (int n = 0; n < ND; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
@@ -183,8 +223,10 @@ __device__ __forceinline__ void flashFwd(const T* __restrict__ Q, const T* __res
     __syncthreads();
     flashCopy<D>(sK, P, k + s0 * D, d.S - s0, kFlashKeys, tid);
     flashCopy<D>(sV, P, v + s0 * D, d.S - s0, kFlashKeys, tid);
+    const bool blocked = flashWarpMask(sm, M, d, smo, s0, lane);
     __syncthreads();
-    if (flashSkipKeys<NT>(M, d, mo, mx, s0, tq)) continue;
+    // Skip: the mask blocks the warp's whole part of the step and each of its rows already has a live key.
+    if (__all_sync(0xffffffffu, blocked && (!rowOk[0] || mx[0] > kFlashBlocked) && (!rowOk[1] || mx[1] > kFlashBlocked))) continue;
     float sc[NT][4];
 #pragma unroll
     for (int n = 0; n < NT; n++) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
@@ -197,14 +239,14 @@ __device__ __forceinline__ void flashFwd(const T* __restrict__ Q, const T* __res
         flashMma<T>(sc[n], qa[kk], kb[0], kb[1]);
         flashMma<T>(sc[n + 1], qa[kk], kb[2], kb[3]);
       }
+    // z = scale·s + mask (−∞ past the keys); the tile's element of row g + 8h, key 8n + 2tq + (e & 1).
     float tmax[2] = {kFlashNegInf, kFlashNegInf};
 #pragma unroll
     for (int n = 0; n < NT; n++)
 #pragma unroll
       for (int e = 0; e < 4; e++) {
         const int h = e >> 1;
-        const long long col = s0 + n * 8 + 2 * tq + (e & 1);
-        const float z = col < d.S ? d.scale * sc[n][e] + (mo[h] >= 0 ? M[mo[h] + col * d.ms] : 0.0f) : kFlashNegInf;
+        const float z = flashFma(d.scale, sc[n][e], sm[(g + 8 * h) * kFlashMaskP + n * 8 + 2 * tq + (e & 1)]);
         sc[n][e] = z;
         tmax[h] = fmaxf(tmax[h], z);
       }
@@ -215,7 +257,7 @@ __device__ __forceinline__ void flashFwd(const T* __restrict__ Q, const T* __res
       tmax[h] = fmaxf(tmax[h], __shfl_xor_sync(0xffffffffu, tmax[h], 2));
       const float mn = fmaxf(mx[h], tmax[h]);
       mu[h] = mn == kFlashNegInf ? 0.0f : mn;  // a row with no finite score yet: e^(−∞ − 0) = 0, no NaN
-      const float alpha = expf(mx[h] - mu[h]);
+      const float alpha = flashExp(mx[h] - mu[h]);
       mx[h] = mn;
       ls[h] *= alpha;
 #pragma unroll
@@ -228,7 +270,7 @@ __device__ __forceinline__ void flashFwd(const T* __restrict__ Q, const T* __res
     for (int n = 0; n < NT; n++)
 #pragma unroll
       for (int e = 0; e < 4; e++) {
-        const float p = expf(sc[n][e] - mu[e >> 1]);
+        const float p = flashExp(sc[n][e] - mu[e >> 1]);
         ls[e >> 1] += p;
         sc[n][e] = p;
       }
@@ -254,7 +296,7 @@ __device__ __forceinline__ void flashFwd(const T* __restrict__ Q, const T* __res
   const long long rows[2] = {i0, i1};
 #pragma unroll
   for (int h = 0; h < 2; h++) {
-    if (rows[h] >= d.N) continue;
+    if (!rowOk[h]) continue;
     const long long base = (bg * d.N + rows[h]) * D;
 #pragma unroll
     for (int n = 0; n < ND; n++) o[(base + n * 8 + 2 * tq) / 2] = flashPack<T>(acc[n][2 * h] / ls[h], acc[n][2 * h + 1] / ls[h]);
@@ -281,15 +323,17 @@ __device__ __forceinline__ void flashDkDv(const T* __restrict__ dO, const T* __r
                                           const float* __restrict__ M, const float* __restrict__ stats, const float* __restrict__ dsum,
                                           T* __restrict__ dK, T* __restrict__ dV, const FlashDims& d) {
   extern __shared__ FlashU4 flashShared[];
-  constexpr int P = D + 8, QT = flashQt(D), KD = D / 16, ND = D / 8, NQ = QT / 8;
+  constexpr int P = D + 8, QT = flashQt(D), QP = flashQtP(D), KD = D / 16, ND = D / 8, NQ = QT / 8;
   u16* sK = reinterpret_cast<u16*>(flashShared);  // [64][P] this block's keys
   u16* sV = sK + kFlashKeys * P;                   // [64][P] its values
   u16* sQ = sV + kFlashKeys * P;                   // [QT][P] the step's queries
   u16* sdO = sQ + QT * P;                          // [QT][P] their output gradients
-  float* sM = reinterpret_cast<float*>(sdO + QT * P);  // [QT] row max, sum, Dsum
-  float* sL = sM + QT;
-  float* sDs = sL + QT;
+  float* sM = reinterpret_cast<float*>(sdO + QT * P);  // [QT] row max, 1 / sum, Dsum
+  float* sRl = sM + QT;
+  float* sDs = sRl + QT;
   long long* sMo = reinterpret_cast<long long*>(sDs + QT);  // [QT] mask row offsets (−1: no such row)
+  float* sMk = reinterpret_cast<float*>(sMo + QT);          // [64 keys][QP] the step's mask, −∞ where no row or key
+  int* sSkip = reinterpret_cast<int*>(sMk + kFlashKeys * QP);  // [4] the warps' skip votes
   const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3, wr = 16 * w;
   const long long bg = blockIdx.y, b = bg / d.G, hg = bg - b * d.G, key0 = (long long)blockIdx.x * kFlashKeys;
   const u16* q = reinterpret_cast<const u16*>(Q) + bg * d.N * D;
@@ -301,32 +345,40 @@ __device__ __forceinline__ void flashDkDv(const T* __restrict__ dO, const T* __r
 #pragma unroll
   for (int n = 0; n < ND; n++) dk[n][0] = dk[n][1] = dk[n][2] = dk[n][3] = dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.0f;
   for (long long q0 = 0; q0 < d.N; q0 += QT) {
-    __syncthreads();
-    flashCopy<D>(sQ, P, q + q0 * D, d.N - q0, QT, tid);
-    flashCopy<D>(sdO, P, go + q0 * D, d.N - q0, QT, tid);
+    __syncthreads();  // the previous step's reads of every tile are done
     for (int r = tid; r < QT; r += 128) {
       const long long i = q0 + r;
       const bool ok = i < d.N;
       sM[r] = ok ? stats[2 * (bg * d.N + i)] : 0.0f;
-      sL[r] = ok ? stats[2 * (bg * d.N + i) + 1] : 1.0f;
+      sRl[r] = 1.0f / (ok ? stats[2 * (bg * d.N + i) + 1] : 1.0f);
       sDs[r] = ok ? dsum[bg * d.N + i] : 0.0f;
       sMo[r] = ok ? flashMaskRow(d, b, hg, i) : -1;
     }
     __syncthreads();
-    {
-      bool skip = true;
-      for (int c = lane; c < QT; c += 32)
-        if (sMo[c] >= 0 && !(sM[c] > kFlashBlocked)) skip = false;
-#pragma unroll
-      for (int n = 0; n < NQ; n++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-          const int c = n * 8 + 2 * tq + (e & 1);
-          const long long j = e < 2 ? j0 : j1;
-          if (skip && sMo[c] >= 0 && j < d.S && !(M[sMo[c] + j * d.ms] <= kFlashBlocked)) skip = false;
-        }
-      if (__all_sync(0xffffffffu, skip)) continue;
+    // The warp's 16 keys × the step's queries of the mask, coalesced (16 keys of 2 queries per load), and its vote:
+    // skip when the mask blocks all of it and each query already has a live key.
+    bool skip = true;
+    for (int c = lane; c < QT; c += 32)
+      if (sMo[c] >= 0 && !(sM[c] > kFlashBlocked)) skip = false;
+#pragma unroll 4
+    for (int x = lane; x < 16 * QT; x += 32) {
+      const int jj = x & 15, c = x >> 4;
+      const long long key = key0 + wr + jj, mrow = sMo[c];
+      float val = kFlashNegInf;
+      if (mrow >= 0 && key < d.S) {
+        val = M[mrow + key * d.ms];
+        skip = skip && val <= kFlashBlocked;
+      }
+      sMk[(wr + jj) * QP + c] = val;
     }
+    skip = __all_sync(0xffffffffu, skip);
+    if (lane == 0) sSkip[w] = skip ? 1 : 0;
+    __syncthreads();
+    if (sSkip[0] && sSkip[1] && sSkip[2] && sSkip[3]) continue;  // no warp needs the step's queries
+    flashCopy<D>(sQ, P, q + q0 * D, d.N - q0, QT, tid);
+    flashCopy<D>(sdO, P, go + q0 * D, d.N - q0, QT, tid);
+    __syncthreads();
+    if (skip) continue;
     float st[NQ][4], dp[NQ][4];
 #pragma unroll
     for (int n = 0; n < NQ; n++) st[n][0] = st[n][1] = st[n][2] = st[n][3] = dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.0f;
@@ -346,15 +398,15 @@ __device__ __forceinline__ void flashDkDv(const T* __restrict__ dO, const T* __r
         flashMma<T>(dp[n + 1], va, ob[2], ob[3]);
       }
     }
-    // Row = key (j0 for c0, c1; j1 for c2, c3), column = query q0 + 8n + 2tq (+1).
+    // Row = key (wr + g for c0, c1; + 8 for c2, c3), column = query q0 + 8n + 2tq (+1). P = 0 where the mask tile is
+    // −∞ (no such query or key, or a key masked by −∞).
 #pragma unroll
     for (int n = 0; n < NQ; n++)
 #pragma unroll
       for (int e = 0; e < 4; e++) {
         const int c = n * 8 + 2 * tq + (e & 1);
-        const long long j = e < 2 ? j0 : j1, mrow = sMo[c];
-        float p = 0.0f;
-        if (mrow >= 0 && j < d.S) p = expf(d.scale * st[n][e] + M[mrow + j * d.ms] - sM[c]) / sL[c];
+        const float mv = sMk[(wr + g + 8 * (e >> 1)) * QP + c];
+        const float p = mv == kFlashNegInf ? 0.0f : flashExp(flashFma(d.scale, st[n][e], mv) - sM[c]) * sRl[c];
         st[n][e] = p;
         dp[n][e] = p * (dp[n][e] - sDs[c]);
       }
@@ -401,21 +453,23 @@ __device__ __forceinline__ void flashDq(const T* __restrict__ dO, const T* __res
   u16* sK = sdO + kFlashRows * P;                  // [64][P] the step's keys
   u16* sV = sK + kFlashKeys * P;                   // [64][P] values
   const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3, wr = 16 * w;
+  float* sm = reinterpret_cast<float*>(sV + kFlashKeys * P) + w * 16 * kFlashMaskP;            // [16][kFlashMaskP] this warp's mask tile
+  long long* smo = reinterpret_cast<long long*>(reinterpret_cast<float*>(sV + kFlashKeys * P) + 4 * 16 * kFlashMaskP) + w * 16;  // [16] its rows' mask offsets
   const long long bg = blockIdx.y, b = bg / d.G, hg = bg - b * d.G, row0 = (long long)blockIdx.x * kFlashRows;
   const u16* k = reinterpret_cast<const u16*>(K) + bg * d.S * D;
   const u16* v = reinterpret_cast<const u16*>(V) + bg * d.S * D;
+  if (lane < 16) smo[lane] = row0 + wr + lane < d.N ? flashMaskRow(d, b, hg, row0 + wr + lane) : -1;
   flashCopy<D>(sQ, P, reinterpret_cast<const u16*>(Q) + (bg * d.N + row0) * D, d.N - row0, kFlashRows, tid);
   flashCopy<D>(sdO, P, reinterpret_cast<const u16*>(dO) + (bg * d.N + row0) * D, d.N - row0, kFlashRows, tid);
   const long long rows[2] = {row0 + wr + g, row0 + wr + g + 8};
-  long long mo[2];
-  float rm[2], rl[2], rd[2];
+  bool rowOk[2];
+  float rm[2], rrl[2], rd[2];
 #pragma unroll
   for (int h = 0; h < 2; h++) {
-    const bool ok = rows[h] < d.N;
-    mo[h] = ok ? flashMaskRow(d, b, hg, rows[h]) : -1;
-    rm[h] = ok ? stats[2 * (bg * d.N + rows[h])] : 0.0f;
-    rl[h] = ok ? stats[2 * (bg * d.N + rows[h]) + 1] : 1.0f;
-    rd[h] = ok ? dsum[bg * d.N + rows[h]] : 0.0f;
+    rowOk[h] = rows[h] < d.N;
+    rm[h] = rowOk[h] ? stats[2 * (bg * d.N + rows[h])] : 0.0f;
+    rrl[h] = 1.0f / (rowOk[h] ? stats[2 * (bg * d.N + rows[h]) + 1] : 1.0f);
+    rd[h] = rowOk[h] ? dsum[bg * d.N + rows[h]] : 0.0f;
   }
   float acc[ND][4];
 #pragma unroll
@@ -424,8 +478,9 @@ __device__ __forceinline__ void flashDq(const T* __restrict__ dO, const T* __res
     __syncthreads();
     flashCopy<D>(sK, P, k + s0 * D, d.S - s0, kFlashKeys, tid);
     flashCopy<D>(sV, P, v + s0 * D, d.S - s0, kFlashKeys, tid);
+    const bool blocked = flashWarpMask(sm, M, d, smo, s0, lane);
     __syncthreads();
-    if (flashSkipKeys<NT>(M, d, mo, rm, s0, tq)) continue;
+    if (__all_sync(0xffffffffu, blocked && (!rowOk[0] || rm[0] > kFlashBlocked) && (!rowOk[1] || rm[1] > kFlashBlocked))) continue;
     float sc[NT][4], dp[NT][4];
 #pragma unroll
     for (int n = 0; n < NT; n++) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.0f;
@@ -445,14 +500,14 @@ __device__ __forceinline__ void flashDq(const T* __restrict__ dO, const T* __res
         flashMma<T>(dp[n + 1], oa, vb[2], vb[3]);
       }
     }
+    // P = 0 where the mask tile is −∞ (no such row or key, or a key masked by −∞).
 #pragma unroll
     for (int n = 0; n < NT; n++)
 #pragma unroll
       for (int e = 0; e < 4; e++) {
         const int h = e >> 1;
-        const long long col = s0 + n * 8 + 2 * tq + (e & 1);
-        float p = 0.0f;
-        if (mo[h] >= 0 && col < d.S) p = expf(d.scale * sc[n][e] + M[mo[h] + col * d.ms] - rm[h]) / rl[h];
+        const float mv = sm[(g + 8 * h) * kFlashMaskP + n * 8 + 2 * tq + (e & 1)];
+        const float p = mv == kFlashNegInf ? 0.0f : flashExp(flashFma(d.scale, sc[n][e], mv) - rm[h]) * rrl[h];
         dp[n][e] = p * (dp[n][e] - rd[h]);
       }
 #pragma unroll
@@ -471,7 +526,7 @@ __device__ __forceinline__ void flashDq(const T* __restrict__ dO, const T* __res
   u32* oq = reinterpret_cast<u32*>(dQ);
 #pragma unroll
   for (int h = 0; h < 2; h++) {
-    if (rows[h] >= d.N) continue;
+    if (!rowOk[h]) continue;
     const long long base = (bg * d.N + rows[h]) * D;
 #pragma unroll
     for (int n = 0; n < ND; n++) oq[(base + n * 8 + 2 * tq) / 2] = flashPack<T>(d.scale * acc[n][2 * h], d.scale * acc[n][2 * h + 1]);

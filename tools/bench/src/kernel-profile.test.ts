@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { categoryOf, parseKprof, profileTable, stepWindows, summarize } from './kernel-profile.js';
+
+// Timestamps as CUPTI gives them: ns since the epoch, beyond 2^53, so exact only as BigInt.
+const BASE = 1764900000000000000n;
+const rec = (s: number, e: number, name: number, stream = 7) => `K ${BASE + BigInt(s)} ${BASE + BigInt(e)} ${stream} ${name}`;
+const NAMES = ['sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n', 'adamw_f32_to_bf16', 'flash_bf16_fwd_d64', '[memcpy HtoD]'];
+const RECORDS = [
+  rec(0, 1000, 0), // before the first optimizer run: not a whole step
+  rec(1000, 1100, 1),
+  rec(1100, 1200, 1), // step boundary: the end of the run of two
+  rec(1300, 2300, 0),
+  rec(2000, 2500, 2, 9), // overlaps the Gemm by 300 ns on another stream
+  rec(2600, 2700, 3),
+  rec(2800, 2900, 1),
+  rec(3000, 3500, 0),
+  rec(3600, 3800, 1),
+];
+const file = (records = RECORDS, header = `# kprof 1 pid 42 records ${records.length} names ${NAMES.length} buffers_lost 0`) =>
+  [header, ...NAMES.map((n, i) => `N ${i} ${n}`), ...[...records].reverse()].join('\n');
+
+describe('kernel profiles from kprof records', () => {
+  it('parses records exactly, relative to the first start, sorted by start', () => {
+    const f = parseKprof(file());
+    expect(f.pid).toBe(42);
+    expect(f.names).toEqual(NAMES);
+    expect(f.records.map((r) => [r.start, r.end, r.name])).toEqual(
+      RECORDS.map((_, i) => {
+        const [s, e, n] = (RECORDS[i] as string)
+          .split(' ')
+          .slice(1, 5)
+          .filter((_, j) => j !== 2);
+        return [Number(BigInt(s as string) - BASE), Number(BigInt(e as string) - BASE), Number(n)];
+      }),
+    );
+    expect(f.records[4]).toEqual({ start: 2000, end: 2500, stream: 9, name: 2 });
+  });
+
+  it('splits steps at the end of each run of optimizer kernels', () => {
+    expect(stepWindows(parseKprof(file()), /adam/i)).toEqual([
+      [1200, 2900],
+      [2900, 3800],
+    ]);
+  });
+
+  it('sums time per step: wall, GPU busy as the union of intervals, idle, per kernel and category', () => {
+    const f = parseKprof(file());
+    const s = summarize(f, stepWindows(f, /adam/i), { label: 'ours', skip: 0 });
+    const NS = 1e-6; // ms per ns
+    expect(s.steps).toBe(2);
+    expect(s.stepMs).toBeCloseTo(((1700 + 900) / 2) * NS, 12);
+    // Window 1: Gemm 1,000 + the flash kernel's 200 not under it + memcpy 100 + AdamW 100; window 2: 500 + 200.
+    expect(s.busyMs).toBeCloseTo(((1400 + 700) / 2) * NS, 12);
+    expect(s.idleMs).toBeCloseTo(((300 + 200) / 2) * NS, 12);
+    expect(s.kernelsPerStep).toBe(3);
+    expect(s.top.map((r) => [r.name, Math.round(r.msPerStep / NS), r.countPerStep])).toEqual([
+      [NAMES[0], 750, 1],
+      [NAMES[2], 250, 0.5],
+      [NAMES[1], 150, 1],
+      [NAMES[3], 50, 0.5],
+    ]);
+    expect(Object.fromEntries(Object.entries(s.categories).map(([c, v]) => [c, Math.round(v / NS)]))).toEqual({
+      matmul: 750,
+      'attention: flash': 250,
+      'optimizer + clip': 150,
+      'copies / transposes': 50,
+    });
+    const late = summarize(f, stepWindows(f, /adam/i), { label: 'ours', skip: 1 });
+    expect([late.steps, Math.round(late.busyMs / NS), Math.round(late.idleMs / NS)]).toEqual([1, 700, 200]);
+    expect(profileTable([s, late])).toContain('| GPU idle | 0.0 | 0.0 |');
+  });
+
+  it('names the kernels of ours, cuBLAS and PyTorch by category', () => {
+    expect(categoryOf('nvjet_tst_128x256_64x4_2x1_v_bz_coopA_NTN')).toBe('matmul');
+    expect(categoryOf('flash_bf16_dkdv_d128')).toBe('attention: flash');
+    expect(categoryOf('msoftmax_bf16_grad')).toBe('attention: softmax');
+    expect(
+      categoryOf(
+        'void at::native::(anonymous namespace)::cunn_SoftMaxForward<4, float, float, float, at::native::(anonymous namespace)::LogSoftMaxForwardEpilogue>',
+      ),
+    ).toBe('attention: softmax');
+    expect(categoryOf('ce_bf16_grad')).toBe('cross-entropy');
+    expect(categoryOf('void at::native::(anonymous namespace)::multi_tensor_apply_kernel<FusedAdamMathFunctor>')).toBe('optimizer + clip');
+    expect(categoryOf('seeded_dropout_bf16')).toBe('dropout');
+    expect(categoryOf('cast_f32_to_bf16')).toBe('casts');
+    expect(categoryOf('void onnxruntime::cuda::_BinaryElementWiseSimple<true, true, __nv_bfloat16>')).toBe('other');
+  });
+
+  it('refuses a file cut short or malformed, naming the file and line', () => {
+    expect(() => parseKprof(file(RECORDS.slice(0, 3), `# kprof 1 pid 42 records 9 names 4 buffers_lost 0`), 'kp.1')).toThrow(
+      'kp.1: the header says 9 records and 4 names, the file has 3 and 4 (cut short?)',
+    );
+    expect(() => parseKprof(`${file()}\nK 1 2 3`, 'kp.1')).toThrow("kp.1:15: expected 'K <start> <end> <stream> <name id>'");
+    expect(() => parseKprof(`${file()}\nK 1 2 3 9`, 'kp.1')).toThrow('kp.1:15: name id 9 is not among the 4 names');
+    expect(() => parseKprof('hello', 'kp.1')).toThrow('kp.1:1: not a kprof records file');
+    const f = parseKprof(file());
+    expect(() => summarize(f, stepWindows(f, /adam/i), { label: 'x', skip: 2 })).toThrow('x: 2 step windows, none left after skipping 2');
+  });
+});

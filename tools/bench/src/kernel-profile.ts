@@ -1,0 +1,178 @@
+// GPU kernel profiles from kprof's records (tools/bench/kprof/kprof.c: CUPTI's start and end of every kernel,
+// memcpy and memset of one process): split into training steps at the optimizer's kernels and summed per step,
+// so ours and PyTorch's steps can be set side by side kernel by kernel, with the GPU's idle time beside them.
+
+/** One record: GPU start and end (ns, relative to the file's first start), stream, index into `names`. */
+export interface KernelRecord {
+  start: number;
+  end: number;
+  stream: number;
+  name: number;
+}
+
+export interface KprofFile {
+  pid: number;
+  names: string[];
+  /** Sorted by start. */
+  records: KernelRecord[];
+  buffersLost: number;
+}
+
+/** Parses a kprof records file; a malformed line is an error naming `file` and the line. */
+export function parseKprof(text: string, file = '<kprof>'): KprofFile {
+  const lines = text.split('\n');
+  const head = /^# kprof 1 pid (\d+) records (\d+) names (\d+) buffers_lost (\d+)$/.exec(lines[0] ?? '');
+  if (!head) throw new Error(`${file}:1: not a kprof records file (expected '# kprof 1 pid …')`);
+  const names: string[] = [];
+  const raw: { start: bigint; end: bigint; stream: number; name: number }[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] as string;
+    if (line === '') continue;
+    const where = `${file}:${i + 1}`;
+    if (line.startsWith('N ')) {
+      const m = /^N (\d+) (.*)$/.exec(line);
+      if (!m || Number(m[1]) !== names.length) throw new Error(`${where}: expected name ${names.length} as 'N ${names.length} <name>'`);
+      names.push(m[2] as string);
+    } else if (line.startsWith('K ')) {
+      const m = /^K (\d+) (\d+) (\d+) (\d+)$/.exec(line);
+      if (!m) throw new Error(`${where}: expected 'K <start> <end> <stream> <name id>'`);
+      const r = { start: BigInt(m[1] as string), end: BigInt(m[2] as string), stream: Number(m[3]), name: Number(m[4]) };
+      if (r.name >= names.length) throw new Error(`${where}: name id ${r.name} is not among the ${names.length} names`);
+      if (r.end < r.start) throw new Error(`${where}: ends before it starts`);
+      raw.push(r);
+    } else throw new Error(`${where}: unknown line '${line.slice(0, 40)}'`);
+  }
+  if (raw.length !== Number(head[2]) || names.length !== Number(head[3]))
+    throw new Error(`${file}: the header says ${head[2]} records and ${head[3]} names, the file has ${raw.length} and ${names.length} (cut short?)`);
+  // Timestamps are ns since the epoch (beyond 2^53): made relative to the first start while still exact.
+  const base = raw.reduce((b, r) => (r.start < b ? r.start : b), raw[0]?.start ?? 0n);
+  const records = raw
+    .map((r) => ({ start: Number(r.start - base), end: Number(r.end - base), stream: r.stream, name: r.name }))
+    .sort((a, b) => a.start - b.start || a.end - b.end);
+  return { pid: Number(head[1]), names, records, buffersLost: Number(head[4]) };
+}
+
+/**
+ * Step windows [from, to) (ns): a step ends with the last record of each run of consecutive records (by start)
+ * whose names match `marker` (the optimizer's kernels: the update is a step's last work). The records before the
+ * first run are not a whole step and are left out.
+ */
+export function stepWindows(f: KprofFile, marker: RegExp): [number, number][] {
+  const ends: number[] = [];
+  const rs = f.records;
+  for (let i = 0; i < rs.length; i++) {
+    const r = rs[i] as KernelRecord;
+    if (!marker.test(f.names[r.name] as string)) continue;
+    const next = rs[i + 1];
+    if (next === undefined || !marker.test(f.names[next.name] as string)) ends.push(r.end);
+  }
+  const out: [number, number][] = [];
+  for (let i = 1; i < ends.length; i++) out.push([ends[i - 1] as number, ends[i] as number]);
+  return out;
+}
+
+/** Kernel categories, first match wins (names as CUPTI gives them: ours, cuBLAS, ORT's and PyTorch's kernels). */
+export const CATEGORIES: readonly [string, RegExp][] = [
+  ['attention: flash', /^flash_|flash_fwd|flash_bwd|fmha|sdpa/i],
+  ['cross-entropy', /^ce_|cross_entropy|log_softmax|nll_loss/i],
+  ['attention: softmax', /^msoftmax_|softmax/i],
+  ['matmul', /gemm|gemv|cutlass|xmma|nvjet|splitKreduce|cublas/i],
+  ['optimizer + clip', /^adamw_|adam|^sumsq_|multi_tensor_apply|LpNorm/i],
+  ['rmsnorm / swiglu / rope', /^rmsnorm_|^swiglu_|^rope_|rms_norm|silu|rotary/i],
+  ['dropout', /^seeded_dropout_|^hash_words|dropout/i],
+  ['casts', /^cast_|cast/i],
+  ['copies / transposes', /^\[memcpy|^\[memset|transpose|copy|concat|gather|scatter|slice/i],
+];
+export const categoryOf = (name: string) => CATEGORIES.find(([, re]) => re.test(name))?.[0] ?? 'other';
+
+export interface KernelRow {
+  name: string;
+  category: string;
+  msPerStep: number;
+  countPerStep: number;
+}
+
+export interface ProfileSummary {
+  label: string;
+  /** Steps summed (after `skip`). */
+  steps: number;
+  /** Mean wall time of a step window on the GPU clock (ms). */
+  stepMs: number;
+  /** Mean time per step with at least one record running (ms): the union of their intervals. */
+  busyMs: number;
+  /** stepMs − busyMs: the GPU idle, waiting for the host. */
+  idleMs: number;
+  kernelsPerStep: number;
+  /** Summed record time per step by category (ms; overlapping records count each). */
+  categories: Record<string, number>;
+  top: KernelRow[];
+}
+
+/** Sums the records of the step windows after the first `skip` (warm-up) ones. */
+export function summarize(f: KprofFile, windows: [number, number][], opts: { label: string; skip?: number; top?: number }): ProfileSummary {
+  const skip = opts.skip ?? 1;
+  const used = windows.slice(skip);
+  if (used.length === 0) throw new Error(`${opts.label}: ${windows.length} step windows, none left after skipping ${skip}`);
+  let wall = 0;
+  let busy = 0;
+  let count = 0;
+  const perName = new Map<number, { ms: number; n: number }>();
+  let ri = 0;
+  const rs = f.records;
+  for (const [from, to] of used) {
+    wall += to - from;
+    while (ri < rs.length && (rs[ri] as KernelRecord).start < from) ri++;
+    let covered = from; // union of intervals: records sorted by start
+    for (let j = ri; j < rs.length && (rs[j] as KernelRecord).start < to; j++) {
+      const r = rs[j] as KernelRecord;
+      const s = Math.max(r.start, covered);
+      const e = Math.min(r.end, to);
+      if (e > s) busy += e - s;
+      covered = Math.max(covered, Math.min(r.end, to));
+      count++;
+      const p = perName.get(r.name) ?? { ms: 0, n: 0 };
+      p.ms += (r.end - r.start) / 1e6;
+      p.n++;
+      perName.set(r.name, p);
+    }
+  }
+  const n = used.length;
+  const rows: KernelRow[] = [...perName].map(([id, p]) => {
+    const name = f.names[id] as string;
+    return { name, category: categoryOf(name), msPerStep: p.ms / n, countPerStep: p.n / n };
+  });
+  rows.sort((a, b) => b.msPerStep - a.msPerStep);
+  const categories: Record<string, number> = {};
+  for (const r of rows) categories[r.category] = (categories[r.category] ?? 0) + r.msPerStep;
+  return {
+    label: opts.label,
+    steps: n,
+    stepMs: wall / n / 1e6,
+    busyMs: busy / n / 1e6,
+    idleMs: (wall - busy) / n / 1e6,
+    kernelsPerStep: count / n,
+    categories,
+    top: rows.slice(0, opts.top ?? 25),
+  };
+}
+
+const f1 = (x: number) => x.toFixed(1);
+
+/** Markdown: the profiles side by side by category, then each one's top kernels. */
+export function profileTable(ps: readonly ProfileSummary[]): string {
+  const cats = [...CATEGORIES.map(([c]) => c), 'other'].filter((c) => ps.some((p) => (p.categories[c] ?? 0) > 0));
+  const out = [
+    `| ms per step | ${ps.map((p) => p.label).join(' | ')} |`,
+    `|---|${ps.map(() => '---:').join('|')}|`,
+    `| step (GPU clock) | ${ps.map((p) => f1(p.stepMs)).join(' | ')} |`,
+    `| GPU busy | ${ps.map((p) => f1(p.busyMs)).join(' | ')} |`,
+    `| GPU idle | ${ps.map((p) => f1(p.idleMs)).join(' | ')} |`,
+    `| kernels per step | ${ps.map((p) => Math.round(p.kernelsPerStep)).join(' | ')} |`,
+    ...cats.map((c) => `| ${c} | ${ps.map((p) => f1(p.categories[c] ?? 0)).join(' | ')} |`),
+  ];
+  for (const p of ps) {
+    out.push('', `${p.label}: top kernels (${p.steps} steps)`, '', '| kernel | category | ms per step | per step |', '|---|---|---:|---:|');
+    for (const r of p.top) out.push(`| \`${r.name.slice(0, 100)}\` | ${r.category} | ${r.msPerStep.toFixed(2)} | ${Math.round(r.countPerStep)} |`);
+  }
+  return out.join('\n');
+}
