@@ -37,8 +37,8 @@ peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --s
 peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10
 peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --frozen bfloat16  # the base kept in bf16, as the phase apps and PEFT keep it
 peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --fused optimizer,softmax,rmsnorm,swiglu,ce  # ablation: the LoRA dropout unfused
-peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16
-peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 6 --frozen bfloat16
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 6 --frozen bfloat16
 peak node $A/train-bench.mjs --device cuda --model r1-distill-qwen-7b --which train --batch 8 --seq 512 --steps 3 --params bfloat16 --recompute layers
 peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --params bfloat16
 fi
@@ -89,17 +89,17 @@ fi
 if want 7b; then
 # DeepSeek-R1-Distill-Qwen-7B shape (issue 20): our phase-2 and phase-1 encoder steps, then full fine-tuning.
 # The frozen bases stored once in bf16 (phases' frozenDtype, what the phase apps use with bf16 compute).
-peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16
-peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 6 --frozen bfloat16
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 6 --frozen bfloat16
 # Full fine-tuning at 7B: the bf16 recipe (bf16 parameters + moments, in place: ~61 GB of state) with
 # recomputation, beside PyTorch's (7b-torch: bf16 parameters, fused AdamW, checkpointing on and off).
 peak node $A/train-bench.mjs --device cuda --model r1-distill-qwen-7b --which train --batch 8 --seq 512 --steps 3 --params bfloat16 --recompute layers
 # Where phase 2's step goes (session 7: 0.52x PEFT at its tokens per row while the 1B LoRA step is 1.05x): ORT's kernel time by op.
-node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16 --profile /root/p2prof | grep -E 'profile'
+node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 6 --frozen bfloat16 --profile /root/p2prof | grep -E 'profile'
 # Recomputation per layer (PEFT's peft-fused-ckpt is the gradient-checkpointing anchor): phase 1 at batch 4, then 8.
-peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16 --recompute layers
-peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16 --recompute layers
-peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 8 --steps 3 --frozen bfloat16 --recompute layers
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 6 --frozen bfloat16 --recompute layers
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 6 --frozen bfloat16 --recompute layers
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 8 --steps 6 --frozen bfloat16 --recompute layers
 peak node $A/train-bench.mjs --device cuda --model r1-distill-qwen-7b --which train --batch 8 --seq 512 --steps 3 --params bfloat16
 fi
 if want 7b-gen; then
@@ -145,7 +145,7 @@ peak python3 tools/reference/bench_torch.py --which train --recipes bf16-fused -
 for f in optimizer,softmax,rmsnorm,swiglu,dropout,ce optimizer,softmax,rmsnorm,swiglu,dropout,ce,attention; do peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused $f; done
 for a in "" --attention; do peak node $A/phase-bench.mjs --device cuda --which phase2 --batch 8 --steps 5 --frozen bfloat16 $a; done
 peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
-for a in "" --attention; do peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16 $a; done
+for a in "" --attention; do peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 6 --frozen bfloat16 $a; done
 fi
 if want flash-quick; then
 # A short lease's flash: the 1B full step beside PyTorch's eager bf16 fused-AdamW recipe, default and with the
@@ -157,7 +157,7 @@ fi
 if want p1-quick; then
 # A short lease's p1: the 7B phase-1 step beside PEFT at 512 tokens per row, default and with attention and RoPE fused.
 peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5
-for a in "" "--attention --rope"; do peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16 $a; done
+for a in "" "--attention --rope"; do peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 6 --frozen bfloat16 $a; done
 fi
 if want kprof; then
 # GPU kernel time per step measured by the GPU (CUPTI, tools/bench/kprof): ours beside PyTorch / PEFT on the same
@@ -176,7 +176,7 @@ kps lora-ours lora-peft
 kp full-ours node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 5
 kp full-torch python3 tools/reference/bench_torch.py --which train --recipes bf16-fused --steps 5
 kps full-ours full-torch
-kp p2-ours node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16
+kp p2-ours node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 6 --frozen bfloat16
 kp p2-peft python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
 kps p2-ours p2-peft
 kp flash node $A/fused-check.mjs --only flash-time
@@ -191,8 +191,8 @@ if want launch; then
 # much of the step the host spends launching. --nodes '' first prints each step graph's node count.
 node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --frozen bfloat16 --nodes '' | grep '^NODES'
 peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
-for a in "" --single-adamw "--attention --rope --static-shapes"; do peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16 $a; done
-node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16 --profile /root/p2host | grep -E 'profile'
+for a in "" --single-adamw "--attention --rope --static-shapes"; do peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 6 --frozen bfloat16 $a; done
+node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 6 --frozen bfloat16 --profile /root/p2host | grep -E 'profile'
 peak python3 tools/reference/bench_torch.py --which lora --recipes peft-fused --steps 10
 for f in optimizer,softmax,rmsnorm,swiglu,dropout,ce optimizer,softmax,rmsnorm,swiglu,dropout,ce,single-adamw; do peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --frozen bfloat16 --fused $f; done
 peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --frozen bfloat16 --fused optimizer,softmax,rmsnorm,swiglu,dropout,ce,attention,rope --static-shapes
@@ -209,14 +209,14 @@ fi
 if want p2; then
 # Phase 2 at 7B beside PEFT at its tokens per row, then per-node GPU times of its step (is the fixed cost on the GPU?).
 peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
-peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16
-CUDA_LAUNCH_BLOCKING=1 node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 3 --frozen bfloat16 --profile /root/p2prof | grep -E 'profile'
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 6 --frozen bfloat16
+CUDA_LAUNCH_BLOCKING=1 node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 6 --frozen bfloat16 --profile /root/p2prof | grep -E 'profile'
 fi
 if want p1; then
 # Phase 1 (encoder step) at 7B beside PEFT (512 tokens/row, checkpointing off and on), then per-node GPU times of its step.
 for r in peft-fused peft-fused-ckpt; do peak python3 tools/reference/bench_torch.py --which lora7b --recipes $r --steps 5; done
-peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16
-CUDA_LAUNCH_BLOCKING=1 node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 3 --frozen bfloat16 --profile /root/p1prof | grep -E 'profile'
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 6 --frozen bfloat16
+CUDA_LAUNCH_BLOCKING=1 node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 6 --frozen bfloat16 --profile /root/p1prof | grep -E 'profile'
 fi
 if want static; then
 # Trainer.batchShapes: the 1B LoRA and phase-2 steps with the step graph at the batch's fixed shapes beside the

@@ -81,6 +81,18 @@ describe('SeededDropout reading its tables in place', () => {
       const c = seededDropoutCase(dtype, 37, 300, 4);
       const out = await runOnce(c.model, c.inputs, cpu);
       expect(bitsOf(out['y_tables']!)).toEqual(bitsOf(out['y']!));
+      // A, B, C, D four different tables (widths 6 and 9, row lengths I + 5 and I + 11, other indices).
+      expect(bitsOf(out['y_split']!)).toEqual(bitsOf(out['y']!));
+      // ... and the case tells a mix-up apart: C read at A's column or with A's width, D read at B's row or with
+      // B's row length, each gives other words than the right ones.
+      const [r2, c2] = [c.inputs['rows2']!.data as Int32Array, c.inputs['cols2']!.data as Int32Array];
+      const [N, I, K2] = [37, 300, 311];
+      const col = (f: (n: number) => number) => Array.from({ length: N }, (_, n) => r2[f(n)]);
+      const row = (f: (i: number) => number) => Array.from({ length: I }, (_, i) => c2[f(i)]);
+      const right = [col((n) => n * 9 + 7), row((i) => K2 + i)];
+      for (const wrong of [col((n) => n * 9 + 2), col((n) => n * 6 + 7)]) expect(wrong).not.toEqual(right[0]);
+      for (const wrong of [row((i) => 2 * K2 + i), row((i) => I + 5 + i)]) expect(wrong).not.toEqual(right[1]);
+      expect(right).toEqual([Array.from(c.inputs['c']!.data as Int32Array), Array.from(c.inputs['d']!.data as Int32Array)]);
       // the case is not degenerate: some but not all elements dropped
       const zeros = bitsOf(out['y']!).filter((b) => b === 0 || b === (dtype === 'float32' ? 0x80000000 : 0x8000)).length;
       expect(zeros / (37 * 300)).toBeGreaterThan(0.05);

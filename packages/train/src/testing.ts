@@ -433,7 +433,9 @@ export function swigluCase(dtype: 'float32' | 'bfloat16' | 'float16', dims: numb
  * [N, 1] and b, d [1, I] (sums and products that wrap), keep rate 0.9, scale 1/0.9 rounded to the dtype →
  * `y`; and `y_tables`, the same dropout read in place from tables shaped like lora-graph.ts's DropoutSource
  * (`rows` [N, 6], `cols` [6, I + 5], random words elsewhere) at stream 1 (a, c in columns 2, 3 of rows; b,
- * d in rows 2, 3 of cols, columns [0, I)): `y_tables` must be `y` bit for bit.
+ * d in rows 2, 3 of cols, columns [0, I)): `y_tables` must be `y` bit for bit. `y_split` reads the four from
+ * four different tables (`rows` and `rows2` [N, 9]: a in column 2, c in column 7; `cols` and `cols2` [4, I + 11]:
+ * b in row 2, d in row 1), so a mix-up of A's and C's (or B's and D's) widths or indices cannot pass either.
  */
 export function seededDropoutCase(
   dtype: 'float32' | 'bfloat16' | 'float16',
@@ -452,6 +454,10 @@ export function seededDropoutCase(
   const threshold = Math.round(0.9 * 2 ** 32) - 2 ** 31;
   g.output(g.op1('SeededDropout', [x, ...tables], { threshold, scale, a_col: 0, b_row: 0, c_col: 0, d_row: 0 }), 'y');
   g.output(g.op1('SeededDropout', [x, rows, cols, rows, cols], { threshold, scale, a_col: 2, b_row: 2, c_col: 3, d_row: 3 }), 'y_tables');
+  const [W2, K2] = [9, I + 11];
+  const rows2 = g.input('rows2', 'int32', [N, W2]);
+  const cols2 = g.input('cols2', 'int32', [4, K2]);
+  g.output(g.op1('SeededDropout', [x, rows, cols, rows2, cols2], { threshold, scale, a_col: 2, b_row: 2, c_col: 7, d_row: 1 }), 'y_split');
   const specials = [0, -0, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, Number.NaN];
   const xs = draws(N * I, (i, z) => (i < specials.length ? (specials[i] as number) : 4 * z), r);
   const words = (n: number) => Int32Array.from({ length: n }, () => Math.floor(r.uniform() * 2 ** 32) - 2 ** 31);
@@ -460,6 +466,10 @@ export function seededDropoutCase(
   const colData = words(W * K);
   for (let n = 0; n < N; n++) [rowData[n * W + 2], rowData[n * W + 3]] = [a[n] as number, c[n] as number];
   for (let i = 0; i < I; i++) [colData[2 * K + i], colData[3 * K + i]] = [b[i] as number, d[i] as number];
+  const rowData2 = words(N * W2);
+  const colData2 = words(4 * K2);
+  for (let n = 0; n < N; n++) rowData2[n * W2 + 7] = c[n] as number;
+  for (let i = 0; i < I; i++) colData2[K2 + i] = d[i] as number;
   return {
     model: serialize(g).model,
     inputs: {
@@ -470,6 +480,8 @@ export function seededDropoutCase(
       d: { dtype: 'int32', dims: [1, I], data: d },
       rows: { dtype: 'int32', dims: [N, W], data: rowData },
       cols: { dtype: 'int32', dims: [W, K], data: colData },
+      rows2: { dtype: 'int32', dims: [N, W2], data: rowData2 },
+      cols2: { dtype: 'int32', dims: [4, K2], data: colData2 },
     },
   };
 }

@@ -446,7 +446,10 @@ if (check('dropout'))
       // bit for bit its own y.
       const tab = sameBitsOrNaN(gpu['y_tables'] as HostTensor, gpu['y'] as HostTensor);
       const tabHost = sameBitsOrNaN(host['y_tables'] as HostTensor, host['y'] as HostTensor);
-      const ok = cmp.differ === 0 && tab.differ === 0 && tabHost.differ === 0;
+      // A, B, C, D from four different tables (other widths, row lengths and indices).
+      const split = sameBitsOrNaN(gpu['y_split'] as HostTensor, gpu['y'] as HostTensor);
+      const splitHost = sameBitsOrNaN(host['y_split'] as HostTensor, host['y'] as HostTensor);
+      const ok = cmp.differ === 0 && tab.differ === 0 && tabHost.differ === 0 && split.differ === 0 && splitHost.differ === 0;
       if (!ok) failed++;
       emit({
         check: 'seeded-dropout',
@@ -458,6 +461,8 @@ if (check('dropout'))
         first: cmp.first,
         tables_differ_cuda: tab.differ,
         tables_differ_cpu: tabHost.differ,
+        split_differ_cuda: split.differ,
+        split_differ_cpu: splitHost.differ,
       });
     }
   }
@@ -735,9 +740,9 @@ if (timing('kernel-time')) {
   timed('masked-softmax-time', [8, 8, 4, 512, 512], await timeCase(maskedSoftmaxCase('bfloat16', [8, 8, 4, 512, 512], [8, 1, 1, 512, 512], 1, 2), 10), 10 * sm);
   // RMSNorm + Grad at the benchmark's hidden states [8·512, 2048] in bfloat16 (x twice, y, dy, dx: 10 bytes per element).
   timed('rmsnorm-time', [4096, 2048], await timeCase(rmsNormCase('bfloat16', [4096, 2048], 2), 20), 10 * 4096 * 2048);
-  // SeededDropout at a LoRA input [8·512, 8192] in bfloat16, twice (the case's y and y_tables: x read twice,
-  // two outputs: 8 bytes per element).
-  timed('seeded-dropout-time', [4096, 8192], await timeCase(seededDropoutCase('bfloat16', 4096, 8192, 2), 20), 8 * 4096 * 8192);
+  // SeededDropout at a LoRA input [8·512, 8192] in bfloat16, three times (the case's y, y_tables and y_split: x
+  // read three times, three outputs: 12 bytes per element).
+  timed('seeded-dropout-time', [4096, 8192], await timeCase(seededDropoutCase('bfloat16', 4096, 8192, 2), 20), 12 * 4096 * 8192);
   // The 7B dropout column table [392, 18944] (int32 written: 4 bytes per word): HashWords against the
   // standard int64 ops it replaces (bytes: the same words, for comparison).
   const hw = 392 * 18944;
