@@ -13,6 +13,7 @@
 //        [--attention]  (FusedParts.attention: the 16-bit attention as latent_sft.FlashAttention, on top of the default fused kernels)
 //        [--rope]  (FusedParts.rope: the 16-bit q/k rotary embeddings as latent_sft.Rope, on top of the default fused kernels)
 //        [--single-adamw]  (FusedParts.multiTensor off: one AdamW node per parameter, the ablation of the multi-tensor node)
+//        [--unfused-dropout]  (FusedParts.dropout off: the LoRA dropout as standard ops, the ablation of SeededDropout and HashWords)
 import { parseArgs } from 'node:util';
 import { typedFrom } from '@latent-sft/graph';
 import { Rng } from '@latent-sft/core';
@@ -56,6 +57,7 @@ const { values } = parseArgs({
     attention: { type: 'boolean', default: false },
     rope: { type: 'boolean', default: false },
     'single-adamw': { type: 'boolean', default: false },
+    'unfused-dropout': { type: 'boolean', default: false },
   },
 });
 const staticShapes = values['static-shapes'];
@@ -121,14 +123,14 @@ async function benchPhase(
     precision: { compute },
     device,
     recompute,
-    ...(values.attention || values.rope || values['single-adamw']
+    ...(values.attention || values.rope || values['single-adamw'] || values['unfused-dropout']
       ? {
           fusedKernels: {
             optimizer: true,
             softmax: true,
             rmsnorm: true,
             swiglu: true,
-            dropout: true,
+            dropout: !values['unfused-dropout'],
             crossEntropy: true,
             attention: values.attention,
             rope: values.rope,
