@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU benchmark (issue 10), run ON the GPU machine from the repo root after the runtime and the app
 # bundle are unpacked (see tools/device/build-app.sh and ../shared/device/pack-gpu-runtime.sh):
-#   bash tools/device/build-app.sh tools/bench/src/{train-bench,phase-bench,forward-1b,runtime-probe,fused-check,table,decode-probe,random-checkpoint,gemm-probe}.ts \
+#   bash tools/device/build-app.sh tools/bench/src/{train-bench,phase-bench,forward-1b,runtime-probe,fused-check,table,decode-probe,random-checkpoint,gemm-probe,kprof}.ts \
 #        packages/generate/bench/generate-bench.ts apps/cache-latents/src/main.ts=cache-latents   # here
 #   bash tools/bench/run-gpu.sh [anchors] [core] [train] [train-torch] [gen] [7b] [7b-torch] [7b-gen] [7b-cache] \
 #        [check] [compile] [flash] [flash-quick] [p1-quick] [kprof] [launch] [lora] [p1] [p2] [static] [7b-latent] [gemm] [profile-1b] [ckpt7] > bench.log   # there
@@ -168,8 +168,10 @@ KP=/root/app/kprof/libkprof.so
 CUPTI=${KPROF_CUPTI:-$(python3 -c "import glob, os, nvidia; print((sorted(glob.glob(os.path.join(list(nvidia.__path__)[0], '**', 'libcupti.so*'), recursive=True)) + [''])[0])" 2>/dev/null)}
 [ -n "$CUPTI" ] || CUPTI=$(find / -name 'libcupti.so*' -not -path '/proc/*' 2>/dev/null | head -1)
 echo "KPROF cupti=$CUPTI"; mkdir -p /root/kp
-kp() { local tag=$1; shift; rm -f /root/kp/$tag.*; KPROF_OUT=/root/kp/$tag KPROF_CUPTI=$CUPTI CUDA_INJECTION64_PATH=$KP "$@" 2>&1 | grep -E '^BENCH|kprof'; }
-kps() { local args=(); for t in "$@"; do args+=("$(ls -S /root/kp/$t.* | head -1)=$t"); done; node $A/kprof.mjs "${args[@]}" ${KPROF_ARGS:-}; }
+kp() { local tag=$1; shift; rm -f /root/kp/$tag.*; KPROF_OUT=/root/kp/$tag KPROF_CUPTI=$CUPTI CUDA_INJECTION64_PATH=$KP "$@" > /tmp/kp.log 2>&1; local rc=$?
+  grep -E '^BENCH|kprof' /tmp/kp.log; [ $rc -eq 0 ] || { echo "KPROF $tag rc=$rc :: $*"; tail -5 /tmp/kp.log; }; }
+kps() { local args=() f; for t in "$@"; do f=$(ls -S /root/kp/$t.* 2>/dev/null | head -1); [ -n "$f" ] && args+=("$f=$t") || echo "KPROF $t: no records file"; done
+  [ ${#args[@]} -gt 0 ] && node $A/kprof.mjs "${args[@]}" ${KPROF_ARGS:-}; }
 kp lora-ours node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 5 --frozen bfloat16
 kp lora-peft python3 tools/reference/bench_torch.py --which lora --recipes peft-fused --steps 5
 kps lora-ours lora-peft

@@ -9,7 +9,9 @@ for d in ${CUDA_HOME:+$CUDA_HOME/include $CUDA_HOME/extras/CUPTI/include} $(ls -
   [ -f "$d/cupti.h" ] && { INC=$d; break; }
 done
 [ -n "$INC" ] || { echo "kprof build: no cupti.h found (set CUDA_HOME to a CUDA 13 toolkit)" >&2; exit 1; }
-CUDA_INC=$(dirname "$INC")/include; [ -f "$INC/cuda.h" ] && CUDA_INC=$INC
+# cuda.h: beside cupti.h in a toolkit's include/, else three levels up from extras/CUPTI/include.
+CUDA_INC=$INC; [ -f "$CUDA_INC/cuda.h" ] || CUDA_INC=$(cd "$INC/../../../include" 2>/dev/null && pwd)
+[ -f "$CUDA_INC/cuda.h" ] || { echo "kprof build: no cuda.h beside $INC" >&2; exit 1; }
 mkdir -p "$OUT"
 gcc -O2 -Wall -Wextra -Werror -shared -fPIC -I"$INC" -I"$CUDA_INC" "$ROOT/tools/bench/kprof/kprof.c" -o "$OUT/libkprof.so.tmp" -ldl -lpthread
 mv "$OUT/libkprof.so.tmp" "$OUT/libkprof.so"

@@ -46,7 +46,8 @@ static char** names;
 static size_t nNames, capNames;
 static uint32_t* table;  // open addressing: name id + 1, 0 empty
 static size_t capTable;
-static unsigned long long buffersLost;
+static unsigned long long buffersLost, invalidRecords, incompleteBuffers;
+static int failed;  // out of memory while recording: nothing more is recorded, the file says so
 static char outBase[4096];
 
 static uint64_t hashName(const char* s) {
@@ -55,17 +56,12 @@ static uint64_t hashName(const char* s) {
   return h;
 }
 
-static void die(const char* what) {
-  fprintf(stderr, "kprof: %s\n", what);
-  exit(70);
-}
-
-/** The id of a kernel name, interned (the caller holds the lock). */
+/** The id of a kernel name, interned (the caller holds the lock); UINT32_MAX when out of memory. */
 static uint32_t intern(const char* s) {
   if (nNames * 2 >= capTable) {
     size_t cap = capTable ? capTable * 2 : 4096;
     uint32_t* t = calloc(cap, sizeof *t);
-    if (!t) die("out of memory");
+    if (!t) return UINT32_MAX;
     for (size_t i = 0; i < nNames; i++) {
       size_t j = hashName(names[i]) & (cap - 1);
       while (t[j]) j = (j + 1) & (cap - 1);
@@ -81,23 +77,39 @@ static uint32_t intern(const char* s) {
     j = (j + 1) & (capTable - 1);
   }
   if (nNames == capNames) {
+    char** n = realloc(names, (capNames ? capNames * 2 : 1024) * sizeof *names);
+    if (!n) return UINT32_MAX;
+    names = n;
     capNames = capNames ? capNames * 2 : 1024;
-    names = realloc(names, capNames * sizeof *names);
-    if (!names) die("out of memory");
   }
   names[nNames] = strdup(s);
-  if (!names[nNames]) die("out of memory");
+  if (!names[nNames]) return UINT32_MAX;
   table[j] = (uint32_t)nNames + 1;
   return (uint32_t)nNames++;
 }
 
+/** Appends a record (the caller holds the lock). CUPTI leaves start/end 0 where it could not time a record: counted, not kept. */
 static void add(uint64_t start, uint64_t end, uint32_t stream, const char* name) {
-  if (nRecs == capRecs) {
-    capRecs = capRecs ? capRecs * 2 : 1 << 16;
-    recs = realloc(recs, capRecs * sizeof *recs);
-    if (!recs) die("out of memory");
+  if (failed) return;
+  if (start == 0 || end < start) {
+    invalidRecords++;
+    return;
   }
-  recs[nRecs++] = (Rec){start, end, stream, intern(name)};
+  if (nRecs == capRecs) {
+    Rec* r = realloc(recs, (capRecs ? capRecs * 2 : 1 << 16) * sizeof *recs);
+    if (!r) {
+      failed = 1;
+      return;
+    }
+    recs = r;
+    capRecs = capRecs ? capRecs * 2 : 1 << 16;
+  }
+  const uint32_t id = intern(name);
+  if (id == UINT32_MAX) {
+    failed = 1;
+    return;
+  }
+  recs[nRecs++] = (Rec){start, end, stream, id};
 }
 
 static const char* memcpyName(uint8_t kind) {
@@ -128,7 +140,10 @@ static void CUPTIAPI bufferCompleted(CUcontext ctx, uint32_t streamId, uint8_t* 
   }
   pthread_mutex_lock(&lock);
   CUpti_Activity* r = NULL;
-  while (cupti.nextRecord(buffer, validSize, &r) == CUPTI_SUCCESS) {
+  CUptiResult rc;
+  // Kernel10 / Memcpy6 / Memset4 are CUDA 13's CUPTI records; CUDA 12's CUPTI (Kernel9, Memcpy5, Memset4) has
+  // start, end, streamId and name at the same offsets, so either library's records read right here.
+  while ((rc = cupti.nextRecord(buffer, validSize, &r)) == CUPTI_SUCCESS) {
     if (r->kind == CUPTI_ACTIVITY_KIND_KERNEL || r->kind == CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL) {
       const CUpti_ActivityKernel10* k = (const CUpti_ActivityKernel10*)r;
       add(k->start, k->end, k->streamId, k->name ? k->name : "[unnamed kernel]");
@@ -140,6 +155,7 @@ static void CUPTIAPI bufferCompleted(CUcontext ctx, uint32_t streamId, uint8_t* 
       add(m->start, m->end, m->streamId, "[memset]");
     }
   }
+  if (rc != CUPTI_ERROR_MAX_LIMIT_REACHED) incompleteBuffers++;  // stopped at a record CUPTI had not finished: the rest of the buffer is lost
   pthread_mutex_unlock(&lock);
   free(buffer);
 }
@@ -156,7 +172,8 @@ static void writeOut(void) {
     if (!f) {
       fprintf(stderr, "kprof: cannot write %s\n", tmp);
     } else {
-      fprintf(f, "# kprof 1 pid %d records %zu names %zu buffers_lost %llu\n", (int)getpid(), nRecs, nNames, buffersLost);
+      fprintf(f, "# kprof 1 pid %d records %zu names %zu buffers_lost %llu invalid %llu incomplete %llu out_of_memory %d\n", (int)getpid(), nRecs, nNames,
+              buffersLost, invalidRecords, incompleteBuffers, failed);
       for (size_t i = 0; i < nNames; i++) fprintf(f, "N %zu %s\n", i, names[i]);
       for (size_t i = 0; i < nRecs; i++)
         fprintf(f, "K %llu %llu %u %u\n", (unsigned long long)recs[i].start, (unsigned long long)recs[i].end, recs[i].stream, recs[i].name);
@@ -167,24 +184,28 @@ static void writeOut(void) {
   pthread_mutex_unlock(&lock);
 }
 
-static void check(CUptiResult rc, const char* what) {
-  if (rc == CUPTI_SUCCESS) return;
+/** Whether a CUPTI call succeeded; if not, says which and why (the process then runs without a profile). */
+static int ok(CUptiResult rc, const char* what) {
+  if (rc == CUPTI_SUCCESS) return 1;
   const char* s = "?";
   if (cupti.resultString) cupti.resultString(rc, &s);
-  fprintf(stderr, "kprof: %s failed: %s\n", what, s);
-  exit(70);
+  fprintf(stderr, "kprof: %s failed: %s (no profile for this process)\n", what, s);
+  return 0;
 }
 
-#define SYM(field, name)                                                  \
-  do {                                                                    \
-    *(void**)&cupti.field = dlsym(h, name);                               \
-    if (!cupti.field) {                                                   \
-      fprintf(stderr, "kprof: %s lacks %s\n", lib, name);                 \
-      exit(70);                                                           \
-    }                                                                     \
+#define SYM(field, name)                                                            \
+  do {                                                                              \
+    *(void**)&cupti.field = dlsym(h, name);                                         \
+    if (!cupti.field) {                                                             \
+      fprintf(stderr, "kprof: %s lacks %s (no profile for this process)\n", lib, name); \
+      return 0;                                                                     \
+    }                                                                               \
   } while (0)
 
-/** Called by the CUDA driver at cuInit (CUDA_INJECTION64_PATH); 1 = success. */
+/**
+ * Called by the CUDA driver at cuInit (CUDA_INJECTION64_PATH); 1 = success. A failure here is reported on stderr
+ * and the process runs on without a profile (no exit inside cuInit); kprof.ts then finds no records file.
+ */
 int InitializeInjection(void) {
   const char* out = getenv("KPROF_OUT");
   if (!out || !*out) {
@@ -198,8 +219,8 @@ int InitializeInjection(void) {
   const char* lib = NULL;
   for (int i = 0; i < 2 && !h; i++) h = dlopen(lib = tries[i], RTLD_NOW | RTLD_GLOBAL);
   if (!h) {
-    fprintf(stderr, "kprof: cannot open CUPTI (%s); set KPROF_CUPTI to libcupti.so's path\n", dlerror());
-    exit(70);
+    fprintf(stderr, "kprof: cannot open CUPTI (%s); set KPROF_CUPTI to libcupti.so's path (no profile for this process)\n", dlerror());
+    return 0;
   }
   SYM(registerCallbacks, "cuptiActivityRegisterCallbacks");
   SYM(enable, "cuptiActivityEnable");
@@ -207,11 +228,11 @@ int InitializeInjection(void) {
   SYM(flushPeriod, "cuptiActivityFlushPeriod");
   SYM(nextRecord, "cuptiActivityGetNextRecord");
   SYM(resultString, "cuptiGetResultString");
-  check(cupti.registerCallbacks(bufferRequested, bufferCompleted), "cuptiActivityRegisterCallbacks");
-  check(cupti.enable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL), "cuptiActivityEnable(CONCURRENT_KERNEL)");
-  check(cupti.enable(CUPTI_ACTIVITY_KIND_MEMCPY), "cuptiActivityEnable(MEMCPY)");
-  check(cupti.enable(CUPTI_ACTIVITY_KIND_MEMSET), "cuptiActivityEnable(MEMSET)");
-  check(cupti.flushPeriod(1000), "cuptiActivityFlushPeriod");
+  if (!ok(cupti.registerCallbacks(bufferRequested, bufferCompleted), "cuptiActivityRegisterCallbacks") ||
+      !ok(cupti.enable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL), "cuptiActivityEnable(CONCURRENT_KERNEL)") ||
+      !ok(cupti.enable(CUPTI_ACTIVITY_KIND_MEMCPY), "cuptiActivityEnable(MEMCPY)") ||
+      !ok(cupti.enable(CUPTI_ACTIVITY_KIND_MEMSET), "cuptiActivityEnable(MEMSET)") || !ok(cupti.flushPeriod(1000), "cuptiActivityFlushPeriod"))
+    return 0;
   atexit(writeOut);
   return 1;
 }

@@ -3,7 +3,9 @@ import { categoryOf, parseKprof, profileTable, stepWindows, summarize } from './
 
 // Timestamps as CUPTI gives them: ns since the epoch, beyond 2^53, so exact only as BigInt.
 const BASE = 1764900000000000000n;
-const rec = (s: number, e: number, name: number, stream = 7) => `K ${BASE + BigInt(s)} ${BASE + BigInt(e)} ${stream} ${name}`;
+// The case's times are in µs (U ns each): a step's optimizer kernels within the 100 µs merge gap, steps further apart.
+const U = 1000;
+const rec = (s: number, e: number, name: number, stream = 7) => `K ${BASE + BigInt(s * U)} ${BASE + BigInt(e * U)} ${stream} ${name}`;
 const NAMES = ['sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n', 'adamw_f32_to_bf16', 'flash_bf16_fwd_d64', '[memcpy HtoD]'];
 const RECORDS = [
   rec(0, 1000, 0), // before the first optimizer run: not a whole step
@@ -16,13 +18,15 @@ const RECORDS = [
   rec(3000, 3500, 0),
   rec(3600, 3800, 1),
 ];
-const file = (records = RECORDS, header = `# kprof 1 pid 42 records ${records.length} names ${NAMES.length} buffers_lost 0`) =>
-  [header, ...NAMES.map((n, i) => `N ${i} ${n}`), ...[...records].reverse()].join('\n');
+const header = (records: number, names = NAMES.length) =>
+  `# kprof 1 pid 42 records ${records} names ${names} buffers_lost 0 invalid 3 incomplete 0 out_of_memory 0`;
+const file = (records = RECORDS, head = header(records.length)) => [head, ...NAMES.map((n, i) => `N ${i} ${n}`), ...[...records].reverse()].join('\n');
 
 describe('kernel profiles from kprof records', () => {
   it('parses records exactly, relative to the first start, sorted by start', () => {
     const f = parseKprof(file());
     expect(f.pid).toBe(42);
+    expect(f.lost).toEqual({ buffers: 0, invalid: 3, incomplete: 0, outOfMemory: false });
     expect(f.names).toEqual(NAMES);
     expect(f.records.map((r) => [r.start, r.end, r.name])).toEqual(
       RECORDS.map((_, i) => {
@@ -33,20 +37,37 @@ describe('kernel profiles from kprof records', () => {
         return [Number(BigInt(s as string) - BASE), Number(BigInt(e as string) - BASE), Number(n)];
       }),
     );
-    expect(f.records[4]).toEqual({ start: 2000, end: 2500, stream: 9, name: 2 });
+    expect(f.records[4]).toEqual({ start: 2000 * U, end: 2500 * U, stream: 9, name: 2 });
+    expect(f.records[0]?.start).toBe(0); // exact ns offsets from the first start, below 2^53 once relative
   });
 
   it('splits steps at the end of each run of optimizer kernels', () => {
     expect(stepWindows(parseKprof(file()), /adam/i)).toEqual([
-      [1200, 2900],
-      [2900, 3800],
+      [1200 * U, 2900 * U],
+      [2900 * U, 3800 * U],
+    ]);
+    // A record between two of a run's optimizer kernels (a memset, another stream) does not split the run ...
+    const split = [...RECORDS.slice(0, 2), rec(1100, 1150, 3, 9), ...RECORDS.slice(2)];
+    expect(stepWindows(parseKprof(file(split)), /adam/i)).toEqual([
+      [1200 * U, 2900 * U],
+      [2900 * U, 3800 * U],
+    ]);
+    // ... but optimizer kernels further apart than the merge gap are two steps.
+    expect(stepWindows(parseKprof(file()), /adam/i, 50 * U)).toEqual([
+      [1200 * U, 2900 * U],
+      [2900 * U, 3800 * U],
+    ]);
+    expect(stepWindows(parseKprof(file([...RECORDS.slice(0, 2), rec(1300, 1400, 1), ...RECORDS.slice(2)])), /adam/i, 50 * U)).toEqual([
+      [1200 * U, 1400 * U],
+      [1400 * U, 2900 * U],
+      [2900 * U, 3800 * U],
     ]);
   });
 
   it('sums time per step: wall, GPU busy as the union of intervals, idle, per kernel and category', () => {
     const f = parseKprof(file());
     const s = summarize(f, stepWindows(f, /adam/i), { label: 'ours', skip: 0 });
-    const NS = 1e-6; // ms per ns
+    const NS = 1e-6 * U; // ms per µs of the case
     expect(s.steps).toBe(2);
     expect(s.stepMs).toBeCloseTo(((1700 + 900) / 2) * NS, 12);
     // Window 1: Gemm 1,000 + the flash kernel's 200 not under it + memcpy 100 + AdamW 100; window 2: 500 + 200.
@@ -67,7 +88,11 @@ describe('kernel profiles from kprof records', () => {
     });
     const late = summarize(f, stepWindows(f, /adam/i), { label: 'ours', skip: 1 });
     expect([late.steps, Math.round(late.busyMs / NS), Math.round(late.idleMs / NS)]).toEqual([1, 700, 200]);
-    expect(profileTable([s, late])).toContain('| GPU idle | 0.0 | 0.0 |');
+    // A record of the first window running on into the second (another stream) counts as busy there too.
+    const long = parseKprof(file([...RECORDS.slice(0, 6), rec(2850, 3100, 0, 9), ...RECORDS.slice(6)]));
+    const carried = summarize(long, stepWindows(long, /adam/i), { label: 'ours', skip: 1 });
+    expect(Math.round(carried.busyMs / NS)).toBe(700 + 100); // 2,900–3,000, before the second window's Gemm
+    expect(profileTable([s, late])).toContain('| GPU idle | 0.3 | 0.2 |');
   });
 
   it('names the kernels of ours, cuBLAS and PyTorch by category', () => {
@@ -78,7 +103,11 @@ describe('kernel profiles from kprof records', () => {
       categoryOf(
         'void at::native::(anonymous namespace)::cunn_SoftMaxForward<4, float, float, float, at::native::(anonymous namespace)::LogSoftMaxForwardEpilogue>',
       ),
-    ).toBe('attention: softmax');
+    ).toBe('cross-entropy');
+    expect(categoryOf('void at::native::(anonymous namespace)::cunn_SoftMaxForward<4, float, float, float, SoftMaxForwardEpilogue>')).toBe(
+      'attention: softmax',
+    );
+    expect(categoryOf('void onnxruntime::cuda::_ExpandKernel2D<broadcast>')).not.toBe('casts');
     expect(categoryOf('ce_bf16_grad')).toBe('cross-entropy');
     expect(categoryOf('void at::native::(anonymous namespace)::multi_tensor_apply_kernel<FusedAdamMathFunctor>')).toBe('optimizer + clip');
     expect(categoryOf('seeded_dropout_bf16')).toBe('dropout');
@@ -87,7 +116,8 @@ describe('kernel profiles from kprof records', () => {
   });
 
   it('refuses a file cut short or malformed, naming the file and line', () => {
-    expect(() => parseKprof(file(RECORDS.slice(0, 3), `# kprof 1 pid 42 records 9 names 4 buffers_lost 0`), 'kp.1')).toThrow(
+    expect(() => parseKprof(`${file()}\nK 0 2 3 1`, 'kp.1')).toThrow('kp.1:15: not a timed record (start 0 or end before start)');
+    expect(() => parseKprof(file(RECORDS.slice(0, 3), header(9)), 'kp.1')).toThrow(
       'kp.1: the header says 9 records and 4 names, the file has 3 and 4 (cut short?)',
     );
     expect(() => parseKprof(`${file()}\nK 1 2 3`, 'kp.1')).toThrow("kp.1:15: expected 'K <start> <end> <stream> <name id>'");

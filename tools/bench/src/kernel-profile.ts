@@ -15,13 +15,14 @@ export interface KprofFile {
   names: string[];
   /** Sorted by start. */
   records: KernelRecord[];
-  buffersLost: number;
+  /** What the recorder lost: buffers CUPTI could not get, records it could not time, buffers cut at an unfinished record. */
+  lost: { buffers: number; invalid: number; incomplete: number; outOfMemory: boolean };
 }
 
 /** Parses a kprof records file; a malformed line is an error naming `file` and the line. */
 export function parseKprof(text: string, file = '<kprof>'): KprofFile {
   const lines = text.split('\n');
-  const head = /^# kprof 1 pid (\d+) records (\d+) names (\d+) buffers_lost (\d+)$/.exec(lines[0] ?? '');
+  const head = /^# kprof 1 pid (\d+) records (\d+) names (\d+) buffers_lost (\d+) invalid (\d+) incomplete (\d+) out_of_memory ([01])$/.exec(lines[0] ?? '');
   if (!head) throw new Error(`${file}:1: not a kprof records file (expected '# kprof 1 pid …')`);
   const names: string[] = [];
   const raw: { start: bigint; end: bigint; stream: number; name: number }[] = [];
@@ -38,7 +39,7 @@ export function parseKprof(text: string, file = '<kprof>'): KprofFile {
       if (!m) throw new Error(`${where}: expected 'K <start> <end> <stream> <name id>'`);
       const r = { start: BigInt(m[1] as string), end: BigInt(m[2] as string), stream: Number(m[3]), name: Number(m[4]) };
       if (r.name >= names.length) throw new Error(`${where}: name id ${r.name} is not among the ${names.length} names`);
-      if (r.end < r.start) throw new Error(`${where}: ends before it starts`);
+      if (r.end < r.start || r.start === 0n) throw new Error(`${where}: not a timed record (start 0 or end before start)`);
       raw.push(r);
     } else throw new Error(`${where}: unknown line '${line.slice(0, 40)}'`);
   }
@@ -49,22 +50,28 @@ export function parseKprof(text: string, file = '<kprof>'): KprofFile {
   const records = raw
     .map((r) => ({ start: Number(r.start - base), end: Number(r.end - base), stream: r.stream, name: r.name }))
     .sort((a, b) => a.start - b.start || a.end - b.end);
-  return { pid: Number(head[1]), names, records, buffersLost: Number(head[4]) };
+  return {
+    pid: Number(head[1]),
+    names,
+    records,
+    lost: { buffers: Number(head[4]), invalid: Number(head[5]), incomplete: Number(head[6]), outOfMemory: head[7] === '1' },
+  };
 }
 
 /**
- * Step windows [from, to) (ns): a step ends with the last record of each run of consecutive records (by start)
- * whose names match `marker` (the optimizer's kernels: the update is a step's last work). The records before the
- * first run are not a whole step and are left out.
+ * Step windows [from, to) (ns): a step ends with the last of a run of records whose names match `marker` (the
+ * optimizer's kernels: the update is a step's last work), a run being marker records each starting within
+ * `mergeNs` (default 100 µs) of the previous one's end, whatever else runs between them (a memset, another
+ * stream). Steps are milliseconds apart, so two steps' updates never merge. The records before the first run are
+ * not a whole step and are left out.
  */
-export function stepWindows(f: KprofFile, marker: RegExp): [number, number][] {
+export function stepWindows(f: KprofFile, marker: RegExp, mergeNs = 100_000): [number, number][] {
   const ends: number[] = [];
-  const rs = f.records;
-  for (let i = 0; i < rs.length; i++) {
-    const r = rs[i] as KernelRecord;
-    if (!marker.test(f.names[r.name] as string)) continue;
-    const next = rs[i + 1];
-    if (next === undefined || !marker.test(f.names[next.name] as string)) ends.push(r.end);
+  const marks = f.records.filter((r) => marker.test(f.names[r.name] as string));
+  for (let i = 0; i < marks.length; i++) {
+    const r = marks[i] as KernelRecord;
+    const next = marks[i + 1];
+    if (next === undefined || next.start > r.end + mergeNs) ends.push(r.end);
   }
   const out: [number, number][] = [];
   for (let i = 1; i < ends.length; i++) out.push([ends[i - 1] as number, ends[i] as number]);
@@ -74,13 +81,13 @@ export function stepWindows(f: KprofFile, marker: RegExp): [number, number][] {
 /** Kernel categories, first match wins (names as CUPTI gives them: ours, cuBLAS, ORT's and PyTorch's kernels). */
 export const CATEGORIES: readonly [string, RegExp][] = [
   ['attention: flash', /^flash_|flash_fwd|flash_bwd|fmha|sdpa/i],
-  ['cross-entropy', /^ce_|cross_entropy|log_softmax|nll_loss/i],
+  ['cross-entropy', /^ce_|cross_entropy|log_?softmax|nll_loss/i],
   ['attention: softmax', /^msoftmax_|softmax/i],
   ['matmul', /gemm|gemv|cutlass|xmma|nvjet|splitKreduce|cublas/i],
   ['optimizer + clip', /^adamw_|adam|^sumsq_|multi_tensor_apply|LpNorm/i],
   ['rmsnorm / swiglu / rope', /^rmsnorm_|^swiglu_|^rope_|rms_norm|silu|rotary/i],
   ['dropout', /^seeded_dropout_|^hash_words|dropout/i],
-  ['casts', /^cast_|cast/i],
+  ['casts', /^cast_|(?<!broad)cast/i],
   ['copies / transposes', /^\[memcpy|^\[memset|transpose|copy|concat|gather|scatter|slice/i],
 ];
 export const categoryOf = (name: string) => CATEGORIES.find(([, re]) => re.test(name))?.[0] ?? 'other';
@@ -118,11 +125,13 @@ export function summarize(f: KprofFile, windows: [number, number][], opts: { lab
   let count = 0;
   const perName = new Map<number, { ms: number; n: number }>();
   let ri = 0;
+  let reach = 0; // the latest end of the records before the window (one may run on into it, on another stream)
   const rs = f.records;
   for (const [from, to] of used) {
     wall += to - from;
-    while (ri < rs.length && (rs[ri] as KernelRecord).start < from) ri++;
-    let covered = from; // union of intervals: records sorted by start
+    while (ri < rs.length && (rs[ri] as KernelRecord).start < from) reach = Math.max(reach, (rs[ri++] as KernelRecord).end);
+    let covered = Math.max(from, Math.min(reach, to)); // union of intervals: records sorted by start
+    busy += covered - from;
     for (let j = ri; j < rs.length && (rs[j] as KernelRecord).start < to; j++) {
       const r = rs[j] as KernelRecord;
       const s = Math.max(r.start, covered);

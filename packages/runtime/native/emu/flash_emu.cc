@@ -61,6 +61,7 @@ typedef unsigned short u16;
 typedef unsigned int u32;
 struct bf16 { u16 b; };
 struct f16 { u16 b; };
+struct alignas(8) float2 { float x, y; };
 
 inline float __int_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
 inline float __uint_as_float(u32 u) { return __int_as_float(u); }

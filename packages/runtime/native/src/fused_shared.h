@@ -81,7 +81,7 @@ constexpr long long kFlashRowMaskBytes = 4LL * 16 * kFlashMaskP * 4 + 4LL * 16 *
  */
 LSFT_HD constexpr long long flashSmemBytes(int kernel, int D) {
   return kernel == 0   ? 2LL * 2 * kFlashKeys * (D + 8) + kFlashRowMaskBytes
-         : kernel == 1 ? 2LL * (2 * kFlashKeys + 2 * flashQt(D)) * (D + 8) + 20LL * flashQt(D) + 4LL * kFlashKeys * flashQtP(D) + 16
+         : kernel == 1 ? 2LL * (2 * kFlashKeys + 2 * flashQt(D)) * (D + 8) + 12LL * flashQt(D) + 4LL * kFlashKeys * flashQtP(D) + 16
                        : 2LL * 2 * (kFlashRows + kFlashKeys) * (D + 8) + kFlashRowMaskBytes;
 }
 

@@ -126,6 +126,28 @@ __device__ __forceinline__ void flashCopy(u16* dst, int stride, const u16* src, 
   }
 }
 
+/** flashCopy in two halves: this thread's CH 16-byte chunks of `rows` rows into registers (zeros past `avail`) ... */
+template <int D, int CH>
+__device__ __forceinline__ void flashLoadRegs(FlashU4* v, const u16* src, long long avail, int tid) {
+  constexpr int C = D / 8;
+#pragma unroll
+  for (int i = 0; i < CH; i++) {
+    const int c = tid + 128 * i, r = c / C, cc = c - r * C;
+    v[i] = FlashU4{0u, 0u, 0u, 0u};
+    if (r < avail) v[i] = reinterpret_cast<const FlashU4*>(src + (long long)r * D)[cc];
+  }
+}
+/** ... and from registers into the shared tile (row stride `stride`). */
+template <int D, int CH>
+__device__ __forceinline__ void flashStoreRegs(u16* dst, int stride, const FlashU4* v, int tid) {
+  constexpr int C = D / 8;
+#pragma unroll
+  for (int i = 0; i < CH; i++) {
+    const int c = tid + 128 * i, r = c / C, cc = c - r * C;
+    *reinterpret_cast<FlashU4*>(dst + r * stride + cc * 8) = v[i];
+  }
+}
+
 /** The A fragment of a 16 × 16 tile held as two C tiles (c0: its columns 0..7, c1: 8..15), rounded to T. */
 template <typename T>
 __device__ __forceinline__ void flashPackA(u32* a, const float* c0, const float* c1) {
@@ -169,7 +191,7 @@ __device__ __forceinline__ bool flashWarpMask(float* sm, const float* __restrict
   bool blocked = true;
   const long long lim = d.S - s0;
   flashSyncWarp();  // the warp's reads of the previous step's tile are done
-#pragma unroll 4
+#pragma unroll 8
   for (int r = 0; r < 16; r++) {
     const long long mo = rowMo[r];
     const float* mr = M + mo + s0 * d.ms;
@@ -323,7 +345,8 @@ __device__ __forceinline__ void flashDkDv(const T* __restrict__ dO, const T* __r
                                           const float* __restrict__ M, const float* __restrict__ stats, const float* __restrict__ dsum,
                                           T* __restrict__ dK, T* __restrict__ dV, const FlashDims& d) {
   extern __shared__ FlashU4 flashShared[];
-  constexpr int P = D + 8, QT = flashQt(D), QP = flashQtP(D), KD = D / 16, ND = D / 8, NQ = QT / 8;
+  constexpr int P = D + 8, QT = flashQt(D), QP = flashQtP(D), KD = D / 16, ND = D / 8, NQ = QT / 8, CH = QT * (D / 8) / 128;
+  static_assert(CH * 128 == QT * (D / 8), "the step's Q and dO tiles split evenly over the block's threads");
   u16* sK = reinterpret_cast<u16*>(flashShared);  // [64][P] this block's keys
   u16* sV = sK + kFlashKeys * P;                   // [64][P] its values
   u16* sQ = sV + kFlashKeys * P;                   // [QT][P] the step's queries
@@ -331,11 +354,13 @@ __device__ __forceinline__ void flashDkDv(const T* __restrict__ dO, const T* __r
   float* sM = reinterpret_cast<float*>(sdO + QT * P);  // [QT] row max, 1 / sum, Dsum
   float* sRl = sM + QT;
   float* sDs = sRl + QT;
-  long long* sMo = reinterpret_cast<long long*>(sDs + QT);  // [QT] mask row offsets (−1: no such row)
-  float* sMk = reinterpret_cast<float*>(sMo + QT);          // [64 keys][QP] the step's mask, −∞ where no row or key
+  // [64 keys][QP] the step's mask, −∞ where no query or key; query column c of key row j at c ^ flashSwz(j mod 16)
+  // (a half-warp's stores then fall in distinct banks; the XOR keeps c's pair (c, c + 1) adjacent).
+  float* sMk = sDs + QT;
   int* sSkip = reinterpret_cast<int*>(sMk + kFlashKeys * QP);  // [4] the warps' skip votes
   const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3, wr = 16 * w;
   const long long bg = blockIdx.y, b = bg / d.G, hg = bg - b * d.G, key0 = (long long)blockIdx.x * kFlashKeys;
+  const long long mbase = b * d.mb + hg * d.mg;
   const u16* q = reinterpret_cast<const u16*>(Q) + bg * d.N * D;
   const u16* go = reinterpret_cast<const u16*>(dO) + bg * d.N * D;
   flashCopy<D>(sK, P, reinterpret_cast<const u16*>(K) + (bg * d.S + key0) * D, d.S - key0, kFlashKeys, tid);
@@ -344,39 +369,55 @@ __device__ __forceinline__ void flashDkDv(const T* __restrict__ dO, const T* __r
   float dk[ND][4], dv[ND][4];
 #pragma unroll
   for (int n = 0; n < ND; n++) dk[n][0] = dk[n][1] = dk[n][2] = dk[n][3] = dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.0f;
+  long long r0 = 0, t0 = 0;  // query row q0 = r0·T + t0
   for (long long q0 = 0; q0 < d.N; q0 += QT) {
+    if (q0 > 0)
+      for (t0 += QT; t0 >= d.T; t0 -= d.T) r0++;
     __syncthreads();  // the previous step's reads of every tile are done
+    // Every load of the step at once: its queries and output gradients into registers (stored to shared memory
+    // below only if some warp needs them), the rows' stats, and the warp's part of the mask.
+    FlashU4 rq[CH], ro[CH];
+    flashLoadRegs<D, CH>(rq, q + q0 * D, d.N - q0, tid);
+    flashLoadRegs<D, CH>(ro, go + q0 * D, d.N - q0, tid);
     for (int r = tid; r < QT; r += 128) {
       const long long i = q0 + r;
       const bool ok = i < d.N;
       sM[r] = ok ? stats[2 * (bg * d.N + i)] : 0.0f;
       sRl[r] = 1.0f / (ok ? stats[2 * (bg * d.N + i) + 1] : 1.0f);
       sDs[r] = ok ? dsum[bg * d.N + i] : 0.0f;
-      sMo[r] = ok ? flashMaskRow(d, b, hg, i) : -1;
     }
-    __syncthreads();
-    // The warp's 16 keys × the step's queries of the mask, coalesced (16 keys of 2 queries per load), and its vote:
-    // skip when the mask blocks all of it and each query already has a live key.
+    // The warp votes to skip the step when the mask blocks all of its part (its 16 keys × the step's queries) and
+    // each query already has a live key (its row max in stats).
     bool skip = true;
     for (int c = lane; c < QT; c += 32)
-      if (sMo[c] >= 0 && !(sM[c] > kFlashBlocked)) skip = false;
+      if (q0 + c < d.N && !(stats[2 * (bg * d.N + q0 + c)] > kFlashBlocked)) skip = false;
+    {
+      // Loads of 16 keys of 2 queries (lane: key jj = lane mod 16, query c = lane / 16 + 2k), the query's mask row
+      // offset (b, g, r, t) stepped along with c.
+      const int jj = lane & 15, c0 = lane >> 4, swz = 2 * ((jj >> 2) & 3);
+      const long long key = key0 + wr + jj;
+      long long t = t0 + c0, r = r0;
+      while (t >= d.T) t -= d.T, r++;
+      long long mo = mbase + r * d.mr + t * d.mt;
 #pragma unroll 4
-    for (int x = lane; x < 16 * QT; x += 32) {
-      const int jj = x & 15, c = x >> 4;
-      const long long key = key0 + wr + jj, mrow = sMo[c];
-      float val = kFlashNegInf;
-      if (mrow >= 0 && key < d.S) {
-        val = M[mrow + key * d.ms];
-        skip = skip && val <= kFlashBlocked;
+      for (int c = c0; c < QT; c += 2) {
+        float val = kFlashNegInf;
+        if (q0 + c < d.N && key < d.S) {
+          val = M[mo + key * d.ms];
+          skip = skip && val <= kFlashBlocked;
+        }
+        sMk[(wr + jj) * QP + (c ^ swz)] = val;
+        t += 2;
+        mo += 2 * d.mt;
+        while (t >= d.T) t -= d.T, mo += d.mr - d.T * d.mt;
       }
-      sMk[(wr + jj) * QP + c] = val;
     }
     skip = __all_sync(0xffffffffu, skip);
     if (lane == 0) sSkip[w] = skip ? 1 : 0;
     __syncthreads();
     if (sSkip[0] && sSkip[1] && sSkip[2] && sSkip[3]) continue;  // no warp needs the step's queries
-    flashCopy<D>(sQ, P, q + q0 * D, d.N - q0, QT, tid);
-    flashCopy<D>(sdO, P, go + q0 * D, d.N - q0, QT, tid);
+    flashStoreRegs<D, CH>(sQ, P, rq, tid);
+    flashStoreRegs<D, CH>(sdO, P, ro, tid);
     __syncthreads();
     if (skip) continue;
     float st[NQ][4], dp[NQ][4];
@@ -403,12 +444,17 @@ __device__ __forceinline__ void flashDkDv(const T* __restrict__ dO, const T* __r
 #pragma unroll
     for (int n = 0; n < NQ; n++)
 #pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const int c = n * 8 + 2 * tq + (e & 1);
-        const float mv = sMk[(wr + g + 8 * (e >> 1)) * QP + c];
-        const float p = mv == kFlashNegInf ? 0.0f : flashExp(flashFma(d.scale, st[n][e], mv) - sM[c]) * sRl[c];
-        st[n][e] = p;
-        dp[n][e] = p * (dp[n][e] - sDs[c]);
+      for (int h = 0; h < 2; h++) {
+        const int jl = g + 8 * h, c = n * 8 + 2 * tq;
+        const float2 mv = *reinterpret_cast<const float2*>(sMk + (wr + jl) * QP + (c ^ (2 * ((jl >> 2) & 3))));
+#pragma unroll
+        for (int x = 0; x < 2; x++) {
+          const int e = 2 * h + x;
+          const float m = x == 0 ? mv.x : mv.y;
+          const float p = m == kFlashNegInf ? 0.0f : flashExp(flashFma(d.scale, st[n][e], m) - sM[c + x]) * sRl[c + x];
+          st[n][e] = p;
+          dp[n][e] = p * (dp[n][e] - sDs[c + x]);
+        }
       }
 #pragma unroll
     for (int kq = 0; kq < NQ / 2; kq++) {
@@ -504,11 +550,15 @@ __device__ __forceinline__ void flashDq(const T* __restrict__ dO, const T* __res
 #pragma unroll
     for (int n = 0; n < NT; n++)
 #pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const int h = e >> 1;
-        const float mv = sm[(g + 8 * h) * kFlashMaskP + n * 8 + 2 * tq + (e & 1)];
-        const float p = mv == kFlashNegInf ? 0.0f : flashExp(flashFma(d.scale, sc[n][e], mv) - rm[h]) * rrl[h];
-        dp[n][e] = p * (dp[n][e] - rd[h]);
+      for (int h = 0; h < 2; h++) {
+        const float2 mv = *reinterpret_cast<const float2*>(sm + (g + 8 * h) * kFlashMaskP + n * 8 + 2 * tq);
+#pragma unroll
+        for (int x = 0; x < 2; x++) {
+          const int e = 2 * h + x;
+          const float m = x == 0 ? mv.x : mv.y;
+          const float p = m == kFlashNegInf ? 0.0f : flashExp(flashFma(d.scale, sc[n][e], m) - rm[h]) * rrl[h];
+          dp[n][e] = p * (dp[n][e] - rd[h]);
+        }
       }
 #pragma unroll
     for (int kq = 0; kq < NT / 2; kq++) {
