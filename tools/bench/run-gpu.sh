@@ -172,6 +172,9 @@ kp() { local tag=$1; shift; rm -f /root/kp/$tag.*; KPROF_OUT=/root/kp/$tag KPROF
   grep -E '^BENCH|kprof' /tmp/kp.log; [ $rc -eq 0 ] || { echo "KPROF $tag rc=$rc :: $*"; tail -5 /tmp/kp.log; }; }
 kps() { local args=() f; for t in "$@"; do f=$(ls -S /root/kp/$t.* 2>/dev/null | head -1); [ -n "$f" ] && args+=("$f=$t") || echo "KPROF $t: no records file"; done
   [ ${#args[@]} -gt 0 ] && node $A/kprof.mjs "${args[@]}" ${KPROF_ARGS:-}; }
+# Step windows: train-bench and bench_torch run 3 warm-up steps, phase-bench 2; --skip 2 leaves the timed steps (of
+# phase-bench's 6, the last 5; the first optimizer run only opens the first window). The BENCH lines carry the window counts.
+export KPROF_ARGS="--skip 2"
 kp lora-ours node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 5 --frozen bfloat16
 kp lora-peft python3 tools/reference/bench_torch.py --which lora --recipes peft-fused --steps 5
 kps lora-ours lora-peft
