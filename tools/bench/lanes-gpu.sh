@@ -10,6 +10,9 @@
 #   bash tools/bench/lanes-gpu.sh app        joins the runtime parts, unpacks .device/app.tgz, marks READY
 #   bash tools/bench/lanes-gpu.sh poll SECONDS   waits up to SECONDS for the lanes, prints where they are
 #   bash tools/bench/lanes-gpu.sh collect    the lane logs into $OUT (then: node dist/table.mjs lane-0.log)
+# Two rules learnt the hard way (session 13): keep a `poll` call running at all times (the machine is released
+# after ~30 s without a call, and /root with it), and never change /root/work/tools/bench/run-gpu.sh while a lane
+# runs: bash reads a script as it goes, so the running section continues at its old offset in the new text.
 set -u
 MODE=${1:-}
 W=/root/work
