@@ -354,7 +354,7 @@ __device__ __forceinline__ void flashDkDv(const T* __restrict__ dO, const T* __r
   float* sM = reinterpret_cast<float*>(sdO + QT * P);  // [QT] row max, 1 / sum, Dsum
   float* sRl = sM + QT;
   float* sDs = sRl + QT;
-  // [64 keys][QP] the step's mask, −∞ where no query or key; query column c of key row j at c ^ flashSwz(j mod 16)
+  // [64 keys][QP] the step's mask, −∞ where no query or key; query column c of key row j at c ^ 2·((j mod 16) / 4 mod 4)
   // (a half-warp's stores then fall in distinct banks; the XOR keeps c's pair (c, c + 1) adjacent).
   float* sMk = sDs + QT;
   int* sSkip = reinterpret_cast<int*>(sMk + kFlashKeys * QP);  // [4] the warps' skip votes
