@@ -184,6 +184,9 @@ kps full-ours full-torch
 kp p2-ours node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 6 --frozen bfloat16
 kp p2-peft python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
 kps p2-ours p2-peft
+kp p1-ours node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 6 --frozen bfloat16
+kp p1-peft python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5
+kps p1-ours p1-peft
 kp flash node $A/fused-check.mjs --only flash-time
 KPROF_ARGS=--marker= kps flash
 fi
