@@ -188,7 +188,8 @@ kp p1-ours node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --wh
 kp p1-peft python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5
 kps p1-ours p1-peft
 kp flash node $A/fused-check.mjs --only flash-time
-KPROF_ARGS=--marker= kps flash
+kp attn-torch python3 tools/reference/bench_torch.py --which attn
+KPROF_ARGS=--marker= kps flash attn-torch
 fi
 if want launch; then
 # Session 12's node reductions (the step graphs with fewer nodes: dropout tables read in place, HashWords, one

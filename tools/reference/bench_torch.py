@@ -14,10 +14,13 @@ in the same device call. Prints one JSON object per benchmark on stdout (prefix 
   lora7b  the same LoRA step on the DeepSeek-R1-Distill-Qwen-7B shape (Qwen2: hidden 3584, 28 layers, 28/4
           heads, MLP 18944, vocab 152064, biases, untied), fused AdamW, gradient checkpointing off and on
   train7b full fine-tuning of that shape, bf16 parameters + fused AdamW (bf16 states), checkpointing off and on
+  attn    torch's scaled_dot_product_attention forward + backward (bf16) at fused-check's flash-time shapes
+          (Llama-3.2-1B: 8 x 32/8 heads x 512 x 64; Qwen2-7B: 8 x 28/4 x 512 x 128): causal (flash backend) and
+          with an explicit additive float mask of the same pattern (what a mask that is not plainly causal gets)
   gen     HF generate, batch 64, 128-token prompts, 256 new tokens, greedy: dynamic KV cache (hf-generate) and
           static cache with generate's automatic torch.compile (hf-static-compile)
 Every row names its recipe; a recipe that fails prints a row with "error" instead of numbers.
-Usage: python3 tools/reference/bench_torch.py [--which train,lora,lora7b,train7b,gen,gemm] [--recipes a,b] [--batch 8]
+Usage: python3 tools/reference/bench_torch.py [--which train,lora,lora7b,train7b,gen,gemm,attn] [--recipes a,b] [--batch 8]
        [--seq 512] [--steps 10] [--gen-model HF_DIR] [--gen-batch 64] [--gen-new 256]
 """
 import argparse
@@ -180,6 +183,44 @@ def bench_gemm(runs=20, repeat=16):
     return rows
 
 
+ATTN_SHAPES = [("llama-1b", 8, 32, 8, 512, 64), ("qwen2-7b", 8, 28, 4, 512, 128)]
+
+
+def bench_attn(runs=20):
+    """SDPA forward + backward per call (ms, CUDA events) on the flash-time shapes, GQA heads expanded as HF does."""
+    g = torch.Generator(device="cuda").manual_seed(1)
+    rows = []
+    for name, B, H, G, T, D in ATTN_SHAPES:
+        q = torch.randn(B, H, T, D, device="cuda", generator=g).to(torch.bfloat16).requires_grad_()
+        k = torch.randn(B, G, T, D, device="cuda", generator=g).to(torch.bfloat16).requires_grad_()
+        v = torch.randn(B, G, T, D, device="cuda", generator=g).to(torch.bfloat16).requires_grad_()
+        do = torch.randn(B, H, T, D, device="cuda", generator=g).to(torch.bfloat16)
+        causal = torch.full((T, T), float("-inf"), device="cuda").triu(1)
+        for mode in ("causal", "float-mask"):
+            def once():
+                kk, vv = k.repeat_interleave(H // G, dim=1), v.repeat_interleave(H // G, dim=1)
+                if mode == "causal":
+                    o = torch.nn.functional.scaled_dot_product_attention(q, kk, vv, is_causal=True)
+                else:
+                    o = torch.nn.functional.scaled_dot_product_attention(q, kk, vv, attn_mask=causal.to(torch.bfloat16))
+                torch.autograd.backward(o, do)
+            for _ in range(3):
+                once()
+            torch.cuda.synchronize()
+            e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            e0.record()
+            for _ in range(runs):
+                once()
+            e1.record()
+            torch.cuda.synchronize()
+            ms = e0.elapsed_time(e1) / runs
+            # The same FLOP count fused-check's flash-time uses (9 products of T x S x D per head, mask ignored).
+            flops = 9 * 2 * B * H * T * T * D
+            rows.append(dict(bench="attn", impl="pytorch", recipe=f"sdpa-{mode}", shape=name, dims=[B, H, G, T, D], ms=ms,
+                             tflops=flops / (ms / 1000) / 1e12))
+    return rows
+
+
 def emit(fn, bench, recipe):
     try:
         row = fn()
@@ -216,6 +257,9 @@ def main():
     if "gen" in which:
         for r in pick(GEN_RECIPES):
             emit(lambda: bench_gen(args, r), "gen", r)
+    if "attn" in which:
+        for row in bench_attn():
+            print("BENCH " + json.dumps(row), flush=True)
     if "gemm" in which:
         for row in bench_gemm():
             print("BENCH " + json.dumps(row), flush=True)
