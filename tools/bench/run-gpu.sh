@@ -174,6 +174,10 @@ kps() { local args=() f; for t in "$@"; do f=$(ls -S /root/kp/$t.* 2>/dev/null |
   [ ${#args[@]} -gt 0 ] && node $A/kprof.mjs "${args[@]}" ${KPROF_ARGS:-}; }
 # Step windows: train-bench and bench_torch run 3 warm-up steps, phase-bench 2; --skip 2 leaves the timed steps (of
 # phase-bench's 6, the last 5; the first optimizer run only opens the first window). The BENCH lines carry the window counts.
+# FlashAttention's kernels alone (one window: the whole process), beside PyTorch's SDPA at the same shapes.
+kp flash node $A/fused-check.mjs --only flash-time
+kp attn-torch python3 tools/reference/bench_torch.py --which attn
+KPROF_ARGS=--marker= kps flash attn-torch
 export KPROF_ARGS="--skip 2"
 kp lora-ours node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 5 --frozen bfloat16
 kp lora-peft python3 tools/reference/bench_torch.py --which lora --recipes peft-fused --steps 5
@@ -187,9 +191,6 @@ kps p2-ours p2-peft
 kp p1-ours node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 6 --frozen bfloat16
 kp p1-peft python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5
 kps p1-ours p1-peft
-kp flash node $A/fused-check.mjs --only flash-time
-kp attn-torch python3 tools/reference/bench_torch.py --which attn
-KPROF_ARGS=--marker= kps flash attn-torch
 fi
 if want launch; then
 # Session 12's node reductions (the step graphs with fewer nodes: dropout tables read in place, HashWords, one
