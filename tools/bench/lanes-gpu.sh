@@ -9,7 +9,7 @@
 #       (ONE_GPU=1: all lanes on GPU 0, e.g. "check gen" "ckpt7" where ckpt7 only writes files on the host)
 #   bash tools/bench/lanes-gpu.sh app        joins the runtime parts, unpacks .device/app.tgz, marks READY
 #   bash tools/bench/lanes-gpu.sh poll SECONDS   waits up to SECONDS for the lanes, prints where they are
-#   bash tools/bench/lanes-gpu.sh collect    the lane logs into $OUT (then: node dist/table.mjs lane-0.log)
+#   bash tools/bench/lanes-gpu.sh collect    the lane logs (and kprof's records, kp.tgz) into $OUT (then: node dist/table.mjs lane-0.log)
 # Two rules learnt the hard way (session 13): keep a `poll` call running at all times (the machine is released
 # after ~30 s without a call, and /root with it), and never change /root/work/tools/bench/run-gpu.sh while a lane
 # runs: bash reads a script as it goes, so the running section continues at its old offset in the new text.
@@ -53,5 +53,6 @@ if [ "$MODE" = poll ]; then
   [ -n "${OUT:-}" ] && cp /root/lane-*.log "$OUT"/   # what ran so far comes back with every poll
 fi
 if [ "$MODE" = collect ]; then
-  cp /root/lane-*.log "$OUT"/ && ls -la "$OUT"
+  cp /root/lane-*.log "$OUT"/; [ -d /root/kp ] && tar czf "$OUT"/kp.tgz -C /root kp   # kprof's records files too
+  ls -la "$OUT"
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A lane log of run-gpu.sh -> JSON lines: each BENCH/CHECK record, with the command and nvidia-smi peak of the
 PEAK line that follows it. Records of commands run without `peak` (fused-check, gen_check.py, profiles,
-decode-probe) get no peak.   python3 tools/bench/log-to-jsonl.py LOG META_JSON > OUT.jsonl"""
+decode-probe, and every record of the kprof section, whose runs are traced by CUPTI: those get "traced": true) get
+no peak.   python3 tools/bench/log-to-jsonl.py LOG META_JSON > OUT.jsonl"""
 import json, re, sys
 
 UNPEAKED = lambda r: r['bench'] in ('fused-check', 'decode-probe') or 'profile' in r
@@ -9,12 +10,19 @@ UNPEAKED = lambda r: r['bench'] in ('fused-check', 'decode-probe') or 'profile' 
 def main(log, meta):
     out = [json.loads(meta)]
     pending = []
+    section = None
     for line in open(log).read().splitlines():
+        m = re.match(r'SECTION (\S+) (start|end)', line)
+        if m:
+            section = m.group(1) if m.group(2) == 'start' else None
         if line.startswith(('BENCH ', 'CHECK ')):
             r = json.loads(line.split(' ', 1)[1])
             if line.startswith('CHECK '):
                 r = {'bench': 'gen-check' if r.get('check') == 'gen-teacher-forced' else 'fused-check', **r}
             if r.get('bench') == 'meta':
+                continue
+            if section == 'kprof':  # no `peak` there: the runs are under the CUPTI recorder
+                out.append({**r, 'traced': True})
                 continue
             (out if UNPEAKED(r) or r['bench'] == 'gen-check' else pending).append(r)
         elif line.startswith('PEAK '):

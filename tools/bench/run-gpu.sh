@@ -172,8 +172,9 @@ kp() { local tag=$1; shift; rm -f /root/kp/$tag.*; KPROF_OUT=/root/kp/$tag KPROF
   grep -E '^BENCH|kprof' /tmp/kp.log; [ $rc -eq 0 ] || { echo "KPROF $tag rc=$rc :: $*"; tail -5 /tmp/kp.log; }; }
 kps() { local args=() f; for t in "$@"; do f=$(ls -S /root/kp/$t.* 2>/dev/null | head -1); [ -n "$f" ] && args+=("$f=$t") || echo "KPROF $t: no records file"; done
   [ ${#args[@]} -gt 0 ] && node $A/kprof.mjs "${args[@]}" ${KPROF_ARGS:-}; }
-# Step windows: train-bench and bench_torch run 3 warm-up steps, phase-bench 2; --skip 2 leaves the timed steps (of
-# phase-bench's 6, the last 5; the first optimizer run only opens the first window). The BENCH lines carry the window counts.
+# Step windows: train-bench, phase-bench and bench_torch run 3 warm-up steps; --skip 2 leaves the timed steps (the
+# first optimizer run only opens the first window). The BENCH lines carry the window counts; kprof.mjs also cuts each
+# step's GPU idle time into its gaps (many short ones: launch-bound; few long ones: the host blocked).
 # FlashAttention's kernels alone (one window: the whole process), beside PyTorch's SDPA at the same shapes.
 kp flash node $A/fused-check.mjs --only flash-time
 kp attn-torch python3 tools/reference/bench_torch.py --which attn

@@ -95,6 +95,34 @@ describe('kernel profiles from kprof records', () => {
     expect(profileTable([s, late])).toContain('| GPU idle | 0.3 | 0.2 |');
   });
 
+  it('cuts the idle time into its gaps, by size, with the records either side of the longest', () => {
+    // Gaps of window 1 (1,200–2,900): 100 before the Gemm, 100 flash → memcpy, 100 memcpy → AdamW; window 2:
+    // 100 before the Gemm, 100 Gemm → AdamW. With a 5 µs gap added (Gemm 3,000–3,500, then a memcpy at 3,505).
+    const f = parseKprof(file([...RECORDS.slice(0, 8), rec(3505, 3550, 3), ...RECORDS.slice(8)]));
+    const s = summarize(f, stepWindows(f, /adam/i), { label: 'ours', skip: 0 });
+    const NS = 1e-6 * U;
+    const sum = s.gaps.buckets.reduce((a, b) => a + b.msPerStep, 0);
+    expect(sum).toBeCloseTo(s.idleMs, 12); // the gaps are the idle time, all of it
+    expect(s.gaps.buckets.map((b) => [b.label, Math.round(b.msPerStep / NS), b.countPerStep])).toEqual([
+      ['< 10 µs', 3, 0.5],
+      ['10–100 µs', 25, 0.5],
+      ['100 µs–1 ms', 200, 2],
+      ['≥ 1 ms', 0, 0],
+    ]);
+    // Window 2 now: 100 before the Gemm, 5 Gemm → memcpy, 50 memcpy → AdamW (10–100 µs).
+    expect(s.gaps.largest.map((g) => [Math.round(g.ms / NS), g.step, Math.round(g.atMs / NS), g.prev, g.next])).toEqual([
+      [100, 0, 0, '(step start)', NAMES[0]],
+      [100, 0, 1300, NAMES[2], NAMES[3]],
+      [100, 0, 1500, NAMES[3], NAMES[1]],
+      [100, 1, 0, '(step start)', NAMES[0]],
+      [50, 1, 650, NAMES[3], NAMES[1]],
+      [5, 1, 600, NAMES[0], NAMES[3]],
+    ]);
+    const table = profileTable([s]);
+    expect(table).toContain('| idle in gaps 100 µs–1 ms (gaps) | 0.2 (2) |');
+    expect(table).toContain(`| 0.050 | 1 | 0.65 | \`${NAMES[3]}\` | \`${NAMES[1]}\` |`);
+  });
+
   it('names the kernels of ours, cuBLAS and PyTorch by category', () => {
     expect(categoryOf('nvjet_tst_128x256_64x4_2x1_v_bz_coopA_NTN')).toBe('matmul');
     expect(categoryOf('flash_bf16_dkdv_d128')).toBe('attention: flash');

@@ -113,7 +113,28 @@ export interface ProfileSummary {
   /** Summed record time per step by category (ms; overlapping records count each). */
   categories: Record<string, number>;
   top: KernelRow[];
+  /** The idle time cut into its gaps (where no record runs), by size: what kind of wait it is. */
+  gaps: GapSummary;
 }
+
+/**
+ * The GPU's idle gaps in the step windows. Many gaps of a few µs each are the host launching kernels more slowly
+ * than the GPU runs them; few long ones are the host blocked (a synchronizing copy, an allocation, work between
+ * session runs). `buckets` sum the gaps by size (per step); `largest` are the longest, with the records either side
+ * (`step`: the window's index after the skipped ones; `atMs`: where in it the gap starts).
+ */
+export interface GapSummary {
+  buckets: { label: string; msPerStep: number; countPerStep: number }[];
+  largest: { ms: number; step: number; atMs: number; prev: string; next: string }[];
+}
+
+/** Gap size classes (µs, lower bound inclusive). */
+export const GAP_BUCKETS: readonly [string, number][] = [
+  ['< 10 µs', 0],
+  ['10–100 µs', 10],
+  ['100 µs–1 ms', 100],
+  ['≥ 1 ms', 1000],
+];
 
 /** Sums the records of the step windows after the first `skip` (warm-up) ones. */
 export function summarize(f: KprofFile, windows: [number, number][], opts: { label: string; skip?: number; top?: number }): ProfileSummary {
@@ -124,26 +145,45 @@ export function summarize(f: KprofFile, windows: [number, number][], opts: { lab
   let busy = 0;
   let count = 0;
   const perName = new Map<number, { ms: number; n: number }>();
+  const bucketNs = GAP_BUCKETS.map(() => 0);
+  const bucketN = GAP_BUCKETS.map(() => 0);
+  const gaps: { ns: number; step: number; at: number; prev: string; next: string }[] = [];
+  const addGap = (from: number, s: number, e: number, step: number, prev: string, next: string) => {
+    const ns = e - s;
+    if (ns <= 0) return;
+    let b = GAP_BUCKETS.length - 1;
+    while (b > 0 && ns < (GAP_BUCKETS[b] as [string, number])[1] * 1000) b--;
+    bucketNs[b] = (bucketNs[b] as number) + ns;
+    bucketN[b] = (bucketN[b] as number) + 1;
+    gaps.push({ ns, step, at: s - from, prev, next });
+  };
   let ri = 0;
   let reach = 0; // the latest end of the records before the window (one may run on into it, on another stream)
   const rs = f.records;
-  for (const [from, to] of used) {
+  for (const [wi, [from, to]] of used.entries()) {
     wall += to - from;
-    while (ri < rs.length && (rs[ri] as KernelRecord).start < from) reach = Math.max(reach, (rs[ri++] as KernelRecord).end);
+    let reachName = '(step start)';
+    while (ri < rs.length && (rs[ri] as KernelRecord).start < from) {
+      const r = rs[ri++] as KernelRecord;
+      if (r.end > reach) [reach, reachName] = [r.end, f.names[r.name] as string];
+    }
     let covered = Math.max(from, Math.min(reach, to)); // union of intervals: records sorted by start
+    let coveredBy = reach > from ? reachName : '(step start)';
     busy += covered - from;
     for (let j = ri; j < rs.length && (rs[j] as KernelRecord).start < to; j++) {
       const r = rs[j] as KernelRecord;
       const s = Math.max(r.start, covered);
       const e = Math.min(r.end, to);
       if (e > s) busy += e - s;
-      covered = Math.max(covered, Math.min(r.end, to));
+      addGap(from, covered, Math.min(r.start, to), wi, coveredBy, f.names[r.name] as string);
+      if (Math.min(r.end, to) > covered) [covered, coveredBy] = [Math.min(r.end, to), f.names[r.name] as string];
       count++;
       const p = perName.get(r.name) ?? { ms: 0, n: 0 };
       p.ms += (r.end - r.start) / 1e6;
       p.n++;
       perName.set(r.name, p);
     }
+    addGap(from, covered, to, wi, coveredBy, '(step end)');
   }
   const n = used.length;
   const rows: KernelRow[] = [...perName].map(([id, p]) => {
@@ -162,6 +202,13 @@ export function summarize(f: KprofFile, windows: [number, number][], opts: { lab
     kernelsPerStep: count / n,
     categories,
     top: rows.slice(0, opts.top ?? 25),
+    gaps: {
+      buckets: GAP_BUCKETS.map(([label], b) => ({ label, msPerStep: (bucketNs[b] as number) / n / 1e6, countPerStep: (bucketN[b] as number) / n })),
+      largest: gaps
+        .sort((a, b) => b.ns - a.ns)
+        .slice(0, 10)
+        .map((g) => ({ ms: g.ns / 1e6, step: g.step, atMs: g.at / 1e6, prev: g.prev, next: g.next })),
+    },
   };
 }
 
@@ -178,10 +225,17 @@ export function profileTable(ps: readonly ProfileSummary[]): string {
     `| GPU idle | ${ps.map((p) => f1(p.idleMs)).join(' | ')} |`,
     `| kernels per step | ${ps.map((p) => Math.round(p.kernelsPerStep)).join(' | ')} |`,
     ...cats.map((c) => `| ${c} | ${ps.map((p) => f1(p.categories[c] ?? 0)).join(' | ')} |`),
+    ...GAP_BUCKETS.map(
+      ([label], b) =>
+        `| idle in gaps ${label} (gaps) | ${ps.map((p) => `${f1(p.gaps.buckets[b]?.msPerStep ?? 0)} (${Math.round(p.gaps.buckets[b]?.countPerStep ?? 0)})`).join(' | ')} |`,
+    ),
   ];
   for (const p of ps) {
     out.push('', `${p.label}: top kernels (${p.steps} steps)`, '', '| kernel | category | ms per step | per step |', '|---|---|---:|---:|');
     for (const r of p.top) out.push(`| \`${r.name.slice(0, 100)}\` | ${r.category} | ${r.msPerStep.toFixed(2)} | ${Math.round(r.countPerStep)} |`);
+    out.push('', `${p.label}: longest idle gaps`, '', '| ms | step | at ms | previous record | next record |', '|---:|---:|---:|---|---|');
+    for (const g of p.gaps.largest)
+      out.push(`| ${g.ms.toFixed(3)} | ${g.step} | ${g.atMs.toFixed(2)} | \`${g.prev.slice(0, 60)}\` | \`${g.next.slice(0, 60)}\` |`);
   }
   return out.join('\n');
 }

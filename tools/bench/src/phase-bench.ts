@@ -14,6 +14,10 @@
 //        [--rope]  (FusedParts.rope: the 16-bit q/k rotary embeddings as latent_sft.Rope, on top of the default fused kernels)
 //        [--single-adamw]  (FusedParts.multiTensor off: one AdamW node per parameter, the ablation of the multi-tensor node)
 //        [--unfused-dropout]  (FusedParts.dropout off: the LoRA dropout as standard ops, the ablation of SeededDropout and HashWords)
+//        [--narrow]  (host-cost probe: the model's graph node for node, layers and heads kept, but head dim 8 and the
+//                     MLP 2 × hidden, so the GPU's share is small and the step time is mostly the host's: launching the
+//                     nodes and the Trainer's work between runs)  [--vocab N]  (a smaller vocabulary: token ids drawn
+//                     below N; with --narrow on a CPU, where a 152k-row head would dominate)
 import { parseArgs } from 'node:util';
 import { typedFrom } from '@latent-sft/graph';
 import { Rng } from '@latent-sft/core';
@@ -58,6 +62,8 @@ const { values } = parseArgs({
     rope: { type: 'boolean', default: false },
     'single-adamw': { type: 'boolean', default: false },
     'unfused-dropout': { type: 'boolean', default: false },
+    narrow: { type: 'boolean', default: false },
+    vocab: { type: 'string' },
   },
 });
 const staticShapes = values['static-shapes'];
@@ -73,7 +79,22 @@ if (values.model !== 'llama-3.2-1b' && values.model !== 'r1-distill-qwen-7b')
 const base = values.model === 'r1-distill-qwen-7b' ? deepseekR1DistillQwen7b() : llama32_1b();
 if (values.frozen !== 'float32' && values.frozen !== 'bfloat16') throw new Error(`--frozen must be float32 or bfloat16, got '${values.frozen}'`);
 const frozenDtype = values.frozen as 'float32' | 'bfloat16';
-const config: ModelConfig = values.layers ? { ...base, numHiddenLayers: Number(values.layers) } : base;
+const vocabOverride = values.vocab === undefined ? undefined : Number(values.vocab);
+if (vocabOverride !== undefined && !(Number.isInteger(vocabOverride) && vocabOverride >= 1024))
+  throw new Error(`--vocab must be an integer >= 1024, got '${values.vocab}'`);
+const narrowed: ModelConfig = values.narrow
+  ? { ...base, headDim: 8, hiddenSize: 8 * base.numAttentionHeads, intermediateSize: 16 * base.numAttentionHeads }
+  : base;
+const config: ModelConfig = {
+  ...narrowed,
+  ...(values.layers ? { numHiddenLayers: Number(values.layers) } : {}),
+  ...(vocabOverride !== undefined ? { vocabSize: vocabOverride } : {}),
+};
+/** Token ids of the synthetic examples: below the (possibly overridden) vocabulary; the pad id its last row. */
+const idSpan = Math.min(100000, config.vocabSize - 1000 - 2);
+const tok = (id: number) => (vocabOverride === undefined ? id : id % (config.vocabSize - 2));
+const padId = vocabOverride === undefined ? 128001 : config.vocabSize - 1;
+const WARMUP = 3;
 const emit = (o: Record<string, unknown>) => process.stdout.write(`BENCH ${JSON.stringify(o)}\n`);
 const rng = Rng.fromSeed(3);
 const fill = tableFill(rng);
@@ -92,18 +113,19 @@ const weightsOf = (c: ModelConfig, prefix: string, head: boolean) =>
         return [prefix + p.name, frozenDtype === 'bfloat16' ? toBf16(t) : t];
       }),
   );
-const ids = (n: number) => Array.from({ length: n }, () => 1000 + rng.int(100000));
+const ids = (n: number) => Array.from({ length: n }, () => 1000 + rng.int(idSpan));
 const examples: SequenceParts[] = Array.from({ length: B }, () => ({
   prefixIds: ids(Number(values.prompt)),
-  thinkIds: [14023, 771, 29],
+  thinkIds: [14023, 771, 29].map(tok),
   cotIds: ids(Number(values.cot)),
-  endThinkIds: [524, 27963, 29],
+  endThinkIds: [524, 27963, 29].map(tok),
   answerIds: ids(16),
 }));
 
 /**
  * One phase step at the benchmark's settings (AdamW, constant LR, clip 1.0, state on `device`): creates
- * the Trainer (and the objective's graphs), emits the time that takes (with `created`), then 2 warm-up steps and `steps` timed ones.
+ * the Trainer (and the objective's graphs), emits the time that takes (with `created`), then WARMUP steps and `steps` timed ones
+ * (each one's time in `step_ms`).
  */
 async function benchPhase(
   name: string,
@@ -118,7 +140,7 @@ async function benchPhase(
     objective: objective(),
     optimizer: { kind: 'adamw', lr, weightDecay: 0.01 },
     schedule: { kind: 'constant' },
-    totalSteps: steps + 2,
+    totalSteps: steps + WARMUP,
     clipNorm: 1.0,
     precision: { compute },
     device,
@@ -152,18 +174,23 @@ async function benchPhase(
   emit({ bench: name, phase: 'create', s: (performance.now() - c0) / 1000, parts: trainer.createSeconds, ...created });
   const trainable = Object.values(tensors.trainable).reduce((a, t) => a + t.data.length, 0);
   const losses: number[] = [];
-  for (let i = 0; i < 2; i++) losses.push((await trainer.step([feeds])).loss);
-  const t0 = performance.now();
+  // 3 warm-up steps (as train-bench): session 14 saw the 7B phase-1 step's third run take about twice a later one's.
+  for (let i = 0; i < WARMUP; i++) losses.push((await trainer.step([feeds])).loss);
+  const stepMs: number[] = [];
   let last: Awaited<ReturnType<Trainer['step']>> | undefined;
   for (let i = 0; i < steps; i++) {
+    const s0 = performance.now();
     last = await trainer.step([feeds]);
+    stepMs.push(performance.now() - s0);
     losses.push(last.loss);
   }
-  const dt = (performance.now() - t0) / 1000 / steps;
+  const dt = stepMs.reduce((a, b) => a + b, 0) / 1000 / steps;
   emit({
     bench: name,
     impl: 'latent-sft-ort',
     model: values.model,
+    ...(values.narrow ? { narrow: true } : {}),
+    ...(vocabOverride !== undefined ? { vocab: vocabOverride } : {}),
     frozen: frozenDtype,
     recompute,
     static_shapes: staticShapes,
@@ -172,6 +199,7 @@ async function benchPhase(
     compute,
     batch: B,
     step_s: dt,
+    step_ms: stepMs.map((m) => Math.round(m * 10) / 10),
     tokens_per_step: tokensPerStep,
     tokens_per_s: tokensPerStep / dt,
     trainable,
@@ -187,7 +215,7 @@ async function benchPhase(
 if (values.which.includes('phase1')) {
   const lora = phase1LoraDefaults();
   const vocab = config.vocabSize;
-  const batch = collatePhase1(examples, { r, compressId: vocab, padId: 128001, ltim: true, ltsum: true, dropoutSeed: 1 });
+  const batch = collatePhase1(examples, { r, compressId: vocab, padId, ltim: true, ltsum: true, dropoutSeed: 1 });
   const tensors = () => ({
     trainable: Object.fromEntries(
       loraParameterShapes(encoderConfig(config), lora.encoder).map((p) => [ENCODER_PREFIX + p.name, fill(p.shape, p.kind === 'A' ? 'normal' : 'zeros')]),
@@ -216,13 +244,13 @@ if (values.which.includes('phase2')) {
         const p = rng.uniform() + 0.01;
         probs[i * k + j] = p;
         s += p;
-        indices[i * k + j] = 1000 + rng.int(100000);
+        indices[i * k + j] = 1000 + rng.int(idSpan);
       }
       for (let j = 0; j < k; j++) probs[i * k + j]! /= s;
     }
     return { prefixIds: e.prefixIds, thinkIds: e.thinkIds, endThinkIds: e.endThinkIds, answerIds: e.answerIds, teacher: { m, k, probs, indices } };
   });
-  const batch = collatePhase2(ex, { padId: 128001, latent: 'soft-topk', vocabSize: config.vocabSize, dropoutSeed: 1 });
+  const batch = collatePhase2(ex, { padId, latent: 'soft-topk', vocabSize: config.vocabSize, dropoutSeed: 1 });
   const tensors = () => ({
     trainable: Object.fromEntries(loraParameterShapes(config, lora).map((p) => [p.name, fill(p.shape, p.kind === 'A' ? 'normal' : 'zeros')])),
     frozen: weightsOf(config, '', true),
