@@ -5,8 +5,8 @@
 // leaving the state bit for bit as it was, which mode a trainer took and why, and the second buffer gone
 // (native tensors counted).
 import type { Graph, Tensor } from '@latent-sft/graph';
-import { type HostTensor, liveTensorCount } from '@latent-sft/runtime';
-import { describe, expect, it } from 'vitest';
+import { DeviceBinding, type HostTensor, liveTensorCount } from '@latent-sft/runtime';
+import { describe, expect, it, vi } from 'vitest';
 import { tinyBatch, tinyLoraObjective, tinyObjective } from '../test/tiny-llama.js';
 import { mlpBatch, mlpData, mlpInit, mlpObjective } from '../test/objectives.js';
 import { NonFiniteError } from './metrics.js';
@@ -279,4 +279,34 @@ describe('Trainer.stateMode and the memory it saves', () => {
       await b.release();
     }
   });
+});
+
+describe('Trainer: in place, a step binds nothing (host time between runs, session 14)', () => {
+  for (const inPlaceState of [true, false]) {
+    it(`${inPlaceState ? 'in place: no bindings after the first step' : 'double buffered: every state pair rebound after each step'} (LoRA, float32)`, async () => {
+      const { objective, init } = tinyLoraObjective(Bt, Tt, 'float32');
+      const t = await Trainer.create(
+        { objective, optimizer: { kind: 'adamw', lr: 3e-3 }, schedule: { kind: 'constant' }, totalSteps: 3, device: cpu, inPlaceState, clipNorm: 1 },
+        init,
+      );
+      const inputs = vi.spyOn(DeviceBinding.prototype, 'bindInput');
+      const outputs = vi.spyOn(DeviceBinding.prototype, 'bindOutput');
+      try {
+        const batch = tinyBatch(Bt, Tt);
+        await t.step([batch]); // the first step binds the batch tensors
+        inputs.mockClear();
+        outputs.mockClear();
+        const [l2, l3] = [(await t.step([batch])).loss, (await t.step([batch])).loss];
+        expect(t.stateMode.inPlace).toBe(inPlaceState);
+        expect(l3).not.toBe(l2); // the steps trained
+        const state = (await t.state()).trainable.length + (await t.state()).optimizer.length;
+        // Double buffered: each step binds each pair's input and output once (trainable + AdamW's two moments).
+        expect([inputs.mock.calls.length, outputs.mock.calls.length]).toEqual(inPlaceState ? [0, 0] : [2 * state, 2 * state]);
+      } finally {
+        inputs.mockRestore();
+        outputs.mockRestore();
+        await t.release();
+      }
+    });
+  }
 });

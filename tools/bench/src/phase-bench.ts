@@ -177,11 +177,13 @@ async function benchPhase(
   // 3 warm-up steps (as train-bench): session 14 saw the 7B phase-1 step's third run take about twice a later one's.
   for (let i = 0; i < WARMUP; i++) losses.push((await trainer.step([feeds])).loss);
   const stepMs: number[] = [];
+  const hostMs: number[] = [];
   let last: Awaited<ReturnType<Trainer['step']>> | undefined;
   for (let i = 0; i < steps; i++) {
     const s0 = performance.now();
     last = await trainer.step([feeds]);
     stepMs.push(performance.now() - s0);
+    hostMs.push(last.timing.stepMs - last.timing.runMs);
     losses.push(last.loss);
   }
   const dt = stepMs.reduce((a, b) => a + b, 0) / 1000 / steps;
@@ -200,6 +202,8 @@ async function benchPhase(
     batch: B,
     step_s: dt,
     step_ms: stepMs.map((m) => Math.round(m * 10) / 10),
+    // Trainer.step's time outside its session runs (uploads, bindings, scalar reads): the device idles through it.
+    host_ms: hostMs.map((m) => Math.round(m * 100) / 100),
     tokens_per_step: tokensPerStep,
     tokens_per_s: tokensPerStep / dt,
     trainable,
