@@ -97,7 +97,9 @@ describe('data-parallel Trainer (2 ranks over TCP)', () => {
         const a = await accum.step([feeds(b.slice(0, 2)), feeds(b.slice(2))]);
         const [r0, r1] = await Promise.all(ranks.map((t, r) => t.step([feeds(b.slice(2 * r, 2 * r + 2))])));
         expect(w.gradNorm).toBeGreaterThan(CLIP); // the clip applies, to the global norm
-        expect(r0).toEqual(r1);
+        const { timing: _t0, ...s0 } = r0!;
+        const { timing: _t1, ...s1 } = r1!;
+        expect(s0).toEqual(s1); // the ranks agree on everything but their own wall times
         expect(r0!.gradNorm).toBe(a.gradNorm);
         expect(r0!.loss).toBeCloseTo(a.loss, 6); // float32 vs float64 mean of the same two losses
         expect(r0!.gradNorm).toBeAllclose(w.gradNorm, { rtol: 1e-5, atol: 0 });
