@@ -4,7 +4,7 @@
 #   bash tools/device/build-app.sh tools/bench/src/{train-bench,phase-bench,forward-1b,runtime-probe,fused-check,table,decode-probe,random-checkpoint,gemm-probe,kprof}.ts \
 #        packages/generate/bench/generate-bench.ts apps/cache-latents/src/main.ts=cache-latents   # here
 #   bash tools/bench/run-gpu.sh [anchors] [core] [train] [train-torch] [gen] [7b] [7b-torch] [7b-gen] [7b-cache] \
-#        [check] [compile] [flash] [flash-quick] [p1-quick] [kprof] [launch] [lora] [p1] [p2] [static] [7b-latent] [gemm] [profile-1b] [ckpt7] > bench.log   # there
+#        [check] [compile] [flash] [flash-quick] [p1-quick] [kprof] [host] [launch] [lora] [p1] [p2] [static] [7b-latent] [gemm] [profile-1b] [ckpt7] > bench.log   # there
 #   node /root/app/dist/table.mjs bench.log
 # (no argument: train, train-torch and gen; 7b: the DeepSeek-R1-Distill-Qwen-7B-shape phase steps and full
 # fine-tuning; 7b-torch: their PyTorch/PEFT anchors; 7b-gen: generation at 7B beside HF; 7b-cache:
@@ -192,6 +192,20 @@ kps p2-ours p2-peft
 kp p1-ours node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 6 --frozen bfloat16
 kp p1-peft python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5
 kps p1-ours p1-peft
+fi
+if want host; then
+# The host's share of a step (session 14: the GPU idled 33-59 % of the LoRA and phase steps): 7B phase 2 and 1B
+# phase 2 with --narrow (the same graph node for node, head dim 8: the GPU's work is small, so the step time is
+# about the host's), under kprof (idle cut into gaps: launching vs blocked) and untraced (host_ms: Trainer.step's
+# time outside its runs).
+KP=/root/app/kprof/libkprof.so
+CUPTI=${KPROF_CUPTI:-$(python3 -c "import glob, os, nvidia; print((sorted(glob.glob(os.path.join(list(nvidia.__path__)[0], '**', 'libcupti.so*'), recursive=True)) + [''])[0])" 2>/dev/null)}
+mkdir -p /root/kp
+for m in r1-distill-qwen-7b llama-3.2-1b; do
+  peak node $A/phase-bench.mjs --device cuda --model $m --which phase2 --batch 8 --steps 6 --frozen bfloat16 --narrow
+  rm -f /root/kp/narrow-$m.*; KPROF_OUT=/root/kp/narrow-$m KPROF_CUPTI=$CUPTI CUDA_INJECTION64_PATH=$KP node $A/phase-bench.mjs --device cuda --model $m --which phase2 --batch 8 --steps 6 --frozen bfloat16 --narrow | grep '^BENCH'
+  node $A/kprof.mjs "$(ls -S /root/kp/narrow-$m.* | head -1)=narrow-$m" --skip 2
+done
 fi
 if want launch; then
 # Session 12's node reductions (the step graphs with fewer nodes: dropout tables read in place, HashWords, one
