@@ -169,7 +169,8 @@ CUPTI=${KPROF_CUPTI:-$(python3 -c "import glob, os, nvidia; print((sorted(glob.g
 [ -n "$CUPTI" ] || CUPTI=$(find / -name 'libcupti.so*' -not -path '/proc/*' 2>/dev/null | head -1)
 echo "KPROF cupti=$CUPTI"; mkdir -p /root/kp
 kp() { local tag=$1; shift; rm -f /root/kp/$tag.*; KPROF_OUT=/root/kp/$tag KPROF_CUPTI=$CUPTI CUDA_INJECTION64_PATH=$KP "$@" > /tmp/kp.log 2>&1; local rc=$?
-  grep -E '^BENCH|kprof' /tmp/kp.log; [ $rc -eq 0 ] || { echo "KPROF $tag rc=$rc :: $*"; tail -5 /tmp/kp.log; }; }
+  grep -E '^BENCH|kprof' /tmp/kp.log; [ $rc -eq 0 ] || { echo "KPROF $tag rc=$rc :: $*"; tail -5 /tmp/kp.log; }
+  echo "PEAK  MiB rc=$rc :: traced: $*"; }   # no peak under the recorder; log-to-jsonl.py marks these records traced
 kps() { local args=() f; for t in "$@"; do f=$(ls -S /root/kp/$t.* 2>/dev/null | head -1); [ -n "$f" ] && args+=("$f=$t") || echo "KPROF $t: no records file"; done
   [ ${#args[@]} -gt 0 ] && node $A/kprof.mjs "${args[@]}" ${KPROF_ARGS:-}; }
 # Step windows: train-bench, phase-bench and bench_torch run 3 warm-up steps; --skip 2 leaves the timed steps (the
@@ -204,6 +205,7 @@ mkdir -p /root/kp
 for m in r1-distill-qwen-7b llama-3.2-1b; do
   peak node $A/phase-bench.mjs --device cuda --model $m --which phase2 --batch 8 --steps 6 --frozen bfloat16 --narrow
   rm -f /root/kp/narrow-$m.*; KPROF_OUT=/root/kp/narrow-$m KPROF_CUPTI=$CUPTI CUDA_INJECTION64_PATH=$KP node $A/phase-bench.mjs --device cuda --model $m --which phase2 --batch 8 --steps 6 --frozen bfloat16 --narrow | grep '^BENCH'
+  echo "PEAK  MiB rc=0 :: traced: phase-bench $m --narrow"
   node $A/kprof.mjs "$(ls -S /root/kp/narrow-$m.* | head -1)=narrow-$m" --skip 2
 done
 fi

@@ -152,7 +152,8 @@ export interface TrainerStepResult {
   tokens?: number;
   /**
    * Wall time of this step() (ms), and the part spent awaiting the session runs: the rest (`stepMs − runMs`) is
-   * host work the device waits through (uploads, bindings, scalar reads).
+   * host work the device waits through (uploads, bindings, scalar reads; with a data-parallel group, the
+   * all-reduce too).
    */
   timing: { stepMs: number; runMs: number };
 }
@@ -510,13 +511,13 @@ export class Trainer {
     return { dtype, dims: [...master.dims], data: typedFrom(dtype, master.data as Float32Array) } as HostTensor;
   }
 
-  /** Binds every state tensor to its current/next buffer (after creation and after each swap). */
   /** Whether every state pair (params, optimizer slots, weight copies) is one buffer written in place. */
   private stateInPlace(): boolean {
     for (const m of [this.params, this.slots, this.copies]) for (const p of m.values()) if (!p.inPlace) return false;
     return true;
   }
 
+  /** Binds every state tensor to its current/next buffer (after creation, and after each swap when double buffered). */
   private bindState(): void {
     const fused = !this.split;
     for (const p of this.params.values()) {

@@ -118,6 +118,14 @@ describe('kernel profiles from kprof records', () => {
       [50, 1, 650, NAMES[3], NAMES[1]],
       [5, 1, 600, NAMES[0], NAMES[3]],
     ]);
+    // A record (another stream) from before the first window to inside the second: the first window has no gap,
+    // and the second's first gap comes after that record, by name, though it started before the first window.
+    const spanning = parseKprof(file([...RECORDS.slice(0, 2), rec(1150, 2950, 2, 9), ...RECORDS.slice(2)]));
+    const sp = summarize(spanning, stepWindows(spanning, /adam/i), { label: 'ours', skip: 0 });
+    expect(sp.gaps.largest.map((g) => [Math.round(g.ms / NS), g.step, g.prev, g.next])).toEqual([
+      [100, 1, NAMES[0], NAMES[1]],
+      [50, 1, NAMES[2], NAMES[0]],
+    ]);
     const table = profileTable([s]);
     expect(table).toContain('| idle in gaps 100 µs–1 ms (gaps) | 0.2 (2) |');
     expect(table).toContain(`| 0.050 | 1 | 0.65 | \`${NAMES[3]}\` | \`${NAMES[1]}\` |`);

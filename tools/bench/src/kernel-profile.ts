@@ -160,9 +160,9 @@ export function summarize(f: KprofFile, windows: [number, number][], opts: { lab
   let ri = 0;
   let reach = 0; // the latest end of the records before the window (one may run on into it, on another stream)
   const rs = f.records;
+  let reachName = '(step start)'; // the record `reach` is the end of (kept across windows, as `reach` is)
   for (const [wi, [from, to]] of used.entries()) {
     wall += to - from;
-    let reachName = '(step start)';
     while (ri < rs.length && (rs[ri] as KernelRecord).start < from) {
       const r = rs[ri++] as KernelRecord;
       if (r.end > reach) [reach, reachName] = [r.end, f.names[r.name] as string];
