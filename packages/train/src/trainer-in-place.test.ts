@@ -282,26 +282,42 @@ describe('Trainer.stateMode and the memory it saves', () => {
 });
 
 describe('Trainer: in place, a step binds nothing (host time between runs, session 14)', () => {
-  for (const inPlaceState of [true, false]) {
-    it(`${inPlaceState ? 'in place: no bindings after the first step' : 'double buffered: every state pair rebound after each step'} (LoRA, float32)`, async () => {
+  for (const [inPlaceState, gradAccum] of [
+    [true, 1],
+    [false, 1],
+    [true, 2],
+  ] as const) {
+    const what =
+      gradAccum > 1
+        ? 'in place, gradient accumulation 2: only the accumulators rebound, after each micro-batch'
+        : inPlaceState
+          ? 'in place: no bindings after the first step'
+          : 'double buffered: every state pair rebound after each step';
+    it(`${what} (LoRA, float32)`, async () => {
       const { objective, init } = tinyLoraObjective(Bt, Tt, 'float32');
       const t = await Trainer.create(
-        { objective, optimizer: { kind: 'adamw', lr: 3e-3 }, schedule: { kind: 'constant' }, totalSteps: 3, device: cpu, inPlaceState, clipNorm: 1 },
+        { objective, optimizer: { kind: 'adamw', lr: 3e-3 }, schedule: { kind: 'constant' }, totalSteps: 3, device: cpu, inPlaceState, clipNorm: 1, gradAccum },
         init,
       );
       const inputs = vi.spyOn(DeviceBinding.prototype, 'bindInput');
       const outputs = vi.spyOn(DeviceBinding.prototype, 'bindOutput');
       try {
         const batch = tinyBatch(Bt, Tt);
-        await t.step([batch]); // the first step binds the batch tensors
+        const batches = Array.from({ length: gradAccum }, () => batch);
+        await t.step(batches); // the first step binds the batch tensors
         inputs.mockClear();
         outputs.mockClear();
-        const [l2, l3] = [(await t.step([batch])).loss, (await t.step([batch])).loss];
+        const [l2, l3] = [(await t.step(batches)).loss, (await t.step(batches)).loss];
         expect(t.stateMode.inPlace).toBe(inPlaceState);
         expect(l3).not.toBe(l2); // the steps trained
-        const state = (await t.state()).trainable.length + (await t.state()).optimizer.length;
+        const st = await t.state();
+        const state = st.trainable.length + st.optimizer.length;
         // Double buffered: each step binds each pair's input and output once (trainable + AdamW's two moments).
-        expect([inputs.mock.calls.length, outputs.mock.calls.length]).toEqual(inPlaceState ? [0, 0] : [2 * state, 2 * state]);
+        // Accumulating: each micro-batch of the 2 steps binds each accumulator (one per trainable) as the grad graph's
+        // input and output and as the update graph's input, and nothing else.
+        const n = st.trainable.length;
+        const expected = gradAccum > 1 ? [2 * gradAccum * 2 * n, 2 * gradAccum * n] : inPlaceState ? [0, 0] : [2 * state, 2 * state];
+        expect([inputs.mock.calls.length, outputs.mock.calls.length]).toEqual(expected);
       } finally {
         inputs.mockRestore();
         outputs.mockRestore();

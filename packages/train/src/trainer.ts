@@ -526,6 +526,11 @@ export class Trainer {
     }
     for (const p of this.slots.values()) p.bind(this.updateBinding);
     for (const p of this.copies.values()) p.bind(this.updateBinding);
+    this.bindAccs();
+  }
+
+  /** Binds the gradient accumulators (always double buffered) to their current/next buffers. */
+  private bindAccs(): void {
     for (const p of this.accs.values()) {
       p.bind(this.gradBinding);
       this.updateBinding.bindInput(p.input, p.current);
@@ -604,7 +609,8 @@ export class Trainer {
       for (const m of this.metricNames) metrics[m] = (metrics[m] as number) + this.readScalar(`metric.${m}`);
       if (this.split) {
         for (const p of this.accs.values()) p.swap();
-        this.bindState();
+        if (this.stateInPlace()) this.bindAccs();
+        else this.bindState();
       }
     }
     loss /= batches.length;
