@@ -195,14 +195,14 @@ def bench_attn(runs=20):
         k = torch.randn(B, G, T, D, device="cuda", generator=g).to(torch.bfloat16).requires_grad_()
         v = torch.randn(B, G, T, D, device="cuda", generator=g).to(torch.bfloat16).requires_grad_()
         do = torch.randn(B, H, T, D, device="cuda", generator=g).to(torch.bfloat16)
-        causal = torch.full((T, T), float("-inf"), device="cuda").triu(1)
+        causal = torch.full((T, T), float("-inf"), device="cuda").triu(1).to(torch.bfloat16)
         for mode in ("causal", "float-mask"):
             def once():
                 kk, vv = k.repeat_interleave(H // G, dim=1), v.repeat_interleave(H // G, dim=1)
                 if mode == "causal":
                     o = torch.nn.functional.scaled_dot_product_attention(q, kk, vv, is_causal=True)
                 else:
-                    o = torch.nn.functional.scaled_dot_product_attention(q, kk, vv, attn_mask=causal.to(torch.bfloat16))
+                    o = torch.nn.functional.scaled_dot_product_attention(q, kk, vv, attn_mask=causal)
                 torch.autograd.backward(o, do)
             for _ in range(3):
                 once()

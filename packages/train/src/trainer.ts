@@ -511,12 +511,6 @@ export class Trainer {
     return { dtype, dims: [...master.dims], data: typedFrom(dtype, master.data as Float32Array) } as HostTensor;
   }
 
-  /** Whether every state pair (params, optimizer slots, weight copies) is one buffer written in place. */
-  private stateInPlace(): boolean {
-    for (const m of [this.params, this.slots, this.copies]) for (const p of m.values()) if (!p.inPlace) return false;
-    return true;
-  }
-
   /** Binds every state tensor to its current/next buffer (after creation, and after each swap when double buffered). */
   private bindState(): void {
     const fused = !this.split;
@@ -609,7 +603,7 @@ export class Trainer {
       for (const m of this.metricNames) metrics[m] = (metrics[m] as number) + this.readScalar(`metric.${m}`);
       if (this.split) {
         for (const p of this.accs.values()) p.swap();
-        if (this.stateInPlace()) this.bindAccs();
+        if (this.stateMode.inPlace) this.bindAccs();
         else this.bindState();
       }
     }
@@ -647,7 +641,7 @@ export class Trainer {
       for (const p of this.params.values()) p.swap();
       for (const p of this.slots.values()) p.swap();
       for (const p of this.copies.values()) p.swap();
-      if (!this.stateInPlace()) this.bindState();
+      if (!this.stateMode.inPlace) this.bindState();
       this.updatesDone += 1;
     }
     this.stepsDone = step;
