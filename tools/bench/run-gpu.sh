@@ -4,7 +4,7 @@
 #   bash tools/device/build-app.sh tools/bench/src/{train-bench,phase-bench,forward-1b,runtime-probe,fused-check,table,decode-probe,random-checkpoint,gemm-probe,kprof}.ts \
 #        packages/generate/bench/generate-bench.ts apps/cache-latents/src/main.ts=cache-latents   # here
 #   bash tools/bench/run-gpu.sh [anchors] [core] [train] [train-torch] [gen] [7b] [7b-torch] [7b-gen] [7b-cache] \
-#        [check] [compile] [flash] [flash-quick] [p1-quick] [kprof] [host] [launch] [lora] [p1] [p2] [static] [7b-latent] [gemm] [profile-1b] [ckpt7] > bench.log   # there
+#        [check] [compile] [flash] [flash-quick] [p1-quick] [kprof] [host] [ratios] [launch] [lora] [p1] [p2] [static] [7b-latent] [gemm] [profile-1b] [ckpt7] > bench.log   # there
 #   node /root/app/dist/table.mjs bench.log
 # (no argument: train, train-torch and gen; 7b: the DeepSeek-R1-Distill-Qwen-7B-shape phase steps and full
 # fine-tuning; 7b-torch: their PyTorch/PEFT anchors; 7b-gen: generation at 7B beside HF; 7b-cache:
@@ -177,22 +177,36 @@ kps() { local args=() f; for t in "$@"; do f=$(ls -S /root/kp/$t.* 2>/dev/null |
 # first optimizer run only opens the first window). The BENCH lines carry the window counts; kprof.mjs also cuts each
 # step's GPU idle time into its gaps (many short ones: launch-bound; few long ones: the host blocked).
 # FlashAttention's kernels alone (one window: the whole process), beside PyTorch's SDPA at the same shapes.
+if [ -z "${KPROF_NOFLASH:-}" ]; then   # KPROF_NOFLASH=1: the steps only
 kp flash node $A/fused-check.mjs --only flash-time
 kp attn-torch python3 tools/reference/bench_torch.py --which attn
 KPROF_ARGS=--marker= kps flash attn-torch
+fi
 export KPROF_ARGS="--skip 2"
-kp lora-ours node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 5 --frozen bfloat16
-kp lora-peft python3 tools/reference/bench_torch.py --which lora --recipes peft-fused --steps 5
-kps lora-ours lora-peft
-kp full-ours node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 5
-kp full-torch python3 tools/reference/bench_torch.py --which train --recipes bf16-fused --steps 5
-kps full-ours full-torch
 kp p2-ours node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 6 --frozen bfloat16
 kp p2-peft python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
 kps p2-ours p2-peft
 kp p1-ours node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 6 --frozen bfloat16
 kp p1-peft python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5
 kps p1-ours p1-peft
+kp lora-ours node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 5 --frozen bfloat16
+kp lora-peft python3 tools/reference/bench_torch.py --which lora --recipes peft-fused --steps 5
+kps lora-ours lora-peft
+kp full-ours node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 5
+kp full-torch python3 tools/reference/bench_torch.py --which train --recipes bf16-fused --steps 5
+kps full-ours full-torch
+fi
+if want ratios; then
+# Untraced step ratios of issues 18 and 20 (one command each, each with its own peak): 7B phase 2 and phase 1
+# beside PEFT, the 1B LoRA step beside PEFT, the 1B full step beside eager bf16 + fused AdamW.
+peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5 --seq 168
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase2 --batch 8 --steps 6 --frozen bfloat16
+peak python3 tools/reference/bench_torch.py --which lora7b --recipes peft-fused --steps 5
+peak node $A/phase-bench.mjs --device cuda --model r1-distill-qwen-7b --which phase1 --batch 4 --steps 6 --frozen bfloat16
+peak python3 tools/reference/bench_torch.py --which lora --recipes peft-fused --steps 10
+peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --frozen bfloat16
+peak python3 tools/reference/bench_torch.py --which train --recipes bf16-fused --steps 10
+peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10
 fi
 if want host; then
 # The host's share of a step (session 14: the GPU idled 33-59 % of the LoRA and phase steps): 7B phase 2 and 1B
