@@ -19,10 +19,11 @@
 // Build: g++ -std=c++17 -O2 -ffp-contract=off -U_FORTIFY_SOURCE -fsanitize=kernel-address
 //   --param=asan-instrumentation-with-call-threshold=0 --param=asan-stack=0 --param=asan-globals=0 (flash-emu.test.ts).
 //
-//   flash_emu IN OUT [--no-skip] [--wrong-layout] [--smem-shrink BYTES] [--ldmatrix-skew BYTES]
+//   flash_emu IN OUT [--no-skip] [--wrong-layout] [--cp-wait-lag] [--smem-shrink BYTES] [--ldmatrix-skew BYTES]
 //                      prints how many warp steps the kernels skipped and, per kernel, the shared-memory accesses
 //                      checked and the bytes they spanned. --no-skip: skip none; negative controls: --wrong-layout:
-//                      B's 16-bit halves swapped in every mma; --smem-shrink: the window BYTES smaller than the
+//                      B's 16-bit halves swapped in every mma; --cp-wait-lag: every cp.async wait one group short
+//                      (the tiles read before they land); --smem-shrink: the window BYTES smaller than the
 //                      launch requests; --ldmatrix-skew: every ldmatrix row address moved by BYTES.
 //                      IN: int64 [kind (0 bf16, 1 f16), B, G, N, T, S, D, rep, mb, mg, mr, mt, ms], float32 scale,
 //                          then Q, K, V, dO (16-bit bits), M (float32, mask elements as the strides address them)
@@ -314,6 +315,59 @@ void emuLdmatrix(u32* r, const u16* p, bool trans) {
   });
 }
 
+/**
+ * cp.async (16 bytes, .cg, zero fill): the copy lands when its thread waits for its group (cp.async.wait_group), the
+ * latest the GPU may land it; until then the 16 shared bytes hold NaN bits, written at issue, the earliest it may
+ * change them. So a read of the tile between issue and wait, by any thread (a missing wait or barrier, or a stage
+ * reloaded while another warp still reads it), sees NaN bits instead of either the old or the new values.
+ */
+namespace emu {
+struct AsyncCopy {
+  unsigned char* dst;
+  unsigned char bytes[16];
+};
+/** Per thread: committed groups (oldest first) and the copies issued since the last commit. */
+struct AsyncState {
+  std::vector<std::vector<AsyncCopy>> groups;
+  std::vector<AsyncCopy> open;
+};
+std::vector<AsyncState> asyncStates;
+long long asyncCopies = 0;
+LSFT_EMU_UNCHECKED void cpAsync(void* dst, const void* src, bool valid) {
+  const long long off = smemOffset(dst);
+  if (off < 0 || off + 16 > smemLimit) smemViolation("cp.async store", off, 16, "outside");
+  if (off % 16 != 0) smemViolation("cp.async store", off, 16, "not 16-byte aligned in");
+  if (reinterpret_cast<uintptr_t>(src) % 16 != 0) throw std::runtime_error("cp.async: a global source not 16-byte aligned");
+  use->accesses++;
+  use->lo = off < use->lo ? off : use->lo;
+  use->hi = off + 16 > use->hi ? off + 16 : use->hi;
+  AsyncCopy c;
+  c.dst = static_cast<unsigned char*>(dst);
+  if (valid) std::memcpy(c.bytes, src, 16);
+  else std::memset(c.bytes, 0, 16);
+  std::memset(dst, 0xff, 16);
+  asyncStates[threadIdx.x].open.push_back(c);
+  asyncCopies++;
+}
+/** --cp-wait-lag: every wait leaves one group more in flight (a negative control: the tiles are read before they land). */
+bool cpWaitLag = false;
+LSFT_EMU_UNCHECKED void cpWait(int n) {
+  AsyncState& st = asyncStates[threadIdx.x];
+  if (cpWaitLag) n++;
+  while (static_cast<int>(st.groups.size()) > n) {
+    for (const AsyncCopy& c : st.groups.front()) std::memcpy(c.dst, c.bytes, 16);
+    st.groups.erase(st.groups.begin());
+  }
+}
+}  // namespace emu
+inline void emuCpAsync(u16* dst, const u16* src, bool valid) { emu::cpAsync(dst, src, valid); }
+inline void emuCpCommit() {
+  emu::AsyncState& st = emu::asyncStates[threadIdx.x];
+  st.groups.push_back(std::move(st.open));
+  st.open.clear();
+}
+inline void emuCpWait(int n) { emu::cpWait(n); }
+
 // The kernels, as NVRTC compiles them (their common.cuh include is skipped under LSFT_FLASH_EMULATE); their
 // `extern __shared__ FlashU4 flashShared[]` declares emuFlashShared, a function returning the window.
 #define flashShared (*emuFlashShared())
@@ -333,6 +387,7 @@ void emu::launch(int kernelIndex, const char* name, long long smemBytes, unsigne
   for (unsigned by = 0; by < gy; by++)
     for (unsigned bx = 0; bx < gx; bx++) {
       std::memset(smemBuffer, 0xff, sizeof(smemBuffer));  // NaN bits in every 16-bit and 32-bit word
+      asyncStates.assign(threads, AsyncState{});
       fibers.assign(threads, Fiber{});
       for (unsigned t = 0; t < threads; t++) {
         Fiber& fb = fibers[t];
@@ -387,11 +442,12 @@ void run(const latent_sft::FlashDims& d, std::vector<u16>& q, std::vector<u16>& 
 
 int main(int argc, char** argv) {
   try {
-    const char* usage = "usage: flash_emu IN OUT [--no-skip] [--wrong-layout] [--smem-shrink BYTES] [--ldmatrix-skew BYTES]";
+    const char* usage = "usage: flash_emu IN OUT [--no-skip] [--wrong-layout] [--cp-wait-lag] [--smem-shrink BYTES] [--ldmatrix-skew BYTES]";
     for (int i = 3; i < argc; i++) {
       const std::string flag = argv[i];
       if (flag == "--no-skip") emu::noSkip = true;
       else if (flag == "--wrong-layout") emu::wrongLayout = true;
+      else if (flag == "--cp-wait-lag") emu::cpWaitLag = true;
       else if ((flag == "--smem-shrink" || flag == "--ldmatrix-skew") && i + 1 < argc) (flag == "--smem-shrink" ? emu::smemShrink : emu::ldmatrixSkew) = std::stoll(argv[++i]);
       else throw std::runtime_error(usage);
     }

@@ -75,14 +75,20 @@ LSFT_HD constexpr int flashQtP(int D) { return flashQt(D) + 8; }
 constexpr long long kFlashRowMaskBytes = 4LL * 16 * kFlashMaskP * 4 + 4LL * 16 * 8;
 
 /**
+ * Stages of FlashAttentionGrad's dQ kernel: its keys and values are double-buffered at head dim 64; at 128 a second
+ * stage (35 KB) would leave one block per SM, so the step's copies are waited for at once.
+ */
+LSFT_HD constexpr int flashDqStages(int D) { return D <= 64 ? 2 : 1; }
+
+/**
  * Dynamic shared memory (bytes) of FlashAttention's CUDA kernels at head dim D: kernel 0 forward, 1 dK/dV,
- * 2 dQ (the layouts are in kernels/flash_attention.cu: 16-bit tiles with rows padded by 8 elements, then the mask
- * tiles of the step).
+ * 2 dQ (the layouts are in kernels/flash_attention.cu: 16-bit tiles with rows padded by 8 elements, the tiles a
+ * step loads in two stages (one for dQ at 128, flashDqStages), then the mask tiles of the step).
  */
 LSFT_HD constexpr long long flashSmemBytes(int kernel, int D) {
-  return kernel == 0   ? 2LL * 2 * kFlashKeys * (D + 8) + kFlashRowMaskBytes
-         : kernel == 1 ? 2LL * (2 * kFlashKeys + 2 * flashQt(D)) * (D + 8) + 12LL * flashQt(D) + 4LL * kFlashKeys * flashQtP(D) + 16
-                       : 2LL * 2 * (kFlashRows + kFlashKeys) * (D + 8) + kFlashRowMaskBytes;
+  return kernel == 0   ? 2LL * 2 * 2 * kFlashKeys * (D + 8) + kFlashRowMaskBytes
+         : kernel == 1 ? 2LL * (2 * kFlashKeys + 2 * 2 * flashQt(D)) * (D + 8) + 12LL * flashQt(D) + 4LL * kFlashKeys * flashQtP(D)
+                       : 2LL * (2 * kFlashRows + flashDqStages(D) * 2 * kFlashKeys) * (D + 8) + kFlashRowMaskBytes;
 }
 
 /** VocabTopK's chunk: the elements of a row one block (CUDA) or one task (CPU) selects from. */

@@ -41,6 +41,7 @@ using latent_sft::kFlashKeys;
 using latent_sft::kFlashRows;
 using latent_sft::kFlashMaskP;
 using latent_sft::flashQtP;
+using latent_sft::flashDqStages;
 
 struct alignas(16) FlashU4 { u32 x, y, z, w; };
 
@@ -112,39 +113,50 @@ __device__ __forceinline__ void flashLdmCols(u32* r, const u16* s, int stride, i
 }
 
 /**
- * Copies `rows` rows of D 16-bit values (row r at src + r·D) into a shared-memory tile with row stride `stride`;
- * rows at or past `avail` are zeros. 16-byte loads, consecutive threads on consecutive chunks of a row.
+ * 16 bytes from global src to shared dst without waiting (cp.async.cg, sm_80+): they land by the issuing thread's
+ * flashCpWait of their group; `valid` false writes zeros and reads nothing (src must still be a global address).
+ */
+__device__ __forceinline__ void flashCpAsync(u16* dst, const u16* src, bool valid) {
+#if defined(LSFT_FLASH_EMULATE)
+  emuCpAsync(dst, src, valid);
+#elif __CUDA_ARCH__ >= 800
+  unsigned long long g;
+  asm("cvta.to.shared.u64 %0, %1;" : "=l"(g) : "l"(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"((unsigned)g), "l"(src), "r"(valid ? 16 : 0) : "memory");
+#else
+  __trap();
+#endif
+}
+/** Closes this thread's group of cp.async copies issued since the last commit (an empty group is allowed). */
+__device__ __forceinline__ void flashCpCommit() {
+#if defined(LSFT_FLASH_EMULATE)
+  emuCpCommit();
+#elif __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+/** Waits until at most N of this thread's committed groups are still in flight (the others have landed). */
+template <int N>
+__device__ __forceinline__ void flashCpWait() {
+#if defined(LSFT_FLASH_EMULATE)
+  emuCpWait(N);
+#elif __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+#endif
+}
+
+/**
+ * Copies `rows` rows of D 16-bit values (row r at src + r·D) into a shared-memory tile with row stride `stride`,
+ * without waiting: 16-byte cp.async chunks, consecutive threads on consecutive chunks of a row, zeros for the rows at
+ * or past `avail`; they land by flashCpWait of their group.
  */
 template <int D>
-__device__ __forceinline__ void flashCopy(u16* dst, int stride, const u16* src, long long avail, int rows, int tid) {
+__device__ __forceinline__ void flashCopyAsync(u16* dst, int stride, const u16* src, long long avail, int rows, int tid) {
   constexpr int C = D / 8;
   for (int c = tid; c < rows * C; c += 128) {
     const int r = c / C, cc = c - r * C;
-    FlashU4 v = {0u, 0u, 0u, 0u};
-    if (r < avail) v = reinterpret_cast<const FlashU4*>(src + (long long)r * D)[cc];
-    *reinterpret_cast<FlashU4*>(dst + r * stride + cc * 8) = v;
-  }
-}
-
-/** flashCopy in two halves: this thread's CH 16-byte chunks of `rows` rows into registers (zeros past `avail`) ... */
-template <int D, int CH>
-__device__ __forceinline__ void flashLoadRegs(FlashU4* v, const u16* src, long long avail, int tid) {
-  constexpr int C = D / 8;
-#pragma unroll
-  for (int i = 0; i < CH; i++) {
-    const int c = tid + 128 * i, r = c / C, cc = c - r * C;
-    v[i] = FlashU4{0u, 0u, 0u, 0u};
-    if (r < avail) v[i] = reinterpret_cast<const FlashU4*>(src + (long long)r * D)[cc];
-  }
-}
-/** ... and from registers into the shared tile (row stride `stride`). */
-template <int D, int CH>
-__device__ __forceinline__ void flashStoreRegs(u16* dst, int stride, const FlashU4* v, int tid) {
-  constexpr int C = D / 8;
-#pragma unroll
-  for (int i = 0; i < CH; i++) {
-    const int c = tid + 128 * i, r = c / C, cc = c - r * C;
-    *reinterpret_cast<FlashU4*>(dst + r * stride + cc * 8) = v[i];
+    const bool ok = r < avail;
+    flashCpAsync(dst + r * stride + cc * 8, ok ? src + (long long)r * D + cc * 8 : src, ok);
   }
 }
 
@@ -216,98 +228,126 @@ __device__ __forceinline__ long long flashMaskRow(const FlashDims& d, long long 
   return b * d.mb + hg * d.mg + r * d.mr + t * d.mt;
 }
 
+/**
+ * One step of the forward for a warp: S = Q·Kᵀ over the stage's 64 keys (sKV: keys, then values), z = scale·S + mask,
+ * the running max and sum rescaled, acc += P·V with P rounded to 16 bits.
+ */
+template <typename T, int D>
+__device__ __forceinline__ void flashFwdStep(const u16* sKV, const float* sm, const FlashDims& d, int g, int tq, int lane, const u32 (*qa)[4], float* mx,
+                                             float* ls, float (*acc)[4]) {
+  constexpr int P = D + 8, KD = D / 16, ND = D / 8, NT = kFlashKeys / 8;
+  const u16* sK = sKV;
+  const u16* sV = sKV + kFlashKeys * P;
+  float sc[NT][4];
+#pragma unroll
+  for (int n = 0; n < NT; n++) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
+#pragma unroll
+  for (int kk = 0; kk < KD; kk++)
+#pragma unroll
+    for (int n = 0; n < NT; n += 2) {
+      u32 kb[4];
+      flashLdmCols(kb, sK, P, 8 * n, 16 * kk, lane);
+      flashMma<T>(sc[n], qa[kk], kb[0], kb[1]);
+      flashMma<T>(sc[n + 1], qa[kk], kb[2], kb[3]);
+    }
+  // z = scale·s + mask (−∞ past the keys); the tile's element of row g + 8h, key 8n + 2tq + (e & 1).
+  float tmax[2] = {kFlashNegInf, kFlashNegInf};
+#pragma unroll
+  for (int n = 0; n < NT; n++)
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      const int h = e >> 1;
+      const float z = flashFma(d.scale, sc[n][e], sm[(g + 8 * h) * kFlashMaskP + n * 8 + 2 * tq + (e & 1)]);
+      sc[n][e] = z;
+      tmax[h] = fmaxf(tmax[h], z);
+    }
+  float mu[2];
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    tmax[h] = fmaxf(tmax[h], __shfl_xor_sync(0xffffffffu, tmax[h], 1));
+    tmax[h] = fmaxf(tmax[h], __shfl_xor_sync(0xffffffffu, tmax[h], 2));
+    const float mn = fmaxf(mx[h], tmax[h]);
+    mu[h] = mn == kFlashNegInf ? 0.0f : mn;  // a row with no finite score yet: e^(−∞ − 0) = 0, no NaN
+    const float alpha = flashExp(mx[h] - mu[h]);
+    mx[h] = mn;
+    ls[h] *= alpha;
+#pragma unroll
+    for (int n = 0; n < ND; n++) {
+      acc[n][2 * h] *= alpha;
+      acc[n][2 * h + 1] *= alpha;
+    }
+  }
+#pragma unroll
+  for (int n = 0; n < NT; n++)
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      const float p = flashExp(sc[n][e] - mu[e >> 1]);
+      ls[e >> 1] += p;
+      sc[n][e] = p;
+    }
+#pragma unroll
+  for (int kq = 0; kq < NT / 2; kq++) {
+    u32 pa[4];
+    flashPackA<T>(pa, sc[2 * kq], sc[2 * kq + 1]);
+#pragma unroll
+    for (int n = 0; n < ND; n += 2) {
+      u32 vb[4];
+      flashLdmRows<true>(vb, sV, P, 16 * kq, 8 * n, lane);
+      flashMma<T>(acc[n], pa, vb[0], vb[1]);
+      flashMma<T>(acc[n + 1], pa, vb[2], vb[3]);
+    }
+  }
+}
+
 template <typename T, int D>
 __device__ __forceinline__ void flashFwd(const T* __restrict__ Q, const T* __restrict__ K, const T* __restrict__ V, const float* __restrict__ M,
                                          T* __restrict__ O, float* __restrict__ stats, const FlashDims& d) {
   extern __shared__ FlashU4 flashShared[];
-  constexpr int P = D + 8, KD = D / 16, ND = D / 8, NT = kFlashKeys / 8;
-  u16* sK = reinterpret_cast<u16*>(flashShared);  // [64][P] keys (first the Q tile)
-  u16* sV = sK + kFlashKeys * P;                   // [64][P] values
+  constexpr int P = D + 8, KD = D / 16, ND = D / 8, KV = 2 * kFlashKeys * P;
+  // Two stages of [64][P] keys then [64][P] values: the next step's land (cp.async) while this step's are used.
+  u16* sKV = reinterpret_cast<u16*>(flashShared);
   const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3, wr = 16 * w;
-  float* sm = reinterpret_cast<float*>(sV + kFlashKeys * P) + w * 16 * kFlashMaskP;            // [16][kFlashMaskP] this warp's mask tile
-  long long* smo = reinterpret_cast<long long*>(reinterpret_cast<float*>(sV + kFlashKeys * P) + 4 * 16 * kFlashMaskP) + w * 16;  // [16] its rows' mask offsets
+  float* sm = reinterpret_cast<float*>(sKV + 2 * KV) + w * 16 * kFlashMaskP;            // [16][kFlashMaskP] this warp's mask tile
+  long long* smo = reinterpret_cast<long long*>(reinterpret_cast<float*>(sKV + 2 * KV) + 4 * 16 * kFlashMaskP) + w * 16;  // [16] its rows' mask offsets
   const long long bg = blockIdx.y, b = bg / d.G, hg = bg - b * d.G, row0 = (long long)blockIdx.x * kFlashRows;
   const u16* q = reinterpret_cast<const u16*>(Q) + (bg * d.N + row0) * D;
   const u16* k = reinterpret_cast<const u16*>(K) + bg * d.S * D;
   const u16* v = reinterpret_cast<const u16*>(V) + bg * d.S * D;
   if (lane < 16) smo[lane] = row0 + wr + lane < d.N ? flashMaskRow(d, b, hg, row0 + wr + lane) : -1;
-  flashCopy<D>(sK, P, q, d.N - row0, kFlashRows, tid);
+  // The Q tile through stage 1's keys; stage 0 starts loading the first step.
+  flashCopyAsync<D>(sKV + KV, P, q, d.N - row0, kFlashRows, tid);
+  flashCpCommit();
+  flashCopyAsync<D>(sKV, P, k, d.S, kFlashKeys, tid);
+  flashCopyAsync<D>(sKV + kFlashKeys * P, P, v, d.S, kFlashKeys, tid);
+  flashCpCommit();
+  flashCpWait<1>();
   __syncthreads();
   u32 qa[KD][4];
 #pragma unroll
-  for (int kk = 0; kk < KD; kk++) flashLdmRows<false>(qa[kk], sK, P, wr, 16 * kk, lane);
+  for (int kk = 0; kk < KD; kk++) flashLdmRows<false>(qa[kk], sKV + KV, P, wr, 16 * kk, lane);
+  __syncthreads();  // every warp has its Q fragments: stage 1 is free
   const long long i0 = row0 + wr + g, i1 = i0 + 8;
   const bool rowOk[2] = {i0 < d.N, i1 < d.N};
   float mx[2] = {kFlashNegInf, kFlashNegInf}, ls[2] = {0.0f, 0.0f}, acc[ND][4];
 #pragma unroll
   for (int n = 0; n < ND; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
-  for (long long s0 = 0; s0 < d.S; s0 += kFlashKeys) {
-    __syncthreads();
-    flashCopy<D>(sK, P, k + s0 * D, d.S - s0, kFlashKeys, tid);
-    flashCopy<D>(sV, P, v + s0 * D, d.S - s0, kFlashKeys, tid);
+  int stage = 0;
+  for (long long s0 = 0; s0 < d.S; s0 += kFlashKeys, stage ^= 1) {
+    // The next step's keys and values into the other stage (read by the step before this one: the barrier at the
+    // end of the loop), while this step's mask tile loads; then this step's copies are waited for.
+    if (s0 + kFlashKeys < d.S) {
+      u16* nx = sKV + (stage ^ 1) * KV;
+      flashCopyAsync<D>(nx, P, k + (s0 + kFlashKeys) * D, d.S - s0 - kFlashKeys, kFlashKeys, tid);
+      flashCopyAsync<D>(nx + kFlashKeys * P, P, v + (s0 + kFlashKeys) * D, d.S - s0 - kFlashKeys, kFlashKeys, tid);
+    }
+    flashCpCommit();
     const bool blocked = flashWarpMask(sm, M, d, smo, s0, lane);
+    flashCpWait<1>();
     __syncthreads();
     // Skip: the mask blocks the warp's whole part of the step and each of its rows already has a live key.
-    if (__all_sync(0xffffffffu, blocked && (!rowOk[0] || mx[0] > kFlashBlocked) && (!rowOk[1] || mx[1] > kFlashBlocked))) continue;
-    float sc[NT][4];
-#pragma unroll
-    for (int n = 0; n < NT; n++) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
-#pragma unroll
-    for (int kk = 0; kk < KD; kk++)
-#pragma unroll
-      for (int n = 0; n < NT; n += 2) {
-        u32 kb[4];
-        flashLdmCols(kb, sK, P, 8 * n, 16 * kk, lane);
-        flashMma<T>(sc[n], qa[kk], kb[0], kb[1]);
-        flashMma<T>(sc[n + 1], qa[kk], kb[2], kb[3]);
-      }
-    // z = scale·s + mask (−∞ past the keys); the tile's element of row g + 8h, key 8n + 2tq + (e & 1).
-    float tmax[2] = {kFlashNegInf, kFlashNegInf};
-#pragma unroll
-    for (int n = 0; n < NT; n++)
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const int h = e >> 1;
-        const float z = flashFma(d.scale, sc[n][e], sm[(g + 8 * h) * kFlashMaskP + n * 8 + 2 * tq + (e & 1)]);
-        sc[n][e] = z;
-        tmax[h] = fmaxf(tmax[h], z);
-      }
-    float mu[2];
-#pragma unroll
-    for (int h = 0; h < 2; h++) {
-      tmax[h] = fmaxf(tmax[h], __shfl_xor_sync(0xffffffffu, tmax[h], 1));
-      tmax[h] = fmaxf(tmax[h], __shfl_xor_sync(0xffffffffu, tmax[h], 2));
-      const float mn = fmaxf(mx[h], tmax[h]);
-      mu[h] = mn == kFlashNegInf ? 0.0f : mn;  // a row with no finite score yet: e^(−∞ − 0) = 0, no NaN
-      const float alpha = flashExp(mx[h] - mu[h]);
-      mx[h] = mn;
-      ls[h] *= alpha;
-#pragma unroll
-      for (int n = 0; n < ND; n++) {
-        acc[n][2 * h] *= alpha;
-        acc[n][2 * h + 1] *= alpha;
-      }
-    }
-#pragma unroll
-    for (int n = 0; n < NT; n++)
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const float p = flashExp(sc[n][e] - mu[e >> 1]);
-        ls[e >> 1] += p;
-        sc[n][e] = p;
-      }
-#pragma unroll
-    for (int kq = 0; kq < NT / 2; kq++) {
-      u32 pa[4];
-      flashPackA<T>(pa, sc[2 * kq], sc[2 * kq + 1]);
-#pragma unroll
-      for (int n = 0; n < ND; n += 2) {
-        u32 vb[4];
-        flashLdmRows<true>(vb, sV, P, 16 * kq, 8 * n, lane);
-        flashMma<T>(acc[n], pa, vb[0], vb[1]);
-        flashMma<T>(acc[n + 1], pa, vb[2], vb[3]);
-      }
-    }
+    if (!__all_sync(0xffffffffu, blocked && (!rowOk[0] || mx[0] > kFlashBlocked) && (!rowOk[1] || mx[1] > kFlashBlocked)))
+      flashFwdStep<T, D>(sKV + stage * KV, sm, d, g, tq, lane, qa, mx, ls, acc);
+    __syncthreads();  // this stage's reads are done before the step after next loads into it
   }
 #pragma unroll
   for (int h = 0; h < 2; h++) {
@@ -340,45 +380,114 @@ __device__ __forceinline__ void flashDot(const T* __restrict__ dO, const T* __re
   if (lane == 0) dsum[row] = s;
 }
 
+/**
+ * One step of dK/dV for a warp (its 16 keys): Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ over the stage's QT queries (sQO: queries,
+ * then output gradients), Pᵀ and dSᵀ = Pᵀ·(dPᵀ − Dsum); dV += Pᵀ·dO, dK += dSᵀ·Q (16-bit Pᵀ and dSᵀ).
+ */
+template <typename T, int D>
+__device__ __forceinline__ void flashDkDvStep(const u16* sK, const u16* sV, const u16* sQO, const float* sMk, const float* sM, const float* sRl,
+                                              const float* sDs, const FlashDims& d, int g, int tq, int lane, float (*dk)[4], float (*dv)[4]) {
+  constexpr int P = D + 8, QT = flashQt(D), QP = flashQtP(D), KD = D / 16, ND = D / 8, NQ = QT / 8;
+  const int wr = 16 * (threadIdx.x >> 5);
+  const u16* sQ = sQO;
+  const u16* sdO = sQO + QT * P;
+  float st[NQ][4], dp[NQ][4];
+#pragma unroll
+  for (int n = 0; n < NQ; n++) st[n][0] = st[n][1] = st[n][2] = st[n][3] = dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.0f;
+#pragma unroll
+  for (int kk = 0; kk < KD; kk++) {
+    u32 ka[4], va[4];
+    flashLdmRows<false>(ka, sK, P, wr, 16 * kk, lane);
+    flashLdmRows<false>(va, sV, P, wr, 16 * kk, lane);
+#pragma unroll
+    for (int n = 0; n < NQ; n += 2) {
+      u32 qb[4], ob[4];
+      flashLdmCols(qb, sQ, P, 8 * n, 16 * kk, lane);
+      flashLdmCols(ob, sdO, P, 8 * n, 16 * kk, lane);
+      flashMma<T>(st[n], ka, qb[0], qb[1]);
+      flashMma<T>(st[n + 1], ka, qb[2], qb[3]);
+      flashMma<T>(dp[n], va, ob[0], ob[1]);
+      flashMma<T>(dp[n + 1], va, ob[2], ob[3]);
+    }
+  }
+  // Row = key (wr + g for c0, c1; + 8 for c2, c3), column = query q0 + 8n + 2tq (+1). P = 0 where the mask tile is
+  // −∞ (no such query or key, or a key masked by −∞).
+#pragma unroll
+  for (int n = 0; n < NQ; n++)
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+      const int jl = g + 8 * h, c = n * 8 + 2 * tq;
+      const float2 mv = *reinterpret_cast<const float2*>(sMk + (wr + jl) * QP + (c ^ (2 * ((jl >> 2) & 3))));
+#pragma unroll
+      for (int x = 0; x < 2; x++) {
+        const int e = 2 * h + x;
+        const float m = x == 0 ? mv.x : mv.y;
+        const float p = m == kFlashNegInf ? 0.0f : flashExp(flashFma(d.scale, st[n][e], m) - sM[c + x]) * sRl[c + x];
+        st[n][e] = p;
+        dp[n][e] = p * (dp[n][e] - sDs[c + x]);
+      }
+    }
+#pragma unroll
+  for (int kq = 0; kq < NQ / 2; kq++) {
+    u32 pa[4], sa[4];
+    flashPackA<T>(pa, st[2 * kq], st[2 * kq + 1]);
+    flashPackA<T>(sa, dp[2 * kq], dp[2 * kq + 1]);
+#pragma unroll
+    for (int n = 0; n < ND; n += 2) {
+      u32 ob[4], qb[4];
+      flashLdmRows<true>(ob, sdO, P, 16 * kq, 8 * n, lane);
+      flashLdmRows<true>(qb, sQ, P, 16 * kq, 8 * n, lane);
+      flashMma<T>(dv[n], pa, ob[0], ob[1]);
+      flashMma<T>(dv[n + 1], pa, ob[2], ob[3]);
+      flashMma<T>(dk[n], sa, qb[0], qb[1]);
+      flashMma<T>(dk[n + 1], sa, qb[2], qb[3]);
+    }
+  }
+}
+
 template <typename T, int D>
 __device__ __forceinline__ void flashDkDv(const T* __restrict__ dO, const T* __restrict__ Q, const T* __restrict__ K, const T* __restrict__ V,
                                           const float* __restrict__ M, const float* __restrict__ stats, const float* __restrict__ dsum,
                                           T* __restrict__ dK, T* __restrict__ dV, const FlashDims& d) {
   extern __shared__ FlashU4 flashShared[];
-  constexpr int P = D + 8, QT = flashQt(D), QP = flashQtP(D), KD = D / 16, ND = D / 8, NQ = QT / 8, CH = QT * (D / 8) / 128;
-  static_assert(CH * 128 == QT * (D / 8), "the step's Q and dO tiles split evenly over the block's threads");
+  constexpr int P = D + 8, QT = flashQt(D), QP = flashQtP(D), ND = D / 8, QO = 2 * QT * P;
   u16* sK = reinterpret_cast<u16*>(flashShared);  // [64][P] this block's keys
   u16* sV = sK + kFlashKeys * P;                   // [64][P] its values
-  u16* sQ = sV + kFlashKeys * P;                   // [QT][P] the step's queries
-  u16* sdO = sQ + QT * P;                          // [QT][P] their output gradients
-  float* sM = reinterpret_cast<float*>(sdO + QT * P);  // [QT] row max, 1 / sum, Dsum
+  u16* sQO = sV + kFlashKeys * P;                  // 2 stages of [QT][P] the step's queries then [QT][P] their output gradients
+  float* sM = reinterpret_cast<float*>(sQO + 2 * QO);  // [QT] row max, 1 / sum, Dsum
   float* sRl = sM + QT;
   float* sDs = sRl + QT;
   // [64 keys][QP] the step's mask, −∞ where no query or key; query column c of key row j at c ^ 2·((j mod 16) / 4 mod 4)
   // (a half-warp's stores then fall in distinct banks; the XOR keeps c's pair (c, c + 1) adjacent).
   float* sMk = sDs + QT;
-  int* sSkip = reinterpret_cast<int*>(sMk + kFlashKeys * QP);  // [4] the warps' skip votes
   const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3, wr = 16 * w;
   const long long bg = blockIdx.y, b = bg / d.G, hg = bg - b * d.G, key0 = (long long)blockIdx.x * kFlashKeys;
   const long long mbase = b * d.mb + hg * d.mg;
   const u16* q = reinterpret_cast<const u16*>(Q) + bg * d.N * D;
   const u16* go = reinterpret_cast<const u16*>(dO) + bg * d.N * D;
-  flashCopy<D>(sK, P, reinterpret_cast<const u16*>(K) + (bg * d.S + key0) * D, d.S - key0, kFlashKeys, tid);
-  flashCopy<D>(sV, P, reinterpret_cast<const u16*>(V) + (bg * d.S + key0) * D, d.S - key0, kFlashKeys, tid);
+  // The block's keys and values with the first step's queries and output gradients (stage 0), one group.
+  flashCopyAsync<D>(sK, P, reinterpret_cast<const u16*>(K) + (bg * d.S + key0) * D, d.S - key0, kFlashKeys, tid);
+  flashCopyAsync<D>(sV, P, reinterpret_cast<const u16*>(V) + (bg * d.S + key0) * D, d.S - key0, kFlashKeys, tid);
+  flashCopyAsync<D>(sQO, P, q, d.N, QT, tid);
+  flashCopyAsync<D>(sQO + QT * P, P, go, d.N, QT, tid);
+  flashCpCommit();
   const long long j0 = key0 + wr + g, j1 = j0 + 8;
   float dk[ND][4], dv[ND][4];
 #pragma unroll
   for (int n = 0; n < ND; n++) dk[n][0] = dk[n][1] = dk[n][2] = dk[n][3] = dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.0f;
   long long r0 = 0, t0 = 0;  // query row q0 = r0·T + t0
-  for (long long q0 = 0; q0 < d.N; q0 += QT) {
+  int stage = 0;
+  for (long long q0 = 0; q0 < d.N; q0 += QT, stage ^= 1) {
     if (q0 > 0)
       for (t0 += QT; t0 >= d.T; t0 -= d.T) r0++;
-    __syncthreads();  // the previous step's reads of every tile are done
-    // Every load of the step at once: its queries and output gradients into registers (stored to shared memory
-    // below only if some warp needs them), the rows' stats, and the warp's part of the mask.
-    FlashU4 rq[CH], ro[CH];
-    flashLoadRegs<D, CH>(rq, q + q0 * D, d.N - q0, tid);
-    flashLoadRegs<D, CH>(ro, go + q0 * D, d.N - q0, tid);
+    // The next step's queries and output gradients into the other stage (read by the step before this one: the
+    // barrier at the end of the loop), while this step's stats and mask load; then this step's copies are waited for.
+    if (q0 + QT < d.N) {
+      u16* nx = sQO + (stage ^ 1) * QO;
+      flashCopyAsync<D>(nx, P, q + (q0 + QT) * D, d.N - q0 - QT, QT, tid);
+      flashCopyAsync<D>(nx + QT * P, P, go + (q0 + QT) * D, d.N - q0 - QT, QT, tid);
+    }
+    flashCpCommit();
     for (int r = tid; r < QT; r += 128) {
       const long long i = q0 + r;
       const bool ok = i < d.N;
@@ -413,65 +522,10 @@ __device__ __forceinline__ void flashDkDv(const T* __restrict__ dO, const T* __r
       }
     }
     skip = __all_sync(0xffffffffu, skip);
-    if (lane == 0) sSkip[w] = skip ? 1 : 0;
+    flashCpWait<1>();
     __syncthreads();
-    if (sSkip[0] && sSkip[1] && sSkip[2] && sSkip[3]) continue;  // no warp needs the step's queries
-    flashStoreRegs<D, CH>(sQ, P, rq, tid);
-    flashStoreRegs<D, CH>(sdO, P, ro, tid);
-    __syncthreads();
-    if (skip) continue;
-    float st[NQ][4], dp[NQ][4];
-#pragma unroll
-    for (int n = 0; n < NQ; n++) st[n][0] = st[n][1] = st[n][2] = st[n][3] = dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.0f;
-#pragma unroll
-    for (int kk = 0; kk < KD; kk++) {
-      u32 ka[4], va[4];
-      flashLdmRows<false>(ka, sK, P, wr, 16 * kk, lane);
-      flashLdmRows<false>(va, sV, P, wr, 16 * kk, lane);
-#pragma unroll
-      for (int n = 0; n < NQ; n += 2) {
-        u32 qb[4], ob[4];
-        flashLdmCols(qb, sQ, P, 8 * n, 16 * kk, lane);
-        flashLdmCols(ob, sdO, P, 8 * n, 16 * kk, lane);
-        flashMma<T>(st[n], ka, qb[0], qb[1]);
-        flashMma<T>(st[n + 1], ka, qb[2], qb[3]);
-        flashMma<T>(dp[n], va, ob[0], ob[1]);
-        flashMma<T>(dp[n + 1], va, ob[2], ob[3]);
-      }
-    }
-    // Row = key (wr + g for c0, c1; + 8 for c2, c3), column = query q0 + 8n + 2tq (+1). P = 0 where the mask tile is
-    // −∞ (no such query or key, or a key masked by −∞).
-#pragma unroll
-    for (int n = 0; n < NQ; n++)
-#pragma unroll
-      for (int h = 0; h < 2; h++) {
-        const int jl = g + 8 * h, c = n * 8 + 2 * tq;
-        const float2 mv = *reinterpret_cast<const float2*>(sMk + (wr + jl) * QP + (c ^ (2 * ((jl >> 2) & 3))));
-#pragma unroll
-        for (int x = 0; x < 2; x++) {
-          const int e = 2 * h + x;
-          const float m = x == 0 ? mv.x : mv.y;
-          const float p = m == kFlashNegInf ? 0.0f : flashExp(flashFma(d.scale, st[n][e], m) - sM[c + x]) * sRl[c + x];
-          st[n][e] = p;
-          dp[n][e] = p * (dp[n][e] - sDs[c + x]);
-        }
-      }
-#pragma unroll
-    for (int kq = 0; kq < NQ / 2; kq++) {
-      u32 pa[4], sa[4];
-      flashPackA<T>(pa, st[2 * kq], st[2 * kq + 1]);
-      flashPackA<T>(sa, dp[2 * kq], dp[2 * kq + 1]);
-#pragma unroll
-      for (int n = 0; n < ND; n += 2) {
-        u32 ob[4], qb[4];
-        flashLdmRows<true>(ob, sdO, P, 16 * kq, 8 * n, lane);
-        flashLdmRows<true>(qb, sQ, P, 16 * kq, 8 * n, lane);
-        flashMma<T>(dv[n], pa, ob[0], ob[1]);
-        flashMma<T>(dv[n + 1], pa, ob[2], ob[3]);
-        flashMma<T>(dk[n], sa, qb[0], qb[1]);
-        flashMma<T>(dk[n + 1], sa, qb[2], qb[3]);
-      }
-    }
+    if (!skip) flashDkDvStep<T, D>(sK, sV, sQO + stage * QO, sMk, sM, sRl, sDs, d, g, tq, lane, dk, dv);
+    __syncthreads();  // this step's reads of its stage, stats and mask are done before they load again
   }
   u32* ok = reinterpret_cast<u32*>(dK);
   u32* ov = reinterpret_cast<u32*>(dV);
@@ -488,25 +542,87 @@ __device__ __forceinline__ void flashDkDv(const T* __restrict__ dO, const T* __r
   }
 }
 
+/**
+ * One step of dQ for a warp: S = Q·Kᵀ and dP = dO·Vᵀ over the stage's 64 keys (sKV: keys, then values),
+ * dS = P·(dP − Dsum), acc += dS·K (16-bit dS).
+ */
+template <typename T, int D>
+__device__ __forceinline__ void flashDqStep(const u16* sQ, const u16* sdO, const u16* sKV, const float* sm, const FlashDims& d, int g, int tq, int lane,
+                                            const float* rm, const float* rrl, const float* rd, float (*acc)[4]) {
+  constexpr int P = D + 8, KD = D / 16, ND = D / 8, NT = kFlashKeys / 8;
+  const int wr = 16 * (threadIdx.x >> 5);
+  const u16* sK = sKV;
+  const u16* sV = sKV + kFlashKeys * P;
+  float sc[NT][4], dp[NT][4];
+#pragma unroll
+  for (int n = 0; n < NT; n++) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.0f;
+#pragma unroll
+  for (int kk = 0; kk < KD; kk++) {
+    u32 qa[4], oa[4];
+    flashLdmRows<false>(qa, sQ, P, wr, 16 * kk, lane);
+    flashLdmRows<false>(oa, sdO, P, wr, 16 * kk, lane);
+#pragma unroll
+    for (int n = 0; n < NT; n += 2) {
+      u32 kb[4], vb[4];
+      flashLdmCols(kb, sK, P, 8 * n, 16 * kk, lane);
+      flashLdmCols(vb, sV, P, 8 * n, 16 * kk, lane);
+      flashMma<T>(sc[n], qa, kb[0], kb[1]);
+      flashMma<T>(sc[n + 1], qa, kb[2], kb[3]);
+      flashMma<T>(dp[n], oa, vb[0], vb[1]);
+      flashMma<T>(dp[n + 1], oa, vb[2], vb[3]);
+    }
+  }
+  // P = 0 where the mask tile is −∞ (no such row or key, or a key masked by −∞).
+#pragma unroll
+  for (int n = 0; n < NT; n++)
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+      const float2 mv = *reinterpret_cast<const float2*>(sm + (g + 8 * h) * kFlashMaskP + n * 8 + 2 * tq);
+#pragma unroll
+      for (int x = 0; x < 2; x++) {
+        const int e = 2 * h + x;
+        const float m = x == 0 ? mv.x : mv.y;
+        const float p = m == kFlashNegInf ? 0.0f : flashExp(flashFma(d.scale, sc[n][e], m) - rm[h]) * rrl[h];
+        dp[n][e] = p * (dp[n][e] - rd[h]);
+      }
+    }
+#pragma unroll
+  for (int kq = 0; kq < NT / 2; kq++) {
+    u32 sa[4];
+    flashPackA<T>(sa, dp[2 * kq], dp[2 * kq + 1]);
+#pragma unroll
+    for (int n = 0; n < ND; n += 2) {
+      u32 kb[4];
+      flashLdmRows<true>(kb, sK, P, 16 * kq, 8 * n, lane);
+      flashMma<T>(acc[n], sa, kb[0], kb[1]);
+      flashMma<T>(acc[n + 1], sa, kb[2], kb[3]);
+    }
+  }
+}
+
 template <typename T, int D>
 __device__ __forceinline__ void flashDq(const T* __restrict__ dO, const T* __restrict__ Q, const T* __restrict__ K, const T* __restrict__ V,
                                         const float* __restrict__ M, const float* __restrict__ stats, const float* __restrict__ dsum,
                                         T* __restrict__ dQ, const FlashDims& d) {
   extern __shared__ FlashU4 flashShared[];
-  constexpr int P = D + 8, KD = D / 16, ND = D / 8, NT = kFlashKeys / 8;
+  constexpr int P = D + 8, ND = D / 8, KV = 2 * kFlashKeys * P, ST = flashDqStages(D);
   u16* sQ = reinterpret_cast<u16*>(flashShared);  // [64][P] this block's queries
   u16* sdO = sQ + kFlashRows * P;                  // [64][P] their output gradients
-  u16* sK = sdO + kFlashRows * P;                  // [64][P] the step's keys
-  u16* sV = sK + kFlashKeys * P;                   // [64][P] values
+  u16* sKV = sdO + kFlashRows * P;                 // ST stages of [64][P] keys then [64][P] values
   const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3, wr = 16 * w;
-  float* sm = reinterpret_cast<float*>(sV + kFlashKeys * P) + w * 16 * kFlashMaskP;            // [16][kFlashMaskP] this warp's mask tile
-  long long* smo = reinterpret_cast<long long*>(reinterpret_cast<float*>(sV + kFlashKeys * P) + 4 * 16 * kFlashMaskP) + w * 16;  // [16] its rows' mask offsets
+  float* sm = reinterpret_cast<float*>(sKV + ST * KV) + w * 16 * kFlashMaskP;            // [16][kFlashMaskP] this warp's mask tile
+  long long* smo = reinterpret_cast<long long*>(reinterpret_cast<float*>(sKV + ST * KV) + 4 * 16 * kFlashMaskP) + w * 16;  // [16] its rows' mask offsets
   const long long bg = blockIdx.y, b = bg / d.G, hg = bg - b * d.G, row0 = (long long)blockIdx.x * kFlashRows;
   const u16* k = reinterpret_cast<const u16*>(K) + bg * d.S * D;
   const u16* v = reinterpret_cast<const u16*>(V) + bg * d.S * D;
   if (lane < 16) smo[lane] = row0 + wr + lane < d.N ? flashMaskRow(d, b, hg, row0 + wr + lane) : -1;
-  flashCopy<D>(sQ, P, reinterpret_cast<const u16*>(Q) + (bg * d.N + row0) * D, d.N - row0, kFlashRows, tid);
-  flashCopy<D>(sdO, P, reinterpret_cast<const u16*>(dO) + (bg * d.N + row0) * D, d.N - row0, kFlashRows, tid);
+  flashCopyAsync<D>(sQ, P, reinterpret_cast<const u16*>(Q) + (bg * d.N + row0) * D, d.N - row0, kFlashRows, tid);
+  flashCopyAsync<D>(sdO, P, reinterpret_cast<const u16*>(dO) + (bg * d.N + row0) * D, d.N - row0, kFlashRows, tid);
+  if (ST == 2) {  // stage 0 starts loading the first step (with Q and dO, the first group)
+    flashCopyAsync<D>(sKV, P, k, d.S, kFlashKeys, tid);
+    flashCopyAsync<D>(sKV + kFlashKeys * P, P, v, d.S, kFlashKeys, tid);
+  }
+  flashCpCommit();
   const long long rows[2] = {row0 + wr + g, row0 + wr + g + 8};
   bool rowOk[2];
   float rm[2], rrl[2], rd[2];
@@ -520,58 +636,23 @@ __device__ __forceinline__ void flashDq(const T* __restrict__ dO, const T* __res
   float acc[ND][4];
 #pragma unroll
   for (int n = 0; n < ND; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
-  for (long long s0 = 0; s0 < d.S; s0 += kFlashKeys) {
-    __syncthreads();
-    flashCopy<D>(sK, P, k + s0 * D, d.S - s0, kFlashKeys, tid);
-    flashCopy<D>(sV, P, v + s0 * D, d.S - s0, kFlashKeys, tid);
+  int stage = 0;
+  for (long long s0 = 0; s0 < d.S; s0 += kFlashKeys, stage = ST == 2 ? stage ^ 1 : 0) {
+    // Two stages: the next step's keys and values load into the other one (read by the step before this one: the
+    // barrier at the end of the loop) while this step's mask tile loads. One stage: this step's.
+    const long long sn = ST == 2 ? s0 + kFlashKeys : s0;
+    if (sn < d.S) {
+      u16* nx = sKV + (ST == 2 ? stage ^ 1 : 0) * KV;
+      flashCopyAsync<D>(nx, P, k + sn * D, d.S - sn, kFlashKeys, tid);
+      flashCopyAsync<D>(nx + kFlashKeys * P, P, v + sn * D, d.S - sn, kFlashKeys, tid);
+    }
+    flashCpCommit();
     const bool blocked = flashWarpMask(sm, M, d, smo, s0, lane);
+    flashCpWait<ST - 1>();
     __syncthreads();
-    if (__all_sync(0xffffffffu, blocked && (!rowOk[0] || rm[0] > kFlashBlocked) && (!rowOk[1] || rm[1] > kFlashBlocked))) continue;
-    float sc[NT][4], dp[NT][4];
-#pragma unroll
-    for (int n = 0; n < NT; n++) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.0f;
-#pragma unroll
-    for (int kk = 0; kk < KD; kk++) {
-      u32 qa[4], oa[4];
-      flashLdmRows<false>(qa, sQ, P, wr, 16 * kk, lane);
-      flashLdmRows<false>(oa, sdO, P, wr, 16 * kk, lane);
-#pragma unroll
-      for (int n = 0; n < NT; n += 2) {
-        u32 kb[4], vb[4];
-        flashLdmCols(kb, sK, P, 8 * n, 16 * kk, lane);
-        flashLdmCols(vb, sV, P, 8 * n, 16 * kk, lane);
-        flashMma<T>(sc[n], qa, kb[0], kb[1]);
-        flashMma<T>(sc[n + 1], qa, kb[2], kb[3]);
-        flashMma<T>(dp[n], oa, vb[0], vb[1]);
-        flashMma<T>(dp[n + 1], oa, vb[2], vb[3]);
-      }
-    }
-    // P = 0 where the mask tile is −∞ (no such row or key, or a key masked by −∞).
-#pragma unroll
-    for (int n = 0; n < NT; n++)
-#pragma unroll
-      for (int h = 0; h < 2; h++) {
-        const float2 mv = *reinterpret_cast<const float2*>(sm + (g + 8 * h) * kFlashMaskP + n * 8 + 2 * tq);
-#pragma unroll
-        for (int x = 0; x < 2; x++) {
-          const int e = 2 * h + x;
-          const float m = x == 0 ? mv.x : mv.y;
-          const float p = m == kFlashNegInf ? 0.0f : flashExp(flashFma(d.scale, sc[n][e], m) - rm[h]) * rrl[h];
-          dp[n][e] = p * (dp[n][e] - rd[h]);
-        }
-      }
-#pragma unroll
-    for (int kq = 0; kq < NT / 2; kq++) {
-      u32 sa[4];
-      flashPackA<T>(sa, dp[2 * kq], dp[2 * kq + 1]);
-#pragma unroll
-      for (int n = 0; n < ND; n += 2) {
-        u32 kb[4];
-        flashLdmRows<true>(kb, sK, P, 16 * kq, 8 * n, lane);
-        flashMma<T>(acc[n], sa, kb[0], kb[1]);
-        flashMma<T>(acc[n + 1], sa, kb[2], kb[3]);
-      }
-    }
+    if (!__all_sync(0xffffffffu, blocked && (!rowOk[0] || rm[0] > kFlashBlocked) && (!rowOk[1] || rm[1] > kFlashBlocked)))
+      flashDqStep<T, D>(sQ, sdO, sKV + stage * KV, sm, d, g, tq, lane, rm, rrl, rd, acc);
+    __syncthreads();  // this stage's reads are done before it loads again
   }
   u32* oq = reinterpret_cast<u32*>(dQ);
 #pragma unroll
