@@ -8,7 +8,8 @@
 // registers, and each lane then reads the elements of its own C rows and columns from the warp's posts; ldmatrix
 // likewise from the row addresses the lanes post (float32 products summed in k order; the hardware's order and
 // internal precision are its own, so the comparison has a tolerance). Shared memory starts as NaN bits, so a read
-// of a word no thread wrote shows.
+// of a word no thread wrote shows. cp.async copies land at their thread's wait for the group, with NaN bits in the
+// tile from issue until then (emu::cpAsync below), so a tile read too early or reloaded too soon shows as well.
 //
 // Shared memory is checked: every load and store of this file is instrumented by g++ (-fsanitize=kernel-address
 // with the checks as calls: the __asan_* functions below, no sanitizer runtime), and one that touches the shared
