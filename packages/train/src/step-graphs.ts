@@ -64,15 +64,17 @@ export interface FusedParts {
   /**
    * The 16-bit attention (scores, MaskedSoftmax, probabilities · V) as latent_sft.FlashAttention
    * (graph.fuseFlashAttention, after the softmax fusion, which it needs): no [B, H, T, S] scores or
-   * probabilities written or kept for the backward. Default: off, also for `true` / 'auto': the CUDA
-   * kernel has not run on a GPU yet. On CUDA only heads of 64 or 128 are rewritten (the kernel's sizes;
+   * probabilities written or kept for the backward. Default: off, also for `true` / 'auto': on the GPU
+   * (fused-check passes) it saves memory but no time yet (docs/performance.md, session 15). On CUDA only
+   * heads of 64 or 128 are rewritten (the kernel's sizes;
    * StepGraphOptions.attentionHeadDims).
    */
   attention?: boolean;
   /**
    * The rotary position embeddings of the 16-bit q and k (models' applyRope: Split, Concat, Mul, Mul, Add for each,
    * and about as many backward) as latent_sft.Rope (graph.fuseRope): one node each way, x·cos + swap(x)·sinSigned in
-   * float32 rounded once. Default: off, also for `true` / 'auto': its CUDA kernel has not run on a GPU yet.
+   * float32 rounded once. Default: off, also for `true` / 'auto': measured on the GPU only together with
+   * `attention` (docs/performance.md, session 15).
    */
   rope?: boolean;
   /** Vocabulary columns per cross-entropy chunk (default 8192: graph's DEFAULT_CE_CHUNK). */

@@ -188,11 +188,11 @@ LSFT_EMU_UNCHECKED void smemAccess(const void* p, long long bytes, const char* w
   use->lo = off < use->lo ? off : use->lo;
   use->hi = off + bytes > use->hi ? off + bytes : use->hi;
 }
-/** An ldmatrix row (16 bytes at p): inside the window and 16-byte aligned, as the GPU requires. */
-LSFT_EMU_UNCHECKED void ldmatrixRow(const void* p) {
+/** 16 shared bytes at p that the GPU requires inside the window and 16-byte aligned (an ldmatrix row, a cp.async store). */
+LSFT_EMU_UNCHECKED void alignedRow16(const void* p, const char* what) {
   const long long off = smemOffset(p);
-  if (off < 0 || off + 16 > smemLimit) smemViolation("ldmatrix row", off, 16, "outside");
-  if (off % 16 != 0) smemViolation("ldmatrix row", off, 16, "not 16-byte aligned in");
+  if (off < 0 || off + 16 > smemLimit) smemViolation(what, off, 16, "outside");
+  if (off % 16 != 0) smemViolation(what, off, 16, "not 16-byte aligned in");
 }
 }  // namespace emu
 
@@ -300,7 +300,7 @@ void emuMma(float* c, const u32* a, u32 b0, u32 b1) {
 void emuLdmatrix(u32* r, const u16* p, bool trans) {
   const unsigned lane = threadIdx.x & 31, w = threadIdx.x >> 5;
   p = reinterpret_cast<const u16*>(reinterpret_cast<uintptr_t>(p) + static_cast<uintptr_t>(emu::ldmatrixSkew));
-  emu::ldmatrixRow(p);
+  emu::alignedRow16(p, "ldmatrix row");
   emu::posts[w][lane].addr = p;
   emu::posts[w][lane].words = r;
   emu::wait(emu::warps[w], 32, [w, trans] {
@@ -335,9 +335,8 @@ struct AsyncState {
 std::vector<AsyncState> asyncStates;
 long long asyncCopies = 0;
 LSFT_EMU_UNCHECKED void cpAsync(void* dst, const void* src, bool valid) {
+  alignedRow16(dst, "cp.async store");
   const long long off = smemOffset(dst);
-  if (off < 0 || off + 16 > smemLimit) smemViolation("cp.async store", off, 16, "outside");
-  if (off % 16 != 0) smemViolation("cp.async store", off, 16, "not 16-byte aligned in");
   if (reinterpret_cast<uintptr_t>(src) % 16 != 0) throw std::runtime_error("cp.async: a global source not 16-byte aligned");
   use->accesses++;
   use->lo = off < use->lo ? off : use->lo;
