@@ -4,7 +4,7 @@
 #   bash tools/device/build-app.sh tools/bench/src/{train-bench,phase-bench,forward-1b,runtime-probe,fused-check,table,decode-probe,random-checkpoint,gemm-probe,kprof}.ts \
 #        packages/generate/bench/generate-bench.ts apps/cache-latents/src/main.ts=cache-latents   # here
 #   bash tools/bench/run-gpu.sh [anchors] [core] [train] [train-torch] [gen] [7b] [7b-torch] [7b-gen] [7b-cache] \
-#        [check] [compile] [flash] [flash-quick] [p1-quick] [kprof] [host] [ratios] [launch] [lora] [p1] [p2] [static] [7b-latent] [gemm] [profile-1b] [ckpt7] > bench.log   # there
+#        [check] [compile] [tiles] [flash] [flash-quick] [p1-quick] [kprof] [host] [ratios] [launch] [lora] [p1] [p2] [static] [7b-latent] [gemm] [profile-1b] [ckpt7] > bench.log   # there
 #   node /root/app/dist/table.mjs bench.log
 # (no argument: train, train-torch and gen; 7b: the DeepSeek-R1-Distill-Qwen-7B-shape phase steps and full
 # fine-tuning; 7b-torch: their PyTorch/PEFT anchors; 7b-gen: generation at 7B beside HF; 7b-cache:
@@ -193,6 +193,42 @@ kp lora-ours node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 
 kp lora-peft python3 tools/reference/bench_torch.py --which lora --recipes peft-fused --steps 5
 kps lora-ours lora-peft
 kp full-ours node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 5
+kp full-torch python3 tools/reference/bench_torch.py --which train --recipes bf16-fused --steps 5
+kps full-ours full-torch
+fi
+if want tiles; then
+# Session 16: FlashAttention with the tile map (the models' causal mask loaded on the diagonal tiles only, the tiles
+# above skipped): the GPU check (CUDA vs CPU, the models' 0 / MASK_MIN masks included) and its kernels' time beside
+# SDPA's (kprof), then the untraced 1B full step in both precision recipes with the attention and RoPE fused, beside
+# eager bf16 + fused AdamW and fp32 masters + fused AdamW (torch.compile: the `compile` section, run before this one
+# in the same lane while the runtime uploads); then the 1B LoRA step beside PEFT; last,
+# kprof of the bf16 full step beside PyTorch's (what stands between it and the compiled recipe).
+node $A/fused-check.mjs --only flash-attention,flash-time > /tmp/flash-check.log; FLASH_RC=$?
+grep -E 'flash|done' /tmp/flash-check.log; echo "FLASH-CHECK rc=$FLASH_RC"
+[ $FLASH_RC -eq 0 ] || echo "FLASH-CHECK failed: the runs with attention below are not valid"
+KP=/root/app/kprof/libkprof.so
+CUPTI=${KPROF_CUPTI:-$(python3 -c "import glob, os, nvidia; print((sorted(glob.glob(os.path.join(list(nvidia.__path__)[0], '**', 'libcupti.so*'), recursive=True)) + [''])[0])" 2>/dev/null)}
+mkdir -p /root/kp
+kp() { local tag=$1; shift; rm -f /root/kp/$tag.*; KPROF_OUT=/root/kp/$tag KPROF_CUPTI=$CUPTI CUDA_INJECTION64_PATH=$KP "$@" > /tmp/kp.log 2>&1; local rc=$?
+  grep -E '^BENCH|kprof' /tmp/kp.log; [ $rc -eq 0 ] || { echo "KPROF $tag rc=$rc :: $*"; tail -5 /tmp/kp.log; }
+  echo "PEAK  MiB rc=$rc :: traced: $*"; }
+kps() { local args=() f; for t in "$@"; do f=$(ls -S /root/kp/$t.* 2>/dev/null | head -1); [ -n "$f" ] && args+=("$f=$t") || echo "KPROF $t: no records file"; done
+  [ ${#args[@]} -gt 0 ] && node $A/kprof.mjs "${args[@]}" ${KPROF_ARGS:-}; }
+kp flash node $A/fused-check.mjs --only flash-time
+kp attn-torch python3 tools/reference/bench_torch.py --which attn
+KPROF_ARGS=--marker= kps flash attn-torch
+F=optimizer,softmax,rmsnorm,swiglu,dropout,ce,attention,rope
+for rep in 1 2; do   # the criterion's pair twice, interleaved (how much one run moves)
+  peak python3 tools/reference/bench_torch.py --which train --recipes bf16-fused --steps 10
+  peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --params bfloat16 --fused $F
+done
+peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10 --fused $F
+peak python3 tools/reference/bench_torch.py --which train --recipes fp32master-fused --steps 10
+peak node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 10
+peak python3 tools/reference/bench_torch.py --which lora --recipes peft-fused --steps 10
+peak node $A/train-bench.mjs --device cuda --which lora --batch 8 --seq 512 --steps 10 --frozen bfloat16 --fused $F
+export KPROF_ARGS="--skip 2"
+kp full-ours node $A/train-bench.mjs --device cuda --which train --batch 8 --seq 512 --steps 5 --params bfloat16 --fused $F
 kp full-torch python3 tools/reference/bench_torch.py --which train --recipes bf16-fused --steps 5
 kps full-ours full-torch
 fi

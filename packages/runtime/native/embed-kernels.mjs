@@ -99,7 +99,7 @@ export function writeGeneratedHeader(dir = nativeDir) {
  * `NAME` / `NAME##suffix` kernels, invoked as `MACRO(name, type)`.
  */
 export function definedKernels(source) {
-  const kernel = String.raw`extern "C" __global__ void __launch_bounds__\(\d+\) `;
+  const kernel = String.raw`extern "C" __global__ void __launch_bounds__\(\d+(?:, \d+)?\) `;
   const names = new Set();
   const macros = new Map();
   for (const m of source.matchAll(/^#define (\w+)\(NAME, \w+\)((?:.*\\\n)*.*)$/gm)) {

@@ -46,6 +46,8 @@ interface Case {
   D: number;
   /** The mask's dims, each 1 or [B, G, rep, T, S]'s. */
   mask: [number, number, number, number, number];
+  /** The models' mask: 0 where a key is seen (tiles of 0 run without loading the mask), not the finite pattern. */
+  zeros?: boolean;
 }
 
 const f32 = new Float32Array(1);
@@ -111,7 +113,7 @@ function runCase(bin: string, dir: string, c: Case, seed: number, compareNoSkip:
     // (With T broadcast, key padding instead of causality: the last 3 + 5·b keys of batch row b.)
     const future = mT > 1 ? s > t + S - T : s >= S - 3 - 5 * b;
     const blocked = (mT > 1 && t === 1) || (mS > 1 && future) || ((mB > 1 || mG > 1 || mR > 1) && (s + b + 2 * gg + 3 * rr) % 7 === 0);
-    mask[i] = blocked ? MASK_MIN : 0.25 * ((3 * s + t + b + gg + rr) % 5) - 0.5;
+    mask[i] = blocked ? MASK_MIN : c.zeros ? 0 : 0.25 * ((3 * s + t + b + gg + rr) % 5) - 0.5;
   }
   const strides: number[] = [];
   for (let i = 4, st = 1; i >= 0; i--) {
@@ -131,6 +133,8 @@ function runCase(bin: string, dir: string, c: Case, seed: number, compareNoSkip:
   writeFileSync(inFile, Buffer.concat(parts));
   const log = execFileSync(bin, [inFile, outFile, ...flags], { encoding: 'utf8' });
   const skipped = Number(/warp steps skipped: (\d+)/.exec(log)?.[1] ?? Number.NaN);
+  const tileSteps = /tile steps skipped: (\d+), unmasked: (\d+)/.exec(log);
+  const tiles = { skipped: Number(tileSteps?.[1] ?? Number.NaN), unmasked: Number(tileSteps?.[2] ?? Number.NaN) };
   const raw = readFileSync(outFile);
   let sameAsNoSkip: boolean | undefined;
   if (compareNoSkip) {
@@ -218,7 +222,7 @@ function runCase(bin: string, dir: string, c: Case, seed: number, compareNoSkip:
       }
     }
   }
-  return { got, want: { ...want, dq, dk, dv }, abs, skipped, sameAsNoSkip, smem: smemUse(log) };
+  return { got, want: { ...want, dq, dk, dv }, abs, skipped, tiles, sameAsNoSkip, smem: smemUse(log) };
 }
 
 /** max |got − want| / max |want|. */
@@ -272,6 +276,11 @@ const CASES: Case[] = [
   { dtype: 'float16', B: 2, G: 1, rep: 1, T: 70, S: 70, D: 64, mask: [2, 1, 1, 1, 70] },
   // Causal over three key steps: the steps above the diagonal are skipped (but for the warp of the blocked row).
   { dtype: 'bfloat16', B: 1, G: 1, rep: 2, T: 150, S: 150, D: 64, mask: [1, 1, 1, 150, 150] },
+  // The models' causal mask (0 / MASK_MIN): tiles of 0 run unmasked; the 64-row tiles of N = rep·T straddle two
+  // query heads (T = 200), and the first tile of T holds the fully blocked row (its steps are never skipped).
+  { dtype: 'bfloat16', B: 1, G: 2, rep: 2, T: 200, S: 200, D: 64, mask: [1, 1, 1, 200, 200], zeros: true },
+  // The same at head dim 128 (dK/dV's 32-query steps), with 64 earlier keys.
+  { dtype: 'float16', B: 1, G: 1, rep: 2, T: 192, S: 256, D: 128, mask: [1, 1, 1, 192, 256], zeros: true },
 ];
 
 describe('FlashAttention CUDA kernels, emulated on the CPU, = float64 attention', () => {
@@ -345,8 +354,8 @@ describe('FlashAttention CUDA kernels, emulated on the CPU, = float64 attention'
     const c = CASES[0] as Case;
     const ok = runCase(bin, dir, c, 97, false).smem;
     const request = ok['flashFwd']?.request as number;
-    // The forward runs first; its layout ends with the 8-byte mask row offsets of the warps' rows, the last one
-    // stored past the window.
+    // The forward is the first kernel with shared memory (the tile map has none); its layout ends with the 8-byte
+    // mask row offsets of the warps' rows, the last one stored past the window.
     const { status, stderr } = runFailing(bin, dir, c, ['--smem-shrink', '2']);
     expect(status).toBe(3);
     expect(stderr).toMatch(
@@ -370,14 +379,17 @@ describe('FlashAttention CUDA kernels, emulated on the CPU, = float64 attention'
 
   CASES.forEach((c, n) => {
     it(`${c.dtype}, B ${c.B} G ${c.G} rep ${c.rep} T ${c.T} S ${c.S} D ${c.D}, mask [${c.mask.join(', ')}]`, () => {
-      const causal = c.T === c.S && c.S > 128;
-      const { got, want, abs, skipped, sameAsNoSkip, smem } = runCase(bin, dir, c, 100 + n, true);
-      // Skipping the steps the mask blocks changes no bit (every case; the causal one has such steps).
+      const causal = c.mask[3] > 1 && c.T >= 128;
+      const { got, want, abs, skipped, tiles, sameAsNoSkip, smem } = runCase(bin, dir, c, 100 + n, true);
+      // Skipping the steps the mask blocks, and running the tiles of 0 without the mask, change no bit (every case;
+      // the causal ones have such steps).
       expect(sameAsNoSkip, 'outputs byte for byte those of --no-skip').toBe(true);
-      if (causal) expect(skipped).toBeGreaterThan(0);
+      if (causal) expect(skipped + tiles.skipped).toBeGreaterThan(0);
+      if (causal) expect(tiles.skipped, 'steps the tile map skipped').toBeGreaterThan(0);
+      expect(tiles.unmasked > 0, 'steps run without the mask').toBe(c.zeros === true);
       // Every shared-memory access was checked against the launch's request (a violation ends the run): the
       // tiled kernels span all of it but at most the last row's padding (dK/dV's float mask tile: 8 floats, 32 bytes);
-      // Dsum uses none.
+      // Dsum and the tile map use none.
       for (const k of ['flashFwd', 'flashDkDv', 'flashDq']) {
         const u = smem[k];
         expect(u?.accesses, k).toBeGreaterThan(0);
@@ -386,6 +398,7 @@ describe('FlashAttention CUDA kernels, emulated on the CPU, = float64 attention'
         expect((u?.request as number) - (u?.hi as number), k).toBeLessThanOrEqual(k === 'flashDkDv' ? 32 : 16);
       }
       expect(smem['flashDot'], 'flashDot').toEqual({ accesses: 0, lo: 0, hi: 0, request: 0 });
+      expect(smem['flashTiles'], 'flashTiles').toEqual({ accesses: 0, lo: 0, hi: 0, request: 0 });
       const rows = want.m.length;
       const tol = TOL[c.dtype];
       for (const name of ['o', 'dq', 'dk', 'dv'] as const) {

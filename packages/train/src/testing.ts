@@ -842,6 +842,7 @@ export function flashAttentionCase(
   maskDims: readonly number[],
   scale: number,
   seed: number,
+  opts: { zeros?: boolean } = {},
 ): { model: Uint8Array; inputs: Record<string, HostTensor> } {
   const { B, G, rep, T, S, D } = dims;
   const N = rep * T;
@@ -866,8 +867,10 @@ export function flashAttentionCase(
       gg = Math.floor(i / (mS * mT * mR)) % mG,
       b = Math.floor(i / (mS * mT * mR * mG));
     const blockedRow = mT > 1 ? t === 1 : mB > 1 && b === mB - 1;
-    const pattern = (mB > 1 || mG > 1 || mR > 1) && (s + b + 2 * gg + 3 * rr) % 7 === 0;
-    mask[i] = blockedRow || (mS > 1 && s > t + S - T) || pattern ? -3.4028234663852886e38 : 0.25 * ((3 * s + t + b + gg + rr) % 5) - 0.5;
+    // zeros: the models' mask (0 where a key is seen; per batch row the last 7·b keys padded) instead of the pattern.
+    const pattern = opts.zeros ? mB > 1 && s >= S - 7 * b : (mB > 1 || mG > 1 || mR > 1) && (s + b + 2 * gg + 3 * rr) % 7 === 0;
+    const seen = opts.zeros ? 0 : 0.25 * ((3 * s + t + b + gg + rr) % 5) - 0.5;
+    mask[i] = blockedRow || (mS > 1 && s > t + S - T) || pattern ? -3.4028234663852886e38 : seen;
   }
   const t = (shape: number[], scaleBy: number): HostTensor =>
     ({

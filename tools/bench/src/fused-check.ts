@@ -679,14 +679,20 @@ if (check('decode-attention'))
 // within 1e-5 of the row's Σ |dO·O|). The stats row by row: the max within 1e-5·max(1, |m|) and the sum within
 // 1e-5 relative of the CPU's. Shapes: Llama-3.2-1B's heads (8 KV heads of 4 queries, hd 64) and Qwen2-7B's (4 of
 // 7, hd 128), with query and key tails (T, S not multiples of 64), causal masks with S − T earlier keys, a fully
-// blocked query row, and a mask per batch row. The CUDA kernels take 16-bit only (no float32 case).
+// blocked query row, and a mask per batch row; finite mask values, and the models' 0 / MASK_MIN (whose tiles of 0
+// the kernels run without loading the mask, and whose blocked tiles they skip: the tile map). The CUDA kernels
+// take 16-bit only (no float32 case).
 if (check('flash-attention'))
   for (const [dtype, ulp] of dtypeGrid(0).filter(([d]) => d !== 'float32')) {
-    for (const [dims, maskDims] of [
-      [{ B: 2, G: 8, rep: 4, T: 100, S: 100, D: 64 }, [2, 1, 1, 100, 100]],
-      [{ B: 1, G: 4, rep: 7, T: 70, S: 150, D: 128 }, [1, 1, 1, 70, 150]],
+    for (const [dims, maskDims, zeros] of [
+      [{ B: 2, G: 8, rep: 4, T: 100, S: 100, D: 64 }, [2, 1, 1, 100, 100], false],
+      [{ B: 1, G: 4, rep: 7, T: 70, S: 150, D: 128 }, [1, 1, 1, 70, 150], false],
+      // The models' mask (0 / MASK_MIN, key padding per batch row): tiles of 0 run without loading it, blocked ones
+      // are skipped (the tile map).
+      [{ B: 2, G: 8, rep: 4, T: 300, S: 300, D: 64 }, [2, 1, 1, 300, 300], true],
+      [{ B: 1, G: 4, rep: 7, T: 200, S: 264, D: 128 }, [1, 1, 1, 200, 264], true],
     ] as const) {
-      const c = flashAttentionCase(dtype, dims, maskDims, 1 / Math.sqrt(dims.D), 13);
+      const c = flashAttentionCase(dtype, dims, maskDims, 1 / Math.sqrt(dims.D), 13, { zeros });
       const [gpu, host] = await onBoth(c);
       const worst: Record<string, number> = worstRelPerOutput(gpu, host, [], ['o', 'dq', 'dk', 'dv']);
       const dO = floatValues(c.inputs['dO'] as HostTensor);
@@ -720,7 +726,7 @@ if (check('flash-attention'))
       worst['stats_sum'] = wl;
       const ok = Object.entries(worst).every(([k, w]) => w <= (k.startsWith('dsum') || k.startsWith('stats') ? 1e-5 : 4 * ulp));
       if (!ok) failed++;
-      emit({ check: 'flash-attention', dtype, dims: [dims.B, dims.G, dims.rep, dims.T, dims.S, dims.D], ok, worst_rel: worst });
+      emit({ check: 'flash-attention', dtype, dims: [dims.B, dims.G, dims.rep, dims.T, dims.S, dims.D], zeros, ok, worst_rel: worst });
     }
   }
 
@@ -842,7 +848,8 @@ if (timing('adamw-time')) {
 }
 
 // FlashAttention forward + backward at the benchmark's attention (batch 8, 8 KV heads of 4 queries, T = S = 512,
-// hd 64, bf16; and Qwen2-7B's 4 of 7 at hd 128), causal mask [8, 1, 1, 512, 512]: ms per forward + backward of one
+// hd 64, bf16; and Qwen2-7B's 4 of 7 at hd 128), the models' causal mask [8, 1, 1, 512, 512] (0 / MASK_MIN, the last
+// 7·b keys of batch row b padded): ms per forward + backward of one
 // layer (run overhead not subtracted) and the TFLOP/s of its products (forward 2, backward 7 of 2·B·H·T·S·hd flops
 // each, the masked half included: the kernels skip a warp's part of a step only where the mask blocks it all).
 if (timing('flash-time'))
@@ -850,7 +857,7 @@ if (timing('flash-time'))
     { B: 8, G: 8, rep: 4, T: 512, S: 512, D: 64 },
     { B: 8, G: 4, rep: 7, T: 512, S: 512, D: 128 },
   ]) {
-    const c = flashAttentionCase('bfloat16', dims, [dims.B, 1, 1, dims.T, dims.S], 1 / Math.sqrt(dims.D), 3);
+    const c = flashAttentionCase('bfloat16', dims, [dims.B, 1, 1, dims.T, dims.S], 1 / Math.sqrt(dims.D), 3, { zeros: true });
     const ms = await timeCase(c, 20);
     const flops = 9 * 2 * dims.B * dims.G * dims.rep * dims.T * dims.S * dims.D;
     emit({ check: 'flash-time', dims: [dims.B, dims.G, dims.rep, dims.T, dims.S, dims.D], ms, tflops: flops / (ms / 1000) / 1e12 });

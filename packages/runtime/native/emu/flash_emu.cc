@@ -21,8 +21,9 @@
 //   --param=asan-instrumentation-with-call-threshold=0 --param=asan-stack=0 --param=asan-globals=0 (flash-emu.test.ts).
 //
 //   flash_emu IN OUT [--no-skip] [--wrong-layout] [--cp-wait-lag] [--smem-shrink BYTES] [--ldmatrix-skew BYTES]
-//                      prints how many warp steps the kernels skipped and, per kernel, the shared-memory accesses
-//                      checked and the bytes they spanned. --no-skip: skip none; negative controls: --wrong-layout:
+//                      runs the tile map (flashTiles), then the kernels; prints how many warp steps the kernels
+//                      skipped, the steps the tile map skipped and ran unmasked and, per kernel, the shared-memory accesses
+//                      checked and the bytes they spanned. --no-skip: skip none (and no unmasked steps); negative controls: --wrong-layout:
 //                      B's 16-bit halves swapped in every mma; --cp-wait-lag: every cp.async wait one group short
 //                      (the tiles read before they land); --smem-shrink: the window BYTES smaller than the
 //                      launch requests; --ldmatrix-skew: every ldmatrix row address moved by BYTES.
@@ -56,7 +57,7 @@
 #define __shared__
 #define __forceinline__ inline
 #define __restrict__ __restrict
-#define __launch_bounds__(n)
+#define __launch_bounds__(...)
 #define LSFT_FLASH_EMULATE 1
 
 typedef unsigned short u16;
@@ -144,6 +145,8 @@ WarpPost posts[32][32];
 /** __all_sync (the kernels' skip vote): how often it was true for a warp, and --no-skip (it is always false). */
 long long votesTrue = 0;
 bool noSkip = false;
+/** Steps the tile map skipped (flashCountTile 0) and ran without loading the mask (1), counted once per block. */
+long long tileSkips = 0, tileUnmasked = 0;
 /** --wrong-layout: mma reads B's two 16-bit halves swapped (a negative control: the test must then fail). */
 bool wrongLayout = false;
 
@@ -163,7 +166,7 @@ long long smemShrink = 0, ldmatrixSkew = 0;
 struct SmemUse {
   long long accesses = 0, lo = LLONG_MAX, hi = 0, request = 0;
 };
-SmemUse smemUse[4];
+SmemUse smemUse[5];
 SmemUse* use = &smemUse[0];
 
 #define LSFT_EMU_UNCHECKED __attribute__((no_sanitize_address, noinline))
@@ -252,6 +255,21 @@ inline int __all_sync(unsigned, int pred) {
   });
   return r != 0.0f;
 }
+/** __any_sync (the tile map's ORs): not a skip vote, so --no-skip leaves it alone. */
+inline bool emuAny(bool pred) {
+  const unsigned lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  float r = 0.0f;
+  emu::posts[w][lane].f = pred ? 1.0f : 0.0f;
+  emu::posts[w][lane].out = &r;
+  emu::wait(emu::warps[w], 32, [w] {
+    float any = 0.0f;
+    for (int l = 0; l < 32; l++) any = emu::posts[w][l].f != 0.0f ? 1.0f : any;
+    for (int l = 0; l < 32; l++) *emu::posts[w][l].out = any;
+  });
+  return r != 0.0f;
+}
+inline bool emuNoSkip() { return emu::noSkip; }
+inline void emuCountTile(int what) { (what == 0 ? emu::tileSkips : emu::tileUnmasked)++; }
 inline float warpSum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
@@ -432,12 +450,17 @@ void run(const latent_sft::FlashDims& d, std::vector<u16>& q, std::vector<u16>& 
     if (latent_sft::flashSmemBytes(kernel, D) > emu::kSmemMax) throw std::runtime_error("shared memory");
   // The grids, block sizes and dynamic shared memory of ops/flash_attention.cc's launches.
   using latent_sft::flashSmemBytes;
-  emu::launch(0, "flashFwd", flashSmemBytes(0, D), qTiles, bg, 128, [&] { flashFwd<T, D>(p(q), p(k), p(v), m.data(), p(o), stats.data(), d); });
+  // The tile map first (one launch serves the forward and, as ops/flash_attention.cc makes it again, the backward).
+  // Zeroed, as the op's memset does before the launch.
+  std::vector<unsigned> tiles(static_cast<size_t>(latent_sft::flashTileWords(d)), 0u);
+  emu::launch(4, "flashTiles", 0, static_cast<unsigned>((d.T + 7) / 8), static_cast<unsigned>(latent_sft::flashTileSlices(d)), 256,
+              [&] { flashTiles(m.data(), tiles.data(), d); });
+  emu::launch(0, "flashFwd", flashSmemBytes(0, D), qTiles, bg, 128, [&] { flashFwd<T, D>(p(q), p(k), p(v), m.data(), tiles.data(), p(o), stats.data(), d); });
   emu::launch(1, "flashDot", 0, static_cast<unsigned>((d.B * d.G * d.N + 7) / 8), 1, 256, [&] { flashDot<T>(p(dO), p(o), dsum.data(), d); });
   emu::launch(2, "flashDkDv", flashSmemBytes(1, D), kTiles, bg, 128,
-              [&] { flashDkDv<T, D>(p(dO), p(q), p(k), p(v), m.data(), stats.data(), dsum.data(), p(dk), p(dv), d); });
+              [&] { flashDkDv<T, D>(p(dO), p(q), p(k), p(v), m.data(), tiles.data(), stats.data(), dsum.data(), p(dk), p(dv), d); });
   emu::launch(3, "flashDq", flashSmemBytes(2, D), qTiles, bg, 128,
-              [&] { flashDq<T, D>(p(dO), p(q), p(k), p(v), m.data(), stats.data(), dsum.data(), p(dq), d); });
+              [&] { flashDq<T, D>(p(dO), p(q), p(k), p(v), m.data(), tiles.data(), stats.data(), dsum.data(), p(dq), d); });
 }
 
 int main(int argc, char** argv) {
@@ -493,8 +516,9 @@ int main(int argc, char** argv) {
     std::fwrite(dv.data(), 2, nk, out);
     std::fclose(out);
     std::printf("warp steps skipped: %lld\n", emu::votesTrue);
-    const char* names[4] = {"flashFwd", "flashDot", "flashDkDv", "flashDq"};
-    for (int i = 0; i < 4; i++) {
+    std::printf("tile steps skipped: %lld, unmasked: %lld\n", emu::tileSkips, emu::tileUnmasked);
+    const char* names[5] = {"flashFwd", "flashDot", "flashDkDv", "flashDq", "flashTiles"};
+    for (int i = 0; i < 5; i++) {
       const emu::SmemUse& u = emu::smemUse[i];
       std::printf("shared memory %s: %lld accesses checked, bytes [%lld, %lld) of %lld\n", names[i], u.accesses, u.accesses > 0 ? u.lo : 0, u.hi, u.request);
     }

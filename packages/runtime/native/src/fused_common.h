@@ -188,6 +188,7 @@ struct Kernels {
   CUfunction flashDkDv[2][2] = {{nullptr, nullptr}, {nullptr, nullptr}};
   CUfunction flashDq[2][2] = {{nullptr, nullptr}, {nullptr, nullptr}};
   CUfunction flashDot[2] = {nullptr, nullptr};  // Dsum = dO·O per row [bf16, f16]
+  CUfunction flashTiles = nullptr;                // the mask's tile map (any dtype)
   CUfunction vocabTopkPartial = nullptr;  // float32 only
   CUfunction vocabTopkFinal = nullptr;
   int smCount = 0;

@@ -91,6 +91,21 @@ LSFT_HD constexpr long long flashSmemBytes(int kernel, int D) {
                        : 2LL * (2 * kFlashRows + flashDqStages(D) * 2 * kFlashKeys) * (D + 8) + kFlashRowMaskBytes;
 }
 
+/**
+ * FlashAttention's tile map (kernel flash_tiles, run before the tiled kernels; FlexAttention's block mask, made from
+ * the float mask): per mask slice (b', g', r') — the mask's own dims of B, G and rep, 1 where it broadcasts — per
+ * 64 rows of T and per 64 keys of S, the OR of kFlashTileLive (an element above the blocked threshold, or NaN) and
+ * kFlashTileNonzero (an element not 0) over the tile's elements; after the kT words of a row tile, one word that is 1
+ * where a row of it has no key above the live threshold. The tiled kernels skip a step whose tile is not live (no
+ * copies, no mask) when no row of it is dead, and run one whose tile is all 0 without loading the mask. flash_tiles
+ * ORs into a map the launch zeroed: a block per 8 rows of T and slice (grid ⌈T/8⌉ × slices), 256 threads.
+ */
+constexpr unsigned kFlashTileLive = 1u;
+constexpr unsigned kFlashTileNonzero = 2u;
+/** The tile map's dims: slices (B'·G'·R'), row tiles of T, key tiles of S; its words: slices · row tiles · (key tiles + 1). */
+LSFT_HD long long flashTileSlices(const FlashDims& d) { return (d.mb != 0 ? d.B : 1) * (d.mg != 0 ? d.G : 1) * (d.mr != 0 ? d.rep : 1); }
+LSFT_HD long long flashTileWords(const FlashDims& d) { return flashTileSlices(d) * ((d.T + 63) / 64) * ((d.S + 63) / 64 + 1); }
+
 /** VocabTopK's chunk: the elements of a row one block (CUDA) or one task (CPU) selects from. */
 constexpr int kVtkChunk = 8192;
 

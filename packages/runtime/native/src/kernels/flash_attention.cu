@@ -18,6 +18,10 @@
 //   dPᵀ = V·dOᵀ, Pᵀ = e^(scale·Sᵀ + M − m) / l, dSᵀ = Pᵀ·(dPᵀ − Dsum); dV += Pᵀ·dO, dK += dSᵀ·Q (16-bit Pᵀ and dSᵀ).
 // *_dq_d*: a block per (64 query rows, b·G + g); per 64-key step S = Q·Kᵀ, dP = dO·Vᵀ, dS as above, dQ += dS·K.
 // The backward is three kernels: Dsum, dK/dV, dQ.
+// flash_tiles: the mask's tile map (fused_shared.h), launched before the forward and before dK/dV and dQ. The tiled
+//   kernels run only the steps it leaves: a tile the mask blocks entirely is skipped without its copies or its mask
+//   (when none of its rows is dead), and a tile of 0 inside the shapes runs without loading the mask (z = scale·S + 0,
+//   the same bits). The models' causal masks thus load the mask only on the diagonal tiles, and skip the tiles above it.
 // No atomics: dQ is a second pass over the keys (the scores are computed twice), so the gradients are
 // deterministic. Steps the mask blocks entirely are skipped per warp (kFlashBlocked). Dynamic shared memory: flashSmemBytes (fused_shared.h), every tile row-major with rows padded
 // by 8 elements (16 bytes: ldmatrix's rows stay aligned and fall in different banks).
@@ -42,6 +46,8 @@ using latent_sft::kFlashRows;
 using latent_sft::kFlashMaskP;
 using latent_sft::flashQtP;
 using latent_sft::flashDqStages;
+using latent_sft::kFlashTileLive;
+using latent_sft::kFlashTileNonzero;
 
 struct alignas(16) FlashU4 { u32 x, y, z, w; };
 
@@ -192,6 +198,30 @@ __device__ __forceinline__ void flashSyncWarp() {
   __syncwarp();
 #endif
 }
+/** Whether p holds for any lane of the warp (every lane calls it). */
+__device__ __forceinline__ bool flashAny(bool p) {
+#if defined(LSFT_FLASH_EMULATE)
+  return emuAny(p);
+#else
+  return __any_sync(0xffffffffu, p);
+#endif
+}
+/** The emulator's --no-skip: the tile map is then ignored (every step runs, with its mask); false on the GPU. */
+__device__ __forceinline__ bool flashNoSkip() {
+#if defined(LSFT_FLASH_EMULATE)
+  return emuNoSkip();
+#else
+  return false;
+#endif
+}
+/** Counts a step the tile map skipped (what 0) or ran without loading the mask (1), in the emulator; nothing on the GPU. */
+__device__ __forceinline__ void flashCountTile(int what) {
+#if defined(LSFT_FLASH_EMULATE)
+  emuCountTile(what);
+#else
+  (void)what;
+#endif
+}
 
 /**
  * Loads a warp's mask tile for a step, coalesced: its 16 rows (mask row offsets rowMo, −1 where the row does not
@@ -222,6 +252,98 @@ __device__ __forceinline__ bool flashWarpMask(float* sm, const float* __restrict
   return blocked;
 }
 
+/** A mask value above this is a live key (tile map: a row with none is dead, and its tiles are never skipped). */
+#define kFlashLive (-1e29f)
+
+/** *p |= v, atomically (the tile map's words are ORed by many warps; the emulator runs one thread at a time). */
+__device__ __forceinline__ void flashAtomicOr(unsigned* p, unsigned v) {
+#if defined(LSFT_FLASH_EMULATE)
+  *p |= v;
+#else
+  atomicOr(p, v);
+#endif
+}
+
+/**
+ * The tile map of M (fused_shared.h: kFlashTileLive, kFlashTileNonzero, the dead-row word), ORed into words the
+ * launch zeroed: a block per (8 rows of T, mask slice (b', g', r')), a warp per row; per key tile the warp votes and
+ * its lane 0 ORs the bits into the row's tile word. A row is live where a key's value is above kFlashLive: skipping
+ * a tile that blocks every key (≤ −10³⁰) then changes no probability of a row that has one (e^(−10³⁰ − max) = 0,
+ * whether the live key comes before or after it: the online softmax rescales what came before by
+ * e^(old max − new max) = 0).
+ */
+__device__ __forceinline__ void flashTiles(const float* __restrict__ M, unsigned* __restrict__ tiles, const FlashDims& d) {
+  const int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const long long tT = (d.T + 63) / 64, kT = (d.S + 63) / 64;
+  const long long G1 = d.mg != 0 ? d.G : 1, R1 = d.mr != 0 ? d.rep : 1;
+  const long long sl = blockIdx.y, t = static_cast<long long>(blockIdx.x) * 8 + w;
+  if (t >= d.T) return;  // warp-uniform: the warps below vote among themselves only
+  const long long r = sl % R1, g = (sl / R1) % G1, b = sl / (R1 * G1);
+  const float* row = M + b * d.mb + g * d.mg + r * d.mr + t * d.mt;
+  unsigned* out = tiles + (sl * tT + t / 64) * (kT + 1);
+  bool live = false;
+  for (long long j = 0; j < kT; j++) {
+    bool anyLive = false, anyNonzero = false;
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+      const long long s = j * 64 + lane + 32 * h;
+      if (s < d.S) {
+        const float v = row[s * d.ms];
+        anyLive = anyLive || !(v <= kFlashBlocked);
+        anyNonzero = anyNonzero || v != 0.0f;
+        live = live || v > kFlashLive;
+      }
+    }
+    const unsigned bits = (flashAny(anyLive) ? kFlashTileLive : 0u) | (flashAny(anyNonzero) ? kFlashTileNonzero : 0u);
+    if (lane == 0 && bits != 0) flashAtomicOr(out + j, bits);
+  }
+  if (!flashAny(live) && lane == 0) flashAtomicOr(out + kT, 1u);
+}
+
+/**
+ * The tile map's bits for rows [i0, i1) of (b, hg)'s N rows (row i = r·T + t) and key tile j: the OR over the 64-row
+ * tiles of T those rows fall in; `dead` where one of those tiles has a dead row. Without a map (tiles null, or the
+ * emulator's --no-skip): every tile live and not all 0, and dead (the kernels then run every step with its mask).
+ */
+__device__ __forceinline__ unsigned flashTileBits(const unsigned* __restrict__ tiles, const FlashDims& d, long long b, long long hg, long long i0,
+                                                  long long i1, long long j, bool& dead) {
+  dead = true;
+  if (tiles == nullptr || flashNoSkip()) return kFlashTileLive | kFlashTileNonzero;
+  const long long tT = (d.T + 63) / 64, kT = (d.S + 63) / 64;
+  const long long G1 = d.mg != 0 ? d.G : 1, R1 = d.mr != 0 ? d.rep : 1;
+  unsigned bits = 0;
+  dead = false;
+  for (long long i = i0; i < i1;) {
+    const long long r = i / d.T, t = i - r * d.T, tt = t / 64;
+    const long long sl = ((d.mb != 0 ? b : 0) * G1 + (d.mg != 0 ? hg : 0)) * R1 + (d.mr != 0 ? r : 0);
+    const unsigned* row = tiles + (sl * tT + tt) * (kT + 1);
+    bits |= row[j];
+    dead = dead || row[kT] != 0;
+    const long long tn = (tt + 1) * 64 < d.T ? (tt + 1) * 64 : d.T;  // the next tile of T starts at row r·T + tn
+    i = r * d.T + tn;
+  }
+  return bits;
+}
+
+/**
+ * The first step at or after s (a multiple of `step`, below `end`) that the rows [i0, i1) must run against key tile
+ * j = jOf(s): one whose tile is live, or any where a row is dead; `end` if none. Its bits go to `bits`.
+ */
+template <typename JOf, typename RowsOf>
+__device__ __forceinline__ long long flashNextStep(const unsigned* __restrict__ tiles, const FlashDims& d, long long b, long long hg, long long s, long long end,
+                                                   long long step, JOf jOf, RowsOf rowsOf, unsigned& bits) {
+  for (; s < end; s += step) {
+    long long i0, i1;
+    rowsOf(s, i0, i1);
+    bool dead;
+    bits = flashTileBits(tiles, d, b, hg, i0, i1, jOf(s), dead);
+    if ((bits & kFlashTileLive) != 0 || dead) return s;
+    if (threadIdx.x == 0) flashCountTile(0);
+  }
+  bits = kFlashTileLive | kFlashTileNonzero;
+  return end;
+}
+
 /** The element offset of row i's mask row (b, g, r = i / T, t = i % T) in M. */
 __device__ __forceinline__ long long flashMaskRow(const FlashDims& d, long long b, long long hg, long long i) {
   const long long r = i / d.T, t = i - r * d.T;
@@ -230,10 +352,11 @@ __device__ __forceinline__ long long flashMaskRow(const FlashDims& d, long long 
 
 /**
  * One step of the forward for a warp: S = Q·Kᵀ over the stage's 64 keys (sKV: keys, then values), z = scale·S + mask,
- * the running max and sum rescaled, acc += P·V with P rounded to 16 bits.
+ * the running max and sum rescaled, acc += P·V with P rounded to 16 bits. masked false: the tile's mask is all 0
+ * (sm is not read; z = scale·S + 0, the same bits).
  */
 template <typename T, int D>
-__device__ __forceinline__ void flashFwdStep(const u16* sKV, const float* sm, const FlashDims& d, int g, int tq, int lane, const u32 (*qa)[4], float* mx,
+__device__ __forceinline__ void flashFwdStep(bool masked, const u16* sKV, const float* sm, const FlashDims& d, int g, int tq, int lane, const u32 (*qa)[4], float* mx,
                                              float* ls, float (*acc)[4]) {
   constexpr int P = D + 8, KD = D / 16, ND = D / 8, NT = kFlashKeys / 8;
   const u16* sK = sKV;
@@ -257,7 +380,7 @@ __device__ __forceinline__ void flashFwdStep(const u16* sKV, const float* sm, co
 #pragma unroll
     for (int e = 0; e < 4; e++) {
       const int h = e >> 1;
-      const float z = flashFma(d.scale, sc[n][e], sm[(g + 8 * h) * kFlashMaskP + n * 8 + 2 * tq + (e & 1)]);
+      const float z = flashFma(d.scale, sc[n][e], masked ? sm[(g + 8 * h) * kFlashMaskP + n * 8 + 2 * tq + (e & 1)] : 0.0f);
       sc[n][e] = z;
       tmax[h] = fmaxf(tmax[h], z);
     }
@@ -301,7 +424,7 @@ __device__ __forceinline__ void flashFwdStep(const u16* sKV, const float* sm, co
 
 template <typename T, int D>
 __device__ __forceinline__ void flashFwd(const T* __restrict__ Q, const T* __restrict__ K, const T* __restrict__ V, const float* __restrict__ M,
-                                         T* __restrict__ O, float* __restrict__ stats, const FlashDims& d) {
+                                         const unsigned* __restrict__ tiles, T* __restrict__ O, float* __restrict__ stats, const FlashDims& d) {
   extern __shared__ FlashU4 flashShared[];
   constexpr int P = D + 8, KD = D / 16, ND = D / 8, KV = 2 * kFlashKeys * P;
   // Two stages of [64][P] keys then [64][P] values: the next step's land (cp.async) while this step's are used.
@@ -314,11 +437,19 @@ __device__ __forceinline__ void flashFwd(const T* __restrict__ Q, const T* __res
   const u16* k = reinterpret_cast<const u16*>(K) + bg * d.S * D;
   const u16* v = reinterpret_cast<const u16*>(V) + bg * d.S * D;
   if (lane < 16) smo[lane] = row0 + wr + lane < d.N ? flashMaskRow(d, b, hg, row0 + wr + lane) : -1;
+  // The steps the tile map leaves (flashNextStep), in order; a tile of 0 with all 64 rows and keys runs unmasked.
+  const long long rowEnd = row0 + kFlashRows < d.N ? row0 + kFlashRows : d.N;
+  auto jOf = [](long long s) { return s / kFlashKeys; };
+  auto rowsOf = [&](long long, long long& i0, long long& i1) { i0 = row0, i1 = rowEnd; };
+  unsigned bits;
+  long long s0 = flashNextStep(tiles, d, b, hg, 0, d.S, kFlashKeys, jOf, rowsOf, bits);
   // The Q tile through stage 1's keys; stage 0 starts loading the first step.
   flashCopyAsync<D>(sKV + KV, P, q, d.N - row0, kFlashRows, tid);
   flashCpCommit();
-  flashCopyAsync<D>(sKV, P, k, d.S, kFlashKeys, tid);
-  flashCopyAsync<D>(sKV + kFlashKeys * P, P, v, d.S, kFlashKeys, tid);
+  if (s0 < d.S) {
+    flashCopyAsync<D>(sKV, P, k + s0 * D, d.S - s0, kFlashKeys, tid);
+    flashCopyAsync<D>(sKV + kFlashKeys * P, P, v + s0 * D, d.S - s0, kFlashKeys, tid);
+  }
   flashCpCommit();
   flashCpWait<1>();
   __syncthreads();
@@ -332,22 +463,29 @@ __device__ __forceinline__ void flashFwd(const T* __restrict__ Q, const T* __res
 #pragma unroll
   for (int n = 0; n < ND; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
   int stage = 0;
-  for (long long s0 = 0; s0 < d.S; s0 += kFlashKeys, stage ^= 1) {
+  while (s0 < d.S) {
+    const bool unmasked = (bits & kFlashTileNonzero) == 0 && s0 + kFlashKeys <= d.S && row0 + kFlashRows <= d.N;
+    unsigned nextBits;
+    const long long sn = flashNextStep(tiles, d, b, hg, s0 + kFlashKeys, d.S, kFlashKeys, jOf, rowsOf, nextBits);
     // The next step's keys and values into the other stage (read by the step before this one: the barrier at the
     // end of the loop), while this step's mask tile loads; then this step's copies are waited for.
-    if (s0 + kFlashKeys < d.S) {
+    if (sn < d.S) {
       u16* nx = sKV + (stage ^ 1) * KV;
-      flashCopyAsync<D>(nx, P, k + (s0 + kFlashKeys) * D, d.S - s0 - kFlashKeys, kFlashKeys, tid);
-      flashCopyAsync<D>(nx + kFlashKeys * P, P, v + (s0 + kFlashKeys) * D, d.S - s0 - kFlashKeys, kFlashKeys, tid);
+      flashCopyAsync<D>(nx, P, k + sn * D, d.S - sn, kFlashKeys, tid);
+      flashCopyAsync<D>(nx + kFlashKeys * P, P, v + sn * D, d.S - sn, kFlashKeys, tid);
     }
     flashCpCommit();
-    const bool blocked = flashWarpMask(sm, M, d, smo, s0, lane);
+    if (unmasked && tid == 0) flashCountTile(1);
+    const bool blocked = !unmasked && flashWarpMask(sm, M, d, smo, s0, lane);
     flashCpWait<1>();
     __syncthreads();
     // Skip: the mask blocks the warp's whole part of the step and each of its rows already has a live key.
-    if (!__all_sync(0xffffffffu, blocked && (!rowOk[0] || mx[0] > kFlashBlocked) && (!rowOk[1] || mx[1] > kFlashBlocked)))
-      flashFwdStep<T, D>(sKV + stage * KV, sm, d, g, tq, lane, qa, mx, ls, acc);
+    if (unmasked || !__all_sync(0xffffffffu, blocked && (!rowOk[0] || mx[0] > kFlashBlocked) && (!rowOk[1] || mx[1] > kFlashBlocked)))
+      flashFwdStep<T, D>(!unmasked, sKV + stage * KV, sm, d, g, tq, lane, qa, mx, ls, acc);
     __syncthreads();  // this stage's reads are done before the step after next loads into it
+    s0 = sn;
+    bits = nextBits;
+    stage ^= 1;
   }
 #pragma unroll
   for (int h = 0; h < 2; h++) {
@@ -382,10 +520,11 @@ __device__ __forceinline__ void flashDot(const T* __restrict__ dO, const T* __re
 
 /**
  * One step of dK/dV for a warp (its 16 keys): Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ over the stage's QT queries (sQO: queries,
- * then output gradients), Pᵀ and dSᵀ = Pᵀ·(dPᵀ − Dsum); dV += Pᵀ·dO, dK += dSᵀ·Q (16-bit Pᵀ and dSᵀ).
+ * then output gradients), Pᵀ and dSᵀ = Pᵀ·(dPᵀ − Dsum); dV += Pᵀ·dO, dK += dSᵀ·Q (16-bit Pᵀ and dSᵀ). masked false: the
+ * step's mask is all 0 (sMk is not read).
  */
 template <typename T, int D>
-__device__ __forceinline__ void flashDkDvStep(const u16* sK, const u16* sV, const u16* sQO, const float* sMk, const float* sM, const float* sRl,
+__device__ __forceinline__ void flashDkDvStep(bool masked, const u16* sK, const u16* sV, const u16* sQO, const float* sMk, const float* sM, const float* sRl,
                                               const float* sDs, const FlashDims& d, int g, int tq, int lane, float (*dk)[4], float (*dv)[4]) {
   constexpr int P = D + 8, QT = flashQt(D), QP = flashQtP(D), KD = D / 16, ND = D / 8, NQ = QT / 8;
   const int wr = 16 * (threadIdx.x >> 5);
@@ -417,7 +556,7 @@ __device__ __forceinline__ void flashDkDvStep(const u16* sK, const u16* sV, cons
 #pragma unroll
     for (int h = 0; h < 2; h++) {
       const int jl = g + 8 * h, c = n * 8 + 2 * tq;
-      const float2 mv = *reinterpret_cast<const float2*>(sMk + (wr + jl) * QP + (c ^ (2 * ((jl >> 2) & 3))));
+      const float2 mv = masked ? *reinterpret_cast<const float2*>(sMk + (wr + jl) * QP + (c ^ (2 * ((jl >> 2) & 3)))) : float2{0.0f, 0.0f};
 #pragma unroll
       for (int x = 0; x < 2; x++) {
         const int e = 2 * h + x;
@@ -447,8 +586,8 @@ __device__ __forceinline__ void flashDkDvStep(const u16* sK, const u16* sV, cons
 
 template <typename T, int D>
 __device__ __forceinline__ void flashDkDv(const T* __restrict__ dO, const T* __restrict__ Q, const T* __restrict__ K, const T* __restrict__ V,
-                                          const float* __restrict__ M, const float* __restrict__ stats, const float* __restrict__ dsum,
-                                          T* __restrict__ dK, T* __restrict__ dV, const FlashDims& d) {
+                                          const float* __restrict__ M, const unsigned* __restrict__ tiles, const float* __restrict__ stats,
+                                          const float* __restrict__ dsum, T* __restrict__ dK, T* __restrict__ dV, const FlashDims& d) {
   extern __shared__ FlashU4 flashShared[];
   constexpr int P = D + 8, QT = flashQt(D), QP = flashQtP(D), ND = D / 8, QO = 2 * QT * P;
   u16* sK = reinterpret_cast<u16*>(flashShared);  // [64][P] this block's keys
@@ -465,27 +604,36 @@ __device__ __forceinline__ void flashDkDv(const T* __restrict__ dO, const T* __r
   const long long mbase = b * d.mb + hg * d.mg;
   const u16* q = reinterpret_cast<const u16*>(Q) + bg * d.N * D;
   const u16* go = reinterpret_cast<const u16*>(dO) + bg * d.N * D;
+  // The query steps the tile map leaves (flashNextStep) against this block's key tile, in order; a tile of 0 with
+  // all its queries and keys runs unmasked.
+  auto jOf = [&](long long) { return key0 / kFlashKeys; };
+  auto rowsOf = [&](long long qs, long long& i0, long long& i1) { i0 = qs, i1 = qs + QT < d.N ? qs + QT : d.N; };
+  unsigned bits;
+  long long q0 = flashNextStep(tiles, d, b, hg, 0, d.N, QT, jOf, rowsOf, bits);
   // The block's keys and values with the first step's queries and output gradients (stage 0), one group.
   flashCopyAsync<D>(sK, P, reinterpret_cast<const u16*>(K) + (bg * d.S + key0) * D, d.S - key0, kFlashKeys, tid);
   flashCopyAsync<D>(sV, P, reinterpret_cast<const u16*>(V) + (bg * d.S + key0) * D, d.S - key0, kFlashKeys, tid);
-  flashCopyAsync<D>(sQO, P, q, d.N, QT, tid);
-  flashCopyAsync<D>(sQO + QT * P, P, go, d.N, QT, tid);
+  if (q0 < d.N) {
+    flashCopyAsync<D>(sQO, P, q + q0 * D, d.N - q0, QT, tid);
+    flashCopyAsync<D>(sQO + QT * P, P, go + q0 * D, d.N - q0, QT, tid);
+  }
   flashCpCommit();
   const long long j0 = key0 + wr + g, j1 = j0 + 8;
   float dk[ND][4], dv[ND][4];
 #pragma unroll
   for (int n = 0; n < ND; n++) dk[n][0] = dk[n][1] = dk[n][2] = dk[n][3] = dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.0f;
-  long long r0 = 0, t0 = 0;  // query row q0 = r0·T + t0
   int stage = 0;
-  for (long long q0 = 0; q0 < d.N; q0 += QT, stage ^= 1) {
-    if (q0 > 0)
-      for (t0 += QT; t0 >= d.T; t0 -= d.T) r0++;
+  while (q0 < d.N) {
+    const long long r0 = q0 / d.T, t0 = q0 - r0 * d.T;  // query row q0 = r0·T + t0
+    const bool unmasked = (bits & kFlashTileNonzero) == 0 && key0 + kFlashKeys <= d.S && q0 + QT <= d.N;
+    unsigned nextBits;
+    const long long qn = flashNextStep(tiles, d, b, hg, q0 + QT, d.N, QT, jOf, rowsOf, nextBits);
     // The next step's queries and output gradients into the other stage (read by the step before this one: the
     // barrier at the end of the loop), while this step's stats and mask load; then this step's copies are waited for.
-    if (q0 + QT < d.N) {
+    if (qn < d.N) {
       u16* nx = sQO + (stage ^ 1) * QO;
-      flashCopyAsync<D>(nx, P, q + (q0 + QT) * D, d.N - q0 - QT, QT, tid);
-      flashCopyAsync<D>(nx + QT * P, P, go + (q0 + QT) * D, d.N - q0 - QT, QT, tid);
+      flashCopyAsync<D>(nx, P, q + qn * D, d.N - qn, QT, tid);
+      flashCopyAsync<D>(nx + QT * P, P, go + qn * D, d.N - qn, QT, tid);
     }
     flashCpCommit();
     for (int r = tid; r < QT; r += 128) {
@@ -496,11 +644,13 @@ __device__ __forceinline__ void flashDkDv(const T* __restrict__ dO, const T* __r
       sDs[r] = ok ? dsum[bg * d.N + i] : 0.0f;
     }
     // The warp votes to skip the step when the mask blocks all of its part (its 16 keys × the step's queries) and
-    // each query already has a live key (its row max in stats).
-    bool skip = true;
-    for (int c = lane; c < QT; c += 32)
+    // each query already has a live key (its row max in stats). Unmasked steps load no mask and run.
+    bool skip = !unmasked;
+    for (int c = lane; c < QT && skip; c += 32)
       if (q0 + c < d.N && !(stats[2 * (bg * d.N + q0 + c)] > kFlashBlocked)) skip = false;
-    {
+    if (unmasked) {
+      if (tid == 0) flashCountTile(1);
+    } else {
       // Loads of 16 keys of 2 queries (lane: key jj = lane mod 16, query c = lane / 16 + 2k), the query's mask row
       // offset (b, g, r, t) stepped along with c.
       const int jj = lane & 15, c0 = lane >> 4, swz = 2 * ((jj >> 2) & 3);
@@ -521,11 +671,14 @@ __device__ __forceinline__ void flashDkDv(const T* __restrict__ dO, const T* __r
         while (t >= d.T) t -= d.T, mo += d.mr - d.T * d.mt;
       }
     }
-    skip = __all_sync(0xffffffffu, skip);
+    skip = !unmasked && __all_sync(0xffffffffu, skip);
     flashCpWait<1>();
     __syncthreads();
-    if (!skip) flashDkDvStep<T, D>(sK, sV, sQO + stage * QO, sMk, sM, sRl, sDs, d, g, tq, lane, dk, dv);
+    if (!skip) flashDkDvStep<T, D>(!unmasked, sK, sV, sQO + stage * QO, sMk, sM, sRl, sDs, d, g, tq, lane, dk, dv);
     __syncthreads();  // this step's reads of its stage, stats and mask are done before they load again
+    q0 = qn;
+    bits = nextBits;
+    stage ^= 1;
   }
   u32* ok = reinterpret_cast<u32*>(dK);
   u32* ov = reinterpret_cast<u32*>(dV);
@@ -544,10 +697,10 @@ __device__ __forceinline__ void flashDkDv(const T* __restrict__ dO, const T* __r
 
 /**
  * One step of dQ for a warp: S = Q·Kᵀ and dP = dO·Vᵀ over the stage's 64 keys (sKV: keys, then values),
- * dS = P·(dP − Dsum), acc += dS·K (16-bit dS).
+ * dS = P·(dP − Dsum), acc += dS·K (16-bit dS). masked false: the step's mask is all 0 (sm is not read).
  */
 template <typename T, int D>
-__device__ __forceinline__ void flashDqStep(const u16* sQ, const u16* sdO, const u16* sKV, const float* sm, const FlashDims& d, int g, int tq, int lane,
+__device__ __forceinline__ void flashDqStep(bool masked, const u16* sQ, const u16* sdO, const u16* sKV, const float* sm, const FlashDims& d, int g, int tq, int lane,
                                             const float* rm, const float* rrl, const float* rd, float (*acc)[4]) {
   constexpr int P = D + 8, KD = D / 16, ND = D / 8, NT = kFlashKeys / 8;
   const int wr = 16 * (threadIdx.x >> 5);
@@ -577,7 +730,7 @@ __device__ __forceinline__ void flashDqStep(const u16* sQ, const u16* sdO, const
   for (int n = 0; n < NT; n++)
 #pragma unroll
     for (int h = 0; h < 2; h++) {
-      const float2 mv = *reinterpret_cast<const float2*>(sm + (g + 8 * h) * kFlashMaskP + n * 8 + 2 * tq);
+      const float2 mv = masked ? *reinterpret_cast<const float2*>(sm + (g + 8 * h) * kFlashMaskP + n * 8 + 2 * tq) : float2{0.0f, 0.0f};
 #pragma unroll
       for (int x = 0; x < 2; x++) {
         const int e = 2 * h + x;
@@ -602,8 +755,8 @@ __device__ __forceinline__ void flashDqStep(const u16* sQ, const u16* sdO, const
 
 template <typename T, int D>
 __device__ __forceinline__ void flashDq(const T* __restrict__ dO, const T* __restrict__ Q, const T* __restrict__ K, const T* __restrict__ V,
-                                        const float* __restrict__ M, const float* __restrict__ stats, const float* __restrict__ dsum,
-                                        T* __restrict__ dQ, const FlashDims& d) {
+                                        const float* __restrict__ M, const unsigned* __restrict__ tiles, const float* __restrict__ stats,
+                                        const float* __restrict__ dsum, T* __restrict__ dQ, const FlashDims& d) {
   extern __shared__ FlashU4 flashShared[];
   constexpr int P = D + 8, ND = D / 8, KV = 2 * kFlashKeys * P, ST = flashDqStages(D);
   u16* sQ = reinterpret_cast<u16*>(flashShared);  // [64][P] this block's queries
@@ -616,11 +769,17 @@ __device__ __forceinline__ void flashDq(const T* __restrict__ dO, const T* __res
   const u16* k = reinterpret_cast<const u16*>(K) + bg * d.S * D;
   const u16* v = reinterpret_cast<const u16*>(V) + bg * d.S * D;
   if (lane < 16) smo[lane] = row0 + wr + lane < d.N ? flashMaskRow(d, b, hg, row0 + wr + lane) : -1;
+  // The key steps the tile map leaves (flashNextStep), in order; a tile of 0 with all 64 rows and keys runs unmasked.
+  const long long rowEnd = row0 + kFlashRows < d.N ? row0 + kFlashRows : d.N;
+  auto jOf = [](long long s) { return s / kFlashKeys; };
+  auto rowsOf = [&](long long, long long& i0, long long& i1) { i0 = row0, i1 = rowEnd; };
+  unsigned bits;
+  long long s0 = flashNextStep(tiles, d, b, hg, 0, d.S, kFlashKeys, jOf, rowsOf, bits);
   flashCopyAsync<D>(sQ, P, reinterpret_cast<const u16*>(Q) + (bg * d.N + row0) * D, d.N - row0, kFlashRows, tid);
   flashCopyAsync<D>(sdO, P, reinterpret_cast<const u16*>(dO) + (bg * d.N + row0) * D, d.N - row0, kFlashRows, tid);
-  if (ST == 2) {  // stage 0 starts loading the first step (with Q and dO, the first group)
-    flashCopyAsync<D>(sKV, P, k, d.S, kFlashKeys, tid);
-    flashCopyAsync<D>(sKV + kFlashKeys * P, P, v, d.S, kFlashKeys, tid);
+  if (ST == 2 && s0 < d.S) {  // stage 0 starts loading the first step (with Q and dO, the first group)
+    flashCopyAsync<D>(sKV, P, k + s0 * D, d.S - s0, kFlashKeys, tid);
+    flashCopyAsync<D>(sKV + kFlashKeys * P, P, v + s0 * D, d.S - s0, kFlashKeys, tid);
   }
   flashCpCommit();
   const long long rows[2] = {row0 + wr + g, row0 + wr + g + 8};
@@ -637,22 +796,29 @@ __device__ __forceinline__ void flashDq(const T* __restrict__ dO, const T* __res
 #pragma unroll
   for (int n = 0; n < ND; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
   int stage = 0;
-  for (long long s0 = 0; s0 < d.S; s0 += kFlashKeys, stage = ST == 2 ? stage ^ 1 : 0) {
+  while (s0 < d.S) {
+    const bool unmasked = (bits & kFlashTileNonzero) == 0 && s0 + kFlashKeys <= d.S && row0 + kFlashRows <= d.N;
+    unsigned nextBits;
+    const long long sn = flashNextStep(tiles, d, b, hg, s0 + kFlashKeys, d.S, kFlashKeys, jOf, rowsOf, nextBits);
     // Two stages: the next step's keys and values load into the other one (read by the step before this one: the
     // barrier at the end of the loop) while this step's mask tile loads. One stage: this step's.
-    const long long sn = ST == 2 ? s0 + kFlashKeys : s0;
-    if (sn < d.S) {
+    const long long sc = ST == 2 ? sn : s0;
+    if (sc < d.S) {
       u16* nx = sKV + (ST == 2 ? stage ^ 1 : 0) * KV;
-      flashCopyAsync<D>(nx, P, k + sn * D, d.S - sn, kFlashKeys, tid);
-      flashCopyAsync<D>(nx + kFlashKeys * P, P, v + sn * D, d.S - sn, kFlashKeys, tid);
+      flashCopyAsync<D>(nx, P, k + sc * D, d.S - sc, kFlashKeys, tid);
+      flashCopyAsync<D>(nx + kFlashKeys * P, P, v + sc * D, d.S - sc, kFlashKeys, tid);
     }
     flashCpCommit();
-    const bool blocked = flashWarpMask(sm, M, d, smo, s0, lane);
+    if (unmasked && tid == 0) flashCountTile(1);
+    const bool blocked = !unmasked && flashWarpMask(sm, M, d, smo, s0, lane);
     flashCpWait<ST - 1>();
     __syncthreads();
-    if (!__all_sync(0xffffffffu, blocked && (!rowOk[0] || rm[0] > kFlashBlocked) && (!rowOk[1] || rm[1] > kFlashBlocked)))
-      flashDqStep<T, D>(sQ, sdO, sKV + stage * KV, sm, d, g, tq, lane, rm, rrl, rd, acc);
+    if (unmasked || !__all_sync(0xffffffffu, blocked && (!rowOk[0] || rm[0] > kFlashBlocked) && (!rowOk[1] || rm[1] > kFlashBlocked)))
+      flashDqStep<T, D>(!unmasked, sQ, sdO, sKV + stage * KV, sm, d, g, tq, lane, rm, rrl, rd, acc);
     __syncthreads();  // this stage's reads are done before it loads again
+    s0 = sn;
+    bits = nextBits;
+    stage = ST == 2 ? stage ^ 1 : 0;
   }
   u32* oq = reinterpret_cast<u32*>(dQ);
 #pragma unroll
@@ -665,19 +831,21 @@ __device__ __forceinline__ void flashDq(const T* __restrict__ dO, const T* __res
 }
 
 // The kernels of one dtype: NAME_fwd_d64, NAME_dkdv_d64, NAME_dq_d64, the same at d128, and NAME_dot.
-#define LSFT_FLASH_FWD(T) const T *Q, const T *K, const T *V, const float *M, T *O, float *stats, FlashDims d
-#define LSFT_FLASH_DKDV(T) const T *dO, const T *Q, const T *K, const T *V, const float *M, const float *stats, const float *dsum, T *dK, T *dV, FlashDims d
-#define LSFT_FLASH_DQ(T) const T *dO, const T *Q, const T *K, const T *V, const float *M, const float *stats, const float *dsum, T *dQ, FlashDims d
+#define LSFT_FLASH_FWD(T) const T *Q, const T *K, const T *V, const float *M, const unsigned *tiles, T *O, float *stats, FlashDims d
+#define LSFT_FLASH_DKDV(T) \
+  const T *dO, const T *Q, const T *K, const T *V, const float *M, const unsigned *tiles, const float *stats, const float *dsum, T *dK, T *dV, FlashDims d
+#define LSFT_FLASH_DQ(T) const T *dO, const T *Q, const T *K, const T *V, const float *M, const unsigned *tiles, const float *stats, const float *dsum, T *dQ, FlashDims d
 #define LSFT_FLASH(NAME, T)                                                                                                                     \
-  extern "C" __global__ void __launch_bounds__(128) NAME##_fwd_d64(LSFT_FLASH_FWD(T)) { flashFwd<T, 64>(Q, K, V, M, O, stats, d); }            \
-  extern "C" __global__ void __launch_bounds__(128) NAME##_fwd_d128(LSFT_FLASH_FWD(T)) { flashFwd<T, 128>(Q, K, V, M, O, stats, d); }          \
-  extern "C" __global__ void __launch_bounds__(128) NAME##_dkdv_d64(LSFT_FLASH_DKDV(T)) { flashDkDv<T, 64>(dO, Q, K, V, M, stats, dsum, dK, dV, d); } \
-  extern "C" __global__ void __launch_bounds__(128) NAME##_dkdv_d128(LSFT_FLASH_DKDV(T)) { flashDkDv<T, 128>(dO, Q, K, V, M, stats, dsum, dK, dV, d); } \
-  extern "C" __global__ void __launch_bounds__(128) NAME##_dq_d64(LSFT_FLASH_DQ(T)) { flashDq<T, 64>(dO, Q, K, V, M, stats, dsum, dQ, d); }     \
-  extern "C" __global__ void __launch_bounds__(128) NAME##_dq_d128(LSFT_FLASH_DQ(T)) { flashDq<T, 128>(dO, Q, K, V, M, stats, dsum, dQ, d); }   \
+  extern "C" __global__ void __launch_bounds__(128) NAME##_fwd_d64(LSFT_FLASH_FWD(T)) { flashFwd<T, 64>(Q, K, V, M, tiles, O, stats, d); }            \
+  extern "C" __global__ void __launch_bounds__(128) NAME##_fwd_d128(LSFT_FLASH_FWD(T)) { flashFwd<T, 128>(Q, K, V, M, tiles, O, stats, d); }          \
+  extern "C" __global__ void __launch_bounds__(128, 3) NAME##_dkdv_d64(LSFT_FLASH_DKDV(T)) { flashDkDv<T, 64>(dO, Q, K, V, M, tiles, stats, dsum, dK, dV, d); } \
+  extern "C" __global__ void __launch_bounds__(128) NAME##_dkdv_d128(LSFT_FLASH_DKDV(T)) { flashDkDv<T, 128>(dO, Q, K, V, M, tiles, stats, dsum, dK, dV, d); } \
+  extern "C" __global__ void __launch_bounds__(128) NAME##_dq_d64(LSFT_FLASH_DQ(T)) { flashDq<T, 64>(dO, Q, K, V, M, tiles, stats, dsum, dQ, d); }     \
+  extern "C" __global__ void __launch_bounds__(128) NAME##_dq_d128(LSFT_FLASH_DQ(T)) { flashDq<T, 128>(dO, Q, K, V, M, tiles, stats, dsum, dQ, d); }   \
   extern "C" __global__ void __launch_bounds__(256) NAME##_dot(const T* dO, const T* O, float* dsum, FlashDims d) { flashDot<T>(dO, O, dsum, d); }
 LSFT_FLASH(flash_bf16, bf16)
 LSFT_FLASH(flash_f16, f16)
+extern "C" __global__ void __launch_bounds__(256) flash_tiles(const float* M, unsigned* tiles, FlashDims d) { flashTiles(M, tiles, d); }
 #undef LSFT_FLASH
 #undef LSFT_FLASH_FWD
 #undef LSFT_FLASH_DKDV

@@ -8,14 +8,17 @@
 // rounded once (rnd = to the dtype, identity for f32: the GPU's P·V product takes 16-bit P); stats = (m, l).
 // Grad: P = e^(z − m) / l, dP_s = dO·v_s, Dsum = dO·O (O as stored), dS = P·(dP − Dsum);
 // dV_s = Σ_i rnd(P_is)·dO_i, dK_s = scale·Σ_i rnd(dS_is)·q_i, dQ_i = scale·Σ_s rnd(dS_is)·k_s, each rounded once.
-// Dsum is a workspace output (ORT allocates it, so a CUDA graph replays the same address).
+// Dsum is a workspace output (ORT allocates it, so a CUDA graph replays the same address). The CUDA kernels first
+// summarise M in 64 × 64 tiles (the tile map: which steps to skip, which to run without the mask) in a scratch buffer.
 // The CPU kernels compute this row by row in float32 (the reference of the CUDA kernels, which use tensor
 // cores: kernels/flash_attention.cu; bf16/f16 only, head dim 64 or 128, sm_80+; the sums run in another order).
 #include "../fused_common.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 namespace latent_sft {
@@ -49,6 +52,35 @@ FlashDims flashDims(const std::vector<int64_t>& qs, const std::vector<int64_t>& 
   }
   return d;
 }
+
+/**
+ * A scratch buffer of the allocator of `mi` (KernelContext_GetScratchBuffer: the provider's arena, which ties it to
+ * the kernel's stream), given back when it goes out of scope.
+ */
+class ScratchBuffer {
+ public:
+  ScratchBuffer(OrtKernelContext* context, const OrtMemoryInfo* mi, size_t bytes) {
+    const OrtApi& api = Ort::GetApi();
+    Ort::ThrowOnError(api.KernelContext_GetAllocator(context, mi, &alloc_));
+    OrtStatus* st = api.KernelContext_GetScratchBuffer(context, mi, bytes, &p_);
+    if (st != nullptr || p_ == nullptr) {
+      api.ReleaseAllocator(alloc_);
+      if (st != nullptr) Ort::ThrowOnError(st);
+      throw std::runtime_error("no scratch buffer of " + std::to_string(bytes) + " bytes for the tile map");
+    }
+  }
+  ~ScratchBuffer() {
+    alloc_->Free(alloc_, p_);
+    Ort::GetApi().ReleaseAllocator(alloc_);
+  }
+  ScratchBuffer(const ScratchBuffer&) = delete;
+  ScratchBuffer& operator=(const ScratchBuffer&) = delete;
+  void* get() const { return p_; }
+
+ private:
+  OrtAllocator* alloc_ = nullptr;
+  void* p_ = nullptr;
+};
 
 template <bool OnCuda, bool Grad>
 struct FlashAttentionKernel {
@@ -152,18 +184,42 @@ struct FlashAttentionKernel {
         const int ti = t == ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16 ? 0 : 1, di = d.D == 64 ? 0 : 1;
         void* stream = ctx.GetGPUComputeStream();
         const unsigned bg = static_cast<unsigned>(d.B * d.G);
+        // The mask's tile map (kernels/flash_attention.cu flashTiles; fused_shared.h), in a scratch buffer of the
+        // provider's allocator freed when this call returns (the allocator orders its reuse on this stream), made by
+        // each call (the forward's and the backward's: their masks are the same tensor, a few µs each).
+        const long long slices = flashTileSlices(d);
+        if (slices > 65535) throw std::runtime_error("the mask's own dims of B, G and rep must have at most 65535 combinations on CUDA");
+        // Without a buffer (the allocator refused it) the kernels run every step with its mask, as before the map,
+        // and say so once on stderr.
+        Ort::ConstMemoryInfo mi = mv.GetTensorMemoryInfo();
+        std::unique_ptr<ScratchBuffer> tiles;
+        try {
+          tiles = std::make_unique<ScratchBuffer>(context, mi, static_cast<size_t>(flashTileWords(d)) * sizeof(unsigned));
+        } catch (const std::exception& e) {
+          static bool warned = false;
+          if (!warned) std::fprintf(stderr, "latent_sft FlashAttention: no tile map (%s); every step runs with its mask\n", e.what());
+          warned = true;
+        }
+        unsigned* tp = tiles ? static_cast<unsigned*>(tiles->get()) : nullptr;
+        if (tp != nullptr) {
+          check(cudaApi().memsetD8Async(reinterpret_cast<CUdeviceptr>(tp), 0, static_cast<size_t>(flashTileWords(d)) * sizeof(unsigned), stream),
+                "cuMemsetD8Async (FlashAttention tile map)");
+          void* tileArgs[] = {&m, &tp, &d};
+          check(cudaApi().launchKernel(kk.flashTiles, static_cast<unsigned>((d.T + 7) / 8), static_cast<unsigned>(slices), 1, 256, 1, 1, 0, stream, tileArgs, nullptr),
+                "cuLaunchKernel (FlashAttention tile map)");
+        }
         const unsigned qTiles = static_cast<unsigned>((d.N + kFlashRows - 1) / kFlashRows);
         if constexpr (Grad) {
           void* dotArgs[] = {&dO, &oIn, &out1, &d};
           unsigned dotGrid = static_cast<unsigned>((nRows + 7) / 8);  // one warp per row, 8 per block
           check(cudaApi().launchKernel(kk.flashDot[ti], dotGrid, 1, 1, 256, 1, 1, 0, stream, dotArgs, nullptr), "cuLaunchKernel (FlashAttentionGrad Dsum)");
           const unsigned kTiles = static_cast<unsigned>((d.S + kFlashKeys - 1) / kFlashKeys);
-          void* kvArgs[] = {&dO, &q, &k, &v, &m, &statsIn, &out1, &dK, &dV, &d};
+          void* kvArgs[] = {&dO, &q, &k, &v, &m, &tp, &statsIn, &out1, &dK, &dV, &d};
           check(cudaApi().launchKernel(kk.flashDkDv[ti][di], kTiles, bg, 1, 128, 1, 1, static_cast<unsigned>(flashSmemBytes(1, static_cast<int>(d.D))), stream, kvArgs, nullptr), "cuLaunchKernel (FlashAttentionGrad dK dV)");
-          void* qArgs[] = {&dO, &q, &k, &v, &m, &statsIn, &out1, &out0, &d};
+          void* qArgs[] = {&dO, &q, &k, &v, &m, &tp, &statsIn, &out1, &out0, &d};
           check(cudaApi().launchKernel(kk.flashDq[ti][di], qTiles, bg, 1, 128, 1, 1, static_cast<unsigned>(flashSmemBytes(2, static_cast<int>(d.D))), stream, qArgs, nullptr), "cuLaunchKernel (FlashAttentionGrad dQ)");
         } else {
-          void* args[] = {&q, &k, &v, &m, &out0, &out1, &d};
+          void* args[] = {&q, &k, &v, &m, &tp, &out0, &out1, &d};
           check(cudaApi().launchKernel(kk.flashFwd[ti][di], qTiles, bg, 1, 128, 1, 1, static_cast<unsigned>(flashSmemBytes(0, static_cast<int>(d.D))), stream, args, nullptr), "cuLaunchKernel (FlashAttention)");
         }
       } else {
