@@ -198,13 +198,13 @@ kps full-ours full-torch
 fi
 if want tiles; then
 # Session 16: FlashAttention with the tile map (the models' causal mask loaded on the diagonal tiles only, the tiles
-# above skipped): the GPU check (CUDA vs CPU, the models' 0 / MASK_MIN masks included) and its kernels' time beside
-# SDPA's (kprof), then the untraced 1B full step in both precision recipes with the attention and RoPE fused, beside
+# above skipped) and RMSNormGrad summing its dW partials itself: the GPU checks (CUDA vs CPU, the models' 0 / MASK_MIN
+# masks included; RMSNorm) and the kernels' time (FlashAttention's also beside SDPA's, kprof), then the untraced 1B full step in both precision recipes with the attention and RoPE fused, beside
 # eager bf16 + fused AdamW and fp32 masters + fused AdamW (torch.compile: the `compile` section, run before this one
 # in the same lane while the runtime uploads); then the 1B LoRA step beside PEFT; last,
 # kprof of the bf16 full step beside PyTorch's (what stands between it and the compiled recipe).
-node $A/fused-check.mjs --only flash-attention,flash-time > /tmp/flash-check.log; FLASH_RC=$?
-grep -E 'flash|done' /tmp/flash-check.log; echo "FLASH-CHECK rc=$FLASH_RC"
+node $A/fused-check.mjs --only flash-attention,rmsnorm,flash-time,kernel-time > /tmp/flash-check.log; FLASH_RC=$?
+grep -E 'flash|rmsnorm|done' /tmp/flash-check.log; echo "FLASH-CHECK rc=$FLASH_RC"
 [ $FLASH_RC -eq 0 ] || echo "FLASH-CHECK failed: the runs with attention below are not valid"
 KP=/root/app/kprof/libkprof.so
 CUPTI=${KPROF_CUPTI:-$(python3 -c "import glob, os, nvidia; print((sorted(glob.glob(os.path.join(list(nvidia.__path__)[0], '**', 'libcupti.so*'), recursive=True)) + [''])[0])" 2>/dev/null)}

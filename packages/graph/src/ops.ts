@@ -871,7 +871,8 @@ export const inferRules: { readonly [P in OpType]: InferRule<P> } = {
     ];
   },
   // dY, X, W, R → dX = r·(g − n·mean(g·n)) with g = dY ⊙ W, n = X·r; and dW as float32 partial sums
-  // [P, D] over P row blocks (P is the kernel's; ReduceSum over axis 0 gives dW).
+  // [P, D] over P row blocks (P is the kernel's: the CPU's row blocks, 1 on CUDA, whose op sums its blocks' partials;
+  // ReduceSum over axis 0 gives dW).
   RMSNormGrad: (g, inputs) => {
     arity(inputs, 4);
     const dy = need(inputs, 0, 'dY');

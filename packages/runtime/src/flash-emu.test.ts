@@ -10,10 +10,11 @@
 // mma reading B's halves swapped must fail the comparison; a window one 16-bit element smaller than the request,
 // and ldmatrix rows off 16-byte alignment, must end the run with the check's message. What this cannot check is
 // the hardware: that the layout is the one the GPU uses, and the launch (tools/bench fused-check does, on the GPU).
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { Rng } from '@latent-sft/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nativeDir } from '../native/embed-kernels.mjs';
@@ -82,7 +83,11 @@ function fromHalf(dtype: Half, b: number): number {
  * skipped (blocked by the mask) and, with compareNoSkip, whether the outputs are byte for byte those of a run
  * that skips none.
  */
-function runCase(bin: string, dir: string, c: Case, seed: number, compareNoSkip: boolean, flags: readonly string[] = []) {
+// The emulator and g++ run as child processes awaited (not execFileSync): the test worker's event loop stays free
+// for vitest's RPC on a busy machine (a blocked worker timed out calling onTaskUpdate).
+const run = promisify(execFile);
+
+async function runCase(bin: string, dir: string, c: Case, seed: number, compareNoSkip: boolean, flags: readonly string[] = []) {
   const { B, G, rep, T, S, D, dtype } = c;
   const N = rep * T;
   const r = Rng.fromSeed(seed);
@@ -131,14 +136,14 @@ function runCase(bin: string, dir: string, c: Case, seed: number, compareNoSkip:
   const inFile = join(dir, `in-${seed}.bin`);
   const outFile = join(dir, `out-${seed}.bin`);
   writeFileSync(inFile, Buffer.concat(parts));
-  const log = execFileSync(bin, [inFile, outFile, ...flags], { encoding: 'utf8' });
+  const log = (await run(bin, [inFile, outFile, ...flags], { encoding: 'utf8' })).stdout;
   const skipped = Number(/warp steps skipped: (\d+)/.exec(log)?.[1] ?? Number.NaN);
   const tileSteps = /tile steps skipped: (\d+), unmasked: (\d+)/.exec(log);
   const tiles = { skipped: Number(tileSteps?.[1] ?? Number.NaN), unmasked: Number(tileSteps?.[2] ?? Number.NaN) };
   const raw = readFileSync(outFile);
   let sameAsNoSkip: boolean | undefined;
   if (compareNoSkip) {
-    execFileSync(bin, [inFile, `${outFile}.noskip`, '--no-skip'], { encoding: 'utf8' });
+    await run(bin, [inFile, `${outFile}.noskip`, '--no-skip'], { encoding: 'utf8' });
     sameAsNoSkip = raw.equals(readFileSync(`${outFile}.noskip`));
   }
   let off = 0;
@@ -258,12 +263,12 @@ function smemUse(log: string): Record<string, { accesses: number; lo: number; hi
 }
 
 /** Runs the emulator on `c` with `flags` that must make it fail; returns its exit status and stderr. */
-function runFailing(bin: string, dir: string, c: Case, flags: readonly string[]): { status: number | null; stderr: string } {
+async function runFailing(bin: string, dir: string, c: Case, flags: readonly string[]): Promise<{ status: number | null; stderr: string }> {
   try {
-    runCase(bin, dir, c, 98, false, flags);
+    await runCase(bin, dir, c, 98, false, flags);
   } catch (e) {
-    const err = e as { status?: number | null; stderr?: string | Buffer };
-    return { status: err.status ?? null, stderr: String(err.stderr ?? '') };
+    const err = e as { code?: number | string | null; stderr?: string | Buffer };
+    return { status: typeof err.code === 'number' ? err.code : null, stderr: String(err.stderr ?? '') };
   }
   throw new Error(`flash_emu ${flags.join(' ')} succeeded`);
 }
@@ -286,10 +291,10 @@ const CASES: Case[] = [
 describe('FlashAttention CUDA kernels, emulated on the CPU, = float64 attention', () => {
   let dir = '';
   let bin = '';
-  beforeAll(() => {
+  beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'latent-sft-flash-emu-'));
     bin = join(dir, 'flash_emu');
-    execFileSync(
+    await run(
       'g++',
       [
         '-std=c++17',
@@ -310,31 +315,29 @@ describe('FlashAttention CUDA kernels, emulated on the CPU, = float64 attention'
         bin,
         join(nativeDir, 'emu', 'flash_emu.cc'),
       ],
-      {
-        stdio: 'pipe',
-      },
+      { encoding: 'utf8' },
     );
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('fails with a wrong fragment layout (negative control: mma reading B with its 16-bit halves swapped)', () => {
+  it('fails with a wrong fragment layout (negative control: mma reading B with its 16-bit halves swapped)', async () => {
     const c = CASES[0] as Case;
-    const { got, want, abs } = runCase(bin, dir, c, 99, false, ['--wrong-layout']);
+    const { got, want, abs } = await runCase(bin, dir, c, 99, false, ['--wrong-layout']);
     expect(relErr(got.o, want.o)).toBeGreaterThan(10 * TOL[c.dtype]);
     expect(elementErr(got.o, want.o, abs.o).ratio).toBeGreaterThan(10 * ELEMENT_TOL[c.dtype]);
   });
 
-  it('fails when a cp.async copy is read before its group is waited for (negative control: every wait one group short)', () => {
+  it('fails when a cp.async copy is read before its group is waited for (negative control: every wait one group short)', async () => {
     // cp.async lands at the issuing thread's wait (NaN bits in the tile until then): with each wait leaving one group
     // more in flight, every kernel reads tiles whose copies have not landed.
     const c = CASES[5] as Case;
-    const { got, want } = runCase(bin, dir, c, 95, false, ['--cp-wait-lag']);
+    const { got, want } = await runCase(bin, dir, c, 95, false, ['--cp-wait-lag']);
     for (const name of ['o', 'dq', 'dk', 'dv'] as const) expect(relErr(got[name], want[name]) < TOL[c.dtype], name).toBe(false);
   });
 
-  it('fails with one small element wrong by half the per-tensor tolerance (which passes it; negative control)', () => {
+  it('fails with one small element wrong by half the per-tensor tolerance (which passes it; negative control)', async () => {
     const c = CASES[0] as Case;
-    const { got, want, abs } = runCase(bin, dir, c, 96, false);
+    const { got, want, abs } = await runCase(bin, dir, c, 96, false);
     for (const name of ['o', 'dq', 'dk', 'dv'] as const) {
       // The element of the smallest scale |want| + Σ|terms|, moved by half of what TOL allows any element.
       let i = 0;
@@ -350,13 +353,13 @@ describe('FlashAttention CUDA kernels, emulated on the CPU, = float64 attention'
     }
   });
 
-  it('fails on a shared-memory access past the launch (negative control: the window one 16-bit element short)', () => {
+  it('fails on a shared-memory access past the launch (negative control: the window one 16-bit element short)', async () => {
     const c = CASES[0] as Case;
-    const ok = runCase(bin, dir, c, 97, false).smem;
+    const ok = (await runCase(bin, dir, c, 97, false)).smem;
     const request = ok['flashFwd']?.request as number;
     // The forward is the first kernel with shared memory (the tile map has none); its layout ends with the 8-byte
     // mask row offsets of the warps' rows, the last one stored past the window.
-    const { status, stderr } = runFailing(bin, dir, c, ['--smem-shrink', '2']);
+    const { status, stderr } = await runFailing(bin, dir, c, ['--smem-shrink', '2']);
     expect(status).toBe(3);
     expect(stderr).toMatch(
       new RegExp(
@@ -365,9 +368,9 @@ describe('FlashAttention CUDA kernels, emulated on the CPU, = float64 attention'
     );
   });
 
-  it('fails on an ldmatrix row address not 16-byte aligned (negative control: every row address 2 bytes on)', () => {
+  it('fails on an ldmatrix row address not 16-byte aligned (negative control: every row address 2 bytes on)', async () => {
     const c = CASES[0] as Case;
-    const { status, stderr } = runFailing(bin, dir, c, ['--ldmatrix-skew', '2']);
+    const { status, stderr } = await runFailing(bin, dir, c, ['--ldmatrix-skew', '2']);
     expect(status).toBe(3);
     const m =
       /^flash_emu: shared memory ldmatrix row of 16 bytes at byte (\d+) not 16-byte aligned in the \d+ bytes of dynamic shared memory of the flashFwd launch/.exec(
@@ -378,9 +381,9 @@ describe('FlashAttention CUDA kernels, emulated on the CPU, = float64 attention'
   });
 
   CASES.forEach((c, n) => {
-    it(`${c.dtype}, B ${c.B} G ${c.G} rep ${c.rep} T ${c.T} S ${c.S} D ${c.D}, mask [${c.mask.join(', ')}]`, () => {
+    it(`${c.dtype}, B ${c.B} G ${c.G} rep ${c.rep} T ${c.T} S ${c.S} D ${c.D}, mask [${c.mask.join(', ')}]`, async () => {
       const causal = c.mask[3] > 1 && c.T >= 128;
-      const { got, want, abs, skipped, tiles, sameAsNoSkip, smem } = runCase(bin, dir, c, 100 + n, true);
+      const { got, want, abs, skipped, tiles, sameAsNoSkip, smem } = await runCase(bin, dir, c, 100 + n, true);
       // Skipping the steps the mask blocks, and running the tiles of 0 without the mask, change no bit (every case;
       // the causal ones have such steps).
       expect(sameAsNoSkip, 'outputs byte for byte those of --no-skip').toBe(true);

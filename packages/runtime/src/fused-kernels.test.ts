@@ -73,6 +73,7 @@ describe('fused CUDA kernel source', () => {
       'vocab_topk_partial',
       'vocab_topk_final',
       'flash_tiles',
+      'rmsnorm_dw_sum',
       ...dtypes.flatMap((d) => [`adamw_${d}_to_bf16`, `adamw_${d}_to_f16`, `adamw_${d}_p_bf16`, `adamw_${d}_p_f16`, `swiglu_${d}_packed`]),
       ...['bf16', 'f16'].flatMap((d) => [`flash_${d}_dot`, ...['fwd', 'dkdv', 'dq'].flatMap((k) => [`flash_${d}_${k}_d64`, `flash_${d}_${k}_d128`])]),
     ];

@@ -174,6 +174,7 @@ struct Kernels {
   CUfunction msoftmaxGrad[3] = {nullptr, nullptr, nullptr};
   CUfunction rmsnorm[3] = {nullptr, nullptr, nullptr};
   CUfunction rmsnormGrad[3] = {nullptr, nullptr, nullptr};
+  CUfunction rmsnormDwSum = nullptr;  // RMSNormGrad's dW: the sum of its blocks' partial rows
   CUfunction swiglu[3] = {nullptr, nullptr, nullptr};
   CUfunction swigluGrad[3] = {nullptr, nullptr, nullptr};
   CUfunction swigluPacked[3] = {nullptr, nullptr, nullptr};
@@ -278,5 +279,34 @@ void addSeededDropoutOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addDecodeAttentionOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addVocabTopKOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
 void addFlashAttentionOps(Ort::CustomOpDomain& cpu, Ort::CustomOpDomain& cuda);
+
+/**
+ * A scratch buffer of the allocator of `mi` (KernelContext_GetScratchBuffer: the provider's arena, which ties it to
+ * the kernel's stream), given back when it goes out of scope.
+ */
+class ScratchBuffer {
+ public:
+  ScratchBuffer(OrtKernelContext* context, const OrtMemoryInfo* mi, size_t bytes) {
+    const OrtApi& api = Ort::GetApi();
+    Ort::ThrowOnError(api.KernelContext_GetAllocator(context, mi, &alloc_));
+    OrtStatus* st = api.KernelContext_GetScratchBuffer(context, mi, bytes, &p_);
+    if (st != nullptr || p_ == nullptr) {
+      api.ReleaseAllocator(alloc_);
+      if (st != nullptr) Ort::ThrowOnError(st);
+      throw std::runtime_error("no scratch buffer of " + std::to_string(bytes) + " bytes for the tile map");
+    }
+  }
+  ~ScratchBuffer() {
+    alloc_->Free(alloc_, p_);
+    Ort::GetApi().ReleaseAllocator(alloc_);
+  }
+  ScratchBuffer(const ScratchBuffer&) = delete;
+  ScratchBuffer& operator=(const ScratchBuffer&) = delete;
+  void* get() const { return p_; }
+
+ private:
+  OrtAllocator* alloc_ = nullptr;
+  void* p_ = nullptr;
+};
 
 }  // namespace latent_sft

@@ -54,6 +54,7 @@ std::vector<std::pair<std::string, CUfunction*>> kernelSlots(Kernels& k) {
   slots.emplace_back("vocab_topk_partial", &k.vocabTopkPartial);
   slots.emplace_back("vocab_topk_final", &k.vocabTopkFinal);
   slots.emplace_back("flash_tiles", &k.flashTiles);
+  slots.emplace_back("rmsnorm_dw_sum", &k.rmsnormDwSum);
   for (int t = 0; t < 2; t++) {
     const std::string name = t == 0 ? "flash_bf16" : "flash_f16";
     slots.emplace_back(name + "_dot", &k.flashDot[t]);

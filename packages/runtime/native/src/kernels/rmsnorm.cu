@@ -1,6 +1,6 @@
 // RMSNorm(+Grad): blocks stride over rows; thread t owns columns t, t + blockDim.x, ... Kernels
 // rmsnorm_{f32,bf16,f16}[_grad]; the gradient's dW partials live in D floats of dynamic shared memory
-// (D ≤ kRmsMaxD, checked by ops/rmsnorm.cc, which launches them).
+// (D ≤ kRmsMaxD, checked by ops/rmsnorm.cc, which launches them), one row per block, which rmsnorm_dw_sum then sums.
 #include "common.cuh"
 
 // The block's sum of v, the same float in every thread (each sums the warp totals in one order).
@@ -52,6 +52,26 @@ __device__ __forceinline__ void rmsnormGrad(const T* __restrict__ dy, const T* _
     }
   }
   for (long long j = threadIdx.x; j < D; j += blockDim.x) dwp[(long long)blockIdx.x * D + j] = acc[j];
+}
+
+// dW = the sum of RMSNormGrad's P partial rows dwp [P, D] (its second pass on CUDA): a block per 32 columns, its 8
+// warps summing rows w, w + 8, ... in order, then thread w = 0 their 8 sums in order (deterministic, no atomics).
+extern "C" __global__ void __launch_bounds__(256) rmsnorm_dw_sum(const float* __restrict__ dwp, float* __restrict__ dw, long long P, long long D) {
+  __shared__ float sh[8][33];
+  const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
+  const long long c = (long long)blockIdx.x * 32 + tx;
+  float s = 0.0f;
+  if (c < D) {
+#pragma unroll 8
+    for (long long p = ty; p < P; p += 8) s += dwp[p * D + c];
+  }
+  sh[ty][tx] = s;
+  __syncthreads();
+  if (ty == 0 && c < D) {
+    float t = 0.0f;
+    for (int i = 0; i < 8; i++) t += sh[i][tx];
+    dw[c] = t;
+  }
 }
 
 #define RMSNORM(NAME, T) \

@@ -53,35 +53,6 @@ FlashDims flashDims(const std::vector<int64_t>& qs, const std::vector<int64_t>& 
   return d;
 }
 
-/**
- * A scratch buffer of the allocator of `mi` (KernelContext_GetScratchBuffer: the provider's arena, which ties it to
- * the kernel's stream), given back when it goes out of scope.
- */
-class ScratchBuffer {
- public:
-  ScratchBuffer(OrtKernelContext* context, const OrtMemoryInfo* mi, size_t bytes) {
-    const OrtApi& api = Ort::GetApi();
-    Ort::ThrowOnError(api.KernelContext_GetAllocator(context, mi, &alloc_));
-    OrtStatus* st = api.KernelContext_GetScratchBuffer(context, mi, bytes, &p_);
-    if (st != nullptr || p_ == nullptr) {
-      api.ReleaseAllocator(alloc_);
-      if (st != nullptr) Ort::ThrowOnError(st);
-      throw std::runtime_error("no scratch buffer of " + std::to_string(bytes) + " bytes for the tile map");
-    }
-  }
-  ~ScratchBuffer() {
-    alloc_->Free(alloc_, p_);
-    Ort::GetApi().ReleaseAllocator(alloc_);
-  }
-  ScratchBuffer(const ScratchBuffer&) = delete;
-  ScratchBuffer& operator=(const ScratchBuffer&) = delete;
-  void* get() const { return p_; }
-
- private:
-  OrtAllocator* alloc_ = nullptr;
-  void* p_ = nullptr;
-};
-
 template <bool OnCuda, bool Grad>
 struct FlashAttentionKernel {
   float scale = 1.0f;
