@@ -10,7 +10,7 @@ import { MASK_MIN, tinyLlama } from '@latent-sft/models';
 import { DeviceSession, type HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
 import { tinyBatch, tinyLoraObjective, tinyObjective } from '../test/tiny-llama.js';
-import { type FusedParts, type Objective, type Recompute, Trainer, buildStepGraphs, graphOptimizer } from './index.js';
+import { type FusedParts, type Objective, type Recompute, Trainer, buildStepGraphs, defaultFusedParts, graphOptimizer } from './index.js';
 import { type FlashAttentionDims, flashAttentionCase, flashAttentionReference, floatValues, normwise, runOnce } from './testing.js';
 
 const cpu = { kind: 'cpu' } as const;
@@ -484,5 +484,24 @@ describe('a small Llama in float16 with the fused attention vs the MaskedSoftmax
       await train(o16.objective, o16.init, batches, false),
       await train(o32.objective, o32.init, batches, false, 'none', 'float32'),
     );
+  });
+});
+
+describe("fusedKernels 'auto' / true per device kind (defaultFusedParts)", () => {
+  it('turns FlashAttention and the fused RoPE on for CUDA only, every other part as on the CPU', () => {
+    const cpu = defaultFusedParts('cpu');
+    expect(cpu).toEqual({
+      optimizer: true,
+      softmax: true,
+      rmsnorm: true,
+      swiglu: true,
+      dropout: true,
+      crossEntropy: true,
+      weightCopies: false,
+      attention: false,
+      rope: false,
+      multiTensor: true,
+    });
+    expect(defaultFusedParts('cuda')).toEqual({ ...cpu, attention: true, rope: true });
   });
 });

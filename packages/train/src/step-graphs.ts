@@ -126,6 +126,18 @@ export function fusedParts(f: boolean | FusedParts | undefined): Required<Omit<F
 }
 
 /**
+ * What `fusedKernels: true` or 'auto' turns on for a device kind: every part but weightCopies; on CUDA also
+ * attention and rope (FlashAttention and the fused RoPE, which act on 16-bit graphs only). On the GPU they made every
+ * step as fast or faster and 0.4–4.4 GB lower (1B full step with fp32 masters 39,138 → 41,888 tokens/s on an H100,
+ * 30.0 → 25.9 GB; docs/performance.md, sessions 15–16). On the CPU they stay off: its FlashAttention is the row-by-row
+ * reference of the CUDA kernels, not a fast path.
+ */
+export function defaultFusedParts(kind: 'cpu' | 'cuda'): ReturnType<typeof fusedParts> {
+  const parts = fusedParts(true);
+  return kind === 'cuda' ? { ...parts, attention: true, rope: true } : parts;
+}
+
+/**
  * The dtype of the compute-dtype weight copies the step graph keeps as state (`copy.<p>` in,
  * `copy.<p>.new` out, written by AdamWCopy), or null when it casts the masters (see FusedParts.weightCopies).
  */

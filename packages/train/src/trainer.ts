@@ -44,7 +44,16 @@ import { LossScaler, type DynamicLossScaleOptions } from './loss-scale.js';
 import { NonFiniteError, checkFinite } from './metrics.js';
 import type { Objective } from './objective.js';
 import { type LrSchedule, lrAt } from './schedule.js';
-import { type ComputeDtype, type FusedParts, type Recompute, type StepGraphs, buildStepGraphs, fusedParts, weightCopyDtype } from './step-graphs.js';
+import {
+  type ComputeDtype,
+  type FusedParts,
+  type Recompute,
+  type StepGraphs,
+  buildStepGraphs,
+  defaultFusedParts,
+  fusedParts,
+  weightCopyDtype,
+} from './step-graphs.js';
 
 export interface TrainerOptions {
   objective: Objective;
@@ -77,13 +86,13 @@ export interface TrainerOptions {
    * way); with the fused AdamW and a 16-bit compute dtype (gradAccum 1), the AdamW also writes the
    * 16-bit copy of each weight that the next forward reads (no Cast of every master per step; the same
    * rounding, so bit for bit the same training). 'auto' (default): when the device's kernels load
-   * (fusedKernelsStatus), else standard ops with a warning. true: required. false: never.
+   * (fusedKernelsStatus), else standard ops with a warning. true: required. false: never. Both turn on
+   * defaultFusedParts(device kind): every part but weightCopies, and on CUDA also attention and rope.
    * `{ optimizer, softmax, rmsnorm?, swiglu?, dropout?, crossEntropy?, ceChunk?, weightCopies?, attention?, rope?, multiTensor? }`: required,
    * only the parts set (rmsnorm, swiglu, dropout and crossEntropy default to softmax, multiTensor — the update as one
-   * AdamWMulti node — to optimizer; weightCopies, attention and rope are opt-in:
-   * attention, the whole 16-bit attention as FlashAttention, needs softmax, and its CUDA kernel, for heads of 64
-   * or 128 only, has not run on a GPU yet; rope, the 16-bit q/k rotary embeddings as one Rope node each, likewise
-   * has a CUDA kernel that has not run on a GPU yet).
+   * AdamWMulti node — to optimizer; weightCopies, attention and rope are off unless set:
+   * attention, the whole 16-bit attention as FlashAttention, needs softmax, and its CUDA kernels take heads of 64
+   * or 128 only (other heads keep the standard ops); rope, the 16-bit q/k rotary embeddings as one Rope node each.
    */
   fusedKernels?: boolean | 'auto' | FusedParts;
   /**
@@ -416,7 +425,7 @@ export class Trainer {
     const resolved = parts === null ? null : fusedParts(parts);
     if (want === false || (resolved !== null && !Object.values(resolved).some((b) => b))) return none;
     const why = kernelsLoad ? '' : fusedKernelsStatus(opts.device);
-    if (why === '') return resolved ?? fusedParts(true);
+    if (why === '') return resolved ?? defaultFusedParts(opts.device.kind);
     if (want !== 'auto') throw inputError({ field: 'fusedKernels' }, `fused kernels unavailable on ${opts.device.kind}: ${why}`);
     (opts.logger ?? silentLogger).warn({ reason: why }, 'fused kernels unavailable; using standard ops');
     return none;
