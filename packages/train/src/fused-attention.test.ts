@@ -10,7 +10,8 @@ import { MASK_MIN, tinyLlama } from '@latent-sft/models';
 import { DeviceSession, type HostTensor } from '@latent-sft/runtime';
 import { describe, expect, it } from 'vitest';
 import { tinyBatch, tinyLoraObjective, tinyObjective } from '../test/tiny-llama.js';
-import { type FusedParts, type Objective, type Recompute, Trainer, buildStepGraphs, defaultFusedParts, graphOptimizer } from './index.js';
+import { type FusedParts, type Objective, type Recompute, Trainer, buildStepGraphs, graphOptimizer } from './index.js';
+import { defaultFusedParts } from './step-graphs.js';
 import { type FlashAttentionDims, flashAttentionCase, flashAttentionReference, floatValues, normwise, runOnce } from './testing.js';
 
 const cpu = { kind: 'cpu' } as const;

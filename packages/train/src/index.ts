@@ -24,7 +24,7 @@ export type { Batch } from './loop.js';
 export { graphOptimizer } from './graph-optim.js';
 export type { GraphOptimizer, OptimizerConfig } from './graph-optim.js';
 export type { Objective } from './objective.js';
-export { buildStepGraphs, defaultFusedParts } from './step-graphs.js';
+export { buildStepGraphs } from './step-graphs.js';
 export type { FusedParts } from './step-graphs.js';
 export type { ComputeDtype, Recompute, StepGraphOptions, StepGraphs } from './step-graphs.js';
 export type { DynamicLossScaleOptions } from './loss-scale.js';
