@@ -19,6 +19,20 @@ M=/tmp/mem-${PEAK_GPU:-0}.txt
 peak() { rm -f $M; (while true; do env -u CUDA_VISIBLE_DEVICES nvidia-smi -i ${PEAK_GPU:-0} --query-gpu=memory.used --format=csv,noheader,nounits >> $M; sleep 0.2; done) & local mp=$!; "$@"; local rc=$?; kill $mp; echo "PEAK $(sort -n $M | tail -1) MiB rc=$rc :: $*"; }
 want() { [ $# -eq 0 ] && return 0; for w in "${SECTIONS[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
 SECTIONS=("$@"); [ ${#SECTIONS[@]} -eq 0 ] && SECTIONS=(train train-torch gen)
+# kprof (tools/bench/kprof, CUPTI): kprof_setup finds the recorder and CUPTI; kp TAG CMD runs CMD under it (its
+# records in /root/kp/TAG.PID); kps TAG... summarises them with dist/kprof.mjs.
+kprof_setup() {
+  KP=/root/app/kprof/libkprof.so
+  # The CUPTI of PyTorch's own CUDA wheels (one copy per process: torch loads that one too), else any on the machine.
+  CUPTI=${KPROF_CUPTI:-$(python3 -c "import glob, os, nvidia; print((sorted(glob.glob(os.path.join(list(nvidia.__path__)[0], '**', 'libcupti.so*'), recursive=True)) + [''])[0])" 2>/dev/null)}
+  [ -n "$CUPTI" ] || CUPTI=$(find / -name 'libcupti.so*' -not -path '/proc/*' 2>/dev/null | head -1)
+  echo "KPROF cupti=$CUPTI"; mkdir -p /root/kp
+}
+kp() { local tag=$1; shift; rm -f /root/kp/$tag.*; KPROF_OUT=/root/kp/$tag KPROF_CUPTI=$CUPTI CUDA_INJECTION64_PATH=$KP "$@" > /tmp/kp.log 2>&1; local rc=$?
+  grep -E '^BENCH|kprof' /tmp/kp.log; [ $rc -eq 0 ] || { echo "KPROF $tag rc=$rc :: $*"; tail -5 /tmp/kp.log; }
+  echo "PEAK  MiB rc=$rc :: traced: $*"; }   # no peak under the recorder; log-to-jsonl.py marks these records traced
+kps() { local args=() f; for t in "$@"; do f=$(ls -S /root/kp/$t.* 2>/dev/null | head -1); [ -n "$f" ] && args+=("$f=$t") || echo "KPROF $t: no records file"; done
+  [ ${#args[@]} -gt 0 ] && node $A/kprof.mjs "${args[@]}" ${KPROF_ARGS:-}; }
 if want anchors; then
 # The strongest PyTorch anchors of the issue-18/20 comparisons in one short section (a lease short of time).
 for r in bf16-fused bf16-fused-compile; do peak python3 tools/reference/bench_torch.py --which train --recipes $r --steps 10; done
@@ -163,16 +177,7 @@ if want kprof; then
 # GPU kernel time per step measured by the GPU (CUPTI, tools/bench/kprof): ours beside PyTorch / PEFT on the same
 # steps, by category and kernel, with the GPU's idle time per step (is the step GPU- or host-bound, and where does
 # its GPU time go). One process per run; its records go to /root/kp/TAG.PID, summarised by dist/kprof.mjs.
-KP=/root/app/kprof/libkprof.so
-# The CUPTI of PyTorch's own CUDA wheels (one copy per process: torch loads that one too), else any on the machine.
-CUPTI=${KPROF_CUPTI:-$(python3 -c "import glob, os, nvidia; print((sorted(glob.glob(os.path.join(list(nvidia.__path__)[0], '**', 'libcupti.so*'), recursive=True)) + [''])[0])" 2>/dev/null)}
-[ -n "$CUPTI" ] || CUPTI=$(find / -name 'libcupti.so*' -not -path '/proc/*' 2>/dev/null | head -1)
-echo "KPROF cupti=$CUPTI"; mkdir -p /root/kp
-kp() { local tag=$1; shift; rm -f /root/kp/$tag.*; KPROF_OUT=/root/kp/$tag KPROF_CUPTI=$CUPTI CUDA_INJECTION64_PATH=$KP "$@" > /tmp/kp.log 2>&1; local rc=$?
-  grep -E '^BENCH|kprof' /tmp/kp.log; [ $rc -eq 0 ] || { echo "KPROF $tag rc=$rc :: $*"; tail -5 /tmp/kp.log; }
-  echo "PEAK  MiB rc=$rc :: traced: $*"; }   # no peak under the recorder; log-to-jsonl.py marks these records traced
-kps() { local args=() f; for t in "$@"; do f=$(ls -S /root/kp/$t.* 2>/dev/null | head -1); [ -n "$f" ] && args+=("$f=$t") || echo "KPROF $t: no records file"; done
-  [ ${#args[@]} -gt 0 ] && node $A/kprof.mjs "${args[@]}" ${KPROF_ARGS:-}; }
+kprof_setup
 # Step windows: train-bench, phase-bench and bench_torch run 3 warm-up steps; --skip 2 leaves the timed steps (the
 # first optimizer run only opens the first window). The BENCH lines carry the window counts; kprof.mjs also cuts each
 # step's GPU idle time into its gaps (many short ones: launch-bound; few long ones: the host blocked).
@@ -206,14 +211,7 @@ if want tiles; then
 node $A/fused-check.mjs --only flash-attention,rmsnorm,flash-time,kernel-time > /tmp/flash-check.log; FLASH_RC=$?
 grep -E 'flash|rmsnorm|done' /tmp/flash-check.log; echo "FLASH-CHECK rc=$FLASH_RC"
 [ $FLASH_RC -eq 0 ] || echo "FLASH-CHECK failed: the runs with attention below are not valid"
-KP=/root/app/kprof/libkprof.so
-CUPTI=${KPROF_CUPTI:-$(python3 -c "import glob, os, nvidia; print((sorted(glob.glob(os.path.join(list(nvidia.__path__)[0], '**', 'libcupti.so*'), recursive=True)) + [''])[0])" 2>/dev/null)}
-mkdir -p /root/kp
-kp() { local tag=$1; shift; rm -f /root/kp/$tag.*; KPROF_OUT=/root/kp/$tag KPROF_CUPTI=$CUPTI CUDA_INJECTION64_PATH=$KP "$@" > /tmp/kp.log 2>&1; local rc=$?
-  grep -E '^BENCH|kprof' /tmp/kp.log; [ $rc -eq 0 ] || { echo "KPROF $tag rc=$rc :: $*"; tail -5 /tmp/kp.log; }
-  echo "PEAK  MiB rc=$rc :: traced: $*"; }
-kps() { local args=() f; for t in "$@"; do f=$(ls -S /root/kp/$t.* 2>/dev/null | head -1); [ -n "$f" ] && args+=("$f=$t") || echo "KPROF $t: no records file"; done
-  [ ${#args[@]} -gt 0 ] && node $A/kprof.mjs "${args[@]}" ${KPROF_ARGS:-}; }
+kprof_setup
 kp flash node $A/fused-check.mjs --only flash-time
 kp attn-torch python3 tools/reference/bench_torch.py --which attn
 KPROF_ARGS=--marker= kps flash attn-torch
@@ -249,9 +247,7 @@ if want host; then
 # phase 2 with --narrow (the same graph node for node, head dim 8: the GPU's work is small, so the step time is
 # about the host's), under kprof (idle cut into gaps: launching vs blocked) and untraced (host_ms: Trainer.step's
 # time outside its runs).
-KP=/root/app/kprof/libkprof.so
-CUPTI=${KPROF_CUPTI:-$(python3 -c "import glob, os, nvidia; print((sorted(glob.glob(os.path.join(list(nvidia.__path__)[0], '**', 'libcupti.so*'), recursive=True)) + [''])[0])" 2>/dev/null)}
-mkdir -p /root/kp
+kprof_setup
 for m in r1-distill-qwen-7b llama-3.2-1b; do
   peak node $A/phase-bench.mjs --device cuda --model $m --which phase2 --batch 8 --steps 6 --frozen bfloat16 --narrow
   rm -f /root/kp/narrow-$m.*; KPROF_OUT=/root/kp/narrow-$m KPROF_CUPTI=$CUPTI CUDA_INJECTION64_PATH=$KP node $A/phase-bench.mjs --device cuda --model $m --which phase2 --batch 8 --steps 6 --frozen bfloat16 --narrow | grep '^BENCH'

@@ -241,33 +241,28 @@ inline float __shfl_xor_sync(unsigned, float v, int laneMask) {
   });
   return r;
 }
-inline int __all_sync(unsigned, int pred) {
+/**
+ * A warp vote: every lane posts pred and gets back whether all (any false) or any (any true) of them hold. The all
+ * vote is the kernels' skip vote: --no-skip makes it false, and votesTrue counts it.
+ */
+inline bool emuVote(bool pred, bool any) {
   const unsigned lane = threadIdx.x & 31, w = threadIdx.x >> 5;
   float r = 0.0f;
   emu::posts[w][lane].f = pred ? 1.0f : 0.0f;
   emu::posts[w][lane].out = &r;
-  emu::wait(emu::warps[w], 32, [w] {
-    float all = 1.0f;
-    for (int l = 0; l < 32; l++) all = emu::posts[w][l].f != 0.0f ? all : 0.0f;
-    if (emu::noSkip) all = 0.0f;
-    if (all != 0.0f) emu::votesTrue++;
-    for (int l = 0; l < 32; l++) *emu::posts[w][l].out = all;
+  emu::wait(emu::warps[w], 32, [w, any] {
+    float v = any ? 0.0f : 1.0f;
+    for (int l = 0; l < 32; l++)
+      if ((emu::posts[w][l].f != 0.0f) == any) v = any ? 1.0f : 0.0f;
+    if (!any && emu::noSkip) v = 0.0f;
+    if (!any && v != 0.0f) emu::votesTrue++;
+    for (int l = 0; l < 32; l++) *emu::posts[w][l].out = v;
   });
   return r != 0.0f;
 }
+inline int __all_sync(unsigned, int pred) { return emuVote(pred != 0, false); }
 /** __any_sync (the tile map's ORs): not a skip vote, so --no-skip leaves it alone. */
-inline bool emuAny(bool pred) {
-  const unsigned lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-  float r = 0.0f;
-  emu::posts[w][lane].f = pred ? 1.0f : 0.0f;
-  emu::posts[w][lane].out = &r;
-  emu::wait(emu::warps[w], 32, [w] {
-    float any = 0.0f;
-    for (int l = 0; l < 32; l++) any = emu::posts[w][l].f != 0.0f ? 1.0f : any;
-    for (int l = 0; l < 32; l++) *emu::posts[w][l].out = any;
-  });
-  return r != 0.0f;
-}
+inline bool emuAny(bool pred) { return emuVote(pred, true); }
 inline bool emuNoSkip() { return emu::noSkip; }
 inline void emuCountTile(int what) { (what == 0 ? emu::tileSkips : emu::tileUnmasked)++; }
 inline float warpSum(float v) {

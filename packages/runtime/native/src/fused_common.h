@@ -293,7 +293,7 @@ class ScratchBuffer {
     if (st != nullptr || p_ == nullptr) {
       api.ReleaseAllocator(alloc_);
       if (st != nullptr) Ort::ThrowOnError(st);
-      throw std::runtime_error("no scratch buffer of " + std::to_string(bytes) + " bytes for the tile map");
+      throw std::runtime_error("no scratch buffer of " + std::to_string(bytes) + " bytes");
     }
   }
   ~ScratchBuffer() {
